@@ -1,0 +1,19 @@
+/**
+ * @file libscore.h
+ * @brief Umbrella header: includes every stable libscore header.
+ *
+ * @code
+ * #include <libscore/libscore.h>
+ * assert(score_version_number() == SCORE_VERSION_NUMBER);
+ * @endcode
+ */
+#ifndef LIBSCORE_LIBSCORE_H
+#define LIBSCORE_LIBSCORE_H
+
+#include "common.h"
+#include <libscore/version.h>
+#include "status.h"
+#include "param.h"
+#include "rng.h"
+
+#endif /* LIBSCORE_LIBSCORE_H */

@@ -1,0 +1,64 @@
+/* The kernel layer: the only code that calls CBLAS, plus fused elementwise kernels and row
+ * reductions. Row-major float32 throughout. Never installed. */
+#ifndef LIBSCORE_KERNEL_PRIV_H
+#define LIBSCORE_KERNEL_PRIV_H
+
+#include <stddef.h>
+
+/* Activation ids: the same pinned values as the public SCORE_ACT_* constants. */
+enum {
+    SCORE__ACT_IDENTITY = 0,
+    SCORE__ACT_SILU = 1,
+    SCORE__ACT_SOFTPLUS = 2,
+    SCORE__ACT_TANH = 3,
+    SCORE__ACT_ELU = 4,
+    SCORE__ACT_GELU = 5, /* exact (erf) form */
+    SCORE__ACT_COUNT = 6
+};
+
+/* C[M x N] = alpha * op(A) op(B) + beta * C, row-major. op(A) is M x K (A is K x M when
+ * trans_a), op(B) is K x N (B is N x K when trans_b). lda/ldb/ldc are row strides.
+ * beta == 0 overwrites C without reading it (NaN in C does not propagate).
+ * M, N or K == 0 is allowed (K == 0 gives C = beta * C). */
+void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                  size_t ldc);
+
+/* y[M] = alpha * op(A) x + beta * y, A row-major M x N (op(A) = A^T: y has N entries).
+ * beta == 0 overwrites y without reading it. */
+void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, size_t lda,
+                  const float *x, float beta, float *y);
+
+/* y += alpha * x (n floats). */
+void score__saxpy(size_t n, float alpha, const float *x, float *y);
+
+/* Name of the activation ("silu", ...) or NULL; id from name or -1. */
+const char *score__act_name(int act);
+int score__act_from_name(const char *name);
+
+/* Scalar activation and its first two derivatives (double, for tests and references). */
+double score__act_f(int act, double z);
+double score__act_d1(int act, double z);
+double score__act_d2(int act, double z);
+
+/* Fused: z[r, :] += bias (if bias != NULL), then h = phi(z); d1/d2 (may be NULL) receive
+ * phi'(z) and phi''(z). z is rows x cols; h, d1, d2 likewise (h may alias z only when d1 and
+ * d2 are NULL). */
+void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bias, int act,
+                             float *h, float *d1, float *d2);
+
+/* out = phi'(z) and/or phi''(z) elementwise (n values); either output may be NULL. */
+void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);
+
+/* Elementwise helpers. */
+void score__mul(size_t n, const float *a, const float *b, float *out);     /* out = a * b */
+void score__mul_acc(size_t n, const float *a, const float *b, float *out); /* out += a * b */
+/* bias_grad[c] += sum_r g[r, c] (accumulated in double per column). */
+void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad);
+
+/* Row reductions, accumulated in double. */
+void score__row_dot(size_t rows, size_t cols, const float *a, const float *b, double *out);
+void score__row_sqnorm(size_t rows, size_t cols, const float *a, double *out);
+void score__row_norm(size_t rows, size_t cols, const float *a, double *out);
+
+#endif /* LIBSCORE_KERNEL_PRIV_H */

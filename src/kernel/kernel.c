@@ -1,0 +1,272 @@
+/* The kernel layer: CBLAS wrappers and fused elementwise kernels. This is the only file in the
+ * library that includes cblas.h. */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "kernel-priv.h"
+
+/* Largest row count handed to one CBLAS call (CBLAS takes int sizes). */
+#define SCORE__BLAS_MAX_ROWS ((size_t)INT_MAX / 2)
+
+static void scale_rows(size_t M, size_t N, float beta, float *C, size_t ldc)
+{
+    for (size_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, N * sizeof *c);
+        else if (beta != 1.0f)
+            for (size_t j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                  const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                  size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    if (K == 0 || alpha == 0.0f) {
+        scale_rows(M, N, beta, C, ldc);
+        return;
+    }
+    /* Chunk over rows of C so that every size fits CBLAS's int arguments. */
+    for (size_t r0 = 0; r0 < M; r0 += SCORE__BLAS_MAX_ROWS) {
+        size_t m = M - r0 < SCORE__BLAS_MAX_ROWS ? M - r0 : SCORE__BLAS_MAX_ROWS;
+        const float *a = trans_a ? A + r0 : A + r0 * lda;
+        if (beta == 0.0f)
+            scale_rows(m, N, 0.0f, C + r0 * ldc, ldc); /* never read stale C (NaN) */
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)N, (int)K, alpha, a,
+                    (int)lda, B, (int)ldb, beta, C + r0 * ldc, (int)ldc);
+    }
+}
+
+void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, size_t lda,
+                  const float *x, float beta, float *y)
+{
+    size_t ny = trans_a ? N : M;
+    if (ny == 0)
+        return;
+    if (beta == 0.0f)
+        memset(y, 0, ny * sizeof *y);
+    if ((trans_a ? M : N) == 0 || alpha == 0.0f) {
+        if (beta != 0.0f && beta != 1.0f)
+            for (size_t i = 0; i < ny; i++)
+                y[i] *= beta;
+        return;
+    }
+    cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, (int)M, (int)N, alpha, A,
+                (int)lda, x, 1, beta, y, 1);
+}
+
+void score__saxpy(size_t n, float alpha, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += alpha * x[i];
+}
+
+/* ---- activations ---- */
+
+static const char *const act_names[SCORE__ACT_COUNT] = {
+    "identity", "silu", "softplus", "tanh", "elu", "gelu"
+};
+
+const char *score__act_name(int act)
+{
+    return act >= 0 && act < SCORE__ACT_COUNT ? act_names[act] : NULL;
+}
+
+int score__act_from_name(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    for (int i = 0; i < SCORE__ACT_COUNT; i++)
+        if (strcmp(act_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+#define SCORE__INV_SQRT2 0.70710678118654752440
+#define SCORE__INV_SQRT2PI 0.39894228040143267794
+
+static double sigmoid_d(double z)
+{
+    return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+}
+
+double score__act_f(int act, double z)
+{
+    switch (act) {
+    case SCORE__ACT_SILU: return z * sigmoid_d(z);
+    case SCORE__ACT_SOFTPLUS: return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+    case SCORE__ACT_TANH: return tanh(z);
+    case SCORE__ACT_ELU: return z > 0 ? z : expm1(z);
+    case SCORE__ACT_GELU: return 0.5 * z * (1.0 + erf(z * SCORE__INV_SQRT2));
+    default: return z;
+    }
+}
+
+double score__act_d1(int act, double z)
+{
+    double s, t;
+    switch (act) {
+    case SCORE__ACT_SILU: s = sigmoid_d(z); return s * (1.0 + z * (1.0 - s));
+    case SCORE__ACT_SOFTPLUS: return sigmoid_d(z);
+    case SCORE__ACT_TANH: t = tanh(z); return 1.0 - t * t;
+    case SCORE__ACT_ELU: return z > 0 ? 1.0 : exp(z);
+    case SCORE__ACT_GELU:
+        return 0.5 * (1.0 + erf(z * SCORE__INV_SQRT2)) + z * SCORE__INV_SQRT2PI * exp(-0.5 * z * z);
+    default: return 1.0;
+    }
+}
+
+double score__act_d2(int act, double z)
+{
+    double s, t;
+    switch (act) {
+    case SCORE__ACT_SILU: s = sigmoid_d(z); return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s));
+    case SCORE__ACT_SOFTPLUS: s = sigmoid_d(z); return s * (1.0 - s);
+    case SCORE__ACT_TANH: t = tanh(z); return -2.0 * t * (1.0 - t * t);
+    case SCORE__ACT_ELU: return z > 0 ? 0.0 : exp(z);
+    case SCORE__ACT_GELU: return SCORE__INV_SQRT2PI * exp(-0.5 * z * z) * (2.0 - z * z);
+    default: return 0.0;
+    }
+}
+
+static inline float sigmoid_f(float z)
+{
+    /* expf(-z) may overflow to +inf for z << 0; 1 / inf = 0 is the right limit. */
+    return 1.0f / (1.0f + expf(-z));
+}
+
+/* One element: value, first and second derivative (float). */
+static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
+{
+    float s, t, e, p;
+    switch (act) {
+    case SCORE__ACT_SILU:
+        s = sigmoid_f(z);
+        *f = z * s;
+        *d1 = s * (1.0f + z * (1.0f - s));
+        *d2 = s * (1.0f - s) * (2.0f + z * (1.0f - 2.0f * s));
+        break;
+    case SCORE__ACT_SOFTPLUS:
+        s = sigmoid_f(z);
+        *f = z > 0.0f ? z + log1pf(expf(-z)) : log1pf(expf(z));
+        *d1 = s;
+        *d2 = s * (1.0f - s);
+        break;
+    case SCORE__ACT_TANH:
+        t = tanhf(z);
+        *f = t;
+        *d1 = 1.0f - t * t;
+        *d2 = -2.0f * t * (1.0f - t * t);
+        break;
+    case SCORE__ACT_ELU:
+        if (z > 0.0f) {
+            *f = z; *d1 = 1.0f; *d2 = 0.0f;
+        } else {
+            e = expf(z);
+            *f = expm1f(z); *d1 = e; *d2 = e;
+        }
+        break;
+    case SCORE__ACT_GELU:
+        p = (float)SCORE__INV_SQRT2PI * expf(-0.5f * z * z);
+        s = 0.5f * (1.0f + erff(z * (float)SCORE__INV_SQRT2));
+        *f = z * s;
+        *d1 = s + z * p;
+        *d2 = p * (2.0f - z * z);
+        break;
+    default:
+        *f = z; *d1 = 1.0f; *d2 = 0.0f;
+        break;
+    }
+}
+
+void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bias, int act,
+                             float *h, float *d1, float *d2)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *zr = z + r * cols;
+        float *hr = h + r * cols;
+        float *g1 = d1 ? d1 + r * cols : NULL;
+        float *g2 = d2 ? d2 + r * cols : NULL;
+        for (size_t c = 0; c < cols; c++) {
+            float f, a, b;
+            float zz = bias ? zr[c] + bias[c] : zr[c];
+            zr[c] = zz;
+            act_eval(act, zz, &f, &a, &b);
+            hr[c] = f;
+            if (g1) g1[c] = a;
+            if (g2) g2[c] = b;
+        }
+    }
+}
+
+void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2)
+{
+    for (size_t i = 0; i < n; i++) {
+        float f, a, b;
+        act_eval(act, z[i], &f, &a, &b);
+        if (d1) d1[i] = a;
+        if (d2) d2[i] = b;
+    }
+}
+
+void score__mul(size_t n, const float *a, const float *b, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] * b[i];
+}
+
+void score__mul_acc(size_t n, const float *a, const float *b, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] += a[i] * b[i];
+}
+
+void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad)
+{
+    /* Column sums in double, row order fixed, so the result does not depend on threads. */
+    enum { CHUNK = 256 };
+    double acc[CHUNK];
+    for (size_t c0 = 0; c0 < cols; c0 += CHUNK) {
+        size_t nc = cols - c0 < CHUNK ? cols - c0 : CHUNK;
+        for (size_t c = 0; c < nc; c++)
+            acc[c] = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            const float *gr = g + r * cols + c0;
+            for (size_t c = 0; c < nc; c++)
+                acc[c] += (double)gr[c];
+        }
+        for (size_t c = 0; c < nc; c++)
+            bias_grad[c0 + c] += (float)acc[c];
+    }
+}
+
+void score__row_dot(size_t rows, size_t cols, const float *a, const float *b, double *out)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *ar = a + r * cols, *br = b + r * cols;
+        double s = 0.0;
+        for (size_t c = 0; c < cols; c++)
+            s += (double)ar[c] * (double)br[c];
+        out[r] = s;
+    }
+}
+
+void score__row_sqnorm(size_t rows, size_t cols, const float *a, double *out)
+{
+    score__row_dot(rows, cols, a, a, out);
+}
+
+void score__row_norm(size_t rows, size_t cols, const float *a, double *out)
+{
+    score__row_sqnorm(rows, cols, a, out);
+    for (size_t r = 0; r < rows; r++)
+        out[r] = sqrt(out[r]);
+}

@@ -1,0 +1,197 @@
+/* Kernel layer against naive double-precision loops. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "helpers/test-helpers.h"
+#include "kernel/kernel-priv.h"
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* Sizes that are not multiples of any vector width, and a few larger ones. */
+static const size_t sizes[][3] = {
+    {1, 1, 1}, {3, 5, 7}, {17, 13, 9}, {33, 65, 31}, {128, 2, 129}, {7, 300, 250}, {0, 4, 4},
+    {4, 0, 4}, {4, 4, 0},
+};
+
+START_TEST(sgemm_against_naive)
+{
+    unsigned seed = 1;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t M = sizes[si][0], N = sizes[si][1], K = sizes[si][2];
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                for (int bi = 0; bi < 3; bi++) {
+                    float beta = bi == 0 ? 0.0f : bi == 1 ? 1.0f : -0.5f;
+                    size_t lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N + 3;
+                    size_t arows = ta ? K : M, brows = tb ? N : K;
+                    float *A = malloc((arows * lda + 1) * sizeof *A);
+                    float *B = malloc((brows * ldb + 1) * sizeof *B);
+                    float *C = malloc((M * ldc + 1) * sizeof *C);
+                    double *C0 = malloc((M * ldc + 1) * sizeof *C0);
+                    for (size_t i = 0; i < arows * lda; i++) A[i] = frand(&seed);
+                    for (size_t i = 0; i < brows * ldb; i++) B[i] = frand(&seed);
+                    for (size_t i = 0; i < M * ldc; i++) {
+                        /* beta = 0 must not read C: fill it with NaN (a classic BLAS pitfall). */
+                        C[i] = bi == 0 ? NAN : frand(&seed);
+                        C0[i] = C[i];
+                    }
+                    score__sgemm(ta, tb, M, N, K, 1.5f, A, lda, B, ldb, beta, C, ldc);
+                    for (size_t i = 0; i < M; i++) {
+                        for (size_t j = 0; j < N; j++) {
+                            double s = 0.0, mag = 0.0;
+                            for (size_t k = 0; k < K; k++) {
+                                double a = ta ? A[k * lda + i] : A[i * lda + k];
+                                double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                                s += a * b;
+                                mag += fabs(a * b);
+                            }
+                            double ref = 1.5 * s + (bi == 0 ? 0.0 : beta * C0[i * ldc + j]);
+                            double scale = 1.5 * mag + fabs(bi == 0 ? 0.0 : beta * C0[i * ldc + j]) + 1e-30;
+                            ck_assert_msg(isfinite(C[i * ldc + j]), "non-finite C at %zu,%zu", i, j);
+                            ck_assert_double_le(fabs(C[i * ldc + j] - ref), TOL_GEMM_REL * scale + 1e-6);
+                        }
+                        /* padding between rows is untouched */
+                        for (size_t j = N; j < ldc && i + 1 < M; j++)
+                        {
+                            float orig = (float)C0[i * ldc + j];
+                            ck_assert(isnan(orig) ? isnan(C[i * ldc + j]) : C[i * ldc + j] == orig);
+                        }
+                    }
+                    free(A); free(B); free(C); free(C0);
+                }
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(sgemv_against_naive)
+{
+    unsigned seed = 3;
+    const size_t M = 13, N = 7, lda = 9;
+    float A[13 * 9], x[13], y[13];
+    for (size_t i = 0; i < M * lda; i++) A[i] = frand(&seed);
+    for (int t = 0; t < 2; t++) {
+        size_t nx = t ? M : N, ny = t ? N : M;
+        for (size_t i = 0; i < nx; i++) x[i] = frand(&seed);
+        for (size_t i = 0; i < ny; i++) y[i] = NAN;
+        score__sgemv(t, M, N, 2.0f, A, lda, x, 0.0f, y);
+        for (size_t i = 0; i < ny; i++) {
+            double s = 0.0;
+            for (size_t k = 0; k < nx; k++)
+                s += (double)(t ? A[k * lda + i] : A[i * lda + k]) * x[k];
+            ck_assert_double_le(fabs(y[i] - 2.0 * s), 1e-5);
+        }
+    }
+}
+END_TEST
+
+static const int acts[] = {SCORE__ACT_SILU, SCORE__ACT_SOFTPLUS, SCORE__ACT_TANH, SCORE__ACT_ELU,
+                           SCORE__ACT_GELU, SCORE__ACT_IDENTITY};
+
+START_TEST(activation_derivatives_fd)
+{
+    /* First and second derivatives against central differences of the double-precision
+     * functions (h = 1e-5; see TOL_FD_DOUBLE). ELU is not twice differentiable at 0: the
+     * grid avoids 0. */
+    const double h = 1e-5;
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (double z = -7.9; z <= 8.0; z += 0.37) {
+            int act = acts[a];
+            double f1 = (score__act_f(act, z + h) - score__act_f(act, z - h)) / (2 * h);
+            double f2 = (score__act_d1(act, z + h) - score__act_d1(act, z - h)) / (2 * h);
+            ck_assert_double_le(fabs(f1 - score__act_d1(act, z)), TOL_FD_DOUBLE);
+            ck_assert_double_le(fabs(f2 - score__act_d2(act, z)), TOL_FD_DOUBLE);
+        }
+        ck_assert_ptr_nonnull(score__act_name(acts[a]));
+        ck_assert_int_eq(score__act_from_name(score__act_name(acts[a])), acts[a]);
+    }
+    ck_assert_int_eq(score__act_from_name("relu"), -1);
+    ck_assert_ptr_null(score__act_name(99));
+}
+END_TEST
+
+START_TEST(fused_bias_activation)
+{
+    /* float kernel vs the double reference; rows x cols with an odd column count, extreme z. */
+    enum { R = 5, C = 19 };
+    unsigned seed = 11;
+    float z[R * C], z0[R * C], b[C], h[R * C], d1[R * C], d2[R * C], e1[R * C], e2[R * C];
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (int i = 0; i < R * C; i++) z0[i] = z[i] = 6.0f * frand(&seed);
+        z0[0] = z[0] = -200.0f; /* overflow-prone inputs stay finite */
+        z0[1] = z[1] = 200.0f;
+        for (int i = 0; i < C; i++) b[i] = frand(&seed);
+        score__bias_act_forward(R, C, z, b, acts[a], h, d1, d2);
+        score__act_derivs(R * C, z, acts[a], e1, e2);
+        for (int r = 0; r < R; r++) {
+            for (int c = 0; c < C; c++) {
+                int i = r * C + c;
+                double zz = (double)z0[i] + b[c];
+                ck_assert_double_le(fabs(z[i] - zz), 1e-5 * (1 + fabs(zz)));
+                ck_assert(isfinite(h[i]) && isfinite(d1[i]) && isfinite(d2[i]));
+                ck_assert_double_le(fabs(h[i] - score__act_f(acts[a], z[i])), 2e-6 * (1 + fabs(zz)));
+                ck_assert_double_le(fabs(d1[i] - score__act_d1(acts[a], z[i])), 2e-6);
+                ck_assert_double_le(fabs(d2[i] - score__act_d2(acts[a], z[i])), 2e-6);
+                ck_assert_float_eq(d1[i], e1[i]);
+                ck_assert_float_eq(d2[i], e2[i]);
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(row_reductions)
+{
+    enum { R = 4, C = 1001 };
+    float a[R * C], b[R * C], g[R * C], bias[C];
+    double dot[R], nrm[R], sq[R];
+    unsigned seed = 5;
+    for (int i = 0; i < R * C; i++) { a[i] = frand(&seed); b[i] = frand(&seed); g[i] = frand(&seed); }
+    score__row_dot(R, C, a, b, dot);
+    score__row_sqnorm(R, C, a, sq);
+    score__row_norm(R, C, a, nrm);
+    for (int r = 0; r < R; r++) {
+        double s = 0, q = 0;
+        for (int c = 0; c < C; c++) {
+            s += (double)a[r * C + c] * b[r * C + c];
+            q += (double)a[r * C + c] * a[r * C + c];
+        }
+        ck_assert_double_eq_tol(dot[r], s, 1e-12);
+        ck_assert_double_eq_tol(sq[r], q, 1e-12);
+        ck_assert_double_eq_tol(nrm[r], sqrt(q), 1e-12);
+    }
+    for (int c = 0; c < C; c++) bias[c] = 1.0f;
+    score__col_sum_acc(R, C, g, bias);
+    for (int c = 0; c < C; c++) {
+        double s = 1.0;
+        for (int r = 0; r < R; r++) s += g[r * C + c];
+        ck_assert_double_eq_tol(bias[c], s, 1e-6);
+    }
+    float m[3] = {1, 2, 3}, n[3] = {4, 5, 6}, o[3] = {1, 1, 1};
+    score__mul_acc(3, m, n, o);
+    ck_assert_float_eq(o[2], 19.0f);
+    score__mul(3, m, n, o);
+    ck_assert_float_eq(o[1], 10.0f);
+    score__saxpy(3, 2.0f, m, o);
+    ck_assert_float_eq(o[0], 6.0f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kernel");
+    TCase *tc = tcase_create("kernel");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sgemm_against_naive);
+    tcase_add_test(tc, sgemv_against_naive);
+    tcase_add_test(tc, activation_derivatives_fd);
+    tcase_add_test(tc, fused_bias_activation);
+    tcase_add_test(tc, row_reductions);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}
