@@ -1,5 +1,7 @@
 /* The kernel layer: CBLAS wrappers and fused elementwise kernels. This is the only file in the
  * library that includes cblas.h. */
+/* BLIS's cblas.h pulls in POSIX thread types that strict -std=c11 hides. */
+#define _POSIX_C_SOURCE 200809L
 #include <limits.h>
 #include <math.h>
 #include <string.h>
