@@ -15,5 +15,15 @@
 #include "status.h"
 #include "param.h"
 #include "rng.h"
+#include "schedule.h"
+#include "model.h"
+#include "sde.h"
+#include "loss.h"
+#include "train.h"
+#include "step.h"
+#include "control.h"
+#include "evolve.h"
+#include "sampler.h"
+#include "likelihood.h"
 
 #endif /* LIBSCORE_LIBSCORE_H */

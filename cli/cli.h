@@ -1,0 +1,241 @@
+/* Internal declarations of the `score` command-line tool (not part of the library). */
+#ifndef SCORE_CLI_H
+#define SCORE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <libscore/libscore.h>
+/* the module headers, in case the umbrella header does not list them all yet */
+#include <libscore/likelihood.h>
+#include <libscore/loss.h>
+#include <libscore/model.h>
+#include <libscore/sampler.h>
+#include <libscore/schedule.h>
+#include <libscore/sde.h>
+#include <libscore/step.h>
+#include <libscore/train.h>
+
+/* ---- errors -------------------------------------------------------------------------------
+ * The tool reports every failure as one line on stderr, "score <cmd>: <message>", and exits
+ * with CLI_EXIT_USAGE (bad command line, unknown names) or CLI_EXIT_FAILURE (files, data,
+ * library failures). */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+extern const char *cli_command;   /* "train", "sample", ... for messages ("" before dispatch) */
+
+/* the subcommands: argv[1] is the command name, options start at argv[2] */
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_sample(int argc, char **argv);
+int cli_cmd_loglik(int argc, char **argv);
+int cli_cmd_info(int argc, char **argv);
+int cli_cmd_datasets(int argc, char **argv);
+int cli_cmd_distance(int argc, char **argv);
+
+#if defined(__GNUC__)
+#  define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define CLI_PRINTF(a, b)
+#endif
+
+/* Prints "score <cmd>: <message>\n" to stderr. Returns CLI_EXIT_FAILURE / CLI_EXIT_USAGE. */
+int cli_fail(const char *fmt, ...) CLI_PRINTF(1, 2);
+int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* Reports a failed library call: "score <cmd>: <what>: <last-error message>". */
+int cli_lib_fail(int status, const char *what);
+
+/* ---- option parsing -----------------------------------------------------------------------
+ * Options are GNU-style long options "--name VALUE" or "--name=VALUE", with a few one-letter
+ * aliases ("-o FILE"); flags take no value. Positional arguments are collected in order. */
+typedef struct cli_opt {
+    const char *name;     /* long name without "--" */
+    char alias;           /* one-letter alias or 0 */
+    int takes_value;      /* 1 = needs a value, 0 = flag */
+    const char *metavar;  /* for the help text, e.g. "FILE" */
+    const char *help;     /* one line */
+    const char *value;    /* parsed value (or "1" for a set flag); NULL if absent */
+} cli_opt;
+
+/* Parses argv[first..argc) against opts (terminated by a {NULL} entry). Positional arguments are
+ * stored in pos[0..*npos) (at most max_pos). Returns 0, or CLI_EXIT_USAGE after printing the
+ * error. "--help"/"-h" sets *want_help. */
+int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
+              int *npos, int *want_help);
+const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NULL */
+int cli_opt_flag(const cli_opt *opts, const char *name);          /* 1 if given */
+/* Typed getters: leave *out unchanged when the option is absent; return 0 or CLI_EXIT_USAGE. */
+int cli_opt_size(const cli_opt *opts, const char *name, size_t min, size_t max, size_t *out);
+int cli_opt_u64(const cli_opt *opts, const char *name, uint64_t *out);
+int cli_opt_double(const cli_opt *opts, const char *name, double min, double max, double *out);
+void cli_print_options(FILE *f, const cli_opt *opts);
+
+/* A table of user-visible names for an enumeration ("euler" -> SCORE_STEP_EULER). */
+typedef struct cli_name {
+    const char *name;
+    int value;
+    const char *help;
+} cli_name;
+/* Looks name up in table (terminated by {NULL}); on failure prints "unknown <what> 'x' (valid:
+ * a, b, c)" and returns CLI_EXIT_USAGE. */
+int cli_lookup(const cli_name *table, const char *what, const char *name, int *out);
+const char *cli_name_of(const cli_name *table, int value);   /* NULL if absent */
+void cli_print_names(FILE *f, const char *title, const cli_name *table);
+
+/* ---- CSV ----------------------------------------------------------------------------------
+ * Numeric CSV: one point per line, fields separated by commas (spaces around fields are
+ * ignored), an optional header line (a first line in which no field is a number), '#' comment
+ * lines and blank lines skipped, CRLF accepted. Every data line must have the same number of
+ * fields. Errors name the file, the line and the column. */
+typedef struct cli_table {
+    size_t rows, cols;
+    float *data;          /* rows * cols, row-major */
+    char **names;         /* cols header names, or NULL when the file has no header */
+} cli_table;
+
+/* Reads path ("-" = stdin). On failure writes one line into err (e.g. "data.csv:7:2: 'x' is
+ * not a number") and returns -1; returns 0 on success. */
+int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len);
+/* Parses an in-memory text; name is used in messages. */
+int cli_csv_parse(const char *text, size_t len, const char *name, cli_table *out, char *err,
+                  size_t err_len);
+void cli_table_free(cli_table *t);
+/* Writes rows x cols floats (with an optional header) to path ("-" = stdout), %.9g per value.
+ * Returns 0 or -1 with a message in err. */
+int cli_csv_write(const char *path, const float *data, size_t rows, size_t cols,
+                  const char *const *header, char *err, size_t err_len);
+
+/* ---- SVG ----------------------------------------------------------------------------------
+ * A minimal plot writer: a document holds panels; each panel maps a data rectangle onto a pixel
+ * rectangle, draws axes with ticks, and takes point clouds, arrows and polylines. */
+typedef struct cli_svg cli_svg;
+typedef struct cli_panel {
+    double px, py, pw, ph;          /* pixel rectangle of the plotting area */
+    double x0, x1, y0, y1;          /* data rectangle */
+    int log_y;                      /* y axis in log10 */
+} cli_panel;
+
+cli_svg *cli_svg_begin(const char *path, double width, double height, const char *title,
+                       char *err, size_t err_len);
+/* Closes the document; returns 0 or -1 (write error, message in err). */
+int cli_svg_end(cli_svg *svg, char *err, size_t err_len);
+/* Sets up a panel at pixel (px, py) of size (pw, ph) including its margins, draws the frame,
+ * ticks, labels and the title. */
+void cli_svg_panel(cli_svg *svg, cli_panel *p, double px, double py, double pw, double ph,
+                   double x0, double x1, double y0, double y1, int log_y, const char *title,
+                   const char *xlabel, const char *ylabel);
+void cli_svg_points(cli_svg *svg, const cli_panel *p, const float *xy, size_t n, size_t stride,
+                    size_t cx, size_t cy, const char *color, double radius, double opacity);
+/* Arrows from (x, y) by (u, v) in data units. */
+void cli_svg_arrows(cli_svg *svg, const cli_panel *p, const double *x, const double *y,
+                    const double *u, const double *v, size_t n, const char *color,
+                    double width);
+void cli_svg_polyline(cli_svg *svg, const cli_panel *p, const double *x, const double *y,
+                      size_t n, const char *color, double width);
+void cli_svg_legend(cli_svg *svg, const cli_panel *p, int slot, const char *color,
+                    const char *label);
+void cli_svg_text(cli_svg *svg, double x, double y, double size, const char *anchor,
+                  const char *text);
+/* Bounding box of columns cx, cy of n rows (stride floats per row), padded by 5 %;
+ * accumulates into the given extents (initialise with +inf / -inf). */
+void cli_bbox(const float *xy, size_t n, size_t stride, size_t cx, size_t cy, double *x0,
+              double *x1, double *y0, double *y1);
+/* Pads a box by frac of its size and makes degenerate extents non-zero. */
+void cli_bbox_pad(double *x0, double *x1, double *y0, double *y1, double frac);
+
+/* ---- progress bar -------------------------------------------------------------------------
+ * Drawn on stderr, at most ~10 times a second, only when stderr is a terminal and the tool is
+ * not --quiet: "label [#####.....]  1200/4000  loss 0.812  1534 it/s  ETA 2s". */
+typedef struct cli_progress {
+    const char *label;
+    uint64_t total;
+    int enabled;
+    double t_start, t_last;
+    uint64_t last_step;
+    int drawn;
+} cli_progress;
+
+double cli_now(void);  /* monotonic seconds */
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total, int quiet);
+/* value_name may be NULL (no value shown). */
+void cli_progress_update(cli_progress *p, uint64_t step, const char *value_name, double value);
+void cli_progress_finish(cli_progress *p);
+/* Formats seconds as "12s", "3m04s", "1h02m". */
+void cli_format_duration(double seconds, char *buf, size_t len);
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+/* Sliced Wasserstein-2 distance between the empirical distributions of a (na x dim) and
+ * b (nb x dim): sqrt of the mean, over n_proj random unit directions (seeded), of the exact 1-D
+ * squared W2 distance between the projections (quantile functions; na and nb may differ).
+ * Returns a negative value on allocation failure or bad arguments. */
+double cli_sliced_w2(const float *a, size_t na, const float *b, size_t nb, size_t dim,
+                     size_t n_proj, uint64_t seed);
+/* The exact squared W2 distance between two 1-D empirical distributions given as SORTED
+ * arrays. */
+double cli_w2_sq_sorted_1d(const double *a, size_t na, const double *b, size_t nb);
+
+/* ---- model files (modelfile.c) -----------------------------------------------------------
+ * String metadata stored next to the library's own keys in a model file's `__metadata__`. */
+typedef struct cli_meta {
+    size_t n;
+    char **keys, **values;
+} cli_meta;
+
+int cli_meta_set(cli_meta *m, const char *key, const char *value);   /* 0 or -1 (memory) */
+int cli_meta_setf(cli_meta *m, const char *key, const char *fmt, ...) CLI_PRINTF(3, 4);
+const char *cli_meta_get(const cli_meta *m, const char *key);        /* NULL if absent */
+void cli_meta_free(cli_meta *m);
+/* Saves model (score_model_save_buffer()) with the extra metadata; 0 or -1 with err. */
+int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
+                    size_t err_len);
+/* Loads a model file and all its metadata; 0 or -1 with err. */
+int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
+                   size_t err_len);
+
+extern const cli_name cli_datasets[];   /* toy dataset names with descriptions */
+
+/* ---- the system of a model file (system.c) ----------------------------------------------- */
+typedef struct cli_system {
+    score_schedule *sched;
+    int output_kind;        /* a score_output_kind */
+    int cond_kind;          /* a score_cond_kind */
+    double cond_scale, sigma_data;
+    size_t dim;
+    double *shift, *scale;  /* standardization x_model = (x - shift) / scale; NULL = none */
+    double fixed_t;         /* > 0: trained at this one time only (time-free losses) */
+} cli_system;
+
+extern const cli_name cli_outputs[], cli_conds[], cli_schedule_kinds[];
+/* A preset (score_schedule_new_preset()) or a kind name; prints the error itself. */
+int cli_schedule_from_name(const char *name, score_schedule **out);
+void cli_print_schedules(FILE *f);
+int cli_system_to_meta(const cli_system *sys, cli_meta *m);
+int cli_system_from_meta(const cli_meta *m, size_t dim, cli_system *sys, char *err, size_t len);
+void cli_system_free(cli_system *sys);
+int cli_system_sde(const cli_system *sys, score_model *model, score_sde **out);
+void cli_standardize(const cli_system *sys, float *x, size_t n);
+void cli_unstandardize(const cli_system *sys, float *x, size_t n);
+double cli_log_scale_sum(const cli_system *sys);   /* sum_j log scale_j (0 without) */
+
+/* ---- pictures (plots.c) ------------------------------------------------------------------ */
+/* A score field sampled on an n x n grid (row-major gx, gy, u, v) over a data rectangle. */
+typedef struct cli_field {
+    size_t n;
+    double x0, x1, y0, y1;
+    double *gx, *gy, *u, *v;
+    double t, sigma;        /* time and EDM noise level sigma / alpha of the field */
+} cli_field;
+
+/* Samples (red) over data (grey, may be NULL) in columns cx, cy. */
+int cli_plot_samples(const char *path, const float *data, size_t nd, const float *samples,
+                     size_t ns, size_t dim, size_t cx, size_t cy, const char *const *names,
+                     const char *title, const char *sample_label, char *err, size_t err_len);
+/* Score-field arrows over the data, and the loss curve. */
+int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim, size_t cx,
+                      size_t cy, const char *const *names, const cli_field *field,
+                      const double *loss, size_t steps, const char *title, char *err,
+                      size_t err_len);
+/* Parses --dims "i,j" (1-based) into 0-based columns; default 1,2. */
+int cli_parse_dims(const char *s, size_t dim, size_t *cx, size_t *cy);
+
+#endif /* SCORE_CLI_H */

@@ -1,0 +1,62 @@
+/* score: the command-line tool of libscore (train, sample, loglik, info, datasets, distance). */
+#include "cli.h"
+
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"train", cli_cmd_train, "train a score model on a CSV file or a toy dataset"},
+    {"sample", cli_cmd_sample, "draw samples from a model file into a CSV file"},
+    {"loglik", cli_cmd_loglik, "log-likelihood and bits/dim of the rows of a CSV file"},
+    {"info", cli_cmd_info, "describe a model file"},
+    {"datasets", cli_cmd_datasets, "list the toy datasets, or write points of one"},
+    {"distance", cli_cmd_distance, "sliced Wasserstein-2 distance between two CSV files"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: score COMMAND [options]     (score COMMAND --help for its options)\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexample:\n"
+               "  score train --dataset ring8 -o ring8.safetensors --plot train.svg\n"
+               "  score sample ring8.safetensors --sampler dpmpp-2m -n 2000 -o samples.csv "
+               "--plot samples.svg\n"
+               "  score loglik ring8.safetensors samples.csv\n\n"
+               "Samplers, schedules and losses are listed by 'score sample --help' and\n"
+               "'score train --help'. libscore %s\n", score_version_string());
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("score (libscore) %s\n%s\n", score_version_string(), score_build_info());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) == 0) {
+            cli_command = commands[i].name;
+            return commands[i].fn(argc, argv);
+        }
+    }
+    char list[256] = "";
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        strcat(list, i ? ", " : "");
+        strcat(list, commands[i].name);
+    }
+    fprintf(stderr, "score: unknown command '%s' (valid: %s; see 'score --help')\n", cmd, list);
+    return CLI_EXIT_USAGE;
+}

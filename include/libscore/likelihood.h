@@ -1,0 +1,191 @@
+/**
+ * @file likelihood.h
+ * @brief Log-likelihood and bits per dimension through the probability-flow ODE (Song et al.
+ * 2021, appendix D.2; Grathwohl et al. 2019).
+ *
+ * For a data point x (taken as a sample at time t_eps), the probability-flow ODE
+ * `dx/dt = f(x, t) - g(t)^2 s(x, t) / 2` is solved from t_eps to T together with
+ * `d delta/dt = div_x(f - g^2 s / 2)`, and
+ *
+ *     log p(x) = log p_T(z) + delta,   z = x(T),   delta = integral of the divergence,
+ *
+ * with p_T the schedule's prior (score_schedule_prior_logp()). The solve uses the adaptive
+ * Dormand-Prince 5(4) pair in the half log-SNR lambda (where the integrand is smooth down to
+ * t_eps), with one step size and one accept/reject decision per row, the state in double and
+ * the error measured on x and delta together (rtol, atol). The divergence is exact
+ * (score_sde_pf_divergence() without probes: the model's trace, dim passes for models without
+ * one) or Hutchinson's estimate with k probes per row, Rademacher or Gaussian, drawn once per
+ * solve (fixed along the trajectory, so the integrand is a smooth function of time) from the
+ * generator at its current counter, row row0 + i, columns p * dim .. (p + 1) * dim - 1 for
+ * probe p. Every row's result is independent of the batch.
+ *
+ * Bits per dimension: `bpd = -log p(x) / (dim ln 2) + offset`, with the offset
+ * ::SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET given in bits and **0 by default** (no hidden
+ * constant). For K-level discrete data rescaled to an interval of width W and dequantized
+ * with uniform noise of one level, the discrete model's bits/dim is obtained with offset
+ * `log2(K / W)`: 8 for 8-bit data in [0, 1], 7 for 8-bit data in [-1, 1] (score_sde's
+ * "7 - inverse_scaler(-1)"). Without dequantized evaluation data this is not a likelihood of
+ * the discrete data.
+ */
+#ifndef LIBSCORE_LIKELIHOOD_H
+#define LIBSCORE_LIKELIHOOD_H
+
+#include "common.h"
+#include "rng.h"
+#include "sde.h"
+
+SCORE_BEGIN_DECLS
+
+/** @brief Opaque likelihood evaluator (parameters, workspace, counters). */
+typedef struct score_likelihood score_likelihood;
+
+/** @brief Divergence computation (pinned values). */
+enum score_likelihood_divergence {
+    SCORE_LIKELIHOOD_DIV_AUTO = 0,       /**< Exact when dim <= 32, Hutchinson otherwise. */
+    SCORE_LIKELIHOOD_DIV_EXACT = 1,      /**< Exact trace (score_sde_pf_divergence() without probes). */
+    SCORE_LIKELIHOOD_DIV_HUTCHINSON = 2  /**< Hutchinson estimate with fixed probes. */
+};
+
+/** @brief Probe distributions of the Hutchinson estimate (pinned values). */
+enum score_likelihood_probe {
+    SCORE_LIKELIHOOD_PROBE_RADEMACHER = 1, /**< Entries +-1 with probability 1/2 (smallest variance). */
+    SCORE_LIKELIHOOD_PROBE_GAUSSIAN = 2    /**< Standard normal entries. */
+};
+
+/** @brief Likelihood parameters (pinned ids; object kind ::SCORE_OBJECT_LIKELIHOOD, 700-799).
+ *  They may be changed between calls. */
+enum score_likelihood_param {
+    SCORE_LIKELIHOOD_PARAM_RTOL = 700,       /**< f64: relative tolerance, [0, 1], default 1e-5 (score_sde). */
+    SCORE_LIKELIHOOD_PARAM_ATOL = 701,       /**< f64: absolute tolerance, [0, 1e6], default 1e-5; rtol + atol > 0. */
+    SCORE_LIKELIHOOD_PARAM_DIVERGENCE = 702, /**< i64: a ::score_likelihood_divergence, 0..2, default 0 (auto). */
+    SCORE_LIKELIHOOD_PARAM_PROBE = 703,      /**< i64: a ::score_likelihood_probe, 1..2, default 1 (Rademacher). */
+    SCORE_LIKELIHOOD_PARAM_N_PROBES = 704,   /**< i64: probes per row k (averaged), 1..4096, default 1. */
+    SCORE_LIKELIHOOD_PARAM_T_EPS = 705,      /**< f64: start time, [0, 1e6], default 0 = the schedule's t_eps (score_sde's likelihood uses 1e-5). */
+    SCORE_LIKELIHOOD_PARAM_T_END = 706,      /**< f64: end time, [0, 1e6], default 0 = the schedule's T. */
+    SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET = 707, /**< f64: bits/dim offset added to -log p / (dim ln 2), [-1000, 1000], default 0 (see likelihood.h). */
+    SCORE_LIKELIHOOD_PARAM_H_INIT = 708,     /**< f64: initial step in lambda, [0, 1e3], default 0 = 0.05. */
+    SCORE_LIKELIHOOD_PARAM_H_MIN = 709,      /**< f64: smallest step in lambda, [0, 1e3], default 1e-10. */
+    SCORE_LIKELIHOOD_PARAM_MAX_STEPS = 710   /**< i64: largest number of attempts, 1..1000000000, default 100000. */
+};
+
+/**
+ * @brief Creates a likelihood evaluator for data of dimension @p dim.
+ * @param[out] out the evaluator; NULL on failure. @param[in] dim dimension, 1 .. 2^24.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out); ::SCORE_E_RANGE (@p dim); ::SCORE_E_NOMEM.
+ * Ownership: free with score_likelihood_free().
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_new(score_likelihood **out, size_t dim);
+
+/**
+ * @brief Frees an evaluator. NULL is a no-op.
+ * @param[in] lk the evaluator.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API void score_likelihood_free(score_likelihood *lk);
+
+/**
+ * @brief Sets a floating-point parameter (::score_likelihood_param).
+ * @param[in,out] lk the evaluator. @param[in] param the id. @param[in] value the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or an integer parameter); ::SCORE_E_RANGE;
+ *         ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_set_f64(score_likelihood *lk, int param,
+                                                         double value);
+
+/**
+ * @brief Sets an integer parameter (::score_likelihood_param).
+ * @param[in,out] lk the evaluator. @param[in] param the id. @param[in] value the value.
+ * @return as score_likelihood_set_f64().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_set_i64(score_likelihood *lk, int param,
+                                                         int64_t value);
+
+/**
+ * @brief Reads a floating-point parameter.
+ * @param[in] lk the evaluator. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_get_f64(const score_likelihood *lk, int param,
+                                                         double *out);
+
+/**
+ * @brief Reads an integer parameter.
+ * @param[in] lk the evaluator. @param[in] param the id. @param[out] out the value.
+ * @return as score_likelihood_get_f64().
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_get_i64(const score_likelihood *lk, int param,
+                                                         int64_t *out);
+
+/**
+ * @brief log p(x) in nats (and optionally bits/dim) of @p n rows.
+ *
+ * Equivalent to score_likelihood_logp_ex() with row0 = 0 and no z / delta outputs.
+ * @param[in,out] lk the evaluator. @param[in,out] sde the system.
+ * @param[in] rng the generator for the Hutchinson probes (only read); may be NULL with the
+ *            exact divergence.
+ * @param[in] n rows. @param[in] x n * dim data points.
+ * @param[out] logp_nats n log-likelihoods (nats). @param[out] bpd n bits/dim, or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, missing generator, t_eps >= T);
+ *         ::SCORE_E_SHAPE (dimension mismatch); ::SCORE_E_RANGE (a time outside the schedule);
+ *         ::SCORE_E_NUMERIC (non-finite input or intermediate value);
+ *         ::SCORE_E_UNSUPPORTED (exact divergence of a model without trace, jvp or vjp);
+ *         ::SCORE_E_CALLBACK (model callback failed); ::SCORE_E_NOPROGRESS (step size below
+ *         h_min or max_steps reached); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive (evaluator and sde).
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp(score_likelihood *lk, score_sde *sde,
+                                                      const score_rng *rng, size_t n,
+                                                      const float *x, double *logp_nats,
+                                                      double *bpd);
+
+/**
+ * @brief log p(x) of rows row0 .. row0 + n - 1 of a larger set, with the ODE end point and the
+ *        integrated divergence.
+ * @param[in,out] lk the evaluator. @param[in,out] sde the system. @param[in] rng the generator.
+ * @param[in] row0 global index of row 0 (probes). @param[in] n rows. @param[in] x n * dim points.
+ * @param[out] logp_nats n values. @param[out] bpd n values or NULL.
+ * @param[out] z_out n * dim end points x(T), or NULL.
+ * @param[out] delta_out n integrated divergences (log p(x) - log p_T(z)), or NULL.
+ * @return as score_likelihood_logp().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde,
+                                                         const score_rng *rng, size_t row0,
+                                                         size_t n, const float *x,
+                                                         double *logp_nats, double *bpd,
+                                                         float *z_out, double *delta_out);
+
+/**
+ * @brief Batched model evaluations of the last call.
+ * @param[in] lk the evaluator.
+ * @return the count; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_likelihood_get_nfe(const score_likelihood *lk);
+
+/**
+ * @brief Accepted steps of the slowest row in the last call.
+ * @param[in] lk the evaluator.
+ * @return the count; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_likelihood_get_steps(const score_likelihood *lk);
+
+SCORE_END_DECLS
+
+#endif /* LIBSCORE_LIKELIHOOD_H */

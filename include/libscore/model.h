@@ -1,0 +1,726 @@
+/**
+ * @file model.h
+ * @brief Score models: a network or function F(x, c) of a batch of points x (n rows of dim
+ * floats) and a per-row conditioning scalar c (usually a function of the time t; see sde.h).
+ *
+ * Kinds: a trainable MLP with exact Jacobian machinery, analytic Gaussian and Gaussian-mixture
+ * models (the exact score of the noised data under a schedule: test oracles), a user callback
+ * (an external network), and combinations (weighted sums for guidance).
+ *
+ * Shapes: `x`, `out` and cotangents are row-major float32 arrays of n * dim values; `c` is an
+ * array of n doubles; probes `v` for k directions are n * k * dim floats laid out as
+ * `v[(row * k + probe) * dim + j]`. Parameter gradients are float32 arrays of
+ * score_model_param_count() values and are *accumulated* (added to), never overwritten.
+ *
+ * Reproducibility: for a fixed build and BLAS, results are bit-identical between runs and
+ * between a model and its clone or its saved-and-loaded copy. A row's result may differ in the
+ * last bits with the batch size (BLAS kernels change the summation order with the number of
+ * rows, e.g. OpenBLAS for one-row products), and parameter gradients are sums over rows in
+ * a blocked order.
+ *
+ * Lifecycle: a model is *configuring* after score_model_new() until score_model_prepare() or the
+ * first compute call; from then on architecture setters fail with ::SCORE_E_STAGE.
+ * Compute calls keep a workspace inside the model that grows to the largest batch seen (the only
+ * allocation; later calls with n no larger than that never allocate). A model is therefore
+ * object-exclusive: use score_model_clone() for one copy per thread.
+ */
+#ifndef LIBSCORE_MODEL_H
+#define LIBSCORE_MODEL_H
+
+#include "common.h"
+#include "rng.h"
+#include "schedule.h"
+
+SCORE_BEGIN_DECLS
+
+/** @brief Opaque score-model handle. */
+typedef struct score_model score_model;
+
+/** @brief Model kinds (pinned values). */
+enum score_model_kind {
+    SCORE_MODEL_MLP = 1,         /**< Trainable multilayer perceptron with conditioning embedding. */
+    SCORE_MODEL_GAUSSIAN = 2,    /**< Analytic Gaussian data N(mu, Sigma) noised by a schedule. */
+    SCORE_MODEL_GMM = 3,         /**< Analytic Gaussian mixture (diagonal covariances) noised by a schedule. */
+    SCORE_MODEL_CALLBACK = 4,    /**< User function (an external network). */
+    SCORE_MODEL_COMBINATION = 5  /**< Weighted sum of other models (guidance, product of experts). */
+};
+
+/** @brief Activation functions of the MLP (pinned values); all are smooth enough for the
+ *  second derivatives Hyvärinen score matching needs (ELU is C1 with a bounded second derivative). */
+enum score_activation {
+    SCORE_ACT_SILU = 1,     /**< z * sigmoid(z). */
+    SCORE_ACT_SOFTPLUS = 2, /**< log(1 + e^z). */
+    SCORE_ACT_TANH = 3,     /**< tanh(z). */
+    SCORE_ACT_ELU = 4,      /**< z for z > 0, e^z - 1 otherwise. */
+    SCORE_ACT_GELU = 5      /**< z Phi(z), the exact (erf) form. */
+};
+
+/** @brief Conditioning embeddings of the MLP (pinned values). */
+enum score_embedding {
+    SCORE_EMBED_NONE = 0,       /**< c is appended to x as one extra input. */
+    SCORE_EMBED_FOURIER = 1,    /**< Gaussian Fourier features [sin(2 pi W c), cos(2 pi W c)], W ~ N(0, scale^2) fixed by the seed. */
+    SCORE_EMBED_SINUSOIDAL = 2  /**< Transformer-style sinusoidal features of c. */
+};
+
+/** @brief Capability flags returned by score_model_capabilities(). */
+enum score_model_capability {
+    SCORE_MODEL_CAP_PARAMS = 1u << 0,     /**< Has trainable parameters (get/set, gradients). */
+    SCORE_MODEL_CAP_BACKWARD = 1u << 1,   /**< score_model_backward(). */
+    SCORE_MODEL_CAP_JVP = 1u << 2,        /**< score_model_jvp(). */
+    SCORE_MODEL_CAP_VJP = 1u << 3,        /**< score_model_vjp(). */
+    SCORE_MODEL_CAP_TRACE = 1u << 4,      /**< score_model_trace() (exact divergence). */
+    SCORE_MODEL_CAP_TRACE_GRAD = 1u << 5, /**< score_model_trace_grad(). */
+    SCORE_MODEL_CAP_VJV_GRAD = 1u << 6,   /**< score_model_vjv_grad(). */
+    SCORE_MODEL_CAP_SAVE = 1u << 7        /**< score_model_save() / score_model_save_buffer(). */
+};
+
+/** @brief Model parameter ids (pinned; object kind ::SCORE_OBJECT_MODEL, ids 300-399).
+ *  Architecture parameters apply to ::SCORE_MODEL_MLP only; other kinds answer
+ *  ::SCORE_E_UNSUPPORTED. */
+enum score_model_param {
+    SCORE_MODEL_PARAM_HIDDEN = 300,        /**< i64: width of every hidden layer, 1..65536, default 128 (see also score_model_set_hidden_widths()). */
+    SCORE_MODEL_PARAM_DEPTH = 301,         /**< i64: number of hidden layers, 1..64, default 3. */
+    SCORE_MODEL_PARAM_ACTIVATION = 302,    /**< i64: a ::score_activation, default ::SCORE_ACT_SILU. */
+    SCORE_MODEL_PARAM_EMBEDDING = 303,     /**< i64: a ::score_embedding, default ::SCORE_EMBED_FOURIER. */
+    SCORE_MODEL_PARAM_EMBED_DIM = 304,     /**< i64: embedding size (even), 2..4096, default 32. */
+    SCORE_MODEL_PARAM_FOURIER_SCALE = 305, /**< f64: standard deviation of the Fourier projection, (0, 1e4], default 16. */
+    SCORE_MODEL_PARAM_RESIDUAL = 306,      /**< i64: 1 = residual hidden blocks h + phi(W h + b) where widths match, 0 = plain; default 1. */
+    SCORE_MODEL_PARAM_SEED = 307,          /**< i64: seed of the initialisation and of the Fourier projection, 0..2^62, default 0. */
+    SCORE_MODEL_PARAM_GUIDANCE = 308       /**< f64: guidance weight w of a classifier-free-guidance combination, [-1e6, 1e6], default 0. */
+};
+
+/**
+ * @brief Creates a model of a kind that needs no further arguments (::SCORE_MODEL_MLP), in the
+ * configuring phase with default parameters.
+ * @param[out] out  the new model; NULL on failure.
+ * @param[in]  kind ::SCORE_MODEL_MLP (other kinds have their own constructors).
+ * @param[in]  dim  data dimension (input and output size), 1..2^20.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out); ::SCORE_E_UNSUPPORTED (kind);
+ *         ::SCORE_E_RANGE (dim); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model; free it with score_model_free().
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new(score_model **out, int kind, size_t dim);
+
+/**
+ * @brief Convenience constructor of an MLP with @p depth hidden layers of width @p hidden.
+ *
+ * Equivalent to score_model_new(::SCORE_MODEL_MLP) followed by setting HIDDEN, DEPTH,
+ * ACTIVATION and SEED; the model is still configuring (the embedding may be changed).
+ * @param[out] out the new model. @param[in] dim data dimension. @param[in] hidden width.
+ * @param[in] depth hidden layers. @param[in] activation a ::score_activation.
+ * @param[in] seed initialisation seed.
+ * @return as score_model_new(); ::SCORE_E_RANGE for a bad width, depth or activation.
+ * Ownership: the caller owns the model.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_mlp(score_model **out, size_t dim, size_t hidden,
+                                                    size_t depth, int activation, uint64_t seed);
+
+/**
+ * @brief Frees a model. NULL is a no-op.
+ * @param[in] model the model.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API void score_model_free(score_model *model);
+
+/**
+ * @brief Deep copy (architecture, parameters, phase), e.g. one per thread or for EMA weights.
+ *
+ * Combination models copy their list of borrowed sub-models, not the sub-models.
+ * @param[out] out the copy. @param[in] model the model.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the copy.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_clone(score_model **out, const score_model *model);
+
+/**
+ * @brief Ends the configuring phase: validates the architecture and initialises parameters.
+ * Called implicitly by the first compute or parameter call. Idempotent.
+ * @param[in,out] model the model.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (inconsistent settings, with a message); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_prepare(score_model *model);
+
+/**
+ * @brief Kind of a model (a ::score_model_kind), or 0 for NULL.
+ * @param[in] model the model.
+ * @return the kind.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API int score_model_kind(const score_model *model);
+
+/**
+ * @brief Data dimension of a model, or 0 for NULL.
+ * @param[in] model the model.
+ * @return dim.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API size_t score_model_dim(const score_model *model);
+
+/**
+ * @brief What the model can compute: an OR of ::score_model_capability flags (0 for NULL).
+ * @param[in] model the model.
+ * @return the flags.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API uint32_t score_model_capabilities(const score_model *model);
+
+/**
+ * @brief Sets a floating-point parameter (see ::score_model_param).
+ * @param[in,out] model the model. @param[in] param the id. @param[in] value the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or the parameter is an integer);
+ *         ::SCORE_E_RANGE; ::SCORE_E_UNSUPPORTED (unknown id, or not for this kind);
+ *         ::SCORE_E_STAGE (architecture parameter after prepare).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_set_f64(score_model *model, int param, double value);
+
+/**
+ * @brief Sets an integer parameter (see ::score_model_param).
+ * @param[in,out] model the model. @param[in] param the id. @param[in] value the value.
+ * @return as score_model_set_f64().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_set_i64(score_model *model, int param, int64_t value);
+
+/**
+ * @brief Reads a floating-point parameter.
+ * @param[in] model the model. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_get_f64(const score_model *model, int param, double *out);
+
+/**
+ * @brief Reads an integer parameter.
+ * @param[in] model the model. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_get_i64(const score_model *model, int param, int64_t *out);
+
+/**
+ * @brief Sets individual hidden-layer widths of an MLP (overrides HIDDEN and DEPTH).
+ * @param[in,out] model an MLP in the configuring phase.
+ * @param[in] n_layers number of hidden layers, 1..64.
+ * @param[in] widths @p n_layers widths, each 1..65536.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_RANGE; ::SCORE_E_UNSUPPORTED (not an MLP);
+ *         ::SCORE_E_STAGE.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_set_hidden_widths(score_model *model, size_t n_layers,
+                                                              const size_t *widths);
+
+/**
+ * @brief Number of trainable parameters (0 for kinds without parameters or NULL).
+ *
+ * Prepares the model if needed (a failure to prepare gives 0).
+ * @param[in] model the model.
+ * @return the count.
+ * Thread-safety: object-exclusive (may prepare).
+ * @since 0.1
+ */
+SCORE_API size_t score_model_param_count(score_model *model);
+
+/**
+ * @brief Copies all parameters into @p buf, in the documented flat layout.
+ *
+ * MLP layout: for each layer l = 1..L in order (the L - 1 hidden layers, then the output
+ * layer), its weight matrix W_l (n_l x n_{l-1}, row-major: row = output unit) followed by its
+ * bias b_l (n_l). The first layer's inputs are [x (dim), embedding(c) (embed_dim)]. The Fourier
+ * projection is fixed by the seed and is not a parameter.
+ * MLP initialisation (score_model_prepare()), like torch `nn.Linear`: W_l[i, j] and b_l[i]
+ * uniform in (-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})) as bound * (2u - 1), with u the Philox uniform
+ * (score_rng_fill_uniform_f64(), key = SEED) of stream 1, counter l, row i, column j for
+ * weights and of stream 2, counter l, row 0, column i for biases; the Fourier projection is
+ * W_i = (float)(FOURIER_SCALE * z_i) with z the float normals of stream 3, counter 0, row 0,
+ * column i.
+ * @param[in] model the model. @param[out] buf destination. @param[in] len its length in floats;
+ * must equal score_model_param_count().
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_SHAPE (len); ::SCORE_E_UNSUPPORTED (no params).
+ * Thread-safety: object-exclusive (may prepare).
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_params_get(score_model *model, float *buf, size_t len);
+
+/**
+ * @brief Replaces all parameters from @p buf (same layout as score_model_params_get()).
+ * @param[in,out] model the model. @param[in] buf the values (must be finite).
+ * @param[in] len must equal score_model_param_count().
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_SHAPE; ::SCORE_E_NUMERIC (non-finite value,
+ *         model unchanged); ::SCORE_E_UNSUPPORTED.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_params_set(score_model *model, const float *buf, size_t len);
+
+/**
+ * @brief Evaluates the model: `out = F(x, c)` for n rows.
+ *
+ * Also caches what score_model_backward() needs.
+ * @param[in,out] model the model (its workspace is updated).
+ * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
+ * @param[out] out n * dim outputs (must not alias @p x).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
+ *         (callback kind: the user function failed; see score_model_last_callback_status()).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n, const float *x,
+                                                    const double *c, float *out);
+
+/**
+ * @brief Back-propagates an output cotangent through the last score_model_forward() call.
+ *
+ * Accumulates `grad_params += (dF/dtheta)^T gout` (summed over rows) and, when @p gx is not
+ * NULL, writes `gx = (dF/dx)^T gout` per row.
+ * @param[in,out] model the model; its last compute call must be score_model_forward() with the
+ *                same @p n and unchanged parameters.
+ * @param[in] n rows. @param[in] gout n * dim cotangents.
+ * @param[in,out] grad_params score_model_param_count() floats, accumulated (may be NULL when only
+ *                @p gx is wanted).
+ * @param[out] gx n * dim input gradients, or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_MISUSE (no matching forward);
+ *         ::SCORE_E_UNSUPPORTED (kind lacks it).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_backward(score_model *model, size_t n, const float *gout,
+                                                     float *grad_params, float *gx);
+
+/**
+ * @brief Jacobian-vector products `out[b, p] = (dF/dx)(x_b, c_b) v[b, p]` for k probes per row.
+ * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] k probes per row (>= 1). @param[in] v n * k * dim probes.
+ * @param[out] out n * k * dim products. @param[out] fx n * dim values F(x, c), or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_jvp(score_model *model, size_t n, const float *x,
+                                                const double *c, size_t k, const float *v,
+                                                float *out, float *fx);
+
+/**
+ * @brief Vector-Jacobian products `out[b, p] = (dF/dx)(x_b, c_b)^T u[b, p]` for k cotangents per row.
+ * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] k cotangents per row. @param[in] u n * k * dim cotangents. @param[out] out n * k * dim.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_vjp(score_model *model, size_t n, const float *x,
+                                                const double *c, size_t k, const float *u, float *out);
+
+/**
+ * @brief Exact Jacobian trace (divergence) `tr(dF/dx)` per row, by forward-mode propagation of
+ * the dim input tangents through the network as GEMMs (MLP), or in closed form (analytic kinds).
+ * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[out] tr n traces (double). @param[out] fx n * dim values F(x, c), or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_trace(score_model *model, size_t n, const float *x,
+                                                  const double *c, double *tr, float *fx);
+
+/**
+ * @brief Parameter gradient of `sum_b [ w_b tr_b + gout_b . F(x_b, c_b) ]` (second-order
+ * terms of the activations included): the machinery of Hyvärinen score matching.
+ * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] w n trace weights. @param[in] gout n * dim output cotangents, or NULL (= 0).
+ * @param[in,out] grad_params score_model_param_count() floats, accumulated.
+ * @param[out] tr n traces, or NULL. @param[out] fx n * dim outputs, or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_trace_grad(score_model *model, size_t n, const float *x,
+                                                       const double *c, const double *w,
+                                                       const float *gout, float *grad_params,
+                                                       double *tr, float *fx);
+
+/**
+ * @brief Parameter gradient of `sum_{b,p} w_{b,p} v_{b,p}^T (dF/dx) v_{b,p} + sum_b gout_b . F_b`
+ * for k probes per row (sliced score matching).
+ * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] k probes per row. @param[in] v n * k * dim probes. @param[in] w n * k weights, or NULL (= 1).
+ * @param[in] gout n * dim output cotangents, or NULL. @param[in,out] grad_params accumulated.
+ * @param[out] vjv n * k values v^T J v, or NULL. @param[out] fx n * dim outputs, or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t n, const float *x,
+                                                     const double *c, size_t k, const float *v,
+                                                     const double *w, const float *gout,
+                                                     float *grad_params, double *vjv, float *fx);
+
+/* ---- model files (src/model/model-io.c) ---------------------------------------------- */
+
+/**
+ * @brief Saves a model to a safetensors file, crash-safely.
+ *
+ * A model still configuring is saved as it will be once prepared (with its seeded
+ * initialisation); @p model itself is not changed.
+ *
+ * The file is written to a temporary file in the same directory, flushed and fsync'ed, then
+ * renamed over @p path, so @p path holds either the old or the complete new file.
+ *
+ * Layout: the standard safetensors container (8-byte little-endian header length, a JSON
+ * header, then the raw data). `__metadata__` holds strings: "format" = "libscore",
+ * "version" = "1", "kind" ("mlp", ...), "library" (the writing library's version), and the
+ * kind's settings. For ::SCORE_MODEL_MLP: "dim", "widths" (hidden widths, e.g. "64,64,64"),
+ * "activation" ("silu", "softplus", "tanh", "elu", "gelu"), "embedding" ("none", "fourier",
+ * "sinusoidal"), "embed_dim", "fourier_scale", "residual" ("0"/"1"), "seed"; tensors
+ * (F32, little-endian) "layers.<i>.weight" of shape [n_{i+1}, n_i] (rows = output units,
+ * like torch `nn.Linear`) and "layers.<i>.bias" [n_{i+1}] for i = 0 .. L-1, plus "embed.W"
+ * [embed_dim / 2] (the Fourier projection W, so that a file fully determines the function).
+ * The sinusoidal embedding uses frequencies f_i = exp(-ln(10000) i / max(half - 1, 1)),
+ * i < half = embed_dim / 2, features [sin(f c), cos(f c)]; the Fourier one uses f_i = 2 pi W_i.
+ * @param[in] model a model of a kind with ::SCORE_MODEL_CAP_SAVE.
+ * @param[in] path destination file name (UTF-8 / native encoding); replaced if it exists.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL or empty argument, or a configuring model whose
+ *         settings are inconsistent); ::SCORE_E_UNSUPPORTED (kind without save, e.g. callbacks
+ *         and combinations); ::SCORE_E_IO (cannot create, write, sync or rename; the
+ *         destination is unchanged); ::SCORE_E_NOMEM.
+ * Ownership: none transferred.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ * @see score_model_load, score_model_save_buffer
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_save(const score_model *model, const char *path);
+
+/**
+ * @brief Loads a model saved by score_model_save() (or written by another tool in the same
+ * layout, e.g. examples/python/export_torch.py).
+ *
+ * The file is treated as untrusted: the header length, JSON, dtypes, shapes, offsets (tiling
+ * the data section exactly, overflow-checked), the architecture and the finiteness of every
+ * value are validated before the model is built. The loaded model is prepared; outputs equal
+ * those of the saved model bit for bit on the same build and BLAS.
+ * @param[out] out the loaded model; NULL on failure.
+ * @param[in] path file name.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL argument); ::SCORE_E_IO (missing or unreadable
+ *         file); ::SCORE_E_FORMAT (malformed, inconsistent, unknown kind or version, non-finite
+ *         values; the message says what); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model (score_model_free()).
+ * Thread-safety: safe.
+ * @since 0.1
+ * @see score_model_load_buffer
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_load(score_model **out, const char *path);
+
+/**
+ * @brief Serialises a model into a new memory buffer (the bytes score_model_save() would
+ * write).
+ * @param[in] model the model.
+ * @param[out] buf_out the buffer; release it with score_free(). NULL on failure.
+ * @param[out] len_out its length in bytes; 0 on failure.
+ * @return as score_model_save() without ::SCORE_E_IO.
+ * Ownership: the caller owns *@p buf_out.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_save_buffer(const score_model *model, void **buf_out,
+                                                        size_t *len_out);
+
+/**
+ * @brief Loads a model from a memory buffer holding a model file (see score_model_load()).
+ * @param[out] out the loaded model; NULL on failure.
+ * @param[in] buf the bytes (not retained after the call). @param[in] len their number.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL argument); ::SCORE_E_FORMAT; ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model; @p buf stays the caller's.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_load_buffer(score_model **out, const void *buf,
+                                                        size_t len);
+
+/* ---- analytic models (src/model/analytic.c) ------------------------------------------- */
+
+/**
+ * @brief Creates the analytic model of Gaussian data N(mean, Sigma) noised by a schedule: its
+ * output is the exact score of the noised marginal p_t = N(alpha mean, alpha^2 Sigma + sigma^2 I)
+ * at t = c, with (alpha, sigma) from score_schedule_alpha_sigma().
+ *
+ * The conditioning value c of every row is the time t itself (use ::SCORE_COND_T in an sde);
+ * compute calls fail with ::SCORE_E_NUMERIC for a non-finite c and ::SCORE_E_RANGE for a c
+ * outside the schedule's [0, T] (t = 0 is valid: the data's own score).
+ * A full covariance is eigendecomposed once here (Sigma = Q diag(l) Q^T, in double, by cyclic
+ * Jacobi rotations: O(dim^3) per sweep, meant for moderate dimensions), so the noised
+ * covariance of any t is diagonal in the same basis; each row then costs O(dim^2). Provides forward, jvp, vjp (the
+ * Jacobian is the symmetric Hessian of log p_t) and trace (its Laplacian), all exact and
+ * evaluated in double per row; no trainable parameters.
+ * @param[out] out the new model (kind ::SCORE_MODEL_GAUSSIAN); NULL on failure.
+ * @param[in] sched the schedule; copied.
+ * @param[in] dim data dimension, 1..4096.
+ * @param[in] mean dim finite values.
+ * @param[in] cov dim * dim row-major symmetric positive-definite covariance, or NULL.
+ * @param[in] var_diag dim positive variances (a diagonal covariance), or NULL; exactly one of
+ *            @p cov and @p var_diag must be given.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, both / neither of @p cov, @p var_diag, or
+ *         a schedule with inconsistent parameters: the copy is prepared here);
+ *         ::SCORE_E_RANGE (dim; a non-finite value; a non-positive variance; @p cov not
+ *         symmetric to 1e-9 relative or not positive definite: smallest eigenvalue
+ *         <= 1e-13 times the largest); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model (score_model_free()); @p mean, @p cov and @p var_diag
+ * are copied.
+ * Thread-safety: safe.
+ * @since 0.1
+ * @see score_model_new_gmm, score_model_analytic_logp, score_model_analytic_sample
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_gaussian(score_model **out,
+                                                         const score_schedule *sched, size_t dim,
+                                                         const double *mean, const double *cov,
+                                                         const double *var_diag);
+
+/**
+ * @brief Creates the analytic model of a Gaussian mixture with diagonal covariances,
+ * sum_j pi_j N(mu_j, diag(v_j)), noised by a schedule: its output is the exact score of
+ * p_t = sum_j pi_j N(alpha mu_j, alpha^2 diag(v_j) + sigma^2 I) at t = c.
+ *
+ * Responsibilities use a log-sum-exp in double, so far-away points are handled without
+ * underflow. Provides forward, jvp, vjp and trace (exact Laplacian
+ * sum_j r_j (-tr C_j^-1 + |s_j|^2) - |s|^2 with component scores s_j).
+ * @param[out] out the new model (kind ::SCORE_MODEL_GMM); NULL on failure.
+ * @param[in] sched the schedule; copied.
+ * @param[in] dim data dimension, 1..4096.
+ * @param[in] k number of components, 1..65536.
+ * @param[in] weights k positive finite weights, normalised internally.
+ * @param[in] means k * dim component means (row j = mu_j).
+ * @param[in] vars k * dim positive diagonal variances.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or an inconsistent schedule);
+ *         ::SCORE_E_RANGE (dim, k, a non-finite value, a non-positive weight or variance);
+ *         ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model; the arrays are copied.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_gmm(score_model **out, const score_schedule *sched,
+                                                    size_t dim, size_t k, const double *weights,
+                                                    const double *means, const double *vars);
+
+/**
+ * @brief Exact log-density log p_t(x) of an analytic model's noised marginal, per row.
+ * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
+ * @param[in] n rows. @param[in] t n times (valid times of the schedule).
+ * @param[in] x n * dim points. @param[out] out n log-densities (double).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
+ *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_analytic_logp(score_model *model, size_t n,
+                                                          const double *t, const float *x,
+                                                          double *out);
+
+/**
+ * @brief Exact samples of an analytic model's noised marginal p_t.
+ *
+ * Row i uses only the random numbers of row i at the generator's current counter (normals in
+ * columns 0..dim-1; for a mixture, the component from a uniform in column 4 * ceil(dim / 4)),
+ * so a sample does not depend on the batch it is drawn in. The generator is not advanced.
+ * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
+ * @param[in] rng the generator (only read). @param[in] t the time.
+ * @param[in] n rows (< 2^32). @param[out] out n * dim samples.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
+ *         ::SCORE_E_NUMERIC (non-finite @p t); ::SCORE_E_RANGE (@p t outside [0, T], or
+ *         @p n too large).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
+                                                            const score_rng *rng, double t,
+                                                            size_t n, float *out);
+
+/**
+ * @brief The exact probability-flow ODE map from time @p t_from to time @p t_to for Gaussian
+ * data: x' = alpha' mu + A' A^-1 (x - alpha mu) with A = (alpha^2 Sigma + sigma^2 I)^(1/2) at
+ * t_from and A' at t_to (the ODE is linear for Gaussian data). The identity when the times are
+ * equal; maps samples of p_{t_from} to samples of p_{t_to}. A test oracle for ODE samplers.
+ * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN model.
+ * @param[in] t_from start time. @param[in] t_to end time (either order).
+ * @param[in] n rows. @param[in] x n * dim points at t_from.
+ * @param[out] out n * dim points at t_to (may alias @p x).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not a single
+ *         Gaussian: the flow of a mixture has no closed form); ::SCORE_E_NUMERIC (a
+ *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_analytic_pf_map(score_model *model, double t_from,
+                                                            double t_to, size_t n,
+                                                            const float *x, float *out);
+
+/* ---- callback models (src/model/callback.c) ------------------------------------------- */
+
+/**
+ * @brief User model function: writes F(x_b, c_b) for n rows into @p out.
+ *
+ * Must fully overwrite @p out (n * dim floats), must not keep the pointers after returning and
+ * must not call back into the same model. Return 0 on success; a positive value is a
+ * recoverable failure and a negative value a fatal one (both make the library call fail with
+ * ::SCORE_E_CALLBACK; the value is kept for score_model_last_callback_status()).
+ * @param n rows. @param dim dimension. @param x n * dim inputs. @param c n conditioning values.
+ * @param out n * dim outputs. @param user_data the pointer given at registration.
+ * @return 0, or the user's failure code.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_model_fn)(size_t n, size_t dim, const float *x, const double *c,
+                                           float *out, void *user_data);
+
+/**
+ * @brief Optional user Jacobian-vector product: out[b, p] = (dF/dx)(x_b, c_b) v[b, p] for k
+ * probes per row (layout `v[(b * k + p) * dim + j]`). Same return convention as ::score_model_fn.
+ * @param n rows. @param dim dimension. @param x n * dim inputs. @param c n conditioning values.
+ * @param k probes per row. @param v n * k * dim probes. @param out n * k * dim products.
+ * @param user_data the pointer given at registration.
+ * @return 0, or the user's failure code.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_model_jvp_fn)(size_t n, size_t dim, const float *x,
+                                               const double *c, size_t k, const float *v,
+                                               float *out, void *user_data);
+
+/**
+ * @brief Optional user divergence: div[b] = tr((dF/dx)(x_b, c_b)) in double. Same return
+ * convention as ::score_model_fn.
+ * @param n rows. @param dim dimension. @param x n * dim inputs. @param c n conditioning values.
+ * @param div n traces. @param user_data the pointer given at registration.
+ * @return 0, or the user's failure code.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_model_divergence_fn)(size_t n, size_t dim, const float *x,
+                                                      const double *c, double *div,
+                                                      void *user_data);
+
+/**
+ * @brief Creates a model whose output is computed by a user function (e.g. an external network).
+ *
+ * Provides forward; jvp and trace once score_model_callback_set_jvp() /
+ * score_model_callback_set_divergence() registered them; never backward or parameters. The
+ * library does not check the callback's output for NaN or infinity (score_sde_score() does).
+ * @param[out] out the new model (kind ::SCORE_MODEL_CALLBACK); NULL on failure.
+ * @param[in] dim data dimension, 1..2^20.
+ * @param[in] fn the function (not NULL).
+ * @param[in] user_data passed to @p fn; borrowed: must outlive the model.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out or @p fn); ::SCORE_E_RANGE (dim);
+ *         ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model and @p user_data.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_callback(score_model **out, size_t dim,
+                                                         score_model_fn fn, void *user_data);
+
+/**
+ * @brief Registers (or with NULL removes) the Jacobian-vector product of a callback model,
+ * which enables score_model_jvp() (::SCORE_MODEL_CAP_JVP).
+ * @param[in,out] model a ::SCORE_MODEL_CALLBACK model.
+ * @param[in] fn the function or NULL. @param[in] user_data passed to @p fn; must outlive the model.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_callback_set_jvp(score_model *model,
+                                                             score_model_jvp_fn fn,
+                                                             void *user_data);
+
+/**
+ * @brief Registers (or with NULL removes) the divergence of a callback model, which enables
+ * score_model_trace() (::SCORE_MODEL_CAP_TRACE).
+ * @param[in,out] model a ::SCORE_MODEL_CALLBACK model.
+ * @param[in] fn the function or NULL. @param[in] user_data passed to @p fn; must outlive the model.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_callback_set_divergence(score_model *model,
+                                                                    score_model_divergence_fn fn,
+                                                                    void *user_data);
+
+/**
+ * @brief The value the user callback returned in the last call that failed with
+ * ::SCORE_E_CALLBACK (0 if none failed since creation; reset to 0 by a successful call).
+ * For a combination model: the status of the member that failed.
+ * @param[in] model the model.
+ * @return the user's status; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API int score_model_last_callback_status(const score_model *model);
+
+/* ---- combination models (src/model/combination.c) ------------------------------------- */
+
+/**
+ * @brief Creates the weighted sum F = sum_i w_i F_i of models of equal dimension (classifier
+ * guidance: unconditional score + w * classifier gradient; product of experts: sum of scores).
+ *
+ * Every member receives the same x and c. forward, jvp, vjp and trace are available when all
+ * members provide them at construction. Member outputs go through a workspace that grows with
+ * the batch.
+ * @param[out] out the new model (kind ::SCORE_MODEL_COMBINATION); NULL on failure.
+ * @param[in] k number of members, 1..1024.
+ * @param[in] models k members; borrowed: each must outlive the combination.
+ * @param[in] weights k finite weights, or NULL for all 1.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer or member); ::SCORE_E_RANGE (k, a weight);
+ *         ::SCORE_E_SHAPE (members of different dimensions); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the combination and still owns the members.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_sum(score_model **out, size_t k,
+                                                    score_model *const *models,
+                                                    const double *weights);
+
+/**
+ * @brief Creates a classifier-free-guidance combination F = (1 + w) F_cond - w F_uncond.
+ *
+ * The guidance weight is the model parameter ::SCORE_MODEL_PARAM_GUIDANCE and may be changed
+ * at any time with score_model_set_f64(); w = 0 is the conditional model alone.
+ * @param[out] out the new model (kind ::SCORE_MODEL_COMBINATION); NULL on failure.
+ * @param[in] cond conditional model; borrowed (must outlive the combination).
+ * @param[in] uncond unconditional model of the same dimension; borrowed.
+ * @param[in] w guidance weight, [-1e6, 1e6].
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_RANGE (@p w);
+ *         ::SCORE_E_SHAPE (dimensions differ); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the combination and the members.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_cfg(score_model **out, score_model *cond,
+                                                    score_model *uncond, double w);
+
+/**
+ * @brief Sets the weight of member @p i of a weighted-sum combination.
+ * @param[in,out] model a combination made by score_model_new_sum().
+ * @param[in] i member index, < k. @param[in] w finite weight.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL); ::SCORE_E_UNSUPPORTED (not a sum combination;
+ *         a guidance combination is set through ::SCORE_MODEL_PARAM_GUIDANCE);
+ *         ::SCORE_E_RANGE (@p i or @p w).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_combination_set_weight(score_model *model, size_t i,
+                                                                   double w);
+
+SCORE_END_DECLS
+
+#endif /* LIBSCORE_MODEL_H */

@@ -1,0 +1,359 @@
+/**
+ * @file sampler.h
+ * @brief Sampling drivers: predictor-corrector, annealed Langevin, probability-flow ODE with a
+ * fixed grid or adaptive control, and "step type X on grid G" for Euler / Heun / DDIM /
+ * DPM-Solver(++) (the `gsl_odeiv2_driver` layer, STYLE C.11).
+ *
+ * A sampler holds a predictor step type, an optional corrector step type and parameters
+ * (::score_sampler_param). score_sampler_run() draws n samples through a ::score_sde:
+ *
+ * 1. **Grid.** A user grid (score_sampler_set_grid()) or the schedule's grid of kind
+ *    ::SCORE_SAMPLER_PARAM_GRID with N = ::SCORE_SAMPLER_PARAM_NUM_STEPS steps:
+ *    `score_schedule_time_grid(kind, N + 1)` (N + 1 times from T down to t_eps), or with
+ *    ::SCORE_SAMPLER_PARAM_FINAL_DENOISE `score_schedule_time_grid(kind, N,
+ *    SCORE_GRID_APPEND_ZERO)` (N times from T to t_eps, then 0): the last of the N steps is then
+ *    the Tweedie denoise to the data, `x0_hat(x, t_eps)` (k-diffusion's and EDM's convention:
+ *    EDM's 18-step Heun is N = 18 with 35 model evaluations).
+ * 2. **Start.** From @p x_init at the grid's first time, or from a prior draw there: standard
+ *    normals of the generator at its current counter (rows row0.., columns 0..dim-1, drawn in
+ *    double) times `std(t0)` = the schedule's prior std when t0 = T, otherwise `sigma(t0)` for
+ *    variance-exploding and `sqrt(alpha(t0)^2 + sigma(t0)^2)` for other schedules.
+ * 3. **Steps.** For grid point k = 0 .. N-1: the corrector (if any, ::SCORE_SAMPLER_PARAM_CORRECTOR_STEPS
+ *    times) at t_k, then the predictor from t_k to t_{k+1} (score_sde's order), then the
+ *    per-step hook. The corrector also runs at the last grid time when it is > 0. With the
+ *    predictor "none" this is annealed Langevin dynamics over the grid's noise levels (NCSN).
+ *    Noise of predictor step k uses counter offset `1 + k (m + 1)` and corrector sweep j
+ *    uses `2 + k (m + 1) + j` (m corrector steps), relative to the generator's counter: a
+ *    row's sample is a pure function of (seed, stream, counter, global row) and does not
+ *    depend on the batch size or on how the rows are split into calls (run_ex's row0) —
+ *    except with the Langevin corrector's default SNR rule, whose step size uses batch means
+ *    of the score and noise norms (score_sde's rule, ::SCORE_SAMPLER_PARAM_SNR_NORM).
+ * 4. **Adaptive.** With a predictor that has an error estimate (dopri5, dpm-solver-12/23) and
+ *    ::SCORE_SAMPLER_PARAM_ADAPTIVE = 1, the driver ignores the grid's interior and solves
+ *    from its first time to its last positive time with score_evolve and a score_control
+ *    (rtol, atol, h_init, h_min, max_steps; per-row step sizes in lambda), then the optional
+ *    final denoise.
+ *
+ * Lower-order final steps (::SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, default on): when the run
+ * has fewer than 10 steps, the multistep DPM-Solver++ and singlestep DPM-Solver predictors use
+ * order min(order, steps left) for their final steps (DPM-Solver's rule, for stability with
+ * few steps). A step to t = 0 is always the data prediction (first order, error O(s^2)).
+ *
+ * Guidance: give the sde a combination model (score_model_new_cfg(), score_model_new_sum(),
+ * score_sde_set_model()); the driver needs nothing else. Thresholding, inpainting masks and
+ * other custom logic go in the per-step hook, which may modify x in place after each
+ * predictor step.
+ *
+ * Multistep history and workspaces live in the sampler's step objects and are reset at the
+ * start of every run: reusing a sampler needs no manual reset. Workspaces grow only when the
+ * batch grows. A sampler is object-exclusive; the generator is only read.
+ */
+#ifndef LIBSCORE_SAMPLER_H
+#define LIBSCORE_SAMPLER_H
+
+#include "common.h"
+#include "rng.h"
+#include "sde.h"
+#include "step.h"
+
+SCORE_BEGIN_DECLS
+
+/** @brief Opaque sampling driver. */
+typedef struct score_sampler score_sampler;
+
+/**
+ * @brief Sampler parameters (pinned ids; object kind ::SCORE_OBJECT_SAMPLER, 100-199).
+ *
+ * They may be changed between runs and take effect at the next run. Step parameters are
+ * pushed to the sampler's steps at the start of every run.
+ */
+enum score_sampler_param {
+    /** i64: number of steps N, 0..100000000, default 20; 0 = as many grid times in (0, T] as
+     *  the schedule has levels (score_schedule_num_levels(); N = L with FINAL_DENOISE, L - 1
+     *  without), which with ::SCORE_GRID_UNIFORM_T visits a discrete schedule's levels. */
+    SCORE_SAMPLER_PARAM_NUM_STEPS = 100,
+    /** i64: a ::score_grid_kind, 1..6, default ::SCORE_GRID_UNIFORM_T. */
+    SCORE_SAMPLER_PARAM_GRID = 101,
+    /** i64: 1 = the last step goes to t = 0 and returns the data prediction (Tweedie denoise),
+     *  0 = stop at t_eps; default 0. A user grid decides by itself (last value 0 or not). */
+    SCORE_SAMPLER_PARAM_FINAL_DENOISE = 102,
+    /** i64: 1 = lower-order final steps for runs of fewer than 10 steps, 0 = never; default 1. */
+    SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL = 103,
+    /** i64: corrector steps per grid point m, 0..1000000, default 1 (ignored without corrector). */
+    SCORE_SAMPLER_PARAM_CORRECTOR_STEPS = 104,
+    /** f64: Langevin / ALD signal-to-noise ratio, [1e-12, 1e6], default 0.16. */
+    SCORE_SAMPLER_PARAM_SNR = 105,
+    /** f64: eta of ddim / euler-ancestral / dpmpp-2m-sde, [-1, 1000], default -1 = the type's default. */
+    SCORE_SAMPLER_PARAM_ETA = 106,
+    /** f64: EDM S_churn (heun): gamma = min(S_churn / N, sqrt(2) - 1), [0, 1e6], default 0. */
+    SCORE_SAMPLER_PARAM_CHURN = 107,
+    /** f64: EDM S_tmin, [0, 1e30], default 0. */
+    SCORE_SAMPLER_PARAM_S_TMIN = 108,
+    /** f64: EDM S_tmax, [0, 1e30], default 1e30. */
+    SCORE_SAMPLER_PARAM_S_TMAX = 109,
+    /** f64: S_noise, [0, 100], default 1. */
+    SCORE_SAMPLER_PARAM_S_NOISE = 110,
+    /** f64: fixed Langevin step size, [0, 1e12], default 0 = SNR rule. */
+    SCORE_SAMPLER_PARAM_STEP_SIZE = 111,
+    /** f64: ALD step_lr epsilon (step e_i = epsilon sigma_i^2 / sigma_L^2 with sigma_L the
+     *  marginal std at the last positive grid time), [0, 1e12], default 0 = score_sde's ALD
+     *  rule. */
+    SCORE_SAMPLER_PARAM_STEP_LR = 112,
+    /** f64: relative tolerance of adaptive solves, [0, 1], default 1e-5 (score_sde). */
+    SCORE_SAMPLER_PARAM_RTOL = 113,
+    /** f64: absolute tolerance of adaptive solves, [0, 1e6], default 1e-5. */
+    SCORE_SAMPLER_PARAM_ATOL = 114,
+    /** f64: initial step size in lambda, [0, 1e3], default 0 = 0.05. */
+    SCORE_SAMPLER_PARAM_H_INIT = 115,
+    /** f64: smallest step size in lambda, [0, 1e3], default 1e-10. */
+    SCORE_SAMPLER_PARAM_H_MIN = 116,
+    /** i64: largest number of adaptive attempts, 1..1000000000, default 100000. */
+    SCORE_SAMPLER_PARAM_MAX_STEPS = 117,
+    /** i64: 1 = adaptive solve when the predictor has an error estimate, 0 = fixed grid;
+     *  default 1. */
+    SCORE_SAMPLER_PARAM_ADAPTIVE = 118,
+    /** i64: Langevin SNR norms, 0 = batch means (score_sde; default; results then depend on
+     *  the batch), 1 = per row (see ::SCORE_STEP_PARAM_SNR_NORM). */
+    SCORE_SAMPLER_PARAM_SNR_NORM = 119,
+    /** i64: discretization N of reverse-diffusion / ancestral, 0..1000000, default 0 = exact
+     *  transitions between grid points (see ::SCORE_STEP_PARAM_DISC_N). */
+    SCORE_SAMPLER_PARAM_DISC_N = 120,
+    /** i64: order cap of the predictor, 0..3, default 0 = the type's order. */
+    SCORE_SAMPLER_PARAM_ORDER = 121
+};
+
+/** @brief Presets of score_sampler_new_preset() (pinned values). */
+enum score_sampler_preset {
+    /** score_sde PC sampler: reverse-diffusion predictor + Langevin corrector, snr 0.16, one
+     *  corrector step, N = 1000, uniform t, final denoise. */
+    SCORE_SAMPLER_PRESET_PC = 1,
+    /** score_sde probability-flow sampler: dopri5, adaptive, rtol = atol = 1e-5, no denoise. */
+    SCORE_SAMPLER_PRESET_ODE = 2,
+    /** NCSN annealed Langevin (Song & Ermon 2019): predictor none, corrector ald,
+     *  step_lr 2e-5, 100 steps per level, every level of the schedule, no final denoise. */
+    SCORE_SAMPLER_PRESET_NCSN = 3,
+    /** NCSNv2 (Song & Ermon 2020): as NCSN with step_lr 6.2e-6, 5 steps per level, final
+     *  denoise. */
+    SCORE_SAMPLER_PRESET_NCSNV2 = 4,
+    /** EDM (Karras et al. 2022): heun, Karras grid, N = 18 with the final step to 0 (35 NFE). */
+    SCORE_SAMPLER_PRESET_EDM = 5,
+    /** DPM-Solver++(2M), 20 steps, uniform lambda, lower-order final steps. */
+    SCORE_SAMPLER_PRESET_DPMPP_2M = 6
+};
+
+/**
+ * @brief Progress / cancel callback, called before each grid step (adaptive: before each
+ *        attempt).
+ * @param step steps done so far. @param total steps of the run (0 when unknown: adaptive).
+ * @param t current time (adaptive: of the slowest row). @param user_data from the run call.
+ * @return 0 to continue; non-zero stops the run with ::SCORE_E_CANCELLED.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_sampler_progress_fn)(size_t step, size_t total, double t,
+                                                      void *user_data);
+
+/**
+ * @brief Per-step hook, called after each predictor step of a fixed-grid run with the rows at
+ *        @p t_next (and once after an adaptive solve). It may modify @p x in place
+ *        (thresholding, inpainting masks, ...).
+ * @param step index k of the step just taken. @param t its start time. @param t_next its end time.
+ * @param row0 global index of row 0. @param n rows. @param dim dimension.
+ * @param x n * dim values (in/out). @param user_data from score_sampler_set_hook().
+ * @return 0 to continue; non-zero stops the run with ::SCORE_E_CALLBACK.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_sampler_hook_fn)(size_t step, double t, double t_next,
+                                                  size_t row0, size_t n, size_t dim, float *x,
+                                                  void *user_data);
+
+/**
+ * @brief Creates a sampler from a predictor and an optional corrector step type.
+ * @param[out] out the new sampler; NULL on failure.
+ * @param[in] predictor predictor type (any type; "none" for annealed Langevin).
+ * @param[in] corrector corrector type (e.g. "langevin", "ald"), or NULL for none.
+ * @param[in] dim data dimension, 1 .. 2^24.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out or @p predictor, a user type without apply
+ *         function); ::SCORE_E_RANGE (@p dim); ::SCORE_E_CALLBACK (user state allocation);
+ *         ::SCORE_E_NOMEM.
+ * Ownership: free with score_sampler_free(); user types are copied.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_new(score_sampler **out,
+                                                  const score_step_type *predictor,
+                                                  const score_step_type *corrector, size_t dim);
+
+/**
+ * @brief Creates a sampler from a preset (::score_sampler_preset); parameters can be changed
+ *        afterwards.
+ * @param[out] out the new sampler. @param[in] preset the preset. @param[in] dim dimension.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out); ::SCORE_E_UNSUPPORTED (unknown preset);
+ *         ::SCORE_E_RANGE (@p dim); ::SCORE_E_NOMEM.
+ * Ownership: free with score_sampler_free().
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_new_preset(score_sampler **out, int preset,
+                                                         size_t dim);
+
+/**
+ * @brief Frees a sampler. NULL is a no-op.
+ * @param[in] s the sampler.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API void score_sampler_free(score_sampler *s);
+
+/**
+ * @brief Sets a floating-point parameter (::score_sampler_param).
+ * @param[in,out] s the sampler. @param[in] param the id. @param[in] value the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or an integer parameter); ::SCORE_E_RANGE
+ *         (out of bounds or NaN); ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_f64(score_sampler *s, int param, double value);
+
+/**
+ * @brief Sets an integer parameter (::score_sampler_param).
+ * @param[in,out] s the sampler. @param[in] param the id. @param[in] value the value.
+ * @return as score_sampler_set_f64().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_i64(score_sampler *s, int param, int64_t value);
+
+/**
+ * @brief Reads a floating-point parameter.
+ * @param[in] s the sampler. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or an integer parameter); ::SCORE_E_UNSUPPORTED.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_get_f64(const score_sampler *s, int param,
+                                                      double *out);
+
+/**
+ * @brief Reads an integer parameter.
+ * @param[in] s the sampler. @param[in] param the id. @param[out] out the value.
+ * @return as score_sampler_get_f64().
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_get_i64(const score_sampler *s, int param,
+                                                      int64_t *out);
+
+/**
+ * @brief Uses a caller-supplied time grid instead of the schedule's (or, with n = 0 / NULL,
+ *        goes back to the schedule's grid). The grid is checked against the sde's schedule at
+ *        run time (score_schedule_check_grid()): strictly decreasing times in [t_eps, T], the
+ *        last possibly 0 (then the last step is the data prediction).
+ * @param[in,out] s the sampler. @param[in] n number of times (>= 2), or 0.
+ * @param[in] grid n times, copied; NULL with n = 0.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p s, NULL @p grid with n > 0, n = 1, a
+ *         non-finite or negative time, not strictly decreasing); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_grid(score_sampler *s, size_t n,
+                                                       const double *grid);
+
+/**
+ * @brief The grid a run with this sampler and @p sde would use.
+ * @param[in] s the sampler. @param[in] sde the system (its schedule).
+ * @param[in] len capacity of @p out. @param[out] out the times, or NULL to query the size.
+ * @param[out] n_out number of times.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_SHAPE (@p len too small);
+ *         errors of score_schedule_time_grid() / score_schedule_check_grid().
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_get_grid(const score_sampler *s,
+                                                       const score_sde *sde, size_t len,
+                                                       double *out, size_t *n_out);
+
+/**
+ * @brief Sets (or with NULL removes) the per-step hook.
+ * @param[in,out] s the sampler. @param[in] fn the hook or NULL.
+ * @param[in] user_data passed to @p fn; borrowed: must stay valid during runs.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p s).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_sampler_hook_fn fn,
+                                                       void *user_data);
+
+/**
+ * @brief Draws @p n samples (rows 0 .. n-1).
+ *
+ * Equivalent to score_sampler_run_ex() with row0 = 0.
+ * @param[in,out] s the sampler. @param[in,out] sde the system (dimension = the sampler's).
+ * @param[in] rng the generator (only read; its counter selects the noise); may be NULL only
+ *            when @p x_init is given and every step is deterministic.
+ * @param[in] n rows (0 is a no-op). @param[in] x_init n * dim start values at the grid's first
+ *            time, or NULL for a prior draw. @param[out] out n * dim samples (may equal
+ *            @p x_init).
+ * @param[in] progress progress / cancel callback or NULL. @param[in] user_data for @p progress.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, missing generator, invalid grid);
+ *         ::SCORE_E_SHAPE (dimension mismatch); ::SCORE_E_RANGE (a grid or counter out of
+ *         range); ::SCORE_E_NUMERIC (NaN or infinity in a start value, a model output or a
+ *         step result: the message names the step); ::SCORE_E_CALLBACK (model, user step or
+ *         hook callback failed); ::SCORE_E_CANCELLED (the progress callback asked to stop;
+ *         @p out holds the state reached); ::SCORE_E_NOPROGRESS (adaptive solve failed);
+ *         ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive (sampler and sde).
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_run(score_sampler *s, score_sde *sde,
+                                                  const score_rng *rng, size_t n,
+                                                  const float *x_init, float *out,
+                                                  score_sampler_progress_fn progress,
+                                                  void *user_data);
+
+/**
+ * @brief Draws the rows row0 .. row0 + n - 1 of a larger sample: the result equals those rows
+ *        of a single run over all rows.
+ * @param[in,out] s the sampler. @param[in,out] sde the system. @param[in] rng the generator.
+ * @param[in] row0 global index of the first row (row0 + n <= 2^32). @param[in] n rows.
+ * @param[in] x_init start values or NULL. @param[out] out n * dim samples.
+ * @param[in] progress callback or NULL. @param[in] user_data for @p progress.
+ * @return as score_sampler_run().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_run_ex(score_sampler *s, score_sde *sde,
+                                                     const score_rng *rng, size_t row0, size_t n,
+                                                     const float *x_init, float *out,
+                                                     score_sampler_progress_fn progress,
+                                                     void *user_data);
+
+/**
+ * @brief Batched model evaluations of the last run (NFE per sample).
+ * @param[in] s the sampler.
+ * @return the count; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_sampler_get_nfe(const score_sampler *s);
+
+/**
+ * @brief Accepted predictor steps of the last run (adaptive: of the slowest row).
+ * @param[in] s the sampler.
+ * @return the count; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_sampler_get_steps(const score_sampler *s);
+
+/**
+ * @brief Rejected row-steps of the last adaptive run (0 for fixed grids).
+ * @param[in] s the sampler.
+ * @return the count; 0 for NULL.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_sampler_get_failed_steps(const score_sampler *s);
+
+SCORE_END_DECLS
+
+#endif /* LIBSCORE_SAMPLER_H */

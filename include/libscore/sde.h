@@ -1,0 +1,353 @@
+/**
+ * @file sde.h
+ * @brief The parameterization layer: a noise schedule and a score model tied together into the
+ * score s(x, t), the noise and data predictions and the drifts of the reverse-time SDE and of
+ * the probability-flow ODE.
+ *
+ * A network may be trained to output a score, a noise prediction eps, a data prediction x0, a
+ * velocity v, an EDM-preconditioned output or an NCSNv2-style score times sigma. Whatever its
+ * output kind, the score reduces to one universal affine form
+ *
+ *     s(x, t) = a(t) * F(in_scale(t) * x, c(t)) + k(t) * x
+ *
+ * with per-time scalars a, k, in_scale and the conditioning value c fed to the model. With
+ * (alpha, sigma) = score_schedule_alpha_sigma(t) (sigma is the marginal standard deviation):
+ *
+ * | output kind                      | a                                  | k                        | in_scale    |
+ * |----------------------------------|------------------------------------|--------------------------|-------------|
+ * | ::SCORE_OUTPUT_SCORE             | 1                                  | 0                        | 1           |
+ * | ::SCORE_OUTPUT_EPS               | -1 / sigma                         | 0                        | 1           |
+ * | ::SCORE_OUTPUT_X0                | alpha / sigma^2                    | -1 / sigma^2             | 1           |
+ * | ::SCORE_OUTPUT_V                 | -alpha / (sigma (alpha^2+sigma^2)) | -1 / (alpha^2+sigma^2)   | 1           |
+ * | ::SCORE_OUTPUT_EDM               | alpha c_out / sigma^2              | (c_skip - 1) / sigma^2   | c_in / alpha|
+ * | ::SCORE_OUTPUT_SCORE_OVER_SIGMA  | 1 / sigma                          | 0                        | 1           |
+ *
+ * where for EDM s_e = sigma / alpha, sd = SIGMA_DATA, c_skip = sd^2 / (s_e^2 + sd^2),
+ * c_out = s_e sd / sqrt(s_e^2 + sd^2), c_in = 1 / sqrt(s_e^2 + sd^2) (the EDM denoiser acts on
+ * x / alpha). Consequences used by the losses and samplers:
+ * - the Jacobian trace is tr(ds/dx) = a * in_scale * tr(dF/dx) + k * dim;
+ * - a score target s* becomes a raw-output target F* = (s* - k x) / a.
+ *
+ * Notation: eps = -sigma s, x0 = (x + sigma^2 s) / alpha, v = alpha eps - sigma x0; the SDE is
+ * dx = f_coef(t) x dt + g(t) dw (score_schedule_sde_coefs()), the reverse-time SDE drift is
+ * f - g^2 s and the probability-flow ODE drift is f - g^2 s / 2.
+ *
+ * Times: every compute call takes one time per row (n doubles). A time must be finite
+ * (otherwise ::SCORE_E_NUMERIC) and in (0, T] with sigma(t) > 0: the grid end t = 0
+ * ("sigma = 0, the data") is not a point where the model can be evaluated, and samplers must
+ * take their last step to 0 with the data prediction instead; such a time fails with
+ * ::SCORE_E_RANGE (the message names the row).
+ *
+ * Precision: the per-time coefficients are computed in double; bulk arrays are float32 and the
+ * affine combination is evaluated in double per element before rounding to float.
+ *
+ * Workspace: the sde keeps buffers (scaled model input, conditioning, model output,
+ * coefficients) that grow to the largest batch seen; calls with a batch no larger never
+ * allocate. An sde is therefore object-exclusive, like its model.
+ */
+#ifndef LIBSCORE_SDE_H
+#define LIBSCORE_SDE_H
+
+#include "common.h"
+#include "model.h"
+#include "schedule.h"
+
+SCORE_BEGIN_DECLS
+
+/** @brief Opaque handle of a schedule + model system (the "system" of the samplers). */
+typedef struct score_sde score_sde;
+
+/** @brief What a model's raw output F represents (pinned values); see the table in sde.h. */
+enum score_output_kind {
+    SCORE_OUTPUT_SCORE = 1,          /**< F is the score: s = F. */
+    SCORE_OUTPUT_EPS = 2,            /**< F predicts the noise: s = -F / sigma. */
+    SCORE_OUTPUT_X0 = 3,             /**< F predicts the data: s = (alpha F - x) / sigma^2. */
+    SCORE_OUTPUT_V = 4,              /**< F predicts v = alpha eps - sigma x0. */
+    SCORE_OUTPUT_EDM = 5,            /**< F is the raw network of an EDM-preconditioned denoiser (Karras et al. 2022), applied to x / alpha. */
+    SCORE_OUTPUT_SCORE_OVER_SIGMA = 6 /**< s = F / sigma (NCSNv2's output F = sigma * s = -eps). */
+};
+
+/** @brief How the model's conditioning value c is computed from the time t (pinned values). */
+enum score_cond_kind {
+    SCORE_COND_DEFAULT = 0,    /**< ::SCORE_COND_LOG_SIGMA_4 for ::SCORE_OUTPUT_EDM, ::SCORE_COND_T otherwise. */
+    SCORE_COND_T = 1,          /**< c = t. */
+    SCORE_COND_T_SCALED = 2,   /**< c = COND_SCALE * t, e.g. 999 t for DDPM integer-like labels. */
+    SCORE_COND_SIGMA = 3,      /**< c = sigma(t) / alpha(t) (the noise level of x / alpha; NCSN). */
+    SCORE_COND_LOG_SIGMA_4 = 4 /**< c = ln(sigma / alpha) / 4, EDM's c_noise. */
+};
+
+/** @brief Parameter ids of an sde (pinned; object kind ::SCORE_OBJECT_SDE, ids 800-899).
+ *  They may be changed at any time and take effect at the next call (the sde derives nothing
+ *  from them in advance). */
+enum score_sde_param {
+    SCORE_SDE_PARAM_OUTPUT = 800,     /**< i64: the ::score_output_kind of the model, 1..6; initialised by score_sde_new(). */
+    SCORE_SDE_PARAM_COND = 801,       /**< i64: a ::score_cond_kind, 0..4, default 0 (::SCORE_COND_DEFAULT). */
+    SCORE_SDE_PARAM_COND_SCALE = 802, /**< f64: factor of ::SCORE_COND_T_SCALED, [1e-12, 1e12], default 999. */
+    SCORE_SDE_PARAM_SIGMA_DATA = 803  /**< f64: data standard deviation sd of the EDM preconditioning, [1e-6, 1e6], default 0.5. */
+};
+
+/**
+ * @brief Creates an sde from a schedule and a model.
+ * @param[out] out         the new sde; NULL on failure.
+ * @param[in]  sched       the noise schedule; copied (may be freed after the call).
+ * @param[in]  model       the model; borrowed: it must outlive the sde (or be replaced with
+ *                         score_sde_set_model() before it is freed).
+ * @param[in]  output_kind a ::score_output_kind: what the model's output represents.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or the schedule's parameters are
+ *         inconsistent: it is prepared here); ::SCORE_E_RANGE (@p output_kind); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the sde and frees it with score_sde_free(); the sde never frees
+ * the model.
+ * Thread-safety: safe (reads @p sched and @p model only).
+ * @since 0.1
+ * @see score_sde_free, score_sde_set_model
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_new(score_sde **out, const score_schedule *sched,
+                                              score_model *model, int output_kind);
+
+/**
+ * @brief Frees an sde (not its model). NULL is a no-op.
+ * @param[in] sde the sde.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API void score_sde_free(score_sde *sde);
+
+/**
+ * @brief Sets a floating-point parameter (see ::score_sde_param).
+ * @param[in,out] sde the sde. @param[in] param the id. @param[in] value the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or the parameter is an integer);
+ *         ::SCORE_E_RANGE (value outside the bounds, or NaN); ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_f64(score_sde *sde, int param, double value);
+
+/**
+ * @brief Sets an integer parameter (see ::score_sde_param).
+ * @param[in,out] sde the sde. @param[in] param the id. @param[in] value the value.
+ * @return as score_sde_set_f64().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_i64(score_sde *sde, int param, int64_t value);
+
+/**
+ * @brief Reads a floating-point parameter.
+ * @param[in] sde the sde. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or the parameter is an integer);
+ *         ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_get_f64(const score_sde *sde, int param, double *out);
+
+/**
+ * @brief Reads an integer parameter.
+ * @param[in] sde the sde. @param[in] param the id. @param[out] out the value.
+ * @return as score_sde_get_f64().
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_get_i64(const score_sde *sde, int param, int64_t *out);
+
+/**
+ * @brief Replaces the model, e.g. by its EMA copy or by a guidance combination.
+ * @param[in,out] sde the sde.
+ * @param[in] model the new model, borrowed (must outlive the sde or the next replacement); it
+ *            must have the same dimension as the current one.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL); ::SCORE_E_SHAPE (different dimension).
+ * Ownership: the previous model is released by the sde, not freed.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_model(score_sde *sde, score_model *model);
+
+/**
+ * @brief The model currently used (borrowed), or NULL for NULL.
+ * @param[in] sde the sde.
+ * @return the model.
+ * Ownership: owned by the caller of score_sde_new() / score_sde_set_model().
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API score_model *score_sde_model(const score_sde *sde);
+
+/**
+ * @brief The sde's own copy of the schedule (borrowed, valid as long as the sde), or NULL.
+ * @param[in] sde the sde.
+ * @return the schedule.
+ * Ownership: owned by the sde; do not free.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API const score_schedule *score_sde_schedule(const score_sde *sde);
+
+/**
+ * @brief Data dimension (that of the model), or 0 for NULL.
+ * @param[in] sde the sde.
+ * @return dim.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API size_t score_sde_dim(const score_sde *sde);
+
+/**
+ * @brief Per-row coefficients of the universal form s = a F(in_scale x, cond) + k x.
+ *
+ * Uses the current OUTPUT, COND, COND_SCALE and SIGMA_DATA parameters; does not evaluate the
+ * model.
+ * @param[in]  sde the sde. @param[in] n rows. @param[in] t n times (finite, > 0).
+ * @param[out] a n values, or NULL. @param[out] k n values, or NULL.
+ * @param[out] in_scale n values, or NULL. @param[out] cond n conditioning values c(t), or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde or @p t with n > 0);
+ *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time <= 0, above T or
+ *         with sigma(t) = 0).
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_coefs(const score_sde *sde, size_t n, const double *t,
+                                                double *a, double *k, double *in_scale,
+                                                double *cond);
+
+/**
+ * @brief The score s(x, t) = grad_x log p_t(x) for n rows (one model evaluation).
+ * @param[in,out] sde the sde (workspace, NFE counter).
+ * @param[in] n rows (0 is a no-op). @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] out n * dim scores (must not alias @p x).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or @p out == @p x);
+ *         ::SCORE_E_RANGE (a time, see sde.h); ::SCORE_E_CALLBACK (the model's callback
+ *         failed; see score_model_last_callback_status()); ::SCORE_E_NUMERIC (a non-finite time,
+ *         or a non-finite value in the result: the message names the first row);
+ *         ::SCORE_E_NOMEM; or the model's own failure status.
+ * Thread-safety: object-exclusive (and the model is used).
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_score(score_sde *sde, size_t n, const double *t,
+                                                const float *x, float *out);
+
+/**
+ * @brief The noise prediction eps = -sigma(t) s(x, t) for n rows.
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] out n * dim values (must not alias @p x).
+ * @return as score_sde_score().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_eps(score_sde *sde, size_t n, const double *t,
+                                              const float *x, float *out);
+
+/**
+ * @brief The data prediction (denoiser) x0 = (x + sigma^2 s) / alpha for n rows.
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] out n * dim values (must not alias @p x).
+ * @return as score_sde_score().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_x0(score_sde *sde, size_t n, const double *t,
+                                             const float *x, float *out);
+
+/**
+ * @brief Drift of the reverse-time SDE, f(x, t) - g(t)^2 s(x, t), for n rows.
+ *
+ * The reverse SDE is dx = [f - g^2 s] dt + g dw-bar with dt < 0.
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] out n * dim drifts (must not alias @p x).
+ * @return as score_sde_score().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_reverse_drift(score_sde *sde, size_t n, const double *t,
+                                                        const float *x, float *out);
+
+/**
+ * @brief Drift of the probability-flow ODE, dx/dt = f(x, t) - g(t)^2 s(x, t) / 2, for n rows.
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] out n * dim drifts (must not alias @p x).
+ * @return as score_sde_score().
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_pf_drift(score_sde *sde, size_t n, const double *t,
+                                                   const float *x, float *out);
+
+/**
+ * @brief Exact divergence of the score, tr(ds/dx) = a in_scale tr(dF/dx) + k dim, per row.
+ *
+ * Uses score_model_trace() when the model provides it; otherwise dim Jacobian-vector (or
+ * vector-Jacobian) products with the unit vectors (workspace n * dim * dim floats).
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points. @param[out] div n divergences (double).
+ * @param[out] score_out n * dim scores s(x, t), or NULL.
+ * @return as score_sde_score(); ::SCORE_E_UNSUPPORTED (the model provides neither trace, jvp
+ *         nor vjp).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_divergence(score_sde *sde, size_t n, const double *t,
+                                                     const float *x, double *div,
+                                                     float *score_out);
+
+/**
+ * @brief Divergence of the probability-flow drift, f_coef dim - g^2 / 2 tr(ds/dx), per row,
+ * exact or by Hutchinson's estimator (the log-density change of the PF-ODE).
+ *
+ * With @p probes, tr(ds/dx) is estimated per row b as
+ * a in_scale (1/k) sum_p v_{b,p}^T (dF/dx) v_{b,p} + k_coef dim (the k x term is exact), which
+ * is unbiased whenever the probes have E[v v^T] = I (Rademacher or standard normal). One
+ * Jacobian-vector product pass with k probes per row (vector-Jacobian if the model lacks jvp).
+ * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
+ * @param[in] x n * dim points.
+ * @param[in] k probes per row (>= 1; ignored when @p probes is NULL).
+ * @param[in] probes NULL for the exact divergence (see score_sde_divergence()), else
+ *            n * k * dim probes laid out as `probes[(row * k + p) * dim + j]`.
+ * @param[out] div n divergences (double).
+ * @param[out] drift_out n * dim probability-flow drifts, or NULL.
+ * @return as score_sde_divergence(); ::SCORE_E_INVAL (k = 0 with probes).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t,
+                                                        const float *x, size_t k,
+                                                        const float *probes, double *div,
+                                                        float *drift_out);
+
+/**
+ * @brief Converts values between output representations at the points (x, t), e.g. an eps
+ * prediction into a data prediction: out = (a_from in + k_from x - k_to x) / a_to with the
+ * coefficients of the two kinds (see the table in sde.h; ::SCORE_OUTPUT_EDM is the raw network
+ * output F under the current SIGMA_DATA). Does not evaluate the model.
+ * @param[in,out] sde the sde. @param[in] from_kind, to_kind ::score_output_kind values.
+ * @param[in] n rows. @param[in] t n times. @param[in] x n * dim points.
+ * @param[in] in n * dim values in the @p from_kind representation.
+ * @param[out] out n * dim values in the @p to_kind representation (may alias @p in, not @p x).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, @p out == @p x or @p in == @p x);
+ *         ::SCORE_E_RANGE (a kind or a time); ::SCORE_E_NUMERIC (a non-finite time or result).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_convert(score_sde *sde, int from_kind, int to_kind,
+                                                  size_t n, const double *t, const float *x,
+                                                  const float *in, float *out);
+
+/**
+ * @brief Number of batched model evaluations made through this sde since creation or the last
+ * score_sde_reset_nfe() (one per model call, whatever n; 0 for NULL).
+ * @param[in] sde the sde.
+ * @return the count.
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.1
+ */
+SCORE_API uint64_t score_sde_nfe(const score_sde *sde);
+
+/**
+ * @brief Sets the model-evaluation counter to 0. NULL is a no-op.
+ * @param[in,out] sde the sde.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API void score_sde_reset_nfe(score_sde *sde);
+
+SCORE_END_DECLS
+
+#endif /* LIBSCORE_SDE_H */

@@ -1,0 +1,713 @@
+/* Score-matching losses: object, parameters, per-row setup (times, levels, coefficients) and
+ * the value / gradient of every kind. Definitions and reductions in include/libscore/loss.h. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "libscore/schedule.h"
+#include "loss-priv.h"
+
+/* Indices into the parameter table (sorted by id). */
+enum {
+    IX_SIGMA, IX_ANNEAL, IX_PROJ, IX_PROBE, IX_WEIGHT, IX_REDUCE, IX_TEPS, IX_IMPORT, IX_COND,
+    IX_TIME
+};
+
+static const score__param_desc loss_params[SCORE__LOSS_NPARAMS] = {
+    {SCORE_LOSS_PARAM_SIGMA, "sigma", SCORE_PARAM_F64, 1e-6, 1e6, 0.1,
+     "noise level of DSM on a bare model"},
+    {SCORE_LOSS_PARAM_ANNEAL_POWER, "anneal_power", SCORE_PARAM_F64, -8.0, 8.0, 2.0,
+     "exponent p of the NCSN weight sigma^p"},
+    {SCORE_LOSS_PARAM_PROJECTIONS, "projections", SCORE_PARAM_I64, 1, 4096, 1,
+     "probes per row of sliced score matching"},
+    {SCORE_LOSS_PARAM_PROBE, "probe", SCORE_PARAM_I64, 1, 3, SCORE_LOSS_PROBE_RADEMACHER,
+     "probe distribution: 1 Rademacher, 2 Gaussian, 3 sphere of radius sqrt(dim)"},
+    {SCORE_LOSS_PARAM_WEIGHTING, "weighting", SCORE_PARAM_I64, 1, 2, SCORE_LOSS_WEIGHT_SIGMA2,
+     "SDE loss weighting: 1 sigma^2, 2 likelihood g^2"},
+    {SCORE_LOSS_PARAM_REDUCE, "reduce", SCORE_PARAM_I64, 0, 2, SCORE_LOSS_REDUCE_DEFAULT,
+     "reduction over coordinates: 0 reference default, 1 half-sum, 2 mean"},
+    {SCORE_LOSS_PARAM_T_EPS, "t_eps", SCORE_PARAM_F64, 1e-12, 1e6, 1e-5,
+     "smallest training time of the SDE loss"},
+    {SCORE_LOSS_PARAM_IMPORTANCE, "importance", SCORE_PARAM_I64, 0, 1, 0,
+     "1: importance-sampled time (likelihood weighting) for the SDE loss"},
+    {SCORE_LOSS_PARAM_COND, "cond", SCORE_PARAM_F64, -1e12, 1e12, 0.0,
+     "conditioning value of a bare model for the time-free losses"},
+    {SCORE_LOSS_PARAM_TIME, "time", SCORE_PARAM_F64, 0.0, 1e6, 0.0,
+     "time of the time-free losses evaluated through an sde; 0 = unset"},
+};
+
+const score__param_desc *score__loss_param_table(size_t *n_out)
+{
+    *n_out = SCORE__LOSS_NPARAMS;
+    return loss_params;
+}
+
+#define K(kind) (1u << (kind))
+#define TIME_FREE (K(SCORE_LOSS_HYVARINEN) | K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR) | K(SCORE_LOSS_DSM))
+#define SLICED (K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR))
+#define DENOISING (K(SCORE_LOSS_DSM) | K(SCORE_LOSS_NCSN) | K(SCORE_LOSS_DDPM) | K(SCORE_LOSS_SDE))
+
+/* Kinds each parameter applies to (same order as the table). */
+static const unsigned applies[SCORE__LOSS_NPARAMS] = {
+    K(SCORE_LOSS_DSM), K(SCORE_LOSS_NCSN), SLICED, SLICED, K(SCORE_LOSS_SDE), DENOISING,
+    K(SCORE_LOSS_SDE), K(SCORE_LOSS_SDE), TIME_FREE, TIME_FREE,
+};
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case SCORE_LOSS_HYVARINEN: return "hyvarinen";
+    case SCORE_LOSS_SSM: return "ssm";
+    case SCORE_LOSS_SSM_VR: return "ssm-vr";
+    case SCORE_LOSS_DSM: return "dsm";
+    case SCORE_LOSS_NCSN: return "ncsn";
+    case SCORE_LOSS_DDPM: return "ddpm";
+    case SCORE_LOSS_SDE: return "sde";
+    default: return NULL;
+    }
+}
+
+/* ---- lifecycle and parameters ---------------------------------------------------------- */
+
+static void free_workspace(score_loss *L)
+{
+    double **d[] = {&L->t, &L->al, &L->si, &L->a, &L->k, &L->in, &L->c, &L->w, &L->u,
+                    &L->vw, &L->vjv};
+    float **f[] = {&L->xt, &L->xm, &L->z, &L->f, &L->gout, &L->v, &L->jv};
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        score__free(*d[i]);
+        *d[i] = NULL;
+    }
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        score__free(*f[i]);
+        *f[i] = NULL;
+    }
+    score__free(L->idx);
+    L->idx = NULL;
+    L->cap_n = L->cap_dim = L->cap_nk = 0;
+}
+
+int score_loss_new(score_loss **out, int kind)
+{
+    score_loss *L;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (kind_name(kind) == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "unknown loss kind %d (1..7)", kind);
+    L = score__calloc(1, sizeof *L);
+    if (L == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    L->kind = kind;
+    score__param_defaults(loss_params, SCORE__LOSS_NPARAMS, L->params);
+    *out = L;
+    return SCORE_OK;
+}
+
+void score_loss_free(score_loss *loss)
+{
+    if (loss == NULL)
+        return;
+    free_workspace(loss);
+    score__free(loss);
+}
+
+int score_loss_clone(score_loss **out, const score_loss *loss)
+{
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (loss == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "loss is NULL");
+    rc = score_loss_new(out, loss->kind);
+    if (rc == SCORE_OK)
+        memcpy((*out)->params, loss->params, sizeof loss->params);
+    return rc;
+}
+
+int score_loss_kind(const score_loss *loss)
+{
+    return loss ? loss->kind : 0;
+}
+
+const char *score_loss_name(const score_loss *loss)
+{
+    return loss ? kind_name(loss->kind) : "(null)";
+}
+
+static int check_applies(const char *fn, const score_loss *L, int param)
+{
+    int idx = score__param_index(loss_params, SCORE__LOSS_NPARAMS, param);
+    if (idx < 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "unknown loss parameter %d", param);
+    if (!(applies[idx] & K(L->kind)))
+        return score__error(SCORE_E_UNSUPPORTED, fn, "parameter '%s' does not apply to %s losses",
+                            loss_params[idx].name, kind_name(L->kind));
+    return SCORE_OK;
+}
+
+int score_loss_set_f64(score_loss *loss, int param, double value)
+{
+    int rc;
+    if (loss == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "loss is NULL");
+    if ((rc = check_applies(__func__, loss, param)) != SCORE_OK)
+        return rc;
+    return score__param_set_f64(__func__, loss_params, SCORE__LOSS_NPARAMS, loss->params, param, value);
+}
+
+int score_loss_set_i64(score_loss *loss, int param, int64_t value)
+{
+    int rc;
+    if (loss == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "loss is NULL");
+    if ((rc = check_applies(__func__, loss, param)) != SCORE_OK)
+        return rc;
+    return score__param_set_i64(__func__, loss_params, SCORE__LOSS_NPARAMS, loss->params, param, value);
+}
+
+int score_loss_get_f64(const score_loss *loss, int param, double *out)
+{
+    int rc;
+    if (loss == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "loss is NULL");
+    if ((rc = check_applies(__func__, loss, param)) != SCORE_OK)
+        return rc;
+    return score__param_get_f64(__func__, loss_params, SCORE__LOSS_NPARAMS, loss->params, param, out);
+}
+
+int score_loss_get_i64(const score_loss *loss, int param, int64_t *out)
+{
+    int rc;
+    if (loss == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "loss is NULL");
+    if ((rc = check_applies(__func__, loss, param)) != SCORE_OK)
+        return rc;
+    return score__param_get_i64(__func__, loss_params, SCORE__LOSS_NPARAMS, loss->params, param, out);
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+/* Re-raises the failure of a lower-level call under the public function's name. */
+static int wrap(const char *fn, int rc, const char *what)
+{
+    char msg[384];
+    snprintf(msg, sizeof msg, "%s", score_last_error_message());
+    return score__error(rc, fn, "%s: %s", what, msg);
+}
+
+static int grow_d(double **p, size_t n)
+{
+    score__free(*p);
+    *p = score__calloc(n, sizeof(double));
+    return *p == NULL ? -1 : 0;
+}
+
+static int grow_f(float **p, size_t n)
+{
+    score__free(*p);
+    *p = score__calloc(n, sizeof(float));
+    return *p == NULL ? -1 : 0;
+}
+
+/* Makes room for n rows of dim values and nk = n * probes probe rows. Grows only. */
+static int reserve(const char *fn, score_loss *L, size_t n, size_t dim, size_t nk)
+{
+    int bad = 0;
+    size_t nd, nkd;
+    if (score__mul_size(n, dim, &nd) != 0 || score__mul_size(nk, dim, &nkd) != 0)
+        return score__error(SCORE_E_RANGE, fn, "batch of %zu x %zu values overflows", n, dim);
+    if (n > L->cap_n || dim > L->cap_dim) {
+        size_t cn = n > L->cap_n ? n : L->cap_n, cd = dim > L->cap_dim ? dim : L->cap_dim;
+        size_t cnd = cn * cd;
+        bad |= grow_d(&L->t, cn) | grow_d(&L->al, cn) | grow_d(&L->si, cn) | grow_d(&L->a, cn) |
+               grow_d(&L->k, cn) | grow_d(&L->in, cn) | grow_d(&L->c, cn) | grow_d(&L->w, cn) |
+               grow_d(&L->u, cn);
+        score__free(L->idx);
+        L->idx = score__calloc(cn, sizeof(size_t));
+        bad |= L->idx == NULL;
+        bad |= grow_f(&L->xt, cnd) | grow_f(&L->xm, cnd) | grow_f(&L->z, cnd) |
+               grow_f(&L->f, cnd) | grow_f(&L->gout, cnd);
+        if (bad) {
+            free_workspace(L);
+            return score__error(SCORE_E_NOMEM, fn, "workspace for %zu rows failed", n);
+        }
+        L->cap_n = cn;
+        L->cap_dim = cd;
+        /* the probe buffers depend on dim too: force their reallocation */
+        score__free(L->v);
+        score__free(L->jv);
+        score__free(L->vw);
+        score__free(L->vjv);
+        L->v = L->jv = NULL;
+        L->vw = L->vjv = NULL;
+        L->cap_nk = 0;
+    }
+    if (nk > L->cap_nk) {
+        size_t ck = nk, ckd = ck * L->cap_dim;
+        (void)nkd;
+        bad |= grow_f(&L->v, ckd) | grow_f(&L->jv, ckd) | grow_d(&L->vw, ck) | grow_d(&L->vjv, ck);
+        if (bad) {
+            free_workspace(L);
+            return score__error(SCORE_E_NOMEM, fn, "workspace for %zu probe rows failed", nk);
+        }
+        L->cap_nk = ck;
+    }
+    return SCORE_OK;
+}
+
+static double pf(const score_loss *L, int ix)
+{
+    return L->params[ix].f;
+}
+
+static int64_t pi_(const score_loss *L, int ix)
+{
+    return L->params[ix].i;
+}
+
+/* Factor rho of the reduction red(u) = rho sum_j u_j. */
+static double reduce_factor(const score_loss *L, size_t dim)
+{
+    int64_t r = pi_(L, IX_REDUCE);
+    if (r == SCORE_LOSS_REDUCE_DEFAULT)
+        r = L->kind == SCORE_LOSS_DDPM ? SCORE_LOSS_REDUCE_MEAN : SCORE_LOSS_REDUCE_HALF_SUM;
+    return r == SCORE_LOSS_REDUCE_MEAN ? 1.0 / (double)dim : 0.5;
+}
+
+static size_t round4(size_t d)
+{
+    return (d + 3u) / 4u * 4u;
+}
+
+/* Rows of the time-free kinds: constants a, k, in, c (and alpha, sigma for DSM). */
+static int setup_fixed(const char *fn, score_loss *L, const score_sde *sde, size_t n)
+{
+    double a = 1.0, k = 0.0, in = 1.0, c = pf(L, IX_COND), al = 1.0, si = pf(L, IX_SIGMA);
+    double t = pf(L, IX_TIME);
+    if (sde != NULL) {
+        int rc;
+        if (!(t > 0.0))
+            return score__error(SCORE_E_INVAL, fn,
+                                "a %s loss evaluated through an sde needs SCORE_LOSS_PARAM_TIME "
+                                "(the fixed time t > 0)", kind_name(L->kind));
+        rc = score_sde_coefs(sde, 1, &t, &a, &k, &in, &c);
+        if (rc != SCORE_OK)
+            return wrap(fn, rc, "coefficients at the loss's TIME");
+        rc = score_schedule_alpha_sigma(score_sde_schedule(sde), 1, &t, &al, &si);
+        if (rc != SCORE_OK)
+            return wrap(fn, rc, "schedule at the loss's TIME");
+    }
+    for (size_t b = 0; b < n; b++) {
+        L->t[b] = t;
+        L->a[b] = a;
+        L->k[b] = k;
+        L->in[b] = in;
+        L->c[b] = c;
+        L->al[b] = al;
+        L->si[b] = si;
+        L->w[b] = 1.0;
+    }
+    return SCORE_OK;
+}
+
+/* Per-row coefficients of the sde at the times L->t (already filled). */
+static int row_coefs(const char *fn, score_loss *L, const score_sde *sde, size_t n)
+{
+    int rc = score_sde_coefs(sde, n, L->t, L->a, L->k, L->in, L->c);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "sde coefficients");
+    rc = score_schedule_alpha_sigma(score_sde_schedule(sde), n, L->t, L->al, L->si);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "schedule");
+    return SCORE_OK;
+}
+
+/* NCSN / DDPM: a level per row of a discrete schedule. */
+static int setup_levels(const char *fn, score_loss *L, const score_sde *sde,
+                        const score_rng *rng, size_t n, size_t dim)
+{
+    const score_schedule *sch = score_sde_schedule(sde);
+    size_t nl = score_schedule_num_levels(sch);
+    double T;
+    int rc;
+    if (score_schedule_is_discrete(sch) != 1)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "%s losses need a discrete schedule (NCSN, DDPM, sigmas, betas); "
+                            "use SCORE_LOSS_SDE for the continuous %s schedule",
+                            kind_name(L->kind), score_schedule_name(sch));
+    if ((rc = score_schedule_get_f64(sch, SCORE_SCHEDULE_PARAM_T, &T)) != SCORE_OK)
+        return wrap(fn, rc, "schedule T");
+    if (nl == 0)
+        return score__error(SCORE_E_INVAL, fn, "the schedule has no levels");
+    rc = score_rng_fill_index(rng, 0, n, round4(dim), 1, (uint64_t)nl, L->idx);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "level draw");
+    for (size_t b = 0; b < n; b++)
+        L->t[b] = T * ((double)L->idx[b] + 1.0) / (double)nl;
+    if ((rc = row_coefs(fn, L, sde, n)) != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++) {
+        double si = L->si[b];
+        if (L->kind == SCORE_LOSS_NCSN)
+            L->w[b] = pow(si, pf(L, IX_ANNEAL) - 2.0);
+        else
+            L->w[b] = 1.0;
+    }
+    return SCORE_OK;
+}
+
+/* Continuous-time SDE loss: t ~ U(t_eps, T) or importance-sampled. */
+static int setup_sde(const char *fn, score_loss *L, const score_sde *sde, const score_rng *rng,
+                     size_t n, size_t dim)
+{
+    const score_schedule *sch = score_sde_schedule(sde);
+    double T, te = pf(L, IX_TEPS);
+    int rc;
+    if ((rc = score_schedule_get_f64(sch, SCORE_SCHEDULE_PARAM_T, &T)) != SCORE_OK)
+        return wrap(fn, rc, "schedule T");
+    if (!(te < T))
+        return score__error(SCORE_E_INVAL, fn, "t_eps = %g is not below the schedule's T = %g", te, T);
+    rc = score_rng_fill_uniform_f64(rng, 0, n, round4(dim), 1, L->u);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "time draw");
+    if (pi_(L, IX_IMPORT)) {
+        double ends[2] = {T, te}, lam[2], Z, wgt;
+        if ((rc = score_schedule_lambda(sch, 2, ends, lam)) != SCORE_OK)
+            return wrap(fn, rc, "lambda at T and t_eps");
+        if (!isfinite(lam[0]) || !isfinite(lam[1]))
+            return score__error(SCORE_E_NUMERIC, fn, "lambda(T) or lambda(t_eps) is not finite");
+        for (size_t b = 0; b < n; b++)
+            L->t[b] = lam[1] - L->u[b] * (lam[1] - lam[0]);
+        if ((rc = score_schedule_t_of_lambda(sch, n, L->t, L->t)) != SCORE_OK)
+            return wrap(fn, rc, "time of lambda");
+        Z = 2.0 * (lam[1] - lam[0]);
+        wgt = Z / (T - te);
+        for (size_t b = 0; b < n; b++) {
+            if (L->t[b] < te) L->t[b] = te;
+            if (L->t[b] > T) L->t[b] = T;
+            L->w[b] = wgt;
+        }
+        return row_coefs(fn, L, sde, n);
+    }
+    for (size_t b = 0; b < n; b++) {
+        double t = te + L->u[b] * (T - te);
+        L->t[b] = t > T ? T : t;
+    }
+    if ((rc = row_coefs(fn, L, sde, n)) != SCORE_OK)
+        return rc;
+    if (pi_(L, IX_WEIGHT) == SCORE_LOSS_WEIGHT_LIKELIHOOD) {
+        /* g^2 red((s + z / sigma)^2) = (g / sigma)^2 red((sigma s + z)^2); u holds g */
+        if ((rc = score_schedule_sde_coefs(sch, n, L->t, NULL, L->u)) != SCORE_OK)
+            return wrap(fn, rc, "diffusion coefficient g(t)");
+        for (size_t b = 0; b < n; b++) {
+            double r = L->u[b] / L->si[b];
+            L->w[b] = r * r;
+        }
+    } else {
+        for (size_t b = 0; b < n; b++)
+            L->w[b] = 1.0;
+    }
+    return SCORE_OK;
+}
+
+static int model_failed(const char *fn, int rc, const char *op)
+{
+    return wrap(fn, rc, op);
+}
+
+static int need(const char *fn, score_model *m, uint32_t caps, uint32_t flag, const char *op,
+                const char *kind)
+{
+    if (!(caps & flag))
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "%s loss needs %s, which this model (kind %d) does not provide",
+                            kind, op, score_model_kind(m));
+    return SCORE_OK;
+}
+
+/* ---- the denoising kinds: loss = mean_b w_b rho |sigma_b s_b + z_b|^2 ---------------------- */
+
+static int denoising(const char *fn, score_loss *L, score_model *m, const score_rng *rng,
+                     size_t n, size_t dim, const float *x, double *total, float *grad)
+{
+    const double rho = reduce_factor(L, dim), inv_n = 1.0 / (double)n;
+    double acc_total = 0.0;
+    int rc = score_rng_fill_normal(rng, 0, n, 0, dim, L->z);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "noise draw");
+    for (size_t b = 0; b < n; b++) {
+        const double al = L->al[b], si = L->si[b], in = L->in[b];
+        for (size_t j = 0; j < dim; j++) {
+            size_t i = b * dim + j;
+            float xt = (float)(al * (double)x[i] + si * (double)L->z[i]);
+            L->xt[i] = xt;
+            L->xm[i] = (float)(in * (double)xt);
+        }
+    }
+    rc = score_model_forward(m, n, L->xm, L->c, L->f);
+    if (rc != SCORE_OK)
+        return model_failed(fn, rc, "model forward");
+    for (size_t b = 0; b < n; b++) {
+        const double si = L->si[b], a = L->a[b], k = L->k[b], w = L->w[b];
+        const double gscale = 2.0 * w * rho * si * a * inv_n;
+        double acc = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            size_t i = b * dim + j;
+            double s = a * (double)L->f[i] + k * (double)L->xt[i];
+            double r = si * s + (double)L->z[i];
+            acc += r * r;
+            if (grad)
+                L->gout[i] = (float)(gscale * r);
+        }
+        acc_total += w * rho * acc;
+    }
+    *total = acc_total * inv_n;
+    if (grad) {
+        rc = score_model_backward(m, n, L->gout, grad, NULL);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model backward");
+    }
+    return SCORE_OK;
+}
+
+/* ---- Hyvärinen: |s|^2 / 2 + tr(ds/dx) ------------------------------------------------------ */
+
+static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, size_t dim,
+                     const float *x, double *total, float *grad)
+{
+    const double inv_n = 1.0 / (double)n;
+    double *tr = L->u;
+    double acc_total = 0.0;
+    int rc;
+    for (size_t b = 0; b < n; b++)
+        for (size_t j = 0; j < dim; j++)
+            L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
+    if (grad == NULL) {
+        rc = score_model_trace(m, n, L->xm, L->c, tr, L->f);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model trace");
+    } else {
+        rc = score_model_forward(m, n, L->xm, L->c, L->f);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model forward");
+        for (size_t b = 0; b < n; b++) {
+            const double a = L->a[b], k = L->k[b];
+            for (size_t j = 0; j < dim; j++) {
+                size_t i = b * dim + j;
+                double s = a * (double)L->f[i] + k * (double)x[i];
+                L->gout[i] = (float)(a * s * inv_n);
+            }
+            L->w[b] = a * L->in[b] * inv_n;
+        }
+        rc = score_model_trace_grad(m, n, L->xm, L->c, L->w, L->gout, grad, tr, NULL);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model trace_grad");
+    }
+    for (size_t b = 0; b < n; b++) {
+        const double a = L->a[b], k = L->k[b];
+        double s2 = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            size_t i = b * dim + j;
+            double s = a * (double)L->f[i] + k * (double)x[i];
+            s2 += s * s;
+        }
+        acc_total += 0.5 * s2 + a * L->in[b] * tr[b] + k * (double)dim;
+    }
+    *total = acc_total * inv_n;
+    return SCORE_OK;
+}
+
+/* ---- sliced score matching ------------------------------------------------------------------ */
+
+static int draw_probes(const char *fn, score_loss *L, const score_rng *rng, size_t n, size_t dim,
+                       size_t M)
+{
+    size_t col0 = round4(dim) + 4, ncols = M * dim;
+    int64_t kind = pi_(L, IX_PROBE);
+    int rc;
+    if (kind == SCORE_LOSS_PROBE_RADEMACHER)
+        rc = score_rng_fill_rademacher(rng, 0, n, col0, ncols, L->v);
+    else
+        rc = score_rng_fill_normal(rng, 0, n, col0, ncols, L->v);
+    if (rc != SCORE_OK)
+        return wrap(fn, rc, "probe draw");
+    if (kind == SCORE_LOSS_PROBE_SPHERE) {
+        const double rad = sqrt((double)dim);
+        for (size_t q = 0; q < n * M; q++) {
+            float *v = L->v + q * dim;
+            double s = 0.0;
+            for (size_t j = 0; j < dim; j++)
+                s += (double)v[j] * v[j];
+            s = s > 0.0 ? rad / sqrt(s) : 0.0;
+            for (size_t j = 0; j < dim; j++)
+                v[j] = (float)(s * v[j]);
+        }
+    }
+    return SCORE_OK;
+}
+
+static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng *rng, size_t n,
+                  size_t dim, const float *x, double *total, float *grad)
+{
+    const size_t M = (size_t)pi_(L, IX_PROJ);
+    const int vr = L->kind == SCORE_LOSS_SSM_VR;
+    const double inv_n = 1.0 / (double)n, inv_m = 1.0 / (double)M;
+    double acc_total = 0.0;
+    int rc = draw_probes(fn, L, rng, n, dim, M);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++)
+        for (size_t j = 0; j < dim; j++)
+            L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
+    if (grad == NULL) {
+        rc = score_model_jvp(m, n, L->xm, L->c, M, L->v, L->jv, L->f);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model jvp");
+        for (size_t q = 0; q < n * M; q++) {
+            double d = 0.0;
+            for (size_t j = 0; j < dim; j++)
+                d += (double)L->v[q * dim + j] * L->jv[q * dim + j];
+            L->vjv[q] = d;
+        }
+    } else {
+        rc = score_model_forward(m, n, L->xm, L->c, L->f);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model forward");
+        for (size_t b = 0; b < n; b++) {
+            const double a = L->a[b], k = L->k[b];
+            float *g = L->gout + b * dim;
+            for (size_t j = 0; j < dim; j++) {
+                double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
+                g[j] = vr ? (float)(a * s * inv_n) : 0.0f;
+            }
+            if (!vr) {
+                /* dL/dF = a / (n M) sum_p (v_p . s) v_p */
+                for (size_t p = 0; p < M; p++) {
+                    const float *v = L->v + (b * M + p) * dim;
+                    double vs = 0.0, coef;
+                    for (size_t j = 0; j < dim; j++)
+                        vs += (double)v[j] * (a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j]);
+                    coef = a * vs * inv_n * inv_m;
+                    for (size_t j = 0; j < dim; j++)
+                        g[j] = (float)((double)g[j] + coef * (double)v[j]);
+                }
+            }
+            for (size_t p = 0; p < M; p++)
+                L->vw[b * M + p] = a * L->in[b] * inv_n * inv_m;
+        }
+        rc = score_model_vjv_grad(m, n, L->xm, L->c, M, L->v, L->vw, L->gout, grad, L->vjv, NULL);
+        if (rc != SCORE_OK)
+            return model_failed(fn, rc, "model vjv_grad");
+    }
+    for (size_t b = 0; b < n; b++) {
+        const double a = L->a[b], k = L->k[b], ain = a * L->in[b];
+        double row = 0.0, s2 = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
+            s2 += s * s;
+        }
+        for (size_t p = 0; p < M; p++) {
+            const float *v = L->v + (b * M + p) * dim;
+            double v2 = 0.0, vs = 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
+                v2 += (double)v[j] * v[j];
+                vs += (double)v[j] * s;
+            }
+            row += ain * L->vjv[b * M + p] + k * v2;
+            if (!vr)
+                row += 0.5 * vs * vs;
+        }
+        row *= inv_m;
+        if (vr)
+            row += 0.5 * s2;
+        acc_total += row;
+    }
+    *total = acc_total * inv_n;
+    return SCORE_OK;
+}
+
+/* ---- entry point ------------------------------------------------------------------------ */
+
+int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *model,
+                       const score_rng *rng, size_t n, const float *x, double *loss_out,
+                       float *grad_params)
+{
+    const char *fn = __func__;
+    size_t dim, nd, M = 1;
+    uint32_t caps;
+    double total = 0.0;
+    int rc, kind;
+    if (loss == NULL || model == NULL || rng == NULL || x == NULL)
+        return score__error(SCORE_E_INVAL, fn, "loss, model, rng or x is NULL");
+    kind = loss->kind;
+    if (n == 0 || (uint64_t)n >= ((uint64_t)1 << 32))
+        return score__error(SCORE_E_RANGE, fn, "n = %zu not in [1, 2^32 - 1]", n);
+    dim = score_model_dim(model);
+    if (sde != NULL && score_sde_dim(sde) != dim)
+        return score__error(SCORE_E_SHAPE, fn, "the sde has dimension %zu, the model %zu",
+                            score_sde_dim(sde), dim);
+    if (sde == NULL && !(K(kind) & TIME_FREE))
+        return score__error(SCORE_E_INVAL, fn, "%s losses need an sde (schedule)", kind_name(kind));
+    if (score__mul_size(n, dim, &nd) != 0)
+        return score__error(SCORE_E_RANGE, fn, "n * dim overflows");
+    if (!score__all_finite_f32(nd, x))
+        return score__error(SCORE_E_NUMERIC, fn, "x contains NaN or infinity");
+    caps = score_model_capabilities(model);
+    if (grad_params != NULL && !(caps & SCORE_MODEL_CAP_PARAMS))
+        return score__error(SCORE_E_UNSUPPORTED, fn, "the model has no trainable parameters");
+    switch (kind) {
+    case SCORE_LOSS_HYVARINEN:
+        rc = need(fn, model, caps, grad_params ? SCORE_MODEL_CAP_TRACE_GRAD : SCORE_MODEL_CAP_TRACE,
+                  grad_params ? "score_model_trace_grad" : "score_model_trace", "a Hyvarinen");
+        break;
+    case SCORE_LOSS_SSM:
+    case SCORE_LOSS_SSM_VR:
+        M = (size_t)pi_(loss, IX_PROJ);
+        rc = need(fn, model, caps, grad_params ? SCORE_MODEL_CAP_VJV_GRAD : SCORE_MODEL_CAP_JVP,
+                  grad_params ? "score_model_vjv_grad" : "score_model_jvp (Jacobian-vector products)",
+                  "a sliced score-matching");
+        break;
+    default:
+        rc = grad_params ? need(fn, model, caps, SCORE_MODEL_CAP_BACKWARD, "score_model_backward",
+                                "a denoising") : SCORE_OK;
+        break;
+    }
+    if (rc != SCORE_OK)
+        return rc;
+    if ((rc = reserve(fn, loss, n, dim, (K(kind) & SLICED) ? n * M : 0)) != SCORE_OK)
+        return rc;
+    if (K(kind) & TIME_FREE)
+        rc = setup_fixed(fn, loss, sde, n);
+    else if (kind == SCORE_LOSS_SDE)
+        rc = setup_sde(fn, loss, sde, rng, n, dim);
+    else
+        rc = setup_levels(fn, loss, sde, rng, n, dim);
+    if (rc != SCORE_OK)
+        return rc;
+    if (kind == SCORE_LOSS_DSM)
+        for (size_t b = 0; b < n; b++)
+            loss->w[b] = 1.0 / (loss->si[b] * loss->si[b]);
+    switch (kind) {
+    case SCORE_LOSS_HYVARINEN:
+        rc = hyvarinen(fn, loss, model, n, dim, x, &total, grad_params);
+        break;
+    case SCORE_LOSS_SSM:
+    case SCORE_LOSS_SSM_VR:
+        rc = sliced(fn, loss, model, rng, n, dim, x, &total, grad_params);
+        break;
+    default:
+        rc = denoising(fn, loss, model, rng, n, dim, x, &total, grad_params);
+        break;
+    }
+    if (rc != SCORE_OK)
+        return rc;
+    if (loss_out)
+        *loss_out = total;
+    if (!isfinite(total))
+        return score__error(SCORE_E_NUMERIC, fn, "the %s loss is not finite (%g)",
+                            kind_name(kind), total);
+    return SCORE_OK;
+}

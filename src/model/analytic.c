@@ -1,0 +1,667 @@
+/* Analytic models: the exact score of Gaussian or Gaussian-mixture data noised by a schedule.
+ *
+ * Every component j is N(mu_j, Q diag(l_j) Q^T) with one orthonormal basis Q shared by all
+ * components (the eigenvectors of a full covariance for the single-Gaussian kind, the identity
+ * otherwise). At time t the noised component is N(alpha mu_j, Q diag(d_j) Q^T) with
+ * d_j = alpha^2 l_j + sigma^2, so all the work happens in the basis Q with diagonal matrices:
+ *
+ *   y_j = Q^T x - alpha Q^T mu_j,   s_j = -y_j / d_j   (component score, in the basis),
+ *   log p = logsumexp_j [log pi_j - 1/2 sum_m (y_jm^2 / d_jm + log(2 pi d_jm))],
+ *   r_j = responsibilities,  s = sum_j r_j s_j,
+ *   Hessian H = sum_j r_j (-diag(1/d_j) + s_j s_j^T) - s s^T
+ *             = -sum_j r_j diag(1/d_j) + sum_j r_j (s_j - s)(s_j - s)^T   (no cancellation),
+ *   Laplacian = -sum_j r_j sum_m 1/d_jm + sum_j r_j |s_j - s|^2.
+ *
+ * Everything is evaluated in double, one row at a time, in a fixed scratch allocated at
+ * construction (its size does not depend on the batch). */
+#include <math.h>
+#include <string.h>
+
+#include "model-priv.h"
+
+#define ANALYTIC_MAX_DIM 4096
+#define ANALYTIC_MAX_K 65536
+#define LOG_2PI 1.8378770664093454835606594728112
+
+typedef struct analytic {
+    score_schedule *sched;
+    size_t dim, k;
+    double *q;     /* dim * dim row-major (column m = eigenvector m), or NULL = identity */
+    double *mu;    /* k * dim means in the basis */
+    double *lam;   /* k * dim variances in the basis */
+    double *logw;  /* k normalised log weights */
+    double *cumw;  /* k cumulative normalised weights (sampling) */
+    /* scratch for one row */
+    double *xb;    /* dim: the point in the basis */
+    double *vb;    /* dim: a tangent in the basis */
+    double *hv;    /* dim */
+    double *s;     /* dim: total score in the basis */
+    double *sk;    /* k * dim: component scores in the basis */
+    double *lt;    /* k: log terms, then responsibilities */
+    double *trinv; /* k: sum_m 1 / d_jm */
+} analytic;
+
+/* ---- small dense helpers ------------------------------------------------------------- */
+
+/* out = Q^T in (or a copy when Q is the identity); in and out must differ. */
+static void to_basis(const analytic *A, const double *in, double *out)
+{
+    size_t d = A->dim;
+    if (A->q == NULL) {
+        memcpy(out, in, d * sizeof *out);
+        return;
+    }
+    for (size_t m = 0; m < d; m++)
+        out[m] = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        const double *qi = A->q + i * d;
+        double xi = in[i];
+        for (size_t m = 0; m < d; m++)
+            out[m] += qi[m] * xi;
+    }
+}
+
+/* out (float) = Q in. */
+static void from_basis_f(const analytic *A, const double *in, float *out)
+{
+    size_t d = A->dim;
+    for (size_t i = 0; i < d; i++) {
+        double acc;
+        if (A->q == NULL) {
+            acc = in[i];
+        } else {
+            const double *qi = A->q + i * d;
+            acc = 0.0;
+            for (size_t m = 0; m < d; m++)
+                acc += qi[m] * in[m];
+        }
+        out[i] = (float)acc;
+    }
+}
+
+static void load_row(const float *x, size_t d, double *out)
+{
+    for (size_t i = 0; i < d; i++)
+        out[i] = (double)x[i];
+}
+
+/* Cyclic Jacobi eigendecomposition of the symmetric matrix a (n x n, destroyed): eigenvalues
+ * in w, eigenvectors in the columns of v. Returns 0, or -1 if it did not converge. */
+static int jacobi_eig(size_t n, double *a, double *w, double *v)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            v[i * n + j] = (i == j) ? 1.0 : 0.0;
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0.0, diag = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            diag += a[i * n + i] * a[i * n + i];
+            for (size_t j = i + 1; j < n; j++)
+                off += a[i * n + j] * a[i * n + j];
+        }
+        if (off <= 1e-32 * diag || off == 0.0)
+            break;
+        if (sweep == 99)
+            return -1;
+        for (size_t p = 0; p + 1 < n; p++) {
+            for (size_t q = p + 1; q < n; q++) {
+                double apq = a[p * n + q], theta, t, c, s;
+                if (apq == 0.0)
+                    continue;
+                theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                t = (theta >= 0.0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                c = 1.0 / sqrt(t * t + 1.0);
+                s = t * c;
+                for (size_t k = 0; k < n; k++) { /* columns: A J */
+                    double akp = a[k * n + p], akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for (size_t k = 0; k < n; k++) { /* rows: J^T (A J) */
+                    double apk = a[p * n + k], aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                a[p * n + q] = a[q * n + p] = 0.0;
+                for (size_t k = 0; k < n; k++) {
+                    double vkp = v[k * n + p], vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        w[i] = a[i * n + i];
+    return 0;
+}
+
+/* ---- per-row evaluation ------------------------------------------------------------ */
+
+static int alpha_sigma(const char *fn, const analytic *A, double t, double *al, double *si)
+{
+    int rc;
+    if (!isfinite(t))
+        return score__error(SCORE_E_NUMERIC, fn, "conditioning value (time) %g is not finite", t);
+    rc = score_schedule_alpha_sigma(A->sched, 1, &t, al, si);
+    if (rc != SCORE_OK) {
+        char msg[256]; /* the schedule's message, copied before it is overwritten */
+        strncpy(msg, score_last_error_message(), sizeof msg - 1);
+        msg[sizeof msg - 1] = '\0';
+        return score__error(rc, fn, "time %g rejected by the schedule (%s)", t, msg);
+    }
+    return SCORE_OK;
+}
+
+/* Evaluates the component scores (A->sk), responsibilities (A->lt), sum of inverse variances
+ * (A->trinv) and total score (A->s) at the point A->xb (in the basis); returns log p. */
+static double eval_row(analytic *A, double al, double si)
+{
+    size_t d = A->dim, K = A->k;
+    double mx = -INFINITY, sum = 0.0, lse;
+    double s2 = si * si, a2 = al * al;
+    for (size_t j = 0; j < K; j++) {
+        const double *mu = A->mu + j * d, *l = A->lam + j * d;
+        double *sj = A->sk + j * d;
+        double q = 0.0, ld = 0.0, ti = 0.0;
+        for (size_t m = 0; m < d; m++) {
+            double dm = a2 * l[m] + s2;
+            double y = A->xb[m] - al * mu[m];
+            double inv = 1.0 / dm;
+            sj[m] = -y * inv;
+            q += y * y * inv;
+            ld += log(dm);
+            ti += inv;
+        }
+        A->trinv[j] = ti;
+        A->lt[j] = A->logw[j] - 0.5 * (q + ld + (double)d * LOG_2PI);
+        if (A->lt[j] > mx)
+            mx = A->lt[j];
+    }
+    for (size_t j = 0; j < K; j++)
+        sum += exp(A->lt[j] - mx);
+    lse = mx + log(sum);
+    for (size_t m = 0; m < d; m++)
+        A->s[m] = 0.0;
+    for (size_t j = 0; j < K; j++) {
+        double r = exp(A->lt[j] - lse);
+        const double *sj = A->sk + j * d;
+        A->lt[j] = r;
+        if (r == 0.0)
+            continue;
+        for (size_t m = 0; m < d; m++)
+            A->s[m] += r * sj[m];
+    }
+    return lse;
+}
+
+/* hv = H vb in the basis, after eval_row (needs al, si for the diagonal part). */
+static void hess_vec(analytic *A, double al, double si, const double *vb, double *hv)
+{
+    size_t d = A->dim, K = A->k;
+    double s2 = si * si, a2 = al * al;
+    for (size_t m = 0; m < d; m++)
+        hv[m] = 0.0;
+    for (size_t j = 0; j < K; j++) {
+        double r = A->lt[j], dot = 0.0;
+        const double *l = A->lam + j * d, *sj = A->sk + j * d;
+        if (r == 0.0)
+            continue;
+        if (K > 1)
+            for (size_t m = 0; m < d; m++)
+                dot += (sj[m] - A->s[m]) * vb[m];
+        for (size_t m = 0; m < d; m++) {
+            double c = -vb[m] / (a2 * l[m] + s2);
+            if (K > 1)
+                c += (sj[m] - A->s[m]) * dot;
+            hv[m] += r * c;
+        }
+    }
+}
+
+static double laplacian(const analytic *A)
+{
+    size_t d = A->dim, K = A->k;
+    double tr = 0.0;
+    for (size_t j = 0; j < K; j++) {
+        double r = A->lt[j], sq = 0.0;
+        const double *sj = A->sk + j * d;
+        if (r == 0.0)
+            continue;
+        if (K > 1)
+            for (size_t m = 0; m < d; m++) {
+                double e = sj[m] - A->s[m];
+                sq += e * e;
+            }
+        tr += r * (sq - A->trinv[j]);
+    }
+    return tr;
+}
+
+/* ---- ops --------------------------------------------------------------------------- */
+
+static int an_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    analytic *A = m->impl;
+    size_t d = A->dim;
+    for (size_t b = 0; b < n; b++) {
+        double al, si, *tmp = A->hv;
+        int rc = alpha_sigma("score_model_forward", A, c[b], &al, &si);
+        if (rc != SCORE_OK)
+            return rc;
+        load_row(x + b * d, d, tmp);
+        to_basis(A, tmp, A->xb);
+        (void)eval_row(A, al, si);
+        from_basis_f(A, A->s, out + b * d);
+    }
+    return SCORE_OK;
+}
+
+static int an_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                  const float *v, float *out, float *fx)
+{
+    analytic *A = m->impl;
+    size_t d = A->dim;
+    for (size_t b = 0; b < n; b++) {
+        double al, si;
+        int rc = alpha_sigma("score_model_jvp", A, c[b], &al, &si);
+        if (rc != SCORE_OK)
+            return rc;
+        load_row(x + b * d, d, A->hv);
+        to_basis(A, A->hv, A->xb);
+        (void)eval_row(A, al, si);
+        if (fx != NULL)
+            from_basis_f(A, A->s, fx + b * d);
+        for (size_t p = 0; p < k; p++) {
+            const float *vp = v + (b * k + p) * d;
+            load_row(vp, d, A->hv);
+            to_basis(A, A->hv, A->vb);
+            hess_vec(A, al, si, A->vb, A->hv);
+            from_basis_f(A, A->hv, out + (b * k + p) * d);
+        }
+    }
+    return SCORE_OK;
+}
+
+/* The Jacobian of a score is the (symmetric) Hessian of log p_t. */
+static int an_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                  const float *u, float *out)
+{
+    return an_jvp(m, n, x, c, k, u, out, NULL);
+}
+
+static int an_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
+                    float *fx)
+{
+    analytic *A = m->impl;
+    size_t d = A->dim;
+    for (size_t b = 0; b < n; b++) {
+        double al, si;
+        int rc = alpha_sigma("score_model_trace", A, c[b], &al, &si);
+        if (rc != SCORE_OK)
+            return rc;
+        load_row(x + b * d, d, A->hv);
+        to_basis(A, A->hv, A->xb);
+        (void)eval_row(A, al, si);
+        tr[b] = laplacian(A);
+        if (fx != NULL)
+            from_basis_f(A, A->s, fx + b * d);
+    }
+    return SCORE_OK;
+}
+
+static void analytic_destroy(analytic *A)
+{
+    if (A == NULL)
+        return;
+    score_schedule_free(A->sched);
+    score__free(A->q);
+    score__free(A->mu);
+    score__free(A->lam);
+    score__free(A->logw);
+    score__free(A->cumw);
+    score__free(A->xb);
+    score__free(A->vb);
+    score__free(A->hv);
+    score__free(A->s);
+    score__free(A->sk);
+    score__free(A->lt);
+    score__free(A->trinv);
+    score__free(A);
+}
+
+static void an_destroy_impl(score_model *m)
+{
+    analytic_destroy(m->impl);
+    m->impl = NULL;
+}
+
+/* Allocates an analytic impl with its arrays (q only when full). */
+static analytic *analytic_alloc(size_t dim, size_t k, int full)
+{
+    analytic *A = score__calloc(1, sizeof *A);
+    size_t kd;
+    if (A == NULL || score__mul_size(k, dim, &kd) != 0) {
+        score__free(A);
+        return NULL;
+    }
+    A->dim = dim;
+    A->k = k;
+    A->mu = score__calloc(kd, sizeof(double));
+    A->lam = score__calloc(kd, sizeof(double));
+    A->sk = score__calloc(kd, sizeof(double));
+    A->logw = score__calloc(k, sizeof(double));
+    A->cumw = score__calloc(k, sizeof(double));
+    A->lt = score__calloc(k, sizeof(double));
+    A->trinv = score__calloc(k, sizeof(double));
+    A->xb = score__calloc(dim, sizeof(double));
+    A->vb = score__calloc(dim, sizeof(double));
+    A->hv = score__calloc(dim, sizeof(double));
+    A->s = score__calloc(dim, sizeof(double));
+    if (full)
+        A->q = score__calloc(dim * dim, sizeof(double));
+    if (!A->mu || !A->lam || !A->sk || !A->logw || !A->cumw || !A->lt || !A->trinv || !A->xb ||
+        !A->vb || !A->hv || !A->s || (full && !A->q)) {
+        analytic_destroy(A);
+        return NULL;
+    }
+    return A;
+}
+
+static int an_clone_impl(score_model *dst, const score_model *src)
+{
+    const analytic *S = src->impl;
+    analytic *A = analytic_alloc(S->dim, S->k, S->q != NULL);
+    int rc;
+    if (A == NULL)
+        return SCORE_E_NOMEM;
+    rc = score_schedule_clone(&A->sched, S->sched);
+    if (rc != SCORE_OK) {
+        analytic_destroy(A);
+        return rc;
+    }
+    if (S->q)
+        memcpy(A->q, S->q, S->dim * S->dim * sizeof(double));
+    memcpy(A->mu, S->mu, S->k * S->dim * sizeof(double));
+    memcpy(A->lam, S->lam, S->k * S->dim * sizeof(double));
+    memcpy(A->logw, S->logw, S->k * sizeof(double));
+    memcpy(A->cumw, S->cumw, S->k * sizeof(double));
+    dst->impl = A;
+    return SCORE_OK;
+}
+
+static const score__model_ops gaussian_ops = {
+    .name = "gaussian",
+    .forward = an_forward,
+    .jvp = an_jvp,
+    .vjp = an_vjp,
+    .trace = an_trace,
+    .clone_impl = an_clone_impl,
+    .destroy_impl = an_destroy_impl,
+};
+
+static const score__model_ops gmm_ops = {
+    .name = "gmm",
+    .forward = an_forward,
+    .jvp = an_jvp,
+    .vjp = an_vjp,
+    .trace = an_trace,
+    .clone_impl = an_clone_impl,
+    .destroy_impl = an_destroy_impl,
+};
+
+/* ---- constructors ------------------------------------------------------------------ */
+
+static int check_finite_arr(const char *fn, const char *what, size_t n, const double *v,
+                            int positive)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return score__error(SCORE_E_RANGE, fn, "%s[%zu] = %g is not finite", what, i, v[i]);
+        if (positive && !(v[i] > 0.0))
+            return score__error(SCORE_E_RANGE, fn, "%s[%zu] = %g is not positive", what, i, v[i]);
+    }
+    return SCORE_OK;
+}
+
+/* Wraps a filled impl into a model (takes ownership of A in every case). */
+static int finish(const char *fn, score_model **out, analytic *A, int kind,
+                  const score_schedule *sched)
+{
+    int rc = score_schedule_clone(&A->sched, sched);
+    if (rc == SCORE_OK)
+        rc = score_schedule_prepare(A->sched);
+    if (rc != SCORE_OK) {
+        char msg[256];
+        strncpy(msg, score_last_error_message(), sizeof msg - 1);
+        msg[sizeof msg - 1] = '\0';
+        analytic_destroy(A);
+        return score__error(rc, fn, "copying or preparing the schedule failed (%s)", msg);
+    }
+    rc = score__model_alloc(out, kind, A->dim, kind == SCORE_MODEL_GAUSSIAN ? &gaussian_ops : &gmm_ops);
+    if (rc != SCORE_OK) {
+        analytic_destroy(A);
+        return score__error(rc, fn, "allocation failed");
+    }
+    (*out)->impl = A;
+    (*out)->prepared = 1;
+    return SCORE_OK;
+}
+
+int score_model_new_gaussian(score_model **out, const score_schedule *sched, size_t dim,
+                             const double *mean, const double *cov, const double *var_diag)
+{
+    analytic *A;
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (sched == NULL || mean == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sched or mean is NULL");
+    if ((cov == NULL) == (var_diag == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "give exactly one of cov and var_diag");
+    if (dim == 0 || dim > ANALYTIC_MAX_DIM)
+        return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, %d]", dim, ANALYTIC_MAX_DIM);
+    if ((rc = check_finite_arr(__func__, "mean", dim, mean, 0)) != SCORE_OK)
+        return rc;
+    if (var_diag != NULL && (rc = check_finite_arr(__func__, "var_diag", dim, var_diag, 1)) != SCORE_OK)
+        return rc;
+    if (cov != NULL && (rc = check_finite_arr(__func__, "cov", dim * dim, cov, 0)) != SCORE_OK)
+        return rc;
+    A = analytic_alloc(dim, 1, cov != NULL);
+    if (A == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    A->logw[0] = 0.0;
+    A->cumw[0] = 1.0;
+    if (var_diag != NULL) {
+        memcpy(A->mu, mean, dim * sizeof(double));
+        memcpy(A->lam, var_diag, dim * sizeof(double));
+    } else {
+        double *a = score__calloc(dim * dim, sizeof(double));
+        double dmax = 0.0, wmax = 0.0, wmin = INFINITY;
+        if (a == NULL) {
+            analytic_destroy(A);
+            return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+        }
+        for (size_t i = 0; i < dim; i++)
+            if (fabs(cov[i * dim + i]) > dmax)
+                dmax = fabs(cov[i * dim + i]);
+        for (size_t i = 0; i < dim; i++) {
+            for (size_t j = 0; j < dim; j++) {
+                double u = cov[i * dim + j], l = cov[j * dim + i];
+                if (fabs(u - l) > 1e-9 * dmax) {
+                    score__free(a);
+                    analytic_destroy(A);
+                    return score__error(SCORE_E_RANGE, __func__,
+                                        "cov is not symmetric: cov[%zu,%zu] = %g, cov[%zu,%zu] = %g",
+                                        i, j, u, j, i, l);
+                }
+                a[i * dim + j] = 0.5 * (u + l);
+            }
+        }
+        if (jacobi_eig(dim, a, A->lam, A->q) != 0) {
+            score__free(a);
+            analytic_destroy(A);
+            return score__error(SCORE_E_RANGE, __func__, "eigendecomposition of cov did not converge");
+        }
+        score__free(a);
+        for (size_t i = 0; i < dim; i++) {
+            if (A->lam[i] > wmax) wmax = A->lam[i];
+            if (A->lam[i] < wmin) wmin = A->lam[i];
+        }
+        if (!(wmax > 0.0) || !(wmin > 1e-13 * wmax)) {
+            analytic_destroy(A);
+            return score__error(SCORE_E_RANGE, __func__,
+                                "cov is not positive definite (eigenvalues in [%g, %g])", wmin, wmax);
+        }
+        to_basis(A, mean, A->mu);
+    }
+    return finish(__func__, out, A, SCORE_MODEL_GAUSSIAN, sched);
+}
+
+int score_model_new_gmm(score_model **out, const score_schedule *sched, size_t dim, size_t k,
+                        const double *weights, const double *means, const double *vars)
+{
+    analytic *A;
+    int rc;
+    double wsum = 0.0, acc = 0.0;
+    size_t kd;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (sched == NULL || weights == NULL || means == NULL || vars == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sched, weights, means or vars is NULL");
+    if (dim == 0 || dim > ANALYTIC_MAX_DIM)
+        return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, %d]", dim, ANALYTIC_MAX_DIM);
+    if (k == 0 || k > ANALYTIC_MAX_K)
+        return score__error(SCORE_E_RANGE, __func__, "k %zu not in [1, %d]", k, ANALYTIC_MAX_K);
+    kd = k * dim;
+    if ((rc = check_finite_arr(__func__, "weights", k, weights, 1)) != SCORE_OK ||
+        (rc = check_finite_arr(__func__, "means", kd, means, 0)) != SCORE_OK ||
+        (rc = check_finite_arr(__func__, "vars", kd, vars, 1)) != SCORE_OK)
+        return rc;
+    for (size_t j = 0; j < k; j++)
+        wsum += weights[j];
+    if (!isfinite(wsum))
+        return score__error(SCORE_E_RANGE, __func__, "the sum of the weights overflows");
+    A = analytic_alloc(dim, k, 0);
+    if (A == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    for (size_t j = 0; j < k; j++) {
+        A->logw[j] = log(weights[j]) - log(wsum);
+        acc += weights[j] / wsum;
+        A->cumw[j] = acc;
+    }
+    A->cumw[k - 1] = 1.0;
+    memcpy(A->mu, means, kd * sizeof(double));
+    memcpy(A->lam, vars, kd * sizeof(double));
+    return finish(__func__, out, A, SCORE_MODEL_GMM, sched);
+}
+
+/* ---- extra functions --------------------------------------------------------------- */
+
+static int get_analytic(const char *fn, score_model *m, analytic **out)
+{
+    if (m == NULL)
+        return score__error(SCORE_E_INVAL, fn, "model is NULL");
+    if (m->kind != SCORE_MODEL_GAUSSIAN && m->kind != SCORE_MODEL_GMM)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "%s models are not analytic", m->ops->name);
+    *out = m->impl;
+    return SCORE_OK;
+}
+
+int score_model_analytic_logp(score_model *model, size_t n, const double *t, const float *x,
+                              double *out)
+{
+    analytic *A = NULL;
+    int rc = get_analytic(__func__, model, &A);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n > 0 && (t == NULL || x == NULL || out == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "t, x or out is NULL");
+    for (size_t b = 0; b < n; b++) {
+        double al, si;
+        if ((rc = alpha_sigma(__func__, A, t[b], &al, &si)) != SCORE_OK)
+            return rc;
+        load_row(x + b * A->dim, A->dim, A->hv);
+        to_basis(A, A->hv, A->xb);
+        out[b] = eval_row(A, al, si);
+    }
+    return SCORE_OK;
+}
+
+int score_model_analytic_sample(score_model *model, const score_rng *rng, double t, size_t n,
+                                float *out)
+{
+    analytic *A = NULL;
+    double al, si;
+    size_t d, ucol;
+    int rc = get_analytic(__func__, model, &A);
+    if (rc != SCORE_OK)
+        return rc;
+    if (rng == NULL || (n > 0 && out == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "rng or out is NULL");
+    if ((uint64_t)n > ((uint64_t)1 << 32))
+        return score__error(SCORE_E_RANGE, __func__, "n %zu exceeds 2^32 rows", n);
+    if ((rc = alpha_sigma(__func__, A, t, &al, &si)) != SCORE_OK)
+        return rc;
+    d = A->dim;
+    ucol = (d + 3) / 4 * 4; /* a Philox block of its own */
+    for (size_t b = 0; b < n; b++) {
+        size_t j = 0;
+        const double *mu, *l;
+        if ((rc = score_rng_fill_normal_f64(rng, b, 1, 0, d, A->vb)) != SCORE_OK)
+            return rc;
+        if (A->k > 1) {
+            double u;
+            size_t lo = 0, hi = A->k - 1;
+            if ((rc = score_rng_fill_uniform_f64(rng, b, 1, ucol, 1, &u)) != SCORE_OK)
+                return rc;
+            while (lo < hi) { /* first j with cumw[j] >= u */
+                size_t mid = lo + (hi - lo) / 2;
+                if (A->cumw[mid] >= u)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+            j = lo;
+        }
+        mu = A->mu + j * d;
+        l = A->lam + j * d;
+        for (size_t m = 0; m < d; m++)
+            A->xb[m] = al * mu[m] + sqrt(al * al * l[m] + si * si) * A->vb[m];
+        from_basis_f(A, A->xb, out + b * d);
+    }
+    return SCORE_OK;
+}
+
+int score_model_analytic_pf_map(score_model *model, double t_from, double t_to, size_t n,
+                                const float *x, float *out)
+{
+    analytic *A = NULL;
+    double a0, s0, a1, s1;
+    size_t d;
+    int rc = get_analytic(__func__, model, &A);
+    if (rc != SCORE_OK)
+        return rc;
+    if (model->kind != SCORE_MODEL_GAUSSIAN)
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "the probability-flow map has a closed form for a single Gaussian only");
+    if (n > 0 && (x == NULL || out == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "x or out is NULL");
+    if ((rc = alpha_sigma(__func__, A, t_from, &a0, &s0)) != SCORE_OK ||
+        (rc = alpha_sigma(__func__, A, t_to, &a1, &s1)) != SCORE_OK)
+        return rc;
+    d = A->dim;
+    for (size_t b = 0; b < n; b++) {
+        load_row(x + b * d, d, A->hv);
+        to_basis(A, A->hv, A->xb);
+        for (size_t m = 0; m < d; m++) {
+            double l = A->lam[m];
+            double r = sqrt((a1 * a1 * l + s1 * s1) / (a0 * a0 * l + s0 * s0));
+            A->xb[m] = a1 * A->mu[m] + r * (A->xb[m] - a0 * A->mu[m]);
+        }
+        from_basis_f(A, A->xb, out + b * d);
+    }
+    return SCORE_OK;
+}

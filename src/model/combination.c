@@ -1,0 +1,346 @@
+/* Combination models: F = sum_i w_i F_i over borrowed members (guidance, product of experts).
+ *
+ * A weighted sum keeps its weights in the impl; a classifier-free-guidance combination reads
+ * its weight w from the model parameter SCORE_MODEL_PARAM_GUIDANCE at every call and uses
+ * (1 + w, -w). The ops table lives in the impl: an operation exists when every member provided
+ * it at construction. Member outputs are accumulated in double in a workspace that grows with
+ * the batch. */
+#include <math.h>
+#include <string.h>
+
+#include "model-priv.h"
+
+#define COMBO_MAX_K 1024
+
+typedef struct combo {
+    score__model_ops ops;
+    int cfg;
+    size_t k;
+    score_model **members;
+    double *w;
+    float *buf;   /* member outputs */
+    size_t buf_len;
+    double *acc;  /* weighted accumulation */
+    size_t acc_len;
+    double *tr;   /* member traces */
+    size_t tr_len;
+} combo;
+
+static int grow_f(float **p, size_t *len, size_t need)
+{
+    float *q;
+    if (*len >= need)
+        return SCORE_OK;
+    q = score__calloc(need, sizeof *q);
+    if (q == NULL)
+        return SCORE_E_NOMEM;
+    score__free(*p);
+    *p = q;
+    *len = need;
+    return SCORE_OK;
+}
+
+static int grow_d(double **p, size_t *len, size_t need)
+{
+    double *q;
+    if (*len >= need)
+        return SCORE_OK;
+    q = score__calloc(need, sizeof *q);
+    if (q == NULL)
+        return SCORE_E_NOMEM;
+    score__free(*p);
+    *p = q;
+    *len = need;
+    return SCORE_OK;
+}
+
+static double weight(const score_model *m, const combo *C, size_t i)
+{
+    if (C->cfg) {
+        double g = score__model_f64(m, SCORE_MODEL_PARAM_GUIDANCE);
+        return i == 0 ? 1.0 + g : -g;
+    }
+    return C->w[i];
+}
+
+/* Sizes the workspace for nout float outputs per call plus ntr traces. */
+static int workspace(const char *fn, combo *C, size_t nout, size_t ntr)
+{
+    if (grow_f(&C->buf, &C->buf_len, nout) != SCORE_OK ||
+        grow_d(&C->acc, &C->acc_len, nout) != SCORE_OK ||
+        (ntr > 0 && grow_d(&C->tr, &C->tr_len, ntr) != SCORE_OK))
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    return SCORE_OK;
+}
+
+/* Propagates a member's failure; its callback status becomes the combination's. */
+static int member_failed(score_model *m, const combo *C, size_t i, int rc)
+{
+    m->last_callback_status = C->members[i]->last_callback_status;
+    return rc; /* the member wrote the message */
+}
+
+static void acc_add(double *acc, const float *v, size_t len, double w)
+{
+    for (size_t j = 0; j < len; j++)
+        acc[j] += w * (double)v[j];
+}
+
+static void acc_store(const double *acc, size_t len, float *out)
+{
+    for (size_t j = 0; j < len; j++)
+        out[j] = (float)acc[j];
+}
+
+static int co_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    combo *C = m->impl;
+    size_t len = n * m->dim;
+    int rc = workspace("score_model_forward", C, len, 0);
+    if (rc != SCORE_OK)
+        return rc;
+    memset(C->acc, 0, len * sizeof *C->acc);
+    for (size_t i = 0; i < C->k; i++) {
+        double w = weight(m, C, i);
+        if (w == 0.0)
+            continue;
+        if ((rc = score_model_forward(C->members[i], n, x, c, C->buf)) != SCORE_OK)
+            return member_failed(m, C, i, rc);
+        acc_add(C->acc, C->buf, len, w);
+    }
+    acc_store(C->acc, len, out);
+    m->last_callback_status = 0;
+    return SCORE_OK;
+}
+
+/* jvp and vjp share the accumulation: the products are linear in the members. */
+static int co_linear(score_model *m, int is_vjp, size_t n, const float *x, const double *c,
+                     size_t k, const float *v, float *out, float *fx)
+{
+    combo *C = m->impl;
+    const char *fn = is_vjp ? "score_model_vjp" : "score_model_jvp";
+    size_t len = n * k * m->dim, flen = n * m->dim;
+    int rc = workspace(fn, C, len + flen, 0);
+    if (rc != SCORE_OK)
+        return rc;
+    memset(C->acc, 0, (len + flen) * sizeof *C->acc);
+    for (size_t i = 0; i < C->k; i++) {
+        double w = weight(m, C, i);
+        float *fxi = (fx != NULL) ? C->buf + len : NULL;
+        if (w == 0.0)
+            continue;
+        rc = is_vjp ? score_model_vjp(C->members[i], n, x, c, k, v, C->buf)
+                    : score_model_jvp(C->members[i], n, x, c, k, v, C->buf, fxi);
+        if (rc == SCORE_OK && is_vjp && fx != NULL)
+            rc = score_model_forward(C->members[i], n, x, c, fxi);
+        if (rc != SCORE_OK)
+            return member_failed(m, C, i, rc);
+        acc_add(C->acc, C->buf, len + (fx != NULL ? flen : 0), w);
+    }
+    acc_store(C->acc, len, out);
+    if (fx != NULL)
+        acc_store(C->acc + len, flen, fx);
+    m->last_callback_status = 0;
+    return SCORE_OK;
+}
+
+static int co_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                  const float *v, float *out, float *fx)
+{
+    return co_linear(m, 0, n, x, c, k, v, out, fx);
+}
+
+static int co_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                  const float *u, float *out)
+{
+    return co_linear(m, 1, n, x, c, k, u, out, NULL);
+}
+
+static int co_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
+                    float *fx)
+{
+    combo *C = m->impl;
+    size_t flen = n * m->dim;
+    int rc = workspace("score_model_trace", C, flen, n);
+    if (rc != SCORE_OK)
+        return rc;
+    memset(C->acc, 0, flen * sizeof *C->acc);
+    for (size_t b = 0; b < n; b++)
+        tr[b] = 0.0;
+    for (size_t i = 0; i < C->k; i++) {
+        double w = weight(m, C, i);
+        if (w == 0.0)
+            continue;
+        rc = score_model_trace(C->members[i], n, x, c, C->tr, fx != NULL ? C->buf : NULL);
+        if (rc != SCORE_OK)
+            return member_failed(m, C, i, rc);
+        for (size_t b = 0; b < n; b++)
+            tr[b] += w * C->tr[b];
+        if (fx != NULL)
+            acc_add(C->acc, C->buf, flen, w);
+    }
+    if (fx != NULL)
+        acc_store(C->acc, flen, fx);
+    m->last_callback_status = 0;
+    return SCORE_OK;
+}
+
+static void combo_destroy(combo *C)
+{
+    if (C == NULL)
+        return;
+    score__free(C->members);
+    score__free(C->w);
+    score__free(C->buf);
+    score__free(C->acc);
+    score__free(C->tr);
+    score__free(C);
+}
+
+static void co_destroy_impl(score_model *m)
+{
+    combo_destroy(m->impl);
+    m->impl = NULL;
+}
+
+static combo *combo_alloc(size_t k)
+{
+    combo *C = score__calloc(1, sizeof *C);
+    if (C == NULL)
+        return NULL;
+    C->k = k;
+    C->members = score__calloc(k, sizeof *C->members);
+    C->w = score__calloc(k, sizeof *C->w);
+    if (C->members == NULL || C->w == NULL) {
+        combo_destroy(C);
+        return NULL;
+    }
+    return C;
+}
+
+static int co_clone_impl(score_model *dst, const score_model *src)
+{
+    const combo *S = src->impl;
+    combo *C = combo_alloc(S->k);
+    if (C == NULL)
+        return SCORE_E_NOMEM;
+    C->ops = S->ops;
+    C->cfg = S->cfg;
+    memcpy(C->members, S->members, S->k * sizeof *C->members);
+    memcpy(C->w, S->w, S->k * sizeof *C->w);
+    dst->impl = C;
+    dst->ops = &C->ops;
+    return SCORE_OK;
+}
+
+static int co_on_param(score_model *m, int param)
+{
+    const combo *C = m->impl;
+    if (param == SCORE_MODEL_PARAM_GUIDANCE && !C->cfg)
+        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_f64",
+                            "guidance applies to classifier-free-guidance combinations "
+                            "(score_model_new_cfg); set sum weights with "
+                            "score_model_combination_set_weight");
+    return SCORE_OK;
+}
+
+/* Builds the combination around members already checked (non-NULL, same dim). */
+static int make(const char *fn, score_model **out, size_t k, score_model *const *models,
+                const double *weights, int cfg)
+{
+    combo *C = combo_alloc(k);
+    uint32_t caps = ~(uint32_t)0;
+    int rc;
+    if (C == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    C->cfg = cfg;
+    for (size_t i = 0; i < k; i++) {
+        C->members[i] = models[i];
+        C->w[i] = weights ? weights[i] : 1.0;
+        caps &= score_model_capabilities(models[i]);
+    }
+    C->ops.name = "combination";
+    C->ops.forward = co_forward;
+    C->ops.jvp = (caps & SCORE_MODEL_CAP_JVP) ? co_jvp : NULL;
+    C->ops.vjp = (caps & SCORE_MODEL_CAP_VJP) ? co_vjp : NULL;
+    C->ops.trace = (caps & SCORE_MODEL_CAP_TRACE) ? co_trace : NULL;
+    C->ops.clone_impl = co_clone_impl;
+    C->ops.destroy_impl = co_destroy_impl;
+    C->ops.on_param = co_on_param;
+    rc = score__model_alloc(out, SCORE_MODEL_COMBINATION, models[0]->dim, &C->ops);
+    if (rc != SCORE_OK) {
+        combo_destroy(C);
+        return score__error(rc, fn, "allocation failed");
+    }
+    (*out)->impl = C;
+    (*out)->prepared = 1;
+    return SCORE_OK;
+}
+
+int score_model_new_sum(score_model **out, size_t k, score_model *const *models,
+                        const double *weights)
+{
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (models == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "models is NULL");
+    if (k == 0 || k > COMBO_MAX_K)
+        return score__error(SCORE_E_RANGE, __func__, "k %zu not in [1, %d]", k, COMBO_MAX_K);
+    for (size_t i = 0; i < k; i++) {
+        if (models[i] == NULL)
+            return score__error(SCORE_E_INVAL, __func__, "models[%zu] is NULL", i);
+        if (models[i]->dim != models[0]->dim)
+            return score__error(SCORE_E_SHAPE, __func__, "models[%zu] has dim %zu, models[0] has %zu",
+                                i, models[i]->dim, models[0]->dim);
+        if (weights != NULL && !isfinite(weights[i]))
+            return score__error(SCORE_E_RANGE, __func__, "weights[%zu] = %g is not finite", i, weights[i]);
+    }
+    return make(__func__, out, k, models, weights, 0);
+}
+
+int score_model_new_cfg(score_model **out, score_model *cond, score_model *uncond, double w)
+{
+    score_model *pair[2];
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (cond == NULL || uncond == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "cond or uncond is NULL");
+    if (cond->dim != uncond->dim)
+        return score__error(SCORE_E_SHAPE, __func__, "cond has dim %zu, uncond has %zu", cond->dim,
+                            uncond->dim);
+    if (!(w >= -1e6 && w <= 1e6))
+        return score__error(SCORE_E_RANGE, __func__, "guidance weight %g not in [-1e6, 1e6]", w);
+    pair[0] = cond;
+    pair[1] = uncond;
+    if ((rc = make(__func__, out, 2, pair, NULL, 1)) != SCORE_OK)
+        return rc;
+    if ((rc = score_model_set_f64(*out, SCORE_MODEL_PARAM_GUIDANCE, w)) != SCORE_OK) {
+        score_model_free(*out);
+        *out = NULL;
+        return rc;
+    }
+    return SCORE_OK;
+}
+
+int score_model_combination_set_weight(score_model *model, size_t i, double w)
+{
+    combo *C;
+    if (model == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model is NULL");
+    if (model->kind != SCORE_MODEL_COMBINATION)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models are not combinations",
+                            model->ops->name);
+    C = model->impl;
+    if (C->cfg)
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "a guidance combination is weighted through SCORE_MODEL_PARAM_GUIDANCE");
+    if (i >= C->k)
+        return score__error(SCORE_E_RANGE, __func__, "member %zu of %zu", i, C->k);
+    if (!isfinite(w))
+        return score__error(SCORE_E_RANGE, __func__, "weight %g is not finite", w);
+    C->w[i] = w;
+    return SCORE_OK;
+}

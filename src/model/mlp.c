@@ -1,0 +1,855 @@
+/* The MLP kind of score_model: forward, backward, forward-mode tangents (JVP, exact trace),
+ * reverse-mode cotangents (VJP) and the parameter gradients of the trace and of v^T J v,
+ * all batched as GEMMs with the batch (times the number of tangents) as the row count.
+ *
+ * Network (one row; see model.h for the flat parameter layout):
+ *   h_0 = [x ; e(c)]                               n_0 = dim + E
+ *   z_l = W_l h_{l-1} + b_l,  h_l = phi(z_l)         l = 1 .. L-1 (hidden layers)
+ *         residual block (l >= 2, n_l == n_{l-1}): h_l = h_{l-1} + phi(z_l)
+ *   F   = W_L h_{L-1} + b_L                            n_L = dim
+ * Embedding e(c), with half = E / 2 frequencies f_i:
+ *   Fourier:    f_i = 2 pi W_i, W_i = scale * N(0, 1) (Philox: model seed, stream 3, counter 0,
+ *               row 0, column i), e = [sin(f c), cos(f c)];
+ *   sinusoidal: f_i = exp(-ln(10000) i / max(half - 1, 1)), e = [sin(f c), cos(f c)];
+ *   none:       e = c (E = 1).
+ * Initialisation (PyTorch nn.Linear-like): W_l[i, j] and b_l[i] uniform in
+ * (-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})): u = Philox uniform of (seed, stream 1, counter l,
+ * row i, column j) for weights and (seed, stream 2, counter l, row 0, column i) for biases,
+ * value = bound * (2u - 1).
+ *
+ * Derivatives follow /work/shared/reference/mlp-jacobian-trace.md: tangents T_l of every hidden
+ * layer are (rows * k) x n_l matrices (row (b, p) = tangent p of batch row b), propagated by
+ * one GEMM per layer; the reverse pass through primal and tangents includes the phi'' terms.
+ * Batches are cut into blocks so that the tangent matrices stay within a memory budget.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernel/kernel-priv.h"
+#include "mlp-priv.h"
+#include "rng/rng-priv.h"
+
+#define MAXL (SCORE__MLP_MAX_HIDDEN + 2)
+#define SCORE__TWO_PI 6.283185307179586476925
+#define LN_10000 9.2103403719761827360719658
+
+enum { RNG_STREAM_WEIGHT = 1, RNG_STREAM_BIAS = 2, RNG_STREAM_FOURIER = 3 };
+
+typedef struct mlp {
+    /* configuration (before prepare) */
+    size_t n_custom;
+    size_t custom[SCORE__MLP_MAX_HIDDEN];
+    /* architecture (after prepare) */
+    size_t L;          /* linear layers */
+    size_t n[MAXL];    /* widths n[0..L] */
+    int res[MAXL];     /* residual flags */
+    size_t woff[MAXL]; /* offsets of W_l and b_l in theta (l = 1..L) */
+    size_t boff[MAXL];
+    size_t n_params;
+    size_t E;          /* embedding inputs */
+    size_t half;       /* number of frequencies (E / 2), 0 for NONE */
+    size_t maxh;       /* largest hidden width */
+    int act, emb;
+    float *theta;
+    float *fourier;    /* half values (Fourier kind) */
+    double *freq;      /* half angular frequencies */
+    size_t budget;     /* tangent workspace bound (bytes) */
+    /* primal workspace: rows of the cached batch */
+    size_t pcap;
+    float *parena;
+    float *h0;
+    float *z[MAXL], *h[MAXL], *d1[MAXL], *d2[MAXL];
+    float *dz, *dha, *dhb, *S;
+    /* tangent workspace */
+    size_t tcap; /* floats */
+    float *tarena;
+} mlp;
+
+static int check_c(const char *fn, size_t n, const double *c);
+
+static mlp *impl_of(const score_model *m)
+{
+    return (mlp *)m->impl;
+}
+
+/* The impl is created lazily: by score_model_set_hidden_widths() or prepare. */
+static mlp *impl_get(score_model *m)
+{
+    if (m->impl == NULL)
+        m->impl = score__calloc(1, sizeof(mlp));
+    return m->impl;
+}
+
+static float *W(const mlp *p, size_t l) { return p->theta + p->woff[l]; }
+static float *B(const mlp *p, size_t l) { return p->theta + p->boff[l]; }
+
+/* ======================================================================================== */
+/* configuration, prepare, parameters, lifecycle                                            */
+
+int score_model_set_hidden_widths(score_model *model, size_t n_layers, const size_t *widths)
+{
+    const score__param_desc *tab;
+    size_t ntab, maxw = 0;
+    mlp *p;
+    if (model == NULL || widths == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model or widths is NULL");
+    if (model->kind != SCORE_MODEL_MLP)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models have no hidden layers",
+                            model->ops->name);
+    if (model->prepared)
+        return score__error(SCORE_E_STAGE, __func__, "the architecture is fixed once the model is prepared");
+    if (n_layers == 0 || n_layers > SCORE__MLP_MAX_HIDDEN)
+        return score__error(SCORE_E_RANGE, __func__, "n_layers %zu not in [1, %d]", n_layers,
+                            SCORE__MLP_MAX_HIDDEN);
+    for (size_t i = 0; i < n_layers; i++) {
+        if (widths[i] == 0 || widths[i] > SCORE__MLP_MAX_WIDTH)
+            return score__error(SCORE_E_RANGE, __func__, "width %zu of layer %zu not in [1, %d]",
+                                widths[i], i, SCORE__MLP_MAX_WIDTH);
+        if (widths[i] > maxw)
+            maxw = widths[i];
+    }
+    if ((p = impl_get(model)) == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    p->n_custom = n_layers;
+    memcpy(p->custom, widths, n_layers * sizeof *widths);
+    /* Keep DEPTH and HIDDEN (the largest width) informative for getters. */
+    tab = score__model_param_table(&ntab);
+    (void)score__param_set_i64(__func__, tab, ntab, model->params, SCORE_MODEL_PARAM_DEPTH,
+                               (int64_t)n_layers);
+    (void)score__param_set_i64(__func__, tab, ntab, model->params, SCORE_MODEL_PARAM_HIDDEN,
+                               (int64_t)maxw);
+    return SCORE_OK;
+}
+
+static int mlp_on_param(score_model *m, int param)
+{
+    mlp *p = impl_of(m);
+    if (param == SCORE_MODEL_PARAM_EMBED_DIM &&
+        score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM) % 2 != 0)
+        return score__error(SCORE_E_RANGE, "score_model_set_i64", "embed_dim must be even");
+    /* HIDDEN / DEPTH set after score_model_set_hidden_widths(): the latest call wins. */
+    if ((param == SCORE_MODEL_PARAM_HIDDEN || param == SCORE_MODEL_PARAM_DEPTH) && p != NULL)
+        p->n_custom = 0;
+    return SCORE_OK;
+}
+
+static void free_workspace(mlp *p)
+{
+    score__free(p->parena);
+    score__free(p->tarena);
+    p->parena = NULL;
+    p->tarena = NULL;
+    p->pcap = 0;
+    p->tcap = 0;
+}
+
+static void mlp_destroy(score_model *m)
+{
+    mlp *p = impl_of(m);
+    if (p == NULL)
+        return;
+    free_workspace(p);
+    score__free(p->theta);
+    score__free(p->fourier);
+    score__free(p->freq);
+    score__free(p);
+    m->impl = NULL;
+}
+
+static void init_params(mlp *p, uint64_t seed, double *tmp)
+{
+    score_rng rw = {SCORE_RNG_PHILOX4X32_10, seed, RNG_STREAM_WEIGHT, 0};
+    score_rng rb = {SCORE_RNG_PHILOX4X32_10, seed, RNG_STREAM_BIAS, 0};
+    for (size_t l = 1; l <= p->L; l++) {
+        size_t in = p->n[l - 1], out = p->n[l];
+        double bound = 1.0 / sqrt((double)in);
+        float *w = W(p, l), *b = B(p, l);
+        for (size_t i = 0; i < out; i++) {
+            score__rng_uniform_f64_at(&rw, (uint32_t)l, i, 1, 0, in, tmp);
+            for (size_t j = 0; j < in; j++)
+                w[i * in + j] = (float)(bound * (2.0 * tmp[j] - 1.0));
+        }
+        score__rng_uniform_f64_at(&rb, (uint32_t)l, 0, 1, 0, out, tmp);
+        for (size_t i = 0; i < out; i++)
+            b[i] = (float)(bound * (2.0 * tmp[i] - 1.0));
+    }
+}
+
+static void set_freq_from_fourier(mlp *p)
+{
+    for (size_t i = 0; i < p->half; i++)
+        p->freq[i] = SCORE__TWO_PI * (double)p->fourier[i];
+}
+
+static int mlp_prepare(score_model *m)
+{
+    static const char fn[] = "score_model_prepare";
+    mlp *p = impl_get(m);
+    size_t dim = m->dim, nh, off = 0, maxin = 0;
+    int64_t emb_dim;
+    double *tmp;
+    if (p == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    p->act = (int)score__model_i64(m, SCORE_MODEL_PARAM_ACTIVATION);
+    p->emb = (int)score__model_i64(m, SCORE_MODEL_PARAM_EMBEDDING);
+    emb_dim = score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM);
+    if (p->emb == SCORE_EMBED_NONE) {
+        p->E = 1;
+        p->half = 0;
+    } else {
+        if (emb_dim % 2 != 0)
+            return score__error(SCORE_E_INVAL, fn, "embed_dim %lld must be even", (long long)emb_dim);
+        p->E = (size_t)emb_dim;
+        p->half = p->E / 2;
+    }
+    nh = p->n_custom;
+    if (nh == 0) {
+        nh = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_DEPTH);
+        for (size_t i = 0; i < nh; i++)
+            p->custom[i] = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_HIDDEN);
+    }
+    p->L = nh + 1;
+    p->n[0] = dim + p->E;
+    p->maxh = 0;
+    for (size_t l = 1; l < p->L; l++) {
+        p->n[l] = p->custom[l - 1];
+        if (p->n[l] > p->maxh)
+            p->maxh = p->n[l];
+    }
+    p->n[p->L] = dim;
+    for (size_t l = 0; l <= p->L; l++)
+        p->res[l] = score__model_i64(m, SCORE_MODEL_PARAM_RESIDUAL) != 0 && l >= 2 &&
+                    l < p->L && p->n[l] == p->n[l - 1];
+    for (size_t l = 1; l <= p->L; l++) {
+        size_t wsz;
+        if (score__mul_size(p->n[l], p->n[l - 1], &wsz) != 0 || wsz > SIZE_MAX - off ||
+            p->n[l] > SIZE_MAX - off - wsz)
+            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
+        p->woff[l] = off;
+        p->boff[l] = off + wsz;
+        off += wsz + p->n[l];
+        if (p->n[l - 1] > maxin)
+            maxin = p->n[l - 1];
+    }
+    p->n_params = off;
+    if (p->n[p->L] > maxin)
+        maxin = p->n[p->L];
+    score__free(p->theta);
+    score__free(p->fourier);
+    score__free(p->freq);
+    p->fourier = NULL;
+    p->freq = NULL;
+    p->theta = score__calloc(p->n_params, sizeof(float));
+    tmp = score__calloc(maxin, sizeof(double));
+    if (p->theta == NULL || tmp == NULL) {
+        score__free(tmp);
+        return score__error(SCORE_E_NOMEM, fn, "cannot allocate %zu parameters", p->n_params);
+    }
+    init_params(p, (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED), tmp);
+    score__free(tmp);
+    if (p->half > 0) {
+        p->freq = score__calloc(p->half, sizeof(double));
+        if (p->freq == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+        if (p->emb == SCORE_EMBED_FOURIER) {
+            score_rng rf = {SCORE_RNG_PHILOX4X32_10,
+                            (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED),
+                            RNG_STREAM_FOURIER, 0};
+            double scale = score__model_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE);
+            p->fourier = score__calloc(p->half, sizeof(float));
+            if (p->fourier == NULL)
+                return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+            score__rng_normal_at(&rf, 0, 0, 1, 0, p->half, p->fourier);
+            for (size_t i = 0; i < p->half; i++)
+                p->fourier[i] = (float)(scale * (double)p->fourier[i]);
+            set_freq_from_fourier(p);
+        } else {
+            double den = p->half > 1 ? (double)(p->half - 1) : 1.0;
+            for (size_t i = 0; i < p->half; i++)
+                p->freq[i] = exp(-LN_10000 * (double)i / den);
+        }
+    }
+    if (p->budget == 0)
+        p->budget = SCORE__MLP_TANGENT_BUDGET;
+    return SCORE_OK;
+}
+
+static size_t mlp_param_count(const score_model *m)
+{
+    return impl_of(m)->n_params;
+}
+
+static void mlp_params_get(const score_model *m, float *buf)
+{
+    const mlp *p = impl_of(m);
+    memcpy(buf, p->theta, p->n_params * sizeof *buf);
+}
+
+static void mlp_params_set(score_model *m, const float *buf)
+{
+    mlp *p = impl_of(m);
+    memcpy(p->theta, buf, p->n_params * sizeof *buf);
+}
+
+static float *dup_f32(const float *src, size_t n)
+{
+    float *d = score__calloc(n, sizeof *d);
+    if (d != NULL)
+        memcpy(d, src, n * sizeof *d);
+    return d;
+}
+
+static int mlp_clone(score_model *dst, const score_model *src)
+{
+    const mlp *s = impl_of(src);
+    mlp *d;
+    if (s == NULL)
+        return SCORE_OK;
+    d = score__calloc(1, sizeof *d);
+    if (d == NULL)
+        return SCORE_E_NOMEM;
+    *d = *s;
+    d->theta = NULL;
+    d->fourier = NULL;
+    d->freq = NULL;
+    d->parena = d->tarena = NULL;
+    d->pcap = d->tcap = 0;
+    dst->impl = d;
+    if ((s->theta && (d->theta = dup_f32(s->theta, s->n_params)) == NULL) ||
+        (s->fourier && (d->fourier = dup_f32(s->fourier, s->half)) == NULL) ||
+        (s->freq && (d->freq = score__calloc(s->half, sizeof(double))) == NULL)) {
+        mlp_destroy(dst);
+        return SCORE_E_NOMEM;
+    }
+    if (s->freq)
+        memcpy(d->freq, s->freq, s->half * sizeof(double));
+    return SCORE_OK;
+}
+
+int score__mlp_info_get(const score_model *m, score__mlp_info *out)
+{
+    const mlp *p;
+    if (m == NULL || m->kind != SCORE_MODEL_MLP || !m->prepared || (p = impl_of(m)) == NULL)
+        return SCORE_E_INVAL;
+    out->n_layers = p->L;
+    out->width = p->n;
+    out->residual = p->res;
+    out->embed_in = p->E;
+    out->activation = p->act;
+    out->embedding = p->emb;
+    out->fourier = p->fourier;
+    out->params = p->theta;
+    out->n_params = p->n_params;
+    return SCORE_OK;
+}
+
+void score__mlp_set_fourier(score_model *m, const float *w)
+{
+    mlp *p = impl_of(m);
+    if (p == NULL || p->fourier == NULL)
+        return;
+    memcpy(p->fourier, w, p->half * sizeof *w);
+    set_freq_from_fourier(p);
+}
+
+void score__mlp_set_tangent_budget(score_model *m, size_t bytes)
+{
+    mlp *p = impl_get(m);
+    if (p != NULL)
+        p->budget = bytes ? bytes : SCORE__MLP_TANGENT_BUDGET;
+}
+
+/* ======================================================================================== */
+/* workspaces                                                                               */
+
+/* Primal cache for `rows` rows: h0, then per hidden layer z, h, phi', phi'', then four
+ * n x maxh scratch matrices for the reverse pass. */
+static int ensure_primal(mlp *p, size_t rows)
+{
+    size_t per = p->n[0] + 4 * p->maxh, total;
+    float *a;
+    if (rows <= p->pcap)
+        return SCORE_OK;
+    for (size_t l = 1; l < p->L; l++)
+        per += 4 * p->n[l];
+    if (score__mul_size(rows, per, &total) != 0 || (a = score__calloc(total, sizeof(float))) == NULL)
+        return SCORE_E_NOMEM;
+    score__free(p->parena);
+    p->parena = a;
+    p->pcap = rows;
+    p->h0 = a;
+    a += rows * p->n[0];
+    for (size_t l = 1; l < p->L; l++) {
+        size_t sz = rows * p->n[l];
+        p->z[l] = a; a += sz;
+        p->h[l] = a; a += sz;
+        p->d1[l] = a; a += sz;
+        p->d2[l] = a; a += sz;
+    }
+    p->h[0] = p->h0;
+    p->dz = a; a += rows * p->maxh;
+    p->dha = a; a += rows * p->maxh;
+    p->dhb = a; a += rows * p->maxh;
+    p->S = a;
+    return SCORE_OK;
+}
+
+static int ensure_tangent(mlp *p, size_t floats)
+{
+    float *a;
+    if (floats <= p->tcap)
+        return SCORE_OK;
+    if ((a = score__calloc(floats, sizeof(float))) == NULL)
+        return SCORE_E_NOMEM;
+    score__free(p->tarena);
+    p->tarena = a;
+    p->tcap = floats;
+    return SCORE_OK;
+}
+
+/* Rows per block so that k tangents per row of `per_tangent` floats each fit the budget. */
+static size_t block_rows(const mlp *p, size_t n, size_t k, size_t per_tangent)
+{
+    size_t per_row, nb;
+    if (score__mul_size(k, per_tangent, &per_row) != 0 ||
+        score__mul_size(per_row, sizeof(float), &per_row) != 0 || per_row == 0)
+        return 1;
+    nb = p->budget / per_row;
+    if (nb < 1)
+        nb = 1;
+    return nb < n ? nb : n;
+}
+
+/* Sizes the tangent arena for nb rows * k tangents * per_tangent floats + extra floats. */
+static int ensure_tangent_rows(mlp *p, size_t nb, size_t k, size_t per_tangent, size_t extra)
+{
+    size_t r, f;
+    if (score__mul_size(nb, k, &r) != 0 || score__mul_size(r, per_tangent, &f) != 0 ||
+        f > SIZE_MAX - extra)
+        return SCORE_E_NOMEM;
+    return ensure_tangent(p, f + extra);
+}
+
+/* ======================================================================================== */
+/* primal pass                                                                              */
+
+static void embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, const double *c)
+{
+    size_t n0 = p->n[0];
+    for (size_t b = 0; b < nb; b++) {
+        float *row = p->h0 + b * n0;
+        float *e = row + dim;
+        memcpy(row, x + b * dim, dim * sizeof *row);
+        if (p->emb == SCORE_EMBED_NONE) {
+            e[0] = (float)c[b];
+        } else {
+            for (size_t i = 0; i < p->half; i++) {
+                double a = p->freq[i] * c[b];
+                e[i] = (float)sin(a);
+                e[p->half + i] = (float)cos(a);
+            }
+        }
+    }
+}
+
+/* Forward pass of nb rows into the primal cache (which must hold nb rows): z, h, phi' and,
+ * with need_d2, phi''. The output layer runs only when out != NULL. */
+static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const double *c,
+                         float *out, int need_d2)
+{
+    size_t L = p->L;
+    embed_rows(p, dim, nb, x, c);
+    for (size_t l = 1; l < L; l++) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        score__sgemm(0, 1, nb, nl, np, 1.0f, p->h[l - 1], np, W(p, l), np, 0.0f, p->z[l], nl);
+        score__bias_act_forward(nb, nl, p->z[l], B(p, l), p->act, p->h[l], p->d1[l],
+                                need_d2 ? p->d2[l] : NULL);
+        if (p->res[l])
+            score__saxpy(nb * nl, 1.0f, p->h[l - 1], p->h[l]);
+    }
+    if (out != NULL) {
+        const float *bl = B(p, L);
+        for (size_t b = 0; b < nb; b++)
+            memcpy(out + b * dim, bl, dim * sizeof *out);
+        score__sgemm(0, 1, nb, dim, p->n[L - 1], 1.0f, p->h[L - 1], p->n[L - 1], W(p, L),
+                     p->n[L - 1], 1.0f, out, dim);
+    }
+}
+
+static int mlp_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    mlp *p = impl_of(m);
+    if (check_c("score_model_forward", n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (ensure_primal(p, n) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, "score_model_forward", "workspace allocation failed");
+    forward_rows(p, m->dim, n, x, c, out, 0);
+    return SCORE_OK;
+}
+
+/* dW_l += A^T h_{l-1} and db_l += column sums of A (A: rows x n_l). */
+static void accum_layer_grad(const mlp *p, size_t l, size_t rows, const float *A,
+                             const float *hprev, float *grad)
+{
+    size_t nl = p->n[l], np = p->n[l - 1];
+    score__sgemm(1, 0, nl, np, rows, 1.0f, A, nl, hprev, np, 1.0f, grad + p->woff[l], np);
+    score__col_sum_acc(rows, nl, A, grad + p->boff[l]);
+}
+
+static int mlp_backward(score_model *m, size_t n, const float *gout, float *grad, float *gx)
+{
+    mlp *p = impl_of(m);
+    size_t L = p->L, dim = m->dim;
+    float *dh = p->dha, *dhn = p->dhb;
+    if (grad)
+        accum_layer_grad(p, L, n, gout, p->h[L - 1], grad);
+    score__sgemm(0, 0, n, p->n[L - 1], dim, 1.0f, gout, dim, W(p, L), p->n[L - 1], 0.0f, dh,
+                 p->n[L - 1]);
+    for (size_t l = L - 1; l >= 1; l--) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        score__mul(n * nl, dh, p->d1[l], p->dz);
+        if (grad)
+            accum_layer_grad(p, l, n, p->dz, p->h[l - 1], grad);
+        if (l > 1) {
+            float *t;
+            score__sgemm(0, 0, n, np, nl, 1.0f, p->dz, nl, W(p, l), np, 0.0f, dhn, np);
+            if (p->res[l])
+                score__saxpy(n * np, 1.0f, dh, dhn);
+            t = dh; dh = dhn; dhn = t;
+        } else if (gx) {
+            /* Only the x part of the first layer's input. */
+            score__sgemm(0, 0, n, dim, nl, 1.0f, p->dz, nl, W(p, 1), np, 0.0f, gx, dim);
+        }
+    }
+    return SCORE_OK;
+}
+
+/* ======================================================================================== */
+/* tangents                                                                                 */
+
+/* out[(b, q), :] = d[b, :] * in[(b, q), :] for nb rows of k tangents of width w (out may be in). */
+static void bcast_mul(size_t nb, size_t k, size_t w, const float *d, const float *in, float *out)
+{
+    for (size_t b = 0; b < nb; b++)
+        for (size_t q = 0; q < k; q++) {
+            size_t r = (b * k + q) * w;
+            score__mul(w, in + r, d + b * w, out + r);
+        }
+}
+
+/* W_1 restricted to its x columns, transposed: wt[j, i] = W_1[i, j] (dim x n_1). */
+static void w1x_transposed(const mlp *p, size_t dim, float *wt)
+{
+    size_t n1 = p->n[1], n0 = p->n[0];
+    const float *w = W(p, 1);
+    for (size_t i = 0; i < n1; i++)
+        for (size_t j = 0; j < dim; j++)
+            wt[j * n1 + i] = w[i * n0 + j];
+}
+
+/* Forward tangents of nb cached rows, k per row (R = nb * k tangent rows).
+ * V: R x dim probes, or NULL for the dim unit vectors (k == dim; wt = W_1x^T).
+ * Storing mode (T and U arrays given, indexed 1..L-1): T_l and U_l are kept (U_1 only for
+ * probes). Otherwise A and B are ping-pong buffers of R x maxh floats.
+ * Returns T_{L-1}. */
+static float *tangent_forward(const mlp *p, size_t dim, size_t nb, size_t k, const float *V,
+                              const float *wt, float **T, float **U, float *A, float *Bf)
+{
+    size_t R = nb * k, L = p->L, n1 = p->n[1], n0 = p->n[0];
+    float *cur = T ? T[1] : A;
+    if (V == NULL) {
+        for (size_t b = 0; b < nb; b++)
+            for (size_t j = 0; j < k; j++)
+                score__mul(n1, p->d1[1] + b * n1, wt + j * n1, cur + (b * k + j) * n1);
+    } else {
+        float *u1 = T ? U[1] : cur;
+        score__sgemm(0, 1, R, n1, dim, 1.0f, V, dim, W(p, 1), n0, 0.0f, u1, n1);
+        bcast_mul(nb, k, n1, p->d1[1], u1, cur);
+    }
+    for (size_t l = 2; l < L; l++) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        float *u = T ? U[l] : (cur == A ? Bf : A);
+        float *next = T ? T[l] : u;
+        score__sgemm(0, 1, R, nl, np, 1.0f, cur, np, W(p, l), np, 0.0f, u, nl);
+        bcast_mul(nb, k, nl, p->d1[l], u, next);
+        if (p->res[l])
+            score__saxpy(R * nl, 1.0f, cur, next);
+        cur = next;
+    }
+    return cur;
+}
+
+/* The conditioning values must be finite (like the analytic kinds: SCORE_E_NUMERIC). */
+static int check_c(const char *fn, size_t n, const double *c)
+{
+    if (!score__all_finite_f64(n, c))
+        return score__error(SCORE_E_NUMERIC, fn, "c contains NaN or infinity");
+    return SCORE_OK;
+}
+
+static int nomem(const char *fn)
+{
+    return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+}
+
+static int mlp_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                   const float *v, float *out, float *fx)
+{
+    static const char fn[] = "score_model_jvp";
+    mlp *p = impl_of(m);
+    size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 2 * p->maxh);
+    if (check_c(fn, n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (ensure_primal(p, nb) != SCORE_OK || ensure_tangent_rows(p, nb, k, 2 * p->maxh, 0) != SCORE_OK)
+        return nomem(fn);
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
+        float *A = p->tarena, *Bf = p->tarena + nb * k * p->maxh, *t;
+        forward_rows(p, dim, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL, 0);
+        t = tangent_forward(p, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
+        score__sgemm(0, 1, R, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1], 0.0f,
+                     out + b0 * k * dim, dim);
+    }
+    return SCORE_OK;
+}
+
+static int mlp_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                   const float *u, float *out)
+{
+    static const char fn[] = "score_model_vjp";
+    mlp *p = impl_of(m);
+    size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 3 * p->maxh);
+    if (check_c(fn, n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (ensure_primal(p, nb) != SCORE_OK || ensure_tangent_rows(p, nb, k, 3 * p->maxh, 0) != SCORE_OK)
+        return nomem(fn);
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
+        float *G = p->tarena, *GU = G + stride, *Gn = GU + stride;
+        forward_rows(p, dim, rows, x + b0 * dim, c + b0, NULL, 0);
+        score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u + b0 * k * dim, dim, W(p, L),
+                     p->n[L - 1], 0.0f, G, p->n[L - 1]);
+        for (size_t l = L - 1; l >= 1; l--) {
+            size_t nl = p->n[l], np = p->n[l - 1];
+            bcast_mul(rows, k, nl, p->d1[l], G, GU);
+            if (l > 1) {
+                float *t;
+                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gn, np);
+                if (p->res[l])
+                    score__saxpy(R * np, 1.0f, G, Gn);
+                t = G; G = Gn; Gn = t;
+            } else {
+                score__sgemm(0, 0, R, dim, nl, 1.0f, GU, nl, W(p, 1), np, 0.0f,
+                             out + b0 * k * dim, dim);
+            }
+        }
+    }
+    return SCORE_OK;
+}
+
+static int mlp_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
+                     float *fx)
+{
+    static const char fn[] = "score_model_trace";
+    mlp *p = impl_of(m);
+    size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1];
+    size_t nb = block_rows(p, n, dim, 2 * p->maxh), extra = dim * p->n[1];
+    float *wt;
+    if (check_c(fn, n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (ensure_primal(p, nb) != SCORE_OK ||
+        ensure_tangent_rows(p, nb, dim, 2 * p->maxh, extra) != SCORE_OK)
+        return nomem(fn);
+    wt = p->tarena + nb * dim * 2 * p->maxh;
+    w1x_transposed(p, dim, wt);
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb;
+        float *A = p->tarena, *Bf = p->tarena + nb * dim * p->maxh, *t;
+        const float *wl = W(p, L);
+        forward_rows(p, dim, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL, 0);
+        t = tangent_forward(p, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
+        /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
+        for (size_t b = 0; b < rows; b++) {
+            double s = 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                const float *tj = t + (b * dim + j) * nL1, *wj = wl + j * nL1;
+                for (size_t i = 0; i < nL1; i++)
+                    s += (double)wj[i] * (double)tj[i];
+            }
+            tr[b0 + b] = s;
+        }
+    }
+    return SCORE_OK;
+}
+
+/* Shared engine of trace_grad (V == NULL: unit tangents, k = dim, w per row) and vjv_grad
+ * (probes V, w per tangent row or NULL = 1). Accumulates the parameter gradient of
+ * sum_r w_r v_r^T J v_r + sum_b gout_b . F_b; writes the values (tr or vjv) and fx. */
+static int tangent_grad(score_model *m, const char *fn, size_t n, const float *x,
+                        const double *c, size_t k, const float *V, const double *w,
+                        const float *gout, float *grad, double *val, float *fx)
+{
+    mlp *p = impl_of(m);
+    size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1], n1 = p->n[1], n0 = p->n[0];
+    size_t sumh = 0, per, nb, extra, R_cap;
+    float *T[MAXL] = {NULL}, *U[MAXL] = {NULL}, *G, *GU, *Gn, *wt = NULL, *sgu = NULL, *a;
+    const float *wl = W(p, L);
+    for (size_t l = 1; l < L; l++)
+        sumh += p->n[l];
+    per = 2 * sumh + 3 * p->maxh;
+    extra = V == NULL ? 2 * dim * n1 : 0;
+    nb = block_rows(p, n, k, per);
+    if (check_c(fn, n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (ensure_primal(p, nb) != SCORE_OK || ensure_tangent_rows(p, nb, k, per, extra) != SCORE_OK)
+        return nomem(fn);
+    R_cap = nb * k;
+    a = p->tarena;
+    for (size_t l = 1; l < L; l++) {
+        T[l] = a; a += R_cap * p->n[l];
+        U[l] = a; a += R_cap * p->n[l];
+    }
+    G = a; a += R_cap * p->maxh;
+    GU = a; a += R_cap * p->maxh;
+    Gn = a; a += R_cap * p->maxh;
+    if (V == NULL) {
+        wt = a; a += dim * n1;
+        sgu = a;
+        w1x_transposed(p, dim, wt);
+    }
+
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
+        const float *Vb = V ? V + b0 * k * dim : NULL;
+        const float *gb = gout ? gout + b0 * dim : NULL;
+        float *t, *dh = p->dha, *dhn = p->dhb, *Gc = G, *Gx = Gn;
+        int have_dh = gb != NULL;
+
+        forward_rows(p, dim, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL, 1);
+        t = tangent_forward(p, dim, rows, k, Vb, wt, T, U, NULL, NULL);
+
+        /* Output: values, G_{L-1} and dW_L from the tangent path. */
+        if (V == NULL) {
+            for (size_t b = 0; b < rows; b++) {
+                float wb = (float)w[b0 + b];
+                double s = 0.0;
+                for (size_t j = 0; j < dim; j++) {
+                    float *tj = t + (b * dim + j) * nL1, *gj = Gc + (b * dim + j) * nL1;
+                    const float *wj = wl + j * nL1;
+                    for (size_t i = 0; i < nL1; i++) {
+                        s += (double)wj[i] * (double)tj[i];
+                        gj[i] = wb * wj[i];
+                    }
+                    score__saxpy(nL1, wb, tj, grad + p->woff[L] + j * nL1);
+                }
+                if (val)
+                    val[b0 + b] = s;
+            }
+        } else {
+            /* P = V W_L (R x n_{L-1}); value = T . P; G = w * P; dW_L += V^T (w * T). */
+            score__sgemm(0, 0, R, nL1, dim, 1.0f, Vb, dim, wl, nL1, 0.0f, Gc, nL1);
+            if (val)
+                score__row_dot(R, nL1, t, Gc, val + b0 * k);
+            if (w) {
+                for (size_t r = 0; r < R; r++) {
+                    float wr = (float)w[b0 * k + r];
+                    for (size_t i = 0; i < nL1; i++) {
+                        Gc[r * nL1 + i] *= wr;
+                        t[r * nL1 + i] *= wr;
+                    }
+                }
+            }
+            score__sgemm(1, 0, dim, nL1, R, 1.0f, Vb, dim, t, nL1, 1.0f, grad + p->woff[L], nL1);
+        }
+
+        /* Output: primal path. */
+        if (gb) {
+            accum_layer_grad(p, L, rows, gb, p->h[L - 1], grad);
+            score__sgemm(0, 0, rows, nL1, dim, 1.0f, gb, dim, wl, nL1, 0.0f, dh, nL1);
+        }
+
+        for (size_t l = L - 1; l >= 1; l--) {
+            size_t nl = p->n[l], np = p->n[l - 1];
+            float *Sb = p->S;
+            /* GU = phi'(z_l) * G_l */
+            bcast_mul(rows, k, nl, p->d1[l], Gc, GU);
+            /* S[b, :] = sum_q U_l[(b, q), :] * G_l[(b, q), :] */
+            memset(Sb, 0, rows * nl * sizeof *Sb);
+            for (size_t b = 0; b < rows; b++)
+                for (size_t q = 0; q < k; q++) {
+                    const float *uq = (V == NULL && l == 1) ? wt + q * n1
+                                                            : U[l] + (b * k + q) * nl;
+                    score__mul_acc(nl, uq, Gc + (b * k + q) * nl, Sb + b * nl);
+                }
+            /* dz_l = dh_l * phi'(z_l) + phi''(z_l) * S */
+            if (have_dh)
+                score__mul(rows * nl, dh, p->d1[l], p->dz);
+            else
+                memset(p->dz, 0, rows * nl * sizeof *p->dz);
+            score__mul_acc(rows * nl, p->d2[l], Sb, p->dz);
+            accum_layer_grad(p, l, rows, p->dz, p->h[l - 1], grad);
+            /* Tangent contribution to dW_l: GU^T T_{l-1}. */
+            if (l > 1) {
+                score__sgemm(1, 0, nl, np, R, 1.0f, GU, nl, T[l - 1], np, 1.0f,
+                             grad + p->woff[l], np);
+            } else if (V != NULL) {
+                score__sgemm(1, 0, n1, dim, R, 1.0f, GU, n1, Vb, dim, 1.0f, grad + p->woff[1], n0);
+            } else {
+                /* Unit tangents: dW_1[i, j] += sum_b GU[(b, j), i]. */
+                float *g1 = grad + p->woff[1];
+                memset(sgu, 0, dim * n1 * sizeof *sgu);
+                for (size_t b = 0; b < rows; b++)
+                    score__saxpy(dim * n1, 1.0f, GU + b * dim * n1, sgu);
+                for (size_t i = 0; i < n1; i++)
+                    for (size_t j = 0; j < dim; j++)
+                        g1[i * n0 + j] += sgu[j * n1 + i];
+            }
+            if (l > 1) {
+                float *tmp;
+                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gx, np);
+                if (p->res[l])
+                    score__saxpy(R * np, 1.0f, Gc, Gx);
+                tmp = Gc; Gc = Gx; Gx = tmp;
+                score__sgemm(0, 0, rows, np, nl, 1.0f, p->dz, nl, W(p, l), np, 0.0f, dhn, np);
+                if (p->res[l] && have_dh)
+                    score__saxpy(rows * np, 1.0f, dh, dhn);
+                tmp = dh; dh = dhn; dhn = tmp;
+                have_dh = 1;
+            }
+        }
+    }
+    return SCORE_OK;
+}
+
+static int mlp_trace_grad(score_model *m, size_t n, const float *x, const double *c,
+                          const double *w, const float *gout, float *grad, double *tr, float *fx)
+{
+    return tangent_grad(m, "score_model_trace_grad", n, x, c, m->dim, NULL, w, gout, grad, tr, fx);
+}
+
+static int mlp_vjv_grad(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                        const float *v, const double *w, const float *gout, float *grad,
+                        double *vjv, float *fx)
+{
+    return tangent_grad(m, "score_model_vjv_grad", n, x, c, k, v, w, gout, grad, vjv, fx);
+}
+
+const score__model_ops score__mlp_ops = {
+    .name = "mlp",
+    .prepare = mlp_prepare,
+    .forward = mlp_forward,
+    .backward = mlp_backward,
+    .jvp = mlp_jvp,
+    .vjp = mlp_vjp,
+    .trace = mlp_trace,
+    .trace_grad = mlp_trace_grad,
+    .vjv_grad = mlp_vjv_grad,
+    .param_count = mlp_param_count,
+    .params_get = mlp_params_get,
+    .params_set = mlp_params_set,
+    .clone_impl = mlp_clone,
+    .destroy_impl = mlp_destroy,
+    .on_param = mlp_on_param,
+    .save = score__mlp_save,
+    .load = score__mlp_load,
+};

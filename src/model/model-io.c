@@ -1,0 +1,132 @@
+/* Model files: the generic part of score_model_save/load (safetensors container, format and
+ * kind metadata); each kind stores its own architecture and tensors through the save/load
+ * hooks of its ops table. */
+#include <string.h>
+
+#include "io/safetensors-priv.h"
+#include "libscore/version.h"
+#include "mlp-priv.h"
+
+#define FORMAT_NAME "libscore"
+#define FORMAT_VERSION "1"
+
+/* Kinds that can be loaded, matched on the "kind" metadata against ops->name. Analytic kinds
+ * add their ops here once they have save/load hooks. */
+static const score__model_ops *const loadable[] = {
+    &score__mlp_ops,
+};
+
+static int save_to_buffer(const char *fn, const score_model *m, void **buf, size_t *len)
+{
+    score__st_writer *w = NULL;
+    int rc;
+    if (m->ops->save == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "%s models cannot be saved", m->ops->name);
+    if (!m->prepared) {
+        /* A configuring model is saved as it will be once prepared (its deterministic
+         * initialisation), without changing the caller's const model: prepare a copy. */
+        score_model *tmp = NULL;
+        if ((rc = score_model_clone(&tmp, m)) == SCORE_OK &&
+            (rc = score_model_prepare(tmp)) == SCORE_OK)
+            rc = save_to_buffer(fn, tmp, buf, len);
+        score_model_free(tmp);
+        return rc;
+    }
+    if ((rc = score__st_writer_new(fn, &w)) != SCORE_OK)
+        return rc;
+    rc = score__st_writer_meta(fn, w, "format", FORMAT_NAME);
+    if (rc == SCORE_OK)
+        rc = score__st_writer_meta(fn, w, "version", FORMAT_VERSION);
+    if (rc == SCORE_OK)
+        rc = score__st_writer_meta(fn, w, "kind", m->ops->name);
+    if (rc == SCORE_OK)
+        rc = score__st_writer_meta(fn, w, "library", SCORE_VERSION_STRING);
+    if (rc == SCORE_OK)
+        rc = m->ops->save(m, w);
+    if (rc == SCORE_OK)
+        rc = score__st_writer_finish(fn, w, buf, len);
+    score__st_writer_free(w);
+    return rc;
+}
+
+int score_model_save_buffer(const score_model *model, void **buf_out, size_t *len_out)
+{
+    if (buf_out != NULL)
+        *buf_out = NULL;
+    if (len_out != NULL)
+        *len_out = 0;
+    if (model == NULL || buf_out == NULL || len_out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model, buf_out or len_out is NULL");
+    return save_to_buffer(__func__, model, buf_out, len_out);
+}
+
+int score_model_save(const score_model *model, const char *path)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc;
+    if (model == NULL || path == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model or path is NULL");
+    if (path[0] == '\0')
+        return score__error(SCORE_E_INVAL, __func__, "path is empty");
+    if ((rc = save_to_buffer(__func__, model, &buf, &len)) != SCORE_OK)
+        return rc;
+    rc = score__st_save_file(__func__, path, buf, len);
+    score__free(buf);
+    return rc;
+}
+
+static int load_from_reader(const char *fn, score_model **out, const score__st_reader *r)
+{
+    const char *format = score__st_meta(r, "format");
+    const char *version = score__st_meta(r, "version");
+    const char *kind = score__st_meta(r, "kind");
+    if (format == NULL || strcmp(format, FORMAT_NAME) != 0)
+        return score__error(SCORE_E_FORMAT, fn, "not a libscore model file (metadata 'format')");
+    if (version == NULL || strcmp(version, FORMAT_VERSION) != 0)
+        return score__error(SCORE_E_FORMAT, fn, "unsupported format version '%.20s' (this library reads %s)",
+                            version ? version : "(missing)", FORMAT_VERSION);
+    if (kind == NULL)
+        return score__error(SCORE_E_FORMAT, fn, "metadata 'kind' is missing");
+    for (size_t i = 0; i < sizeof loadable / sizeof loadable[0]; i++) {
+        if (loadable[i]->load != NULL && strcmp(loadable[i]->name, kind) == 0) {
+            int rc = loadable[i]->load(out, r);
+            if (rc == SCORE_OK && *out == NULL)
+                return score__error(SCORE_E_GENERIC, fn, "the %s loader returned no model", kind);
+            return rc;
+        }
+    }
+    return score__error(SCORE_E_FORMAT, fn, "unknown or unloadable model kind '%.40s'", kind);
+}
+
+int score_model_load_buffer(score_model **out, const void *buf, size_t len)
+{
+    score__st_reader *r = NULL;
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (buf == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
+    if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
+        return rc;
+    rc = load_from_reader(__func__, out, r);
+    score__st_reader_free(r);
+    return rc;
+}
+
+int score_model_load(score_model **out, const char *path)
+{
+    score__st_reader *r = NULL;
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (path == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "path is NULL");
+    if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
+        return rc;
+    rc = load_from_reader(__func__, out, r);
+    score__st_reader_free(r);
+    return rc;
+}

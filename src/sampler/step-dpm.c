@@ -1,0 +1,300 @@
+/* DPM-Solver family in the EDM variables y = x / alpha, s = sigma / alpha = exp(-lambda):
+ * singlestep DPM-Solver-1/2/3 (noise prediction), multistep DPM-Solver++(2M) / (3M) / (2M) SDE
+ * (data prediction) and the adaptive pairs DPM-Solver-12 / -23 (error estimates).
+ *
+ * In these variables the exact solution of the PF-ODE over [lambda, lambda + h] is
+ *   y' = e^-h y + integral_0^h e^(u - h) D(lambda + u) du          (data prediction)
+ *   y' = y - integral_{s'}^{s} eps(s~) ds~                          (noise prediction)
+ * DPM-Solver++(kM) replaces D by its interpolant through the last k data predictions
+ * (Taylor terms at lambda, weights I0, I1, I2 below). */
+#include <math.h>
+#include <string.h>
+
+#include "step-priv.h"
+
+/* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
+enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_T1, R_A1, R_SG1, R_S1, R_T2, R_A2,
+       R_SG2, R_S2 };
+
+static int endpoints(score_step *st, const score__step_call *c)
+{
+    int rc = score__step_alpha_sigma(c, c->n, c->t, st->dbl[R_A], st->dbl[R_SG]);
+    if (rc == SCORE_OK)
+        rc = score__step_alpha_sigma(c, c->n, c->tn, st->dbl[R_AN], st->dbl[R_SGN]);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        double s = st->dbl[R_SG][i] / st->dbl[R_A][i];
+        double sn = st->dbl[R_SGN][i] / st->dbl[R_AN][i];
+        st->dbl[R_S][i] = s;
+        st->dbl[R_SN][i] = sn;
+        st->dbl[R_LAM][i] = -log(s);
+        st->dbl[R_H][i] = log(s) - log(sn);
+    }
+    return SCORE_OK;
+}
+
+/* Intermediate point at lambda + r h: time, alpha and s. */
+static int midpoint_at(score_step *st, const score__step_call *c, double r, double *t_out,
+                       double *a_out, double *sg_out, double *s_out)
+{
+    int rc;
+    for (size_t i = 0; i < c->n; i++) {
+        double lam = st->dbl[R_LAM][i] + r * st->dbl[R_H][i];
+        s_out[i] = exp(-lam);
+        t_out[i] = lam;
+    }
+    rc = score_schedule_t_of_lambda(c->sched, c->n, t_out, t_out);
+    if (rc == SCORE_OK)
+        rc = score_schedule_alpha_sigma(c->sched, c->n, t_out, a_out, sg_out);
+    return rc;
+}
+
+/* eps = (y - D) / s at (t, x) for the rows (x in x-space). */
+static int eval_eps(score_step *st, const score__step_call *c, const double *t, const double *a,
+                    const double *s, const float *x, float *d_scratch, float *eps)
+{
+    size_t dim = c->dim;
+    int rc = score__step_x0(st, c, t, x, d_scratch);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        double ia = 1.0 / a[i], is = 1.0 / s[i];
+        for (size_t j = 0; j < dim; j++) {
+            size_t q = i * dim + j;
+            eps[q] = (float)(((double)x[q] * ia - (double)d_scratch[q]) * is);
+        }
+    }
+    return SCORE_OK;
+}
+
+/* u = alpha_1 (y - (s - s1) eps0) for the first intermediate point. */
+static void first_stage(const score_step *st, const score__step_call *c, const double *a1,
+                        const double *s1, const float *e0, float *xu)
+{
+    size_t dim = c->dim;
+    for (size_t i = 0; i < c->n; i++) {
+        double ia = 1.0 / st->dbl[R_A][i], ds = st->dbl[R_S][i] - s1[i];
+        for (size_t j = 0; j < dim; j++) {
+            size_t q = i * dim + j;
+            xu[q] = (float)(a1[i] * ((double)c->x[q] * ia - ds * (double)e0[q]));
+        }
+    }
+}
+
+/* Singlestep DPM-Solver of order 1, 2 (r1 = 1/2) or 3 (r1 = 1/3, r2 = 2/3). With lo != NULL
+ * (adaptive pairs) also the lower-order solution that reuses the same evaluations:
+ * order 2 -> DPM-Solver-1, order 3 -> DPM-Solver-2 with r1 = 1/3. Results in y-space are
+ * written as x' = alpha' y'. */
+static int dpm_single(score_step *st, const score__step_call *c, int order, float *lo)
+{
+    size_t n = c->n, dim = c->dim;
+    float *e0 = st->buf[0], *e1 = st->buf[1], *e2 = st->buf[2], *xu = st->buf[3],
+          *d = st->buf[4];
+    double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN],
+           *h = st->dbl[R_H];
+    int rc = endpoints(st, c);
+    if (rc != SCORE_OK)
+        return rc;
+    rc = eval_eps(st, c, c->t, a, s, c->x, d, e0);
+    if (rc != SCORE_OK)
+        return rc;
+    if (order == 1) {
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], ds = s[i] - sn[i];
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                c->x[q] = (float)(an[i] * ((double)c->x[q] * ia - ds * (double)e0[q]));
+            }
+        }
+        return SCORE_OK;
+    }
+    if (order == 2) {
+        double *t1 = st->dbl[R_T1], *a1 = st->dbl[R_A1], *s1 = st->dbl[R_S1];
+        rc = midpoint_at(st, c, 0.5, t1, a1, st->dbl[R_SG1], s1);
+        if (rc != SCORE_OK)
+            return rc;
+        first_stage(st, c, a1, s1, e0, xu);
+        rc = eval_eps(st, c, t1, a1, s1, xu, d, e1);
+        if (rc != SCORE_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], ds = s[i] - sn[i];
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                double y = (double)c->x[q] * ia;
+                if (lo != NULL)
+                    lo[q] = (float)(an[i] * (y - ds * (double)e0[q]));
+                c->x[q] = (float)(an[i] * (y - ds * (double)e1[q]));
+            }
+        }
+        return SCORE_OK;
+    }
+    {
+        const double r1 = 1.0 / 3.0, r2 = 2.0 / 3.0;
+        double *t1 = st->dbl[R_T1], *a1 = st->dbl[R_A1], *s1 = st->dbl[R_S1];
+        double *t2 = st->dbl[R_T2], *a2 = st->dbl[R_A2], *s2 = st->dbl[R_S2];
+        rc = midpoint_at(st, c, r1, t1, a1, st->dbl[R_SG1], s1);
+        if (rc == SCORE_OK)
+            rc = midpoint_at(st, c, r2, t2, a2, st->dbl[R_SG2], s2);
+        if (rc != SCORE_OK)
+            return rc;
+        first_stage(st, c, a1, s1, e0, xu);
+        rc = eval_eps(st, c, t1, a1, s1, xu, d, e1);
+        if (rc != SCORE_OK)
+            return rc;
+        /* u2 = y - (s - s2) e0 - (r2/r1) s2 phi1m1(r2 h) (e1 - e0) */
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], ds = s[i] - s2[i];
+            double k = (r2 / r1) * s2[i] * score__phi1m1(r2 * h[i]);
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                double e0v = e0[q];
+                xu[q] = (float)(a2[i] * ((double)c->x[q] * ia - ds * e0v -
+                                         k * ((double)e1[q] - e0v)));
+            }
+        }
+        rc = eval_eps(st, c, t2, a2, s2, xu, d, e2);
+        if (rc != SCORE_OK)
+            return rc;
+        /* y' = y - (s - s') e0 - (s'/r2) phi1m1(h) (e2 - e0); lower: DPM-Solver-2 with r1:
+         * y - (s - s') e0 - (s - s') / (2 r1) (e1 - e0) */
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], ds = s[i] - sn[i];
+            double k = sn[i] / r2 * score__phi1m1(h[i]), kl = ds / (2.0 * r1);
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                double y = (double)c->x[q] * ia, e0v = e0[q];
+                if (lo != NULL)
+                    lo[q] = (float)(an[i] * (y - ds * e0v - kl * ((double)e1[q] - e0v)));
+                c->x[q] = (float)(an[i] * (y - ds * e0v - k * ((double)e2[q] - e0v)));
+            }
+        }
+        return SCORE_OK;
+    }
+}
+
+static int capped_order(const score_step *st, int order)
+{
+    int64_t cap = score__step_i64(st, SCORE_STEP_PARAM_ORDER);
+    return (cap > 0 && cap < order) ? (int)cap : order;
+}
+
+int score__step_dpm_single(score_step *st, const score__step_call *c)
+{
+    return dpm_single(st, c, capped_order(st, st->type.order), NULL);
+}
+
+int score__step_dpm_adaptive(score_step *st, const score__step_call *c)
+{
+    size_t nd = c->n * c->dim;
+    float *lo = st->buf[5];
+    int rc = dpm_single(st, c, st->type.order, lo);
+    if (rc != SCORE_OK)
+        return rc;
+    if (c->xerr != NULL)
+        for (size_t q = 0; q < nd; q++)
+            c->xerr[q] = (float)((double)c->x[q] - (double)lo[q]);
+    return SCORE_OK;
+}
+
+int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
+{
+    size_t n = c->n, dim = c->dim, nd = n * dim;
+    float *D = st->buf[0], *z = st->buf[1], *tmp;
+    double *a = st->dbl[R_A], *an = st->dbl[R_AN], *sn = st->dbl[R_SN], *lam = st->dbl[R_LAM],
+           *h = st->dbl[R_H];
+    int kind = st->type.kind, order = capped_order(st, st->type.order), avail = 0;
+    int sde = kind == SCORE_STEP_DPMPP_2M_SDE;
+    double eta = sde ? score__step_eta(st) : 0.0;
+    double snoise = score__step_f64(st, SCORE_STEP_PARAM_S_NOISE);
+    int rc = endpoints(st, c);
+    if (rc != SCORE_OK)
+        return rc;
+    if (st->hist_count > 0 && st->hist_n == n && st->hist_row0 == c->row0) {
+        avail = st->hist_count;
+        for (size_t i = 0; i < n && avail > 0; i++)
+            if (st->hist_tend[i] != c->t[i])
+                avail = 0;
+    }
+    rc = score__step_x0(st, c, c->t, c->x, D);
+    if (rc != SCORE_OK)
+        return rc;
+    if (sde && eta > 0.0)
+        score__step_noise(c, 0, z);
+    for (size_t i = 0; i < n; i++) {
+        double hh = h[i], ia = 1.0 / a[i];
+        int eff = order < avail + 1 ? order : avail + 1;
+        double h0 = 0.0, h1 = 0.0;
+        const float *d1 = st->hist_d[0] + i * dim, *d2 = st->hist_d[1] + i * dim;
+        const float *dr = D + i * dim, *zr = z + i * dim;
+        float *xr = c->x + i * dim;
+        if (eff >= 2) {
+            h0 = lam[i] - st->hist_lam[0][i];
+            if (!(h0 != 0.0) || hh == 0.0)
+                eff = 1;
+        }
+        if (eff >= 3) {
+            h1 = st->hist_lam[0][i] - st->hist_lam[1][i];
+            if (!(h1 != 0.0))
+                eff = 2;
+        }
+        if (sde) {
+            /* k-diffusion's dpmpp_2m_sde, midpoint form */
+            double decay = exp(-hh) * exp(-eta * hh);
+            double cd = -expm1(-(1.0 + eta) * hh);
+            double amp = sn[i] * sqrt(fmax(-expm1(-2.0 * eta * hh), 0.0)) * snoise;
+            double c1 = eff >= 2 ? 0.5 * cd * hh / h0 : 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                double dv = dr[j];
+                double y = decay * (double)xr[j] * ia + cd * dv;
+                if (eff >= 2)
+                    y += c1 * (dv - (double)d1[j]);
+                if (eta > 0.0)
+                    y += amp * (double)zr[j];
+                xr[j] = (float)(an[i] * y);
+            }
+        } else if (kind == SCORE_STEP_DPMPP_2M && eff >= 2) {
+            /* published 2M: D~ = D + (h / (2 h0)) (D - D1) */
+            double ratio = exp(-hh), i0 = score__expint_i0(hh), k = 0.5 * hh / h0;
+            for (size_t j = 0; j < dim; j++) {
+                double dv = dr[j];
+                double y = ratio * (double)xr[j] * ia + i0 * (dv + k * (dv - (double)d1[j]));
+                xr[j] = (float)(an[i] * y);
+            }
+        } else {
+            /* exponential integrator with the Taylor terms of the interpolant of D */
+            double ratio = exp(-hh), i0 = score__expint_i0(hh);
+            double i1 = eff >= 2 ? score__expint_i1(hh) : 0.0;
+            double i2 = eff >= 3 ? score__expint_i2(hh) : 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                double dv = dr[j], y = ratio * (double)xr[j] * ia + i0 * dv;
+                if (eff == 2) {
+                    y += i1 * (dv - (double)d1[j]) / h0;
+                } else if (eff >= 3) {
+                    double f01 = (dv - (double)d1[j]) / h0;
+                    double f12 = ((double)d1[j] - (double)d2[j]) / h1;
+                    double f012 = (f01 - f12) / (h0 + h1);
+                    y += i1 * (f01 + h0 * f012) + i2 * 2.0 * f012;
+                }
+                xr[j] = (float)(an[i] * y);
+            }
+        }
+    }
+    /* history: D becomes D_{i-1} */
+    tmp = st->hist_d[1];
+    st->hist_d[1] = st->hist_d[0];
+    st->hist_d[0] = tmp;
+    memcpy(st->hist_d[0], D, nd * sizeof(float));
+    {
+        double *tl = st->hist_lam[1];
+        st->hist_lam[1] = st->hist_lam[0];
+        st->hist_lam[0] = tl;
+        memcpy(st->hist_lam[0], lam, n * sizeof(double));
+    }
+    memcpy(st->hist_tend, c->tn, n * sizeof(double));
+    st->hist_count = avail + 1 > 2 ? 2 : avail + 1;
+    st->hist_n = n;
+    st->hist_row0 = c->row0;
+    return SCORE_OK;
+}

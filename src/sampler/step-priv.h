@@ -1,0 +1,147 @@
+/* Internal structure of step types and steps, shared by the step implementations, the evolve
+ * object and the drivers. Never installed. */
+#ifndef LIBSCORE_STEP_PRIV_H
+#define LIBSCORE_STEP_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core-priv.h"
+#include "libscore/control.h"
+#include "libscore/schedule.h"
+#include "libscore/sde.h"
+#include "libscore/step.h"
+
+/* Number of step parameters (ids 1100..1111). */
+#define SCORE__STEP_NPARAMS 12
+/* Workspaces of a step: n*dim float buffers and per-row double arrays. */
+#define SCORE__STEP_NBUF 10
+#define SCORE__STEP_NDBL 24
+
+/* Everything a built-in implementation needs for one call (already validated). */
+typedef struct score__step_call {
+    score_sde *sde;
+    const score_schedule *sched;
+    size_t n, dim, row0;
+    const double *t, *tn; /* per-row start / end times */
+    float *x;             /* in/out */
+    float *xerr;          /* NULL or n*dim */
+    const score_rng *rng; /* NULL for deterministic calls */
+    uint64_t counter;     /* offset added to the generator's counter */
+} score__step_call;
+
+typedef int (*score__step_impl_fn)(score_step *st, const score__step_call *c);
+
+struct score_step_type {
+    int kind;      /* score_step_kind; 0 = user */
+    int builtin;   /* static descriptor */
+    char name[64];
+    int order;
+    int err_order; /* order of the embedded error estimate, 0 = none */
+    uint32_t flags;
+    score__step_impl_fn impl; /* built-in implementation */
+    /* user callbacks */
+    score_step_apply_fn apply;
+    void *apply_ud;
+    score_step_alloc_fn alloc;
+    void *alloc_ud;
+    score_step_reset_fn reset;
+    void *reset_ud;
+    score_step_free_fn free_state;
+    void *free_ud;
+};
+
+struct score_step {
+    score_step_type type; /* a copy of the descriptor */
+    size_t dim;
+    score__param_val params[SCORE__STEP_NPARAMS];
+    void *user_state;
+    int last_callback_status;
+    uint64_t nfe;
+    /* workspace, grown with the batch */
+    size_t cap;
+    float *buf[SCORE__STEP_NBUF];
+    double *dbl[SCORE__STEP_NDBL];
+    /* multistep history (DPM-Solver++), positions as in the last call */
+    size_t hist_n, hist_row0;
+    int hist_count;       /* 0..2 valid previous data predictions */
+    double *hist_tend;    /* per row: t_next of the last call */
+    double *hist_lam[2];  /* per row: lambda of D_{i-1}, D_{i-2} */
+    float *hist_d[2];     /* D_{i-1}, D_{i-2} (n*dim) */
+    /* dopri5 FSAL caches: A = start of the last call, B = its end */
+    size_t fsal_n;
+    int fsal_valid;
+    double *fsal_t[2];
+    float *fsal_x[2], *fsal_k[2];
+};
+
+/* Parameter access for implementations (index = id - 1100). */
+double score__step_f64(const score_step *st, int param);
+int64_t score__step_i64(const score_step *st, int param);
+const score__param_desc *score__step_param_table(size_t *n_out);
+
+/* Built-in implementations (step-ode.c, step-sde.c, step-dpm.c). */
+int score__step_euler(score_step *st, const score__step_call *c);
+int score__step_heun(score_step *st, const score__step_call *c);
+int score__step_midpoint(score_step *st, const score__step_call *c);
+int score__step_rk4(score_step *st, const score__step_call *c);
+int score__step_dopri5(score_step *st, const score__step_call *c);
+int score__step_em(score_step *st, const score__step_call *c);
+int score__step_reverse_diffusion(score_step *st, const score__step_call *c);
+int score__step_ancestral(score_step *st, const score__step_call *c);
+int score__step_euler_ancestral(score_step *st, const score__step_call *c);
+int score__step_langevin(score_step *st, const score__step_call *c);
+int score__step_ald(score_step *st, const score__step_call *c);
+int score__step_ddim(score_step *st, const score__step_call *c);
+int score__step_dpm_single(score_step *st, const score__step_call *c);
+int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
+int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
+int score__step_none(score_step *st, const score__step_call *c);
+
+/* ---- helpers shared by the implementations (step.c) ---------------------------------- */
+
+/* alpha, sigma at n times; t = 0 is "the data": alpha = 1, sigma = 0. */
+int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
+                            double *sigma);
+/* Times of the given EDM noise levels s = sigma / alpha (> 0), through lambda = -log s. */
+int score__step_t_of_s(const score__step_call *c, size_t n, const double *s, double *t_out);
+/* Data prediction D(x, t) for n rows (x in x-space); counts one model evaluation. */
+int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
+                   float *out);
+/* Score s(x, t); counts one model evaluation. */
+int score__step_score(score_step *st, const score__step_call *c, const double *t,
+                      const float *x, float *out);
+/* Standard normals of block b for the call's rows. */
+void score__step_noise(const score__step_call *c, size_t block, float *out);
+/* Effective eta (the type's default for -1) and whether the step draws noise with its
+ * current parameters. */
+double score__step_eta(const score_step *st);
+int score__step_needs_noise(const score_step *st);
+/* 1 if every element is finite. */
+int score__step_finite(size_t n, const float *x);
+
+/* Numerically stable phi-type functions of the exponential integrators (double):
+ * I0(h) = 1 - e^-h, I1(h) = h - 1 + e^-h, I2(h) = h^2/2 - h + 1 - e^-h, and
+ * phi1m1(z) = (e^z - 1)/z - 1. */
+double score__expint_i0(double h);
+double score__expint_i1(double h);
+double score__expint_i2(double h);
+double score__phi1m1(double z);
+
+/* Dormand-Prince 5(4) tableau (shared with the likelihood solver). */
+extern const double score__dp5_c[7];
+extern const double score__dp5_a[7][6];
+extern const double score__dp5_b[7];
+extern const double score__dp5_e[7]; /* b5 - b4 */
+
+/* Step-size control internals (control.c), shared with the likelihood solver. */
+typedef struct score__control_vals {
+    double rtol, atol, safety, fac_min, fac_max, h_min, h_max;
+} score__control_vals;
+void score__control_defaults(score__control_vals *v);
+void score__control_get(const score_control *c, score__control_vals *v);
+/* Proposal h' from err, returns 1 when accepted (err <= 1). */
+int score__control_propose(const score__control_vals *v, int error_order, double err,
+                           double *h);
+
+#endif /* LIBSCORE_STEP_PRIV_H */

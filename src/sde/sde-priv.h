@@ -1,0 +1,40 @@
+/* Internal structure of score_sde and the per-time coefficient helper shared with the losses
+ * and samplers. Never installed. */
+#ifndef LIBSCORE_SDE_PRIV_H
+#define LIBSCORE_SDE_PRIV_H
+
+#include "core/core-priv.h"
+#include "libscore/sde.h"
+
+#define SCORE__SDE_NPARAMS 4
+
+struct score_sde {
+    score_schedule *sched; /* owned copy */
+    score_model *model;    /* borrowed */
+    size_t dim;
+    uint64_t nfe;
+    score__param_val params[SCORE__SDE_NPARAMS];
+    /* workspace, grown to the largest batch seen */
+    size_t cap_n;          /* rows of the per-row arrays and of xin / fout */
+    double *al, *si, *a, *k, *in, *cond, *fc, *g2; /* per row */
+    double *tr;            /* per row */
+    float *xin;            /* cap_n * dim scaled model input */
+    float *fout;           /* cap_n * dim model output */
+    size_t cap_p;          /* floats of the probe-product buffers */
+    float *pout;           /* jvp / vjp products */
+    float *basis;          /* unit-vector probes for the trace fallback */
+    size_t basis_rows;     /* rows of basis currently filled */
+};
+
+/* Parameter table of the sde kind (registered in param-registry.h). */
+const score__param_desc *score__sde_param_table(size_t *n_out);
+
+/* Coefficients of the universal form s = a F(in x, cond) + k x for one time and an explicit
+ * output kind (the sde's COND/COND_SCALE/SIGMA_DATA are used). Validates t (finite, > 0,
+ * accepted by the schedule, sigma > 0) and reports failures as fn with the row index. Any
+ * output pointer may be NULL. */
+int score__sde_row_coefs(const score_sde *sde, const char *fn, size_t row, int output_kind,
+                         double t, double *alpha, double *sigma, double *a, double *k,
+                         double *in_scale, double *cond);
+
+#endif

@@ -1,0 +1,655 @@
+/* The parameterization layer: schedule + model -> score, eps, x0, drifts, divergences.
+ *
+ * Every output kind is reduced to s = a F(in x, cond) + k x (see sde.h); each compute call
+ * evaluates the per-row coefficients in double, the model once on the scaled input, and then
+ * an affine per-row map out = P s + Q x, again in double per element. */
+#include <math.h>
+#include <string.h>
+
+#include "sde-priv.h"
+
+static const score__param_desc sde_params[SCORE__SDE_NPARAMS] = {
+    {SCORE_SDE_PARAM_OUTPUT, "output", SCORE_PARAM_I64, 1, 6, SCORE_OUTPUT_SCORE,
+     "what the model outputs: 1 score, 2 eps, 3 x0, 4 v, 5 EDM raw network, 6 score * sigma"},
+    {SCORE_SDE_PARAM_COND, "cond", SCORE_PARAM_I64, 0, 4, SCORE_COND_DEFAULT,
+     "conditioning value: 0 default (EDM: ln(sigma/alpha)/4, else t), 1 t, 2 cond_scale * t, "
+     "3 sigma/alpha, 4 ln(sigma/alpha)/4"},
+    {SCORE_SDE_PARAM_COND_SCALE, "cond_scale", SCORE_PARAM_F64, 1e-12, 1e12, 999.0,
+     "factor of the scaled-time conditioning (cond = 2)"},
+    {SCORE_SDE_PARAM_SIGMA_DATA, "sigma_data", SCORE_PARAM_F64, 1e-6, 1e6, 0.5,
+     "data standard deviation of the EDM preconditioning"},
+};
+
+const score__param_desc *score__sde_param_table(size_t *n_out)
+{
+    *n_out = SCORE__SDE_NPARAMS;
+    return sde_params;
+}
+
+static int64_t par_i(const score_sde *sde, int id)
+{
+    return sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, id)].i;
+}
+
+static double par_f(const score_sde *sde, int id)
+{
+    return sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, id)].f;
+}
+
+/* Re-reports the current last-error message (e.g. the model's) prefixed with fn. */
+static int rewrap(const char *fn, int rc, const char *what)
+{
+    char msg[384];
+    strncpy(msg, score_last_error_message(), sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    return score__error(rc, fn, "%s failed: %s", what, msg);
+}
+
+/* ---- coefficients ------------------------------------------------------------------ */
+
+int score__sde_row_coefs(const score_sde *sde, const char *fn, size_t row, int output_kind,
+                         double t, double *alpha, double *sigma, double *a, double *k,
+                         double *in_scale, double *cond)
+{
+    double al, si, ca = 1.0, ck = 0.0, cin = 1.0, cc;
+    int ckind = (int)par_i(sde, SCORE_SDE_PARAM_COND), rc;
+    if (!isfinite(t))
+        return score__error(SCORE_E_NUMERIC, fn, "t[%zu] = %g is not finite", row, t);
+    if (t == 0.0)
+        return score__error(SCORE_E_RANGE, fn,
+                            "t[%zu] = 0 is the grid end (sigma = 0, the data itself): the model "
+                            "cannot be evaluated there; take the last step to 0 with the data "
+                            "prediction at the previous time", row);
+    if (t < 0.0)
+        return score__error(SCORE_E_RANGE, fn, "t[%zu] = %g is negative", row, t);
+    rc = score_schedule_alpha_sigma(sde->sched, 1, &t, &al, &si);
+    if (rc != SCORE_OK)
+        return rewrap(fn, rc, "the schedule at this time");
+    if (!(si > 0.0) || !(al > 0.0) || !isfinite(si) || !isfinite(al))
+        return score__error(SCORE_E_RANGE, fn,
+                            "t[%zu] = %g gives alpha = %g, sigma = %g: the model needs "
+                            "0 < alpha, 0 < sigma < inf", row, t, al, si);
+    switch (output_kind) {
+    case SCORE_OUTPUT_SCORE:
+        break;
+    case SCORE_OUTPUT_EPS:
+        ca = -1.0 / si;
+        break;
+    case SCORE_OUTPUT_X0:
+        ca = al / (si * si);
+        ck = -1.0 / (si * si);
+        break;
+    case SCORE_OUTPUT_V: {
+        double r2 = al * al + si * si;
+        ca = -al / (si * r2);
+        ck = -1.0 / r2;
+        break;
+    }
+    case SCORE_OUTPUT_EDM: {
+        /* s_e = sigma / alpha; c_skip - 1 = -s_e^2 / den and alpha c_out / sigma^2 simplify
+         * to the forms below (no cancellation). */
+        double sd = par_f(sde, SCORE_SDE_PARAM_SIGMA_DATA), se = si / al;
+        double rden = sqrt(se * se + sd * sd);
+        ca = sd / (si * rden);
+        ck = -1.0 / (al * al * rden * rden);
+        cin = 1.0 / (al * rden);
+        break;
+    }
+    case SCORE_OUTPUT_SCORE_OVER_SIGMA:
+        ca = 1.0 / si;
+        break;
+    default:
+        return score__error(SCORE_E_RANGE, fn, "output kind %d not in [1, 6]", output_kind);
+    }
+    if (ckind == SCORE_COND_DEFAULT)
+        ckind = output_kind == SCORE_OUTPUT_EDM ? SCORE_COND_LOG_SIGMA_4 : SCORE_COND_T;
+    switch (ckind) {
+    case SCORE_COND_T_SCALED:
+        cc = par_f(sde, SCORE_SDE_PARAM_COND_SCALE) * t;
+        break;
+    case SCORE_COND_SIGMA:
+        cc = si / al;
+        break;
+    case SCORE_COND_LOG_SIGMA_4:
+        cc = 0.25 * (log(si) - log(al));
+        break;
+    default:
+        cc = t;
+        break;
+    }
+    if (!isfinite(ca) || !isfinite(ck) || !isfinite(cin) || !isfinite(cc))
+        return score__error(SCORE_E_RANGE, fn,
+                            "t[%zu] = %g: coefficients overflow (alpha = %g, sigma = %g)", row, t,
+                            al, si);
+    if (alpha) *alpha = al;
+    if (sigma) *sigma = si;
+    if (a) *a = ca;
+    if (k) *k = ck;
+    if (in_scale) *in_scale = cin;
+    if (cond) *cond = cc;
+    return SCORE_OK;
+}
+
+int score_sde_coefs(const score_sde *sde, size_t n, const double *t, double *a, double *k,
+                    double *in_scale, double *cond)
+{
+    int kind;
+    if (sde == NULL || (n > 0 && t == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "sde or t is NULL");
+    kind = (int)par_i(sde, SCORE_SDE_PARAM_OUTPUT);
+    for (size_t b = 0; b < n; b++) {
+        int rc = score__sde_row_coefs(sde, __func__, b, kind, t[b], NULL, NULL, a ? a + b : NULL,
+                                      k ? k + b : NULL, in_scale ? in_scale + b : NULL,
+                                      cond ? cond + b : NULL);
+        if (rc != SCORE_OK)
+            return rc;
+    }
+    return SCORE_OK;
+}
+
+/* ---- lifecycle and parameters -------------------------------------------------------- */
+
+static void free_workspace(score_sde *sde)
+{
+    score__free(sde->al);
+    score__free(sde->si);
+    score__free(sde->a);
+    score__free(sde->k);
+    score__free(sde->in);
+    score__free(sde->cond);
+    score__free(sde->fc);
+    score__free(sde->g2);
+    score__free(sde->tr);
+    score__free(sde->xin);
+    score__free(sde->fout);
+    sde->al = sde->si = sde->a = sde->k = sde->in = sde->cond = sde->fc = sde->g2 = NULL;
+    sde->tr = NULL;
+    sde->xin = sde->fout = NULL;
+    sde->cap_n = 0;
+}
+
+int score_sde_new(score_sde **out, const score_schedule *sched, score_model *model,
+                  int output_kind)
+{
+    score_sde *sde;
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (sched == NULL || model == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sched or model is NULL");
+    if (output_kind < SCORE_OUTPUT_SCORE || output_kind > SCORE_OUTPUT_SCORE_OVER_SIGMA)
+        return score__error(SCORE_E_RANGE, __func__, "output kind %d not in [1, 6]", output_kind);
+    sde = score__calloc(1, sizeof *sde);
+    if (sde == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    rc = score_schedule_clone(&sde->sched, sched);
+    if (rc == SCORE_OK && (rc = score_schedule_prepare(sde->sched)) != SCORE_OK)
+        rc = rewrap(__func__, rc, "preparing the schedule");
+    else if (rc != SCORE_OK)
+        rc = rewrap(__func__, rc, "copying the schedule");
+    if (rc != SCORE_OK) {
+        score_schedule_free(sde->sched);
+        score__free(sde);
+        return rc;
+    }
+    sde->model = model;
+    sde->dim = score_model_dim(model);
+    score__param_defaults(sde_params, SCORE__SDE_NPARAMS, sde->params);
+    sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, SCORE_SDE_PARAM_OUTPUT)].i =
+        output_kind;
+    *out = sde;
+    return SCORE_OK;
+}
+
+void score_sde_free(score_sde *sde)
+{
+    if (sde == NULL)
+        return;
+    free_workspace(sde);
+    score__free(sde->pout);
+    score__free(sde->basis);
+    score_schedule_free(sde->sched);
+    score__free(sde);
+}
+
+int score_sde_set_f64(score_sde *sde, int param, double value)
+{
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    return score__param_set_f64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, value);
+}
+
+int score_sde_set_i64(score_sde *sde, int param, int64_t value)
+{
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    return score__param_set_i64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, value);
+}
+
+int score_sde_get_f64(const score_sde *sde, int param, double *out)
+{
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    return score__param_get_f64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, out);
+}
+
+int score_sde_get_i64(const score_sde *sde, int param, int64_t *out)
+{
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    return score__param_get_i64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, out);
+}
+
+int score_sde_set_model(score_sde *sde, score_model *model)
+{
+    if (sde == NULL || model == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde or model is NULL");
+    if (score_model_dim(model) != sde->dim)
+        return score__error(SCORE_E_SHAPE, __func__, "the new model has dim %zu, the sde has %zu",
+                            score_model_dim(model), sde->dim);
+    sde->model = model;
+    return SCORE_OK;
+}
+
+score_model *score_sde_model(const score_sde *sde)
+{
+    return sde ? sde->model : NULL;
+}
+
+const score_schedule *score_sde_schedule(const score_sde *sde)
+{
+    return sde ? sde->sched : NULL;
+}
+
+size_t score_sde_dim(const score_sde *sde)
+{
+    return sde ? sde->dim : 0;
+}
+
+uint64_t score_sde_nfe(const score_sde *sde)
+{
+    return sde ? sde->nfe : 0;
+}
+
+void score_sde_reset_nfe(score_sde *sde)
+{
+    if (sde)
+        sde->nfe = 0;
+}
+
+/* ---- workspace ---------------------------------------------------------------------- */
+
+static int grow_rows(const char *fn, score_sde *sde, size_t n)
+{
+    size_t nd;
+    double **rows[] = {&sde->al, &sde->si, &sde->a, &sde->k, &sde->in, &sde->cond, &sde->fc,
+                       &sde->g2, &sde->tr};
+    if (n <= sde->cap_n)
+        return SCORE_OK;
+    free_workspace(sde);
+    if (score__mul_size(n, sde->dim, &nd) != 0)
+        return score__error(SCORE_E_NOMEM, fn, "batch of %zu rows is too large", n);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if ((*rows[i] = score__calloc(n, sizeof(double))) == NULL)
+            goto fail;
+    if ((sde->xin = score__calloc(nd, sizeof(float))) == NULL ||
+        (sde->fout = score__calloc(nd, sizeof(float))) == NULL)
+        goto fail;
+    sde->cap_n = n;
+    return SCORE_OK;
+fail:
+    free_workspace(sde);
+    return score__error(SCORE_E_NOMEM, fn, "workspace allocation for %zu rows failed", n);
+}
+
+static int grow_probes(const char *fn, score_sde *sde, size_t n, size_t k)
+{
+    size_t nk, len;
+    if (score__mul_size(n, k, &nk) != 0 || score__mul_size(nk, sde->dim, &len) != 0)
+        return score__error(SCORE_E_NOMEM, fn, "%zu rows x %zu probes is too large", n, k);
+    if (len <= sde->cap_p)
+        return SCORE_OK;
+    score__free(sde->pout);
+    score__free(sde->basis);
+    sde->basis = NULL;
+    sde->basis_rows = 0;
+    sde->cap_p = 0;
+    sde->pout = score__calloc(len, sizeof(float));
+    if (sde->pout == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    sde->cap_p = len;
+    return SCORE_OK;
+}
+
+/* Unit-vector probes e_0..e_{dim-1} for n rows (in a buffer of cap_p floats). */
+static int basis_probes(const char *fn, score_sde *sde, size_t n)
+{
+    size_t d = sde->dim;
+    int rc = grow_probes(fn, sde, n, d);
+    if (rc != SCORE_OK)
+        return rc;
+    if (sde->basis == NULL) {
+        sde->basis = score__calloc(sde->cap_p, sizeof(float));
+        if (sde->basis == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        sde->basis_rows = 0;
+    }
+    for (size_t b = sde->basis_rows; b < n; b++)
+        for (size_t p = 0; p < d; p++)
+            sde->basis[(b * d + p) * d + p] = 1.0f;
+    if (n > sde->basis_rows)
+        sde->basis_rows = n;
+    return SCORE_OK;
+}
+
+/* ---- evaluation core ---------------------------------------------------------------- */
+
+static int check_args(const char *fn, const score_sde *sde, size_t n, const double *t,
+                      const float *x, const void *out)
+{
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, fn, "sde is NULL");
+    if (n > 0 && (t == NULL || x == NULL || out == NULL))
+        return score__error(SCORE_E_INVAL, fn, "t, x or an output is NULL");
+    if (n > 0 && (const void *)x == out)
+        return score__error(SCORE_E_INVAL, fn, "the output must not alias x");
+    return SCORE_OK;
+}
+
+/* Coefficients of all rows into the workspace; want_fg also fills f_coef and g^2. Builds the
+ * model input (sde->xin, or x itself when every in_scale is 1) in *xm. */
+static int prepare_rows(const char *fn, score_sde *sde, size_t n, const double *t,
+                        const float *x, int want_fg, const float **xm)
+{
+    size_t d = sde->dim;
+    int kind = (int)par_i(sde, SCORE_SDE_PARAM_OUTPUT), rc, scaled = 0;
+    if ((rc = grow_rows(fn, sde, n)) != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++) {
+        rc = score__sde_row_coefs(sde, fn, b, kind, t[b], &sde->al[b], &sde->si[b], &sde->a[b],
+                                  &sde->k[b], &sde->in[b], &sde->cond[b]);
+        if (rc != SCORE_OK)
+            return rc;
+        if (sde->in[b] != 1.0)
+            scaled = 1;
+    }
+    if (want_fg) {
+        rc = score_schedule_sde_coefs(sde->sched, n, t, sde->fc, sde->g2);
+        if (rc != SCORE_OK)
+            return rewrap(fn, rc, "the schedule's SDE coefficients");
+        for (size_t b = 0; b < n; b++)
+            sde->g2[b] *= sde->g2[b];
+    }
+    if (scaled) {
+        for (size_t b = 0; b < n; b++)
+            for (size_t j = 0; j < d; j++)
+                sde->xin[b * d + j] = (float)(sde->in[b] * (double)x[b * d + j]);
+        *xm = sde->xin;
+    } else {
+        *xm = x;
+    }
+    return SCORE_OK;
+}
+
+static int model_call_failed(const char *fn, int rc)
+{
+    return rewrap(fn, rc, "the model evaluation");
+}
+
+/* What to produce from the score s: out = P s + Q x per row. */
+enum { WANT_SCORE, WANT_EPS, WANT_X0, WANT_REVERSE, WANT_PF };
+
+static void row_map(const score_sde *sde, int want, size_t b, double *P, double *Q)
+{
+    switch (want) {
+    case WANT_EPS: *P = -sde->si[b]; *Q = 0.0; break;
+    case WANT_X0: *P = sde->si[b] * sde->si[b] / sde->al[b]; *Q = 1.0 / sde->al[b]; break;
+    case WANT_REVERSE: *P = -sde->g2[b]; *Q = sde->fc[b]; break;
+    case WANT_PF: *P = -0.5 * sde->g2[b]; *Q = sde->fc[b]; break;
+    default: *P = 1.0; *Q = 0.0; break;
+    }
+}
+
+/* out = P (a F + k x) + Q x from the model output F (sde->fout); checks finiteness. */
+static int combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
+                   const float *x, const float *F, float *out)
+{
+    size_t d = sde->dim;
+    for (size_t b = 0; b < n; b++) {
+        double P, Q, a = sde->a[b], k = sde->k[b];
+        row_map(sde, want, b, &P, &Q);
+        for (size_t j = 0; j < d; j++) {
+            double xv = (double)x[b * d + j];
+            double s = a * (double)F[b * d + j] + k * xv;
+            float v = (float)(P * s + Q * xv);
+            if (!isfinite(v))
+                return score__error(SCORE_E_NUMERIC, fn,
+                                    "non-finite value in row %zu (t = %g, component %zu; model "
+                                    "output %g)", b, t[b], j, (double)F[b * d + j]);
+            out[b * d + j] = v;
+        }
+    }
+    return SCORE_OK;
+}
+
+static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const double *t,
+                    const float *x, float *out)
+{
+    const float *xm;
+    int rc = check_args(fn, sde, n, t, x, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    rc = prepare_rows(fn, sde, n, t, x, want == WANT_REVERSE || want == WANT_PF, &xm);
+    if (rc != SCORE_OK)
+        return rc;
+    sde->nfe++;
+    rc = score_model_forward(sde->model, n, xm, sde->cond, sde->fout);
+    if (rc != SCORE_OK)
+        return model_call_failed(fn, rc);
+    return combine(fn, sde, want, n, t, x, sde->fout, out);
+}
+
+int score_sde_score(score_sde *sde, size_t n, const double *t, const float *x, float *out)
+{
+    return evaluate(__func__, sde, WANT_SCORE, n, t, x, out);
+}
+
+int score_sde_eps(score_sde *sde, size_t n, const double *t, const float *x, float *out)
+{
+    return evaluate(__func__, sde, WANT_EPS, n, t, x, out);
+}
+
+int score_sde_x0(score_sde *sde, size_t n, const double *t, const float *x, float *out)
+{
+    return evaluate(__func__, sde, WANT_X0, n, t, x, out);
+}
+
+int score_sde_reverse_drift(score_sde *sde, size_t n, const double *t, const float *x, float *out)
+{
+    return evaluate(__func__, sde, WANT_REVERSE, n, t, x, out);
+}
+
+int score_sde_pf_drift(score_sde *sde, size_t n, const double *t, const float *x, float *out)
+{
+    return evaluate(__func__, sde, WANT_PF, n, t, x, out);
+}
+
+/* ---- divergences -------------------------------------------------------------------- */
+
+/* tr(dF/dx) per row into sde->tr (and F into sde->fout when want_f), exactly: the model's
+ * trace, or dim products with unit vectors. */
+static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm, int want_f)
+{
+    score_model *m = sde->model;
+    uint32_t caps = score_model_capabilities(m);
+    size_t d = sde->dim;
+    int rc;
+    if (caps & SCORE_MODEL_CAP_TRACE) {
+        sde->nfe++;
+        rc = score_model_trace(m, n, xm, sde->cond, sde->tr, want_f ? sde->fout : NULL);
+        if (rc != SCORE_OK)
+            return model_call_failed(fn, rc);
+        return SCORE_OK;
+    }
+    if (!(caps & (SCORE_MODEL_CAP_JVP | SCORE_MODEL_CAP_VJP)))
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "the model provides neither trace, jvp nor vjp: no divergence");
+    if ((rc = basis_probes(fn, sde, n)) != SCORE_OK)
+        return rc;
+    sde->nfe++;
+    if (caps & SCORE_MODEL_CAP_JVP) {
+        rc = score_model_jvp(m, n, xm, sde->cond, d, sde->basis, sde->pout,
+                             want_f ? sde->fout : NULL);
+    } else {
+        rc = score_model_vjp(m, n, xm, sde->cond, d, sde->basis, sde->pout);
+        if (rc == SCORE_OK && want_f) {
+            sde->nfe++;
+            rc = score_model_forward(m, n, xm, sde->cond, sde->fout);
+        }
+    }
+    if (rc != SCORE_OK)
+        return model_call_failed(fn, rc);
+    for (size_t b = 0; b < n; b++) {
+        double acc = 0.0;
+        for (size_t p = 0; p < d; p++)
+            acc += (double)sde->pout[(b * d + p) * d + p];
+        sde->tr[b] = acc;
+    }
+    return SCORE_OK;
+}
+
+/* Hutchinson: (1/k) sum_p v_p^T (dF/dx) v_p per row into sde->tr. */
+static int model_hutchinson(const char *fn, score_sde *sde, size_t n, const float *xm, size_t k,
+                            const float *probes, int want_f)
+{
+    score_model *m = sde->model;
+    uint32_t caps = score_model_capabilities(m);
+    size_t d = sde->dim;
+    int rc;
+    if (!(caps & (SCORE_MODEL_CAP_JVP | SCORE_MODEL_CAP_VJP)))
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "Hutchinson's estimator needs a model with jvp or vjp");
+    if ((rc = grow_probes(fn, sde, n, k)) != SCORE_OK)
+        return rc;
+    sde->nfe++;
+    if (caps & SCORE_MODEL_CAP_JVP) {
+        rc = score_model_jvp(m, n, xm, sde->cond, k, probes, sde->pout, want_f ? sde->fout : NULL);
+    } else {
+        rc = score_model_vjp(m, n, xm, sde->cond, k, probes, sde->pout);
+        if (rc == SCORE_OK && want_f) {
+            sde->nfe++;
+            rc = score_model_forward(m, n, xm, sde->cond, sde->fout);
+        }
+    }
+    if (rc != SCORE_OK)
+        return model_call_failed(fn, rc);
+    for (size_t b = 0; b < n; b++) {
+        double acc = 0.0;
+        for (size_t p = 0; p < k; p++) {
+            const float *v = probes + (b * k + p) * d, *jv = sde->pout + (b * k + p) * d;
+            for (size_t j = 0; j < d; j++)
+                acc += (double)v[j] * (double)jv[j];
+        }
+        sde->tr[b] = acc / (double)k;
+    }
+    return SCORE_OK;
+}
+
+/* div s = a in tr + k dim, with a finiteness check. */
+static int score_div(const char *fn, const score_sde *sde, size_t n, const double *t, double *div,
+                     int pf)
+{
+    for (size_t b = 0; b < n; b++) {
+        double v = sde->a[b] * sde->in[b] * sde->tr[b] + sde->k[b] * (double)sde->dim;
+        if (pf)
+            v = sde->fc[b] * (double)sde->dim - 0.5 * sde->g2[b] * v;
+        if (!isfinite(v))
+            return score__error(SCORE_E_NUMERIC, fn, "non-finite divergence in row %zu (t = %g)", b, t[b]);
+        div[b] = v;
+    }
+    return SCORE_OK;
+}
+
+int score_sde_divergence(score_sde *sde, size_t n, const double *t, const float *x, double *div,
+                         float *score_out)
+{
+    const float *xm;
+    int rc = check_args(__func__, sde, n, t, x, div);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    if (score_out == x)
+        return score__error(SCORE_E_INVAL, __func__, "score_out must not alias x");
+    if ((rc = prepare_rows(__func__, sde, n, t, x, 0, &xm)) != SCORE_OK)
+        return rc;
+    if ((rc = model_trace(__func__, sde, n, xm, score_out != NULL)) != SCORE_OK)
+        return rc;
+    if (score_out != NULL && (rc = combine(__func__, sde, WANT_SCORE, n, t, x, sde->fout, score_out)) != SCORE_OK)
+        return rc;
+    return score_div(__func__, sde, n, t, div, 0);
+}
+
+int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t, const float *x, size_t k,
+                            const float *probes, double *div, float *drift_out)
+{
+    const float *xm;
+    int rc = check_args(__func__, sde, n, t, x, div);
+    if (rc != SCORE_OK)
+        return rc;
+    if (probes != NULL && k == 0)
+        return score__error(SCORE_E_INVAL, __func__, "k is 0 with probes given");
+    if (n == 0)
+        return SCORE_OK;
+    if (drift_out == x)
+        return score__error(SCORE_E_INVAL, __func__, "drift_out must not alias x");
+    if ((rc = prepare_rows(__func__, sde, n, t, x, 1, &xm)) != SCORE_OK)
+        return rc;
+    if (probes == NULL)
+        rc = model_trace(__func__, sde, n, xm, drift_out != NULL);
+    else
+        rc = model_hutchinson(__func__, sde, n, xm, k, probes, drift_out != NULL);
+    if (rc != SCORE_OK)
+        return rc;
+    if (drift_out != NULL && (rc = combine(__func__, sde, WANT_PF, n, t, x, sde->fout, drift_out)) != SCORE_OK)
+        return rc;
+    return score_div(__func__, sde, n, t, div, 1);
+}
+
+/* ---- conversion --------------------------------------------------------------------- */
+
+int score_sde_convert(score_sde *sde, int from_kind, int to_kind, size_t n, const double *t,
+                      const float *x, const float *in, float *out)
+{
+    size_t d;
+    int rc = check_args(__func__, sde, n, t, x, out);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n > 0 && in == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "in is NULL");
+    if (from_kind < SCORE_OUTPUT_SCORE || from_kind > SCORE_OUTPUT_SCORE_OVER_SIGMA ||
+        to_kind < SCORE_OUTPUT_SCORE || to_kind > SCORE_OUTPUT_SCORE_OVER_SIGMA)
+        return score__error(SCORE_E_RANGE, __func__, "output kinds %d -> %d not in [1, 6]",
+                            from_kind, to_kind);
+    if (n > 0 && in == x)
+        return score__error(SCORE_E_INVAL, __func__, "in must not alias x");
+    d = sde->dim;
+    for (size_t b = 0; b < n; b++) {
+        double af, kf, at, kt;
+        if ((rc = score__sde_row_coefs(sde, __func__, b, from_kind, t[b], NULL, NULL, &af, &kf,
+                                       NULL, NULL)) != SCORE_OK ||
+            (rc = score__sde_row_coefs(sde, __func__, b, to_kind, t[b], NULL, NULL, &at, &kt,
+                                       NULL, NULL)) != SCORE_OK)
+            return rc;
+        for (size_t j = 0; j < d; j++) {
+            double xv = (double)x[b * d + j];
+            double s = af * (double)in[b * d + j] + kf * xv;
+            float v = (float)((s - kt * xv) / at);
+            if (!isfinite(v))
+                return score__error(SCORE_E_NUMERIC, __func__,
+                                    "non-finite value in row %zu (t = %g, component %zu)", b,
+                                    t[b], j);
+            out[b * d + j] = v;
+        }
+    }
+    return SCORE_OK;
+}

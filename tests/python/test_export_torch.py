@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""PyTorch interoperability of model files: models exported by examples/python/export_torch.py
+load in libscore (through ctypes) and compute the same outputs as torch, and files saved by
+libscore load back into torch. Exit code 77 (skipped) when torch is not installed.
+
+usage: test_export_torch.py LIBSCORE_SHARED_LIBRARY EXAMPLES_PYTHON_DIR
+"""
+import ctypes
+import os
+import sys
+import tempfile
+
+try:
+    import torch
+    from torch import nn
+except ImportError:
+    print("torch is not installed: skipped")
+    sys.exit(77)
+
+sys.dont_write_bytecode = True  # never write __pycache__ into the source tree
+sys.path.insert(0, sys.argv[2])
+import export_torch as et  # noqa: E402
+
+# float32 forward in libscore vs a float64 torch forward of the same weights: the float32
+# rounding of a few 100-term dot products is ~1e-6 relative; 1e-5 * (1 + |ref|) is the bound.
+TOL = 1e-5
+
+lib = ctypes.CDLL(sys.argv[1])
+c_size = ctypes.c_size_t
+lib.score_model_load.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]
+lib.score_model_save.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+lib.score_model_forward.argtypes = [ctypes.c_void_p, c_size, ctypes.POINTER(ctypes.c_float),
+                                    ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_float)]
+lib.score_model_free.argtypes = [ctypes.c_void_p]
+lib.score_model_dim.argtypes = [ctypes.c_void_p]
+lib.score_model_dim.restype = c_size
+lib.score_model_new_mlp.argtypes = [ctypes.POINTER(ctypes.c_void_p), c_size, c_size, c_size,
+                                    ctypes.c_int, ctypes.c_uint64]
+lib.score_model_set_i64.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int64]
+lib.score_last_error_message.restype = ctypes.c_char_p
+
+
+def check(rc, what):
+    if rc != 0:
+        raise RuntimeError("%s failed: %d %s" % (what, rc, lib.score_last_error_message().decode()))
+
+
+def lib_forward(handle, x, c):
+    n, dim = x.shape
+    xs = (ctypes.c_float * (n * dim))(*x.reshape(-1).tolist())
+    cs = (ctypes.c_double * n)(*c.tolist())
+    out = (ctypes.c_float * (n * dim))()
+    check(lib.score_model_forward(handle, n, xs, cs, out), "score_model_forward")
+    return torch.tensor(list(out), dtype=torch.float64).reshape(n, dim)
+
+
+def lib_load(path):
+    h = ctypes.c_void_p()
+    check(lib.score_model_load(ctypes.byref(h), path.encode()), "score_model_load")
+    return h
+
+
+def compare(name, got, ref):
+    err = ((got - ref).abs() / (1 + ref.abs())).max().item()
+    print("%-40s max rel err %.2e" % (name, err))
+    if not err <= TOL:
+        raise AssertionError("%s: error %.3e > %.1e" % (name, err, TOL))
+
+
+def inputs(dim, n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dim, generator=g, dtype=torch.float32)
+    c = torch.rand(n, generator=g, dtype=torch.float64)
+    return x, c
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="score-torch-")
+    failures = 0
+    cases = []
+    for emb in et.EMBEDDINGS:
+        for act in sorted(et.ACTIVATIONS):
+            cases.append((emb, act, True))
+    cases.append(("fourier", "silu", False))
+    for i, (emb, act, res) in enumerate(cases):
+        torch.manual_seed(100 + i)
+        model = et.LibscoreMLP(dim=3, widths=[32, 32, 24], activation=act, embedding=emb,
+                               embed_dim=16, fourier_scale=4.0, residual=res, seed=i)
+        path = os.path.join(tmp, "m%d.safetensors" % i)
+        et.export(model, path)
+        h = lib_load(path)
+        x, c = inputs(3, seed=i)
+        ref = model.double()(x.double(), c).detach()
+        try:
+            compare("torch -> libscore %s/%s/res=%d" % (emb, act, res), lib_forward(h, x, c), ref)
+        except AssertionError as e:
+            print(e)
+            failures += 1
+        lib.score_model_free(h)
+
+    # A plain nn.Sequential (input [x, c]).
+    torch.manual_seed(7)
+    seq = nn.Sequential(nn.Linear(2 + 1, 48), nn.GELU(), nn.Linear(48, 48), nn.GELU(), nn.Linear(48, 2))
+    path = os.path.join(tmp, "seq.safetensors")
+    et.export_sequential(seq, path)
+    h = lib_load(path)
+    x, c = inputs(2, seed=99)
+    ref = seq.double()(torch.cat([x.double(), c.float().double().reshape(-1, 1)], 1)).detach()
+    try:
+        compare("nn.Sequential -> libscore", lib_forward(h, x, c), ref)
+    except AssertionError as e:
+        print(e)
+        failures += 1
+    lib.score_model_free(h)
+
+    # libscore -> torch: a model initialised and saved by libscore loads into torch.
+    h = ctypes.c_void_p()
+    check(lib.score_model_new_mlp(ctypes.byref(h), 4, 64, 3, 1, 11), "score_model_new_mlp")
+    path = os.path.join(tmp, "fromlib.safetensors").encode()
+    check(lib.score_model_save(h, path), "score_model_save")
+    model = et.load(path.decode()).double()
+    x, c = inputs(4, seed=5)
+    try:
+        compare("libscore -> torch (fourier, silu)", lib_forward(h, x, c), model(x.double(), c).detach())
+    except AssertionError as e:
+        print(e)
+        failures += 1
+    lib.score_model_free(h)
+
+    for f in os.listdir(tmp):
+        os.remove(os.path.join(tmp, f))
+    os.rmdir(tmp)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+#!/bin/sh
+# Tests of the `score` command-line tool: every error path gives one clear line on stderr and
+# a non-zero exit status; a short happy path (train, info, sample, loglik, distance, datasets)
+# works end to end. Usage: test-cli.sh /path/to/score
+set -u
+SCORE=${1:?usage: test-cli.sh /path/to/score}
+T=$(mktemp -d "${TMPDIR:-/tmp}/score-cli-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT INT TERM
+fails=0
+n=0
+
+# expect_fail STATUS PATTERN -- command...: the command must exit with STATUS, print exactly one
+# line on stderr, and that line must contain PATTERN (a fixed string).
+expect_fail() {
+    want=$1 pat=$2
+    shift 3
+    n=$((n + 1))
+    "$@" >"$T/out" 2>"$T/err"
+    st=$?
+    lines=$(wc -l <"$T/err")
+    if [ "$st" -ne "$want" ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$pat" "$T/err"; then
+        echo "FAIL: $*"
+        echo "  want status $want and one stderr line containing: $pat"
+        echo "  got status $st, $lines stderr line(s):"
+        sed 's/^/    /' "$T/err"
+        fails=$((fails + 1))
+    fi
+}
+
+# expect_ok -- command...: the command must succeed.
+expect_ok() {
+    shift
+    n=$((n + 1))
+    if ! "$@" >"$T/out" 2>"$T/err"; then
+        echo "FAIL (status $?): $*"
+        sed 's/^/    /' "$T/err"
+        fails=$((fails + 1))
+    fi
+}
+
+# ---- usage errors (status 2) ---------------------------------------------------------------
+expect_fail 2 "unknown command 'trian'" -- "$SCORE" trian
+expect_fail 2 "unknown option '--stpes'" -- "$SCORE" train --dataset ring8 -o "$T/m" --stpes 3
+expect_fail 2 "option '--steps' needs a value" -- "$SCORE" train --dataset ring8 -o "$T/m" --steps
+expect_fail 2 "'abc' is not a non-negative integer" -- "$SCORE" train --dataset ring8 -o "$T/m" --steps abc
+expect_fail 2 "--batch 0 is out of range" -- "$SCORE" train --dataset ring8 -o "$T/m" --batch 0
+expect_fail 2 "--lr: 'nan' is not a finite number" -- "$SCORE" train --dataset ring8 -o "$T/m" --lr nan
+expect_fail 2 "give exactly one of --dataset NAME and --data FILE.csv" -- "$SCORE" train -o "$T/m"
+expect_fail 2 "missing -o MODEL.safetensors" -- "$SCORE" train --dataset ring8
+expect_fail 2 "unknown dataset 'rings' (valid: ring8, moons, swissroll, checkerboard, gaussian)" -- \
+    "$SCORE" train --dataset rings -o "$T/m"
+expect_fail 2 "unknown loss 'dms' (valid: sde, dsm," -- "$SCORE" train --dataset ring8 -o "$T/m" --loss dms
+expect_fail 2 "unknown schedule 'vpp' (valid:" -- "$SCORE" train --dataset ring8 -o "$T/m" --schedule vpp
+expect_fail 2 "unknown activation 'relu' (valid: silu, softplus, tanh, elu, gelu)" -- \
+    "$SCORE" train --dataset ring8 -o "$T/m" --activation relu
+expect_fail 2 "unknown output kind (--predict) 'noise'" -- "$SCORE" train --dataset ring8 -o "$T/m" --predict noise
+expect_fail 2 "--sigma-min does not apply to the vp schedule" -- \
+    "$SCORE" train --dataset ring8 -o "$T/m" --schedule vp --sigma-min 0.1
+expect_fail 2 "--dims: expected two column numbers" -- \
+    "$SCORE" train --dataset ring8 -o "$T/m" --steps 2 --plot "$T/p.svg" --dims 1
+expect_fail 2 "unknown dataset 'ring9'" -- "$SCORE" datasets ring9
+
+# ---- data errors (status 1) -----------------------------------------------------------------
+printf 'x,y\n1,2\n3,4\n' >"$T/good.csv"
+printf '1,2\n3,abc\n' >"$T/bad-number.csv"
+printf 'a,b\n1,2\n3,4,5\n' >"$T/bad-columns.csv"
+printf '1,2\n,4\n' >"$T/empty-field.csv"
+printf '# nothing\n' >"$T/empty.csv"
+printf '1,2,3\n4,5,6\n' >"$T/three.csv"
+expect_fail 1 "cannot open '$T/missing.csv'" -- "$SCORE" train --data "$T/missing.csv" -o "$T/m"
+expect_fail 1 "bad-number.csv:2:3: column 2: 'abc' is not a number" -- \
+    "$SCORE" train --data "$T/bad-number.csv" -o "$T/m"
+expect_fail 1 "bad-columns.csv:3: 3 columns, but the header names 2" -- \
+    "$SCORE" train --data "$T/bad-columns.csv" -o "$T/m"
+expect_fail 1 "empty-field.csv:2:1: column 1 is empty" -- "$SCORE" train --data "$T/empty-field.csv" -o "$T/m"
+expect_fail 1 "empty.csv: no data rows" -- "$SCORE" train --data "$T/empty.csv" -o "$T/m"
+expect_fail 1 "cannot write" -- "$SCORE" train --dataset ring8 -n 64 --steps 2 -o "$T/no/such/dir/m.st" -q
+
+# ---- a short happy path ---------------------------------------------------------------------
+M="$T/ring8.safetensors"
+expect_ok -- "$SCORE" train --dataset ring8 -n 512 --steps 30 --batch 64 --hidden 16 --depth 2 \
+    -o "$M" --plot "$T/train.svg" -q
+[ -s "$M" ] || { echo "FAIL: no model file written"; fails=$((fails + 1)); }
+grep -q "</svg>" "$T/train.svg" 2>/dev/null || { echo "FAIL: train --plot wrote no SVG"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" info "$M"
+grep -q "schedule:      vp" "$T/out" || { echo "FAIL: info does not name the schedule"; cat "$T/out"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$M" --sampler dpmpp-2m --steps 5 -n 50 -o "$T/s.csv" --plot "$T/s.svg" -q
+[ "$(wc -l <"$T/s.csv")" -eq 51 ] || { echo "FAIL: sample wrote $(wc -l <"$T/s.csv") lines, want 51"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$M" --sampler pc --steps 5 -n 20 -q
+[ "$(wc -l <"$T/out")" -eq 21 ] || { echo "FAIL: sample to stdout"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" loglik "$M" "$T/s.csv" -o "$T/ll.csv" --rtol 1e-3 --atol 1e-3 -q
+grep -q "bits/dim" "$T/out" || { echo "FAIL: loglik prints no mean"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" datasets
+expect_ok -- "$SCORE" datasets moons -n 10 -o "$T/moons.csv"
+expect_ok -- "$SCORE" distance "$T/s.csv" "$T/moons.csv"
+expect_ok -- "$SCORE" --help
+expect_ok -- "$SCORE" sample --help
+grep -q "dpmpp-2m" "$T/out" || { echo "FAIL: sample --help does not list the samplers"; fails=$((fails + 1)); }
+
+# ---- errors that need a model ----------------------------------------------------------------
+expect_fail 1 "cannot open model file '$T/nope.safetensors'" -- "$SCORE" sample "$T/nope.safetensors"
+expect_fail 1 "is not a model file" -- "$SCORE" info "$T/good.csv"
+expect_fail 2 "unknown sampler 'dpm++2m' (valid: pc, ode, ald" -- "$SCORE" sample "$M" --sampler dpm++2m
+expect_fail 2 "unknown grid 'linear' (valid: uniform-t" -- "$SCORE" sample "$M" --grid linear
+expect_fail 2 "--guidance W and --uncond MODEL go together" -- "$SCORE" sample "$M" --guidance 2
+expect_fail 1 "three.csv has 3 columns but the model's dimension is 2" -- \
+    "$SCORE" loglik "$M" "$T/three.csv" -q
+expect_fail 1 "dimension mismatch: " -- "$SCORE" distance "$T/good.csv" "$T/three.csv"
+expect_fail 2 "--exact and --hutchinson exclude each other" -- \
+    "$SCORE" loglik "$M" "$T/good.csv" --exact --hutchinson 2
+expect_fail 2 "--sampler langevin is for models trained at one noise level" -- \
+    "$SCORE" sample "$M" --sampler langevin
+
+echo "$((n - fails)) of $n CLI checks passed"
+[ "$fails" -eq 0 ]
