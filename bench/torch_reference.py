@@ -5,14 +5,27 @@ Prints one JSON object per line:
   {"impl": "pytorch", "workload": "...", "threads": N, "median_s": ..., "min_s": ..., "max_s": ...,
    "unit": "step" | "run", "items_per_run": ..., "peak_rss_kb": ...}
 
-usage: torch_reference.py --threads N [--reps R] [--only W1,W2] [--quick]
+usage: torch_reference.py --threads N [--reps R] [--only W1,W2] [--quick] [--sampling-model PATH]
+                          [--samples N]
 Exit code 77 when torch is not importable (the runner reports "skipped").
+
+The sampling workloads load the libscore model file given by --sampling-model (the runner
+makes it with `score-bench --make-sampling-model`), so that both implementations sample the
+same score field; without it they use a randomly initialised network (whose VE reverse
+diffusion overflows, which does not change the amount of work but makes the samples useless).
+
+Differences from libscore that were fixed here (see bench/README.md): the Langevin corrector
+uses the same noise draw for its step size and its update (score_sde's LangevinCorrector);
+the last PC predictor step goes to sigma = 0 without noise (the denoised mean, libscore's
+final step to t = 0); DPM-Solver++(2M) keeps second order on its last step (libscore lowers
+the order only for runs of fewer than 10 steps).
 """
 import argparse
 import json
 import math
 import resource
 import statistics
+import struct
 import sys
 import time
 
@@ -43,6 +56,30 @@ class FourierMLP(torch.nn.Module):
         for lin in self.hidden[1:]:
             h = h + torch.nn.functional.silu(lin(h))
         return self.out(h)
+
+    def load_libscore(self, path):
+        """Copies the weights of a libscore MLP file (safetensors: layers.<i>.weight/bias,
+        embed.W) into this network; the architecture must match."""
+        with open(path, "rb") as f:
+            data = f.read()
+        (hlen,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + hlen].decode("utf-8"))
+        header.pop("__metadata__", None)
+        base = 8 + hlen
+
+        def tensor(name):
+            e = header[name]
+            b, end = e["data_offsets"]
+            vals = struct.unpack("<%df" % ((end - b) // 4), data[base + b:base + end])
+            return torch.tensor(vals, dtype=torch.float32).reshape(e["shape"])
+
+        layers = list(self.hidden) + [self.out]
+        with torch.no_grad():
+            for i, lin in enumerate(layers):
+                lin.weight.copy_(tensor("layers.%d.weight" % i))
+                lin.bias.copy_(tensor("layers.%d.bias" % i))
+            self.W.copy_(tensor("embed.W"))
+        return self
 
 
 SIGMA_MIN, SIGMA_MAX = 0.01, 50.0
@@ -107,12 +144,14 @@ def pc_sample(model, n, dim, steps, snr=0.16):
         gn = torch.linalg.norm(s, dim=1).mean()
         zn = torch.linalg.norm(z, dim=1).mean()
         eps = 2 * (snr * zn / gn) ** 2
-        x = x + eps * s + torch.sqrt(2 * eps) * torch.randn_like(x)
+        x = x + eps * s + torch.sqrt(2 * eps) * z
         sig = ve_sigma(t)
         sig_prev = ve_sigma(float(t_grid[i + 1])) if i + 1 < steps else 0.0
         G2 = sig ** 2 - sig_prev ** 2
         s = model(x, tv)
-        x = x + G2 * s + math.sqrt(G2) * torch.randn_like(x)
+        x = x + G2 * s
+        if i + 1 < steps:  # the last step returns the denoised mean
+            x = x + math.sqrt(G2) * torch.randn_like(x)
     return x
 
 
@@ -127,7 +166,7 @@ def dpmpp_2m_sample(model, n, dim, steps):
         tv = torch.full((n,), float(t_grid[i]))
         D = x + sig[i] ** 2 * model(x, tv)
         h = math.log(sig[i]) - math.log(sig[i + 1])
-        if old is None or i == steps - 1:
+        if old is None:
             Dt = D
         else:
             h_last = math.log(sig[i - 1]) - math.log(sig[i])
@@ -138,14 +177,20 @@ def dpmpp_2m_sample(model, n, dim, steps):
     return x
 
 
+LAST_CPU_UTIL = [0.0]
+
+
 def timed(fn, reps, warmup):
     for _ in range(warmup):
         fn()
     times = []
+    c0, w0 = time.process_time(), time.perf_counter()
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    # CPU seconds per wall second of the timed repetitions (as score-bench's cpu_util)
+    LAST_CPU_UTIL[0] = (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-12)
     return times
 
 
@@ -155,6 +200,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default="")
     ap.add_argument("--quick", action="store_true", help="fewer steps per repetition")
+    ap.add_argument("--sampling-model", default="", help="libscore model file for sampling")
+    ap.add_argument("--samples", type=int, default=0,
+                    help="samples per sampling run (default 10000; 2000 with --quick)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -188,18 +236,29 @@ def main():
         if only and name not in only:
             continue
         model = FourierMLP(2, 128)
-        n = 10000
-        times = timed(lambda: fn(model, n, 2, steps), max(3, a.reps // 2) if not a.quick else 2, 1)
-        emit(name, a.threads, times, "run", n)
+        if a.sampling_model:
+            model.load_libscore(a.sampling_model)
+        n = a.samples or (2000 if a.quick else 10000)
+        out = []
+        times = timed(lambda: out.append(fn(model, n, 2, steps)),
+                      max(3, a.reps // 2) if not a.quick else 1, 1)
+        x = out[-1].double()
+        extra = {"nfe": 2 * steps if fn is pc_sample else steps,
+                 "sample_mean": [round(v, 4) for v in x.mean(0).tolist()],
+                 "sample_std": [round(v, 4) for v in x.std(0, unbiased=False).tolist()],
+                 "sample_mean_radius": round(float(x.norm(dim=1).mean()), 4)}
+        emit(name, a.threads, times, "run", n, extra)
 
 
-def emit(name, threads, times, unit, items):
+def emit(name, threads, times, unit, items, extra=None):
     rec = {
         "impl": "pytorch", "workload": name, "threads": threads,
         "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
         "unit": unit, "items_per_run": items,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "reps": len(times), "cpu_util": round(LAST_CPU_UTIL[0], 3),
     }
+    rec.update(extra or {})
     print(json.dumps(rec), flush=True)
 
 

@@ -224,6 +224,7 @@ typedef struct cli_field {
     double x0, x1, y0, y1;
     double *gx, *gy, *u, *v;
     double t, sigma;        /* time and EDM noise level sigma / alpha of the field */
+    int standardized;       /* sigma is in units of the data's standard deviation */
 } cli_field;
 
 /* Samples (red) over data (grey, may be NULL) in columns cx, cy. */

@@ -121,7 +121,10 @@ int cli_cmd_info(int argc, char **argv)
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
     cli_system sys;
-    if (cli_system_from_meta(&meta, score_model_dim(model), &sys, err, sizeof err) == 0) {
+    if (cli_meta_get(&meta, "score.schedule") == NULL) {
+        printf("schedule:      none recorded (not written by 'score train'): sample it with "
+               "--schedule NAME --predict KIND\n");
+    } else if (cli_system_from_meta(&meta, score_model_dim(model), &sys, err, sizeof err) == 0) {
         printf("schedule:      %s", score_schedule_name(sys.sched));
         static const struct { int id; const char *label; } shown[] = {
             {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
@@ -151,7 +154,7 @@ int cli_cmd_info(int argc, char **argv)
         }
         cli_system_free(&sys);
     } else {
-        printf("schedule:      none recorded (%s)\n", err);
+        printf("schedule:      unusable (%s)\n", err);
     }
     if (cli_meta_get(&meta, "score.train.loss") != NULL) {
         printf("training:      %s loss", META("score.train.loss"));

@@ -97,19 +97,58 @@ static int unknown_sampler(const char *name)
     return cli_usage_error("unknown sampler '%s' (valid: %s)", name, list);
 }
 
-/* Loads a model file with the system recorded by 'score train'. */
-static int load_model(const char *path, score_model **model, cli_meta *meta, cli_system *sys)
+/* Loads a model file with the system recorded by 'score train'. For other model files (the
+ * library's score_model_save(), examples/python/export_torch.py) the options --schedule,
+ * --predict and --cond say how to use the network; given options override recorded values. */
+static int load_model(const char *path, const cli_opt *opts, score_model **model,
+                      cli_meta *meta, cli_system *sys)
 {
     char err[512];
+    const char *sname = cli_opt_get(opts, "schedule"), *pname = cli_opt_get(opts, "predict");
+    const char *cname = cli_opt_get(opts, "cond");
+    int rc;
+    memset(sys, 0, sizeof *sys);
     if (cli_model_read(path, model, meta, err, sizeof err) != 0)
         return cli_fail("%s", err);
-    if (cli_system_from_meta(meta, score_model_dim(*model), sys, err, sizeof err) != 0) {
-        score_model_free(*model);
-        *model = NULL;
-        cli_meta_free(meta);
-        return cli_fail("%s: %s", path, err);
+    size_t dim = score_model_dim(*model);
+    if (cli_meta_get(meta, "score.schedule") != NULL) {
+        if (cli_system_from_meta(meta, dim, sys, err, sizeof err) != 0) {
+            rc = cli_fail("%s: %s", path, err);
+            goto fail;
+        }
+    } else if (sname == NULL || pname == NULL) {
+        rc = cli_fail("%s records no schedule (it was not written by 'score train'): give "
+                      "--schedule NAME and --predict KIND", path);
+        goto fail;
+    } else {
+        sys->dim = dim;
+        sys->cond_kind = SCORE_COND_DEFAULT;
+        sys->cond_scale = 999.0;
+        sys->sigma_data = 0.5;
     }
+    if (sname != NULL) {
+        score_schedule_free(sys->sched);
+        sys->sched = NULL;
+        if ((rc = cli_schedule_from_name(sname, &sys->sched)) != 0)
+            goto fail;
+        if (score_schedule_prepare(sys->sched) != SCORE_OK) {
+            rc = cli_lib_fail(SCORE_E_INVAL, "--schedule");
+            goto fail;
+        }
+    }
+    if (pname != NULL && (rc = cli_lookup(cli_outputs, "output kind (--predict)", pname,
+                                          &sys->output_kind)) != 0)
+        goto fail;
+    if (cname != NULL && (rc = cli_lookup(cli_conds, "conditioning (--cond)", cname,
+                                          &sys->cond_kind)) != 0)
+        goto fail;
     return 0;
+fail:
+    cli_system_free(sys);
+    score_model_free(*model);
+    *model = NULL;
+    cli_meta_free(meta);
+    return rc;
 }
 
 /* Reference points for --plot and the distance: a CSV, or fresh points of the toy dataset the
@@ -173,6 +212,9 @@ static cli_opt s_opts[] = {
     {"guidance", 0, 1, "W", "classifier-free guidance weight: (1+W) F_model - W F_uncond", NULL},
     {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
+    {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
+    {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
+    {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
@@ -265,7 +307,7 @@ int cli_cmd_sample(int argc, char **argv)
     cli_system sys, sys2;
     memset(&meta2, 0, sizeof meta2);
     memset(&sys2, 0, sizeof sys2);
-    if ((rc = load_model(pos[0], &model, &meta, &sys)) != 0)
+    if ((rc = load_model(pos[0], s_opts, &model, &meta, &sys)) != 0)
         return rc;
     size_t dim = sys.dim;
     score_sde *sde = NULL;
@@ -290,7 +332,7 @@ int cli_cmd_sample(int argc, char **argv)
     if ((rc = cli_system_sde(&sys, model, &sde)) != 0)
         goto out;
     if (cli_opt_get(s_opts, "uncond") != NULL) {
-        if ((rc = load_model(cli_opt_get(s_opts, "uncond"), &uncond, &meta2, &sys2)) != 0)
+        if ((rc = load_model(cli_opt_get(s_opts, "uncond"), s_opts, &uncond, &meta2, &sys2)) != 0)
             goto out;
         if (sys2.dim != dim || sys2.output_kind != sys.output_kind ||
             strcmp(score_schedule_name(sys2.sched), score_schedule_name(sys.sched)) != 0 ||
@@ -423,7 +465,8 @@ int cli_cmd_sample(int argc, char **argv)
             goto out;
         }
         char title[256], label[128];
-        snprintf(title, sizeof title, "%s: %zu samples, %s, %llu model evaluations", pos[0], n,
+        const char *base = strrchr(pos[0], '/');
+        snprintf(title, sizeof title, "%s: %s, %llu model evaluations", base ? base + 1 : pos[0],
                  def->name, (unsigned long long)nfe);
         snprintf(label, sizeof label, "samples (%s)", def->name);
         if (cli_plot_samples(plot, ref.data, ref.rows, x, n, dim, cx, cy,
@@ -467,6 +510,9 @@ static cli_opt l_opts[] = {
     {"offset", 0, 1, "BITS", "dequantization offset added to bits/dim [0]", NULL},
     {"seed", 0, 1, "N", "seed of the Hutchinson probes [0]", NULL},
     {"batch", 0, 1, "N", "rows per library call [1024]", NULL},
+    {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
+    {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
+    {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
@@ -501,7 +547,7 @@ int cli_cmd_loglik(int argc, char **argv)
     score_model *model = NULL;
     cli_meta meta;
     cli_system sys;
-    if ((rc = load_model(pos[0], &model, &meta, &sys)) != 0)
+    if ((rc = load_model(pos[0], l_opts, &model, &meta, &sys)) != 0)
         return rc;
     cli_table t;
     char err[512];

@@ -157,6 +157,7 @@ static int compute_field(const cli_system *sys, score_sde *sde, const float *dat
         for (size_t j = 0; j < dim; j++)
             mean[j] += data[i * dim + j] / (double)nd;
     f->sigma = sigma_model;
+    f->standardized = sys->shift != NULL;
     f->t = time_of_sigma(sys->sched, sigma_model);
     if (!isfinite(f->t))
         goto out;

@@ -10,9 +10,9 @@ OUT=${2:-demo-out}
 mkdir -p "$OUT"
 start=$(date +%s)
 
-echo "== 1. train: MLP, continuous-time DSM on the VP SDE, 3000 Adam steps"
+echo "== 1. train: MLP, continuous-time DSM on the VP SDE, 6000 Adam steps"
 "$SCORE" train --dataset ring8 -n 20000 --schedule vp --predict eps --loss sde \
-    --hidden 64 --depth 3 --steps 3000 --batch 256 --lr 2e-3 --seed 0 \
+    --hidden 64 --depth 3 --steps 6000 --batch 256 --lr 2e-3 --seed 0 \
     -o "$OUT/ring8.safetensors" --plot "$OUT/train.svg"
 "$SCORE" info "$OUT/ring8.safetensors"
 
@@ -23,7 +23,7 @@ echo "== 2. held-out data, and a second exact sample for the distance floor"
 
 echo
 echo "== 3. sample 2000 points with two samplers"
-"$SCORE" sample "$OUT/ring8.safetensors" --sampler pc --steps 500 -n 2000 --seed 1 \
+"$SCORE" sample "$OUT/ring8.safetensors" --sampler pc --steps 250 -n 2000 --seed 1 \
     -o "$OUT/samples-pc.csv" --ref "$OUT/heldout.csv" --plot "$OUT/samples-pc.svg"
 "$SCORE" sample "$OUT/ring8.safetensors" --sampler dpmpp-2m --steps 20 -n 2000 --seed 1 \
     -o "$OUT/samples-dpmpp-2m.csv" --ref "$OUT/heldout.csv" --plot "$OUT/samples-dpmpp-2m.svg"
@@ -34,7 +34,7 @@ floor=$("$SCORE" distance "$OUT/exact.csv" "$OUT/heldout.csv")
 pc=$("$SCORE" distance "$OUT/samples-pc.csv" "$OUT/heldout.csv")
 dpm=$("$SCORE" distance "$OUT/samples-dpmpp-2m.csv" "$OUT/heldout.csv")
 printf '  %-36s %s\n' "exact samples (the floor at n = 2000)" "$floor"
-printf '  %-36s %s\n' "pc, 500 steps (1000 evaluations)" "$pc"
+printf '  %-36s %s\n' "pc, 250 steps (500 evaluations)" "$pc"
 printf '  %-36s %s\n' "dpmpp-2m, 20 steps (20 evaluations)" "$dpm"
 
 echo

@@ -79,8 +79,12 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
     char xl[64], yl[64], ttl[160];
     axis_label(xl, sizeof xl, names, cx);
     axis_label(yl, sizeof yl, names, cy);
-    snprintf(ttl, sizeof ttl, "learned score at noise level %.3g (t = %.3g)", field->sigma,
-             field->t);
+    if (field->standardized)
+        snprintf(ttl, sizeof ttl, "learned score at t = %.3g (noise %.3g x the data's std)",
+                 field->t, field->sigma);
+    else
+        snprintf(ttl, sizeof ttl, "learned score at t = %.3g (noise level %.3g)", field->t,
+                 field->sigma);
     cli_svg_panel(svg, &p, 0, 24, 540, 536, x0, x1, y0, y1, 0, ttl, xl, yl);
     draw_cloud(svg, &p, data, nd, dim, cx, cy, DATA_COLOR, 1.4, 0.35);
     /* arrow lengths: direction of the score, length growing with |s| up to one cell */

@@ -621,6 +621,7 @@ START_TEST(lifecycle_and_params)
     ck_assert_ok(score_loss_clone(&c, l));
     ck_assert_ok(score_loss_get_f64(c, SCORE_LOSS_PARAM_T_EPS, &v));
     ck_assert_double_eq(v, 1e-12);
+    score_loss_free(c);
     ck_assert_fails_with(score_loss_clone(NULL, l), SCORE_E_INVAL);
     ck_assert_fails_with(score_loss_clone(&c, NULL), SCORE_E_INVAL);
     ck_assert_ptr_null(c);

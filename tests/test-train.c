@@ -277,6 +277,7 @@ START_TEST(ema_warmup_and_constant)
     ck_assert_fails_with(score_ema_update(c, 2, p), SCORE_E_NUMERIC);
     ck_assert_ok(score_ema_get(c, out, 2));
     ck_assert_double_eq_tol(out[0], ref[0], 1e-5);
+    score_ema_free(c);
     /* errors */
     ck_assert_fails_with(score_ema_new(&c, 2, NULL), SCORE_E_INVAL);
     ck_assert_fails_with(score_ema_new(&c, 0, init), SCORE_E_RANGE);
@@ -478,6 +479,7 @@ START_TEST(trainer_errors)
     ck_assert_ptr_null(tr);
     ck_assert_fails_with(score_trainer_new(&tr, S.model, S.sde, NULL, 2), SCORE_E_INVAL);
     ck_assert_fails_with(score_trainer_new(&tr, S.model, S.sde, S.loss, 4), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_trainer_new(&tr, S.model, NULL, S.loss, 2), SCORE_E_INVAL);
     {
         score_model *m3;
         ck_assert_ok(score_model_new_mlp(&m3, 3, 8, 1, SCORE_ACT_SILU, 0));

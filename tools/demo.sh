@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 sh tools/setup-debian.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
-./build/examples/example-hello
+# the main demo: train on a 2-D toy set, sample with two samplers, distances, SVG pictures
+sh cli/demo.sh build/cli/score demo-out

@@ -1,14 +1,20 @@
 #!/bin/sh
-# Sets up a fresh Debian 12 machine (packages), builds libscore twice - a normal build and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build - runs the test suites in both, and ends
-# with one line "N passed, N failed" (the totals of both runs). Exit status 0 only if all pass.
+# Sets up a fresh Debian 12 machine (packages) and runs every check libscore has:
+#   1. a normal build: all default suites (unit, build, abi, examples, python);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests and examples;
+#   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
+#   4. the Doxygen reference with warnings as errors (-Ddocs=enabled).
+# Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
-sh tools/setup-debian.sh || { echo "package set-up failed"; echo "0 passed, 1 failed"; exit 1; }
+sh tools/setup-debian.sh doxygen clang libclang-rt-14-dev python3-numpy python3-torch ||
+    { echo "package set-up failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
-count() { # count <builddir>: add that build's results to the totals
+status=0
+
+count() { # count <builddir>: add that build's last test run to the totals
     log="$1/meson-logs/testlog.json"
     if [ -f "$log" ]; then
         p=$(grep -c '"result": "OK"' "$log" || true)
@@ -21,29 +27,53 @@ count() { # count <builddir>: add that build's results to the totals
     fi
 }
 
-status=0
-# 1. the normal build: every default suite (unit, build, abi, examples)
-if meson setup build-test --wipe >/dev/null 2>&1 || meson setup build-test >build-test.log 2>&1; then
-    ninja -C build-test >build-test.log 2>&1 || { cat build-test.log; status=1; }
+fail_step() { # fail_step <what>: a build step failed
+    echo "FAILED: $1"
+    failed=$((failed + 1))
+    status=1
+}
+
+setup() { # setup <builddir> <meson options...>
+    dir=$1
+    shift
+    rm -rf "$dir"
+    meson setup "$dir" "$@" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+    ninja -C "$dir" >>"$dir.log" 2>&1 || { tail -n 60 "$dir.log"; return 1; }
+}
+
+# 1. normal build
+if setup build-test; then
     meson test -C build-test --print-errorlogs --num-processes 2 || status=1
     count build-test
 else
-    cat build-test.log; status=1; failed=$((failed + 1))
+    fail_step "normal build"
 fi
 
-# 2. the sanitizer build: unit tests and examples under ASan + UBSan (UBSan findings are fatal)
-if meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all \
-        --wipe >/dev/null 2>&1 || meson setup build-asan -Db_sanitize=address,undefined \
-        -Db_lundef=false -Dc_args=-fno-sanitize-recover=all \
-        -Dcpp_args=-fno-sanitize-recover=all >build-asan.log 2>&1; then
-    ninja -C build-asan >build-asan.log 2>&1 || { cat build-asan.log; status=1; }
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+# 2. sanitizer build (UBSan findings are fatal)
+if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all; then
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 2 \
         --suite unit --suite examples || status=1
     count build-asan
 else
-    cat build-asan.log; status=1; failed=$((failed + 1))
+    fail_step "sanitizer build"
+fi
+
+# 3. fuzz smoke run (clang + libFuzzer)
+if CC=clang CXX=clang++ setup build-fuzz -Dfuzz=true -Dexamples=false; then
+    meson test -C build-fuzz --print-errorlogs --suite fuzz || status=1
+    count build-fuzz
+else
+    fail_step "fuzz build"
+fi
+
+# 4. API reference, warnings as errors
+if setup build-docs -Ddocs=enabled -Dtests=disabled -Dexamples=false; then
+    echo "docs: Doxygen reference built with no warnings"
+    passed=$((passed + 1))
+else
+    fail_step "Doxygen reference (-Ddocs=enabled)"
 fi
 
 [ "$failed" -eq 0 ] || status=1

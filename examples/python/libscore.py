@@ -46,7 +46,7 @@ P_SCHEDULE_T_EPS = 205
 P_OPT_LR, P_OPT_WARMUP, P_OPT_CLIP = 500, 507, 508
 P_EMA_DECAY = 900
 P_TRAINER_BATCH, P_TRAINER_SEED, P_TRAINER_USE_EMA = 600, 601, 603
-P_SAMPLER_STEPS, P_SAMPLER_GRID, P_SAMPLER_DENOISE = 100, 101, 102
+P_SAMPLER_STEPS, P_SAMPLER_GRID, P_SAMPLER_DENOISE, P_SAMPLER_ETA = 100, 101, 102, 106
 P_LIK_RTOL, P_LIK_ATOL, P_LIK_DIV, P_LIK_PROBES = 700, 701, 702, 704
 
 
@@ -116,6 +116,8 @@ _SIGNATURES = {
     "score_model_save": (_int, [_vp, _str], True),
     "score_model_load": (_int, [_pvp, _str], True),
     "score_model_forward": (_int, [_vp, _sz, _f32p, _f64p, _f32p], True),
+    "score_model_analytic_pf_map": (_int, [_vp, _dbl, _dbl, _sz, _f32p, _f32p], True),
+    "score_schedule_prior_sample": (_int, [_vp, _vp, _sz, _sz, _f32p], True),
     "score_sde_new": (_int, [_pvp, _vp, _vp, _int], True),
     "score_sde_free": (None, [_vp], False),
     "score_sde_set_model": (_int, [_vp, _vp], True),
@@ -138,6 +140,7 @@ _SIGNATURES = {
     "score_sampler_new_preset": (_int, [_pvp, _int, _sz], True),
     "score_sampler_free": (None, [_vp], False),
     "score_sampler_set_i64": (_int, [_vp, _int, _i64], True),
+    "score_sampler_set_f64": (_int, [_vp, _int, _dbl], True),
     "score_sampler_run": (_int, [_vp, _vp, _vp, _sz, _f32p, _f32p, _SAMPLER_PROGRESS, _vp],
                           True),
     "score_sampler_get_nfe": (_u64, [_vp], False),
@@ -241,6 +244,13 @@ class Schedule(_Handle):
         _lib.score_schedule_get_f64(self.ptr, P_SCHEDULE_T_EPS, ctypes.byref(v))
         return v.value
 
+    def prior_sample(self, n, dim, seed=0):
+        """n draws from the prior N(0, std^2 I) as an (n, dim) float32 array."""
+        out = np.empty((n, dim), dtype=np.float32)
+        rng = _Rng(seed)
+        _lib.score_schedule_prior_sample(self.ptr, rng.ptr, n, dim, _fp(out))
+        return out
+
     def alpha_sigma(self, t):
         """(alpha(t), sigma(t)) of x_t = alpha x_0 + sigma eps, for an array of times."""
         t = np.ascontiguousarray(t, dtype=np.float64).ravel()
@@ -301,6 +311,14 @@ class Model(_Handle):
         c = np.ascontiguousarray(np.broadcast_to(c, (x.shape[0],)), dtype=np.float64)
         out = np.empty_like(x)
         _lib.score_model_forward(self.ptr, x.shape[0], _fp(x), _dp(c), _fp(out))
+        return out
+
+
+    def pf_map(self, t_from, t_to, x):
+        """Exact probability-flow ODE map of a Gaussian model from t_from to t_to."""
+        x = _f32(x, self.dim)
+        out = np.empty_like(x)
+        _lib.score_model_analytic_pf_map(self.ptr, t_from, t_to, x.shape[0], _fp(x), _fp(out))
         return out
 
 
@@ -397,7 +415,7 @@ def train(system, data, steps=2000, loss="sde", optimizer="adam", lr=2e-3, batch
 
 
 def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=True,
-           x_init=None):
+           x_init=None, eta=None, corrector=None):
     """n samples as an (n, dim) float32 array. sampler: a preset ('pc', 'ode', 'edm', 'ncsn',
     'ncsnv2') or a step type (STEP_TYPES); grid: a key of GRIDS (default: the library's)."""
     p = _vp()
@@ -408,7 +426,12 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
         if not st:
             raise ValueError(f"unknown sampler {sampler!r}; presets {sorted(SAMPLER_PRESETS)}, "
                              f"step types {STEP_TYPES}")
-        _lib.score_sampler_new(ctypes.byref(p), st, None, system.dim)
+        corr = None
+        if corrector is not None:
+            corr = _lib.score_step_type_find(corrector.encode())
+            if not corr:
+                raise ValueError(f"unknown corrector {corrector!r}")
+        _lib.score_sampler_new(ctypes.byref(p), st, corr, system.dim)
     s = _Handle(p)
     s._free = _lib.score_sampler_free
     if steps is not None:
@@ -416,6 +439,8 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
     if grid is not None:
         _lib.score_sampler_set_i64(s.ptr, P_SAMPLER_GRID, GRIDS[grid])
     _lib.score_sampler_set_i64(s.ptr, P_SAMPLER_DENOISE, 1 if denoise else 0)
+    if eta is not None:
+        _lib.score_sampler_set_f64(s.ptr, P_SAMPLER_ETA, eta)
     out = np.empty((n, system.dim), dtype=np.float32)
     xi = None if x_init is None else _fp(_f32(x_init, system.dim, "x_init"))
     rng = _Rng(seed)

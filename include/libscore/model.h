@@ -277,7 +277,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_params_set(score_model *model, const
  * @param[in,out] model the model (its workspace is updated).
  * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
  * @param[out] out n * dim outputs (must not alias @p x).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NUMERIC (non-finite c);
+ *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
  *         (callback kind: the user function failed; see score_model_last_callback_status()).
  * Thread-safety: object-exclusive.
  * @since 0.1
@@ -309,7 +310,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_backward(score_model *model, size_t 
  * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k probes per row (>= 1). @param[in] v n * k * dim probes.
  * @param[out] out n * k * dim products. @param[out] fx n * dim values F(x, c), or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c); ::SCORE_E_UNSUPPORTED;
+ *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -333,7 +335,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjp(score_model *model, size_t n, co
  * the dim input tangents through the network as GEMMs (MLP), or in closed form (analytic kinds).
  * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[out] tr n traces (double). @param[out] fx n * dim values F(x, c), or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c); ::SCORE_E_UNSUPPORTED;
+ *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */

@@ -492,9 +492,9 @@ enum score_trainer_param {
  *            effect (use score_trainer_loss() to reach the copy).
  * @param[in] optimizer_kind a ::score_optimizer_kind (configure it through
  *            score_trainer_optimizer()).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (model without
- *         parameters, unknown optimizer kind); ::SCORE_E_SHAPE (sde and model dimensions
- *         differ); ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer; no sde for a loss that needs one:
+ *         NCSN, DDPM, SDE); ::SCORE_E_UNSUPPORTED (model without parameters, unknown optimizer
+ *         kind); ::SCORE_E_SHAPE (sde and model dimensions differ); ::SCORE_E_NOMEM.
  * Ownership: the caller owns the trainer; free it with score_trainer_free().
  * Thread-safety: object-exclusive on @p model.
  * @since 0.1

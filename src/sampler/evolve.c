@@ -245,9 +245,9 @@ int score_evolve_apply(score_evolve *e, const score_control *c, score_step *step
     }
     for (size_t k = 0; k < m; k++)
         memcpy(e->xw + k * dim, x + e->idx[k] * dim, dim * sizeof(float));
-    nfe0 = step->nfe;
+    nfe0 = score_sde_nfe(sde);
     rc = score_step_apply_ex(step, sde, m, e->ta, e->tna, e->row0, e->xw, e->xerr, rng, 0);
-    e->nfe += step->nfe - nfe0;
+    e->nfe += score_sde_nfe(sde) - nfe0;
     if (rc != SCORE_OK)
         return rc;
     for (size_t k = 0; k < m; k++) {
@@ -303,9 +303,9 @@ int score_evolve_apply_fixed(score_evolve *e, score_step *step, score_sde *sde, 
                             t_next);
     for (size_t i = 0; i < n; i++)
         e->tna[i] = t_next;
-    nfe0 = step->nfe;
+    nfe0 = score_sde_nfe(sde);
     rc = score_step_apply_ex(step, sde, n, e->t, e->tna, e->row0, x, NULL, rng, e->fixed_steps);
-    e->nfe += step->nfe - nfe0;
+    e->nfe += score_sde_nfe(sde) - nfe0;
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++)

@@ -443,10 +443,8 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
         attempts++;
         if (rc == SCORE_DONE)
             break;
-        if (rc != SCORE_OK) {
-            s->nfe = score_evolve_get_nfe(s->ev);
+        if (rc != SCORE_OK)
             return step_error(rc, fn, (size_t)attempts - 1, t0, t1, "adaptive solve failed");
-        }
     }
     s->steps = score_evolve_get_steps(s->ev);
     s->failed = score_evolve_get_failed_steps(s->ev);
@@ -521,6 +519,7 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
     const score_schedule *sched;
     size_t npts, nd, dim;
     double sigma_last = 0.0;
+    uint64_t nfe0;
     int rc, adaptive, needs_rng;
     if (s == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "sampler or sde is NULL");
@@ -594,11 +593,12 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
         for (size_t q = 0; q < nd; q++)
             out[q] = (float)(sd * s->zbuf[q]);
     }
+    nfe0 = score_sde_nfe(sde);
     if (adaptive)
         rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);
     else
         rc = run_fixed(s, sde, rng, row0, n, out, npts, progress, user_data);
-    s->nfe = score_step_nfe(s->pred) + score_step_nfe(s->corr);
+    s->nfe = score_sde_nfe(sde) - nfe0;
     return rc;
 }
 

@@ -44,9 +44,9 @@ static int midpoint_at(score_step *st, const score__step_call *c, double r, doub
         s_out[i] = exp(-lam);
         t_out[i] = lam;
     }
-    rc = score_schedule_t_of_lambda(c->sched, c->n, t_out, t_out);
+    rc = score__step_t_of_lambda(c, c->n, t_out, t_out);
     if (rc == SCORE_OK)
-        rc = score_schedule_alpha_sigma(c->sched, c->n, t_out, a_out, sg_out);
+        rc = score__step_alpha_sigma(c, c->n, t_out, a_out, sg_out);
     return rc;
 }
 

@@ -142,7 +142,7 @@ int score__step_heun(score_step *st, const score__step_call *c)
         for (size_t i = 0; i < n; i++)
             if (shat[i] == s[i])
                 that[i] = c->t[i];
-        rc = score_schedule_alpha_sigma(c->sched, n, that, ahat, sghat);
+        rc = score__step_alpha_sigma(c, n, that, ahat, sghat);
         if (rc != SCORE_OK)
             return rc;
         score__step_noise(c, 0, z);
@@ -239,7 +239,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
                 ss[i] = s[i] + cc[q] * h[i];
             rc = score__step_t_of_s(c, n, ss, ts);
             if (rc == SCORE_OK)
-                rc = score_schedule_alpha_sigma(c->sched, n, ts, as, sgs);
+                rc = score__step_alpha_sigma(c, n, ts, as, sgs);
             if (rc != SCORE_OK)
                 return rc;
         }

@@ -105,6 +105,11 @@ int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t
                             double *sigma);
 /* Times of the given EDM noise levels s = sigma / alpha (> 0), through lambda = -log s. */
 int score__step_t_of_s(const score__step_call *c, size_t n, const double *s, double *t_out);
+/* t(lambda) and the SDE coefficients, evaluated once when all n arguments are equal. */
+int score__step_t_of_lambda(const score__step_call *c, size_t n, const double *lam,
+                            double *t_out);
+int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, double *f,
+                          double *g);
 /* Data prediction D(x, t) for n rows (x in x-space); counts one model evaluation. */
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
                    float *out);

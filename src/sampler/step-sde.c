@@ -29,7 +29,7 @@ int score__step_em(score_step *st, const score__step_call *c)
     size_t n = c->n, dim = c->dim;
     float *sc = st->buf[0], *z = st->buf[1];
     double *f = st->dbl[R_F], *g = st->dbl[R_G];
-    int rc = score_schedule_sde_coefs(c->sched, n, c->t, f, g);
+    int rc = score__step_sde_coefs(c, n, c->t, f, g);
     if (rc != SCORE_OK)
         return rc;
     rc = score__step_score(st, c, c->t, c->x, sc);

@@ -482,10 +482,29 @@ int score__step_finite(size_t n, const float *x)
     return score__all_finite_f32(n, x);
 }
 
+/* 1 when the n times are all equal (the common case of a driver): the schedule is then
+ * evaluated once and the result broadcast. */
+static int all_equal(size_t n, const double *t)
+{
+    for (size_t i = 1; i < n; i++)
+        if (t[i] != t[0])
+            return 0;
+    return 1;
+}
+
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
                             double *sigma)
 {
-    int rc = score_schedule_alpha_sigma(c->sched, n, t, alpha, sigma);
+    int rc;
+    if (n > 1 && all_equal(n, t)) {
+        rc = score__step_alpha_sigma(c, 1, t, alpha, sigma);
+        for (size_t i = 1; i < n && rc == SCORE_OK; i++) {
+            alpha[i] = alpha[0];
+            sigma[i] = sigma[0];
+        }
+        return rc;
+    }
+    rc = score_schedule_alpha_sigma(c->sched, n, t, alpha, sigma);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -499,9 +518,44 @@ int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t
 
 int score__step_t_of_s(const score__step_call *c, size_t n, const double *s, double *t_out)
 {
+    int rc;
+    if (n > 1 && all_equal(n, s)) {
+        rc = score__step_t_of_s(c, 1, s, t_out);
+        for (size_t i = 1; i < n && rc == SCORE_OK; i++)
+            t_out[i] = t_out[0];
+        return rc;
+    }
     for (size_t i = 0; i < n; i++)
         t_out[i] = -log(s[i]);
     return score_schedule_t_of_lambda(c->sched, n, t_out, t_out);
+}
+
+int score__step_t_of_lambda(const score__step_call *c, size_t n, const double *lam,
+                            double *t_out)
+{
+    int rc;
+    if (n > 1 && all_equal(n, lam)) {
+        rc = score_schedule_t_of_lambda(c->sched, 1, lam, t_out);
+        for (size_t i = 1; i < n && rc == SCORE_OK; i++)
+            t_out[i] = t_out[0];
+        return rc;
+    }
+    return score_schedule_t_of_lambda(c->sched, n, lam, t_out);
+}
+
+int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, double *f,
+                          double *g)
+{
+    int rc;
+    if (n > 1 && all_equal(n, t)) {
+        rc = score_schedule_sde_coefs(c->sched, 1, t, f, g);
+        for (size_t i = 1; i < n && rc == SCORE_OK; i++) {
+            f[i] = f[0];
+            g[i] = g[0];
+        }
+        return rc;
+    }
+    return score_schedule_sde_coefs(c->sched, n, t, f, g);
 }
 
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,

@@ -208,7 +208,8 @@ static void sgd_update(score_optimizer *o, float *p, const float *g, double lr, 
     }
 }
 
-static void adam_update(score_optimizer *o, float *p, const float *g, double lr, float scale)
+static void adam_update(score_optimizer *o, float *restrict p, const float *restrict g, double lr,
+                        float scale)
 {
     const double b1 = pf(o, SCORE_OPTIMIZER_PARAM_BETA1), b2 = pf(o, SCORE_OPTIMIZER_PARAM_BETA2);
     const float eps = (float)pf(o, SCORE_OPTIMIZER_PARAM_EPS);
@@ -220,18 +221,22 @@ static void adam_update(score_optimizer *o, float *p, const float *g, double lr,
     const float inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
     const float fb1 = (float)b1, fb2 = (float)b2;
     const float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
-    const int decoupled = o->kind == SCORE_OPTIMIZER_ADAMW;
-    const float fwd = (float)wd, decay = (float)(1.0 - lr * wd);
-    float *m = o->m, *v = o->v;
-    for (size_t i = 0; i < o->n; i++) {
-        float gi = g[i] * scale;
-        if (decoupled)
+    const float fwd = o->kind == SCORE_OPTIMIZER_ADAMW ? 0.0f : (float)wd;
+    float *restrict m = o->m, *restrict v = o->v;
+    const size_t n = o->n;
+    if (o->kind == SCORE_OPTIMIZER_ADAMW && wd != 0.0) {
+        const float decay = (float)(1.0 - lr * wd);
+        for (size_t i = 0; i < n; i++)
             p[i] *= decay;
-        else if (fwd != 0.0f)
-            gi += fwd * p[i];
-        m[i] = fb1 * m[i] + c1 * gi;
-        v[i] = fb2 * v[i] + c2 * gi * gi;
-        p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_bc2_sqrt + eps);
+    }
+    /* one branch-free loop: the compiler vectorises it */
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale + fwd * p[i];
+        float mi = fb1 * m[i] + c1 * gi;
+        float vi = fb2 * v[i] + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * mi / (sqrtf(vi) * inv_bc2_sqrt + eps);
     }
 }
 

@@ -78,6 +78,11 @@ int score_trainer_new(score_trainer **out, score_model *model, const score_sde *
     if (optimizer_kind < SCORE_OPTIMIZER_SGD || optimizer_kind > SCORE_OPTIMIZER_ADAMW)
         return score__error(SCORE_E_UNSUPPORTED, __func__,
                             "unknown optimizer kind %d (1 sgd, 2 adam, 3 adamw)", optimizer_kind);
+    if (sde == NULL && (score_loss_kind(loss) == SCORE_LOSS_NCSN ||
+                        score_loss_kind(loss) == SCORE_LOSS_DDPM ||
+                        score_loss_kind(loss) == SCORE_LOSS_SDE))
+        return score__error(SCORE_E_INVAL, __func__, "a %s loss needs an sde (schedule)",
+                            score_loss_name(loss));
     if (sde != NULL && score_sde_dim(sde) != score_model_dim(model))
         return score__error(SCORE_E_SHAPE, __func__, "the sde has dimension %zu, the model %zu",
                             score_sde_dim(sde), score_model_dim(model));

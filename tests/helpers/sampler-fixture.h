@@ -79,7 +79,7 @@ static inline int fx_cmp_double(const void *a, const void *b)
  * spaced directions (exact 1-D W2 by sorting). */
 static inline double fx_sw2(size_t n, const float *a, const float *b)
 {
-    const int L = 64;
+    const int L = 16;
     double tot = 0.0, *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb);
     ck_assert_ptr_nonnull(pa);
     ck_assert_ptr_nonnull(pb);

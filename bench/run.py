@@ -1,0 +1,381 @@
+#!/usr/bin/python3
+"""Runs libscore's benchmark (score-bench) and the PyTorch reference (torch_reference.py) on the
+same machine, at 1 and 2 threads, and prints libscore / PyTorch ratios, the fraction of the sgemm
+roofline each achieves, the 2-thread speed-ups against the sgemm's and the peak memory of the
+sampling processes, then checks the targets of issue #8.
+
+usage: bench/run.py [--build-dir DIR] [--quick] [--reps R] [--threads 1,2] [--json FILE]
+                    [--no-torch] [--coretype auto|none|NAME] [--stat median|min]
+
+Builds nothing: it expects DIR/bench/score-bench (default DIR: build-bench next to this
+directory's parent, i.e. `meson setup build-bench --buildtype=release -Db_ndebug=true`).
+Every process gets OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = BLIS_NUM_THREADS = N; the PyTorch
+reference also calls torch.set_num_threads(N). Sampling workloads run in their own processes so
+that their peak resident memory (ru_maxrss) is theirs alone.
+
+The reference is skipped, with a message, when /usr/bin/python3 cannot import torch.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+TRAIN = ["dsm_d2_h128_b256", "dsm_d64_h512_b1024", "hyv_d2_h128_b256", "hyv_d64_h256_b256",
+         "ssm_d64_h256_b256"]
+SAMPLE = ["pc_ve_d2_h128_n10000_s100", "dpmpp2m_ve_d2_h128_n10000_s20"]
+ROOF = "sgemm_2048"
+LABEL = {  # issue #8 numbering
+    "dsm_d2_h128_b256": "1 DSM d2 h128 b256",
+    "dsm_d64_h512_b1024": "2 DSM d64 h512 b1024",
+    "hyv_d2_h128_b256": "3 Hyv d2 h128 b256",
+    "hyv_d64_h256_b256": "4 Hyv d64 h256 b256",
+    "ssm_d64_h256_b256": "5 SSM d64 h256 b256",
+    "pc_ve_d2_h128_n10000_s100": "6 PC VE 100 steps",
+    "dpmpp2m_ve_d2_h128_n10000_s20": "7 DPM++(2M) 20 steps",
+}
+SMALL = {"dsm_d2_h128_b256", "hyv_d2_h128_b256"}      # target: >= 3x PyTorch
+GEMM_BOUND = {"dsm_d64_h512_b1024", "hyv_d64_h256_b256", "ssm_d64_h256_b256"} | set(SAMPLE)
+SCALING = ["dsm_d64_h512_b1024"] + SAMPLE             # target: 2T/1T >= 90% of sgemm's
+GENERIC_CORES = {"Prescott", "Core2", "Katmai", "Penryn", "Dunnington", "Nehalem", "Atom",
+                 "Generic", "Barcelona", "Opteron", "Athlon"}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_jsonl(cmd, env, timeout):
+    """Runs cmd, returns (records, returncode, stderr)."""
+    t0 = time.time()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout)
+    recs = []
+    for line in p.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                recs.append(json.loads(line))
+            except ValueError:
+                pass
+    log("  %-60s %5.1f s%s" % (" ".join(os.path.basename(c) if i == 0 else c
+                                         for i, c in enumerate(cmd[:6]))[:60],
+                               time.time() - t0, "" if p.returncode == 0 else
+                               "  (exit %d)" % p.returncode))
+    return recs, p.returncode, p.stderr
+
+
+def thread_env(n, coretype):
+    env = dict(os.environ)
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS", "GOTO_NUM_THREADS",
+              "MKL_NUM_THREADS"):
+        env[v] = str(n)
+    env["SCORE_BENCH_REEXEC"] = "1"  # the environment is already right: no re-exec needed
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    else:
+        env.pop("OPENBLAS_CORETYPE", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def openblas_core(bench, coretype):
+    """The kernel family OpenBLAS selects (OPENBLAS_VERBOSE=2 prints 'Core: X'), or ''."""
+    env = thread_env(1, coretype)
+    env["OPENBLAS_VERBOSE"] = "2"
+    try:
+        p = subprocess.run([bench, "--list"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r"Core:\s*(\S+)", p.stdout)
+    return m.group(1) if m else ""
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_coretype(bench, arg):
+    """auto: keep OpenBLAS's choice unless it fell back to a generic kernel on a CPU with
+    AVX-512 / AVX2 (OpenBLAS 0.3.21 does not know recent Xeons and runs them as 'Prescott',
+    about 6x below the machine's sgemm speed); then force the matching family for *both*
+    implementations (they load the same libopenblas)."""
+    if arg == "none":
+        return "", openblas_core(bench, "")
+    if arg != "auto":
+        return arg, openblas_core(bench, arg)
+    core = openblas_core(bench, "")
+    if core in GENERIC_CORES:
+        flags = cpu_flags()
+        forced = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else ""
+        if forced:
+            log("OpenBLAS detects this CPU as '%s' (a generic kernel); forcing "
+                "OPENBLAS_CORETYPE=%s for both implementations (--coretype none keeps '%s')"
+                % (core, forced, core))
+            return forced, openblas_core(bench, forced)
+    return "", core
+
+
+def have_torch(py):
+    try:
+        p = subprocess.run([py, "-c", "import torch; print(torch.__version__)"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def fmt_time(s):
+    if s is None:
+        return "-"
+    if s >= 1.0:
+        return "%.2f s" % s
+    return "%.2f ms" % (s * 1e3)
+
+
+def fmt_thr(rec, stat):
+    if rec is None:
+        return "-"
+    t = rec[stat]
+    if rec["unit"] == "run":
+        return "%.0f samp/s" % (rec["items_per_run"] / t)
+    return "%.1f step/s" % (1.0 / t)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--quick", action="store_true", help="smoke run (< 1 min): fewer steps, "
+                    "2000 samples, one timed repetition of the samplers")
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions (after one warm-up)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--json", default=os.path.join(ROOT, "build-bench", "bench-results.jsonl"),
+                    help="JSON lines output (raw records and the derived comparison)")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--python", default="/usr/bin/python3", help="interpreter with torch")
+    ap.add_argument("--coretype", default="auto",
+                    help="OpenBLAS kernel family: auto (fix a generic fallback), none, or a name")
+    ap.add_argument("--stat", default="median_s", choices=["median_s", "min_s"],
+                    help="statistic of the repetitions used for ratios (default median)")
+    a = ap.parse_args()
+
+    bench = os.path.join(a.build_dir, "bench", "score-bench")
+    if not os.access(bench, os.X_OK):
+        log("error: %s not found; build first:\n  meson setup build-bench --buildtype=release "
+            "-Db_ndebug=true && ninja -C build-bench" % bench)
+        return 2
+    threads = [int(t) for t in a.threads.split(",") if t]
+    reps = ["--reps", str(a.reps)] + (["--quick"] if a.quick else [])
+    torch_ver = None
+    if not a.no_torch:
+        torch_ver = have_torch(a.python)
+        if torch_ver is None:
+            log("PyTorch is not importable by %s: the PyTorch reference is skipped "
+                "(install python3-torch to compare)" % a.python)
+    coretype, core = choose_coretype(bench, a.coretype)
+    nproc = os.cpu_count()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0, 0, 0)
+    log("score-bench: %s; OpenBLAS core: %s; PyTorch: %s; %s CPUs; load average %.2f"
+        % (bench, core or "?", torch_ver or "skipped", nproc, load[0]))
+    if load[0] > 0.5 * (nproc or 1):
+        log("warning: the machine is busy (load %.2f on %d CPUs): timings will be noisy; "
+            "--stat min_s is more robust" % (load[0], nproc or 1))
+
+    recs = []
+    t_start = time.time()
+    with tempfile.TemporaryDirectory(prefix="score-bench-") as tmp:
+        model = os.path.join(tmp, "sampling-model.safetensors")
+        r, rc, err = run_jsonl([bench, "--make-sampling-model", model] +
+                               (["--quick"] if a.quick else []), thread_env(threads[0], coretype),
+                               600)
+        if rc != 0:
+            log(err)
+            return 1
+        smodel = ["--sampling-model", model]
+        for n in threads:
+            env = thread_env(n, coretype)
+            log("threads = %d" % n)
+            jobs = [("libscore", [bench, "--threads", str(n), "--only",
+                                  ",".join([ROOF] + TRAIN)] + reps)]
+            if torch_ver:
+                jobs.append(("pytorch", [a.python, os.path.join(HERE, "torch_reference.py"),
+                                         "--threads", str(n), "--only", ",".join(TRAIN)] + reps))
+            for w in SAMPLE:
+                jobs.append(("libscore", [bench, "--threads", str(n), "--only", w] + smodel + reps))
+                if torch_ver:
+                    jobs.append(("pytorch", [a.python, os.path.join(HERE, "torch_reference.py"),
+                                             "--threads", str(n), "--only", w] + smodel + reps))
+            for impl, cmd in jobs:
+                r, rc, err = run_jsonl(cmd, env, 1800)
+                if rc != 0:
+                    log("%s exited with %d:\n%s" % (impl, rc, err[-2000:]))
+                for x in r:
+                    x.setdefault("impl", impl)
+                    x["threads"] = n
+                recs += r
+
+    def get(impl, w, n):
+        for x in recs:
+            if x.get("impl") == impl and x.get("workload") == w and x.get("threads") == n \
+                    and "error" not in x:
+                return x
+        return None
+
+    stat = a.stat
+    roof = {n: get("libscore", ROOF, n) for n in threads}
+    roof_gf = {n: (roof[n]["flops_per_unit"] / roof[n][stat] * 1e-9) if roof[n] else None
+               for n in threads}
+    flops = {x["workload"]: x["flops_per_unit"] for x in recs
+             if x.get("impl") == "libscore" and "flops_per_unit" in x}
+
+    def frac(rec, n):
+        if rec is None or roof_gf.get(n) is None or rec["workload"] not in flops:
+            return None
+        f = flops[rec["workload"]]
+        if rec["unit"] == "run":  # per-sample count scales with the samples of the record
+            lib = get("libscore", rec["workload"], n)
+            f = f / lib["items_per_run"] * rec["items_per_run"]
+        return f / rec[stat] * 1e-9 / roof_gf[n]
+
+    sg_speed = (roof[1][stat] / roof[2][stat]) if (1 in roof and 2 in roof and roof[1]
+                                                   and roof[2]) else None
+    derived = []
+    out = []
+    hdr = ("%-22s %2s | %10s %13s | %10s %13s | %6s | %5s %5s | %5s %5s | %8s %8s"
+           % ("workload", "T", "libscore", "throughput", "pytorch", "throughput", "ratio",
+              "%roof", "%roof", "2T/1T", "vs sg", "RSS lib", "RSS pt"))
+    out.append(hdr)
+    out.append("%-22s %2s | %24s | %24s | %6s | %5s %5s | %5s %5s | %8s %8s"
+               % ("", "", "", "", "lib/pt", "lib", "pt", "lib", "", "MB", "MB"))
+    out.append("-" * len(hdr))
+    for n in threads:
+        if roof[n]:
+            out.append("%-22s %2d | %10s %13s | %10s %13s | %6s | %5s %5s | %5s %5s | %8s %8s"
+                       % ("sgemm 2048^3 (roof)", n, fmt_time(roof[n][stat]),
+                          "%.1f GFLOP/s" % roof_gf[n], "", "", "", "100", "",
+                          "%.2f" % sg_speed if (n == 2 and sg_speed) else "", "", "", ""))
+    for w in TRAIN + SAMPLE:
+        for n in threads:
+            lib, pt = get("libscore", w, n), get("pytorch", w, n)
+            ratio = (pt[stat] / lib[stat] * (lib["items_per_run"] / pt["items_per_run"])
+                     if lib and pt else None)
+            fl, fp = frac(lib, n), frac(pt, n)
+            sp = spr = None
+            if n == 2 and get("libscore", w, 1) and lib:
+                sp = get("libscore", w, 1)[stat] / lib[stat]
+                spr = sp / sg_speed if sg_speed else None
+            spt = None
+            if n == 2 and get("pytorch", w, 1) and pt:
+                spt = get("pytorch", w, 1)[stat] / pt[stat]
+            d = {"impl": "compare", "workload": w, "threads": n, "stat": stat,
+                 "libscore_s": lib[stat] if lib else None, "pytorch_s": pt[stat] if pt else None,
+                 "ratio": ratio, "roof_frac_libscore": fl, "roof_frac_pytorch": fp,
+                 "speedup_2t_libscore": sp, "speedup_2t_pytorch": spt,
+                 "speedup_2t_sgemm": sg_speed if n == 2 else None,
+                 "speedup_2t_vs_sgemm": spr,
+                 "peak_rss_kb_libscore": lib["peak_rss_kb"] if lib else None,
+                 "peak_rss_kb_pytorch": pt["peak_rss_kb"] if pt else None,
+                 "cpu_util_libscore": lib.get("cpu_util") if lib else None,
+                 "cpu_util_pytorch": pt.get("cpu_util") if pt else None}
+            derived.append(d)
+            rss = w in SAMPLE
+            out.append("%-22s %2d | %10s %13s | %10s %13s | %6s | %5s %5s | %5s %5s | %8s %8s"
+                       % (LABEL[w], n, fmt_time(lib[stat] if lib else None), fmt_thr(lib, stat),
+                          fmt_time(pt[stat] if pt else None), fmt_thr(pt, stat),
+                          "%.2fx" % ratio if ratio else "-",
+                          "%.0f" % (100 * fl) if fl else "-", "%.0f" % (100 * fp) if fp else "-",
+                          "%.2f" % sp if sp else "", "%.0f%%" % (100 * spr) if spr else "",
+                          "%.1f" % (lib["peak_rss_kb"] / 1024) if (lib and rss) else "",
+                          "%.1f" % (pt["peak_rss_kb"] / 1024) if (pt and rss) else ""))
+    # 8: peak memory of the sampling processes
+    for w in SAMPLE:
+        for n in threads:
+            lib, pt = get("libscore", w, n), get("pytorch", w, n)
+            if lib and pt:
+                out.append("%-22s %2d | %s %-20s | ratio RSS pytorch / libscore = %.1f"
+                           % ("8 peak RSS " + ("PC" if w.startswith("pc") else "DPM"), n,
+                              "%.1f MB vs %.1f MB" % (lib["peak_rss_kb"] / 1024,
+                                                      pt["peak_rss_kb"] / 1024), "",
+                              pt["peak_rss_kb"] / lib["peak_rss_kb"]))
+
+    # targets
+    checks = []
+
+    def target(name, value, ok, text):
+        checks.append({"impl": "target", "target": name, "value": value,
+                       "met": ok, "text": text})
+
+    for d in derived:
+        w, n = d["workload"], d["threads"]
+        if w in SMALL and d["ratio"] is not None:
+            target("%s@%dT >= 3x PyTorch" % (w, n), d["ratio"], d["ratio"] >= 3.0,
+                   "%.2fx PyTorch" % d["ratio"])
+        if w in GEMM_BOUND:
+            if d["roof_frac_libscore"] is not None:
+                target("%s@%dT >= 80%% roofline" % (w, n), d["roof_frac_libscore"],
+                       d["roof_frac_libscore"] >= 0.8,
+                       "%.0f%% of sgemm (PyTorch %s)" % (
+                           100 * d["roof_frac_libscore"],
+                           "%.0f%%" % (100 * d["roof_frac_pytorch"])
+                           if d["roof_frac_pytorch"] else "-"))
+            if d["ratio"] is not None:
+                target("%s@%dT >= PyTorch" % (w, n), d["ratio"], d["ratio"] >= 1.0,
+                       "%.2fx PyTorch" % d["ratio"])
+        if w in SCALING and n == 2 and d["speedup_2t_vs_sgemm"] is not None:
+            target("%s 2T/1T >= 90%% of sgemm's" % w, d["speedup_2t_vs_sgemm"],
+                   d["speedup_2t_vs_sgemm"] >= 0.9,
+                   "speed-up %.2f vs sgemm %.2f = %.0f%%" % (
+                       d["speedup_2t_libscore"], d["speedup_2t_sgemm"],
+                       100 * d["speedup_2t_vs_sgemm"]))
+        if w in SAMPLE and d["peak_rss_kb_libscore"] and d["peak_rss_kb_pytorch"]:
+            r = d["peak_rss_kb_libscore"] / d["peak_rss_kb_pytorch"]
+            target("%s@%dT RSS <= 1/10 PyTorch" % (w, n), r, r <= 0.1,
+                   "%.1f MB vs %.1f MB (%.1f%%)" % (d["peak_rss_kb_libscore"] / 1024,
+                                                   d["peak_rss_kb_pytorch"] / 1024, 100 * r))
+
+    print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d repetitions%s"
+          % (torch_ver or "(skipped)", core or "?",
+             " (forced)" if coretype else "", stat.replace("_s", ""), a.reps,
+             ", QUICK (2000 samples, fewer steps)" if a.quick else ""))
+    print("\n".join(out))
+    print("ratio = libscore throughput / PyTorch throughput; %roof = analytic FLOPs / time / "
+          "sgemm 2048^3 GFLOP/s at the same thread count;\n2T/1T = speed-up from 1 to 2 threads, "
+          "'vs sg' = that speed-up / the sgemm's 2T/1T speed-up.")
+    if checks:
+        print("\nTargets (issue #8):")
+        for c in checks:
+            print("  [%s] %-52s %s" % ("met" if c["met"] else "MISS", c["target"], c["text"]))
+    print("total %.0f s" % (time.time() - t_start))
+
+    if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+        with open(a.json, "w") as f:
+            meta = {"impl": "meta", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "openblas_core": core, "coretype_forced": coretype, "torch": torch_ver,
+                    "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps,
+                    "stat": stat}
+            for x in [meta] + recs + derived + checks:
+                f.write(json.dumps(x) + "\n")
+        print("JSON lines: %s" % a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
