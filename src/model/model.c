@@ -53,6 +53,8 @@ int score__model_alloc(score_model **out, int kind, size_t dim, const score__mod
 }
 
 #define SCORE__MAX_DIM ((size_t)1 << 20)
+/* Largest row count such that rows * dim * per_row doubles fit in memory arithmetic. */
+#define SCORE__MAX_ROWS(dim, per_row) (SIZE_MAX / 64 / ((dim) * (per_row)))
 
 int score_model_new(score_model **out, int kind, size_t dim)
 {
@@ -290,8 +292,19 @@ static int begin(const char *fn, score_model *m, int has_op, size_t n, const flo
         return score__error(SCORE_E_UNSUPPORTED, fn, "%s models do not provide this operation", m->ops->name);
     if (n > 0 && (x == NULL || c == NULL || out == NULL))
         return score__error(SCORE_E_INVAL, fn, "x, c or output is NULL");
+    /* No buffer of n rows can exist beyond this: refuse before any size arithmetic wraps. */
+    if (n > SCORE__MAX_ROWS(m->dim, 1))
+        return score__error(SCORE_E_RANGE, fn, "batch of %zu rows of %zu values is too large", n, m->dim);
     if ((rc = score_model_prepare(m)) != SCORE_OK)
         return rc;
+    return SCORE_OK;
+}
+
+/* Probe arrays hold n * k * dim floats: bound k as well. */
+static int check_probes(const char *fn, const score_model *m, size_t n, size_t k)
+{
+    if (k > SCORE__MAX_ROWS(m->dim, n == 0 ? 1 : n))
+        return score__error(SCORE_E_RANGE, fn, "%zu probes per row for %zu rows is too large", k, n);
     return SCORE_OK;
 }
 
@@ -332,6 +345,8 @@ int score_model_jvp(score_model *model, size_t n, const float *x, const double *
         return rc;
     if (k == 0 || (n > 0 && v == NULL))
         return score__error(SCORE_E_INVAL, __func__, "k is 0 or v is NULL");
+    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
+        return rc;
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
@@ -346,6 +361,8 @@ int score_model_vjp(score_model *model, size_t n, const float *x, const double *
         return rc;
     if (k == 0 || (n > 0 && u == NULL))
         return score__error(SCORE_E_INVAL, __func__, "k is 0 or u is NULL");
+    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
+        return rc;
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
@@ -388,6 +405,8 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
         return rc;
     if (k == 0 || (n > 0 && v == NULL))
         return score__error(SCORE_E_INVAL, __func__, "k is 0 or v is NULL");
+    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
+        return rc;
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
