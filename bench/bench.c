@@ -6,6 +6,7 @@
  *
  *   score-bench [--threads N] [--reps R] [--only w1,w2,...] [--quick]
  *               [--sampling-model PATH] [--make-sampling-model PATH] [--list] [--samples N]
+ *               [--cpu-time]
  *
  * Threads: OpenBLAS / BLIS / OpenMP read their thread count from the environment when the
  * library is loaded, so the program sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS,
@@ -89,10 +90,14 @@ static size_t n_results;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
+/* --cpu-time: time repetitions by process CPU time instead of wall time (for profiling on a
+ * shared machine; meaningful at one thread only). */
+static int use_cpu_clock;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(use_cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -554,7 +559,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: score-bench [--threads N] [--reps R] [--only W1,W2,...] [--quick]\n"
             "                   [--sampling-model PATH] [--make-sampling-model PATH] [--list]\n"
-            "                   [--samples N]\n"
+            "                   [--samples N] [--cpu-time]\n"
             "JSON lines on stdout, a table on stderr. W may end in '*' (prefix match).\n");
 }
 
@@ -600,6 +605,8 @@ int main(int argc, char **argv)
             o.only = argv[++i];
         else if (strcmp(a, "--quick") == 0)
             o.quick = 1;
+        else if (strcmp(a, "--cpu-time") == 0)
+            use_cpu_clock = 1;
         else if (strcmp(a, "--sampling-model") == 0 && i + 1 < argc)
             o.sampling_model = argv[++i];
         else if (strcmp(a, "--samples") == 0 && i + 1 < argc)

@@ -329,6 +329,14 @@ int cli_cmd_train(int argc, char **argv)
         status = cli_lib_fail(rc, "schedule");
         goto out;
     }
+    if ((loss_kind == SCORE_LOSS_NCSN || loss_kind == SCORE_LOSS_DDPM) &&
+        score_schedule_is_discrete(sys.sched) != 1) {
+        status = cli_usage_error("--loss %s needs a discrete schedule (--schedule ncsn, "
+                                 "ddpm-linear, ddpm-cosine, ...); with the continuous %s "
+                                 "schedule use --loss sde", cli_name_of(losses, loss_kind),
+                                 score_schedule_name(sys.sched));
+        goto out;
+    }
 
     /* ---- data ---- */
     if (datafile != NULL) {

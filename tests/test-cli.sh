@@ -97,6 +97,34 @@ expect_ok -- "$SCORE" --help
 expect_ok -- "$SCORE" sample --help
 grep -q "dpmpp-2m" "$T/out" || { echo "FAIL: sample --help does not list the samplers"; fails=$((fails + 1)); }
 
+# more paths: CSV training data, every sampler family, guidance, one-level losses, Hutchinson
+printf 'a,b\n' >"$T/train.csv"
+awk 'BEGIN { srand(3); for (i = 0; i < 300; i++) printf "%.4f,%.4f\n", rand() * 4 - 2, rand() }' >>"$T/train.csv"
+M2="$T/csv.safetensors"
+expect_ok -- "$SCORE" train --data "$T/train.csv" --steps 20 --batch 32 --hidden 8 --depth 1 \
+    --schedule ve-toy --predict score-over-sigma --no-standardize -o "$M2" -q
+for smp in ode ald edm euler heun ddim dpm-solver-3 dpmpp-3m dpmpp-2m-sde euler-ancestral em ancestral dpm-adaptive; do
+    expect_ok -- "$SCORE" sample "$M2" --sampler "$smp" --steps 4 -n 8 -o "$T/x.csv" -q
+done
+expect_ok -- "$SCORE" sample "$M2" --sampler heun --steps 3 --corrector langevin --corrector-steps 2 -n 8 -q
+expect_ok -- "$SCORE" sample "$M" --guidance 1.5 --uncond "$M" --sampler dpmpp-2m --steps 4 -n 8 -q
+expect_fail 1 "does not match" -- "$SCORE" sample "$M" --guidance 1.5 --uncond "$M2" -n 8 -q
+expect_ok -- "$SCORE" loglik "$M2" "$T/train.csv" --hutchinson 2 --rtol 1e-2 --atol 1e-2 -q
+expect_ok -- "$SCORE" train --dataset moons -n 256 --steps 10 --batch 32 --hidden 8 --depth 1 \
+    --loss dsm --sigma 0.2 -o "$T/dsm.safetensors" --plot "$T/dsm.svg" -q
+expect_ok -- "$SCORE" sample "$T/dsm.safetensors" --sampler langevin --steps 5 -n 8 -q
+expect_fail 2 "was trained at one noise level only" -- "$SCORE" sample "$T/dsm.safetensors" --sampler pc
+expect_fail 1 "has no likelihood" -- "$SCORE" loglik "$T/dsm.safetensors" "$T/good.csv" -q
+expect_ok -- "$SCORE" train --dataset gaussian -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
+    --loss ssm-vr --projections 2 -o "$T/ssm.safetensors" -q
+expect_ok -- "$SCORE" info "$T/dsm.safetensors" --all
+grep -q "score.fixed_t" "$T/out" || { echo "FAIL: info --all lists no score.fixed_t"; fails=$((fails + 1)); }
+expect_fail 2 "--loss ncsn needs a discrete schedule" -- \
+    "$SCORE" train --dataset ring8 -n 64 --steps 2 --loss ncsn --schedule vp -o "$T/m" -q
+expect_ok -- "$SCORE" train --dataset ring8 -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
+    --loss ncsn --schedule ncsn -o "$T/ncsn.safetensors" -q
+expect_ok -- "$SCORE" sample "$T/ncsn.safetensors" --sampler ald --steps 5 -n 8 -q
+
 # ---- errors that need a model ----------------------------------------------------------------
 expect_fail 1 "cannot open model file '$T/nope.safetensors'" -- "$SCORE" sample "$T/nope.safetensors"
 expect_fail 1 "is not a model file" -- "$SCORE" info "$T/good.csv"

@@ -382,7 +382,7 @@ static int user_apply(void *state, score_sde *sde, size_t n, size_t dim, const d
                       uint64_t counter, void *ud)
 {
     user_ctx *c = ud;
-    float *d = malloc(n * dim * sizeof *d);
+    float *d;
     const score_schedule *sc = score_sde_schedule(sde);
     (void)state;
     (void)row0;
@@ -392,6 +392,7 @@ static int user_apply(void *state, score_sde *sde, size_t n, size_t dim, const d
     c->applies++;
     if (c->fail)
         return 42;
+    d = malloc(n * dim * sizeof *d);
     if (d == NULL || score_sde_x0(sde, n, t, x, d) != SCORE_OK) {
         free(d);
         return -1;
@@ -465,6 +466,172 @@ START_TEST(user_types)
 }
 END_TEST
 
+/* ---- golden values and reference formulas ---------------------------------------------- */
+
+/* Reference formulas evaluated here in double from the step's own inputs (D from the sde, z
+ * from score_step_noise): agreement to float rounding. */
+#define TOL_REF 2e-5
+
+static double t_of_sigma_ve(const fx_system *f, double sigma)
+{
+    double lam = -log(sigma), t;
+    ck_assert_ok(score_schedule_t_of_lambda(f->sched, 1, &lam, &t));
+    return t;
+}
+
+START_TEST(golden_euler_ancestral_split)
+{
+    /* k-diffusion's ancestral split (formulas.md 4.5): 10 -> 5 with eta = 1 gives
+     * sigma_up = 4.330127019, sigma_down = 2.5 */
+    fx_system f;
+    score_step *st;
+    score_rng *rng;
+    float x[2 * 4], x0[2 * 4], d[2 * 4], z[2 * 4];
+    double t, tn, tt[4];
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    t = t_of_sigma_ve(&f, 10.0);
+    tn = t_of_sigma_ve(&f, 5.0);
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 8));
+    ck_assert_ok(score_step_new(&st, score_step_type_find("euler-ancestral"), 2));
+    fx_prior(&f, 9, 4, x);
+    memcpy(x0, x, sizeof x);
+    for (int i = 0; i < 4; i++)
+        tt[i] = t;
+    ck_assert_ok(score_sde_x0(f.sde, 4, tt, x, d));
+    ck_assert_ok(score_step_noise(rng, 3, 0, 4, 2, 0, z));
+    ck_assert_ok(score_step_apply(st, f.sde, t, tn, 4, x, NULL, rng, 3));
+    for (int q = 0; q < 8; q++) {
+        double ref = 0.25 * x0[q] + 0.75 * d[q] + 4.330127019 * z[q];
+        ck_assert_double_eq_tol(x[q], ref, TOL_REF * (1.0 + fabs(ref)));
+    }
+    score_step_free(st);
+    score_rng_free(rng);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(ddim_matches_diffusers)
+{
+    /* diffusers DDIM (formulas.md 4.7) on VP with eta = 0.5:
+     * sigma_t = eta sqrt((1 - ab_prev)/(1 - ab_t)) sqrt(1 - ab_t / ab_prev),
+     * x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - sigma_t^2) eps + sigma_t z */
+    fx_system f;
+    score_step *st;
+    score_rng *rng;
+    float x[2 * 4], x0[2 * 4], d[2 * 4], z[2 * 4];
+    double t = 0.7, tn = 0.4, a, sg, an, sgn, tt[4];
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &t, &a, &sg));
+    ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &tn, &an, &sgn));
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 8));
+    ck_assert_ok(score_step_new(&st, score_step_type_find("ddim"), 2));
+    ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_ETA, 0.5));
+    fx_prior(&f, 9, 4, x);
+    memcpy(x0, x, sizeof x);
+    for (int i = 0; i < 4; i++)
+        tt[i] = t;
+    ck_assert_ok(score_sde_x0(f.sde, 4, tt, x, d));
+    ck_assert_ok(score_step_noise(rng, 0, 0, 4, 2, 0, z));
+    ck_assert_ok(score_step_apply(st, f.sde, t, tn, 4, x, NULL, rng, 0));
+    {
+        double ab = a * a, abp = an * an;
+        double sig = 0.5 * sqrt((1.0 - abp) / (1.0 - ab)) * sqrt(1.0 - ab / abp);
+        for (int q = 0; q < 8; q++) {
+            double eps = (x0[q] - sqrt(ab) * d[q]) / sqrt(1.0 - ab);
+            double ref = sqrt(abp) * d[q] + sqrt(1.0 - abp - sig * sig) * eps + sig * z[q];
+            ck_assert_double_eq_tol(x[q], ref, TOL_REF * (1.0 + fabs(ref)));
+        }
+    }
+    score_step_free(st);
+    score_rng_free(rng);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(dpmpp_2m_matches_k_diffusion)
+{
+    /* k-diffusion's sample_dpmpp_2m (formulas.md 4.5) in sigma space on VE, second step:
+     * t = -ln sigma, h = t_next - t, r = h_last / h,
+     * D~ = (1 + 1/(2r)) D_i - (1/(2r)) D_{i-1}, x <- (s'/s) x - (e^-h - 1) D~ */
+    fx_system f;
+    score_step *st;
+    float x[2 * 4], xs[2 * 4], d0[2 * 4], d1[2 * 4];
+    const double sig[3] = {8.0, 3.0, 1.2};
+    double t[3], tt[4];
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    for (int k = 0; k < 3; k++)
+        t[k] = t_of_sigma_ve(&f, sig[k]);
+    ck_assert_ok(score_step_new(&st, score_step_type_find("dpmpp-2m"), 2));
+    fx_prior(&f, 9, 4, x);
+    for (int i = 0; i < 4; i++)
+        tt[i] = t[0];
+    ck_assert_ok(score_sde_x0(f.sde, 4, tt, x, d0));
+    ck_assert_ok(score_step_apply(st, f.sde, t[0], t[1], 4, x, NULL, NULL, 0));
+    memcpy(xs, x, sizeof x);
+    for (int i = 0; i < 4; i++)
+        tt[i] = t[1];
+    ck_assert_ok(score_sde_x0(f.sde, 4, tt, x, d1));
+    ck_assert_ok(score_step_apply(st, f.sde, t[1], t[2], 4, x, NULL, NULL, 0));
+    {
+        double hl = log(sig[0]) - log(sig[1]), h = log(sig[1]) - log(sig[2]), r = hl / h;
+        for (int q = 0; q < 8; q++) {
+            double dd = (1.0 + 1.0 / (2.0 * r)) * d1[q] - (1.0 / (2.0 * r)) * d0[q];
+            double ref = (sig[2] / sig[1]) * xs[q] - expm1(-h) * dd;
+            ck_assert_double_eq_tol(x[q], ref, TOL_REF * (1.0 + fabs(ref)));
+        }
+    }
+    score_step_free(st);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(reverse_diffusion_and_ancestral_formulas)
+{
+    /* score_sde (formulas.md 4.3): reverse diffusion x - f x + G^2 s + G z with the schedule's
+     * discretization (N = 1000, VE: SMLD); ancestral VE form with sigma_i, sigma_{i-1}; VP form
+     * with the exact transition (1 - beta_i = alpha(t)^2 / alpha(t')^2) */
+    for (int v = 0; v < 3; v++) {
+        fx_system f;
+        score_step *st;
+        score_rng *rng;
+        float x[2 * 4], x0[2 * 4], sc[2 * 4], z[2 * 4];
+        double t = 0.6, tn = 0.55, fi, Gi, tt[4], a, sg, an, sgn;
+        fx_make(&f, v == 2 ? SCORE_SCHEDULE_VP : SCORE_SCHEDULE_VE, 0, 1e-3);
+        ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 4));
+        ck_assert_ok(score_step_new(&st, score_step_type_find(v == 0 ? "reverse-diffusion" : "ancestral"), 2));
+        if (v == 0)
+            ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_DISC_N, 1000));
+        fx_prior(&f, 2, 4, x);
+        memcpy(x0, x, sizeof x);
+        for (int i = 0; i < 4; i++)
+            tt[i] = t;
+        ck_assert_ok(score_sde_score(f.sde, 4, tt, x, sc));
+        ck_assert_ok(score_step_noise(rng, 0, 0, 4, 2, 0, z));
+        ck_assert_ok(score_step_apply(st, f.sde, t, tn, 4, x, NULL, rng, 0));
+        ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &t, &a, &sg));
+        ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &tn, &an, &sgn));
+        if (v == 0)
+            ck_assert_ok(score_schedule_discretize(f.sched, 1000, 1, &t, &fi, &Gi));
+        for (int q = 0; q < 8; q++) {
+            double ref;
+            if (v == 0) {
+                ref = x0[q] - fi * x0[q] + Gi * Gi * sc[q] + Gi * z[q];
+            } else if (v == 1) {
+                double g2 = sg * sg - sgn * sgn;
+                ref = x0[q] + g2 * sc[q] + sqrt(sgn * sgn * g2 / (sg * sg)) * z[q];
+            } else {
+                double beta = 1.0 - (a * a) / (an * an);
+                ref = (x0[q] + beta * sc[q]) / sqrt(1.0 - beta) + sqrt(beta) * z[q];
+            }
+            ck_assert_double_eq_tol(x[q], ref, TOL_REF * (1.0 + fabs(ref)));
+        }
+        score_step_free(st);
+        score_rng_free(rng);
+        fx_free(&f);
+    }
+}
+END_TEST
+
 /* ---- convergence orders against the exact PF-ODE map ----------------------------------- */
 
 /* Error (max over NR rows of |x - exact|) of a fixed-grid run with N steps. */
@@ -534,6 +701,12 @@ static Suite *step_suite(void)
     tcase_add_loop_test(tc, per_row_times_and_row0, 0, (int)N_PRED);
     tcase_add_test(tc, multistep_history);
     tcase_add_test(tc, dopri5_fsal_and_error);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("golden");
+    tcase_add_test(tc, golden_euler_ancestral_split);
+    tcase_add_test(tc, ddim_matches_diffusers);
+    tcase_add_test(tc, dpmpp_2m_matches_k_diffusion);
+    tcase_add_test(tc, reverse_diffusion_and_ancestral_formulas);
     suite_add_tcase(s, tc);
     tc = tcase_create("convergence");
     tcase_add_loop_test(tc, convergence_order, 0, 2 * (int)(sizeof order_cases / sizeof order_cases[0]));

@@ -47,6 +47,11 @@ double score__act_d2(int act, double z);
 void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bias, int act,
                              float *h, float *d1, float *d2);
 
+/* The same with a residual input: h = res + phi(z + bias) (res: rows x cols, or NULL for the
+ * plain kernel). h may alias z when d1 and d2 are NULL; res must not alias h. */
+void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float *bias, int act,
+                                 const float *res, float *h, float *d1, float *d2);
+
 /* out = phi'(z) and/or phi''(z) elementwise (n values); either output may be NULL. */
 void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);
 

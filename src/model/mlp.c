@@ -63,6 +63,9 @@ typedef struct mlp {
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;
+    /* inference workspace (mlp_infer): one block of rows, no cache */
+    size_t icap; /* floats */
+    float *iarena;
 } mlp;
 
 static int check_c(const char *fn, size_t n, const double *c);
@@ -137,10 +140,13 @@ static void free_workspace(mlp *p)
 {
     score__free(p->parena);
     score__free(p->tarena);
+    score__free(p->iarena);
     p->parena = NULL;
     p->tarena = NULL;
+    p->iarena = NULL;
     p->pcap = 0;
     p->tcap = 0;
+    p->icap = 0;
 }
 
 static void mlp_destroy(score_model *m)
@@ -312,8 +318,8 @@ static int mlp_clone(score_model *dst, const score_model *src)
     d->theta = NULL;
     d->fourier = NULL;
     d->freq = NULL;
-    d->parena = d->tarena = NULL;
-    d->pcap = d->tcap = 0;
+    d->parena = d->tarena = d->iarena = NULL;
+    d->pcap = d->tcap = d->icap = 0;
     dst->impl = d;
     if ((s->theta && (d->theta = dup_f32(s->theta, s->n_params)) == NULL) ||
         (s->fourier && (d->fourier = dup_f32(s->fourier, s->half)) == NULL) ||
@@ -433,15 +439,21 @@ static int ensure_tangent_rows(mlp *p, size_t nb, size_t k, size_t per_tangent, 
 /* ======================================================================================== */
 /* primal pass                                                                              */
 
-static void embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, const double *c)
+/* Input rows [x ; e(c)] into h0 (nb x n_0). Samplers evaluate a whole batch at one time, so a
+ * row whose c equals the previous row's copies that row's features instead of recomputing
+ * them (same values: the features are a function of c alone). */
+static void embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, const double *c,
+                       float *h0)
 {
     size_t n0 = p->n[0];
     for (size_t b = 0; b < nb; b++) {
-        float *row = p->h0 + b * n0;
+        float *row = h0 + b * n0;
         float *e = row + dim;
         memcpy(row, x + b * dim, dim * sizeof *row);
         if (p->emb == SCORE_EMBED_NONE) {
             e[0] = (float)c[b];
+        } else if (b > 0 && c[b] == c[b - 1]) {
+            memcpy(e, e - n0, p->E * sizeof *e);
         } else {
             for (size_t i = 0; i < p->half; i++) {
                 double a = p->freq[i] * c[b];
@@ -458,14 +470,13 @@ static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const do
                          float *out, int need_d2)
 {
     size_t L = p->L;
-    embed_rows(p, dim, nb, x, c);
+    embed_rows(p, dim, nb, x, c, p->h0);
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         score__sgemm(0, 1, nb, nl, np, 1.0f, p->h[l - 1], np, W(p, l), np, 0.0f, p->z[l], nl);
-        score__bias_act_forward(nb, nl, p->z[l], B(p, l), p->act, p->h[l], p->d1[l],
-                                need_d2 ? p->d2[l] : NULL);
-        if (p->res[l])
-            score__saxpy(nb * nl, 1.0f, p->h[l - 1], p->h[l]);
+        score__bias_act_forward_res(nb, nl, p->z[l], B(p, l), p->act,
+                                    p->res[l] ? p->h[l - 1] : NULL, p->h[l], p->d1[l],
+                                    need_d2 ? p->d2[l] : NULL);
     }
     if (out != NULL) {
         const float *bl = B(p, L);
@@ -474,6 +485,55 @@ static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const do
         score__sgemm(0, 1, nb, dim, p->n[L - 1], 1.0f, p->h[L - 1], p->n[L - 1], W(p, L),
                      p->n[L - 1], 1.0f, out, dim);
     }
+}
+
+/* Rows per block of mlp_infer: the block's activations (h0 and two hidden-width buffers)
+ * stay within about 1 MiB, i.e. in a core's L2 cache, between the GEMM that writes them and
+ * the activation kernel that reads them. */
+#define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
+
+/* Forward pass without the backward cache (score__model_infer(): samplers, the sde), in blocks
+ * of rows through a small workspace: bounded memory whatever n, and cache-resident blocks. */
+static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    mlp *p = impl_of(m);
+    size_t dim = m->dim, L = p->L, n0 = p->n[0], per = n0 + 2 * p->maxh;
+    size_t nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float));
+    const float *bl = B(p, L);
+    if (check_c(fn, n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    nb = nb < 16 ? 16 : nb;
+    nb = nb < n ? nb : n;
+    if (nb * per > p->icap) {
+        float *a = score__calloc(nb * per, sizeof(float));
+        if (a == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        score__free(p->iarena);
+        p->iarena = a;
+        p->icap = nb * per;
+    }
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb;
+        float *h0 = p->iarena, *cur = h0 + nb * n0, *nxt = cur + nb * p->maxh;
+        const float *prev = h0;
+        embed_rows(p, dim, rows, x + b0 * dim, c + b0, h0);
+        for (size_t l = 1; l < L; l++) {
+            size_t nl = p->n[l], np = p->n[l - 1];
+            float *t;
+            score__sgemm(0, 1, rows, nl, np, 1.0f, prev, np, W(p, l), np, 0.0f, cur, nl);
+            score__bias_act_forward_res(rows, nl, cur, B(p, l), p->act,
+                                        p->res[l] ? prev : NULL, cur, NULL, NULL);
+            prev = cur;
+            t = cur == h0 + nb * n0 ? nxt : h0 + nb * n0;
+            cur = t;
+        }
+        for (size_t b = 0; b < rows; b++)
+            memcpy(out + (b0 + b) * dim, bl, dim * sizeof *out);
+        score__sgemm(0, 1, rows, dim, p->n[L - 1], 1.0f, prev, p->n[L - 1], W(p, L),
+                     p->n[L - 1], 1.0f, out + b0 * dim, dim);
+    }
+    return SCORE_OK;
 }
 
 static int mlp_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
@@ -838,6 +898,7 @@ const score__model_ops score__mlp_ops = {
     .name = "mlp",
     .prepare = mlp_prepare,
     .forward = mlp_forward,
+    .infer = mlp_infer,
     .backward = mlp_backward,
     .jvp = mlp_jvp,
     .vjp = mlp_vjp,

@@ -15,6 +15,8 @@ typedef struct score__model_ops {
      * Arguments are already validated (non-NULL where required, n > 0, prepared). */
     int (*prepare)(score_model *m);
     int (*forward)(score_model *m, size_t n, const float *x, const double *c, float *out);
+    /* Forward without the backward cache (score__model_infer()); NULL = use forward. */
+    int (*infer)(score_model *m, size_t n, const float *x, const double *c, float *out);
     int (*backward)(score_model *m, size_t n, const float *gout, float *grad, float *gx);
     int (*jvp)(score_model *m, size_t n, const float *x, const double *c, size_t k,
                const float *v, float *out, float *fx);
@@ -60,6 +62,12 @@ struct score_model {
     score__param_val params[SCORE__MODEL_NPARAMS];
     void *impl;
 };
+
+/* Evaluates F(x, c) like score_model_forward() (same checks and errors) but keeps no cache
+ * for score_model_backward() (a later backward fails with SCORE_E_MISUSE): kinds with an
+ * infer op then need only a bounded workspace whatever n. For callers that never
+ * back-propagate: the sde layer, hence every sampler. */
+int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out);
 
 /* Allocates a generic model with default parameters; the caller fills ops and impl. */
 int score__model_alloc(score_model **out, int kind, size_t dim, const score__model_ops *ops);

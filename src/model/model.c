@@ -320,6 +320,18 @@ int score_model_forward(score_model *model, size_t n, const float *x, const doub
     return rc;
 }
 
+int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    int rc = begin(fn, m, m && m->ops->forward != NULL, n, x, c, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    m->cached_n = 0;
+    if (m->ops->infer != NULL)
+        return m->ops->infer(m, n, x, c, out);
+    return m->ops->forward(m, n, x, c, out);
+}
+
 int score_model_backward(score_model *model, size_t n, const float *gout, float *grad_params,
                          float *gx)
 {

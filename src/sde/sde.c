@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "model/model-priv.h"
 #include "sde-priv.h"
 
 static const score__param_desc sde_params[SCORE__SDE_NPARAMS] = {
@@ -444,7 +445,8 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
     if (rc != SCORE_OK)
         return rc;
     sde->nfe++;
-    rc = score_model_forward(sde->model, n, xm, sde->cond, sde->fout);
+    /* No backward follows an sde evaluation: the model needs no cache (bounded memory). */
+    rc = score__model_infer(sde->model, n, xm, sde->cond, sde->fout);
     if (rc != SCORE_OK)
         return model_call_failed(fn, rc);
     return combine(fn, sde, want, n, t, x, sde->fout, out);
