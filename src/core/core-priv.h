@@ -62,6 +62,39 @@ int score__param_get_f64(const char *fn, const score__param_desc *tab, size_t n,
 int score__param_get_i64(const char *fn, const score__param_desc *tab, size_t n,
                          const score__param_val *vals, int id, int64_t *out);
 
+/* Defines the four typed parameter accessors `PREFIX_set_f64`, `_set_i64`, `_get_f64` and
+ * `_get_i64` of an object type whose values live in `obj->params`, laid out like `table`
+ * (`count` entries), for objects without a stage rule. `what` names the handle in messages. */
+#define SCORE__DEFINE_PARAM_ACCESSORS(prefix, type, what, table, count)                       \
+    int prefix##_set_f64(type *obj, int param, double value)                                   \
+    {                                                                                          \
+        if (obj == NULL)                                                                       \
+            return score__error(SCORE_E_INVAL, #prefix "_set_f64", what " is NULL");           \
+        return score__param_set_f64(#prefix "_set_f64", table, count, obj->params, param,      \
+                                    value);                                                    \
+    }                                                                                          \
+    int prefix##_set_i64(type *obj, int param, int64_t value)                                  \
+    {                                                                                          \
+        if (obj == NULL)                                                                       \
+            return score__error(SCORE_E_INVAL, #prefix "_set_i64", what " is NULL");           \
+        return score__param_set_i64(#prefix "_set_i64", table, count, obj->params, param,      \
+                                    value);                                                    \
+    }                                                                                          \
+    int prefix##_get_f64(const type *obj, int param, double *out)                              \
+    {                                                                                          \
+        if (obj == NULL)                                                                       \
+            return score__error(SCORE_E_INVAL, #prefix "_get_f64", what " is NULL");           \
+        return score__param_get_f64(#prefix "_get_f64", table, count, obj->params, param,      \
+                                    out);                                                      \
+    }                                                                                          \
+    int prefix##_get_i64(const type *obj, int param, int64_t *out)                             \
+    {                                                                                          \
+        if (obj == NULL)                                                                       \
+            return score__error(SCORE_E_INVAL, #prefix "_get_i64", what " is NULL");           \
+        return score__param_get_i64(#prefix "_get_i64", table, count, obj->params, param,      \
+                                    out);                                                      \
+    }
+
 /* Little-endian byte helpers for serialisation. */
 void score__put_u32le(unsigned char *p, uint32_t v);
 void score__put_u64le(unsigned char *p, uint64_t v);

@@ -152,33 +152,7 @@ nomem:
     return score__error(SCORE_E_NOMEM, "score_likelihood_logp", "workspace for %zu rows", n);
 }
 
-int score_likelihood_set_f64(score_likelihood *lk, int param, double value)
-{
-    if (lk == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "likelihood is NULL");
-    return score__param_set_f64(__func__, lk_params, NPARAMS, lk->params, param, value);
-}
-
-int score_likelihood_set_i64(score_likelihood *lk, int param, int64_t value)
-{
-    if (lk == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "likelihood is NULL");
-    return score__param_set_i64(__func__, lk_params, NPARAMS, lk->params, param, value);
-}
-
-int score_likelihood_get_f64(const score_likelihood *lk, int param, double *out)
-{
-    if (lk == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "likelihood is NULL");
-    return score__param_get_f64(__func__, lk_params, NPARAMS, lk->params, param, out);
-}
-
-int score_likelihood_get_i64(const score_likelihood *lk, int param, int64_t *out)
-{
-    if (lk == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "likelihood is NULL");
-    return score__param_get_i64(__func__, lk_params, NPARAMS, lk->params, param, out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_likelihood, score_likelihood, "likelihood", lk_params, NPARAMS)
 
 uint64_t score_likelihood_get_nfe(const score_likelihood *lk)
 {

@@ -232,37 +232,7 @@ int64_t score__step_i64(const score_step *st, int param)
     return st->params[param - SCORE_STEP_PARAM_ETA].i;
 }
 
-int score_step_set_f64(score_step *step, int param, double value)
-{
-    if (step == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "step is NULL");
-    return score__param_set_f64(__func__, step_params, SCORE__STEP_NPARAMS, step->params, param,
-                                value);
-}
-
-int score_step_set_i64(score_step *step, int param, int64_t value)
-{
-    if (step == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "step is NULL");
-    return score__param_set_i64(__func__, step_params, SCORE__STEP_NPARAMS, step->params, param,
-                                value);
-}
-
-int score_step_get_f64(const score_step *step, int param, double *out)
-{
-    if (step == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "step is NULL");
-    return score__param_get_f64(__func__, step_params, SCORE__STEP_NPARAMS, step->params, param,
-                                out);
-}
-
-int score_step_get_i64(const score_step *step, int param, int64_t *out)
-{
-    if (step == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "step is NULL");
-    return score__param_get_i64(__func__, step_params, SCORE__STEP_NPARAMS, step->params, param,
-                                out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_step, score_step, "step", step_params, SCORE__STEP_NPARAMS)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 

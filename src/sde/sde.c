@@ -214,33 +214,7 @@ void score_sde_free(score_sde *sde)
     score__free(sde);
 }
 
-int score_sde_set_f64(score_sde *sde, int param, double value)
-{
-    if (sde == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
-    return score__param_set_f64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, value);
-}
-
-int score_sde_set_i64(score_sde *sde, int param, int64_t value)
-{
-    if (sde == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
-    return score__param_set_i64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, value);
-}
-
-int score_sde_get_f64(const score_sde *sde, int param, double *out)
-{
-    if (sde == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
-    return score__param_get_f64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, out);
-}
-
-int score_sde_get_i64(const score_sde *sde, int param, int64_t *out)
-{
-    if (sde == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
-    return score__param_get_i64(__func__, sde_params, SCORE__SDE_NPARAMS, sde->params, param, out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_sde, score_sde, "sde", sde_params, SCORE__SDE_NPARAMS)
 
 int score_sde_set_model(score_sde *sde, score_model *model)
 {

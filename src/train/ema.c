@@ -72,33 +72,7 @@ size_t score_ema_size(const score_ema *ema)
     return ema ? ema->n : 0;
 }
 
-int score_ema_set_f64(score_ema *ema, int param, double value)
-{
-    if (ema == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema is NULL");
-    return score__param_set_f64(__func__, ema_params, SCORE__EMA_NPARAMS, ema->params, param, value);
-}
-
-int score_ema_set_i64(score_ema *ema, int param, int64_t value)
-{
-    if (ema == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema is NULL");
-    return score__param_set_i64(__func__, ema_params, SCORE__EMA_NPARAMS, ema->params, param, value);
-}
-
-int score_ema_get_f64(const score_ema *ema, int param, double *out)
-{
-    if (ema == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema is NULL");
-    return score__param_get_f64(__func__, ema_params, SCORE__EMA_NPARAMS, ema->params, param, out);
-}
-
-int score_ema_get_i64(const score_ema *ema, int param, int64_t *out)
-{
-    if (ema == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema is NULL");
-    return score__param_get_i64(__func__, ema_params, SCORE__EMA_NPARAMS, ema->params, param, out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_ema, score_ema, "ema", ema_params, SCORE__EMA_NPARAMS)
 
 int score_ema_update(score_ema *ema, size_t n, const float *params)
 {

@@ -134,33 +134,7 @@ size_t score_optimizer_size(const score_optimizer *opt)
     return opt ? opt->n : 0;
 }
 
-int score_optimizer_set_f64(score_optimizer *opt, int param, double value)
-{
-    if (opt == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "opt is NULL");
-    return score__param_set_f64(__func__, opt_params, SCORE__OPT_NPARAMS, opt->params, param, value);
-}
-
-int score_optimizer_set_i64(score_optimizer *opt, int param, int64_t value)
-{
-    if (opt == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "opt is NULL");
-    return score__param_set_i64(__func__, opt_params, SCORE__OPT_NPARAMS, opt->params, param, value);
-}
-
-int score_optimizer_get_f64(const score_optimizer *opt, int param, double *out)
-{
-    if (opt == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "opt is NULL");
-    return score__param_get_f64(__func__, opt_params, SCORE__OPT_NPARAMS, opt->params, param, out);
-}
-
-int score_optimizer_get_i64(const score_optimizer *opt, int param, int64_t *out)
-{
-    if (opt == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "opt is NULL");
-    return score__param_get_i64(__func__, opt_params, SCORE__OPT_NPARAMS, opt->params, param, out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_optimizer, score_optimizer, "opt", opt_params, SCORE__OPT_NPARAMS)
 
 /* Learning rate of the update with 0-based index k. */
 static double lr_at(const score_optimizer *o, uint64_t k)
