@@ -5,52 +5,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Samplers by the names users know from score_sde / k-diffusion / diffusers: presets of the
- * library's drivers, or any predictor step type on a grid. */
+/* Samplers by the names users know from score_sde / k-diffusion / diffusers: a predictor step
+ * type, an optional corrector and a default grid (the library's presets are these too). */
 typedef struct sampler_def {
     const char *name;
-    int preset;              /* a score_sampler_preset, or 0 */
-    const char *predictor;   /* step type name when preset == 0 */
+    const char *predictor;   /* step type name (NULL: the one-level Langevin loop) */
     const char *corrector;   /* step type name or NULL */
     size_t steps;            /* default --steps */
-    int grid;                /* default grid (0 = the preset's) */
+    int grid;                /* default grid */
     const char *help;
 } sampler_def;
 
 static const sampler_def samplers[] = {
-    {"pc", SCORE_SAMPLER_PRESET_PC, NULL, NULL, 1000, 0,
-     "predictor-corrector: reverse diffusion + Langevin (score_sde)"},
-    {"ode", SCORE_SAMPLER_PRESET_ODE, NULL, NULL, 1000, 0,
+    {"pc", "reverse-diffusion", "langevin", 1000, SCORE_GRID_UNIFORM_T,
+     "predictor-corrector: reverse diffusion + Langevin, snr 0.16 (score_sde)"},
+    {"ode", "dopri5", NULL, 1000, SCORE_GRID_UNIFORM_T,
      "probability-flow ODE, adaptive Dormand-Prince 5(4), rtol = atol = 1e-5 (score_sde)"},
-    {"ald", 0, "none", "ald", 200, SCORE_GRID_UNIFORM_T,
-     "annealed Langevin dynamics over the noise levels (NCSN), 2 steps per level"},
-    {"edm", SCORE_SAMPLER_PRESET_EDM, NULL, NULL, 18, 0,
+    {"ald", "none", "ald", 200, SCORE_GRID_UNIFORM_LAMBDA,
+     "annealed Langevin dynamics over geometric noise levels (NCSN), 2 steps per level"},
+    {"edm", "heun", NULL, 18, SCORE_GRID_KARRAS,
      "EDM: Heun on the Karras grid, 18 steps (Karras et al. 2022)"},
-    {"euler", 0, "euler", NULL, 100, SCORE_GRID_KARRAS, "probability-flow ODE, Euler (k-diffusion)"},
-    {"heun", 0, "heun", NULL, 40, SCORE_GRID_KARRAS, "probability-flow ODE, Heun (EDM Algorithm 2)"},
-    {"midpoint", 0, "midpoint", NULL, 40, SCORE_GRID_KARRAS, "probability-flow ODE, midpoint rule"},
-    {"rk4", 0, "rk4", NULL, 25, SCORE_GRID_KARRAS, "probability-flow ODE, classical Runge-Kutta"},
-    {"dopri5", 0, "dopri5", NULL, 1000, 0, "probability-flow ODE, adaptive Dormand-Prince"},
-    {"em", 0, "em", NULL, 1000, SCORE_GRID_UNIFORM_T, "reverse SDE, Euler-Maruyama (score_sde)"},
-    {"reverse-diffusion", 0, "reverse-diffusion", NULL, 1000, SCORE_GRID_UNIFORM_T,
+    {"euler", "euler", NULL, 100, SCORE_GRID_KARRAS, "probability-flow ODE, Euler (k-diffusion)"},
+    {"heun", "heun", NULL, 40, SCORE_GRID_KARRAS, "probability-flow ODE, Heun (EDM Algorithm 2)"},
+    {"midpoint", "midpoint", NULL, 40, SCORE_GRID_KARRAS, "probability-flow ODE, midpoint rule"},
+    {"rk4", "rk4", NULL, 25, SCORE_GRID_KARRAS, "probability-flow ODE, classical Runge-Kutta"},
+    {"dopri5", "dopri5", NULL, 1000, SCORE_GRID_UNIFORM_T,
+     "probability-flow ODE, adaptive Dormand-Prince (--rtol, --atol)"},
+    {"em", "em", NULL, 1000, SCORE_GRID_UNIFORM_T, "reverse SDE, Euler-Maruyama (score_sde)"},
+    {"reverse-diffusion", "reverse-diffusion", NULL, 1000, SCORE_GRID_UNIFORM_T,
      "reverse-diffusion predictor alone (score_sde)"},
-    {"ancestral", 0, "ancestral", NULL, 1000, SCORE_GRID_UNIFORM_T,
+    {"ancestral", "ancestral", NULL, 1000, SCORE_GRID_UNIFORM_T,
      "ancestral sampling (DDPM / SMLD forms, score_sde)"},
-    {"euler-ancestral", 0, "euler-ancestral", NULL, 100, SCORE_GRID_KARRAS,
+    {"euler-ancestral", "euler-ancestral", NULL, 100, SCORE_GRID_KARRAS,
      "Euler ancestral, eta = 1 (k-diffusion)"},
-    {"ddim", 0, "ddim", NULL, 50, SCORE_GRID_UNIFORM_T, "DDIM, eta = 0 (--eta for stochastic)"},
-    {"dpm-solver-1", 0, "dpm-solver-1", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-1"},
-    {"dpm-solver-2", 0, "dpm-solver-2", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-2, singlestep"},
-    {"dpm-solver-3", 0, "dpm-solver-3", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-3, singlestep"},
-    {"dpmpp-2m", 0, "dpmpp-2m", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver++(2M), multistep"},
-    {"dpmpp-3m", 0, "dpmpp-3m", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver++(3M), multistep"},
-    {"dpmpp-2m-sde", 0, "dpmpp-2m-sde", NULL, 50, SCORE_GRID_UNIFORM_LAMBDA,
+    {"ddim", "ddim", NULL, 50, SCORE_GRID_UNIFORM_T, "DDIM, eta = 0 (--eta for stochastic)"},
+    {"dpm-solver-1", "dpm-solver-1", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-1"},
+    {"dpm-solver-2", "dpm-solver-2", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-2, singlestep"},
+    {"dpm-solver-3", "dpm-solver-3", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver-3, singlestep"},
+    {"dpmpp-2m", "dpmpp-2m", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver++(2M), multistep"},
+    {"dpmpp-3m", "dpmpp-3m", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "DPM-Solver++(3M), multistep"},
+    {"dpmpp-2m-sde", "dpmpp-2m-sde", NULL, 50, SCORE_GRID_UNIFORM_LAMBDA,
      "DPM-Solver++(2M) SDE, eta = 1"},
-    {"dpm-adaptive", 0, "dpm-solver-23", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA,
+    {"dpm-adaptive", "dpm-solver-23", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA,
      "adaptive DPM-Solver-2/3 (--rtol, --atol)"},
-    {"langevin", 0, NULL, NULL, 1000, 0,
+    {"langevin", NULL, NULL, 1000, 0,
      "Langevin MCMC at one noise level (models trained by dsm/hyvarinen/ssm)"},
-    {NULL, 0, NULL, NULL, 0, 0, NULL},
+    {NULL, NULL, NULL, 0, 0, NULL},
 };
 
 static const cli_name grids[] = {
@@ -366,33 +366,15 @@ int cli_cmd_sample(int argc, char **argv)
             goto out;
         nfe = steps;
     } else {
-        if (def->preset)
-            rc = score_sampler_new_preset(&smp, def->preset, dim);
-        else
-            rc = score_sampler_new(&smp, score_step_type_find(def->predictor),
-                                   def->corrector ? score_step_type_find(def->corrector) : NULL,
-                                   dim);
-        if (rc == SCORE_OK && corrector >= 0) {
-            /* rebuild with the requested corrector (0 = none), keeping the predictor */
-            score_sampler_free(smp);
-            smp = NULL;
-            const char *pred = def->predictor;
-            if (def->preset == SCORE_SAMPLER_PRESET_PC)
-                pred = "reverse-diffusion";
-            else if (def->preset == SCORE_SAMPLER_PRESET_EDM)
-                pred = "heun";
-            else if (def->preset == SCORE_SAMPLER_PRESET_ODE)
-                pred = "dopri5";
-            if (def->preset == SCORE_SAMPLER_PRESET_PC && grid == 0)
-                grid = SCORE_GRID_UNIFORM_T;
-            if (def->preset == SCORE_SAMPLER_PRESET_EDM && grid == 0)
-                grid = SCORE_GRID_KARRAS;
-            rc = score_sampler_new(&smp, score_step_type_find(pred),
-                                   corrector ? score_step_type_get(corrector) : NULL, dim);
-        }
+        /* --corrector replaces the sampler's own corrector (none = 0 removes it) */
+        const score_step_type *corr =
+            corrector > 0 ? score_step_type_get(corrector)
+                          : (corrector < 0 && def->corrector ? score_step_type_find(def->corrector)
+                                                             : NULL);
+        rc = score_sampler_new(&smp, score_step_type_find(def->predictor), corr, dim);
         if (rc == SCORE_OK)
             rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)steps);
-        if (rc == SCORE_OK && grid != 0)
+        if (rc == SCORE_OK)
             rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_GRID, grid);
         if (rc == SCORE_OK)
             rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_FINAL_DENOISE,

@@ -18,8 +18,10 @@ void cli_format_duration(double s, char *buf, size_t len)
 {
     if (!isfinite(s) || s < 0)
         snprintf(buf, len, "?");
+    else if (s < 10)
+        snprintf(buf, len, "%.1fs", s);
     else if (s < 60)
-        snprintf(buf, len, "%.0fs", ceil(s));
+        snprintf(buf, len, "%.0fs", s);
     else if (s < 3600)
         snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60.0));
     else

@@ -239,16 +239,18 @@ int cli_system_from_meta(const cli_meta *m, size_t dim, cli_system *sys, char *e
     const char *out = cli_meta_get(m, "score.output"), *cond = cli_meta_get(m, "score.cond");
     sys->output_kind = SCORE_OUTPUT_SCORE;
     sys->cond_kind = SCORE_COND_DEFAULT;
-    int found = out == NULL;
-    for (const cli_name *k = cli_outputs; out && k->name; k++)
+    int out_ok = out == NULL, cond_ok = cond == NULL;
+    for (const cli_name *k = cli_outputs; out != NULL && k->name != NULL; k++)
         if (strcmp(k->name, out) == 0) {
             sys->output_kind = k->value;
-            found = 1;
+            out_ok = 1;
         }
-    for (const cli_name *k = cli_conds; found && cond && k->name; k++)
-        if (strcmp(k->name, cond) == 0)
-            sys->cond_kind = k->value, found = 2;
-    if (!found || (cond != NULL && found != 2)) {
+    for (const cli_name *k = cli_conds; cond != NULL && k->name != NULL; k++)
+        if (strcmp(k->name, cond) == 0) {
+            sys->cond_kind = k->value;
+            cond_ok = 1;
+        }
+    if (!out_ok || !cond_ok) {
         snprintf(err, len, "the model file's output or conditioning kind is unknown ('%s', '%s')",
                  out ? out : "", cond ? cond : "");
         goto fail;

@@ -48,7 +48,8 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
                              float *h, float *d1, float *d2);
 
 /* The same with a residual input: h = res + phi(z + bias) (res: rows x cols, or NULL for the
- * plain kernel). h may alias z when d1 and d2 are NULL; res must not alias h. */
+ * plain kernel). h may alias z when d1 and d2 are NULL; bias, res, d1 and d2 must not overlap
+ * each other, z or h. */
 void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float *bias, int act,
                                  const float *res, float *h, float *d1, float *d2);
 

@@ -85,6 +85,7 @@ void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, 
                 (int)lda, x, 1, beta, y, 1);
 }
 
+SCORE__VEC_CLONES
 void score__saxpy(size_t n, float alpha, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++)
@@ -159,19 +160,29 @@ double score__act_d2(int act, double z)
     }
 }
 
+/* Range of the argument of exp_vec (see there). The vector loops read the bounds from this
+ * volatile table, not as constants: with constants GCC splits every loop into clamped and
+ * unclamped lanes (constant-folding e^bound) under masks, which doubles the work. */
+#define SCORE__EXP_LO -86.0f
+#define SCORE__EXP_HI 80.0f
+static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
+
 /* e^x in float without library calls, so that loops over it vectorize: x = n ln2 + r with
  * |r| <= ln2 / 2 (n rounded to nearest by the 1.5 * 2^23 shift, ln2 split in two parts), e^r by
  * the Cephes expf polynomial (relative error about 1e-7), 2^n through the exponent bits. x is
- * clamped to [-86, 88] so that the result is always a finite normal number (e^-86 = 4e-38
- * stands for anything smaller: as an addend of 1 or a factor of a bounded quantity the
- * difference is far below float resolution). */
-SCORE__INLINE float exp_vec(float x)
+ * clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result) are finite normal
+ * numbers (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for anything larger: as an
+ * addend of 1, or in a sigmoid that is then below 2e-35, the difference is far below float
+ * resolution). */
+SCORE__INLINE float exp_vec(float x, float lo, float hi)
 {
     float t, n, r, r2, p, scale;
     int32_t ni;
     uint32_t bits;
-    x = x < -86.0f ? -86.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    /* written as x86 maxps / minps read (a NaN x becomes a bound; the callers multiply by
+     * the original argument, so a NaN still propagates) */
+    x = x > lo ? x : lo;
+    x = x < hi ? x : hi;
     t = x * 1.44269504088896341f;
     n = (t + 12582912.0f) - 12582912.0f;
     r = x - n * 0.693359375f;
@@ -185,10 +196,10 @@ SCORE__INLINE float exp_vec(float x)
     return p * scale;
 }
 
-/* SiLU and its derivatives from s = sigmoid(z) (see act_eval). */
-SCORE__INLINE float silu_sig(float z)
+/* The logistic sigmoid 1 / (1 + e^-z), used by SiLU (see act_eval); lo, hi as exp_vec. */
+SCORE__INLINE float silu_sig(float z, float lo, float hi)
 {
-    return 1.0f / (1.0f + exp_vec(-z));
+    return 1.0f / (1.0f + exp_vec(-z, lo, hi));
 }
 
 static inline float sigmoid_f(float z)
@@ -203,7 +214,7 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
     float s, t, e, p;
     switch (act) {
     case SCORE__ACT_SILU:
-        s = silu_sig(z);
+        s = silu_sig(z, SCORE__EXP_LO, SCORE__EXP_HI);
         *f = z * s;
         *d1 = s * (1.0f + z * (1.0f - s));
         *d2 = s * (1.0f - s) * (2.0f + z * (1.0f - 2.0f * s));
@@ -241,51 +252,56 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
     }
 }
 
-/* One row of the fused bias + SiLU kernel, specialised on which outputs are wanted so that
- * each loop is a straight vectorizable sweep. h may alias z when d1 == d2 == NULL; res (the
- * residual input, or NULL) must not alias h. */
+/* One row of the fused bias + SiLU kernel: z += bias (when has_bias), h = [res +] phi(z),
+ * d1 = phi'(z), d2 = phi''(z) (when wanted). Always inlined with constant flags, so that every
+ * combination is one straight vectorizable sweep over the row. Only z and h may overlap (the
+ * restrict qualifiers leave the vectorizer a single run-time alias check, z against h; with
+ * more pointer pairs than its limit it would fall back to scalar code). */
+SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
+                             const float *restrict res, float *h, float *restrict d1,
+                             float *restrict d2, float lo, float hi, int has_bias, int has_res,
+                             int want_d1, int want_d2)
+{
+    for (size_t c = 0; c < cols; c++) {
+        float zz = z[c], s, f;
+        if (has_bias) {
+            zz = zz + bias[c];
+            z[c] = zz;
+        }
+        s = silu_sig(zz, lo, hi);
+        f = zz * s;
+        h[c] = has_res ? res[c] + f : f;
+        if (want_d1)
+            d1[c] = s * (1.0f + zz * (1.0f - s));
+        if (want_d2)
+            d2[c] = s * (1.0f - s) * (2.0f + zz * (1.0f - 2.0f * s));
+    }
+}
+
+/* One row: picks the specialised loop. h may alias z when d1 == d2 == NULL; res (the
+ * residual input, or NULL) must not alias h, d1 or d2. */
 SCORE__VEC_CLONES
 static void silu_row(size_t cols, float *z, const float *bias, const float *res, float *h,
-                     float *d1, float *d2)
+                     float *d1, float *d2, float lo, float hi)
 {
-    if (bias)
-        for (size_t c = 0; c < cols; c++)
-            z[c] += bias[c];
-    if (d1 == NULL && d2 == NULL) {
-        if (res != NULL) {
-            for (size_t c = 0; c < cols; c++) {
-                float zz = z[c];
-                h[c] = res[c] + zz * silu_sig(zz);
-            }
-        } else {
-            for (size_t c = 0; c < cols; c++) {
-                float zz = z[c];
-                h[c] = zz * silu_sig(zz);
-            }
-        }
-        return;
-    }
-    if (d2 == NULL) {
-        for (size_t c = 0; c < cols; c++) {
-            float zz = z[c], s = silu_sig(zz);
-            h[c] = zz * s;
-            d1[c] = s * (1.0f + zz * (1.0f - s));
-        }
-    } else {
-        if (d1 != NULL) {
-            for (size_t c = 0; c < cols; c++) {
-                float zz = z[c], s = silu_sig(zz), a = 1.0f - s;
-                h[c] = zz * s;
-                d1[c] = s * (1.0f + zz * a);
-                d2[c] = s * a * (2.0f + zz * (1.0f - 2.0f * s));
-            }
-        } else {
-            for (size_t c = 0; c < cols; c++) {
-                float zz = z[c], s = silu_sig(zz), a = 1.0f - s;
-                h[c] = zz * s;
-                d2[c] = s * a * (2.0f + zz * (1.0f - 2.0f * s));
-            }
-        }
+    int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2 | (d2 != NULL) << 3;
+    switch (code) {
+    case 0: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 0); break;
+    case 1: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 0); break;
+    case 2: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 0); break;
+    case 3: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 0); break;
+    case 4: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 0); break;
+    case 5: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 0); break;
+    case 6: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 0); break;
+    case 7: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 0); break;
+    case 8: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 1); break;
+    case 9: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 1); break;
+    case 10: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 1); break;
+    case 11: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 1); break;
+    case 12: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 1); break;
+    case 13: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 1); break;
+    case 14: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 1); break;
+    default: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 1); break;
     }
 }
 
@@ -301,17 +317,10 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
                                  const float *res, float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        for (size_t r = 0; r < rows; r++) {
-            float *hr = h + r * cols, *g1 = d1 ? d1 + r * cols : NULL;
-            const float *rr = res ? res + r * cols : NULL;
-            if (g1 != NULL || d2 != NULL) {
-                silu_row(cols, z + r * cols, bias, NULL, hr, g1, d2 ? d2 + r * cols : NULL);
-                if (rr != NULL)
-                    add_row(cols, rr, hr);
-            } else {
-                silu_row(cols, z + r * cols, bias, rr, hr, NULL, NULL);
-            }
-        }
+        float lo = exp_bounds[0], hi = exp_bounds[1];
+        for (size_t r = 0; r < rows; r++)
+            silu_row(cols, z + r * cols, bias, res ? res + r * cols : NULL, h + r * cols,
+                     d1 ? d1 + r * cols : NULL, d2 ? d2 + r * cols : NULL, lo, hi);
         return;
     }
     score__bias_act_forward(rows, cols, z, bias, act, h, d1, d2);
@@ -324,9 +333,10 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
                              float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
+        float lo = exp_bounds[0], hi = exp_bounds[1];
         for (size_t r = 0; r < rows; r++)
             silu_row(cols, z + r * cols, bias, NULL, h + r * cols, d1 ? d1 + r * cols : NULL,
-                     d2 ? d2 + r * cols : NULL);
+                     d2 ? d2 + r * cols : NULL, lo, hi);
         return;
     }
     for (size_t r = 0; r < rows; r++) {
@@ -356,18 +366,21 @@ void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2)
     }
 }
 
+SCORE__VEC_CLONES
 void score__mul(size_t n, const float *a, const float *b, float *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] * b[i];
 }
 
+SCORE__VEC_CLONES
 void score__mul_acc(size_t n, const float *a, const float *b, float *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] += a[i] * b[i];
 }
 
+SCORE__VEC_CLONES
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad)
 {
     /* Column sums in double, row order fixed, so the result does not depend on threads. */
