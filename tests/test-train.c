@@ -386,6 +386,13 @@ START_TEST(toy_datasets)
     ck_assert_fails_with(score_dataset_toy("ring8", r, 10, NULL), SCORE_E_INVAL);
     ck_assert_uint_eq(score_dataset_toy_dim("nope"), 0);
     ck_assert_uint_eq(score_dataset_toy_dim(NULL), 0);
+    /* the listing names exactly the datasets that exist */
+    ck_assert_uint_eq(score_dataset_toy_count(), 5);
+    for (size_t q = 0; q < score_dataset_toy_count(); q++) {
+        ck_assert_ptr_nonnull(score_dataset_toy_name(q));
+        ck_assert_uint_eq(score_dataset_toy_dim(score_dataset_toy_name(q)), 2);
+    }
+    ck_assert_ptr_null(score_dataset_toy_name(score_dataset_toy_count()));
     score_rng_free(r);
     free(x);
     free(y);

@@ -804,6 +804,23 @@ SCORE_API SCORE_WARN_UNUSED int score_dataset_toy(const char *name, const score_
 SCORE_API size_t score_dataset_toy_dim(const char *name);
 
 /**
+ * @brief Number of built-in toy datasets.
+ * @return the count (names are listed by score_dataset_toy_name()).
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API size_t score_dataset_toy_count(void);
+
+/**
+ * @brief Name of the @p i-th built-in toy dataset, e.g. `"ring8"`.
+ * @param[in] i 0 .. score_dataset_toy_count() - 1.
+ * @return a static string, or NULL when @p i is out of range.
+ * Thread-safety: safe.
+ * @since 0.1
+ */
+SCORE_API const char *score_dataset_toy_name(size_t i);
+
+/**
  * @brief Exact mixture parameters of a toy dataset that is a Gaussian mixture (`"ring8"`,
  * `"gaussian"`), in the layout of score_model_new_gmm() (diagonal covariances), e.g. to build
  * the analytic score model that is the test oracle.

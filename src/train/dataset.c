@@ -28,6 +28,16 @@ size_t score_dataset_toy_dim(const char *name)
     return name != NULL && toy_index(name) >= 0 ? 2 : 0;
 }
 
+size_t score_dataset_toy_count(void)
+{
+    return TOY_COUNT;
+}
+
+const char *score_dataset_toy_name(size_t i)
+{
+    return i < TOY_COUNT ? toy_names[i] : NULL;
+}
+
 /* One point from four uniforms u and four normals z (columns 0-3 and 4-7 of its row). */
 static void toy_point(int toy, const double *u, const double *z, float *out)
 {
