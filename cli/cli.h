@@ -175,7 +175,8 @@ double cli_sliced_w2(const float *a, size_t na, const float *b, size_t nb, size_
 double cli_w2_sq_sorted_1d(const double *a, size_t na, const double *b, size_t nb);
 
 /* ---- model files (modelfile.c) -----------------------------------------------------------
- * String metadata stored next to the library's own keys in a model file's `__metadata__`. */
+ * String metadata of the tool, stored as the model's user metadata (score_model_set_metadata());
+ * cli_model_read() also adds the library's own descriptive keys (kind, library, widths, ...). */
 typedef struct cli_meta {
     size_t n;
     char **keys, **values;

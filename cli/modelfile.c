@@ -1,7 +1,7 @@
-/* Model files of the `score` tool: a libscore model file (score_model_save_buffer()) whose
- * safetensors `__metadata__` additionally records how the model was trained and how to sample
- * it (schedule, output parameterization, data standardization), under keys that the library's
- * loader ignores. See doc/model-format.md. */
+/* Model files of the `score` tool: a libscore model file (score_model_save()) whose user
+ * metadata (score_model_set_metadata()) additionally records how the model was trained and how
+ * to sample it (schedule, output parameterization, data standardization). See
+ * doc/model-format.md. */
 #include "cli.h"
 
 #include <errno.h>
@@ -91,81 +91,30 @@ static uint64_t get_le64(const unsigned char *p)
     return v;
 }
 
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
                     size_t err_len)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    int rc = score_model_save_buffer(model, &buf, &len);
-    if (rc != SCORE_OK) {
+    /* The tool's keys are the model's user metadata (score_model_set_metadata()), which the
+     * library stores and restores itself; set them on a copy so the caller's model is unchanged. */
+    score_model *copy = NULL;
+    if (score_model_clone(&copy, model) != SCORE_OK) {
         snprintf(err, err_len, "cannot serialise the model: %s", score_last_error_message());
         return -1;
     }
-    const unsigned char *b = buf;
-    uint64_t hlen = get_le64(b);
-    cJSON *root = cJSON_ParseWithLength((const char *)b + 8, (size_t)hlen);
-    cJSON *meta = root ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
-    if (meta == NULL) {
-        meta = cJSON_CreateObject();
-        if (root != NULL && meta != NULL)
-            cJSON_AddItemToObject(root, "__metadata__", meta);
+    for (size_t i = 0; i < extra->n; i++) {
+        if (score_model_set_metadata(copy, extra->keys[i], extra->values[i]) != SCORE_OK) {
+            snprintf(err, err_len, "cannot record '%s' in the model file: %s", extra->keys[i],
+                     score_last_error_message());
+            score_model_free(copy);
+            return -1;
+        }
     }
-    char *json = NULL;
-    int ok = root != NULL && meta != NULL;
-    for (size_t i = 0; ok && i < extra->n; i++) {
-        cJSON_DeleteItemFromObjectCaseSensitive(meta, extra->keys[i]);
-        ok = cJSON_AddStringToObject(meta, extra->keys[i], extra->values[i]) != NULL;
-    }
-    if (ok)
-        json = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (json == NULL) {
-        score_free(buf);
-        snprintf(err, err_len, "cannot build the file header (out of memory?)");
-        return -1;
-    }
-    size_t jlen = strlen(json), padded = (jlen + 7) / 8 * 8;
-    size_t data_len = len - 8 - (size_t)hlen;
-
-    /* write to a temporary file next to the destination, then rename over it */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    FILE *f = NULL;
-    if (tmp != NULL) {
-        snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)(cli_now() * 1000) % 100000);
-        f = fopen(tmp, "wb");
-    }
-    if (f == NULL) {
-        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
-        free(tmp);
-        free(json);
-        score_free(buf);
-        return -1;
-    }
-    unsigned char head[8];
-    put_le64(head, padded);
-    int bad = fwrite(head, 1, 8, f) != 8;
-    bad |= fwrite(json, 1, jlen, f) != jlen;
-    for (size_t i = jlen; i < padded && !bad; i++)
-        bad |= fputc(' ', f) == EOF;
-    bad |= fwrite(b + 8 + hlen, 1, data_len, f) != data_len;
-    bad |= fclose(f) != 0;
-    free(json);
-    score_free(buf);
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
-        remove(tmp);
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    return 0;
+    int rc = score_model_save(copy, path);
+    if (rc != SCORE_OK)
+        snprintf(err, err_len, "cannot %s '%s': %s", rc == SCORE_E_IO ? "write" : "save the model to",
+                 path, score_last_error_message());
+    score_model_free(copy);
+    return rc == SCORE_OK ? 0 : -1;
 }
 
 int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
@@ -217,13 +166,23 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
                  score_last_error_message());
         return -1;
     }
-    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
+    /* The tool's keys: the model's user metadata, restored by the library. */
+    int ok = 1;
+    for (size_t i = 0; ok && i < score_model_metadata_count(*model); i++) {
+        const char *k, *v;
+        ok = score_model_metadata_key(*model, i, &k) == SCORE_OK &&
+             score_model_get_metadata(*model, k, &v) == SCORE_OK && v != NULL &&
+             cli_meta_set(meta, k, v) == 0;
+    }
+    /* For display only ('score info'): the library's own descriptive keys (kind, library
+     * version, architecture), read from the header; user entries were taken above. */
+    cJSON *root = ok ? cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen) : NULL;
     free(buf);
     const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
     const cJSON *it;
-    int ok = 1;
     cJSON_ArrayForEach(it, m) {
-        if (cJSON_IsString(it) && it->string != NULL)
+        if (cJSON_IsString(it) && it->string != NULL && strncmp(it->string, "user.", 5) != 0 &&
+            cli_meta_get(meta, it->string) == NULL)
             ok &= cli_meta_set(meta, it->string, it->valuestring) == 0;
     }
     cJSON_Delete(root);

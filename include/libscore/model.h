@@ -397,7 +397,11 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * [embed_dim / 2] (the Fourier projection W, so that a file fully determines the function).
  * The sinusoidal embedding uses frequencies f_i = exp(-ln(10000) i / max(half - 1, 1)),
  * i < half = embed_dim / 2, features [sin(f c), cos(f c)]; the Fourier one uses f_i = 2 pi W_i.
- * @param[in] model a model of a kind with ::SCORE_MODEL_CAP_SAVE.
+ * ::SCORE_MODEL_GAUSSIAN and ::SCORE_MODEL_GMM models are saved in their internal form (F64
+ * tensors) together with their schedule (kind and every parameter, "schedule.*"), so that the
+ * loaded model computes the same values bit for bit (see doc/model-format.md). User metadata
+ * (score_model_set_metadata()) is stored as "user.<key>" entries.
+ * @param[in] model a model of a kind with ::SCORE_MODEL_CAP_SAVE (MLP, Gaussian, GMM).
  * @param[in] path destination file name (UTF-8 / native encoding); replaced if it exists.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL or empty argument, or a configuring model whose
  *         settings are inconsistent); ::SCORE_E_UNSUPPORTED (kind without save, e.g. callbacks
@@ -416,8 +420,9 @@ SCORE_API SCORE_WARN_UNUSED int score_model_save(const score_model *model, const
  *
  * The file is treated as untrusted: the header length, JSON, dtypes, shapes, offsets (tiling
  * the data section exactly, overflow-checked), the architecture and the finiteness of every
- * value are validated before the model is built. The loaded model is prepared; outputs equal
- * those of the saved model bit for bit on the same build and BLAS.
+ * value are validated before the model is built, and so are the user metadata entries (the
+ * limits of score_model_set_metadata()), which the loaded model carries. The loaded model is
+ * prepared; outputs equal those of the saved model bit for bit on the same build and BLAS.
  * @param[out] out the loaded model; NULL on failure.
  * @param[in] path file name.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL argument); ::SCORE_E_IO (missing or unreadable
@@ -455,6 +460,73 @@ SCORE_API SCORE_WARN_UNUSED int score_model_save_buffer(const score_model *model
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_load_buffer(score_model **out, const void *buf,
                                                         size_t len);
+
+/* ---- user metadata (src/model/model-meta.c) ------------------------------------------- */
+
+/**
+ * @brief Sets, replaces or removes a user metadata entry of a model: a string map that
+ * score_model_clone() copies, score_model_save() writes and score_model_load() restores
+ * (in the file's `__metadata__` as `"user.<key>"`; see doc/model-format.md). Use it to record
+ * how a network was trained (schedule, parameterization, data scaling, provenance).
+ *
+ * Limits: a key is 1 to 128 printable ASCII characters (0x20 to 0x7e) other than `"` and
+ * `\`; a value is valid UTF-8 of at most 65536 bytes (no NUL); at most 256 entries.
+ * Entries are kept in byte order of their keys. Changing metadata never changes the model's
+ * function or phase.
+ * @param[in,out] model the model (any kind, configuring or prepared).
+ * @param[in] key the key (copied).
+ * @param[in] value the value (copied), or NULL to remove the entry (removing an absent key is
+ *            not an error).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p model or @p key, an invalid key, a value that is
+ *         not UTF-8 or too long); ::SCORE_E_RANGE (a new key when 256 entries exist; the model
+ *         is unchanged); ::SCORE_E_NOMEM.
+ * Ownership: none transferred. Pointers from score_model_get_metadata() and
+ * score_model_metadata_key() become invalid.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_set_metadata(score_model *model, const char *key,
+                                                         const char *value);
+
+/**
+ * @brief Looks up a user metadata entry.
+ * @param[in] model the model.
+ * @param[in] key the key.
+ * @param[out] value_out the value, or NULL when the key is absent (not an error); borrowed from
+ *             @p model, valid until its metadata next changes or it is freed.
+ * @return ::SCORE_OK (also when absent); ::SCORE_E_INVAL (a NULL argument; *@p value_out is
+ *         then NULL if @p value_out is not NULL).
+ * Ownership: none transferred.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_get_metadata(const score_model *model,
+                                                         const char *key,
+                                                         const char **value_out);
+
+/**
+ * @brief Number of user metadata entries.
+ * @param[in] model the model.
+ * @return the count; 0 when @p model is NULL.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ */
+SCORE_API size_t score_model_metadata_count(const score_model *model);
+
+/**
+ * @brief The key of the @p i-th user metadata entry (entries are in byte order of the keys),
+ * to enumerate them with score_model_metadata_count().
+ * @param[in] model the model.
+ * @param[in] i index, below score_model_metadata_count().
+ * @param[out] key_out the key; borrowed like score_model_get_metadata()'s value; NULL on
+ *             failure.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL argument); ::SCORE_E_RANGE (@p i too large).
+ * Ownership: none transferred.
+ * Thread-safety: safe for concurrent readers of @p model.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_metadata_key(const score_model *model, size_t i,
+                                                         const char **key_out);
 
 /* ---- analytic models (src/model/analytic.c) ------------------------------------------- */
 

@@ -17,7 +17,11 @@
 #include <math.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "io/safetensors-priv.h"
 #include "model-priv.h"
+#include "schedule-io-priv.h"
 
 #define ANALYTIC_MAX_DIM 4096
 #define ANALYTIC_MAX_K 65536
@@ -390,7 +394,11 @@ static int an_clone_impl(score_model *dst, const score_model *src)
     return SCORE_OK;
 }
 
-static const score__model_ops gaussian_ops = {
+static int an_save(const score_model *m, score__st_writer *w);
+static int gaussian_load(score_model **out, const score__st_reader *r);
+static int gmm_load(score_model **out, const score__st_reader *r);
+
+const score__model_ops score__gaussian_ops = {
     .name = "gaussian",
     .forward = an_forward,
     .jvp = an_jvp,
@@ -398,9 +406,11 @@ static const score__model_ops gaussian_ops = {
     .trace = an_trace,
     .clone_impl = an_clone_impl,
     .destroy_impl = an_destroy_impl,
+    .save = an_save,
+    .load = gaussian_load,
 };
 
-static const score__model_ops gmm_ops = {
+const score__model_ops score__gmm_ops = {
     .name = "gmm",
     .forward = an_forward,
     .jvp = an_jvp,
@@ -408,7 +418,167 @@ static const score__model_ops gmm_ops = {
     .trace = an_trace,
     .clone_impl = an_clone_impl,
     .destroy_impl = an_destroy_impl,
+    .save = an_save,
+    .load = gmm_load,
 };
+
+/* ---- model files --------------------------------------------------------------------
+ * Metadata "dim", "components" (k), "covariance" ("diag" or "full", Gaussian only) and the
+ * schedule under "schedule.*" (schedule-io-priv.h); F64 tensors of the internal representation
+ * (so that a loaded model computes bit for bit what the saved one did): "mean" [k, dim] and
+ * "var" [k, dim] (means and variances in the basis), "log_weight" [k], "cum_weight" [k], and
+ * for a full covariance "basis" [dim, dim] (row-major, column m = eigenvector m). */
+
+static int an_save(const score_model *m, score__st_writer *w)
+{
+    static const char fn[] = "score_model_save";
+    const analytic *A = m->impl;
+    char buf[32];
+    uint64_t kd[2] = {A->k, A->dim}, k1[1] = {A->k}, dd[2] = {A->dim, A->dim};
+    int rc;
+    snprintf(buf, sizeof buf, "%zu", A->dim);
+    if ((rc = score__st_writer_meta(fn, w, "dim", buf)) != SCORE_OK)
+        return rc;
+    snprintf(buf, sizeof buf, "%zu", A->k);
+    if ((rc = score__st_writer_meta(fn, w, "components", buf)) != SCORE_OK)
+        return rc;
+    if (m->kind == SCORE_MODEL_GAUSSIAN &&
+        (rc = score__st_writer_meta(fn, w, "covariance", A->q ? "full" : "diag")) != SCORE_OK)
+        return rc;
+    if ((rc = score__schedule_save(fn, A->sched, w, "schedule")) != SCORE_OK ||
+        (rc = score__st_writer_add(fn, w, "mean", SCORE__ST_F64, 2, kd, A->mu)) != SCORE_OK ||
+        (rc = score__st_writer_add(fn, w, "var", SCORE__ST_F64, 2, kd, A->lam)) != SCORE_OK ||
+        (rc = score__st_writer_add(fn, w, "log_weight", SCORE__ST_F64, 1, k1, A->logw)) != SCORE_OK ||
+        (rc = score__st_writer_add(fn, w, "cum_weight", SCORE__ST_F64, 1, k1, A->cumw)) != SCORE_OK)
+        return rc;
+    if (A->q != NULL &&
+        (rc = score__st_writer_add(fn, w, "basis", SCORE__ST_F64, 2, dd, A->q)) != SCORE_OK)
+        return rc;
+    return SCORE_OK;
+}
+
+static int meta_size(const char *fn, const score__st_reader *r, const char *key, size_t lo,
+                     size_t hi, size_t *out)
+{
+    const char *v = score__st_meta(r, key);
+    size_t x = 0;
+    if (v == NULL || v[0] == '\0')
+        return score__error(SCORE_E_FORMAT, fn, "metadata '%s' is missing", key);
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || x > hi)
+            return score__error(SCORE_E_FORMAT, fn, "metadata '%s' = '%.20s' is not an integer "
+                                "in [%zu, %zu]", key, v, lo, hi);
+        x = x * 10 + (size_t)(*p - '0');
+    }
+    if (x < lo || x > hi)
+        return score__error(SCORE_E_FORMAT, fn, "metadata '%s' = %zu not in [%zu, %zu]", key, x,
+                            lo, hi);
+    *out = x;
+    return SCORE_OK;
+}
+
+/* Decodes F64 tensor `name` of the given shape into out and checks every value is finite. */
+static int get_f64(const char *fn, const score__st_reader *r, const char *name, size_t ndim,
+                   const uint64_t *shape, double *out, size_t count)
+{
+    int rc = score__st_get(fn, r, name, SCORE__ST_F64, ndim, shape, out);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(out[i]))
+            return score__error(SCORE_E_FORMAT, fn, "tensor '%s'[%zu] is not finite", name, i);
+    return SCORE_OK;
+}
+
+static int an_load(score_model **out, const score__st_reader *r, int kind)
+{
+    static const char fn[] = "score_model_load";
+    size_t dim, k;
+    int full = 0, rc;
+    analytic *A;
+    score_schedule *sched = NULL;
+    const char *cov;
+    *out = NULL;
+    if ((rc = meta_size(fn, r, "dim", 1, ANALYTIC_MAX_DIM, &dim)) != SCORE_OK ||
+        (rc = meta_size(fn, r, "components", 1, kind == SCORE_MODEL_GAUSSIAN ? 1 : ANALYTIC_MAX_K,
+                        &k)) != SCORE_OK)
+        return rc;
+    if (kind == SCORE_MODEL_GAUSSIAN) {
+        cov = score__st_meta(r, "covariance");
+        if (cov == NULL || (strcmp(cov, "full") != 0 && strcmp(cov, "diag") != 0))
+            return score__error(SCORE_E_FORMAT, fn, "metadata 'covariance' is not 'full' or 'diag'");
+        full = strcmp(cov, "full") == 0;
+    }
+    if (score__st_find(r, "basis") != NULL && !full)
+        return score__error(SCORE_E_FORMAT, fn, "unexpected tensor 'basis'");
+    A = analytic_alloc(dim, k, full);
+    if (A == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    {
+        uint64_t kd[2] = {k, dim}, k1[1] = {k}, dd[2] = {dim, dim};
+        if ((rc = get_f64(fn, r, "mean", 2, kd, A->mu, k * dim)) != SCORE_OK ||
+            (rc = get_f64(fn, r, "var", 2, kd, A->lam, k * dim)) != SCORE_OK ||
+            (rc = get_f64(fn, r, "log_weight", 1, k1, A->logw, k)) != SCORE_OK ||
+            (rc = get_f64(fn, r, "cum_weight", 1, k1, A->cumw, k)) != SCORE_OK ||
+            (full && (rc = get_f64(fn, r, "basis", 2, dd, A->q, dim * dim)) != SCORE_OK))
+            goto fail;
+    }
+    for (size_t i = 0; i < k * dim; i++) {
+        if (!(A->lam[i] > 0.0)) {
+            rc = score__error(SCORE_E_FORMAT, fn, "var[%zu] = %g is not positive", i, A->lam[i]);
+            goto fail;
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        double prev = j ? A->cumw[j - 1] : 0.0;
+        /* cumulative sums may overshoot 1 by rounding before the last one is pinned to 1 */
+        if (!(A->logw[j] <= 0.0) || !(A->cumw[j] >= prev - 1e-9) || !(A->cumw[j] <= 1.0 + 1e-9)) {
+            rc = score__error(SCORE_E_FORMAT, fn, "weight %zu is inconsistent (log weight %g, "
+                              "cumulative %g)", j, A->logw[j], A->cumw[j]);
+            goto fail;
+        }
+    }
+    if (A->cumw[k - 1] != 1.0) {
+        rc = score__error(SCORE_E_FORMAT, fn, "the cumulative weights do not end at 1");
+        goto fail;
+    }
+    if (full) {
+        /* an orthonormal basis has entries in [-1, 1] (cheap sanity bound; the full
+         * orthogonality check would cost O(dim^3)) */
+        for (size_t i = 0; i < dim * dim; i++) {
+            if (fabs(A->q[i]) > 1.0 + 1e-9) {
+                rc = score__error(SCORE_E_FORMAT, fn, "basis[%zu] = %g is not in [-1, 1]", i,
+                                  A->q[i]);
+                goto fail;
+            }
+        }
+    }
+    if ((rc = score__schedule_load(fn, r, "schedule", &sched)) != SCORE_OK)
+        goto fail;
+    A->sched = sched;
+    rc = score__model_alloc(out, kind, dim,
+                            kind == SCORE_MODEL_GAUSSIAN ? &score__gaussian_ops : &score__gmm_ops);
+    if (rc != SCORE_OK) {
+        rc = score__error(rc, fn, "allocation failed");
+        goto fail;
+    }
+    (*out)->impl = A;
+    (*out)->prepared = 1;
+    return SCORE_OK;
+fail:
+    analytic_destroy(A);
+    return rc;
+}
+
+static int gaussian_load(score_model **out, const score__st_reader *r)
+{
+    return an_load(out, r, SCORE_MODEL_GAUSSIAN);
+}
+
+static int gmm_load(score_model **out, const score__st_reader *r)
+{
+    return an_load(out, r, SCORE_MODEL_GMM);
+}
 
 /* ---- constructors ------------------------------------------------------------------ */
 
@@ -438,7 +608,7 @@ static int finish(const char *fn, score_model **out, analytic *A, int kind,
         analytic_destroy(A);
         return score__error(rc, fn, "copying or preparing the schedule failed (%s)", msg);
     }
-    rc = score__model_alloc(out, kind, A->dim, kind == SCORE_MODEL_GAUSSIAN ? &gaussian_ops : &gmm_ops);
+    rc = score__model_alloc(out, kind, A->dim, kind == SCORE_MODEL_GAUSSIAN ? &score__gaussian_ops : &score__gmm_ops);
     if (rc != SCORE_OK) {
         analytic_destroy(A);
         return score__error(rc, fn, "allocation failed");

@@ -1,5 +1,5 @@
 /* Model files: the generic part of score_model_save/load (safetensors container, format and
- * kind metadata); each kind stores its own architecture and tensors through the save/load
+ * kind metadata, user metadata as "user.<key>"); each kind stores its own architecture and tensors through the save/load
  * hooks of its ops table. */
 #include <string.h>
 
@@ -10,10 +10,11 @@
 #define FORMAT_NAME "libscore"
 #define FORMAT_VERSION "1"
 
-/* Kinds that can be loaded, matched on the "kind" metadata against ops->name. Analytic kinds
- * add their ops here once they have save/load hooks. */
+/* Kinds that can be loaded, matched on the "kind" metadata against ops->name. */
 static const score__model_ops *const loadable[] = {
     &score__mlp_ops,
+    &score__gaussian_ops,
+    &score__gmm_ops,
 };
 
 static int save_to_buffer(const char *fn, const score_model *m, void **buf, size_t *len)
@@ -43,6 +44,16 @@ static int save_to_buffer(const char *fn, const score_model *m, void **buf, size
         rc = score__st_writer_meta(fn, w, "library", SCORE_VERSION_STRING);
     if (rc == SCORE_OK)
         rc = m->ops->save(m, w);
+    /* user metadata (score_model_set_metadata()), as "user.<key>" */
+    for (size_t i = 0; rc == SCORE_OK && i < score_model_metadata_count(m); i++) {
+        const char *key, *value;
+        char name[sizeof SCORE__META_FILE_PREFIX + SCORE__META_MAX_KEY];
+        if (score__model_meta_at(m, i, &key, &value) != SCORE_OK)
+            break;
+        memcpy(name, SCORE__META_FILE_PREFIX, sizeof SCORE__META_FILE_PREFIX - 1);
+        strcpy(name + sizeof SCORE__META_FILE_PREFIX - 1, key); /* key <= 128 bytes, checked */
+        rc = score__st_writer_meta(fn, w, name, value);
+    }
     if (rc == SCORE_OK)
         rc = score__st_writer_finish(fn, w, buf, len);
     score__st_writer_free(w);
@@ -76,6 +87,24 @@ int score_model_save(const score_model *model, const char *path)
     return rc;
 }
 
+/* Restores the "user.<key>" entries: hostile input, validated like the setter's arguments
+ * (SCORE_E_FORMAT). */
+static int load_user_meta(const char *fn, score_model *m, const score__st_reader *r)
+{
+    const size_t pl = sizeof SCORE__META_FILE_PREFIX - 1;
+    for (size_t i = 0; i < score__st_meta_count(r); i++) {
+        const char *key, *value;
+        int rc;
+        if (score__st_meta_at(r, i, &key, &value) != SCORE_OK || key == NULL || value == NULL)
+            return score__error(SCORE_E_FORMAT, fn, "unreadable metadata entry %zu", i);
+        if (strncmp(key, SCORE__META_FILE_PREFIX, pl) != 0)
+            continue;
+        if ((rc = score__model_meta_set(fn, SCORE_E_FORMAT, m, key + pl, value)) != SCORE_OK)
+            return rc;
+    }
+    return SCORE_OK;
+}
+
 static int load_from_reader(const char *fn, score_model **out, const score__st_reader *r)
 {
     const char *format = score__st_meta(r, "format");
@@ -93,6 +122,10 @@ static int load_from_reader(const char *fn, score_model **out, const score__st_r
             int rc = loadable[i]->load(out, r);
             if (rc == SCORE_OK && *out == NULL)
                 return score__error(SCORE_E_GENERIC, fn, "the %s loader returned no model", kind);
+            if (rc == SCORE_OK && (rc = load_user_meta(fn, *out, r)) != SCORE_OK) {
+                score_model_free(*out);
+                *out = NULL;
+            }
             return rc;
         }
     }

@@ -61,7 +61,28 @@ struct score_model {
     int last_callback_status;
     score__param_val params[SCORE__MODEL_NPARAMS];
     void *impl;
+    struct score__model_meta *meta; /* user metadata (model-meta.c); NULL = none */
 };
+
+/* User metadata (model-meta.c). Limits of score_model_set_metadata(). */
+#define SCORE__META_MAX_KEY 128
+#define SCORE__META_MAX_VALUE 65536
+#define SCORE__META_MAX_ENTRIES 256
+/* Prefix of user entries in a model file's "__metadata__". */
+#define SCORE__META_FILE_PREFIX "user."
+/* Key / value validation; failures return `status` (SCORE_E_INVAL for callers, SCORE_E_FORMAT
+ * for files) with a message. */
+int score__model_meta_check_key(const char *fn, int status, const char *key);
+int score__model_meta_check_value(const char *fn, int status, const char *key, const char *value);
+/* Sets (value NULL: removes) an entry after validating it; bad_status as above. */
+int score__model_meta_set(const char *fn, int bad_status, score_model *m, const char *key,
+                          const char *value);
+/* Deep copy of src's metadata into dst (dst->meta is overwritten); SCORE_E_NOMEM without a
+ * message. */
+int score__model_meta_copy(score_model *dst, const score_model *src);
+void score__model_meta_free(score_model *m);
+/* i-th entry in key order; SCORE_E_RANGE past the end (no message). */
+int score__model_meta_at(const score_model *m, size_t i, const char **key, const char **value);
 
 /* Evaluates F(x, c) like score_model_forward() (same checks and errors) but keeps no cache
  * for score_model_backward() (a later backward fails with SCORE_E_MISUSE): kinds with an
@@ -79,5 +100,8 @@ const score__param_desc *score__model_param_table(size_t *n_out);
 
 /* MLP kind (src/model/mlp.c). */
 extern const score__model_ops score__mlp_ops;
+/* Analytic kinds (src/model/analytic.c). */
+extern const score__model_ops score__gaussian_ops;
+extern const score__model_ops score__gmm_ops;
 
 #endif

@@ -102,6 +102,7 @@ void score_model_free(score_model *model)
         return;
     if (model->ops && model->ops->destroy_impl)
         model->ops->destroy_impl(model);
+    score__model_meta_free(model);
     score__free(model);
 }
 
@@ -120,9 +121,14 @@ int score_model_clone(score_model **out, const score_model *model)
     *m = *model;
     m->impl = NULL;
     m->cached_n = 0;
+    if (score__model_meta_copy(m, model) != SCORE_OK) {
+        score__free(m);
+        return score__error(SCORE_E_NOMEM, __func__, "copying the metadata failed");
+    }
     if (model->ops->clone_impl) {
         rc = model->ops->clone_impl(m, model);
         if (rc != SCORE_OK) {
+            score__model_meta_free(m);
             score__free(m);
             return score__error(rc, __func__, "copying the %s model failed", model->ops->name);
         }
