@@ -240,10 +240,14 @@ static void emit(const opts *o, const workload *w, const double *t, size_t n, co
     printf("{\"impl\": \"libscore\", \"workload\": \"%s\", \"threads\": %d, \"reps\": %zu, "
            "\"median_s\": %.9g, \"min_s\": %.9g, \"max_s\": %.9g, \"mad_s\": %.9g, "
            "\"unit\": \"%s\", \"items_per_run\": %.0f, \"flops_per_unit\": %.6g, "
-           "\"gflops\": %.6g, \"peak_rss_kb\": %ld, \"cpu_util\": %.3f, \"blas\": \"%s\"%s%s}\n",
+           "\"gflops\": %.6g, \"peak_rss_kb\": %ld, \"cpu_util\": %.3f, \"blas\": \"%s\"%s%s, "
+           "\"times_s\": [",
            w->name, o->threads, n, r->median, r->min, r->max, r->mad, unit, items, r->flops,
            r->flops / r->median * 1e-9, r->rss_kb, span_util, score_build_blas(), extra ? ", " : "",
            extra ? extra : "");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%.9g", i ? ", " : "", t[i]);
+    printf("]}\n");
     fflush(stdout);
 }
 
@@ -271,7 +275,8 @@ static void print_table(const opts *o)
 
 static int run_roofline(const opts *o, const workload *w)
 {
-    size_t n = ROOF_N, reps = o->quick ? 3 : (size_t)o->reps;
+    /* at least 10 repetitions: the runner takes the fastest as the machine's roofline */
+    size_t n = ROOF_N, reps = o->quick ? 3 : (size_t)(o->reps > 10 ? o->reps : 10);
     float *A = malloc(n * n * sizeof *A), *B = malloc(n * n * sizeof *B),
           *C = malloc(n * n * sizeof *C);
     double t[64];

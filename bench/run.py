@@ -4,8 +4,8 @@ same machine, at 1 and 2 threads, and prints libscore / PyTorch ratios, the frac
 roofline each achieves, the 2-thread speed-ups against the sgemm's and the peak memory of the
 sampling processes, then checks the targets of issue #8.
 
-usage: bench/run.py [--build-dir DIR] [--quick] [--reps R] [--threads 1,2] [--json FILE]
-                    [--no-torch] [--coretype auto|none|NAME] [--stat median|min]
+usage: bench/run.py [--build-dir DIR] [--quick] [--reps R] [--rounds K] [--threads 1,2]
+                    [--json FILE] [--no-torch] [--coretype auto|none|NAME] [--stat median_s|min_s]
 
 Builds nothing: it expects DIR/bench/score-bench (default DIR: build-bench next to this
 directory's parent, i.e. `meson setup build-bench --buildtype=release -Db_ndebug=true`).
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,10 @@ def thread_env(n, coretype):
               "MKL_NUM_THREADS"):
         env[v] = str(n)
     env["SCORE_BENCH_REEXEC"] = "1"  # the environment is already right: no re-exec needed
+    # OpenMP workers (PyTorch's intra-op pool) sleep instead of spinning when idle: with the
+    # default (active) policy they spin while OpenBLAS's own threads compute and, on a 2-vCPU
+    # machine, made PyTorch 10-30x slower at 2 threads (see bench/README.md).
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
     else:
@@ -139,6 +144,32 @@ def have_torch(py):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+def pool(recs):
+    """Merges the records of the same (impl, workload, threads) from several rounds: their
+    repetitions are pooled and the statistics recomputed; peak RSS is the largest."""
+    out, index = [], {}
+    for x in recs:
+        if "error" in x or "times_s" not in x:
+            out.append(x)
+            continue
+        key = (x.get("impl"), x.get("workload"), x.get("threads"))
+        if key not in index:
+            index[key] = dict(x)
+            out.append(index[key])
+            continue
+        y = index[key]
+        y["times_s"] = y["times_s"] + x["times_s"]
+        y["peak_rss_kb"] = max(y["peak_rss_kb"], x["peak_rss_kb"])
+        y["cpu_util"] = min(y.get("cpu_util", 0), x.get("cpu_util", 0))
+    for y in index.values():
+        t = sorted(y["times_s"])
+        med = statistics.median(t)
+        y.update(reps=len(t), median_s=med, min_s=t[0], max_s=t[-1],
+                 mad_s=statistics.median([abs(v - med) for v in t]))
+        y.pop("round", None)
+    return out
+
+
 def fmt_time(s):
     if s is None:
         return "-"
@@ -163,6 +194,10 @@ def main():
                     "2000 samples, one timed repetition of the samplers")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions (after one warm-up)")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="times the whole set of processes runs, alternating which "
+                         "implementation goes first; repetitions are pooled (default 3, "
+                         "--quick 1)")
     ap.add_argument("--json", default=os.path.join(ROOT, "build-bench", "bench-results.jsonl"),
                     help="JSON lines output (raw records and the derived comparison)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
@@ -179,6 +214,8 @@ def main():
             "-Db_ndebug=true && ninja -C build-bench" % bench)
         return 2
     threads = [int(t) for t in a.threads.split(",") if t]
+    if a.quick:
+        a.reps = min(a.reps, 2)
     reps = ["--reps", str(a.reps)] + (["--quick"] if a.quick else [])
     torch_ver = None
     if not a.no_torch:
@@ -209,27 +246,34 @@ def main():
             log(err)
             return 1
         smodel = ["--sampling-model", model]
-        for n in threads:
-            env = thread_env(n, coretype)
-            log("threads = %d" % n)
-            jobs = [("libscore", [bench, "--threads", str(n), "--only",
-                                  ",".join([ROOF] + TRAIN)] + reps)]
-            if torch_ver:
-                jobs.append(("pytorch", [a.python, os.path.join(HERE, "torch_reference.py"),
-                                         "--threads", str(n), "--only", ",".join(TRAIN)] + reps))
-            for w in SAMPLE:
-                jobs.append(("libscore", [bench, "--threads", str(n), "--only", w] + smodel + reps))
-                if torch_ver:
-                    jobs.append(("pytorch", [a.python, os.path.join(HERE, "torch_reference.py"),
-                                             "--threads", str(n), "--only", w] + smodel + reps))
-            for impl, cmd in jobs:
-                r, rc, err = run_jsonl(cmd, env, 1800)
-                if rc != 0:
-                    log("%s exited with %d:\n%s" % (impl, rc, err[-2000:]))
-                for x in r:
-                    x.setdefault("impl", impl)
-                    x["threads"] = n
-                recs += r
+        rounds = a.rounds or (1 if a.quick else 3)
+        torch_ref = os.path.join(HERE, "torch_reference.py")
+        for rnd in range(rounds):
+            for n in threads:
+                env = thread_env(n, coretype)
+                log("round %d/%d, threads = %d" % (rnd + 1, rounds, n))
+                pairs = [([bench, "--threads", str(n), "--only", ",".join([ROOF] + TRAIN)] + reps,
+                          [a.python, torch_ref, "--threads", str(n), "--only", ",".join(TRAIN)]
+                          + reps)]
+                for w in SAMPLE:
+                    pairs.append(([bench, "--threads", str(n), "--only", w] + smodel + reps,
+                                  [a.python, torch_ref, "--threads", str(n), "--only", w]
+                                  + smodel + reps))
+                jobs = []
+                for lib_cmd, pt_cmd in pairs:  # alternate who goes first from round to round
+                    pair = [("libscore", lib_cmd)] + ([("pytorch", pt_cmd)] if torch_ver else [])
+                    jobs += pair if rnd % 2 == 0 else pair[::-1]
+                for impl, cmd in jobs:
+                    r, rc, err = run_jsonl(cmd, env, 1800)
+                    if rc != 0:
+                        log("%s exited with %d:\n%s" % (impl, rc, err[-2000:]))
+                    for x in r:
+                        x.setdefault("impl", impl)
+                        x["threads"] = n
+                        x["round"] = rnd
+                    recs += r
+    raw = list(recs)
+    recs = pool(recs)
 
     def get(impl, w, n):
         for x in recs:
@@ -240,7 +284,9 @@ def main():
 
     stat = a.stat
     roof = {n: get("libscore", ROOF, n) for n in threads}
-    roof_gf = {n: (roof[n]["flops_per_unit"] / roof[n][stat] * 1e-9) if roof[n] else None
+    # the roofline is the machine's best: the fastest of the sgemm repetitions (a busy shared
+    # machine only ever slows a repetition down)
+    roof_gf = {n: (roof[n]["flops_per_unit"] / roof[n]["min_s"] * 1e-9) if roof[n] else None
                for n in threads}
     flops = {x["workload"]: x["flops_per_unit"] for x in recs
              if x.get("impl") == "libscore" and "flops_per_unit" in x}
@@ -254,8 +300,8 @@ def main():
             f = f / lib["items_per_run"] * rec["items_per_run"]
         return f / rec[stat] * 1e-9 / roof_gf[n]
 
-    sg_speed = (roof[1][stat] / roof[2][stat]) if (1 in roof and 2 in roof and roof[1]
-                                                   and roof[2]) else None
+    sg_speed = (roof[1]["min_s"] / roof[2]["min_s"]) if (1 in roof and 2 in roof and roof[1]
+                                                         and roof[2]) else None
     derived = []
     out = []
     hdr = ("%-22s %2s | %10s %13s | %10s %13s | %6s | %5s %5s | %5s %5s | %8s %8s"
@@ -268,7 +314,7 @@ def main():
     for n in threads:
         if roof[n]:
             out.append("%-22s %2d | %10s %13s | %10s %13s | %6s | %5s %5s | %5s %5s | %8s %8s"
-                       % ("sgemm 2048^3 (roof)", n, fmt_time(roof[n][stat]),
+                       % ("sgemm 2048^3 (roof)", n, fmt_time(roof[n]["min_s"]),
                           "%.1f GFLOP/s" % roof_gf[n], "", "", "", "100", "",
                           "%.2f" % sg_speed if (n == 2 and sg_speed) else "", "", "", ""))
     for w in TRAIN + SAMPLE:
@@ -350,9 +396,9 @@ def main():
                    "%.1f MB vs %.1f MB (%.1f%%)" % (d["peak_rss_kb_libscore"] / 1024,
                                                    d["peak_rss_kb_pytorch"] / 1024, 100 * r))
 
-    print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d repetitions%s"
+    print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d x %d repetitions%s"
           % (torch_ver or "(skipped)", core or "?",
-             " (forced)" if coretype else "", stat.replace("_s", ""), a.reps,
+             " (forced)" if coretype else "", stat.replace("_s", ""), rounds, a.reps,
              ", QUICK (2000 samples, fewer steps)" if a.quick else ""))
     print("\n".join(out))
     print("ratio = libscore throughput / PyTorch throughput; %roof = analytic FLOPs / time / "
@@ -369,9 +415,9 @@ def main():
         with open(a.json, "w") as f:
             meta = {"impl": "meta", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "openblas_core": core, "coretype_forced": coretype, "torch": torch_ver,
-                    "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps,
+                    "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps, "rounds": rounds,
                     "stat": stat}
-            for x in [meta] + recs + derived + checks:
+            for x in [meta] + raw + derived + checks:
                 f.write(json.dumps(x) + "\n")
         print("JSON lines: %s" % a.json)
     return 0

@@ -262,6 +262,7 @@ def emit(name, threads, times, unit, items, extra=None):
         "unit": unit, "items_per_run": items,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "reps": len(times), "cpu_util": round(LAST_CPU_UTIL[0], 3),
+        "times_s": [round(t, 9) for t in times],
     }
     rec.update(extra or {})
     print(json.dumps(rec), flush=True)

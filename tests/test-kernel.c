@@ -1,6 +1,7 @@
 /* Kernel layer against naive double-precision loops. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers/test-helpers.h"
 #include "kernel/kernel-priv.h"
@@ -145,6 +146,105 @@ START_TEST(fused_bias_activation)
 }
 END_TEST
 
+START_TEST(fused_bias_activation_residual)
+{
+    /* The residual variant is the plain kernel plus res, bit for bit (same float operations),
+     * including in place (h == z) and without a bias; 37 columns cover full vectors and a
+     * remainder for every vector width. */
+    enum { R = 3, C = 37 };
+    unsigned seed = 5;
+    float z0[R * C], z1[R * C], z2[R * C], b[C], res[R * C];
+    float h1[R * C], h2[R * C], d1a[R * C], d1b[R * C], d2a[R * C], d2b[R * C];
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (int i = 0; i < R * C; i++) {
+            z0[i] = 8.0f * frand(&seed);
+            res[i] = frand(&seed);
+        }
+        z0[2] = -120.0f; /* far into the saturated range of every activation */
+        z0[3] = 120.0f;
+        for (int i = 0; i < C; i++) b[i] = frand(&seed);
+        memcpy(z1, z0, sizeof z0);
+        memcpy(z2, z0, sizeof z0);
+        score__bias_act_forward(R, C, z1, b, acts[a], h1, d1a, d2a);
+        score__bias_act_forward_res(R, C, z2, b, acts[a], res, h2, d1b, d2b);
+        for (int i = 0; i < R * C; i++) {
+            ck_assert_float_eq(z2[i], z1[i]);
+            ck_assert_float_eq(h2[i], h1[i] + res[i]);
+            ck_assert_float_eq(d1b[i], d1a[i]);
+            ck_assert_float_eq(d2b[i], d2a[i]);
+        }
+        /* in place, values only */
+        memcpy(z2, z0, sizeof z0);
+        score__bias_act_forward_res(R, C, z2, b, acts[a], res, z2, NULL, NULL);
+        for (int i = 0; i < R * C; i++)
+            ck_assert_float_eq(z2[i], h1[i] + res[i]);
+        /* no bias, no residual: the scalar reference on z itself */
+        memcpy(z2, z0, sizeof z0);
+        score__bias_act_forward_res(R, C, z2, NULL, acts[a], NULL, h2, NULL, NULL);
+        for (int i = 0; i < R * C; i++) {
+            ck_assert_float_eq(z2[i], z0[i]);
+            ck_assert_double_le(fabs(h2[i] - score__act_f(acts[a], z0[i])), 2e-6 * (1 + fabs(z0[i])));
+        }
+    }
+}
+END_TEST
+
+START_TEST(elementwise_mul_add)
+{
+    float a[21], b[21], c[21], out[21];
+    unsigned seed = 9;
+    for (int i = 0; i < 21; i++) {
+        a[i] = frand(&seed);
+        b[i] = frand(&seed);
+        c[i] = frand(&seed);
+    }
+    score__mul_add(21, a, b, c, out);
+    for (int i = 0; i < 21; i++)
+        ck_assert_float_eq(out[i], a[i] * b[i] + c[i]);
+    score__mul_add(21, a, b, c, a); /* out may alias a */
+    for (int i = 0; i < 21; i++)
+        ck_assert_float_eq(a[i], out[i]);
+}
+END_TEST
+
+/* Distance in units in the last place between two finite floats of the same sign region. */
+static double ulp_distance(float x, float y)
+{
+    if (x == y)
+        return 0.0;
+    return fabs((double)x - (double)y) / fabs((double)nextafterf(x, INFINITY) - (double)x);
+}
+
+START_TEST(sincos_features)
+{
+    /* Against libm in double rounded to float. The vector path computes in double with a
+     * relative error near 1e-16, so the rounded float can differ from libm's rounding only
+     * when the exact value lies within ~1e-16 of a rounding midpoint: at most 1 ulp (in
+     * practice the results are identical). c = 1e12 takes the libm fallback (|arg| >= 2^30). */
+    enum { N = 37 };
+    static const double cs[] = {0.0, 1e-5, 0.5, 1.0, -3.7, 999.0, 1e4, 1e12};
+    double freq[N];
+    float s[N], co[N];
+    unsigned seed = 3;
+    for (int i = 0; i < N; i++)
+        freq[i] = 6.283185307179586 * 16.0 * (double)frand(&seed) * (i % 3 == 0 ? 10.0 : 1.0);
+    freq[0] = 0.0;
+    freq[1] = 1.5707963267948966; /* arguments near multiples of pi / 2 */
+    freq[2] = -3.141592653589793;
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        score__sincos_features(N, freq, cs[k], s, co);
+        for (int i = 0; i < N; i++) {
+            double a = freq[i] * cs[k];
+            float rs = (float)sin(a), rc = (float)cos(a);
+            ck_assert_msg(ulp_distance(s[i], rs) <= 1.0 || fabs(s[i] - rs) < 1e-30,
+                          "sin(%.17g): %.9g vs %.9g", a, s[i], rs);
+            ck_assert_msg(ulp_distance(co[i], rc) <= 1.0 || fabs(co[i] - rc) < 1e-30,
+                          "cos(%.17g): %.9g vs %.9g", a, co[i], rc);
+        }
+    }
+}
+END_TEST
+
 START_TEST(row_reductions)
 {
     enum { R = 4, C = 1001 };
@@ -191,6 +291,9 @@ int main(void)
     tcase_add_test(tc, sgemv_against_naive);
     tcase_add_test(tc, activation_derivatives_fd);
     tcase_add_test(tc, fused_bias_activation);
+    tcase_add_test(tc, fused_bias_activation_residual);
+    tcase_add_test(tc, elementwise_mul_add);
+    tcase_add_test(tc, sincos_features);
     tcase_add_test(tc, row_reductions);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

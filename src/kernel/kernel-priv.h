@@ -24,6 +24,10 @@ void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float 
                   const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                   size_t ldc);
 
+/* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
+ * the BLAS does not tell). For choosing block sizes only: results never depend on it. */
+int score__blas_threads(void);
+
 /* y[M] = alpha * op(A) x + beta * y, A row-major M x N (op(A) = A^T: y has N entries).
  * beta == 0 overwrites y without reading it. */
 void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, size_t lda,
@@ -31,6 +35,12 @@ void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, 
 
 /* y += alpha * x (n floats). */
 void score__saxpy(size_t n, float alpha, const float *x, float *y);
+
+/* Embedding features: sin_out[i] = sin(freq[i] * c), cos_out[i] = cos(freq[i] * c) in double
+ * rounded to float, for |freq[i] * c| < 2^30 (larger arguments: libm's sin / cos); within
+ * 1 ulp of float of the correctly rounded values (vectorized, not libm). */
+void score__sincos_features(size_t n, const double *freq, double c, float *sin_out,
+                            float *cos_out);
 
 /* Name of the activation ("silu", ...) or NULL; id from name or -1. */
 const char *score__act_name(int act);
@@ -59,6 +69,8 @@ void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);
 /* Elementwise helpers. */
 void score__mul(size_t n, const float *a, const float *b, float *out);     /* out = a * b */
 void score__mul_acc(size_t n, const float *a, const float *b, float *out); /* out += a * b */
+/* out = a * b + c (out may alias a or b, not c) */
+void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out);
 /* bias_grad[c] += sum_r g[r, c] (accumulated in double per column). */
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad);
 

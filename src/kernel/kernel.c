@@ -67,6 +67,16 @@ void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float 
     }
 }
 
+int score__blas_threads(void)
+{
+#if defined(OPENBLAS_VERSION)
+    int n = openblas_get_num_threads();
+    return n > 0 ? n : 1;
+#else
+    return 1; /* unknown: callers assume a single-threaded BLAS */
+#endif
+}
+
 void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, size_t lda,
                   const float *x, float beta, float *y)
 {
@@ -90,6 +100,74 @@ void score__saxpy(size_t n, float alpha, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++)
         y[i] += alpha * x[i];
+}
+
+/* ---- sine and cosine features ---- */
+
+/* sin and cos of a double a with |a| < 2^30, written so that a loop over it vectorizes:
+ * q = round(2 a / pi) by the 1.5 * 2^52 shift (q's low bits then sit in the low mantissa bits
+ * of the shifted value), r = a - q pi/2 in three parts (Cody-Waite: the first two parts have
+ * 22 bits, so q * part is exact for |q| < 2^31; the reduction error is below 1e-21), |r| <=
+ * pi/4, then the Taylor series of sin and cos on r to degree 17 and 18 (truncation below
+ * 5e-17), and the quadrant's sign and swap. */
+SCORE__INLINE void sincos_vec(double a, double *s_out, double *c_out)
+{
+    const double shift = 6755399441055744.0; /* 1.5 * 2^52 */
+    double qs = a * 0.63661977236758134308 + shift, q = qs - shift, r, r2, sp, cp, s, c;
+    uint64_t bits;
+    unsigned quad;
+    memcpy(&bits, &qs, sizeof bits);
+    quad = (unsigned)(bits & 3u);
+    r = a - q * 1.5707964897155762;        /* pi/2 rounded to 22 bits */
+    r = r - q * -1.6292068494294654e-07;   /* the next 22 bits */
+    r = r - q * 5.390302858158119e-15;     /* the rest, to double */
+    r2 = r * r;
+    sp = 1.0 / 355687428096000.0;          /* 1/17! */
+    sp = sp * r2 - 1.0 / 1307674368000.0;  /* 1/15! */
+    sp = sp * r2 + 1.0 / 6227020800.0;
+    sp = sp * r2 - 1.0 / 39916800.0;
+    sp = sp * r2 + 1.0 / 362880.0;
+    sp = sp * r2 - 1.0 / 5040.0;
+    sp = sp * r2 + 1.0 / 120.0;
+    sp = sp * r2 - 1.0 / 6.0;
+    s = r + r * r2 * sp;
+    cp = 1.0 / 6402373705728000.0;         /* 1/18! */
+    cp = cp * r2 - 1.0 / 20922789888000.0; /* 1/16! */
+    cp = cp * r2 + 1.0 / 87178291200.0;
+    cp = cp * r2 - 1.0 / 479001600.0;
+    cp = cp * r2 + 1.0 / 3628800.0;
+    cp = cp * r2 - 1.0 / 40320.0;
+    cp = cp * r2 + 1.0 / 720.0;
+    cp = cp * r2 - 1.0 / 24.0;
+    cp = cp * r2 + 0.5;
+    c = 1.0 - r2 * cp;
+    /* quadrant k: sin(r + k pi/2) = (s, c, -s, -c)[k], cos = (c, -s, -c, s)[k] */
+    *s_out = (quad & 1u) ? c : s;
+    *c_out = (quad & 1u) ? s : c;
+    *s_out = (quad & 2u) ? -*s_out : *s_out;
+    *c_out = ((quad + 1u) & 2u) ? -*c_out : *c_out;
+}
+
+SCORE__VEC_CLONES
+void score__sincos_features(size_t n, const double *freq, double c, float *sin_out,
+                            float *cos_out)
+{
+    int big = 0;
+    for (size_t i = 0; i < n; i++)
+        big |= !(fabs(freq[i] * c) < 1073741824.0); /* also catches NaN */
+    if (big) {
+        for (size_t i = 0; i < n; i++) {
+            sin_out[i] = (float)sin(freq[i] * c);
+            cos_out[i] = (float)cos(freq[i] * c);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double s, co;
+        sincos_vec(freq[i] * c, &s, &co);
+        sin_out[i] = (float)s;
+        cos_out[i] = (float)co;
+    }
 }
 
 /* ---- activations ---- */
@@ -371,6 +449,13 @@ void score__mul(size_t n, const float *a, const float *b, float *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] * b[i];
+}
+
+SCORE__VEC_CLONES
+void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] * b[i] + c[i];
 }
 
 SCORE__VEC_CLONES

@@ -6,6 +6,7 @@
 
 #include "libscore/schedule.h"
 #include "loss-priv.h"
+#include "model/model-priv.h"
 
 /* Indices into the parameter table (sorted by id). */
 enum {
@@ -489,7 +490,9 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace");
     } else {
-        rc = score_model_forward(m, n, L->xm, L->c, L->f);
+        /* F only (for the output cotangent): trace_grad runs its own forward, so no backward
+         * cache is needed here */
+        rc = score__model_infer(m, n, L->xm, L->c, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model forward");
         for (size_t b = 0; b < n; b++) {
@@ -572,7 +575,8 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
             L->vjv[q] = d;
         }
     } else {
-        rc = score_model_forward(m, n, L->xm, L->c, L->f);
+        /* F only (for the output cotangent): vjv_grad runs its own forward */
+        rc = score__model_infer(m, n, L->xm, L->c, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model forward");
         for (size_t b = 0; b < n; b++) {

@@ -455,11 +455,8 @@ static void embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, cons
         } else if (b > 0 && c[b] == c[b - 1]) {
             memcpy(e, e - n0, p->E * sizeof *e);
         } else {
-            for (size_t i = 0; i < p->half; i++) {
-                double a = p->freq[i] * c[b];
-                e[i] = (float)sin(a);
-                e[p->half + i] = (float)cos(a);
-            }
+            /* e_i = (float)sin(f_i c), e_{half+i} = (float)cos(f_i c) */
+            score__sincos_features(p->half, p->freq, c[b], e, e + p->half);
         }
     }
 }
@@ -487,10 +484,15 @@ static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const do
     }
 }
 
-/* Rows per block of mlp_infer: the block's activations (h0 and two hidden-width buffers)
- * stay within about 1 MiB, i.e. in a core's L2 cache, between the GEMM that writes them and
- * the activation kernel that reads them. */
+/* Rows per block of mlp_infer: with a single-threaded BLAS the block's activations (h0 and two
+ * hidden-width buffers) stay within about 1 MiB, i.e. in a core's L2 cache, between the GEMM
+ * that writes them and the activation kernel that reads them. A multi-threaded BLAS needs
+ * larger GEMMs to split them profitably (OpenBLAS on 2 threads runs a 900 x 128 x 128 product
+ * no faster than on one), so blocks then grow to about 8 MiB. Blocks are of equal size (no
+ * small remainder block). Rows are independent; as for any batch size (model.h), the last
+ * bits of a row may depend on the number of rows in its GEMM. */
 #define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
+#define SCORE__MLP_INFER_BYTES_MT ((size_t)8 << 20)
 
 /* Forward pass without the backward cache (score__model_infer(): samplers, the sde), in blocks
  * of rows through a small workspace: bounded memory whatever n, and cache-resident blocks. */
@@ -499,12 +501,15 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
     static const char fn[] = "score_model_forward";
     mlp *p = impl_of(m);
     size_t dim = m->dim, L = p->L, n0 = p->n[0], per = n0 + 2 * p->maxh;
-    size_t nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float));
+    size_t nb, nblocks;
     const float *bl = B(p, L);
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
+    nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
+         (per * sizeof(float));
     nb = nb < 16 ? 16 : nb;
-    nb = nb < n ? nb : n;
+    nblocks = (n + nb - 1) / nb;
+    nb = (n + nblocks - 1) / nblocks;
     if (nb * per > p->icap) {
         float *a = score__calloc(nb * per, sizeof(float));
         if (a == NULL)
@@ -570,11 +575,12 @@ static int mlp_backward(score_model *m, size_t n, const float *gout, float *grad
         score__mul(n * nl, dh, p->d1[l], p->dz);
         if (grad)
             accum_layer_grad(p, l, n, p->dz, p->h[l - 1], grad);
-        if (l > 1) {
+        if (l > 1 && p->res[l]) {
+            /* residual block: dh_{l-1} = dh_l + dz W_l, accumulated in place (beta = 1) */
+            score__sgemm(0, 0, n, np, nl, 1.0f, p->dz, nl, W(p, l), np, 1.0f, dh, np);
+        } else if (l > 1) {
             float *t;
             score__sgemm(0, 0, n, np, nl, 1.0f, p->dz, nl, W(p, l), np, 0.0f, dhn, np);
-            if (p->res[l])
-                score__saxpy(n * np, 1.0f, dh, dhn);
             t = dh; dh = dhn; dhn = t;
         } else if (gx) {
             /* Only the x part of the first layer's input. */
@@ -594,6 +600,17 @@ static void bcast_mul(size_t nb, size_t k, size_t w, const float *d, const float
         for (size_t q = 0; q < k; q++) {
             size_t r = (b * k + q) * w;
             score__mul(w, in + r, d + b * w, out + r);
+        }
+}
+
+/* out[(b, q), :] = d[b, :] * in[(b, q), :] + add[(b, q), :] (out may be in, not add). */
+static void bcast_mul_add(size_t nb, size_t k, size_t w, const float *d, const float *in,
+                          const float *add, float *out)
+{
+    for (size_t b = 0; b < nb; b++)
+        for (size_t q = 0; q < k; q++) {
+            size_t r = (b * k + q) * w;
+            score__mul_add(w, in + r, d + b * w, add + r, out + r);
         }
 }
 
@@ -631,9 +648,10 @@ static float *tangent_forward(const mlp *p, size_t dim, size_t nb, size_t k, con
         float *u = T ? U[l] : (cur == A ? Bf : A);
         float *next = T ? T[l] : u;
         score__sgemm(0, 1, R, nl, np, 1.0f, cur, np, W(p, l), np, 0.0f, u, nl);
-        bcast_mul(nb, k, nl, p->d1[l], u, next);
         if (p->res[l])
-            score__saxpy(R * nl, 1.0f, cur, next);
+            bcast_mul_add(nb, k, nl, p->d1[l], u, cur, next); /* next = phi' u + cur */
+        else
+            bcast_mul(nb, k, nl, p->d1[l], u, next);
         cur = next;
     }
     return cur;
@@ -692,11 +710,11 @@ static int mlp_vjp(score_model *m, size_t n, const float *x, const double *c, si
         for (size_t l = L - 1; l >= 1; l--) {
             size_t nl = p->n[l], np = p->n[l - 1];
             bcast_mul(rows, k, nl, p->d1[l], G, GU);
-            if (l > 1) {
+            if (l > 1 && p->res[l]) {
+                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 1.0f, G, np);
+            } else if (l > 1) {
                 float *t;
                 score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gn, np);
-                if (p->res[l])
-                    score__saxpy(R * np, 1.0f, G, Gn);
                 t = G; G = Gn; Gn = t;
             } else {
                 score__sgemm(0, 0, R, dim, nl, 1.0f, GU, nl, W(p, 1), np, 0.0f,
@@ -866,14 +884,20 @@ static int tangent_grad(score_model *m, const char *fn, size_t n, const float *x
             }
             if (l > 1) {
                 float *tmp;
-                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gx, np);
-                if (p->res[l])
-                    score__saxpy(R * np, 1.0f, Gc, Gx);
-                tmp = Gc; Gc = Gx; Gx = tmp;
-                score__sgemm(0, 0, rows, np, nl, 1.0f, p->dz, nl, W(p, l), np, 0.0f, dhn, np);
-                if (p->res[l] && have_dh)
-                    score__saxpy(rows * np, 1.0f, dh, dhn);
-                tmp = dh; dh = dhn; dhn = tmp;
+                /* residual blocks accumulate in place (beta = 1): G_{l-1} = G_l + GU W_l,
+                 * dh_{l-1} = dh_l + dz W_l */
+                if (p->res[l]) {
+                    score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 1.0f, Gc, np);
+                } else {
+                    score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gx, np);
+                    tmp = Gc; Gc = Gx; Gx = tmp;
+                }
+                if (p->res[l] && have_dh) {
+                    score__sgemm(0, 0, rows, np, nl, 1.0f, p->dz, nl, W(p, l), np, 1.0f, dh, np);
+                } else {
+                    score__sgemm(0, 0, rows, np, nl, 1.0f, p->dz, nl, W(p, l), np, 0.0f, dhn, np);
+                    tmp = dh; dh = dhn; dhn = tmp;
+                }
                 have_dh = 1;
             }
         }
