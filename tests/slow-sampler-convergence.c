@@ -74,7 +74,7 @@ static void pub_free(void *state, void *ud)
     }
 }
 
-/* dpm-solver's multistep_dpm_solver_third_update ('dpmsolver++'), as in formulas.md 4.6:
+/* dpm-solver's multistep_dpm_solver_third_update ('dpmsolver++'), the published form:
  * D1 = D1_0 + r0/(r0+r1) (D1_0 - D1_1), D2 = (D1_0 - D1_1)/(r0+r1),
  * x_t = (s_t/s_s) x_s - a_t phi1 x0 + a_t phi2 D1 - a_t phi3 D2 (same time for all rows). */
 static int pub_apply(void *state, score_sde *sde, size_t n, size_t dim, const double *t,

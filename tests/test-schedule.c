@@ -1,4 +1,4 @@
-/* Noise schedules: golden values (reference/formulas.md), properties of every schedule
+/* Noise schedules: golden values (from the definitions of score_sde, EDM and k-diffusion), properties of every schedule
  * (Fokker-Planck consistency, monotone lambda and its inverse, finite values, discretization,
  * prior), time grids, parameters, lifecycle and bad input. */
 #include <float.h>
@@ -134,7 +134,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* ---- golden values (reference/formulas.md section 4.1, 4.5) -------------------------------- */
+/* ---- golden values (score_sde sde_lib.py; EDM and k-diffusion Karras grids) -------------------------------- */
 
 START_TEST(golden_vp)
 {

@@ -481,7 +481,7 @@ static double t_of_sigma_ve(const fx_system *f, double sigma)
 
 START_TEST(golden_euler_ancestral_split)
 {
-    /* k-diffusion's ancestral split (formulas.md 4.5): 10 -> 5 with eta = 1 gives
+    /* k-diffusion's ancestral split (get_ancestral_step): 10 -> 5 with eta = 1 gives
      * sigma_up = 4.330127019, sigma_down = 2.5 */
     fx_system f;
     score_step *st;
@@ -512,7 +512,7 @@ END_TEST
 
 START_TEST(ddim_matches_diffusers)
 {
-    /* diffusers DDIM (formulas.md 4.7) on VP with eta = 0.5:
+    /* diffusers DDIM (scheduling_ddim.py step) on VP with eta = 0.5:
      * sigma_t = eta sqrt((1 - ab_prev)/(1 - ab_t)) sqrt(1 - ab_t / ab_prev),
      * x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - sigma_t^2) eps + sigma_t z */
     fx_system f;
@@ -550,7 +550,7 @@ END_TEST
 
 START_TEST(dpmpp_2m_matches_k_diffusion)
 {
-    /* k-diffusion's sample_dpmpp_2m (formulas.md 4.5) in sigma space on VE, second step:
+    /* k-diffusion's sample_dpmpp_2m in sigma space on VE, second step:
      * t = -ln sigma, h = t_next - t, r = h_last / h,
      * D~ = (1 + 1/(2r)) D_i - (1/(2r)) D_{i-1}, x <- (s'/s) x - (e^-h - 1) D~ */
     fx_system f;
@@ -587,7 +587,7 @@ END_TEST
 
 START_TEST(reverse_diffusion_and_ancestral_formulas)
 {
-    /* score_sde (formulas.md 4.3): reverse diffusion x - f x + G^2 s + G z with the schedule's
+    /* score_sde (ReverseDiffusionPredictor): reverse diffusion x - f x + G^2 s + G z with the schedule's
      * discretization (N = 1000, VE: SMLD); ancestral VE form with sigma_i, sigma_{i-1}; VP form
      * with the exact transition (1 - beta_i = alpha(t)^2 / alpha(t')^2) */
     for (int v = 0; v < 3; v++) {

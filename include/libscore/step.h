@@ -11,7 +11,7 @@
  * larger than before). score_step_apply() advances n rows from t to t_next through a
  * ::score_sde (schedule + model).
  *
- * Notation (DESIGN.md): `x_t = alpha(t) x_0 + sigma(t) eps`; the EDM noise level is
+ * Notation: `x_t = alpha(t) x_0 + sigma(t) eps`; the EDM noise level is
  * `s = sigma / alpha = exp(-lambda)`; the data prediction is `D(x, t) = x0_hat`
  * (score_sde_x0()); the noise prediction `eps_hat = (x - alpha D) / sigma`. The deterministic
  * solvers integrate the probability-flow ODE in the scaled variable `y = x / alpha` as a

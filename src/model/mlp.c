@@ -17,7 +17,7 @@
  * row i, column j) for weights and (seed, stream 2, counter l, row 0, column i) for biases,
  * value = bound * (2u - 1).
  *
- * Derivatives follow /work/shared/reference/mlp-jacobian-trace.md: tangents T_l of every hidden
+ * Derivatives by forward-mode propagation: tangents T_l of every hidden
  * layer are (rows * k) x n_l matrices (row (b, p) = tangent p of batch row b), propagated by
  * one GEMM per layer; the reverse pass through primal and tangents includes the phi'' terms.
  * Batches are cut into blocks so that the tangent matrices stay within a memory budget.
