@@ -126,11 +126,10 @@ int score__step_ancestral(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-int score__step_euler_ancestral(score_step *st, const score__step_call *c)
+/* Shared start of the eta-controlled steps (Euler-ancestral, DDIM): the end-point
+ * coefficients, the data prediction d at t, and the noise z when eta > 0. */
+static int x0_and_noise(score_step *st, const score__step_call *c, double eta, float *d, float *z)
 {
-    size_t n = c->n, dim = c->dim;
-    float *d = st->buf[0], *z = st->buf[1];
-    double eta = score__step_eta(st);
     int rc = ends(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -139,6 +138,17 @@ int score__step_euler_ancestral(score_step *st, const score__step_call *c)
         return rc;
     if (eta > 0.0)
         score__step_noise(c, 0, z);
+    return SCORE_OK;
+}
+
+int score__step_euler_ancestral(score_step *st, const score__step_call *c)
+{
+    size_t n = c->n, dim = c->dim;
+    float *d = st->buf[0], *z = st->buf[1];
+    double eta = score__step_eta(st);
+    int rc = x0_and_noise(st, c, eta, d, z);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         double a = st->dbl[R_A][i], an = st->dbl[R_AN][i];
         double s = st->dbl[R_SG][i] / a, sn = st->dbl[R_SGN][i] / an;
@@ -271,14 +281,9 @@ int score__step_ddim(score_step *st, const score__step_call *c)
     size_t n = c->n, dim = c->dim;
     float *d = st->buf[0], *z = st->buf[1];
     double eta = score__step_eta(st);
-    int rc = ends(st, c);
+    int rc = x0_and_noise(st, c, eta, d, z);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_x0(st, c, c->t, c->x, d);
-    if (rc != SCORE_OK)
-        return rc;
-    if (eta > 0.0)
-        score__step_noise(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double a = st->dbl[R_A][i], sg = st->dbl[R_SG][i];
         double an = st->dbl[R_AN][i], sgn = st->dbl[R_SGN][i];
