@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <libscore/libscore.h>
 
 #include "kernel/kernel-priv.h"
@@ -68,6 +69,8 @@ static const workload workloads[] = {
 
 typedef struct opts {
     int threads;
+    int model_threads; /* SCORE_MODEL_PARAM_THREADS of the sampling model (see --par) */
+    int par;           /* PAR_AUTO, PAR_BLAS, PAR_MODEL */
     int reps;
     int quick;
     const char *only;
@@ -237,12 +240,12 @@ static void emit(const opts *o, const workload *w, const double *t, size_t n, co
     r->flops = workload_flops(w);
     r->rss_kb = peak_rss_kb();
     r->ok = 1;
-    printf("{\"impl\": \"libscore\", \"workload\": \"%s\", \"threads\": %d, \"reps\": %zu, "
-           "\"median_s\": %.9g, \"min_s\": %.9g, \"max_s\": %.9g, \"mad_s\": %.9g, "
+    printf("{\"impl\": \"libscore\", \"workload\": \"%s\", \"threads\": %d, "
+           "\"threads_by\": \"%s\", \"reps\": %zu, \"median_s\": %.9g, \"min_s\": %.9g, \"max_s\": %.9g, \"mad_s\": %.9g, "
            "\"unit\": \"%s\", \"items_per_run\": %.0f, \"flops_per_unit\": %.6g, "
            "\"gflops\": %.6g, \"peak_rss_kb\": %ld, \"cpu_util\": %.3f, \"blas\": \"%s\"%s%s, "
            "\"times_s\": [",
-           w->name, o->threads, n, r->median, r->min, r->max, r->mad, unit, items, r->flops,
+           w->name, o->threads, o->model_threads > 1 ? "model" : "blas", n, r->median, r->min, r->max, r->mad, unit, items, r->flops,
            r->flops / r->median * 1e-9, r->rss_kb, span_util, score_build_blas(), extra ? ", " : "",
            extra ? extra : "");
     for (size_t i = 0; i < n; i++)
@@ -384,6 +387,7 @@ static int run_train(const opts *o, const workload *w)
     loss_kind = w->kind == WL_DSM ? SCORE_LOSS_SDE
               : w->kind == WL_HYV ? SCORE_LOSS_HYVARINEN : SCORE_LOSS_SSM;
     CHECK(new_mlp(&m, w->d, w->h));
+    CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
     if (w->kind == WL_DSM) {
         CHECK(new_ve(&sched));
         CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
@@ -487,6 +491,7 @@ static int run_sampling(const opts *o, const workload *w)
     size_t n = o->samples ? o->samples : o->quick ? 2000 : w->b;
     int rc = SCORE_E_NOMEM;
     CHECK(sampling_model(o, &m));
+    CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
     CHECK(new_ve(&sched));
     CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
     CHECK(score_sde_set_i64(sde, SCORE_SDE_PARAM_COND, SCORE_COND_T));
@@ -564,8 +569,31 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: score-bench [--threads N] [--reps R] [--only W1,W2,...] [--quick]\n"
             "                   [--sampling-model PATH] [--make-sampling-model PATH] [--list]\n"
-            "                   [--samples N] [--cpu-time]\n"
-            "JSON lines on stdout, a table on stderr. W may end in '*' (prefix match).\n");
+            "                   [--samples N] [--cpu-time] [--par auto|blas|model]\n"
+            "JSON lines on stdout, a table on stderr. W may end in '*' (prefix match).\n"
+            "--par: who runs the N threads: the BLAS, or the model (SCORE_MODEL_PARAM_THREADS,\n"
+            "the BLAS on one thread); auto (default): the model for DSM training and sampling,\n"
+            "the BLAS for the Hyvarinen and sliced losses.\n");
+}
+
+enum { PAR_AUTO, PAR_BLAS, PAR_MODEL };
+
+/* Who runs the N threads of a workload: the BLAS (its own pool inside each GEMM), or the model
+ * (SCORE_MODEL_PARAM_THREADS: blocks of rows at a time, each on a one-thread BLAS). auto: the
+ * model where it parallelises the whole computation (the cache-free evaluation of samplers and
+ * the forward / backward of DSM training), the BLAS for the tangent paths of the Hyvärinen and
+ * sliced losses and for the roofline. OpenBLAS's thread count is switched at run time; with
+ * another BLAS the model mode relies on its environment (BLIS_NUM_THREADS=1). */
+static void set_parallelism(opts *o, const workload *w)
+{
+    int model = o->par == PAR_MODEL ||
+                (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM));
+    if (w->kind == WL_ROOF)
+        model = 0;
+    o->model_threads = model ? o->threads : 1;
+#if defined(OPENBLAS_VERSION)
+    openblas_set_num_threads(model ? 1 : o->threads);
+#endif
 }
 
 /* Makes the BLAS thread count of this process N: the BLAS libraries read it from the
@@ -598,7 +626,7 @@ static void ensure_threads(int n, char **argv)
 
 int main(int argc, char **argv)
 {
-    opts o = {1, 5, 0, NULL, NULL, NULL, 0};
+    opts o = {1, 1, PAR_AUTO, 5, 0, NULL, NULL, NULL, 0};
     int failed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -610,6 +638,15 @@ int main(int argc, char **argv)
             o.only = argv[++i];
         else if (strcmp(a, "--quick") == 0)
             o.quick = 1;
+        else if (strcmp(a, "--par") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            o.par = strcmp(v, "blas") == 0 ? PAR_BLAS : strcmp(v, "model") == 0 ? PAR_MODEL
+                  : strcmp(v, "auto") == 0 ? PAR_AUTO : -1;
+            if (o.par < 0) {
+                usage(stderr);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--cpu-time") == 0)
             use_cpu_clock = 1;
         else if (strcmp(a, "--sampling-model") == 0 && i + 1 < argc)
@@ -646,6 +683,7 @@ int main(int argc, char **argv)
         int rc;
         if (!selected(&o, w->name))
             continue;
+        set_parallelism(&o, w);
         switch (w->kind) {
         case WL_ROOF: rc = run_roofline(&o, w); break;
         case WL_PC:

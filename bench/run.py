@@ -403,7 +403,10 @@ def main():
     print("\n".join(out))
     print("ratio = libscore throughput / PyTorch throughput; %roof = analytic FLOPs / time / "
           "sgemm 2048^3 GFLOP/s at the same thread count;\n2T/1T = speed-up from 1 to 2 threads, "
-          "'vs sg' = that speed-up / the sgemm's 2T/1T speed-up.")
+          "'vs sg' = that speed-up / the sgemm's 2T/1T speed-up.\n"
+          "libscore's threads (score-bench --par auto): the model's own (SCORE_MODEL_PARAM_THREADS, "
+          "BLAS on 1 thread) for DSM and sampling,\nOpenBLAS's for the Hyvarinen and sliced losses "
+          "(tangent paths). PyTorch: torch.set_num_threads.")
     if checks:
         print("\nTargets (issue #8):")
         for c in checks:

@@ -66,6 +66,8 @@ const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NU
 int cli_opt_flag(const cli_opt *opts, const char *name);          /* 1 if given */
 /* Typed getters: leave *out unchanged when the option is absent; return 0 or CLI_EXIT_USAGE. */
 int cli_opt_size(const cli_opt *opts, const char *name, size_t min, size_t max, size_t *out);
+/* Applies --threads N (1..1024, when given) to the model's SCORE_MODEL_PARAM_THREADS. */
+int cli_model_threads(const cli_opt *opts, score_model *model);
 int cli_opt_u64(const cli_opt *opts, const char *name, uint64_t *out);
 int cli_opt_double(const cli_opt *opts, const char *name, double min, double max, double *out);
 void cli_print_options(FILE *f, const cli_opt *opts);

@@ -110,6 +110,11 @@ static int load_model(const char *path, const cli_opt *opts, score_model **model
     memset(sys, 0, sizeof *sys);
     if (cli_model_read(path, model, meta, err, sizeof err) != 0)
         return cli_fail("%s", err);
+    if ((rc = cli_model_threads(opts, *model)) != 0) {
+        score_model_free(*model);
+        *model = NULL;
+        return rc;
+    }
     size_t dim = score_model_dim(*model);
     if (cli_meta_get(meta, "score.schedule") != NULL) {
         if (cli_system_from_meta(meta, dim, sys, err, sizeof err) != 0) {
@@ -218,6 +223,7 @@ static cli_opt s_opts[] = {
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
+    {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar and no summary", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
@@ -343,6 +349,7 @@ int cli_cmd_sample(int argc, char **argv)
             goto out;
         }
         if ((rc = score_model_new_cfg(&cfg, model, uncond, w)) != SCORE_OK ||
+            (rc = cli_model_threads(s_opts, cfg)) != 0 ||
             (rc = score_sde_set_model(sde, cfg)) != SCORE_OK) {
             status = cli_lib_fail(rc, "guidance");
             goto out;
@@ -495,6 +502,7 @@ static cli_opt l_opts[] = {
     {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
     {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
     {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
+    {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };

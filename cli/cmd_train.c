@@ -75,6 +75,7 @@ static cli_opt opts[] = {
     {"no-standardize", 0, 0, NULL, "train on the raw data (default: per-column mean 0, std 1)", NULL},
     {"plot", 0, 1, "FILE.svg", "write the score field over the data and the loss curve", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
+    {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar and no summary", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
@@ -403,6 +404,10 @@ int cli_cmd_train(int argc, char **argv)
          (rc = score_model_set_f64(model, SCORE_MODEL_PARAM_FOURIER_SCALE, fscale)) != SCORE_OK) ||
         (rc = score_model_prepare(model)) != SCORE_OK) {
         status = cli_lib_fail(rc, "model");
+        goto out;
+    }
+    if ((rc = cli_model_threads(opts, model)) != 0) {
+        status = rc;
         goto out;
     }
     if ((rc = cli_system_sde(&sys, model, &sde)) != 0)

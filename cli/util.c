@@ -147,6 +147,17 @@ bad:
     return cli_usage_error("--%s: '%s' is not a non-negative integer", name, v);
 }
 
+int cli_model_threads(const cli_opt *opts, score_model *model)
+{
+    size_t threads = 0;
+    int rc = cli_opt_size(opts, "threads", 1, 1024, &threads);
+    if (rc != 0 || threads == 0)
+        return rc;
+    if ((rc = score_model_set_i64(model, SCORE_MODEL_PARAM_THREADS, (int64_t)threads)) != SCORE_OK)
+        return cli_lib_fail(rc, "--threads");
+    return 0;
+}
+
 int cli_opt_u64(const cli_opt *opts, const char *name, uint64_t *out)
 {
     const char *v = cli_opt_get(opts, name);

@@ -1,5 +1,6 @@
 /* Kernel layer against naive double-precision loops. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +246,71 @@ START_TEST(sincos_features)
 }
 END_TEST
 
+/* Statistics of score__sincos_features() against libm in double rounded to float. */
+typedef struct {
+    double max_ulp, max_abs, max_arg;
+    long differ, total;
+} sincos_stats;
+
+static void sincos_check(size_t n, const double *freq, double c, sincos_stats *st)
+{
+    float s[64], co[64];
+    ck_assert_uint_le(n, 64);
+    score__sincos_features(n, freq, c, s, co);
+    for (size_t i = 0; i < n; i++) {
+        double a = freq[i] * c;
+        float rs = (float)sin(a), rc = (float)cos(a);
+        double us = ulp_distance(s[i], rs), uc = ulp_distance(co[i], rc);
+        double es = fabs((double)s[i] - rs), ec = fabs((double)co[i] - rc);
+        st->max_arg = fabs(a) > st->max_arg ? fabs(a) : st->max_arg;
+        st->max_ulp = us > st->max_ulp ? us : st->max_ulp;
+        st->max_ulp = uc > st->max_ulp ? uc : st->max_ulp;
+        st->max_abs = es > st->max_abs ? es : st->max_abs;
+        st->max_abs = ec > st->max_abs ? ec : st->max_abs;
+        st->differ += (s[i] != rs) + (co[i] != rc);
+        st->total += 2;
+    }
+}
+
+/* The vector sine / cosine over a wide, dense range of arguments f c as an MLP's Fourier
+ * embedding produces them (|f| up to 2 pi 16 x 4 standard deviations, |c| up to 60, so |f c|
+ * up to ~2.4e4; 16 x 2 pi x 50 = 5027 among them), plus large arguments up to the 2^30 limit
+ * of the vector path: every result is within 1 ulp of libm's (rounded to float) and all but a
+ * tiny fraction are identical. */
+START_TEST(sincos_features_wide_range)
+{
+    enum { NF = 16, NC = 40000 };
+    const double two_pi = 6.283185307179586;
+    double freq[NF];
+    sincos_stats dense = {0}, large = {0};
+    unsigned seed = 11;
+    for (int i = 0; i < NF; i++)
+        freq[i] = two_pi * 16.0 * 4.0 * (double)frand(&seed);
+    freq[0] = two_pi * 16.0 * 4.0;
+    freq[1] = two_pi * 16.0;
+    for (int k = 0; k < NC; k++)
+        sincos_check(NF, freq, -60.0 + 120.0 * ((double)k + 0.5 + 0.5 * (double)frand(&seed)) / NC,
+                     &dense);
+    sincos_check(NF, freq, 50.0, &dense);
+    /* large arguments: |f c| log-spaced from 1e4 to just below 2^30 */
+    for (int k = 0; k < 20000; k++) {
+        double f2[2] = {1.0, -1.0 - 0.25 * (double)frand(&seed)};
+        double c = 1e4 * pow(8.5e8 / 1e4, (double)k / 19999.0) * (1.0 + 1e-3 * (double)frand(&seed));
+        sincos_check(2, f2, c, &large);
+    }
+    printf("sincos, %ld values with |f c| <= %.0f: max %.2f ulp, max |error| %.3g, %ld differ "
+           "from libm's rounding; %ld values up to %.3g: max %.2f ulp, %ld differ\n",
+           dense.total, dense.max_arg, dense.max_ulp, dense.max_abs, dense.differ, large.total,
+           large.max_arg, large.max_ulp, large.differ);
+    ck_assert(dense.max_arg > 16.0 * two_pi * 50.0);
+    ck_assert(large.max_arg > 1e9);
+    ck_assert_double_le(dense.max_ulp, 1.0);
+    ck_assert_double_le(large.max_ulp, 1.0);
+    ck_assert_int_le(dense.differ, dense.total / 100000);
+    ck_assert_int_le(large.differ, large.total / 10000);
+}
+END_TEST
+
 START_TEST(row_reductions)
 {
     enum { R = 4, C = 1001 };
@@ -282,6 +348,58 @@ START_TEST(row_reductions)
 }
 END_TEST
 
+/* The eight-lane dot products agree with the sequential double sums to double rounding, for
+ * lengths below, at and above multiples of the lane count. */
+START_TEST(row_dot_lanes)
+{
+    enum { R = 3, C = 1003 };
+    float a[R * C], b[R * C];
+    double out[R];
+    unsigned seed = 9;
+    for (int i = 0; i < R * C; i++) { a[i] = frand(&seed); b[i] = frand(&seed); }
+    for (int cols = 1; cols <= C; cols += 97) {
+        score__row_dot_lanes(R, (size_t)cols, a, b, out);
+        for (int r = 0; r < R; r++) {
+            double s = 0.0, sa = 0.0;
+            for (int c = 0; c < cols; c++) {
+                s += (double)a[r * cols + c] * b[r * cols + c];
+                sa += fabs((double)a[r * cols + c] * b[r * cols + c]);
+            }
+            ck_assert_double_eq_tol(out[r], s, 1e-14 * (1.0 + sa));
+        }
+    }
+}
+END_TEST
+
+/* The fused reverse step of the tangent pass against its definition, with per-row U blocks and
+ * with one shared block (u_stride 0), and for one tangent per row. */
+START_TEST(tangent_reverse_step)
+{
+    enum { NB = 3, K = 4, W = 37 };
+    float G[NB * K * W], U[NB * K * W], d1[NB * W], d2[NB * W], dh[NB * W];
+    float GU[NB * K * W], dz[NB * W];
+    unsigned seed = 13;
+    for (int i = 0; i < NB * K * W; i++) { G[i] = frand(&seed); U[i] = frand(&seed); }
+    for (int i = 0; i < NB * W; i++) { d1[i] = frand(&seed); d2[i] = frand(&seed); dh[i] = frand(&seed); }
+    for (int shared = 0; shared <= 1; shared++)
+        for (int k = 1; k <= K; k += K - 1) {
+            size_t us = shared ? 0 : (size_t)k * W;
+            score__tangent_reverse(NB, (size_t)k, W, G, U, us, d1, d2, dh, GU, dz);
+            for (int b = 0; b < NB; b++)
+                for (int i = 0; i < W; i++) {
+                    float s = 0.0f;
+                    for (int q = 0; q < k; q++) {
+                        float g = G[(b * k + q) * W + i];
+                        s += U[b * us + q * W + i] * g;
+                        ck_assert_float_eq(GU[(b * k + q) * W + i], g * d1[b * W + i]);
+                    }
+                    ck_assert_float_eq_tol(dz[b * W + i], dh[b * W + i] * d1[b * W + i] + d2[b * W + i] * s,
+                                           1e-6f);
+                }
+        }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel");
@@ -294,7 +412,10 @@ int main(void)
     tcase_add_test(tc, fused_bias_activation_residual);
     tcase_add_test(tc, elementwise_mul_add);
     tcase_add_test(tc, sincos_features);
+    tcase_add_test(tc, sincos_features_wide_range);
     tcase_add_test(tc, row_reductions);
+    tcase_add_test(tc, row_dot_lanes);
+    tcase_add_test(tc, tangent_reverse_step);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -809,6 +809,108 @@ START_TEST(params_clone_lifecycle)
 }
 END_TEST
 
+/* Output cotangent of the internal *_grad_fn variants for the test below: gout = F / 2 - x / 4,
+ * recording that the rows arrive once each, in order. */
+typedef struct gout_rec {
+    size_t dim, next, calls;
+    const float *x;
+    int out_of_order;
+} gout_rec;
+
+static void gout_from_f(void *ctx, size_t row0, size_t rows, const float *fx, float *gout)
+{
+    gout_rec *g = ctx;
+    if (row0 != g->next)
+        g->out_of_order = 1;
+    g->next = row0 + rows;
+    g->calls++;
+    for (size_t i = 0; i < rows * g->dim; i++)
+        gout[i] = 0.5f * fx[i] - 0.25f * g->x[row0 * g->dim + i];
+}
+
+/* score__model_trace_grad_fn / score__model_vjv_grad_fn (gout built from F after the model's
+ * own forward) give what the public array versions give with gout computed from a forward,
+ * through the MLP's op (in several blocks) and through the generic fallback of kinds without
+ * the op (here the MLP's ops without it: one forward, one call of the function). Networks:
+ * residual then plain layer (12, 12, 10), all residual (12, 12, 12), one hidden layer (9). */
+START_TEST(grad_fn_variants)
+{
+    enum { D = 4, N = 23, K = 2 };
+    static const size_t widths[3][3] = {{12, 12, 10}, {12, 12, 12}, {9, 0, 0}};
+    const size_t nw = _i == 2 ? 1 : 3;
+    problem p;
+    score_model *m;
+    score__model_ops no_fn;
+    const score__model_ops *own;
+    float fx[N * D], fref[N * D], gref[N * D], ws[N * D], *g, *gr;
+    double tr[N], trr[N], vjv[N * K], vjvr[N * K];
+    size_t np;
+    problem_init(&p, N, K, D, 31u + (unsigned)_i);
+    ck_assert_ok(score_model_new(&m, SCORE_MODEL_MLP, D));
+    ck_assert_ok(score_model_set_hidden_widths(m, nw, widths[_i]));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, SCORE_ACT_TANH));
+    ck_assert_ok(score_model_prepare(m));
+    score__mlp_set_tangent_budget(m, 4096); /* a few rows per block */
+    np = score_model_param_count(m);
+    g = malloc(np * sizeof *g);
+    gr = malloc(np * sizeof *gr);
+    own = m->ops;
+    no_fn = *own;
+    no_fn.trace_grad_fn = NULL;
+    no_fn.vjv_grad_fn = NULL;
+    ck_assert_ok(score_model_forward(m, N, p.x, p.c, fref));
+    for (size_t i = 0; i < N * D; i++)
+        gref[i] = 0.5f * fref[i] - 0.25f * p.x[i];
+    for (int fallback = 0; fallback <= 1; fallback++) {
+        gout_rec rec = {D, 0, 0, p.x, 0};
+        m->ops = fallback ? &no_fn : own;
+        /* trace */
+        memset(gr, 0, np * sizeof *gr);
+        memset(g, 0, np * sizeof *g);
+        ck_assert_ok(score_model_trace_grad(m, N, p.x, p.c, p.w, gref, gr, trr, NULL));
+        ck_assert_ok(score__model_trace_grad_fn(m, N, p.x, p.c, p.w, gout_from_f, &rec, ws, g, tr,
+                                                fx));
+        ck_assert_int_eq(rec.out_of_order, 0);
+        ck_assert_uint_eq(rec.next, N);
+        if (fallback)
+            ck_assert_uint_eq(rec.calls, 1);
+        else
+            ck_assert_uint_gt(rec.calls, 2);
+        for (size_t i = 0; i < N * D; i++)
+            ck_assert_float_eq_tol(fx[i], fref[i], 1e-6f * (1 + fabsf(fref[i])));
+        for (size_t b = 0; b < N; b++)
+            ck_assert_double_eq_tol(tr[b], trr[b], 1e-6 * (1 + fabs(trr[b])));
+        for (size_t q = 0; q < np; q++)
+            ck_assert_float_eq_tol(g[q], gr[q], (float)TOL_REORDER * (1 + fabsf(gr[q])));
+        /* v^T J v */
+        rec.next = rec.calls = 0;
+        memset(gr, 0, np * sizeof *gr);
+        memset(g, 0, np * sizeof *g);
+        ck_assert_ok(score_model_vjv_grad(m, N, p.x, p.c, K, p.v, p.wv, gref, gr, vjvr, NULL));
+        ck_assert_ok(score__model_vjv_grad_fn(m, N, p.x, p.c, K, p.v, p.wv, gout_from_f, &rec, ws,
+                                              g, vjv, fx));
+        ck_assert_int_eq(rec.out_of_order, 0);
+        ck_assert_uint_eq(rec.next, N);
+        for (size_t i = 0; i < N * D; i++)
+            ck_assert_float_eq_tol(fx[i], fref[i], 1e-6f * (1 + fabsf(fref[i])));
+        for (size_t i = 0; i < N * K; i++)
+            ck_assert_double_eq_tol(vjv[i], vjvr[i], 1e-6 * (1 + fabs(vjvr[i])));
+        for (size_t q = 0; q < np; q++)
+            ck_assert_float_eq_tol(g[q], gr[q], (float)TOL_REORDER * (1 + fabsf(gr[q])));
+    }
+    m->ops = own;
+    /* fx and the function are required */
+    ck_assert_fails_with(score__model_trace_grad_fn(m, N, p.x, p.c, p.w, gout_from_f, NULL, ws, g,
+                                                    tr, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score__model_vjv_grad_fn(m, N, p.x, p.c, K, p.v, NULL, NULL, NULL, ws, g,
+                                                  vjv, fx), SCORE_E_INVAL);
+    free(g);
+    free(gr);
+    problem_free(&p);
+    score_model_free(m);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     score_model *m;
@@ -878,6 +980,7 @@ int main(void)
     tcase_add_test(tm, initialisation_documented);
     tcase_add_test(tm, params_clone_lifecycle);
     tcase_add_test(tm, bad_arguments);
+    tcase_add_loop_test(tm, grad_fn_variants, 0, 3);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, tm);
     return test_run_suite(s);

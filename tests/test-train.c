@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "helpers/test-helpers.h"
+#include "model/model-priv.h"
+#include "train/train-priv.h"
 
 /* The optimizers update float32 values with float32 arithmetic (scalars in double); a double
  * reference of a few steps agrees to a few float ulps of the parameter scale. */
@@ -175,6 +177,106 @@ START_TEST(optimizer_nonfinite_guard_and_state)
     score_optimizer_free(o);
     free(st);
     free(st2);
+}
+END_TEST
+
+/* The trainer's guarded step (in place when the update provably cannot overflow, otherwise
+ * into spare buffers with checks) gives bit for bit the public step's weights and state, and
+ * refuses an overflowing update without changing weights or moments. _i: 0 SGD (momentum,
+ * Nesterov, decay), 1 Adam (L2 decay, clipping), 2 AdamW, 3 Adam with eps = 1e-30 and
+ * gradients near 1e11 (the bound lr |m| / eps is then too large to prove safety, although the
+ * update is small: every step takes the checked path). */
+START_TEST(optimizer_guarded_step_matches)
+{
+    enum { N = 1037, STEPS = 6 };
+    const int kind = _i == 0 ? SCORE_OPTIMIZER_SGD : _i == 2 ? SCORE_OPTIMIZER_ADAMW : SCORE_OPTIMIZER_ADAM;
+    score_optimizer *a, *b;
+    float *pa = malloc(N * sizeof *pa), *pb = malloc(N * sizeof *pb), *spare = malloc(N * sizeof *spare);
+    float *g = malloc(N * sizeof *g);
+    unsigned char *sa, *sb;
+    size_t len;
+    int checked = 0;
+    ck_assert_ok(score_optimizer_new(&a, kind, N));
+    if (kind == SCORE_OPTIMIZER_SGD) {
+        ck_assert_ok(score_optimizer_set_f64(a, SCORE_OPTIMIZER_PARAM_MOMENTUM, 0.7));
+        ck_assert_ok(score_optimizer_set_i64(a, SCORE_OPTIMIZER_PARAM_NESTEROV, 1));
+    }
+    ck_assert_ok(score_optimizer_set_f64(a, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, 0.01));
+    if (_i == 1)
+        ck_assert_ok(score_optimizer_set_f64(a, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, 3.0));
+    if (_i == 3)
+        ck_assert_ok(score_optimizer_set_f64(a, SCORE_OPTIMIZER_PARAM_EPS, 1e-30));
+    ck_assert_ok(score_optimizer_clone(&b, a));
+    for (int i = 0; i < N; i++)
+        pa[i] = pb[i] = (float)sin(0.37 * i) * (i % 5 == 0 ? 4.0f : 1.0f);
+    for (int k = 0; k < STEPS; k++) {
+        int in_spare;
+        for (int i = 0; i < N; i++)
+            g[i] = (float)(cos(0.11 * i + k) * (i % 7 == 0 ? 3.0 : 0.2) * (_i == 3 ? 1e11 : 1.0));
+        ck_assert_ok(score_optimizer_step(a, N, pa, g));
+        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare));
+        if (in_spare) {
+            float *t = pb;
+            pb = spare;
+            spare = t;
+            checked++;
+        }
+        ck_assert_mem_eq(pa, pb, N * sizeof *pa);
+    }
+    ck_assert_int_eq(checked, _i == 3 ? STEPS : 0);
+    len = score_optimizer_state_size(a);
+    sa = malloc(len);
+    sb = malloc(len);
+    ck_assert_ok(score_optimizer_state_get(a, sa, len));
+    ck_assert_ok(score_optimizer_state_get(b, sb, len));
+    ck_assert_mem_eq(sa, sb, len);
+    {
+        double na, nb;
+        ck_assert_ok(score_optimizer_last_grad_norm(a, &na));
+        ck_assert_ok(score_optimizer_last_grad_norm(b, &nb));
+        ck_assert_double_eq(na, nb);
+    }
+    /* an update that overflows: refused, nothing changed but the skipped counter */
+    {
+        uint64_t steps0, steps1, sk0, sk1;
+        int in_spare = -1;
+        float *keep = malloc(N * sizeof *keep);
+        ck_assert_ok(score_optimizer_get_step(b, &steps0));
+        ck_assert_ok(score_optimizer_get_skipped(b, &sk0));
+        ck_assert_ok(score_optimizer_set_f64(b, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, 0.0));
+        if (kind == SCORE_OPTIMIZER_SGD) {
+            /* weight 3e38 and a step of more than 1e38 past it */
+            ck_assert_ok(score_optimizer_set_f64(b, SCORE_OPTIMIZER_PARAM_LR, 1.0));
+            pb[3] = 3e38f;
+            g[3] = -1e38f;
+        } else {
+            /* g^2 overflows the second moment while g and its norm are finite */
+            g[3] = 1e21f;
+        }
+        memcpy(keep, pb, N * sizeof *pb);
+        ck_assert_fails_with(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare),
+                             SCORE_E_NUMERIC);
+        ck_assert_mem_eq(pb, keep, N * sizeof *pb);
+        ck_assert_ok(score_optimizer_state_get(b, sa, len));
+        ck_assert_mem_eq(sa + 40, sb + 40, len - 40); /* moments bitwise unchanged */
+        ck_assert_ok(score_optimizer_get_step(b, &steps1));
+        ck_assert_ok(score_optimizer_get_skipped(b, &sk1));
+        ck_assert_uint_eq(steps1, steps0);
+        ck_assert_uint_eq(sk1, sk0 + 1);
+        /* the same step with a finite update goes through */
+        g[3] = 0.5f;
+        pb[3] = 1.0f;
+        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare));
+        free(keep);
+    }
+    score_optimizer_free(a);
+    score_optimizer_free(b);
+    free(pa);
+    free(pb);
+    free(spare);
+    free(g);
+    free(sa);
+    free(sb);
 }
 END_TEST
 
@@ -640,6 +742,118 @@ START_TEST(trainer_nonfinite_guard)
 }
 END_TEST
 
+/* A step whose loss and gradient are finite but whose update overflows (SGD at lr 1e6 on
+ * output biases of 1e32) is skipped like a non-finite one: weights, moments and EMA bitwise
+ * unchanged, counters as for any skipped step. */
+START_TEST(trainer_overflowing_update_skipped)
+{
+    setup S;
+    size_t np, slen;
+    float *before, *after, *ema0, *ema1;
+    unsigned char *st0, *st1;
+    double v;
+    uint64_t k, sk, opt_steps;
+    score_optimizer *opt;
+    setup_ring(&S, 64, 8, SCORE_OUTPUT_SCORE, 3);
+    score_trainer_free(S.tr);
+    ck_assert_ok(score_trainer_new(&S.tr, S.model, S.sde, S.loss, SCORE_OPTIMIZER_SGD));
+    ck_assert_ok(score_trainer_set_data(S.tr, 64, 2, S.data));
+    ck_assert_ok(score_trainer_set_i64(S.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    opt = score_trainer_optimizer(S.tr);
+    ck_assert_ok(score_trainer_step(S.tr, &v)); /* one good step: EMA and momentum are live */
+    np = score_model_param_count(S.model);
+    before = params_of(S.model);
+    before[np - 1] = before[np - 2] = 1e32f; /* the output layer's biases */
+    ck_assert_ok(score_model_params_set(S.model, before, np));
+    ck_assert_ok(score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, 1e6));
+    ema0 = malloc(np * sizeof *ema0);
+    ema1 = malloc(np * sizeof *ema1);
+    ck_assert_ok(score_ema_get(score_trainer_ema(S.tr), ema0, np));
+    slen = score_optimizer_state_size(opt);
+    st0 = malloc(slen);
+    st1 = malloc(slen);
+    ck_assert_ok(score_optimizer_state_get(opt, st0, slen));
+    ck_assert_fails_with(score_trainer_step(S.tr, &v), SCORE_E_NUMERIC);
+    ck_assert_msg(isfinite(v), "the loss should be finite (%g)", v);
+    ck_assert_msg(strstr(score_last_error_message(), "overflow") != NULL, "%s",
+                  score_last_error_message());
+    after = params_of(S.model);
+    ck_assert_mem_eq(after, before, np * sizeof *after);
+    ck_assert_ok(score_ema_get(score_trainer_ema(S.tr), ema1, np));
+    ck_assert_mem_eq(ema0, ema1, np * sizeof *ema0);
+    ck_assert_ok(score_optimizer_state_get(opt, st1, slen));
+    ck_assert_mem_eq(st0 + 40, st1 + 40, slen - 40);
+    ck_assert_ok(score_trainer_get_step(S.tr, &k));
+    ck_assert_ok(score_trainer_get_skipped(S.tr, &sk));
+    ck_assert_ok(score_optimizer_get_step(opt, &opt_steps));
+    ck_assert_uint_eq(k, 2);
+    ck_assert_uint_eq(sk, 1);
+    ck_assert_uint_eq(opt_steps, 1);
+    /* with a sane learning rate the same weights train on */
+    ck_assert_ok(score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, 1e-40));
+    ck_assert_ok(score_trainer_step(S.tr, &v));
+    ck_assert_ok(score_optimizer_get_step(opt, &opt_steps));
+    ck_assert_uint_eq(opt_steps, 2);
+    free(before);
+    free(after);
+    free(ema0);
+    free(ema1);
+    free(st0);
+    free(st1);
+    teardown(&S);
+}
+END_TEST
+
+/* The trainer reaches an MLP's weights in place (score__model_params_data()) and installs a
+ * new array when its optimizer had to take the checked path (score__model_params_exchange()):
+ * Adam at lr 1e6 with L2 decay 1e3 and eps 1e-30 cannot be proven free of overflow from the
+ * magnitudes (the bound lr |g + 1e3 p| / eps is beyond the float range), so the step is
+ * checked, and the weights still change, by about lr per weight. */
+START_TEST(trainer_direct_weights_and_exchange)
+{
+    setup S;
+    size_t np;
+    float *p0, *p1, *buf, *old, *data;
+    double v;
+    score_optimizer *opt;
+    setup_ring(&S, 64, 8, SCORE_OUTPUT_SCORE, 3);
+    np = score_model_param_count(S.model);
+    p0 = params_of(S.model);
+    data = score__model_params_data(S.model);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_mem_eq(data, p0, np * sizeof *p0);
+    /* exchange: the model reads the new array, the caller owns the old one */
+    buf = score__calloc(np, sizeof *buf);
+    for (size_t i = 0; i < np; i++)
+        buf[i] = 0.5f * p0[i];
+    old = score__model_params_exchange(S.model, buf);
+    ck_assert_ptr_eq(old, data);
+    ck_assert_ptr_eq(score__model_params_data(S.model), buf);
+    p1 = params_of(S.model);
+    ck_assert_mem_eq(p1, buf, np * sizeof *p1);
+    free(p1);
+    old = score__model_params_exchange(S.model, old);
+    ck_assert_ptr_eq(old, buf);
+    score__free(old);
+    /* trainer steps through the checked path: weights change and stay finite */
+    opt = score_trainer_optimizer(S.tr);
+    ck_assert_ok(score_trainer_set_i64(S.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    ck_assert_ok(score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, 1e6));
+    ck_assert_ok(score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_EPS, 1e-30));
+    ck_assert_ok(score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, 1e3));
+    ck_assert_ok(score_trainer_step(S.tr, &v));
+    ck_assert(opt->bound_m < 0.0); /* the checked path leaves the moment bounds unknown */
+    p1 = params_of(S.model);
+    ck_assert(memcmp(p0, p1, np * sizeof *p0) != 0);
+    for (size_t i = 0; i < np; i++)
+        ck_assert(isfinite(p1[i]) && fabsf(p1[i] - p0[i]) < 2e6f);
+    ck_assert_ptr_ne(score__model_params_data(S.model), data); /* a new array was installed */
+    free(p0);
+    free(p1);
+    teardown(&S);
+}
+END_TEST
+
 /* N steps straight vs k steps, checkpoint, fresh objects, N - k steps: bitwise equal. */
 static void resume_case(int via_file, int optimizer_kind)
 {
@@ -1017,6 +1231,7 @@ int main(void)
     tcase_add_loop_test(tc, optimizer_update_rules, 0, 3);
     tcase_add_test(tc, optimizer_plain_sgd_and_clipping);
     tcase_add_test(tc, optimizer_nonfinite_guard_and_state);
+    tcase_add_loop_test(tc, optimizer_guarded_step_matches, 0, 4);
     tcase_add_test(tc, optimizer_lifecycle_and_params);
     suite_add_tcase(s, tc);
     tc = tcase_create("ema");
@@ -1031,6 +1246,8 @@ int main(void)
     tcase_add_test(tc, trainer_errors);
     tcase_add_test(tc, trainer_progress_and_cancel);
     tcase_add_test(tc, trainer_nonfinite_guard);
+    tcase_add_test(tc, trainer_overflowing_update_skipped);
+    tcase_add_test(tc, trainer_direct_weights_and_exchange);
     tcase_add_loop_test(tc, checkpoint_resume_bit_exact, 0, 4);
     tcase_add_test(tc, checkpoint_is_a_model_file_and_validated);
     tcase_add_test(tc, ema_model_holds_the_average);

@@ -10,7 +10,8 @@
  *
  * Non-finite guard: an optimizer step whose gradient contains a NaN or an infinity (its norm is
  * not finite) is refused with ::SCORE_E_NUMERIC and changes nothing but a counter; the trainer
- * additionally refuses a step whose loss is not finite. Such a step is *skipped*: it is counted
+ * additionally refuses a step whose loss is not finite, and one whose update would overflow (a
+ * new weight or moment not finite). Such a step is *skipped*: it is counted
  * (score_trainer_get_skipped()), reported by the status of score_trainer_step(), and leaves the
  * weights, the optimizer moments and the EMA bitwise unchanged.
  *
@@ -573,8 +574,9 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_data(score_trainer *tr, size_t
  * @param[in,out] tr the trainer (a dataset must be set).
  * @param[out] loss_out the minibatch loss (as score_loss_compute()), or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p tr); ::SCORE_E_STAGE (no dataset);
- *         ::SCORE_E_NUMERIC (the loss or the gradient was not finite: the step was skipped and
- *         counted; weights, optimizer and EMA unchanged, step counter advanced);
+ *         ::SCORE_E_NUMERIC (the loss, the gradient or the update was not finite: the step was
+ *         skipped and counted; weights, optimizer moments and EMA unchanged, step counter
+ *         advanced);
  *         ::SCORE_E_CALLBACK (the model's callback failed; nothing changed); ::SCORE_E_NOMEM
  *         (first step or larger batch only).
  * Thread-safety: object-exclusive (also on the model).

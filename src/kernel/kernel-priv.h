@@ -5,6 +5,25 @@
 
 #include <stddef.h>
 
+/* Elementwise loops that take most of the non-GEMM time are compiled for several x86-64
+ * levels and picked at load time (GCC function multi-versioning); elsewhere they are plain C.
+ * The arithmetic is the same in every version (ISO C mode: no contraction into FMA), so the
+ * results are bit-identical whatever version runs. Also used by other modules' hot loops
+ * (the optimizer). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+#define SCORE__VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SCORE__VEC_CLONES
+#endif
+/* Helpers of the multi-versioned loops must be inlined into every version (GCC does not inline
+ * a function built for another -march unless told to). */
+#if defined(__GNUC__)
+#define SCORE__INLINE static inline __attribute__((always_inline))
+#else
+#define SCORE__INLINE static inline
+#endif
+
 /* Activation ids: the same pinned values as the public SCORE_ACT_* constants. */
 enum {
     SCORE__ACT_IDENTITY = 0,
@@ -73,9 +92,25 @@ void score__mul_acc(size_t n, const float *a, const float *b, float *out); /* ou
 void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out);
 /* bias_grad[c] += sum_r g[r, c] (accumulated in double per column). */
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad);
+/* The same over rows with stride ld (>= cols): columns of a wider matrix. */
+void score__col_sum_acc_ld(size_t rows, size_t cols, size_t ld, const float *g, float *bias_grad);
+
+/* One hidden layer of the reverse pass through primal and forward tangents (MLP), for nb rows
+ * of k tangents of width w: with G the tangent cotangents ((nb k) x w), U the layer's
+ * pre-activation tangents (row b's k x w block at U + b * u_stride; u_stride 0: one block
+ * shared by every row), d1 / d2 = phi' / phi'' and dh the primal cotangent (nb x w):
+ *   GU[(b, q), :] = G[(b, q), :] * d1[b, :]
+ *   dz[b, :] = dh[b, :] * d1[b, :] + d2[b, :] * sum_q U_b[q, :] * G[(b, q), :]
+ * (the sum in q order). GU and dz must not overlap the inputs or each other. */
+void score__tangent_reverse(size_t nb, size_t k, size_t w, const float *G, const float *U,
+                            size_t u_stride, const float *d1, const float *d2, const float *dh,
+                            float *GU, float *dz);
 
 /* Row reductions, accumulated in double. */
 void score__row_dot(size_t rows, size_t cols, const float *a, const float *b, double *out);
+/* The same dot products summed in eight interleaved partial sums (vectorised; differs from
+ * score__row_dot in the last bits of the double). */
+void score__row_dot_lanes(size_t rows, size_t cols, const float *a, const float *b, double *out);
 void score__row_sqnorm(size_t rows, size_t cols, const float *a, double *out);
 void score__row_norm(size_t rows, size_t cols, const float *a, double *out);
 

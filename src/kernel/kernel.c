@@ -11,24 +11,6 @@
 
 #include "kernel-priv.h"
 
-/* Elementwise loops that take most of the non-GEMM time are compiled for several x86-64
- * levels and picked at load time (GCC function multi-versioning); elsewhere they are plain C.
- * The arithmetic is the same in every version (ISO C mode: no contraction into FMA), so the
- * results are bit-identical whatever version runs. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
-#define SCORE__VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SCORE__VEC_CLONES
-#endif
-/* Helpers of the multi-versioned loops must be inlined into every version (GCC does not inline
- * a function built for another -march unless told to). */
-#if defined(__GNUC__)
-#define SCORE__INLINE static inline __attribute__((always_inline))
-#else
-#define SCORE__INLINE static inline
-#endif
-
 /* Largest row count handed to one CBLAS call (CBLAS takes int sizes). */
 #define SCORE__BLAS_MAX_ROWS ((size_t)INT_MAX / 2)
 
@@ -238,46 +220,56 @@ double score__act_d2(int act, double z)
     }
 }
 
-/* Range of the argument of exp_vec (see there). The vector loops read the bounds from this
+/* Range of the argument x of exp_neg_vec (see there). The vector loops read the bounds from this
  * volatile table, not as constants: with constants GCC splits every loop into clamped and
  * unclamped lanes (constant-folding e^bound) under masks, which doubles the work. */
 #define SCORE__EXP_LO -86.0f
 #define SCORE__EXP_HI 80.0f
-static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
+/* negated, as exp_neg_vec takes them: {-hi, -lo} */
+static const volatile float exp_bounds[2] = {-SCORE__EXP_HI, -SCORE__EXP_LO};
 
-/* e^x in float without library calls, so that loops over it vectorize: x = n ln2 + r with
- * |r| <= ln2 / 2 (n rounded to nearest by the 1.5 * 2^23 shift, ln2 split in two parts), e^r by
- * the Cephes expf polynomial (relative error about 1e-7), 2^n through the exponent bits. x is
- * clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result) are finite normal
- * numbers (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for anything larger: as an
- * addend of 1, or in a sigmoid that is then below 2e-35, the difference is far below float
- * resolution). */
-SCORE__INLINE float exp_vec(float x, float lo, float hi)
+/* e^-z in float without library calls, so that loops over it vectorize: with x = -z,
+ * x = n ln2 + r with |r| <= ln2 / 2 (n rounded to nearest by the 1.5 * 2^23 shift, ln2 split in
+ * two parts), e^r by the Cephes expf polynomial (relative error about 1e-7), 2^n through the
+ * exponent bits. x is clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result)
+ * are finite normal numbers (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for
+ * anything larger: as an addend of 1, or in a sigmoid that is then below 2e-35, the difference
+ * is far below float resolution). The negation is folded into the arithmetic: the code works
+ * with y = -x and u = -r, whose roundings mirror those of x and r exactly (round to nearest is
+ * symmetric), so the result is bit for bit that of the same steps on x; the bounds come as
+ * nlo = -hi, nhi = -lo. 2^n: the low bits of the shifted sum t + 1.5 * 2^23 hold n. */
+SCORE__INLINE float exp_neg_vec(float z, float nlo, float nhi)
 {
-    float t, n, r, r2, p, scale;
-    int32_t ni;
+    float y, t, qs, n, u, u2, a, p, scale;
     uint32_t bits;
-    /* written as x86 maxps / minps read (a NaN x becomes a bound; the callers multiply by
-     * the original argument, so a NaN still propagates) */
-    x = x > lo ? x : lo;
-    x = x < hi ? x : hi;
-    t = x * 1.44269504088896341f;
-    n = (t + 12582912.0f) - 12582912.0f;
-    r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    r2 = r * r;
-    p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
-           4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * r2 + r + 1.0f;
-    ni = (int32_t)n;
-    bits = (uint32_t)(ni + 127) << 23;
+    /* x = max(x, lo) then min(x, hi), written as x86 minps / maxps read (a NaN z becomes the
+     * bound -lo, as a NaN x became lo; the callers multiply by the original argument, so a
+     * NaN still propagates) */
+    y = z < nhi ? z : nhi;
+    y = y > nlo ? y : nlo;
+    t = y * -1.44269504088896341f; /* x log2(e) */
+    qs = t + 12582912.0f;
+    n = qs - 12582912.0f;
+    u = y + n * 0.693359375f;      /* -r */
+    u = u - n * 2.12194440e-4f;
+    u2 = u * u;
+    /* Horner on r = -u: c + A r = c - A u */
+    a = 1.3981999507e-3f - 1.9875691500e-4f * u;
+    a = 8.3334519073e-3f - a * u;
+    a = 4.1665795894e-2f - a * u;
+    a = 1.6666665459e-1f - a * u;
+    a = 5.0000001201e-1f - a * u;
+    p = a * u2 - u + 1.0f;         /* P(r) r^2 + r + 1 */
+    memcpy(&bits, &qs, sizeof bits);
+    bits = (bits + (127u - 0x4B400000u)) << 23; /* (n + 127) << 23; 0x4B400000 = 1.5 * 2^23 */
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
-/* The logistic sigmoid 1 / (1 + e^-z), used by SiLU (see act_eval); lo, hi as exp_vec. */
-SCORE__INLINE float silu_sig(float z, float lo, float hi)
+/* The logistic sigmoid 1 / (1 + e^-z), used by SiLU (see act_eval); nlo, nhi as exp_neg_vec. */
+SCORE__INLINE float silu_sig(float z, float nlo, float nhi)
 {
-    return 1.0f / (1.0f + exp_vec(-z, lo, hi));
+    return 1.0f / (1.0f + exp_neg_vec(z, nlo, nhi));
 }
 
 static inline float sigmoid_f(float z)
@@ -292,7 +284,7 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
     float s, t, e, p;
     switch (act) {
     case SCORE__ACT_SILU:
-        s = silu_sig(z, SCORE__EXP_LO, SCORE__EXP_HI);
+        s = silu_sig(z, -SCORE__EXP_HI, -SCORE__EXP_LO);
         *f = z * s;
         *d1 = s * (1.0f + z * (1.0f - s));
         *d2 = s * (1.0f - s) * (2.0f + z * (1.0f - 2.0f * s));
@@ -337,7 +329,7 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
  * more pointer pairs than its limit it would fall back to scalar code). */
 SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
                              const float *restrict res, float *h, float *restrict d1,
-                             float *restrict d2, float lo, float hi, int has_bias, int has_res,
+                             float *restrict d2, float nlo, float nhi, int has_bias, int has_res,
                              int want_d1, int want_d2)
 {
     for (size_t c = 0; c < cols; c++) {
@@ -346,7 +338,7 @@ SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
             zz = zz + bias[c];
             z[c] = zz;
         }
-        s = silu_sig(zz, lo, hi);
+        s = silu_sig(zz, nlo, nhi);
         f = zz * s;
         h[c] = has_res ? res[c] + f : f;
         if (want_d1)
@@ -360,26 +352,26 @@ SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
  * residual input, or NULL) must not alias h, d1 or d2. */
 SCORE__VEC_CLONES
 static void silu_row(size_t cols, float *z, const float *bias, const float *res, float *h,
-                     float *d1, float *d2, float lo, float hi)
+                     float *d1, float *d2, float nlo, float nhi)
 {
     int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2 | (d2 != NULL) << 3;
     switch (code) {
-    case 0: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 0); break;
-    case 1: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 0); break;
-    case 2: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 0); break;
-    case 3: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 0); break;
-    case 4: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 0); break;
-    case 5: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 0); break;
-    case 6: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 0); break;
-    case 7: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 0); break;
-    case 8: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 1); break;
-    case 9: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 1); break;
-    case 10: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 1); break;
-    case 11: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 1); break;
-    case 12: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 1); break;
-    case 13: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 1); break;
-    case 14: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 1); break;
-    default: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 1); break;
+    case 0: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 0, 0); break;
+    case 1: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 0, 0); break;
+    case 2: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 0, 0); break;
+    case 3: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 0, 0); break;
+    case 4: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 1, 0); break;
+    case 5: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 1, 0); break;
+    case 6: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 1, 0); break;
+    case 7: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 1, 0); break;
+    case 8: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 0, 1); break;
+    case 9: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 0, 1); break;
+    case 10: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 0, 1); break;
+    case 11: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 0, 1); break;
+    case 12: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 1, 1); break;
+    case 13: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 1, 1); break;
+    case 14: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 1, 1); break;
+    default: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 1, 1); break;
     }
 }
 
@@ -395,10 +387,10 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
                                  const float *res, float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        float lo = exp_bounds[0], hi = exp_bounds[1];
+        float nlo = exp_bounds[0], nhi = exp_bounds[1];
         for (size_t r = 0; r < rows; r++)
             silu_row(cols, z + r * cols, bias, res ? res + r * cols : NULL, h + r * cols,
-                     d1 ? d1 + r * cols : NULL, d2 ? d2 + r * cols : NULL, lo, hi);
+                     d1 ? d1 + r * cols : NULL, d2 ? d2 + r * cols : NULL, nlo, nhi);
         return;
     }
     score__bias_act_forward(rows, cols, z, bias, act, h, d1, d2);
@@ -411,10 +403,10 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
                              float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        float lo = exp_bounds[0], hi = exp_bounds[1];
+        float nlo = exp_bounds[0], nhi = exp_bounds[1];
         for (size_t r = 0; r < rows; r++)
             silu_row(cols, z + r * cols, bias, NULL, h + r * cols, d1 ? d1 + r * cols : NULL,
-                     d2 ? d2 + r * cols : NULL, lo, hi);
+                     d2 ? d2 + r * cols : NULL, nlo, nhi);
         return;
     }
     for (size_t r = 0; r < rows; r++) {
@@ -465,10 +457,16 @@ void score__mul_acc(size_t n, const float *a, const float *b, float *out)
         out[i] += a[i] * b[i];
 }
 
-SCORE__VEC_CLONES
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad)
 {
-    /* Column sums in double, row order fixed, so the result does not depend on threads. */
+    score__col_sum_acc_ld(rows, cols, cols, g, bias_grad);
+}
+
+SCORE__VEC_CLONES
+void score__col_sum_acc_ld(size_t rows, size_t cols, size_t ld, const float *g, float *bias_grad)
+{
+    /* Column sums in double, row order fixed, so the result does not depend on threads or on
+     * how the columns are split between calls. */
     enum { CHUNK = 256 };
     double acc[CHUNK];
     for (size_t c0 = 0; c0 < cols; c0 += CHUNK) {
@@ -476,12 +474,44 @@ void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_gr
         for (size_t c = 0; c < nc; c++)
             acc[c] = 0.0;
         for (size_t r = 0; r < rows; r++) {
-            const float *gr = g + r * cols + c0;
+            const float *gr = g + r * ld + c0;
             for (size_t c = 0; c < nc; c++)
                 acc[c] += (double)gr[c];
         }
         for (size_t c = 0; c < nc; c++)
             bias_grad[c0 + c] += (float)acc[c];
+    }
+}
+
+SCORE__VEC_CLONES
+void score__tangent_reverse(size_t nb, size_t k, size_t w, const float *G, const float *U,
+                            size_t u_stride, const float *d1, const float *d2, const float *dh,
+                            float *GU, float *dz)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const float *restrict p1 = d1 + b * w, *restrict p2 = d2 + b * w;
+        const float *restrict hb = dh + b * w, *ub = U + b * u_stride;
+        float *restrict s = dz + b * w;
+        for (size_t q = 0; q < k; q++) {
+            const float *restrict g = G + (b * k + q) * w, *restrict u = ub + q * w;
+            float *restrict gu = GU + (b * k + q) * w;
+            if (q == 0) {
+                for (size_t i = 0; i < w; i++) {
+                    gu[i] = g[i] * p1[i];
+                    s[i] = u[i] * g[i];
+                }
+            } else {
+                for (size_t i = 0; i < w; i++) {
+                    gu[i] = g[i] * p1[i];
+                    s[i] += u[i] * g[i];
+                }
+            }
+        }
+        if (k == 0)
+            for (size_t i = 0; i < w; i++)
+                s[i] = 0.0f;
+        for (size_t i = 0; i < w; i++)
+            s[i] = hb[i] * p1[i] + p2[i] * s[i];
     }
 }
 
@@ -491,6 +521,26 @@ void score__row_dot(size_t rows, size_t cols, const float *a, const float *b, do
         const float *ar = a + r * cols, *br = b + r * cols;
         double s = 0.0;
         for (size_t c = 0; c < cols; c++)
+            s += (double)ar[c] * (double)br[c];
+        out[r] = s;
+    }
+}
+
+/* Eight partial sums in a fixed order (every compiled version gives the same bits), which lets
+ * the compiler vectorise the double accumulation. */
+SCORE__VEC_CLONES
+void score__row_dot_lanes(size_t rows, size_t cols, const float *a, const float *b, double *out)
+{
+    enum { LANES = 8 };
+    for (size_t r = 0; r < rows; r++) {
+        const float *ar = a + r * cols, *br = b + r * cols;
+        double acc[LANES] = {0.0}, s;
+        size_t c = 0;
+        for (; c + LANES <= cols; c += LANES)
+            for (size_t i = 0; i < LANES; i++)
+                acc[i] += (double)ar[c + i] * (double)br[c + i];
+        s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; c < cols; c++)
             s += (double)ar[c] * (double)br[c];
         out[r] = s;
     }

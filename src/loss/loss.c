@@ -7,6 +7,7 @@
 #include "libscore/schedule.h"
 #include "loss-priv.h"
 #include "model/model-priv.h"
+#include "sde/sde-priv.h"
 
 /* Indices into the parameter table (sorted by id). */
 enum {
@@ -316,12 +317,18 @@ static int setup_fixed(const char *fn, score_loss *L, const score_sde *sde, size
 /* Per-row coefficients of the sde at the times L->t (already filled). */
 static int row_coefs(const char *fn, score_loss *L, const score_sde *sde, size_t n)
 {
-    int rc = score_sde_coefs(sde, n, L->t, L->a, L->k, L->in, L->c);
+    /* one schedule evaluation per row gives alpha and sigma together with the coefficients
+     * (the same values as score_sde_coefs() and score_schedule_alpha_sigma()) */
+    int64_t kind;
+    int rc = score_sde_get_i64(sde, SCORE_SDE_PARAM_OUTPUT, &kind);
     if (rc != SCORE_OK)
-        return wrap(fn, rc, "sde coefficients");
-    rc = score_schedule_alpha_sigma(score_sde_schedule(sde), n, L->t, L->al, L->si);
-    if (rc != SCORE_OK)
-        return wrap(fn, rc, "schedule");
+        return wrap(fn, rc, "sde output kind");
+    for (size_t b = 0; b < n; b++) {
+        rc = score__sde_row_coefs(sde, fn, b, (int)kind, L->t[b], &L->al[b], &L->si[b], &L->a[b],
+                                  &L->k[b], &L->in[b], &L->c[b]);
+        if (rc != SCORE_OK)
+            return rc;
+    }
     return SCORE_OK;
 }
 
@@ -473,6 +480,46 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
     return SCORE_OK;
 }
 
+/* ---- output cotangent of the Hyvärinen and sliced losses ------------------------------------ */
+
+/* dL/dF for rows row0 .. row0 + rows - 1 from their outputs f, with s = a F + k x:
+ * Hyvärinen and SSM-VR (|s|^2 / 2 per row): a s / n; SSM: a / (n M) sum_p (v_p . s) v_p. */
+typedef struct gout_ctx {
+    const score_loss *L;
+    const float *x;
+    size_t dim, M;
+    double inv_n, inv_m;
+    int half_sq; /* the |s|^2 / 2 term: Hyvärinen, SSM-VR */
+} gout_ctx;
+
+static void output_cotangent(void *ctx, size_t row0, size_t rows, const float *f, float *gout)
+{
+    const gout_ctx *G = ctx;
+    const score_loss *L = G->L;
+    const size_t dim = G->dim, M = G->M;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t b = row0 + r;
+        const double a = L->a[b], k = L->k[b];
+        const float *fr = f + r * dim, *xr = G->x + b * dim;
+        float *g = gout + r * dim;
+        for (size_t j = 0; j < dim; j++) {
+            double s = a * (double)fr[j] + k * (double)xr[j];
+            g[j] = G->half_sq ? (float)(a * s * G->inv_n) : 0.0f;
+        }
+        if (G->half_sq)
+            continue;
+        for (size_t p = 0; p < M; p++) {
+            const float *v = L->v + (b * M + p) * dim;
+            double vs = 0.0, coef;
+            for (size_t j = 0; j < dim; j++)
+                vs += (double)v[j] * (a * (double)fr[j] + k * (double)xr[j]);
+            coef = a * vs * G->inv_n * G->inv_m;
+            for (size_t j = 0; j < dim; j++)
+                g[j] = (float)((double)g[j] + coef * (double)v[j]);
+        }
+    }
+}
+
 /* ---- Hyvärinen: |s|^2 / 2 + tr(ds/dx) ------------------------------------------------------ */
 
 static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, size_t dim,
@@ -490,21 +537,12 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace");
     } else {
-        /* F only (for the output cotangent): trace_grad runs its own forward, so no backward
-         * cache is needed here */
-        rc = score__model_infer(m, n, L->xm, L->c, L->f);
-        if (rc != SCORE_OK)
-            return model_failed(fn, rc, "model forward");
-        for (size_t b = 0; b < n; b++) {
-            const double a = L->a[b], k = L->k[b];
-            for (size_t j = 0; j < dim; j++) {
-                size_t i = b * dim + j;
-                double s = a * (double)L->f[i] + k * (double)x[i];
-                L->gout[i] = (float)(a * s * inv_n);
-            }
-            L->w[b] = a * L->in[b] * inv_n;
-        }
-        rc = score_model_trace_grad(m, n, L->xm, L->c, L->w, L->gout, grad, tr, NULL);
+        /* dL/dF = a s / n, built by the model from F right after its own forward */
+        gout_ctx g = {L, x, dim, 1, inv_n, 1.0, 1};
+        for (size_t b = 0; b < n; b++)
+            L->w[b] = L->a[b] * L->in[b] * inv_n;
+        rc = score__model_trace_grad_fn(m, n, L->xm, L->c, L->w, output_cotangent, &g, L->gout,
+                                        grad, tr, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace_grad");
     }
@@ -575,33 +613,13 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
             L->vjv[q] = d;
         }
     } else {
-        /* F only (for the output cotangent): vjv_grad runs its own forward */
-        rc = score__model_infer(m, n, L->xm, L->c, L->f);
-        if (rc != SCORE_OK)
-            return model_failed(fn, rc, "model forward");
-        for (size_t b = 0; b < n; b++) {
-            const double a = L->a[b], k = L->k[b];
-            float *g = L->gout + b * dim;
-            for (size_t j = 0; j < dim; j++) {
-                double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
-                g[j] = vr ? (float)(a * s * inv_n) : 0.0f;
-            }
-            if (!vr) {
-                /* dL/dF = a / (n M) sum_p (v_p . s) v_p */
-                for (size_t p = 0; p < M; p++) {
-                    const float *v = L->v + (b * M + p) * dim;
-                    double vs = 0.0, coef;
-                    for (size_t j = 0; j < dim; j++)
-                        vs += (double)v[j] * (a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j]);
-                    coef = a * vs * inv_n * inv_m;
-                    for (size_t j = 0; j < dim; j++)
-                        g[j] = (float)((double)g[j] + coef * (double)v[j]);
-                }
-            }
+        /* the output cotangent is built by the model from F right after its own forward */
+        gout_ctx g = {L, x, dim, M, inv_n, inv_m, vr};
+        for (size_t b = 0; b < n; b++)
             for (size_t p = 0; p < M; p++)
-                L->vw[b * M + p] = a * L->in[b] * inv_n * inv_m;
-        }
-        rc = score_model_vjv_grad(m, n, L->xm, L->c, M, L->v, L->vw, L->gout, grad, L->vjv, NULL);
+                L->vw[b * M + p] = L->a[b] * L->in[b] * inv_n * inv_m;
+        rc = score__model_vjv_grad_fn(m, n, L->xm, L->c, M, L->v, L->vw, output_cotangent, &g,
+                                      L->gout, grad, L->vjv, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model vjv_grad");
     }

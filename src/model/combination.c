@@ -92,25 +92,49 @@ static void acc_store(const double *acc, size_t len, float *out)
         out[j] = (float)acc[j];
 }
 
-static int co_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+/* Forward of every member with a nonzero weight; infer = 1 evaluates them without the backward
+ * cache (score__model_infer()) with the combination's thread count for the duration of the
+ * call (the members' own setting is restored afterwards). */
+static int combine_forward(score_model *m, int infer, size_t n, const float *x, const double *c,
+                           float *out)
 {
     combo *C = m->impl;
     size_t len = n * m->dim;
+    int64_t threads = score__model_i64(m, SCORE_MODEL_PARAM_THREADS);
     int rc = workspace("score_model_forward", C, len, 0);
     if (rc != SCORE_OK)
         return rc;
     memset(C->acc, 0, len * sizeof *C->acc);
     for (size_t i = 0; i < C->k; i++) {
         double w = weight(m, C, i);
+        score_model *mi = C->members[i];
         if (w == 0.0)
             continue;
-        if ((rc = score_model_forward(C->members[i], n, x, c, C->buf)) != SCORE_OK)
+        if (infer) {
+            int64_t own = score__model_i64(mi, SCORE_MODEL_PARAM_THREADS);
+            score__model_set_threads(mi, threads);
+            rc = score__model_infer(mi, n, x, c, C->buf);
+            score__model_set_threads(mi, own);
+        } else {
+            rc = score_model_forward(mi, n, x, c, C->buf);
+        }
+        if (rc != SCORE_OK)
             return member_failed(m, C, i, rc);
         acc_add(C->acc, C->buf, len, w);
     }
     acc_store(C->acc, len, out);
     m->last_callback_status = 0;
     return SCORE_OK;
+}
+
+static int co_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    return combine_forward(m, 0, n, x, c, out);
+}
+
+static int co_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
+{
+    return combine_forward(m, 1, n, x, c, out);
 }
 
 /* jvp and vjp share the accumulation: the products are linear in the members. */
@@ -261,6 +285,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
     }
     C->ops.name = "combination";
     C->ops.forward = co_forward;
+    C->ops.infer = co_infer;
     C->ops.jvp = (caps & SCORE_MODEL_CAP_JVP) ? co_jvp : NULL;
     C->ops.vjp = (caps & SCORE_MODEL_CAP_VJP) ? co_vjp : NULL;
     C->ops.trace = (caps & SCORE_MODEL_CAP_TRACE) ? co_trace : NULL;

@@ -9,6 +9,12 @@
 struct score__st_writer; /* src/io/safetensors-priv.h */
 struct score__st_reader;
 
+/* Output cotangent of an objective that depends on the model's outputs (the Hyvärinen and
+ * sliced losses): fills gout (rows x dim) for the batch rows row0 .. row0 + rows - 1 from their
+ * outputs fx (rows x dim). Called once per block of rows, in row order, right after the kind's
+ * own forward pass of that block. */
+typedef void (*score__gout_fn)(void *ctx, size_t row0, size_t rows, const float *fx, float *gout);
+
 typedef struct score__model_ops {
     const char *name; /* "mlp", "gaussian", ... */
     /* All entries may be NULL when the kind lacks the operation (-> SCORE_E_UNSUPPORTED).
@@ -29,9 +35,22 @@ typedef struct score__model_ops {
     int (*vjv_grad)(score_model *m, size_t n, const float *x, const double *c, size_t k,
                     const float *v, const double *w, const float *gout, float *grad,
                     double *vjv, float *fx);
+    /* trace_grad / vjv_grad with gout built by gfn from the outputs (fx, required) of the
+     * kind's own forward pass: no separate forward by the caller. NULL = the generic fallback
+     * of score__model_trace_grad_fn() / score__model_vjv_grad_fn(). */
+    int (*trace_grad_fn)(score_model *m, size_t n, const float *x, const double *c,
+                         const double *w, score__gout_fn gfn, void *gctx, float *grad,
+                         double *tr, float *fx);
+    int (*vjv_grad_fn)(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                       const float *v, const double *w, score__gout_fn gfn, void *gctx,
+                       float *grad, double *vjv, float *fx);
     size_t (*param_count)(const score_model *m);
     void (*params_get)(const score_model *m, float *buf);
     void (*params_set)(score_model *m, const float *buf);
+    /* Address of the kind's contiguous parameter array (param_count floats from
+     * score__calloc, the array forward and backward read), for score__model_params_data();
+     * NULL = the kind keeps its parameters otherwise. */
+    float **(*params_slot)(score_model *m);
     /* Deep copy of impl into dst (dst's generic fields are already copied). */
     int (*clone_impl)(score_model *dst, const score_model *src);
     void (*destroy_impl)(score_model *m);
@@ -48,7 +67,7 @@ typedef struct score__model_ops {
     int (*load)(score_model **out, const struct score__st_reader *r);
 } score__model_ops;
 
-#define SCORE__MODEL_NPARAMS 9
+#define SCORE__MODEL_NPARAMS 10
 
 struct score_model {
     const score__model_ops *ops;
@@ -90,8 +109,38 @@ int score__model_meta_at(const score_model *m, size_t i, const char **key, const
  * back-propagate: the sde layer, hence every sampler. */
 int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out);
 
+/* Direct access to a prepared model's parameters for the trainer (no copies per step): the
+ * model's own contiguous array of score_model_param_count() floats, or NULL when its kind does
+ * not keep one (then use score_model_params_get / _set). The array may be read, and written
+ * with finite values only; it stays valid until the next call that changes the model's
+ * parameters or architecture. */
+float *score__model_params_data(score_model *m);
+/* Installs buf (score_model_param_count() finite floats, allocated with score__calloc) as the
+ * model's parameter array and returns the previous array, which the caller now owns (same
+ * size and allocator). Only for models whose score__model_params_data() is not NULL. Like
+ * score_model_params_set(), invalidates the backward cache. */
+float *score__model_params_exchange(score_model *m, float *buf);
+/* Notes that the array of score__model_params_data() was written in place (invalidates the
+ * backward cache, like score_model_params_set()). */
+void score__model_params_changed(score_model *m);
+
+/* score_model_trace_grad() / score_model_vjv_grad() (same checks, errors and results) with the
+ * output cotangent gout = gfn(fx) instead of an array: F(x, c) is written to fx (n * dim,
+ * required) and the kind computes gout from it block by block after its own forward pass
+ * (MLP), so callers whose gout depends on F need no forward of their own. Kinds without the
+ * op: a cache-free forward into fx, gfn over all rows into gout_ws (n * dim floats, required),
+ * then the array version. */
+int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
+                               const double *w, score__gout_fn gfn, void *gctx, float *gout_ws,
+                               float *grad, double *tr, float *fx);
+int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                             const float *v, const double *w, score__gout_fn gfn, void *gctx,
+                             float *gout_ws, float *grad, double *vjv, float *fx);
+
 /* Allocates a generic model with default parameters; the caller fills ops and impl. */
 int score__model_alloc(score_model **out, int kind, size_t dim, const score__model_ops *ops);
+/* Sets SCORE_MODEL_PARAM_THREADS (1..1024, unchecked) without the public setter's checks. */
+void score__model_set_threads(score_model *m, int64_t threads);
 /* Parameter value accessors for implementations. */
 int64_t score__model_i64(const score_model *m, int param);
 double score__model_f64(const score_model *m, int param);

@@ -20,6 +20,8 @@ static const score__param_desc model_params[SCORE__MODEL_NPARAMS] = {
      "seed of the initialisation and the Fourier projection (MLP)"},
     {SCORE_MODEL_PARAM_GUIDANCE, "guidance", SCORE_PARAM_F64, -1e6, 1e6, 0.0,
      "guidance weight w of a classifier-free-guidance combination: (1 + w) s_cond - w s_uncond"},
+    {SCORE_MODEL_PARAM_THREADS, "threads", SCORE_PARAM_I64, 1, 1024, 1,
+     "threads for row-parallel evaluation (blocks of rows at a time); results do not depend on it"},
 };
 
 const score__param_desc *score__model_param_table(size_t *n_out)
@@ -36,6 +38,12 @@ int64_t score__model_i64(const score_model *m, int param)
 double score__model_f64(const score_model *m, int param)
 {
     return m->params[score__param_index(model_params, SCORE__MODEL_NPARAMS, param)].f;
+}
+
+void score__model_set_threads(score_model *m, int64_t threads)
+{
+    m->params[score__param_index(model_params, SCORE__MODEL_NPARAMS, SCORE_MODEL_PARAM_THREADS)].i =
+        threads;
 }
 
 int score__model_alloc(score_model **out, int kind, size_t dim, const score__model_ops *ops)
@@ -189,6 +197,8 @@ static int check_param_target(const char *fn, score_model *m, int param)
             return score__error(SCORE_E_UNSUPPORTED, fn, "guidance applies to combination models only");
         return SCORE_OK;
     }
+    if (param == SCORE_MODEL_PARAM_THREADS)
+        return SCORE_OK; /* any kind, at any time: a run-time setting, not architecture */
     if (score__param_index(model_params, SCORE__MODEL_NPARAMS, param) < 0)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown model parameter %d", param);
     if (m->kind != SCORE_MODEL_MLP)
@@ -285,6 +295,26 @@ int score_model_params_set(score_model *model, const float *buf, size_t len)
     model->ops->params_set(model, buf);
     model->cached_n = 0;
     return SCORE_OK;
+}
+
+float *score__model_params_data(score_model *m)
+{
+    if (m == NULL || !m->prepared || m->ops->params_slot == NULL)
+        return NULL;
+    return *m->ops->params_slot(m);
+}
+
+float *score__model_params_exchange(score_model *m, float *buf)
+{
+    float **slot = m->ops->params_slot(m), *old = *slot;
+    *slot = buf;
+    m->cached_n = 0;
+    return old;
+}
+
+void score__model_params_changed(score_model *m)
+{
+    m->cached_n = 0;
 }
 
 /* Common checks of the compute calls: handle, pointers, preparation, capability. */
@@ -429,4 +459,48 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
         return SCORE_OK;
     model->cached_n = 0;
     return model->ops->vjv_grad(model, n, x, c, k, v, w, gout, grad_params, vjv, fx);
+}
+
+int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
+                               const double *w, score__gout_fn gfn, void *gctx, float *gout_ws,
+                               float *grad, double *tr, float *fx)
+{
+    static const char fn[] = "score_model_trace_grad";
+    int rc = begin(fn, m, m && m->ops->trace_grad != NULL, n, x, c, grad);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n > 0 && (w == NULL || gfn == NULL || gout_ws == NULL || fx == NULL))
+        return score__error(SCORE_E_INVAL, fn, "w, gfn, gout_ws or fx is NULL");
+    if (n == 0)
+        return SCORE_OK;
+    m->cached_n = 0;
+    if (m->ops->trace_grad_fn != NULL)
+        return m->ops->trace_grad_fn(m, n, x, c, w, gfn, gctx, grad, tr, fx);
+    if ((rc = score__model_infer(m, n, x, c, fx)) != SCORE_OK)
+        return rc;
+    gfn(gctx, 0, n, fx, gout_ws);
+    return m->ops->trace_grad(m, n, x, c, w, gout_ws, grad, tr, NULL);
+}
+
+int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                             const float *v, const double *w, score__gout_fn gfn, void *gctx,
+                             float *gout_ws, float *grad, double *vjv, float *fx)
+{
+    static const char fn[] = "score_model_vjv_grad";
+    int rc = begin(fn, m, m && m->ops->vjv_grad != NULL, n, x, c, grad);
+    if (rc != SCORE_OK)
+        return rc;
+    if (k == 0 || (n > 0 && (v == NULL || gfn == NULL || gout_ws == NULL || fx == NULL)))
+        return score__error(SCORE_E_INVAL, fn, "k is 0 or v, gfn, gout_ws or fx is NULL");
+    if ((rc = check_probes(fn, m, n, k)) != SCORE_OK)
+        return rc;
+    if (n == 0)
+        return SCORE_OK;
+    m->cached_n = 0;
+    if (m->ops->vjv_grad_fn != NULL)
+        return m->ops->vjv_grad_fn(m, n, x, c, k, v, w, gfn, gctx, grad, vjv, fx);
+    if ((rc = score__model_infer(m, n, x, c, fx)) != SCORE_OK)
+        return rc;
+    gfn(gctx, 0, n, fx, gout_ws);
+    return m->ops->vjv_grad(m, n, x, c, k, v, w, gout_ws, grad, vjv, NULL);
 }

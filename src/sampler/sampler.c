@@ -517,7 +517,7 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
 {
     const char *fn = "score_sampler_run";
     const score_schedule *sched;
-    size_t npts, nd, dim;
+    size_t npts = 0, nd, dim;
     double sigma_last = 0.0;
     uint64_t nfe0;
     int rc, adaptive, needs_rng;

@@ -35,7 +35,7 @@ int score_schedule_alpha_sigma(const score_schedule *s, size_t n, const double *
         double la, sig, lam;
         score__sched_eval(s, t[i], &la, &sig, &lam);
         if (alpha_out)
-            alpha_out[i] = exp(la);
+            alpha_out[i] = la == 0.0 ? 1.0 : exp(la); /* VE kinds: no libm call */
         if (sigma_out)
             sigma_out[i] = sig;
     }

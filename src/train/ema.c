@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernel/kernel-priv.h" /* SCORE__VEC_CLONES */
 #include "train-priv.h"
 
 static const score__param_desc ema_params[SCORE__EMA_NPARAMS] = {
@@ -76,28 +77,36 @@ SCORE__DEFINE_PARAM_ACCESSORS(score_ema, score_ema, "ema", ema_params, SCORE__EM
 
 int score_ema_update(score_ema *ema, size_t n, const float *params)
 {
-    double d, w;
-    uint64_t k;
     if (ema == NULL || params == NULL)
         return score__error(SCORE_E_INVAL, __func__, "ema or params is NULL");
     if (n != ema->n)
         return score__error(SCORE_E_SHAPE, __func__, "n = %zu, the EMA has %zu parameters", n, ema->n);
     if (!score__all_finite_f32(n, params))
         return score__error(SCORE_E_NUMERIC, __func__, "params contain NaN or infinity");
-    k = ema->num_updates + 1;
-    d = ema->params[0].f;
+    score__ema_update_finite(ema, params);
+    return SCORE_OK;
+}
+
+SCORE__VEC_CLONES
+static void ema_sweep(size_t n, float *restrict shadow, const float *restrict params, double w)
+{
+    for (size_t i = 0; i < n; i++) {
+        double s = shadow[i];
+        shadow[i] = (float)(s - w * (s - (double)params[i]));
+    }
+}
+
+void score__ema_update_finite(score_ema *ema, const float *params)
+{
+    uint64_t k = ema->num_updates + 1;
+    double d = ema->params[0].f;
     if (ema->params[1].i != 0) {
         double warm = (1.0 + (double)k) / (10.0 + (double)k);
         if (warm < d)
             d = warm;
     }
-    w = 1.0 - d;
-    for (size_t i = 0; i < n; i++) {
-        double s = ema->shadow[i];
-        ema->shadow[i] = (float)(s - w * (s - (double)params[i]));
-    }
+    ema_sweep(ema->n, ema->shadow, params, 1.0 - d);
     ema->num_updates = k;
-    return SCORE_OK;
 }
 
 int score_ema_get(const score_ema *ema, float *out, size_t n)

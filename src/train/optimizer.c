@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernel/kernel-priv.h" /* SCORE__VEC_CLONES */
 #include "train-priv.h"
 
 #define ONE_MINUS_ULP 0x1.fffffffffffffp-1 /* largest double below 1 */
@@ -92,6 +93,8 @@ void score_optimizer_free(score_optimizer *opt)
         return;
     score__free(opt->m);
     score__free(opt->v);
+    score__free(opt->m_next);
+    score__free(opt->v_next);
     score__free(opt);
 }
 
@@ -115,6 +118,8 @@ int score_optimizer_clone(score_optimizer **out, const score_optimizer *opt)
     memcpy(o->m, opt->m, opt->n * sizeof(float));
     if (opt->v)
         memcpy(o->v, opt->v, opt->n * sizeof(float));
+    o->bound_m = opt->bound_m;
+    o->bound_v = opt->bound_v;
     *out = o;
     return SCORE_OK;
 }
@@ -146,78 +151,295 @@ static double lr_at(const score_optimizer *o, uint64_t k)
     return lr;
 }
 
-static double grad_norm(size_t n, const float *g)
+/* ---- the update ------------------------------------------------------------------------
+ * Every loop below is one branch-free sweep compiled for several x86-64 levels
+ * (SCORE__VEC_CLONES) with the same arithmetic in every version. The gradient norm is
+ * accumulated in double in NORM_LANES interleaved partial sums (element i goes to sum i mod
+ * NORM_LANES, in index order), added up in lane order at the end: one fixed order whatever the
+ * vector width. */
+
+enum { NORM_LANES = 16 };
+
+/* |x| as an integer: for finite floats the integer order of these bits is the order of |x|. */
+SCORE__INLINE uint32_t abs_bits(float x)
 {
-    /* Four partial sums in a fixed order: deterministic and a little faster than one chain. */
-    double s[4] = {0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s[0] += (double)g[i] * g[i];
-        s[1] += (double)g[i + 1] * g[i + 1];
-        s[2] += (double)g[i + 2] * g[i + 2];
-        s[3] += (double)g[i + 3] * g[i + 3];
-    }
-    for (; i < n; i++)
-        s[0] += (double)g[i] * g[i];
-    return sqrt((s[0] + s[1]) + (s[2] + s[3]));
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u & 0x7fffffffu;
 }
 
-static void sgd_update(score_optimizer *o, float *p, const float *g, double lr, float scale)
+SCORE__INLINE uint32_t umax(uint32_t a, uint32_t b)
 {
-    const float mom = (float)pf(o, SCORE_OPTIMIZER_PARAM_MOMENTUM);
-    const float wd = (float)pf(o, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY);
-    const int nesterov = pi(o, SCORE_OPTIMIZER_PARAM_NESTEROV) != 0;
-    const float flr = (float)lr;
-    const int first = o->step == 0;
-    float *b = o->m;
-    for (size_t i = 0; i < o->n; i++) {
-        float gi = g[i] * scale;
+    return a > b ? a : b;
+}
+
+/* The sweep before an update: the squared norm of g (lanes acc) and, with p != NULL, the
+ * largest |p| as abs_bits (lanes mx). */
+SCORE__INLINE void scan_body(size_t n, const float *g, const float *p, double *acc, uint32_t *mx,
+                             int want_max)
+{
+    size_t i = 0;
+    for (; i + NORM_LANES <= n; i += NORM_LANES)
+        for (size_t j = 0; j < NORM_LANES; j++) {
+            acc[j] += (double)g[i + j] * (double)g[i + j];
+            if (want_max)
+                mx[j] = umax(mx[j], abs_bits(p[i + j]));
+        }
+    for (; i < n; i++) {
+        acc[i % NORM_LANES] += (double)g[i] * (double)g[i];
+        if (want_max)
+            mx[0] = umax(mx[0], abs_bits(p[i]));
+    }
+}
+
+SCORE__VEC_CLONES
+static void scan_norm(size_t n, const float *restrict g, double *restrict acc)
+{
+    scan_body(n, g, NULL, acc, NULL, 0);
+}
+
+SCORE__VEC_CLONES
+static void scan_norm_max(size_t n, const float *restrict g, const float *restrict p,
+                          double *restrict acc, uint32_t *restrict mx)
+{
+    scan_body(n, g, p, acc, mx, 1);
+}
+
+/* Largest |x| as abs_bits, in lanes mx. */
+SCORE__VEC_CLONES
+static void scan_max(size_t n, const float *restrict x, uint32_t *restrict mx)
+{
+    size_t i = 0;
+    for (; i + NORM_LANES <= n; i += NORM_LANES)
+        for (size_t j = 0; j < NORM_LANES; j++)
+            mx[j] = umax(mx[j], abs_bits(x[i + j]));
+    for (; i < n; i++)
+        mx[0] = umax(mx[0], abs_bits(x[i]));
+}
+
+static double lanes_norm(const double *acc)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < NORM_LANES; j++)
+        s += acc[j];
+    return sqrt(s);
+}
+
+/* The float whose abs_bits are the largest of the lane maxima mx (finite inputs; a NaN or an
+ * infinity gives an infinity or NaN here). */
+static double lanes_max(const uint32_t *mx)
+{
+    uint32_t u = 0;
+    float f;
+    for (size_t j = 0; j < NORM_LANES; j++)
+        u = umax(u, mx[j]);
+    memcpy(&f, &u, sizeof f);
+    return (double)f;
+}
+
+/* Constants of one update. */
+typedef struct {
+    int kind;
+    float scale;                 /* clipping factor of the gradient (1 = none) */
+    /* SGD */
+    float lr, mom, wd;
+    int nesterov, first;
+    /* Adam / AdamW */
+    int decoupled;               /* AdamW with weight decay: p *= decay first */
+    float decay, step_size, inv_bc2_sqrt, fb1, fb2, c1, c2, eps, fwd;
+} upd_k;
+
+/* 1 when x is NaN or an infinity (exponent bits all ones); vectorizes as integer ops. */
+SCORE__INLINE unsigned nonfinite(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
+/* One Adam / AdamW sweep from (p, m, v) into (po, mo, vo), which are either the same arrays
+ * (in place) or arrays that overlap none of the inputs. With check, returns nonzero when a new
+ * value is not finite. Inlined into the callers below, which carry the restrict qualifiers. */
+SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const float *m,
+                                 const float *v, float *po, float *mo, float *vo, const upd_k *k,
+                                 int decoupled, int check)
+{
+    const float scale = k->scale, fwd = k->fwd, fb1 = k->fb1, fb2 = k->fb2, c1 = k->c1,
+                c2 = k->c2, eps = k->eps, step_size = k->step_size,
+                inv_bc2_sqrt = k->inv_bc2_sqrt, decay = k->decay;
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float pi = decoupled ? p[i] * decay : p[i];
+        float gi = g[i] * scale + fwd * pi;
+        float mi = fb1 * m[i] + c1 * gi;
+        float vi = fb2 * v[i] + c2 * gi * gi;
+        float pn = pi - step_size * mi / (sqrtf(vi) * inv_bc2_sqrt + eps);
+        mo[i] = mi;
+        vo[i] = vi;
+        po[i] = pn;
+        if (check)
+            bad |= nonfinite(pn) | nonfinite(mi) | nonfinite(vi);
+    }
+    return bad;
+}
+
+SCORE__VEC_CLONES
+static void adam_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict v, const upd_k *k)
+{
+    if (k->decoupled)
+        (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0);
+    else
+        (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0);
+}
+
+SCORE__VEC_CLONES
+static unsigned adam_out(size_t n, const float *restrict p, const float *restrict g,
+                         const float *restrict m, const float *restrict v, float *restrict po,
+                         float *restrict mo, float *restrict vo, const upd_k *k)
+{
+    return k->decoupled ? adam_body(n, p, g, m, v, po, mo, vo, k, 1, 1)
+                        : adam_body(n, p, g, m, v, po, mo, vo, k, 0, 1);
+}
+
+/* SGD with optional L2 decay and (Nesterov) momentum; b / bo: the momentum buffer. */
+SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const float *b,
+                                float *po, float *bo, const upd_k *k, int check)
+{
+    const float scale = k->scale, wd = k->wd, mom = k->mom, flr = k->lr;
+    const int first = k->first, nesterov = k->nesterov;
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale, bi = b[i], pn;
         if (wd != 0.0f)
             gi += wd * p[i];
         if (mom != 0.0f) {
-            b[i] = first ? gi : mom * b[i] + gi;
-            gi = nesterov ? gi + mom * b[i] : b[i];
+            bi = first ? gi : mom * bi + gi;
+            gi = nesterov ? gi + mom * bi : bi;
         }
-        p[i] -= flr * gi;
+        pn = p[i] - flr * gi;
+        bo[i] = bi;
+        po[i] = pn;
+        if (check)
+            bad |= nonfinite(pn) | nonfinite(bi);
+    }
+    return bad;
+}
+
+SCORE__VEC_CLONES
+static void sgd_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict b,
+                        const upd_k *k)
+{
+    (void)sgd_body(n, p, g, b, p, b, k, 0);
+}
+
+SCORE__VEC_CLONES
+static unsigned sgd_out(size_t n, const float *restrict p, const float *restrict g,
+                        const float *restrict b, float *restrict po, float *restrict bo,
+                        const upd_k *k)
+{
+    return sgd_body(n, p, g, b, po, bo, k, 1);
+}
+
+/* The constants of update number o->step at learning rate lr. */
+static void update_consts(const score_optimizer *o, double lr, float scale, upd_k *k)
+{
+    memset(k, 0, sizeof *k);
+    k->kind = o->kind;
+    k->scale = scale;
+    if (o->kind == SCORE_OPTIMIZER_SGD) {
+        k->lr = (float)lr;
+        k->mom = (float)pf(o, SCORE_OPTIMIZER_PARAM_MOMENTUM);
+        k->wd = (float)pf(o, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY);
+        k->nesterov = pi(o, SCORE_OPTIMIZER_PARAM_NESTEROV) != 0;
+        k->first = o->step == 0;
+    } else {
+        const double b1 = pf(o, SCORE_OPTIMIZER_PARAM_BETA1), b2 = pf(o, SCORE_OPTIMIZER_PARAM_BETA2);
+        const double wd = pf(o, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY);
+        const double kk = (double)(o->step + 1);
+        const double bc1 = -expm1(kk * log(b1)); /* 1 - b1^k (b1 = 0 gives 1) */
+        const double bc2 = -expm1(kk * log(b2)); /* 1 - b2^k */
+        k->step_size = (float)(lr / bc1);
+        k->inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
+        k->fb1 = (float)b1;
+        k->fb2 = (float)b2;
+        k->c1 = (float)(1.0 - b1);
+        k->c2 = (float)(1.0 - b2);
+        k->eps = (float)pf(o, SCORE_OPTIMIZER_PARAM_EPS);
+        k->fwd = o->kind == SCORE_OPTIMIZER_ADAMW ? 0.0f : (float)wd;
+        k->decoupled = o->kind == SCORE_OPTIMIZER_ADAMW && wd != 0.0;
+        k->decay = (float)(1.0 - lr * wd);
     }
 }
 
-static void adam_update(score_optimizer *o, float *restrict p, const float *restrict g, double lr,
-                        float scale)
+/* Clipping factor for gradient norm `norm`. */
+static float clip_scale(const score_optimizer *o, double norm)
 {
-    const double b1 = pf(o, SCORE_OPTIMIZER_PARAM_BETA1), b2 = pf(o, SCORE_OPTIMIZER_PARAM_BETA2);
-    const float eps = (float)pf(o, SCORE_OPTIMIZER_PARAM_EPS);
-    const double wd = pf(o, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY);
-    const double k = (double)(o->step + 1);
-    const double bc1 = -expm1(k * log(b1)); /* 1 - b1^k (b1 = 0 gives 1) */
-    const double bc2 = -expm1(k * log(b2)); /* 1 - b2^k */
-    const float step_size = (float)(lr / bc1);
-    const float inv_bc2_sqrt = (float)(1.0 / sqrt(bc2));
-    const float fb1 = (float)b1, fb2 = (float)b2;
-    const float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
-    const float fwd = o->kind == SCORE_OPTIMIZER_ADAMW ? 0.0f : (float)wd;
-    float *restrict m = o->m, *restrict v = o->v;
-    const size_t n = o->n;
-    if (o->kind == SCORE_OPTIMIZER_ADAMW && wd != 0.0) {
-        const float decay = (float)(1.0 - lr * wd);
-        for (size_t i = 0; i < n; i++)
-            p[i] *= decay;
+    double clip = pf(o, SCORE_OPTIMIZER_PARAM_GRAD_CLIP);
+    return clip > 0.0 && norm > clip ? (float)(clip / (norm + 1e-6)) : 1.0f;
+}
+
+/* 1 when no value of the update with constants k can overflow, given bounds on the largest
+ * |g|, |p|, |m|, |v| (G, P, M, V; finite): a bound on every intermediate, with ample margin for
+ * float rounding, below a quarter of the float range. False positives only cost the slower,
+ * checked update. M_out, V_out: bounds on the new moments (valid when the update is made). */
+static int update_is_safe(const upd_k *k, double G, double P, double M, double V, double *M_out,
+                          double *V_out)
+{
+    const double lim = 0.25 * 3.4028234663852886e38, up = 1.0 + 1e-6;
+    double gmax, worst;
+    if (!(G < lim && P < lim && M < lim && V < lim))
+        return 0;
+    if (k->kind == SCORE_OPTIMIZER_SGD) {
+        double mom = fabs((double)k->mom), b, step;
+        gmax = up * (G * (double)k->scale + fabs((double)k->wd) * P);
+        b = k->mom != 0.0f ? up * (mom * M + gmax) : M;   /* the new momentum buffer */
+        step = up * (gmax + mom * b + b);                 /* the (Nesterov) step direction */
+        worst = up * (P + fabs((double)k->lr) * step);    /* lr step and the new weight */
+        *M_out = b;
+        *V_out = 0.0;
+        return gmax < lim && b < lim && step < lim && worst < lim;
+    } else {
+        double Pd = k->decoupled ? P * fabs((double)k->decay) : P, mmax, vmax, q;
+        gmax = up * (G * (double)k->scale + fabs((double)k->fwd) * Pd);
+        if (!(gmax < 1e18) || !(Pd < lim))
+            return 0;
+        mmax = up * ((double)k->fb1 * M + (double)k->c1 * gmax);
+        vmax = up * ((double)k->fb2 * V + (double)k->c2 * gmax * gmax);
+        q = (double)k->step_size * mmax;                  /* step_size m, then / (... + eps) */
+        worst = up * (Pd + q / (double)k->eps);
+        if (sqrt(vmax) * (double)k->inv_bc2_sqrt > worst)
+            worst = sqrt(vmax) * (double)k->inv_bc2_sqrt;
+        *M_out = mmax;
+        *V_out = vmax;
+        return mmax < lim && vmax < lim && q < lim && worst < lim;
     }
-    /* one branch-free loop: the compiler vectorises it */
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * scale + fwd * p[i];
-        float mi = fb1 * m[i] + c1 * gi;
-        float vi = fb2 * v[i] + c2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= step_size * mi / (sqrtf(vi) * inv_bc2_sqrt + eps);
+}
+
+/* Exact largest |m| and |v| into the tracked bounds. */
+static void exact_moment_bounds(score_optimizer *o)
+{
+    uint32_t mx[NORM_LANES];
+    memset(mx, 0, sizeof mx);
+    scan_max(o->n, o->m, mx);
+    o->bound_m = lanes_max(mx);
+    o->bound_v = 0.0;
+    if (o->v) {
+        memset(mx, 0, sizeof mx);
+        scan_max(o->n, o->v, mx);
+        o->bound_v = lanes_max(mx);
     }
+}
+
+void score__optimizer_moments_changed(score_optimizer *opt)
+{
+    opt->bound_m = opt->bound_v = -1.0;
 }
 
 int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const float *grad)
 {
-    double norm, lr, clip;
-    float scale = 1.0f;
+    double acc[NORM_LANES] = {0}, norm, lr;
+    upd_k k;
     if (opt == NULL || params == NULL || grad == NULL)
         return score__error(SCORE_E_INVAL, __func__, "opt, params or grad is NULL");
     if (n != opt->n)
@@ -225,21 +447,93 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
                             n, opt->n);
     if (params == grad)
         return score__error(SCORE_E_INVAL, __func__, "params and grad alias");
-    norm = grad_norm(n, grad);
+    scan_norm(n, grad, acc);
+    norm = lanes_norm(acc);
     opt->last_norm = norm;
     if (!isfinite(norm)) {
         opt->skipped++;
         return score__error(SCORE_E_NUMERIC, __func__,
                             "the gradient is not finite (norm %g): step skipped", norm);
     }
-    clip = pf(opt, SCORE_OPTIMIZER_PARAM_GRAD_CLIP);
-    if (clip > 0.0 && norm > clip)
-        scale = (float)(clip / (norm + 1e-6));
     lr = lr_at(opt, opt->step);
+    update_consts(opt, lr, clip_scale(opt, norm), &k);
     if (opt->kind == SCORE_OPTIMIZER_SGD)
-        sgd_update(opt, params, grad, lr, scale);
+        sgd_inplace(n, params, grad, opt->m, &k);
     else
-        adam_update(opt, params, grad, lr, scale);
+        adam_inplace(n, params, grad, opt->m, opt->v, &k);
+    score__optimizer_moments_changed(opt); /* unchecked: the moments may have overflowed */
+    opt->last_lr = lr;
+    opt->step++;
+    return SCORE_OK;
+}
+
+int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
+                                  const float *grad, float *spare, int *in_spare)
+{
+    const size_t n = opt->n;
+    const int adam = opt->kind != SCORE_OPTIMIZER_SGD;
+    double acc[NORM_LANES] = {0}, norm, lr = lr_at(opt, opt->step), P, M_new = 0.0, V_new = 0.0;
+    uint32_t mx[NORM_LANES];
+    int safe;
+    upd_k k;
+    *in_spare = 0;
+    memset(mx, 0, sizeof mx);
+    /* sweep 1: the norm (which also bounds every |g_i|) and the largest |p_i| */
+    scan_norm_max(n, grad, params, acc, mx);
+    norm = lanes_norm(acc);
+    opt->last_norm = norm;
+    if (!isfinite(norm)) {
+        opt->skipped++;
+        return score__error(SCORE_E_NUMERIC, fn,
+                            "the gradient is not finite (norm %g): step skipped", norm);
+    }
+    P = lanes_max(mx);
+    update_consts(opt, lr, clip_scale(opt, norm), &k);
+    /* the moments' magnitudes are tracked from update to update; measured when unknown or
+     * when the tracked bounds are too loose to decide */
+    if (opt->bound_m < 0.0)
+        exact_moment_bounds(opt);
+    safe = update_is_safe(&k, norm, P, opt->bound_m, opt->bound_v, &M_new, &V_new);
+    if (!safe) {
+        exact_moment_bounds(opt);
+        safe = update_is_safe(&k, norm, P, opt->bound_m, opt->bound_v, &M_new, &V_new);
+    }
+    if (safe) {
+        /* sweep 2, in place: nothing can overflow */
+        if (adam)
+            adam_inplace(n, params, grad, opt->m, opt->v, &k);
+        else
+            sgd_inplace(n, params, grad, opt->m, &k);
+        opt->bound_m = M_new;
+        opt->bound_v = V_new;
+    } else {
+        /* sweep 2 into other buffers, checked; committed only when everything is finite */
+        unsigned bad;
+        if (opt->m_next == NULL && (opt->m_next = score__calloc(n, sizeof(float))) == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "optimizer workspace of %zu floats", n);
+        if (adam && opt->v_next == NULL && (opt->v_next = score__calloc(n, sizeof(float))) == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "optimizer workspace of %zu floats", n);
+        bad = adam ? adam_out(n, params, grad, opt->m, opt->v, spare, opt->m_next, opt->v_next, &k)
+                   : sgd_out(n, params, grad, opt->m, spare, opt->m_next, &k);
+        if (bad) {
+            opt->skipped++;
+            return score__error(SCORE_E_NUMERIC, fn,
+                                "the update overflowed (a new weight or moment is not finite): "
+                                "step skipped");
+        }
+        {
+            float *t = opt->m;
+            opt->m = opt->m_next;
+            opt->m_next = t;
+            if (adam) {
+                t = opt->v;
+                opt->v = opt->v_next;
+                opt->v_next = t;
+            }
+        }
+        score__optimizer_moments_changed(opt);
+        *in_spare = 1;
+    }
     opt->last_lr = lr;
     opt->step++;
     return SCORE_OK;
@@ -288,6 +582,7 @@ int score_optimizer_reset(score_optimizer *opt)
     memset(opt->m, 0, opt->n * sizeof(float));
     if (opt->v)
         memset(opt->v, 0, opt->n * sizeof(float));
+    opt->bound_m = opt->bound_v = 0.0;
     return SCORE_OK;
 }
 
@@ -383,5 +678,6 @@ int score_optimizer_state_set(score_optimizer *opt, const void *buf, size_t len)
     opt->v = v;
     opt->step = score__get_u64le(p + 24);
     opt->skipped = score__get_u64le(p + 32);
+    score__optimizer_moments_changed(opt);
     return SCORE_OK;
 }

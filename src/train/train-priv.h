@@ -19,6 +19,10 @@ struct score_optimizer {
     double last_lr;     /* learning rate of the last applied update */
     float *m;           /* SGD: momentum buffer; Adam: first moment */
     float *v;           /* Adam: second moment (NULL for SGD) */
+    float *m_next;      /* score__optimizer_step_guarded(): the new moments before they are */
+    float *v_next;      /* committed (allocated on first use; swapped with m, v) */
+    double bound_m;     /* upper bounds of max |m_i| and max v_i kept by the guarded step */
+    double bound_v;     /* (0 for zero moments; < 0: unknown, measured when needed) */
 };
 
 struct score_ema {
@@ -35,5 +39,26 @@ const score__param_desc *score__trainer_param_table(size_t *n_out);
 
 /* Number of moment buffers of an optimizer kind (1 for SGD, 2 for Adam/AdamW). */
 int score__optimizer_nbuf(int kind);
+
+/* The trainer's step: score_optimizer_step() on opt->n values that commits nothing unless the
+ * gradient and every new weight and moment are finite. A first sweep takes the gradient norm
+ * (which bounds every |g_i|) and the largest |weight|; with the moments' magnitudes, which the
+ * optimizer tracks from update to update (bound_m, bound_v), they bound every value of the
+ * update. When that bound is below the float range (the normal case) the update is made in
+ * place in a second sweep (*in_spare = 0). Otherwise the new weights go to spare (opt->n
+ * floats, overlapping nothing) and the new moments to the optimizer's own spare buffers, with
+ * checks, and they are committed only when all are finite (*in_spare = 1: the caller installs
+ * spare as the weights). Both ways give the same bits. On SCORE_E_NUMERIC (non-finite
+ * gradient, or an update that overflowed) params, the moments and the counters are unchanged
+ * except the skipped counter. fn names the caller in error messages. */
+int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
+                                  const float *grad, float *spare, int *in_spare);
+
+/* Tells the optimizer that its moments were written other than by its own updates (their
+ * tracked magnitude bounds are then recomputed when needed). */
+void score__optimizer_moments_changed(score_optimizer *opt);
+
+/* score_ema_update() for parameters known to be finite (no check, no argument validation). */
+void score__ema_update_finite(score_ema *ema, const float *params);
 
 #endif

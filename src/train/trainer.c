@@ -43,6 +43,7 @@ struct score_trainer {
     score_model *ema_model;  /* owned clone, created on demand */
     size_t np;
     float *p, *g;            /* parameters and gradient (np) */
+    float *spare;            /* np: the optimizer's output, swapped with the model's array */
     float *data;             /* rows x dim, owned copy */
     size_t rows, dim;
     size_t *perm;            /* rows */
@@ -99,7 +100,8 @@ int score_trainer_new(score_trainer **out, score_model *model, const score_sde *
     tr->last_loss = NAN;
     tr->p = score__calloc(tr->np, sizeof(float));
     tr->g = score__calloc(tr->np, sizeof(float));
-    if (tr->np == 0 || tr->p == NULL || tr->g == NULL) {
+    tr->spare = score__calloc(tr->np, sizeof(float));
+    if (tr->np == 0 || tr->p == NULL || tr->g == NULL || tr->spare == NULL) {
         score_trainer_free(tr);
         return score__error(tr->np == 0 ? SCORE_E_UNSUPPORTED : SCORE_E_NOMEM, __func__,
                             "parameter buffers");
@@ -127,6 +129,7 @@ void score_trainer_free(score_trainer *tr)
     score_model_free(tr->ema_model);
     score__free(tr->p);
     score__free(tr->g);
+    score__free(tr->spare);
     score__free(tr->data);
     score__free(tr->perm);
     score__free(tr->u);
@@ -295,19 +298,29 @@ static int skip_step(score_trainer *tr, const char *fn, const char *why)
                         (unsigned long long)(tr->step - 1), why, msg);
 }
 
+/* One step. The weights are updated where the model keeps them (score__model_params_data(); a
+ * copy only for kinds without a contiguous array). The optimizer commits nothing unless the
+ * gradient and the whole update are finite (score__optimizer_step_guarded()), and the EMA is
+ * updated after it, so a skipped step changes no weight, moment or EMA value. */
 static int do_step(score_trainer *tr, double *loss_out, const char *fn)
 {
     size_t B = 0;
     double L = NAN;
-    int rc;
+    float *theta;
+    int rc, direct, in_spare = 0;
     if (tr->data == NULL)
         return score__error(SCORE_E_STAGE, fn, "no dataset: call score_trainer_set_data() first");
     if ((rc = gather(tr, &B, fn)) != SCORE_OK)
         return rc;
-    if ((rc = score_model_params_get(tr->model, tr->p, tr->np)) != SCORE_OK)
-        return rc;
+    theta = score__model_params_data(tr->model);
+    direct = theta != NULL;
+    if (!direct) {
+        if ((rc = score_model_params_get(tr->model, tr->p, tr->np)) != SCORE_OK)
+            return rc;
+        theta = tr->p;
+    }
     if (ti(tr, IX_USE_EMA) && !tr->ema_init) {
-        if ((rc = score_ema_reset(tr->ema, tr->np, tr->p)) != SCORE_OK)
+        if ((rc = score_ema_reset(tr->ema, tr->np, theta)) != SCORE_OK)
             return rc;
         tr->ema_init = 1;
     }
@@ -322,18 +335,31 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
         return skip_step(tr, fn, "non-finite loss");
     if (rc != SCORE_OK)
         return rc;
-    rc = score_optimizer_step(tr->opt, tr->np, tr->p, tr->g);
+    rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
+                                       &in_spare);
     if (rc == SCORE_E_NUMERIC)
-        return skip_step(tr, fn, "non-finite gradient");
+        return skip_step(tr, fn, isfinite(tr->opt->last_norm) ? "the update overflowed"
+                                                               : "non-finite gradient");
     if (rc != SCORE_OK)
         return rc;
-    if ((rc = score_model_params_set(tr->model, tr->p, tr->np)) != SCORE_OK) {
-        if (rc == SCORE_E_NUMERIC)
-            return skip_step(tr, fn, "the update overflowed");
-        return rc;
+    if (direct) {
+        if (in_spare)
+            tr->spare = score__model_params_exchange(tr->model, tr->spare);
+        else
+            score__model_params_changed(tr->model);
+        theta = score__model_params_data(tr->model);
+    } else {
+        if (in_spare) {
+            float *t = tr->p;
+            tr->p = tr->spare;
+            tr->spare = t;
+        }
+        if ((rc = score_model_params_set(tr->model, tr->p, tr->np)) != SCORE_OK)
+            return rc;
+        theta = tr->p;
     }
-    if (ti(tr, IX_USE_EMA) && (rc = score_ema_update(tr->ema, tr->np, tr->p)) != SCORE_OK)
-        return rc;
+    if (ti(tr, IX_USE_EMA))
+        score__ema_update_finite(tr->ema, theta);
     tr->last_lr = tr->opt->last_lr;
     tr->step++;
     return SCORE_OK;
@@ -696,6 +722,7 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
     memcpy(tr->opt->m, m, P * sizeof(float));
     if (v)
         memcpy(tr->opt->v, v, P * sizeof(float));
+    score__optimizer_moments_changed(tr->opt);
     tr->opt->step = (uint64_t)ocnt[0];
     tr->opt->skipped = (uint64_t)ocnt[1];
     memcpy(tr->ema->shadow, shadow, P * sizeof(float));
