@@ -6,12 +6,36 @@
 #include "core/core-priv.h"
 #include "rng-priv.h"
 
+/* The normal fill runs Philox and Box-Muller over batches of counters in loops that vectorize;
+ * they are compiled for several x86-64 levels and picked at load time (GCC function
+ * multi-versioning), elsewhere plain C. Every version does the same IEEE double operations in
+ * the same order (only +, -, *, / and the correctly rounded sqrt, besides integer operations;
+ * no libm; ISO C mode, so no contraction into FMA), so the values never depend on the CPU. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* clang contracts a * b + c by default, even in ISO C mode */
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+#define SCORE__RNG_X86_VERSIONS 1
+#define SCORE__RNG_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define SCORE__RNG_CLONES_V3 __attribute__((target_clones("avx2", "default")))
+#else
+#define SCORE__RNG_X86_VERSIONS 0
+#define SCORE__RNG_CLONES
+#define SCORE__RNG_CLONES_V3
+#endif
+/* Helpers of the multi-versioned loops are inlined into every version. */
+#if defined(__GNUC__)
+#define SCORE__RNG_INLINE static inline __attribute__((always_inline))
+#else
+#define SCORE__RNG_INLINE static inline
+#endif
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-#define SCORE__TWO_PI 6.283185307179586476925
 #define SCORE__2POW32 4294967296.0
 #define SCORE__MAX_ROWS ((uint64_t)1 << 32)
 #define SCORE__MAX_COLS ((uint64_t)1 << 34)
@@ -148,63 +172,376 @@ int score_rng_advance(score_rng *rng, uint64_t delta)
 
 /* ---- block generation ---- */
 
-static inline void block(const score_rng *rng, uint32_t counter, uint64_t row, uint64_t blk,
-                         uint32_t w[4])
-{
-    uint32_t key[2] = {(uint32_t)rng->seed, (uint32_t)(rng->seed >> 32)};
-    uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)row, counter, rng->stream};
-    /* Columns above 2^34 are rejected, so blk < 2^32. */
-    score__philox4x32_10(key, ctr, w);
-}
-
 static inline double u01(uint32_t w)
 {
     return ((double)w + 0.5) / SCORE__2POW32;
 }
 
-/* Value of column c from the block words (normal transform). */
-static inline double normal_of(const uint32_t w[4], unsigned lane)
+/* ---- normal variates: batched Philox and Box-Muller ----
+ *
+ * Box-Muller on the word pair (w1, w2): u1, u2 = (w + 0.5) 2^-32, radius sqrt(-2 ln u1), angle
+ * 2 pi u2. The logarithm, sine and cosine are computed here rather than by libm, in double
+ * precision, in loops that vectorize; measured against long double, the radius is within
+ * 1.2 ulp and r cos, r sin within 3.1 ulp (libm's cos and sin of the rounded 2 pi u2 are off by
+ * up to 2 pi u2 2^-53 in absolute terms, which is many ulp near their zeros):
+ *
+ * - ln u1: u1 = 2^k m with m in [sqrt(1/2), sqrt(2)) taken from the bits of u1, f = m - 1
+ *   (exact), s = f / (2 + f), ln(1 + f) = 2 atanh(s) = f - s (f - T(s^2)) with
+ *   T(z) = sum_{j=1..9} 2 z^j / (2j + 1) (|s| < 0.172: truncation below 3e-17 relative), then
+ *   ln u1 = k ln2_hi + (k ln2_lo + ln(1 + f)) with ln2_hi of 32 bits (k ln2_hi exact). f is
+ *   exact, so u1 near 1 (ln u1 ~ -2^-33) keeps full relative precision; u1 >= 2^-33 bounds the
+ *   radius by sqrt(66 ln 2) = 6.76.
+ * - sin and cos of 2 pi u2: the reduction is exact in turns, since u2 is a multiple of 2^-33:
+ *   q = round(4 u2) by the 1.5 * 2^52 shift, r = u2 - q / 4 in [-1/8, 1/8] (no rounding), then
+ *   the Taylor series of sin(2 pi r) to degree 17 (with 2 pi split in a 21-bit head, so that
+ *   the leading product is exact) and of cos(2 pi r) to degree 16 (truncation below 1e-18),
+ *   and the quadrant's swap and signs.
+ */
+
+#define SCORE__RNG_BATCH 64 /* Philox blocks per batch of the normal fill */
+
+SCORE__RNG_INLINE uint64_t bits_of(double x)
 {
-    unsigned pair = lane >> 1;
-    double u1 = u01(w[2 * pair]), u2 = u01(w[2 * pair + 1]);
-    double r = sqrt(-2.0 * log(u1));
-    return (lane & 1u) ? r * sin(SCORE__TWO_PI * u2) : r * cos(SCORE__TWO_PI * u2);
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
 }
 
-enum { GEN_NORMAL, GEN_UNIFORM, GEN_RADEMACHER, GEN_INDEX };
+SCORE__RNG_INLINE double double_of(uint64_t b)
+{
+    double x;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
 
-/* Generic block fill: out_f (float), out_d (double) or out_z (size_t); exactly one non-NULL. */
+/* (w + 0.5) 2^-32 without an integer conversion: 2^52 + w has w in its low mantissa bits. */
+SCORE__RNG_INLINE double u01_vec(uint32_t w)
+{
+    return (double_of(UINT64_C(0x4330000000000000) | w) - 0x1.fffffffffffffp+51) * 0x1p-32;
+}
+
+/* -2 ln u for u = (w + 0.5) 2^-32, as described above. */
+SCORE__RNG_INLINE double minus2_log_u01(uint32_t w)
+{
+    const double ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;
+    double u = u01_vec(w), m, f, s, z, t, kd, lg;
+    /* j = bits(u) + bits(1) - bits(sqrt(1/2)): its exponent field is k + 1023 */
+    uint64_t b = bits_of(u), j = b + (UINT64_C(0x3ff0000000000000) - UINT64_C(0x3fe6a09e667f3bcd));
+    uint64_t e = j >> 52;
+    m = double_of(b - (j & UINT64_C(0xfff0000000000000)) + UINT64_C(0x3ff0000000000000));
+    kd = double_of(UINT64_C(0x4330000000000000) | e) - (0x1p52 + 1023.0);
+    f = m - 1.0;
+    s = f / (2.0 + f);
+    z = s * s;
+    t = 2.0 / 19.0;
+    t = t * z + 2.0 / 17.0;
+    t = t * z + 2.0 / 15.0;
+    t = t * z + 2.0 / 13.0;
+    t = t * z + 2.0 / 11.0;
+    t = t * z + 2.0 / 9.0;
+    t = t * z + 2.0 / 7.0;
+    t = t * z + 2.0 / 5.0;
+    t = t * z + 2.0 / 3.0;
+    t = t * z;
+    lg = f - s * (f - t);
+    return -2.0 * (kd * ln2_hi + (kd * ln2_lo + lg));
+}
+
+/* cos and sin of 2 pi u for u = (w + 0.5) 2^-32, as described above. */
+SCORE__RNG_INLINE void cos_sin_turns(uint32_t w, double *c_out, double *s_out)
+{
+    const double shift = 0x1.8p52;
+    const double two_pi_hi = 0x1.921fbp+2, two_pi_lo = 0x1.5110b4611a626p-20;
+    double y = 4.0 * u01_vec(w), qs = y + shift, r = (y - (qs - shift)) * 0.25, r2 = r * r;
+    double sp, cp, s, c, cs, sn;
+    unsigned quad = (unsigned)(bits_of(qs) & 3u);
+    /* (-1)^j (2 pi)^(2j+1) / (2j+1)!, j = 8 .. 1, rounded to double */
+    sp = 0x1.aaec32af93359p-4;
+    sp = sp * r2 - 0x1.6fadb9f155744p-1;
+    sp = sp * r2 + 0x1.e8f434d018d63p+1;
+    sp = sp * r2 - 0x1.e3074fde8871fp+3;
+    sp = sp * r2 + 0x1.50783487ee782p+5;
+    sp = sp * r2 - 0x1.32d2cce62bd86p+6;
+    sp = sp * r2 + 0x1.466bc6775aae2p+6;
+    sp = sp * r2 - 0x1.4abbce625be53p+5;
+    s = two_pi_hi * r + (two_pi_lo * r + r * r2 * sp);
+    /* (-1)^j (2 pi)^(2j) / (2j)!, j = 8 .. 1 */
+    cp = 0x1.20c62c2f2d7f5p-2;
+    cp = cp * r2 - 0x1.b6e24f44b128fp+0;
+    cp = cp * r2 + 0x1.f9d38a3763cc3p+2;
+    cp = cp * r2 - 0x1.a6d1f2a204a8cp+4;
+    cp = cp * r2 + 0x1.e1f506891babbp+5;
+    cp = cp * r2 - 0x1.55d3c7e3cbffap+6;
+    cp = cp * r2 + 0x1.03c1f081b5ac4p+6;
+    cp = cp * r2 - 0x1.3bd3cc9be45dep+4;
+    c = 1.0 + r2 * cp;
+    /* quadrant q: cos(2 pi r + q pi/2) = (c, -s, -c, s)[q], sin = (s, c, -s, -c)[q] */
+    cs = (quad & 1u) ? s : c;
+    sn = (quad & 1u) ? c : s;
+    *c_out = ((quad + 1u) & 2u) ? -cs : cs;
+    *s_out = (quad & 2u) ? -sn : sn;
+}
+
+SCORE__RNG_CLONES
+void score__rng_box_muller(size_t n, const uint32_t *restrict w1, const uint32_t *restrict w2,
+                           double *restrict zc, double *restrict zs)
+{
+    /* two short loops rather than one long one: more iterations fit in flight */
+    for (size_t i = 0; i < n; i++)
+        zs[i] = sqrt(minus2_log_u01(w1[i]));
+    for (size_t i = 0; i < n; i++) {
+        double rad = zs[i], c, s;
+        cos_sin_turns(w2[i], &c, &s);
+        zc[i] = rad * c;
+        zs[i] = rad * s;
+    }
+}
+
+/* One Philox round, as in score__philox4x32_10, with the round key computed from the round
+ * number i; the words a0 .. a3 may sit in wider lanes (their values stay below 2^32). */
+#define PHILOX_ROUND(i)                                                                    \
+    do {                                                                                   \
+        uint64_t p0 = (uint64_t)PHILOX_M0 * (uint32_t)a0;                                  \
+        uint64_t p1 = (uint64_t)PHILOX_M1 * (uint32_t)a2;                                  \
+        a0 = (uint32_t)(p1 >> 32) ^ (uint32_t)a1 ^ (uint32_t)(k0 + (i) * PHILOX_W0);       \
+        a1 = (uint32_t)p1;                                                                 \
+        a2 = (uint32_t)(p0 >> 32) ^ (uint32_t)a3 ^ (uint32_t)(k1 + (i) * PHILOX_W1);       \
+        a3 = (uint32_t)p0;                                                                 \
+    } while (0)
+
+/* Philox4x32-10 for n counters (x0[i], x1[i], c2, c3) under the key (k0, k1), as
+ * score__philox4x32_10, with the words in lanes of type lane_t. */
+#define PHILOX_BATCH(lane_t)                                                               \
+    for (size_t i = 0; i < n; i++) {                                                       \
+        lane_t a0 = x0[i], a1 = x1[i], a2 = c2, a3 = c3;                                   \
+        PHILOX_ROUND(0u);                                                                  \
+        PHILOX_ROUND(1u);                                                                  \
+        PHILOX_ROUND(2u);                                                                  \
+        PHILOX_ROUND(3u);                                                                  \
+        PHILOX_ROUND(4u);                                                                  \
+        PHILOX_ROUND(5u);                                                                  \
+        PHILOX_ROUND(6u);                                                                  \
+        PHILOX_ROUND(7u);                                                                  \
+        PHILOX_ROUND(8u);                                                                  \
+        PHILOX_ROUND(9u);                                                                  \
+        o0[i] = (uint32_t)a0;                                                              \
+        o1[i] = (uint32_t)a1;                                                              \
+        o2[i] = (uint32_t)a2;                                                              \
+        o3[i] = (uint32_t)a3;                                                              \
+    }
+
+#define PHILOX_BATCH_ARGS                                                                  \
+    size_t n, uint32_t k0, uint32_t k1, const uint32_t *restrict x0,                       \
+        const uint32_t *restrict x1, uint32_t c2, uint32_t c3, uint32_t *restrict o0,      \
+        uint32_t *restrict o1, uint32_t *restrict o2, uint32_t *restrict o3
+
+/* 32-bit lanes: GCC vectorizes the 32 x 32 -> 64-bit products as even/odd lane multiplies
+ * (restrict: without run-time alias checks). */
+SCORE__RNG_CLONES_V3
+static void philox_batch_w32(PHILOX_BATCH_ARGS)
+{
+    PHILOX_BATCH(uint32_t)
+}
+
+#if SCORE__RNG_X86_VERSIONS
+/* 64-bit lanes: with AVX-512 (x86-64-v4) one 64-bit multiply per product is faster. */
+__attribute__((target("arch=x86-64-v4")))
+static void philox_batch_w64(PHILOX_BATCH_ARGS)
+{
+    PHILOX_BATCH(uint64_t)
+}
+#endif
+
+static void philox_batch(PHILOX_BATCH_ARGS)
+{
+#if SCORE__RNG_X86_VERSIONS
+    if (__builtin_cpu_supports("x86-64-v4")) {
+        philox_batch_w64(n, k0, k1, x0, x1, c2, c3, o0, o1, o2, o3);
+        return;
+    }
+#endif
+    philox_batch_w32(n, k0, k1, x0, x1, c2, c3, o0, o1, o2, o3);
+}
+
+/* Workspace of the normal fill: a batch of Philox blocks (blk[j], row[j]); block j gives the
+ * normals of columns 4 blk[j] .. 4 blk[j] + 3 of its row by Box-Muller on the word pairs
+ * (w0, w1) (cos, sin: the first two columns) and (w2, w3) (the last two), z[0 .. 3][j], and
+ * interleaved in t[4 j .. 4 j + 3]. */
+struct normal_batch {
+    uint32_t blk[SCORE__RNG_BATCH], row[SCORE__RNG_BATCH];
+    uint32_t w[4][SCORE__RNG_BATCH];
+    double z[4][SCORE__RNG_BATCH];
+    double t[4 * SCORE__RNG_BATCH];
+};
+
+/* Normals of the first n blocks of the batch into z (column l of block j in z[l][j]), and into
+ * t too if interleave; half h of each block (columns 2h, 2h + 1) only if need[h]. */
+static void normal_blocks(struct normal_batch *b, size_t n, uint32_t k0, uint32_t k1,
+                          uint32_t counter, uint32_t stream, const int need[2], int interleave)
+{
+    philox_batch(n, k0, k1, b->blk, b->row, counter, stream, b->w[0], b->w[1], b->w[2],
+                 b->w[3]);
+    for (unsigned h = 0; h < 2; h++) {
+        if (!need[h])
+            continue;
+        score__rng_box_muller(n, b->w[2 * h], b->w[2 * h + 1], b->z[2 * h], b->z[2 * h + 1]);
+        if (interleave)
+            for (size_t j = 0; j < n; j++) {
+                b->t[4 * j + 2 * h] = b->z[2 * h][j];
+                b->t[4 * j + 2 * h + 1] = b->z[2 * h + 1][j];
+            }
+    }
+}
+
+static void copy_out(const double *src, size_t n, float *out_f, double *out_d, size_t at)
+{
+    if (out_f != NULL)
+        for (size_t c = 0; c < n; c++)
+            out_f[at + c] = (float)src[c];
+    else
+        memcpy(out_d + at, src, n * sizeof *src);
+}
+
+/* Rows of at most 4 columns within one block (columns off .. off + ncols - 1 of it): row i of
+ * the batch from z[off .. off + ncols - 1][i]. */
+static void copy_narrow(const struct normal_batch *b, size_t k, size_t off, size_t ncols,
+                        float *out_f, double *out_d, size_t at)
+{
+    if (out_f != NULL && off == 0 && ncols == 2) {
+        for (size_t i = 0; i < k; i++) {
+            out_f[at + 2 * i] = (float)b->z[0][i];
+            out_f[at + 2 * i + 1] = (float)b->z[1][i];
+        }
+    } else {
+        for (size_t i = 0; i < k; i++)
+            for (size_t c = 0; c < ncols; c++) {
+                if (out_f != NULL)
+                    out_f[at + i * ncols + c] = (float)b->z[off + c][i];
+                else
+                    out_d[at + i * ncols + c] = b->z[off + c][i];
+            }
+    }
+}
+
+/* Normal fill (float or double output, exactly one non-NULL); arguments already checked. */
+static void fill_normal(const score_rng *rng, uint32_t counter, size_t row0, size_t nrows,
+                        size_t col0, size_t ncols, float *out_f, double *out_d)
+{
+    struct normal_batch b;
+    uint32_t k0 = (uint32_t)rng->seed, k1 = (uint32_t)(rng->seed >> 32);
+    uint64_t first, last, per_row;
+    int need[2];
+    if (nrows == 0 || ncols == 0)
+        return;
+    /* columns < 2^34 and rows < 2^32 (checked): block and row indices fit in 32 bits */
+    first = (uint64_t)col0 >> 2;
+    last = ((uint64_t)col0 + ncols - 1) >> 2;
+    per_row = last - first + 1;
+    /* a row within one block may not need one of its halves */
+    need[0] = per_row > 1 || (col0 & 3u) < 2;
+    need[1] = per_row > 1 || ((col0 + ncols - 1) & 3u) >= 2;
+    if (per_row <= SCORE__RNG_BATCH) {
+        /* whole rows per batch */
+        size_t rows_per = SCORE__RNG_BATCH / (size_t)per_row;
+        for (size_t r = 0; r < nrows; r += rows_per) {
+            size_t k = nrows - r < rows_per ? nrows - r : rows_per, n = 0;
+            for (size_t i = 0; i < k; i++)
+                for (uint64_t blk = first; blk <= last; blk++, n++) {
+                    b.blk[n] = (uint32_t)blk;
+                    b.row[n] = (uint32_t)((uint64_t)row0 + r + i);
+                }
+            normal_blocks(&b, n, k0, k1, counter, rng->stream, need, per_row > 1);
+            if (per_row == 1)
+                copy_narrow(&b, k, col0 & 3u, ncols, out_f, out_d, r * ncols);
+            else
+                for (size_t i = 0; i < k; i++)
+                    copy_out(b.t + 4 * (size_t)per_row * i + (col0 & 3u), ncols, out_f, out_d,
+                             (r + i) * ncols);
+        }
+    } else {
+        /* long rows in segments of whole blocks */
+        for (size_t r = 0; r < nrows; r++) {
+            for (uint64_t bs = first; bs <= last; bs += SCORE__RNG_BATCH) {
+                uint64_t be = last - bs < SCORE__RNG_BATCH ? last + 1 : bs + SCORE__RNG_BATCH;
+                uint64_t c_lo = 4 * bs > col0 ? 4 * bs : col0;
+                uint64_t c_hi = 4 * be < (uint64_t)col0 + ncols ? 4 * be : (uint64_t)col0 + ncols;
+                size_t n = (size_t)(be - bs);
+                for (size_t j = 0; j < n; j++) {
+                    b.blk[j] = (uint32_t)(bs + j);
+                    b.row[j] = (uint32_t)((uint64_t)row0 + r);
+                }
+                normal_blocks(&b, n, k0, k1, counter, rng->stream, need, 1);
+                copy_out(b.t + (size_t)(c_lo - 4 * bs), (size_t)(c_hi - c_lo), out_f, out_d,
+                         r * ncols + (size_t)(c_lo - col0));
+            }
+        }
+    }
+}
+
+enum { GEN_UNIFORM, GEN_RADEMACHER, GEN_INDEX };
+
+/* Value of one word for the generator gen into out_f, out_d or out_z (exactly one non-NULL). */
+static inline void put_word(int gen, uint64_t m, uint32_t w, size_t idx, float *out_f,
+                            double *out_d, size_t *out_z)
+{
+    double v;
+    switch (gen) {
+    case GEN_UNIFORM: v = u01(w); break;
+    case GEN_RADEMACHER: v = (w & 0x80000000u) ? 1.0 : -1.0; break;
+    default: out_z[idx] = (size_t)(((uint64_t)w * m) >> 32); return;
+    }
+    if (out_f != NULL)
+        out_f[idx] = (float)v;
+    else
+        out_d[idx] = v;
+}
+
+/* Generic block fill from the raw words (uniform, Rademacher, index), batched like
+ * fill_normal(); arguments already checked. */
 static void fill(const score_rng *rng, uint32_t counter, int gen, uint64_t m, size_t row0,
                  size_t nrows, size_t col0, size_t ncols, float *out_f, double *out_d,
                  size_t *out_z)
 {
-    for (size_t r = 0; r < nrows; r++) {
-        uint64_t row = (uint64_t)row0 + r;
-        uint64_t cur_blk = UINT64_MAX;
-        uint32_t w[4] = {0, 0, 0, 0};
-        for (size_t c = 0; c < ncols; c++) {
-            uint64_t col = (uint64_t)col0 + c;
-            uint64_t blk = col >> 2;
-            unsigned lane = (unsigned)(col & 3u);
-            double v = 0.0;
-            size_t idx = r * ncols + c;
-            if (blk != cur_blk) {
-                block(rng, counter, row, blk, w);
-                cur_blk = blk;
-            }
-            switch (gen) {
-            case GEN_NORMAL: v = normal_of(w, lane); break;
-            case GEN_UNIFORM: v = u01(w[lane]); break;
-            case GEN_RADEMACHER: v = (w[lane] & 0x80000000u) ? 1.0 : -1.0; break;
-            default:
-                out_z[idx] = (size_t)(((uint64_t)w[lane] * m) >> 32);
-                continue;
-            }
-            if (out_f)
-                out_f[idx] = (float)v;
-            else
-                out_d[idx] = v;
+    uint32_t blk[SCORE__RNG_BATCH], row[SCORE__RNG_BATCH], w[4][SCORE__RNG_BATCH];
+    uint32_t k0 = (uint32_t)rng->seed, k1 = (uint32_t)(rng->seed >> 32);
+    uint64_t first, last, per_row;
+    if (nrows == 0 || ncols == 0)
+        return;
+    first = (uint64_t)col0 >> 2;
+    last = ((uint64_t)col0 + ncols - 1) >> 2;
+    per_row = last - first + 1;
+    if (per_row <= SCORE__RNG_BATCH) {
+        size_t rows_per = SCORE__RNG_BATCH / (size_t)per_row, off = col0 & 3u;
+        for (size_t r = 0; r < nrows; r += rows_per) {
+            size_t k = nrows - r < rows_per ? nrows - r : rows_per, n = 0;
+            for (size_t i = 0; i < k; i++)
+                for (uint64_t b = first; b <= last; b++, n++) {
+                    blk[n] = (uint32_t)b;
+                    row[n] = (uint32_t)((uint64_t)row0 + r + i);
+                }
+            philox_batch(n, k0, k1, blk, row, counter, rng->stream, w[0], w[1], w[2], w[3]);
+            for (size_t i = 0; i < k; i++)
+                for (size_t c = 0; c < ncols; c++) {
+                    size_t col = off + c, j = i * (size_t)per_row + col / 4;
+                    put_word(gen, m, w[col & 3u][j], (r + i) * ncols + c, out_f, out_d, out_z);
+                }
         }
+    } else {
+        for (size_t r = 0; r < nrows; r++)
+            for (uint64_t bs = first; bs <= last; bs += SCORE__RNG_BATCH) {
+                uint64_t be = last - bs < SCORE__RNG_BATCH ? last + 1 : bs + SCORE__RNG_BATCH;
+                uint64_t c_lo = 4 * bs > col0 ? 4 * bs : col0;
+                uint64_t c_hi = 4 * be < (uint64_t)col0 + ncols ? 4 * be : (uint64_t)col0 + ncols;
+                size_t n = (size_t)(be - bs);
+                for (size_t j = 0; j < n; j++) {
+                    blk[j] = (uint32_t)(bs + j);
+                    row[j] = (uint32_t)((uint64_t)row0 + r);
+                }
+                philox_batch(n, k0, k1, blk, row, counter, rng->stream, w[0], w[1], w[2], w[3]);
+                for (uint64_t col = c_lo; col < c_hi; col++)
+                    put_word(gen, m, w[col & 3u][(size_t)((col >> 2) - bs)],
+                             r * ncols + (size_t)(col - col0), out_f, out_d, out_z);
+            }
     }
 }
 
@@ -227,7 +564,7 @@ int score_rng_fill_normal(const score_rng *rng, size_t row0, size_t nrows, size_
 {
     int rc = check_block(__func__, rng, row0, nrows, col0, ncols, out);
     if (rc == SCORE_OK)
-        fill(rng, rng->counter, GEN_NORMAL, 0, row0, nrows, col0, ncols, out, NULL, NULL);
+        fill_normal(rng, rng->counter, row0, nrows, col0, ncols, out, NULL);
     return rc;
 }
 
@@ -236,7 +573,7 @@ int score_rng_fill_normal_f64(const score_rng *rng, size_t row0, size_t nrows, s
 {
     int rc = check_block(__func__, rng, row0, nrows, col0, ncols, out);
     if (rc == SCORE_OK)
-        fill(rng, rng->counter, GEN_NORMAL, 0, row0, nrows, col0, ncols, NULL, out, NULL);
+        fill_normal(rng, rng->counter, row0, nrows, col0, ncols, NULL, out);
     return rc;
 }
 
@@ -287,7 +624,7 @@ int score_rng_fill_index(const score_rng *rng, size_t row0, size_t nrows, size_t
 void score__rng_normal_at(const score_rng *rng, uint32_t counter, size_t row0, size_t nrows,
                           size_t col0, size_t ncols, float *out)
 {
-    fill(rng, counter, GEN_NORMAL, 0, row0, nrows, col0, ncols, out, NULL, NULL);
+    fill_normal(rng, counter, row0, nrows, col0, ncols, out, NULL);
 }
 
 void score__rng_uniform_f64_at(const score_rng *rng, uint32_t counter, size_t row0,
