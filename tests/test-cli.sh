@@ -88,14 +88,15 @@ expect_ok -- "$SCORE" sample "$M" --sampler dpmpp-2m --steps 5 -n 50 -o "$T/s.cs
 [ "$(wc -l <"$T/s.csv")" -eq 51 ] || { echo "FAIL: sample wrote $(wc -l <"$T/s.csv") lines, want 51"; fails=$((fails + 1)); }
 expect_ok -- "$SCORE" sample "$M" --sampler pc --steps 5 -n 20 -q
 [ "$(wc -l <"$T/out")" -eq 21 ] || { echo "FAIL: sample to stdout"; fails=$((fails + 1)); }
-# --threads changes who computes, never the result (the rows are cut into the same blocks)
+# --threads changes who computes, never the result (the rows are cut into the same blocks;
+# training: hidden 256 and 600 rows are enough work for the model to use its threads)
 expect_ok -- "$SCORE" sample "$M" --sampler pc --steps 3 -n 5000 -o "$T/t1.csv" -q
 expect_ok -- "$SCORE" sample "$M" --sampler pc --steps 3 -n 5000 -o "$T/t3.csv" --threads 3 -q
 cmp -s "$T/t1.csv" "$T/t3.csv" || { echo "FAIL: sample --threads 3 changed the samples"; fails=$((fails + 1)); }
 expect_fail 2 "--threads 0 is out of range [1, 1024]" -- "$SCORE" sample "$M" --threads 0 -n 5 -q
-expect_ok -- "$SCORE" train --dataset ring8 -n 600 --steps 3 --batch 600 --hidden 16 --depth 2 \
+expect_ok -- "$SCORE" train --dataset ring8 -n 600 --steps 3 --batch 600 --hidden 256 --depth 2 \
     -o "$T/th1.safetensors" -q
-expect_ok -- "$SCORE" train --dataset ring8 -n 600 --steps 3 --batch 600 --hidden 16 --depth 2 \
+expect_ok -- "$SCORE" train --dataset ring8 -n 600 --steps 3 --batch 600 --hidden 256 --depth 2 \
     -o "$T/th2.safetensors" --threads 2 -q
 # (the files differ in the recorded training time: compare what the weights produce)
 expect_ok -- "$SCORE" sample "$T/th1.safetensors" --sampler pc --steps 3 -n 300 -o "$T/th1.csv" -q

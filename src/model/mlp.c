@@ -592,13 +592,15 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
 
 /* The training path (score_model_forward / score_model_backward with the cache) works on a
  * fixed partition that depends on n and the widths only, never on SCORE_MODEL_PARAM_THREADS:
- * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes), and weight gradients in chunks of
+ * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; small blocks also keep a block's
+ * activations in L2 between its GEMM and its activation kernel), and weight gradients in chunks of
  * SCORE__MLP_GRAD_ROWS output units (each chunk one GEMM over all rows, bias sums in double in
  * row order). The threads run the blocks / chunks of a phase at the same time, so results are
  * bit-identical for any thread count. Batches of at most SCORE__MLP_TRAIN_ROWS rows are one
  * block. */
-#define SCORE__MLP_TRAIN_ROWS 256
+#define SCORE__MLP_TRAIN_ROWS 128
 #define SCORE__MLP_GRAD_ROWS 64
+#define SCORE__MLP_PAR_FLOPS 4e7
 
 typedef struct train_part {
     size_t nblk, nb;  /* row blocks of nb rows (the last may be shorter) */
@@ -616,6 +618,18 @@ static train_part train_partition(const score_model *m, size_t n)
     t = 1;
 #endif
     tp.threads = (int)(t < 64 ? t : 64);
+    {
+        /* Threads only pay off when each has enough work between the synchronisation points
+         * (about 10 per backward; each costs tens of microseconds when idle threads sleep):
+         * below SCORE__MLP_PAR_FLOPS of forward work the phases run on the calling thread.
+         * Results are the same either way. */
+        const mlp *p = impl_of(m);
+        double flops = 0.0;
+        for (size_t l = 1; l <= p->L; l++)
+            flops += 2.0 * (double)n * (double)p->n[l - 1] * (double)p->n[l];
+        if (flops < SCORE__MLP_PAR_FLOPS)
+            tp.threads = 1;
+    }
     return tp;
 }
 

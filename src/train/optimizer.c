@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "config.h"
 #include "kernel/kernel-priv.h" /* SCORE__VEC_CLONES */
 #include "train-priv.h"
 
@@ -467,6 +468,38 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
     return SCORE_OK;
 }
 
+/* The in-place update of the guarded step in fixed chunks, several at a time with
+ * opt->threads > 1. Every element's update depends on that element alone, so the result is
+ * the same for any thread count. */
+#define SCORE__OPT_CHUNK ((size_t)1 << 15)
+static void inplace_sweep(const score_optimizer *opt, int adam, float *params, const float *grad,
+                          const upd_k *k)
+{
+    size_t n = opt->n;
+    long nch = (long)((n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK);
+    int threads = opt->threads > 1 ? opt->threads : 1;
+#if !SCORE_HAVE_OPENMP
+    threads = 1;
+#endif
+    if (threads == 1 || n < ((size_t)1 << 18)) { /* small: not worth waking threads */
+        if (adam)
+            adam_inplace(n, params, grad, opt->m, opt->v, k);
+        else
+            sgd_inplace(n, params, grad, opt->m, k);
+        return;
+    }
+#if SCORE_HAVE_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (long i = 0; i < nch; i++) {
+        size_t o = (size_t)i * SCORE__OPT_CHUNK, len = n - o < SCORE__OPT_CHUNK ? n - o : SCORE__OPT_CHUNK;
+        if (adam)
+            adam_inplace(len, params + o, grad + o, opt->m + o, opt->v + o, k);
+        else
+            sgd_inplace(len, params + o, grad + o, opt->m + o, k);
+    }
+}
+
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
                                   const float *grad, float *spare, int *in_spare)
 {
@@ -500,10 +533,7 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
     }
     if (safe) {
         /* sweep 2, in place: nothing can overflow */
-        if (adam)
-            adam_inplace(n, params, grad, opt->m, opt->v, &k);
-        else
-            sgd_inplace(n, params, grad, opt->m, &k);
+        inplace_sweep(opt, adam, params, grad, &k);
         opt->bound_m = M_new;
         opt->bound_v = V_new;
     } else {

@@ -23,6 +23,8 @@ struct score_optimizer {
     float *v_next;      /* committed (allocated on first use; swapped with m, v) */
     double bound_m;     /* upper bounds of max |m_i| and max v_i kept by the guarded step */
     double bound_v;     /* (0 for zero moments; < 0: unknown, measured when needed) */
+    int threads;        /* threads of the in-place sweep of the guarded step (the trainer sets
+                         * its model's SCORE_MODEL_PARAM_THREADS; elementwise: same bits) */
 };
 
 struct score_ema {

@@ -335,6 +335,7 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
         return skip_step(tr, fn, "non-finite loss");
     if (rc != SCORE_OK)
         return rc;
+    tr->opt->threads = (int)score__model_i64(tr->model, SCORE_MODEL_PARAM_THREADS);
     rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
                                        &in_spare);
     if (rc == SCORE_E_NUMERIC)
