@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "helpers/test-helpers.h"
+#include "model/model-priv.h" /* score__model_infer */
 
 #define DIM 3
 /* Enough rows for several evaluation blocks of a hidden-width-64 MLP, so that the threaded
@@ -284,6 +285,52 @@ START_TEST(test_train_path)
 }
 END_TEST
 
+/* The cache-free evaluation folds the embedding into the first layer's bias when every row of a
+ * block has the same c (every sampler step). Against the cached forward (one GEMM over
+ * [x ; e(c)]): equal to float rounding for each embedding kind, with and without residual
+ * blocks, for batches of one c, of mixed c (the general path), 1 row, and d = 1 and 40. */
+START_TEST(test_infer_shared_c)
+{
+    static const int embeds[] = {SCORE_EMBED_FOURIER, SCORE_EMBED_SINUSOIDAL, SCORE_EMBED_NONE};
+    static const size_t dims[] = {1, 3, 40};
+    const size_t n = 3001;
+    for (size_t ie = 0; ie < 3; ie++)
+        for (size_t id = 0; id < 3; id++)
+            for (int res = 0; res <= 1; res++)
+                for (int mixed = 0; mixed <= 1; mixed++) {
+                    size_t d = dims[id];
+                    score_model *m = NULL;
+                    float *x = malloc(n * d * sizeof *x), *f = malloc(n * d * sizeof *f);
+                    float *g = malloc(n * d * sizeof *g);
+                    double *c = malloc(n * sizeof *c);
+                    ck_assert(x && f && g && c);
+                    for (size_t i = 0; i < n * d; i++)
+                        x[i] = (float)(2.0 * sin(0.71 * (double)i + (double)d));
+                    for (size_t i = 0; i < n; i++)
+                        c[i] = mixed && i % 5 == 0 ? 0.25 + 1e-3 * (double)i : 0.625;
+                    ck_assert_ok(score_model_new_mlp(&m, d, 48, 3, SCORE_ACT_SILU, 9));
+                    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBEDDING, embeds[ie]));
+                    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, res));
+                    ck_assert_ok(score_model_prepare(m));
+                    ck_assert_ok(score_model_forward(m, n, x, c, f));
+                    ck_assert_ok(score__model_infer(m, n, x, c, g));
+                    for (size_t i = 0; i < n * d; i++)
+                        ck_assert_msg(fabs((double)f[i] - g[i]) <= TOL_GEMM_REL * (1.0 + fabs((double)f[i])),
+                                      "embed %d d %zu res %d mixed %d: %g vs %g at %zu", embeds[ie],
+                                      d, res, mixed, (double)f[i], (double)g[i], i);
+                    /* a single row */
+                    ck_assert_ok(score__model_infer(m, 1, x, c, g));
+                    for (size_t i = 0; i < d; i++)
+                        ck_assert_double_le(fabs((double)f[i] - g[i]), TOL_GEMM_REL * (1.0 + fabs((double)f[i])));
+                    score_model_free(m);
+                    free(x);
+                    free(f);
+                    free(g);
+                    free(c);
+                }
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
     Suite *s = suite_create("threads");
@@ -293,6 +340,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_guidance_combination);
     tcase_add_test(tc, test_sampler_bit_identical);
     tcase_add_test(tc, test_train_path);
+    tcase_add_test(tc, test_infer_shared_c);
     suite_add_tcase(s, tc);
     return s;
 }

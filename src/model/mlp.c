@@ -515,16 +515,51 @@ static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const do
 #define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
 #define SCORE__MLP_INFER_BYTES_MT ((size_t)8 << 20)
 
+static int same_c(size_t rows, const double *c)
+{
+    for (size_t b = 1; b < rows; b++)
+        if (c[b] != c[0])
+            return 0;
+    return 1;
+}
+
 /* One block of mlp_infer: rows [b0, b0 + rows) through the workspace ws (nb * per floats). */
 static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t rows,
                         const float *x, const double *c, float *out, float *ws)
 {
-    size_t L = p->L, n0 = p->n[0];
+    size_t L = p->L, n0 = p->n[0], n1 = p->n[1], l = 1;
     const float *bl = B(p, L);
     float *h0 = ws, *cur = h0 + nb * n0, *nxt = cur + nb * p->maxh;
     const float *prev = h0;
-    embed_rows(p, dim, rows, x + b0 * dim, c + b0, h0);
-    for (size_t l = 1; l < L; l++) {
+    if (!p->res[1] && nb * n0 >= p->E + n1 && same_c(rows, c + b0)) {
+        /* Every row has the same c (every sampler step): the embedding's share of the first
+         * layer is one vector, folded into the bias once per block, and the first GEMM only
+         * multiplies the x columns (K = dim instead of dim + E). h0 is free: it holds the
+         * features and the folded bias. */
+        float *e = h0, *beff = h0 + p->E;
+        const float *w1 = W(p, 1), *b1 = B(p, 1);
+        if (p->emb == SCORE_EMBED_NONE)
+            e[0] = (float)c[b0];
+        else
+            score__sincos_features(p->half, p->freq, c[b0], e, e + p->half);
+        for (size_t j = 0; j < n1; j++) {
+            const float *wr = w1 + j * n0 + dim;
+            double acc = (double)b1[j];
+            for (size_t i = 0; i < p->E; i++)
+                acc += (double)wr[i] * (double)e[i];
+            beff[j] = (float)acc;
+        }
+        for (size_t b = 0; b < rows; b++)
+            memcpy(cur + b * n1, beff, n1 * sizeof *cur);
+        score__sgemm(0, 1, rows, n1, dim, 1.0f, x + b0 * dim, dim, w1, n0, 1.0f, cur, n1);
+        score__bias_act_forward_res(rows, n1, cur, NULL, p->act, NULL, cur, NULL, NULL);
+        prev = cur;
+        cur = nxt;
+        l = 2;
+    } else {
+        embed_rows(p, dim, rows, x + b0 * dim, c + b0, h0);
+    }
+    for (; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         float *t;
         score__sgemm(0, 1, rows, nl, np, 1.0f, prev, np, W(p, l), np, 0.0f, cur, nl);
