@@ -342,6 +342,16 @@ static int prepare_rows(const char *fn, score_sde *sde, size_t n, const double *
     if ((rc = grow_rows(fn, sde, n)) != SCORE_OK)
         return rc;
     for (size_t b = 0; b < n; b++) {
+        if (b > 0 && t[b] == t[b - 1]) {
+            /* a pure function of t: rows at the same time (every sampler step) share it */
+            sde->al[b] = sde->al[b - 1];
+            sde->si[b] = sde->si[b - 1];
+            sde->a[b] = sde->a[b - 1];
+            sde->k[b] = sde->k[b - 1];
+            sde->in[b] = sde->in[b - 1];
+            sde->cond[b] = sde->cond[b - 1];
+            continue;
+        }
         rc = score__sde_row_coefs(sde, fn, b, kind, t[b], &sde->al[b], &sde->si[b], &sde->a[b],
                                   &sde->k[b], &sde->in[b], &sde->cond[b]);
         if (rc != SCORE_OK)
