@@ -89,13 +89,16 @@ enum score_model_param {
     SCORE_MODEL_PARAM_GUIDANCE = 308,      /**< f64: guidance weight w of a classifier-free-guidance combination, [-1e6, 1e6], default 0. */
     /** i64: threads that evaluate blocks of rows at the same time (OpenMP), 1..1024, default 1.
      *  A run-time setting of any model kind, allowed before and after prepare, not saved in model
-     *  files and copied by score_model_clone(). Honoured by the cache-free evaluation that
-     *  samplers, likelihood and the score_sde_* functions use (MLP models); a combination passes
-     *  its value to its components for the duration of a call. Results are bit-identical for
-     *  every value: the rows are cut into the same blocks whatever the thread count. Set the BLAS
-     *  to one thread (OPENBLAS_NUM_THREADS=1, BLIS_NUM_THREADS=1) when using it, otherwise each
-     *  of these threads runs a BLAS thread pool of its own (see doc/threading.md). Without OpenMP
-     *  at build time the value is accepted and evaluation runs on one thread. */
+     *  files and copied by score_model_clone(). Honoured by MLP models in the cache-free
+     *  evaluation that samplers, likelihood and the score_sde_* functions use, and in
+     *  score_model_forward() / score_model_backward() (training with the denoising losses; the
+     *  trainer's optimizer update too) when a forward is worth at least about 40 MFLOP; not by
+     *  the Jacobian-trace / tangent paths. A combination passes its value to its members for the
+     *  duration of a call. Results are bit-identical for every value: rows and weight gradients
+     *  are cut into the same blocks whatever the thread count. Set the BLAS to one thread
+     *  (OPENBLAS_NUM_THREADS=1, BLIS_NUM_THREADS=1) when using it, otherwise each of these
+     *  threads runs a BLAS thread pool of its own (see doc/threading.md). Without OpenMP at build
+     *  time the value is accepted and evaluation runs on one thread. */
     SCORE_MODEL_PARAM_THREADS = 309
 };
 
