@@ -497,12 +497,6 @@ static void forward_block(const mlp *p, size_t dim, size_t r0, size_t nb, const 
     }
 }
 
-static void forward_rows(mlp *p, size_t dim, size_t nb, const float *x, const double *c,
-                         float *out)
-{
-    forward_block(p, dim, 0, nb, x, c, out);
-}
-
 /* Rows per block of mlp_infer: with a single-threaded BLAS the block's activations (h0 and two
  * hidden-width buffers) stay within about 1 MiB, i.e. in a core's L2 cache, between the GEMM
  * that writes them and the activation kernel that reads them. A multi-threaded BLAS needs
@@ -583,7 +577,7 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
     static const char fn[] = "score_model_forward";
     mlp *p = impl_of(m);
     size_t dim = m->dim, per = p->n[0] + 2 * p->maxh;
-    size_t nb, nblocks, nthreads = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_THREADS);
+    size_t nb, nblocks, nthreads;
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
     nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
@@ -591,11 +585,7 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
     nb = nb < 16 ? 16 : nb;
     nblocks = (n + nb - 1) / nb;
     nb = (n + nblocks - 1) / nblocks;
-#if !SCORE_HAVE_OPENMP
-    nthreads = 1;
-#endif
-    if (nthreads > nblocks)
-        nthreads = nblocks;
+    nthreads = (size_t)score__par_threads(score__model_i64(m, SCORE_MODEL_PARAM_THREADS), nblocks);
     if (nthreads * nb * per > p->icap) {
         float *a = score__calloc(nthreads * nb * per, sizeof(float));
         if (a == NULL)
@@ -647,14 +637,11 @@ typedef struct train_part {
 static train_part train_partition(const score_model *m, size_t n)
 {
     train_part tp;
-    size_t t = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_THREADS);
     tp.nblk = (n + SCORE__MLP_TRAIN_ROWS - 1) / SCORE__MLP_TRAIN_ROWS;
     tp.nblk = tp.nblk ? tp.nblk : 1;
     tp.nb = (n + tp.nblk - 1) / tp.nblk;
-#if !SCORE_HAVE_OPENMP
-    t = 1;
-#endif
-    tp.threads = (int)(t < 64 ? t : 64);
+    /* no phase has more than 64 pieces of work worth a thread of its own */
+    tp.threads = score__par_threads(score__model_i64(m, SCORE_MODEL_PARAM_THREADS), 64);
     {
         /* Threads only pay off when each has enough work between the synchronisation points
          * (about 10 per backward; each costs tens of microseconds when idle threads sleep):
@@ -782,15 +769,10 @@ static int mlp_backward(score_model *m, size_t n, const float *gout, float *grad
 {
     const mlp *p = impl_of(m);
     train_part tp = train_partition(m, n);
-    size_t work = tp.nblk > p->n[1] / grad_chunk_rows(p->n[1]) ? tp.nblk : p->n[1] / grad_chunk_rows(p->n[1]);
-    if (tp.threads > 1 && work > 1) {
 #if SCORE_HAVE_OPENMP
-#pragma omp parallel num_threads(tp.threads)
+#pragma omp parallel num_threads(tp.threads) if (tp.threads > 1)
 #endif
-        backward_phases(p, m->dim, n, tp, gout, grad, gx);
-    } else {
-        backward_phases(p, m->dim, n, tp, gout, grad, gx);
-    }
+    backward_phases(p, m->dim, n, tp, gout, grad, gx);
     return SCORE_OK;
 }
 
@@ -887,7 +869,7 @@ static int mlp_jvp(score_model *m, size_t n, const float *x, const double *c, si
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
         float *A = p->tarena, *Bf = p->tarena + nb * k * p->maxh, *t;
-        forward_rows(p, dim, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
+        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
         t = tangent_forward(p, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
         score__sgemm(0, 1, R, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1], 0.0f,
                      out + b0 * k * dim, dim);
@@ -908,7 +890,7 @@ static int mlp_vjp(score_model *m, size_t n, const float *x, const double *c, si
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
         float *G = p->tarena, *GU = G + stride, *Gn = GU + stride;
-        forward_rows(p, dim, rows, x + b0 * dim, c + b0, NULL);
+        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, NULL);
         score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u + b0 * k * dim, dim, W(p, L),
                      p->n[L - 1], 0.0f, G, p->n[L - 1]);
         for (size_t l = L - 1; l >= 1; l--) {
@@ -948,7 +930,7 @@ static int mlp_trace(score_model *m, size_t n, const float *x, const double *c, 
         size_t rows = n - b0 < nb ? n - b0 : nb;
         float *A = p->tarena, *Bf = p->tarena + nb * dim * p->maxh, *t;
         const float *wl = W(p, L);
-        forward_rows(p, dim, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
+        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
         t = tangent_forward(p, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
         /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
         for (size_t b = 0; b < rows; b++) {

@@ -49,7 +49,7 @@ typedef struct score__model_ops {
     void (*params_set)(score_model *m, const float *buf);
     /* Address of the kind's contiguous parameter array (param_count floats from
      * score__calloc, the array forward and backward read), for score__model_params_data();
-     * NULL = the kind keeps its parameters otherwise. */
+     * the trainer updates the weights there in place and refuses kinds without it. */
     float **(*params_slot)(score_model *m);
     /* Deep copy of impl into dst (dst's generic fields are already copied). */
     int (*clone_impl)(score_model *dst, const score_model *src);

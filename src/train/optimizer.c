@@ -226,6 +226,19 @@ static double lanes_norm(const double *acc)
     return sqrt(s);
 }
 
+/* The gradient norm from the lane sums into opt->last_norm and *norm; a non-finite norm counts
+ * a skipped step and fails with SCORE_E_NUMERIC (nothing else has been touched yet). */
+static int take_norm(score_optimizer *opt, const char *fn, const double *acc, double *norm)
+{
+    *norm = lanes_norm(acc);
+    opt->last_norm = *norm;
+    if (isfinite(*norm))
+        return SCORE_OK;
+    opt->skipped++;
+    return score__error(SCORE_E_NUMERIC, fn, "the gradient is not finite (norm %g): step skipped",
+                        *norm);
+}
+
 /* The float whose abs_bits are the largest of the lane maxima mx (finite inputs; a NaN or an
  * infinity gives an infinity or NaN here). */
 static double lanes_max(const uint32_t *mx)
@@ -441,6 +454,7 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
 {
     double acc[NORM_LANES] = {0}, norm, lr;
     upd_k k;
+    int rc;
     if (opt == NULL || params == NULL || grad == NULL)
         return score__error(SCORE_E_INVAL, __func__, "opt, params or grad is NULL");
     if (n != opt->n)
@@ -449,13 +463,8 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
     if (params == grad)
         return score__error(SCORE_E_INVAL, __func__, "params and grad alias");
     scan_norm(n, grad, acc);
-    norm = lanes_norm(acc);
-    opt->last_norm = norm;
-    if (!isfinite(norm)) {
-        opt->skipped++;
-        return score__error(SCORE_E_NUMERIC, __func__,
-                            "the gradient is not finite (norm %g): step skipped", norm);
-    }
+    if ((rc = take_norm(opt, __func__, acc, &norm)) != SCORE_OK)
+        return rc;
     lr = lr_at(opt, opt->step);
     update_consts(opt, lr, clip_scale(opt, norm), &k);
     if (opt->kind == SCORE_OPTIMIZER_SGD)
@@ -477,10 +486,7 @@ static void inplace_sweep(const score_optimizer *opt, int adam, float *params, c
 {
     size_t n = opt->n;
     long nch = (long)((n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK);
-    int threads = opt->threads > 1 ? opt->threads : 1;
-#if !SCORE_HAVE_OPENMP
-    threads = 1;
-#endif
+    int threads = score__par_threads(opt->threads, (size_t)nch);
     if (threads == 1 || n < ((size_t)1 << 18)) { /* small: not worth waking threads */
         if (adam)
             adam_inplace(n, params, grad, opt->m, opt->v, k);
@@ -507,19 +513,14 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
     const int adam = opt->kind != SCORE_OPTIMIZER_SGD;
     double acc[NORM_LANES] = {0}, norm, lr = lr_at(opt, opt->step), P, M_new = 0.0, V_new = 0.0;
     uint32_t mx[NORM_LANES];
-    int safe;
+    int safe, rc;
     upd_k k;
     *in_spare = 0;
     memset(mx, 0, sizeof mx);
     /* sweep 1: the norm (which also bounds every |g_i|) and the largest |p_i| */
     scan_norm_max(n, grad, params, acc, mx);
-    norm = lanes_norm(acc);
-    opt->last_norm = norm;
-    if (!isfinite(norm)) {
-        opt->skipped++;
-        return score__error(SCORE_E_NUMERIC, fn,
-                            "the gradient is not finite (norm %g): step skipped", norm);
-    }
+    if ((rc = take_norm(opt, fn, acc, &norm)) != SCORE_OK)
+        return rc;
     P = lanes_max(mx);
     update_consts(opt, lr, clip_scale(opt, norm), &k);
     /* the moments' magnitudes are tracked from update to update; measured when unknown or

@@ -89,6 +89,10 @@ int score_trainer_new(score_trainer **out, score_model *model, const score_sde *
                             score_sde_dim(sde), score_model_dim(model));
     if ((rc = score_model_prepare(model)) != SCORE_OK)
         return rc;
+    if (score__model_params_data(model) == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "%s models keep no contiguous parameter array to train",
+                            model->ops->name);
     tr = score__calloc(1, sizeof *tr);
     if (tr == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
@@ -298,8 +302,8 @@ static int skip_step(score_trainer *tr, const char *fn, const char *why)
                         (unsigned long long)(tr->step - 1), why, msg);
 }
 
-/* One step. The weights are updated where the model keeps them (score__model_params_data(); a
- * copy only for kinds without a contiguous array). The optimizer commits nothing unless the
+/* One step. The weights are updated where the model keeps them (score__model_params_data(),
+ * checked at creation). The optimizer commits nothing unless the
  * gradient and the whole update are finite (score__optimizer_step_guarded()), and the EMA is
  * updated after it, so a skipped step changes no weight, moment or EMA value. */
 static int do_step(score_trainer *tr, double *loss_out, const char *fn)
@@ -307,18 +311,12 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
     size_t B = 0;
     double L = NAN;
     float *theta;
-    int rc, direct, in_spare = 0;
+    int rc, in_spare = 0;
     if (tr->data == NULL)
         return score__error(SCORE_E_STAGE, fn, "no dataset: call score_trainer_set_data() first");
     if ((rc = gather(tr, &B, fn)) != SCORE_OK)
         return rc;
     theta = score__model_params_data(tr->model);
-    direct = theta != NULL;
-    if (!direct) {
-        if ((rc = score_model_params_get(tr->model, tr->p, tr->np)) != SCORE_OK)
-            return rc;
-        theta = tr->p;
-    }
     if (ti(tr, IX_USE_EMA) && !tr->ema_init) {
         if ((rc = score_ema_reset(tr->ema, tr->np, theta)) != SCORE_OK)
             return rc;
@@ -343,22 +341,11 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
                                                                : "non-finite gradient");
     if (rc != SCORE_OK)
         return rc;
-    if (direct) {
-        if (in_spare)
-            tr->spare = score__model_params_exchange(tr->model, tr->spare);
-        else
-            score__model_params_changed(tr->model);
-        theta = score__model_params_data(tr->model);
-    } else {
-        if (in_spare) {
-            float *t = tr->p;
-            tr->p = tr->spare;
-            tr->spare = t;
-        }
-        if ((rc = score_model_params_set(tr->model, tr->p, tr->np)) != SCORE_OK)
-            return rc;
-        theta = tr->p;
-    }
+    if (in_spare)
+        tr->spare = score__model_params_exchange(tr->model, tr->spare);
+    else
+        score__model_params_changed(tr->model);
+    theta = score__model_params_data(tr->model);
     if (ti(tr, IX_USE_EMA))
         score__ema_update_finite(tr->ema, theta);
     tr->last_lr = tr->opt->last_lr;
