@@ -244,18 +244,28 @@ static double laplacian(const analytic *A)
 
 /* ---- ops --------------------------------------------------------------------------- */
 
+/* alpha, sigma at time t and the score of row xr (A->xb, A->s, as eval_row() leaves them). */
+static int score_at_row(analytic *A, const char *fn, const float *xr, double t, double *al,
+                        double *si)
+{
+    int rc = alpha_sigma(fn, A, t, al, si);
+    if (rc != SCORE_OK)
+        return rc;
+    load_row(xr, A->dim, A->hv);
+    to_basis(A, A->hv, A->xb);
+    (void)eval_row(A, *al, *si);
+    return SCORE_OK;
+}
+
 static int an_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
 {
     analytic *A = m->impl;
     size_t d = A->dim;
     for (size_t b = 0; b < n; b++) {
-        double al, si, *tmp = A->hv;
-        int rc = alpha_sigma("score_model_forward", A, c[b], &al, &si);
+        double al, si;
+        int rc = score_at_row(A, "score_model_forward", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        load_row(x + b * d, d, tmp);
-        to_basis(A, tmp, A->xb);
-        (void)eval_row(A, al, si);
         from_basis_f(A, A->s, out + b * d);
     }
     return SCORE_OK;
@@ -268,12 +278,9 @@ static int an_jvp(score_model *m, size_t n, const float *x, const double *c, siz
     size_t d = A->dim;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        int rc = alpha_sigma("score_model_jvp", A, c[b], &al, &si);
+        int rc = score_at_row(A, "score_model_jvp", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        load_row(x + b * d, d, A->hv);
-        to_basis(A, A->hv, A->xb);
-        (void)eval_row(A, al, si);
         if (fx != NULL)
             from_basis_f(A, A->s, fx + b * d);
         for (size_t p = 0; p < k; p++) {
@@ -301,12 +308,9 @@ static int an_trace(score_model *m, size_t n, const float *x, const double *c, d
     size_t d = A->dim;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        int rc = alpha_sigma("score_model_trace", A, c[b], &al, &si);
+        int rc = score_at_row(A, "score_model_trace", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        load_row(x + b * d, d, A->hv);
-        to_basis(A, A->hv, A->xb);
-        (void)eval_row(A, al, si);
         tr[b] = laplacian(A);
         if (fx != NULL)
             from_basis_f(A, A->s, fx + b * d);
