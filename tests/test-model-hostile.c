@@ -4,13 +4,15 @@
  * library or written by hand) with one defect, and must be refused with the exact status and
  * a message that names the defect; a few valid variants (escapes, white space, surrogate
  * pairs) must still load. Every file is also written to $SCORE_HOSTILE_DIR when that is set
- * (to refresh the fuzzing seeds in tests/fuzz/corpus).
+ * (to refresh the fuzzing seeds in tests/fuzz/corpus, named hostile-<case>.safetensors), and
+ * the seeds there are replayed with the same expectations.
  *
  * Allocation failures: this executable is linked with -Wl,--wrap=malloc,calloc,realloc (see
  * tests/meson.build), so the library objects linked into it allocate through the wrappers
  * below, which can fail the N-th allocation. Every N from 1 until the load succeeds must give
  * SCORE_E_NOMEM (never SCORE_E_FORMAT) for model files of every kind and for checkpoints. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +126,7 @@ static file edit_s(const file *f, const char *from, const char *to)
 }
 
 /* Rebuilds a saved file through the container API with one change: metadata `key` set to
- * `value` (NULL: removed), tensor `tensor` (F64) with element `idx` set to `x` (or every
+ * `value` (NULL: removed), tensor `tensor` (F64 or F32) with element `idx` set to `x` (or every
  * element when idx < 0), and an extra F64 tensor `extra` of one value when not NULL. */
 static file rebuild(const file *f, const char *key, const char *value, const char *tensor,
                     long idx, double x, const char *extra)
@@ -149,10 +151,15 @@ static file rebuild(const file *f, const char *key, const char *value, const cha
         void *data = malloc(t->nbytes ? t->nbytes : 1);
         ck_assert_ok(score__st_get("test", r, t->name, t->dtype, t->ndim, t->shape, data));
         if (tensor != NULL && strcmp(t->name, tensor) == 0) {
-            ck_assert_int_eq(t->dtype, SCORE__ST_F64);
-            for (size_t e = 0; e < t->count; e++)
-                if (idx < 0 || (size_t)idx == e)
+            ck_assert(t->dtype == SCORE__ST_F64 || t->dtype == SCORE__ST_F32);
+            for (size_t e = 0; e < t->count; e++) {
+                if (idx >= 0 && (size_t)idx != e)
+                    continue;
+                if (t->dtype == SCORE__ST_F64)
                     ((double *)data)[e] = x;
+                else
+                    ((float *)data)[e] = (float)x;
+            }
         }
         ck_assert_ok(score__st_writer_add("test", w, t->name, t->dtype, t->ndim, t->shape, data));
         free(data);
@@ -577,12 +584,73 @@ START_TEST(oom_checkpoints)
         ck_assert_ptr_nonnull(strstr(score_last_error_message(), "unexpected tensor 'optimizer.extra'"));
         free(g.p);
     }
+    /* huge averaged weights: the EMA model of the checkpoint is probed like a model file */
+    {
+        file f = {buf, len}, g = rebuild(&f, NULL, NULL, "ema.shadow", -1, 3e38, NULL);
+        score_model *l = (score_model *)1;
+        ck_assert_ok(score_trainer_checkpoint_model_buffer(&l, buf, len, 1));
+        score_model_free(l);
+        ck_assert_fails_with(score_trainer_checkpoint_model_buffer(&l, g.p, g.len, 1), SCORE_E_FORMAT);
+        ck_assert_ptr_null(l);
+        ck_assert_ptr_nonnull(strstr(score_last_error_message(), "probe batch"));
+        free(g.p);
+    }
     score_free(buf);
     score_trainer_free(tr);
     score_loss_free(loss);
     score_sde_free(sde);
     score_model_free(m);
     score_schedule_free(s);
+}
+END_TEST
+
+/* The fuzzing seeds (tests/fuzz/corpus, path in $SCORE_FUZZ_CORPUS): hostile-valid-* and the
+ * saved models load, every other hostile-* file is refused with SCORE_E_FORMAT. */
+START_TEST(fuzz_seed_corpus)
+{
+    const char *dir = getenv("SCORE_FUZZ_CORPUS");
+    DIR *d;
+    struct dirent *e;
+    size_t n_ok = 0, n_bad = 0;
+    if (dir == NULL || dir[0] == '\0')
+        return; /* run outside meson */
+    d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[1024];
+        FILE *in;
+        file f;
+        long sz;
+        int hostile = strncmp(e->d_name, "hostile-", 8) == 0;
+        int valid = !hostile || strncmp(e->d_name, "hostile-valid-", 14) == 0;
+        score_model *m = (score_model *)1;
+        int rc;
+        if (strstr(e->d_name, ".safetensors") == NULL)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        in = fopen(path, "rb");
+        ck_assert_ptr_nonnull(in);
+        ck_assert_int_eq(fseek(in, 0, SEEK_END), 0);
+        sz = ftell(in);
+        ck_assert_int_ge(sz, 0);
+        rewind(in);
+        f.len = (size_t)sz;
+        f.p = malloc(f.len ? f.len : 1);
+        ck_assert_uint_eq(fread(f.p, 1, f.len, in), f.len);
+        fclose(in);
+        rc = score_model_load_buffer(&m, f.p, f.len);
+        ck_assert_msg(rc == (valid ? SCORE_OK : SCORE_E_FORMAT), "%s: status %d (%s)", e->d_name,
+                      rc, score_last_error_message());
+        if (rc == SCORE_OK)
+            score_model_free(m);
+        else
+            ck_assert_ptr_null(m);
+        valid ? n_ok++ : n_bad++;
+        free(f.p);
+    }
+    closedir(d);
+    ck_assert_uint_ge(n_ok, 10);
+    ck_assert_uint_ge(n_bad, 40);
 }
 END_TEST
 
@@ -598,6 +666,7 @@ int main(void)
     tcase_add_test(tc, oom_model_files);
     tcase_add_test(tc, oom_json_parser);
     tcase_add_test(tc, oom_checkpoints);
+    tcase_add_test(tc, fuzz_seed_corpus);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -112,7 +112,7 @@ static int load_user_meta(const char *fn, score_model *m, const score__st_reader
  * (c is the time t; t = 0, the data's own score, has the smallest variances). A model whose
  * outputs are not all finite there is refused: huge but finite weights (e.g. 3e38) overflow
  * the first products and would otherwise load and compute NaN or infinity. */
-static int probe(const char *fn, score_model *m)
+int score__model_probe(const char *fn, score_model *m)
 {
     enum { ROWS = 3 };
     const size_t d = score_model_dim(m);
@@ -160,7 +160,7 @@ static int load_from_reader(const char *fn, score_model **out, const score__st_r
             if (rc == SCORE_OK && *out == NULL)
                 return score__error(SCORE_E_GENERIC, fn, "the %s loader returned no model", kind);
             if (rc == SCORE_OK &&
-                ((rc = probe(fn, *out)) != SCORE_OK || (rc = load_user_meta(fn, *out, r)) != SCORE_OK)) {
+                ((rc = score__model_probe(fn, *out)) != SCORE_OK || (rc = load_user_meta(fn, *out, r)) != SCORE_OK)) {
                 score_model_free(*out);
                 *out = NULL;
             }

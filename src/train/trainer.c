@@ -797,8 +797,9 @@ static int model_from_reader(const char *fn, const score__st_reader *r, int use_
         if (rc == SCORE_OK)
             rc = score__st_get_i64(fn, r, "ema.counters", 1, two, ecnt);
         if (rc == SCORE_OK && ecnt[1] == 1 &&
-            (rc = score__st_get_f32(fn, r, "ema.shadow", 1, shp, shadow, 1)) == SCORE_OK)
-            rc = score_model_params_set(m, shadow, P);
+            (rc = score__st_get_f32(fn, r, "ema.shadow", 1, shp, shadow, 1)) == SCORE_OK &&
+            (rc = score_model_params_set(m, shadow, P)) == SCORE_OK)
+            rc = score__model_probe(fn, m); /* the averaged weights are checked like a file's */
         score__free(shadow);
     }
     if (rc != SCORE_OK) {
