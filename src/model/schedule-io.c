@@ -129,7 +129,9 @@ int score__schedule_load(const char *fn, const score__st_reader *r, const char *
     if ((rc = score_schedule_new(&s, (int)kind)) != SCORE_OK)
         return rc == SCORE_E_NOMEM ? rc : wrap(fn, "schedule kind of", key);
     /* every parameter the kind answers must be present: a file without one would silently
-     * give the default, i.e. another model (the saver writes them all) */
+     * give the default, i.e. another model (the saver writes them all). A parameter added to
+     * the schedule table in a later version must be made optional here for the files written
+     * before it (absent = the value its absence meant), or old files stop loading. */
     {
         size_t np = score_param_count(SCORE_OBJECT_SCHEDULE);
         const char *missing = NULL;
