@@ -153,7 +153,9 @@ START_TEST(nan_output_is_numeric_at_sde_level)
     for (int i = 0; i < 4 * D; i++) x[i] = 0.1f * (float)i;
     ck_assert_ok(score_schedule_new(&s, SCORE_SCHEDULE_VP));
     ck_assert_ok(score_model_new_callback(&m, D, lin_fn, &L));
-    ck_assert_ok(score_model_forward(m, 4, x, t, out)); /* the model itself does not check */
+    /* the public compute call reports the non-finite output (finite inputs) */
+    ck_assert_fails_with(score_model_forward(m, 4, x, t, out), SCORE_E_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "row 2 from finite inputs"));
     ck_assert(isnan(out[2 * D]));
     ck_assert_ok(score_sde_new(&sde, s, m, SCORE_OUTPUT_EPS));
     ck_assert_fails_with(score_sde_score(sde, 4, t, x, out), SCORE_E_NUMERIC);

@@ -266,7 +266,9 @@ START_TEST(metadata_hostile_files)
     big[65537] = '\0';
     ck_assert_ok(load_with_extra(m, NULL, NULL));
     ck_assert_ok(load_with_extra(m, "user.fine", "ok"));
-    ck_assert_ok(load_with_extra(m, "other.ignored", "\xff")); /* not ours: ignored */
+    ck_assert_ok(load_with_extra(m, "other.ignored", "\xce\xbb")); /* not ours: ignored */
+    /* ... but the header must be UTF-8 JSON (safetensors), whoever's entry it is */
+    ck_assert_fails_with(load_with_extra(m, "other.ignored", "\xff"), SCORE_E_FORMAT);
     ck_assert_fails_with(load_with_extra(m, "user.", "x"), SCORE_E_FORMAT);
     ck_assert_fails_with(load_with_extra(m, "user.a\x7f", "x"), SCORE_E_FORMAT);
     ck_assert_fails_with(load_with_extra(m, "user.a\"b", "x"), SCORE_E_FORMAT);

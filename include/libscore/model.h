@@ -18,6 +18,13 @@
  * rows, e.g. OpenBLAS for one-row products), and parameter gradients are sums over rows in
  * a blocked order.
  *
+ * Non-finite results: the compute calls (score_model_forward(), score_model_backward(),
+ * score_model_jvp(), score_model_vjp(), score_model_trace(), score_model_trace_grad(),
+ * score_model_vjv_grad()) check what they wrote and return ::SCORE_E_NUMERIC, never ::SCORE_OK,
+ * when an output holds NaN or infinity: from finite inputs this means the model overflows
+ * there (e.g. huge weights); the message names the output and its first bad row and says
+ * whether the inputs were finite. The outputs are written all the same.
+ *
  * Lifecycle: a model is *configuring* after score_model_new() until score_model_prepare() or the
  * first compute call; from then on architecture setters fail with ::SCORE_E_STAGE.
  * Compute calls keep a workspace inside the model that grows to the largest batch seen (the only
@@ -290,8 +297,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_params_set(score_model *model, const
  * @param[in,out] model the model (its workspace is updated).
  * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
  * @param[out] out n * dim outputs (must not alias @p x).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NUMERIC (non-finite c);
- *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NUMERIC (non-finite c, or a
+ *         non-finite value in @p out); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
  *         (callback kind: the user function failed; see score_model_last_callback_status()).
  * Thread-safety: object-exclusive.
  * @since 0.1
@@ -311,7 +318,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n
  *                @p gx is wanted).
  * @param[out] gx n * dim input gradients, or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_MISUSE (no matching forward);
- *         ::SCORE_E_UNSUPPORTED (kind lacks it).
+ *         ::SCORE_E_UNSUPPORTED (kind lacks it); ::SCORE_E_NUMERIC (a non-finite value in
+ *         @p gx or @p grad_params).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -323,8 +331,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_backward(score_model *model, size_t 
  * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k probes per row (>= 1). @param[in] v n * k * dim probes.
  * @param[out] out n * k * dim products. @param[out] fx n * dim values F(x, c), or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c); ::SCORE_E_UNSUPPORTED;
- *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c, or a non-finite value
+ *         in @p out or @p fx); ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -336,7 +344,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_jvp(score_model *model, size_t n, co
  * @brief Vector-Jacobian products `out[b, p] = (dF/dx)(x_b, c_b)^T u[b, p]` for k cotangents per row.
  * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k cotangents per row. @param[in] u n * k * dim cotangents. @param[out] out n * k * dim.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
+ *         ::SCORE_E_NUMERIC (a non-finite value in @p out).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -348,8 +357,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjp(score_model *model, size_t n, co
  * the dim input tangents through the network as GEMMs (MLP), or in closed form (analytic kinds).
  * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[out] tr n traces (double). @param[out] fx n * dim values F(x, c), or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c); ::SCORE_E_UNSUPPORTED;
- *         ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c, or a non-finite value
+ *         in @p tr or @p fx); ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -363,7 +372,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_trace(score_model *model, size_t n, 
  * @param[in] w n trace weights. @param[in] gout n * dim output cotangents, or NULL (= 0).
  * @param[in,out] grad_params score_model_param_count() floats, accumulated.
  * @param[out] tr n traces, or NULL. @param[out] fx n * dim outputs, or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
+ *         ::SCORE_E_NUMERIC (a non-finite value in @p grad_params, @p tr or @p fx).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -379,7 +389,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_trace_grad(score_model *model, size_
  * @param[in] k probes per row. @param[in] v n * k * dim probes. @param[in] w n * k weights, or NULL (= 1).
  * @param[in] gout n * dim output cotangents, or NULL. @param[in,out] grad_params accumulated.
  * @param[out] vjv n * k values v^T J v, or NULL. @param[out] fx n * dim outputs, or NULL.
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
+ *         ::SCORE_E_NUMERIC (a non-finite value in @p grad_params, @p vjv or @p fx).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -431,16 +442,22 @@ SCORE_API SCORE_WARN_UNUSED int score_model_save(const score_model *model, const
  * @brief Loads a model saved by score_model_save() (or written by another tool in the same
  * layout, e.g. examples/python/export_torch.py).
  *
- * The file is treated as untrusted: the header length, JSON, dtypes, shapes, offsets (tiling
- * the data section exactly, overflow-checked), the architecture and the finiteness of every
- * value are validated before the model is built, and so are the user metadata entries (the
- * limits of score_model_set_metadata()), which the loaded model carries. The loaded model is
- * prepared; outputs equal those of the saved model bit for bit on the same build and BLAS.
+ * The file is treated as untrusted: the header length, JSON (beginning with '{', unique keys
+ * at every level, UTF-8 strings without NUL), dtypes, shapes and offsets (digits-only
+ * integers, tiling the data section exactly, overflow-checked), the architecture (no unknown
+ * tensor), the finiteness of every value and, for the analytic kinds, the parameters
+ * (positive variances, normalised weights, an orthonormal basis, every schedule parameter)
+ * are validated before the model is built, and so are the user metadata entries (the limits
+ * of score_model_set_metadata()), which the loaded model carries. The built model is then
+ * evaluated on a fixed probe batch of 3 rows and refused when an output is not finite (e.g.
+ * huge finite weights). doc/model-format.md lists every check. The loaded model is prepared;
+ * outputs equal those of the saved model bit for bit on the same build and BLAS.
  * @param[out] out the loaded model; NULL on failure.
  * @param[in] path file name.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL argument); ::SCORE_E_IO (missing or unreadable
  *         file); ::SCORE_E_FORMAT (malformed, inconsistent, unknown kind or version, non-finite
- *         values; the message says what); ::SCORE_E_NOMEM.
+ *         values or probe outputs; the message says what); ::SCORE_E_NOMEM (any allocation
+ *         failure, including while parsing the header).
  * Ownership: the caller owns the model (score_model_free()).
  * Thread-safety: safe.
  * @since 0.1

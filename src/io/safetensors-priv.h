@@ -21,15 +21,20 @@
  * reads a whole file first. Input is treated as hostile; everything below is checked and any
  * violation gives SCORE_E_FORMAT with a message (never a crash or an out-of-bounds read):
  *   - the header length is at most SCORE__ST_MAX_HEADER and fits in the buffer;
- *   - the header is a JSON object; "__metadata__" (optional) is an object of strings; every
- *     other member is a tensor entry with a known dtype, a shape of at most SCORE__ST_MAX_DIMS
- *     non-negative integers, and two integer data offsets; keys are unique;
+ *   - the header begins with '{' (no byte order mark) and is one JSON object followed only by
+ *     white space; "__metadata__" (optional, once) is an object of strings; every other member
+ *     is a tensor entry with exactly a known dtype, a shape of at most SCORE__ST_MAX_DIMS
+ *     integers and two integer data offsets (digits only: no sign, fraction or exponent);
+ *     keys are unique at every level; strings are valid UTF-8 without NUL (raw or escaped);
  *   - element count * dtype size (overflow-checked) equals end - begin;
  *   - sorted by offset, the tensors tile the data section exactly: no gap, no overlap, nothing
  *     outside, no trailing bytes;
  *   - at most SCORE__ST_MAX_TENSORS tensors.
  * The typed getters (score__st_get_f32(), ...) additionally check presence, dtype and the
  * expected shape, and optionally that float values are finite.
+ *
+ * The header is read by a parser of this module (not cJSON; the reasons are at its top in
+ * safetensors.c): allocation failures are SCORE_E_NOMEM, never SCORE_E_FORMAT.
  *
  * Functions take `fn` (the public caller's name) for error messages and return a status
  * (SCORE_OK, SCORE_E_FORMAT, SCORE_E_IO, SCORE_E_NOMEM, SCORE_E_INVAL). Objects are

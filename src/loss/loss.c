@@ -724,8 +724,12 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
         rc = denoising(fn, loss, model, rng, n, dim, x, &total, grad_params);
         break;
     }
-    if (rc != SCORE_OK)
+    if (rc != SCORE_OK) {
+        /* the model's compute calls refuse non-finite outputs: the loss is then not finite */
+        if (rc == SCORE_E_NUMERIC && loss_out)
+            *loss_out = NAN;
         return rc;
+    }
     if (loss_out)
         *loss_out = total;
     if (!isfinite(total))

@@ -494,6 +494,122 @@ static int get_f64(const char *fn, const score__st_reader *r, const char *name, 
     return SCORE_OK;
 }
 
+/* Tolerances of the loader's checks of the representation (the constructors produce values
+ * far inside them: rounding errors of order k * 1e-16 for the weights, dim * 1e-16 for the
+ * basis of the Jacobi eigendecomposition). */
+#define WEIGHT_TOL 1e-9
+#define BASIS_TOL 1e-9
+/* The smallest log weight a constructor can produce: log(smallest positive double) -
+ * log(largest double), about -1454.3. */
+#define LOGW_MIN -1500.0
+
+/* Log weights: each in [LOGW_MIN, 0], exp(log_weight) summing to 1 and matching the
+ * cumulative weights (nondecreasing, ending exactly at 1) to WEIGHT_TOL. */
+static int check_weights(const char *fn, const analytic *A)
+{
+    double acc = 0.0;
+    for (size_t j = 0; j < A->k; j++) {
+        double prev = j ? A->cumw[j - 1] : 0.0;
+        if (!(A->logw[j] <= 0.0 && A->logw[j] >= LOGW_MIN))
+            return score__error(SCORE_E_FORMAT, fn, "log_weight[%zu] = %g is not in [%g, 0]", j,
+                                A->logw[j], LOGW_MIN);
+        acc += exp(A->logw[j]);
+        /* cumulative sums may overshoot 1 by rounding before the last one is pinned to 1 */
+        if (!(A->cumw[j] >= prev - WEIGHT_TOL) || !(A->cumw[j] <= 1.0 + WEIGHT_TOL) ||
+            !(fabs(A->cumw[j] - acc) <= WEIGHT_TOL))
+            return score__error(SCORE_E_FORMAT, fn, "weight %zu is inconsistent (log weight %g, "
+                                "cumulative %g, sum of the weights up to it %.17g)", j,
+                                A->logw[j], A->cumw[j], acc);
+    }
+    if (!(fabs(acc - 1.0) <= WEIGHT_TOL))
+        return score__error(SCORE_E_FORMAT, fn, "the weights exp(log_weight) sum to %.17g, not 1",
+                            acc);
+    if (A->cumw[A->k - 1] != 1.0)
+        return score__error(SCORE_E_FORMAT, fn, "the cumulative weights do not end at 1");
+    return SCORE_OK;
+}
+
+/* The basis Q (dim x dim, row-major, columns = eigenvectors) is orthonormal: every entry of
+ * Q^T Q - I within BASIS_TOL. The Gram matrix is formed completely for dim <= 512 (at most
+ * 6.7e7 multiply-adds); above, the column norms are checked exactly and the off-diagonal part
+ * through (Q^T Q - I) v for 4 fixed pseudo-random vectors v (|.|_inf <= BASIS_TOL |v|_2), which
+ * any damage that is not crafted to pass them shows. The variances are positive (checked
+ * with the tensors), so the covariance Q diag(var) Q^T is then positive definite. */
+static int check_basis(const char *fn, const analytic *A)
+{
+    const size_t d = A->dim;
+    const double *q = A->q;
+    double *g;
+    if (d <= 512) {
+        g = score__calloc(d * d, sizeof *g);
+        if (g == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+        for (size_t i = 0; i < d; i++) /* G += q_i^T q_i over the rows i of Q */
+            for (size_t a = 0; a < d; a++) {
+                const double qa = q[i * d + a];
+                for (size_t b = 0; b < d; b++)
+                    g[a * d + b] += qa * q[i * d + b];
+            }
+        for (size_t a = 0; a < d; a++)
+            for (size_t b = 0; b < d; b++) {
+                double e = g[a * d + b] - (a == b ? 1.0 : 0.0);
+                if (!(fabs(e) <= BASIS_TOL)) {
+                    double v = g[a * d + b];
+                    score__free(g);
+                    return score__error(SCORE_E_FORMAT, fn,
+                                        "the basis is not orthonormal: column %zu . column %zu "
+                                        "= %.17g (tolerance %g)", a, b, v, BASIS_TOL);
+                }
+            }
+        score__free(g);
+        return SCORE_OK;
+    }
+    g = score__calloc(3 * d, sizeof *g);
+    if (g == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    for (size_t a = 0; a < d; a++) {
+        double s = 0.0;
+        for (size_t i = 0; i < d; i++)
+            s += q[i * d + a] * q[i * d + a];
+        if (!(fabs(s - 1.0) <= BASIS_TOL)) {
+            score__free(g);
+            return score__error(SCORE_E_FORMAT, fn, "the basis is not orthonormal: column %zu "
+                                "has squared norm %.17g (tolerance %g)", a, s, BASIS_TOL);
+        }
+    }
+    for (unsigned p = 0; p < 4; p++) {
+        double *v = g, *w = g + d, *u = g + 2 * d, nv = 0.0;
+        uint64_t st = 0x9e3779b97f4a7c15u * (p + 1);
+        for (size_t i = 0; i < d; i++) { /* xorshift64: fixed, platform-independent values */
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            v[i] = (double)(st >> 11) / 9007199254740992.0 - 0.5;
+            nv += v[i] * v[i];
+        }
+        for (size_t i = 0; i < d; i++) { /* w = Q v */
+            double s = 0.0;
+            for (size_t a = 0; a < d; a++)
+                s += q[i * d + a] * v[a];
+            w[i] = s;
+        }
+        for (size_t a = 0; a < d; a++)
+            u[a] = 0.0;
+        for (size_t i = 0; i < d; i++) /* u = Q^T w */
+            for (size_t a = 0; a < d; a++)
+                u[a] += q[i * d + a] * w[i];
+        for (size_t a = 0; a < d; a++) {
+            if (!(fabs(u[a] - v[a]) <= BASIS_TOL * sqrt(nv))) {
+                score__free(g);
+                return score__error(SCORE_E_FORMAT, fn, "the basis is not orthonormal: "
+                                    "Q^T Q v differs from v by %g for a probe v", fabs(u[a] - v[a]));
+            }
+        }
+    }
+    score__free(g);
+    return SCORE_OK;
+}
+
 static int an_load(score_model **out, const score__st_reader *r, int kind)
 {
     static const char fn[] = "score_model_load";
@@ -513,8 +629,16 @@ static int an_load(score_model **out, const score__st_reader *r, int kind)
             return score__error(SCORE_E_FORMAT, fn, "metadata 'covariance' is not 'full' or 'diag'");
         full = strcmp(cov, "full") == 0;
     }
-    if (score__st_find(r, "basis") != NULL && !full)
-        return score__error(SCORE_E_FORMAT, fn, "unexpected tensor 'basis'");
+    /* no tensor other than the representation's (and the schedule's array, checked with the
+     * schedule): an unknown one would be silently ignored */
+    for (size_t i = 0; i < score__st_count(r); i++) {
+        const char *name = score__st_tensor_at(r, i)->name;
+        if (strcmp(name, "mean") != 0 && strcmp(name, "var") != 0 &&
+            strcmp(name, "log_weight") != 0 && strcmp(name, "cum_weight") != 0 &&
+            !(full && strcmp(name, "basis") == 0) && strcmp(name, "schedule.array") != 0)
+            return score__error(SCORE_E_FORMAT, fn, "unexpected tensor '%.60s' in a %s file",
+                                name, kind == SCORE_MODEL_GAUSSIAN ? "gaussian" : "gmm");
+    }
     A = analytic_alloc(dim, k, full);
     if (A == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
@@ -533,30 +657,10 @@ static int an_load(score_model **out, const score__st_reader *r, int kind)
             goto fail;
         }
     }
-    for (size_t j = 0; j < k; j++) {
-        double prev = j ? A->cumw[j - 1] : 0.0;
-        /* cumulative sums may overshoot 1 by rounding before the last one is pinned to 1 */
-        if (!(A->logw[j] <= 0.0) || !(A->cumw[j] >= prev - 1e-9) || !(A->cumw[j] <= 1.0 + 1e-9)) {
-            rc = score__error(SCORE_E_FORMAT, fn, "weight %zu is inconsistent (log weight %g, "
-                              "cumulative %g)", j, A->logw[j], A->cumw[j]);
-            goto fail;
-        }
-    }
-    if (A->cumw[k - 1] != 1.0) {
-        rc = score__error(SCORE_E_FORMAT, fn, "the cumulative weights do not end at 1");
+    if ((rc = check_weights(fn, A)) != SCORE_OK)
         goto fail;
-    }
-    if (full) {
-        /* an orthonormal basis has entries in [-1, 1] (cheap sanity bound; the full
-         * orthogonality check would cost O(dim^3)) */
-        for (size_t i = 0; i < dim * dim; i++) {
-            if (fabs(A->q[i]) > 1.0 + 1e-9) {
-                rc = score__error(SCORE_E_FORMAT, fn, "basis[%zu] = %g is not in [-1, 1]", i,
-                                  A->q[i]);
-                goto fail;
-            }
-        }
-    }
+    if (full && (rc = check_basis(fn, A)) != SCORE_OK)
+        goto fail;
     if ((rc = score__schedule_load(fn, r, "schedule", &sched)) != SCORE_OK)
         goto fail;
     A->sched = sched;

@@ -110,6 +110,37 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and nothing else. */
+static int is_json_number(const char *s)
+{
+    size_t n;
+    if (*s == '-')
+        s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            s++;
+    else
+        return 0;
+    if (*s == '.') {
+        n = strspn(++s, "0123456789");
+        if (n == 0)
+            return 0;
+        s += n;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        n = strspn(s, "0123456789");
+        if (n == 0)
+            return 0;
+        s += n;
+    }
+    return *s == '\0';
+}
+
 static int meta_u64(const char *fn, const score__st_reader *r, const char *key, uint64_t min,
                     uint64_t max, uint64_t *out)
 {
@@ -160,8 +191,14 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
     s = score__st_meta(r, "fourier_scale");
     if (s == NULL)
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is missing");
+    /* The grammar is checked here first, so that a NULL from cJSON on a valid number can only
+     * be an allocation failure. */
+    if (!is_json_number(s))
+        return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is not a number in (0, 1e4]");
     num = cJSON_ParseWithOpts(s, NULL, 1);
-    if (num == NULL || !cJSON_IsNumber(num) || !(num->valuedouble > 0.0 && num->valuedouble <= 1e4)) {
+    if (num == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    if (!cJSON_IsNumber(num) || !(num->valuedouble > 0.0 && num->valuedouble <= 1e4)) {
         cJSON_Delete(num);
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is not a number in (0, 1e4]");
     }

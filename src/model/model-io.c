@@ -1,6 +1,7 @@
 /* Model files: the generic part of score_model_save/load (safetensors container, format and
  * kind metadata, user metadata as "user.<key>"); each kind stores its own architecture and tensors through the save/load
  * hooks of its ops table. */
+#include <stdio.h>
 #include <string.h>
 
 #include "io/safetensors-priv.h"
@@ -105,6 +106,42 @@ static int load_user_meta(const char *fn, score_model *m, const score__st_reader
     return SCORE_OK;
 }
 
+/* The probe batch every loaded model is evaluated on: 3 rows, x = 0, x = (+1, -1, +1, ...)
+ * and x_j = 2 (j + 1) / dim - 1 ramping up to 1, each with a conditioning value c: 0, 0.5
+ * and 1 for MLPs (their embeddings are bounded functions of c), 0 for the analytic kinds
+ * (c is the time t; t = 0, the data's own score, has the smallest variances). A model whose
+ * outputs are not all finite there is refused: huge but finite weights (e.g. 3e38) overflow
+ * the first products and would otherwise load and compute NaN or infinity. */
+int score__model_probe(const char *fn, score_model *m)
+{
+    enum { ROWS = 3 };
+    const size_t d = score_model_dim(m);
+    const int analytic = m->kind != SCORE_MODEL_MLP;
+    double c[ROWS];
+    float *x = score__calloc(2 * ROWS * d, sizeof *x), *out;
+    int rc;
+    if (x == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    out = x + ROWS * d;
+    for (size_t j = 0; j < d; j++) {
+        x[d + j] = j % 2 == 0 ? 1.0f : -1.0f;
+        x[2 * d + j] = (float)(2.0 * (double)(j + 1) / (double)d - 1.0);
+    }
+    for (int b = 0; b < ROWS; b++)
+        c[b] = analytic ? 0.0 : 0.5 * b;
+    rc = score_model_forward(m, ROWS, x, c, out);
+    score__model_params_changed(m); /* nothing of the probe is kept for a backward pass */
+    score__free(x);
+    if (rc == SCORE_OK || rc == SCORE_E_NOMEM)
+        return rc;
+    {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", score_last_error_message());
+        return score__error(SCORE_E_FORMAT, fn, "the model does not evaluate to finite values on "
+                            "the probe batch (doc/model-format.md): %s", msg);
+    }
+}
+
 static int load_from_reader(const char *fn, score_model **out, const score__st_reader *r)
 {
     const char *format = score__st_meta(r, "format");
@@ -122,7 +159,8 @@ static int load_from_reader(const char *fn, score_model **out, const score__st_r
             int rc = loadable[i]->load(out, r);
             if (rc == SCORE_OK && *out == NULL)
                 return score__error(SCORE_E_GENERIC, fn, "the %s loader returned no model", kind);
-            if (rc == SCORE_OK && (rc = load_user_meta(fn, *out, r)) != SCORE_OK) {
+            if (rc == SCORE_OK &&
+                ((rc = score__model_probe(fn, *out)) != SCORE_OK || (rc = load_user_meta(fn, *out, r)) != SCORE_OK)) {
                 score_model_free(*out);
                 *out = NULL;
             }

@@ -123,6 +123,9 @@ float *score__model_params_exchange(score_model *m, float *buf);
 /* Notes that the array of score__model_params_data() was written in place (invalidates the
  * backward cache, like score_model_params_set()). */
 void score__model_params_changed(score_model *m);
+/* The loader's probe (model-io.c, doc/model-format.md): evaluates m on a fixed 3-row batch;
+ * SCORE_E_FORMAT (message prefixed for fn) when an output is not finite, SCORE_E_NOMEM. */
+int score__model_probe(const char *fn, score_model *m);
 
 /* score_model_trace_grad() / score_model_vjv_grad() (same checks, errors and results) with the
  * output cotangent gout = gfn(fx) instead of an array: F(x, c) is written to fx (n * dim,

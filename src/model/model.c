@@ -344,6 +344,61 @@ static int check_probes(const char *fn, const score_model *m, size_t n, size_t k
     return SCORE_OK;
 }
 
+/* Output checks of the public compute calls: a non-finite value in what a call wrote is
+ * SCORE_E_NUMERIC, never a silent SCORE_OK. The message names the first bad output row and
+ * says whether the inputs were finite (then the model itself overflowed, e.g. huge weights).
+ * The scans are linear in the output size, small next to the evaluation they follow. */
+typedef struct out_check {
+    const char *what;   /* "out", "gx", ... */
+    size_t n;           /* values */
+    size_t row;         /* values per row, for the message (0: no rows, e.g. parameters) */
+    const float *f;     /* float output or NULL */
+    const double *d;    /* double output or NULL */
+} out_check;
+
+static size_t first_bad(const out_check *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->f ? !isfinite(o->f[i]) : !isfinite(o->d[i]))
+            return i;
+    return o->n;
+}
+
+static int all_finite(const out_check *o)
+{
+    if ((o->f == NULL && o->d == NULL) || o->n == 0)
+        return 1;
+    return o->f != NULL ? score__all_finite_f32(o->n, o->f) : score__all_finite_f64(o->n, o->d);
+}
+
+/* Checks outs[0..n_outs-1]; the inputs ins[0..n_ins-1] (same descriptors) are scanned only to
+ * word the message. */
+static int check_outputs(const char *fn, const out_check *outs, size_t n_outs,
+                         const out_check *ins, size_t n_ins)
+{
+    for (size_t k = 0; k < n_outs; k++) {
+        const out_check *o = &outs[k];
+        const char *why = "from finite inputs (the model overflows there)";
+        size_t i;
+        if (all_finite(o))
+            continue;
+        i = first_bad(o);
+        for (size_t j = 0; j < n_ins; j++)
+            if (!all_finite(&ins[j]))
+                why = "(the inputs hold NaN or infinity)";
+        if (o->row > 0)
+            return score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity at row %zu %s",
+                                o->what, i / o->row, why);
+        return score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity at entry %zu %s",
+                            o->what, i, why);
+    }
+    return SCORE_OK;
+}
+
+/* Shorthands for the descriptors. */
+#define OUT_F(name, cnt, per_row, p) {name, (cnt), (per_row), (p), NULL}
+#define OUT_D(name, cnt, per_row, p) {name, (cnt), (per_row), NULL, (p)}
+
 int score_model_forward(score_model *model, size_t n, const float *x, const double *c, float *out)
 {
     int rc = begin(__func__, model, model && model->ops->forward != NULL, n, x, c, out);
@@ -351,6 +406,12 @@ int score_model_forward(score_model *model, size_t n, const float *x, const doub
         return rc;
     model->cached_n = 0;
     rc = model->ops->forward(model, n, x, c, out);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const out_check o[] = {OUT_F("out", n * d, d, out)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c)};
+        rc = check_outputs(__func__, o, 1, in, 2);
+    }
     if (rc == SCORE_OK)
         model->cached_n = n;
     return rc;
@@ -382,7 +443,17 @@ int score_model_backward(score_model *model, size_t n, const float *gout, float 
     if (n == 0 || model->cached_n != n)
         return score__error(SCORE_E_MISUSE, __func__,
                             "backward needs a preceding score_model_forward with the same n (%zu)", n);
-    return model->ops->backward(model, n, gout, grad_params, gx);
+    {
+        const size_t d = model->dim;
+        const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
+        int rc = model->ops->backward(model, n, gout, grad_params, gx);
+        const out_check o[] = {OUT_F("gx", gx ? n * d : 0, d, gx),
+                               OUT_F("grad_params", np, 0, grad_params)};
+        const out_check in[] = {OUT_F("gout", n * d, d, gout)};
+        if (rc == SCORE_OK)
+            rc = check_outputs(__func__, o, 2, in, 1);
+        return rc;
+    }
 }
 
 int score_model_jvp(score_model *model, size_t n, const float *x, const double *c, size_t k,
@@ -398,7 +469,15 @@ int score_model_jvp(score_model *model, size_t n, const float *x, const double *
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
-    return model->ops->jvp(model, n, x, c, k, v, out, fx);
+    rc = model->ops->jvp(model, n, x, c, k, v, out, fx);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const out_check o[] = {OUT_F("out", n * k * d, k * d, out), OUT_F("fx", fx ? n * d : 0, d, fx)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
+                                OUT_F("v", n * k * d, k * d, v)};
+        rc = check_outputs(__func__, o, 2, in, 3);
+    }
+    return rc;
 }
 
 int score_model_vjp(score_model *model, size_t n, const float *x, const double *c, size_t k,
@@ -414,7 +493,15 @@ int score_model_vjp(score_model *model, size_t n, const float *x, const double *
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
-    return model->ops->vjp(model, n, x, c, k, u, out);
+    rc = model->ops->vjp(model, n, x, c, k, u, out);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const out_check o[] = {OUT_F("out", n * k * d, k * d, out)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
+                                OUT_F("u", n * k * d, k * d, u)};
+        rc = check_outputs(__func__, o, 1, in, 3);
+    }
+    return rc;
 }
 
 int score_model_trace(score_model *model, size_t n, const float *x, const double *c, double *tr,
@@ -424,7 +511,14 @@ int score_model_trace(score_model *model, size_t n, const float *x, const double
     if (rc != SCORE_OK || n == 0)
         return rc;
     model->cached_n = 0;
-    return model->ops->trace(model, n, x, c, tr, fx);
+    rc = model->ops->trace(model, n, x, c, tr, fx);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const out_check o[] = {OUT_D("tr", n, 1, tr), OUT_F("fx", fx ? n * d : 0, d, fx)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c)};
+        rc = check_outputs(__func__, o, 2, in, 2);
+    }
+    return rc;
 }
 
 int score_model_trace_grad(score_model *model, size_t n, const float *x, const double *c,
@@ -440,7 +534,17 @@ int score_model_trace_grad(score_model *model, size_t n, const float *x, const d
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
-    return model->ops->trace_grad(model, n, x, c, w, gout, grad_params, tr, fx);
+    rc = model->ops->trace_grad(model, n, x, c, w, gout, grad_params, tr, fx);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
+        const out_check o[] = {OUT_F("grad_params", np, 0, grad_params), OUT_D("tr", tr ? n : 0, 1, tr),
+                               OUT_F("fx", fx ? n * d : 0, d, fx)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c), OUT_D("w", n, 1, w),
+                                OUT_F("gout", gout ? n * d : 0, d, gout)};
+        rc = check_outputs(__func__, o, 3, in, 4);
+    }
+    return rc;
 }
 
 int score_model_vjv_grad(score_model *model, size_t n, const float *x, const double *c, size_t k,
@@ -458,7 +562,19 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
     if (n == 0)
         return SCORE_OK;
     model->cached_n = 0;
-    return model->ops->vjv_grad(model, n, x, c, k, v, w, gout, grad_params, vjv, fx);
+    rc = model->ops->vjv_grad(model, n, x, c, k, v, w, gout, grad_params, vjv, fx);
+    if (rc == SCORE_OK) {
+        const size_t d = model->dim;
+        const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
+        const out_check o[] = {OUT_F("grad_params", np, 0, grad_params),
+                               OUT_D("vjv", vjv ? n * k : 0, k, vjv),
+                               OUT_F("fx", fx ? n * d : 0, d, fx)};
+        const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
+                                OUT_F("v", n * k * d, k * d, v), OUT_D("w", w ? n * k : 0, k, w),
+                                OUT_F("gout", gout ? n * d : 0, d, gout)};
+        rc = check_outputs(__func__, o, 3, in, 5);
+    }
+    return rc;
 }
 
 int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,

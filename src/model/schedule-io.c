@@ -128,6 +128,43 @@ int score__schedule_load(const char *fn, const score__st_reader *r, const char *
                             key, v);
     if ((rc = score_schedule_new(&s, (int)kind)) != SCORE_OK)
         return rc == SCORE_E_NOMEM ? rc : wrap(fn, "schedule kind of", key);
+    /* every parameter the kind answers must be present: a file without one would silently
+     * give the default, i.e. another model (the saver writes them all). A parameter added to
+     * the schedule table in a later version must be made optional here for the files written
+     * before it (absent = the value its absence meant), or old files stop loading. */
+    {
+        size_t np = score_param_count(SCORE_OBJECT_SCHEDULE);
+        const char *missing = NULL;
+        for (size_t i = 0; i < np && missing == NULL; i++) {
+            int id, type;
+            const char *name;
+            double f;
+            int64_t iv;
+            if (score_param_id_at(SCORE_OBJECT_SCHEDULE, i, &id) != SCORE_OK ||
+                score_param_info(SCORE_OBJECT_SCHEDULE, id, &type, NULL, NULL, NULL) != SCORE_OK ||
+                (name = score_param_name(SCORE_OBJECT_SCHEDULE, id)) == NULL) {
+                rc = score__error(SCORE_E_GENERIC, fn, "schedule parameter table entry %zu", i);
+                goto fail;
+            }
+            if (is_user_array_kind((int)kind) && id == SCORE_SCHEDULE_PARAM_NUM_LEVELS)
+                continue;
+            if ((type == SCORE_PARAM_F64 ? score_schedule_get_f64(s, id, &f)
+                                         : score_schedule_get_i64(s, id, &iv)) != SCORE_OK)
+                continue; /* not a parameter of this kind */
+            if (key_of(key, prefix, name) != 0) {
+                rc = score__error(SCORE_E_GENERIC, fn, "schedule key too long");
+                goto fail;
+            }
+            if (score__st_meta(r, key) == NULL)
+                missing = name;
+        }
+        score_last_error_clear(); /* the probing leaves messages of inapplicable ids */
+        if (missing != NULL) {
+            rc = score__error(SCORE_E_FORMAT, fn, "metadata '%s' is missing (a saved schedule "
+                              "stores every parameter of its kind)", key);
+            goto fail;
+        }
+    }
     /* every "<prefix>.<name>" entry other than kind must be a parameter the kind accepts */
     for (size_t i = 0; i < score__st_meta_count(r); i++) {
         const char *k, *val, *name;
@@ -202,7 +239,7 @@ int score__schedule_load(const char *fn, const score__st_reader *r, const char *
         }
     }
     if ((rc = score_schedule_prepare(s)) != SCORE_OK) {
-        rc = wrap(fn, "inconsistent schedule", prefix);
+        rc = rc == SCORE_E_NOMEM ? rc : wrap(fn, "inconsistent schedule", prefix);
         goto fail;
     }
     *out = s;

@@ -580,12 +580,28 @@ int score_trainer_save(score_trainer *tr, const char *path)
 
 static int check_header(const char *fn, const score__st_reader *r)
 {
+    static const char *const known[] = {"model.file", "trainer.params", "trainer.counters",
+                                        "optimizer.m", "optimizer.v", "optimizer.counters",
+                                        "ema.shadow", "ema.counters", "rng.state"};
     const char *ck = score__st_meta(r, "checkpoint"), *cv = score__st_meta(r, "checkpoint_version");
     if (ck == NULL || strcmp(ck, CKPT_NAME) != 0)
         return score__error(SCORE_E_FORMAT, fn, "not a libscore trainer checkpoint (metadata 'checkpoint')");
     if (cv == NULL || strcmp(cv, CKPT_VERSION) != 0)
         return score__error(SCORE_E_FORMAT, fn, "unsupported checkpoint version '%.20s' (this library reads %s)",
                             cv ? cv : "(missing)", CKPT_VERSION);
+    /* no unknown tensor (it would be silently ignored), and the model exactly once */
+    for (size_t i = 0; i < score__st_count(r); i++) {
+        const char *name = score__st_tensor_at(r, i)->name;
+        size_t j = 0;
+        while (j < sizeof known / sizeof known[0] && strcmp(name, known[j]) != 0)
+            j++;
+        if (j == sizeof known / sizeof known[0])
+            return score__error(SCORE_E_FORMAT, fn, "unexpected tensor '%.60s' in the checkpoint",
+                                name);
+    }
+    if ((score__st_find(r, "model.file") != NULL) == (score__st_find(r, "trainer.params") != NULL))
+        return score__error(SCORE_E_FORMAT, fn,
+                            "the checkpoint must hold exactly one of 'model.file' and 'trainer.params'");
     return SCORE_OK;
 }
 
@@ -652,6 +668,9 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
                             on ? on : "(missing)", score_optimizer_name(tr->opt));
     if (score_rng_state_size() > sizeof rs)
         return score__error(SCORE_E_GENERIC, fn, "generator state too large");
+    if (tr->opt->v == NULL && score__st_find(r, "optimizer.v") != NULL)
+        return score__error(SCORE_E_FORMAT, fn, "unexpected tensor 'optimizer.v' for the '%s' optimizer",
+                            score_optimizer_name(tr->opt));
     params = score__calloc(P, sizeof(float));
     m = score__calloc(P, sizeof(float));
     shadow = score__calloc(P, sizeof(float));
@@ -778,8 +797,9 @@ static int model_from_reader(const char *fn, const score__st_reader *r, int use_
         if (rc == SCORE_OK)
             rc = score__st_get_i64(fn, r, "ema.counters", 1, two, ecnt);
         if (rc == SCORE_OK && ecnt[1] == 1 &&
-            (rc = score__st_get_f32(fn, r, "ema.shadow", 1, shp, shadow, 1)) == SCORE_OK)
-            rc = score_model_params_set(m, shadow, P);
+            (rc = score__st_get_f32(fn, r, "ema.shadow", 1, shp, shadow, 1)) == SCORE_OK &&
+            (rc = score_model_params_set(m, shadow, P)) == SCORE_OK)
+            rc = score__model_probe(fn, m); /* the averaged weights are checked like a file's */
         score__free(shadow);
     }
     if (rc != SCORE_OK) {
