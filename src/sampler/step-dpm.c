@@ -176,7 +176,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
 
 static int capped_order(const score_step *st, int order)
 {
-    int64_t cap = score__step_i64(st, SCORE_STEP_PARAM_ORDER);
+    int64_t cap = SCORE__STEP_I64(st, SCORE_STEP_PARAM_ORDER);
     return (cap > 0 && cap < order) ? (int)cap : order;
 }
 
@@ -207,7 +207,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
     int kind = st->type.kind, order = capped_order(st, st->type.order), avail = 0;
     int sde = kind == SCORE_STEP_DPMPP_2M_SDE;
     double eta = sde ? score__step_eta(st) : 0.0;
-    double snoise = score__step_f64(st, SCORE_STEP_PARAM_S_NOISE);
+    double snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;

@@ -96,10 +96,10 @@ int score__step_heun(score_step *st, const score__step_call *c)
     float *k1 = st->buf[0], *k2 = st->buf[1], *xh = st->buf[2], *xe = st->buf[3],
           *d = st->buf[4], *z = st->buf[5];
     double *a, *an, *s, *sn, *that, *ahat, *shat, *sghat = st->dbl[R_SGS];
-    double gamma = score__step_f64(st, SCORE_STEP_PARAM_CHURN);
-    double tmin = score__step_f64(st, SCORE_STEP_PARAM_S_TMIN);
-    double tmax = score__step_f64(st, SCORE_STEP_PARAM_S_TMAX);
-    double snoise = score__step_f64(st, SCORE_STEP_PARAM_S_NOISE);
+    double gamma = SCORE__STEP_F64(st, SCORE_STEP_PARAM_CHURN);
+    double tmin = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMIN);
+    double tmax = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMAX);
+    double snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int churn = 0, rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;

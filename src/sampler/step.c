@@ -6,7 +6,6 @@
 #include "rng/rng-priv.h"
 #include "step-priv.h"
 
-#define SCORE__MAX_DIM ((size_t)1 << 24)
 #define SCORE__2POW32 ((uint64_t)1 << 32)
 
 /* ---- built-in descriptors -------------------------------------------------------------- */
@@ -222,16 +221,6 @@ const score__param_desc *score__step_param_table(size_t *n_out)
     return step_params;
 }
 
-double score__step_f64(const score_step *st, int param)
-{
-    return st->params[param - SCORE_STEP_PARAM_ETA].f;
-}
-
-int64_t score__step_i64(const score_step *st, int param)
-{
-    return st->params[param - SCORE_STEP_PARAM_ETA].i;
-}
-
 SCORE__DEFINE_PARAM_ACCESSORS(score_step, score_step, "step", step_params, SCORE__STEP_NPARAMS)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -371,7 +360,7 @@ int score__step_needs_noise(const score_step *st)
 {
     switch (st->type.kind) {
     case SCORE_STEP_HEUN:
-        return score__step_f64(st, SCORE_STEP_PARAM_CHURN) > 0.0;
+        return SCORE__STEP_F64(st, SCORE_STEP_PARAM_CHURN) > 0.0;
     case SCORE_STEP_DDIM:
     case SCORE_STEP_EULER_ANCESTRAL:
     case SCORE_STEP_DPMPP_2M_SDE:
