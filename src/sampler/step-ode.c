@@ -43,24 +43,6 @@ static int endpoints(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-/* k = (x / a - D(x, t)) / s for the rows, x in x-space. */
-static int eval_k(score_step *st, const score__step_call *c, const double *t, const double *a,
-                  const double *s, const float *x, float *d_scratch, float *k)
-{
-    size_t dim = c->dim;
-    int rc = score__step_x0(st, c, t, x, d_scratch);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double ia = 1.0 / a[i], is = 1.0 / s[i];
-        const float *xr = x + i * dim, *dr = d_scratch + i * dim;
-        float *kr = k + i * dim;
-        for (size_t j = 0; j < dim; j++)
-            kr[j] = (float)(((double)xr[j] * ia - (double)dr[j]) * is);
-    }
-    return SCORE_OK;
-}
-
 int score__step_euler(score_step *st, const score__step_call *c)
 {
     size_t dim = c->dim;
@@ -163,7 +145,7 @@ int score__step_heun(score_step *st, const score__step_call *c)
         memcpy(xh, c->x, n * dim * sizeof(float));
     }
     /* Euler predictor from (y_hat, s_hat) to s' */
-    rc = eval_k(st, c, that, ahat, shat, xh, d, k1);
+    rc = score__step_k(st, c, that, ahat, shat, xh, d, k1);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -174,7 +156,7 @@ int score__step_heun(score_step *st, const score__step_call *c)
             er[j] = (float)(an[i] * ((double)hr[j] * ia + hh * (double)kr[j]));
     }
     /* trapezoidal corrector */
-    rc = eval_k(st, c, c->tn, an, sn, xe, d, k2);
+    rc = score__step_k(st, c, c->tn, an, sn, xe, d, k2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -225,7 +207,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
         }
     }
     if (!have_k0) {
-        rc = eval_k(st, c, c->t, a, s, c->x, d, k[0]);
+        rc = score__step_k(st, c, c->t, a, s, c->x, d, k[0]);
         if (rc != SCORE_OK)
             return rc;
     }
@@ -255,7 +237,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
                 ir[j] = (float)(as[i] * ((double)xr[j] * ia + h[i] * acc));
             }
         }
-        rc = eval_k(st, c, ts, as, ss, xin, d, k[q]);
+        rc = score__step_k(st, c, ts, as, ss, xin, d, k[q]);
         if (rc != SCORE_OK)
             return rc;
     }

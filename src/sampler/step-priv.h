@@ -99,7 +99,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
 int score__step_none(score_step *st, const score__step_call *c);
 
-/* ---- helpers shared by the implementations (step.c) ---------------------------------- */
+/* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 
 /* alpha, sigma at n times; t = 0 is "the data": alpha = 1, sigma = 0. */
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
@@ -114,6 +114,11 @@ int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, 
 /* Data prediction D(x, t) for n rows (x in x-space); counts one model evaluation. */
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
                    float *out);
+/* k = (x / alpha - D(x, t)) / sigma-over-alpha s = (x - alpha D) / sigma: the noise
+ * prediction (DPM-Solver) and the PF-ODE slope dy/ds in y = x / alpha (ODE steps), for the
+ * call's rows at times t with alpha a and s = sigma / alpha; counts one model evaluation. */
+int score__step_k(score_step *st, const score__step_call *c, const double *t, const double *a,
+                  const double *s, const float *x, float *d_scratch, float *k);
 /* Score s(x, t); counts one model evaluation. */
 int score__step_score(score_step *st, const score__step_call *c, const double *t,
                       const float *x, float *out);

@@ -16,14 +16,6 @@ static int ends(score_step *st, const score__step_call *c)
     return rc;
 }
 
-double score__step_eta(const score_step *st)
-{
-    double eta = SCORE__STEP_F64(st, SCORE_STEP_PARAM_ETA);
-    if (eta >= 0.0)
-        return eta;
-    return st->type.kind == SCORE_STEP_DDIM ? 0.0 : 1.0;
-}
-
 int score__step_em(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
