@@ -138,7 +138,7 @@ static void run_sampler(recorder *r, const char *name, score_sampler *s, sys *y,
     for (size_t i = 0; i < n * 2; i++)
         x0[i] = (float)(0.37 * (double)(i + row0 * 2) - 1.1);
     memset(out, 0, sizeof out);
-    rc = score_sampler_run_ex(s, y->sde, with_rng ? g : NULL, row0, n, with_init ? x0 : NULL, out,
+    rc = score_sampler_run_ex(s, y->sde, row0, n, with_init ? x0 : NULL, out, with_rng ? g : NULL,
                               NULL, NULL);
     put(&o, out, n * 2 * sizeof(float));
     put_u64(&o, score_sampler_get_nfe(s));
@@ -252,7 +252,7 @@ static void evolve_cases(recorder *r, sys *systems)
         ck_assert_ok(score_evolve_new(&e, 2));
         ck_assert_ok(score_control_new_tol(&c, 1e-4, 1e-4));
         ck_assert_ok(score_step_new(&st, score_step_type_get(SCORE_STEP_DOPRI5), 2));
-        ck_assert_ok(score_evolve_init_ex(e, 4, t0, 0.0, 3));
+        ck_assert_ok(score_evolve_init_ex(e, 0.0, 3, 4, t0));
         for (int k = 0; k < 10000 && rc == SCORE_OK; k++)
             rc = score_evolve_apply(e, c, st, y->sde, 0.05, 4, x, NULL);
         ck_assert_int_eq(rc, SCORE_DONE);
@@ -265,7 +265,7 @@ static void evolve_cases(recorder *r, sys *systems)
         score_step_free(st);
         /* fixed stochastic steps through evolve */
         ck_assert_ok(score_step_new(&st, score_step_type_get(SCORE_STEP_EULER_MARUYAMA), 2));
-        ck_assert_ok(score_evolve_init_ex(e, 4, t0, 0.0, 5));
+        ck_assert_ok(score_evolve_init_ex(e, 0.0, 5, 4, t0));
         for (int k = 1; k <= 4 && rc >= 0; k++)
             rc = score_evolve_apply_fixed(e, st, y->sde, 0.45 - 0.1 * k, 4, x, g);
         ck_assert_ok(rc);
@@ -274,7 +274,7 @@ static void evolve_cases(recorder *r, sys *systems)
         score_step_free(st);
         /* per-row times in one step call */
         ck_assert_ok(score_step_new(&st, score_step_type_get(SCORE_STEP_EULER_ANCESTRAL), 2));
-        ck_assert_ok(score_step_apply_ex(st, y->sde, 4, t0, tn, 11, x, NULL, g, 3));
+        ck_assert_ok(score_step_apply_ex(st, y->sde, 11, 4, t0, tn, x, NULL, g, 3));
         put(&o, x, sizeof x);
         score_step_free(st);
         snprintf(name, sizeof name, "evolve/%s", sys_name[sy]);
@@ -315,8 +315,8 @@ static void likelihood_cases(recorder *r, sys *systems)
                     int rc;
                     for (size_t i = 0; i < 2 * n; i++)
                         x[i] = (float)(0.61 * (double)(i + 2 * row0) - 2.3);
-                    rc = score_likelihood_logp_ex(lk, systems[sy].sde, g, row0, n, x, lp, bpd, z,
-                                                  delta);
+                    rc = score_likelihood_logp_ex(lk, systems[sy].sde, row0, n, x, lp, bpd, z, delta,
+                                                  g);
                     put(&o, lp, n * sizeof(double));
                     put(&o, bpd, n * sizeof(double));
                     put(&o, z, 2 * n * sizeof(float));

@@ -401,9 +401,9 @@ static int finish(score_likelihood *lk, size_t row0, size_t n, double *logp_nats
     return SCORE_OK;
 }
 
-int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, const score_rng *rng,
-                             size_t row0, size_t n, const float *x, double *logp_nats,
-                             double *bpd, float *z_out, double *delta_out)
+int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
+                             size_t n, const float *x, double *logp_nats, double *bpd,
+                             float *z_out, double *delta_out, const score_rng *rng)
 {
     const char *fn = "score_likelihood_logp";
     int rc;
@@ -424,8 +424,8 @@ int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, const score_r
     return rc;
 }
 
-int score_likelihood_logp(score_likelihood *lk, score_sde *sde, const score_rng *rng, size_t n,
-                          const float *x, double *logp_nats, double *bpd)
+int score_likelihood_logp(score_likelihood *lk, score_sde *sde, size_t n, const float *x,
+                          double *logp_nats, double *bpd, const score_rng *rng)
 {
-    return score_likelihood_logp_ex(lk, sde, rng, 0, n, x, logp_nats, bpd, NULL, NULL);
+    return score_likelihood_logp_ex(lk, sde, 0, n, x, logp_nats, bpd, NULL, NULL, rng);
 }

@@ -79,7 +79,7 @@ static int ensure(score_evolve *e, size_t n)
     return SCORE_OK;
 }
 
-int score_evolve_init_ex(score_evolve *e, size_t n, const double *t0, double h0, size_t row0)
+int score_evolve_init_ex(score_evolve *e, double h0, size_t row0, size_t n, const double *t0)
 {
     int rc;
     if (e == NULL || t0 == NULL)
@@ -104,7 +104,7 @@ int score_evolve_init_ex(score_evolve *e, size_t n, const double *t0, double h0,
     return SCORE_OK;
 }
 
-int score_evolve_init(score_evolve *e, size_t n, double t0, double h0)
+int score_evolve_init(score_evolve *e, double t0, double h0, size_t n)
 {
     int rc;
     if (e == NULL)
@@ -118,7 +118,7 @@ int score_evolve_init(score_evolve *e, size_t n, double t0, double h0)
         return rc;
     for (size_t i = 0; i < n; i++)
         e->rows.tmp[i] = t0;
-    return score_evolve_init_ex(e, n, e->rows.tmp, h0, 0);
+    return score_evolve_init_ex(e, h0, 0, n, e->rows.tmp);
 }
 
 int score_evolve_reset(score_evolve *e)
@@ -157,7 +157,7 @@ static int sys_attempt(void *ctx, const score__adapt *a)
     for (size_t k = 0; k < a->m; k++)
         memcpy(e->xw + k * dim, e->x + a->idx[k] * dim, dim * sizeof(float));
     nfe0 = score_sde_nfe(e->sde);
-    rc = score_step_apply_ex(e->step, e->sde, a->m, a->t, a->tn, a->row0, e->xw, e->xerr,
+    rc = score_step_apply_ex(e->step, e->sde, a->row0, a->m, a->t, a->tn, e->xw, e->xerr,
                              e->rng, 0);
     e->nfe += score_sde_nfe(e->sde) - nfe0;
     if (rc != SCORE_OK)
@@ -241,7 +241,7 @@ int score__evolve_step(score_evolve *e, score_step *step, score_sde *sde, double
     for (size_t i = 0; i < n; i++)
         e->rows.tn[i] = t_next;
     nfe0 = score_sde_nfe(sde);
-    rc = score_step_apply_ex(step, sde, n, e->rows.pos, e->rows.tn, e->rows.row0, x, NULL, rng,
+    rc = score_step_apply_ex(step, sde, e->rows.row0, n, e->rows.pos, e->rows.tn, x, NULL, rng,
                              e->noise_base + e->fixed_steps * e->noise_stride + slot);
     e->nfe += score_sde_nfe(sde) - nfe0;
     if (rc != SCORE_OK || !advance)

@@ -386,7 +386,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     if (rc != SCORE_OK)
         return rc;
     fill(s->ta, n, t0);
-    rc = score_evolve_init_ex(s->ev, n, s->ta, PF(s, SCORE_SAMPLER_PARAM_H_INIT), row0);
+    rc = score_evolve_init_ex(s->ev, PF(s, SCORE_SAMPLER_PARAM_H_INIT), row0, n, s->ta);
     if (rc != SCORE_OK)
         return rc;
     for (;;) {
@@ -440,7 +440,7 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     if (cap0 > 0 && cap0 < order)
         order = (int)cap0;
     fill(s->ta, n, s->grid[0]);
-    rc = score_evolve_init_ex(s->ev, n, s->ta, 0.0, row0);
+    rc = score_evolve_init_ex(s->ev, 0.0, row0, n, s->ta);
     if (rc == SCORE_OK)
         rc = score__evolve_set_noise(s->ev, 1, (uint64_t)m + 1);
     if (rc != SCORE_OK)
@@ -475,8 +475,8 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
-int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
-                         size_t n, const float *x_init, float *out,
+int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
+                         const float *x_init, float *out, const score_rng *rng,
                          score_sampler_progress_fn progress, void *user_data)
 {
     const char *fn = "score_sampler_run";
@@ -566,11 +566,11 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
     return rc;
 }
 
-int score_sampler_run(score_sampler *s, score_sde *sde, const score_rng *rng, size_t n,
-                      const float *x_init, float *out, score_sampler_progress_fn progress,
+int score_sampler_run(score_sampler *s, score_sde *sde, size_t n, const float *x_init,
+                      float *out, const score_rng *rng, score_sampler_progress_fn progress,
                       void *user_data)
 {
-    return score_sampler_run_ex(s, sde, rng, 0, n, x_init, out, progress, user_data);
+    return score_sampler_run_ex(s, sde, 0, n, x_init, out, rng, progress, user_data);
 }
 
 uint64_t score_sampler_get_nfe(const score_sampler *s)

@@ -368,8 +368,8 @@ int score_step_apply(score_step *step, score_sde *sde, double t, double t_next, 
                         step->dbl[SCORE__STEP_NDBL - 1], 0, x, xerr, rng, counter);
 }
 
-int score_step_apply_ex(score_step *step, score_sde *sde, size_t n, const double *t,
-                        const double *t_next, size_t row0, float *x, float *xerr,
+int score_step_apply_ex(score_step *step, score_sde *sde, size_t row0, size_t n,
+                        const double *t, const double *t_next, float *x, float *xerr,
                         const score_rng *rng, uint64_t counter)
 {
     return apply_common(__func__, step, sde, n, t, t_next, row0, x, xerr, rng, counter);
