@@ -475,13 +475,51 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
+/* The run's start values: x_init (checked, copied to out) or a prior draw at the grid's first
+ * time (std of the prior at T, else of the noised data under a unit-variance assumption). */
+static int start_values(score_sampler *s, const score_schedule *sched, size_t row0, size_t n,
+                        const float *x_init, float *out, const score_rng *rng)
+{
+    const char *fn = "score_sampler_run";
+    size_t nd = n * s->dim;
+    int rc;
+    if (x_init != NULL) {
+        if (!score__all_finite_f32(nd, x_init))
+            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
+        if (x_init != out)
+            memmove(out, x_init, nd * sizeof(float));
+    } else {
+        double t0 = s->grid[0], T, a0, s0, sd;
+        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
+        if (rc == SCORE_OK)
+            rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
+        if (rc != SCORE_OK)
+            return rc;
+        if (t0 == T) {
+            rc = score_schedule_prior_std(sched, &sd);
+            if (rc != SCORE_OK)
+                return rc;
+        } else if (score_schedule_is_variance_exploding(sched) == 1) {
+            sd = s0;
+        } else {
+            sd = sqrt(a0 * a0 + s0 * s0);
+        }
+        rc = score_rng_fill_normal_f64(rng, row0, n, 0, s->dim, s->zbuf);
+        if (rc != SCORE_OK)
+            return rc;
+        for (size_t q = 0; q < nd; q++)
+            out[q] = (float)(sd * s->zbuf[q]);
+    }
+    return SCORE_OK;
+}
+
 int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
                          const float *x_init, float *out, const score_rng *rng,
                          score_sampler_progress_fn progress, void *user_data)
 {
     const char *fn = "score_sampler_run";
     const score_schedule *sched;
-    size_t npts = 0, nd, dim;
+    size_t npts = 0, dim;
     double sigma_last = 0.0;
     uint64_t nfe0;
     int rc, adaptive, needs_rng;
@@ -529,34 +567,9 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n
     if (needs_rng && rng == NULL)
         return score__error(SCORE_E_INVAL, fn, "rng is NULL but the run draws noise%s",
                             x_init == NULL ? " (prior draw)" : "");
-    nd = n * dim;
-    if (x_init != NULL) {
-        if (!score__all_finite_f32(nd, x_init))
-            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
-        if (x_init != out)
-            memmove(out, x_init, nd * sizeof(float));
-    } else {
-        double t0 = s->grid[0], T, a0, s0, sd;
-        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
-        if (rc == SCORE_OK)
-            rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
-        if (rc != SCORE_OK)
-            return rc;
-        if (t0 == T) {
-            rc = score_schedule_prior_std(sched, &sd);
-            if (rc != SCORE_OK)
-                return rc;
-        } else if (score_schedule_is_variance_exploding(sched) == 1) {
-            sd = s0;
-        } else {
-            sd = sqrt(a0 * a0 + s0 * s0);
-        }
-        rc = score_rng_fill_normal_f64(rng, row0, n, 0, dim, s->zbuf);
-        if (rc != SCORE_OK)
-            return rc;
-        for (size_t q = 0; q < nd; q++)
-            out[q] = (float)(sd * s->zbuf[q]);
-    }
+    rc = start_values(s, sched, row0, n, x_init, out, rng);
+    if (rc != SCORE_OK)
+        return rc;
     nfe0 = score_sde_nfe(sde);
     if (adaptive)
         rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);

@@ -173,6 +173,29 @@ int score__step_heun(score_step *st, const score__step_call *c)
 /* Explicit Runge-Kutta in s with `ns` stages (tableau cc, A (row j: ns-1 entries), b, e).
  * With fsal, stage ns-1 has cc = 1 and A = b, and its derivative is cached for the next
  * call. */
+/* Stage 0 from the FSAL cache: 1 if every row's (t, x) is exactly the start or the end of the
+ * last call (k0 then holds the cached derivatives). */
+static int fsal_lookup(const score_step *st, const score__step_call *c, float *k0)
+{
+    size_t dim = c->dim;
+    if (!st->fsal_valid || st->fsal_n != c->n)
+        return 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const float *xr = c->x + i * dim;
+        int hit = 0;
+        for (int q = 0; q < 2 && !hit; q++) {
+            if (st->fsal_t[q][i] == c->t[i] &&
+                memcmp(st->fsal_x[q] + i * dim, xr, dim * sizeof(float)) == 0) {
+                memcpy(k0 + i * dim, st->fsal_k[q] + i * dim, dim * sizeof(float));
+                hit = 1;
+            }
+        }
+        if (!hit)
+            return 0;
+    }
+    return 1;
+}
+
 static int runge_kutta(score_step *st, const score__step_call *c, int ns, const double *cc,
                        const double (*A)[6], const double *b, const double *e, int fsal)
 {
@@ -180,7 +203,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
     float *k[7], *xin = st->buf[7], *d = st->buf[8];
     double *a, *an, *s, *sn, *h, *ts = st->dbl[R_TS], *as = st->dbl[R_AS],
                                  *sgs = st->dbl[R_SGS], *ss = st->dbl[R_SS];
-    int have_k0 = 0, rc = endpoints(st, c);
+    int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
     for (int j = 0; j < 7; j++)
@@ -190,23 +213,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
     s = st->dbl[R_S];
     sn = st->dbl[R_SN];
     h = st->dbl[R_H];
-    /* stage 0: reuse a cached derivative at exactly this (t, x) */
-    if (fsal && st->fsal_valid && st->fsal_n == n) {
-        have_k0 = 1;
-        for (size_t i = 0; i < n && have_k0; i++) {
-            const float *xr = c->x + i * dim;
-            int hit = 0;
-            for (int q = 0; q < 2 && !hit; q++) {
-                if (st->fsal_t[q][i] == c->t[i] &&
-                    memcmp(st->fsal_x[q] + i * dim, xr, dim * sizeof(float)) == 0) {
-                    memcpy(k[0] + i * dim, st->fsal_k[q] + i * dim, dim * sizeof(float));
-                    hit = 1;
-                }
-            }
-            have_k0 = hit;
-        }
-    }
-    if (!have_k0) {
+    if (!(fsal && fsal_lookup(st, c, k[0]))) {
         rc = score__step_k(st, c, c->t, a, s, c->x, d, k[0]);
         if (rc != SCORE_OK)
             return rc;

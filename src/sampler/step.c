@@ -239,12 +239,66 @@ int score_step_noise(const score_rng *rng, uint64_t counter, size_t row0, size_t
 
 /* ---- apply ----------------------------------------------------------------------------- */
 
+/* What the end times of a call do (check_times). */
+enum { ENDS_ZERO = 1u, ENDS_NONZERO = 2u, ENDS_MOVE = 4u };
+
+/* Checks the per-row times (start finite and > 0, end finite and >= 0, a step that draws noise
+ * only backwards in time) and reports in *ends whether rows go to t = 0, to t > 0 and whether
+ * any row moves. */
+static int check_times(const char *fn, const score_step *step, size_t n, const double *t,
+                       const double *t_next, int backward_only, unsigned *ends)
+{
+    *ends = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(t[i]) || !(t[i] > 0.0))
+            return score__error(isnan(t[i]) || isinf(t[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE, fn,
+                                "t[%zu] = %g: a start time must be finite and > 0", i, t[i]);
+        if (!isfinite(t_next[i]) || t_next[i] < 0.0)
+            return score__error(isnan(t_next[i]) || isinf(t_next[i]) ? SCORE_E_NUMERIC
+                                                                      : SCORE_E_RANGE,
+                                fn, "t_next[%zu] = %g: an end time must be finite and >= 0", i,
+                                t_next[i]);
+        *ends |= t_next[i] == 0.0 ? ENDS_ZERO : ENDS_NONZERO;
+        if (t_next[i] != t[i])
+            *ends |= ENDS_MOVE;
+        if (backward_only && t_next[i] > t[i])
+            return score__error(SCORE_E_INVAL, fn,
+                                "stochastic step '%s' cannot go forward in time (t[%zu] = %g < "
+                                "t_next = %g)",
+                                step->type.name, i, t[i], t_next[i]);
+    }
+    return SCORE_OK;
+}
+
+/* A user type's apply callback, with the finiteness checks around it. */
+static int apply_user(const char *fn, score_step *step, score_sde *sde, size_t row0, size_t n,
+                      const double *t, const double *t_next, float *x, float *xerr,
+                      const score_rng *rng, uint64_t counter)
+{
+    int rc;
+    if (!score__step_finite(n * step->dim, x))
+        return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity on entry");
+    rc = step->type.apply(step->user_state, sde, n, step->dim, t, t_next, row0, x, xerr, rng,
+                          counter, step->type.apply_ud);
+    if (rc != 0) {
+        step->last_callback_status = rc;
+        return score__error(SCORE_E_CALLBACK, fn, "user step '%s' returned %d", step->type.name,
+                            rc);
+    }
+    step->last_callback_status = 0;
+    if (!score__step_finite(n * step->dim, x))
+        return score__error(SCORE_E_NUMERIC, fn, "user step '%s' produced NaN or infinity",
+                            step->type.name);
+    return SCORE_OK;
+}
+
 static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t n,
                         const double *t, const double *t_next, size_t row0, float *x,
                         float *xerr, const score_rng *rng, uint64_t counter)
 {
     score__step_call c;
-    int rc, stochastic, corrector, needs_noise = 0, to_zero = 0, nonzero = 0, all_same = 1;
+    int rc, stochastic, corrector, needs_noise = 0, to_zero, nonzero, all_same;
+    unsigned ends;
     if (step == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "step or sde is NULL");
     if (n == 0)
@@ -267,42 +321,14 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
         if (rc != SCORE_OK)
             return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(t[i]) || !(t[i] > 0.0))
-            return score__error(isnan(t[i]) || isinf(t[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE, fn,
-                                "t[%zu] = %g: a start time must be finite and > 0", i, t[i]);
-        if (!isfinite(t_next[i]) || t_next[i] < 0.0)
-            return score__error(isnan(t_next[i]) || isinf(t_next[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE,
-                                fn, "t_next[%zu] = %g: an end time must be finite and >= 0", i,
-                                t_next[i]);
-        if (t_next[i] == 0.0)
-            to_zero = 1;
-        else
-            nonzero = 1;
-        if (t_next[i] != t[i])
-            all_same = 0;
-        if ((stochastic || needs_noise) && !corrector && t_next[i] > t[i])
-            return score__error(SCORE_E_INVAL, fn,
-                                "stochastic step '%s' cannot go forward in time (t[%zu] = %g < t_next = %g)",
-                                step->type.name, i, t[i], t_next[i]);
-    }
-    if (step->type.builtin == 0 && step->type.impl == NULL) {
-        /* user type */
-        if (!score__step_finite(n * step->dim, x))
-            return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity on entry");
-        rc = step->type.apply(step->user_state, sde, n, step->dim, t, t_next, row0, x, xerr, rng,
-                              counter, step->type.apply_ud);
-        if (rc != 0) {
-            step->last_callback_status = rc;
-            return score__error(SCORE_E_CALLBACK, fn, "user step '%s' returned %d", step->type.name,
-                                rc);
-        }
-        step->last_callback_status = 0;
-        if (!score__step_finite(n * step->dim, x))
-            return score__error(SCORE_E_NUMERIC, fn, "user step '%s' produced NaN or infinity",
-                                step->type.name);
-        return SCORE_OK;
-    }
+    rc = check_times(fn, step, n, t, t_next, (stochastic || needs_noise) && !corrector, &ends);
+    if (rc != SCORE_OK)
+        return rc;
+    to_zero = (ends & ENDS_ZERO) != 0;
+    nonzero = (ends & ENDS_NONZERO) != 0;
+    all_same = (ends & ENDS_MOVE) == 0;
+    if (step->type.builtin == 0 && step->type.impl == NULL)
+        return apply_user(fn, step, sde, row0, n, t, t_next, x, xerr, rng, counter);
     if (!corrector && to_zero && nonzero)
         return score__error(SCORE_E_INVAL, fn,
                             "some rows go to t = 0 (the data) and others do not: split the call");
