@@ -7,10 +7,14 @@
 #include "adapt-priv.h"
 #include "sde/sde-ode-priv.h"
 
+/* The per-row double arrays of the workspace. */
+#define ROW_ARRAYS(a)                                                                         \
+    {&(a)->pos, &(a)->h, &(a)->t, &(a)->tn, &(a)->lam, &(a)->lamn, &(a)->hstep, &(a)->dir,   \
+     &(a)->err, &(a)->tmp}
+
 void score__adapt_release(score__adapt *a)
 {
-    double **d[] = {&a->pos, &a->h, &a->t, &a->tn, &a->lam, &a->lamn, &a->hstep, &a->dir,
-                    &a->err, &a->tmp};
+    double **d[] = ROW_ARRAYS(a);
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         score__free(*d[i]);
         *d[i] = NULL;
@@ -26,8 +30,7 @@ void score__adapt_release(score__adapt *a)
 
 int score__adapt_reserve(score__adapt *a, const char *fn, size_t n)
 {
-    double **d[] = {&a->pos, &a->h, &a->t, &a->tn, &a->lam, &a->lamn, &a->hstep, &a->dir,
-                    &a->err, &a->tmp};
+    double **d[] = ROW_ARRAYS(a);
     if (n <= a->cap)
         return SCORE_OK;
     score__adapt_release(a);
