@@ -285,11 +285,22 @@ static void evolve_cases(recorder *r, sys *systems)
     }
 }
 
+static void set_lk_i64(score_likelihood *lk, int id, int64_t v)
+{
+    ck_assert_ok(score_likelihood_set_i64(lk, id, v));
+}
+
+static void set_lk_f64(score_likelihood *lk, int id, double v)
+{
+    ck_assert_ok(score_likelihood_set_f64(lk, id, v));
+}
+
 static void likelihood_cases(recorder *r, sys *systems)
 {
-    static const int div[3][3] = {{SCORE_LIKELIHOOD_DIV_EXACT, 1, 1},
-                                  {SCORE_LIKELIHOOD_DIV_HUTCHINSON, SCORE_LIKELIHOOD_PROBE_RADEMACHER, 1},
-                                  {SCORE_LIKELIHOOD_DIV_HUTCHINSON, SCORE_LIKELIHOOD_PROBE_GAUSSIAN, 3}};
+    enum { EXACT = SCORE_LIKELIHOOD_DIV_EXACT, HUTCH = SCORE_LIKELIHOOD_DIV_HUTCHINSON };
+    static const int div[3][3] = {{EXACT, 1, 1},
+                                  {HUTCH, SCORE_LIKELIHOOD_PROBE_RADEMACHER, 1},
+                                  {HUTCH, SCORE_LIKELIHOOD_PROBE_GAUSSIAN, 3}};
     static const size_t rows[2][2] = {{0, 5}, {4, 3}};
     char name[96];
     for (int sy = 0; sy < SYS_COUNT; sy++) {
@@ -297,14 +308,14 @@ static void likelihood_cases(recorder *r, sys *systems)
             for (int tol = 0; tol <= 1; tol++) {
                 score_likelihood *lk;
                 ck_assert_ok(score_likelihood_new(&lk, 2));
-                ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div[d][0]));
-                ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_PROBE, div[d][1]));
-                ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, div[d][2]));
+                set_lk_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div[d][0]);
+                set_lk_i64(lk, SCORE_LIKELIHOOD_PARAM_PROBE, div[d][1]);
+                set_lk_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, div[d][2]);
                 if (tol) {
-                    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, 1e-3));
-                    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, 1e-4));
-                    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET, 8.0));
-                    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_H_INIT, 0.2));
+                    set_lk_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, 1e-3);
+                    set_lk_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, 1e-4);
+                    set_lk_f64(lk, SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET, 8.0);
+                    set_lk_f64(lk, SCORE_LIKELIHOOD_PARAM_H_INIT, 0.2);
                 }
                 for (int b = 0; b < 2; b++) {
                     size_t row0 = rows[b][0], n = rows[b][1];

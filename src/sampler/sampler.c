@@ -58,7 +58,8 @@ static const score__param_desc sampler_params[NPARAMS] = {
     SCORE__PARAM_ROW_ATOL(SCORE_SAMPLER_PARAM_ATOL, "adaptive absolute tolerance"),
     SCORE__PARAM_ROW_H_INIT(SCORE_SAMPLER_PARAM_H_INIT),
     SCORE__PARAM_ROW_H_MIN(SCORE_SAMPLER_PARAM_H_MIN),
-    SCORE__PARAM_ROW_MAX_STEPS(SCORE_SAMPLER_PARAM_MAX_STEPS, "largest number of adaptive attempts"),
+    SCORE__PARAM_ROW_MAX_STEPS(SCORE_SAMPLER_PARAM_MAX_STEPS,
+                               "largest number of adaptive attempts"),
     {SCORE_SAMPLER_PARAM_ADAPTIVE, "adaptive", SCORE_PARAM_I64, 0, 1, 1,
      "1 = adaptive solve for predictors with an error estimate"},
     {SCORE_SAMPLER_PARAM_SNR_NORM, "snr_norm", SCORE_PARAM_I64, 0, 1, 0,
@@ -431,7 +432,8 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
                      void *user_data)
 {
     const char *fn = "score_sampler_run";
-    size_t K = npts - 1, m = s->corr != NULL ? (size_t)PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) : 0;
+    size_t K = npts - 1;
+    size_t m = s->corr != NULL ? (size_t)PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) : 0;
     int lof = PI(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL) == 1 && K < LOWER_ORDER_FINAL_BELOW &&
               is_multistep(s->pred);
     int64_t cap0 = PI(s, SCORE_SAMPLER_PARAM_ORDER);
