@@ -521,7 +521,7 @@ static int run_sampling(const opts *o, const workload *w)
         if (r == 1)
             span_begin();
         t0 = now();
-        CHECK(score_sampler_run(s, sde, rng, n, NULL, out, NULL, NULL));
+        CHECK(score_sampler_run(s, sde, n, NULL, out, rng, NULL, NULL));
         if (r > 0)
             t[r - 1] = now() - t0;
     }

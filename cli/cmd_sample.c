@@ -417,7 +417,7 @@ int cli_cmd_sample(int argc, char **argv)
         for (size_t c = 0; c < chunks; c++) {
             size_t row0 = c * batch, m = n - row0 < batch ? n - row0 : batch;
             ctx.done = c * per_chunk;
-            rc = score_sampler_run_ex(smp, sde, rng, row0, m, NULL, x + row0 * dim,
+            rc = score_sampler_run_ex(smp, sde, row0, m, NULL, x + row0 * dim, rng,
                                       on_sample_progress, &ctx);
             if (rc != SCORE_OK) {
                 cli_progress_finish(&ctx.bar);
@@ -587,8 +587,8 @@ int cli_cmd_loglik(int argc, char **argv)
     double t0 = cli_now();
     for (size_t c = 0; c < chunks; c++) {
         size_t row0 = c * batch, m = t.rows - row0 < batch ? t.rows - row0 : batch;
-        rc = score_likelihood_logp_ex(lk, sde, rng, row0, m, t.data + row0 * sys.dim, lp + row0,
-                                      NULL, NULL, NULL);
+        rc = score_likelihood_logp_ex(lk, sde, row0, m, t.data + row0 * sys.dim, lp + row0, NULL,
+                                      NULL, NULL, rng);
         if (rc != SCORE_OK) {
             cli_progress_finish(&bar);
             status = cli_lib_fail(rc, "likelihood");

@@ -97,7 +97,7 @@ int main()
                      "final denoise");
 
         std::vector<float> x(n * dim);
-        score::check(score_sampler_run(heun.get(), system.get(), gen.get(), n, nullptr, x.data(),
+        score::check(score_sampler_run(heun.get(), system.get(), n, nullptr, x.data(), gen.get(),
                                        nullptr, nullptr),
                      "score_sampler_run");
         bool ok = true;
@@ -127,7 +127,7 @@ int main()
         score::check(score_schedule_get_f64(vp.get(), SCORE_SCHEDULE_PARAM_T_EPS, &t_eps), "t_eps");
         for (auto &ti : t)
             ti = t_eps;
-        score::check(score_likelihood_logp(lik.get(), system.get(), nullptr, m, x.data(), ode.data(),
+        score::check(score_likelihood_logp(lik.get(), system.get(), m, x.data(), ode.data(), nullptr,
                                            nullptr),
                      "score_likelihood_logp");
         score::check(score_model_analytic_logp(gauss.get(), m, t.data(), x.data(), exact.data()),

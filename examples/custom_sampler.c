@@ -138,7 +138,7 @@ int main(void)
                             score_step_type_find("langevin"), DIM));
     CHECK(score_sampler_set_i64(pc, SCORE_SAMPLER_PARAM_NUM_STEPS, STEPS));
     CHECK(score_sampler_set_i64(pc, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
-    CHECK(score_sampler_run(pc, sde, rng, N, NULL, x_driver, NULL, NULL));
+    CHECK(score_sampler_run(pc, sde, N, NULL, x_driver, rng, NULL, NULL));
     uint64_t nfe_driver = score_sampler_get_nfe(pc);
 
     /* 2. the same predictor-corrector loop by hand */
@@ -178,7 +178,7 @@ int main(void)
     CHECK(score_sampler_new(&custom, score_step_type_find("reverse-diffusion"), my_ald, DIM));
     CHECK(score_sampler_set_i64(custom, SCORE_SAMPLER_PARAM_NUM_STEPS, STEPS));
     CHECK(score_sampler_set_i64(custom, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
-    CHECK(score_sampler_run(custom, sde, rng, N, NULL, x_custom, NULL, NULL));
+    CHECK(score_sampler_run(custom, sde, N, NULL, x_custom, rng, NULL, NULL));
 
     /* sample quality: mean exact log-density of the samples vs of exact data points */
     double lp_exact = mean_logp(gmm, t_eps, x_exact, N);

@@ -85,7 +85,7 @@ int main(void)
     CHECK(score_sampler_set_i64(sampler, SCORE_SAMPLER_PARAM_GRID, SCORE_GRID_UNIFORM_LAMBDA));
     CHECK(score_sampler_set_i64(sampler, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
     CHECK(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 7));
-    CHECK(score_sampler_run(sampler, sde, rng, N, NULL, x, NULL, NULL));
+    CHECK(score_sampler_run(sampler, sde, N, NULL, x, rng, NULL, NULL));
 
     int ok = 1;
     printf("DPM-Solver++(2M), 40 steps: %llu batched calls of the external model\n",
@@ -109,7 +109,7 @@ int main(void)
 
     /* when the external model fails, the sampler stops with SCORE_E_CALLBACK and says why */
     net.fail = 1;
-    int rc = score_sampler_run(sampler, sde, rng, 4, NULL, x, NULL, NULL);
+    int rc = score_sampler_run(sampler, sde, 4, NULL, x, rng, NULL, NULL);
     printf("a failing external model gives %s: %s (its return value: %d)\n",
            score_status_name(rc), score_last_error_message(),
            score_model_last_callback_status(model));

@@ -68,7 +68,7 @@ int main(void)
     CHECK(score_trainer_ema_model(trainer, &ema)); /* owned by the trainer */
     CHECK(score_sde_set_model(sde, ema));
     CHECK(score_sampler_new_preset(&sampler, SCORE_SAMPLER_PRESET_DPMPP_2M, 2));
-    CHECK(score_sampler_run(sampler, sde, rng, N_SAMPLES, NULL, samples, NULL, NULL));
+    CHECK(score_sampler_run(sampler, sde, N_SAMPLES, NULL, samples, rng, NULL, NULL));
 
     /* 5. print a few samples, and how many lie within 1.2 of a blob centre */
     printf("first samples (%llu model evaluations each):\n",

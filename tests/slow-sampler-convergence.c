@@ -161,7 +161,7 @@ static void run(sys *S, const score_step_type *T, int grid, size_t steps, float 
     CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grid));
     CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ADAPTIVE, 0));
     CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0));
-    CK(score_sampler_run(s, S->sde, NULL, NR, S->x0, x, NULL, NULL));
+    CK(score_sampler_run(s, S->sde, NR, S->x0, x, NULL, NULL, NULL));
     if (nfe != NULL)
         *nfe = score_sampler_get_nfe(s);
     score_sampler_free(s);
@@ -306,7 +306,7 @@ int main(void)
                     CK(score_sampler_new(&s, score_step_type_find(ad[a]), NULL, 2));
                     CK(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_RTOL, tols[k]));
                     CK(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_ATOL, tols[k]));
-                    CK(score_sampler_run(s, S.sde, NULL, NR, S.x0, x, NULL, NULL));
+                    CK(score_sampler_run(s, S.sde, NR, S.x0, x, NULL, NULL, NULL));
                     printf(" %.2f, NFE %llu |", err_of(x, S.ref) / tols[k],
                            (unsigned long long)score_sampler_get_nfe(s));
                     score_sampler_free(s);

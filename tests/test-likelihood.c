@@ -73,26 +73,26 @@ START_TEST(api)
     ck_assert_fails_with(score_likelihood_get_i64(NULL, SCORE_LIKELIHOOD_PARAM_PROBE, &iv), SCORE_E_INVAL);
     ck_assert_uint_eq(score_param_count(SCORE_OBJECT_LIKELIHOOD), 11);
     /* call errors */
-    ck_assert_fails_with(score_likelihood_logp(NULL, f.sde, NULL, 4, x, lp, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_likelihood_logp(lk, NULL, NULL, 4, x, lp, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, NULL, lp, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, x, NULL, NULL), SCORE_E_INVAL);
-    ck_assert_ok(score_likelihood_logp(lk, f.sde, NULL, 0, NULL, NULL, NULL));
+    ck_assert_fails_with(score_likelihood_logp(NULL, f.sde, 4, x, lp, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_logp(lk, NULL, 4, x, lp, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, NULL, lp, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, x, NULL, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_ok(score_likelihood_logp(lk, f.sde, 0, NULL, NULL, NULL, NULL));
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, SCORE_LIKELIHOOD_DIV_HUTCHINSON));
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, x, lp, NULL), SCORE_E_INVAL); /* no rng */
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, x, lp, NULL, NULL), SCORE_E_INVAL); /* no rng */
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, SCORE_LIKELIHOOD_DIV_EXACT));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_T_EPS, 0.5));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_T_END, 0.4));
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, x, lp, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, x, lp, NULL, NULL), SCORE_E_INVAL);
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_T_END, 0.0));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_T_EPS, 0.0));
     x[3] = NAN;
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, x, lp, NULL), SCORE_E_NUMERIC);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, x, lp, NULL, NULL), SCORE_E_NUMERIC);
     x[3] = 0.0f;
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_MAX_STEPS, 2));
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 4, x, lp, NULL), SCORE_E_NOPROGRESS);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 4, x, lp, NULL, NULL), SCORE_E_NOPROGRESS);
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_MAX_STEPS, 100000));
-    ck_assert_ok(score_likelihood_logp(lk, f.sde, NULL, 4, x, lp, NULL));
+    ck_assert_ok(score_likelihood_logp(lk, f.sde, 4, x, lp, NULL, NULL));
     ck_assert_uint_gt(score_likelihood_get_nfe(lk), 6 * score_likelihood_get_steps(lk));
     ck_assert_uint_gt(score_likelihood_get_steps(lk), 3);
     score_likelihood_free(lk);
@@ -101,7 +101,7 @@ START_TEST(api)
     ck_assert_uint_eq(score_likelihood_get_steps(NULL), 0);
     /* dimension mismatch */
     ck_assert_ok(score_likelihood_new(&lk, 3));
-    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, NULL, 2, x, lp, NULL), SCORE_E_SHAPE);
+    ck_assert_fails_with(score_likelihood_logp(lk, f.sde, 2, x, lp, NULL, NULL), SCORE_E_SHAPE);
     score_likelihood_free(lk);
     fx_free(&f);
 }
@@ -121,7 +121,7 @@ START_TEST(exact_divergence_closed_form)
     ck_assert_ok(score_model_analytic_sample(f.model, rng, f.t_eps, NL, x));
     ck_assert_ok(score_likelihood_new(&lk, 2));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET, 8.0));
-    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, NULL, 0, NL, x, lp, bpd, z, delta));
+    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, 0, NL, x, lp, bpd, z, delta, NULL));
     worst = corrected_error(&f, NL, x, z, delta, NULL);
     printf("exact divergence, %s %s: max |log p error| = %.2e nats, NFE %llu, steps %llu\n",
            gmm ? "GMM" : "Gaussian", kind == SCORE_SCHEDULE_VE ? "VE" : "VP", worst,
@@ -158,7 +158,7 @@ START_TEST(standard_normal_vp_direct)
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 3));
     ck_assert_ok(score_rng_fill_normal(rng, 0, NL, 0, 3, x));
     ck_assert_ok(score_likelihood_new(&lk, 3));
-    ck_assert_ok(score_likelihood_logp(lk, sde, NULL, NL, x, lp, NULL));
+    ck_assert_ok(score_likelihood_logp(lk, sde, NL, x, lp, NULL, NULL));
     analytic_at(m, 1e-5, NL, x, ex);
     for (size_t i = 0; i < NL; i++)
         ck_assert_double_eq_tol(lp[i], ex[i], TOL_LOGP);
@@ -187,9 +187,9 @@ START_TEST(hutchinson_diagonal_is_exact)
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 3));
     ck_assert_ok(score_model_analytic_sample(m, rng, 1e-5, NL, x));
     ck_assert_ok(score_likelihood_new(&lk, 2));
-    ck_assert_ok(score_likelihood_logp(lk, sde, NULL, NL, x, lpe, NULL));
+    ck_assert_ok(score_likelihood_logp(lk, sde, NL, x, lpe, NULL, NULL));
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, SCORE_LIKELIHOOD_DIV_HUTCHINSON));
-    ck_assert_ok(score_likelihood_logp(lk, sde, rng, NL, x, lp, NULL));
+    ck_assert_ok(score_likelihood_logp(lk, sde, NL, x, lp, NULL, rng));
     for (size_t i = 0; i < NL; i++)
         ck_assert_double_eq_tol(lp[i], lpe[i], TOL_LOGP);
     score_likelihood_free(lk);
@@ -222,7 +222,7 @@ START_TEST(hutchinson_monte_carlo)
     for (int pass = 0; pass < 2; pass++) {
         double *err = pass ? err16 : err1, mean = 0.0, var = 0.0;
         ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, pass ? 16 : 1));
-        ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, rng, 0, NH, x, lp, NULL, z, delta));
+        ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, 0, NH, x, lp, NULL, z, delta, rng));
         (void)corrected_error(&f, NH, x, z, delta, err);
         for (size_t i = 0; i < NH; i++)
             mean += err[i] / NH;
@@ -256,9 +256,9 @@ START_TEST(batch_invariance)
     ck_assert_ok(score_likelihood_new(&lk, 2));
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, _i ? SCORE_LIKELIHOOD_DIV_HUTCHINSON : SCORE_LIKELIHOOD_DIV_EXACT));
     ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, 3));
-    ck_assert_ok(score_likelihood_logp(lk, f.sde, rng, 12, x, a, NULL));
-    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, rng, 0, 5, x, b, NULL, NULL, NULL));
-    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, rng, 5, 7, x + 10, b + 5, NULL, NULL, NULL));
+    ck_assert_ok(score_likelihood_logp(lk, f.sde, 12, x, a, NULL, rng));
+    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, 0, 5, x, b, NULL, NULL, NULL, rng));
+    ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, 5, 7, x + 10, b + 5, NULL, NULL, NULL, rng));
     for (size_t i = 0; i < 12; i++)
         ck_assert_msg(a[i] == b[i], "row %zu: %.17g vs %.17g", i, a[i], b[i]);
     score_likelihood_free(lk);
@@ -288,7 +288,7 @@ START_TEST(model_without_divergence)
     ck_assert_ok(score_model_new_callback(&m, 2, fwd_only, NULL));
     ck_assert_ok(score_sde_new(&sde, sc, m, SCORE_OUTPUT_EPS));
     ck_assert_ok(score_likelihood_new(&lk, 2));
-    ck_assert_fails_with(score_likelihood_logp(lk, sde, NULL, 2, x, lp, NULL), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_likelihood_logp(lk, sde, 2, x, lp, NULL, NULL), SCORE_E_UNSUPPORTED);
     score_likelihood_free(lk);
     score_sde_free(sde);
     score_model_free(m);

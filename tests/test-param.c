@@ -93,6 +93,25 @@ START_TEST(public_introspection)
 }
 END_TEST
 
+/* SCORE__PARAM_F64 / _I64 index a value array by id - first id: the tables of the objects that
+ * read their values that way hold consecutive ids. */
+START_TEST(consecutive_ids)
+{
+    static const int kinds[] = {SCORE_OBJECT_CONTROL, SCORE_OBJECT_STEP, SCORE_OBJECT_SAMPLER,
+                                SCORE_OBJECT_LIKELIHOOD};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t n = score_param_count(kinds[k]);
+        int first, id;
+        ck_assert_uint_gt(n, 0);
+        ck_assert_ok(score_param_id_at(kinds[k], 0, &first));
+        for (size_t i = 1; i < n; i++) {
+            ck_assert_ok(score_param_id_at(kinds[k], i, &id));
+            ck_assert_int_eq(id, first + (int)i);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("param");
@@ -100,6 +119,7 @@ int main(void)
     tcase_add_test(tc, defaults_and_set_get);
     tcase_add_test(tc, errors);
     tcase_add_test(tc, public_introspection);
+    tcase_add_test(tc, consecutive_ids);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -114,11 +114,11 @@ START_TEST(evolve_api)
     fx_prior(&f, 6, N, x);
     ck_assert_ok(score_model_analytic_pf_map(f.model, f.T, 0.05, N, x, exact));
     ck_assert_fails_with(score_evolve_apply(e, c, dp, f.sde, 0.05, N, x, NULL), SCORE_E_INVAL); /* no init */
-    ck_assert_fails_with(score_evolve_init(e, 0, 1.0, 0.0), SCORE_E_INVAL);
-    ck_assert_fails_with(score_evolve_init(e, N, 0.0, 0.0), SCORE_E_RANGE);
-    ck_assert_fails_with(score_evolve_init(e, N, 1.0, -1.0), SCORE_E_RANGE);
-    ck_assert_fails_with(score_evolve_init(NULL, N, 1.0, 0.0), SCORE_E_INVAL);
-    ck_assert_ok(score_evolve_init(e, N, f.T, 0.0));
+    ck_assert_fails_with(score_evolve_init(e, 1.0, 0.0, 0), SCORE_E_INVAL);
+    ck_assert_fails_with(score_evolve_init(e, 0.0, 0.0, N), SCORE_E_RANGE);
+    ck_assert_fails_with(score_evolve_init(e, 1.0, -1.0, N), SCORE_E_RANGE);
+    ck_assert_fails_with(score_evolve_init(NULL, 1.0, 0.0, N), SCORE_E_INVAL);
+    ck_assert_ok(score_evolve_init(e, f.T, 0.0, N));
     ck_assert_fails_with(score_evolve_apply(e, c, eu, f.sde, 0.05, N, x, NULL), SCORE_E_INVAL);
     ck_assert_fails_with(score_evolve_apply(e, c, em, f.sde, 0.05, N, x, NULL), SCORE_E_INVAL);
     ck_assert_fails_with(score_evolve_apply(e, c, dp, f.sde, 0.05, N - 1, x, NULL), SCORE_E_SHAPE);
@@ -151,7 +151,7 @@ START_TEST(evolve_api)
     ck_assert_ok(score_control_set_f64(c, SCORE_CONTROL_PARAM_RTOL, 1e-9));
     ck_assert_ok(score_control_set_f64(c, SCORE_CONTROL_PARAM_ATOL, 1e-9));
     ck_assert_ok(score_control_set_f64(c, SCORE_CONTROL_PARAM_H_MIN, 0.5));
-    ck_assert_ok(score_evolve_init(e, N, f.T, 1.0));
+    ck_assert_ok(score_evolve_init(e, f.T, 1.0, N));
     do
         rc = score_evolve_apply(e, c, dp, f.sde, 0.05, N, x, NULL);
     while (rc == SCORE_OK);
@@ -229,25 +229,25 @@ START_TEST(sampler_api)
     ck_assert_double_eq(g[1], 0.1);
     /* a user grid outside the schedule fails at run time */
     ck_assert_ok(score_sampler_set_grid(s, 2, (double[]){2.0, 0.5}));
-    ck_assert_fails_with(score_sampler_run(s, f.sde, rng, 4, NULL, x, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 4, NULL, x, rng, NULL, NULL), SCORE_E_INVAL);
     ck_assert_ok(score_sampler_set_grid(s, 0, NULL));
     ck_assert_ok(score_sampler_set_hook(s, NULL, NULL));
     ck_assert_fails_with(score_sampler_set_hook(NULL, NULL, NULL), SCORE_E_INVAL);
     /* run errors */
-    ck_assert_fails_with(score_sampler_run(NULL, f.sde, rng, 4, NULL, x, NULL, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_sampler_run(s, NULL, rng, 4, NULL, x, NULL, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_sampler_run(s, f.sde, rng, 4, NULL, NULL, NULL, NULL), SCORE_E_INVAL);
-    ck_assert_fails_with(score_sampler_run(s, f.sde, NULL, 4, NULL, x, NULL, NULL), SCORE_E_INVAL);
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 0, NULL, NULL, NULL, NULL));
+    ck_assert_fails_with(score_sampler_run(NULL, f.sde, 4, NULL, x, rng, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_sampler_run(s, NULL, 4, NULL, x, rng, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 4, NULL, NULL, rng, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 4, NULL, x, NULL, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_ok(score_sampler_run(s, f.sde, 0, NULL, NULL, rng, NULL, NULL));
     x[0] = x[1] = x[2] = x[3] = x[4] = x[5] = x[6] = x[7] = 0.5f;
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 4, x, x, NULL, NULL)); /* deterministic, in place */
+    ck_assert_ok(score_sampler_run(s, f.sde, 4, x, x, NULL, NULL, NULL)); /* deterministic, in place */
     x[3] = INFINITY;
-    ck_assert_fails_with(score_sampler_run(s, f.sde, NULL, 4, x, x, NULL, NULL), SCORE_E_NUMERIC);
-    ck_assert_fails_with(score_sampler_run_ex(s, f.sde, rng, ((size_t)1 << 32) - 2, 4, NULL, x, NULL, NULL),
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 4, x, x, NULL, NULL, NULL), SCORE_E_NUMERIC);
+    ck_assert_fails_with(score_sampler_run_ex(s, f.sde, ((size_t)1 << 32) - 2, 4, NULL, x, rng, NULL, NULL),
                          SCORE_E_RANGE);
     score_sampler_free(s);
     ck_assert_ok(score_sampler_new(&s, score_step_type_find("euler"), NULL, 3));
-    ck_assert_fails_with(score_sampler_run(s, f.sde, rng, 2, NULL, x, NULL, NULL), SCORE_E_SHAPE);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 2, NULL, x, rng, NULL, NULL), SCORE_E_SHAPE);
     score_sampler_free(s);
     score_sampler_free(NULL);
     ck_assert_uint_eq(score_sampler_get_nfe(NULL), 0);
@@ -303,17 +303,17 @@ START_TEST(callbacks_and_nfe)
     ck_assert_ok(score_sampler_new_preset(&s, SCORE_SAMPLER_PRESET_PC, 2));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 10));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, 2));
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 32, NULL, x, progress_cb, &l));
+    ck_assert_ok(score_sampler_run(s, f.sde, 32, NULL, x, rng, progress_cb, &l));
     ck_assert_uint_eq(score_sampler_get_nfe(s), 10 * 3);
     ck_assert_uint_eq(score_sampler_get_steps(s), 10);
     ck_assert_uint_eq(l.calls, 10);
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 0));
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 32, NULL, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 32, NULL, x, rng, NULL, NULL));
     ck_assert_uint_eq(score_sampler_get_nfe(s), 11 * 2 + 10);
     /* cancel */
     l.calls = 0;
     l.cancel_at = 3;
-    ck_assert_fails_with(score_sampler_run(s, f.sde, rng, 32, NULL, x, progress_cb, &l), SCORE_E_CANCELLED);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 32, NULL, x, rng, progress_cb, &l), SCORE_E_CANCELLED);
     ck_assert_uint_eq(l.calls, 4);
     for (size_t q = 0; q < 64; q++)
         ck_assert(isfinite(x[q]));
@@ -321,21 +321,21 @@ START_TEST(callbacks_and_nfe)
     ck_assert_ok(score_sampler_set_hook(s, hook_cb, &l));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1)); /* hook is last */
     l.cancel_at = 100;
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 32, NULL, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 32, NULL, x, rng, NULL, NULL));
     ck_assert_uint_eq(l.hook_calls, 10);
     for (size_t q = 0; q < 64; q++)
         ck_assert_float_le(x[q], 1.0f);
     l.cancel_at = 1000;
-    ck_assert_fails_with(score_sampler_run(s, f.sde, rng, 32, NULL, x, NULL, NULL), SCORE_E_CALLBACK);
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 32, NULL, x, rng, NULL, NULL), SCORE_E_CALLBACK);
     score_sampler_free(s);
     /* EDM preset: 18 Heun steps ending at 0 = 35 evaluations */
     ck_assert_ok(score_sampler_new_preset(&s, SCORE_SAMPLER_PRESET_EDM, 2));
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 32, NULL, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 32, NULL, x, rng, NULL, NULL));
     ck_assert_uint_eq(score_sampler_get_nfe(s), 35);
     score_sampler_free(s);
     /* DPM-Solver++(2M) preset: 20 evaluations */
     ck_assert_ok(score_sampler_new_preset(&s, SCORE_SAMPLER_PRESET_DPMPP_2M, 2));
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, 32, NULL, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 32, NULL, x, rng, NULL, NULL));
     ck_assert_uint_eq(score_sampler_get_nfe(s), 20);
     score_sampler_free(s);
     score_rng_free(rng);
@@ -381,16 +381,16 @@ START_TEST(nan_from_callback_is_reported)
     ck_assert_ok(score_sde_new(&sde, f.sched, cb, SCORE_OUTPUT_SCORE));
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 3));
     ck_assert_ok(score_sampler_new(&s, score_step_type_find(_i ? "dpmpp-2m-sde" : "heun"), NULL, 2));
-    ck_assert_fails_with(score_sampler_run(s, sde, rng, 8, NULL, x, NULL, NULL), SCORE_E_NUMERIC);
+    ck_assert_fails_with(score_sampler_run(s, sde, 8, NULL, x, rng, NULL, NULL), SCORE_E_NUMERIC);
     ck_assert_ptr_nonnull(strstr(score_last_error_message(), "step"));
     b.fail = 1;
-    ck_assert_fails_with(score_sampler_run(s, sde, rng, 8, NULL, x, NULL, NULL), SCORE_E_CALLBACK);
+    ck_assert_fails_with(score_sampler_run(s, sde, 8, NULL, x, rng, NULL, NULL), SCORE_E_CALLBACK);
     ck_assert_int_eq(score_model_last_callback_status(cb), -5);
     /* adaptive */
     score_sampler_free(s);
     ck_assert_ok(score_sampler_new(&s, score_step_type_find("dopri5"), NULL, 2));
     b.fail = 0;
-    ck_assert_fails_with(score_sampler_run(s, sde, rng, 8, NULL, x, NULL, NULL), SCORE_E_NUMERIC);
+    ck_assert_fails_with(score_sampler_run(s, sde, 8, NULL, x, rng, NULL, NULL), SCORE_E_NUMERIC);
     score_sampler_free(s);
     score_rng_free(rng);
     score_sde_free(sde);
@@ -413,7 +413,7 @@ START_TEST(lower_order_final)
     fx_prior(&f, 3, 8, x0);
     ck_assert_ok(score_sampler_new(&s, score_step_type_find("dpmpp-3m"), NULL, 2));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 8, x0, a, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
     ck_assert_ok(score_sampler_get_grid(s, f.sde, 6, g, &ng));
     ck_assert_ok(score_step_new(&st, score_step_type_find("dpmpp-3m"), 2));
     memcpy(b, x0, sizeof b);
@@ -424,13 +424,13 @@ START_TEST(lower_order_final)
     for (size_t q = 0; q < 16; q++)
         ck_assert_float_eq(a[q], b[q]);
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0));
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 8, x0, b, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
     ck_assert_double_gt(fx_max_abs_diff(16, a, b), 1e-4);
     /* 10 steps and more: no effect */
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 10));
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 8, x0, b, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 1));
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 8, x0, a, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
     for (size_t q = 0; q < 16; q++)
         ck_assert_float_eq(a[q], b[q]);
     score_step_free(st);
@@ -456,11 +456,11 @@ START_TEST(guidance_through_combination)
     ck_assert_ok(score_model_new_cfg(&cfg, f.model, unc, 0.0));
     ck_assert_ok(score_sde_new(&sde, f.sched, cfg, SCORE_OUTPUT_SCORE));
     ck_assert_ok(score_sampler_new(&s, score_step_type_find("dpmpp-2m"), NULL, 2));
-    ck_assert_ok(score_sampler_run(s, f.sde, NULL, 64, x0, a, NULL, NULL));
-    ck_assert_ok(score_sampler_run(s, sde, NULL, 64, x0, b, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 64, x0, a, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, sde, 64, x0, b, NULL, NULL, NULL));
     ck_assert_double_le(fx_max_abs_diff(128, a, b), 1e-5);
     ck_assert_ok(score_model_set_f64(cfg, SCORE_MODEL_PARAM_GUIDANCE, 2.0));
-    ck_assert_ok(score_sampler_run(s, sde, NULL, 64, x0, b, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, sde, 64, x0, b, NULL, NULL, NULL));
     for (size_t i = 0; i < 64; i++) {
         ma += a[2 * i] / 64.0;
         mb += b[2 * i] / 64.0;
@@ -507,23 +507,23 @@ START_TEST(batch_split_invariance)
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
     ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_RTOL, 1e-4));
     ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_ATOL, 1e-4));
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, N, NULL, a, NULL, NULL));
-    ck_assert_ok(score_sampler_run_ex(s, f.sde, rng, 0, 13, NULL, b, NULL, NULL));
-    ck_assert_ok(score_sampler_run_ex(s, f.sde, rng, 13, N - 13, NULL, b + 26, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, N, NULL, a, rng, NULL, NULL));
+    ck_assert_ok(score_sampler_run_ex(s, f.sde, 0, 13, NULL, b, rng, NULL, NULL));
+    ck_assert_ok(score_sampler_run_ex(s, f.sde, 13, N - 13, NULL, b + 26, rng, NULL, NULL));
     for (size_t i = 0; i < N; i++)
-        ck_assert_ok(score_sampler_run_ex(s, f.sde, rng, i, 1, NULL, c + 2 * i, NULL, NULL));
+        ck_assert_ok(score_sampler_run_ex(s, f.sde, i, 1, NULL, c + 2 * i, rng, NULL, NULL));
     for (size_t q = 0; q < 2 * N; q++) {
         ck_assert_msg(a[q] == b[q], "%s: split 13 + 27 differs at %zu", repro_cases[_i].pred, q);
         ck_assert_msg(a[q] == c[q], "%s: rows one by one differ at %zu", repro_cases[_i].pred, q);
         ck_assert(isfinite(a[q]));
     }
-    ck_assert_ok(score_sampler_run(s, f.sde, rng, N, NULL, b, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, N, NULL, b, rng, NULL, NULL));
     for (size_t q = 0; q < 2 * N; q++)
         ck_assert(a[q] == b[q]);
     /* another counter gives other samples for the stochastic ones */
     if (repro_cases[_i].corr != NULL || strcmp(repro_cases[_i].pred, "dpmpp-3m") != 0) {
         ck_assert_ok(score_rng_set_counter(rng, 6000));
-        ck_assert_ok(score_sampler_run(s, f.sde, rng, N, NULL, b, NULL, NULL));
+        ck_assert_ok(score_sampler_run(s, f.sde, N, NULL, b, rng, NULL, NULL));
         ck_assert_double_gt(fx_max_abs_diff(2 * N, a, b), 1e-3);
     }
     score_sampler_free(s);
@@ -568,7 +568,7 @@ START_TEST(few_steps_every_schedule)
                     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, den));
                     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID,
                                                        (int64_t)(1 + (k + p) % 6)));
-                    rc = score_sampler_run(s, f.sde, rng, N, NULL, x, NULL, NULL);
+                    rc = score_sampler_run(s, f.sde, N, NULL, x, rng, NULL, NULL);
                     ck_assert_msg(rc == SCORE_OK, "%s%s on %s, %zu steps, denoise %d: %s",
                                   few_pred[p], corr ? "+corrector" : "", score_schedule_name(f.sched),
                                   steps[k], den, score_last_error_message());
@@ -603,9 +603,9 @@ START_TEST(score_sde_vp_discretization)
     ck_assert_ok(score_sampler_new(&s, score_step_type_find("reverse-diffusion"), NULL, 2));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_DISC_N, 5));
-    ck_assert_fails_with(score_sampler_run(s, sde, rng, 8, NULL, x, NULL, NULL), SCORE_E_RANGE);
+    ck_assert_fails_with(score_sampler_run(s, sde, 8, NULL, x, rng, NULL, NULL), SCORE_E_RANGE);
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_DISC_N, 0));
-    ck_assert_ok(score_sampler_run(s, sde, rng, 8, NULL, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, sde, 8, NULL, x, rng, NULL, NULL));
     for (size_t q = 0; q < 16; q++)
         ck_assert(isfinite(x[q]));
     score_sampler_free(s);
@@ -637,7 +637,7 @@ START_TEST(adaptive_reaches_tolerance)
         ck_assert_ok(score_sampler_new(&s, score_step_type_find(cases[k].name), NULL, 2));
         ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_RTOL, cases[k].tol));
         ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_ATOL, cases[k].tol));
-        ck_assert_ok(score_sampler_run(s, f.sde, NULL, N, x0, x, NULL, NULL));
+        ck_assert_ok(score_sampler_run(s, f.sde, N, x0, x, NULL, NULL, NULL));
         for (size_t q = 0; q < 2 * N; q++)
             worst = fmax(worst, fabs(x[q] - exact[q]) / (cases[k].tol * (1.0 + fabs(exact[q]))));
         printf("adaptive %-13s %s tol %g: error / tol = %.2f, NFE %llu, failed row-steps %llu\n",
@@ -655,7 +655,7 @@ START_TEST(adaptive_reaches_tolerance)
         score_sampler *s;
         ck_assert_ok(score_sampler_new_preset(&s, SCORE_SAMPLER_PRESET_ODE, 2));
         ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_MAX_STEPS, 3));
-        ck_assert_fails_with(score_sampler_run(s, f.sde, NULL, N, x0, x, NULL, NULL), SCORE_E_NOPROGRESS);
+        ck_assert_fails_with(score_sampler_run(s, f.sde, N, x0, x, NULL, NULL, NULL), SCORE_E_NOPROGRESS);
         score_sampler_free(s);
     }
     fx_free(&f);
@@ -703,7 +703,7 @@ static void sw_replicates(score_sampler *s, score_sde *sde, score_model *model, 
         ck_assert_ok(score_model_analytic_sample(model, r, t_eps, NSW, b));
         *floor_sw += fx_sw2(NSW, a, b) / RSW;
         ck_assert_ok(score_rng_set_counter(r, 10000u * (unsigned)k));
-        ck_assert_ok(score_sampler_run(s, sde, r, NSW, NULL, x, NULL, NULL));
+        ck_assert_ok(score_sampler_run(s, sde, NSW, NULL, x, r, NULL, NULL));
         *sw += fx_sw2(NSW, x, a) / RSW;
         fx_weights(NSW, x, w);
         for (int q = 0; q < 3; q++)
@@ -821,7 +821,7 @@ START_TEST(presets_run)
             ck_assert_int_eq(iv, 1000);
             ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 50));
         }
-        ck_assert_ok(score_sampler_run(s, f.sde, rng, 16, NULL, x, NULL, NULL));
+        ck_assert_ok(score_sampler_run(s, f.sde, 16, NULL, x, rng, NULL, NULL));
         for (size_t q = 0; q < 32; q++)
             ck_assert(isfinite(x[q]));
         score_sampler_free(s);

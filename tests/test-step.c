@@ -141,9 +141,9 @@ START_TEST(apply_errors)
         t[i] = 1.0;
         tn[i] = i == 3 ? 0.0 : 0.5;
     }
-    ck_assert_fails_with(score_step_apply_ex(st, f.sde, NR, t, tn, 0, x, NULL, NULL, 0), SCORE_E_INVAL);
-    ck_assert_fails_with(score_step_apply_ex(st, f.sde, NR, NULL, tn, 0, x, NULL, NULL, 0), SCORE_E_INVAL);
-    ck_assert_fails_with(score_step_apply_ex(em, f.sde, NR, t, t, ((size_t)1 << 32) - 4, x, NULL, rng, 0),
+    ck_assert_fails_with(score_step_apply_ex(st, f.sde, 0, NR, t, tn, x, NULL, NULL, 0), SCORE_E_INVAL);
+    ck_assert_fails_with(score_step_apply_ex(st, f.sde, 0, NR, NULL, tn, x, NULL, NULL, 0), SCORE_E_INVAL);
+    ck_assert_fails_with(score_step_apply_ex(em, f.sde, ((size_t)1 << 32) - 4, NR, t, t, x, NULL, rng, 0),
                          SCORE_E_RANGE);
     x[5] = NAN;
     ck_assert_fails_with(score_step_apply(st, f.sde, 1.0, 0.5, NR, x, NULL, NULL, 0), SCORE_E_NUMERIC);
@@ -242,14 +242,14 @@ START_TEST(per_row_times_and_row0)
         score_step *st;
         ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
         ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_ETA, 0.7));
-        ck_assert_ok(score_step_apply_ex(st, f.sde, NR, t, tn, row0, xa, NULL, rng, 3));
+        ck_assert_ok(score_step_apply_ex(st, f.sde, row0, NR, t, tn, xa, NULL, rng, 3));
         score_step_free(st);
     }
     for (size_t i = 0; i < NR; i++) {
         score_step *st; /* fresh step: no history */
         ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
         ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_ETA, 0.7));
-        ck_assert_ok(score_step_apply_ex(st, f.sde, 1, t + i, tn + i, row0 + i, xb + 2 * i, NULL, rng, 3));
+        ck_assert_ok(score_step_apply_ex(st, f.sde, row0 + i, 1, t + i, tn + i, xb + 2 * i, NULL, rng, 3));
         score_step_free(st);
     }
     for (size_t q = 0; q < 2 * NR; q++)
@@ -644,7 +644,7 @@ static double run_error(const fx_system *f, const char *name, int grid, size_t N
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)N));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grid));
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ADAPTIVE, 0));
-    ck_assert_ok(score_sampler_run(s, f->sde, NULL, NR, x0, x, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f->sde, NR, x0, x, NULL, NULL, NULL));
     score_sampler_free(s);
     return fx_max_abs_diff(2 * NR, x, exact);
 }

@@ -192,7 +192,7 @@ static void run_sampler(int preset, int64_t threads, float *out)
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 99));
     ck_assert_ok(score_sampler_new_preset(&smp, preset, DIM));
     ck_assert_ok(score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, 3));
-    ck_assert_ok(score_sampler_run(smp, sde, rng, NROWS, NULL, out, NULL, NULL));
+    ck_assert_ok(score_sampler_run(smp, sde, NROWS, NULL, out, rng, NULL, NULL));
     score_sampler_free(smp);
     score_rng_free(rng);
     score_sde_free(sde);

@@ -141,14 +141,14 @@ _SIGNATURES = {
     "score_sampler_free": (None, [_vp], False),
     "score_sampler_set_i64": (_int, [_vp, _int, _i64], True),
     "score_sampler_set_f64": (_int, [_vp, _int, _dbl], True),
-    "score_sampler_run": (_int, [_vp, _vp, _vp, _sz, _f32p, _f32p, _SAMPLER_PROGRESS, _vp],
+    "score_sampler_run": (_int, [_vp, _vp, _sz, _f32p, _f32p, _vp, _SAMPLER_PROGRESS, _vp],
                           True),
     "score_sampler_get_nfe": (_u64, [_vp], False),
     "score_likelihood_new": (_int, [_pvp, _sz], True),
     "score_likelihood_free": (None, [_vp], False),
     "score_likelihood_set_f64": (_int, [_vp, _int, _dbl], True),
     "score_likelihood_set_i64": (_int, [_vp, _int, _i64], True),
-    "score_likelihood_logp": (_int, [_vp, _vp, _vp, _sz, _f32p, _f64p, _f64p], True),
+    "score_likelihood_logp": (_int, [_vp, _vp, _sz, _f32p, _f64p, _f64p, _vp], True),
 }
 
 for _name, (_res, _args, _checked) in _SIGNATURES.items():
@@ -444,7 +444,7 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
     out = np.empty((n, system.dim), dtype=np.float32)
     xi = None if x_init is None else _fp(_f32(x_init, system.dim, "x_init"))
     rng = _Rng(seed)
-    _lib.score_sampler_run(s.ptr, system.ptr, rng.ptr, n, xi, _fp(out),
+    _lib.score_sampler_run(s.ptr, system.ptr, n, xi, _fp(out), rng.ptr,
                            _SAMPLER_PROGRESS(), None)
     sample.last_nfe = _lib.score_sampler_get_nfe(s.ptr)
     s.close()
@@ -467,7 +467,7 @@ def loglik(system, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
     logp = np.empty(x.shape[0])
     bpd = np.empty(x.shape[0])
     rng = _Rng(seed)
-    _lib.score_likelihood_logp(lk.ptr, system.ptr, rng.ptr, x.shape[0], _fp(x), _dp(logp),
-                               _dp(bpd))
+    _lib.score_likelihood_logp(lk.ptr, system.ptr, x.shape[0], _fp(x), _dp(logp), _dp(bpd),
+                               rng.ptr)
     lk.close()
     return logp, bpd

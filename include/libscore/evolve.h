@@ -7,7 +7,7 @@
  * counters. It is started with score_evolve_init() (same start time for every row) or
  * score_evolve_init_ex() (per-row start times), then advanced by repeated calls:
  *
- *     score_evolve_init(e, n, t0, 0.0);
+ *     score_evolve_init(e, t0, 0.0, n);
  *     while ((rc = score_evolve_apply(e, ctrl, step, sde, t1, n, x, NULL)) == SCORE_OK) {}
  *     if (rc != SCORE_DONE) handle the error;
  *
@@ -58,29 +58,31 @@ SCORE_API void score_evolve_free(score_evolve *e);
  * @brief Starts a solve: every one of @p n rows at time @p t0 with step size @p h0.
  *
  * Resets the counters. Allocates only when @p n exceeds every earlier n.
- * @param[in,out] e the object. @param[in] n rows (>= 1).
+ * @param[in,out] e the object.
  * @param[in] t0 start time (finite, > 0).
  * @param[in] h0 initial step size in lambda units (> 0), or 0 for the default 0.05
  *            (DPM-Solver's h_init).
+ * @param[in] n rows (>= 1).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, n = 0); ::SCORE_E_RANGE (@p t0 or @p h0 not
  *         finite or negative); ::SCORE_E_NOMEM.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
-SCORE_API SCORE_WARN_UNUSED int score_evolve_init(score_evolve *e, size_t n, double t0,
-                                                  double h0);
+SCORE_API SCORE_WARN_UNUSED int score_evolve_init(score_evolve *e, double t0, double h0,
+                                                  size_t n);
 
 /**
  * @brief Starts a solve with per-row start times and a global row offset for the noise.
- * @param[in,out] e the object. @param[in] n rows. @param[in] t0 n start times (> 0).
+ * @param[in,out] e the object.
  * @param[in] h0 initial step size (lambda units, 0 = default).
  * @param[in] row0 global index of row 0 (noise of stochastic fixed steps).
+ * @param[in] n rows. @param[in] t0 n start times (> 0).
  * @return as score_evolve_init().
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
-SCORE_API SCORE_WARN_UNUSED int score_evolve_init_ex(score_evolve *e, size_t n, const double *t0,
-                                                     double h0, size_t row0);
+SCORE_API SCORE_WARN_UNUSED int score_evolve_init_ex(score_evolve *e, double h0, size_t row0,
+                                                     size_t n, const double *t0);
 
 /**
  * @brief Forgets the solve (rows, times, counters). The next call must be an init.

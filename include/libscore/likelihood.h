@@ -132,10 +132,10 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_get_i64(const score_likelihood 
  *
  * Equivalent to score_likelihood_logp_ex() with row0 = 0 and no z / delta outputs.
  * @param[in,out] lk the evaluator. @param[in,out] sde the system.
- * @param[in] rng the generator for the Hutchinson probes (only read); may be NULL with the
- *            exact divergence.
  * @param[in] n rows. @param[in] x n * dim data points.
  * @param[out] logp_nats n log-likelihoods (nats). @param[out] bpd n bits/dim, or NULL.
+ * @param[in] rng the generator for the Hutchinson probes (only read); may be NULL with the
+ *            exact divergence.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, missing generator, t_eps >= T);
  *         ::SCORE_E_SHAPE (dimension mismatch); ::SCORE_E_RANGE (a time outside the schedule);
  *         ::SCORE_E_NUMERIC (non-finite input or intermediate value);
@@ -146,27 +146,28 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_get_i64(const score_likelihood 
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp(score_likelihood *lk, score_sde *sde,
-                                                      const score_rng *rng, size_t n,
-                                                      const float *x, double *logp_nats,
-                                                      double *bpd);
+                                                      size_t n, const float *x,
+                                                      double *logp_nats, double *bpd,
+                                                      const score_rng *rng);
 
 /**
  * @brief log p(x) of rows row0 .. row0 + n - 1 of a larger set, with the ODE end point and the
  *        integrated divergence.
- * @param[in,out] lk the evaluator. @param[in,out] sde the system. @param[in] rng the generator.
+ * @param[in,out] lk the evaluator. @param[in,out] sde the system.
  * @param[in] row0 global index of row 0 (probes). @param[in] n rows. @param[in] x n * dim points.
  * @param[out] logp_nats n values. @param[out] bpd n values or NULL.
  * @param[out] z_out n * dim end points x(T), or NULL.
  * @param[out] delta_out n integrated divergences (log p(x) - log p_T(z)), or NULL.
+ * @param[in] rng the generator.
  * @return as score_likelihood_logp().
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde,
-                                                         const score_rng *rng, size_t row0,
-                                                         size_t n, const float *x,
-                                                         double *logp_nats, double *bpd,
-                                                         float *z_out, double *delta_out);
+                                                         size_t row0, size_t n,
+                                                         const float *x, double *logp_nats,
+                                                         double *bpd, float *z_out,
+                                                         double *delta_out, const score_rng *rng);
 
 /**
  * @brief Batched model evaluations of the last call.

@@ -288,11 +288,11 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
  *
  * Equivalent to score_sampler_run_ex() with row0 = 0.
  * @param[in,out] s the sampler. @param[in,out] sde the system (dimension = the sampler's).
- * @param[in] rng the generator (only read; its counter selects the noise); may be NULL only
- *            when @p x_init is given and every step is deterministic.
  * @param[in] n rows (0 is a no-op). @param[in] x_init n * dim start values at the grid's first
  *            time, or NULL for a prior draw. @param[out] out n * dim samples (may equal
  *            @p x_init).
+ * @param[in] rng the generator (only read; its counter selects the noise); may be NULL only
+ *            when @p x_init is given and every step is deterministic.
  * @param[in] progress progress / cancel callback or NULL. @param[in] user_data for @p progress.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, missing generator, invalid grid);
  *         ::SCORE_E_SHAPE (dimension mismatch); ::SCORE_E_RANGE (a grid or counter out of
@@ -305,25 +305,26 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sampler_run(score_sampler *s, score_sde *sde,
-                                                  const score_rng *rng, size_t n,
-                                                  const float *x_init, float *out,
+                                                  size_t n, const float *x_init,
+                                                  float *out, const score_rng *rng,
                                                   score_sampler_progress_fn progress,
                                                   void *user_data);
 
 /**
  * @brief Draws the rows row0 .. row0 + n - 1 of a larger sample: the result equals those rows
  *        of a single run over all rows.
- * @param[in,out] s the sampler. @param[in,out] sde the system. @param[in] rng the generator.
+ * @param[in,out] s the sampler. @param[in,out] sde the system.
  * @param[in] row0 global index of the first row (row0 + n <= 2^32). @param[in] n rows.
  * @param[in] x_init start values or NULL. @param[out] out n * dim samples.
+ * @param[in] rng the generator.
  * @param[in] progress callback or NULL. @param[in] user_data for @p progress.
  * @return as score_sampler_run().
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sampler_run_ex(score_sampler *s, score_sde *sde,
-                                                     const score_rng *rng, size_t row0, size_t n,
-                                                     const float *x_init, float *out,
+                                                     size_t row0, size_t n, const float *x_init,
+                                                     float *out, const score_rng *rng,
                                                      score_sampler_progress_fn progress,
                                                      void *user_data);
 

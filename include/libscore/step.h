@@ -447,17 +447,17 @@ SCORE_API SCORE_WARN_UNUSED int score_step_apply(score_step *step, score_sde *sd
  * A caller splitting a batch into chunks passes each chunk's first global row as @p row0 and
  * obtains the same result as with the whole batch.
  * @param[in,out] step the step. @param[in,out] sde the system.
- * @param[in] n rows. @param[in] t n start times. @param[in] t_next n end times.
  * @param[in] row0 global index of row 0 (row0 + n <= 2^32).
+ * @param[in] n rows. @param[in] t n start times. @param[in] t_next n end times.
  * @param[in,out] x n * dim values. @param[out] xerr n * dim error estimates, or NULL.
  * @param[in] rng the generator, or NULL for deterministic types. @param[in] counter noise counter offset.
  * @return as score_step_apply(); ::SCORE_E_RANGE also for row0 + n > 2^32.
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
-SCORE_API SCORE_WARN_UNUSED int score_step_apply_ex(score_step *step, score_sde *sde, size_t n,
-                                                    const double *t, const double *t_next,
-                                                    size_t row0, float *x, float *xerr,
+SCORE_API SCORE_WARN_UNUSED int score_step_apply_ex(score_step *step, score_sde *sde, size_t row0,
+                                                    size_t n, const double *t,
+                                                    const double *t_next, float *x, float *xerr,
                                                     const score_rng *rng, uint64_t counter);
 
 /**

@@ -26,6 +26,12 @@ void score__free(void *p);
 /* Overflow-checked multiplication: returns 0 and sets *out, or -1 on overflow. */
 int score__mul_size(size_t a, size_t b, size_t *out);
 
+/* Largest data dimension of the objects that keep one (sde, steps, evolve, sampler,
+ * likelihood, loss): 2^24 values per row keeps every n * dim product of a batch of up to 2^32
+ * rows within 64 bits and every column index of the noise generator (dim * blocks) within its
+ * 2^34 columns. */
+#define SCORE__MAX_DIM ((size_t)1 << 24)
+
 /* Returns 1 if every value is finite. */
 int score__all_finite_f32(size_t n, const float *x);
 int score__all_finite_f64(size_t n, const double *x);
@@ -44,6 +50,11 @@ typedef union score__param_val {
     double f;
     int64_t i;
 } score__param_val;
+
+/* The one way to read a parameter value inside the library: the value of parameter `id` in
+ * `vals`, an array laid out like a table whose ids run consecutively from `first`. */
+#define SCORE__PARAM_F64(vals, first, id) ((vals)[(id) - (first)].f)
+#define SCORE__PARAM_I64(vals, first, id) ((vals)[(id) - (first)].i)
 
 /* Table lookup for an object kind (defined in param.c, which lists every module's table). */
 const score__param_desc *score__param_table(int kind, size_t *n_out);

@@ -1,36 +1,44 @@
-/* log p(x) through the probability-flow ODE, integrated in lambda with a per-row adaptive
- * Dormand-Prince 5(4) pair on the augmented state (x, delta), state in double. */
+/* log p(x) through the probability-flow ODE: a system on the per-row adaptive engine
+ * (adapt.c), integrated in lambda with the Dormand-Prince 5(4) pair on the augmented state
+ * (x, delta), state in double. The sde supplies the ODE per unit of lambda (sde-ode.c). */
 #include <math.h>
 #include <string.h>
 
 #include "core/core-priv.h"
 #include "libscore/likelihood.h"
 #include "rng/rng-priv.h"
-#include "sampler/step-priv.h"
+#include "sampler/adapt-priv.h"
+#include "sde/sde-ode-priv.h"
 
-#define SCORE__MAX_DIM ((size_t)1 << 24)
 #define NPARAMS 11
-#define P(id) ((id) - SCORE_LIKELIHOOD_PARAM_RTOL)
+/* Value of a parameter of an evaluator. */
+#define PF(lk, id) SCORE__PARAM_F64((lk)->params, SCORE_LIKELIHOOD_PARAM_RTOL, id)
+#define PI(lk, id) SCORE__PARAM_I64((lk)->params, SCORE_LIKELIHOOD_PARAM_RTOL, id)
 #define AUTO_EXACT_MAX_DIM 32
-#define H_DEFAULT 0.05
+#define N_STAGES 7
 
 struct score_likelihood {
     size_t dim;
     score__param_val params[NPARAMS];
     uint64_t nfe, steps;
+    score__adapt rows; /* per-row lambda, step size, counters */
     /* workspace (rows n, probes k) */
     size_t cap, cap_k;
-    double *y, *k1, *ya, *ys, *ks[7], *ynew;
-    double *lam, *h, *lam_a, *h_a, *lam_s, *t_s, *al_s, *sg_s, *f_s, *g_s, *div, *err;
-    size_t *idx;
-    uint64_t *row_steps;
-    unsigned char *done, *k1ok;
-    float *xin, *drift, *probes, *probes_a;
+    double *y, *k1, *ya, *ys, *ks[N_STAGES], *ynew; /* n x (dim + 1) */
+    double *lam_s;
+    score__sde_ode_ws ws;
+    unsigned char *k1ok;
+    float *xin, *probes, *probes_a;
+    /* the current solve */
+    score_sde *sde;
+    size_t kp; /* probes per row; 0 = exact divergence */
+    double teps, tend;
+    score__control_vals ctl;
 };
 
 static const score__param_desc lk_params[NPARAMS] = {
-    {SCORE_LIKELIHOOD_PARAM_RTOL, "rtol", SCORE_PARAM_F64, 0, 1, 1e-5, "relative tolerance"},
-    {SCORE_LIKELIHOOD_PARAM_ATOL, "atol", SCORE_PARAM_F64, 0, 1e6, 1e-5, "absolute tolerance"},
+    SCORE__PARAM_ROW_RTOL(SCORE_LIKELIHOOD_PARAM_RTOL, "relative tolerance"),
+    SCORE__PARAM_ROW_ATOL(SCORE_LIKELIHOOD_PARAM_ATOL, "absolute tolerance"),
     {SCORE_LIKELIHOOD_PARAM_DIVERGENCE, "divergence", SCORE_PARAM_I64, 0, 2, 0,
      "0 auto, 1 exact, 2 Hutchinson"},
     {SCORE_LIKELIHOOD_PARAM_PROBE, "probe", SCORE_PARAM_I64, 1, 2, 1, "1 Rademacher, 2 Gaussian"},
@@ -41,12 +49,9 @@ static const score__param_desc lk_params[NPARAMS] = {
      "end time; 0 = the schedule's T"},
     {SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET, "dequant_offset", SCORE_PARAM_F64, -1000, 1000, 0,
      "bits/dim offset (log2(K / W) for K-level data of width W)"},
-    {SCORE_LIKELIHOOD_PARAM_H_INIT, "h_init", SCORE_PARAM_F64, 0, 1e3, 0,
-     "initial step in lambda; 0 = 0.05"},
-    {SCORE_LIKELIHOOD_PARAM_H_MIN, "h_min", SCORE_PARAM_F64, 0, 1e3, 1e-10,
-     "smallest step in lambda"},
-    {SCORE_LIKELIHOOD_PARAM_MAX_STEPS, "max_steps", SCORE_PARAM_I64, 1, 1e9, 100000,
-     "largest number of attempts"},
+    SCORE__PARAM_ROW_H_INIT(SCORE_LIKELIHOOD_PARAM_H_INIT),
+    SCORE__PARAM_ROW_H_MIN(SCORE_LIKELIHOOD_PARAM_H_MIN),
+    SCORE__PARAM_ROW_MAX_STEPS(SCORE_LIKELIHOOD_PARAM_MAX_STEPS, "largest number of attempts"),
 };
 
 const score__param_desc *score__likelihood_param_table(size_t *n_out);
@@ -73,31 +78,34 @@ int score_likelihood_new(score_likelihood **out, size_t dim)
     return SCORE_OK;
 }
 
+/* The n x (dim + 1) double arrays and the per-row double arrays of the workspace. */
+#define STATE_ARRAYS(lk)                                                                      \
+    {&(lk)->y, &(lk)->k1, &(lk)->ya, &(lk)->ys, &(lk)->ynew, &(lk)->ks[0], &(lk)->ks[1],      \
+     &(lk)->ks[2], &(lk)->ks[3], &(lk)->ks[4], &(lk)->ks[5], &(lk)->ks[6]}
+#define ROW_ARRAYS(lk)                                                                        \
+    {&(lk)->lam_s, &(lk)->ws.t, &(lk)->ws.alpha, &(lk)->ws.sigma, &(lk)->ws.f, &(lk)->ws.g,   \
+     &(lk)->ws.div}
+#define FLOAT_ARRAYS(lk) {&(lk)->xin, &(lk)->ws.drift, &(lk)->probes, &(lk)->probes_a}
+
 static void free_ws(score_likelihood *lk)
 {
-    double **d[] = {&lk->y, &lk->k1, &lk->ya, &lk->ys, &lk->ynew, &lk->lam, &lk->h, &lk->lam_a,
-                    &lk->h_a, &lk->lam_s, &lk->t_s, &lk->al_s, &lk->sg_s, &lk->f_s, &lk->g_s,
-                    &lk->div, &lk->err};
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
-        score__free(*d[i]);
-        *d[i] = NULL;
+    double **dd[] = STATE_ARRAYS(lk), **dn[] = ROW_ARRAYS(lk);
+    float **ff[] = FLOAT_ARRAYS(lk);
+    for (size_t i = 0; i < sizeof dd / sizeof dd[0]; i++) {
+        score__free(*dd[i]);
+        *dd[i] = NULL;
     }
-    for (int i = 0; i < 7; i++) {
-        score__free(lk->ks[i]);
-        lk->ks[i] = NULL;
+    for (size_t i = 0; i < sizeof dn / sizeof dn[0]; i++) {
+        score__free(*dn[i]);
+        *dn[i] = NULL;
     }
-    score__free(lk->idx);
-    score__free(lk->row_steps);
-    score__free(lk->done);
+    for (size_t i = 0; i < sizeof ff / sizeof ff[0]; i++) {
+        score__free(*ff[i]);
+        *ff[i] = NULL;
+    }
     score__free(lk->k1ok);
-    score__free(lk->xin);
-    score__free(lk->drift);
-    score__free(lk->probes);
-    score__free(lk->probes_a);
-    lk->idx = NULL;
-    lk->row_steps = NULL;
-    lk->done = lk->k1ok = NULL;
-    lk->xin = lk->drift = lk->probes = lk->probes_a = NULL;
+    lk->k1ok = NULL;
+    score__adapt_release(&lk->rows);
     lk->cap = lk->cap_k = 0;
 }
 
@@ -109,7 +117,7 @@ void score_likelihood_free(score_likelihood *lk)
     score__free(lk);
 }
 
-static int ensure(score_likelihood *lk, size_t n, size_t kp)
+static int ensure(score_likelihood *lk, const char *fn, size_t n, size_t kp)
 {
     size_t d1 = lk->dim + 1, nd1, nd, ndk;
     if (n <= lk->cap && kp <= lk->cap_k)
@@ -120,36 +128,31 @@ static int ensure(score_likelihood *lk, size_t n, size_t kp)
         kp = lk->cap_k;
     if (score__mul_size(n, d1, &nd1) != 0 || score__mul_size(n, lk->dim, &nd) != 0 ||
         score__mul_size(nd, kp, &ndk) != 0)
-        return score__error(SCORE_E_NOMEM, "score_likelihood_logp", "workspace overflows");
+        return score__error(SCORE_E_NOMEM, fn, "workspace overflows");
     free_ws(lk);
     {
-        double **dd[] = {&lk->y, &lk->k1, &lk->ya, &lk->ys, &lk->ynew};
-        double **dn[] = {&lk->lam, &lk->h, &lk->lam_a, &lk->h_a, &lk->lam_s, &lk->t_s,
-                         &lk->al_s, &lk->sg_s, &lk->f_s, &lk->g_s, &lk->div, &lk->err};
+        double **dd[] = STATE_ARRAYS(lk), **dn[] = ROW_ARRAYS(lk);
+        float **ff[] = FLOAT_ARRAYS(lk);
+        size_t fl[] = {nd, nd, ndk, ndk};
         for (size_t i = 0; i < sizeof dd / sizeof dd[0]; i++)
             if ((*dd[i] = score__calloc(nd1, sizeof(double))) == NULL)
                 goto nomem;
         for (size_t i = 0; i < sizeof dn / sizeof dn[0]; i++)
             if ((*dn[i] = score__calloc(n, sizeof(double))) == NULL)
                 goto nomem;
+        for (size_t i = 0; i < sizeof ff / sizeof ff[0]; i++)
+            if ((*ff[i] = score__calloc(fl[i], sizeof(float))) == NULL)
+                goto nomem;
     }
-    for (int i = 0; i < 7; i++)
-        if ((lk->ks[i] = score__calloc(nd1, sizeof(double))) == NULL)
-            goto nomem;
-    if ((lk->idx = score__calloc(n, sizeof(size_t))) == NULL ||
-        (lk->row_steps = score__calloc(n, sizeof(uint64_t))) == NULL ||
-        (lk->done = score__calloc(n, 1)) == NULL || (lk->k1ok = score__calloc(n, 1)) == NULL ||
-        (lk->xin = score__calloc(nd, sizeof(float))) == NULL ||
-        (lk->drift = score__calloc(nd, sizeof(float))) == NULL ||
-        (lk->probes = score__calloc(ndk, sizeof(float))) == NULL ||
-        (lk->probes_a = score__calloc(ndk, sizeof(float))) == NULL)
+    if ((lk->k1ok = score__calloc(n, 1)) == NULL ||
+        score__adapt_reserve(&lk->rows, fn, n) != SCORE_OK)
         goto nomem;
     lk->cap = n;
     lk->cap_k = kp;
     return SCORE_OK;
 nomem:
     free_ws(lk);
-    return score__error(SCORE_E_NOMEM, "score_likelihood_logp", "workspace for %zu rows", n);
+    return score__error(SCORE_E_NOMEM, fn, "workspace for %zu rows", n);
 }
 
 SCORE__DEFINE_PARAM_ACCESSORS(score_likelihood, score_likelihood, "likelihood", lk_params, NPARAMS)
@@ -164,54 +167,246 @@ uint64_t score_likelihood_get_steps(const score_likelihood *lk)
     return lk == NULL ? 0 : lk->steps;
 }
 
-/* Right-hand side d(x, delta)/dlambda for m compacted rows at lambda values lam (m), state
- * ys (m x (dim+1)), probes pa (NULL = exact). */
-static int rhs(score_likelihood *lk, score_sde *sde, size_t m, const double *lam,
-               const double *ys, size_t kp, const float *pa, double *kout)
+/* ---- the system: (x, delta) under the probability-flow ODE in lambda ------------------- */
+
+/* d(x, delta)/dlambda for m compacted rows at lambda values lam, state ys (m x (dim + 1)). */
+static int rhs(score_likelihood *lk, size_t m, const double *lam, const double *ys,
+               double *kout)
 {
-    const score_schedule *sched = score_sde_schedule(sde);
     size_t dim = lk->dim, d1 = dim + 1;
     int rc;
-    rc = score_schedule_t_of_lambda(sched, m, lam, lk->t_s);
-    if (rc == SCORE_OK)
-        rc = score_schedule_alpha_sigma(sched, m, lk->t_s, lk->al_s, lk->sg_s);
-    if (rc == SCORE_OK)
-        rc = score_schedule_sde_coefs(sched, m, lk->t_s, lk->f_s, lk->g_s);
-    if (rc != SCORE_OK)
-        return rc;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < dim; j++)
             lk->xin[i * dim + j] = (float)ys[i * d1 + j];
-    rc = score_sde_pf_divergence(sde, m, lk->t_s, lk->xin, pa != NULL ? kp : 0, pa, lk->div,
-                                 lk->drift);
+    rc = score__sde_pf_lambda(lk->sde, "score_likelihood_logp", m, lam, lk->xin, lk->kp,
+                              lk->kp > 0 ? lk->probes_a : NULL, &lk->ws, kout, kout + dim, d1);
     lk->nfe++;
+    return rc;
+}
+
+/* Gathers the active rows' state, cached first stage and probes; 1 if a row lacks its first
+ * stage. */
+static int gather(score_likelihood *lk, const score__adapt *a)
+{
+    size_t d1 = lk->dim + 1, pw = lk->kp * lk->dim;
+    int need_k1 = 0;
+    for (size_t r = 0; r < a->m; r++) {
+        size_t i = a->idx[r];
+        memcpy(lk->ya + r * d1, lk->y + i * d1, d1 * sizeof(double));
+        if (!lk->k1ok[i])
+            need_k1 = 1;
+        else
+            memcpy(lk->ks[0] + r * d1, lk->k1 + i * d1, d1 * sizeof(double));
+        if (pw > 0)
+            memcpy(lk->probes_a + r * pw, lk->probes + i * pw, pw * sizeof(float));
+    }
+    return need_k1;
+}
+
+/* Scaled RMS error of the embedded pair for active row r. */
+static double row_error(const score_likelihood *lk, const score__adapt *a, size_t r)
+{
+    size_t d1 = lk->dim + 1;
+    double hh = a->dir[r] * a->hstep[r], acc = 0.0;
+    for (size_t j = 0; j < d1; j++) {
+        double e = 0.0;
+        for (int l = 0; l < N_STAGES; l++)
+            if (score__dp5_e[l] != 0.0)
+                e += score__dp5_e[l] * lk->ks[l][r * d1 + j];
+        e *= hh;
+        acc += score__control_term(&lk->ctl, lk->ya[r * d1 + j], lk->ynew[r * d1 + j], e);
+    }
+    return score__control_norm(acc, d1);
+}
+
+static int sys_attempt(void *ctx, const score__adapt *a)
+{
+    score_likelihood *lk = ctx;
+    size_t m = a->m, d1 = lk->dim + 1;
+    int rc;
+    if (gather(lk, a)) {
+        rc = rhs(lk, m, a->lam, lk->ya, lk->ks[0]);
+        if (rc != SCORE_OK)
+            return rc;
+    }
+    for (int q = 1; q < N_STAGES; q++) {
+        for (size_t r = 0; r < m; r++) {
+            double hh = a->dir[r] * a->hstep[r];
+            lk->lam_s[r] = score__dp5_c[q] == 1.0 ? a->lamn[r] : a->lam[r] + score__dp5_c[q] * hh;
+            for (size_t j = 0; j < d1; j++) {
+                double acc = 0.0;
+                for (int l = 0; l < q; l++)
+                    if (score__dp5_a[q][l] != 0.0)
+                        acc += score__dp5_a[q][l] * lk->ks[l][r * d1 + j];
+                lk->ys[r * d1 + j] = lk->ya[r * d1 + j] + hh * acc;
+            }
+        }
+        if (q == N_STAGES - 1)
+            memcpy(lk->ynew, lk->ys, m * d1 * sizeof(double));
+        rc = rhs(lk, m, lk->lam_s, lk->ys, lk->ks[q]);
+        if (rc != SCORE_OK)
+            return rc;
+    }
+    for (size_t r = 0; r < m; r++)
+        a->err[r] = row_error(lk, a, r);
+    return SCORE_OK;
+}
+
+/* First same as last: an accepted row keeps its last stage, a rejected one its first. */
+static void sys_accept(void *ctx, const score__adapt *a, size_t r)
+{
+    score_likelihood *lk = ctx;
+    size_t i = a->idx[r], d1 = lk->dim + 1;
+    memcpy(lk->y + i * d1, lk->ynew + r * d1, d1 * sizeof(double));
+    memcpy(lk->k1 + i * d1, lk->ks[N_STAGES - 1] + r * d1, d1 * sizeof(double));
+    lk->k1ok[i] = 1;
+}
+
+static void sys_reject(void *ctx, const score__adapt *a, size_t r)
+{
+    score_likelihood *lk = ctx;
+    size_t i = a->idx[r], d1 = lk->dim + 1;
+    memcpy(lk->k1 + i * d1, lk->ks[0] + r * d1, d1 * sizeof(double));
+    lk->k1ok[i] = 1;
+}
+
+/* ---- log p ----------------------------------------------------------------------------- */
+
+/* The solve's time range from the parameters (0 = the schedule's). */
+static int time_range(const score_likelihood *lk, const char *fn, double *teps, double *tend)
+{
+    double se, sT;
+    int rc = score__sde_time_range(lk->sde, &se, &sT);
     if (rc != SCORE_OK)
         return rc;
-    for (size_t i = 0; i < m; i++) {
-        double g2 = lk->g_s[i] * lk->g_s[i], sg = lk->sg_s[i], c;
-        if (!(g2 > 0.0))
-            return score__error(SCORE_E_RANGE, "score_likelihood_logp",
-                                "g(t) = 0 at t = %g: lambda is not a valid time variable there",
-                                lk->t_s[i]);
-        c = -2.0 * sg * sg / g2; /* dt / dlambda */
-        for (size_t j = 0; j < dim; j++)
-            kout[i * d1 + j] = c * (double)lk->drift[i * dim + j];
-        kout[i * d1 + dim] = c * lk->div[i];
+    *teps = PF(lk, SCORE_LIKELIHOOD_PARAM_T_EPS);
+    *tend = PF(lk, SCORE_LIKELIHOOD_PARAM_T_END);
+    if (*teps == 0.0)
+        *teps = se;
+    if (*tend == 0.0)
+        *tend = sT;
+    if (!(*teps < *tend))
+        return score__error(SCORE_E_INVAL, fn, "t_eps = %g must be < t_end = %g", *teps, *tend);
+    return SCORE_OK;
+}
+
+/* Checks the call, sizes the workspace and draws the probes of the Hutchinson estimate. */
+static int setup(score_likelihood *lk, score_sde *sde, const score_rng *rng, size_t row0,
+                 size_t n, const float *x, const char *fn)
+{
+    size_t dim = lk->dim, kp = 0;
+    int divmode, rc;
+    if (score_sde_dim(sde) != dim)
+        return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
+                            score_sde_dim(sde), dim);
+    if (!score__all_finite_f32(n * dim, x))
+        return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity");
+    rc = time_range(lk, fn, &lk->teps, &lk->tend);
+    if (rc != SCORE_OK)
+        return rc;
+    divmode = (int)PI(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE);
+    if (!(divmode == SCORE_LIKELIHOOD_DIV_EXACT ||
+          (divmode == SCORE_LIKELIHOOD_DIV_AUTO && dim <= AUTO_EXACT_MAX_DIM))) {
+        kp = (size_t)PI(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES);
+        if (rng == NULL)
+            return score__error(SCORE_E_INVAL, fn,
+                                "rng is NULL but the Hutchinson estimate needs probes");
+        if ((uint64_t)row0 > ((uint64_t)1 << 32) || (uint64_t)n > ((uint64_t)1 << 32) - row0)
+            return score__error(SCORE_E_RANGE, fn, "rows %zu + %zu exceed 2^32", row0, n);
+        if ((uint64_t)kp * dim > ((uint64_t)1 << 34))
+            return score__error(SCORE_E_RANGE, fn, "%zu probes x %zu values exceed 2^34 columns",
+                                kp, dim);
+    }
+    rc = ensure(lk, fn, n, kp > 0 ? kp : 1);
+    if (rc != SCORE_OK)
+        return rc;
+    lk->kp = kp;
+    if (kp > 0) {
+        if (PI(lk, SCORE_LIKELIHOOD_PARAM_PROBE) == SCORE_LIKELIHOOD_PROBE_GAUSSIAN)
+            score__rng_normal_at(rng, rng->counter, row0, n, 0, kp * dim, lk->probes);
+        else
+            score__rng_rademacher_at(rng, rng->counter, row0, n, 0, kp * dim, lk->probes);
     }
     return SCORE_OK;
 }
 
-int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, const score_rng *rng,
-                             size_t row0, size_t n, const float *x, double *logp_nats,
-                             double *bpd, float *z_out, double *delta_out)
+/* Integrates every row from lambda(t_eps) to lambda(t_end). */
+static int integrate(score_likelihood *lk, size_t row0, size_t n, const float *x, const char *fn)
+{
+    score__adapt_sys sys = {sys_attempt, sys_accept, sys_reject, lk, 4};
+    size_t dim = lk->dim, d1 = dim + 1;
+    double lam0, lam1, hinit;
+    uint64_t attempts = 0, max_steps = (uint64_t)PI(lk, SCORE_LIKELIHOOD_PARAM_MAX_STEPS);
+    int rc = score__sde_lambda(lk->sde, 1, &lk->teps, &lam0);
+    if (rc == SCORE_OK)
+        rc = score__sde_lambda(lk->sde, 1, &lk->tend, &lam1);
+    if (rc != SCORE_OK)
+        return rc;
+    score__control_defaults(&lk->ctl);
+    lk->ctl.rtol = PF(lk, SCORE_LIKELIHOOD_PARAM_RTOL);
+    lk->ctl.atol = PF(lk, SCORE_LIKELIHOOD_PARAM_ATOL);
+    lk->ctl.h_min = PF(lk, SCORE_LIKELIHOOD_PARAM_H_MIN);
+    if (!(lk->ctl.rtol + lk->ctl.atol > 0.0))
+        return score__error(SCORE_E_INVAL, fn, "rtol and atol are both 0");
+    hinit = PF(lk, SCORE_LIKELIHOOD_PARAM_H_INIT);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < dim; j++)
+            lk->y[i * d1 + j] = (double)x[i * dim + j];
+        lk->y[i * d1 + dim] = 0.0;
+        lk->k1ok[i] = 0;
+        lk->lam_s[i] = lam0;
+    }
+    score__adapt_start(&lk->rows, SCORE__ADAPT_TRACK_LAMBDA, n, row0, lk->lam_s,
+                       hinit > 0.0 ? hinit : SCORE__H_INIT_DEFAULT);
+    for (;;) {
+        if (attempts >= max_steps)
+            return score__error(SCORE_E_NOPROGRESS, fn, "max_steps = %llu attempts reached",
+                                (unsigned long long)max_steps);
+        attempts++;
+        rc = score__adapt_attempt(&lk->rows, &sys, &lk->ctl, lk->sde, lam1, fn);
+        if (rc == SCORE_DONE)
+            break;
+        if (rc != SCORE_OK)
+            return rc;
+    }
+    lk->steps = score__adapt_max_steps(&lk->rows);
+    return SCORE_OK;
+}
+
+/* log p = log p_T(z) + delta, bits/dim and the optional outputs. */
+static int finish(score_likelihood *lk, size_t row0, size_t n, double *logp_nats, double *bpd,
+                  float *z_out, double *delta_out, const char *fn)
+{
+    size_t dim = lk->dim, d1 = dim + 1;
+    double off = PF(lk, SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET);
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < dim; j++)
+            lk->xin[i * dim + j] = (float)lk->y[i * d1 + j];
+    rc = score__sde_prior_logp(lk->sde, n, lk->xin, logp_nats);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        double delta = lk->y[i * d1 + dim];
+        logp_nats[i] += delta;
+        if (!isfinite(logp_nats[i]))
+            return score__error(SCORE_E_NUMERIC, fn, "log p of row %zu is not finite", row0 + i);
+        if (bpd != NULL)
+            bpd[i] = -logp_nats[i] / ((double)dim * log(2.0)) + off;
+        if (delta_out != NULL)
+            delta_out[i] = delta;
+    }
+    if (z_out != NULL)
+        memcpy(z_out, lk->xin, n * dim * sizeof(float));
+    return SCORE_OK;
+}
+
+int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
+                             size_t n, const float *x, double *logp_nats, double *bpd,
+                             float *z_out, double *delta_out, const score_rng *rng)
 {
     const char *fn = "score_likelihood_logp";
-    const score_schedule *sched;
-    score__control_vals v;
-    size_t dim, d1, kp = 0;
-    double teps, tend, lam0, lam1, hinit;
-    uint64_t attempts = 0, max_steps;
-    int rc, divmode, exact;
+    int rc;
     if (lk == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
     lk->nfe = lk->steps = 0;
@@ -219,187 +414,18 @@ int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, const score_r
         return SCORE_OK;
     if (x == NULL || logp_nats == NULL)
         return score__error(SCORE_E_INVAL, fn, "x or logp_nats is NULL");
-    dim = lk->dim;
-    d1 = dim + 1;
-    if (score_sde_dim(sde) != dim)
-        return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
-                            score_sde_dim(sde), dim);
-    if (!score__all_finite_f32(n * dim, x))
-        return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity");
-    sched = score_sde_schedule(sde);
-    teps = lk->params[P(SCORE_LIKELIHOOD_PARAM_T_EPS)].f;
-    tend = lk->params[P(SCORE_LIKELIHOOD_PARAM_T_END)].f;
-    if (teps == 0.0 && (rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &teps)) != SCORE_OK)
-        return rc;
-    if (tend == 0.0 && (rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &tend)) != SCORE_OK)
-        return rc;
-    if (!(teps < tend))
-        return score__error(SCORE_E_INVAL, fn, "t_eps = %g must be < t_end = %g", teps, tend);
-    divmode = (int)lk->params[P(SCORE_LIKELIHOOD_PARAM_DIVERGENCE)].i;
-    exact = divmode == SCORE_LIKELIHOOD_DIV_EXACT ||
-            (divmode == SCORE_LIKELIHOOD_DIV_AUTO && dim <= AUTO_EXACT_MAX_DIM);
-    if (!exact) {
-        kp = (size_t)lk->params[P(SCORE_LIKELIHOOD_PARAM_N_PROBES)].i;
-        if (rng == NULL)
-            return score__error(SCORE_E_INVAL, fn, "rng is NULL but the Hutchinson estimate needs probes");
-        if ((uint64_t)row0 > ((uint64_t)1 << 32) || (uint64_t)n > ((uint64_t)1 << 32) - row0)
-            return score__error(SCORE_E_RANGE, fn, "rows %zu + %zu exceed 2^32", row0, n);
-        if ((uint64_t)kp * dim > ((uint64_t)1 << 34))
-            return score__error(SCORE_E_RANGE, fn, "%zu probes x %zu values exceed 2^34 columns", kp, dim);
-    }
-    rc = ensure(lk, n, kp > 0 ? kp : 1);
-    if (rc != SCORE_OK)
-        return rc;
-    if (!exact) {
-        if (lk->params[P(SCORE_LIKELIHOOD_PARAM_PROBE)].i == SCORE_LIKELIHOOD_PROBE_GAUSSIAN)
-            score__rng_normal_at(rng, rng->counter, row0, n, 0, kp * dim, lk->probes);
-        else
-            score__rng_rademacher_at(rng, rng->counter, row0, n, 0, kp * dim, lk->probes);
-    }
-    rc = score_schedule_lambda(sched, 1, &teps, &lam0);
+    lk->sde = sde;
+    rc = setup(lk, sde, rng, row0, n, x, fn);
     if (rc == SCORE_OK)
-        rc = score_schedule_lambda(sched, 1, &tend, &lam1);
-    if (rc != SCORE_OK)
-        return rc;
-    score__control_defaults(&v);
-    v.rtol = lk->params[P(SCORE_LIKELIHOOD_PARAM_RTOL)].f;
-    v.atol = lk->params[P(SCORE_LIKELIHOOD_PARAM_ATOL)].f;
-    v.h_min = lk->params[P(SCORE_LIKELIHOOD_PARAM_H_MIN)].f;
-    if (!(v.rtol + v.atol > 0.0))
-        return score__error(SCORE_E_INVAL, fn, "rtol and atol are both 0");
-    hinit = lk->params[P(SCORE_LIKELIHOOD_PARAM_H_INIT)].f;
-    if (!(hinit > 0.0))
-        hinit = H_DEFAULT;
-    max_steps = (uint64_t)lk->params[P(SCORE_LIKELIHOOD_PARAM_MAX_STEPS)].i;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < dim; j++)
-            lk->y[i * d1 + j] = (double)x[i * dim + j];
-        lk->y[i * d1 + dim] = 0.0;
-        lk->lam[i] = lam0;
-        lk->h[i] = hinit;
-        lk->done[i] = 0;
-        lk->k1ok[i] = 0;
-        lk->row_steps[i] = 0;
-    }
-    /* adaptive loop: lambda decreases from lambda(t_eps) to lambda(t_end) */
-    for (;;) {
-        size_t m = 0;
-        int need_k1 = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (lk->done[i])
-                continue;
-            lk->idx[m] = i;
-            lk->lam_a[m] = lk->lam[i];
-            lk->h_a[m] = lk->lam[i] - lk->h[i] <= lam1 ? lk->lam[i] - lam1 : lk->h[i];
-            memcpy(lk->ya + m * d1, lk->y + i * d1, d1 * sizeof(double));
-            if (!lk->k1ok[i])
-                need_k1 = 1;
-            else
-                memcpy(lk->ks[0] + m * d1, lk->k1 + i * d1, d1 * sizeof(double));
-            if (!exact)
-                memcpy(lk->probes_a + m * kp * dim, lk->probes + i * kp * dim,
-                       kp * dim * sizeof(float));
-            m++;
-        }
-        if (m == 0)
-            break;
-        if (attempts >= max_steps)
-            return score__error(SCORE_E_NOPROGRESS, fn, "max_steps = %llu attempts reached",
-                                (unsigned long long)max_steps);
-        attempts++;
-        if (need_k1) {
-            rc = rhs(lk, sde, m, lk->lam_a, lk->ya, kp, exact ? NULL : lk->probes_a, lk->ks[0]);
-            if (rc != SCORE_OK)
-                return rc;
-        }
-        for (int q = 1; q < 7; q++) {
-            for (size_t r = 0; r < m; r++) {
-                double hh = -lk->h_a[r];
-                lk->lam_s[r] = score__dp5_c[q] == 1.0 ? lk->lam_a[r] + hh
-                                                      : lk->lam_a[r] + score__dp5_c[q] * hh;
-                if (score__dp5_c[q] == 1.0 && lk->lam_a[r] - lk->h_a[r] <= lam1)
-                    lk->lam_s[r] = lam1;
-                for (size_t j = 0; j < d1; j++) {
-                    double acc = 0.0;
-                    for (int l = 0; l < q; l++)
-                        if (score__dp5_a[q][l] != 0.0)
-                            acc += score__dp5_a[q][l] * lk->ks[l][r * d1 + j];
-                    lk->ys[r * d1 + j] = lk->ya[r * d1 + j] + hh * acc;
-                }
-            }
-            if (q == 6)
-                memcpy(lk->ynew, lk->ys, m * d1 * sizeof(double));
-            rc = rhs(lk, sde, m, lk->lam_s, lk->ys, kp, exact ? NULL : lk->probes_a, lk->ks[q]);
-            if (rc != SCORE_OK)
-                return rc;
-        }
-        for (size_t r = 0; r < m; r++) {
-            size_t i = lk->idx[r];
-            double hh = -lk->h_a[r], acc = 0.0, err, hp = lk->h_a[r];
-            int accept;
-            for (size_t j = 0; j < d1; j++) {
-                double e = 0.0, sc;
-                for (int l = 0; l < 7; l++)
-                    if (score__dp5_e[l] != 0.0)
-                        e += score__dp5_e[l] * lk->ks[l][r * d1 + j];
-                e *= hh;
-                sc = v.atol + v.rtol * fmax(fabs(lk->ya[r * d1 + j]), fabs(lk->ynew[r * d1 + j]));
-                acc += (e / sc) * (e / sc);
-            }
-            err = isfinite(acc) ? sqrt(acc / (double)d1) : INFINITY;
-            accept = score__control_propose(&v, 4, err, &hp);
-            lk->h[i] = hp;
-            if (accept) {
-                memcpy(lk->y + i * d1, lk->ynew + r * d1, d1 * sizeof(double));
-                memcpy(lk->k1 + i * d1, lk->ks[6] + r * d1, d1 * sizeof(double));
-                lk->k1ok[i] = 1;
-                lk->row_steps[i]++;
-                if (lk->lam[i] - lk->h_a[r] <= lam1) {
-                    lk->lam[i] = lam1;
-                    lk->done[i] = 1;
-                } else {
-                    lk->lam[i] -= lk->h_a[r];
-                }
-            } else {
-                memcpy(lk->k1 + i * d1, lk->ks[0] + r * d1, d1 * sizeof(double));
-                lk->k1ok[i] = 1;
-                if (lk->h[i] < v.h_min)
-                    return score__error(SCORE_E_NOPROGRESS, fn,
-                                        "row %zu: step %g below h_min = %g at lambda = %g",
-                                        row0 + i, lk->h[i], v.h_min, lk->lam[i]);
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        if (lk->row_steps[i] > lk->steps)
-            lk->steps = lk->row_steps[i];
-    /* log p = log p_T(z) + delta */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < dim; j++)
-            lk->xin[i * dim + j] = (float)lk->y[i * d1 + j];
-    rc = score_schedule_prior_logp(sched, n, dim, lk->xin, logp_nats);
-    if (rc != SCORE_OK)
-        return rc;
-    {
-        double off = lk->params[P(SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET)].f;
-        for (size_t i = 0; i < n; i++) {
-            double delta = lk->y[i * d1 + dim];
-            logp_nats[i] += delta;
-            if (!isfinite(logp_nats[i]))
-                return score__error(SCORE_E_NUMERIC, fn, "log p of row %zu is not finite", row0 + i);
-            if (bpd != NULL)
-                bpd[i] = -logp_nats[i] / ((double)dim * log(2.0)) + off;
-            if (delta_out != NULL)
-                delta_out[i] = delta;
-        }
-    }
-    if (z_out != NULL)
-        memcpy(z_out, lk->xin, n * dim * sizeof(float));
-    return SCORE_OK;
+        rc = integrate(lk, row0, n, x, fn);
+    if (rc == SCORE_OK)
+        rc = finish(lk, row0, n, logp_nats, bpd, z_out, delta_out, fn);
+    lk->sde = NULL;
+    return rc;
 }
 
-int score_likelihood_logp(score_likelihood *lk, score_sde *sde, const score_rng *rng, size_t n,
-                          const float *x, double *logp_nats, double *bpd)
+int score_likelihood_logp(score_likelihood *lk, score_sde *sde, size_t n, const float *x,
+                          double *logp_nats, double *bpd, const score_rng *rng)
 {
-    return score_likelihood_logp_ex(lk, sde, rng, 0, n, x, logp_nats, bpd, NULL, NULL);
+    return score_likelihood_logp_ex(lk, sde, 0, n, x, logp_nats, bpd, NULL, NULL, rng);
 }

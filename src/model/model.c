@@ -60,7 +60,10 @@ int score__model_alloc(score_model **out, int kind, size_t dim, const score__mod
     return SCORE_OK;
 }
 
-#define SCORE__MAX_DIM ((size_t)1 << 20)
+/* Models take at most 2^20 inputs, below the 2^24 of the objects that only hold rows
+ * (SCORE__MAX_DIM): the limit is part of the model API (model.h, and the file reader in
+ * mlp-io.c), and an MLP's first and last layers hold dim x width weights each. */
+#define SCORE__MODEL_MAX_DIM ((size_t)1 << 20)
 /* Largest row count such that rows * dim * per_row doubles fit in memory arithmetic. */
 #define SCORE__MAX_ROWS(dim, per_row) (SIZE_MAX / 64 / ((dim) * (per_row)))
 
@@ -74,7 +77,7 @@ int score_model_new(score_model **out, int kind, size_t dim)
         return score__error(SCORE_E_UNSUPPORTED, __func__,
                             "kind %d cannot be created here (MLP = 1; analytic, callback and "
                             "combination models have their own constructors)", kind);
-    if (dim == 0 || dim > SCORE__MAX_DIM)
+    if (dim == 0 || dim > SCORE__MODEL_MAX_DIM)
         return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^20]", dim);
     rc = score__model_alloc(out, kind, dim, &score__mlp_ops);
     if (rc != SCORE_OK)

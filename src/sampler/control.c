@@ -2,17 +2,19 @@
  * h' = h min(fac_max, max(fac_min, safety err^(-1/(q+1)))). */
 #include <math.h>
 
-#include "step-priv.h"
+#include "adapt-priv.h"
 
 #define NPARAMS 7
+/* Value of a parameter in a value array laid out like control_params. */
+#define PF(vals, id) SCORE__PARAM_F64(vals, SCORE_CONTROL_PARAM_RTOL, id)
 
 struct score_control {
     score__param_val params[NPARAMS];
 };
 
 static const score__param_desc control_params[NPARAMS] = {
-    {SCORE_CONTROL_PARAM_RTOL, "rtol", SCORE_PARAM_F64, 0, 1, 1e-5, "relative tolerance"},
-    {SCORE_CONTROL_PARAM_ATOL, "atol", SCORE_PARAM_F64, 0, 1e6, 1e-5, "absolute tolerance"},
+    SCORE__PARAM_ROW_RTOL(SCORE_CONTROL_PARAM_RTOL, "relative tolerance"),
+    SCORE__PARAM_ROW_ATOL(SCORE_CONTROL_PARAM_ATOL, "absolute tolerance"),
     {SCORE_CONTROL_PARAM_SAFETY, "safety", SCORE_PARAM_F64, 0.01, 1, 0.9, "safety factor"},
     {SCORE_CONTROL_PARAM_FAC_MIN, "fac_min", SCORE_PARAM_F64, 1e-4, 1, 0.2,
      "smallest step-size factor"},
@@ -31,26 +33,32 @@ const score__param_desc *score__control_param_table(size_t *n_out)
     return control_params;
 }
 
+static void vals_from(const score__param_val *p, score__control_vals *v)
+{
+    v->rtol = PF(p, SCORE_CONTROL_PARAM_RTOL);
+    v->atol = PF(p, SCORE_CONTROL_PARAM_ATOL);
+    v->safety = PF(p, SCORE_CONTROL_PARAM_SAFETY);
+    v->fac_min = PF(p, SCORE_CONTROL_PARAM_FAC_MIN);
+    v->fac_max = PF(p, SCORE_CONTROL_PARAM_FAC_MAX);
+    v->h_min = PF(p, SCORE_CONTROL_PARAM_H_MIN);
+    v->h_max = PF(p, SCORE_CONTROL_PARAM_H_MAX);
+}
+
 void score__control_defaults(score__control_vals *v)
 {
-    v->rtol = 1e-5;
-    v->atol = 1e-5;
-    v->safety = 0.9;
-    v->fac_min = 0.2;
-    v->fac_max = 10.0;
-    v->h_min = 1e-10;
-    v->h_max = 0.0;
+    score__param_val p[NPARAMS];
+    score__param_defaults(control_params, NPARAMS, p);
+    vals_from(p, v);
 }
 
 void score__control_get(const score_control *c, score__control_vals *v)
 {
-    v->rtol = c->params[0].f;
-    v->atol = c->params[1].f;
-    v->safety = c->params[2].f;
-    v->fac_min = c->params[3].f;
-    v->fac_max = c->params[4].f;
-    v->h_min = c->params[5].f;
-    v->h_max = c->params[6].f;
+    vals_from(c->params, v);
+}
+
+double score__control_norm(double acc, size_t width)
+{
+    return isfinite(acc) ? sqrt(acc / (double)width) : INFINITY;
 }
 
 int score__control_propose(const score__control_vals *v, int error_order, double err,
@@ -126,7 +134,8 @@ int score_control_set_f64(score_control *c, int param, double value)
     rc = score__param_set_f64(__func__, control_params, NPARAMS, c->params, param, value);
     if (rc != SCORE_OK)
         return rc;
-    if (!(c->params[0].f + c->params[1].f > 0.0)) {
+    if (!(PF(c->params, SCORE_CONTROL_PARAM_RTOL) + PF(c->params, SCORE_CONTROL_PARAM_ATOL) >
+          0.0)) {
         for (int i = 0; i < NPARAMS; i++)
             c->params[i] = saved[i];
         return score__error(SCORE_E_RANGE, __func__, "rtol and atol cannot both be 0");
@@ -144,22 +153,19 @@ int score_control_get_f64(const score_control *c, int param, double *out)
 int score_control_error(const score_control *c, size_t n, size_t dim, const float *x,
                         const float *x_new, const float *xerr, double *err)
 {
-    double rtol, atol;
+    score__control_vals v;
     if (c == NULL || err == NULL || (n > 0 && (x == NULL || x_new == NULL || xerr == NULL)))
         return score__error(SCORE_E_INVAL, __func__, "NULL argument");
     if (dim == 0)
         return score__error(SCORE_E_INVAL, __func__, "dim is 0");
-    rtol = c->params[0].f;
-    atol = c->params[1].f;
+    score__control_get(c, &v);
     for (size_t i = 0; i < n; i++) {
         double acc = 0.0;
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double sc = atol + rtol * fmax(fabs((double)x[q]), fabs((double)x_new[q]));
-            double r = (double)xerr[q] / sc;
-            acc += r * r;
+            acc += score__control_term(&v, (double)x[q], (double)x_new[q], (double)xerr[q]);
         }
-        err[i] = isfinite(acc) ? sqrt(acc / (double)dim) : INFINITY;
+        err[i] = score__control_norm(acc, dim);
     }
     return SCORE_OK;
 }

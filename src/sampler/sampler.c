@@ -3,14 +3,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "evolve-priv.h"
 #include "rng/rng-priv.h"
 #include "step-priv.h"
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define SCORE__MAX_DIM ((size_t)1 << 24)
 #define NPARAMS 22
-#define P(id) ((id) - SCORE_SAMPLER_PARAM_NUM_STEPS)
+/* Value of a parameter of a sampler (an lvalue). */
+#define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
+#define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define LOWER_ORDER_FINAL_BELOW 10
 
 struct score_sampler {
@@ -52,13 +54,12 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "fixed Langevin step size; 0 = SNR rule"},
     {SCORE_SAMPLER_PARAM_STEP_LR, "step_lr", SCORE_PARAM_F64, 0, 1e12, 0,
      "ALD epsilon; 0 = score_sde rule"},
-    {SCORE_SAMPLER_PARAM_RTOL, "rtol", SCORE_PARAM_F64, 0, 1, 1e-5, "adaptive relative tolerance"},
-    {SCORE_SAMPLER_PARAM_ATOL, "atol", SCORE_PARAM_F64, 0, 1e6, 1e-5, "adaptive absolute tolerance"},
-    {SCORE_SAMPLER_PARAM_H_INIT, "h_init", SCORE_PARAM_F64, 0, 1e3, 0,
-     "initial step in lambda; 0 = 0.05"},
-    {SCORE_SAMPLER_PARAM_H_MIN, "h_min", SCORE_PARAM_F64, 0, 1e3, 1e-10, "smallest step in lambda"},
-    {SCORE_SAMPLER_PARAM_MAX_STEPS, "max_steps", SCORE_PARAM_I64, 1, 1e9, 100000,
-     "largest number of adaptive attempts"},
+    SCORE__PARAM_ROW_RTOL(SCORE_SAMPLER_PARAM_RTOL, "adaptive relative tolerance"),
+    SCORE__PARAM_ROW_ATOL(SCORE_SAMPLER_PARAM_ATOL, "adaptive absolute tolerance"),
+    SCORE__PARAM_ROW_H_INIT(SCORE_SAMPLER_PARAM_H_INIT),
+    SCORE__PARAM_ROW_H_MIN(SCORE_SAMPLER_PARAM_H_MIN),
+    SCORE__PARAM_ROW_MAX_STEPS(SCORE_SAMPLER_PARAM_MAX_STEPS,
+                               "largest number of adaptive attempts"),
     {SCORE_SAMPLER_PARAM_ADAPTIVE, "adaptive", SCORE_PARAM_I64, 0, 1, 1,
      "1 = adaptive solve for predictors with an error estimate"},
     {SCORE_SAMPLER_PARAM_SNR_NORM, "snr_norm", SCORE_PARAM_I64, 0, 1, 0,
@@ -74,16 +75,6 @@ const score__param_desc *score__sampler_param_table(size_t *n_out)
 {
     *n_out = NPARAMS;
     return sampler_params;
-}
-
-static double pf(const score_sampler *s, int id)
-{
-    return s->params[P(id)].f;
-}
-
-static int64_t pi(const score_sampler *s, int id)
-{
-    return s->params[P(id)].i;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -148,28 +139,28 @@ int score_sampler_new_preset(score_sampler **out, int preset, size_t dim)
         return rc;
     switch (preset) {
     case SCORE_SAMPLER_PRESET_PC:
-        s->params[P(SCORE_SAMPLER_PARAM_NUM_STEPS)].i = 1000;
-        s->params[P(SCORE_SAMPLER_PARAM_FINAL_DENOISE)].i = 1;
+        PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS) = 1000;
+        PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) = 1;
         break;
     case SCORE_SAMPLER_PRESET_NCSN:
-        s->params[P(SCORE_SAMPLER_PARAM_NUM_STEPS)].i = 0;
-        s->params[P(SCORE_SAMPLER_PARAM_STEP_LR)].f = 2e-5;
-        s->params[P(SCORE_SAMPLER_PARAM_CORRECTOR_STEPS)].i = 100;
+        PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS) = 0;
+        PF(s, SCORE_SAMPLER_PARAM_STEP_LR) = 2e-5;
+        PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) = 100;
         break;
     case SCORE_SAMPLER_PRESET_NCSNV2:
-        s->params[P(SCORE_SAMPLER_PARAM_NUM_STEPS)].i = 0;
-        s->params[P(SCORE_SAMPLER_PARAM_FINAL_DENOISE)].i = 1;
-        s->params[P(SCORE_SAMPLER_PARAM_STEP_LR)].f = 6.2e-6;
-        s->params[P(SCORE_SAMPLER_PARAM_CORRECTOR_STEPS)].i = 5;
+        PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS) = 0;
+        PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) = 1;
+        PF(s, SCORE_SAMPLER_PARAM_STEP_LR) = 6.2e-6;
+        PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) = 5;
         break;
     case SCORE_SAMPLER_PRESET_EDM:
-        s->params[P(SCORE_SAMPLER_PARAM_NUM_STEPS)].i = 18;
-        s->params[P(SCORE_SAMPLER_PARAM_GRID)].i = SCORE_GRID_KARRAS;
-        s->params[P(SCORE_SAMPLER_PARAM_FINAL_DENOISE)].i = 1;
+        PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS) = 18;
+        PI(s, SCORE_SAMPLER_PARAM_GRID) = SCORE_GRID_KARRAS;
+        PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) = 1;
         break;
     case SCORE_SAMPLER_PRESET_DPMPP_2M:
-        s->params[P(SCORE_SAMPLER_PARAM_NUM_STEPS)].i = 20;
-        s->params[P(SCORE_SAMPLER_PARAM_GRID)].i = SCORE_GRID_UNIFORM_LAMBDA;
+        PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS) = 20;
+        PI(s, SCORE_SAMPLER_PARAM_GRID) = SCORE_GRID_UNIFORM_LAMBDA;
         break;
     default: break;
     }
@@ -202,33 +193,7 @@ void score_sampler_free(score_sampler *s)
 
 /* ---- parameters ------------------------------------------------------------------------ */
 
-int score_sampler_set_f64(score_sampler *s, int param, double value)
-{
-    if (s == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sampler is NULL");
-    return score__param_set_f64(__func__, sampler_params, NPARAMS, s->params, param, value);
-}
-
-int score_sampler_set_i64(score_sampler *s, int param, int64_t value)
-{
-    if (s == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sampler is NULL");
-    return score__param_set_i64(__func__, sampler_params, NPARAMS, s->params, param, value);
-}
-
-int score_sampler_get_f64(const score_sampler *s, int param, double *out)
-{
-    if (s == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sampler is NULL");
-    return score__param_get_f64(__func__, sampler_params, NPARAMS, s->params, param, out);
-}
-
-int score_sampler_get_i64(const score_sampler *s, int param, int64_t *out)
-{
-    if (s == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "sampler is NULL");
-    return score__param_get_i64(__func__, sampler_params, NPARAMS, s->params, param, out);
-}
+SCORE__DEFINE_PARAM_ACCESSORS(score_sampler, score_sampler, "sampler", sampler_params, NPARAMS)
 
 int score_sampler_set_grid(score_sampler *s, size_t n, const double *grid)
 {
@@ -279,7 +244,7 @@ int score_sampler_set_hook(score_sampler *s, score_sampler_hook_fn fn, void *use
 static int build_grid(const char *fn, const score_sampler *s, const score_schedule *sched,
                       size_t cap, double *out, size_t *n_out)
 {
-    int denoise = pi(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) == 1;
+    int denoise = PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) == 1;
     size_t N, npts;
     int rc;
     if (s->ugrid_n > 0) {
@@ -295,7 +260,7 @@ static int build_grid(const char *fn, const score_sampler *s, const score_schedu
         }
         return SCORE_OK;
     }
-    N = (size_t)pi(s, SCORE_SAMPLER_PARAM_NUM_STEPS);
+    N = (size_t)PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS);
     if (N == 0) {
         size_t L = score_schedule_num_levels(sched);
         if (L == 0)
@@ -309,9 +274,9 @@ static int build_grid(const char *fn, const score_sampler *s, const score_schedu
     if (cap < npts)
         return score__error(SCORE_E_SHAPE, fn, "grid buffer of %zu < %zu", cap, npts);
     if (denoise)
-        return score_schedule_time_grid(sched, (int)pi(s, SCORE_SAMPLER_PARAM_GRID), N,
+        return score_schedule_time_grid(sched, (int)PI(s, SCORE_SAMPLER_PARAM_GRID), N,
                                         SCORE_GRID_APPEND_ZERO, out);
-    return score_schedule_time_grid(sched, (int)pi(s, SCORE_SAMPLER_PARAM_GRID), npts, 0, out);
+    return score_schedule_time_grid(sched, (int)PI(s, SCORE_SAMPLER_PARAM_GRID), npts, 0, out);
 }
 
 int score_sampler_get_grid(const score_sampler *s, const score_sde *sde, size_t len, double *out,
@@ -355,25 +320,25 @@ static int ensure(score_sampler *s, size_t n, size_t npts)
 static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
 {
     score_step *steps[2] = {s->pred, s->corr};
-    double gamma = nsteps > 0 ? pf(s, SCORE_SAMPLER_PARAM_CHURN) / (double)nsteps : 0.0;
+    double gamma = nsteps > 0 ? PF(s, SCORE_SAMPLER_PARAM_CHURN) / (double)nsteps : 0.0;
     if (gamma > 0.41421356237309515)
         gamma = 0.41421356237309515;
     for (int k = 0; k < 2; k++) {
         score_step *st = steps[k];
         if (st == NULL)
             continue;
-        st->params[SCORE_STEP_PARAM_ETA - 1100].f = pf(s, SCORE_SAMPLER_PARAM_ETA);
-        st->params[SCORE_STEP_PARAM_CHURN - 1100].f = gamma;
-        st->params[SCORE_STEP_PARAM_S_TMIN - 1100].f = pf(s, SCORE_SAMPLER_PARAM_S_TMIN);
-        st->params[SCORE_STEP_PARAM_S_TMAX - 1100].f = pf(s, SCORE_SAMPLER_PARAM_S_TMAX);
-        st->params[SCORE_STEP_PARAM_S_NOISE - 1100].f = pf(s, SCORE_SAMPLER_PARAM_S_NOISE);
-        st->params[SCORE_STEP_PARAM_SNR - 1100].f = pf(s, SCORE_SAMPLER_PARAM_SNR);
-        st->params[SCORE_STEP_PARAM_STEP_SIZE - 1100].f = pf(s, SCORE_SAMPLER_PARAM_STEP_SIZE);
-        st->params[SCORE_STEP_PARAM_STEP_LR - 1100].f = pf(s, SCORE_SAMPLER_PARAM_STEP_LR);
-        st->params[SCORE_STEP_PARAM_SIGMA_REF - 1100].f = sigma_last;
-        st->params[SCORE_STEP_PARAM_ORDER - 1100].i = k == 0 ? pi(s, SCORE_SAMPLER_PARAM_ORDER) : 0;
-        st->params[SCORE_STEP_PARAM_SNR_NORM - 1100].i = pi(s, SCORE_SAMPLER_PARAM_SNR_NORM);
-        st->params[SCORE_STEP_PARAM_DISC_N - 1100].i = pi(s, SCORE_SAMPLER_PARAM_DISC_N);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_ETA) = PF(s, SCORE_SAMPLER_PARAM_ETA);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_CHURN) = gamma;
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMIN) = PF(s, SCORE_SAMPLER_PARAM_S_TMIN);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMAX) = PF(s, SCORE_SAMPLER_PARAM_S_TMAX);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE) = PF(s, SCORE_SAMPLER_PARAM_S_NOISE);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR) = PF(s, SCORE_SAMPLER_PARAM_SNR);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_SIZE) = PF(s, SCORE_SAMPLER_PARAM_STEP_SIZE);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_LR) = PF(s, SCORE_SAMPLER_PARAM_STEP_LR);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_SIGMA_REF) = sigma_last;
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_ORDER) = k == 0 ? PI(s, SCORE_SAMPLER_PARAM_ORDER) : 0;
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) = PI(s, SCORE_SAMPLER_PARAM_SNR_NORM);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_DISC_N) = PI(s, SCORE_SAMPLER_PARAM_DISC_N);
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }
@@ -407,22 +372,22 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     const char *fn = "score_sampler_run";
     double t0 = s->grid[0], t1 = s->grid[npts - 1];
     int denoise = 0, rc;
-    uint64_t attempts = 0, max_steps = (uint64_t)pi(s, SCORE_SAMPLER_PARAM_MAX_STEPS);
+    uint64_t attempts = 0, max_steps = (uint64_t)PI(s, SCORE_SAMPLER_PARAM_MAX_STEPS);
     if (t1 == 0.0) {
         denoise = 1;
         t1 = s->grid[npts - 2];
     }
-    rc = score_control_set_f64(s->ctrl, SCORE_CONTROL_PARAM_RTOL, pf(s, SCORE_SAMPLER_PARAM_RTOL));
+    rc = score_control_set_f64(s->ctrl, SCORE_CONTROL_PARAM_RTOL, PF(s, SCORE_SAMPLER_PARAM_RTOL));
     if (rc == SCORE_OK)
         rc = score_control_set_f64(s->ctrl, SCORE_CONTROL_PARAM_ATOL,
-                                   pf(s, SCORE_SAMPLER_PARAM_ATOL));
+                                   PF(s, SCORE_SAMPLER_PARAM_ATOL));
     if (rc == SCORE_OK)
         rc = score_control_set_f64(s->ctrl, SCORE_CONTROL_PARAM_H_MIN,
-                                   pf(s, SCORE_SAMPLER_PARAM_H_MIN));
+                                   PF(s, SCORE_SAMPLER_PARAM_H_MIN));
     if (rc != SCORE_OK)
         return rc;
     fill(s->ta, n, t0);
-    rc = score_evolve_init_ex(s->ev, n, s->ta, pf(s, SCORE_SAMPLER_PARAM_H_INIT), row0);
+    rc = score_evolve_init_ex(s->ev, PF(s, SCORE_SAMPLER_PARAM_H_INIT), row0, n, s->ta);
     if (rc != SCORE_OK)
         return rc;
     for (;;) {
@@ -449,9 +414,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     s->steps = score_evolve_get_steps(s->ev);
     s->failed = score_evolve_get_failed_steps(s->ev);
     if (denoise) {
-        fill(s->ta, n, t1);
-        fill(s->tb, n, 0.0);
-        rc = score_step_apply_ex(s->pred, sde, n, s->ta, s->tb, row0, x, NULL, NULL, 0);
+        rc = score__evolve_step(s->ev, s->pred, sde, 0.0, n, x, NULL, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, (size_t)s->steps, t1, 0.0, "final denoise failed");
         s->steps++;
@@ -462,28 +425,34 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     return SCORE_OK;
 }
 
+/* Fixed-grid run through evolve: at each grid point k the corrector steps (noise slots
+ * 1 .. m), then one predictor step to the next point (slot 0). */
 static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
                      size_t n, float *x, size_t npts, score_sampler_progress_fn progress,
                      void *user_data)
 {
     const char *fn = "score_sampler_run";
-    size_t K = npts - 1, m = s->corr != NULL ? (size_t)pi(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) : 0;
-    int lof = pi(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL) == 1 && K < LOWER_ORDER_FINAL_BELOW &&
+    size_t K = npts - 1;
+    size_t m = s->corr != NULL ? (size_t)PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) : 0;
+    int lof = PI(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL) == 1 && K < LOWER_ORDER_FINAL_BELOW &&
               is_multistep(s->pred);
-    int64_t cap0 = pi(s, SCORE_SAMPLER_PARAM_ORDER);
+    int64_t cap0 = PI(s, SCORE_SAMPLER_PARAM_ORDER);
     int order = s->pred->type.order;
     int rc;
     if (cap0 > 0 && cap0 < order)
         order = (int)cap0;
+    fill(s->ta, n, s->grid[0]);
+    rc = score_evolve_init_ex(s->ev, 0.0, row0, n, s->ta);
+    if (rc == SCORE_OK)
+        rc = score__evolve_set_noise(s->ev, 1, (uint64_t)m + 1);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t k = 0; k <= K; k++) {
         double t = s->grid[k];
         if (m > 0 && t > 0.0) {
             double tn = k < K ? s->grid[k + 1] : t;
-            fill(s->ta, n, t);
-            fill(s->tb, n, tn);
             for (size_t j = 0; j < m; j++) {
-                rc = score_step_apply_ex(s->corr, sde, n, s->ta, s->tb, row0, x, NULL, rng,
-                                         2 + (uint64_t)k * (m + 1) + j);
+                rc = score__evolve_step(s->ev, s->corr, sde, tn, n, x, rng, 1 + (uint64_t)j, 0);
                 if (rc != SCORE_OK)
                     return step_error(rc, fn, k, t, t, "corrector failed");
             }
@@ -494,13 +463,10 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
             return score__error(SCORE_E_CANCELLED, fn, "cancelled by the progress callback at step %zu", k);
         if (lof) {
             size_t left = K - k;
-            s->pred->params[SCORE_STEP_PARAM_ORDER - 1100].i =
+            SCORE__STEP_I64(s->pred, SCORE_STEP_PARAM_ORDER) =
                 (int64_t)((size_t)order < left ? (size_t)order : left);
         }
-        fill(s->ta, n, t);
-        fill(s->tb, n, s->grid[k + 1]);
-        rc = score_step_apply_ex(s->pred, sde, n, s->ta, s->tb, row0, x, NULL, rng,
-                                 1 + (uint64_t)k * (m + 1));
+        rc = score__evolve_step(s->ev, s->pred, sde, s->grid[k + 1], n, x, rng, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, k, t, s->grid[k + 1], "predictor failed");
         s->steps++;
@@ -511,13 +477,51 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
-int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
-                         size_t n, const float *x_init, float *out,
+/* The run's start values: x_init (checked, copied to out) or a prior draw at the grid's first
+ * time (std of the prior at T, else of the noised data under a unit-variance assumption). */
+static int start_values(score_sampler *s, const score_schedule *sched, size_t row0, size_t n,
+                        const float *x_init, float *out, const score_rng *rng)
+{
+    const char *fn = "score_sampler_run";
+    size_t nd = n * s->dim;
+    int rc;
+    if (x_init != NULL) {
+        if (!score__all_finite_f32(nd, x_init))
+            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
+        if (x_init != out)
+            memmove(out, x_init, nd * sizeof(float));
+    } else {
+        double t0 = s->grid[0], T, a0, s0, sd;
+        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
+        if (rc == SCORE_OK)
+            rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
+        if (rc != SCORE_OK)
+            return rc;
+        if (t0 == T) {
+            rc = score_schedule_prior_std(sched, &sd);
+            if (rc != SCORE_OK)
+                return rc;
+        } else if (score_schedule_is_variance_exploding(sched) == 1) {
+            sd = s0;
+        } else {
+            sd = sqrt(a0 * a0 + s0 * s0);
+        }
+        rc = score_rng_fill_normal_f64(rng, row0, n, 0, s->dim, s->zbuf);
+        if (rc != SCORE_OK)
+            return rc;
+        for (size_t q = 0; q < nd; q++)
+            out[q] = (float)(sd * s->zbuf[q]);
+    }
+    return SCORE_OK;
+}
+
+int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
+                         const float *x_init, float *out, const score_rng *rng,
                          score_sampler_progress_fn progress, void *user_data)
 {
     const char *fn = "score_sampler_run";
     const score_schedule *sched;
-    size_t npts = 0, nd, dim;
+    size_t npts = 0, dim;
     double sigma_last = 0.0;
     uint64_t nfe0;
     int rc, adaptive, needs_rng;
@@ -554,45 +558,20 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
     rc = configure_steps(s, npts - 1, sigma_last);
     if (rc != SCORE_OK)
         return score__error(rc, fn, "cannot reset the steps");
-    adaptive = pi(s, SCORE_SAMPLER_PARAM_ADAPTIVE) == 1 &&
+    adaptive = PI(s, SCORE_SAMPLER_PARAM_ADAPTIVE) == 1 &&
                (s->pred->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE) != 0 &&
                s->pred->type.err_order > 0 && !score__step_needs_noise(s->pred) &&
                (npts > 2 || s->grid[npts - 1] > 0.0);
     needs_rng = x_init == NULL ||
                 (!adaptive && (score__step_needs_noise(s->pred) ||
-                               (s->corr != NULL && pi(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) > 0 &&
+                               (s->corr != NULL && PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) > 0 &&
                                 score__step_needs_noise(s->corr))));
     if (needs_rng && rng == NULL)
         return score__error(SCORE_E_INVAL, fn, "rng is NULL but the run draws noise%s",
                             x_init == NULL ? " (prior draw)" : "");
-    nd = n * dim;
-    if (x_init != NULL) {
-        if (!score__all_finite_f32(nd, x_init))
-            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
-        if (x_init != out)
-            memmove(out, x_init, nd * sizeof(float));
-    } else {
-        double t0 = s->grid[0], T, a0, s0, sd;
-        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
-        if (rc == SCORE_OK)
-            rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
-        if (rc != SCORE_OK)
-            return rc;
-        if (t0 == T) {
-            rc = score_schedule_prior_std(sched, &sd);
-            if (rc != SCORE_OK)
-                return rc;
-        } else if (score_schedule_is_variance_exploding(sched) == 1) {
-            sd = s0;
-        } else {
-            sd = sqrt(a0 * a0 + s0 * s0);
-        }
-        rc = score_rng_fill_normal_f64(rng, row0, n, 0, dim, s->zbuf);
-        if (rc != SCORE_OK)
-            return rc;
-        for (size_t q = 0; q < nd; q++)
-            out[q] = (float)(sd * s->zbuf[q]);
-    }
+    rc = start_values(s, sched, row0, n, x_init, out, rng);
+    if (rc != SCORE_OK)
+        return rc;
     nfe0 = score_sde_nfe(sde);
     if (adaptive)
         rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);
@@ -602,11 +581,11 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, const score_rng *rng,
     return rc;
 }
 
-int score_sampler_run(score_sampler *s, score_sde *sde, const score_rng *rng, size_t n,
-                      const float *x_init, float *out, score_sampler_progress_fn progress,
+int score_sampler_run(score_sampler *s, score_sde *sde, size_t n, const float *x_init,
+                      float *out, const score_rng *rng, score_sampler_progress_fn progress,
                       void *user_data)
 {
-    return score_sampler_run_ex(s, sde, rng, 0, n, x_init, out, progress, user_data);
+    return score_sampler_run_ex(s, sde, 0, n, x_init, out, rng, progress, user_data);
 }
 
 uint64_t score_sampler_get_nfe(const score_sampler *s)

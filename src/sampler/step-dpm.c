@@ -50,24 +50,6 @@ static int midpoint_at(score_step *st, const score__step_call *c, double r, doub
     return rc;
 }
 
-/* eps = (y - D) / s at (t, x) for the rows (x in x-space). */
-static int eval_eps(score_step *st, const score__step_call *c, const double *t, const double *a,
-                    const double *s, const float *x, float *d_scratch, float *eps)
-{
-    size_t dim = c->dim;
-    int rc = score__step_x0(st, c, t, x, d_scratch);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double ia = 1.0 / a[i], is = 1.0 / s[i];
-        for (size_t j = 0; j < dim; j++) {
-            size_t q = i * dim + j;
-            eps[q] = (float)(((double)x[q] * ia - (double)d_scratch[q]) * is);
-        }
-    }
-    return SCORE_OK;
-}
-
 /* u = alpha_1 (y - (s - s1) eps0) for the first intermediate point. */
 static void first_stage(const score_step *st, const score__step_call *c, const double *a1,
                         const double *s1, const float *e0, float *xu)
@@ -96,7 +78,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    rc = eval_eps(st, c, c->t, a, s, c->x, d, e0);
+    rc = score__step_k(st, c, c->t, a, s, c->x, d, e0);
     if (rc != SCORE_OK)
         return rc;
     if (order == 1) {
@@ -115,7 +97,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
         if (rc != SCORE_OK)
             return rc;
         first_stage(st, c, a1, s1, e0, xu);
-        rc = eval_eps(st, c, t1, a1, s1, xu, d, e1);
+        rc = score__step_k(st, c, t1, a1, s1, xu, d, e1);
         if (rc != SCORE_OK)
             return rc;
         for (size_t i = 0; i < n; i++) {
@@ -140,7 +122,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
         if (rc != SCORE_OK)
             return rc;
         first_stage(st, c, a1, s1, e0, xu);
-        rc = eval_eps(st, c, t1, a1, s1, xu, d, e1);
+        rc = score__step_k(st, c, t1, a1, s1, xu, d, e1);
         if (rc != SCORE_OK)
             return rc;
         /* u2 = y - (s - s2) e0 - (r2/r1) s2 phi1m1(r2 h) (e1 - e0) */
@@ -154,7 +136,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
                                          k * ((double)e1[q] - e0v)));
             }
         }
-        rc = eval_eps(st, c, t2, a2, s2, xu, d, e2);
+        rc = score__step_k(st, c, t2, a2, s2, xu, d, e2);
         if (rc != SCORE_OK)
             return rc;
         /* y' = y - (s - s') e0 - (s'/r2) phi1m1(h) (e2 - e0); lower: DPM-Solver-2 with r1:
@@ -176,7 +158,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
 
 static int capped_order(const score_step *st, int order)
 {
-    int64_t cap = score__step_i64(st, SCORE_STEP_PARAM_ORDER);
+    int64_t cap = SCORE__STEP_I64(st, SCORE_STEP_PARAM_ORDER);
     return (cap > 0 && cap < order) ? (int)cap : order;
 }
 
@@ -207,7 +189,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
     int kind = st->type.kind, order = capped_order(st, st->type.order), avail = 0;
     int sde = kind == SCORE_STEP_DPMPP_2M_SDE;
     double eta = sde ? score__step_eta(st) : 0.0;
-    double snoise = score__step_f64(st, SCORE_STEP_PARAM_S_NOISE);
+    double snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;

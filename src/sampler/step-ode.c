@@ -43,24 +43,6 @@ static int endpoints(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-/* k = (x / a - D(x, t)) / s for the rows, x in x-space. */
-static int eval_k(score_step *st, const score__step_call *c, const double *t, const double *a,
-                  const double *s, const float *x, float *d_scratch, float *k)
-{
-    size_t dim = c->dim;
-    int rc = score__step_x0(st, c, t, x, d_scratch);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double ia = 1.0 / a[i], is = 1.0 / s[i];
-        const float *xr = x + i * dim, *dr = d_scratch + i * dim;
-        float *kr = k + i * dim;
-        for (size_t j = 0; j < dim; j++)
-            kr[j] = (float)(((double)xr[j] * ia - (double)dr[j]) * is);
-    }
-    return SCORE_OK;
-}
-
 int score__step_euler(score_step *st, const score__step_call *c)
 {
     size_t dim = c->dim;
@@ -96,10 +78,10 @@ int score__step_heun(score_step *st, const score__step_call *c)
     float *k1 = st->buf[0], *k2 = st->buf[1], *xh = st->buf[2], *xe = st->buf[3],
           *d = st->buf[4], *z = st->buf[5];
     double *a, *an, *s, *sn, *that, *ahat, *shat, *sghat = st->dbl[R_SGS];
-    double gamma = score__step_f64(st, SCORE_STEP_PARAM_CHURN);
-    double tmin = score__step_f64(st, SCORE_STEP_PARAM_S_TMIN);
-    double tmax = score__step_f64(st, SCORE_STEP_PARAM_S_TMAX);
-    double snoise = score__step_f64(st, SCORE_STEP_PARAM_S_NOISE);
+    double gamma = SCORE__STEP_F64(st, SCORE_STEP_PARAM_CHURN);
+    double tmin = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMIN);
+    double tmax = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMAX);
+    double snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int churn = 0, rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -163,7 +145,7 @@ int score__step_heun(score_step *st, const score__step_call *c)
         memcpy(xh, c->x, n * dim * sizeof(float));
     }
     /* Euler predictor from (y_hat, s_hat) to s' */
-    rc = eval_k(st, c, that, ahat, shat, xh, d, k1);
+    rc = score__step_k(st, c, that, ahat, shat, xh, d, k1);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -174,7 +156,7 @@ int score__step_heun(score_step *st, const score__step_call *c)
             er[j] = (float)(an[i] * ((double)hr[j] * ia + hh * (double)kr[j]));
     }
     /* trapezoidal corrector */
-    rc = eval_k(st, c, c->tn, an, sn, xe, d, k2);
+    rc = score__step_k(st, c, c->tn, an, sn, xe, d, k2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -191,6 +173,29 @@ int score__step_heun(score_step *st, const score__step_call *c)
 /* Explicit Runge-Kutta in s with `ns` stages (tableau cc, A (row j: ns-1 entries), b, e).
  * With fsal, stage ns-1 has cc = 1 and A = b, and its derivative is cached for the next
  * call. */
+/* Stage 0 from the FSAL cache: 1 if every row's (t, x) is exactly the start or the end of the
+ * last call (k0 then holds the cached derivatives). */
+static int fsal_lookup(const score_step *st, const score__step_call *c, float *k0)
+{
+    size_t dim = c->dim;
+    if (!st->fsal_valid || st->fsal_n != c->n)
+        return 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const float *xr = c->x + i * dim;
+        int hit = 0;
+        for (int q = 0; q < 2 && !hit; q++) {
+            if (st->fsal_t[q][i] == c->t[i] &&
+                memcmp(st->fsal_x[q] + i * dim, xr, dim * sizeof(float)) == 0) {
+                memcpy(k0 + i * dim, st->fsal_k[q] + i * dim, dim * sizeof(float));
+                hit = 1;
+            }
+        }
+        if (!hit)
+            return 0;
+    }
+    return 1;
+}
+
 static int runge_kutta(score_step *st, const score__step_call *c, int ns, const double *cc,
                        const double (*A)[6], const double *b, const double *e, int fsal)
 {
@@ -198,7 +203,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
     float *k[7], *xin = st->buf[7], *d = st->buf[8];
     double *a, *an, *s, *sn, *h, *ts = st->dbl[R_TS], *as = st->dbl[R_AS],
                                  *sgs = st->dbl[R_SGS], *ss = st->dbl[R_SS];
-    int have_k0 = 0, rc = endpoints(st, c);
+    int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
     for (int j = 0; j < 7; j++)
@@ -208,24 +213,8 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
     s = st->dbl[R_S];
     sn = st->dbl[R_SN];
     h = st->dbl[R_H];
-    /* stage 0: reuse a cached derivative at exactly this (t, x) */
-    if (fsal && st->fsal_valid && st->fsal_n == n) {
-        have_k0 = 1;
-        for (size_t i = 0; i < n && have_k0; i++) {
-            const float *xr = c->x + i * dim;
-            int hit = 0;
-            for (int q = 0; q < 2 && !hit; q++) {
-                if (st->fsal_t[q][i] == c->t[i] &&
-                    memcmp(st->fsal_x[q] + i * dim, xr, dim * sizeof(float)) == 0) {
-                    memcpy(k[0] + i * dim, st->fsal_k[q] + i * dim, dim * sizeof(float));
-                    hit = 1;
-                }
-            }
-            have_k0 = hit;
-        }
-    }
-    if (!have_k0) {
-        rc = eval_k(st, c, c->t, a, s, c->x, d, k[0]);
+    if (!(fsal && fsal_lookup(st, c, k[0]))) {
+        rc = score__step_k(st, c, c->t, a, s, c->x, d, k[0]);
         if (rc != SCORE_OK)
             return rc;
     }
@@ -255,7 +244,7 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
                 ir[j] = (float)(as[i] * ((double)xr[j] * ia + h[i] * acc));
             }
         }
-        rc = eval_k(st, c, ts, as, ss, xin, d, k[q]);
+        rc = score__step_k(st, c, ts, as, ss, xin, d, k[q]);
         if (rc != SCORE_OK)
             return rc;
     }

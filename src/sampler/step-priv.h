@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapt-priv.h"
 #include "core/core-priv.h"
 #include "libscore/control.h"
 #include "libscore/schedule.h"
@@ -75,9 +76,9 @@ struct score_step {
     float *fsal_x[2], *fsal_k[2];
 };
 
-/* Parameter access for implementations (index = id - 1100). */
-double score__step_f64(const score_step *st, int param);
-int64_t score__step_i64(const score_step *st, int param);
+/* Value of a step parameter (an lvalue: drivers set them, implementations read them). */
+#define SCORE__STEP_F64(st, id) SCORE__PARAM_F64((st)->params, SCORE_STEP_PARAM_ETA, id)
+#define SCORE__STEP_I64(st, id) SCORE__PARAM_I64((st)->params, SCORE_STEP_PARAM_ETA, id)
 const score__param_desc *score__step_param_table(size_t *n_out);
 
 /* Built-in implementations (step-ode.c, step-sde.c, step-dpm.c). */
@@ -98,7 +99,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
 int score__step_none(score_step *st, const score__step_call *c);
 
-/* ---- helpers shared by the implementations (step.c) ---------------------------------- */
+/* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 
 /* alpha, sigma at n times; t = 0 is "the data": alpha = 1, sigma = 0. */
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
@@ -113,6 +114,11 @@ int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, 
 /* Data prediction D(x, t) for n rows (x in x-space); counts one model evaluation. */
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
                    float *out);
+/* k = (x / alpha - D(x, t)) / sigma-over-alpha s = (x - alpha D) / sigma: the noise
+ * prediction (DPM-Solver) and the PF-ODE slope dy/ds in y = x / alpha (ODE steps), for the
+ * call's rows at times t with alpha a and s = sigma / alpha; counts one model evaluation. */
+int score__step_k(score_step *st, const score__step_call *c, const double *t, const double *a,
+                  const double *s, const float *x, float *d_scratch, float *k);
 /* Score s(x, t); counts one model evaluation. */
 int score__step_score(score_step *st, const score__step_call *c, const double *t,
                       const float *x, float *out);
@@ -132,21 +138,5 @@ double score__expint_i0(double h);
 double score__expint_i1(double h);
 double score__expint_i2(double h);
 double score__phi1m1(double z);
-
-/* Dormand-Prince 5(4) tableau (shared with the likelihood solver). */
-extern const double score__dp5_c[7];
-extern const double score__dp5_a[7][6];
-extern const double score__dp5_b[7];
-extern const double score__dp5_e[7]; /* b5 - b4 */
-
-/* Step-size control internals (control.c), shared with the likelihood solver. */
-typedef struct score__control_vals {
-    double rtol, atol, safety, fac_min, fac_max, h_min, h_max;
-} score__control_vals;
-void score__control_defaults(score__control_vals *v);
-void score__control_get(const score_control *c, score__control_vals *v);
-/* Proposal h' from err, returns 1 when accepted (err <= 1). */
-int score__control_propose(const score__control_vals *v, int error_order, double err,
-                           double *h);
 
 #endif /* LIBSCORE_STEP_PRIV_H */

@@ -16,14 +16,6 @@ static int ends(score_step *st, const score__step_call *c)
     return rc;
 }
 
-double score__step_eta(const score_step *st)
-{
-    double eta = score__step_f64(st, SCORE_STEP_PARAM_ETA);
-    if (eta >= 0.0)
-        return eta;
-    return st->type.kind == SCORE_STEP_DDIM ? 0.0 : 1.0;
-}
-
 int score__step_em(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
@@ -53,7 +45,7 @@ int score__step_em(score_step *st, const score__step_call *c)
 static int transition(score_step *st, const score__step_call *c)
 {
     double *f = st->dbl[R_F], *G = st->dbl[R_G];
-    int64_t N = score__step_i64(st, SCORE_STEP_PARAM_DISC_N);
+    int64_t N = SCORE__STEP_I64(st, SCORE_STEP_PARAM_DISC_N);
     int rc = ends(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -202,9 +194,9 @@ int score__step_langevin(score_step *st, const score__step_call *c)
     size_t n = c->n, dim = c->dim;
     float *sc = st->buf[0], *z = st->buf[1];
     double *eps = st->dbl[R_EPS], *nz = st->dbl[R_N1], *ns = st->dbl[R_N2];
-    double fixed = score__step_f64(st, SCORE_STEP_PARAM_STEP_SIZE);
-    double snr = score__step_f64(st, SCORE_STEP_PARAM_SNR);
-    int batch = score__step_i64(st, SCORE_STEP_PARAM_SNR_NORM) == 0;
+    double fixed = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_SIZE);
+    double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
+    int batch = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) == 0;
     int rc = ends(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -245,9 +237,9 @@ int score__step_ald(score_step *st, const score__step_call *c)
     size_t n = c->n;
     float *sc = st->buf[0], *z = st->buf[1];
     double *eps = st->dbl[R_EPS], *sg = st->dbl[R_SG];
-    double lr = score__step_f64(st, SCORE_STEP_PARAM_STEP_LR);
-    double ref = score__step_f64(st, SCORE_STEP_PARAM_SIGMA_REF);
-    double snr = score__step_f64(st, SCORE_STEP_PARAM_SNR);
+    double lr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_LR);
+    double ref = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SIGMA_REF);
+    double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
     int rc = ends(st, c);
     if (rc != SCORE_OK)
         return rc;

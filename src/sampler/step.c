@@ -1,191 +1,13 @@
-/* Step types: registry of the built-in descriptors, user types, step lifecycle, parameters,
- * argument validation and the helpers shared by the implementations. */
+/* Steps: lifecycle, parameters, accessors, the public noise helper and argument validation of
+ * score_step_apply(). The type table is in step-types.c, the numerics shared by the built-in
+ * implementations in step-num.c. */
 #include <math.h>
 #include <string.h>
 
 #include "rng/rng-priv.h"
 #include "step-priv.h"
 
-#define SCORE__MAX_DIM ((size_t)1 << 24)
 #define SCORE__2POW32 ((uint64_t)1 << 32)
-
-/* ---- built-in descriptors -------------------------------------------------------------- */
-
-#define ST_S SCORE_STEP_FLAG_STOCHASTIC
-#define ST_E SCORE_STEP_FLAG_ERROR_ESTIMATE
-#define ST_C SCORE_STEP_FLAG_CORRECTOR
-
-static const score_step_type builtin_types[] = {
-    {SCORE_STEP_EULER, 1, "euler", 1, 0, 0, score__step_euler, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_HEUN, 1, "heun", 2, 0, 0, score__step_heun, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_MIDPOINT, 1, "midpoint", 2, 0, 0, score__step_midpoint, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_RK4, 1, "rk4", 4, 0, 0, score__step_rk4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DOPRI5, 1, "dopri5", 5, 4, ST_E, score__step_dopri5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_EULER_MARUYAMA, 1, "em", 1, 0, ST_S, score__step_em, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_REVERSE_DIFFUSION, 1, "reverse-diffusion", 1, 0, ST_S, score__step_reverse_diffusion, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_ANCESTRAL, 1, "ancestral", 1, 0, ST_S, score__step_ancestral, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_EULER_ANCESTRAL, 1, "euler-ancestral", 1, 0, ST_S, score__step_euler_ancestral, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_LANGEVIN, 1, "langevin", 1, 0, ST_S | ST_C, score__step_langevin, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_ALD, 1, "ald", 1, 0, ST_S | ST_C, score__step_ald, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DDIM, 1, "ddim", 1, 0, 0, score__step_ddim, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPM_SOLVER_1, 1, "dpm-solver-1", 1, 0, 0, score__step_dpm_single, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPM_SOLVER_2, 1, "dpm-solver-2", 2, 0, 0, score__step_dpm_single, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPM_SOLVER_3, 1, "dpm-solver-3", 3, 0, 0, score__step_dpm_single, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPMPP_2M, 1, "dpmpp-2m", 2, 0, 0, score__step_dpmpp_multi, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPMPP_3M, 1, "dpmpp-3m", 3, 0, 0, score__step_dpmpp_multi, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPMPP_2M_SDE, 1, "dpmpp-2m-sde", 2, 0, ST_S, score__step_dpmpp_multi, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPM_SOLVER_12, 1, "dpm-solver-12", 2, 1, ST_E, score__step_dpm_adaptive, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_DPM_SOLVER_23, 1, "dpm-solver-23", 3, 2, ST_E, score__step_dpm_adaptive, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-    {SCORE_STEP_NONE, 1, "none", 0, 0, 0, score__step_none, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-};
-
-#define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
-
-const score_step_type *score_step_type_get(int kind)
-{
-    for (size_t i = 0; i < N_BUILTIN; i++)
-        if (builtin_types[i].kind == kind)
-            return &builtin_types[i];
-    return NULL;
-}
-
-const score_step_type *score_step_type_find(const char *name)
-{
-    if (name == NULL)
-        return NULL;
-    if (strcmp(name, "dpm-adaptive") == 0)
-        return score_step_type_get(SCORE_STEP_DPM_SOLVER_23);
-    for (size_t i = 0; i < N_BUILTIN; i++)
-        if (strcmp(builtin_types[i].name, name) == 0)
-            return &builtin_types[i];
-    return NULL;
-}
-
-size_t score_step_type_count(void)
-{
-    return N_BUILTIN;
-}
-
-const score_step_type *score_step_type_at(size_t index)
-{
-    return index < N_BUILTIN ? &builtin_types[index] : NULL;
-}
-
-const char *score_step_type_name(const score_step_type *type)
-{
-    return type == NULL ? "(null)" : type->name;
-}
-
-int score_step_type_kind(const score_step_type *type)
-{
-    return type == NULL ? 0 : type->kind;
-}
-
-int score_step_type_order(const score_step_type *type)
-{
-    return type == NULL ? 0 : type->order;
-}
-
-uint32_t score_step_type_flags(const score_step_type *type)
-{
-    return type == NULL ? 0u : type->flags;
-}
-
-/* ---- user types ------------------------------------------------------------------------ */
-
-int score_step_type_new(score_step_type **out, const char *name, int order)
-{
-    score_step_type *T;
-    size_t len;
-    if (out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
-    *out = NULL;
-    if (name == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "name is NULL");
-    len = strlen(name);
-    if (len == 0 || len > 63)
-        return score__error(SCORE_E_RANGE, __func__, "name length %zu not in [1, 63]", len);
-    if (order < 0 || order > 16)
-        return score__error(SCORE_E_RANGE, __func__, "order %d not in [0, 16]", order);
-    T = score__calloc(1, sizeof *T);
-    if (T == NULL)
-        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
-    memcpy(T->name, name, len + 1);
-    T->order = order;
-    *out = T;
-    return SCORE_OK;
-}
-
-void score_step_type_free(score_step_type *type)
-{
-    if (type != NULL && !type->builtin)
-        score__free(type);
-}
-
-static int check_user_type(const char *fn, const score_step_type *type)
-{
-    if (type == NULL)
-        return score__error(SCORE_E_INVAL, fn, "type is NULL");
-    if (type->builtin)
-        return score__error(SCORE_E_MISUSE, fn, "'%s' is a built-in step type", type->name);
-    return SCORE_OK;
-}
-
-int score_step_type_set_apply(score_step_type *type, score_step_apply_fn fn, void *user_data)
-{
-    int rc = check_user_type(__func__, type);
-    if (rc != SCORE_OK)
-        return rc;
-    if (fn == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "fn is NULL");
-    type->apply = fn;
-    type->apply_ud = user_data;
-    return SCORE_OK;
-}
-
-int score_step_type_set_alloc_state(score_step_type *type, score_step_alloc_fn fn,
-                                    void *user_data)
-{
-    int rc = check_user_type(__func__, type);
-    if (rc != SCORE_OK)
-        return rc;
-    type->alloc = fn;
-    type->alloc_ud = user_data;
-    return SCORE_OK;
-}
-
-int score_step_type_set_reset(score_step_type *type, score_step_reset_fn fn, void *user_data)
-{
-    int rc = check_user_type(__func__, type);
-    if (rc != SCORE_OK)
-        return rc;
-    type->reset = fn;
-    type->reset_ud = user_data;
-    return SCORE_OK;
-}
-
-int score_step_type_set_free_state(score_step_type *type, score_step_free_fn fn,
-                                   void *user_data)
-{
-    int rc = check_user_type(__func__, type);
-    if (rc != SCORE_OK)
-        return rc;
-    type->free_state = fn;
-    type->free_ud = user_data;
-    return SCORE_OK;
-}
-
-int score_step_type_set_flags(score_step_type *type, uint32_t flags)
-{
-    int rc = check_user_type(__func__, type);
-    if (rc != SCORE_OK)
-        return rc;
-    if (flags & ~(uint32_t)(ST_S | ST_E | ST_C))
-        return score__error(SCORE_E_INVAL, __func__, "unknown flag bits 0x%x", (unsigned)flags);
-    type->flags = flags;
-    type->err_order = (flags & ST_E) ? (type->order > 1 ? type->order - 1 : 1) : 0;
-    return SCORE_OK;
-}
 
 /* ---- parameters ------------------------------------------------------------------------ */
 
@@ -220,16 +42,6 @@ const score__param_desc *score__step_param_table(size_t *n_out)
 {
     *n_out = SCORE__STEP_NPARAMS;
     return step_params;
-}
-
-double score__step_f64(const score_step *st, int param)
-{
-    return st->params[param - SCORE_STEP_PARAM_ETA].f;
-}
-
-int64_t score__step_i64(const score_step *st, int param)
-{
-    return st->params[param - SCORE_STEP_PARAM_ETA].i;
 }
 
 SCORE__DEFINE_PARAM_ACCESSORS(score_step, score_step, "step", step_params, SCORE__STEP_NPARAMS)
@@ -367,20 +179,6 @@ int score_step_order(const score_step *step)
     return step == NULL ? 0 : step->type.order;
 }
 
-int score__step_needs_noise(const score_step *st)
-{
-    switch (st->type.kind) {
-    case SCORE_STEP_HEUN:
-        return score__step_f64(st, SCORE_STEP_PARAM_CHURN) > 0.0;
-    case SCORE_STEP_DDIM:
-    case SCORE_STEP_EULER_ANCESTRAL:
-    case SCORE_STEP_DPMPP_2M_SDE:
-        return score__step_eta(st) > 0.0;
-    default:
-        return (st->type.flags & ST_S) != 0;
-    }
-}
-
 int score_step_is_stochastic(const score_step *step)
 {
     return step != NULL && score__step_needs_noise(step);
@@ -439,167 +237,68 @@ int score_step_noise(const score_rng *rng, uint64_t counter, size_t row0, size_t
     return SCORE_OK;
 }
 
-void score__step_noise(const score__step_call *c, size_t block, float *out)
-{
-    score__rng_normal_at(c->rng, (uint32_t)(c->rng->counter + c->counter), c->row0, c->n,
-                         block * c->dim, c->dim, out);
-}
+/* ---- apply ----------------------------------------------------------------------------- */
 
-/* ---- helpers --------------------------------------------------------------------------- */
+/* What the end times of a call do (check_times). */
+enum { ENDS_ZERO = 1u, ENDS_NONZERO = 2u, ENDS_MOVE = 4u };
 
-int score__step_finite(size_t n, const float *x)
+/* Checks the per-row times (start finite and > 0, end finite and >= 0, a step that draws noise
+ * only backwards in time) and reports in *ends whether rows go to t = 0, to t > 0 and whether
+ * any row moves. */
+static int check_times(const char *fn, const score_step *step, size_t n, const double *t,
+                       const double *t_next, int backward_only, unsigned *ends)
 {
-    return score__all_finite_f32(n, x);
-}
-
-/* 1 when the n times are all equal (the common case of a driver): the schedule is then
- * evaluated once and the result broadcast. */
-static int all_equal(size_t n, const double *t)
-{
-    for (size_t i = 1; i < n; i++)
-        if (t[i] != t[0])
-            return 0;
-    return 1;
-}
-
-int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
-                            double *sigma)
-{
-    int rc;
-    if (n > 1 && all_equal(n, t)) {
-        rc = score__step_alpha_sigma(c, 1, t, alpha, sigma);
-        for (size_t i = 1; i < n && rc == SCORE_OK; i++) {
-            alpha[i] = alpha[0];
-            sigma[i] = sigma[0];
-        }
-        return rc;
-    }
-    rc = score_schedule_alpha_sigma(c->sched, n, t, alpha, sigma);
-    if (rc != SCORE_OK)
-        return rc;
+    *ends = 0;
     for (size_t i = 0; i < n; i++) {
-        if (t[i] == 0.0) {
-            alpha[i] = 1.0;
-            sigma[i] = 0.0;
-        }
+        if (!isfinite(t[i]) || !(t[i] > 0.0))
+            return score__error(isnan(t[i]) || isinf(t[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE, fn,
+                                "t[%zu] = %g: a start time must be finite and > 0", i, t[i]);
+        if (!isfinite(t_next[i]) || t_next[i] < 0.0)
+            return score__error(isnan(t_next[i]) || isinf(t_next[i]) ? SCORE_E_NUMERIC
+                                                                      : SCORE_E_RANGE,
+                                fn, "t_next[%zu] = %g: an end time must be finite and >= 0", i,
+                                t_next[i]);
+        *ends |= t_next[i] == 0.0 ? ENDS_ZERO : ENDS_NONZERO;
+        if (t_next[i] != t[i])
+            *ends |= ENDS_MOVE;
+        if (backward_only && t_next[i] > t[i])
+            return score__error(SCORE_E_INVAL, fn,
+                                "stochastic step '%s' cannot go forward in time (t[%zu] = %g < "
+                                "t_next = %g)",
+                                step->type.name, i, t[i], t_next[i]);
     }
     return SCORE_OK;
 }
 
-int score__step_t_of_s(const score__step_call *c, size_t n, const double *s, double *t_out)
+/* A user type's apply callback, with the finiteness checks around it. */
+static int apply_user(const char *fn, score_step *step, score_sde *sde, size_t row0, size_t n,
+                      const double *t, const double *t_next, float *x, float *xerr,
+                      const score_rng *rng, uint64_t counter)
 {
     int rc;
-    if (n > 1 && all_equal(n, s)) {
-        rc = score__step_t_of_s(c, 1, s, t_out);
-        for (size_t i = 1; i < n && rc == SCORE_OK; i++)
-            t_out[i] = t_out[0];
-        return rc;
+    if (!score__step_finite(n * step->dim, x))
+        return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity on entry");
+    rc = step->type.apply(step->user_state, sde, n, step->dim, t, t_next, row0, x, xerr, rng,
+                          counter, step->type.apply_ud);
+    if (rc != 0) {
+        step->last_callback_status = rc;
+        return score__error(SCORE_E_CALLBACK, fn, "user step '%s' returned %d", step->type.name,
+                            rc);
     }
-    for (size_t i = 0; i < n; i++)
-        t_out[i] = -log(s[i]);
-    return score_schedule_t_of_lambda(c->sched, n, t_out, t_out);
+    step->last_callback_status = 0;
+    if (!score__step_finite(n * step->dim, x))
+        return score__error(SCORE_E_NUMERIC, fn, "user step '%s' produced NaN or infinity",
+                            step->type.name);
+    return SCORE_OK;
 }
-
-int score__step_t_of_lambda(const score__step_call *c, size_t n, const double *lam,
-                            double *t_out)
-{
-    int rc;
-    if (n > 1 && all_equal(n, lam)) {
-        rc = score_schedule_t_of_lambda(c->sched, 1, lam, t_out);
-        for (size_t i = 1; i < n && rc == SCORE_OK; i++)
-            t_out[i] = t_out[0];
-        return rc;
-    }
-    return score_schedule_t_of_lambda(c->sched, n, lam, t_out);
-}
-
-int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, double *f,
-                          double *g)
-{
-    int rc;
-    if (n > 1 && all_equal(n, t)) {
-        rc = score_schedule_sde_coefs(c->sched, 1, t, f, g);
-        for (size_t i = 1; i < n && rc == SCORE_OK; i++) {
-            f[i] = f[0];
-            g[i] = g[0];
-        }
-        return rc;
-    }
-    return score_schedule_sde_coefs(c->sched, n, t, f, g);
-}
-
-int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
-                   float *out)
-{
-    int rc = score_sde_x0(c->sde, c->n, t, x, out);
-    st->nfe++;
-    return rc;
-}
-
-int score__step_score(score_step *st, const score__step_call *c, const double *t,
-                      const float *x, float *out)
-{
-    int rc = score_sde_score(c->sde, c->n, t, x, out);
-    st->nfe++;
-    return rc;
-}
-
-/* Series sum_{k >= k0} sgn^k... helpers: exp-integrator weights, stable for small |h|. */
-double score__expint_i0(double h)
-{
-    return -expm1(-h);
-}
-
-double score__expint_i1(double h)
-{
-    if (fabs(h) < 0.5) {
-        /* sum_{k >= 2} (-h)^k / k! */
-        double term = h * h / 2.0, sum = 0.0;
-        for (int k = 2; k < 30; k++) {
-            sum += term;
-            term *= -h / (double)(k + 1);
-        }
-        return sum;
-    }
-    return h + expm1(-h);
-}
-
-double score__expint_i2(double h)
-{
-    if (fabs(h) < 0.5) {
-        /* -sum_{k >= 3} (-h)^k / k! */
-        double term = h * h * h / 6.0, sum = 0.0;
-        for (int k = 3; k < 30; k++) {
-            sum += term;
-            term *= -h / (double)(k + 1);
-        }
-        return sum;
-    }
-    return 0.5 * h * h - h - expm1(-h);
-}
-
-double score__phi1m1(double z)
-{
-    if (fabs(z) < 0.5) {
-        /* sum_{k >= 1} z^k / (k + 1)! */
-        double term = z / 2.0, sum = 0.0;
-        for (int k = 1; k < 30; k++) {
-            sum += term;
-            term *= z / (double)(k + 2);
-        }
-        return sum;
-    }
-    return expm1(z) / z - 1.0;
-}
-
-/* ---- apply ----------------------------------------------------------------------------- */
 
 static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t n,
                         const double *t, const double *t_next, size_t row0, float *x,
                         float *xerr, const score_rng *rng, uint64_t counter)
 {
     score__step_call c;
-    int rc, stochastic, corrector, needs_noise = 0, to_zero = 0, nonzero = 0, all_same = 1;
+    int rc, stochastic, corrector, needs_noise = 0, to_zero, nonzero, all_same;
+    unsigned ends;
     if (step == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "step or sde is NULL");
     if (n == 0)
@@ -609,8 +308,8 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     if (score_sde_dim(sde) != step->dim)
         return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != step dimension %zu",
                             score_sde_dim(sde), step->dim);
-    stochastic = (step->type.flags & ST_S) != 0;
-    corrector = (step->type.flags & ST_C) != 0;
+    stochastic = (step->type.flags & SCORE_STEP_FLAG_STOCHASTIC) != 0;
+    corrector = (step->type.flags & SCORE_STEP_FLAG_CORRECTOR) != 0;
     if ((uint64_t)row0 > SCORE__2POW32 || (uint64_t)n > SCORE__2POW32 - (uint64_t)row0)
         return score__error(SCORE_E_RANGE, fn, "rows %zu + %zu exceed 2^32", row0, n);
     if (score__step_needs_noise(step)) {
@@ -622,42 +321,14 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
         if (rc != SCORE_OK)
             return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(t[i]) || !(t[i] > 0.0))
-            return score__error(isnan(t[i]) || isinf(t[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE, fn,
-                                "t[%zu] = %g: a start time must be finite and > 0", i, t[i]);
-        if (!isfinite(t_next[i]) || t_next[i] < 0.0)
-            return score__error(isnan(t_next[i]) || isinf(t_next[i]) ? SCORE_E_NUMERIC : SCORE_E_RANGE,
-                                fn, "t_next[%zu] = %g: an end time must be finite and >= 0", i,
-                                t_next[i]);
-        if (t_next[i] == 0.0)
-            to_zero = 1;
-        else
-            nonzero = 1;
-        if (t_next[i] != t[i])
-            all_same = 0;
-        if ((stochastic || needs_noise) && !corrector && t_next[i] > t[i])
-            return score__error(SCORE_E_INVAL, fn,
-                                "stochastic step '%s' cannot go forward in time (t[%zu] = %g < t_next = %g)",
-                                step->type.name, i, t[i], t_next[i]);
-    }
-    if (step->type.builtin == 0 && step->type.impl == NULL) {
-        /* user type */
-        if (!score__step_finite(n * step->dim, x))
-            return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity on entry");
-        rc = step->type.apply(step->user_state, sde, n, step->dim, t, t_next, row0, x, xerr, rng,
-                              counter, step->type.apply_ud);
-        if (rc != 0) {
-            step->last_callback_status = rc;
-            return score__error(SCORE_E_CALLBACK, fn, "user step '%s' returned %d", step->type.name,
-                                rc);
-        }
-        step->last_callback_status = 0;
-        if (!score__step_finite(n * step->dim, x))
-            return score__error(SCORE_E_NUMERIC, fn, "user step '%s' produced NaN or infinity",
-                                step->type.name);
-        return SCORE_OK;
-    }
+    rc = check_times(fn, step, n, t, t_next, (stochastic || needs_noise) && !corrector, &ends);
+    if (rc != SCORE_OK)
+        return rc;
+    to_zero = (ends & ENDS_ZERO) != 0;
+    nonzero = (ends & ENDS_NONZERO) != 0;
+    all_same = (ends & ENDS_MOVE) == 0;
+    if (step->type.builtin == 0 && step->type.impl == NULL)
+        return apply_user(fn, step, sde, row0, n, t, t_next, x, xerr, rng, counter);
     if (!corrector && to_zero && nonzero)
         return score__error(SCORE_E_INVAL, fn,
                             "some rows go to t = 0 (the data) and others do not: split the call");
@@ -677,7 +348,7 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     c.xerr = xerr;
     c.rng = needs_noise ? rng : NULL;
     c.counter = counter;
-    if (xerr != NULL && !(step->type.flags & ST_E))
+    if (xerr != NULL && !(step->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE))
         memset(xerr, 0, n * step->dim * sizeof(float));
     if (all_same && !corrector)
         return SCORE_OK;
@@ -723,8 +394,8 @@ int score_step_apply(score_step *step, score_sde *sde, double t, double t_next, 
                         step->dbl[SCORE__STEP_NDBL - 1], 0, x, xerr, rng, counter);
 }
 
-int score_step_apply_ex(score_step *step, score_sde *sde, size_t n, const double *t,
-                        const double *t_next, size_t row0, float *x, float *xerr,
+int score_step_apply_ex(score_step *step, score_sde *sde, size_t row0, size_t n,
+                        const double *t, const double *t_next, float *x, float *xerr,
                         const score_rng *rng, uint64_t counter)
 {
     return apply_common(__func__, step, sde, n, t, t_next, row0, x, xerr, rng, counter);

@@ -1,0 +1,192 @@
+/* Step types: the built-in descriptors (one row per type) and user-defined types. */
+#include <string.h>
+
+#include "step-priv.h"
+
+/* ---- built-in descriptors -------------------------------------------------------------- */
+
+#define ST_S SCORE_STEP_FLAG_STOCHASTIC
+#define ST_E SCORE_STEP_FLAG_ERROR_ESTIMATE
+#define ST_C SCORE_STEP_FLAG_CORRECTOR
+
+/* A built-in row: kind, name, order (designated initialisers; the rest is zero). */
+#define TYPE(k, nm, ord) .kind = (k), .builtin = 1, .name = nm, .order = (ord)
+
+static const score_step_type builtin_types[] = {
+    {TYPE(SCORE_STEP_EULER, "euler", 1), .impl = score__step_euler},
+    {TYPE(SCORE_STEP_HEUN, "heun", 2), .impl = score__step_heun},
+    {TYPE(SCORE_STEP_MIDPOINT, "midpoint", 2), .impl = score__step_midpoint},
+    {TYPE(SCORE_STEP_RK4, "rk4", 4), .impl = score__step_rk4},
+    {TYPE(SCORE_STEP_DOPRI5, "dopri5", 5), .err_order = 4, .flags = ST_E,
+     .impl = score__step_dopri5},
+    {TYPE(SCORE_STEP_EULER_MARUYAMA, "em", 1), .flags = ST_S, .impl = score__step_em},
+    {TYPE(SCORE_STEP_REVERSE_DIFFUSION, "reverse-diffusion", 1), .flags = ST_S,
+     .impl = score__step_reverse_diffusion},
+    {TYPE(SCORE_STEP_ANCESTRAL, "ancestral", 1), .flags = ST_S, .impl = score__step_ancestral},
+    {TYPE(SCORE_STEP_EULER_ANCESTRAL, "euler-ancestral", 1), .flags = ST_S,
+     .impl = score__step_euler_ancestral},
+    {TYPE(SCORE_STEP_LANGEVIN, "langevin", 1), .flags = ST_S | ST_C, .impl = score__step_langevin},
+    {TYPE(SCORE_STEP_ALD, "ald", 1), .flags = ST_S | ST_C, .impl = score__step_ald},
+    {TYPE(SCORE_STEP_DDIM, "ddim", 1), .impl = score__step_ddim},
+    {TYPE(SCORE_STEP_DPM_SOLVER_1, "dpm-solver-1", 1), .impl = score__step_dpm_single},
+    {TYPE(SCORE_STEP_DPM_SOLVER_2, "dpm-solver-2", 2), .impl = score__step_dpm_single},
+    {TYPE(SCORE_STEP_DPM_SOLVER_3, "dpm-solver-3", 3), .impl = score__step_dpm_single},
+    {TYPE(SCORE_STEP_DPMPP_2M, "dpmpp-2m", 2), .impl = score__step_dpmpp_multi},
+    {TYPE(SCORE_STEP_DPMPP_3M, "dpmpp-3m", 3), .impl = score__step_dpmpp_multi},
+    {TYPE(SCORE_STEP_DPMPP_2M_SDE, "dpmpp-2m-sde", 2), .flags = ST_S,
+     .impl = score__step_dpmpp_multi},
+    {TYPE(SCORE_STEP_DPM_SOLVER_12, "dpm-solver-12", 2), .err_order = 1, .flags = ST_E,
+     .impl = score__step_dpm_adaptive},
+    {TYPE(SCORE_STEP_DPM_SOLVER_23, "dpm-solver-23", 3), .err_order = 2, .flags = ST_E,
+     .impl = score__step_dpm_adaptive},
+    {TYPE(SCORE_STEP_NONE, "none", 0), .impl = score__step_none},
+};
+
+#define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
+
+const score_step_type *score_step_type_get(int kind)
+{
+    for (size_t i = 0; i < N_BUILTIN; i++)
+        if (builtin_types[i].kind == kind)
+            return &builtin_types[i];
+    return NULL;
+}
+
+const score_step_type *score_step_type_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "dpm-adaptive") == 0)
+        return score_step_type_get(SCORE_STEP_DPM_SOLVER_23);
+    for (size_t i = 0; i < N_BUILTIN; i++)
+        if (strcmp(builtin_types[i].name, name) == 0)
+            return &builtin_types[i];
+    return NULL;
+}
+
+size_t score_step_type_count(void)
+{
+    return N_BUILTIN;
+}
+
+const score_step_type *score_step_type_at(size_t index)
+{
+    return index < N_BUILTIN ? &builtin_types[index] : NULL;
+}
+
+const char *score_step_type_name(const score_step_type *type)
+{
+    return type == NULL ? "(null)" : type->name;
+}
+
+int score_step_type_kind(const score_step_type *type)
+{
+    return type == NULL ? 0 : type->kind;
+}
+
+int score_step_type_order(const score_step_type *type)
+{
+    return type == NULL ? 0 : type->order;
+}
+
+uint32_t score_step_type_flags(const score_step_type *type)
+{
+    return type == NULL ? 0u : type->flags;
+}
+
+/* ---- user types ------------------------------------------------------------------------ */
+
+int score_step_type_new(score_step_type **out, const char *name, int order)
+{
+    score_step_type *T;
+    size_t len;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (name == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "name is NULL");
+    len = strlen(name);
+    if (len == 0 || len > 63)
+        return score__error(SCORE_E_RANGE, __func__, "name length %zu not in [1, 63]", len);
+    if (order < 0 || order > 16)
+        return score__error(SCORE_E_RANGE, __func__, "order %d not in [0, 16]", order);
+    T = score__calloc(1, sizeof *T);
+    if (T == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    memcpy(T->name, name, len + 1);
+    T->order = order;
+    *out = T;
+    return SCORE_OK;
+}
+
+void score_step_type_free(score_step_type *type)
+{
+    if (type != NULL && !type->builtin)
+        score__free(type);
+}
+
+static int check_user_type(const char *fn, const score_step_type *type)
+{
+    if (type == NULL)
+        return score__error(SCORE_E_INVAL, fn, "type is NULL");
+    if (type->builtin)
+        return score__error(SCORE_E_MISUSE, fn, "'%s' is a built-in step type", type->name);
+    return SCORE_OK;
+}
+
+int score_step_type_set_apply(score_step_type *type, score_step_apply_fn fn, void *user_data)
+{
+    int rc = check_user_type(__func__, type);
+    if (rc != SCORE_OK)
+        return rc;
+    if (fn == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "fn is NULL");
+    type->apply = fn;
+    type->apply_ud = user_data;
+    return SCORE_OK;
+}
+
+int score_step_type_set_alloc_state(score_step_type *type, score_step_alloc_fn fn,
+                                    void *user_data)
+{
+    int rc = check_user_type(__func__, type);
+    if (rc != SCORE_OK)
+        return rc;
+    type->alloc = fn;
+    type->alloc_ud = user_data;
+    return SCORE_OK;
+}
+
+int score_step_type_set_reset(score_step_type *type, score_step_reset_fn fn, void *user_data)
+{
+    int rc = check_user_type(__func__, type);
+    if (rc != SCORE_OK)
+        return rc;
+    type->reset = fn;
+    type->reset_ud = user_data;
+    return SCORE_OK;
+}
+
+int score_step_type_set_free_state(score_step_type *type, score_step_free_fn fn,
+                                   void *user_data)
+{
+    int rc = check_user_type(__func__, type);
+    if (rc != SCORE_OK)
+        return rc;
+    type->free_state = fn;
+    type->free_ud = user_data;
+    return SCORE_OK;
+}
+
+int score_step_type_set_flags(score_step_type *type, uint32_t flags)
+{
+    int rc = check_user_type(__func__, type);
+    if (rc != SCORE_OK)
+        return rc;
+    if (flags & ~(uint32_t)(ST_S | ST_E | ST_C))
+        return score__error(SCORE_E_INVAL, __func__, "unknown flag bits 0x%x", (unsigned)flags);
+    type->flags = flags;
+    type->err_order = (flags & ST_E) ? (type->order > 1 ? type->order - 1 : 1) : 0;
+    return SCORE_OK;
+}
+
