@@ -397,7 +397,13 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * initialisation); @p model itself is not changed.
  *
  * The file is written to a temporary file in the same directory, flushed and fsync'ed, then
- * renamed over @p path, so @p path holds either the old or the complete new file.
+ * renamed over @p path, so @p path holds either the old or the complete new file. The temporary
+ * file cannot outlive a crash: on Linux it is an anonymous file (`O_TMPFILE`) named only once
+ * complete; elsewhere it is "<path>.tmp-<pid>-<n>", and a save removes such files of @p path
+ * whose process no longer exists. Only regular files are replaced: a @p path that is a device,
+ * FIFO, socket or directory, or a symbolic link to anything but an existing regular file, is
+ * refused with ::SCORE_E_IO and left alone; a symbolic link to a regular file is followed (the
+ * file it names is replaced, the link stays).
  *
  * Layout: the standard safetensors container (8-byte little-endian header length, a JSON
  * header, then the raw data). `__metadata__` holds strings: "format" = "libscore",
@@ -418,8 +424,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * @param[in] path destination file name (UTF-8 / native encoding); replaced if it exists.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL or empty argument, or a configuring model whose
  *         settings are inconsistent); ::SCORE_E_UNSUPPORTED (kind without save, e.g. callbacks
- *         and combinations); ::SCORE_E_IO (cannot create, write, sync or rename; the
- *         destination is unchanged); ::SCORE_E_NOMEM.
+ *         and combinations); ::SCORE_E_IO (cannot create, write, sync or rename, or the
+ *         destination is not a regular file; the destination is unchanged); ::SCORE_E_NOMEM.
  * Ownership: none transferred.
  * Thread-safety: safe for concurrent readers of @p model.
  * @since 0.1

@@ -688,9 +688,11 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_ema_model(score_trainer *tr, score
  * counters, the step and skip counters, and the generator state (seed). Hyper-parameters are
  * recorded as metadata for information only. The tensors and the `__metadata__` keys are
  * listed in doc/training.md.
+ * The file is replaced crash-safely and only if it is a regular file (or a symbolic link to
+ * one), exactly as by score_model_save().
  * @param[in] tr the trainer. @param[in] path file name (overwritten).
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (the file could not be written);
- *         ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (the file could not be written, or
+ *         @p path is not a regular file; it is then unchanged); ::SCORE_E_NOMEM.
  * Thread-safety: object-exclusive (reads the model's parameters).
  * @since 0.1
  * @see score_trainer_load
