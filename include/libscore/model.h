@@ -617,7 +617,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_gmm(score_model **out, const sco
  * @param[in] n rows. @param[in] t n times (valid times of the schedule).
  * @param[in] x n * dim points. @param[out] out n log-densities (double).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
- *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or
+ *         n * dim does not fit in a size_t).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -655,7 +656,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
  * @param[out] out n * dim points at t_to (may alias @p x).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not a single
  *         Gaussian: the flow of a mixture has no closed form); ::SCORE_E_NUMERIC (a
- *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or n * dim does not fit in
+ *         a size_t).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */

@@ -561,7 +561,8 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_get_i64(const score_trainer *tr, i
  * @param[in] dim values per row; must equal the model's dimension.
  * @param[in] data n_rows * dim finite values, row-major.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, @p n_rows 0); ::SCORE_E_SHAPE (@p dim);
- *         ::SCORE_E_NUMERIC (a non-finite value; the message names its row); ::SCORE_E_NOMEM.
+ *         ::SCORE_E_NUMERIC (a non-finite value; the message names its row); ::SCORE_E_RANGE
+ *         (@p n_rows * @p dim does not fit in a size_t); ::SCORE_E_NOMEM.
  * Ownership: the data is copied; the caller keeps @p data.
  * Thread-safety: object-exclusive.
  * @since 0.1
@@ -747,8 +748,9 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_load_buffer(score_trainer *tr, con
  * @param[in] path the checkpoint file.
  * @param[in] use_ema 1 = the EMA weights (the raw weights if the EMA was never started),
  *            0 = the weights being trained.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_IO; ::SCORE_E_FORMAT (not a
- *         checkpoint, or a corrupt model inside); ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, @p use_ema neither 0 nor 1);
+ *         ::SCORE_E_IO; ::SCORE_E_FORMAT (not a checkpoint, or a corrupt model inside);
+ *         ::SCORE_E_NOMEM.
  * Ownership: the caller owns the model (score_model_free()).
  * Thread-safety: safe.
  * @since 0.1
