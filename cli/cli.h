@@ -59,7 +59,8 @@ typedef struct cli_opt {
 
 /* Parses argv[first..argc) against opts (terminated by a {NULL} entry). Positional arguments are
  * stored in pos[0..*npos) (at most max_pos). Returns 0, or CLI_EXIT_USAGE after printing the
- * error. "--help"/"-h" sets *want_help. */
+ * error. "--help"/"-h" sets *want_help. The values of the output options ("output", "plot";
+ * "-" aside) are checked with cli_output_check(): CLI_EXIT_FAILURE after printing the error. */
 int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
               int *npos, int *want_help);
 const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NULL */
@@ -83,6 +84,26 @@ typedef struct cli_name {
 int cli_lookup(const cli_name *table, const char *what, const char *name, int *out);
 const char *cli_name_of(const cli_name *table, int value);   /* NULL if absent */
 void cli_print_names(FILE *f, const char *title, const cli_name *table);
+
+/* ---- files (files.c) ---------------------------------------------------------------------
+ * Inputs: read whole through cli_read_input(): a regular file (devices, FIFOs, sockets and
+ * directories are refused before anything is read) or "-" for stdin, of at most `limit` bytes
+ * (the file's size is checked before reading, stdin while reading). The environment variable
+ * SCORE_CLI_INPUT_LIMIT (bytes) replaces the default limits below. */
+#define CLI_MODEL_INPUT_LIMIT ((size_t)1 << 30)   /* model files: 1 GiB */
+#define CLI_CSV_INPUT_LIMIT ((size_t)1 << 31)     /* CSV data: 2 GiB */
+size_t cli_input_limit(size_t default_limit);   /* the limit in effect */
+/* Reads path into a malloc'd buffer (one extra NUL byte after *len_out bytes). what ("" or
+ * "model file ") is put before the name in messages. 0, or -1 with one line in err. */
+int cli_read_input(const char *path, const char *what, size_t limit, unsigned char **buf_out,
+                   size_t *len_out, char *err, size_t err_len);
+/* Outputs are regular files only: a path that is a device, FIFO, socket or directory, or a
+ * symbolic link to anything but an existing regular file, is refused; a symbolic link to a
+ * regular file is written through (the target is replaced, the link stays). 0 or -1 + err. */
+int cli_output_check(const char *path, char *err, size_t err_len);
+/* Opens path for writing (created or truncated) after the same checks, verified again on the
+ * opened file. NULL with err on failure. */
+FILE *cli_output_open(const char *path, char *err, size_t err_len);
 
 /* ---- CSV ----------------------------------------------------------------------------------
  * Numeric CSV: one point per line, fields separated by commas (spaces around fields are

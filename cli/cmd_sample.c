@@ -110,11 +110,8 @@ static int load_model(const char *path, const cli_opt *opts, score_model **model
     memset(sys, 0, sizeof *sys);
     if (cli_model_read(path, model, meta, err, sizeof err) != 0)
         return cli_fail("%s", err);
-    if ((rc = cli_model_threads(opts, *model)) != 0) {
-        score_model_free(*model);
-        *model = NULL;
-        return rc;
-    }
+    if ((rc = cli_model_threads(opts, *model)) != 0)
+        goto fail;
     size_t dim = score_model_dim(*model);
     if (cli_meta_get(meta, "score.schedule") != NULL) {
         if (cli_system_from_meta(meta, dim, sys, err, sizeof err) != 0) {

@@ -44,7 +44,7 @@ static cli_opt opts[] = {
     {"dataset", 0, 1, "NAME", "built-in toy dataset (see 'score datasets')", NULL},
     {"data", 0, 1, "FILE", "training data, CSV with one point per line ('-' = stdin)", NULL},
     {"n", 'n', 1, "N", "points drawn from a toy dataset [20000]", NULL},
-    {"output", 'o', 1, "FILE", "model file to write (safetensors) [required]", NULL},
+    {"output", 'o', 1, "FILE", "model file to write (safetensors; a regular file or a link to one) [required]", NULL},
     {"loss", 0, 1, "NAME", "sde, dsm, ncsn, ddpm, hyvarinen (sm), ssm, ssm-vr [sde]", NULL},
     {"weighting", 0, 1, "NAME", "sde loss: sigma2, likelihood, likelihood-is [sigma2]", NULL},
     {"sigma", 0, 1, "X", "dsm/hyvarinen/ssm: the one noise level trained [0.1 / t_eps]", NULL},

@@ -231,53 +231,14 @@ fail:
 
 int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len)
 {
-    FILE *f;
-    int is_stdin = strcmp(path, "-") == 0;
+    unsigned char *buf;
+    size_t len;
     memset(out, 0, sizeof *out);
-    if (is_stdin) {
-        f = stdin;
-    } else {
-        f = fopen(path, "rb");
-        if (f == NULL) {
-            set_err(err, err_len, "cannot open '%s': %s", path, strerror(errno));
-            return -1;
-        }
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        set_err(err, err_len, "%s: out of memory", path);
-        if (!is_stdin)
-            fclose(f);
+    if (cli_read_input(path, "", cli_input_limit(CLI_CSV_INPUT_LIMIT), &buf, &len, err,
+                       err_len) != 0)
         return -1;
-    }
-    for (;;) {
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                set_err(err, err_len, "%s: out of memory", path);
-                if (!is_stdin)
-                    fclose(f);
-                return -1;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int rerr = ferror(f);
-    if (!is_stdin)
-        fclose(f);
-    if (rerr) {
-        free(buf);
-        set_err(err, err_len, "cannot read '%s' (is it a directory?)", path);
-        return -1;
-    }
-    int rc = cli_csv_parse(buf, len, is_stdin ? "<stdin>" : path, out, err, err_len);
+    int rc = cli_csv_parse((const char *)buf, len, strcmp(path, "-") == 0 ? "<stdin>" : path, out,
+                           err, err_len);
     free(buf);
     return rc;
 }
@@ -286,11 +247,9 @@ int cli_csv_write(const char *path, const float *data, size_t rows, size_t cols,
                   const char *const *header, char *err, size_t err_len)
 {
     int is_stdout = strcmp(path, "-") == 0;
-    FILE *f = is_stdout ? stdout : fopen(path, "w");
-    if (f == NULL) {
-        set_err(err, err_len, "cannot write '%s': %s", path, strerror(errno));
+    FILE *f = is_stdout ? stdout : cli_output_open(path, err, err_len);
+    if (f == NULL)
         return -1;
-    }
     if (header != NULL) {
         for (size_t j = 0; j < cols; j++)
             fprintf(f, "%s%s", j ? "," : "", header[j]);

@@ -28,7 +28,12 @@ static void usage(FILE *f)
                "--plot samples.svg\n"
                "  score loglik ring8.safetensors samples.csv\n\n"
                "Samplers, schedules and losses are listed by 'score sample --help' and\n"
-               "'score train --help'. libscore %s\n", score_version_string());
+               "'score train --help'.\n\n"
+               "files: outputs (-o, --plot) must be regular files; a symbolic link to a regular\n"
+               "file is written through, anything else (device, FIFO, directory, dangling link)\n"
+               "is refused. Inputs must be regular files ('-' = stdin for CSV) of at most 1 GiB\n"
+               "(models) or 2 GiB (CSV); SCORE_CLI_INPUT_LIMIT=BYTES sets another limit.\n"
+               "libscore %s\n", score_version_string());
 }
 
 int main(int argc, char **argv)

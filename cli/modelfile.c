@@ -122,37 +122,11 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
 {
     *model = NULL;
     memset(meta, 0, sizeof *meta);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, err_len, "cannot open model file '%s': %s", path, strerror(errno));
+    unsigned char *buf;
+    size_t len;
+    if (cli_read_input(path, "model file ", cli_input_limit(CLI_MODEL_INPUT_LIMIT), &buf, &len,
+                       err, err_len) != 0)
         return -1;
-    }
-    size_t cap = 1 << 16, len = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf != NULL) {
-        if (len == cap) {
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (buf == NULL || rerr) {
-        free(buf);
-        snprintf(err, err_len, "cannot read model file '%s'%s", path,
-                 rerr ? " (is it a directory?)" : ": out of memory");
-        return -1;
-    }
     uint64_t hlen = len >= 8 ? get_le64(buf) : 0;
     if (len < 8 || hlen > len - 8) {
         free(buf);

@@ -38,9 +38,8 @@ cli_svg *cli_svg_begin(const char *path, double width, double height, const char
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    svg->f = fopen(path, "w");
+    svg->f = cli_output_open(path, err, err_len);
     if (svg->f == NULL) {
-        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
         free(svg);
         return NULL;
     }

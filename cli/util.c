@@ -111,6 +111,15 @@ int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos,
         }
         o->value = o->takes_value ? val : "1";
     }
+    /* Refuse unusable output files before any work is done (they are checked again when
+     * opened). */
+    for (cli_opt *o = opts; !*want_help && o->name != NULL; o++) {
+        char err[512];
+        if ((strcmp(o->name, "output") == 0 || strcmp(o->name, "plot") == 0) &&
+            o->value != NULL && strcmp(o->value, "-") != 0 &&
+            cli_output_check(o->value, err, sizeof err) != 0)
+            return cli_fail("%s", err);
+    }
     return 0;
 }
 

@@ -153,5 +153,85 @@ expect_fail 2 "--exact and --hutchinson exclude each other" -- \
 expect_fail 2 "--sampler langevin is for models trained at one noise level" -- \
     "$SCORE" sample "$M" --sampler langevin
 
+# ---- files: outputs only to regular files, inputs checked and bounded, no temporary orphans --
+# (CI runs as root: mknod works; a "full" device node 1,7 made here stands for /dev/full)
+fail_if() { # fail_if MESSAGE -- test...: count a failure when the test is true
+    msg=$1
+    shift 2
+    n=$((n + 1))
+    if "$@"; then echo "FAIL: $msg"; fails=$((fails + 1)); fi
+}
+D="$T/files"
+mkdir "$D"
+mknod "$D/full" c 1 7 || { echo "FAIL: mknod (the test needs root)"; fails=$((fails + 1)); }
+mkfifo "$D/fifo"
+mkdir "$D/dir"
+ln -s full "$D/link-to-device"
+ln -s missing "$D/dangling"
+TRAIN="train --dataset ring8 -n 64 --steps 2 --batch 32 --hidden 8 --depth 1 -q"
+expect_fail 1 "cannot write '$D/full': it is a character device, not a regular file" -- \
+    "$SCORE" $TRAIN -o "$D/full"
+fail_if "train -o DEVICE replaced the device node" -- test ! -c "$D/full"
+expect_fail 1 "cannot write '$D/fifo': it is a FIFO, not a regular file" -- "$SCORE" $TRAIN -o "$D/fifo"
+fail_if "train -o FIFO replaced the FIFO" -- test ! -p "$D/fifo"
+expect_fail 1 "cannot write '$D/dir': it is a directory, not a regular file" -- "$SCORE" $TRAIN -o "$D/dir"
+expect_fail 1 "cannot write '$D/link-to-device': it is a symbolic link to a character device" -- \
+    "$SCORE" $TRAIN -o "$D/link-to-device"
+fail_if "train -o LINK-TO-DEVICE replaced the link" -- test ! -L "$D/link-to-device"
+expect_fail 1 "cannot write '$D/dangling': it is a symbolic link that names no existing file" -- \
+    "$SCORE" $TRAIN -o "$D/dangling"
+fail_if "train -o DANGLING-LINK created its target" -- test -e "$D/missing"
+expect_fail 1 "cannot write '$D/full': it is a character device" -- "$SCORE" $TRAIN -o "$D/m" --plot "$D/full"
+expect_fail 1 "cannot write '$D/fifo': it is a FIFO" -- "$SCORE" sample "$M" -n 5 -q -o "$D/fifo"
+expect_fail 1 "cannot write '$D/full': it is a character device" -- "$SCORE" sample "$M" -n 5 -q --plot "$D/full"
+expect_fail 1 "cannot write '$D/full': it is a character device" -- "$SCORE" datasets ring8 -o "$D/full"
+expect_fail 1 "cannot write '$D/dir': it is a directory" -- "$SCORE" loglik "$M" "$T/good.csv" -q -o "$D/dir"
+fail_if "an output replaced the device node" -- test ! -c "$D/full"
+# a symbolic link to a regular file is written through: the link stays, its target is replaced
+printf 'old\n' >"$D/target.safetensors"
+ln -s target.safetensors "$D/link.safetensors"
+expect_ok -- "$SCORE" $TRAIN -o "$D/link.safetensors"
+fail_if "train -o LINK replaced the link" -- test ! -L "$D/link.safetensors"
+expect_ok -- "$SCORE" info "$D/target.safetensors"
+printf 'old\n' >"$D/target.csv"
+ln -s target.csv "$D/link.csv"
+expect_ok -- "$SCORE" datasets ring8 -n 7 -o "$D/link.csv"
+fail_if "datasets -o LINK did not write through the link" -- \
+    test ! -L "$D/link.csv" -o "$(wc -l <"$D/target.csv")" -ne 8
+# inputs: only regular files (a device or FIFO is refused at once), at most the input limit
+expect_fail 1 "cannot read model file '/dev/zero': it is a character device, not a regular file" -- \
+    timeout 20 "$SCORE" info /dev/zero
+expect_fail 1 "cannot read '/dev/zero': it is a character device, not a regular file" -- \
+    timeout 20 "$SCORE" train --data /dev/zero -o "$D/m" -q
+expect_fail 1 "cannot read '$D/fifo': it is a FIFO, not a regular file" -- \
+    timeout 20 "$SCORE" train --data "$D/fifo" -o "$D/m" -q
+expect_fail 1 "cannot read model file '$D/dir': it is a directory" -- "$SCORE" sample "$D/dir"
+expect_fail 1 "'$T/train.csv' is larger than the input limit of 1000 bytes" -- \
+    env SCORE_CLI_INPUT_LIMIT=1000 "$SCORE" train --data "$T/train.csv" -o "$D/m" -q
+expect_fail 1 "model file '$M' is larger than the input limit of 1000 bytes" -- \
+    env SCORE_CLI_INPUT_LIMIT=1000 "$SCORE" info "$M"
+expect_fail 1 "'<stdin>' is larger than the input limit of 100000 bytes" -- \
+    sh -c 'SCORE_CLI_INPUT_LIMIT=100000 timeout 20 "$1" train --data - -o "$2" -q </dev/zero' \
+    sh "$SCORE" "$D/m"
+# A save killed while it writes leaves no temporary file and the old file intact: the process
+# is killed (SIGXFSZ) by a file-size limit of 8 MB while it writes a 32 MB model.
+BIG="train --dataset ring8 -n 32 --steps 1 --batch 32 --hidden 1448 --depth 4 -q"
+cp "$M" "$D/big.safetensors"
+n=$((n + 1))
+{ ( ulimit -f 16384 && exec "$SCORE" $BIG -o "$D/big.safetensors" ); } 2>/dev/null
+st=$?
+if [ "$st" -le 128 ]; then echo "FAIL: the limited save was not killed (status $st)"; fails=$((fails + 1)); fi
+fail_if "a killed save left a temporary file: $(ls "$D" | grep tmp)" -- \
+    sh -c 'ls "$1" | grep -q "\.tmp-"' sh "$D"
+fail_if "a killed save changed the old file" -- sh -c '! cmp -s "$1" "$2"' sh "$M" "$D/big.safetensors"
+# temporary files of processes that no longer exist (older versions, other systems) are removed
+# by the next save of the same file; a live process's file stays
+dead=$(sh -c 'echo $$')
+printf 'orphan' >"$D/m.safetensors.tmp-$dead-0"
+printf 'live' >"$D/m.safetensors.tmp-$$-3"
+expect_ok -- "$SCORE" $TRAIN -o "$D/m.safetensors"
+fail_if "a save kept a dead process's temporary file" -- test -e "$D/m.safetensors.tmp-$dead-0"
+fail_if "a save removed a live process's temporary file" -- test ! -e "$D/m.safetensors.tmp-$$-3"
+
 echo "$((n - fails)) of $n CLI checks passed"
 [ "$fails" -eq 0 ]

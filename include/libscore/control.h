@@ -101,7 +101,8 @@ SCORE_API SCORE_WARN_UNUSED int score_control_get_f64(const score_control *c, in
  * @param[in] x n * dim values at the start of the step.
  * @param[in] x_new n * dim proposed values. @param[in] xerr n * dim error estimates.
  * @param[out] err n scaled errors (+infinity where a value is not finite).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, dim = 0).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, dim = 0); ::SCORE_E_RANGE (n * dim does
+ *         not fit in a size_t).
  * Thread-safety: safe for concurrent readers.
  * @since 0.1
  */

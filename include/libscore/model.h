@@ -408,7 +408,13 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * initialisation); @p model itself is not changed.
  *
  * The file is written to a temporary file in the same directory, flushed and fsync'ed, then
- * renamed over @p path, so @p path holds either the old or the complete new file.
+ * renamed over @p path, so @p path holds either the old or the complete new file. The temporary
+ * file cannot outlive a crash: on Linux it is an anonymous file (`O_TMPFILE`) named only once
+ * complete; elsewhere it is "<path>.tmp-<pid>-<n>", and a save removes such files of @p path
+ * whose process no longer exists. Only regular files are replaced: a @p path that is a device,
+ * FIFO, socket or directory, or a symbolic link to anything but an existing regular file, is
+ * refused with ::SCORE_E_IO and left alone; a symbolic link to a regular file is followed (the
+ * file it names is replaced, the link stays).
  *
  * Layout: the standard safetensors container (8-byte little-endian header length, a JSON
  * header, then the raw data). `__metadata__` holds strings: "format" = "libscore",
@@ -429,8 +435,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * @param[in] path destination file name (UTF-8 / native encoding); replaced if it exists.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL or empty argument, or a configuring model whose
  *         settings are inconsistent); ::SCORE_E_UNSUPPORTED (kind without save, e.g. callbacks
- *         and combinations); ::SCORE_E_IO (cannot create, write, sync or rename; the
- *         destination is unchanged); ::SCORE_E_NOMEM.
+ *         and combinations); ::SCORE_E_IO (cannot create, write, sync or rename, or the
+ *         destination is not a regular file; the destination is unchanged); ::SCORE_E_NOMEM.
  * Ownership: none transferred.
  * Thread-safety: safe for concurrent readers of @p model.
  * @since 0.1
@@ -628,7 +634,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_gmm(score_model **out, const sco
  * @param[in] n rows. @param[in] t n times (valid times of the schedule).
  * @param[in] x n * dim points. @param[out] out n log-densities (double).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
- *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or
+ *         n * dim does not fit in a size_t).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -666,7 +673,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
  * @param[out] out n * dim points at t_to (may alias @p x).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not a single
  *         Gaussian: the flow of a mixture has no closed form); ::SCORE_E_NUMERIC (a
- *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T]).
+ *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or n * dim does not fit in
+ *         a size_t).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */

@@ -498,7 +498,7 @@ SCORE_API SCORE_WARN_UNUSED int score_schedule_prior_sample(const score_schedule
  * @param[in]  z   @p n * @p dim floats.
  * @param[out] out @p n log-densities (nats).
  * @return ::SCORE_OK; ::SCORE_E_INVAL for NULL pointers or dim = 0; ::SCORE_E_NUMERIC if @p z
- *         holds a non-finite value.
+ *         holds a non-finite value; ::SCORE_E_RANGE if n * dim does not fit in a size_t.
  * Thread-safety: safe on a prepared schedule.
  * @since 0.1
  */

@@ -561,7 +561,8 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_get_i64(const score_trainer *tr, i
  * @param[in] dim values per row; must equal the model's dimension.
  * @param[in] data n_rows * dim finite values, row-major.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, @p n_rows 0); ::SCORE_E_SHAPE (@p dim);
- *         ::SCORE_E_NUMERIC (a non-finite value; the message names its row); ::SCORE_E_NOMEM.
+ *         ::SCORE_E_NUMERIC (a non-finite value; the message names its row); ::SCORE_E_RANGE
+ *         (@p n_rows * @p dim does not fit in a size_t); ::SCORE_E_NOMEM.
  * Ownership: the data is copied; the caller keeps @p data.
  * Thread-safety: object-exclusive.
  * @since 0.1
@@ -688,9 +689,11 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_ema_model(score_trainer *tr, score
  * counters, the step and skip counters, and the generator state (seed). Hyper-parameters are
  * recorded as metadata for information only. The tensors and the `__metadata__` keys are
  * listed in doc/training.md.
+ * The file is replaced crash-safely and only if it is a regular file (or a symbolic link to
+ * one), exactly as by score_model_save().
  * @param[in] tr the trainer. @param[in] path file name (overwritten).
- * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (the file could not be written);
- *         ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (the file could not be written, or
+ *         @p path is not a regular file; it is then unchanged); ::SCORE_E_NOMEM.
  * Thread-safety: object-exclusive (reads the model's parameters).
  * @since 0.1
  * @see score_trainer_load
@@ -745,8 +748,9 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_load_buffer(score_trainer *tr, con
  * @param[in] path the checkpoint file.
  * @param[in] use_ema 1 = the EMA weights (the raw weights if the EMA was never started),
  *            0 = the weights being trained.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_IO; ::SCORE_E_FORMAT (not a
- *         checkpoint, or a corrupt model inside); ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, @p use_ema neither 0 nor 1);
+ *         ::SCORE_E_IO; ::SCORE_E_FORMAT (not a checkpoint, or a corrupt model inside);
+ *         ::SCORE_E_NOMEM.
  * Ownership: the caller owns the model (score_model_free()).
  * Thread-safety: safe.
  * @since 0.1

@@ -14,8 +14,8 @@
  * Writer: create with score__st_writer_new(), add string metadata and tensors (the data is
  * copied and encoded little-endian at once, in the order added), then score__st_writer_finish()
  * serialises everything into one malloc'd buffer (release with score__free()); the writer may
- * then be freed. score__st_save_file() stores a buffer crash-safely (temporary file in the same
- * directory, flush + fsync, rename over the destination).
+ * then be freed. score__st_save_file() stores a buffer crash-safely (anonymous or temporary file in the
+ * same directory, flush + fsync, rename over the destination).
  *
  * Reader: score__st_reader_open() parses and validates a buffer; score__st_reader_open_file()
  * reads a whole file first. Input is treated as hostile; everything below is checked and any
@@ -88,8 +88,11 @@ int score__st_writer_add_u8(const char *fn, score__st_writer *w, const char *nam
 /* Serialises into *buf_out (score__free() it), *len_out bytes. The writer stays valid. */
 int score__st_writer_finish(const char *fn, const score__st_writer *w, void **buf_out,
                             size_t *len_out);
-/* Crash-safe store of a buffer at path: SCORE_E_IO on any failure (the destination is then
- * unchanged and the temporary file removed). */
+/* Crash-safe store of a buffer at path (src/io/file-store.c): SCORE_E_IO on any failure (the
+ * destination is then unchanged and the temporary file removed). No temporary file outlives a
+ * crash (O_TMPFILE, or removal of dead processes' "<path>.tmp-<pid>-<n>" on the next save);
+ * only regular files are replaced (symbolic links are followed to a regular file; devices,
+ * FIFOs, sockets, directories and dangling links are refused). */
 int score__st_save_file(const char *fn, const char *path, const void *buf, size_t len);
 
 /* ---- reader ---------------------------------------------------------------------------- */

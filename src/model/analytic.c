@@ -857,6 +857,8 @@ int score_model_analytic_logp(score_model *model, size_t n, const double *t, con
         return rc;
     if (n > 0 && (t == NULL || x == NULL || out == NULL))
         return score__error(SCORE_E_INVAL, __func__, "t, x or out is NULL");
+    if (n > SIZE_MAX / A->dim)
+        return score__error(SCORE_E_RANGE, __func__, "batch of %zu rows is too large", n);
     for (size_t b = 0; b < n; b++) {
         double al, si;
         if ((rc = alpha_sigma(__func__, A, t[b], &al, &si)) != SCORE_OK)
@@ -927,6 +929,8 @@ int score_model_analytic_pf_map(score_model *model, double t_from, double t_to, 
                             "the probability-flow map has a closed form for a single Gaussian only");
     if (n > 0 && (x == NULL || out == NULL))
         return score__error(SCORE_E_INVAL, __func__, "x or out is NULL");
+    if (n > SIZE_MAX / A->dim)
+        return score__error(SCORE_E_RANGE, __func__, "batch of %zu rows is too large", n);
     if ((rc = alpha_sigma(__func__, A, t_from, &a0, &s0)) != SCORE_OK ||
         (rc = alpha_sigma(__func__, A, t_to, &a1, &s1)) != SCORE_OK)
         return rc;

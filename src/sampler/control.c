@@ -70,7 +70,7 @@ int score__control_propose(const score__control_vals *v, int error_order, double
         *h *= v->fac_min;
         return 0;
     }
-    fac = err > 0.0 ? v->safety * pow(err, -1.0 / (double)(error_order + 1)) : v->fac_max;
+    fac = err > 0.0 ? v->safety * pow(err, -1.0 / ((double)error_order + 1.0)) : v->fac_max;
     if (fac > v->fac_max)
         fac = v->fac_max;
     if (fac < v->fac_min)
@@ -158,6 +158,8 @@ int score_control_error(const score_control *c, size_t n, size_t dim, const floa
         return score__error(SCORE_E_INVAL, __func__, "NULL argument");
     if (dim == 0)
         return score__error(SCORE_E_INVAL, __func__, "dim is 0");
+    if (n > SIZE_MAX / dim)
+        return score__error(SCORE_E_RANGE, __func__, "%zu rows of %zu values is too large", n, dim);
     score__control_get(c, &v);
     for (size_t i = 0; i < n; i++) {
         double acc = 0.0;

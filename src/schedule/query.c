@@ -170,6 +170,8 @@ int score_schedule_prior_logp(const score_schedule *s, size_t n, size_t dim, con
         return score__error(SCORE_E_INVAL, __func__, "dim is 0");
     if (n > 0 && (z == NULL || out == NULL))
         return score__error(SCORE_E_INVAL, __func__, "z or out is NULL");
+    if (n > SIZE_MAX / dim)
+        return score__error(SCORE_E_RANGE, __func__, "%zu rows of %zu values is too large", n, dim);
     for (size_t i = 0; i < n * dim; i++)
         if (!isfinite(z[i]))
             return score__error(SCORE_E_NUMERIC, __func__, "z[%zu] is not finite", i);

@@ -820,6 +820,8 @@ int score_trainer_checkpoint_model_buffer(score_model **out, const void *buf, si
     *out = NULL;
     if (buf == NULL)
         return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
+    if (use_ema != 0 && use_ema != 1)
+        return score__error(SCORE_E_INVAL, __func__, "use_ema = %d is neither 0 nor 1", use_ema);
     if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
         return rc;
     rc = model_from_reader(__func__, r, use_ema, out);
@@ -836,6 +838,8 @@ int score_trainer_checkpoint_model(score_model **out, const char *path, int use_
     *out = NULL;
     if (path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "path is NULL");
+    if (use_ema != 0 && use_ema != 1)
+        return score__error(SCORE_E_INVAL, __func__, "use_ema = %d is neither 0 nor 1", use_ema);
     if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
         return rc;
     rc = model_from_reader(__func__, r, use_ema, out);
