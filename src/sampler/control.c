@@ -62,7 +62,7 @@ int score__control_propose(const score__control_vals *v, int error_order, double
         *h *= v->fac_min;
         return 0;
     }
-    fac = err > 0.0 ? v->safety * pow(err, -1.0 / (double)(error_order + 1)) : v->fac_max;
+    fac = err > 0.0 ? v->safety * pow(err, -1.0 / ((double)error_order + 1.0)) : v->fac_max;
     if (fac > v->fac_max)
         fac = v->fac_max;
     if (fac < v->fac_min)

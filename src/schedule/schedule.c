@@ -200,9 +200,11 @@ static int param_check(const score_schedule *s, int param, const char *fn, int f
     int idx;
     if (s == NULL)
         return score__error(SCORE_E_INVAL, fn, "s is NULL");
-    idx = pidx(param);
-    if (param < SCORE_SCHEDULE_PARAM_SIGMA_MIN || idx >= SCORE__SCHED_NPARAM)
+    /* Range check before the subtraction: param is any int the caller passes (INT_MIN too). */
+    if (param < SCORE_SCHEDULE_PARAM_SIGMA_MIN ||
+        param >= SCORE_SCHEDULE_PARAM_SIGMA_MIN + SCORE__SCHED_NPARAM)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown schedule parameter id %d", param);
+    idx = pidx(param);
     if (!(param_kinds[idx] & KBIT(s->kind)))
         return score__error(SCORE_E_UNSUPPORTED, fn, "parameter '%s' (%d) does not apply to %s schedules",
                             param_table[idx].name, param, kind_names[s->kind]);
