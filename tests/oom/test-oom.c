@@ -1035,10 +1035,10 @@ int main(int argc, char **argv)
         n += (long)n_jobs * stride;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("%ld runs (N = 1 .. %ld, stride %ld) in %.1f s: %ld clean SCORE_E_NOMEM stops, %ld calls "
+    printf("%ld runs (N = %ld .. %ld, stride %ld) in %.1f s: %ld clean SCORE_E_NOMEM stops, %ld calls "
            "absorbed a failure and returned SCORE_OK with the reference result, %ld pending "
            "(known), %ld failures\n",
-           n_runs, last_n, stride, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
+           n_runs, only > 0 ? only : 1, last_n, stride, (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec),
            n_nomem_ok, n_absorbed, n_pending, n_fail);
     unlink(file_model);
     unlink(file_ckpt);
