@@ -1,5 +1,6 @@
 /* Parameter machinery: the typed, range-checked table access every object uses, and the
  * public introspection functions. */
+#include <limits.h>
 #include <math.h>
 
 #include "helpers/test-helpers.h"
@@ -112,6 +113,135 @@ START_TEST(consecutive_ids)
 }
 END_TEST
 
+/* Parameter ids and kinds are any int a caller passes: the extremes of int must be refused
+ * with SCORE_E_UNSUPPORTED (no arithmetic on them overflows; checked under UBSan). */
+static const int bad_ids[] = {INT_MIN, INT_MIN + 1, -1, 0, 99, 1200, INT_MAX - 1, INT_MAX};
+#define N_BAD_IDS (sizeof bad_ids / sizeof bad_ids[0])
+
+#define CHECK_ACCESSORS(prefix, obj)                                                          \
+    do {                                                                                      \
+        for (size_t k_ = 0; k_ < N_BAD_IDS; k_++) {                                           \
+            double f_ = 7.0;                                                                  \
+            ck_assert_fails_with(prefix##_set_f64((obj), bad_ids[k_], 1.0), SCORE_E_UNSUPPORTED); \
+            ck_assert_fails_with(prefix##_get_f64((obj), bad_ids[k_], &f_), SCORE_E_UNSUPPORTED); \
+            ck_assert_double_eq(f_, 7.0);                                                     \
+        }                                                                                     \
+        for (size_t k_ = 0; k_ < N_BAD_IDS; k_++) {                                           \
+            int64_t i_ = 7;                                                                   \
+            ck_assert_fails_with(prefix##_set_i64((obj), bad_ids[k_], 1), SCORE_E_UNSUPPORTED); \
+            ck_assert_fails_with(prefix##_get_i64((obj), bad_ids[k_], &i_), SCORE_E_UNSUPPORTED); \
+            ck_assert_int_eq(i_, 7);                                                          \
+        }                                                                                     \
+    } while (0)
+
+START_TEST(ids_and_kinds_at_int_extremes)
+{
+    score_schedule *sched;
+    score_model *model;
+    score_sde *sde;
+    score_loss *loss;
+    score_optimizer *opt;
+    score_ema *ema;
+    score_trainer *tr;
+    score_likelihood *lk;
+    score_control *ctl;
+    score_step *step;
+    score_sampler *smp;
+    const float zeros[4] = {0};
+    int id, type;
+    double lo, hi, def;
+
+    ck_assert_ok(score_schedule_new(&sched, SCORE_SCHEDULE_VP));
+    CHECK_ACCESSORS(score_schedule, sched);
+    /* one past the last schedule id and one before the first */
+    ck_assert_fails_with(score_schedule_set_f64(sched, 199, 1.0), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_schedule_set_f64(sched, 200 + (int)score_param_count(SCORE_OBJECT_SCHEDULE), 1.0),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_ok(score_model_new_mlp(&model, 2, 4, 1, SCORE_ACT_SILU, 1));
+    CHECK_ACCESSORS(score_model, model);
+    ck_assert_ok(score_sde_new(&sde, sched, model, SCORE_OUTPUT_EPS));
+    CHECK_ACCESSORS(score_sde, sde);
+    ck_assert_ok(score_loss_new(&loss, SCORE_LOSS_DSM));
+    CHECK_ACCESSORS(score_loss, loss);
+    ck_assert_ok(score_optimizer_new(&opt, SCORE_OPTIMIZER_ADAM, 4));
+    CHECK_ACCESSORS(score_optimizer, opt);
+    ck_assert_ok(score_ema_new(&ema, 4, zeros));
+    CHECK_ACCESSORS(score_ema, ema);
+    ck_assert_ok(score_trainer_new(&tr, model, sde, loss, SCORE_OPTIMIZER_ADAM));
+    CHECK_ACCESSORS(score_trainer, tr);
+    ck_assert_ok(score_likelihood_new(&lk, 2));
+    CHECK_ACCESSORS(score_likelihood, lk);
+    ck_assert_ok(score_step_new(&step, score_step_type_get(SCORE_STEP_EULER), 2));
+    CHECK_ACCESSORS(score_step, step);
+    ck_assert_ok(score_sampler_new_preset(&smp, SCORE_SAMPLER_PRESET_ODE, 2));
+    CHECK_ACCESSORS(score_sampler, smp);
+    ck_assert_ok(score_control_new(&ctl));
+    for (size_t k = 0; k < N_BAD_IDS; k++) {
+        double f = 7.0;
+        ck_assert_fails_with(score_control_set_f64(ctl, bad_ids[k], 1.0), SCORE_E_UNSUPPORTED);
+        ck_assert_fails_with(score_control_get_f64(ctl, bad_ids[k], &f), SCORE_E_UNSUPPORTED);
+        ck_assert_double_eq(f, 7.0);
+    }
+
+    /* kinds, presets, orders */
+    for (size_t k = 0; k < N_BAD_IDS; k++) {
+        int b = bad_ids[k];
+        score_schedule *s2 = NULL;
+        score_model *m2 = NULL;
+        score_loss *l2 = NULL;
+        score_optimizer *o2 = NULL;
+        score_sampler *p2 = NULL;
+        score_rng *r2 = NULL;
+        score_step_type *t2 = NULL;
+        double t[1] = {0.5}, grid[8];
+        float x[2] = {0.f, 0.f}, y[2];
+        ck_assert_uint_eq(score_param_count(b), 0);
+        ck_assert_fails_with(score_param_id_at(b, 0, &id), SCORE_E_UNSUPPORTED);
+        ck_assert_fails_with(score_param_info(SCORE_OBJECT_SCHEDULE, b, &type, &lo, &hi, &def),
+                             SCORE_E_UNSUPPORTED);
+        ck_assert_fails_with(score_param_info(b, 200, &type, &lo, &hi, &def), SCORE_E_UNSUPPORTED);
+        ck_assert_ptr_null(score_param_name(SCORE_OBJECT_SCHEDULE, b));
+        ck_assert_ptr_null(score_param_doc(b, b));
+        if (b == 0 || b == -1 || b == 99 || b == 1200 || b < -1 || b > 1200) {
+            ck_assert_fails_with(score_schedule_new(&s2, b), SCORE_E_UNSUPPORTED);
+            ck_assert_fails_with(score_model_new(&m2, b, 2), SCORE_E_UNSUPPORTED);
+            ck_assert_fails_with(score_loss_new(&l2, b), SCORE_E_UNSUPPORTED);
+            ck_assert_fails_with(score_optimizer_new(&o2, b, 4), SCORE_E_UNSUPPORTED);
+            ck_assert_int_lt(score_sampler_new_preset(&p2, b, 2), 0);
+            ck_assert_fails_with(score_rng_new(&r2, b, 1), SCORE_E_UNSUPPORTED);
+            ck_assert_ptr_null(score_step_type_get(b));
+            ck_assert_fails_with(score_schedule_time_grid(sched, b, 4, 0, grid), SCORE_E_UNSUPPORTED);
+            ck_assert_fails_with(score_schedule_sigma_grid(sched, b, 4, 0, grid), SCORE_E_UNSUPPORTED);
+            ck_assert_fails_with(score_sde_convert(sde, b, SCORE_OUTPUT_EPS, 1, t, x, x, y),
+                                 SCORE_E_RANGE);
+            ck_assert_fails_with(score_sde_convert(sde, SCORE_OUTPUT_EPS, b, 1, t, x, x, y),
+                                 SCORE_E_RANGE);
+            if (b != 0) /* order 0 is valid */
+                ck_assert_fails_with(score_step_type_new(&t2, "mine", b), SCORE_E_RANGE);
+        }
+        ck_assert_ptr_null(s2);
+        ck_assert_ptr_null(m2);
+        ck_assert_ptr_null(l2);
+        ck_assert_ptr_null(o2);
+        ck_assert_ptr_null(p2);
+        ck_assert_ptr_null(r2);
+        ck_assert_ptr_null(t2);
+    }
+
+    score_sampler_free(smp);
+    score_step_free(step);
+    score_control_free(ctl);
+    score_likelihood_free(lk);
+    score_trainer_free(tr);
+    score_ema_free(ema);
+    score_optimizer_free(opt);
+    score_loss_free(loss);
+    score_sde_free(sde);
+    score_model_free(model);
+    score_schedule_free(sched);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("param");
@@ -120,6 +250,7 @@ int main(void)
     tcase_add_test(tc, errors);
     tcase_add_test(tc, public_introspection);
     tcase_add_test(tc, consecutive_ids);
+    tcase_add_test(tc, ids_and_kinds_at_int_extremes);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -2,6 +2,7 @@
  * reproducibility (batch-split invariance, reuse), non-finite values, few-step edge cases on
  * every schedule, adaptive solves reaching their tolerance, and stochastic samplers on a 2-D
  * Gaussian mixture (sliced Wasserstein-2 distance and mixture weights against exact samples). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,12 @@ START_TEST(control_api)
     ck_assert_fails_with(score_control_hadjust(c, 4, 0.5, &h, &dec), SCORE_E_INVAL);
     h = 0.1;
     ck_assert_fails_with(score_control_hadjust(c, 0, 0.5, &h, &dec), SCORE_E_RANGE);
+    ck_assert_fails_with(score_control_hadjust(c, INT_MIN, 0.5, &h, &dec), SCORE_E_RANGE);
+    /* the largest order: exponent 1 / (INT_MAX + 1) = 2^-31 computed without int overflow */
+    ck_assert_ok(score_control_hadjust(c, INT_MAX, 0.5, &h, &dec));
+    ck_assert_double_eq(h, 0.1 * (0.9 * pow(0.5, -1.0 / 2147483648.0)));
+    ck_assert_int_eq(dec, SCORE_CONTROL_HADJ_NIL);
+    h = 0.1;
     ck_assert_fails_with(score_control_hadjust(NULL, 4, 0.5, &h, &dec), SCORE_E_INVAL);
     ck_assert_uint_eq(score_param_count(SCORE_OBJECT_CONTROL), 7);
     score_control_free(c);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Sets up a fresh Debian 12 machine (packages) and runs every check libscore has:
-#   1. a normal build: all default suites (unit, build, abi, examples, python);
+#   1. a normal build: all default suites (unit, build, abi, examples, cli, oom, python, torch);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, example and CLI tests
-#      (LeakSanitizer on: the CLI error paths must not leak);
+#      (LeakSanitizer on: the CLI error paths must not leak) and the allocation-failure test
+#      (oom: the N-th allocation fails, for every N);
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
 #   4. the Doxygen reference with warnings as errors (-Ddocs=enabled).
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
@@ -55,7 +56,7 @@ if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all; then
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         meson test -C build-asan --print-errorlogs --num-processes 2 \
-        --suite unit --suite examples --suite cli --no-suite python || status=1
+        --suite unit --suite examples --suite cli --suite oom --no-suite python || status=1
     count build-asan
 else
     fail_step "sanitizer build"

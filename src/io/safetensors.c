@@ -961,8 +961,9 @@ int score__st_reader_open_file(const char *fn, score__st_reader **out, const cha
         return score__error(SCORE_E_INVAL, fn, "path is NULL");
     f = fopen(path, "rb");
     if (f == NULL) {
-        err = errno;
-        return score__error(SCORE_E_IO, fn, "cannot open '%s': %s", path, strerror(err));
+        err = errno; /* ENOMEM: the C library could not allocate the stream */
+        return score__error(err == ENOMEM ? SCORE_E_NOMEM : SCORE_E_IO, fn, "cannot open '%s': %s",
+                            path, strerror(err));
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

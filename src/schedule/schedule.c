@@ -200,8 +200,9 @@ static int param_check(const score_schedule *s, int param, const char *fn, int f
     int idx;
     if (s == NULL)
         return score__error(SCORE_E_INVAL, fn, "s is NULL");
-    /* the id is range-checked before the subtraction (INT_MIN - 200 would overflow) */
-    if (param < SCORE_SCHEDULE_PARAM_SIGMA_MIN || pidx(param) >= SCORE__SCHED_NPARAM)
+    /* Range check before the subtraction: param is any int the caller passes (INT_MIN too). */
+    if (param < SCORE_SCHEDULE_PARAM_SIGMA_MIN ||
+        param >= SCORE_SCHEDULE_PARAM_SIGMA_MIN + SCORE__SCHED_NPARAM)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown schedule parameter id %d", param);
     idx = pidx(param);
     if (!(param_kinds[idx] & KBIT(s->kind)))

@@ -106,9 +106,11 @@ int score_trainer_new(score_trainer **out, score_model *model, const score_sde *
     tr->g = score__calloc(tr->np, sizeof(float));
     tr->spare = score__calloc(tr->np, sizeof(float));
     if (tr->np == 0 || tr->p == NULL || tr->g == NULL || tr->spare == NULL) {
+        /* the status is decided before the free: tr must not be read after it */
+        rc = tr->np == 0 ? SCORE_E_UNSUPPORTED : SCORE_E_NOMEM;
         score_trainer_free(tr);
-        return score__error(tr->np == 0 ? SCORE_E_UNSUPPORTED : SCORE_E_NOMEM, __func__,
-                            "parameter buffers");
+        return score__error(rc, __func__, rc == SCORE_E_NOMEM ? "cannot allocate the parameter buffers"
+                                                              : "the model has no parameters");
     }
     if ((rc = score_model_params_get(model, tr->p, tr->np)) != SCORE_OK ||
         (rc = score_loss_clone(&tr->loss, loss)) != SCORE_OK ||
