@@ -3,7 +3,8 @@
 #   1. a normal build: all default suites (unit, build, abi, examples, python);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests and examples;
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
-#   4. the Doxygen reference with warnings as errors (-Ddocs=enabled).
+#   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
+#   5. the Doxygen reference with warnings as errors (-Ddocs=enabled).
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
@@ -68,7 +69,19 @@ else
     fail_step "fuzz build"
 fi
 
-# 4. API reference, warnings as errors
+# 4. ThreadSanitizer: the tests where threads share a model (shared-model) or run a model's
+# row blocks (threads). OpenBLAS is not instrumented: its own threads are switched off so that
+# every thread TSan cannot see is the library's. No suppressions; any report fails the test.
+if setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false; then
+    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        meson test -C build-tsan --print-errorlogs --num-processes 1 --timeout-multiplier 3 \
+        shared-model threads || status=1
+    count build-tsan
+else
+    fail_step "ThreadSanitizer build"
+fi
+
+# 5. API reference, warnings as errors
 if setup build-docs -Ddocs=enabled -Dtests=disabled -Dexamples=false; then
     echo "docs: Doxygen reference built with no warnings"
     passed=$((passed + 1))

@@ -8,18 +8,12 @@
 
 #include "config.h"
 
-/* Threads for a parallel loop over `units` independent pieces (OpenMP): the requested count
- * (a SCORE_MODEL_PARAM_THREADS value), at most `units`, and 1 without OpenMP at build time. */
+/* Threads for a parallel loop over `units` independent pieces: the requested count (a
+ * SCORE_MODEL_PARAM_THREADS value), at most `units`, at least 1. */
 static inline int score__par_threads(int64_t requested, size_t units)
 {
-#if SCORE_HAVE_OPENMP
     size_t t = requested > 1 ? (size_t)requested : 1;
     return (int)(t < units ? t : (units ? units : 1));
-#else
-    (void)requested;
-    (void)units;
-    return 1;
-#endif
 }
 
 /* Elementwise loops that take most of the non-GEMM time are compiled for several x86-64
