@@ -106,8 +106,10 @@ static int workspace(const char *fn, const combo *C, score__model_ws *ws, size_t
             return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
         W->k = C->k;
         for (size_t i = 0; i < C->k; i++)
-            if (score__model_ws_new(&W->mem[i]) != SCORE_OK)
+            if (score__model_ws_new(&W->mem[i]) != SCORE_OK) {
+                co_ws_release(W); /* all or nothing: the next call starts again */
                 return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+            }
     }
     if (grow_f(&W->buf, &W->buf_len, nout) != SCORE_OK ||
         grow_d(&W->acc, &W->acc_len, nout) != SCORE_OK ||
