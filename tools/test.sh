@@ -72,15 +72,15 @@ fi
 # 4. ThreadSanitizer: the tests where threads share a model (shared-model) or run a model's
 # row blocks (threads); only those two are built. OpenBLAS is not instrumented: its own threads
 # are switched off so that every thread TSan cannot see is the library's. No suppressions; any
-# report fails the test. ASLR is off for the run (setarch -R): GCC 12's TSan run-time cannot
-# map its shadow memory with the address randomisation of recent kernels.
+# report fails the test. ASLR is off for the run (setarch -R, inherited by the tests): GCC 12's
+# TSan run-time cannot map its shadow memory with the address randomisation of recent kernels.
 rm -rf build-tsan
 if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false \
         >build-tsan.log 2>&1 &&
         ninja -C build-tsan tests/test-shared-model tests/test-threads >>build-tsan.log 2>&1; then
     OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-        meson test -C build-tsan --no-rebuild --print-errorlogs --num-processes 1 \
-        --timeout-multiplier 3 --wrapper "setarch $(uname -m) -R" shared-model threads || status=1
+        setarch "$(uname -m)" -R meson test -C build-tsan --no-rebuild --print-errorlogs \
+        --num-processes 1 --timeout-multiplier 3 shared-model threads || status=1
     count build-tsan
 else
     tail -n 60 build-tsan.log
