@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/pool-priv.h" /* the library's thread pool */
 #include "helpers/test-helpers.h"
 
 #define THREADS 4
@@ -449,6 +450,69 @@ START_TEST(test_callback_status_per_object)
 }
 END_TEST
 
+/* ---- the thread pool behind SCORE_MODEL_PARAM_THREADS ----------------------------------- */
+
+typedef struct pool_rec {
+    int count[64];       /* runs of each part */
+    size_t thread[64];   /* thread that ran it */
+} pool_rec;
+
+static void record_part(void *ctx, size_t part, size_t thread)
+{
+    pool_rec *r = ctx;
+    r->count[part]++; /* each part belongs to one thread: no two threads write one entry */
+    r->thread[part] = thread;
+}
+
+/* Every part runs exactly once; thread t takes the t-th contiguous range (so parts run by one
+ * thread are in order and the threads' ranges follow each other); a pool is reused for the
+ * same thread count and none exists for one thread. */
+START_TEST(test_pool_partition)
+{
+    static const size_t threads[] = {2, 3, 5};
+    static const size_t parts[] = {0, 1, 2, 3, 7, 64};
+    score__pool *slot = NULL, *p, *q;
+    size_t failed = 0;
+    ck_assert_ptr_null(score__pool_for(&slot, &failed, 1));
+    ck_assert_ptr_null(slot);
+    ck_assert_uint_eq(score__pool_threads(NULL), 1);
+    for (size_t it = 0; it < 3; it++) {
+        p = score__pool_for(&slot, &failed, threads[it]);
+        ck_assert_ptr_nonnull(p); /* threads are available here */
+        ck_assert_uint_eq(score__pool_threads(p), threads[it]);
+        q = score__pool_for(&slot, &failed, threads[it]);
+        ck_assert_ptr_eq(p, q);
+        for (size_t ip = 0; ip < 6; ip++) {
+            pool_rec r;
+            size_t np = parts[ip];
+            memset(&r, 0, sizeof r);
+            for (int rep = 0; rep < 50; rep++) /* many fork-joins: the wake-up paths */
+                score__pool_for_each(p, np, record_part, &r);
+            for (size_t i = 0; i < np; i++) {
+                ck_assert_int_eq(r.count[i], 50);
+                ck_assert_uint_lt(r.thread[i], threads[it]);
+                if (i > 0)
+                    ck_assert_uint_ge(r.thread[i], r.thread[i - 1]);
+            }
+            if (np >= threads[it]) /* every thread had work */
+                ck_assert_uint_eq(r.thread[np - 1], threads[it] - 1);
+        }
+    }
+    /* without a pool: all on the calling thread, in order */
+    {
+        pool_rec r;
+        memset(&r, 0, sizeof r);
+        score__pool_for_each(NULL, 7, record_part, &r);
+        for (size_t i = 0; i < 7; i++) {
+            ck_assert_int_eq(r.count[i], 1);
+            ck_assert_uint_eq(r.thread[i], 0);
+        }
+    }
+    score__pool_free(slot);
+    score__pool_free(NULL);
+}
+END_TEST
+
 static Suite *shared_suite(void)
 {
     Suite *s = suite_create("shared-model");
@@ -458,6 +522,7 @@ static Suite *shared_suite(void)
     tcase_add_loop_test(tc, test_concurrent_jvp_trace, M_MLP, M_COUNT);
     tcase_add_loop_test(tc, test_concurrent_losses, 0, 2);
     tcase_add_test(tc, test_callback_status_per_object);
+    tcase_add_test(tc, test_pool_partition);
     suite_add_tcase(s, tc);
     return s;
 }
