@@ -5,7 +5,8 @@
 #      (LeakSanitizer on: the CLI error paths must not leak) and the allocation-failure test
 #      (oom: the N-th allocation fails, for every N);
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
-#   4. the Doxygen reference with warnings as errors (-Ddocs=enabled).
+#   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
+#   5. the Doxygen reference with warnings as errors (-Ddocs=enabled).
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
@@ -70,7 +71,25 @@ else
     fail_step "fuzz build"
 fi
 
-# 4. API reference, warnings as errors
+# 4. ThreadSanitizer: the tests where threads share a model (shared-model) or run a model's
+# row blocks (threads); only those two are built. OpenBLAS is not instrumented: its own threads
+# are switched off so that every thread TSan cannot see is the library's. No suppressions; any
+# report fails the test. ASLR is off for the run (setarch -R, inherited by the tests): GCC 12's
+# TSan run-time cannot map its shadow memory with the address randomisation of recent kernels.
+rm -rf build-tsan
+if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false \
+        >build-tsan.log 2>&1 &&
+        ninja -C build-tsan tests/test-shared-model tests/test-threads >>build-tsan.log 2>&1; then
+    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        setarch "$(uname -m)" -R meson test -C build-tsan --no-rebuild --print-errorlogs \
+        --num-processes 1 --timeout-multiplier 3 shared-model threads || status=1
+    count build-tsan
+else
+    tail -n 60 build-tsan.log
+    fail_step "ThreadSanitizer build"
+fi
+
+# 5. API reference, warnings as errors
 if setup build-docs -Ddocs=enabled -Dtests=disabled -Dexamples=false; then
     echo "docs: Doxygen reference built with no warnings"
     passed=$((passed + 1))

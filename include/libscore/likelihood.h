@@ -142,7 +142,8 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_get_i64(const score_likelihood 
  *         ::SCORE_E_UNSUPPORTED (exact divergence of a model without trace, jvp or vjp);
  *         ::SCORE_E_CALLBACK (model callback failed); ::SCORE_E_NOPROGRESS (step size below
  *         h_min or max_steps reached); ::SCORE_E_NOMEM.
- * Thread-safety: object-exclusive (evaluator and sde).
+ * Thread-safety: object-exclusive for @p lk and @p sde; the sde's model is only read and
+ *         may be shared with other threads' evaluators and samplers (each with its own sde).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp(score_likelihood *lk, score_sde *sde,

@@ -215,7 +215,8 @@ SCORE_API SCORE_WARN_UNUSED int score_loss_get_i64(const score_loss *loss, int p
  *            its coefficients and schedule are used (the model evaluated is @p model, whatever
  *            model the sde holds). ::SCORE_LOSS_NCSN and ::SCORE_LOSS_DDPM need an sde with a
  *            discrete schedule, ::SCORE_LOSS_SDE an sde.
- * @param[in,out] model the model (its workspace is used); dimension equal to the sde's.
+ * @param[in] model the model, only read (the loss's own workspace holds what the evaluation
+ *            writes); dimension equal to the sde's.
  * @param[in] rng the generator of the noise, the times and the probes, read at its current
  *            counter (see loss.h; not advanced).
  * @param[in] n rows, 1 .. 2^32 - 1.
@@ -229,14 +230,28 @@ SCORE_API SCORE_WARN_UNUSED int score_loss_get_i64(const score_loss *loss, int p
  *         lacks a needed operation or parameters; a continuous schedule for NCSN / DDPM);
  *         ::SCORE_E_NUMERIC (non-finite @p x, or a non-finite loss: *@p loss_out is still
  *         written and @p grad_params may hold non-finite values); ::SCORE_E_CALLBACK (the
- *         model's callback failed); ::SCORE_E_NOMEM.
- * Thread-safety: object-exclusive (loss and model).
+ *         model's callback failed; see score_loss_last_callback_status()); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive for @p loss; @p model, @p sde and @p rng are only read, so
+ *         they may be shared with concurrent readers (other losses, sdes, samplers), but not
+ *         with a call that changes them (setting parameters, a trainer step on @p model).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_loss_compute(score_loss *loss, const score_sde *sde,
                                                    score_model *model, const score_rng *rng,
                                                    size_t n, const float *x, double *loss_out,
                                                    float *grad_params);
+
+/**
+ * @brief Status returned by the user function of a callback model in the last model
+ *        evaluation this loss made (0 when it succeeded, when the model has no callback,
+ *        before the first evaluation and for NULL); see score_model_last_callback_status() for
+ *        the model's own value, which is that of whichever caller evaluated it last.
+ * @param[in] loss the loss.
+ * @return the user status.
+ * Thread-safety: safe for concurrent readers of @p loss.
+ * @since 0.1
+ */
+SCORE_API int score_loss_last_callback_status(const score_loss *loss);
 
 SCORE_END_DECLS
 

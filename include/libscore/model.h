@@ -27,9 +27,17 @@
  *
  * Lifecycle: a model is *configuring* after score_model_new() until score_model_prepare() or the
  * first compute call; from then on architecture setters fail with ::SCORE_E_STAGE.
- * Compute calls keep a workspace inside the model that grows to the largest batch seen (the only
- * allocation; later calls with n no larger than that never allocate). A model is therefore
- * object-exclusive: use score_model_clone() for one copy per thread.
+ *
+ * Threads: a prepared model is immutable, and every compute call except the training pair only
+ * reads it. What an evaluation writes lives in the workspace of the calling object (an sde,
+ * hence every sampler and the likelihood; a loss; a trainer) or of the call itself (the public
+ * read-only functions below), so one prepared model may be shared by any number of threads at
+ * the same time (see doc/threading.md). The training pair score_model_forward() /
+ * score_model_backward() keeps its cache in a workspace of the model handle: those two calls
+ * (and the setters, parameter writes and free) are object-exclusive. Workspaces grow to the
+ * largest batch their owner has seen; the public read-only calls allocate theirs per call.
+ * Prepare a model before sharing it (the first use of an unprepared model prepares it, which
+ * writes it).
  */
 #ifndef LIBSCORE_MODEL_H
 #define LIBSCORE_MODEL_H
@@ -94,7 +102,8 @@ enum score_model_param {
     SCORE_MODEL_PARAM_RESIDUAL = 306,      /**< i64: 1 = residual hidden blocks h + phi(W h + b) where widths match, 0 = plain; default 1. */
     SCORE_MODEL_PARAM_SEED = 307,          /**< i64: seed of the initialisation and of the Fourier projection, 0..2^62, default 0. */
     SCORE_MODEL_PARAM_GUIDANCE = 308,      /**< f64: guidance weight w of a classifier-free-guidance combination, [-1e6, 1e6], default 0. */
-    /** i64: threads that evaluate blocks of rows at the same time (OpenMP), 1..1024, default 1.
+    /** i64: threads that evaluate blocks of rows at the same time (libscore's own POSIX thread
+     *  pool, made by the calling object: the sde, loss or optimizer), 1..1024, default 1.
      *  A run-time setting of any model kind, allowed before and after prepare, not saved in model
      *  files and copied by score_model_clone(). Honoured by MLP models in the cache-free
      *  evaluation that samplers, likelihood and the score_sde_* functions use, and in
@@ -102,10 +111,10 @@ enum score_model_param {
      *  trainer's optimizer update too) when a forward is worth at least about 40 MFLOP; not by
      *  the Jacobian-trace / tangent paths. A combination passes its value to its members for the
      *  duration of a call. Results are bit-identical for every value: rows and weight gradients
-     *  are cut into the same blocks whatever the thread count. Set the BLAS to one thread
+     *  are cut into the same blocks whatever the thread count; if the threads cannot be created
+     *  the work runs on the calling thread with the same results. Set the BLAS to one thread
      *  (OPENBLAS_NUM_THREADS=1, BLIS_NUM_THREADS=1) when using it, otherwise each of these
-     *  threads runs a BLAS thread pool of its own (see doc/threading.md). Without OpenMP at build
-     *  time the value is accepted and evaluation runs on one thread. */
+     *  threads runs a BLAS thread pool of its own (see doc/threading.md). */
     SCORE_MODEL_PARAM_THREADS = 309
 };
 
@@ -293,14 +302,17 @@ SCORE_API SCORE_WARN_UNUSED int score_model_params_set(score_model *model, const
 /**
  * @brief Evaluates the model: `out = F(x, c)` for n rows.
  *
- * Also caches what score_model_backward() needs.
- * @param[in,out] model the model (its workspace is updated).
+ * Also caches what score_model_backward() needs, in a workspace of the model handle: the
+ * weights are not changed, but the cache is, so this call is object-exclusive (concurrent
+ * readers use an sde or a loss, each with a workspace of its own, or the read-only calls
+ * below).
+ * @param[in,out] model the model (its forward cache is replaced).
  * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
  * @param[out] out n * dim outputs (must not alias @p x).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NUMERIC (non-finite c, or a
  *         non-finite value in @p out); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
  *         (callback kind: the user function failed; see score_model_last_callback_status()).
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p model (it writes the model's forward cache).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n, const float *x,
@@ -311,8 +323,9 @@ SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n
  *
  * Accumulates `grad_params += (dF/dtheta)^T gout` (summed over rows) and, when @p gx is not
  * NULL, writes `gx = (dF/dx)^T gout` per row.
- * @param[in,out] model the model; its last compute call must be score_model_forward() with the
- *                same @p n and unchanged parameters.
+ * @param[in,out] model the model; its last public compute call must be score_model_forward()
+ *                with the same @p n and unchanged parameters (any other score_model_* compute
+ *                call in between ends the pair; evaluations through sdes and losses do not).
  * @param[in] n rows. @param[in] gout n * dim cotangents.
  * @param[in,out] grad_params score_model_param_count() floats, accumulated (may be NULL when only
  *                @p gx is wanted).
@@ -320,7 +333,7 @@ SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_MISUSE (no matching forward);
  *         ::SCORE_E_UNSUPPORTED (kind lacks it); ::SCORE_E_NUMERIC (a non-finite value in
  *         @p gx or @p grad_params).
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p model (it reads the forward cache of the model).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_backward(score_model *model, size_t n, const float *gout,
@@ -328,12 +341,15 @@ SCORE_API SCORE_WARN_UNUSED int score_model_backward(score_model *model, size_t 
 
 /**
  * @brief Jacobian-vector products `out[b, p] = (dF/dx)(x_b, c_b) v[b, p]` for k probes per row.
- * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] model the model (only read once prepared). @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k probes per row (>= 1). @param[in] v n * k * dim probes.
  * @param[out] out n * k * dim products. @param[out] fx n * dim values F(x, c), or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c, or a non-finite value
  *         in @p out or @p fx); ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model: the model is only read (the call
+ *         works in a workspace of its own, allocated and freed per call); it ends a pending
+ *         score_model_forward() / score_model_backward() pair. Not concurrently with a call
+ *         that changes the model (setters, parameter writes, the training pair, free).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_jvp(score_model *model, size_t n, const float *x,
@@ -342,11 +358,14 @@ SCORE_API SCORE_WARN_UNUSED int score_model_jvp(score_model *model, size_t n, co
 
 /**
  * @brief Vector-Jacobian products `out[b, p] = (dF/dx)(x_b, c_b)^T u[b, p]` for k cotangents per row.
- * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] model the model (only read once prepared). @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k cotangents per row. @param[in] u n * k * dim cotangents. @param[out] out n * k * dim.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
  *         ::SCORE_E_NUMERIC (a non-finite value in @p out).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model: the model is only read (the call
+ *         works in a workspace of its own, allocated and freed per call); it ends a pending
+ *         score_model_forward() / score_model_backward() pair. Not concurrently with a call
+ *         that changes the model (setters, parameter writes, the training pair, free).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_vjp(score_model *model, size_t n, const float *x,
@@ -355,11 +374,14 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjp(score_model *model, size_t n, co
 /**
  * @brief Exact Jacobian trace (divergence) `tr(dF/dx)` per row, by forward-mode propagation of
  * the dim input tangents through the network as GEMMs (MLP), or in closed form (analytic kinds).
- * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] model the model (only read once prepared). @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[out] tr n traces (double). @param[out] fx n * dim values F(x, c), or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_NUMERIC (non-finite c, or a non-finite value
  *         in @p tr or @p fx); ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model: the model is only read (the call
+ *         works in a workspace of its own, allocated and freed per call); it ends a pending
+ *         score_model_forward() / score_model_backward() pair. Not concurrently with a call
+ *         that changes the model (setters, parameter writes, the training pair, free).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_trace(score_model *model, size_t n, const float *x,
@@ -368,13 +390,16 @@ SCORE_API SCORE_WARN_UNUSED int score_model_trace(score_model *model, size_t n, 
 /**
  * @brief Parameter gradient of `sum_b [ w_b tr_b + gout_b . F(x_b, c_b) ]` (second-order
  * terms of the activations included): the machinery of Hyvärinen score matching.
- * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] model the model (only read once prepared). @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] w n trace weights. @param[in] gout n * dim output cotangents, or NULL (= 0).
  * @param[in,out] grad_params score_model_param_count() floats, accumulated.
  * @param[out] tr n traces, or NULL. @param[out] fx n * dim outputs, or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
  *         ::SCORE_E_NUMERIC (a non-finite value in @p grad_params, @p tr or @p fx).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model: the model is only read (the call
+ *         works in a workspace of its own, allocated and freed per call); it ends a pending
+ *         score_model_forward() / score_model_backward() pair. Not concurrently with a call
+ *         that changes the model (setters, parameter writes, the training pair, free).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_trace_grad(score_model *model, size_t n, const float *x,
@@ -385,13 +410,16 @@ SCORE_API SCORE_WARN_UNUSED int score_model_trace_grad(score_model *model, size_
 /**
  * @brief Parameter gradient of `sum_{b,p} w_{b,p} v_{b,p}^T (dF/dx) v_{b,p} + sum_b gout_b . F_b`
  * for k probes per row (sliced score matching).
- * @param[in,out] model the model. @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
+ * @param[in] model the model (only read once prepared). @param[in] n rows. @param[in] x inputs. @param[in] c conditioning.
  * @param[in] k probes per row. @param[in] v n * k * dim probes. @param[in] w n * k weights, or NULL (= 1).
  * @param[in] gout n * dim output cotangents, or NULL. @param[in,out] grad_params accumulated.
  * @param[out] vjv n * k values v^T J v, or NULL. @param[out] fx n * dim outputs, or NULL.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_UNSUPPORTED; ::SCORE_E_NOMEM;
  *         ::SCORE_E_NUMERIC (a non-finite value in @p grad_params, @p vjv or @p fx).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model: the model is only read (the call
+ *         works in a workspace of its own, allocated and freed per call); it ends a pending
+ *         score_model_forward() / score_model_backward() pair. Not concurrently with a call
+ *         that changes the model (setters, parameter writes, the training pair, free).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t n, const float *x,
@@ -630,13 +658,13 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_gmm(score_model **out, const sco
 
 /**
  * @brief Exact log-density log p_t(x) of an analytic model's noised marginal, per row.
- * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
+ * @param[in] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
  * @param[in] n rows. @param[in] t n times (valid times of the schedule).
  * @param[in] x n * dim points. @param[out] out n log-densities (double).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
  *         ::SCORE_E_NUMERIC (a non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or
  *         n * dim does not fit in a size_t).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model (a scratch of its own per call).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_analytic_logp(score_model *model, size_t n,
@@ -649,13 +677,14 @@ SCORE_API SCORE_WARN_UNUSED int score_model_analytic_logp(score_model *model, si
  * Row i uses only the random numbers of row i at the generator's current counter (normals in
  * columns 0..dim-1; for a mixture, the component from a uniform in column 4 * ceil(dim / 4)),
  * so a sample does not depend on the batch it is drawn in. The generator is not advanced.
- * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
+ * @param[in] model a ::SCORE_MODEL_GAUSSIAN or ::SCORE_MODEL_GMM model.
  * @param[in] rng the generator (only read). @param[in] t the time.
  * @param[in] n rows (< 2^32). @param[out] out n * dim samples.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (not analytic);
  *         ::SCORE_E_NUMERIC (non-finite @p t); ::SCORE_E_RANGE (@p t outside [0, T], or
  *         @p n too large).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model (a scratch of its own per call) and
+ *         of @p rng.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
@@ -667,7 +696,7 @@ SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
  * data: x' = alpha' mu + A' A^-1 (x - alpha mu) with A = (alpha^2 Sigma + sigma^2 I)^(1/2) at
  * t_from and A' at t_to (the ODE is linear for Gaussian data). The identity when the times are
  * equal; maps samples of p_{t_from} to samples of p_{t_to}. A test oracle for ODE samplers.
- * @param[in,out] model a ::SCORE_MODEL_GAUSSIAN model.
+ * @param[in] model a ::SCORE_MODEL_GAUSSIAN model.
  * @param[in] t_from start time. @param[in] t_to end time (either order).
  * @param[in] n rows. @param[in] x n * dim points at t_from.
  * @param[out] out n * dim points at t_to (may alias @p x).
@@ -675,7 +704,7 @@ SCORE_API SCORE_WARN_UNUSED int score_model_analytic_sample(score_model *model,
  *         Gaussian: the flow of a mixture has no closed form); ::SCORE_E_NUMERIC (a
  *         non-finite time); ::SCORE_E_RANGE (a time outside [0, T], or n * dim does not fit in
  *         a size_t).
- * Thread-safety: object-exclusive.
+ * Thread-safety: safe for concurrent readers of @p model (a scratch of its own per call).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_analytic_pf_map(score_model *model, double t_from,
@@ -773,9 +802,15 @@ SCORE_API SCORE_WARN_UNUSED int score_model_callback_set_divergence(score_model 
  * @brief The value the user callback returned in the last call that failed with
  * ::SCORE_E_CALLBACK (0 if none failed since creation; reset to 0 by a successful call).
  * For a combination model: the status of the member that failed.
+ *
+ * "The last call" is the last compute call on this model by any caller: the public calls, and
+ * the evaluations of every sde and loss that use it. With one thread using the model that is
+ * simply its last call; when several threads share it, it is whichever finished last, and each
+ * thread reads its own through score_sde_last_callback_status() or
+ * score_loss_last_callback_status() (the value is stored atomically: no data race).
  * @param[in] model the model.
  * @return the user's status; 0 for NULL.
- * Thread-safety: safe for concurrent readers.
+ * Thread-safety: safe (also concurrently with compute calls on @p model).
  * @since 0.1
  */
 SCORE_API int score_model_last_callback_status(const score_model *model);

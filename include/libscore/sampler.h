@@ -301,7 +301,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
  *         hook callback failed); ::SCORE_E_CANCELLED (the progress callback asked to stop;
  *         @p out holds the state reached); ::SCORE_E_NOPROGRESS (adaptive solve failed);
  *         ::SCORE_E_NOMEM.
- * Thread-safety: object-exclusive (sampler and sde).
+ * Thread-safety: object-exclusive for @p s and @p sde; the sde's model and @p rng are only
+ *         read, so they may be shared with other threads' samplers (each with its own sde).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sampler_run(score_sampler *s, score_sde *sde,

@@ -97,7 +97,8 @@ enum score_sde_param {
  *         inconsistent: it is prepared here); ::SCORE_E_RANGE (@p output_kind); ::SCORE_E_NOMEM.
  * Ownership: the caller owns the sde and frees it with score_sde_free(); the sde never frees
  * the model.
- * Thread-safety: safe (reads @p sched and @p model only).
+ * Thread-safety: safe (reads @p sched and @p model only); the sde keeps its own workspace, so
+ *         any number of sdes, on different threads, may evaluate one prepared model.
  * @since 0.1
  * @see score_sde_free, score_sde_set_model
  */
@@ -216,10 +217,12 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_coefs(const score_sde *sde, size_t n, 
  * @param[in] x n * dim points. @param[out] out n * dim scores (must not alias @p x).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or @p out == @p x);
  *         ::SCORE_E_RANGE (a time, see sde.h); ::SCORE_E_CALLBACK (the model's callback
- *         failed; see score_model_last_callback_status()); ::SCORE_E_NUMERIC (a non-finite time,
+ *         failed; see score_sde_last_callback_status()); ::SCORE_E_NUMERIC (a non-finite time,
  *         or a non-finite value in the result: the message names the first row);
  *         ::SCORE_E_NOMEM; or the model's own failure status.
- * Thread-safety: object-exclusive (and the model is used).
+ * Thread-safety: object-exclusive for @p sde; its model is only read (the evaluation writes in
+ *         the sde's workspace), so the model may be shared with other threads' sdes,
+ *         samplers and losses, but not with a call that changes it.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_score(score_sde *sde, size_t n, const double *t,
@@ -230,7 +233,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_score(score_sde *sde, size_t n, const 
  * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
  * @param[in] x n * dim points. @param[out] out n * dim values (must not alias @p x).
  * @return as score_sde_score().
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_eps(score_sde *sde, size_t n, const double *t,
@@ -241,7 +245,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_eps(score_sde *sde, size_t n, const do
  * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
  * @param[in] x n * dim points. @param[out] out n * dim values (must not alias @p x).
  * @return as score_sde_score().
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_x0(score_sde *sde, size_t n, const double *t,
@@ -254,7 +259,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_x0(score_sde *sde, size_t n, const dou
  * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
  * @param[in] x n * dim points. @param[out] out n * dim drifts (must not alias @p x).
  * @return as score_sde_score().
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_reverse_drift(score_sde *sde, size_t n, const double *t,
@@ -265,7 +271,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_reverse_drift(score_sde *sde, size_t n
  * @param[in,out] sde the sde. @param[in] n rows. @param[in] t n times.
  * @param[in] x n * dim points. @param[out] out n * dim drifts (must not alias @p x).
  * @return as score_sde_score().
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_pf_drift(score_sde *sde, size_t n, const double *t,
@@ -281,7 +288,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_pf_drift(score_sde *sde, size_t n, con
  * @param[out] score_out n * dim scores s(x, t), or NULL.
  * @return as score_sde_score(); ::SCORE_E_UNSUPPORTED (the model provides neither trace, jvp
  *         nor vjp).
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_divergence(score_sde *sde, size_t n, const double *t,
@@ -304,7 +312,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_divergence(score_sde *sde, size_t n, c
  * @param[out] div n divergences (double).
  * @param[out] drift_out n * dim probability-flow drifts, or NULL.
  * @return as score_sde_divergence(); ::SCORE_E_INVAL (k = 0 with probes).
- * Thread-safety: object-exclusive.
+ * Thread-safety: object-exclusive for @p sde; its model is only read and may be shared (see
+ *         score_sde_score()).
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t,
@@ -347,6 +356,21 @@ SCORE_API uint64_t score_sde_nfe(const score_sde *sde);
  * @since 0.1
  */
 SCORE_API void score_sde_reset_nfe(score_sde *sde);
+
+/**
+ * @brief Status returned by the user function of a callback model (or a callback member of a
+ *        combination) in the last model evaluation this sde made (0 when it succeeded, when the
+ *        model has no callback, before the first evaluation and for NULL).
+ *
+ * Unlike score_model_last_callback_status(), which is the value of whichever caller evaluated
+ * the (possibly shared) model last, this is the value of this sde's own last evaluation: read
+ * it after a ::SCORE_E_CALLBACK of a score_sde_* call, a sampler or a likelihood that uses it.
+ * @param[in] sde the sde.
+ * @return the user status.
+ * Thread-safety: safe for concurrent readers of @p sde.
+ * @since 0.1
+ */
+SCORE_API int score_sde_last_callback_status(const score_sde *sde);
 
 SCORE_END_DECLS
 

@@ -580,7 +580,9 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_data(score_trainer *tr, size_t
  *         advanced);
  *         ::SCORE_E_CALLBACK (the model's callback failed; nothing changed); ::SCORE_E_NOMEM
  *         (first step or larger batch only).
- * Thread-safety: object-exclusive (also on the model).
+ * Thread-safety: object-exclusive for @p tr and for its model (the step writes the weights:
+ *         nobody may evaluate the model meanwhile, not even through an sde); the dataset and
+ *         the sde the trainer borrows are only read.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_trainer_step(score_trainer *tr, double *loss_out);

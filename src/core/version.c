@@ -21,5 +21,5 @@ const char *score_build_info(void)
 {
     return "version=" SCORE_VERSION_STRING " blas=" SCORE_BLAS_NAME
            " blas_version=" SCORE_BLAS_VERSION " compiler=" SCORE_COMPILER_ID
-           " openmp=" SCORE_OPENMP_STR;
+           " threads=pthreads";
 }

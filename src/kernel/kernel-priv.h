@@ -8,27 +8,22 @@
 
 #include "config.h"
 
-/* Threads for a parallel loop over `units` independent pieces (OpenMP): the requested count
- * (a SCORE_MODEL_PARAM_THREADS value), at most `units`, and 1 without OpenMP at build time. */
+/* Threads for a parallel loop over `units` independent pieces: the requested count (a
+ * SCORE_MODEL_PARAM_THREADS value), at most `units`, at least 1. */
 static inline int score__par_threads(int64_t requested, size_t units)
 {
-#if SCORE_HAVE_OPENMP
     size_t t = requested > 1 ? (size_t)requested : 1;
     return (int)(t < units ? t : (units ? units : 1));
-#else
-    (void)requested;
-    (void)units;
-    return 1;
-#endif
 }
 
 /* Elementwise loops that take most of the non-GEMM time are compiled for several x86-64
  * levels and picked at load time (GCC function multi-versioning); elsewhere they are plain C.
  * The arithmetic is the same in every version (ISO C mode: no contraction into FMA), so the
  * results are bit-identical whatever version runs. Also used by other modules' hot loops
- * (the optimizer). */
+ * (the optimizer). Not in sanitizer builds: the load-time resolvers run before the sanitizer's
+ * run-time is set up (under ThreadSanitizer they crash the program at start). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define SCORE__VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define SCORE__VEC_CLONES

@@ -7,8 +7,12 @@
 
 #define SCORE__LOSS_NPARAMS 10
 
+struct score__model_ws; /* model/model-priv.h */
+
 struct score_loss {
     int kind;
+    /* what the model's evaluations write (made with the loss): the model is only read */
+    struct score__model_ws *mws;
     score__param_val params[SCORE__LOSS_NPARAMS];
     /* workspace, grown to the largest batch (rows, probes) seen */
     size_t cap_n, cap_dim, cap_nk;

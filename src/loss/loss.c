@@ -100,6 +100,10 @@ int score_loss_new(score_loss **out, int kind)
     L = score__calloc(1, sizeof *L);
     if (L == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    if (score__model_ws_new(&L->mws) != SCORE_OK) {
+        score__free(L);
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    }
     L->kind = kind;
     score__param_defaults(loss_params, SCORE__LOSS_NPARAMS, L->params);
     *out = L;
@@ -111,6 +115,7 @@ void score_loss_free(score_loss *loss)
     if (loss == NULL)
         return;
     free_workspace(loss);
+    score__model_ws_free(loss->mws);
     score__free(loss);
 }
 
@@ -126,6 +131,11 @@ int score_loss_clone(score_loss **out, const score_loss *loss)
     if (rc == SCORE_OK)
         memcpy((*out)->params, loss->params, sizeof loss->params);
     return rc;
+}
+
+int score_loss_last_callback_status(const score_loss *loss)
+{
+    return loss ? loss->mws->cb_status : 0;
 }
 
 int score_loss_kind(const score_loss *loss)
@@ -454,7 +464,7 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
             L->xm[i] = (float)(in * (double)xt);
         }
     }
-    rc = score_model_forward(m, n, L->xm, L->c, L->f);
+    rc = score__model_forward_ws(m, L->mws, n, L->xm, L->c, L->f);
     if (rc != SCORE_OK)
         return model_failed(fn, rc, "model forward");
     for (size_t b = 0; b < n; b++) {
@@ -473,7 +483,7 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
     }
     *total = acc_total * inv_n;
     if (grad) {
-        rc = score_model_backward(m, n, L->gout, grad, NULL);
+        rc = score__model_backward_ws(m, L->mws, n, L->gout, grad, NULL);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model backward");
     }
@@ -533,7 +543,7 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
         for (size_t j = 0; j < dim; j++)
             L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
     if (grad == NULL) {
-        rc = score_model_trace(m, n, L->xm, L->c, tr, L->f);
+        rc = score__model_trace_ws(m, L->mws, n, L->xm, L->c, tr, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace");
     } else {
@@ -541,8 +551,8 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
         gout_ctx g = {L, x, dim, 1, inv_n, 1.0, 1};
         for (size_t b = 0; b < n; b++)
             L->w[b] = L->a[b] * L->in[b] * inv_n;
-        rc = score__model_trace_grad_fn(m, n, L->xm, L->c, L->w, output_cotangent, &g, L->gout,
-                                        grad, tr, L->f);
+        rc = score__model_trace_grad_fn_ws(m, L->mws, n, L->xm, L->c, L->w, output_cotangent, &g,
+                                           L->gout, grad, tr, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace_grad");
     }
@@ -603,7 +613,7 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
         for (size_t j = 0; j < dim; j++)
             L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
     if (grad == NULL) {
-        rc = score_model_jvp(m, n, L->xm, L->c, M, L->v, L->jv, L->f);
+        rc = score__model_jvp_ws(m, L->mws, n, L->xm, L->c, M, L->v, L->jv, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model jvp");
         for (size_t q = 0; q < n * M; q++) {
@@ -618,8 +628,8 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
         for (size_t b = 0; b < n; b++)
             for (size_t p = 0; p < M; p++)
                 L->vw[b * M + p] = L->a[b] * L->in[b] * inv_n * inv_m;
-        rc = score__model_vjv_grad_fn(m, n, L->xm, L->c, M, L->v, L->vw, output_cotangent, &g,
-                                      L->gout, grad, L->vjv, L->f);
+        rc = score__model_vjv_grad_fn_ws(m, L->mws, n, L->xm, L->c, M, L->v, L->vw,
+                                         output_cotangent, &g, L->gout, grad, L->vjv, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model vjv_grad");
     }

@@ -12,8 +12,9 @@
  *             = -sum_j r_j diag(1/d_j) + sum_j r_j (s_j - s)(s_j - s)^T   (no cancellation),
  *   Laplacian = -sum_j r_j sum_m 1/d_jm + sum_j r_j |s_j - s|^2.
  *
- * Everything is evaluated in double, one row at a time, in a fixed scratch allocated at
- * construction (its size does not depend on the batch). */
+ * Everything is evaluated in double, one row at a time, in a scratch of O(k dim) doubles that
+ * belongs to the caller's workspace (score__model_ws; its size does not depend on the batch):
+ * the model itself is only read. */
 #include <math.h>
 #include <string.h>
 
@@ -35,7 +36,11 @@ typedef struct analytic {
     double *lam;   /* k * dim variances in the basis */
     double *logw;  /* k normalised log weights */
     double *cumw;  /* k cumulative normalised weights (sampling) */
-    /* scratch for one row */
+} analytic;
+
+/* Scratch for one row (the kind part of a workspace), for dim and k. */
+typedef struct an_scratch {
+    size_t dim, k;
     double *xb;    /* dim: the point in the basis */
     double *vb;    /* dim: a tangent in the basis */
     double *hv;    /* dim */
@@ -43,7 +48,66 @@ typedef struct analytic {
     double *sk;    /* k * dim: component scores in the basis */
     double *lt;    /* k: log terms, then responsibilities */
     double *trinv; /* k: sum_m 1 / d_jm */
-} analytic;
+} an_scratch;
+
+static void scratch_release(an_scratch *S)
+{
+    score__free(S->xb);
+    score__free(S->vb);
+    score__free(S->hv);
+    score__free(S->s);
+    score__free(S->sk);
+    score__free(S->lt);
+    score__free(S->trinv);
+    memset(S, 0, sizeof *S);
+}
+
+/* Sizes S for A (kept when it already fits); SCORE_E_NOMEM without a message. */
+static int scratch_fit(an_scratch *S, const analytic *A)
+{
+    size_t kd;
+    if (S->xb != NULL && S->dim == A->dim && S->k == A->k)
+        return SCORE_OK;
+    scratch_release(S);
+    if (score__mul_size(A->k, A->dim, &kd) != 0)
+        return SCORE_E_NOMEM;
+    S->xb = score__calloc(A->dim, sizeof(double));
+    S->vb = score__calloc(A->dim, sizeof(double));
+    S->hv = score__calloc(A->dim, sizeof(double));
+    S->s = score__calloc(A->dim, sizeof(double));
+    S->sk = score__calloc(kd, sizeof(double));
+    S->lt = score__calloc(A->k, sizeof(double));
+    S->trinv = score__calloc(A->k, sizeof(double));
+    if (!S->xb || !S->vb || !S->hv || !S->s || !S->sk || !S->lt || !S->trinv) {
+        scratch_release(S);
+        return SCORE_E_NOMEM;
+    }
+    S->dim = A->dim;
+    S->k = A->k;
+    return SCORE_OK;
+}
+
+static int an_ws_new(void **out)
+{
+    *out = score__calloc(1, sizeof(an_scratch));
+    return *out ? SCORE_OK : SCORE_E_NOMEM;
+}
+
+static void an_ws_free(void *kind)
+{
+    if (kind != NULL)
+        scratch_release(kind);
+    score__free(kind);
+}
+
+/* The scratch of the workspace, sized for A. */
+static int scratch_of(const char *fn, const analytic *A, score__model_ws *ws, an_scratch **out)
+{
+    *out = ws->kind;
+    if (scratch_fit(*out, A) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    return SCORE_OK;
+}
 
 /* ---- small dense helpers ------------------------------------------------------------- */
 
@@ -157,163 +221,177 @@ static int alpha_sigma(const char *fn, const analytic *A, double t, double *al, 
     return SCORE_OK;
 }
 
-/* Evaluates the component scores (A->sk), responsibilities (A->lt), sum of inverse variances
- * (A->trinv) and total score (A->s) at the point A->xb (in the basis); returns log p. */
-static double eval_row(analytic *A, double al, double si)
+/* Evaluates the component scores (S->sk), responsibilities (S->lt), sum of inverse variances
+ * (S->trinv) and total score (S->s) at the point S->xb (in the basis); returns log p. */
+static double eval_row(const analytic *A, an_scratch *S, double al, double si)
 {
     size_t d = A->dim, K = A->k;
     double mx = -INFINITY, sum = 0.0, lse;
     double s2 = si * si, a2 = al * al;
     for (size_t j = 0; j < K; j++) {
         const double *mu = A->mu + j * d, *l = A->lam + j * d;
-        double *sj = A->sk + j * d;
+        double *sj = S->sk + j * d;
         double q = 0.0, ld = 0.0, ti = 0.0;
         for (size_t m = 0; m < d; m++) {
             double dm = a2 * l[m] + s2;
-            double y = A->xb[m] - al * mu[m];
+            double y = S->xb[m] - al * mu[m];
             double inv = 1.0 / dm;
             sj[m] = -y * inv;
             q += y * y * inv;
             ld += log(dm);
             ti += inv;
         }
-        A->trinv[j] = ti;
-        A->lt[j] = A->logw[j] - 0.5 * (q + ld + (double)d * LOG_2PI);
-        if (A->lt[j] > mx)
-            mx = A->lt[j];
+        S->trinv[j] = ti;
+        S->lt[j] = A->logw[j] - 0.5 * (q + ld + (double)d * LOG_2PI);
+        if (S->lt[j] > mx)
+            mx = S->lt[j];
     }
     for (size_t j = 0; j < K; j++)
-        sum += exp(A->lt[j] - mx);
+        sum += exp(S->lt[j] - mx);
     lse = mx + log(sum);
     for (size_t m = 0; m < d; m++)
-        A->s[m] = 0.0;
+        S->s[m] = 0.0;
     for (size_t j = 0; j < K; j++) {
-        double r = exp(A->lt[j] - lse);
-        const double *sj = A->sk + j * d;
-        A->lt[j] = r;
+        double r = exp(S->lt[j] - lse);
+        const double *sj = S->sk + j * d;
+        S->lt[j] = r;
         if (r == 0.0)
             continue;
         for (size_t m = 0; m < d; m++)
-            A->s[m] += r * sj[m];
+            S->s[m] += r * sj[m];
     }
     return lse;
 }
 
 /* hv = H vb in the basis, after eval_row (needs al, si for the diagonal part). */
-static void hess_vec(analytic *A, double al, double si, const double *vb, double *hv)
+static void hess_vec(const analytic *A, const an_scratch *S, double al, double si,
+                     const double *vb, double *hv)
 {
     size_t d = A->dim, K = A->k;
     double s2 = si * si, a2 = al * al;
     for (size_t m = 0; m < d; m++)
         hv[m] = 0.0;
     for (size_t j = 0; j < K; j++) {
-        double r = A->lt[j], dot = 0.0;
-        const double *l = A->lam + j * d, *sj = A->sk + j * d;
+        double r = S->lt[j], dot = 0.0;
+        const double *l = A->lam + j * d, *sj = S->sk + j * d;
         if (r == 0.0)
             continue;
         if (K > 1)
             for (size_t m = 0; m < d; m++)
-                dot += (sj[m] - A->s[m]) * vb[m];
+                dot += (sj[m] - S->s[m]) * vb[m];
         for (size_t m = 0; m < d; m++) {
             double c = -vb[m] / (a2 * l[m] + s2);
             if (K > 1)
-                c += (sj[m] - A->s[m]) * dot;
+                c += (sj[m] - S->s[m]) * dot;
             hv[m] += r * c;
         }
     }
 }
 
-static double laplacian(const analytic *A)
+static double laplacian(const analytic *A, const an_scratch *S)
 {
     size_t d = A->dim, K = A->k;
     double tr = 0.0;
     for (size_t j = 0; j < K; j++) {
-        double r = A->lt[j], sq = 0.0;
-        const double *sj = A->sk + j * d;
+        double r = S->lt[j], sq = 0.0;
+        const double *sj = S->sk + j * d;
         if (r == 0.0)
             continue;
         if (K > 1)
             for (size_t m = 0; m < d; m++) {
-                double e = sj[m] - A->s[m];
+                double e = sj[m] - S->s[m];
                 sq += e * e;
             }
-        tr += r * (sq - A->trinv[j]);
+        tr += r * (sq - S->trinv[j]);
     }
     return tr;
 }
 
 /* ---- ops --------------------------------------------------------------------------- */
 
-/* alpha, sigma at time t and the score of row xr (A->xb, A->s, as eval_row() leaves them). */
-static int score_at_row(analytic *A, const char *fn, const float *xr, double t, double *al,
-                        double *si)
+/* alpha, sigma at time t and the score of row xr (S->xb, S->s, as eval_row() leaves them). */
+static int score_at_row(const analytic *A, an_scratch *S, const char *fn, const float *xr,
+                        double t, double *al, double *si)
 {
     int rc = alpha_sigma(fn, A, t, al, si);
     if (rc != SCORE_OK)
         return rc;
-    load_row(xr, A->dim, A->hv);
-    to_basis(A, A->hv, A->xb);
-    (void)eval_row(A, *al, *si);
+    load_row(xr, A->dim, S->hv);
+    to_basis(A, S->hv, S->xb);
+    (void)eval_row(A, S, *al, *si);
     return SCORE_OK;
 }
 
-static int an_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+static int an_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, float *out)
 {
-    analytic *A = m->impl;
+    const analytic *A = m->impl;
     size_t d = A->dim;
+    an_scratch *S;
+    int rc = scratch_of("score_model_forward", A, ws, &S);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        int rc = score_at_row(A, "score_model_forward", x + b * d, c[b], &al, &si);
+        rc = score_at_row(A, S, "score_model_forward", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        from_basis_f(A, A->s, out + b * d);
+        from_basis_f(A, S->s, out + b * d);
     }
     return SCORE_OK;
 }
 
-static int an_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                  const float *v, float *out, float *fx)
+static int an_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, size_t k, const float *v, float *out, float *fx)
 {
-    analytic *A = m->impl;
+    const analytic *A = m->impl;
     size_t d = A->dim;
+    an_scratch *S;
+    int rc = scratch_of("score_model_jvp", A, ws, &S);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        int rc = score_at_row(A, "score_model_jvp", x + b * d, c[b], &al, &si);
+        rc = score_at_row(A, S, "score_model_jvp", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
         if (fx != NULL)
-            from_basis_f(A, A->s, fx + b * d);
+            from_basis_f(A, S->s, fx + b * d);
         for (size_t p = 0; p < k; p++) {
             const float *vp = v + (b * k + p) * d;
-            load_row(vp, d, A->hv);
-            to_basis(A, A->hv, A->vb);
-            hess_vec(A, al, si, A->vb, A->hv);
-            from_basis_f(A, A->hv, out + (b * k + p) * d);
+            load_row(vp, d, S->hv);
+            to_basis(A, S->hv, S->vb);
+            hess_vec(A, S, al, si, S->vb, S->hv);
+            from_basis_f(A, S->hv, out + (b * k + p) * d);
         }
     }
     return SCORE_OK;
 }
 
 /* The Jacobian of a score is the (symmetric) Hessian of log p_t. */
-static int an_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                  const float *u, float *out)
+static int an_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, size_t k, const float *u, float *out)
 {
-    return an_jvp(m, n, x, c, k, u, out, NULL);
+    return an_jvp(m, ws, n, x, c, k, u, out, NULL);
 }
 
-static int an_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
-                    float *fx)
+static int an_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                    const double *c, double *tr, float *fx)
 {
-    analytic *A = m->impl;
+    const analytic *A = m->impl;
     size_t d = A->dim;
+    an_scratch *S;
+    int rc = scratch_of("score_model_trace", A, ws, &S);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        int rc = score_at_row(A, "score_model_trace", x + b * d, c[b], &al, &si);
+        rc = score_at_row(A, S, "score_model_trace", x + b * d, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        tr[b] = laplacian(A);
+        tr[b] = laplacian(A, S);
         if (fx != NULL)
-            from_basis_f(A, A->s, fx + b * d);
+            from_basis_f(A, S->s, fx + b * d);
     }
     return SCORE_OK;
 }
@@ -328,13 +406,6 @@ static void analytic_destroy(analytic *A)
     score__free(A->lam);
     score__free(A->logw);
     score__free(A->cumw);
-    score__free(A->xb);
-    score__free(A->vb);
-    score__free(A->hv);
-    score__free(A->s);
-    score__free(A->sk);
-    score__free(A->lt);
-    score__free(A->trinv);
     score__free(A);
 }
 
@@ -357,19 +428,11 @@ static analytic *analytic_alloc(size_t dim, size_t k, int full)
     A->k = k;
     A->mu = score__calloc(kd, sizeof(double));
     A->lam = score__calloc(kd, sizeof(double));
-    A->sk = score__calloc(kd, sizeof(double));
     A->logw = score__calloc(k, sizeof(double));
     A->cumw = score__calloc(k, sizeof(double));
-    A->lt = score__calloc(k, sizeof(double));
-    A->trinv = score__calloc(k, sizeof(double));
-    A->xb = score__calloc(dim, sizeof(double));
-    A->vb = score__calloc(dim, sizeof(double));
-    A->hv = score__calloc(dim, sizeof(double));
-    A->s = score__calloc(dim, sizeof(double));
     if (full)
         A->q = score__calloc(dim * dim, sizeof(double));
-    if (!A->mu || !A->lam || !A->sk || !A->logw || !A->cumw || !A->lt || !A->trinv || !A->xb ||
-        !A->vb || !A->hv || !A->s || (full && !A->q)) {
+    if (!A->mu || !A->lam || !A->logw || !A->cumw || (full && !A->q)) {
         analytic_destroy(A);
         return NULL;
     }
@@ -408,6 +471,8 @@ const score__model_ops score__gaussian_ops = {
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,
+    .ws_new = an_ws_new,
+    .ws_free = an_ws_free,
     .clone_impl = an_clone_impl,
     .destroy_impl = an_destroy_impl,
     .save = an_save,
@@ -420,6 +485,8 @@ const score__model_ops score__gmm_ops = {
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,
+    .ws_new = an_ws_new,
+    .ws_free = an_ws_free,
     .clone_impl = an_clone_impl,
     .destroy_impl = an_destroy_impl,
     .save = an_save,
@@ -848,10 +915,21 @@ static int get_analytic(const char *fn, score_model *m, analytic **out)
     return SCORE_OK;
 }
 
+/* The extra functions below are read-only like the compute calls: their scratch is their own
+ * (made and freed by each call). */
+static int local_scratch(const char *fn, const analytic *A, an_scratch *S)
+{
+    memset(S, 0, sizeof *S);
+    if (scratch_fit(S, A) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    return SCORE_OK;
+}
+
 int score_model_analytic_logp(score_model *model, size_t n, const double *t, const float *x,
                               double *out)
 {
     analytic *A = NULL;
+    an_scratch S;
     int rc = get_analytic(__func__, model, &A);
     if (rc != SCORE_OK)
         return rc;
@@ -859,21 +937,27 @@ int score_model_analytic_logp(score_model *model, size_t n, const double *t, con
         return score__error(SCORE_E_INVAL, __func__, "t, x or out is NULL");
     if (n > SIZE_MAX / A->dim)
         return score__error(SCORE_E_RANGE, __func__, "batch of %zu rows is too large", n);
+    if (n == 0)
+        return SCORE_OK;
+    if ((rc = local_scratch(__func__, A, &S)) != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
         if ((rc = alpha_sigma(__func__, A, t[b], &al, &si)) != SCORE_OK)
-            return rc;
-        load_row(x + b * A->dim, A->dim, A->hv);
-        to_basis(A, A->hv, A->xb);
-        out[b] = eval_row(A, al, si);
+            break;
+        load_row(x + b * A->dim, A->dim, S.hv);
+        to_basis(A, S.hv, S.xb);
+        out[b] = eval_row(A, &S, al, si);
     }
-    return SCORE_OK;
+    scratch_release(&S);
+    return rc;
 }
 
 int score_model_analytic_sample(score_model *model, const score_rng *rng, double t, size_t n,
                                 float *out)
 {
     analytic *A = NULL;
+    an_scratch S;
     double al, si;
     size_t d, ucol;
     int rc = get_analytic(__func__, model, &A);
@@ -885,18 +969,22 @@ int score_model_analytic_sample(score_model *model, const score_rng *rng, double
         return score__error(SCORE_E_RANGE, __func__, "n %zu exceeds 2^32 rows", n);
     if ((rc = alpha_sigma(__func__, A, t, &al, &si)) != SCORE_OK)
         return rc;
+    if (n == 0)
+        return SCORE_OK;
+    if ((rc = local_scratch(__func__, A, &S)) != SCORE_OK)
+        return rc;
     d = A->dim;
     ucol = (d + 3) / 4 * 4; /* a Philox block of its own */
     for (size_t b = 0; b < n; b++) {
         size_t j = 0;
         const double *mu, *l;
-        if ((rc = score_rng_fill_normal_f64(rng, b, 1, 0, d, A->vb)) != SCORE_OK)
-            return rc;
+        if ((rc = score_rng_fill_normal_f64(rng, b, 1, 0, d, S.vb)) != SCORE_OK)
+            break;
         if (A->k > 1) {
             double u;
             size_t lo = 0, hi = A->k - 1;
             if ((rc = score_rng_fill_uniform_f64(rng, b, 1, ucol, 1, &u)) != SCORE_OK)
-                return rc;
+                break;
             while (lo < hi) { /* first j with cumw[j] >= u */
                 size_t mid = lo + (hi - lo) / 2;
                 if (A->cumw[mid] >= u)
@@ -909,16 +997,18 @@ int score_model_analytic_sample(score_model *model, const score_rng *rng, double
         mu = A->mu + j * d;
         l = A->lam + j * d;
         for (size_t m = 0; m < d; m++)
-            A->xb[m] = al * mu[m] + sqrt(al * al * l[m] + si * si) * A->vb[m];
-        from_basis_f(A, A->xb, out + b * d);
+            S.xb[m] = al * mu[m] + sqrt(al * al * l[m] + si * si) * S.vb[m];
+        from_basis_f(A, S.xb, out + b * d);
     }
-    return SCORE_OK;
+    scratch_release(&S);
+    return rc;
 }
 
 int score_model_analytic_pf_map(score_model *model, double t_from, double t_to, size_t n,
                                 const float *x, float *out)
 {
     analytic *A = NULL;
+    an_scratch S;
     double a0, s0, a1, s1;
     size_t d;
     int rc = get_analytic(__func__, model, &A);
@@ -934,16 +1024,21 @@ int score_model_analytic_pf_map(score_model *model, double t_from, double t_to, 
     if ((rc = alpha_sigma(__func__, A, t_from, &a0, &s0)) != SCORE_OK ||
         (rc = alpha_sigma(__func__, A, t_to, &a1, &s1)) != SCORE_OK)
         return rc;
+    if (n == 0)
+        return SCORE_OK;
+    if ((rc = local_scratch(__func__, A, &S)) != SCORE_OK)
+        return rc;
     d = A->dim;
     for (size_t b = 0; b < n; b++) {
-        load_row(x + b * d, d, A->hv);
-        to_basis(A, A->hv, A->xb);
+        load_row(x + b * d, d, S.hv);
+        to_basis(A, S.hv, S.xb);
         for (size_t m = 0; m < d; m++) {
             double l = A->lam[m];
             double r = sqrt((a1 * a1 * l + s1 * s1) / (a0 * a0 * l + s0 * s0));
-            A->xb[m] = a1 * A->mu[m] + r * (A->xb[m] - a0 * A->mu[m]);
+            S.xb[m] = a1 * A->mu[m] + r * (S.xb[m] - a0 * A->mu[m]);
         }
-        from_basis_f(A, A->xb, out + b * d);
+        from_basis_f(A, S.xb, out + b * d);
     }
+    scratch_release(&S);
     return SCORE_OK;
 }

@@ -18,48 +18,51 @@ typedef struct callback_impl {
     void *div_data;
 } callback_impl;
 
-/* Records the user's status and turns a failure into SCORE_E_CALLBACK. */
-static int user_status(score_model *m, const char *fn, const char *what, int st)
+/* Records the user's status in the caller's workspace (the generic layer publishes it as the
+ * model's) and turns a failure into SCORE_E_CALLBACK. */
+static int user_status(score__model_ws *ws, const char *fn, const char *what, int st)
 {
-    m->last_callback_status = st;
+    ws->cb_status = st;
     if (st == 0)
         return SCORE_OK;
     return score__error(SCORE_E_CALLBACK, fn, "the user %s function returned %d (%s)", what, st,
                         st > 0 ? "recoverable" : "fatal");
 }
 
-static int cb_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+static int cb_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, float *out)
 {
-    callback_impl *I = m->impl;
-    return user_status(m, "score_model_forward", "model",
+    const callback_impl *I = m->impl;
+    return user_status(ws, "score_model_forward", "model",
                        I->fn(n, m->dim, x, c, out, I->fn_data));
 }
 
-static int cb_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                  const float *v, float *out, float *fx)
+static int cb_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, size_t k, const float *v, float *out, float *fx)
 {
-    callback_impl *I = m->impl;
+    const callback_impl *I = m->impl;
     int rc;
     if (fx != NULL) {
-        rc = user_status(m, "score_model_jvp", "model", I->fn(n, m->dim, x, c, fx, I->fn_data));
+        rc = user_status(ws, "score_model_jvp", "model", I->fn(n, m->dim, x, c, fx, I->fn_data));
         if (rc != SCORE_OK)
             return rc;
     }
-    return user_status(m, "score_model_jvp", "jvp",
+    return user_status(ws, "score_model_jvp", "jvp",
                        I->jvp(n, m->dim, x, c, k, v, out, I->jvp_data));
 }
 
-static int cb_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
-                    float *fx)
+static int cb_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                    const double *c, double *tr, float *fx)
 {
-    callback_impl *I = m->impl;
+    const callback_impl *I = m->impl;
     int rc;
     if (fx != NULL) {
-        rc = user_status(m, "score_model_trace", "model", I->fn(n, m->dim, x, c, fx, I->fn_data));
+        rc = user_status(ws, "score_model_trace", "model",
+                         I->fn(n, m->dim, x, c, fx, I->fn_data));
         if (rc != SCORE_OK)
             return rc;
     }
-    return user_status(m, "score_model_trace", "divergence",
+    return user_status(ws, "score_model_trace", "divergence",
                        I->div(n, m->dim, x, c, tr, I->div_data));
 }
 
@@ -154,5 +157,5 @@ int score_model_callback_set_divergence(score_model *model, score_model_divergen
 
 int score_model_last_callback_status(const score_model *model)
 {
-    return model ? model->last_callback_status : 0;
+    return model ? atomic_load_explicit(&model->last_callback_status, memory_order_relaxed) : 0;
 }

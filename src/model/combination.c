@@ -3,8 +3,9 @@
  * A weighted sum keeps its weights in the impl; a classifier-free-guidance combination reads
  * its weight w from the model parameter SCORE_MODEL_PARAM_GUIDANCE at every call and uses
  * (1 + w, -w). The ops table lives in the impl: an operation exists when every member provided
- * it at construction. Member outputs are accumulated in double in a workspace that grows with
- * the batch. */
+ * it at construction. Member outputs are accumulated in double in the caller's workspace
+ * (score__model_ws), which also holds one workspace per member; it grows with the batch. The
+ * combination and its members are only read. */
 #include <math.h>
 #include <string.h>
 
@@ -18,13 +19,43 @@ typedef struct combo {
     size_t k;
     score_model **members;
     double *w;
+} combo;
+
+/* The combination's part of a workspace. */
+typedef struct combo_ws {
+    size_t k;
+    score__model_ws **mem; /* k member workspaces */
     float *buf;   /* member outputs */
     size_t buf_len;
     double *acc;  /* weighted accumulation */
     size_t acc_len;
     double *tr;   /* member traces */
     size_t tr_len;
-} combo;
+} combo_ws;
+
+static void co_ws_release(combo_ws *W)
+{
+    for (size_t i = 0; i < W->k; i++)
+        score__model_ws_free(W->mem[i]);
+    score__free(W->mem);
+    score__free(W->buf);
+    score__free(W->acc);
+    score__free(W->tr);
+    memset(W, 0, sizeof *W);
+}
+
+static int co_ws_new(void **out)
+{
+    *out = score__calloc(1, sizeof(combo_ws));
+    return *out ? SCORE_OK : SCORE_E_NOMEM;
+}
+
+static void co_ws_free(void *kind)
+{
+    if (kind != NULL)
+        co_ws_release(kind);
+    score__free(kind);
+}
 
 static int grow_f(float **p, size_t *len, size_t need)
 {
@@ -63,20 +94,35 @@ static double weight(const score_model *m, const combo *C, size_t i)
     return C->w[i];
 }
 
-/* Sizes the workspace for nout float outputs per call plus ntr traces. */
-static int workspace(const char *fn, combo *C, size_t nout, size_t ntr)
+/* The combination's part of ws, with one workspace per member, sized for nout float outputs
+ * per call plus ntr traces. */
+static int workspace(const char *fn, const combo *C, score__model_ws *ws, size_t nout, size_t ntr,
+                     combo_ws **out)
 {
-    if (grow_f(&C->buf, &C->buf_len, nout) != SCORE_OK ||
-        grow_d(&C->acc, &C->acc_len, nout) != SCORE_OK ||
-        (ntr > 0 && grow_d(&C->tr, &C->tr_len, ntr) != SCORE_OK))
+    combo_ws *W = ws->kind;
+    if (W->k != C->k) {
+        co_ws_release(W);
+        if ((W->mem = score__calloc(C->k, sizeof *W->mem)) == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        W->k = C->k;
+        for (size_t i = 0; i < C->k; i++)
+            if (score__model_ws_new(&W->mem[i]) != SCORE_OK) {
+                co_ws_release(W); /* all or nothing: the next call starts again */
+                return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+            }
+    }
+    if (grow_f(&W->buf, &W->buf_len, nout) != SCORE_OK ||
+        grow_d(&W->acc, &W->acc_len, nout) != SCORE_OK ||
+        (ntr > 0 && grow_d(&W->tr, &W->tr_len, ntr) != SCORE_OK))
         return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    *out = W;
     return SCORE_OK;
 }
 
 /* Propagates a member's failure; its callback status becomes the combination's. */
-static int member_failed(score_model *m, const combo *C, size_t i, int rc)
+static int member_failed(score__model_ws *ws, const combo_ws *W, size_t i, int rc)
 {
-    m->last_callback_status = C->members[i]->last_callback_status;
+    ws->cb_status = W->mem[i]->cb_status;
     return rc; /* the member wrote the message */
 }
 
@@ -93,119 +139,127 @@ static void acc_store(const double *acc, size_t len, float *out)
 }
 
 /* Forward of every member with a nonzero weight; infer = 1 evaluates them without the backward
- * cache (score__model_infer()) with the combination's thread count for the duration of the
- * call (the members' own setting is restored afterwards). */
-static int combine_forward(score_model *m, int infer, size_t n, const float *x, const double *c,
-                           float *out)
+ * cache (score__model_infer_ws()) with the combination's thread count (through the member
+ * workspaces: the members are not touched). */
+static int combine_forward(const score_model *m, score__model_ws *ws, int infer, size_t n,
+                           const float *x, const double *c, float *out)
 {
-    combo *C = m->impl;
+    const combo *C = m->impl;
     size_t len = n * m->dim;
-    int64_t threads = score__model_i64(m, SCORE_MODEL_PARAM_THREADS);
-    int rc = workspace("score_model_forward", C, len, 0);
+    combo_ws *W;
+    int rc = workspace("score_model_forward", C, ws, len, 0, &W);
     if (rc != SCORE_OK)
         return rc;
-    memset(C->acc, 0, len * sizeof *C->acc);
+    memset(W->acc, 0, len * sizeof *W->acc);
     for (size_t i = 0; i < C->k; i++) {
         double w = weight(m, C, i);
-        score_model *mi = C->members[i];
+        const score_model *mi = C->members[i];
         if (w == 0.0)
             continue;
         if (infer) {
-            int64_t own = score__model_i64(mi, SCORE_MODEL_PARAM_THREADS);
-            score__model_set_threads(mi, threads);
-            rc = score__model_infer(mi, n, x, c, C->buf);
-            score__model_set_threads(mi, own);
+            W->mem[i]->threads = score__model_ws_threads(m, ws);
+            rc = score__model_infer_ws(mi, W->mem[i], n, x, c, W->buf);
         } else {
-            rc = score_model_forward(mi, n, x, c, C->buf);
+            W->mem[i]->threads = 0;
+            rc = score__model_forward_ws(mi, W->mem[i], n, x, c, W->buf);
         }
         if (rc != SCORE_OK)
-            return member_failed(m, C, i, rc);
-        acc_add(C->acc, C->buf, len, w);
+            return member_failed(ws, W, i, rc);
+        acc_add(W->acc, W->buf, len, w);
     }
-    acc_store(C->acc, len, out);
-    m->last_callback_status = 0;
+    acc_store(W->acc, len, out);
+    ws->cb_status = 0;
     return SCORE_OK;
 }
 
-static int co_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+static int co_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, float *out)
 {
-    return combine_forward(m, 0, n, x, c, out);
+    return combine_forward(m, ws, 0, n, x, c, out);
 }
 
-static int co_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
+static int co_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                    const double *c, float *out)
 {
-    return combine_forward(m, 1, n, x, c, out);
+    return combine_forward(m, ws, 1, n, x, c, out);
 }
 
 /* jvp and vjp share the accumulation: the products are linear in the members. */
-static int co_linear(score_model *m, int is_vjp, size_t n, const float *x, const double *c,
-                     size_t k, const float *v, float *out, float *fx)
+static int co_linear(const score_model *m, score__model_ws *ws, int is_vjp, size_t n,
+                     const float *x, const double *c, size_t k, const float *v, float *out,
+                     float *fx)
 {
-    combo *C = m->impl;
+    const combo *C = m->impl;
     const char *fn = is_vjp ? "score_model_vjp" : "score_model_jvp";
     size_t len = n * k * m->dim, flen = n * m->dim;
-    int rc = workspace(fn, C, len + flen, 0);
+    combo_ws *W;
+    int rc = workspace(fn, C, ws, len + flen, 0, &W);
     if (rc != SCORE_OK)
         return rc;
-    memset(C->acc, 0, (len + flen) * sizeof *C->acc);
+    memset(W->acc, 0, (len + flen) * sizeof *W->acc);
     for (size_t i = 0; i < C->k; i++) {
         double w = weight(m, C, i);
-        float *fxi = (fx != NULL) ? C->buf + len : NULL;
+        float *fxi = (fx != NULL) ? W->buf + len : NULL;
+        score__model_ws *mw = W->mem[i];
         if (w == 0.0)
             continue;
-        rc = is_vjp ? score_model_vjp(C->members[i], n, x, c, k, v, C->buf)
-                    : score_model_jvp(C->members[i], n, x, c, k, v, C->buf, fxi);
+        mw->threads = 0;
+        rc = is_vjp ? score__model_vjp_ws(C->members[i], mw, n, x, c, k, v, W->buf)
+                    : score__model_jvp_ws(C->members[i], mw, n, x, c, k, v, W->buf, fxi);
         if (rc == SCORE_OK && is_vjp && fx != NULL)
-            rc = score_model_forward(C->members[i], n, x, c, fxi);
+            rc = score__model_forward_ws(C->members[i], mw, n, x, c, fxi);
         if (rc != SCORE_OK)
-            return member_failed(m, C, i, rc);
-        acc_add(C->acc, C->buf, len + (fx != NULL ? flen : 0), w);
+            return member_failed(ws, W, i, rc);
+        acc_add(W->acc, W->buf, len + (fx != NULL ? flen : 0), w);
     }
-    acc_store(C->acc, len, out);
+    acc_store(W->acc, len, out);
     if (fx != NULL)
-        acc_store(C->acc + len, flen, fx);
-    m->last_callback_status = 0;
+        acc_store(W->acc + len, flen, fx);
+    ws->cb_status = 0;
     return SCORE_OK;
 }
 
-static int co_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                  const float *v, float *out, float *fx)
+static int co_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, size_t k, const float *v, float *out, float *fx)
 {
-    return co_linear(m, 0, n, x, c, k, v, out, fx);
+    return co_linear(m, ws, 0, n, x, c, k, v, out, fx);
 }
 
-static int co_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                  const float *u, float *out)
+static int co_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, size_t k, const float *u, float *out)
 {
-    return co_linear(m, 1, n, x, c, k, u, out, NULL);
+    return co_linear(m, ws, 1, n, x, c, k, u, out, NULL);
 }
 
-static int co_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
-                    float *fx)
+static int co_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                    const double *c, double *tr, float *fx)
 {
-    combo *C = m->impl;
+    const combo *C = m->impl;
     size_t flen = n * m->dim;
-    int rc = workspace("score_model_trace", C, flen, n);
+    combo_ws *W;
+    int rc = workspace("score_model_trace", C, ws, flen, n, &W);
     if (rc != SCORE_OK)
         return rc;
-    memset(C->acc, 0, flen * sizeof *C->acc);
+    memset(W->acc, 0, flen * sizeof *W->acc);
     for (size_t b = 0; b < n; b++)
         tr[b] = 0.0;
     for (size_t i = 0; i < C->k; i++) {
         double w = weight(m, C, i);
         if (w == 0.0)
             continue;
-        rc = score_model_trace(C->members[i], n, x, c, C->tr, fx != NULL ? C->buf : NULL);
+        W->mem[i]->threads = 0;
+        rc = score__model_trace_ws(C->members[i], W->mem[i], n, x, c, W->tr,
+                                   fx != NULL ? W->buf : NULL);
         if (rc != SCORE_OK)
-            return member_failed(m, C, i, rc);
+            return member_failed(ws, W, i, rc);
         for (size_t b = 0; b < n; b++)
-            tr[b] += w * C->tr[b];
+            tr[b] += w * W->tr[b];
         if (fx != NULL)
-            acc_add(C->acc, C->buf, flen, w);
+            acc_add(W->acc, W->buf, flen, w);
     }
     if (fx != NULL)
-        acc_store(C->acc, flen, fx);
-    m->last_callback_status = 0;
+        acc_store(W->acc, flen, fx);
+    ws->cb_status = 0;
     return SCORE_OK;
 }
 
@@ -215,9 +269,6 @@ static void combo_destroy(combo *C)
         return;
     score__free(C->members);
     score__free(C->w);
-    score__free(C->buf);
-    score__free(C->acc);
-    score__free(C->tr);
     score__free(C);
 }
 
@@ -289,6 +340,8 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
     C->ops.jvp = (caps & SCORE_MODEL_CAP_JVP) ? co_jvp : NULL;
     C->ops.vjp = (caps & SCORE_MODEL_CAP_VJP) ? co_vjp : NULL;
     C->ops.trace = (caps & SCORE_MODEL_CAP_TRACE) ? co_trace : NULL;
+    C->ops.ws_new = co_ws_new;
+    C->ops.ws_free = co_ws_free;
     C->ops.clone_impl = co_clone_impl;
     C->ops.destroy_impl = co_destroy_impl;
     C->ops.on_param = co_on_param;

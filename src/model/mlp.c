@@ -28,11 +28,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "config.h"
-#if SCORE_HAVE_OPENMP
-#include <omp.h>
-#endif
-
+#include "core/pool-priv.h"
 #include "kernel/kernel-priv.h"
 #include "mlp-priv.h"
 #include "rng/rng-priv.h"
@@ -62,6 +58,12 @@ typedef struct mlp {
     float *fourier;    /* half values (Fourier kind) */
     double *freq;      /* half angular frequencies */
     size_t budget;     /* tangent workspace bound (bytes) */
+} mlp;
+
+/* The MLP's part of a workspace (score__model_ws): everything the compute operations write.
+ * Laid out for the architecture in L, n (remade when a call brings a model of another one). */
+typedef struct mlp_ws {
+    size_t L, n[MAXL];
     /* primal workspace: rows of the cached batch */
     size_t pcap;
     float *parena;
@@ -71,10 +73,13 @@ typedef struct mlp {
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;
-    /* inference workspace (mlp_infer): one block of rows, no cache */
+    /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;
-} mlp;
+    /* threads of SCORE_MODEL_PARAM_THREADS > 1 (made on first use) */
+    score__pool *pool;
+    size_t pool_failed;
+} mlp_ws;
 
 static int check_c(const char *fn, size_t n, const double *c);
 
@@ -144,17 +149,54 @@ static int mlp_on_param(score_model *m, int param)
     return SCORE_OK;
 }
 
-static void free_workspace(mlp *p)
+static void free_arenas(mlp_ws *w)
 {
-    score__free(p->parena);
-    score__free(p->tarena);
-    score__free(p->iarena);
-    p->parena = NULL;
-    p->tarena = NULL;
-    p->iarena = NULL;
-    p->pcap = 0;
-    p->tcap = 0;
-    p->icap = 0;
+    score__free(w->parena);
+    score__free(w->tarena);
+    score__free(w->iarena);
+    w->parena = NULL;
+    w->tarena = NULL;
+    w->iarena = NULL;
+    w->pcap = 0;
+    w->tcap = 0;
+    w->icap = 0;
+}
+
+static int mlp_ws_new(void **out)
+{
+    *out = score__calloc(1, sizeof(mlp_ws));
+    return *out ? SCORE_OK : SCORE_E_NOMEM;
+}
+
+static void mlp_ws_free(void *kind)
+{
+    mlp_ws *w = kind;
+    if (w == NULL)
+        return;
+    free_arenas(w);
+    score__pool_free(w->pool);
+    score__free(w);
+}
+
+/* The kind part of ws, its buffers dropped when they were laid out for another architecture. */
+static mlp_ws *ws_of(const mlp *p, score__model_ws *ws)
+{
+    mlp_ws *w = ws->kind;
+    if (w->L != p->L || memcmp(w->n, p->n, (p->L + 1) * sizeof *p->n) != 0) {
+        free_arenas(w);
+        ws->cached_n = 0;
+        w->L = p->L;
+        memset(w->n, 0, sizeof w->n);
+        memcpy(w->n, p->n, (p->L + 1) * sizeof *p->n);
+    }
+    return w;
+}
+
+/* The pool for `threads` threads (NULL: run on the calling thread; also when the threads
+ * cannot be had, which gives the same results). */
+static score__pool *pool_of(mlp_ws *w, int64_t threads)
+{
+    return score__pool_for(&w->pool, &w->pool_failed, (size_t)threads);
 }
 
 static void mlp_destroy(score_model *m)
@@ -162,7 +204,6 @@ static void mlp_destroy(score_model *m)
     mlp *p = impl_of(m);
     if (p == NULL)
         return;
-    free_workspace(p);
     score__free(p->theta);
     score__free(p->fourier);
     score__free(p->freq);
@@ -331,8 +372,6 @@ static int mlp_clone(score_model *dst, const score_model *src)
     d->theta = NULL;
     d->fourier = NULL;
     d->freq = NULL;
-    d->parena = d->tarena = d->iarena = NULL;
-    d->pcap = d->tcap = d->icap = 0;
     dst->impl = d;
     if ((s->theta && (d->theta = dup_f32(s->theta, s->n_params)) == NULL) ||
         (s->fourier && (d->fourier = dup_f32(s->fourier, s->half)) == NULL) ||
@@ -383,44 +422,44 @@ void score__mlp_set_tangent_budget(score_model *m, size_t bytes)
 
 /* Primal cache for `rows` rows: h0, then per hidden layer z, h, phi', then three n x maxh
  * scratch matrices for the reverse pass. */
-static int ensure_primal(mlp *p, size_t rows)
+static int ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
 {
     size_t per = p->n[0] + 3 * p->maxh, total;
     float *a;
-    if (rows <= p->pcap)
+    if (rows <= w->pcap)
         return SCORE_OK;
     for (size_t l = 1; l < p->L; l++)
         per += 3 * p->n[l];
     if (score__mul_size(rows, per, &total) != 0 || (a = score__calloc(total, sizeof(float))) == NULL)
         return SCORE_E_NOMEM;
-    score__free(p->parena);
-    p->parena = a;
-    p->pcap = rows;
-    p->h0 = a;
+    score__free(w->parena);
+    w->parena = a;
+    w->pcap = rows;
+    w->h0 = a;
     a += rows * p->n[0];
     for (size_t l = 1; l < p->L; l++) {
         size_t sz = rows * p->n[l];
-        p->z[l] = a; a += sz;
-        p->h[l] = a; a += sz;
-        p->d1[l] = a; a += sz;
+        w->z[l] = a; a += sz;
+        w->h[l] = a; a += sz;
+        w->d1[l] = a; a += sz;
     }
-    p->h[0] = p->h0;
-    p->dz = a; a += rows * p->maxh;
-    p->dha = a; a += rows * p->maxh;
-    p->dhb = a;
+    w->h[0] = w->h0;
+    w->dz = a; a += rows * p->maxh;
+    w->dha = a; a += rows * p->maxh;
+    w->dhb = a;
     return SCORE_OK;
 }
 
-static int ensure_tangent(mlp *p, size_t floats)
+static int ensure_tangent(mlp_ws *w, size_t floats)
 {
     float *a;
-    if (floats <= p->tcap)
+    if (floats <= w->tcap)
         return SCORE_OK;
     if ((a = score__calloc(floats, sizeof(float))) == NULL)
         return SCORE_E_NOMEM;
-    score__free(p->tarena);
-    p->tarena = a;
-    p->tcap = floats;
+    score__free(w->tarena);
+    w->tarena = a;
+    w->tcap = floats;
     return SCORE_OK;
 }
 
@@ -438,13 +477,13 @@ static size_t block_rows(const mlp *p, size_t n, size_t k, size_t per_tangent)
 }
 
 /* Sizes the tangent arena for nb rows * k tangents * per_tangent floats + extra floats. */
-static int ensure_tangent_rows(mlp *p, size_t nb, size_t k, size_t per_tangent, size_t extra)
+static int ensure_tangent_rows(mlp_ws *w, size_t nb, size_t k, size_t per_tangent, size_t extra)
 {
     size_t r, f;
     if (score__mul_size(nb, k, &r) != 0 || score__mul_size(r, per_tangent, &f) != 0 ||
         f > SIZE_MAX - extra)
         return SCORE_E_NOMEM;
-    return ensure_tangent(p, f + extra);
+    return ensure_tangent(w, f + extra);
 }
 
 /* ======================================================================================== */
@@ -475,24 +514,24 @@ static void embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, cons
 /* Forward pass of nb rows into rows r0 .. r0 + nb - 1 of the primal cache (which must hold
  * them; x, c and out point at the block's first row): z, h and phi'. The
  * output layer runs only when out != NULL. */
-static void forward_block(const mlp *p, size_t dim, size_t r0, size_t nb, const float *x,
-                          const double *c, float *out)
+static void forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
+                          const float *x, const double *c, float *out)
 {
     size_t L = p->L;
-    embed_rows(p, dim, nb, x, c, p->h0 + r0 * p->n[0]);
+    embed_rows(p, dim, nb, x, c, w->h0 + r0 * p->n[0]);
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
-        const float *hp = p->h[l - 1] + r0 * np;
-        float *z = p->z[l] + r0 * nl;
+        const float *hp = w->h[l - 1] + r0 * np;
+        float *z = w->z[l] + r0 * nl;
         score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, z, nl);
         score__bias_act_forward_res(nb, nl, z, B(p, l), p->act, p->res[l] ? hp : NULL,
-                                    p->h[l] + r0 * nl, p->d1[l] + r0 * nl, NULL);
+                                    w->h[l] + r0 * nl, w->d1[l] + r0 * nl, NULL);
     }
     if (out != NULL) {
         const float *bl = B(p, L);
         for (size_t b = 0; b < nb; b++)
             memcpy(out + b * dim, bl, dim * sizeof *out);
-        score__sgemm(0, 1, nb, dim, p->n[L - 1], 1.0f, p->h[L - 1] + r0 * p->n[L - 1],
+        score__sgemm(0, 1, nb, dim, p->n[L - 1], 1.0f, w->h[L - 1] + r0 * p->n[L - 1],
                      p->n[L - 1], W(p, L), p->n[L - 1], 1.0f, out, dim);
     }
 }
@@ -569,15 +608,36 @@ static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t r
                  1.0f, out + b0 * dim, dim);
 }
 
-/* Forward pass without the backward cache (score__model_infer(): samplers, the sde), in blocks
- * of rows through a small workspace per thread: bounded memory whatever n, cache-resident
- * blocks, and with SCORE_MODEL_PARAM_THREADS > 1 several blocks at a time (OpenMP). */
-static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
+/* Forward pass without the backward cache (score__model_infer_ws(): samplers, the sde), in
+ * blocks of rows through a small workspace per thread: bounded memory whatever n, cache-resident
+ * blocks, and with SCORE_MODEL_PARAM_THREADS > 1 several blocks at a time (the workspace's
+ * thread pool; thread t uses scratch slot t). */
+typedef struct infer_job {
+    const mlp *p;
+    size_t dim, n, nb, per;
+    const float *x;
+    const double *c;
+    float *out, *arena;
+} infer_job;
+
+static void infer_part(void *ctx, size_t i, size_t thread)
+{
+    const infer_job *j = ctx;
+    size_t b0 = i * j->nb;
+    infer_block(j->p, j->dim, j->nb, b0, j->n - b0 < j->nb ? j->n - b0 : j->nb, j->x, j->c,
+                j->out, j->arena + thread * j->nb * j->per);
+}
+
+static int mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                     const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
-    mlp *p = impl_of(m);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = ws_of(p, ws);
     size_t dim = m->dim, per = p->n[0] + 2 * p->maxh;
-    size_t nb, nblocks, nthreads;
+    size_t nb, nblocks, nslots, need;
+    score__pool *pool;
+    infer_job job;
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
     nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
@@ -585,33 +645,28 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
     nb = nb < 16 ? 16 : nb;
     nblocks = (n + nb - 1) / nb;
     nb = (n + nblocks - 1) / nblocks;
-    nthreads = (size_t)score__par_threads(score__model_i64(m, SCORE_MODEL_PARAM_THREADS), nblocks);
-    if (nthreads * nb * per > p->icap) {
-        float *a = score__calloc(nthreads * nb * per, sizeof(float));
+    pool = nblocks > 1 ? pool_of(w, score__model_ws_threads(m, ws)) : NULL;
+    nslots = score__pool_threads(pool);
+    nslots = nslots < nblocks ? nslots : nblocks;
+    need = nslots * nb * per;
+    if (need > w->icap) {
+        float *a = score__calloc(need, sizeof(float));
         if (a == NULL)
             return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        score__free(p->iarena);
-        p->iarena = a;
-        p->icap = nthreads * nb * per;
+        score__free(w->iarena);
+        w->iarena = a;
+        w->icap = need;
     }
-    if (nthreads <= 1) {
-        for (size_t b0 = 0; b0 < n; b0 += nb)
-            infer_block(p, dim, nb, b0, n - b0 < nb ? n - b0 : nb, x, c, out, p->iarena);
-        return SCORE_OK;
-    }
-#if SCORE_HAVE_OPENMP
-    {
-        const mlp *cp = p;
-        float *arena = p->iarena;
-        long nbl = (long)nblocks;
-#pragma omp parallel for num_threads((int)nthreads) schedule(static)
-        for (long i = 0; i < nbl; i++) {
-            size_t b0 = (size_t)i * nb;
-            float *ws = arena + (size_t)omp_get_thread_num() * nb * per;
-            infer_block(cp, dim, nb, b0, n - b0 < nb ? n - b0 : nb, x, c, out, ws);
-        }
-    }
-#endif
+    job.p = p;
+    job.dim = dim;
+    job.n = n;
+    job.nb = nb;
+    job.per = per;
+    job.x = x;
+    job.c = c;
+    job.out = out;
+    job.arena = w->iarena;
+    score__pool_for_each(pool, nblocks, infer_part, &job);
     return SCORE_OK;
 }
 
@@ -631,22 +686,22 @@ static int mlp_infer(score_model *m, size_t n, const float *x, const double *c, 
 
 typedef struct train_part {
     size_t nblk, nb;  /* row blocks of nb rows (the last may be shorter) */
-    int threads;      /* OpenMP threads for the phases (1 = serial) */
+    int threads;      /* threads for the phases (1 = serial) */
 } train_part;
 
-static train_part train_partition(const score_model *m, size_t n)
+static train_part train_partition(const score_model *m, const score__model_ws *ws, size_t n)
 {
     train_part tp;
     tp.nblk = (n + SCORE__MLP_TRAIN_ROWS - 1) / SCORE__MLP_TRAIN_ROWS;
     tp.nblk = tp.nblk ? tp.nblk : 1;
     tp.nb = (n + tp.nblk - 1) / tp.nblk;
     /* no phase has more than 64 pieces of work worth a thread of its own */
-    tp.threads = score__par_threads(score__model_i64(m, SCORE_MODEL_PARAM_THREADS), 64);
+    tp.threads = score__par_threads(score__model_ws_threads(m, ws), 64);
     {
         /* Threads only pay off when each has enough work between the synchronisation points
-         * (about 10 per backward; each costs tens of microseconds when idle threads sleep):
-         * below SCORE__MLP_PAR_FLOPS of forward work the phases run on the calling thread.
-         * Results are the same either way. */
+         * (about 10 per backward; each costs microseconds when the workers spin, tens of
+         * microseconds when they sleep): below SCORE__MLP_PAR_FLOPS of forward work the
+         * phases run on the calling thread. Results are the same either way. */
         const mlp *p = impl_of(m);
         double flops = 0.0;
         for (size_t l = 1; l <= p->L; l++)
@@ -657,23 +712,58 @@ static train_part train_partition(const score_model *m, size_t n)
     return tp;
 }
 
-static int mlp_forward(score_model *m, size_t n, const float *x, const double *c, float *out)
+/* One phase of the training path: part i of a loop over row blocks or gradient chunks. */
+typedef struct train_job {
+    const mlp *p;
+    const mlp_ws *w;
+    size_t dim, n;
+    train_part tp;
+    const float *x, *gout;
+    const double *c;
+    float *out, *grad, *gx;
+    /* the phase */
+    size_t l;
+    const float *A;            /* accum_grad: the cotangent rows of layer l */
+    float *dh, *dhn;           /* hidden-layer cotangents (current, next) */
+} train_job;
+
+static void block_range(const train_job *j, size_t i, size_t *r0, size_t *rows)
 {
-    mlp *p = impl_of(m);
-    size_t dim = m->dim;
-    train_part tp = train_partition(m, n);
-    long nblk = (long)tp.nblk;
+    *r0 = i * j->tp.nb;
+    *rows = j->n - *r0 < j->tp.nb ? j->n - *r0 : j->tp.nb;
+}
+
+static void forward_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    size_t r0, rows;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0,
+                  j->out ? j->out + r0 * j->dim : NULL);
+}
+
+static int mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                       const double *c, float *out)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = ws_of(p, ws);
+    train_job j;
+    memset(&j, 0, sizeof j);
+    j.tp = train_partition(m, ws, n);
     if (check_c("score_model_forward", n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
-    if (ensure_primal(p, n) != SCORE_OK)
+    if (ensure_primal(p, w, n) != SCORE_OK)
         return score__error(SCORE_E_NOMEM, "score_model_forward", "workspace allocation failed");
-#if SCORE_HAVE_OPENMP
-#pragma omp parallel for num_threads(tp.threads) schedule(static) if (tp.threads > 1 && nblk > 1)
-#endif
-    for (long i = 0; i < nblk; i++) {
-        size_t r0 = (size_t)i * tp.nb, rows = n - r0 < tp.nb ? n - r0 : tp.nb;
-        forward_block(p, dim, r0, rows, x + r0 * dim, c + r0, out ? out + r0 * dim : NULL);
-    }
+    j.p = p;
+    j.w = w;
+    j.dim = m->dim;
+    j.n = n;
+    j.x = x;
+    j.c = c;
+    j.out = out;
+    score__pool_for_each(j.tp.threads > 1 ? pool_of(w, j.tp.threads) : NULL, j.tp.nblk,
+                         forward_part, &j);
     return SCORE_OK;
 }
 
@@ -687,8 +777,6 @@ static void accum_grad_chunk(const mlp *p, size_t l, size_t n, size_t j0, size_t
     score__col_sum_acc_ld(n, j1 - j0, nl, A + j0, grad + p->boff[l] + j0);
 }
 
-/* All weight-gradient chunks of layer l, run by the threads of the enclosing parallel region
- * (or serially outside one). */
 static size_t grad_chunk_rows(size_t nl)
 {
     size_t r = (nl + SCORE__MLP_GRAD_CHUNKS - 1) / SCORE__MLP_GRAD_CHUNKS;
@@ -696,83 +784,104 @@ static size_t grad_chunk_rows(size_t nl)
     return r > SCORE__MLP_GRAD_ROWS ? r : SCORE__MLP_GRAD_ROWS;
 }
 
-static void accum_grad_phase(const mlp *p, size_t l, size_t n, const float *A, float *grad)
+static void grad_part(void *ctx, size_t i, size_t thread)
 {
-    size_t cr = grad_chunk_rows(p->n[l]);
-    long nch = (long)((p->n[l] + cr - 1) / cr);
-#if SCORE_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (long i = 0; i < nch; i++) {
-        size_t j0 = (size_t)i * cr;
-        size_t j1 = j0 + cr < p->n[l] ? j0 + cr : p->n[l];
-        accum_grad_chunk(p, l, n, j0, j1, A, p->h[l - 1], grad);
-    }
+    const train_job *j = ctx;
+    size_t nl = j->p->n[j->l], cr = grad_chunk_rows(nl), j0 = i * cr;
+    size_t j1 = j0 + cr < nl ? j0 + cr : nl;
+    (void)thread;
+    accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1], j->grad);
+}
+
+/* All weight-gradient chunks of layer l from the cotangents A. */
+static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const float *A)
+{
+    size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
+    j->l = l;
+    j->A = A;
+    score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
+}
+
+/* dh_{L-1} = gout W_L, per row block. */
+static void out_cotangent_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    const mlp *p = j->p;
+    size_t r0, rows, L = p->L;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    score__sgemm(0, 0, rows, p->n[L - 1], j->dim, 1.0f, j->gout + r0 * j->dim, j->dim, W(p, L),
+                 p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
+}
+
+/* dz_l = phi'(z_l) dh_l, per row block. */
+static void dz_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    size_t r0, rows, nl = j->p->n[j->l];
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    score__mul(rows * nl, j->dh + r0 * nl, j->w->d1[j->l] + r0 * nl, j->w->dz + r0 * nl);
+}
+
+/* dh_{l-1} from dz_l (or gx at the first layer), per row block. */
+static void dh_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    const mlp *p = j->p;
+    size_t r0, rows, l = j->l, nl = p->n[l], np = p->n[l - 1], dim = j->dim;
+    const float *dz;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    dz = j->w->dz + r0 * nl;
+    if (l > 1 && p->res[l]) /* residual block: dh_{l-1} = dh_l + dz W_l (in place) */
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, j->dh + r0 * np, np);
+    else if (l > 1)
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, j->dhn + r0 * np, np);
+    else /* only the x part of the first layer's input */
+        score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f, j->gx + r0 * dim, dim);
 }
 
 /* Back-propagation through the cached forward of n rows, phase by phase (row blocks, then
- * weight-gradient chunks) in one parallel region when the model has several threads. */
-static void backward_phases(const mlp *p, size_t dim, size_t n, train_part tp,
-                            const float *gout, float *grad, float *gx)
-{
-    size_t L = p->L;
-    long nblk = (long)tp.nblk;
-    float *dh = p->dha, *dhn = p->dhb;
-    if (grad)
-        accum_grad_phase(p, L, n, gout, grad);
-#if SCORE_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (long i = 0; i < nblk; i++) {
-        size_t r0 = (size_t)i * tp.nb, rows = n - r0 < tp.nb ? n - r0 : tp.nb;
-        score__sgemm(0, 0, rows, p->n[L - 1], dim, 1.0f, gout + r0 * dim, dim, W(p, L),
-                     p->n[L - 1], 0.0f, dh + r0 * p->n[L - 1], p->n[L - 1]);
-    }
-    for (size_t l = L - 1; l >= 1; l--) {
-        size_t nl = p->n[l], np = p->n[l - 1];
-#if SCORE_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (long i = 0; i < nblk; i++) {
-            size_t r0 = (size_t)i * tp.nb, rows = n - r0 < tp.nb ? n - r0 : tp.nb;
-            score__mul(rows * nl, dh + r0 * nl, p->d1[l] + r0 * nl, p->dz + r0 * nl);
-        }
-        if (grad)
-            accum_grad_phase(p, l, n, p->dz, grad);
-        if (l == 1 && gx == NULL)
-            break;
-#if SCORE_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (long i = 0; i < nblk; i++) {
-            size_t r0 = (size_t)i * tp.nb, rows = n - r0 < tp.nb ? n - r0 : tp.nb;
-            const float *dz = p->dz + r0 * nl;
-            if (l > 1 && p->res[l]) /* residual block: dh_{l-1} = dh_l + dz W_l (in place) */
-                score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f,
-                             dh + r0 * np, np);
-            else if (l > 1)
-                score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f,
-                             dhn + r0 * np, np);
-            else /* only the x part of the first layer's input */
-                score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f,
-                             gx + r0 * dim, dim);
-        }
-        if (l > 1 && !p->res[l]) {
-            float *t = dh;
-            dh = dhn;
-            dhn = t;
-        }
-    }
-}
-
-static int mlp_backward(score_model *m, size_t n, const float *gout, float *grad, float *gx)
+ * weight-gradient chunks), each phase on the workspace's threads when it has several. */
+static int mlp_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
+                        float *grad, float *gx)
 {
     const mlp *p = impl_of(m);
-    train_part tp = train_partition(m, n);
-#if SCORE_HAVE_OPENMP
-#pragma omp parallel num_threads(tp.threads) if (tp.threads > 1)
-#endif
-    backward_phases(p, m->dim, n, tp, gout, grad, gx);
+    mlp_ws *w = ws_of(p, ws);
+    size_t L = p->L;
+    score__pool *pool;
+    train_job j;
+    memset(&j, 0, sizeof j);
+    j.tp = train_partition(m, ws, n);
+    pool = j.tp.threads > 1 ? pool_of(w, j.tp.threads) : NULL;
+    j.p = p;
+    j.w = w;
+    j.dim = m->dim;
+    j.n = n;
+    j.gout = gout;
+    j.grad = grad;
+    j.gx = gx;
+    j.dh = w->dha;
+    j.dhn = w->dhb;
+    if (grad)
+        accum_grad_phase(pool, &j, L, gout);
+    score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j);
+    for (size_t l = L - 1; l >= 1; l--) {
+        j.l = l;
+        score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
+        if (grad)
+            accum_grad_phase(pool, &j, l, w->dz);
+        if (l == 1 && gx == NULL)
+            break;
+        j.l = l;
+        score__pool_for_each(pool, j.tp.nblk, dh_part, &j);
+        if (l > 1 && !p->res[l]) {
+            float *t = j.dh;
+            j.dh = j.dhn;
+            j.dhn = t;
+        }
+    }
     return SCORE_OK;
 }
 
@@ -815,19 +924,20 @@ static void w1x_transposed(const mlp *p, size_t dim, float *wt)
  * Storing mode (T and U arrays given, indexed 1..L-1): T_l and U_l are kept (U_1 only for
  * probes). Otherwise A and B are ping-pong buffers of R x maxh floats.
  * Returns T_{L-1}. */
-static float *tangent_forward(const mlp *p, size_t dim, size_t nb, size_t k, const float *V,
-                              const float *wt, float **T, float **U, float *A, float *Bf)
+static float *tangent_forward(const mlp *p, const mlp_ws *w, size_t dim, size_t nb, size_t k,
+                              const float *V, const float *wt, float **T, float **U, float *A,
+                              float *Bf)
 {
     size_t R = nb * k, L = p->L, n1 = p->n[1], n0 = p->n[0];
     float *cur = T ? T[1] : A;
     if (V == NULL) {
         for (size_t b = 0; b < nb; b++)
             for (size_t j = 0; j < k; j++)
-                score__mul(n1, p->d1[1] + b * n1, wt + j * n1, cur + (b * k + j) * n1);
+                score__mul(n1, w->d1[1] + b * n1, wt + j * n1, cur + (b * k + j) * n1);
     } else {
         float *u1 = T ? U[1] : cur;
         score__sgemm(0, 1, R, n1, dim, 1.0f, V, dim, W(p, 1), n0, 0.0f, u1, n1);
-        bcast_mul(nb, k, n1, p->d1[1], u1, cur);
+        bcast_mul(nb, k, n1, w->d1[1], u1, cur);
     }
     for (size_t l = 2; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
@@ -835,9 +945,9 @@ static float *tangent_forward(const mlp *p, size_t dim, size_t nb, size_t k, con
         float *next = T ? T[l] : u;
         score__sgemm(0, 1, R, nl, np, 1.0f, cur, np, W(p, l), np, 0.0f, u, nl);
         if (p->res[l])
-            bcast_mul_add(nb, k, nl, p->d1[l], u, cur, next); /* next = phi' u + cur */
+            bcast_mul_add(nb, k, nl, w->d1[l], u, cur, next); /* next = phi' u + cur */
         else
-            bcast_mul(nb, k, nl, p->d1[l], u, next);
+            bcast_mul(nb, k, nl, w->d1[l], u, next);
         cur = next;
     }
     return cur;
@@ -856,46 +966,52 @@ static int nomem(const char *fn)
     return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
 }
 
-static int mlp_jvp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                   const float *v, float *out, float *fx)
+static int mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                   const double *c, size_t k, const float *v, float *out, float *fx)
 {
     static const char fn[] = "score_model_jvp";
-    mlp *p = impl_of(m);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 2 * p->maxh);
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
-    if (ensure_primal(p, nb) != SCORE_OK || ensure_tangent_rows(p, nb, k, 2 * p->maxh, 0) != SCORE_OK)
+    ws->cached_n = 0; /* the primal rows are reused below */
+    if (ensure_primal(p, w, nb) != SCORE_OK ||
+        ensure_tangent_rows(w, nb, k, 2 * p->maxh, 0) != SCORE_OK)
         return nomem(fn);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
-        float *A = p->tarena, *Bf = p->tarena + nb * k * p->maxh, *t;
-        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
-        t = tangent_forward(p, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
+        float *A = w->tarena, *Bf = w->tarena + nb * k * p->maxh, *t;
+        forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
+        t = tangent_forward(p, w, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
         score__sgemm(0, 1, R, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1], 0.0f,
                      out + b0 * k * dim, dim);
     }
     return SCORE_OK;
 }
 
-static int mlp_vjp(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                   const float *u, float *out)
+static int mlp_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                   const double *c, size_t k, const float *u, float *out)
 {
     static const char fn[] = "score_model_vjp";
-    mlp *p = impl_of(m);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 3 * p->maxh);
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
-    if (ensure_primal(p, nb) != SCORE_OK || ensure_tangent_rows(p, nb, k, 3 * p->maxh, 0) != SCORE_OK)
+    ws->cached_n = 0; /* the primal rows are reused below */
+    if (ensure_primal(p, w, nb) != SCORE_OK ||
+        ensure_tangent_rows(w, nb, k, 3 * p->maxh, 0) != SCORE_OK)
         return nomem(fn);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
-        float *G = p->tarena, *GU = G + stride, *Gn = GU + stride;
-        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, NULL);
+        float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
+        forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, NULL);
         score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u + b0 * k * dim, dim, W(p, L),
                      p->n[L - 1], 0.0f, G, p->n[L - 1]);
         for (size_t l = L - 1; l >= 1; l--) {
             size_t nl = p->n[l], np = p->n[l - 1];
-            bcast_mul(rows, k, nl, p->d1[l], G, GU);
+            bcast_mul(rows, k, nl, w->d1[l], G, GU);
             if (l > 1 && p->res[l]) {
                 score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 1.0f, G, np);
             } else if (l > 1) {
@@ -911,27 +1027,29 @@ static int mlp_vjp(score_model *m, size_t n, const float *x, const double *c, si
     return SCORE_OK;
 }
 
-static int mlp_trace(score_model *m, size_t n, const float *x, const double *c, double *tr,
-                     float *fx)
+static int mlp_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                     const double *c, double *tr, float *fx)
 {
     static const char fn[] = "score_model_trace";
-    mlp *p = impl_of(m);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1];
     size_t nb = block_rows(p, n, dim, 2 * p->maxh), extra = dim * p->n[1];
     float *wt;
     if (check_c(fn, n, c) != SCORE_OK)
         return SCORE_E_NUMERIC;
-    if (ensure_primal(p, nb) != SCORE_OK ||
-        ensure_tangent_rows(p, nb, dim, 2 * p->maxh, extra) != SCORE_OK)
+    ws->cached_n = 0; /* the primal rows are reused below */
+    if (ensure_primal(p, w, nb) != SCORE_OK ||
+        ensure_tangent_rows(w, nb, dim, 2 * p->maxh, extra) != SCORE_OK)
         return nomem(fn);
-    wt = p->tarena + nb * dim * 2 * p->maxh;
+    wt = w->tarena + nb * dim * 2 * p->maxh;
     w1x_transposed(p, dim, wt);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb;
-        float *A = p->tarena, *Bf = p->tarena + nb * dim * p->maxh, *t;
+        float *A = w->tarena, *Bf = w->tarena + nb * dim * p->maxh, *t;
         const float *wl = W(p, L);
-        forward_block(p, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
-        t = tangent_forward(p, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
+        forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, fx ? fx + b0 * dim : NULL);
+        t = tangent_forward(p, w, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
         /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
         for (size_t b = 0; b < rows; b++) {
             double s = 0.0;
@@ -1047,11 +1165,13 @@ static size_t tg_layout(const mlp *p, size_t dim, size_t nb, size_t k, int unit,
  * sum_r w_r v_r^T J v_r + sum_b gout_b . F_b; writes the values (tr or vjv) and fx.
  * Per block: one forward pass of the stacked primal and tangent rows (the outputs F and, from
  * them, gout), then one reverse pass through both, including the phi'' terms. */
-static int tangent_grad(score_model *m, const char *fn, size_t n, const float *x,
-                        const double *c, size_t k, const float *V, const double *w,
-                        const gout_src *gsrc, float *grad, double *val, float *fx)
+static int tangent_grad(const score_model *m, score__model_ws *mws, const char *fn, size_t n,
+                        const float *x, const double *c, size_t k, const float *V,
+                        const double *w, const gout_src *gsrc, float *grad, double *val,
+                        float *fx)
 {
-    mlp *p = impl_of(m);
+    const mlp *p = impl_of(m);
+    mlp_ws *kw = ws_of(p, mws);
     const int unit = V == NULL;
     const int need_f = fx != NULL || gsrc->fn != NULL, fold = fold_last(p, unit);
     size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1], n1 = p->n[1], n0 = p->n[0];
@@ -1072,9 +1192,9 @@ static int tangent_grad(score_model *m, const char *fn, size_t n, const float *x
     nblocks = (n + nb - 1) / nb;
     nb = (n + nblocks - 1) / nblocks;
     total = tg_layout(p, dim, nb, k, unit, NULL, NULL, &ovf);
-    if (ovf || ensure_tangent(p, total) != SCORE_OK)
+    if (ovf || ensure_tangent(kw, total) != SCORE_OK)
         return nomem(fn);
-    (void)tg_layout(p, dim, nb, k, unit, p->tarena, &ws, &ovf);
+    (void)tg_layout(p, dim, nb, k, unit, kw->tarena, &ws, &ovf);
     if (unit) {
         w1x_transposed(p, dim, ws.wt);
         memset(ws.sgu, 0, dim * n1 * sizeof *ws.sgu);
@@ -1232,35 +1352,38 @@ static int tangent_grad(score_model *m, const char *fn, size_t n, const float *x
     return SCORE_OK;
 }
 
-static int mlp_trace_grad(score_model *m, size_t n, const float *x, const double *c,
-                          const double *w, const float *gout, float *grad, double *tr, float *fx)
+static int mlp_trace_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, const double *w, const float *gout, float *grad,
+                          double *tr, float *fx)
 {
     gout_src g = {gout, NULL, NULL};
-    return tangent_grad(m, "score_model_trace_grad", n, x, c, m->dim, NULL, w, &g, grad, tr, fx);
+    return tangent_grad(m, ws, "score_model_trace_grad", n, x, c, m->dim, NULL, w, &g, grad, tr,
+                        fx);
 }
 
-static int mlp_vjv_grad(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                        const float *v, const double *w, const float *gout, float *grad,
-                        double *vjv, float *fx)
+static int mlp_vjv_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, size_t k, const float *v, const double *w,
+                        const float *gout, float *grad, double *vjv, float *fx)
 {
     gout_src g = {gout, NULL, NULL};
-    return tangent_grad(m, "score_model_vjv_grad", n, x, c, k, v, w, &g, grad, vjv, fx);
+    return tangent_grad(m, ws, "score_model_vjv_grad", n, x, c, k, v, w, &g, grad, vjv, fx);
 }
 
-static int mlp_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
-                             const double *w, score__gout_fn gfn, void *gctx, float *grad,
-                             double *tr, float *fx)
+static int mlp_trace_grad_fn(const score_model *m, score__model_ws *ws, size_t n,
+                             const float *x, const double *c, const double *w,
+                             score__gout_fn gfn, void *gctx, float *grad, double *tr, float *fx)
 {
     gout_src g = {NULL, gfn, gctx};
-    return tangent_grad(m, "score_model_trace_grad", n, x, c, m->dim, NULL, w, &g, grad, tr, fx);
+    return tangent_grad(m, ws, "score_model_trace_grad", n, x, c, m->dim, NULL, w, &g, grad, tr,
+                        fx);
 }
 
-static int mlp_vjv_grad_fn(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                           const float *v, const double *w, score__gout_fn gfn, void *gctx,
-                           float *grad, double *vjv, float *fx)
+static int mlp_vjv_grad_fn(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                           const double *c, size_t k, const float *v, const double *w,
+                           score__gout_fn gfn, void *gctx, float *grad, double *vjv, float *fx)
 {
     gout_src g = {NULL, gfn, gctx};
-    return tangent_grad(m, "score_model_vjv_grad", n, x, c, k, v, w, &g, grad, vjv, fx);
+    return tangent_grad(m, ws, "score_model_vjv_grad", n, x, c, k, v, w, &g, grad, vjv, fx);
 }
 
 const score__model_ops score__mlp_ops = {
@@ -1276,6 +1399,8 @@ const score__model_ops score__mlp_ops = {
     .vjv_grad = mlp_vjv_grad,
     .trace_grad_fn = mlp_trace_grad_fn,
     .vjv_grad_fn = mlp_vjv_grad_fn,
+    .ws_new = mlp_ws_new,
+    .ws_free = mlp_ws_free,
     .param_count = mlp_param_count,
     .params_get = mlp_params_get,
     .params_set = mlp_params_set,

@@ -129,8 +129,10 @@ int score__model_probe(const char *fn, score_model *m)
     }
     for (int b = 0; b < ROWS; b++)
         c[b] = analytic ? 0.0 : 0.5 * b;
-    rc = score_model_forward(m, ROWS, x, c, out);
-    score__model_params_changed(m); /* nothing of the probe is kept for a backward pass */
+    /* the cache-free evaluation in a workspace of this call: nothing stays in the model */
+    rc = score__model_infer(m, ROWS, x, c, out);
+    if (rc == SCORE_OK && !score__all_finite_f32(ROWS * d, out))
+        rc = score__error(SCORE_E_NUMERIC, fn, "an output holds NaN or infinity");
     score__free(x);
     if (rc == SCORE_OK || rc == SCORE_E_NOMEM)
         return rc;

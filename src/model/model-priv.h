@@ -3,6 +3,8 @@
 #ifndef LIBSCORE_MODEL_PRIV_H
 #define LIBSCORE_MODEL_PRIV_H
 
+#include <stdatomic.h>
+
 #include "core/core-priv.h"
 #include "libscore/model.h"
 
@@ -15,35 +17,51 @@ struct score__st_reader;
  * own forward pass of that block. */
 typedef void (*score__gout_fn)(void *ctx, size_t row0, size_t rows, const float *fx, float *gout);
 
+/* Per-caller workspace of the compute operations (see "Workspaces" below). */
+typedef struct score__model_ws score__model_ws;
+
 typedef struct score__model_ops {
     const char *name; /* "mlp", "gaussian", ... */
     /* All entries may be NULL when the kind lacks the operation (-> SCORE_E_UNSUPPORTED).
-     * Arguments are already validated (non-NULL where required, n > 0, prepared). */
+     * Arguments are already validated (non-NULL where required, n > 0, prepared) and ws is
+     * bound to the kind (its kind part made by ws_new). The compute operations only read the
+     * model: everything they write lives in ws (or in the caller's arrays), so any number of
+     * calls with different workspaces may run on one model at the same time. */
     int (*prepare)(score_model *m);
-    int (*forward)(score_model *m, size_t n, const float *x, const double *c, float *out);
-    /* Forward without the backward cache (score__model_infer()); NULL = use forward. */
-    int (*infer)(score_model *m, size_t n, const float *x, const double *c, float *out);
-    int (*backward)(score_model *m, size_t n, const float *gout, float *grad, float *gx);
-    int (*jvp)(score_model *m, size_t n, const float *x, const double *c, size_t k,
-               const float *v, float *out, float *fx);
-    int (*vjp)(score_model *m, size_t n, const float *x, const double *c, size_t k,
-               const float *u, float *out);
-    int (*trace)(score_model *m, size_t n, const float *x, const double *c, double *tr,
-                 float *fx);
-    int (*trace_grad)(score_model *m, size_t n, const float *x, const double *c,
-                      const double *w, const float *gout, float *grad, double *tr, float *fx);
-    int (*vjv_grad)(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                    const float *v, const double *w, const float *gout, float *grad,
-                    double *vjv, float *fx);
+    int (*forward)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                   const double *c, float *out);
+    /* Forward without the backward cache (score__model_infer_ws()); NULL = use forward. */
+    int (*infer)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                 const double *c, float *out);
+    /* Back-propagation through the forward of n rows cached in ws. */
+    int (*backward)(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
+                    float *grad, float *gx);
+    int (*jvp)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+               const double *c, size_t k, const float *v, float *out, float *fx);
+    int (*vjp)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+               const double *c, size_t k, const float *u, float *out);
+    int (*trace)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                 const double *c, double *tr, float *fx);
+    int (*trace_grad)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, const double *w, const float *gout, float *grad,
+                      double *tr, float *fx);
+    int (*vjv_grad)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                    const double *c, size_t k, const float *v, const double *w,
+                    const float *gout, float *grad, double *vjv, float *fx);
     /* trace_grad / vjv_grad with gout built by gfn from the outputs (fx, required) of the
      * kind's own forward pass: no separate forward by the caller. NULL = the generic fallback
-     * of score__model_trace_grad_fn() / score__model_vjv_grad_fn(). */
-    int (*trace_grad_fn)(score_model *m, size_t n, const float *x, const double *c,
-                         const double *w, score__gout_fn gfn, void *gctx, float *grad,
-                         double *tr, float *fx);
-    int (*vjv_grad_fn)(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                       const float *v, const double *w, score__gout_fn gfn, void *gctx,
-                       float *grad, double *vjv, float *fx);
+     * of score__model_trace_grad_fn_ws() / score__model_vjv_grad_fn_ws(). */
+    int (*trace_grad_fn)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                         const double *c, const double *w, score__gout_fn gfn, void *gctx,
+                         float *grad, double *tr, float *fx);
+    int (*vjv_grad_fn)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                       const double *c, size_t k, const float *v, const double *w,
+                       score__gout_fn gfn, void *gctx, float *grad, double *vjv, float *fx);
+    /* The kind part of a workspace: ws_new makes an empty one (sized by the operations when
+     * they run, for the model they are given: a kind part must check that its buffers fit
+     * the model and grow them otherwise), ws_free frees it. Both NULL: no kind part. */
+    int (*ws_new)(void **out);
+    void (*ws_free)(void *kind);
     size_t (*param_count)(const score_model *m);
     void (*params_get)(const score_model *m, float *buf);
     void (*params_set)(score_model *m, const float *buf);
@@ -74,10 +92,15 @@ struct score_model {
     int kind;
     size_t dim;
     int prepared;
-    /* set by forward, cleared by anything that changes parameters or the cache; backward
-     * requires cached_n == its n */
-    size_t cached_n;
-    int last_callback_status;
+    /* Rows of the forward cached in own_ws by score_model_forward(), 0 = none: set by
+     * forward, cleared by anything that changes the parameters and by the other public compute
+     * calls (atomically, as concurrent readers may clear it); backward requires its n. */
+    atomic_size_t cached_n;
+    /* The user status of the last callback call through this model by any caller (published
+     * atomically at the end of each compute call, see score_model_last_callback_status()). */
+    atomic_int last_callback_status;
+    /* Workspace of the public forward / backward pair (object-exclusive), made on first use. */
+    score__model_ws *own_ws;
     score__param_val params[SCORE__MODEL_NPARAMS];
     void *impl;
     struct score__model_meta *meta; /* user metadata (model-meta.c); NULL = none */
@@ -103,10 +126,49 @@ void score__model_meta_free(score_model *m);
 /* i-th entry in key order; SCORE_E_RANGE past the end (no message). */
 int score__model_meta_at(const score_model *m, size_t i, const char **key, const char **value);
 
-/* Evaluates F(x, c) like score_model_forward() (same checks and errors) but keeps no cache
- * for score_model_backward() (a later backward fails with SCORE_E_MISUSE): kinds with an
- * infer op then need only a bounded workspace whatever n. For callers that never
- * back-propagate: the sde layer, hence every sampler. */
+/* ---- Workspaces --------------------------------------------------------------------------
+ * Everything a compute call writes (activations, tangents, per-thread scratch, a thread pool,
+ * the forward cache of a backward, the status of a user callback) lives in a workspace that
+ * belongs to the calling object: the sde (every sampler and the likelihood evaluate through
+ * it), the loss, the public forward / backward pair (the model's own_ws, object-exclusive), or
+ * one public read-only call (a workspace made and freed by that call). The model is only read,
+ * so one prepared model serves any number of workspaces at the same time. A workspace is used
+ * by one thread at a time; it may serve different models one after the other (its kind part
+ * is remade when the kind changes and grows when a model or batch needs more), and grows to
+ * the largest batch seen, never inside a hot loop once sized. */
+struct score__model_ws {
+    void *kind;                  /* kind part (NULL until the first call, or none) */
+    void (*kind_free)(void *kind); /* the kind that made it: its ops->ws_free */
+    int64_t threads;             /* 0: the model's SCORE_MODEL_PARAM_THREADS; else this count
+                                  * (a combination evaluates its members with its own) */
+    int cb_status;               /* user status of the last callback call through it */
+    size_t cached_n;             /* rows cached by score__model_forward_ws() for backward */
+};
+
+/* An empty workspace (SCORE_E_NOMEM without a message). */
+int score__model_ws_new(score__model_ws **out);
+void score__model_ws_free(score__model_ws *ws);
+/* Threads a kind uses for this call (>= 1). */
+int64_t score__model_ws_threads(const score_model *m, const score__model_ws *ws);
+
+/* The compute calls through a workspace: the checks, errors and results of the public
+ * functions (the messages name them), the model only read, its callback status published.
+ * forward_ws keeps the cache of the n rows in ws for backward_ws (which needs the same ws,
+ * model and n, and unchanged parameters); infer_ws keeps none (bounded memory whatever n). */
+int score__model_infer_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, float *out);
+int score__model_forward_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                            const double *c, float *out);
+int score__model_backward_ws(const score_model *m, score__model_ws *ws, size_t n,
+                             const float *gout, float *grad, float *gx);
+int score__model_jvp_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, size_t k, const float *v, float *out, float *fx);
+int score__model_vjp_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, size_t k, const float *u, float *out);
+int score__model_trace_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, double *tr, float *fx);
+
+/* score__model_infer_ws() through a workspace of this call only (made and freed here). */
 int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out);
 
 /* Direct access to a prepared model's parameters for the trainer (no copies per step): the
@@ -133,6 +195,15 @@ int score__model_probe(const char *fn, score_model *m);
  * (MLP), so callers whose gout depends on F need no forward of their own. Kinds without the
  * op: a cache-free forward into fx, gfn over all rows into gout_ws (n * dim floats, required),
  * then the array version. */
+int score__model_trace_grad_fn_ws(const score_model *m, score__model_ws *ws, size_t n,
+                                  const float *x, const double *c, const double *w,
+                                  score__gout_fn gfn, void *gctx, float *gout_ws, float *grad,
+                                  double *tr, float *fx);
+int score__model_vjv_grad_fn_ws(const score_model *m, score__model_ws *ws, size_t n,
+                                const float *x, const double *c, size_t k, const float *v,
+                                const double *w, score__gout_fn gfn, void *gctx,
+                                float *gout_ws, float *grad, double *vjv, float *fx);
+/* The same through a workspace of this call only. */
 int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
                                const double *w, score__gout_fn gfn, void *gctx, float *gout_ws,
                                float *grad, double *tr, float *fx);
@@ -142,8 +213,6 @@ int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const dou
 
 /* Allocates a generic model with default parameters; the caller fills ops and impl. */
 int score__model_alloc(score_model **out, int kind, size_t dim, const score__model_ops *ops);
-/* Sets SCORE_MODEL_PARAM_THREADS (1..1024, unchecked) without the public setter's checks. */
-void score__model_set_threads(score_model *m, int64_t threads);
 /* Parameter value accessors for implementations. */
 int64_t score__model_i64(const score_model *m, int param);
 double score__model_f64(const score_model *m, int param);

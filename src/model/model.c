@@ -40,10 +40,61 @@ double score__model_f64(const score_model *m, int param)
     return m->params[score__param_index(model_params, SCORE__MODEL_NPARAMS, param)].f;
 }
 
-void score__model_set_threads(score_model *m, int64_t threads)
+/* ---- workspaces ---------------------------------------------------------------------- */
+
+int score__model_ws_new(score__model_ws **out)
 {
-    m->params[score__param_index(model_params, SCORE__MODEL_NPARAMS, SCORE_MODEL_PARAM_THREADS)].i =
-        threads;
+    *out = score__calloc(1, sizeof **out);
+    return *out ? SCORE_OK : SCORE_E_NOMEM;
+}
+
+static void ws_drop_kind(score__model_ws *ws)
+{
+    if (ws->kind != NULL && ws->kind_free != NULL)
+        ws->kind_free(ws->kind);
+    ws->kind = NULL;
+    ws->kind_free = NULL;
+    ws->cached_n = 0;
+}
+
+void score__model_ws_free(score__model_ws *ws)
+{
+    if (ws == NULL)
+        return;
+    ws_drop_kind(ws);
+    score__free(ws);
+}
+
+int64_t score__model_ws_threads(const score_model *m, const score__model_ws *ws)
+{
+    int64_t t = ws->threads > 0 ? ws->threads : score__model_i64(m, SCORE_MODEL_PARAM_THREADS);
+    return t > 1 ? t : 1;
+}
+
+/* Makes ws's kind part the one of m's kind (a workspace last used with another kind gets a new,
+ * empty one; the kind's operations size it). */
+static int ws_bind(const char *fn, const score_model *m, score__model_ws *ws)
+{
+    if (ws->kind_free == m->ops->ws_free && (ws->kind != NULL || m->ops->ws_new == NULL))
+        return SCORE_OK;
+    ws_drop_kind(ws);
+    if (m->ops->ws_new == NULL)
+        return SCORE_OK;
+    if (m->ops->ws_new(&ws->kind) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    ws->kind_free = m->ops->ws_free;
+    return SCORE_OK;
+}
+
+/* End of a compute call: the callback status becomes the model's too (for
+ * score_model_last_callback_status()); stored only when it changes, so that readers of a
+ * shared model that never calls back do not write to it. */
+static int ws_done(const score_model *m, const score__model_ws *ws, int rc)
+{
+    score_model *mm = (score_model *)m; /* only the atomic status field is written */
+    if (atomic_load_explicit(&mm->last_callback_status, memory_order_relaxed) != ws->cb_status)
+        atomic_store_explicit(&mm->last_callback_status, ws->cb_status, memory_order_relaxed);
+    return rc;
 }
 
 int score__model_alloc(score_model **out, int kind, size_t dim, const score__model_ops *ops)
@@ -111,6 +162,7 @@ void score_model_free(score_model *model)
 {
     if (model == NULL)
         return;
+    score__model_ws_free(model->own_ws); /* before the impl: its kind part may refer to it */
     if (model->ops && model->ops->destroy_impl)
         model->ops->destroy_impl(model);
     score__model_meta_free(model);
@@ -131,7 +183,9 @@ int score_model_clone(score_model **out, const score_model *model)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
     *m = *model;
     m->impl = NULL;
-    m->cached_n = 0;
+    m->own_ws = NULL;
+    atomic_init(&m->cached_n, (size_t)0);
+    atomic_init(&m->last_callback_status, 0);
     if (score__model_meta_copy(m, model) != SCORE_OK) {
         score__free(m);
         return score__error(SCORE_E_NOMEM, __func__, "copying the metadata failed");
@@ -296,7 +350,7 @@ int score_model_params_set(score_model *model, const float *buf, size_t len)
     if (!score__all_finite_f32(len, buf))
         return score__error(SCORE_E_NUMERIC, __func__, "parameters contain NaN or infinity");
     model->ops->params_set(model, buf);
-    model->cached_n = 0;
+    atomic_store(&model->cached_n, (size_t)0);
     return SCORE_OK;
 }
 
@@ -311,17 +365,26 @@ float *score__model_params_exchange(score_model *m, float *buf)
 {
     float **slot = m->ops->params_slot(m), *old = *slot;
     *slot = buf;
-    m->cached_n = 0;
+    atomic_store(&m->cached_n, (size_t)0);
     return old;
 }
 
 void score__model_params_changed(score_model *m)
 {
-    m->cached_n = 0;
+    atomic_store(&m->cached_n, (size_t)0);
 }
 
-/* Common checks of the compute calls: handle, pointers, preparation, capability. */
-static int begin(const char *fn, score_model *m, int has_op, size_t n, const float *x,
+/* ---- compute calls ---------------------------------------------------------------------
+ * Each operation has a check (handle, pointers, sizes, preparation, capability), a run through
+ * a workspace (bind, the kind's op, publish the callback status) and two entry points: the
+ * internal one with the caller's workspace, and the public one, which runs through the model's
+ * own workspace (forward / backward: the cache of the pair) or through a workspace of its own
+ * call (the read-only operations, which may then run concurrently on one model). */
+
+/* Common checks: handle, pointers, preparation, capability. Preparing writes the model: a
+ * model is shared between threads once prepared (every constructor but score_model_new
+ * returns a prepared model; see model.h). */
+static int begin(const char *fn, const score_model *m, int has_op, size_t n, const float *x,
                  const double *c, const void *out)
 {
     int rc;
@@ -334,7 +397,7 @@ static int begin(const char *fn, score_model *m, int has_op, size_t n, const flo
     /* No buffer of n rows can exist beyond this: refuse before any size arithmetic wraps. */
     if (n > SCORE__MAX_ROWS(m->dim, 1))
         return score__error(SCORE_E_RANGE, fn, "batch of %zu rows of %zu values is too large", n, m->dim);
-    if ((rc = score_model_prepare(m)) != SCORE_OK)
+    if (!m->prepared && (rc = score_model_prepare((score_model *)m)) != SCORE_OK)
         return rc;
     return SCORE_OK;
 }
@@ -402,83 +465,244 @@ static int check_outputs(const char *fn, const out_check *outs, size_t n_outs,
 #define OUT_F(name, cnt, per_row, p) {name, (cnt), (per_row), (p), NULL}
 #define OUT_D(name, cnt, per_row, p) {name, (cnt), (per_row), NULL, (p)}
 
+/* A public read-only call ends the forward / backward pair (model.h); cleared atomically and
+ * only when set, so that concurrent readers do not write to a shared model. */
+static void invalidate_cache(score_model *m)
+{
+    if (atomic_load_explicit(&m->cached_n, memory_order_relaxed) != 0)
+        atomic_store_explicit(&m->cached_n, (size_t)0, memory_order_relaxed);
+}
+
+static int own_ws(const char *fn, score_model *m)
+{
+    if (m->own_ws == NULL && score__model_ws_new(&m->own_ws) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    return SCORE_OK;
+}
+
+/* ---- forward, infer, backward ---- */
+
+static int check_forward(const char *fn, const score_model *m, size_t n, const float *x,
+                         const double *c, const float *out)
+{
+    return begin(fn, m, m && m->ops->forward != NULL, n, x, c, out);
+}
+
+static int run_forward(const char *fn, const score_model *m, score__model_ws *ws, int cache,
+                       size_t n, const float *x, const double *c, float *out)
+{
+    int rc = ws_bind(fn, m, ws);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cached_n = 0;
+    ws->cb_status = 0;
+    if (!cache && m->ops->infer != NULL)
+        rc = m->ops->infer(m, ws, n, x, c, out);
+    else
+        rc = m->ops->forward(m, ws, n, x, c, out);
+    if (rc == SCORE_OK && cache)
+        ws->cached_n = n;
+    return ws_done(m, ws, rc);
+}
+
 int score_model_forward(score_model *model, size_t n, const float *x, const double *c, float *out)
 {
-    int rc = begin(__func__, model, model && model->ops->forward != NULL, n, x, c, out);
+    int rc = check_forward(__func__, model, n, x, c, out);
     if (rc != SCORE_OK || n == 0)
         return rc;
-    model->cached_n = 0;
-    rc = model->ops->forward(model, n, x, c, out);
+    atomic_store(&model->cached_n, (size_t)0);
+    if ((rc = own_ws(__func__, model)) != SCORE_OK)
+        return rc;
+    rc = run_forward(__func__, model, model->own_ws, 1, n, x, c, out);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const out_check o[] = {OUT_F("out", n * d, d, out)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c)};
-        rc = check_outputs(__func__, o, 1, in, 2);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     if (rc == SCORE_OK)
-        model->cached_n = n;
+        atomic_store(&model->cached_n, n);
     return rc;
+}
+
+int score__model_forward_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                            const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    int rc = check_forward(fn, m, n, x, c, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    return run_forward(fn, m, ws, 1, n, x, c, out);
+}
+
+int score__model_infer_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    int rc = check_forward(fn, m, n, x, c, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    return run_forward(fn, m, ws, 0, n, x, c, out);
 }
 
 int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
-    int rc = begin(fn, m, m && m->ops->forward != NULL, n, x, c, out);
+    score__model_ws *ws;
+    int rc = check_forward(fn, m, n, x, c, out);
     if (rc != SCORE_OK || n == 0)
         return rc;
-    m->cached_n = 0;
-    if (m->ops->infer != NULL)
-        return m->ops->infer(m, n, x, c, out);
-    return m->ops->forward(m, n, x, c, out);
+    invalidate_cache(m);
+    if (score__model_ws_new(&ws) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    rc = run_forward(fn, m, ws, 0, n, x, c, out);
+    score__model_ws_free(ws);
+    return rc;
+}
+
+static int check_backward(const char *fn, const score_model *m, const float *gout,
+                          float *grad_params, float *gx)
+{
+    if (m == NULL || gout == NULL)
+        return score__error(SCORE_E_INVAL, fn, "model or gout is NULL");
+    if (m->ops->backward == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "%s models do not provide backward", m->ops->name);
+    if (grad_params == NULL && gx == NULL)
+        return score__error(SCORE_E_INVAL, fn, "grad_params and gx are both NULL");
+    if (grad_params != NULL && m->ops->param_count == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "%s models have no parameters", m->ops->name);
+    return SCORE_OK;
+}
+
+static int backward_misuse(const char *fn, size_t n)
+{
+    return score__error(SCORE_E_MISUSE, fn,
+                        "backward needs a preceding score_model_forward with the same n (%zu)", n);
 }
 
 int score_model_backward(score_model *model, size_t n, const float *gout, float *grad_params,
                          float *gx)
 {
-    if (model == NULL || gout == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "model or gout is NULL");
-    if (model->ops->backward == NULL)
-        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models do not provide backward", model->ops->name);
-    if (grad_params == NULL && gx == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "grad_params and gx are both NULL");
-    if (grad_params != NULL && model->ops->param_count == NULL)
-        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models have no parameters", model->ops->name);
-    if (n == 0 || model->cached_n != n)
-        return score__error(SCORE_E_MISUSE, __func__,
-                            "backward needs a preceding score_model_forward with the same n (%zu)", n);
-    {
+    int rc = check_backward(__func__, model, gout, grad_params, gx);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n == 0 || atomic_load(&model->cached_n) != n || model->own_ws == NULL ||
+        model->own_ws->cached_n != n)
+        return backward_misuse(__func__, n);
+    rc = model->ops->backward(model, model->own_ws, n, gout, grad_params, gx);
+    if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
-        int rc = model->ops->backward(model, n, gout, grad_params, gx);
         const out_check o[] = {OUT_F("gx", gx ? n * d : 0, d, gx),
                                OUT_F("grad_params", np, 0, grad_params)};
         const out_check in[] = {OUT_F("gout", n * d, d, gout)};
-        if (rc == SCORE_OK)
-            rc = check_outputs(__func__, o, 2, in, 1);
-        return rc;
+        rc = check_outputs(__func__, o, 2, in, 1);
     }
+    return rc;
 }
+
+int score__model_backward_ws(const score_model *m, score__model_ws *ws, size_t n,
+                             const float *gout, float *grad, float *gx)
+{
+    static const char fn[] = "score_model_backward";
+    int rc = check_backward(fn, m, gout, grad, gx);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n == 0 || ws->cached_n != n || ws->kind_free != m->ops->ws_free)
+        return backward_misuse(fn, n);
+    return m->ops->backward(m, ws, n, gout, grad, gx);
+}
+
+/* ---- jvp, vjp, trace ---- */
+
+static int check_tangent(const char *fn, const score_model *m, int has_op, size_t n,
+                         const float *x, const double *c, size_t k, const float *v, float *out)
+{
+    int rc = begin(fn, m, has_op, n, x, c, out);
+    if (rc != SCORE_OK)
+        return rc;
+    if (k == 0 || (n > 0 && v == NULL))
+        return score__error(SCORE_E_INVAL, fn, "k is 0 or %s is NULL",
+                            strstr(fn, "vjp") ? "u" : "v");
+    return check_probes(fn, m, n, k);
+}
+
+static int run_jvp(const char *fn, const score_model *m, score__model_ws *ws, int vjp, size_t n,
+                   const float *x, const double *c, size_t k, const float *v, float *out,
+                   float *fx)
+{
+    int rc = ws_bind(fn, m, ws);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cb_status = 0;
+    rc = vjp ? m->ops->vjp(m, ws, n, x, c, k, v, out) : m->ops->jvp(m, ws, n, x, c, k, v, out, fx);
+    return ws_done(m, ws, rc);
+}
+
+static int run_trace(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                     const float *x, const double *c, double *tr, float *fx)
+{
+    int rc = ws_bind(fn, m, ws);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cb_status = 0;
+    return ws_done(m, ws, m->ops->trace(m, ws, n, x, c, tr, fx));
+}
+
+int score__model_jvp_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, size_t k, const float *v, float *out, float *fx)
+{
+    static const char fn[] = "score_model_jvp";
+    int rc = check_tangent(fn, m, m && m->ops->jvp != NULL, n, x, c, k, v, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    return run_jvp(fn, m, ws, 0, n, x, c, k, v, out, fx);
+}
+
+int score__model_vjp_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, size_t k, const float *u, float *out)
+{
+    static const char fn[] = "score_model_vjp";
+    int rc = check_tangent(fn, m, m && m->ops->vjp != NULL, n, x, c, k, u, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    return run_jvp(fn, m, ws, 1, n, x, c, k, u, out, NULL);
+}
+
+int score__model_trace_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, double *tr, float *fx)
+{
+    static const char fn[] = "score_model_trace";
+    int rc = begin(fn, m, m && m->ops->trace != NULL, n, x, c, tr);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    return run_trace(fn, m, ws, n, x, c, tr, fx);
+}
+
+/* The public read-only calls: a workspace for this call only. */
+#define LOCAL_WS(fn, ws)                                                                       \
+    do {                                                                                       \
+        if (score__model_ws_new(&(ws)) != SCORE_OK)                                            \
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");             \
+    } while (0)
 
 int score_model_jvp(score_model *model, size_t n, const float *x, const double *c, size_t k,
                     const float *v, float *out, float *fx)
 {
-    int rc = begin(__func__, model, model && model->ops->jvp != NULL, n, x, c, out);
-    if (rc != SCORE_OK)
+    score__model_ws *ws;
+    int rc = check_tangent(__func__, model, model && model->ops->jvp != NULL, n, x, c, k, v, out);
+    if (rc != SCORE_OK || n == 0)
         return rc;
-    if (k == 0 || (n > 0 && v == NULL))
-        return score__error(SCORE_E_INVAL, __func__, "k is 0 or v is NULL");
-    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
-        return rc;
-    if (n == 0)
-        return SCORE_OK;
-    model->cached_n = 0;
-    rc = model->ops->jvp(model, n, x, c, k, v, out, fx);
+    invalidate_cache(model);
+    LOCAL_WS(__func__, ws);
+    rc = run_jvp(__func__, model, ws, 0, n, x, c, k, v, out, fx);
+    score__model_ws_free(ws);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const out_check o[] = {OUT_F("out", n * k * d, k * d, out), OUT_F("fx", fx ? n * d : 0, d, fx)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
                                 OUT_F("v", n * k * d, k * d, v)};
-        rc = check_outputs(__func__, o, 2, in, 3);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     return rc;
 }
@@ -486,23 +710,20 @@ int score_model_jvp(score_model *model, size_t n, const float *x, const double *
 int score_model_vjp(score_model *model, size_t n, const float *x, const double *c, size_t k,
                     const float *u, float *out)
 {
-    int rc = begin(__func__, model, model && model->ops->vjp != NULL, n, x, c, out);
-    if (rc != SCORE_OK)
+    score__model_ws *ws;
+    int rc = check_tangent(__func__, model, model && model->ops->vjp != NULL, n, x, c, k, u, out);
+    if (rc != SCORE_OK || n == 0)
         return rc;
-    if (k == 0 || (n > 0 && u == NULL))
-        return score__error(SCORE_E_INVAL, __func__, "k is 0 or u is NULL");
-    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
-        return rc;
-    if (n == 0)
-        return SCORE_OK;
-    model->cached_n = 0;
-    rc = model->ops->vjp(model, n, x, c, k, u, out);
+    invalidate_cache(model);
+    LOCAL_WS(__func__, ws);
+    rc = run_jvp(__func__, model, ws, 1, n, x, c, k, u, out, NULL);
+    score__model_ws_free(ws);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const out_check o[] = {OUT_F("out", n * k * d, k * d, out)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
                                 OUT_F("u", n * k * d, k * d, u)};
-        rc = check_outputs(__func__, o, 1, in, 3);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     return rc;
 }
@@ -510,24 +731,30 @@ int score_model_vjp(score_model *model, size_t n, const float *x, const double *
 int score_model_trace(score_model *model, size_t n, const float *x, const double *c, double *tr,
                       float *fx)
 {
+    score__model_ws *ws;
     int rc = begin(__func__, model, model && model->ops->trace != NULL, n, x, c, tr);
     if (rc != SCORE_OK || n == 0)
         return rc;
-    model->cached_n = 0;
-    rc = model->ops->trace(model, n, x, c, tr, fx);
+    invalidate_cache(model);
+    LOCAL_WS(__func__, ws);
+    rc = run_trace(__func__, model, ws, n, x, c, tr, fx);
+    score__model_ws_free(ws);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const out_check o[] = {OUT_D("tr", n, 1, tr), OUT_F("fx", fx ? n * d : 0, d, fx)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c)};
-        rc = check_outputs(__func__, o, 2, in, 2);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     return rc;
 }
+
+/* ---- parameter gradients of the trace and of v^T J v ---- */
 
 int score_model_trace_grad(score_model *model, size_t n, const float *x, const double *c,
                            const double *w, const float *gout, float *grad_params, double *tr,
                            float *fx)
 {
+    score__model_ws *ws;
     int rc = begin(__func__, model, model && model->ops->trace_grad != NULL, n, x, c,
                    grad_params);
     if (rc != SCORE_OK)
@@ -536,8 +763,12 @@ int score_model_trace_grad(score_model *model, size_t n, const float *x, const d
         return score__error(SCORE_E_INVAL, __func__, "w is NULL");
     if (n == 0)
         return SCORE_OK;
-    model->cached_n = 0;
-    rc = model->ops->trace_grad(model, n, x, c, w, gout, grad_params, tr, fx);
+    invalidate_cache(model);
+    LOCAL_WS(__func__, ws);
+    if ((rc = ws_bind(__func__, model, ws)) == SCORE_OK)
+        rc = ws_done(model, ws,
+                     model->ops->trace_grad(model, ws, n, x, c, w, gout, grad_params, tr, fx));
+    score__model_ws_free(ws);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
@@ -545,7 +776,7 @@ int score_model_trace_grad(score_model *model, size_t n, const float *x, const d
                                OUT_F("fx", fx ? n * d : 0, d, fx)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c), OUT_D("w", n, 1, w),
                                 OUT_F("gout", gout ? n * d : 0, d, gout)};
-        rc = check_outputs(__func__, o, 3, in, 4);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     return rc;
 }
@@ -554,18 +785,17 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
                          const float *v, const double *w, const float *gout, float *grad_params,
                          double *vjv, float *fx)
 {
-    int rc = begin(__func__, model, model && model->ops->vjv_grad != NULL, n, x, c,
-                   grad_params);
-    if (rc != SCORE_OK)
+    score__model_ws *ws;
+    int rc = check_tangent(__func__, model, model && model->ops->vjv_grad != NULL, n, x, c, k, v,
+                           grad_params);
+    if (rc != SCORE_OK || n == 0)
         return rc;
-    if (k == 0 || (n > 0 && v == NULL))
-        return score__error(SCORE_E_INVAL, __func__, "k is 0 or v is NULL");
-    if ((rc = check_probes(__func__, model, n, k)) != SCORE_OK)
-        return rc;
-    if (n == 0)
-        return SCORE_OK;
-    model->cached_n = 0;
-    rc = model->ops->vjv_grad(model, n, x, c, k, v, w, gout, grad_params, vjv, fx);
+    invalidate_cache(model);
+    LOCAL_WS(__func__, ws);
+    if ((rc = ws_bind(__func__, model, ws)) == SCORE_OK)
+        rc = ws_done(model, ws, model->ops->vjv_grad(model, ws, n, x, c, k, v, w, gout,
+                                                     grad_params, vjv, fx));
+    score__model_ws_free(ws);
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const size_t np = grad_params != NULL ? model->ops->param_count(model) : 0;
@@ -575,14 +805,15 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c),
                                 OUT_F("v", n * k * d, k * d, v), OUT_D("w", w ? n * k : 0, k, w),
                                 OUT_F("gout", gout ? n * d : 0, d, gout)};
-        rc = check_outputs(__func__, o, 3, in, 5);
+        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     return rc;
 }
 
-int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
-                               const double *w, score__gout_fn gfn, void *gctx, float *gout_ws,
-                               float *grad, double *tr, float *fx)
+int score__model_trace_grad_fn_ws(const score_model *m, score__model_ws *ws, size_t n,
+                                  const float *x, const double *c, const double *w,
+                                  score__gout_fn gfn, void *gctx, float *gout_ws, float *grad,
+                                  double *tr, float *fx)
 {
     static const char fn[] = "score_model_trace_grad";
     int rc = begin(fn, m, m && m->ops->trace_grad != NULL, n, x, c, grad);
@@ -592,18 +823,21 @@ int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const d
         return score__error(SCORE_E_INVAL, fn, "w, gfn, gout_ws or fx is NULL");
     if (n == 0)
         return SCORE_OK;
-    m->cached_n = 0;
+    if ((rc = ws_bind(fn, m, ws)) != SCORE_OK)
+        return rc;
+    ws->cb_status = 0;
     if (m->ops->trace_grad_fn != NULL)
-        return m->ops->trace_grad_fn(m, n, x, c, w, gfn, gctx, grad, tr, fx);
-    if ((rc = score__model_infer(m, n, x, c, fx)) != SCORE_OK)
+        return ws_done(m, ws, m->ops->trace_grad_fn(m, ws, n, x, c, w, gfn, gctx, grad, tr, fx));
+    if ((rc = run_forward(fn, m, ws, 0, n, x, c, fx)) != SCORE_OK)
         return rc;
     gfn(gctx, 0, n, fx, gout_ws);
-    return m->ops->trace_grad(m, n, x, c, w, gout_ws, grad, tr, NULL);
+    return ws_done(m, ws, m->ops->trace_grad(m, ws, n, x, c, w, gout_ws, grad, tr, NULL));
 }
 
-int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const double *c, size_t k,
-                             const float *v, const double *w, score__gout_fn gfn, void *gctx,
-                             float *gout_ws, float *grad, double *vjv, float *fx)
+int score__model_vjv_grad_fn_ws(const score_model *m, score__model_ws *ws, size_t n,
+                                const float *x, const double *c, size_t k, const float *v,
+                                const double *w, score__gout_fn gfn, void *gctx,
+                                float *gout_ws, float *grad, double *vjv, float *fx)
 {
     static const char fn[] = "score_model_vjv_grad";
     int rc = begin(fn, m, m && m->ops->vjv_grad != NULL, n, x, c, grad);
@@ -615,11 +849,44 @@ int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const dou
         return rc;
     if (n == 0)
         return SCORE_OK;
-    m->cached_n = 0;
+    if ((rc = ws_bind(fn, m, ws)) != SCORE_OK)
+        return rc;
+    ws->cb_status = 0;
     if (m->ops->vjv_grad_fn != NULL)
-        return m->ops->vjv_grad_fn(m, n, x, c, k, v, w, gfn, gctx, grad, vjv, fx);
-    if ((rc = score__model_infer(m, n, x, c, fx)) != SCORE_OK)
+        return ws_done(m, ws, m->ops->vjv_grad_fn(m, ws, n, x, c, k, v, w, gfn, gctx, grad, vjv,
+                                                  fx));
+    if ((rc = run_forward(fn, m, ws, 0, n, x, c, fx)) != SCORE_OK)
         return rc;
     gfn(gctx, 0, n, fx, gout_ws);
-    return m->ops->vjv_grad(m, n, x, c, k, v, w, gout_ws, grad, vjv, NULL);
+    return ws_done(m, ws, m->ops->vjv_grad(m, ws, n, x, c, k, v, w, gout_ws, grad, vjv, NULL));
+}
+
+int score__model_trace_grad_fn(score_model *m, size_t n, const float *x, const double *c,
+                               const double *w, score__gout_fn gfn, void *gctx, float *gout_ws,
+                               float *grad, double *tr, float *fx)
+{
+    score__model_ws *ws;
+    int rc;
+    if (m == NULL)
+        return score__error(SCORE_E_INVAL, "score_model_trace_grad", "model is NULL");
+    invalidate_cache(m);
+    LOCAL_WS("score_model_trace_grad", ws);
+    rc = score__model_trace_grad_fn_ws(m, ws, n, x, c, w, gfn, gctx, gout_ws, grad, tr, fx);
+    score__model_ws_free(ws);
+    return rc;
+}
+
+int score__model_vjv_grad_fn(score_model *m, size_t n, const float *x, const double *c, size_t k,
+                             const float *v, const double *w, score__gout_fn gfn, void *gctx,
+                             float *gout_ws, float *grad, double *vjv, float *fx)
+{
+    score__model_ws *ws;
+    int rc;
+    if (m == NULL)
+        return score__error(SCORE_E_INVAL, "score_model_vjv_grad", "model is NULL");
+    invalidate_cache(m);
+    LOCAL_WS("score_model_vjv_grad", ws);
+    rc = score__model_vjv_grad_fn_ws(m, ws, n, x, c, k, v, w, gfn, gctx, gout_ws, grad, vjv, fx);
+    score__model_ws_free(ws);
+    return rc;
 }

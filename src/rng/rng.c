@@ -15,7 +15,7 @@
 #pragma STDC FP_CONTRACT OFF /* clang contracts a * b + c by default, even in ISO C mode */
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define SCORE__RNG_X86_VERSIONS 1
 #define SCORE__RNG_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #define SCORE__RNG_CLONES_V3 __attribute__((target_clones("avx2", "default")))

@@ -8,9 +8,12 @@
 
 #define SCORE__SDE_NPARAMS 4
 
+struct score__model_ws; /* model/model-priv.h */
+
 struct score_sde {
     score_schedule *sched; /* owned copy */
-    score_model *model;    /* borrowed */
+    score_model *model;    /* borrowed, only read: one model may serve many sdes at a time */
+    struct score__model_ws *mws; /* what the model's evaluations write (owned) */
     size_t dim;
     uint64_t nfe;
     score__param_val params[SCORE__SDE_NPARAMS];

@@ -2,7 +2,11 @@
  *
  * Every output kind is reduced to s = a F(in x, cond) + k x (see sde.h); each compute call
  * evaluates the per-row coefficients in double, the model once on the scaled input, and then
- * an affine per-row map out = P s + Q x, again in double per element. */
+ * an affine per-row map out = P s + Q x, again in double per element.
+ *
+ * The model is only read: every model evaluation goes through the sde's own model workspace
+ * (score__model_ws), so any number of sdes, each used by one thread, may evaluate one model at
+ * the same time. */
 #include <math.h>
 #include <string.h>
 
@@ -184,6 +188,10 @@ int score_sde_new(score_sde **out, const score_schedule *sched, score_model *mod
     sde = score__calloc(1, sizeof *sde);
     if (sde == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    if (score__model_ws_new(&sde->mws) != SCORE_OK) {
+        score__free(sde);
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    }
     rc = score_schedule_clone(&sde->sched, sched);
     if (rc == SCORE_OK && (rc = score_schedule_prepare(sde->sched)) != SCORE_OK)
         rc = rewrap(__func__, rc, "preparing the schedule");
@@ -191,6 +199,7 @@ int score_sde_new(score_sde **out, const score_schedule *sched, score_model *mod
         rc = rewrap(__func__, rc, "copying the schedule");
     if (rc != SCORE_OK) {
         score_schedule_free(sde->sched);
+        score__model_ws_free(sde->mws);
         score__free(sde);
         return rc;
     }
@@ -210,6 +219,7 @@ void score_sde_free(score_sde *sde)
     free_workspace(sde);
     score__free(sde->pout);
     score__free(sde->basis);
+    score__model_ws_free(sde->mws);
     score_schedule_free(sde->sched);
     score__free(sde);
 }
@@ -251,6 +261,11 @@ void score_sde_reset_nfe(score_sde *sde)
 {
     if (sde)
         sde->nfe = 0;
+}
+
+int score_sde_last_callback_status(const score_sde *sde)
+{
+    return sde ? sde->mws->cb_status : 0;
 }
 
 /* ---- workspace ---------------------------------------------------------------------- */
@@ -430,7 +445,7 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
         return rc;
     sde->nfe++;
     /* No backward follows an sde evaluation: the model needs no cache (bounded memory). */
-    rc = score__model_infer(sde->model, n, xm, sde->cond, sde->fout);
+    rc = score__model_infer_ws(sde->model, sde->mws, n, xm, sde->cond, sde->fout);
     if (rc != SCORE_OK)
         return model_call_failed(fn, rc);
     return combine(fn, sde, want, n, t, x, sde->fout, out);
@@ -467,13 +482,14 @@ int score_sde_pf_drift(score_sde *sde, size_t n, const double *t, const float *x
  * trace, or dim products with unit vectors. */
 static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm, int want_f)
 {
-    score_model *m = sde->model;
+    const score_model *m = sde->model;
     uint32_t caps = score_model_capabilities(m);
     size_t d = sde->dim;
     int rc;
     if (caps & SCORE_MODEL_CAP_TRACE) {
         sde->nfe++;
-        rc = score_model_trace(m, n, xm, sde->cond, sde->tr, want_f ? sde->fout : NULL);
+        rc = score__model_trace_ws(m, sde->mws, n, xm, sde->cond, sde->tr,
+                                   want_f ? sde->fout : NULL);
         if (rc != SCORE_OK)
             return model_call_failed(fn, rc);
         return SCORE_OK;
@@ -485,13 +501,13 @@ static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm
         return rc;
     sde->nfe++;
     if (caps & SCORE_MODEL_CAP_JVP) {
-        rc = score_model_jvp(m, n, xm, sde->cond, d, sde->basis, sde->pout,
-                             want_f ? sde->fout : NULL);
+        rc = score__model_jvp_ws(m, sde->mws, n, xm, sde->cond, d, sde->basis, sde->pout,
+                                 want_f ? sde->fout : NULL);
     } else {
-        rc = score_model_vjp(m, n, xm, sde->cond, d, sde->basis, sde->pout);
+        rc = score__model_vjp_ws(m, sde->mws, n, xm, sde->cond, d, sde->basis, sde->pout);
         if (rc == SCORE_OK && want_f) {
             sde->nfe++;
-            rc = score_model_forward(m, n, xm, sde->cond, sde->fout);
+            rc = score__model_forward_ws(m, sde->mws, n, xm, sde->cond, sde->fout);
         }
     }
     if (rc != SCORE_OK)
@@ -509,7 +525,7 @@ static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm
 static int model_hutchinson(const char *fn, score_sde *sde, size_t n, const float *xm, size_t k,
                             const float *probes, int want_f)
 {
-    score_model *m = sde->model;
+    const score_model *m = sde->model;
     uint32_t caps = score_model_capabilities(m);
     size_t d = sde->dim;
     int rc;
@@ -520,12 +536,13 @@ static int model_hutchinson(const char *fn, score_sde *sde, size_t n, const floa
         return rc;
     sde->nfe++;
     if (caps & SCORE_MODEL_CAP_JVP) {
-        rc = score_model_jvp(m, n, xm, sde->cond, k, probes, sde->pout, want_f ? sde->fout : NULL);
+        rc = score__model_jvp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout,
+                                 want_f ? sde->fout : NULL);
     } else {
-        rc = score_model_vjp(m, n, xm, sde->cond, k, probes, sde->pout);
+        rc = score__model_vjp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout);
         if (rc == SCORE_OK && want_f) {
             sde->nfe++;
-            rc = score_model_forward(m, n, xm, sde->cond, sde->fout);
+            rc = score__model_forward_ws(m, sde->mws, n, xm, sde->cond, sde->fout);
         }
     }
     if (rc != SCORE_OK)

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "config.h"
+#include "core/pool-priv.h"
 #include "kernel/kernel-priv.h" /* SCORE__VEC_CLONES */
 #include "train-priv.h"
 
@@ -96,6 +96,7 @@ void score_optimizer_free(score_optimizer *opt)
     score__free(opt->v);
     score__free(opt->m_next);
     score__free(opt->v_next);
+    score__pool_free(opt->pool);
     score__free(opt);
 }
 
@@ -478,32 +479,48 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
 }
 
 /* The in-place update of the guarded step in fixed chunks, several at a time with
- * opt->threads > 1. Every element's update depends on that element alone, so the result is
- * the same for any thread count. */
+ * opt->threads > 1 (on the optimizer's own thread pool, made on first use; without threads the
+ * chunks run on the calling thread). Every element's update depends on that element alone, so
+ * the result is the same for any thread count. */
 #define SCORE__OPT_CHUNK ((size_t)1 << 15)
-static void inplace_sweep(const score_optimizer *opt, int adam, float *params, const float *grad,
+typedef struct sweep_job {
+    const score_optimizer *opt;
+    int adam;
+    float *params;
+    const float *grad;
+    const upd_k *k;
+} sweep_job;
+
+static void sweep_part(void *ctx, size_t i, size_t thread)
+{
+    const sweep_job *j = ctx;
+    const score_optimizer *opt = j->opt;
+    size_t n = opt->n, o = i * SCORE__OPT_CHUNK;
+    size_t len = n - o < SCORE__OPT_CHUNK ? n - o : SCORE__OPT_CHUNK;
+    (void)thread;
+    if (j->adam)
+        adam_inplace(len, j->params + o, j->grad + o, opt->m + o, opt->v + o, j->k);
+    else
+        sgd_inplace(len, j->params + o, j->grad + o, opt->m + o, j->k);
+}
+
+static void inplace_sweep(score_optimizer *opt, int adam, float *params, const float *grad,
                           const upd_k *k)
 {
-    size_t n = opt->n;
-    long nch = (long)((n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK);
-    int threads = score__par_threads(opt->threads, (size_t)nch);
-    if (threads == 1 || n < ((size_t)1 << 18)) { /* small: not worth waking threads */
+    size_t n = opt->n, nch = (n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK;
+    int threads = score__par_threads(opt->threads, nch);
+    score__pool *pool;
+    sweep_job j = {opt, adam, params, grad, k};
+    if (threads == 1 || n < ((size_t)1 << 18) ||
+        (pool = score__pool_for(&opt->pool, &opt->pool_failed, (size_t)threads)) == NULL) {
+        /* small (not worth waking threads), or no threads to be had: the same bits */
         if (adam)
             adam_inplace(n, params, grad, opt->m, opt->v, k);
         else
             sgd_inplace(n, params, grad, opt->m, k);
         return;
     }
-#if SCORE_HAVE_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(static)
-#endif
-    for (long i = 0; i < nch; i++) {
-        size_t o = (size_t)i * SCORE__OPT_CHUNK, len = n - o < SCORE__OPT_CHUNK ? n - o : SCORE__OPT_CHUNK;
-        if (adam)
-            adam_inplace(len, params + o, grad + o, opt->m + o, opt->v + o, k);
-        else
-            sgd_inplace(len, params + o, grad + o, opt->m + o, k);
-    }
+    score__pool_for_each(pool, nch, sweep_part, &j);
 }
 
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,

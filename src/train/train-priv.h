@@ -25,6 +25,8 @@ struct score_optimizer {
     double bound_v;     /* (0 for zero moments; < 0: unknown, measured when needed) */
     int threads;        /* threads of the in-place sweep of the guarded step (the trainer sets
                          * its model's SCORE_MODEL_PARAM_THREADS; elementwise: same bits) */
+    struct score__pool *pool; /* their pool (core/pool-priv.h), made on first use, not cloned */
+    size_t pool_failed;       /* thread count whose pool could not be made (not retried) */
 };
 
 struct score_ema {

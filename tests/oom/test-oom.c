@@ -67,9 +67,6 @@ static const oom_exception allowed_other[] = {
  * "PENDING OOM FIXES" and does not fail the test. When the fixes are in, this list must be
  * emptied (leave only the {NULL, 0, NULL} terminator) so that any such failure fails again. */
 static const oom_exception pending_oom_fixes[] = {
-    /* GNU OpenMP prints "out of memory" and calls exit(1) when a parallel region cannot
-     * allocate its team, even for one thread */
-    {"", OOM_EXIT_IN_LIBGOMP, "libgomp exits when a parallel region cannot allocate"},
     {NULL, 0, NULL},
 };
 
