@@ -55,8 +55,10 @@ fi
 # 2. sanitizer build (UBSan findings are fatal)
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fno-sanitize-recover=all -Dcpp_args=-fno-sanitize-recover=all; then
-    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        meson test -C build-asan --print-errorlogs --num-processes 2 \
+    # The sanitizers slow the tests 5-10x: the time limits (meson's per test, Check's per case)
+    # are there to catch hangs, so they scale with the build, like TSan's below.
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_TIMEOUT_MULTIPLIER=3 \
+        meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3 \
         --suite unit --suite examples --suite cli --suite oom --no-suite python || status=1
     count build-asan
 else
@@ -80,7 +82,7 @@ rm -rf build-tsan
 if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false \
         >build-tsan.log 2>&1 &&
         ninja -C build-tsan tests/test-shared-model tests/test-threads >>build-tsan.log 2>&1; then
-    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" CK_TIMEOUT_MULTIPLIER=3 \
         setarch "$(uname -m)" -R meson test -C build-tsan --no-rebuild --print-errorlogs \
         --num-processes 1 --timeout-multiplier 3 shared-model threads || status=1
     count build-tsan
