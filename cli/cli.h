@@ -46,8 +46,10 @@ int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 int cli_lib_fail(int status, const char *what);
 
 /* ---- option parsing -----------------------------------------------------------------------
- * Options are GNU-style long options "--name VALUE" or "--name=VALUE", with a few one-letter
- * aliases ("-o FILE"); flags take no value. Positional arguments are collected in order. */
+ * GNU-style options, scanned by glibc getopt_long(): long options "--name VALUE" or
+ * "--name=VALUE", abbreviated to any unambiguous prefix ("--hid 64" for "--hidden 64"), and a
+ * few one-letter aliases that combine ("-qn 500", "-n500"); flags take no value; "--" ends the
+ * options. Positional arguments (anywhere among the options) are collected in order. */
 typedef struct cli_opt {
     const char *name;     /* long name without "--" */
     char alias;           /* one-letter alias or 0 */
@@ -57,13 +59,18 @@ typedef struct cli_opt {
     const char *value;    /* parsed value (or "1" for a set flag); NULL if absent */
 } cli_opt;
 
-/* Parses argv[first..argc) against opts (terminated by a {NULL} entry). Positional arguments are
- * stored in pos[0..*npos) (at most max_pos). Returns 0, or CLI_EXIT_USAGE after printing the
- * error. "--help"/"-h" sets *want_help. The values of the output options ("output", "plot";
+/* Parses argv[first..argc) against opts (terminated by a {NULL} entry, at most 62 entries).
+ * Positional arguments are stored in pos[0..*npos) (at most max_pos). Returns 0, or
+ * CLI_EXIT_USAGE after printing one line (unknown option, ambiguous abbreviation with its
+ * candidates, missing value, value given to a flag, extra argument). "--help"/"-h" sets
+ * *want_help. The values of the output options ("output", "plot";
  * "-" aside) are checked with cli_output_check(): CLI_EXIT_FAILURE after printing the error. */
 int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
               int *npos, int *want_help);
 const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NULL */
+/* Standard input can be read once: refuses (CLI_EXIT_USAGE, one line) when more than one of the
+ * n inputs (NULL entries skipped) is "-". */
+int cli_stdin_once(const char *const *inputs, size_t n);
 int cli_opt_flag(const cli_opt *opts, const char *name);          /* 1 if given */
 /* Typed getters: leave *out unchanged when the option is absent; return 0 or CLI_EXIT_USAGE. */
 int cli_opt_size(const cli_opt *opts, const char *name, size_t min, size_t max, size_t *out);
@@ -82,6 +89,9 @@ typedef struct cli_name {
 /* Looks name up in table (terminated by {NULL}); on failure prints "unknown <what> 'x' (valid:
  * a, b, c)" and returns CLI_EXIT_USAGE. */
 int cli_lookup(const cli_name *table, const char *what, const char *name, int *out);
+/* cli_lookup() of the value of option `name` when it is given (else *out is unchanged). */
+int cli_opt_lookup(const cli_opt *opts, const char *name, const cli_name *table,
+                   const char *what, int *out);
 const char *cli_name_of(const cli_name *table, int value);   /* NULL if absent */
 void cli_print_names(FILE *f, const char *title, const cli_name *table);
 
@@ -165,6 +175,8 @@ void cli_bbox(const float *xy, size_t n, size_t stride, size_t cx, size_t cy, do
               double *x1, double *y0, double *y1);
 /* Pads a box by frac of its size and makes degenerate extents non-zero. */
 void cli_bbox_pad(double *x0, double *x1, double *y0, double *y1, double frac);
+/* cli_bbox_pad(), then widens the shorter side (about its centre) to a square. */
+void cli_bbox_square(double *x0, double *x1, double *y0, double *y1, double frac);
 
 /* ---- progress bar -------------------------------------------------------------------------
  * Drawn on stderr, at most ~10 times a second, only when stderr is a terminal and the tool is

@@ -102,7 +102,8 @@ int cli_cmd_info(int argc, char **argv)
     if (help || npos == 0) {
         FILE *f = help ? stdout : stderr;
         fprintf(f, "usage: score info MODEL.safetensors [--all]\n\n"
-                   "Describes a model file: network, schedule, parameterization, training.\n\n");
+                   "Describes a model file: network, schedule, parameterization, training.\n"
+                   "MODEL '-' reads the model file from stdin.\n\n");
         cli_print_options(f, info_opts);
         return help ? 0 : CLI_EXIT_USAGE;
     }
@@ -195,14 +196,14 @@ int cli_cmd_distance(int argc, char **argv)
     if (help || npos != 2) {
         FILE *f = help ? stdout : stderr;
         fprintf(f, "usage: score distance A.csv B.csv [options]\n\n"
-                   "Prints the sliced Wasserstein-2 distance between two point sets.\n\n");
+                   "Prints the sliced Wasserstein-2 distance between two point sets ('-' = stdin).\n\n");
         cli_print_options(f, dist_opts);
         return help ? 0 : CLI_EXIT_USAGE;
     }
     size_t proj = 256;
     uint64_t seed = 0;
     if ((rc = cli_opt_size(dist_opts, "projections", 1, 1000000, &proj)) ||
-        (rc = cli_opt_u64(dist_opts, "seed", &seed)))
+        (rc = cli_opt_u64(dist_opts, "seed", &seed)) || (rc = cli_stdin_once(pos, 2)))
         return rc;
     cli_table a, b;
     char err[512];

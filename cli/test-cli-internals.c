@@ -225,6 +225,26 @@ START_TEST(options)
     ck_assert_int_eq(cli_parse(4, bad, 2, opts, pos, 2, &npos, &help), CLI_EXIT_USAGE);
     char *miss[] = {"score", "train", "--steps", NULL};
     ck_assert_int_eq(cli_parse(3, miss, 2, opts, pos, 2, &npos, &help), CLI_EXIT_USAGE);
+    /* getopt_long(): an unambiguous prefix, combined short options, "--" ending the options */
+    cli_opt more[] = {
+        {"steps", 0, 1, "N", "steps", NULL},
+        {"step-size", 0, 1, "X", "step size", NULL},
+        {"n", 'n', 1, "N", "count", NULL},
+        {"quiet", 'q', 0, NULL, "quiet", NULL},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    char *abbr[] = {"score", "sample", "--steps", "7", "--step-s=0.5", "-qn12", "--", "-q", NULL};
+    ck_assert_int_eq(cli_parse(8, abbr, 2, more, pos, 2, &npos, &help), 0);
+    ck_assert_str_eq(cli_opt_get(more, "steps"), "7");
+    ck_assert_str_eq(cli_opt_get(more, "step-size"), "0.5");
+    ck_assert_str_eq(cli_opt_get(more, "n"), "12");
+    ck_assert(cli_opt_flag(more, "quiet"));
+    ck_assert_int_eq(npos, 1);
+    ck_assert_str_eq(pos[0], "-q");
+    char *ambiguous[] = {"score", "sample", "--ste", "7", NULL};
+    ck_assert_int_eq(cli_parse(4, ambiguous, 2, more, pos, 2, &npos, &help), CLI_EXIT_USAGE);
+    char *flag_value[] = {"score", "sample", "--quiet=yes", NULL};
+    ck_assert_int_eq(cli_parse(3, flag_value, 2, more, pos, 2, &npos, &help), CLI_EXIT_USAGE);
     static const cli_name names[] = {{"euler", 1, ""}, {"heun", 2, ""}, {NULL, 0, NULL}};
     int val = 0;
     ck_assert_int_eq(cli_lookup(names, "sampler", "heun", &val), 0);
