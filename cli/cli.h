@@ -93,6 +93,9 @@ int cli_lookup(const cli_name *table, const char *what, const char *name, int *o
 int cli_opt_lookup(const cli_opt *opts, const char *name, const cli_name *table,
                    const char *what, int *out);
 const char *cli_name_of(const cli_name *table, int value);   /* NULL if absent */
+/* Writes "a, b, c" into list (truncated to len): the names of a table whose entries, stride
+ * bytes apart, begin with a `const char *name`, up to the entry whose name is NULL. */
+void cli_join_names(const void *table, size_t stride, char *list, size_t len);
 void cli_print_names(FILE *f, const char *title, const cli_name *table);
 
 /* ---- files (files.c) ---------------------------------------------------------------------
@@ -229,6 +232,10 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
                    size_t err_len);
 
 extern const cli_name cli_datasets[];   /* toy dataset names with descriptions */
+/* n points of the toy dataset `name` (score_dataset_toy()) drawn with the Philox generator of
+ * seed on stream `stream` (1: training points, 2: reference points) into a malloc'd *out.
+ * SCORE_OK, SCORE_E_NOMEM, or the status of score_dataset_toy() (*out NULL). */
+int cli_toy_points(const char *name, size_t n, uint64_t seed, uint64_t stream, float **out);
 
 /* ---- the system of a model file (system.c) ----------------------------------------------- */
 typedef struct cli_system {

@@ -14,6 +14,25 @@ const cli_name cli_datasets[] = {
     {NULL, 0, NULL},
 };
 
+int cli_toy_points(const char *name, size_t n, uint64_t seed, uint64_t stream, float **out)
+{
+    size_t dim = score_dataset_toy_dim(name);
+    score_rng *rng = NULL;
+    float *x = dim ? malloc(n * dim * sizeof *x) : NULL;
+    int rc = SCORE_E_NOMEM;
+    *out = NULL;
+    if (x != NULL && score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) == SCORE_OK &&
+        score_rng_set_stream(rng, stream) == SCORE_OK)
+        rc = score_dataset_toy(name, rng, n, x);
+    score_rng_free(rng);
+    if (rc != SCORE_OK) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return SCORE_OK;
+}
+
 /* ---- datasets ------------------------------------------------------------------------- */
 
 static cli_opt ds_opts[] = {
@@ -51,20 +70,10 @@ int cli_cmd_datasets(int argc, char **argv)
     if ((rc = cli_opt_size(ds_opts, "n", 1, (size_t)1 << 31, &n)) ||
         (rc = cli_opt_u64(ds_opts, "seed", &seed)))
         return rc;
-    float *x = malloc(n * dim * sizeof *x);
-    score_rng *rng = NULL;
-    if (x == NULL || score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-        score_rng_set_stream(rng, 1) != SCORE_OK) {
-        free(x);
-        score_rng_free(rng);
-        return cli_fail("out of memory");
-    }
-    rc = score_dataset_toy(pos[0], rng, n, x);
-    score_rng_free(rng);
-    if (rc != SCORE_OK) {
-        free(x);
-        return cli_lib_fail(rc, "score_dataset_toy");
-    }
+    float *x;
+    if ((rc = cli_toy_points(pos[0], n, seed, 1, &x)) != SCORE_OK)
+        return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
+                                   : cli_lib_fail(rc, "score_dataset_toy");
     char err[512];
     const char *out = cli_opt_get(ds_opts, "output");
     const char *hdr[2] = {"x1", "x2"};
@@ -91,6 +100,57 @@ static const char *meta_or(const cli_meta *m, const char *key)
 {
     const char *v = cli_meta_get(m, key);
     return v != NULL ? v : "?";
+}
+
+/* Up to 8 values " v1 v2 ..." (then " ..."). */
+static void print_values(const double *v, size_t n)
+{
+    for (size_t c = 0; c < n && c < 8; c++)
+        printf(" %.4g", v[c]);
+    printf("%s", n > 8 ? " ..." : "");
+}
+
+/* The lines of 'score info' on the system a model file records: schedule, output, noise level,
+ * data scaling. */
+static void print_system(const cli_meta *meta, size_t dim)
+{
+    static const struct { int id; const char *label; } shown[] = {
+        {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
+        {SCORE_SCHEDULE_PARAM_BETA_MIN, "beta_min"}, {SCORE_SCHEDULE_PARAM_BETA_MAX, "beta_max"},
+        {SCORE_SCHEDULE_PARAM_T, "T"}, {SCORE_SCHEDULE_PARAM_T_EPS, "t_eps"},
+    };
+    cli_system sys;
+    char err[512];
+    if (cli_meta_get(meta, "score.schedule") == NULL) {
+        printf("schedule:      none recorded (not written by 'score train'): sample it with "
+               "--schedule NAME --predict KIND\n");
+        return;
+    }
+    if (cli_system_from_meta(meta, dim, &sys, err, sizeof err) != 0) {
+        printf("schedule:      unusable (%s)\n", err);
+        return;
+    }
+    printf("schedule:      %s", score_schedule_name(sys.sched));
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+        double x;
+        if (score_schedule_get_f64(sys.sched, shown[i].id, &x) == SCORE_OK)
+            printf(", %s %g", shown[i].label, x);
+    }
+    if (score_schedule_is_discrete(sys.sched) == 1)
+        printf(", %zu levels", score_schedule_num_levels(sys.sched));
+    printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, sys.output_kind),
+           cli_name_of(cli_conds, sys.cond_kind));
+    if (sys.fixed_t > 0)
+        printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
+               sys.fixed_t);
+    if (sys.shift != NULL) {
+        printf("data scaling:  x_model = (x - shift) / scale, shift");
+        print_values(sys.shift, sys.dim);
+        printf(", scale");
+        print_values(sys.scale, sys.dim);
+        printf("\n");
+    }
+    cli_system_free(&sys);
 }
 
 int cli_cmd_info(int argc, char **argv)
@@ -121,42 +181,7 @@ int cli_cmd_info(int argc, char **argv)
         printf("network:       hidden widths %s, activation %s, residual %s, embedding %s (%s)\n",
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
-    cli_system sys;
-    if (cli_meta_get(&meta, "score.schedule") == NULL) {
-        printf("schedule:      none recorded (not written by 'score train'): sample it with "
-               "--schedule NAME --predict KIND\n");
-    } else if (cli_system_from_meta(&meta, score_model_dim(model), &sys, err, sizeof err) == 0) {
-        printf("schedule:      %s", score_schedule_name(sys.sched));
-        static const struct { int id; const char *label; } shown[] = {
-            {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
-            {SCORE_SCHEDULE_PARAM_BETA_MIN, "beta_min"}, {SCORE_SCHEDULE_PARAM_BETA_MAX, "beta_max"},
-            {SCORE_SCHEDULE_PARAM_T, "T"}, {SCORE_SCHEDULE_PARAM_T_EPS, "t_eps"},
-        };
-        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
-            double x;
-            if (score_schedule_get_f64(sys.sched, shown[i].id, &x) == SCORE_OK)
-                printf(", %s %g", shown[i].label, x);
-        }
-        if (score_schedule_is_discrete(sys.sched) == 1)
-            printf(", %zu levels", score_schedule_num_levels(sys.sched));
-        printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, sys.output_kind),
-               cli_name_of(cli_conds, sys.cond_kind));
-        if (sys.fixed_t > 0)
-            printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
-                   sys.fixed_t);
-        if (sys.shift != NULL) {
-            printf("data scaling:  x_model = (x - shift) / scale, shift");
-            for (size_t j = 0; j < sys.dim && j < 8; j++)
-                printf(" %.4g", sys.shift[j]);
-            printf("%s, scale", sys.dim > 8 ? " ..." : "");
-            for (size_t j = 0; j < sys.dim && j < 8; j++)
-                printf(" %.4g", sys.scale[j]);
-            printf("%s\n", sys.dim > 8 ? " ..." : "");
-        }
-        cli_system_free(&sys);
-    } else {
-        printf("schedule:      unusable (%s)\n", err);
-    }
+    print_system(&meta, score_model_dim(model));
     if (cli_meta_get(&meta, "score.train.loss") != NULL) {
         printf("training:      %s loss", META("score.train.loss"));
         if (cli_meta_get(&meta, "score.train.weighting"))

@@ -87,13 +87,8 @@ static void print_samplers(FILE *f)
 
 static int unknown_sampler(const char *name)
 {
-    char list[1024] = "";
-    size_t used = 0;
-    for (const sampler_def *s = samplers; s->name && used < sizeof list; s++) {
-        int w = snprintf(list + used, sizeof list - used, "%s%s", s == samplers ? "" : ", ",
-                         s->name);
-        used += w > 0 ? (size_t)w : 0;
-    }
+    char list[1024];
+    cli_join_names(samplers, sizeof *samplers, list, sizeof list);
     return cli_usage_error("unknown sampler '%s' (valid: %s)", name, list);
 }
 
@@ -175,18 +170,9 @@ static int load_reference(const char *ref, const cli_meta *meta, size_t dim, uin
     if (ds == NULL || score_dataset_toy_dim(ds) != dim)
         return 0;
     size_t n = 5000;
-    score_rng *rng = NULL;
-    t->data = malloc(n * dim * sizeof *t->data);
     /* stream 2: independent of the training points (stream 1) */
-    if (t->data == NULL || score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-        score_rng_set_stream(rng, 2) != SCORE_OK ||
-        score_dataset_toy(ds, rng, n, t->data) != SCORE_OK) {
-        score_rng_free(rng);
-        free(t->data);
-        t->data = NULL;
+    if (cli_toy_points(ds, n, seed, 2, &t->data) != SCORE_OK)
         return cli_fail("cannot draw reference points of '%s'", ds);
-    }
-    score_rng_free(rng);
     t->rows = n;
     t->cols = dim;
     snprintf(label, label_len, "%s (%zu fresh points)", ds, n);

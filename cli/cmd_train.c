@@ -297,7 +297,6 @@ typedef struct train_job {
     float *data;            /* the data in its own units: table.data, or toy points */
     float *train_x;         /* the data as trained (standardized unless --no-standardize) */
     size_t rows, dim;
-    score_rng *rng;
     score_model *model;
     score_model *final;     /* the saved weights: model, or the trainer's EMA model */
     score_sde *sde;
@@ -314,7 +313,6 @@ static void train_job_free(train_job *j)
     score_loss_free(j->loss);
     score_sde_free(j->sde);
     score_model_free(j->model);
-    score_rng_free(j->rng);
     cli_system_free(&j->sys);
     free(j->ctx.losses);
     free(j->train_x);
@@ -385,12 +383,9 @@ static int load_training_data(const train_opts *o, train_job *j)
         return cli_lookup(cli_datasets, "dataset", o->dataset, &dummy);
     }
     j->rows = o->n_points;
-    j->data = malloc(j->rows * j->dim * sizeof *j->data);
-    if (j->data == NULL || score_rng_new(&j->rng, SCORE_RNG_PHILOX4X32_10, o->seed) != SCORE_OK ||
-        score_rng_set_stream(j->rng, 1) != SCORE_OK)
-        return cli_fail("out of memory");
-    if ((rc = score_dataset_toy(o->dataset, j->rng, j->rows, j->data)) != SCORE_OK)
-        return cli_lib_fail(rc, "score_dataset_toy");
+    if ((rc = cli_toy_points(o->dataset, j->rows, o->seed, 1, &j->data)) != SCORE_OK)
+        return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
+                                   : cli_lib_fail(rc, "score_dataset_toy");
     return 0;
 }
 

@@ -293,6 +293,19 @@ void cli_print_options(FILE *f, const cli_opt *opts)
     }
 }
 
+void cli_join_names(const void *table, size_t stride, char *list, size_t len)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (const char *e = table; *(const char *const *)e != NULL; e += stride) {
+        int w = snprintf(list + used, len - used, "%s%s", e == table ? "" : ", ",
+                         *(const char *const *)e);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
 int cli_lookup(const cli_name *table, const char *what, const char *name, int *out)
 {
     for (const cli_name *t = table; t->name != NULL; t++) {
@@ -301,15 +314,8 @@ int cli_lookup(const cli_name *table, const char *what, const char *name, int *o
             return 0;
         }
     }
-    char list[1024] = "";
-    size_t used = 0;
-    for (const cli_name *t = table; t->name != NULL && used + 1 < sizeof list; t++) {
-        int w = snprintf(list + used, sizeof list - used, "%s%s", t == table ? "" : ", ",
-                         t->name);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
+    char list[1024];
+    cli_join_names(table, sizeof *table, list, sizeof list);
     return cli_usage_error("unknown %s '%s' (valid: %s)", what, name, list);
 }
 
