@@ -227,6 +227,11 @@ void cli_meta_free(cli_meta *m);
 /* Saves model (score_model_save_buffer()) with the extra metadata; 0 or -1 with err. */
 int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
                     size_t err_len);
+/* Parses a model file's JSON header (hlen bytes at text) with cJSON: the cJSON tree, or NULL
+ * with one line in err that tells "out of memory parsing the header of model file 'path'" from
+ * "'path' is not a usable model file: its header is not valid JSON (at byte N of M)". */
+void *cli_header_parse(const char *path, const char *text, size_t hlen, char *err,
+                       size_t err_len);
 /* Loads a model file and all its metadata; 0 or -1 with err. */
 int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
                    size_t err_len);

@@ -129,10 +129,8 @@ static void *header_malloc(size_t n)
     return p;
 }
 
-/* Parses the JSON header (hlen bytes at text). NULL with a message in err: out of memory, or
- * a malformed header with the byte offset where parsing stopped. */
-static cJSON *header_parse(const char *path, const char *text, size_t hlen, char *err,
-                           size_t err_len)
+void *cli_header_parse(const char *path, const char *text, size_t hlen, char *err,
+                       size_t err_len)
 {
     cJSON_Hooks hooks = {header_malloc, free};
     header_alloc_failed = 0;
@@ -208,7 +206,8 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
     int ok = user_metadata(*model, meta) == 0;
     if (!ok)
         snprintf(err, err_len, "out of memory reading '%s'", path);
-    else if ((root = header_parse(path, (const char *)buf + 8, (size_t)hlen, err, err_len)) == NULL)
+    else if ((root = cli_header_parse(path, (const char *)buf + 8, (size_t)hlen, err,
+                                       err_len)) == NULL)
         ok = 0;
     else if (library_metadata(root, meta) != 0) {
         snprintf(err, err_len, "out of memory reading '%s'", path);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 /* ---- CSV -------------------------------------------------------------------------------- */
@@ -197,6 +199,27 @@ START_TEST(svg_document)
 }
 END_TEST
 
+/* ---- model files -------------------------------------------------------------------------- */
+
+START_TEST(model_header_errors)
+{
+    char err[256];
+    static const char good[] = "{\"__metadata__\":{\"kind\":\"mlp\"}}";
+    void *root = cli_header_parse("m.st", good, strlen(good), err, sizeof err);
+    ck_assert_ptr_nonnull(root);
+    cJSON_Delete(root);
+    /* malformed: the message says so, with where the parser stopped; not "out of memory" */
+    static const char bad[] = "{\"__metadata__\":{\"kind\" \"mlp\"}}";
+    ck_assert_ptr_null(cli_header_parse("m.st", bad, strlen(bad), err, sizeof err));
+    ck_assert_str_eq(err, "'m.st' is not a usable model file: its header is not valid JSON "
+                          "(at byte 24 of 31)");
+    /* a header cut short */
+    ck_assert_ptr_null(cli_header_parse("m.st", good, 10, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "its header is not valid JSON (at byte"));
+    ck_assert_ptr_null(strstr(err, "out of memory"));
+}
+END_TEST
+
 /* ---- options ---------------------------------------------------------------------------- */
 
 START_TEST(options)
@@ -268,6 +291,9 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("svg");
     tcase_add_test(tc, svg_document);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("modelfile");
+    tcase_add_test(tc, model_header_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("options");
     tcase_add_test(tc, options);
