@@ -67,6 +67,12 @@ typedef struct cli_opt {
  * "-" aside) are checked with cli_output_check(): CLI_EXIT_FAILURE after printing the error. */
 int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
               int *npos, int *want_help);
+/* cli_parse() of a command's options (from argv[2]), then its help when asked for or needed:
+ * text, the options, and extra(f) unless NULL; on stdout for --help (*help set, returns 0), on
+ * stderr when fewer than min_pos positional arguments are given (returns CLI_EXIT_USAGE). */
+int cli_parse_command(int argc, char **argv, cli_opt *opts, const char *text,
+                      void (*extra)(FILE *), const char **pos, int min_pos, int max_pos,
+                      int *npos, int *help);
 const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NULL */
 /* Standard input can be read once: refuses (CLI_EXIT_USAGE, one line) when more than one of the
  * n inputs (NULL entries skipped) is "-". */

@@ -47,15 +47,13 @@ int cli_cmd_datasets(int argc, char **argv)
 {
     const char *pos[1];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, ds_opts, pos, 1, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score datasets               list the built-in toy datasets\n"
+        "       score datasets NAME [options] write points of one of them as CSV\n\n"
+        "options:\n";
+    if ((rc = cli_parse_command(argc, argv, ds_opts, text, NULL, pos, 0, 1, &npos, &help)) != 0 ||
+        help)
         return rc;
-    if (help) {
-        printf("usage: score datasets               list the built-in toy datasets\n"
-               "       score datasets NAME [options] write points of one of them as CSV\n\n"
-               "options:\n");
-        cli_print_options(stdout, ds_opts);
-        return 0;
-    }
     if (npos == 0) {
         printf("%-14s %4s  %s\n", "name", "dim", "description");
         for (const cli_name *d = cli_datasets; d->name; d++)
@@ -157,16 +155,13 @@ int cli_cmd_info(int argc, char **argv)
 {
     const char *pos[1];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, info_opts, pos, 1, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score info MODEL.safetensors [--all]\n\n"
+        "Describes a model file: network, schedule, parameterization, training.\n"
+        "MODEL '-' reads the model file from stdin.\n\n";
+    if ((rc = cli_parse_command(argc, argv, info_opts, text, NULL, pos, 1, 1, &npos, &help)) !=
+            0 || help)
         return rc;
-    if (help || npos == 0) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score info MODEL.safetensors [--all]\n\n"
-                   "Describes a model file: network, schedule, parameterization, training.\n"
-                   "MODEL '-' reads the model file from stdin.\n\n");
-        cli_print_options(f, info_opts);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
     score_model *model;
     cli_meta meta;
     char err[512];
@@ -216,15 +211,12 @@ int cli_cmd_distance(int argc, char **argv)
 {
     const char *pos[2];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, dist_opts, pos, 2, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score distance A.csv B.csv [options]\n\n"
+        "Prints the sliced Wasserstein-2 distance between two point sets ('-' = stdin).\n\n";
+    if ((rc = cli_parse_command(argc, argv, dist_opts, text, NULL, pos, 2, 2, &npos, &help)) !=
+            0 || help)
         return rc;
-    if (help || npos != 2) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score distance A.csv B.csv [options]\n\n"
-                   "Prints the sliced Wasserstein-2 distance between two point sets ('-' = stdin).\n\n");
-        cli_print_options(f, dist_opts);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
     size_t proj = 256;
     uint64_t seed = 0;
     if ((rc = cli_opt_size(dist_opts, "projections", 1, 1000000, &proj)) ||

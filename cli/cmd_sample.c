@@ -76,8 +76,10 @@ static const sampler_def *find_sampler(const char *name)
     return NULL;
 }
 
+/* The help after the options: samplers and grids. */
 static void print_samplers(FILE *f)
 {
+    fputc('\n', f);
     fprintf(f, "samplers (--sampler NAME; default steps in brackets):\n");
     for (const sampler_def *s = samplers; s->name; s++)
         fprintf(f, "  %-18s %s [%zu]\n", s->name, s->help, s->steps);
@@ -255,15 +257,10 @@ typedef struct sample_opts {
     int grid, corrector, quiet;
 } sample_opts;
 
-static void sample_usage(FILE *f)
-{
-    fprintf(f, "usage: score sample MODEL.safetensors [options]\n\n"
-               "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n\n"
-               "options:\n");
-    cli_print_options(f, s_opts);
-    fputc('\n', f);
-    print_samplers(f);
-}
+static const char sample_help[] =
+    "usage: score sample MODEL.safetensors [options]\n\n"
+    "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n\n"
+    "options:\n";
 
 static int read_sample_numbers(sample_opts *o)
 {
@@ -289,12 +286,9 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
 {
     const char *pos[1];
     int npos, rc;
-    if ((rc = cli_parse(argc, argv, 2, s_opts, pos, 1, &npos, help)) != 0)
+    if ((rc = cli_parse_command(argc, argv, s_opts, sample_help, print_samplers, pos, 1, 1,
+                                &npos, help)) != 0 || *help)
         return rc;
-    if (*help || npos == 0) {
-        sample_usage(*help ? stdout : stderr);
-        return *help ? 0 : CLI_EXIT_USAGE;
-    }
     const char *sname = cli_opt_get(s_opts, "sampler");
     const sampler_def *def = find_sampler(sname ? sname : "pc");
     if (def == NULL)
@@ -563,17 +557,14 @@ static int read_loglik_options(int argc, char **argv, loglik_opts *o, int *help)
 {
     const char *pos[2];
     int npos, rc;
-    if ((rc = cli_parse(argc, argv, 2, l_opts, pos, 2, &npos, help)) != 0)
+    static const char text[] =
+        "usage: score loglik MODEL.safetensors DATA.csv [options]\n\n"
+        "Log-likelihood of every row through the probability-flow ODE, and the mean\n"
+        "bits per dimension (in the data's own units). MODEL or DATA may be '-' (stdin).\n\n"
+        "options:\n";
+    if ((rc = cli_parse_command(argc, argv, l_opts, text, NULL, pos, 2, 2, &npos, help)) != 0 ||
+        *help)
         return rc;
-    if (*help || npos != 2) {
-        FILE *f = *help ? stdout : stderr;
-        fprintf(f, "usage: score loglik MODEL.safetensors DATA.csv [options]\n\n"
-                   "Log-likelihood of every row through the probability-flow ODE, and the mean\n"
-                   "bits per dimension (in the data's own units). MODEL or DATA may be '-' (stdin).\n\n"
-                   "options:\n");
-        cli_print_options(f, l_opts);
-        return *help ? 0 : CLI_EXIT_USAGE;
-    }
     *o = (loglik_opts){.model = pos[0], .data = pos[1], .output = cli_opt_get(l_opts, "output"),
                        .k = 0, .batch = 1024, .rtol = 1e-5, .atol = 1e-5, .offset = 0, .seed = 0,
                        .exact = cli_opt_flag(l_opts, "exact"),

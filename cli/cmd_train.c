@@ -80,12 +80,14 @@ static cli_opt opts[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-static void usage(FILE *f)
+static const char help_text[] =
+    "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
+    "Trains an MLP score model and saves it with its schedule and parameterization.\n\n"
+    "options:\n";
+
+/* The help after the options: losses and schedules. */
+static void help_names(FILE *f)
 {
-    fprintf(f, "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
-               "Trains an MLP score model and saves it with its schedule and parameterization.\n\n"
-               "options:\n");
-    cli_print_options(f, opts);
     fputc('\n', f);
     cli_print_names(f, "losses (--loss)", losses);
     fputc('\n', f);
@@ -257,12 +259,9 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
 {
     const char *pos[1];
     int npos, rc;
-    if ((rc = cli_parse(argc, argv, 2, opts, pos, 0, &npos, help)) != 0)
+    if ((rc = cli_parse_command(argc, argv, opts, help_text, help_names, pos, 0, 0, &npos,
+                                help)) != 0 || *help)
         return rc;
-    if (*help) {
-        usage(stdout);
-        return 0;
-    }
     *o = (train_opts){
         .dataset = cli_opt_get(opts, "dataset"), .datafile = cli_opt_get(opts, "data"),
         .output = cli_opt_get(opts, "output"), .plot = cli_opt_get(opts, "plot"),

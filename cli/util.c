@@ -195,6 +195,21 @@ int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos,
     return *want_help ? 0 : check_outputs(opts);
 }
 
+int cli_parse_command(int argc, char **argv, cli_opt *opts, const char *text,
+                      void (*extra)(FILE *), const char **pos, int min_pos, int max_pos,
+                      int *npos, int *help)
+{
+    int rc = cli_parse(argc, argv, 2, opts, pos, max_pos, npos, help);
+    if (rc != 0 || (!*help && *npos >= min_pos))
+        return rc;
+    FILE *f = *help ? stdout : stderr;
+    fputs(text, f);
+    cli_print_options(f, opts);
+    if (extra != NULL)
+        extra(f);
+    return *help ? 0 : CLI_EXIT_USAGE;
+}
+
 int cli_stdin_once(const char *const *inputs, size_t n)
 {
     size_t dashes = 0;
