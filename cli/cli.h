@@ -46,8 +46,10 @@ int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 int cli_lib_fail(int status, const char *what);
 
 /* ---- option parsing -----------------------------------------------------------------------
- * Options are GNU-style long options "--name VALUE" or "--name=VALUE", with a few one-letter
- * aliases ("-o FILE"); flags take no value. Positional arguments are collected in order. */
+ * GNU-style options, scanned by glibc getopt_long(): long options "--name VALUE" or
+ * "--name=VALUE", abbreviated to any unambiguous prefix ("--hid 64" for "--hidden 64"), and a
+ * few one-letter aliases that combine ("-qn 500", "-n500"); flags take no value; "--" ends the
+ * options. Positional arguments (anywhere among the options) are collected in order. */
 typedef struct cli_opt {
     const char *name;     /* long name without "--" */
     char alias;           /* one-letter alias or 0 */
@@ -57,13 +59,24 @@ typedef struct cli_opt {
     const char *value;    /* parsed value (or "1" for a set flag); NULL if absent */
 } cli_opt;
 
-/* Parses argv[first..argc) against opts (terminated by a {NULL} entry). Positional arguments are
- * stored in pos[0..*npos) (at most max_pos). Returns 0, or CLI_EXIT_USAGE after printing the
- * error. "--help"/"-h" sets *want_help. The values of the output options ("output", "plot";
+/* Parses argv[first..argc) against opts (terminated by a {NULL} entry, at most 62 entries).
+ * Positional arguments are stored in pos[0..*npos) (at most max_pos). Returns 0, or
+ * CLI_EXIT_USAGE after printing one line (unknown option, ambiguous abbreviation with its
+ * candidates, missing value, value given to a flag, extra argument). "--help"/"-h" sets
+ * *want_help. The values of the output options ("output", "plot";
  * "-" aside) are checked with cli_output_check(): CLI_EXIT_FAILURE after printing the error. */
 int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
               int *npos, int *want_help);
+/* cli_parse() of a command's options (from argv[2]), then its help when asked for or needed:
+ * text, the options, and extra(f) unless NULL; on stdout for --help (*help set, returns 0), on
+ * stderr when fewer than min_pos positional arguments are given (returns CLI_EXIT_USAGE). */
+int cli_parse_command(int argc, char **argv, cli_opt *opts, const char *text,
+                      void (*extra)(FILE *), const char **pos, int min_pos, int max_pos,
+                      int *npos, int *help);
 const char *cli_opt_get(const cli_opt *opts, const char *name);   /* value or NULL */
+/* Standard input can be read once: refuses (CLI_EXIT_USAGE, one line) when more than one of the
+ * n inputs (NULL entries skipped) is "-". */
+int cli_stdin_once(const char *const *inputs, size_t n);
 int cli_opt_flag(const cli_opt *opts, const char *name);          /* 1 if given */
 /* Typed getters: leave *out unchanged when the option is absent; return 0 or CLI_EXIT_USAGE. */
 int cli_opt_size(const cli_opt *opts, const char *name, size_t min, size_t max, size_t *out);
@@ -82,7 +95,13 @@ typedef struct cli_name {
 /* Looks name up in table (terminated by {NULL}); on failure prints "unknown <what> 'x' (valid:
  * a, b, c)" and returns CLI_EXIT_USAGE. */
 int cli_lookup(const cli_name *table, const char *what, const char *name, int *out);
+/* cli_lookup() of the value of option `name` when it is given (else *out is unchanged). */
+int cli_opt_lookup(const cli_opt *opts, const char *name, const cli_name *table,
+                   const char *what, int *out);
 const char *cli_name_of(const cli_name *table, int value);   /* NULL if absent */
+/* Writes "a, b, c" into list (truncated to len): the names of a table whose entries, stride
+ * bytes apart, begin with a `const char *name`, up to the entry whose name is NULL. */
+void cli_join_names(const void *table, size_t stride, char *list, size_t len);
 void cli_print_names(FILE *f, const char *title, const cli_name *table);
 
 /* ---- files (files.c) ---------------------------------------------------------------------
@@ -165,6 +184,8 @@ void cli_bbox(const float *xy, size_t n, size_t stride, size_t cx, size_t cy, do
               double *x1, double *y0, double *y1);
 /* Pads a box by frac of its size and makes degenerate extents non-zero. */
 void cli_bbox_pad(double *x0, double *x1, double *y0, double *y1, double frac);
+/* cli_bbox_pad(), then widens the shorter side (about its centre) to a square. */
+void cli_bbox_square(double *x0, double *x1, double *y0, double *y1, double frac);
 
 /* ---- progress bar -------------------------------------------------------------------------
  * Drawn on stderr, at most ~10 times a second, only when stderr is a terminal and the tool is
@@ -212,11 +233,20 @@ void cli_meta_free(cli_meta *m);
 /* Saves model (score_model_save_buffer()) with the extra metadata; 0 or -1 with err. */
 int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
                     size_t err_len);
+/* Parses a model file's JSON header (hlen bytes at text) with cJSON: the cJSON tree, or NULL
+ * with one line in err that tells "out of memory parsing the header of model file 'path'" from
+ * "'path' is not a usable model file: its header is not valid JSON (at byte N of M)". */
+void *cli_header_parse(const char *path, const char *text, size_t hlen, char *err,
+                       size_t err_len);
 /* Loads a model file and all its metadata; 0 or -1 with err. */
 int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
                    size_t err_len);
 
 extern const cli_name cli_datasets[];   /* toy dataset names with descriptions */
+/* n points of the toy dataset `name` (score_dataset_toy()) drawn with the Philox generator of
+ * seed on stream `stream` (1: training points, 2: reference points) into a malloc'd *out.
+ * SCORE_OK, SCORE_E_NOMEM, or the status of score_dataset_toy() (*out NULL). */
+int cli_toy_points(const char *name, size_t n, uint64_t seed, uint64_t stream, float **out);
 
 /* ---- the system of a model file (system.c) ----------------------------------------------- */
 typedef struct cli_system {

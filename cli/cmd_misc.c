@@ -14,6 +14,25 @@ const cli_name cli_datasets[] = {
     {NULL, 0, NULL},
 };
 
+int cli_toy_points(const char *name, size_t n, uint64_t seed, uint64_t stream, float **out)
+{
+    size_t dim = score_dataset_toy_dim(name);
+    score_rng *rng = NULL;
+    float *x = dim ? malloc(n * dim * sizeof *x) : NULL;
+    int rc = SCORE_E_NOMEM;
+    *out = NULL;
+    if (x != NULL && score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) == SCORE_OK &&
+        score_rng_set_stream(rng, stream) == SCORE_OK)
+        rc = score_dataset_toy(name, rng, n, x);
+    score_rng_free(rng);
+    if (rc != SCORE_OK) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return SCORE_OK;
+}
+
 /* ---- datasets ------------------------------------------------------------------------- */
 
 static cli_opt ds_opts[] = {
@@ -28,15 +47,13 @@ int cli_cmd_datasets(int argc, char **argv)
 {
     const char *pos[1];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, ds_opts, pos, 1, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score datasets               list the built-in toy datasets\n"
+        "       score datasets NAME [options] write points of one of them as CSV\n\n"
+        "options:\n";
+    if ((rc = cli_parse_command(argc, argv, ds_opts, text, NULL, pos, 0, 1, &npos, &help)) != 0 ||
+        help)
         return rc;
-    if (help) {
-        printf("usage: score datasets               list the built-in toy datasets\n"
-               "       score datasets NAME [options] write points of one of them as CSV\n\n"
-               "options:\n");
-        cli_print_options(stdout, ds_opts);
-        return 0;
-    }
     if (npos == 0) {
         printf("%-14s %4s  %s\n", "name", "dim", "description");
         for (const cli_name *d = cli_datasets; d->name; d++)
@@ -51,20 +68,10 @@ int cli_cmd_datasets(int argc, char **argv)
     if ((rc = cli_opt_size(ds_opts, "n", 1, (size_t)1 << 31, &n)) ||
         (rc = cli_opt_u64(ds_opts, "seed", &seed)))
         return rc;
-    float *x = malloc(n * dim * sizeof *x);
-    score_rng *rng = NULL;
-    if (x == NULL || score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-        score_rng_set_stream(rng, 1) != SCORE_OK) {
-        free(x);
-        score_rng_free(rng);
-        return cli_fail("out of memory");
-    }
-    rc = score_dataset_toy(pos[0], rng, n, x);
-    score_rng_free(rng);
-    if (rc != SCORE_OK) {
-        free(x);
-        return cli_lib_fail(rc, "score_dataset_toy");
-    }
+    float *x;
+    if ((rc = cli_toy_points(pos[0], n, seed, 1, &x)) != SCORE_OK)
+        return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
+                                   : cli_lib_fail(rc, "score_dataset_toy");
     char err[512];
     const char *out = cli_opt_get(ds_opts, "output");
     const char *hdr[2] = {"x1", "x2"};
@@ -93,19 +100,68 @@ static const char *meta_or(const cli_meta *m, const char *key)
     return v != NULL ? v : "?";
 }
 
+/* Up to 8 values " v1 v2 ..." (then " ..."). */
+static void print_values(const double *v, size_t n)
+{
+    for (size_t c = 0; c < n && c < 8; c++)
+        printf(" %.4g", v[c]);
+    printf("%s", n > 8 ? " ..." : "");
+}
+
+/* The lines of 'score info' on the system a model file records: schedule, output, noise level,
+ * data scaling. */
+static void print_system(const cli_meta *meta, size_t dim)
+{
+    static const struct { int id; const char *label; } shown[] = {
+        {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
+        {SCORE_SCHEDULE_PARAM_BETA_MIN, "beta_min"}, {SCORE_SCHEDULE_PARAM_BETA_MAX, "beta_max"},
+        {SCORE_SCHEDULE_PARAM_T, "T"}, {SCORE_SCHEDULE_PARAM_T_EPS, "t_eps"},
+    };
+    cli_system sys;
+    char err[512];
+    if (cli_meta_get(meta, "score.schedule") == NULL) {
+        printf("schedule:      none recorded (not written by 'score train'): sample it with "
+               "--schedule NAME --predict KIND\n");
+        return;
+    }
+    if (cli_system_from_meta(meta, dim, &sys, err, sizeof err) != 0) {
+        printf("schedule:      unusable (%s)\n", err);
+        return;
+    }
+    printf("schedule:      %s", score_schedule_name(sys.sched));
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+        double x;
+        if (score_schedule_get_f64(sys.sched, shown[i].id, &x) == SCORE_OK)
+            printf(", %s %g", shown[i].label, x);
+    }
+    if (score_schedule_is_discrete(sys.sched) == 1)
+        printf(", %zu levels", score_schedule_num_levels(sys.sched));
+    printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, sys.output_kind),
+           cli_name_of(cli_conds, sys.cond_kind));
+    if (sys.fixed_t > 0)
+        printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
+               sys.fixed_t);
+    if (sys.shift != NULL) {
+        printf("data scaling:  x_model = (x - shift) / scale, shift");
+        print_values(sys.shift, sys.dim);
+        printf(", scale");
+        print_values(sys.scale, sys.dim);
+        printf("\n");
+    }
+    cli_system_free(&sys);
+}
+
 int cli_cmd_info(int argc, char **argv)
 {
     const char *pos[1];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, info_opts, pos, 1, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score info MODEL.safetensors [--all]\n\n"
+        "Describes a model file: network, schedule, parameterization, training.\n"
+        "MODEL '-' reads the model file from stdin.\n\n";
+    if ((rc = cli_parse_command(argc, argv, info_opts, text, NULL, pos, 1, 1, &npos, &help)) !=
+            0 || help)
         return rc;
-    if (help || npos == 0) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score info MODEL.safetensors [--all]\n\n"
-                   "Describes a model file: network, schedule, parameterization, training.\n\n");
-        cli_print_options(f, info_opts);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
     score_model *model;
     cli_meta meta;
     char err[512];
@@ -120,42 +176,7 @@ int cli_cmd_info(int argc, char **argv)
         printf("network:       hidden widths %s, activation %s, residual %s, embedding %s (%s)\n",
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
-    cli_system sys;
-    if (cli_meta_get(&meta, "score.schedule") == NULL) {
-        printf("schedule:      none recorded (not written by 'score train'): sample it with "
-               "--schedule NAME --predict KIND\n");
-    } else if (cli_system_from_meta(&meta, score_model_dim(model), &sys, err, sizeof err) == 0) {
-        printf("schedule:      %s", score_schedule_name(sys.sched));
-        static const struct { int id; const char *label; } shown[] = {
-            {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
-            {SCORE_SCHEDULE_PARAM_BETA_MIN, "beta_min"}, {SCORE_SCHEDULE_PARAM_BETA_MAX, "beta_max"},
-            {SCORE_SCHEDULE_PARAM_T, "T"}, {SCORE_SCHEDULE_PARAM_T_EPS, "t_eps"},
-        };
-        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
-            double x;
-            if (score_schedule_get_f64(sys.sched, shown[i].id, &x) == SCORE_OK)
-                printf(", %s %g", shown[i].label, x);
-        }
-        if (score_schedule_is_discrete(sys.sched) == 1)
-            printf(", %zu levels", score_schedule_num_levels(sys.sched));
-        printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, sys.output_kind),
-               cli_name_of(cli_conds, sys.cond_kind));
-        if (sys.fixed_t > 0)
-            printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
-                   sys.fixed_t);
-        if (sys.shift != NULL) {
-            printf("data scaling:  x_model = (x - shift) / scale, shift");
-            for (size_t j = 0; j < sys.dim && j < 8; j++)
-                printf(" %.4g", sys.shift[j]);
-            printf("%s, scale", sys.dim > 8 ? " ..." : "");
-            for (size_t j = 0; j < sys.dim && j < 8; j++)
-                printf(" %.4g", sys.scale[j]);
-            printf("%s\n", sys.dim > 8 ? " ..." : "");
-        }
-        cli_system_free(&sys);
-    } else {
-        printf("schedule:      unusable (%s)\n", err);
-    }
+    print_system(&meta, score_model_dim(model));
     if (cli_meta_get(&meta, "score.train.loss") != NULL) {
         printf("training:      %s loss", META("score.train.loss"));
         if (cli_meta_get(&meta, "score.train.weighting"))
@@ -190,19 +211,16 @@ int cli_cmd_distance(int argc, char **argv)
 {
     const char *pos[2];
     int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, dist_opts, pos, 2, &npos, &help)) != 0)
+    static const char text[] =
+        "usage: score distance A.csv B.csv [options]\n\n"
+        "Prints the sliced Wasserstein-2 distance between two point sets ('-' = stdin).\n\n";
+    if ((rc = cli_parse_command(argc, argv, dist_opts, text, NULL, pos, 2, 2, &npos, &help)) !=
+            0 || help)
         return rc;
-    if (help || npos != 2) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score distance A.csv B.csv [options]\n\n"
-                   "Prints the sliced Wasserstein-2 distance between two point sets.\n\n");
-        cli_print_options(f, dist_opts);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
     size_t proj = 256;
     uint64_t seed = 0;
     if ((rc = cli_opt_size(dist_opts, "projections", 1, 1000000, &proj)) ||
-        (rc = cli_opt_u64(dist_opts, "seed", &seed)))
+        (rc = cli_opt_u64(dist_opts, "seed", &seed)) || (rc = cli_stdin_once(pos, 2)))
         return rc;
     cli_table a, b;
     char err[512];

@@ -76,8 +76,10 @@ static const sampler_def *find_sampler(const char *name)
     return NULL;
 }
 
+/* The help after the options: samplers and grids. */
 static void print_samplers(FILE *f)
 {
+    fputc('\n', f);
     fprintf(f, "samplers (--sampler NAME; default steps in brackets):\n");
     for (const sampler_def *s = samplers; s->name; s++)
         fprintf(f, "  %-18s %s [%zu]\n", s->name, s->help, s->steps);
@@ -87,13 +89,8 @@ static void print_samplers(FILE *f)
 
 static int unknown_sampler(const char *name)
 {
-    char list[1024] = "";
-    size_t used = 0;
-    for (const sampler_def *s = samplers; s->name && used < sizeof list; s++) {
-        int w = snprintf(list + used, sizeof list - used, "%s%s", s == samplers ? "" : ", ",
-                         s->name);
-        used += w > 0 ? (size_t)w : 0;
-    }
+    char list[1024];
+    cli_join_names(samplers, sizeof *samplers, list, sizeof list);
     return cli_usage_error("unknown sampler '%s' (valid: %s)", name, list);
 }
 
@@ -175,18 +172,9 @@ static int load_reference(const char *ref, const cli_meta *meta, size_t dim, uin
     if (ds == NULL || score_dataset_toy_dim(ds) != dim)
         return 0;
     size_t n = 5000;
-    score_rng *rng = NULL;
-    t->data = malloc(n * dim * sizeof *t->data);
     /* stream 2: independent of the training points (stream 1) */
-    if (t->data == NULL || score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-        score_rng_set_stream(rng, 2) != SCORE_OK ||
-        score_dataset_toy(ds, rng, n, t->data) != SCORE_OK) {
-        score_rng_free(rng);
-        free(t->data);
-        t->data = NULL;
+    if (cli_toy_points(ds, n, seed, 2, &t->data) != SCORE_OK)
         return cli_fail("cannot draw reference points of '%s'", ds);
-    }
-    score_rng_free(rng);
     t->rows = n;
     t->cols = dim;
     snprintf(label, label_len, "%s (%zu fresh points)", ds, n);
@@ -212,12 +200,12 @@ static cli_opt s_opts[] = {
     {"rtol", 0, 1, "X", "adaptive samplers: relative tolerance", NULL},
     {"atol", 0, 1, "X", "adaptive samplers: absolute tolerance", NULL},
     {"guidance", 0, 1, "W", "classifier-free guidance weight: (1+W) F_model - W F_uncond", NULL},
-    {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance", NULL},
+    {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin)", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
     {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
     {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
-    {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance", NULL},
+    {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
     {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
@@ -259,230 +247,281 @@ static int langevin_at(score_sde *sde, const cli_system *sys, size_t steps, doub
     return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "Langevin sampling");
 }
 
-int cli_cmd_sample(int argc, char **argv)
+/* The options of one run, read and range-checked. */
+typedef struct sample_opts {
+    const char *model, *uncond, *output, *plot;
+    const sampler_def *def;
+    size_t n, steps, batch, csteps;
+    uint64_t seed;
+    double snr, step_size, eta, churn, rtol, atol, w;
+    int grid, corrector, quiet;
+} sample_opts;
+
+static const char sample_help[] =
+    "usage: score sample MODEL.safetensors [options]\n\n"
+    "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n\n"
+    "options:\n";
+
+static int read_sample_numbers(sample_opts *o)
+{
+    int rc;
+    if ((rc = cli_opt_size(s_opts, "n", 1, (size_t)1 << 32, &o->n)) ||
+        (rc = cli_opt_size(s_opts, "steps", 1, 100000000, &o->steps)) ||
+        (rc = cli_opt_size(s_opts, "batch", 1, (size_t)1 << 24, &o->batch)) ||
+        (rc = cli_opt_size(s_opts, "corrector-steps", 0, 1000000, &o->csteps)) ||
+        (rc = cli_opt_u64(s_opts, "seed", &o->seed)) ||
+        (rc = cli_opt_double(s_opts, "snr", 1e-12, 1e6, &o->snr)) ||
+        (rc = cli_opt_double(s_opts, "step-size", 0, 1e12, &o->step_size)) ||
+        (rc = cli_opt_double(s_opts, "eta", 0, 1000, &o->eta)) ||
+        (rc = cli_opt_double(s_opts, "churn", 0, 1e6, &o->churn)) ||
+        (rc = cli_opt_double(s_opts, "rtol", 0, 1, &o->rtol)) ||
+        (rc = cli_opt_double(s_opts, "atol", 0, 1e6, &o->atol)) ||
+        (rc = cli_opt_double(s_opts, "guidance", -1e6, 1e6, &o->w)))
+        return rc;
+    return 0;
+}
+
+/* Parses the command line into o; prints the help (and sets *help) for --help. */
+static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
 {
     const char *pos[1];
-    int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, s_opts, pos, 1, &npos, &help)) != 0)
+    int npos, rc;
+    if ((rc = cli_parse_command(argc, argv, s_opts, sample_help, print_samplers, pos, 1, 1,
+                                &npos, help)) != 0 || *help)
         return rc;
-    if (help || npos == 0) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score sample MODEL.safetensors [options]\n\n"
-                   "Draws samples from a model file written by 'score train'.\n\noptions:\n");
-        cli_print_options(f, s_opts);
-        fputc('\n', f);
-        print_samplers(f);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
     const char *sname = cli_opt_get(s_opts, "sampler");
     const sampler_def *def = find_sampler(sname ? sname : "pc");
     if (def == NULL)
         return unknown_sampler(sname);
-    size_t n = 1000, steps = def->steps, batch = 4096, csteps = 0;
-    uint64_t seed = 0;
-    double snr = 0.16, step_size = 0, eta = -1, churn = 0, rtol = 0, atol = 0, w = 0;
-    int grid = def->grid, corrector = -1;
-    const char *v;
-    if ((rc = cli_opt_size(s_opts, "n", 1, (size_t)1 << 32, &n)) ||
-        (rc = cli_opt_size(s_opts, "steps", 1, 100000000, &steps)) ||
-        (rc = cli_opt_size(s_opts, "batch", 1, (size_t)1 << 24, &batch)) ||
-        (rc = cli_opt_size(s_opts, "corrector-steps", 0, 1000000, &csteps)) ||
-        (rc = cli_opt_u64(s_opts, "seed", &seed)) ||
-        (rc = cli_opt_double(s_opts, "snr", 1e-12, 1e6, &snr)) ||
-        (rc = cli_opt_double(s_opts, "step-size", 0, 1e12, &step_size)) ||
-        (rc = cli_opt_double(s_opts, "eta", 0, 1000, &eta)) ||
-        (rc = cli_opt_double(s_opts, "churn", 0, 1e6, &churn)) ||
-        (rc = cli_opt_double(s_opts, "rtol", 0, 1, &rtol)) ||
-        (rc = cli_opt_double(s_opts, "atol", 0, 1e6, &atol)) ||
-        (rc = cli_opt_double(s_opts, "guidance", -1e6, 1e6, &w)))
+    *o = (sample_opts){
+        .model = pos[0], .uncond = cli_opt_get(s_opts, "uncond"),
+        .output = cli_opt_get(s_opts, "output"), .plot = cli_opt_get(s_opts, "plot"),
+        .def = def, .n = 1000, .steps = def->steps, .batch = 4096, .csteps = 0, .seed = 0,
+        .snr = 0.16, .step_size = 0, .eta = -1, .churn = 0, .rtol = 0, .atol = 0, .w = 0,
+        .grid = def->grid, .corrector = -1,
+    };
+    if ((rc = read_sample_numbers(o)) != 0 ||
+        (rc = cli_opt_lookup(s_opts, "grid", grids, "grid", &o->grid)) != 0 ||
+        (rc = cli_opt_lookup(s_opts, "corrector", correctors, "corrector", &o->corrector)) != 0)
         return rc;
-    if ((v = cli_opt_get(s_opts, "grid")) && (rc = cli_lookup(grids, "grid", v, &grid)))
-        return rc;
-    if ((v = cli_opt_get(s_opts, "corrector")) &&
-        (rc = cli_lookup(correctors, "corrector", v, &corrector)))
-        return rc;
-    if ((cli_opt_get(s_opts, "guidance") != NULL) != (cli_opt_get(s_opts, "uncond") != NULL))
+    if ((cli_opt_get(s_opts, "guidance") != NULL) != (o->uncond != NULL))
         return cli_usage_error("--guidance W and --uncond MODEL go together");
-    int quiet = cli_opt_flag(s_opts, "quiet");
-
-    score_model *model = NULL, *uncond = NULL, *cfg = NULL;
-    cli_meta meta, meta2;
-    cli_system sys, sys2;
-    memset(&meta2, 0, sizeof meta2);
-    memset(&sys2, 0, sizeof sys2);
-    if ((rc = load_model(pos[0], s_opts, &model, &meta, &sys)) != 0)
+    const char *inputs[3] = {o->model, o->uncond, cli_opt_get(s_opts, "ref")};
+    if ((rc = cli_stdin_once(inputs, 3)) != 0)
         return rc;
-    size_t dim = sys.dim;
-    score_sde *sde = NULL;
-    score_sampler *smp = NULL;
-    score_rng *rng = NULL;
-    float *x = NULL;
-    cli_table ref;
-    memset(&ref, 0, sizeof ref);
-    int status = CLI_EXIT_FAILURE;
-    char err[512], ref_label[600] = "";
+    o->quiet = cli_opt_flag(s_opts, "quiet");
+    return 0;
+}
 
-    if (sys.fixed_t > 0 && strcmp(def->name, "langevin") != 0) {
-        status = cli_usage_error("%s was trained at one noise level only (t = %g): sample it "
-                                 "with --sampler langevin", pos[0], sys.fixed_t);
-        goto out;
-    }
-    if (sys.fixed_t <= 0 && strcmp(def->name, "langevin") == 0) {
-        status = cli_usage_error("--sampler langevin is for models trained at one noise level "
-                                 "(dsm, hyvarinen, ssm losses); try pc or ald");
-        goto out;
-    }
-    if ((rc = cli_system_sde(&sys, model, &sde)) != 0)
-        goto out;
-    if (cli_opt_get(s_opts, "uncond") != NULL) {
-        if ((rc = load_model(cli_opt_get(s_opts, "uncond"), s_opts, &uncond, &meta2, &sys2)) != 0)
-            goto out;
-        if (sys2.dim != dim || sys2.output_kind != sys.output_kind ||
-            strcmp(score_schedule_name(sys2.sched), score_schedule_name(sys.sched)) != 0 ||
-            (sys.shift == NULL) != (sys2.shift == NULL)) {
-            status = cli_fail("--uncond %s does not match %s (dimension, schedule, output kind "
-                              "and data scaling must agree)", cli_opt_get(s_opts, "uncond"),
-                              pos[0]);
-            goto out;
-        }
-        if ((rc = score_model_new_cfg(&cfg, model, uncond, w)) != SCORE_OK ||
-            (rc = cli_model_threads(s_opts, cfg)) != 0 ||
-            (rc = score_sde_set_model(sde, cfg)) != SCORE_OK) {
-            status = cli_lib_fail(rc, "guidance");
-            goto out;
-        }
-    }
-    if (score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-        (x = malloc(n * dim * sizeof *x)) == NULL) {
-        status = cli_fail("out of memory (%zu samples of dimension %zu)", n, dim);
-        goto out;
-    }
+/* What a run holds; sample_job_free() releases it. */
+typedef struct sample_job {
+    score_model *model, *uncond, *cfg;
+    cli_meta meta, meta2;     /* of model and uncond */
+    cli_system sys, sys2;
+    score_sde *sde;
+    score_sampler *smp;
+    score_rng *rng;
+    float *x;                 /* n x dim samples */
+    cli_table ref;            /* reference points (may stay empty) */
+    char ref_label[600];
+    uint64_t nfe;             /* model evaluations per sample */
+    double elapsed;
+} sample_job;
 
-    double t0 = cli_now();
-    uint64_t nfe = 0;
+static void sample_job_free(sample_job *j)
+{
+    score_sampler_free(j->smp);
+    score_sde_free(j->sde);
+    score_model_free(j->cfg);
+    score_model_free(j->uncond);
+    score_model_free(j->model);
+    score_rng_free(j->rng);
+    cli_meta_free(&j->meta);
+    cli_meta_free(&j->meta2);
+    cli_system_free(&j->sys);
+    cli_system_free(&j->sys2);
+    cli_table_free(&j->ref);
+    free(j->x);
+}
+
+/* A model trained at one noise level is sampled by Langevin MCMC only, and only such a model. */
+static int check_sampler_fits(const sample_opts *o, const sample_job *j)
+{
+    int langevin = strcmp(o->def->name, "langevin") == 0;
+    if (j->sys.fixed_t > 0 && !langevin)
+        return cli_usage_error("%s was trained at one noise level only (t = %g): sample it "
+                               "with --sampler langevin", o->model, j->sys.fixed_t);
+    if (j->sys.fixed_t <= 0 && langevin)
+        return cli_usage_error("--sampler langevin is for models trained at one noise level "
+                               "(dsm, hyvarinen, ssm losses); try pc or ald");
+    return 0;
+}
+
+/* --guidance W --uncond MODEL: the sde evaluates (1+W) F_model - W F_uncond. */
+static int set_up_guidance(const sample_opts *o, sample_job *j)
+{
+    int rc;
+    if (o->uncond == NULL)
+        return 0;
+    if ((rc = load_model(o->uncond, s_opts, &j->uncond, &j->meta2, &j->sys2)) != 0)
+        return rc;
+    if (j->sys2.dim != j->sys.dim || j->sys2.output_kind != j->sys.output_kind ||
+        strcmp(score_schedule_name(j->sys2.sched), score_schedule_name(j->sys.sched)) != 0 ||
+        (j->sys.shift == NULL) != (j->sys2.shift == NULL))
+        return cli_fail("--uncond %s does not match %s (dimension, schedule, output kind "
+                        "and data scaling must agree)", o->uncond, o->model);
+    if ((rc = score_model_new_cfg(&j->cfg, j->model, j->uncond, o->w)) != SCORE_OK ||
+        (rc = cli_model_threads(s_opts, j->cfg)) != 0 ||
+        (rc = score_sde_set_model(j->sde, j->cfg)) != SCORE_OK)
+        return cli_lib_fail(rc, "guidance");
+    return 0;
+}
+
+/* The sampler of o->def with the options that change it. */
+static int configure_sampler(const sample_opts *o, sample_job *j)
+{
+    const sampler_def *def = o->def;
+    /* --corrector replaces the sampler's own corrector (none = 0 removes it) */
+    const score_step_type *corr =
+        o->corrector > 0 ? score_step_type_get(o->corrector)
+                         : (o->corrector < 0 && def->corrector ? score_step_type_find(def->corrector)
+                                                               : NULL);
+    int csteps_given = cli_opt_get(s_opts, "corrector-steps") != NULL;
+    score_sampler *smp;
+    int rc = score_sampler_new(&j->smp, score_step_type_find(def->predictor), corr, j->sys.dim);
+    smp = j->smp;
+    if (rc == SCORE_OK)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)o->steps);
+    if (rc == SCORE_OK)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_GRID, o->grid);
+    if (rc == SCORE_OK)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_FINAL_DENOISE,
+                                   !cli_opt_flag(s_opts, "no-denoise"));
+    if (rc == SCORE_OK && strcmp(def->name, "ald") == 0 && !csteps_given)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, 2);
+    if (rc == SCORE_OK && csteps_given)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, (int64_t)o->csteps);
+    if (rc == SCORE_OK)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_SNR, o->snr);
+    if (rc == SCORE_OK && o->step_size > 0)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_STEP_SIZE, o->step_size);
+    if (rc == SCORE_OK && o->eta >= 0)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ETA, o->eta);
+    if (rc == SCORE_OK && o->churn > 0)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_CHURN, o->churn);
+    if (rc == SCORE_OK && o->rtol > 0)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_RTOL, o->rtol);
+    if (rc == SCORE_OK && o->atol > 0)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ATOL, o->atol);
+    return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "sampler");
+}
+
+/* Runs the sampler over blocks of --batch rows (row0 keeps the noise of each row the same
+ * whatever the block size), with one progress bar over all blocks. */
+static int run_sampler(const sample_opts *o, sample_job *j)
+{
+    size_t grid_len = 0, n = o->n, batch = o->batch, dim = j->sys.dim;
     sample_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    if (sys.fixed_t > 0) {
-        cli_progress_start(&ctx.bar, "langevin", steps, quiet);
-        rc = langevin_at(sde, &sys, steps, step_size, snr, rng, n, x, &ctx.bar);
-        cli_progress_finish(&ctx.bar);
-        if (rc != 0)
-            goto out;
-        nfe = steps;
-    } else {
-        /* --corrector replaces the sampler's own corrector (none = 0 removes it) */
-        const score_step_type *corr =
-            corrector > 0 ? score_step_type_get(corrector)
-                          : (corrector < 0 && def->corrector ? score_step_type_find(def->corrector)
-                                                             : NULL);
-        rc = score_sampler_new(&smp, score_step_type_find(def->predictor), corr, dim);
-        if (rc == SCORE_OK)
-            rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)steps);
-        if (rc == SCORE_OK)
-            rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_GRID, grid);
-        if (rc == SCORE_OK)
-            rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_FINAL_DENOISE,
-                                       !cli_opt_flag(s_opts, "no-denoise"));
-        if (rc == SCORE_OK && strcmp(def->name, "ald") == 0 && !cli_opt_get(s_opts, "corrector-steps"))
-            rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, 2);
-        if (rc == SCORE_OK && cli_opt_get(s_opts, "corrector-steps"))
-            rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, (int64_t)csteps);
-        if (rc == SCORE_OK)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_SNR, snr);
-        if (rc == SCORE_OK && step_size > 0)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_STEP_SIZE, step_size);
-        if (rc == SCORE_OK && eta >= 0)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ETA, eta);
-        if (rc == SCORE_OK && churn > 0)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_CHURN, churn);
-        if (rc == SCORE_OK && rtol > 0)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_RTOL, rtol);
-        if (rc == SCORE_OK && atol > 0)
-            rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ATOL, atol);
+    int rc = configure_sampler(o, j);
+    if (rc != 0)
+        return rc;
+    if ((rc = score_sampler_get_grid(j->smp, j->sde, 0, NULL, &grid_len)) != SCORE_OK)
+        return cli_lib_fail(rc, "sampler grid");
+    size_t per_chunk = grid_len > 1 ? grid_len - 1 : 1;
+    size_t chunks = (n + batch - 1) / batch;
+    cli_progress_start(&ctx.bar, o->def->name, chunks * per_chunk, o->quiet);
+    for (size_t c = 0; c < chunks; c++) {
+        size_t row0 = c * batch, m = n - row0 < batch ? n - row0 : batch;
+        ctx.done = c * per_chunk;
+        rc = score_sampler_run_ex(j->smp, j->sde, row0, m, NULL, j->x + row0 * dim, j->rng,
+                                  on_sample_progress, &ctx);
         if (rc != SCORE_OK) {
-            status = cli_lib_fail(rc, "sampler");
-            goto out;
+            cli_progress_finish(&ctx.bar);
+            return cli_lib_fail(rc, "sampling");
         }
-        size_t grid_len = 0;
-        if ((rc = score_sampler_get_grid(smp, sde, 0, NULL, &grid_len)) != SCORE_OK) {
-            status = cli_lib_fail(rc, "sampler grid");
-            goto out;
-        }
-        size_t per_chunk = grid_len > 1 ? grid_len - 1 : 1;
-        size_t chunks = (n + batch - 1) / batch;
-        cli_progress_start(&ctx.bar, def->name, chunks * per_chunk, quiet);
-        for (size_t c = 0; c < chunks; c++) {
-            size_t row0 = c * batch, m = n - row0 < batch ? n - row0 : batch;
-            ctx.done = c * per_chunk;
-            rc = score_sampler_run_ex(smp, sde, row0, m, NULL, x + row0 * dim, rng,
-                                      on_sample_progress, &ctx);
-            if (rc != SCORE_OK) {
-                cli_progress_finish(&ctx.bar);
-                status = cli_lib_fail(rc, "sampling");
-                goto out;
-            }
-            nfe = score_sampler_get_nfe(smp);
-        }
-        cli_progress_update(&ctx.bar, chunks * per_chunk, NULL, 0);
-        cli_progress_finish(&ctx.bar);
+        j->nfe = score_sampler_get_nfe(j->smp);
     }
-    double elapsed = cli_now() - t0;
-    cli_unstandardize(&sys, x, n);
+    cli_progress_update(&ctx.bar, chunks * per_chunk, NULL, 0);
+    cli_progress_finish(&ctx.bar);
+    return 0;
+}
 
-    const char *out = cli_opt_get(s_opts, "output");
+/* Draws the n samples (Langevin at the one trained level, or the sampler), in data units. */
+static int draw_samples(const sample_opts *o, sample_job *j)
+{
+    size_t n = o->n, dim = j->sys.dim;
+    int rc;
+    if (score_rng_new(&j->rng, SCORE_RNG_PHILOX4X32_10, o->seed) != SCORE_OK ||
+        (j->x = malloc(n * dim * sizeof *j->x)) == NULL)
+        return cli_fail("out of memory (%zu samples of dimension %zu)", n, dim);
+    double t0 = cli_now();
+    if (j->sys.fixed_t > 0) {
+        cli_progress bar;
+        cli_progress_start(&bar, "langevin", o->steps, o->quiet);
+        rc = langevin_at(j->sde, &j->sys, o->steps, o->step_size, o->snr, j->rng, n, j->x, &bar);
+        cli_progress_finish(&bar);
+        j->nfe = o->steps;
+    } else {
+        rc = run_sampler(o, j);
+    }
+    if (rc != 0)
+        return rc;
+    j->elapsed = cli_now() - t0;
+    cli_unstandardize(&j->sys, j->x, n);
+    return 0;
+}
+
+/* The samples as CSV, then the reference data: distance (*sw, -1 without) and --plot. */
+static int write_samples(const sample_opts *o, sample_job *j, double *sw)
+{
     static const char *hdr2[2] = {"x1", "x2"};
-    if (cli_csv_write(out ? out : "-", x, n, dim, dim == 2 ? hdr2 : NULL, err, sizeof err)) {
-        status = cli_fail("%s", err);
-        goto out;
-    }
+    size_t n = o->n, dim = j->sys.dim, cx, cy;
+    char err[512], title[256], label[128];
+    int rc;
+    if (cli_csv_write(o->output ? o->output : "-", j->x, n, dim, dim == 2 ? hdr2 : NULL, err,
+                      sizeof err))
+        return cli_fail("%s", err);
+    if ((rc = load_reference(cli_opt_get(s_opts, "ref"), &j->meta, dim, o->seed + 1, &j->ref,
+                             j->ref_label, sizeof j->ref_label)) != 0)
+        return rc;
+    *sw = j->ref.data ? cli_sliced_w2(j->x, n, j->ref.data, j->ref.rows, dim, 256, 12345) : -1;
+    if (o->plot == NULL)
+        return 0;
+    if ((rc = cli_parse_dims(cli_opt_get(s_opts, "dims"), dim, &cx, &cy)) != 0)
+        return rc;
+    const char *base = strrchr(o->model, '/');
+    snprintf(title, sizeof title, "%s: %s, %llu model evaluations", base ? base + 1 : o->model,
+             o->def->name, (unsigned long long)j->nfe);
+    snprintf(label, sizeof label, "samples (%s)", o->def->name);
+    if (cli_plot_samples(o->plot, j->ref.data, j->ref.rows, j->x, n, dim, cx, cy,
+                         (const char *const *)j->ref.names, title, label, err, sizeof err))
+        return cli_fail("%s", err);
+    return 0;
+}
 
-    /* reference data: distance and picture */
-    if ((rc = load_reference(cli_opt_get(s_opts, "ref"), &meta, dim, seed + 1, &ref, ref_label,
-                             sizeof ref_label)) != 0) {
-        status = rc;
-        goto out;
-    }
-    double sw = ref.data ? cli_sliced_w2(x, n, ref.data, ref.rows, dim, 256, 12345) : -1;
-    const char *plot = cli_opt_get(s_opts, "plot");
-    if (plot != NULL) {
-        size_t cx, cy;
-        if ((rc = cli_parse_dims(cli_opt_get(s_opts, "dims"), dim, &cx, &cy)) != 0) {
-            status = rc;
-            goto out;
-        }
-        char title[256], label[128];
-        const char *base = strrchr(pos[0], '/');
-        snprintf(title, sizeof title, "%s: %s, %llu model evaluations", base ? base + 1 : pos[0],
-                 def->name, (unsigned long long)nfe);
-        snprintf(label, sizeof label, "samples (%s)", def->name);
-        if (cli_plot_samples(plot, ref.data, ref.rows, x, n, dim, cx, cy,
-                             (const char *const *)ref.names, title, label, err, sizeof err)) {
-            status = cli_fail("%s", err);
-            goto out;
-        }
-    }
-    if (!quiet) {
+int cli_cmd_sample(int argc, char **argv)
+{
+    sample_opts o;
+    sample_job j;
+    int help, rc;
+    double sw = -1;
+    if ((rc = read_sample_options(argc, argv, &o, &help)) != 0 || help)
+        return rc;
+    memset(&j, 0, sizeof j);
+    if ((rc = load_model(o.model, s_opts, &j.model, &j.meta, &j.sys)) == 0 &&
+        (rc = check_sampler_fits(&o, &j)) == 0 &&
+        (rc = cli_system_sde(&j.sys, j.model, &j.sde)) == 0 &&
+        (rc = set_up_guidance(&o, &j)) == 0 && (rc = draw_samples(&o, &j)) == 0 &&
+        (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {
         fprintf(stderr, "sampled %zu points with %s: %llu model evaluations per sample, %.2f s",
-                n, def->name, (unsigned long long)nfe, elapsed);
+                o.n, o.def->name, (unsigned long long)j.nfe, j.elapsed);
         if (sw >= 0)
-            fprintf(stderr, "; sliced W2 to %s: %.4f", ref_label, sw);
+            fprintf(stderr, "; sliced W2 to %s: %.4f", j.ref_label, sw);
         fputc('\n', stderr);
     }
-    status = 0;
-out:
-    score_sampler_free(smp);
-    score_sde_free(sde);
-    score_model_free(cfg);
-    score_model_free(uncond);
-    score_model_free(model);
-    score_rng_free(rng);
-    cli_meta_free(&meta);
-    cli_meta_free(&meta2);
-    cli_system_free(&sys);
-    cli_system_free(&sys2);
-    cli_table_free(&ref);
-    free(x);
-    return status;
+    sample_job_free(&j);
+    return rc;
 }
 
 /* ---- loglik --------------------------------------------------------------------------- */
@@ -504,128 +543,169 @@ static cli_opt l_opts[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-int cli_cmd_loglik(int argc, char **argv)
+/* The options of one run, read and range-checked. */
+typedef struct loglik_opts {
+    const char *model, *data, *output;
+    size_t k, batch;          /* k: Hutchinson probes, 0 = exact / automatic */
+    double rtol, atol, offset;
+    uint64_t seed;
+    int exact, quiet;
+} loglik_opts;
+
+/* Parses the command line into o; prints the help (and sets *help) for --help. */
+static int read_loglik_options(int argc, char **argv, loglik_opts *o, int *help)
 {
     const char *pos[2];
-    int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, l_opts, pos, 2, &npos, &help)) != 0)
+    int npos, rc;
+    static const char text[] =
+        "usage: score loglik MODEL.safetensors DATA.csv [options]\n\n"
+        "Log-likelihood of every row through the probability-flow ODE, and the mean\n"
+        "bits per dimension (in the data's own units). MODEL or DATA may be '-' (stdin).\n\n"
+        "options:\n";
+    if ((rc = cli_parse_command(argc, argv, l_opts, text, NULL, pos, 2, 2, &npos, help)) != 0 ||
+        *help)
         return rc;
-    if (help || npos != 2) {
-        FILE *f = help ? stdout : stderr;
-        fprintf(f, "usage: score loglik MODEL.safetensors DATA.csv [options]\n\n"
-                   "Log-likelihood of every row through the probability-flow ODE, and the mean\n"
-                   "bits per dimension (in the data's own units).\n\noptions:\n");
-        cli_print_options(f, l_opts);
-        return help ? 0 : CLI_EXIT_USAGE;
-    }
-    size_t k = 0, batch = 1024;
-    double rtol = 1e-5, atol = 1e-5, offset = 0;
-    uint64_t seed = 0;
-    if ((rc = cli_opt_size(l_opts, "hutchinson", 1, 4096, &k)) ||
-        (rc = cli_opt_size(l_opts, "batch", 1, (size_t)1 << 24, &batch)) ||
-        (rc = cli_opt_double(l_opts, "rtol", 0, 1, &rtol)) ||
-        (rc = cli_opt_double(l_opts, "atol", 0, 1e6, &atol)) ||
-        (rc = cli_opt_double(l_opts, "offset", -1000, 1000, &offset)) ||
-        (rc = cli_opt_u64(l_opts, "seed", &seed)))
+    *o = (loglik_opts){.model = pos[0], .data = pos[1], .output = cli_opt_get(l_opts, "output"),
+                       .k = 0, .batch = 1024, .rtol = 1e-5, .atol = 1e-5, .offset = 0, .seed = 0,
+                       .exact = cli_opt_flag(l_opts, "exact"),
+                       .quiet = cli_opt_flag(l_opts, "quiet")};
+    if ((rc = cli_opt_size(l_opts, "hutchinson", 1, 4096, &o->k)) ||
+        (rc = cli_opt_size(l_opts, "batch", 1, (size_t)1 << 24, &o->batch)) ||
+        (rc = cli_opt_double(l_opts, "rtol", 0, 1, &o->rtol)) ||
+        (rc = cli_opt_double(l_opts, "atol", 0, 1e6, &o->atol)) ||
+        (rc = cli_opt_double(l_opts, "offset", -1000, 1000, &o->offset)) ||
+        (rc = cli_opt_u64(l_opts, "seed", &o->seed)))
         return rc;
-    if (k && cli_opt_flag(l_opts, "exact"))
+    if (o->k && o->exact)
         return cli_usage_error("--exact and --hutchinson exclude each other");
+    return cli_stdin_once(pos, 2);
+}
 
-    score_model *model = NULL;
+/* What a run holds; loglik_job_free() releases it. */
+typedef struct loglik_job {
+    score_model *model;
     cli_meta meta;
     cli_system sys;
-    if ((rc = load_model(pos[0], l_opts, &model, &meta, &sys)) != 0)
-        return rc;
-    cli_table t;
+    cli_table t;              /* the rows, standardized in place */
+    score_sde *sde;
+    score_likelihood *lk;
+    score_rng *rng;
+    double *lp;               /* per-row log-likelihood in model units */
+    double elapsed;
+} loglik_job;
+
+static void loglik_job_free(loglik_job *j)
+{
+    score_likelihood_free(j->lk);
+    score_sde_free(j->sde);
+    score_model_free(j->model);
+    score_rng_free(j->rng);
+    cli_meta_free(&j->meta);
+    cli_system_free(&j->sys);
+    cli_table_free(&j->t);
+    free(j->lp);
+}
+
+/* The rows of the CSV file, checked against the model, in model units. */
+static int load_loglik_data(const loglik_opts *o, loglik_job *j)
+{
     char err[512];
-    int status = CLI_EXIT_FAILURE;
-    score_sde *sde = NULL;
-    score_likelihood *lk = NULL;
-    score_rng *rng = NULL;
-    double *lp = NULL;
-    float *res = NULL;
-    memset(&t, 0, sizeof t);
-    if (cli_csv_read(pos[1], &t, err, sizeof err) != 0) {
-        status = cli_fail("%s", err);
-        goto out;
-    }
-    if (t.cols != sys.dim) {
-        status = cli_fail("%s has %zu column%s but the model's dimension is %zu", pos[1], t.cols,
-                          t.cols == 1 ? "" : "s", sys.dim);
-        goto out;
-    }
-    if (sys.fixed_t > 0) {
-        status = cli_fail("%s was trained at one noise level only: it has no likelihood", pos[0]);
-        goto out;
-    }
-    cli_standardize(&sys, t.data, t.rows);
-    if ((rc = cli_system_sde(&sys, model, &sde)) != 0)
-        goto out;
-    int div = k ? SCORE_LIKELIHOOD_DIV_HUTCHINSON
-                : (cli_opt_flag(l_opts, "exact") ? SCORE_LIKELIHOOD_DIV_EXACT : SCORE_LIKELIHOOD_DIV_AUTO);
-    if ((rc = score_likelihood_new(&lk, sys.dim)) != SCORE_OK ||
-        (rc = score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div)) != SCORE_OK ||
-        (k && (rc = score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, (int64_t)k))) ||
-        (rc = score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, rtol)) != SCORE_OK ||
-        (rc = score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, atol)) != SCORE_OK ||
-        (rc = score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "likelihood");
-        goto out;
-    }
-    lp = malloc(t.rows * sizeof *lp);
-    res = malloc(t.rows * 2 * sizeof *res);
-    if (lp == NULL || res == NULL) {
-        status = cli_fail("out of memory");
-        goto out;
-    }
+    if (cli_csv_read(o->data, &j->t, err, sizeof err) != 0)
+        return cli_fail("%s", err);
+    if (j->t.cols != j->sys.dim)
+        return cli_fail("%s has %zu column%s but the model's dimension is %zu", o->data,
+                        j->t.cols, j->t.cols == 1 ? "" : "s", j->sys.dim);
+    if (j->sys.fixed_t > 0)
+        return cli_fail("%s was trained at one noise level only: it has no likelihood", o->model);
+    cli_standardize(&j->sys, j->t.data, j->t.rows);
+    return 0;
+}
+
+/* The sde, the likelihood object with its divergence and tolerances, and the probes' rng. */
+static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
+{
+    int rc = cli_system_sde(&j->sys, j->model, &j->sde);
+    if (rc != 0)
+        return rc;
+    int div = o->k ? SCORE_LIKELIHOOD_DIV_HUTCHINSON
+                   : (o->exact ? SCORE_LIKELIHOOD_DIV_EXACT : SCORE_LIKELIHOOD_DIV_AUTO);
+    if ((rc = score_likelihood_new(&j->lk, j->sys.dim)) != SCORE_OK ||
+        (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div)) != SCORE_OK ||
+        (o->k && (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_N_PROBES,
+                                                (int64_t)o->k))) ||
+        (rc = score_likelihood_set_f64(j->lk, SCORE_LIKELIHOOD_PARAM_RTOL, o->rtol)) != SCORE_OK ||
+        (rc = score_likelihood_set_f64(j->lk, SCORE_LIKELIHOOD_PARAM_ATOL, o->atol)) != SCORE_OK ||
+        (rc = score_rng_new(&j->rng, SCORE_RNG_PHILOX4X32_10, o->seed)) != SCORE_OK)
+        return cli_lib_fail(rc, "likelihood");
+    return 0;
+}
+
+/* The log-likelihood of every row, over blocks of --batch rows, with a progress bar. */
+static int run_likelihood(const loglik_opts *o, loglik_job *j)
+{
+    size_t rows = j->t.rows, batch = o->batch, chunks = (rows + batch - 1) / batch;
     cli_progress bar;
-    size_t chunks = (t.rows + batch - 1) / batch;
-    cli_progress_start(&bar, "loglik", t.rows, cli_opt_flag(l_opts, "quiet"));
+    if ((j->lp = malloc(rows * sizeof *j->lp)) == NULL)
+        return cli_fail("out of memory");
+    cli_progress_start(&bar, "loglik", rows, o->quiet);
     double t0 = cli_now();
     for (size_t c = 0; c < chunks; c++) {
-        size_t row0 = c * batch, m = t.rows - row0 < batch ? t.rows - row0 : batch;
-        rc = score_likelihood_logp_ex(lk, sde, row0, m, t.data + row0 * sys.dim, lp + row0, NULL,
-                                      NULL, NULL, rng);
+        size_t row0 = c * batch, m = rows - row0 < batch ? rows - row0 : batch;
+        int rc = score_likelihood_logp_ex(j->lk, j->sde, row0, m, j->t.data + row0 * j->sys.dim,
+                                          j->lp + row0, NULL, NULL, NULL, j->rng);
         if (rc != SCORE_OK) {
             cli_progress_finish(&bar);
-            status = cli_lib_fail(rc, "likelihood");
-            goto out;
+            return cli_lib_fail(rc, "likelihood");
         }
         cli_progress_update(&bar, row0 + m, NULL, 0);
     }
     cli_progress_finish(&bar);
-    double elapsed = cli_now() - t0;
+    j->elapsed = cli_now() - t0;
+    return 0;
+}
+
+/* Per-row results in the data's units (-o) and the mean line. */
+static int report_likelihood(const loglik_opts *o, const loglik_job *j)
+{
+    static const char *hdr[2] = {"log_likelihood_nats", "bits_per_dim"};
+    size_t rows = j->t.rows, dim = j->sys.dim;
+    char err[512];
+    float *res = malloc(rows * 2 * sizeof *res);
+    if (res == NULL)
+        return cli_fail("out of memory");
     /* change of variables back to the data's units: log p_x = log p_model - sum log scale */
-    double corr = cli_log_scale_sum(&sys), mean_lp = 0, mean_bpd = 0;
-    for (size_t i = 0; i < t.rows; i++) {
-        double l = lp[i] - corr;
-        double b = -l / ((double)sys.dim * log(2.0)) + offset;
+    double corr = cli_log_scale_sum(&j->sys), mean_lp = 0, mean_bpd = 0;
+    for (size_t i = 0; i < rows; i++) {
+        double l = j->lp[i] - corr;
+        double b = -l / ((double)dim * log(2.0)) + o->offset;
         res[2 * i] = (float)l;
         res[2 * i + 1] = (float)b;
-        mean_lp += l / (double)t.rows;
-        mean_bpd += b / (double)t.rows;
+        mean_lp += l / (double)rows;
+        mean_bpd += b / (double)rows;
     }
-    const char *out = cli_opt_get(l_opts, "output");
-    static const char *hdr[2] = {"log_likelihood_nats", "bits_per_dim"};
-    if (out != NULL && cli_csv_write(out, res, t.rows, 2, hdr, err, sizeof err)) {
-        status = cli_fail("%s", err);
-        goto out;
-    }
-    FILE *sf = out != NULL && strcmp(out, "-") == 0 ? stderr : stdout;
-    fprintf(sf, "mean log-likelihood %.6g nats, %.6g bits/dim (%zu rows, dim %zu, %s divergence, "
-            "%.2f s)\n", mean_lp, mean_bpd, t.rows, sys.dim,
-            k ? "Hutchinson" : (sys.dim <= 32 || cli_opt_flag(l_opts, "exact") ? "exact" : "Hutchinson"),
-            elapsed);
-    status = 0;
-out:
-    score_likelihood_free(lk);
-    score_sde_free(sde);
-    score_model_free(model);
-    score_rng_free(rng);
-    cli_meta_free(&meta);
-    cli_system_free(&sys);
-    cli_table_free(&t);
-    free(lp);
+    int rc = o->output != NULL && cli_csv_write(o->output, res, rows, 2, hdr, err, sizeof err);
     free(res);
-    return status;
+    if (rc != 0)
+        return cli_fail("%s", err);
+    FILE *sf = o->output != NULL && strcmp(o->output, "-") == 0 ? stderr : stdout;
+    fprintf(sf, "mean log-likelihood %.6g nats, %.6g bits/dim (%zu rows, dim %zu, %s divergence, "
+            "%.2f s)\n", mean_lp, mean_bpd, rows, dim,
+            o->k ? "Hutchinson" : (dim <= 32 || o->exact ? "exact" : "Hutchinson"), j->elapsed);
+    return 0;
+}
+
+int cli_cmd_loglik(int argc, char **argv)
+{
+    loglik_opts o;
+    loglik_job j;
+    int help, rc;
+    if ((rc = read_loglik_options(argc, argv, &o, &help)) != 0 || help)
+        return rc;
+    memset(&j, 0, sizeof j);
+    if ((rc = load_model(o.model, l_opts, &j.model, &j.meta, &j.sys)) == 0 &&
+        (rc = load_loglik_data(&o, &j)) == 0 && (rc = set_up_likelihood(&o, &j)) == 0 &&
+        (rc = run_likelihood(&o, &j)) == 0)
+        rc = report_likelihood(&o, &j);
+    loglik_job_free(&j);
+    return rc;
 }

@@ -80,12 +80,14 @@ static cli_opt opts[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-static void usage(FILE *f)
+static const char help_text[] =
+    "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
+    "Trains an MLP score model and saves it with its schedule and parameterization.\n\n"
+    "options:\n";
+
+/* The help after the options: losses and schedules. */
+static void help_names(FILE *f)
 {
-    fprintf(f, "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
-               "Trains an MLP score model and saves it with its schedule and parameterization.\n\n"
-               "options:\n");
-    cli_print_options(f, opts);
     fputc('\n', f);
     cli_print_names(f, "losses (--loss)", losses);
     fputc('\n', f);
@@ -141,9 +143,7 @@ static int compute_field(const cli_system *sys, score_sde *sde, const float *dat
     f->n = n;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     cli_bbox(data, nd, dim, cx, cy, &x0, &x1, &y0, &y1);
-    cli_bbox_pad(&x0, &x1, &y0, &y1, 0.08);
-    double w = x1 - x0, h = y1 - y0, side = fmax(w, h);
-    x0 -= (side - w) / 2, x1 += (side - w) / 2, y0 -= (side - h) / 2, y1 += (side - h) / 2;
+    cli_bbox_square(&x0, &x1, &y0, &y1, 0.08);
     f->x0 = x0, f->x1 = x1, f->y0 = y0, f->y1 = y1;
     f->gx = malloc(m * sizeof *f->gx);
     f->gy = malloc(m * sizeof *f->gy);
@@ -204,395 +204,446 @@ static void free_field(cli_field *f)
     free(f->v);
 }
 
-int cli_cmd_train(int argc, char **argv)
+/* ---- the command line ------------------------------------------------------------------- */
+
+/* The options of one run, read and range-checked (defaults in brackets in the help). */
+typedef struct train_opts {
+    const char *dataset, *datafile, *output, *plot;
+    size_t n_points, hidden, depth, embed_dim, steps, batch, warmup, projections, levels;
+    uint64_t seed;
+    double lr, clip, wd, ema, fscale, sigma;
+    int loss_kind, weighting, act, embed, opt_kind, predict, cond;
+    int quiet, time_free;
+} train_opts;
+
+static int read_train_numbers(train_opts *o)
+{
+    int rc;
+    if ((rc = cli_opt_size(opts, "n", 1, (size_t)1 << 31, &o->n_points)) ||
+        (rc = cli_opt_size(opts, "hidden", 1, 65536, &o->hidden)) ||
+        (rc = cli_opt_size(opts, "depth", 1, 64, &o->depth)) ||
+        (rc = cli_opt_size(opts, "embed-dim", 2, 4096, &o->embed_dim)) ||
+        (rc = cli_opt_size(opts, "steps", 1, (size_t)1 << 40, &o->steps)) ||
+        (rc = cli_opt_size(opts, "batch", 1, (size_t)1 << 24, &o->batch)) ||
+        (rc = cli_opt_size(opts, "warmup", 0, (size_t)1 << 40, &o->warmup)) ||
+        (rc = cli_opt_size(opts, "projections", 1, 4096, &o->projections)) ||
+        (rc = cli_opt_size(opts, "levels", 2, 1000000, &o->levels)) ||
+        (rc = cli_opt_u64(opts, "seed", &o->seed)) ||
+        (rc = cli_opt_double(opts, "lr", 0, 1e6, &o->lr)) ||
+        (rc = cli_opt_double(opts, "clip", 0, 1e30, &o->clip)) ||
+        (rc = cli_opt_double(opts, "weight-decay", 0, 1e6, &o->wd)) ||
+        (rc = cli_opt_double(opts, "ema", 0, 1, &o->ema)) ||
+        (rc = cli_opt_double(opts, "fourier-scale", 1e-6, 1e4, &o->fscale)) ||
+        (rc = cli_opt_double(opts, "sigma", 1e-6, 1e6, &o->sigma)))
+        return rc;
+    return 0;
+}
+
+static int read_train_names(train_opts *o)
+{
+    int rc;
+    if ((rc = cli_opt_lookup(opts, "loss", losses, "loss", &o->loss_kind)) ||
+        (rc = cli_opt_lookup(opts, "weighting", weightings, "weighting", &o->weighting)) ||
+        (rc = cli_opt_lookup(opts, "activation", activations, "activation", &o->act)) ||
+        (rc = cli_opt_lookup(opts, "embedding", embeddings, "embedding", &o->embed)) ||
+        (rc = cli_opt_lookup(opts, "optimizer", optimizers, "optimizer", &o->opt_kind)) ||
+        (rc = cli_opt_lookup(opts, "predict", cli_outputs, "output kind (--predict)",
+                             &o->predict)) ||
+        (rc = cli_opt_lookup(opts, "cond", cli_conds, "conditioning (--cond)", &o->cond)))
+        return rc;
+    return 0;
+}
+
+/* Parses the command line into o; prints the help (and sets *help) for --help. */
+static int read_train_options(int argc, char **argv, train_opts *o, int *help)
 {
     const char *pos[1];
-    int npos, help, rc;
-    if ((rc = cli_parse(argc, argv, 2, opts, pos, 0, &npos, &help)) != 0)
+    int npos, rc;
+    if ((rc = cli_parse_command(argc, argv, opts, help_text, help_names, pos, 0, 0, &npos,
+                                help)) != 0 || *help)
         return rc;
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
-    const char *dataset = cli_opt_get(opts, "dataset"), *datafile = cli_opt_get(opts, "data");
-    const char *output = cli_opt_get(opts, "output");
-    if ((dataset == NULL) == (datafile == NULL))
+    *o = (train_opts){
+        .dataset = cli_opt_get(opts, "dataset"), .datafile = cli_opt_get(opts, "data"),
+        .output = cli_opt_get(opts, "output"), .plot = cli_opt_get(opts, "plot"),
+        .n_points = 20000, .hidden = 128, .depth = 3, .embed_dim = 32, .steps = 4000,
+        .batch = 256, .warmup = 100, .projections = 1, .levels = 0, .seed = 0,
+        .lr = 2e-3, .clip = 1.0, .wd = 0.0, .ema = 0.999, .fscale = 16.0, .sigma = 0.0,
+        .loss_kind = SCORE_LOSS_SDE, .weighting = 1, .act = SCORE_ACT_SILU,
+        .embed = SCORE_EMBED_FOURIER, .opt_kind = SCORE_OPTIMIZER_ADAM,
+        .predict = SCORE_OUTPUT_EPS, .cond = SCORE_COND_DEFAULT,
+    };
+    if ((o->dataset == NULL) == (o->datafile == NULL))
         return cli_usage_error("give exactly one of --dataset NAME and --data FILE.csv "
                                "(see 'score train --help')");
-    if (output == NULL)
+    if (o->output == NULL)
         return cli_usage_error("missing -o MODEL.safetensors (the model file to write)");
+    if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0)
+        return rc;
+    o->quiet = cli_opt_flag(opts, "quiet");
+    o->time_free = o->loss_kind == SCORE_LOSS_DSM || o->loss_kind == SCORE_LOSS_HYVARINEN ||
+                   o->loss_kind == SCORE_LOSS_SSM || o->loss_kind == SCORE_LOSS_SSM_VR;
+    if (o->time_free && cli_opt_get(opts, "predict") == NULL)
+        o->predict = SCORE_OUTPUT_SCORE;
+    return 0;
+}
 
-    /* ---- options ---- */
-    size_t n_points = 20000, hidden = 128, depth = 3, embed_dim = 32, steps = 4000, batch = 256;
-    size_t warmup = 100, projections = 1, levels = 0;
-    uint64_t seed = 0;
-    double lr = 2e-3, clip = 1.0, wd = 0.0, ema = 0.999, fscale = 16.0, sigma = 0.0;
-    int loss_kind = SCORE_LOSS_SDE, weighting = 1, act = SCORE_ACT_SILU;
-    int embed = SCORE_EMBED_FOURIER, opt_kind = SCORE_OPTIMIZER_ADAM;
-    int predict = SCORE_OUTPUT_EPS, cond = SCORE_COND_DEFAULT;
-    const char *v;
-    if ((rc = cli_opt_size(opts, "n", 1, (size_t)1 << 31, &n_points)) ||
-        (rc = cli_opt_size(opts, "hidden", 1, 65536, &hidden)) ||
-        (rc = cli_opt_size(opts, "depth", 1, 64, &depth)) ||
-        (rc = cli_opt_size(opts, "embed-dim", 2, 4096, &embed_dim)) ||
-        (rc = cli_opt_size(opts, "steps", 1, (size_t)1 << 40, &steps)) ||
-        (rc = cli_opt_size(opts, "batch", 1, (size_t)1 << 24, &batch)) ||
-        (rc = cli_opt_size(opts, "warmup", 0, (size_t)1 << 40, &warmup)) ||
-        (rc = cli_opt_size(opts, "projections", 1, 4096, &projections)) ||
-        (rc = cli_opt_size(opts, "levels", 2, 1000000, &levels)) ||
-        (rc = cli_opt_u64(opts, "seed", &seed)) ||
-        (rc = cli_opt_double(opts, "lr", 0, 1e6, &lr)) ||
-        (rc = cli_opt_double(opts, "clip", 0, 1e30, &clip)) ||
-        (rc = cli_opt_double(opts, "weight-decay", 0, 1e6, &wd)) ||
-        (rc = cli_opt_double(opts, "ema", 0, 1, &ema)) ||
-        (rc = cli_opt_double(opts, "fourier-scale", 1e-6, 1e4, &fscale)) ||
-        (rc = cli_opt_double(opts, "sigma", 1e-6, 1e6, &sigma)))
-        return rc;
-    if ((v = cli_opt_get(opts, "loss")) && (rc = cli_lookup(losses, "loss", v, &loss_kind)))
-        return rc;
-    if ((v = cli_opt_get(opts, "weighting")) &&
-        (rc = cli_lookup(weightings, "weighting", v, &weighting)))
-        return rc;
-    if ((v = cli_opt_get(opts, "activation")) &&
-        (rc = cli_lookup(activations, "activation", v, &act)))
-        return rc;
-    if ((v = cli_opt_get(opts, "embedding")) &&
-        (rc = cli_lookup(embeddings, "embedding", v, &embed)))
-        return rc;
-    if ((v = cli_opt_get(opts, "optimizer")) &&
-        (rc = cli_lookup(optimizers, "optimizer", v, &opt_kind)))
-        return rc;
-    if ((v = cli_opt_get(opts, "predict")) &&
-        (rc = cli_lookup(cli_outputs, "output kind (--predict)", v, &predict)))
-        return rc;
-    if ((v = cli_opt_get(opts, "cond")) &&
-        (rc = cli_lookup(cli_conds, "conditioning (--cond)", v, &cond)))
-        return rc;
-    int quiet = cli_opt_flag(opts, "quiet");
-    int time_free = loss_kind == SCORE_LOSS_DSM || loss_kind == SCORE_LOSS_HYVARINEN ||
-                    loss_kind == SCORE_LOSS_SSM || loss_kind == SCORE_LOSS_SSM_VR;
-    if (time_free && cli_opt_get(opts, "predict") == NULL)
-        predict = SCORE_OUTPUT_SCORE;
+/* ---- one run ---------------------------------------------------------------------------- */
 
+/* What a run holds; train_job_free() releases it. */
+typedef struct train_job {
     cli_system sys;
-    memset(&sys, 0, sizeof sys);
-    sys.output_kind = predict;
-    sys.cond_kind = cond;
-    sys.cond_scale = 999.0;
-    sys.sigma_data = 0.5;
-    if ((rc = cli_schedule_from_name((v = cli_opt_get(opts, "schedule")) ? v : "vp",
-                                     &sys.sched)) != 0)
-        return rc;
+    cli_table table;        /* the CSV data (--data) */
+    float *data;            /* the data in its own units: table.data, or toy points */
+    float *train_x;         /* the data as trained (standardized unless --no-standardize) */
+    size_t rows, dim;
+    score_model *model;
+    score_model *final;     /* the saved weights: model, or the trainer's EMA model */
+    score_sde *sde;
+    score_loss *loss;
+    score_trainer *tr;
+    train_ctx ctx;          /* progress bar and loss history */
+    double elapsed;
+    uint64_t skipped;
+} train_job;
 
-    score_model *model = NULL, *final = NULL;
-    score_sde *sde = NULL;
-    score_loss *loss = NULL;
-    score_trainer *tr = NULL;
-    score_rng *rng = NULL;
-    cli_table table;
-    memset(&table, 0, sizeof table);
-    float *data = NULL, *train_x = NULL;
-    size_t rows = 0, dim = 0;
-    cli_meta meta;
-    memset(&meta, 0, sizeof meta);
-    train_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    char err[512];
-    int status = CLI_EXIT_FAILURE;
+static void train_job_free(train_job *j)
+{
+    score_trainer_free(j->tr);
+    score_loss_free(j->loss);
+    score_sde_free(j->sde);
+    score_model_free(j->model);
+    cli_system_free(&j->sys);
+    free(j->ctx.losses);
+    free(j->train_x);
+    if (j->table.data != NULL)
+        cli_table_free(&j->table);
+    else
+        free(j->data);
+}
 
-    /* schedule overrides */
+/* The schedule: a name or preset, the overrides (--sigma-min, ...), --levels; checked against
+ * the loss. */
+static int set_up_schedule(const train_opts *o, cli_system *sys)
+{
     static const struct { const char *opt; int id; } ov[] = {
         {"sigma-min", SCORE_SCHEDULE_PARAM_SIGMA_MIN}, {"sigma-max", SCORE_SCHEDULE_PARAM_SIGMA_MAX},
         {"beta-min", SCORE_SCHEDULE_PARAM_BETA_MIN}, {"beta-max", SCORE_SCHEDULE_PARAM_BETA_MAX},
     };
+    const char *name = cli_opt_get(opts, "schedule");
+    int rc;
+    sys->output_kind = o->predict;
+    sys->cond_kind = o->cond;
+    sys->cond_scale = 999.0;
+    sys->sigma_data = 0.5;
+    if ((rc = cli_schedule_from_name(name ? name : "vp", &sys->sched)) != 0)
+        return rc;
     for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) {
         double x;
         if (cli_opt_get(opts, ov[i].opt) == NULL)
             continue;
-        if ((rc = cli_opt_double(opts, ov[i].opt, 0, 1e10, &x)) != 0) {
-            status = rc;
-            goto out;
-        }
-        if ((rc = score_schedule_set_f64(sys.sched, ov[i].id, x)) != SCORE_OK) {
-            status = rc == SCORE_E_UNSUPPORTED
-                         ? cli_usage_error("--%s does not apply to the %s schedule", ov[i].opt,
-                                           score_schedule_name(sys.sched))
-                         : cli_lib_fail(rc, ov[i].opt);
-            goto out;
-        }
+        if ((rc = cli_opt_double(opts, ov[i].opt, 0, 1e10, &x)) != 0)
+            return rc;
+        if ((rc = score_schedule_set_f64(sys->sched, ov[i].id, x)) != SCORE_OK)
+            return rc == SCORE_E_UNSUPPORTED
+                       ? cli_usage_error("--%s does not apply to the %s schedule", ov[i].opt,
+                                         score_schedule_name(sys->sched))
+                       : cli_lib_fail(rc, ov[i].opt);
     }
-    if (levels && (rc = score_schedule_set_i64(sys.sched, SCORE_SCHEDULE_PARAM_NUM_LEVELS,
-                                               (int64_t)levels)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "--levels");
-        goto out;
-    }
-    if ((rc = score_schedule_prepare(sys.sched)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "schedule");
-        goto out;
-    }
-    if ((loss_kind == SCORE_LOSS_NCSN || loss_kind == SCORE_LOSS_DDPM) &&
-        score_schedule_is_discrete(sys.sched) != 1) {
-        status = cli_usage_error("--loss %s needs a discrete schedule (--schedule ncsn, "
-                                 "ddpm-linear, ddpm-cosine, ...); with the continuous %s "
-                                 "schedule use --loss sde", cli_name_of(losses, loss_kind),
-                                 score_schedule_name(sys.sched));
-        goto out;
-    }
+    if (o->levels && (rc = score_schedule_set_i64(sys->sched, SCORE_SCHEDULE_PARAM_NUM_LEVELS,
+                                                  (int64_t)o->levels)) != SCORE_OK)
+        return cli_lib_fail(rc, "--levels");
+    if ((rc = score_schedule_prepare(sys->sched)) != SCORE_OK)
+        return cli_lib_fail(rc, "schedule");
+    if ((o->loss_kind == SCORE_LOSS_NCSN || o->loss_kind == SCORE_LOSS_DDPM) &&
+        score_schedule_is_discrete(sys->sched) != 1)
+        return cli_usage_error("--loss %s needs a discrete schedule (--schedule ncsn, "
+                               "ddpm-linear, ddpm-cosine, ...); with the continuous %s "
+                               "schedule use --loss sde", cli_name_of(losses, o->loss_kind),
+                               score_schedule_name(sys->sched));
+    return 0;
+}
 
-    /* ---- data ---- */
-    if (datafile != NULL) {
-        if (cli_csv_read(datafile, &table, err, sizeof err) != 0) {
-            status = cli_fail("%s", err);
-            goto out;
-        }
-        rows = table.rows;
-        dim = table.cols;
-        data = table.data;
-    } else {
-        dim = score_dataset_toy_dim(dataset);
-        if (dim == 0) {
-            int dummy;
-            status = cli_lookup(cli_datasets, "dataset", dataset, &dummy);
-            goto out;
-        }
-        rows = n_points;
-        data = malloc(rows * dim * sizeof *data);
-        if (data == NULL || score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed) != SCORE_OK ||
-            score_rng_set_stream(rng, 1) != SCORE_OK) {
-            status = cli_fail("out of memory");
-            goto out;
-        }
-        if ((rc = score_dataset_toy(dataset, rng, rows, data)) != SCORE_OK) {
-            status = cli_lib_fail(rc, "score_dataset_toy");
-            goto out;
-        }
+/* The training points: the CSV file, or n points of the toy dataset (stream 1 of the seed). */
+static int load_training_data(const train_opts *o, train_job *j)
+{
+    char err[512];
+    int rc;
+    if (o->datafile != NULL) {
+        if (cli_csv_read(o->datafile, &j->table, err, sizeof err) != 0)
+            return cli_fail("%s", err);
+        j->rows = j->table.rows;
+        j->dim = j->table.cols;
+        j->data = j->table.data;
+        return 0;
     }
-    sys.dim = dim;
-    train_x = malloc(rows * dim * sizeof *train_x);
-    if (train_x == NULL) {
-        status = cli_fail("out of memory");
-        goto out;
+    j->dim = score_dataset_toy_dim(o->dataset);
+    if (j->dim == 0) {
+        int dummy;
+        return cli_lookup(cli_datasets, "dataset", o->dataset, &dummy);
     }
-    memcpy(train_x, data, rows * dim * sizeof *train_x);
-    if (!cli_opt_flag(opts, "no-standardize")) {
-        sys.shift = calloc(dim, sizeof *sys.shift);
-        sys.scale = calloc(dim, sizeof *sys.scale);
-        if (sys.shift == NULL || sys.scale == NULL) {
-            status = cli_fail("out of memory");
-            goto out;
-        }
-        for (size_t j = 0; j < dim; j++) {
-            double m = 0, q = 0;
-            for (size_t i = 0; i < rows; i++)
-                m += data[i * dim + j];
-            m /= (double)rows;
-            for (size_t i = 0; i < rows; i++)
-                q += (data[i * dim + j] - m) * (data[i * dim + j] - m);
-            double sd = rows > 1 ? sqrt(q / (double)(rows - 1)) : 0.0;
-            sys.shift[j] = m;
-            sys.scale[j] = sd > 1e-12 * (1.0 + fabs(m)) ? sd : 1.0;   /* constant column */
-        }
-        cli_standardize(&sys, train_x, rows);
-    }
+    j->rows = o->n_points;
+    if ((rc = cli_toy_points(o->dataset, j->rows, o->seed, 1, &j->data)) != SCORE_OK)
+        return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
+                                   : cli_lib_fail(rc, "score_dataset_toy");
+    return 0;
+}
 
-    /* ---- model, sde, loss, trainer ---- */
-    if ((rc = score_model_new_mlp(&model, dim, hidden, depth, act, seed)) != SCORE_OK ||
-        (rc = score_model_set_i64(model, SCORE_MODEL_PARAM_EMBEDDING, embed)) != SCORE_OK ||
-        (embed != SCORE_EMBED_NONE &&
-         (rc = score_model_set_i64(model, SCORE_MODEL_PARAM_EMBED_DIM, (int64_t)embed_dim)) != SCORE_OK) ||
-        (embed == SCORE_EMBED_FOURIER &&
-         (rc = score_model_set_f64(model, SCORE_MODEL_PARAM_FOURIER_SCALE, fscale)) != SCORE_OK) ||
-        (rc = score_model_prepare(model)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "model");
-        goto out;
+/* The points as trained: a copy of the data, standardized per column (mean 0, sample standard
+ * deviation 1; a constant column keeps scale 1) unless --no-standardize. */
+static int standardize_data(train_job *j)
+{
+    size_t rows = j->rows, dim = j->dim;
+    cli_system *sys = &j->sys;
+    sys->dim = dim;
+    j->train_x = malloc(rows * dim * sizeof *j->train_x);
+    if (j->train_x == NULL)
+        return cli_fail("out of memory");
+    memcpy(j->train_x, j->data, rows * dim * sizeof *j->train_x);
+    if (cli_opt_flag(opts, "no-standardize"))
+        return 0;
+    sys->shift = calloc(dim, sizeof *sys->shift);
+    sys->scale = calloc(dim, sizeof *sys->scale);
+    if (sys->shift == NULL || sys->scale == NULL)
+        return cli_fail("out of memory");
+    const float *data = j->data;
+    for (size_t c = 0; c < dim; c++) {
+        double m = 0, q = 0;
+        for (size_t i = 0; i < rows; i++)
+            m += data[i * dim + c];
+        m /= (double)rows;
+        for (size_t i = 0; i < rows; i++)
+            q += (data[i * dim + c] - m) * (data[i * dim + c] - m);
+        double sd = rows > 1 ? sqrt(q / (double)(rows - 1)) : 0.0;
+        sys->shift[c] = m;
+        sys->scale[c] = sd > 1e-12 * (1.0 + fabs(m)) ? sd : 1.0;   /* constant column */
     }
-    if ((rc = cli_model_threads(opts, model)) != 0) {
-        status = rc;
-        goto out;
-    }
-    if ((rc = cli_system_sde(&sys, model, &sde)) != 0)
-        goto out;
-    if ((rc = score_loss_new(&loss, loss_kind)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "score_loss_new");
-        goto out;
-    }
-    if (loss_kind == SCORE_LOSS_SDE) {
-        rc = weighting == 3
-                 ? score_loss_set_i64(loss, SCORE_LOSS_PARAM_IMPORTANCE, 1)
-                 : score_loss_set_i64(loss, SCORE_LOSS_PARAM_WEIGHTING, weighting);
-        double te;
+    cli_standardize(sys, j->train_x, rows);
+    return 0;
+}
+
+/* The MLP (width, depth, activation, time embedding, threads) and its sde. */
+static int set_up_model(const train_opts *o, train_job *j)
+{
+    int rc;
+    if ((rc = score_model_new_mlp(&j->model, j->dim, o->hidden, o->depth, o->act, o->seed)) !=
+            SCORE_OK ||
+        (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBEDDING, o->embed)) != SCORE_OK ||
+        (o->embed != SCORE_EMBED_NONE &&
+         (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBED_DIM,
+                                   (int64_t)o->embed_dim)) != SCORE_OK) ||
+        (o->embed == SCORE_EMBED_FOURIER &&
+         (rc = score_model_set_f64(j->model, SCORE_MODEL_PARAM_FOURIER_SCALE, o->fscale)) !=
+             SCORE_OK) ||
+        (rc = score_model_prepare(j->model)) != SCORE_OK)
+        return cli_lib_fail(rc, "model");
+    if ((rc = cli_model_threads(opts, j->model)) != 0)
+        return rc;
+    return cli_system_sde(&j->sys, j->model, &j->sde);
+}
+
+/* The loss and its options; a time-free loss records the one time it trains in sys.fixed_t. */
+static int set_up_loss(const train_opts *o, train_job *j)
+{
+    score_schedule *sched = j->sys.sched;
+    double te;
+    int rc;
+    if ((rc = score_loss_new(&j->loss, o->loss_kind)) != SCORE_OK)
+        return cli_lib_fail(rc, "score_loss_new");
+    if (o->loss_kind == SCORE_LOSS_SDE) {
+        rc = o->weighting == 3
+                 ? score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_IMPORTANCE, 1)
+                 : score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_WEIGHTING, o->weighting);
         if (rc == SCORE_OK &&
-            score_schedule_get_f64(sys.sched, SCORE_SCHEDULE_PARAM_T_EPS, &te) == SCORE_OK)
-            rc = score_loss_set_f64(loss, SCORE_LOSS_PARAM_T_EPS, fmin(te, 1e-5));
+            score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &te) == SCORE_OK)
+            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_T_EPS, fmin(te, 1e-5));
     } else if (cli_opt_get(opts, "weighting") != NULL) {
-        status = cli_usage_error("--weighting applies to --loss sde only");
-        goto out;
+        return cli_usage_error("--weighting applies to --loss sde only");
     }
-    if (rc == SCORE_OK && (loss_kind == SCORE_LOSS_SSM || loss_kind == SCORE_LOSS_SSM_VR))
-        rc = score_loss_set_i64(loss, SCORE_LOSS_PARAM_PROJECTIONS, (int64_t)projections);
-    if (rc == SCORE_OK && time_free) {
-        double te;
-        rc = score_schedule_get_f64(sys.sched, SCORE_SCHEDULE_PARAM_T_EPS, &te);
+    if (rc == SCORE_OK && (o->loss_kind == SCORE_LOSS_SSM || o->loss_kind == SCORE_LOSS_SSM_VR))
+        rc = score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_PROJECTIONS, (int64_t)o->projections);
+    if (rc == SCORE_OK && o->time_free) {
+        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &te);
         if (rc == SCORE_OK) {
-            sys.fixed_t = sigma > 0 ? time_of_sigma(sys.sched, sigma)
-                                    : (loss_kind == SCORE_LOSS_DSM ? time_of_sigma(sys.sched, 0.1) : te);
-            rc = score_loss_set_f64(loss, SCORE_LOSS_PARAM_TIME, sys.fixed_t);
+            j->sys.fixed_t = o->sigma > 0 ? time_of_sigma(sched, o->sigma)
+                                          : (o->loss_kind == SCORE_LOSS_DSM
+                                                 ? time_of_sigma(sched, 0.1) : te);
+            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_TIME, j->sys.fixed_t);
         }
     } else if (rc == SCORE_OK && cli_opt_get(opts, "sigma") != NULL) {
-        status = cli_usage_error("--sigma applies to the one-level losses (dsm, hyvarinen, ssm, ssm-vr)");
-        goto out;
+        return cli_usage_error("--sigma applies to the one-level losses (dsm, hyvarinen, ssm, "
+                               "ssm-vr)");
     }
-    if (rc != SCORE_OK) {
-        status = cli_lib_fail(rc, "loss");
-        goto out;
-    }
-    if ((rc = score_trainer_new(&tr, model, sde, loss, opt_kind)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "score_trainer_new");
-        goto out;
-    }
+    return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "loss");
+}
+
+/* The trainer: batch, seed, EMA and the optimizer's options, over the standardized points. */
+static int set_up_trainer(const train_opts *o, train_job *j)
+{
+    int rc;
+    if ((rc = score_trainer_new(&j->tr, j->model, j->sde, j->loss, o->opt_kind)) != SCORE_OK)
+        return cli_lib_fail(rc, "score_trainer_new");
+    score_trainer *tr = j->tr;
     score_optimizer *opt = score_trainer_optimizer(tr);
-    if ((rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_BATCH_SIZE, (int64_t)batch)) ||
-        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_SEED, (int64_t)(seed & ((1ull << 62) - 1)))) ||
-        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_USE_EMA, ema > 0)) ||
-        (ema > 0 && (rc = score_ema_set_f64(score_trainer_ema(tr), SCORE_EMA_PARAM_DECAY, ema))) ||
-        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, lr)) ||
-        (rc = score_optimizer_set_i64(opt, SCORE_OPTIMIZER_PARAM_WARMUP, (int64_t)warmup)) ||
-        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, clip)) ||
-        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, wd)) ||
-        (rc = score_trainer_set_data(tr, rows, dim, train_x)) != SCORE_OK) {
-        status = cli_lib_fail(rc, "trainer");
-        goto out;
-    }
+    int64_t seed = (int64_t)(o->seed & ((1ull << 62) - 1));
+    if ((rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_BATCH_SIZE, (int64_t)o->batch)) ||
+        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_SEED, seed)) ||
+        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_USE_EMA, o->ema > 0)) ||
+        (o->ema > 0 &&
+         (rc = score_ema_set_f64(score_trainer_ema(tr), SCORE_EMA_PARAM_DECAY, o->ema))) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, o->lr)) ||
+        (rc = score_optimizer_set_i64(opt, SCORE_OPTIMIZER_PARAM_WARMUP, (int64_t)o->warmup)) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, o->clip)) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, o->wd)) ||
+        (rc = score_trainer_set_data(tr, j->rows, j->dim, j->train_x)) != SCORE_OK)
+        return cli_lib_fail(rc, "trainer");
+    return 0;
+}
 
-    /* ---- train ---- */
-    ctx.total = steps;
-    ctx.losses = malloc(steps * sizeof *ctx.losses);
-    if (ctx.losses == NULL) {
-        status = cli_fail("out of memory (loss history of %zu steps)", steps);
-        goto out;
-    }
+/* The training loop with its progress bar and loss history; then the weights to save. */
+static int run_training(const train_opts *o, train_job *j)
+{
+    size_t steps = o->steps;
+    int rc;
+    j->ctx.total = steps;
+    j->ctx.losses = malloc(steps * sizeof *j->ctx.losses);
+    if (j->ctx.losses == NULL)
+        return cli_fail("out of memory (loss history of %zu steps)", steps);
     for (size_t i = 0; i < steps; i++)
-        ctx.losses[i] = NAN;
-    cli_progress_start(&ctx.bar, "train", steps, quiet);
+        j->ctx.losses[i] = NAN;
+    cli_progress_start(&j->ctx.bar, "train", steps, o->quiet);
     double t0 = cli_now();
-    rc = score_trainer_run(tr, steps, on_progress, &ctx);
-    double elapsed = cli_now() - t0;
-    cli_progress_finish(&ctx.bar);
-    if (rc != SCORE_OK) {
-        status = cli_lib_fail(rc, "training");
-        goto out;
+    rc = score_trainer_run(j->tr, steps, on_progress, &j->ctx);
+    j->elapsed = cli_now() - t0;
+    cli_progress_finish(&j->ctx.bar);
+    if (rc != SCORE_OK)
+        return cli_lib_fail(rc, "training");
+    if (score_trainer_get_skipped(j->tr, &j->skipped) != SCORE_OK)
+        j->skipped = 0;
+    if (o->ema <= 0) {
+        j->final = j->model;
+        return 0;
     }
-    uint64_t skipped = 0;
-    if (score_trainer_get_skipped(tr, &skipped) != SCORE_OK)
-        skipped = 0;
-    if (ema > 0) {
-        if ((rc = score_trainer_ema_model(tr, &final)) != SCORE_OK) {
-            status = cli_lib_fail(rc, "EMA weights");
-            goto out;
-        }
-    } else {
-        final = model;
-    }
+    if ((rc = score_trainer_ema_model(j->tr, &j->final)) != SCORE_OK)
+        return cli_lib_fail(rc, "EMA weights");
+    return 0;
+}
 
-    /* ---- save ---- */
-    size_t tail = steps < 100 ? steps : 100;
-    double last = 0, first = 0;
-    size_t nl = 0, nf = 0;
-    for (size_t i = steps - tail; i < steps; i++)
-        if (isfinite(ctx.losses[i]))
-            last += ctx.losses[i], nl++;
-    for (size_t i = 0; i < tail; i++)
-        if (isfinite(ctx.losses[i]))
-            first += ctx.losses[i], nf++;
-    last = nl ? last / (double)nl : NAN;
-    first = nf ? first / (double)nf : NAN;
-    if (cli_system_to_meta(&sys, &meta) ||
-        cli_meta_set(&meta, "score.train.loss", cli_name_of(losses, loss_kind)) ||
-        cli_meta_set(&meta, "score.train.data", datafile ? datafile : dataset) ||
-        cli_meta_setf(&meta, "score.train.rows", "%zu", rows) ||
-        cli_meta_setf(&meta, "score.train.steps", "%zu", steps) ||
-        cli_meta_setf(&meta, "score.train.batch", "%zu", batch) ||
-        cli_meta_set(&meta, "score.train.optimizer", cli_name_of(optimizers, opt_kind)) ||
-        cli_meta_setf(&meta, "score.train.lr", "%g", lr) ||
-        cli_meta_setf(&meta, "score.train.ema", "%g", ema) ||
-        cli_meta_setf(&meta, "score.train.seed", "%llu", (unsigned long long)seed) ||
+/* The mean of the finite values of x[0..n) (NaN when there is none). */
+static double mean_finite(const double *x, size_t n)
+{
+    double sum = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i]))
+            sum += x[i], k++;
+    return k ? sum / (double)k : NAN;
+}
+
+/* The mean loss of the first and of the last `tail` steps (at most 100). */
+static size_t loss_ends(const train_opts *o, const train_job *j, double *first, double *last)
+{
+    size_t tail = o->steps < 100 ? o->steps : 100;
+    *last = mean_finite(j->ctx.losses + (o->steps - tail), tail);
+    *first = mean_finite(j->ctx.losses, tail);
+    return tail;
+}
+
+/* Writes the model file with the system and a record of the training in its metadata. */
+static int save_model(const train_opts *o, const train_job *j)
+{
+    char err[512];
+    double first, last;
+    loss_ends(o, j, &first, &last);
+    cli_meta meta;
+    memset(&meta, 0, sizeof meta);
+    int rc = 0;
+    if (cli_system_to_meta(&j->sys, &meta) ||
+        cli_meta_set(&meta, "score.train.loss", cli_name_of(losses, o->loss_kind)) ||
+        cli_meta_set(&meta, "score.train.data", o->datafile ? o->datafile : o->dataset) ||
+        cli_meta_setf(&meta, "score.train.rows", "%zu", j->rows) ||
+        cli_meta_setf(&meta, "score.train.steps", "%zu", o->steps) ||
+        cli_meta_setf(&meta, "score.train.batch", "%zu", o->batch) ||
+        cli_meta_set(&meta, "score.train.optimizer", cli_name_of(optimizers, o->opt_kind)) ||
+        cli_meta_setf(&meta, "score.train.lr", "%g", o->lr) ||
+        cli_meta_setf(&meta, "score.train.ema", "%g", o->ema) ||
+        cli_meta_setf(&meta, "score.train.seed", "%llu", (unsigned long long)o->seed) ||
         cli_meta_setf(&meta, "score.train.final_loss", "%.6g", last) ||
-        cli_meta_setf(&meta, "score.train.seconds", "%.2f", elapsed) ||
-        (loss_kind == SCORE_LOSS_SDE &&
-         cli_meta_set(&meta, "score.train.weighting", cli_name_of(weightings, weighting)))) {
-        status = cli_fail("out of memory");
-        goto out;
-    }
-    if (cli_model_write(output, final, &meta, err, sizeof err) != 0) {
-        status = cli_fail("%s", err);
-        goto out;
-    }
-
-    /* ---- picture ---- */
-    const char *plot = cli_opt_get(opts, "plot");
-    if (plot != NULL) {
-        size_t cx, cy;
-        if ((rc = cli_parse_dims(cli_opt_get(opts, "dims"), dim, &cx, &cy)) != 0) {
-            status = rc;
-            goto out;
-        }
-        if ((rc = score_sde_set_model(sde, final)) != SCORE_OK) {
-            status = cli_lib_fail(rc, "score_sde_set_model");
-            goto out;
-        }
-        cli_field field;
-        /* the field at a noise level of a quarter of the (standardized) data scale, or at the
-         * one level a time-free loss trained */
-        double fs = 0.25, tf = sys.fixed_t;
-        if (tf > 0) {
-            double a, sg;
-            if (score_schedule_alpha_sigma(sys.sched, 1, &tf, &a, &sg) == SCORE_OK)
-                fs = sg / a;
-        }
-        if (compute_field(&sys, sde, data, rows, cx, cy, fs, &field) != 0) {
-            free_field(&field);
-            status = cli_fail("cannot evaluate the score field for --plot");
-            goto out;
-        }
-        char title[256];
-        snprintf(title, sizeof title, "score train: %s, %s loss, %s schedule, %zu steps",
-                 datafile ? datafile : dataset, cli_name_of(losses, loss_kind),
-                 score_schedule_name(sys.sched), steps);
-        rc = cli_plot_training(plot, data, rows, dim, cx, cy,
-                               (const char *const *)table.names, &field, ctx.losses, steps,
-                               title, err, sizeof err);
-        free_field(&field);
-        if (rc != 0) {
-            status = cli_fail("%s", err);
-            goto out;
-        }
-    }
-    if (!quiet) {
-        char dur[32];
-        cli_format_duration(elapsed, dur, sizeof dur);
-        fprintf(stderr,
-                "trained %zu steps (batch %zu, %zu rows, dim %zu) in %.1f s: loss %.4g -> %.4g "
-                "(mean of first/last %zu steps)%s\n",
-                steps, batch, rows, dim, elapsed, first, last, tail,
-                skipped ? " [some steps skipped: non-finite loss]" : "");
-        fprintf(stderr, "saved %s (%s weights, %zu parameters)%s%s\n", output,
-                ema > 0 ? "EMA" : "raw", score_model_param_count(final), plot ? "; plot " : "",
-                plot ? plot : "");
-    }
-    status = 0;
-out:
-    score_trainer_free(tr);
-    score_loss_free(loss);
-    score_sde_free(sde);
-    score_model_free(model);
-    score_rng_free(rng);
+        cli_meta_setf(&meta, "score.train.seconds", "%.2f", j->elapsed) ||
+        (o->loss_kind == SCORE_LOSS_SDE &&
+         cli_meta_set(&meta, "score.train.weighting", cli_name_of(weightings, o->weighting))))
+        rc = cli_fail("out of memory");
+    else if (cli_model_write(o->output, j->final, &meta, err, sizeof err) != 0)
+        rc = cli_fail("%s", err);
     cli_meta_free(&meta);
-    cli_system_free(&sys);
-    free(ctx.losses);
-    free(train_x);
-    if (table.data != NULL)
-        cli_table_free(&table);
-    else
-        free(data);
-    return status;
+    return rc;
+}
+
+/* --plot: the learned score field over the data, and the loss curve. */
+static int plot_training(const train_opts *o, train_job *j)
+{
+    char err[512], title[256];
+    size_t cx, cy;
+    int rc;
+    if (o->plot == NULL)
+        return 0;
+    if ((rc = cli_parse_dims(cli_opt_get(opts, "dims"), j->dim, &cx, &cy)) != 0)
+        return rc;
+    if ((rc = score_sde_set_model(j->sde, j->final)) != SCORE_OK)
+        return cli_lib_fail(rc, "score_sde_set_model");
+    /* the field at a noise level of a quarter of the (standardized) data scale, or at the one
+     * level a time-free loss trained */
+    double fs = 0.25, tf = j->sys.fixed_t;
+    if (tf > 0) {
+        double a, sg;
+        if (score_schedule_alpha_sigma(j->sys.sched, 1, &tf, &a, &sg) == SCORE_OK)
+            fs = sg / a;
+    }
+    cli_field field;
+    if (compute_field(&j->sys, j->sde, j->data, j->rows, cx, cy, fs, &field) != 0) {
+        free_field(&field);
+        return cli_fail("cannot evaluate the score field for --plot");
+    }
+    snprintf(title, sizeof title, "score train: %s, %s loss, %s schedule, %zu steps",
+             o->datafile ? o->datafile : o->dataset, cli_name_of(losses, o->loss_kind),
+             score_schedule_name(j->sys.sched), o->steps);
+    rc = cli_plot_training(o->plot, j->data, j->rows, j->dim, cx, cy,
+                           (const char *const *)j->table.names, &field, j->ctx.losses, o->steps,
+                           title, err, sizeof err);
+    free_field(&field);
+    return rc != 0 ? cli_fail("%s", err) : 0;
+}
+
+/* The two summary lines on stderr (unless --quiet). */
+static void print_summary(const train_opts *o, const train_job *j)
+{
+    double first, last;
+    size_t tail = loss_ends(o, j, &first, &last);
+    if (o->quiet)
+        return;
+    fprintf(stderr,
+            "trained %zu steps (batch %zu, %zu rows, dim %zu) in %.1f s: loss %.4g -> %.4g "
+            "(mean of first/last %zu steps)%s\n",
+            o->steps, o->batch, j->rows, j->dim, j->elapsed, first, last, tail,
+            j->skipped ? " [some steps skipped: non-finite loss]" : "");
+    fprintf(stderr, "saved %s (%s weights, %zu parameters)%s%s\n", o->output,
+            o->ema > 0 ? "EMA" : "raw", score_model_param_count(j->final),
+            o->plot ? "; plot " : "", o->plot ? o->plot : "");
+}
+
+int cli_cmd_train(int argc, char **argv)
+{
+    train_opts o;
+    train_job j;
+    int help, rc;
+    if ((rc = read_train_options(argc, argv, &o, &help)) != 0 || help)
+        return rc;
+    memset(&j, 0, sizeof j);
+    if ((rc = set_up_schedule(&o, &j.sys)) == 0 && (rc = load_training_data(&o, &j)) == 0 &&
+        (rc = standardize_data(&j)) == 0 && (rc = set_up_model(&o, &j)) == 0 &&
+        (rc = set_up_loss(&o, &j)) == 0 && (rc = set_up_trainer(&o, &j)) == 0 &&
+        (rc = run_training(&o, &j)) == 0 && (rc = save_model(&o, &j)) == 0 &&
+        (rc = plot_training(&o, &j)) == 0)
+        print_summary(&o, &j);
+    train_job_free(&j);
+    return rc;
 }

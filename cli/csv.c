@@ -94,139 +94,197 @@ static void quote_field(const field *f, char *buf, size_t len)
     snprintf(buf, len, "%.*s", (int)n, f->b);
 }
 
+/* The state of one parse: the table being filled and where the text stands. */
+typedef struct csv_parser {
+    const char *name;         /* the file's name, for messages */
+    char *err;
+    size_t err_len;
+    cli_table *out;           /* names (header) go here at once, data at the end */
+    float *data;
+    size_t rows, cap_rows, cols;
+    field *fields;            /* the fields of the current line */
+    size_t fields_cap;
+    size_t line_no;
+    size_t first_line;        /* line number of the first data line */
+    int seen_first;           /* a header or data line has been seen */
+} csv_parser;
+
+/* The next line of [*p, end) starts at *lb: returns its length without its CR LF or LF, and
+ * advances *p past it. */
+static size_t next_line(const char **p, const char *end, const char **lb)
+{
+    const char *le = memchr(*p, '\n', (size_t)(end - *p));
+    size_t len = le != NULL ? (size_t)(le - *p) : (size_t)(end - *p);
+    *lb = *p;
+    *p = le != NULL ? le + 1 : end;
+    if (len > 0 && (*lb)[len - 1] == '\r')
+        len--;
+    return len;
+}
+
+/* Splits the line into ps->fields (grown as needed): the number of fields, or 0 on failure. */
+static size_t line_fields(csv_parser *ps, const char *lb, const char *le)
+{
+    size_t nf = split_fields(lb, le, ps->fields, ps->fields_cap);
+    if (nf > ps->fields_cap) {
+        field *nfld = realloc(ps->fields, nf * sizeof *nfld);
+        if (nfld == NULL) {
+            set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
+            return 0;
+        }
+        ps->fields = nfld;
+        ps->fields_cap = nf;
+        split_fields(lb, le, ps->fields, ps->fields_cap);
+    }
+    return nf;
+}
+
+/* A header line: no field looks like a number (even one out of range). */
+static int is_header(const field *f, size_t nf)
+{
+    for (size_t c = 0; c < nf; c++) {
+        float v;
+        int rc = parse_number(&f[c], &v);
+        if (rc == 0 || rc == 3)
+            return 0;
+    }
+    return 1;
+}
+
+/* Keeps the header's nf names as the column names. 0 or -1. */
+static int take_header(csv_parser *ps, size_t nf)
+{
+    cli_table *out = ps->out;
+    out->names = calloc(nf, sizeof *out->names);
+    if (out->names == NULL)
+        goto nomem;
+    ps->cols = nf;
+    out->cols = nf;
+    for (size_t c = 0; c < nf; c++) {
+        size_t n = (size_t)(ps->fields[c].e - ps->fields[c].b);
+        out->names[c] = malloc(n + 1);
+        if (out->names[c] == NULL)
+            goto nomem;
+        memcpy(out->names[c], ps->fields[c].b, n);
+        out->names[c][n] = '\0';
+    }
+    return 0;
+nomem:
+    set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
+    return -1;
+}
+
+/* Every data line has as many fields as the header, or as the first data line. 0 or -1. */
+static int check_columns(csv_parser *ps, size_t nf)
+{
+    if (ps->cols == 0)
+        ps->cols = nf;
+    if (ps->first_line == 0)
+        ps->first_line = ps->line_no;
+    if (nf == ps->cols)
+        return 0;
+    if (ps->out->names != NULL)
+        set_err(ps->err, ps->err_len, "%s:%zu: %zu column%s, but the header names %zu", ps->name,
+                ps->line_no, nf, nf == 1 ? "" : "s", ps->cols);
+    else
+        set_err(ps->err, ps->err_len, "%s:%zu: %zu column%s, but line %zu has %zu", ps->name,
+                ps->line_no, nf, nf == 1 ? "" : "s", ps->first_line, ps->cols);
+    return -1;
+}
+
+/* Appends the current line's fields as a row of numbers. 0 or -1 (message names line and
+ * column). */
+static int add_row(csv_parser *ps, const char *lb)
+{
+    size_t cols = ps->cols;
+    if (ps->rows == ps->cap_rows) {
+        size_t nc = ps->cap_rows ? 2 * ps->cap_rows : 1024;
+        float *nd = realloc(ps->data, nc * cols * sizeof *nd);
+        if (nd == NULL) {
+            set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
+            return -1;
+        }
+        ps->data = nd;
+        ps->cap_rows = nc;
+    }
+    for (size_t c = 0; c < cols; c++) {
+        const field *f = &ps->fields[c];
+        int rc = parse_number(f, &ps->data[ps->rows * cols + c]);
+        if (rc == 0)
+            continue;
+        char q[32];
+        quote_field(f, q, sizeof q);
+        size_t col_char = (size_t)(f->b - lb) + 1;
+        if (rc == 1)
+            set_err(ps->err, ps->err_len, "%s:%zu:%zu: column %zu is empty", ps->name,
+                    ps->line_no, col_char, c + 1);
+        else if (rc == 2)
+            set_err(ps->err, ps->err_len, "%s:%zu:%zu: column %zu: '%s' is not a number",
+                    ps->name, ps->line_no, col_char, c + 1, q);
+        else
+            set_err(ps->err, ps->err_len,
+                    "%s:%zu:%zu: column %zu: '%s' is not a finite float32 number", ps->name,
+                    ps->line_no, col_char, c + 1, q);
+        return -1;
+    }
+    ps->rows++;
+    return 0;
+}
+
+/* One line [lb, lb + len): skipped (blank, comment), the header, or a data row. 0 or -1. */
+static int parse_line(csv_parser *ps, const char *lb, size_t len)
+{
+    const char *le = lb + len;
+    if (memchr(lb, '\0', len) != NULL) {
+        set_err(ps->err, ps->err_len, "%s:%zu: binary data (a NUL byte): not a CSV text file",
+                ps->name, ps->line_no);
+        return -1;
+    }
+    const char *s = lb;
+    while (s < le && is_blank(*s))
+        s++;
+    if (s == le || *s == '#')
+        return 0;
+    size_t nf = line_fields(ps, lb, le);
+    if (nf == 0)
+        return -1;
+    if (!ps->seen_first) {
+        ps->seen_first = 1;
+        if (is_header(ps->fields, nf))
+            return take_header(ps, nf);
+    }
+    if (check_columns(ps, nf) != 0)
+        return -1;
+    return add_row(ps, lb);
+}
+
 int cli_csv_parse(const char *text, size_t len, const char *name, cli_table *out, char *err,
                   size_t err_len)
 {
     memset(out, 0, sizeof *out);
-    size_t cap_rows = 0, rows = 0, cols = 0;
-    float *data = NULL;
-    field *fields = NULL;
-    size_t fields_cap = 0;
-    size_t first_line = 0;    /* line number of the first data line (for messages) */
-    int seen_first = 0;       /* a header or data line has been seen */
-    const char *p = text, *end = text + len;
-    size_t line_no = 0;
-
-    while (p < end) {
-        const char *lb = p, *le = memchr(p, '\n', (size_t)(end - p));
-        if (le == NULL)
-            le = end;
-        p = le < end ? le + 1 : end;
-        line_no++;
-        size_t line_len = (size_t)(le - lb);
-        if (line_len > 0 && lb[line_len - 1] == '\r')
-            le = lb + --line_len;
-        if (memchr(lb, '\0', line_len) != NULL) {
-            set_err(err, err_len, "%s:%zu: binary data (a NUL byte): not a CSV text file",
-                    name, line_no);
-            goto fail;
-        }
-        const char *s = lb;
-        while (s < le && is_blank(*s))
-            s++;
-        if (s == le || *s == '#')
-            continue;
-        size_t nf = split_fields(lb, le, fields, fields_cap);
-        if (nf > fields_cap) {
-            field *nfld = realloc(fields, nf * sizeof *nfld);
-            if (nfld == NULL) {
-                set_err(err, err_len, "%s: out of memory", name);
-                goto fail;
-            }
-            fields = nfld;
-            fields_cap = nf;
-            split_fields(lb, le, fields, fields_cap);
-        }
-        if (!seen_first) {
-            /* header: no field of the first line looks like a number */
-            int numeric = 0;
-            for (size_t j = 0; j < nf; j++) {
-                float v;
-                int rc = parse_number(&fields[j], &v);
-                if (rc == 0 || rc == 3)   /* a number, even if out of range */
-                    numeric = 1;
-            }
-            seen_first = 1;
-            if (!numeric) {
-                out->names = calloc(nf, sizeof *out->names);
-                if (out->names == NULL) {
-                    set_err(err, err_len, "%s: out of memory", name);
-                    goto fail;
-                }
-                cols = nf;
-                out->cols = nf;
-                for (size_t j = 0; j < nf; j++) {
-                    size_t n = (size_t)(fields[j].e - fields[j].b);
-                    out->names[j] = malloc(n + 1);
-                    if (out->names[j] == NULL) {
-                        set_err(err, err_len, "%s: out of memory", name);
-                        goto fail;
-                    }
-                    memcpy(out->names[j], fields[j].b, n);
-                    out->names[j][n] = '\0';
-                }
-                continue;
-            }
-        }
-        if (cols == 0)
-            cols = nf;
-        if (first_line == 0)
-            first_line = line_no;
-        if (nf != cols) {
-            if (out->names != NULL)
-                set_err(err, err_len, "%s:%zu: %zu column%s, but the header names %zu", name,
-                        line_no, nf, nf == 1 ? "" : "s", cols);
-            else
-                set_err(err, err_len, "%s:%zu: %zu column%s, but line %zu has %zu", name,
-                        line_no, nf, nf == 1 ? "" : "s", first_line, cols);
-            goto fail;
-        }
-        if (rows == cap_rows) {
-            size_t nc = cap_rows ? 2 * cap_rows : 1024;
-            float *nd = realloc(data, nc * cols * sizeof *nd);
-            if (nd == NULL) {
-                set_err(err, err_len, "%s: out of memory", name);
-                goto fail;
-            }
-            data = nd;
-            cap_rows = nc;
-        }
-        for (size_t j = 0; j < nf; j++) {
-            int rc = parse_number(&fields[j], &data[rows * cols + j]);
-            if (rc != 0) {
-                char q[32];
-                quote_field(&fields[j], q, sizeof q);
-                size_t col_char = (size_t)(fields[j].b - lb) + 1;
-                if (rc == 1)
-                    set_err(err, err_len, "%s:%zu:%zu: column %zu is empty", name, line_no,
-                            col_char, j + 1);
-                else if (rc == 2)
-                    set_err(err, err_len, "%s:%zu:%zu: column %zu: '%s' is not a number",
-                            name, line_no, col_char, j + 1, q);
-                else
-                    set_err(err, err_len,
-                            "%s:%zu:%zu: column %zu: '%s' is not a finite float32 number",
-                            name, line_no, col_char, j + 1, q);
-                goto fail;
-            }
-        }
-        rows++;
+    csv_parser ps = {.name = name, .err = err, .err_len = err_len, .out = out};
+    const char *p = text, *end = text + len, *lb;
+    int rc = 0;
+    while (rc == 0 && p < end) {
+        size_t line_len = next_line(&p, end, &lb);
+        ps.line_no++;
+        rc = parse_line(&ps, lb, line_len);
     }
-    if (rows == 0) {
+    if (rc == 0 && ps.rows == 0) {
         set_err(err, err_len, "%s: no data rows", name);
-        goto fail;
+        rc = -1;
     }
-    free(fields);
-    out->rows = rows;
-    out->cols = cols;
-    out->data = data;
+    free(ps.fields);
+    if (rc != 0) {
+        free(ps.data);
+        out->data = NULL;
+        cli_table_free(out);
+        return -1;
+    }
+    out->rows = ps.rows;
+    out->cols = ps.cols;
+    out->data = ps.data;
     return 0;
-fail:
-    free(fields);
-    free(data);
-    out->data = NULL;
-    cli_table_free(out);
-    return -1;
 }
 
 int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len)

@@ -31,8 +31,12 @@ static void usage(FILE *f)
                "'score train --help'.\n\n"
                "files: outputs (-o, --plot) must be regular files; a symbolic link to a regular\n"
                "file is written through, anything else (device, FIFO, directory, dangling link)\n"
-               "is refused. Inputs must be regular files ('-' = stdin for CSV) of at most 1 GiB\n"
-               "(models) or 2 GiB (CSV); SCORE_CLI_INPUT_LIMIT=BYTES sets another limit.\n"
+               "is refused. Inputs (model files and CSV) must be regular files, or '-' for stdin\n"
+               "(one input per command), of at most 1 GiB (models) or 2 GiB (CSV);\n"
+               "SCORE_CLI_INPUT_LIMIT=BYTES sets another limit.\n\n"
+               "options: GNU style (getopt_long): --name VALUE or --name=VALUE, any unambiguous\n"
+               "prefix of a long option (--hid 64), combined one-letter options (-qn 500), and\n"
+               "'--' ending the options.\n"
                "libscore %s\n", score_version_string());
 }
 

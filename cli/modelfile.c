@@ -117,6 +117,68 @@ int cli_model_write(const char *path, const score_model *model, const cli_meta *
     return rc == SCORE_OK ? 0 : -1;
 }
 
+/* cJSON's allocator while header_parse() runs: malloc, noting a failure, so that a NULL from
+ * the parser can be told apart as out of memory or a malformed header. */
+static int header_alloc_failed;
+
+static void *header_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        header_alloc_failed = 1;
+    return p;
+}
+
+void *cli_header_parse(const char *path, const char *text, size_t hlen, char *err,
+                       size_t err_len)
+{
+    cJSON_Hooks hooks = {header_malloc, free};
+    header_alloc_failed = 0;
+    cJSON_InitHooks(&hooks);
+    cJSON *root = cJSON_ParseWithLength(text, hlen);
+    cJSON_InitHooks(NULL);
+    if (root != NULL)
+        return root;
+    if (header_alloc_failed) {
+        snprintf(err, err_len, "out of memory parsing the header of model file '%s'", path);
+    } else {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at != NULL && at >= text && at <= text + hlen ? (size_t)(at - text) : 0;
+        snprintf(err, err_len, "'%s' is not a usable model file: its header is not valid JSON "
+                 "(at byte %zu of %zu)", path, off, hlen);
+    }
+    return NULL;
+}
+
+/* Adds the model's user metadata, restored by the library, to meta: 0 or -1 (memory). */
+static int user_metadata(const score_model *model, cli_meta *meta)
+{
+    for (size_t i = 0; i < score_model_metadata_count(model); i++) {
+        const char *k, *v;
+        if (score_model_metadata_key(model, i, &k) != SCORE_OK ||
+            score_model_get_metadata(model, k, &v) != SCORE_OK || v == NULL ||
+            cli_meta_set(meta, k, v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* For display only ('score info'): adds the library's own descriptive keys (kind, library
+ * version, architecture) of the header's "__metadata__"; user entries are taken already. 0 or
+ * -1 (memory). */
+static int library_metadata(const cJSON *root, cli_meta *meta)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, m) {
+        if (cJSON_IsString(it) && it->string != NULL && strncmp(it->string, "user.", 5) != 0 &&
+            cli_meta_get(meta, it->string) == NULL && cli_meta_set(meta, it->string,
+                                                                   it->valuestring) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
                    size_t err_len)
 {
@@ -140,31 +202,23 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
                  score_last_error_message());
         return -1;
     }
-    /* The tool's keys: the model's user metadata, restored by the library. */
-    int ok = 1;
-    for (size_t i = 0; ok && i < score_model_metadata_count(*model); i++) {
-        const char *k, *v;
-        ok = score_model_metadata_key(*model, i, &k) == SCORE_OK &&
-             score_model_get_metadata(*model, k, &v) == SCORE_OK && v != NULL &&
-             cli_meta_set(meta, k, v) == 0;
-    }
-    /* For display only ('score info'): the library's own descriptive keys (kind, library
-     * version, architecture), read from the header; user entries were taken above. */
-    cJSON *root = ok ? cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen) : NULL;
-    free(buf);
-    const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, m) {
-        if (cJSON_IsString(it) && it->string != NULL && strncmp(it->string, "user.", 5) != 0 &&
-            cli_meta_get(meta, it->string) == NULL)
-            ok &= cli_meta_set(meta, it->string, it->valuestring) == 0;
+    cJSON *root = NULL;
+    int ok = user_metadata(*model, meta) == 0;
+    if (!ok)
+        snprintf(err, err_len, "out of memory reading '%s'", path);
+    else if ((root = cli_header_parse(path, (const char *)buf + 8, (size_t)hlen, err,
+                                       err_len)) == NULL)
+        ok = 0;
+    else if (library_metadata(root, meta) != 0) {
+        snprintf(err, err_len, "out of memory reading '%s'", path);
+        ok = 0;
     }
     cJSON_Delete(root);
+    free(buf);
     if (!ok) {
         score_model_free(*model);
         *model = NULL;
         cli_meta_free(meta);
-        snprintf(err, err_len, "out of memory reading '%s'", path);
         return -1;
     }
     return 0;

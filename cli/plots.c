@@ -41,10 +41,7 @@ int cli_plot_samples(const char *path, const float *data, size_t nd, const float
         cli_bbox(data, nd, dim, cx, cy, &x0, &x1, &y0, &y1);
     else
         cli_bbox(samples, ns, dim, cx, cy, &x0, &x1, &y0, &y1);
-    cli_bbox_pad(&x0, &x1, &y0, &y1, 0.08);
-    /* square data aspect for 2-D pictures */
-    double w = x1 - x0, h = y1 - y0, side = fmax(w, h);
-    x0 -= (side - w) / 2, x1 += (side - w) / 2, y0 -= (side - h) / 2, y1 += (side - h) / 2;
+    cli_bbox_square(&x0, &x1, &y0, &y1, 0.08);
     cli_svg *svg = cli_svg_begin(path, 560, 590, title, err, err_len);
     if (svg == NULL)
         return -1;
@@ -63,17 +60,30 @@ int cli_plot_samples(const char *path, const float *data, size_t nd, const float
     return cli_svg_end(svg, err, err_len);
 }
 
-int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim, size_t cx,
-                      size_t cy, const char *const *names, const cli_field *field,
-                      const double *loss, size_t steps, const char *title, char *err,
-                      size_t err_len)
+/* The q-quantile (0 <= q <= 1, lower order statistic) of x[0..n), n >= 1; fallback when there
+ * is no memory. */
+static double quantile(const double *x, size_t n, double q, double fallback)
 {
-    cli_svg *svg = cli_svg_begin(path, 1100, 560, title, err, err_len);
-    if (svg == NULL)
-        return -1;
-    cli_svg_text(svg, 550, 20, 15, "middle", title);
+    double *sorted = malloc(n * sizeof *sorted);
+    if (sorted == NULL)
+        return fallback;
+    memcpy(sorted, x, n * sizeof *sorted);
+    for (size_t i = 1; i < n; i++) {   /* insertion sort: n is a few hundred */
+        double key = sorted[i];
+        size_t j = i;
+        for (; j > 0 && sorted[j - 1] > key; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = key;
+    }
+    double r = sorted[(size_t)(q * (double)(n - 1))];
+    free(sorted);
+    return r;
+}
 
-    /* left: data and the score field */
+/* Left panel: the data and the score field as arrows. 0 or -1 (memory). */
+static int field_panel(cli_svg *svg, const float *data, size_t nd, size_t dim, size_t cx,
+                       size_t cy, const char *const *names, const cli_field *field)
+{
     double x0 = field->x0, x1 = field->x1, y0 = field->y0, y1 = field->y1;
     cli_panel p;
     char xl[64], yl[64], ttl[160];
@@ -91,30 +101,13 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
     size_t m = field->n * field->n;
     double *u = malloc(m * sizeof *u), *v = malloc(m * sizeof *v);
     double *mag = malloc(m * sizeof *mag);
-    if (u == NULL || v == NULL || mag == NULL) {
-        free(u);
-        free(v);
-        free(mag);
-        cli_svg_end(svg, err, err_len);
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
+    int rc = -1;
+    if (u == NULL || v == NULL || mag == NULL)
+        goto out;
     for (size_t i = 0; i < m; i++)
         mag[i] = hypot(field->u[i], field->v[i]);
     /* reference magnitude: the 90th percentile, so a few huge arrows do not flatten the rest */
-    double *sorted = malloc(m * sizeof *sorted), ref = 1.0;
-    if (sorted != NULL) {
-        memcpy(sorted, mag, m * sizeof *sorted);
-        for (size_t i = 1; i < m; i++) {   /* insertion sort: m is a few hundred */
-            double key = sorted[i];
-            size_t j = i;
-            for (; j > 0 && sorted[j - 1] > key; j--)
-                sorted[j] = sorted[j - 1];
-            sorted[j] = key;
-        }
-        ref = sorted[(size_t)(0.9 * (double)(m - 1))];
-        free(sorted);
-    }
+    double ref = quantile(mag, m, 0.9, 1.0);
     if (!(ref > 0))
         ref = 1.0;
     double cell = 0.85 * (x1 - x0) / (double)field->n;
@@ -128,23 +121,24 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
     cli_svg_arrows(svg, &p, field->gx, field->gy, u, v, m, ARROW_COLOR, 1.1);
     cli_svg_legend(svg, &p, 0, DATA_COLOR, "data");
     cli_svg_legend(svg, &p, 1, ARROW_COLOR, "score direction (length ~ |s|, capped)");
+    rc = 0;
+out:
     free(u);
     free(v);
     free(mag);
+    return rc;
+}
 
-    /* right: the loss curve, per step (thin) and smoothed (moving average) */
-    double *xs = malloc(steps * sizeof *xs), *sm = malloc(steps * sizeof *sm);
-    if (xs == NULL || sm == NULL) {
-        free(xs);
-        free(sm);
-        cli_svg_end(svg, err, err_len);
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    double lo = INFINITY, hi = -INFINITY, acc = 0.0;
-    size_t win = steps / 50 > 1 ? steps / 50 : 1, cnt = 0;
+/* sm[i]: the mean of the finite losses of the window of `win` steps ending at step i; *lo, *hi:
+ * the range of the positive finite losses. */
+static void moving_average(const double *loss, size_t steps, size_t win, double *sm, double *lo,
+                           double *hi)
+{
+    double acc = 0.0;
+    size_t cnt = 0;
+    *lo = INFINITY;
+    *hi = -INFINITY;
     for (size_t i = 0; i < steps; i++) {
-        xs[i] = (double)(i + 1);
         if (isfinite(loss[i])) {
             acc += loss[i];
             cnt++;
@@ -155,10 +149,24 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
         }
         sm[i] = cnt ? acc / (double)cnt : NAN;
         if (isfinite(loss[i]) && loss[i] > 0) {
-            lo = fmin(lo, loss[i]);
-            hi = fmax(hi, loss[i]);
+            *lo = fmin(*lo, loss[i]);
+            *hi = fmax(*hi, loss[i]);
         }
     }
+}
+
+/* Right panel: the loss curve, per step (thin) and smoothed (moving average); a log axis when
+ * the loss spans more than a factor 20. 0 or -1 (memory). */
+static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
+{
+    double *xs = malloc(steps * sizeof *xs), *sm = malloc(steps * sizeof *sm), lo, hi;
+    size_t win = steps / 50 > 1 ? steps / 50 : 1;
+    if (xs == NULL || sm == NULL) {
+        free(xs);
+        free(sm);
+        return -1;
+    }
+    moving_average(loss, steps, win, sm, &lo, &hi);
     int log_y = lo > 0 && hi / lo > 20.0;
     if (!(lo <= hi))
         lo = 0, hi = 1;
@@ -170,13 +178,12 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
     cli_panel q;
     cli_svg_panel(svg, &q, 550, 24, 550, 536, 0, (double)(steps > 1 ? steps : 2), lo, hi, log_y,
                   "training loss", "step", log_y ? "loss (log scale)" : "loss");
-    /* thin the raw curve to about 2000 vertices */
+    /* thin the curves to about 2000 vertices */
     size_t stride = steps > 2000 ? steps / 2000 : 1;
     size_t nt = 0;
     for (size_t i = 0; i < steps; i += stride, nt++) {
         xs[nt] = (double)(i + 1);
         sm[nt] = sm[i];
-        /* reuse: raw values go to a separate pass below */
     }
     double *raw = malloc(nt * sizeof *raw);
     if (raw != NULL) {
@@ -192,6 +199,24 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
     cli_svg_legend(svg, &q, 1, SMOOTH_COLOR, lab);
     free(xs);
     free(sm);
+    return 0;
+}
+
+int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim, size_t cx,
+                      size_t cy, const char *const *names, const cli_field *field,
+                      const double *loss, size_t steps, const char *title, char *err,
+                      size_t err_len)
+{
+    cli_svg *svg = cli_svg_begin(path, 1100, 560, title, err, err_len);
+    if (svg == NULL)
+        return -1;
+    cli_svg_text(svg, 550, 20, 15, "middle", title);
+    if (field_panel(svg, data, nd, dim, cx, cy, names, field) != 0 ||
+        loss_panel(svg, loss, steps) != 0) {
+        cli_svg_end(svg, err, err_len);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
     return cli_svg_end(svg, err, err_len);
 }
 

@@ -1,5 +1,11 @@
 /* A minimal SVG plot writer: panels with axes, point clouds, arrows, polylines, legends.
- * Written as text directly; no plotting dependency. */
+ *
+ * Why it is written by hand: the tool's dependencies are the library's own (a CBLAS, cJSON,
+ * libm) and no plotting library is among them; a C plotting library (PLplot, cairo, gnuplot
+ * through a pipe) would add a large dependency, with its own fonts and output drivers, for what
+ * is here a handful of primitives (rectangles, circles, lines, text) written as text. The output
+ * is checked by tests (test-cli-internals.c: the document's structure and escaping;
+ * tests/test-cli.sh: the plots of train and sample). */
 #include "cli.h"
 
 #include <errno.h>
@@ -289,4 +295,14 @@ void cli_bbox_pad(double *x0, double *x1, double *y0, double *y1, double frac)
     *x1 += frac * w;
     *y0 -= frac * h;
     *y1 += frac * h;
+}
+
+void cli_bbox_square(double *x0, double *x1, double *y0, double *y1, double frac)
+{
+    cli_bbox_pad(x0, x1, y0, y1, frac);
+    double w = *x1 - *x0, h = *y1 - *y0, side = fmax(w, h);
+    *x0 -= (side - w) / 2;
+    *x1 += (side - w) / 2;
+    *y0 -= (side - h) / 2;
+    *y1 += (side - h) / 2;
 }

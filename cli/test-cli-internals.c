@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 /* ---- CSV -------------------------------------------------------------------------------- */
@@ -197,6 +199,27 @@ START_TEST(svg_document)
 }
 END_TEST
 
+/* ---- model files -------------------------------------------------------------------------- */
+
+START_TEST(model_header_errors)
+{
+    char err[256];
+    static const char good[] = "{\"__metadata__\":{\"kind\":\"mlp\"}}";
+    void *root = cli_header_parse("m.st", good, strlen(good), err, sizeof err);
+    ck_assert_ptr_nonnull(root);
+    cJSON_Delete(root);
+    /* malformed: the message says so, with where the parser stopped; not "out of memory" */
+    static const char bad[] = "{\"__metadata__\":{\"kind\" \"mlp\"}}";
+    ck_assert_ptr_null(cli_header_parse("m.st", bad, strlen(bad), err, sizeof err));
+    ck_assert_str_eq(err, "'m.st' is not a usable model file: its header is not valid JSON "
+                          "(at byte 24 of 31)");
+    /* a header cut short */
+    ck_assert_ptr_null(cli_header_parse("m.st", good, 10, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "its header is not valid JSON (at byte"));
+    ck_assert_ptr_null(strstr(err, "out of memory"));
+}
+END_TEST
+
 /* ---- options ---------------------------------------------------------------------------- */
 
 START_TEST(options)
@@ -225,6 +248,26 @@ START_TEST(options)
     ck_assert_int_eq(cli_parse(4, bad, 2, opts, pos, 2, &npos, &help), CLI_EXIT_USAGE);
     char *miss[] = {"score", "train", "--steps", NULL};
     ck_assert_int_eq(cli_parse(3, miss, 2, opts, pos, 2, &npos, &help), CLI_EXIT_USAGE);
+    /* getopt_long(): an unambiguous prefix, combined short options, "--" ending the options */
+    cli_opt more[] = {
+        {"steps", 0, 1, "N", "steps", NULL},
+        {"step-size", 0, 1, "X", "step size", NULL},
+        {"n", 'n', 1, "N", "count", NULL},
+        {"quiet", 'q', 0, NULL, "quiet", NULL},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    char *abbr[] = {"score", "sample", "--steps", "7", "--step-s=0.5", "-qn12", "--", "-q", NULL};
+    ck_assert_int_eq(cli_parse(8, abbr, 2, more, pos, 2, &npos, &help), 0);
+    ck_assert_str_eq(cli_opt_get(more, "steps"), "7");
+    ck_assert_str_eq(cli_opt_get(more, "step-size"), "0.5");
+    ck_assert_str_eq(cli_opt_get(more, "n"), "12");
+    ck_assert(cli_opt_flag(more, "quiet"));
+    ck_assert_int_eq(npos, 1);
+    ck_assert_str_eq(pos[0], "-q");
+    char *ambiguous[] = {"score", "sample", "--ste", "7", NULL};
+    ck_assert_int_eq(cli_parse(4, ambiguous, 2, more, pos, 2, &npos, &help), CLI_EXIT_USAGE);
+    char *flag_value[] = {"score", "sample", "--quiet=yes", NULL};
+    ck_assert_int_eq(cli_parse(3, flag_value, 2, more, pos, 2, &npos, &help), CLI_EXIT_USAGE);
     static const cli_name names[] = {{"euler", 1, ""}, {"heun", 2, ""}, {NULL, 0, NULL}};
     int val = 0;
     ck_assert_int_eq(cli_lookup(names, "sampler", "heun", &val), 0);
@@ -248,6 +291,9 @@ static Suite *cli_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("svg");
     tcase_add_test(tc, svg_document);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("modelfile");
+    tcase_add_test(tc, model_header_errors);
     suite_add_tcase(s, tc);
     tc = tcase_create("options");
     tcase_add_test(tc, options);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,82 +45,178 @@ int cli_lib_fail(int status, const char *what)
     return cli_fail("%s: %s", what, msg);
 }
 
-static cli_opt *find_long(cli_opt *opts, const char *name, size_t len)
+/* ---- option parsing ------------------------------------------------------------------------
+ * glibc getopt_long() does the scanning (abbreviated long options, combined short options,
+ * "--name=value" and "--name value", "--" ending the options); this layer builds its tables from
+ * the cli_opt array and turns its error returns into the tool's one-line messages. */
+
+#define CLI_MAX_OPTS 64
+#define CLI_HELP_VAL 0x10000   /* getopt value of --help / -h */
+#define CLI_LONG_VAL 0x100     /* getopt value of opts[i] without alias: CLI_LONG_VAL + i */
+
+/* The name part of a long-option argument "--name[=value]": its length. */
+static size_t long_name_len(const char *arg)
 {
-    for (cli_opt *o = opts; o->name != NULL; o++)
-        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
-            return o;
+    const char *eq = strchr(arg + 2, '=');
+    return eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+}
+
+/* getopt_long() reports unknown and ambiguous long options alike: tell them apart, and name the
+ * candidates of an ambiguous abbreviation. */
+static int bad_long_option(const cli_opt *opts, const char *arg)
+{
+    size_t len = long_name_len(arg);
+    char list[512] = "";
+    size_t used = 0, matches = 0;
+    for (const cli_opt *o = opts; o->name != NULL; o++) {
+        if (strncmp(o->name, arg + 2, len) != 0)
+            continue;
+        int w = snprintf(list + used, sizeof list - used, "%s--%s", matches ? ", " : "",
+                         o->name);
+        if (w > 0 && (size_t)w < sizeof list - used)
+            used += (size_t)w;
+        matches++;
+    }
+    if (strncmp("help", arg + 2, len) == 0 && matches > 0)
+        snprintf(list + used, sizeof list - used, ", --help");
+    if (matches > 0)
+        return cli_usage_error("option '%.*s' is ambiguous (could be %s)", (int)(len + 2), arg,
+                               list);
+    return cli_usage_error("unknown option '%.*s' (see 'score %s --help')", (int)(len + 2), arg,
+                           cli_command);
+}
+
+/* The cli_opt that getopt_long() returned as val, or NULL. */
+static cli_opt *opt_of_val(cli_opt *opts, int val)
+{
+    for (int i = 0; opts[i].name != NULL; i++)
+        if ((opts[i].alias ? (unsigned char)opts[i].alias : CLI_LONG_VAL + i) == val)
+            return &opts[i];
     return NULL;
 }
 
-static cli_opt *find_short(cli_opt *opts, char c)
+/* Fills the getopt_long() tables: optstring (return non-options in order, report missing
+ * values with ':', then the aliases) and the long options with --help last. */
+static int build_tables(const cli_opt *opts, char *shorts, size_t shorts_len,
+                        struct option *longs)
 {
-    for (cli_opt *o = opts; o->name != NULL; o++)
-        if (o->alias == c)
-            return o;
-    return NULL;
+    size_t s = 0, i;
+    shorts[s++] = '-';
+    shorts[s++] = ':';
+    for (i = 0; opts[i].name != NULL; i++) {
+        if (i + 2 > CLI_MAX_OPTS || s + 3 >= shorts_len)
+            return -1;
+        longs[i].name = opts[i].name;
+        longs[i].has_arg = opts[i].takes_value ? required_argument : no_argument;
+        longs[i].flag = NULL;
+        longs[i].val = opts[i].alias ? (unsigned char)opts[i].alias : CLI_LONG_VAL + (int)i;
+        if (opts[i].alias) {
+            shorts[s++] = opts[i].alias;
+            if (opts[i].takes_value)
+                shorts[s++] = ':';
+        }
+    }
+    shorts[s++] = 'h';
+    shorts[s] = '\0';
+    longs[i] = (struct option){"help", no_argument, NULL, CLI_HELP_VAL};
+    longs[i + 1] = (struct option){NULL, 0, NULL, 0};
+    return 0;
+}
+
+/* One error return of getopt_long() (c is '?' or ':') as the tool's message. glibc sets optopt
+ * to 0 for an unknown or ambiguous long option (then argv[optind - 1] is that option), to the
+ * option's value for a missing value or a value given to a flag, and to the character of an
+ * unknown short option. */
+static int option_error(cli_opt *opts, int c, const char *arg)
+{
+    cli_opt *o = opt_of_val(opts, optopt);
+    if (optopt == 0)
+        return bad_long_option(opts, arg);
+    if (c == ':')
+        return cli_usage_error("option '--%s' needs a value (%s)", o ? o->name : "help",
+                               o && o->metavar ? o->metavar : "VALUE");
+    if (o != NULL || optopt == CLI_HELP_VAL)
+        return cli_usage_error("option '--%s' takes no value", o ? o->name : "help");
+    return cli_usage_error("unknown option '-%c' (see 'score %s --help')", optopt, cli_command);
+}
+
+/* Refuses unusable output files before any work is done (they are checked again when
+ * opened). */
+static int check_outputs(const cli_opt *opts)
+{
+    char err[512];
+    for (const cli_opt *o = opts; o->name != NULL; o++)
+        if ((strcmp(o->name, "output") == 0 || strcmp(o->name, "plot") == 0) &&
+            o->value != NULL && strcmp(o->value, "-") != 0 &&
+            cli_output_check(o->value, err, sizeof err) != 0)
+            return cli_fail("%s", err);
+    return 0;
+}
+
+static int add_positional(const char *a, const char **pos, int max_pos, int *npos)
+{
+    if (*npos >= max_pos)
+        return cli_usage_error("unexpected argument '%s' (see 'score %s --help')", a,
+                               cli_command);
+    pos[(*npos)++] = a;
+    return 0;
 }
 
 int cli_parse(int argc, char **argv, int first, cli_opt *opts, const char **pos, int max_pos,
               int *npos, int *want_help)
 {
-    int only_pos = 0;
+    char shorts[2 * CLI_MAX_OPTS + 4];
+    struct option longs[CLI_MAX_OPTS];
     *npos = 0;
     *want_help = 0;
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        cli_opt *o = NULL;
-        const char *val = NULL;
-        if (!only_pos && strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (!only_pos && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+    if (build_tables(opts, shorts, sizeof shorts, longs) != 0)
+        return cli_fail("internal error: too many options");
+    /* getopt_long() scans from argv[1]: let it see argv[first - 1..argc) */
+    int gc = argc - first + 1, c, rc;
+    char **gv = argv + first - 1;
+    optind = 0;   /* glibc: start afresh (a new argument vector) */
+    opterr = 0;   /* the messages are ours */
+    while ((c = getopt_long(gc, gv, shorts, longs, NULL)) != -1) {
+        if (c == 1) {
+            if ((rc = add_positional(optarg, pos, max_pos, npos)) != 0)
+                return rc;
+        } else if (c == '?' || c == ':') {
+            return option_error(opts, c, gv[optind - 1]);
+        } else if (c == 'h' || c == CLI_HELP_VAL) {
             *want_help = 1;
-            continue;
-        }
-        if (!only_pos && a[0] == '-' && a[1] == '-') {
-            const char *eq = strchr(a + 2, '=');
-            size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-            o = find_long(opts, a + 2, len);
-            if (o == NULL)
-                return cli_usage_error("unknown option '%.*s' (see 'score %s --help')",
-                                       (int)(len + 2), a, cli_command);
-            if (eq != NULL) {
-                if (!o->takes_value)
-                    return cli_usage_error("option '--%s' takes no value", o->name);
-                val = eq + 1;
-            }
-        } else if (!only_pos && a[0] == '-' && a[1] != '\0' && a[2] == '\0' &&
-                   !(a[1] >= '0' && a[1] <= '9')) {
-            o = find_short(opts, a[1]);
-            if (o == NULL)
-                return cli_usage_error("unknown option '%s' (see 'score %s --help')", a,
-                                       cli_command);
         } else {
-            if (*npos >= max_pos)
-                return cli_usage_error("unexpected argument '%s' (see 'score %s --help')", a,
-                                       cli_command);
-            pos[(*npos)++] = a;
-            continue;
+            cli_opt *o = opt_of_val(opts, c);
+            o->value = o->takes_value ? optarg : "1";
         }
-        if (o->takes_value && val == NULL) {
-            if (i + 1 >= argc)
-                return cli_usage_error("option '--%s' needs a value (%s)", o->name,
-                                       o->metavar ? o->metavar : "VALUE");
-            val = argv[++i];
-        }
-        o->value = o->takes_value ? val : "1";
     }
-    /* Refuse unusable output files before any work is done (they are checked again when
-     * opened). */
-    for (cli_opt *o = opts; !*want_help && o->name != NULL; o++) {
-        char err[512];
-        if ((strcmp(o->name, "output") == 0 || strcmp(o->name, "plot") == 0) &&
-            o->value != NULL && strcmp(o->value, "-") != 0 &&
-            cli_output_check(o->value, err, sizeof err) != 0)
-            return cli_fail("%s", err);
-    }
+    for (int i = optind; i < gc; i++)   /* the arguments after "--" */
+        if ((rc = add_positional(gv[i], pos, max_pos, npos)) != 0)
+            return rc;
+    return *want_help ? 0 : check_outputs(opts);
+}
+
+int cli_parse_command(int argc, char **argv, cli_opt *opts, const char *text,
+                      void (*extra)(FILE *), const char **pos, int min_pos, int max_pos,
+                      int *npos, int *help)
+{
+    int rc = cli_parse(argc, argv, 2, opts, pos, max_pos, npos, help);
+    if (rc != 0 || (!*help && *npos >= min_pos))
+        return rc;
+    FILE *f = *help ? stdout : stderr;
+    fputs(text, f);
+    cli_print_options(f, opts);
+    if (extra != NULL)
+        extra(f);
+    return *help ? 0 : CLI_EXIT_USAGE;
+}
+
+int cli_stdin_once(const char *const *inputs, size_t n)
+{
+    size_t dashes = 0;
+    for (size_t i = 0; i < n; i++)
+        dashes += inputs[i] != NULL && strcmp(inputs[i], "-") == 0;
+    if (dashes > 1)
+        return cli_usage_error("only one input can be '-' (stdin)");
     return 0;
 }
 
@@ -211,6 +308,19 @@ void cli_print_options(FILE *f, const cli_opt *opts)
     }
 }
 
+void cli_join_names(const void *table, size_t stride, char *list, size_t len)
+{
+    size_t used = 0;
+    list[0] = '\0';
+    for (const char *e = table; *(const char *const *)e != NULL; e += stride) {
+        int w = snprintf(list + used, len - used, "%s%s", e == table ? "" : ", ",
+                         *(const char *const *)e);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
 int cli_lookup(const cli_name *table, const char *what, const char *name, int *out)
 {
     for (const cli_name *t = table; t->name != NULL; t++) {
@@ -219,16 +329,16 @@ int cli_lookup(const cli_name *table, const char *what, const char *name, int *o
             return 0;
         }
     }
-    char list[1024] = "";
-    size_t used = 0;
-    for (const cli_name *t = table; t->name != NULL && used + 1 < sizeof list; t++) {
-        int w = snprintf(list + used, sizeof list - used, "%s%s", t == table ? "" : ", ",
-                         t->name);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
+    char list[1024];
+    cli_join_names(table, sizeof *table, list, sizeof list);
     return cli_usage_error("unknown %s '%s' (valid: %s)", what, name, list);
+}
+
+int cli_opt_lookup(const cli_opt *opts, const char *name, const cli_name *table,
+                   const char *what, int *out)
+{
+    const char *v = cli_opt_get(opts, name);
+    return v != NULL ? cli_lookup(table, what, v, out) : 0;
 }
 
 const char *cli_name_of(const cli_name *table, int value)

@@ -139,6 +139,35 @@ expect_ok -- "$SCORE" train --dataset ring8 -n 256 --steps 5 --batch 32 --hidden
     --loss ncsn --schedule ncsn -o "$T/ncsn.safetensors" -q
 expect_ok -- "$SCORE" sample "$T/ncsn.safetensors" --sampler ald --steps 5 -n 8 -q
 
+# ---- option syntax (getopt_long): abbreviations, combined short options, "--" -------------------
+expect_ok -- "$SCORE" train --datas ring8 -n 64 --ste 3 --bat 32 --hid 8 --dep 1 -q --out "$T/abbr.safetensors"
+expect_ok -- "$SCORE" info "$T/abbr.safetensors" --all
+grep -Eq "score.train.steps +3$" "$T/out" && grep -Eq "score.train.batch +32$" "$T/out" ||
+    { echo "FAIL: abbreviated options were not applied"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$M" -qn7 --sampler=pc --steps=3 -o "$T/short.csv"
+[ "$(wc -l <"$T/short.csv")" -eq 8 ] && [ ! -s "$T/err" ] ||
+    { echo "FAIL: combined short options -qn7"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample -qn 7 --sampler pc --steps 3 -o "$T/short2.csv" -- "$M"
+cmp -s "$T/short.csv" "$T/short2.csv" || { echo "FAIL: -qn 7 and '--' changed the samples"; fails=$((fails + 1)); }
+expect_fail 2 "option '--st' is ambiguous (could be --steps, --step-size)" -- "$SCORE" sample "$M" --st 5
+expect_fail 2 "option '--h' is ambiguous (could be --hidden, --help)" -- "$SCORE" train --h
+expect_fail 2 "unknown option '-x' (see 'score sample --help')" -- "$SCORE" sample "$M" -qx
+expect_fail 2 "option '--quiet' takes no value" -- "$SCORE" sample "$M" --quiet=1
+expect_fail 2 "option '--output' needs a value (FILE)" -- "$SCORE" sample "$M" -q -o
+expect_fail 2 "unexpected argument 'extra'" -- "$SCORE" info "$M" -- extra
+
+# ---- model files from stdin ('-') -----------------------------------------------------------------
+expect_ok -- sh -c '"$1" sample - -qn 7 --sampler pc --steps 3 -o "$2" <"$3"' sh "$SCORE" "$T/stdin.csv" "$M"
+cmp -s "$T/short.csv" "$T/stdin.csv" || { echo "FAIL: sample - (model from stdin) differs"; fails=$((fails + 1)); }
+expect_ok -- sh -c '"$1" info - <"$2"' sh "$SCORE" "$M"
+grep -q "schedule:      vp" "$T/out" || { echo "FAIL: info - (model from stdin)"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample --help
+grep -qF "MODEL '-' = stdin" "$T/out" || { echo "FAIL: sample --help does not document '-'"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" --help
+grep -qF "Inputs (model files and CSV) must be regular files, or '-' for stdin" "$T/out" ||
+    { echo "FAIL: score --help does not document '-' for model files"; fails=$((fails + 1)); }
+expect_fail 2 "only one input can be '-' (stdin)" -- sh -c '"$1" loglik - - -q <"$2"' sh "$SCORE" "$M"
+
 # ---- errors that need a model ----------------------------------------------------------------
 expect_fail 1 "cannot open model file '$T/nope.safetensors'" -- "$SCORE" sample "$T/nope.safetensors"
 expect_fail 1 "is not a model file" -- "$SCORE" info "$T/good.csv"
