@@ -589,6 +589,103 @@ START_TEST(container_api)
 }
 END_TEST
 
+/* The header writer and the header parser are both the library's own: what one writes the
+ * other must read back exactly, every field, including names and metadata with JSON escapes
+ * and non-ASCII UTF-8 (2-, 3- and 4-byte sequences). */
+START_TEST(header_round_trip)
+{
+    static const char *const names[] = {
+        "plain",      "quote\"back\\slash", "ctl\x01\x1f\t\n\r\b\f", "slash/é",
+        "euro€",      "emoji\xf0\x9f\x98\x80", "mixed\"€\\\x02\xf0\x9f\x98\x80", "I64"};
+    static const int dtypes[] = {SCORE__ST_U8,  SCORE__ST_I8,   SCORE__ST_I32, SCORE__ST_I64,
+                                 SCORE__ST_F16, SCORE__ST_BF16, SCORE__ST_F32, SCORE__ST_F64};
+    static const char *const meta[][2] = {
+        {"k\"ey\\", "v\n\x01\x1f"}, {"ключ", "значение €"}, {"\xf0\x9f\x98\x80", ""}};
+    enum { NT = sizeof names / sizeof names[0], NM = sizeof meta / sizeof meta[0] };
+    unsigned char data[NT][64];
+    uint64_t shapes[NT][3];
+    size_t ndims[NT];
+    score__st_writer *w;
+    score__st_reader *r;
+    void *buf;
+    size_t len, off = 0;
+    ck_assert_ok(score__st_writer_new("t", &w));
+    for (size_t m = 0; m < NM; m++)
+        ck_assert_ok(score__st_writer_meta("t", w, meta[m][0], meta[m][1]));
+    for (size_t i = 0; i < NT; i++) {
+        size_t count = 1;
+        ndims[i] = i % 4; /* scalar, vector, matrix, 3-d */
+        for (size_t d = 0; d < ndims[i]; d++) {
+            shapes[i][d] = 1 + (i + d) % 3;
+            count *= (size_t)shapes[i][d];
+        }
+        for (size_t b = 0; b < sizeof data[i]; b++)
+            data[i][b] = (unsigned char)(37 * i + 11 * b + 1);
+        ck_assert_uint_le(count * score__st_dtype_size(dtypes[i]), sizeof data[i]);
+        ck_assert_ok(score__st_writer_add("t", w, names[i], dtypes[i], ndims[i], shapes[i], data[i]));
+    }
+    ck_assert_ok(score__st_writer_finish("t", w, &buf, &len));
+    score__st_writer_free(w);
+    ck_assert_ok(score__st_reader_open("t", &r, buf, len, 1));
+    ck_assert_uint_eq(score__st_meta_count(r), NM);
+    for (size_t m = 0; m < NM; m++) {
+        const char *k, *v;
+        ck_assert_ok(score__st_meta_at(r, m, &k, &v));
+        ck_assert_str_eq(k, meta[m][0]);
+        ck_assert_str_eq(v, meta[m][1]);
+        ck_assert_str_eq(score__st_meta(r, meta[m][0]), meta[m][1]);
+    }
+    ck_assert_uint_eq(score__st_count(r), NT);
+    for (size_t i = 0; i < NT; i++) {
+        const score__st_tensor *t = score__st_tensor_at(r, i);
+        size_t count = 1;
+        for (size_t d = 0; d < ndims[i]; d++)
+            count *= (size_t)shapes[i][d];
+        ck_assert_str_eq(t->name, names[i]); /* header order is the order added */
+        ck_assert_ptr_eq(score__st_find(r, names[i]), t);
+        ck_assert_int_eq(t->dtype, dtypes[i]);
+        ck_assert_uint_eq(t->ndim, ndims[i]);
+        for (size_t d = 0; d < ndims[i]; d++)
+            ck_assert_uint_eq(t->shape[d], shapes[i][d]);
+        ck_assert_uint_eq(t->count, count);
+        ck_assert_uint_eq(t->nbytes, count * score__st_dtype_size(dtypes[i]));
+        /* data offsets: tensors follow one another in the order added */
+        ck_assert_ptr_eq(t->data, (const unsigned char *)buf + 8 + score__get_u64le(buf) + off);
+        off += t->nbytes;
+        {
+            unsigned char back[64];
+            ck_assert_ok(score__st_get("t", r, names[i], dtypes[i], ndims[i], shapes[i], back));
+            ck_assert_mem_eq(back, data[i], t->nbytes);
+        }
+    }
+    ck_assert_uint_eq(8 + score__get_u64le(buf) + off, len);
+    score__st_reader_free(r);
+}
+END_TEST
+
+/* The parser decodes every JSON escape, including \u escapes and UTF-16 surrogate pairs, into
+ * the same UTF-8 bytes the writer writes unescaped. */
+START_TEST(header_escapes_decoded)
+{
+    static const char hdr[] =
+        "{\"__metadata__\":{\"a\\u00e9\\u20ac\\ud83d\\ude00\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\"},"
+        "\"t\\u00E9\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+    unsigned char file[8 + sizeof hdr];
+    score__st_reader *r;
+    const char *k, *v;
+    score__put_u64le(file, sizeof hdr - 1);
+    memcpy(file + 8, hdr, sizeof hdr - 1);
+    file[8 + sizeof hdr - 1] = 7; /* the one data byte */
+    ck_assert_ok(score__st_reader_open("t", &r, file, sizeof file, 0));
+    ck_assert_ok(score__st_meta_at(r, 0, &k, &v));
+    ck_assert_str_eq(k, "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    ck_assert_str_eq(v, "\"\\/\b\f\n\r\t\x01");
+    ck_assert_str_eq(score__st_tensor_at(r, 0)->name, "t\xc3\xa9");
+    ck_assert_uint_eq(score__st_tensor_at(r, 0)->data[0], 7);
+    score__st_reader_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model-io");
@@ -602,6 +699,8 @@ int main(void)
     tcase_add_test(tc, fourier_projection_from_file);
     tcase_add_test(tc, errors_and_files);
     tcase_add_test(tc, container_api);
+    tcase_add_test(tc, header_round_trip);
+    tcase_add_test(tc, header_escapes_decoded);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

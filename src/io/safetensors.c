@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "core/core-priv.h"
-#include "safetensors-priv.h"
+#include "st-json-priv.h"
 
 static const struct {
     int dtype;
@@ -40,7 +40,7 @@ size_t score__st_dtype_size(int dtype)
     return 0;
 }
 
-static int dtype_from_name(const char *s)
+int score__st_dtype_from_name(const char *s)
 {
     for (size_t i = 0; i < N_DTYPES; i++)
         if (strcmp(dtypes[i].name, s) == 0)
@@ -57,8 +57,7 @@ static char *dup_str(const char *s)
     return p;
 }
 
-/* Grows *p (elements of `size`) to hold at least `need`; 0 on success. */
-static int grow(void **p, size_t *cap, size_t need, size_t size)
+int score__st_grow(void **p, size_t *cap, size_t need, size_t size)
 {
     size_t ncap, bytes;
     void *q;
@@ -179,7 +178,7 @@ int score__st_writer_meta(const char *fn, score__st_writer *w, const char *key, 
             return SCORE_OK;
         }
     }
-    if (grow((void **)&w->meta, &w->cap_meta, w->n_meta + 1, sizeof *w->meta) != 0 ||
+    if (score__st_grow((void **)&w->meta, &w->cap_meta, w->n_meta + 1, sizeof *w->meta) != 0 ||
         (w->meta[w->n_meta].key = dup_str(key)) == NULL) {
         free(v);
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
@@ -213,8 +212,8 @@ int score__st_writer_add(const char *fn, score__st_writer *w, const char *name, 
     for (size_t i = 0; i < w->n_ent; i++)
         if (strcmp(w->ent[i].name, name) == 0)
             return score__error(SCORE_E_INVAL, fn, "duplicate tensor name '%s'", name);
-    if (grow((void **)&w->ent, &w->cap_ent, w->n_ent + 1, sizeof *w->ent) != 0 ||
-        grow((void **)&w->data, &w->data_cap, w->data_len + nbytes, 1) != 0)
+    if (score__st_grow((void **)&w->ent, &w->cap_ent, w->n_ent + 1, sizeof *w->ent) != 0 ||
+        score__st_grow((void **)&w->data, &w->data_cap, w->data_len + nbytes, 1) != 0)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     e = &w->ent[w->n_ent];
     memset(e, 0, sizeof *e);
@@ -252,6 +251,21 @@ int score__st_writer_add_u8(const char *fn, score__st_writer *w, const char *nam
     return score__st_writer_add(fn, w, name, SCORE__ST_U8, 1, &shape, data);
 }
 
+/* ---- the header writer -------------------------------------------------------------------
+ *
+ * The header JSON is written by the few functions below rather than through cJSON (which the
+ * library links for other purposes). The reasons:
+ *   - shapes and data offsets are 64-bit unsigned integers; cJSON keeps every number as a
+ *     double, exact only up to 2^53, and prints it with "%1.15g"/"%1.17g", so a large offset
+ *     could be written rounded or in exponent form, which the reader (rightly) refuses;
+ *   - an allocation failure must be SCORE_E_NOMEM; cJSON's allocator hooks are process-global
+ *     (see st-json.c), and building a tree of one node per value only to print it once costs
+ *     an allocation per value where one growing buffer suffices;
+ *   - the layout is fixed (one object of entries of three known members, string metadata,
+ *     space padding to an 8-byte boundary), so the writer is short and its output is exactly
+ *     what the reader in st-json.c accepts: keys and strings are escaped by sb_json_str(),
+ *     which the round-trip test in tests/test-safetensors.c checks with escapes and UTF-8. */
+
 /* Growing string for the JSON header. */
 typedef struct sbuf {
     char *p;
@@ -263,7 +277,8 @@ static void sb_putn(sbuf *b, const char *s, size_t n)
 {
     if (b->failed)
         return;
-    if (n > SIZE_MAX - b->len - 1 || grow((void **)&b->p, &b->cap, b->len + n + 1, 1) != 0) {
+    if (n > SIZE_MAX - b->len - 1 ||
+        score__st_grow((void **)&b->p, &b->cap, b->len + n + 1, 1) != 0) {
         b->failed = 1;
         return;
     }
@@ -380,45 +395,9 @@ int score__st_writer_finish(const char *fn, const score__st_writer *w, void **bu
 /* ======================================================================================== */
 /* reader                                                                                   */
 
-/* ---- the header parser ------------------------------------------------------------------
- *
- * The JSON header is read by the small parser below, written for the safetensors header only,
- * rather than by a general JSON library. The reasons:
- *   - out of memory must be told apart from malformed input. cJSON returns NULL for both, and
- *     its allocator hooks (cJSON_InitHooks) are process-global, so installing them would change
- *     the allocator of every other cJSON user in the application. This parser allocates through
- *     this file only (one block for the decoded strings, two growing arrays), so an allocation
- *     failure is always SCORE_E_NOMEM and everything else SCORE_E_FORMAT;
- *   - the container's own rules are checked where the bytes are read: the header begins with
- *     '{' (a byte order mark or anything else is refused); keys are unique at every level
- *     (top level, tensor entries, __metadata__); strings are valid UTF-8 and hold no NUL (a raw
- *     control character or "\u0000" is refused instead of cutting a name short); shapes and
- *     offsets are JSON integers written with digits only (no sign, fraction or exponent: "6.0"
- *     and "6e0" are refused) and within range;
- *   - the structure is fixed: the top level is an object of tensor entries and at most one
- *     "__metadata__" object of strings; a tensor entry is an object with exactly the members
- *     "dtype" (a string), "shape" (an array of integers) and "data_offsets" (two integers).
- *     No other value kind (true, null, nested objects) can occur, so the parser never recurses
- *     and its work is linear in the header length.
- * Decoded strings never need more bytes than their quoted form, so one block of header-length
- * bytes holds them all and the pointers into it stay valid for the reader's lifetime. */
-
-typedef struct st_rtensor {
-    score__st_tensor pub;
-    uint64_t begin, end;
-} st_rtensor;
-
-struct score__st_reader {
-    const unsigned char *buf;
-    size_t len;
-    int own;
-    char *strings; /* decoded keys and string values, NUL-terminated, one after another */
-    const char **meta_key, **meta_val;
-    size_t n_meta, cap_meta;
-    st_rtensor *t;
-    size_t n_t, cap_t;
-    const st_rtensor **by_name; /* sorted by name, for lookup */
-};
+/* The header is read by score__st_json_parse() (st-json.c: the reasons for a parser of this
+ * module are at its top); this half checks what spans the whole header: unique names and the
+ * tiling of the data section. */
 
 void score__st_reader_free(score__st_reader *r)
 {
@@ -434,382 +413,6 @@ void score__st_reader_free(score__st_reader *r)
     score__free(r);
 }
 
-typedef struct jp {
-    const char *fn;
-    const unsigned char *p, *begin, *end; /* cursor and the header bytes */
-    char *out;                            /* next free byte of the string block */
-} jp;
-
-/* A syntax or rule violation at the cursor: SCORE_E_FORMAT naming the byte offset. */
-static int jp_fail(jp *j, const char *what)
-{
-    return score__error(SCORE_E_FORMAT, j->fn, "the header is not valid: %s at byte %zu", what,
-                        (size_t)(j->p - j->begin));
-}
-
-static void jp_ws(jp *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-/* Skips white space and consumes byte c; -1 if the next byte is something else. */
-static int jp_eat(jp *j, unsigned char c)
-{
-    jp_ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return 0;
-    }
-    return -1;
-}
-
-static int hex4(const unsigned char *p, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = p[i], d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-        else return -1;
-        v = v * 16 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-static void put_utf8(jp *j, uint32_t cp)
-{
-    if (cp < 0x80) {
-        *j->out++ = (char)cp;
-    } else if (cp < 0x800) {
-        *j->out++ = (char)(0xc0 | (cp >> 6));
-        *j->out++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *j->out++ = (char)(0xe0 | (cp >> 12));
-        *j->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *j->out++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *j->out++ = (char)(0xf0 | (cp >> 18));
-        *j->out++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-        *j->out++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *j->out++ = (char)(0x80 | (cp & 0x3f));
-    }
-}
-
-/* Length of the valid UTF-8 sequence at p (strict: no overlong form, no surrogate, at most
- * U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) return 1;
-    if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* A JSON string, decoded into the string block (*out points at it). */
-static int jp_string(jp *j, const char **out)
-{
-    char *start;
-    jp_ws(j);
-    if (j->p >= j->end || *j->p != '"')
-        return jp_fail(j, "a string was expected");
-    j->p++;
-    start = j->out;
-    for (;;) {
-        unsigned c;
-        if (j->p >= j->end)
-            return jp_fail(j, "unterminated string");
-        c = *j->p;
-        if (c == '"') {
-            j->p++;
-            break;
-        }
-        if (c < 0x20)
-            return jp_fail(j, "raw control character in a string");
-        if (c == '\\') {
-            uint32_t cp, lo;
-            if (j->end - j->p < 2)
-                return jp_fail(j, "unterminated string");
-            c = j->p[1];
-            j->p += 2;
-            switch (c) {
-            case '"': *j->out++ = '"'; continue;
-            case '\\': *j->out++ = '\\'; continue;
-            case '/': *j->out++ = '/'; continue;
-            case 'b': *j->out++ = '\b'; continue;
-            case 'f': *j->out++ = '\f'; continue;
-            case 'n': *j->out++ = '\n'; continue;
-            case 'r': *j->out++ = '\r'; continue;
-            case 't': *j->out++ = '\t'; continue;
-            case 'u': break;
-            default: j->p -= 2; return jp_fail(j, "invalid escape in a string");
-            }
-            if (j->end - j->p < 4 || hex4(j->p, &cp) != 0) {
-                j->p -= 2;
-                return jp_fail(j, "invalid \\u escape in a string");
-            }
-            if (cp == 0) {
-                j->p -= 2;
-                return jp_fail(j, "NUL character (\\u0000) in a string");
-            }
-            j->p += 4;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                return jp_fail(j, "unpaired UTF-16 surrogate in a string");
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
-                    hex4(j->p + 2, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
-                    return jp_fail(j, "unpaired UTF-16 surrogate in a string");
-                j->p += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-            }
-            put_utf8(j, cp);
-            continue;
-        }
-        {
-            size_t n = utf8_len(j->p, j->end);
-            if (n == 0)
-                return jp_fail(j, "invalid UTF-8 in a string");
-            memcpy(j->out, j->p, n);
-            j->out += n;
-            j->p += n;
-        }
-    }
-    *j->out++ = '\0';
-    *out = start;
-    return SCORE_OK;
-}
-
-/* A non-negative JSON integer written with digits only, at most `max`. */
-static int jp_uint(jp *j, uint64_t max, const char *what, const char *tensor, uint64_t *out)
-{
-    uint64_t v = 0;
-    const unsigned char *s;
-    jp_ws(j);
-    s = j->p;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        unsigned d = (unsigned)(*j->p - '0');
-        if (v > (max - d) / 10)
-            return score__error(SCORE_E_FORMAT, j->fn,
-                                "tensor '%s': %s value at byte %zu is larger than %llu", tensor,
-                                what, (size_t)(s - j->begin), (unsigned long long)max);
-        v = v * 10 + d;
-        j->p++;
-    }
-    if (j->p == s || (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E')) ||
-        (j->p - s > 1 && *s == '0'))
-        return score__error(SCORE_E_FORMAT, j->fn,
-                            "tensor '%s': %s value at byte %zu is not a non-negative integer "
-                            "(digits only: no sign, fraction or exponent)",
-                            tensor, what, (size_t)(s - j->begin));
-    *out = v;
-    return SCORE_OK;
-}
-
-/* The members of one tensor entry (after its name). */
-static int jp_tensor(jp *j, st_rtensor *t, uint64_t data_len)
-{
-    int have_dtype = 0, have_shape = 0, have_off = 0, rc;
-    const char *name = t->pub.name;
-    size_t esize, count = 1, nbytes;
-    if (jp_eat(j, '{') != 0)
-        return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s' is not a JSON object", name);
-    if (jp_eat(j, '}') != 0) {
-        for (;;) {
-            const char *key;
-            if ((rc = jp_string(j, &key)) != SCORE_OK)
-                return rc;
-            if (jp_eat(j, ':') != 0)
-                return jp_fail(j, "':' expected");
-            if (strcmp(key, "dtype") == 0) {
-                const char *dt;
-                if (have_dtype++)
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': duplicate key 'dtype'", name);
-                jp_ws(j);
-                if (j->p >= j->end || *j->p != '"')
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': dtype is not a string", name);
-                if ((rc = jp_string(j, &dt)) != SCORE_OK)
-                    return rc;
-                if ((t->pub.dtype = dtype_from_name(dt)) == 0)
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': unsupported dtype '%.16s'",
-                                        name, dt);
-            } else if (strcmp(key, "shape") == 0) {
-                if (have_shape++)
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': duplicate key 'shape'", name);
-                if (jp_eat(j, '[') != 0)
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': shape is not an array", name);
-                if (jp_eat(j, ']') != 0) {
-                    do {
-                        uint64_t d;
-                        if (t->pub.ndim >= SCORE__ST_MAX_DIMS)
-                            return score__error(SCORE_E_FORMAT, j->fn,
-                                                "tensor '%s' has more than %d dimensions", name,
-                                                SCORE__ST_MAX_DIMS);
-                        if ((rc = jp_uint(j, SIZE_MAX, "shape", name, &d)) != SCORE_OK)
-                            return rc;
-                        t->pub.shape[t->pub.ndim++] = d;
-                    } while (jp_eat(j, ',') == 0);
-                    if (jp_eat(j, ']') != 0)
-                        return jp_fail(j, "',' or ']' expected in a shape");
-                }
-            } else if (strcmp(key, "data_offsets") == 0) {
-                if (have_off++)
-                    return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': duplicate key 'data_offsets'", name);
-                if (jp_eat(j, '[') != 0)
-                    return score__error(SCORE_E_FORMAT, j->fn,
-                                        "tensor '%s': data_offsets is not an array", name);
-                if ((rc = jp_uint(j, UINT64_MAX, "data_offsets", name, &t->begin)) != SCORE_OK)
-                    return rc;
-                if (jp_eat(j, ',') != 0)
-                    return score__error(SCORE_E_FORMAT, j->fn,
-                                        "tensor '%s': data_offsets must hold two integers", name);
-                if ((rc = jp_uint(j, UINT64_MAX, "data_offsets", name, &t->end)) != SCORE_OK)
-                    return rc;
-                if (jp_eat(j, ']') != 0)
-                    return score__error(SCORE_E_FORMAT, j->fn,
-                                        "tensor '%s': data_offsets must hold two integers", name);
-            } else {
-                return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': unknown key '%.40s'",
-                                    name, key);
-            }
-            if (jp_eat(j, ',') == 0)
-                continue;
-            if (jp_eat(j, '}') == 0)
-                break;
-            return jp_fail(j, "',' or '}' expected");
-        }
-    }
-    if (!have_dtype || !have_shape || !have_off)
-        return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': missing %s", name,
-                            !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
-    esize = score__st_dtype_size(t->pub.dtype);
-    for (size_t i = 0; i < t->pub.ndim; i++)
-        if (score__mul_size(count, (size_t)t->pub.shape[i], &count) != 0)
-            return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s': bad or too large shape", name);
-    if (score__mul_size(count, esize, &nbytes) != 0)
-        return score__error(SCORE_E_FORMAT, j->fn, "tensor '%s' is too large", name);
-    if (t->begin > t->end || t->end > data_len)
-        return score__error(SCORE_E_FORMAT, j->fn,
-                            "tensor '%s': data_offsets [%llu, %llu] outside the %llu-byte data",
-                            name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                            (unsigned long long)data_len);
-    if (t->end - t->begin != (uint64_t)nbytes)
-        return score__error(SCORE_E_FORMAT, j->fn,
-                            "tensor '%s': %zu bytes for its shape, %llu in data_offsets", name,
-                            nbytes, (unsigned long long)(t->end - t->begin));
-    t->pub.count = count;
-    t->pub.nbytes = nbytes;
-    return SCORE_OK;
-}
-
-/* The "__metadata__" object: string values only. */
-static int jp_metadata(jp *j, score__st_reader *r)
-{
-    int rc;
-    if (jp_eat(j, '{') != 0)
-        return score__error(SCORE_E_FORMAT, j->fn, "__metadata__ is not a JSON object");
-    if (jp_eat(j, '}') == 0)
-        return SCORE_OK;
-    for (;;) {
-        const char *key, *val;
-        if ((rc = jp_string(j, &key)) != SCORE_OK)
-            return rc;
-        if (jp_eat(j, ':') != 0)
-            return jp_fail(j, "':' expected");
-        jp_ws(j);
-        if (j->p >= j->end || *j->p != '"')
-            return score__error(SCORE_E_FORMAT, j->fn,
-                                "metadata values must be strings ('%.40s' is not)", key);
-        if ((rc = jp_string(j, &val)) != SCORE_OK)
-            return rc;
-        if (r->n_meta >= SCORE__ST_MAX_TENSORS)
-            return score__error(SCORE_E_FORMAT, j->fn, "more than %d metadata entries",
-                                SCORE__ST_MAX_TENSORS);
-        if (r->n_meta == r->cap_meta) {
-            size_t cap = r->cap_meta;
-            if (grow((void **)&r->meta_key, &cap, r->n_meta + 1, sizeof *r->meta_key) != 0)
-                return score__error(SCORE_E_NOMEM, j->fn, "allocation failed");
-            cap = r->cap_meta;
-            if (grow((void **)&r->meta_val, &cap, r->n_meta + 1, sizeof *r->meta_val) != 0)
-                return score__error(SCORE_E_NOMEM, j->fn, "allocation failed");
-            r->cap_meta = cap;
-        }
-        r->meta_key[r->n_meta] = key;
-        r->meta_val[r->n_meta++] = val;
-        if (jp_eat(j, ',') == 0)
-            continue;
-        if (jp_eat(j, '}') == 0)
-            return SCORE_OK;
-        return jp_fail(j, "',' or '}' expected");
-    }
-}
-
-/* The whole header: the top-level object, then white space only. */
-static int jp_header(jp *j, score__st_reader *r, uint64_t data_len)
-{
-    int rc, seen_meta = 0;
-    if (j->end - j->begin >= 3 && j->begin[0] == 0xef && j->begin[1] == 0xbb && j->begin[2] == 0xbf)
-        return score__error(SCORE_E_FORMAT, j->fn,
-                            "the header starts with a UTF-8 byte order mark (it must begin with '{')");
-    if (*j->p != '{')
-        return score__error(SCORE_E_FORMAT, j->fn, "the header does not begin with '{'");
-    j->p++;
-    if (jp_eat(j, '}') != 0) {
-        for (;;) {
-            const char *key;
-            if ((rc = jp_string(j, &key)) != SCORE_OK)
-                return rc;
-            if (jp_eat(j, ':') != 0)
-                return jp_fail(j, "':' expected");
-            if (strcmp(key, "__metadata__") == 0) {
-                if (seen_meta++)
-                    return score__error(SCORE_E_FORMAT, j->fn, "more than one __metadata__ object");
-                if ((rc = jp_metadata(j, r)) != SCORE_OK)
-                    return rc;
-            } else {
-                st_rtensor *t;
-                if (key[0] == '\0' || strlen(key) > SCORE__ST_MAX_NAME)
-                    return score__error(SCORE_E_FORMAT, j->fn, "empty or overlong tensor name");
-                if (r->n_t >= SCORE__ST_MAX_TENSORS)
-                    return score__error(SCORE_E_FORMAT, j->fn, "more than %d tensors",
-                                        SCORE__ST_MAX_TENSORS);
-                if (grow((void **)&r->t, &r->cap_t, r->n_t + 1, sizeof *r->t) != 0)
-                    return score__error(SCORE_E_NOMEM, j->fn, "allocation failed");
-                t = &r->t[r->n_t];
-                memset(t, 0, sizeof *t);
-                t->pub.name = key;
-                if ((rc = jp_tensor(j, t, data_len)) != SCORE_OK)
-                    return rc;
-                r->n_t++;
-            }
-            if (jp_eat(j, ',') == 0)
-                continue;
-            if (jp_eat(j, '}') == 0)
-                break;
-            return jp_fail(j, "',' or '}' expected");
-        }
-    }
-    /* Only white space (the padding) may follow the object. */
-    jp_ws(j);
-    if (j->p != j->end)
-        return jp_fail(j, "trailing bytes after the JSON object");
-    return SCORE_OK;
-}
 
 static int cmp_str_ptr(const void *a, const void *b)
 {
@@ -837,7 +440,6 @@ static int parse(const char *fn, score__st_reader *r)
     uint64_t hlen, data_len;
     const st_rtensor **order;
     size_t n, i;
-    jp j;
     int rc;
 
     if (r->len < 8)
@@ -852,11 +454,7 @@ static int parse(const char *fn, score__st_reader *r)
     r->strings = malloc((size_t)hlen);
     if (r->strings == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
-    j.fn = fn;
-    j.begin = j.p = r->buf + 8;
-    j.end = j.begin + hlen;
-    j.out = r->strings;
-    if ((rc = jp_header(&j, r, data_len)) != SCORE_OK)
+    if ((rc = score__st_json_parse(fn, r, r->buf + 8, (size_t)hlen, data_len)) != SCORE_OK)
         return rc;
 
     /* keys are unique: metadata keys, then tensor names */

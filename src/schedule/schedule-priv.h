@@ -44,9 +44,19 @@ int64_t score__sched_i(const score_schedule *s, int id);
 /* Prepares (validating) on first use; fn names the public caller. */
 int score__sched_ensure(const score_schedule *s, const char *fn);
 
-/* Type predicates. */
+/* Type predicates; user kinds (SIGMAS, BETAS) take their levels from an array. */
 int score__sched_is_ve_type(int kind);
 int score__sched_is_discrete(int kind);
+int score__sched_is_user_kind(int kind);
+
+/* T_EPS in effect: the value set, or T / L for a discrete kind whose T_EPS was not set. */
+double score__sched_t_eps_effective(const score_schedule *s);
+
+/* Node k_plus_1 - 1 of the level table: log sigma (VE-type) or log alpha (DDPM-type, where
+ * node 0 is log alpha = 0 at t = 0). */
+double score__sched_node(const score_schedule *s, size_t k_plus_1);
+/* log alpha(t) of the VP / sub-VP kinds (c_a, c_b set by prepare). */
+double score__sched_vp_log_alpha(const score_schedule *s, double t);
 
 /* Pointwise evaluation at a validated t in [0, T] (prepared schedule).
  * la = log alpha, sig = sigma, lam = lambda; f = f_coef, g = diffusion. */
