@@ -65,4 +65,41 @@ void score__optimizer_moments_changed(score_optimizer *opt);
 /* score_ema_update() for parameters known to be finite (no check, no argument validation). */
 void score__ema_update_finite(score_ema *ema, const float *params);
 
+/* The trainer (trainer.c; checkpoint.c saves and loads it). */
+enum { TRAINER_IX_BATCH, TRAINER_IX_SEED, TRAINER_IX_SHUFFLE, TRAINER_IX_USE_EMA, TRAINER_IX_EVERY, TRAINER_IX_MAX_SKIPS };
+
+struct score_trainer {
+    score__param_val params[SCORE__TRAINER_NPARAMS];
+    score_model *model;      /* borrowed */
+    const score_sde *sde;    /* borrowed, may be NULL */
+    score_loss *loss;        /* owned copy */
+    score_optimizer *opt;    /* owned */
+    score_ema *ema;          /* owned */
+    score_rng *rng;          /* owned: seed = SEED; stream 0 = loss noise, 1 = permutations */
+    score_model *ema_model;  /* owned clone, created on demand */
+    size_t np;
+    float *p, *g;            /* parameters and gradient (np) */
+    float *spare;            /* np: the optimizer's output, swapped with the model's array */
+    float *data;             /* rows x dim, owned copy */
+    size_t rows, dim;
+    size_t *perm;            /* rows */
+    double *u;               /* rows: uniforms of the permutation */
+    uint64_t perm_epoch;
+    int perm_valid;
+    float *batch;            /* cap_batch x dim */
+    size_t cap_batch;
+    uint64_t step, skipped;
+    double last_loss, last_lr;
+    int ema_init;            /* the EMA shadow has been (re)started from the weights */
+};
+
+static inline int64_t score__trainer_i64(const score_trainer *tr, int ix)
+{
+    return tr->params[ix].i;
+}
+
+/* Points the trainer's generator (remade when the seed parameter changed) at stream and
+ * counter; SCORE_E_RANGE when counter does not fit the generator's 2^32 counters. */
+int score__trainer_rng_at(score_trainer *tr, uint64_t stream, uint64_t counter, const char *fn);
+
 #endif

@@ -1,0 +1,224 @@
+/* The training path of the MLP kind (see mlp.c): the forward pass that keeps the activations
+ * for the backward pass, and back-propagation through it, phase by phase on the workspace's
+ * threads. */
+#include <math.h>
+#include <string.h>
+
+#include "core/pool-priv.h"
+#include "kernel/kernel-priv.h"
+#include "mlp-kind-priv.h"
+
+/* The training path (score_model_forward / score_model_backward with the cache) works on a
+ * fixed partition that depends on n and the widths only, never on SCORE_MODEL_PARAM_THREADS:
+ * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; small blocks also keep a block's
+ * activations in L2 between its GEMM and its activation kernel), and weight gradients in about
+ * SCORE__MLP_GRAD_CHUNKS chunks of output units (at least SCORE__MLP_GRAD_ROWS; each chunk one
+ * GEMM over all rows, bias sums in double in row order; every chunk re-packs the layer input,
+ * so fewer chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing). The threads run the blocks / chunks of a phase at the same time, so results are
+ * bit-identical for any thread count. Batches of at most SCORE__MLP_TRAIN_ROWS rows are one
+ * block. */
+#define SCORE__MLP_TRAIN_ROWS 128
+#define SCORE__MLP_GRAD_ROWS 64
+#define SCORE__MLP_GRAD_CHUNKS 4
+#define SCORE__MLP_PAR_FLOPS 4e7
+
+typedef struct train_part {
+    size_t nblk, nb;  /* row blocks of nb rows (the last may be shorter) */
+    int threads;      /* threads for the phases (1 = serial) */
+} train_part;
+
+static train_part train_partition(const score_model *m, const score__model_ws *ws, size_t n)
+{
+    train_part tp;
+    tp.nblk = (n + SCORE__MLP_TRAIN_ROWS - 1) / SCORE__MLP_TRAIN_ROWS;
+    tp.nblk = tp.nblk ? tp.nblk : 1;
+    tp.nb = (n + tp.nblk - 1) / tp.nblk;
+    /* no phase has more than 64 pieces of work worth a thread of its own */
+    tp.threads = score__par_threads(score__model_ws_threads(m, ws), 64);
+    {
+        /* Threads only pay off when each has enough work between the synchronisation points
+         * (about 10 per backward; each costs microseconds when the workers spin, tens of
+         * microseconds when they sleep): below SCORE__MLP_PAR_FLOPS of forward work the
+         * phases run on the calling thread. Results are the same either way. */
+        const mlp *p = impl_of(m);
+        double flops = 0.0;
+        for (size_t l = 1; l <= p->L; l++)
+            flops += 2.0 * (double)n * (double)p->n[l - 1] * (double)p->n[l];
+        if (flops < SCORE__MLP_PAR_FLOPS)
+            tp.threads = 1;
+    }
+    return tp;
+}
+
+/* One phase of the training path: part i of a loop over row blocks or gradient chunks. */
+typedef struct train_job {
+    const mlp *p;
+    const mlp_ws *w;
+    size_t dim, n;
+    train_part tp;
+    const float *x, *gout;
+    const double *c;
+    float *out, *grad, *gx;
+    /* the phase */
+    size_t l;
+    const float *A;            /* accum_grad: the cotangent rows of layer l */
+    float *dh, *dhn;           /* hidden-layer cotangents (current, next) */
+} train_job;
+
+static void block_range(const train_job *j, size_t i, size_t *r0, size_t *rows)
+{
+    *r0 = i * j->tp.nb;
+    *rows = j->n - *r0 < j->tp.nb ? j->n - *r0 : j->tp.nb;
+}
+
+static void forward_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    size_t r0, rows;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    score__mlp_forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0,
+                             j->out ? j->out + r0 * j->dim : NULL);
+}
+
+int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                       const double *c, float *out)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    train_job j;
+    memset(&j, 0, sizeof j);
+    j.tp = train_partition(m, ws, n);
+    if (score__mlp_check_c("score_model_forward", n, c) != SCORE_OK)
+        return SCORE_E_NUMERIC;
+    if (score__mlp_ensure_primal(p, w, n) != SCORE_OK)
+        return score__error(SCORE_E_NOMEM, "score_model_forward", "workspace allocation failed");
+    j.p = p;
+    j.w = w;
+    j.dim = m->dim;
+    j.n = n;
+    j.x = x;
+    j.c = c;
+    j.out = out;
+    score__pool_for_each(j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL, j.tp.nblk,
+                         forward_part, &j);
+    return SCORE_OK;
+}
+
+/* Rows j0 .. j1 - 1 of dW_l += A^T h_{l-1} and of db_l += column sums of A, over all n rows. */
+static void accum_grad_chunk(const mlp *p, size_t l, size_t n, size_t j0, size_t j1,
+                             const float *A, const float *hprev, float *grad)
+{
+    size_t nl = p->n[l], np = p->n[l - 1];
+    score__sgemm(1, 0, j1 - j0, np, n, 1.0f, A + j0, nl, hprev, np, 1.0f,
+                 grad + p->woff[l] + j0 * np, np);
+    score__col_sum_acc_ld(n, j1 - j0, nl, A + j0, grad + p->boff[l] + j0);
+}
+
+static size_t grad_chunk_rows(size_t nl)
+{
+    size_t r = (nl + SCORE__MLP_GRAD_CHUNKS - 1) / SCORE__MLP_GRAD_CHUNKS;
+    r = (r + 15) / 16 * 16;
+    return r > SCORE__MLP_GRAD_ROWS ? r : SCORE__MLP_GRAD_ROWS;
+}
+
+static void grad_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    size_t nl = j->p->n[j->l], cr = grad_chunk_rows(nl), j0 = i * cr;
+    size_t j1 = j0 + cr < nl ? j0 + cr : nl;
+    (void)thread;
+    accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1], j->grad);
+}
+
+/* All weight-gradient chunks of layer l from the cotangents A. */
+static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const float *A)
+{
+    size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
+    j->l = l;
+    j->A = A;
+    score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
+}
+
+/* dh_{L-1} = gout W_L, per row block. */
+static void out_cotangent_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    const mlp *p = j->p;
+    size_t r0, rows, L = p->L;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    score__sgemm(0, 0, rows, p->n[L - 1], j->dim, 1.0f, j->gout + r0 * j->dim, j->dim, W(p, L),
+                 p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
+}
+
+/* dz_l = phi'(z_l) dh_l, per row block. */
+static void dz_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    size_t r0, rows, nl = j->p->n[j->l];
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    score__mul(rows * nl, j->dh + r0 * nl, j->w->d1[j->l] + r0 * nl, j->w->dz + r0 * nl);
+}
+
+/* dh_{l-1} from dz_l (or gx at the first layer), per row block. */
+static void dh_part(void *ctx, size_t i, size_t thread)
+{
+    const train_job *j = ctx;
+    const mlp *p = j->p;
+    size_t r0, rows, l = j->l, nl = p->n[l], np = p->n[l - 1], dim = j->dim;
+    const float *dz;
+    (void)thread;
+    block_range(j, i, &r0, &rows);
+    dz = j->w->dz + r0 * nl;
+    if (l > 1 && p->res[l]) /* residual block: dh_{l-1} = dh_l + dz W_l (in place) */
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, j->dh + r0 * np, np);
+    else if (l > 1)
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, j->dhn + r0 * np, np);
+    else /* only the x part of the first layer's input */
+        score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f, j->gx + r0 * dim, dim);
+}
+
+/* Back-propagation through the cached forward of n rows, phase by phase (row blocks, then
+ * weight-gradient chunks), each phase on the workspace's threads when it has several. */
+int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
+                        float *grad, float *gx)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    size_t L = p->L;
+    score__pool *pool;
+    train_job j;
+    memset(&j, 0, sizeof j);
+    j.tp = train_partition(m, ws, n);
+    pool = j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL;
+    j.p = p;
+    j.w = w;
+    j.dim = m->dim;
+    j.n = n;
+    j.gout = gout;
+    j.grad = grad;
+    j.gx = gx;
+    j.dh = w->dha;
+    j.dhn = w->dhb;
+    if (grad)
+        accum_grad_phase(pool, &j, L, gout);
+    score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j);
+    for (size_t l = L - 1; l >= 1; l--) {
+        j.l = l;
+        score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
+        if (grad)
+            accum_grad_phase(pool, &j, l, w->dz);
+        if (l == 1 && gx == NULL)
+            break;
+        j.l = l;
+        score__pool_for_each(pool, j.tp.nblk, dh_part, &j);
+        if (l > 1 && !p->res[l]) {
+            float *t = j.dh;
+            j.dh = j.dhn;
+            j.dhn = t;
+        }
+    }
+    return SCORE_OK;
+}
