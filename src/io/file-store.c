@@ -27,15 +27,6 @@
 #include "core/core-priv.h"
 #include "safetensors-priv.h"
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL)
-        memcpy(d, s, n);
-    return d;
-}
-
 static int write_all(int fd, const unsigned char *p, size_t len)
 {
     while (len > 0) {
@@ -72,7 +63,7 @@ static int resolve_dest(const char *fn, const char *path, char **dest_out)
         err = errno;
         if (err != ENOENT)
             return score__error(SCORE_E_IO, fn, "cannot examine '%s': %s", path, strerror(err));
-        *dest_out = dup_str(path); /* a new file */
+        *dest_out = score__st_strdup(path); /* a new file */
     } else if (S_ISLNK(st.st_mode)) {
         char *real = realpath(path, NULL);
         if (real == NULL) {
@@ -97,7 +88,7 @@ static int resolve_dest(const char *fn, const char *path, char **dest_out)
                             S_ISFIFO(st.st_mode) ? "FIFO" :
                             S_ISSOCK(st.st_mode) ? "socket" : "device");
     } else {
-        *dest_out = dup_str(path);
+        *dest_out = score__st_strdup(path);
     }
     if (*dest_out == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
@@ -192,7 +183,7 @@ int score__st_save_file(const char *fn, const char *path, const void *buf, size_
     slash = strrchr(dest, '/');
     base = slash != NULL ? slash + 1 : dest;
     if (slash == NULL) {
-        dir = dup_str(".");
+        dir = score__st_strdup(".");
     } else if ((dir = malloc((size_t)(slash - dest) + 2)) != NULL) {
         size_t n = slash == dest ? 1 : (size_t)(slash - dest); /* "/file" -> "/" */
         memcpy(dir, dest, n);

@@ -63,6 +63,9 @@ enum {
     SCORE__ST_F64      /* "F64" */
 };
 
+/* A malloc'd copy of s (free() it), NULL when out of memory; shared by the io sources. */
+char *score__st_strdup(const char *s);
+
 /* Name ("F32") and size in bytes of a dtype; NULL / 0 for an unknown one. */
 const char *score__st_dtype_name(int dtype);
 size_t score__st_dtype_size(int dtype);

@@ -48,7 +48,7 @@ int score__st_dtype_from_name(const char *s)
     return 0;
 }
 
-static char *dup_str(const char *s)
+char *score__st_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *p = malloc(n);
@@ -168,7 +168,7 @@ int score__st_writer_meta(const char *fn, score__st_writer *w, const char *key, 
     char *v;
     if (key == NULL || value == NULL || key[0] == '\0' || strlen(key) > SCORE__ST_MAX_NAME)
         return score__error(SCORE_E_INVAL, fn, "bad metadata key or value");
-    v = dup_str(value);
+    v = score__st_strdup(value);
     if (v == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     for (size_t i = 0; i < w->n_meta; i++) {
@@ -179,7 +179,7 @@ int score__st_writer_meta(const char *fn, score__st_writer *w, const char *key, 
         }
     }
     if (score__st_grow((void **)&w->meta, &w->cap_meta, w->n_meta + 1, sizeof *w->meta) != 0 ||
-        (w->meta[w->n_meta].key = dup_str(key)) == NULL) {
+        (w->meta[w->n_meta].key = score__st_strdup(key)) == NULL) {
         free(v);
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     }
@@ -217,7 +217,7 @@ int score__st_writer_add(const char *fn, score__st_writer *w, const char *name, 
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     e = &w->ent[w->n_ent];
     memset(e, 0, sizeof *e);
-    if ((e->name = dup_str(name)) == NULL)
+    if ((e->name = score__st_strdup(name)) == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     e->dtype = dtype;
     e->ndim = ndim;

@@ -1,4 +1,13 @@
-/* Philox4x32-10 counter-based generator (Salmon, Moraes, Dror, Shaw, SC'11). */
+/* Philox4x32-10 counter-based generator (Salmon, Moraes, Dror, Shaw, SC'11).
+ *
+ * DESIGN: the generator is written here rather than taken from a library on purpose. It is
+ * counter-based: the value at (seed, stream, counter, lane) is a pure function of those words,
+ * so a sample row can be regenerated, skipped to or split across threads without state, and
+ * the samplers' noise is reproducible bit for bit across CPUs, thread counts and batch sizes
+ * (the normal fill below uses only correctly rounded IEEE operations for the same reason).
+ * Common C libraries offer stateful generators (or platform-dependent ones) instead. The
+ * block function is checked by known-answer tests against the published Random123 vectors
+ * (tests/test-rng.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,48 +124,54 @@ const char *score_rng_name(const score_rng *rng)
     return "philox4x32-10";
 }
 
-int score_rng_get_seed(const score_rng *rng, uint64_t *out)
+/* The getters of the seed (which 0), stream (1) and counter (2). */
+static int get_word(const char *fn, const score_rng *rng, int which, uint64_t *out)
 {
     if (rng == NULL || out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "rng or out is NULL");
-    *out = rng->seed;
+        return score__error(SCORE_E_INVAL, fn, "rng or out is NULL");
+    *out = which == 0 ? rng->seed : which == 1 ? rng->stream : rng->counter;
     return SCORE_OK;
+}
+
+/* The checks of the stream and counter setters: both are 32-bit words of the Philox counter. */
+static int check_word(const char *fn, const score_rng *rng, const char *what, uint64_t v)
+{
+    if (rng == NULL)
+        return score__error(SCORE_E_INVAL, fn, "rng is NULL");
+    if (v >= SCORE__MAX_ROWS)
+        return score__error(SCORE_E_RANGE, fn, "%s %llu >= 2^32", what, (unsigned long long)v);
+    return SCORE_OK;
+}
+
+int score_rng_get_seed(const score_rng *rng, uint64_t *out)
+{
+    return get_word(__func__, rng, 0, out);
 }
 
 int score_rng_set_stream(score_rng *rng, uint64_t stream)
 {
-    if (rng == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "rng is NULL");
-    if (stream >= SCORE__MAX_ROWS)
-        return score__error(SCORE_E_RANGE, __func__, "stream %llu >= 2^32", (unsigned long long)stream);
-    rng->stream = (uint32_t)stream;
-    return SCORE_OK;
+    int rc = check_word(__func__, rng, "stream", stream);
+    if (rc == SCORE_OK)
+        rng->stream = (uint32_t)stream;
+    return rc;
 }
 
 int score_rng_get_stream(const score_rng *rng, uint64_t *out)
 {
-    if (rng == NULL || out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "rng or out is NULL");
-    *out = rng->stream;
-    return SCORE_OK;
+    return get_word(__func__, rng, 1, out);
 }
 
 int score_rng_set_counter(score_rng *rng, uint64_t counter)
 {
-    if (rng == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "rng is NULL");
-    if (counter >= SCORE__MAX_ROWS)
-        return score__error(SCORE_E_RANGE, __func__, "counter %llu >= 2^32", (unsigned long long)counter);
-    rng->counter = (uint32_t)counter;
-    return SCORE_OK;
+    int rc = check_word(__func__, rng, "counter", counter);
+    if (rc == SCORE_OK)
+        rng->counter = (uint32_t)counter;
+    return rc;
 }
 
 int score_rng_get_counter(const score_rng *rng, uint64_t *out)
 {
-    if (rng == NULL || out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "rng or out is NULL");
-    *out = rng->counter;
-    return SCORE_OK;
+    return get_word(__func__, rng, 2, out);
 }
 
 int score_rng_advance(score_rng *rng, uint64_t delta)

@@ -50,9 +50,11 @@ static int midpoint_at(score_step *st, const score__step_call *c, double r, doub
     return rc;
 }
 
-/* u = alpha_1 (y - (s - s1) eps0) for the first intermediate point. */
-static void first_stage(const score_step *st, const score__step_call *c, const double *a1,
-                        const double *s1, const float *e0, float *xu)
+/* u = alpha_1 (y - (s - s1) eps0) at the first intermediate point t1, then the noise
+ * prediction there into e1 (d is scratch). */
+static int first_stage(score_step *st, const score__step_call *c, const double *t1,
+                       const double *a1, const double *s1, const float *e0, float *xu, float *d,
+                       float *e1)
 {
     size_t dim = c->dim;
     for (size_t i = 0; i < c->n; i++) {
@@ -62,6 +64,7 @@ static void first_stage(const score_step *st, const score__step_call *c, const d
             xu[q] = (float)(a1[i] * ((double)c->x[q] * ia - ds * (double)e0[q]));
         }
     }
+    return score__step_k(st, c, t1, a1, s1, xu, d, e1);
 }
 
 /* Singlestep DPM-Solver of order 1, 2 (r1 = 1/2) or 3 (r1 = 1/3, r2 = 2/3). With lo != NULL
@@ -96,8 +99,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
         rc = midpoint_at(st, c, 0.5, t1, a1, st->dbl[R_SG1], s1);
         if (rc != SCORE_OK)
             return rc;
-        first_stage(st, c, a1, s1, e0, xu);
-        rc = score__step_k(st, c, t1, a1, s1, xu, d, e1);
+        rc = first_stage(st, c, t1, a1, s1, e0, xu, d, e1);
         if (rc != SCORE_OK)
             return rc;
         for (size_t i = 0; i < n; i++) {
@@ -121,8 +123,7 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
             rc = midpoint_at(st, c, r2, t2, a2, st->dbl[R_SG2], s2);
         if (rc != SCORE_OK)
             return rc;
-        first_stage(st, c, a1, s1, e0, xu);
-        rc = score__step_k(st, c, t1, a1, s1, xu, d, e1);
+        rc = first_stage(st, c, t1, a1, s1, e0, xu, d, e1);
         if (rc != SCORE_OK)
             return rc;
         /* u2 = y - (s - s2) e0 - (r2/r1) s2 phi1m1(r2 h) (e1 - e0) */

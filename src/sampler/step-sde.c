@@ -16,18 +16,26 @@ static int ends(score_step *st, const score__step_call *c)
     return rc;
 }
 
+/* The score at (t, x) into sc, then the step's noise into z: what every score-driven
+ * stochastic step does after computing its coefficients. */
+static int score_and_noise(score_step *st, const score__step_call *c, float *sc, float *z)
+{
+    int rc = score__step_score(st, c, c->t, c->x, sc);
+    if (rc == SCORE_OK)
+        score__step_noise(c, 0, z);
+    return rc;
+}
+
 int score__step_em(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
     float *sc = st->buf[0], *z = st->buf[1];
     double *f = st->dbl[R_F], *g = st->dbl[R_G];
     int rc = score__step_sde_coefs(c, n, c->t, f, g);
+    if (rc == SCORE_OK)
+        rc = score_and_noise(st, c, sc, z);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_score(st, c, c->t, c->x, sc);
-    if (rc != SCORE_OK)
-        return rc;
-    score__step_noise(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double dt = c->tn[i] - c->t[i], g2 = g[i] * g[i], amp = g[i] * sqrt(-dt);
         float *xr = c->x + i * dim;
@@ -67,12 +75,10 @@ int score__step_reverse_diffusion(score_step *st, const score__step_call *c)
     float *sc = st->buf[0], *z = st->buf[1];
     double *f = st->dbl[R_F], *G = st->dbl[R_G];
     int rc = transition(st, c);
+    if (rc == SCORE_OK)
+        rc = score_and_noise(st, c, sc, z);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_score(st, c, c->t, c->x, sc);
-    if (rc != SCORE_OK)
-        return rc;
-    score__step_noise(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double g2 = G[i] * G[i];
         float *xr = c->x + i * dim;
@@ -92,12 +98,10 @@ int score__step_ancestral(score_step *st, const score__step_call *c)
     double *f = st->dbl[R_F], *G = st->dbl[R_G], *sg = st->dbl[R_SG];
     int ve = score_schedule_is_variance_exploding(c->sched) == 1;
     int rc = transition(st, c);
+    if (rc == SCORE_OK)
+        rc = score_and_noise(st, c, sc, z);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_score(st, c, c->t, c->x, sc);
-    if (rc != SCORE_OK)
-        return rc;
-    score__step_noise(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double g2 = G[i] * G[i], scale, amp;
         float *xr = c->x + i * dim;
@@ -198,12 +202,10 @@ int score__step_langevin(score_step *st, const score__step_call *c)
     double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
     int batch = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) == 0;
     int rc = ends(st, c);
+    if (rc == SCORE_OK)
+        rc = score_and_noise(st, c, sc, z);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_score(st, c, c->t, c->x, sc);
-    if (rc != SCORE_OK)
-        return rc;
-    score__step_noise(c, 0, z);
     if (fixed > 0.0) {
         for (size_t i = 0; i < n; i++)
             eps[i] = fixed;
@@ -251,10 +253,9 @@ int score__step_ald(score_step *st, const score__step_call *c)
         if (rc != SCORE_OK)
             return rc;
     }
-    rc = score__step_score(st, c, c->t, c->x, sc);
+    rc = score_and_noise(st, c, sc, z);
     if (rc != SCORE_OK)
         return rc;
-    score__step_noise(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         if (lr > 0.0) {
             double r = sg[i] / ref;
