@@ -315,3 +315,10 @@ void score__model_params_changed(score_model *m)
 {
     atomic_store(&m->cached_n, (size_t)0);
 }
+
+int score__model_same_architecture(const score_model *a, const score_model *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    return a->ops->same_arch == NULL || a->ops->same_arch(a, b);
+}
