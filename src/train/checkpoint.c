@@ -190,7 +190,9 @@ static int same_architecture(const char *fn, const score_model *a, score_model *
     return SCORE_OK;
 }
 
-/* Everything is read and validated into temporaries first; the trainer changes only at the end. */
+/* Everything is read and validated into temporaries first; the trainer changes only at the end.
+ * About 100 lines: one sequence of reads, each checked against the trainer, then the commit;
+ * the temporaries it frees on every exit stay in one place. */
 static int load_reader(const char *fn, score_trainer *tr, const score__st_reader *r)
 {
     const char *on = score__st_meta(r, "optimizer");
