@@ -57,12 +57,13 @@ static void co_ws_free(void *kind)
     score__free(kind);
 }
 
-static int grow_f(float **p, size_t *len, size_t need)
+/* Grows *p (elements of elem bytes, zeroed) to at least need; the old contents are dropped. */
+static int grow(void **p, size_t *len, size_t need, size_t elem)
 {
-    float *q;
+    void *q;
     if (*len >= need)
         return SCORE_OK;
-    q = score__calloc(need, sizeof *q);
+    q = score__calloc(need, elem);
     if (q == NULL)
         return SCORE_E_NOMEM;
     score__free(*p);
@@ -71,18 +72,20 @@ static int grow_f(float **p, size_t *len, size_t need)
     return SCORE_OK;
 }
 
+static int grow_f(float **p, size_t *len, size_t need)
+{
+    void *v = *p;
+    int rc = grow(&v, len, need, sizeof(float));
+    *p = v;
+    return rc;
+}
+
 static int grow_d(double **p, size_t *len, size_t need)
 {
-    double *q;
-    if (*len >= need)
-        return SCORE_OK;
-    q = score__calloc(need, sizeof *q);
-    if (q == NULL)
-        return SCORE_E_NOMEM;
-    score__free(*p);
-    *p = q;
-    *len = need;
-    return SCORE_OK;
+    void *v = *p;
+    int rc = grow(&v, len, need, sizeof(double));
+    *p = v;
+    return rc;
 }
 
 static double weight(const score_model *m, const combo *C, size_t i)

@@ -317,7 +317,11 @@ static size_t tg_layout(const mlp *p, size_t dim, size_t nb, size_t k, int unit,
  * (probes V, w per tangent row or NULL = 1). Accumulates the parameter gradient of
  * sum_r w_r v_r^T J v_r + sum_b gout_b . F_b; writes the values (tr or vjv) and fx.
  * Per block: one forward pass of the stacked primal and tangent rows (the outputs F and, from
- * them, gout), then one reverse pass through both, including the phi'' terms. */
+ * them, gout), then one reverse pass through both, including the phi'' terms.
+ * Long (about 185 lines) by design: the forward and reverse passes of a block share a dozen
+ * matrices laid out by tg_layout() and the per-layer indices, and are read against each other
+ * (each reverse product undoes one forward product); split into functions they would pass
+ * that whole state along. */
 static int tangent_grad(const score_model *m, score__model_ws *mws, const char *fn, size_t n,
                         const float *x, const double *c, size_t k, const float *V,
                         const double *w, const gout_src *gsrc, float *grad, double *val,

@@ -594,6 +594,25 @@ int score__mlp_check_c(const char *fn, size_t n, const double *c)
     return SCORE_OK;
 }
 
+/* Same architecture: widths, residual flags, activation, embedding, parameter count and the
+ * Fourier projection (fixed by the model's seed, not a trainable parameter). Models that are
+ * not prepared yet are not compared. */
+static int mlp_same_arch(const score_model *a, const score_model *b)
+{
+    score__mlp_info ia, ib;
+    int same;
+    if (score__mlp_info_get(a, &ia) != SCORE_OK || score__mlp_info_get(b, &ib) != SCORE_OK)
+        return 1;
+    same = ia.n_layers == ib.n_layers && ia.activation == ib.activation &&
+           ia.embedding == ib.embedding && ia.embed_in == ib.embed_in &&
+           ia.n_params == ib.n_params;
+    for (size_t l = 0; same && l <= ia.n_layers; l++)
+        same = ia.width[l] == ib.width[l] && ia.residual[l] == ib.residual[l];
+    if (same && ia.fourier != NULL && ib.fourier != NULL)
+        same = memcmp(ia.fourier, ib.fourier, ia.embed_in / 2 * sizeof(float)) == 0;
+    return same;
+}
+
 const score__model_ops score__mlp_ops = {
     .name = "mlp",
     .prepare = mlp_prepare,
@@ -618,4 +637,5 @@ const score__model_ops score__mlp_ops = {
     .on_param = mlp_on_param,
     .save = score__mlp_save,
     .load = score__mlp_load,
+    .same_arch = mlp_same_arch,
 };

@@ -83,6 +83,9 @@ typedef struct score__model_ops {
      * are listed in model-io.c. */
     int (*save)(const score_model *m, struct score__st_writer *w);
     int (*load)(score_model **out, const struct score__st_reader *r);
+    /* 1 when b, a model of the same kind, has a's architecture (what its parameters mean,
+     * besides their values), else 0; NULL: every model of the kind has the same one. */
+    int (*same_arch)(const score_model *a, const score_model *b);
 } score__model_ops;
 
 #define SCORE__MODEL_NPARAMS 10
@@ -185,6 +188,10 @@ float *score__model_params_exchange(score_model *m, float *buf);
 /* Notes that the array of score__model_params_data() was written in place (invalidates the
  * backward cache, like score_model_params_set()). */
 void score__model_params_changed(score_model *m);
+
+/* 1 when a and b are of the same kind and architecture, so that the parameters of one mean
+ * the same in the other (the trainer's checkpoints), else 0. */
+int score__model_same_architecture(const score_model *a, const score_model *b);
 /* The loader's probe (model-io.c, doc/model-format.md): evaluates m on a fixed 3-row batch;
  * SCORE_E_FORMAT (message prefixed for fn) when an output is not finite, SCORE_E_NOMEM. */
 int score__model_probe(const char *fn, score_model *m);

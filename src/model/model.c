@@ -207,34 +207,33 @@ static int check_param_target(const char *fn, score_model *m, int param)
     return SCORE_OK;
 }
 
-int score_model_set_f64(score_model *model, int param, double value)
+/* score_model_set_f64 / _i64: the value through the table, then the kind's hook, which may
+ * refuse it (the parameters are then restored). */
+static int set_param(const char *fn, score_model *model, int param, int is_f64, double f,
+                     int64_t i)
 {
     int rc;
     score__param_val saved[SCORE__MODEL_NPARAMS];
     if (model == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "model is NULL");
-    if ((rc = check_param_target(__func__, model, param)) != SCORE_OK)
+        return score__error(SCORE_E_INVAL, fn, "model is NULL");
+    if ((rc = check_param_target(fn, model, param)) != SCORE_OK)
         return rc;
     memcpy(saved, model->params, sizeof saved);
-    rc = score__param_set_f64(__func__, model_params, SCORE__MODEL_NPARAMS, model->params, param, value);
+    rc = is_f64 ? score__param_set_f64(fn, model_params, SCORE__MODEL_NPARAMS, model->params, param, f)
+                : score__param_set_i64(fn, model_params, SCORE__MODEL_NPARAMS, model->params, param, i);
     if (rc == SCORE_OK && model->ops->on_param && (rc = model->ops->on_param(model, param)) != SCORE_OK)
         memcpy(model->params, saved, sizeof saved);
     return rc;
 }
 
+int score_model_set_f64(score_model *model, int param, double value)
+{
+    return set_param(__func__, model, param, 1, value, 0);
+}
+
 int score_model_set_i64(score_model *model, int param, int64_t value)
 {
-    int rc;
-    score__param_val saved[SCORE__MODEL_NPARAMS];
-    if (model == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "model is NULL");
-    if ((rc = check_param_target(__func__, model, param)) != SCORE_OK)
-        return rc;
-    memcpy(saved, model->params, sizeof saved);
-    rc = score__param_set_i64(__func__, model_params, SCORE__MODEL_NPARAMS, model->params, param, value);
-    if (rc == SCORE_OK && model->ops->on_param && (rc = model->ops->on_param(model, param)) != SCORE_OK)
-        memcpy(model->params, saved, sizeof saved);
-    return rc;
+    return set_param(__func__, model, param, 0, 0.0, value);
 }
 
 int score_model_get_f64(const score_model *model, int param, double *out)
@@ -314,4 +313,11 @@ float *score__model_params_exchange(score_model *m, float *buf)
 void score__model_params_changed(score_model *m)
 {
     atomic_store(&m->cached_n, (size_t)0);
+}
+
+int score__model_same_architecture(const score_model *a, const score_model *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    return a->ops->same_arch == NULL || a->ops->same_arch(a, b);
 }

@@ -6,7 +6,7 @@
 
 #include "io/safetensors-priv.h"
 #include "libscore/version.h"
-#include "model/mlp-priv.h"
+#include "model/model-priv.h"
 #include "train-priv.h"
 
 /* ---- checkpoints ------------------------------------------------------------------------
@@ -176,31 +176,23 @@ static int stored_model(const char *fn, const score__st_reader *r, score_model *
     }
 }
 
-/* Same architecture: parameter count, and for MLPs widths, activation, embedding and the
- * Fourier projection (fixed by the model's seed, not a trainable parameter). */
+/* Same kind and architecture (for MLPs: widths, activation, embedding and the Fourier
+ * projection of the seed; score__model_same_architecture()). */
 static int same_architecture(const char *fn, const score_model *a, score_model *b)
 {
-    score__mlp_info ia, ib;
     if (score_model_kind(a) != score_model_kind(b))
         return score__error(SCORE_E_FORMAT, fn, "the checkpoint's model is of another kind");
-    if (score_model_kind(a) == SCORE_MODEL_MLP && score__mlp_info_get(a, &ia) == SCORE_OK &&
-        score__mlp_info_get(b, &ib) == SCORE_OK) {
-        int same = ia.n_layers == ib.n_layers && ia.activation == ib.activation &&
-                   ia.embedding == ib.embedding && ia.embed_in == ib.embed_in &&
-                   ia.n_params == ib.n_params;
-        for (size_t l = 0; same && l <= ia.n_layers; l++)
-            same = ia.width[l] == ib.width[l] && ia.residual[l] == ib.residual[l];
-        if (same && ia.fourier != NULL && ib.fourier != NULL)
-            same = memcmp(ia.fourier, ib.fourier, ia.embed_in / 2 * sizeof(float)) == 0;
-        if (!same)
-            return score__error(SCORE_E_FORMAT, fn,
-                                "the checkpoint's MLP has another architecture (widths, activation, "
-                                "embedding or the Fourier projection of its seed)");
-    }
+    if (!score__model_same_architecture(a, b))
+        return score__error(SCORE_E_FORMAT, fn,
+                            "the checkpoint's %s has another architecture (widths, activation, "
+                            "embedding or the Fourier projection of its seed)",
+                            score_model_kind(a) == SCORE_MODEL_MLP ? "MLP" : "model");
     return SCORE_OK;
 }
 
-/* Everything is read and validated into temporaries first; the trainer changes only at the end. */
+/* Everything is read and validated into temporaries first; the trainer changes only at the end.
+ * About 100 lines: one sequence of reads, each checked against the trainer, then the commit;
+ * the temporaries it frees on every exit stay in one place. */
 static int load_reader(const char *fn, score_trainer *tr, const score__st_reader *r)
 {
     const char *on = score__st_meta(r, "optimizer");

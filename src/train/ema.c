@@ -75,14 +75,23 @@ size_t score_ema_size(const score_ema *ema)
 
 SCORE__DEFINE_PARAM_ACCESSORS(score_ema, score_ema, "ema", ema_params, SCORE__EMA_NPARAMS)
 
-int score_ema_update(score_ema *ema, size_t n, const float *params)
+/* The arguments of score_ema_update / score_ema_reset: n finite parameters for this EMA. */
+static int check_params(const char *fn, const score_ema *ema, size_t n, const float *params)
 {
     if (ema == NULL || params == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema or params is NULL");
+        return score__error(SCORE_E_INVAL, fn, "ema or params is NULL");
     if (n != ema->n)
-        return score__error(SCORE_E_SHAPE, __func__, "n = %zu, the EMA has %zu parameters", n, ema->n);
+        return score__error(SCORE_E_SHAPE, fn, "n = %zu, the EMA has %zu parameters", n, ema->n);
     if (!score__all_finite_f32(n, params))
-        return score__error(SCORE_E_NUMERIC, __func__, "params contain NaN or infinity");
+        return score__error(SCORE_E_NUMERIC, fn, "params contain NaN or infinity");
+    return SCORE_OK;
+}
+
+int score_ema_update(score_ema *ema, size_t n, const float *params)
+{
+    int rc = check_params(__func__, ema, n, params);
+    if (rc != SCORE_OK)
+        return rc;
     score__ema_update_finite(ema, params);
     return SCORE_OK;
 }
@@ -135,12 +144,9 @@ int score_ema_copy_to_model(const score_ema *ema, score_model *model)
 
 int score_ema_reset(score_ema *ema, size_t n, const float *params)
 {
-    if (ema == NULL || params == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "ema or params is NULL");
-    if (n != ema->n)
-        return score__error(SCORE_E_SHAPE, __func__, "n = %zu, the EMA has %zu parameters", n, ema->n);
-    if (!score__all_finite_f32(n, params))
-        return score__error(SCORE_E_NUMERIC, __func__, "params contain NaN or infinity");
+    int rc = check_params(__func__, ema, n, params);
+    if (rc != SCORE_OK)
+        return rc;
     memcpy(ema->shadow, params, n * sizeof(float));
     ema->num_updates = 0;
     return SCORE_OK;
