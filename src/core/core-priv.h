@@ -31,6 +31,9 @@ int score__mul_size(size_t a, size_t b, size_t *out);
  * rows within 64 bits and every column index of the noise generator (dim * blocks) within its
  * 2^34 columns. */
 #define SCORE__MAX_DIM ((size_t)1 << 24)
+/* The dimension check of those objects' constructors: SCORE_E_RANGE with a message naming fn
+ * unless dim is in [1, SCORE__MAX_DIM]. */
+int score__check_dim(const char *fn, size_t dim);
 
 /* Returns 1 if every value is finite. */
 int score__all_finite_f32(size_t n, const float *x);

@@ -95,6 +95,13 @@ int score__mul_size(size_t a, size_t b, size_t *out)
     return 0;
 }
 
+int score__check_dim(const char *fn, size_t dim)
+{
+    if (dim == 0 || dim > SCORE__MAX_DIM)
+        return score__error(SCORE_E_RANGE, fn, "dim %zu not in [1, 2^24]", dim);
+    return SCORE_OK;
+}
+
 void *score__calloc(size_t n, size_t size)
 {
     size_t bytes;

@@ -1,13 +1,10 @@
 /* Philox4x32-10 counter-based generator (Salmon, Moraes, Dror, Shaw, SC'11).
  *
- * DESIGN: the generator is written here rather than taken from a library on purpose. It is
- * counter-based: the value at (seed, stream, counter, lane) is a pure function of those words,
- * so a sample row can be regenerated, skipped to or split across threads without state, and
- * the samplers' noise is reproducible bit for bit across CPUs, thread counts and batch sizes
- * (the normal fill below uses only correctly rounded IEEE operations for the same reason).
- * Common C libraries offer stateful generators (or platform-dependent ones) instead. The
- * block function is checked by known-answer tests against the published Random123 vectors
- * (tests/test-rng.c). */
+ * DESIGN: written here on purpose, not taken from a library. It is counter-based: a value is a
+ * pure function of (seed, stream, counter, lane), so rows can be regenerated, skipped to or split
+ * across threads without state, and the samplers' noise is the same bit for bit on every CPU,
+ * thread count and batch size. Known-answer tests against the published Random123 vectors
+ * check the block function (tests/test-rng.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -30,8 +30,8 @@ int score_evolve_new(score_evolve **out, size_t dim)
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
-    if (dim == 0 || dim > SCORE__MAX_DIM)
-        return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^24]", dim);
+    if (score__check_dim(__func__, dim) != SCORE_OK)
+        return SCORE_E_RANGE;
     e = score__calloc(1, sizeof *e);
     if (e == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");

@@ -89,8 +89,8 @@ int score_sampler_new(score_sampler **out, const score_step_type *predictor,
     *out = NULL;
     if (predictor == NULL)
         return score__error(SCORE_E_INVAL, __func__, "predictor is NULL");
-    if (dim == 0 || dim > SCORE__MAX_DIM)
-        return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^24]", dim);
+    if (score__check_dim(__func__, dim) != SCORE_OK)
+        return SCORE_E_RANGE;
     s = score__calloc(1, sizeof *s);
     if (s == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");

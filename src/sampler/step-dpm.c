@@ -181,6 +181,9 @@ int score__step_dpm_adaptive(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
+/* Multistep DPM-Solver++ (2M, 3M, 2M SDE). Kept as one function of about 100 lines on
+ * purpose: the history check, the order actually available and the per-row update read the
+ * same per-row arrays in one pass, and split apart they would only pass those arrays around. */
 int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim, nd = n * dim;

@@ -59,8 +59,8 @@ int score_step_new(score_step **out, const score_step_type *type, size_t dim)
     if (!type->builtin && type->apply == NULL)
         return score__error(SCORE_E_INVAL, __func__, "user step type '%s' has no apply function",
                             type->name);
-    if (dim == 0 || dim > SCORE__MAX_DIM)
-        return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^24]", dim);
+    if (score__check_dim(__func__, dim) != SCORE_OK)
+        return SCORE_E_RANGE;
     st = score__calloc(1, sizeof *st);
     if (st == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
