@@ -72,20 +72,31 @@ int score_model_save_buffer(const score_model *model, void **buf_out, size_t *le
     return save_to_buffer(__func__, model, buf_out, len_out);
 }
 
-int score_model_save(const score_model *model, const char *path)
+int score__save_file_via_buffer(const char *fn, const char *path, const void *obj,
+                                score__to_buffer_fn to_buffer)
 {
     void *buf = NULL;
     size_t len = 0;
     int rc;
-    if (model == NULL || path == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "model or path is NULL");
     if (path[0] == '\0')
-        return score__error(SCORE_E_INVAL, __func__, "path is empty");
-    if ((rc = save_to_buffer(__func__, model, &buf, &len)) != SCORE_OK)
+        return score__error(SCORE_E_INVAL, fn, "path is empty");
+    if ((rc = to_buffer(fn, obj, &buf, &len)) != SCORE_OK)
         return rc;
-    rc = score__st_save_file(__func__, path, buf, len);
+    rc = score__st_save_file(fn, path, buf, len);
     score__free(buf);
     return rc;
+}
+
+static int model_to_buffer(const char *fn, const void *obj, void **buf, size_t *len)
+{
+    return save_to_buffer(fn, obj, buf, len);
+}
+
+int score_model_save(const score_model *model, const char *path)
+{
+    if (model == NULL || path == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model or path is NULL");
+    return score__save_file_via_buffer(__func__, path, model, model_to_buffer);
 }
 
 /* Restores the "user.<key>" entries: hostile input, validated like the setter's arguments

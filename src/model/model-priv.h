@@ -192,6 +192,13 @@ void score__model_params_changed(score_model *m);
 /* 1 when a and b are of the same kind and architecture, so that the parameters of one mean
  * the same in the other (the trainer's checkpoints), else 0. */
 int score__model_same_architecture(const score_model *a, const score_model *b);
+
+/* model-io.c: the public save-to-file calls. to_buffer writes obj into a new buffer (freed
+ * with score__free()); score__save_file_via_buffer() refuses an empty path, then stores the
+ * buffer with score__st_save_file(). path must not be NULL. */
+typedef int (*score__to_buffer_fn)(const char *fn, const void *obj, void **buf, size_t *len);
+int score__save_file_via_buffer(const char *fn, const char *path, const void *obj,
+                                score__to_buffer_fn to_buffer);
 /* The loader's probe (model-io.c, doc/model-format.md): evaluates m on a fixed 3-row batch;
  * SCORE_E_FORMAT (message prefixed for fn) when an output is not finite, SCORE_E_NOMEM. */
 int score__model_probe(const char *fn, score_model *m);

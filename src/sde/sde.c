@@ -478,6 +478,31 @@ int score_sde_pf_drift(score_sde *sde, size_t n, const double *t, const float *x
 
 /* ---- divergences -------------------------------------------------------------------- */
 
+/* The products J v_p of the k probes per row into sde->pout (by jvp, or by vjp, which gives
+ * J^T v_p: only their diagonal / quadratic forms are used), and with want_f the model's
+ * output into sde->fout. Counts the evaluations. */
+static int model_probe_products(const char *fn, score_sde *sde, size_t n, const float *xm,
+                                size_t k, const float *probes, int want_f)
+{
+    const score_model *m = sde->model;
+    uint32_t caps = score_model_capabilities(m);
+    int rc;
+    sde->nfe++;
+    if (caps & SCORE_MODEL_CAP_JVP) {
+        rc = score__model_jvp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout,
+                                 want_f ? sde->fout : NULL);
+    } else {
+        rc = score__model_vjp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout);
+        if (rc == SCORE_OK && want_f) {
+            sde->nfe++;
+            rc = score__model_forward_ws(m, sde->mws, n, xm, sde->cond, sde->fout);
+        }
+    }
+    if (rc != SCORE_OK)
+        return model_call_failed(fn, rc);
+    return SCORE_OK;
+}
+
 /* tr(dF/dx) per row into sde->tr (and F into sde->fout when want_f), exactly: the model's
  * trace, or dim products with unit vectors. */
 static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm, int want_f)
@@ -499,19 +524,8 @@ static int model_trace(const char *fn, score_sde *sde, size_t n, const float *xm
                             "the model provides neither trace, jvp nor vjp: no divergence");
     if ((rc = basis_probes(fn, sde, n)) != SCORE_OK)
         return rc;
-    sde->nfe++;
-    if (caps & SCORE_MODEL_CAP_JVP) {
-        rc = score__model_jvp_ws(m, sde->mws, n, xm, sde->cond, d, sde->basis, sde->pout,
-                                 want_f ? sde->fout : NULL);
-    } else {
-        rc = score__model_vjp_ws(m, sde->mws, n, xm, sde->cond, d, sde->basis, sde->pout);
-        if (rc == SCORE_OK && want_f) {
-            sde->nfe++;
-            rc = score__model_forward_ws(m, sde->mws, n, xm, sde->cond, sde->fout);
-        }
-    }
-    if (rc != SCORE_OK)
-        return model_call_failed(fn, rc);
+    if ((rc = model_probe_products(fn, sde, n, xm, d, sde->basis, want_f)) != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double acc = 0.0;
         for (size_t p = 0; p < d; p++)
@@ -534,19 +548,8 @@ static int model_hutchinson(const char *fn, score_sde *sde, size_t n, const floa
                             "Hutchinson's estimator needs a model with jvp or vjp");
     if ((rc = grow_probes(fn, sde, n, k)) != SCORE_OK)
         return rc;
-    sde->nfe++;
-    if (caps & SCORE_MODEL_CAP_JVP) {
-        rc = score__model_jvp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout,
-                                 want_f ? sde->fout : NULL);
-    } else {
-        rc = score__model_vjp_ws(m, sde->mws, n, xm, sde->cond, k, probes, sde->pout);
-        if (rc == SCORE_OK && want_f) {
-            sde->nfe++;
-            rc = score__model_forward_ws(m, sde->mws, n, xm, sde->cond, sde->fout);
-        }
-    }
-    if (rc != SCORE_OK)
-        return model_call_failed(fn, rc);
+    if ((rc = model_probe_products(fn, sde, n, xm, k, probes, want_f)) != SCORE_OK)
+        return rc;
     for (size_t b = 0; b < n; b++) {
         double acc = 0.0;
         for (size_t p = 0; p < k; p++) {

@@ -113,20 +113,19 @@ int score_trainer_save_buffer(score_trainer *tr, void **buf_out, size_t *len_out
     return save_buffer(__func__, tr, buf_out, len_out);
 }
 
+/* save_buffer() for score__save_file_via_buffer(): the trainer is passed as a const pointer
+ * there, but saving reseeds its generator (rng state written into the file), so it is the
+ * caller's non-const trainer. */
+static int trainer_to_buffer(const char *fn, const void *obj, void **buf, size_t *len)
+{
+    return save_buffer(fn, (score_trainer *)obj, buf, len);
+}
+
 int score_trainer_save(score_trainer *tr, const char *path)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    int rc;
     if (tr == NULL || path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or path is NULL");
-    if (path[0] == '\0')
-        return score__error(SCORE_E_INVAL, __func__, "path is empty");
-    if ((rc = save_buffer(__func__, tr, &buf, &len)) != SCORE_OK)
-        return rc;
-    rc = score__st_save_file(__func__, path, buf, len);
-    score__free(buf);
-    return rc;
+    return score__save_file_via_buffer(__func__, path, tr, trainer_to_buffer);
 }
 
 static int check_header(const char *fn, const score__st_reader *r)
