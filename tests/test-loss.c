@@ -65,6 +65,43 @@ static score_sde *make_sde(score_schedule *s, score_model *m, int output, int co
     return sde;
 }
 
+/* The handles of one loss set-up (schedule, model, sde, loss, generator, data rows), freed
+ * together by fx_free(); NULL members are allowed. */
+typedef struct loss_fx {
+    score_schedule *s;
+    score_model *m;
+    score_sde *sde;
+    score_loss *l;
+    score_rng *r;
+    float *x;
+} loss_fx;
+
+static void fx_free(loss_fx *f)
+{
+    score_loss_free(f->l);
+    score_sde_free(f->sde);
+    score_model_free(f->m);
+    score_schedule_free(f->s);
+    score_rng_free(f->r);
+    free(f->x);
+}
+
+/* The analytic model of N(0, var I) data (dim d) under VE through a score sde conditioned on
+ * t, a loss of the given kind at time t, a generator (rng_seed) and n data rows (data_seed). */
+static loss_fx gaussian_fx(size_t n, size_t d, const double *mean, const double *var,
+                           int loss_kind, double t, uint64_t rng_seed, uint64_t data_seed)
+{
+    loss_fx f = {0};
+    f.s = sched(SCORE_SCHEDULE_VE);
+    f.r = new_rng(rng_seed);
+    f.x = normal_data(n, d, data_seed, sqrt(var[0]));
+    ck_assert_ok(score_model_new_gaussian(&f.m, f.s, d, mean, NULL, var));
+    f.sde = make_sde(f.s, f.m, SCORE_OUTPUT_SCORE, SCORE_COND_T);
+    ck_assert_ok(score_loss_new(&f.l, loss_kind));
+    ck_assert_ok(score_loss_set_f64(f.l, SCORE_LOSS_PARAM_TIME, t));
+    return f;
+}
+
 static double loss_value(score_loss *l, const score_sde *sde, score_model *m, const score_rng *r,
                          size_t n, const float *x)
 {
@@ -188,12 +225,7 @@ START_TEST(gradient_vs_finite_differences)
            gc->name, err, gap);
     ck_assert_double_le(err, TOL_GRAD_REL);
     ck_assert_double_le(gap, TOL_PATH_REL);
-    score_loss_free(l);
-    score_sde_free(sde);
-    score_schedule_free(s);
-    score_model_free(m);
-    score_rng_free(r);
-    free(x);
+    fx_free(&(loss_fx){s, m, sde, l, r, x});
 }
 END_TEST
 
@@ -275,29 +307,15 @@ START_TEST(hyvarinen_analytic_gaussian)
      * on data x ~ N(0, v I): J = d (v / (2 (v + s2)^2) - 1 / (v + s2)), s2 = sigma(t)^2. */
     enum { N = 20000, D = 2 };
     const double var[D] = {2.0, 2.0}, mean[D] = {0.0, 0.0}, t = 0.2;
-    score_schedule *s = sched(SCORE_SCHEDULE_VE);
-    score_model *m;
-    score_sde *sde;
-    score_loss *l;
-    score_rng *r = new_rng(2);
-    float *x = normal_data(N, D, 12, sqrt(var[0]));
+    loss_fx f = gaussian_fx(N, D, mean, var, SCORE_LOSS_HYVARINEN, t, 2, 12);
     double sig, v, s2, expect;
-    ck_assert_ok(score_model_new_gaussian(&m, s, D, mean, NULL, var));
-    sde = make_sde(s, m, SCORE_OUTPUT_SCORE, SCORE_COND_T);
-    ck_assert_ok(score_loss_new(&l, SCORE_LOSS_HYVARINEN));
-    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_TIME, t));
-    ck_assert_ok(score_schedule_alpha_sigma(s, 1, &t, NULL, &sig));
+    ck_assert_ok(score_schedule_alpha_sigma(f.s, 1, &t, NULL, &sig));
     s2 = sig * sig;
-    v = loss_value(l, sde, m, r, N, x);
+    v = loss_value(f.l, f.sde, f.m, f.r, N, f.x);
     expect = D * (var[0] / (2.0 * (var[0] + s2) * (var[0] + s2)) - 1.0 / (var[0] + s2));
     /* |s|^2/2 has sd d^(1/2) v / (v + s2)^2 / sqrt(2)-ish < 1: 5 / sqrt(N) covers it */
     ck_assert_double_eq_tol(v, expect, 5.0 / sqrt((double)N));
-    score_loss_free(l);
-    score_sde_free(sde);
-    score_model_free(m);
-    score_schedule_free(s);
-    score_rng_free(r);
-    free(x);
+    fx_free(&f);
 }
 END_TEST
 
@@ -307,28 +325,14 @@ START_TEST(dsm_at_the_true_score)
      * coordinate = (1 / sigma^2 - 1 / (v + sigma^2)) / 2. Through a VE sde at time t. */
     enum { N = 40000, D = 2 };
     const double var[D] = {0.5, 0.5}, mean[D] = {0.0, 0.0}, t = 0.3;
-    score_schedule *s = sched(SCORE_SCHEDULE_VE);
-    score_model *m;
-    score_sde *sde;
-    score_loss *l;
-    score_rng *r = new_rng(3);
-    float *x = normal_data(N, D, 13, sqrt(var[0]));
+    loss_fx f = gaussian_fx(N, D, mean, var, SCORE_LOSS_DSM, t, 3, 13);
     double sig, v, expect;
-    ck_assert_ok(score_model_new_gaussian(&m, s, D, mean, NULL, var));
-    sde = make_sde(s, m, SCORE_OUTPUT_SCORE, SCORE_COND_T);
-    ck_assert_ok(score_loss_new(&l, SCORE_LOSS_DSM));
-    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_TIME, t));
-    ck_assert_ok(score_schedule_alpha_sigma(s, 1, &t, NULL, &sig));
-    v = loss_value(l, sde, m, r, N, x);
+    ck_assert_ok(score_schedule_alpha_sigma(f.s, 1, &t, NULL, &sig));
+    v = loss_value(f.l, f.sde, f.m, f.r, N, f.x);
     expect = 0.5 * D * (1.0 / (sig * sig) - 1.0 / (var[0] + sig * sig));
     /* per-row loss has sd ~ expect; 5 standard errors */
     ck_assert_double_eq_tol(v, expect, 5.0 * expect * 2.0 / sqrt((double)N));
-    score_loss_free(l);
-    score_sde_free(sde);
-    score_model_free(m);
-    score_schedule_free(s);
-    score_rng_free(r);
-    free(x);
+    fx_free(&f);
 }
 END_TEST
 
@@ -563,12 +567,7 @@ START_TEST(noise_independent_of_batch_size)
     ck_assert_double_ne(one, two);
     ck_assert_ok(score_rng_advance(r, 1));
     ck_assert_double_ne(loss_value(l, sde, m, r, 1, x), one);
-    score_loss_free(l);
-    score_sde_free(sde);
-    score_schedule_free(s);
-    score_model_free(m);
-    score_rng_free(r);
-    free(x);
+    fx_free(&(loss_fx){s, m, sde, l, r, x});
 }
 END_TEST
 
