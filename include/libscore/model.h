@@ -115,7 +115,15 @@ enum score_model_param {
      *  the work runs on the calling thread with the same results. Set the BLAS to one thread
      *  (OPENBLAS_NUM_THREADS=1, BLIS_NUM_THREADS=1) when using it, otherwise each of these
      *  threads runs a BLAS thread pool of its own (see doc/threading.md). */
-    SCORE_MODEL_PARAM_THREADS = 309
+    SCORE_MODEL_PARAM_THREADS = 309,
+    /** i64: number of classes K of a label input, 0..65535, default 0 (no label input). A model
+     *  with K > 0 takes one label per row in 0..K-1, or the null label K (the unconditional
+     *  model of classifier-free guidance), through the object that evaluates it (see
+     *  score_sde_set_label(), the loss and the trainer). Architecture (MLP). */
+    SCORE_MODEL_PARAM_NUM_CLASSES = 310,
+    /** i64: width m of a per-row context vector input, 0..4096, default 0 (none). Distinct from
+     *  the scalar conditioning value c(t). Architecture (MLP). */
+    SCORE_MODEL_PARAM_CONTEXT_DIM = 311
 };
 
 /**

@@ -94,6 +94,10 @@ static int mlp_on_param(score_model *m, int param)
     if (param == SCORE_MODEL_PARAM_EMBED_DIM &&
         score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM) % 2 != 0)
         return score__error(SCORE_E_RANGE, "score_model_set_i64", "embed_dim must be even");
+    if ((param == SCORE_MODEL_PARAM_NUM_CLASSES || param == SCORE_MODEL_PARAM_CONTEXT_DIM) &&
+        score__model_i64(m, param) != 0)
+        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_i64",
+                            "label and context inputs are not implemented by this MLP yet");
     /* HIDDEN / DEPTH set after score_model_set_hidden_widths(): the latest call wins. */
     if ((param == SCORE_MODEL_PARAM_HIDDEN || param == SCORE_MODEL_PARAM_DEPTH) && p != NULL)
         p->n_custom = 0;

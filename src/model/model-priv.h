@@ -88,7 +88,7 @@ typedef struct score__model_ops {
     int (*same_arch)(const score_model *a, const score_model *b);
 } score__model_ops;
 
-#define SCORE__MODEL_NPARAMS 10
+#define SCORE__MODEL_NPARAMS 12
 
 struct score_model {
     const score__model_ops *ops;
@@ -146,6 +146,17 @@ struct score__model_ws {
                                   * (a combination evaluates its members with its own) */
     int cb_status;               /* user status of the last callback call through it */
     size_t cached_n;             /* rows cached by score__model_forward_ws() for backward */
+    /* Label and context inputs of the rows of the next calls through this workspace, set by
+     * the calling object (sde, loss, trainer) and read by kinds with such inputs
+     * (SCORE_MODEL_PARAM_NUM_CLASSES > 0, SCORE_MODEL_PARAM_CONTEXT_DIM > 0). The arrays
+     * belong to the caller, which validated them (labels in 0..K, K = the null label; finite
+     * context values). labels NULL: every row has the null label. context NULL: no context
+     * (a kind that needs one refuses the call with SCORE_E_INVAL). *_per_row = 1: one entry
+     * (label, or context_dim floats) per row of the call; 0: one entry for all rows. */
+    const int32_t *labels;
+    const float *context;
+    int labels_per_row;
+    int context_per_row;
 };
 
 /* An empty workspace (SCORE_E_NOMEM without a message). */

@@ -23,6 +23,10 @@ static const score__param_desc model_params[SCORE__MODEL_NPARAMS] = {
      "guidance weight w of a classifier-free-guidance combination: (1 + w) s_cond - w s_uncond"},
     {SCORE_MODEL_PARAM_THREADS, "threads", SCORE_PARAM_I64, 1, 1024, 1,
      "threads for row-parallel evaluation (blocks of rows at a time); results do not depend on it"},
+    {SCORE_MODEL_PARAM_NUM_CLASSES, "num_classes", SCORE_PARAM_I64, 0, 65535, 0,
+     "number of classes of the label input, 0 = none; label K is the null label (MLP)"},
+    {SCORE_MODEL_PARAM_CONTEXT_DIM, "context_dim", SCORE_PARAM_I64, 0, 4096, 0,
+     "width of the per-row context vector input, 0 = none (MLP)"},
 };
 
 const score__param_desc *score__model_param_table(size_t *n_out)
