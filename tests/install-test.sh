@@ -1,6 +1,13 @@
 #!/bin/sh
-# Installs the built tree into a temporary DESTDIR and builds a consumer only through
-# `pkg-config --cflags --libs libscore`, then runs it.
+# Installs the built tree into a temporary DESTDIR and builds consumers of the installed files
+# only, the ways the README documents:
+#  1. pkg-config, shared library: `cc app.c $(pkg-config --cflags --libs libscore)`, run;
+#  2. the README's command for examples/quickstart.c (which also calls libm itself) and for the
+#     README's own C program, linked with warnings as errors;
+#  3. pkg-config, static library: libscore.a plus `pkg-config --static --libs` of the rest, run,
+#     and checked to need no libscore.so;
+#  4. CMake (when cmake is installed): find_package(libscore) with libscore::libscore and
+#     libscore::libscore_static, built and run.
 set -eu
 builddir=$1
 srcdir=$2
@@ -11,11 +18,70 @@ pcdir=$(dirname "$(find "$tmp/root" -name libscore.pc | head -n 1)")
 [ -n "$pcdir" ] || { echo "libscore.pc was not installed"; exit 1; }
 export PKG_CONFIG_PATH="$pcdir"
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
-flags=$(pkg-config --cflags --libs libscore)
-${CC:-cc} -std=c11 -Wall -Werror -o "$tmp/consumer" "$srcdir/tests/install-consumer.c" $flags
+CC=${CC:-cc}
 libdir=$(dirname "$(find "$tmp/root" -name 'libscore.so.0' | head -n 1)")
-LD_LIBRARY_PATH="$libdir" "$tmp/consumer"
+incdir=$(dirname "$(find "$tmp/root" -name libscore.h | head -n 1)")
 for h in common.h status.h param.h rng.h version.h libscore.h; do
-    [ -f "$(dirname "$(find "$tmp/root" -name libscore.h | head -n 1)")/$h" ] || { echo "missing installed header $h"; exit 1; }
+    [ -f "$incdir/$h" ] || { echo "missing installed header $h"; exit 1; }
 done
+
+# 1. shared, through pkg-config
+flags=$(pkg-config --cflags --libs libscore)
+$CC -std=c11 -Wall -Werror -o "$tmp/consumer" "$srcdir/tests/install-consumer.c" $flags
+LD_LIBRARY_PATH="$libdir" "$tmp/consumer"
+
+# 2. the README's command line, on the quickstart example (warnings are errors: the README
+#    promises a clean build)
+$CC -std=c11 -Wall -Wextra -Werror -o "$tmp/quickstart" "$srcdir/examples/quickstart.c" \
+    $(pkg-config --cflags --libs libscore) -lm
+echo "install test: README command builds examples/quickstart.c"
+# the README's C program (its first ```c block), same command
+awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' "$srcdir/README.md" >"$tmp/readme.c"
+[ -s "$tmp/readme.c" ] || { echo "README.md has no C program block"; exit 1; }
+$CC -std=c11 -Wall -Wextra -Werror -o "$tmp/readme" "$tmp/readme.c" \
+    $(pkg-config --cflags --libs libscore) -lm
+LD_LIBRARY_PATH="$libdir" "$tmp/readme" | grep -q "^first sample: " || { echo "the README program failed"; exit 1; }
+echo "install test: README program builds without warnings and runs"
+
+# 3. static: the archive, then what it needs (pkg-config --static minus -lscore)
+if [ -f "$libdir/libscore.a" ]; then
+    rest=$(pkg-config --static --libs libscore | sed 's/-lscore\b//')
+    $CC -std=c11 -Wall -Werror -o "$tmp/consumer-static" "$srcdir/tests/install-consumer.c" \
+        $(pkg-config --cflags libscore) "$libdir/libscore.a" $rest
+    if command -v readelf >/dev/null && readelf -d "$tmp/consumer-static" | grep -q 'libscore\.so'; then
+        echo "the static consumer depends on libscore.so"; exit 1
+    fi
+    env -u LD_LIBRARY_PATH "$tmp/consumer-static"
+    echo "install test: static consumer ok"
+else
+    echo "install test: no libscore.a installed (default_library=shared), static consumer skipped"
+fi
+
+# 4. CMake
+if command -v cmake >/dev/null; then
+    mkdir -p "$tmp/cmake-src"
+    cp "$srcdir/tests/install-consumer.c" "$tmp/cmake-src/consumer.c"
+    cat >"$tmp/cmake-src/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.16)
+project(libscore_cmake_consumer C)
+find_package(libscore 0.1 REQUIRED)
+add_executable(consumer consumer.c)
+target_link_libraries(consumer PRIVATE libscore::libscore)
+if(TARGET libscore::libscore_static)
+  add_executable(consumer_static consumer.c)
+  target_link_libraries(consumer_static PRIVATE libscore::libscore_static)
+endif()
+CMAKE
+    prefix=$(pkg-config --variable=prefix libscore)   # with the DESTDIR (sysroot) in front
+    cmake -S "$tmp/cmake-src" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_COMPILER="$CC" >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; exit 1; }
+    cmake --build "$tmp/cmake-build" >>"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; exit 1; }
+    LD_LIBRARY_PATH="$libdir" "$tmp/cmake-build/consumer"
+    if [ -x "$tmp/cmake-build/consumer_static" ]; then
+        env -u LD_LIBRARY_PATH "$tmp/cmake-build/consumer_static"
+    fi
+    echo "install test: CMake consumer ok"
+else
+    echo "install test: cmake not installed, CMake consumer skipped"
+fi
 echo "install test: ok"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Sets up a fresh Debian 12 machine (packages) and runs every check libscore has:
 #   1. a normal build: all default suites (unit, build, abi, examples, cli, oom, python, torch);
+#   1b. the other CBLAS back end: a build with -Dblas=blis running the unit suite;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, example and CLI tests
 #      (LeakSanitizer on: the CLI error paths must not leak) and the allocation-failure test
 #      (oom: the N-th allocation fails, for every N);
@@ -10,7 +11,8 @@
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
-sh tools/setup-debian.sh doxygen clang libclang-rt-14-dev python3-numpy python3-torch ||
+sh tools/setup-debian.sh doxygen clang libclang-rt-14-dev python3-numpy python3-torch cmake \
+        libblis-dev ||
     { echo "package set-up failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
@@ -50,6 +52,14 @@ if setup build-test; then
     count build-test
 else
     fail_step "normal build"
+fi
+
+# 1b. the second CBLAS back end of the design (BLIS, Debian's libblis-dev): the unit suite
+if setup build-blis -Dblas=blis -Dexamples=false -Dcli=false -Dbench=false; then
+    meson test -C build-blis --print-errorlogs --num-processes 2 --suite unit || status=1
+    count build-blis
+else
+    fail_step "BLIS build (-Dblas=blis)"
 fi
 
 # 2. sanitizer build (UBSan findings are fatal)
