@@ -103,8 +103,12 @@ fi
 
 # 5. API reference, warnings as errors
 if setup build-docs -Ddocs=enabled -Dtests=disabled -Dexamples=false; then
-    echo "docs: Doxygen reference built with no warnings"
-    passed=$((passed + 1))
+    if grep -rlF "$(pwd)" build-docs/doc/html | head -n 3 | grep .; then
+        fail_step "Doxygen reference: pages name the build machine's source path"
+    else
+        echo "docs: Doxygen reference built with no warnings and relative page names"
+        passed=$((passed + 1))
+    fi
 else
     fail_step "Doxygen reference (-Ddocs=enabled)"
 fi
