@@ -7,12 +7,13 @@
 #      (oom: the N-th allocation fails, for every N);
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
 #   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
-#   5. the Doxygen reference with warnings as errors (-Ddocs=enabled).
+#   5. the Doxygen reference with warnings as errors (-Ddocs=enabled);
+#   6. the Debian packages: dpkg-buildpackage, lintian, installed and used by consumers, removed.
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
 sh tools/setup-debian.sh doxygen clang libclang-rt-14-dev python3-numpy python3-torch cmake \
-        libblis-dev ||
+        libblis-dev debhelper lintian ||
     { echo "package set-up failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
@@ -111,6 +112,17 @@ if setup build-docs -Ddocs=enabled -Dtests=disabled -Dexamples=false; then
     fi
 else
     fail_step "Doxygen reference (-Ddocs=enabled)"
+fi
+
+# 6. Debian packages (needs root to install them; removed again at the end)
+if [ "$(id -u)" -eq 0 ]; then
+    if sh tests/debian-test.sh .; then
+        passed=$((passed + 1))
+    else
+        fail_step "Debian packages (tests/debian-test.sh)"
+    fi
+else
+    echo "Debian packages: not root, stage not run (not counted)"
 fi
 
 [ "$failed" -eq 0 ] || status=1
