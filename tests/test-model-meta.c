@@ -47,22 +47,11 @@ static score_schedule *make_schedule(int kind)
     return s;
 }
 
-/* 0: Gaussian diag, 1: Gaussian full, 2: GMM */
+/* 0: Gaussian diag, 1: Gaussian full, 2: GMM (tests/helpers/test-helpers.h) */
 static score_model *make_analytic(int which, int sched_kind)
 {
     score_schedule *s = make_schedule(sched_kind);
-    score_model *m = NULL;
-    const double mean[DIM] = {0.5, -1.0, 2.0}, var[DIM] = {0.3, 1.7, 0.05};
-    const double cov[DIM * DIM] = {1.0, 0.3, -0.2, 0.3, 0.8, 0.1, -0.2, 0.1, 0.5};
-    const double w[3] = {0.2, 0.5, 0.3};
-    const double mus[3 * DIM] = {-1, 0, 1, 2, 2, -2, 0.5, -0.5, 0};
-    const double vs[3 * DIM] = {0.1, 0.2, 0.3, 0.5, 0.05, 1.0, 0.2, 0.2, 0.4};
-    if (which == 0)
-        ck_assert_ok(score_model_new_gaussian(&m, s, DIM, mean, NULL, var));
-    else if (which == 1)
-        ck_assert_ok(score_model_new_gaussian(&m, s, DIM, mean, cov, NULL));
-    else
-        ck_assert_ok(score_model_new_gmm(&m, s, DIM, 3, w, mus, vs));
+    score_model *m = test_analytic3(which, s);
     score_schedule_free(s);
     return m;
 }

@@ -27,6 +27,27 @@
 
 #define ck_assert_ok(call) ck_assert_int_eq((call), SCORE_OK)
 
+/* Three analytic models of dimension 3 under schedule s (borrowed: the model keeps its own
+ * copy): 0 a diagonal Gaussian, 1 a Gaussian with a full covariance, 2 a mixture of three
+ * diagonal Gaussians. Used by the model-file tests. */
+static inline score_model *test_analytic3(int which, const score_schedule *s)
+{
+    enum { D = 3 };
+    score_model *m = NULL;
+    const double mean[D] = {0.5, -1.0, 2.0}, var[D] = {0.3, 1.7, 0.05};
+    const double cov[D * D] = {1.0, 0.3, -0.2, 0.3, 0.8, 0.1, -0.2, 0.1, 0.5};
+    const double w[3] = {0.2, 0.5, 0.3};
+    const double mus[3 * D] = {-1, 0, 1, 2, 2, -2, 0.5, -0.5, 0};
+    const double vs[3 * D] = {0.1, 0.2, 0.3, 0.5, 0.05, 1.0, 0.2, 0.2, 0.4};
+    if (which == 0)
+        ck_assert_ok(score_model_new_gaussian(&m, s, D, mean, NULL, var));
+    else if (which == 1)
+        ck_assert_ok(score_model_new_gaussian(&m, s, D, mean, cov, NULL));
+    else
+        ck_assert_ok(score_model_new_gmm(&m, s, D, 3, w, mus, vs));
+    return m;
+}
+
 static inline int test_run_suite(Suite *s)
 {
     SRunner *sr = srunner_create(s);
