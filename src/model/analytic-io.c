@@ -5,7 +5,7 @@
 
 #include "analytic-priv.h"
 #include "io/safetensors-priv.h"
-#include "schedule-io-priv.h"
+#include "schedule/schedule-io-priv.h"
 
 /* ---- model files --------------------------------------------------------------------
  * Metadata "dim", "components" (k), "covariance" ("diag" or "full", Gaussian only) and the
