@@ -27,9 +27,9 @@ static const char *data_path(const char *name)
 }
 
 /* Reads a CSV with a header line into floats (at most cap values); returns the count. */
-static size_t read_csv(const char *name, float *v, size_t cap)
+static size_t read_csv_path(const char *path, float *v, size_t cap)
 {
-    FILE *f = fopen(data_path(name), "r");
+    FILE *f = fopen(path, "r");
     char line[512];
     size_t n = 0;
     ck_assert_ptr_nonnull(f);
@@ -52,6 +52,11 @@ static size_t read_csv(const char *name, float *v, size_t cap)
     return n;
 }
 
+static size_t read_csv(const char *name, float *v, size_t cap)
+{
+    return read_csv_path(data_path(name), v, cap);
+}
+
 /* The sampler the tool builds for `score sample --sampler NAME --steps 10` (grid and SNR). */
 static score_sampler *tool_sampler(const char *step, int grid, size_t dim)
 {
@@ -64,10 +69,11 @@ static score_sampler *tool_sampler(const char *step, int grid, size_t dim)
     return s;
 }
 
-static void check_samples(score_genmodel *gm, const char *step, int grid, const char *csv)
+static void check_samples_path(score_genmodel *gm, const char *step, int grid, const char *csv)
 {
-    float want[64], got[64];
-    size_t n = read_csv(csv, want, 64), dim = score_genmodel_dim(gm);
+    float want[256], got[256];
+    size_t n = read_csv_path(csv, want, 256), dim = score_genmodel_dim(gm);
+    ck_assert_uint_gt(n, 0);
     score_sampler *smp = tool_sampler(step, grid, dim);
     score_sde *sde = NULL;
     score_rng *rng = NULL;
@@ -80,6 +86,11 @@ static void check_samples(score_genmodel *gm, const char *step, int grid, const 
     score_rng_free(rng);
     score_sde_free(sde);
     score_sampler_free(smp);
+}
+
+static void check_samples(score_genmodel *gm, const char *step, int grid, const char *csv)
+{
+    check_samples_path(gm, step, grid, data_path(csv));
 }
 
 START_TEST(old_file_same_meaning)
@@ -537,6 +548,78 @@ START_TEST(file_round_trip)
 }
 END_TEST
 
+/* Runs a shell command line, asserting success. */
+static void run(const char *cmd)
+{
+    int st = system(cmd);
+    ck_assert_msg(st == 0, "'%s' failed (%d)", cmd, st);
+}
+
+/* The acceptance test of the generative model: a model trained by the `score` tool (path in
+ * $SCORE_CLI), loaded here, gives samples bit-identical to `score sample` (same seed, sampler
+ * and steps: a deterministic and a stochastic sampler) and the same likelihoods as
+ * `score loglik` (as the tool writes them, rounded to float). */
+START_TEST(cli_trained_model)
+{
+    const char *cli = getenv("SCORE_CLI"), *base = getenv("TMPDIR");
+    char dir[256], cmd[2048], path[512];
+    score_genmodel *gm = NULL;
+    if (cli == NULL || cli[0] == '\0')
+        return; /* run outside meson */
+    snprintf(dir, sizeof dir, "%s/score-gm-XXXXXX", base && base[0] ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "'%s' train --data '%s' -o '%s/m.safetensors' --hidden 16 "
+             "--depth 2 --steps 60 --batch 32 --seed 2 -q", cli, data_path("cli-0.1-train.csv"),
+             dir);
+    run(cmd);
+    snprintf(cmd, sizeof cmd, "'%s' sample '%s/m.safetensors' --sampler euler --steps 10 -n 50 "
+             "--seed 7 -o '%s/euler.csv' -q && '%s' sample '%s/m.safetensors' --sampler em "
+             "--steps 10 -n 50 --seed 7 -o '%s/em.csv' -q && '%s' loglik '%s/m.safetensors' '%s' "
+             "--exact -o '%s/ll.csv' -q", cli, dir, dir, cli, dir, dir, cli, dir,
+             data_path("cli-0.1-rows.csv"), dir);
+    run(cmd);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    ck_assert_ok(score_genmodel_load(&gm, path));
+    ck_assert_str_eq(score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, 0), "a");
+    snprintf(path, sizeof path, "%s/euler.csv", dir);
+    check_samples_path(gm, "euler", SCORE_GRID_KARRAS, path);
+    remove(path);
+    snprintf(path, sizeof path, "%s/em.csv", dir);
+    check_samples_path(gm, "em", SCORE_GRID_UNIFORM_T, path);
+    remove(path);
+    {
+        score_sde *sde = NULL;
+        score_likelihood *lk = NULL;
+        score_rng *rng = NULL;
+        float x[16], want[16];
+        double lp[8], bpd[8];
+        ck_assert_uint_eq(read_csv("cli-0.1-rows.csv", x, 16), 10);
+        snprintf(path, sizeof path, "%s/ll.csv", dir);
+        ck_assert_uint_eq(read_csv_path(path, want, 16), 10);
+        remove(path);
+        ck_assert_ok(score_genmodel_sde(gm, &sde));
+        ck_assert_ok(score_likelihood_new(&lk, 2));
+        ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE,
+                                              SCORE_LIKELIHOOD_DIV_EXACT));
+        ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 0));
+        ck_assert_ok(score_genmodel_logp(gm, lk, sde, 0, 5, x, lp, bpd, rng));
+        for (size_t i = 0; i < 5; i++) {
+            float l = (float)lp[i], b = (float)bpd[i];
+            ck_assert_msg(memcmp(&l, &want[2 * i], sizeof l) == 0, "row %zu: %.9g vs %.9g", i,
+                          l, want[2 * i]);
+            ck_assert(memcmp(&b, &want[2 * i + 1], sizeof b) == 0);
+        }
+        score_rng_free(rng);
+        score_likelihood_free(lk);
+        score_sde_free(sde);
+    }
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    remove(path);
+    rmdir(dir);
+    score_genmodel_free(gm);
+}
+END_TEST
+
 static Suite *genmodel_suite(void)
 {
     Suite *s = suite_create("genmodel");
@@ -552,6 +635,7 @@ static Suite *genmodel_suite(void)
     tcase_add_test(tc, guidance);
     tcase_add_test(tc, hostile_entries);
     tcase_add_test(tc, file_round_trip);
+    tcase_add_test(tc, cli_trained_model);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -106,8 +106,9 @@ SCORE_API size_t score_genmodel_dim(const score_genmodel *gm);
  * @brief The network (borrowed; owned by the generative model), or NULL for NULL. For a
  *        guidance combination (score_genmodel_new_cfg()) the combination model.
  * @param[in] gm the generative model.
- * @return the model; use it read-only (evaluations through an sde are fine; do not change
- *         its parameters or free it).
+ * @return the model. Do not free it or change its weights or architecture; its runtime
+ *         parameters (::SCORE_MODEL_PARAM_THREADS) and user metadata may be set while no other
+ *         thread uses the generative model.
  * Thread-safety: safe.
  * @since 0.1
  */

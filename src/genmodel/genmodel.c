@@ -573,34 +573,33 @@ int score_genmodel_logp(const score_genmodel *gm, score_likelihood *lk, score_sd
 
 /* ---- compatibility and guidance ------------------------------------------------------- */
 
-static int differ(const char *what, const char *va, const char *vb)
+static int differ(const char *fn, const char *what, const char *va, const char *vb)
 {
-    return score__error(SCORE_E_INVAL, "score_genmodel_check_compatible",
-                        "the models differ in %s (%s vs %s)", what, va, vb);
+    return score__error(SCORE_E_INVAL, fn, "the models differ in %s (%s vs %s)", what, va, vb);
 }
 
-static int differ_f(const char *what, double a, double b)
+static int differ_f(const char *fn, const char *what, double a, double b)
 {
     char va[32], vb[32];
     snprintf(va, sizeof va, "%.17g", a);
     snprintf(vb, sizeof vb, "%.17g", b);
-    return differ(what, va, vb);
+    return differ(fn, what, va, vb);
 }
 
-static int differ_z(const char *what, size_t a, size_t b)
+static int differ_z(const char *fn, const char *what, size_t a, size_t b)
 {
     char va[32], vb[32];
     snprintf(va, sizeof va, "%zu", a);
     snprintf(vb, sizeof vb, "%zu", b);
-    return differ(what, va, vb);
+    return differ(fn, what, va, vb);
 }
 
 /* Every schedule parameter the kind answers, by name. */
-static int compare_schedules(const score_schedule *a, const score_schedule *b)
+static int compare_schedules(const char *fn, const score_schedule *a, const score_schedule *b)
 {
     char what[96];
     if (score_schedule_kind(a) != score_schedule_kind(b))
-        return differ("schedule kind", score_schedule_name(a), score_schedule_name(b));
+        return differ(fn, "schedule kind", score_schedule_name(a), score_schedule_name(b));
     for (size_t i = 0; i < score_param_count(SCORE_OBJECT_SCHEDULE); i++) {
         int id, type;
         if (score_param_id_at(SCORE_OBJECT_SCHEDULE, i, &id) != SCORE_OK ||
@@ -612,65 +611,71 @@ static int compare_schedules(const score_schedule *a, const score_schedule *b)
             double va, vb;
             int ra = score_schedule_get_f64(a, id, &va), rb = score_schedule_get_f64(b, id, &vb);
             if (ra == SCORE_OK && rb == SCORE_OK && memcmp(&va, &vb, sizeof va) != 0)
-                return differ_f(what, va, vb);
+                return differ_f(fn, what, va, vb);
         } else {
             int64_t va, vb;
             int ra = score_schedule_get_i64(a, id, &va), rb = score_schedule_get_i64(b, id, &vb);
             if (ra == SCORE_OK && rb == SCORE_OK && va != vb)
-                return differ_z(what, (size_t)va, (size_t)vb);
+                return differ_z(fn, what, (size_t)va, (size_t)vb);
         }
     }
     return SCORE_OK;
 }
 
-int score_genmodel_check_compatible(const score_genmodel *a, const score_genmodel *b)
+/* The first difference that forbids combining a and b: SCORE_E_INVAL with a message for fn. */
+static int compatible(const char *fn, const score_genmodel *a, const score_genmodel *b)
 {
     int rc;
     char what[64];
-    if (a == NULL || b == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "a or b is NULL");
     if (a->dim != b->dim)
-        return differ_z("dimension", a->dim, b->dim);
-    if ((rc = compare_schedules(a->sched, b->sched)) != SCORE_OK)
+        return differ_z(fn, "dimension", a->dim, b->dim);
+    if ((rc = compare_schedules(fn, a->sched, b->sched)) != SCORE_OK)
         return rc;
     if (a->output != b->output)
-        return differ_z("output kind (SCORE_SDE_PARAM_OUTPUT)", (size_t)a->output,
+        return differ_z(fn, "output kind (SCORE_SDE_PARAM_OUTPUT)", (size_t)a->output,
                         (size_t)b->output);
     if (a->cond != b->cond)
-        return differ_z("conditioning kind (SCORE_SDE_PARAM_COND)", (size_t)a->cond,
+        return differ_z(fn, "conditioning kind (SCORE_SDE_PARAM_COND)", (size_t)a->cond,
                         (size_t)b->cond);
     if (a->cond_scale != b->cond_scale)
-        return differ_f("conditioning scale", a->cond_scale, b->cond_scale);
+        return differ_f(fn, "conditioning scale", a->cond_scale, b->cond_scale);
     if (a->sigma_data != b->sigma_data)
-        return differ_f("sigma_data", a->sigma_data, b->sigma_data);
+        return differ_f(fn, "sigma_data", a->sigma_data, b->sigma_data);
     if (a->fixed_t != b->fixed_t)
-        return differ_f("fixed time", a->fixed_t, b->fixed_t);
+        return differ_f(fn, "fixed time", a->fixed_t, b->fixed_t);
     if ((a->shift == NULL) != (b->shift == NULL))
-        return differ("data transform", a->shift ? "standardized" : "identity",
+        return differ(fn, "data transform", a->shift ? "standardized" : "identity",
                       b->shift ? "standardized" : "identity");
     for (size_t j = 0; a->shift != NULL && j < a->dim; j++) {
         if (a->shift[j] != b->shift[j]) {
             snprintf(what, sizeof what, "data transform: shift of dimension %zu", j);
-            return differ_f(what, a->shift[j], b->shift[j]);
+            return differ_f(fn, what, a->shift[j], b->shift[j]);
         }
         if (a->scale[j] != b->scale[j]) {
             snprintf(what, sizeof what, "data transform: scale of dimension %zu", j);
-            return differ_f(what, a->scale[j], b->scale[j]);
+            return differ_f(fn, what, a->scale[j], b->scale[j]);
         }
     }
     if (a->num_classes != b->num_classes)
-        return differ_z("number of classes", a->num_classes, b->num_classes);
+        return differ_z(fn, "number of classes", a->num_classes, b->num_classes);
     if (a->n_names[1] != b->n_names[1])
-        return differ("label names", a->n_names[1] ? "named" : "none",
+        return differ(fn, "label names", a->n_names[1] ? "named" : "none",
                       b->n_names[1] ? "named" : "none");
     for (size_t k = 0; k < a->n_names[1]; k++)
         if (strcmp(a->names[1][k], b->names[1][k]) != 0) {
             snprintf(what, sizeof what, "the name of label %zu", k);
-            return differ(what, a->names[1][k], b->names[1][k]);
+            return differ(fn, what, a->names[1][k], b->names[1][k]);
         }
     if (a->context_dim != b->context_dim)
-        return differ_z("context dimension", a->context_dim, b->context_dim);
+        return differ_z(fn, "context dimension", a->context_dim, b->context_dim);
     return SCORE_OK;
+}
+
+int score_genmodel_check_compatible(const score_genmodel *a, const score_genmodel *b)
+{
+    if (a == NULL || b == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "a or b is NULL");
+    return compatible(__func__, a, b);
 }
 
 /* Copies of the settings, transform and names of src into dst (same dim). */
@@ -707,12 +712,8 @@ int score_genmodel_new_cfg(score_genmodel **out, const score_genmodel *cond,
         return score__error(SCORE_E_INVAL, __func__, "cond or uncond is NULL");
     if (!(w >= -1e6 && w <= 1e6))
         return score__error(SCORE_E_RANGE, __func__, "guidance weight %g outside [-1e6, 1e6]", w);
-    if ((rc = score_genmodel_check_compatible(cond, uncond)) != SCORE_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", score_last_error_message());
-        return score__error(SCORE_E_INVAL, __func__, "the conditional and the unconditional "
-                            "model cannot be combined: %s", msg);
-    }
+    if ((rc = compatible(__func__, cond, uncond)) != SCORE_OK)
+        return rc;
     if ((rc = score_model_clone(&m[0], cond->model)) != SCORE_OK ||
         (rc = score_model_clone(&m[1], uncond->model)) != SCORE_OK ||
         (rc = score_model_prepare(m[0])) != SCORE_OK ||
