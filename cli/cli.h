@@ -228,7 +228,6 @@ typedef struct cli_meta {
 } cli_meta;
 
 int cli_meta_set(cli_meta *m, const char *key, const char *value);   /* 0 or -1 (memory) */
-int cli_meta_setf(cli_meta *m, const char *key, const char *fmt, ...) CLI_PRINTF(3, 4);
 const char *cli_meta_get(const cli_meta *m, const char *key);        /* NULL if absent */
 void cli_meta_free(cli_meta *m);
 /* Parses a model file's JSON header (hlen bytes at text) with cJSON: the cJSON tree, or NULL

@@ -3,7 +3,6 @@
  * (score.train.*), and their metadata for display. See doc/model-format.md. */
 #include "cli.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,18 +47,6 @@ int cli_meta_set(cli_meta *m, const char *key, const char *value)
     }
     m->n++;
     return 0;
-}
-
-int cli_meta_setf(cli_meta *m, const char *key, const char *fmt, ...)
-{
-    char buf[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (w < 0 || (size_t)w >= sizeof buf)
-        return -1;
-    return cli_meta_set(m, key, buf);
 }
 
 const char *cli_meta_get(const cli_meta *m, const char *key)
