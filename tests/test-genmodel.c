@@ -411,8 +411,8 @@ START_TEST(guidance)
     ck_assert_ok(score_genmodel_set_transform(b, sh, sc));
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 4));
     ck_assert_ok(score_genmodel_new_cfg(&g0, a, b, 0.0));
-    ck_assert_ok(score_genmodel_new_cfg(&g1, a, b, 1.0));
     ck_assert_fails_with(score_genmodel_new_cfg(&g1, a, b, NAN), SCORE_E_RANGE);
+    ck_assert_ptr_null(g1);
     ck_assert_ok(score_genmodel_new_cfg(&g1, a, b, 1.0));
     ck_assert_ok(score_genmodel_sde(a, &sa));
     ck_assert_ok(score_genmodel_sde(g0, &s0));
@@ -541,10 +541,49 @@ START_TEST(file_round_trip)
     ck_assert_ok(score_genmodel_load(&b, path));
     ck_assert_ok(score_genmodel_check_compatible(a, b));
     remove(path);
+    score_genmodel_free(b);
     ck_assert_fails_with(score_genmodel_load(&b, path), SCORE_E_IO);
     ck_assert_fails_with(score_genmodel_save(a, ""), SCORE_E_INVAL);
     score_genmodel_free(a);
     score_genmodel_free(b);
+}
+END_TEST
+
+/* Files of the 0.1 tool are untrusted too: each bad user.score.* entry is refused. */
+START_TEST(old_file_hostile_entries)
+{
+    static const struct { const char *key, *value, *msg; } cases[] = {
+        {"score.schedule", "vpp", "names no schedule kind"},
+        {"score.schedule", "sigmas", "names no schedule kind"},
+        {"score.schedule.beta_max", "abc", "is not a number"},
+        {"score.schedule.beta_max", "-1", "is out of range"},
+        {"score.schedule.beta_min", "30", "inconsistent"},
+        {"score.schedule.nonsense", "1", "unknown schedule parameter"},
+        {"score.output", "noise", "unknown output or conditioning kind"},
+        {"score.cond", "time", "unknown output or conditioning kind"},
+        {"score.cond_scale", "abc", "cond_scale' is not a number"},
+        {"score.sigma_data", "0", "sde settings"},
+        {"score.fixed_t", "7", "neither 0 nor a time"},
+        {"score.data_shift", NULL, "without"},
+        {"score.data_scale", "1,0", "scale 1"},
+        {"score.data_scale", "1", "comma-separated"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        score_model *m = NULL;
+        score_genmodel *gm = (score_genmodel *)1;
+        void *buf = NULL;
+        size_t len = 0;
+        ck_assert_ok(score_model_load(&m, data_path("cli-0.1-vp.safetensors")));
+        ck_assert_ok(score_model_set_metadata(m, cases[i].key, cases[i].value));
+        ck_assert_ok(score_model_save_buffer(m, &buf, &len));
+        score_last_error_clear();
+        ck_assert_msg(score_genmodel_load_buffer(&gm, buf, len) == SCORE_E_FORMAT, "case %zu", i);
+        ck_assert_ptr_null(gm);
+        ck_assert_msg(strstr(score_last_error_message(), cases[i].msg) != NULL,
+                      "case %zu: '%s' not in '%s'", i, cases[i].msg, score_last_error_message());
+        score_free(buf);
+        score_model_free(m);
+    }
 }
 END_TEST
 
@@ -627,6 +666,7 @@ static Suite *genmodel_suite(void)
     tcase_add_test(tc, old_file_same_meaning);
     tcase_add_test(tc, old_file_likelihood);
     tcase_add_test(tc, old_file_fixed_time);
+    tcase_add_test(tc, old_file_hostile_entries);
     tcase_add_test(tc, plain_network_refused);
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, units);

@@ -482,12 +482,14 @@ static int load_old(const char *fn, score_model *model, score_genmodel **out)
     if ((v = old_get(model, "score.cond_scale")) != NULL) {
         if (parse_f64(v, &x) != 0)
             rc = score__error(SCORE_E_FORMAT, fn, "'user.score.cond_scale' is not a number");
-        gm->cond_scale = x;
+        else
+            gm->cond_scale = x;
     }
     if (rc == SCORE_OK && (v = old_get(model, "score.sigma_data")) != NULL) {
         if (parse_f64(v, &x) != 0)
             rc = score__error(SCORE_E_FORMAT, fn, "'user.score.sigma_data' is not a number");
-        gm->sigma_data = x;
+        else
+            gm->sigma_data = x;
     }
     if (rc == SCORE_OK)
         rc = check_settings(fn, gm);
