@@ -386,6 +386,21 @@ START_TEST(compatibility)
     expect_difference(a, b, "fixed time");
     ck_assert_ok(score_genmodel_set_fixed_t(b, 0));
     ck_assert_ok(score_genmodel_check_compatible(a, b));
+    /* the condition spec (set here through the internals: the MLP of this version has no
+     * label input yet, so the spec is what a conditional network would report) */
+    const char *la[3] = {"cat", "dog", "owl"}, *lb[3] = {"cat", "dog", "emu"};
+    a->num_classes = b->num_classes = 3;
+    ck_assert_ok(score_genmodel_set_names(a, SCORE_GENMODEL_NAMES_LABELS, 3, la));
+    expect_difference(a, b, "label names (named vs none)");
+    ck_assert_ok(score_genmodel_set_names(b, SCORE_GENMODEL_NAMES_LABELS, 3, lb));
+    expect_difference(a, b, "the name of label 2 (owl vs emu)");
+    ck_assert_ok(score_genmodel_set_names(b, SCORE_GENMODEL_NAMES_LABELS, 3, la));
+    ck_assert_ok(score_genmodel_check_compatible(a, b));
+    b->num_classes = 4;
+    expect_difference(a, b, "number of classes (3 vs 4)");
+    b->num_classes = 3;
+    b->context_dim = 2;
+    expect_difference(a, b, "context dimension (0 vs 2)");
     score_genmodel_free(a);
     score_genmodel_free(b);
     score_genmodel_free(c3);

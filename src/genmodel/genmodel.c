@@ -304,11 +304,12 @@ int score__genmodel_check_name(const char *fn, int status, const char *what, siz
 int score__genmodel_set_names(const char *fn, int bad_status, score_genmodel *gm, int which,
                               size_t n, const char *const *names)
 {
-    int li = which - 1;
+    int li;
     size_t want;
     char **copy;
     if (which < SCORE_GENMODEL_NAMES_COLUMNS || which > SCORE_GENMODEL_NAMES_CONTEXT)
         return score__error(SCORE_E_RANGE, fn, "unknown list of names %d", which);
+    li = which - 1;
     want = which == SCORE_GENMODEL_NAMES_COLUMNS ? gm->dim
            : which == SCORE_GENMODEL_NAMES_LABELS ? gm->num_classes : gm->context_dim;
     if (n == 0) {
