@@ -164,7 +164,16 @@ cmp -s "$T/old.csv" "$DATA/cli-0.1-dsm-langevin.csv" || { echo "FAIL: a 0.1 one-
 expect_ok -- "$SCORE" loglik "$DATA/cli-0.1-vp.safetensors" "$DATA/cli-0.1-rows.csv" --exact -o "$T/old.csv" -q
 cmp -s "$T/old.csv" "$DATA/cli-0.1-vp-loglik.csv" || { echo "FAIL: a 0.1 file's likelihoods differ"; fails=$((fails + 1)); }
 # a plain network file is refused with the way out; 'score convert' makes a generative model
-expect_fail 1 "a plain network file" -- "$SCORE" sample "$DATA/../fuzz/corpus/mlp-fourier.safetensors" -n 2 -q
+NET="$DATA/../fuzz/corpus/mlp-fourier.safetensors"
+expect_fail 1 "a plain network file" -- "$SCORE" sample "$NET" -n 2 -q
+expect_ok -- "$SCORE" info "$NET"
+grep -q "^generative:    no, a plain network file" "$T/out" || { echo "FAIL: info of a plain network"; fails=$((fails + 1)); }
+expect_fail 2 "give -o MODEL.safetensors, --schedule NAME and --predict KIND" -- "$SCORE" convert "$NET" -o "$T/conv.safetensors"
+expect_ok -- "$SCORE" convert "$NET" -o "$T/conv.safetensors" --schedule ve --predict score --cond sigma
+expect_ok -- "$SCORE" info "$T/conv.safetensors"
+grep -q "^schedule:      ve" "$T/out" && grep -q "^output:        score (conditioning sigma)" "$T/out" ||
+    { echo "FAIL: convert did not record the schedule and output"; cat "$T/out"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$T/conv.safetensors" --sampler heun --steps 3 -n 3 -q
 expect_ok -- "$SCORE" loglik "$M2" "$T/train.csv" --hutchinson 2 --rtol 1e-2 --atol 1e-2 -q
 expect_ok -- "$SCORE" train --dataset moons -n 256 --steps 10 --batch 32 --hidden 8 --depth 1 \
     --loss dsm --sigma 0.2 -o "$T/dsm.safetensors" --plot "$T/dsm.svg" -q
