@@ -32,6 +32,7 @@ int cli_cmd_loglik(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);
 int cli_cmd_distance(int argc, char **argv);
+int cli_cmd_convert(int argc, char **argv);
 
 #if defined(__GNUC__)
 #  define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -219,28 +220,36 @@ double cli_sliced_w2(const float *a, size_t na, const float *b, size_t nb, size_
 double cli_w2_sq_sorted_1d(const double *a, size_t na, const double *b, size_t nb);
 
 /* ---- model files (modelfile.c) -----------------------------------------------------------
- * String metadata of the tool, stored as the model's user metadata (score_model_set_metadata());
- * cli_model_read() also adds the library's own descriptive keys (kind, library, widths, ...). */
+ * String metadata for display: the network's user metadata (the training record score.train.*)
+ * and the library's own descriptive and meaning keys of the header (kind, widths, genmodel.*). */
 typedef struct cli_meta {
     size_t n;
     char **keys, **values;
 } cli_meta;
 
 int cli_meta_set(cli_meta *m, const char *key, const char *value);   /* 0 or -1 (memory) */
-int cli_meta_setf(cli_meta *m, const char *key, const char *fmt, ...) CLI_PRINTF(3, 4);
 const char *cli_meta_get(const cli_meta *m, const char *key);        /* NULL if absent */
 void cli_meta_free(cli_meta *m);
-/* Saves model (score_model_save_buffer()) with the extra metadata; 0 or -1 with err. */
-int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
-                    size_t err_len);
 /* Parses a model file's JSON header (hlen bytes at text) with cJSON: the cJSON tree, or NULL
  * with one line in err that tells "out of memory parsing the header of model file 'path'" from
  * "'path' is not a usable model file: its header is not valid JSON (at byte N of M)". */
 void *cli_header_parse(const char *path, const char *text, size_t hlen, char *err,
                        size_t err_len);
-/* Loads a model file and all its metadata; 0 or -1 with err. */
-int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
-                   size_t err_len);
+
+/* A model file as read by the tool: a generative model (score_genmodel_load_buffer()) and the
+ * metadata for display. */
+typedef struct cli_model_file {
+    score_genmodel *gm;     /* NULL only for a plain network file read with allow_plain */
+    score_model *plain;     /* the network of such a plain file ('score info'), else NULL */
+    char refusal[512];      /* the library's reason when gm is NULL */
+    cli_meta meta;
+} cli_model_file;
+/* Reads path ("-" = stdin) through cli_read_input(): 0, or -1 with one line in err (the
+ * library's message for a file that is no usable generative model; with allow_plain a plain
+ * network file is accepted with gm NULL). */
+int cli_model_file_read(const char *path, int allow_plain, cli_model_file *f, char *err,
+                        size_t err_len);
+void cli_model_file_free(cli_model_file *f);
 
 extern const cli_name cli_datasets[];   /* toy dataset names with descriptions */
 /* n points of the toy dataset `name` (score_dataset_toy()) drawn with the Philox generator of
@@ -248,28 +257,11 @@ extern const cli_name cli_datasets[];   /* toy dataset names with descriptions *
  * SCORE_OK, SCORE_E_NOMEM, or the status of score_dataset_toy() (*out NULL). */
 int cli_toy_points(const char *name, size_t n, uint64_t seed, uint64_t stream, float **out);
 
-/* ---- the system of a model file (system.c) ----------------------------------------------- */
-typedef struct cli_system {
-    score_schedule *sched;
-    int output_kind;        /* a score_output_kind */
-    int cond_kind;          /* a score_cond_kind */
-    double cond_scale, sigma_data;
-    size_t dim;
-    double *shift, *scale;  /* standardization x_model = (x - shift) / scale; NULL = none */
-    double fixed_t;         /* > 0: trained at this one time only (time-free losses) */
-} cli_system;
-
+/* ---- names of the library's enums (system.c) ----------------------------------------------- */
 extern const cli_name cli_outputs[], cli_conds[], cli_schedule_kinds[];
 /* A preset (score_schedule_new_preset()) or a kind name; prints the error itself. */
 int cli_schedule_from_name(const char *name, score_schedule **out);
 void cli_print_schedules(FILE *f);
-int cli_system_to_meta(const cli_system *sys, cli_meta *m);
-int cli_system_from_meta(const cli_meta *m, size_t dim, cli_system *sys, char *err, size_t len);
-void cli_system_free(cli_system *sys);
-int cli_system_sde(const cli_system *sys, score_model *model, score_sde **out);
-void cli_standardize(const cli_system *sys, float *x, size_t n);
-void cli_unstandardize(const cli_system *sys, float *x, size_t n);
-double cli_log_scale_sum(const cli_system *sys);   /* sum_j log scale_j (0 without) */
 
 /* ---- pictures (plots.c) ------------------------------------------------------------------ */
 /* A score field sampled on an n x n grid (row-major gx, gy, u, v) over a data rectangle. */

@@ -108,47 +108,84 @@ static void print_values(const double *v, size_t n)
     printf("%s", n > 8 ? " ..." : "");
 }
 
-/* The lines of 'score info' on the system a model file records: schedule, output, noise level,
- * data scaling. */
-static void print_system(const cli_meta *meta, size_t dim)
+/* A list of names, "a, b, c" (at most 8, then ", ..."). */
+static void print_names(const score_genmodel *gm, int which, size_t n)
+{
+    for (size_t i = 0; i < n && i < 8; i++)
+        printf("%s%s", i ? ", " : "", score_genmodel_name(gm, which, i));
+    printf("%s", n > 8 ? ", ..." : "");
+}
+
+/* The lines of 'score info' on the meaning of a generative model: schedule, output, noise
+ * level, data transform, dequantization, columns and condition spec. */
+static void print_meaning(const score_genmodel *gm)
 {
     static const struct { int id; const char *label; } shown[] = {
         {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
         {SCORE_SCHEDULE_PARAM_BETA_MIN, "beta_min"}, {SCORE_SCHEDULE_PARAM_BETA_MAX, "beta_max"},
         {SCORE_SCHEDULE_PARAM_T, "T"}, {SCORE_SCHEDULE_PARAM_T_EPS, "t_eps"},
     };
-    cli_system sys;
-    char err[512];
-    if (cli_meta_get(meta, "score.schedule") == NULL) {
-        printf("schedule:      none recorded (not written by 'score train'): sample it with "
-               "--schedule NAME --predict KIND\n");
-        return;
-    }
-    if (cli_system_from_meta(meta, dim, &sys, err, sizeof err) != 0) {
-        printf("schedule:      unusable (%s)\n", err);
-        return;
-    }
-    printf("schedule:      %s", score_schedule_name(sys.sched));
+    const score_schedule *sched = score_genmodel_schedule(gm);
+    size_t dim = score_genmodel_dim(gm), nc = score_genmodel_num_classes(gm);
+    size_t cd = score_genmodel_context_dim(gm);
+    int64_t out = 0, cond = 0;
+    double bin = 1;
+    int dq = 0;
+    printf("schedule:      %s", score_schedule_name(sched));
     for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
         double x;
-        if (score_schedule_get_f64(sys.sched, shown[i].id, &x) == SCORE_OK)
+        if (score_schedule_get_f64(sched, shown[i].id, &x) == SCORE_OK)
             printf(", %s %g", shown[i].label, x);
     }
-    if (score_schedule_is_discrete(sys.sched) == 1)
-        printf(", %zu levels", score_schedule_num_levels(sys.sched));
-    printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, sys.output_kind),
-           cli_name_of(cli_conds, sys.cond_kind));
-    if (sys.fixed_t > 0)
+    if (score_schedule_is_discrete(sched) == 1)
+        printf(", %zu levels", score_schedule_num_levels(sched));
+    if (score_genmodel_get_i64(gm, SCORE_SDE_PARAM_OUTPUT, &out) != SCORE_OK ||
+        score_genmodel_get_i64(gm, SCORE_SDE_PARAM_COND, &cond) != SCORE_OK ||
+        score_genmodel_get_dequant(gm, &dq, &bin) != SCORE_OK)
+        return;
+    printf("\noutput:        %s (conditioning %s)\n", cli_name_of(cli_outputs, (int)out),
+           cli_name_of(cli_conds, (int)cond));
+    if (score_genmodel_fixed_t(gm) > 0)
         printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
-               sys.fixed_t);
-    if (sys.shift != NULL) {
+               score_genmodel_fixed_t(gm));
+    double *shift = malloc(2 * dim * sizeof *shift);
+    if (shift != NULL && score_genmodel_get_transform(gm, shift, shift + dim) == 1) {
         printf("data scaling:  x_model = (x - shift) / scale, shift");
-        print_values(sys.shift, sys.dim);
+        print_values(shift, dim);
         printf(", scale");
-        print_values(sys.scale, sys.dim);
+        print_values(shift + dim, dim);
+        printf("\n");
+    } else if (shift != NULL) {
+        printf("data scaling:  none (the network sees the data as they are)\n");
+    }
+    free(shift);
+    if (dq == SCORE_GENMODEL_DEQUANT_UNIFORM)
+        printf("likelihood:    uniform dequantization, bin width %g\n", bin);
+    if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, 0) != NULL) {
+        printf("columns:       ");
+        print_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, dim);
         printf("\n");
     }
-    cli_system_free(&sys);
+    printf("condition:     ");
+    if (nc == 0 && cd == 0)
+        printf("none (unconditional)");
+    if (nc > 0) {
+        printf("class label, %zu classes", nc);
+        if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_LABELS, 0) != NULL) {
+            printf(" (");
+            print_names(gm, SCORE_GENMODEL_NAMES_LABELS, nc);
+            printf(")");
+        }
+    }
+    if (cd > 0) {
+        printf("%scontext vector of width %zu", nc > 0 ? "; " : "", cd);
+        if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_CONTEXT, 0) != NULL) {
+            printf(" (");
+            print_names(gm, SCORE_GENMODEL_NAMES_CONTEXT, cd);
+            printf(")");
+        }
+    }
+    printf("\n");
 }
 
 int cli_cmd_info(int argc, char **argv)
@@ -157,29 +194,33 @@ int cli_cmd_info(int argc, char **argv)
     int npos, help, rc;
     static const char text[] =
         "usage: score info MODEL.safetensors [--all]\n\n"
-        "Describes a model file: network, schedule, parameterization, training.\n"
-        "MODEL '-' reads the model file from stdin.\n\n";
+        "Describes a model file: network, schedule, parameterization, data transform,\n"
+        "condition spec, training. MODEL '-' reads the model file from stdin.\n\n";
     if ((rc = cli_parse_command(argc, argv, info_opts, text, NULL, pos, 1, 1, &npos, &help)) !=
             0 || help)
         return rc;
-    score_model *model;
-    cli_meta meta;
-    char err[512];
-    if (cli_model_read(pos[0], &model, &meta, err, sizeof err) != 0)
+    cli_model_file f;
+    char err[700];
+    if (cli_model_file_read(pos[0], 1, &f, err, sizeof err) != 0)
         return cli_fail("%s", err);
-#define META(k) meta_or(&meta, k)
+    score_model *model = f.gm ? score_genmodel_model(f.gm) : f.plain;
+    const cli_meta *meta = &f.meta;
+#define META(k) meta_or(meta, k)
     printf("file:          %s\n", pos[0]);
     printf("model:         %s, dim %zu, %zu parameters (written by libscore %s)\n",
            META("kind"), score_model_dim(model), score_model_param_count(model),
            META("library"));
-    if (cli_meta_get(&meta, "widths") != NULL)
+    if (cli_meta_get(meta, "widths") != NULL)
         printf("network:       hidden widths %s, activation %s, residual %s, embedding %s (%s)\n",
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
-    print_system(&meta, score_model_dim(model));
-    if (cli_meta_get(&meta, "score.train.loss") != NULL) {
+    if (f.gm != NULL)
+        print_meaning(f.gm);
+    else
+        printf("generative:    no, a plain network file (%s)\n", f.refusal);
+    if (cli_meta_get(meta, "score.train.loss") != NULL) {
         printf("training:      %s loss", META("score.train.loss"));
-        if (cli_meta_get(&meta, "score.train.weighting"))
+        if (cli_meta_get(meta, "score.train.weighting"))
             printf(" (%s weighting)", META("score.train.weighting"));
         printf(" on %s (%s rows), %s steps of batch %s, %s lr %s, EMA %s, seed %s\n",
                META("score.train.data"), META("score.train.rows"), META("score.train.steps"),
@@ -191,12 +232,71 @@ int cli_cmd_info(int argc, char **argv)
 #undef META
     if (cli_opt_flag(info_opts, "all")) {
         printf("metadata:\n");
-        for (size_t i = 0; i < meta.n; i++)
-            printf("  %-28s %s\n", meta.keys[i], meta.values[i]);
+        for (size_t i = 0; i < meta->n; i++)
+            printf("  %-28s %s\n", meta->keys[i], meta->values[i]);
     }
-    score_model_free(model);
-    cli_meta_free(&meta);
+    cli_model_file_free(&f);
     return 0;
+}
+
+/* ---- convert -------------------------------------------------------------------------- */
+
+static cli_opt conv_opts[] = {
+    {"output", 'o', 1, "FILE", "generative model file to write [required]", NULL},
+    {"schedule", 0, 1, "NAME", "the schedule the network was trained with [required]", NULL},
+    {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm, score-over-sigma [required]", NULL},
+    {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 [default]", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+/* A plain network file (score_model_save(), examples/python/export_torch.py) and the facts it
+ * does not record -> a generative model file, through score_genmodel_new(). */
+int cli_cmd_convert(int argc, char **argv)
+{
+    const char *pos[1];
+    int npos, help, rc, output = 0, cond = SCORE_COND_DEFAULT;
+    static const char text[] =
+        "usage: score convert NETWORK.safetensors -o MODEL.safetensors --schedule NAME\n"
+        "                     --predict KIND [--cond KIND]\n\n"
+        "Makes a generative model file (what 'score sample' and 'score loglik' read) of a\n"
+        "plain network file, which does not say how its output becomes a score. The data\n"
+        "transform is the identity. NETWORK '-' reads stdin.\n\n";
+    if ((rc = cli_parse_command(argc, argv, conv_opts, text, cli_print_schedules, pos, 1, 1,
+                                &npos, &help)) != 0 || help)
+        return rc;
+    const char *out = cli_opt_get(conv_opts, "output"), *sname = cli_opt_get(conv_opts, "schedule");
+    if (out == NULL || sname == NULL || cli_opt_get(conv_opts, "predict") == NULL)
+        return cli_usage_error("give -o MODEL.safetensors, --schedule NAME and --predict KIND");
+    if ((rc = cli_opt_lookup(conv_opts, "predict", cli_outputs, "output kind (--predict)",
+                             &output)) != 0 ||
+        (rc = cli_opt_lookup(conv_opts, "cond", cli_conds, "conditioning (--cond)", &cond)) != 0)
+        return rc;
+    score_schedule *sched = NULL;
+    if ((rc = cli_schedule_from_name(sname, &sched)) != 0)
+        return rc;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    char err[512];
+    score_model *net = NULL;
+    score_sde *sde = NULL;
+    score_genmodel *gm = NULL;
+    if (cli_read_input(pos[0], "model file ", cli_input_limit(CLI_MODEL_INPUT_LIMIT), &buf, &len,
+                       err, sizeof err) != 0)
+        rc = cli_fail("%s", err);
+    else if (score_model_load_buffer(&net, buf, len) != SCORE_OK)
+        rc = cli_fail("'%s' is not a usable model file: %s", pos[0], score_last_error_message());
+    else if ((rc = score_sde_new(&sde, sched, net, output)) != SCORE_OK ||
+             (rc = score_sde_set_i64(sde, SCORE_SDE_PARAM_COND, cond)) != SCORE_OK ||
+             (rc = score_genmodel_new(&gm, sde)) != SCORE_OK)
+        rc = cli_lib_fail(rc, "generative model");
+    else if ((rc = score_genmodel_save(gm, out)) != SCORE_OK)
+        rc = cli_fail("cannot write '%s': %s", out, score_last_error_message());
+    free(buf);
+    score_genmodel_free(gm);
+    score_sde_free(sde);
+    score_model_free(net);
+    score_schedule_free(sched);
+    return rc;
 }
 
 /* ---- distance ------------------------------------------------------------------------- */

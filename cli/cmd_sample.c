@@ -94,59 +94,16 @@ static int unknown_sampler(const char *name)
     return cli_usage_error("unknown sampler '%s' (valid: %s)", name, list);
 }
 
-/* Loads a model file with the system recorded by 'score train'. For other model files (the
- * library's score_model_save(), examples/python/export_torch.py) the options --schedule,
- * --predict and --cond say how to use the network; given options override recorded values. */
-static int load_model(const char *path, const cli_opt *opts, score_model **model,
-                      cli_meta *meta, cli_system *sys)
+/* Loads a generative model file (score_genmodel_load_buffer(): the library gives its whole
+ * meaning) and applies --threads. */
+static int load_model(const char *path, const cli_opt *opts, cli_model_file *f)
 {
-    char err[512];
-    const char *sname = cli_opt_get(opts, "schedule"), *pname = cli_opt_get(opts, "predict");
-    const char *cname = cli_opt_get(opts, "cond");
+    char err[700];
     int rc;
-    memset(sys, 0, sizeof *sys);
-    if (cli_model_read(path, model, meta, err, sizeof err) != 0)
+    if (cli_model_file_read(path, 0, f, err, sizeof err) != 0)
         return cli_fail("%s", err);
-    if ((rc = cli_model_threads(opts, *model)) != 0)
-        goto fail;
-    size_t dim = score_model_dim(*model);
-    if (cli_meta_get(meta, "score.schedule") != NULL) {
-        if (cli_system_from_meta(meta, dim, sys, err, sizeof err) != 0) {
-            rc = cli_fail("%s: %s", path, err);
-            goto fail;
-        }
-    } else if (sname == NULL || pname == NULL) {
-        rc = cli_fail("%s records no schedule (it was not written by 'score train'): give "
-                      "--schedule NAME and --predict KIND", path);
-        goto fail;
-    } else {
-        sys->dim = dim;
-        sys->cond_kind = SCORE_COND_DEFAULT;
-        sys->cond_scale = 999.0;
-        sys->sigma_data = 0.5;
-    }
-    if (sname != NULL) {
-        score_schedule_free(sys->sched);
-        sys->sched = NULL;
-        if ((rc = cli_schedule_from_name(sname, &sys->sched)) != 0)
-            goto fail;
-        if (score_schedule_prepare(sys->sched) != SCORE_OK) {
-            rc = cli_lib_fail(SCORE_E_INVAL, "--schedule");
-            goto fail;
-        }
-    }
-    if (pname != NULL && (rc = cli_lookup(cli_outputs, "output kind (--predict)", pname,
-                                          &sys->output_kind)) != 0)
-        goto fail;
-    if (cname != NULL && (rc = cli_lookup(cli_conds, "conditioning (--cond)", cname,
-                                          &sys->cond_kind)) != 0)
-        goto fail;
-    return 0;
-fail:
-    cli_system_free(sys);
-    score_model_free(*model);
-    *model = NULL;
-    cli_meta_free(meta);
+    if ((rc = cli_model_threads(opts, score_genmodel_model(f->gm))) != 0)
+        cli_model_file_free(f);
     return rc;
 }
 
@@ -200,11 +157,8 @@ static cli_opt s_opts[] = {
     {"rtol", 0, 1, "X", "adaptive samplers: relative tolerance", NULL},
     {"atol", 0, 1, "X", "adaptive samplers: absolute tolerance", NULL},
     {"guidance", 0, 1, "W", "classifier-free guidance weight: (1+W) F_model - W F_uncond", NULL},
-    {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin)", NULL},
+    {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin); the library checks that it matches MODEL", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
-    {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
-    {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
-    {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
@@ -226,23 +180,19 @@ static int on_sample_progress(size_t step, size_t total, double t, void *ud)
     return 0;
 }
 
-/* Langevin MCMC at the one time a time-free loss trained: x <- x + e s + sqrt(2 e) z. */
-static int langevin_at(score_sde *sde, const cli_system *sys, size_t steps, double step_size,
-                       double snr, const score_rng *rng, size_t n, float *x, cli_progress *bar)
+/* Langevin MCMC at the one time a time-free loss trained: x <- x + e s + sqrt(2 e) z, from
+ * N(0, I) in model units (score_genmodel_sample_langevin()). */
+static int langevin_at(const score_genmodel *gm, score_sde *sde, size_t steps,
+                       double step_size, double snr, const score_rng *rng, size_t n, float *x)
 {
     score_step *st = NULL;
-    int rc = score_step_new(&st, score_step_type_get(SCORE_STEP_LANGEVIN), sys->dim);
+    int rc = score_step_new(&st, score_step_type_get(SCORE_STEP_LANGEVIN), score_genmodel_dim(gm));
     if (rc == SCORE_OK && step_size > 0)
         rc = score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, step_size);
     if (rc == SCORE_OK)
         rc = score_step_set_f64(st, SCORE_STEP_PARAM_SNR, snr);
-    /* start from N(0, I) in model units (the standardized data scale) */
     if (rc == SCORE_OK)
-        rc = score_rng_fill_normal(rng, 0, n, 0, sys->dim, x);
-    for (size_t k = 0; rc == SCORE_OK && k < steps; k++) {
-        rc = score_step_apply(st, sde, sys->fixed_t, sys->fixed_t, n, x, NULL, rng, k + 1);
-        cli_progress_update(bar, k + 1, NULL, 0);
-    }
+        rc = score_genmodel_sample_langevin(gm, st, sde, steps, 0, n, x, rng);
     score_step_free(st);
     return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "Langevin sampling");
 }
@@ -315,9 +265,10 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
 
 /* What a run holds; sample_job_free() releases it. */
 typedef struct sample_job {
-    score_model *model, *uncond, *cfg;
-    cli_meta meta, meta2;     /* of model and uncond */
-    cli_system sys, sys2;
+    cli_model_file file, file2;   /* MODEL and --uncond */
+    score_genmodel *cfg;          /* the guidance combination, or NULL */
+    const score_genmodel *gm;     /* what is sampled: file.gm or cfg */
+    size_t dim;
     score_sde *sde;
     score_sampler *smp;
     score_rng *rng;
@@ -332,14 +283,10 @@ static void sample_job_free(sample_job *j)
 {
     score_sampler_free(j->smp);
     score_sde_free(j->sde);
-    score_model_free(j->cfg);
-    score_model_free(j->uncond);
-    score_model_free(j->model);
+    score_genmodel_free(j->cfg);
+    cli_model_file_free(&j->file2);
+    cli_model_file_free(&j->file);
     score_rng_free(j->rng);
-    cli_meta_free(&j->meta);
-    cli_meta_free(&j->meta2);
-    cli_system_free(&j->sys);
-    cli_system_free(&j->sys2);
     cli_table_free(&j->ref);
     free(j->x);
 }
@@ -348,32 +295,36 @@ static void sample_job_free(sample_job *j)
 static int check_sampler_fits(const sample_opts *o, const sample_job *j)
 {
     int langevin = strcmp(o->def->name, "langevin") == 0;
-    if (j->sys.fixed_t > 0 && !langevin)
+    double ft = score_genmodel_fixed_t(j->file.gm);
+    if (ft > 0 && !langevin)
         return cli_usage_error("%s was trained at one noise level only (t = %g): sample it "
-                               "with --sampler langevin", o->model, j->sys.fixed_t);
-    if (j->sys.fixed_t <= 0 && langevin)
+                               "with --sampler langevin", o->model, ft);
+    if (ft <= 0 && langevin)
         return cli_usage_error("--sampler langevin is for models trained at one noise level "
                                "(dsm, hyvarinen, ssm losses); try pc or ald");
     return 0;
 }
 
-/* --guidance W --uncond MODEL: the sde evaluates (1+W) F_model - W F_uncond. */
-static int set_up_guidance(const sample_opts *o, sample_job *j)
+/* --guidance W --uncond MODEL: the library checks that the two models can be combined and
+ * builds (1+W) F_model - W F_uncond (score_genmodel_new_cfg()); then the sde of what is
+ * sampled. */
+static int set_up_system(const sample_opts *o, sample_job *j)
 {
     int rc;
-    if (o->uncond == NULL)
-        return 0;
-    if ((rc = load_model(o->uncond, s_opts, &j->uncond, &j->meta2, &j->sys2)) != 0)
-        return rc;
-    if (j->sys2.dim != j->sys.dim || j->sys2.output_kind != j->sys.output_kind ||
-        strcmp(score_schedule_name(j->sys2.sched), score_schedule_name(j->sys.sched)) != 0 ||
-        (j->sys.shift == NULL) != (j->sys2.shift == NULL))
-        return cli_fail("--uncond %s does not match %s (dimension, schedule, output kind "
-                        "and data scaling must agree)", o->uncond, o->model);
-    if ((rc = score_model_new_cfg(&j->cfg, j->model, j->uncond, o->w)) != SCORE_OK ||
-        (rc = cli_model_threads(s_opts, j->cfg)) != 0 ||
-        (rc = score_sde_set_model(j->sde, j->cfg)) != SCORE_OK)
-        return cli_lib_fail(rc, "guidance");
+    j->gm = j->file.gm;
+    j->dim = score_genmodel_dim(j->gm);
+    if (o->uncond != NULL) {
+        if ((rc = load_model(o->uncond, s_opts, &j->file2)) != 0)
+            return rc;
+        if ((rc = score_genmodel_new_cfg(&j->cfg, j->file.gm, j->file2.gm, o->w)) != SCORE_OK)
+            return cli_fail("--uncond %s cannot guide %s: %s", o->uncond, o->model,
+                            score_last_error_message());
+        if ((rc = cli_model_threads(s_opts, score_genmodel_model(j->cfg))) != 0)
+            return rc;
+        j->gm = j->cfg;
+    }
+    if ((rc = score_genmodel_sde(j->gm, &j->sde)) != SCORE_OK)
+        return cli_lib_fail(rc, "sde");
     return 0;
 }
 
@@ -388,7 +339,7 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
                                                                : NULL);
     int csteps_given = cli_opt_get(s_opts, "corrector-steps") != NULL;
     score_sampler *smp;
-    int rc = score_sampler_new(&j->smp, score_step_type_find(def->predictor), corr, j->sys.dim);
+    int rc = score_sampler_new(&j->smp, score_step_type_find(def->predictor), corr, j->dim);
     smp = j->smp;
     if (rc == SCORE_OK)
         rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)o->steps);
@@ -420,7 +371,7 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
  * whatever the block size), with one progress bar over all blocks. */
 static int run_sampler(const sample_opts *o, sample_job *j)
 {
-    size_t grid_len = 0, n = o->n, batch = o->batch, dim = j->sys.dim;
+    size_t grid_len = 0, n = o->n, batch = o->batch, dim = j->dim;
     sample_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     int rc = configure_sampler(o, j);
@@ -434,8 +385,8 @@ static int run_sampler(const sample_opts *o, sample_job *j)
     for (size_t c = 0; c < chunks; c++) {
         size_t row0 = c * batch, m = n - row0 < batch ? n - row0 : batch;
         ctx.done = c * per_chunk;
-        rc = score_sampler_run_ex(j->smp, j->sde, row0, m, NULL, j->x + row0 * dim, j->rng,
-                                  on_sample_progress, &ctx);
+        rc = score_genmodel_sample(j->gm, j->smp, j->sde, row0, m, j->x + row0 * dim, j->rng,
+                                   on_sample_progress, &ctx);
         if (rc != SCORE_OK) {
             cli_progress_finish(&ctx.bar);
             return cli_lib_fail(rc, "sampling");
@@ -450,16 +401,17 @@ static int run_sampler(const sample_opts *o, sample_job *j)
 /* Draws the n samples (Langevin at the one trained level, or the sampler), in data units. */
 static int draw_samples(const sample_opts *o, sample_job *j)
 {
-    size_t n = o->n, dim = j->sys.dim;
+    size_t n = o->n, dim = j->dim;
     int rc;
     if (score_rng_new(&j->rng, SCORE_RNG_PHILOX4X32_10, o->seed) != SCORE_OK ||
         (j->x = malloc(n * dim * sizeof *j->x)) == NULL)
         return cli_fail("out of memory (%zu samples of dimension %zu)", n, dim);
     double t0 = cli_now();
-    if (j->sys.fixed_t > 0) {
+    if (score_genmodel_fixed_t(j->gm) > 0) {
         cli_progress bar;
         cli_progress_start(&bar, "langevin", o->steps, o->quiet);
-        rc = langevin_at(j->sde, &j->sys, o->steps, o->step_size, o->snr, j->rng, n, j->x, &bar);
+        rc = langevin_at(j->gm, j->sde, o->steps, o->step_size, o->snr, j->rng, n, j->x);
+        cli_progress_update(&bar, o->steps, NULL, 0);
         cli_progress_finish(&bar);
         j->nfe = o->steps;
     } else {
@@ -468,7 +420,6 @@ static int draw_samples(const sample_opts *o, sample_job *j)
     if (rc != 0)
         return rc;
     j->elapsed = cli_now() - t0;
-    cli_unstandardize(&j->sys, j->x, n);
     return 0;
 }
 
@@ -476,28 +427,41 @@ static int draw_samples(const sample_opts *o, sample_job *j)
 static int write_samples(const sample_opts *o, sample_job *j, double *sw)
 {
     static const char *hdr2[2] = {"x1", "x2"};
-    size_t n = o->n, dim = j->sys.dim, cx, cy;
+    size_t n = o->n, dim = j->dim, cx, cy;
     char err[512], title[256], label[128];
     int rc;
-    if (cli_csv_write(o->output ? o->output : "-", j->x, n, dim, dim == 2 ? hdr2 : NULL, err,
-                      sizeof err))
-        return cli_fail("%s", err);
-    if ((rc = load_reference(cli_opt_get(s_opts, "ref"), &j->meta, dim, o->seed + 1, &j->ref,
+    /* the data's column names, stored in the model (x1,x2 for unnamed 2-D data) */
+    const char **hdr = score_genmodel_name(j->gm, SCORE_GENMODEL_NAMES_COLUMNS, 0) != NULL
+                           ? malloc(dim * sizeof *hdr) : NULL;
+    for (size_t c = 0; hdr != NULL && c < dim; c++)
+        hdr[c] = score_genmodel_name(j->gm, SCORE_GENMODEL_NAMES_COLUMNS, c);
+    rc = cli_csv_write(o->output ? o->output : "-", j->x, n, dim,
+                       hdr != NULL ? hdr : dim == 2 ? hdr2 : NULL, err, sizeof err);
+    if (rc != 0)
+        rc = cli_fail("%s", err);
+    else if (o->plot != NULL)
+        rc = cli_parse_dims(cli_opt_get(s_opts, "dims"), dim, &cx, &cy);
+    if (rc != 0) {
+        free(hdr);
+        return rc;
+    }
+    if ((rc = load_reference(cli_opt_get(s_opts, "ref"), &j->file.meta, dim, o->seed + 1, &j->ref,
                              j->ref_label, sizeof j->ref_label)) != 0)
         return rc;
     *sw = j->ref.data ? cli_sliced_w2(j->x, n, j->ref.data, j->ref.rows, dim, 256, 12345) : -1;
-    if (o->plot == NULL)
+    if (o->plot == NULL) {
+        free(hdr);
         return 0;
-    if ((rc = cli_parse_dims(cli_opt_get(s_opts, "dims"), dim, &cx, &cy)) != 0)
-        return rc;
+    }
     const char *base = strrchr(o->model, '/');
     snprintf(title, sizeof title, "%s: %s, %llu model evaluations", base ? base + 1 : o->model,
              o->def->name, (unsigned long long)j->nfe);
     snprintf(label, sizeof label, "samples (%s)", o->def->name);
-    if (cli_plot_samples(o->plot, j->ref.data, j->ref.rows, j->x, n, dim, cx, cy,
-                         (const char *const *)j->ref.names, title, label, err, sizeof err))
-        return cli_fail("%s", err);
-    return 0;
+    rc = cli_plot_samples(o->plot, j->ref.data, j->ref.rows, j->x, n, dim, cx, cy,
+                          j->ref.names ? (const char *const *)j->ref.names : hdr, title, label,
+                          err, sizeof err);
+    free(hdr);
+    return rc != 0 ? cli_fail("%s", err) : 0;
 }
 
 int cli_cmd_sample(int argc, char **argv)
@@ -509,10 +473,9 @@ int cli_cmd_sample(int argc, char **argv)
     if ((rc = read_sample_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
-    if ((rc = load_model(o.model, s_opts, &j.model, &j.meta, &j.sys)) == 0 &&
-        (rc = check_sampler_fits(&o, &j)) == 0 &&
-        (rc = cli_system_sde(&j.sys, j.model, &j.sde)) == 0 &&
-        (rc = set_up_guidance(&o, &j)) == 0 && (rc = draw_samples(&o, &j)) == 0 &&
+    if ((rc = load_model(o.model, s_opts, &j.file)) == 0 &&
+        (rc = check_sampler_fits(&o, &j)) == 0 && (rc = set_up_system(&o, &j)) == 0 &&
+        (rc = draw_samples(&o, &j)) == 0 &&
         (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {
         fprintf(stderr, "sampled %zu points with %s: %llu model evaluations per sample, %.2f s",
                 o.n, o.def->name, (unsigned long long)j.nfe, j.elapsed);
@@ -535,9 +498,6 @@ static cli_opt l_opts[] = {
     {"offset", 0, 1, "BITS", "dequantization offset added to bits/dim [0]", NULL},
     {"seed", 0, 1, "N", "seed of the Hutchinson probes [0]", NULL},
     {"batch", 0, 1, "N", "rows per library call [1024]", NULL},
-    {"schedule", 0, 1, "NAME", "schedule, for model files that record none (or to override)", NULL},
-    {"predict", 0, 1, "KIND", "what the network outputs: eps, score, x0, v, edm (idem)", NULL},
-    {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4 (idem)", NULL},
     {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -583,14 +543,13 @@ static int read_loglik_options(int argc, char **argv, loglik_opts *o, int *help)
 
 /* What a run holds; loglik_job_free() releases it. */
 typedef struct loglik_job {
-    score_model *model;
-    cli_meta meta;
-    cli_system sys;
-    cli_table t;              /* the rows, standardized in place */
+    cli_model_file file;
+    size_t dim;
+    cli_table t;              /* the rows, in data units */
     score_sde *sde;
     score_likelihood *lk;
     score_rng *rng;
-    double *lp;               /* per-row log-likelihood in model units */
+    double *lp, *bpd;         /* per-row log-likelihood and bits/dim in data units */
     double elapsed;
 } loglik_job;
 
@@ -598,38 +557,36 @@ static void loglik_job_free(loglik_job *j)
 {
     score_likelihood_free(j->lk);
     score_sde_free(j->sde);
-    score_model_free(j->model);
     score_rng_free(j->rng);
-    cli_meta_free(&j->meta);
-    cli_system_free(&j->sys);
+    cli_model_file_free(&j->file);
     cli_table_free(&j->t);
     free(j->lp);
+    free(j->bpd);
 }
 
-/* The rows of the CSV file, checked against the model, in model units. */
+/* The rows of the CSV file, checked against the model. */
 static int load_loglik_data(const loglik_opts *o, loglik_job *j)
 {
     char err[512];
+    j->dim = score_genmodel_dim(j->file.gm);
     if (cli_csv_read(o->data, &j->t, err, sizeof err) != 0)
         return cli_fail("%s", err);
-    if (j->t.cols != j->sys.dim)
+    if (j->t.cols != j->dim)
         return cli_fail("%s has %zu column%s but the model's dimension is %zu", o->data,
-                        j->t.cols, j->t.cols == 1 ? "" : "s", j->sys.dim);
-    if (j->sys.fixed_t > 0)
+                        j->t.cols, j->t.cols == 1 ? "" : "s", j->dim);
+    if (score_genmodel_fixed_t(j->file.gm) > 0)
         return cli_fail("%s was trained at one noise level only: it has no likelihood", o->model);
-    cli_standardize(&j->sys, j->t.data, j->t.rows);
     return 0;
 }
 
 /* The sde, the likelihood object with its divergence and tolerances, and the probes' rng. */
 static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
 {
-    int rc = cli_system_sde(&j->sys, j->model, &j->sde);
-    if (rc != 0)
-        return rc;
+    int rc;
     int div = o->k ? SCORE_LIKELIHOOD_DIV_HUTCHINSON
                    : (o->exact ? SCORE_LIKELIHOOD_DIV_EXACT : SCORE_LIKELIHOOD_DIV_AUTO);
-    if ((rc = score_likelihood_new(&j->lk, j->sys.dim)) != SCORE_OK ||
+    if ((rc = score_genmodel_sde(j->file.gm, &j->sde)) != SCORE_OK ||
+        (rc = score_likelihood_new(&j->lk, j->dim)) != SCORE_OK ||
         (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div)) != SCORE_OK ||
         (o->k && (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_N_PROBES,
                                                 (int64_t)o->k))) ||
@@ -640,19 +597,22 @@ static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
     return 0;
 }
 
-/* The log-likelihood of every row, over blocks of --batch rows, with a progress bar. */
+/* The log-likelihood of every row in data units (score_genmodel_logp(): the transform's
+ * log-determinant and the model's dequantization included), over blocks of --batch rows. */
 static int run_likelihood(const loglik_opts *o, loglik_job *j)
 {
     size_t rows = j->t.rows, batch = o->batch, chunks = (rows + batch - 1) / batch;
     cli_progress bar;
-    if ((j->lp = malloc(rows * sizeof *j->lp)) == NULL)
+    if ((j->lp = malloc(rows * sizeof *j->lp)) == NULL ||
+        (j->bpd = malloc(rows * sizeof *j->bpd)) == NULL)
         return cli_fail("out of memory");
     cli_progress_start(&bar, "loglik", rows, o->quiet);
     double t0 = cli_now();
     for (size_t c = 0; c < chunks; c++) {
         size_t row0 = c * batch, m = rows - row0 < batch ? rows - row0 : batch;
-        int rc = score_likelihood_logp_ex(j->lk, j->sde, row0, m, j->t.data + row0 * j->sys.dim,
-                                          j->lp + row0, NULL, NULL, NULL, j->rng);
+        int rc = score_genmodel_logp(j->file.gm, j->lk, j->sde, row0, m,
+                                     j->t.data + row0 * j->dim, j->lp + row0, j->bpd + row0,
+                                     j->rng);
         if (rc != SCORE_OK) {
             cli_progress_finish(&bar);
             return cli_lib_fail(rc, "likelihood");
@@ -668,16 +628,15 @@ static int run_likelihood(const loglik_opts *o, loglik_job *j)
 static int report_likelihood(const loglik_opts *o, const loglik_job *j)
 {
     static const char *hdr[2] = {"log_likelihood_nats", "bits_per_dim"};
-    size_t rows = j->t.rows, dim = j->sys.dim;
+    size_t rows = j->t.rows, dim = j->dim;
     char err[512];
     float *res = malloc(rows * 2 * sizeof *res);
     if (res == NULL)
         return cli_fail("out of memory");
-    /* change of variables back to the data's units: log p_x = log p_model - sum log scale */
-    double corr = cli_log_scale_sum(&j->sys), mean_lp = 0, mean_bpd = 0;
+    double mean_lp = 0, mean_bpd = 0;
     for (size_t i = 0; i < rows; i++) {
-        double l = j->lp[i] - corr;
-        double b = -l / ((double)dim * log(2.0)) + o->offset;
+        double l = j->lp[i];
+        double b = j->bpd[i] + o->offset;
         res[2 * i] = (float)l;
         res[2 * i + 1] = (float)b;
         mean_lp += l / (double)rows;
@@ -702,7 +661,7 @@ int cli_cmd_loglik(int argc, char **argv)
     if ((rc = read_loglik_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
-    if ((rc = load_model(o.model, l_opts, &j.model, &j.meta, &j.sys)) == 0 &&
+    if ((rc = load_model(o.model, l_opts, &j.file)) == 0 &&
         (rc = load_loglik_data(&o, &j)) == 0 && (rc = set_up_likelihood(&o, &j)) == 0 &&
         (rc = run_likelihood(&o, &j)) == 0)
         rc = report_likelihood(&o, &j);

@@ -135,10 +135,10 @@ static double time_of_sigma(const score_schedule *s, double sigma)
 
 /* The learned score on an n x n grid over the data's bounding box (other columns at the data
  * mean), in data units: s_x = s_model / scale. */
-static int compute_field(const cli_system *sys, score_sde *sde, const float *data, size_t nd,
-                         size_t cx, size_t cy, double sigma_model, cli_field *f)
+static int compute_field(const score_genmodel *gm, score_sde *sde, const float *data,
+                         size_t nd, size_t cx, size_t cy, double sigma_model, cli_field *f)
 {
-    size_t dim = sys->dim, n = 24, m = n * n;
+    size_t dim = score_genmodel_dim(gm), n = 24, m = n * n;
     memset(f, 0, sizeof *f);
     f->n = n;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -151,15 +151,16 @@ static int compute_field(const cli_system *sys, score_sde *sde, const float *dat
     f->v = malloc(m * sizeof *f->v);
     float *x = calloc(m * dim, sizeof *x), *s = malloc(m * dim * sizeof *s);
     double *t = malloc(m * sizeof *t), *mean = calloc(dim, sizeof *mean);
+    double *scale = malloc(dim * sizeof *scale);
     int rc = -1;
-    if (!f->gx || !f->gy || !f->u || !f->v || !x || !s || !t || !mean)
+    if (!f->gx || !f->gy || !f->u || !f->v || !x || !s || !t || !mean || !scale)
         goto out;
     for (size_t i = 0; i < nd; i++)
         for (size_t j = 0; j < dim; j++)
             mean[j] += data[i * dim + j] / (double)nd;
     f->sigma = sigma_model;
-    f->standardized = sys->shift != NULL;
-    f->t = time_of_sigma(sys->sched, sigma_model);
+    f->standardized = score_genmodel_get_transform(gm, NULL, scale) == 1;
+    f->t = time_of_sigma(score_genmodel_schedule(gm), sigma_model);
     if (!isfinite(f->t))
         goto out;
     for (size_t a = 0; a < n; a++)
@@ -173,19 +174,14 @@ static int compute_field(const cli_system *sys, score_sde *sde, const float *dat
             x[k * dim + cy] = (float)f->gy[k];
             t[k] = f->t;
         }
-    cli_standardize(sys, x, m);
-    if (score_sde_score(sde, m, t, x, s) != SCORE_OK) {
+    if (score_genmodel_encode(gm, m, x, x) != SCORE_OK || score_sde_score(sde, m, t, x, s) != SCORE_OK) {
         cli_lib_fail(SCORE_E_GENERIC, "score field");
         goto out;
     }
     for (size_t k = 0; k < m; k++) {
-        double sx = s[k * dim + cx], sy = s[k * dim + cy];
-        if (sys->shift != NULL) {
-            sx /= sys->scale[cx];
-            sy /= sys->scale[cy];
-        }
-        f->u[k] = sx;
-        f->v[k] = sy;
+        /* s_x = s_model / scale (1 without a transform) */
+        f->u[k] = s[k * dim + cx] / scale[cx];
+        f->v[k] = s[k * dim + cy] / scale[cy];
     }
     rc = 0;
 out:
@@ -193,6 +189,7 @@ out:
     free(s);
     free(t);
     free(mean);
+    free(scale);
     return rc;
 }
 
@@ -291,7 +288,10 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
 
 /* What a run holds; train_job_free() releases it. */
 typedef struct train_job {
-    cli_system sys;
+    score_schedule *sched;
+    double *shift, *scale;  /* the standardization (x - shift) / scale, NULL with --no-standardize */
+    double fixed_t;         /* > 0: the one time a one-noise-level loss trains */
+    score_genmodel *gm;     /* the meaning of the model as trained (its network: the initial one) */
     cli_table table;        /* the CSV data (--data) */
     float *data;            /* the data in its own units: table.data, or toy points */
     float *train_x;         /* the data as trained (standardized unless --no-standardize) */
@@ -312,7 +312,10 @@ static void train_job_free(train_job *j)
     score_loss_free(j->loss);
     score_sde_free(j->sde);
     score_model_free(j->model);
-    cli_system_free(&j->sys);
+    score_genmodel_free(j->gm);
+    score_schedule_free(j->sched);
+    free(j->shift);
+    free(j->scale);
     free(j->ctx.losses);
     free(j->train_x);
     if (j->table.data != NULL)
@@ -323,7 +326,7 @@ static void train_job_free(train_job *j)
 
 /* The schedule: a name or preset, the overrides (--sigma-min, ...), --levels; checked against
  * the loss. */
-static int set_up_schedule(const train_opts *o, cli_system *sys)
+static int set_up_schedule(const train_opts *o, train_job *j)
 {
     static const struct { const char *opt; int id; } ov[] = {
         {"sigma-min", SCORE_SCHEDULE_PARAM_SIGMA_MIN}, {"sigma-max", SCORE_SCHEDULE_PARAM_SIGMA_MAX},
@@ -331,11 +334,7 @@ static int set_up_schedule(const train_opts *o, cli_system *sys)
     };
     const char *name = cli_opt_get(opts, "schedule");
     int rc;
-    sys->output_kind = o->predict;
-    sys->cond_kind = o->cond;
-    sys->cond_scale = 999.0;
-    sys->sigma_data = 0.5;
-    if ((rc = cli_schedule_from_name(name ? name : "vp", &sys->sched)) != 0)
+    if ((rc = cli_schedule_from_name(name ? name : "vp", &j->sched)) != 0)
         return rc;
     for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) {
         double x;
@@ -343,23 +342,23 @@ static int set_up_schedule(const train_opts *o, cli_system *sys)
             continue;
         if ((rc = cli_opt_double(opts, ov[i].opt, 0, 1e10, &x)) != 0)
             return rc;
-        if ((rc = score_schedule_set_f64(sys->sched, ov[i].id, x)) != SCORE_OK)
+        if ((rc = score_schedule_set_f64(j->sched, ov[i].id, x)) != SCORE_OK)
             return rc == SCORE_E_UNSUPPORTED
                        ? cli_usage_error("--%s does not apply to the %s schedule", ov[i].opt,
-                                         score_schedule_name(sys->sched))
+                                         score_schedule_name(j->sched))
                        : cli_lib_fail(rc, ov[i].opt);
     }
-    if (o->levels && (rc = score_schedule_set_i64(sys->sched, SCORE_SCHEDULE_PARAM_NUM_LEVELS,
+    if (o->levels && (rc = score_schedule_set_i64(j->sched, SCORE_SCHEDULE_PARAM_NUM_LEVELS,
                                                   (int64_t)o->levels)) != SCORE_OK)
         return cli_lib_fail(rc, "--levels");
-    if ((rc = score_schedule_prepare(sys->sched)) != SCORE_OK)
+    if ((rc = score_schedule_prepare(j->sched)) != SCORE_OK)
         return cli_lib_fail(rc, "schedule");
     if ((o->loss_kind == SCORE_LOSS_NCSN || o->loss_kind == SCORE_LOSS_DDPM) &&
-        score_schedule_is_discrete(sys->sched) != 1)
+        score_schedule_is_discrete(j->sched) != 1)
         return cli_usage_error("--loss %s needs a discrete schedule (--schedule ncsn, "
                                "ddpm-linear, ddpm-cosine, ...); with the continuous %s "
                                "schedule use --loss sde", cli_name_of(losses, o->loss_kind),
-                               score_schedule_name(sys->sched));
+                               score_schedule_name(j->sched));
     return 0;
 }
 
@@ -393,17 +392,15 @@ static int load_training_data(const train_opts *o, train_job *j)
 static int standardize_data(train_job *j)
 {
     size_t rows = j->rows, dim = j->dim;
-    cli_system *sys = &j->sys;
-    sys->dim = dim;
     j->train_x = malloc(rows * dim * sizeof *j->train_x);
     if (j->train_x == NULL)
         return cli_fail("out of memory");
     memcpy(j->train_x, j->data, rows * dim * sizeof *j->train_x);
     if (cli_opt_flag(opts, "no-standardize"))
         return 0;
-    sys->shift = calloc(dim, sizeof *sys->shift);
-    sys->scale = calloc(dim, sizeof *sys->scale);
-    if (sys->shift == NULL || sys->scale == NULL)
+    j->shift = calloc(dim, sizeof *j->shift);
+    j->scale = calloc(dim, sizeof *j->scale);
+    if (j->shift == NULL || j->scale == NULL)
         return cli_fail("out of memory");
     const float *data = j->data;
     for (size_t c = 0; c < dim; c++) {
@@ -414,10 +411,9 @@ static int standardize_data(train_job *j)
         for (size_t i = 0; i < rows; i++)
             q += (data[i * dim + c] - m) * (data[i * dim + c] - m);
         double sd = rows > 1 ? sqrt(q / (double)(rows - 1)) : 0.0;
-        sys->shift[c] = m;
-        sys->scale[c] = sd > 1e-12 * (1.0 + fabs(m)) ? sd : 1.0;   /* constant column */
+        j->shift[c] = m;
+        j->scale[c] = sd > 1e-12 * (1.0 + fabs(m)) ? sd : 1.0;   /* constant column */
     }
-    cli_standardize(sys, j->train_x, rows);
     return 0;
 }
 
@@ -438,13 +434,21 @@ static int set_up_model(const train_opts *o, train_job *j)
         return cli_lib_fail(rc, "model");
     if ((rc = cli_model_threads(opts, j->model)) != 0)
         return rc;
-    return cli_system_sde(&j->sys, j->model, &j->sde);
+    if ((rc = score_sde_new(&j->sde, j->sched, j->model, o->predict)) != SCORE_OK ||
+        (rc = score_sde_set_i64(j->sde, SCORE_SDE_PARAM_COND, o->cond)) != SCORE_OK)
+        return cli_lib_fail(rc, "sde");
+    /* the meaning of the model (the library's object), and the points in its units */
+    if ((rc = score_genmodel_new(&j->gm, j->sde)) != SCORE_OK ||
+        (rc = score_genmodel_set_transform(j->gm, j->shift, j->scale)) != SCORE_OK ||
+        (rc = score_genmodel_encode(j->gm, j->rows, j->train_x, j->train_x)) != SCORE_OK)
+        return cli_lib_fail(rc, "generative model");
+    return 0;
 }
 
-/* The loss and its options; a time-free loss records the one time it trains in sys.fixed_t. */
+/* The loss and its options; a time-free loss records the one time it trains in j->fixed_t. */
 static int set_up_loss(const train_opts *o, train_job *j)
 {
-    score_schedule *sched = j->sys.sched;
+    score_schedule *sched = j->sched;
     double te;
     int rc;
     if ((rc = score_loss_new(&j->loss, o->loss_kind)) != SCORE_OK)
@@ -464,10 +468,10 @@ static int set_up_loss(const train_opts *o, train_job *j)
     if (rc == SCORE_OK && o->time_free) {
         rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &te);
         if (rc == SCORE_OK) {
-            j->sys.fixed_t = o->sigma > 0 ? time_of_sigma(sched, o->sigma)
+            j->fixed_t = o->sigma > 0 ? time_of_sigma(sched, o->sigma)
                                           : (o->loss_kind == SCORE_LOSS_DSM
                                                  ? time_of_sigma(sched, 0.1) : te);
-            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_TIME, j->sys.fixed_t);
+            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_TIME, j->fixed_t);
         }
     } else if (rc == SCORE_OK && cli_opt_get(opts, "sigma") != NULL) {
         return cli_usage_error("--sigma applies to the one-level losses (dsm, hyvarinen, ssm, "
@@ -548,34 +552,91 @@ static size_t loss_ends(const train_opts *o, const train_job *j, double *first, 
     return tail;
 }
 
-/* Writes the model file with the system and a record of the training in its metadata. */
-static int save_model(const train_opts *o, const train_job *j)
+/* The descriptive record of the training run (user metadata: it carries no meaning). */
+static int record_training(const train_opts *o, const train_job *j, score_model *m)
 {
-    char err[512];
+    char v[64];
     double first, last;
     loss_ends(o, j, &first, &last);
-    cli_meta meta;
-    memset(&meta, 0, sizeof meta);
-    int rc = 0;
-    if (cli_system_to_meta(&j->sys, &meta) ||
-        cli_meta_set(&meta, "score.train.loss", cli_name_of(losses, o->loss_kind)) ||
-        cli_meta_set(&meta, "score.train.data", o->datafile ? o->datafile : o->dataset) ||
-        cli_meta_setf(&meta, "score.train.rows", "%zu", j->rows) ||
-        cli_meta_setf(&meta, "score.train.steps", "%zu", o->steps) ||
-        cli_meta_setf(&meta, "score.train.batch", "%zu", o->batch) ||
-        cli_meta_set(&meta, "score.train.optimizer", cli_name_of(optimizers, o->opt_kind)) ||
-        cli_meta_setf(&meta, "score.train.lr", "%g", o->lr) ||
-        cli_meta_setf(&meta, "score.train.ema", "%g", o->ema) ||
-        cli_meta_setf(&meta, "score.train.seed", "%llu", (unsigned long long)o->seed) ||
-        cli_meta_setf(&meta, "score.train.final_loss", "%.6g", last) ||
-        cli_meta_setf(&meta, "score.train.seconds", "%.2f", j->elapsed) ||
-        (o->loss_kind == SCORE_LOSS_SDE &&
-         cli_meta_set(&meta, "score.train.weighting", cli_name_of(weightings, o->weighting))))
-        rc = cli_fail("out of memory");
-    else if (cli_model_write(o->output, j->final, &meta, err, sizeof err) != 0)
-        rc = cli_fail("%s", err);
-    cli_meta_free(&meta);
+    struct { const char *key; const char *value; } e[] = {
+        {"score.train.loss", cli_name_of(losses, o->loss_kind)},
+        {"score.train.data", o->datafile ? o->datafile : o->dataset},
+        {"score.train.optimizer", cli_name_of(optimizers, o->opt_kind)},
+        {"score.train.weighting",
+         o->loss_kind == SCORE_LOSS_SDE ? cli_name_of(weightings, o->weighting) : NULL},
+    };
+    for (size_t i = 0; i < sizeof e / sizeof e[0]; i++)
+        if (e[i].value != NULL && score_model_set_metadata(m, e[i].key, e[i].value) != SCORE_OK)
+            return -1;
+#define REC(key, ...) \
+    (snprintf(v, sizeof v, __VA_ARGS__), score_model_set_metadata(m, "score.train." key, v))
+    if (REC("rows", "%zu", j->rows) || REC("steps", "%zu", o->steps) ||
+        REC("batch", "%zu", o->batch) || REC("lr", "%g", o->lr) || REC("ema", "%g", o->ema) ||
+        REC("seed", "%llu", (unsigned long long)o->seed) || REC("final_loss", "%.6g", last) ||
+        REC("seconds", "%.2f", j->elapsed))
+        return -1;
+#undef REC
+    return 0;
+}
+
+/* The column names stored in the model: the CSV header, x1 .. xd for a toy dataset, none for
+ * a CSV without header. */
+static int set_column_names(const train_job *j, score_genmodel *gm)
+{
+    if (j->table.data != NULL)
+        return j->table.names == NULL
+                   ? SCORE_OK
+                   : score_genmodel_set_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, j->dim,
+                                              (const char *const *)j->table.names);
+    char **names = calloc(j->dim, sizeof *names), *buf = malloc(j->dim * 24);
+    int rc = SCORE_E_NOMEM;
+    if (names != NULL && buf != NULL) {
+        for (size_t c = 0; c < j->dim; c++) {
+            names[c] = buf + 24 * c;
+            snprintf(names[c], 24, "x%zu", c + 1);
+        }
+        rc = score_genmodel_set_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, j->dim,
+                                      (const char *const *)names);
+    }
+    free(names);
+    free(buf);
     return rc;
+}
+
+/* Writes the generative model of the saved weights (score_genmodel_save()): the meaning of
+ * j->gm with the final network, the fixed time, the column names and the training record. */
+static int save_model(const train_opts *o, const train_job *j)
+{
+    score_model *net = NULL;
+    score_genmodel *gm = NULL;
+    int rc;
+    if ((rc = score_model_clone(&net, j->final)) != SCORE_OK)
+        return cli_lib_fail(rc, "model");
+    if (record_training(o, j, net) != 0) {
+        score_model_free(net);
+        return cli_lib_fail(SCORE_E_NOMEM, "training record");
+    }
+    if ((rc = score_sde_set_model(j->sde, net)) == SCORE_OK)
+        rc = score_genmodel_new(&gm, j->sde);
+    if (score_sde_set_model(j->sde, j->final) != SCORE_OK && rc == SCORE_OK)
+        rc = SCORE_E_GENERIC;
+    score_model_free(net);
+    if (rc == SCORE_OK && j->shift != NULL)
+        rc = score_genmodel_set_transform(gm, j->shift, j->scale);
+    if (rc == SCORE_OK)
+        rc = score_genmodel_set_fixed_t(gm, j->fixed_t);
+    if (rc == SCORE_OK)
+        rc = set_column_names(j, gm);
+    if (rc != SCORE_OK) {
+        score_genmodel_free(gm);
+        return cli_lib_fail(rc, "generative model");
+    }
+    rc = score_genmodel_save(gm, o->output);
+    score_genmodel_free(gm);
+    if (rc != SCORE_OK)
+        return cli_fail("cannot %s '%s': %s", rc == SCORE_E_IO ? "write" : "save the model to",
+                        o->output, score_last_error_message());
+    return 0;
 }
 
 /* --plot: the learned score field over the data, and the loss curve. */
@@ -592,20 +653,20 @@ static int plot_training(const train_opts *o, train_job *j)
         return cli_lib_fail(rc, "score_sde_set_model");
     /* the field at a noise level of a quarter of the (standardized) data scale, or at the one
      * level a time-free loss trained */
-    double fs = 0.25, tf = j->sys.fixed_t;
+    double fs = 0.25, tf = j->fixed_t;
     if (tf > 0) {
         double a, sg;
-        if (score_schedule_alpha_sigma(j->sys.sched, 1, &tf, &a, &sg) == SCORE_OK)
+        if (score_schedule_alpha_sigma(j->sched, 1, &tf, &a, &sg) == SCORE_OK)
             fs = sg / a;
     }
     cli_field field;
-    if (compute_field(&j->sys, j->sde, j->data, j->rows, cx, cy, fs, &field) != 0) {
+    if (compute_field(j->gm, j->sde, j->data, j->rows, cx, cy, fs, &field) != 0) {
         free_field(&field);
         return cli_fail("cannot evaluate the score field for --plot");
     }
     snprintf(title, sizeof title, "score train: %s, %s loss, %s schedule, %zu steps",
              o->datafile ? o->datafile : o->dataset, cli_name_of(losses, o->loss_kind),
-             score_schedule_name(j->sys.sched), o->steps);
+             score_schedule_name(j->sched), o->steps);
     rc = cli_plot_training(o->plot, j->data, j->rows, j->dim, cx, cy,
                            (const char *const *)j->table.names, &field, j->ctx.losses, o->steps,
                            title, err, sizeof err);
@@ -638,7 +699,7 @@ int cli_cmd_train(int argc, char **argv)
     if ((rc = read_train_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
-    if ((rc = set_up_schedule(&o, &j.sys)) == 0 && (rc = load_training_data(&o, &j)) == 0 &&
+    if ((rc = set_up_schedule(&o, &j)) == 0 && (rc = load_training_data(&o, &j)) == 0 &&
         (rc = standardize_data(&j)) == 0 && (rc = set_up_model(&o, &j)) == 0 &&
         (rc = set_up_loss(&o, &j)) == 0 && (rc = set_up_trainer(&o, &j)) == 0 &&
         (rc = run_training(&o, &j)) == 0 && (rc = save_model(&o, &j)) == 0 &&

@@ -1,4 +1,5 @@
-/* score: the command-line tool of libscore (train, sample, loglik, info, datasets, distance). */
+/* score: the command-line tool of libscore (train, sample, loglik, info, convert, datasets,
+ * distance). */
 #include "cli.h"
 
 #include <string.h>
@@ -12,6 +13,7 @@ static const struct {
     {"sample", cli_cmd_sample, "draw samples from a model file into a CSV file"},
     {"loglik", cli_cmd_loglik, "log-likelihood and bits/dim of the rows of a CSV file"},
     {"info", cli_cmd_info, "describe a model file"},
+    {"convert", cli_cmd_convert, "make a generative model file of a plain network file"},
     {"datasets", cli_cmd_datasets, "list the toy datasets, or write points of one"},
     {"distance", cli_cmd_distance, "sliced Wasserstein-2 distance between two CSV files"},
 };

@@ -1,11 +1,8 @@
-/* Model files of the `score` tool: a libscore model file (score_model_save()) whose user
- * metadata (score_model_set_metadata()) additionally records how the model was trained and how
- * to sample it (schedule, output parameterization, data standardization). See
- * doc/model-format.md. */
+/* Model files of the `score` tool: generative model files (score_genmodel_save(); the library
+ * reads their whole meaning), with the tool's descriptive training record as user metadata
+ * (score.train.*), and their metadata for display. See doc/model-format.md. */
 #include "cli.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,18 +49,6 @@ int cli_meta_set(cli_meta *m, const char *key, const char *value)
     return 0;
 }
 
-int cli_meta_setf(cli_meta *m, const char *key, const char *fmt, ...)
-{
-    char buf[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (w < 0 || (size_t)w >= sizeof buf)
-        return -1;
-    return cli_meta_set(m, key, buf);
-}
-
 const char *cli_meta_get(const cli_meta *m, const char *key)
 {
     for (size_t i = 0; i < m->n; i++)
@@ -89,32 +74,6 @@ static uint64_t get_le64(const unsigned char *p)
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
-}
-
-int cli_model_write(const char *path, const score_model *model, const cli_meta *extra, char *err,
-                    size_t err_len)
-{
-    /* The tool's keys are the model's user metadata (score_model_set_metadata()), which the
-     * library stores and restores itself; set them on a copy so the caller's model is unchanged. */
-    score_model *copy = NULL;
-    if (score_model_clone(&copy, model) != SCORE_OK) {
-        snprintf(err, err_len, "cannot serialise the model: %s", score_last_error_message());
-        return -1;
-    }
-    for (size_t i = 0; i < extra->n; i++) {
-        if (score_model_set_metadata(copy, extra->keys[i], extra->values[i]) != SCORE_OK) {
-            snprintf(err, err_len, "cannot record '%s' in the model file: %s", extra->keys[i],
-                     score_last_error_message());
-            score_model_free(copy);
-            return -1;
-        }
-    }
-    int rc = score_model_save(copy, path);
-    if (rc != SCORE_OK)
-        snprintf(err, err_len, "cannot %s '%s': %s", rc == SCORE_E_IO ? "write" : "save the model to",
-                 path, score_last_error_message());
-    score_model_free(copy);
-    return rc == SCORE_OK ? 0 : -1;
 }
 
 /* cJSON's allocator while header_parse() runs: malloc, noting a failure, so that a NULL from
@@ -179,11 +138,10 @@ static int library_metadata(const cJSON *root, cli_meta *meta)
     return 0;
 }
 
-int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *err,
-                   size_t err_len)
+int cli_model_file_read(const char *path, int allow_plain, cli_model_file *f, char *err,
+                        size_t err_len)
 {
-    *model = NULL;
-    memset(meta, 0, sizeof *meta);
+    memset(f, 0, sizeof *f);
     unsigned char *buf;
     size_t len;
     if (cli_read_input(path, "model file ", cli_input_limit(CLI_MODEL_INPUT_LIMIT), &buf, &len,
@@ -195,31 +153,42 @@ int cli_model_read(const char *path, score_model **model, cli_meta *meta, char *
         snprintf(err, err_len, "'%s' is not a model file (no safetensors header)", path);
         return -1;
     }
-    int rc = score_model_load_buffer(model, buf, len);
+    /* the library gives the whole meaning; a plain network is only described ('score info') */
+    int rc = score_genmodel_load_buffer(&f->gm, buf, len);
     if (rc != SCORE_OK) {
-        free(buf);
-        snprintf(err, err_len, "'%s' is not a usable model file: %s", path,
-                 score_last_error_message());
-        return -1;
+        snprintf(f->refusal, sizeof f->refusal, "%s", score_last_error_message());
+        if (!allow_plain || rc != SCORE_E_FORMAT ||
+            score_model_load_buffer(&f->plain, buf, len) != SCORE_OK) {
+            free(buf);
+            snprintf(err, err_len, "'%s' is not a usable model file: %s", path, f->refusal);
+            return -1;
+        }
     }
+    const score_model *model = f->gm ? score_genmodel_model(f->gm) : f->plain;
     cJSON *root = NULL;
-    int ok = user_metadata(*model, meta) == 0;
+    int ok = user_metadata(model, &f->meta) == 0;
     if (!ok)
         snprintf(err, err_len, "out of memory reading '%s'", path);
     else if ((root = cli_header_parse(path, (const char *)buf + 8, (size_t)hlen, err,
                                        err_len)) == NULL)
         ok = 0;
-    else if (library_metadata(root, meta) != 0) {
+    else if (library_metadata(root, &f->meta) != 0) {
         snprintf(err, err_len, "out of memory reading '%s'", path);
         ok = 0;
     }
     cJSON_Delete(root);
     free(buf);
     if (!ok) {
-        score_model_free(*model);
-        *model = NULL;
-        cli_meta_free(meta);
+        cli_model_file_free(f);
         return -1;
     }
     return 0;
+}
+
+void cli_model_file_free(cli_model_file *f)
+{
+    score_genmodel_free(f->gm);
+    score_model_free(f->plain);
+    cli_meta_free(&f->meta);
+    memset(f, 0, sizeof *f);
 }

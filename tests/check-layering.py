@@ -9,7 +9,7 @@ import re
 import sys
 
 LAYERS = ["core", "io", "kernel", "rng", "schedule", "model", "sde", "loss", "train",
-          "sampler", "likelihood"]
+          "sampler", "likelihood", "genmodel"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 # Headers private to their own folder: the internals of one model kind or of the step types.
 FOLDER_ONLY = {"model/mlp-priv.h", "model/mlp-kind-priv.h", "model/analytic-priv.h",

@@ -122,7 +122,58 @@ for smp in ode ald edm euler heun ddim dpm-solver-3 dpmpp-3m dpmpp-2m-sde euler-
 done
 expect_ok -- "$SCORE" sample "$M2" --sampler heun --steps 3 --corrector langevin --corrector-steps 2 -n 8 -q
 expect_ok -- "$SCORE" sample "$M" --guidance 1.5 --uncond "$M" --sampler dpmpp-2m --steps 4 -n 8 -q
-expect_fail 1 "does not match" -- "$SCORE" sample "$M" --guidance 1.5 --uncond "$M2" -n 8 -q
+expect_fail 1 "cannot guide $M: score_genmodel_new_cfg: the models differ in schedule kind (vp vs ve)" -- \
+    "$SCORE" sample "$M" --guidance 1.5 --uncond "$M2" -n 8 -q
+# guidance members are checked by the library, each difference with its own message
+G="train -n 256 --steps 3 --batch 32 --hidden 8 --depth 1 -q"
+expect_ok -- "$SCORE" $G --dataset ring8 -o "$T/g-ring.safetensors"
+expect_ok -- "$SCORE" $G --dataset ring8 --hidden 16 -o "$T/g-ring16.safetensors"
+expect_ok -- "$SCORE" $G --dataset moons -o "$T/g-moons.safetensors"
+expect_ok -- "$SCORE" $G --dataset ring8 --beta-max 15 -o "$T/g-beta.safetensors"
+expect_ok -- "$SCORE" $G --dataset ring8 --predict x0 -o "$T/g-x0.safetensors"
+expect_fail 1 "the models differ in data transform: shift of dimension 0" -- \
+    "$SCORE" sample "$T/g-ring.safetensors" --guidance 1 --uncond "$T/g-moons.safetensors" -n 4 -q
+expect_fail 1 "the models differ in schedule parameter beta_max (20 vs 15)" -- \
+    "$SCORE" sample "$T/g-ring.safetensors" --guidance 1 --uncond "$T/g-beta.safetensors" -n 4 -q
+expect_fail 1 "the models differ in output kind (SCORE_SDE_PARAM_OUTPUT) (2 vs 3)" -- \
+    "$SCORE" sample "$T/g-ring.safetensors" --guidance 1 --uncond "$T/g-x0.safetensors" -n 4 -q
+# matching members (same data, so the same transform; another network) are combined
+expect_ok -- "$SCORE" sample "$T/g-ring.safetensors" --guidance 1 --uncond "$T/g-ring16.safetensors" \
+    --sampler heun --steps 4 -n 4 -o "$T/g.csv" -q
+[ "$(wc -l <"$T/g.csv")" -eq 5 ] || { echo "FAIL: guided samples"; fails=$((fails + 1)); }
+# sampled CSVs keep the data's column names (stored in the model); info shows the transform,
+# the columns and the condition spec
+expect_ok -- "$SCORE" sample "$M2" --sampler euler --steps 3 -n 3 -o "$T/named.csv" -q
+[ "$(head -n 1 "$T/named.csv")" = "a,b" ] || { echo "FAIL: sample lost the column names"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" info "$M2"
+grep -q "^columns:       a, b" "$T/out" && grep -q "^condition:     none" "$T/out" &&
+    grep -q "^data scaling:  none" "$T/out" ||
+    { echo "FAIL: info shows no columns / condition / transform"; cat "$T/out"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" info "$M"
+grep -q "^data scaling:  x_model = (x - shift) / scale" "$T/out" ||
+    { echo "FAIL: info shows no transform"; fails=$((fails + 1)); }
+# files of the score tool of 0.1 (meaning in user.score.* metadata) sample and evaluate as
+# they did then (tests/data: the files and the outputs of that tool)
+DATA=$(dirname "$0")/data
+expect_ok -- "$SCORE" sample "$DATA/cli-0.1-vp.safetensors" --sampler euler --steps 10 -n 6 \
+    --seed 7 -o "$T/old.csv" -q
+cmp -s "$T/old.csv" "$DATA/cli-0.1-vp-euler.csv" || { echo "FAIL: a 0.1 file samples differently"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$DATA/cli-0.1-dsm.safetensors" --sampler langevin --steps 10 -n 4 \
+    --seed 7 -o "$T/old.csv" -q
+cmp -s "$T/old.csv" "$DATA/cli-0.1-dsm-langevin.csv" || { echo "FAIL: a 0.1 one-level file samples differently"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" loglik "$DATA/cli-0.1-vp.safetensors" "$DATA/cli-0.1-rows.csv" --exact -o "$T/old.csv" -q
+cmp -s "$T/old.csv" "$DATA/cli-0.1-vp-loglik.csv" || { echo "FAIL: a 0.1 file's likelihoods differ"; fails=$((fails + 1)); }
+# a plain network file is refused with the way out; 'score convert' makes a generative model
+NET="$DATA/../fuzz/corpus/mlp-fourier.safetensors"
+expect_fail 1 "a plain network file" -- "$SCORE" sample "$NET" -n 2 -q
+expect_ok -- "$SCORE" info "$NET"
+grep -q "^generative:    no, a plain network file" "$T/out" || { echo "FAIL: info of a plain network"; fails=$((fails + 1)); }
+expect_fail 2 "give -o MODEL.safetensors, --schedule NAME and --predict KIND" -- "$SCORE" convert "$NET" -o "$T/conv.safetensors"
+expect_ok -- "$SCORE" convert "$NET" -o "$T/conv.safetensors" --schedule ve --predict score --cond sigma
+expect_ok -- "$SCORE" info "$T/conv.safetensors"
+grep -q "^schedule:      ve" "$T/out" && grep -q "^output:        score (conditioning sigma)" "$T/out" ||
+    { echo "FAIL: convert did not record the schedule and output"; cat "$T/out"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$T/conv.safetensors" --sampler heun --steps 3 -n 3 -q
 expect_ok -- "$SCORE" loglik "$M2" "$T/train.csv" --hutchinson 2 --rtol 1e-2 --atol 1e-2 -q
 expect_ok -- "$SCORE" train --dataset moons -n 256 --steps 10 --batch 32 --hidden 8 --depth 1 \
     --loss dsm --sigma 0.2 -o "$T/dsm.safetensors" --plot "$T/dsm.svg" -q
@@ -132,7 +183,8 @@ expect_fail 1 "has no likelihood" -- "$SCORE" loglik "$T/dsm.safetensors" "$T/go
 expect_ok -- "$SCORE" train --dataset gaussian -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
     --loss ssm-vr --projections 2 -o "$T/ssm.safetensors" -q
 expect_ok -- "$SCORE" info "$T/dsm.safetensors" --all
-grep -q "score.fixed_t" "$T/out" || { echo "FAIL: info --all lists no score.fixed_t"; fails=$((fails + 1)); }
+grep -q "genmodel.fixed_t" "$T/out" && grep -q "^noise level:   trained at one time" "$T/out" ||
+    { echo "FAIL: info (--all) shows no fixed time"; fails=$((fails + 1)); }
 expect_fail 2 "--loss ncsn needs a discrete schedule" -- \
     "$SCORE" train --dataset ring8 -n 64 --steps 2 --loss ncsn --schedule vp -o "$T/m" -q
 expect_ok -- "$SCORE" train --dataset ring8 -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \

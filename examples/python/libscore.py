@@ -9,11 +9,17 @@
     x = ls.sample(system, 1000, sampler="dpmpp-2m", steps=20, seed=1)
     logp, bpd = ls.loglik(system, x[:100])
 
+    gm = ls.GenModel.load("ring8.safetensors")             # e.g. written by `score train`
+    x = gm.sample(1000, sampler="euler", steps=20, seed=1) # in the data's units
+    logp, bpd = gm.loglik(x[:100])
+
 The library is found through the environment variable LIBSCORE_LIBRARY (a path to
 libscore.so), then the system's library search path. Every failing call raises LibscoreError
 with the status name and the library's message. Only standard ctypes and numpy are used; see
 doc/ffi.md for the rules this follows (no structs by value, int status codes, size_t sizes,
 float32 bulk data, the last-error message read right after the failing call on the same thread).
+Parameter ids are looked up by name through the library's introspection API (param.h), never
+written here as numbers.
 """
 
 import ctypes
@@ -24,7 +30,7 @@ import numpy as np
 
 __all__ = [
     "LibscoreError", "version", "Schedule", "Model", "System", "toy_dataset", "train",
-    "sample", "loglik", "STEP_TYPES",
+    "sample", "loglik", "STEP_TYPES", "GenModel", "param_id",
 ]
 
 # ---- pinned constants of the C headers (values never change) ---------------------------------
@@ -42,12 +48,11 @@ STEP_TYPES = ("euler", "heun", "midpoint", "rk4", "dopri5", "em", "reverse-diffu
               "ancestral", "euler-ancestral", "ddim", "dpm-solver-1", "dpm-solver-2",
               "dpm-solver-3", "dpmpp-2m", "dpmpp-3m", "dpmpp-2m-sde", "dpm-solver-12",
               "dpm-solver-23", "dpm-adaptive")
-P_SCHEDULE_T_EPS = 205
-P_OPT_LR, P_OPT_WARMUP, P_OPT_CLIP = 500, 507, 508
-P_EMA_DECAY = 900
-P_TRAINER_BATCH, P_TRAINER_SEED, P_TRAINER_USE_EMA = 600, 601, 603
-P_SAMPLER_STEPS, P_SAMPLER_GRID, P_SAMPLER_DENOISE, P_SAMPLER_ETA = 100, 101, 102, 106
-P_LIK_RTOL, P_LIK_ATOL, P_LIK_DIV, P_LIK_PROBES = 700, 701, 702, 704
+# object kinds of the parameter tables (enum score_object_kind, param.h)
+OBJECT_KINDS = {"sampler": 1, "schedule": 2, "model": 3, "loss": 4, "optimizer": 5,
+                "trainer": 6, "likelihood": 7, "sde": 8, "ema": 9, "control": 10, "step": 11}
+GENMODEL_NAMES = {"columns": 1, "labels": 2, "context": 3}
+GENMODEL_DEQUANT = {"none": 0, "uniform": 1}
 
 
 class LibscoreError(RuntimeError):
@@ -78,6 +83,7 @@ _u64 = ctypes.c_uint64
 _dbl = ctypes.c_double
 _str = ctypes.c_char_p
 
+_ip = ctypes.POINTER(ctypes.c_int)
 _TRAIN_PROGRESS = ctypes.CFUNCTYPE(_int, _sz, _sz, _dbl, _dbl, _vp)
 _SAMPLER_PROGRESS = ctypes.CFUNCTYPE(_int, _sz, _sz, _dbl, _vp)
 
@@ -149,6 +155,33 @@ _SIGNATURES = {
     "score_likelihood_set_f64": (_int, [_vp, _int, _dbl], True),
     "score_likelihood_set_i64": (_int, [_vp, _int, _i64], True),
     "score_likelihood_logp": (_int, [_vp, _vp, _sz, _f32p, _f64p, _f64p, _vp], True),
+    "score_param_from_name": (_int, [_int, _str, _ip], True),
+    "score_step_new": (_int, [_pvp, _vp, _sz], True),
+    "score_step_free": (None, [_vp], False),
+    "score_step_set_f64": (_int, [_vp, _int, _dbl], True),
+    "score_genmodel_load": (_int, [_pvp, _str], True),
+    "score_genmodel_save": (_int, [_vp, _str], True),
+    "score_genmodel_free": (None, [_vp], False),
+    "score_genmodel_new": (_int, [_pvp, _vp], True),
+    "score_genmodel_dim": (_sz, [_vp], False),
+    "score_genmodel_fixed_t": (_dbl, [_vp], False),
+    "score_genmodel_num_classes": (_sz, [_vp], False),
+    "score_genmodel_context_dim": (_sz, [_vp], False),
+    "score_genmodel_name": (_str, [_vp, _int, _sz], False),
+    "score_genmodel_set_names": (_int, [_vp, _int, _sz, ctypes.POINTER(_str)], True),
+    "score_genmodel_get_transform": (_int, [_vp, _f64p, _f64p], True),
+    "score_genmodel_set_transform": (_int, [_vp, _f64p, _f64p], True),
+    "score_genmodel_get_dequant": (_int, [_vp, _ip, _f64p], True),
+    "score_genmodel_set_dequant": (_int, [_vp, _int, _dbl], True),
+    "score_genmodel_sde": (_int, [_vp, _pvp], True),
+    "score_genmodel_encode": (_int, [_vp, _sz, _f32p, _f32p], True),
+    "score_genmodel_decode": (_int, [_vp, _sz, _f32p, _f32p], True),
+    "score_genmodel_sample": (_int, [_vp, _vp, _vp, _sz, _sz, _f32p, _vp, _SAMPLER_PROGRESS,
+                                     _vp], True),
+    "score_genmodel_sample_langevin": (_int, [_vp, _vp, _vp, _sz, _sz, _sz, _f32p, _vp], True),
+    "score_genmodel_logp": (_int, [_vp, _vp, _vp, _sz, _sz, _f32p, _f64p, _f64p, _vp], True),
+    "score_genmodel_check_compatible": (_int, [_vp, _vp], True),
+    "score_genmodel_new_cfg": (_int, [_pvp, _vp, _vp, _dbl], True),
 }
 
 for _name, (_res, _args, _checked) in _SIGNATURES.items():
@@ -157,6 +190,27 @@ for _name, (_res, _args, _checked) in _SIGNATURES.items():
     _f.argtypes = _args
     if _checked:
         _f.errcheck = _check
+
+
+def param_id(kind, name):
+    """The id of parameter `name` of an object kind ('sampler', 'schedule', 'sde', ...), read
+    from the library's parameter table (score_param_from_name())."""
+    out = ctypes.c_int()
+    _lib.score_param_from_name(OBJECT_KINDS[kind], name.encode(), ctypes.byref(out))
+    return out.value
+
+
+P_SCHEDULE_T_EPS = param_id("schedule", "t_eps")
+P_OPT_LR, P_OPT_WARMUP, P_OPT_CLIP = (param_id("optimizer", n) for n in ("lr", "warmup",
+                                                                          "grad_clip"))
+P_EMA_DECAY = param_id("ema", "decay")
+P_TRAINER_BATCH, P_TRAINER_SEED, P_TRAINER_USE_EMA = (
+    param_id("trainer", n) for n in ("batch_size", "seed", "use_ema"))
+P_SAMPLER_STEPS, P_SAMPLER_GRID, P_SAMPLER_DENOISE, P_SAMPLER_ETA, P_SAMPLER_SNR = (
+    param_id("sampler", n) for n in ("num_steps", "grid", "final_denoise", "eta", "snr"))
+P_LIK_RTOL, P_LIK_ATOL, P_LIK_DIV, P_LIK_PROBES = (
+    param_id("likelihood", n) for n in ("rtol", "atol", "divergence", "n_probes"))
+P_STEP_SNR, P_STEP_SIZE = param_id("step", "snr"), param_id("step", "step_size")
 
 
 def version():
@@ -414,13 +468,11 @@ def train(system, data, steps=2000, loss="sde", optimizer="adam", lr=2e-3, batch
     return losses
 
 
-def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=True,
-           x_init=None, eta=None, corrector=None):
-    """n samples as an (n, dim) float32 array. sampler: a preset ('pc', 'ode', 'edm', 'ncsn',
-    'ncsnv2') or a step type (STEP_TYPES); grid: a key of GRIDS (default: the library's)."""
+def _sampler(dim, sampler, steps, grid, denoise, eta, corrector, snr=None):
+    """A sampler handle: a preset or a step type with its options."""
     p = _vp()
     if sampler in SAMPLER_PRESETS:
-        _lib.score_sampler_new_preset(ctypes.byref(p), SAMPLER_PRESETS[sampler], system.dim)
+        _lib.score_sampler_new_preset(ctypes.byref(p), SAMPLER_PRESETS[sampler], dim)
     else:
         st = _lib.score_step_type_find(sampler.encode())
         if not st:
@@ -431,7 +483,7 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
             corr = _lib.score_step_type_find(corrector.encode())
             if not corr:
                 raise ValueError(f"unknown corrector {corrector!r}")
-        _lib.score_sampler_new(ctypes.byref(p), st, corr, system.dim)
+        _lib.score_sampler_new(ctypes.byref(p), st, corr, dim)
     s = _Handle(p)
     s._free = _lib.score_sampler_free
     if steps is not None:
@@ -441,6 +493,16 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
     _lib.score_sampler_set_i64(s.ptr, P_SAMPLER_DENOISE, 1 if denoise else 0)
     if eta is not None:
         _lib.score_sampler_set_f64(s.ptr, P_SAMPLER_ETA, eta)
+    if snr is not None:
+        _lib.score_sampler_set_f64(s.ptr, P_SAMPLER_SNR, snr)
+    return s
+
+
+def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=True,
+           x_init=None, eta=None, corrector=None):
+    """n samples as an (n, dim) float32 array. sampler: a preset ('pc', 'ode', 'edm', 'ncsn',
+    'ncsnv2') or a step type (STEP_TYPES); grid: a key of GRIDS (default: the library's)."""
+    s = _sampler(system.dim, sampler, steps, grid, denoise, eta, corrector)
     out = np.empty((n, system.dim), dtype=np.float32)
     xi = None if x_init is None else _fp(_f32(x_init, system.dim, "x_init"))
     rng = _Rng(seed)
@@ -471,3 +533,187 @@ def loglik(system, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
                                rng.ptr)
     lk.close()
     return logp, bpd
+
+
+class GenModel(_Handle):
+    """A saved generative model (genmodel.h): a network with everything that gives it a
+    meaning (schedule, parameterization, data transform, dequantization, column names,
+    condition spec). Samples and log-likelihoods are in the data's units."""
+
+    _free = staticmethod(_lib.score_genmodel_free)
+
+    @classmethod
+    def load(cls, path):
+        """Loads a generative model file (score_genmodel_load(); also files of the 0.1 tool)."""
+        p = _vp()
+        _lib.score_genmodel_load(ctypes.byref(p), os.fsencode(path))
+        return cls(p)
+
+    @classmethod
+    def from_system(cls, system):
+        """A generative model of a System (copies of its model, schedule and settings)."""
+        p = _vp()
+        _lib.score_genmodel_new(ctypes.byref(p), system.ptr)
+        return cls(p)
+
+    def save(self, path):
+        _lib.score_genmodel_save(self.ptr, os.fsencode(path))
+
+    @property
+    def dim(self):
+        return _lib.score_genmodel_dim(self.ptr)
+
+    @property
+    def fixed_t(self):
+        """0, or the one time a one-noise-level model was trained at."""
+        return _lib.score_genmodel_fixed_t(self.ptr)
+
+    @property
+    def num_classes(self):
+        return _lib.score_genmodel_num_classes(self.ptr)
+
+    @property
+    def context_dim(self):
+        return _lib.score_genmodel_context_dim(self.ptr)
+
+    def _names(self, which, n):
+        first = _lib.score_genmodel_name(self.ptr, GENMODEL_NAMES[which], 0)
+        if first is None:
+            return None
+        return [_lib.score_genmodel_name(self.ptr, GENMODEL_NAMES[which], i).decode()
+                for i in range(n)]
+
+    @property
+    def columns(self):
+        """The data's column names, or None."""
+        return self._names("columns", self.dim)
+
+    @property
+    def labels(self):
+        """The class labels' names, or None."""
+        return self._names("labels", self.num_classes)
+
+    @property
+    def context_names(self):
+        """The names of the context vector's columns, or None."""
+        return self._names("context", self.context_dim)
+
+    def set_names(self, which, names):
+        """Sets 'columns', 'labels' or 'context' names (None or [] removes them)."""
+        names = list(names or [])
+        arr = (_str * max(len(names), 1))(*[n.encode() for n in names])
+        _lib.score_genmodel_set_names(self.ptr, GENMODEL_NAMES[which], len(names), arr)
+
+    @property
+    def transform(self):
+        """(shift, scale) of x_model = (x_data - shift) / scale, or None for the identity."""
+        shift, scale = np.empty(self.dim), np.empty(self.dim)
+        if _lib.score_genmodel_get_transform(self.ptr, _dp(shift), _dp(scale)) == 0:
+            return None
+        return shift, scale
+
+    def set_transform(self, shift, scale):
+        if shift is None:
+            _lib.score_genmodel_set_transform(self.ptr, None, None)
+            return
+        shift = np.ascontiguousarray(shift, dtype=np.float64)
+        scale = np.ascontiguousarray(scale, dtype=np.float64)
+        if shift.shape != (self.dim,) or scale.shape != (self.dim,):
+            raise ValueError(f"shift and scale must have {self.dim} values")
+        _lib.score_genmodel_set_transform(self.ptr, _dp(shift), _dp(scale))
+
+    @property
+    def dequant(self):
+        """('none' or 'uniform', bin width)."""
+        k, b = ctypes.c_int(), ctypes.c_double()
+        _lib.score_genmodel_get_dequant(self.ptr, ctypes.byref(k), ctypes.byref(b))
+        return {v: n for n, v in GENMODEL_DEQUANT.items()}[k.value], b.value
+
+    def set_dequant(self, kind, bin_width=1.0):
+        _lib.score_genmodel_set_dequant(self.ptr, GENMODEL_DEQUANT[kind], bin_width)
+
+    def encode(self, x):
+        """Data units -> model units."""
+        x = _f32(x, self.dim)
+        out = np.empty_like(x)
+        _lib.score_genmodel_encode(self.ptr, x.shape[0], _fp(x), _fp(out))
+        return out
+
+    def decode(self, x):
+        """Model units -> data units."""
+        x = _f32(x, self.dim)
+        out = np.empty_like(x)
+        _lib.score_genmodel_decode(self.ptr, x.shape[0], _fp(x), _fp(out))
+        return out
+
+    def check_compatible(self, other):
+        """Raises LibscoreError naming the first difference when the two models cannot be
+        combined (guidance)."""
+        _lib.score_genmodel_check_compatible(self.ptr, other.ptr)
+
+    def cfg(self, uncond, w):
+        """Classifier-free guidance (1 + w) F_self - w F_uncond, after the library's check."""
+        p = _vp()
+        _lib.score_genmodel_new_cfg(ctypes.byref(p), self.ptr, uncond.ptr, w)
+        return GenModel(p)
+
+    def _sde(self):
+        p = _vp()
+        _lib.score_genmodel_sde(self.ptr, ctypes.byref(p))
+        h = _Handle(p)
+        h._free = _lib.score_sde_free
+        return h
+
+    def sample(self, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=True, eta=None,
+               corrector=None, snr=0.16):
+        """n samples in data units (score_genmodel_sample()); the sampler as in sample()."""
+        s = _sampler(self.dim, sampler, steps, grid, denoise, eta, corrector, snr)
+        sde = self._sde()
+        out = np.empty((n, self.dim), dtype=np.float32)
+        rng = _Rng(seed)
+        _lib.score_genmodel_sample(self.ptr, s.ptr, sde.ptr, 0, n, _fp(out), rng.ptr,
+                                   _SAMPLER_PROGRESS(), None)
+        sde.close()
+        s.close()
+        return out
+
+    def sample_langevin(self, n, steps=1000, snr=0.16, step_size=None, seed=0):
+        """n samples of a one-noise-level model: Langevin dynamics at its fixed time."""
+        p = _vp()
+        _lib.score_step_new(ctypes.byref(p), _lib.score_step_type_find(b"langevin"), self.dim)
+        st = _Handle(p)
+        st._free = _lib.score_step_free
+        if step_size is not None:
+            _lib.score_step_set_f64(st.ptr, P_STEP_SIZE, step_size)
+        _lib.score_step_set_f64(st.ptr, P_STEP_SNR, snr)
+        sde = self._sde()
+        out = np.empty((n, self.dim), dtype=np.float32)
+        rng = _Rng(seed)
+        _lib.score_genmodel_sample_langevin(self.ptr, st.ptr, sde.ptr, steps, 0, n, _fp(out),
+                                            rng.ptr)
+        sde.close()
+        st.close()
+        return out
+
+    def loglik(self, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
+        """Log-likelihood (nats) and bits/dim of each row of x in data units
+        (score_genmodel_logp(): transform and dequantization included)."""
+        x = _f32(x, self.dim)
+        p = _vp()
+        _lib.score_likelihood_new(ctypes.byref(p), self.dim)
+        lk = _Handle(p)
+        lk._free = _lib.score_likelihood_free
+        _lib.score_likelihood_set_i64(lk.ptr, P_LIK_DIV, 1 if exact else 2)
+        if not exact:
+            _lib.score_likelihood_set_i64(lk.ptr, P_LIK_PROBES, probes)
+        _lib.score_likelihood_set_f64(lk.ptr, P_LIK_RTOL, rtol)
+        _lib.score_likelihood_set_f64(lk.ptr, P_LIK_ATOL, atol)
+        sde = self._sde()
+        logp = np.empty(x.shape[0])
+        bpd = np.empty(x.shape[0])
+        rng = _Rng(seed)
+        _lib.score_genmodel_logp(self.ptr, lk.ptr, sde.ptr, 0, x.shape[0], _fp(x), _dp(logp),
+                                 _dp(bpd), rng.ptr)
+        sde.close()
+        lk.close()
+        return logp, bpd

@@ -1,4 +1,6 @@
-"""Tests of the ctypes binding (libscore.py): train, sample and loglik from Python with numpy.
+"""Tests of the ctypes binding (libscore.py): train, sample and loglik from Python with numpy;
+generative model files written by the `score` tool ($SCORE_CLI) sampled bit for bit as the tool
+does; parameter ids read from the library's tables.
 
 Run by meson (suite 'python') with LIBSCORE_LIBRARY pointing at the built library; exits with
 77 (meson's "skipped") when numpy is not installed.
@@ -6,6 +8,7 @@ Run by meson (suite 'python') with LIBSCORE_LIBRARY pointing at the built librar
 
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -103,6 +106,97 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(cm.exception.name, "SCORE_E_RANGE")
         with self.assertRaises(ValueError):
             ls.sample(system, 10, sampler="dpm++2m")
+
+
+
+DATA = os.environ.get("SCORE_TEST_DATA", "")
+CLI = os.environ.get("SCORE_CLI", "")
+
+
+def read_csv(path):
+    """(header, float32 rows) of a CSV written by the tool (%.9g: exact float32 values)."""
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+    return header, np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2).astype(np.float32)
+
+
+class GenModelTest(unittest.TestCase):
+    def test_param_ids_come_from_the_library(self):
+        # the ids of the binding are those of the library's tables; unknown names are refused
+        self.assertEqual(ls.param_id("sampler", "num_steps"), ls.P_SAMPLER_STEPS)
+        self.assertNotEqual(ls.P_LIK_RTOL, ls.P_LIK_ATOL)
+        with self.assertRaises(ls.LibscoreError) as cm:
+            ls.param_id("sampler", "no_such_parameter")
+        self.assertEqual(cm.exception.name, "SCORE_E_UNSUPPORTED")
+
+    @unittest.skipUnless(DATA, "SCORE_TEST_DATA not set")
+    def test_file_of_the_0_1_tool(self):
+        gm = ls.GenModel.load(os.path.join(DATA, "cli-0.1-vp.safetensors"))
+        shift, scale = gm.transform
+        self.assertEqual(shift[0], 4.78761168)
+        self.assertEqual(scale[1], 0.499932117)
+        x = gm.sample(6, sampler="euler", steps=10, grid="karras", seed=7)
+        _, want = read_csv(os.path.join(DATA, "cli-0.1-vp-euler.csv"))
+        np.testing.assert_array_equal(x, want)
+        rows = read_csv(os.path.join(DATA, "cli-0.1-rows.csv"))[1]
+        logp, bpd = gm.loglik(rows[:5])
+        _, ll = read_csv(os.path.join(DATA, "cli-0.1-vp-loglik.csv"))
+        np.testing.assert_array_equal(logp.astype(np.float32), ll[:, 0])
+        np.testing.assert_array_equal(bpd.astype(np.float32), ll[:, 1])
+        one = ls.GenModel.load(os.path.join(DATA, "cli-0.1-dsm.safetensors"))
+        self.assertGreater(one.fixed_t, 0)
+        _, want = read_csv(os.path.join(DATA, "cli-0.1-dsm-langevin.csv"))
+        np.testing.assert_array_equal(one.sample_langevin(4, steps=10, seed=7), want)
+
+    @unittest.skipUnless(CLI and DATA, "SCORE_CLI / SCORE_TEST_DATA not set")
+    def test_cli_trained_model_samples_as_the_tool(self):
+        with tempfile.TemporaryDirectory() as d:
+            m = os.path.join(d, "m.safetensors")
+            run = lambda *a: subprocess.run([CLI, *a, "-q"], check=True,  # noqa: E731
+                                         stdout=subprocess.DEVNULL)
+            run("train", "--data", os.path.join(DATA, "cli-0.1-train.csv"), "-o", m,
+                "--hidden", "16", "--depth", "2", "--steps", "60", "--batch", "32", "--seed", "4")
+            gm = ls.GenModel.load(m)
+            self.assertEqual(gm.columns, ["a", "b"])
+            for smp, grid in (("euler", "karras"), ("em", "uniform-t"), ("heun", "karras")):
+                out = os.path.join(d, smp + ".csv")
+                run("sample", m, "--sampler", smp, "--steps", "8", "-n", "40", "--seed", "11",
+                    "-o", out)
+                header, want = read_csv(out)
+                self.assertEqual(header, ["a", "b"])
+                x = gm.sample(40, sampler=smp, steps=8, grid=grid, seed=11)
+                np.testing.assert_array_equal(x, want, err_msg=smp)
+            rows = os.path.join(DATA, "cli-0.1-rows.csv")
+            out = os.path.join(d, "ll.csv")
+            run("loglik", m, rows, "--exact", "-o", out)
+            logp, bpd = gm.loglik(read_csv(rows)[1])
+            ll = read_csv(out)[1]
+            np.testing.assert_array_equal(logp.astype(np.float32), ll[:, 0])
+            np.testing.assert_array_equal(bpd.astype(np.float32), ll[:, 1])
+
+    def test_round_trip_and_guidance_check(self):
+        sched = ls.Schedule("vp")
+        a = ls.GenModel.from_system(ls.System(sched, ls.Model.mlp(2, hidden=8, depth=1), "eps"))
+        b = ls.GenModel.from_system(ls.System(sched, ls.Model.mlp(2, hidden=8, depth=1, seed=3),
+                                              "eps"))
+        a.set_transform([1.0, -2.0], [0.5, 4.0])
+        a.set_names("columns", ["u", "v"])
+        a.set_dequant("uniform", 0.25)
+        np.testing.assert_array_equal(a.decode(a.encode([[1.5, 2.0]])), [[1.5, 2.0]])
+        np.testing.assert_array_equal(a.encode([[1.5, 2.0]]), [[1.0, 1.0]])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "g.safetensors")
+            a.save(path)
+            c = ls.GenModel.load(path)
+        self.assertEqual(c.columns, ["u", "v"])
+        self.assertEqual(c.dequant, ("uniform", 0.25))
+        c.check_compatible(a)
+        with self.assertRaises(ls.LibscoreError) as cm:
+            a.check_compatible(b)
+        self.assertIn("data transform", str(cm.exception))
+        b.set_transform([1.0, -2.0], [0.5, 4.0])
+        g = a.cfg(b, 1.5)
+        self.assertEqual(g.sample(5, sampler="heun", steps=4, seed=1).shape, (5, 2))
 
 
 if __name__ == "__main__":

@@ -25,5 +25,6 @@
 #include "evolve.h"
 #include "sampler.h"
 #include "likelihood.h"
+#include "genmodel.h"
 
 #endif /* LIBSCORE_LIBSCORE_H */

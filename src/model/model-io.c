@@ -18,9 +18,8 @@ static const score__model_ops *const loadable[] = {
     &score__gmm_ops,
 };
 
-static int save_to_buffer(const char *fn, const score_model *m, void **buf, size_t *len)
+int score__model_save_to_writer(const char *fn, const score_model *m, score__st_writer *w)
 {
-    score__st_writer *w = NULL;
     int rc;
     if (m->ops->save == NULL)
         return score__error(SCORE_E_UNSUPPORTED, fn, "%s models cannot be saved", m->ops->name);
@@ -30,12 +29,10 @@ static int save_to_buffer(const char *fn, const score_model *m, void **buf, size
         score_model *tmp = NULL;
         if ((rc = score_model_clone(&tmp, m)) == SCORE_OK &&
             (rc = score_model_prepare(tmp)) == SCORE_OK)
-            rc = save_to_buffer(fn, tmp, buf, len);
+            rc = score__model_save_to_writer(fn, tmp, w);
         score_model_free(tmp);
         return rc;
     }
-    if ((rc = score__st_writer_new(fn, &w)) != SCORE_OK)
-        return rc;
     rc = score__st_writer_meta(fn, w, "format", FORMAT_NAME);
     if (rc == SCORE_OK)
         rc = score__st_writer_meta(fn, w, "version", FORMAT_VERSION);
@@ -55,7 +52,16 @@ static int save_to_buffer(const char *fn, const score_model *m, void **buf, size
         strcpy(name + sizeof SCORE__META_FILE_PREFIX - 1, key); /* key <= 128 bytes, checked */
         rc = score__st_writer_meta(fn, w, name, value);
     }
-    if (rc == SCORE_OK)
+    return rc;
+}
+
+static int save_to_buffer(const char *fn, const score_model *m, void **buf, size_t *len)
+{
+    score__st_writer *w = NULL;
+    int rc;
+    if ((rc = score__st_writer_new(fn, &w)) != SCORE_OK)
+        return rc;
+    if ((rc = score__model_save_to_writer(fn, m, w)) == SCORE_OK)
         rc = score__st_writer_finish(fn, w, buf, len);
     score__st_writer_free(w);
     return rc;
@@ -155,7 +161,7 @@ int score__model_probe(const char *fn, score_model *m)
     }
 }
 
-static int load_from_reader(const char *fn, score_model **out, const score__st_reader *r)
+int score__model_load_from_reader(const char *fn, score_model **out, const score__st_reader *r)
 {
     const char *format = score__st_meta(r, "format");
     const char *version = score__st_meta(r, "version");
@@ -194,7 +200,7 @@ int score_model_load_buffer(score_model **out, const void *buf, size_t len)
         return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
     if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
         return rc;
-    rc = load_from_reader(__func__, out, r);
+    rc = score__model_load_from_reader(__func__, out, r);
     score__st_reader_free(r);
     return rc;
 }
@@ -210,7 +216,7 @@ int score_model_load(score_model **out, const char *path)
         return score__error(SCORE_E_INVAL, __func__, "path is NULL");
     if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
         return rc;
-    rc = load_from_reader(__func__, out, r);
+    rc = score__model_load_from_reader(__func__, out, r);
     score__st_reader_free(r);
     return rc;
 }

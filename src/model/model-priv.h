@@ -213,6 +213,13 @@ int score__save_file_via_buffer(const char *fn, const char *path, const void *ob
 /* The loader's probe (model-io.c, doc/model-format.md): evaluates m on a fixed 3-row batch;
  * SCORE_E_FORMAT (message prefixed for fn) when an output is not finite, SCORE_E_NOMEM. */
 int score__model_probe(const char *fn, score_model *m);
+/* The two halves of score_model_save_buffer() / score_model_load_buffer() for files that hold
+ * a model and more (generative models, src/genmodel/): writes the model's metadata and tensors
+ * into w (the caller adds its own and finishes); builds the model from an opened reader (all
+ * the loader's checks; metadata that is neither the library's nor "user.*" is ignored). */
+int score__model_save_to_writer(const char *fn, const score_model *m, struct score__st_writer *w);
+int score__model_load_from_reader(const char *fn, score_model **out,
+                                  const struct score__st_reader *r);
 
 /* score_model_trace_grad() / score_model_vjv_grad() (same checks, errors and results) with the
  * output cotangent gout = gfn(fx) instead of an array: F(x, c) is written to fx (n * dim,

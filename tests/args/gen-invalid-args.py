@@ -27,7 +27,7 @@ import sys
 
 NUMERIC = {"size_t", "double", "int", "int64_t", "uint64_t", "uint32_t"}
 OBJECTS = {"schedule", "model", "sde", "rng", "loss", "optimizer", "ema", "trainer", "step",
-           "control", "evolve", "sampler", "likelihood"}
+           "control", "evolve", "sampler", "likelihood", "genmodel"}
 STATUSES = {"OK": "SCORE_OK", "DONE": "SCORE_DONE"}
 
 

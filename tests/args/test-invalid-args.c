@@ -48,6 +48,8 @@ typedef struct fx {
     score_evolve *evolve;
     score_sampler *sampler;
     score_likelihood *likelihood;
+    score_genmodel *genmodel;     /* of sde (dim 2, identity transform) */
+    score_sde *gsde;              /* score_genmodel_sde() of genmodel */
     size_t P;                    /* parameter count of model */
     /* outputs of constructors that succeed (freed by fx_free) */
     score_schedule *o_schedule;
@@ -64,6 +66,7 @@ typedef struct fx {
     score_evolve *o_evolve;
     score_sampler *o_sampler;
     score_likelihood *o_likelihood;
+    score_genmodel *o_genmodel;
     void *vb;                    /* buffers returned by *_save_buffer */
     score_model *bmodel;         /* a borrowed model (score_trainer_ema_model), not freed */
     /* scalars for out-pointers */
@@ -78,6 +81,9 @@ typedef struct fx {
     /* a saved model (buffer and file) for the loaders */
     void *mbuf;
     size_t mlen;
+    void *gbuf;                  /* a saved generative model (buffer and file gpath) */
+    size_t glen;
+    char gpath[64];
     void *tbuf;                  /* a saved trainer checkpoint */
     size_t tlen;
     char path[64];               /* a model file */
@@ -158,6 +164,12 @@ static void fx_free(fx *F)
 {
     if (F == NULL)
         return;
+    score_sde_free(F->gsde);
+    score_genmodel_free(F->genmodel);
+    score_genmodel_free(F->o_genmodel);
+    score_free(F->gbuf);
+    if (F->gpath[0])
+        unlink(F->gpath);
     score_likelihood_free(F->likelihood);
     score_sampler_free(F->sampler);
     score_evolve_free(F->evolve);
@@ -228,6 +240,7 @@ static fx *fx_new(void)
     fx_tmpname(F->path, sizeof F->path, "model");
     fx_tmpname(F->tpath, sizeof F->tpath, "ckpt");
     fx_tmpname(F->opath, sizeof F->opath, "out");
+    fx_tmpname(F->gpath, sizeof F->gpath, "genmodel");
     int ok =
         score_schedule_new(&F->schedule, SCORE_SCHEDULE_VP) == SCORE_OK &&
         score_schedule_prepare(F->schedule) == SCORE_OK &&
@@ -257,7 +270,11 @@ static fx *fx_new(void)
         score_model_save_buffer(F->model, &F->mbuf, &F->mlen) == SCORE_OK &&
         score_model_save(F->model, F->path) == SCORE_OK &&
         score_trainer_save_buffer(F->trainer, &F->tbuf, &F->tlen) == SCORE_OK &&
-        score_trainer_save(F->trainer, F->tpath) == SCORE_OK;
+        score_trainer_save(F->trainer, F->tpath) == SCORE_OK &&
+        score_genmodel_new(&F->genmodel, F->sde) == SCORE_OK &&
+        score_genmodel_sde(F->genmodel, &F->gsde) == SCORE_OK &&
+        score_genmodel_save_buffer(F->genmodel, &F->gbuf, &F->glen) == SCORE_OK &&
+        score_genmodel_save(F->genmodel, F->gpath) == SCORE_OK;
     F->models[0] = F->models[1] = F->model;
     ok = ok && score_model_new_sum(&F->sum, 2, F->models, NULL) == SCORE_OK;
     if (!ok) {

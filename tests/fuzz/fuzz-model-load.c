@@ -1,6 +1,8 @@
-/* libFuzzer target: score_model_load_buffer() on arbitrary bytes must never crash, over-read
- * or leak; a model that loads must compute (SCORE_OK, or SCORE_E_NUMERIC when an output
- * overflows outside the loader's probe batch), save and load again to the same bytes.
+/* libFuzzer target: score_model_load_buffer() and score_genmodel_load_buffer() on arbitrary
+ * bytes must never crash, over-read or leak; a model that loads must compute (SCORE_OK, or
+ * SCORE_E_NUMERIC when an output overflows outside the loader's probe batch), save and load
+ * again to the same bytes; a generative model that loads must save and load again to the same
+ * bytes (files of the score tool of 0.1 after one save).
  * The seeds in corpus/ are saved models and, as hostile-*.safetensors, the meaning-check
  * corpus of tests/test-model-hostile.c (regenerate them with SCORE_HOSTILE_DIR set).
  * Built with -Dfuzz=true (clang, -fsanitize=fuzzer,address); see tests/fuzz/meson.build. */
@@ -12,9 +14,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The generative model loader on the same bytes. */
+static void genmodel_load(const uint8_t *data, size_t size)
+{
+    score_genmodel *g = NULL, *g2 = NULL, *g3 = NULL;
+    void *b1 = NULL, *b2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    if (score_genmodel_load_buffer(&g, data, size) != SCORE_OK) {
+        if (g != NULL)
+            abort();
+        return;
+    }
+    if (score_genmodel_save_buffer(g, &b1, &l1) != SCORE_OK ||
+        score_genmodel_load_buffer(&g2, b1, l1) != SCORE_OK ||
+        score_genmodel_check_compatible(g, g2) != SCORE_OK ||
+        score_genmodel_save_buffer(g2, &b2, &l2) != SCORE_OK || l1 != l2 ||
+        memcmp(b1, b2, l1) != 0 || score_genmodel_load_buffer(&g3, b2, l2) != SCORE_OK)
+        abort();
+    score_free(b1);
+    score_free(b2);
+    score_genmodel_free(g3);
+    score_genmodel_free(g2);
+    score_genmodel_free(g);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     score_model *m = NULL, *m2 = NULL;
+    genmodel_load(data, size);
     void *buf = NULL, *buf2 = NULL;
     size_t len = 0, len2 = 0;
     if (score_model_load_buffer(&m, data, size) != SCORE_OK) {
