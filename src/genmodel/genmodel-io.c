@@ -11,7 +11,7 @@
 #include "io/safetensors-priv.h"
 #include "libscore/param.h"
 #include "model/model-priv.h"
-#include "model/schedule-io-priv.h"
+#include "schedule/schedule-io-priv.h"
 
 #define GM_VERSION "1"
 #define PREFIX "genmodel."
