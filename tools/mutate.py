@@ -93,13 +93,21 @@ def source_files(root):
 
 
 def copy_tree(root, dest):
+    """Copies the source files into dest; an existing copy gets only the files that differ."""
+    changed = 0
     for rel in source_files(root):
         src = os.path.join(root, rel)
         if not os.path.isfile(src):
             continue  # deleted in the work tree
         dst = os.path.join(dest, rel)
+        if os.path.isfile(dst):
+            with open(src, 'rb') as a, open(dst, 'rb') as b:
+                if a.read() == b.read():
+                    continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(src, dst)
+        shutil.copyfile(src, dst)
+        changed += 1
+    return changed
 
 
 def run_quiet(cmd, log, cwd=None):
@@ -255,6 +263,12 @@ def main():
     ap.add_argument('--workdir', default='',
                     help='scratch directory (default: a new temporary one, removed at the end)')
     ap.add_argument('--keep', action='store_true', help='keep the scratch directory and logs')
+    ap.add_argument('--reuse', action='store_true',
+                    help='reuse the copy and build of an earlier run in --workdir (only the '
+                         'files that changed since are copied and rebuilt)')
+    ap.add_argument('--no-baseline', action='store_true',
+                    help='skip the unmutated test run (meson\'s timeouts, catalogue order): '
+                         'for quick checks of single mutants after a full run')
     ap.add_argument('--timeout-factor', type=float, default=5.0,
                     help='per-test timeout: this times the unmutated run time, at least '
                          '--timeout-min seconds, at most the test\'s own meson timeout')
@@ -306,13 +320,17 @@ def main():
     src = os.path.join(scratch, 'src')
     build = os.path.join(scratch, 'build')
     logdir = os.path.join(scratch, 'logs')
-    if os.path.exists(src):
-        die('%s already holds a source copy; give an empty --workdir' % scratch)
+    if os.path.exists(src) and not args.reuse:
+        die('%s already holds a source copy; give an empty --workdir or --reuse' % scratch)
+    if args.reuse and not os.path.isdir(os.path.join(build, 'meson-info')):
+        die('--reuse: no earlier build in %s' % build)
     os.makedirs(logdir, exist_ok=True)
     setup_log = os.path.join(logdir, 'setup.log')
     print('scratch copy in %s' % scratch, flush=True)
-    copy_tree(root, src)
-    if run_quiet(['meson', 'setup', build, src] + args.meson_args.split(), setup_log) != 0:
+    n_changed = copy_tree(root, src)
+    if args.reuse:
+        print('%d files changed since the last run' % n_changed, flush=True)
+    elif run_quiet(['meson', 'setup', build, src] + args.meson_args.split(), setup_log) != 0:
         die('meson setup failed, see %s' % setup_log)
     if run_quiet(['ninja', '-C', build, '-j', str(args.jobs)], setup_log) != 0:
         die('the unmutated build failed, see %s' % setup_log)
@@ -322,14 +340,19 @@ def main():
     tests = default_tests(build, set(args.exclude_suite.split(',')))
     runner = Runner(args.jobs, logdir)
     base_timeouts = {t['name']: t['timeout'] for t in tests}
-    fail, durations = runner.run(order_tests(tests, [], {}), 'baseline', base_timeouts,
-                                 stop_first=False)
-    if fail is not None:
-        die('the unmutated tree fails %s (%s), see %s' % fail)
-    print('%d tests pass unmutated in %.0f s' % (len(tests), time.monotonic() - t_built),
-          flush=True)
+    if args.no_baseline:
+        durations = {}
+        print('unmutated test run skipped', flush=True)
+    else:
+        fail, durations = runner.run(order_tests(tests, [], {}), 'baseline', base_timeouts,
+                                     stop_first=False)
+        if fail is not None:
+            die('the unmutated tree fails %s (%s), see %s' % fail)
+        print('%d tests pass unmutated in %.0f s' % (len(tests), time.monotonic() - t_built),
+              flush=True)
     timeouts = {t['name']: min(float(t['timeout']),
-                               max(args.timeout_min, args.timeout_factor * durations[t['name']]))
+                               max(args.timeout_min,
+                                   args.timeout_factor * durations.get(t['name'], 1e9)))
                 for t in tests}
 
     outputs = target_outputs(build)
@@ -376,8 +399,8 @@ def print_table(results, total, report):
     for m, status, by, _ in results:
         res = 'killed by %s' % by if status == 'killed' else (
             status + (': ' + by if by else ''))
-        lines.append('| %s | %s | %s | %s | %s |' % (m['id'], m['layer'], m['file'],
-                                                     m['intent'], res))
+        cells = [m['id'], m['layer'], m['file'], m['intent'], res]
+        lines.append('| %s |' % ' | '.join(c.replace('|', '\\|') for c in cells))
     summary = ('%d mutants: %d killed, %d survived, %d equivalent, %d build failures; '
                'score %.1f%% (killed / (killed + survived)); %.1f min' %
                (len(results), killed, survived, equiv, bfail, score, total / 60.0))
