@@ -58,8 +58,8 @@ START_TEST(final_denoise_is_the_data_prediction)
         ck_assert_msg(fabs((double)xb[q] - (double)want[q]) <= tol,
                       "%s: denoised value %zu = %.9g, data prediction %.9g", type, q, xb[q],
                       want[q]);
-        /* and the step did something: the noise at t_eps is not negligible */
     }
+    /* and the step did something: the noise left at t_eps is not negligible */
     ck_assert_double_gt(fx_max_abs_diff(2 * N, xa, xb), 1e-4);
     ck_assert_uint_eq(sb, sa + 1);
     ck_assert_uint_eq(nb, na + 1);
