@@ -58,6 +58,16 @@
  * A model that lacks one (e.g. a callback without JVP) is refused with ::SCORE_E_UNSUPPORTED
  * and a message naming the missing operation.
  *
+ * Conditions: a model with a label input (::SCORE_MODEL_PARAM_NUM_CLASSES = K > 0) or a
+ * context-vector input (::SCORE_MODEL_PARAM_CONTEXT_DIM = m > 0) is trained on per-row labels
+ * and context vectors given with the batch: score_loss_set_labels() and
+ * score_loss_set_context() copy them into the loss, and every later score_loss_compute() on a
+ * batch of the same n rows uses them (row b of the labels goes with row b of x), until they are
+ * replaced or cleared. Without labels every row gets the null label K (the unconditional
+ * model); a model that takes a context needs one. The sde's own label
+ * (score_sde_set_label()) plays no part in a loss. The random draws do not depend on the
+ * labels. A trainer sets its loss's labels and context at each step (score_trainer_set_labels()).
+ *
  * Workspace: a loss keeps buffers that grow to the largest batch seen; later calls with a
  * batch no larger never allocate. A loss is therefore object-exclusive.
  */
@@ -208,6 +218,47 @@ SCORE_API SCORE_WARN_UNUSED int score_loss_get_f64(const score_loss *loss, int p
 SCORE_API SCORE_WARN_UNUSED int score_loss_get_i64(const score_loss *loss, int param, int64_t *out);
 
 /**
+ * @brief Gives the per-row class labels of the batches of the next score_loss_compute() calls
+ * (see "Conditions" in loss.h).
+ * @param[in,out] loss the loss.
+ * @param[in] n rows, 1 .. 2^32 - 1; a compute call must then have the same n (ignored when
+ *            @p labels is NULL).
+ * @param[in] labels n labels, each in 0..K-1 for the model's K classes or ::SCORE_LABEL_NULL
+ *            (the null label); copied. NULL clears the labels (every row then gets the null
+ *            label).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p loss); ::SCORE_E_RANGE (@p n, or a label
+ *         negative and not ::SCORE_LABEL_NULL, or above 65534: the message names the row);
+ *         ::SCORE_E_NOMEM. The labels are checked against the model by score_loss_compute():
+ *         ::SCORE_E_UNSUPPORTED (the model takes no labels), ::SCORE_E_RANGE (a label >= K),
+ *         ::SCORE_E_SHAPE (a batch of another n).
+ * Ownership: copied; a score_loss_clone() copy starts without labels.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_loss_set_labels(score_loss *loss, size_t n,
+                                                      const int32_t *labels);
+
+/**
+ * @brief Gives the per-row context vectors of the batches of the next score_loss_compute()
+ * calls (see "Conditions" in loss.h).
+ * @param[in,out] loss the loss.
+ * @param[in] n rows, 1 .. 2^32 - 1; a compute call must then have the same n.
+ * @param[in] m values per row, 1..4096; must equal the model's ::SCORE_MODEL_PARAM_CONTEXT_DIM.
+ * @param[in] values n * m finite values, row-major (row b for data row b); copied. NULL
+ *            clears the context (@p n and @p m are then ignored).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p loss); ::SCORE_E_RANGE (@p n or @p m);
+ *         ::SCORE_E_NUMERIC (a non-finite value); ::SCORE_E_NOMEM. Checked against the model
+ *         by score_loss_compute(): ::SCORE_E_UNSUPPORTED (the model takes no context),
+ *         ::SCORE_E_SHAPE (another n or m), ::SCORE_E_INVAL (no context for a model that needs
+ *         one).
+ * Ownership: copied; a score_loss_clone() copy starts without context.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_loss_set_context(score_loss *loss, size_t n, size_t m,
+                                                       const float *values);
+
+/**
  * @brief Evaluates the loss on a batch and accumulates the gradient of its value with respect
  * to the model's parameters.
  * @param[in,out] loss the loss (workspace).
@@ -225,9 +276,12 @@ SCORE_API SCORE_WARN_UNUSED int score_loss_get_i64(const score_loss *loss, int p
  * @param[in,out] grad_params score_model_param_count() floats to which the gradient is added,
  *            or NULL for the value only.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p loss, @p model, @p rng or @p x; missing sde
- *         or TIME for the kind; t_eps not below T); ::SCORE_E_RANGE (n = 0 or too large);
- *         ::SCORE_E_SHAPE (sde and model dimensions differ); ::SCORE_E_UNSUPPORTED (the model
- *         lacks a needed operation or parameters; a continuous schedule for NCSN / DDPM);
+ *         or TIME for the kind; t_eps not below T; no context for a model that takes one);
+ *         ::SCORE_E_RANGE (n = 0 or too large; a label >= the model's K);
+ *         ::SCORE_E_SHAPE (sde and model dimensions differ; labels or context set for another
+ *         n, or a context of another width); ::SCORE_E_UNSUPPORTED (the model
+ *         lacks a needed operation or parameters; a continuous schedule for NCSN / DDPM;
+ *         labels or a context for a model without that input);
  *         ::SCORE_E_NUMERIC (non-finite @p x, or a non-finite loss: *@p loss_out is still
  *         written and @p grad_params may hold non-finite values); ::SCORE_E_CALLBACK (the
  *         model's callback failed; see score_loss_last_callback_status()); ::SCORE_E_NOMEM.

@@ -646,6 +646,15 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_gaussian(score_model **out,
  * Responsibilities use a log-sum-exp in double, so far-away points are handled without
  * underflow. Provides forward, jvp, vjp and trace (exact Laplacian
  * sum_j r_j (-tr C_j^-1 + |s_j|^2) - |s|^2 with component scores s_j).
+ *
+ * Labels: the components are the classes. For k <= 65535, ::SCORE_MODEL_PARAM_NUM_CLASSES
+ * reads k (score_model_get_i64(); fixed by the mixture: setting it is refused with
+ * ::SCORE_E_UNSUPPORTED). A row evaluated with label y in 0..k-1 (score_sde_set_label(), the
+ * loss's and the trainer's labels) gets the exact score of component y alone,
+ * grad log N(x; alpha mu_y, alpha^2 diag(v_y) + sigma^2 I), i.e. of p_t(x | y); the null label
+ * k, or no label, gives the whole mixture. Every operation (forward, jvp, vjp, trace) follows
+ * the labels, so the model is an exact oracle for class-conditional sampling and guidance. A
+ * mixture of more than 65535 components reports 0 classes and takes no labels.
  * @param[out] out the new model (kind ::SCORE_MODEL_GMM); NULL on failure.
  * @param[in] sched the schedule; copied.
  * @param[in] dim data dimension, 1..4096.
@@ -829,9 +838,12 @@ SCORE_API int score_model_last_callback_status(const score_model *model);
  * @brief Creates the weighted sum F = sum_i w_i F_i of models of equal dimension (classifier
  * guidance: unconditional score + w * classifier gradient; product of experts: sum of scores).
  *
- * Every member receives the same x and c. forward, jvp, vjp and trace are available when all
- * members provide them at construction. Member outputs go through a workspace that grows with
- * the batch.
+ * Every member receives the same x and c, and the same per-row labels and context vectors.
+ * forward, jvp, vjp and trace are available when all members provide them at construction.
+ * Member outputs go through a workspace that grows with the batch. The combination's
+ * ::SCORE_MODEL_PARAM_NUM_CLASSES (and ::SCORE_MODEL_PARAM_CONTEXT_DIM) is the members' common
+ * non-zero value, read at construction (members without the input ignore it), or 0 when no
+ * member has it or two members differ.
  * @param[out] out the new model (kind ::SCORE_MODEL_COMBINATION); NULL on failure.
  * @param[in] k number of members, 1..1024.
  * @param[in] models k members; borrowed: each must outlive the combination.

@@ -44,6 +44,27 @@
  * Workspace: the sde keeps buffers (scaled model input, conditioning, model output,
  * coefficients) that grow to the largest batch seen; calls with a batch no larger never
  * allocate. An sde is therefore object-exclusive, like its model.
+ *
+ * Conditions: a model with a label input (::SCORE_MODEL_PARAM_NUM_CLASSES = K > 0: a
+ * conditional network, or an analytic Gaussian mixture whose components are the classes) or
+ * a context-vector input (::SCORE_MODEL_PARAM_CONTEXT_DIM = m > 0) is evaluated with the
+ * sde's label (score_sde_set_label()) and context (score_sde_set_context()). They apply to
+ * every later evaluation through the sde — all score_sde_* calls, hence every sampler, step,
+ * evolve and likelihood that uses it — and to all rows of a call: the label is one per sde.
+ * To sample several classes, run the sampler once per class with score_sde_set_label()
+ * between runs, or make one sde per class (sdes are small and may share one model, each used
+ * by its own thread). Without a label every row gets the null label K (the unconditional model
+ * a network learns with label dropout).
+ *
+ * Classifier-free guidance on one network: with ::SCORE_SDE_PARAM_GUIDANCE = w != 0 the score
+ * is s = (1 + w) s(x, y) - w s(x, null) for the sde's label y. Each call evaluates its n rows
+ * with label y and the same n rows with the null label as ONE batch of 2n rows through the
+ * model (one pass, e.g. one GEMM per layer), then combines the two halves per element in
+ * double before the map to eps / x0 / drifts (so eps, x0 and the drifts are those of the
+ * guided score); the divergences are the same combination of the two traces,
+ * (1 + w) tr_y - w tr_null. The workspace then holds 2n rows and the NFE counter counts one
+ * evaluation per call. w != 0 without a label (or on a model without labels) is refused with
+ * ::SCORE_E_INVAL: there is nothing to guide towards.
  */
 #ifndef LIBSCORE_SDE_H
 #define LIBSCORE_SDE_H
@@ -53,6 +74,11 @@
 #include "schedule.h"
 
 SCORE_BEGIN_DECLS
+
+/** @brief The null label: "no class" (the unconditional model of classifier-free guidance).
+ *  score_sde_set_label() takes it to clear the label; label arrays of the loss and the
+ *  trainer use it for rows without a class. The model sees it as label K. */
+#define SCORE_LABEL_NULL (-1)
 
 /** @brief Opaque handle of a schedule + model system (the "system" of the samplers). */
 typedef struct score_sde score_sde;
@@ -83,7 +109,8 @@ enum score_sde_param {
     SCORE_SDE_PARAM_OUTPUT = 800,     /**< i64: the ::score_output_kind of the model, 1..6; initialised by score_sde_new(). */
     SCORE_SDE_PARAM_COND = 801,       /**< i64: a ::score_cond_kind, 0..4, default 0 (::SCORE_COND_DEFAULT). */
     SCORE_SDE_PARAM_COND_SCALE = 802, /**< f64: factor of ::SCORE_COND_T_SCALED, [1e-12, 1e12], default 999. */
-    SCORE_SDE_PARAM_SIGMA_DATA = 803  /**< f64: data standard deviation sd of the EDM preconditioning, [1e-6, 1e6], default 0.5. */
+    SCORE_SDE_PARAM_SIGMA_DATA = 803, /**< f64: data standard deviation sd of the EDM preconditioning, [1e-6, 1e6], default 0.5. */
+    SCORE_SDE_PARAM_GUIDANCE = 804    /**< f64: classifier-free guidance weight w on one conditional model, s = (1 + w) s(x, y) - w s(x, null) (see "Conditions" in sde.h), [-1e6, 1e6], default 0 (no guidance: s(x, y)). w != 0 needs a label (score_sde_set_label()); evaluations without one fail with ::SCORE_E_INVAL. */
 };
 
 /**
@@ -164,6 +191,44 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_get_i64(const score_sde *sde, int para
 SCORE_API SCORE_WARN_UNUSED int score_sde_set_model(score_sde *sde, score_model *model);
 
 /**
+ * @brief Sets the class label of every later evaluation through the sde (all rows; see
+ * "Conditions" in sde.h).
+ *
+ * The label stays set when the model is replaced (score_sde_set_model()); an evaluation with a
+ * label the current model does not take fails (::SCORE_E_UNSUPPORTED without labels,
+ * ::SCORE_E_RANGE out of its range).
+ * @param[in,out] sde the sde.
+ * @param[in] label a class in 0..K-1 (K = the model's ::SCORE_MODEL_PARAM_NUM_CLASSES), or
+ *            ::SCORE_LABEL_NULL for the null label (clears the label; the default).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde); ::SCORE_E_UNSUPPORTED (a class label for a
+ *         model without labels); ::SCORE_E_RANGE (@p label outside 0..K-1 and not
+ *         ::SCORE_LABEL_NULL).
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ * @see score_sde_set_context, ::SCORE_SDE_PARAM_GUIDANCE
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_label(score_sde *sde, int64_t label);
+
+/**
+ * @brief Sets the context vector of every later evaluation through the sde (the same vector
+ * for all rows; see "Conditions" in sde.h).
+ * @param[in,out] sde the sde.
+ * @param[in] m number of values; must equal the model's ::SCORE_MODEL_PARAM_CONTEXT_DIM
+ *            (ignored when @p values is NULL).
+ * @param[in] values @p m finite values, copied; NULL clears the context (the default).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde); ::SCORE_E_UNSUPPORTED (the model takes no
+ *         context); ::SCORE_E_SHAPE (@p m differs from the model's context dimension);
+ *         ::SCORE_E_NUMERIC (a non-finite value); ::SCORE_E_NOMEM. An evaluation of a model
+ *         that takes a context fails with ::SCORE_E_INVAL while none is set (and with
+ *         ::SCORE_E_SHAPE when the model was replaced by one of another context dimension).
+ * Ownership: the values are copied.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_context(score_sde *sde, size_t m,
+                                                      const float *values);
+
+/**
  * @brief The model currently used (borrowed), or NULL for NULL.
  * @param[in] sde the sde.
  * @return the model.
@@ -215,8 +280,11 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_coefs(const score_sde *sde, size_t n, 
  * @param[in,out] sde the sde (workspace, NFE counter).
  * @param[in] n rows (0 is a no-op). @param[in] t n times.
  * @param[in] x n * dim points. @param[out] out n * dim scores (must not alias @p x).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or @p out == @p x);
- *         ::SCORE_E_RANGE (a time, see sde.h); ::SCORE_E_CALLBACK (the model's callback
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or @p out == @p x; guidance without a
+ *         label; no context for a model that needs one); ::SCORE_E_RANGE (a time, see sde.h;
+ *         a label the current model does not take); ::SCORE_E_UNSUPPORTED (a label set for a
+ *         model without labels); ::SCORE_E_SHAPE (a context of another size than the model
+ *         takes); ::SCORE_E_CALLBACK (the model's callback
  *         failed; see score_sde_last_callback_status()); ::SCORE_E_NUMERIC (a non-finite time,
  *         or a non-finite value in the result: the message names the first row);
  *         ::SCORE_E_NOMEM; or the model's own failure status.

@@ -469,7 +469,8 @@ enum score_trainer_param {
     SCORE_TRAINER_PARAM_SHUFFLE = 602,        /**< i64: 1 = a fresh permutation per epoch, 0 = rows in order; default 1. */
     SCORE_TRAINER_PARAM_USE_EMA = 603,        /**< i64: 1 = maintain the EMA of the weights, 0 = not; default 1. */
     SCORE_TRAINER_PARAM_PROGRESS_EVERY = 604, /**< i64: the progress callback runs every this many steps and after the last step of a run, [1, 2^40], default 1. */
-    SCORE_TRAINER_PARAM_MAX_SKIPS = 605       /**< i64: score_trainer_run() stops with ::SCORE_E_NUMERIC after this many consecutive skipped steps, [1, 2^40], default 10. */
+    SCORE_TRAINER_PARAM_MAX_SKIPS = 605,      /**< i64: score_trainer_run() stops with ::SCORE_E_NUMERIC after this many consecutive skipped steps, [1, 2^40], default 10. */
+    SCORE_TRAINER_PARAM_P_UNCOND = 606        /**< f64: label dropout p_uncond, [0, 1], default 0.1, used only when labels are set (score_trainer_set_labels()): at each step every minibatch row's label is replaced by the null label with probability p, which trains the unconditional model (classifier-free guidance) in the same network. The decision for (step s, minibatch position i) is u < p with u the uniform of the trainer's generator at (SEED, stream 2, counter s, row i): independent of the thread count and of every other draw (the loss noise and the permutations are those of a run without labels). */
 };
 
 /**
@@ -479,7 +480,8 @@ enum score_trainer_param {
  * function of (SEED, e); steps per epoch = max(1, floor(rows / B)), the remainder rows of an
  * epoch are not used in it), computes the loss and its gradient with score_loss_compute()
  * (noise from a Philox generator with seed SEED, stream 0 and counter = the step number, row
- * = position in the minibatch), guards against non-finite values, applies the optimizer and
+ * = position in the minibatch; with labels, the label dropout from stream 2, see
+ * ::SCORE_TRAINER_PARAM_P_UNCOND), guards against non-finite values, applies the optimizer and
  * updates the EMA. The model's current parameters are read at every step, so they may be
  * changed between steps.
  * @param[out] out the new trainer; NULL on failure.
@@ -513,7 +515,8 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_new(score_trainer **out, score_mod
 SCORE_API void score_trainer_free(score_trainer *tr);
 
 /**
- * @brief Sets a floating-point parameter (see ::score_trainer_param; all are currently integers).
+ * @brief Sets a floating-point parameter (see ::score_trainer_param; ::SCORE_TRAINER_PARAM_P_UNCOND
+ * is the only one).
  * @param[in,out] tr the trainer. @param[in] param the id. @param[in] value the value.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or an integer parameter); ::SCORE_E_RANGE;
  *         ::SCORE_E_UNSUPPORTED (unknown id).
@@ -571,6 +574,54 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_data(score_trainer *tr, size_t
                                                        size_t dim, const float *data);
 
 /**
+ * @brief Gives the class label of every data row (copied), for a model with a label input
+ * (::SCORE_MODEL_PARAM_NUM_CLASSES = K > 0).
+ *
+ * The minibatch rows carry their labels (the same row indices as the data: the permutation of
+ * the epoch), after label dropout (::SCORE_TRAINER_PARAM_P_UNCOND); each step hands them to
+ * the trainer's loss (score_loss_set_labels(), replacing any labels set there). Labels are
+ * data, not training state: checkpoints do not store them (give them again before resuming).
+ * Replacing the dataset with one of another row count makes the next step fail with
+ * ::SCORE_E_SHAPE until the labels are given again.
+ * @param[in,out] tr the trainer (its dataset set).
+ * @param[in] n_rows the number of data rows (ignored when @p labels is NULL).
+ * @param[in] labels n_rows labels, each in 0..K-1 or ::SCORE_LABEL_NULL (a row without a class:
+ *            always the null label); NULL removes the labels (every row then trains the null
+ *            label).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p tr); ::SCORE_E_STAGE (no dataset yet);
+ *         ::SCORE_E_SHAPE (@p n_rows differs from the dataset's rows); ::SCORE_E_UNSUPPORTED
+ *         (the model takes no labels); ::SCORE_E_RANGE (a label outside 0..K-1 and not
+ *         ::SCORE_LABEL_NULL; the message names the row); ::SCORE_E_NOMEM.
+ * Ownership: copied.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_trainer_set_labels(score_trainer *tr, size_t n_rows,
+                                                         const int32_t *labels);
+
+/**
+ * @brief Gives the context vector of every data row (copied), for a model with a context input
+ * (::SCORE_MODEL_PARAM_CONTEXT_DIM = m > 0).
+ *
+ * The minibatch rows carry their context vectors (the same row indices as the data) to the
+ * trainer's loss (score_loss_set_context()) at each step; there is no dropout of contexts.
+ * Like labels, contexts are data, not checkpointed state.
+ * @param[in,out] tr the trainer (its dataset set).
+ * @param[in] n_rows the number of data rows (ignored when @p values is NULL).
+ * @param[in] m values per row; must equal the model's context dimension.
+ * @param[in] values n_rows * m finite values, row-major; NULL removes the context.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p tr); ::SCORE_E_STAGE (no dataset yet);
+ *         ::SCORE_E_SHAPE (@p n_rows or @p m); ::SCORE_E_UNSUPPORTED (the model takes no
+ *         context); ::SCORE_E_NUMERIC (a non-finite value); ::SCORE_E_RANGE (@p n_rows * @p m
+ *         overflows); ::SCORE_E_NOMEM.
+ * Ownership: copied.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_trainer_set_context(score_trainer *tr, size_t n_rows,
+                                                          size_t m, const float *values);
+
+/**
  * @brief Takes one training step (see score_trainer_new()).
  * @param[in,out] tr the trainer (a dataset must be set).
  * @param[out] loss_out the minibatch loss (as score_loss_compute()), or NULL.
@@ -578,8 +629,9 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_data(score_trainer *tr, size_t
  *         ::SCORE_E_NUMERIC (the loss, the gradient or the update was not finite: the step was
  *         skipped and counted; weights, optimizer moments and EMA unchanged, step counter
  *         advanced);
- *         ::SCORE_E_CALLBACK (the model's callback failed; nothing changed); ::SCORE_E_NOMEM
- *         (first step or larger batch only).
+ *         ::SCORE_E_CALLBACK (the model's callback failed; nothing changed); ::SCORE_E_SHAPE
+ *         (labels or context vectors set for another row count than the dataset's);
+ *         ::SCORE_E_NOMEM (first step or larger batch only).
  * Thread-safety: object-exclusive for @p tr and for its model (the step writes the weights:
  *         nobody may evaluate the model meanwhile, not even through an sde); the dataset and
  *         the sde the trainer borrows are only read.

@@ -21,7 +21,17 @@ struct score_loss {
     double *vw, *vjv;                              /* per row and probe */
     float *xt, *xm, *z, *f, *gout;                 /* rows x dim */
     float *v, *jv;                                 /* rows x probes x dim */
+    /* per-row conditions of the next compute calls (score_loss_set_labels / _set_context) */
+    int32_t *labels;     /* lab_n labels as given (SCORE_LABEL_NULL allowed), or NULL */
+    int32_t *mlabels;    /* lab_n labels as the model reads them (null label -> K) */
+    size_t lab_n, lab_cap;
+    float *ctx;          /* ctx_n * ctx_m values, or NULL */
+    size_t ctx_n, ctx_m, ctx_cap;
 };
+
+/* Checks that each of the n labels is SCORE_LABEL_NULL or in 0..k-1; SCORE_E_RANGE with a
+ * message naming fn and the first bad row. Shared by the loss and the trainer. */
+int score__loss_labels_check(const char *fn, size_t n, const int32_t *labels, int64_t k);
 
 /* Parameter table of the loss kind (registered in core/param-registry.h). */
 const score__param_desc *score__loss_param_table(size_t *n_out);

@@ -251,8 +251,7 @@ static int an_load(score_model **out, const score__st_reader *r, int kind)
         rc = score__error(rc, fn, "allocation failed");
         goto fail;
     }
-    (*out)->impl = A;
-    (*out)->prepared = 1;
+    score__analytic_attach(*out, A);
     return SCORE_OK;
 fail:
     score__analytic_destroy(A);

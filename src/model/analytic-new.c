@@ -88,8 +88,7 @@ static int finish(const char *fn, score_model **out, analytic *A, int kind,
         score__analytic_destroy(A);
         return score__error(rc, fn, "allocation failed");
     }
-    (*out)->impl = A;
-    (*out)->prepared = 1;
+    score__analytic_attach(*out, A);
     return SCORE_OK;
 }
 

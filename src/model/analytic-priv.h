@@ -26,6 +26,14 @@ void score__analytic_destroy(analytic *A);
 /* out = Q^T in (or a copy when Q is the identity); in and out must differ. */
 void score__analytic_to_basis(const analytic *A, const double *in, double *out);
 
+/* The largest k whose components a GMM takes as labels (SCORE_MODEL_PARAM_NUM_CLASSES = k;
+ * the parameter's range): a mixture of more components reports 0 and takes no labels. */
+#define ANALYTIC_MAX_CLASSES 65535
+
+/* Installs A (owned from now on) as m's prepared impl; a GMM of k <= ANALYTIC_MAX_CLASSES
+ * components reports SCORE_MODEL_PARAM_NUM_CLASSES = k (label y: component y alone). */
+void score__analytic_attach(score_model *m, analytic *A);
+
 /* analytic-io.c: the save/load hooks of score__gaussian_ops and score__gmm_ops. */
 int score__analytic_save(const score_model *m, struct score__st_writer *w);
 int score__gaussian_load(score_model **out, const struct score__st_reader *r);

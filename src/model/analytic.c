@@ -12,6 +12,11 @@
  *             = -sum_j r_j diag(1/d_j) + sum_j r_j (s_j - s)(s_j - s)^T   (no cancellation),
  *   Laplacian = -sum_j r_j sum_m 1/d_jm + sum_j r_j |s_j - s|^2.
  *
+ * Labels: a GMM of k <= 65535 components takes labels (SCORE_MODEL_PARAM_NUM_CLASSES = k,
+ * fixed by the mixture, not settable): a row with label y in 0..k-1 gets the exact score of
+ * component y alone, N(alpha mu_y, Q diag(d_y) Q^T) (the class-conditional density p_t(x | y)),
+ * and the null label k, or no labels, the whole mixture. Every operation honours the labels.
+ *
  * Everything is evaluated in double, one row at a time, in a scratch of O(k dim) doubles that
  * belongs to the caller's workspace (score__model_ws; its size does not depend on the batch):
  *
@@ -158,8 +163,11 @@ static int alpha_sigma(const char *fn, const analytic *A, double t, double *al, 
 }
 
 /* Evaluates the component scores (S->sk), responsibilities (S->lt), sum of inverse variances
- * (S->trinv) and total score (S->s) at the point S->xb (in the basis); returns log p. */
-static double eval_row(const analytic *A, an_scratch *S, double al, double si)
+ * (S->trinv) and total score (S->s) at the point S->xb (in the basis); returns log p. With
+ * only < k, the density is that of component `only` alone (its label): the other components
+ * get log term -inf, hence responsibility 0 (skipped by hess_vec() and laplacian()), and the
+ * component's own responsibility is exactly 1, so s is its score bit for bit. */
+static double eval_row(const analytic *A, an_scratch *S, double al, double si, size_t only)
 {
     size_t d = A->dim, K = A->k;
     double mx = -INFINITY, sum = 0.0, lse;
@@ -168,6 +176,10 @@ static double eval_row(const analytic *A, an_scratch *S, double al, double si)
         const double *mu = A->mu + j * d, *l = A->lam + j * d;
         double *sj = S->sk + j * d;
         double q = 0.0, ld = 0.0, ti = 0.0;
+        if (only < K && j != only) {
+            S->lt[j] = -INFINITY;
+            continue;
+        }
         for (size_t m = 0; m < d; m++) {
             double dm = a2 * l[m] + s2;
             double y = S->xb[m] - al * mu[m];
@@ -245,16 +257,32 @@ static double laplacian(const analytic *A, const an_scratch *S)
 
 /* ---- ops --------------------------------------------------------------------------- */
 
-/* alpha, sigma at time t and the score of row xr (S->xb, S->s, as eval_row() leaves them). */
-static int score_at_row(const analytic *A, an_scratch *S, const char *fn, const float *xr,
-                        double t, double *al, double *si)
+/* The component row b is conditioned on: its label y (ws->labels, validated by the caller in
+ * 0..K) when the model takes labels (a GMM: SCORE_MODEL_PARAM_NUM_CLASSES = k), else k (the
+ * null label: the whole mixture). */
+static size_t row_component(const score_model *m, const score__model_ws *ws, size_t b)
 {
+    const analytic *A = m->impl;
+    int32_t y;
+    if (ws->labels == NULL || score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES) == 0)
+        return A->k;
+    y = ws->labels[ws->labels_per_row ? b : 0];
+    return (y >= 0 && (size_t)y < A->k) ? (size_t)y : A->k;
+}
+
+/* alpha, sigma at time t and the score of row b of x (S->xb, S->s, as eval_row() leaves
+ * them) under the row's label. */
+static int score_at_row(const score_model *m, const score__model_ws *ws, an_scratch *S,
+                        const char *fn, const float *x, size_t b, double t, double *al,
+                        double *si)
+{
+    const analytic *A = m->impl;
     int rc = alpha_sigma(fn, A, t, al, si);
     if (rc != SCORE_OK)
         return rc;
-    load_row(xr, A->dim, S->hv);
+    load_row(x + b * A->dim, A->dim, S->hv);
     score__analytic_to_basis(A, S->hv, S->xb);
-    (void)eval_row(A, S, *al, *si);
+    (void)eval_row(A, S, *al, *si, row_component(m, ws, b));
     return SCORE_OK;
 }
 
@@ -269,7 +297,7 @@ static int an_forward(const score_model *m, score__model_ws *ws, size_t n, const
         return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        rc = score_at_row(A, S, "score_model_forward", x + b * d, c[b], &al, &si);
+        rc = score_at_row(m, ws, S, "score_model_forward", x, b, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
         from_basis_f(A, S->s, out + b * d);
@@ -288,7 +316,7 @@ static int an_jvp(const score_model *m, score__model_ws *ws, size_t n, const flo
         return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        rc = score_at_row(A, S, "score_model_jvp", x + b * d, c[b], &al, &si);
+        rc = score_at_row(m, ws, S, "score_model_jvp", x, b, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
         if (fx != NULL)
@@ -322,7 +350,7 @@ static int an_trace(const score_model *m, score__model_ws *ws, size_t n, const f
         return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        rc = score_at_row(A, S, "score_model_trace", x + b * d, c[b], &al, &si);
+        rc = score_at_row(m, ws, S, "score_model_trace", x, b, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
         tr[b] = laplacian(A, S);
@@ -373,6 +401,16 @@ analytic *score__analytic_alloc(size_t dim, size_t k, int full)
         return NULL;
     }
     return A;
+}
+
+void score__analytic_attach(score_model *m, analytic *A)
+{
+    size_t np;
+    const score__param_desc *tab = score__model_param_table(&np);
+    m->impl = A;
+    m->prepared = 1;
+    if (m->kind == SCORE_MODEL_GMM && A->k <= ANALYTIC_MAX_CLASSES)
+        m->params[score__param_index(tab, np, SCORE_MODEL_PARAM_NUM_CLASSES)].i = (int64_t)A->k;
 }
 
 static int an_clone_impl(score_model *dst, const score_model *src)
@@ -470,7 +508,7 @@ int score_model_analytic_logp(score_model *model, size_t n, const double *t, con
             break;
         load_row(x + b * A->dim, A->dim, S.hv);
         score__analytic_to_basis(A, S.hv, S.xb);
-        out[b] = eval_row(A, &S, al, si);
+        out[b] = eval_row(A, &S, al, si, A->k);
     }
     scratch_release(&S);
     return rc;

@@ -5,7 +5,8 @@
  * (1 + w, -w). The ops table lives in the impl: an operation exists when every member provided
  * it at construction. Member outputs are accumulated in double in the caller's workspace
  * (score__model_ws), which also holds one workspace per member; it grows with the batch. The
- * combination and its members are only read. */
+ * combination and its members are only read. The label and context inputs of the rows (the
+ * caller's workspace fields) are passed on to every member's workspace. */
 #include <math.h>
 #include <string.h>
 
@@ -122,6 +123,20 @@ static int workspace(const char *fn, const combo *C, score__model_ws *ws, size_t
     return SCORE_OK;
 }
 
+/* Member i's workspace for the next call: the combination's thread count (0: the member's
+ * own setting) and the label / context inputs of the combination's rows. */
+static score__model_ws *member_ws(const score__model_ws *ws, const combo_ws *W, size_t i,
+                                  int64_t threads)
+{
+    score__model_ws *mw = W->mem[i];
+    mw->threads = threads;
+    mw->labels = ws->labels;
+    mw->labels_per_row = ws->labels_per_row;
+    mw->context = ws->context;
+    mw->context_per_row = ws->context_per_row;
+    return mw;
+}
+
 /* Propagates a member's failure; its callback status becomes the combination's. */
 static int member_failed(score__model_ws *ws, const combo_ws *W, size_t i, int rc)
 {
@@ -159,13 +174,11 @@ static int combine_forward(const score_model *m, score__model_ws *ws, int infer,
         const score_model *mi = C->members[i];
         if (w == 0.0)
             continue;
-        if (infer) {
-            W->mem[i]->threads = score__model_ws_threads(m, ws);
-            rc = score__model_infer_ws(mi, W->mem[i], n, x, c, W->buf);
-        } else {
-            W->mem[i]->threads = 0;
-            rc = score__model_forward_ws(mi, W->mem[i], n, x, c, W->buf);
-        }
+        if (infer)
+            rc = score__model_infer_ws(mi, member_ws(ws, W, i, score__model_ws_threads(m, ws)),
+                                       n, x, c, W->buf);
+        else
+            rc = score__model_forward_ws(mi, member_ws(ws, W, i, 0), n, x, c, W->buf);
         if (rc != SCORE_OK)
             return member_failed(ws, W, i, rc);
         acc_add(W->acc, W->buf, len, w);
@@ -203,10 +216,9 @@ static int co_linear(const score_model *m, score__model_ws *ws, int is_vjp, size
     for (size_t i = 0; i < C->k; i++) {
         double w = weight(m, C, i);
         float *fxi = (fx != NULL) ? W->buf + len : NULL;
-        score__model_ws *mw = W->mem[i];
+        score__model_ws *mw = member_ws(ws, W, i, 0);
         if (w == 0.0)
             continue;
-        mw->threads = 0;
         rc = is_vjp ? score__model_vjp_ws(C->members[i], mw, n, x, c, k, v, W->buf)
                     : score__model_jvp_ws(C->members[i], mw, n, x, c, k, v, W->buf, fxi);
         if (rc == SCORE_OK && is_vjp && fx != NULL)
@@ -250,8 +262,7 @@ static int co_trace(const score_model *m, score__model_ws *ws, size_t n, const f
         double w = weight(m, C, i);
         if (w == 0.0)
             continue;
-        W->mem[i]->threads = 0;
-        rc = score__model_trace_ws(C->members[i], W->mem[i], n, x, c, W->tr,
+        rc = score__model_trace_ws(C->members[i], member_ws(ws, W, i, 0), n, x, c, W->tr,
                                    fx != NULL ? W->buf : NULL);
         if (rc != SCORE_OK)
             return member_failed(ws, W, i, rc);
@@ -322,6 +333,29 @@ static int co_on_param(score_model *m, int param)
     return SCORE_OK;
 }
 
+/* The combination's label and context inputs (SCORE_MODEL_PARAM_NUM_CLASSES, _CONTEXT_DIM):
+ * the members' common non-zero value (members without the input ignore it), 0 when none has
+ * it or two members differ. Read from the members at construction. */
+static void inherit_inputs(score_model *m, size_t k, score_model *const *models)
+{
+    static const int ids[2] = {SCORE_MODEL_PARAM_NUM_CLASSES, SCORE_MODEL_PARAM_CONTEXT_DIM};
+    size_t np;
+    const score__param_desc *tab = score__model_param_table(&np);
+    for (size_t p = 0; p < 2; p++) {
+        int64_t v = 0;
+        for (size_t i = 0; i < k; i++) {
+            int64_t vi = score__model_i64(models[i], ids[p]);
+            if (vi != 0 && v != 0 && vi != v) {
+                v = 0;
+                break;
+            }
+            if (vi != 0)
+                v = vi;
+        }
+        m->params[score__param_index(tab, np, ids[p])].i = v;
+    }
+}
+
 /* Builds the combination around members already checked (non-NULL, same dim). */
 static int make(const char *fn, score_model **out, size_t k, score_model *const *models,
                 const double *weights, int cfg)
@@ -355,6 +389,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
     }
     (*out)->impl = C;
     (*out)->prepared = 1;
+    inherit_inputs(*out, k, models);
     return SCORE_OK;
 }
 

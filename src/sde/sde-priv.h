@@ -6,7 +6,7 @@
 #include "core/core-priv.h"
 #include "libscore/sde.h"
 
-#define SCORE__SDE_NPARAMS 4
+#define SCORE__SDE_NPARAMS 5
 
 struct score__model_ws; /* model/model-priv.h */
 
@@ -27,6 +27,17 @@ struct score_sde {
     float *pout;           /* jvp / vjp products */
     float *basis;          /* unit-vector probes for the trace fallback */
     size_t basis_rows;     /* rows of basis currently filled */
+    /* conditions of every evaluation (score_sde_set_label(), score_sde_set_context()) */
+    int64_t label;         /* SCORE_LABEL_NULL: none */
+    int32_t label32;       /* the label as the model's workspace reads it */
+    float *ctx;            /* ctx_m context values, or NULL */
+    size_t ctx_m;
+    /* a guided batch (SCORE_SDE_PARAM_GUIDANCE != 0) is 2n rows: n with the label, n with the
+     * null label; per-row arrays above then hold 2n rows */
+    int32_t *glab;         /* cap_g labels */
+    size_t cap_g;
+    float *gprobes;        /* the caller's Hutchinson probes, twice */
+    size_t cap_gp;
 };
 
 /* Parameter table of the sde kind (registered in param-registry.h). */

@@ -6,7 +6,9 @@
  *
  * The model is only read: every model evaluation goes through the sde's own model workspace
  * (score__model_ws), so any number of sdes, each used by one thread, may evaluate one model at
- * the same time. */
+ * the same time. The sde's label and context go to the model through that workspace; with a
+ * guidance weight w != 0 a call evaluates its n rows twice in one batch of 2n rows (label y,
+ * then the null label) and combines the two halves per element before the affine map. */
 #include <math.h>
 #include <string.h>
 
@@ -23,6 +25,8 @@ static const score__param_desc sde_params[SCORE__SDE_NPARAMS] = {
      "factor of the scaled-time conditioning (cond = 2)"},
     {SCORE_SDE_PARAM_SIGMA_DATA, "sigma_data", SCORE_PARAM_F64, 1e-6, 1e6, 0.5,
      "data standard deviation of the EDM preconditioning"},
+    {SCORE_SDE_PARAM_GUIDANCE, "guidance", SCORE_PARAM_F64, -1e6, 1e6, 0.0,
+     "classifier-free guidance weight w on one conditional model: (1 + w) s(x, y) - w s(x, null)"},
 };
 
 const score__param_desc *score__sde_param_table(size_t *n_out)
@@ -205,6 +209,7 @@ int score_sde_new(score_sde **out, const score_schedule *sched, score_model *mod
     }
     sde->model = model;
     sde->dim = score_model_dim(model);
+    sde->label = SCORE_LABEL_NULL;
     score__param_defaults(sde_params, SCORE__SDE_NPARAMS, sde->params);
     sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, SCORE_SDE_PARAM_OUTPUT)].i =
         output_kind;
@@ -219,6 +224,9 @@ void score_sde_free(score_sde *sde)
     free_workspace(sde);
     score__free(sde->pout);
     score__free(sde->basis);
+    score__free(sde->ctx);
+    score__free(sde->glab);
+    score__free(sde->gprobes);
     score__model_ws_free(sde->mws);
     score_schedule_free(sde->sched);
     score__free(sde);
@@ -266,6 +274,116 @@ void score_sde_reset_nfe(score_sde *sde)
 int score_sde_last_callback_status(const score_sde *sde)
 {
     return sde ? sde->mws->cb_status : 0;
+}
+
+/* ---- conditions: label, context, guidance ----------------------------------------------- */
+
+int score_sde_set_label(score_sde *sde, int64_t label)
+{
+    int64_t K;
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    if (label == SCORE_LABEL_NULL) {
+        sde->label = SCORE_LABEL_NULL;
+        return SCORE_OK;
+    }
+    K = score__model_i64(sde->model, SCORE_MODEL_PARAM_NUM_CLASSES);
+    if (K == 0)
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "the model takes no labels (SCORE_MODEL_PARAM_NUM_CLASSES = 0)");
+    if (label < 0 || label >= K)
+        return score__error(SCORE_E_RANGE, __func__,
+                            "label %lld not in [0, %lld] (SCORE_LABEL_NULL for the null label)",
+                            (long long)label, (long long)(K - 1));
+    sde->label = label;
+    sde->label32 = (int32_t)label;
+    return SCORE_OK;
+}
+
+int score_sde_set_context(score_sde *sde, size_t m, const float *values)
+{
+    int64_t M;
+    float *copy;
+    if (sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sde is NULL");
+    if (values == NULL) {
+        score__free(sde->ctx);
+        sde->ctx = NULL;
+        sde->ctx_m = 0;
+        return SCORE_OK;
+    }
+    M = score__model_i64(sde->model, SCORE_MODEL_PARAM_CONTEXT_DIM);
+    if (M == 0)
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "the model takes no context vector (SCORE_MODEL_PARAM_CONTEXT_DIM = 0)");
+    if (m != (size_t)M)
+        return score__error(SCORE_E_SHAPE, __func__, "context of %zu values, the model takes %lld",
+                            m, (long long)M);
+    if (!score__all_finite_f32(m, values))
+        return score__error(SCORE_E_NUMERIC, __func__, "the context contains NaN or infinity");
+    if ((copy = score__calloc(m, sizeof(float))) == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    memcpy(copy, values, m * sizeof(float));
+    score__free(sde->ctx);
+    sde->ctx = copy;
+    sde->ctx_m = m;
+    return SCORE_OK;
+}
+
+/* The context of the next evaluation into the model workspace, checked against the current
+ * model (which may have been replaced since the context was set). */
+static int bind_context(const char *fn, score_sde *sde)
+{
+    int64_t M = score__model_i64(sde->model, SCORE_MODEL_PARAM_CONTEXT_DIM);
+    if ((size_t)M != sde->ctx_m && sde->ctx == NULL)
+        return score__error(SCORE_E_INVAL, fn,
+                            "the model takes a context vector of %lld values: set it with "
+                            "score_sde_set_context()", (long long)M);
+    if ((size_t)M != sde->ctx_m)
+        return score__error(SCORE_E_SHAPE, fn, "a context of %zu values is set, the model takes "
+                            "%lld", sde->ctx_m, (long long)M);
+    sde->mws->context = sde->ctx;
+    sde->mws->context_per_row = 0;
+    return SCORE_OK;
+}
+
+/* The label(s) of the next evaluation of n rows into the model workspace, checked against the
+ * current model; *w receives the guidance weight in effect: 0, or w != 0 for a guided batch of
+ * 2n rows (the label for rows 0..n-1, the null label K for rows n..2n-1, in sde->glab). */
+static int bind_labels(const char *fn, score_sde *sde, size_t n, double *w)
+{
+    int64_t K = score__model_i64(sde->model, SCORE_MODEL_PARAM_NUM_CLASSES);
+    score__model_ws *ws = sde->mws;
+    *w = par_f(sde, SCORE_SDE_PARAM_GUIDANCE);
+    if (sde->label != SCORE_LABEL_NULL && sde->label >= K)
+        return score__error(K == 0 ? SCORE_E_UNSUPPORTED : SCORE_E_RANGE, fn,
+                            "label %lld is set, the model takes %lld classes (it was replaced?)",
+                            (long long)sde->label, (long long)K);
+    if (*w != 0.0 && sde->label == SCORE_LABEL_NULL)
+        return score__error(SCORE_E_INVAL, fn,
+                            "guidance weight %g needs a class label: set one with "
+                            "score_sde_set_label() (the model must take labels)", *w);
+    ws->labels_per_row = 0;
+    ws->labels = sde->label == SCORE_LABEL_NULL ? NULL : &sde->label32;
+    if (*w == 0.0)
+        return SCORE_OK;
+    if (n > SIZE_MAX / 2 / sizeof(int32_t))
+        return score__error(SCORE_E_NOMEM, fn, "batch of %zu rows is too large", n);
+    if (2 * n > sde->cap_g) {
+        int32_t *g = score__calloc(2 * n, sizeof(int32_t));
+        if (g == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation for %zu rows failed", n);
+        score__free(sde->glab);
+        sde->glab = g;
+        sde->cap_g = 2 * n;
+    }
+    for (size_t b = 0; b < n; b++) {
+        sde->glab[b] = sde->label32;
+        sde->glab[n + b] = (int32_t)K;
+    }
+    ws->labels = sde->glab;
+    ws->labels_per_row = 1;
+    return SCORE_OK;
 }
 
 /* ---- workspace ---------------------------------------------------------------------- */
@@ -392,6 +510,42 @@ static int prepare_rows(const char *fn, score_sde *sde, size_t n, const double *
     return SCORE_OK;
 }
 
+/* The n rows of xm and their conditioning values a second time (rows n..2n-1 of sde->xin and
+ * sde->cond): the null-label half of a guided batch. */
+static const float *guided_input(score_sde *sde, size_t n, const float *xm)
+{
+    size_t nd = n * sde->dim;
+    if (xm != sde->xin)
+        memcpy(sde->xin, xm, nd * sizeof(float));
+    memcpy(sde->xin + nd, sde->xin, nd * sizeof(float));
+    memcpy(sde->cond + n, sde->cond, n * sizeof(double));
+    return sde->xin;
+}
+
+/* Everything before the model evaluation of a call on n rows: the conditions (label, context,
+ * guidance weight *w), the per-row coefficients and the model input *xm of the
+ * model_rows(n, *w) rows to evaluate. */
+static int open_call(const char *fn, score_sde *sde, size_t n, const double *t, const float *x,
+                     int want_fg, const float **xm, double *w)
+{
+    int rc = bind_labels(fn, sde, n, w);
+    if (rc == SCORE_OK)
+        rc = bind_context(fn, sde);
+    if (rc == SCORE_OK && *w != 0.0)
+        rc = grow_rows(fn, sde, 2 * n);
+    if (rc == SCORE_OK)
+        rc = prepare_rows(fn, sde, n, t, x, want_fg, xm);
+    if (rc == SCORE_OK && *w != 0.0)
+        *xm = guided_input(sde, n, *xm);
+    return rc;
+}
+
+/* Rows of the model evaluation of a call on n rows: 2n for a guided call. */
+static size_t model_rows(size_t n, double w)
+{
+    return w != 0.0 ? 2 * n : n;
+}
+
 static int model_call_failed(const char *fn, int rc)
 {
     return rewrap(fn, rc, "the model evaluation");
@@ -411,18 +565,23 @@ static void row_map(const score_sde *sde, int want, size_t b, double *P, double 
     }
 }
 
-/* out = P (a F + k x) + Q x from the model output F (sde->fout); checks finiteness. */
+/* out = P s + Q x from the model output F (sde->fout) with s = a F + k x; for a guided call
+ * (w != 0) s = (1 + w) s_y - w s_null with s_null from rows n..2n-1 of F. Checks finiteness. */
 static int combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
-                   const float *x, const float *F, float *out)
+                   const float *x, const float *F, double w, float *out)
 {
     size_t d = sde->dim;
+    const float *Fn = F + n * d; /* read only when w != 0 (F then has 2n rows) */
     for (size_t b = 0; b < n; b++) {
         double P, Q, a = sde->a[b], k = sde->k[b];
         row_map(sde, want, b, &P, &Q);
         for (size_t j = 0; j < d; j++) {
             double xv = (double)x[b * d + j];
             double s = a * (double)F[b * d + j] + k * xv;
-            float v = (float)(P * s + Q * xv);
+            float v;
+            if (w != 0.0)
+                s = (1.0 + w) * s - w * (a * (double)Fn[b * d + j] + k * xv);
+            v = (float)(P * s + Q * xv);
             if (!isfinite(v))
                 return score__error(SCORE_E_NUMERIC, fn,
                                     "non-finite value in row %zu (t = %g, component %zu; model "
@@ -437,18 +596,19 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
                     const float *x, float *out)
 {
     const float *xm;
+    double w;
     int rc = check_args(fn, sde, n, t, x, out);
     if (rc != SCORE_OK || n == 0)
         return rc;
-    rc = prepare_rows(fn, sde, n, t, x, want == WANT_REVERSE || want == WANT_PF, &xm);
+    rc = open_call(fn, sde, n, t, x, want == WANT_REVERSE || want == WANT_PF, &xm, &w);
     if (rc != SCORE_OK)
         return rc;
     sde->nfe++;
     /* No backward follows an sde evaluation: the model needs no cache (bounded memory). */
-    rc = score__model_infer_ws(sde->model, sde->mws, n, xm, sde->cond, sde->fout);
+    rc = score__model_infer_ws(sde->model, sde->mws, model_rows(n, w), xm, sde->cond, sde->fout);
     if (rc != SCORE_OK)
         return model_call_failed(fn, rc);
-    return combine(fn, sde, want, n, t, x, sde->fout, out);
+    return combine(fn, sde, want, n, t, x, sde->fout, w, out);
 }
 
 int score_sde_score(score_sde *sde, size_t n, const double *t, const float *x, float *out)
@@ -562,6 +722,38 @@ static int model_hutchinson(const char *fn, score_sde *sde, size_t n, const floa
     return SCORE_OK;
 }
 
+/* The traces of a guided call combined like the scores: tr = (1 + w) tr_y - w tr_null (the
+ * k dim term of the divergence is the same in both halves, so this is the divergence of
+ * the guided score). */
+static void fold_traces(score_sde *sde, size_t n, double w)
+{
+    if (w == 0.0)
+        return;
+    for (size_t b = 0; b < n; b++)
+        sde->tr[b] = (1.0 + w) * sde->tr[b] - w * sde->tr[n + b];
+}
+
+/* The caller's n * k * dim Hutchinson probes twice (for the 2n rows of a guided call). */
+static int guided_probes(const char *fn, score_sde *sde, size_t n, size_t k, const float **probes)
+{
+    size_t nk, len;
+    if (score__mul_size(n, k, &nk) != 0 || score__mul_size(nk, sde->dim, &len) != 0 ||
+        len > SIZE_MAX / 2 / sizeof(float))
+        return score__error(SCORE_E_NOMEM, fn, "%zu rows x %zu probes is too large", n, k);
+    if (2 * len > sde->cap_gp) {
+        float *g = score__calloc(2 * len, sizeof(float));
+        if (g == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        score__free(sde->gprobes);
+        sde->gprobes = g;
+        sde->cap_gp = 2 * len;
+    }
+    memcpy(sde->gprobes, *probes, len * sizeof(float));
+    memcpy(sde->gprobes + len, *probes, len * sizeof(float));
+    *probes = sde->gprobes;
+    return SCORE_OK;
+}
+
 /* div s = a in tr + k dim, with a finiteness check. */
 static int score_div(const char *fn, const score_sde *sde, size_t n, const double *t, double *div,
                      int pf)
@@ -581,16 +773,19 @@ int score_sde_divergence(score_sde *sde, size_t n, const double *t, const float 
                          float *score_out)
 {
     const float *xm;
+    double w;
     int rc = check_args(__func__, sde, n, t, x, div);
     if (rc != SCORE_OK || n == 0)
         return rc;
     if (score_out == x)
         return score__error(SCORE_E_INVAL, __func__, "score_out must not alias x");
-    if ((rc = prepare_rows(__func__, sde, n, t, x, 0, &xm)) != SCORE_OK)
+    if ((rc = open_call(__func__, sde, n, t, x, 0, &xm, &w)) != SCORE_OK)
         return rc;
-    if ((rc = model_trace(__func__, sde, n, xm, score_out != NULL)) != SCORE_OK)
+    if ((rc = model_trace(__func__, sde, model_rows(n, w), xm, score_out != NULL)) != SCORE_OK)
         return rc;
-    if (score_out != NULL && (rc = combine(__func__, sde, WANT_SCORE, n, t, x, sde->fout, score_out)) != SCORE_OK)
+    fold_traces(sde, n, w);
+    if (score_out != NULL &&
+        (rc = combine(__func__, sde, WANT_SCORE, n, t, x, sde->fout, w, score_out)) != SCORE_OK)
         return rc;
     return score_div(__func__, sde, n, t, div, 0);
 }
@@ -599,6 +794,7 @@ int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t, const flo
                             const float *probes, double *div, float *drift_out)
 {
     const float *xm;
+    double w;
     int rc = check_args(__func__, sde, n, t, x, div);
     if (rc != SCORE_OK)
         return rc;
@@ -608,15 +804,19 @@ int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t, const flo
         return SCORE_OK;
     if (drift_out == x)
         return score__error(SCORE_E_INVAL, __func__, "drift_out must not alias x");
-    if ((rc = prepare_rows(__func__, sde, n, t, x, 1, &xm)) != SCORE_OK)
+    if ((rc = open_call(__func__, sde, n, t, x, 1, &xm, &w)) != SCORE_OK)
+        return rc;
+    if (probes != NULL && w != 0.0 && (rc = guided_probes(__func__, sde, n, k, &probes)) != SCORE_OK)
         return rc;
     if (probes == NULL)
-        rc = model_trace(__func__, sde, n, xm, drift_out != NULL);
+        rc = model_trace(__func__, sde, model_rows(n, w), xm, drift_out != NULL);
     else
-        rc = model_hutchinson(__func__, sde, n, xm, k, probes, drift_out != NULL);
+        rc = model_hutchinson(__func__, sde, model_rows(n, w), xm, k, probes, drift_out != NULL);
     if (rc != SCORE_OK)
         return rc;
-    if (drift_out != NULL && (rc = combine(__func__, sde, WANT_PF, n, t, x, sde->fout, drift_out)) != SCORE_OK)
+    fold_traces(sde, n, w);
+    if (drift_out != NULL &&
+        (rc = combine(__func__, sde, WANT_PF, n, t, x, sde->fout, w, drift_out)) != SCORE_OK)
         return rc;
     return score_div(__func__, sde, n, t, div, 1);
 }

@@ -7,7 +7,7 @@
 
 #define SCORE__OPT_NPARAMS 9
 #define SCORE__EMA_NPARAMS 2
-#define SCORE__TRAINER_NPARAMS 6
+#define SCORE__TRAINER_NPARAMS 7
 
 struct score_optimizer {
     int kind;
@@ -66,7 +66,8 @@ void score__optimizer_moments_changed(score_optimizer *opt);
 void score__ema_update_finite(score_ema *ema, const float *params);
 
 /* The trainer (trainer.c; checkpoint.c saves and loads it). */
-enum { TRAINER_IX_BATCH, TRAINER_IX_SEED, TRAINER_IX_SHUFFLE, TRAINER_IX_USE_EMA, TRAINER_IX_EVERY, TRAINER_IX_MAX_SKIPS };
+enum { TRAINER_IX_BATCH, TRAINER_IX_SEED, TRAINER_IX_SHUFFLE, TRAINER_IX_USE_EMA, TRAINER_IX_EVERY, TRAINER_IX_MAX_SKIPS,
+       TRAINER_IX_P_UNCOND };
 
 struct score_trainer {
     score__param_val params[SCORE__TRAINER_NPARAMS];
@@ -75,7 +76,8 @@ struct score_trainer {
     score_loss *loss;        /* owned copy */
     score_optimizer *opt;    /* owned */
     score_ema *ema;          /* owned */
-    score_rng *rng;          /* owned: seed = SEED; stream 0 = loss noise, 1 = permutations */
+    score_rng *rng;          /* owned: seed = SEED; stream 0 = loss noise, 1 = permutations,
+                              * 2 = label dropout */
     score_model *ema_model;  /* owned clone, created on demand */
     size_t np;
     float *p, *g;            /* parameters and gradient (np) */
@@ -88,6 +90,16 @@ struct score_trainer {
     int perm_valid;
     float *batch;            /* cap_batch x dim */
     size_t cap_batch;
+    /* per-row conditions of the data (score_trainer_set_labels / _set_context), or NULL */
+    int32_t *labels;         /* label_rows labels */
+    size_t label_rows;
+    float *ctx;              /* ctx_rows x ctx_m */
+    size_t ctx_rows, ctx_m;
+    /* those of the minibatch, cap_cond rows */
+    int32_t *blab;
+    float *bctx;
+    double *bu;              /* uniforms of the label dropout */
+    size_t cap_cond;
     uint64_t step, skipped;
     double last_loss, last_lr;
     int ema_init;            /* the EMA shadow has been (re)started from the weights */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "loss/loss-priv.h"
 #include "model/model-priv.h"
 #include "train-priv.h"
 
@@ -21,6 +22,8 @@ static const score__param_desc trainer_params[SCORE__TRAINER_NPARAMS] = {
      "progress callback period in steps"},
     {SCORE_TRAINER_PARAM_MAX_SKIPS, "max_skips", SCORE_PARAM_I64, 1, 1099511627776.0, 10,
      "consecutive skipped steps that stop a run"},
+    {SCORE_TRAINER_PARAM_P_UNCOND, "p_uncond", SCORE_PARAM_F64, 0.0, 1.0, 0.1,
+     "probability that a minibatch row's label is replaced by the null label (label dropout)"},
 };
 
 const score__param_desc *score__trainer_param_table(size_t *n_out)
@@ -107,6 +110,11 @@ void score_trainer_free(score_trainer *tr)
     score__free(tr->perm);
     score__free(tr->u);
     score__free(tr->batch);
+    score__free(tr->labels);
+    score__free(tr->ctx);
+    score__free(tr->blab);
+    score__free(tr->bctx);
+    score__free(tr->bu);
     score__free(tr);
 }
 
@@ -203,6 +211,100 @@ int score_trainer_set_data(score_trainer *tr, size_t n_rows, size_t dim, const f
     return SCORE_OK;
 }
 
+/* ---- per-row conditions ------------------------------------------------------------------ */
+
+/* Drops the minibatch buffers of the conditions (remade by the next step for its sizes). */
+static void drop_cond_buffers(score_trainer *tr)
+{
+    score__free(tr->blab);
+    score__free(tr->bctx);
+    score__free(tr->bu);
+    tr->blab = NULL;
+    tr->bctx = NULL;
+    tr->bu = NULL;
+    tr->cap_cond = 0;
+}
+
+/* *dst = a new copy of the bytes at src (the previous array freed); SCORE_E_NOMEM. */
+static int replace_copy(void **dst, const void *src, size_t bytes)
+{
+    void *c = score__calloc(bytes, 1);
+    if (c == NULL)
+        return SCORE_E_NOMEM;
+    memcpy(c, src, bytes);
+    score__free(*dst);
+    *dst = c;
+    return SCORE_OK;
+}
+
+/* The checks shared by score_trainer_set_labels / _set_context: a dataset of n_rows rows and a
+ * model with the input (its size in *size). */
+static int check_cond_target(const char *fn, const score_trainer *tr, size_t n_rows, int param,
+                             const char *what, int64_t *size)
+{
+    if (tr->data == NULL)
+        return score__error(SCORE_E_STAGE, fn, "no dataset: call score_trainer_set_data() first");
+    if (n_rows != tr->rows)
+        return score__error(SCORE_E_SHAPE, fn, "%s for %zu rows, the dataset has %zu", what,
+                            n_rows, tr->rows);
+    *size = score__model_i64(tr->model, param);
+    if (*size == 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "the model takes no %s", what);
+    return SCORE_OK;
+}
+
+int score_trainer_set_labels(score_trainer *tr, size_t n_rows, const int32_t *labels)
+{
+    int64_t K;
+    void *copy = NULL;
+    int rc;
+    if (tr == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "tr is NULL");
+    if (labels != NULL) {
+        if ((rc = check_cond_target(__func__, tr, n_rows, SCORE_MODEL_PARAM_NUM_CLASSES, "labels",
+                                    &K)) != SCORE_OK ||
+            (rc = score__loss_labels_check(__func__, n_rows, labels, K)) != SCORE_OK)
+            return rc;
+        if (replace_copy(&copy, labels, n_rows * sizeof(int32_t)) != SCORE_OK)
+            return score__error(SCORE_E_NOMEM, __func__, "copy of %zu labels failed", n_rows);
+    }
+    score__free(tr->labels);
+    tr->labels = copy;
+    tr->label_rows = labels != NULL ? n_rows : 0;
+    drop_cond_buffers(tr);
+    return SCORE_OK;
+}
+
+int score_trainer_set_context(score_trainer *tr, size_t n_rows, size_t m, const float *values)
+{
+    int64_t M;
+    void *copy = NULL;
+    int rc;
+    if (tr == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "tr is NULL");
+    if (values != NULL) {
+        if ((rc = check_cond_target(__func__, tr, n_rows, SCORE_MODEL_PARAM_CONTEXT_DIM,
+                                    "context vectors", &M)) != SCORE_OK)
+            return rc;
+        if (m != (size_t)M)
+            return score__error(SCORE_E_SHAPE, __func__, "context vectors of %zu values, the "
+                                "model takes %lld", m, (long long)M);
+        if (n_rows > SIZE_MAX / sizeof(float) / m)
+            return score__error(SCORE_E_RANGE, __func__, "%zu x %zu values overflow", n_rows, m);
+        if (!score__all_finite_f32(n_rows * m, values))
+            return score__error(SCORE_E_NUMERIC, __func__, "the context contains NaN or infinity");
+        if (replace_copy(&copy, values, n_rows * m * sizeof(float)) != SCORE_OK)
+            return score__error(SCORE_E_NOMEM, __func__, "copy of %zu x %zu values failed",
+                                n_rows, m);
+    }
+    score__free(tr->ctx);
+    tr->ctx = copy;
+    tr->ctx_rows = values != NULL ? n_rows : 0;
+    tr->ctx_m = values != NULL ? m : 0;
+    drop_cond_buffers(tr);
+    return SCORE_OK;
+}
+
 /* ---- steps ----------------------------------------------------------------------------- */
 
 /* Permutation of epoch e: Fisher-Yates driven by uniforms of stream 1, counter e, row i. */
@@ -227,6 +329,71 @@ static int make_perm(score_trainer *tr, uint64_t epoch, const char *fn)
     tr->perm_epoch = epoch;
     tr->perm_valid = 1;
     return SCORE_OK;
+}
+
+/* Label dropout: each row of the minibatch of this step gets the null label with probability
+ * P_UNCOND, decided by the uniform of (SEED, stream 2, counter = step, row = position). */
+static int label_dropout(score_trainer *tr, size_t B, const char *fn)
+{
+    double p = tr->params[TRAINER_IX_P_UNCOND].f;
+    int rc;
+    if (p == 0.0)
+        return SCORE_OK;
+    if ((rc = score__trainer_rng_at(tr, 2, tr->step, fn)) != SCORE_OK ||
+        (rc = score_rng_fill_uniform_f64(tr->rng, 0, B, 0, 1, tr->bu)) != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < B; i++)
+        if (tr->bu[i] < p)
+            tr->blab[i] = SCORE_LABEL_NULL;
+    return SCORE_OK;
+}
+
+/* Sizes the minibatch buffers of the conditions for B rows. */
+static int grow_cond_buffers(score_trainer *tr, size_t B, const char *fn)
+{
+    if (B <= tr->cap_cond)
+        return SCORE_OK;
+    drop_cond_buffers(tr);
+    tr->blab = score__calloc(B, sizeof(int32_t));
+    tr->bu = score__calloc(B, sizeof(double));
+    tr->bctx = score__calloc(tr->ctx_m > 0 ? B * tr->ctx_m : 1, sizeof(float));
+    if (tr->blab == NULL || tr->bu == NULL || tr->bctx == NULL) {
+        drop_cond_buffers(tr);
+        return score__error(SCORE_E_NOMEM, fn, "minibatch labels of %zu rows", B);
+    }
+    tr->cap_cond = B;
+    return SCORE_OK;
+}
+
+/* The labels (after dropout) and context vectors of the minibatch rows (data rows rows[i])
+ * given to the loss; without them the loss's are cleared. */
+static int gather_conditions(score_trainer *tr, const size_t *rows, size_t pos, size_t B,
+                             const char *fn)
+{
+    int rc;
+    if ((tr->labels != NULL && tr->label_rows != tr->rows) ||
+        (tr->ctx != NULL && tr->ctx_rows != tr->rows))
+        return score__error(SCORE_E_SHAPE, fn, "the labels or context vectors are for other "
+                            "rows than the dataset's %zu: set them again after "
+                            "score_trainer_set_data()", tr->rows);
+    if (tr->labels == NULL && tr->ctx == NULL) {
+        rc = score_loss_set_labels(tr->loss, 0, NULL);
+        return rc == SCORE_OK ? score_loss_set_context(tr->loss, 0, 0, NULL) : rc;
+    }
+    if ((rc = grow_cond_buffers(tr, B, fn)) != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < B; i++) {
+        size_t r = rows != NULL ? rows[pos + i] : pos + i;
+        if (tr->labels != NULL)
+            tr->blab[i] = tr->labels[r];
+        if (tr->ctx != NULL)
+            memcpy(tr->bctx + i * tr->ctx_m, tr->ctx + r * tr->ctx_m, tr->ctx_m * sizeof(float));
+    }
+    if (tr->labels != NULL && (rc = label_dropout(tr, B, fn)) != SCORE_OK)
+        return rc;
+    if ((rc = score_loss_set_labels(tr->loss, B, tr->labels ? tr->blab : NULL)) != SCORE_OK)
+        return rc;
+    return score_loss_set_context(tr->loss, B, tr->ctx_m, tr->ctx ? tr->bctx : NULL);
 }
 
 static int gather(score_trainer *tr, size_t *bsz_out, const char *fn)
@@ -258,7 +425,8 @@ static int gather(score_trainer *tr, size_t *bsz_out, const char *fn)
         memcpy(tr->batch, tr->data + pos * tr->dim, B * tr->dim * sizeof(float));
     }
     *bsz_out = B;
-    return SCORE_OK;
+    return gather_conditions(tr, score__trainer_i64(tr, TRAINER_IX_SHUFFLE) ? tr->perm : NULL,
+                             pos, B, fn);
 }
 
 static int skip_step(score_trainer *tr, const char *fn, const char *why)
