@@ -117,6 +117,24 @@ static int nomem(const char *fn)
     return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
 }
 
+/* The start of jvp, vjp and trace: the entry check (score__mlp_check_inputs()), then the
+ * primal rows of a block of nb rows and a tangent arena of nb * k * per + extra floats in the
+ * kind part of ws (its forward cache is reused: no backward after these). */
+static int tangent_begin(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                         const double *c, size_t nb, size_t k, size_t per, size_t extra)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cached_n = 0;
+    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
+        ensure_tangent_rows(w, nb, k, per, extra) != SCORE_OK)
+        return nomem(fn);
+    return SCORE_OK;
+}
+
 int score__mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                    const double *c, size_t k, const float *v, float *out, float *fx)
 {
@@ -125,13 +143,9 @@ int score__mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const fl
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 2 * p->maxh);
     mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 2 * p->maxh, 0);
     if (rc != SCORE_OK)
         return rc;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, k, 2 * p->maxh, 0) != SCORE_OK)
-        return nomem(fn);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
         float *A = w->tarena, *Bf = w->tarena + nb * k * p->maxh, *t;
@@ -153,13 +167,9 @@ int score__mlp_vjp(const score_model *m, score__model_ws *ws, size_t n, const fl
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 3 * p->maxh);
     mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 3 * p->maxh, 0);
     if (rc != SCORE_OK)
         return rc;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, k, 3 * p->maxh, 0) != SCORE_OK)
-        return nomem(fn);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
         float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
@@ -195,13 +205,9 @@ int score__mlp_trace(const score_model *m, score__model_ws *ws, size_t n, const 
     size_t nb = block_rows(p, n, dim, 2 * p->maxh), extra = dim * p->n[1];
     float *wt;
     mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    int rc = tangent_begin(fn, m, ws, n, c, nb, dim, 2 * p->maxh, extra);
     if (rc != SCORE_OK)
         return rc;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, dim, 2 * p->maxh, extra) != SCORE_OK)
-        return nomem(fn);
     wt = w->tarena + nb * dim * 2 * p->maxh;
     w1x_transposed(p, dim, wt);
     for (size_t b0 = 0; b0 < n; b0 += nb) {

@@ -212,6 +212,9 @@ static int check_cond(const char *fn, const score_model *m, size_t n, const int3
         return score__error(SCORE_E_INVAL, fn,
                             "the model takes a context vector of %lld values per row: context is "
                             "NULL (score_model_forward_cond() passes one)", (long long)mc);
+    if (context != NULL && n > SIZE_MAX / sizeof(float) / (size_t)mc)
+        return score__error(SCORE_E_RANGE, fn, "batch of %zu rows of %lld context values is too large",
+                            n, (long long)mc);
     for (size_t b = 0; labels != NULL && b < n; b++)
         if (labels[b] < 0 || labels[b] > K)
             return score__error(SCORE_E_RANGE, fn, "label %ld of row %zu is not in [0, %lld]",
