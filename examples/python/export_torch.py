@@ -7,16 +7,21 @@ little-endian float32 tensors), so the `safetensors` package is not needed.
 
 libscore's MLP (see score_model_save() in include/libscore/model.h):
 
-    h_0 = [x ; e(c)]
-    h_l = phi(W_l h_{l-1} + b_l)                 hidden layers l = 1 .. L-1
+    h_0 = [x ; e(c) ; u]                         u: context vector (context_dim > 0 only)
+    h_1 = phi(W_1 h_0 + b_1 + A[y])              A: label table (num_classes > 0 only)
+    h_l = phi(W_l h_{l-1} + b_l)                 hidden layers l = 2 .. L-1
           (+ h_{l-1} when residual, l >= 2 and the widths of l and l-1 match)
     F   = W_L h_{L-1} + b_L
+
+    y: a label in 0 .. num_classes - 1, or num_classes (the null label, also when no label is
+    given); A has num_classes + 1 rows of the first hidden width.
 
     e(c): "fourier"    [sin(2 pi W c), cos(2 pi W c)], W = embed.W (embed_dim / 2 values)
           "sinusoidal" [sin(f c), cos(f c)], f_i = exp(-ln(10000) i / max(half - 1, 1))
           "none"       c itself (one extra input)
 
-Tensors: layers.<i>.weight [out, in] and layers.<i>.bias [out] (like nn.Linear), embed.W.
+Tensors: layers.<i>.weight [out, in] and layers.<i>.bias [out] (like nn.Linear), embed.W,
+label_embedding.weight [num_classes + 1, widths[0]] (like nn.Embedding).
 
 Usage as a script (writes a freshly initialised model):
     export_torch.py OUT.safetensors --dim 2 --widths 128,128,128 --activation silu \
@@ -24,6 +29,8 @@ Usage as a script (writes a freshly initialised model):
 As a module:
     model = LibscoreMLP(dim=2, widths=[64, 64], activation="silu")   # an nn.Module
     ... train it with PyTorch (model(x, c) with x: (n, dim), c: (n,)) ...
+    cond = LibscoreMLP(dim=2, widths=[64, 64], num_classes=10, context_dim=3)
+    ... cond(x, c, labels, context) with labels: (n,) integers, context: (n, 3) ...
     export(model, "model.safetensors")
     export_sequential(nn.Sequential(nn.Linear(3, 64), nn.SiLU(), nn.Linear(64, 2)), "m.safetensors")
     model = load("model.safetensors")                             # back into torch
@@ -48,10 +55,11 @@ FORMAT_VERSION = "1"
 
 
 class LibscoreMLP(nn.Module):
-    """The PyTorch twin of libscore's MLP: model(x, c) -> F, x of shape (n, dim), c of shape (n,)."""
+    """The PyTorch twin of libscore's MLP: model(x, c) -> F, x of shape (n, dim), c of shape (n,);
+    with a label or context input model(x, c, labels, context)."""
 
     def __init__(self, dim, widths, activation="silu", embedding="fourier", embed_dim=32,
-                 fourier_scale=16.0, residual=True, seed=0):
+                 fourier_scale=16.0, residual=True, seed=0, num_classes=0, context_dim=0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError("activation must be one of %s" % ", ".join(ACTIVATIONS))
@@ -67,10 +75,17 @@ class LibscoreMLP(nn.Module):
         self.fourier_scale = float(fourier_scale)
         self.residual = bool(residual)
         self.seed = int(seed)
-        n_in = self.dim + (1 if embedding == "none" else self.embed_dim)
+        self.num_classes = int(num_classes)
+        self.context_dim = int(context_dim)
+        n_in = self.dim + (1 if embedding == "none" else self.embed_dim) + self.context_dim
         sizes = [n_in] + self.widths + [self.dim]
         self.layers = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
         self.phi = ACTIVATIONS[activation]()
+        if self.num_classes > 0:
+            # initialised like libscore: uniform within the first layer's bound
+            self.label_embedding = nn.Embedding(self.num_classes + 1, self.widths[0])
+            bound = 1.0 / math.sqrt(n_in)
+            nn.init.uniform_(self.label_embedding.weight, -bound, bound)
         half = self.embed_dim // 2
         if embedding == "fourier":
             self.register_buffer("embed_W", torch.randn(half) * self.fourier_scale)
@@ -91,12 +106,22 @@ class LibscoreMLP(nn.Module):
         a = c * f.reshape(1, -1)
         return torch.cat([torch.sin(a), torch.cos(a)], dim=1)
 
-    def forward(self, x, c):
+    def forward(self, x, c, labels=None, context=None):
         dtype = self.layers[0].weight.dtype
-        h = torch.cat([x.to(dtype), self.embed(c).to(torch.float32).to(dtype)], dim=1)
+        parts = [x.to(dtype), self.embed(c).to(torch.float32).to(dtype)]
+        if self.context_dim > 0:
+            if context is None:
+                raise ValueError("the model takes a context vector of %d values per row"
+                                 % self.context_dim)
+            parts.append(context.to(dtype).reshape(x.shape[0], self.context_dim))
+        h = torch.cat(parts, dim=1)
         last = len(self.layers) - 1
         for i, lin in enumerate(self.layers):
             z = lin(h)
+            if i == 0 and self.num_classes > 0:
+                if labels is None:  # the null label
+                    labels = torch.full((x.shape[0],), self.num_classes, dtype=torch.long)
+                z = z + self.label_embedding(torch.as_tensor(labels, dtype=torch.long))
             if i == last:
                 return z
             if self.residual and i >= 1 and z.shape[1] == h.shape[1]:
@@ -168,12 +193,17 @@ def export(model, path):
         "residual": int(model.residual),
         "seed": model.seed,
     }
+    if model.num_classes > 0 or model.context_dim > 0:
+        meta["num_classes"] = model.num_classes
+        meta["context_dim"] = model.context_dim
     tensors = []
     for i, lin in enumerate(model.layers):
         tensors.append(("layers.%d.weight" % i, lin.weight))
         tensors.append(("layers.%d.bias" % i, lin.bias))
     if model.embedding == "fourier":
         tensors.append(("embed.W", model.embed_W))
+    if model.num_classes > 0:
+        tensors.append(("label_embedding.weight", model.label_embedding.weight))
     write_safetensors(path, tensors, meta)
 
 
@@ -229,13 +259,16 @@ def load(path):
     widths = [int(w) for w in meta["widths"].split(",")]
     model = LibscoreMLP(int(meta["dim"]), widths, meta["activation"], meta["embedding"],
                         int(meta["embed_dim"]), float(meta["fourier_scale"]),
-                        meta["residual"] == "1", int(meta["seed"]))
+                        meta["residual"] == "1", int(meta["seed"]),
+                        int(meta.get("num_classes", "0")), int(meta.get("context_dim", "0")))
     with torch.no_grad():
         for i, lin in enumerate(model.layers):
             lin.weight.copy_(t["layers.%d.weight" % i])
             lin.bias.copy_(t["layers.%d.bias" % i])
         if model.embedding == "fourier":
             model.embed_W.copy_(t["embed.W"])
+        if model.num_classes > 0:
+            model.label_embedding.weight.copy_(t["label_embedding.weight"])
     return model
 
 
@@ -250,10 +283,13 @@ def main():
     ap.add_argument("--fourier-scale", type=float, default=16.0)
     ap.add_argument("--no-residual", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-classes", type=int, default=0)
+    ap.add_argument("--context-dim", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     model = LibscoreMLP(a.dim, [int(w) for w in a.widths.split(",")], a.activation, a.embedding,
-                        a.embed_dim, a.fourier_scale, not a.no_residual, a.seed)
+                        a.embed_dim, a.fourier_scale, not a.no_residual, a.seed, a.num_classes,
+                        a.context_dim)
     export(model, a.out)
     print("wrote %s (%d parameters)" % (a.out, sum(p.numel() for p in model.parameters())))
 

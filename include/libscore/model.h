@@ -3,6 +3,9 @@
  * @brief Score models: a network or function F(x, c) of a batch of points x (n rows of dim
  * floats) and a per-row conditioning scalar c (usually a function of the time t; see sde.h).
  *
+ * An MLP may also take a class label and / or a context vector per row
+ * (::SCORE_MODEL_PARAM_NUM_CLASSES, ::SCORE_MODEL_PARAM_CONTEXT_DIM, score_model_forward_cond()).
+ *
  * Kinds: a trainable MLP with exact Jacobian machinery, analytic Gaussian and Gaussian-mixture
  * models (the exact score of the noised data under a schedule: test oracles), a user callback
  * (an external network), and combinations (weighted sums for guidance).
@@ -119,10 +122,13 @@ enum score_model_param {
     /** i64: number of classes K of a label input, 0..65535, default 0 (no label input). A model
      *  with K > 0 takes one label per row in 0..K-1, or the null label K (the unconditional
      *  model of classifier-free guidance), through the object that evaluates it (see
-     *  score_sde_set_label(), the loss and the trainer). Architecture (MLP). */
+     *  score_sde_set_label(), the loss and the trainer) or score_model_forward_cond().
+     *  Architecture (MLP): a learned (K + 1) x n_1 table whose row for the label is added to
+     *  the first hidden layer's pre-activation (see score_model_params_get()). */
     SCORE_MODEL_PARAM_NUM_CLASSES = 310,
     /** i64: width m of a per-row context vector input, 0..4096, default 0 (none). Distinct from
-     *  the scalar conditioning value c(t). Architecture (MLP). */
+     *  the scalar conditioning value c(t). Architecture (MLP): concatenated to the first
+     *  layer's input (see score_model_params_get(), score_model_forward_cond()). */
     SCORE_MODEL_PARAM_CONTEXT_DIM = 311
 };
 
@@ -280,14 +286,21 @@ SCORE_API size_t score_model_param_count(score_model *model);
  *
  * MLP layout: for each layer l = 1..L in order (the L - 1 hidden layers, then the output
  * layer), its weight matrix W_l (n_l x n_{l-1}, row-major: row = output unit) followed by its
- * bias b_l (n_l). The first layer's inputs are [x (dim), embedding(c) (embed_dim)]. The Fourier
- * projection is fixed by the seed and is not a parameter.
+ * bias b_l (n_l); then, with a label input (::SCORE_MODEL_PARAM_NUM_CLASSES = K > 0), the
+ * label table A ((K + 1) x n_1, row-major: row y, for label y, is added to the first hidden
+ * layer's pre-activation W_1 h_0 + b_1; row K is the null label's). The first layer's inputs
+ * h_0 are [x (dim), embedding(c) (embed_dim, 1 for ::SCORE_EMBED_NONE), context
+ * (::SCORE_MODEL_PARAM_CONTEXT_DIM values)], so the context weights are the last context_dim
+ * columns of W_1. The Fourier projection is fixed by the seed and is not a parameter.
  * MLP initialisation (score_model_prepare()), like torch `nn.Linear`: W_l[i, j] and b_l[i]
  * uniform in (-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})) as bound * (2u - 1), with u the Philox uniform
  * (score_rng_fill_uniform_f64(), key = SEED) of stream 1, counter l, row i, column j for
  * weights and of stream 2, counter l, row 0, column i for biases; the Fourier projection is
  * W_i = (float)(FOURIER_SCALE * z_i) with z the float normals of stream 3, counter 0, row 0,
- * column i.
+ * column i. The context columns of W_1 are initialised with the others (n_0 counts them); the
+ * label table as A[y][i] = bound_1 * (2u - 1), bound_1 = 1/sqrt(n_0), u of stream 4, counter 0,
+ * row y, column i. A model without label and context inputs (K = 0, context_dim = 0) has
+ * exactly the parameters it had before these inputs existed.
  * @param[in] model the model. @param[out] buf destination. @param[in] len its length in floats;
  * must equal score_model_param_count().
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_SHAPE (len); ::SCORE_E_UNSUPPORTED (no params).
@@ -314,10 +327,18 @@ SCORE_API SCORE_WARN_UNUSED int score_model_params_set(score_model *model, const
  * weights are not changed, but the cache is, so this call is object-exclusive (concurrent
  * readers use an sde or a loss, each with a workspace of its own, or the read-only calls
  * below).
+ *
+ * A model with a label input (::SCORE_MODEL_PARAM_NUM_CLASSES > 0) is evaluated with the null
+ * label on every row; a model with a context input (::SCORE_MODEL_PARAM_CONTEXT_DIM > 0) is
+ * refused (::SCORE_E_INVAL): use score_model_forward_cond(). The same holds for
+ * score_model_jvp(), score_model_vjp(), score_model_trace(), score_model_trace_grad() and
+ * score_model_vjv_grad(), which have no label or context argument; the objects that evaluate
+ * a model (sde, loss, trainer) pass the labels and context vectors they are given.
  * @param[in,out] model the model (its forward cache is replaced).
  * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
  * @param[out] out n * dim outputs (must not alias @p x).
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NUMERIC (non-finite c, or a
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or a model with a context input);
+ *         ::SCORE_E_NUMERIC (non-finite c, or a
  *         non-finite value in @p out); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK
  *         (callback kind: the user function failed; see score_model_last_callback_status()).
  * Thread-safety: object-exclusive for @p model (it writes the model's forward cache).
@@ -327,12 +348,44 @@ SCORE_API SCORE_WARN_UNUSED int score_model_forward(score_model *model, size_t n
                                                     const double *c, float *out);
 
 /**
+ * @brief Evaluates a model with a label and / or a context vector per row:
+ * `out = F(x, c, label, context)` for n rows (an MLP with ::SCORE_MODEL_PARAM_NUM_CLASSES or
+ * ::SCORE_MODEL_PARAM_CONTEXT_DIM set).
+ *
+ * Like score_model_forward() (which it equals with @p labels and @p context NULL), including
+ * the cache: score_model_backward() then back-propagates through this call, with the
+ * parameter gradients of the label table and of the context weights (the labels and context
+ * vectors are kept in the cache; @p gx stays the gradient with respect to x). The label of a
+ * row adds its row of the label table to the first hidden layer's pre-activation; the
+ * context vector is concatenated to the first layer's input (see score_model_params_get()).
+ * @param[in,out] model the model (its forward cache is replaced).
+ * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
+ * @param[in] labels n labels, each in 0..K-1, or K for the null label (K =
+ *            ::SCORE_MODEL_PARAM_NUM_CLASSES); NULL = the null label on every row. Only for a
+ *            model with a label input.
+ * @param[in] context n * m finite floats, row b at `context + b * m` (m =
+ *            ::SCORE_MODEL_PARAM_CONTEXT_DIM); required when m > 0, must be NULL when m = 0.
+ * @param[out] out n * dim outputs (must not alias @p x).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p x, @p c or @p out, or a NULL @p context for a
+ *         model with a context input); ::SCORE_E_UNSUPPORTED (@p labels given to a model without
+ *         a label input, or @p context to one without a context input); ::SCORE_E_RANGE (a
+ *         label outside 0..K, or n too large); ::SCORE_E_NUMERIC (non-finite c or context, or a
+ *         non-finite value in @p out); ::SCORE_E_NOMEM; ::SCORE_E_CALLBACK.
+ * Thread-safety: object-exclusive for @p model (it writes the model's forward cache).
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_forward_cond(score_model *model, size_t n,
+                                                         const float *x, const double *c,
+                                                         const int32_t *labels,
+                                                         const float *context, float *out);
+
+/**
  * @brief Back-propagates an output cotangent through the last score_model_forward() call.
  *
  * Accumulates `grad_params += (dF/dtheta)^T gout` (summed over rows) and, when @p gx is not
  * NULL, writes `gx = (dF/dx)^T gout` per row.
  * @param[in,out] model the model; its last public compute call must be score_model_forward()
- *                with the same @p n and unchanged parameters (any other score_model_* compute
+ *                or score_model_forward_cond() with the same @p n and unchanged parameters (any other score_model_* compute
  *                call in between ends the pair; evaluations through sdes and losses do not).
  * @param[in] n rows. @param[in] gout n * dim cotangents.
  * @param[in,out] grad_params score_model_param_count() floats, accumulated (may be NULL when only
@@ -457,10 +510,12 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * "version" = "1", "kind" ("mlp", ...), "library" (the writing library's version), and the
  * kind's settings. For ::SCORE_MODEL_MLP: "dim", "widths" (hidden widths, e.g. "64,64,64"),
  * "activation" ("silu", "softplus", "tanh", "elu", "gelu"), "embedding" ("none", "fourier",
- * "sinusoidal"), "embed_dim", "fourier_scale", "residual" ("0"/"1"), "seed"; tensors
+ * "sinusoidal"), "embed_dim", "fourier_scale", "residual" ("0"/"1"), "seed", and for a
+ * network with a label or context input "num_classes" and "context_dim" (absent: 0); tensors
  * (F32, little-endian) "layers.<i>.weight" of shape [n_{i+1}, n_i] (rows = output units,
  * like torch `nn.Linear`) and "layers.<i>.bias" [n_{i+1}] for i = 0 .. L-1, plus "embed.W"
- * [embed_dim / 2] (the Fourier projection W, so that a file fully determines the function).
+ * [embed_dim / 2] (the Fourier projection W, so that a file fully determines the function)
+ * and, with a label input, "label_embedding.weight" [num_classes + 1, n_1] (the label table).
  * The sinusoidal embedding uses frequencies f_i = exp(-ln(10000) i / max(half - 1, 1)),
  * i < half = embed_dim / 2, features [sin(f c), cos(f c)]; the Fourier one uses f_i = 2 pi W_i.
  * ::SCORE_MODEL_GAUSSIAN and ::SCORE_MODEL_GMM models are saved in their internal form (F64

@@ -2,9 +2,14 @@
  *
  * Metadata (all strings): dim, widths ("64,64,64": the hidden widths), activation ("silu",
  * "softplus", "tanh", "elu", "gelu"), embedding ("none", "fourier", "sinusoidal"), embed_dim,
- * fourier_scale (a JSON number), residual ("0"/"1"), seed.
+ * fourier_scale (a JSON number), residual ("0"/"1"), seed; for a conditional network (a label
+ * or a context input) also num_classes and context_dim (both written when either is not 0,
+ * neither for an unconditional one, whose files stay as they were; absent = 0).
  * Tensors (F32): layers.<i>.weight [n_{i+1}, n_i] and layers.<i>.bias [n_{i+1}] for
- * i = 0..L-1 (like torch nn.Linear), and embed.W [embed_dim / 2] for the Fourier embedding.
+ * i = 0..L-1 (like torch nn.Linear; the context weights are the last context_dim columns of
+ * layers.0.weight), embed.W [embed_dim / 2] for the Fourier embedding, and
+ * label_embedding.weight [num_classes + 1, n_1] (row y is added to the first hidden layer's
+ * pre-activation for label y; the last row is the null label's) with a label input.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +23,7 @@
 #include "mlp-priv.h"
 
 static const char *const embed_names[] = {"none", "fourier", "sinusoidal"};
+static const char label_tensor[] = "label_embedding.weight";
 
 static int put_u64(const char *fn, score__st_writer *w, const char *key, uint64_t v)
 {
@@ -64,6 +70,11 @@ int score__mlp_save(const score_model *m, struct score__st_writer *w)
         rc = put_u64(fn, w, "residual", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_RESIDUAL));
     if (rc == SCORE_OK)
         rc = put_u64(fn, w, "seed", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED));
+    if (rc == SCORE_OK && (info.num_classes > 0 || info.context_dim > 0)) {
+        rc = put_u64(fn, w, "num_classes", info.num_classes);
+        if (rc == SCORE_OK)
+            rc = put_u64(fn, w, "context_dim", info.context_dim);
+    }
     free(widths);
     cJSON_free(num);
     for (size_t l = 1; l <= info.n_layers && rc == SCORE_OK; l++) {
@@ -83,6 +94,11 @@ int score__mlp_save(const score_model *m, struct score__st_writer *w)
     if (rc == SCORE_OK && info.fourier != NULL) {
         uint64_t half = info.embed_in / 2;
         rc = score__st_writer_add_f32(fn, w, "embed.W", 1, &half, info.fourier);
+    }
+    if (rc == SCORE_OK && info.num_classes > 0) {
+        uint64_t shape[2] = {info.num_classes + 1, info.width[1]};
+        rc = score__st_writer_add_f32(fn, w, label_tensor, 2, shape,
+                                      info.params + info.label_offset);
     }
     return rc;
 }
@@ -162,7 +178,7 @@ static int name_index(const char *s, const char *const *names, int n)
 }
 
 typedef struct arch {
-    uint64_t dim, embed_dim, residual, seed;
+    uint64_t dim, embed_dim, residual, seed, num_classes, context_dim;
     size_t n_hidden;
     size_t widths[SCORE__MLP_MAX_HIDDEN];
     int act, emb;
@@ -178,6 +194,14 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
         (rc = meta_u64(fn, r, "embed_dim", 2, 4096, &a->embed_dim)) != SCORE_OK ||
         (rc = meta_u64(fn, r, "residual", 0, 1, &a->residual)) != SCORE_OK ||
         (rc = meta_u64(fn, r, "seed", 0, (uint64_t)1 << 62, &a->seed)) != SCORE_OK)
+        return rc;
+    /* the condition inputs: absent in the files of unconditional networks */
+    a->num_classes = 0;
+    a->context_dim = 0;
+    if ((score__st_meta(r, "num_classes") != NULL &&
+         (rc = meta_u64(fn, r, "num_classes", 0, 65535, &a->num_classes)) != SCORE_OK) ||
+        (score__st_meta(r, "context_dim") != NULL &&
+         (rc = meta_u64(fn, r, "context_dim", 0, 4096, &a->context_dim)) != SCORE_OK))
         return rc;
     s = score__st_meta(r, "activation");
     a->act = s ? score__act_from_name(s) : -1;
@@ -232,8 +256,8 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
 static int check_tensors(const char *fn, const score__st_reader *r, const arch *a)
 {
     size_t L = a->n_hidden + 1, E = a->emb == SCORE_EMBED_NONE ? 1 : (size_t)a->embed_dim;
-    size_t expected = 2 * L + (a->emb == SCORE_EMBED_FOURIER ? 1 : 0);
-    size_t prev = (size_t)a->dim + E;
+    size_t expected = 2 * L + (a->emb == SCORE_EMBED_FOURIER ? 1 : 0) + (a->num_classes > 0);
+    size_t prev = (size_t)a->dim + E + (size_t)a->context_dim;
     for (size_t l = 1; l <= L; l++) {
         size_t out = l < L ? a->widths[l - 1] : (size_t)a->dim;
         char name[48];
@@ -255,6 +279,14 @@ static int check_tensors(const char *fn, const score__st_reader *r, const arch *
         const score__st_tensor *t = score__st_find(r, "embed.W");
         if (t == NULL || t->dtype != SCORE__ST_F32 || t->ndim != 1 || t->shape[0] != E / 2)
             return score__error(SCORE_E_FORMAT, fn, "tensor 'embed.W' must be F32 of shape [%zu]", E / 2);
+    }
+    if (a->num_classes > 0) {
+        const score__st_tensor *t = score__st_find(r, label_tensor);
+        if (t == NULL || t->dtype != SCORE__ST_F32 || t->ndim != 2 ||
+            t->shape[0] != a->num_classes + 1 || t->shape[1] != a->widths[0])
+            return score__error(SCORE_E_FORMAT, fn, "tensor '%s' must be F32 of shape [%llu, %zu] "
+                                "(num_classes + 1, the first hidden width)", label_tensor,
+                                (unsigned long long)(a->num_classes + 1), a->widths[0]);
     }
     if (score__st_count(r) != expected)
         return score__error(SCORE_E_FORMAT, fn, "%zu tensors, the architecture has %zu",
@@ -280,6 +312,8 @@ int score__mlp_load(score_model **out, const struct score__st_reader *r)
     if (rc == SCORE_OK) rc = score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, a.fourier_scale);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, (int64_t)a.residual);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)a.seed);
+    if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a.num_classes);
+    if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
     if (rc == SCORE_OK) rc = score_model_set_hidden_widths(m, a.n_hidden, a.widths);
     if (rc == SCORE_OK) rc = score_model_prepare(m);
     if (rc != SCORE_OK) {
@@ -310,6 +344,10 @@ int score__mlp_load(score_model **out, const struct score__st_reader *r)
                 rc = score__st_get_f32(fn, r, name, 1, shape, theta + off, 1);
                 off += info.width[l];
             }
+        }
+        if (rc == SCORE_OK && info.num_classes > 0) {
+            uint64_t shape[2] = {info.num_classes + 1, info.width[1]};
+            rc = score__st_get_f32(fn, r, label_tensor, 2, shape, theta + info.label_offset, 1);
         }
     }
     if (rc == SCORE_OK)

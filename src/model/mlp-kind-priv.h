@@ -23,6 +23,9 @@ typedef struct mlp {
     size_t E;          /* embedding inputs */
     size_t half;       /* number of frequencies (E / 2), 0 for NONE */
     size_t maxh;       /* largest hidden width */
+    size_t K;          /* classes of the label input (0: none); label K is the null label */
+    size_t m;          /* width of the context input (0: none) */
+    size_t loff;       /* offset of the label table ((K + 1) x n_1) in theta, after layer L */
     int act, emb;
     float *theta;
     float *fourier;    /* half values (Fourier kind) */
@@ -40,6 +43,7 @@ typedef struct mlp_ws {
     float *h0;
     float *z[MAXL], *h[MAXL], *d1[MAXL];
     float *dz, *dha, *dhb;
+    int32_t *lab;  /* the label of every cached row (0 .. K; all K without a label input) */
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;
@@ -51,6 +55,39 @@ typedef struct mlp_ws {
     size_t pool_failed;
 } mlp_ws;
 
+/* The label and context inputs of a call as the MLP reads them (see score__model_ws): pointers
+ * at the entry of the first row of a block (score__mlp_cond_at()). A model without a label
+ * input (K = 0) ignores labels, one without a context input (m = 0) ignores a context; the
+ * entry checks (score__mlp_check_inputs()) refuse a missing context and bad values. */
+typedef struct mlp_cond {
+    const int32_t *labels; /* NULL: every row has the null label K */
+    const float *context;  /* NULL: none */
+    int labels_per_row, context_per_row;
+} mlp_cond;
+
+static inline mlp_cond score__mlp_cond_of(const score__model_ws *ws)
+{
+    mlp_cond cd = {ws->labels, ws->context, ws->labels_per_row, ws->context_per_row};
+    return cd;
+}
+
+/* The inputs seen from row b0 on. */
+static inline mlp_cond score__mlp_cond_at(const mlp *p, const mlp_cond *cd, size_t b0)
+{
+    mlp_cond r = *cd;
+    if (r.labels != NULL && r.labels_per_row)
+        r.labels += b0;
+    if (r.context != NULL && r.context_per_row)
+        r.context += b0 * p->m;
+    return r;
+}
+
+/* The label of row b (0 .. K). */
+static inline size_t score__mlp_label(const mlp *p, const mlp_cond *cd, size_t b)
+{
+    return cd->labels != NULL ? (size_t)cd->labels[cd->labels_per_row ? b : 0] : p->K;
+}
+
 static inline mlp *impl_of(const score_model *m)
 {
     return (mlp *)m->impl;
@@ -58,6 +95,8 @@ static inline mlp *impl_of(const score_model *m)
 
 static inline float *W(const mlp *p, size_t l) { return p->theta + p->woff[l]; }
 static inline float *B(const mlp *p, size_t l) { return p->theta + p->boff[l]; }
+/* Row y of the label table: the vector added to z_1 for label y. */
+static inline float *LAB(const mlp *p, size_t y) { return p->theta + p->loff + y * p->n[1]; }
 
 /* mlp.c: the kind part of ws, its buffers dropped when they were laid out for another
  * architecture. */
@@ -66,14 +105,26 @@ mlp_ws *score__mlp_ws_of(const mlp *p, score__model_ws *ws);
 score__pool *score__mlp_pool_of(mlp_ws *w, int64_t threads);
 /* mlp.c: sizes the primal cache for `rows` rows. */
 int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows);
-/* mlp.c: input rows [x ; e(c)] into h0 (nb x n_0). */
+/* mlp.c: input rows [x ; e(c) ; context] into h0 (nb x n_0); cd at the first row. */
 void score__mlp_embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, const double *c,
-                           float *h0);
-/* mlp.c: forward pass of nb rows into rows r0 .. of the primal cache (output layer when out). */
+                           const mlp_cond *cd, float *h0);
+/* mlp.c: z_1 += the label table's row of each of nb rows (no-op without a label input); the
+ * labels are also written to keep when it is not NULL. */
+void score__mlp_add_labels(const mlp *p, const mlp_cond *cd, size_t nb, float *z1,
+                           int32_t *keep);
+/* mlp.c: the label table's gradient, columns j0 .. j1 - 1: row y += dz_1 of every row with
+ * label y, rows in order (no-op without a label input). dz: nb x n_1. */
+void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const float *dz,
+                           size_t j0, size_t j1, float *grad);
+/* mlp.c: forward pass of nb rows into rows r0 .. of the primal cache (output layer when out);
+ * x, c, cd and out at the block's first row. */
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
-                              const float *x, const double *c, float *out);
-/* mlp.c: SCORE_E_NUMERIC with a message when c holds a NaN or an infinity. */
-int score__mlp_check_c(const char *fn, size_t n, const double *c);
+                              const float *x, const double *c, const mlp_cond *cd, float *out);
+/* mlp.c: the entry check of every operation on n rows: SCORE_E_NUMERIC when c (or a context
+ * vector) holds a NaN or an infinity, SCORE_E_INVAL when the model has a context input and
+ * ws->context is NULL, SCORE_E_RANGE for a label outside 0 .. K; with a message for fn. */
+int score__mlp_check_inputs(const char *fn, const score_model *m, const score__model_ws *ws,
+                            size_t n, const double *c);
 
 /* mlp-train.c */
 int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,

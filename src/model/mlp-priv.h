@@ -14,7 +14,8 @@
 /* Architecture of a prepared MLP. */
 typedef struct score__mlp_info {
     size_t n_layers;      /* L linear layers (hidden layers + output layer) */
-    const size_t *width;  /* L + 1 widths: width[0] = dim + embed_in, ..., width[L] = dim */
+    const size_t *width;  /* L + 1 widths: width[0] = dim + embed_in + context_dim, ...,
+                           * width[L] = dim */
     const int *residual;  /* L + 1 flags: residual[l] = 1 when layer l is a residual block */
     size_t embed_in;      /* inputs taken by the embedding (1 for SCORE_EMBED_NONE) */
     int activation;       /* SCORE_ACT_* */
@@ -22,6 +23,9 @@ typedef struct score__mlp_info {
     const float *fourier; /* embed_in / 2 Fourier frequencies W (FOURIER), else NULL */
     const float *params;  /* the flat parameters */
     size_t n_params;
+    size_t num_classes;   /* K of the label input (0: none) */
+    size_t context_dim;   /* m of the context input (0: none) */
+    size_t label_offset;  /* the (K + 1) x width[1] label table: params + label_offset */
 } score__mlp_info;
 
 /* Fills *out for a prepared MLP (returns SCORE_E_INVAL otherwise, without a message). */

@@ -117,6 +117,24 @@ static int nomem(const char *fn)
     return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
 }
 
+/* The start of jvp, vjp and trace: the entry check (score__mlp_check_inputs()), then the
+ * primal rows of a block of nb rows and a tangent arena of nb * k * per + extra floats in the
+ * kind part of ws (its forward cache is reused: no backward after these). */
+static int tangent_begin(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                         const double *c, size_t nb, size_t k, size_t per, size_t extra)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cached_n = 0;
+    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
+        ensure_tangent_rows(w, nb, k, per, extra) != SCORE_OK)
+        return nomem(fn);
+    return SCORE_OK;
+}
+
 int score__mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                    const double *c, size_t k, const float *v, float *out, float *fx)
 {
@@ -124,16 +142,15 @@ int score__mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const fl
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 2 * p->maxh);
-    if (score__mlp_check_c(fn, n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, k, 2 * p->maxh, 0) != SCORE_OK)
-        return nomem(fn);
+    mlp_cond cd = score__mlp_cond_of(ws), cb;
+    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 2 * p->maxh, 0);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
         float *A = w->tarena, *Bf = w->tarena + nb * k * p->maxh, *t;
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0,
+        cb = score__mlp_cond_at(p, &cd, b0);
+        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb,
                                  fx ? fx + b0 * dim : NULL);
         t = tangent_forward(p, w, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
         score__sgemm(0, 1, R, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1], 0.0f,
@@ -149,16 +166,15 @@ int score__mlp_vjp(const score_model *m, score__model_ws *ws, size_t n, const fl
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 3 * p->maxh);
-    if (score__mlp_check_c(fn, n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, k, 3 * p->maxh, 0) != SCORE_OK)
-        return nomem(fn);
+    mlp_cond cd = score__mlp_cond_of(ws), cb;
+    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 3 * p->maxh, 0);
+    if (rc != SCORE_OK)
+        return rc;
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
         float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, NULL);
+        cb = score__mlp_cond_at(p, &cd, b0);
+        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb, NULL);
         score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u + b0 * k * dim, dim, W(p, L),
                      p->n[L - 1], 0.0f, G, p->n[L - 1]);
         for (size_t l = L - 1; l >= 1; l--) {
@@ -188,19 +204,18 @@ int score__mlp_trace(const score_model *m, score__model_ws *ws, size_t n, const 
     size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1];
     size_t nb = block_rows(p, n, dim, 2 * p->maxh), extra = dim * p->n[1];
     float *wt;
-    if (score__mlp_check_c(fn, n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
-    ws->cached_n = 0; /* the primal rows are reused below */
-    if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
-        ensure_tangent_rows(w, nb, dim, 2 * p->maxh, extra) != SCORE_OK)
-        return nomem(fn);
+    mlp_cond cd = score__mlp_cond_of(ws), cb;
+    int rc = tangent_begin(fn, m, ws, n, c, nb, dim, 2 * p->maxh, extra);
+    if (rc != SCORE_OK)
+        return rc;
     wt = w->tarena + nb * dim * 2 * p->maxh;
     w1x_transposed(p, dim, wt);
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb;
         float *A = w->tarena, *Bf = w->tarena + nb * dim * p->maxh, *t;
         const float *wl = W(p, L);
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0,
+        cb = score__mlp_cond_at(p, &cd, b0);
+        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb,
                                  fx ? fx + b0 * dim : NULL);
         t = tangent_forward(p, w, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
         /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
@@ -336,8 +351,10 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
     int ovf = 0;
     tg_ws ws;
     const float *wl = W(p, L);
-    if (score__mlp_check_c(fn, n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
+    mlp_cond cd = score__mlp_cond_of(mws), cb;
+    int rc = score__mlp_check_inputs(fn, m, mws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
     /* Rows per block: within the tangent budget, and stacked matrices of about
      * SCORE__MLP_TANGENT_BLOCK bytes (at least one row); then blocks of equal size. */
     fixed = tg_layout(p, dim, 0, k, unit, NULL, NULL, &ovf);
@@ -371,8 +388,10 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
         }
 
         /* ---- forward: layer 1 (primal from [x ; e(c)], tangents from the x columns) */
-        score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, ws.h0);
+        cb = score__mlp_cond_at(p, &cd, b0);
+        score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, ws.h0);
         score__sgemm(0, 1, rows, n1, n0, 1.0f, ws.h0, n0, W(p, 1), n0, 0.0f, Zp[1], n1);
+        score__mlp_add_labels(p, &cb, rows, Zp[1], NULL);
         score__bias_act_forward_res(rows, n1, Zp[1], B(p, 1), p->act, NULL, H[1], ws.d1[1],
                                     ws.d2[1]);
         if (unit) {
@@ -488,8 +507,10 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
                 }
                 continue;
             }
-            /* layer 1: dW_1 += dz^T h_0, and the tangent part on the x columns */
+            /* layer 1: dW_1 += dz^T h_0 (context columns included), the label table, and the
+             * tangent part on the x columns */
             score__sgemm(1, 0, n1, n0, rows, 1.0f, dz, n1, ws.h0, n0, 1.0f, grad + p->woff[1], n0);
+            score__mlp_label_grad(p, &cb, rows, dz, 0, n1, grad);
             if (!unit) {
                 score__sgemm(1, 0, n1, dim, R, 1.0f, ws.D, n1, Vb, dim, 1.0f, grad + p->woff[1],
                              n0);

@@ -58,6 +58,7 @@ typedef struct train_job {
     train_part tp;
     const float *x, *gout;
     const double *c;
+    mlp_cond cd;               /* forward: the call's inputs; backward: the cached labels */
     float *out, *grad, *gx;
     /* the phase */
     size_t l;
@@ -75,9 +76,11 @@ static void forward_part(void *ctx, size_t i, size_t thread)
 {
     const train_job *j = ctx;
     size_t r0, rows;
+    mlp_cond cb;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    score__mlp_forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0,
+    cb = score__mlp_cond_at(j->p, &j->cd, r0);
+    score__mlp_forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0, &cb,
                              j->out ? j->out + r0 * j->dim : NULL);
 }
 
@@ -87,10 +90,11 @@ int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, cons
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
     train_job j;
+    int rc = score__mlp_check_inputs("score_model_forward", m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
     memset(&j, 0, sizeof j);
     j.tp = train_partition(m, ws, n);
-    if (score__mlp_check_c("score_model_forward", n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
     if (score__mlp_ensure_primal(p, w, n) != SCORE_OK)
         return score__error(SCORE_E_NOMEM, "score_model_forward", "workspace allocation failed");
     j.p = p;
@@ -99,6 +103,7 @@ int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, cons
     j.n = n;
     j.x = x;
     j.c = c;
+    j.cd = score__mlp_cond_of(ws);
     j.out = out;
     score__pool_for_each(j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL, j.tp.nblk,
                          forward_part, &j);
@@ -129,6 +134,8 @@ static void grad_part(void *ctx, size_t i, size_t thread)
     size_t j1 = j0 + cr < nl ? j0 + cr : nl;
     (void)thread;
     accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1], j->grad);
+    if (j->l == 1) /* the label table: row y += dz_1 of the rows with label y */
+        score__mlp_label_grad(j->p, &j->cd, j->n, j->A, j0, j1, j->grad);
 }
 
 /* All weight-gradient chunks of layer l from the cotangents A. */
@@ -200,6 +207,8 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.gout = gout;
     j.grad = grad;
     j.gx = gx;
+    j.cd.labels = w->lab;
+    j.cd.labels_per_row = 1;
     j.dh = w->dha;
     j.dhn = w->dhb;
     if (grad)

@@ -3,7 +3,8 @@
  * all batched as GEMMs with the batch (times the number of tangents) as the row count.
  *
  * Network (one row; see model.h for the flat parameter layout):
- *   h_0 = [x ; e(c)]                               n_0 = dim + E
+ *   h_0 = [x ; e(c) ; u]                           n_0 = dim + E + m (u: context vector)
+ *   z_1 = W_1 h_0 + b_1 + A[y]                       (y: label, A: (K + 1) x n_1 label table)
  *   z_l = W_l h_{l-1} + b_l,  h_l = phi(z_l)         l = 1 .. L-1 (hidden layers)
  *         residual block (l >= 2, n_l == n_{l-1}): h_l = h_{l-1} + phi(z_l)
  *   F   = W_L h_{L-1} + b_L                            n_L = dim
@@ -16,6 +17,21 @@
  * (-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})): u = Philox uniform of (seed, stream 1, counter l,
  * row i, column j) for weights and (seed, stream 2, counter l, row 0, column i) for biases,
  * value = bound * (2u - 1).
+ *
+ * Conditions. A class label y in 0 .. K-1, or the null label K (the unconditional model of
+ * classifier-free guidance, trained like the other rows), adds the learned row A[y] to the
+ * first hidden layer's pre-activation: exactly a one-hot label input [h_0 ; onehot(y)] with the
+ * columns of W_1 that multiply it stored as A^T. This rather than a vector added to the time
+ * embedding e(c): it works with every embedding, SCORE_EMBED_NONE included (whose e(c) is the
+ * single value c), gives each label the full width n_1 instead of the E directions W_1 maps the
+ * embedding to, and costs no GEMM (a row lookup forward, a row sum backward, like a bias).
+ * A[y][i] = bound_1 * (2u - 1) with bound_1 = 1/sqrt(n_0) of the first layer and u the Philox
+ * uniform of (seed, stream 4, counter 0, row y, column i). A context vector u of width m is
+ * concatenated to the first layer's input, its weights the last m columns of W_1 (initialised
+ * with them): unlike FiLM (a per-channel scale and shift computed from u), concatenation keeps
+ * the network affine in h_0 at the first layer, so the tangent machinery, whose derivatives
+ * are over x only, is unchanged (U_1 = W_1x V); u only enters the primal rows. Neither input
+ * depends on x: JVP, VJP and the trace see them through phi'(z_l) alone.
  *
  * Derivatives by forward-mode propagation: tangents T_l of every hidden
  * layer are (rows * k) x n_l matrices (row (b, p) = tangent p of batch row b), propagated by
@@ -40,7 +56,7 @@
 #define SCORE__TWO_PI 6.283185307179586476925
 #define LN_10000 9.2103403719761827360719658
 
-enum { RNG_STREAM_WEIGHT = 1, RNG_STREAM_BIAS = 2, RNG_STREAM_FOURIER = 3 };
+enum { RNG_STREAM_WEIGHT = 1, RNG_STREAM_BIAS = 2, RNG_STREAM_FOURIER = 3, RNG_STREAM_LABEL = 4 };
 
 /* The impl is created lazily: by score_model_set_hidden_widths() or prepare. */
 static mlp *impl_get(score_model *m)
@@ -94,10 +110,6 @@ static int mlp_on_param(score_model *m, int param)
     if (param == SCORE_MODEL_PARAM_EMBED_DIM &&
         score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM) % 2 != 0)
         return score__error(SCORE_E_RANGE, "score_model_set_i64", "embed_dim must be even");
-    if ((param == SCORE_MODEL_PARAM_NUM_CLASSES || param == SCORE_MODEL_PARAM_CONTEXT_DIM) &&
-        score__model_i64(m, param) != 0)
-        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_i64",
-                            "label and context inputs are not implemented by this MLP yet");
     /* HIDDEN / DEPTH set after score_model_set_hidden_widths(): the latest call wins. */
     if ((param == SCORE_MODEL_PARAM_HIDDEN || param == SCORE_MODEL_PARAM_DEPTH) && p != NULL)
         p->n_custom = 0;
@@ -107,6 +119,8 @@ static int mlp_on_param(score_model *m, int param)
 static void free_arenas(mlp_ws *w)
 {
     score__free(w->parena);
+    score__free(w->lab);
+    w->lab = NULL;
     score__free(w->tarena);
     score__free(w->iarena);
     w->parena = NULL;
@@ -185,6 +199,20 @@ static void init_params(mlp *p, uint64_t seed, double *tmp)
     }
 }
 
+/* The label table: bound of the first layer, stream RNG_STREAM_LABEL (see the top). */
+static void init_labels(mlp *p, uint64_t seed, double *tmp)
+{
+    score_rng r = {SCORE_RNG_PHILOX4X32_10, seed, RNG_STREAM_LABEL, 0};
+    size_t n1 = p->n[1];
+    double bound = 1.0 / sqrt((double)p->n[0]);
+    for (size_t y = 0; p->K > 0 && y <= p->K; y++) {
+        float *a = LAB(p, y);
+        score__rng_uniform_f64_at(&r, 0, y, 1, 0, n1, tmp);
+        for (size_t i = 0; i < n1; i++)
+            a[i] = (float)(bound * (2.0 * tmp[i] - 1.0));
+    }
+}
+
 static void set_freq_from_fourier(mlp *p)
 {
     for (size_t i = 0; i < p->half; i++)
@@ -219,7 +247,9 @@ static int mlp_prepare(score_model *m)
             p->custom[i] = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_HIDDEN);
     }
     p->L = nh + 1;
-    p->n[0] = dim + p->E;
+    p->K = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES);
+    p->m = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
+    p->n[0] = dim + p->E + p->m;
     p->maxh = 0;
     for (size_t l = 1; l < p->L; l++) {
         p->n[l] = p->custom[l - 1];
@@ -241,6 +271,12 @@ static int mlp_prepare(score_model *m)
         if (p->n[l - 1] > maxin)
             maxin = p->n[l - 1];
     }
+    p->loff = off;
+    if (p->K > 0) { /* (K + 1) x n_1 <= 65536 * 65536: no overflow */
+        if ((p->K + 1) * p->n[1] > SIZE_MAX - off)
+            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
+        off += (p->K + 1) * p->n[1];
+    }
     p->n_params = off;
     if (p->n[p->L] > maxin)
         maxin = p->n[p->L];
@@ -256,6 +292,7 @@ static int mlp_prepare(score_model *m)
         return score__error(SCORE_E_NOMEM, fn, "cannot allocate %zu parameters", p->n_params);
     }
     init_params(p, (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED), tmp);
+    init_labels(p, (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED), tmp);
     score__free(tmp);
     if (p->half > 0) {
         p->freq = score__calloc(p->half, sizeof(double));
@@ -353,6 +390,9 @@ int score__mlp_info_get(const score_model *m, score__mlp_info *out)
     out->fourier = p->fourier;
     out->params = p->theta;
     out->n_params = p->n_params;
+    out->num_classes = p->K;
+    out->context_dim = p->m;
+    out->label_offset = p->loff;
     return SCORE_OK;
 }
 
@@ -381,14 +421,21 @@ int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
 {
     size_t per = p->n[0] + 3 * p->maxh, total;
     float *a;
+    int32_t *lab;
     if (rows <= w->pcap)
         return SCORE_OK;
     for (size_t l = 1; l < p->L; l++)
         per += 3 * p->n[l];
     if (score__mul_size(rows, per, &total) != 0 || (a = score__calloc(total, sizeof(float))) == NULL)
         return SCORE_E_NOMEM;
+    if ((lab = score__calloc(rows, sizeof *lab)) == NULL) {
+        score__free(a);
+        return SCORE_E_NOMEM;
+    }
     score__free(w->parena);
+    score__free(w->lab);
     w->parena = a;
+    w->lab = lab;
     w->pcap = rows;
     w->h0 = a;
     a += rows * p->n[0];
@@ -409,17 +456,20 @@ int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
 /* ======================================================================================== */
 /* primal pass                                                                              */
 
-/* Input rows [x ; e(c)] into h0 (nb x n_0). Samplers evaluate a whole batch at one time, so a
- * row whose c equals the previous row's copies that row's features instead of recomputing
- * them (same values: the features are a function of c alone). */
+/* Input rows [x ; e(c) ; context] into h0 (nb x n_0). Samplers evaluate a whole batch at one
+ * time, so a row whose c equals the previous row's copies that row's features instead of
+ * recomputing them (same values: the features are a function of c alone). */
 void score__mlp_embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, const double *c,
-                           float *h0)
+                           const mlp_cond *cd, float *h0)
 {
     size_t n0 = p->n[0];
     for (size_t b = 0; b < nb; b++) {
         float *row = h0 + b * n0;
         float *e = row + dim;
         memcpy(row, x + b * dim, dim * sizeof *row);
+        if (p->m > 0)
+            memcpy(e + p->E, cd->context + (cd->context_per_row ? b * p->m : 0),
+                   p->m * sizeof *row);
         if (p->emb == SCORE_EMBED_NONE) {
             e[0] = (float)c[b];
         } else if (b > 0 && c[b] == c[b - 1]) {
@@ -431,19 +481,42 @@ void score__mlp_embed_rows(const mlp *p, size_t dim, size_t nb, const float *x, 
     }
 }
 
+void score__mlp_add_labels(const mlp *p, const mlp_cond *cd, size_t nb, float *z1,
+                           int32_t *keep)
+{
+    size_t n1 = p->n[1];
+    for (size_t b = 0; p->K > 0 && b < nb; b++) {
+        size_t y = score__mlp_label(p, cd, b);
+        if (keep != NULL)
+            keep[b] = (int32_t)y;
+        score__saxpy(n1, 1.0f, LAB(p, y), z1 + b * n1);
+    }
+}
+
+void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const float *dz,
+                           size_t j0, size_t j1, float *grad)
+{
+    size_t n1 = p->n[1];
+    for (size_t b = 0; p->K > 0 && b < nb; b++)
+        score__saxpy(j1 - j0, 1.0f, dz + b * n1 + j0,
+                     grad + p->loff + score__mlp_label(p, cd, b) * n1 + j0);
+}
+
 /* Forward pass of nb rows into rows r0 .. r0 + nb - 1 of the primal cache (which must hold
  * them; x, c and out point at the block's first row): z, h and phi'. The
  * output layer runs only when out != NULL. */
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
-                              const float *x, const double *c, float *out)
+                              const float *x, const double *c, const mlp_cond *cd, float *out)
 {
     size_t L = p->L;
-    score__mlp_embed_rows(p, dim, nb, x, c, w->h0 + r0 * p->n[0]);
+    score__mlp_embed_rows(p, dim, nb, x, c, cd, w->h0 + r0 * p->n[0]);
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         const float *hp = w->h[l - 1] + r0 * np;
         float *z = w->z[l] + r0 * nl;
         score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, z, nl);
+        if (l == 1)
+            score__mlp_add_labels(p, cd, nb, z, w->lab + r0);
         score__bias_act_forward_res(nb, nl, z, B(p, l), p->act, p->res[l] ? hp : NULL,
                                     w->h[l] + r0 * nl, w->d1[l] + r0 * nl, NULL);
     }
@@ -476,46 +549,64 @@ static int same_c(size_t rows, const double *c)
     return 1;
 }
 
+/* The first layer of infer_block when every row of the block has the same c (every sampler
+ * step): the embedding's share of the first layer is one vector, folded into the bias once per
+ * block (with the context's share when one context vector serves every row), and the first
+ * GEMM only multiplies the x columns (K = dim instead of dim + E), then the context columns
+ * when the context is per row. h0 is free: it holds [e(c) ; context] and the folded bias. */
+static void infer_first_folded(const mlp *p, size_t dim, size_t rows, const float *x, double c,
+                               const mlp_cond *cd, float *h0, float *cur)
+{
+    size_t n0 = p->n[0], n1 = p->n[1], nfold = p->E + (cd->context_per_row ? 0 : p->m);
+    float *e = h0, *beff = h0 + p->E + p->m;
+    const float *w1 = W(p, 1), *b1 = B(p, 1);
+    if (p->emb == SCORE_EMBED_NONE)
+        e[0] = (float)c;
+    else
+        score__sincos_features(p->half, p->freq, c, e, e + p->half);
+    if (p->m > 0 && !cd->context_per_row)
+        memcpy(e + p->E, cd->context, p->m * sizeof *e);
+    for (size_t j = 0; j < n1; j++) {
+        const float *wr = w1 + j * n0 + dim;
+        double acc = (double)b1[j];
+        for (size_t i = 0; i < nfold; i++)
+            acc += (double)wr[i] * (double)e[i];
+        beff[j] = (float)acc;
+    }
+    for (size_t b = 0; b < rows; b++)
+        memcpy(cur + b * n1, beff, n1 * sizeof *cur);
+    score__mlp_add_labels(p, cd, rows, cur, NULL);
+    score__sgemm(0, 1, rows, n1, dim, 1.0f, x, dim, w1, n0, 1.0f, cur, n1);
+    if (p->m > 0 && cd->context_per_row)
+        score__sgemm(0, 1, rows, n1, p->m, 1.0f, cd->context, p->m, w1 + dim + p->E, n0, 1.0f,
+                     cur, n1);
+    score__bias_act_forward_res(rows, n1, cur, NULL, p->act, NULL, cur, NULL, NULL);
+}
+
 /* One block of mlp_infer: rows [b0, b0 + rows) through the workspace ws (nb * per floats). */
 static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t rows,
-                        const float *x, const double *c, float *out, float *ws)
+                        const float *x, const double *c, const mlp_cond *cd, float *out,
+                        float *ws)
 {
-    size_t L = p->L, n0 = p->n[0], n1 = p->n[1], l = 1;
+    size_t L = p->L, n0 = p->n[0], l = 1;
     const float *bl = B(p, L);
     float *h0 = ws, *cur = h0 + nb * n0, *nxt = cur + nb * p->maxh;
     const float *prev = h0;
-    if (!p->res[1] && nb * n0 >= p->E + n1 && same_c(rows, c + b0)) {
-        /* Every row has the same c (every sampler step): the embedding's share of the first
-         * layer is one vector, folded into the bias once per block, and the first GEMM only
-         * multiplies the x columns (K = dim instead of dim + E). h0 is free: it holds the
-         * features and the folded bias. */
-        float *e = h0, *beff = h0 + p->E;
-        const float *w1 = W(p, 1), *b1 = B(p, 1);
-        if (p->emb == SCORE_EMBED_NONE)
-            e[0] = (float)c[b0];
-        else
-            score__sincos_features(p->half, p->freq, c[b0], e, e + p->half);
-        for (size_t j = 0; j < n1; j++) {
-            const float *wr = w1 + j * n0 + dim;
-            double acc = (double)b1[j];
-            for (size_t i = 0; i < p->E; i++)
-                acc += (double)wr[i] * (double)e[i];
-            beff[j] = (float)acc;
-        }
-        for (size_t b = 0; b < rows; b++)
-            memcpy(cur + b * n1, beff, n1 * sizeof *cur);
-        score__sgemm(0, 1, rows, n1, dim, 1.0f, x + b0 * dim, dim, w1, n0, 1.0f, cur, n1);
-        score__bias_act_forward_res(rows, n1, cur, NULL, p->act, NULL, cur, NULL, NULL);
+    mlp_cond cb = score__mlp_cond_at(p, cd, b0);
+    if (!p->res[1] && nb * n0 >= p->E + p->m + p->n[1] && same_c(rows, c + b0)) {
+        infer_first_folded(p, dim, rows, x + b0 * dim, c[b0], &cb, h0, cur);
         prev = cur;
         cur = nxt;
         l = 2;
     } else {
-        score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, h0);
+        score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, h0);
     }
     for (; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         float *t;
         score__sgemm(0, 1, rows, nl, np, 1.0f, prev, np, W(p, l), np, 0.0f, cur, nl);
+        if (l == 1)
+            score__mlp_add_labels(p, &cb, rows, cur, NULL);
         score__bias_act_forward_res(rows, nl, cur, B(p, l), p->act, p->res[l] ? prev : NULL,
                                     cur, NULL, NULL);
         prev = cur;
@@ -537,6 +628,7 @@ typedef struct infer_job {
     size_t dim, n, nb, per;
     const float *x;
     const double *c;
+    mlp_cond cd;
     float *out, *arena;
 } infer_job;
 
@@ -545,7 +637,7 @@ static void infer_part(void *ctx, size_t i, size_t thread)
     const infer_job *j = ctx;
     size_t b0 = i * j->nb;
     infer_block(j->p, j->dim, j->nb, b0, j->n - b0 < j->nb ? j->n - b0 : j->nb, j->x, j->c,
-                j->out, j->arena + thread * j->nb * j->per);
+                &j->cd, j->out, j->arena + thread * j->nb * j->per);
 }
 
 static int mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
@@ -558,8 +650,9 @@ static int mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     size_t nb, nblocks, nslots, need;
     score__pool *pool;
     infer_job job;
-    if (score__mlp_check_c(fn, n, c) != SCORE_OK)
-        return SCORE_E_NUMERIC;
+    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
     nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
          (per * sizeof(float));
     nb = nb < 16 ? 16 : nb;
@@ -584,23 +677,40 @@ static int mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     job.per = per;
     job.x = x;
     job.c = c;
+    job.cd = score__mlp_cond_of(ws);
     job.out = out;
     job.arena = w->iarena;
     score__pool_for_each(pool, nblocks, infer_part, &job);
     return SCORE_OK;
 }
 
-/* The conditioning values must be finite (like the analytic kinds: SCORE_E_NUMERIC). */
-int score__mlp_check_c(const char *fn, size_t n, const double *c)
+/* The conditioning values must be finite (like the analytic kinds: SCORE_E_NUMERIC), and so
+ * must a context; labels in 0 .. K (the callers validate them; checked again here, as a label
+ * is an index). */
+int score__mlp_check_inputs(const char *fn, const score_model *m, const score__model_ws *ws,
+                            size_t n, const double *c)
 {
+    const mlp *p = impl_of(m);
     if (!score__all_finite_f64(n, c))
         return score__error(SCORE_E_NUMERIC, fn, "c contains NaN or infinity");
+    if (p->m > 0) {
+        if (ws->context == NULL)
+            return score__error(SCORE_E_INVAL, fn,
+                                "the model takes a context vector of %zu values per row "
+                                "(context_dim) and none was given", p->m);
+        if (!score__all_finite_f32((ws->context_per_row ? n : 1) * p->m, ws->context))
+            return score__error(SCORE_E_NUMERIC, fn, "the context contains NaN or infinity");
+    }
+    for (size_t b = 0; p->K > 0 && ws->labels != NULL && b < (ws->labels_per_row ? n : 1); b++)
+        if (ws->labels[b] < 0 || (size_t)ws->labels[b] > p->K)
+            return score__error(SCORE_E_RANGE, fn, "label %ld of row %zu is not in [0, %zu]",
+                                (long)ws->labels[b], b, p->K);
     return SCORE_OK;
 }
 
-/* Same architecture: widths, residual flags, activation, embedding, parameter count and the
- * Fourier projection (fixed by the model's seed, not a trainable parameter). Models that are
- * not prepared yet are not compared. */
+/* Same architecture: widths, residual flags, activation, embedding, label classes, context
+ * width, parameter count and the Fourier projection (fixed by the model's seed, not a
+ * trainable parameter). Models that are not prepared yet are not compared. */
 static int mlp_same_arch(const score_model *a, const score_model *b)
 {
     score__mlp_info ia, ib;
@@ -609,6 +719,7 @@ static int mlp_same_arch(const score_model *a, const score_model *b)
         return 1;
     same = ia.n_layers == ib.n_layers && ia.activation == ib.activation &&
            ia.embedding == ib.embedding && ia.embed_in == ib.embed_in &&
+           ia.num_classes == ib.num_classes && ia.context_dim == ib.context_dim &&
            ia.n_params == ib.n_params;
     for (size_t l = 0; same && l <= ia.n_layers; l++)
         same = ia.width[l] == ib.width[l] && ia.residual[l] == ib.residual[l];

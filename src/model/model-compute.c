@@ -197,24 +197,74 @@ static int run_forward(const char *fn, const score_model *m, score__model_ws *ws
     return ws_done(m, ws, rc);
 }
 
-int score_model_forward(score_model *model, size_t n, const float *x, const double *c, float *out)
+/* The label and context arguments of score_model_forward_cond() (score_model_forward(): both
+ * NULL) against the model's inputs. */
+static int check_cond(const char *fn, const score_model *m, size_t n, const int32_t *labels,
+                      const float *context)
 {
-    int rc = check_forward(__func__, model, n, x, c, out);
+    const int64_t K = score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES);
+    const int64_t mc = score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
+    if (labels != NULL && K == 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "the model has no label input (num_classes = 0)");
+    if (context != NULL && mc == 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "the model has no context input (context_dim = 0)");
+    if (context == NULL && mc > 0)
+        return score__error(SCORE_E_INVAL, fn,
+                            "the model takes a context vector of %lld values per row: context is "
+                            "NULL (score_model_forward_cond() passes one)", (long long)mc);
+    if (context != NULL && n > SIZE_MAX / sizeof(float) / (size_t)mc)
+        return score__error(SCORE_E_RANGE, fn, "batch of %zu rows of %lld context values is too large",
+                            n, (long long)mc);
+    for (size_t b = 0; labels != NULL && b < n; b++)
+        if (labels[b] < 0 || labels[b] > K)
+            return score__error(SCORE_E_RANGE, fn, "label %ld of row %zu is not in [0, %lld]",
+                                (long)labels[b], b, (long long)K);
+    if (context != NULL && !score__all_finite_f32(n * (size_t)mc, context))
+        return score__error(SCORE_E_NUMERIC, fn, "context contains NaN or infinity");
+    return SCORE_OK;
+}
+
+/* score_model_forward() and score_model_forward_cond(): the training forward through the
+ * model's own workspace, with the inputs set there for this call only. */
+static int forward_public(const char *fn, score_model *model, size_t n, const float *x,
+                          const double *c, const int32_t *labels, const float *context,
+                          float *out)
+{
+    int rc = check_forward(fn, model, n, x, c, out);
     if (rc != SCORE_OK || n == 0)
         return rc;
     atomic_store(&model->cached_n, (size_t)0);
-    if ((rc = own_ws(__func__, model)) != SCORE_OK)
+    if ((rc = check_cond(fn, model, n, labels, context)) != SCORE_OK)
         return rc;
-    rc = run_forward(__func__, model, model->own_ws, 1, n, x, c, out);
+    if ((rc = own_ws(fn, model)) != SCORE_OK)
+        return rc;
+    model->own_ws->labels = labels;
+    model->own_ws->labels_per_row = 1;
+    model->own_ws->context = context;
+    model->own_ws->context_per_row = 1;
+    rc = run_forward(fn, model, model->own_ws, 1, n, x, c, out);
+    model->own_ws->labels = NULL; /* the caller's arrays: not kept past the call */
+    model->own_ws->context = NULL;
     if (rc == SCORE_OK) {
         const size_t d = model->dim;
         const out_check o[] = {OUT_F("out", n * d, d, out)};
         const out_check in[] = {OUT_F("x", n * d, d, x), OUT_D("c", n, 1, c)};
-        rc = check_outputs(__func__, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
+        rc = check_outputs(fn, o, sizeof o / sizeof o[0], in, sizeof in / sizeof in[0]);
     }
     if (rc == SCORE_OK)
         atomic_store(&model->cached_n, n);
     return rc;
+}
+
+int score_model_forward(score_model *model, size_t n, const float *x, const double *c, float *out)
+{
+    return forward_public(__func__, model, n, x, c, NULL, NULL, out);
+}
+
+int score_model_forward_cond(score_model *model, size_t n, const float *x, const double *c,
+                             const int32_t *labels, const float *context, float *out)
+{
+    return forward_public(__func__, model, n, x, c, labels, context, out);
 }
 
 int score__model_forward_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,

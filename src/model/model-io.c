@@ -123,6 +123,28 @@ static int load_user_meta(const char *fn, score_model *m, const score__st_reader
     return SCORE_OK;
 }
 
+/* score__model_infer() with a zero context vector (one for all rows) when the model has a
+ * context input. */
+static int probe_infer(const char *fn, score_model *m, size_t rows, const float *x, const double *c, float *out)
+{
+    const size_t mc = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
+    score__model_ws *ws;
+    float *zero;
+    int rc;
+    if (mc == 0)
+        return score__model_infer(m, rows, x, c, out);
+    zero = score__calloc(mc, sizeof *zero);
+    if (zero == NULL || score__model_ws_new(&ws) != SCORE_OK) {
+        score__free(zero);
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    }
+    ws->context = zero;
+    rc = score__model_infer_ws(m, ws, rows, x, c, out);
+    score__model_ws_free(ws);
+    score__free(zero);
+    return rc;
+}
+
 /* The probe batch every loaded model is evaluated on: 3 rows, x = 0, x = (+1, -1, +1, ...)
  * and x_j = 2 (j + 1) / dim - 1 ramping up to 1, each with a conditioning value c: 0, 0.5
  * and 1 for MLPs (their embeddings are bounded functions of c), 0 for the analytic kinds
@@ -146,8 +168,9 @@ int score__model_probe(const char *fn, score_model *m)
     }
     for (int b = 0; b < ROWS; b++)
         c[b] = analytic ? 0.0 : 0.5 * b;
-    /* the cache-free evaluation in a workspace of this call: nothing stays in the model */
-    rc = score__model_infer(m, ROWS, x, c, out);
+    /* the cache-free evaluation in a workspace of this call: nothing stays in the model; the
+     * null label, and a zero context vector for a model with a context input */
+    rc = probe_infer(fn, m, ROWS, x, c, out);
     if (rc == SCORE_OK && !score__all_finite_f32(ROWS * d, out))
         rc = score__error(SCORE_E_NUMERIC, fn, "an output holds NaN or infinity");
     score__free(x);
