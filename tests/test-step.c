@@ -22,7 +22,19 @@ enum { NR = 16 };
 START_TEST(registry)
 {
     size_t n = score_step_type_count();
-    ck_assert_uint_eq(n, 21);
+    ck_assert_uint_eq(n, 23);
+    /* underscore spellings and aliases (k-diffusion / diffusers names) */
+    ck_assert_ptr_eq(score_step_type_find("dpmpp_2m"), score_step_type_get(SCORE_STEP_DPMPP_2M));
+    ck_assert_ptr_eq(score_step_type_find("dpmpp_2m_sde"), score_step_type_get(SCORE_STEP_DPMPP_2M_SDE));
+    ck_assert_ptr_eq(score_step_type_find("euler_a"), score_step_type_get(SCORE_STEP_EULER_ANCESTRAL));
+    ck_assert_ptr_eq(score_step_type_find("euler_ancestral"), score_step_type_get(SCORE_STEP_EULER_ANCESTRAL));
+    ck_assert_ptr_eq(score_step_type_find("dpm_2"), score_step_type_get(SCORE_STEP_DPM_SOLVER_2));
+    ck_assert_ptr_eq(score_step_type_find("dpm_adaptive"), score_step_type_get(SCORE_STEP_DPM_SOLVER_23));
+    ck_assert_ptr_eq(score_step_type_find("euler_maruyama"), score_step_type_get(SCORE_STEP_EULER_MARUYAMA));
+    ck_assert_ptr_eq(score_step_type_find("dpmpp_3s"), score_step_type_get(SCORE_STEP_DPMPP_3S));
+    ck_assert_ptr_null(score_step_type_find("dpmpp_2s_ancestral")); /* not implemented */
+    ck_assert_ptr_null(score_step_type_find("lms"));
+    ck_assert_ptr_null(score_step_type_find("Euler"));
     for (size_t i = 0; i < n; i++) {
         const score_step_type *T = score_step_type_at(i);
         ck_assert_ptr_nonnull(T);
@@ -96,7 +108,8 @@ START_TEST(lifecycle_and_params)
     ck_assert_ok(score_step_reset(st));
     ck_assert_fails_with(score_step_reset(NULL), SCORE_E_INVAL);
     /* introspection through param.h */
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 12);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 13);
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_SUBSTEP), "substep");
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_DISC_N), "disc_n");
     score_step_free(st);
     score_step_free(NULL);
@@ -685,6 +698,126 @@ START_TEST(convergence_order)
 }
 END_TEST
 
+/* ---- singlestep DPM-Solver++ (2S, 3S) ---------------------------------------------------- */
+
+/* Local error (max over NR rows) of one step from the exact state at t0 to the time
+ * lambda + h, against the closed-form PF-ODE map (VP, Gaussian data). */
+static double local_error(const fx_system *f, const char *name, int substep, double t0, double h)
+{
+    double lam0, l1, t1;
+    float x0[2 * NR], xs[2 * NR], ex[2 * NR];
+    score_step *st;
+    fx_prior(f, 1, NR, x0);
+    ck_assert_ok(score_model_analytic_pf_map(f->model, f->T, t0, NR, x0, xs));
+    ck_assert_ok(score_schedule_lambda(f->sched, 1, &t0, &lam0));
+    l1 = lam0 + h;
+    ck_assert_ok(score_schedule_t_of_lambda(f->sched, 1, &l1, &t1));
+    ck_assert_ok(score_model_analytic_pf_map(f->model, t0, t1, NR, xs, ex));
+    ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+    ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_SUBSTEP, substep));
+    ck_assert_ok(score_step_apply(st, f->sde, t0, t1, NR, xs, NULL, NULL, 0));
+    ck_assert_uint_eq(score_step_nfe(st), (uint64_t)score_step_order(st));
+    score_step_free(st);
+    return fx_max_abs_diff(2 * NR, xs, ex);
+}
+
+START_TEST(singlestep_dpmpp_orders)
+{
+    /* 2S: global slope on VP / uniform lambda and VE / Karras within 0.2 of 2 (N = 20, 40,
+     * 80). 3S and 2S, both intermediate-point rules: the local error of one step from the
+     * exact state falls as h^(order + 1), slope within 0.2 (from t0 = 0.5; 3S: h = 0.8, 0.4,
+     * 0.2; 2S: h = 0.2, 0.1, 0.05; 3S with time-uniform points from t0 = 0.3, h = 0.4, 0.2,
+     * 0.1, where its smaller error constant keeps the errors above the float32 floor of
+     * ~1e-7). The global error of 3S reaches its asymptotic slope only where it
+     * meets the float32 floor of the state (measured 2.6-2.8 over N = 20..80, see
+     * doc/samplers.md). */
+    for (int ve = 0; ve < 2; ve++) {
+        fx_system f;
+        float x0[2 * NR], exact[2 * NR];
+        double e[3], slope;
+        fx_make(&f, ve ? SCORE_SCHEDULE_VE : SCORE_SCHEDULE_VP, 0, 1e-3);
+        fx_prior(&f, 1, NR, x0);
+        ck_assert_ok(score_model_analytic_pf_map(f.model, f.T, f.t_eps, NR, x0, exact));
+        for (int k = 0; k < 3; k++)
+            e[k] = run_error(&f, "dpmpp-2s", ve ? SCORE_GRID_KARRAS : SCORE_GRID_UNIFORM_LAMBDA,
+                             (size_t)20 << k, x0, exact);
+        slope = (log2(e[0]) - log2(e[2])) / 2.0;
+        printf("order dpmpp-2s %s: errors %.3e %.3e %.3e slope %.2f\n", ve ? "VE/karras" : "VP/lambda",
+               e[0], e[1], e[2], slope);
+        ck_assert_double_le(fabs(slope - 2.0), 0.2);
+        fx_free(&f);
+    }
+    for (int c = 0; c < 4; c++) {
+        const char *name = c < 2 ? "dpmpp-2s" : "dpmpp-3s";
+        int order = c < 2 ? 2 : 3, sub = c & 1;
+        fx_system f;
+        double e[3], slope;
+        fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+        for (int k = 0; k < 3; k++)
+            e[k] = local_error(&f, name, sub, order == 3 && sub ? 0.3 : 0.5,
+                               (order == 2 ? 0.2 : sub ? 0.4 : 0.8) / (double)(1 << k));
+        slope = (log2(e[0]) - log2(e[2])) / 2.0;
+        printf("local %s substep %d: errors %.3e %.3e %.3e slope %.2f\n", name, sub, e[0], e[1],
+               e[2], slope);
+        ck_assert_msg(fabs(slope - (order + 1)) <= 0.2, "%s substep %d: local slope %.3f", name,
+                      sub, slope);
+        fx_free(&f);
+    }
+}
+END_TEST
+
+START_TEST(singlestep_dpmpp_formulas)
+{
+    /* dpmpp-2s = DPM-Solver++(2S) written out (y = x / alpha, lambda midpoint), and a
+     * singlestep type ignores lower_order_final (every step is self-starting) */
+    fx_system f;
+    score_step *st;
+    float x[2 * NR], x0[2 * NR], d0[2 * NR], u[2 * NR], d1[2 * NR];
+    double t = 0.6, tn = 0.4, a, sg, an, sgn, lam, lamn, lm, tm, am, sgm, tt[NR];
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    fx_prior(&f, 3, NR, x0);
+    memcpy(x, x0, sizeof x);
+    ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &t, &a, &sg));
+    ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &tn, &an, &sgn));
+    lam = log(a / sg);
+    lamn = log(an / sgn);
+    lm = 0.5 * (lam + lamn);
+    ck_assert_ok(score_schedule_t_of_lambda(f.sched, 1, &lm, &tm));
+    ck_assert_ok(score_schedule_alpha_sigma(f.sched, 1, &tm, &am, &sgm));
+    for (int i = 0; i < NR; i++)
+        tt[i] = t;
+    ck_assert_ok(score_sde_x0(f.sde, NR, tt, x0, d0));
+    for (int q = 0; q < 2 * NR; q++)
+        u[q] = (float)((sgm / sg) * x0[q] - am * expm1(-(lm - lam)) * d0[q]);
+    for (int i = 0; i < NR; i++)
+        tt[i] = tm;
+    ck_assert_ok(score_sde_x0(f.sde, NR, tt, u, d1));
+    ck_assert_ok(score_step_new(&st, score_step_type_find("dpmpp-2s"), 2));
+    ck_assert_ok(score_step_apply(st, f.sde, t, tn, NR, x, NULL, NULL, 0));
+    for (int q = 0; q < 2 * NR; q++) {
+        double h = lamn - lam;
+        double ref = (sgn / sg) * x0[q] - an * expm1(-h) * (double)d0[q] -
+                     0.5 * an * expm1(-h) * ((double)d1[q] - (double)d0[q]) / 0.5;
+        ck_assert_double_eq_tol(x[q], ref, TOL_SAME_FORMULA * (1.0 + fabs(ref)));
+    }
+    score_step_free(st);
+    {
+        score_sampler *s;
+        float y[2 * NR], z[2 * NR];
+        ck_assert_ok(score_sampler_new(&s, score_step_type_find("dpmpp-3s"), NULL, 2));
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 4));
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 1));
+        ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, y, NULL, NULL, NULL));
+        ck_assert_uint_eq(score_sampler_get_nfe(s), 12);
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0));
+        ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, z, NULL, NULL, NULL));
+        ck_assert(memcmp(y, z, sizeof y) == 0);
+        score_sampler_free(s);
+    }
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *step_suite(void)
 {
     Suite *s = suite_create("step");
@@ -710,6 +843,8 @@ static Suite *step_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("convergence");
     tcase_add_loop_test(tc, convergence_order, 0, 2 * (int)(sizeof order_cases / sizeof order_cases[0]));
+    tcase_add_test(tc, singlestep_dpmpp_orders);
+    tcase_add_test(tc, singlestep_dpmpp_formulas);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,9 +35,11 @@
  *    final denoise.
  *
  * Lower-order final steps (::SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, default on): when the run
- * has fewer than 10 steps, the multistep DPM-Solver++ and singlestep DPM-Solver predictors use
- * order min(order, steps left) for their final steps (DPM-Solver's rule, for stability with
- * few steps). A step to t = 0 is always the data prediction (first order, error O(s^2)).
+ * has fewer than 10 steps, the multistep DPM-Solver++ predictors (dpmpp-2m, dpmpp-3m,
+ * dpmpp-2m-sde) use order min(order, steps left) for their final steps (DPM-Solver's rule, for
+ * stability with few steps). Singlestep predictors (dpm-solver-2/3, dpmpp-2s/3s) are
+ * self-starting and keep their order on every step (tested). A step to t = 0 is always the data
+ * prediction (first order, error O(s^2)).
  *
  * Guidance: give the sde a combination model (score_model_new_cfg(), score_model_new_sum(),
  * score_sde_set_model()); the driver needs nothing else. Thresholding, inpainting masks and
@@ -119,7 +121,10 @@ enum score_sampler_param {
      *  transitions between grid points (see ::SCORE_STEP_PARAM_DISC_N). */
     SCORE_SAMPLER_PARAM_DISC_N = 120,
     /** i64: order cap of the predictor, 0..3, default 0 = the type's order. */
-    SCORE_SAMPLER_PARAM_ORDER = 121
+    SCORE_SAMPLER_PARAM_ORDER = 121,
+    /** i64: intermediate points of the singlestep DPM-Solver++ predictors, 0..1, default 0
+     *  (see ::SCORE_STEP_PARAM_SUBSTEP). @since 0.2 */
+    SCORE_SAMPLER_PARAM_SUBSTEP = 122
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

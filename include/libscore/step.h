@@ -44,6 +44,8 @@
  * | ::SCORE_STEP_DPM_SOLVER_12 | "dpm-solver-12" | 2 | 2 | adaptive pair DPM-Solver-1/2 with error estimate |
  * | ::SCORE_STEP_DPM_SOLVER_23 | "dpm-solver-23" (alias "dpm-adaptive") | 3 | 3 | adaptive pair DPM-Solver-2/3 with error estimate |
  * | ::SCORE_STEP_NONE | "none" | 0 | 0 | identity (annealed-Langevin drivers) |
+ * | ::SCORE_STEP_DPMPP_2S | "dpmpp-2s" | 2 | 2 | singlestep DPM-Solver++(2S), data prediction |
+ * | ::SCORE_STEP_DPMPP_3S | "dpmpp-3s" | 3 | 3 | singlestep DPM-Solver++(3S), data prediction |
  *
  * Conventions shared by every built-in type:
  * - A step to `t_next = 0` (the "data" entry of ::SCORE_GRID_APPEND_ZERO) returns the data
@@ -72,8 +74,12 @@
  *   published with dpm-solver / k-diffusion weights the second-difference term by one half
  *   and converges at second order only. DPM-Solver++(2M) uses the published (k-diffusion)
  *   form. See doc/samplers.md.
- * - ::SCORE_STEP_PARAM_ORDER caps the order used by one call (singlestep DPM-Solver,
- *   multistep DPM-Solver++): drivers use it for `lower_order_final`.
+ * - ::SCORE_STEP_PARAM_ORDER caps the order used by one call (singlestep DPM-Solver and
+ *   DPM-Solver++, multistep DPM-Solver++); the sampler driver uses it for `lower_order_final`
+ *   of the multistep types only.
+ * - Singlestep DPM-Solver++ (dpmpp-2s, dpmpp-3s) is the data-prediction counterpart of
+ *   dpm-solver-2/3 (Lu et al. 2022, DPM-Solver++(2S) and the 3S form of the reference code);
+ *   ::SCORE_STEP_PARAM_SUBSTEP chooses its intermediate points.
  *
  * Every failing call sets the thread's last-error message; on failure the content of @p x is
  * unspecified (a driver keeps its own copy when it needs to retry).
@@ -115,7 +121,9 @@ enum score_step_kind {
     SCORE_STEP_DPMPP_2M_SDE = 18,      /**< "dpmpp-2m-sde": DPM-Solver++(2M) SDE, midpoint form, eta (default 1). */
     SCORE_STEP_DPM_SOLVER_12 = 19,     /**< "dpm-solver-12": DPM-Solver-2 (r1 = 1/2) with the DPM-Solver-1 error estimate. */
     SCORE_STEP_DPM_SOLVER_23 = 20,     /**< "dpm-solver-23" / "dpm-adaptive": DPM-Solver-3 with the DPM-Solver-2 (r1 = 1/3) error estimate. */
-    SCORE_STEP_NONE = 21               /**< "none": identity (data prediction for t_next = 0). */
+    SCORE_STEP_NONE = 21,              /**< "none": identity (data prediction for t_next = 0). */
+    SCORE_STEP_DPMPP_2S = 22,          /**< "dpmpp-2s": singlestep DPM-Solver++(2S), data prediction, 2 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_3S = 23           /**< "dpmpp-3s": singlestep DPM-Solver++(3S), data prediction, 3 evaluations. @since 0.2 */
 };
 
 /** @brief Flags of a step type (score_step_type_flags(), score_step_type_set_flags()). */
@@ -155,8 +163,8 @@ enum score_step_param {
     /** f64: ALD reference noise level sigma_L (marginal standard deviation) of
      *  e = step_lr sigma(t)^2 / sigma_L^2, [0, 1e30], default 0 = sigma(t_eps) of the schedule. */
     SCORE_STEP_PARAM_SIGMA_REF = 1108,
-    /** i64: largest order used by one call, 0..3, default 0 = the type's order (DPM-Solver
-     *  singlestep and DPM-Solver++ multistep types; ignored by the others). */
+    /** i64: largest order used by one call, 0..3, default 0 = the type's order (singlestep
+     *  DPM-Solver and DPM-Solver++, multistep DPM-Solver++; ignored by the others). */
     SCORE_STEP_PARAM_ORDER = 1109,
     /** i64: norms of the Langevin SNR rule: 0 = batch means of the row norms (score_sde's
      *  rule; default): the step size of a row then depends on the other rows of the call, so
@@ -169,7 +177,15 @@ enum score_step_param {
      *  0..1000000; default 0 = the exact transition between the step's own end points
      *  (1 + f_i = alpha(t) / alpha(t'), G_i^2 = sigma(t)^2 - (1 + f_i)^2 sigma(t')^2, valid for
      *  every grid); N > 0 uses score_schedule_discretize() with N (score_sde's index rule). */
-    SCORE_STEP_PARAM_DISC_N = 1111
+    SCORE_STEP_PARAM_DISC_N = 1111,
+    /** i64: intermediate points of the singlestep DPM-Solver++ types (dpmpp-2s, dpmpp-3s),
+     *  0..1; default 0 = uniform in lambda (r = 1/2; r = 1/3, 2/3: DPM-Solver's rule);
+     *  1 = uniform in t (the step [t, t'] cut into 2 or 3 equal parts in t: a run of N
+     *  steps then evaluates the model exactly on the time-uniform grid of 2N or 3N steps, as
+     *  schedulers that take the intermediate points from the grid do), with the coefficients
+     *  of each row's resulting offsets in lambda (3S: the quadratic interpolant of the three
+     *  data predictions; still third order). @since 0.2 */
+    SCORE_STEP_PARAM_SUBSTEP = 1112
 };
 
 /**
@@ -233,18 +249,25 @@ SCORE_API const score_step_type *score_step_type_get(int kind);
  * @brief Looks a built-in step type up by name ("euler", "heun", "midpoint", "rk4", "dopri5",
  *        "em", "reverse-diffusion", "ancestral", "euler-ancestral", "langevin", "ald", "ddim",
  *        "dpm-solver-1", "dpm-solver-2", "dpm-solver-3", "dpmpp-2m", "dpmpp-3m",
- *        "dpmpp-2m-sde", "dpm-solver-12", "dpm-solver-23", "dpm-adaptive", "none").
- * @param[in] name the name (exact, case-sensitive).
+ *        "dpmpp-2m-sde", "dpm-solver-12", "dpm-solver-23", "dpm-adaptive", "none", "dpmpp-2s",
+ *        "dpmpp-3s"). Every '-' of a name may also be written '_' (the k-diffusion / diffusers
+ *        spelling: "dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", ...), and
+ *        three k-diffusion / web-UI aliases name the same algorithms: "euler_a"
+ *        (euler-ancestral), "dpm_2" (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in
+ *        log sigma, i.e. DPM-Solver-2) and "euler_maruyama" (em). Names of samplers libscore
+ *        does not implement (e.g. "lms", "unipc", "dpmpp_sde", "dpmpp_2s_ancestral") give
+ *        NULL.
+ * @param[in] name the name (case-sensitive).
  * @return a static descriptor; NULL for NULL or an unknown name (no error message is set).
  * Ownership: static.
  * Thread-safety: safe.
- * @since 0.1
+ * @since 0.1 (underscore spellings and aliases since 0.2)
  */
 SCORE_API const score_step_type *score_step_type_find(const char *name);
 
 /**
  * @brief Number of built-in step types.
- * @return the count (21 in 0.1).
+ * @return the count (23 since 0.2; 21 in 0.1).
  * Thread-safety: safe.
  * @since 0.1
  */

@@ -9,7 +9,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 22
+#define NPARAMS 23
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -68,6 +68,8 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "discretization N of reverse-diffusion / ancestral; 0 = exact"},
     {SCORE_SAMPLER_PARAM_ORDER, "order", SCORE_PARAM_I64, 0, 3, 0,
      "order cap of the predictor; 0 = the type's order"},
+    {SCORE_SAMPLER_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
+     "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
 };
 
 const score__param_desc *score__sampler_param_table(size_t *n_out);
@@ -339,6 +341,7 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_ORDER) = k == 0 ? PI(s, SCORE_SAMPLER_PARAM_ORDER) : 0;
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) = PI(s, SCORE_SAMPLER_PARAM_SNR_NORM);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_DISC_N) = PI(s, SCORE_SAMPLER_PARAM_DISC_N);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) = PI(s, SCORE_SAMPLER_PARAM_SUBSTEP);
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }

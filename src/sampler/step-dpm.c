@@ -14,7 +14,7 @@
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
 enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_T1, R_A1, R_SG1, R_S1, R_T2, R_A2,
-       R_SG2, R_S2 };
+       R_SG2, R_S2, R_N1, R_N2 };
 
 static int endpoints(score_step *st, const score__step_call *c)
 {
@@ -157,6 +157,147 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
     }
 }
 
+/* Offsets r (fractions of h in lambda) of the k - 1 intermediate points of a singlestep
+ * DPM-Solver++ step of order k: lambda-uniform (1/2; 1/3, 2/3: DPM-Solver's rule) or, with
+ * SCORE_STEP_PARAM_SUBSTEP = 1, the points that cut [t, t'] into k equal parts in t (the fine
+ * grid of a time-uniform run, as a scheduler that takes its intermediate points from the
+ * grid); r is then computed per row from their lambda. Times, alpha and s of the points go to
+ * (t, a, s) of each point. */
+static int substeps(score_step *st, const score__step_call *c, int order, double *r1, double *r2)
+{
+    int rc = SCORE_OK;
+    int tgrid = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) == 1;
+    double *t1 = st->dbl[R_T1], *a1 = st->dbl[R_A1], *s1 = st->dbl[R_S1];
+    double *t2 = st->dbl[R_T2], *a2 = st->dbl[R_A2], *s2 = st->dbl[R_S2];
+    if (!tgrid) {
+        for (size_t i = 0; i < c->n; i++) {
+            r1[i] = order == 2 ? 0.5 : 1.0 / 3.0;
+            r2[i] = 2.0 / 3.0;
+        }
+        rc = midpoint_at(st, c, r1[0], t1, a1, st->dbl[R_SG1], s1);
+        if (rc == SCORE_OK && order == 3)
+            rc = midpoint_at(st, c, r2[0], t2, a2, st->dbl[R_SG2], s2);
+        return rc;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        double dt = c->tn[i] - c->t[i];
+        t1[i] = c->t[i] + dt / (double)order;
+        t2[i] = c->t[i] + 2.0 * dt / 3.0;
+    }
+    rc = score__step_alpha_sigma(c, c->n, t1, a1, st->dbl[R_SG1]);
+    if (rc == SCORE_OK && order == 3)
+        rc = score__step_alpha_sigma(c, c->n, t2, a2, st->dbl[R_SG2]);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        double h = st->dbl[R_H][i];
+        s1[i] = st->dbl[R_SG1][i] / a1[i];
+        r1[i] = (-log(s1[i]) - st->dbl[R_LAM][i]) / h;
+        if (order == 3) {
+            s2[i] = st->dbl[R_SG2][i] / a2[i];
+            r2[i] = (-log(s2[i]) - st->dbl[R_LAM][i]) / h;
+        }
+        if (!(r1[i] > 0.0 && r1[i] < 1.0) || (order == 3 && !(r2[i] > r1[i] && r2[i] < 1.0)))
+            return score__error(SCORE_E_RANGE, "score_step_apply",
+                                "row %zu: the time-uniform intermediate points are not inside "
+                                "the step in lambda (r = %g, %g)", i, r1[i], r2[i]);
+    }
+    return SCORE_OK;
+}
+
+/* Singlestep DPM-Solver++ (data prediction) of order 2 (2S) or 3 (3S), in y = x / alpha:
+ *   y_r = e^{-r h} y + I0(r h) D + I1(r h) D'       (stage at lambda + r h)
+ *   y'  = e^{-h} y + I0(h) D + I1(h) D' + I2(h) D''  (end point)
+ * with D', D'' from the data predictions at the stages. 2S (DPM-Solver++(2S), the published
+ * form): y' = e^{-h} y + I0(h) (D + (D1 - D) / (2 r1)), second order for any r1. 3S with
+ * lambda-uniform stages (r1 = 1/3, r2 = 2/3): DPM-Solver++(3S): the stage u2 uses
+ * D' = (D1 - D) / (r1 h) and the end point y' = e^{-h} y + I0 D + I1(h) (D2 - D) / (r2 h).
+ * With time-uniform stages (general r1 < r2) the end point uses the quadratic interpolant of
+ * D through the three stages (divided differences), still third order. */
+static int dpmpp_single(score_step *st, const score__step_call *c, int order)
+{
+    size_t n = c->n, dim = c->dim;
+    float *D0 = st->buf[0], *D1 = st->buf[1], *D2 = st->buf[2], *xu = st->buf[3];
+    double *a = st->dbl[R_A], *an = st->dbl[R_AN], *h = st->dbl[R_H];
+    double *r1 = st->dbl[R_N1], *r2 = st->dbl[R_N2];
+    int tgrid = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) == 1;
+    int rc = endpoints(st, c);
+    if (rc == SCORE_OK)
+        rc = score__step_x0(st, c, c->t, c->x, D0);
+    if (rc != SCORE_OK)
+        return rc;
+    if (order == 1) {
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], e = exp(-h[i]), i0 = score__expint_i0(h[i]);
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                c->x[q] = (float)(an[i] * (e * (double)c->x[q] * ia + i0 * (double)D0[q]));
+            }
+        }
+        return SCORE_OK;
+    }
+    rc = substeps(st, c, order, r1, r2);
+    if (rc != SCORE_OK)
+        return rc;
+    /* stage 1: y_1 = e^{-r1 h} y + I0(r1 h) D */
+    for (size_t i = 0; i < n; i++) {
+        double rh = r1[i] * h[i], ia = 1.0 / a[i], e = exp(-rh), i0 = score__expint_i0(rh);
+        for (size_t j = 0; j < dim; j++) {
+            size_t q = i * dim + j;
+            xu[q] = (float)(st->dbl[R_A1][i] * (e * (double)c->x[q] * ia + i0 * (double)D0[q]));
+        }
+    }
+    rc = score__step_x0(st, c, st->dbl[R_T1], xu, D1);
+    if (rc != SCORE_OK)
+        return rc;
+    if (order == 2) {
+        for (size_t i = 0; i < n; i++) {
+            double ia = 1.0 / a[i], e = exp(-h[i]), i0 = score__expint_i0(h[i]);
+            double k = i0 / (2.0 * r1[i]);
+            for (size_t j = 0; j < dim; j++) {
+                size_t q = i * dim + j;
+                double d0 = D0[q];
+                c->x[q] = (float)(an[i] * (e * (double)c->x[q] * ia + i0 * d0 +
+                                           k * ((double)D1[q] - d0)));
+            }
+        }
+        return SCORE_OK;
+    }
+    /* stage 2: y_2 = e^{-r2 h} y + I0(r2 h) D + I1(r2 h) (D1 - D) / (r1 h) */
+    for (size_t i = 0; i < n; i++) {
+        double rh = r2[i] * h[i], ia = 1.0 / a[i], e = exp(-rh), i0 = score__expint_i0(rh);
+        double k = score__expint_i1(rh) / (r1[i] * h[i]);
+        for (size_t j = 0; j < dim; j++) {
+            size_t q = i * dim + j;
+            double d0 = D0[q];
+            xu[q] = (float)(st->dbl[R_A2][i] *
+                            (e * (double)c->x[q] * ia + i0 * d0 + k * ((double)D1[q] - d0)));
+        }
+    }
+    rc = score__step_x0(st, c, st->dbl[R_T2], xu, D2);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        double hh = h[i], ia = 1.0 / a[i], e = exp(-hh), i0 = score__expint_i0(hh);
+        double i1 = score__expint_i1(hh), i2 = score__expint_i2(hh);
+        double u1 = r1[i] * hh, u2 = r2[i] * hh;
+        for (size_t j = 0; j < dim; j++) {
+            size_t q = i * dim + j;
+            double d0 = D0[q], y = e * (double)c->x[q] * ia + i0 * d0;
+            if (!tgrid) {
+                y += i1 * ((double)D2[q] - d0) / u2;
+            } else {
+                /* Newton form at 0, u1, u2: D' = f01 - u1 f012, D'' = 2 f012 */
+                double f01 = ((double)D1[q] - d0) / u1, f02 = ((double)D2[q] - d0) / u2;
+                double f012 = (f02 - f01) / (u2 - u1);
+                y += i1 * (f01 - u1 * f012) + i2 * 2.0 * f012;
+            }
+            c->x[q] = (float)(an[i] * y);
+        }
+    }
+    return SCORE_OK;
+}
+
 static int capped_order(const score_step *st, int order)
 {
     int64_t cap = SCORE__STEP_I64(st, SCORE_STEP_PARAM_ORDER);
@@ -166,6 +307,11 @@ static int capped_order(const score_step *st, int order)
 int score__step_dpm_single(score_step *st, const score__step_call *c)
 {
     return dpm_single(st, c, capped_order(st, st->type.order), NULL);
+}
+
+int score__step_dpmpp_single(score_step *st, const score__step_call *c)
+{
+    return dpmpp_single(st, c, capped_order(st, st->type.order));
 }
 
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c)

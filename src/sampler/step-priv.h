@@ -13,8 +13,8 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1111). */
-#define SCORE__STEP_NPARAMS 12
+/* Number of step parameters (ids 1100..1112). */
+#define SCORE__STEP_NPARAMS 13
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
 #define SCORE__STEP_NBUF 10
 #define SCORE__STEP_NDBL 24
@@ -97,6 +97,7 @@ int score__step_ddim(score_step *st, const score__step_call *c);
 int score__step_dpm_single(score_step *st, const score__step_call *c);
 int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
+int score__step_dpmpp_single(score_step *st, const score__step_call *c);
 int score__step_none(score_step *st, const score__step_call *c);
 
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */

@@ -40,6 +40,8 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_DPM_SOLVER_23, "dpm-solver-23", 3), .err_order = 2, .flags = ST_E,
      .impl = score__step_dpm_adaptive},
     {TYPE(SCORE_STEP_NONE, "none", 0), .impl = score__step_none},
+    {TYPE(SCORE_STEP_DPMPP_2S, "dpmpp-2s", 2), .impl = score__step_dpmpp_single},
+    {TYPE(SCORE_STEP_DPMPP_3S, "dpmpp-3s", 3), .impl = score__step_dpmpp_single},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
@@ -52,14 +54,34 @@ const score_step_type *score_step_type_get(int kind)
     return NULL;
 }
 
+/* Other spellings of built-in names (k-diffusion / web-UI / diffusers), after '_' -> '-'. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"dpm-adaptive", "dpm-solver-23"},
+    {"euler-a", "euler-ancestral"},
+    {"dpm-2", "dpm-solver-2"},
+    {"euler-maruyama", "em"},
+};
+
 const score_step_type *score_step_type_find(const char *name)
 {
+    char buf[64];
+    size_t len;
     if (name == NULL)
         return NULL;
-    if (strcmp(name, "dpm-adaptive") == 0)
-        return score_step_type_get(SCORE_STEP_DPM_SOLVER_23);
+    len = strlen(name);
+    if (len >= sizeof buf)
+        return NULL;
+    for (size_t i = 0; i <= len; i++)
+        buf[i] = name[i] == '_' ? '-' : name[i];
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(buf, aliases[i].alias) == 0) {
+            memcpy(buf, aliases[i].name, strlen(aliases[i].name) + 1);
+            break;
+        }
     for (size_t i = 0; i < N_BUILTIN; i++)
-        if (strcmp(builtin_types[i].name, name) == 0)
+        if (strcmp(builtin_types[i].name, buf) == 0)
             return &builtin_types[i];
     return NULL;
 }

@@ -36,6 +36,8 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "Langevin SNR norms: 0 batch mean (score_sde), 1 per row"},
     {SCORE_STEP_PARAM_DISC_N, "disc_n", SCORE_PARAM_I64, 0, 1000000, 0,
      "discretization N of reverse-diffusion / ancestral; 0 = exact transition between end points"},
+    {SCORE_STEP_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
+     "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
