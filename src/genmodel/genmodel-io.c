@@ -540,34 +540,27 @@ static int load_from_reader(const char *fn, const score__st_reader *r, score_gen
                         "--predict)");
 }
 
+static int load_cb(const char *fn, const score__st_reader *r, void *out)
+{
+    return load_from_reader(fn, r, (score_genmodel **)out);
+}
+
 int score_genmodel_load_buffer(score_genmodel **out, const void *buf, size_t len)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
     if (buf == NULL)
         return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
-    if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
-        return rc;
-    rc = load_from_reader(__func__, r, out);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, NULL, buf, len, load_cb, out);
 }
 
 int score_genmodel_load(score_genmodel **out, const char *path)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
     if (path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "path is NULL");
-    if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
-        return rc;
-    rc = load_from_reader(__func__, r, out);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, path, NULL, 0, load_cb, out);
 }

@@ -410,25 +410,34 @@ static int check_sde(const char *fn, const score_genmodel *gm, const score_sde *
     return SCORE_OK;
 }
 
+/* encode (inverse 0): (x - shift) / scale; decode (inverse 1): x scale + shift; in may equal
+ * out. */
+static int transform(const char *fn, const score_genmodel *gm, int inverse, size_t n,
+                     const float *in, float *out)
+{
+    size_t d = gm->dim, nd;
+    if (score__mul_size(n, d, &nd) != 0 || nd > SIZE_MAX / sizeof(float))
+        return score__error(SCORE_E_RANGE, fn, "n * dim overflows");
+    if (gm->shift == NULL) {
+        if (out != in)
+            memmove(out, in, nd * sizeof *out);
+        return SCORE_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            double v = in[i * d + j];
+            out[i * d + j] = (float)(inverse ? v * gm->scale[j] + gm->shift[j]
+                                             : (v - gm->shift[j]) / gm->scale[j]);
+        }
+    return SCORE_OK;
+}
+
 int score_genmodel_encode(const score_genmodel *gm, size_t n, const float *x_data,
                           float *x_model)
 {
     if (gm == NULL || x_data == NULL || x_model == NULL)
         return score__error(SCORE_E_INVAL, __func__, "gm, x_data or x_model is NULL");
-    size_t d = gm->dim;
-    size_t nd;
-    if (score__mul_size(n, d, &nd) != 0 || nd > SIZE_MAX / sizeof(float))
-        return score__error(SCORE_E_RANGE, __func__, "n * dim overflows");
-    if (gm->shift == NULL) {
-        if (x_model != x_data)
-            memmove(x_model, x_data, n * d * sizeof *x_model);
-        return SCORE_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++)
-            x_model[i * d + j] =
-                (float)(((double)x_data[i * d + j] - gm->shift[j]) / gm->scale[j]);
-    return SCORE_OK;
+    return transform(__func__, gm, 0, n, x_data, x_model);
 }
 
 int score_genmodel_decode(const score_genmodel *gm, size_t n, const float *x_model,
@@ -436,19 +445,7 @@ int score_genmodel_decode(const score_genmodel *gm, size_t n, const float *x_mod
 {
     if (gm == NULL || x_data == NULL || x_model == NULL)
         return score__error(SCORE_E_INVAL, __func__, "gm, x_model or x_data is NULL");
-    size_t d = gm->dim;
-    size_t nd;
-    if (score__mul_size(n, d, &nd) != 0 || nd > SIZE_MAX / sizeof(float))
-        return score__error(SCORE_E_RANGE, __func__, "n * dim overflows");
-    if (gm->shift == NULL) {
-        if (x_model != x_data)
-            memmove(x_data, x_model, n * d * sizeof *x_data);
-        return SCORE_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++)
-            x_data[i * d + j] = (float)((double)x_model[i * d + j] * gm->scale[j] + gm->shift[j]);
-    return SCORE_OK;
+    return transform(__func__, gm, 1, n, x_model, x_data);
 }
 
 int score_genmodel_sample(const score_genmodel *gm, score_sampler *smp, score_sde *sde,

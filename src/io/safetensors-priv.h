@@ -118,6 +118,12 @@ int score__st_reader_open(const char *fn, score__st_reader **out, const void *bu
 /* Reads the whole file and parses it: SCORE_E_IO when it cannot be read. */
 int score__st_reader_open_file(const char *fn, score__st_reader **out, const char *path);
 void score__st_reader_free(score__st_reader *r);
+/* The shared body of the public load calls: parses the file at path (buf NULL) or the buffer
+ * buf of len bytes (path NULL), hands the reader to load(fn, r, ctx), frees it and returns
+ * load's status (or the parse error). The caller has validated its own arguments. */
+typedef int (*score__st_load_fn)(const char *fn, const score__st_reader *r, void *ctx);
+int score__st_load(const char *fn, const char *path, const void *buf, size_t len,
+                   score__st_load_fn load, void *ctx);
 
 /* Metadata value or NULL; number of metadata entries and the i-th key/value. */
 const char *score__st_meta(const score__st_reader *r, const char *key);

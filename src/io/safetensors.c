@@ -547,6 +547,19 @@ int score__st_reader_open(const char *fn, score__st_reader **out, const void *bu
     return SCORE_OK;
 }
 
+int score__st_load(const char *fn, const char *path, const void *buf, size_t len,
+                   score__st_load_fn load, void *ctx)
+{
+    score__st_reader *r = NULL;
+    int rc = path != NULL ? score__st_reader_open_file(fn, &r, path)
+                          : score__st_reader_open(fn, &r, buf, len, 0);
+    if (rc != SCORE_OK)
+        return rc;
+    rc = load(fn, r, ctx);
+    score__st_reader_free(r);
+    return rc;
+}
+
 int score__st_reader_open_file(const char *fn, score__st_reader **out, const char *path)
 {
     FILE *f;

@@ -212,34 +212,27 @@ int score__model_load_from_reader(const char *fn, score_model **out, const score
     return score__error(SCORE_E_FORMAT, fn, "unknown or unloadable model kind '%.40s'", kind);
 }
 
+static int load_model_cb(const char *fn, const score__st_reader *r, void *out)
+{
+    return score__model_load_from_reader(fn, (score_model **)out, r);
+}
+
 int score_model_load_buffer(score_model **out, const void *buf, size_t len)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
     if (buf == NULL)
         return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
-    if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
-        return rc;
-    rc = score__model_load_from_reader(__func__, out, r);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, NULL, buf, len, load_model_cb, out);
 }
 
 int score_model_load(score_model **out, const char *path)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
     if (path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "path is NULL");
-    if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
-        return rc;
-    rc = score__model_load_from_reader(__func__, out, r);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, path, NULL, 0, load_model_cb, out);
 }

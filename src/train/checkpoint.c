@@ -295,30 +295,23 @@ done:
     return rc;
 }
 
+static int load_trainer_cb(const char *fn, const score__st_reader *r, void *tr)
+{
+    return load_reader(fn, (score_trainer *)tr, r);
+}
+
 int score_trainer_load_buffer(score_trainer *tr, const void *buf, size_t len)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (tr == NULL || buf == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or buf is NULL");
-    if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
-        return rc;
-    rc = load_reader(__func__, tr, r);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, NULL, buf, len, load_trainer_cb, tr);
 }
 
 int score_trainer_load(score_trainer *tr, const char *path)
 {
-    score__st_reader *r = NULL;
-    int rc;
     if (tr == NULL || path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or path is NULL");
-    if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
-        return rc;
-    rc = load_reader(__func__, tr, r);
-    score__st_reader_free(r);
-    return rc;
+    return score__st_load(__func__, path, NULL, 0, load_trainer_cb, tr);
 }
 
 /* The stored model, with the EMA average instead of the weights when use_ema is set. */
@@ -352,39 +345,40 @@ static int model_from_reader(const char *fn, const score__st_reader *r, int use_
     return SCORE_OK;
 }
 
+/* score_trainer_checkpoint_model*(): the checks, then the stored model through the reader. */
+typedef struct ckpt_model_ctx {
+    int use_ema;
+    score_model **out;
+} ckpt_model_ctx;
+
+static int ckpt_model_cb(const char *fn, const score__st_reader *r, void *ctx)
+{
+    ckpt_model_ctx *c = ctx;
+    return model_from_reader(fn, r, c->use_ema, c->out);
+}
+
+static int checkpoint_model(const char *fn, score_model **out, int from_file, const void *src,
+                            size_t len, int use_ema)
+{
+    ckpt_model_ctx c = {use_ema, out};
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, fn, "out is NULL");
+    *out = NULL;
+    if (src == NULL)
+        return score__error(SCORE_E_INVAL, fn, "%s is NULL", from_file ? "path" : "buf");
+    if (use_ema != 0 && use_ema != 1)
+        return score__error(SCORE_E_INVAL, fn, "use_ema = %d is neither 0 nor 1", use_ema);
+    return score__st_load(fn, from_file ? (const char *)src : NULL, from_file ? NULL : src, len,
+                          ckpt_model_cb, &c);
+}
+
 int score_trainer_checkpoint_model_buffer(score_model **out, const void *buf, size_t len,
                                           int use_ema)
 {
-    score__st_reader *r = NULL;
-    int rc;
-    if (out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
-    *out = NULL;
-    if (buf == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "buf is NULL");
-    if (use_ema != 0 && use_ema != 1)
-        return score__error(SCORE_E_INVAL, __func__, "use_ema = %d is neither 0 nor 1", use_ema);
-    if ((rc = score__st_reader_open(__func__, &r, buf, len, 0)) != SCORE_OK)
-        return rc;
-    rc = model_from_reader(__func__, r, use_ema, out);
-    score__st_reader_free(r);
-    return rc;
+    return checkpoint_model(__func__, out, 0, buf, len, use_ema);
 }
 
 int score_trainer_checkpoint_model(score_model **out, const char *path, int use_ema)
 {
-    score__st_reader *r = NULL;
-    int rc;
-    if (out == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
-    *out = NULL;
-    if (path == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "path is NULL");
-    if (use_ema != 0 && use_ema != 1)
-        return score__error(SCORE_E_INVAL, __func__, "use_ema = %d is neither 0 nor 1", use_ema);
-    if ((rc = score__st_reader_open_file(__func__, &r, path)) != SCORE_OK)
-        return rc;
-    rc = model_from_reader(__func__, r, use_ema, out);
-    score__st_reader_free(r);
-    return rc;
+    return checkpoint_model(__func__, out, 1, path, 0, use_ema);
 }
