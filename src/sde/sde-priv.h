@@ -51,4 +51,23 @@ int score__sde_row_coefs(const score_sde *sde, const char *fn, size_t row, int o
                          double t, double *alpha, double *sigma, double *a, double *k,
                          double *in_scale, double *cond);
 
+/* The evaluation core of sde.c, shared with the divergences (sde-div.c). check_args: the
+ * common argument checks of a compute call. open_call: everything before the model evaluation
+ * of n rows (conditions, guidance weight *w, coefficients, the model input *xm of
+ * model_rows(n, *w) rows: 2n under guidance). model_call_failed: the status of a failed model
+ * call, with the callback status recorded. combine: out = P s + Q x from the model output F
+ * (want: a SCORE__SDE_WANT_*), the two guided halves combined
+ * first; checks finiteness. */
+/* What to produce from the score s: out = P s + Q x per row. */
+enum { SCORE__SDE_WANT_SCORE, SCORE__SDE_WANT_EPS, SCORE__SDE_WANT_X0, SCORE__SDE_WANT_REVERSE,
+       SCORE__SDE_WANT_PF };
+int score__sde_check_args(const char *fn, const score_sde *sde, size_t n, const double *t,
+                          const float *x, const void *out);
+int score__sde_open_call(const char *fn, score_sde *sde, size_t n, const double *t,
+                         const float *x, int want_fg, const float **xm, double *w);
+size_t score__sde_model_rows(size_t n, double w);
+int score__sde_model_call_failed(const char *fn, int rc);
+int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
+                       const float *x, const float *F, double w, float *out);
+
 #endif
