@@ -33,6 +33,12 @@ struct score_loss {
  * message naming fn and the first bad row. Shared by the loss and the trainer. */
 int score__loss_labels_check(const char *fn, size_t n, const int32_t *labels, int64_t k);
 
+/* Binds the loss's labels / context to the model's workspace for a compute call on n rows
+ * (loss-cond.c): checks them against the model (label count, context width) and n. */
+struct score_model;
+int score__loss_bind_labels(const char *fn, score_loss *L, const struct score_model *m, size_t n);
+int score__loss_bind_context(const char *fn, score_loss *L, const struct score_model *m, size_t n);
+
 /* Parameter table of the loss kind (registered in core/param-registry.h). */
 const score__param_desc *score__loss_param_table(size_t *n_out);
 
