@@ -134,6 +134,7 @@ typedef struct cli_table {
     size_t rows, cols;
     float *data;          /* rows * cols, row-major */
     char **names;         /* cols header names, or NULL when the file has no header */
+    char **text;          /* rows values of the text column (cli_csv_read_ex()), else NULL */
 } cli_table;
 
 /* Reads path ("-" = stdin). On failure writes one line into err (e.g. "data.csv:7:2: 'x' is
@@ -142,6 +143,13 @@ int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len);
 /* Parses an in-memory text; name is used in messages. */
 int cli_csv_parse(const char *text, size_t len, const char *name, cli_table *out, char *err,
                   size_t err_len);
+/* As above, and the column whose header name is text_column (NULL: none) is taken out of the
+ * numbers: its values are kept as text, one string per row, in out->text (not empty). A file
+ * without a header, or whose header lacks the name, is refused. */
+int cli_csv_read_ex(const char *path, const char *text_column, cli_table *out, char *err,
+                    size_t err_len);
+int cli_csv_parse_ex(const char *text, size_t len, const char *name, const char *text_column,
+                     cli_table *out, char *err, size_t err_len);
 void cli_table_free(cli_table *t);
 /* Writes rows x cols floats (with an optional header) to path ("-" = stdout), %.9g per value.
  * Returns 0 or -1 with a message in err. */

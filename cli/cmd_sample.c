@@ -1,6 +1,7 @@
 /* score sample (model -> CSV of samples) and score loglik (model + CSV -> log-likelihoods). */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,8 @@ static cli_opt s_opts[] = {
     {"churn", 0, 1, "X", "EDM S_churn of heun [0]", NULL},
     {"rtol", 0, 1, "X", "adaptive samplers: relative tolerance", NULL},
     {"atol", 0, 1, "X", "adaptive samplers: absolute tolerance", NULL},
-    {"guidance", 0, 1, "W", "classifier-free guidance weight: (1+W) F_model - W F_uncond", NULL},
+    {"class", 0, 1, "K|NAME", "class of a class-conditional model (trained with --label-column): its label, or its index 0..K-1 if the labels are not integers [none: the unconditional model]", NULL},
+    {"guidance", 0, 1, "W", "classifier-free guidance weight: with --class, (1+W) s(x,class) - W s(x,none) on the one model; with --uncond, (1+W) F_model - W F_uncond", NULL},
     {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin); the library checks that it matches MODEL", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
@@ -210,7 +212,7 @@ static int langevin_at(const score_genmodel *gm, score_sde *sde, size_t steps,
 
 /* The options of one run, read and range-checked. */
 typedef struct sample_opts {
-    const char *model, *uncond, *output, *plot;
+    const char *model, *uncond, *output, *plot, *cls;
     const sampler_def *def;
     size_t n, steps, batch, csteps;
     uint64_t seed;
@@ -220,7 +222,9 @@ typedef struct sample_opts {
 
 static const char sample_help[] =
     "usage: score sample MODEL.safetensors [options]\n\n"
-    "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n\n"
+    "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n"
+    "A class-conditional model (trained with --label-column) is sampled for one class with\n"
+    "--class K|NAME, optionally guided with --guidance W; without --class, unconditionally.\n\n"
     "options:\n";
 
 static int read_sample_numbers(sample_opts *o)
@@ -256,6 +260,7 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
         return unknown_sampler(sname);
     *o = (sample_opts){
         .model = pos[0], .uncond = cli_opt_get(s_opts, "uncond"),
+        .cls = cli_opt_get(s_opts, "class"),
         .output = cli_opt_get(s_opts, "output"), .plot = cli_opt_get(s_opts, "plot"),
         .def = def, .n = 1000, .steps = def->steps, .batch = 4096, .csteps = 0, .seed = 0,
         .snr = 0.16, .step_size = 0, .eta = -1, .churn = 0, .rtol = 0, .atol = 0, .w = 0,
@@ -265,7 +270,13 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
         (rc = cli_opt_lookup(s_opts, "grid", grids, "grid", &o->grid)) != 0 ||
         (rc = cli_opt_lookup(s_opts, "corrector", correctors, "corrector", &o->corrector)) != 0)
         return rc;
-    if ((cli_opt_get(s_opts, "guidance") != NULL) != (o->uncond != NULL))
+    if (o->cls != NULL && o->uncond != NULL)
+        return cli_usage_error("--class guides the one class-conditional model: it does not go "
+                               "with --uncond MODEL");
+    if (cli_opt_get(s_opts, "guidance") != NULL && o->cls == NULL && o->uncond == NULL)
+        return cli_usage_error("--guidance W and --uncond MODEL go together (or --guidance W "
+                               "with --class K|NAME on a class-conditional model)");
+    if (o->uncond != NULL && cli_opt_get(s_opts, "guidance") == NULL)
         return cli_usage_error("--guidance W and --uncond MODEL go together");
     const char *inputs[3] = {o->model, o->uncond, cli_opt_get(s_opts, "ref")};
     if ((rc = cli_stdin_once(inputs, 3)) != 0)
@@ -283,6 +294,7 @@ typedef struct sample_job {
     score_sde *sde;
     score_sampler *smp;
     score_rng *rng;
+    int64_t label;            /* --class, or SCORE_LABEL_NULL */
     float *x;                 /* n x dim samples */
     cli_table ref;            /* reference points (may stay empty) */
     char ref_label[600];
@@ -316,6 +328,73 @@ static int check_sampler_fits(const sample_opts *o, const sample_job *j)
     return 0;
 }
 
+/* Whether s is an integer written in decimal (optional sign). */
+static int is_integer_text(const char *s)
+{
+    s += *s == '-' || *s == '+';
+    if (*s == '\0')
+        return 0;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    return *s == '\0';
+}
+
+/* The index of class `cls` of gm: a stored label name, else an index 0..K-1; -1 if neither.
+ * When a stored name is an integer (integer labels: "-5", "10"), only names are accepted, so
+ * that a number never means an index by accident. */
+static int64_t find_class(const score_genmodel *gm, const char *cls)
+{
+    size_t k = score_genmodel_num_classes(gm);
+    int integer_names = 0;
+    for (size_t c = 0; c < k; c++) {
+        const char *name = score_genmodel_name(gm, SCORE_GENMODEL_NAMES_LABELS, c);
+        if (name != NULL && strcmp(name, cls) == 0)
+            return (int64_t)c;
+        integer_names |= name != NULL && is_integer_text(name);
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(cls, &end, 10);
+    if (!integer_names && *cls >= '0' && *cls <= '9' && *end == '\0' && errno == 0 && v < k)
+        return (int64_t)v;
+    return -1;
+}
+
+/* --class K|NAME [--guidance W] on the one model: the sde's label and guidance weight. Without
+ * --class a class-conditional model is sampled with the null label (its unconditional model). */
+static int set_class(const sample_opts *o, sample_job *j)
+{
+    size_t k = score_genmodel_num_classes(j->file.gm);
+    int rc;
+    j->label = SCORE_LABEL_NULL;
+    if (o->cls == NULL || o->uncond != NULL)
+        return 0;
+    if (k == 0)
+        return cli_usage_error("--class: %s is not a class-conditional model (train it with "
+                               "--label-column NAME)", o->model);
+    j->label = find_class(j->file.gm, o->cls);
+    if (j->label < 0) {
+        char list[1024];
+        size_t used = 0;
+        list[0] = '\0';
+        for (size_t c = 0; c < k && used + 1 < sizeof list; c++) {
+            const char *name = score_genmodel_name(j->file.gm, SCORE_GENMODEL_NAMES_LABELS, c);
+            int w = name != NULL ? snprintf(list + used, sizeof list - used, "%s%s", c ? ", " : "", name)
+                                 : snprintf(list + used, sizeof list - used, "%s%zu", c ? ", " : "", c);
+            if (w < 0)
+                break;
+            used += (size_t)w;
+        }
+        if (used >= sizeof list)
+            strcpy(list + sizeof list - 5, "...");
+        return cli_usage_error("unknown class '%s' (valid: %s)", o->cls, list);
+    }
+    if ((rc = score_sde_set_label(j->sde, j->label)) != SCORE_OK ||
+        (rc = score_sde_set_f64(j->sde, SCORE_SDE_PARAM_GUIDANCE, o->w)) != SCORE_OK)
+        return cli_lib_fail(rc, "--class / --guidance");
+    return 0;
+}
+
 /* --guidance W --uncond MODEL: the library checks that the two models can be combined and
  * builds (1+W) F_model - W F_uncond (score_genmodel_new_cfg()); then the sde of what is
  * sampled. */
@@ -336,7 +415,7 @@ static int set_up_system(const sample_opts *o, sample_job *j)
     }
     if ((rc = score_genmodel_sde(j->gm, &j->sde)) != SCORE_OK)
         return cli_lib_fail(rc, "sde");
-    return 0;
+    return set_class(o, j);
 }
 
 /* The sampler of o->def with the options that change it. */
@@ -490,6 +569,15 @@ int cli_cmd_sample(int argc, char **argv)
         (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {
         fprintf(stderr, "sampled %zu points with %s: %llu model evaluations per sample, %.2f s",
                 o.n, o.def->name, (unsigned long long)j.nfe, j.elapsed);
+        if (j.label != SCORE_LABEL_NULL) {
+            const char *name = score_genmodel_name(j.file.gm, SCORE_GENMODEL_NAMES_LABELS,
+                                                   (size_t)j.label);
+            fprintf(stderr, "; class %s", name ? name : o.cls);
+            if (o.w != 0)
+                fprintf(stderr, ", guidance %g", o.w);
+        } else if (o.uncond == NULL && score_genmodel_num_classes(j.file.gm) > 0) {
+            fprintf(stderr, "; no --class: the unconditional model (null label)");
+        }
         if (sw >= 0)
             fprintf(stderr, "; sliced W2 to %s: %.4f", j.ref_label, sw);
         fputc('\n', stderr);

@@ -1,6 +1,7 @@
 /* score train: CSV or a toy dataset -> trained model file (+ optional SVG). */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ static cli_opt opts[] = {
     {"dataset", 0, 1, "NAME", "built-in toy dataset (see 'score datasets')", NULL},
     {"data", 0, 1, "FILE", "training data, CSV with one point per line ('-' = stdin)", NULL},
     {"n", 'n', 1, "N", "points drawn from a toy dataset [20000]", NULL},
+    {"label-column", 0, 1, "NAME", "CSV column (by header name) holding each row's class label, integer or text; trains a class-conditional model", NULL},
+    {"p-uncond", 0, 1, "P", "with --label-column: probability that a row's label is dropped (trains the unconditional model too) [0.1]", NULL},
     {"output", 'o', 1, "FILE", "model file to write (safetensors; a regular file or a link to one) [required]", NULL},
     {"loss", 0, 1, "NAME", "sde, dsm, ncsn, ddpm, hyvarinen (sm), ssm, ssm-vr [sde]", NULL},
     {"weighting", 0, 1, "NAME", "sde loss: sigma2, likelihood, likelihood-is [sigma2]", NULL},
@@ -82,7 +85,10 @@ static cli_opt opts[] = {
 
 static const char help_text[] =
     "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
-    "Trains an MLP score model and saves it with its schedule and parameterization.\n\n"
+    "Trains an MLP score model and saves it with its schedule and parameterization.\n"
+    "With --label-column NAME the model is class-conditional: that CSV column (integer or text\n"
+    "labels; not standardized, not part of the data) gives each row's class, the sorted distinct\n"
+    "values are the classes (stored in the model), and 'score sample --class' picks one.\n\n"
     "options:\n";
 
 /* The help after the options: losses and schedules. */
@@ -208,7 +214,8 @@ typedef struct train_opts {
     const char *dataset, *datafile, *output, *plot;
     size_t n_points, hidden, depth, embed_dim, steps, batch, warmup, projections, levels;
     uint64_t seed;
-    double lr, clip, wd, ema, fscale, sigma;
+    double lr, clip, wd, ema, fscale, sigma, p_uncond;
+    const char *label_column;
     int loss_kind, weighting, act, embed, opt_kind, predict, cond;
     int quiet, time_free;
 } train_opts;
@@ -231,7 +238,8 @@ static int read_train_numbers(train_opts *o)
         (rc = cli_opt_double(opts, "weight-decay", 0, 1e6, &o->wd)) ||
         (rc = cli_opt_double(opts, "ema", 0, 1, &o->ema)) ||
         (rc = cli_opt_double(opts, "fourier-scale", 1e-6, 1e4, &o->fscale)) ||
-        (rc = cli_opt_double(opts, "sigma", 1e-6, 1e6, &o->sigma)))
+        (rc = cli_opt_double(opts, "sigma", 1e-6, 1e6, &o->sigma)) ||
+        (rc = cli_opt_double(opts, "p-uncond", 0, 1, &o->p_uncond)))
         return rc;
     return 0;
 }
@@ -267,7 +275,8 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         .lr = 2e-3, .clip = 1.0, .wd = 0.0, .ema = 0.999, .fscale = 16.0, .sigma = 0.0,
         .loss_kind = SCORE_LOSS_SDE, .weighting = 1, .act = SCORE_ACT_SILU,
         .embed = SCORE_EMBED_FOURIER, .opt_kind = SCORE_OPTIMIZER_ADAM,
-        .predict = SCORE_OUTPUT_EPS, .cond = SCORE_COND_DEFAULT,
+        .predict = SCORE_OUTPUT_EPS, .cond = SCORE_COND_DEFAULT, .p_uncond = -1,
+        .label_column = cli_opt_get(opts, "label-column"),
     };
     if ((o->dataset == NULL) == (o->datafile == NULL))
         return cli_usage_error("give exactly one of --dataset NAME and --data FILE.csv "
@@ -276,6 +285,11 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         return cli_usage_error("missing -o MODEL.safetensors (the model file to write)");
     if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0)
         return rc;
+    if (o->label_column == NULL && cli_opt_get(opts, "p-uncond") != NULL)
+        return cli_usage_error("--p-uncond applies to class-conditional training only (give "
+                               "--label-column NAME)");
+    if (o->label_column != NULL && o->datafile == NULL)
+        return cli_usage_error("--label-column needs --data FILE.csv with a header line");
     o->quiet = cli_opt_flag(opts, "quiet");
     o->time_free = o->loss_kind == SCORE_LOSS_DSM || o->loss_kind == SCORE_LOSS_HYVARINEN ||
                    o->loss_kind == SCORE_LOSS_SSM || o->loss_kind == SCORE_LOSS_SSM_VR;
@@ -296,6 +310,9 @@ typedef struct train_job {
     float *data;            /* the data in its own units: table.data, or toy points */
     float *train_x;         /* the data as trained (standardized unless --no-standardize) */
     size_t rows, dim;
+    int32_t *labels;        /* the class of each row (--label-column), or NULL */
+    char **class_names;     /* the K sorted distinct label values */
+    size_t num_classes;
     score_model *model;
     score_model *final;     /* the saved weights: model, or the trainer's EMA model */
     score_sde *sde;
@@ -318,6 +335,10 @@ static void train_job_free(train_job *j)
     free(j->scale);
     free(j->ctx.losses);
     free(j->train_x);
+    free(j->labels);
+    for (size_t k = 0; j->class_names != NULL && k < j->num_classes; k++)
+        free(j->class_names[k]);
+    free(j->class_names);
     if (j->table.data != NULL)
         cli_table_free(&j->table);
     else
@@ -368,7 +389,7 @@ static int load_training_data(const train_opts *o, train_job *j)
     char err[512];
     int rc;
     if (o->datafile != NULL) {
-        if (cli_csv_read(o->datafile, &j->table, err, sizeof err) != 0)
+        if (cli_csv_read_ex(o->datafile, o->label_column, &j->table, err, sizeof err) != 0)
             return cli_fail("%s", err);
         j->rows = j->table.rows;
         j->dim = j->table.cols;
@@ -384,6 +405,80 @@ static int load_training_data(const train_opts *o, train_job *j)
     if ((rc = cli_toy_points(o->dataset, j->rows, o->seed, 1, &j->data)) != SCORE_OK)
         return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
                                    : cli_lib_fail(rc, "score_dataset_toy");
+    return 0;
+}
+
+/* A label value that is an integer (optional sign, decimal digits, fits in long long). */
+static int is_integer(const char *s, long long *v)
+{
+    char *end;
+    if (*s == '\0')
+        return 0;
+    errno = 0;
+    *v = strtoll(s, &end, 10);
+    return *end == '\0' && errno == 0;
+}
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_integer(const void *a, const void *b)
+{
+    long long x = strtoll(*(const char *const *)a, NULL, 10);
+    long long y = strtoll(*(const char *const *)b, NULL, 10);
+    return (x > y) - (x < y);
+}
+
+/* --label-column: the class set is the sorted distinct label values (in numeric order when all
+ * are integers, else in byte order), K = their count, and each row's label is the index of its
+ * value. */
+static int make_labels(const train_opts *o, train_job *j)
+{
+    size_t rows = j->rows, k = 0;
+    char **text = j->table.text;
+    long long v;
+    int all_int = 1;
+    if (o->label_column == NULL)
+        return 0;
+    for (size_t i = 0; i < rows && all_int; i++)
+        all_int = is_integer(text[i], &v);
+    int (*cmp)(const void *, const void *) = all_int ? cmp_integer : cmp_text;
+    const char **sorted = malloc(rows * sizeof *sorted);
+    j->labels = malloc(rows * sizeof *j->labels);
+    if (sorted == NULL || j->labels == NULL) {
+        free(sorted);
+        return cli_fail("out of memory");
+    }
+    memcpy(sorted, text, rows * sizeof *sorted);
+    qsort(sorted, rows, sizeof *sorted, cmp);
+    for (size_t i = 0; i < rows; i++)
+        if (k == 0 || cmp(&sorted[k - 1], &sorted[i]) != 0)
+            sorted[k++] = sorted[i];
+    if (k < 2 || k > 65535) {
+        free(sorted);
+        return cli_fail("--label-column %s: %zu distinct label%s (a class-conditional model "
+                        "needs 2 to 65535 classes)", o->label_column, k, k == 1 ? "" : "s");
+    }
+    for (size_t i = 0; i < rows; i++) {
+        const char **hit = bsearch(&text[i], sorted, k, sizeof *sorted, cmp);
+        j->labels[i] = (int32_t)(hit - sorted);
+    }
+    j->class_names = calloc(k, sizeof *j->class_names);
+    for (size_t c = 0; j->class_names != NULL && c < k; c++) {
+        char buf[32];
+        if (all_int)
+            snprintf(buf, sizeof buf, "%lld", strtoll(sorted[c], NULL, 10));
+        const char *name = all_int ? buf : sorted[c];
+        if ((j->class_names[c] = malloc(strlen(name) + 1)) == NULL)
+            break;
+        strcpy(j->class_names[c], name);
+        j->num_classes = c + 1;
+    }
+    free(sorted);
+    if (j->num_classes != k)
+        return cli_fail("out of memory");
     return 0;
 }
 
@@ -430,6 +525,9 @@ static int set_up_model(const train_opts *o, train_job *j)
         (o->embed == SCORE_EMBED_FOURIER &&
          (rc = score_model_set_f64(j->model, SCORE_MODEL_PARAM_FOURIER_SCALE, o->fscale)) !=
              SCORE_OK) ||
+        (j->num_classes > 0 &&
+         (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_NUM_CLASSES,
+                                   (int64_t)j->num_classes)) != SCORE_OK) ||
         (rc = score_model_prepare(j->model)) != SCORE_OK)
         return cli_lib_fail(rc, "model");
     if ((rc = cli_model_threads(opts, j->model)) != 0)
@@ -498,7 +596,11 @@ static int set_up_trainer(const train_opts *o, train_job *j)
         (rc = score_optimizer_set_i64(opt, SCORE_OPTIMIZER_PARAM_WARMUP, (int64_t)o->warmup)) ||
         (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, o->clip)) ||
         (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, o->wd)) ||
-        (rc = score_trainer_set_data(tr, j->rows, j->dim, j->train_x)) != SCORE_OK)
+        (rc = score_trainer_set_data(tr, j->rows, j->dim, j->train_x)) != SCORE_OK ||
+        (j->labels != NULL &&
+         (rc = score_trainer_set_labels(tr, j->rows, j->labels)) != SCORE_OK) ||
+        (o->p_uncond >= 0 &&
+         (rc = score_trainer_set_f64(tr, SCORE_TRAINER_PARAM_P_UNCOND, o->p_uncond)) != SCORE_OK))
         return cli_lib_fail(rc, "trainer");
     return 0;
 }
@@ -627,6 +729,9 @@ static int save_model(const train_opts *o, const train_job *j)
         rc = score_genmodel_set_fixed_t(gm, j->fixed_t);
     if (rc == SCORE_OK)
         rc = set_column_names(j, gm);
+    if (rc == SCORE_OK && j->num_classes > 0)
+        rc = score_genmodel_set_names(gm, SCORE_GENMODEL_NAMES_LABELS, j->num_classes,
+                                      (const char *const *)j->class_names);
     if (rc != SCORE_OK) {
         score_genmodel_free(gm);
         return cli_lib_fail(rc, "generative model");
@@ -686,6 +791,11 @@ static void print_summary(const train_opts *o, const train_job *j)
             "(mean of first/last %zu steps)%s\n",
             o->steps, o->batch, j->rows, j->dim, j->elapsed, first, last, tail,
             j->skipped ? " [some steps skipped: non-finite loss]" : "");
+    if (j->num_classes > 0)
+        fprintf(stderr, "class labels from column '%s': %zu classes (%s, %s%s)\n",
+                o->label_column, j->num_classes, j->class_names[0],
+                j->num_classes > 2 ? "..., " : "",
+                j->class_names[j->num_classes - 1]);
     fprintf(stderr, "saved %s (%s weights, %zu parameters)%s%s\n", o->output,
             o->ema > 0 ? "EMA" : "raw", score_model_param_count(j->final),
             o->plot ? "; plot " : "", o->plot ? o->plot : "");
@@ -700,6 +810,7 @@ int cli_cmd_train(int argc, char **argv)
         return rc;
     memset(&j, 0, sizeof j);
     if ((rc = set_up_schedule(&o, &j)) == 0 && (rc = load_training_data(&o, &j)) == 0 &&
+        (rc = make_labels(&o, &j)) == 0 &&
         (rc = standardize_data(&j)) == 0 && (rc = set_up_model(&o, &j)) == 0 &&
         (rc = set_up_loss(&o, &j)) == 0 && (rc = set_up_trainer(&o, &j)) == 0 &&
         (rc = run_training(&o, &j)) == 0 && (rc = save_model(&o, &j)) == 0 &&

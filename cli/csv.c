@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,6 +23,11 @@ void cli_table_free(cli_table *t)
 {
     if (t == NULL)
         return;
+    if (t->text != NULL) {
+        for (size_t i = 0; i < t->rows; i++)
+            free(t->text[i]);
+        free(t->text);
+    }
     if (t->names != NULL) {
         for (size_t j = 0; j < t->cols; j++)
             free(t->names[j]);
@@ -101,7 +107,10 @@ typedef struct csv_parser {
     size_t err_len;
     cli_table *out;           /* names (header) go here at once, data at the end */
     float *data;
-    size_t rows, cap_rows, cols;
+    size_t rows, cap_rows, cols;  /* cols: fields per line (the text column included) */
+    const char *text_name;    /* the text column's header name, or NULL */
+    size_t text_col;          /* its field index (SIZE_MAX: none) */
+    char **text;              /* its value on each row */
     field *fields;            /* the fields of the current line */
     size_t fields_cap;
     size_t line_no;
@@ -168,7 +177,19 @@ static int take_header(csv_parser *ps, size_t nf)
         memcpy(out->names[c], ps->fields[c].b, n);
         out->names[c][n] = '\0';
     }
-    return 0;
+    if (ps->text_name == NULL)
+        return 0;
+    for (size_t c = 0; c < nf; c++)
+        if (strcmp(out->names[c], ps->text_name) == 0) {
+            ps->text_col = c;
+            free(out->names[c]);
+            memmove(out->names + c, out->names + c + 1, (nf - c - 1) * sizeof *out->names);
+            out->cols = nf - 1;
+            return 0;
+        }
+    set_err(ps->err, ps->err_len, "%s: no column named '%s' in the header", ps->name,
+            ps->text_name);
+    return -1;
 nomem:
     set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
     return -1;
@@ -196,20 +217,24 @@ static int check_columns(csv_parser *ps, size_t nf)
  * column). */
 static int add_row(csv_parser *ps, const char *lb)
 {
-    size_t cols = ps->cols;
+    size_t cols = ps->cols, tc = ps->text_col, dcols = cols - (tc != SIZE_MAX);
     if (ps->rows == ps->cap_rows) {
         size_t nc = ps->cap_rows ? 2 * ps->cap_rows : 1024;
-        float *nd = realloc(ps->data, nc * cols * sizeof *nd);
-        if (nd == NULL) {
+        float *nd = realloc(ps->data, nc * (dcols ? dcols : 1) * sizeof *nd);
+        if (nd != NULL)
+            ps->data = nd;
+        char **nt = tc == SIZE_MAX ? NULL : realloc(ps->text, nc * sizeof *nt);
+        if (nt != NULL)
+            ps->text = nt;
+        if (nd == NULL || (tc != SIZE_MAX && nt == NULL)) {
             set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
             return -1;
         }
-        ps->data = nd;
         ps->cap_rows = nc;
     }
-    for (size_t c = 0; c < cols; c++) {
+    for (size_t c = 0, d = 0; c < cols; c++) {
         const field *f = &ps->fields[c];
-        int rc = parse_number(f, &ps->data[ps->rows * cols + c]);
+        int rc = c == tc ? (f->e == f->b) : parse_number(f, &ps->data[ps->rows * dcols + d++]);
         if (rc == 0)
             continue;
         char q[32];
@@ -226,6 +251,16 @@ static int add_row(csv_parser *ps, const char *lb)
                     "%s:%zu:%zu: column %zu: '%s' is not a finite float32 number", ps->name,
                     ps->line_no, col_char, c + 1, q);
         return -1;
+    }
+    if (tc != SIZE_MAX) {
+        const field *f = &ps->fields[tc];
+        size_t n = (size_t)(f->e - f->b);
+        if ((ps->text[ps->rows] = malloc(n + 1)) == NULL) {
+            set_err(ps->err, ps->err_len, "%s: out of memory", ps->name);
+            return -1;
+        }
+        memcpy(ps->text[ps->rows], f->b, n);
+        ps->text[ps->rows][n] = '\0';
     }
     ps->rows++;
     return 0;
@@ -252,6 +287,11 @@ static int parse_line(csv_parser *ps, const char *lb, size_t len)
         ps->seen_first = 1;
         if (is_header(ps->fields, nf))
             return take_header(ps, nf);
+        if (ps->text_name != NULL) {
+            set_err(ps->err, ps->err_len, "%s: no header line naming the columns (looked for "
+                    "column '%s')", ps->name, ps->text_name);
+            return -1;
+        }
     }
     if (check_columns(ps, nf) != 0)
         return -1;
@@ -261,8 +301,15 @@ static int parse_line(csv_parser *ps, const char *lb, size_t len)
 int cli_csv_parse(const char *text, size_t len, const char *name, cli_table *out, char *err,
                   size_t err_len)
 {
+    return cli_csv_parse_ex(text, len, name, NULL, out, err, err_len);
+}
+
+int cli_csv_parse_ex(const char *text, size_t len, const char *name, const char *text_column,
+                     cli_table *out, char *err, size_t err_len)
+{
     memset(out, 0, sizeof *out);
-    csv_parser ps = {.name = name, .err = err, .err_len = err_len, .out = out};
+    csv_parser ps = {.name = name, .err = err, .err_len = err_len, .out = out,
+                     .text_name = text_column, .text_col = SIZE_MAX};
     const char *p = text, *end = text + len, *lb;
     int rc = 0;
     while (rc == 0 && p < end) {
@@ -275,19 +322,33 @@ int cli_csv_parse(const char *text, size_t len, const char *name, cli_table *out
         rc = -1;
     }
     free(ps.fields);
+    if (rc == 0 && text_column != NULL && ps.cols == 1) {
+        set_err(err, err_len, "%s: no data columns besides '%s'", name, text_column);
+        rc = -1;
+    }
     if (rc != 0) {
+        for (size_t i = 0; ps.text != NULL && i < ps.rows; i++)
+            free(ps.text[i]);
+        free(ps.text);
         free(ps.data);
         out->data = NULL;
         cli_table_free(out);
         return -1;
     }
     out->rows = ps.rows;
-    out->cols = ps.cols;
+    out->cols = ps.cols - (ps.text_col != SIZE_MAX);
     out->data = ps.data;
+    out->text = ps.text;
     return 0;
 }
 
 int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len)
+{
+    return cli_csv_read_ex(path, NULL, out, err, err_len);
+}
+
+int cli_csv_read_ex(const char *path, const char *text_column, cli_table *out, char *err,
+                    size_t err_len)
 {
     unsigned char *buf;
     size_t len;
@@ -295,8 +356,8 @@ int cli_csv_read(const char *path, cli_table *out, char *err, size_t err_len)
     if (cli_read_input(path, "", cli_input_limit(CLI_CSV_INPUT_LIMIT), &buf, &len, err,
                        err_len) != 0)
         return -1;
-    int rc = cli_csv_parse((const char *)buf, len, strcmp(path, "-") == 0 ? "<stdin>" : path, out,
-                           err, err_len);
+    int rc = cli_csv_parse_ex((const char *)buf, len, strcmp(path, "-") == 0 ? "<stdin>" : path,
+                              text_column, out, err, err_len);
     free(buf);
     return rc;
 }

@@ -43,6 +43,55 @@ START_TEST(csv_plain_and_header)
 }
 END_TEST
 
+/* A text column (a class label) chosen by its header name: taken out of the numbers. */
+START_TEST(csv_text_column)
+{
+    cli_table t;
+    char err[256] = "";
+    const char *text = "x, cls ,y\n1,left,2\n3, right ,4\n# c\n5,7,6\n";
+    ck_assert_int_eq(cli_csv_parse_ex(text, strlen(text), "t.csv", "cls", &t, err, sizeof err), 0);
+    ck_assert_uint_eq(t.rows, 3);
+    ck_assert_uint_eq(t.cols, 2);
+    ck_assert_str_eq(t.names[0], "x");
+    ck_assert_str_eq(t.names[1], "y");
+    ck_assert_ptr_nonnull(t.text);
+    ck_assert_str_eq(t.text[0], "left");
+    ck_assert_str_eq(t.text[1], "right");
+    ck_assert_str_eq(t.text[2], "7");
+    ck_assert_float_eq(t.data[0], 1.0f);
+    ck_assert_float_eq(t.data[1], 2.0f);
+    ck_assert_float_eq(t.data[2], 3.0f);
+    ck_assert_float_eq(t.data[5], 6.0f);
+    cli_table_free(&t);
+    /* the label column first and last */
+    text = "c,a\n0,1.5\n1,2.5\n";
+    ck_assert_int_eq(cli_csv_parse_ex(text, strlen(text), "t.csv", "c", &t, err, sizeof err), 0);
+    ck_assert_uint_eq(t.cols, 1);
+    ck_assert_str_eq(t.names[0], "a");
+    ck_assert_str_eq(t.text[1], "1");
+    ck_assert_float_eq(t.data[1], 2.5f);
+    cli_table_free(&t);
+    /* without a text column, a text field is still an error */
+    ck_assert_int_eq(parse("x,cls\n1,left\n", &t, err), -1);
+    ck_assert_str_eq(err, "t.csv:2:3: column 2: 'left' is not a number");
+    ck_assert_ptr_null(t.text);
+
+#define PARSE_EX(txt, col) cli_csv_parse_ex(txt, strlen(txt), "t.csv", col, &t, err, sizeof err)
+    ck_assert_int_eq(PARSE_EX("x,y\n1,2\n", "cls"), -1);
+    ck_assert_str_eq(err, "t.csv: no column named 'cls' in the header");
+    ck_assert_int_eq(PARSE_EX("1,2\n3,4\n", "cls"), -1);
+    ck_assert_str_eq(err, "t.csv: no header line naming the columns (looked for column 'cls')");
+    ck_assert_int_eq(PARSE_EX("x,cls\n1,a\n2,\n", "cls"), -1);
+    ck_assert_str_eq(err, "t.csv:3:3: column 2 is empty");
+    ck_assert_int_eq(PARSE_EX("x,cls\n1,a\nz,b\n", "cls"), -1);
+    ck_assert_str_eq(err, "t.csv:3:1: column 1: 'z' is not a number");
+    ck_assert_int_eq(PARSE_EX("cls\na\nb\n", "cls"), -1);
+    ck_assert_str_eq(err, "t.csv: no data columns besides 'cls'");
+    ck_assert_ptr_null(t.text);
+#undef PARSE_EX
+}
+END_TEST
+
 START_TEST(csv_errors_name_line_and_column)
 {
     cli_table t;
@@ -283,6 +332,7 @@ static Suite *cli_suite(void)
     TCase *tc = tcase_create("csv");
     tcase_add_test(tc, csv_plain_and_header);
     tcase_add_test(tc, csv_errors_name_line_and_column);
+    tcase_add_test(tc, csv_text_column);
     tcase_add_test(tc, csv_write_read_round_trip);
     suite_add_tcase(s, tc);
     tc = tcase_create("metrics");

@@ -234,6 +234,73 @@ expect_fail 2 "--exact and --hutchinson exclude each other" -- \
 expect_fail 2 "--sampler langevin is for models trained at one noise level" -- \
     "$SCORE" sample "$M" --sampler langevin
 
+# ---- class labels: train --label-column, sample --class [--guidance] -------------------------
+# Two well separated 2-D clusters, labelled "left" (x near -3) and "right" (x near +3); the label
+# column sits between the data columns. Each class's samples must land on its side.
+awk 'BEGIN { srand(7); print "x,side,y"
+    for (i = 0; i < 400; i++) {
+        r = i % 2; u = rand() + 1e-12; v = rand(); g = sqrt(-2 * log(u))
+        printf "%.4f,%s,%.4f\n", (r ? 3 : -3) + 0.5 * g * cos(6.2831853 * v), r ? "right" : "left",
+            0.5 * g * sin(6.2831853 * v) } }' >"$T/labelled.csv"
+ML="$T/labelled.safetensors"
+expect_ok -- "$SCORE" train --data "$T/labelled.csv" --label-column side --p-uncond 0.2 \
+    --steps 1500 --batch 128 --hidden 32 --depth 2 -o "$ML" -q
+expect_ok -- "$SCORE" info "$ML"
+grep -qF "class label, 2 classes (left, right)" "$T/out" && grep -qF "columns:       x, y" "$T/out" ||
+    { echo "FAIL: info does not show the classes and the data columns"; cat "$T/out"; fails=$((fails + 1)); }
+# share_on_side FILE left|right: the fraction of the samples (after the header) on that side
+share_on_side() {
+    awk -F, -v side="$2" 'NR > 1 { n++; if ((side == "left") == ($1 < 0)) k++ } END { print (n ? k / n : 0) }' "$1"
+}
+for side in left right; do
+    for w in 0 1; do
+        expect_ok -- "$SCORE" sample "$ML" --class "$side" --guidance "$w" -n 500 --sampler dpmpp-2m \
+            -o "$T/class-$side-$w.csv"
+        grep -qF "; class $side" "$T/err" || { echo "FAIL: the summary does not name class $side"; fails=$((fails + 1)); }
+        [ "$(head -n 1 "$T/class-$side-$w.csv")" = "x,y" ] ||
+            { echo "FAIL: --class samples lost the column names"; fails=$((fails + 1)); }
+        share=$(share_on_side "$T/class-$side-$w.csv" "$side")
+        awk -v s="$share" 'BEGIN { exit !(s >= 0.9) }' ||
+            { echo "FAIL: --class $side --guidance $w: only $share of the samples on the $side"; fails=$((fails + 1)); }
+    done
+done
+# by index (0 = left, the sorted order) the same samples as by name
+expect_ok -- "$SCORE" sample "$ML" --class 0 -n 500 --sampler dpmpp-2m -q --guidance 0 -o "$T/class-0.csv"
+cmp -s "$T/class-0.csv" "$T/class-left-0.csv" || { echo "FAIL: --class 0 differs from --class left"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$ML" -n 20 --sampler dpmpp-2m
+grep -qF "no --class: the unconditional model (null label)" "$T/err" ||
+    { echo "FAIL: sampling without --class does not say it is unconditional"; fails=$((fails + 1)); }
+# integer labels are classes in numeric order; a number is then a label, never an index
+awk -F, 'NR == 1 { print "a,b,k" } NR > 1 { print $1 "," $3 "," ($2 == "left" ? 10 : -5) }' \
+    "$T/labelled.csv" >"$T/intlabels.csv"
+expect_ok -- "$SCORE" train --data "$T/intlabels.csv" --label-column k --steps 3 --batch 32 \
+    --hidden 8 --depth 1 -o "$T/intlabels.safetensors" -q
+expect_ok -- "$SCORE" info "$T/intlabels.safetensors"
+grep -qF "class label, 2 classes (-5, 10)" "$T/out" || { echo "FAIL: integer labels not in numeric order"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$T/intlabels.safetensors" --class 10 -n 3 --steps 3 -q
+expect_fail 2 "unknown class '1' (valid: -5, 10)" -- "$SCORE" sample "$T/intlabels.safetensors" --class 1 -n 3
+expect_fail 2 "unknown class 'up' (valid: left, right)" -- "$SCORE" sample "$ML" --class up
+expect_fail 2 "unknown class '2' (valid: left, right)" -- "$SCORE" sample "$ML" --class 2
+expect_fail 2 "is not a class-conditional model (train it with --label-column NAME)" -- \
+    "$SCORE" sample "$M" --class left
+expect_fail 2 "(or --guidance W with --class K|NAME on a class-conditional model)" -- "$SCORE" sample "$ML" --guidance 1
+expect_fail 2 "--class guides the one class-conditional model" -- \
+    "$SCORE" sample "$ML" --class left --guidance 1 --uncond "$ML"
+expect_fail 2 "--p-uncond applies to class-conditional training only (give --label-column NAME)" -- \
+    "$SCORE" train --data "$T/train.csv" --p-uncond 0.2 -o "$T/m" -q
+expect_fail 2 "--p-uncond 1.5 is out of range" -- \
+    "$SCORE" train --data "$T/labelled.csv" --label-column side --p-uncond 1.5 -o "$T/m" -q
+expect_fail 1 "labelled.csv: no column named 'label' in the header" -- \
+    "$SCORE" train --data "$T/labelled.csv" --label-column label -o "$T/m" -q
+tail -n +2 "$T/labelled.csv" >"$T/noheader.csv"
+expect_fail 1 "noheader.csv: no header line naming the columns (looked for column 'side')" -- \
+    "$SCORE" train --data "$T/noheader.csv" --label-column side -o "$T/m" -q
+awk -F, 'NR == 1 { print } NR > 1 { print $1 ",same," $3 }' "$T/labelled.csv" >"$T/oneclass.csv"
+expect_fail 1 "--label-column side: 1 distinct label (a class-conditional model needs 2 to 65535 classes)" -- \
+    "$SCORE" train --data "$T/oneclass.csv" --label-column side -o "$T/m" -q
+expect_fail 2 "--label-column needs --data FILE.csv" -- \
+    "$SCORE" train --dataset ring8 --label-column side -o "$T/m" -q
+
 # ---- files: outputs only to regular files, inputs checked and bounded, no temporary orphans --
 # (CI runs as root: mknod works; a "full" device node 1,7 made here stands for /dev/full)
 fail_if() { # fail_if MESSAGE -- test...: count a failure when the test is true
