@@ -57,10 +57,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (dim <= MAXD) {
             for (size_t i = 0; i < N * dim; i++)
                 x[i] = (float)((int)(i % 5) - 2) * 0.5f;
-            int rf = score_model_forward(m, N, x, c, out);
-            int rt = score_model_trace(m, N, x, c, tr, NULL);
-            if ((rf != SCORE_OK && rf != SCORE_E_NUMERIC) || (rt != SCORE_OK && rt != SCORE_E_NUMERIC))
-                abort();
+            int64_t cdim = 0;
+            if (score_model_get_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, &cdim) != SCORE_OK)
+                cdim = 0; /* kinds without the parameter take no context */
+            if (cdim > 0) {
+                /* a context model computes with its context; the plain calls refuse it */
+                float *ctx = calloc((size_t)cdim * N, sizeof(float));
+                if (ctx == NULL)
+                    abort();
+                int rf = score_model_forward_cond(m, N, x, c, NULL, ctx, out);
+                int rt = score_model_trace(m, N, x, c, tr, NULL);
+                free(ctx);
+                if ((rf != SCORE_OK && rf != SCORE_E_NUMERIC) || rt != SCORE_E_INVAL)
+                    abort();
+            } else {
+                int rf = score_model_forward(m, N, x, c, out);
+                int rt = score_model_trace(m, N, x, c, tr, NULL);
+                if ((rf != SCORE_OK && rf != SCORE_E_NUMERIC) ||
+                    (rt != SCORE_OK && rt != SCORE_E_NUMERIC))
+                    abort();
+            }
         }
     }
     /* A loaded model re-serialises to a file that loads to the same bytes again. */
