@@ -513,12 +513,10 @@ def sample(system, n, sampler="dpmpp-2m", steps=20, grid=None, seed=0, denoise=T
     return out
 
 
-def loglik(system, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
-    """Log-likelihood (nats) and bits/dim of each row of x through the probability-flow ODE,
-    exact divergence or Hutchinson's estimate with `probes` probes per row."""
-    x = _f32(x, system.dim)
+def _likelihood(dim, exact, probes, rtol, atol):
+    """A score_likelihood: exact divergence, or Hutchinson's estimate with `probes` probes."""
     p = _vp()
-    _lib.score_likelihood_new(ctypes.byref(p), system.dim)
+    _lib.score_likelihood_new(ctypes.byref(p), dim)
     lk = _Handle(p)
     lk._free = _lib.score_likelihood_free
     _lib.score_likelihood_set_i64(lk.ptr, P_LIK_DIV, 1 if exact else 2)
@@ -526,6 +524,14 @@ def loglik(system, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
         _lib.score_likelihood_set_i64(lk.ptr, P_LIK_PROBES, probes)
     _lib.score_likelihood_set_f64(lk.ptr, P_LIK_RTOL, rtol)
     _lib.score_likelihood_set_f64(lk.ptr, P_LIK_ATOL, atol)
+    return lk
+
+
+def loglik(system, x, exact=True, probes=1, rtol=1e-5, atol=1e-5, seed=0):
+    """Log-likelihood (nats) and bits/dim of each row of x through the probability-flow ODE,
+    exact divergence or Hutchinson's estimate with `probes` probes per row."""
+    x = _f32(x, system.dim)
+    lk = _likelihood(system.dim, exact, probes, rtol, atol)
     logp = np.empty(x.shape[0])
     bpd = np.empty(x.shape[0])
     rng = _Rng(seed)
@@ -699,15 +705,7 @@ class GenModel(_Handle):
         """Log-likelihood (nats) and bits/dim of each row of x in data units
         (score_genmodel_logp(): transform and dequantization included)."""
         x = _f32(x, self.dim)
-        p = _vp()
-        _lib.score_likelihood_new(ctypes.byref(p), self.dim)
-        lk = _Handle(p)
-        lk._free = _lib.score_likelihood_free
-        _lib.score_likelihood_set_i64(lk.ptr, P_LIK_DIV, 1 if exact else 2)
-        if not exact:
-            _lib.score_likelihood_set_i64(lk.ptr, P_LIK_PROBES, probes)
-        _lib.score_likelihood_set_f64(lk.ptr, P_LIK_RTOL, rtol)
-        _lib.score_likelihood_set_f64(lk.ptr, P_LIK_ATOL, atol)
+        lk = _likelihood(self.dim, exact, probes, rtol, atol)
         sde = self._sde()
         logp = np.empty(x.shape[0])
         bpd = np.empty(x.shape[0])
