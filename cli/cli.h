@@ -29,6 +29,8 @@ extern const char *cli_command;   /* "train", "sample", ... for messages ("" bef
 int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_loglik(int argc, char **argv);
+int cli_cmd_encode(int argc, char **argv);
+int cli_cmd_decode(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);
 int cli_cmd_distance(int argc, char **argv);
