@@ -413,22 +413,32 @@ static int finish(score_likelihood *lk, size_t row0, size_t n, double *logp_nats
     return SCORE_OK;
 }
 
+/* The start of every solve: the handles checked, the counters reset, the call recorded.
+ * SCORE_DONE for n = 0 (nothing to do). */
+static int open_solve(score_likelihood *lk, score_sde *sde, size_t n, const void *in,
+                      const void *out, const char *what, int nodiv, const char *fn)
+{
+    if (lk == NULL || sde == NULL)
+        return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
+    lk->nfe = lk->steps = 0;
+    if (n == 0)
+        return SCORE_DONE;
+    if (in == NULL || out == NULL)
+        return score__error(SCORE_E_INVAL, fn, "%s is NULL", what);
+    lk->sde = sde;
+    lk->fn = fn;
+    lk->nodiv = nodiv;
+    return SCORE_OK;
+}
+
 int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
                              size_t n, const float *x, double *logp_nats, double *bpd,
                              float *z_out, double *delta_out, const score_rng *rng)
 {
     const char *fn = "score_likelihood_logp";
-    int rc;
-    if (lk == NULL || sde == NULL)
-        return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
-    lk->nfe = lk->steps = 0;
-    if (n == 0)
-        return SCORE_OK;
-    if (x == NULL || logp_nats == NULL)
-        return score__error(SCORE_E_INVAL, fn, "x or logp_nats is NULL");
-    lk->sde = sde;
-    lk->fn = fn;
-    lk->nodiv = 0;
+    int rc = open_solve(lk, sde, n, x, logp_nats, "x or logp_nats", 0, fn);
+    if (rc != SCORE_OK)
+        return rc == SCORE_DONE ? SCORE_OK : rc;
     rc = setup(lk, sde, rng, row0, n, x, fn);
     if (rc == SCORE_OK)
         rc = integrate(lk, row0, n, x, 0, fn);
@@ -450,29 +460,21 @@ static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *i
                   int backward, const char *fn)
 {
     size_t dim, d1;
-    int rc;
-    if (lk == NULL || sde == NULL)
-        return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
-    lk->nfe = lk->steps = 0;
-    if (n == 0)
-        return SCORE_OK;
-    if (in == NULL || out == NULL)
-        return score__error(SCORE_E_INVAL, fn, "%s or %s is NULL", backward ? "z" : "x",
-                            backward ? "x_out" : "z_out");
+    int rc = open_solve(lk, sde, n, in, out, backward ? "z or x_out" : "x or z_out", 1, fn);
+    if (rc != SCORE_OK)
+        return rc == SCORE_DONE ? SCORE_OK : rc;
     dim = lk->dim;
     d1 = dim + 1;
     if (score_sde_dim(sde) != dim)
-        return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
-                            score_sde_dim(sde), dim);
-    if ((uint64_t)n > ((uint64_t)1 << 32))
-        return score__error(SCORE_E_RANGE, fn, "n = %zu exceeds 2^32", n);
-    if (!score__all_finite_f32(n * dim, in))
-        return score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity", backward ? "z" : "x");
-    lk->sde = sde;
-    lk->fn = fn;
-    lk->nodiv = 1;
+        rc = score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
+                          score_sde_dim(sde), dim);
+    else if ((uint64_t)n > ((uint64_t)1 << 32))
+        rc = score__error(SCORE_E_RANGE, fn, "n = %zu exceeds 2^32", n);
+    else if (!score__all_finite_f32(n * dim, in))
+        rc = score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity", backward ? "z" : "x");
     lk->kp = 0;
-    rc = time_range(lk, fn, &lk->teps, &lk->tend);
+    if (rc == SCORE_OK)
+        rc = time_range(lk, fn, &lk->teps, &lk->tend);
     if (rc == SCORE_OK)
         rc = ensure(lk, fn, n, 1);
     if (rc == SCORE_OK)
