@@ -164,6 +164,12 @@ int cli_csv_parse_opts(const char *text, size_t len, const char *name, const cli
 /* --delimiter VALUE (NULL: *out unchanged): ',' / "comma", ';' / "semicolon", a tab / "\t" /
  * "tab". 0, or CLI_EXIT_USAGE after printing the error. */
 int cli_csv_delimiter(const char *s, char *out);
+/* Takes the m columns named names[0..m) out of a table with a header: their values go to a
+ * malloc'd *values (rows x m, in the order of names), the table keeps the other columns (in
+ * order, with their names). 0, or -1 with one line in err (no header, a name missing or given
+ * twice, no column left; the table unchanged). */
+int cli_table_take_columns(cli_table *t, size_t m, const char *const *names, float **values,
+                           char *err, size_t err_len);
 void cli_table_free(cli_table *t);
 /* Writes rows x cols floats (with an optional header, its names quoted as RFC 4180 asks when
  * they hold a comma, a quote or a line break) to path ("-" = stdout), %.9g per value.

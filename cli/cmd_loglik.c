@@ -57,7 +57,9 @@ static int read_loglik_options(int argc, char **argv, loglik_opts *o, int *help)
         "(the model's data transform and, for a model trained with --dequantize uniform, the\n"
         "probability of each row's integer cell), and bits per dimension. Prints the mean, the\n"
         "median and the 5/25/75/95% quantiles (linear between order statistics) of both over\n"
-        "the rows. MODEL or DATA may be '-' (stdin).\n\n"
+        "the rows. For a model trained with --condition-columns, DATA has those columns too\n"
+        "(by header name): each row is evaluated with its own condition vector.\n"
+        "MODEL or DATA may be '-' (stdin).\n\n"
         "options:\n";
     if ((rc = cli_parse_command(argc, argv, l_opts, text, NULL, pos, 2, 2, &npos, help)) != 0 ||
         *help)
@@ -88,6 +90,8 @@ typedef struct loglik_job {
     score_likelihood *lk;
     score_rng *rng;
     double *lp, *bpd;         /* per-row log-likelihood and bits/dim in data units */
+    float *context;           /* rows x context_dim condition values, or NULL */
+    size_t context_dim;
     double elapsed;
 } loglik_job;
 
@@ -100,6 +104,7 @@ static void loglik_job_free(loglik_job *j)
     cli_table_free(&j->t);
     free(j->lp);
     free(j->bpd);
+    free(j->context);
 }
 
 /* The rows of the CSV file, checked against the model. */
@@ -108,11 +113,27 @@ static int load_loglik_data(const loglik_opts *o, loglik_job *j)
     char err[512];
     cli_csv_opts co = {.delimiter = o->delimiter};
     j->dim = score_genmodel_dim(j->file.gm);
-    if (score_genmodel_context_dim(j->file.gm) > 0)
-        return cli_fail("%s takes a condition vector (trained with --condition-columns): score "
-                        "loglik does not read per-row conditions", o->model);
+    size_t m = score_genmodel_context_dim(j->file.gm);
     if (cli_csv_read_opts(o->data, &co, &j->t, err, sizeof err) != 0)
         return cli_fail("%s", err);
+    if (m > 0) {   /* each row's condition vector: the columns named as at training */
+        const char **names = malloc(m * sizeof *names);
+        if (names == NULL)
+            return cli_fail("out of memory");
+        for (size_t k = 0; k < m; k++)
+            names[k] = score_genmodel_name(j->file.gm, SCORE_GENMODEL_NAMES_CONTEXT, k);
+        int rc = 0;
+        for (size_t k = 0; k < m && rc == 0; k++)
+            if (names[k] == NULL)
+                rc = cli_fail("%s takes a condition vector but does not name its columns",
+                              o->model);
+        if (rc == 0 && cli_table_take_columns(&j->t, m, names, &j->context, err, sizeof err))
+            rc = cli_fail("%s: the condition columns of %s: %s", o->data, o->model, err);
+        free(names);
+        if (rc != 0)
+            return rc;
+        j->context_dim = m;
+    }
     if (j->t.cols != j->dim)
         return cli_fail("%s has %zu column%s but the model's dimension is %zu", o->data,
                         j->t.cols, j->t.cols == 1 ? "" : "s", j->dim);
@@ -143,16 +164,28 @@ static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
  * log-determinant and the model's dequantization included), over blocks of --batch rows. */
 static int run_likelihood(const loglik_opts *o, loglik_job *j)
 {
-    size_t rows = j->t.rows, batch = o->batch, chunks = (rows + batch - 1) / batch;
+    size_t rows = j->t.rows, batch = o->batch;
     cli_progress bar;
     if ((j->lp = malloc(rows * sizeof *j->lp)) == NULL ||
         (j->bpd = malloc(rows * sizeof *j->bpd)) == NULL)
         return cli_fail("out of memory");
     cli_progress_start(&bar, "loglik", rows, o->quiet);
     double t0 = cli_now();
-    for (size_t c = 0; c < chunks; c++) {
-        size_t row0 = c * batch, m = rows - row0 < batch ? rows - row0 : batch;
-        int rc = score_genmodel_logp(j->file.gm, j->lk, j->sde, row0, m,
+    size_t cm = j->context_dim;
+    for (size_t row0 = 0; row0 < rows;) {
+        /* a block: at most --batch rows, and with conditions, rows of one condition vector */
+        size_t m = rows - row0 < batch ? rows - row0 : batch;
+        int rc = SCORE_OK;
+        if (cm > 0) {
+            const float *c0 = j->context + row0 * cm;
+            size_t k = 1;
+            while (k < m && memcmp(c0, c0 + k * cm, cm * sizeof *c0) == 0)
+                k++;
+            m = k;
+            rc = score_sde_set_context(j->sde, cm, c0);
+        }
+        if (rc == SCORE_OK)
+            rc = score_genmodel_logp(j->file.gm, j->lk, j->sde, row0, m,
                                      j->t.data + row0 * j->dim, j->lp + row0, j->bpd + row0,
                                      j->rng);
         if (rc != SCORE_OK) {
@@ -160,6 +193,7 @@ static int run_likelihood(const loglik_opts *o, loglik_job *j)
             return cli_lib_fail(rc, "likelihood");
         }
         cli_progress_update(&bar, row0 + m, NULL, 0);
+        row0 += m;
     }
     cli_progress_finish(&bar);
     j->elapsed = cli_now() - t0;

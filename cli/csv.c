@@ -561,3 +561,63 @@ int cli_csv_delimiter(const char *s, char *out)
                                "'\\t')", s);
     return 0;
 }
+
+int cli_table_take_columns(cli_table *t, size_t m, const char *const *names, float **values,
+                           char *err, size_t err_len)
+{
+    size_t cols = t->cols, keep = cols - (m < cols ? m : cols);
+    *values = NULL;
+    if (t->names == NULL) {
+        set_err(err, err_len, "no header line naming the columns");
+        return -1;
+    }
+    size_t *idx = malloc((m ? m : 1) * sizeof *idx);
+    unsigned char *taken = calloc(cols ? cols : 1, 1);
+    float *row = malloc((cols ? cols : 1) * sizeof *row);
+    float *v = malloc((t->rows * m != 0 ? t->rows * m : 1) * sizeof *v);
+    int rc = idx && taken && row && v ? 0 : -1;
+    if (rc != 0)
+        set_err(err, err_len, "out of memory");
+    for (size_t k = 0; rc == 0 && k < m; k++) {
+        size_t c = 0;
+        while (c < cols && strcmp(t->names[c], names[k]) != 0)
+            c++;
+        if (c == cols)
+            set_err(err, err_len, "no column named '%s' in the header", names[k]), rc = -1;
+        else if (taken[c])
+            set_err(err, err_len, "column '%s' is named twice", names[k]), rc = -1;
+        else
+            taken[c] = 1, idx[k] = c;
+    }
+    if (rc == 0 && keep == 0) {
+        set_err(err, err_len, "no data columns would be left");
+        rc = -1;
+    }
+    if (rc != 0) {
+        free(idx);
+        free(taken);
+        free(row);
+        free(v);
+        return -1;
+    }
+    for (size_t i = 0; i < t->rows; i++) {   /* the kept columns move left, in place */
+        memcpy(row, t->data + i * cols, cols * sizeof *row);
+        for (size_t k = 0; k < m; k++)
+            v[i * m + k] = row[idx[k]];
+        for (size_t c = 0, d = 0; c < cols; c++)
+            if (!taken[c])
+                t->data[i * keep + d++] = row[c];
+    }
+    for (size_t c = 0, d = 0; c < cols; c++) {
+        if (taken[c])
+            free(t->names[c]);
+        else
+            t->names[d++] = t->names[c];
+    }
+    t->cols = keep;
+    *values = v;
+    free(idx);
+    free(taken);
+    free(row);
+    return 0;
+}

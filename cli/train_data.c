@@ -15,86 +15,33 @@ enum {
     STREAM_DEQ_VALID = 6     /* those of the held-out rows, counter 0 (fixed) */
 };
 
-/* Takes the --condition-columns out of the table: j->context (rows x m, the values as read),
- * j->context_names, and the table keeps the other columns. */
+/* Takes the --condition-columns out of the table (cli_table_take_columns()): j->context (rows
+ * x m, the values as read), j->context_names; the table keeps the other columns. */
 static int take_condition_columns(const train_opts *o, train_job *j)
 {
-    cli_table *t = &j->table;
     const char *list = o->condition_columns;
-    size_t m = 1, cols = t->cols;
+    size_t m = 1;
+    char err[400];
     for (const char *c = list; *c; c++)
         m += *c == ',';
-    if (t->names == NULL)
-        return cli_fail("--condition-columns needs a header line naming the columns of %s",
-                        o->datafile);
-    size_t *idx = malloc(m * sizeof *idx);
-    int *taken = calloc(cols, sizeof *taken);
-    j->context_names = calloc(m, sizeof *j->context_names);
-    if (idx == NULL || taken == NULL || j->context_names == NULL) {
-        free(idx);
-        free(taken);
+    if ((j->context_names = calloc(m, sizeof *j->context_names)) == NULL)
         return cli_fail("out of memory");
-    }
-    int rc = 0;
     const char *s = list;
-    for (size_t k = 0; k < m && rc == 0; k++) {
+    for (size_t k = 0; k < m; k++) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        size_t c = 0;
-        while (c < cols && !(strlen(t->names[c]) == len && memcmp(t->names[c], s, len) == 0))
-            c++;
         if (len == 0)
-            rc = cli_usage_error("--condition-columns '%s': an empty column name", list);
-        else if (c == cols)
-            rc = cli_fail("--condition-columns: no column named '%.*s' in the header of %s",
-                          (int)len, s, o->datafile);
-        else if (taken[c])
-            rc = cli_usage_error("--condition-columns: '%.*s' is named twice", (int)len, s);
-        else if (m >= cols)
-            rc = cli_fail("--condition-columns: no data columns would be left in %s",
-                          o->datafile);
-        if (rc == 0) {
-            taken[c] = 1;
-            idx[k] = c;
-            j->context_names[k] = t->names[c];
-        }
+            return cli_usage_error("--condition-columns '%s': an empty column name", list);
+        if ((j->context_names[k] = malloc(len + 1)) == NULL)
+            return cli_fail("out of memory");
+        memcpy(j->context_names[k], s, len);
+        j->context_names[k][len] = '\0';
+        j->context_dim = k + 1;
         s = e ? e + 1 : s + len;
     }
-    if (rc == 0 && (j->context = malloc(t->rows * m * sizeof *j->context)) == NULL)
-        rc = cli_fail("out of memory");
-    if (rc != 0) {
-        for (size_t k = 0; k < m; k++)
-            j->context_names[k] = NULL;   /* still owned by the table */
-        free(idx);
-        free(taken);
-        return rc;
-    }
-    /* the data columns move left, in place, row by row */
-    size_t keep = cols - m;
-    float *row = malloc(cols * sizeof *row);
-    if (row == NULL) {
-        free(idx);
-        free(taken);
-        return cli_fail("out of memory");
-    }
-    for (size_t i = 0; i < t->rows; i++) {
-        const float *src = t->data + i * cols;
-        float *dst = t->data + i * keep;
-        memcpy(row, src, cols * sizeof *row);
-        for (size_t k = 0; k < m; k++)
-            j->context[i * m + k] = row[idx[k]];
-        for (size_t c = 0, d = 0; c < cols; c++)
-            if (!taken[c])
-                dst[d++] = row[c];
-    }
-    free(row);
-    for (size_t c = 0, d = 0; c < cols; c++)
-        if (!taken[c])
-            t->names[d++] = t->names[c];
-    t->cols = keep;
-    j->context_dim = m;
-    free(idx);
-    free(taken);
+    if (cli_table_take_columns(&j->table, m, (const char *const *)j->context_names, &j->context,
+                               err, sizeof err) != 0)
+        return cli_fail("--condition-columns of %s: %s", o->datafile, err);
     return 0;
 }
 

@@ -205,10 +205,21 @@ done
 refused 2 "is conditional: give --condition with 1 value (c)" -- "$SCORE" sample "$T/cond.st" -n 2 -q
 refused 2 "--condition '1,2': 2 values, the model takes 1 (c)" -- "$SCORE" sample "$T/cond.st" --condition 1,2 -n 2 -q
 refused 2 "--condition: $T/one.st takes no condition vector" -- "$SCORE" sample "$T/one.st" --condition 1 -n 2 -q
-refused 1 "--condition-columns: no column named 'z' in the header" -- \
+refused 1 "--condition-columns of $T/cond.csv: no column named 'z' in the header" -- \
     "$SCORE" train --data "$T/cond.csv" --condition-columns z --steps 2 -o "$T/x.st"
-refused 1 "takes a condition vector (trained with --condition-columns): score loglik does not read per-row conditions" -- \
-    "$SCORE" loglik "$T/cond.st" "$T/cond.csv"
+# loglik reads each row's condition: the rows with their own condition are far likelier than
+# with the other one (x is 8 standard deviations away; measured -1.43 and -15.0 nats, -1.45 the
+# exact value with the own condition), the rows in file order (1-row blocks: alternating c)
+head -201 "$T/cond.csv" >"$T/cond-test.csv"
+awk -F, 'NR == 1 { print; next } { printf "%s,%d,%s\n", $1, 1 - $2, $3 }' "$T/cond-test.csv" >"$T/cond-swapped.csv"
+run lc.log -- "$SCORE" loglik "$T/cond.st" "$T/cond-test.csv" -o "$T/lc.csv"
+run ls.log -- "$SCORE" loglik "$T/cond.st" "$T/cond-swapped.csv"
+check "conditional likelihood follows the condition" awk '
+    /^mean log-likelihood/ { v[++k] = $3 + 0 }
+    END { exit !(k == 2 && v[1] > -3 && v[1] < 0 && v[2] < v[1] - 8) }' "$T/lc.log" "$T/ls.log"
+check "loglik rows of a conditional model" test "$(wc -l <"$T/lc.csv")" -eq 201
+refused 1 "cond-swapped2.csv: the condition columns of $T/cond.st: no column named 'c' in the header" -- \
+    sh -c "sed '1s/c/d/' '$T/cond-swapped.csv' >'$T/cond-swapped2.csv' && exec '$SCORE' loglik '$T/cond.st' '$T/cond-swapped2.csv'"
 
 echo "$((n - fails)) of $n data checks passed"
 [ "$fails" -eq 0 ]
