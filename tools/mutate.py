@@ -273,8 +273,8 @@ def main():
                     help='per-test timeout: this times the unmutated run time, at least '
                          '--timeout-min seconds, at most the test\'s own meson timeout')
     ap.add_argument('--timeout-min', type=float, default=30.0)
-    ap.add_argument('--exclude-suite', default='slow',
-                    help='comma-separated suites left out (default: slow, like meson test)')
+    ap.add_argument('--exclude-suite', default='slow,digits',
+                    help='comma-separated suites left out (default: slow,digits, like meson test)')
     ap.add_argument('--meson-args', default='', help='extra arguments of meson setup')
     ap.add_argument('--report', default='', help='also write the table (markdown) to this file')
     ap.add_argument('--check', action='store_true',

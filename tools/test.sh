@@ -7,13 +7,14 @@
 #      (oom: the N-th allocation fails, for every N);
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
 #   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
+#   4b. the digits suite on the normal build: class-conditional 8x8 digits judged by an SVC;
 #   5. the Doxygen reference with warnings as errors (-Ddocs=enabled);
 #   6. the Debian packages: dpkg-buildpackage, lintian, installed and used by consumers, removed.
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
 set -u
 cd "$(dirname "$0")/.."
 sh tools/setup-debian.sh doxygen clang libclang-rt-14-dev python3-numpy python3-torch cmake \
-        libblis-dev debhelper lintian ||
+        libblis-dev debhelper lintian python3-sklearn ||
     { echo "package set-up failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
@@ -100,6 +101,16 @@ if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false 
 else
     tail -n 60 build-tsan.log
     fail_step "ThreadSanitizer build"
+fi
+
+# 4b. class-conditional 8x8 digits (the opt-in digits suite, on the normal build): train with
+# --label-column, sample 500 per class at guidance 0, 1, 2, 4, judge with an SVC fitted on
+# real digits (scikit-learn's copy, nothing downloaded); about 2-3 minutes on 2 cores
+if [ -f build-test/build.ninja ]; then
+    meson test -C build-test --print-errorlogs --suite digits || status=1
+    count build-test
+else
+    fail_step "digits (no normal build)"
 fi
 
 # 5. API reference, warnings as errors
