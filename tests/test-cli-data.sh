@@ -152,7 +152,7 @@ refused 2 "unknown dequantization 'gauss' (valid: none, uniform)" -- \
     "$SCORE" train --data "$T/digits.csv" --dequantize gauss --steps 10 -o "$T/x.st"
 run dig.log -- "$SCORE" train --data "$T/digits.csv" --dequantize uniform --valid-fraction 0.2 \
     --steps 1200 --hidden 128 -q -o "$T/dig.st"
-check "dequantization stored" sh -c "'$SCORE' info '$T/dig.st' | grep -q 'uniform dequantization, bin width 1'"
+check "dequantization stored" sh -c "'$SCORE' info '$T/dig.st' | grep -q 'dequantize: *uniform, bin width 1'"
 head -81 "$T/digits.csv" >"$T/digits-test.csv"
 run ll.log -- "$SCORE" loglik "$T/dig.st" "$T/digits-test.csv" -o "$T/ll.csv"
 check "loglik names the dequantization" grep -q "^mean log-likelihood .* (80 rows, dim 16, exact divergence, uniform dequantization (bin 1)," "$T/ll.log"
