@@ -311,6 +311,9 @@ expect_ok -- "$SCORE" train-classifier "$MU" --data "$T/labelled.csv" --label-co
     --steps 800 --batch 128 --hidden 32 --depth 2 -o "$CLF"
 grep -qF "trained a classifier of 2 classes ('side')" "$T/err" ||
     { echo "FAIL: train-classifier summary"; cat "$T/err"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" info "$CLF"
+grep -qF "classifier:    2 classes, schedule vp" "$T/out" ||
+    { echo "FAIL: info does not describe the classifier"; cat "$T/out"; fails=$((fails + 1)); }
 for side in left right; do
     expect_ok -- "$SCORE" sample "$MU" --classifier "$CLF" --class "$side" --classifier-scale 2 \
         -n 400 --sampler dpmpp-2m -o "$T/clf-$side.csv" -q
