@@ -200,6 +200,16 @@ int cli_cmd_train_classifier(int argc, char **argv)
         clf_job_free(&j);
         return rc;
     }
+    /* the columns the model was trained on, in its order (when both name them) */
+    for (size_t c = 0; j.table.names != NULL && c < dim; c++) {
+        const char *want = score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, c);
+        if (want != NULL && strcmp(want, j.table.names[c]) != 0) {
+            rc = cli_fail("%s: data column %zu is '%s', %s was trained with '%s' there", data,
+                          c + 1, j.table.names[c], pos[0], want);
+            clf_job_free(&j);
+            return rc;
+        }
+    }
     if ((rc = cli_class_labels_make(j.table.text, j.table.rows, column, "a classifier",
                                     &j.cls)) != 0) {
         clf_job_free(&j);

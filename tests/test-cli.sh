@@ -334,6 +334,9 @@ expect_fail 1 "cannot guide this model: score_sde_set_classifier: the classifier
     "$SCORE" sample "$T/b12.safetensors" --classifier "$CLF" --class left -n 3
 expect_fail 1 "--classifier $MU is not a classifier" -- \
     "$SCORE" sample "$MU" --classifier "$MU" --class left -n 3
+awk -F, '{ print $3 "," $2 "," $1 }' "$T/labelled.csv" >"$T/swapped.csv"
+expect_fail 1 "swapped.csv: data column 1 is 'y', $MU was trained with 'x' there" -- \
+    "$SCORE" train-classifier "$MU" --data "$T/swapped.csv" --label-column side -o "$T/c" -q
 expect_fail 2 "--data FILE.csv, --label-column NAME and -o FILE are required" -- \
     "$SCORE" train-classifier "$MU" --data "$T/labelled.csv" -o "$T/c"
 expect_fail 1 "--label-column side: 1 distinct label (a classifier needs 2 to 65535 classes)" -- \
