@@ -35,6 +35,13 @@ int cli_cmd_info(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);
 int cli_cmd_distance(int argc, char **argv);
 int cli_cmd_convert(int argc, char **argv);
+int cli_cmd_train_classifier(int argc, char **argv);
+/* score sample --classifier FILE: loads the classifier, checks that it was trained for gm (the
+ * library checks dimension, schedule and classes), attaches it to sde with weight w and sets
+ * the label of class cls (a class name stored in the classifier, else an index). *clf_out
+ * must outlive sde. 0 or a failure code after printing one line. */
+int cli_classifier_attach(const char *path, const score_genmodel *gm, score_sde *sde,
+                          const char *cls, double w, score_model **clf_out);
 
 #if defined(__GNUC__)
 #  define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -173,6 +180,21 @@ int cli_csv_delimiter(const char *s, char *out);
 int cli_table_take_columns(cli_table *t, size_t m, const char *const *names, float **values,
                            char *err, size_t err_len);
 void cli_table_free(cli_table *t);
+
+/* ---- class labels (labels.c) ---------------------------------------------------------------
+ * The classes of a text column (--label-column): the sorted distinct values (in numeric order
+ * when all are integers, else in byte order), K = their count (2..65535), and each row's label
+ * the index of its value. */
+typedef struct cli_class_labels {
+    int32_t *labels;      /* rows labels in 0..K-1 */
+    char **names;         /* the K values, as stored in a model (integers normalised) */
+    size_t num_classes;
+} cli_class_labels;
+/* 0, or a failure code after printing one line (column and what, e.g. "a classifier", name
+ * the column and the model in messages). */
+int cli_class_labels_make(char **text, size_t rows, const char *column, const char *what,
+                          cli_class_labels *out);
+void cli_class_labels_free(cli_class_labels *c);
 /* Writes rows x cols floats (with an optional header, its names quoted as RFC 4180 asks when
  * they hold a comma, a quote or a line break) to path ("-" = stdout), %.9g per value.
  * Returns 0 or -1 with a message in err. */

@@ -242,6 +242,10 @@ int cli_cmd_info(int argc, char **argv)
                META("embedding"), META("embed_dim"));
     if (f.gm != NULL)
         print_meaning(f.gm, meta);
+    else if (score_model_kind(model) == SCORE_MODEL_CLASSIFIER)
+        printf("classifier:    %s classes, schedule %s; guides a generative model of that "
+               "schedule (score sample MODEL --classifier FILE --class K)\n", META("classes"),
+               score_schedule_name(score_classifier_schedule(model)));
     else
         printf("generative:    no, a plain network file (%s)\n", f.refusal);
     if (cli_meta_get(meta, "score.train.loss") != NULL) {

@@ -172,6 +172,8 @@ static cli_opt s_opts[] = {
     {"guidance", 0, 1, "W", "classifier-free guidance weight: with --class, (1+W) s(x,class) - W s(x,none) on the one model; with --uncond, (1+W) F_model - W F_uncond", NULL},
     {"condition", 0, 1, "A,B", "the condition vector of a model trained with --condition-columns, one number per condition column, in the columns' order and units", NULL},
     {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin); the library checks that it matches MODEL", NULL},
+    {"classifier", 0, 1, "FILE", "classifier guidance: a classifier made by 'score train-classifier' for MODEL; with --class K|NAME (one of its classes) the score is s + W grad log p(class | x_t)", NULL},
+    {"classifier-scale", 0, 1, "W", "the weight W of --classifier [1]", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
@@ -298,6 +300,7 @@ typedef struct sample_job {
     score_sampler *smp;
     score_rng *rng;
     int64_t label;            /* --class, or SCORE_LABEL_NULL */
+    score_model *clf;         /* --classifier, or NULL */
     float *x;                 /* n x dim samples */
     cli_table ref;            /* reference points (may stay empty) */
     char ref_label[600];
@@ -309,6 +312,7 @@ static void sample_job_free(sample_job *j)
 {
     score_sampler_free(j->smp);
     score_sde_free(j->sde);
+    score_model_free(j->clf);
     score_genmodel_free(j->cfg);
     cli_model_file_free(&j->file2);
     cli_model_file_free(&j->file);
@@ -472,6 +476,18 @@ static int set_up_system(const sample_opts *o, sample_job *j)
         return cli_lib_fail(rc, "sde");
     if ((rc = set_condition(o, j)) != 0)
         return rc;
+    if (cli_opt_get(s_opts, "classifier") != NULL) {
+        double cw = 1.0;
+        if (o->uncond != NULL || cli_opt_get(s_opts, "guidance") != NULL)
+            return cli_usage_error("--classifier guides with a classifier: it does not go with "
+                                   "--guidance / --uncond");
+        if ((rc = cli_opt_double(s_opts, "classifier-scale", -1e6, 1e6, &cw)) != 0 ||
+            (rc = cli_classifier_attach(cli_opt_get(s_opts, "classifier"), j->gm, j->sde,
+                                        o->cls, cw, &j->clf)) != 0)
+            return rc;
+        j->label = SCORE_LABEL_NULL; /* the class went to the classifier */
+        return 0;
+    }
     return set_class(o, j);
 }
 

@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cli_cmd_train, "train a score model on a CSV file or a toy dataset"},
+    {"train-classifier", cli_cmd_train_classifier, "train a noise-conditional classifier for classifier guidance"},
     {"sample", cli_cmd_sample, "draw samples from a model file into a CSV file"},
     {"loglik", cli_cmd_loglik, "log-likelihood and bits/dim of the rows of a CSV file"},
     {"encode", cli_cmd_encode, "map the rows of a CSV file to their probability-flow latents"},
@@ -25,7 +26,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: score COMMAND [options]     (score COMMAND --help for its options)\n\n"
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexample:\n"
                "  score train --dataset ring8 -o ring8.safetensors --plot train.svg\n"
                "  score sample ring8.safetensors --sampler dpmpp-2m -n 2000 -o samples.csv "

@@ -73,77 +73,20 @@ int train_load_data(const train_opts *o, train_job *j)
     return 0;
 }
 
-/* A label value that is an integer (optional sign, decimal digits, fits in long long). */
-static int is_integer(const char *s, long long *v)
-{
-    char *end;
-    if (*s == '\0')
-        return 0;
-    errno = 0;
-    *v = strtoll(s, &end, 10);
-    return *end == '\0' && errno == 0;
-}
-
-static int cmp_text(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int cmp_integer(const void *a, const void *b)
-{
-    long long x = strtoll(*(const char *const *)a, NULL, 10);
-    long long y = strtoll(*(const char *const *)b, NULL, 10);
-    return (x > y) - (x < y);
-}
-
-/* --label-column: the class set is the sorted distinct label values (in numeric order when all
- * are integers, else in byte order), K = their count, and each row's label is the index of its
- * value. */
+/* --label-column: the classes of the column (cli_class_labels_make(): the sorted distinct
+ * values, each row's label the index of its value). */
 int train_make_labels(const train_opts *o, train_job *j)
 {
-    size_t rows = j->rows, k = 0;
-    char **text = j->table.text;
-    long long v;
-    int all_int = 1;
+    cli_class_labels c;
+    int rc;
     if (o->label_column == NULL)
         return 0;
-    for (size_t i = 0; i < rows && all_int; i++)
-        all_int = is_integer(text[i], &v);
-    int (*cmp)(const void *, const void *) = all_int ? cmp_integer : cmp_text;
-    const char **sorted = malloc(rows * sizeof *sorted);
-    j->labels = malloc(rows * sizeof *j->labels);
-    if (sorted == NULL || j->labels == NULL) {
-        free(sorted);
-        return cli_fail("out of memory");
-    }
-    memcpy(sorted, text, rows * sizeof *sorted);
-    qsort(sorted, rows, sizeof *sorted, cmp);
-    for (size_t i = 0; i < rows; i++)
-        if (k == 0 || cmp(&sorted[k - 1], &sorted[i]) != 0)
-            sorted[k++] = sorted[i];
-    if (k < 2 || k > 65535) {
-        free(sorted);
-        return cli_fail("--label-column %s: %zu distinct label%s (a class-conditional model "
-                        "needs 2 to 65535 classes)", o->label_column, k, k == 1 ? "" : "s");
-    }
-    for (size_t i = 0; i < rows; i++) {
-        const char **hit = bsearch(&text[i], sorted, k, sizeof *sorted, cmp);
-        j->labels[i] = (int32_t)(hit - sorted);
-    }
-    j->class_names = calloc(k, sizeof *j->class_names);
-    for (size_t c = 0; j->class_names != NULL && c < k; c++) {
-        char buf[32];
-        if (all_int)
-            snprintf(buf, sizeof buf, "%lld", strtoll(sorted[c], NULL, 10));
-        const char *name = all_int ? buf : sorted[c];
-        if ((j->class_names[c] = malloc(strlen(name) + 1)) == NULL)
-            break;
-        strcpy(j->class_names[c], name);
-        j->num_classes = c + 1;
-    }
-    free(sorted);
-    if (j->num_classes != k)
-        return cli_fail("out of memory");
+    if ((rc = cli_class_labels_make(j->table.text, j->rows, o->label_column,
+                                    "a class-conditional model", &c)) != 0)
+        return rc;
+    j->labels = c.labels;
+    j->class_names = c.names;
+    j->num_classes = c.num_classes;
     return 0;
 }
 

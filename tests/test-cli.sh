@@ -318,6 +318,47 @@ expect_fail 1 "--label-column side: 1 distinct label (a class-conditional model 
 expect_fail 2 "--label-column needs --data FILE.csv" -- \
     "$SCORE" train --dataset ring8 --label-column side -o "$T/m" -q
 
+# ---- classifier guidance: train-classifier, sample --classifier --class ---------------------
+# The same two clusters: an unconditional model of x, y and a classifier of 'side' for it.
+awk -F, 'NR == 1 { print "x,y" } NR > 1 { print $1 "," $3 }' "$T/labelled.csv" >"$T/xy.csv"
+MU="$T/xy.safetensors"
+CLF="$T/side-classifier.safetensors"
+expect_ok -- "$SCORE" train --data "$T/xy.csv" --steps 1500 --batch 128 --hidden 32 --depth 2 -o "$MU" -q
+expect_ok -- "$SCORE" train-classifier "$MU" --data "$T/labelled.csv" --label-column side \
+    --steps 800 --batch 128 --hidden 32 --depth 2 -o "$CLF"
+grep -qF "trained a classifier of 2 classes ('side')" "$T/err" ||
+    { echo "FAIL: train-classifier summary"; cat "$T/err"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" info "$CLF"
+grep -qF "classifier:    2 classes, schedule vp" "$T/out" ||
+    { echo "FAIL: info does not describe the classifier"; cat "$T/out"; fails=$((fails + 1)); }
+for side in left right; do
+    expect_ok -- "$SCORE" sample "$MU" --classifier "$CLF" --class "$side" --classifier-scale 2 \
+        -n 400 --sampler dpmpp-2m -o "$T/clf-$side.csv" -q
+    share=$(share_on_side "$T/clf-$side.csv" "$side")
+    awk -v s="$share" 'BEGIN { exit !(s >= 0.9) }' ||
+        { echo "FAIL: classifier guidance towards $side: only $share of the samples there"; fails=$((fails + 1)); }
+done
+expect_fail 2 "--class 'up' is not a class of the classifier" -- \
+    "$SCORE" sample "$MU" --classifier "$CLF" --class up -n 3
+expect_fail 2 "--classifier needs --class K|NAME" -- "$SCORE" sample "$MU" --classifier "$CLF" -n 3
+expect_fail 2 "--classifier guides with a classifier: it does not go with --guidance / --uncond" -- \
+    "$SCORE" sample "$MU" --classifier "$CLF" --class left --guidance 1 -n 3
+expect_ok -- "$SCORE" train --data "$T/xy.csv" --steps 2 --hidden 8 --depth 1 --no-standardize -o "$T/raw.safetensors" -q
+expect_fail 1 "was trained for a model with another data transform" -- \
+    "$SCORE" sample "$T/raw.safetensors" --classifier "$CLF" --class left -n 3
+expect_ok -- "$SCORE" train --data "$T/xy.csv" --steps 2 --hidden 8 --depth 1 --beta-max 12 -o "$T/b12.safetensors" -q
+expect_fail 1 "cannot guide this model: score_sde_set_classifier: the classifier's schedule and the sde's: the models differ in schedule parameter beta_max" -- \
+    "$SCORE" sample "$T/b12.safetensors" --classifier "$CLF" --class left -n 3
+expect_fail 1 "--classifier $MU is not a classifier" -- \
+    "$SCORE" sample "$MU" --classifier "$MU" --class left -n 3
+awk -F, '{ print $3 "," $2 "," $1 }' "$T/labelled.csv" >"$T/swapped.csv"
+expect_fail 1 "swapped.csv: data column 1 is 'y', $MU was trained with 'x' there" -- \
+    "$SCORE" train-classifier "$MU" --data "$T/swapped.csv" --label-column side -o "$T/c" -q
+expect_fail 2 "--data FILE.csv, --label-column NAME and -o FILE are required" -- \
+    "$SCORE" train-classifier "$MU" --data "$T/labelled.csv" -o "$T/c"
+expect_fail 1 "--label-column side: 1 distinct label (a classifier needs 2 to 65535 classes)" -- \
+    "$SCORE" train-classifier "$MU" --data "$T/oneclass.csv" --label-column side -o "$T/c" -q
+
 # ---- files: outputs only to regular files, inputs checked and bounded, no temporary orphans --
 # (CI runs as root: mknod works; a "full" device node 1,7 made here stands for /dev/full)
 fail_if() { # fail_if MESSAGE -- test...: count a failure when the test is true

@@ -578,8 +578,9 @@ START_TEST(lifecycle_and_params)
     score_loss *l, *c;
     double v;
     int64_t i;
-    const char *names[] = {"hyvarinen", "ssm", "ssm-vr", "dsm", "ncsn", "ddpm", "sde"};
-    for (int k = 1; k <= 7; k++) {
+    const char *names[] = {"hyvarinen", "ssm", "ssm-vr", "dsm", "ncsn", "ddpm", "sde",
+                           "classifier"};
+    for (int k = 1; k <= 8; k++) {
         ck_assert_ok(score_loss_new(&l, k));
         ck_assert_int_eq(score_loss_kind(l), k);
         ck_assert_str_eq(score_loss_name(l), names[k - 1]);
@@ -591,7 +592,7 @@ START_TEST(lifecycle_and_params)
     ck_assert_fails_with(score_loss_new(NULL, 1), SCORE_E_INVAL);
     ck_assert_fails_with(score_loss_new(&l, 0), SCORE_E_UNSUPPORTED);
     ck_assert_ptr_null(l);
-    ck_assert_fails_with(score_loss_new(&l, 8), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_loss_new(&l, 9), SCORE_E_UNSUPPORTED);
 
     ck_assert_ok(score_loss_new(&l, SCORE_LOSS_SDE));
     ck_assert_ok(score_loss_get_f64(l, SCORE_LOSS_PARAM_T_EPS, &v));

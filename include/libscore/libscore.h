@@ -17,6 +17,7 @@
 #include "rng.h"
 #include "schedule.h"
 #include "model.h"
+#include "classifier.h"
 #include "sde.h"
 #include "loss.h"
 #include "train.h"

@@ -43,6 +43,13 @@
  *   Z = 2 (lambda(t_eps) - lambda(T)): an unbiased, lower-variance estimate of the
  *   likelihood-weighted loss (score_flow's training loss is the same without the constant
  *   factor Z / (T - t_eps)).
+ * - ::SCORE_LOSS_CLASSIFIER: the cross-entropy of a noise-conditional classifier
+ *   (classifier.h): t = t_eps + u (T - t_eps) and x_t = alpha(t) x + sigma(t) z as for
+ *   ::SCORE_LOSS_SDE (same draws), with the classifier's own schedule;
+ *   l = -log p(y | x_t, t) for the row's label y (score_loss_set_labels(), each in 0..K-1:
+ *   the null label is refused; a trainer does no label dropout for this kind). The model must
+ *   be a ::SCORE_MODEL_CLASSIFIER; the sde may be NULL, and when given its schedule must equal
+ *   the classifier's (the message names the first difference).
  *
  * Random numbers: for row b (the position in the batch) every draw comes from the generator
  * @p rng given to score_loss_compute() at its current counter, row b: the noise z in columns
@@ -92,7 +99,8 @@ enum score_loss_kind {
     SCORE_LOSS_DSM = 4,       /**< Denoising score matching at one noise level. */
     SCORE_LOSS_NCSN = 5,      /**< Multi-noise DSM over the levels of a discrete schedule, weight sigma^p. */
     SCORE_LOSS_DDPM = 6,      /**< DDPM noise-prediction MSE over the levels of a discrete schedule. */
-    SCORE_LOSS_SDE = 7        /**< Continuous-time DSM, t ~ U(t_eps, T), sigma^2 or likelihood weighting. */
+    SCORE_LOSS_SDE = 7,       /**< Continuous-time DSM, t ~ U(t_eps, T), sigma^2 or likelihood weighting. */
+    SCORE_LOSS_CLASSIFIER = 8 /**< Cross-entropy of a noise-conditional classifier on x_t, t ~ U(t_eps, T). */
 };
 
 /** @brief Probe distributions of the sliced kinds (pinned values). */
@@ -124,7 +132,7 @@ enum score_loss_param {
     SCORE_LOSS_PARAM_PROBE = 403,         /**< i64: a ::score_loss_probe, default ::SCORE_LOSS_PROBE_RADEMACHER. */
     SCORE_LOSS_PARAM_WEIGHTING = 404,     /**< i64: a ::score_loss_weighting of ::SCORE_LOSS_SDE, default ::SCORE_LOSS_WEIGHT_SIGMA2. */
     SCORE_LOSS_PARAM_REDUCE = 405,        /**< i64: a ::score_loss_reduce of the denoising kinds (DSM, NCSN, DDPM, SDE), default 0 (the reference's). */
-    SCORE_LOSS_PARAM_T_EPS = 406,         /**< f64: smallest training time t_eps of ::SCORE_LOSS_SDE, [1e-12, 1e6], default 1e-5; must be below the schedule's T. */
+    SCORE_LOSS_PARAM_T_EPS = 406,         /**< f64: smallest training time t_eps of ::SCORE_LOSS_SDE, [1e-12, 1e6], default 1e-5; must be below the schedule's T (also of ::SCORE_LOSS_CLASSIFIER). */
     SCORE_LOSS_PARAM_IMPORTANCE = 407,    /**< i64: 1 = importance-sampled time for the likelihood weighting (::SCORE_LOSS_SDE), 0..1, default 0. */
     SCORE_LOSS_PARAM_COND = 408,          /**< f64: conditioning value c of a bare model for the time-free kinds, [-1e12, 1e12], default 0. */
     SCORE_LOSS_PARAM_TIME = 409           /**< f64: time t at which the time-free kinds (Hyvärinen, SSM, SSM-VR, DSM) are evaluated through an sde, [0, 1e6], default 0 = unset (such a call then fails with ::SCORE_E_INVAL). */

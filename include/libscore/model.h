@@ -8,7 +8,9 @@
  *
  * Kinds: a trainable MLP with exact Jacobian machinery, analytic Gaussian and Gaussian-mixture
  * models (the exact score of the noised data under a schedule: test oracles), a user callback
- * (an external network), and combinations (weighted sums for guidance).
+ * (an external network), and combinations (weighted sums for guidance). A noise-conditional
+ * classifier (::SCORE_MODEL_CLASSIFIER) is the MLP's network with K logits; it has its own
+ * compute calls (classifier.h) and answers ::SCORE_E_UNSUPPORTED to the ones below.
  *
  * Shapes: `x`, `out` and cotangents are row-major float32 arrays of n * dim values; `c` is an
  * array of n doubles; probes `v` for k directions are n * k * dim floats laid out as
@@ -60,7 +62,8 @@ enum score_model_kind {
     SCORE_MODEL_GAUSSIAN = 2,    /**< Analytic Gaussian data N(mu, Sigma) noised by a schedule. */
     SCORE_MODEL_GMM = 3,         /**< Analytic Gaussian mixture (diagonal covariances) noised by a schedule. */
     SCORE_MODEL_CALLBACK = 4,    /**< User function (an external network). */
-    SCORE_MODEL_COMBINATION = 5  /**< Weighted sum of other models (guidance, product of experts). */
+    SCORE_MODEL_COMBINATION = 5, /**< Weighted sum of other models (guidance, product of experts). */
+    SCORE_MODEL_CLASSIFIER = 6   /**< Noise-conditional classifier p(y | x_t, t): the MLP with K logits (classifier.h). */
 };
 
 /** @brief Activation functions of the MLP (pinned values); all are smooth enough for the

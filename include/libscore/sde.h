@@ -65,6 +65,17 @@
  * (1 + w) tr_y - w tr_null. The workspace then holds 2n rows and the NFE counter counts one
  * evaluation per call. w != 0 without a label (or on a model without labels) is refused with
  * ::SCORE_E_INVAL: there is nothing to guide towards.
+ *
+ * Classifier guidance: score_sde_set_classifier() attaches a noise-conditional classifier
+ * (classifier.h) with a weight w; every evaluation then uses s(x, t) + w grad_x log p(y | x, t)
+ * for the sde's label y. The library computes the gradient (one forward pass and one
+ * back-propagation of the classifier over the batch, on x_t and t as given to the call) and
+ * adds it in score units before the map to eps / x0 / drifts, so every output kind of the model
+ * and every sampler (fixed grid, adaptive, predictor-corrector) uses the guided score. The label
+ * goes to the classifier, and to the model too when the model takes labels (then both must
+ * have the same K, and classifier-free guidance may be combined with it); a model without
+ * labels is evaluated unconditionally. The divergences (hence likelihoods) are refused with
+ * ::SCORE_E_UNSUPPORTED while a classifier with w != 0 is set.
  */
 #ifndef LIBSCORE_SDE_H
 #define LIBSCORE_SDE_H
@@ -198,16 +209,41 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_set_model(score_sde *sde, score_model 
  * label the current model does not take fails (::SCORE_E_UNSUPPORTED without labels,
  * ::SCORE_E_RANGE out of its range).
  * @param[in,out] sde the sde.
- * @param[in] label a class in 0..K-1 (K = the model's ::SCORE_MODEL_PARAM_NUM_CLASSES), or
+ * @param[in] label a class in 0..K-1 (K = the model's ::SCORE_MODEL_PARAM_NUM_CLASSES, or the
+ *            classifier's classes when one is set with score_sde_set_classifier()), or
  *            ::SCORE_LABEL_NULL for the null label (clears the label; the default).
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde); ::SCORE_E_UNSUPPORTED (a class label for a
- *         model without labels); ::SCORE_E_RANGE (@p label outside 0..K-1 and not
- *         ::SCORE_LABEL_NULL).
+ *         model without labels and no classifier); ::SCORE_E_RANGE (@p label outside 0..K-1
+ *         and not ::SCORE_LABEL_NULL).
  * Thread-safety: object-exclusive.
  * @since 0.1
  * @see score_sde_set_context, ::SCORE_SDE_PARAM_GUIDANCE
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_set_label(score_sde *sde, int64_t label);
+
+/**
+ * @brief Attaches (or with NULL removes) a noise-conditional classifier for classifier
+ * guidance: every later evaluation uses s(x, t) + @p w grad_x log p(y | x_t, t) for the sde's
+ * label y (see "Classifier guidance" in sde.h).
+ *
+ * The classifier must match the sde: same dimension, same schedule kind and parameters (those
+ * it was made with, score_classifier_schedule()) and, when the model takes labels, as many
+ * classes. A class label is needed when @p w != 0 (an evaluation without one fails with
+ * ::SCORE_E_INVAL).
+ * @param[in,out] sde the sde.
+ * @param[in] clf a ::SCORE_MODEL_CLASSIFIER model (prepared here if needed), or NULL to
+ *            remove the classifier; borrowed and only read: it must outlive its use by the sde.
+ * @param[in] w guidance weight, [-1e6, 1e6] (ignored with NULL; 0 keeps the classifier for the
+ *            label range but adds nothing).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde; the schedules differ or the class counts
+ *         differ: the message names the first difference); ::SCORE_E_UNSUPPORTED (@p clf is
+ *         not a classifier); ::SCORE_E_SHAPE (dimensions differ); ::SCORE_E_RANGE (@p w, also
+ *         NaN); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive on @p sde; @p clf is only read.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_classifier(score_sde *sde, score_model *clf,
+                                                         double w);
 
 /**
  * @brief Sets the context vector of every later evaluation through the sde (the same vector

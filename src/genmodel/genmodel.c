@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "genmodel-priv.h"
+#include "schedule/schedule-priv.h"
 
 static const char *const list_what[SCORE__GENMODEL_LISTS] = {"column", "label", "context"};
 
@@ -592,32 +593,10 @@ static int differ_z(const char *fn, const char *what, size_t a, size_t b)
     return differ(fn, what, va, vb);
 }
 
-/* Every schedule parameter the kind answers, by name. */
+/* Every schedule parameter the kind answers, by name (the schedule layer's comparison). */
 static int compare_schedules(const char *fn, const score_schedule *a, const score_schedule *b)
 {
-    char what[96];
-    if (score_schedule_kind(a) != score_schedule_kind(b))
-        return differ(fn, "schedule kind", score_schedule_name(a), score_schedule_name(b));
-    for (size_t i = 0; i < score_param_count(SCORE_OBJECT_SCHEDULE); i++) {
-        int id, type;
-        if (score_param_id_at(SCORE_OBJECT_SCHEDULE, i, &id) != SCORE_OK ||
-            score_param_info(SCORE_OBJECT_SCHEDULE, id, &type, NULL, NULL, NULL) != SCORE_OK)
-            continue;
-        snprintf(what, sizeof what, "schedule parameter %s",
-                 score_param_name(SCORE_OBJECT_SCHEDULE, id));
-        if (type == SCORE_PARAM_F64) {
-            double va, vb;
-            int ra = score_schedule_get_f64(a, id, &va), rb = score_schedule_get_f64(b, id, &vb);
-            if (ra == SCORE_OK && rb == SCORE_OK && memcmp(&va, &vb, sizeof va) != 0)
-                return differ_f(fn, what, va, vb);
-        } else {
-            int64_t va, vb;
-            int ra = score_schedule_get_i64(a, id, &va), rb = score_schedule_get_i64(b, id, &vb);
-            if (ra == SCORE_OK && rb == SCORE_OK && va != vb)
-                return differ_z(fn, what, (size_t)va, (size_t)vb);
-        }
-    }
-    return SCORE_OK;
+    return score__schedule_compare(fn, a, b);
 }
 
 /* The first difference that forbids combining a and b: SCORE_E_INVAL with a message for fn. */

@@ -27,6 +27,8 @@ struct score_loss {
     size_t lab_n, lab_cap;
     float *ctx;          /* ctx_n * ctx_m values, or NULL */
     size_t ctx_n, ctx_m, ctx_cap;
+    /* SCORE_LOSS_CLASSIFIER (loss-classifier.c): the classifier's workspace, made on first use */
+    struct score__clf_ws *cws;
 };
 
 /* Checks that each of the n labels is SCORE_LABEL_NULL or in 0..k-1; SCORE_E_RANGE with a
@@ -38,6 +40,16 @@ int score__loss_labels_check(const char *fn, size_t n, const int32_t *labels, in
 struct score_model;
 int score__loss_bind_labels(const char *fn, score_loss *L, const struct score_model *m, size_t n);
 int score__loss_bind_context(const char *fn, score_loss *L, const struct score_model *m, size_t n);
+
+/* loss-classifier.c: the value and gradient of SCORE_LOSS_CLASSIFIER (after the common checks
+ * of score_loss_compute()); the classifier part of the loss freed. */
+int score__loss_classifier(const char *fn, score_loss *L, const score_sde *sde,
+                           struct score_model *m, const score_rng *rng, size_t n, const float *x,
+                           double *loss_out, float *grad);
+void score__loss_classifier_free(score_loss *L);
+/* loss.c: makes room for n rows of dim values in the per-row buffers (t, al, si, u, ... and xt,
+ * z, ...: n * dim floats). */
+int score__loss_reserve(const char *fn, score_loss *L, size_t n, size_t dim);
 
 /* Parameter table of the loss kind (registered in core/param-registry.h). */
 const score__param_desc *score__loss_param_table(size_t *n_out);

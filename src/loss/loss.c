@@ -52,7 +52,7 @@ const score__param_desc *score__loss_param_table(size_t *n_out)
 /* Kinds each parameter applies to (same order as the table). */
 static const unsigned applies[SCORE__LOSS_NPARAMS] = {
     K(SCORE_LOSS_DSM), K(SCORE_LOSS_NCSN), SLICED, SLICED, K(SCORE_LOSS_SDE), DENOISING,
-    K(SCORE_LOSS_SDE), K(SCORE_LOSS_SDE), TIME_FREE, TIME_FREE,
+    K(SCORE_LOSS_SDE) | K(SCORE_LOSS_CLASSIFIER), K(SCORE_LOSS_SDE), TIME_FREE, TIME_FREE,
 };
 
 static const char *kind_name(int kind)
@@ -65,6 +65,7 @@ static const char *kind_name(int kind)
     case SCORE_LOSS_NCSN: return "ncsn";
     case SCORE_LOSS_DDPM: return "ddpm";
     case SCORE_LOSS_SDE: return "sde";
+    case SCORE_LOSS_CLASSIFIER: return "classifier";
     default: return NULL;
     }
 }
@@ -96,7 +97,7 @@ int score_loss_new(score_loss **out, int kind)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
     if (kind_name(kind) == NULL)
-        return score__error(SCORE_E_UNSUPPORTED, __func__, "unknown loss kind %d (1..7)", kind);
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "unknown loss kind %d (1..8)", kind);
     L = score__calloc(1, sizeof *L);
     if (L == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
@@ -119,6 +120,7 @@ void score_loss_free(score_loss *loss)
     score__free(loss->mlabels);
     score__free(loss->ctx);
     score__model_ws_free(loss->mws);
+    score__loss_classifier_free(loss);
     score__free(loss);
 }
 
@@ -270,6 +272,11 @@ static int reserve(const char *fn, score_loss *L, size_t n, size_t dim, size_t n
         L->cap_nk = ck;
     }
     return SCORE_OK;
+}
+
+int score__loss_reserve(const char *fn, score_loss *L, size_t n, size_t dim)
+{
+    return reserve(fn, L, n, dim, 0);
 }
 
 static double pf(const score_loss *L, int ix)
@@ -684,7 +691,7 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
     if (sde != NULL && score_sde_dim(sde) != dim)
         return score__error(SCORE_E_SHAPE, fn, "the sde has dimension %zu, the model %zu",
                             score_sde_dim(sde), dim);
-    if (sde == NULL && !(K(kind) & TIME_FREE))
+    if (sde == NULL && !(K(kind) & TIME_FREE) && kind != SCORE_LOSS_CLASSIFIER)
         return score__error(SCORE_E_INVAL, fn, "%s losses need an sde (schedule)", kind_name(kind));
     if (score__mul_size(n, dim, &nd) != 0)
         return score__error(SCORE_E_RANGE, fn, "n * dim overflows");
@@ -693,6 +700,8 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
     caps = score_model_capabilities(model);
     if (grad_params != NULL && !(caps & SCORE_MODEL_CAP_PARAMS))
         return score__error(SCORE_E_UNSUPPORTED, fn, "the model has no trainable parameters");
+    if (kind == SCORE_LOSS_CLASSIFIER)
+        return score__loss_classifier(fn, loss, sde, model, rng, n, x, loss_out, grad_params);
     switch (kind) {
     case SCORE_LOSS_HYVARINEN:
         rc = need(fn, model, caps, grad_params ? SCORE_MODEL_CAP_TRACE_GRAD : SCORE_MODEL_CAP_TRACE,

@@ -20,7 +20,9 @@
 
 #include "io/safetensors-priv.h"
 #include "kernel/kernel-priv.h"
+#include "libscore/classifier.h"
 #include "mlp-priv.h"
+#include "schedule/schedule-io-priv.h"
 
 static const char *const embed_names[] = {"none", "fourier", "sinusoidal"};
 static const char label_tensor[] = "label_embedding.weight";
@@ -253,13 +255,15 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
 
 /* Checks every tensor against the architecture before anything is allocated, so that a small
  * hostile file cannot make the loader allocate a huge network. */
-static int check_tensors(const char *fn, const score__st_reader *r, const arch *a)
+static int check_tensors(const char *fn, const score__st_reader *r, const arch *a,
+                         size_t n_out, size_t extra)
 {
     size_t L = a->n_hidden + 1, E = a->emb == SCORE_EMBED_NONE ? 1 : (size_t)a->embed_dim;
-    size_t expected = 2 * L + (a->emb == SCORE_EMBED_FOURIER ? 1 : 0) + (a->num_classes > 0);
+    size_t expected = 2 * L + (a->emb == SCORE_EMBED_FOURIER ? 1 : 0) + (a->num_classes > 0) +
+                      extra;
     size_t prev = (size_t)a->dim + E + (size_t)a->context_dim;
     for (size_t l = 1; l <= L; l++) {
-        size_t out = l < L ? a->widths[l - 1] : (size_t)a->dim;
+        size_t out = l < L ? a->widths[l - 1] : n_out;
         char name[48];
         const score__st_tensor *t;
         for (int bias = 0; bias < 2; bias++) {
@@ -294,7 +298,10 @@ static int check_tensors(const char *fn, const score__st_reader *r, const arch *
     return SCORE_OK;
 }
 
-int score__mlp_load(score_model **out, const struct score__st_reader *r)
+/* The network of an MLP file (classes 0, sched NULL) or of a classifier file (classes: the
+ * head's width, sched: its schedule, copied). */
+static int load_net(score_model **out, const struct score__st_reader *r, uint64_t classes,
+                    const score_schedule *sched)
 {
     static const char fn[] = "score_model_load";
     arch a;
@@ -303,17 +310,30 @@ int score__mlp_load(score_model **out, const struct score__st_reader *r)
     float *theta = NULL;
     int rc;
     *out = NULL;
-    if ((rc = parse_arch(fn, r, &a)) != SCORE_OK || (rc = check_tensors(fn, r, &a)) != SCORE_OK)
+    if ((rc = parse_arch(fn, r, &a)) != SCORE_OK)
         return rc;
-    rc = score_model_new(&m, SCORE_MODEL_MLP, (size_t)a.dim);
+    if (classes > 0 && (a.num_classes > 0 || a.context_dim > 0))
+        return score__error(SCORE_E_FORMAT, fn, "a classifier takes no label or context input "
+                            "(metadata 'num_classes' / 'context_dim')");
+    /* a classifier's schedule may hold an array (checked by the schedule's loader) */
+    if ((rc = check_tensors(fn, r, &a, classes > 0 ? (size_t)classes : (size_t)a.dim,
+                            classes > 0 && score__st_find(r, "schedule.array") != NULL)) !=
+        SCORE_OK)
+        return rc;
+    if (classes > 0)
+        rc = score_model_new_classifier(&m, sched, (size_t)a.dim, (size_t)classes);
+    else
+        rc = score_model_new(&m, SCORE_MODEL_MLP, (size_t)a.dim);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, a.act);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_EMBEDDING, a.emb);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, (int64_t)a.embed_dim);
     if (rc == SCORE_OK) rc = score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, a.fourier_scale);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, (int64_t)a.residual);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)a.seed);
-    if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a.num_classes);
-    if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
+    if (rc == SCORE_OK && classes == 0)
+        rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a.num_classes);
+    if (rc == SCORE_OK && classes == 0)
+        rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
     if (rc == SCORE_OK) rc = score_model_set_hidden_widths(m, a.n_hidden, a.widths);
     if (rc == SCORE_OK) rc = score_model_prepare(m);
     if (rc != SCORE_OK) {
@@ -368,4 +388,40 @@ int score__mlp_load(score_model **out, const struct score__st_reader *r)
     }
     *out = m;
     return SCORE_OK;
+}
+
+int score__mlp_load(score_model **out, const struct score__st_reader *r)
+{
+    return load_net(out, r, 0, NULL);
+}
+
+/* ---- the classifier kind: the MLP's metadata and tensors (the last layer has num_classes
+ * outputs), plus "classes" and its schedule under "schedule.*" ---- */
+
+int score__classifier_save(const score_model *m, struct score__st_writer *w)
+{
+    static const char fn[] = "score_model_save";
+    score__mlp_info info;
+    int rc;
+    if (score__mlp_info_get(m, &info) != SCORE_OK)
+        return score__error(SCORE_E_STAGE, fn, "the model is not prepared");
+    if ((rc = score__mlp_save(m, w)) != SCORE_OK ||
+        (rc = put_u64(fn, w, "classes", info.width[info.n_layers])) != SCORE_OK)
+        return rc;
+    return score__schedule_save(fn, score__classifier_schedule_of(m), w, "schedule");
+}
+
+int score__classifier_load(score_model **out, const struct score__st_reader *r)
+{
+    static const char fn[] = "score_model_load";
+    score_schedule *sched = NULL;
+    uint64_t classes;
+    int rc;
+    *out = NULL;
+    if ((rc = meta_u64(fn, r, "classes", 2, 65535, &classes)) != SCORE_OK ||
+        (rc = score__schedule_load(fn, r, "schedule", &sched)) != SCORE_OK)
+        return rc;
+    rc = load_net(out, r, classes, sched);
+    score_schedule_free(sched);
+    return rc;
 }

@@ -31,6 +31,9 @@ typedef struct mlp {
     float *fourier;    /* half values (Fourier kind) */
     double *freq;      /* half angular frequencies */
     size_t budget;     /* tangent workspace bound (bytes) */
+    /* a classifier (SCORE_MODEL_CLASSIFIER, classifier.c): the schedule it is trained under
+     * (owned copy); n[L] is then its number of classes (NUM_CLASSES) and K is 0 */
+    score_schedule *sched;
 } mlp;
 
 /* The MLP's part of a workspace (score__model_ws): everything the compute operations write.
@@ -125,6 +128,10 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
  * ws->context is NULL, SCORE_E_RANGE for a label outside 0 .. K; with a message for fn. */
 int score__mlp_check_inputs(const char *fn, const score_model *m, const score__model_ws *ws,
                             size_t n, const double *c);
+
+/* mlp.c: the forward pass without a backward cache (the ops' infer). */
+int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                     const double *c, float *out);
 
 /* mlp-train.c */
 int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,

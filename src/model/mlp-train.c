@@ -81,7 +81,7 @@ static void forward_part(void *ctx, size_t i, size_t thread)
     block_range(j, i, &r0, &rows);
     cb = score__mlp_cond_at(j->p, &j->cd, r0);
     score__mlp_forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0, &cb,
-                             j->out ? j->out + r0 * j->dim : NULL);
+                             j->out ? j->out + r0 * j->p->n[j->p->L] : NULL);
 }
 
 int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
@@ -147,7 +147,7 @@ static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const fl
     score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
 }
 
-/* dh_{L-1} = gout W_L, per row block. */
+/* dh_{L-1} = gout W_L, per row block (gout: n_L = dim outputs, or a classifier's classes). */
 static void out_cotangent_part(void *ctx, size_t i, size_t thread)
 {
     const train_job *j = ctx;
@@ -155,8 +155,8 @@ static void out_cotangent_part(void *ctx, size_t i, size_t thread)
     size_t r0, rows, L = p->L;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    score__sgemm(0, 0, rows, p->n[L - 1], j->dim, 1.0f, j->gout + r0 * j->dim, j->dim, W(p, L),
-                 p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
+    score__sgemm(0, 0, rows, p->n[L - 1], p->n[L], 1.0f, j->gout + r0 * p->n[L], p->n[L],
+                 W(p, L), p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
 }
 
 /* dz_l = phi'(z_l) dh_l, per row block. */

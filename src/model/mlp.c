@@ -76,7 +76,7 @@ int score_model_set_hidden_widths(score_model *model, size_t n_layers, const siz
     mlp *p;
     if (model == NULL || widths == NULL)
         return score__error(SCORE_E_INVAL, __func__, "model or widths is NULL");
-    if (model->kind != SCORE_MODEL_MLP)
+    if (model->kind != SCORE_MODEL_MLP && model->kind != SCORE_MODEL_CLASSIFIER)
         return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models have no hidden layers",
                             model->ops->name);
     if (model->prepared)
@@ -173,6 +173,7 @@ static void mlp_destroy(score_model *m)
     mlp *p = impl_of(m);
     if (p == NULL)
         return;
+    score_schedule_free(p->sched);
     score__free(p->theta);
     score__free(p->fourier);
     score__free(p->freq);
@@ -248,8 +249,16 @@ static int mlp_prepare(score_model *m)
     }
     p->L = nh + 1;
     p->K = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES);
+    if (m->kind == SCORE_MODEL_CLASSIFIER) {
+        /* NUM_CLASSES is the width of the head, not a label input */
+        if (p->K < 2)
+            return score__error(SCORE_E_INVAL, fn, "a classifier needs at least 2 classes (%zu)",
+                                p->K);
+        dim = p->K;
+        p->K = 0;
+    }
     p->m = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
-    p->n[0] = dim + p->E + p->m;
+    p->n[0] = m->dim + p->E + p->m;
     p->maxh = 0;
     for (size_t l = 1; l < p->L; l++) {
         p->n[l] = p->custom[l - 1];
@@ -364,8 +373,10 @@ static int mlp_clone(score_model *dst, const score_model *src)
     d->theta = NULL;
     d->fourier = NULL;
     d->freq = NULL;
+    d->sched = NULL;
     dst->impl = d;
-    if ((s->theta && (d->theta = dup_f32(s->theta, s->n_params)) == NULL) ||
+    if ((s->sched && score_schedule_clone(&d->sched, s->sched) != SCORE_OK) ||
+        (s->theta && (d->theta = dup_f32(s->theta, s->n_params)) == NULL) ||
         (s->fourier && (d->fourier = dup_f32(s->fourier, s->half)) == NULL) ||
         (s->freq && (d->freq = score__calloc(s->half, sizeof(double))) == NULL)) {
         mlp_destroy(dst);
@@ -379,7 +390,8 @@ static int mlp_clone(score_model *dst, const score_model *src)
 int score__mlp_info_get(const score_model *m, score__mlp_info *out)
 {
     const mlp *p;
-    if (m == NULL || m->kind != SCORE_MODEL_MLP || !m->prepared || (p = impl_of(m)) == NULL)
+    if (m == NULL || (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER) ||
+        !m->prepared || (p = impl_of(m)) == NULL)
         return SCORE_E_INVAL;
     out->n_layers = p->L;
     out->width = p->n;
@@ -522,10 +534,11 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
     }
     if (out != NULL) {
         const float *bl = B(p, L);
+        size_t no = p->n[L]; /* dim, or the classes of a classifier */
         for (size_t b = 0; b < nb; b++)
-            memcpy(out + b * dim, bl, dim * sizeof *out);
-        score__sgemm(0, 1, nb, dim, p->n[L - 1], 1.0f, w->h[L - 1] + r0 * p->n[L - 1],
-                     p->n[L - 1], W(p, L), p->n[L - 1], 1.0f, out, dim);
+            memcpy(out + b * no, bl, no * sizeof *out);
+        score__sgemm(0, 1, nb, no, p->n[L - 1], 1.0f, w->h[L - 1] + r0 * p->n[L - 1],
+                     p->n[L - 1], W(p, L), p->n[L - 1], 1.0f, out, no);
     }
 }
 
@@ -613,10 +626,11 @@ static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t r
         t = cur == h0 + nb * n0 ? nxt : h0 + nb * n0;
         cur = t;
     }
+    size_t no = p->n[L]; /* dim, or the classes of a classifier */
     for (size_t b = 0; b < rows; b++)
-        memcpy(out + (b0 + b) * dim, bl, dim * sizeof *out);
-    score__sgemm(0, 1, rows, dim, p->n[L - 1], 1.0f, prev, p->n[L - 1], W(p, L), p->n[L - 1],
-                 1.0f, out + b0 * dim, dim);
+        memcpy(out + (b0 + b) * no, bl, no * sizeof *out);
+    score__sgemm(0, 1, rows, no, p->n[L - 1], 1.0f, prev, p->n[L - 1], W(p, L), p->n[L - 1],
+                 1.0f, out + b0 * no, no);
 }
 
 /* Forward pass without the backward cache (score__model_infer_ws(): samplers, the sde), in
@@ -640,7 +654,7 @@ static void infer_part(void *ctx, size_t i, size_t thread)
                 &j->cd, j->out, j->arena + thread * j->nb * j->per);
 }
 
-static int mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                      const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
@@ -732,7 +746,7 @@ const score__model_ops score__mlp_ops = {
     .name = "mlp",
     .prepare = mlp_prepare,
     .forward = score__mlp_forward,
-    .infer = mlp_infer,
+    .infer = score__mlp_infer,
     .backward = score__mlp_backward,
     .jvp = score__mlp_jvp,
     .vjp = score__mlp_vjp,
@@ -752,5 +766,38 @@ const score__model_ops score__mlp_ops = {
     .on_param = mlp_on_param,
     .save = score__mlp_save,
     .load = score__mlp_load,
+    .same_arch = mlp_same_arch,
+};
+
+/* The classifier kind (classifier.c): the same network with a head of NUM_CLASSES logits, no
+ * label or context input. Only its own entry points compute with it (score_classifier_*()):
+ * the generic compute calls, which read and write dim values per row, are not in its table. */
+static int classifier_on_param(score_model *m, int param)
+{
+    if (param == SCORE_MODEL_PARAM_CONTEXT_DIM &&
+        score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM) != 0)
+        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_i64",
+                            "a classifier takes no context vector");
+    if (param == SCORE_MODEL_PARAM_NUM_CLASSES &&
+        score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES) < 2)
+        return score__error(SCORE_E_RANGE, "score_model_set_i64",
+                            "a classifier needs at least 2 classes");
+    return mlp_on_param(m, param);
+}
+
+const score__model_ops score__classifier_ops = {
+    .name = "classifier",
+    .prepare = mlp_prepare,
+    .ws_new = mlp_ws_new,
+    .ws_free = mlp_ws_free,
+    .param_count = mlp_param_count,
+    .params_get = mlp_params_get,
+    .params_set = mlp_params_set,
+    .params_slot = mlp_params_slot,
+    .clone_impl = mlp_clone,
+    .destroy_impl = mlp_destroy,
+    .on_param = classifier_on_param,
+    .save = score__classifier_save,
+    .load = score__classifier_load,
     .same_arch = mlp_same_arch,
 };

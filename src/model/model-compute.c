@@ -41,7 +41,7 @@ int64_t score__model_ws_threads(const score_model *m, const score__model_ws *ws)
 
 /* Makes ws's kind part the one of m's kind (a workspace last used with another kind gets a new,
  * empty one; the kind's operations size it). */
-static int ws_bind(const char *fn, const score_model *m, score__model_ws *ws)
+int score__model_ws_bind(const char *fn, const score_model *m, score__model_ws *ws)
 {
     if (ws->kind_free == m->ops->ws_free && (ws->kind != NULL || m->ops->ws_new == NULL))
         return SCORE_OK;
@@ -183,7 +183,7 @@ static int check_forward(const char *fn, const score_model *m, size_t n, const f
 static int run_forward(const char *fn, const score_model *m, score__model_ws *ws, int cache,
                        size_t n, const float *x, const double *c, float *out)
 {
-    int rc = ws_bind(fn, m, ws);
+    int rc = score__model_ws_bind(fn, m, ws);
     if (rc != SCORE_OK)
         return rc;
     ws->cached_n = 0;
@@ -373,7 +373,7 @@ static int run_jvp(const char *fn, const score_model *m, score__model_ws *ws, in
                    const float *x, const double *c, size_t k, const float *v, float *out,
                    float *fx)
 {
-    int rc = ws_bind(fn, m, ws);
+    int rc = score__model_ws_bind(fn, m, ws);
     if (rc != SCORE_OK)
         return rc;
     ws->cb_status = 0;
@@ -384,7 +384,7 @@ static int run_jvp(const char *fn, const score_model *m, score__model_ws *ws, in
 static int run_trace(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
                      const float *x, const double *c, double *tr, float *fx)
 {
-    int rc = ws_bind(fn, m, ws);
+    int rc = score__model_ws_bind(fn, m, ws);
     if (rc != SCORE_OK)
         return rc;
     ws->cb_status = 0;
@@ -507,7 +507,7 @@ int score_model_trace_grad(score_model *model, size_t n, const float *x, const d
         return SCORE_OK;
     invalidate_cache(model);
     LOCAL_WS(__func__, ws);
-    if ((rc = ws_bind(__func__, model, ws)) == SCORE_OK)
+    if ((rc = score__model_ws_bind(__func__, model, ws)) == SCORE_OK)
         rc = ws_done(model, ws,
                      model->ops->trace_grad(model, ws, n, x, c, w, gout, grad_params, tr, fx));
     score__model_ws_free(ws);
@@ -534,7 +534,7 @@ int score_model_vjv_grad(score_model *model, size_t n, const float *x, const dou
         return rc;
     invalidate_cache(model);
     LOCAL_WS(__func__, ws);
-    if ((rc = ws_bind(__func__, model, ws)) == SCORE_OK)
+    if ((rc = score__model_ws_bind(__func__, model, ws)) == SCORE_OK)
         rc = ws_done(model, ws, model->ops->vjv_grad(model, ws, n, x, c, k, v, w, gout,
                                                      grad_params, vjv, fx));
     score__model_ws_free(ws);
@@ -565,7 +565,7 @@ int score__model_trace_grad_fn_ws(const score_model *m, score__model_ws *ws, siz
         return score__error(SCORE_E_INVAL, fn, "w, gfn, gout_ws or fx is NULL");
     if (n == 0)
         return SCORE_OK;
-    if ((rc = ws_bind(fn, m, ws)) != SCORE_OK)
+    if ((rc = score__model_ws_bind(fn, m, ws)) != SCORE_OK)
         return rc;
     ws->cb_status = 0;
     if (m->ops->trace_grad_fn != NULL)
@@ -591,7 +591,7 @@ int score__model_vjv_grad_fn_ws(const score_model *m, score__model_ws *ws, size_
         return rc;
     if (n == 0)
         return SCORE_OK;
-    if ((rc = ws_bind(fn, m, ws)) != SCORE_OK)
+    if ((rc = score__model_ws_bind(fn, m, ws)) != SCORE_OK)
         return rc;
     ws->cb_status = 0;
     if (m->ops->vjv_grad_fn != NULL)

@@ -6,6 +6,7 @@
 
 #include "io/safetensors-priv.h"
 #include "libscore/version.h"
+#include "classifier-priv.h"
 #include "mlp-priv.h"
 
 #define FORMAT_NAME "libscore"
@@ -14,6 +15,7 @@
 /* Kinds that can be loaded, matched on the "kind" metadata against ops->name. */
 static const score__model_ops *const loadable[] = {
     &score__mlp_ops,
+    &score__classifier_ops,
     &score__gaussian_ops,
     &score__gmm_ops,
 };
@@ -157,8 +159,11 @@ int score__model_probe(const char *fn, score_model *m)
     const size_t d = score_model_dim(m);
     const int analytic = m->kind != SCORE_MODEL_MLP;
     double c[ROWS];
-    float *x = score__calloc(2 * ROWS * d, sizeof *x), *out;
+    float *x, *out;
     int rc;
+    if (m->kind == SCORE_MODEL_CLASSIFIER)
+        return score__classifier_probe(fn, m);
+    x = score__calloc(2 * ROWS * d, sizeof *x);
     if (x == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     out = x + ROWS * d;

@@ -162,6 +162,8 @@ struct score__model_ws {
 /* An empty workspace (SCORE_E_NOMEM without a message). */
 int score__model_ws_new(score__model_ws **out);
 void score__model_ws_free(score__model_ws *ws);
+/* Makes ws's kind part the one of m's kind (SCORE_E_NOMEM with a message for fn). */
+int score__model_ws_bind(const char *fn, const score_model *m, score__model_ws *ws);
 /* Threads a kind uses for this call (>= 1). */
 int64_t score__model_ws_threads(const score_model *m, const score__model_ws *ws);
 
@@ -253,6 +255,8 @@ const score__param_desc *score__model_param_table(size_t *n_out);
 
 /* MLP kind (src/model/mlp.c). */
 extern const score__model_ops score__mlp_ops;
+/* Classifier kind (the MLP's code, src/model/mlp.c and classifier.c). */
+extern const score__model_ops score__classifier_ops;
 /* Analytic kinds (src/model/analytic.c). */
 extern const score__model_ops score__gaussian_ops;
 extern const score__model_ops score__gmm_ops;

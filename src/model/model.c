@@ -204,7 +204,7 @@ static int check_param_target(const char *fn, score_model *m, int param)
         return SCORE_OK; /* any kind, at any time: a run-time setting, not architecture */
     if (score__param_index(model_params, SCORE__MODEL_NPARAMS, param) < 0)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown model parameter %d", param);
-    if (m->kind != SCORE_MODEL_MLP)
+    if (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER)
         return score__error(SCORE_E_UNSUPPORTED, fn, "parameter %d applies to MLP models only", param);
     if (m->prepared)
         return score__error(SCORE_E_STAGE, fn, "the architecture is fixed once the model is prepared");

@@ -68,4 +68,10 @@ double score__sched_t_of_lambda(const score_schedule *s, double lam);
 /* Validates n times (NULL, finite, in [0, T]). */
 int score__sched_check_times(const score_schedule *s, const char *fn, size_t n, const double *t);
 
+/* compare.c: the first difference between two schedules that makes models trained under them
+ * incompatible (the kind, then every parameter the kind answers, by name, bit for bit):
+ * SCORE_E_INVAL with the message "the models differ in <what> (<a> vs <b>)" for fn; SCORE_OK
+ * when none. Used by the generative model's and the sde's compatibility checks. */
+int score__schedule_compare(const char *fn, const score_schedule *a, const score_schedule *b);
+
 #endif

@@ -38,6 +38,14 @@ struct score_sde {
     size_t cap_g;
     float *gprobes;        /* the caller's Hutchinson probes, twice */
     size_t cap_gp;
+    /* classifier guidance (score_sde_set_classifier(), sde-classifier.c): s += clf_w *
+     * grad_x log p(y | x_t, t) for the sde's label y */
+    score_model *clf;      /* borrowed, only read; NULL: none */
+    double clf_w;
+    struct score__clf_ws *cws; /* what the classifier's evaluations write (owned) */
+    float *cgx;            /* cap_cg floats: the classifier's input gradients of a call */
+    size_t cap_cg;
+    const float *cg;       /* set by a score evaluation for its combine: cgx, else NULL */
 };
 
 /* Parameter table of the sde kind (registered in param-registry.h). */
@@ -69,5 +77,17 @@ size_t score__sde_model_rows(size_t n, double w);
 int score__sde_model_call_failed(const char *fn, int rc);
 int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
                        const float *x, const float *F, double w, float *out);
+
+/* sde-classifier.c. classifier_term: with a classifier and a weight != 0, computes
+ * grad_x log p(y | x_b, t_b) of the n rows into sde->cgx and points sde->cg at it (combine
+ * then adds clf_w times it to the score); otherwise sets sde->cg to NULL. refuse_classifier:
+ * SCORE_E_UNSUPPORTED for fn (a divergence) when classifier guidance is on. free: the
+ * classifier part of the sde. */
+int score__sde_classifier_term(const char *fn, score_sde *sde, size_t n, const double *t,
+                               const float *x);
+int score__sde_refuse_classifier(const char *fn, const score_sde *sde);
+void score__sde_classifier_free(score_sde *sde);
+/* The number of classes of the attached classifier (0: none). */
+int64_t score__sde_classifier_classes(const score_sde *sde);
 
 #endif

@@ -227,6 +227,7 @@ void score_sde_free(score_sde *sde)
     score__free(sde->ctx);
     score__free(sde->glab);
     score__free(sde->gprobes);
+    score__sde_classifier_free(sde);
     score__model_ws_free(sde->mws);
     score_schedule_free(sde->sched);
     score__free(sde);
@@ -287,10 +288,14 @@ int score_sde_set_label(score_sde *sde, int64_t label)
         sde->label = SCORE_LABEL_NULL;
         return SCORE_OK;
     }
-    K = score__model_i64(sde->model, SCORE_MODEL_PARAM_NUM_CLASSES);
+    /* with a classifier attached its classes are the labels (a conditional model then has as
+     * many, checked by score_sde_set_classifier()) */
+    K = sde->clf != NULL ? score__sde_classifier_classes(sde)
+                         : score__model_i64(sde->model, SCORE_MODEL_PARAM_NUM_CLASSES);
     if (K == 0)
         return score__error(SCORE_E_UNSUPPORTED, __func__,
-                            "the model takes no labels (SCORE_MODEL_PARAM_NUM_CLASSES = 0)");
+                            "the model takes no labels (SCORE_MODEL_PARAM_NUM_CLASSES = 0) and "
+                            "no classifier is set");
     if (label < 0 || label >= K)
         return score__error(SCORE_E_RANGE, __func__,
                             "label %lld not in [0, %lld] (SCORE_LABEL_NULL for the null label)",
@@ -355,6 +360,29 @@ static int bind_labels(const char *fn, score_sde *sde, size_t n, double *w)
     int64_t K = score__model_i64(sde->model, SCORE_MODEL_PARAM_NUM_CLASSES);
     score__model_ws *ws = sde->mws;
     *w = par_f(sde, SCORE_SDE_PARAM_GUIDANCE);
+    if (sde->clf != NULL) {
+        int64_t Kc = score__sde_classifier_classes(sde);
+        if (sde->label != SCORE_LABEL_NULL && sde->label >= Kc)
+            return score__error(SCORE_E_RANGE, fn, "label %lld is set, the classifier has %lld "
+                                "classes", (long long)sde->label, (long long)Kc);
+        if (sde->clf_w != 0.0 && sde->label == SCORE_LABEL_NULL)
+            return score__error(SCORE_E_INVAL, fn,
+                                "classifier guidance weight %g needs a class label: set one "
+                                "with score_sde_set_label()", sde->clf_w);
+        if (K != 0 && K != Kc)
+            return score__error(SCORE_E_INVAL, fn, "the model takes %lld classes, the "
+                                "classifier has %lld (the model was replaced?)", (long long)K,
+                                (long long)Kc);
+        if (K == 0) { /* the label is the classifier's alone */
+            if (*w != 0.0)
+                return score__error(SCORE_E_INVAL, fn,
+                                    "classifier-free guidance weight %g needs a model that "
+                                    "takes labels (the label goes to the classifier only)", *w);
+            ws->labels_per_row = 0;
+            ws->labels = NULL;
+            return SCORE_OK;
+        }
+    }
     if (sde->label != SCORE_LABEL_NULL && sde->label >= K)
         return score__error(K == 0 ? SCORE_E_UNSUPPORTED : SCORE_E_RANGE, fn,
                             "label %lld is set, the model takes %lld classes (it was replaced?)",
@@ -539,6 +567,8 @@ int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n,
             float v;
             if (w != 0.0)
                 s = (1.0 + w) * s - w * (a * (double)Fn[b * d + j] + k * xv);
+            if (sde->cg != NULL) /* classifier guidance, already in score units */
+                s += sde->clf_w * (double)sde->cg[b * d + j];
             v = (float)(P * s + Q * xv);
             if (!isfinite(v))
                 return score__error(SCORE_E_NUMERIC, fn,
@@ -566,7 +596,11 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
     rc = score__model_infer_ws(sde->model, sde->mws, score__sde_model_rows(n, w), xm, sde->cond, sde->fout);
     if (rc != SCORE_OK)
         return score__sde_model_call_failed(fn, rc);
-    return score__sde_combine(fn, sde, want, n, t, x, sde->fout, w, out);
+    if ((rc = score__sde_classifier_term(fn, sde, n, t, x)) != SCORE_OK)
+        return rc;
+    rc = score__sde_combine(fn, sde, want, n, t, x, sde->fout, w, out);
+    sde->cg = NULL;
+    return rc;
 }
 
 int score_sde_score(score_sde *sde, size_t n, const double *t, const float *x, float *out)

@@ -337,7 +337,8 @@ static int label_dropout(score_trainer *tr, size_t B, const char *fn)
 {
     double p = tr->params[TRAINER_IX_P_UNCOND].f;
     int rc;
-    if (p == 0.0)
+    /* a classifier learns the classes themselves: no null label to train */
+    if (p == 0.0 || score_loss_kind(tr->loss) == SCORE_LOSS_CLASSIFIER)
         return SCORE_OK;
     if ((rc = score__trainer_rng_at(tr, 2, tr->step, fn)) != SCORE_OK ||
         (rc = score_rng_fill_uniform_f64(tr->rng, 0, B, 0, 1, tr->bu)) != SCORE_OK)

@@ -32,6 +32,7 @@ typedef struct fx {
     score_model *gauss;          /* analytic Gaussian, dim 2, var_diag 0.5 */
     score_model *cb;             /* callback model, dim 2 */
     score_model *sum;            /* sum combination of {model, model} */
+    score_model *clf;            /* classifier, dim 2, 3 classes, VP, hidden 8, prepared */
     score_schedule *sigmas;      /* a user sigma table schedule, still configuring */
     double grid[4];              /* a strictly decreasing time grid */
     score_sde *sde;
@@ -210,6 +211,7 @@ static void fx_free(fx *F)
     score_sde_free(F->sde);
     score_model_free(F->cmodel);
     score_model_free(F->gauss);
+    score_model_free(F->clf);
     score_model_free(F->cb);
     score_model_free(F->sum);
     score_schedule_free(F->sigmas);
@@ -275,6 +277,10 @@ static fx *fx_new(void)
         score_model_new_mlp(&F->cmodel, 2, 8, 1, SCORE_ACT_SILU, 1) == SCORE_OK &&
         score_model_new_gaussian(&F->gauss, F->schedule, 2, F->d, NULL, F->d) == SCORE_OK &&
         score_model_new_callback(&F->cb, 2, fx_model_fn, NULL) == SCORE_OK &&
+        score_model_new_classifier(&F->clf, F->schedule, 2, 3) == SCORE_OK &&
+        score_model_set_i64(F->clf, SCORE_MODEL_PARAM_HIDDEN, 8) == SCORE_OK &&
+        score_model_set_i64(F->clf, SCORE_MODEL_PARAM_DEPTH, 1) == SCORE_OK &&
+        score_model_prepare(F->clf) == SCORE_OK &&
         score_schedule_new(&F->sigmas, SCORE_SCHEDULE_SIGMAS) == SCORE_OK &&
         score_sde_new(&F->sde, F->schedule, F->model, SCORE_OUTPUT_EPS) == SCORE_OK &&
         score_rng_new(&F->rng, SCORE_RNG_PHILOX4X32_10, 1) == SCORE_OK &&
