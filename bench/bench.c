@@ -506,6 +506,9 @@ static int run_sampling(const opts *o, const workload *w)
         CHECK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
         CHECK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS, 1));
         CHECK(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_SNR, 0.16));
+        /* score_sde's batch-mean step-size rule, as the PyTorch reference computes it (the
+         * library's default is the batch-invariant noise-level rule) */
+        CHECK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_SNR_NORM, 0));
     } else {
         /* DPM-Solver++(2M), 20 steps on the uniform-lambda grid (for VE: geometric in sigma,
          * i.e. uniform in t) from T to t_eps: 20 model evaluations. */

@@ -148,9 +148,10 @@ int main(void)
     score_step *predictor, *corrector;
     CHECK(score_step_new(&predictor, score_step_type_find("reverse-diffusion"), DIM));
     CHECK(score_step_new(&corrector, score_step_type_find("langevin"), DIM));
-    /* score_sde's Langevin step e = 2 alpha (r |z| / |s|)^2 with the norms averaged over the
-     * call's rows (the default; see SCORE_STEP_PARAM_SNR_NORM) */
+    /* the Langevin step e = 2 alpha (r sigma(t))^2, the driver's default rule (a step made
+     * alone defaults to score_sde's batch-mean norms, SCORE_STEP_PARAM_SNR_NORM = 0) */
     CHECK(score_step_set_f64(corrector, SCORE_STEP_PARAM_SNR, 0.16));
+    CHECK(score_step_set_i64(corrector, SCORE_STEP_PARAM_SNR_NORM, 2));
     /* start: the prior N(0, sigma_max^2 I) from the generator's normals of row i, columns j */
     CHECK(score_schedule_prior_sample(score_sde_schedule(sde), rng, N, DIM, x_hand));
     const uint64_t m = 1; /* corrector steps per grid point */

@@ -157,10 +157,20 @@ grep -q "^data scaling:  x_model = (x - shift) / scale" "$T/out" ||
 DATA=$(dirname "$0")/data
 expect_ok -- "$SCORE" sample "$DATA/cli-0.1-vp.safetensors" --sampler euler --steps 10 -n 6 \
     --seed 7 -o "$T/old.csv" -q
-cmp -s "$T/old.csv" "$DATA/cli-0.1-vp-euler.csv" || { echo "FAIL: a 0.1 file samples differently"; fails=$((fails + 1)); }
+# samples: to 1e-5 relative (the samplers now evaluate an MLP in row panels aligned to the row
+# number, so that any batch split gives the same bits; the 0.1 tool rounded these few rows as a
+# short GEMM remainder); likelihoods: bit for bit
+close_csv() {
+    awk -F, 'NR == FNR { for (i = 1; i <= NF; i++) a[FNR, i] = $i; n = FNR; next }
+        { for (i = 1; i <= NF; i++) { if (FNR == 1 && $i !~ /^[-+0-9.eE]+$/) { if ($i != a[FNR, i]) bad = 1; continue }
+              d = $i - a[FNR, i]; if (d < 0) d = -d; m = a[FNR, i]; if (m < 0) m = -m; if (m < 1) m = 1
+              if (d > 1e-5 * m) bad = 1 } }
+        END { exit (bad || n != FNR) }' "$1" "$2"
+}
+close_csv "$T/old.csv" "$DATA/cli-0.1-vp-euler.csv" || { echo "FAIL: a 0.1 file samples differently"; fails=$((fails + 1)); }
 expect_ok -- "$SCORE" sample "$DATA/cli-0.1-dsm.safetensors" --sampler langevin --steps 10 -n 4 \
     --seed 7 -o "$T/old.csv" -q
-cmp -s "$T/old.csv" "$DATA/cli-0.1-dsm-langevin.csv" || { echo "FAIL: a 0.1 one-level file samples differently"; fails=$((fails + 1)); }
+close_csv "$T/old.csv" "$DATA/cli-0.1-dsm-langevin.csv" || { echo "FAIL: a 0.1 one-level file samples differently"; fails=$((fails + 1)); }
 expect_ok -- "$SCORE" loglik "$DATA/cli-0.1-vp.safetensors" "$DATA/cli-0.1-rows.csv" --exact -o "$T/old.csv" -q
 cmp -s "$T/old.csv" "$DATA/cli-0.1-vp-loglik.csv" || { echo "FAIL: a 0.1 file's likelihoods differ"; fails=$((fails + 1)); }
 # a plain network file is refused with the way out; 'score convert' makes a generative model

@@ -79,6 +79,17 @@ static int fixtures_exact(void)
     return strcmp(score_build_blas(), "openblas") == 0;
 }
 
+/* Samples of the 0.1 tool's files: its sampler evaluated the network on the call's rows as
+ * they came, so the BLAS rounded the rows of a small call (6 rows: a remainder of the GEMM
+ * kernels' row groups) other than those of a larger one. The samplers now evaluate an MLP in
+ * row panels aligned to the global row number (batch-split invariance), which rounds these
+ * rows as a batch of any size does: the 0.1 tool's samples are compared to 1e-5 relative, as
+ * with another CBLAS. Its likelihoods (no sampler) stay bit for bit. */
+static int fixture_samples_exact(void)
+{
+    return 0;
+}
+
 static int same_value(int exact, float got, float want)
 {
     if (exact)
@@ -113,7 +124,7 @@ static void check_samples_path(score_genmodel *gm, const char *step, int grid, c
 
 static void check_samples(score_genmodel *gm, const char *step, int grid, const char *csv)
 {
-    check_samples_exact(gm, step, grid, data_path(csv), fixtures_exact());
+    check_samples_exact(gm, step, grid, data_path(csv), fixture_samples_exact());
 }
 
 START_TEST(old_file_same_meaning)
@@ -195,7 +206,7 @@ START_TEST(old_file_fixed_time)
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 7));
     ck_assert_ok(score_genmodel_sample_langevin(gm, st, sde, 10, 0, n / 2, got, rng));
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(same_value(fixtures_exact(), got[i], want[i]), "value %zu: %.9g vs %.9g",
+        ck_assert_msg(same_value(fixture_samples_exact(), got[i], want[i]), "value %zu: %.9g vs %.9g",
                       i, got[i], want[i]);
     /* a one-level model has neither a sampler path nor a likelihood */
     ck_assert_fails_with(score_genmodel_sample(gm, smp, sde, 0, 1, got, rng, NULL, NULL),

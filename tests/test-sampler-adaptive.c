@@ -252,6 +252,8 @@ START_TEST(predictor_corrector_noise_counters)
     ck_assert_uint_eq(npts, STEPS + 1);
     ck_assert_ok(score_step_new(&pred, score_step_type_find("reverse-diffusion"), 2));
     ck_assert_ok(score_step_new(&corr, score_step_type_find("langevin"), 2));
+    /* the driver's default step-size rule (a step made alone defaults to score_sde's) */
+    ck_assert_ok(score_step_set_i64(corr, SCORE_STEP_PARAM_SNR_NORM, 2));
     memcpy(x, x0, sizeof x);
     for (size_t k = 0; k <= STEPS; k++) {
         double tn = k < STEPS ? grid[k + 1] : grid[k];

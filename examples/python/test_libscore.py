@@ -137,7 +137,10 @@ class GenModelTest(unittest.TestCase):
         self.assertEqual(scale[1], 0.499932117)
         x = gm.sample(6, sampler="euler", steps=10, grid="karras", seed=7)
         _, want = read_csv(os.path.join(DATA, "cli-0.1-vp-euler.csv"))
-        np.testing.assert_array_equal(x, want)
+        # the samplers evaluate an MLP in row panels aligned to the row number (any batch split
+        # gives the same bits); the 0.1 tool rounded these 6 rows as a short GEMM remainder:
+        # its samples agree to float32 rounding, its likelihoods bit for bit
+        np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-5)
         rows = read_csv(os.path.join(DATA, "cli-0.1-rows.csv"))[1]
         logp, bpd = gm.loglik(rows[:5])
         _, ll = read_csv(os.path.join(DATA, "cli-0.1-vp-loglik.csv"))
@@ -146,7 +149,8 @@ class GenModelTest(unittest.TestCase):
         one = ls.GenModel.load(os.path.join(DATA, "cli-0.1-dsm.safetensors"))
         self.assertGreater(one.fixed_t, 0)
         _, want = read_csv(os.path.join(DATA, "cli-0.1-dsm-langevin.csv"))
-        np.testing.assert_array_equal(one.sample_langevin(4, steps=10, seed=7), want)
+        np.testing.assert_allclose(one.sample_langevin(4, steps=10, seed=7), want, rtol=1e-5,
+                                   atol=1e-5)
 
     @unittest.skipUnless(CLI and DATA, "SCORE_CLI / SCORE_TEST_DATA not set")
     def test_cli_trained_model_samples_as_the_tool(self):

@@ -26,8 +26,10 @@
  *    uses `2 + k (m + 1) + j` (m corrector steps), relative to the generator's counter: a
  *    row's sample is a pure function of (seed, stream, counter, global row) and does not
  *    depend on the batch size or on how the rows are split into calls (run_ex's row0) —
- *    except with the Langevin corrector's default SNR rule, whose step size uses batch means
- *    of the score and noise norms (score_sde's rule, ::SCORE_SAMPLER_PARAM_SNR_NORM).
+ *    except with the Langevin corrector's batch-mean SNR rule (score_sde's rule,
+ *    ::SCORE_SAMPLER_PARAM_SNR_NORM = 0; not the default). The model evaluations of the
+ *    built-in steps pass the rows' global numbers to the model, so that an MLP rounds a row
+ *    the same way in any split (doc/samplers.md, "Batch-split invariance").
  * 4. **Adaptive.** With a predictor that has an error estimate (dopri5, dpm-solver-12/23) and
  *    ::SCORE_SAMPLER_PARAM_ADAPTIVE = 1, the driver ignores the grid's interior and solves
  *    from its first time to its last positive time with score_evolve and a score_control
@@ -114,8 +116,10 @@ enum score_sampler_param {
     /** i64: 1 = adaptive solve when the predictor has an error estimate, 0 = fixed grid;
      *  default 1. */
     SCORE_SAMPLER_PARAM_ADAPTIVE = 118,
-    /** i64: Langevin SNR norms, 0 = batch means (score_sde; default; results then depend on
-     *  the batch), 1 = per row (see ::SCORE_STEP_PARAM_SNR_NORM). */
+    /** i64: Langevin step-size rule of the corrector, 0..2, default 2 = noise-level ratio
+     *  (batch-invariant; a step made alone defaults to 0); 0 = batch means of the norms
+     *  (score_sde; results then depend on the batch), 1 = row norms (see
+     *  ::SCORE_STEP_PARAM_SNR_NORM). */
     SCORE_SAMPLER_PARAM_SNR_NORM = 119,
     /** i64: discretization N of reverse-diffusion / ancestral, 0..1000000, default 0 = exact
      *  transitions between grid points (see ::SCORE_STEP_PARAM_DISC_N). */

@@ -166,12 +166,17 @@ enum score_step_param {
     /** i64: largest order used by one call, 0..3, default 0 = the type's order (singlestep
      *  DPM-Solver and DPM-Solver++, multistep DPM-Solver++; ignored by the others). */
     SCORE_STEP_PARAM_ORDER = 1109,
-    /** i64: norms of the Langevin SNR rule: 0 = batch means of the row norms (score_sde's
-     *  rule; default): the step size of a row then depends on the other rows of the call, so
-     *  results depend on how rows are batched; 1 = per row (batch-invariant, but the ratio
-     *  |z| / |s| of a single row is heavy-tailed in low dimension and can give huge steps
-     *  where the score nearly vanishes). For batch-invariant correctors in low dimension use a
-     *  fixed ::SCORE_STEP_PARAM_STEP_SIZE or the ald type. */
+    /** i64: step-size rule of the Langevin corrector without a fixed step size,
+     *  e = 2 alpha_i (snr r)^2, 0..2. 0 = r = mean |z| / mean |s| over the rows of the call
+     *  (score_sde's rule; the step's default, as published): the step size of a row then
+     *  depends on the other rows of the call, so results depend on how rows are batched;
+     *  1 = r = |z| / |s| of the row (batch-invariant, but heavy-tailed in low dimension: huge
+     *  steps where the score nearly vanishes); 2 = r = sigma(t), the noise-level estimate of
+     *  the norm ratio (the ald type's rule): a function of the row's time only, so
+     *  batch-invariant; the default of the sampler driver (::SCORE_SAMPLER_PARAM_SNR_NORM),
+     *  which sets it on its corrector. Measured in doc/samplers.md: rules 2 and 0 give the
+     *  same sample quality within the measurement's spread, rule 1 is several times worse in
+     *  2-D. */
     SCORE_STEP_PARAM_SNR_NORM = 1110,
     /** i64: N of the schedule discretization used by reverse-diffusion and ancestral,
      *  0..1000000; default 0 = the exact transition between the step's own end points

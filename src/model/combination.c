@@ -134,6 +134,9 @@ static score__model_ws *member_ws(const score__model_ws *ws, const combo_ws *W, 
     mw->labels_per_row = ws->labels_per_row;
     mw->context = ws->context;
     mw->context_per_row = ws->context_per_row;
+    mw->row_n = ws->row_n;
+    mw->row0 = ws->row0;
+    mw->row_idx = ws->row_idx;
     return mw;
 }
 

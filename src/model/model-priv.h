@@ -157,6 +157,16 @@ struct score__model_ws {
     const float *context;
     int labels_per_row;
     int context_per_row;
+    /* Global row numbers of the rows of the next calls, set by a caller that needs a row's
+     * result to be independent of how the rows are split into calls (the samplers, through
+     * score__sde_set_rows()). row_n = 0: none. Else the map describes row_n rows: row i is
+     * global row row0 + i (row_idx NULL) or row0 + row_idx[i] (strictly increasing); a call of
+     * s * row_n rows (guidance: s = 2) is s segments with this map each. Kinds whose row
+     * results depend on the shape of their BLAS products (the MLP) then evaluate in row panels
+     * aligned to these numbers; the others ignore it. */
+    size_t row_n;
+    size_t row0;
+    const size_t *row_idx;
 };
 
 /* An empty workspace (SCORE_E_NOMEM without a message). */

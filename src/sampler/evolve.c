@@ -157,8 +157,8 @@ static int sys_attempt(void *ctx, const score__adapt *a)
     for (size_t k = 0; k < a->m; k++)
         memcpy(e->xw + k * dim, e->x + a->idx[k] * dim, dim * sizeof(float));
     nfe0 = score_sde_nfe(e->sde);
-    rc = score_step_apply_ex(e->step, e->sde, a->row0, a->m, a->t, a->tn, e->xw, e->xerr,
-                             e->rng, 0);
+    rc = score__step_apply_idx(e->step, e->sde, a->row0, a->idx, a->m, a->t, a->tn, e->xw,
+                               e->xerr, e->rng, 0);
     e->nfe += score_sde_nfe(e->sde) - nfe0;
     if (rc != SCORE_OK)
         return rc;

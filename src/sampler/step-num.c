@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "rng/rng-priv.h"
+#include "sde/sde-priv.h"
 #include "step-priv.h"
 
 double score__step_eta(const score_step *st)
@@ -117,12 +118,26 @@ int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, 
     return score_schedule_sde_coefs(c->sched, n, t, f, g);
 }
 
+/* One model evaluation of the call's rows (data prediction or score), with the rows' global
+ * numbers given to the model: a model whose row results depend on the shape of its BLAS
+ * products (the MLP) then evaluates them in panels aligned to these numbers, so that a row's
+ * result does not depend on how the rows are split into calls (model/mlp.c). */
+static int evaluate(score_step *st, const score__step_call *c, int want_x0, const double *t,
+                    const float *x, float *out)
+{
+    int rc;
+    score__sde_set_rows(c->sde, c->n, c->row0, c->idx);
+    rc = want_x0 ? score_sde_x0(c->sde, c->n, t, x, out)
+                 : score_sde_score(c->sde, c->n, t, x, out);
+    score__sde_set_rows(c->sde, 0, 0, NULL);
+    st->nfe++;
+    return rc;
+}
+
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
                    float *out)
 {
-    int rc = score_sde_x0(c->sde, c->n, t, x, out);
-    st->nfe++;
-    return rc;
+    return evaluate(st, c, 1, t, x, out);
 }
 
 int score__step_k(score_step *st, const score__step_call *c, const double *t, const double *a,
@@ -145,9 +160,7 @@ int score__step_k(score_step *st, const score__step_call *c, const double *t, co
 int score__step_score(score_step *st, const score__step_call *c, const double *t,
                       const float *x, float *out)
 {
-    int rc = score_sde_score(c->sde, c->n, t, x, out);
-    st->nfe++;
-    return rc;
+    return evaluate(st, c, 0, t, x, out);
 }
 
 /* Series sum_{k >= k0} sgn^k... helpers: exp-integrator weights, stable for small |h|. */

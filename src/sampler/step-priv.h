@@ -29,6 +29,8 @@ typedef struct score__step_call {
     float *xerr;          /* NULL or n*dim */
     const score_rng *rng; /* NULL for deterministic calls */
     uint64_t counter;     /* offset added to the generator's counter */
+    const size_t *idx;    /* NULL: row i is global row row0 + i; else row0 + idx[i] (idx
+                             strictly increasing: the compacted rows of an adaptive solve) */
 } score__step_call;
 
 typedef int (*score__step_impl_fn)(score_step *st, const score__step_call *c);
@@ -112,6 +114,11 @@ int score__step_t_of_lambda(const score__step_call *c, size_t n, const double *l
                             double *t_out);
 int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, double *f,
                           double *g);
+/* The internal entry of score_step_apply_ex() with compacted rows (idx, see score__step_call;
+ * NULL = contiguous rows). */
+int score__step_apply_idx(score_step *step, score_sde *sde, size_t row0, const size_t *idx,
+                          size_t n, const double *t, const double *t_next, float *x,
+                          float *xerr, const score_rng *rng, uint64_t counter);
 /* Data prediction D(x, t) for n rows (x in x-space); counts one model evaluation. */
 int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
                    float *out);

@@ -200,7 +200,8 @@ int score__step_langevin(score_step *st, const score__step_call *c)
     double *eps = st->dbl[R_EPS], *nz = st->dbl[R_N1], *ns = st->dbl[R_N2];
     double fixed = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_SIZE);
     double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
-    int batch = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) == 0;
+    int64_t rule = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM);
+    int batch = rule == 0;
     int rc = ends(st, c);
     if (rc == SCORE_OK)
         rc = score_and_noise(st, c, sc, z);
@@ -209,6 +210,14 @@ int score__step_langevin(score_step *st, const score__step_call *c)
     if (fixed > 0.0) {
         for (size_t i = 0; i < n; i++)
             eps[i] = fixed;
+    } else if (rule == 2) {
+        /* the ratio of the norms replaced by its noise-level estimate
+         * E norm(z)^2 / E norm(score)^2 = sigma(t)^2 (exact where the data's spread is small
+         * against the noise): a function of the row's time only, whatever the other rows */
+        for (size_t i = 0; i < n; i++) {
+            double q = snr * st->dbl[R_SG][i];
+            eps[i] = 2.0 * alpha_i(st, c, i) * q * q;
+        }
     } else {
         double mz = 0.0, ms = 0.0;
         for (size_t i = 0; i < n; i++) {

@@ -32,8 +32,8 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "ALD reference sigma_L; 0 = sigma(t_eps)"},
     {SCORE_STEP_PARAM_ORDER, "order", SCORE_PARAM_I64, 0, 3, 0,
      "order cap of one call; 0 = the type's order"},
-    {SCORE_STEP_PARAM_SNR_NORM, "snr_norm", SCORE_PARAM_I64, 0, 1, 0,
-     "Langevin SNR norms: 0 batch mean (score_sde), 1 per row"},
+    {SCORE_STEP_PARAM_SNR_NORM, "snr_norm", SCORE_PARAM_I64, 0, 2, 0,
+     "Langevin SNR rule: 0 batch-mean norms (score_sde), 1 row norms, 2 noise level"},
     {SCORE_STEP_PARAM_DISC_N, "disc_n", SCORE_PARAM_I64, 0, 1000000, 0,
      "discretization N of reverse-diffusion / ancestral; 0 = exact transition between end points"},
     {SCORE_STEP_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
@@ -295,8 +295,8 @@ static int apply_user(const char *fn, score_step *step, score_sde *sde, size_t r
 }
 
 static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t n,
-                        const double *t, const double *t_next, size_t row0, float *x,
-                        float *xerr, const score_rng *rng, uint64_t counter)
+                        const double *t, const double *t_next, size_t row0, const size_t *idx,
+                        float *x, float *xerr, const score_rng *rng, uint64_t counter)
 {
     score__step_call c;
     int rc, stochastic, corrector, needs_noise = 0, to_zero, nonzero, all_same;
@@ -350,6 +350,7 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     c.xerr = xerr;
     c.rng = needs_noise ? rng : NULL;
     c.counter = counter;
+    c.idx = idx;
     if (xerr != NULL && !(step->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE))
         memset(xerr, 0, n * step->dim * sizeof(float));
     if (all_same && !corrector)
@@ -393,12 +394,20 @@ int score_step_apply(score_step *step, score_sde *sde, double t, double t_next, 
         step->dbl[SCORE__STEP_NDBL - 1][i] = t_next;
     }
     return apply_common(__func__, step, sde, n, step->dbl[SCORE__STEP_NDBL - 2],
-                        step->dbl[SCORE__STEP_NDBL - 1], 0, x, xerr, rng, counter);
+                        step->dbl[SCORE__STEP_NDBL - 1], 0, NULL, x, xerr, rng, counter);
 }
 
 int score_step_apply_ex(score_step *step, score_sde *sde, size_t row0, size_t n,
                         const double *t, const double *t_next, float *x, float *xerr,
                         const score_rng *rng, uint64_t counter)
 {
-    return apply_common(__func__, step, sde, n, t, t_next, row0, x, xerr, rng, counter);
+    return apply_common(__func__, step, sde, n, t, t_next, row0, NULL, x, xerr, rng, counter);
+}
+
+int score__step_apply_idx(score_step *step, score_sde *sde, size_t row0, const size_t *idx,
+                          size_t n, const double *t, const double *t_next, float *x,
+                          float *xerr, const score_rng *rng, uint64_t counter)
+{
+    return apply_common("score_step_apply_ex", step, sde, n, t, t_next, row0, idx, x, xerr, rng,
+                        counter);
 }

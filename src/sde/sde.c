@@ -534,6 +534,13 @@ size_t score__sde_model_rows(size_t n, double w)
     return w != 0.0 ? 2 * n : n;
 }
 
+void score__sde_set_rows(score_sde *sde, size_t n, size_t row0, const size_t *idx)
+{
+    sde->mws->row_n = n;
+    sde->mws->row0 = row0;
+    sde->mws->row_idx = n > 0 ? idx : NULL;
+}
+
 int score__sde_model_call_failed(const char *fn, int rc)
 {
     return rewrap(fn, rc, "the model evaluation");
