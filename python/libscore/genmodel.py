@@ -37,10 +37,6 @@ class GenModel(Handle):
 
     _free = _lib.score_genmodel_free
 
-    def __init__(self, ptr, parts=()):
-        super().__init__(ptr)
-        self._parts = parts   # models a guidance combination was made of (kept alive)
-
     @classmethod
     def load(cls, path):
         """Loads a generative model file (the library checks every entry; a plain network
@@ -256,11 +252,15 @@ class GenModel(Handle):
         :class:`~libscore.Sampler`; ``label`` a class index or name (None: the null label,
         the unconditional model), ``guidance`` the classifier-free guidance weight on the one
         network, ``context`` the context vector. callback(step, total, t) as in
-        :meth:`Sampler.run`. A one-noise-level model (fixed_t > 0) is sampled with
-        :meth:`sample_langevin`."""
+        :meth:`Sampler.run`. A one-noise-level model (fixed_t > 0) is sampled only by
+        ``sampler="langevin"`` (:meth:`sample_langevin`, ``steps`` default 1000), as by the
+        ``score`` tool."""
         if self.fixed_t > 0:
+            if sampler == "langevin":
+                return self.sample_langevin(n, steps=steps or 1000, seed=seed, **params)
             raise refuse("SCORE_E_UNSUPPORTED", f"this model was trained at one noise level "
-                                                f"(t = {self.fixed_t:g}): use sample_langevin()")
+                                                f"(t = {self.fixed_t:g}): sample it with "
+                                                f"sampler='langevin'")
         out = _arrays.output(out, (n, self.dim))
         with Sampler(sampler, self.dim, steps=steps, grid=grid, **params) as smp, \
                 self.system(label, guidance, context) as sde:

@@ -68,10 +68,15 @@ class Schedule(Configurable):
 
     def __init__(self, name="vp", **params):
         p = ctypes.c_void_p()
-        if name in schedule_presets():
+        presets = schedule_presets()
+        if name in presets:
             _lib.score_schedule_new_preset(ctypes.byref(p), name.encode())
+        elif name in SCHEDULE_KINDS:
+            _lib.score_schedule_new(ctypes.byref(p), SCHEDULE_KINDS[name])
         else:
-            _lib.score_schedule_new(ctypes.byref(p), _lookup(SCHEDULE_KINDS, name, "schedule"))
+            raise refuse("SCORE_E_UNSUPPORTED", f"unknown schedule {name!r} (presets: "
+                                                f"{', '.join(presets)}; kinds: "
+                                                f"{', '.join(SCHEDULE_KINDS)})")
         super().__init__(p.value)
         self.set(**params)
         _lib.score_schedule_prepare(self.ptr)

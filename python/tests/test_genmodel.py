@@ -90,9 +90,10 @@ def test_file_of_the_0_1_tool():
     assert one.fixed_t > 0
     want = read_csv(os.path.join(DATA, "cli-0.1-dsm-langevin.csv"))[1]
     np.testing.assert_array_equal(one.sample_langevin(4, steps=10, seed=7), want)
+    np.testing.assert_array_equal(one.sample(4, sampler="langevin", steps=10, seed=7), want)
     with pytest.raises(ls.Error) as e:
         one.sample(4)
-    assert e.value.status == "SCORE_E_UNSUPPORTED"
+    assert e.value.status == "SCORE_E_UNSUPPORTED" and "langevin" in e.value.message
 
 
 @needs_cli
