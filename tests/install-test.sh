@@ -105,6 +105,12 @@ else
         *-packages) ;;
         *) echo "the Python package was installed outside a site directory: $site"; exit 1 ;;
     esac
+    # for the usual prefixes the interpreter must find it without PYTHONPATH
+    prefix=$(pkg-config --variable=prefix libscore | sed "s|^$tmp/root||")
+    if [ "$prefix" = /usr ] || [ "$prefix" = /usr/local ]; then
+        "$python" -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "${site#"$tmp/root"}" ||
+            { echo "$python does not search ${site#"$tmp/root"}"; exit 1; }
+    fi
     (cd "$tmp" && env -u LIBSCORE_LIBRARY PYTHONPATH="$site" LD_LIBRARY_PATH="$libdir" \
         PYTHONDONTWRITEBYTECODE=1 "$python" - "$site") <<'PY'
 import os
