@@ -7,8 +7,6 @@ unless the caller passes ``out=``, which must then already be C-contiguous, of t
 and shape, and is written in place.
 """
 
-import ctypes
-
 import numpy as np
 
 from . import _native
@@ -67,7 +65,3 @@ def f64p(a):
 
 def i32p(a):
     return None if a is None else a.ctypes.data_as(_native.i32p)
-
-
-def byref_u64():
-    return ctypes.c_uint64()

@@ -144,3 +144,20 @@ def test_cli_class_conditional_model_samples_as_the_tool(tmp_path):
             "--steps", "6", "-n", "30", "--seed", "2", "-o", out, "-q")
     np.testing.assert_array_equal(gm.sample(30, sampler="heun", steps=6, seed=2, label="west",
                                             guidance=1.5), read_csv(out)[1])
+
+
+def test_loglik_in_data_units_closed_form():
+    # exact Gaussian N(0, diag(var)) in model units, data = shift + scale * model: the density
+    # in data units is that of N(shift, scale^2 (alpha^2 var + sigma^2)) at t_eps, i.e. the
+    # model-unit log-density minus sum log scale (the transform's log-determinant)
+    sched = ls.Schedule("vp")
+    var, shift, scale = np.array([1.0, 0.25]), np.array([10.0, -3.0]), np.array([2.0, 0.5])
+    gm = ls.GenModel.from_system(ls.System(sched, ls.Model.gaussian(sched, [0.0, 0.0], var),
+                                           "score"), transform=(shift, scale))
+    x = np.array([[10.0, -3.0], [12.0, -3.5], [7.0, -2.8]], dtype=np.float32)
+    logp, bpd = gm.loglik(x, exact=True)
+    a, s = sched.alpha_sigma(sched.t_eps)
+    v = scale ** 2 * (a[0] ** 2 * var + s[0] ** 2)
+    exact = -0.5 * np.sum((x - shift) ** 2 / v + np.log(2 * np.pi * v), axis=1)
+    np.testing.assert_allclose(logp, exact, atol=2e-3)     # ODE tolerances 1e-5, prior 1e-4
+    np.testing.assert_allclose(bpd, -logp / (2 * np.log(2)), rtol=1e-12)

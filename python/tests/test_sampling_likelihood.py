@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import libscore as ls
-from conftest import CLI, needs_cli, run_cli
+from conftest import needs_cli, run_cli
 
 
 def _gaussian_system(mean, var, schedule="vp"):
