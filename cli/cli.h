@@ -29,6 +29,8 @@ extern const char *cli_command;   /* "train", "sample", ... for messages ("" bef
 int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_loglik(int argc, char **argv);
+int cli_cmd_encode(int argc, char **argv);
+int cli_cmd_decode(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_datasets(int argc, char **argv);
 int cli_cmd_distance(int argc, char **argv);
@@ -126,10 +128,12 @@ int cli_output_check(const char *path, char *err, size_t err_len);
 FILE *cli_output_open(const char *path, char *err, size_t err_len);
 
 /* ---- CSV ----------------------------------------------------------------------------------
- * Numeric CSV: one point per line, fields separated by commas (spaces around fields are
- * ignored), an optional header line (a first line in which no field is a number), '#' comment
- * lines and blank lines skipped, CRLF accepted. Every data line must have the same number of
- * fields. Errors name the file, the line and the column. */
+ * Numeric CSV: one point per line, fields separated by commas (or the delimiter given: ';' or
+ * a tab; never guessed), spaces around fields ignored, an optional header line (a first line
+ * in which no field is a number), '#' comment lines and blank lines skipped, CRLF accepted.
+ * Fields may be quoted as in RFC 4180: "..." with "" for a quote inside; delimiters and line
+ * breaks inside quotes are data ("1.5" is the number 1.5). Every data line must have the same
+ * number of fields. Errors name the file, the line and the column. */
 typedef struct cli_table {
     size_t rows, cols;
     float *data;          /* rows * cols, row-major */
@@ -150,8 +154,27 @@ int cli_csv_read_ex(const char *path, const char *text_column, cli_table *out, c
                     size_t err_len);
 int cli_csv_parse_ex(const char *text, size_t len, const char *name, const char *text_column,
                      cli_table *out, char *err, size_t err_len);
+/* How to read a CSV: the delimiter (',' when 0) and the text column (as in _ex, or NULL). */
+typedef struct cli_csv_opts {
+    char delimiter;
+    const char *text_column;
+} cli_csv_opts;
+int cli_csv_read_opts(const char *path, const cli_csv_opts *o, cli_table *out, char *err,
+                      size_t err_len);
+int cli_csv_parse_opts(const char *text, size_t len, const char *name, const cli_csv_opts *o,
+                       cli_table *out, char *err, size_t err_len);
+/* --delimiter VALUE (NULL: *out unchanged): ',' / "comma", ';' / "semicolon", a tab / "\t" /
+ * "tab". 0, or CLI_EXIT_USAGE after printing the error. */
+int cli_csv_delimiter(const char *s, char *out);
+/* Takes the m columns named names[0..m) out of a table with a header: their values go to a
+ * malloc'd *values (rows x m, in the order of names), the table keeps the other columns (in
+ * order, with their names). 0, or -1 with one line in err (no header, a name missing or given
+ * twice, no column left; the table unchanged). */
+int cli_table_take_columns(cli_table *t, size_t m, const char *const *names, float **values,
+                           char *err, size_t err_len);
 void cli_table_free(cli_table *t);
-/* Writes rows x cols floats (with an optional header) to path ("-" = stdout), %.9g per value.
+/* Writes rows x cols floats (with an optional header, its names quoted as RFC 4180 asks when
+ * they hold a comma, a quote or a line break) to path ("-" = stdout), %.9g per value.
  * Returns 0 or -1 with a message in err. */
 int cli_csv_write(const char *path, const float *data, size_t rows, size_t cols,
                   const char *const *header, char *err, size_t err_len);
@@ -285,10 +308,19 @@ typedef struct cli_field {
 int cli_plot_samples(const char *path, const float *data, size_t nd, const float *samples,
                      size_t ns, size_t dim, size_t cx, size_t cy, const char *const *names,
                      const char *title, const char *sample_label, char *err, size_t err_len);
-/* Score-field arrows over the data, and the loss curve. */
+/* The loss curves of a training run: loss[i] is the training loss of step first_step + i + 1
+ * (steps values); the held-out loss valid_loss[k] at step valid_step[k] (n_valid points, 0 for
+ * none). */
+typedef struct cli_loss_curves {
+    const double *loss;
+    size_t steps, first_step;
+    const double *valid_step, *valid_loss;
+    size_t n_valid;
+} cli_loss_curves;
+/* Score-field arrows over the data, and the loss curves. */
 int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim, size_t cx,
                       size_t cy, const char *const *names, const cli_field *field,
-                      const double *loss, size_t steps, const char *title, char *err,
+                      const cli_loss_curves *curves, const char *title, char *err,
                       size_t err_len);
 /* Parses --dims "i,j" (1-based) into 0-based columns; default 1,2. */
 int cli_parse_dims(const char *s, size_t dim, size_t *cx, size_t *cy);

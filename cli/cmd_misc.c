@@ -226,8 +226,16 @@ int cli_cmd_info(int argc, char **argv)
                META("score.train.data"), META("score.train.rows"), META("score.train.steps"),
                META("score.train.batch"), META("score.train.optimizer"), META("score.train.lr"),
                META("score.train.ema"), META("score.train.seed"));
-        printf("               final loss %s, %s s\n", META("score.train.final_loss"),
-               META("score.train.seconds"));
+        printf("               final loss %s", META("score.train.final_loss"));
+        if (cli_meta_get(meta, "score.train.seconds"))   /* files of earlier versions */
+            printf(", %s s", META("score.train.seconds"));
+        if (cli_meta_get(meta, "score.train.valid_loss"))
+            printf("; held-out loss %s (%s rows%s%s)", META("score.train.valid_loss"),
+                   META("score.train.valid_rows"),
+                   cli_meta_get(meta, "score.train.best_step") ? ", best at step " : "",
+                   cli_meta_get(meta, "score.train.best_step") ? META("score.train.best_step")
+                                                               : "");
+        fputc('\n', stdout);
     }
 #undef META
     if (cli_opt_flag(info_opts, "all")) {

@@ -170,6 +170,7 @@ static cli_opt s_opts[] = {
     {"atol", 0, 1, "X", "adaptive samplers: absolute tolerance", NULL},
     {"class", 0, 1, "K|NAME", "class of a class-conditional model (trained with --label-column): its label, or its index 0..K-1 if the labels are not integers [none: the unconditional model]", NULL},
     {"guidance", 0, 1, "W", "classifier-free guidance weight: with --class, (1+W) s(x,class) - W s(x,none) on the one model; with --uncond, (1+W) F_model - W F_uncond", NULL},
+    {"condition", 0, 1, "A,B", "the condition vector of a model trained with --condition-columns, one number per condition column, in the columns' order and units", NULL},
     {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin); the library checks that it matches MODEL", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
@@ -224,7 +225,9 @@ static const char sample_help[] =
     "usage: score sample MODEL.safetensors [options]\n\n"
     "Draws samples from a model file written by 'score train' (MODEL '-' = stdin).\n"
     "A class-conditional model (trained with --label-column) is sampled for one class with\n"
-    "--class K|NAME, optionally guided with --guidance W; without --class, unconditionally.\n\n"
+    "--class K|NAME, optionally guided with --guidance W; without --class, unconditionally.\n"
+    "A model trained with --condition-columns is sampled for one condition vector given\n"
+    "by --condition a,b (values in the condition columns' order and units).\n\n"
     "options:\n";
 
 static int read_sample_numbers(sample_opts *o)
@@ -395,6 +398,58 @@ static int set_class(const sample_opts *o, sample_job *j)
     return 0;
 }
 
+/* --condition "a,b": the context vector of a model trained with --condition-columns (required
+ * for such a model, refused for any other), set on the sde for every row. */
+static int set_condition(const sample_opts *o, sample_job *j)
+{
+    const char *s = cli_opt_get(s_opts, "condition");
+    size_t m = score_genmodel_context_dim(j->gm), k = 0;
+    (void)o;
+    if (m == 0 && s == NULL)
+        return 0;
+    if (m == 0)
+        return cli_usage_error("--condition: %s takes no condition vector (train it with "
+                               "--condition-columns)", o->model);
+    char list[512] = "";
+    for (size_t c = 0; c < m; c++) {
+        const char *name = score_genmodel_name(j->gm, SCORE_GENMODEL_NAMES_CONTEXT, c);
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", c ? "," : "", name ? name : "?");
+    }
+    if (s == NULL)
+        return cli_usage_error("%s is conditional: give --condition with %zu value%s (%s)",
+                               o->model, m, m == 1 ? "" : "s", list);
+    float *v = malloc(m * sizeof *v);
+    if (v == NULL)
+        return cli_fail("out of memory");
+    const char *p = s;
+    for (;;) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno != 0 || !isfinite(x) || fabs(x) > 3.4e38 ||
+            (*end != ',' && *end != '\0')) {
+            free(v);
+            return cli_usage_error("--condition '%s': expected %zu number%s separated by commas "
+                                   "(%s)", s, m, m == 1 ? "" : "s", list);
+        }
+        if (k < m)
+            v[k] = (float)x;
+        k++;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    if (k != m) {
+        free(v);
+        return cli_usage_error("--condition '%s': %zu value%s, the model takes %zu (%s)", s, k,
+                               k == 1 ? "" : "s", m, list);
+    }
+    int rc = score_sde_set_context(j->sde, m, v);
+    free(v);
+    return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "--condition");
+}
+
 /* --guidance W --uncond MODEL: the library checks that the two models can be combined and
  * builds (1+W) F_model - W F_uncond (score_genmodel_new_cfg()); then the sde of what is
  * sampled. */
@@ -415,6 +470,8 @@ static int set_up_system(const sample_opts *o, sample_job *j)
     }
     if ((rc = score_genmodel_sde(j->gm, &j->sde)) != SCORE_OK)
         return cli_lib_fail(rc, "sde");
+    if ((rc = set_condition(o, j)) != 0)
+        return rc;
     return set_class(o, j);
 }
 
@@ -583,187 +640,5 @@ int cli_cmd_sample(int argc, char **argv)
         fputc('\n', stderr);
     }
     sample_job_free(&j);
-    return rc;
-}
-
-/* ---- loglik --------------------------------------------------------------------------- */
-
-static cli_opt l_opts[] = {
-    {"output", 'o', 1, "FILE", "per-row CSV (log_likelihood_nats,bits_per_dim); '-' = stdout", NULL},
-    {"exact", 0, 0, NULL, "exact divergence (default for dim <= 32)", NULL},
-    {"hutchinson", 0, 1, "K", "Hutchinson divergence estimate with K probes per row", NULL},
-    {"rtol", 0, 1, "X", "ODE relative tolerance [1e-5]", NULL},
-    {"atol", 0, 1, "X", "ODE absolute tolerance [1e-5]", NULL},
-    {"offset", 0, 1, "BITS", "dequantization offset added to bits/dim [0]", NULL},
-    {"seed", 0, 1, "N", "seed of the Hutchinson probes [0]", NULL},
-    {"batch", 0, 1, "N", "rows per library call [1024]", NULL},
-    {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
-    {"quiet", 'q', 0, NULL, "no progress bar", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
-};
-
-/* The options of one run, read and range-checked. */
-typedef struct loglik_opts {
-    const char *model, *data, *output;
-    size_t k, batch;          /* k: Hutchinson probes, 0 = exact / automatic */
-    double rtol, atol, offset;
-    uint64_t seed;
-    int exact, quiet;
-} loglik_opts;
-
-/* Parses the command line into o; prints the help (and sets *help) for --help. */
-static int read_loglik_options(int argc, char **argv, loglik_opts *o, int *help)
-{
-    const char *pos[2];
-    int npos, rc;
-    static const char text[] =
-        "usage: score loglik MODEL.safetensors DATA.csv [options]\n\n"
-        "Log-likelihood of every row through the probability-flow ODE, and the mean\n"
-        "bits per dimension (in the data's own units). MODEL or DATA may be '-' (stdin).\n\n"
-        "options:\n";
-    if ((rc = cli_parse_command(argc, argv, l_opts, text, NULL, pos, 2, 2, &npos, help)) != 0 ||
-        *help)
-        return rc;
-    *o = (loglik_opts){.model = pos[0], .data = pos[1], .output = cli_opt_get(l_opts, "output"),
-                       .k = 0, .batch = 1024, .rtol = 1e-5, .atol = 1e-5, .offset = 0, .seed = 0,
-                       .exact = cli_opt_flag(l_opts, "exact"),
-                       .quiet = cli_opt_flag(l_opts, "quiet")};
-    if ((rc = cli_opt_size(l_opts, "hutchinson", 1, 4096, &o->k)) ||
-        (rc = cli_opt_size(l_opts, "batch", 1, (size_t)1 << 24, &o->batch)) ||
-        (rc = cli_opt_double(l_opts, "rtol", 0, 1, &o->rtol)) ||
-        (rc = cli_opt_double(l_opts, "atol", 0, 1e6, &o->atol)) ||
-        (rc = cli_opt_double(l_opts, "offset", -1000, 1000, &o->offset)) ||
-        (rc = cli_opt_u64(l_opts, "seed", &o->seed)))
-        return rc;
-    if (o->k && o->exact)
-        return cli_usage_error("--exact and --hutchinson exclude each other");
-    return cli_stdin_once(pos, 2);
-}
-
-/* What a run holds; loglik_job_free() releases it. */
-typedef struct loglik_job {
-    cli_model_file file;
-    size_t dim;
-    cli_table t;              /* the rows, in data units */
-    score_sde *sde;
-    score_likelihood *lk;
-    score_rng *rng;
-    double *lp, *bpd;         /* per-row log-likelihood and bits/dim in data units */
-    double elapsed;
-} loglik_job;
-
-static void loglik_job_free(loglik_job *j)
-{
-    score_likelihood_free(j->lk);
-    score_sde_free(j->sde);
-    score_rng_free(j->rng);
-    cli_model_file_free(&j->file);
-    cli_table_free(&j->t);
-    free(j->lp);
-    free(j->bpd);
-}
-
-/* The rows of the CSV file, checked against the model. */
-static int load_loglik_data(const loglik_opts *o, loglik_job *j)
-{
-    char err[512];
-    j->dim = score_genmodel_dim(j->file.gm);
-    if (cli_csv_read(o->data, &j->t, err, sizeof err) != 0)
-        return cli_fail("%s", err);
-    if (j->t.cols != j->dim)
-        return cli_fail("%s has %zu column%s but the model's dimension is %zu", o->data,
-                        j->t.cols, j->t.cols == 1 ? "" : "s", j->dim);
-    if (score_genmodel_fixed_t(j->file.gm) > 0)
-        return cli_fail("%s was trained at one noise level only: it has no likelihood", o->model);
-    return 0;
-}
-
-/* The sde, the likelihood object with its divergence and tolerances, and the probes' rng. */
-static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
-{
-    int rc;
-    int div = o->k ? SCORE_LIKELIHOOD_DIV_HUTCHINSON
-                   : (o->exact ? SCORE_LIKELIHOOD_DIV_EXACT : SCORE_LIKELIHOOD_DIV_AUTO);
-    if ((rc = score_genmodel_sde(j->file.gm, &j->sde)) != SCORE_OK ||
-        (rc = score_likelihood_new(&j->lk, j->dim)) != SCORE_OK ||
-        (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div)) != SCORE_OK ||
-        (o->k && (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_N_PROBES,
-                                                (int64_t)o->k))) ||
-        (rc = score_likelihood_set_f64(j->lk, SCORE_LIKELIHOOD_PARAM_RTOL, o->rtol)) != SCORE_OK ||
-        (rc = score_likelihood_set_f64(j->lk, SCORE_LIKELIHOOD_PARAM_ATOL, o->atol)) != SCORE_OK ||
-        (rc = score_rng_new(&j->rng, SCORE_RNG_PHILOX4X32_10, o->seed)) != SCORE_OK)
-        return cli_lib_fail(rc, "likelihood");
-    return 0;
-}
-
-/* The log-likelihood of every row in data units (score_genmodel_logp(): the transform's
- * log-determinant and the model's dequantization included), over blocks of --batch rows. */
-static int run_likelihood(const loglik_opts *o, loglik_job *j)
-{
-    size_t rows = j->t.rows, batch = o->batch, chunks = (rows + batch - 1) / batch;
-    cli_progress bar;
-    if ((j->lp = malloc(rows * sizeof *j->lp)) == NULL ||
-        (j->bpd = malloc(rows * sizeof *j->bpd)) == NULL)
-        return cli_fail("out of memory");
-    cli_progress_start(&bar, "loglik", rows, o->quiet);
-    double t0 = cli_now();
-    for (size_t c = 0; c < chunks; c++) {
-        size_t row0 = c * batch, m = rows - row0 < batch ? rows - row0 : batch;
-        int rc = score_genmodel_logp(j->file.gm, j->lk, j->sde, row0, m,
-                                     j->t.data + row0 * j->dim, j->lp + row0, j->bpd + row0,
-                                     j->rng);
-        if (rc != SCORE_OK) {
-            cli_progress_finish(&bar);
-            return cli_lib_fail(rc, "likelihood");
-        }
-        cli_progress_update(&bar, row0 + m, NULL, 0);
-    }
-    cli_progress_finish(&bar);
-    j->elapsed = cli_now() - t0;
-    return 0;
-}
-
-/* Per-row results in the data's units (-o) and the mean line. */
-static int report_likelihood(const loglik_opts *o, const loglik_job *j)
-{
-    static const char *hdr[2] = {"log_likelihood_nats", "bits_per_dim"};
-    size_t rows = j->t.rows, dim = j->dim;
-    char err[512];
-    float *res = malloc(rows * 2 * sizeof *res);
-    if (res == NULL)
-        return cli_fail("out of memory");
-    double mean_lp = 0, mean_bpd = 0;
-    for (size_t i = 0; i < rows; i++) {
-        double l = j->lp[i];
-        double b = j->bpd[i] + o->offset;
-        res[2 * i] = (float)l;
-        res[2 * i + 1] = (float)b;
-        mean_lp += l / (double)rows;
-        mean_bpd += b / (double)rows;
-    }
-    int rc = o->output != NULL && cli_csv_write(o->output, res, rows, 2, hdr, err, sizeof err);
-    free(res);
-    if (rc != 0)
-        return cli_fail("%s", err);
-    FILE *sf = o->output != NULL && strcmp(o->output, "-") == 0 ? stderr : stdout;
-    fprintf(sf, "mean log-likelihood %.6g nats, %.6g bits/dim (%zu rows, dim %zu, %s divergence, "
-            "%.2f s)\n", mean_lp, mean_bpd, rows, dim,
-            o->k ? "Hutchinson" : (dim <= 32 || o->exact ? "exact" : "Hutchinson"), j->elapsed);
-    return 0;
-}
-
-int cli_cmd_loglik(int argc, char **argv)
-{
-    loglik_opts o;
-    loglik_job j;
-    int help, rc;
-    if ((rc = read_loglik_options(argc, argv, &o, &help)) != 0 || help)
-        return rc;
-    memset(&j, 0, sizeof j);
-    if ((rc = load_model(o.model, l_opts, &j.file)) == 0 &&
-        (rc = load_loglik_data(&o, &j)) == 0 && (rc = set_up_likelihood(&o, &j)) == 0 &&
-        (rc = run_likelihood(&o, &j)) == 0)
-        rc = report_likelihood(&o, &j);
-    loglik_job_free(&j);
     return rc;
 }

@@ -1,5 +1,5 @@
-/* score: the command-line tool of libscore (train, sample, loglik, info, convert, datasets,
- * distance). */
+/* score: the command-line tool of libscore (train, sample, loglik, encode, decode, info, convert,
+ * datasets, distance). */
 #include "cli.h"
 
 #include <string.h>
@@ -12,6 +12,8 @@ static const struct {
     {"train", cli_cmd_train, "train a score model on a CSV file or a toy dataset"},
     {"sample", cli_cmd_sample, "draw samples from a model file into a CSV file"},
     {"loglik", cli_cmd_loglik, "log-likelihood and bits/dim of the rows of a CSV file"},
+    {"encode", cli_cmd_encode, "map the rows of a CSV file to their probability-flow latents"},
+    {"decode", cli_cmd_decode, "map latents back to data (the inverse of encode)"},
     {"info", cli_cmd_info, "describe a model file"},
     {"convert", cli_cmd_convert, "make a generative model file of a plain network file"},
     {"datasets", cli_cmd_datasets, "list the toy datasets, or write points of one"},

@@ -11,6 +11,7 @@
 #define ARROW_COLOR "#1f4e9c"
 #define LOSS_COLOR "#1f77b4"
 #define SMOOTH_COLOR "#d62728"
+#define VALID_COLOR "#2ca02c"   /* the held-out loss */
 
 /* Point clouds are thinned to at most this many points per layer (every k-th row), which keeps
  * a picture of 100k samples a few hundred kB. */
@@ -155,10 +156,14 @@ static void moving_average(const double *loss, size_t steps, size_t win, double 
     }
 }
 
-/* Right panel: the loss curve, per step (thin) and smoothed (moving average); a log axis when
- * the loss spans more than a factor 20. 0 or -1 (memory). */
-static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
+/* Right panel: the loss curve, per step (thin) and smoothed (moving average), and the held-out
+ * loss at its evaluations; a log axis when the losses span more than a factor 20. 0 or -1
+ * (memory). */
+static int loss_panel(cli_svg *svg, const cli_loss_curves *cv)
 {
+    const double *loss = cv->loss;
+    size_t steps = cv->steps > 0 ? cv->steps : 1;
+    double x0 = (double)cv->first_step;
     double *xs = malloc(steps * sizeof *xs), *sm = malloc(steps * sizeof *sm), lo, hi;
     size_t win = steps / 50 > 1 ? steps / 50 : 1;
     if (xs == NULL || sm == NULL) {
@@ -166,7 +171,12 @@ static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
         free(sm);
         return -1;
     }
-    moving_average(loss, steps, win, sm, &lo, &hi);
+    moving_average(loss, cv->steps, win, sm, &lo, &hi);
+    for (size_t k = 0; k < cv->n_valid; k++)
+        if (isfinite(cv->valid_loss[k]) && cv->valid_loss[k] > 0) {
+            lo = fmin(lo, cv->valid_loss[k]);
+            hi = fmax(hi, cv->valid_loss[k]);
+        }
     int log_y = lo > 0 && hi / lo > 20.0;
     if (!(lo <= hi))
         lo = 0, hi = 1;
@@ -176,13 +186,14 @@ static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
         hi += pad;
     }
     cli_panel q;
-    cli_svg_panel(svg, &q, 550, 24, 550, 536, 0, (double)(steps > 1 ? steps : 2), lo, hi, log_y,
-                  "training loss", "step", log_y ? "loss (log scale)" : "loss");
+    cli_svg_panel(svg, &q, 550, 24, 550, 536, x0, x0 + (double)(steps > 1 ? steps : 2), lo, hi,
+                  log_y, cv->n_valid ? "training and held-out loss" : "training loss", "step",
+                  log_y ? "loss (log scale)" : "loss");
     /* thin the curves to about 2000 vertices */
-    size_t stride = steps > 2000 ? steps / 2000 : 1;
+    size_t stride = cv->steps > 2000 ? cv->steps / 2000 : 1;
     size_t nt = 0;
-    for (size_t i = 0; i < steps; i += stride, nt++) {
-        xs[nt] = (double)(i + 1);
+    for (size_t i = 0; i < cv->steps; i += stride, nt++) {
+        xs[nt] = x0 + (double)(i + 1);
         sm[nt] = sm[i];
     }
     double *raw = malloc(nt * sizeof *raw);
@@ -197,6 +208,10 @@ static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
     char lab[64];
     snprintf(lab, sizeof lab, "moving average (%zu steps)", win);
     cli_svg_legend(svg, &q, 1, SMOOTH_COLOR, lab);
+    if (cv->n_valid > 0) {
+        cli_svg_polyline(svg, &q, cv->valid_step, cv->valid_loss, cv->n_valid, VALID_COLOR, 1.8);
+        cli_svg_legend(svg, &q, 2, VALID_COLOR, "held-out loss");
+    }
     free(xs);
     free(sm);
     return 0;
@@ -204,7 +219,7 @@ static int loss_panel(cli_svg *svg, const double *loss, size_t steps)
 
 int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim, size_t cx,
                       size_t cy, const char *const *names, const cli_field *field,
-                      const double *loss, size_t steps, const char *title, char *err,
+                      const cli_loss_curves *curves, const char *title, char *err,
                       size_t err_len)
 {
     cli_svg *svg = cli_svg_begin(path, 1100, 560, title, err, err_len);
@@ -212,7 +227,7 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
         return -1;
     cli_svg_text(svg, 550, 20, 15, "middle", title);
     if (field_panel(svg, data, nd, dim, cx, cy, names, field) != 0 ||
-        loss_panel(svg, loss, steps) != 0) {
+        loss_panel(svg, curves) != 0) {
         cli_svg_end(svg, err, err_len);
         snprintf(err, err_len, "out of memory");
         return -1;

@@ -171,6 +171,46 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, s
                                                          double *delta_out, const score_rng *rng);
 
 /**
+ * @brief Data to latents: the probability-flow ODE map z = x(T) of rows x taken at
+ * t_eps, without the divergence (the solve of score_likelihood_logp() for x alone).
+ *
+ * Deterministic and invertible up to the solver's error: score_likelihood_from_latent() maps z
+ * back. In the model's units (a generative model's data transform is score_genmodel_encode()).
+ * Same solver, tolerances (::SCORE_LIKELIHOOD_PARAM_RTOL, ::SCORE_LIKELIHOOD_PARAM_ATOL), time
+ * range (::SCORE_LIKELIHOOD_PARAM_T_EPS, ::SCORE_LIKELIHOOD_PARAM_T_END) and step limits as
+ * the likelihood; every row is solved with its own step sizes, so a row's latent does not
+ * depend on the batch. Counters: score_likelihood_get_nfe(), score_likelihood_get_steps().
+ * @param[in,out] lk the evaluator. @param[in,out] sde the system (its model only read).
+ * @param[in] n rows (0: nothing to do). @param[in] x n * dim data points.
+ * @param[out] z_out n * dim latents.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, t_eps >= T); ::SCORE_E_SHAPE (dimension
+ *         mismatch); ::SCORE_E_RANGE (n > 2^32, a time outside the schedule);
+ *         ::SCORE_E_NUMERIC (non-finite input or solution); ::SCORE_E_CALLBACK;
+ *         ::SCORE_E_NOPROGRESS; ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive for @p lk and @p sde.
+ * @since 0.1
+ * @see score_likelihood_from_latent()
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_to_latent(score_likelihood *lk,
+                                                           score_sde *sde, size_t n,
+                                                           const float *x, float *z_out);
+
+/**
+ * @brief Latents to data: the probability-flow ODE solved from z at T down to t_eps (the
+ * inverse of score_likelihood_to_latent(), with the same adaptive solver and settings).
+ *
+ * With z drawn from the prior this is a deterministic sampler at the evaluator's tolerance.
+ * @param[in,out] lk the evaluator. @param[in,out] sde the system.
+ * @param[in] n rows. @param[in] z n * dim latents. @param[out] x_out n * dim points at t_eps.
+ * @return as score_likelihood_to_latent().
+ * Thread-safety: object-exclusive for @p lk and @p sde.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_from_latent(score_likelihood *lk,
+                                                             score_sde *sde, size_t n,
+                                                             const float *z, float *x_out);
+
+/**
  * @brief Batched model evaluations of the last call.
  * @param[in] lk the evaluator.
  * @return the count; 0 for NULL.

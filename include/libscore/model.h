@@ -849,7 +849,8 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_callback(score_model **out, size
  * which enables score_model_jvp() (::SCORE_MODEL_CAP_JVP).
  * @param[in,out] model a ::SCORE_MODEL_CALLBACK model.
  * @param[in] fn the function or NULL. @param[in] user_data passed to @p fn; must outlive the model.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model,
+ *         or one with parameters: score_model_new_callback_params()).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
@@ -862,13 +863,84 @@ SCORE_API SCORE_WARN_UNUSED int score_model_callback_set_jvp(score_model *model,
  * score_model_trace() (::SCORE_MODEL_CAP_TRACE).
  * @param[in,out] model a ::SCORE_MODEL_CALLBACK model.
  * @param[in] fn the function or NULL. @param[in] user_data passed to @p fn; must outlive the model.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL model); ::SCORE_E_UNSUPPORTED (not a callback model,
+ *         or one with parameters).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_callback_set_divergence(score_model *model,
                                                                     score_model_divergence_fn fn,
                                                                     void *user_data);
+
+/**
+ * @brief User network with parameters: writes F(x_b, c_b; theta) for n rows into @p out.
+ *
+ * Like ::score_model_fn, with the model's flat parameter vector theta passed in: the library
+ * owns theta (score_model_params_get() / score_model_params_set(), updated in place by the
+ * trainer; a clone, such as the trainer's EMA model, has its own copy), so the function keeps
+ * no parameters of its own. It may be called from several threads at once (one model serves
+ * any number of sdes and losses): it must be reentrant, reading @p user_data only.
+ * @param n rows. @param dim dimension. @param x n * dim inputs. @param c n conditioning values.
+ * @param params theta, @p n_params floats. @param n_params the parameter count.
+ * @param out n * dim outputs (fully overwritten). @param user_data the pointer given at creation.
+ * @return 0, or the user's failure code (positive recoverable, negative fatal).
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_model_param_fn)(size_t n, size_t dim, const float *x,
+                                                 const double *c, const float *params,
+                                                 size_t n_params, float *out, void *user_data);
+
+/**
+ * @brief Vector-Jacobian products of a user network with parameters, at the rows (x, c) of a
+ * forward call: for the output cotangent g (n * dim), *adds* sum_b g_b^T dF(x_b)/dtheta to
+ * @p grad and writes g_b^T dF(x_b)/dx_b to row b of @p gx.
+ *
+ * Either output may be NULL (then it is not wanted), never both. Same threading and return
+ * convention as ::score_model_param_fn.
+ * @param n rows. @param dim dimension. @param x n * dim inputs. @param c n conditioning values.
+ * @param params theta. @param n_params the parameter count. @param gout n * dim cotangents.
+ * @param grad n_params floats to add to, or NULL. @param gx n * dim input gradients, or NULL.
+ * @param user_data the pointer given at creation.
+ * @return 0, or the user's failure code.
+ * @since 0.1
+ */
+typedef int SCORE_CALLBACK(score_model_param_vjp_fn)(size_t n, size_t dim, const float *x,
+                                                     const double *c, const float *params,
+                                                     size_t n_params, const float *gout,
+                                                     float *grad, float *gx, void *user_data);
+
+/**
+ * @brief Creates a trainable callback model: a user network F(x, c; theta) whose parameters
+ * theta the library holds, so that the denoising losses, the trainer (its optimizers, EMA,
+ * checkpoints), samplers and likelihoods work with it as with an MLP.
+ *
+ * Capabilities: forward, ::SCORE_MODEL_CAP_PARAMS, ::SCORE_MODEL_CAP_BACKWARD (through @p vjp)
+ * and ::SCORE_MODEL_CAP_VJP (input VJPs through @p vjp with @p grad NULL, which also give
+ * likelihoods their divergence: exact, one VJP per dimension, or Hutchinson). Not: the exact trace and its parameter gradient, nor
+ * Jacobian-vector products, so the Hyvärinen and sliced losses refuse it with
+ * ::SCORE_E_UNSUPPORTED (score_model_callback_set_jvp() and
+ * score_model_callback_set_divergence() refuse this kind too: their functions take no
+ * parameters). The parameters start at 0: set them with score_model_params_set() before
+ * training. No file format (score_model_save() gives ::SCORE_E_UNSUPPORTED); trainer
+ * checkpoints store the parameter vector. backward() needs the forward's rows, so the forward
+ * of a training step keeps a copy of x and c (n * (dim + 2) words) in the caller's workspace.
+ * @param[out] out the new model (kind ::SCORE_MODEL_CALLBACK); NULL on failure.
+ * @param[in] dim data dimension, 1..2^20.
+ * @param[in] n_params the length of theta, 1..2^31.
+ * @param[in] fn the forward (not NULL). @param[in] vjp the vector-Jacobian products (not NULL).
+ * @param[in] user_data passed to both; borrowed: must outlive the model and its clones.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p out, @p fn or @p vjp); ::SCORE_E_RANGE (dim,
+ *         n_params); ::SCORE_E_NOMEM.
+ * Ownership: the caller owns the model and @p user_data.
+ * Thread-safety: safe.
+ * @since 0.1
+ * @see score_model_new_callback(), doc/training.md ("Training a network of your own").
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_new_callback_params(score_model **out, size_t dim,
+                                                                size_t n_params,
+                                                                score_model_param_fn fn,
+                                                                score_model_param_vjp_fn vjp,
+                                                                void *user_data);
 
 /**
  * @brief The value the user callback returned in the last call that failed with

@@ -32,7 +32,9 @@ struct score_likelihood {
     /* the current solve */
     score_sde *sde;
     size_t kp; /* probes per row; 0 = exact divergence */
+    int nodiv; /* 1: the map x <-> z alone (encode / decode), delta stays 0 */
     double teps, tend;
+    const char *fn; /* the public function running */
     score__control_vals ctl;
 };
 
@@ -178,8 +180,12 @@ static int rhs(score_likelihood *lk, size_t m, const double *lam, const double *
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < dim; j++)
             lk->xin[i * dim + j] = (float)ys[i * d1 + j];
-    rc = score__sde_pf_lambda(lk->sde, "score_likelihood_logp", m, lam, lk->xin, lk->kp,
-                              lk->kp > 0 ? lk->probes_a : NULL, &lk->ws, kout, kout + dim, d1);
+    rc = score__sde_pf_lambda(lk->sde, lk->fn, m, lam, lk->xin, lk->kp,
+                              lk->kp > 0 ? lk->probes_a : NULL, &lk->ws, kout,
+                              lk->nodiv ? NULL : kout + dim, d1);
+    if (lk->nodiv)
+        for (size_t i = 0; i < m; i++)
+            kout[i * d1 + dim] = 0.0;
     lk->nfe++;
     return rc;
 }
@@ -330,8 +336,9 @@ static int setup(score_likelihood *lk, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
-/* Integrates every row from lambda(t_eps) to lambda(t_end). */
-static int integrate(score_likelihood *lk, size_t row0, size_t n, const float *x, const char *fn)
+/* Integrates every row from lambda(t_eps) to lambda(t_end) (backward = 1: the other way). */
+static int integrate(score_likelihood *lk, size_t row0, size_t n, const float *x, int backward,
+                     const char *fn)
 {
     score__adapt_sys sys = {sys_attempt, sys_accept, sys_reject, lk, 4};
     size_t dim = lk->dim, d1 = dim + 1;
@@ -342,6 +349,11 @@ static int integrate(score_likelihood *lk, size_t row0, size_t n, const float *x
         rc = score__sde_lambda(lk->sde, 1, &lk->tend, &lam1);
     if (rc != SCORE_OK)
         return rc;
+    if (backward) {
+        double tmp = lam0;
+        lam0 = lam1;
+        lam1 = tmp;
+    }
     score__control_defaults(&lk->ctl);
     lk->ctl.rtol = PF(lk, SCORE_LIKELIHOOD_PARAM_RTOL);
     lk->ctl.atol = PF(lk, SCORE_LIKELIHOOD_PARAM_ATOL);
@@ -401,23 +413,35 @@ static int finish(score_likelihood *lk, size_t row0, size_t n, double *logp_nats
     return SCORE_OK;
 }
 
+/* The start of every solve: the handles checked, the counters reset, the call recorded.
+ * SCORE_DONE for n = 0 (nothing to do). */
+static int open_solve(score_likelihood *lk, score_sde *sde, size_t n, const void *in,
+                      const void *out, const char *what, int nodiv, const char *fn)
+{
+    if (lk == NULL || sde == NULL)
+        return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
+    lk->nfe = lk->steps = 0;
+    if (n == 0)
+        return SCORE_DONE;
+    if (in == NULL || out == NULL)
+        return score__error(SCORE_E_INVAL, fn, "%s is NULL", what);
+    lk->sde = sde;
+    lk->fn = fn;
+    lk->nodiv = nodiv;
+    return SCORE_OK;
+}
+
 int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
                              size_t n, const float *x, double *logp_nats, double *bpd,
                              float *z_out, double *delta_out, const score_rng *rng)
 {
     const char *fn = "score_likelihood_logp";
-    int rc;
-    if (lk == NULL || sde == NULL)
-        return score__error(SCORE_E_INVAL, fn, "likelihood or sde is NULL");
-    lk->nfe = lk->steps = 0;
-    if (n == 0)
-        return SCORE_OK;
-    if (x == NULL || logp_nats == NULL)
-        return score__error(SCORE_E_INVAL, fn, "x or logp_nats is NULL");
-    lk->sde = sde;
+    int rc = open_solve(lk, sde, n, x, logp_nats, "x or logp_nats", 0, fn);
+    if (rc != SCORE_OK)
+        return rc == SCORE_DONE ? SCORE_OK : rc;
     rc = setup(lk, sde, rng, row0, n, x, fn);
     if (rc == SCORE_OK)
-        rc = integrate(lk, row0, n, x, fn);
+        rc = integrate(lk, row0, n, x, 0, fn);
     if (rc == SCORE_OK)
         rc = finish(lk, row0, n, logp_nats, bpd, z_out, delta_out, fn);
     lk->sde = NULL;
@@ -428,4 +452,52 @@ int score_likelihood_logp(score_likelihood *lk, score_sde *sde, size_t n, const 
                           double *logp_nats, double *bpd, const score_rng *rng)
 {
     return score_likelihood_logp_ex(lk, sde, 0, n, x, logp_nats, bpd, NULL, NULL, rng);
+}
+
+/* ---- the map x <-> z alone ---------------------------------------------------------------- */
+
+static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *in, float *out,
+                  int backward, const char *fn)
+{
+    size_t dim, d1;
+    int rc = open_solve(lk, sde, n, in, out, backward ? "z or x_out" : "x or z_out", 1, fn);
+    if (rc != SCORE_OK)
+        return rc == SCORE_DONE ? SCORE_OK : rc;
+    dim = lk->dim;
+    d1 = dim + 1;
+    if (score_sde_dim(sde) != dim)
+        rc = score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
+                          score_sde_dim(sde), dim);
+    else if ((uint64_t)n > ((uint64_t)1 << 32))
+        rc = score__error(SCORE_E_RANGE, fn, "n = %zu exceeds 2^32", n);
+    else if (!score__all_finite_f32(n * dim, in))
+        rc = score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity", backward ? "z" : "x");
+    lk->kp = 0;
+    if (rc == SCORE_OK)
+        rc = time_range(lk, fn, &lk->teps, &lk->tend);
+    if (rc == SCORE_OK)
+        rc = ensure(lk, fn, n, 1);
+    if (rc == SCORE_OK)
+        rc = integrate(lk, 0, n, in, backward, fn);
+    if (rc == SCORE_OK)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < dim; j++)
+                out[i * dim + j] = (float)lk->y[i * d1 + j];
+    if (rc == SCORE_OK && !score__all_finite_f32(n * dim, out))
+        rc = score__error(SCORE_E_NUMERIC, fn, "the solution holds NaN or infinity");
+    lk->sde = NULL;
+    lk->nodiv = 0;
+    return rc;
+}
+
+int score_likelihood_to_latent(score_likelihood *lk, score_sde *sde, size_t n, const float *x,
+                            float *z_out)
+{
+    return pf_map(lk, sde, n, x, z_out, 0, __func__);
+}
+
+int score_likelihood_from_latent(score_likelihood *lk, score_sde *sde, size_t n, const float *z,
+                            float *x_out)
+{
+    return pf_map(lk, sde, n, z, x_out, 1, __func__);
 }

@@ -286,50 +286,67 @@ static int score_at_row(const score_model *m, const score__model_ws *ws, an_scra
     return SCORE_OK;
 }
 
-static int an_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
-                      const double *c, float *out)
+/* Evaluates the score of every row (score_at_row()) and hands each to per_row(), which writes
+ * what its op returns: the one loop of forward, jvp/vjp and trace. */
+typedef void (*an_row_fn)(const analytic *A, an_scratch *S, double al, double si, size_t b,
+                          void *ctx);
+
+static int each_row(const score_model *m, score__model_ws *ws, const char *fn, size_t n,
+                    const float *x, const double *c, an_row_fn per_row, void *ctx)
 {
-    const analytic *A = m->impl;
-    size_t d = A->dim;
     an_scratch *S;
-    int rc = scratch_of("score_model_forward", A, ws, &S);
+    int rc = scratch_of(fn, m->impl, ws, &S);
     if (rc != SCORE_OK)
         return rc;
     for (size_t b = 0; b < n; b++) {
         double al, si;
-        rc = score_at_row(m, ws, S, "score_model_forward", x, b, c[b], &al, &si);
+        rc = score_at_row(m, ws, S, fn, x, b, c[b], &al, &si);
         if (rc != SCORE_OK)
             return rc;
-        from_basis_f(A, S->s, out + b * d);
+        per_row(m->impl, S, al, si, b, ctx);
     }
     return SCORE_OK;
+}
+
+static void row_forward(const analytic *A, an_scratch *S, double al, double si, size_t b,
+                        void *ctx)
+{
+    (void)al;
+    (void)si;
+    from_basis_f(A, S->s, (float *)ctx + b * A->dim);
+}
+
+static int an_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, float *out)
+{
+    return each_row(m, ws, "score_model_forward", n, x, c, row_forward, out);
+}
+
+typedef struct {
+    size_t k;
+    const float *v;
+    float *out, *fx;
+} an_jvp_ctx;
+
+static void row_jvp(const analytic *A, an_scratch *S, double al, double si, size_t b, void *ctx)
+{
+    const an_jvp_ctx *J = ctx;
+    size_t d = A->dim;
+    if (J->fx != NULL)
+        from_basis_f(A, S->s, J->fx + b * d);
+    for (size_t p = 0; p < J->k; p++) {
+        load_row(J->v + (b * J->k + p) * d, d, S->hv);
+        score__analytic_to_basis(A, S->hv, S->vb);
+        hess_vec(A, S, al, si, S->vb, S->hv);
+        from_basis_f(A, S->hv, J->out + (b * J->k + p) * d);
+    }
 }
 
 static int an_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                   const double *c, size_t k, const float *v, float *out, float *fx)
 {
-    const analytic *A = m->impl;
-    size_t d = A->dim;
-    an_scratch *S;
-    int rc = scratch_of("score_model_jvp", A, ws, &S);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t b = 0; b < n; b++) {
-        double al, si;
-        rc = score_at_row(m, ws, S, "score_model_jvp", x, b, c[b], &al, &si);
-        if (rc != SCORE_OK)
-            return rc;
-        if (fx != NULL)
-            from_basis_f(A, S->s, fx + b * d);
-        for (size_t p = 0; p < k; p++) {
-            const float *vp = v + (b * k + p) * d;
-            load_row(vp, d, S->hv);
-            score__analytic_to_basis(A, S->hv, S->vb);
-            hess_vec(A, S, al, si, S->vb, S->hv);
-            from_basis_f(A, S->hv, out + (b * k + p) * d);
-        }
-    }
-    return SCORE_OK;
+    an_jvp_ctx J = {k, v, out, fx};
+    return each_row(m, ws, "score_model_jvp", n, x, c, row_jvp, &J);
 }
 
 /* The Jacobian of a score is the (symmetric) Hessian of log p_t. */
@@ -339,25 +356,27 @@ static int an_vjp(const score_model *m, score__model_ws *ws, size_t n, const flo
     return an_jvp(m, ws, n, x, c, k, u, out, NULL);
 }
 
+typedef struct {
+    double *tr;
+    float *fx;
+} an_trace_ctx;
+
+static void row_trace(const analytic *A, an_scratch *S, double al, double si, size_t b,
+                      void *ctx)
+{
+    const an_trace_ctx *T = ctx;
+    (void)al;
+    (void)si;
+    T->tr[b] = laplacian(A, S);
+    if (T->fx != NULL)
+        from_basis_f(A, S->s, T->fx + b * A->dim);
+}
+
 static int an_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                     const double *c, double *tr, float *fx)
 {
-    const analytic *A = m->impl;
-    size_t d = A->dim;
-    an_scratch *S;
-    int rc = scratch_of("score_model_trace", A, ws, &S);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t b = 0; b < n; b++) {
-        double al, si;
-        rc = score_at_row(m, ws, S, "score_model_trace", x, b, c[b], &al, &si);
-        if (rc != SCORE_OK)
-            return rc;
-        tr[b] = laplacian(A, S);
-        if (fx != NULL)
-            from_basis_f(A, S->s, fx + b * d);
-    }
-    return SCORE_OK;
+    an_trace_ctx T = {tr, fx};
+    return each_row(m, ws, "score_model_trace", n, x, c, row_trace, &T);
 }
 
 void score__analytic_destroy(analytic *A)

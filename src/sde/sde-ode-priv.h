@@ -26,7 +26,8 @@ typedef struct score__sde_ode_ws {
 /* The probability-flow ODE in lambda at m rows x (m * dim) with half log-SNR lam: with
  * c = dt/dlambda = -2 sigma^2 / g^2, dx[i * ld + j] = c * pf_drift and
  * ddelta[i * ld] = c * divergence (exact for k = 0, else the Hutchinson estimate with the k
- * probes per row in probes). ws->t receives the times. SCORE_E_RANGE where g(t) = 0 (lambda
+ * probes per row in probes; ddelta NULL: the drift alone, no divergence). ws->t receives the
+ * times. SCORE_E_RANGE where g(t) = 0 (lambda
  * is no time variable there); errors of score_sde_pf_divergence(). fn names the caller. */
 int score__sde_pf_lambda(score_sde *sde, const char *fn, size_t m, const double *lam,
                          const float *x, size_t k, const float *probes,

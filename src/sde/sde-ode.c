@@ -38,7 +38,10 @@ int score__sde_pf_lambda(score_sde *sde, const char *fn, size_t m, const double 
         rc = score_schedule_sde_coefs(sde->sched, m, ws->t, ws->f, ws->g);
     if (rc != SCORE_OK)
         return rc;
-    rc = score_sde_pf_divergence(sde, m, ws->t, x, k, probes, ws->div, ws->drift);
+    if (ddelta != NULL)
+        rc = score_sde_pf_divergence(sde, m, ws->t, x, k, probes, ws->div, ws->drift);
+    else
+        rc = score_sde_pf_drift(sde, m, ws->t, x, ws->drift);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < m; i++) {
@@ -50,7 +53,8 @@ int score__sde_pf_lambda(score_sde *sde, const char *fn, size_t m, const double 
         c = -2.0 * sg * sg / g2; /* dt / dlambda */
         for (size_t j = 0; j < dim; j++)
             dx[i * ld + j] = c * (double)ws->drift[i * dim + j];
-        ddelta[i * ld] = c * ws->div[i];
+        if (ddelta != NULL)
+            ddelta[i * ld] = c * ws->div[i];
     }
     return SCORE_OK;
 }

@@ -102,6 +102,31 @@ static int fx_model_fn(size_t n, size_t dim, const float *x, const double *c, fl
         out[i] = -x[i];
     return 0;
 }
+static int fx_param_fn(size_t n, size_t dim, const float *x, const double *c, const float *th,
+                       size_t np, float *out, void *u)
+{
+    (void)c;
+    (void)np;
+    (void)u;
+    for (size_t i = 0; i < n * dim; i++)
+        out[i] = th[0] * x[i];
+    return 0;
+}
+static int fx_param_vjp_fn(size_t n, size_t dim, const float *x, const double *c,
+                           const float *th, size_t np, const float *g, float *grad, float *gx,
+                           void *u)
+{
+    (void)c;
+    (void)np;
+    (void)u;
+    for (size_t i = 0; i < n * dim; i++) {
+        if (grad != NULL)
+            grad[0] += g[i] * x[i];
+        if (gx != NULL)
+            gx[i] = th[0] * g[i];
+    }
+    return 0;
+}
 static int fx_jvp_fn(size_t n, size_t dim, const float *x, const double *c, size_t k,
                      const float *v, float *out, void *u)
 {

@@ -1,0 +1,257 @@
+/* score train: the objects of a run. The schedule, the network (or --init MODEL's), its sde
+ * and generative model, the loss, and the trainer (or --resume CHECKPOINT's state). */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define opts cli_train_opts
+
+/* The time at which the model has EDM noise level sigma (clamped to [t_eps, T]). */
+double train_time_of_sigma(const score_schedule *s, double sigma)
+{
+    double T, te, lam[2], tt[2];
+    if (score_schedule_get_f64(s, SCORE_SCHEDULE_PARAM_T, &T) != SCORE_OK ||
+        score_schedule_get_f64(s, SCORE_SCHEDULE_PARAM_T_EPS, &te) != SCORE_OK)
+        return NAN;
+    tt[0] = te;
+    tt[1] = T;
+    if (score_schedule_lambda(s, 2, tt, lam) != SCORE_OK)
+        return NAN;
+    double l = -log(sigma);
+    if (l >= lam[0])
+        return te;
+    if (l <= lam[1])
+        return T;
+    double t;
+    if (score_schedule_t_of_lambda(s, 1, &l, &t) != SCORE_OK)
+        return NAN;
+    return t;
+}
+
+/* The schedule: a name or preset, the overrides (--sigma-min, ...), --levels; checked against
+ * the loss. */
+int train_set_up_schedule(const train_opts *o, train_job *j)
+{
+    static const struct { const char *opt; int id; } ov[] = {
+        {"sigma-min", SCORE_SCHEDULE_PARAM_SIGMA_MIN}, {"sigma-max", SCORE_SCHEDULE_PARAM_SIGMA_MAX},
+        {"beta-min", SCORE_SCHEDULE_PARAM_BETA_MIN}, {"beta-max", SCORE_SCHEDULE_PARAM_BETA_MAX},
+    };
+    const char *name = cli_opt_get(opts, "schedule");
+    int rc;
+    if ((rc = cli_schedule_from_name(name ? name : "vp", &j->sched)) != 0)
+        return rc;
+    for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) {
+        double x;
+        if (cli_opt_get(opts, ov[i].opt) == NULL)
+            continue;
+        if ((rc = cli_opt_double(opts, ov[i].opt, 0, 1e10, &x)) != 0)
+            return rc;
+        if ((rc = score_schedule_set_f64(j->sched, ov[i].id, x)) != SCORE_OK)
+            return rc == SCORE_E_UNSUPPORTED
+                       ? cli_usage_error("--%s does not apply to the %s schedule", ov[i].opt,
+                                         score_schedule_name(j->sched))
+                       : cli_lib_fail(rc, ov[i].opt);
+    }
+    if (o->levels && (rc = score_schedule_set_i64(j->sched, SCORE_SCHEDULE_PARAM_NUM_LEVELS,
+                                                  (int64_t)o->levels)) != SCORE_OK)
+        return cli_lib_fail(rc, "--levels");
+    if ((rc = score_schedule_prepare(j->sched)) != SCORE_OK)
+        return cli_lib_fail(rc, "schedule");
+    if ((o->loss_kind == SCORE_LOSS_NCSN || o->loss_kind == SCORE_LOSS_DDPM) &&
+        score_schedule_is_discrete(j->sched) != 1)
+        return cli_usage_error("--loss %s needs a discrete schedule (--schedule ncsn, "
+                               "ddpm-linear, ddpm-cosine, ...); with the continuous %s "
+                               "schedule use --loss sde", cli_name_of(cli_train_losses, o->loss_kind),
+                               score_schedule_name(j->sched));
+    return 0;
+}
+
+/* --init MODEL: the generative model whose network starts the training (read before the
+ * standardization, which keeps its transform). */
+int train_load_init(const train_opts *o, train_job *j)
+{
+    cli_model_file f;
+    char err[700];
+    if (o->init == NULL)
+        return 0;
+    if (cli_model_file_read(o->init, 0, &f, err, sizeof err) != 0)
+        return cli_fail("--init: %s", err);
+    j->init_gm = f.gm;
+    f.gm = NULL;
+    cli_model_file_free(&f);
+    return 0;
+}
+
+/* The network of --init MODEL replaces the freshly initialised one, after checking that it is
+ * the network these options describe (kind, dimension, every architecture parameter, the
+ * output kind): a different shape is refused with both values, never reshaped. The clone
+ * keeps MODEL's seed, so its fixed Fourier projection stays that of its weights. */
+static int take_init_network(const train_opts *o, train_job *j)
+{
+    static const struct { int id; const char *name; int f64; } arch[] = {
+        {SCORE_MODEL_PARAM_HIDDEN, "--hidden", 0}, {SCORE_MODEL_PARAM_DEPTH, "--depth", 0},
+        {SCORE_MODEL_PARAM_ACTIVATION, "--activation", 0},
+        {SCORE_MODEL_PARAM_EMBEDDING, "--embedding", 0},
+        {SCORE_MODEL_PARAM_EMBED_DIM, "--embed-dim", 0},
+        {SCORE_MODEL_PARAM_FOURIER_SCALE, "--fourier-scale", 1},
+        {SCORE_MODEL_PARAM_RESIDUAL, "residual blocks", 0},
+        {SCORE_MODEL_PARAM_NUM_CLASSES, "classes (--label-column)", 0},
+        {SCORE_MODEL_PARAM_CONTEXT_DIM, "condition columns (--condition-columns)", 0},
+    };
+    score_model *init = score_genmodel_model(j->init_gm), *copy = NULL;
+    int64_t kind_out;
+    if (score_model_kind(init) != SCORE_MODEL_MLP)
+        return cli_fail("--init %s: its network is not an MLP", o->init);
+    if (score_model_dim(init) != j->dim)
+        return cli_fail("--init %s: its network has dimension %zu, the data have %zu columns",
+                        o->init, score_model_dim(init), j->dim);
+    for (size_t k = 0; k < sizeof arch / sizeof arch[0]; k++) {
+        int64_t a = 0, b = 0;
+        double x = 0, y = 0;
+        int differ = arch[k].f64
+                         ? (score_model_get_f64(init, arch[k].id, &x) != SCORE_OK ||
+                            score_model_get_f64(j->model, arch[k].id, &y) != SCORE_OK || x != y)
+                         : (score_model_get_i64(init, arch[k].id, &a) != SCORE_OK ||
+                            score_model_get_i64(j->model, arch[k].id, &b) != SCORE_OK || a != b);
+        if (differ)
+            return arch[k].f64
+                       ? cli_fail("--init %s: its network has %s %g, this run asks for %g (give "
+                                  "the options it was trained with)", o->init, arch[k].name, x, y)
+                       : cli_fail("--init %s: its network has %s %lld, this run asks for %lld "
+                                  "(give the options it was trained with)", o->init,
+                                  arch[k].name, (long long)a, (long long)b);
+    }
+    if (score_model_param_count(init) != score_model_param_count(j->model))
+        return cli_fail("--init %s: its network has %zu parameters, this run's has %zu", o->init,
+                        score_model_param_count(init), score_model_param_count(j->model));
+    if (score_genmodel_get_i64(j->init_gm, SCORE_SDE_PARAM_OUTPUT, &kind_out) != SCORE_OK ||
+        kind_out != o->predict)
+        return cli_fail("--init %s: its network predicts '%s', this run '%s' (--predict)",
+                        o->init, cli_name_of(cli_outputs, (int)kind_out),
+                        cli_name_of(cli_outputs, o->predict));
+    int rc = score_model_clone(&copy, init);
+    if (rc != SCORE_OK)
+        return cli_lib_fail(rc, "--init");
+    score_model_free(j->model);
+    j->model = copy;
+    return 0;
+}
+
+/* The MLP (width, depth, activation, time embedding, conditions, threads), or the network of
+ * --init; its sde and generative model; the points in its units. */
+int train_set_up_model(const train_opts *o, train_job *j)
+{
+    int rc;
+    if ((rc = score_model_new_mlp(&j->model, j->dim, o->hidden, o->depth, o->act, o->seed)) !=
+            SCORE_OK ||
+        (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBEDDING, o->embed)) != SCORE_OK ||
+        (o->embed != SCORE_EMBED_NONE &&
+         (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBED_DIM,
+                                   (int64_t)o->embed_dim)) != SCORE_OK) ||
+        (o->embed == SCORE_EMBED_FOURIER &&
+         (rc = score_model_set_f64(j->model, SCORE_MODEL_PARAM_FOURIER_SCALE, o->fscale)) !=
+             SCORE_OK) ||
+        (j->num_classes > 0 &&
+         (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_NUM_CLASSES,
+                                   (int64_t)j->num_classes)) != SCORE_OK) ||
+        (j->context_dim > 0 &&
+         (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_CONTEXT_DIM,
+                                   (int64_t)j->context_dim)) != SCORE_OK) ||
+        (rc = score_model_prepare(j->model)) != SCORE_OK)
+        return cli_lib_fail(rc, "model");
+    if (j->init_gm != NULL && (rc = take_init_network(o, j)) != 0)
+        return rc;
+    if ((rc = cli_model_threads(opts, j->model)) != 0)
+        return rc;
+    if ((rc = score_sde_new(&j->sde, j->sched, j->model, o->predict)) != SCORE_OK ||
+        (rc = score_sde_set_i64(j->sde, SCORE_SDE_PARAM_COND, o->cond)) != SCORE_OK)
+        return cli_lib_fail(rc, "sde");
+    /* the meaning of the model (the library's object), and the points in its units */
+    if ((rc = score_genmodel_new(&j->gm, j->sde)) != SCORE_OK ||
+        (rc = score_genmodel_set_transform(j->gm, j->shift, j->scale)) != SCORE_OK)
+        return cli_lib_fail(rc, "generative model");
+    return train_dequantize_epoch(o, j, 0);
+}
+
+/* The loss and its options; a time-free loss records the one time it trains in j->fixed_t. */
+int train_set_up_loss(const train_opts *o, train_job *j)
+{
+    score_schedule *sched = j->sched;
+    double te;
+    int rc;
+    if ((rc = score_loss_new(&j->loss, o->loss_kind)) != SCORE_OK)
+        return cli_lib_fail(rc, "score_loss_new");
+    if (o->loss_kind == SCORE_LOSS_SDE) {
+        rc = o->weighting == 3
+                 ? score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_IMPORTANCE, 1)
+                 : score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_WEIGHTING, o->weighting);
+        if (rc == SCORE_OK &&
+            score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &te) == SCORE_OK)
+            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_T_EPS, fmin(te, 1e-5));
+    } else if (cli_opt_get(opts, "weighting") != NULL) {
+        return cli_usage_error("--weighting applies to --loss sde only");
+    }
+    if (rc == SCORE_OK && (o->loss_kind == SCORE_LOSS_SSM || o->loss_kind == SCORE_LOSS_SSM_VR))
+        rc = score_loss_set_i64(j->loss, SCORE_LOSS_PARAM_PROJECTIONS, (int64_t)o->projections);
+    if (rc == SCORE_OK && o->time_free) {
+        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T_EPS, &te);
+        if (rc == SCORE_OK) {
+            j->fixed_t = o->sigma > 0 ? train_time_of_sigma(sched, o->sigma)
+                                          : (o->loss_kind == SCORE_LOSS_DSM
+                                                 ? train_time_of_sigma(sched, 0.1) : te);
+            rc = score_loss_set_f64(j->loss, SCORE_LOSS_PARAM_TIME, j->fixed_t);
+        }
+    } else if (rc == SCORE_OK && cli_opt_get(opts, "sigma") != NULL) {
+        return cli_usage_error("--sigma applies to the one-level losses (dsm, hyvarinen, ssm, "
+                               "ssm-vr)");
+    }
+    return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "loss");
+}
+
+/* The trainer: batch, seed, EMA and the optimizer's options, over the training rows in model
+ * units with their labels and conditions; then --resume. */
+int train_set_up_trainer(const train_opts *o, train_job *j)
+{
+    int rc;
+    if ((rc = score_trainer_new(&j->tr, j->model, j->sde, j->loss, o->opt_kind)) != SCORE_OK)
+        return cli_lib_fail(rc, "score_trainer_new");
+    score_trainer *tr = j->tr;
+    score_optimizer *opt = score_trainer_optimizer(tr);
+    int64_t seed = (int64_t)(o->seed & ((1ull << 62) - 1));
+    if ((rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_BATCH_SIZE, (int64_t)o->batch)) ||
+        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_SEED, seed)) ||
+        (rc = score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_USE_EMA, o->ema > 0)) ||
+        (o->ema > 0 &&
+         (rc = score_ema_set_f64(score_trainer_ema(tr), SCORE_EMA_PARAM_DECAY, o->ema))) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_LR, o->lr)) ||
+        (rc = score_optimizer_set_i64(opt, SCORE_OPTIMIZER_PARAM_WARMUP, (int64_t)o->warmup)) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, o->clip)) ||
+        (rc = score_optimizer_set_f64(opt, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, o->wd)) ||
+        (rc = score_trainer_set_data(tr, j->n_train, j->dim, j->train_x)) != SCORE_OK ||
+        (j->labels != NULL &&
+         (rc = score_trainer_set_labels(tr, j->n_train, j->labels)) != SCORE_OK) ||
+        (j->context != NULL &&
+         (rc = score_trainer_set_context(tr, j->n_train, j->context_dim, j->context)) !=
+             SCORE_OK) ||
+        (o->p_uncond >= 0 &&
+         (rc = score_trainer_set_f64(tr, SCORE_TRAINER_PARAM_P_UNCOND, o->p_uncond)) != SCORE_OK))
+        return cli_lib_fail(rc, "trainer");
+    /* --resume: the library restores weights, optimizer, EMA, counters and seed, and checks
+     * that the network and optimizer are those of the checkpoint */
+    if (o->resume != NULL && (rc = score_trainer_load(tr, o->resume)) != SCORE_OK)
+        return cli_fail("--resume %s: %s%s", o->resume, score_last_error_message(),
+                        rc == SCORE_E_FORMAT ? " (resume with the options of the run that wrote "
+                                               "it)" : "");
+    uint64_t step = 0;
+    if (score_trainer_get_step(tr, &step) != SCORE_OK)
+        return cli_lib_fail(SCORE_E_GENERIC, "trainer");
+    if (step >= o->steps)
+        return cli_usage_error("--resume %s: the checkpoint is at step %llu already; --steps "
+                               "counts all steps of the training, give more than that",
+                               o->resume, (unsigned long long)step);
+    j->start_step = (size_t)step;
+    return 0;
+}
+
