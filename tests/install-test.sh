@@ -7,10 +7,15 @@
 #  3. pkg-config, static library: libscore.a plus `pkg-config --static --libs` of the rest, run,
 #     and checked to need no libscore.so;
 #  4. CMake (when cmake is installed): find_package(libscore) with libscore::libscore and
-#     libscore::libscore_static, built and run.
+#     libscore::libscore_static, built and run;
+#  5. Python (when the package was installed and PYTHON, the interpreter it was installed for,
+#     has numpy): the installed package imports, finds the installed library through its
+#     soname, trains, samples and evaluates likelihoods.
+# usage: install-test.sh BUILDDIR SRCDIR [PYTHON]
 set -eu
 builddir=$1
 srcdir=$2
+python=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 meson install -C "$builddir" --destdir "$tmp/root" --no-rebuild --quiet >/dev/null
@@ -83,5 +88,55 @@ CMAKE
     echo "install test: CMake consumer ok"
 else
     echo "install test: cmake not installed, CMake consumer skipped"
+fi
+
+# 5. Python: the installed package with the installed library (found by its soname through
+#    LD_LIBRARY_PATH, as a system installation is found through the ld.so cache)
+pkg=$(find "$tmp/root" -path '*/libscore/__init__.py' | head -n 1)
+if [ -z "$python" ]; then
+    echo "install test: no Python package installed (-Dpython=disabled), Python consumer skipped"
+elif [ -z "$pkg" ]; then
+    echo "the Python package was not installed"; exit 1
+elif ! "$python" -c 'import numpy' 2>/dev/null; then
+    echo "install test: numpy missing, Python consumer skipped"
+else
+    site=$(dirname "$(dirname "$pkg")")
+    case "$site" in
+        *-packages) ;;
+        *) echo "the Python package was installed outside a site directory: $site"; exit 1 ;;
+    esac
+    # for the usual prefixes the interpreter must find it without PYTHONPATH
+    prefix=$(pkg-config --variable=prefix libscore | sed "s|^$tmp/root||")
+    if [ "$prefix" = /usr ] || [ "$prefix" = /usr/local ]; then
+        "$python" -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "${site#"$tmp/root"}" ||
+            { echo "$python does not search ${site#"$tmp/root"}"; exit 1; }
+    fi
+    (cd "$tmp" && env -u LIBSCORE_LIBRARY PYTHONPATH="$site" LD_LIBRARY_PATH="$libdir" \
+        PYTHONDONTWRITEBYTECODE=1 "$python" - "$site") <<'PY'
+import os
+import sys
+
+import numpy as np
+
+import libscore
+
+site = sys.argv[1]
+assert libscore.__file__.startswith(site), libscore.__file__
+assert libscore.library_path() == "libscore.so.0", libscore.library_path()
+sched = libscore.Schedule("vp")
+gauss = libscore.System(sched, libscore.Model.gaussian(sched, [1.0, -1.0], [0.5, 2.0]), "score")
+gm = libscore.GenModel.from_system(gauss, transform=([10.0, 0.0], [2.0, 1.0]))
+x = gm.sample(4000, sampler="dpmpp-2m", steps=30, seed=1)
+# data units: x = 10 + 2 z with z ~ N(1, 0.5) in the first column
+assert abs(x[:, 0].mean() - 12.0) < 0.1 and abs(x[:, 0].var() / 2.0 - 1) < 0.1, x.mean(0)
+logp, _ = gm.loglik(x[:3], exact=True)
+assert np.all(logp < 0) and np.all(np.isfinite(logp))
+net = libscore.Model.mlp(2, hidden=16, depth=1)
+losses = libscore.train(libscore.System(sched, net, "eps"),
+                        libscore.toy_dataset("ring8", 256), steps=20, batch=64)
+assert losses.shape == (20,)
+print("install test: Python package", libscore.__version__, "from", os.path.relpath(
+    libscore.__file__, site), "samples in data units")
+PY
 fi
 echo "install test: ok"

@@ -14,15 +14,13 @@ error below is the sampler's own.
   N(mu, v^2 / (v + s^2)) per coordinate with s = sigma_edm(t_eps); the Monte-Carlo noise floor
   is about 0.4 %).
 
-Usage: LIBSCORE_LIBRARY=build/src/libscore.so python3 examples/python/sampler_table.py
+Usage (the Python package libscore installed, or from a build tree):
+    LIBSCORE_LIBRARY=build/src/libscore.so PYTHONPATH=build/python \
+        python3 examples/python/sampler_table.py
 """
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import libscore as ls  # noqa: E402
+import libscore as ls
 
 MU = np.array([1.0, -1.0, 0.5, 0.0])
 VAR = np.array([0.01, 0.1, 1.0, 4.0])

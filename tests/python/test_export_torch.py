@@ -48,14 +48,23 @@ lib.score_model_backward.argtypes = [ctypes.c_void_p, c_size, ctypes.POINTER(cty
                                      ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_float)]
 lib.score_model_param_count.argtypes = [ctypes.c_void_p]
 lib.score_model_param_count.restype = c_size
-# pinned parameter ids (include/libscore/model.h)
-PARAM_NUM_CLASSES, PARAM_CONTEXT_DIM = 310, 311
 lib.score_last_error_message.restype = ctypes.c_char_p
+lib.score_param_from_name.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
 
 
 def check(rc, what):
     if rc != 0:
         raise RuntimeError("%s failed: %d %s" % (what, rc, lib.score_last_error_message().decode()))
+
+
+def model_param(name):
+    """A model parameter's id, by name from the library's table (SCORE_OBJECT_MODEL = 3)."""
+    out = ctypes.c_int()
+    check(lib.score_param_from_name(3, name.encode(), ctypes.byref(out)), name)
+    return out.value
+
+
+PARAM_NUM_CLASSES, PARAM_CONTEXT_DIM = model_param("num_classes"), model_param("context_dim")
 
 
 def lib_forward(handle, x, c):
