@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "helpers/test-helpers.h"
+#include "helpers/ring8.h"
 
 #ifndef CLF_E2E_FULL
 #define CLF_E2E_FULL 0
 #endif
 
-#define K8 8
 
 /* Finite differences of the float32 network evaluated in double: central differences with
  * h = 1e-2 have a truncation error ~h^2 |f'''| / 6 ~ 1e-5 here and a rounding error of about
@@ -493,25 +493,6 @@ END_TEST
 
 /* ---- end to end ---------------------------------------------------------------------------- */
 
-/* Fraction of the n samples whose nearest ring mean is mean y. */
-static double nearest_fraction(const ring *r, int y, size_t n, const float *out)
-{
-    size_t hit = 0;
-    for (size_t b = 0; b < n; b++) {
-        int best = 0;
-        double bd = INFINITY;
-        for (int j = 0; j < K8; j++) {
-            double dx = out[2 * b] - r->mu[2 * j], dy = out[2 * b + 1] - r->mu[2 * j + 1];
-            if (dx * dx + dy * dy < bd) {
-                bd = dx * dx + dy * dy;
-                best = j;
-            }
-        }
-        hit += best == y;
-    }
-    return (double)hit / (double)n;
-}
-
 /* Labelled samples of the ring: row i of component i % 8 (normals of a fixed generator). */
 static void ring_data(const ring *r, size_t n, float *x, int32_t *y)
 {
@@ -576,7 +557,7 @@ static double guided_fraction(const ring *r, score_model *clf, score_sampler *sm
     ck_assert_ok(score_sampler_run(smp, sde, n, NULL, out, rng, NULL, NULL));
     score_rng_free(rng);
     score_sde_free(sde);
-    return nearest_fraction(r, y, n, out);
+    return ring8_nearest_fraction(r->mu, y, n, out);
 }
 
 START_TEST(ring8_classifier_guidance)

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "helpers/test-helpers.h"
+#include "helpers/ring8.h"
 #include "loss/loss-priv.h"
 #include "train/train-priv.h"
 
-#define K8 8
 
 /* The ring of 8 Gaussians (score_dataset_toy_mixture "ring8") as an analytic model. */
 typedef struct ring {
@@ -307,25 +307,6 @@ END_TEST
 
 /* Per-class sampling of the ring with DPM-Solver++(2M) (20 steps) on the exact conditional
  * score, with and without guidance: fraction of 2000 samples nearest to the requested mean. */
-/* Fraction of the n samples in out whose nearest ring mean is mean y. */
-static double nearest_fraction(const ring *r, int y, size_t n, const float *out)
-{
-    size_t hit = 0;
-    for (size_t b = 0; b < n; b++) {
-        int best = 0;
-        double bd = INFINITY;
-        for (int j = 0; j < K8; j++) {
-            double dx = out[2 * b] - r->mu[2 * j], dy = out[2 * b + 1] - r->mu[2 * j + 1];
-            if (dx * dx + dy * dy < bd) {
-                bd = dx * dx + dy * dy;
-                best = j;
-            }
-        }
-        hit += best == y;
-    }
-    return (double)hit / (double)n;
-}
-
 static double class_fraction(const ring *r, score_sampler *smp, int y, double w, size_t n,
                              float *out)
 {
@@ -335,7 +316,7 @@ static double class_fraction(const ring *r, score_sampler *smp, int y, double w,
     ck_assert_ok(score_sampler_run(smp, sde, n, NULL, out, rng, NULL, NULL));
     score_rng_free(rng);
     score_sde_free(sde);
-    return nearest_fraction(r, y, n, out);
+    return ring8_nearest_fraction(r->mu, y, n, out);
 }
 
 START_TEST(per_class_sampling)
@@ -752,7 +733,7 @@ static void e2e_per_class(const ring *r, score_sde *sde, const char *what, int s
             double f;
             ck_assert_ok(score_sde_set_label(sde, y));
             e2e_sample(sde, 200 + (uint64_t)y, E2E_SAMPLES, out);
-            f = nearest_fraction(r, y, E2E_SAMPLES, out);
+            f = ring8_nearest_fraction(r->mu, y, E2E_SAMPLES, out);
             ck_assert_msg(f >= 0.97, "%s, w %d class %d: %.4f of the samples nearest its mean",
                           what, wi, y, f);
             if (f < worst)
@@ -822,7 +803,7 @@ START_TEST(ring8_class_conditional_mlp)
         /* the null label samples the whole ring: every blob gets its 1/8 (measured within
          * 0.03) */
         for (int j = 0; j < K8; j++) {
-            double f = nearest_fraction(&r, j, E2E_SW_N, out_null);
+            double f = ring8_nearest_fraction(r.mu, j, E2E_SW_N, out_null);
             ck_assert_msg(fabs(f - 0.125) <= 0.04, "run %d, null label: blob %d holds %.4f of "
                           "the samples", run, j, f);
         }
