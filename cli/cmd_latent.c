@@ -11,7 +11,7 @@ static cli_opt lat_opts[] = {
     {"output", 'o', 1, "FILE", "write the result here ('-' = stdout) [stdout]", NULL},
     {"rtol", 0, 1, "R", "relative tolerance of the adaptive ODE solve [1e-7]", NULL},
     {"atol", 0, 1, "A", "absolute tolerance of the adaptive ODE solve [1e-7]", NULL},
-    {"batch", 0, 1, "N", "rows per solve (an MLP's results may change in the last bits with it) [1024]", NULL},
+    {"batch", 0, 1, "N", "rows per solve (results do not depend on it) [1024]", NULL},
     {"threads", 0, 1, "N", "threads evaluating blocks of rows at a time (results do not depend on it; set OPENBLAS_NUM_THREADS=1) [1]", NULL},
     {"quiet", 'q', 0, NULL, "no progress bar", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -76,13 +76,13 @@ static int run_map(latent_job *j, size_t dim, size_t batch, int to_data, int qui
         float *out = j->out + row0 * dim;
         int rc;
         if (to_data) {
-            rc = score_likelihood_from_latent(j->lk, j->sde, m, in, tmp);
+            rc = score_likelihood_from_latent(j->lk, j->sde, row0, m, in, tmp);
             if (rc == SCORE_OK)
                 rc = score_genmodel_decode(j->file.gm, m, tmp, out);
         } else {
             rc = score_genmodel_encode(j->file.gm, m, in, tmp);
             if (rc == SCORE_OK)
-                rc = score_likelihood_to_latent(j->lk, j->sde, m, tmp, out);
+                rc = score_likelihood_to_latent(j->lk, j->sde, row0, m, tmp, out);
         }
         if (rc != SCORE_OK) {
             cli_progress_finish(&bar);

@@ -318,7 +318,7 @@ START_TEST(encode_decode_round_trip)
     ck_assert_ok(score_likelihood_new(&lk, 2));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, 1e-7));
     ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, 1e-7));
-    ck_assert_ok(score_likelihood_to_latent(lk, f.sde, NL, x, z));
+    ck_assert_ok(score_likelihood_to_latent(lk, f.sde, 0, NL, x, z));
     ck_assert_uint_gt(score_likelihood_get_nfe(lk), 0);
     if (!gmm) {
         float ref[2 * NL];
@@ -330,7 +330,7 @@ START_TEST(encode_decode_round_trip)
         ck_assert_msg(worst_map <= TOL_MAP * (1.0 + scale), "encode vs closed form: %g",
                       worst_map);
     }
-    ck_assert_ok(score_likelihood_from_latent(lk, f.sde, NL, z, back));
+    ck_assert_ok(score_likelihood_from_latent(lk, f.sde, 0, NL, z, back));
     for (size_t i = 0; i < 2 * NL; i++)
         worst_trip = fmax(worst_trip, fabs((double)back[i] - x[i]));
     printf("encode/decode, %s %s: max |z - closed form| = %.2e, max |decode(encode(x)) - x| = "
@@ -339,21 +339,21 @@ START_TEST(encode_decode_round_trip)
     ck_assert_double_le(worst_trip, TOL_MAP);
     /* per-row solves: one row alone gives the bits it gets in the batch */
     for (size_t i = 0; i < NL; i += 7) {
-        ck_assert_ok(score_likelihood_to_latent(lk, f.sde, 1, x + 2 * i, one));
+        ck_assert_ok(score_likelihood_to_latent(lk, f.sde, i, 1, x + 2 * i, one));
         ck_assert_mem_eq(one, z + 2 * i, sizeof one);
     }
     /* decode of prior draws: the deterministic sampler's end points are finite, and encode
      * maps them back */
     ck_assert_ok(score_schedule_prior_sample(f.sched, rng, NL, 2, zz));
-    ck_assert_ok(score_likelihood_from_latent(lk, f.sde, NL, zz, back));
-    ck_assert_ok(score_likelihood_to_latent(lk, f.sde, NL, back, z));
+    ck_assert_ok(score_likelihood_from_latent(lk, f.sde, 0, NL, zz, back));
+    ck_assert_ok(score_likelihood_to_latent(lk, f.sde, 0, NL, back, z));
     for (size_t i = 0; i < 2 * NL; i++)
         ck_assert_float_eq_tol(z[i], zz[i], TOL_MAP * (1.0f + fabsf(zz[i])));
     /* argument checks */
-    ck_assert_fails_with(score_likelihood_to_latent(lk, f.sde, NL, NULL, z), SCORE_E_INVAL);
-    ck_assert_fails_with(score_likelihood_from_latent(NULL, f.sde, NL, z, back), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_to_latent(lk, f.sde, 0, NL, NULL, z), SCORE_E_INVAL);
+    ck_assert_fails_with(score_likelihood_from_latent(NULL, f.sde, 0, NL, z, back), SCORE_E_INVAL);
     x[3] = NAN;
-    ck_assert_fails_with(score_likelihood_to_latent(lk, f.sde, NL, x, z), SCORE_E_NUMERIC);
+    ck_assert_fails_with(score_likelihood_to_latent(lk, f.sde, 0, NL, x, z), SCORE_E_NUMERIC);
     score_likelihood_free(lk);
     score_rng_free(rng);
     fx_free(&f);

@@ -17,7 +17,10 @@
  * one) or Hutchinson's estimate with k probes per row, Rademacher or Gaussian, drawn once per
  * solve (fixed along the trajectory, so the integrand is a smooth function of time) from the
  * generator at its current counter, row row0 + i, columns p * dim .. (p + 1) * dim - 1 for
- * probe p. Every row's result is independent of the batch.
+ * probe p. Every row is solved with its own step sizes and probes, so its result does not
+ * depend on the other rows; for an MLP the last bits of log p may still depend on how rows
+ * are split into calls (its trace and tangent products are not evaluated in row panels, unlike
+ * its plain evaluation: score_likelihood_to_latent() is bit-identical for any split).
  *
  * Bits per dimension: `bpd = -log p(x) / (dim ln 2) + offset`, with the offset
  * ::SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET given in bits and **0 by default** (no hidden
@@ -178,9 +181,12 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, s
  * back. In the model's units (a generative model's data transform is score_genmodel_encode()).
  * Same solver, tolerances (::SCORE_LIKELIHOOD_PARAM_RTOL, ::SCORE_LIKELIHOOD_PARAM_ATOL), time
  * range (::SCORE_LIKELIHOOD_PARAM_T_EPS, ::SCORE_LIKELIHOOD_PARAM_T_END) and step limits as
- * the likelihood; every row is solved with its own step sizes, so a row's latent does not
- * depend on the batch. Counters: score_likelihood_get_nfe(), score_likelihood_get_steps().
+ * the likelihood. Every row is solved with its own step sizes and the model is told the rows'
+ * global numbers row0 + i, so a row's latent is bit-identical however the rows are split into
+ * calls (also for an MLP, whose products then run in row panels aligned to those numbers).
+ * Counters: score_likelihood_get_nfe(), score_likelihood_get_steps().
  * @param[in,out] lk the evaluator. @param[in,out] sde the system (its model only read).
+ * @param[in] row0 global number of row 0 (rows row0 .. row0 + n - 1 of a larger set).
  * @param[in] n rows (0: nothing to do). @param[in] x n * dim data points.
  * @param[out] z_out n * dim latents.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, t_eps >= T); ::SCORE_E_SHAPE (dimension
@@ -192,8 +198,9 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, s
  * @see score_likelihood_from_latent()
  */
 SCORE_API SCORE_WARN_UNUSED int score_likelihood_to_latent(score_likelihood *lk,
-                                                           score_sde *sde, size_t n,
-                                                           const float *x, float *z_out);
+                                                           score_sde *sde, size_t row0,
+                                                           size_t n, const float *x,
+                                                           float *z_out);
 
 /**
  * @brief Latents to data: the probability-flow ODE solved from z at T down to t_eps (the
@@ -201,14 +208,16 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_to_latent(score_likelihood *lk,
  *
  * With z drawn from the prior this is a deterministic sampler at the evaluator's tolerance.
  * @param[in,out] lk the evaluator. @param[in,out] sde the system.
- * @param[in] n rows. @param[in] z n * dim latents. @param[out] x_out n * dim points at t_eps.
+ * @param[in] row0 global number of row 0. @param[in] n rows.
+ * @param[in] z n * dim latents. @param[out] x_out n * dim points at t_eps.
  * @return as score_likelihood_to_latent().
  * Thread-safety: object-exclusive for @p lk and @p sde.
  * @since 0.1
  */
 SCORE_API SCORE_WARN_UNUSED int score_likelihood_from_latent(score_likelihood *lk,
-                                                             score_sde *sde, size_t n,
-                                                             const float *z, float *x_out);
+                                                             score_sde *sde, size_t row0,
+                                                             size_t n, const float *z,
+                                                             float *x_out);
 
 /**
  * @brief Batched model evaluations of the last call.

@@ -171,18 +171,25 @@ uint64_t score_likelihood_get_steps(const score_likelihood *lk)
 
 /* ---- the system: (x, delta) under the probability-flow ODE in lambda ------------------- */
 
-/* d(x, delta)/dlambda for m compacted rows at lambda values lam, state ys (m x (dim + 1)). */
-static int rhs(score_likelihood *lk, size_t m, const double *lam, const double *ys,
-               double *kout)
+/* d(x, delta)/dlambda for the m active rows of a at lambda values lam, state ys
+ * (m x (dim + 1)). The map alone (nodiv) gives the model the rows' global numbers, so that a
+ * row's latent does not depend on the batch (the MLP's row panels); the divergence's trace
+ * and tangents have no such evaluation. */
+static int rhs(score_likelihood *lk, const score__adapt *a, size_t m, const double *lam,
+               const double *ys, double *kout)
 {
     size_t dim = lk->dim, d1 = dim + 1;
     int rc;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < dim; j++)
             lk->xin[i * dim + j] = (float)ys[i * d1 + j];
+    if (lk->nodiv)
+        score__sde_set_rows(lk->sde, m, a->row0, a->idx);
     rc = score__sde_pf_lambda(lk->sde, lk->fn, m, lam, lk->xin, lk->kp,
                               lk->kp > 0 ? lk->probes_a : NULL, &lk->ws, kout,
                               lk->nodiv ? NULL : kout + dim, d1);
+    if (lk->nodiv)
+        score__sde_set_rows(lk->sde, 0, 0, NULL);
     if (lk->nodiv)
         for (size_t i = 0; i < m; i++)
             kout[i * d1 + dim] = 0.0;
@@ -231,7 +238,7 @@ static int sys_attempt(void *ctx, const score__adapt *a)
     size_t m = a->m, d1 = lk->dim + 1;
     int rc;
     if (gather(lk, a)) {
-        rc = rhs(lk, m, a->lam, lk->ya, lk->ks[0]);
+        rc = rhs(lk, a, m, a->lam, lk->ya, lk->ks[0]);
         if (rc != SCORE_OK)
             return rc;
     }
@@ -249,7 +256,7 @@ static int sys_attempt(void *ctx, const score__adapt *a)
         }
         if (q == N_STAGES - 1)
             memcpy(lk->ynew, lk->ys, m * d1 * sizeof(double));
-        rc = rhs(lk, m, lk->lam_s, lk->ys, lk->ks[q]);
+        rc = rhs(lk, a, m, lk->lam_s, lk->ys, lk->ks[q]);
         if (rc != SCORE_OK)
             return rc;
     }
@@ -456,8 +463,8 @@ int score_likelihood_logp(score_likelihood *lk, score_sde *sde, size_t n, const 
 
 /* ---- the map x <-> z alone ---------------------------------------------------------------- */
 
-static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *in, float *out,
-                  int backward, const char *fn)
+static int pf_map(score_likelihood *lk, score_sde *sde, size_t row0, size_t n, const float *in,
+                  float *out, int backward, const char *fn)
 {
     size_t dim, d1;
     int rc = open_solve(lk, sde, n, in, out, backward ? "z or x_out" : "x or z_out", 1, fn);
@@ -468,8 +475,8 @@ static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *i
     if (score_sde_dim(sde) != dim)
         rc = score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != likelihood dimension %zu",
                           score_sde_dim(sde), dim);
-    else if ((uint64_t)n > ((uint64_t)1 << 32))
-        rc = score__error(SCORE_E_RANGE, fn, "n = %zu exceeds 2^32", n);
+    else if ((uint64_t)row0 > ((uint64_t)1 << 32) || (uint64_t)n > ((uint64_t)1 << 32) - row0)
+        rc = score__error(SCORE_E_RANGE, fn, "rows %zu + %zu exceed 2^32", row0, n);
     else if (!score__all_finite_f32(n * dim, in))
         rc = score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity", backward ? "z" : "x");
     lk->kp = 0;
@@ -478,7 +485,7 @@ static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *i
     if (rc == SCORE_OK)
         rc = ensure(lk, fn, n, 1);
     if (rc == SCORE_OK)
-        rc = integrate(lk, 0, n, in, backward, fn);
+        rc = integrate(lk, row0, n, in, backward, fn);
     if (rc == SCORE_OK)
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < dim; j++)
@@ -490,14 +497,14 @@ static int pf_map(score_likelihood *lk, score_sde *sde, size_t n, const float *i
     return rc;
 }
 
-int score_likelihood_to_latent(score_likelihood *lk, score_sde *sde, size_t n, const float *x,
-                            float *z_out)
+int score_likelihood_to_latent(score_likelihood *lk, score_sde *sde, size_t row0, size_t n,
+                               const float *x, float *z_out)
 {
-    return pf_map(lk, sde, n, x, z_out, 0, __func__);
+    return pf_map(lk, sde, row0, n, x, z_out, 0, __func__);
 }
 
-int score_likelihood_from_latent(score_likelihood *lk, score_sde *sde, size_t n, const float *z,
-                            float *x_out)
+int score_likelihood_from_latent(score_likelihood *lk, score_sde *sde, size_t row0, size_t n,
+                                 const float *z, float *x_out)
 {
-    return pf_map(lk, sde, n, z, x_out, 1, __func__);
+    return pf_map(lk, sde, row0, n, z, x_out, 1, __func__);
 }

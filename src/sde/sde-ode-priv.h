@@ -33,4 +33,9 @@ int score__sde_pf_lambda(score_sde *sde, const char *fn, size_t m, const double 
                          const float *x, size_t k, const float *probes,
                          const score__sde_ode_ws *ws, double *dx, double *ddelta, size_t ld);
 
+/* Global row numbers of the rows of the next evaluations (see row_n in score__model_ws):
+ * n rows, row i is row0 + i (idx NULL) or row0 + idx[i]; n = 0 clears them. The arrays
+ * belong to the caller and must live until they are cleared. */
+void score__sde_set_rows(score_sde *sde, size_t n, size_t row0, const size_t *idx);
+
 #endif /* LIBSCORE_SDE_ODE_PRIV_H */

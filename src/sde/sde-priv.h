@@ -5,6 +5,7 @@
 
 #include "core/core-priv.h"
 #include "libscore/sde.h"
+#include "sde-ode-priv.h"
 
 #define SCORE__SDE_NPARAMS 5
 
@@ -77,10 +78,7 @@ size_t score__sde_model_rows(size_t n, double w);
 int score__sde_model_call_failed(const char *fn, int rc);
 int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
                        const float *x, const float *F, double w, float *out);
-/* Global row numbers of the rows of the next evaluations (see row_n in score__model_ws):
- * n rows, row i is row0 + i (idx NULL) or row0 + idx[i]; n = 0 clears them. The arrays
- * belong to the caller and must live until they are cleared. */
-void score__sde_set_rows(score_sde *sde, size_t n, size_t row0, const size_t *idx);
+/* score__sde_set_rows(): in sde-ode-priv.h (the solvers in lambda use it too). */
 
 /* sde-classifier.c. classifier_term: with a classifier and a weight != 0, computes
  * grad_x log p(y | x_b, t_b) of the n rows into sde->cgx and points sde->cg at it (combine
