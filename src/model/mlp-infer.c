@@ -19,6 +19,20 @@
 #define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
 #define SCORE__MLP_INFER_BYTES_MT ((size_t)8 << 20)
 
+/* Grows the workspace's inference arena to need floats (contents not kept). */
+static int ensure_arena(mlp_ws *w, size_t need, const char *fn)
+{
+    float *a;
+    if (need <= w->icap)
+        return SCORE_OK;
+    if ((a = score__calloc(need, sizeof(float))) == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    score__free(w->iarena);
+    w->iarena = a;
+    w->icap = need;
+    return SCORE_OK;
+}
+
 static int same_c(size_t rows, const double *c)
 {
     for (size_t b = 1; b < rows; b++)
@@ -228,6 +242,7 @@ static int mlp_infer_aligned(const mlp *p, mlp_ws *w, size_t dim, size_t nseg, s
                              size_t row0, const size_t *idx, int64_t threads, const float *x,
                              const double *c, const mlp_cond *cd, float *out)
 {
+    int rc;
     static const char fn[] = "score_model_forward";
     const size_t P = SCORE__MLP_PANEL;
     size_t per = p->n[0] + 2 * p->maxh, nb, slot, njobs, nslots, need, g_first, g_last;
@@ -263,14 +278,8 @@ static int mlp_infer_aligned(const mlp *p, mlp_ws *w, size_t dim, size_t nseg, s
     nslots = score__pool_threads(pool);
     nslots = nslots < njobs ? nslots : njobs;
     need = nslots * slot;
-    if (need > w->icap) {
-        float *a = score__calloc(need, sizeof(float));
-        if (a == NULL)
-            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        score__free(w->iarena);
-        w->iarena = a;
-        w->icap = need;
-    }
+    if ((rc = ensure_arena(w, need, fn)) != SCORE_OK)
+        return rc;
     job.arena = w->iarena;
     score__pool_for_each(pool, njobs, ainfer_part, &job);
     return SCORE_OK;
@@ -303,14 +312,8 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     nslots = score__pool_threads(pool);
     nslots = nslots < nblocks ? nslots : nblocks;
     need = nslots * nb * per;
-    if (need > w->icap) {
-        float *a = score__calloc(need, sizeof(float));
-        if (a == NULL)
-            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        score__free(w->iarena);
-        w->iarena = a;
-        w->icap = need;
-    }
+    if ((rc = ensure_arena(w, need, fn)) != SCORE_OK)
+        return rc;
     job.p = p;
     job.dim = dim;
     job.n = n;
