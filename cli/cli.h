@@ -303,6 +303,9 @@ typedef struct cli_model_file {
 int cli_model_file_read(const char *path, int allow_plain, cli_model_file *f, char *err,
                         size_t err_len);
 void cli_model_file_free(cli_model_file *f);
+/* A generative model file (cli_model_file_read(), no plain networks) with --threads of opts
+ * applied to its network: 0, or a failure code after printing one line (f then freed). */
+int cli_model_file_load(const char *path, const cli_opt *opts, cli_model_file *f);
 
 extern const cli_name cli_datasets[];   /* toy dataset names with descriptions */
 /* n points of the toy dataset `name` (score_dataset_toy()) drawn with the Philox generator of

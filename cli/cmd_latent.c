@@ -130,13 +130,9 @@ static int run_latent(int argc, char **argv, int to_data)
     if (!(rtol + atol > 0))
         return cli_usage_error("--rtol and --atol are both 0");
     memset(&j, 0, sizeof j);
-    if (cli_model_file_read(pos[0], 0, &j.file, err, sizeof err) != 0)
-        return cli_fail("%s", err);
-    dim = score_genmodel_dim(j.file.gm);
-    if ((rc = cli_model_threads(lat_opts, score_genmodel_model(j.file.gm))) != 0) {
-        latent_job_free(&j, dim);
+    if ((rc = cli_model_file_load(pos[0], lat_opts, &j.file)) != 0)
         return rc;
-    }
+    dim = score_genmodel_dim(j.file.gm);
     if (score_genmodel_fixed_t(j.file.gm) > 0) {
         rc = cli_fail("%s was trained at one noise level only: it has no probability-flow ODE",
                       pos[0]);

@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Loads a generative model file and applies --threads. */
-static int load_model(const char *path, const cli_opt *opts, cli_model_file *f)
-{
-    char err[700];
-    int rc;
-    if (cli_model_file_read(path, 0, f, err, sizeof err) != 0)
-        return cli_fail("%s", err);
-    if ((rc = cli_model_threads(opts, score_genmodel_model(f->gm))) != 0)
-        cli_model_file_free(f);
-    return rc;
-}
-
 /* ---- loglik --------------------------------------------------------------------------- */
 
 static cli_opt l_opts[] = {
@@ -278,7 +266,7 @@ int cli_cmd_loglik(int argc, char **argv)
     if ((rc = read_loglik_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
-    if ((rc = load_model(o.model, l_opts, &j.file)) == 0 &&
+    if ((rc = cli_model_file_load(o.model, l_opts, &j.file)) == 0 &&
         (rc = load_loglik_data(&o, &j)) == 0 && (rc = set_up_likelihood(&o, &j)) == 0 &&
         (rc = run_likelihood(&o, &j)) == 0)
         rc = report_likelihood(&o, &j);

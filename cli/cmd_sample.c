@@ -106,19 +106,6 @@ static int unknown_sampler(const char *name)
     return cli_usage_error("unknown sampler '%s' (valid: %s)", name, list);
 }
 
-/* Loads a generative model file (score_genmodel_load_buffer(): the library gives its whole
- * meaning) and applies --threads. */
-static int load_model(const char *path, const cli_opt *opts, cli_model_file *f)
-{
-    char err[700];
-    int rc;
-    if (cli_model_file_read(path, 0, f, err, sizeof err) != 0)
-        return cli_fail("%s", err);
-    if ((rc = cli_model_threads(opts, score_genmodel_model(f->gm))) != 0)
-        cli_model_file_free(f);
-    return rc;
-}
-
 /* Reference points for --plot and the distance: a CSV, or fresh points of the toy dataset the
  * model was trained on. *label receives a description. */
 static int load_reference(const char *ref, const cli_meta *meta, size_t dim, uint64_t seed,
@@ -463,7 +450,7 @@ static int set_up_system(const sample_opts *o, sample_job *j)
     j->gm = j->file.gm;
     j->dim = score_genmodel_dim(j->gm);
     if (o->uncond != NULL) {
-        if ((rc = load_model(o->uncond, s_opts, &j->file2)) != 0)
+        if ((rc = cli_model_file_load(o->uncond, s_opts, &j->file2)) != 0)
             return rc;
         if ((rc = score_genmodel_new_cfg(&j->cfg, j->file.gm, j->file2.gm, o->w)) != SCORE_OK)
             return cli_fail("--uncond %s cannot guide %s: %s", o->uncond, o->model,
@@ -636,7 +623,7 @@ int cli_cmd_sample(int argc, char **argv)
     if ((rc = read_sample_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
-    if ((rc = load_model(o.model, s_opts, &j.file)) == 0 &&
+    if ((rc = cli_model_file_load(o.model, s_opts, &j.file)) == 0 &&
         (rc = check_sampler_fits(&o, &j)) == 0 && (rc = set_up_system(&o, &j)) == 0 &&
         (rc = draw_samples(&o, &j)) == 0 &&
         (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {

@@ -185,6 +185,17 @@ int cli_model_file_read(const char *path, int allow_plain, cli_model_file *f, ch
     return 0;
 }
 
+int cli_model_file_load(const char *path, const cli_opt *opts, cli_model_file *f)
+{
+    char err[700];
+    int rc;
+    if (cli_model_file_read(path, 0, f, err, sizeof err) != 0)
+        return cli_fail("%s", err);
+    if ((rc = cli_model_threads(opts, score_genmodel_model(f->gm))) != 0)
+        cli_model_file_free(f);
+    return rc;
+}
+
 void cli_model_file_free(cli_model_file *f)
 {
     score_genmodel_free(f->gm);
