@@ -2,7 +2,6 @@
  * x_t = alpha(t) x + sigma(t) z at times t ~ U(t_eps, T), drawn with the keys of the SDE loss
  * (loss.h), under the classifier's own schedule. */
 #include <math.h>
-#include <stdio.h>
 
 #include "libscore/schedule.h"
 #include "loss-priv.h"
@@ -13,13 +12,6 @@ void score__loss_classifier_free(score_loss *L)
 {
     score__clf_ws_free(L->cws);
     L->cws = NULL;
-}
-
-static int wrap(const char *fn, int rc, const char *what)
-{
-    char msg[384];
-    snprintf(msg, sizeof msg, "%s", score_last_error_message());
-    return score__error(rc, fn, "%s: %s", what, msg);
 }
 
 int score__loss_classifier(const char *fn, score_loss *L, const score_sde *sde, score_model *m,
@@ -40,7 +32,7 @@ int score__loss_classifier(const char *fn, score_loss *L, const score_sde *sde, 
     sch = score_classifier_schedule(m);
     if (sde != NULL && (rc = score__schedule_compare("the classifier's schedule and the sde's",
                                                      sch, score_sde_schedule(sde))) != SCORE_OK)
-        return wrap(fn, rc, "the schedules differ");
+        return score__loss_wrap(fn, rc, "the schedules differ");
     K = score__classifier_classes(m);
     if (L->lab_n == 0)
         return score__error(SCORE_E_INVAL, fn, "a classifier loss needs the labels of the rows "
@@ -55,7 +47,7 @@ int score__loss_classifier(const char *fn, score_loss *L, const score_sde *sde, 
                                 (long)L->labels[b], b, K - 1);
     if ((rc = score_loss_get_f64(L, SCORE_LOSS_PARAM_T_EPS, &te)) != SCORE_OK ||
         (rc = score_schedule_get_f64(sch, SCORE_SCHEDULE_PARAM_T, &T)) != SCORE_OK)
-        return wrap(fn, rc, "t_eps and the schedule's T");
+        return score__loss_wrap(fn, rc, "t_eps and the schedule's T");
     if (!(te < T))
         return score__error(SCORE_E_INVAL, fn, "t_eps = %g is not below the schedule's T = %g", te, T);
     if ((rc = score__loss_reserve(fn, L, n, dim)) != SCORE_OK)
@@ -63,15 +55,15 @@ int score__loss_classifier(const char *fn, score_loss *L, const score_sde *sde, 
     if (L->cws == NULL && score__clf_ws_new(&L->cws) != SCORE_OK)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     if ((rc = score_rng_fill_uniform_f64(rng, 0, n, d4, 1, L->u)) != SCORE_OK)
-        return wrap(fn, rc, "time draw");
+        return score__loss_wrap(fn, rc, "time draw");
     if ((rc = score_rng_fill_normal(rng, 0, n, 0, dim, L->z)) != SCORE_OK)
-        return wrap(fn, rc, "noise draw");
+        return score__loss_wrap(fn, rc, "noise draw");
     for (size_t b = 0; b < n; b++) {
         double t = te + L->u[b] * (T - te);
         L->t[b] = t > T ? T : t;
     }
     if ((rc = score_schedule_alpha_sigma(sch, n, L->t, L->al, L->si)) != SCORE_OK)
-        return wrap(fn, rc, "schedule at the drawn times");
+        return score__loss_wrap(fn, rc, "schedule at the drawn times");
     for (size_t b = 0; b < n; b++)
         for (size_t j = 0; j < dim; j++)
             L->xt[b * dim + j] = (float)(L->al[b] * (double)x[b * dim + j] +

@@ -7,6 +7,18 @@
 
 #define SCORE__LOSS_NPARAMS 10
 
+/* Indices into the loss's parameter table (sorted by id). */
+enum {
+    IX_SIGMA, IX_ANNEAL, IX_PROJ, IX_PROBE, IX_WEIGHT, IX_REDUCE, IX_TEPS, IX_IMPORT, IX_COND,
+    IX_TIME
+};
+
+/* Sets of loss kinds as bit masks. */
+#define K(kind) (1u << (kind))
+#define TIME_FREE (K(SCORE_LOSS_HYVARINEN) | K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR) | K(SCORE_LOSS_DSM))
+#define SLICED (K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR))
+#define DENOISING (K(SCORE_LOSS_DSM) | K(SCORE_LOSS_NCSN) | K(SCORE_LOSS_DDPM) | K(SCORE_LOSS_SDE))
+
 struct score__model_ws; /* model/model-priv.h */
 
 struct score_loss {
@@ -50,6 +62,24 @@ void score__loss_classifier_free(score_loss *L);
 /* loss.c: makes room for n rows of dim values in the per-row buffers (t, al, si, u, ... and xt,
  * z, ...: n * dim floats). */
 int score__loss_reserve(const char *fn, score_loss *L, size_t n, size_t dim);
+
+/* The value of parameter ix (an IX_ index) of L, as a double / an integer. */
+#define score__loss_f(L, ix) ((L)->params[(ix)].f)
+#define score__loss_i(L, ix) ((L)->params[(ix)].i)
+
+/* d rounded up to a multiple of 4: the noise-counter columns a row reserves. */
+static inline size_t score__loss_round4(size_t d)
+{
+    return (d + 3u) / 4u * 4u;
+}
+
+/* loss.c: the kind's name ("dsm", ...), or NULL for an unknown kind. */
+const char *score__loss_kind_name(int kind);
+/* loss.c: re-raises the failure rc of a lower-level call under the public function's name fn. */
+int score__loss_wrap(const char *fn, int rc, const char *what);
+/* loss-setup.c: the times / levels, coefficients and weights of the n rows of a compute call. */
+int score__loss_setup_rows(const char *fn, score_loss *L, const score_sde *sde,
+                           const score_rng *rng, size_t n, size_t dim);
 
 /* Parameter table of the loss kind (registered in core/param-registry.h). */
 const score__param_desc *score__loss_param_table(size_t *n_out);

@@ -1,5 +1,5 @@
-/* Score-matching losses: object, parameters, per-row setup (times, levels, coefficients) and
- * the value / gradient of every kind. Definitions and reductions in include/libscore/loss.h. */
+/* Score-matching losses: object, parameters and the value / gradient of every kind (the per-row
+ * times, levels and coefficients are drawn in loss-setup.c). Definitions and reductions in include/libscore/loss.h. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,12 +8,6 @@
 #include "loss-priv.h"
 #include "model/model-priv.h"
 #include "sde/sde-priv.h"
-
-/* Indices into the parameter table (sorted by id). */
-enum {
-    IX_SIGMA, IX_ANNEAL, IX_PROJ, IX_PROBE, IX_WEIGHT, IX_REDUCE, IX_TEPS, IX_IMPORT, IX_COND,
-    IX_TIME
-};
 
 static const score__param_desc loss_params[SCORE__LOSS_NPARAMS] = {
     {SCORE_LOSS_PARAM_SIGMA, "sigma", SCORE_PARAM_F64, 1e-6, 1e6, 0.1,
@@ -44,18 +38,13 @@ const score__param_desc *score__loss_param_table(size_t *n_out)
     return loss_params;
 }
 
-#define K(kind) (1u << (kind))
-#define TIME_FREE (K(SCORE_LOSS_HYVARINEN) | K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR) | K(SCORE_LOSS_DSM))
-#define SLICED (K(SCORE_LOSS_SSM) | K(SCORE_LOSS_SSM_VR))
-#define DENOISING (K(SCORE_LOSS_DSM) | K(SCORE_LOSS_NCSN) | K(SCORE_LOSS_DDPM) | K(SCORE_LOSS_SDE))
-
 /* Kinds each parameter applies to (same order as the table). */
 static const unsigned applies[SCORE__LOSS_NPARAMS] = {
     K(SCORE_LOSS_DSM), K(SCORE_LOSS_NCSN), SLICED, SLICED, K(SCORE_LOSS_SDE), DENOISING,
     K(SCORE_LOSS_SDE) | K(SCORE_LOSS_CLASSIFIER), K(SCORE_LOSS_SDE), TIME_FREE, TIME_FREE,
 };
 
-static const char *kind_name(int kind)
+const char *score__loss_kind_name(int kind)
 {
     switch (kind) {
     case SCORE_LOSS_HYVARINEN: return "hyvarinen";
@@ -96,7 +85,7 @@ int score_loss_new(score_loss **out, int kind)
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
-    if (kind_name(kind) == NULL)
+    if (score__loss_kind_name(kind) == NULL)
         return score__error(SCORE_E_UNSUPPORTED, __func__, "unknown loss kind %d (1..8)", kind);
     L = score__calloc(1, sizeof *L);
     if (L == NULL)
@@ -150,7 +139,7 @@ int score_loss_kind(const score_loss *loss)
 
 const char *score_loss_name(const score_loss *loss)
 {
-    return loss ? kind_name(loss->kind) : "(null)";
+    return loss ? score__loss_kind_name(loss->kind) : "(null)";
 }
 
 static int check_applies(const char *fn, const score_loss *L, int param)
@@ -160,7 +149,7 @@ static int check_applies(const char *fn, const score_loss *L, int param)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown loss parameter %d", param);
     if (!(applies[idx] & K(L->kind)))
         return score__error(SCORE_E_UNSUPPORTED, fn, "parameter '%s' does not apply to %s losses",
-                            loss_params[idx].name, kind_name(L->kind));
+                            loss_params[idx].name, score__loss_kind_name(L->kind));
     return SCORE_OK;
 }
 
@@ -206,8 +195,7 @@ int score_loss_get_i64(const score_loss *loss, int param, int64_t *out)
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-/* Re-raises the failure of a lower-level call under the public function's name. */
-static int wrap(const char *fn, int rc, const char *what)
+int score__loss_wrap(const char *fn, int rc, const char *what)
 {
     char msg[384];
     snprintf(msg, sizeof msg, "%s", score_last_error_message());
@@ -279,170 +267,18 @@ int score__loss_reserve(const char *fn, score_loss *L, size_t n, size_t dim)
     return reserve(fn, L, n, dim, 0);
 }
 
-static double pf(const score_loss *L, int ix)
-{
-    return L->params[ix].f;
-}
-
-static int64_t pi_(const score_loss *L, int ix)
-{
-    return L->params[ix].i;
-}
-
 /* Factor rho of the reduction red(u) = rho sum_j u_j. */
 static double reduce_factor(const score_loss *L, size_t dim)
 {
-    int64_t r = pi_(L, IX_REDUCE);
+    int64_t r = score__loss_i(L, IX_REDUCE);
     if (r == SCORE_LOSS_REDUCE_DEFAULT)
         r = L->kind == SCORE_LOSS_DDPM ? SCORE_LOSS_REDUCE_MEAN : SCORE_LOSS_REDUCE_HALF_SUM;
     return r == SCORE_LOSS_REDUCE_MEAN ? 1.0 / (double)dim : 0.5;
 }
 
-static size_t round4(size_t d)
-{
-    return (d + 3u) / 4u * 4u;
-}
-
-/* Rows of the time-free kinds: constants a, k, in, c (and alpha, sigma for DSM). */
-static int setup_fixed(const char *fn, score_loss *L, const score_sde *sde, size_t n)
-{
-    double a = 1.0, k = 0.0, in = 1.0, c = pf(L, IX_COND), al = 1.0, si = pf(L, IX_SIGMA);
-    double t = pf(L, IX_TIME);
-    if (sde != NULL) {
-        int rc;
-        if (!(t > 0.0))
-            return score__error(SCORE_E_INVAL, fn,
-                                "a %s loss evaluated through an sde needs SCORE_LOSS_PARAM_TIME "
-                                "(the fixed time t > 0)", kind_name(L->kind));
-        rc = score_sde_coefs(sde, 1, &t, &a, &k, &in, &c);
-        if (rc != SCORE_OK)
-            return wrap(fn, rc, "coefficients at the loss's TIME");
-        rc = score_schedule_alpha_sigma(score_sde_schedule(sde), 1, &t, &al, &si);
-        if (rc != SCORE_OK)
-            return wrap(fn, rc, "schedule at the loss's TIME");
-    }
-    for (size_t b = 0; b < n; b++) {
-        L->t[b] = t;
-        L->a[b] = a;
-        L->k[b] = k;
-        L->in[b] = in;
-        L->c[b] = c;
-        L->al[b] = al;
-        L->si[b] = si;
-        L->w[b] = 1.0;
-    }
-    return SCORE_OK;
-}
-
-/* Per-row coefficients of the sde at the times L->t (already filled). */
-static int row_coefs(const char *fn, score_loss *L, const score_sde *sde, size_t n)
-{
-    /* one schedule evaluation per row gives alpha and sigma together with the coefficients
-     * (the same values as score_sde_coefs() and score_schedule_alpha_sigma()) */
-    int64_t kind;
-    int rc = score_sde_get_i64(sde, SCORE_SDE_PARAM_OUTPUT, &kind);
-    if (rc != SCORE_OK)
-        return wrap(fn, rc, "sde output kind");
-    for (size_t b = 0; b < n; b++) {
-        rc = score__sde_row_coefs(sde, fn, b, (int)kind, L->t[b], &L->al[b], &L->si[b], &L->a[b],
-                                  &L->k[b], &L->in[b], &L->c[b]);
-        if (rc != SCORE_OK)
-            return rc;
-    }
-    return SCORE_OK;
-}
-
-/* NCSN / DDPM: a level per row of a discrete schedule. */
-static int setup_levels(const char *fn, score_loss *L, const score_sde *sde,
-                        const score_rng *rng, size_t n, size_t dim)
-{
-    const score_schedule *sch = score_sde_schedule(sde);
-    size_t nl = score_schedule_num_levels(sch);
-    double T;
-    int rc;
-    if (score_schedule_is_discrete(sch) != 1)
-        return score__error(SCORE_E_UNSUPPORTED, fn,
-                            "%s losses need a discrete schedule (NCSN, DDPM, sigmas, betas); "
-                            "use SCORE_LOSS_SDE for the continuous %s schedule",
-                            kind_name(L->kind), score_schedule_name(sch));
-    if ((rc = score_schedule_get_f64(sch, SCORE_SCHEDULE_PARAM_T, &T)) != SCORE_OK)
-        return wrap(fn, rc, "schedule T");
-    if (nl == 0)
-        return score__error(SCORE_E_INVAL, fn, "the schedule has no levels");
-    rc = score_rng_fill_index(rng, 0, n, round4(dim), 1, (uint64_t)nl, L->idx);
-    if (rc != SCORE_OK)
-        return wrap(fn, rc, "level draw");
-    for (size_t b = 0; b < n; b++)
-        L->t[b] = T * ((double)L->idx[b] + 1.0) / (double)nl;
-    if ((rc = row_coefs(fn, L, sde, n)) != SCORE_OK)
-        return rc;
-    for (size_t b = 0; b < n; b++) {
-        double si = L->si[b];
-        if (L->kind == SCORE_LOSS_NCSN)
-            L->w[b] = pow(si, pf(L, IX_ANNEAL) - 2.0);
-        else
-            L->w[b] = 1.0;
-    }
-    return SCORE_OK;
-}
-
-/* Continuous-time SDE loss: t ~ U(t_eps, T) or importance-sampled. */
-static int setup_sde(const char *fn, score_loss *L, const score_sde *sde, const score_rng *rng,
-                     size_t n, size_t dim)
-{
-    const score_schedule *sch = score_sde_schedule(sde);
-    double T, te = pf(L, IX_TEPS);
-    int rc;
-    if ((rc = score_schedule_get_f64(sch, SCORE_SCHEDULE_PARAM_T, &T)) != SCORE_OK)
-        return wrap(fn, rc, "schedule T");
-    if (!(te < T))
-        return score__error(SCORE_E_INVAL, fn, "t_eps = %g is not below the schedule's T = %g", te, T);
-    rc = score_rng_fill_uniform_f64(rng, 0, n, round4(dim), 1, L->u);
-    if (rc != SCORE_OK)
-        return wrap(fn, rc, "time draw");
-    if (pi_(L, IX_IMPORT)) {
-        double ends[2] = {T, te}, lam[2], Z, wgt;
-        if ((rc = score_schedule_lambda(sch, 2, ends, lam)) != SCORE_OK)
-            return wrap(fn, rc, "lambda at T and t_eps");
-        if (!isfinite(lam[0]) || !isfinite(lam[1]))
-            return score__error(SCORE_E_NUMERIC, fn, "lambda(T) or lambda(t_eps) is not finite");
-        for (size_t b = 0; b < n; b++)
-            L->t[b] = lam[1] - L->u[b] * (lam[1] - lam[0]);
-        if ((rc = score_schedule_t_of_lambda(sch, n, L->t, L->t)) != SCORE_OK)
-            return wrap(fn, rc, "time of lambda");
-        Z = 2.0 * (lam[1] - lam[0]);
-        wgt = Z / (T - te);
-        for (size_t b = 0; b < n; b++) {
-            if (L->t[b] < te) L->t[b] = te;
-            if (L->t[b] > T) L->t[b] = T;
-            L->w[b] = wgt;
-        }
-        return row_coefs(fn, L, sde, n);
-    }
-    for (size_t b = 0; b < n; b++) {
-        double t = te + L->u[b] * (T - te);
-        L->t[b] = t > T ? T : t;
-    }
-    if ((rc = row_coefs(fn, L, sde, n)) != SCORE_OK)
-        return rc;
-    if (pi_(L, IX_WEIGHT) == SCORE_LOSS_WEIGHT_LIKELIHOOD) {
-        /* g^2 red((s + z / sigma)^2) = (g / sigma)^2 red((sigma s + z)^2); u holds g */
-        if ((rc = score_schedule_sde_coefs(sch, n, L->t, NULL, L->u)) != SCORE_OK)
-            return wrap(fn, rc, "diffusion coefficient g(t)");
-        for (size_t b = 0; b < n; b++) {
-            double r = L->u[b] / L->si[b];
-            L->w[b] = r * r;
-        }
-    } else {
-        for (size_t b = 0; b < n; b++)
-            L->w[b] = 1.0;
-    }
-    return SCORE_OK;
-}
-
 static int model_failed(const char *fn, int rc, const char *op)
 {
-    return wrap(fn, rc, op);
+    return score__loss_wrap(fn, rc, op);
 }
 
 static int need(const char *fn, score_model *m, uint32_t caps, uint32_t flag, const char *op,
@@ -464,7 +300,7 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
     double acc_total = 0.0;
     int rc = score_rng_fill_normal(rng, 0, n, 0, dim, L->z);
     if (rc != SCORE_OK)
-        return wrap(fn, rc, "noise draw");
+        return score__loss_wrap(fn, rc, "noise draw");
     for (size_t b = 0; b < n; b++) {
         const double al = L->al[b], si = L->si[b], in = L->in[b];
         for (size_t j = 0; j < dim; j++) {
@@ -585,15 +421,15 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
 static int draw_probes(const char *fn, score_loss *L, const score_rng *rng, size_t n, size_t dim,
                        size_t M)
 {
-    size_t col0 = round4(dim) + 4, ncols = M * dim;
-    int64_t kind = pi_(L, IX_PROBE);
+    size_t col0 = score__loss_round4(dim) + 4, ncols = M * dim;
+    int64_t kind = score__loss_i(L, IX_PROBE);
     int rc;
     if (kind == SCORE_LOSS_PROBE_RADEMACHER)
         rc = score_rng_fill_rademacher(rng, 0, n, col0, ncols, L->v);
     else
         rc = score_rng_fill_normal(rng, 0, n, col0, ncols, L->v);
     if (rc != SCORE_OK)
-        return wrap(fn, rc, "probe draw");
+        return score__loss_wrap(fn, rc, "probe draw");
     if (kind == SCORE_LOSS_PROBE_SPHERE) {
         const double rad = sqrt((double)dim);
         for (size_t q = 0; q < n * M; q++) {
@@ -612,7 +448,7 @@ static int draw_probes(const char *fn, score_loss *L, const score_rng *rng, size
 static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng *rng, size_t n,
                   size_t dim, const float *x, double *total, float *grad)
 {
-    const size_t M = (size_t)pi_(L, IX_PROJ);
+    const size_t M = (size_t)score__loss_i(L, IX_PROJ);
     const int vr = L->kind == SCORE_LOSS_SSM_VR;
     const double inv_n = 1.0 / (double)n, inv_m = 1.0 / (double)M;
     double acc_total = 0.0;
@@ -692,7 +528,7 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
         return score__error(SCORE_E_SHAPE, fn, "the sde has dimension %zu, the model %zu",
                             score_sde_dim(sde), dim);
     if (sde == NULL && !(K(kind) & TIME_FREE) && kind != SCORE_LOSS_CLASSIFIER)
-        return score__error(SCORE_E_INVAL, fn, "%s losses need an sde (schedule)", kind_name(kind));
+        return score__error(SCORE_E_INVAL, fn, "%s losses need an sde (schedule)", score__loss_kind_name(kind));
     if (score__mul_size(n, dim, &nd) != 0)
         return score__error(SCORE_E_RANGE, fn, "n * dim overflows");
     if (!score__all_finite_f32(nd, x))
@@ -709,7 +545,7 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
         break;
     case SCORE_LOSS_SSM:
     case SCORE_LOSS_SSM_VR:
-        M = (size_t)pi_(loss, IX_PROJ);
+        M = (size_t)score__loss_i(loss, IX_PROJ);
         rc = need(fn, model, caps, grad_params ? SCORE_MODEL_CAP_VJV_GRAD : SCORE_MODEL_CAP_JVP,
                   grad_params ? "score_model_vjv_grad" : "score_model_jvp (Jacobian-vector products)",
                   "a sliced score-matching");
@@ -726,17 +562,8 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
         return rc;
     if ((rc = reserve(fn, loss, n, dim, (K(kind) & SLICED) ? n * M : 0)) != SCORE_OK)
         return rc;
-    if (K(kind) & TIME_FREE)
-        rc = setup_fixed(fn, loss, sde, n);
-    else if (kind == SCORE_LOSS_SDE)
-        rc = setup_sde(fn, loss, sde, rng, n, dim);
-    else
-        rc = setup_levels(fn, loss, sde, rng, n, dim);
-    if (rc != SCORE_OK)
+    if ((rc = score__loss_setup_rows(fn, loss, sde, rng, n, dim)) != SCORE_OK)
         return rc;
-    if (kind == SCORE_LOSS_DSM)
-        for (size_t b = 0; b < n; b++)
-            loss->w[b] = 1.0 / (loss->si[b] * loss->si[b]);
     switch (kind) {
     case SCORE_LOSS_HYVARINEN:
         rc = hyvarinen(fn, loss, model, n, dim, x, &total, grad_params);
@@ -759,6 +586,6 @@ int score_loss_compute(score_loss *loss, const score_sde *sde, score_model *mode
         *loss_out = total;
     if (!isfinite(total))
         return score__error(SCORE_E_NUMERIC, fn, "the %s loss is not finite (%g)",
-                            kind_name(kind), total);
+                            score__loss_kind_name(kind), total);
     return SCORE_OK;
 }
