@@ -221,13 +221,71 @@ static void set_freq_from_fourier(mlp *p)
         p->freq[i] = SCORE__TWO_PI * (double)p->fourier[i];
 }
 
+/* Offsets of every layer's weights and biases and of the label table in the flat parameter
+ * vector (n[] and K set); *maxin: the widest layer input or output. */
+static int layout_params(const char *fn, mlp *p, size_t *maxin)
+{
+    size_t off = 0;
+    for (size_t l = 1; l <= p->L; l++) {
+        size_t wsz;
+        if (score__mul_size(p->n[l], p->n[l - 1], &wsz) != 0 || wsz > SIZE_MAX - off ||
+            p->n[l] > SIZE_MAX - off - wsz)
+            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
+        p->woff[l] = off;
+        p->boff[l] = off + wsz;
+        off += wsz + p->n[l];
+        if (p->n[l - 1] > *maxin)
+            *maxin = p->n[l - 1];
+    }
+    p->loff = off;
+    if (p->K > 0) { /* (K + 1) x n_1 <= 65536 * 65536: no overflow */
+        if ((p->K + 1) * p->n[1] > SIZE_MAX - off)
+            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
+        off += (p->K + 1) * p->n[1];
+    }
+    p->n_params = off;
+    if (p->n[p->L] > *maxin)
+        *maxin = p->n[p->L];
+    return SCORE_OK;
+}
+
+/* The frequencies of the conditioning embedding: a Gaussian Fourier projection drawn from the
+ * model's seed, or the fixed sinusoidal ladder. */
+static int init_embedding(const char *fn, const score_model *m, mlp *p)
+{
+    if (p->half == 0)
+        return SCORE_OK;
+    p->freq = score__calloc(p->half, sizeof(double));
+    if (p->freq == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    if (p->emb == SCORE_EMBED_FOURIER) {
+        score_rng rf = {SCORE_RNG_PHILOX4X32_10,
+                        (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED),
+                        RNG_STREAM_FOURIER, 0};
+        double scale = score__model_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE);
+        p->fourier = score__calloc(p->half, sizeof(float));
+        if (p->fourier == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+        score__rng_normal_at(&rf, 0, 0, 1, 0, p->half, p->fourier);
+        for (size_t i = 0; i < p->half; i++)
+            p->fourier[i] = (float)(scale * (double)p->fourier[i]);
+        set_freq_from_fourier(p);
+    } else {
+        double den = p->half > 1 ? (double)(p->half - 1) : 1.0;
+        for (size_t i = 0; i < p->half; i++)
+            p->freq[i] = exp(-LN_10000 * (double)i / den);
+    }
+    return SCORE_OK;
+}
+
 static int mlp_prepare(score_model *m)
 {
     static const char fn[] = "score_model_prepare";
     mlp *p = impl_get(m);
-    size_t dim = m->dim, nh, off = 0, maxin = 0;
+    size_t dim = m->dim, nh, maxin = 0;
     int64_t emb_dim;
     double *tmp;
+    int rc;
     if (p == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     p->act = (int)score__model_i64(m, SCORE_MODEL_PARAM_ACTIVATION);
@@ -270,26 +328,8 @@ static int mlp_prepare(score_model *m)
     for (size_t l = 0; l <= p->L; l++)
         p->res[l] = score__model_i64(m, SCORE_MODEL_PARAM_RESIDUAL) != 0 && l >= 2 &&
                     l < p->L && p->n[l] == p->n[l - 1];
-    for (size_t l = 1; l <= p->L; l++) {
-        size_t wsz;
-        if (score__mul_size(p->n[l], p->n[l - 1], &wsz) != 0 || wsz > SIZE_MAX - off ||
-            p->n[l] > SIZE_MAX - off - wsz)
-            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
-        p->woff[l] = off;
-        p->boff[l] = off + wsz;
-        off += wsz + p->n[l];
-        if (p->n[l - 1] > maxin)
-            maxin = p->n[l - 1];
-    }
-    p->loff = off;
-    if (p->K > 0) { /* (K + 1) x n_1 <= 65536 * 65536: no overflow */
-        if ((p->K + 1) * p->n[1] > SIZE_MAX - off)
-            return score__error(SCORE_E_NOMEM, fn, "the network is too large");
-        off += (p->K + 1) * p->n[1];
-    }
-    p->n_params = off;
-    if (p->n[p->L] > maxin)
-        maxin = p->n[p->L];
+    if ((rc = layout_params(fn, p, &maxin)) != SCORE_OK)
+        return rc;
     score__free(p->theta);
     score__free(p->fourier);
     score__free(p->freq);
@@ -304,28 +344,8 @@ static int mlp_prepare(score_model *m)
     init_params(p, (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED), tmp);
     init_labels(p, (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED), tmp);
     score__free(tmp);
-    if (p->half > 0) {
-        p->freq = score__calloc(p->half, sizeof(double));
-        if (p->freq == NULL)
-            return score__error(SCORE_E_NOMEM, fn, "allocation failed");
-        if (p->emb == SCORE_EMBED_FOURIER) {
-            score_rng rf = {SCORE_RNG_PHILOX4X32_10,
-                            (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED),
-                            RNG_STREAM_FOURIER, 0};
-            double scale = score__model_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE);
-            p->fourier = score__calloc(p->half, sizeof(float));
-            if (p->fourier == NULL)
-                return score__error(SCORE_E_NOMEM, fn, "allocation failed");
-            score__rng_normal_at(&rf, 0, 0, 1, 0, p->half, p->fourier);
-            for (size_t i = 0; i < p->half; i++)
-                p->fourier[i] = (float)(scale * (double)p->fourier[i]);
-            set_freq_from_fourier(p);
-        } else {
-            double den = p->half > 1 ? (double)(p->half - 1) : 1.0;
-            for (size_t i = 0; i < p->half; i++)
-                p->freq[i] = exp(-LN_10000 * (double)i / den);
-        }
-    }
+    if ((rc = init_embedding(fn, m, p)) != SCORE_OK)
+        return rc;
     if (p->budget == 0)
         p->budget = SCORE__MLP_TANGENT_BUDGET;
     return SCORE_OK;
