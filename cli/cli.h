@@ -36,12 +36,13 @@ int cli_cmd_datasets(int argc, char **argv);
 int cli_cmd_distance(int argc, char **argv);
 int cli_cmd_convert(int argc, char **argv);
 int cli_cmd_train_classifier(int argc, char **argv);
-/* score sample --classifier FILE: loads the classifier, checks that it was trained for gm (the
- * library checks dimension, schedule and classes), attaches it to sde with weight w and sets
- * the label of class cls (a class name stored in the classifier, else an index). *clf_out
- * must outlive sde. 0 or a failure code after printing one line. */
+/* score sample --classifier FILE: loads the classifier's generative model, attaches it to sde
+ * (made from gm) with weight w through score_genmodel_set_classifier() (the library checks
+ * dimension, schedule, data transform, column names and classes) and sets the label of class
+ * cls (a class name stored in the classifier, else an index). *clf_out must outlive sde.
+ * 0 or a failure code after printing one line. */
 int cli_classifier_attach(const char *path, const score_genmodel *gm, score_sde *sde,
-                          const char *cls, double w, score_model **clf_out);
+                          const char *cls, double w, score_genmodel **clf_out);
 
 #if defined(__GNUC__)
 #  define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))

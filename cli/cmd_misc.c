@@ -168,6 +168,24 @@ static void print_meaning(const score_genmodel *gm, const cli_meta *meta)
     }
     if (score_schedule_is_discrete(sched) == 1)
         printf(", %zu levels", score_schedule_num_levels(sched));
+    if (score_genmodel_is_classifier(gm) == 1) {
+        /* the sde settings of a classifier's file are its target's and mean nothing here */
+        printf("\nclassifier:    %zu classes", nc);
+        if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_LABELS, 0) != NULL) {
+            printf(" (");
+            print_names(gm, SCORE_GENMODEL_NAMES_LABELS, nc);
+            printf(")");
+        }
+        printf(", schedule %s; guides a generative model of this schedule and data transform "
+               "(score sample MODEL --classifier FILE --class K)\n", score_schedule_name(sched));
+        print_transform(gm, dim);
+        if (score_genmodel_name(gm, SCORE_GENMODEL_NAMES_COLUMNS, 0) != NULL) {
+            printf("columns:       ");
+            print_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, dim);
+            printf("\n");
+        }
+        return;
+    }
     if (score_genmodel_get_i64(gm, SCORE_SDE_PARAM_OUTPUT, &out) != SCORE_OK ||
         score_genmodel_get_i64(gm, SCORE_SDE_PARAM_COND, &cond) != SCORE_OK ||
         score_genmodel_get_dequant(gm, &dq, &bin) != SCORE_OK)
@@ -242,10 +260,6 @@ int cli_cmd_info(int argc, char **argv)
                META("embedding"), META("embed_dim"));
     if (f.gm != NULL)
         print_meaning(f.gm, meta);
-    else if (score_model_kind(model) == SCORE_MODEL_CLASSIFIER)
-        printf("classifier:    %s classes, schedule %s; guides a generative model of that "
-               "schedule (score sample MODEL --classifier FILE --class K)\n", META("classes"),
-               score_schedule_name(score_classifier_schedule(model)));
     else
         printf("generative:    no, a plain network file (%s)\n", f.refusal);
     if (cli_meta_get(meta, "score.train.loss") != NULL) {

@@ -287,7 +287,7 @@ typedef struct sample_job {
     score_sampler *smp;
     score_rng *rng;
     int64_t label;            /* --class, or SCORE_LABEL_NULL */
-    score_model *clf;         /* --classifier, or NULL */
+    score_genmodel *clf;      /* --classifier, or NULL */
     float *x;                 /* n x dim samples */
     cli_table ref;            /* reference points (may stay empty) */
     char ref_label[600];
@@ -299,7 +299,7 @@ static void sample_job_free(sample_job *j)
 {
     score_sampler_free(j->smp);
     score_sde_free(j->sde);
-    score_model_free(j->clf);
+    score_genmodel_free(j->clf);
     score_genmodel_free(j->cfg);
     cli_model_file_free(&j->file2);
     cli_model_file_free(&j->file);

@@ -8,11 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* User metadata of a classifier file written by the tool: the class names (one per line) and
- * the data transform of the model it was trained for (compared by 'score sample'). */
-#define CLF_META_CLASSES "score.classes"
-#define CLF_META_TRANSFORM "score.transform"
-
 static cli_opt opts[] = {
     {"data", 0, 1, "FILE", "training data, CSV with a header line ('-' = stdin) [required]", NULL},
     {"label-column", 0, 1, "NAME", "CSV column holding each row's class label, integer or text [required]", NULL},
@@ -47,32 +42,6 @@ static const cli_name activations[] = {
     {"tanh", SCORE_ACT_TANH, NULL}, {"elu", SCORE_ACT_ELU, NULL},
     {"gelu", SCORE_ACT_GELU, NULL}, {NULL, 0, NULL},
 };
-
-/* The transform of gm as text ("identity", or "shift;scale" with %.17g values). */
-static char *transform_text(const score_genmodel *gm)
-{
-    size_t d = score_genmodel_dim(gm), cap = 2 * d * 26 + 16, used = 0;
-    double *shift = malloc(d * sizeof *shift), *scale = malloc(d * sizeof *scale);
-    char *s = malloc(cap);
-    if (shift == NULL || scale == NULL || s == NULL) {
-        free(shift);
-        free(scale);
-        free(s);
-        return NULL;
-    }
-    if (score_genmodel_get_transform(gm, shift, scale) != 1) {
-        strcpy(s, "identity");
-    } else {
-        for (size_t j = 0; j < d; j++)
-            used += (size_t)snprintf(s + used, cap - used, "%s%.17g", j ? "," : "", shift[j]);
-        used += (size_t)snprintf(s + used, cap - used, ";");
-        for (size_t j = 0; j < d; j++)
-            used += (size_t)snprintf(s + used, cap - used, "%s%.17g", j ? "," : "", scale[j]);
-    }
-    free(shift);
-    free(scale);
-    return s;
-}
 
 typedef struct clf_job {
     cli_model_file file;
@@ -133,30 +102,19 @@ static int make_classifier(const score_genmodel *gm, size_t k, clf_job *j)
     return cli_model_threads(opts, j->clf);
 }
 
-/* Class names and the model's transform into the classifier's user metadata. */
-static int record_meta(const score_genmodel *gm, clf_job *j)
+/* The classifier's generative model: the network with MODEL's data side and the class names,
+ * written to path. */
+static int save_classifier(const score_genmodel *gm, clf_job *j, const char *path)
 {
-    size_t len = 1;
-    char *names, *tf;
-    int rc;
-    for (size_t c = 0; c < j->cls.num_classes; c++)
-        len += strlen(j->cls.names[c]) + 1;
-    if ((names = malloc(len)) == NULL || (tf = transform_text(gm)) == NULL) {
-        free(names);
-        return cli_fail("out of memory");
-    }
-    names[0] = '\0';
-    for (size_t c = 0; c < j->cls.num_classes; c++) {
-        strcat(names, j->cls.names[c]);
-        if (c + 1 < j->cls.num_classes)
-            strcat(names, "\n");
-    }
-    rc = score_model_set_metadata(j->clf, CLF_META_CLASSES, names);
+    score_genmodel *cg = NULL;
+    int rc = score_genmodel_new_classifier(&cg, j->clf, gm);
     if (rc == SCORE_OK)
-        rc = score_model_set_metadata(j->clf, CLF_META_TRANSFORM, tf);
-    free(names);
-    free(tf);
-    return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "classifier metadata");
+        rc = score_genmodel_set_names(cg, SCORE_GENMODEL_NAMES_LABELS, j->cls.num_classes,
+                                      (const char *const *)j->cls.names);
+    if (rc == SCORE_OK)
+        rc = score_genmodel_save(cg, path);
+    score_genmodel_free(cg);
+    return rc;
 }
 
 int cli_cmd_train_classifier(int argc, char **argv)
@@ -224,8 +182,7 @@ int cli_cmd_train_classifier(int argc, char **argv)
         clf_job_free(&j);
         return rc;
     }
-    if ((rc = make_classifier(gm, j.cls.num_classes, &j)) != 0 ||
-        (rc = record_meta(gm, &j)) != 0) {
+    if ((rc = make_classifier(gm, j.cls.num_classes, &j)) != 0) {
         clf_job_free(&j);
         return rc;
     }
@@ -250,7 +207,7 @@ int cli_cmd_train_classifier(int argc, char **argv)
     if (rc == SCORE_OK)
         rc = score_trainer_last_loss(j.tr, &loss);
     if (rc == SCORE_OK)
-        rc = score_model_save(j.clf, output);
+        rc = save_classifier(gm, &j, output);
     if (rc != SCORE_OK) {
         rc = cli_lib_fail(rc, rc == SCORE_E_IO ? "saving the classifier" : "training");
         clf_job_free(&j);
@@ -267,57 +224,39 @@ int cli_cmd_train_classifier(int argc, char **argv)
 /* ---- score sample --classifier ---------------------------------------------------------- */
 
 int cli_classifier_attach(const char *path, const score_genmodel *gm, score_sde *sde,
-                          const char *cls, double w, score_model **clf_out)
+                          const char *cls, double w, score_genmodel **clf_out)
 {
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    char err[700], *tf;
-    const char *names = NULL, *stored = NULL;
+    char err[700];
+    cli_model_file f;
+    size_t k;
     int64_t label = -1;
     int rc;
     *clf_out = NULL;
     if (cls == NULL)
         return cli_usage_error("--classifier needs --class K|NAME (the class to guide towards)");
-    if (cli_read_input(path, "classifier file ", cli_input_limit(CLI_MODEL_INPUT_LIMIT), &buf,
-                       &len, err, sizeof err) != 0)
-        return cli_fail("%s", err);
-    rc = score_model_load_buffer(clf_out, buf, len);
-    free(buf);
-    if (rc != SCORE_OK)
-        return cli_fail("--classifier %s: %s", path, score_last_error_message());
-    if (score_model_kind(*clf_out) != SCORE_MODEL_CLASSIFIER)
+    if (cli_model_file_read(path, 0, &f, err, sizeof err) != 0)
+        return cli_fail("--classifier %s", err);
+    *clf_out = f.gm;
+    f.gm = NULL;
+    cli_model_file_free(&f);
+    if (score_genmodel_is_classifier(*clf_out) != 1)
         return cli_fail("--classifier %s is not a classifier (make one with 'score "
                         "train-classifier')", path);
-    /* the library checks dimension, schedule and classes; the data transform is the tool's */
-    if ((tf = transform_text(gm)) == NULL)
-        return cli_fail("out of memory");
-    if (score_model_get_metadata(*clf_out, CLF_META_TRANSFORM, &stored) != SCORE_OK)
-        stored = NULL;
-    if (stored == NULL || strcmp(stored, tf) != 0) {
-        free(tf);
-        return cli_fail("--classifier %s was trained for a model with another data transform "
-                        "(train it for this model: score train-classifier MODEL ...)", path);
-    }
-    free(tf);
-    if ((rc = score_sde_set_classifier(sde, *clf_out, w)) != SCORE_OK)
+    /* the library checks dimension, schedule, data transform, column names and classes */
+    if ((rc = score_genmodel_set_classifier(gm, sde, *clf_out, w)) != SCORE_OK)
         return cli_fail("--classifier %s cannot guide this model: %s", path,
                         score_last_error_message());
     /* --class: a stored class name, else an index */
-    int64_t k = 0;
-    if (score_model_get_metadata(*clf_out, CLF_META_CLASSES, &names) != SCORE_OK)
-        names = NULL;
-    if (score_model_get_i64(*clf_out, SCORE_MODEL_PARAM_NUM_CLASSES, &k) != SCORE_OK)
-        return cli_lib_fail(SCORE_E_GENERIC, "classifier");
-    for (int64_t c = 0; names != NULL && c < k && label < 0; c++) {
-        size_t n = strcspn(names, "\n");
-        if (strlen(cls) == n && strncmp(names, cls, n) == 0)
-            label = c;
-        names += n + (names[n] == '\n');
+    k = score_genmodel_num_classes(*clf_out);
+    for (size_t c = 0; c < k && label < 0; c++) {
+        const char *name = score_genmodel_name(*clf_out, SCORE_GENMODEL_NAMES_LABELS, c);
+        if (name != NULL && strcmp(name, cls) == 0)
+            label = (int64_t)c;
     }
-    if (label < 0) {
+    if (label < 0 && score_genmodel_name(*clf_out, SCORE_GENMODEL_NAMES_LABELS, 0) == NULL) {
         char *end;
         long long v = strtoll(cls, &end, 10);
-        if (*cls >= '0' && *cls <= '9' && *end == '\0' && v < k && names == NULL)
+        if (*cls >= '0' && *cls <= '9' && *end == '\0' && v >= 0 && (size_t)v < k)
             label = v;
     }
     if (label < 0)

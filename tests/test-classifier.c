@@ -491,6 +491,154 @@ START_TEST(sde_guidance_values_and_refusals)
 }
 END_TEST
 
+/* ---- the classifier's generative model -------------------------------------------------- */
+
+/* The generative model of a score network of the ring: its eps callback under r's schedule,
+ * with a data transform and column names. */
+static score_genmodel *ring_genmodel(const ring *r, double shift0)
+{
+    static const char *const cols[2] = {"x", "y"};
+    const double shift[2] = {shift0, -0.25}, scale[2] = {2.0, 0.5};
+    score_sde *sde;
+    score_genmodel *gm;
+    ck_assert_ok(score_sde_new(&sde, r->sched, r->gmm, SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_genmodel_new(&gm, sde));
+    ck_assert_ok(score_genmodel_set_transform(gm, shift, scale));
+    ck_assert_ok(score_genmodel_set_names(gm, SCORE_GENMODEL_NAMES_COLUMNS, 2, cols));
+    score_sde_free(sde);
+    return gm;
+}
+
+/* A classifier stored with the data side of its target: saved and loaded with its classes, it
+ * guides exactly as the network attached by hand; every mismatch is refused by name. */
+START_TEST(genmodel_classifier)
+{
+    enum { N = 10 };
+    static const char *const names[K8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    static const char *const other_cols[2] = {"x", "z"};
+    ring r;
+    score_schedule *other = vp_schedule(14.0);
+    score_model *clf, *clf_other, *clf1d;
+    score_genmodel *gm, *gm_moved, *gm_cols, *cg, *cg2, *cg_dup;
+    score_sde *sde, *ref, *bare;
+    void *buf = NULL;
+    size_t len = 0;
+    float x[2 * N], s_ref[2 * N], s_got[2 * N];
+    double t[N];
+    ring_make(&r);
+    clf = small_classifier(r.sched, 2, K8, SCORE_ACT_SILU);
+    clf_other = small_classifier(other, 2, K8, SCORE_ACT_SILU);
+    clf1d = small_classifier(r.sched, 1, K8, SCORE_ACT_SILU);
+    gm = ring_genmodel(&r, 0.5);
+    gm_moved = ring_genmodel(&r, 0.75);
+    gm_cols = ring_genmodel(&r, 0.5);
+    ck_assert_ok(score_genmodel_set_names(gm_cols, SCORE_GENMODEL_NAMES_COLUMNS, 2, other_cols));
+
+    /* construction and its refusals */
+    ck_assert_fails_with(score_genmodel_new_classifier(NULL, clf, gm), SCORE_E_INVAL);
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg, NULL, gm), SCORE_E_INVAL);
+    ck_assert_ptr_null(cg);
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg, clf, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg, r.gmm, gm), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg, clf1d, gm), SCORE_E_SHAPE);
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg, clf_other, gm), SCORE_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "beta_max"));
+    ck_assert_ok(score_genmodel_new_classifier(&cg, clf, gm));
+    ck_assert_fails_with(score_genmodel_new_classifier(&cg_dup, clf, cg), SCORE_E_INVAL);
+    ck_assert_ok(score_genmodel_set_names(cg, SCORE_GENMODEL_NAMES_LABELS, K8, names));
+    ck_assert_int_eq(score_genmodel_is_classifier(cg), 1);
+    ck_assert_int_eq(score_genmodel_is_classifier(gm), 0);
+    ck_assert_int_eq(score_genmodel_is_classifier(NULL), SCORE_E_INVAL);
+    ck_assert_uint_eq(score_genmodel_num_classes(cg), K8);
+    /* a classifier is no score model: no sde of its own, no combination with one */
+    ck_assert_fails_with(score_genmodel_sde(cg, &bare), SCORE_E_UNSUPPORTED);
+    ck_assert_ptr_null(bare);
+    ck_assert_fails_with(score_sde_new(&bare, r.sched, clf, SCORE_OUTPUT_EPS), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_genmodel_check_compatible(gm, cg), SCORE_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "kind"));
+
+    /* a bare classifier network file does not say which data units it was trained in */
+    ck_assert_ok(score_model_save_buffer(clf, &buf, &len));
+    ck_assert_fails_with(score_genmodel_load_buffer(&cg2, buf, len), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "score_genmodel_new_classifier()"));
+    score_free(buf);
+    buf = NULL;
+
+    /* through a file: classes, transform and columns kept */
+    ck_assert_ok(score_genmodel_save_buffer(cg, &buf, &len));
+    ck_assert_ok(score_genmodel_load_buffer(&cg2, buf, len));
+    score_free(buf);
+    ck_assert_int_eq(score_genmodel_is_classifier(cg2), 1);
+    for (size_t k = 0; k < K8; k++)
+        ck_assert_str_eq(score_genmodel_name(cg2, SCORE_GENMODEL_NAMES_LABELS, k), names[k]);
+    ck_assert_str_eq(score_genmodel_name(cg2, SCORE_GENMODEL_NAMES_COLUMNS, 1), "y");
+    {
+        double sh[2], sc[2];
+        ck_assert_int_eq(score_genmodel_get_transform(cg2, sh, sc), 1);
+        ck_assert_double_eq(sh[0], 0.5);
+        ck_assert_double_eq(sc[1], 0.5);
+    }
+
+    /* guidance through the loaded file equals the network attached by hand, bit for bit */
+    for (size_t b = 0; b < N; b++) {
+        x[2 * b] = (float)(1.7 * cos(1.1 * (double)b));
+        x[2 * b + 1] = (float)(1.2 * sin(0.6 * (double)b));
+        t[b] = 0.03 + 0.09 * (double)b;
+    }
+    ck_assert_ok(score_genmodel_sde(gm, &sde));
+    ck_assert_ok(score_genmodel_sde(gm, &ref));
+    ck_assert_ok(score_sde_set_classifier(ref, clf, 1.5));
+    ck_assert_ok(score_sde_set_label(ref, 5));
+    ck_assert_ok(score_genmodel_set_classifier(gm, sde, cg2, 1.5));
+    ck_assert_ok(score_sde_set_label(sde, 5));
+    ck_assert_ok(score_sde_score(ref, N, t, x, s_ref));
+    ck_assert_ok(score_sde_score(sde, N, t, x, s_got));
+    ck_assert_mem_eq(s_ref, s_got, sizeof s_ref);
+
+    /* refusals of the attachment, each naming the difference */
+    ck_assert_fails_with(score_genmodel_set_classifier(NULL, sde, cg2, 1.0), SCORE_E_INVAL);
+    ck_assert_fails_with(score_genmodel_set_classifier(gm, NULL, cg2, 1.0), SCORE_E_INVAL);
+    ck_assert_fails_with(score_genmodel_set_classifier(gm_moved, sde, cg2, 1.0), SCORE_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "does not evaluate"));
+    {
+        score_sde *sm, *sc;
+        ck_assert_ok(score_genmodel_sde(gm_moved, &sm));
+        ck_assert_fails_with(score_genmodel_set_classifier(gm_moved, sm, cg2, 1.0), SCORE_E_INVAL);
+        ck_assert_ptr_nonnull(strstr(score_last_error_message(),
+                                     "data transform: shift of dimension 0"));
+        ck_assert_ok(score_genmodel_sde(gm_cols, &sc));
+        ck_assert_fails_with(score_genmodel_set_classifier(gm_cols, sc, cg2, 1.0), SCORE_E_INVAL);
+        ck_assert_ptr_nonnull(strstr(score_last_error_message(), "name of data column 1"));
+        ck_assert_fails_with(score_genmodel_set_classifier(gm_cols, sc, gm_cols, 1.0),
+                             SCORE_E_UNSUPPORTED);
+        score_sde_free(sc);
+        score_sde_free(sm);
+    }
+    ck_assert_fails_with(score_genmodel_set_classifier(gm, sde, cg2, NAN), SCORE_E_RANGE);
+    /* NULL removes it: the plain score again */
+    ck_assert_ok(score_genmodel_set_classifier(gm, sde, NULL, 0.0));
+    ck_assert_ok(score_sde_set_label(sde, SCORE_LABEL_NULL));
+    ck_assert_ok(score_sde_set_classifier(ref, NULL, 0.0));
+    ck_assert_ok(score_sde_set_label(ref, SCORE_LABEL_NULL));
+    ck_assert_ok(score_sde_score(ref, N, t, x, s_ref));
+    ck_assert_ok(score_sde_score(sde, N, t, x, s_got));
+    ck_assert_mem_eq(s_ref, s_got, sizeof s_ref);
+
+    score_sde_free(sde);
+    score_sde_free(ref);
+    score_genmodel_free(cg2);
+    score_genmodel_free(cg);
+    score_genmodel_free(gm_cols);
+    score_genmodel_free(gm_moved);
+    score_genmodel_free(gm);
+    score_model_free(clf1d);
+    score_model_free(clf_other);
+    score_model_free(clf);
+    score_schedule_free(other);
+    ring_free(&r);
+}
+END_TEST
+
 /* ---- end to end ---------------------------------------------------------------------------- */
 
 /* Labelled samples of the ring: row i of component i % 8 (normals of a fixed generator). */
@@ -667,6 +815,7 @@ static Suite *classifier_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("sde");
     tcase_add_test(tc, sde_guidance_values_and_refusals);
+    tcase_add_test(tc, genmodel_classifier);
     suite_add_tcase(s, tc);
     tc = tcase_create("end_to_end");
     tcase_set_timeout(tc, CLF_E2E_FULL ? 1800 : 300);

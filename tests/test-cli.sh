@@ -339,7 +339,7 @@ expect_ok -- "$SCORE" train-classifier "$MU" --data "$T/labelled.csv" --label-co
 grep -qF "trained a classifier of 2 classes ('side')" "$T/err" ||
     { echo "FAIL: train-classifier summary"; cat "$T/err"; fails=$((fails + 1)); }
 expect_ok -- "$SCORE" info "$CLF"
-grep -qF "classifier:    2 classes, schedule vp" "$T/out" ||
+grep -qF "classifier:    2 classes (left, right), schedule vp" "$T/out" ||
     { echo "FAIL: info does not describe the classifier"; cat "$T/out"; fails=$((fails + 1)); }
 for side in left right; do
     expect_ok -- "$SCORE" sample "$MU" --classifier "$CLF" --class "$side" --classifier-scale 2 \
@@ -354,10 +354,15 @@ expect_fail 2 "--classifier needs --class K|NAME" -- "$SCORE" sample "$MU" --cla
 expect_fail 2 "--classifier guides with a classifier: it does not go with --guidance / --uncond" -- \
     "$SCORE" sample "$MU" --classifier "$CLF" --class left --guidance 1 -n 3
 expect_ok -- "$SCORE" train --data "$T/xy.csv" --steps 2 --hidden 8 --depth 1 --no-standardize -o "$T/raw.safetensors" -q
-expect_fail 1 "was trained for a model with another data transform" -- \
+expect_fail 1 "cannot guide this model: score_genmodel_set_classifier: the models differ in data transform (identity vs standardized)" -- \
     "$SCORE" sample "$T/raw.safetensors" --classifier "$CLF" --class left -n 3
+# standardized too, but on data moved by +1 in x: another shift
+awk -F, 'NR == 1 { print; next } { printf "%.9g,%s\n", $1 + 1, $2 }' "$T/xy.csv" > "$T/xy-moved.csv"
+expect_ok -- "$SCORE" train --data "$T/xy-moved.csv" --steps 2 --hidden 8 --depth 1 -o "$T/moved.safetensors" -q
+expect_fail 1 "the models differ in data transform: shift of dimension 0" -- \
+    "$SCORE" sample "$T/moved.safetensors" --classifier "$CLF" --class left -n 3
 expect_ok -- "$SCORE" train --data "$T/xy.csv" --steps 2 --hidden 8 --depth 1 --beta-max 12 -o "$T/b12.safetensors" -q
-expect_fail 1 "cannot guide this model: score_sde_set_classifier: the classifier's schedule and the sde's: the models differ in schedule parameter beta_max" -- \
+expect_fail 1 "cannot guide this model: score_genmodel_set_classifier: the models differ in schedule parameter beta_max (12 vs 20)" -- \
     "$SCORE" sample "$T/b12.safetensors" --classifier "$CLF" --class left -n 3
 expect_fail 1 "--classifier $MU is not a classifier" -- \
     "$SCORE" sample "$MU" --classifier "$MU" --class left -n 3

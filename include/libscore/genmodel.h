@@ -37,6 +37,11 @@
  * lies in `user.score.*` entries) load with the same meaning; a plain network file is refused
  * with a message saying how to make a generative model of it.
  *
+ * Classifiers: a noise-conditional classifier (classifier.h) trained for a generative model is
+ * stored the same way (score_genmodel_new_classifier()): the classifier network with the data
+ * side of its target (schedule, data transform, column names) and its own class names, so that
+ * score_genmodel_set_classifier() can check that it sees the data as the score model does.
+ *
  * Thread-safety: a generative model is immutable after its setters have been called and may
  * then be shared read-only between threads; each thread uses its own sde (score_genmodel_sde()),
  * sampler and likelihood evaluator.
@@ -275,7 +280,8 @@ SCORE_API size_t score_genmodel_context_dim(const score_genmodel *gm);
  *        settings: the system that score_genmodel_sample() and score_genmodel_logp() take.
  * @param[in] gm the generative model.
  * @param[out] out the new sde; NULL on failure. It borrows the network: free it before @p gm.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_NOMEM.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer); ::SCORE_E_UNSUPPORTED (@p gm is a
+ *         classifier: see score_genmodel_set_classifier()); ::SCORE_E_NOMEM.
  * Ownership: the caller frees the sde with score_sde_free().
  * Thread-safety: safe (each thread makes its own).
  * @since 0.1
@@ -471,6 +477,65 @@ SCORE_API SCORE_WARN_UNUSED int score_genmodel_check_compatible(const score_genm
 SCORE_API SCORE_WARN_UNUSED int score_genmodel_new_cfg(score_genmodel **out,
                                                        const score_genmodel *cond,
                                                        const score_genmodel *uncond, double w);
+
+/**
+ * @brief The generative model of a noise-conditional classifier trained for @p target: a copy
+ *        of the classifier network with the data side of @p target (schedule, data transform,
+ *        column names; its sde settings are copied too but mean nothing for a classifier).
+ *        Its class names are set with score_genmodel_set_names() (::SCORE_GENMODEL_NAMES_LABELS,
+ *        as many as the classifier's classes); save and load it like any generative model.
+ *        It has no sde (score_genmodel_sde() refuses it): it guides one, see
+ *        score_genmodel_set_classifier().
+ * @param[out] out the new generative model; NULL on failure.
+ * @param[in] clf a ::SCORE_MODEL_CLASSIFIER model (copied; trained on data in @p target's model
+ *            units, i.e. rows encoded with score_genmodel_encode()).
+ * @param[in] target the score model's generative model (not a classifier, not a guidance
+ *            combination, not of one fixed time).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer; @p target is a classifier or a guidance
+ *         combination; the classifier's schedule differs from @p target's: the message names the
+ *         first differing parameter); ::SCORE_E_UNSUPPORTED (@p clf is not a classifier, or
+ *         @p target is a model of one fixed time); ::SCORE_E_SHAPE (dimensions differ);
+ *         ::SCORE_E_NOMEM.
+ * Thread-safety: safe for concurrent readers of @p clf and @p target.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_genmodel_new_classifier(score_genmodel **out,
+                                                              const score_model *clf,
+                                                              const score_genmodel *target);
+
+/**
+ * @brief Whether the generative model holds a noise-conditional classifier.
+ * @param[in] gm the generative model.
+ * @return 1 for a classifier (score_genmodel_new_classifier(), or loaded from its file), 0 for a
+ *         score network; ::SCORE_E_INVAL (negative) for NULL.
+ * Thread-safety: safe.
+ * @since 0.2
+ */
+SCORE_API int score_genmodel_is_classifier(const score_genmodel *gm);
+
+/**
+ * @brief Classifier guidance of @p gm's sde by a classifier's generative model, after checking
+ *        that both see the data the same way: score_sde_set_classifier() on @p sde with the
+ *        classifier network, so that every later evaluation is s + @p w grad_x log p(y | x_t)
+ *        for the sde's label y (score_sde_set_label()).
+ * @param[in] gm the score model's generative model.
+ * @param[in,out] sde an sde made by score_genmodel_sde(@p gm).
+ * @param[in] clf the classifier's generative model, or NULL to remove the classifier. Borrowed:
+ *            it must outlive its use by @p sde.
+ * @param[in] w guidance weight, [-1e6, 1e6].
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p gm or @p sde; @p sde does not evaluate @p gm's
+ *         network; @p gm is a classifier; the two differ in schedule, data transform or column
+ *         names: the message names the first difference; the classifier has another number of
+ *         classes than a conditional @p gm); ::SCORE_E_UNSUPPORTED (@p clf is not a classifier,
+ *         or @p gm is of one fixed time); ::SCORE_E_SHAPE (dimensions); ::SCORE_E_RANGE (@p w);
+ *         ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive on @p sde; @p gm and @p clf are only read.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_genmodel_set_classifier(const score_genmodel *gm,
+                                                              score_sde *sde,
+                                                              const score_genmodel *clf,
+                                                              double w);
 
 SCORE_END_DECLS
 

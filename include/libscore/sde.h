@@ -132,7 +132,9 @@ enum score_sde_param {
  *                         score_sde_set_model() before it is freed).
  * @param[in]  output_kind a ::score_output_kind: what the model's output represents.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or the schedule's parameters are
- *         inconsistent: it is prepared here); ::SCORE_E_RANGE (@p output_kind); ::SCORE_E_NOMEM.
+ *         inconsistent: it is prepared here); ::SCORE_E_RANGE (@p output_kind);
+ *         ::SCORE_E_UNSUPPORTED (@p model is a ::SCORE_MODEL_CLASSIFIER: a classifier guides a
+ *         score model through score_sde_set_classifier() and is not one); ::SCORE_E_NOMEM.
  * Ownership: the caller owns the sde and frees it with score_sde_free(); the sde never frees
  * the model.
  * Thread-safety: safe (reads @p sched and @p model only); the sde keeps its own workspace, so
@@ -194,7 +196,8 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_get_i64(const score_sde *sde, int para
  * @param[in,out] sde the sde.
  * @param[in] model the new model, borrowed (must outlive the sde or the next replacement); it
  *            must have the same dimension as the current one.
- * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL); ::SCORE_E_SHAPE (different dimension).
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL); ::SCORE_E_SHAPE (different dimension);
+ *         ::SCORE_E_UNSUPPORTED (a classifier, as in score_sde_new()).
  * Ownership: the previous model is released by the sde, not freed.
  * Thread-safety: object-exclusive.
  * @since 0.1

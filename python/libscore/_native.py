@@ -254,6 +254,8 @@ _SIGNATURES = {
     "score_genmodel_logp": (cint, [vp, vp, vp, sz, sz, f32p, f64p, f64p, vp]),
     "score_genmodel_check_compatible": (cint, [vp, vp]),
     "score_genmodel_new_cfg": (cint, [pvp, vp, vp, dbl]),
+    "score_genmodel_is_classifier": (cint, [vp]),
+    "score_genmodel_set_classifier": (cint, [vp, vp, vp, dbl]),
 }
 
 for _name, (_res, _args) in _SIGNATURES.items():

@@ -219,12 +219,37 @@ class GenModel(Handle):
             raise refuse("SCORE_E_RANGE", f"class index {label} outside 0..{k - 1}")
         return int(label)
 
-    def system(self, label=None, guidance=0.0, context=None):
+    @property
+    def is_classifier(self):
+        """True for the file of a noise-conditional classifier (``score train-classifier``):
+        it has no system of its own and guides another model (``classifier=`` of
+        :meth:`sample`)."""
+        return _lib.score_genmodel_is_classifier(self.ptr) == 1
+
+    def system(self, label=None, guidance=0.0, context=None, classifier=None,
+               classifier_scale=1.0):
         """A :class:`~libscore.System` evaluating this model's network with its meaning, for
-        one class label (index or name), guidance weight and context vector."""
+        one class label (index or name), guidance weight and context vector. With
+        ``classifier`` (a classifier's GenModel, checked by the library against this model's
+        schedule, data transform and columns) the label is one of the classifier's classes and
+        the system is classifier-guided with weight ``classifier_scale``."""
         p = ctypes.c_void_p()
         _lib.score_genmodel_sde(self.ptr, ctypes.byref(p))
         s = System._adopt(p.value, self.schedule, self.model, self)
+        if classifier is not None:
+            if label is None:
+                s.close()
+                raise refuse("SCORE_E_INVAL", "classifier guidance needs a label (one of the "
+                                              "classifier's classes)")
+            try:
+                _lib.score_genmodel_set_classifier(self.ptr, s.ptr, classifier.ptr,
+                                                   float(classifier_scale))
+                s.label = classifier.label_index(label)
+            except BaseException:
+                s.close()
+                raise
+            s._classifier = classifier   # the sde borrows its network
+            return s
         s.label = self.label_index(label)
         if guidance:
             s.guidance = guidance
@@ -246,12 +271,14 @@ class GenModel(Handle):
 
     # ---- sampling and likelihood -----------------------------------------------------------
     def sample(self, n, sampler="dpmpp-2m", steps=None, grid=None, seed=0, label=None,
-               guidance=0.0, context=None, batch=4096, out=None, callback=None, **params):
+               guidance=0.0, context=None, batch=4096, out=None, callback=None,
+               classifier=None, classifier_scale=1.0, **params):
         """n samples in data units (score_genmodel_sample()) as an (n, dim) float32 array
         (or into ``out``). The sampler by name with its options as in
         :class:`~libscore.Sampler`; ``label`` a class index or name (None: the null label,
         the unconditional model), ``guidance`` the classifier-free guidance weight on the one
-        network, ``context`` the context vector. callback(step, total, t) as in
+        network, ``context`` the context vector; ``classifier`` and ``classifier_scale``
+        classifier guidance as in :meth:`system`. callback(step, total, t) as in
         :meth:`Sampler.run`. A one-noise-level model (fixed_t > 0) is sampled only by
         ``sampler="langevin"`` (:meth:`sample_langevin`, ``steps`` default 1000), as by the
         ``score`` tool."""
@@ -263,7 +290,7 @@ class GenModel(Handle):
                                                 f"sampler='langevin'")
         out = _arrays.output(out, (n, self.dim))
         with Sampler(sampler, self.dim, steps=steps, grid=grid, **params) as smp, \
-                self.system(label, guidance, context) as sde:
+                self.system(label, guidance, context, classifier, classifier_scale) as sde:
             rng = Rng(seed)
             with Progress(callback) as cb:
                 for row0 in range(0, n, batch):

@@ -152,6 +152,44 @@ def test_cli_class_conditional_model_samples_as_the_tool(tmp_path):
                                             guidance=1.5), read_csv(out)[1])
 
 
+@needs_cli
+def test_cli_classifier_guides_as_the_tool(tmp_path):
+    # an unconditional model and a classifier of its data trained by the tool: guided samples
+    # from Python are the tool's bits; the library refuses a classifier of other units
+    data = ls.toy_dataset("ring8", 600, seed=5)
+    names = np.where(data[:, 1] < 0, "south", "north")
+    csv, xy = tmp_path / "d.csv", tmp_path / "xy.csv"
+    with open(csv, "w") as f, open(xy, "w") as g:
+        f.write("x,y,side\n")
+        g.write("x,y\n")
+        for (u, v), s in zip(data, names):
+            f.write(f"{u:.9g},{v:.9g},{s}\n")
+            g.write(f"{u:.9g},{v:.9g}\n")
+    m, c = os.fspath(tmp_path / "m.safetensors"), os.fspath(tmp_path / "c.safetensors")
+    run_cli("train", "--data", os.fspath(xy), "-o", m, "--hidden", "16", "--depth", "2",
+            "--steps", "40", "--batch", "32", "-q")
+    run_cli("train-classifier", m, "--data", os.fspath(csv), "--label-column", "side", "-o", c,
+            "--hidden", "16", "--depth", "2", "--steps", "40", "-q")
+    gm, clf = ls.GenModel.load(m), ls.GenModel.load(c)
+    assert clf.is_classifier and not gm.is_classifier
+    assert clf.labels == ["north", "south"] and clf.columns == ["x", "y"]
+    out = os.fspath(tmp_path / "s.csv")
+    run_cli("sample", m, "--classifier", c, "--class", "south", "--classifier-scale", "2",
+            "--sampler", "dpmpp-2m", "--steps", "8", "-n", "30", "--seed", "6", "-o", out, "-q")
+    got = gm.sample(30, sampler="dpmpp-2m", steps=8, seed=6, label="south", classifier=clf,
+                    classifier_scale=2.0)
+    np.testing.assert_array_equal(got, read_csv(out)[1])
+    with pytest.raises(ls.Error) as e:
+        clf.system()
+    assert e.value.status == "SCORE_E_UNSUPPORTED"
+    raw = os.fspath(tmp_path / "raw.safetensors")
+    run_cli("train", "--data", os.fspath(xy), "-o", raw, "--hidden", "8", "--depth", "1",
+            "--steps", "2", "--no-standardize", "-q")
+    with pytest.raises(ls.Error) as e:
+        ls.GenModel.load(raw).sample(3, label="south", classifier=clf)
+    assert e.value.status == "SCORE_E_INVAL" and "data transform" in e.value.message
+
+
 def test_loglik_in_data_units_closed_form():
     # exact Gaussian N(0, diag(var)) in model units, data = shift + scale * model: the density
     # in data units is that of N(shift, scale^2 (alpha^2 var + sigma^2)) at t_eps, i.e. the

@@ -189,7 +189,10 @@ static int check_settings(const char *fn, const score_genmodel *gm)
 {
     score_sde *sde = NULL;
     char msg[256];
-    int rc = score_genmodel_sde(gm, &sde);
+    int rc;
+    if (score_model_kind(gm->model) == SCORE_MODEL_CLASSIFIER)
+        return SCORE_OK; /* a classifier's sde settings are its target's, and unused */
+    rc = score_genmodel_sde(gm, &sde);
     score_sde_free(sde);
     if (rc == SCORE_OK || rc == SCORE_E_NOMEM)
         return rc;
@@ -530,6 +533,15 @@ static int load_from_reader(const char *fn, const score__st_reader *r, score_gen
     }
     if (old_get(model, "score.schedule") != NULL)
         return load_old(fn, model, out);
+    if (score_model_kind(model) == SCORE_MODEL_CLASSIFIER) {
+        score_model_free(model);
+        return score__error(SCORE_E_FORMAT, fn, "a plain classifier network file: it does not "
+                            "say for which data units it was trained. Make the generative model "
+                            "of a classifier with score_genmodel_new_classifier() (the model it "
+                            "guides gives schedule, data transform and columns) and "
+                            "score_genmodel_save(), or train it again with 'score "
+                            "train-classifier'");
+    }
     score_model_free(model);
     return score__error(SCORE_E_FORMAT, fn, "a plain network file: it does not say how the "
                         "network's output becomes a score or in which units it sees the data. "

@@ -383,6 +383,10 @@ int score_genmodel_sde(const score_genmodel *gm, score_sde **out)
     *out = NULL;
     if (gm == NULL)
         return score__error(SCORE_E_INVAL, __func__, "gm is NULL");
+    if (score_model_kind(gm->model) == SCORE_MODEL_CLASSIFIER)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "gm is a classifier: it guides the "
+                            "sde of a score model (score_genmodel_set_classifier()) and has no "
+                            "sde of its own");
     if ((rc = score_sde_new(out, gm->sched, gm->model, gm->output)) != SCORE_OK)
         return rc;
     if ((rc = score_sde_set_i64(*out, SCORE_SDE_PARAM_COND, gm->cond)) != SCORE_OK ||

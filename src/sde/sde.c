@@ -177,6 +177,14 @@ static void free_workspace(score_sde *sde)
     sde->cap_n = 0;
 }
 
+/* A classifier's outputs are K logits, not a field on the data: it guides a score model
+ * (score_sde_set_classifier()) and is never one. */
+static int not_a_score(const char *fn)
+{
+    return score__error(SCORE_E_UNSUPPORTED, fn, "the model is a classifier, not a score model: "
+                        "attach it to the sde of a score model with score_sde_set_classifier()");
+}
+
 int score_sde_new(score_sde **out, const score_schedule *sched, score_model *model,
                   int output_kind)
 {
@@ -189,6 +197,8 @@ int score_sde_new(score_sde **out, const score_schedule *sched, score_model *mod
         return score__error(SCORE_E_INVAL, __func__, "sched or model is NULL");
     if (output_kind < SCORE_OUTPUT_SCORE || output_kind > SCORE_OUTPUT_SCORE_OVER_SIGMA)
         return score__error(SCORE_E_RANGE, __func__, "output kind %d not in [1, 6]", output_kind);
+    if (score_model_kind(model) == SCORE_MODEL_CLASSIFIER)
+        return not_a_score(__func__);
     sde = score__calloc(1, sizeof *sde);
     if (sde == NULL)
         return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
@@ -239,6 +249,8 @@ int score_sde_set_model(score_sde *sde, score_model *model)
 {
     if (sde == NULL || model == NULL)
         return score__error(SCORE_E_INVAL, __func__, "sde or model is NULL");
+    if (score_model_kind(model) == SCORE_MODEL_CLASSIFIER)
+        return not_a_score(__func__);
     if (score_model_dim(model) != sde->dim)
         return score__error(SCORE_E_SHAPE, __func__, "the new model has dim %zu, the sde has %zu",
                             score_model_dim(model), sde->dim);

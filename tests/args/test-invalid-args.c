@@ -51,6 +51,7 @@ typedef struct fx {
     score_likelihood *likelihood;
     score_genmodel *genmodel;     /* of sde (dim 2, identity transform) */
     score_sde *gsde;              /* score_genmodel_sde() of genmodel */
+    score_genmodel *cgenmodel;    /* score_genmodel_new_classifier() of clf for genmodel */
     size_t P;                    /* parameter count of model */
     /* outputs of constructors that succeed (freed by fx_free) */
     score_schedule *o_schedule;
@@ -191,6 +192,7 @@ static void fx_free(fx *F)
     if (F == NULL)
         return;
     score_sde_free(F->gsde);
+    score_genmodel_free(F->cgenmodel);
     score_genmodel_free(F->genmodel);
     score_genmodel_free(F->o_genmodel);
     score_free(F->gbuf);
@@ -304,6 +306,7 @@ static fx *fx_new(void)
         score_trainer_save(F->trainer, F->tpath) == SCORE_OK &&
         score_genmodel_new(&F->genmodel, F->sde) == SCORE_OK &&
         score_genmodel_sde(F->genmodel, &F->gsde) == SCORE_OK &&
+        score_genmodel_new_classifier(&F->cgenmodel, F->clf, F->genmodel) == SCORE_OK &&
         score_genmodel_save_buffer(F->genmodel, &F->gbuf, &F->glen) == SCORE_OK &&
         score_genmodel_save(F->genmodel, F->gpath) == SCORE_OK;
     F->models[0] = F->models[1] = F->model;
