@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""PyTorch oracle for libscore's losses.
+"""PyTorch oracle for libscore's losses (and the classifier's input gradient).
 
 Runs the loss-dump program (first argument), rebuilds each case's MLP in float64 PyTorch from
 the dumped architecture and flat parameters, recomputes the loss from the definitions in
 include/libscore/loss.h and the schedule / parameterization formulas (score_sde, EDM) with the
 dumped noise, and compares the loss value and its parameter gradient (autograd; the Jacobian
-trace and v^T J v by double backward) with libscore's.
+trace and v^T J v by double backward) with libscore's. Conditional networks (a label table and
+context columns) go through every kind of loss; the noise-conditional classifier through its
+cross-entropy, and its input gradient grad_x log p(y | x, t) and log p are compared too.
 
 Tolerance: 1e-4 relative (value; gradient: max abs difference over the largest component).
 libscore evaluates the network in float32, so agreement is expected to ~1e-6.
@@ -40,7 +42,7 @@ def parse(text):
         elif key in ("widths", "residual"):
             cur[key] = [int(v) for v in parts[2:]]
         elif key in ("fourier", "params", "x", "z", "u", "idx", "level_sigma", "level_alpha",
-                     "v", "grad"):
+                     "v", "grad", "labels", "ctx", "gx_t", "logp", "gx"):
             cur[key] = torch.tensor([float(v) for v in parts[2:]])
         elif key in ("loss_kind", "sched", "act"):
             cur[key] = parts[1]
@@ -59,11 +61,16 @@ ACT = {
 
 
 def mlp(case, params, x, c):
-    """F(x, c): h0 = [x; sin(2 pi W c), cos(2 pi W c)], hidden layers with optional residual,
-    linear output (model.h / mlp.c)."""
+    """F(x, c, label, context): h0 = [x; sin(2 pi W c), cos(2 pi W c); context], hidden
+    layers with optional residual, the label's row of the (K + 1) x n_1 table added to the
+    first pre-activation, linear output (model.h / mlp.c)."""
     W = case["fourier"]
     proj = 2 * math.pi * c[:, None] * W[None, :]
-    h = torch.cat([x, torch.sin(proj), torch.cos(proj)], dim=1)
+    parts = [x, torch.sin(proj), torch.cos(proj)]
+    m = int(case.get("m", 0))
+    if m:
+        parts.append(case["ctx"].view(x.shape[0], m))
+    h = torch.cat(parts, dim=1)
     widths, res, act = case["widths"], case["residual"], ACT[case["act"]]
     L = len(widths) - 1
     off = 0
@@ -74,6 +81,10 @@ def mlp(case, params, x, c):
         bl = params[off:off + nout]
         off += nout
         z = h @ Wl.T + bl
+        if l == 1 and "labels" in case and case["loss_kind"] != "classifier":
+            K, lo = int(case["K"]), int(case["label_offset"])
+            table = params[lo:lo + (K + 1) * nout].view(K + 1, nout)
+            z = z + table[case["labels"].long()]
         if l < L:
             h = h + act(z) if res[l] else act(z)
         else:
@@ -206,6 +217,16 @@ def torch_loss(case, params):
         eps_hat = -sig[:, None] * s
         return red((eps_hat - z) ** 2).mean()
 
+    if kind == "classifier":
+        # cross-entropy of the noised rows x_t = alpha x + sigma z at t = t_eps + u (T - t_eps),
+        # the network fed x_t and t itself
+        te, T = 1e-5, case["T"]
+        t = (te + case["u"] * (T - te)).clamp(max=T)
+        al, sig, _ = sched_coefs(sched, t)
+        xt = (al[:, None] * x + sig[:, None] * z).float().double()
+        logp = torch.log_softmax(mlp(case, params, xt, t), dim=1)
+        return -logp[torch.arange(n), case["labels"].long()].mean()
+
     if kind == "sde":
         te, T = 1e-5, case["T"]
         u = case["u"]
@@ -238,9 +259,21 @@ def main():
         verr = abs(lv - case["loss"]) / max(abs(lv), 1e-30)
         gerr = float((g - case["grad"]).abs().max() / g.abs().max())
         ok = verr <= TOL and gerr <= TOL
+        extra = ""
+        if "gx" in case:
+            # the classifier's input gradient grad_x log p(y | x, t) and log p at the data rows
+            n, d = int(case["n"]), int(case["dim"])
+            xr = case["x"].view(n, d).clone().requires_grad_(True)
+            lp = torch.log_softmax(mlp(case, case["params"], xr, case["gx_t"]), dim=1)
+            lp = lp[torch.arange(n), case["labels"].long()]
+            (gx,) = torch.autograd.grad(lp.sum(), xr)
+            xerr = float((gx.flatten() - case["gx"]).abs().max() / gx.abs().max())
+            perr = float((lp.detach() - case["logp"]).abs().max() / lp.abs().max())
+            ok = ok and xerr <= TOL and perr <= TOL
+            extra = f"; grad_x max rel {xerr:.1e}, log p max rel {perr:.1e}"
         failed += not ok
         print(f"{case['name']:26s} loss torch {lv: .10g} libscore {case['loss']: .10g} "
-              f"rel {verr:.1e}; gradient max rel {gerr:.1e} {'ok' if ok else 'FAIL'}")
+              f"rel {verr:.1e}; gradient max rel {gerr:.1e}{extra} {'ok' if ok else 'FAIL'}")
     return 1 if failed else 0
 
 

@@ -6,6 +6,7 @@
  *
  * Output: text lines "key value..." with doubles printed as %.17g; one block per case between
  * "case <name>" and "end". */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +33,28 @@ typedef struct {
     int loss, sched, output, cond, act;
     int reduce, weighting, importance, probe, M;
     double time, cond_value, sigma, p;
+    int K, m; /* labels 0..K-1 (and the null label) / a context of width m; 0: none */
 } dump_case;
 
 static const dump_case cases[] = {
-    {"hyvarinen-bare", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0},
-    {"hyvarinen-edm-ve", SCORE_LOSS_HYVARINEN, SCORE_SCHEDULE_VE, SCORE_OUTPUT_EDM, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0.5, 0, 0, 0},
-    {"ssm-bare", SCORE_LOSS_SSM, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.2, 0, 0},
-    {"ssm-vr-bare", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, SCORE_LOSS_PROBE_GAUSSIAN, 3, 0, 0.1, 0, 0},
-    {"ssm-sphere-eps-vp", SCORE_LOSS_SSM, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, 0, SCORE_ACT_SOFTPLUS, 0, 0, 0, SCORE_LOSS_PROBE_SPHERE, 2, 0.3, 0, 0, 0},
-    {"dsm-bare", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_ELU, 0, 0, 0, 0, 0, 0, 0.4, 0.5, 0},
-    {"ncsn", SCORE_LOSS_NCSN, SCORE_SCHEDULE_NCSN, SCORE_OUTPUT_SCORE_OVER_SIGMA, SCORE_COND_SIGMA, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 2.0},
-    {"ddpm", SCORE_LOSS_DDPM, SCORE_SCHEDULE_DDPM_LINEAR, SCORE_OUTPUT_EPS, SCORE_COND_T_SCALED, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-ve-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-vp-likelihood-mean", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_TANH, 2, 2, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-vp-importance", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 2, 1, 0, 0, 0, 0, 0, 0},
+    {"hyvarinen-bare", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 0, 0},
+    {"hyvarinen-edm-ve", SCORE_LOSS_HYVARINEN, SCORE_SCHEDULE_VE, SCORE_OUTPUT_EDM, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0},
+    {"ssm-bare", SCORE_LOSS_SSM, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.2, 0, 0, 0, 0},
+    {"ssm-vr-bare", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, SCORE_LOSS_PROBE_GAUSSIAN, 3, 0, 0.1, 0, 0, 0, 0},
+    {"ssm-sphere-eps-vp", SCORE_LOSS_SSM, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, 0, SCORE_ACT_SOFTPLUS, 0, 0, 0, SCORE_LOSS_PROBE_SPHERE, 2, 0.3, 0, 0, 0, 0, 0},
+    {"dsm-bare", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_ELU, 0, 0, 0, 0, 0, 0, 0.4, 0.5, 0, 0, 0},
+    {"ncsn", SCORE_LOSS_NCSN, SCORE_SCHEDULE_NCSN, SCORE_OUTPUT_SCORE_OVER_SIGMA, SCORE_COND_SIGMA, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 2.0, 0, 0},
+    {"ddpm", SCORE_LOSS_DDPM, SCORE_SCHEDULE_DDPM_LINEAR, SCORE_OUTPUT_EPS, SCORE_COND_T_SCALED, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-ve-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-vp-likelihood-mean", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_TANH, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-vp-importance", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0},
+    /* conditional networks: the label table and the context columns in every machinery */
+    {"hyvarinen-labels-context", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 3, 2},
+    {"ssm-vr-labels", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.1, 0, 0, 4, 0},
+    {"dsm-context", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, 0, 0, 0, 0.2, 0.3, 0, 0, 3},
+    {"sde-vp-labels-context", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 2},
+    /* a noise-conditional classifier (K classes): cross-entropy, its gradient and grad_x */
+    {"classifier-vp", SCORE_LOSS_CLASSIFIER, SCORE_SCHEDULE_VP, 0, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0},
 };
 
 static void vec_f(const char *key, size_t n, const float *v)
@@ -77,7 +86,24 @@ static void run_case(const dump_case *c, uint64_t seed)
     double u[N], loss, tmp[N];
     size_t idx[N];
 
-    CK(score_model_new_mlp(&m, DIM, 8, 2, c->act, seed));
+    const int clf = c->loss == SCORE_LOSS_CLASSIFIER;
+    int32_t lab[N];
+    float ctx[N * 4];
+    if (clf) {
+        CK(score_schedule_new(&s, c->sched));
+        CK(score_schedule_prepare(s));
+        CK(score_model_new_classifier(&m, s, DIM, (size_t)c->K));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, c->act));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
+    } else {
+        CK(score_model_new_mlp(&m, DIM, 8, 2, c->act, seed));
+        if (c->K)
+            CK(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, c->K));
+        if (c->m)
+            CK(score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, c->m));
+    }
     CK(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 4));
     CK(score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, 1.0));
     CK(score_model_prepare(m));
@@ -85,7 +111,20 @@ static void run_case(const dump_case *c, uint64_t seed)
     CK(score_rng_fill_normal(r, 0, N, 0, DIM, x));
     CK(score_rng_set_counter(r, 7));
     CK(score_loss_new(&l, c->loss));
-    if (c->sched) {
+    /* labels: every class and (for a score network) the null label; a context per row */
+    for (size_t b = 0; b < N; b++) {
+        int v = (int)((b * 3 + 1) % (size_t)(c->K + (clf ? 0 : 1)));
+        lab[b] = !clf && v == c->K ? SCORE_LABEL_NULL : v;
+    }
+    for (size_t i = 0; i < (size_t)N * (size_t)c->m; i++)
+        ctx[i] = (float)(0.8 * sin(0.7 * (double)i + 0.3));
+    if (c->K)
+        CK(score_loss_set_labels(l, N, lab));
+    if (c->m)
+        CK(score_loss_set_context(l, N, (size_t)c->m, ctx));
+    if (clf) {
+        /* the classifier's own schedule; no sde */
+    } else if (c->sched) {
         CK(score_schedule_new(&s, c->sched));
         if (c->sched == SCORE_SCHEDULE_NCSN) {
             CK(score_schedule_set_f64(s, SCORE_SCHEDULE_PARAM_SIGMA_MAX, 1.0));
@@ -131,6 +170,14 @@ static void run_case(const dump_case *c, uint64_t seed)
     printf("n %d\ndim %d\n", N, DIM);
     CK(score__mlp_info_get(m, &info) == SCORE_OK ? SCORE_OK : SCORE_E_GENERIC);
     printf("act %s\n", score__act_name(info.activation));
+    printf("K %d\nm %d\nlabel_offset %zu\n", c->K, c->m, info.label_offset);
+    if (c->K) {
+        for (size_t b = 0; b < N; b++) /* as the network reads them: the null label is K */
+            tmp[b] = lab[b] == SCORE_LABEL_NULL ? (double)c->K : (double)lab[b];
+        vec_d("labels", N, tmp);
+    }
+    if (c->m)
+        vec_f("ctx", (size_t)N * (size_t)c->m, ctx);
     printf("widths %zu", info.n_layers + 1);
     for (size_t i = 0; i <= info.n_layers; i++)
         printf(" %zu", info.width[i]);
@@ -170,6 +217,17 @@ static void run_case(const dump_case *c, uint64_t seed)
             CK(score_rng_fill_normal(r, 0, N, d4 + 4, (size_t)c->M * DIM, v));
         vec_f("v", (size_t)N * c->M * DIM, v);
         free(v);
+    }
+    if (clf) {
+        /* grad_x log p(y | x, t) and log p at the data rows and times u */
+        float gx[N * DIM];
+        double logp[N], tt[N];
+        for (size_t b = 0; b < N; b++)
+            tt[b] = 0.05 + 0.9 * u[b];
+        CK(score_classifier_grad_x(m, N, tt, x, lab, logp, gx));
+        vec_d("gx_t", N, tt);
+        vec_d("logp", N, logp);
+        vec_f("gx", N * DIM, gx);
     }
     printf("loss %.17g\n", loss);
     vec_f("grad", np, g);
