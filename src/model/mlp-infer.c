@@ -190,6 +190,19 @@ static size_t a_lower(const ainfer_job *j, size_t g)
     return lo;
 }
 
+/* Call row i (input, c, label, context) into slot q of the panel buffers. */
+static void put_row(const ainfer_job *j, const mlp_cond *cd, int lab_rows, int ctx_rows,
+                    size_t i, size_t q, float *xs, double *cs, int32_t *lab, float *ctx_s)
+{
+    const size_t dim = j->dim, m = j->p->m;
+    memcpy(xs + q * dim, j->x + i * dim, dim * sizeof *xs);
+    cs[q] = j->c[i];
+    if (lab_rows)
+        lab[q] = cd->labels[i];
+    if (ctx_rows)
+        memcpy(ctx_s + q * m, cd->context + i * m, m * sizeof *ctx_s);
+}
+
 static void ainfer_part(void *ctx, size_t job, size_t thread)
 {
     const ainfer_job *j = ctx;
@@ -211,24 +224,12 @@ static void ainfer_part(void *ctx, size_t job, size_t thread)
         return;
     s0 = j->whole ? k * nb : a_global(j, lo) / P * P;
     M = j->whole ? nb : (a_global(j, hi - 1) / P + 1) * P - s0;
-    for (size_t q = 0; q < M; q++) {
-        size_t i = off + lo;
-        memcpy(xs + q * dim, j->x + i * dim, dim * sizeof *xs);
-        cs[q] = j->c[i];
-        if (lab_rows)
-            lab[q] = cd.labels[i];
-        if (ctx_rows)
-            memcpy(ctx_s + q * m, cd.context + i * m, m * sizeof *ctx_s);
-    }
-    for (size_t r = lo; r < hi; r++) {
-        size_t q = a_global(j, r) - s0, i = off + r;
-        memcpy(xs + q * dim, j->x + i * dim, dim * sizeof *xs);
-        cs[q] = j->c[i];
-        if (lab_rows)
-            lab[q] = cd.labels[i];
-        if (ctx_rows)
-            memcpy(ctx_s + q * m, cd.context + i * m, m * sizeof *ctx_s);
-    }
+    /* every panel slot first holds a copy of the first row (padding), then each row goes to
+     * the slot of its global number */
+    for (size_t q = 0; q < M; q++)
+        put_row(j, &cd, lab_rows, ctx_rows, off + lo, q, xs, cs, lab, ctx_s);
+    for (size_t r = lo; r < hi; r++)
+        put_row(j, &cd, lab_rows, ctx_rows, off + r, a_global(j, r) - s0, xs, cs, lab, ctx_s);
     if (lab_rows)
         cd.labels = lab;
     if (ctx_rows)
