@@ -71,7 +71,7 @@ START_TEST(api)
     ck_assert_fails_with(score_likelihood_set_i64(NULL, SCORE_LIKELIHOOD_PARAM_PROBE, 1), SCORE_E_INVAL);
     ck_assert_fails_with(score_likelihood_get_f64(NULL, SCORE_LIKELIHOOD_PARAM_RTOL, &v), SCORE_E_INVAL);
     ck_assert_fails_with(score_likelihood_get_i64(NULL, SCORE_LIKELIHOOD_PARAM_PROBE, &iv), SCORE_E_INVAL);
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_LIKELIHOOD), 11);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_LIKELIHOOD), 12);
     /* call errors */
     ck_assert_fails_with(score_likelihood_logp(NULL, f.sde, 4, x, lp, NULL, NULL), SCORE_E_INVAL);
     ck_assert_fails_with(score_likelihood_logp(lk, NULL, 4, x, lp, NULL, NULL), SCORE_E_INVAL);
@@ -133,6 +133,22 @@ START_TEST(exact_divergence_closed_form)
         ck_assert_ok(score_schedule_prior_logp(f.sched, 1, 2, z + 2 * i, &pz));
         ck_assert_double_eq_tol(lp[i], pz + delta[i], 1e-12);
         ck_assert_double_eq_tol(bpd[i], -lp[i] / (2.0 * log(2.0)) + 8.0, 1e-12);
+    }
+    /* the error measured over the whole batch (score_sde's likelihood): the control then bounds
+     * the batch's RMS error, not each row's, so the bound holds for the RMS over the rows */
+    {
+        double errs[NL], rms = 0.0;
+        ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_ERROR_NORM,
+                                              SCORE_CONTROL_NORM_BATCH));
+        ck_assert_ok(score_likelihood_logp_ex(lk, f.sde, 0, NL, x, lp, bpd, z, delta, NULL));
+        worst = corrected_error(&f, NL, x, z, delta, errs);
+        for (size_t i = 0; i < NL; i++)
+            rms += errs[i] * errs[i] / NL;
+        rms = sqrt(rms);
+        printf("  error over the batch: RMS |log p error| = %.2e nats, max %.2e, NFE %llu, "
+               "steps %llu\n", rms, worst, (unsigned long long)score_likelihood_get_nfe(lk),
+               (unsigned long long)score_likelihood_get_steps(lk));
+        ck_assert_double_le(rms, TOL_LOGP);
     }
     score_likelihood_free(lk);
     score_rng_free(rng);

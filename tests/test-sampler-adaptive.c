@@ -169,6 +169,74 @@ START_TEST(tolerance_with_nfe_budget)
 }
 END_TEST
 
+/* SCORE_CONTROL_PARAM_NORM: per row, every row keeps its own step sizes and its result does not
+ * depend on the batch; over the batch (scipy's solve_ivp on the flattened state), all rows
+ * share the accept decision and step size: no more attempts than the slowest row, still
+ * within the tolerance of the exact map, and a row's result changes with the other rows of
+ * the batch. Returns the attempts (batched calls of the step). */
+static uint64_t evolve_run(const fx_system *f, int norm, double tol, size_t n, const float *x0,
+                           float *x)
+{
+    score_control *c;
+    score_evolve *e;
+    score_step *st;
+    uint64_t calls = 0;
+    int rc;
+    ck_assert_ok(score_control_new_tol(&c, tol, tol));
+    ck_assert_ok(score_control_set_i64(c, SCORE_CONTROL_PARAM_NORM, norm));
+    ck_assert_ok(score_evolve_new(&e, 2));
+    ck_assert_ok(score_step_new(&st, score_step_type_find("dopri5"), 2));
+    ck_assert_ok(score_evolve_init(e, f->T, 0.05, n));
+    memcpy(x, x0, 2 * n * sizeof *x);
+    while ((rc = score_evolve_apply(e, c, st, f->sde, f->t_eps, n, x, NULL)) == SCORE_OK)
+        calls++;
+    ck_assert_int_eq(rc, SCORE_DONE);
+    score_step_free(st);
+    score_evolve_free(e);
+    score_control_free(c);
+    return calls;
+}
+
+START_TEST(batch_error_norm)
+{
+    enum { N = 64 };
+    const double tol = 1e-5;
+    fx_system f;
+    float x0[2 * N], xr[2 * N], xb[2 * N], xb7[2 * 7], exact[2 * N];
+    uint64_t calls_row, calls_batch;
+    double worst_row = 0.0, worst_batch = 0.0;
+    int differs = 0;
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    fx_prior(&f, 5, N, x0);
+    ck_assert_ok(score_model_analytic_pf_map(f.model, f.T, f.t_eps, N, x0, exact));
+    calls_row = evolve_run(&f, SCORE_CONTROL_NORM_ROW, tol, N, x0, xr);
+    calls_batch = evolve_run(&f, SCORE_CONTROL_NORM_BATCH, tol, N, x0, xb);
+    for (size_t q = 0; q < 2 * N; q++) {
+        double sc = tol * (1.0 + fabs(exact[q]));
+        worst_row = fmax(worst_row, fabs(xr[q] - exact[q]) / sc);
+        worst_batch = fmax(worst_batch, fabs(xb[q] - exact[q]) / sc);
+    }
+    printf("dopri5 tol %g, %d rows: per-row norm %llu attempts, error / tol %.2f; batch norm "
+           "%llu attempts, error / tol %.2f\n", tol, N, (unsigned long long)calls_row,
+           worst_row, (unsigned long long)calls_batch, worst_batch);
+    ck_assert_double_le(worst_row, 10.0);
+    ck_assert_double_le(worst_batch, 10.0);
+    /* the batch norm never takes more attempts than the slowest row */
+    ck_assert_uint_le(calls_batch, calls_row);
+    /* the first 7 rows alone: per row they are the same bits, over the batch not */
+    {
+        (void)evolve_run(&f, SCORE_CONTROL_NORM_ROW, tol, 7, x0, xb7);
+        ck_assert_mem_eq(xb7, xr, sizeof xb7);
+        (void)evolve_run(&f, SCORE_CONTROL_NORM_BATCH, tol, 7, x0, xb7);
+        for (size_t q = 0; q < 2 * 7; q++)
+            differs |= xb7[q] != xb[q];
+        ck_assert_int_eq(differs, 1);
+    }
+    ck_assert_fails_with(score_control_set_i64(NULL, SCORE_CONTROL_PARAM_NORM, 1), SCORE_E_INVAL);
+    fx_free(&f);
+}
+END_TEST
+
 /* One Langevin corrector step against x + eps s + sqrt(2 eps) z with
  * eps = 2 alpha_i (snr |z| / |s|)^2 (norms averaged over the batch, or per row),
  * alpha_i = (alpha(t) / alpha(t'))^2, z the step's documented noise (block 0). */
@@ -289,6 +357,7 @@ static Suite *adaptive_suite(void)
     tcase_add_loop_test(tc, final_denoise_is_the_data_prediction, 0, 2 * NEST);
     tcase_add_loop_test(tc, error_estimate_order, 0, NEST);
     tcase_add_loop_test(tc, tolerance_with_nfe_budget, 0, 2);
+    tcase_add_test(tc, batch_error_norm);
     suite_add_tcase(s, tc);
     tc = tcase_create("stochastic");
     tcase_add_loop_test(tc, langevin_step_size_rule, 0, 2);

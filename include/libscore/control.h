@@ -42,7 +42,32 @@ enum score_control_param {
     SCORE_CONTROL_PARAM_FAC_MIN = 1003, /**< f64: smallest step-size factor, [1e-4, 1], default 0.2. */
     SCORE_CONTROL_PARAM_FAC_MAX = 1004, /**< f64: largest step-size factor, [1, 1000], default 10. */
     SCORE_CONTROL_PARAM_H_MIN = 1005,   /**< f64: smallest step size; a rejected step that would go below fails the solve with ::SCORE_E_NOPROGRESS, [0, 1e6], default 1e-10. */
-    SCORE_CONTROL_PARAM_H_MAX = 1006    /**< f64: largest step size, [0, 1e6], default 0 = unlimited. */
+    SCORE_CONTROL_PARAM_H_MAX = 1006,   /**< f64: largest step size, [0, 1e6], default 0 = unlimited. */
+    /** i64: a ::score_control_norm: over what the error of an attempt is measured, 0..1,
+     *  default 0 (::SCORE_CONTROL_NORM_ROW). @since 0.2 */
+    SCORE_CONTROL_PARAM_NORM = 1007
+};
+
+/**
+ * @brief What one error value of the adaptive engine (score_evolve, the sampler driver's
+ * adaptive mode, the likelihood) measures (::SCORE_CONTROL_PARAM_NORM).
+ *
+ * Both are the scaled RMS `sqrt(mean (e / (atol + rtol max(|y|, |y'|)))^2)`; they differ in
+ * the values the mean runs over and therefore in which rows share a step size.
+ */
+enum score_control_norm {
+    /** Per row: each row is accepted or rejected on its own error and keeps its own step
+     *  size, so a row's result does not depend on the other rows of the batch (any split of
+     *  the rows gives the same bits). A batch costs the number of attempts of its slowest
+     *  row in batched model calls, but each call evaluates only the rows still moving. */
+    SCORE_CONTROL_NORM_ROW = 0,
+    /** Over the whole batch: the mean runs over every value of every row still moving (the
+     *  flattened state, as scipy's solve_ivp and score_sde's ODE sampler measure it), and
+     *  every such row shares the accept decision and the next step size. Rows that start
+     *  together stay together: fewer batched calls than ::SCORE_CONTROL_NORM_ROW at the same
+     *  tolerance when the rows are alike, but a row's result then depends on the other rows
+     *  (the batch split changes it). */
+    SCORE_CONTROL_NORM_BATCH = 1
 };
 
 /**
@@ -94,6 +119,28 @@ SCORE_API SCORE_WARN_UNUSED int score_control_set_f64(score_control *c, int para
  */
 SCORE_API SCORE_WARN_UNUSED int score_control_get_f64(const score_control *c, int param,
                                                       double *out);
+
+/**
+ * @brief Sets an integer parameter (::SCORE_CONTROL_PARAM_NORM).
+ * @param[in,out] c the controller. @param[in] param the id. @param[in] value the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or a floating-point parameter);
+ *         ::SCORE_E_RANGE (out of bounds); ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_control_set_i64(score_control *c, int param,
+                                                      int64_t value);
+
+/**
+ * @brief Reads an integer parameter.
+ * @param[in] c the controller. @param[in] param the id. @param[out] out the value.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or a floating-point parameter);
+ *         ::SCORE_E_UNSUPPORTED (unknown id).
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_control_get_i64(const score_control *c, int param,
+                                                      int64_t *out);
 
 /**
  * @brief Scaled error of each row (the formula in control.h), accumulated in double.

@@ -68,7 +68,8 @@ enum score_likelihood_param {
     SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET = 707, /**< f64: bits/dim offset added to -log p / (dim ln 2), [-1000, 1000], default 0 (see likelihood.h). */
     SCORE_LIKELIHOOD_PARAM_H_INIT = 708,     /**< f64: initial step in lambda, [0, 1e3], default 0 = 0.05. */
     SCORE_LIKELIHOOD_PARAM_H_MIN = 709,      /**< f64: smallest step in lambda, [0, 1e3], default 1e-10. */
-    SCORE_LIKELIHOOD_PARAM_MAX_STEPS = 710   /**< i64: largest number of attempts, 1..1000000000, default 100000. */
+    SCORE_LIKELIHOOD_PARAM_MAX_STEPS = 710,  /**< i64: largest number of attempts, 1..1000000000, default 100000. */
+    SCORE_LIKELIHOOD_PARAM_ERROR_NORM = 711  /**< i64: a ::score_control_norm, 0..1, default 0 (per row: a row's log p does not depend on the other rows); 1 measures the error over the whole batch, as score_sde's likelihood (scipy's RK45 on the flattened state) does. @since 0.2 */
 };
 
 /**

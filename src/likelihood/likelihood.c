@@ -10,7 +10,7 @@
 #include "sampler/adapt-priv.h"
 #include "sde/sde-ode-priv.h"
 
-#define NPARAMS 11
+#define NPARAMS 12
 /* Value of a parameter of an evaluator. */
 #define PF(lk, id) SCORE__PARAM_F64((lk)->params, SCORE_LIKELIHOOD_PARAM_RTOL, id)
 #define PI(lk, id) SCORE__PARAM_I64((lk)->params, SCORE_LIKELIHOOD_PARAM_RTOL, id)
@@ -54,6 +54,7 @@ static const score__param_desc lk_params[NPARAMS] = {
     SCORE__PARAM_ROW_H_INIT(SCORE_LIKELIHOOD_PARAM_H_INIT),
     SCORE__PARAM_ROW_H_MIN(SCORE_LIKELIHOOD_PARAM_H_MIN),
     SCORE__PARAM_ROW_MAX_STEPS(SCORE_LIKELIHOOD_PARAM_MAX_STEPS, "largest number of attempts"),
+    SCORE__PARAM_ROW_NORM(SCORE_LIKELIHOOD_PARAM_ERROR_NORM),
 };
 
 const score__param_desc *score__likelihood_param_table(size_t *n_out);
@@ -365,6 +366,7 @@ static int integrate(score_likelihood *lk, size_t row0, size_t n, const float *x
     lk->ctl.rtol = PF(lk, SCORE_LIKELIHOOD_PARAM_RTOL);
     lk->ctl.atol = PF(lk, SCORE_LIKELIHOOD_PARAM_ATOL);
     lk->ctl.h_min = PF(lk, SCORE_LIKELIHOOD_PARAM_H_MIN);
+    lk->ctl.batch_norm = PI(lk, SCORE_LIKELIHOOD_PARAM_ERROR_NORM) == SCORE_CONTROL_NORM_BATCH;
     if (!(lk->ctl.rtol + lk->ctl.atol > 0.0))
         return score__error(SCORE_E_INVAL, fn, "rtol and atol are both 0");
     hinit = PF(lk, SCORE_LIKELIHOOD_PARAM_H_INIT);

@@ -26,10 +26,14 @@
     {(id), "h_min", SCORE_PARAM_F64, 0, 1e3, 1e-10, "smallest step in lambda"}
 #define SCORE__PARAM_ROW_MAX_STEPS(id, doc)                                                   \
     {(id), "max_steps", SCORE_PARAM_I64, 1, 1e9, 100000, doc}
+#define SCORE__PARAM_ROW_NORM(id)                                                             \
+    {(id), "error_norm", SCORE_PARAM_I64, 0, 1, SCORE_CONTROL_NORM_ROW,                      \
+     "error measured per row (0) or over the whole batch (1)"}
 
 /* ---- step-size control (control.c) ----------------------------------------------------- */
 typedef struct score__control_vals {
     double rtol, atol, safety, fac_min, fac_max, h_min, h_max;
+    int batch_norm; /* SCORE_CONTROL_NORM_BATCH: one error over all active rows */
 } score__control_vals;
 /* The defaults of score_control's table. */
 void score__control_defaults(score__control_vals *v);

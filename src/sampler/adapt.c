@@ -144,6 +144,19 @@ static int activate(score__adapt *a, const score_sde *sde, double target, double
     return rc;
 }
 
+/* SCORE_CONTROL_NORM_BATCH: every active row gets the RMS over all of them, the RMS over
+ * every value of the batch (each row's error is the RMS of its own values, all rows have the
+ * same width). */
+static void batch_error(score__adapt *a)
+{
+    double acc = 0.0;
+    for (size_t k = 0; k < a->m; k++)
+        acc += a->err[k] * a->err[k];
+    acc = score__control_norm(acc, a->m);
+    for (size_t k = 0; k < a->m; k++)
+        a->err[k] = acc;
+}
+
 int score__adapt_attempt(score__adapt *a, const score__adapt_sys *sys,
                          const score__control_vals *v, const score_sde *sde, double target,
                          const char *fn)
@@ -161,6 +174,8 @@ int score__adapt_attempt(score__adapt *a, const score__adapt_sys *sys,
         rc = sys->attempt(sys->ctx, a);
     if (rc != SCORE_OK)
         return rc;
+    if (v->batch_norm)
+        batch_error(a);
     for (size_t k = 0; k < a->m; k++) {
         size_t i = a->idx[k];
         double hused = a->hstep[k];

@@ -4,7 +4,7 @@
 
 #include "adapt-priv.h"
 
-#define NPARAMS 7
+#define NPARAMS 8
 /* Value of a parameter in a value array laid out like control_params. */
 #define PF(vals, id) SCORE__PARAM_F64(vals, SCORE_CONTROL_PARAM_RTOL, id)
 
@@ -24,6 +24,7 @@ static const score__param_desc control_params[NPARAMS] = {
      "smallest step size (below: SCORE_E_NOPROGRESS)"},
     {SCORE_CONTROL_PARAM_H_MAX, "h_max", SCORE_PARAM_F64, 0, 1e6, 0,
      "largest step size; 0 = unlimited"},
+    SCORE__PARAM_ROW_NORM(SCORE_CONTROL_PARAM_NORM),
 };
 
 const score__param_desc *score__control_param_table(size_t *n_out);
@@ -42,6 +43,8 @@ static void vals_from(const score__param_val *p, score__control_vals *v)
     v->fac_max = PF(p, SCORE_CONTROL_PARAM_FAC_MAX);
     v->h_min = PF(p, SCORE_CONTROL_PARAM_H_MIN);
     v->h_max = PF(p, SCORE_CONTROL_PARAM_H_MAX);
+    v->batch_norm = SCORE__PARAM_I64(p, SCORE_CONTROL_PARAM_RTOL, SCORE_CONTROL_PARAM_NORM) ==
+                    SCORE_CONTROL_NORM_BATCH;
 }
 
 void score__control_defaults(score__control_vals *v)
@@ -148,6 +151,20 @@ int score_control_get_f64(const score_control *c, int param, double *out)
     if (c == NULL)
         return score__error(SCORE_E_INVAL, __func__, "control is NULL");
     return score__param_get_f64(__func__, control_params, NPARAMS, c->params, param, out);
+}
+
+int score_control_set_i64(score_control *c, int param, int64_t value)
+{
+    if (c == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "control is NULL");
+    return score__param_set_i64(__func__, control_params, NPARAMS, c->params, param, value);
+}
+
+int score_control_get_i64(const score_control *c, int param, int64_t *out)
+{
+    if (c == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "control is NULL");
+    return score__param_get_i64(__func__, control_params, NPARAMS, c->params, param, out);
 }
 
 int score_control_error(const score_control *c, size_t n, size_t dim, const float *x,
