@@ -311,6 +311,50 @@ START_TEST(published_3m_form)
 }
 END_TEST
 
+START_TEST(lower_order_final_multistep)
+{
+    /* the driver's lower-order final steps cover the new multistep types: with 5 steps the run
+     * equals stepping by hand with the caps min(order, steps left); 10 steps: no effect */
+    static const char *const names[4] = {"lms", "deis", "unipc", "unipc-bh1"};
+    const char *name = names[_i];
+    fx_system f;
+    score_sampler *s;
+    score_step *st;
+    float x0[2 * 8], a[2 * 8], b[2 * 8];
+    double g[6];
+    size_t ng;
+    int order = score_step_type_order(score_step_type_find(name));
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    fx_prior(&f, 3, 8, x0);
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find(name), NULL, 2));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_get_grid(s, f.sde, 6, g, &ng));
+    ck_assert_uint_eq(ng, 6);
+    ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+    memcpy(b, x0, sizeof b);
+    for (int k = 0; k < 5; k++) {
+        int cap = 5 - k < order ? 5 - k : order;
+        ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_ORDER, cap >= 4 ? 0 : cap));
+        ck_assert_ok(score_step_apply(st, f.sde, g[k], g[k + 1], 8, b, NULL, NULL, 0));
+    }
+    for (size_t q = 0; q < 16; q++)
+        ck_assert_float_eq(a[q], b[q]);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
+    ck_assert_double_gt(fx_max_abs_diff(16, a, b), 1e-4);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 10));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 1));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
+    for (size_t q = 0; q < 16; q++)
+        ck_assert_float_eq(a[q], b[q]);
+    score_step_free(st);
+    score_sampler_free(s);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("step-multi");
@@ -322,6 +366,7 @@ int main(void)
     tcase_add_test(tc, unip3_is_dpmpp_3m);
     tcase_add_test(tc, first_steps_by_hand);
     tcase_add_test(tc, published_3m_form);
+    tcase_add_loop_test(tc, lower_order_final_multistep, 0, 4);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }
