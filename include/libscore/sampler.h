@@ -37,8 +37,8 @@
  *    final denoise.
  *
  * Lower-order final steps (::SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, default on): when the run
- * has fewer than 10 steps, the multistep DPM-Solver++ predictors (dpmpp-2m, dpmpp-3m,
- * dpmpp-2m-sde) use order min(order, steps left) for their final steps (DPM-Solver's rule, for
+ * has fewer than 10 steps, the multistep predictors (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, lms,
+ * deis, unipc, unipc-bh1) use order min(order, steps left) for their final steps (DPM-Solver's rule, for
  * stability with few steps). Singlestep predictors (dpm-solver-2/3, dpmpp-2s/3s) are
  * self-starting and keep their order on every step (tested). A step to t = 0 is always the data
  * prediction (first order, error O(s^2)).
@@ -81,7 +81,9 @@ enum score_sampler_param {
     /** i64: 1 = the last step goes to t = 0 and returns the data prediction (Tweedie denoise),
      *  0 = stop at t_eps; default 0. A user grid decides by itself (last value 0 or not). */
     SCORE_SAMPLER_PARAM_FINAL_DENOISE = 102,
-    /** i64: 1 = lower-order final steps for runs of fewer than 10 steps, 0 = never; default 1. */
+    /** i64: 1 = lower-order final steps of the multistep predictors (dpmpp-2m, dpmpp-3m,
+     *  dpmpp-2m-sde, lms, deis, unipc, unipc-bh1) for runs of fewer than 10 steps, 0 = never;
+     *  default 1. Singlestep predictors are not affected. */
     SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL = 103,
     /** i64: corrector steps per grid point m, 0..1000000, default 1 (ignored without corrector). */
     SCORE_SAMPLER_PARAM_CORRECTOR_STEPS = 104,
@@ -128,7 +130,10 @@ enum score_sampler_param {
     SCORE_SAMPLER_PARAM_ORDER = 121,
     /** i64: intermediate points of the singlestep DPM-Solver++ predictors, 0..1, default 0
      *  (see ::SCORE_STEP_PARAM_SUBSTEP). @since 0.2 */
-    SCORE_SAMPLER_PARAM_SUBSTEP = 122
+    SCORE_SAMPLER_PARAM_SUBSTEP = 122,
+    /** i64: coefficients of a dpmpp-3m predictor, 0..1, default 0 = third order, 1 = the
+     *  published DPM-Solver++(3M) (see ::SCORE_STEP_PARAM_DPMPP_3M_FORM). @since 0.2 */
+    SCORE_SAMPLER_PARAM_DPMPP_3M_FORM = 123
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

@@ -46,6 +46,10 @@
  * | ::SCORE_STEP_NONE | "none" | 0 | 0 | identity (annealed-Langevin drivers) |
  * | ::SCORE_STEP_DPMPP_2S | "dpmpp-2s" | 2 | 2 | singlestep DPM-Solver++(2S), data prediction |
  * | ::SCORE_STEP_DPMPP_3S | "dpmpp-3s" | 3 | 3 | singlestep DPM-Solver++(3S), data prediction |
+ * | ::SCORE_STEP_LMS | "lms" | 4 | 1 | linear multistep in s (k-diffusion's LMS), orders 1-4 |
+ * | ::SCORE_STEP_DEIS | "deis" | 3 | 1 | DEIS multistep (noise prediction, exponential integrator) |
+ * | ::SCORE_STEP_UNIPC | "unipc" | 3 (+1) | 1 | UniPC multistep, B(h) = expm1(h) ("bh2"), UniC corrector |
+ * | ::SCORE_STEP_UNIPC_BH1 | "unipc-bh1" | 3 (+1) | 1 | UniPC multistep, B(h) = h ("bh1"), UniC corrector |
  *
  * Conventions shared by every built-in type:
  * - A step to `t_next = 0` (the "data" entry of ::SCORE_GRID_APPEND_ZERO) returns the data
@@ -63,7 +67,8 @@
  *   of the generator (block b = 0 for the only draw of every built-in type), see
  *   score_step_noise(). So a row's trajectory depends only on (seed, stream, row, counter),
  *   never on the batch it is computed in. The generator is only read.
- * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde) and the FSAL stage of dopri5 are
+ * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, lms, deis, unipc, unipc-bh1) and the
+ *   FSAL stage of dopri5 are
  *   kept in the step and used only when the call continues the previous one: same n and row0,
  *   and every row's t equal to its t_next of the previous call (for FSAL also the same x,
  *   bit for bit). Otherwise the step starts afresh at first order. Call score_step_reset()
@@ -75,8 +80,26 @@
  *   and converges at second order only. DPM-Solver++(2M) uses the published (k-diffusion)
  *   form. See doc/samplers.md.
  * - ::SCORE_STEP_PARAM_ORDER caps the order used by one call (singlestep DPM-Solver and
- *   DPM-Solver++, multistep DPM-Solver++); the sampler driver uses it for `lower_order_final`
- *   of the multistep types only.
+ *   DPM-Solver++, multistep DPM-Solver++, LMS, DEIS, UniPC); the sampler driver uses it for
+ *   `lower_order_final` of the multistep types only.
+ * - LMS (Karras et al. 2022's k-diffusion sampler; DEIS' "rho-AB"): y' = y + sum_j c_j eps_j
+ *   with the noise predictions eps_j of the last k calls (k = 4, or the order cap) and c_j the
+ *   exact integral over [s, s'] of the Lagrange basis polynomials in s; order k.
+ * - DEIS (Zhang and Chen 2023, the form of diffusers' DEISMultistepScheduler): the exponential
+ *   integrator of the noise prediction interpolated by a polynomial in lambda (= Lagrange in
+ *   log rho) through the last k noise predictions (k = 3 or the cap), integrated exactly;
+ *   order k. (The paper's t-AB, interpolation in t with a numerically integrated kernel, is
+ *   not provided; LMS is its rho-AB.)
+ * - UniPC (Zhao et al. 2023, data prediction, the form of the reference code and diffusers):
+ *   the UniP-k predictor (k = 3 or the cap, rho = 1/2 for k = 2) and the UniC-k corrector.
+ *   The corrector of the state a call produced is applied at the start of the next call, with
+ *   the model output evaluated there (no extra evaluation), and only when that call continues
+ *   the previous one with x bit-identical to its result (otherwise the step predicts only; a
+ *   state changed between calls, e.g. by a hook or a Langevin corrector, is never corrected
+ *   back). The state returned by the last call of a run is not corrected (as published).
+ *   With the corrector the global order is k + 1 (measured: 2, 3 and 4 for k = 1, 2, 3).
+ *   UniP-3 equals libscore's third-order dpmpp-3m (both integrate the quadratic interpolant
+ *   exactly); B(h) matters for k <= 2 and in the corrector.
  * - Singlestep DPM-Solver++ (dpmpp-2s, dpmpp-3s) is the data-prediction counterpart of
  *   dpm-solver-2/3 (Lu et al. 2022, DPM-Solver++(2S) and the 3S form of the reference code);
  *   ::SCORE_STEP_PARAM_SUBSTEP chooses its intermediate points.
@@ -123,7 +146,11 @@ enum score_step_kind {
     SCORE_STEP_DPM_SOLVER_23 = 20,     /**< "dpm-solver-23" / "dpm-adaptive": DPM-Solver-3 with the DPM-Solver-2 (r1 = 1/3) error estimate. */
     SCORE_STEP_NONE = 21,              /**< "none": identity (data prediction for t_next = 0). */
     SCORE_STEP_DPMPP_2S = 22,          /**< "dpmpp-2s": singlestep DPM-Solver++(2S), data prediction, 2 evaluations. @since 0.2 */
-    SCORE_STEP_DPMPP_3S = 23           /**< "dpmpp-3s": singlestep DPM-Solver++(3S), data prediction, 3 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_3S = 23,          /**< "dpmpp-3s": singlestep DPM-Solver++(3S), data prediction, 3 evaluations. @since 0.2 */
+    SCORE_STEP_LMS = 24,               /**< "lms": linear multistep in s with integrated Lagrange coefficients, orders 1-4 (k-diffusion's LMS). @since 0.2 */
+    SCORE_STEP_DEIS = 25,              /**< "deis": DEIS multistep, noise prediction interpolated in lambda, orders 1-3 (diffusers' DEIS). @since 0.2 */
+    SCORE_STEP_UNIPC = 26,             /**< "unipc": UniPC multistep with the UniC corrector, data prediction, B(h) = expm1(h) ("bh2"), orders 1-3. @since 0.2 */
+    SCORE_STEP_UNIPC_BH1 = 27          /**< "unipc-bh1": UniPC as ::SCORE_STEP_UNIPC with B(h) = h ("bh1"). @since 0.2 */
 };
 
 /** @brief Flags of a step type (score_step_type_flags(), score_step_type_set_flags()). */
@@ -190,7 +217,13 @@ enum score_step_param {
      *  schedulers that take the intermediate points from the grid do), with the coefficients
      *  of each row's resulting offsets in lambda (3S: the quadratic interpolant of the three
      *  data predictions; still third order). @since 0.2 */
-    SCORE_STEP_PARAM_SUBSTEP = 1112
+    SCORE_STEP_PARAM_SUBSTEP = 1112,
+    /** i64: coefficients of dpmpp-3m, 0..1; default 0 = third order (the exact integral of the
+     *  quadratic interpolant of the last three data predictions); 1 = the published
+     *  DPM-Solver++(3M) of dpm-solver and k-diffusion (k-diffusion's dpmpp_3m_sde with eta = 0),
+     *  whose second-difference term has half that weight: second order, but measured more
+     *  accurate at very few steps (doc/samplers.md). Ignored by the other types. @since 0.2 */
+    SCORE_STEP_PARAM_DPMPP_3M_FORM = 1113
 };
 
 /**
@@ -255,13 +288,14 @@ SCORE_API const score_step_type *score_step_type_get(int kind);
  *        "em", "reverse-diffusion", "ancestral", "euler-ancestral", "langevin", "ald", "ddim",
  *        "dpm-solver-1", "dpm-solver-2", "dpm-solver-3", "dpmpp-2m", "dpmpp-3m",
  *        "dpmpp-2m-sde", "dpm-solver-12", "dpm-solver-23", "dpm-adaptive", "none", "dpmpp-2s",
- *        "dpmpp-3s"). Every '-' of a name may also be written '_' (the k-diffusion / diffusers
- *        spelling: "dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", ...), and
- *        three k-diffusion / web-UI aliases name the same algorithms: "euler_a"
- *        (euler-ancestral), "dpm_2" (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in
- *        log sigma, i.e. DPM-Solver-2) and "euler_maruyama" (em). Names of samplers libscore
- *        does not implement (e.g. "lms", "unipc", "dpmpp_sde", "dpmpp_2s_ancestral") give
- *        NULL.
+ *        "dpmpp-3s", "lms", "deis", "unipc", "unipc-bh1"). Every '-' of a name may also be
+ *        written '_' (the k-diffusion / diffusers spelling: "dpmpp_2m", "dpmpp_3m",
+ *        "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", "unipc_bh1", ...), and these
+ *        k-diffusion / web-UI aliases name the same algorithms: "euler_a" (euler-ancestral),
+ *        "dpm_2" (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in log sigma, i.e.
+ *        DPM-Solver-2), "euler_maruyama" (em), "uni_pc" (unipc-bh1, the B(h) = h variant),
+ *        "uni_pc_bh2" and "unipc_bh2" (unipc). Names of samplers libscore does not implement
+ *        (e.g. "dpmpp_sde", "dpmpp_2s_ancestral") give NULL.
  * @param[in] name the name (case-sensitive).
  * @return a static descriptor; NULL for NULL or an unknown name (no error message is set).
  * Ownership: static.
@@ -272,7 +306,7 @@ SCORE_API const score_step_type *score_step_type_find(const char *name);
 
 /**
  * @brief Number of built-in step types.
- * @return the count (23 since 0.2; 21 in 0.1).
+ * @return the count (27 since 0.2; 21 in 0.1).
  * Thread-safety: safe.
  * @since 0.1
  */

@@ -55,11 +55,18 @@ SAMPLERS = {
     "dpm-adaptive": SamplerDef("dpm-solver-23", None, 20, "uniform-lambda"),
     "dpmpp-2s": SamplerDef("dpmpp-2s", None, 10, "uniform-lambda"),
     "dpmpp-3s": SamplerDef("dpmpp-3s", None, 7, "uniform-lambda"),
+    "lms": SamplerDef("lms", None, 20, "karras"),
+    "deis": SamplerDef("deis", None, 20, "karras"),
+    "unipc": SamplerDef("unipc", None, 20, "uniform-lambda"),
+    "unipc-bh1": SamplerDef("unipc-bh1", None, 20, "uniform-lambda"),
     "euler_a": SamplerDef("euler-ancestral", None, 100, "karras"),
     "dpmpp_2m": SamplerDef("dpmpp-2m", None, 20, "uniform-lambda"),
     "dpmpp_2m_sde": SamplerDef("dpmpp-2m-sde", None, 50, "uniform-lambda"),
     "dpm_2": SamplerDef("dpm-solver-2", None, 20, "uniform-lambda"),
     "dpm_adaptive": SamplerDef("dpm-solver-23", None, 20, "uniform-lambda"),
+    "dpmpp_3m": SamplerDef("dpmpp-3m", None, 20, "uniform-lambda"),
+    "uni_pc": SamplerDef("unipc-bh1", None, 20, "uniform-lambda"),
+    "uni_pc_bh2": SamplerDef("unipc", None, 20, "uniform-lambda"),
 }
 
 

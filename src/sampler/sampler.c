@@ -9,7 +9,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 23
+#define NPARAMS 24
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -70,6 +70,8 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "order cap of the predictor; 0 = the type's order"},
     {SCORE_SAMPLER_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
+    {SCORE_SAMPLER_PARAM_DPMPP_3M_FORM, "dpmpp_3m_form", SCORE_PARAM_I64, 0, 1, 0,
+     "dpmpp-3m coefficients: 0 third order, 1 the published form"},
 };
 
 const score__param_desc *score__sampler_param_table(size_t *n_out);
@@ -342,6 +344,8 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) = PI(s, SCORE_SAMPLER_PARAM_SNR_NORM);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_DISC_N) = PI(s, SCORE_SAMPLER_PARAM_DISC_N);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) = PI(s, SCORE_SAMPLER_PARAM_SUBSTEP);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_DPMPP_3M_FORM) =
+            PI(s, SCORE_SAMPLER_PARAM_DPMPP_3M_FORM);
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }
@@ -365,7 +369,9 @@ static void fill(double *a, size_t n, double v)
 static int is_multistep(const score_step *st)
 {
     int k = st->type.kind;
-    return k == SCORE_STEP_DPMPP_2M || k == SCORE_STEP_DPMPP_3M || k == SCORE_STEP_DPMPP_2M_SDE;
+    return k == SCORE_STEP_DPMPP_2M || k == SCORE_STEP_DPMPP_3M || k == SCORE_STEP_DPMPP_2M_SDE ||
+           k == SCORE_STEP_LMS || k == SCORE_STEP_DEIS || k == SCORE_STEP_UNIPC ||
+           k == SCORE_STEP_UNIPC_BH1;
 }
 
 static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,

@@ -395,10 +395,13 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
                 xr[j] = (float)(an[i] * y);
             }
         } else {
-            /* exponential integrator with the Taylor terms of the interpolant of D */
+            /* exponential integrator with the Taylor terms of the interpolant of D; the
+             * published 3M form weights the second-difference term by I2 instead of 2 I2 */
             double ratio = exp(-hh), i0 = score__expint_i0(hh);
             double i1 = eff >= 2 ? score__expint_i1(hh) : 0.0;
             double i2 = eff >= 3 ? score__expint_i2(hh) : 0.0;
+            if (SCORE__STEP_I64(st, SCORE_STEP_PARAM_DPMPP_3M_FORM) == 1)
+                i2 *= 0.5;
             for (size_t j = 0; j < dim; j++) {
                 double dv = dr[j], y = ratio * (double)xr[j] * ia + i0 * dv;
                 if (eff == 2) {

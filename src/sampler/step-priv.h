@@ -13,8 +13,10 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1112). */
-#define SCORE__STEP_NPARAMS 13
+/* Number of step parameters (ids 1100..1113). */
+#define SCORE__STEP_NPARAMS 14
+/* Depth of the multistep history (previous model outputs kept per row). */
+#define SCORE__STEP_NHIST 3
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
 #define SCORE__STEP_NBUF 10
 #define SCORE__STEP_NDBL 24
@@ -65,12 +67,17 @@ struct score_step {
     size_t cap;
     float *buf[SCORE__STEP_NBUF];
     double *dbl[SCORE__STEP_NDBL];
-    /* multistep history (DPM-Solver++), positions as in the last call */
+    /* multistep history (DPM-Solver++, LMS, DEIS, UniPC), positions as in the last call */
     size_t hist_n, hist_row0;
-    int hist_count;       /* 0..2 valid previous data predictions */
+    int hist_count;       /* 0..SCORE__STEP_NHIST valid previous model outputs */
     double *hist_tend;    /* per row: t_next of the last call */
-    double *hist_lam[2];  /* per row: lambda of D_{i-1}, D_{i-2} */
-    float *hist_d[2];     /* D_{i-1}, D_{i-2} (n*dim) */
+    double *hist_lam[SCORE__STEP_NHIST]; /* per row: lambda of D_{i-1}, D_{i-2}, D_{i-3} */
+    float *hist_d[SCORE__STEP_NHIST];    /* D_{i-1}, D_{i-2}, D_{i-3} (or noise predictions) */
+    /* UniPC's corrector: per row the start time of the last call, its (corrected) start state
+     * and its result, and the order its predictor used */
+    double *hist_t0;
+    float *hist_x[2];
+    int hist_order;
     /* dopri5 FSAL caches: A = start of the last call, B = its end */
     size_t fsal_n;
     int fsal_valid;
@@ -101,6 +108,10 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
 int score__step_dpmpp_single(score_step *st, const score__step_call *c);
 int score__step_none(score_step *st, const score__step_call *c);
+/* Multistep LMS, DEIS and UniPC (step-multi.c). */
+int score__step_lms(score_step *st, const score__step_call *c);
+int score__step_deis(score_step *st, const score__step_call *c);
+int score__step_unipc(score_step *st, const score__step_call *c);
 
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 

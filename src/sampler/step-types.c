@@ -42,6 +42,10 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_NONE, "none", 0), .impl = score__step_none},
     {TYPE(SCORE_STEP_DPMPP_2S, "dpmpp-2s", 2), .impl = score__step_dpmpp_single},
     {TYPE(SCORE_STEP_DPMPP_3S, "dpmpp-3s", 3), .impl = score__step_dpmpp_single},
+    {TYPE(SCORE_STEP_LMS, "lms", 4), .impl = score__step_lms},
+    {TYPE(SCORE_STEP_DEIS, "deis", 3), .impl = score__step_deis},
+    {TYPE(SCORE_STEP_UNIPC, "unipc", 3), .impl = score__step_unipc},
+    {TYPE(SCORE_STEP_UNIPC_BH1, "unipc-bh1", 3), .impl = score__step_unipc},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
@@ -62,6 +66,9 @@ static const struct {
     {"euler-a", "euler-ancestral"},
     {"dpm-2", "dpm-solver-2"},
     {"euler-maruyama", "em"},
+    {"uni-pc", "unipc-bh1"},
+    {"uni-pc-bh2", "unipc"},
+    {"unipc-bh2", "unipc"},
 };
 
 const score_step_type *score_step_type_find(const char *name)

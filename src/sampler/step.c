@@ -38,6 +38,8 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "discretization N of reverse-diffusion / ancestral; 0 = exact transition between end points"},
     {SCORE_STEP_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
+    {SCORE_STEP_PARAM_DPMPP_3M_FORM, "dpmpp_3m_form", SCORE_PARAM_I64, 0, 1, 0,
+     "dpmpp-3m coefficients: 0 third order, 1 the published form (second-difference weight 1/2)"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
@@ -92,15 +94,21 @@ static void free_workspace(score_step *st)
         st->dbl[i] = NULL;
     }
     score__free(st->hist_tend);
+    score__free(st->hist_t0);
     st->hist_tend = NULL;
-    for (int i = 0; i < 2; i++) {
+    st->hist_t0 = NULL;
+    for (int i = 0; i < SCORE__STEP_NHIST; i++) {
         score__free(st->hist_lam[i]);
         score__free(st->hist_d[i]);
+        st->hist_lam[i] = NULL;
+        st->hist_d[i] = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        score__free(st->hist_x[i]);
+        st->hist_x[i] = NULL;
         score__free(st->fsal_t[i]);
         score__free(st->fsal_x[i]);
         score__free(st->fsal_k[i]);
-        st->hist_lam[i] = NULL;
-        st->hist_d[i] = NULL;
         st->fsal_t[i] = NULL;
         st->fsal_x[i] = NULL;
         st->fsal_k[i] = NULL;
@@ -152,11 +160,15 @@ static int ensure_workspace(score_step *st, size_t n)
     for (int i = 0; i < SCORE__STEP_NDBL; i++)
         if ((st->dbl[i] = score__calloc(n, sizeof(double))) == NULL)
             goto nomem;
-    if ((st->hist_tend = score__calloc(n, sizeof(double))) == NULL)
+    if ((st->hist_tend = score__calloc(n, sizeof(double))) == NULL ||
+        (st->hist_t0 = score__calloc(n, sizeof(double))) == NULL)
         goto nomem;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < SCORE__STEP_NHIST; i++)
         if ((st->hist_lam[i] = score__calloc(n, sizeof(double))) == NULL ||
-            (st->hist_d[i] = score__calloc(nd, sizeof(float))) == NULL ||
+            (st->hist_d[i] = score__calloc(nd, sizeof(float))) == NULL)
+            goto nomem;
+    for (int i = 0; i < 2; i++) {
+        if ((st->hist_x[i] = score__calloc(nd, sizeof(float))) == NULL ||
             (st->fsal_t[i] = score__calloc(n, sizeof(double))) == NULL ||
             (st->fsal_x[i] = score__calloc(nd, sizeof(float))) == NULL ||
             (st->fsal_k[i] = score__calloc(nd, sizeof(float))) == NULL)

@@ -1,0 +1,372 @@
+/* Multistep LMS, DEIS and UniPC step types and the published DPM-Solver++(3M) form: names,
+ * convergence orders against the closed-form PF-ODE map of Gaussian data, the updates of the
+ * first two steps written out by hand (VE, where y = x and s = sigma), and the UniC corrector's
+ * use of the previous state only when x is the state the previous call produced. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "helpers/sampler-fixture.h"
+
+enum { NR = 16 };
+
+/* ---- names ----------------------------------------------------------------------------- */
+
+START_TEST(names_and_aliases)
+{
+    static const struct {
+        const char *name;
+        int kind, order;
+    } rows[] = {
+        {"lms", SCORE_STEP_LMS, 4},         {"deis", SCORE_STEP_DEIS, 3},
+        {"unipc", SCORE_STEP_UNIPC, 3},     {"unipc-bh1", SCORE_STEP_UNIPC_BH1, 3},
+        {"unipc_bh1", SCORE_STEP_UNIPC_BH1, 3}, {"uni_pc", SCORE_STEP_UNIPC_BH1, 3},
+        {"uni_pc_bh2", SCORE_STEP_UNIPC, 3}, {"unipc_bh2", SCORE_STEP_UNIPC, 3},
+        {"dpmpp_3m", SCORE_STEP_DPMPP_3M, 3}, {"dpmpp_2m", SCORE_STEP_DPMPP_2M, 2},
+        {"euler_a", SCORE_STEP_EULER_ANCESTRAL, 1}, {"ddim", SCORE_STEP_DDIM, 1},
+        {"heun", SCORE_STEP_HEUN, 2},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const score_step_type *t = score_step_type_find(rows[i].name);
+        ck_assert_msg(t != NULL, "%s not found", rows[i].name);
+        ck_assert_int_eq(score_step_type_kind(t), rows[i].kind);
+        ck_assert_int_eq(score_step_type_order(t), rows[i].order);
+        ck_assert_uint_eq(score_step_type_flags(t) & SCORE_STEP_FLAG_ERROR_ESTIMATE, 0u);
+        ck_assert_ptr_eq(score_step_type_get(rows[i].kind), t);
+    }
+    ck_assert_ptr_null(score_step_type_find("UniPC"));
+    ck_assert_ptr_null(score_step_type_find("lms4"));
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_DPMPP_3M_FORM),
+                     "dpmpp_3m_form");
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_SAMPLER, SCORE_SAMPLER_PARAM_DPMPP_3M_FORM),
+                     "dpmpp_3m_form");
+}
+END_TEST
+
+/* ---- convergence orders ---------------------------------------------------------------- */
+
+/* Error (max over NR rows of |x - exact|) of a fixed-grid run with N steps. */
+static double run_error(const fx_system *f, const char *name, int64_t order, int64_t form,
+                        int grid, size_t N, const float *x0, const float *exact)
+{
+    score_sampler *s;
+    float x[2 * NR];
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find(name), NULL, 2));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)N));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grid));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER, order));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_DPMPP_3M_FORM, form));
+    ck_assert_ok(score_sampler_run(s, f->sde, NR, x0, x, NULL, NULL, NULL));
+    score_sampler_free(s);
+    return fx_max_abs_diff(2 * NR, x, exact);
+}
+
+static const struct {
+    const char *name;
+    int64_t order, form;
+    double slope;     /* the published global order */
+    size_t n0[2];     /* VP / VE: step counts n0, 2 n0, 4 n0 in the asymptotic range and above
+                         the float32 floor of the state (0: not measurable there, see below) */
+} order_cases[] = {
+    {"lms", 1, 0, 1.0, {20, 20}},       {"lms", 2, 0, 2.0, {40, 40}},
+    {"lms", 3, 0, 3.0, {80, 40}},       {"deis", 1, 0, 1.0, {20, 20}},
+    {"deis", 2, 0, 2.0, {20, 20}},      {"unipc", 1, 0, 2.0, {20, 20}},
+    {"unipc", 2, 0, 3.0, {20, 20}},     {"unipc", 0, 0, 4.0, {0, 20}},
+    {"unipc-bh1", 1, 0, 2.0, {20, 20}}, {"unipc-bh1", 2, 0, 3.0, {40, 40}},
+    {"unipc-bh1", 0, 0, 4.0, {0, 20}},  {"dpmpp-3m", 0, 1, 2.0, {80, 80}},
+};
+#define NCASES (sizeof order_cases / sizeof order_cases[0])
+
+START_TEST(convergence_order)
+{
+    /* Global error at t_eps: VP on the uniform-lambda grid and VE (sigma 0.01 .. 20) on the
+     * Karras grid, T -> t_eps = 1e-3, no final denoise: slope of log2(error) over N = n0, 2 n0,
+     * 4 n0 within 0.2 of the order. UniPC with the corrector gains one order (order 2 and 3
+     * from UniP-1 and UniP-2, 4 from UniP-3; on VP its error changes sign near 40 steps, so it
+     * is measured on VE only). LMS-4 and DEIS-3 reach their global slopes only where the float32
+     * floor of the state (~1e-6) begins: their orders are checked by the local error below. */
+    int ve = _i >= (int)NCASES;
+    size_t c = (size_t)_i % NCASES, n0 = order_cases[c].n0[ve];
+    fx_system f;
+    float x0[2 * NR], exact[2 * NR];
+    double e[3], slope;
+    if (n0 == 0)
+        return;
+    fx_make(&f, ve ? SCORE_SCHEDULE_VE : SCORE_SCHEDULE_VP, 0, 1e-3);
+    fx_prior(&f, 1, NR, x0);
+    ck_assert_ok(score_model_analytic_pf_map(f.model, f.T, f.t_eps, NR, x0, exact));
+    for (int k = 0; k < 3; k++)
+        e[k] = run_error(&f, order_cases[c].name, order_cases[c].order, order_cases[c].form,
+                         ve ? SCORE_GRID_KARRAS : SCORE_GRID_UNIFORM_LAMBDA, n0 << k, x0, exact);
+    slope = (log2(e[0]) - log2(e[2])) / 2.0;
+    printf("order %-10s cap %d form %d %s: errors %.3e %.3e %.3e slope %.2f\n",
+           order_cases[c].name, (int)order_cases[c].order, (int)order_cases[c].form,
+           ve ? "VE/karras" : "VP/lambda", e[0], e[1], e[2], slope);
+    ck_assert_msg(fabs(slope - order_cases[c].slope) <= 0.2, "%s cap %d: slope %.3f, order %.0f",
+                  order_cases[c].name, (int)order_cases[c].order, slope, order_cases[c].slope);
+    ck_assert_msg(e[2] < e[1] && e[1] < e[0], "%s: errors do not decrease", order_cases[c].name);
+    fx_free(&f);
+}
+END_TEST
+
+/* One step of order p from exact states: the step is fed the exact state at lambda_0 + m h,
+ * m = 0 .. p - 1 (building its history of model outputs at exact states; UniPC's corrector is
+ * skipped because x is not the state it produced), then the exact state at lambda_0 + p h;
+ * returns the error of the result at lambda_0 + (p + 1) h (VP, Gaussian data, t0 = 0.5). */
+static double local_error(const fx_system *f, const char *name, int64_t order, double h,
+                          float *out)
+{
+    score_step *st;
+    float x0[2 * NR], xs[2 * NR], ex[2 * NR];
+    double lam0, t[6], t0 = 0.5;
+    int p = order > 0 ? (int)order : 4;
+    fx_prior(f, 1, NR, x0);
+    ck_assert_ok(score_schedule_lambda(f->sched, 1, &t0, &lam0));
+    for (int m = 0; m <= p + 1; m++) {
+        double l = lam0 + m * h;
+        ck_assert_ok(score_schedule_t_of_lambda(f->sched, 1, &l, &t[m]));
+    }
+    ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+    ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_ORDER, order));
+    for (int m = 0; m <= p; m++) {
+        ck_assert_ok(score_model_analytic_pf_map(f->model, f->T, t[m], NR, x0, xs));
+        ck_assert_ok(score_step_apply(st, f->sde, t[m], t[m + 1], NR, xs, NULL, NULL, 0));
+    }
+    ck_assert_uint_eq(score_step_nfe(st), (uint64_t)p + 1);
+    ck_assert_ok(score_model_analytic_pf_map(f->model, f->T, t[p + 1], NR, x0, ex));
+    score_step_free(st);
+    if (out != NULL)
+        memcpy(out, xs, sizeof xs);
+    return fx_max_abs_diff(2 * NR, xs, ex);
+}
+
+static const struct {
+    const char *name;
+    int64_t order;
+} local_cases[] = {
+    {"lms", 2}, {"lms", 3}, {"lms", 0}, {"deis", 2}, {"deis", 0}, {"unipc", 2}, {"unipc-bh1", 2},
+};
+
+START_TEST(local_order)
+{
+    /* local error of order p + 1 for h = h0, h0 / 2, h0 / 4 in lambda (slope within 0.2);
+     * h0 = 0.24 (0.12 for p = 2, still pre-asymptotic by 0.22 at 0.24) */
+    fx_system f;
+    double e[3], slope;
+    const char *name = local_cases[_i].name;
+    int64_t order = local_cases[_i].order;
+    int p = order > 0 ? (int)order : score_step_type_order(score_step_type_find(name));
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    for (int k = 0; k < 3; k++)
+        e[k] = local_error(&f, name, order, (p == 2 ? 0.12 : 0.24) / (double)(1 << k), NULL);
+    slope = (log2(e[0]) - log2(e[2])) / 2.0;
+    printf("local %-10s order %d: errors %.3e %.3e %.3e slope %.2f\n", name, p, e[0], e[1], e[2],
+           slope);
+    ck_assert_msg(fabs(slope - (p + 1)) <= 0.2, "%s order %d: local slope %.3f", name, p, slope);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(unip3_is_dpmpp_3m)
+{
+    /* with three nodes the UniP weights integrate the quadratic interpolant exactly, whatever
+     * B(h): UniP-3 is libscore's third-order DPM-Solver++(3M) */
+    fx_system f;
+    float a[2 * NR], b[2 * NR], c[2 * NR];
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    local_error(&f, "unipc", 3, 0.3, a);
+    local_error(&f, "unipc-bh1", 3, 0.3, b);
+    local_error(&f, "dpmpp-3m", 3, 0.3, c);
+    ck_assert_double_le(fx_max_abs_diff(2 * NR, a, c), 5e-7);
+    ck_assert_double_le(fx_max_abs_diff(2 * NR, b, c), 5e-7);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- the first two steps by hand --------------------------------------------------------- */
+
+/* Relative tolerance of a float32 step against the same formula in double. */
+#define TOL_REF 2e-5
+
+static double t_of_sigma(const fx_system *f, double sigma)
+{
+    double lam = -log(sigma), t;
+    ck_assert_ok(score_schedule_t_of_lambda(f->sched, 1, &lam, &t));
+    return t;
+}
+
+/* Runs two steps of a type from sigma 8 through 3 to 1.2 (VE), with the data predictions D0 at
+ * the start and D1 after the first step; x2 is the result, xs the start. */
+static void two_steps(fx_system *f, const char *name, float *xs, float *d0, float *x1, float *d1,
+                      float *x2, int keep_x)
+{
+    static const double sig[3] = {8.0, 3.0, 1.2};
+    score_step *st;
+    double t[3], tt[4];
+    for (int k = 0; k < 3; k++)
+        t[k] = t_of_sigma(f, sig[k]);
+    ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+    fx_prior(f, 9, 4, xs);
+    memcpy(x2, xs, 8 * sizeof(float));
+    for (int i = 0; i < 4; i++)
+        tt[i] = t[0];
+    ck_assert_ok(score_sde_x0(f->sde, 4, tt, xs, d0));
+    ck_assert_ok(score_step_apply(st, f->sde, t[0], t[1], 4, x2, NULL, NULL, 0));
+    if (!keep_x) /* a change between the calls (one ulp in one value) */
+        x2[3] = nextafterf(x2[3], 1e30f);
+    memcpy(x1, x2, 8 * sizeof(float));
+    for (int i = 0; i < 4; i++)
+        tt[i] = t[1];
+    ck_assert_ok(score_sde_x0(f->sde, 4, tt, x1, d1));
+    ck_assert_ok(score_step_apply(st, f->sde, t[1], t[2], 4, x2, NULL, NULL, 0));
+    ck_assert_uint_eq(score_step_nfe(st), 2);
+    score_step_free(st);
+}
+
+START_TEST(first_steps_by_hand)
+{
+    /* VE: y = x, s = sigma, lambda = -log sigma, eps = (x - D) / s.
+     * lms: step 1 Euler y1 = y0 + (s1 - s0) e0; step 2 with the linear interpolant of eps in s:
+     *   y2 = y1 + c1 e1 + c0 e0, c1 = ((s2 - s0)^2 - (s1 - s0)^2) / (2 (s1 - s0)),
+     *   c0 = (s2 - s1)^2 / (2 (s0 - s1)).
+     * deis: y2 = y1 - s1 (J0 e1 + J1 (e1 - e0) / h0), J0 = 1 - e^-h, J1 = 1 - e^-h (1 + h).
+     * unipc (bh2) / unipc-bh1: step 1 DDIM in data prediction y1 = e^-h0 y0 + (1 - e^-h0) D0;
+     *   step 2 corrects y1 with UniC-1, y1c = e^-h0 y0 + (1 - e^-h0) D0 - B(-h0) (D1 - D0) / 2,
+     *   then UniP-2 with r = -h0 / h, y2 = e^-h y1c + (1 - e^-h) D1 - B(-h) (D0 - D1) / (2 r);
+     *   B(z) = expm1(z) or z. With x changed between the calls, no correction: y1c = y1. */
+    static const double s[3] = {8.0, 3.0, 1.2};
+    static const char *const names[4] = {"lms", "deis", "unipc", "unipc-bh1"};
+    double h0 = log(s[0] / s[1]), h = log(s[1] / s[2]);
+    fx_system f;
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    for (int v = 0; v < 6; v++) {
+        const char *name = names[v < 4 ? v : v - 2];
+        int keep = v < 4;
+        float xs[8], d0[8], x1[8], d1[8], x2[8];
+        two_steps(&f, name, xs, d0, x1, d1, x2, keep);
+        for (int q = 0; q < 8; q++) {
+            double e0 = ((double)xs[q] - d0[q]) / s[0], e1 = ((double)x1[q] - d1[q]) / s[1];
+            double ref;
+            if (v == 0) {
+                double c1 = ((s[2] - s[0]) * (s[2] - s[0]) - (s[1] - s[0]) * (s[1] - s[0])) /
+                            (2.0 * (s[1] - s[0]));
+                double c0 = (s[2] - s[1]) * (s[2] - s[1]) / (2.0 * (s[0] - s[1]));
+                ref = x1[q] + c1 * e1 + c0 * e0;
+            } else if (v == 1) {
+                double j0 = -expm1(-h), j1 = 1.0 - exp(-h) * (1.0 + h);
+                ref = x1[q] - s[1] * (j0 * e1 + j1 * (e1 - e0) / h0);
+            } else {
+                int bh2 = v == 2 || v == 4;
+                double Bp = bh2 ? expm1(-h0) : -h0, B = bh2 ? expm1(-h) : -h, r = -h0 / h;
+                double y1c = x1[q];
+                if (keep)
+                    y1c = exp(-h0) * xs[q] - expm1(-h0) * d0[q] - Bp * 0.5 * ((double)d1[q] - d0[q]);
+                ref = exp(-h) * y1c - expm1(-h) * d1[q] - B * 0.5 * ((double)d0[q] - d1[q]) / r;
+            }
+            ck_assert_msg(fabs(x2[q] - ref) <= TOL_REF * (1.0 + fabs(ref)),
+                          "%s (x %s): %.9g vs %.9g", name, keep ? "kept" : "changed",
+                          (double)x2[q], ref);
+        }
+    }
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(published_3m_form)
+{
+    /* third step of dpmpp-3m with the published form (k-diffusion's dpmpp_3m_sde, eta = 0):
+     * y3 = e^-h y2 + (1 - e^-h) D2 + phi2 d1 - phi3 d2, r0 = h1 / h, r1 = h0 / h,
+     * d1_0 = (D2 - D1) / r0, d1_1 = (D1 - D0) / r1, d1 = d1_0 + (d1_0 - d1_1) r0 / (r0 + r1),
+     * d2 = (d1_0 - d1_1) / (r0 + r1), phi2 = expm1(-h) / h + 1, phi3 = phi2 / h - 1/2 */
+    static const double sig[4] = {8.0, 3.0, 1.2, 0.4};
+    fx_system f;
+    score_step *st;
+    float x[8], d[3][8], xs[8];
+    double t[4], tt[4];
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    for (int k = 0; k < 4; k++)
+        t[k] = t_of_sigma(&f, sig[k]);
+    ck_assert_ok(score_step_new(&st, score_step_type_get(SCORE_STEP_DPMPP_3M), 2));
+    ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_DPMPP_3M_FORM, 1));
+    fx_prior(&f, 3, 4, x);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 4; i++)
+            tt[i] = t[k];
+        ck_assert_ok(score_sde_x0(f.sde, 4, tt, x, d[k]));
+        memcpy(xs, x, sizeof x);
+        ck_assert_ok(score_step_apply(st, f.sde, t[k], t[k + 1], 4, x, NULL, NULL, 0));
+    }
+    {
+        double h0 = log(sig[0] / sig[1]), h1 = log(sig[1] / sig[2]), h = log(sig[2] / sig[3]);
+        double r0 = h1 / h, r1 = h0 / h, phi2 = expm1(-h) / h + 1.0, phi3 = phi2 / h - 0.5;
+        for (int q = 0; q < 8; q++) {
+            double d10 = ((double)d[2][q] - d[1][q]) / r0, d11 = ((double)d[1][q] - d[0][q]) / r1;
+            double dd1 = d10 + (d10 - d11) * r0 / (r0 + r1), dd2 = (d10 - d11) / (r0 + r1);
+            double ref = exp(-h) * xs[q] - expm1(-h) * d[2][q] + phi2 * dd1 - phi3 * dd2;
+            ck_assert_double_eq_tol(x[q], ref, TOL_REF * (1.0 + fabs(ref)));
+        }
+    }
+    score_step_free(st);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(lower_order_final_multistep)
+{
+    /* the driver's lower-order final steps cover the new multistep types: with 5 steps the run
+     * equals stepping by hand with the caps min(order, steps left); 10 steps: no effect */
+    static const char *const names[4] = {"lms", "deis", "unipc", "unipc-bh1"};
+    const char *name = names[_i];
+    fx_system f;
+    score_sampler *s;
+    score_step *st;
+    float x0[2 * 8], a[2 * 8], b[2 * 8];
+    double g[6];
+    size_t ng;
+    int order = score_step_type_order(score_step_type_find(name));
+    fx_make(&f, SCORE_SCHEDULE_VE, 0, 1e-3);
+    fx_prior(&f, 3, 8, x0);
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find(name), NULL, 2));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_get_grid(s, f.sde, 6, g, &ng));
+    ck_assert_uint_eq(ng, 6);
+    ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+    memcpy(b, x0, sizeof b);
+    for (int k = 0; k < 5; k++) {
+        int cap = 5 - k < order ? 5 - k : order;
+        ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_ORDER, cap >= 4 ? 0 : cap));
+        ck_assert_ok(score_step_apply(st, f.sde, g[k], g[k + 1], 8, b, NULL, NULL, 0));
+    }
+    for (size_t q = 0; q < 16; q++)
+        ck_assert_float_eq(a[q], b[q]);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
+    ck_assert_double_gt(fx_max_abs_diff(16, a, b), 1e-4);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 10));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, b, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 1));
+    ck_assert_ok(score_sampler_run(s, f.sde, 8, x0, a, NULL, NULL, NULL));
+    for (size_t q = 0; q < 16; q++)
+        ck_assert_float_eq(a[q], b[q]);
+    score_step_free(st);
+    score_sampler_free(s);
+    fx_free(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("step-multi");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, names_and_aliases);
+    tcase_add_loop_test(tc, convergence_order, 0, 2 * (int)NCASES);
+    tcase_add_loop_test(tc, local_order, 0, (int)(sizeof local_cases / sizeof local_cases[0]));
+    tcase_add_test(tc, unip3_is_dpmpp_3m);
+    tcase_add_test(tc, first_steps_by_hand);
+    tcase_add_test(tc, published_3m_form);
+    tcase_add_loop_test(tc, lower_order_final_multistep, 0, 4);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s);
+}
