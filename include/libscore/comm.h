@@ -51,8 +51,8 @@ typedef struct score_comm score_comm;
  * @param[in] user_data as given to score_comm_new().
  * @return 0 on success, nonzero on failure.
  */
-typedef int (*score_comm_allgather_fn)(const void *send, const size_t *counts, void *recv,
-                                       void *user_data);
+typedef int SCORE_CALLBACK(score_comm_allgather_fn)(const void *send, const size_t *counts,
+                                                     void *recv, void *user_data);
 
 /**
  * @brief Broadcast of bytes from one rank (see the contract in comm.h).
@@ -61,7 +61,8 @@ typedef int (*score_comm_allgather_fn)(const void *send, const size_t *counts, v
  * @param[in] user_data as given to score_comm_new().
  * @return 0 on success, nonzero on failure.
  */
-typedef int (*score_comm_bcast_fn)(void *buf, size_t bytes, int root, void *user_data);
+typedef int SCORE_CALLBACK(score_comm_bcast_fn)(void *buf, size_t bytes, int root,
+                                                 void *user_data);
 
 /**
  * @brief Makes a communicator for rank @p rank of @p size ranks.
