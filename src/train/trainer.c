@@ -572,17 +572,21 @@ int score_trainer_run(score_trainer *tr, size_t n_steps, score_trainer_progress_
         } else {
             consecutive = 0;
         }
-        if (progress != NULL &&
+        /* with a communicator the agreement runs at these steps on every rank, with or without
+         * a callback, so that the ranks' collectives stay in step */
+        if ((progress != NULL || tr->comm != NULL) &&
             ((i + 1) % (uint64_t)score__trainer_i64(tr, TRAINER_IX_EVERY) == 0 || i + 1 == n_steps)) {
-            int stop = progress((size_t)tr->step, (size_t)total, L, tr->last_lr, user_data) != 0;
+            int stop = progress != NULL &&
+                       progress((size_t)tr->step, (size_t)total, L, tr->last_lr, user_data) != 0;
+            int crc = SCORE_OK;
             if (stop)
-                rc = score__error(SCORE_E_CANCELLED, __func__, "cancelled by the progress callback at step %llu",
-                                  (unsigned long long)tr->step);
+                crc = score__error(SCORE_E_CANCELLED, __func__, "cancelled by the progress callback at step %llu",
+                                   (unsigned long long)tr->step);
             /* with a communicator a cancellation on any rank stops every rank */
             if (tr->comm != NULL)
-                rc = score__comm_conclude(tr->comm, stop ? rc : SCORE_OK, __func__);
-            if (stop || rc != SCORE_OK)
-                return stop ? SCORE_E_CANCELLED : rc;
+                crc = score__comm_conclude(tr->comm, crc, __func__);
+            if (crc != SCORE_OK)
+                return crc;
         }
     }
     return SCORE_OK;
