@@ -351,4 +351,17 @@ int cli_plot_training(const char *path, const float *data, size_t nd, size_t dim
 /* Parses --dims "i,j" (1-based) into 0-based columns; default 1,2. */
 int cli_parse_dims(const char *s, size_t dim, size_t *cx, size_t *cy);
 
+/* ---- mpi.c: running under mpirun (with libscore-mpi) ---------------------------------- */
+/* Joins MPI when started by an MPI launcher (else nothing); 0 or CLI_EXIT_FAILURE. */
+int cli_mpi_begin(int *argc, char ***argv);
+/* Agrees on the exit status of every rank and leaves MPI; the status to exit with. */
+int cli_mpi_end(int rc);
+/* The communicator of the ranks, or NULL for one process; this process's rank (0 alone). */
+score_comm *cli_mpi_comm(void);
+int cli_mpi_rank(void);
+/* Every rank learns whether any rank failed (rc != 0): the status to go on with. */
+int cli_mpi_agree(int rc);
+/* One line for 'score info': whether the tool can run under mpirun. */
+const char *cli_mpi_info(void);
+
 #endif /* SCORE_CLI_H */

@@ -138,6 +138,7 @@ static int set_up_likelihood(const loglik_opts *o, loglik_job *j)
                    : (o->exact ? SCORE_LIKELIHOOD_DIV_EXACT : SCORE_LIKELIHOOD_DIV_AUTO);
     if ((rc = score_genmodel_sde(j->file.gm, &j->sde)) != SCORE_OK ||
         (rc = score_likelihood_new(&j->lk, j->dim)) != SCORE_OK ||
+        (rc = score_likelihood_set_comm(j->lk, cli_mpi_comm())) != SCORE_OK ||
         (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div)) != SCORE_OK ||
         (o->k && (rc = score_likelihood_set_i64(j->lk, SCORE_LIKELIHOOD_PARAM_N_PROBES,
                                                 (int64_t)o->k))) ||
@@ -266,9 +267,13 @@ int cli_cmd_loglik(int argc, char **argv)
     if ((rc = read_loglik_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
+    if (cli_mpi_rank() != 0) /* under mpirun rank 0 alone prints and writes */
+        o.quiet = 1;
     if ((rc = cli_model_file_load(o.model, l_opts, &j.file)) == 0 &&
-        (rc = load_loglik_data(&o, &j)) == 0 && (rc = set_up_likelihood(&o, &j)) == 0 &&
-        (rc = run_likelihood(&o, &j)) == 0)
+        (rc = load_loglik_data(&o, &j)) == 0)
+        rc = set_up_likelihood(&o, &j);
+    if ((rc = cli_mpi_agree(rc)) == 0 && (rc = run_likelihood(&o, &j)) == 0 &&
+        cli_mpi_rank() == 0)
         rc = report_likelihood(&o, &j);
     loglik_job_free(&j);
     return rc;

@@ -282,6 +282,7 @@ int cli_cmd_info(int argc, char **argv)
         fputc('\n', stdout);
     }
 #undef META
+    printf("mpi:           %s\n", cli_mpi_info());
     if (cli_opt_flag(info_opts, "all")) {
         printf("metadata:\n");
         for (size_t i = 0; i < meta->n; i++)

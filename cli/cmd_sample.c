@@ -499,6 +499,8 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
     int csteps_given = cli_opt_get(s_opts, "corrector-steps") != NULL;
     score_sampler *smp;
     int rc = score_sampler_new(&j->smp, score_step_type_find(def->predictor), corr, j->dim);
+    if (rc == SCORE_OK) /* under mpirun: the rows split over the ranks */
+        rc = score_sampler_set_comm(j->smp, cli_mpi_comm());
     smp = j->smp;
     if (rc == SCORE_OK)
         rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, (int64_t)o->steps);
@@ -632,10 +634,13 @@ int cli_cmd_sample(int argc, char **argv)
     if ((rc = read_sample_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
+    if (cli_mpi_rank() != 0) /* under mpirun rank 0 alone prints and writes */
+        o.quiet = 1;
     if ((rc = cli_model_file_load(o.model, s_opts, &j.file)) == 0 &&
-        (rc = check_sampler_fits(&o, &j)) == 0 && (rc = set_up_system(&o, &j)) == 0 &&
-        (rc = draw_samples(&o, &j)) == 0 &&
-        (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {
+        (rc = check_sampler_fits(&o, &j)) == 0)
+        rc = set_up_system(&o, &j);
+    if ((rc = cli_mpi_agree(rc)) == 0 && (rc = draw_samples(&o, &j)) == 0 &&
+        cli_mpi_rank() == 0 && (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {
         fprintf(stderr, "sampled %zu points with %s: %llu model evaluations per sample, %.2f s",
                 o.n, o.def->name, (unsigned long long)j.nfe, j.elapsed);
         if (j.label != SCORE_LABEL_NULL) {

@@ -267,13 +267,18 @@ int cli_cmd_train(int argc, char **argv)
     if ((rc = read_train_options(argc, argv, &o, &help)) != 0 || help)
         return rc;
     memset(&j, 0, sizeof j);
+    /* under mpirun every rank reads the data and trains (train_setup.c gives the trainer the
+     * communicator); rank 0 alone prints and writes the model file and the plot */
+    if (cli_mpi_rank() != 0)
+        o.quiet = 1;
     if ((rc = train_set_up_schedule(&o, &j)) == 0 && (rc = train_load_data(&o, &j)) == 0 &&
         (rc = train_make_labels(&o, &j)) == 0 && (rc = train_split(&o, &j)) == 0 &&
         (rc = train_check_integers(&o, &j)) == 0 && (rc = train_load_init(&o, &j)) == 0 &&
         (rc = train_standardize(&o, &j)) == 0 && (rc = train_set_up_model(&o, &j)) == 0 &&
-        (rc = train_set_up_loss(&o, &j)) == 0 && (rc = train_set_up_trainer(&o, &j)) == 0 &&
-        (rc = train_run(&o, &j)) == 0 && (rc = train_save_model(&o, &j)) == 0 &&
-        (rc = train_plot(&o, &j)) == 0)
+        (rc = train_set_up_loss(&o, &j)) == 0)
+        rc = train_set_up_trainer(&o, &j);
+    if ((rc = cli_mpi_agree(rc)) == 0 && (rc = train_run(&o, &j)) == 0 && cli_mpi_rank() == 0 &&
+        (rc = train_save_model(&o, &j)) == 0 && (rc = train_plot(&o, &j)) == 0)
         train_print_summary(&o, &j);
     train_job_free(&j);
     return rc;

@@ -45,7 +45,7 @@ static void usage(FILE *f)
                "libscore %s\n", score_version_string());
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -73,4 +73,12 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "score: unknown command '%s' (valid: %s; see 'score --help')\n", cmd, list);
     return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = cli_mpi_begin(&argc, &argv);
+    if (rc != 0)
+        return rc;
+    return cli_mpi_end(dispatch(argc, argv));
 }

@@ -217,6 +217,8 @@ int train_set_up_trainer(const train_opts *o, train_job *j)
     int rc;
     if ((rc = score_trainer_new(&j->tr, j->model, j->sde, j->loss, o->opt_kind)) != SCORE_OK)
         return cli_lib_fail(rc, "score_trainer_new");
+    if ((rc = score_trainer_set_comm(j->tr, cli_mpi_comm())) != SCORE_OK) /* NULL: one process */
+        return cli_lib_fail(rc, "score_trainer_set_comm");
     score_trainer *tr = j->tr;
     score_optimizer *opt = score_trainer_optimizer(tr);
     int64_t seed = (int64_t)(o->seed & ((1ull << 62) - 1));

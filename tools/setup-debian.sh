@@ -3,7 +3,7 @@
 # Run as root (or with sudo available). Extra package names may be given as arguments.
 set -eu
 pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev check libcjson-dev python3 python3-numpy
-      python3-pytest dh-python $*"
+      python3-pytest dh-python libopenmpi-dev openmpi-bin $*"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

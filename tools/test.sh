@@ -8,6 +8,7 @@
 #   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
 #   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
 #   4b. the digits suite on the normal build: class-conditional 8x8 digits judged by an SVC;
+#   4c. an MPI build (-Dmpi=enabled): the mpi suite under mpirun -np 1, 2, 3;
 #   5. the Doxygen reference with warnings as errors (-Ddocs=enabled);
 #   6. the Debian packages: dpkg-buildpackage, lintian, installed and used by consumers, removed.
 # Ends with one line "N passed, N failed" (the totals of all runs). Exit status 0 only if all pass.
@@ -111,6 +112,17 @@ if [ -f build-test/build.ninja ]; then
     count build-test
 else
     fail_step "digits (no normal build)"
+fi
+
+# 4c. MPI (OpenMPI from tools/setup-debian.sh): a build with -Dmpi=enabled running the mpi
+# suite: training, sampling and likelihood on 1, 2 and 3 ranks bit for bit against one process,
+# resume across rank counts, a failing rank stopping every rank, the tool under mpirun, and
+# libscore.so without libmpi in its NEEDED entries; about 2 minutes on 2 cores
+if setup build-mpi -Dmpi=enabled -Dexamples=false -Dbench=false -Dpython=disabled; then
+    meson test -C build-mpi --print-errorlogs --suite mpi || status=1
+    count build-mpi
+else
+    fail_step "MPI build (-Dmpi=enabled)"
 fi
 
 # 5. API reference, warnings as errors

@@ -27,5 +27,6 @@
 #include "sampler.h"
 #include "likelihood.h"
 #include "genmodel.h"
+#include "comm.h"
 
 #endif /* LIBSCORE_LIBSCORE_H */

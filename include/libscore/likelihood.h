@@ -33,6 +33,7 @@
 #ifndef LIBSCORE_LIKELIHOOD_H
 #define LIBSCORE_LIKELIHOOD_H
 
+#include "comm.h"
 #include "common.h"
 #include "rng.h"
 #include "sde.h"
@@ -173,6 +174,26 @@ SCORE_API SCORE_WARN_UNUSED int score_likelihood_logp_ex(score_likelihood *lk, s
                                                          const float *x, double *logp_nats,
                                                          double *bpd, float *z_out,
                                                          double *delta_out, const score_rng *rng);
+
+/**
+ * @brief Splits the rows of the evaluator's log-likelihoods over the ranks of @p comm
+ *        (comm.h).
+ *
+ * With a communicator, score_likelihood_logp_ex() (and score_likelihood_logp(), and
+ * score_genmodel_logp() through it) is a collective: every rank calls it with the same
+ * arguments; rank r solves its contiguous share of the rows (score_comm_share()) with their
+ * global row numbers (probes), so each value is bit-identical to a one-process solve; the
+ * ranks agree on the status and every rank receives all n values of each requested output.
+ * score_likelihood_to_latent() and score_likelihood_from_latent() are not split: they compute
+ * every row in each process.
+ * @param[in,out] lk the evaluator. @param[in] comm the communicator (borrowed: it must outlive
+ *            its use), or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL lk).
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_likelihood_set_comm(score_likelihood *lk,
+                                                          score_comm *comm);
 
 /**
  * @brief Data to latents: the probability-flow ODE map z = x(T) of rows x taken at

@@ -55,6 +55,7 @@
 #ifndef LIBSCORE_SAMPLER_H
 #define LIBSCORE_SAMPLER_H
 
+#include "comm.h"
 #include "common.h"
 #include "rng.h"
 #include "sde.h"
@@ -342,6 +343,23 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_run_ex(score_sampler *s, score_sde
                                                      float *out, const score_rng *rng,
                                                      score_sampler_progress_fn progress,
                                                      void *user_data);
+
+/**
+ * @brief Splits the rows of the sampler's runs over the ranks of @p comm (comm.h).
+ *
+ * With a communicator, score_sampler_run_ex() (and score_sampler_run(), and
+ * score_genmodel_sample() through it) is a collective: every rank calls it with the same
+ * arguments; rank r solves its contiguous share of the n rows (score_comm_share()) with their
+ * global row numbers, so each row is bit-identical to a one-process run; the ranks agree on the
+ * status (an error on any rank is returned on every rank) and every rank receives all n rows
+ * in @p out. The step and NFE counters and the progress callback are this rank's.
+ * @param[in,out] s the sampler. @param[in] comm the communicator (borrowed: it must outlive its
+ *            use), or NULL to run every row in this process.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL s).
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_comm(score_sampler *s, score_comm *comm);
 
 /**
  * @brief Batched model evaluations of the last run (NFE per sample).

@@ -24,6 +24,7 @@
 #define LIBSCORE_TRAIN_H
 
 #include "common.h"
+#include "comm.h"
 #include "loss.h"
 #include "model.h"
 #include "rng.h"
@@ -470,7 +471,9 @@ enum score_trainer_param {
     SCORE_TRAINER_PARAM_USE_EMA = 603,        /**< i64: 1 = maintain the EMA of the weights, 0 = not; default 1. */
     SCORE_TRAINER_PARAM_PROGRESS_EVERY = 604, /**< i64: the progress callback runs every this many steps and after the last step of a run, [1, 2^40], default 1. */
     SCORE_TRAINER_PARAM_MAX_SKIPS = 605,      /**< i64: score_trainer_run() stops with ::SCORE_E_NUMERIC after this many consecutive skipped steps, [1, 2^40], default 10. */
-    SCORE_TRAINER_PARAM_P_UNCOND = 606        /**< f64: label dropout p_uncond, [0, 1], default 0.1, used only when labels are set (score_trainer_set_labels()): at each step every minibatch row's label is replaced by the null label with probability p, which trains the unconditional model (classifier-free guidance) in the same network. The decision for (step s, minibatch position i) is u < p with u the uniform of the trainer's generator at (SEED, stream 2, counter s, row i): independent of the thread count and of every other draw (the loss noise and the permutations are those of a run without labels). Not applied with a ::SCORE_LOSS_CLASSIFIER loss (a classifier has no null label). */
+    SCORE_TRAINER_PARAM_P_UNCOND = 606,       /**< f64: label dropout p_uncond, [0, 1], default 0.1, used only when labels are set (score_trainer_set_labels()): at each step every minibatch row's label is replaced by the null label with probability p, which trains the unconditional model (classifier-free guidance) in the same network. The decision for (step s, minibatch position i) is u < p with u the uniform of the trainer's generator at (SEED, stream 2, counter s, row i): independent of the thread count and of every other draw (the loss noise and the permutations are those of a run without labels). Not applied with a ::SCORE_LOSS_CLASSIFIER loss (a classifier has no null label). */
+    /* distributed training (communicator, comm.h): ids 650-659 */
+    SCORE_TRAINER_PARAM_REDUCE_ROWS = 650     /**< i64: rows per reduction block of a trainer with a communicator (score_trainer_set_comm()), [1, 2^24], default 64. The minibatch of B rows is cut into ceil(B / REDUCE_ROWS) blocks of equal size (the last may be shorter); each block's gradient is computed on its own and the blocks' gradients are summed in block order, so the result depends on B and REDUCE_ROWS, never on the rank count. The blocks are split over the ranks in contiguous ranges: more ranks than blocks leave some ranks idle. Unused without a communicator. */
 };
 
 /**
@@ -640,6 +643,34 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_context(score_trainer *tr, siz
 SCORE_API SCORE_WARN_UNUSED int score_trainer_step(score_trainer *tr, double *loss_out);
 
 /**
+ * @brief Makes the trainer's steps data-parallel over the ranks of @p comm (comm.h).
+ *
+ * With a communicator (even of one rank) a step cuts the minibatch into fixed reduction blocks
+ * (::SCORE_TRAINER_PARAM_REDUCE_ROWS); each rank computes the loss and gradient of its blocks
+ * (block rows draw the noise of their minibatch positions), the blocks' gradients and losses
+ * are all-gathered and every rank sums them in block order, then applies the same optimizer
+ * and EMA update. So 1, 2 or N ranks give bit-identical weights, optimizer moments, EMA and
+ * losses for a given seed, batch and REDUCE_ROWS. They equal a trainer without a communicator
+ * when the batch is one block (B <= REDUCE_ROWS); otherwise the blocked sum rounds
+ * differently from the one-call gradient.
+ *
+ * Every rank must hold the same dataset, conditions, parameters and trainer state (same
+ * calls, or the same checkpoint loaded): the first step after a change compares fingerprints
+ * and refuses (::SCORE_E_MISUSE on every rank) when they differ. Every step agrees on the
+ * status: when a rank fails (bad input, non-finite loss, allocation), every rank returns an
+ * error from the same step (a non-finite loss in any block is a skipped step everywhere).
+ * score_trainer_save() writes on rank 0 only and returns rank 0's status on every rank; a
+ * progress callback's cancellation on any rank stops score_trainer_run() on all.
+ * Not supported with a ::SCORE_LOSS_CLASSIFIER loss (::SCORE_E_UNSUPPORTED at the first step).
+ * @param[in,out] tr the trainer. @param[in] comm the communicator (borrowed: it must outlive
+ *            its use by the trainer), or NULL for a single-process trainer.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL tr).
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_trainer_set_comm(score_trainer *tr, score_comm *comm);
+
+/**
  * @brief Takes @p n_steps steps, calling @p progress along the way.
  *
  * Skipped (non-finite) steps do not stop the run unless MAX_SKIPS of them come in a row.
@@ -745,6 +776,8 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_ema_model(score_trainer *tr, score
  * listed in doc/training.md.
  * The file is replaced crash-safely and only if it is a regular file (or a symbolic link to
  * one), exactly as by score_model_save().
+ * With a communicator (score_trainer_set_comm()) only rank 0 writes, and every rank returns
+ * rank 0's status (a collective: every rank calls it).
  * @param[in] tr the trainer. @param[in] path file name (overwritten).
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (the file could not be written, or
  *         @p path is not a regular file; it is then unchanged); ::SCORE_E_NOMEM.

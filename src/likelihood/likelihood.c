@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/comm-priv.h"
 #include "core/core-priv.h"
 #include "libscore/likelihood.h"
 #include "rng/rng-priv.h"
@@ -36,6 +37,7 @@ struct score_likelihood {
     double teps, tend;
     const char *fn; /* the public function running */
     score__control_vals ctl;
+    score_comm *comm; /* borrowed, or NULL (score_likelihood_set_comm()) */
 };
 
 static const score__param_desc lk_params[NPARAMS] = {
@@ -440,9 +442,9 @@ static int open_solve(score_likelihood *lk, score_sde *sde, size_t n, const void
     return SCORE_OK;
 }
 
-int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
-                             size_t n, const float *x, double *logp_nats, double *bpd,
-                             float *z_out, double *delta_out, const score_rng *rng)
+static int logp_local(score_likelihood *lk, score_sde *sde, size_t row0,
+                      size_t n, const float *x, double *logp_nats, double *bpd,
+                      float *z_out, double *delta_out, const score_rng *rng)
 {
     const char *fn = "score_likelihood_logp";
     int rc = open_solve(lk, sde, n, x, logp_nats, "x or logp_nats", 0, fn);
@@ -454,6 +456,49 @@ int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
     if (rc == SCORE_OK)
         rc = finish(lk, row0, n, logp_nats, bpd, z_out, delta_out, fn);
     lk->sde = NULL;
+    return rc;
+}
+
+int score_likelihood_set_comm(score_likelihood *lk, score_comm *comm)
+{
+    if (lk == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "lk is NULL");
+    lk->comm = comm;
+    return SCORE_OK;
+}
+
+/* With a communicator: this rank's contiguous share of the rows (with their global row numbers,
+ * so each row's probes and result are those of a one-process solve), the status agreed, then
+ * every rank receives the outputs of all n rows. */
+int score_likelihood_logp_ex(score_likelihood *lk, score_sde *sde, size_t row0,
+                             size_t n, const float *x, double *logp_nats, double *bpd,
+                             float *z_out, double *delta_out, const score_rng *rng)
+{
+    const char *fn = "score_likelihood_logp";
+    size_t lo = 0, hi = 0, dim;
+    score_comm *c;
+    int rc;
+    if (lk == NULL || lk->comm == NULL || n == 0)
+        return logp_local(lk, sde, row0, n, x, logp_nats, bpd, z_out, delta_out, rng);
+    c = lk->comm;
+    dim = lk->dim;
+    if (x == NULL || logp_nats == NULL)
+        rc = score__error(SCORE_E_INVAL, fn, "x or logp_nats is NULL");
+    else {
+        score__comm_share(n, c->rank, c->size, &lo, &hi);
+        rc = logp_local(lk, sde, row0 + lo, hi - lo, x + lo * dim, logp_nats + lo,
+                        bpd ? bpd + lo : NULL, z_out ? z_out + lo * dim : NULL,
+                        delta_out ? delta_out + lo : NULL, rng);
+    }
+    if ((rc = score__comm_conclude(c, rc, fn)) != SCORE_OK)
+        return rc;
+    rc = score__comm_allgather_items(c, fn, n, sizeof(double), logp_nats + lo, logp_nats);
+    if (rc == SCORE_OK && bpd != NULL)
+        rc = score__comm_allgather_items(c, fn, n, sizeof(double), bpd + lo, bpd);
+    if (rc == SCORE_OK && z_out != NULL)
+        rc = score__comm_allgather_items(c, fn, n, dim * sizeof(float), z_out + lo * dim, z_out);
+    if (rc == SCORE_OK && delta_out != NULL)
+        rc = score__comm_allgather_items(c, fn, n, sizeof(double), delta_out + lo, delta_out);
     return rc;
 }
 

@@ -41,6 +41,11 @@ struct score_loss {
     size_t ctx_n, ctx_m, ctx_cap;
     /* SCORE_LOSS_CLASSIFIER (loss-classifier.c): the classifier's workspace, made on first use */
     struct score__clf_ws *cws;
+    /* A block of a larger batch (set by the trainer's distributed step, else 0): the n rows of a
+     * compute call are the rows row0 .. row0 + n - 1 of a batch of n_norm rows, so their draws
+     * are those rows' and the value and gradient are their share of the batch mean (summed over
+     * the blocks in block order by the caller). Not supported by the classifier kind. */
+    size_t row0, n_norm;
 };
 
 /* Checks that each of the n labels is SCORE_LABEL_NULL or in 0..k-1; SCORE_E_RANGE with a

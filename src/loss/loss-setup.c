@@ -72,7 +72,7 @@ static int setup_levels(const char *fn, score_loss *L, const score_sde *sde,
         return score__loss_wrap(fn, rc, "schedule T");
     if (nl == 0)
         return score__error(SCORE_E_INVAL, fn, "the schedule has no levels");
-    rc = score_rng_fill_index(rng, 0, n, score__loss_round4(dim), 1, (uint64_t)nl, L->idx);
+    rc = score_rng_fill_index(rng, L->row0, n, score__loss_round4(dim), 1, (uint64_t)nl, L->idx);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "level draw");
     for (size_t b = 0; b < n; b++)
@@ -100,7 +100,7 @@ static int setup_sde(const char *fn, score_loss *L, const score_sde *sde, const 
         return score__loss_wrap(fn, rc, "schedule T");
     if (!(te < T))
         return score__error(SCORE_E_INVAL, fn, "t_eps = %g is not below the schedule's T = %g", te, T);
-    rc = score_rng_fill_uniform_f64(rng, 0, n, score__loss_round4(dim), 1, L->u);
+    rc = score_rng_fill_uniform_f64(rng, L->row0, n, score__loss_round4(dim), 1, L->u);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "time draw");
     if (score__loss_i(L, IX_IMPORT)) {

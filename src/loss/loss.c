@@ -267,6 +267,12 @@ int score__loss_reserve(const char *fn, score_loss *L, size_t n, size_t dim)
     return reserve(fn, L, n, dim, 0);
 }
 
+/* 1 / the rows of the batch whose mean the loss is (n, or n_norm for a block of a batch). */
+static double batch_inv(const score_loss *L, size_t n)
+{
+    return 1.0 / (double)(L->n_norm ? L->n_norm : n);
+}
+
 /* Factor rho of the reduction red(u) = rho sum_j u_j. */
 static double reduce_factor(const score_loss *L, size_t dim)
 {
@@ -296,9 +302,9 @@ static int need(const char *fn, score_model *m, uint32_t caps, uint32_t flag, co
 static int denoising(const char *fn, score_loss *L, score_model *m, const score_rng *rng,
                      size_t n, size_t dim, const float *x, double *total, float *grad)
 {
-    const double rho = reduce_factor(L, dim), inv_n = 1.0 / (double)n;
+    const double rho = reduce_factor(L, dim), inv_n = batch_inv(L, n);
     double acc_total = 0.0;
-    int rc = score_rng_fill_normal(rng, 0, n, 0, dim, L->z);
+    int rc = score_rng_fill_normal(rng, L->row0, n, 0, dim, L->z);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "noise draw");
     for (size_t b = 0; b < n; b++) {
@@ -381,7 +387,7 @@ static void output_cotangent(void *ctx, size_t row0, size_t rows, const float *f
 static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, size_t dim,
                      const float *x, double *total, float *grad)
 {
-    const double inv_n = 1.0 / (double)n;
+    const double inv_n = batch_inv(L, n);
     double *tr = L->u;
     double acc_total = 0.0;
     int rc;
@@ -425,9 +431,9 @@ static int draw_probes(const char *fn, score_loss *L, const score_rng *rng, size
     int64_t kind = score__loss_i(L, IX_PROBE);
     int rc;
     if (kind == SCORE_LOSS_PROBE_RADEMACHER)
-        rc = score_rng_fill_rademacher(rng, 0, n, col0, ncols, L->v);
+        rc = score_rng_fill_rademacher(rng, L->row0, n, col0, ncols, L->v);
     else
-        rc = score_rng_fill_normal(rng, 0, n, col0, ncols, L->v);
+        rc = score_rng_fill_normal(rng, L->row0, n, col0, ncols, L->v);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "probe draw");
     if (kind == SCORE_LOSS_PROBE_SPHERE) {
@@ -450,7 +456,7 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
 {
     const size_t M = (size_t)score__loss_i(L, IX_PROJ);
     const int vr = L->kind == SCORE_LOSS_SSM_VR;
-    const double inv_n = 1.0 / (double)n, inv_m = 1.0 / (double)M;
+    const double inv_n = batch_inv(L, n), inv_m = 1.0 / (double)M;
     double acc_total = 0.0;
     int rc = draw_probes(fn, L, rng, n, dim, M);
     if (rc != SCORE_OK)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/comm-priv.h"
 #include "evolve-priv.h"
 #include "rng/rng-priv.h"
 #include "step-priv.h"
@@ -29,6 +30,7 @@ struct score_sampler {
     double *grid, *ta, *tb, *zbuf;
     score_evolve *ev;
     score_control *ctrl;
+    score_comm *comm; /* borrowed, or NULL (score_sampler_set_comm()) */
 };
 
 static const score__param_desc sampler_params[NPARAMS] = {
@@ -524,9 +526,9 @@ static int start_values(score_sampler *s, const score_schedule *sched, size_t ro
     return SCORE_OK;
 }
 
-int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
-                         const float *x_init, float *out, const score_rng *rng,
-                         score_sampler_progress_fn progress, void *user_data)
+static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
+                     const float *x_init, float *out, const score_rng *rng,
+                     score_sampler_progress_fn progress, void *user_data)
 {
     const char *fn = "score_sampler_run";
     const score_schedule *sched;
@@ -588,6 +590,39 @@ int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n
         rc = run_fixed(s, sde, rng, row0, n, out, npts, progress, user_data);
     s->nfe = score_sde_nfe(sde) - nfe0;
     return rc;
+}
+
+int score_sampler_set_comm(score_sampler *s, score_comm *comm)
+{
+    if (s == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "s is NULL");
+    s->comm = comm;
+    return SCORE_OK;
+}
+
+/* With a communicator: this rank's contiguous share of the rows (run with their global row
+ * numbers, so they are those rows of a one-process run), the status agreed, then every rank
+ * receives all n rows. */
+int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
+                         const float *x_init, float *out, const score_rng *rng,
+                         score_sampler_progress_fn progress, void *user_data)
+{
+    const char *fn = "score_sampler_run";
+    size_t lo = 0, hi = 0, dim;
+    int rc;
+    if (s == NULL || s->comm == NULL || n == 0)
+        return run_local(s, sde, row0, n, x_init, out, rng, progress, user_data);
+    dim = s->dim;
+    if (out == NULL)
+        rc = score__error(SCORE_E_INVAL, fn, "out is NULL");
+    else {
+        score__comm_share(n, s->comm->rank, s->comm->size, &lo, &hi);
+        rc = run_local(s, sde, row0 + lo, hi - lo, x_init ? x_init + lo * dim : NULL,
+                       out + lo * dim, rng, progress, user_data);
+    }
+    if ((rc = score__comm_conclude(s->comm, rc, fn)) != SCORE_OK)
+        return rc;
+    return score__comm_allgather_items(s->comm, fn, n, dim * sizeof(float), out + lo * dim, out);
 }
 
 int score_sampler_run(score_sampler *s, score_sde *sde, size_t n, const float *x_init,

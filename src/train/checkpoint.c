@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/comm-priv.h"
 #include "io/safetensors-priv.h"
 #include "libscore/version.h"
 #include "model/model-priv.h"
@@ -123,9 +124,13 @@ static int trainer_to_buffer(const char *fn, const void *obj, void **buf, size_t
 
 int score_trainer_save(score_trainer *tr, const char *path)
 {
+    int rc = SCORE_OK;
     if (tr == NULL || path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or path is NULL");
-    return score__save_file_via_buffer(__func__, path, tr, trainer_to_buffer);
+    /* with a communicator rank 0 writes (atomically) and every rank returns its status */
+    if (score_comm_rank(tr->comm) == 0)
+        rc = score__save_file_via_buffer(__func__, path, tr, trainer_to_buffer);
+    return tr->comm != NULL ? score__comm_conclude(tr->comm, rc, __func__) : rc;
 }
 
 static int check_header(const char *fn, const score__st_reader *r)
@@ -285,6 +290,7 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
     rng = NULL;
     tr->perm_valid = 0;
     tr->last_loss = NAN;
+    score__trainer_comm_dirty(tr);
     rc = SCORE_OK;
 done:
     score_rng_free(rng);

@@ -7,7 +7,7 @@
 
 #define SCORE__OPT_NPARAMS 9
 #define SCORE__EMA_NPARAMS 2
-#define SCORE__TRAINER_NPARAMS 7
+#define SCORE__TRAINER_NPARAMS 8
 
 struct score_optimizer {
     int kind;
@@ -67,7 +67,7 @@ void score__ema_update_finite(score_ema *ema, const float *params);
 
 /* The trainer (trainer.c; checkpoint.c saves and loads it). */
 enum { TRAINER_IX_BATCH, TRAINER_IX_SEED, TRAINER_IX_SHUFFLE, TRAINER_IX_USE_EMA, TRAINER_IX_EVERY, TRAINER_IX_MAX_SKIPS,
-       TRAINER_IX_P_UNCOND };
+       TRAINER_IX_P_UNCOND, TRAINER_IX_REDUCE_ROWS };
 
 struct score_trainer {
     score__param_val params[SCORE__TRAINER_NPARAMS];
@@ -103,6 +103,12 @@ struct score_trainer {
     uint64_t step, skipped;
     double last_loss, last_lr;
     int ema_init;            /* the EMA shadow has been (re)started from the weights */
+    /* distributed steps (score_trainer_set_comm(), trainer-comm.c) */
+    score_comm *comm;        /* borrowed, or NULL */
+    unsigned char *crec;     /* all blocks' records (loss, status, gradient), cap_rec bytes */
+    size_t cap_rec;
+    size_t step_pos;         /* position in the epoch's order of the current minibatch's row 0 */
+    int comm_checked;        /* the ranks' fingerprints were compared since the last change */
 };
 
 static inline int64_t score__trainer_i64(const score_trainer *tr, int ix)
@@ -113,5 +119,23 @@ static inline int64_t score__trainer_i64(const score_trainer *tr, int ix)
 /* Points the trainer's generator (remade when the seed parameter changed) at stream and
  * counter; SCORE_E_RANGE when counter does not fit the generator's 2^32 counters. */
 int score__trainer_rng_at(score_trainer *tr, uint64_t stream, uint64_t counter, const char *fn);
+
+/* trainer-comm.c: one step with a communicator; the fingerprint check is redone after any
+ * change of the state (score__trainer_comm_dirty()). */
+int score__trainer_step_comm(score_trainer *tr, double *loss_out, const char *fn);
+static inline void score__trainer_comm_dirty(score_trainer *tr)
+{
+    tr->comm_checked = 0;
+}
+
+/* trainer.c, for trainer-comm.c: the minibatch of the current step (B rows in tr->batch,
+ * conditions not yet given to the loss); the conditions of minibatch rows pos .. pos + n - 1
+ * given to the loss; the skip of a step with a non-finite loss or gradient; the update of the
+ * weights, moments and EMA with a gradient in tr->g. */
+int score__trainer_gather_rows(score_trainer *tr, size_t *bsz_out, const char *fn);
+int score__trainer_conditions(score_trainer *tr, size_t pos, size_t n, const char *fn);
+int score__trainer_skip(score_trainer *tr, const char *fn, const char *why);
+int score__trainer_apply(score_trainer *tr, const char *fn);
+int score__trainer_ema_start(score_trainer *tr);
 
 #endif

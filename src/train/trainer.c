@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/comm-priv.h"
 #include "loss/loss-priv.h"
 #include "model/model-priv.h"
 #include "train-priv.h"
@@ -24,6 +25,8 @@ static const score__param_desc trainer_params[SCORE__TRAINER_NPARAMS] = {
      "consecutive skipped steps that stop a run"},
     {SCORE_TRAINER_PARAM_P_UNCOND, "p_uncond", SCORE_PARAM_F64, 0.0, 1.0, 0.1,
      "probability that a minibatch row's label is replaced by the null label (label dropout)"},
+    {SCORE_TRAINER_PARAM_REDUCE_ROWS, "reduce_rows", SCORE_PARAM_I64, 1, 16777216.0, 64,
+     "rows per reduction block of a trainer with a communicator"},
 };
 
 const score__param_desc *score__trainer_param_table(size_t *n_out)
@@ -115,6 +118,7 @@ void score_trainer_free(score_trainer *tr)
     score__free(tr->blab);
     score__free(tr->bctx);
     score__free(tr->bu);
+    score__free(tr->crec);
     score__free(tr);
 }
 
@@ -143,6 +147,7 @@ int score_trainer_set_f64(score_trainer *tr, int param, double value)
 {
     if (tr == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr is NULL");
+    score__trainer_comm_dirty(tr);
     return score__param_set_f64(__func__, trainer_params, SCORE__TRAINER_NPARAMS, tr->params, param, value);
 }
 
@@ -155,6 +160,7 @@ int score_trainer_set_i64(score_trainer *tr, int param, int64_t value)
     if (rc == SCORE_OK && (param == SCORE_TRAINER_PARAM_SEED || param == SCORE_TRAINER_PARAM_BATCH_SIZE ||
                            param == SCORE_TRAINER_PARAM_SHUFFLE))
         tr->perm_valid = 0;
+    score__trainer_comm_dirty(tr);
     return rc;
 }
 
@@ -208,6 +214,7 @@ int score_trainer_set_data(score_trainer *tr, size_t n_rows, size_t dim, const f
     tr->u = u;
     tr->rows = n_rows;
     tr->perm_valid = 0;
+    score__trainer_comm_dirty(tr);
     return SCORE_OK;
 }
 
@@ -272,6 +279,7 @@ int score_trainer_set_labels(score_trainer *tr, size_t n_rows, const int32_t *la
     tr->labels = copy;
     tr->label_rows = labels != NULL ? n_rows : 0;
     drop_cond_buffers(tr);
+    score__trainer_comm_dirty(tr);
     return SCORE_OK;
 }
 
@@ -302,6 +310,7 @@ int score_trainer_set_context(score_trainer *tr, size_t n_rows, size_t m, const 
     tr->ctx_rows = values != NULL ? n_rows : 0;
     tr->ctx_m = values != NULL ? m : 0;
     drop_cond_buffers(tr);
+    score__trainer_comm_dirty(tr);
     return SCORE_OK;
 }
 
@@ -332,8 +341,9 @@ static int make_perm(score_trainer *tr, uint64_t epoch, const char *fn)
 }
 
 /* Label dropout: each row of the minibatch of this step gets the null label with probability
- * P_UNCOND, decided by the uniform of (SEED, stream 2, counter = step, row = position). */
-static int label_dropout(score_trainer *tr, size_t B, const char *fn)
+ * P_UNCOND, decided by the uniform of (SEED, stream 2, counter = step, row = position); the
+ * B rows are the minibatch positions off .. off + B - 1. */
+static int label_dropout(score_trainer *tr, size_t off, size_t B, const char *fn)
 {
     double p = tr->params[TRAINER_IX_P_UNCOND].f;
     int rc;
@@ -341,7 +351,7 @@ static int label_dropout(score_trainer *tr, size_t B, const char *fn)
     if (p == 0.0 || score_loss_kind(tr->loss) == SCORE_LOSS_CLASSIFIER)
         return SCORE_OK;
     if ((rc = score__trainer_rng_at(tr, 2, tr->step, fn)) != SCORE_OK ||
-        (rc = score_rng_fill_uniform_f64(tr->rng, 0, B, 0, 1, tr->bu)) != SCORE_OK)
+        (rc = score_rng_fill_uniform_f64(tr->rng, off, B, 0, 1, tr->bu)) != SCORE_OK)
         return rc;
     for (size_t i = 0; i < B; i++)
         if (tr->bu[i] < p)
@@ -366,10 +376,10 @@ static int grow_cond_buffers(score_trainer *tr, size_t B, const char *fn)
     return SCORE_OK;
 }
 
-/* The labels (after dropout) and context vectors of the minibatch rows (data rows rows[i])
- * given to the loss; without them the loss's are cleared. */
-static int gather_conditions(score_trainer *tr, const size_t *rows, size_t pos, size_t B,
-                             const char *fn)
+/* The labels (after dropout) and context vectors of the minibatch rows (data rows rows[i],
+ * minibatch positions off ..) given to the loss; without them the loss's are cleared. */
+static int gather_conditions(score_trainer *tr, const size_t *rows, size_t pos, size_t off,
+                             size_t B, const char *fn)
 {
     int rc;
     if ((tr->labels != NULL && tr->label_rows != tr->rows) ||
@@ -390,14 +400,16 @@ static int gather_conditions(score_trainer *tr, const size_t *rows, size_t pos, 
         if (tr->ctx != NULL)
             memcpy(tr->bctx + i * tr->ctx_m, tr->ctx + r * tr->ctx_m, tr->ctx_m * sizeof(float));
     }
-    if (tr->labels != NULL && (rc = label_dropout(tr, B, fn)) != SCORE_OK)
+    if (tr->labels != NULL && (rc = label_dropout(tr, off, B, fn)) != SCORE_OK)
         return rc;
     if ((rc = score_loss_set_labels(tr->loss, B, tr->labels ? tr->blab : NULL)) != SCORE_OK)
         return rc;
     return score_loss_set_context(tr->loss, B, tr->ctx_m, tr->ctx ? tr->bctx : NULL);
 }
 
-static int gather(score_trainer *tr, size_t *bsz_out, const char *fn)
+/* The B rows of the current step's minibatch into tr->batch (tr->step_pos: their position in
+ * the epoch's order). */
+int score__trainer_gather_rows(score_trainer *tr, size_t *bsz_out, const char *fn)
 {
     size_t B = (size_t)score__trainer_i64(tr, TRAINER_IX_BATCH), spe, pos;
     uint64_t epoch;
@@ -426,11 +438,23 @@ static int gather(score_trainer *tr, size_t *bsz_out, const char *fn)
         memcpy(tr->batch, tr->data + pos * tr->dim, B * tr->dim * sizeof(float));
     }
     *bsz_out = B;
-    return gather_conditions(tr, score__trainer_i64(tr, TRAINER_IX_SHUFFLE) ? tr->perm : NULL,
-                             pos, B, fn);
+    tr->step_pos = pos;
+    return SCORE_OK;
 }
 
-static int skip_step(score_trainer *tr, const char *fn, const char *why)
+int score__trainer_conditions(score_trainer *tr, size_t off, size_t n, const char *fn)
+{
+    return gather_conditions(tr, score__trainer_i64(tr, TRAINER_IX_SHUFFLE) ? tr->perm : NULL,
+                             tr->step_pos + off, off, n, fn);
+}
+
+static int gather(score_trainer *tr, size_t *bsz_out, const char *fn)
+{
+    int rc = score__trainer_gather_rows(tr, bsz_out, fn);
+    return rc == SCORE_OK ? score__trainer_conditions(tr, 0, *bsz_out, fn) : rc;
+}
+
+int score__trainer_skip(score_trainer *tr, const char *fn, const char *why)
 {
     char msg[384];
     snprintf(msg, sizeof msg, "%s", score_last_error_message());
@@ -448,18 +472,13 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
 {
     size_t B = 0;
     double L = NAN;
-    float *theta;
-    int rc, in_spare = 0;
+    int rc;
     if (tr->data == NULL)
         return score__error(SCORE_E_STAGE, fn, "no dataset: call score_trainer_set_data() first");
     if ((rc = gather(tr, &B, fn)) != SCORE_OK)
         return rc;
-    theta = score__model_params_data(tr->model);
-    if (score__trainer_i64(tr, TRAINER_IX_USE_EMA) && !tr->ema_init) {
-        if ((rc = score_ema_reset(tr->ema, tr->np, theta)) != SCORE_OK)
-            return rc;
-        tr->ema_init = 1;
-    }
+    if ((rc = score__trainer_ema_start(tr)) != SCORE_OK)
+        return rc;
     memset(tr->g, 0, tr->np * sizeof(float));
     if ((rc = score__trainer_rng_at(tr, 0, tr->step, fn)) != SCORE_OK)
         return rc;
@@ -468,14 +487,34 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
     if (loss_out)
         *loss_out = L;
     if (rc == SCORE_E_NUMERIC)
-        return skip_step(tr, fn, "non-finite loss");
+        return score__trainer_skip(tr, fn, "non-finite loss");
     if (rc != SCORE_OK)
         return rc;
+    return score__trainer_apply(tr, fn);
+}
+
+/* Starts the EMA from the weights before the first step that uses it. */
+int score__trainer_ema_start(score_trainer *tr)
+{
+    int rc;
+    if (score__trainer_i64(tr, TRAINER_IX_USE_EMA) && !tr->ema_init) {
+        if ((rc = score_ema_reset(tr->ema, tr->np, score__model_params_data(tr->model))) != SCORE_OK)
+            return rc;
+        tr->ema_init = 1;
+    }
+    return SCORE_OK;
+}
+
+/* The guarded optimizer update with the gradient in tr->g, then the EMA; the step counted. */
+int score__trainer_apply(score_trainer *tr, const char *fn)
+{
+    float *theta = score__model_params_data(tr->model);
+    int rc, in_spare = 0;
     tr->opt->threads = (int)score__model_i64(tr->model, SCORE_MODEL_PARAM_THREADS);
     rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
                                        &in_spare);
     if (rc == SCORE_E_NUMERIC)
-        return skip_step(tr, fn, isfinite(tr->opt->last_norm) ? "the update overflowed"
+        return score__trainer_skip(tr, fn, isfinite(tr->opt->last_norm) ? "the update overflowed"
                                                                : "non-finite gradient");
     if (rc != SCORE_OK)
         return rc;
@@ -495,7 +534,18 @@ int score_trainer_step(score_trainer *tr, double *loss_out)
 {
     if (tr == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr is NULL");
+    if (tr->comm != NULL)
+        return score__trainer_step_comm(tr, loss_out, __func__);
     return do_step(tr, loss_out, __func__);
+}
+
+int score_trainer_set_comm(score_trainer *tr, score_comm *comm)
+{
+    if (tr == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "tr is NULL");
+    tr->comm = comm;
+    score__trainer_comm_dirty(tr);
+    return SCORE_OK;
 }
 
 int score_trainer_run(score_trainer *tr, size_t n_steps, score_trainer_progress_fn progress,
@@ -509,7 +559,8 @@ int score_trainer_run(score_trainer *tr, size_t n_steps, score_trainer_progress_
     total = tr->step + n_steps;
     for (size_t i = 0; i < n_steps; i++) {
         double L;
-        int rc = do_step(tr, &L, __func__);
+        int rc = tr->comm != NULL ? score__trainer_step_comm(tr, &L, __func__)
+                                  : do_step(tr, &L, __func__);
         if (rc == SCORE_E_NUMERIC) {
             if (++consecutive >= (uint64_t)score__trainer_i64(tr, TRAINER_IX_MAX_SKIPS))
                 return score__error(SCORE_E_NUMERIC, __func__,
@@ -521,11 +572,21 @@ int score_trainer_run(score_trainer *tr, size_t n_steps, score_trainer_progress_
         } else {
             consecutive = 0;
         }
-        if (progress != NULL &&
+        /* with a communicator the agreement runs at these steps on every rank, with or without
+         * a callback, so that the ranks' collectives stay in step */
+        if ((progress != NULL || tr->comm != NULL) &&
             ((i + 1) % (uint64_t)score__trainer_i64(tr, TRAINER_IX_EVERY) == 0 || i + 1 == n_steps)) {
-            if (progress((size_t)tr->step, (size_t)total, L, tr->last_lr, user_data) != 0)
-                return score__error(SCORE_E_CANCELLED, __func__, "cancelled by the progress callback at step %llu",
-                                    (unsigned long long)tr->step);
+            int stop = progress != NULL &&
+                       progress((size_t)tr->step, (size_t)total, L, tr->last_lr, user_data) != 0;
+            int crc = SCORE_OK;
+            if (stop)
+                crc = score__error(SCORE_E_CANCELLED, __func__, "cancelled by the progress callback at step %llu",
+                                   (unsigned long long)tr->step);
+            /* with a communicator a cancellation on any rank stops every rank */
+            if (tr->comm != NULL)
+                crc = score__comm_conclude(tr->comm, crc, __func__);
+            if (crc != SCORE_OK)
+                return crc;
         }
     }
     return SCORE_OK;

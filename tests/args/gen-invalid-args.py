@@ -27,7 +27,7 @@ import sys
 
 NUMERIC = {"size_t", "double", "int", "int64_t", "uint64_t", "uint32_t"}
 OBJECTS = {"schedule", "model", "sde", "rng", "loss", "optimizer", "ema", "trainer", "step",
-           "control", "evolve", "sampler", "likelihood", "genmodel"}
+           "control", "evolve", "sampler", "likelihood", "genmodel", "comm"}
 STATUSES = {"OK": "SCORE_OK", "DONE": "SCORE_DONE"}
 
 
@@ -98,6 +98,7 @@ def default_value(ctype, name):
         "score_sampler_hook_fn": "fx_hook", "score_step_apply_fn": "fx_apply",
         "score_step_alloc_fn": "fx_alloc", "score_step_reset_fn": "fx_reset",
         "score_step_free_fn": "fx_sfree", "score_trainer_progress_fn": "fx_tprog",
+        "score_comm_allgather_fn": "fx_comm_ag", "score_comm_bcast_fn": "fx_comm_bc",
     }
     return table.get(t)
 

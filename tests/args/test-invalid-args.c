@@ -41,6 +41,7 @@ typedef struct fx {
     score_optimizer *optimizer;
     score_ema *ema;
     score_trainer *trainer;
+    score_comm *comm;            /* a communicator of one rank (fx_comm_ag, fx_comm_bc) */
     const score_step_type *stype; /* built-in Euler */
     score_step_type *utype;       /* a user step type */
     score_step *step;             /* Euler, dim 2 */
@@ -62,6 +63,7 @@ typedef struct fx {
     score_optimizer *o_optimizer;
     score_ema *o_ema;
     score_trainer *o_trainer;
+    score_comm *o_comm;
     score_step_type *o_step_type;
     score_step *o_step;
     score_control *o_control;
@@ -187,6 +189,19 @@ static int fx_tprog(size_t step, size_t total, double loss, double lr, void *u)
     return 0;
 }
 
+static int fx_comm_ag(const void *send, const size_t *counts, void *recv, void *u)
+{
+    (void)u;
+    if (counts[0] > 0 && send != recv)
+        memmove(recv, send, counts[0]);
+    return 0;
+}
+static int fx_comm_bc(void *buf, size_t bytes, int root, void *u)
+{
+    (void)buf, (void)bytes, (void)root, (void)u;
+    return 0;
+}
+
 static void fx_free(fx *F)
 {
     if (F == NULL)
@@ -234,6 +249,8 @@ static void fx_free(fx *F)
     score_sde_free(F->o_sde);
     score_model_free(F->o_model);
     score_schedule_free(F->o_schedule);
+    score_comm_free(F->comm);
+    score_comm_free(F->o_comm);
     score_free(F->vb);
     score_free(F->mbuf);
     score_free(F->tbuf);
@@ -300,6 +317,7 @@ static fx *fx_new(void)
         score_evolve_new(&F->evolve, 2) == SCORE_OK &&
         score_sampler_new_preset(&F->sampler, SCORE_SAMPLER_PRESET_PC, 2) == SCORE_OK &&
         score_likelihood_new(&F->likelihood, 2) == SCORE_OK &&
+        score_comm_new(&F->comm, 0, 1, fx_comm_ag, fx_comm_bc, NULL) == SCORE_OK &&
         score_model_save_buffer(F->model, &F->mbuf, &F->mlen) == SCORE_OK &&
         score_model_save(F->model, F->path) == SCORE_OK &&
         score_trainer_save_buffer(F->trainer, &F->tbuf, &F->tlen) == SCORE_OK &&
