@@ -81,11 +81,11 @@
  * (after all guidance terms) and then use the score implied by the thresholded x0',
  * s' = (alpha x0' - x) / sigma^2, so that score_sde_x0() returns x0' exactly and the score,
  * the noise prediction eps' = (x - alpha x0') / sigma and both drifts are those of x0'. Hence
- * every sampler works with x0': the data-prediction samplers (ddim, the dpm-solver and dpmpp
- * families, and the final step to t = 0 of every type, which is x0' itself) through
- * score_sde_x0(), the score-based ones (euler, heun, em, reverse-diffusion, ancestral,
- * Langevin correctors, the adaptive solvers) through the implied score. Two forms, in model
- * units (the units of x):
+ * every sampler works with x0': the types that form their update from the data prediction
+ * (ddim, the dpm-solver and dpmpp families, euler, heun, midpoint, rk4, dopri5,
+ * euler-ancestral, and the final step to t = 0 of every type, which is x0' itself) through
+ * score_sde_x0(), the score-based ones (em, reverse-diffusion, ancestral, the Langevin and
+ * ALD correctors) through the implied score. Two forms, in model units (the units of x):
  * - static clipping to a box [lo, hi] per dimension (score_sde_set_clip()):
  *   x0'_j = min(max(x0_j, lo_j), hi_j);
  * - dynamic thresholding (Saharia et al. 2022, "Imagen") with percentile p =
