@@ -170,6 +170,8 @@ static cli_opt s_opts[] = {
     {"uncond", 0, 1, "MODEL", "the unconditional model file for --guidance ('-' = stdin); the library checks that it matches MODEL", NULL},
     {"classifier", 0, 1, "FILE", "classifier guidance: a classifier made by 'score train-classifier' for MODEL; with --class K|NAME (one of its classes) the score is s + W grad log p(class | x_t)", NULL},
     {"classifier-scale", 0, 1, "W", "the weight W of --classifier [1]", NULL},
+    {"clip", 0, 1, "LO,HI", "clip every data prediction (and so the final samples) to [LO, HI] in data units, every column", NULL},
+    {"threshold", 0, 1, "P", "dynamic thresholding of the data predictions at percentile P in (0, 1] (Imagen: 0.995) within the --clip range", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
@@ -450,6 +452,40 @@ static int set_condition(const sample_opts *o, sample_job *j)
     return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "--condition");
 }
 
+/* --clip LO,HI and --threshold P: the box (data units; the library converts it through the
+ * model's data transform) and the percentile of dynamic thresholding within it. */
+static int set_thresholding(sample_job *j)
+{
+    const char *c = cli_opt_get(s_opts, "clip"), *p = cli_opt_get(s_opts, "threshold");
+    double lo, hi, pv = 0.0;
+    char *end;
+    int rc;
+    if (c == NULL && p == NULL)
+        return 0;
+    if (c == NULL)
+        return cli_usage_error("--threshold needs --clip LO,HI: the data range that the "
+                               "percentile rule rescales into");
+    errno = 0;
+    lo = strtod(c, &end);
+    if (end == c || *end != ',' || errno != 0)
+        return cli_usage_error("--clip '%s': expected LO,HI", c);
+    c = end + 1;
+    hi = strtod(c, &end);
+    if (end == c || *end != '\0' || errno != 0 || !isfinite(lo) || !isfinite(hi) || !(hi > lo))
+        return cli_usage_error("--clip '%s': expected two finite numbers LO,HI with LO < HI",
+                               cli_opt_get(s_opts, "clip"));
+    if (p != NULL) {
+        if ((rc = cli_opt_double(s_opts, "threshold", 0, 1, &pv)) != 0)
+            return rc;
+        if (!(pv > 0.0))
+            return cli_usage_error("--threshold %s: give a percentile in (0, 1]", p);
+    }
+    if ((rc = score_genmodel_sde_set_clip(j->gm, j->sde, 1, &lo, &hi)) != SCORE_OK ||
+        (rc = score_sde_set_f64(j->sde, SCORE_SDE_PARAM_THRESHOLD, pv)) != SCORE_OK)
+        return cli_lib_fail(rc, "--clip / --threshold");
+    return 0;
+}
+
 /* --guidance W --uncond MODEL: the library checks that the two models can be combined and
  * builds (1+W) F_model - W F_uncond (score_genmodel_new_cfg()); then the sde of what is
  * sampled. */
@@ -470,7 +506,7 @@ static int set_up_system(const sample_opts *o, sample_job *j)
     }
     if ((rc = score_genmodel_sde(j->gm, &j->sde)) != SCORE_OK)
         return cli_lib_fail(rc, "sde");
-    if ((rc = set_condition(o, j)) != 0)
+    if ((rc = set_condition(o, j)) != 0 || (rc = set_thresholding(j)) != 0)
         return rc;
     if (cli_opt_get(s_opts, "classifier") != NULL) {
         double cw = 1.0;

@@ -454,5 +454,21 @@ expect_ok -- "$SCORE" $TRAIN -o "$D/m.safetensors"
 fail_if "a save kept a dead process's temporary file" -- test -e "$D/m.safetensors.tmp-$dead-0"
 fail_if "a save removed a live process's temporary file" -- test ! -e "$D/m.safetensors.tmp-$$-3"
 
+# --clip LO,HI (data units, converted through the model's transform by the library) and
+# --threshold P: every sample in the box, the unclipped run leaves it
+expect_ok -- "$SCORE" sample "$M" --sampler dpmpp-2m --steps 8 -n 300 -o "$T/nc.csv" -q
+fail_if "the unclipped samples already lie in [-0.5, 0.6] (the test clips nothing)" -- \
+    awk -F, 'NR > 1 && ($1 < -0.5 || $1 > 0.6 || $2 < -0.5 || $2 > 0.6) { o = 1 } END { exit o }' "$T/nc.csv"
+for thr in "" "--threshold 0.9"; do
+    expect_ok -- "$SCORE" sample "$M" --sampler dpmpp-2m --steps 8 -n 300 --clip=-0.5,0.6 $thr -o "$T/cl.csv" -q
+    fail_if "--clip -0.5,0.6 $thr left a sample out of the box" -- \
+        awk -F, 'NR > 1 && ($1 < -0.5 || $1 > 0.6 || $2 < -0.5 || $2 > 0.6) { o = 1 } END { exit !o }' "$T/cl.csv"
+done
+expect_fail 2 "--threshold needs --clip" -- "$SCORE" sample "$M" --threshold 0.99 -n 4 -q
+expect_fail 2 "--clip '1,0'" -- "$SCORE" sample "$M" --clip 1,0 -n 4 -q
+expect_fail 2 "--clip 'x'" -- "$SCORE" sample "$M" --clip x -n 4 -q
+expect_fail 2 "--threshold 0" -- "$SCORE" sample "$M" --clip 0,1 --threshold 0 -n 4 -q
+expect_fail 2 "--threshold" -- "$SCORE" sample "$M" --clip 0,1 --threshold 1.5 -n 4 -q
+
 echo "$((n - fails)) of $n CLI checks passed"
 [ "$fails" -eq 0 ]

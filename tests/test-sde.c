@@ -640,7 +640,13 @@ START_TEST(parameters)
     ck_assert_fails_with(score_sde_get_i64(NULL, SCORE_SDE_PARAM_COND, &iv), SCORE_E_INVAL);
     ck_assert_fails_with(score_sde_get_i64(f.sde, SCORE_SDE_PARAM_COND, NULL), SCORE_E_INVAL);
     /* introspection through param.h */
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SDE), 5);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SDE), 8);
+    ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "threshold", &id));
+    ck_assert_int_eq(id, SCORE_SDE_PARAM_THRESHOLD);
+    ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "obs_var", &id));
+    ck_assert_int_eq(id, SCORE_SDE_PARAM_OBS_VAR);
+    ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "obs_zeta", &id));
+    ck_assert_int_eq(id, SCORE_SDE_PARAM_OBS_ZETA);
     ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "guidance", &id));
     ck_assert_int_eq(id, SCORE_SDE_PARAM_GUIDANCE);
     ck_assert_ok(score_param_id_at(SCORE_OBJECT_SDE, 0, &id));

@@ -289,6 +289,32 @@ SCORE_API size_t score_genmodel_context_dim(const score_genmodel *gm);
 SCORE_API SCORE_WARN_UNUSED int score_genmodel_sde(const score_genmodel *gm, score_sde **out);
 
 /**
+ * @brief Sets (or with NULL bounds clears) the box of static clipping, and the range of
+ *        dynamic thresholding, of the data prediction of an sde of this model, given in DATA
+ *        units: the library converts it per dimension to the network's units,
+ *        `(bound - shift_j) / scale_j` (see "Thresholding" in sde.h and score_sde_set_clip()).
+ *
+ * The bounds in model units are the floats whose decoded values (score_genmodel_decode(),
+ * rounded to float) lie within [lo, hi]; so the samples of score_genmodel_sample() lie in the
+ * box whenever the sampler's last step goes to t = 0 (its result is the clipped data
+ * prediction).
+ * @param[in] gm the generative model.
+ * @param[in,out] sde an sde made by score_genmodel_sde() of @p gm.
+ * @param[in] n 1 (the same bounds for every dimension) or dim.
+ * @param[in] lo n lower bounds in data units, or NULL (with @p hi) to clear the box.
+ * @param[in] hi n upper bounds in data units, hi[j] > lo[j].
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p gm or @p sde, only one of @p lo, @p hi NULL, or
+ *         @p sde does not evaluate @p gm's network with its settings); ::SCORE_E_SHAPE (@p n);
+ *         ::SCORE_E_RANGE (a bound not finite or hi <= lo); ::SCORE_E_NOMEM.
+ * Thread-safety: object-exclusive on @p sde; @p gm is only read.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_genmodel_sde_set_clip(const score_genmodel *gm,
+                                                            score_sde *sde, size_t n,
+                                                            const double *lo,
+                                                            const double *hi);
+
+/**
  * @brief Data units to model units: `x_model = (x_data - shift) / scale`, in double per
  *        element, rounded to float (a copy for the identity).
  * @param[in] gm the generative model. @param[in] n rows.

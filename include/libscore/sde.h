@@ -76,6 +76,45 @@
  * have the same K, and classifier-free guidance may be combined with it); a model without
  * labels is evaluated unconditionally. The divergences (hence likelihoods) are refused with
  * ::SCORE_E_UNSUPPORTED while a classifier with w != 0 is set.
+ *
+ * Thresholding: every evaluation may threshold the data prediction x0 = (x + sigma^2 s) / alpha
+ * (after all guidance terms) and then use the score implied by the thresholded x0',
+ * s' = (alpha x0' - x) / sigma^2, so that score_sde_x0() returns x0' exactly and the score,
+ * the noise prediction eps' = (x - alpha x0') / sigma and both drifts are those of x0'. Hence
+ * every sampler works with x0': the types that form their update from the data prediction
+ * (ddim, the dpm-solver and dpmpp families, euler, heun, midpoint, rk4, dopri5,
+ * euler-ancestral, and the final step to t = 0 of every type, which is x0' itself) through
+ * score_sde_x0(), the score-based ones (em, reverse-diffusion, ancestral, the Langevin and
+ * ALD correctors) through the implied score. Two forms, in model units (the units of x):
+ * - static clipping to a box [lo, hi] per dimension (score_sde_set_clip()):
+ *   x0'_j = min(max(x0_j, lo_j), hi_j);
+ * - dynamic thresholding (Saharia et al. 2022, "Imagen") with percentile p =
+ *   ::SCORE_SDE_PARAM_THRESHOLD in (0, 1]: per row, with the box's centre c_j = (lo_j + hi_j) / 2
+ *   and half-width h_j = (hi_j - lo_j) / 2 (the box [-1, 1] when none is set: Imagen's
+ *   definition), z_j = (x0_j - c_j) / h_j, q = the p-quantile of |z_1| .. |z_dim| (linear
+ *   interpolation between order statistics, numpy's default), s = max(1, q), and
+ *   x0'_j = c_j + h_j clip(z_j, -s, s) / s. Rows whose values are all within the box are
+ *   unchanged (s = 1); the result always lies within the box.
+ * The divergences (hence likelihoods) are refused with ::SCORE_E_UNSUPPORTED while a threshold
+ * is set: the map is not differentiable everywhere and its Jacobian is not computed.
+ *
+ * Inverse problems: score_sde_set_observation() sets a linear observation y = A x0 + n,
+ * n ~ N(0, sigma_n^2 I) (A dense, m x dim, in model units); every evaluation then uses the
+ * posterior score s(x_t) + grad_x log p(y | x_t) with p(y | x_t) approximated by
+ * N(y; A x0_hat(x_t), sigma_n^2 I + r_t^2 A A^T), x0_hat the model's data prediction. The
+ * gradient, (dx0_hat/dx)^T A^T (sigma_n^2 I + r_t^2 A A^T)^{-1} (y - A x0_hat), goes through the
+ * model's input vector-Jacobian product (one extra model pass per evaluation). Forms:
+ * - DPS (Chung et al. 2023, Gaussian likelihood), ::SCORE_SDE_PARAM_OBS_VAR = 0: r_t = 0;
+ * - PiGDM (Song et al. 2023), ::SCORE_SDE_PARAM_OBS_VAR = v > 0:
+ *   r_t^2 = v sigma^2 / (alpha^2 v + sigma^2), the variance of x0 given x_t under a prior
+ *   N(mu, v I); for that prior (and only then, up to the sampler's discretisation) the
+ *   posterior score is exact, so the samples follow the exact posterior;
+ * - DPS's step-size form, ::SCORE_SDE_PARAM_OBS_ZETA = zeta > 0: the gradient becomes
+ *   zeta (dx0_hat/dx)^T A^T r / ||r||, r = y - A x0_hat (sigma_n and v are not used).
+ * Everything else is an approximation (p(x0 | x_t) is not Gaussian, or has another
+ * covariance); see doc/controllable-generation.md. The observation term is refused together
+ * with guidance (classifier-free or classifier: ::SCORE_E_UNSUPPORTED at evaluation), and the
+ * divergences are refused while it is set.
  */
 #ifndef LIBSCORE_SDE_H
 #define LIBSCORE_SDE_H
@@ -121,7 +160,10 @@ enum score_sde_param {
     SCORE_SDE_PARAM_COND = 801,       /**< i64: a ::score_cond_kind, 0..4, default 0 (::SCORE_COND_DEFAULT). */
     SCORE_SDE_PARAM_COND_SCALE = 802, /**< f64: factor of ::SCORE_COND_T_SCALED, [1e-12, 1e12], default 999. */
     SCORE_SDE_PARAM_SIGMA_DATA = 803, /**< f64: data standard deviation sd of the EDM preconditioning, [1e-6, 1e6], default 0.5. */
-    SCORE_SDE_PARAM_GUIDANCE = 804    /**< f64: classifier-free guidance weight w on one conditional model, s = (1 + w) s(x, y) - w s(x, null) (see "Conditions" in sde.h), [-1e6, 1e6], default 0 (no guidance: s(x, y)). w != 0 needs a label (score_sde_set_label()); evaluations without one fail with ::SCORE_E_INVAL. */
+    SCORE_SDE_PARAM_GUIDANCE = 804,   /**< f64: classifier-free guidance weight w on one conditional model, s = (1 + w) s(x, y) - w s(x, null) (see "Conditions" in sde.h), [-1e6, 1e6], default 0 (no guidance: s(x, y)). w != 0 needs a label (score_sde_set_label()); evaluations without one fail with ::SCORE_E_INVAL. */
+    SCORE_SDE_PARAM_THRESHOLD = 805,  /**< f64: dynamic-thresholding percentile p of the data prediction (see "Thresholding" in sde.h), [0, 1], default 0 (off); Imagen uses 0.995. */
+    SCORE_SDE_PARAM_OBS_VAR = 806,    /**< f64: prior data variance v of the PiGDM form of the observation likelihood (see "Inverse problems" in sde.h), [0, 1e12], default 0 (the DPS form, r_t = 0). */
+    SCORE_SDE_PARAM_OBS_ZETA = 807    /**< f64: step size zeta of DPS's normalised form of the observation term, grad = zeta J^T A^T r / ||r|| (see "Inverse problems" in sde.h), [0, 1e12], default 0 (off: the Gaussian-likelihood gradient). */
 };
 
 /**
@@ -247,6 +289,53 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_set_label(score_sde *sde, int64_t labe
  */
 SCORE_API SCORE_WARN_UNUSED int score_sde_set_classifier(score_sde *sde, score_model *clf,
                                                          double w);
+
+/**
+ * @brief Sets (or with NULL bounds clears) the box of static clipping of the data prediction,
+ * in model units (see "Thresholding" in sde.h).
+ *
+ * With ::SCORE_SDE_PARAM_THRESHOLD = p > 0 the box is also the range of dynamic thresholding.
+ * For a saved generative model whose data transform differs from the identity, give the box in
+ * data units to score_genmodel_sde_set_clip() instead, which converts it.
+ * @param[in,out] sde the sde.
+ * @param[in] n 1 (one bound pair for every dimension) or the sde's dim (ignored when @p lo
+ *            and @p hi are NULL).
+ * @param[in] lo n finite lower bounds, or NULL (together with @p hi) to clear the box.
+ * @param[in] hi n finite upper bounds, hi[j] > lo[j].
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde, or only one of @p lo, @p hi NULL);
+ *         ::SCORE_E_SHAPE (@p n neither 1 nor dim); ::SCORE_E_RANGE (a bound not finite, out
+ *         of the float range, or hi[j] <= lo[j]; the message names it).
+ * Ownership: the bounds are copied.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_clip(score_sde *sde, size_t n, const double *lo,
+                                                   const double *hi);
+
+/**
+ * @brief Sets (or with NULL @p A clears) the linear observation y = A x0 + n,
+ * n ~ N(0, sigma_n^2 I), of posterior sampling (see "Inverse problems" in sde.h).
+ *
+ * The model must provide input vector-Jacobian products (::SCORE_MODEL_CAP_VJP): the analytic
+ * kinds, the MLP, and callback models with a VJP.
+ * @param[in,out] sde the sde.
+ * @param[in] m number of observations (>= 1; ignored when @p A is NULL).
+ * @param[in] A m * dim finite values, row-major (row i is the i-th measurement), in model
+ *            units; NULL clears the observation.
+ * @param[in] y m finite observed values.
+ * @param[in] sigma_n noise standard deviation, finite, > 0.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p sde, NULL @p y with @p A, @p m = 0);
+ *         ::SCORE_E_RANGE (@p sigma_n not finite or <= 0; m * dim overflows the address
+ *         space); ::SCORE_E_NUMERIC (a non-finite
+ *         value in @p A or @p y); ::SCORE_E_UNSUPPORTED (the model has no input VJP);
+ *         ::SCORE_E_NOMEM.
+ * Ownership: @p A and @p y are copied.
+ * Thread-safety: object-exclusive.
+ * @since 0.1
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sde_set_observation(score_sde *sde, size_t m,
+                                                          const float *A, const float *y,
+                                                          double sigma_n);
 
 /**
  * @brief Sets the context vector of every later evaluation through the sde (the same vector

@@ -454,6 +454,43 @@ int score_genmodel_decode(const score_genmodel *gm, size_t n, const float *x_mod
     return transform(__func__, gm, 1, n, x_model, x_data);
 }
 
+int score_genmodel_sde_set_clip(const score_genmodel *gm, score_sde *sde, size_t n,
+                                const double *lo, const double *hi)
+{
+    size_t d;
+    double *b;
+    int rc;
+    if (gm == NULL || sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "gm or sde is NULL");
+    if ((rc = check_sde(__func__, gm, sde)) != SCORE_OK)
+        return rc;
+    if ((lo == NULL) != (hi == NULL))
+        return score__error(SCORE_E_INVAL, __func__, "only one of lo, hi is NULL");
+    if (lo == NULL || gm->shift == NULL)
+        return score_sde_set_clip(sde, n, lo, hi);
+    d = gm->dim;
+    if (n != 1 && n != d)
+        return score__error(SCORE_E_SHAPE, __func__, "%zu bounds: give 1 or dim = %zu", n, d);
+    if ((b = score__calloc(2 * d, sizeof *b)) == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    for (size_t j = 0; j < d; j++) { /* scale > 0: the order of the bounds is kept */
+        double l = lo[n == 1 ? 0 : j], h = hi[n == 1 ? 0 : j];
+        double sh = gm->shift[j], sc = gm->scale[j];
+        float lf = (float)((l - sh) / sc), hf = (float)((h - sh) / sc);
+        /* the float bounds in model units whose decoded floats lie within [l, h] (when l, h
+         * are finite; score_sde_set_clip() checks them) */
+        for (int k = 0; k < 64 && isfinite(lf) && (double)(float)((double)lf * sc + sh) < l; k++)
+            lf = nextafterf(lf, INFINITY);
+        for (int k = 0; k < 64 && isfinite(hf) && (double)(float)((double)hf * sc + sh) > h; k++)
+            hf = nextafterf(hf, -INFINITY);
+        b[j] = (double)lf;
+        b[d + j] = (double)hf;
+    }
+    rc = score_sde_set_clip(sde, d, b, b + d);
+    score__free(b);
+    return rc;
+}
+
 int score_genmodel_sample(const score_genmodel *gm, score_sampler *smp, score_sde *sde,
                           size_t row0, size_t n, float *out, const score_rng *rng,
                           score_sampler_progress_fn progress, void *user_data)

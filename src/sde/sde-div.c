@@ -189,6 +189,8 @@ int score_sde_divergence(score_sde *sde, size_t n, const double *t, const float 
     int rc = score__sde_check_args(__func__, sde, n, t, x, div);
     if (rc == SCORE_OK)
         rc = score__sde_refuse_classifier(__func__, sde);
+    if (rc == SCORE_OK)
+        rc = score__sde_refuse_extras(__func__, sde);
     if (rc != SCORE_OK || n == 0)
         return rc;
     if (score_out == x)
@@ -212,6 +214,8 @@ int score_sde_pf_divergence(score_sde *sde, size_t n, const double *t, const flo
     int rc = score__sde_check_args(__func__, sde, n, t, x, div);
     if (rc == SCORE_OK)
         rc = score__sde_refuse_classifier(__func__, sde);
+    if (rc == SCORE_OK)
+        rc = score__sde_refuse_extras(__func__, sde);
     if (rc != SCORE_OK)
         return rc;
     if (probes != NULL && k == 0)

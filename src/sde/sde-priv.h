@@ -7,7 +7,7 @@
 #include "libscore/sde.h"
 #include "sde-ode-priv.h"
 
-#define SCORE__SDE_NPARAMS 5
+#define SCORE__SDE_NPARAMS 8
 
 struct score__model_ws; /* model/model-priv.h */
 
@@ -47,6 +47,23 @@ struct score_sde {
     float *cgx;            /* cap_cg floats: the classifier's input gradients of a call */
     size_t cap_cg;
     const float *cg;       /* set by a score evaluation for its combine: cgx, else NULL */
+    /* thresholding of the data prediction (score_sde_set_clip(), SCORE_SDE_PARAM_THRESHOLD,
+     * sde-threshold.c): the box [clip_lo, clip_hi] per dimension in model units (NULL: none;
+     * the dynamic threshold then works in [-1, 1]); trow: dim doubles of row scratch */
+    double *clip_lo, *clip_hi;
+    float *clip_lof, *clip_hif; /* the box rounded inwards to float */
+    double *trow;
+    /* observation y = A x + n for posterior sampling (score_sde_set_observation(),
+     * sde-inverse.c): A m x dim (row-major, double), y m values, noise sigma_n; the
+     * eigen-decomposition A A^T = U diag(ev) U^T (U m x m, columns the eigenvectors) */
+    size_t obs_m;
+    double *obs_A, *obs_y, *obs_U, *obs_ev;
+    double obs_sn;
+    double *obs_r;         /* m + m doubles of scratch (residual, its rotation) */
+    float *ogx;            /* cap_og floats: the likelihood-gradient cotangents, then terms */
+    float *ogv;            /* cap_og floats: the model's VJPs */
+    size_t cap_og;
+    const float *og;       /* set by a score evaluation for its combine: ogx, else NULL */
 };
 
 /* Parameter table of the sde kind (registered in param-registry.h). */
@@ -91,5 +108,27 @@ int score__sde_refuse_classifier(const char *fn, const score_sde *sde);
 void score__sde_classifier_free(score_sde *sde);
 /* The number of classes of the attached classifier (0: none). */
 int64_t score__sde_classifier_classes(const score_sde *sde);
+
+/* sde-threshold.c. active: a box or a dynamic threshold is set. row: thresholds the data
+ * prediction x0 of one row in place (dim doubles; uses sde->trow). free: that part of the sde.
+ * The combine (sde.c) maps the row's score to x0, thresholds it and maps back. */
+int score__sde_threshold_active(const score_sde *sde);
+void score__sde_threshold_row(const score_sde *sde, double *x0);
+void score__sde_threshold_free(score_sde *sde);
+double score__sde_threshold_p(const score_sde *sde);
+
+/* sde-inverse.c. term: with an observation set, the gradient of log p(y | x_t) of the n rows
+ * (the model output F of the call in sde->fout, its input xm) into sde->ogx, and sde->og
+ * pointed at it (combine adds it to the score); otherwise sde->og = NULL. free: that part. */
+int score__sde_observation_term(const char *fn, score_sde *sde, size_t n, const double *t,
+                                const float *x, const float *xm, double w);
+void score__sde_observation_free(score_sde *sde);
+
+/* SCORE_E_UNSUPPORTED for fn (a divergence) with a threshold or an observation set (their
+ * divergence is not computed). */
+int score__sde_refuse_extras(const char *fn, const score_sde *sde);
+
+/* Typed parameter values of the sde (sde.c). */
+double score__sde_par_f(const score_sde *sde, int id);
 
 #endif

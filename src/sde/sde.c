@@ -27,6 +27,12 @@ static const score__param_desc sde_params[SCORE__SDE_NPARAMS] = {
      "data standard deviation of the EDM preconditioning"},
     {SCORE_SDE_PARAM_GUIDANCE, "guidance", SCORE_PARAM_F64, -1e6, 1e6, 0.0,
      "classifier-free guidance weight w on one conditional model: (1 + w) s(x, y) - w s(x, null)"},
+    {SCORE_SDE_PARAM_THRESHOLD, "threshold", SCORE_PARAM_F64, 0.0, 1.0, 0.0,
+     "dynamic-thresholding percentile p of the data prediction; 0 = off"},
+    {SCORE_SDE_PARAM_OBS_VAR, "obs_var", SCORE_PARAM_F64, 0.0, 1e12, 0.0,
+     "prior data variance v of the PiGDM observation likelihood; 0 = DPS (r_t = 0)"},
+    {SCORE_SDE_PARAM_OBS_ZETA, "obs_zeta", SCORE_PARAM_F64, 0.0, 1e12, 0.0,
+     "DPS step size zeta of the normalised observation term; 0 = off"},
 };
 
 const score__param_desc *score__sde_param_table(size_t *n_out)
@@ -43,6 +49,11 @@ static int64_t par_i(const score_sde *sde, int id)
 static double par_f(const score_sde *sde, int id)
 {
     return sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, id)].f;
+}
+
+double score__sde_par_f(const score_sde *sde, int id)
+{
+    return par_f(sde, id);
 }
 
 /* Re-reports the current last-error message (e.g. the model's) prefixed with fn. */
@@ -220,6 +231,10 @@ int score_sde_new(score_sde **out, const score_schedule *sched, score_model *mod
     sde->model = model;
     sde->dim = score_model_dim(model);
     sde->label = SCORE_LABEL_NULL;
+    if ((sde->trow = score__calloc(2 * sde->dim, sizeof(double))) == NULL) {
+        score_sde_free(sde);
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    }
     score__param_defaults(sde_params, SCORE__SDE_NPARAMS, sde->params);
     sde->params[score__param_index(sde_params, SCORE__SDE_NPARAMS, SCORE_SDE_PARAM_OUTPUT)].i =
         output_kind;
@@ -238,6 +253,8 @@ void score_sde_free(score_sde *sde)
     score__free(sde->glab);
     score__free(sde->gprobes);
     score__sde_classifier_free(sde);
+    score__sde_threshold_free(sde);
+    score__sde_observation_free(sde);
     score__model_ws_free(sde->mws);
     score_schedule_free(sde->sched);
     score__free(sde);
@@ -570,13 +587,54 @@ static void row_map(const score_sde *sde, int want, size_t b, double *P, double 
     }
 }
 
+static int non_finite(const char *fn, size_t b, const double *t, size_t j, double f)
+{
+    return score__error(SCORE_E_NUMERIC, fn, "non-finite value in row %zu (t = %g, component "
+                        "%zu; model output %g)", b, t[b], j, f);
+}
+
+/* A thresholded row: the score s of the row (in x0u, d values) becomes x0, is thresholded,
+ * and out = x0' (want X0) or P s' + Q x with the implied score s' = (alpha x0' - x) / sigma^2. */
+static int threshold_out(const char *fn, const score_sde *sde, int want, size_t b,
+                         const double *t, const float *x, const float *F, double *x0u,
+                         float *out)
+{
+    size_t d = sde->dim;
+    double P, Q, al = sde->al[b], s2 = sde->si[b] * sde->si[b];
+    row_map(sde, want, b, &P, &Q);
+    for (size_t j = 0; j < d; j++) {
+        x0u[j] = ((double)x[b * d + j] + s2 * x0u[j]) / al;
+        if (!isfinite(x0u[j]))
+            return non_finite(fn, b, t, j, (double)F[b * d + j]);
+    }
+    score__sde_threshold_row(sde, x0u);
+    for (size_t j = 0; j < d; j++) {
+        double xv = (double)x[b * d + j];
+        float v;
+        if (want == SCORE__SDE_WANT_X0) {
+            v = (float)x0u[j];
+            if (sde->clip_lof != NULL) /* exactly inside the box, also after the rounding */
+                v = fminf(fmaxf(v, sde->clip_lof[j]), sde->clip_hif[j]);
+        } else {
+            v = (float)(P * ((al * x0u[j] - xv) / s2) + Q * xv);
+        }
+        if (!isfinite(v))
+            return non_finite(fn, b, t, j, (double)F[b * d + j]);
+        out[b * d + j] = v;
+    }
+    return SCORE_OK;
+}
+
 /* out = P s + Q x from the model output F (sde->fout) with s = a F + k x; for a guided call
- * (w != 0) s = (1 + w) s_y - w s_null with s_null from rows n..2n-1 of F. Checks finiteness. */
+ * (w != 0) s = (1 + w) s_y - w s_null with s_null from rows n..2n-1 of F; then the classifier
+ * and observation terms; then, with a threshold, the map through the thresholded x0 (see
+ * threshold_out). Checks finiteness. */
 int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
                        const float *x, const float *F, double w, float *out)
 {
     size_t d = sde->dim;
     const float *Fn = F + n * d; /* read only when w != 0 (F then has 2n rows) */
+    int thr = score__sde_threshold_active(sde);
     for (size_t b = 0; b < n; b++) {
         double P, Q, a = sde->a[b], k = sde->k[b];
         row_map(sde, want, b, &P, &Q);
@@ -588,12 +646,21 @@ int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n,
                 s = (1.0 + w) * s - w * (a * (double)Fn[b * d + j] + k * xv);
             if (sde->cg != NULL) /* classifier guidance, already in score units */
                 s += sde->clf_w * (double)sde->cg[b * d + j];
+            if (sde->og != NULL) /* the observation's likelihood gradient, in score units */
+                s += (double)sde->og[b * d + j];
+            if (thr) {
+                sde->trow[j] = s;
+                continue;
+            }
             v = (float)(P * s + Q * xv);
             if (!isfinite(v))
-                return score__error(SCORE_E_NUMERIC, fn,
-                                    "non-finite value in row %zu (t = %g, component %zu; model "
-                                    "output %g)", b, t[b], j, (double)F[b * d + j]);
+                return non_finite(fn, b, t, j, (double)F[b * d + j]);
             out[b * d + j] = v;
+        }
+        if (thr) {
+            int rc = threshold_out(fn, sde, want, b, t, x, F, sde->trow, out);
+            if (rc != SCORE_OK)
+                return rc;
         }
     }
     return SCORE_OK;
@@ -617,8 +684,13 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
         return score__sde_model_call_failed(fn, rc);
     if ((rc = score__sde_classifier_term(fn, sde, n, t, x)) != SCORE_OK)
         return rc;
+    if ((rc = score__sde_observation_term(fn, sde, n, t, x, xm, w)) != SCORE_OK) {
+        sde->cg = NULL;
+        return rc;
+    }
     rc = score__sde_combine(fn, sde, want, n, t, x, sde->fout, w, out);
     sde->cg = NULL;
+    sde->og = NULL;
     return rc;
 }
 

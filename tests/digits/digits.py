@@ -14,7 +14,10 @@ integer values 0..16, shipped with the package: nothing is downloaded). The scri
      the other 20 % is printed) and labels the samples, floored and clipped to 0..16, with it;
   5. prints the share of samples labelled as their requested class for every W, writes an SVG
      grid of 10 classes x 10 samples for every W (digits-grid-wW.svg), and fails unless that
-     share reaches --min-accuracy at the best W.
+     share reaches --min-accuracy at the best W;
+  6. draws dpmpp-2m samples without and with --clip 0,16 (and --threshold 0.995), prints the
+     share of samples with a pixel out of range and their quality, and fails unless --clip
+     leaves none out of range.
 Exit status 77 (meson's "skipped") when scikit-learn is not installed.
 
 usage: digits.py --score PATH/TO/score --out DIR [--steps N] [--n N] [--min-accuracy A]
@@ -140,6 +143,47 @@ def main():
           f"{os.path.join(a.out, 'digits-grid-w*.svg')}")
     if acc[best] < a.min_accuracy:
         print(f"FAIL: {acc[best]:.4f} < {a.min_accuracy} at the best guidance weight")
+        return 1
+    return clip_check(a, model, clf, x[perm[cut:]], env)
+
+
+def sliced_w2(a, b, rng, n_proj=200):
+    """Sliced 2-Wasserstein distance of two samples (random unit directions, quantiles)."""
+    d = rng.standard_normal((n_proj, a.shape[1]))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = np.linspace(0.005, 0.995, 100)
+    pa, pb = a @ d.T, b @ d.T
+    return float(np.sqrt(np.mean((np.quantile(pa, q, axis=0) - np.quantile(pb, q, axis=0)) ** 2)))
+
+
+def clip_check(a, model, clf, held_out, env):
+    """dpmpp-2m samples without and with --clip 0,16 (the pixel range; the dequantized data lie
+    in [0, 17)): the share of samples with a pixel outside [0, 17), outside [0, 16], and the
+    quality (the SVC's accuracy at W = 0, sliced W2 of the unfloored samples to held-out real
+    digits), with up to 200 samples per class. Fails unless --clip leaves no pixel outside [0, 16]."""
+    print("dpmpp-2m, W = 0       | outside [0,17) | outside [0,16] | accuracy | sliced W2 to held-out")
+    worst_clipped, n_per = 0.0, min(a.n, 200)
+    for opts in ([], ["--clip", "0,16"], ["--clip", "0,16", "--threshold", "0.995"]):
+        hits, out17, out16, allx = 0, 0, 0, []
+        for k in range(10):
+            path = os.path.join(a.out, f"clip-class{k}.csv")
+            cmd = [a.score, "sample", model, "--class", str(k), "-n", str(n_per), "--sampler",
+                   "dpmpp-2m", "--seed", str(300 + k), "--threads", "2", "-o", path, "-q"] + opts
+            run(cmd, env)
+            s = read_csv(path)
+            out17 += int(np.sum(np.any((s < 0) | (s >= 17), axis=1)))
+            out16 += int(np.sum(np.any((s < 0) | (s > 16), axis=1)))
+            hits += int(np.sum(clf.predict(np.clip(np.floor(s), 0, 16)) == k))
+            allx.append(s)
+        n = 10 * a.n
+        ref = held_out + np.random.default_rng(2).random(held_out.shape)  # dequantized as trained
+        sw = sliced_w2(np.concatenate(allx), ref, np.random.default_rng(1))
+        label = " ".join(opts) if opts else "(none)"
+        print(f"{label:21s} | {out17 / n:14.4f} | {out16 / n:14.4f} | {hits / n:8.4f} | {sw:.3f}")
+        if opts:
+            worst_clipped = max(worst_clipped, out16 / n)
+    if worst_clipped > 0:
+        print(f"FAIL: {worst_clipped:.4f} of the samples with --clip 0,16 have a pixel outside")
         return 1
     return 0
 
