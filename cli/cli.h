@@ -162,10 +162,13 @@ int cli_csv_read_ex(const char *path, const char *text_column, cli_table *out, c
                     size_t err_len);
 int cli_csv_parse_ex(const char *text, size_t len, const char *name, const char *text_column,
                      cli_table *out, char *err, size_t err_len);
-/* How to read a CSV: the delimiter (',' when 0) and the text column (as in _ex, or NULL). */
+/* How to read a CSV: the delimiter (',' when 0), the text column (as in _ex, or NULL), and
+ * missing = 1 to read empty, NaN and NA cells as missing values (NAN) instead of refusing
+ * them. */
 typedef struct cli_csv_opts {
     char delimiter;
     const char *text_column;
+    int missing;
 } cli_csv_opts;
 int cli_csv_read_opts(const char *path, const cli_csv_opts *o, cli_table *out, char *err,
                       size_t err_len);

@@ -172,6 +172,9 @@ static cli_opt s_opts[] = {
     {"classifier-scale", 0, 1, "W", "the weight W of --classifier [1]", NULL},
     {"clip", 0, 1, "LO,HI", "clip every data prediction (and so the final samples) to [LO, HI] in data units, every column", NULL},
     {"threshold", 0, 1, "P", "dynamic thresholding of the data predictions at percentile P in (0, 1] (Imagen: 0.995) within the --clip range", NULL},
+    {"init", 0, 1, "FILE", "partial sampling (SDEdit): start from the rows of this CSV (data units), noised by the forward process to the time of --strength, and sample to the end; one output row per input row", NULL},
+    {"strength", 0, 1, "S", "with --init: the fraction of the grid's steps run, from 0 (the input unchanged) to 1 (unconditional sampling) [0.5]", NULL},
+    {"known", 0, 1, "FILE", "imputation / inpainting: rows of a CSV (data units) whose empty, NaN or NA cells are sampled and whose other cells are kept exactly; one output row per input row", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
@@ -300,6 +303,12 @@ typedef struct sample_job {
     int64_t label;            /* --class, or SCORE_LABEL_NULL */
     score_genmodel *clf;      /* --classifier, or NULL */
     float *x;                 /* n x dim samples */
+    float *init;              /* --init rows in model units, or NULL */
+    float *init_data;         /* the same in data units */
+    double strength;          /* --strength */
+    float *known;             /* --known rows in data units (NAN: missing), or NULL */
+    float *known_m;           /* the same in model units */
+    uint8_t *mask;            /* 1 where --known gives a value */
     cli_table ref;            /* reference points (may stay empty) */
     char ref_label[600];
     uint64_t nfe;             /* model evaluations per sample */
@@ -317,6 +326,83 @@ static void sample_job_free(sample_job *j)
     score_rng_free(j->rng);
     cli_table_free(&j->ref);
     free(j->x);
+    free(j->init);
+    free(j->init_data);
+    free(j->known);
+    free(j->known_m);
+    free(j->mask);
+}
+
+/* Reads the rows of --init or --known (missing = 1: empty / NaN / NA cells allowed) in data
+ * units, checks their width and count (all given row files and -n agree; *n is set), and
+ * returns them in *data (malloc'd). */
+static int read_rows(const char *opt, const char *path, int missing, size_t dim, size_t *n,
+                     int *n_set, float **data)
+{
+    cli_csv_opts co = {.delimiter = ',', .missing = missing};
+    cli_table t;
+    char err[512];
+    if (cli_csv_read_opts(path, &co, &t, err, sizeof err) != 0)
+        return cli_fail("--%s: %s", opt, err);
+    if (t.cols != dim || t.rows == 0) {
+        size_t c = t.cols, r = t.rows;
+        cli_table_free(&t);
+        return cli_usage_error("--%s %s: %zu rows of %zu columns; the model has dimension %zu",
+                               opt, path, r, c, dim);
+    }
+    if (*n_set && *n != t.rows) {
+        size_t r = t.rows;
+        cli_table_free(&t);
+        return cli_usage_error("--%s %s has %zu rows, but %zu samples are asked for (-n, or the "
+                               "other row file)", opt, path, r, *n);
+    }
+    *n = t.rows;
+    *n_set = 1;
+    *data = t.data;
+    t.data = NULL;
+    cli_table_free(&t);
+    return 0;
+}
+
+/* --init / --strength and --known: the rows in model units (the saved model's transform), the
+ * mask of the known cells; sets o->n to the number of rows. */
+static int read_row_inputs(sample_opts *o, sample_job *j)
+{
+    const char *ip = cli_opt_get(s_opts, "init"), *kp = cli_opt_get(s_opts, "known");
+    int n_set = cli_opt_get(s_opts, "n") != NULL, rc;
+    size_t dim = score_genmodel_dim(j->file.gm), nd;
+    if (cli_opt_get(s_opts, "strength") != NULL && ip == NULL)
+        return cli_usage_error("--strength goes with --init FILE");
+    if (ip == NULL && kp == NULL)
+        return 0;
+    if (score_genmodel_fixed_t(j->file.gm) > 0)
+        return cli_usage_error("--init / --known need a model trained over the whole time "
+                               "range; %s was trained at one noise level", o->model);
+    if (ip != NULL && (rc = read_rows("init", ip, 0, dim, &o->n, &n_set, &j->init)) != 0)
+        return rc;
+    if (kp != NULL && (rc = read_rows("known", kp, 1, dim, &o->n, &n_set, &j->known)) != 0)
+        return rc;
+    nd = o->n * dim;
+    j->strength = 0.5;
+    if (j->init != NULL) {
+        if ((rc = cli_opt_double(s_opts, "strength", 0, 1, &j->strength)) != 0)
+            return rc;
+        if ((j->init_data = malloc(nd * sizeof *j->init_data)) == NULL)
+            return cli_fail("out of memory (%zu rows of dimension %zu)", o->n, dim);
+        memcpy(j->init_data, j->init, nd * sizeof *j->init);
+        if (score_genmodel_encode(j->file.gm, o->n, j->init, j->init) != SCORE_OK)
+            return cli_lib_fail(SCORE_E_INVAL, "--init");
+    }
+    if (j->known != NULL) {
+        if ((j->known_m = malloc(nd * sizeof *j->known_m)) == NULL ||
+            (j->mask = malloc(nd)) == NULL)
+            return cli_fail("out of memory (%zu rows of dimension %zu)", o->n, dim);
+        if (score_genmodel_encode(j->file.gm, o->n, j->known, j->known_m) != SCORE_OK)
+            return cli_lib_fail(SCORE_E_INVAL, "--known");
+        for (size_t q = 0; q < nd; q++)
+            j->mask[q] = isfinite(j->known[q]) ? 1 : 0;
+    }
+    return 0;
 }
 
 /* A model trained at one noise level is sampled by Langevin MCMC only, and only such a model. */
@@ -561,6 +647,10 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_RTOL, o->rtol);
     if (rc == SCORE_OK && o->atol > 0)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ATOL, o->atol);
+    if (rc == SCORE_OK && j->init != NULL)
+        rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_STRENGTH, j->strength);
+    if (rc == SCORE_OK && j->known != NULL)
+        rc = score_sampler_set_known(smp, o->n, j->mask, j->known_m);
     return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "sampler");
 }
 
@@ -582,8 +672,16 @@ static int run_sampler(const sample_opts *o, sample_job *j)
     for (size_t c = 0; c < chunks; c++) {
         size_t row0 = c * batch, m = n - row0 < batch ? n - row0 : batch;
         ctx.done = c * per_chunk;
-        rc = score_genmodel_sample(j->gm, j->smp, j->sde, row0, m, j->x + row0 * dim, j->rng,
-                                   on_sample_progress, &ctx);
+        if (j->init != NULL) {
+            /* SDEdit: the sampler from the rows (score_genmodel_sample() starts at the prior) */
+            rc = score_sampler_run_ex(j->smp, j->sde, row0, m, j->init + row0 * dim,
+                                      j->x + row0 * dim, j->rng, on_sample_progress, &ctx);
+            if (rc == SCORE_OK)
+                rc = score_genmodel_decode(j->gm, m, j->x + row0 * dim, j->x + row0 * dim);
+        } else {
+            rc = score_genmodel_sample(j->gm, j->smp, j->sde, row0, m, j->x + row0 * dim,
+                                       j->rng, on_sample_progress, &ctx);
+        }
         if (rc != SCORE_OK) {
             cli_progress_finish(&ctx.bar);
             return cli_lib_fail(rc, "sampling");
@@ -592,6 +690,13 @@ static int run_sampler(const sample_opts *o, sample_job *j)
     }
     cli_progress_update(&ctx.bar, chunks * per_chunk, NULL, 0);
     cli_progress_finish(&ctx.bar);
+    /* the input rows and the known cells are the given numbers exactly (not their round trip
+     * through the transform) */
+    if (j->init != NULL && j->strength == 0.0)
+        memcpy(j->x, j->init_data, n * dim * sizeof *j->x);
+    for (size_t q = 0; j->known != NULL && q < n * dim; q++)
+        if (j->mask[q])
+            j->x[q] = j->known[q];
     return 0;
 }
 
@@ -673,7 +778,7 @@ int cli_cmd_sample(int argc, char **argv)
     if (cli_mpi_rank() != 0) /* under mpirun rank 0 alone prints and writes */
         o.quiet = 1;
     if ((rc = cli_model_file_load(o.model, s_opts, &j.file)) == 0 &&
-        (rc = check_sampler_fits(&o, &j)) == 0)
+        (rc = check_sampler_fits(&o, &j)) == 0 && (rc = read_row_inputs(&o, &j)) == 0)
         rc = set_up_system(&o, &j);
     if ((rc = cli_mpi_agree(rc)) == 0 && (rc = draw_samples(&o, &j)) == 0 &&
         cli_mpi_rank() == 0 && (rc = write_samples(&o, &j, &sw)) == 0 && !o.quiet) {

@@ -154,6 +154,20 @@ static int parse_number(const field *f, float *out)
     return 0;
 }
 
+/* Whether a field is the word NaN or NA (any case, spaces around allowed). */
+static int is_missing_word(const field *f)
+{
+    const char *b = f->b, *e = f->e;
+    while (b < e && *b == ' ')
+        b++;
+    while (e > b && e[-1] == ' ')
+        e--;
+    size_t len = (size_t)(e - b);
+    if (len < 2 || len > 3 || (b[0] | 0x20) != 'n' || (b[1] | 0x20) != 'a')
+        return 0;
+    return len == 2 || (b[2] | 0x20) == 'n';
+}
+
 static void quote_field(const field *f, char *buf, size_t len)
 {
     size_t n = (size_t)(f->e - f->b);
@@ -174,6 +188,7 @@ typedef struct csv_parser {
     float *data;
     size_t rows, cap_rows, cols;  /* cols: fields per line (the text column included) */
     const char *text_name;    /* the text column's header name, or NULL */
+    int missing;              /* 1: empty, NaN and NA cells are missing values (NAN) */
     size_t text_col;          /* its field index (SIZE_MAX: none) */
     char **text;              /* its value on each row */
     field *fields;            /* the fields of the current line */
@@ -346,9 +361,16 @@ static int add_row(csv_parser *ps, const char *lb)
     }
     for (size_t c = 0, d = 0; c < cols; c++) {
         const field *f = &ps->fields[c];
-        int rc = c == tc ? (f->e == f->b) : parse_number(f, &ps->data[ps->rows * dcols + d++]);
+        float *slot = c == tc ? NULL : &ps->data[ps->rows * dcols + d];
+        int rc = c == tc ? (f->e == f->b) : parse_number(f, slot);
+        if (c != tc)
+            d++;
         if (rc == 0)
             continue;
+        if (slot != NULL && ps->missing && (rc == 1 || is_missing_word(f))) {
+            *slot = NAN;
+            continue;
+        }
         char q[32], hint[96] = "";
         size_t line, col_char;
         quote_field(f, q, sizeof q);
@@ -437,7 +459,7 @@ int cli_csv_parse_opts(const char *text, size_t len, const char *name, const cli
     memset(out, 0, sizeof *out);
     csv_parser ps = {.name = name, .delim = o->delimiter ? o->delimiter : ',', .err = err,
                      .err_len = err_len, .out = out, .text_name = text_column,
-                     .text_col = SIZE_MAX, .line_no = 1};
+                     .missing = o->missing, .text_col = SIZE_MAX, .line_no = 1};
     const char *p = text, *end = text + len, *lb;
     int rc = 0;
     while (rc == 0 && p < end) {

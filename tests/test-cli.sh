@@ -211,7 +211,7 @@ expect_ok -- "$SCORE" sample "$M" -qn7 --sampler=pc --steps=3 -o "$T/short.csv"
     { echo "FAIL: combined short options -qn7"; fails=$((fails + 1)); }
 expect_ok -- "$SCORE" sample -qn 7 --sampler pc --steps 3 -o "$T/short2.csv" -- "$M"
 cmp -s "$T/short.csv" "$T/short2.csv" || { echo "FAIL: -qn 7 and '--' changed the samples"; fails=$((fails + 1)); }
-expect_fail 2 "option '--st' is ambiguous (could be --steps, --step-size)" -- "$SCORE" sample "$M" --st 5
+expect_fail 2 "option '--st' is ambiguous (could be --steps, --step-size, --strength)" -- "$SCORE" sample "$M" --st 5
 expect_fail 2 "option '--h' is ambiguous (could be --hidden, --help)" -- "$SCORE" train --h
 expect_fail 2 "unknown option '-x' (see 'score sample --help')" -- "$SCORE" sample "$M" -qx
 expect_fail 2 "option '--quiet' takes no value" -- "$SCORE" sample "$M" --quiet=1

@@ -14,7 +14,9 @@
  *    SCORE_GRID_APPEND_ZERO)` (N times from T to t_eps, then 0): the last of the N steps is then
  *    the Tweedie denoise to the data, `x0_hat(x, t_eps)` (k-diffusion's and EDM's convention:
  *    EDM's 18-step Heun is N = 18 with 35 model evaluations).
- * 2. **Start.** From @p x_init at the grid's first time, or from a prior draw there: standard
+ * 2. **Start.** From @p x_init at the grid's first time (with ::SCORE_SAMPLER_PARAM_STRENGTH:
+ *    from @p x_init as data, noised by the forward process, on the last part of the grid), or
+ *    from a prior draw there: standard
  *    normals of the generator at its current counter (rows row0.., columns 0..dim-1, drawn in
  *    double) times `std(t0)` = the schedule's prior std when t0 = T, otherwise `sigma(t0)` for
  *    variance-exploding and `sqrt(alpha(t0)^2 + sigma(t0)^2)` for other schedules.
@@ -44,9 +46,10 @@
  * prediction (first order, error O(s^2)).
  *
  * Guidance: give the sde a combination model (score_model_new_cfg(), score_model_new_sum(),
- * score_sde_set_model()); the driver needs nothing else. Thresholding, inpainting masks and
- * other custom logic go in the per-step hook, which may modify x in place after each
- * predictor step.
+ * score_sde_set_model()); the driver needs nothing else. Imputation / inpainting:
+ * score_sampler_set_known(); partial sampling from data (SDEdit):
+ * ::SCORE_SAMPLER_PARAM_STRENGTH. Other custom logic goes in the per-step hook, which may
+ * modify x in place after each predictor step.
  *
  * Multistep history and workspaces live in the sampler's step objects and are reset at the
  * start of every run: reusing a sampler needs no manual reset. Workspaces grow only when the
@@ -134,7 +137,17 @@ enum score_sampler_param {
     SCORE_SAMPLER_PARAM_SUBSTEP = 122,
     /** i64: coefficients of a dpmpp-3m predictor, 0..1, default 0 = third order, 1 = the
      *  published DPM-Solver++(3M) (see ::SCORE_STEP_PARAM_DPMPP_3M_FORM). @since 0.2 */
-    SCORE_SAMPLER_PARAM_DPMPP_3M_FORM = 123
+    SCORE_SAMPLER_PARAM_DPMPP_3M_FORM = 123,
+    /** f64: partial sampling (SDEdit), [-1, 1], default -1 = off. With a strength s in [0, 1]
+     *  the run's @p x_init is *data*: of the K steps of the grid the run keeps the last
+     *  floor(s K) (a product within 1e-9 of an integer counts as that integer), starts at the
+     *  first kept time t0 from `alpha(t0) x_init + sigma(t0) z` (z: the prior draw's normals,
+     *  counter offset 0) and samples to the grid's end. s = 0 (no step kept) returns @p x_init
+     *  unchanged; s = 1 (every step kept) is unconditional sampling: the prior draw at the
+     *  grid's first time, bit-identical to a run without @p x_init, the data unused. The
+     *  adaptive solver integrates from t0. x_init is required (::SCORE_E_INVAL otherwise).
+     *  doc/controllable-generation.md. @since 0.2 */
+    SCORE_SAMPLER_PARAM_STRENGTH = 124
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */
@@ -299,12 +312,48 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
                                                        void *user_data);
 
 /**
+ * @brief Sets (or with @p n_rows = 0 removes) known coordinates: imputation / inpainting with
+ *        score_sde's replacement semantics.
+ *
+ * After every update of x in a run — the start values, each corrector step, each predictor
+ * step, each adaptive attempt — the known coordinates of a row are set to the known data
+ * brought to the current time t by the forward process, `alpha(t) y + sigma(t) z`, and at the
+ * end of the run to `y` exactly. Inner stages of a step (Heun, RK, dopri5, singlestep
+ * DPM-Solver, ...) evaluate the model with the known coordinates imposed in the same way at
+ * the stage's time: for the duration of a run the sampler overlays the sde's evaluations
+ * (score_sde_score() .. score_sde_pf_drift()), so every step type, user types included, sees
+ * them. The noise z of update c (the counter offset of the corrector or predictor step it
+ * accompanies, see the file comment; adaptive attempt a: 1 + a; the start: 0) of global row r
+ * is normal(counter c, row r, columns 2^33 .. 2^33 + dim - 1): fresh for every (row, update),
+ * independent of the steps' own noise and of the batch split. A run with known coordinates
+ * needs a generator. For linear inverse problems with a mask this is the projection
+ * (replacement) method (doc/controllable-generation.md).
+ *
+ * @param[in,out] s the sampler.
+ * @param[in] n_rows rows of the mask: 1 = the same mask and values for every row, otherwise
+ *            one row per global row 0 .. n_rows - 1 (a run's rows row0 .. row0 + n - 1 must
+ *            lie inside, else the run fails with ::SCORE_E_SHAPE); 0 removes the mask.
+ * @param[in] mask n_rows * dim values, 1 = known, 0 = to sample; copied.
+ * @param[in] values n_rows * dim values; read where the mask is 1 (finite), ignored (may be
+ *            NaN) where it is 0; copied.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p s, NULL @p mask or @p values with n_rows > 0, a
+ *         mask value other than 0 and 1); ::SCORE_E_NUMERIC (a known value NaN or infinite);
+ *         ::SCORE_E_RANGE (n_rows > 2^32); ::SCORE_E_NOMEM. On failure the previous mask stays.
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_set_known(score_sampler *s, size_t n_rows,
+                                                        const uint8_t *mask,
+                                                        const float *values);
+
+/**
  * @brief Draws @p n samples (rows 0 .. n-1).
  *
  * Equivalent to score_sampler_run_ex() with row0 = 0.
  * @param[in,out] s the sampler. @param[in,out] sde the system (dimension = the sampler's).
  * @param[in] n rows (0 is a no-op). @param[in] x_init n * dim start values at the grid's first
- *            time, or NULL for a prior draw. @param[out] out n * dim samples (may equal
+ *            time, or NULL for a prior draw (with ::SCORE_SAMPLER_PARAM_STRENGTH >= 0: the data
+ *            to start from, required). @param[out] out n * dim samples (may equal
  *            @p x_init).
  * @param[in] rng the generator (only read; its counter selects the noise); may be NULL only
  *            when @p x_init is given and every step is deterministic.

@@ -216,6 +216,7 @@ _SIGNATURES = {
     "score_sampler_get_i64": (cint, [vp, cint, pi64]),
     "score_sampler_get_f64": (cint, [vp, cint, f64p]),
     "score_sampler_get_grid": (cint, [vp, vp, sz, f64p, psz]),
+    "score_sampler_set_known": (cint, [vp, sz, vp, f32p]),
     "score_sampler_run": (cint, [vp, vp, sz, f32p, f32p, vp, SAMPLER_PROGRESS, vp]),
     "score_sampler_run_ex": (cint, [vp, vp, sz, sz, f32p, f32p, vp, SAMPLER_PROGRESS, vp]),
     "score_sampler_get_nfe": (u64, [vp]),

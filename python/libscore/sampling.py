@@ -143,6 +143,21 @@ class Sampler(Configurable):
                                     ctypes.byref(n))
         return out
 
+    def set_known(self, values, mask=None):
+        """Known coordinates (imputation; score_sampler_set_known()): ``values`` is one row for
+        every row, or one row per global row of the runs; with ``mask`` None the finite cells
+        are known and the NaN cells sampled, else ``mask`` (same shape, true = known) says
+        which. ``values`` None removes them. A run then keeps the known cells exactly."""
+        if values is None:
+            _lib.score_sampler_set_known(self.ptr, 0, None, None)
+            return
+        v = _arrays.rows(values, self.dim, "values")
+        m = np.isfinite(v) if mask is None else _arrays.rows(mask, self.dim, "mask", bool)
+        m8 = np.ascontiguousarray(m, dtype=np.uint8)
+        v = np.ascontiguousarray(np.where(m8 == 1, v, 0.0), dtype=np.float32)
+        _lib.score_sampler_set_known(self.ptr, v.shape[0], m8.ctypes.data_as(ctypes.c_void_p),
+                                     _arrays.f32p(v))
+
     def run(self, system, n, seed=0, x_init=None, out=None, row0=0, callback=None):
         """n samples of ``system`` (model units) into a new (n, dim) float32 array or
         ``out``. Rows row0 .. row0 + n - 1 of the seed's noise, so a sample does not depend
@@ -190,12 +205,16 @@ class Progress:
 
 
 def sample(system, n, sampler="dpmpp-2m", steps=None, grid=None, seed=0, denoise=True,
-           corrector=None, x_init=None, out=None, callback=None, **params):
+           corrector=None, x_init=None, out=None, callback=None, known=None, **params):
     """n samples of a :class:`~libscore.System` (model units) as an (n, dim) float32 array;
-    the sampler by name with its options (see :class:`Sampler`)."""
+    the sampler by name with its options (see :class:`Sampler`). ``known``: rows whose NaN
+    cells are sampled and the others kept (:meth:`Sampler.set_known`); ``strength=s`` with
+    ``x_init`` data: partial sampling (SDEdit, doc/controllable-generation.md)."""
     s = Sampler(sampler, system.dim, steps=steps, grid=grid, corrector=corrector,
                 denoise=denoise, **params)
     try:
+        if known is not None:
+            s.set_known(known)
         x = s.run(system, n, seed=seed, x_init=x_init, out=out, callback=callback)
         sample.last_nfe = s.nfe
         return x

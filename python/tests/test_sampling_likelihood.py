@@ -42,6 +42,19 @@ def test_gaussian_samples_have_the_right_moments():
                                  5 * var * np.sqrt(2 / 19999) + 0.02 * var)
 
 
+def test_known_cells_are_kept_and_strength_edges():
+    system = _gaussian_system([1.0, -1.0, 0.5], [1.0, 0.5, 2.0])
+    known = np.array([[np.nan, 0.25, np.nan], [2.0, np.nan, np.nan]], dtype=np.float32)
+    x = ls.sample(system, 2, sampler="pc", steps=20, seed=4, known=known)
+    assert x[0, 1] == np.float32(0.25) and x[1, 0] == np.float32(2.0)
+    assert np.all(np.isfinite(x))
+    data = np.array([[0.5, 0.5, 0.5], [-1.0, 0.0, 1.0]], dtype=np.float32)
+    x0 = ls.sample(system, 2, steps=10, seed=4, x_init=data, strength=0.0)
+    np.testing.assert_array_equal(x0, data)
+    x1 = ls.sample(system, 2, steps=10, seed=4, x_init=data, strength=1.0)
+    np.testing.assert_array_equal(x1, ls.sample(system, 2, steps=10, seed=4))
+
+
 # every sampler by name on an exact Gaussian (the error is the sampler's own), at 100 steps
 @pytest.mark.parametrize("name", [n for n in ls.sampler_names() if n not in ("none",)])
 def test_every_sampler_by_name(name):

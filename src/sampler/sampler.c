@@ -5,12 +5,14 @@
 
 #include "core/comm-priv.h"
 #include "evolve-priv.h"
+#include "known-priv.h"
 #include "rng/rng-priv.h"
+#include "sde/sde-priv.h"
 #include "step-priv.h"
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 24
+#define NPARAMS 25
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -24,6 +26,7 @@ struct score_sampler {
     size_t ugrid_n;
     score_sampler_hook_fn hook;
     void *hook_ud;
+    score__known known;   /* known coordinates (score_sampler_set_known()) */
     uint64_t nfe, steps, failed;
     /* workspace */
     size_t cap, grid_cap;
@@ -74,7 +77,10 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
     {SCORE_SAMPLER_PARAM_DPMPP_3M_FORM, "dpmpp_3m_form", SCORE_PARAM_I64, 0, 1, 0,
      "dpmpp-3m coefficients: 0 third order, 1 the published form"},
+    {SCORE_SAMPLER_PARAM_STRENGTH, "strength", SCORE_PARAM_F64, -1, 1, -1,
+     "SDEdit: x_init is data, noised to the grid's last floor(strength N) steps; -1 = off"},
 };
+
 
 const score__param_desc *score__sampler_param_table(size_t *n_out);
 const score__param_desc *score__sampler_param_table(size_t *n_out)
@@ -193,6 +199,7 @@ void score_sampler_free(score_sampler *s)
     score_control_free(s->ctrl);
     score__free(s->ugrid);
     score__free(s->grid);
+    score__known_free(&s->known);
     free_ws(s);
     score__free(s);
 }
@@ -244,7 +251,27 @@ int score_sampler_set_hook(score_sampler *s, score_sampler_hook_fn fn, void *use
     return SCORE_OK;
 }
 
+int score_sampler_set_known(score_sampler *s, size_t n_rows, const uint8_t *mask,
+                            const float *values)
+{
+    if (s == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "sampler is NULL");
+    return score__known_set(&s->known, __func__, s->dim, n_rows, mask, values);
+}
+
 /* ---- grid ------------------------------------------------------------------------------ */
+
+/* Leading times of a grid of npts times that a partial run (strength s >= 0) drops: it keeps
+ * the last floor(s K) of the K steps (a product within 1e-9 of an integer counts as it). */
+static size_t strength_drop(const score_sampler *s, size_t npts)
+{
+    double st = PF(s, SCORE_SAMPLER_PARAM_STRENGTH);
+    size_t K = npts - 1, keep;
+    if (st < 0.0)
+        return 0;
+    keep = (size_t)floor(st * (double)K + 1e-9);
+    return keep >= K ? 0 : K - keep;
+}
 
 /* Number of grid times and (when out != NULL, cap large enough) the times. */
 static int build_grid(const char *fn, const score_sampler *s, const score_schedule *sched,
@@ -288,9 +315,33 @@ static int build_grid(const char *fn, const score_sampler *s, const score_schedu
 int score_sampler_get_grid(const score_sampler *s, const score_sde *sde, size_t len, double *out,
                            size_t *n_out)
 {
+    const score_schedule *sched;
+    size_t full, drop;
+    double *tmp;
+    int rc;
     if (s == NULL || sde == NULL || n_out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "NULL argument");
-    return build_grid(__func__, s, score_sde_schedule(sde), len, out, n_out);
+    sched = score_sde_schedule(sde);
+    rc = build_grid(__func__, s, sched, 0, NULL, &full);
+    if (rc != SCORE_OK)
+        return rc;
+    drop = strength_drop(s, full);
+    *n_out = full - drop;
+    if (out == NULL)
+        return SCORE_OK;
+    if (drop == 0)
+        return build_grid(__func__, s, sched, len, out, n_out);
+    if (len < full - drop)
+        return score__error(SCORE_E_SHAPE, __func__, "grid buffer of %zu < %zu", len,
+                            full - drop);
+    tmp = score__calloc(full, sizeof *tmp);
+    if (tmp == NULL)
+        return score__error(SCORE_E_NOMEM, __func__, "grid of %zu times", full);
+    rc = build_grid(__func__, s, sched, full, tmp, &full);
+    if (rc == SCORE_OK)
+        memcpy(out, tmp + drop, (full - drop) * sizeof *out);
+    score__free(tmp);
+    return rc;
 }
 
 /* ---- run ------------------------------------------------------------------------------- */
@@ -415,8 +466,17 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
         if (attempts >= max_steps)
             return score__error(SCORE_E_NOPROGRESS, fn, "max_steps = %llu attempts reached",
                                 (unsigned long long)max_steps);
+        s->known.counter = 1 + attempts;
         rc = score_evolve_apply(s->ev, s->ctrl, s->pred, sde, t1, n, x, rng);
         attempts++;
+        if ((rc == SCORE_DONE || rc == SCORE_OK) && score__known_active(&s->known)) {
+            int rk = score_evolve_get_t(s->ev, n, s->tb);
+            if (rk == SCORE_OK)
+                rk = score__known_impose(&s->known, fn, row0, NULL, n, -1.0, s->tb,
+                                         s->known.counter, x);
+            if (rk != SCORE_OK)
+                return rk;
+        }
         if (rc == SCORE_DONE)
             break;
         if (rc != SCORE_OK)
@@ -425,6 +485,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     s->steps = score_evolve_get_steps(s->ev);
     s->failed = score_evolve_get_failed_steps(s->ev);
     if (denoise) {
+        s->known.counter = 1 + attempts;
         rc = score__evolve_step(s->ev, s->pred, sde, 0.0, n, x, NULL, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, (size_t)s->steps, t1, 0.0, "final denoise failed");
@@ -449,6 +510,7 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
               is_multistep(s->pred);
     int64_t cap0 = PI(s, SCORE_SAMPLER_PARAM_ORDER);
     int order = s->pred->type.order;
+    int known = score__known_active(&s->known);
     int rc;
     if (cap0 > 0 && cap0 < order)
         order = (int)cap0;
@@ -463,9 +525,14 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
         if (m > 0 && t > 0.0) {
             double tn = k < K ? s->grid[k + 1] : t;
             for (size_t j = 0; j < m; j++) {
+                /* the update's noise counter, as the step's (evolve-priv.h) */
+                s->known.counter = 1 + (uint64_t)k * ((uint64_t)m + 1) + 1 + (uint64_t)j;
                 rc = score__evolve_step(s->ev, s->corr, sde, tn, n, x, rng, 1 + (uint64_t)j, 0);
                 if (rc != SCORE_OK)
                     return step_error(rc, fn, k, t, t, "corrector failed");
+                if (known && (rc = score__known_impose(&s->known, fn, row0, NULL, n, t, NULL,
+                                                       s->known.counter, x)) != SCORE_OK)
+                    return rc;
             }
         }
         if (k == K)
@@ -477,10 +544,14 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
             SCORE__STEP_I64(s->pred, SCORE_STEP_PARAM_ORDER) =
                 (int64_t)((size_t)order < left ? (size_t)order : left);
         }
+        s->known.counter = 1 + (uint64_t)k * ((uint64_t)m + 1);
         rc = score__evolve_step(s->ev, s->pred, sde, s->grid[k + 1], n, x, rng, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, k, t, s->grid[k + 1], "predictor failed");
         s->steps++;
+        if (known && (rc = score__known_impose(&s->known, fn, row0, NULL, n, s->grid[k + 1],
+                                               NULL, s->known.counter, x)) != SCORE_OK)
+            return rc;
         if (s->hook != NULL &&
             s->hook(k, t, s->grid[k + 1], row0, n, s->dim, x, s->hook_ud) != 0)
             return score__error(SCORE_E_CALLBACK, fn, "the per-step hook returned non-zero at step %zu", k);
@@ -488,17 +559,28 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
-/* The run's start values: x_init (checked, copied to out) or a prior draw at the grid's first
- * time (std of the prior at T, else of the noised data under a unit-variance assumption). */
+/* The run's start values: x_init (checked, copied to out), x_init noised by the forward
+ * process to the grid's first time (noised = 1: SDEdit, alpha(t0) x_init + sigma(t0) z with
+ * the prior draw's z) or a prior draw at the grid's first time (std of the prior at T, else of
+ * the noised data under a unit-variance assumption). */
 static int start_values(score_sampler *s, const score_schedule *sched, size_t row0, size_t n,
-                        const float *x_init, float *out, const score_rng *rng)
+                        const float *x_init, int noised, float *out, const score_rng *rng)
 {
     const char *fn = "score_sampler_run";
     size_t nd = n * s->dim;
     int rc;
-    if (x_init != NULL) {
-        if (!score__all_finite_f32(nd, x_init))
-            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
+    if (x_init != NULL && !score__all_finite_f32(nd, x_init))
+        return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
+    if (x_init != NULL && noised) {
+        double t0 = s->grid[0], a0, s0;
+        rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
+        if (rc == SCORE_OK)
+            rc = score_rng_fill_normal_f64(rng, row0, n, 0, s->dim, s->zbuf);
+        if (rc != SCORE_OK)
+            return rc;
+        for (size_t q = 0; q < nd; q++)
+            out[q] = (float)(a0 * (double)x_init[q] + s0 * s->zbuf[q]);
+    } else if (x_init != NULL) {
         if (x_init != out)
             memmove(out, x_init, nd * sizeof(float));
     } else {
@@ -535,7 +617,9 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
     size_t npts = 0, dim;
     double sigma_last = 0.0;
     uint64_t nfe0;
-    int rc, adaptive, needs_rng;
+    size_t drop;
+    int rc, adaptive, needs_rng, sdedit, known;
+    const float *x_start;
     if (s == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "sampler or sde is NULL");
     s->nfe = s->steps = s->failed = 0;
@@ -559,6 +643,32 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
     rc = build_grid(fn, s, sched, s->grid_cap, s->grid, &npts);
     if (rc != SCORE_OK)
         return rc;
+    /* partial sampling (SDEdit): the last floor(strength K) steps from the noised x_init */
+    sdedit = PF(s, SCORE_SAMPLER_PARAM_STRENGTH) >= 0.0;
+    if (sdedit && x_init == NULL)
+        return score__error(SCORE_E_INVAL, fn,
+                            "strength = %g (partial sampling) needs the data in x_init",
+                            PF(s, SCORE_SAMPLER_PARAM_STRENGTH));
+    known = score__known_active(&s->known);
+    if (known && (rc = score__known_begin(&s->known, fn, rng, sched, row0, n)) != SCORE_OK)
+        return rc;
+    drop = strength_drop(s, npts);
+    if (sdedit && drop == npts - 1) {
+        /* no step left: the data itself */
+        if (!score__all_finite_f32(n * dim, x_init))
+            return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
+        if (x_init != out)
+            memmove(out, x_init, n * dim * sizeof(float));
+        if (known)
+            score__known_finish(&s->known, n, out);
+        return SCORE_OK;
+    }
+    if (drop > 0) {
+        memmove(s->grid, s->grid + drop, (npts - drop) * sizeof(double));
+        npts -= drop;
+    }
+    /* strength 1 is unconditional sampling: the prior draw, the data unused */
+    x_start = sdedit && drop == 0 ? NULL : x_init;
     {
         /* marginal std at the last positive grid time (ALD's sigma_L) */
         double tl = s->grid[npts - 1] > 0.0 ? s->grid[npts - 1] : s->grid[npts - 2], al;
@@ -573,21 +683,32 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
                (s->pred->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE) != 0 &&
                s->pred->type.err_order > 0 && !score__step_needs_noise(s->pred) &&
                (npts > 2 || s->grid[npts - 1] > 0.0);
-    needs_rng = x_init == NULL ||
+    needs_rng = x_start == NULL || sdedit || known ||
                 (!adaptive && (score__step_needs_noise(s->pred) ||
                                (s->corr != NULL && PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) > 0 &&
                                 score__step_needs_noise(s->corr))));
     if (needs_rng && rng == NULL)
         return score__error(SCORE_E_INVAL, fn, "rng is NULL but the run draws noise%s",
-                            x_init == NULL ? " (prior draw)" : "");
-    rc = start_values(s, sched, row0, n, x_init, out, rng);
+                            x_start == NULL ? " (prior draw)"
+                            : sdedit ? " (partial sampling)"
+                            : known ? " (forward-process noise of the known coordinates)" : "");
+    rc = start_values(s, sched, row0, n, x_start, sdedit, out, rng);
+    if (rc == SCORE_OK && known)
+        rc = score__known_impose(&s->known, fn, row0, NULL, n, s->grid[0], NULL, 0, out);
     if (rc != SCORE_OK)
         return rc;
     nfe0 = score_sde_nfe(sde);
+    if (known)
+        score__sde_set_input(sde, score__known_input, &s->known);
     if (adaptive)
         rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);
     else
         rc = run_fixed(s, sde, rng, row0, n, out, npts, progress, user_data);
+    if (known) {
+        score__sde_set_input(sde, NULL, NULL);
+        if (rc == SCORE_OK)
+            score__known_finish(&s->known, n, out);
+    }
     s->nfe = score_sde_nfe(sde) - nfe0;
     return rc;
 }

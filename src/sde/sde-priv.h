@@ -11,6 +11,17 @@
 
 struct score__model_ws; /* model/model-priv.h */
 
+/* Input overlay of the evaluations of score_sde_score() .. score_sde_pf_drift() (the evaluation
+ * path of every sampler step): called with the n rows x at times t before the model sees them;
+ * sets *x_eff to the rows to evaluate instead (n * dim floats owned by the overlay, or x
+ * itself). has_rows = 1: row i is the global row row0 + i (idx NULL) or row0 + idx[i] (as told
+ * by score__sde_set_rows()); has_rows = 0: the caller did not say. A non-OK status stops the
+ * evaluation (the overlay sets the error message). The samplers use it to impose known
+ * coordinates (sampler/known.c). */
+typedef int (*score__sde_input_fn)(void *ud, const char *fn, size_t n, int has_rows,
+                                   size_t row0, const size_t *idx, const double *t,
+                                   const float *x, const float **x_eff);
+
 struct score_sde {
     score_schedule *sched; /* owned copy */
     score_model *model;    /* borrowed, only read: one model may serve many sdes at a time */
@@ -64,6 +75,9 @@ struct score_sde {
     float *ogv;            /* cap_og floats: the model's VJPs */
     size_t cap_og;
     const float *og;       /* set by a score evaluation for its combine: ogx, else NULL */
+    /* input overlay of a sampling run (score__sde_set_input()): NULL: none */
+    score__sde_input_fn input_fn;
+    void *input_ud;
 };
 
 /* Parameter table of the sde kind (registered in param-registry.h). */
@@ -96,6 +110,9 @@ int score__sde_model_call_failed(const char *fn, int rc);
 int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n, const double *t,
                        const float *x, const float *F, double w, float *out);
 /* score__sde_set_rows(): in sde-ode-priv.h (the solvers in lambda use it too). */
+
+/* Installs (fn != NULL) or removes (fn = NULL) the input overlay. */
+void score__sde_set_input(score_sde *sde, score__sde_input_fn fn, void *ud);
 
 /* sde-classifier.c. classifier_term: with a classifier and a weight != 0, computes
  * grad_x log p(y | x_b, t_b) of the n rows into sde->cgx and points sde->cg at it (combine

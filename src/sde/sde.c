@@ -563,6 +563,12 @@ size_t score__sde_model_rows(size_t n, double w)
     return w != 0.0 ? 2 * n : n;
 }
 
+void score__sde_set_input(score_sde *sde, score__sde_input_fn fn, void *ud)
+{
+    sde->input_fn = fn;
+    sde->input_ud = fn != NULL ? ud : NULL;
+}
+
 void score__sde_set_rows(score_sde *sde, size_t n, size_t row0, const size_t *idx)
 {
     sde->mws->row_n = n;
@@ -674,6 +680,16 @@ static int evaluate(const char *fn, score_sde *sde, int want, size_t n, const do
     int rc = score__sde_check_args(fn, sde, n, t, x, out);
     if (rc != SCORE_OK || n == 0)
         return rc;
+    if (sde->input_fn != NULL) {
+        const struct score__model_ws *mw = sde->mws;
+        const float *xe = x;
+        int has_rows = mw->row_n == n;
+        rc = sde->input_fn(sde->input_ud, fn, n, has_rows, has_rows ? mw->row0 : 0,
+                           has_rows ? mw->row_idx : NULL, t, x, &xe);
+        if (rc != SCORE_OK)
+            return rc;
+        x = xe;
+    }
     rc = score__sde_open_call(fn, sde, n, t, x, want == SCORE__SDE_WANT_REVERSE || want == SCORE__SDE_WANT_PF, &xm, &w);
     if (rc != SCORE_OK)
         return rc;

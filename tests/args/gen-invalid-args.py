@@ -88,7 +88,7 @@ def default_value(ctype, name):
     table = {
         "float*": "F->f", "double*": "F->d", "char*": '"x"', "char**": "&F->s",
         "size_t*": "F->widths" if name == "widths" else "&F->z", "int*": "&F->i",
-        "int64_t*": "&F->i64", "uint64_t*": "&F->u64", "uint32_t*": "F->u32",
+        "int64_t*": "&F->i64", "uint64_t*": "&F->u64", "uint32_t*": "F->u32", "uint8_t*": "F->b",
         "void**": "&F->vb", "void*": "NULL" if name == "user_data" else "F->b",
         "size_t": {"dim": "2", "n": "4"}.get(name, "1"), "double": "0.5", "int": "0",
         "int64_t": "0", "uint64_t": "1", "uint32_t": "0",
