@@ -95,19 +95,27 @@ START_TEST(public_introspection)
 END_TEST
 
 /* SCORE__PARAM_F64 / _I64 index a value array by id - first id: the tables of the objects that
- * read their values that way hold consecutive ids. */
+ * read their values that way hold consecutive ids, up to the last id so read (the step's
+ * SUBSTEP, the sampler's SUBSTEP); ids of later reserved ranges follow in increasing order and
+ * are read by lookup (SCORE__STEP_XF64 / the sampler's XP). */
 START_TEST(consecutive_ids)
 {
     static const int kinds[] = {SCORE_OBJECT_CONTROL, SCORE_OBJECT_STEP, SCORE_OBJECT_SAMPLER,
                                 SCORE_OBJECT_LIKELIHOOD};
+    const int last_direct[] = {-1, SCORE_STEP_PARAM_SUBSTEP, SCORE_SAMPLER_PARAM_SUBSTEP, -1};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         size_t n = score_param_count(kinds[k]);
-        int first, id;
+        int first, id, prev;
         ck_assert_uint_gt(n, 0);
         ck_assert_ok(score_param_id_at(kinds[k], 0, &first));
+        prev = first;
         for (size_t i = 1; i < n; i++) {
             ck_assert_ok(score_param_id_at(kinds[k], i, &id));
-            ck_assert_int_eq(id, first + (int)i);
+            if (last_direct[k] < 0 || first + (int)i <= last_direct[k])
+                ck_assert_int_eq(id, first + (int)i);
+            else
+                ck_assert_int_gt(id, prev);
+            prev = id;
         }
     }
 }

@@ -128,7 +128,21 @@ enum score_sampler_param {
     SCORE_SAMPLER_PARAM_ORDER = 121,
     /** i64: intermediate points of the singlestep DPM-Solver++ predictors, 0..1, default 0
      *  (see ::SCORE_STEP_PARAM_SUBSTEP). @since 0.2 */
-    SCORE_SAMPLER_PARAM_SUBSTEP = 122
+    SCORE_SAMPLER_PARAM_SUBSTEP = 122,
+    /** i64: Brownian-consistent noise of the predictor, 0..1, default 0 (see
+     *  ::SCORE_STEP_PARAM_BROWNIAN; the corrector keeps its counter-keyed noise). @since 0.2 */
+    SCORE_SAMPLER_PARAM_BROWNIAN = 130,
+    /** f64: restart interval lower end s_min (::SCORE_STEP_PARAM_RESTART_SMIN), default 0.1.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_SMIN = 131,
+    /** f64: restart interval upper end s_max (::SCORE_STEP_PARAM_RESTART_SMAX), default 2.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_SMAX = 132,
+    /** i64: restart cycles K (::SCORE_STEP_PARAM_RESTART_K), default 2. @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_K = 133,
+    /** i64: Heun steps per restart cycle (::SCORE_STEP_PARAM_RESTART_STEPS), default 9.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_STEPS = 134
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

@@ -46,6 +46,11 @@
  * | ::SCORE_STEP_NONE | "none" | 0 | 0 | identity (annealed-Langevin drivers) |
  * | ::SCORE_STEP_DPMPP_2S | "dpmpp-2s" | 2 | 2 | singlestep DPM-Solver++(2S), data prediction |
  * | ::SCORE_STEP_DPMPP_3S | "dpmpp-3s" | 3 | 3 | singlestep DPM-Solver++(3S), data prediction |
+ * | ::SCORE_STEP_DPM2_ANCESTRAL | "dpm-2-ancestral" | 2 | 2 | DPM-Solver-2 to s_down + ancestral noise, eta |
+ * | ::SCORE_STEP_DPMPP_2S_ANCESTRAL | "dpmpp-2s-ancestral" | 2 | 2 | DPM-Solver++(2S) to s_down + ancestral noise, eta |
+ * | ::SCORE_STEP_DPMPP_SDE | "dpmpp-sde" | 2 | 2 | stochastic DPM-Solver++, r = 1/2, eta |
+ * | ::SCORE_STEP_DPMPP_3M_SDE | "dpmpp-3m-sde" | 2 | 1 | DPM-Solver++(3M) SDE (published form), multistep, eta |
+ * | ::SCORE_STEP_RESTART | "restart" | 2 | 2 (+ restarts) | Heun + Restart cycles (Xu et al. 2023) |
  *
  * Conventions shared by every built-in type:
  * - A step to `t_next = 0` (the "data" entry of ::SCORE_GRID_APPEND_ZERO) returns the data
@@ -123,7 +128,12 @@ enum score_step_kind {
     SCORE_STEP_DPM_SOLVER_23 = 20,     /**< "dpm-solver-23" / "dpm-adaptive": DPM-Solver-3 with the DPM-Solver-2 (r1 = 1/3) error estimate. */
     SCORE_STEP_NONE = 21,              /**< "none": identity (data prediction for t_next = 0). */
     SCORE_STEP_DPMPP_2S = 22,          /**< "dpmpp-2s": singlestep DPM-Solver++(2S), data prediction, 2 evaluations. @since 0.2 */
-    SCORE_STEP_DPMPP_3S = 23           /**< "dpmpp-3s": singlestep DPM-Solver++(3S), data prediction, 3 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_3S = 23,          /**< "dpmpp-3s": singlestep DPM-Solver++(3S), data prediction, 3 evaluations. @since 0.2 */
+    SCORE_STEP_DPM2_ANCESTRAL = 30,    /**< "dpm-2-ancestral": DPM-Solver-2 (midpoint in log s) to the ancestral s_down, then noise s_up (k-diffusion's sample_dpm_2_ancestral), 2 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_2S_ANCESTRAL = 31, /**< "dpmpp-2s-ancestral": DPM-Solver++(2S) to s_down, then noise s_up, 2 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_SDE = 32,         /**< "dpmpp-sde": stochastic DPM-Solver++ with r = 1/2 (ancestral half steps; k-diffusion's sample_dpmpp_sde), 2 evaluations, two noise draws. @since 0.2 */
+    SCORE_STEP_DPMPP_3M_SDE = 33,      /**< "dpmpp-3m-sde": DPM-Solver++(3M) SDE, data prediction, multistep, eta. @since 0.2 */
+    SCORE_STEP_RESTART = 34            /**< "restart": Heun steps in s plus Restart's forward-noise / ODE-back cycles (Xu et al. 2023), see ::SCORE_STEP_PARAM_RESTART_SMIN. @since 0.2 */
 };
 
 /** @brief Flags of a step type (score_step_type_flags(), score_step_type_set_flags()). */
@@ -190,7 +200,37 @@ enum score_step_param {
      *  schedulers that take the intermediate points from the grid do), with the coefficients
      *  of each row's resulting offsets in lambda (3S: the quadratic interpolant of the three
      *  data predictions; still third order). @since 0.2 */
-    SCORE_STEP_PARAM_SUBSTEP = 1112
+    SCORE_STEP_PARAM_SUBSTEP = 1112,
+    /** i64: Brownian-consistent noise, 0..1, default 0. With 1 the noise a step draws over
+     *  [t_next, t] is the standardised increment (W(t_next) - W(t)) / sqrt(t - t_next) of one
+     *  Brownian path W per (generator key, stream, generator counter, global row, column) on
+     *  the schedule's [0, T], whatever the step's counter: a run with 20 steps and one with 200
+     *  steps follow the same path, and the strong error of an SDE solver can be measured. The
+     *  path is built by Brownian-bridge bisection keyed by the position of each dyadic node,
+     *  exact at the 2^24 + 1 points k T / 2^24 and linear between them (each query costs 25
+     *  normal draws per value). Accepted by em, reverse-diffusion, ancestral,
+     *  euler-ancestral, ddim, dpmpp-2m-sde, dpm-2-ancestral, dpmpp-2s-ancestral, dpmpp-sde and
+     *  dpmpp-3m-sde (dpmpp-sde draws its two noises over [t, t_mid] and [t, t_next] of the
+     *  same path, as k-diffusion's Brownian tree does); a step whose noise is not an interval
+     *  increment (heun churn, langevin, ald, restart) refuses it with ::SCORE_E_UNSUPPORTED
+     *  when it would draw noise. @since 0.2 */
+    SCORE_STEP_PARAM_BROWNIAN = 1120,
+    /** f64: restart: the restart interval's lower end s_min = sigma / alpha, > 0, default
+     *  0.1. A restart step whose end point is the first one at or below s_min (s(t) > s_min >=
+     *  s(t_next)) then runs ::SCORE_STEP_PARAM_RESTART_K cycles: a forward jump from s(t_next) to
+     *  s_max with fresh noise, y += sqrt(s_max^2 - s(t_next)^2) z (times s_noise), and
+     *  ::SCORE_STEP_PARAM_RESTART_STEPS Heun steps back to t_next on the Karras (rho = 7) grid
+     *  in s. Defaults: the interval [0.1, 2] (in s) with K = 2 restarts of 9 Heun steps, the
+     *  authors' Stable-Diffusion setting. @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_SMIN = 1121,
+    /** f64: restart: the interval's upper end s_max, > s_min, default 2. @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_SMAX = 1122,
+    /** i64: restart: number K of restart cycles, 0..100, default 2 (0 = plain heun).
+     *  @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_K = 1123,
+    /** i64: restart: Heun steps of one cycle's ODE pass from s_max back, 1..10000, default 9.
+     *  @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_STEPS = 1124
 };
 
 /**
@@ -255,13 +295,14 @@ SCORE_API const score_step_type *score_step_type_get(int kind);
  *        "em", "reverse-diffusion", "ancestral", "euler-ancestral", "langevin", "ald", "ddim",
  *        "dpm-solver-1", "dpm-solver-2", "dpm-solver-3", "dpmpp-2m", "dpmpp-3m",
  *        "dpmpp-2m-sde", "dpm-solver-12", "dpm-solver-23", "dpm-adaptive", "none", "dpmpp-2s",
- *        "dpmpp-3s"). Every '-' of a name may also be written '_' (the k-diffusion / diffusers
- *        spelling: "dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", ...), and
+ *        "dpmpp-3s", "dpm-2-ancestral", "dpmpp-2s-ancestral", "dpmpp-sde", "dpmpp-3m-sde",
+ *        "restart"). Every '-' of a name may also be written '_' (the k-diffusion / diffusers
+ *        spelling: "dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", "dpm_2_ancestral",
+ *        "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_3m_sde", ...), and
  *        three k-diffusion / web-UI aliases name the same algorithms: "euler_a"
  *        (euler-ancestral), "dpm_2" (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in
  *        log sigma, i.e. DPM-Solver-2) and "euler_maruyama" (em). Names of samplers libscore
- *        does not implement (e.g. "lms", "unipc", "dpmpp_sde", "dpmpp_2s_ancestral") give
- *        NULL.
+ *        does not implement (e.g. "lms", "unipc") give NULL.
  * @param[in] name the name (case-sensitive).
  * @return a static descriptor; NULL for NULL or an unknown name (no error message is set).
  * Ownership: static.
@@ -272,7 +313,7 @@ SCORE_API const score_step_type *score_step_type_find(const char *name);
 
 /**
  * @brief Number of built-in step types.
- * @return the count (23 since 0.2; 21 in 0.1).
+ * @return the count (28 since 0.2; 21 in 0.1).
  * Thread-safety: safe.
  * @since 0.1
  */

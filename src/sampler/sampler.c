@@ -9,8 +9,9 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 23
-/* Value of a parameter of a sampler (an lvalue). */
+#define NPARAMS 28
+/* Value of a parameter of a sampler (an lvalue); ids 100..122 are contiguous, the later ones
+ * are read through XPF / XPI, which look the id up. */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define LOWER_ORDER_FINAL_BELOW 10
@@ -70,7 +71,19 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "order cap of the predictor; 0 = the type's order"},
     {SCORE_SAMPLER_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
+    {SCORE_SAMPLER_PARAM_BROWNIAN, "brownian", SCORE_PARAM_I64, 0, 1, 0,
+     "1 = the predictor's noise as increments of one Brownian path per (seed, row)"},
+    {SCORE_SAMPLER_PARAM_RESTART_SMIN, "restart_smin", SCORE_PARAM_F64, 1e-12, 1e30, 0.1,
+     "restart interval lower end in s = sigma / alpha"},
+    {SCORE_SAMPLER_PARAM_RESTART_SMAX, "restart_smax", SCORE_PARAM_F64, 1e-12, 1e30, 2.0,
+     "restart interval upper end in s"},
+    {SCORE_SAMPLER_PARAM_RESTART_K, "restart_k", SCORE_PARAM_I64, 0, 100, 2,
+     "number of restart cycles"},
+    {SCORE_SAMPLER_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
+     "Heun steps of one restart cycle"},
 };
+
+#define XP(s, id) ((s)->params[score__param_index(sampler_params, NPARAMS, id)])
 
 const score__param_desc *score__sampler_param_table(size_t *n_out);
 const score__param_desc *score__sampler_param_table(size_t *n_out)
@@ -342,6 +355,15 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SNR_NORM) = PI(s, SCORE_SAMPLER_PARAM_SNR_NORM);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_DISC_N) = PI(s, SCORE_SAMPLER_PARAM_DISC_N);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) = PI(s, SCORE_SAMPLER_PARAM_SUBSTEP);
+        SCORE__STEP_XI64(st, SCORE_STEP_PARAM_BROWNIAN) =
+            k == 0 ? XP(s, SCORE_SAMPLER_PARAM_BROWNIAN).i : 0;
+        SCORE__STEP_XF64(st, SCORE_STEP_PARAM_RESTART_SMIN) =
+            XP(s, SCORE_SAMPLER_PARAM_RESTART_SMIN).f;
+        SCORE__STEP_XF64(st, SCORE_STEP_PARAM_RESTART_SMAX) =
+            XP(s, SCORE_SAMPLER_PARAM_RESTART_SMAX).f;
+        SCORE__STEP_XI64(st, SCORE_STEP_PARAM_RESTART_K) = XP(s, SCORE_SAMPLER_PARAM_RESTART_K).i;
+        SCORE__STEP_XI64(st, SCORE_STEP_PARAM_RESTART_STEPS) =
+            XP(s, SCORE_SAMPLER_PARAM_RESTART_STEPS).i;
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }

@@ -42,6 +42,14 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_NONE, "none", 0), .impl = score__step_none},
     {TYPE(SCORE_STEP_DPMPP_2S, "dpmpp-2s", 2), .impl = score__step_dpmpp_single},
     {TYPE(SCORE_STEP_DPMPP_3S, "dpmpp-3s", 3), .impl = score__step_dpmpp_single},
+    {TYPE(SCORE_STEP_DPM2_ANCESTRAL, "dpm-2-ancestral", 2), .flags = ST_S,
+     .impl = score__step_dpm2_ancestral},
+    {TYPE(SCORE_STEP_DPMPP_2S_ANCESTRAL, "dpmpp-2s-ancestral", 2), .flags = ST_S,
+     .impl = score__step_dpmpp_2s_ancestral},
+    {TYPE(SCORE_STEP_DPMPP_SDE, "dpmpp-sde", 2), .flags = ST_S, .impl = score__step_dpmpp_sde},
+    {TYPE(SCORE_STEP_DPMPP_3M_SDE, "dpmpp-3m-sde", 2), .flags = ST_S,
+     .impl = score__step_dpmpp_3m_sde},
+    {TYPE(SCORE_STEP_RESTART, "restart", 2), .flags = ST_S, .impl = score__step_restart},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
