@@ -1,5 +1,6 @@
 /* The stochastic k-diffusion-family steps (dpm-2-ancestral, dpmpp-2s-ancestral, dpmpp-sde,
- * dpmpp-3m-sde), Restart and the Brownian-consistent noise: the path's statistics and
+ * dpmpp-3m-sde: recorded outputs of k-diffusion given the same noise), Restart and the
+ * Brownian-consistent noise: the path's statistics and
  * consistency, the eta = 0 reductions to the deterministic solvers, refusals, Restart's
  * evaluation count and marginals, and the strong order of the SDE solvers on one Brownian path
  * (VP SDE, 2-D Gaussian data with the analytic score: additive noise, so Euler-Maruyama has
@@ -106,6 +107,53 @@ static void one_call(const fx_system *f, const char *name, double eta, double t0
     score_step_free(st);
     score_rng_free(rng);
 }
+
+START_TEST(matches_k_diffusion)
+{
+    /* rows 0 and 1 of 8 after 6 steps on the VE (sigma 0.01..20) Karras grid with the final
+     * denoise, eta = 1, 2-D Gaussian data, start from the prior draw of seed 77, step k called
+     * with counter k: values of k-diffusion's sample_dpm_2_ancestral, sample_dpmpp_2s_ancestral,
+     * sample_dpmpp_sde and sample_dpmpp_3m_sde (torch, float64) given the same grid, start and
+     * noise (the blocks 0, 1 of score_step_noise() at counter k as its noise_sampler) */
+    static const struct {
+        const char *name;
+        double x[4];
+    } rec[4] = {
+        {"dpm-2-ancestral", {1.75292676, -0.0212378003, 1.94603791, -0.151758987}},
+        {"dpmpp-2s-ancestral", {1.28467134, -0.385624661, 1.29771048, -0.448967783}},
+        {"dpmpp-sde", {0.20182876, -0.671333173, 0.533846222, -0.804284345}},
+        {"dpmpp-3m-sde", {1.18122819, -0.984453501, 1.10439542, -0.781234254}},
+    };
+    enum { NS = 6, NRW = 8 };
+    fx_system f;
+    double grid[NS + 1];
+    ck_assert_ok(score_schedule_new(&f.sched, SCORE_SCHEDULE_VE));
+    ck_assert_ok(score_schedule_set_f64(f.sched, SCORE_SCHEDULE_PARAM_SIGMA_MAX, 20.0));
+    ck_assert_ok(score_schedule_prepare(f.sched));
+    ck_assert_ok(score_model_new_gaussian(&f.model, f.sched, 2, fx_mean, fx_cov, NULL));
+    ck_assert_ok(score_sde_new(&f.sde, f.sched, f.model, SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_schedule_time_grid(f.sched, SCORE_GRID_KARRAS, NS, SCORE_GRID_APPEND_ZERO,
+                                          grid));
+    for (int k = 0; k < 4; k++) {
+        score_step *st;
+        score_rng *rng;
+        float x[NRW * DIM];
+        ck_assert_ok(score_step_new(&st, score_step_type_find(rec[k].name), DIM));
+        ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 77));
+        ck_assert_ok(score_schedule_prior_sample(f.sched, rng, NRW, DIM, x));
+        for (int i = 0; i < NS; i++)
+            ck_assert_ok(score_step_apply(st, f.sde, grid[i], grid[i + 1], NRW, x, NULL, rng,
+                                          (uint64_t)i));
+        for (int q = 0; q < 4; q++)
+            ck_assert_msg(fabs((double)x[q] - rec[k].x[q]) < 1e-5,
+                          "%s: x[%d] = %.9g, k-diffusion %.9g",
+                          rec[k].name, q, (double)x[q], rec[k].x[q]);
+        score_step_free(st);
+        score_rng_free(rng);
+    }
+    fx_free(&f);
+}
+END_TEST
 
 START_TEST(eta_zero_reductions)
 {
@@ -385,6 +433,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, path_is_consistent);
     tcase_add_test(tc, path_statistics);
+    tcase_add_test(tc, matches_k_diffusion);
     tcase_add_test(tc, eta_zero_reductions);
     tcase_add_test(tc, registry_and_refusals);
     tcase_add_test(tc, restart_counts_and_marginals);
