@@ -65,11 +65,13 @@
  *   t_next = 0).
  * - Noise: the standard normal for row `row0 + i` of a step called with @p counter is
  *   `normal(counter = rng counter + counter, row = row0 + i, columns b * dim .. b * dim + dim - 1)`
- *   of the generator (block b = 0 for the only draw of every built-in type), see
- *   score_step_noise(). So a row's trajectory depends only on (seed, stream, row, counter),
- *   never on the batch it is computed in. The generator is only read.
- * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde) and the FSAL stage of dopri5 are
- *   kept in the step and used only when the call continues the previous one: same n and row0,
+ *   of the generator (block b = 0 for the only draw of most built-in types; dpmpp-sde draws
+ *   blocks 0 and 1, restart blocks 0 .. K - 1), see score_step_noise(). So a row's trajectory
+ *   depends only on (seed, stream, row, counter), never on the batch it is computed in. With
+ *   ::SCORE_STEP_PARAM_BROWNIAN = 1 the noise over the step is instead the increment of the
+ *   row's Brownian path, which does not depend on the counter. The generator is only read.
+ * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, dpmpp-3m-sde) and the FSAL stage of
+ *   dopri5 are kept in the step and used only when the call continues the previous one: same n and row0,
  *   and every row's t equal to its t_next of the previous call (for FSAL also the same x,
  *   bit for bit). Otherwise the step starts afresh at first order. Call score_step_reset()
  *   when a new trajectory happens to start exactly where the previous one ended.

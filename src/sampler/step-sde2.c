@@ -73,7 +73,8 @@ static int point_at_s(score_step *st, const score__step_call *c, const double *s
     return score__step_alpha_sigma(c, c->n, t1, st->dbl[R_A1], st->dbl[R_SG1]);
 }
 
-/* dpm-2-ancestral (second = 0) and dpmpp-2s-ancestral (second = 1). */
+/* dpm-2-ancestral (plus = 0: Euler half step and DPM-Solver-2 end) and dpmpp-2s-ancestral
+ * (plus = 1: DPM-Solver++(2S)). */
 static int ancestral2(score_step *st, const score__step_call *c, int plus)
 {
     size_t n = c->n, dim = c->dim;
