@@ -59,6 +59,23 @@ static const sampler_def samplers[] = {
      "UniPC multistep with the UniC corrector, order 3, B(h) = expm1(h)"},
     {"unipc-bh1", "unipc-bh1", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA,
      "UniPC as unipc with B(h) = h"},
+    {"dpm-2-ancestral", "dpm-2-ancestral", NULL, 30, SCORE_GRID_KARRAS,
+     "DPM-2 ancestral, eta = 1, 2 evaluations per step (k-diffusion)"},
+    {"dpmpp-2s-ancestral", "dpmpp-2s-ancestral", NULL, 30, SCORE_GRID_KARRAS,
+     "DPM-Solver++(2S) ancestral, eta = 1, 2 evaluations per step (k-diffusion)"},
+    {"dpmpp-sde", "dpmpp-sde", NULL, 30, SCORE_GRID_KARRAS,
+     "stochastic DPM-Solver++, r = 1/2, eta = 1, 2 evaluations per step (k-diffusion)"},
+    {"dpmpp-3m-sde", "dpmpp-3m-sde", NULL, 50, SCORE_GRID_KARRAS,
+     "DPM-Solver++(3M) SDE, eta = 1 (k-diffusion)"},
+    {"restart", "restart", NULL, 20, SCORE_GRID_KARRAS,
+     "Restart: Heun + 2 restarts of 9 Heun steps over s in [0.1, 2] (Xu et al. 2023)"},
+    {"dpm_2_ancestral", "dpm-2-ancestral", NULL, 30, SCORE_GRID_KARRAS,
+     "= dpm-2-ancestral (k-diffusion name)"},
+    {"dpmpp_2s_ancestral", "dpmpp-2s-ancestral", NULL, 30, SCORE_GRID_KARRAS,
+     "= dpmpp-2s-ancestral (k-diffusion name)"},
+    {"dpmpp_sde", "dpmpp-sde", NULL, 30, SCORE_GRID_KARRAS, "= dpmpp-sde (k-diffusion name)"},
+    {"dpmpp_3m_sde", "dpmpp-3m-sde", NULL, 50, SCORE_GRID_KARRAS,
+     "= dpmpp-3m-sde (k-diffusion name)"},
     {"euler_a", "euler-ancestral", NULL, 100, SCORE_GRID_KARRAS, "= euler-ancestral (k-diffusion name)"},
     {"dpmpp_2m", "dpmpp-2m", NULL, 20, SCORE_GRID_UNIFORM_LAMBDA, "= dpmpp-2m (k-diffusion name)"},
     {"dpmpp_2m_sde", "dpmpp-2m-sde", NULL, 50, SCORE_GRID_UNIFORM_LAMBDA,
@@ -160,7 +177,8 @@ static cli_opt s_opts[] = {
     {"corrector-steps", 0, 1, "N", "corrector steps per grid point", NULL},
     {"snr", 0, 1, "X", "Langevin signal-to-noise ratio [0.16]", NULL},
     {"step-size", 0, 1, "X", "fixed Langevin step size (langevin sampler) [SNR rule]", NULL},
-    {"eta", 0, 1, "X", "noise of ddim / euler-ancestral / dpmpp-2m-sde", NULL},
+    {"eta", 0, 1, "X", "noise of ddim / euler-ancestral / the dpm*-ancestral and dpmpp-*sde samplers", NULL},
+    {"brownian", 0, 0, NULL, "SDE samplers: noise as increments of one Brownian path per (seed, row), so runs with different --steps follow the same path", NULL},
     {"churn", 0, 1, "X", "EDM S_churn of heun [0]", NULL},
     {"rtol", 0, 1, "X", "adaptive samplers: relative tolerance", NULL},
     {"atol", 0, 1, "X", "adaptive samplers: absolute tolerance", NULL},
@@ -643,6 +661,8 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ETA, o->eta);
     if (rc == SCORE_OK && o->churn > 0)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_CHURN, o->churn);
+    if (rc == SCORE_OK && cli_opt_flag(s_opts, "brownian"))
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_BROWNIAN, 1);
     if (rc == SCORE_OK && o->rtol > 0)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_RTOL, o->rtol);
     if (rc == SCORE_OK && o->atol > 0)

@@ -22,7 +22,7 @@ enum { NR = 16 };
 START_TEST(registry)
 {
     size_t n = score_step_type_count();
-    ck_assert_uint_eq(n, 27);
+    ck_assert_uint_eq(n, 32);
     /* underscore spellings and aliases (k-diffusion / diffusers names) */
     ck_assert_ptr_eq(score_step_type_find("dpmpp_2m"), score_step_type_get(SCORE_STEP_DPMPP_2M));
     ck_assert_ptr_eq(score_step_type_find("dpmpp_2m_sde"), score_step_type_get(SCORE_STEP_DPMPP_2M_SDE));
@@ -32,7 +32,10 @@ START_TEST(registry)
     ck_assert_ptr_eq(score_step_type_find("dpm_adaptive"), score_step_type_get(SCORE_STEP_DPM_SOLVER_23));
     ck_assert_ptr_eq(score_step_type_find("euler_maruyama"), score_step_type_get(SCORE_STEP_EULER_MARUYAMA));
     ck_assert_ptr_eq(score_step_type_find("dpmpp_3s"), score_step_type_get(SCORE_STEP_DPMPP_3S));
-    ck_assert_ptr_null(score_step_type_find("dpmpp_2s_ancestral")); /* not implemented */
+    ck_assert_ptr_eq(score_step_type_find("dpmpp_2s_ancestral"),
+                     score_step_type_get(SCORE_STEP_DPMPP_2S_ANCESTRAL));
+    ck_assert_ptr_eq(score_step_type_find("dpm_2_ancestral"),
+                     score_step_type_get(SCORE_STEP_DPM2_ANCESTRAL));
     ck_assert_ptr_eq(score_step_type_find("lms"), score_step_type_get(SCORE_STEP_LMS));
     ck_assert_ptr_null(score_step_type_find("lms_karras")); /* a sampler + grid, not a step */
     ck_assert_ptr_null(score_step_type_find("Euler"));
@@ -109,7 +112,7 @@ START_TEST(lifecycle_and_params)
     ck_assert_ok(score_step_reset(st));
     ck_assert_fails_with(score_step_reset(NULL), SCORE_E_INVAL);
     /* introspection through param.h */
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 14);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 19);
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_SUBSTEP), "substep");
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_DISC_N), "disc_n");
     score_step_free(st);

@@ -147,7 +147,21 @@ enum score_sampler_param {
      *  grid's first time, bit-identical to a run without @p x_init, the data unused. The
      *  adaptive solver integrates from t0. x_init is required (::SCORE_E_INVAL otherwise).
      *  doc/controllable-generation.md. @since 0.2 */
-    SCORE_SAMPLER_PARAM_STRENGTH = 124
+    SCORE_SAMPLER_PARAM_STRENGTH = 124,
+    /** i64: Brownian-consistent noise of the predictor, 0..1, default 0 (see
+     *  ::SCORE_STEP_PARAM_BROWNIAN; the corrector keeps its counter-keyed noise). @since 0.2 */
+    SCORE_SAMPLER_PARAM_BROWNIAN = 125,
+    /** f64: restart interval lower end s_min (::SCORE_STEP_PARAM_RESTART_SMIN), default 0.1.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_SMIN = 126,
+    /** f64: restart interval upper end s_max (::SCORE_STEP_PARAM_RESTART_SMAX), default 2.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_SMAX = 127,
+    /** i64: restart cycles K (::SCORE_STEP_PARAM_RESTART_K), default 2. @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_K = 128,
+    /** i64: Heun steps per restart cycle (::SCORE_STEP_PARAM_RESTART_STEPS), default 9.
+     *  @since 0.2 */
+    SCORE_SAMPLER_PARAM_RESTART_STEPS = 129
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

@@ -50,6 +50,11 @@
  * | ::SCORE_STEP_DEIS | "deis" | 3 | 1 | DEIS multistep (noise prediction, exponential integrator) |
  * | ::SCORE_STEP_UNIPC | "unipc" | 3 (+1) | 1 | UniPC multistep, B(h) = expm1(h) ("bh2"), UniC corrector |
  * | ::SCORE_STEP_UNIPC_BH1 | "unipc-bh1" | 3 (+1) | 1 | UniPC multistep, B(h) = h ("bh1"), UniC corrector |
+ * | ::SCORE_STEP_DPM2_ANCESTRAL | "dpm-2-ancestral" | 2 | 2 | DPM-Solver-2 to s_down + ancestral noise, eta |
+ * | ::SCORE_STEP_DPMPP_2S_ANCESTRAL | "dpmpp-2s-ancestral" | 2 | 2 | DPM-Solver++(2S) to s_down + ancestral noise, eta |
+ * | ::SCORE_STEP_DPMPP_SDE | "dpmpp-sde" | 2 | 2 | stochastic DPM-Solver++, r = 1/2, eta |
+ * | ::SCORE_STEP_DPMPP_3M_SDE | "dpmpp-3m-sde" | 2 | 1 | DPM-Solver++(3M) SDE (published form), multistep, eta |
+ * | ::SCORE_STEP_RESTART | "restart" | 2 | 2 (+ restarts) | Heun + Restart cycles (Xu et al. 2023) |
  *
  * Conventions shared by every built-in type:
  * - A step to `t_next = 0` (the "data" entry of ::SCORE_GRID_APPEND_ZERO) returns the data
@@ -64,11 +69,13 @@
  *   t_next = 0).
  * - Noise: the standard normal for row `row0 + i` of a step called with @p counter is
  *   `normal(counter = rng counter + counter, row = row0 + i, columns b * dim .. b * dim + dim - 1)`
- *   of the generator (block b = 0 for the only draw of every built-in type), see
- *   score_step_noise(). So a row's trajectory depends only on (seed, stream, row, counter),
- *   never on the batch it is computed in. The generator is only read.
- * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, lms, deis, unipc, unipc-bh1) and the
- *   FSAL stage of dopri5 are
+ *   of the generator (block b = 0 for the only draw of most built-in types; dpmpp-sde draws
+ *   blocks 0 and 1, restart blocks 0 .. K - 1), see score_step_noise(). So a row's trajectory
+ *   depends only on (seed, stream, row, counter), never on the batch it is computed in. With
+ *   ::SCORE_STEP_PARAM_BROWNIAN = 1 the noise over the step is instead the increment of the
+ *   row's Brownian path, which does not depend on the counter. The generator is only read.
+ * - Multistep history (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, dpmpp-3m-sde, lms, deis, unipc,
+ *   unipc-bh1) and the FSAL stage of dopri5 are
  *   kept in the step and used only when the call continues the previous one: same n and row0,
  *   and every row's t equal to its t_next of the previous call (for FSAL also the same x,
  *   bit for bit). Otherwise the step starts afresh at first order. Call score_step_reset()
@@ -150,7 +157,12 @@ enum score_step_kind {
     SCORE_STEP_LMS = 24,               /**< "lms": linear multistep in s with integrated Lagrange coefficients, orders 1-4 (k-diffusion's LMS). @since 0.2 */
     SCORE_STEP_DEIS = 25,              /**< "deis": DEIS multistep, noise prediction interpolated in lambda, orders 1-3 (diffusers' DEIS). @since 0.2 */
     SCORE_STEP_UNIPC = 26,             /**< "unipc": UniPC multistep with the UniC corrector, data prediction, B(h) = expm1(h) ("bh2"), orders 1-3. @since 0.2 */
-    SCORE_STEP_UNIPC_BH1 = 27          /**< "unipc-bh1": UniPC as ::SCORE_STEP_UNIPC with B(h) = h ("bh1"). @since 0.2 */
+    SCORE_STEP_UNIPC_BH1 = 27,         /**< "unipc-bh1": UniPC as ::SCORE_STEP_UNIPC with B(h) = h ("bh1"). @since 0.2 */
+    SCORE_STEP_DPM2_ANCESTRAL = 28,    /**< "dpm-2-ancestral": DPM-Solver-2 (midpoint in log s) to the ancestral s_down, then noise s_up (k-diffusion's sample_dpm_2_ancestral), 2 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_2S_ANCESTRAL = 29, /**< "dpmpp-2s-ancestral": DPM-Solver++(2S) to s_down, then noise s_up, 2 evaluations. @since 0.2 */
+    SCORE_STEP_DPMPP_SDE = 30,         /**< "dpmpp-sde": stochastic DPM-Solver++ with r = 1/2 (ancestral half steps; k-diffusion's sample_dpmpp_sde), 2 evaluations, two noise draws. @since 0.2 */
+    SCORE_STEP_DPMPP_3M_SDE = 31,      /**< "dpmpp-3m-sde": DPM-Solver++(3M) SDE, data prediction, multistep, eta. @since 0.2 */
+    SCORE_STEP_RESTART = 32            /**< "restart": Heun steps in s plus Restart's forward-noise / ODE-back cycles (Xu et al. 2023), see ::SCORE_STEP_PARAM_RESTART_SMIN. @since 0.2 */
 };
 
 /** @brief Flags of a step type (score_step_type_flags(), score_step_type_set_flags()). */
@@ -223,7 +235,37 @@ enum score_step_param {
      *  DPM-Solver++(3M) of dpm-solver and k-diffusion (k-diffusion's dpmpp_3m_sde with eta = 0),
      *  whose second-difference term has half that weight: second order, but measured more
      *  accurate at very few steps (doc/samplers.md). Ignored by the other types. @since 0.2 */
-    SCORE_STEP_PARAM_DPMPP_3M_FORM = 1113
+    SCORE_STEP_PARAM_DPMPP_3M_FORM = 1113,
+    /** i64: Brownian-consistent noise, 0..1, default 0. With 1 the noise a step draws over
+     *  [t_next, t] is the standardised increment (W(t_next) - W(t)) / sqrt(t - t_next) of one
+     *  Brownian path W per (generator key, stream, generator counter, global row, column) on
+     *  the schedule's [0, T], whatever the step's counter: a run with 20 steps and one with 200
+     *  steps follow the same path, and the strong error of an SDE solver can be measured. The
+     *  path is built by Brownian-bridge bisection keyed by the position of each dyadic node,
+     *  exact at the 2^24 + 1 points k T / 2^24 and linear between them (each query costs 25
+     *  normal draws per value). Accepted by em, reverse-diffusion, ancestral,
+     *  euler-ancestral, ddim, dpmpp-2m-sde, dpm-2-ancestral, dpmpp-2s-ancestral, dpmpp-sde and
+     *  dpmpp-3m-sde (dpmpp-sde draws its two noises over [t, t_mid] and [t, t_next] of the
+     *  same path, as k-diffusion's Brownian tree does); a step whose noise is not an interval
+     *  increment (heun churn, langevin, ald, restart) refuses it with ::SCORE_E_UNSUPPORTED
+     *  when it would draw noise. @since 0.2 */
+    SCORE_STEP_PARAM_BROWNIAN = 1114,
+    /** f64: restart: the restart interval's lower end s_min = sigma / alpha, > 0, default
+     *  0.1. A restart step whose end point is the first one at or below s_min (s(t) > s_min >=
+     *  s(t_next)) then runs ::SCORE_STEP_PARAM_RESTART_K cycles: a forward jump from s(t_next) to
+     *  s_max with fresh noise, y += sqrt(s_max^2 - s(t_next)^2) z (times s_noise), and
+     *  ::SCORE_STEP_PARAM_RESTART_STEPS Heun steps back to t_next on the Karras (rho = 7) grid
+     *  in s. Defaults: the interval [0.1, 2] (in s) with K = 2 restarts of 9 Heun steps, the
+     *  authors' Stable-Diffusion setting. @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_SMIN = 1115,
+    /** f64: restart: the interval's upper end s_max, > s_min, default 2. @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_SMAX = 1116,
+    /** i64: restart: number K of restart cycles, 0..100, default 2 (0 = plain heun).
+     *  @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_K = 1117,
+    /** i64: restart: Heun steps of one cycle's ODE pass from s_max back, 1..10000, default 9.
+     *  @since 0.2 */
+    SCORE_STEP_PARAM_RESTART_STEPS = 1118
 };
 
 /**
@@ -288,14 +330,16 @@ SCORE_API const score_step_type *score_step_type_get(int kind);
  *        "em", "reverse-diffusion", "ancestral", "euler-ancestral", "langevin", "ald", "ddim",
  *        "dpm-solver-1", "dpm-solver-2", "dpm-solver-3", "dpmpp-2m", "dpmpp-3m",
  *        "dpmpp-2m-sde", "dpm-solver-12", "dpm-solver-23", "dpm-adaptive", "none", "dpmpp-2s",
- *        "dpmpp-3s", "lms", "deis", "unipc", "unipc-bh1"). Every '-' of a name may also be
- *        written '_' (the k-diffusion / diffusers spelling: "dpmpp_2m", "dpmpp_3m",
- *        "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", "unipc_bh1", ...), and these
- *        k-diffusion / web-UI aliases name the same algorithms: "euler_a" (euler-ancestral),
- *        "dpm_2" (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in log sigma, i.e.
+ *        "dpmpp-3s", "lms", "deis", "unipc", "unipc-bh1", "dpm-2-ancestral",
+ *        "dpmpp-2s-ancestral", "dpmpp-sde", "dpmpp-3m-sde", "restart"). Every '-' of a name may
+ *        also be written '_' (the k-diffusion / diffusers spelling: "dpmpp_2m", "dpmpp_3m",
+ *        "dpmpp_2m_sde", "euler_ancestral", "dpm_adaptive", "unipc_bh1", "dpm_2_ancestral",
+ *        "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_3m_sde", ...), and these k-diffusion /
+ *        web-UI aliases name the same algorithms: "euler_a" (euler-ancestral), "dpm_2"
+ *        (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in log sigma, i.e.
  *        DPM-Solver-2), "euler_maruyama" (em), "uni_pc" (unipc-bh1, the B(h) = h variant),
  *        "uni_pc_bh2" and "unipc_bh2" (unipc). Names of samplers libscore does not implement
- *        (e.g. "dpmpp_sde", "dpmpp_2s_ancestral") give NULL.
+ *        (e.g. "lms_karras", a sampler with its grid) give NULL.
  * @param[in] name the name (case-sensitive).
  * @return a static descriptor; NULL for NULL or an unknown name (no error message is set).
  * Ownership: static.
@@ -306,7 +350,7 @@ SCORE_API const score_step_type *score_step_type_find(const char *name);
 
 /**
  * @brief Number of built-in step types.
- * @return the count (27 since 0.2; 21 in 0.1).
+ * @return the count (32 since 0.2; 21 in 0.1).
  * Thread-safety: safe.
  * @since 0.1
  */

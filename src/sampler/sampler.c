@@ -12,7 +12,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 25
+#define NPARAMS 30
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -79,6 +79,16 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "dpmpp-3m coefficients: 0 third order, 1 the published form"},
     {SCORE_SAMPLER_PARAM_STRENGTH, "strength", SCORE_PARAM_F64, -1, 1, -1,
      "SDEdit: x_init is data, noised to the grid's last floor(strength N) steps; -1 = off"},
+    {SCORE_SAMPLER_PARAM_BROWNIAN, "brownian", SCORE_PARAM_I64, 0, 1, 0,
+     "1 = the predictor's noise as increments of one Brownian path per (seed, row)"},
+    {SCORE_SAMPLER_PARAM_RESTART_SMIN, "restart_smin", SCORE_PARAM_F64, 1e-12, 1e30, 0.1,
+     "restart interval lower end in s = sigma / alpha"},
+    {SCORE_SAMPLER_PARAM_RESTART_SMAX, "restart_smax", SCORE_PARAM_F64, 1e-12, 1e30, 2.0,
+     "restart interval upper end in s"},
+    {SCORE_SAMPLER_PARAM_RESTART_K, "restart_k", SCORE_PARAM_I64, 0, 100, 2,
+     "number of restart cycles"},
+    {SCORE_SAMPLER_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
+     "Heun steps of one restart cycle"},
 };
 
 
@@ -399,6 +409,15 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) = PI(s, SCORE_SAMPLER_PARAM_SUBSTEP);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_DPMPP_3M_FORM) =
             PI(s, SCORE_SAMPLER_PARAM_DPMPP_3M_FORM);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_BROWNIAN) =
+            k == 0 ? PI(s, SCORE_SAMPLER_PARAM_BROWNIAN) : 0;
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_RESTART_SMIN) =
+            PF(s, SCORE_SAMPLER_PARAM_RESTART_SMIN);
+        SCORE__STEP_F64(st, SCORE_STEP_PARAM_RESTART_SMAX) =
+            PF(s, SCORE_SAMPLER_PARAM_RESTART_SMAX);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_K) = PI(s, SCORE_SAMPLER_PARAM_RESTART_K);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_STEPS) =
+            PI(s, SCORE_SAMPLER_PARAM_RESTART_STEPS);
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }

@@ -3,6 +3,7 @@
  * the exponential integrators. */
 #include <math.h>
 
+#include "rng/brownian-priv.h"
 #include "rng/rng-priv.h"
 #include "sde/sde-priv.h"
 #include "step-priv.h"
@@ -23,16 +24,62 @@ int score__step_needs_noise(const score_step *st)
     case SCORE_STEP_DDIM:
     case SCORE_STEP_EULER_ANCESTRAL:
     case SCORE_STEP_DPMPP_2M_SDE:
+    case SCORE_STEP_DPM2_ANCESTRAL:
+    case SCORE_STEP_DPMPP_2S_ANCESTRAL:
+    case SCORE_STEP_DPMPP_SDE:
+    case SCORE_STEP_DPMPP_3M_SDE:
         return score__step_eta(st) > 0.0;
+    case SCORE_STEP_RESTART:
+        return SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_K) > 0;
     default:
         return (st->type.flags & SCORE_STEP_FLAG_STOCHASTIC) != 0;
     }
 }
 
+int score__step_brownian_ok(int kind)
+{
+    switch (kind) {
+    case SCORE_STEP_EULER_MARUYAMA:
+    case SCORE_STEP_REVERSE_DIFFUSION:
+    case SCORE_STEP_ANCESTRAL:
+    case SCORE_STEP_EULER_ANCESTRAL:
+    case SCORE_STEP_DDIM:
+    case SCORE_STEP_DPMPP_2M_SDE:
+    case SCORE_STEP_DPM2_ANCESTRAL:
+    case SCORE_STEP_DPMPP_2S_ANCESTRAL:
+    case SCORE_STEP_DPMPP_SDE:
+    case SCORE_STEP_DPMPP_3M_SDE: return 1;
+    default: return 0;
+    }
+}
+
+size_t score__step_noise_blocks(const score_step *st)
+{
+    if (st->type.kind == SCORE_STEP_RESTART) {
+        int64_t k = SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_K);
+        return k > 2 ? (size_t)k : 2;
+    }
+    return 2;
+}
+
+void score__step_noise_iv(const score__step_call *c, size_t block, const double *t0,
+                          const double *t1, float *out)
+{
+    if (!c->brown) {
+        score__rng_normal_at(c->rng, (uint32_t)(c->rng->counter + c->counter), c->row0, c->n,
+                             block * c->dim, c->dim, out);
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        size_t row = c->row0 + (c->idx != NULL ? c->idx[i] : i);
+        score__brownian_increment(c->rng, c->brown_T, row, c->dim, t0[i], t1[i],
+                                  out + i * c->dim, c->brown_ws);
+    }
+}
+
 void score__step_noise(const score__step_call *c, size_t block, float *out)
 {
-    score__rng_normal_at(c->rng, (uint32_t)(c->rng->counter + c->counter), c->row0, c->n,
-                         block * c->dim, c->dim, out);
+    score__step_noise_iv(c, block, c->t, c->tn, out);
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */

@@ -13,8 +13,8 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1113). */
-#define SCORE__STEP_NPARAMS 14
+/* Number of step parameters (ids 1100..1118). */
+#define SCORE__STEP_NPARAMS 19
 /* Depth of the multistep history (previous model outputs kept per row). */
 #define SCORE__STEP_NHIST 3
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
@@ -33,6 +33,10 @@ typedef struct score__step_call {
     uint64_t counter;     /* offset added to the generator's counter */
     const size_t *idx;    /* NULL: row i is global row row0 + i; else row0 + idx[i] (idx
                              strictly increasing: the compacted rows of an adaptive solve) */
+    int brown;            /* 1: noise over [t, t_next] is the increment of the row's Brownian
+                             path (SCORE_STEP_PARAM_BROWNIAN), see score__step_noise_iv() */
+    double brown_T;       /* the path's horizon: the schedule's T */
+    double *brown_ws;     /* scratch of the path queries */
 } score__step_call;
 
 typedef int (*score__step_impl_fn)(score_step *st, const score__step_call *c);
@@ -83,6 +87,7 @@ struct score_step {
     int fsal_valid;
     double *fsal_t[2];
     float *fsal_x[2], *fsal_k[2];
+    double *brown_ws; /* Brownian-path scratch (6 dim doubles), allocated on first use */
 };
 
 /* Value of a step parameter (an lvalue: drivers set them, implementations read them). */
@@ -112,6 +117,16 @@ int score__step_none(score_step *st, const score__step_call *c);
 int score__step_lms(score_step *st, const score__step_call *c);
 int score__step_deis(score_step *st, const score__step_call *c);
 int score__step_unipc(score_step *st, const score__step_call *c);
+/* step-sde2.c: DPM-2 ancestral, DPM++(2S) ancestral, DPM++ SDE, DPM++(3M) SDE, Restart */
+int score__step_dpm2_ancestral(score_step *st, const score__step_call *c);
+int score__step_dpmpp_2s_ancestral(score_step *st, const score__step_call *c);
+int score__step_dpmpp_sde(score_step *st, const score__step_call *c);
+int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c);
+int score__step_restart(score_step *st, const score__step_call *c);
+/* Whether a type's noise is a Brownian increment over its step (the types that accept
+ * SCORE_STEP_PARAM_BROWNIAN), and how many noise blocks one call of the step draws. */
+int score__step_brownian_ok(int kind);
+size_t score__step_noise_blocks(const score_step *st);
 
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 
@@ -141,8 +156,13 @@ int score__step_k(score_step *st, const score__step_call *c, const double *t, co
 /* Score s(x, t); counts one model evaluation. */
 int score__step_score(score_step *st, const score__step_call *c, const double *t,
                       const float *x, float *out);
-/* Standard normals of block b for the call's rows. */
+/* Standard normals of block b for the call's rows: with c->brown the standardised increment
+ * of each row's Brownian path over [t, t_next] (block 0 only: the one draw of the interval);
+ * else the counter-keyed block. */
 void score__step_noise(const score__step_call *c, size_t block, float *out);
+/* The same over per-row intervals [t0, t1] (t0 != t1 when c->brown). */
+void score__step_noise_iv(const score__step_call *c, size_t block, const double *t0,
+                          const double *t1, float *out);
 /* Effective eta (the type's default for -1) and whether the step draws noise with its
  * current parameters. */
 double score__step_eta(const score_step *st);

@@ -46,6 +46,14 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_DEIS, "deis", 3), .impl = score__step_deis},
     {TYPE(SCORE_STEP_UNIPC, "unipc", 3), .impl = score__step_unipc},
     {TYPE(SCORE_STEP_UNIPC_BH1, "unipc-bh1", 3), .impl = score__step_unipc},
+    {TYPE(SCORE_STEP_DPM2_ANCESTRAL, "dpm-2-ancestral", 2), .flags = ST_S,
+     .impl = score__step_dpm2_ancestral},
+    {TYPE(SCORE_STEP_DPMPP_2S_ANCESTRAL, "dpmpp-2s-ancestral", 2), .flags = ST_S,
+     .impl = score__step_dpmpp_2s_ancestral},
+    {TYPE(SCORE_STEP_DPMPP_SDE, "dpmpp-sde", 2), .flags = ST_S, .impl = score__step_dpmpp_sde},
+    {TYPE(SCORE_STEP_DPMPP_3M_SDE, "dpmpp-3m-sde", 2), .flags = ST_S,
+     .impl = score__step_dpmpp_3m_sde},
+    {TYPE(SCORE_STEP_RESTART, "restart", 2), .flags = ST_S, .impl = score__step_restart},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])

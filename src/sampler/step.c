@@ -40,6 +40,16 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
     {SCORE_STEP_PARAM_DPMPP_3M_FORM, "dpmpp_3m_form", SCORE_PARAM_I64, 0, 1, 0,
      "dpmpp-3m coefficients: 0 third order, 1 the published form (second-difference weight 1/2)"},
+    {SCORE_STEP_PARAM_BROWNIAN, "brownian", SCORE_PARAM_I64, 0, 1, 0,
+     "1 = noise as increments of one Brownian path per (seed, row)"},
+    {SCORE_STEP_PARAM_RESTART_SMIN, "restart_smin", SCORE_PARAM_F64, 1e-12, 1e30, 0.1,
+     "restart interval lower end in s = sigma / alpha"},
+    {SCORE_STEP_PARAM_RESTART_SMAX, "restart_smax", SCORE_PARAM_F64, 1e-12, 1e30, 2.0,
+     "restart interval upper end in s"},
+    {SCORE_STEP_PARAM_RESTART_K, "restart_k", SCORE_PARAM_I64, 0, 100, 2,
+     "number of restart cycles"},
+    {SCORE_STEP_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
+     "Heun steps of one restart cycle"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
@@ -123,6 +133,7 @@ void score_step_free(score_step *step)
     if (step->type.free_state != NULL)
         step->type.free_state(step->user_state, step->type.free_ud);
     free_workspace(step);
+    score__free(step->brown_ws);
     score__free(step);
 }
 
@@ -331,7 +342,8 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
         if (rng == NULL)
             return score__error(SCORE_E_INVAL, fn, "step type '%s' draws noise: rng is NULL",
                                 step->type.name);
-        rc = check_noise_range(fn, rng, counter, row0, n, step->dim, 2);
+        rc = check_noise_range(fn, rng, counter, row0, n, step->dim,
+                               score__step_noise_blocks(step));
         if (rc != SCORE_OK)
             return rc;
     }
@@ -363,6 +375,24 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     c.rng = needs_noise ? rng : NULL;
     c.counter = counter;
     c.idx = idx;
+    c.brown = 0;
+    c.brown_T = 0.0;
+    c.brown_ws = NULL;
+    if (needs_noise && SCORE__STEP_I64(step, SCORE_STEP_PARAM_BROWNIAN) == 1) {
+        if (!score__step_brownian_ok(step->type.kind))
+            return score__error(SCORE_E_UNSUPPORTED, fn,
+                                "step type '%s' does not draw its noise as a Brownian increment "
+                                "over the step: brownian = 1 is not supported",
+                                step->type.name);
+        rc = score_schedule_get_f64(c.sched, SCORE_SCHEDULE_PARAM_T, &c.brown_T);
+        if (rc != SCORE_OK)
+            return rc;
+        if (step->brown_ws == NULL &&
+            (step->brown_ws = score__calloc(6 * step->dim, sizeof(double))) == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "Brownian-path scratch");
+        c.brown = 1;
+        c.brown_ws = step->brown_ws;
+    }
     if (xerr != NULL && !(step->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE))
         memset(xerr, 0, n * step->dim * sizeof(float));
     if (all_same && !corrector)
