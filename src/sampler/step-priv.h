@@ -13,8 +13,9 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1112). */
-#define SCORE__STEP_NPARAMS 13
+/* Number of step parameters (ids 1100..1112, then 1130..1131 of the mala step, which are read
+ * by their index in the table: SCORE__STEP_F64 / _I64 only serve ids 1100..1112). */
+#define SCORE__STEP_NPARAMS 15
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
 #define SCORE__STEP_NBUF 10
 #define SCORE__STEP_NDBL 24
@@ -71,6 +72,11 @@ struct score_step {
     double *hist_tend;    /* per row: t_next of the last call */
     double *hist_lam[2];  /* per row: lambda of D_{i-1}, D_{i-2} */
     float *hist_d[2];     /* D_{i-1}, D_{i-2} (n*dim) */
+    /* mala (step-mala.c): step-size scale, calls, acceptance totals and per level */
+    double mala_scale;
+    uint64_t mala_calls, mala_acc, mala_prop;
+    size_t mala_nlev, mala_caplev;
+    struct score__mala_level *mala_lev;
     /* dopri5 FSAL caches: A = start of the last call, B = its end */
     size_t fsal_n;
     int fsal_valid;
@@ -101,6 +107,9 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c);
 int score__step_dpm_adaptive(score_step *st, const score__step_call *c);
 int score__step_dpmpp_single(score_step *st, const score__step_call *c);
 int score__step_none(score_step *st, const score__step_call *c);
+int score__step_mala(score_step *st, const score__step_call *c);
+/* step-mala.c: clears the acceptance statistics and the adapted scale (score_step_reset()). */
+void score__step_mala_reset(score_step *st);
 
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 

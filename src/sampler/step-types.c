@@ -42,6 +42,7 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_NONE, "none", 0), .impl = score__step_none},
     {TYPE(SCORE_STEP_DPMPP_2S, "dpmpp-2s", 2), .impl = score__step_dpmpp_single},
     {TYPE(SCORE_STEP_DPMPP_3S, "dpmpp-3s", 3), .impl = score__step_dpmpp_single},
+    {TYPE(SCORE_STEP_MALA, "mala", 1), .flags = ST_S | ST_C, .impl = score__step_mala},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])
