@@ -607,7 +607,8 @@ START_TEST(mala_refusal_and_adaptation)
     ck_assert_ok(score_sde_new(&sde, s, g, SCORE_OUTPUT_SCORE));
     /* a step of 4 is accepted far less often than 0.574: warm-up shrinks it */
     ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, 4.0));
-    ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_MALA_WARMUP, 200));
+    ck_assert_fails_with(score_step_mala_set_adaptation(st, 200, 1.0), SCORE_E_RANGE);
+    ck_assert_ok(score_step_mala_set_adaptation(st, 200, 0.574));
     {
         enum { R = 500 };
         float *xs = malloc(R * 2 * sizeof *xs);
@@ -621,7 +622,7 @@ START_TEST(mala_refusal_and_adaptation)
         ck_assert_uint_eq(acc, lacc);
         /* the rate of the 100 calls after the warm-up */
         ck_assert_ok(score_step_reset(st));
-        ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_MALA_WARMUP, 0));
+        ck_assert_ok(score_step_mala_set_adaptation(st, 0, 0.574));
         ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, 4.0 * sc));
         for (uint64_t k = 0; k < 100; k++)
             ck_assert_ok(score_step_apply(st, sde, t, t, R, xs, NULL, r, 1000 + k));

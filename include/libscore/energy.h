@@ -105,6 +105,29 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_energy(score_sde *sde, size_t n, const
 /* ---- the "mala" step (::SCORE_STEP_MALA, step.h) ---------------------------------------- */
 
 /**
+ * @brief Sets the step-size adaptation of a "mala" step: each of its first @p warmup_calls calls
+ * (since its creation or score_step_reset()) multiplies the step-size scale by
+ * exp((rate - target) / sqrt(k + 1)), k the call's index and rate that call's acceptance rate
+ * over its rows.
+ *
+ * Default: no warm-up (0 calls), target 0.574 (the optimal acceptance rate of MALA in high
+ * dimension). The adapted scale depends on the rows of the warm-up calls, so samples are
+ * batch-split invariant only without warm-up (or with the adapted step fixed afterwards:
+ * ::SCORE_STEP_PARAM_STEP_SIZE = the scale times the step). score_step_reset() restarts the
+ * adaptation from scale 1 (the settings stay).
+ * @param[in,out] step a mala step.
+ * @param[in] warmup_calls calls that adapt, 0..2^40.
+ * @param[in] target acceptance rate, [0.01, 0.99].
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p step); ::SCORE_E_UNSUPPORTED (not a mala step);
+ *         ::SCORE_E_RANGE.
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_step_mala_set_adaptation(score_step *step,
+                                                               uint64_t warmup_calls,
+                                                               double target);
+
+/**
  * @brief Acceptance statistics of a "mala" step since its creation or score_step_reset().
  *
  * The mala step (a corrector: use it alone at a fixed time with score_step_apply(), or as the
@@ -114,7 +137,7 @@ SCORE_API SCORE_WARN_UNUSED int score_sde_energy(score_sde *sde, size_t n, const
  * with a per-row uniform from the counter generator, so that exp(-U) is its exact invariant law.
  * Step size e = ::SCORE_STEP_PARAM_STEP_SIZE when > 0, else 2 (snr sigma(t))^2
  * (::SCORE_STEP_PARAM_SNR), times the scale (1 unless adapted during the warm-up,
- * ::SCORE_STEP_PARAM_MALA_WARMUP, toward ::SCORE_STEP_PARAM_MALA_TARGET). The sde's model must
+ * score_step_mala_set_adaptation()). The sde's model must
  * have an energy (score_model_has_energy()); otherwise the step fails with
  * ::SCORE_E_UNSUPPORTED and leaves x unchanged.
  * @param[in] step a mala step.

@@ -191,17 +191,7 @@ enum score_step_param {
      *  schedulers that take the intermediate points from the grid do), with the coefficients
      *  of each row's resulting offsets in lambda (3S: the quadratic interpolant of the three
      *  data predictions; still third order). @since 0.2 */
-    SCORE_STEP_PARAM_SUBSTEP = 1112,
-    /** f64: acceptance rate the "mala" step adapts its step size toward during its warm-up,
-     *  [0.01, 0.99], default 0.574 (the optimal rate of MALA in high dimension). @since 0.2 */
-    SCORE_STEP_PARAM_MALA_TARGET = 1130,
-    /** i64: number of calls of the "mala" step (since its creation or score_step_reset())
-     *  that adapt its step-size scale, 0..1e9, default 0 (no adaptation). After each warm-up
-     *  call the scale is multiplied by exp((rate - target) / sqrt(k + 1)), k the call's
-     *  index, rate that call's acceptance rate over its rows: the scale then depends on how
-     *  the rows were split into calls, so samples are batch-split invariant only without
-     *  warm-up (or after it, for a fixed scale). @since 0.2 */
-    SCORE_STEP_PARAM_MALA_WARMUP = 1131
+    SCORE_STEP_PARAM_SUBSTEP = 1112
 };
 
 /**

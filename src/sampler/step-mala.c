@@ -8,7 +8,7 @@
  * so the chain's invariant law is exp(-U) exactly, whatever e (unadjusted Langevin is biased by
  * O(e)). Every random number is a function of (seed, counter, global row): rows are independent
  * of the batch split. e = STEP_SIZE when it is > 0, else 2 (snr sigma(t))^2, times the step's
- * scale (1 unless adapted: SCORE_STEP_PARAM_MALA_WARMUP). The step counts accepted and proposed
+ * scale (1 unless adapted: score_step_mala_set_adaptation()). The step counts accepted and proposed
  * moves, in total and per level (consecutive calls at the same time t of the first row). */
 #include <math.h>
 #include <string.h>
@@ -25,20 +25,6 @@ struct score__mala_level {
 
 /* per-row arrays (indices into st->dbl) */
 enum { M_A, M_SG, M_EPS, M_EX, M_EY, M_U };
-
-static double par_f64(const score_step *st, int id)
-{
-    size_t n;
-    const score__param_desc *tab = score__step_param_table(&n);
-    return st->params[score__param_index(tab, n, id)].f;
-}
-
-static int64_t par_i64(const score_step *st, int id)
-{
-    size_t n;
-    const score__param_desc *tab = score__step_param_table(&n);
-    return st->params[score__param_index(tab, n, id)].i;
-}
 
 void score__step_mala_reset(score_step *st)
 {
@@ -103,7 +89,6 @@ int score__step_mala(score_step *st, const score__step_call *c)
     double *eps = st->dbl[M_EPS], *ex = st->dbl[M_EX], *ey = st->dbl[M_EY], *u = st->dbl[M_U];
     double fixed = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_SIZE);
     double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
-    int64_t warm = par_i64(st, SCORE_STEP_PARAM_MALA_WARMUP);
     uint64_t acc = 0;
     int rc = energy(st, c, c->x, ex);
     if (rc == SCORE_OK)
@@ -148,16 +133,15 @@ int score__step_mala(score_step *st, const score__step_call *c)
     }
     if ((rc = record(st, c->t[0], acc, n)) != SCORE_OK)
         return rc;
-    if ((int64_t)st->mala_calls < warm) {
-        double target = par_f64(st, SCORE_STEP_PARAM_MALA_TARGET);
+    if (st->mala_calls < st->mala_warmup) {
         double rate = (double)acc / (double)n;
-        st->mala_scale *= exp((rate - target) / sqrt((double)st->mala_calls + 1.0));
+        st->mala_scale *= exp((rate - st->mala_target) / sqrt((double)st->mala_calls + 1.0));
     }
     st->mala_calls++;
     return SCORE_OK;
 }
 
-/* ---- public getters (energy.h) ---- */
+/* ---- public setters and getters (energy.h) ---- */
 
 static int check_mala(const char *fn, const score_step *step)
 {
@@ -165,6 +149,21 @@ static int check_mala(const char *fn, const score_step *step)
         return score__error(SCORE_E_INVAL, fn, "step is NULL");
     if (step->type.kind != SCORE_STEP_MALA)
         return score__error(SCORE_E_UNSUPPORTED, fn, "'%s' is not a mala step", step->type.name);
+    return SCORE_OK;
+}
+
+int score_step_mala_set_adaptation(score_step *step, uint64_t warmup_calls, double target)
+{
+    int rc = check_mala(__func__, step);
+    if (rc != SCORE_OK)
+        return rc;
+    if (!(target >= 0.01 && target <= 0.99))
+        return score__error(SCORE_E_RANGE, __func__, "target %g not in [0.01, 0.99]", target);
+    if (warmup_calls > (uint64_t)1 << 40)
+        return score__error(SCORE_E_RANGE, __func__, "warmup_calls %llu > 2^40",
+                            (unsigned long long)warmup_calls);
+    step->mala_warmup = warmup_calls;
+    step->mala_target = target;
     return SCORE_OK;
 }
 

@@ -13,9 +13,8 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1112, then 1130..1131 of the mala step, which are read
- * by their index in the table: SCORE__STEP_F64 / _I64 only serve ids 1100..1112). */
-#define SCORE__STEP_NPARAMS 15
+/* Number of step parameters (ids 1100..1112). */
+#define SCORE__STEP_NPARAMS 13
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
 #define SCORE__STEP_NBUF 10
 #define SCORE__STEP_NDBL 24
@@ -73,8 +72,8 @@ struct score_step {
     double *hist_lam[2];  /* per row: lambda of D_{i-1}, D_{i-2} */
     float *hist_d[2];     /* D_{i-1}, D_{i-2} (n*dim) */
     /* mala (step-mala.c): step-size scale, calls, acceptance totals and per level */
-    double mala_scale;
-    uint64_t mala_calls, mala_acc, mala_prop;
+    double mala_scale, mala_target;
+    uint64_t mala_warmup, mala_calls, mala_acc, mala_prop;
     size_t mala_nlev, mala_caplev;
     struct score__mala_level *mala_lev;
     /* dopri5 FSAL caches: A = start of the last call, B = its end */

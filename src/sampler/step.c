@@ -38,11 +38,6 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "discretization N of reverse-diffusion / ancestral; 0 = exact transition between end points"},
     {SCORE_STEP_PARAM_SUBSTEP, "substep", SCORE_PARAM_I64, 0, 1, 0,
      "intermediate points of dpmpp-2s / dpmpp-3s: 0 uniform in lambda, 1 uniform in t"},
-    /* ids 1130.. (not consecutive with the above: read by table index, step-mala.c) */
-    {SCORE_STEP_PARAM_MALA_TARGET, "mala_target", SCORE_PARAM_F64, 0.01, 0.99, 0.574,
-     "acceptance rate the mala step adapts its step size toward during warm-up"},
-    {SCORE_STEP_PARAM_MALA_WARMUP, "mala_warmup", SCORE_PARAM_I64, 0, 1000000000, 0,
-     "calls of the mala step that adapt its step size (0: none, batch-split invariant)"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
@@ -75,6 +70,7 @@ int score_step_new(score_step **out, const score_step_type *type, size_t dim)
     st->type.builtin = 0; /* the copy is owned by the step */
     st->dim = dim;
     st->mala_scale = 1.0;
+    st->mala_target = 0.574;
     score__param_defaults(step_params, SCORE__STEP_NPARAMS, st->params);
     if (st->type.alloc != NULL) {
         int rc = st->type.alloc(&st->user_state, dim, st->type.alloc_ud);
