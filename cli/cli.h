@@ -29,6 +29,7 @@ extern const char *cli_command;   /* "train", "sample", ... for messages ("" bef
 int cli_cmd_train(int argc, char **argv);
 int cli_cmd_sample(int argc, char **argv);
 int cli_cmd_loglik(int argc, char **argv);
+int cli_cmd_energy(int argc, char **argv);
 int cli_cmd_encode(int argc, char **argv);
 int cli_cmd_decode(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);

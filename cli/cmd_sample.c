@@ -103,7 +103,7 @@ static const cli_name grids[] = {
 
 static const cli_name correctors[] = {
     {"none", 0, NULL}, {"langevin", SCORE_STEP_LANGEVIN, NULL}, {"ald", SCORE_STEP_ALD, NULL},
-    {NULL, 0, NULL},
+    {"mala", SCORE_STEP_MALA, NULL}, {NULL, 0, NULL},
 };
 
 static const sampler_def *find_sampler(const char *name)
@@ -173,7 +173,7 @@ static cli_opt s_opts[] = {
     {"seed", 0, 1, "N", "seed of the noise [0]", NULL},
     {"grid", 0, 1, "NAME", "time grid [per sampler]", NULL},
     {"no-denoise", 0, 0, NULL, "stop at t_eps instead of a final denoising step to t = 0", NULL},
-    {"corrector", 0, 1, "NAME", "add a corrector: langevin, ald, none", NULL},
+    {"corrector", 0, 1, "NAME", "add a corrector: langevin, ald, mala (Metropolis-adjusted; energy models), none", NULL},
     {"corrector-steps", 0, 1, "N", "corrector steps per grid point", NULL},
     {"snr", 0, 1, "X", "Langevin signal-to-noise ratio [0.16]", NULL},
     {"step-size", 0, 1, "X", "fixed Langevin step size (langevin sampler) [SNR rule]", NULL},

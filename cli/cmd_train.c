@@ -74,6 +74,7 @@ cli_opt cli_train_opts[] = {
     {"levels", 0, 1, "L", "number of levels of a discrete schedule", NULL},
     {"predict", 0, 1, "KIND", "network output: eps, score, x0, v, edm, score-over-sigma [eps]", NULL},
     {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4", NULL},
+    {"model", 0, 1, "KIND", "network: mlp (outputs the prediction), energy (a scalar energy E whose -grad_x E is the score; --predict score, losses dsm / ncsn / sde) [mlp]", NULL},
     {"hidden", 0, 1, "N", "MLP width [128]", NULL},
     {"depth", 0, 1, "N", "MLP hidden layers [3]", NULL},
     {"activation", 0, 1, "NAME", "silu, softplus, tanh, elu, gelu [silu]", NULL},
@@ -222,6 +223,21 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
                    o->loss_kind == SCORE_LOSS_SSM || o->loss_kind == SCORE_LOSS_SSM_VR;
     if (o->time_free && cli_opt_get(cli_train_opts, "predict") == NULL)
         o->predict = SCORE_OUTPUT_SCORE;
+    {
+        const char *kind = cli_opt_get(cli_train_opts, "model");
+        if (kind != NULL && strcmp(kind, "energy") != 0 && strcmp(kind, "mlp") != 0)
+            return cli_usage_error("--model %s: give mlp or energy", kind);
+        o->energy = kind != NULL && strcmp(kind, "energy") == 0;
+    }
+    if (o->energy) {
+        if (cli_opt_get(cli_train_opts, "predict") == NULL)
+            o->predict = SCORE_OUTPUT_SCORE;
+        if (o->predict != SCORE_OUTPUT_SCORE)
+            return cli_usage_error("--model energy outputs the score -grad_x E: --predict score");
+        if (o->label_column != NULL || o->condition_columns != NULL || o->init != NULL)
+            return cli_usage_error("--model energy takes no --label-column, "
+                                   "--condition-columns or --init");
+    }
     return 0;
 }
 

@@ -13,6 +13,7 @@ static const struct {
     {"train-classifier", cli_cmd_train_classifier, "train a noise-conditional classifier for classifier guidance"},
     {"sample", cli_cmd_sample, "draw samples from a model file into a CSV file"},
     {"loglik", cli_cmd_loglik, "log-likelihood and bits/dim of the rows of a CSV file"},
+    {"energy", cli_cmd_energy, "energy (anomaly score) of the rows of a CSV file under an energy model"},
     {"encode", cli_cmd_encode, "map the rows of a CSV file to their probability-flow latents"},
     {"decode", cli_cmd_decode, "map latents back to data (the inverse of encode)"},
     {"info", cli_cmd_info, "describe a model file"},

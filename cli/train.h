@@ -29,6 +29,7 @@ typedef struct train_opts {
     const char *checkpoint, *resume, *init;
     int dequantize;                  /* a score_genmodel_dequant */
     int loss_kind, weighting, act, embed, opt_kind, predict, cond;
+    int energy;              /* --model energy: the energy MLP */
     int quiet, time_free;
 } train_opts;
 

@@ -144,9 +144,18 @@ static int take_init_network(const train_opts *o, train_job *j)
 int train_set_up_model(const train_opts *o, train_job *j)
 {
     int rc;
-    if ((rc = score_model_new_mlp(&j->model, j->dim, o->hidden, o->depth, o->act, o->seed)) !=
-            SCORE_OK ||
-        (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBEDDING, o->embed)) != SCORE_OK ||
+    if (o->energy) { /* the energy MLP: the same architecture options, one output */
+        if ((rc = score_model_new_energy(&j->model, j->dim)) != SCORE_OK ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_HIDDEN, (int64_t)o->hidden)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_DEPTH, (int64_t)o->depth)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_ACTIVATION, o->act)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_SEED, (int64_t)o->seed)))
+            return cli_lib_fail(rc, "model");
+    } else if ((rc = score_model_new_mlp(&j->model, j->dim, o->hidden, o->depth, o->act,
+                                         o->seed)) != SCORE_OK) {
+        return cli_lib_fail(rc, "model");
+    }
+    if ((rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBEDDING, o->embed)) != SCORE_OK ||
         (o->embed != SCORE_EMBED_NONE &&
          (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_EMBED_DIM,
                                    (int64_t)o->embed_dim)) != SCORE_OK) ||

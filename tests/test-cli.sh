@@ -190,6 +190,18 @@ expect_ok -- "$SCORE" train --dataset moons -n 256 --steps 10 --batch 32 --hidde
 expect_ok -- "$SCORE" sample "$T/dsm.safetensors" --sampler langevin --steps 5 -n 8 -q
 expect_fail 2 "was trained at one noise level only" -- "$SCORE" sample "$T/dsm.safetensors" --sampler pc
 expect_fail 1 "has no likelihood" -- "$SCORE" loglik "$T/dsm.safetensors" "$T/good.csv" -q
+# the energy model: training, info, anomaly scores per row, the mala corrector, refusals
+expect_ok -- "$SCORE" train --dataset ring8 -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
+    --model energy -o "$T/energy.safetensors" -q
+expect_ok -- "$SCORE" info "$T/energy.safetensors"
+grep -q "^model:         energy, dim 2" "$T/out" || { echo "FAIL: info of an energy model"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" energy "$T/energy.safetensors" "$T/good.csv" -o "$T/energy.csv"
+grep -q "^mean energy" "$T/out" && [ "$(sed -n 1p "$T/energy.csv")" = "energy" ] &&
+    [ "$(wc -l <"$T/energy.csv")" -eq "$(($(grep -c . "$T/good.csv") ))" ] ||
+    { echo "FAIL: score energy output"; cat "$T/out"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$T/energy.safetensors" --sampler pc --corrector mala --steps 3 -n 4 -q
+expect_fail 1 "has no energy" -- "$SCORE" energy "$M" "$T/good.csv"
+expect_fail 2 "--predict score" -- "$SCORE" train --dataset ring8 --model energy --predict eps -o "$T/m" -q
 expect_ok -- "$SCORE" train --dataset gaussian -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
     --loss ssm-vr --projections 2 -o "$T/ssm.safetensors" -q
 expect_ok -- "$SCORE" info "$T/dsm.safetensors" --all

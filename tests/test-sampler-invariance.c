@@ -3,7 +3,9 @@
  * thread count 1 and 2, give bit-identical rows, for an analytic model (Gaussian mixture), an
  * MLP (whose BLAS products round a row according to the product's shape unless the model is
  * evaluated in panels aligned to the global row numbers), a weighted sum of two MLPs and a
- * class-conditional MLP with classifier-free guidance (2n rows per evaluation). Stochastic
+ * class-conditional MLP with classifier-free guidance (2n rows per evaluation) and an energy MLP
+ * (score -grad E by reverse mode in aligned row panels). The mala corrector needs an energy: on
+ * the MLP systems it must refuse (SCORE_E_UNSUPPORTED). Stochastic
  * types run with noise (eta 0.8, churn), correctors behind the reverse-diffusion predictor, the
  * adaptive types adaptively (per-row step sizes: rows reach different times and the solve
  * evaluates compacted rows). The Langevin corrector runs with its batch-invariant step-size
@@ -17,14 +19,14 @@
 
 #include "helpers/sampler-fixture.h"
 
-enum { NROWS = 100, DIM = 2, STEPS = 6, NSYS = 4 };
+enum { NROWS = 100, DIM = 2, STEPS = 6, NSYS = 5 };
 
 typedef struct sys {
     fx_system f;
     score_model *m2, *sum; /* the sum's second member and the sum */
 } sys;
 
-static const char *const sys_name[NSYS] = {"gmm", "mlp", "mlp-sum", "mlp-guided"};
+static const char *const sys_name[NSYS] = {"gmm", "mlp", "mlp-sum", "mlp-guided", "energy"};
 
 static void make_mlp(score_model **m, uint64_t seed, int64_t classes)
 {
@@ -35,7 +37,7 @@ static void make_mlp(score_model **m, uint64_t seed, int64_t classes)
 }
 
 /* kind 0: analytic mixture (score output); 1: MLP; 2: sum of two MLPs; 3: class-conditional
- * MLP, label 1, guidance 1.5 (noise-prediction outputs). */
+ * MLP, label 1, guidance 1.5 (noise-prediction outputs); 4: energy MLP (score output). */
 static void make_system(sys *s, int kind)
 {
     memset(s, 0, sizeof *s);
@@ -46,6 +48,15 @@ static void make_system(sys *s, int kind)
     ck_assert_ok(score_schedule_new(&s->f.sched, SCORE_SCHEDULE_VP));
     ck_assert_ok(score_schedule_set_f64(s->f.sched, SCORE_SCHEDULE_PARAM_T_EPS, 1e-3));
     ck_assert_ok(score_schedule_prepare(s->f.sched));
+    if (kind == 4) {
+        ck_assert_ok(score_model_new_energy(&s->f.model, DIM));
+        ck_assert_ok(score_model_set_i64(s->f.model, SCORE_MODEL_PARAM_HIDDEN, 48));
+        ck_assert_ok(score_model_set_i64(s->f.model, SCORE_MODEL_PARAM_DEPTH, 2));
+        ck_assert_ok(score_model_set_i64(s->f.model, SCORE_MODEL_PARAM_SEED, 13));
+        ck_assert_ok(score_model_prepare(s->f.model));
+        ck_assert_ok(score_sde_new(&s->f.sde, s->f.sched, s->f.model, SCORE_OUTPUT_SCORE));
+        return;
+    }
     make_mlp(&s->f.model, 11, kind == 3 ? 3 : 0);
     if (kind == 2) {
         score_model *pair[2];
@@ -124,6 +135,14 @@ static void check_type(const score_step_type *type, int kind, const size_t *chun
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 1234));
     s = make_sampler(type);
     set_threads(&f, 1);
+    if (score_step_type_kind(type) == SCORE_STEP_MALA && !score_model_has_energy(f.f.model)) {
+        ck_assert_int_eq(score_sampler_run(s, f.f.sde, NROWS, NULL, ref, rng, NULL, NULL),
+                         SCORE_E_UNSUPPORTED);
+        score_sampler_free(s);
+        score_rng_free(rng);
+        free_system(&f);
+        return;
+    }
     ck_assert_ok(score_sampler_run(s, f.f.sde, NROWS, NULL, ref, rng, NULL, NULL));
     for (size_t q = 0; q < NROWS * DIM; q++) {
         ck_assert(isfinite(ref[q]));
@@ -159,7 +178,8 @@ START_TEST(every_step_type_every_split)
     static const size_t chunks[3] = {64, 7, 1};
     size_t ntypes = score_step_type_count();
     int kind = _i / (int)ntypes;
-    check_type(score_step_type_at((size_t)_i % ntypes), kind, chunks, kind < 2 ? 3 : 2);
+    check_type(score_step_type_at((size_t)_i % ntypes), kind, chunks,
+               kind < 2 || kind == 4 ? 3 : 2);
 }
 END_TEST
 

@@ -22,7 +22,7 @@ enum { NR = 16 };
 START_TEST(registry)
 {
     size_t n = score_step_type_count();
-    ck_assert_uint_eq(n, 32);
+    ck_assert_uint_eq(n, 33);
     /* underscore spellings and aliases (k-diffusion / diffusers names) */
     ck_assert_ptr_eq(score_step_type_find("dpmpp_2m"), score_step_type_get(SCORE_STEP_DPMPP_2M));
     ck_assert_ptr_eq(score_step_type_find("dpmpp_2m_sde"), score_step_type_get(SCORE_STEP_DPMPP_2M_SDE));

@@ -18,6 +18,7 @@
 #include "schedule.h"
 #include "model.h"
 #include "classifier.h"
+#include "energy.h"
 #include "sde.h"
 #include "loss.h"
 #include "train.h"

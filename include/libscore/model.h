@@ -63,7 +63,8 @@ enum score_model_kind {
     SCORE_MODEL_GMM = 3,         /**< Analytic Gaussian mixture (diagonal covariances) noised by a schedule. */
     SCORE_MODEL_CALLBACK = 4,    /**< User function (an external network). */
     SCORE_MODEL_COMBINATION = 5, /**< Weighted sum of other models (guidance, product of experts). */
-    SCORE_MODEL_CLASSIFIER = 6   /**< Noise-conditional classifier p(y | x_t, t): the MLP with K logits (classifier.h). */
+    SCORE_MODEL_CLASSIFIER = 6,  /**< Noise-conditional classifier p(y | x_t, t): the MLP with K logits (classifier.h). */
+    SCORE_MODEL_ENERGY = 7       /**< Energy model: the MLP with one output E(x, c); its output is the score -grad_x E (energy.h). */
 };
 
 /** @brief Activation functions of the MLP (pinned values); all are smooth enough for the

@@ -162,7 +162,8 @@ enum score_step_kind {
     SCORE_STEP_DPMPP_2S_ANCESTRAL = 29, /**< "dpmpp-2s-ancestral": DPM-Solver++(2S) to s_down, then noise s_up, 2 evaluations. @since 0.2 */
     SCORE_STEP_DPMPP_SDE = 30,         /**< "dpmpp-sde": stochastic DPM-Solver++ with r = 1/2 (ancestral half steps; k-diffusion's sample_dpmpp_sde), 2 evaluations, two noise draws. @since 0.2 */
     SCORE_STEP_DPMPP_3M_SDE = 31,      /**< "dpmpp-3m-sde": DPM-Solver++(3M) SDE, data prediction, multistep, eta. @since 0.2 */
-    SCORE_STEP_RESTART = 32            /**< "restart": Heun steps in s plus Restart's forward-noise / ODE-back cycles (Xu et al. 2023), see ::SCORE_STEP_PARAM_RESTART_SMIN. @since 0.2 */
+    SCORE_STEP_RESTART = 32,           /**< "restart": Heun steps in s plus Restart's forward-noise / ODE-back cycles (Xu et al. 2023), see ::SCORE_STEP_PARAM_RESTART_SMIN. @since 0.2 */
+    SCORE_STEP_MALA = 33               /**< "mala": Metropolis-adjusted Langevin at fixed t (corrector; needs a model with an energy, energy.h). @since 0.2 */
 };
 
 /** @brief Flags of a step type (score_step_type_flags(), score_step_type_set_flags()). */
@@ -350,7 +351,7 @@ SCORE_API const score_step_type *score_step_type_find(const char *name);
 
 /**
  * @brief Number of built-in step types.
- * @return the count (32 since 0.2; 21 in 0.1).
+ * @return the count (33 since 0.2; 21 in 0.1).
  * Thread-safety: safe.
  * @since 0.1
  */

@@ -454,6 +454,25 @@ static int an_clone_impl(score_model *dst, const score_model *src)
     return SCORE_OK;
 }
 
+/* The energy -log p_t(x) (the row's component alone under a label), with its normalising
+ * constant: the exact negative log-density. */
+static int an_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                     const double *c, double *E)
+{
+    static const char fn[] = "score_model_energy";
+    const analytic *A = m->impl;
+    an_scratch *S;
+    int rc = scratch_of(fn, A, ws, &S);
+    for (size_t b = 0; rc == SCORE_OK && b < n; b++) {
+        double al, si;
+        if ((rc = alpha_sigma(fn, A, c[b], &al, &si)) != SCORE_OK)
+            break;
+        load_row(x + b * A->dim, A->dim, S->hv);
+        score__analytic_to_basis(A, S->hv, S->xb);
+        E[b] = -eval_row(A, S, al, si, row_component(m, ws, b));
+    }
+    return rc;
+}
 
 const score__model_ops score__gaussian_ops = {
     .name = "gaussian",
@@ -461,6 +480,7 @@ const score__model_ops score__gaussian_ops = {
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,
+    .energy = an_energy,
     .ws_new = an_ws_new,
     .ws_free = an_ws_free,
     .clone_impl = an_clone_impl,
@@ -475,6 +495,7 @@ const score__model_ops score__gmm_ops = {
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,
+    .energy = an_energy,
     .ws_new = an_ws_new,
     .ws_free = an_ws_free,
     .clone_impl = an_clone_impl,

@@ -280,6 +280,34 @@ static int co_trace(const score_model *m, score__model_ws *ws, size_t n, const f
     return SCORE_OK;
 }
 
+/* The energy of a weighted sum: sum_i w_i E_i (the score is sum_i w_i s_i = -grad of it), i.e.
+ * the product of experts prod_i p_i^{w_i}: a weight is an inverse temperature. Members' energies
+ * in double, summed in member order. */
+static int co_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                     const double *c, double *E)
+{
+    const combo *C = m->impl;
+    combo_ws *W;
+    int rc = workspace("score_model_energy", C, ws, 0, n, &W);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++)
+        E[b] = 0.0;
+    for (size_t i = 0; i < C->k; i++) {
+        double w = weight(m, C, i);
+        if (w == 0.0)
+            continue;
+        rc = score__model_energy_ws("score_model_energy", C->members[i],
+                                    member_ws(ws, W, i, 0), n, x, c, W->tr);
+        if (rc != SCORE_OK)
+            return member_failed(ws, W, i, rc);
+        for (size_t b = 0; b < n; b++)
+            E[b] += w * W->tr[b];
+    }
+    ws->cb_status = 0;
+    return SCORE_OK;
+}
+
 static void combo_destroy(combo *C)
 {
     if (C == NULL)
@@ -365,7 +393,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
 {
     combo *C = combo_alloc(k);
     uint32_t caps = ~(uint32_t)0;
-    int rc;
+    int rc, energy = 1;
     if (C == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     C->cfg = cfg;
@@ -373,6 +401,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
         C->members[i] = models[i];
         C->w[i] = weights ? weights[i] : 1.0;
         caps &= score_model_capabilities(models[i]);
+        energy = energy && models[i]->ops->energy != NULL;
     }
     C->ops.name = "combination";
     C->ops.forward = co_forward;
@@ -380,6 +409,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
     C->ops.jvp = (caps & SCORE_MODEL_CAP_JVP) ? co_jvp : NULL;
     C->ops.vjp = (caps & SCORE_MODEL_CAP_VJP) ? co_vjp : NULL;
     C->ops.trace = (caps & SCORE_MODEL_CAP_TRACE) ? co_trace : NULL;
+    C->ops.energy = energy ? co_energy : NULL;
     C->ops.ws_new = co_ws_new;
     C->ops.ws_free = co_ws_free;
     C->ops.clone_impl = co_clone_impl;

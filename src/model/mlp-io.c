@@ -298,10 +298,11 @@ static int check_tensors(const char *fn, const score__st_reader *r, const arch *
     return SCORE_OK;
 }
 
-/* The network of an MLP file (classes 0, sched NULL) or of a classifier file (classes: the
- * head's width, sched: its schedule, copied). */
+/* The network of an MLP file (classes 0, sched NULL, energy 0), of an energy file (energy 1:
+ * one output) or of a classifier file (classes: the head's width, sched: its schedule,
+ * copied). */
 static int load_net(score_model **out, const struct score__st_reader *r, uint64_t classes,
-                    const score_schedule *sched)
+                    const score_schedule *sched, int energy)
 {
     static const char fn[] = "score_model_load";
     arch a;
@@ -316,23 +317,27 @@ static int load_net(score_model **out, const struct score__st_reader *r, uint64_
         return score__error(SCORE_E_FORMAT, fn, "a classifier takes no label or context input "
                             "(metadata 'num_classes' / 'context_dim')");
     /* a classifier's schedule may hold an array (checked by the schedule's loader) */
-    if ((rc = check_tensors(fn, r, &a, classes > 0 ? (size_t)classes : (size_t)a.dim,
+    if (energy && (a.num_classes > 0 || a.context_dim > 0))
+        return score__error(SCORE_E_FORMAT, fn, "an energy model takes no label or context "
+                            "input (metadata 'num_classes' / 'context_dim')");
+    if ((rc = check_tensors(fn, r, &a,
+                            energy ? 1 : classes > 0 ? (size_t)classes : (size_t)a.dim,
                             classes > 0 && score__st_find(r, "schedule.array") != NULL)) !=
         SCORE_OK)
         return rc;
     if (classes > 0)
         rc = score_model_new_classifier(&m, sched, (size_t)a.dim, (size_t)classes);
     else
-        rc = score_model_new(&m, SCORE_MODEL_MLP, (size_t)a.dim);
+        rc = score_model_new(&m, energy ? SCORE_MODEL_ENERGY : SCORE_MODEL_MLP, (size_t)a.dim);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, a.act);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_EMBEDDING, a.emb);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, (int64_t)a.embed_dim);
     if (rc == SCORE_OK) rc = score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, a.fourier_scale);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, (int64_t)a.residual);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)a.seed);
-    if (rc == SCORE_OK && classes == 0)
+    if (rc == SCORE_OK && classes == 0 && !energy)
         rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a.num_classes);
-    if (rc == SCORE_OK && classes == 0)
+    if (rc == SCORE_OK && classes == 0 && !energy)
         rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
     if (rc == SCORE_OK) rc = score_model_set_hidden_widths(m, a.n_hidden, a.widths);
     if (rc == SCORE_OK) rc = score_model_prepare(m);
@@ -392,7 +397,20 @@ static int load_net(score_model **out, const struct score__st_reader *r, uint64_
 
 int score__mlp_load(score_model **out, const struct score__st_reader *r)
 {
-    return load_net(out, r, 0, NULL);
+    return load_net(out, r, 0, NULL, 0);
+}
+
+/* ---- the energy kind: the MLP's metadata and tensors, the last layer with one output (the
+ * energy), "kind" = "energy" ---- */
+
+int score__energy_save(const score_model *m, struct score__st_writer *w)
+{
+    return score__mlp_save(m, w);
+}
+
+int score__energy_load(score_model **out, const struct score__st_reader *r)
+{
+    return load_net(out, r, 0, NULL, 1);
 }
 
 /* ---- the classifier kind: the MLP's metadata and tensors (the last layer has num_classes
@@ -421,7 +439,7 @@ int score__classifier_load(score_model **out, const struct score__st_reader *r)
     if ((rc = meta_u64(fn, r, "classes", 2, 65535, &classes)) != SCORE_OK ||
         (rc = score__schedule_load(fn, r, "schedule", &sched)) != SCORE_OK)
         return rc;
-    rc = load_net(out, r, classes, sched);
+    rc = load_net(out, r, classes, sched, 0);
     score_schedule_free(sched);
     return rc;
 }

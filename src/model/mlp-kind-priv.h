@@ -53,6 +53,10 @@ typedef struct mlp_ws {
     /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;
+    /* the energy kind (energy.c): panel arena, and x, c of the rows of the cached forward */
+    size_t ecap, ecn; /* floats of earena; rows of ecx / ecc */
+    float *earena, *ecx;
+    double *ecc;
     /* threads of SCORE_MODEL_PARAM_THREADS > 1 (made on first use) */
     score__pool *pool;
     size_t pool_failed;
@@ -158,5 +162,22 @@ int score__mlp_trace_grad_fn(const score_model *m, score__model_ws *ws, size_t n
 int score__mlp_vjv_grad_fn(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                            const double *c, size_t k, const float *v, const double *w,
                            score__gout_fn gfn, void *gctx, float *grad, double *vjv, float *fx);
+
+/* energy.c: the compute operations of the energy kind (score__energy_ops in mlp.c: the MLP's
+ * network with one output E, the model's output the score -grad_x E). */
+int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, float *out);
+int score__energy_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, float *out);
+int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
+                           const float *gout, float *grad, float *gx);
+int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, size_t k, const float *v, float *out, float *fx);
+int score__energy_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, size_t k, const float *u, float *out);
+int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, double *tr, float *fx);
+int score__energy_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                         const double *c, double *E);
 
 #endif /* LIBSCORE_MLP_KIND_PRIV_H */

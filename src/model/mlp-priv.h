@@ -38,6 +38,9 @@ void score__mlp_set_tangent_budget(score_model *m, size_t bytes);
 /* mlp-io.c: the save/load hooks of score__mlp_ops. */
 int score__mlp_save(const score_model *m, struct score__st_writer *w);
 int score__mlp_load(score_model **out, const struct score__st_reader *r);
+/* mlp-io.c: the save/load hooks of score__energy_ops. */
+int score__energy_save(const score_model *m, struct score__st_writer *w);
+int score__energy_load(score_model **out, const struct score__st_reader *r);
 /* mlp-io.c: the save/load hooks of score__classifier_ops. */
 int score__classifier_save(const score_model *m, struct score__st_writer *w);
 int score__classifier_load(score_model **out, const struct score__st_reader *r);

@@ -77,7 +77,8 @@ int score_model_set_hidden_widths(score_model *model, size_t n_layers, const siz
     mlp *p;
     if (model == NULL || widths == NULL)
         return score__error(SCORE_E_INVAL, __func__, "model or widths is NULL");
-    if (model->kind != SCORE_MODEL_MLP && model->kind != SCORE_MODEL_CLASSIFIER)
+    if (model->kind != SCORE_MODEL_MLP && model->kind != SCORE_MODEL_CLASSIFIER &&
+        model->kind != SCORE_MODEL_ENERGY)
         return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models have no hidden layers",
                             model->ops->name);
     if (model->prepared)
@@ -124,6 +125,14 @@ static void free_arenas(mlp_ws *w)
     w->lab = NULL;
     score__free(w->tarena);
     score__free(w->iarena);
+    score__free(w->earena);
+    score__free(w->ecx);
+    score__free(w->ecc);
+    w->earena = NULL;
+    w->ecx = NULL;
+    w->ecc = NULL;
+    w->ecap = 0;
+    w->ecn = 0;
     w->parena = NULL;
     w->tarena = NULL;
     w->iarena = NULL;
@@ -315,6 +324,8 @@ static int mlp_prepare(score_model *m)
                                 p->K);
         dim = p->K;
         p->K = 0;
+    } else if (m->kind == SCORE_MODEL_ENERGY) {
+        dim = 1; /* the scalar energy E(x, c) */
     }
     p->m = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
     p->n[0] = m->dim + p->E + p->m;
@@ -411,7 +422,9 @@ static int mlp_clone(score_model *dst, const score_model *src)
 int score__mlp_info_get(const score_model *m, score__mlp_info *out)
 {
     const mlp *p;
-    if (m == NULL || (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER) ||
+    if (m == NULL ||
+        (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER &&
+         m->kind != SCORE_MODEL_ENERGY) ||
         !m->prepared || (p = impl_of(m)) == NULL)
         return SCORE_E_INVAL;
     out->n_layers = p->L;
@@ -664,5 +677,42 @@ const score__model_ops score__classifier_ops = {
     .on_param = classifier_on_param,
     .save = score__classifier_save,
     .load = score__classifier_load,
+    .same_arch = mlp_same_arch,
+};
+
+/* The energy kind (energy.c): the same network with one output E(x, c); its output as a score
+ * model is -grad_x E, by reverse mode through the network. No label or context input yet:
+ * refused here, so that no setting is silently ignored. */
+static int energy_on_param(score_model *m, int param)
+{
+    if ((param == SCORE_MODEL_PARAM_CONTEXT_DIM || param == SCORE_MODEL_PARAM_NUM_CLASSES) &&
+        score__model_i64(m, param) != 0)
+        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_i64",
+                            "energy models take no %s input (not implemented)",
+                            param == SCORE_MODEL_PARAM_CONTEXT_DIM ? "context" : "label");
+    return mlp_on_param(m, param);
+}
+
+const score__model_ops score__energy_ops = {
+    .name = "energy",
+    .prepare = mlp_prepare,
+    .forward = score__energy_forward,
+    .infer = score__energy_infer,
+    .backward = score__energy_backward,
+    .jvp = score__energy_jvp,
+    .vjp = score__energy_vjp,
+    .trace = score__energy_trace,
+    .energy = score__energy_energy,
+    .ws_new = mlp_ws_new,
+    .ws_free = mlp_ws_free,
+    .param_count = mlp_param_count,
+    .params_get = mlp_params_get,
+    .params_set = mlp_params_set,
+    .params_slot = mlp_params_slot,
+    .clone_impl = mlp_clone,
+    .destroy_impl = mlp_destroy,
+    .on_param = energy_on_param,
+    .save = score__energy_save,
+    .load = score__energy_load,
     .same_arch = mlp_same_arch,
 };

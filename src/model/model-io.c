@@ -16,6 +16,7 @@
 static const score__model_ops *const loadable[] = {
     &score__mlp_ops,
     &score__classifier_ops,
+    &score__energy_ops,
     &score__gaussian_ops,
     &score__gmm_ops,
 };
@@ -157,7 +158,7 @@ int score__model_probe(const char *fn, score_model *m)
 {
     enum { ROWS = 3 };
     const size_t d = score_model_dim(m);
-    const int analytic = m->kind != SCORE_MODEL_MLP;
+    const int analytic = m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_ENERGY;
     double c[ROWS];
     float *x, *out;
     int rc;

@@ -42,6 +42,9 @@ typedef struct score__model_ops {
                const double *c, size_t k, const float *u, float *out);
     int (*trace)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                  const double *c, double *tr, float *fx);
+    /* The energy E(x, c) of every row (score_model_energy()): F = -grad_x E. */
+    int (*energy)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                  const double *c, double *E);
     int (*trace_grad)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                       const double *c, const double *w, const float *gout, float *grad,
                       double *tr, float *fx);
@@ -265,6 +268,12 @@ const score__param_desc *score__model_param_table(size_t *n_out);
 
 /* MLP kind (src/model/mlp.c). */
 extern const score__model_ops score__mlp_ops;
+/* Energy kind (the MLP's code, src/model/mlp.c and energy.c). */
+extern const score__model_ops score__energy_ops;
+/* score_model_energy() through a workspace (the checks, errors and results of it; the messages
+ * name fn); SCORE_E_UNSUPPORTED with a message for models without an energy. */
+int score__model_energy_ws(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                           const float *x, const double *c, double *E);
 /* Classifier kind (the MLP's code, src/model/mlp.c and classifier.c). */
 extern const score__model_ops score__classifier_ops;
 /* Analytic kinds (src/model/analytic.c). */

@@ -70,13 +70,14 @@ int score_model_new(score_model **out, int kind, size_t dim)
     if (out == NULL)
         return score__error(SCORE_E_INVAL, __func__, "out is NULL");
     *out = NULL;
-    if (kind != SCORE_MODEL_MLP)
+    if (kind != SCORE_MODEL_MLP && kind != SCORE_MODEL_ENERGY)
         return score__error(SCORE_E_UNSUPPORTED, __func__,
-                            "kind %d cannot be created here (MLP = 1; analytic, callback and "
-                            "combination models have their own constructors)", kind);
+                            "kind %d cannot be created here (MLP = 1, energy = 7; analytic, "
+                            "callback and combination models have their own constructors)", kind);
     if (dim == 0 || dim > SCORE__MODEL_MAX_DIM)
         return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^20]", dim);
-    rc = score__model_alloc(out, kind, dim, &score__mlp_ops);
+    rc = score__model_alloc(out, kind, dim,
+                            kind == SCORE_MODEL_ENERGY ? &score__energy_ops : &score__mlp_ops);
     if (rc != SCORE_OK)
         return score__error(rc, __func__, "allocation failed");
     return SCORE_OK;
@@ -204,7 +205,8 @@ static int check_param_target(const char *fn, score_model *m, int param)
         return SCORE_OK; /* any kind, at any time: a run-time setting, not architecture */
     if (score__param_index(model_params, SCORE__MODEL_NPARAMS, param) < 0)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown model parameter %d", param);
-    if (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER)
+    if (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER &&
+        m->kind != SCORE_MODEL_ENERGY)
         return score__error(SCORE_E_UNSUPPORTED, fn, "parameter %d applies to MLP models only", param);
     if (m->prepared)
         return score__error(SCORE_E_STAGE, fn, "the architecture is fixed once the model is prepared");

@@ -82,6 +82,11 @@ struct score_step {
     double *hist_t0;
     float *hist_x[2];
     int hist_order;
+    /* mala (step-mala.c): step-size scale, calls, acceptance totals and per level */
+    double mala_scale, mala_target;
+    uint64_t mala_warmup, mala_calls, mala_acc, mala_prop;
+    size_t mala_nlev, mala_caplev;
+    struct score__mala_level *mala_lev;
     /* dopri5 FSAL caches: A = start of the last call, B = its end */
     size_t fsal_n;
     int fsal_valid;
@@ -127,6 +132,9 @@ int score__step_restart(score_step *st, const score__step_call *c);
  * SCORE_STEP_PARAM_BROWNIAN), and how many noise blocks one call of the step draws. */
 int score__step_brownian_ok(int kind);
 size_t score__step_noise_blocks(const score_step *st);
+int score__step_mala(score_step *st, const score__step_call *c);
+/* step-mala.c: clears the acceptance statistics and the adapted scale (score_step_reset()). */
+void score__step_mala_reset(score_step *st);
 
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 

@@ -54,6 +54,7 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_DPMPP_3M_SDE, "dpmpp-3m-sde", 2), .flags = ST_S,
      .impl = score__step_dpmpp_3m_sde},
     {TYPE(SCORE_STEP_RESTART, "restart", 2), .flags = ST_S, .impl = score__step_restart},
+    {TYPE(SCORE_STEP_MALA, "mala", 1), .flags = ST_S | ST_C, .impl = score__step_mala},
 };
 
 #define N_BUILTIN (sizeof builtin_types / sizeof builtin_types[0])

@@ -81,6 +81,8 @@ int score_step_new(score_step **out, const score_step_type *type, size_t dim)
     st->type = *type;
     st->type.builtin = 0; /* the copy is owned by the step */
     st->dim = dim;
+    st->mala_scale = 1.0;
+    st->mala_target = 0.574;
     score__param_defaults(step_params, SCORE__STEP_NPARAMS, st->params);
     if (st->type.alloc != NULL) {
         int rc = st->type.alloc(&st->user_state, dim, st->type.alloc_ud);
@@ -134,6 +136,7 @@ void score_step_free(score_step *step)
         step->type.free_state(step->user_state, step->type.free_ud);
     free_workspace(step);
     score__free(step->brown_ws);
+    score__free(step->mala_lev);
     score__free(step);
 }
 
@@ -147,6 +150,7 @@ int score_step_reset(score_step *step)
     step->fsal_n = 0;
     step->nfe = 0;
     step->last_callback_status = 0;
+    score__step_mala_reset(step);
     if (step->type.reset != NULL)
         step->type.reset(step->user_state, step->type.reset_ud);
     return SCORE_OK;

@@ -1,0 +1,380 @@
+/* The energy kind: the MLP's network (mlp.c: layers, embedding, parameters, initialisation,
+ * save / load) with a single output E(x, c); as a score model its output is
+ * F(x, c) = -grad_x E(x, c), computed in the library by reverse mode through the network.
+ *
+ * Every operation is one routine, run_panel(), on panels of SCORE__ENERGY_PANEL rows: a forward
+ * pass of the primal rows and, when a direction v is given, of its tangent rows stacked below
+ * them (forward mode in x: z' = W h', h' = phi'(z) z'), so that one GEMM per layer serves both;
+ * then one reverse pass through both, seeded with a coefficient ce per row on E and ct on the
+ * tangent output E' = grad_x E . v. It returns the energy, the input cotangent of the primal
+ * rows, gx = ce grad_x E + ct H v (H the Hessian of E in x), and, when asked, accumulates the
+ * parameter gradient of sum_b (ce_b E_b + ct_b grad_x E_b . v_b). So
+ *   score               -grad_x E          ce = -1, no tangent;
+ *   JVP = VJP of score  -H v               ce = 0, ct = -1 (H is symmetric);
+ *   trace of the score  -sum_i (H e_i)_i   dim passes with v = e_i (exact Laplacian);
+ *   backward of gout    d/dtheta (gout . F) and (dF/dx)^T gout = -H gout: ce = 0, ct = -1,
+ *                       v = gout (double back-propagation, reverse over forward).
+ * Reverse pass of one hidden layer l (primal cotangent a, tangent cotangent a'):
+ *   dz' = phi'(z) a',  dz = phi'(z) a + phi''(z) z' a'      (score__tangent_reverse())
+ *   dW += [dz ; dz']^T [h_{l-1} ; h'_{l-1}],  db += sum dz,  [a ; a']_{l-1} = [dz ; dz'] W.
+ *
+ * Panels: global row g sits in panel g / P at position g % P (P = SCORE__ENERGY_PANEL); rows of
+ * the call that are not in a panel's positions are filled with copies of a row of the panel,
+ * with coefficients 0. Every GEMM then has a fixed shape (P or 2 P rows), and a row's results
+ * depend on its own values only, whatever the batch split (the samplers pass the global row
+ * numbers, see score__model_ws), like the MLP's aligned inference (mlp-infer.c). Without global
+ * numbers the rows of a call are numbered from 0. Parameter gradients add the panels' shares in
+ * panel order. The panels run on the calling thread (SCORE_MODEL_PARAM_THREADS is not used by
+ * this kind yet). No label or context input (refused when set). */
+#include <math.h>
+#include <string.h>
+
+#include "kernel/kernel-priv.h"
+#include "mlp-kind-priv.h"
+
+#define SCORE__ENERGY_PANEL 48
+
+/* One request over the n rows of a call. */
+typedef struct en_req {
+    size_t n, dim;
+    const float *x;
+    const double *c;
+    const float *v;     /* tangents: row i's at v + (i * vk + vp) * dim; NULL: none */
+    size_t vk, vp;
+    long unit;          /* >= 0: the tangent of every row is the unit vector e_unit */
+    float ce, ct;       /* seeds of the reverse pass */
+    double *E;          /* n energies, or NULL */
+    float *gx;          /* row i's cotangent at gx + (i * gk + gp) * dim, or NULL */
+    size_t gk, gp;
+    double *tr;         /* with unit: tr[i] += gx_i[unit] */
+    float *grad;        /* parameter gradient (accumulated), or NULL */
+} en_req;
+
+/* Floats of one panel's arena. */
+static size_t panel_floats(const mlp *p, size_t dim)
+{
+    const size_t P = SCORE__ENERGY_PANEL, S = 2 * P;
+    size_t f = S * p->n[0] + 3 * S * p->maxh + P * (4 + 3 * dim) + 2 * P /* c as doubles */;
+    for (size_t l = 1; l < p->L; l++)
+        f += (2 * S + 2 * P) * p->n[l];
+    return f;
+}
+
+static int ensure_earena(mlp_ws *w, size_t need, const char *fn)
+{
+    float *a;
+    if (need <= w->ecap)
+        return SCORE_OK;
+    if ((a = score__calloc(need, sizeof(float))) == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    score__free(w->earena);
+    w->earena = a;
+    w->ecap = need;
+    return SCORE_OK;
+}
+
+/* The panel's buffers, carved from the arena (c first: 8-byte aligned). */
+typedef struct panel {
+    double *c;
+    float *x, *v, *cf, *E, *gx;
+    float *h[MAXL], *z[MAXL], *d1[MAXL], *d2[MAXL];
+    float *ga, *gb, *az;
+} panel;
+
+static void panel_layout(const mlp *p, size_t dim, float *a, panel *q)
+{
+    const size_t P = SCORE__ENERGY_PANEL, S = 2 * P;
+    q->c = (double *)(void *)a;
+    a += 2 * P;
+    q->x = a; a += P * dim;
+    q->v = a; a += P * dim;
+    q->gx = a; a += P * dim;
+    q->cf = a; a += S;
+    q->E = a; a += S;
+    q->h[0] = a; a += S * p->n[0];
+    for (size_t l = 1; l < p->L; l++) {
+        q->z[l] = a; a += S * p->n[l];
+        q->h[l] = a; a += S * p->n[l];
+        q->d1[l] = a; a += P * p->n[l];
+        q->d2[l] = a; a += P * p->n[l];
+    }
+    q->ga = a; a += S * p->maxh;
+    q->gb = a; a += S * p->maxh;
+    q->az = a;
+}
+
+/* Forward and reverse pass of one panel (see the top); tan: tangent rows present. q->cf holds
+ * the seeds: P values ce, then P values ct. Writes q->E (E of the primal rows, then E' of the
+ * tangent rows), q->gx, and adds to grad. */
+static void run_panel(const mlp *p, size_t dim, const panel *q, int tan, float *grad)
+{
+    const size_t P = SCORE__ENERGY_PANEL, S = tan ? 2 * P : P, L = p->L, n0 = p->n[0];
+    const mlp_cond none = {NULL, NULL, 0, 0};
+    const float *wl = W(p, L), bl = B(p, L)[0];
+    float *ga = q->ga, *gb = q->gb;
+    score__mlp_embed_rows(p, dim, P, q->x, q->c, &none, q->h[0]);
+    if (tan) {
+        memset(q->h[0] + P * n0, 0, P * n0 * sizeof(float));
+        for (size_t b = 0; b < P; b++)
+            memcpy(q->h[0] + (P + b) * n0, q->v + b * dim, dim * sizeof(float));
+    }
+    for (size_t l = 1; l < L; l++) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        score__sgemm(0, 1, S, nl, np, 1.0f, q->h[l - 1], np, W(p, l), np, 0.0f, q->z[l], nl);
+        score__bias_act_forward_res(P, nl, q->z[l], B(p, l), p->act,
+                                    p->res[l] ? q->h[l - 1] : NULL, q->h[l], q->d1[l], q->d2[l]);
+        if (tan && p->res[l])
+            score__mul_add(P * nl, q->z[l] + P * nl, q->d1[l], q->h[l - 1] + P * np,
+                           q->h[l] + P * nl);
+        else if (tan)
+            score__mul(P * nl, q->z[l] + P * nl, q->d1[l], q->h[l] + P * nl);
+    }
+    {
+        size_t nh = p->n[L - 1];
+        score__sgemv(0, S, nh, 1.0f, q->h[L - 1], nh, wl, 0.0f, q->E);
+        for (size_t b = 0; b < P; b++)
+            q->E[b] += bl;
+        /* seeds: a_{L-1} = cf_b w_L per row; dW_L += sum_b cf_b h_b, db_L += sum ce */
+        for (size_t r = 0; r < S; r++)
+            for (size_t i = 0; i < nh; i++)
+                ga[r * nh + i] = q->cf[r] * wl[i];
+        if (grad != NULL) {
+            double sb = 0.0;
+            score__sgemv(1, S, nh, 1.0f, q->h[L - 1], nh, q->cf, 1.0f, grad + p->woff[L]);
+            for (size_t b = 0; b < P; b++)
+                sb += (double)q->cf[b];
+            grad[p->boff[L]] = (float)((double)grad[p->boff[L]] + sb);
+        }
+    }
+    for (size_t l = L - 1; l >= 1; l--) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        float *az = q->az;
+        if (tan)
+            score__tangent_reverse(P, 1, nl, ga + P * nl, q->z[l] + P * nl, nl, q->d1[l],
+                                   q->d2[l], ga, az + P * nl, az);
+        else
+            score__mul(P * nl, ga, q->d1[l], az);
+        if (grad != NULL) {
+            score__sgemm(1, 0, nl, np, S, 1.0f, az, nl, q->h[l - 1], np, 1.0f,
+                         grad + p->woff[l], np);
+            score__col_sum_acc(P, nl, az, grad + p->boff[l]);
+        }
+        if (l == 1) {
+            score__sgemm(0, 0, P, dim, nl, 1.0f, az, nl, W(p, 1), n0, 0.0f, q->gx, dim);
+            break;
+        }
+        if (p->res[l]) {
+            score__sgemm(0, 0, S, np, nl, 1.0f, az, nl, W(p, l), np, 1.0f, ga, np);
+        } else {
+            float *t;
+            score__sgemm(0, 0, S, np, nl, 1.0f, az, nl, W(p, l), np, 0.0f, gb, np);
+            t = ga;
+            ga = gb;
+            gb = t;
+        }
+    }
+}
+
+/* Global row number of call row i (segment-relative when ws describes row_n rows). */
+static size_t global_row(const score__model_ws *ws, int aligned, size_t i)
+{
+    size_t r;
+    if (!aligned)
+        return i;
+    r = i % ws->row_n;
+    return ws->row0 + (ws->row_idx != NULL ? ws->row_idx[r] : r);
+}
+
+static void fill_row(const en_req *rq, const panel *q, size_t pos, size_t i, int real)
+{
+    const size_t dim = rq->dim, P = SCORE__ENERGY_PANEL;
+    memcpy(q->x + pos * dim, rq->x + i * dim, dim * sizeof(float));
+    q->c[pos] = rq->c[i];
+    q->cf[pos] = real ? rq->ce : 0.0f;
+    q->cf[P + pos] = real ? rq->ct : 0.0f;
+    if (rq->v != NULL)
+        memcpy(q->v + pos * dim, rq->v + (i * rq->vk + rq->vp) * dim, dim * sizeof(float));
+    else if (rq->unit >= 0) {
+        memset(q->v + pos * dim, 0, dim * sizeof(float));
+        q->v[pos * dim + (size_t)rq->unit] = 1.0f;
+    }
+}
+
+/* Runs rq over its rows, panel by panel. */
+static int run_req(const char *fn, const score_model *m, score__model_ws *ws, const en_req *rq)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
+    const int aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
+    const int tan = rq->v != NULL || rq->unit >= 0;
+    panel q;
+    int rc;
+    if ((rc = ensure_earena(w, panel_floats(p, dim), fn)) != SCORE_OK)
+        return rc;
+    panel_layout(p, dim, w->earena, &q);
+    for (size_t i0 = 0, i1; i0 < rq->n; i0 = i1) {
+        size_t g0 = global_row(ws, aligned, i0), pan = g0 / P;
+        size_t seg = aligned ? i0 / ws->row_n : 0, seg_end = aligned ? (seg + 1) * ws->row_n : rq->n;
+        /* rows of this segment in the same panel (global numbers increase in a segment) */
+        for (i1 = i0 + 1; i1 < seg_end && global_row(ws, aligned, i1) / P == pan;)
+            i1++;
+        for (size_t pos = 0; pos < P; pos++)
+            fill_row(rq, &q, pos, i0, 0);
+        for (size_t i = i0; i < i1; i++)
+            fill_row(rq, &q, global_row(ws, aligned, i) % P, i, 1);
+        run_panel(p, dim, &q, tan, rq->grad);
+        for (size_t i = i0; i < i1; i++) {
+            size_t pos = global_row(ws, aligned, i) % P;
+            if (rq->E != NULL)
+                rq->E[i] = (double)q.E[pos];
+            if (rq->gx != NULL)
+                memcpy(rq->gx + (i * rq->gk + rq->gp) * dim, q.gx + pos * dim,
+                       dim * sizeof(float));
+            if (rq->tr != NULL)
+                rq->tr[i] += (double)q.gx[pos * dim + (size_t)rq->unit];
+        }
+    }
+    return SCORE_OK;
+}
+
+static en_req req_base(const score_model *m, size_t n, const float *x, const double *c)
+{
+    en_req r;
+    memset(&r, 0, sizeof r);
+    r.n = n;
+    r.dim = m->dim;
+    r.x = x;
+    r.c = c;
+    r.unit = -1;
+    r.vk = r.gk = 1;
+    return r;
+}
+
+static int check(const char *fn, const score_model *m, const score__model_ws *ws, size_t n,
+                 const double *c)
+{
+    return score__mlp_check_inputs(fn, m, ws, n, c);
+}
+
+/* The score -grad_x E of n rows into out (no cache). */
+static int score_rows(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                      const float *x, const double *c, float *out)
+{
+    en_req r = req_base(m, n, x, c);
+    r.ce = -1.0f;
+    r.gx = out;
+    return run_req(fn, m, ws, &r);
+}
+
+int score__energy_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    int rc = check(fn, m, ws, n, c);
+    return rc != SCORE_OK ? rc : score_rows(fn, m, ws, n, x, c, out);
+}
+
+/* The forward pass of the pair: the score, and x and c kept for the backward pass (which
+ * recomputes the network with its tangents: the cache is the inputs). */
+int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                          const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    mlp_ws *w = score__mlp_ws_of(impl_of(m), ws);
+    int rc = check(fn, m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
+    if (n > w->ecn) {
+        float *xs = score__calloc(n * m->dim, sizeof *xs);
+        double *cs = score__calloc(n, sizeof *cs);
+        if (xs == NULL || cs == NULL) {
+            score__free(xs);
+            score__free(cs);
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        }
+        score__free(w->ecx);
+        score__free(w->ecc);
+        w->ecx = xs;
+        w->ecc = cs;
+        w->ecn = n;
+    }
+    memcpy(w->ecx, x, n * m->dim * sizeof *x);
+    memcpy(w->ecc, c, n * sizeof *c);
+    return score_rows(fn, m, ws, n, x, c, out);
+}
+
+int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
+                           const float *gout, float *grad, float *gx)
+{
+    mlp_ws *w = score__mlp_ws_of(impl_of(m), ws);
+    en_req r;
+    if (w->ecn < n) /* the architecture changed since the forward pass (cache dropped) */
+        return score__error(SCORE_E_MISUSE, "score_model_backward", "no matching forward pass");
+    r = req_base(m, n, w->ecx, w->ecc);
+    r.v = gout;
+    r.ct = -1.0f;
+    r.gx = gx;
+    r.grad = grad;
+    if (gx == NULL && grad == NULL)
+        return SCORE_OK;
+    return run_req("score_model_backward", m, ws, &r);
+}
+
+int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, size_t k, const float *v, float *out, float *fx)
+{
+    static const char fn[] = "score_model_jvp";
+    int rc = check(fn, m, ws, n, c);
+    for (size_t pr = 0; rc == SCORE_OK && pr < k; pr++) {
+        en_req r = req_base(m, n, x, c);
+        r.v = v;
+        r.vk = r.gk = k;
+        r.vp = r.gp = pr;
+        r.ct = -1.0f;
+        r.gx = out;
+        rc = run_req(fn, m, ws, &r);
+    }
+    if (rc == SCORE_OK && fx != NULL)
+        rc = score_rows(fn, m, ws, n, x, c, fx);
+    return rc;
+}
+
+/* The Jacobian of the score is minus the Hessian of E: symmetric, so VJP = JVP. */
+int score__energy_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, size_t k, const float *u, float *out)
+{
+    return score__energy_jvp(m, ws, n, x, c, k, u, out, NULL);
+}
+
+/* The exact trace of the score's Jacobian, -Laplacian of E: dim Hessian-vector products with
+ * the unit vectors, summed in coordinate order. */
+int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, double *tr, float *fx)
+{
+    static const char fn[] = "score_model_trace";
+    int rc = check(fn, m, ws, n, c);
+    if (rc != SCORE_OK)
+        return rc;
+    memset(tr, 0, n * sizeof *tr);
+    for (size_t j = 0; rc == SCORE_OK && j < m->dim; j++) {
+        en_req r = req_base(m, n, x, c);
+        r.unit = (long)j;
+        r.ct = -1.0f;
+        r.tr = tr;
+        rc = run_req(fn, m, ws, &r);
+    }
+    if (rc == SCORE_OK && fx != NULL)
+        rc = score_rows(fn, m, ws, n, x, c, fx);
+    return rc;
+}
+
+int score__energy_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                         const double *c, double *E)
+{
+    static const char fn[] = "score_model_energy";
+    en_req r = req_base(m, n, x, c);
+    int rc = check(fn, m, ws, n, c);
+    r.E = E;
+    return rc != SCORE_OK ? rc : run_req(fn, m, ws, &r);
+}
