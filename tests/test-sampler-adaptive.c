@@ -233,6 +233,26 @@ START_TEST(batch_error_norm)
         ck_assert_int_eq(differs, 1);
     }
     ck_assert_fails_with(score_control_set_i64(NULL, SCORE_CONTROL_PARAM_NORM, 1), SCORE_E_INVAL);
+    /* the sampler driver's adaptive mode takes the norm from SCORE_SAMPLER_PARAM_ERROR_NORM */
+    {
+        score_sampler *s;
+        float xs[2 * N];
+        double worst = 0.0;
+        ck_assert_ok(score_sampler_new(&s, score_step_type_find("dopri5"), NULL, 2));
+        ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_RTOL, tol));
+        ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_ATOL, tol));
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 0));
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ERROR_NORM,
+                                           SCORE_CONTROL_NORM_BATCH));
+        ck_assert_fails_with(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ERROR_NORM, 2),
+                             SCORE_E_RANGE);
+        ck_assert_ok(score_sampler_run(s, f.sde, N, x0, xs, NULL, NULL, NULL));
+        for (size_t q = 0; q < 2 * N; q++)
+            worst = fmax(worst, fabs(xs[q] - exact[q]) / (tol * (1.0 + fabs(exact[q]))));
+        ck_assert_double_le(worst, 10.0);
+        ck_assert_uint_le(score_sampler_get_steps(s), calls_row);
+        score_sampler_free(s);
+    }
     fx_free(&f);
 }
 END_TEST

@@ -161,7 +161,12 @@ enum score_sampler_param {
     SCORE_SAMPLER_PARAM_RESTART_K = 128,
     /** i64: Heun steps per restart cycle (::SCORE_STEP_PARAM_RESTART_STEPS), default 9.
      *  @since 0.2 */
-    SCORE_SAMPLER_PARAM_RESTART_STEPS = 129
+    SCORE_SAMPLER_PARAM_RESTART_STEPS = 129,
+    /** i64: a ::score_control_norm of the adaptive mode (::SCORE_SAMPLER_PARAM_ADAPTIVE = 1),
+     *  0..1, default 0 = per row (a row's sample does not depend on the other rows); 1 = the
+     *  error over the whole batch, as scipy's solve_ivp and score_sde's ODE sampler measure
+     *  it (doc/samplers.md, "Evolve and control"). @since 0.2 */
+    SCORE_SAMPLER_PARAM_ERROR_NORM = 130
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

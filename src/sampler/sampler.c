@@ -12,7 +12,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 30
+#define NPARAMS 31
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -89,6 +89,7 @@ static const score__param_desc sampler_params[NPARAMS] = {
      "number of restart cycles"},
     {SCORE_SAMPLER_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
      "Heun steps of one restart cycle"},
+    SCORE__PARAM_ROW_NORM(SCORE_SAMPLER_PARAM_ERROR_NORM),
 };
 
 
@@ -465,6 +466,9 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     if (rc == SCORE_OK)
         rc = score_control_set_f64(s->ctrl, SCORE_CONTROL_PARAM_H_MIN,
                                    PF(s, SCORE_SAMPLER_PARAM_H_MIN));
+    if (rc == SCORE_OK)
+        rc = score_control_set_i64(s->ctrl, SCORE_CONTROL_PARAM_NORM,
+                                   PI(s, SCORE_SAMPLER_PARAM_ERROR_NORM));
     if (rc != SCORE_OK)
         return rc;
     fill(s->ta, n, t0);
