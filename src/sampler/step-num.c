@@ -258,3 +258,20 @@ double score__phi1m1(double z)
     return expm1(z) / z - 1.0;
 }
 
+int score__step_endpoints(score_step *st, const score__step_call *c)
+{
+    int rc = score__step_alpha_sigma(c, c->n, c->t, st->dbl[SCORE__EP_A], st->dbl[SCORE__EP_SG]);
+    if (rc == SCORE_OK)
+        rc = score__step_alpha_sigma(c, c->n, c->tn, st->dbl[SCORE__EP_AN], st->dbl[SCORE__EP_SGN]);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        double s = st->dbl[SCORE__EP_SG][i] / st->dbl[SCORE__EP_A][i];
+        double sn = st->dbl[SCORE__EP_SGN][i] / st->dbl[SCORE__EP_AN][i];
+        st->dbl[SCORE__EP_S][i] = s;
+        st->dbl[SCORE__EP_SN][i] = sn;
+        st->dbl[SCORE__EP_LAM][i] = -log(s);
+        st->dbl[SCORE__EP_H][i] = log(s) - log(sn);
+    }
+    return SCORE_OK;
+}

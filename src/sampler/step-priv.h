@@ -139,6 +139,12 @@ void score__step_mala_reset(score_step *st);
 /* ---- numerics shared by the implementations (step-num.c) ---------------------------------- */
 
 /* alpha, sigma at n times; t = 0 is "the data": alpha = 1, sigma = 0. */
+/* The per-row slots of st->dbl that score__step_endpoints() fills (the exponential
+ * integrators' first slots): alpha, sigma at t and t_next, s = sigma / alpha at both,
+ * lambda = -log s at t and the step h = lambda(t_next) - lambda(t). */
+enum { SCORE__EP_A, SCORE__EP_SG, SCORE__EP_AN, SCORE__EP_SGN, SCORE__EP_S, SCORE__EP_SN,
+       SCORE__EP_LAM, SCORE__EP_H };
+int score__step_endpoints(score_step *st, const score__step_call *c);
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
                             double *sigma);
 /* Times of the given EDM noise levels s = sigma / alpha (> 0), through lambda = -log s. */

@@ -24,22 +24,16 @@
 enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_T1, R_A1, R_SG1, R_S1, R_DOWN, R_UP,
        R_DOWN2, R_UP2, R_TA, R_TB, R_AA, R_AB, R_SA, R_SB, R_FLAG };
 
+/* the slots score__step_endpoints() fills come first */
+_Static_assert((int)R_A == (int)SCORE__EP_A && (int)R_SG == (int)SCORE__EP_SG &&
+                   (int)R_AN == (int)SCORE__EP_AN && (int)R_SGN == (int)SCORE__EP_SGN &&
+                   (int)R_S == (int)SCORE__EP_S && (int)R_SN == (int)SCORE__EP_SN &&
+                   (int)R_LAM == (int)SCORE__EP_LAM && (int)R_H == (int)SCORE__EP_H,
+               "per-row slots of the end points");
+
 static int endpoints(score_step *st, const score__step_call *c)
 {
-    int rc = score__step_alpha_sigma(c, c->n, c->t, st->dbl[R_A], st->dbl[R_SG]);
-    if (rc == SCORE_OK)
-        rc = score__step_alpha_sigma(c, c->n, c->tn, st->dbl[R_AN], st->dbl[R_SGN]);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double s = st->dbl[R_SG][i] / st->dbl[R_A][i];
-        double sn = st->dbl[R_SGN][i] / st->dbl[R_AN][i];
-        st->dbl[R_S][i] = s;
-        st->dbl[R_SN][i] = sn;
-        st->dbl[R_LAM][i] = -log(s);
-        st->dbl[R_H][i] = log(s) - log(sn);
-    }
-    return SCORE_OK;
+    return score__step_endpoints(st, c);
 }
 
 /* k-diffusion's ancestral split of a step from s to s' < s with noise amount eta. */
