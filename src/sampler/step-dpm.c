@@ -326,8 +326,8 @@ int score__step_dpm_adaptive(score_step *st, const score__step_call *c)
  * same per-row arrays in one pass, and split apart they would only pass those arrays around. */
 int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
 {
-    size_t n = c->n, dim = c->dim, nd = n * dim;
-    float *D = st->buf[0], *z = st->buf[1], *tmp;
+    size_t n = c->n, dim = c->dim;
+    float *D = st->buf[0], *z = st->buf[1];
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *sn = st->dbl[R_SN], *lam = st->dbl[R_LAM],
            *h = st->dbl[R_H];
     int kind = st->type.kind, order = capped_order(st, st->type.order), avail = 0;
@@ -411,19 +411,6 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
         }
     }
     /* history: D becomes D_{i-1} */
-    tmp = st->hist_d[1];
-    st->hist_d[1] = st->hist_d[0];
-    st->hist_d[0] = tmp;
-    memcpy(st->hist_d[0], D, nd * sizeof(float));
-    {
-        double *tl = st->hist_lam[1];
-        st->hist_lam[1] = st->hist_lam[0];
-        st->hist_lam[0] = tl;
-        memcpy(st->hist_lam[0], lam, n * sizeof(double));
-    }
-    memcpy(st->hist_tend, c->tn, n * sizeof(double));
-    st->hist_count = avail + 1 > 2 ? 2 : avail + 1;
-    st->hist_n = n;
-    st->hist_row0 = c->row0;
+    score__step_push_history(st, c, D, lam, avail, 2);
     return SCORE_OK;
 }

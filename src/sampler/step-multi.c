@@ -70,25 +70,6 @@ static int distinct_nodes(const score_step *st, size_t i, double lam, int kmax)
     return k;
 }
 
-/* The output m (n*dim) and lambda of this call become the newest history entry. */
-static void push_history(score_step *st, const score__step_call *c, const float *m, int avail)
-{
-    float *d = st->hist_d[SCORE__STEP_NHIST - 1];
-    double *l = st->hist_lam[SCORE__STEP_NHIST - 1];
-    for (int k = SCORE__STEP_NHIST - 1; k > 0; k--) {
-        st->hist_d[k] = st->hist_d[k - 1];
-        st->hist_lam[k] = st->hist_lam[k - 1];
-    }
-    st->hist_d[0] = d;
-    st->hist_lam[0] = l;
-    memcpy(d, m, c->n * c->dim * sizeof(float));
-    memcpy(l, st->dbl[R_LAM], c->n * sizeof(double));
-    memcpy(st->hist_tend, c->tn, c->n * sizeof(double));
-    st->hist_count = avail + 1 < SCORE__STEP_NHIST ? avail + 1 : SCORE__STEP_NHIST;
-    st->hist_n = c->n;
-    st->hist_row0 = c->row0;
-}
-
 /* ---- LMS ------------------------------------------------------------------------------- */
 
 /* c[j] = integral over [a, b] of the j-th Lagrange basis polynomial through node[0..k-1]
@@ -143,7 +124,7 @@ int score__step_lms(score_step *st, const score__step_call *c)
             xr[j] = (float)(an[i] * y);
         }
     }
-    push_history(st, c, e, avail);
+    score__step_push_history(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }
 
@@ -191,7 +172,7 @@ int score__step_deis(score_step *st, const score__step_call *c)
             xr[j] = (float)(an[i] * ((double)xr[j] * ia - s[i] * integral));
         }
     }
-    push_history(st, c, e, avail);
+    score__step_push_history(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }
 
@@ -388,6 +369,6 @@ int score__step_unipc(score_step *st, const score__step_call *c)
     }
     memcpy(st->hist_x[1], c->x, nd * sizeof(float));
     st->hist_order = eff;
-    push_history(st, c, D, avail);
+    score__step_push_history(st, c, D, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }

@@ -2,6 +2,7 @@
  * times, model evaluations, the noise draw, the effective eta, and the phi-type functions of
  * the exponential integrators. */
 #include <math.h>
+#include <string.h>
 
 #include "rng/brownian-priv.h"
 #include "rng/rng-priv.h"
@@ -274,4 +275,25 @@ int score__step_endpoints(score_step *st, const score__step_call *c)
         st->dbl[SCORE__EP_H][i] = log(s) - log(sn);
     }
     return SCORE_OK;
+}
+
+/* The output m (n*dim values) and lambda of this call become the newest of the step's
+ * `depth` (<= SCORE__STEP_NHIST) history entries; avail entries were usable before. */
+void score__step_push_history(score_step *st, const score__step_call *c, const float *m,
+                              const double *lam, int avail, int depth)
+{
+    float *d = st->hist_d[depth - 1];
+    double *l = st->hist_lam[depth - 1];
+    for (int k = depth - 1; k > 0; k--) {
+        st->hist_d[k] = st->hist_d[k - 1];
+        st->hist_lam[k] = st->hist_lam[k - 1];
+    }
+    st->hist_d[0] = d;
+    st->hist_lam[0] = l;
+    memcpy(d, m, c->n * c->dim * sizeof(float));
+    memcpy(l, lam, c->n * sizeof(double));
+    memcpy(st->hist_tend, c->tn, c->n * sizeof(double));
+    st->hist_count = avail + 1 < depth ? avail + 1 : depth;
+    st->hist_n = c->n;
+    st->hist_row0 = c->row0;
 }

@@ -145,6 +145,10 @@ void score__step_mala_reset(score_step *st);
 enum { SCORE__EP_A, SCORE__EP_SG, SCORE__EP_AN, SCORE__EP_SGN, SCORE__EP_S, SCORE__EP_SN,
        SCORE__EP_LAM, SCORE__EP_H };
 int score__step_endpoints(score_step *st, const score__step_call *c);
+/* The output m (n*dim values) and lambda of this call become the newest of the step's `depth`
+ * (<= SCORE__STEP_NHIST) history entries; avail entries were usable before the call. */
+void score__step_push_history(score_step *st, const score__step_call *c, const float *m,
+                              const double *lam, int avail, int depth);
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,
                             double *sigma);
 /* Times of the given EDM noise levels s = sigma / alpha (> 0), through lambda = -log s. */

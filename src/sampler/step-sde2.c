@@ -202,8 +202,8 @@ int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
  * checked as for dpmpp-2m / dpmpp-3m: same rows, every row continuing at its last end time). */
 int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
 {
-    size_t n = c->n, dim = c->dim, nd = n * dim;
-    float *D = st->buf[0], *z = st->buf[1], *tmp;
+    size_t n = c->n, dim = c->dim;
+    float *D = st->buf[0], *z = st->buf[1];
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *sn = st->dbl[R_SN], *lam = st->dbl[R_LAM],
            *h = st->dbl[R_H];
     double eta = score__step_eta(st), snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
@@ -259,20 +259,7 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
             xr[j] = (float)(an[i] * y);
         }
     }
-    tmp = st->hist_d[1];
-    st->hist_d[1] = st->hist_d[0];
-    st->hist_d[0] = tmp;
-    memcpy(st->hist_d[0], D, nd * sizeof(float));
-    {
-        double *tl = st->hist_lam[1];
-        st->hist_lam[1] = st->hist_lam[0];
-        st->hist_lam[0] = tl;
-        memcpy(st->hist_lam[0], lam, n * sizeof(double));
-    }
-    memcpy(st->hist_tend, c->tn, n * sizeof(double));
-    st->hist_count = avail + 1 > 2 ? 2 : avail + 1;
-    st->hist_n = n;
-    st->hist_row0 = c->row0;
+    score__step_push_history(st, c, D, lam, avail, 2);
     return SCORE_OK;
 }
 
