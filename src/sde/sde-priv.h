@@ -147,5 +147,9 @@ int score__sde_refuse_extras(const char *fn, const score_sde *sde);
 
 /* Typed parameter values of the sde (sde.c). */
 double score__sde_par_f(const score_sde *sde, int id);
+/* sde-cond.c: binds the sde's context (score__sde_bind_context) or its label for n rows, with
+ * *w the guidance weight (score__sde_bind_labels), to the model's workspace for one call. */
+int score__sde_bind_context(const char *fn, score_sde *sde);
+int score__sde_bind_labels(const char *fn, score_sde *sde, size_t n, double *w);
 
 #endif
