@@ -154,13 +154,77 @@ static size_t layout(score_comm *c, size_t nblk, size_t rbytes, size_t *k0, size
     return total;
 }
 
+/* The verdict of a gathered step: the first failing rank header, then the first failing block
+ * in block order (SCORE_OK when none failed); *who its rank, *bad_block the block. */
+static int gathered_verdict(const score_trainer *tr, size_t nblk, int *who, size_t *bad_block)
+{
+    const score_comm *c = tr->comm;
+    size_t rbytes = record_bytes(tr->np), off = 0;
+    int64_t hdr;
+    for (int r = 0; r < c->size; r++) {
+        memcpy(&hdr, tr->crec + off, sizeof hdr);
+        if (hdr < 0 && hdr != SCORE_E_NUMERIC) {
+            *who = r;
+            return (int)hdr;
+        }
+        off += c->counts[r];
+    }
+    off = 0;
+    for (int r = 0; r < c->size; r++) {
+        size_t lo, hi;
+        score__comm_share(nblk, r, c->size, &lo, &hi);
+        for (size_t k = lo; k < hi; k++) {
+            block_rec h;
+            memcpy(&h, tr->crec + off + HEADER_BYTES + (k - lo) * rbytes, sizeof h);
+            if (h.status < 0) {
+                *who = r;
+                *bad_block = k;
+                return (int)h.status;
+            }
+        }
+        off += c->counts[r];
+    }
+    return SCORE_OK;
+}
+
+/* The gradient (into tr->g) and the loss of the step: the sums over the gathered blocks in
+ * block order, whatever rank computed them. */
+static void sum_blocks(score_trainer *tr, size_t nblk, double *loss_out)
+{
+    const score_comm *c = tr->comm;
+    size_t rbytes = record_bytes(tr->np), off = 0, k = 0;
+    double L = 0.0;
+    for (int r = 0; r < c->size; r++) {
+        size_t lo, hi;
+        score__comm_share(nblk, r, c->size, &lo, &hi);
+        for (size_t q = lo; q < hi; q++, k++) {
+            unsigned char *rec = tr->crec + off + HEADER_BYTES + (q - lo) * rbytes;
+            const float *gk = record_grad(rec);
+            block_rec h;
+            memcpy(&h, rec, sizeof h);
+            if (k == 0) {
+                memcpy(tr->g, gk, tr->np * sizeof(float));
+                L = h.loss;
+            } else {
+                for (size_t i = 0; i < tr->np; i++)
+                    tr->g[i] += gk[i];
+                L += h.loss;
+            }
+        }
+        off += c->counts[r];
+    }
+    tr->last_loss = L;
+    if (loss_out)
+        *loss_out = L;
+}
+
 int score__trainer_step_comm(score_trainer *tr, double *loss_out, const char *fn)
 {
     score_comm *c = tr->comm;
     size_t B = 0, nblk = 1, k0 = 0, k1 = 0, rbytes = record_bytes(tr->np), total = 0, off = 0;
     int64_t hdr;
     unsigned char *mine;
-    int rc = SCORE_OK, verdict = SCORE_OK, who = -1, trc;
+    int rc = SCORE_OK, verdict, who = -1, trc;
     size_t bad_block = 0;
     if (loss_out)
         *loss_out = NAN;
@@ -204,34 +268,7 @@ int score__trainer_step_comm(score_trainer *tr, double *loss_out, const char *fn
     /* in place: this rank's part already sits at its offset of the receive buffer */
     if ((trc = score_comm_allgather(c, mine, c->counts, tr->crec)) != SCORE_OK)
         return trc;
-    /* the verdict: the first failing rank header, then the first failing block in order */
-    off = 0;
-    for (int r = 0; r < c->size && verdict == SCORE_OK; r++) {
-        memcpy(&hdr, tr->crec + off, sizeof hdr);
-        if (hdr < 0 && hdr != SCORE_E_NUMERIC) {
-            verdict = (int)hdr;
-            who = r;
-        }
-        off += c->counts[r];
-    }
-    if (verdict == SCORE_OK) {
-        off = 0;
-        for (int r = 0; r < c->size && verdict == SCORE_OK; r++) {
-            size_t lo, hi;
-            score__comm_share(nblk, r, c->size, &lo, &hi);
-            for (size_t k = lo; k < hi; k++) {
-                block_rec h;
-                memcpy(&h, tr->crec + off + HEADER_BYTES + (k - lo) * rbytes, sizeof h);
-                if (h.status < 0) {
-                    verdict = (int)h.status;
-                    who = r;
-                    bad_block = k;
-                    break;
-                }
-            }
-            off += c->counts[r];
-        }
-    }
+    verdict = gathered_verdict(tr, nblk, &who, &bad_block);
     if (verdict == SCORE_E_NUMERIC) {
         tr->last_loss = NAN;
         if (who != c->rank)
@@ -245,33 +282,6 @@ int score__trainer_step_comm(score_trainer *tr, double *loss_out, const char *fn
         return score__error(verdict, fn, "rank %d of %d failed with %s; this rank (%d) stops too",
                             who, c->size, score_status_name(verdict), c->rank);
     }
-    /* the sum over the blocks in block order */
-    {
-        double L = 0.0;
-        size_t k = 0;
-        off = 0;
-        for (int r = 0; r < c->size; r++) {
-            size_t lo, hi;
-            score__comm_share(nblk, r, c->size, &lo, &hi);
-            for (size_t q = lo; q < hi; q++, k++) {
-                unsigned char *rec = tr->crec + off + HEADER_BYTES + (q - lo) * rbytes;
-                const float *gk = record_grad(rec);
-                block_rec h;
-                memcpy(&h, rec, sizeof h);
-                if (k == 0) {
-                    memcpy(tr->g, gk, tr->np * sizeof(float));
-                    L = h.loss;
-                } else {
-                    for (size_t i = 0; i < tr->np; i++)
-                        tr->g[i] += gk[i];
-                    L += h.loss;
-                }
-            }
-            off += c->counts[r];
-        }
-        tr->last_loss = L;
-        if (loss_out)
-            *loss_out = L;
-    }
+    sum_blocks(tr, nblk, loss_out);
     return score__trainer_apply(tr, fn);
 }
