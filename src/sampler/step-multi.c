@@ -41,18 +41,6 @@ static int capped_order(const score_step *st)
     return (cap > 0 && cap < st->type.order) ? (int)cap : st->type.order;
 }
 
-/* Number of previous model outputs this call may use: the history counts only when the call
- * continues the last one (same rows, each row starting where it ended). */
-static int history_avail(const score_step *st, const score__step_call *c)
-{
-    if (st->hist_count == 0 || st->hist_n != c->n || st->hist_row0 != c->row0)
-        return 0;
-    for (size_t i = 0; i < c->n; i++)
-        if (st->hist_tend[i] != c->t[i])
-            return 0;
-    return st->hist_count;
-}
-
 /* The largest k <= kmax such that lam and the first k - 1 history lambdas of row i are pairwise
  * distinct (interpolation nodes). */
 static int distinct_nodes(const score_step *st, size_t i, double lam, int kmax)
@@ -101,7 +89,7 @@ int score__step_lms(score_step *st, const score__step_call *c)
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    avail = history_avail(st, c);
+    avail = score__step_history_avail(st, c);
     rc = score__step_k(st, c, c->t, a, s, c->x, dsc, e);
     if (rc != SCORE_OK)
         return rc;
@@ -139,7 +127,7 @@ int score__step_deis(score_step *st, const score__step_call *c)
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    avail = history_avail(st, c);
+    avail = score__step_history_avail(st, c);
     rc = score__step_k(st, c, c->t, a, s, c->x, dsc, e);
     if (rc != SCORE_OK)
         return rc;
@@ -329,7 +317,7 @@ int score__step_unipc(score_step *st, const score__step_call *c)
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    avail = history_avail(st, c);
+    avail = score__step_history_avail(st, c);
     rc = score__step_x0(st, c, c->t, c->x, D);
     if (rc != SCORE_OK)
         return rc;

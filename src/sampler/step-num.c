@@ -297,3 +297,15 @@ void score__step_push_history(score_step *st, const score__step_call *c, const f
     st->hist_n = c->n;
     st->hist_row0 = c->row0;
 }
+
+/* Number of previous model outputs this call may use: the history counts only when the call
+ * continues the last one (same rows, each row starting where it ended). */
+int score__step_history_avail(const score_step *st, const score__step_call *c)
+{
+    if (st->hist_count == 0 || st->hist_n != c->n || st->hist_row0 != c->row0)
+        return 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (st->hist_tend[i] != c->t[i])
+            return 0;
+    return st->hist_count;
+}

@@ -147,6 +147,9 @@ enum { SCORE__EP_A, SCORE__EP_SG, SCORE__EP_AN, SCORE__EP_SGN, SCORE__EP_S, SCOR
 int score__step_endpoints(score_step *st, const score__step_call *c);
 /* The output m (n*dim values) and lambda of this call become the newest of the step's `depth`
  * (<= SCORE__STEP_NHIST) history entries; avail entries were usable before the call. */
+/* Number of history entries a call may use: 0 unless it continues the previous call (same n
+ * and row0, every row starting where it ended). */
+int score__step_history_avail(const score_step *st, const score__step_call *c);
 void score__step_push_history(score_step *st, const score__step_call *c, const float *m,
                               const double *lam, int avail, int depth);
 int score__step_alpha_sigma(const score__step_call *c, size_t n, const double *t, double *alpha,

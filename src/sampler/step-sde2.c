@@ -211,12 +211,7 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    if (st->hist_count > 0 && st->hist_n == n && st->hist_row0 == c->row0) {
-        avail = st->hist_count;
-        for (size_t i = 0; i < n && avail > 0; i++)
-            if (st->hist_tend[i] != c->t[i])
-                avail = 0;
-    }
+    avail = score__step_history_avail(st, c);
     rc = score__step_x0(st, c, c->t, c->x, D);
     if (rc != SCORE_OK)
         return rc;
