@@ -80,17 +80,25 @@ static void lms_coefs(int k, const double *node, double a, double b, double *coe
     }
 }
 
+/* The start of an LMS / DEIS call: the end points, the usable history and the noise
+ * prediction e at the start (dsc: scratch of score__step_k()). */
+static int noise_begin(score_step *st, const score__step_call *c, float *dsc, float *e,
+                       int *avail)
+{
+    int rc = endpoints(st, c);
+    if (rc != SCORE_OK)
+        return rc;
+    *avail = score__step_history_avail(st, c);
+    return score__step_k(st, c, c->t, st->dbl[R_A], st->dbl[R_S], c->x, dsc, e);
+}
+
 int score__step_lms(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
     float *e = st->buf[0], *dsc = st->buf[1];
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN];
     int order = capped_order(st), avail;
-    int rc = endpoints(st, c);
-    if (rc != SCORE_OK)
-        return rc;
-    avail = score__step_history_avail(st, c);
-    rc = score__step_k(st, c, c->t, a, s, c->x, dsc, e);
+    int rc = noise_begin(st, c, dsc, e, &avail);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -124,11 +132,7 @@ int score__step_deis(score_step *st, const score__step_call *c)
     float *e = st->buf[0], *dsc = st->buf[1];
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *h = st->dbl[R_H];
     int order = capped_order(st), avail;
-    int rc = endpoints(st, c);
-    if (rc != SCORE_OK)
-        return rc;
-    avail = score__step_history_avail(st, c);
-    rc = score__step_k(st, c, c->t, a, s, c->x, dsc, e);
+    int rc = noise_begin(st, c, dsc, e, &avail);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
