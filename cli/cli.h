@@ -56,6 +56,9 @@ int cli_fail(const char *fmt, ...) CLI_PRINTF(1, 2);
 int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* Reports a failed library call: "score <cmd>: <what>: <last-error message>". */
 int cli_lib_fail(int status, const char *what);
+/* Refuses '-' as the path of a binary file to write (a model, a checkpoint): those are files,
+ * never standard output. Returns 0 or CLI_EXIT_USAGE. */
+int cli_binary_output_check(const char *option, const char *path);
 
 /* ---- option parsing -----------------------------------------------------------------------
  * GNU-style options, scanned by glibc getopt_long(): long options "--name VALUE" or

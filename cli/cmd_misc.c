@@ -320,6 +320,8 @@ int cli_cmd_convert(int argc, char **argv)
     const char *out = cli_opt_get(conv_opts, "output"), *sname = cli_opt_get(conv_opts, "schedule");
     if (out == NULL || sname == NULL || cli_opt_get(conv_opts, "predict") == NULL)
         return cli_usage_error("give -o MODEL.safetensors, --schedule NAME and --predict KIND");
+    if ((rc = cli_binary_output_check("-o", out)) != 0)
+        return rc;
     if ((rc = cli_opt_lookup(conv_opts, "predict", cli_outputs, "output kind (--predict)",
                              &output)) != 0 ||
         (rc = cli_opt_lookup(conv_opts, "cond", cli_conds, "conditioning (--cond)", &cond)) != 0)

@@ -197,6 +197,9 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
                                "(see 'score train --help')");
     if (o->output == NULL)
         return cli_usage_error("missing -o MODEL.safetensors (the model file to write)");
+    if ((rc = cli_binary_output_check("-o", o->output)) != 0 ||
+        (rc = cli_binary_output_check("--checkpoint", o->checkpoint)) != 0)
+        return rc;
     if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0)
         return rc;
     if (o->label_column == NULL && cli_opt_get(cli_train_opts, "p-uncond") != NULL)

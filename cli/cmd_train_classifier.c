@@ -134,6 +134,8 @@ int cli_cmd_train_classifier(int argc, char **argv)
     const char *output = cli_opt_get(opts, "output");
     if (data == NULL || column == NULL || output == NULL)
         return cli_usage_error("--data FILE.csv, --label-column NAME and -o FILE are required");
+    if ((rc = cli_binary_output_check("-o", output)) != 0)
+        return rc;
     {
         const char *inputs[2] = {pos[0], data};
         if ((rc = cli_stdin_once(inputs, 2)) != 0)

@@ -37,6 +37,15 @@ int cli_usage_error(const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_binary_output_check(const char *option, const char *path)
+{
+    if (path != NULL && strcmp(path, "-") == 0)
+        return cli_usage_error("%s -: this file cannot go to standard output; give a file name "
+                               "(./- for a file named '-')",
+                               option);
+    return 0;
+}
+
 int cli_lib_fail(int status, const char *what)
 {
     const char *msg = score_last_error_message();

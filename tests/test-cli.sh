@@ -46,6 +46,11 @@ expect_fail 2 "'abc' is not a non-negative integer" -- "$SCORE" train --dataset 
 expect_fail 2 "--batch 0 is out of range" -- "$SCORE" train --dataset ring8 -o "$T/m" --batch 0
 expect_fail 2 "--lr: 'nan' is not a finite number" -- "$SCORE" train --dataset ring8 -o "$T/m" --lr nan
 expect_fail 2 "give exactly one of --dataset NAME and --data FILE.csv" -- "$SCORE" train -o "$T/m"
+# model files and checkpoints are files, never standard output (no file named '-' appears)
+expect_fail 2 "-o -: this file cannot go to standard output" -- "$SCORE" train --dataset ring8 -o - --steps 1
+expect_fail 2 "--checkpoint -: this file cannot go to standard output" -- "$SCORE" train --dataset ring8 -o "$T/m" --checkpoint - --steps 1
+expect_fail 2 "-o -: this file cannot go to standard output" -- "$SCORE" convert "$T/none.safetensors" -o - --schedule vp --predict eps
+[ ! -e ./- ] || { echo "FAIL: a file named '-' was written"; fails=$((fails + 1)); }
 expect_fail 2 "missing -o MODEL.safetensors" -- "$SCORE" train --dataset ring8
 expect_fail 2 "unknown dataset 'rings' (valid: ring8, moons, swissroll, checkerboard, gaussian)" -- \
     "$SCORE" train --dataset rings -o "$T/m"
