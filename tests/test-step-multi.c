@@ -45,6 +45,71 @@ END_TEST
 
 /* ---- convergence orders ---------------------------------------------------------------- */
 
+/* Global error of LMS-4 and DEIS-3 on Karras grids with a small exponent rho: with the default
+ * rho = 7 their pre-asymptotic range reaches the float32 floor of the state (LMS-4: slopes 3.6 -
+ * 3.8 over 40 - 160 steps; DEIS-3 on VP 2.8), on grids with rho = 2 or 3 the leading error
+ * term dominates from about 20 steps while the error is still 10 - 1000 times the floor. The
+ * grid is the schedule's Karras grid with that rho, computed from a copy of the schedule. */
+static double run_error_rho(const fx_system *f, const char *name, double rho, size_t N,
+                            const float *x0, const float *exact)
+{
+    score_schedule *sc;
+    score_sampler *s;
+    double grid[161];
+    float x[2 * NR];
+    ck_assert_uint_le(N + 1, sizeof grid / sizeof grid[0]);
+    ck_assert_ok(score_schedule_clone(&sc, f->sched));
+    ck_assert_ok(score_schedule_set_f64(sc, SCORE_SCHEDULE_PARAM_RHO, rho));
+    ck_assert_ok(score_schedule_time_grid(sc, SCORE_GRID_KARRAS, N + 1, 0, grid));
+    score_schedule_free(sc);
+    ck_assert_double_eq(grid[0], f->T);
+    ck_assert_double_eq_tol(grid[N], f->t_eps, 1e-12);
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find(name), NULL, 2));
+    ck_assert_ok(score_sampler_set_grid(s, N + 1, grid));
+    ck_assert_ok(score_sampler_run(s, f->sde, NR, x0, x, NULL, NULL, NULL));
+    ck_assert_uint_eq(score_sampler_get_nfe(s), (uint64_t)N);
+    score_sampler_free(s);
+    return fx_max_abs_diff(2 * NR, x, exact);
+}
+
+static const struct {
+    const char *name;
+    int kind;
+    double rho, slope;
+    size_t n0;
+} global_cases[] = {
+    {"lms", SCORE_SCHEDULE_VE, 2.0, 4.0, 30},
+    {"deis", SCORE_SCHEDULE_VE, 3.0, 3.0, 20},
+    {"deis", SCORE_SCHEDULE_VP, 3.0, 3.0, 40},
+};
+
+START_TEST(global_order_lms4_deis3)
+{
+    /* slope of log2(error) over N = n0, 2 n0, 4 n0 (closed-form endpoint, T -> t_eps = 1e-3,
+     * no final denoise) within 0.2 of the order, with the smallest error at least 10 times
+     * the float32 floor of the state (~1e-6) */
+    fx_system f;
+    float x0[2 * NR], exact[2 * NR];
+    double e[3], slope;
+    const char *name = global_cases[_i].name;
+    size_t n0 = global_cases[_i].n0;
+    fx_make(&f, global_cases[_i].kind, 0, 1e-3);
+    fx_prior(&f, 1, NR, x0);
+    ck_assert_ok(score_model_analytic_pf_map(f.model, f.T, f.t_eps, NR, x0, exact));
+    for (int k = 0; k < 3; k++)
+        e[k] = run_error_rho(&f, name, global_cases[_i].rho, n0 << k, x0, exact);
+    slope = (log2(e[0]) - log2(e[2])) / 2.0;
+    printf("global %-5s %s karras rho %.0f: errors %.3e %.3e %.3e slope %.2f\n", name,
+           global_cases[_i].kind == SCORE_SCHEDULE_VE ? "VE" : "VP", global_cases[_i].rho, e[0],
+           e[1], e[2], slope);
+    ck_assert_msg(fabs(slope - global_cases[_i].slope) <= 0.2, "%s: global slope %.3f", name,
+                  slope);
+    ck_assert_msg(e[2] < e[1] && e[1] < e[0] && e[2] > 1e-5, "%s: errors %g %g %g", name, e[0],
+                  e[1], e[2]);
+    fx_free(&f);
+}
+END_TEST
+
 /* Error (max over NR rows of |x - exact|) of a fixed-grid run with N steps. */
 static double run_error(const fx_system *f, const char *name, int64_t order, int64_t form,
                         int grid, size_t N, const float *x0, const float *exact)
@@ -83,8 +148,9 @@ START_TEST(convergence_order)
      * Karras grid, T -> t_eps = 1e-3, no final denoise: slope of log2(error) over N = n0, 2 n0,
      * 4 n0 within 0.2 of the order. UniPC with the corrector gains one order (order 2 and 3
      * from UniP-1 and UniP-2, 4 from UniP-3; on VP its error changes sign near 40 steps, so it
-     * is measured on VE only). LMS-4 and DEIS-3 reach their global slopes only where the float32
-     * floor of the state (~1e-6) begins: their orders are checked by the local error below. */
+     * is measured on VE only). LMS-4 and DEIS-3 reach their global slopes on these grids only
+     * where the float32 floor of the state (~1e-6) begins: their global orders are checked on
+     * Karras grids with rho = 2 or 3 (global_order_lms4_deis3) and by the local error below. */
     int ve = _i >= (int)NCASES;
     size_t c = (size_t)_i % NCASES, n0 = order_cases[c].n0[ve];
     fx_system f;
@@ -363,6 +429,8 @@ int main(void)
     tcase_add_test(tc, names_and_aliases);
     tcase_add_loop_test(tc, convergence_order, 0, 2 * (int)NCASES);
     tcase_add_loop_test(tc, local_order, 0, (int)(sizeof local_cases / sizeof local_cases[0]));
+    tcase_add_loop_test(tc, global_order_lms4_deis3, 0,
+                        (int)(sizeof global_cases / sizeof global_cases[0]));
     tcase_add_test(tc, unip3_is_dpmpp_3m);
     tcase_add_test(tc, first_steps_by_hand);
     tcase_add_test(tc, published_3m_form);
