@@ -1,5 +1,8 @@
-/* score sample (model -> CSV of samples) and score loglik (model + CSV -> log-likelihoods). */
+/* score sample (model -> CSV of samples, or a PNG grid of image samples) and score loglik
+ * (model + CSV -> log-likelihoods). */
 #include "cli.h"
+
+#include "images.h"
 
 #include <errno.h>
 #include <math.h>
@@ -194,6 +197,12 @@ static cli_opt s_opts[] = {
     {"strength", 0, 1, "S", "with --init: the fraction of the grid's steps run, from 0 (the input unchanged) to 1 (unconditional sampling) [0.5]", NULL},
     {"known", 0, 1, "FILE", "imputation / inpainting: rows of a CSV (data units) whose empty, NaN or NA cells are sampled and whose other cells are kept exactly; one output row per input row", NULL},
     {"batch", 0, 1, "N", "rows per library call [4096]", NULL},
+    {"png", 0, 1, "FILE.png", "also write the samples as a grid of images (instead of the CSV on stdout when -o is not given)", NULL},
+    {"image", 0, 1, "CxHxW", "--png: the image shape of a row (C = 1 grayscale or 3 RGB; channel first) [stored by 'score train' for image data]", NULL},
+    {"rows", 0, 1, "R", "--png: rows of the grid [near-square for -n]", NULL},
+    {"cols", 0, 1, "C", "--png: columns of the grid [near-square for -n]", NULL},
+    {"zoom", 0, 1, "K", "--png: each pixel drawn as K x K pixels [1]", NULL},
+    {"png-range", 0, 1, "LO,HI", "--png: the values drawn black and white (clipped to it) [the range stored by 'score train': 0,255 for 8-bit pixels]", NULL},
     {"ref", 0, 1, "FILE", "reference data (CSV) for --plot and the distance ('-' = stdin)", NULL},
     {"plot", 0, 1, "FILE.svg", "draw the samples over the reference data", NULL},
     {"dims", 0, 1, "I,J", "columns shown by --plot [1,2]", NULL},
@@ -240,6 +249,11 @@ typedef struct sample_opts {
     uint64_t seed;
     double snr, step_size, eta, churn, rtol, atol, w;
     int grid, corrector, quiet;
+    const char *png;                  /* --png FILE or NULL */
+    size_t grid_rows, grid_cols, zoom;/* 0: near-square */
+    size_t img_c, img_h, img_w;       /* --image, 0 when not given */
+    double png_lo, png_hi;            /* --png-range when png_range */
+    int png_range;
 } sample_opts;
 
 static const char sample_help[] =
@@ -267,6 +281,41 @@ static int read_sample_numbers(sample_opts *o)
         (rc = cli_opt_double(s_opts, "atol", 0, 1e6, &o->atol)) ||
         (rc = cli_opt_double(s_opts, "guidance", -1e6, 1e6, &o->w)))
         return rc;
+    return 0;
+}
+
+/* --png FILE and its options: the grid (rows and columns; 0 = near-square), the zoom, and the
+ * shape and range when given (checked against the model later). */
+static int read_png_options(sample_opts *o)
+{
+    static const char *const needs_png[] = {"image", "rows", "cols", "zoom", "png-range"};
+    char err[512];
+    int rc;
+    o->png = cli_opt_get(s_opts, "png");
+    o->zoom = 1;
+    for (size_t k = 0; o->png == NULL && k < sizeof needs_png / sizeof *needs_png; k++)
+        if (cli_opt_get(s_opts, needs_png[k]) != NULL)
+            return cli_usage_error("--%s goes with --png FILE.png", needs_png[k]);
+    if (o->png == NULL)
+        return 0;
+    if (cli_output_check(o->png, err, sizeof err) != 0)
+        return cli_fail("%s", err);
+    if ((rc = cli_opt_size(s_opts, "rows", 1, 65535, &o->grid_rows)) != 0 ||
+        (rc = cli_opt_size(s_opts, "cols", 1, 65535, &o->grid_cols)) != 0 ||
+        (rc = cli_opt_size(s_opts, "zoom", 1, 64, &o->zoom)) != 0)
+        return rc;
+    const char *shape = cli_opt_get(s_opts, "image"), *range = cli_opt_get(s_opts, "png-range");
+    if (shape != NULL && cli_parse_image_shape(shape, &o->img_c, &o->img_h, &o->img_w) != 0)
+        return cli_usage_error("--image '%s': expected CxHxW (or HxW), positive sizes", shape);
+    if (range != NULL) {
+        char *end;
+        o->png_lo = strtod(range, &end);
+        if (*end != ',' || (o->png_hi = strtod(end + 1, &end), *end != '\0') ||
+            !isfinite(o->png_lo) || !isfinite(o->png_hi) || !(o->png_lo < o->png_hi))
+            return cli_usage_error("--png-range '%s': expected two finite numbers LO,HI with "
+                                   "LO < HI", range);
+        o->png_range = 1;
+    }
     return 0;
 }
 
@@ -302,6 +351,8 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
                                "with --class K|NAME on a class-conditional model)");
     if (o->uncond != NULL && cli_opt_get(s_opts, "guidance") == NULL)
         return cli_usage_error("--guidance W and --uncond MODEL go together");
+    if ((rc = read_png_options(o)) != 0)
+        return rc;
     const char *inputs[3] = {o->model, o->uncond, cli_opt_get(s_opts, "ref")};
     if ((rc = cli_stdin_once(inputs, 3)) != 0)
         return rc;
@@ -745,7 +796,59 @@ static int draw_samples(const sample_opts *o, sample_job *j)
     return 0;
 }
 
-/* The samples as CSV, then the reference data: distance (*sw, -1 without) and --plot. */
+/* --png: the samples as a grid of images. The shape is --image or the one 'score train'
+ * stored, and so is the range (--png-range); 16-bit PNG for the range of 16-bit pixels. */
+static int write_png(const sample_opts *o, const sample_job *j)
+{
+    const cli_meta *meta = &j->file.meta;
+    size_t c = o->img_c, h = o->img_h, w = o->img_w, n = o->n;
+    double lo = o->png_lo, hi = o->png_hi;
+    char err[512];
+    if (c == 0) {
+        const char *s = cli_meta_get(meta, "score.train.image.shape");
+        if (s == NULL)
+            return cli_fail("--png: the model stores no image shape (it was not trained on "
+                            "image data): give --image CxHxW");
+        if (cli_parse_image_shape(s, &c, &h, &w) != 0)
+            return cli_fail("--png: the model's image shape '%s' is malformed: give --image "
+                            "CxHxW", s);
+    }
+    if (c * h * w != j->dim || (c != 1 && c != 3))
+        return cli_fail("--png: images of %zux%zux%zu %s the model's dimension %zu%s", c, h, w,
+                        c * h * w != j->dim ? "do not fit" : "fit", j->dim,
+                        c * h * w != j->dim ? "" : ", but a PNG grid takes 1 (grayscale) or 3 "
+                        "(RGB) channels");
+    if (!o->png_range) {
+        const char *s = cli_meta_get(meta, "score.train.image.range");
+        char *end;
+        if (s == NULL)
+            return cli_fail("--png: the model stores no value range: give --png-range LO,HI");
+        lo = strtod(s, &end);
+        if (*end != ',' || (hi = strtod(end + 1, &end), *end != '\0') || !isfinite(lo) ||
+            !isfinite(hi))
+            return cli_fail("--png: the model's value range '%s' is malformed: give "
+                            "--png-range LO,HI", s);
+        if (!(lo < hi))   /* constant data: a range around the value */
+            lo -= 0.5, hi += 0.5;
+    }
+    size_t cols = o->grid_cols, rows = o->grid_rows;
+    if (cols == 0 && rows == 0) {
+        cols = (size_t)ceil(sqrt((double)n));
+        rows = (n + cols - 1) / cols;
+    } else if (cols == 0) {
+        cols = (n + rows - 1) / rows;
+    } else if (rows == 0) {
+        rows = (n + cols - 1) / cols;
+    }
+    int bits = !o->png_range && hi - lo == 65535 ? 16 : 8;   /* 16-bit pixels */
+    if (cli_png_write_grid(o->png, j->x, n, c, h, w, rows, cols, o->zoom, lo, hi, bits, err,
+                           sizeof err) != 0)
+        return cli_fail("%s", err);
+    return 0;
+}
+
+/* The samples as CSV (and --png), then the reference data: distance (*sw, -1 without) and
+ * --plot. */
 static int write_samples(const sample_opts *o, sample_job *j, double *sw)
 {
     static const char *hdr2[2] = {"x1", "x2"};
@@ -757,10 +860,13 @@ static int write_samples(const sample_opts *o, sample_job *j, double *sw)
                            ? malloc(dim * sizeof *hdr) : NULL;
     for (size_t c = 0; hdr != NULL && c < dim; c++)
         hdr[c] = score_genmodel_name(j->gm, SCORE_GENMODEL_NAMES_COLUMNS, c);
-    rc = cli_csv_write(o->output ? o->output : "-", j->x, n, dim,
-                       hdr != NULL ? hdr : dim == 2 ? hdr2 : NULL, err, sizeof err);
+    rc = o->png != NULL && o->output == NULL
+             ? 0 : cli_csv_write(o->output ? o->output : "-", j->x, n, dim,
+                                 hdr != NULL ? hdr : dim == 2 ? hdr2 : NULL, err, sizeof err);
     if (rc != 0)
         rc = cli_fail("%s", err);
+    else if (o->png != NULL)
+        rc = write_png(o, j);
     else if (o->plot != NULL)
         rc = cli_parse_dims(cli_opt_get(s_opts, "dims"), dim, &cx, &cy);
     if (rc != 0) {

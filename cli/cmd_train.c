@@ -2,6 +2,8 @@
  * options and the order of the steps of a run; the steps are in train_*.c (see train.h). */
 #include "train.h"
 
+#include "images.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +50,10 @@ static const cli_name dequantizations[] = {
 
 cli_opt cli_train_opts[] = {
     {"dataset", 0, 1, "NAME", "built-in toy dataset (see 'score datasets')", NULL},
-    {"data", 0, 1, "FILE", "training data, CSV with one point per line ('-' = stdin)", NULL},
+    {"data", 0, 1, "FILE", "training data: CSV with one point per line ('-' = stdin), a directory of PNG images, or a NumPy FILE.npy (one image or point per row)", NULL},
+    {"class-dirs", 0, 0, NULL, "--data DIR: read DIR/<class>/*.png, the sub-directory names being the class labels (a class-conditional model)", NULL},
+    {"labels", 0, 1, "FILE.npy", "--data FILE.npy: integer class labels, one per row (a class-conditional model)", NULL},
+    {"image", 0, 1, "CxHxW", "the image shape of each row (C*H*W values, channel first), stored in the model for 'score sample --png' [read from the PNG files or the .npy shape]", NULL},
     {"n", 'n', 1, "N", "points drawn from a toy dataset [20000]", NULL},
     {"label-column", 0, 1, "NAME", "CSV column (by header name) holding each row's class label, integer or text; trains a class-conditional model", NULL},
     {"p-uncond", 0, 1, "P", "with --label-column: probability that a row's label is dropped (trains the unconditional model too) [0.1]", NULL},
@@ -99,13 +104,19 @@ cli_opt cli_train_opts[] = {
 };
 
 static const char help_text[] =
-    "usage: score train (--dataset NAME | --data FILE.csv) -o MODEL.safetensors [options]\n\n"
+    "usage: score train (--dataset NAME | --data FILE.csv|DIR|FILE.npy) -o MODEL.safetensors\n"
+    "                   [options]\n\n"
     "Trains an MLP score model and saves it with its schedule and parameterization.\n"
     "With --label-column NAME the model is class-conditional: that CSV column (integer or text\n"
     "labels; not standardized, not part of the data) gives each row's class, the sorted distinct\n"
     "values are the classes (stored in the model), and 'score sample --class' picks one.\n"
     "With --condition-columns A,B the model takes a continuous condition vector read from\n"
     "those columns, and 'score sample --condition a,b' samples for one value of it.\n\n"
+    "Image data: --data DIR reads the PNG files of DIR (grayscale or RGB, 8 or 16 bits, all\n"
+    "of one size; sorted by name) and --data FILE.npy a NumPy array of shape (N, ...) (float32,\n"
+    "float64 or uint8); each image is one row of C*H*W values. Integer pixels 0..M (M = 255,\n"
+    "or 65535 for 16-bit PNG) are mapped to [-1, 1] by the model's data transform, so samples\n"
+    "come back in pixel units; 'score sample --png' draws them as a grid.\n\n"
     "Held-out rows (--valid-fraction) are chosen by --seed; their loss, with the same noise at\n"
     "every evaluation, is printed with the training loss and drawn by --plot. --early-stop N\n"
     "stops after N evaluations without a new best and saves the best evaluation's weights.\n"
@@ -191,6 +202,9 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         .resume = cli_opt_get(cli_train_opts, "resume"),
         .init = cli_opt_get(cli_train_opts, "init"),
         .dequantize = SCORE_GENMODEL_DEQUANT_NONE,
+        .class_dirs = cli_opt_flag(cli_train_opts, "class-dirs"),
+        .labels_file = cli_opt_get(cli_train_opts, "labels"),
+        .image = cli_opt_get(cli_train_opts, "image"),
     };
     if ((o->dataset == NULL) == (o->datafile == NULL))
         return cli_usage_error("give exactly one of --dataset NAME and --data FILE.csv "
@@ -202,9 +216,24 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         return rc;
     if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0)
         return rc;
-    if (o->label_column == NULL && cli_opt_get(cli_train_opts, "p-uncond") != NULL)
+    int images = o->datafile != NULL && train_data_is_images(o->datafile);
+    if (o->label_column == NULL && !o->class_dirs && o->labels_file == NULL &&
+        cli_opt_get(cli_train_opts, "p-uncond") != NULL)
         return cli_usage_error("--p-uncond applies to class-conditional training only (give "
-                               "--label-column NAME)");
+                               "%s)", images ? "--class-dirs or --labels FILE.npy"
+                                             : "--label-column NAME");
+    if ((o->class_dirs || o->labels_file != NULL) && !images)
+        return cli_usage_error("--class-dirs and --labels are for image data (--data DIR or "
+                               "--data FILE.npy); CSV data take --label-column NAME");
+    if (images && (o->label_column != NULL || o->condition_columns != NULL))
+        return cli_usage_error("--label-column and --condition-columns are for CSV data; "
+                               "images take --class-dirs (PNG directory) or --labels FILE.npy");
+    if (o->image != NULL && !images) {
+        size_t c, h, w;
+        if (cli_parse_image_shape(o->image, &c, &h, &w) != 0)
+            return cli_usage_error("--image '%s': expected CxHxW (or HxW), positive sizes",
+                                   o->image);
+    }
     if (o->label_column != NULL && o->datafile == NULL)
         return cli_usage_error("--label-column needs --data FILE.csv with a header line");
     if (o->condition_columns != NULL && o->datafile == NULL)
@@ -218,8 +247,8 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
     if (o->resume != NULL && o->init != NULL)
         return cli_usage_error("--resume continues a run and --init starts one: give one of "
                                "them");
-    const char *inputs[3] = {o->datafile, o->resume, o->init};
-    if ((rc = cli_stdin_once(inputs, 3)) != 0)
+    const char *inputs[4] = {o->datafile, o->resume, o->init, o->labels_file};
+    if ((rc = cli_stdin_once(inputs, 4)) != 0)
         return rc;
     o->quiet = cli_opt_flag(cli_train_opts, "quiet");
     o->time_free = o->loss_kind == SCORE_LOSS_DSM || o->loss_kind == SCORE_LOSS_HYVARINEN ||
@@ -237,9 +266,10 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
             o->predict = SCORE_OUTPUT_SCORE;
         if (o->predict != SCORE_OUTPUT_SCORE)
             return cli_usage_error("--model energy outputs the score -grad_x E: --predict score");
-        if (o->label_column != NULL || o->condition_columns != NULL || o->init != NULL)
+        if (o->label_column != NULL || o->condition_columns != NULL || o->init != NULL ||
+            o->class_dirs || o->labels_file != NULL)
             return cli_usage_error("--model energy takes no --label-column, "
-                                   "--condition-columns or --init");
+                                   "--condition-columns, --class-dirs, --labels or --init");
     }
     return 0;
 }
@@ -272,6 +302,7 @@ void train_job_free(train_job *j)
     for (size_t k = 0; j->class_names != NULL && k < j->num_classes; k++)
         free(j->class_names[k]);
     free(j->class_names);
+    cli_text_free(j->image_text, j->rows);
     if (j->table.data != NULL)
         cli_table_free(&j->table);
     else

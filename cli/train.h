@@ -1,7 +1,7 @@
 /* Internal declarations of `score train`, split by responsibility:
  *   cmd_train.c   the options, their help and the order of the steps of a run;
- *   train_data.c  the data: CSV or toy points, labels, condition columns, the held-out split,
- *                 integer columns and dequantization, standardization;
+ *   train_data.c  the data: CSV, images or toy points, labels, condition columns, the held-out
+ *                 split, integer columns and dequantization, standardization;
  *   train_setup.c the schedule, the network (or --init), the loss and the trainer (--resume);
  *   train_loop.c  the training loop: progress, held-out evaluations, early stopping,
  *                 dequantization offsets per epoch, the checkpoint;
@@ -31,6 +31,10 @@ typedef struct train_opts {
     int loss_kind, weighting, act, embed, opt_kind, predict, cond;
     int energy;              /* --model energy: the energy MLP */
     int quiet, time_free;
+    /* image data (images.h): --data DIR/ or FILE.npy */
+    int class_dirs;                  /* --class-dirs: DIR/<class>/ holds the PNGs */
+    const char *labels_file;         /* --labels FILE.npy or NULL */
+    const char *image;               /* --image CxHxW or NULL */
 } train_opts;
 
 typedef struct train_ctx {
@@ -77,6 +81,14 @@ typedef struct train_job {
     train_ctx ctx;          /* progress bar and loss history */
     train_eval *evals;      /* the held-out evaluations of this run */
     size_t n_evals, best_eval;
+    /* image data: a PNG directory or a .npy array instead of the CSV table */
+    int images;             /* 1: j->data came from images (no table) */
+    int pixels;             /* integer pixels in [0, pixel_max], mapped to [-1, 1] */
+    double pixel_max;
+    size_t img_c, img_h, img_w;    /* the image shape, 0 when unknown */
+    double range_lo, range_hi;     /* the values' range recorded for PNG grids */
+    char **image_text;      /* each row's class (--class-dirs, --labels), or NULL */
+    const char *label_source;      /* where the labels came from, for messages */
     int stopped_early;
     size_t start_step, end_step;   /* the trainer's step counter before and after this run */
     double elapsed;
@@ -86,6 +98,7 @@ typedef struct train_job {
 void train_job_free(train_job *j);
 
 /* train_data.c */
+int train_data_is_images(const char *path);
 int train_load_data(const train_opts *o, train_job *j);
 int train_make_labels(const train_opts *o, train_job *j);
 int train_split(const train_opts *o, train_job *j);

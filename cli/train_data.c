@@ -1,11 +1,16 @@
-/* score train: the data. CSV or toy points, class labels, condition columns, the held-out
- * split, integer-valued columns and their dequantization, the standardization. */
+/* score train: the data. CSV, images (a PNG directory, a .npy array) or toy points, class
+ * labels, condition columns, the held-out split, integer-valued columns and their
+ * dequantization, the standardization. */
+#define _POSIX_C_SOURCE 200809L
 #include "train.h"
+
+#include "images.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Streams of the run's seed used here (the trainer uses 0 and 2 of its own generator, the
  * toy points 1 and 2 of theirs, the generator streams being separate per purpose): */
@@ -45,11 +50,95 @@ static int take_condition_columns(const train_opts *o, train_job *j)
     return 0;
 }
 
-/* The training points: the CSV file, or n points of the toy dataset (stream 1 of the seed). */
+/* Whether --data names image data: a directory (of PNG files) or a file ending in .npy. */
+int train_data_is_images(const char *path)
+{
+    struct stat st;
+    size_t n = path != NULL ? strlen(path) : 0;
+    if (n == 0 || strcmp(path, "-") == 0)
+        return 0;
+    if (n > 4 && strcmp(path + n - 4, ".npy") == 0)
+        return 1;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* --image CxHxW (checked against the data and the shape the images have), and the range of
+ * the values recorded for PNG grids: the pixel range, else the data's minimum and maximum. */
+static int set_image_shape(const train_opts *o, train_job *j)
+{
+    if (o->image != NULL) {
+        size_t c, h, w;
+        if (cli_parse_image_shape(o->image, &c, &h, &w) != 0)
+            return cli_usage_error("--image '%s': expected CxHxW (or HxW), positive sizes",
+                                   o->image);
+        if (c * h * w != j->dim || (j->img_c != 0 && (c != j->img_c || h != j->img_h ||
+                                                      w != j->img_w)))
+            return cli_fail("--image %s does not fit the data (%zu values per row%s)", o->image,
+                            j->dim, j->img_c ? ", images of that shape in the file" : "");
+        j->img_c = c, j->img_h = h, j->img_w = w;
+    }
+    if (j->pixels) {
+        /* with --dequantize uniform a sample in [p, p + 1) stands for pixel p: the range
+         * shifted by half a level draws it as p */
+        double half = o->dequantize != SCORE_GENMODEL_DEQUANT_NONE ? 0.5 : 0.0;
+        j->range_lo = half;
+        j->range_hi = j->pixel_max + half;
+    } else {
+        j->range_lo = INFINITY, j->range_hi = -INFINITY;
+        for (size_t i = 0; i < j->rows * j->dim; i++) {
+            j->range_lo = fmin(j->range_lo, j->data[i]);
+            j->range_hi = fmax(j->range_hi, j->data[i]);
+        }
+    }
+    return 0;
+}
+
+/* --data DIR/ or FILE.npy: the images as rows of C*H*W values (images.h), their shape (or
+ * --image CxHxW), the range recorded for PNG grids, and the class names of --class-dirs or
+ * --labels FILE.npy. */
+static int load_images(const train_opts *o, train_job *j)
+{
+    char err[512];
+    cli_images im;
+    size_t n = strlen(o->datafile);
+    int npy = n > 4 && strcmp(o->datafile + n - 4, ".npy") == 0;
+    if (npy && o->class_dirs)
+        return cli_usage_error("--class-dirs is for a directory of PNG files; a .npy array "
+                               "takes --labels FILE.npy");
+    if (!npy && o->labels_file != NULL)
+        return cli_usage_error("--labels FILE.npy is for .npy data; a PNG directory takes "
+                               "--class-dirs");
+    if ((npy ? cli_npy_read_images(o->datafile, &im, err, sizeof err)
+             : cli_png_read_dir(o->datafile, o->class_dirs, &im, err, sizeof err)) != 0)
+        return cli_fail("%s", err);
+    j->images = 1;
+    j->data = im.data;
+    j->rows = im.rows;
+    j->dim = im.dim;
+    j->pixels = im.pixels;
+    j->pixel_max = im.maxval;
+    j->img_c = im.c, j->img_h = im.h, j->img_w = im.w;
+    j->image_text = im.text;
+    j->label_source = "the class directories";
+    int rc = set_image_shape(o, j);
+    if (rc != 0)
+        return rc;
+    if (o->labels_file != NULL) {
+        j->label_source = o->labels_file;
+        if (cli_npy_read_labels(o->labels_file, j->rows, &j->image_text, err, sizeof err) != 0)
+            return cli_fail("%s", err);
+    }
+    return 0;
+}
+
+/* The training points: the CSV file, the images, or n points of the toy dataset (stream 1 of
+ * the seed). */
 int train_load_data(const train_opts *o, train_job *j)
 {
     char err[512];
     int rc;
+    if (o->datafile != NULL && train_data_is_images(o->datafile))
+        return load_images(o, j);
     if (o->datafile != NULL) {
         cli_csv_opts co = {.delimiter = o->delimiter, .text_column = o->label_column};
         if (cli_csv_read_opts(o->datafile, &co, &j->table, err, sizeof err) != 0)
@@ -59,7 +148,7 @@ int train_load_data(const train_opts *o, train_job *j)
         j->rows = j->table.rows;
         j->dim = j->table.cols;
         j->data = j->table.data;
-        return 0;
+        return o->image != NULL ? set_image_shape(o, j) : 0;
     }
     j->dim = score_dataset_toy_dim(o->dataset);
     if (j->dim == 0) {
@@ -70,7 +159,7 @@ int train_load_data(const train_opts *o, train_job *j)
     if ((rc = cli_toy_points(o->dataset, j->rows, o->seed, 1, &j->data)) != SCORE_OK)
         return rc == SCORE_E_NOMEM ? cli_fail("out of memory")
                                    : cli_lib_fail(rc, "score_dataset_toy");
-    return 0;
+    return o->image != NULL ? set_image_shape(o, j) : 0;
 }
 
 /* --label-column: the classes of the column (cli_class_labels_make(): the sorted distinct
@@ -79,10 +168,15 @@ int train_make_labels(const train_opts *o, train_job *j)
 {
     cli_class_labels c;
     int rc;
-    if (o->label_column == NULL)
+    if (o->label_column == NULL && j->image_text == NULL)
         return 0;
-    if ((rc = cli_class_labels_make(j->table.text, j->rows, o->label_column,
-                                    "a class-conditional model", &c)) != 0)
+    if (j->image_text != NULL)
+        rc = cli_class_labels_make(j->image_text, j->rows, j->label_source,
+                                   "a class-conditional model", &c);
+    else
+        rc = cli_class_labels_make(j->table.text, j->rows, o->label_column,
+                                   "a class-conditional model", &c);
+    if (rc != 0)
         return rc;
     j->labels = c.labels;
     j->class_names = c.names;
@@ -224,9 +318,10 @@ int train_check_integers(const train_opts *o, train_job *j)
 
 /* The points as trained: a copy of the data (in split order), and the standardization per
  * column (mean 0, sample standard deviation 1 over the training rows; a constant column keeps
- * scale 1) unless --no-standardize. With --init the transform of MODEL is kept instead (its
- * weights were learned in its units). With --dequantize the stored shift includes the mean
- * 1/2 of the offsets. */
+ * scale 1) unless --no-standardize; integer pixels (PNG, uint8 .npy) instead map 0 .. M to
+ * [-1, 1] in every column (shift = scale = M / 2). With --init the transform of MODEL is kept
+ * instead (its weights were learned in its units). With --dequantize the stored shift includes
+ * the mean 1/2 of the offsets (for pixels: 0 .. M + 1 to [-1, 1]). */
 int train_standardize(const train_opts *o, train_job *j)
 {
     size_t rows = j->rows, dim = j->dim, nt = j->n_train;
@@ -255,6 +350,13 @@ int train_standardize(const train_opts *o, train_job *j)
     }
     const float *data = j->data;
     double half = o->dequantize != SCORE_GENMODEL_DEQUANT_NONE ? 0.5 : 0.0;
+    if (j->pixels) {
+        /* pixels 0 .. M (with --dequantize: 0 .. M + 1) map to [-1, 1] in every column */
+        double mid = (j->pixel_max + 2 * half) / 2;
+        for (size_t c = 0; c < dim; c++)
+            j->shift[c] = mid, j->scale[c] = mid;
+        return 0;
+    }
     for (size_t c = 0; c < dim; c++) {
         double m = 0, q = 0;
         for (size_t i = 0; i < nt; i++)

@@ -132,6 +132,12 @@ static int record_training(const train_opts *o, const train_job *j, score_model 
         score_trainer_get_f64(j->tr, SCORE_TRAINER_PARAM_P_UNCOND, &pu) == SCORE_OK &&
         REC("p_uncond", "%g", pu))
         return -1;
+    /* image data: the shape and the value range, for 'score sample --png' */
+    if (j->img_c > 0 && REC("image.shape", "%zux%zux%zu", j->img_c, j->img_h, j->img_w))
+        return -1;
+    if ((j->images || j->img_c > 0) &&
+        REC("image.range", "%.9g,%.9g", j->range_lo, j->range_hi))
+        return -1;
 #undef REC
     return 0;
 }
@@ -140,6 +146,8 @@ static int record_training(const train_opts *o, const train_job *j, score_model 
  * a CSV without header. */
 static int set_column_names(const train_job *j, score_genmodel *gm)
 {
+    if (j->images)   /* pixels have no names */
+        return SCORE_OK;
     if (j->table.data != NULL)
         return j->table.names == NULL
                    ? SCORE_OK
@@ -285,8 +293,10 @@ void train_print_summary(const train_opts *o, const train_job *j)
         fprintf(stderr, "condition columns: %zu (%s%s)\n", j->context_dim, j->context_names[0],
                 j->context_dim > 1 ? ", ..." : "");
     if (j->num_classes > 0)
-        fprintf(stderr, "class labels from column '%s': %zu classes (%s, %s%s)\n",
-                o->label_column, j->num_classes, j->class_names[0],
+        fprintf(stderr, "class labels from %s%s%s: %zu classes (%s, %s%s)\n",
+                o->label_column ? "column '" : "",
+                o->label_column ? o->label_column : j->label_source,
+                o->label_column ? "'" : "", j->num_classes, j->class_names[0],
                 j->num_classes > 2 ? "..., " : "",
                 j->class_names[j->num_classes - 1]);
     fprintf(stderr, "saved %s (%s%s weights, %zu parameters)%s%s\n", o->output,

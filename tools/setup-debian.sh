@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages libscore needs to build and test, when they are missing.
 # Run as root (or with sudo available). Extra package names may be given as arguments.
 set -eu
-pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev check libcjson-dev python3 python3-numpy
+pkgs="meson ninja-build pkg-config gcc g++ libopenblas-dev check libcjson-dev libpng-dev python3 python3-numpy
       python3-pytest dh-python libopenmpi-dev openmpi-bin $*"
 missing=""
 for p in $pkgs; do

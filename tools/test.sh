@@ -5,7 +5,8 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, example and CLI tests
 #      (LeakSanitizer on: the CLI error paths must not leak) and the allocation-failure test
 #      (oom: the N-th allocation fails, for every N);
-#   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader;
+#   3. a clang build with -Dfuzz=true: a 60-second libFuzzer run of the model-file loader and a
+#      30-second one of the .npy header parser of the score tool;
 #   4. a ThreadSanitizer build: one model shared by several threads, and the model's own threads;
 #   4b. the digits suite on the normal build: class-conditional 8x8 digits judged by an SVC;
 #   4c. an MPI build (-Dmpi=enabled): the mpi suite under mpirun -np 1, 2, 3;
