@@ -294,6 +294,59 @@ START_TEST(independent_dpmpp_2m)
 }
 END_TEST
 
+/* The moment method (SCORE_OBS_METHOD_MOMENT): with the correlated Gaussian of sys_make() and
+ * coordinates 2, 3 known, the sde's score is the exact score of x_t given the known values, so
+ * the missing coordinates follow the closed-form conditional N(m, C) (gauss_conditional()) up
+ * to the sampler's discretisation: mean and covariance within 3 standard errors of NS samples
+ * (check_moments(): mean sqrt(C_ii / N), covariance entry sqrt((C_ii C_jj + C_ij^2) / N)). */
+static void check_moment_gauss(const char *pred, const char *corr, int64_t steps, int grid,
+                               uint64_t seed)
+{
+    sys f;
+    score_sampler *s;
+    score_rng *rng;
+    float *x = malloc((size_t)NS * D * sizeof *x);
+    double mh[2], Ch[4], m[2], C[4];
+    char what[96];
+    ck_assert_ptr_nonnull(x);
+    sys_make(&f, SCORE_SCHEDULE_VP, 0);
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_MOMENT));
+    s = make_sampler(pred, corr, steps);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
+    if (grid > 0)
+        ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grid));
+    set_known_23(s);
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, seed));
+    ck_assert_ok(score_sampler_run(s, f.sde, NS, NULL, x, rng, NULL, NULL));
+    moments01(x, mh, Ch);
+    gauss_conditional(m, C);
+    snprintf(what, sizeof what, "moment %s%s%s, %lld steps, correlated Gaussian", pred,
+             corr != NULL ? "+" : "", corr != NULL ? corr : "", (long long)steps);
+    check_moments(what, mh, Ch, m, C);
+    free(x);
+    score_rng_free(rng);
+    score_sampler_free(s);
+    sys_free(&f);
+}
+
+START_TEST(moment_gauss_pc)
+{
+    check_moment_gauss("reverse-diffusion", "langevin", 200, 0, 41);
+}
+END_TEST
+
+START_TEST(moment_gauss_em)
+{
+    check_moment_gauss("em", NULL, 200, 0, 43);
+}
+END_TEST
+
+START_TEST(moment_gauss_dpmpp_2m)
+{
+    check_moment_gauss("dpmpp-2m", NULL, 100, SCORE_GRID_UNIFORM_LAMBDA, 47);
+}
+END_TEST
+
 /* GMM of sys_make(): posterior component weights given coordinates 2, 3 = y (closed form)
  * and the mean responsibilities of imputed rows (their expectation under the exact
  * conditional is the posterior weight). */
@@ -320,7 +373,9 @@ static void gmm_resp(const float *x, int from, double r[3])
         r[j] /= z;
 }
 
-static void check_gmm(const char *pred, const char *corr, int64_t steps, int grid)
+/* Returns the largest difference between the imputed rows' mean responsibilities and the
+ * posterior weights. */
+static double check_gmm(const char *pred, const char *corr, int64_t steps, int grid, int method)
 {
     enum { NG = 5000 };
     sys f;
@@ -329,8 +384,9 @@ static void check_gmm(const char *pred, const char *corr, int64_t steps, int gri
     const float yk[D] = {0.0f, 0.0f, 0.2f, 0.3f};
     const uint8_t mask[D] = {0, 0, 1, 1};
     float *x = malloc((size_t)NG * D * sizeof *x);
-    double post[3], mr[3] = {0, 0, 0};
+    double post[3], mr[3] = {0, 0, 0}, worst = 0.0;
     sys_make(&f, SCORE_SCHEDULE_VP, 1);
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, method));
     gmm_resp(yk, 2, post);
     s = make_sampler(pred, corr, steps);
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
@@ -346,29 +402,49 @@ static void check_gmm(const char *pred, const char *corr, int64_t steps, int gri
         for (int j = 0; j < 3; j++)
             mr[j] += r[j] / NG;
     }
-    printf("gmm %s: posterior weights %.4f %.4f %.4f, imputed rows %.4f %.4f %.4f\n", pred,
-           post[0], post[1], post[2], mr[0], mr[1], mr[2]);
+    for (int j = 0; j < 3; j++)
+        worst = fmax(worst, fabs(mr[j] - post[j]));
+    printf("gmm %s, %s: posterior weights %.4f %.4f %.4f, imputed rows %.4f %.4f %.4f (max "
+           "diff %.4f)\n", method == SCORE_OBS_METHOD_MOMENT ? "moment" : "replacement", pred,
+           post[0], post[1], post[2], mr[0], mr[1], mr[2], worst);
     free(x);
     score_rng_free(rng);
     score_sampler_free(s);
     sys_free(&f);
+    return worst;
 }
 
-/* A measurement, not a closed-form check: the replacement method is not an exact posterior
- * sampler (doc/controllable-generation.md), so the imputed rows' component weights are
- * printed next to the posterior ones; asserted is only that the known coordinates are exact. */
+/* A measurement, not a closed-form check: neither method is an exact posterior sampler for a
+ * mixture (doc/controllable-generation.md), so the imputed rows' component weights are printed
+ * next to the posterior ones. Asserted: the known coordinates are exact, and the moment method
+ * is closer to the posterior weights than replacement for every sampler (measured, 5000 rows:
+ * moment 0.046 / 0.055 / 0.051 against replacement 0.084 / 0.107 / 0.105 for PC, EM,
+ * DPM-Solver++(2M); the standard error of a weight is below 0.007). The issue's 0.02 is not
+ * reached by either: the moment method's Gaussian p(x0 | x_t) is not the mixture's. */
 START_TEST(gmm_weights)
 {
-    check_gmm("reverse-diffusion", "langevin", 200, 0);
-    check_gmm("em", NULL, 200, 0);
-    check_gmm("dpmpp-2m", NULL, 100, SCORE_GRID_UNIFORM_LAMBDA);
+    static const struct {
+        const char *pred, *corr;
+        int64_t steps;
+        int grid;
+    } runs[3] = {{"reverse-diffusion", "langevin", 200, 0},
+                 {"em", NULL, 200, 0},
+                 {"dpmpp-2m", NULL, 100, SCORE_GRID_UNIFORM_LAMBDA}};
+    for (int r = 0; r < 3; r++) {
+        double rep = check_gmm(runs[r].pred, runs[r].corr, runs[r].steps, runs[r].grid,
+                               SCORE_OBS_METHOD_DEFAULT);
+        double mom = check_gmm(runs[r].pred, runs[r].corr, runs[r].steps, runs[r].grid,
+                               SCORE_OBS_METHOD_MOMENT);
+        ck_assert_msg(mom < rep, "%s: moment method %.4f not closer than replacement %.4f",
+                      runs[r].pred, mom, rep);
+    }
 }
 END_TEST
 
 /* Per-row masks: the known coordinates are exact, and a row's result does not depend on how
  * the rows are split into calls (1 row, 7 rows, all rows), for a PC sampler, singlestep and
  * multistep DPM-Solver, Heun and the adaptive dopri5 solve. */
-static void check_split(const char *pred, const char *corr, int adaptive)
+static void check_split(const char *pred, const char *corr, int adaptive, int method)
 {
     enum { N = 13 };
     sys f;
@@ -377,6 +453,7 @@ static void check_split(const char *pred, const char *corr, int adaptive)
     uint8_t mask[N * D];
     float val[N * D], all[N * D], part[N * D];
     sys_make(&f, SCORE_SCHEDULE_VP, 1);
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, method));
     for (size_t q = 0; q < N * D; q++) {
         mask[q] = (uint8_t)((q * 7 + q / D) % 3 == 0);
         val[q] = mask[q] ? (float)(0.25 * (double)(q % 9) - 1.0) : NAN;
@@ -409,13 +486,99 @@ static void check_split(const char *pred, const char *corr, int adaptive)
 
 START_TEST(split_invariance)
 {
-    check_split("reverse-diffusion", "langevin", 0);
-    check_split("em", NULL, 0);
-    check_split("heun", NULL, 0);
-    check_split("dpm-solver-3", NULL, 0);
-    check_split("dpmpp-2m", NULL, 0);
-    check_split("dopri5", NULL, 1);
-    check_split("dpm-solver-23", NULL, 1);
+    for (int method = SCORE_OBS_METHOD_DEFAULT; method <= SCORE_OBS_METHOD_MOMENT; method++) {
+        check_split("reverse-diffusion", "langevin", 0, method);
+        check_split("em", NULL, 0, method);
+        check_split("heun", NULL, 0, method);
+        check_split("dpm-solver-3", NULL, 0, method);
+        check_split("dpmpp-2m", NULL, 0, method);
+        check_split("dopri5", NULL, 1, method);
+        check_split("dpm-solver-23", NULL, 1, method);
+    }
+}
+END_TEST
+
+static int plain_fn(size_t n, size_t dim, const float *x, const double *c, float *out, void *ud)
+{
+    (void)c;
+    (void)ud;
+    for (size_t i = 0; i < n * dim; i++)
+        out[i] = -x[i];
+    return 0;
+}
+
+/* The moment method's refusals and its deterministic runs: a model without an input VJP, the
+ * other method's forms set, an observation on the sde at the same time; an ODE run from given
+ * x_T needs no generator (nothing is drawn for the known coordinates) and is reproducible. */
+START_TEST(moment_invalid)
+{
+    sys f;
+    score_schedule *sc;
+    score_model *cb;
+    score_sde *sde_cb;
+    score_sampler *s;
+    score_rng *rng;
+    const uint8_t mask[D] = {0, 1, 0, 1};
+    const float val[D] = {0, 1.5f, 0, -0.5f}, A[D] = {1, 0, 0, 0}, y[1] = {0.25f};
+    float x[3 * D], a[3 * D], b[3 * D];
+    sys_make(&f, SCORE_SCHEDULE_VP, 1);
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_MOMENT));
+    s = make_sampler("heun", NULL, 6);
+    ck_assert_ok(score_sampler_set_known(s, 1, mask, val));
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 4));
+    for (size_t i = 0; i < 3 * D; i++)
+        x[i] = (float)(0.3 * (double)(i % 5) - 0.6);
+    ck_assert_ok(score_sampler_run(s, f.sde, 3, x, a, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 3, x, b, NULL, NULL, NULL));
+    ck_assert_mem_eq(a, b, sizeof a);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert(a[i * D + 1] == 1.5f && a[i * D + 3] == -0.5f);
+    /* the replacement method draws the forward-process noise of the known coordinates */
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_DEFAULT));
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 3, x, a, NULL, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_ok(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_MOMENT));
+    ck_assert_fails_with(score_sde_set_i64(f.sde, SCORE_SDE_PARAM_OBS_METHOD, 2), SCORE_E_RANGE);
+    /* PiGDM's variance or DPS's step size with the moment method */
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_OBS_VAR, 0.5));
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 3, NULL, a, rng, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "OBS_VAR"));
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_OBS_VAR, 0.0));
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_OBS_ZETA, 0.5));
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 3, NULL, a, rng, NULL, NULL), SCORE_E_INVAL);
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_OBS_ZETA, 0.0));
+    /* known coordinates and an observation at once */
+    ck_assert_ok(score_sde_set_observation(f.sde, 1, A, y, 0.1));
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 3, NULL, a, rng, NULL, NULL),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_ok(score_sde_set_observation(f.sde, 0, NULL, NULL, 0.0));
+    /* guidance */
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_GUIDANCE, 1.0));
+    ck_assert_ok(score_sde_set_label(f.sde, 0));
+    ck_assert_fails_with(score_sampler_run(s, f.sde, 3, NULL, a, rng, NULL, NULL),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_ok(score_sde_set_f64(f.sde, SCORE_SDE_PARAM_GUIDANCE, 0.0));
+    ck_assert_ok(score_sde_set_label(f.sde, SCORE_LABEL_NULL));
+    /* the run left no observation behind: plain evaluations are unconditional */
+    ck_assert_ok(score_sampler_run(s, f.sde, 3, x, a, NULL, NULL, NULL));
+    ck_assert_ok(score_sampler_set_known(s, 0, NULL, NULL));
+    ck_assert_ok(score_sampler_run(s, f.sde, 3, x, b, NULL, NULL, NULL));
+    ck_assert(a[1] == 1.5f && b[1] != 1.5f);
+    /* a model without an input VJP */
+    ck_assert_ok(score_sampler_set_known(s, 1, mask, val));
+    sc = f.sched;
+    ck_assert_ok(score_model_new_callback(&cb, D, plain_fn, NULL));
+    ck_assert_ok(score_sde_new(&sde_cb, sc, cb, SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_sde_set_i64(sde_cb, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_MOMENT));
+    ck_assert_fails_with(score_sampler_run(s, sde_cb, 3, NULL, a, rng, NULL, NULL),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "vector-Jacobian"));
+    ck_assert_ok(score_sde_set_i64(sde_cb, SCORE_SDE_PARAM_OBS_METHOD, SCORE_OBS_METHOD_DEFAULT));
+    ck_assert_ok(score_sampler_run(s, sde_cb, 3, NULL, a, rng, NULL, NULL));
+    score_sde_free(sde_cb);
+    score_model_free(cb);
+    score_rng_free(rng);
+    score_sampler_free(s);
+    sys_free(&f);
 }
 END_TEST
 
@@ -563,12 +726,16 @@ static Suite *impute_suite(void)
     tcase_add_test(tc, independent_em);
     tcase_add_test(tc, independent_dpmpp_2m);
     tcase_add_test(tc, gmm_weights);
+    tcase_add_test(tc, moment_gauss_pc);
+    tcase_add_test(tc, moment_gauss_em);
+    tcase_add_test(tc, moment_gauss_dpmpp_2m);
     suite_add_tcase(su, tc);
     tc = tcase_create("api");
     tcase_add_test(tc, split_invariance);
     tcase_add_test(tc, stages_see_known);
     tcase_add_test(tc, sdedit);
     tcase_add_test(tc, invalid);
+    tcase_add_test(tc, moment_invalid);
     suite_add_tcase(su, tc);
     return su;
 }

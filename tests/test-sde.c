@@ -640,7 +640,9 @@ START_TEST(parameters)
     ck_assert_fails_with(score_sde_get_i64(NULL, SCORE_SDE_PARAM_COND, &iv), SCORE_E_INVAL);
     ck_assert_fails_with(score_sde_get_i64(f.sde, SCORE_SDE_PARAM_COND, NULL), SCORE_E_INVAL);
     /* introspection through param.h */
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SDE), 8);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SDE), 9);
+    ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "obs_method", &id));
+    ck_assert_int_eq(id, SCORE_SDE_PARAM_OBS_METHOD);
     ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "threshold", &id));
     ck_assert_int_eq(id, SCORE_SDE_PARAM_THRESHOLD);
     ck_assert_ok(score_param_from_name(SCORE_OBJECT_SDE, "obs_var", &id));

@@ -348,6 +348,13 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
  * needs a generator. For linear inverse problems with a mask this is the projection
  * (replacement) method (doc/controllable-generation.md).
  *
+ * With ::SCORE_SDE_PARAM_OBS_METHOD = ::SCORE_OBS_METHOD_MOMENT on the run's sde, the known
+ * coordinates are instead an observation of each row that the sde's moment method conditions
+ * on (exact for Gaussian data; see "Inverse problems" in sde.h): nothing is imposed during the
+ * run, no noise is drawn for them (a run from given x_T then needs no generator), and they are
+ * set to `y` exactly at the end. The model must then provide an input VJP (else the run fails
+ * with ::SCORE_E_UNSUPPORTED), and the sde must have no observation and no guidance.
+ *
  * @param[in,out] s the sampler.
  * @param[in] n_rows rows of the mask: 1 = the same mask and values for every row, otherwise
  *            one row per global row 0 .. n_rows - 1 (a run's rows row0 .. row0 + n - 1 must

@@ -112,9 +112,30 @@
  * - DPS's step-size form, ::SCORE_SDE_PARAM_OBS_ZETA = zeta > 0: the gradient becomes
  *   zeta (dx0_hat/dx)^T A^T r / ||r||, r = y - A x0_hat (sigma_n and v are not used).
  * Everything else is an approximation (p(x0 | x_t) is not Gaussian, or has another
- * covariance); see doc/controllable-generation.md. The observation term is refused together
- * with guidance (classifier-free or classifier: ::SCORE_E_UNSUPPORTED at evaluation), and the
- * divergences are refused while it is set.
+ * covariance); see doc/controllable-generation.md.
+ *
+ * The moment method, ::SCORE_SDE_PARAM_OBS_METHOD = ::SCORE_OBS_METHOD_MOMENT, replaces
+ * r_t^2 A A^T by the model's own posterior covariance: p(x0 | x_t) ~ N(x0_hat, C_t) with
+ * Tweedie's C_t = (sigma^2 / alpha) J, J = dx0_hat/dx, so
+ * p(y | x_t) ~ N(y; A x0_hat, A C_t A^T + R) and the gradient is
+ * J^T A^T (A C_t A^T + R)^{-1} (y - A x0_hat), R = sigma_n^2 I (the derivative of C_t with
+ * respect to x, a second derivative of the model, is dropped: it is zero for Gaussian data,
+ * where J does not depend on x). For Gaussian data this is the exact posterior score, so the
+ * samples follow the exact posterior up to the sampler's discretisation, for any covariance.
+ * Cost per evaluation: one model input VJP with m cotangents (the rows of A; J^T a_i gives
+ * both A J A^T and the gradient) and an m x m Cholesky factorisation per row (O(m^3 + m^2 dim)
+ * per row). A J A^T is symmetrised; when A C_t A^T + R is not positive definite (a network
+ * whose Jacobian is far from symmetric positive) the evaluation fails with ::SCORE_E_NUMERIC.
+ * ::SCORE_SDE_PARAM_OBS_VAR and ::SCORE_SDE_PARAM_OBS_ZETA must then be 0 (else
+ * ::SCORE_E_INVAL at evaluation: their forms are the other method's). The same method serves a
+ * sampler's known coordinates (score_sampler_set_known()): each row's mask is the observation
+ * A = the rows of the identity at the known coordinates, y = the known values, R = 1e-6 times
+ * the largest diagonal entry of A C_t A^T (a stated jitter, for the factorisation only); the
+ * known coordinates are then sampled like the others and set to the known values exactly at
+ * the end. The observation term (either method) is refused together with guidance
+ * (classifier-free or classifier: ::SCORE_E_UNSUPPORTED at evaluation), and the divergences
+ * and the latent maps (score_likelihood_to_latent(), score_likelihood_from_latent()) are
+ * refused while it or a threshold is set: they alter the probability-flow drift.
  */
 #ifndef LIBSCORE_SDE_H
 #define LIBSCORE_SDE_H
@@ -152,6 +173,12 @@ enum score_cond_kind {
     SCORE_COND_LOG_SIGMA_4 = 4 /**< c = ln(sigma / alpha) / 4, EDM's c_noise. */
 };
 
+/** @brief How an sde conditions on data (pinned values of ::SCORE_SDE_PARAM_OBS_METHOD). */
+enum score_obs_method {
+    SCORE_OBS_METHOD_DEFAULT = 0, /**< An observation: the DPS / PiGDM / step-size forms chosen by ::SCORE_SDE_PARAM_OBS_VAR and ::SCORE_SDE_PARAM_OBS_ZETA; known coordinates: replacement (score_sde's imputation). */
+    SCORE_OBS_METHOD_MOMENT = 1   /**< Moment matching with the Tweedie covariance of x0 given x_t, for observations and known coordinates alike: exact for Gaussian data (see "Inverse problems" in sde.h). */
+};
+
 /** @brief Parameter ids of an sde (pinned; object kind ::SCORE_OBJECT_SDE, ids 800-899).
  *  They may be changed at any time and take effect at the next call (the sde derives nothing
  *  from them in advance). */
@@ -163,7 +190,8 @@ enum score_sde_param {
     SCORE_SDE_PARAM_GUIDANCE = 804,   /**< f64: classifier-free guidance weight w on one conditional model, s = (1 + w) s(x, y) - w s(x, null) (see "Conditions" in sde.h), [-1e6, 1e6], default 0 (no guidance: s(x, y)). w != 0 needs a label (score_sde_set_label()); evaluations without one fail with ::SCORE_E_INVAL. */
     SCORE_SDE_PARAM_THRESHOLD = 805,  /**< f64: dynamic-thresholding percentile p of the data prediction (see "Thresholding" in sde.h), [0, 1], default 0 (off); Imagen uses 0.995. */
     SCORE_SDE_PARAM_OBS_VAR = 806,    /**< f64: prior data variance v of the PiGDM form of the observation likelihood (see "Inverse problems" in sde.h), [0, 1e12], default 0 (the DPS form, r_t = 0). */
-    SCORE_SDE_PARAM_OBS_ZETA = 807    /**< f64: step size zeta of DPS's normalised form of the observation term, grad = zeta J^T A^T r / ||r|| (see "Inverse problems" in sde.h), [0, 1e12], default 0 (off: the Gaussian-likelihood gradient). */
+    SCORE_SDE_PARAM_OBS_ZETA = 807,   /**< f64: step size zeta of DPS's normalised form of the observation term, grad = zeta J^T A^T r / ||r|| (see "Inverse problems" in sde.h), [0, 1e12], default 0 (off: the Gaussian-likelihood gradient). */
+    SCORE_SDE_PARAM_OBS_METHOD = 808  /**< i64: a ::score_obs_method, 0..1, default 0 (::SCORE_OBS_METHOD_DEFAULT): how an observation (score_sde_set_observation()) and a sampler's known coordinates (score_sampler_set_known()) condition the samples (see "Inverse problems" in sde.h). */
 };
 
 /**

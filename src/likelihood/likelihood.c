@@ -527,6 +527,8 @@ static int pf_map(score_likelihood *lk, score_sde *sde, size_t row0, size_t n, c
     else if (!score__all_finite_f32(n * dim, in))
         rc = score__error(SCORE_E_NUMERIC, fn, "%s holds NaN or infinity", backward ? "z" : "x");
     lk->kp = 0;
+    if (rc == SCORE_OK) /* the map of the model's PF ODE: no observation or threshold */
+        rc = score__sde_refuse_altered_pf(fn, sde);
     if (rc == SCORE_OK)
         rc = time_range(lk, fn, &lk->teps, &lk->tend);
     if (rc == SCORE_OK)

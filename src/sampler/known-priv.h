@@ -25,6 +25,8 @@ typedef struct score__known {
     const score_schedule *sched;
     size_t row0, n;       /* the run's rows */
     uint64_t counter;     /* noise counter offset of the current update */
+    int moment;           /* the run conditions by the moment method (sde-inverse.c), not by
+                           * replacement: nothing is imposed before the end */
     size_t cap;           /* rows of xe */
     float *xe;            /* cap * dim: the rows an evaluation sees */
     float *z;             /* dim: noise of one row */
@@ -36,6 +38,9 @@ int score__known_set(score__known *k, const char *fn, size_t dim, size_t rows,
 void score__known_free(score__known *k);
 /* 1 when a mask is set. */
 int score__known_active(const score__known *k);
+/* 1 when a mask is set and the run in progress imposes it by replacement (not the moment
+ * method of the sde). */
+int score__known_replaces(const score__known *k);
 /* Prepares a run of rows row0 .. row0 + n - 1: checks that the mask has these rows and grows
  * the workspace (outside the loops). The caller checks that rng is given when noise is drawn. */
 int score__known_begin(score__known *k, const char *fn, const score_rng *rng,

@@ -13,7 +13,11 @@
  * with the noise of the update in progress. Stages thus never see stale known values, one rule
  * covers every step type, and the steps stay unchanged. The noise is a pure function of
  * (seed, stream, counter of the update, global row), so results do not depend on how the rows
- * are split into calls. */
+ * are split into calls.
+ *
+ * With the sde's moment method (SCORE_OBS_METHOD_MOMENT) none of this runs: the sampler hands
+ * the mask and values to the sde as an observation of each row (score__sde_set_known_obs(),
+ * sde-inverse.c) and only score__known_finish() sets the known values at the end. */
 #include <math.h>
 #include <string.h>
 
@@ -35,6 +39,11 @@ void score__known_free(score__known *k)
 int score__known_active(const score__known *k)
 {
     return k->rows > 0;
+}
+
+int score__known_replaces(const score__known *k)
+{
+    return k->rows > 0 && !k->moment;
 }
 
 int score__known_set(score__known *k, const char *fn, size_t dim, size_t rows,
@@ -114,6 +123,7 @@ int score__known_begin(score__known *k, const char *fn, const score_rng *rng,
     k->row0 = row0;
     k->n = n;
     k->counter = 0;
+    k->moment = 0;
     return SCORE_OK;
 }
 

@@ -239,7 +239,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
         s->known.counter = 1 + attempts;
         rc = score_evolve_apply(s->ev, s->ctrl, s->pred, sde, t1, n, x, rng);
         attempts++;
-        if ((rc == SCORE_DONE || rc == SCORE_OK) && score__known_active(&s->known)) {
+        if ((rc == SCORE_DONE || rc == SCORE_OK) && score__known_replaces(&s->known)) {
             int rk = score_evolve_get_t(s->ev, n, s->tb);
             if (rk == SCORE_OK)
                 rk = score__known_impose(&s->known, fn, row0, NULL, n, -1.0, s->tb,
@@ -280,7 +280,7 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
               is_multistep(s->pred);
     int64_t cap0 = PI(s, SCORE_SAMPLER_PARAM_ORDER);
     int order = s->pred->type.order;
-    int known = score__known_active(&s->known);
+    int known = score__known_replaces(&s->known);
     int rc;
     if (cap0 > 0 && cap0 < order)
         order = (int)cap0;
@@ -422,6 +422,12 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
     known = score__known_active(&s->known);
     if (known && (rc = score__known_begin(&s->known, fn, rng, sched, row0, n)) != SCORE_OK)
         return rc;
+    if (known) {
+        int64_t method = SCORE_OBS_METHOD_DEFAULT;
+        if ((rc = score_sde_get_i64(sde, SCORE_SDE_PARAM_OBS_METHOD, &method)) != SCORE_OK)
+            return rc;
+        s->known.moment = method == SCORE_OBS_METHOD_MOMENT;
+    }
     drop = strength_drop(s, npts);
     if (sdedit && drop == npts - 1) {
         /* no step left: the data itself */
@@ -453,7 +459,7 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
                (s->pred->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE) != 0 &&
                s->pred->type.err_order > 0 && !score__step_needs_noise(s->pred) &&
                (npts > 2 || s->grid[npts - 1] > 0.0);
-    needs_rng = x_start == NULL || sdedit || known ||
+    needs_rng = x_start == NULL || sdedit || score__known_replaces(&s->known) ||
                 (!adaptive && (score__step_needs_noise(s->pred) ||
                                (s->corr != NULL && PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) > 0 &&
                                 score__step_needs_noise(s->corr))));
@@ -461,21 +467,27 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
         return score__error(SCORE_E_INVAL, fn, "rng is NULL but the run draws noise%s",
                             x_start == NULL ? " (prior draw)"
                             : sdedit ? " (partial sampling)"
-                            : known ? " (forward-process noise of the known coordinates)" : "");
+                            : score__known_replaces(&s->known)
+                            ? " (forward-process noise of the known coordinates)" : "");
     rc = start_values(s, sched, row0, n, x_start, sdedit, out, rng);
-    if (rc == SCORE_OK && known)
+    if (rc == SCORE_OK && score__known_replaces(&s->known))
         rc = score__known_impose(&s->known, fn, row0, NULL, n, s->grid[0], NULL, 0, out);
     if (rc != SCORE_OK)
         return rc;
     nfe0 = score_sde_nfe(sde);
-    if (known)
+    /* known coordinates: imposed on every evaluation (replacement), or an observation of each
+     * row that the sde's moment method conditions on */
+    if (score__known_replaces(&s->known))
         score__sde_set_input(sde, score__known_input, &s->known);
+    else if (known)
+        score__sde_set_known_obs(sde, s->known.rows, s->known.mask, s->known.y, row0, n);
     if (adaptive)
         rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);
     else
         rc = run_fixed(s, sde, rng, row0, n, out, npts, progress, user_data);
     if (known) {
         score__sde_set_input(sde, NULL, NULL);
+        score__sde_set_known_obs(sde, 0, NULL, NULL, 0, 0);
         if (rc == SCORE_OK)
             score__known_finish(&s->known, n, out);
     }

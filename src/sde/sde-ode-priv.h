@@ -38,4 +38,8 @@ int score__sde_pf_lambda(score_sde *sde, const char *fn, size_t m, const double 
  * belong to the caller and must live until they are cleared. */
 void score__sde_set_rows(score_sde *sde, size_t n, size_t row0, const size_t *idx);
 
+/* SCORE_E_UNSUPPORTED for fn (a map through the probability-flow ODE alone, such as the latent
+ * maps) when the sde's drift is not the model's own: an observation or a threshold is set. */
+int score__sde_refuse_altered_pf(const char *fn, const score_sde *sde);
+
 #endif /* LIBSCORE_SDE_ODE_PRIV_H */

@@ -7,7 +7,7 @@
 #include "libscore/sde.h"
 #include "sde-ode-priv.h"
 
-#define SCORE__SDE_NPARAMS 8
+#define SCORE__SDE_NPARAMS 9
 
 struct score__model_ws; /* model/model-priv.h */
 
@@ -75,6 +75,21 @@ struct score_sde {
     float *ogv;            /* cap_og floats: the model's VJPs */
     size_t cap_og;
     const float *og;       /* set by a score evaluation for its combine: ogx, else NULL */
+    /* the moment method (SCORE_OBS_METHOD_MOMENT, sde-inverse.c): mu the k cotangents of every
+     * row (the rows of A), mv their VJPs (cap_mu floats each); mrow the row scratch: the k x k
+     * matrix, the residual, the solution and the gathered observed values (k (k + 3) doubles,
+     * cap_mrow k), midx the k observed coordinates of a row of known coordinates */
+    float *mu, *mv;
+    size_t cap_mu;
+    double *mrow;
+    size_t *midx;
+    size_t cap_mrow;
+    /* known coordinates as an observation of each row (score__sde_set_known_obs()), borrowed
+     * for a sampling run: krows rows of dim mask values (1 = known) and values; krows = 1: one
+     * row for all; the run's rows krow0 .. krow0 + kn - 1. kmask NULL: none. */
+    const uint8_t *kmask;
+    const float *ky;
+    size_t krows, krow0, kn;
     /* input overlay of a sampling run (score__sde_set_input()): NULL: none */
     score__sde_input_fn input_fn;
     void *input_ud;
@@ -145,8 +160,17 @@ void score__sde_observation_free(score_sde *sde);
  * divergence is not computed). */
 int score__sde_refuse_extras(const char *fn, const score_sde *sde);
 
+/* The known coordinates of a sampling run as an observation of every row, for the moment
+ * method (sampler/known.c): rows mask and value rows (1: one for every row; the arrays are
+ * borrowed and must live until cleared), the run's rows row0 .. row0 + n - 1 (the evaluations
+ * name their global rows through score__sde_set_rows(), or evaluate the whole run). mask NULL
+ * clears it. */
+void score__sde_set_known_obs(score_sde *sde, size_t rows, const uint8_t *mask, const float *y,
+                              size_t row0, size_t n);
+
 /* Typed parameter values of the sde (sde.c). */
 double score__sde_par_f(const score_sde *sde, int id);
+int64_t score__sde_par_i(const score_sde *sde, int id);
 /* sde-cond.c: binds the sde's context (score__sde_bind_context) or its label for n rows, with
  * *w the guidance weight (score__sde_bind_labels), to the model's workspace for one call. */
 int score__sde_bind_context(const char *fn, score_sde *sde);

@@ -33,6 +33,9 @@ static const score__param_desc sde_params[SCORE__SDE_NPARAMS] = {
      "prior data variance v of the PiGDM observation likelihood; 0 = DPS (r_t = 0)"},
     {SCORE_SDE_PARAM_OBS_ZETA, "obs_zeta", SCORE_PARAM_F64, 0.0, 1e12, 0.0,
      "DPS step size zeta of the normalised observation term; 0 = off"},
+    {SCORE_SDE_PARAM_OBS_METHOD, "obs_method", SCORE_PARAM_I64, 0, 1, SCORE_OBS_METHOD_DEFAULT,
+     "conditioning on data: 0 DPS / PiGDM (observation), replacement (known coordinates); "
+     "1 moment matching with the Tweedie covariance (exact for Gaussian data)"},
 };
 
 const score__param_desc *score__sde_param_table(size_t *n_out)
@@ -54,6 +57,11 @@ static double par_f(const score_sde *sde, int id)
 double score__sde_par_f(const score_sde *sde, int id)
 {
     return par_f(sde, id);
+}
+
+int64_t score__sde_par_i(const score_sde *sde, int id)
+{
+    return par_i(sde, id);
 }
 
 /* Re-reports the current last-error message (e.g. the model's) prefixed with fn. */
