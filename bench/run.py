@@ -7,6 +7,8 @@ sampling processes, then checks the performance targets.
 usage: bench/run.py [--build-dir DIR] [--quick] [--reps R] [--rounds K] [--threads 1,2]
                     [--json FILE] [--no-torch] [--no-tuned] [--retries K]
                     [--coretype auto|none|NAME] [--stat median_s|min_s]
+                    [--mpi | --mpi-only] [--mpi-ranks 1,2] [--mpi-batch B]
+                    [--mpi-reduce-rows R] [--mpi-steps S] [--mpirun PATH]
 
 Builds nothing: it expects DIR/bench/score-bench (default DIR: build-bench next to this
 directory's parent, i.e. `meson setup build-bench --buildtype=release -Db_ndebug=true`).
@@ -15,6 +17,14 @@ reference also calls torch.set_num_threads(N). Sampling workloads run in their o
 that their peak resident memory (ru_maxrss) is theirs alone.
 
 The reference is skipped, with a message, when /usr/bin/python3 cannot import torch.
+
+MPI (--mpi: after the comparison; --mpi-only: alone): when the build has MPI
+(DIR/bench/score-bench-mpi exists), the data-parallel training step of mpi-scaling.c runs under
+mpirun with each rank count of --mpi-ranks (one BLAS thread per rank): strong scaling (the same
+global batch for every rank count) and weak scaling (--mpi-batch rows per rank), and the runner
+prints the step times, the all-gather's share, the speed-up and the parallel efficiency against
+one rank, as in doc/scaling.md. Without MPI in the build the part is skipped with a message
+(--mpi-only then exits with status 2).
 
 PyTorch runs in two configurations: as installed ("pytorch"), and tuned as a performance-aware
 user would run it ("pytorch-tuned": Debian's libjemalloc2 preloaded when installed, otherwise
@@ -35,6 +45,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -263,6 +274,72 @@ def fmt_thr(rec, stat):
     return "%.1f step/s" % (1.0 / t)
 
 
+def run_mpi(a):
+    """The MPI workload (score-bench-mpi) under mpirun: strong and weak scaling over
+    --mpi-ranks. Returns (records, table lines), or None when the build has no MPI."""
+    exe = os.path.join(a.build_dir, "bench", "score-bench-mpi")
+    if not os.access(exe, os.X_OK):
+        log("MPI workload skipped: %s not found (configure the build with -Dmpi=enabled and "
+            "-Dbench=true)" % exe)
+        return None
+    mpirun = a.mpirun or shutil.which("mpirun")
+    if not mpirun:
+        log("MPI workload skipped: mpirun not found (Debian: openmpi-bin)")
+        return None
+    ranks = [int(r) for r in a.mpi_ranks.split(",") if r]
+    steps = a.mpi_steps if a.mpi_steps > 0 else (1 if a.quick else 5)
+    env = dict(os.environ)
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"):
+        env[v] = "1"
+    base = ["--oversubscribe"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        base.append("--allow-run-as-root")
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"):
+        base += ["-x", v]
+    recs = []
+    for kind in ("strong", "weak"):
+        for n in ranks:
+            cmd = [mpirun, "-np", str(n)] + base + [exe, "--batch", str(a.mpi_batch), "--reduce-rows",
+                          str(a.mpi_reduce_rows), "--steps", str(steps)]
+            if kind == "weak":
+                cmd.append("--per-rank")
+            log("MPI %s scaling, %d rank%s" % (kind, n, "" if n == 1 else "s"))
+            r, rc, err = run_jsonl(cmd, env, 3600)
+            if rc != 0 or not r:
+                log("score-bench-mpi exited with %d:\n%s" % (rc, err[-2000:]))
+                continue
+            for x in r:
+                x.update({"impl": "libscore-mpi", "scaling": kind})
+                recs.append(x)
+    lines = ["", "MPI data-parallel training step (dsm_d64_h512, score-bench-mpi, one BLAS "
+             "thread per rank, %d timed steps after 2 warm-up)" % steps,
+             "%-6s %5s %12s %11s %22s %18s %8s %6s" % ("run", "ranks", "global batch",
+                                                    "REDUCE_ROWS", "step, median (min)",
+                                                    "all-gather alone", "speed-up", "eff.")]
+    for kind in ("strong", "weak"):
+        rows = [x for x in recs if x["scaling"] == kind]
+        one = next((x for x in rows if x["ranks"] == 1), None)
+        for x in rows:
+            n, t = x["ranks"], x["step_median_s"]
+            sp = eff = None
+            if one and t > 0:
+                # strong: T1 / TN, efficiency T1 / (N TN); weak: N times the rows in the time
+                # TN against T1 for one share, efficiency T1 / TN
+                sp = one["step_median_s"] / t * (n if kind == "weak" else 1)
+                eff = sp / n
+            x["speedup"], x["efficiency"] = sp, eff
+            lines.append("%-6s %5d %12s %11d %22s %18s %8s %6s" % (
+                kind, n, "%d" % x["global_batch"] if kind == "strong" or n == 1 else
+                "%d (%d/rank)" % (x["global_batch"], x["global_batch"] // n),
+                x["reduce_rows"], "%.3f s (%.3f)" % (t, x["step_min_s"]),
+                "-" if n == 1 else "%.3f s" % x["allgather_s"],
+                "-" if sp is None else "%.2fx" % sp,
+                "-" if eff is None else "%.0f%%" % (100 * eff)))
+    lines.append("speed-up: strong = T(1) / T(N) at the same global batch; weak = N T(1) / T(N) "
+                 "(N times the rows); eff. = speed-up / N")
+    return recs, lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
@@ -287,7 +364,31 @@ def main():
                     help="OpenBLAS kernel family: auto (fix a generic fallback), none, or a name")
     ap.add_argument("--stat", default="median_s", choices=["median_s", "min_s"],
                     help="statistic of the repetitions used for ratios (default median)")
+    ap.add_argument("--mpi", action="store_true",
+                    help="also run the MPI workload (score-bench-mpi) when the build has MPI")
+    ap.add_argument("--mpi-only", action="store_true", help="run only the MPI workload")
+    ap.add_argument("--mpi-ranks", default="1,2", help="rank counts of the MPI workload")
+    ap.add_argument("--mpi-batch", type=int, default=1024,
+                    help="global batch (strong scaling) and rows per rank (weak scaling)")
+    ap.add_argument("--mpi-reduce-rows", type=int, default=512,
+                    help="SCORE_TRAINER_PARAM_REDUCE_ROWS of the MPI workload")
+    ap.add_argument("--mpi-steps", type=int, default=0,
+                    help="timed steps of the MPI workload (default 5, --quick 1)")
+    ap.add_argument("--mpirun", default=None, help="the MPI launcher (default: mpirun on PATH)")
     a = ap.parse_args()
+
+    if a.mpi_only:
+        res = run_mpi(a)
+        if res is None:
+            return 2
+        print("\n".join(res[1]))
+        if a.json:
+            os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+            with open(a.json, "w") as f:
+                for x in res[0]:
+                    f.write(json.dumps(x) + "\n")
+            print("JSON lines: %s" % a.json)
+        return 0 if res[0] else 1
 
     bench = os.path.join(a.build_dir, "bench", "score-bench")
     if not os.access(bench, os.X_OK):
@@ -539,6 +640,10 @@ def main():
         print("\nTargets:")
         for c in checks:
             print("  [%s] %-52s %s" % ("met" if c["met"] else "MISS", c["target"], c["text"]))
+    mpi = run_mpi(a) if a.mpi else None
+    if mpi is not None:
+        print("\n".join(mpi[1]))
+        raw += mpi[0]
     print("total %.0f s" % (time.time() - t_start))
 
     if a.json:

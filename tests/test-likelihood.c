@@ -1,6 +1,7 @@
 /* Likelihood through the probability-flow ODE: closed-form log-densities of Gaussian and
  * mixture data (exact divergence), Hutchinson estimates within their Monte-Carlo error,
- * bits/dim, batch invariance, parameters and argument checks. */
+ * bits/dim, batch invariance (an MLP's log p for any split of the rows), parameters and
+ * argument checks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +284,86 @@ START_TEST(batch_invariance)
 }
 END_TEST
 
+/* An MLP's log p does not depend on how the rows are split into calls or on the model's
+ * thread count: its trace and tangents are evaluated in row panels aligned to the global row
+ * numbers (a BLAS rounds a row of a product according to the product's shape otherwise). All
+ * rows at once and chunks of 64, 7 and 1 rows, with 1 and 2 model threads, bit for bit; the
+ * exact divergence (_i even) and Hutchinson's (_i odd, 2 Rademacher probes per row); an MLP
+ * (_i < 2, noise prediction) and an energy MLP (score -grad E, its Hessian products in its own
+ * aligned panels). */
+enum { NSPLIT = 70 };
+
+static void logp_chunks(score_likelihood *lk, score_sde *sde, size_t chunk, const float *x,
+                        double *lp, float *z, const score_rng *rng)
+{
+    for (size_t r0 = 0; r0 < NSPLIT; r0 += chunk) {
+        size_t n = NSPLIT - r0 < chunk ? NSPLIT - r0 : chunk;
+        ck_assert_ok(score_likelihood_logp_ex(lk, sde, r0, n, x + 2 * r0, lp + r0, NULL,
+                                              z + 2 * r0, NULL, rng));
+    }
+}
+
+START_TEST(mlp_split_invariance)
+{
+    static const size_t chunks[3] = {64, 7, 1};
+    score_schedule *sc;
+    score_model *m;
+    score_sde *sde;
+    score_likelihood *lk;
+    score_rng *rng;
+    float x[2 * NSPLIT], zref[2 * NSPLIT], z[2 * NSPLIT];
+    double ref[NSPLIT], lp[NSPLIT], spread = 0.0;
+    ck_assert_ok(score_schedule_new(&sc, SCORE_SCHEDULE_VP));
+    ck_assert_ok(score_schedule_set_f64(sc, SCORE_SCHEDULE_PARAM_T_EPS, 1e-3));
+    ck_assert_ok(score_schedule_prepare(sc));
+    if (_i < 2) {
+        ck_assert_ok(score_model_new_mlp(&m, 2, 48, 2, SCORE_ACT_SILU, 11));
+    } else {
+        ck_assert_ok(score_model_new_energy(&m, 2));
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 48));
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 13));
+    }
+    ck_assert_ok(score_model_prepare(m));
+    ck_assert_ok(score_sde_new(&sde, sc, m, _i < 2 ? SCORE_OUTPUT_EPS : SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 77));
+    ck_assert_ok(score_rng_fill_normal(rng, 0, NSPLIT, 0, 2, x));
+    ck_assert_ok(score_likelihood_new(&lk, 2));
+    ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE,
+                                          _i % 2 ? SCORE_LIKELIHOOD_DIV_HUTCHINSON
+                                             : SCORE_LIKELIHOOD_DIV_EXACT));
+    ck_assert_ok(score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, 2));
+    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, 1e-3));
+    ck_assert_ok(score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, 1e-3));
+    ck_assert_ok(score_likelihood_logp_ex(lk, sde, 0, NSPLIT, x, ref, NULL, zref, NULL, rng));
+    for (size_t i = 0; i < NSPLIT; i++)
+        spread = fmax(spread, fabs(ref[i] - ref[0]));
+    ck_assert_double_gt(spread, 1e-3); /* the rows differ: the comparison means something */
+    for (int64_t threads = 1; threads <= 2; threads++) {
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, threads));
+        if (threads == 2) {
+            ck_assert_ok(score_likelihood_logp_ex(lk, sde, 0, NSPLIT, x, lp, NULL, z, NULL, rng));
+            ck_assert_msg(memcmp(ref, lp, sizeof ref) == 0 && memcmp(zref, z, sizeof z) == 0,
+                          "all rows, 2 threads differ");
+        }
+        for (int k = 0; k < 3; k++) {
+            memset(lp, 0, sizeof lp);
+            logp_chunks(lk, sde, chunks[k], x, lp, z, rng);
+            for (size_t i = 0; i < NSPLIT; i++)
+                ck_assert_msg(ref[i] == lp[i] && zref[2 * i] == z[2 * i] &&
+                                  zref[2 * i + 1] == z[2 * i + 1],
+                              "chunks of %zu rows, %d threads: row %zu differs (%.17g vs %.17g)",
+                              chunks[k], (int)threads, i, ref[i], lp[i]);
+        }
+    }
+    score_likelihood_free(lk);
+    score_rng_free(rng);
+    score_sde_free(sde);
+    score_model_free(m);
+    score_schedule_free(sc);
+}
+END_TEST
+
 static int fwd_only(size_t n, size_t dim, const float *x, const double *c, float *out, void *ud)
 {
     (void)c;
@@ -383,6 +464,7 @@ static Suite *likelihood_suite(void)
     tcase_add_test(tc, api);
     tcase_add_test(tc, model_without_divergence);
     tcase_add_loop_test(tc, batch_invariance, 0, 2);
+    tcase_add_loop_test(tc, mlp_split_invariance, 0, 4);
     suite_add_tcase(s, tc);
     tc = tcase_create("accuracy");
     tcase_add_loop_test(tc, exact_divergence_closed_form, 0, 4);

@@ -1,8 +1,10 @@
 /* The distributed workloads over MPI (run by the mpi suite under mpirun -np 1, 2 and 3): every
  * rank compares the results of MPI_COMM_WORLD with those of one process (a one-rank
- * communicator, or none) bit for bit; resumes a checkpoint across rank counts; and checks
- * that a failing rank makes every rank return the same error. A plain program (no forking test
- * runner under MPI): prints each failure and exits 1 when any check failed on any rank. */
+ * communicator, or none) bit for bit (training; sampling and likelihood of an analytic model;
+ * an MLP's likelihood with the exact and the Hutchinson divergence); resumes a checkpoint
+ * across rank counts; and checks that a failing rank makes every rank return the same error.
+ * A plain program (no forking test runner under MPI): prints each failure and exits 1 when any
+ * check failed on any rank. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -11,6 +13,44 @@
 #include "helpers/comm-workload.h"
 
 static int failures;
+
+enum { MLP_ROWS = 40 };
+
+/* log p and latents of MLP_ROWS rows under an untrained MLP (noise prediction, VP), divergence
+ * 1 (exact) or 2 (Hutchinson, 2 Rademacher probes a row), over comm (NULL: one process). The
+ * MLP's trace and tangents are evaluated in row panels aligned to the global row numbers, so a
+ * rank's share of the rows gives the bits of a one-process solve. */
+static int mlp_loglik(score_comm *comm, int div, double *logp, float *z)
+{
+    score_schedule *sch = NULL;
+    score_model *m = NULL;
+    score_sde *sde = NULL;
+    score_likelihood *lk = NULL;
+    score_rng *rng = NULL;
+    float x[MLP_ROWS * 2];
+    int rc = score_schedule_new(&sch, SCORE_SCHEDULE_VP);
+    if (rc == SCORE_OK) rc = score_schedule_set_f64(sch, SCORE_SCHEDULE_PARAM_T_EPS, 1e-3);
+    if (rc == SCORE_OK) rc = score_schedule_prepare(sch);
+    if (rc == SCORE_OK) rc = score_model_new_mlp(&m, 2, 32, 2, SCORE_ACT_SILU, 21);
+    if (rc == SCORE_OK) rc = score_model_prepare(m);
+    if (rc == SCORE_OK) rc = score_sde_new(&sde, sch, m, SCORE_OUTPUT_EPS);
+    if (rc == SCORE_OK) rc = score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 4);
+    if (rc == SCORE_OK) rc = score_rng_fill_normal(rng, 0, MLP_ROWS, 0, 2, x);
+    if (rc == SCORE_OK) rc = score_likelihood_new(&lk, 2);
+    if (rc == SCORE_OK) rc = score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_DIVERGENCE, div);
+    if (rc == SCORE_OK) rc = score_likelihood_set_i64(lk, SCORE_LIKELIHOOD_PARAM_N_PROBES, 2);
+    if (rc == SCORE_OK) rc = score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_RTOL, 1e-3);
+    if (rc == SCORE_OK) rc = score_likelihood_set_f64(lk, SCORE_LIKELIHOOD_PARAM_ATOL, 1e-3);
+    if (rc == SCORE_OK) rc = score_likelihood_set_comm(lk, comm);
+    if (rc == SCORE_OK)
+        rc = score_likelihood_logp_ex(lk, sde, 0, MLP_ROWS, x, logp, NULL, z, NULL, rng);
+    score_likelihood_free(lk);
+    score_rng_free(rng);
+    score_sde_free(sde);
+    score_model_free(m);
+    score_schedule_free(sch);
+    return rc;
+}
 
 #define CHECK(cond, ...)                                                                     \
     do {                                                                                     \
@@ -111,6 +151,22 @@ int main(int argc, char **argv)
         CHECK(memcmp(x1, xn, sizeof x1) == 0, "%d ranks: samples differ", size);
         CHECK(memcmp(l1, ln, sizeof l1) == 0, "%d ranks: log-likelihoods differ", size);
         CHECK(memcmp(z1, zn, sizeof z1) == 0, "%d ranks: latents differ", size);
+    }
+
+    /* an MLP's likelihood (exact divergence and Hutchinson): N ranks = one process */
+    for (int div = 1; div <= 2; div++) {
+        float z1[MLP_ROWS * 2], zn[MLP_ROWS * 2];
+        double l1[MLP_ROWS], ln[MLP_ROWS];
+        rc = mlp_loglik(NULL, div, l1, z1);
+        CHECK(rc == SCORE_OK, "one-process MLP loglik (divergence %d): %d", div, rc);
+        rc = mlp_loglik(world, div, ln, zn);
+        CHECK(rc == SCORE_OK, "%d-rank MLP loglik (divergence %d): %s", size, div,
+              score_last_error_message());
+        CHECK(l1[0] != l1[1], "the rows' log-likelihoods are equal: the comparison means nothing");
+        CHECK(memcmp(l1, ln, sizeof l1) == 0, "%d ranks: MLP log-likelihoods differ (divergence %d)",
+              size, div);
+        CHECK(memcmp(z1, zn, sizeof z1) == 0, "%d ranks: MLP latents differ (divergence %d)",
+              size, div);
     }
 
     /* failures: the last rank holds other data -> every rank refuses the first step; a failed

@@ -17,10 +17,11 @@
  * one) or Hutchinson's estimate with k probes per row, Rademacher or Gaussian, drawn once per
  * solve (fixed along the trajectory, so the integrand is a smooth function of time) from the
  * generator at its current counter, row row0 + i, columns p * dim .. (p + 1) * dim - 1 for
- * probe p. Every row is solved with its own step sizes and probes, so its result does not
- * depend on the other rows; for an MLP the last bits of log p may still depend on how rows
- * are split into calls (its trace and tangent products are not evaluated in row panels, unlike
- * its plain evaluation: score_likelihood_to_latent() is bit-identical for any split).
+ * probe p. Every row is solved with its own step sizes and probes, and the model is given the
+ * rows' global numbers (an MLP evaluates its trace, its tangent products and its output in row
+ * panels aligned to them), so a row's log p, like its latent (score_likelihood_to_latent()), is
+ * bit-identical for any split of the rows into calls, model threads or ranks
+ * (score_likelihood_set_comm()).
  *
  * Bits per dimension: `bpd = -log p(x) / (dim ln 2) + offset`, with the offset
  * ::SCORE_LIKELIHOOD_PARAM_DEQUANT_OFFSET given in bits and **0 by default** (no hidden

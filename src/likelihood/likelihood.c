@@ -175,9 +175,9 @@ uint64_t score_likelihood_get_steps(const score_likelihood *lk)
 /* ---- the system: (x, delta) under the probability-flow ODE in lambda ------------------- */
 
 /* d(x, delta)/dlambda for the m active rows of a at lambda values lam, state ys
- * (m x (dim + 1)). The map alone (nodiv) gives the model the rows' global numbers, so that a
- * row's latent does not depend on the batch (the MLP's row panels); the divergence's trace
- * and tangents have no such evaluation. */
+ * (m x (dim + 1)). The model is given the rows' global numbers, for the map alone (nodiv) and
+ * for the divergence (its exact trace or the Hutchinson products), so that a row's latent and
+ * log p do not depend on the batch, its split into calls or ranks (the MLP's row panels). */
 static int rhs(score_likelihood *lk, const score__adapt *a, size_t m, const double *lam,
                const double *ys, double *kout)
 {
@@ -186,13 +186,11 @@ static int rhs(score_likelihood *lk, const score__adapt *a, size_t m, const doub
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < dim; j++)
             lk->xin[i * dim + j] = (float)ys[i * d1 + j];
-    if (lk->nodiv)
-        score__sde_set_rows(lk->sde, m, a->row0, a->idx);
+    score__sde_set_rows(lk->sde, m, a->row0, a->idx);
     rc = score__sde_pf_lambda(lk->sde, lk->fn, m, lam, lk->xin, lk->kp,
                               lk->kp > 0 ? lk->probes_a : NULL, &lk->ws, kout,
                               lk->nodiv ? NULL : kout + dim, d1);
-    if (lk->nodiv)
-        score__sde_set_rows(lk->sde, 0, 0, NULL);
+    score__sde_set_rows(lk->sde, 0, 0, NULL);
     if (lk->nodiv)
         for (size_t i = 0; i < m; i++)
             kout[i * d1 + dim] = 0.0;

@@ -1,6 +1,7 @@
 /* The MLP's inference path (score__mlp_infer()): the forward pass without the backward cache,
  * in blocks of rows run on the model's threads, and for sampler calls in row panels aligned to
- * the global row number, so that a row's result does not depend on how the rows are split. */
+ * the global row number (mlp-panel.c), so that a row's result does not depend on how the rows
+ * are split. */
 #include <string.h>
 
 #include "core/pool-priv.h"
@@ -18,20 +19,6 @@
  * blocks run at the same time: results are bit-identical for any value of it. */
 #define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
 #define SCORE__MLP_INFER_BYTES_MT ((size_t)8 << 20)
-
-/* Grows the workspace's inference arena to need floats (contents not kept). */
-static int ensure_arena(mlp_ws *w, size_t need, const char *fn)
-{
-    float *a;
-    if (need <= w->icap)
-        return SCORE_OK;
-    if ((a = score__calloc(need, sizeof(float))) == NULL)
-        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-    score__free(w->iarena);
-    w->iarena = a;
-    w->icap = need;
-    return SCORE_OK;
-}
 
 static int same_c(size_t rows, const double *c)
 {
@@ -140,150 +127,45 @@ static void infer_part(void *ctx, size_t i, size_t thread)
                 &j->cd, j->out, j->arena + thread * j->nb * j->per, 0);
 }
 
-/* Evaluation aligned to global row numbers (score__model_ws row_n > 0: the samplers). A BLAS
- * rounds a row of a GEMM according to where it falls in the product's row blocking: measured
- * on OpenBLAS 0.3.21 (one thread, Haswell kernels), the rows of complete 12-row groups counted
- * from the first row of the call give the same bits whatever the call's row count, while the
- * rows of the remainder go through narrower kernels with other bits; BLIS 0.9 gives the same
- * bits for every row count except 1 (a matrix-vector product). So here every GEMM runs on a
- * span of whole panels of SCORE__MLP_PANEL rows (a multiple of the common kernel widths 4, 6,
- * 8, 12 and 16) in which global row r sits at position r % SCORE__MLP_PANEL; the positions of
- * rows not in the call hold copies of a row of the call. The spans lie inside blocks of a
- * fixed global grid (nb rows, a multiple of the panel, set by the widths and the BLAS's thread
- * count only), and blocks run on the model's threads as in mlp_infer. A row's result then
- * depends on its own values only, not on the split of the rows into calls or threads.
- * A multi-threaded BLAS decides by the size of each product whether to split it over its
- * threads, and splits it its own way (OpenBLAS 0.3.21 on 2 threads: products of up to 2^18
- * multiply-adds run on one thread, larger ones on two, with other bits for half of the rows),
- * so with one every GEMM runs on the whole block (a fixed shape whatever the call's rows):
- * invariant too, at the price of evaluating a whole block for a small call. */
-#define SCORE__MLP_PANEL 48
-
-typedef struct ainfer_job {
+/* Evaluation aligned to global row numbers (score__model_ws row_n > 0: the samplers) in the
+ * panels of mlp-panel.c: infer_block on each span, spans on the model's threads. */
+typedef struct ainfer_ctx {
     const mlp *p;
-    size_t dim, nb, per, slot;       /* slot: floats of one thread's workspace */
-    int whole;                       /* 1: every span is the whole block (multi-threaded BLAS) */
-    size_t n, nblk, k0, row0;        /* rows per segment, blocks per segment, first block */
-    const size_t *idx;
-    const float *x;
-    const double *c;
-    mlp_cond cd;
-    float *out, *arena;
-} ainfer_job;
+    size_t dim, nb;
+} ainfer_ctx;
 
-static size_t a_global(const ainfer_job *j, size_t i)
+static void ainfer_span(void *ctx, const score__mlp_span *s, size_t thread)
 {
-    return j->row0 + (j->idx != NULL ? j->idx[i] : i);
+    const ainfer_ctx *a = ctx;
+    (void)thread;
+    infer_block(a->p, a->dim, a->nb, 0, s->M, s->x, s->c, &s->cd, s->out, s->scratch, 1);
 }
 
-/* First row i of the segment with global row >= g. */
-static size_t a_lower(const ainfer_job *j, size_t g)
+static int mlp_infer_aligned(const mlp *p, mlp_ws *w, const score__model_ws *ws, size_t dim,
+                             size_t n, int64_t threads, const float *x, const double *c,
+                             float *out)
 {
-    size_t lo = 0, hi = j->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a_global(j, mid) < g)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Call row i (input, c, label, context) into slot q of the panel buffers. */
-static void put_row(const ainfer_job *j, const mlp_cond *cd, int lab_rows, int ctx_rows,
-                    size_t i, size_t q, float *xs, double *cs, int32_t *lab, float *ctx_s)
-{
-    const size_t dim = j->dim, m = j->p->m;
-    memcpy(xs + q * dim, j->x + i * dim, dim * sizeof *xs);
-    cs[q] = j->c[i];
-    if (lab_rows)
-        lab[q] = cd->labels[i];
-    if (ctx_rows)
-        memcpy(ctx_s + q * m, cd->context + i * m, m * sizeof *ctx_s);
-}
-
-static void ainfer_part(void *ctx, size_t job, size_t thread)
-{
-    const ainfer_job *j = ctx;
-    const mlp *p = j->p;
-    const size_t P = SCORE__MLP_PANEL, dim = j->dim, nb = j->nb, m = p->m;
-    size_t seg = job / j->nblk, k = j->k0 + job % j->nblk, lo, hi, s0, M;
-    size_t off = seg * j->n; /* first call row of the segment */
-    float *slot = j->arena + thread * j->slot;
-    double *cs = (double *)(void *)slot;
-    float *xs = slot + 2 * nb, *os = xs + nb * dim, *ctx_s = os + nb * dim;
-    int32_t *lab = (int32_t *)(void *)(ctx_s + nb * m);
-    float *ws = (float *)(void *)(lab + nb);
-    mlp_cond cd = j->cd;
-    int lab_rows = cd.labels != NULL && cd.labels_per_row && p->K > 0;
-    int ctx_rows = cd.context != NULL && cd.context_per_row && m > 0;
-    lo = a_lower(j, k * nb);
-    hi = a_lower(j, (k + 1) * nb);
-    if (lo == hi)
-        return;
-    s0 = j->whole ? k * nb : a_global(j, lo) / P * P;
-    M = j->whole ? nb : (a_global(j, hi - 1) / P + 1) * P - s0;
-    /* every panel slot first holds a copy of the first row (padding), then each row goes to
-     * the slot of its global number */
-    for (size_t q = 0; q < M; q++)
-        put_row(j, &cd, lab_rows, ctx_rows, off + lo, q, xs, cs, lab, ctx_s);
-    for (size_t r = lo; r < hi; r++)
-        put_row(j, &cd, lab_rows, ctx_rows, off + r, a_global(j, r) - s0, xs, cs, lab, ctx_s);
-    if (lab_rows)
-        cd.labels = lab;
-    if (ctx_rows)
-        cd.context = ctx_s;
-    infer_block(p, dim, nb, 0, M, xs, cs, &cd, os, ws, 1);
-    for (size_t r = lo; r < hi; r++)
-        memcpy(j->out + (off + r) * dim, os + (a_global(j, r) - s0) * dim, dim * sizeof *os);
-}
-
-static int mlp_infer_aligned(const mlp *p, mlp_ws *w, size_t dim, size_t nseg, size_t n,
-                             size_t row0, const size_t *idx, int64_t threads, const float *x,
-                             const double *c, const mlp_cond *cd, float *out)
-{
-    int rc;
-    static const char fn[] = "score_model_forward";
-    const size_t P = SCORE__MLP_PANEL;
-    size_t per = p->n[0] + 2 * p->maxh, nb, slot, njobs, nslots, need, g_first, g_last;
-    score__pool *pool;
-    ainfer_job job;
+    const size_t P = SCORE__MLP_PANEL, per = p->n[0] + 2 * p->maxh;
+    score__mlp_panels rq;
+    ainfer_ctx a;
+    memset(&rq, 0, sizeof rq);
     /* the single-thread budget also with a multi-threaded BLAS: a small call pays a whole
      * block there */
-    nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float)) / P * P;
-    nb = nb < P ? P : nb;
-    /* doubles c first (8-byte aligned slot starts: slot is even), then x, out, context, labels,
-     * the activations */
-    slot = nb * (2 + 2 * dim + p->m + 1 + per);
-    slot += slot & 1;
-    g_first = row0 + (idx != NULL ? idx[0] : 0);
-    g_last = row0 + (idx != NULL ? idx[n - 1] : n - 1);
-    job.p = p;
-    job.dim = dim;
-    job.nb = nb;
-    job.per = per;
-    job.slot = slot;
-    job.whole = score__blas_threads() > 1;
-    job.n = n;
-    job.k0 = g_first / nb;
-    job.nblk = g_last / nb - job.k0 + 1;
-    job.row0 = row0;
-    job.idx = idx;
-    job.x = x;
-    job.c = c;
-    job.cd = *cd;
-    job.out = out;
-    njobs = nseg * job.nblk;
-    pool = njobs > 1 ? score__mlp_pool_of(w, threads) : NULL;
-    nslots = score__pool_threads(pool);
-    nslots = nslots < njobs ? nslots : njobs;
-    need = nslots * slot;
-    if ((rc = ensure_arena(w, need, fn)) != SCORE_OK)
-        return rc;
-    job.arena = w->iarena;
-    score__pool_for_each(pool, njobs, ainfer_part, &job);
-    return SCORE_OK;
+    a.nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float)) / P * P;
+    a.nb = a.nb < P ? P : a.nb;
+    a.p = p;
+    a.dim = dim;
+    rq.nb = a.nb;
+    rq.dim = dim;
+    rq.x = x;
+    rq.c = c;
+    rq.cd = score__mlp_cond_of(ws);
+    rq.ow = p->n[p->L];
+    rq.out = out;
+    rq.scratch = a.nb * per;
+    rq.span = ainfer_span;
+    rq.ctx = &a;
+    return score__mlp_run_panels(p, w, ws, n, &rq, threads, "score_model_forward");
 }
 
 int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
@@ -299,11 +181,8 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     int rc = score__mlp_check_inputs(fn, m, ws, n, c);
     if (rc != SCORE_OK)
         return rc;
-    if (ws->row_n > 0 && n % ws->row_n == 0) {
-        job.cd = score__mlp_cond_of(ws);
-        return mlp_infer_aligned(p, w, dim, n / ws->row_n, ws->row_n, ws->row0, ws->row_idx,
-                                 score__model_ws_threads(m, ws), x, c, &job.cd, out);
-    }
+    if (score__mlp_panels_aligned(ws, n))
+        return mlp_infer_aligned(p, w, ws, dim, n, score__model_ws_threads(m, ws), x, c, out);
     nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
          (per * sizeof(float));
     nb = nb < 16 ? 16 : nb;
@@ -313,7 +192,7 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     nslots = score__pool_threads(pool);
     nslots = nslots < nblocks ? nslots : nblocks;
     need = nslots * nb * per;
-    if ((rc = ensure_arena(w, need, fn)) != SCORE_OK)
+    if ((rc = score__mlp_ensure_iarena(w, need, fn)) != SCORE_OK)
         return rc;
     job.p = p;
     job.dim = dim;

@@ -133,6 +133,60 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
 int score__mlp_check_inputs(const char *fn, const score_model *m, const score__model_ws *ws,
                             size_t n, const double *c);
 
+/* mlp-panel.c: evaluation in row panels aligned to the global row numbers of
+ * score__model_ws (see the file's comment). Global row r sits at position
+ * r % SCORE__MLP_PANEL of a span of whole panels. */
+#define SCORE__MLP_PANEL 48
+
+/* One span handed to a kernel: M rows (whole panels), every per-row buffer at its first row.
+ * Positions of rows not in the call hold copies of a call row; the kernel computes all M. */
+typedef struct score__mlp_span {
+    size_t M;
+    float *x;        /* M x dim inputs */
+    double *c;       /* M conditioning values */
+    mlp_cond cd;     /* labels and context of the M rows */
+    float *v;        /* M x vw extra inputs (NULL when vw = 0) */
+    float *context;  /* the buffer behind cd.context when the context is per row */
+    float *out;      /* M x ow outputs */
+    float *fx;       /* M x fw second outputs, or NULL when the call wants none */
+    double *val;     /* M values, or NULL when the call wants none */
+    float *scratch;  /* the kernel's scratch (scratch floats), one per thread */
+} score__mlp_span;
+
+/* A call through score__mlp_run_panels(): its per-row buffers, indexed by call row, and the
+ * kernel that evaluates a span. */
+typedef struct score__mlp_panels {
+    size_t nb;           /* rows per block of the global grid: a multiple of SCORE__MLP_PANEL,
+                          * a function of the architecture, budgets and BLAS threads only */
+    size_t dim;          /* floats of an input row */
+    const float *x;
+    const double *c;
+    mlp_cond cd;         /* at the call's first row */
+    size_t vw;           /* floats of a row of v (0: no extra input) */
+    const float *v;
+    size_t ow;           /* floats of a row of out (0: no output) */
+    float *out;
+    size_t fw;           /* floats of a row of fx */
+    float *fx;           /* NULL: none */
+    double *val;         /* NULL: none */
+    size_t scratch;      /* floats of scratch per thread */
+    int serial;          /* 1: every span on the calling thread (the kernel writes state of
+                          * the shared workspace) */
+    void (*span)(void *ctx, const score__mlp_span *s, size_t thread);
+    void *ctx;
+} score__mlp_panels;
+
+/* 1 when a call of n rows through ws is to be evaluated in aligned panels (ws describes the
+ * rows' global numbers and n is a whole number of segments). */
+int score__mlp_panels_aligned(const score__model_ws *ws, size_t n);
+/* Runs rq over the n call rows described by ws (score__mlp_panels_aligned() holds), spans on
+ * the pool of `threads` threads unless rq->serial. SCORE_E_NOMEM with a message for fn. */
+int score__mlp_run_panels(const mlp *p, mlp_ws *w, const score__model_ws *ws, size_t n,
+                          const score__mlp_panels *rq, int64_t threads, const char *fn);
+/* Grows the workspace's panel / inference arena to need floats (contents not kept);
+ * SCORE_E_NOMEM with a message for fn. */
+int score__mlp_ensure_iarena(mlp_ws *w, size_t need, const char *fn);
+
 /* mlp.c: the forward pass without a backward cache (the ops' infer). */
 int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                      const double *c, float *out);

@@ -1,6 +1,8 @@
 /* The tangent operations of the MLP kind (see mlp.c): JVP, VJP, the exact trace of the
  * Jacobian and the parameter gradients of the trace and of v^T J v, by forward-mode tangents
- * through cached primal rows, in blocks of rows within the tangent workspace budget. */
+ * through cached primal rows, in blocks of rows within the tangent workspace budget; JVP, VJP
+ * and the trace in row panels aligned to the global row numbers when the caller gives them
+ * (mlp-panel.c). */
 #include <math.h>
 #include <string.h>
 
@@ -135,101 +137,186 @@ static int tangent_begin(const char *fn, const score_model *m, score__model_ws *
     return SCORE_OK;
 }
 
+/* ---- jvp, vjp, trace: one block of rows, then the unaligned and the aligned drivers ----- */
+
+/* JVP of nb rows through the primal cache and the tangent arena (sized for nbmax rows):
+ * out = nb x k x dim, fx (NULL: not wanted) = nb x dim. */
+static void jvp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
+                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+                      const float *v, float *out, float *fx)
+{
+    size_t L = p->L;
+    float *A = w->tarena, *Bf = w->tarena + nbmax * k * p->maxh, *t;
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    t = tangent_forward(p, w, dim, nb, k, v, NULL, NULL, NULL, A, Bf);
+    score__sgemm(0, 1, nb * k, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1],
+                 0.0f, out, dim);
+}
+
+/* VJP of nb rows (arena of 3 nbmax k maxh floats): out = nb x k x dim. */
+static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
+                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+                      const float *u, float *out)
+{
+    size_t L = p->L, R = nb * k, stride = nbmax * k * p->maxh;
+    float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL);
+    score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u, dim, W(p, L), p->n[L - 1], 0.0f, G,
+                 p->n[L - 1]);
+    for (size_t l = L - 1; l >= 1; l--) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        bcast_mul(nb, k, nl, w->d1[l], G, GU);
+        if (l > 1 && p->res[l]) {
+            score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 1.0f, G, np);
+        } else if (l > 1) {
+            float *t;
+            score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gn, np);
+            t = G; G = Gn; Gn = t;
+        } else {
+            score__sgemm(0, 0, R, dim, nl, 1.0f, GU, nl, W(p, 1), np, 0.0f, out, dim);
+        }
+    }
+}
+
+/* Exact trace of nb rows (arena of 2 nbmax dim maxh floats, then wt = W_1x^T): tr = nb
+ * values, fx as in jvp_block. */
+static void trace_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
+                        const float *x, const double *c, const mlp_cond *cd, double *tr,
+                        float *fx)
+{
+    size_t L = p->L, nL1 = p->n[L - 1];
+    float *A = w->tarena, *Bf = w->tarena + nbmax * dim * p->maxh, *t;
+    const float *wt = w->tarena + nbmax * dim * 2 * p->maxh, *wl = W(p, L);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    t = tangent_forward(p, w, dim, nb, dim, NULL, wt, NULL, NULL, A, Bf);
+    /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
+    for (size_t b = 0; b < nb; b++) {
+        double s = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            const float *tj = t + (b * dim + j) * nL1, *wj = wl + j * nL1;
+            for (size_t i = 0; i < nL1; i++)
+                s += (double)wj[i] * (double)tj[i];
+        }
+        tr[b] = s;
+    }
+}
+
+enum { TAN_JVP, TAN_VJP, TAN_TRACE };
+
+/* Bytes of the tangents of one aligned block (see tangent_run). */
+#define SCORE__MLP_TANGENT_PANEL_BYTES ((size_t)1 << 20)
+
+/* One of the three operations on n rows. Unaligned: blocks of rows within the tangent budget
+ * from the call's first row. Aligned (score__mlp_panels_aligned(): the rows' global numbers
+ * are known): spans of whole panels of mlp-panel.c within blocks of a fixed global grid, on
+ * the calling thread (the kernels use the workspace's primal cache and tangent arena), so
+ * that a row's result does not depend on how the rows are split. */
+typedef struct tan_call {
+    int op;
+    const mlp *p;
+    mlp_ws *w;
+    size_t dim, k, nb;
+} tan_call;
+
+static void tan_span(void *ctx, const score__mlp_span *s, size_t thread)
+{
+    const tan_call *t = ctx;
+    (void)thread;
+    if (t->op == TAN_JVP)
+        jvp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out,
+                  s->fx);
+    else if (t->op == TAN_VJP)
+        vjp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out);
+    else
+        trace_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, s->val, s->fx);
+}
+
+static int tangent_run(const char *fn, int op, const score_model *m, score__model_ws *ws,
+                       size_t n, const float *x, const double *c, size_t k, const float *v,
+                       float *out, double *tr, float *fx)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    const size_t P = SCORE__MLP_PANEL, dim = m->dim;
+    const int aligned = score__mlp_panels_aligned(ws, n);
+    size_t per = (op == TAN_VJP ? 3 : 2) * p->maxh, extra = op == TAN_TRACE ? dim * p->n[1] : 0;
+    size_t nb = block_rows(p, aligned ? SIZE_MAX : n, k, per);
+    mlp_cond cd = score__mlp_cond_of(ws), cb;
+    tan_call tc;
+    int rc;
+    if (aligned) {
+        /* whole panels, within SCORE__MLP_TANGENT_PANEL_BYTES of tangents too, at least one
+         * panel. With a multi-threaded BLAS every span is a whole block: one panel there, so
+         * that a small call (the last active rows of an adaptive solve) pays one panel too. */
+        size_t row_bytes, cap = 0;
+        if (score__mul_size(k, per * sizeof(float), &row_bytes) == 0 && row_bytes > 0)
+            cap = SCORE__MLP_TANGENT_PANEL_BYTES / row_bytes;
+        nb = (nb < cap ? nb : cap) / P * P;
+        nb = nb < P || score__blas_threads() > 1 ? P : nb;
+    }
+    if ((rc = tangent_begin(fn, m, ws, n, c, nb, k, per, extra)) != SCORE_OK)
+        return rc;
+    if (op == TAN_TRACE)
+        w1x_transposed(p, dim, w->tarena + nb * dim * 2 * p->maxh);
+    tc.op = op;
+    tc.p = p;
+    tc.w = w;
+    tc.dim = dim;
+    tc.k = k;
+    tc.nb = nb;
+    if (aligned) {
+        score__mlp_panels rq;
+        memset(&rq, 0, sizeof rq);
+        rq.nb = nb;
+        rq.dim = dim;
+        rq.x = x;
+        rq.c = c;
+        rq.cd = cd;
+        rq.vw = op == TAN_TRACE ? 0 : k * dim;
+        rq.v = v;
+        rq.ow = op == TAN_TRACE ? 0 : k * dim;
+        rq.out = out;
+        rq.fw = dim;
+        rq.fx = fx;
+        rq.val = tr;
+        rq.serial = 1;
+        rq.span = tan_span;
+        rq.ctx = &tc;
+        return score__mlp_run_panels(p, w, ws, n, &rq, 1, fn);
+    }
+    for (size_t b0 = 0; b0 < n; b0 += nb) {
+        size_t rows = n - b0 < nb ? n - b0 : nb;
+        cb = score__mlp_cond_at(p, &cd, b0);
+        if (op == TAN_JVP)
+            jvp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
+                      out + b0 * k * dim, fx ? fx + b0 * dim : NULL);
+        else if (op == TAN_VJP)
+            vjp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
+                      out + b0 * k * dim);
+        else
+            trace_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, tr + b0,
+                        fx ? fx + b0 * dim : NULL);
+    }
+    return SCORE_OK;
+}
+
 int score__mlp_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                    const double *c, size_t k, const float *v, float *out, float *fx)
 {
-    static const char fn[] = "score_model_jvp";
-    const mlp *p = impl_of(m);
-    mlp_ws *w = score__mlp_ws_of(p, ws);
-    size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 2 * p->maxh);
-    mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 2 * p->maxh, 0);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t b0 = 0; b0 < n; b0 += nb) {
-        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k;
-        float *A = w->tarena, *Bf = w->tarena + nb * k * p->maxh, *t;
-        cb = score__mlp_cond_at(p, &cd, b0);
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb,
-                                 fx ? fx + b0 * dim : NULL);
-        t = tangent_forward(p, w, dim, rows, k, v + b0 * k * dim, NULL, NULL, NULL, A, Bf);
-        score__sgemm(0, 1, R, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1], 0.0f,
-                     out + b0 * k * dim, dim);
-    }
-    return SCORE_OK;
+    return tangent_run("score_model_jvp", TAN_JVP, m, ws, n, x, c, k, v, out, NULL, fx);
 }
 
 int score__mlp_vjp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                    const double *c, size_t k, const float *u, float *out)
 {
-    static const char fn[] = "score_model_vjp";
-    const mlp *p = impl_of(m);
-    mlp_ws *w = score__mlp_ws_of(p, ws);
-    size_t dim = m->dim, L = p->L, nb = block_rows(p, n, k, 3 * p->maxh);
-    mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = tangent_begin(fn, m, ws, n, c, nb, k, 3 * p->maxh, 0);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t b0 = 0; b0 < n; b0 += nb) {
-        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, stride = nb * k * p->maxh;
-        float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
-        cb = score__mlp_cond_at(p, &cd, b0);
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb, NULL);
-        score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u + b0 * k * dim, dim, W(p, L),
-                     p->n[L - 1], 0.0f, G, p->n[L - 1]);
-        for (size_t l = L - 1; l >= 1; l--) {
-            size_t nl = p->n[l], np = p->n[l - 1];
-            bcast_mul(rows, k, nl, w->d1[l], G, GU);
-            if (l > 1 && p->res[l]) {
-                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 1.0f, G, np);
-            } else if (l > 1) {
-                float *t;
-                score__sgemm(0, 0, R, np, nl, 1.0f, GU, nl, W(p, l), np, 0.0f, Gn, np);
-                t = G; G = Gn; Gn = t;
-            } else {
-                score__sgemm(0, 0, R, dim, nl, 1.0f, GU, nl, W(p, 1), np, 0.0f,
-                             out + b0 * k * dim, dim);
-            }
-        }
-    }
-    return SCORE_OK;
+    return tangent_run("score_model_vjp", TAN_VJP, m, ws, n, x, c, k, u, out, NULL, NULL);
 }
 
 int score__mlp_trace(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                      const double *c, double *tr, float *fx)
 {
-    static const char fn[] = "score_model_trace";
-    const mlp *p = impl_of(m);
-    mlp_ws *w = score__mlp_ws_of(p, ws);
-    size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1];
-    size_t nb = block_rows(p, n, dim, 2 * p->maxh), extra = dim * p->n[1];
-    float *wt;
-    mlp_cond cd = score__mlp_cond_of(ws), cb;
-    int rc = tangent_begin(fn, m, ws, n, c, nb, dim, 2 * p->maxh, extra);
-    if (rc != SCORE_OK)
-        return rc;
-    wt = w->tarena + nb * dim * 2 * p->maxh;
-    w1x_transposed(p, dim, wt);
-    for (size_t b0 = 0; b0 < n; b0 += nb) {
-        size_t rows = n - b0 < nb ? n - b0 : nb;
-        float *A = w->tarena, *Bf = w->tarena + nb * dim * p->maxh, *t;
-        const float *wl = W(p, L);
-        cb = score__mlp_cond_at(p, &cd, b0);
-        score__mlp_forward_block(p, w, dim, 0, rows, x + b0 * dim, c + b0, &cb,
-                                 fx ? fx + b0 * dim : NULL);
-        t = tangent_forward(p, w, dim, rows, dim, NULL, wt, NULL, NULL, A, Bf);
-        /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
-        for (size_t b = 0; b < rows; b++) {
-            double s = 0.0;
-            for (size_t j = 0; j < dim; j++) {
-                const float *tj = t + (b * dim + j) * nL1, *wj = wl + j * nL1;
-                for (size_t i = 0; i < nL1; i++)
-                    s += (double)wj[i] * (double)tj[i];
-            }
-            tr[b0 + b] = s;
-        }
-    }
-    return SCORE_OK;
+    return tangent_run("score_model_trace", TAN_TRACE, m, ws, n, x, c, m->dim, NULL, NULL, tr,
+                       fx);
 }
 
 /* ---- parameter gradients of the trace and of v^T J v -------------------------------------- */
