@@ -643,6 +643,64 @@ START_TEST(mala_refusal_and_adaptation)
 }
 END_TEST
 
+/* The automatic step size of mala is the langevin / ald corrector's 2 alpha_i (snr sigma(t))^2,
+ * alpha_i = alpha(t)^2 / alpha(t')^2 for the next grid time t' < t (VP: alpha_i < 1), 1 at
+ * t' = t: bit for bit the step made with that size fixed (same rows, seed and counter), and not
+ * the one without alpha_i. */
+START_TEST(mala_step_rule_alpha_i)
+{
+    enum { R = 64 };
+    score_schedule *s;
+    score_model *g;
+    score_sde *sde;
+    score_step *st;
+    score_rng *r = new_rng(9);
+    const double mean[2] = {0.5, -0.5}, var[2] = {1.0, 0.5}, snr = 0.16;
+    double tt[2] = {0.5, 0.4}, a[2], sg[2], e_vp, e_flat;
+    float *x0 = malloc(R * 2 * sizeof *x0), *xa = malloc(R * 2 * sizeof *xa);
+    float *xb = malloc(R * 2 * sizeof *xb);
+    uint64_t acc;
+    ck_assert_ok(score_schedule_new(&s, SCORE_SCHEDULE_VP));
+    ck_assert_ok(score_schedule_prepare(s));
+    ck_assert_ok(score_model_new_gaussian(&g, s, 2, mean, NULL, var));
+    ck_assert_ok(score_sde_new(&sde, s, g, SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_model_analytic_sample(g, r, tt[0], R, x0));
+    ck_assert_ok(score_schedule_alpha_sigma(s, 2, tt, a, sg));
+    e_flat = 2.0 * (snr * sg[0]) * (snr * sg[0]);
+    e_vp = e_flat * (a[0] / a[1]) * (a[0] / a[1]);
+    ck_assert_double_lt(e_vp, 0.95 * e_flat);
+    ck_assert_ok(score_step_new(&st, score_step_type_find("mala"), 2));
+    ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_SNR, snr));
+    for (int same = 0; same < 2; same++) {
+        double tn = same ? tt[0] : tt[1], e = same ? e_flat : e_vp;
+        memcpy(xa, x0, R * 2 * sizeof *xa);
+        ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, 0.0));
+        ck_assert_ok(score_step_apply(st, sde, tt[0], tn, R, xa, NULL, r, 3));
+        ck_assert_ok(score_step_mala_acceptance(st, &acc, NULL, NULL));
+        ck_assert_uint_gt(acc, R / 2);
+        memcpy(xb, x0, R * 2 * sizeof *xb);
+        ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, e));
+        ck_assert_ok(score_step_apply(st, sde, tt[0], tn, R, xb, NULL, r, 3));
+        ck_assert_int_eq(memcmp(xa, xb, R * 2 * sizeof *xa), 0);
+        if (!same) { /* without alpha_i: other proposals */
+            memcpy(xb, x0, R * 2 * sizeof *xb);
+            ck_assert_ok(score_step_set_f64(st, SCORE_STEP_PARAM_STEP_SIZE, e_flat));
+            ck_assert_ok(score_step_apply(st, sde, tt[0], tn, R, xb, NULL, r, 3));
+            ck_assert_int_ne(memcmp(xa, xb, R * 2 * sizeof *xa), 0);
+        }
+        ck_assert_ok(score_step_reset(st));
+    }
+    free(x0);
+    free(xa);
+    free(xb);
+    score_step_free(st);
+    score_sde_free(sde);
+    score_model_free(g);
+    score_schedule_free(s);
+    score_rng_free(r);
+}
+END_TEST
+
 static Suite *energy_suite(void)
 {
     Suite *s = suite_create("energy");
@@ -660,6 +718,7 @@ static Suite *energy_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, gaussian_langevin_bias_and_mala, 0, 2);
     tcase_add_test(tc, mala_refusal_and_adaptation);
+    tcase_add_test(tc, mala_step_rule_alpha_i);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -135,8 +135,9 @@ SCORE_API SCORE_WARN_UNUSED int score_step_mala_set_adaptation(score_step *step,
  * y = x + e s(x) + sqrt(2 e) z and accepts it with probability
  * min(1, exp(U(x) - U(y)) q(x | y) / q(y | x)) (U: score_sde_energy(); q: the Gaussian proposal),
  * with a per-row uniform from the counter generator, so that exp(-U) is its exact invariant law.
- * Step size e = ::SCORE_STEP_PARAM_STEP_SIZE when > 0, else 2 (snr sigma(t))^2
- * (::SCORE_STEP_PARAM_SNR), times the scale (1 unless adapted during the warm-up,
+ * Step size e = ::SCORE_STEP_PARAM_STEP_SIZE when > 0, else 2 alpha_i (snr sigma(t))^2
+ * (::SCORE_STEP_PARAM_SNR; alpha_i = alpha(t)^2 / alpha(t')^2 for the call's next time
+ * 0 < t' < t, else 1, as for "langevin" and "ald"), times the scale (1 unless adapted during the warm-up,
  * score_step_mala_set_adaptation()). The sde's model must
  * have an energy (score_model_has_energy()); otherwise the step fails with
  * ::SCORE_E_UNSUPPORTED and leaves x unchanged.

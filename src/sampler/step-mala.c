@@ -7,8 +7,9 @@
  *                                                           after the normals' Philox blocks,
  * so the chain's invariant law is exp(-U) exactly, whatever e (unadjusted Langevin is biased by
  * O(e)). Every random number is a function of (seed, counter, global row): rows are independent
- * of the batch split. e = STEP_SIZE when it is > 0, else 2 (snr sigma(t))^2, times the step's
- * scale (1 unless adapted: score_step_mala_set_adaptation()). The step counts accepted and proposed
+ * of the batch split. e = STEP_SIZE when it is > 0, else 2 alpha_i (snr sigma(t))^2 (alpha_i =
+ * alpha(t)^2 / alpha(t')^2 for the next grid time 0 < t' < t, else 1: the rule of the langevin
+ * and ald correctors), times the step's scale (1 unless adapted: score_step_mala_set_adaptation()). The step counts accepted and proposed
  * moves, in total and per level (consecutive calls at the same time t of the first row). */
 #include <math.h>
 #include <string.h>
@@ -24,7 +25,7 @@ struct score__mala_level {
 };
 
 /* per-row arrays (indices into st->dbl) */
-enum { M_A, M_SG, M_EPS, M_EX, M_EY, M_U };
+enum { M_A, M_SG, M_EPS, M_EX, M_EY, M_U, M_AN, M_SGN };
 
 void score__step_mala_reset(score_step *st)
 {
@@ -94,6 +95,8 @@ int score__step_mala(score_step *st, const score__step_call *c)
     if (rc == SCORE_OK)
         rc = score__step_alpha_sigma(c, n, c->t, st->dbl[M_A], st->dbl[M_SG]);
     if (rc == SCORE_OK)
+        rc = score__step_alpha_sigma(c, n, c->tn, st->dbl[M_AN], st->dbl[M_SGN]);
+    if (rc == SCORE_OK)
         rc = score__step_score(st, c, c->t, c->x, sx);
     if (rc != SCORE_OK)
         return rc;
@@ -101,8 +104,13 @@ int score__step_mala(score_step *st, const score__step_call *c)
     score__rng_uniform_f64_at(c->rng, (uint32_t)(c->rng->counter + c->counter), c->row0, n, ucol,
                               1, u);
     for (size_t i = 0; i < n; i++) {
-        double q = snr * st->dbl[M_SG][i];
-        double e = (fixed > 0.0 ? fixed : 2.0 * q * q) * st->mala_scale, amp = sqrt(2.0 * e);
+        double q = snr * st->dbl[M_SG][i], ai = 1.0, e, amp;
+        if (c->tn[i] > 0.0 && c->tn[i] < c->t[i]) {
+            double r = st->dbl[M_A][i] / st->dbl[M_AN][i];
+            ai = r * r;
+        }
+        e = (fixed > 0.0 ? fixed : 2.0 * ai * q * q) * st->mala_scale;
+        amp = sqrt(2.0 * e);
         eps[i] = e;
         for (size_t j = 0; j < dim; j++) {
             size_t k = i * dim + j;

@@ -9,6 +9,10 @@ trace and v^T J v by double backward) with libscore's. Conditional networks (a l
 context columns) go through every kind of loss; the noise-conditional classifier through its
 cross-entropy, and its input gradient grad_x log p(y | x, t) and log p are compared too.
 
+The energy model (energy-* cases): its energy E(x, c), its score -grad_x E, and the losses'
+parameter gradients through -grad_x E (double backward: torch differentiates the autograd
+gradient again).
+
 Tolerance: 1e-4 relative (value; gradient: max abs difference over the largest component).
 libscore evaluates the network in float32, so agreement is expected to ~1e-6.
 Exit codes: 0 pass, 1 fail, 77 torch unavailable (skipped).
@@ -42,7 +46,7 @@ def parse(text):
         elif key in ("widths", "residual"):
             cur[key] = [int(v) for v in parts[2:]]
         elif key in ("fourier", "params", "x", "z", "u", "idx", "level_sigma", "level_alpha",
-                     "v", "grad", "labels", "ctx", "gx_t", "logp", "gx"):
+                     "v", "grad", "labels", "ctx", "gx_t", "logp", "gx", "E", "score"):
             cur[key] = torch.tensor([float(v) for v in parts[2:]])
         elif key in ("loss_kind", "sched", "act"):
             cur[key] = parts[1]
@@ -90,6 +94,22 @@ def mlp(case, params, x, c):
         else:
             return z
     raise AssertionError("no output layer")
+
+
+def energy(case, params, x, c):
+    """The energy MLP's E(x, c): the network above with its single output."""
+    return mlp(case, params, x, c)[:, 0]
+
+
+def net(case, params, x, c):
+    """The network's output F(x, c) as a score model: the MLP's, or for an energy model
+    -grad_x E(x, c), kept in the graph (create_graph) so that a loss on it is differentiated
+    again with respect to the parameters (double backward)."""
+    if not case.get("energy"):
+        return mlp(case, params, x, c)
+    xr = x if x.requires_grad else x.detach().requires_grad_(True)
+    (gx,) = torch.autograd.grad(energy(case, params, xr, c).sum(), xr, create_graph=True)
+    return -gx
 
 
 # ---- schedules (score_sde defaults) and parameterizations (sde.h table) -------------------
@@ -149,7 +169,7 @@ def output_coefs(output, cond, al, sig, t, sd=0.5):
 
 def score_fn(case, params, output, cond, al, sig, t):
     a, k, cin, c = output_coefs(output, cond, al, sig, t)
-    return lambda x: a[:, None] * mlp(case, params, cin[:, None] * x, c) + k[:, None] * x
+    return lambda x: a[:, None] * net(case, params, cin[:, None] * x, c) + k[:, None] * x
 
 
 def trace(s, x):
@@ -201,7 +221,7 @@ def torch_loss(case, params):
     if kind == "dsm":
         sigma = case["sigma"]
         xt = (x + sigma * z).float().double()  # libscore feeds float32
-        s = mlp(case, params, xt, case["cond_value"] * torch.ones(n))
+        s = net(case, params, xt, case["cond_value"] * torch.ones(n))
         return red((s + z / sigma) ** 2).mean()
 
     if kind in ("ncsn", "ddpm"):
@@ -271,6 +291,16 @@ def main():
             perr = float((lp.detach() - case["logp"]).abs().max() / lp.abs().max())
             ok = ok and xerr <= TOL and perr <= TOL
             extra = f"; grad_x max rel {xerr:.1e}, log p max rel {perr:.1e}"
+        if "E" in case:
+            # the energy model's E(x, c) and its score -grad_x E at the data rows, c = u
+            n, d = int(case["n"]), int(case["dim"])
+            xr = case["x"].view(n, d).clone().requires_grad_(True)
+            e = energy(case, case["params"], xr, case["u"])
+            (gx,) = torch.autograd.grad(e.sum(), xr)
+            eerr = float((e.detach() - case["E"]).abs().max() / e.detach().abs().max())
+            serr = float((-gx.flatten() - case["score"]).abs().max() / gx.abs().max())
+            ok = ok and eerr <= TOL and serr <= TOL
+            extra = f"; energy max rel {eerr:.1e}, score max rel {serr:.1e}"
         failed += not ok
         print(f"{case['name']:26s} loss torch {lv: .10g} libscore {case['loss']: .10g} "
               f"rel {verr:.1e}; gradient max rel {gerr:.1e}{extra} {'ok' if ok else 'FAIL'}")

@@ -34,27 +34,34 @@ typedef struct {
     int reduce, weighting, importance, probe, M;
     double time, cond_value, sigma, p;
     int K, m; /* labels 0..K-1 (and the null label) / a context of width m; 0: none */
+    int energy; /* 1: the energy MLP (score = -grad_x E), whose energy and score are dumped too */
 } dump_case;
 
 static const dump_case cases[] = {
-    {"hyvarinen-bare", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 0, 0},
-    {"hyvarinen-edm-ve", SCORE_LOSS_HYVARINEN, SCORE_SCHEDULE_VE, SCORE_OUTPUT_EDM, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0},
-    {"ssm-bare", SCORE_LOSS_SSM, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.2, 0, 0, 0, 0},
-    {"ssm-vr-bare", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, SCORE_LOSS_PROBE_GAUSSIAN, 3, 0, 0.1, 0, 0, 0, 0},
-    {"ssm-sphere-eps-vp", SCORE_LOSS_SSM, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, 0, SCORE_ACT_SOFTPLUS, 0, 0, 0, SCORE_LOSS_PROBE_SPHERE, 2, 0.3, 0, 0, 0, 0, 0},
-    {"dsm-bare", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_ELU, 0, 0, 0, 0, 0, 0, 0.4, 0.5, 0, 0, 0},
-    {"ncsn", SCORE_LOSS_NCSN, SCORE_SCHEDULE_NCSN, SCORE_OUTPUT_SCORE_OVER_SIGMA, SCORE_COND_SIGMA, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 2.0, 0, 0},
-    {"ddpm", SCORE_LOSS_DDPM, SCORE_SCHEDULE_DDPM_LINEAR, SCORE_OUTPUT_EPS, SCORE_COND_T_SCALED, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-ve-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-vp-likelihood-mean", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_TANH, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"sde-vp-importance", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"hyvarinen-bare", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 0, 0, 0},
+    {"hyvarinen-edm-ve", SCORE_LOSS_HYVARINEN, SCORE_SCHEDULE_VE, SCORE_OUTPUT_EDM, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0},
+    {"ssm-bare", SCORE_LOSS_SSM, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.2, 0, 0, 0, 0, 0},
+    {"ssm-vr-bare", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, SCORE_LOSS_PROBE_GAUSSIAN, 3, 0, 0.1, 0, 0, 0, 0, 0},
+    {"ssm-sphere-eps-vp", SCORE_LOSS_SSM, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, 0, SCORE_ACT_SOFTPLUS, 0, 0, 0, SCORE_LOSS_PROBE_SPHERE, 2, 0.3, 0, 0, 0, 0, 0, 0},
+    {"dsm-bare", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_ELU, 0, 0, 0, 0, 0, 0, 0.4, 0.5, 0, 0, 0, 0},
+    {"ncsn", SCORE_LOSS_NCSN, SCORE_SCHEDULE_NCSN, SCORE_OUTPUT_SCORE_OVER_SIGMA, SCORE_COND_SIGMA, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 2.0, 0, 0, 0},
+    {"ddpm", SCORE_LOSS_DDPM, SCORE_SCHEDULE_DDPM_LINEAR, SCORE_OUTPUT_EPS, SCORE_COND_T_SCALED, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-ve-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-vp-likelihood-mean", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_TANH, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"sde-vp-importance", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
     /* conditional networks: the label table and the context columns in every machinery */
-    {"hyvarinen-labels-context", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 3, 2},
-    {"ssm-vr-labels", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.1, 0, 0, 4, 0},
-    {"dsm-context", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, 0, 0, 0, 0.2, 0.3, 0, 0, 3},
-    {"sde-vp-labels-context", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 2},
+    {"hyvarinen-labels-context", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 3, 2, 0},
+    {"ssm-vr-labels", SCORE_LOSS_SSM_VR, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.1, 0, 0, 4, 0, 0},
+    {"dsm-context", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, 0, 0, 0, 0.2, 0.3, 0, 0, 3, 0},
+    {"sde-vp-labels-context", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 2, 0},
     /* a noise-conditional classifier (K classes): cross-entropy, its gradient and grad_x */
-    {"classifier-vp", SCORE_LOSS_CLASSIFIER, SCORE_SCHEDULE_VP, 0, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0},
+    {"classifier-vp", SCORE_LOSS_CLASSIFIER, SCORE_SCHEDULE_VP, 0, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0},
+    /* the energy MLP: the losses' parameter gradients by double back-propagation */
+    {"energy-dsm", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0, 0.4, 0.5, 0, 0, 0, 1},
+    {"energy-ncsn", SCORE_LOSS_NCSN, SCORE_SCHEDULE_NCSN, SCORE_OUTPUT_SCORE_OVER_SIGMA, SCORE_COND_SIGMA, SCORE_ACT_GELU, 0, 0, 0, 0, 0, 0, 0, 0, 2.0, 0, 0, 1},
+    {"energy-sde-vp-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    {"energy-sde-ve-likelihood", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_TANH, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    {"energy-sde-vp-eps", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_SOFTPLUS, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
 };
 
 static void vec_f(const char *key, size_t n, const float *v)
@@ -93,6 +100,12 @@ static void run_case(const dump_case *c, uint64_t seed)
         CK(score_schedule_new(&s, c->sched));
         CK(score_schedule_prepare(s));
         CK(score_model_new_classifier(&m, s, DIM, (size_t)c->K));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, c->act));
+        CK(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
+    } else if (c->energy) {
+        CK(score_model_new_energy(&m, DIM));
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8));
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, c->act));
@@ -228,6 +241,16 @@ static void run_case(const dump_case *c, uint64_t seed)
         vec_d("gx_t", N, tt);
         vec_d("logp", N, logp);
         vec_f("gx", N * DIM, gx);
+    }
+    if (c->energy) {
+        /* E(x, c) and the score -grad_x E at the data rows and conditions u */
+        float sc[N * DIM];
+        double E[N];
+        CK(score_model_energy(m, N, x, u, E));
+        CK(score_model_forward(m, N, x, u, sc));
+        printf("energy 1\n");
+        vec_d("E", N, E);
+        vec_f("score", N * DIM, sc);
     }
     printf("loss %.17g\n", loss);
     vec_f("grad", np, g);
