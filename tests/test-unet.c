@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "helpers/test-helpers.h"
+#include "model/model-priv.h"
 #include "model/unet-priv.h"
 
 #define TOL_UNET_FD 1e-3
@@ -623,6 +624,307 @@ START_TEST(grad_attention)
 END_TEST
 
 
+/* ---- The model kind ---------------------------------------------------------------------- */
+
+/* A small U-Net: 2 x 4 x 4 images, base 4, widths {1, 2}, 1 block, 2 groups, attention,
+ * embedding 4 -> T = 8, K classes. */
+static score_model *small_unet(int64_t K, int attention)
+{
+    score_model *m;
+    const size_t mults[2] = {1, 2};
+    ck_assert_ok(score_model_new_unet(&m, 2, 4, 4));
+    ck_assert_ok(score_model_set_unet_widths(m, 2, mults));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH, 4));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_ATTENTION, attention));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_TEMB_DIM, 8));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 4));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, K));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 7));
+    return m;
+}
+
+/* Parameters of a residual block ci -> co with embedding width T. */
+static size_t res_params(size_t ci, size_t co, size_t T)
+{
+    return 2 * ci + co * ci * 9 + co + co * T + co + 2 * co + co * co * 9 + co +
+           (ci != co ? co * ci + co : 0);
+}
+
+START_TEST(model_param_count)
+{
+    const size_t T = 8, E = 4, K = 3;
+    score_model *m = small_unet((int64_t)K, 1);
+    /* embedding, label table, input conv (2 -> 4); down: res 4->4, pool, res 4->8;
+     * middle: res 8->8, attention, res 8->8; up level 1: res (8+8)->8, res (8+4)->8,
+     * up conv 8->8; level 0: res (8+4)->4, res (4+4)->4; GN 4, output conv 4 -> 2 */
+    size_t want = (T * E + T) + (T * T + T) + (K + 1) * T + (4 * 2 * 9 + 4) +
+                  res_params(4, 4, T) + res_params(4, 8, T) + 2 * res_params(8, 8, T) +
+                  (2 * 8 + 4 * (8 * 8 + 8)) + res_params(16, 8, T) + res_params(12, 8, T) +
+                  (8 * 8 * 9 + 8) + res_params(12, 4, T) + res_params(8, 4, T) + 2 * 4 +
+                  (2 * 4 * 9 + 2);
+    ck_assert_uint_eq(score_model_param_count(m), want);
+    ck_assert_int_eq(score_model_kind(m), SCORE_MODEL_UNET);
+    ck_assert_uint_eq(score_model_dim(m), 32);
+    uint32_t caps = score_model_capabilities(m);
+    ck_assert_uint_eq(caps, SCORE_MODEL_CAP_PARAMS | SCORE_MODEL_CAP_BACKWARD);
+    score_model_free(m);
+}
+END_TEST
+
+START_TEST(model_config_errors)
+{
+    score_model *m = NULL, *mlp = NULL;
+    size_t mults[3] = {1, 2, 2}, nl = 0, got[3] = {0, 0, 0};
+    score_model_free(NULL);
+    ck_assert_fails_with(score_model_new_unet(NULL, 1, 4, 4), SCORE_E_INVAL);
+    ck_assert_fails_with(score_model_new_unet(&m, 0, 4, 4), SCORE_E_RANGE);
+    ck_assert_ptr_null(m);
+    ck_assert_fails_with(score_model_new_unet(&m, 1, 4097, 4), SCORE_E_RANGE);
+    ck_assert_fails_with(score_model_new_unet(&m, 256, 256, 32), SCORE_E_RANGE); /* > 2^20 */
+    ck_assert_ok(score_model_new_unet(&m, 1, 6, 8));
+    ck_assert_ok(score_model_get_unet_widths(m, &nl, got, 3));
+    ck_assert_uint_eq(nl, 3);
+    ck_assert_uint_eq(got[1], 2);
+    ck_assert_fails_with(score_model_set_unet_widths(NULL, 3, mults), SCORE_E_INVAL);
+    ck_assert_fails_with(score_model_set_unet_widths(m, 3, NULL), SCORE_E_INVAL);
+    ck_assert_fails_with(score_model_set_unet_widths(m, 0, mults), SCORE_E_RANGE);
+    ck_assert_fails_with(score_model_set_unet_widths(m, 7, mults), SCORE_E_RANGE);
+    mults[1] = 0;
+    ck_assert_fails_with(score_model_set_unet_widths(m, 3, mults), SCORE_E_RANGE);
+    mults[1] = 2;
+    ck_assert_fails_with(score_model_get_unet_widths(m, NULL, got, 3), SCORE_E_INVAL);
+    /* MLP-only parameters are refused, shared ones accepted */
+    ck_assert_fails_with(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, 2),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 9), SCORE_E_RANGE);
+    ck_assert_fails_with(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 5), SCORE_E_RANGE);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 3));
+    /* 6 pixels are not divisible by 2^2 */
+    ck_assert_fails_with(score_model_prepare(m), SCORE_E_SHAPE);
+    ck_assert_ok(score_model_set_unet_widths(m, 2, mults));
+    /* 3 groups do not divide 32 channels */
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 3));
+    ck_assert_fails_with(score_model_prepare(m), SCORE_E_SHAPE);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 4));
+    ck_assert_ok(score_model_prepare(m));
+    ck_assert_fails_with(score_model_set_unet_widths(m, 2, mults), SCORE_E_STAGE);
+    ck_assert_fails_with(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 1), SCORE_E_STAGE);
+    /* U-Net parameters and setters on an MLP */
+    ck_assert_ok(score_model_new_mlp(&mlp, 4, 8, 2, SCORE_ACT_SILU, 0));
+    ck_assert_fails_with(score_model_set_i64(mlp, SCORE_MODEL_PARAM_UNET_BLOCKS, 1),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_model_set_unet_widths(mlp, 2, mults), SCORE_E_UNSUPPORTED);
+    score_model_free(mlp);
+    score_model_free(m);
+}
+END_TEST
+
+START_TEST(model_unsupported_ops)
+{
+    score_model *m = small_unet(0, 1);
+    float x[2 * 32], out[2 * 32], v[2 * 32];
+    double c[2] = {0.1, 0.5}, tr[2];
+    memset(x, 0, sizeof x);
+    memset(v, 0, sizeof v);
+    ck_assert_fails_with(score_model_trace(m, 2, x, c, tr, out), SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_model_jvp(m, 2, x, c, 1, v, out, NULL), SCORE_E_UNSUPPORTED);
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_fails_with(score_model_save_buffer(m, &buf, &len), SCORE_E_UNSUPPORTED);
+    score_loss *l;
+    score_rng *r;
+    ck_assert_ok(score_rng_new(&r, SCORE_RNG_PHILOX4X32_10, 1));
+    ck_assert_ok(score_loss_new(&l, SCORE_LOSS_HYVARINEN));
+    ck_assert_fails_with(score_loss_compute(l, NULL, m, r, 2, x, NULL, NULL), SCORE_E_UNSUPPORTED);
+    score_loss_free(l);
+    score_rng_free(r);
+    score_model_free(m);
+}
+END_TEST
+
+/* Random parameters (GroupNorm scales near 1) through the public setter. */
+static void randomize(score_model *m, unsigned seed, float scale)
+{
+    size_t np = score_model_param_count(m);
+    float *p = malloc(np * sizeof *p);
+    ck_assert_ok(score_model_params_get(m, p, np));
+    for (size_t i = 0; i < np; i++)
+        p[i] = (p[i] == 1.0f ? 1.0f : 0.0f) + scale * frand(&seed);
+    ck_assert_ok(score_model_params_set(m, p, np));
+    free(p);
+}
+
+START_TEST(model_initial_output_zero)
+{
+    /* the output convolution starts at zero: F = 0 exactly, for any input */
+    score_model *m = small_unet(3, 1);
+    float x[3 * 32], out[3 * 32];
+    double c[3] = {0.01, 0.3, 1.0};
+    const int32_t lab[3] = {0, 2, 3};
+    unsigned seed = 9;
+    fill(&seed, 3 * 32, 2.0f, x);
+    ck_assert_ok(score_model_forward_cond(m, 3, x, c, lab, NULL, out));
+    for (size_t i = 0; i < 3 * 32; i++)
+        ck_assert_float_eq(out[i], 0.0f);
+    score_model_free(m);
+}
+END_TEST
+
+static double model_loss(score_model *m, size_t n, const float *x, const double *c,
+                         const int32_t *lab, const float *r, float *out)
+{
+    double L = 0.0;
+    ck_assert_ok(score_model_forward_cond(m, n, x, c, lab, NULL, out));
+    for (size_t j = 0; j < n * score_model_dim(m); j++)
+        L += (double)r[j] * out[j];
+    return L;
+}
+
+/* The whole network's backward (input and parameter gradients, with labels) against finite
+ * differences, the stencil and the error measure of grad_check() above; every input
+ * coordinate and every 7th parameter (all kinds of tensors are hit). */
+START_TEST(model_gradient_fd)
+{
+    enum { N = 3, D = 32 };
+    score_model *m = small_unet(3, 1);
+    size_t np = score_model_param_count(m);
+    float x[N * D], out[N * D], r[N * D], gx[N * D];
+    double c[N] = {0.05, 0.4, 0.9}, fdx[N * D];
+    const int32_t lab[N] = {1, 3, 0};
+    unsigned seed = 77;
+    const float h = 1e-2f;
+    randomize(m, 5, 0.3f);
+    fill(&seed, N * D, 1.0f, x);
+    fill(&seed, N * D, 1.0f, r);
+    float *g = calloc(np, sizeof *g), *p = malloc(np * sizeof *p);
+    double *fdp = calloc(np, sizeof *fdp);
+    ck_assert_ok(score_model_params_get(m, p, np));
+    model_loss(m, N, x, c, lab, r, out);
+    ck_assert_ok(score_model_backward(m, N, r, g, gx));
+    for (size_t i = 0; i < N * D; i++) {
+        float v0 = x[i];
+        double Lp[2], Lm[2];
+        for (int s = 0; s < 2; s++) {
+            x[i] = v0 + (float)(s + 1) * h;
+            Lp[s] = model_loss(m, N, x, c, lab, r, out);
+            x[i] = v0 - (float)(s + 1) * h;
+            Lm[s] = model_loss(m, N, x, c, lab, r, out);
+        }
+        x[i] = v0;
+        fdx[i] = (8.0 * (Lp[0] - Lm[0]) - (Lp[1] - Lm[1])) / (12.0 * (double)h);
+    }
+    double ex = rel_err(N * D, fdx, gx), num = 0.0, den = 0.0;
+    size_t checked = 0;
+    for (size_t i = 0; i < np; i += 7, checked++) {
+        float v0 = p[i];
+        double Lp[2], Lm[2];
+        for (int s = 0; s < 2; s++) {
+            p[i] = v0 + (float)(s + 1) * h;
+            ck_assert_ok(score_model_params_set(m, p, np));
+            Lp[s] = model_loss(m, N, x, c, lab, r, out);
+            p[i] = v0 - (float)(s + 1) * h;
+            ck_assert_ok(score_model_params_set(m, p, np));
+            Lm[s] = model_loss(m, N, x, c, lab, r, out);
+        }
+        p[i] = v0;
+        fdp[i] = (8.0 * (Lp[0] - Lm[0]) - (Lp[1] - Lm[1])) / (12.0 * (double)h);
+        num = fmax(num, fabs(fdp[i] - g[i]));
+        den = fmax(den, fabs((double)g[i]));
+    }
+    ck_assert_ok(score_model_params_set(m, p, np));
+    printf("gradient check %-22s input %.2e  params %.2e  (%d + %zu coordinates)\n",
+           "whole U-Net", ex, num / den, N * D, checked);
+    ck_assert_msg(ex < TOL_UNET_FD, "input gradient error %g", ex);
+    ck_assert_msg(num / den < TOL_UNET_FD, "parameter gradient error %g", num / den);
+    /* the label table row of an unused label (2) has a zero gradient */
+    free(g);
+    free(p);
+    free(fdp);
+    score_model_free(m);
+}
+END_TEST
+
+/* The samplers' cache-free evaluation (blocks of 8 rows) against the training forward, and a
+ * clone against the original. */
+START_TEST(model_infer_clone)
+{
+    enum { N = 11, D = 32 };
+    score_model *m = small_unet(0, 1), *cl = NULL;
+    float x[N * D], a[N * D], b[N * D], cc[N * D];
+    double c[N];
+    unsigned seed = 4;
+    randomize(m, 6, 0.3f);
+    fill(&seed, N * D, 1.0f, x);
+    for (size_t i = 0; i < N; i++)
+        c[i] = 0.1 * (double)i;
+    ck_assert_ok(score_model_forward(m, N, x, c, a));
+    ck_assert_ok(score__model_infer(m, N, x, c, b));
+    /* the first block has the same shapes as the forward's first 8 rows */
+    ck_assert_ok(score_model_forward(m, 8, x, c, cc));
+    for (size_t i = 0; i < 8 * D; i++)
+        ck_assert_float_eq(b[i], cc[i]);
+    for (size_t i = 0; i < N * D; i++)
+        ck_assert_double_eq_tol(b[i], a[i], 1e-5 * (1.0 + fabs(a[i])));
+    ck_assert_ok(score_model_clone(&cl, m));
+    ck_assert_ok(score_model_forward(cl, N, x, c, cc));
+    ck_assert_mem_eq(cc, a, sizeof a);
+    score_model_free(cl);
+    score_model_free(m);
+}
+END_TEST
+
+/* The DSM loss through the loss layer: its parameter gradient against finite differences of
+ * its value (the noise is a function of the rng's counter: the same draw in every call). */
+START_TEST(model_dsm_loss_gradient)
+{
+    enum { N = 4, D = 32 };
+    score_model *m = small_unet(0, 0);
+    score_loss *l;
+    score_rng *r;
+    float x[N * D];
+    unsigned seed = 8;
+    randomize(m, 12, 0.3f);
+    fill(&seed, N * D, 1.0f, x);
+    ck_assert_ok(score_rng_new(&r, SCORE_RNG_PHILOX4X32_10, 3));
+    ck_assert_ok(score_loss_new(&l, SCORE_LOSS_DSM));
+    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_SIGMA, 0.5));
+    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_COND, 0.5));
+    size_t np = score_model_param_count(m);
+    float *g = calloc(np, sizeof *g), *p = malloc(np * sizeof *p);
+    double v, num = 0.0, den = 0.0;
+    ck_assert_ok(score_model_params_get(m, p, np));
+    ck_assert_ok(score_loss_compute(l, NULL, m, r, N, x, &v, g));
+    ck_assert(v > 0.0);
+    const float h = 1e-2f;
+    for (size_t i = 3; i < np; i += 29) {
+        float v0 = p[i];
+        double Lp[2], Lm[2];
+        for (int s = 0; s < 2; s++) {
+            p[i] = v0 + (float)(s + 1) * h;
+            ck_assert_ok(score_model_params_set(m, p, np));
+            ck_assert_ok(score_loss_compute(l, NULL, m, r, N, x, &Lp[s], NULL));
+            p[i] = v0 - (float)(s + 1) * h;
+            ck_assert_ok(score_model_params_set(m, p, np));
+            ck_assert_ok(score_loss_compute(l, NULL, m, r, N, x, &Lm[s], NULL));
+        }
+        p[i] = v0;
+        double fd = (8.0 * (Lp[0] - Lm[0]) - (Lp[1] - Lm[1])) / (12.0 * (double)h);
+        num = fmax(num, fabs(fd - g[i]));
+        den = fmax(den, fabs((double)g[i]));
+    }
+    printf("gradient check %-22s params %.2e\n", "DSM loss", num / den);
+    ck_assert_msg(num / den < TOL_UNET_FD, "DSM loss gradient error %g", num / den);
+    free(g);
+    free(p);
+    score_loss_free(l);
+    score_rng_free(r);
+    score_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unet");
@@ -640,5 +942,15 @@ int main(void)
     tcase_add_test(tc, grad_res_block);
     tcase_add_test(tc, grad_attention);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("model");
+    tcase_set_timeout(tm, 120);
+    tcase_add_test(tm, model_param_count);
+    tcase_add_test(tm, model_config_errors);
+    tcase_add_test(tm, model_unsupported_ops);
+    tcase_add_test(tm, model_initial_output_zero);
+    tcase_add_test(tm, model_gradient_fd);
+    tcase_add_test(tm, model_infer_clone);
+    tcase_add_test(tm, model_dsm_loss_gradient);
+    suite_add_tcase(s, tm);
     return test_run_suite(s);
 }
