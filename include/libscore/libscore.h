@@ -19,6 +19,7 @@
 #include "model.h"
 #include "classifier.h"
 #include "energy.h"
+#include "unet.h"
 #include "sde.h"
 #include "loss.h"
 #include "train.h"

@@ -10,7 +10,8 @@
  * models (the exact score of the noised data under a schedule: test oracles), a user callback
  * (an external network), and combinations (weighted sums for guidance). A noise-conditional
  * classifier (::SCORE_MODEL_CLASSIFIER) is the MLP's network with K logits; it has its own
- * compute calls (classifier.h) and answers ::SCORE_E_UNSUPPORTED to the ones below.
+ * compute calls (classifier.h) and answers ::SCORE_E_UNSUPPORTED to the ones below. A
+ * convolutional U-Net on images (::SCORE_MODEL_UNET, unet.h) provides forward and backward.
  *
  * Shapes: `x`, `out` and cotangents are row-major float32 arrays of n * dim values; `c` is an
  * array of n doubles; probes `v` for k directions are n * k * dim floats laid out as
@@ -64,7 +65,8 @@ enum score_model_kind {
     SCORE_MODEL_CALLBACK = 4,    /**< User function (an external network). */
     SCORE_MODEL_COMBINATION = 5, /**< Weighted sum of other models (guidance, product of experts). */
     SCORE_MODEL_CLASSIFIER = 6,  /**< Noise-conditional classifier p(y | x_t, t): the MLP with K logits (classifier.h). */
-    SCORE_MODEL_ENERGY = 7       /**< Energy model: the MLP with one output E(x, c); its output is the score -grad_x E (energy.h). */
+    SCORE_MODEL_ENERGY = 7,      /**< Energy model: the MLP with one output E(x, c); its output is the score -grad_x E (energy.h). */
+    SCORE_MODEL_UNET = 8         /**< Convolutional U-Net on images of C x H x W (unet.h): forward and backward, no Jacobian machinery. */
 };
 
 /** @brief Activation functions of the MLP (pinned values); all are smooth enough for the
@@ -97,8 +99,9 @@ enum score_model_capability {
 };
 
 /** @brief Model parameter ids (pinned; object kind ::SCORE_OBJECT_MODEL, ids 300-399).
- *  Architecture parameters apply to ::SCORE_MODEL_MLP only; other kinds answer
- *  ::SCORE_E_UNSUPPORTED. */
+ *  Architecture parameters apply to ::SCORE_MODEL_MLP only, except SEED, EMBEDDING,
+ *  EMBED_DIM, FOURIER_SCALE and NUM_CLASSES, which also configure a ::SCORE_MODEL_UNET, and the
+ *  UNET_* ones, which apply to U-Nets only; other kinds answer ::SCORE_E_UNSUPPORTED. */
 enum score_model_param {
     SCORE_MODEL_PARAM_HIDDEN = 300,        /**< i64: width of every hidden layer, 1..65536, default 128 (see also score_model_set_hidden_widths()). */
     SCORE_MODEL_PARAM_DEPTH = 301,         /**< i64: number of hidden layers, 1..64, default 3. */
@@ -128,12 +131,29 @@ enum score_model_param {
      *  model of classifier-free guidance), through the object that evaluates it (see
      *  score_sde_set_label(), the loss and the trainer) or score_model_forward_cond().
      *  Architecture (MLP): a learned (K + 1) x n_1 table whose row for the label is added to
-     *  the first hidden layer's pre-activation (see score_model_params_get()). */
+     *  the first hidden layer's pre-activation (see score_model_params_get()); U-Net: a
+     *  (K + 1) x T table whose row is added to the time embedding (unet.h). */
     SCORE_MODEL_PARAM_NUM_CLASSES = 310,
     /** i64: width m of a per-row context vector input, 0..4096, default 0 (none). Distinct from
      *  the scalar conditioning value c(t). Architecture (MLP): concatenated to the first
      *  layer's input (see score_model_params_get(), score_model_forward_cond()). */
-    SCORE_MODEL_PARAM_CONTEXT_DIM = 311
+    SCORE_MODEL_PARAM_CONTEXT_DIM = 311,
+    /** i64: channels of the first level of a U-Net (::SCORE_MODEL_UNET), 1..4096, default 32;
+     *  level l has base * mult[l] channels (score_model_set_unet_widths()). */
+    SCORE_MODEL_PARAM_UNET_BASE_WIDTH = 312,
+    /** i64: residual blocks per level of a U-Net's down path (the up path has one more),
+     *  1..8, default 2. */
+    SCORE_MODEL_PARAM_UNET_BLOCKS = 313,
+    /** i64: GroupNorm groups of a U-Net, 1..1024, default 8; a layer of fewer channels uses
+     *  one group per channel; every width (and every concatenated width of the up path) must
+     *  be divisible by it (checked by score_model_prepare(): ::SCORE_E_SHAPE). */
+    SCORE_MODEL_PARAM_UNET_GROUPS = 314,
+    /** i64: 1 = single-head self-attention between the two residual blocks at the lowest
+     *  resolution of a U-Net, 0 = none; default 1. */
+    SCORE_MODEL_PARAM_UNET_ATTENTION = 315,
+    /** i64: width T of a U-Net's time (and class) embedding, 0..65536, default 0 = 4 * base
+     *  width. */
+    SCORE_MODEL_PARAM_UNET_TEMB_DIM = 316
 };
 
 /**

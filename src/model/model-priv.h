@@ -91,7 +91,7 @@ typedef struct score__model_ops {
     int (*same_arch)(const score_model *a, const score_model *b);
 } score__model_ops;
 
-#define SCORE__MODEL_NPARAMS 12
+#define SCORE__MODEL_NPARAMS 17
 
 struct score_model {
     const score__model_ops *ops;
@@ -279,5 +279,7 @@ extern const score__model_ops score__classifier_ops;
 /* Analytic kinds (src/model/analytic.c). */
 extern const score__model_ops score__gaussian_ops;
 extern const score__model_ops score__gmm_ops;
+/* U-Net kind (src/model/unet.c). */
+extern const score__model_ops score__unet_ops;
 
 #endif

@@ -27,6 +27,16 @@ static const score__param_desc model_params[SCORE__MODEL_NPARAMS] = {
      "number of classes of the label input, 0 = none; label K is the null label (MLP)"},
     {SCORE_MODEL_PARAM_CONTEXT_DIM, "context_dim", SCORE_PARAM_I64, 0, 4096, 0,
      "width of the per-row context vector input, 0 = none (MLP)"},
+    {SCORE_MODEL_PARAM_UNET_BASE_WIDTH, "unet_base_width", SCORE_PARAM_I64, 1, 4096, 32,
+     "channels of the first level; level l has base * mult[l] (U-Net)"},
+    {SCORE_MODEL_PARAM_UNET_BLOCKS, "unet_blocks", SCORE_PARAM_I64, 1, 8, 2,
+     "residual blocks per level of the down path; the up path has one more (U-Net)"},
+    {SCORE_MODEL_PARAM_UNET_GROUPS, "unet_groups", SCORE_PARAM_I64, 1, 1024, 8,
+     "GroupNorm groups (at most one per channel) (U-Net)"},
+    {SCORE_MODEL_PARAM_UNET_ATTENTION, "unet_attention", SCORE_PARAM_I64, 0, 1, 1,
+     "1: self-attention at the lowest resolution (U-Net)"},
+    {SCORE_MODEL_PARAM_UNET_TEMB_DIM, "unet_temb_dim", SCORE_PARAM_I64, 0, 65536, 0,
+     "width of the time and class embedding, 0 = 4 * base width (U-Net)"},
 };
 
 const score__param_desc *score__model_param_table(size_t *n_out)
@@ -205,9 +215,17 @@ static int check_param_target(const char *fn, score_model *m, int param)
         return SCORE_OK; /* any kind, at any time: a run-time setting, not architecture */
     if (score__param_index(model_params, SCORE__MODEL_NPARAMS, param) < 0)
         return score__error(SCORE_E_UNSUPPORTED, fn, "unknown model parameter %d", param);
-    if (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER &&
-        m->kind != SCORE_MODEL_ENERGY)
+    if (m->kind == SCORE_MODEL_UNET) {
+        if (param < SCORE_MODEL_PARAM_UNET_BASE_WIDTH && param != SCORE_MODEL_PARAM_EMBEDDING &&
+            param != SCORE_MODEL_PARAM_EMBED_DIM && param != SCORE_MODEL_PARAM_FOURIER_SCALE &&
+            param != SCORE_MODEL_PARAM_SEED && param != SCORE_MODEL_PARAM_NUM_CLASSES)
+            return score__error(SCORE_E_UNSUPPORTED, fn, "parameter %d does not apply to U-Net models", param);
+    } else if (param >= SCORE_MODEL_PARAM_UNET_BASE_WIDTH) {
+        return score__error(SCORE_E_UNSUPPORTED, fn, "parameter %d applies to U-Net models only", param);
+    } else if (m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_CLASSIFIER &&
+               m->kind != SCORE_MODEL_ENERGY) {
         return score__error(SCORE_E_UNSUPPORTED, fn, "parameter %d applies to MLP models only", param);
+    }
     if (m->prepared)
         return score__error(SCORE_E_STAGE, fn, "the architecture is fixed once the model is prepared");
     return SCORE_OK;

@@ -33,6 +33,7 @@ typedef struct fx {
     score_model *cb;             /* callback model, dim 2 */
     score_model *sum;            /* sum combination of {model, model} */
     score_model *clf;            /* classifier, dim 2, 3 classes, VP, hidden 8, prepared */
+    score_model *unet;           /* U-Net, 1 x 4 x 4 images, still configuring */
     score_schedule *sigmas;      /* a user sigma table schedule, still configuring */
     double grid[4];              /* a strictly decreasing time grid */
     score_sde *sde;
@@ -227,6 +228,7 @@ static void fx_free(fx *F)
     score_rng_free(F->rng);
     score_sde_free(F->sde);
     score_model_free(F->cmodel);
+    score_model_free(F->unet);
     score_model_free(F->gauss);
     score_model_free(F->clf);
     score_model_free(F->cb);
@@ -294,6 +296,7 @@ static fx *fx_new(void)
         score_model_new_mlp(&F->model, 2, 8, 1, SCORE_ACT_SILU, 1) == SCORE_OK &&
         score_model_prepare(F->model) == SCORE_OK &&
         score_model_new_mlp(&F->cmodel, 2, 8, 1, SCORE_ACT_SILU, 1) == SCORE_OK &&
+        score_model_new_unet(&F->unet, 1, 4, 4) == SCORE_OK &&
         score_model_new_gaussian(&F->gauss, F->schedule, 2, F->d, NULL, F->d) == SCORE_OK &&
         score_model_new_callback(&F->cb, 2, fx_model_fn, NULL) == SCORE_OK &&
         score_model_new_classifier(&F->clf, F->schedule, 2, 3) == SCORE_OK &&

@@ -1,0 +1,173 @@
+/* Layers of the image score network (U-Net): convolutions as GEMMs through the kernel layer,
+ * GroupNorm, SiLU, 2x2 average pooling, nearest up-sampling, channel concatenation, dense
+ * layers, the residual block with its time-embedding projection and single-head
+ * self-attention. Shared by the layer files (unet-layers.c, unet-blocks.c) and the tests
+ * (through the internal static library). Never installed. doc/unet.md describes the
+ * architecture and the sources of each choice.
+ *
+ * Conventions of every function here:
+ * - Images are float32 in NCHW order: n images of c channels of h x w pixels, image i at
+ *   x + i * c * h * w, channel k of it at + k * h * w, row-major pixels.
+ * - Weights use PyTorch's layouts: a 3x3 convolution's weight is [out, in, 3, 3] (row-major, so
+ *   the out x (in * 9) matrix of the GEMM), a 1x1 convolution's [out, in], a dense layer's
+ *   [out, in], every bias [out].
+ * - Forward functions overwrite their output unless they take `acc` (then acc = 1 adds to it).
+ * - Backward functions ADD to every gradient they write (parameter gradients and the input
+ *   gradient alike), so gradients of a graph with branches accumulate without copies; the
+ *   caller zeroes them first. A NULL input gradient is skipped.
+ * - Scratch arrays are the caller's (sizes given per function): nothing allocates.
+ * - Sums that reduce over many values (bias gradients, GroupNorm statistics) are accumulated
+ *   in double in a fixed order: results do not depend on anything but the inputs. */
+#ifndef LIBSCORE_UNET_PRIV_H
+#define LIBSCORE_UNET_PRIV_H
+
+#include <stddef.h>
+
+/* Levels of a U-Net model (score_model_set_unet_widths()). */
+#define SCORE__UNET_MAX_LEVELS 6
+
+/* GroupNorm's epsilon (score_sde's DDPM++ / NCSN++ layers use 1e-6). */
+#define SCORE__UNET_GN_EPS 1e-6
+
+/* ---- Convolutions ------------------------------------------------------------------------ */
+
+/* im2col of one c x h x w image for a 3x3 convolution with stride 1 and zero padding 1:
+ * col[(k * 9 + 3 * dy + dx) * (h * w) + p] = x[k, py + dy - 1, px + dx - 1] (0 outside), p =
+ * py * w + px. col: c * 9 * h * w floats. */
+void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col);
+/* The adjoint of score__unet_im2col: gx += col2im(col). */
+void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, float *gx);
+
+/* y = conv3x3(x) + b (acc: y +=) for n images of ci channels into co channels; wt [co, ci, 3,
+ * 3], b [co] or NULL; col: scratch of ci * 9 * h * w floats. */
+void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                               const float *wt, const float *b, const float *x, float *y,
+                               int acc, float *col);
+/* Backward of score__unet_conv3_forward at input x for the output gradient gy: gw += dL/dw,
+ * gb += dL/db (NULL: none), gx += dL/dx (NULL: none). col: scratch of ci * 9 * h * w floats.
+ * dsum: scratch of co doubles (for the bias gradient). */
+void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, const float *x, const float *gy, float *gw,
+                                float *gb, float *gx, float *col, double *dsum);
+
+/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. */
+void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
+                               const float *b, const float *x, float *y, int acc);
+/* Its backward (gb, gx may be NULL); dsum: co doubles. */
+void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
+                                const float *x, const float *gy, float *gw, float *gb,
+                                float *gx, double *dsum);
+
+/* Dense layer on n rows: y[r, :] = W x[r, :] + b (acc: y +=); wt [out, in], b [out] or NULL. */
+void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt, const float *b,
+                               const float *x, float *y, int acc);
+/* Its backward (gb, gx may be NULL). */
+void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt,
+                                const float *x, const float *gy, float *gw, float *gb,
+                                float *gx);
+
+/* ---- Normalisation and activation ---------------------------------------------------------- */
+
+/* GroupNorm over n images of c channels of hw pixels in g groups (g divides c): per image and
+ * group, mean and variance (biased, over (c / g) * hw values, in double), then
+ * y = (x - mean) / sqrt(var + eps) * gamma[k] + beta[k]. stats receives n * g pairs
+ * (mean, 1 / sqrt(var + eps)) for the backward. */
+void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                            const float *beta, const float *x, float *y, double *stats);
+/* Its backward from the forward's x and stats: ggamma += , gbeta += , gx += . */
+void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                             const float *x, const double *stats, const float *gy,
+                             float *ggamma, float *gbeta, float *gx);
+
+/* y = silu(x) = x * sigmoid(x) elementwise (len values; y may alias x). */
+void score__unet_silu_forward(size_t len, const float *x, float *y);
+/* gx += silu'(x) * gy (gx must not alias x or gy). */
+void score__unet_silu_backward(size_t len, const float *x, const float *gy, float *gx);
+
+/* ---- Resampling and skip connections ----------------------------------------------------- */
+
+/* 2x2 average pooling of nc planes of h x w (h, w even) into (h / 2) x (w / 2). */
+void score__unet_down_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
+/* gx (nc x h x w) += its adjoint of gy ((h / 2) x (w / 2) planes). */
+void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+/* Nearest up-sampling of nc planes of h x w into 2h x 2w. */
+void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
+/* gx (nc x h x w) += its adjoint of gy (2h x 2w planes). */
+void score__unet_up_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+
+/* Channel concatenation per image: out[i] = [a[i] (ca planes); b[i] (cb planes)]. */
+void score__unet_concat_forward(size_t n, size_t ca, size_t cb, size_t hw, const float *a,
+                                const float *b, float *out);
+/* ga += the first ca planes of each image of gout, gb += the other cb (either may be NULL). */
+void score__unet_concat_backward(size_t n, size_t ca, size_t cb, size_t hw, const float *gout,
+                                 float *ga, float *gb);
+
+/* ---- Residual block ---------------------------------------------------------------------- *
+ * DDPM++ residual block (score_sde's ResnetBlockBigGANpp without resampling, dropout 0, skip
+ * rescaling on):
+ *   a1 = GN_1(x); h1 = conv3_1(silu(a1)) + (Dense(e))[:, :, None, None]
+ *   a2 = GN_2(h1); h2 = conv3_2(silu(a2))
+ *   y  = (skip(x) + h2) / sqrt(2),  skip = identity (ci == co) or a 1x1 convolution
+ * with e the activated embedding (silu of the time + class embedding) of ne values per image
+ * (ne = 0: no projection). Parameters at offsets in one flat array, in this order (the layout
+ * of doc/unet.md): GN_1 gamma, beta [ci]; conv3_1 weight [co, ci, 3, 3], bias [co]; Dense
+ * weight [co, ne], bias [co] (ne > 0); GN_2 gamma, beta [co]; conv3_2 weight [co, co, 3, 3],
+ * bias [co]; skip weight [co, ci], bias [co] (ci != co). */
+typedef struct score__unet_res {
+    size_t ci, co, h, w, ne;
+    size_t g1, g2; /* groups of GN_1 (divides ci) and GN_2 (divides co) */
+    size_t gn1_g, gn1_b, c1_w, c1_b, d_w, d_b, gn2_g, gn2_b, c2_w, c2_b, sk_w, sk_b;
+    size_t n_params;
+} score__unet_res;
+
+/* Fills the layout of a block whose parameters start at offset `off`; returns the offset after
+ * them. */
+size_t score__unet_res_layout(score__unet_res *r, size_t ci, size_t co, size_t h, size_t w,
+                              size_t ne, size_t g1, size_t g2, size_t off);
+/* Floats of the forward cache for n images, of the backward scratch (two planes sets of
+ * n * max(ci, co) * h * w floats), of the convolution scratch (max(ci, co) * 9 * h * w) and
+ * doubles of the statistics and sums (GroupNorm stats + bias sums). */
+size_t score__unet_res_cache_floats(const score__unet_res *r, size_t n);
+size_t score__unet_res_scratch_floats(const score__unet_res *r, size_t n);
+size_t score__unet_res_col_floats(const score__unet_res *r);
+size_t score__unet_res_dbl(const score__unet_res *r, size_t n);
+
+/* Forward of n images: x [n, ci, h, w], e [n, ne] (ignored when ne = 0) -> y [n, co, h, w];
+ * theta: the flat parameters; cache: score__unet_res_cache_floats() floats, kept for the
+ * backward; dbl: score__unet_res_dbl() doubles, also kept; col: the convolution scratch. */
+void score__unet_res_forward(const score__unet_res *r, size_t n, const float *theta,
+                             const float *x, const float *e, float *y, float *cache,
+                             double *dbl, float *col);
+/* Backward of that forward (same x, e, cache, dbl): grad (the flat gradient) +=, gx +=, ge +=
+ * (gx, ge may be NULL); scratch: score__unet_res_scratch_floats() floats. */
+void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,
+                              const float *x, const float *e, const float *cache, double *dbl,
+                              const float *gy, float *grad, float *gx, float *ge,
+                              float *scratch, float *col);
+
+/* ---- Self-attention ---------------------------------------------------------------------- *
+ * Single-head self-attention over the p = h * w positions (DDPM's AttnBlock, score_sde's
+ * AttnBlockpp with skip rescaling):
+ *   a = GN(x); q, k, v = 1x1 convolutions of a (c -> c)
+ *   W[i, j] = softmax_j(q_i . k_j / sqrt(c)); o_i = sum_j W[i, j] v_j
+ *   y = (x + conv1x1_out(o)) / sqrt(2)
+ * Parameters in this order: GN gamma, beta [c]; q weight [c, c], bias [c]; k; v; out. */
+typedef struct score__unet_attn {
+    size_t c, hw, g;
+    size_t gn_g, gn_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+    size_t n_params;
+} score__unet_attn;
+
+size_t score__unet_attn_layout(score__unet_attn *a, size_t c, size_t hw, size_t g, size_t off);
+/* Cache floats for n images (a, q, k, v, o and the attention weights), scratch floats of the
+ * backward, doubles (GN stats and bias sums). */
+size_t score__unet_attn_cache_floats(const score__unet_attn *a, size_t n);
+size_t score__unet_attn_scratch_floats(const score__unet_attn *a, size_t n);
+size_t score__unet_attn_dbl(const score__unet_attn *a, size_t n);
+void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *theta,
+                              const float *x, float *y, float *cache, double *dbl);
+void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
+                               const float *x, const float *cache, double *dbl,
+                               const float *gy, float *grad, float *gx, float *scratch);
+
+#endif /* LIBSCORE_UNET_PRIV_H */

@@ -1,0 +1,938 @@
+/* The U-Net kind of score_model (SCORE_MODEL_UNET): an image score network in the DDPM /
+ * DDPM++ family over the layers of unet-layers.c and unet-blocks.c. doc/unet.md describes the
+ * architecture, the sources of each choice and the flat parameter layout.
+ *
+ * Network (one row = one image of C x H x W values in NCHW order; L levels of widths
+ * ch_l = base * mult[l], B residual blocks per level, T = embedding width):
+ *   embedding: f = features(c) (E values: Fourier or sinusoidal, as the MLP's)
+ *              t = Dense_1(silu(Dense_0(f))) + A[y]     (A: (K + 1) x T label table)
+ *              e = silu(t)                              (fed to every residual block)
+ *   h = conv3x3(x) (C -> ch_0); skips = [h]
+ *   level l = 0 .. L-1: B blocks h = Res(h -> ch_l), each pushed on skips;
+ *                       l < L-1: h = avgpool2x2(h), pushed
+ *   middle: h = Res(h); h = Attn(h) (optional); h = Res(h)
+ *   level l = L-1 .. 0: B + 1 blocks h = Res(concat(h, skips.pop()) -> ch_l);
+ *                       l > 0: h = conv3x3(nearest2x(h))
+ *   out = conv3x3(silu(GN(h))) (ch_0 -> C)
+ * The graph is a list of nodes over activation slots; the backward walks it in reverse and
+ * every layer adds into the gradients of its inputs, so the skip connections need no copies.
+ *
+ * Initialisation: weights and biases of convolutions and dense layers uniform in
+ * (-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default), drawn from Philox (model seed, stream
+ * 5, counter = tensor index); GroupNorm scales 1 and shifts 0; the label table uniform in
+ * (-1, 1); the last convolution of every residual block, the attention's output projection and
+ * the final convolution start at zero (score_sde's init_scale = 0): the initial network is 0
+ * and every block starts as a rescaled identity.
+ *
+ * Not provided: Jacobian-vector products, the exact trace and their gradients (the Hyvärinen
+ * and sliced losses refuse the model with SCORE_E_UNSUPPORTED), saving to a file, the context
+ * input; SCORE_MODEL_PARAM_THREADS is accepted and the model evaluates on one thread. */
+#include <math.h>
+#include <string.h>
+
+#include "kernel/kernel-priv.h"
+#include "model-priv.h"
+#include "libscore/unet.h"
+#include "rng/rng-priv.h"
+#include "unet-priv.h"
+
+#define TWO_PI 6.283185307179586476925
+#define LN_10000 9.2103403719761827360719658
+#define RNG_STREAM_UNET 5
+#define RNG_STREAM_FOURIER 3
+/* Rows evaluated at a time by the cache-free forward of the samplers. */
+#define INFER_BLOCK 8
+
+enum { N_CONV3, N_RES, N_DOWN, N_UP, N_CAT, N_ATTN, N_GN, N_SILU };
+
+typedef struct node {
+    int type;
+    size_t in, in2, out; /* activation slots (floats per image from the start of an image's
+                          * part of the arena: the slot of n images is at n * offset) */
+    size_t ci, co, h, w; /* input / output channels and the input's size */
+    size_t pw, pb;       /* parameter offsets (convolution, GroupNorm) */
+    size_t g;            /* groups (GN) */
+    score__unet_res res;
+    score__unet_attn attn;
+} node;
+
+typedef struct unet {
+    /* configuration */
+    size_t C, H, W;
+    size_t n_levels, mult[SCORE__UNET_MAX_LEVELS];
+    /* prepared architecture */
+    size_t base, blocks, groups, T, E, half, K;
+    int attention, emb;
+    double *freq; /* half frequencies of the embedding */
+    float *fourier; /* the Fourier projection W (FOURIER), else NULL */
+    node *nodes;
+    size_t n_nodes, act_floats, slot_out;
+    size_t d0_w, d0_b, d1_w, d1_b, lab; /* embedding parameters */
+    float *theta;
+    size_t n_params;
+} unet;
+
+/* ---- Workspace --------------------------------------------------------------------------- */
+
+typedef struct unet_ws {
+    float *act, *gact, *cache, *scratch, *col, *emb, *gemb, *gparams;
+    double *dbl;
+    size_t n_act, n_gact, n_cache, n_scratch, n_col, n_emb, n_gemb, n_gparams, n_dbl;
+    int32_t *lab; /* labels of the cached rows */
+    size_t n_lab;
+} unet_ws;
+
+static int unet_ws_new(void **out)
+{
+    *out = score__calloc(1, sizeof(unet_ws));
+    return *out ? SCORE_OK : SCORE_E_NOMEM;
+}
+
+static void unet_ws_free(void *kind)
+{
+    unet_ws *w = kind;
+    if (w == NULL)
+        return;
+    score__free(w->act);
+    score__free(w->gact);
+    score__free(w->cache);
+    score__free(w->scratch);
+    score__free(w->col);
+    score__free(w->emb);
+    score__free(w->gemb);
+    score__free(w->gparams);
+    score__free(w->dbl);
+    score__free(w->lab);
+    score__free(w);
+}
+
+/* Grows *buf to at least need elements of size sz. */
+static int grow(void **buf, size_t *have, size_t need, size_t sz)
+{
+    if (need <= *have && *buf != NULL)
+        return SCORE_OK;
+    void *b = score__calloc(need ? need : 1, sz);
+    if (b == NULL)
+        return SCORE_E_NOMEM;
+    score__free(*buf);
+    *buf = b;
+    *have = need;
+    return SCORE_OK;
+}
+
+/* Sizes of the buffers for n rows (per node kinds, see unet-priv.h). */
+typedef struct sizes {
+    size_t cache, dbl, scratch, col, dsum;
+} sizes;
+
+static sizes need_of(const unet *p, size_t n)
+{
+    sizes s = {0, 0, 0, 0, 0};
+    size_t dsum = 0;
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const node *d = &p->nodes[i];
+        size_t sc = 0, col = 0;
+        switch (d->type) {
+        case N_RES:
+            s.cache += score__unet_res_cache_floats(&d->res, n);
+            s.dbl += score__unet_res_dbl(&d->res, n);
+            sc = score__unet_res_scratch_floats(&d->res, n);
+            col = score__unet_res_col_floats(&d->res);
+            break;
+        case N_ATTN:
+            s.cache += score__unet_attn_cache_floats(&d->attn, n);
+            s.dbl += score__unet_attn_dbl(&d->attn, n);
+            sc = score__unet_attn_scratch_floats(&d->attn, n);
+            break;
+        case N_GN:
+            s.dbl += 2 * n * d->g;
+            break;
+        case N_CONV3:
+            col = d->ci * 9 * d->h * d->w;
+            dsum = d->co > dsum ? d->co : dsum;
+            break;
+        default:
+            break;
+        }
+        s.scratch = sc > s.scratch ? sc : s.scratch;
+        s.col = col > s.col ? col : s.col;
+    }
+    s.dbl += dsum;
+    s.dsum = dsum;
+    return s;
+}
+
+static int ws_fit(const char *fn, const unet *p, unet_ws *w, size_t n, int train)
+{
+    sizes s = need_of(p, n);
+    int rc = SCORE_OK;
+    if (rc == SCORE_OK) rc = grow((void **)&w->act, &w->n_act, n * p->act_floats, sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->cache, &w->n_cache, s.cache, sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->dbl, &w->n_dbl, s.dbl, sizeof(double));
+    if (rc == SCORE_OK) rc = grow((void **)&w->col, &w->n_col, s.col, sizeof(float));
+    /* embedding: f (E), t1, s1, t2, e (T each) */
+    if (rc == SCORE_OK) rc = grow((void **)&w->emb, &w->n_emb, n * (p->E + 4 * p->T), sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->lab, &w->n_lab, n, sizeof(int32_t));
+    if (train) {
+        if (rc == SCORE_OK) rc = grow((void **)&w->gact, &w->n_gact, n * p->act_floats, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->scratch, &w->n_scratch, s.scratch, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gemb, &w->n_gemb, n * 3 * p->T, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gparams, &w->n_gparams, p->n_params, sizeof(float));
+    }
+    if (rc != SCORE_OK)
+        return score__error(rc, fn, "workspace allocation failed (%zu rows)", n);
+    return SCORE_OK;
+}
+
+/* ---- Configuration ----------------------------------------------------------------------- */
+
+int score_model_new_unet(score_model **out, size_t channels, size_t height, size_t width)
+{
+    score_model *m;
+    unet *p;
+    size_t dim;
+    int rc;
+    if (out == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "out is NULL");
+    *out = NULL;
+    if (channels == 0 || height == 0 || width == 0 || channels > 4096 || height > 4096 ||
+        width > 4096)
+        return score__error(SCORE_E_RANGE, __func__,
+                            "image shape %zu x %zu x %zu: each size must be in [1, 4096]", channels,
+                            height, width);
+    dim = channels * height * width;
+    if (dim > ((size_t)1 << 20))
+        return score__error(SCORE_E_RANGE, __func__,
+                            "image of %zu values: models take at most 2^20 inputs", dim);
+    rc = score__model_alloc(&m, SCORE_MODEL_UNET, dim, &score__unet_ops);
+    if (rc != SCORE_OK)
+        return score__error(rc, __func__, "allocation failed");
+    p = score__calloc(1, sizeof *p);
+    if (p == NULL) {
+        score_model_free(m);
+        return score__error(SCORE_E_NOMEM, __func__, "allocation failed");
+    }
+    p->C = channels;
+    p->H = height;
+    p->W = width;
+    p->n_levels = 3;
+    p->mult[0] = 1;
+    p->mult[1] = 2;
+    p->mult[2] = 2;
+    m->impl = p;
+    *out = m;
+    return SCORE_OK;
+}
+
+int score_model_set_unet_widths(score_model *model, size_t n_levels, const size_t *mults)
+{
+    unet *p;
+    if (model == NULL || mults == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "model or mults is NULL");
+    if (model->kind != SCORE_MODEL_UNET)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models are not U-Nets",
+                            model->ops->name);
+    if (model->prepared)
+        return score__error(SCORE_E_STAGE, __func__,
+                            "the architecture is fixed once the model is prepared");
+    if (n_levels == 0 || n_levels > SCORE__UNET_MAX_LEVELS)
+        return score__error(SCORE_E_RANGE, __func__, "n_levels %zu not in [1, %d]", n_levels,
+                            SCORE__UNET_MAX_LEVELS);
+    for (size_t l = 0; l < n_levels; l++)
+        if (mults[l] == 0 || mults[l] > 64)
+            return score__error(SCORE_E_RANGE, __func__,
+                                "width multiplier %zu of level %zu not in [1, 64]", mults[l], l);
+    p = model->impl;
+    p->n_levels = n_levels;
+    memcpy(p->mult, mults, n_levels * sizeof *mults);
+    return SCORE_OK;
+}
+
+int score_model_get_unet_widths(const score_model *model, size_t *n_levels, size_t *mults,
+                                size_t cap)
+{
+    const unet *p;
+    if (model == NULL || n_levels == NULL || (mults == NULL && cap > 0))
+        return score__error(SCORE_E_INVAL, __func__, "model, n_levels or mults is NULL");
+    if (model->kind != SCORE_MODEL_UNET)
+        return score__error(SCORE_E_UNSUPPORTED, __func__, "%s models are not U-Nets",
+                            model->ops->name);
+    p = model->impl;
+    *n_levels = p->n_levels;
+    for (size_t l = 0; l < p->n_levels && l < cap; l++)
+        mults[l] = p->mult[l];
+    return SCORE_OK;
+}
+
+static int unet_on_param(score_model *m, int param)
+{
+    if (param == SCORE_MODEL_PARAM_EMBED_DIM &&
+        score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM) % 2 != 0)
+        return score__error(SCORE_E_RANGE, "score_model_set_i64", "embed_dim must be even");
+    return SCORE_OK;
+}
+
+/* ---- Prepare: the graph, the parameter layout, the initial values ------------------------ */
+
+typedef struct builder {
+    unet *p;
+    size_t off;   /* next parameter offset */
+    size_t slot;  /* next activation slot offset (floats per image) */
+    node *nodes;  /* NULL: counting pass */
+    size_t n;
+} builder;
+
+static size_t new_slot(builder *b, size_t c, size_t h, size_t w)
+{
+    size_t s = b->slot;
+    b->slot += c * h * w;
+    return s;
+}
+
+static void add(builder *b, const node *d)
+{
+    if (b->nodes != NULL)
+        b->nodes[b->n] = *d;
+    b->n++;
+}
+
+static size_t groups_for(const unet *p, size_t c)
+{
+    return p->groups < c ? p->groups : c;
+}
+
+static size_t add_conv3(builder *b, size_t in, size_t ci, size_t co, size_t h, size_t w)
+{
+    node d;
+    memset(&d, 0, sizeof d);
+    d.type = N_CONV3;
+    d.in = in;
+    d.ci = ci;
+    d.co = co;
+    d.h = h;
+    d.w = w;
+    d.pw = b->off;
+    d.pb = b->off + co * ci * 9;
+    b->off += co * ci * 9 + co;
+    d.out = new_slot(b, co, h, w);
+    add(b, &d);
+    return d.out;
+}
+
+static size_t add_res(builder *b, size_t in, size_t ci, size_t co, size_t h, size_t w)
+{
+    node d;
+    memset(&d, 0, sizeof d);
+    d.type = N_RES;
+    d.in = in;
+    d.ci = ci;
+    d.co = co;
+    d.h = h;
+    d.w = w;
+    b->off = score__unet_res_layout(&d.res, ci, co, h, w, b->p->T, groups_for(b->p, ci),
+                                    groups_for(b->p, co), b->off);
+    d.out = new_slot(b, co, h, w);
+    add(b, &d);
+    return d.out;
+}
+
+static size_t add_simple(builder *b, int type, size_t in, size_t in2, size_t ci, size_t co,
+                         size_t h, size_t w, size_t oh, size_t ow)
+{
+    node d;
+    memset(&d, 0, sizeof d);
+    d.type = type;
+    d.in = in;
+    d.in2 = in2;
+    d.ci = ci;
+    d.co = co;
+    d.h = h;
+    d.w = w;
+    if (type == N_GN) {
+        d.g = groups_for(b->p, ci);
+        d.pw = b->off;
+        d.pb = b->off + ci;
+        b->off += 2 * ci;
+    }
+    if (type == N_ATTN)
+        b->off = score__unet_attn_layout(&d.attn, ci, h * w, groups_for(b->p, ci), b->off);
+    d.out = new_slot(b, co, oh, ow);
+    add(b, &d);
+    return d.out;
+}
+
+/* The graph of the docstring at the top (the parameter order of doc/unet.md). */
+static void build(builder *b)
+{
+    unet *p = b->p;
+    size_t L = p->n_levels, h = p->H, w = p->W, stack[4 * SCORE__UNET_MAX_LEVELS * 9 + 2];
+    size_t stack_c[sizeof stack / sizeof stack[0]], top = 0;
+    size_t x, ch;
+    p->d0_w = b->off;
+    p->d0_b = p->d0_w + p->T * p->E;
+    p->d1_w = p->d0_b + p->T;
+    p->d1_b = p->d1_w + p->T * p->T;
+    p->lab = p->d1_b + p->T;
+    b->off = p->lab + (p->K > 0 ? (p->K + 1) * p->T : 0);
+    b->slot = 0;
+    x = new_slot(b, p->C, h, w); /* slot 0: the input */
+    ch = p->base * p->mult[0];
+    x = add_conv3(b, x, p->C, ch, h, w);
+    stack[top] = x;
+    stack_c[top++] = ch;
+    for (size_t l = 0; l < L; l++) {
+        size_t co = p->base * p->mult[l];
+        for (size_t k = 0; k < p->blocks; k++) {
+            x = add_res(b, x, ch, co, h, w);
+            ch = co;
+            stack[top] = x;
+            stack_c[top++] = ch;
+        }
+        if (l + 1 < L) {
+            x = add_simple(b, N_DOWN, x, 0, ch, ch, h, w, h / 2, w / 2);
+            h /= 2;
+            w /= 2;
+            stack[top] = x;
+            stack_c[top++] = ch;
+        }
+    }
+    x = add_res(b, x, ch, ch, h, w);
+    if (p->attention)
+        x = add_simple(b, N_ATTN, x, 0, ch, ch, h, w, h, w);
+    x = add_res(b, x, ch, ch, h, w);
+    for (size_t l = L; l-- > 0;) {
+        size_t co = p->base * p->mult[l];
+        for (size_t k = 0; k <= p->blocks; k++) {
+            size_t s = stack[--top], sc = stack_c[top];
+            x = add_simple(b, N_CAT, x, s, ch, ch + sc, h, w, h, w);
+            x = add_res(b, x, ch + sc, co, h, w);
+            ch = co;
+        }
+        if (l > 0) {
+            x = add_simple(b, N_UP, x, 0, ch, ch, h, w, 2 * h, 2 * w);
+            h *= 2;
+            w *= 2;
+            x = add_conv3(b, x, ch, ch, h, w);
+        }
+    }
+    x = add_simple(b, N_GN, x, 0, ch, ch, h, w, h, w);
+    x = add_simple(b, N_SILU, x, 0, ch, ch, h, w, h, w);
+    x = add_conv3(b, x, ch, p->C, h, w);
+    p->slot_out = x;
+    p->act_floats = b->slot;
+}
+
+/* Uniform(-bound, bound) into n floats of tensor `tensor`. */
+static void init_uniform(uint64_t seed, uint32_t tensor, double bound, size_t n, float *out,
+                         double *tmp, size_t tmp_n)
+{
+    score_rng r = {SCORE_RNG_PHILOX4X32_10, seed, RNG_STREAM_UNET, 0};
+    for (size_t i0 = 0; i0 < n; i0 += tmp_n) {
+        size_t k = n - i0 < tmp_n ? n - i0 : tmp_n;
+        score__rng_uniform_f64_at(&r, tensor, 0, 1, i0, k, tmp);
+        for (size_t i = 0; i < k; i++)
+            out[i0 + i] = (float)(bound * (2.0 * tmp[i] - 1.0));
+    }
+}
+
+static void init_params(const unet *p, uint64_t seed, float *th, double *tmp, size_t tmp_n)
+{
+    uint32_t t = 0;
+    double b0 = 1.0 / sqrt((double)p->E), b1 = 1.0 / sqrt((double)p->T);
+    init_uniform(seed, t++, b0, p->T * p->E, th + p->d0_w, tmp, tmp_n);
+    init_uniform(seed, t++, b0, p->T, th + p->d0_b, tmp, tmp_n);
+    init_uniform(seed, t++, b1, p->T * p->T, th + p->d1_w, tmp, tmp_n);
+    init_uniform(seed, t++, b1, p->T, th + p->d1_b, tmp, tmp_n);
+    if (p->K > 0)
+        init_uniform(seed, t++, 1.0, (p->K + 1) * p->T, th + p->lab, tmp, tmp_n);
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const node *d = &p->nodes[i];
+        if (d->type == N_CONV3) {
+            double bd = 1.0 / sqrt((double)(d->ci * 9));
+            int last = i + 1 == p->n_nodes;
+            if (!last) {
+                init_uniform(seed, t++, bd, d->co * d->ci * 9, th + d->pw, tmp, tmp_n);
+                init_uniform(seed, t++, bd, d->co, th + d->pb, tmp, tmp_n);
+            }
+        } else if (d->type == N_GN) {
+            for (size_t k = 0; k < d->ci; k++)
+                th[d->pw + k] = 1.0f;
+        } else if (d->type == N_RES) {
+            const score__unet_res *r = &d->res;
+            double bc1 = 1.0 / sqrt((double)(r->ci * 9)), bd = 1.0 / sqrt((double)r->ne);
+            double bsk = 1.0 / sqrt((double)r->ci);
+            for (size_t k = 0; k < r->ci; k++)
+                th[r->gn1_g + k] = 1.0f;
+            for (size_t k = 0; k < r->co; k++)
+                th[r->gn2_g + k] = 1.0f;
+            init_uniform(seed, t++, bc1, r->co * r->ci * 9, th + r->c1_w, tmp, tmp_n);
+            init_uniform(seed, t++, bc1, r->co, th + r->c1_b, tmp, tmp_n);
+            init_uniform(seed, t++, bd, r->co * r->ne, th + r->d_w, tmp, tmp_n);
+            init_uniform(seed, t++, bd, r->co, th + r->d_b, tmp, tmp_n);
+            if (r->ci != r->co) {
+                init_uniform(seed, t++, bsk, r->co * r->ci, th + r->sk_w, tmp, tmp_n);
+                init_uniform(seed, t++, bsk, r->co, th + r->sk_b, tmp, tmp_n);
+            }
+        } else if (d->type == N_ATTN) {
+            const score__unet_attn *a = &d->attn;
+            double bq = 1.0 / sqrt((double)a->c);
+            for (size_t k = 0; k < a->c; k++)
+                th[a->gn_g + k] = 1.0f;
+            init_uniform(seed, t++, bq, a->c * a->c, th + a->q_w, tmp, tmp_n);
+            init_uniform(seed, t++, bq, a->c, th + a->q_b, tmp, tmp_n);
+            init_uniform(seed, t++, bq, a->c * a->c, th + a->k_w, tmp, tmp_n);
+            init_uniform(seed, t++, bq, a->c, th + a->k_b, tmp, tmp_n);
+            init_uniform(seed, t++, bq, a->c * a->c, th + a->v_w, tmp, tmp_n);
+            init_uniform(seed, t++, bq, a->c, th + a->v_b, tmp, tmp_n);
+        }
+    }
+}
+
+static void unet_release(unet *p)
+{
+    score__free(p->freq);
+    score__free(p->fourier);
+    score__free(p->nodes);
+    score__free(p->theta);
+    p->freq = NULL;
+    p->fourier = NULL;
+    p->nodes = NULL;
+    p->theta = NULL;
+}
+
+/* Every normalised width divisible by its groups (SCORE_E_SHAPE otherwise). */
+static int check_groups(const char *fn, const unet *p)
+{
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const node *d = &p->nodes[i];
+        size_t c = 0, g = 1;
+        if (d->type == N_RES && d->res.ci % d->res.g1 != 0)
+            c = d->res.ci, g = d->res.g1;
+        else if (d->type == N_RES && d->res.co % d->res.g2 != 0)
+            c = d->res.co, g = d->res.g2;
+        else if (d->type == N_ATTN && d->attn.c % d->attn.g != 0)
+            c = d->attn.c, g = d->attn.g;
+        else if (d->type == N_GN && d->ci % d->g != 0)
+            c = d->ci, g = d->g;
+        if (c != 0)
+            return score__error(SCORE_E_SHAPE, fn,
+                                "a layer of %zu channels cannot be split into %zu GroupNorm "
+                                "groups (unet_groups must divide every width and every "
+                                "concatenated width of the up path)", c, g);
+    }
+    return SCORE_OK;
+}
+
+static int unet_prepare(score_model *m)
+{
+    static const char fn[] = "score_model_prepare";
+    unet *p = m->impl;
+    builder b;
+    int64_t emb = score__model_i64(m, SCORE_MODEL_PARAM_EMBEDDING);
+    int64_t temb = score__model_i64(m, SCORE_MODEL_PARAM_UNET_TEMB_DIM);
+    uint64_t seed = (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED);
+    size_t tmp_n = 4096, maxw = 0;
+    double *tmp;
+    int rc;
+
+    if (emb == SCORE_EMBED_NONE)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "U-Net models need a Fourier or sinusoidal embedding of c");
+    if (score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM) != 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn, "U-Net models take no context vector");
+    p->base = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH);
+    p->blocks = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS);
+    p->groups = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS);
+    p->attention = (int)score__model_i64(m, SCORE_MODEL_PARAM_UNET_ATTENTION);
+    p->T = temb > 0 ? (size_t)temb : 4 * p->base;
+    p->E = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM);
+    p->half = p->E / 2;
+    p->emb = (int)emb;
+    p->K = (size_t)score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES);
+    if (p->H % ((size_t)1 << (p->n_levels - 1)) != 0 || p->W % ((size_t)1 << (p->n_levels - 1)) != 0)
+        return score__error(SCORE_E_SHAPE, fn,
+                            "image of %zu x %zu pixels: %zu levels need sizes divisible by %zu",
+                            p->H, p->W, p->n_levels, (size_t)1 << (p->n_levels - 1));
+    for (size_t l = 0; l < p->n_levels; l++)
+        maxw = p->base * p->mult[l] > maxw ? p->base * p->mult[l] : maxw;
+    if (maxw > 4096)
+        return score__error(SCORE_E_RANGE, fn, "width %zu above 4096", maxw);
+    unet_release(p);
+    memset(&b, 0, sizeof b);
+    b.p = p;
+    build(&b); /* counting pass */
+    p->n_nodes = b.n;
+    p->nodes = score__calloc(b.n, sizeof *p->nodes);
+    p->freq = score__calloc(p->half, sizeof *p->freq);
+    tmp = score__calloc(tmp_n, sizeof *tmp);
+    if (p->nodes == NULL || p->freq == NULL || tmp == NULL) {
+        score__free(tmp);
+        unet_release(p);
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
+    }
+    memset(&b, 0, sizeof b);
+    b.p = p;
+    b.nodes = p->nodes;
+    build(&b);
+    p->n_params = b.off;
+    if ((rc = check_groups(fn, p)) != SCORE_OK) {
+        score__free(tmp);
+        unet_release(p);
+        return rc;
+    }
+    p->theta = score__calloc(p->n_params, sizeof *p->theta);
+    if (p->emb == SCORE_EMBED_FOURIER)
+        p->fourier = score__calloc(p->half, sizeof *p->fourier);
+    if (p->theta == NULL || (p->emb == SCORE_EMBED_FOURIER && p->fourier == NULL)) {
+        score__free(tmp);
+        unet_release(p);
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed (%zu parameters)",
+                            p->n_params);
+    }
+    if (p->emb == SCORE_EMBED_FOURIER) {
+        /* the MLP's projection: W_i = scale * N(0, 1), f_i = 2 pi W_i */
+        score_rng rf = {SCORE_RNG_PHILOX4X32_10, seed, RNG_STREAM_FOURIER, 0};
+        double scale = score__model_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE);
+        score__rng_normal_at(&rf, 0, 0, 1, 0, p->half, p->fourier);
+        for (size_t i = 0; i < p->half; i++) {
+            p->fourier[i] = (float)(scale * (double)p->fourier[i]);
+            p->freq[i] = TWO_PI * (double)p->fourier[i];
+        }
+    } else {
+        double den = p->half > 1 ? (double)(p->half - 1) : 1.0;
+        for (size_t i = 0; i < p->half; i++)
+            p->freq[i] = exp(-LN_10000 * (double)i / den);
+    }
+    init_params(p, seed, p->theta, tmp, tmp_n);
+    score__free(tmp);
+    return SCORE_OK;
+}
+
+/* ---- Forward and backward ---------------------------------------------------------------- */
+
+/* The label of row b of a call (K without a label input or labels). */
+static int32_t label_of(const unet *p, const score__model_ws *ws, size_t b)
+{
+    if (p->K == 0 || ws->labels == NULL)
+        return (int32_t)p->K;
+    return ws->labels[ws->labels_per_row ? b : 0];
+}
+
+static int check_labels(const char *fn, const unet *p, const score__model_ws *ws, size_t n)
+{
+    for (size_t b = 0; p->K > 0 && ws->labels != NULL && b < (ws->labels_per_row ? n : 1); b++)
+        if (ws->labels[b] < 0 || (size_t)ws->labels[b] > p->K)
+            return score__error(SCORE_E_RANGE, fn, "label %ld of row %zu is not in [0, %zu]",
+                                (long)ws->labels[b], b, p->K);
+    return SCORE_OK;
+}
+
+/* The embedding of n rows (c, labels lab) into w->emb: f [n, E], t1, s1, t2, e [n, T]. */
+static void embed_forward(const unet *p, unet_ws *w, size_t n, const double *c,
+                          const int32_t *lab)
+{
+    const float *th = p->theta;
+    size_t T = p->T, E = p->E;
+    float *f = w->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T, *e = t2 + n * T;
+    for (size_t b = 0; b < n; b++)
+        score__sincos_features(p->half, p->freq, c[b], f + b * E, f + b * E + p->half);
+    score__unet_dense_forward(n, E, T, th + p->d0_w, th + p->d0_b, f, t1, 0);
+    score__unet_silu_forward(n * T, t1, s1);
+    score__unet_dense_forward(n, T, T, th + p->d1_w, th + p->d1_b, s1, t2, 0);
+    if (p->K > 0)
+        for (size_t b = 0; b < n; b++)
+            score__saxpy(T, 1.0f, th + p->lab + (size_t)lab[b] * T, t2 + b * T);
+    score__unet_silu_forward(n * T, t2, e);
+}
+
+static float *slot(float *arena, size_t n, size_t off)
+{
+    return arena + n * off;
+}
+
+/* The forward of n rows through the graph; the activations, caches and statistics stay in w
+ * for the backward. */
+static void graph_forward(const unet *p, unet_ws *w, size_t n, const float *x, float *out)
+{
+    const float *th = p->theta;
+    const float *e = w->emb + n * (p->E + 3 * p->T);
+    float *cache = w->cache;
+    double *dbl = w->dbl;
+    memcpy(w->act, x, n * p->C * p->H * p->W * sizeof *x);
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const node *d = &p->nodes[i];
+        float *in = slot(w->act, n, d->in), *y = slot(w->act, n, d->out);
+        switch (d->type) {
+        case N_CONV3:
+            score__unet_conv3_forward(n, d->ci, d->co, d->h, d->w, th + d->pw, th + d->pb, in, y,
+                                      0, w->col);
+            break;
+        case N_RES:
+            score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, w->col);
+            cache += score__unet_res_cache_floats(&d->res, n);
+            dbl += score__unet_res_dbl(&d->res, n);
+            break;
+        case N_ATTN:
+            score__unet_attn_forward(&d->attn, n, th, in, y, cache, dbl);
+            cache += score__unet_attn_cache_floats(&d->attn, n);
+            dbl += score__unet_attn_dbl(&d->attn, n);
+            break;
+        case N_DOWN:
+            score__unet_down_forward(n * d->ci, d->h, d->w, in, y);
+            break;
+        case N_UP:
+            score__unet_up_forward(n * d->ci, d->h, d->w, in, y);
+            break;
+        case N_CAT:
+            score__unet_concat_forward(n, d->ci, d->co - d->ci, d->h * d->w, in,
+                                       slot(w->act, n, d->in2), y);
+            break;
+        case N_GN:
+            score__unet_gn_forward(n, d->ci, d->h * d->w, d->g, th + d->pw, th + d->pb, in, y,
+                                   dbl);
+            dbl += 2 * n * d->g;
+            break;
+        case N_SILU:
+            score__unet_silu_forward(n * d->ci * d->h * d->w, in, y);
+            break;
+        default:
+            break;
+        }
+    }
+    memcpy(out, slot(w->act, n, p->slot_out), n * p->C * p->H * p->W * sizeof *out);
+}
+
+static int run_forward(const char *fn, const unet *p, score__model_ws *ws, size_t n,
+                       const float *x, const double *c, float *out, int train)
+{
+    unet_ws *w = ws->kind;
+    int rc = ws_fit(fn, p, w, n, train);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++)
+        w->lab[b] = label_of(p, ws, b);
+    embed_forward(p, w, n, c, w->lab);
+    graph_forward(p, w, n, x, out);
+    return SCORE_OK;
+}
+
+static int unet_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                        const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    const unet *p = m->impl;
+    int rc = check_labels(fn, p, ws, n);
+    if (rc != SCORE_OK)
+        return rc;
+    return run_forward(fn, p, ws, n, x, c, out, 1);
+}
+
+/* The samplers' forward: blocks of INFER_BLOCK rows, the workspace sized for one block. */
+static int unet_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                      const double *c, float *out)
+{
+    static const char fn[] = "score_model_forward";
+    const unet *p = m->impl;
+    unet_ws *w = ws->kind;
+    size_t d = m->dim;
+    int rc = check_labels(fn, p, ws, n);
+    if (rc != SCORE_OK)
+        return rc;
+    if ((rc = ws_fit(fn, p, w, n < INFER_BLOCK ? n : INFER_BLOCK, 0)) != SCORE_OK)
+        return rc;
+    for (size_t b0 = 0; b0 < n; b0 += INFER_BLOCK) {
+        size_t nb = n - b0 < INFER_BLOCK ? n - b0 : INFER_BLOCK;
+        for (size_t b = 0; b < nb; b++)
+            w->lab[b] = label_of(p, ws, b0 + b);
+        embed_forward(p, w, nb, c + b0, w->lab);
+        graph_forward(p, w, nb, x + b0 * d, out + b0 * d);
+    }
+    return SCORE_OK;
+}
+
+static void embed_backward(const unet *p, unet_ws *w, size_t n, float *grad)
+{
+    const float *th = p->theta;
+    size_t T = p->T, E = p->E;
+    const float *f = w->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T;
+    float *ge = w->gemb, *gt2 = ge + n * T, *gs1 = gt2 + n * T;
+    float *gt1 = ge; /* ge is consumed by then */
+    memset(gt2, 0, 2 * n * T * sizeof *gt2);
+    score__unet_silu_backward(n * T, t2, ge, gt2);
+    if (p->K > 0)
+        for (size_t b = 0; b < n; b++)
+            score__saxpy(T, 1.0f, gt2 + b * T, grad + p->lab + (size_t)w->lab[b] * T);
+    score__unet_dense_backward(n, T, T, th + p->d1_w, s1, gt2, grad + p->d1_w, grad + p->d1_b,
+                               gs1);
+    memset(gt1, 0, n * T * sizeof *gt1);
+    score__unet_silu_backward(n * T, t1, gs1, gt1);
+    score__unet_dense_backward(n, E, T, th + p->d0_w, f, gt1, grad + p->d0_w, grad + p->d0_b,
+                               NULL);
+}
+
+static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
+                         float *grad, float *gx)
+{
+    const unet *p = m->impl;
+    unet_ws *w = ws->kind;
+    const float *th = p->theta;
+    const float *e = w->emb + n * (p->E + 3 * p->T);
+    sizes s = need_of(p, n);
+    float *cache = w->cache + s.cache; /* the forward's areas, walked back */
+    double *dbl = w->dbl + s.dbl - s.dsum;
+    double *dsum = dbl; /* the bias sums of the convolutions: the last s.dsum doubles */
+    float *g = grad;
+    size_t d = m->dim;
+    if (g == NULL) {
+        g = w->gparams;
+        memset(g, 0, p->n_params * sizeof *g);
+    }
+    memset(w->gact, 0, n * p->act_floats * sizeof *w->gact);
+    memset(w->gemb, 0, n * p->T * sizeof *w->gemb);
+    memcpy(slot(w->gact, n, p->slot_out), gout, n * d * sizeof *gout);
+    for (size_t i = p->n_nodes; i-- > 0;) {
+        const node *nd = &p->nodes[i];
+        float *in = slot(w->act, n, nd->in), *gin = slot(w->gact, n, nd->in);
+        float *gy = slot(w->gact, n, nd->out);
+        switch (nd->type) {
+        case N_CONV3:
+            score__unet_conv3_backward(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, in, gy,
+                                       g + nd->pw, g + nd->pb, gin, w->col, dsum);
+            break;
+        case N_RES:
+            cache -= score__unet_res_cache_floats(&nd->res, n);
+            dbl -= score__unet_res_dbl(&nd->res, n);
+            score__unet_res_backward(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, w->gemb,
+                                     w->scratch, w->col);
+            break;
+        case N_ATTN:
+            cache -= score__unet_attn_cache_floats(&nd->attn, n);
+            dbl -= score__unet_attn_dbl(&nd->attn, n);
+            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, w->scratch);
+            break;
+        case N_DOWN:
+            score__unet_down_backward(n * nd->ci, nd->h, nd->w, gy, gin);
+            break;
+        case N_UP:
+            score__unet_up_backward(n * nd->ci, nd->h, nd->w, gy, gin);
+            break;
+        case N_CAT:
+            score__unet_concat_backward(n, nd->ci, nd->co - nd->ci, nd->h * nd->w, gy, gin,
+                                        slot(w->gact, n, nd->in2));
+            break;
+        case N_GN:
+            dbl -= 2 * n * nd->g;
+            score__unet_gn_backward(n, nd->ci, nd->h * nd->w, nd->g, th + nd->pw, in, dbl, gy,
+                                    g + nd->pw, g + nd->pb, gin);
+            break;
+        case N_SILU:
+            score__unet_silu_backward(n * nd->ci * nd->h * nd->w, in, gy, gin);
+            break;
+        default:
+            break;
+        }
+    }
+    embed_backward(p, w, n, g);
+    if (gx != NULL)
+        memcpy(gx, w->gact, n * d * sizeof *gx);
+    return SCORE_OK;
+}
+
+/* ---- Parameters and lifecycle ------------------------------------------------------------ */
+
+static size_t unet_param_count(const score_model *m)
+{
+    return ((const unet *)m->impl)->n_params;
+}
+
+static void unet_params_get(const score_model *m, float *buf)
+{
+    const unet *p = m->impl;
+    memcpy(buf, p->theta, p->n_params * sizeof *buf);
+}
+
+static void unet_params_set(score_model *m, const float *buf)
+{
+    unet *p = m->impl;
+    memcpy(p->theta, buf, p->n_params * sizeof *buf);
+}
+
+static float **unet_params_slot(score_model *m)
+{
+    return &((unet *)m->impl)->theta;
+}
+
+static void *dup(const void *src, size_t bytes)
+{
+    void *d;
+    if (src == NULL)
+        return NULL;
+    d = score__calloc(bytes ? bytes : 1, 1);
+    if (d != NULL)
+        memcpy(d, src, bytes);
+    return d;
+}
+
+static int unet_clone(score_model *dst, const score_model *src)
+{
+    const unet *s = src->impl;
+    unet *d = score__calloc(1, sizeof *d);
+    if (d == NULL)
+        return SCORE_E_NOMEM;
+    *d = *s;
+    d->freq = dup(s->freq, s->half * sizeof *s->freq);
+    d->fourier = dup(s->fourier, s->half * sizeof *s->fourier);
+    d->nodes = dup(s->nodes, s->n_nodes * sizeof *s->nodes);
+    d->theta = dup(s->theta, s->n_params * sizeof *s->theta);
+    if ((s->freq && !d->freq) || (s->fourier && !d->fourier) || (s->nodes && !d->nodes) ||
+        (s->theta && !d->theta)) {
+        unet_release(d);
+        score__free(d);
+        return SCORE_E_NOMEM;
+    }
+    dst->impl = d;
+    return SCORE_OK;
+}
+
+static void unet_destroy(score_model *m)
+{
+    unet *p = m->impl;
+    if (p == NULL)
+        return;
+    unet_release(p);
+    score__free(p);
+    m->impl = NULL;
+}
+
+static int unet_same_arch(const score_model *a, const score_model *b)
+{
+    const unet *p = a->impl, *q = b->impl;
+    if (p->C != q->C || p->H != q->H || p->W != q->W || p->n_levels != q->n_levels ||
+        p->base != q->base || p->blocks != q->blocks || p->groups != q->groups ||
+        p->T != q->T || p->E != q->E || p->K != q->K || p->attention != q->attention ||
+        p->emb != q->emb || p->n_params != q->n_params)
+        return 0;
+    if (memcmp(p->mult, q->mult, p->n_levels * sizeof *p->mult) != 0)
+        return 0;
+    if (p->fourier != NULL && memcmp(p->fourier, q->fourier, p->half * sizeof *p->fourier) != 0)
+        return 0;
+    return 1;
+}
+
+const score__model_ops score__unet_ops = {
+    .name = "unet",
+    .prepare = unet_prepare,
+    .forward = unet_forward,
+    .infer = unet_infer,
+    .backward = unet_backward,
+    .ws_new = unet_ws_new,
+    .ws_free = unet_ws_free,
+    .param_count = unet_param_count,
+    .params_get = unet_params_get,
+    .params_set = unet_params_set,
+    .params_slot = unet_params_slot,
+    .clone_impl = unet_clone,
+    .destroy_impl = unet_destroy,
+    .on_param = unet_on_param,
+    .same_arch = unet_same_arch,
+};
