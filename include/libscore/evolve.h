@@ -134,6 +134,38 @@ SCORE_API SCORE_WARN_UNUSED int score_evolve_apply_fixed(score_evolve *e, score_
                                                          const score_rng *rng);
 
 /**
+ * @brief score_evolve_apply() on a double-precision state: x (n * dim doubles) and the
+ *        step's stages and error estimate are kept in double; the step must have
+ *        ::SCORE_STEP_PARAM_PRECISION = 64.
+ * @param[in,out] e the object. @param[in] c the controller.
+ * @param[in,out] step a deterministic step with an error estimate and precision 64.
+ * @param[in,out] sde the system. @param[in] t1 end time. @param[in] n rows.
+ * @param[in,out] x n * dim doubles. @param[in] rng a generator or NULL.
+ * @return as score_evolve_apply(); ::SCORE_E_MISUSE (the step's precision is 32).
+ * Thread-safety: object-exclusive (and step, sde).
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_evolve_apply_f64(score_evolve *e, const score_control *c,
+                                                       score_step *step, score_sde *sde,
+                                                       double t1, size_t n, double *x,
+                                                       const score_rng *rng);
+
+/**
+ * @brief score_evolve_apply_fixed() on a double-precision state (the step's
+ *        ::SCORE_STEP_PARAM_PRECISION = 64).
+ * @param[in,out] e the object. @param[in,out] step a step with precision 64.
+ * @param[in,out] sde the system. @param[in] t_next end time (0 = the data).
+ * @param[in] n rows. @param[in,out] x n * dim doubles. @param[in] rng the generator or NULL.
+ * @return as score_evolve_apply_fixed(); ::SCORE_E_MISUSE (the step's precision is 32).
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_evolve_apply_fixed_f64(score_evolve *e, score_step *step,
+                                                             score_sde *sde, double t_next,
+                                                             size_t n, double *x,
+                                                             const score_rng *rng);
+
+/**
  * @brief Current time of every row.
  * @param[in] e the object. @param[in] n rows (as in the init). @param[out] t_out n times.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, not initialised); ::SCORE_E_SHAPE (@p n).

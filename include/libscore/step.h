@@ -18,7 +18,9 @@
  * function of `s`, where it reads `dy/ds = (y - D) / s` (Karras et al. 2022); exponential
  * integrators (DDIM, DPM-Solver) work in lambda. Intermediate stage times are mapped back to
  * t with score_schedule_t_of_lambda(). Scalar coefficients are computed in double and every
- * element update is evaluated in double before rounding to float.
+ * element update is evaluated in double before rounding to float. With
+ * ::SCORE_STEP_PARAM_PRECISION = 64 the state, the stage values and the multistep history stay
+ * in double (score_step_apply_f64(); the types listed there).
  *
  * Built-in types (id, name, order, model evaluations per step):
  * | id | name | order | NFE | what |
@@ -266,7 +268,20 @@ enum score_step_param {
     SCORE_STEP_PARAM_RESTART_K = 1117,
     /** i64: restart: Heun steps of one cycle's ODE pass from s_max back, 1..10000, default 9.
      *  @since 0.2 */
-    SCORE_STEP_PARAM_RESTART_STEPS = 1118
+    SCORE_STEP_PARAM_RESTART_STEPS = 1118,
+    /** i64: precision of the step's state, 32 or 64, default 32. 32: x, the stage values and
+     *  the multistep history are float and the step runs through score_step_apply() /
+     *  score_step_apply_ex(); 64: they are double and it runs through score_step_apply_f64() /
+     *  score_step_apply_ex_f64() (a call through the other entry fails with
+     *  ::SCORE_E_MISUSE). With 64 the model evaluates the unrounded state in double when it can
+     *  (analytic Gaussian / GMM models and combinations of them, score_sde_* conversions in
+     *  double); other models (MLP, energy, callback) and the sde's extras (guidance on one
+     *  network, classifier guidance, observations, thresholding) evaluate the state rounded to
+     *  float, with the result widened. Setting 64 on a type without a double state fails with
+     *  ::SCORE_E_UNSUPPORTED (the message names the type); types with one: euler, heun,
+     *  midpoint, rk4, dopri5, dpm-solver-1/2/3, dpm-solver-12/23, dpmpp-2m, dpmpp-3m,
+     *  dpmpp-2m-sde, dpmpp-2s, dpmpp-3s, lms, deis, unipc, unipc-bh1 and none. @since 0.2 */
+    SCORE_STEP_PARAM_PRECISION = 1119
 };
 
 /**
@@ -568,6 +583,39 @@ SCORE_API SCORE_WARN_UNUSED int score_step_apply_ex(score_step *step, score_sde 
                                                     const score_rng *rng, uint64_t counter);
 
 /**
+ * @brief score_step_apply() on a double-precision state (::SCORE_STEP_PARAM_PRECISION = 64).
+ * @param[in,out] step the step (precision 64). @param[in,out] sde the system.
+ * @param[in] t start time. @param[in] t_next end time. @param[in] n rows.
+ * @param[in,out] x n * dim doubles. @param[out] xerr n * dim doubles, or NULL.
+ * @param[in] rng the generator or NULL. @param[in] counter noise counter offset.
+ * @return as score_step_apply(); ::SCORE_E_MISUSE when the step's precision is 32.
+ * Thread-safety: object-exclusive (step and sde).
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_step_apply_f64(score_step *step, score_sde *sde, double t,
+                                                     double t_next, size_t n, double *x,
+                                                     double *xerr, const score_rng *rng,
+                                                     uint64_t counter);
+
+/**
+ * @brief score_step_apply_ex() on a double-precision state (::SCORE_STEP_PARAM_PRECISION = 64):
+ *        the same rows, times and noise, with x (and xerr) kept in double.
+ * @param[in,out] step the step (precision 64). @param[in,out] sde the system.
+ * @param[in] row0 global index of row 0. @param[in] n rows. @param[in] t n start times.
+ * @param[in] t_next n end times. @param[in,out] x n * dim doubles.
+ * @param[out] xerr n * dim doubles, or NULL. @param[in] rng the generator or NULL.
+ * @param[in] counter noise counter offset.
+ * @return as score_step_apply_ex(); ::SCORE_E_MISUSE when the step's precision is 32.
+ * Thread-safety: object-exclusive.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_step_apply_ex_f64(score_step *step, score_sde *sde,
+                                                        size_t row0, size_t n, const double *t,
+                                                        const double *t_next, double *x,
+                                                        double *xerr, const score_rng *rng,
+                                                        uint64_t counter);
+
+/**
  * @brief The standard normals a built-in step draws: block @p block of rows row0 .. row0+n-1,
  *        i.e. columns block * dim .. block * dim + dim - 1 at the generator's counter + @p counter.
  * @param[in] rng the generator (only read). @param[in] counter counter offset.
@@ -650,7 +698,8 @@ SCORE_API int score_step_last_callback_status(const score_step *step);
  * @brief Sets a floating-point parameter (::score_step_param).
  * @param[in,out] step the step. @param[in] param the id. @param[in] value the value.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL, or an integer parameter); ::SCORE_E_RANGE (value
- *         outside the bounds or NaN); ::SCORE_E_UNSUPPORTED (unknown id).
+ *         outside the bounds or NaN; ::SCORE_STEP_PARAM_PRECISION other than 32 and 64);
+ *         ::SCORE_E_UNSUPPORTED (unknown id; precision 64 for a type without a double state).
  * Thread-safety: object-exclusive.
  * @since 0.1
  */

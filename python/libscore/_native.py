@@ -219,6 +219,7 @@ _SIGNATURES = {
     "score_sampler_set_known": (cint, [vp, sz, vp, f32p]),
     "score_sampler_run": (cint, [vp, vp, sz, f32p, f32p, vp, SAMPLER_PROGRESS, vp]),
     "score_sampler_run_ex": (cint, [vp, vp, sz, sz, f32p, f32p, vp, SAMPLER_PROGRESS, vp]),
+    "score_sampler_run_ex_f64": (cint, [vp, vp, sz, sz, f64p, f64p, vp, SAMPLER_PROGRESS, vp]),
     "score_sampler_get_nfe": (u64, [vp]),
     # likelihood
     "score_likelihood_new": (cint, [pvp, sz]),

@@ -167,20 +167,28 @@ class Sampler(Configurable):
         _lib.score_sampler_set_known(self.ptr, v.shape[0], m8.ctypes.data_as(ctypes.c_void_p),
                                      _arrays.f32p(v))
 
-    def run(self, system, n, seed=0, x_init=None, out=None, row0=0, callback=None):
-        """n samples of ``system`` (model units) into a new (n, dim) float32 array or
+    def run(self, system, n, seed=0, x_init=None, out=None, row0=0, callback=None,
+            dtype=np.float32):
+        """n samples of ``system`` (model units) into a new (n, dim) array of ``dtype`` or
         ``out``. Rows row0 .. row0 + n - 1 of the seed's noise, so a sample does not depend
         on how the rows are split into calls. callback(step, total, t) may return True to
         stop (Error SCORE_E_CANCELLED); an exception it raises stops the run and is
-        re-raised here."""
-        out = _arrays.output(out, (n, self.dim))
-        xi = None if x_init is None else _arrays.rows(x_init, self.dim, "x_init")
+        re-raised here. dtype float64 runs with a double-precision state
+        (score_sampler_run_ex_f64(): x_init, the state and the result in double; the
+        ``precision`` parameter = 64 does the same for float32 arrays)."""
+        f64 = np.dtype(dtype) == np.float64
+        if not f64 and np.dtype(dtype) != np.float32:
+            raise refuse("SCORE_E_INVAL", f"dtype must be float32 or float64, not {dtype}")
+        dt = np.float64 if f64 else np.float32
+        ptr = _arrays.f64p if f64 else _arrays.f32p
+        out = _arrays.output(out, (n, self.dim), dtype=dt)
+        xi = None if x_init is None else _arrays.rows(x_init, self.dim, "x_init", dt)
         if xi is not None and xi.shape[0] != n:
             raise refuse("SCORE_E_SHAPE", f"x_init must have {n} rows")
         rng = Rng(seed)
+        run = _lib.score_sampler_run_ex_f64 if f64 else _lib.score_sampler_run_ex
         with Progress(callback) as cb:
-            _lib.score_sampler_run_ex(self.ptr, system.ptr, row0, n, _arrays.f32p(xi),
-                                      _arrays.f32p(out), rng.ptr, cb.fn, None)
+            run(self.ptr, system.ptr, row0, n, ptr(xi), ptr(out), rng.ptr, cb.fn, None)
         return out
 
 

@@ -42,6 +42,28 @@ def test_gaussian_samples_have_the_right_moments():
                                  5 * var * np.sqrt(2 / 19999) + 0.02 * var)
 
 
+def test_double_state_run_reaches_the_closed_form():
+    # dpmpp-3m at 1000 steps (uniform lambda, VP, T -> t_eps) from fixed start values: the
+    # double state (dtype float64) is within 5e-9 of the closed-form PF-ODE map, the float
+    # state stays above its rounding floor of 1e-7
+    mean, var = np.array([1.0, -0.5]), np.array([1.0, 0.25])
+    system = _gaussian_system(mean, var)
+    sched = system.schedule
+    x0 = np.random.default_rng(7).standard_normal((16, 2))
+    a, s = (v[0] for v in sched.alpha_sigma(sched.T))
+    an, sn = (v[0] for v in sched.alpha_sigma(sched.t_eps))
+    exact = an * mean + np.sqrt((an**2 * var + sn**2) / (a**2 * var + s**2)) * (x0 - a * mean)
+    smp = ls.Sampler("dpmpp-3m", 2, steps=1000, grid="uniform-lambda", denoise=False)
+    x64 = smp.run(system, 16, x_init=x0, dtype=np.float64)
+    assert x64.dtype == np.float64
+    x32 = smp.run(system, 16, x_init=x0.astype(np.float32))
+    assert np.max(np.abs(x64 - exact)) < 5e-9
+    assert np.max(np.abs(x32 - exact)) > 1e-7
+    with pytest.raises(ls.Error):
+        ls.Sampler("euler-ancestral", 2, steps=10).run(system, 4, x_init=x0[:4],
+                                                     dtype=np.float64)
+
+
 def test_known_cells_are_kept_and_strength_edges():
     system = _gaussian_system([1.0, -1.0, 0.5], [1.0, 0.5, 2.0])
     known = np.array([[np.nan, 0.25, np.nan], [2.0, np.nan, np.nan]], dtype=np.float32)

@@ -120,22 +120,25 @@ void score__analytic_to_basis(const analytic *A, const double *in, double *out)
     }
 }
 
+/* Component i of Q in. */
+static double from_basis_at(const analytic *A, const double *in, size_t i)
+{
+    size_t d = A->dim;
+    const double *qi;
+    double acc = 0.0;
+    if (A->q == NULL)
+        return in[i];
+    qi = A->q + i * d;
+    for (size_t m = 0; m < d; m++)
+        acc += qi[m] * in[m];
+    return acc;
+}
+
 /* out (float) = Q in. */
 static void from_basis_f(const analytic *A, const double *in, float *out)
 {
-    size_t d = A->dim;
-    for (size_t i = 0; i < d; i++) {
-        double acc;
-        if (A->q == NULL) {
-            acc = in[i];
-        } else {
-            const double *qi = A->q + i * d;
-            acc = 0.0;
-            for (size_t m = 0; m < d; m++)
-                acc += qi[m] * in[m];
-        }
-        out[i] = (float)acc;
-    }
+    for (size_t i = 0; i < A->dim; i++)
+        out[i] = (float)from_basis_at(A, in, i);
 }
 
 static void load_row(const float *x, size_t d, double *out)
@@ -322,6 +325,31 @@ static int an_forward(const score_model *m, score__model_ws *ws, size_t n, const
     return each_row(m, ws, "score_model_forward", n, x, c, row_forward, out);
 }
 
+/* The double-precision forward (samplers with double state): the same per-row evaluation from
+ * the unrounded point, the score written in double. */
+static int an_infer_f64(const score_model *m, score__model_ws *ws, size_t n, const double *x,
+                        const double *c, double *out)
+{
+    static const char fn[] = "score_model_forward";
+    const analytic *A = m->impl;
+    size_t d = A->dim;
+    an_scratch *S;
+    int rc = scratch_of(fn, A, ws, &S);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t b = 0; b < n; b++) {
+        double al, si;
+        rc = alpha_sigma(fn, A, c[b], &al, &si);
+        if (rc != SCORE_OK)
+            return rc;
+        score__analytic_to_basis(A, x + b * d, S->xb);
+        (void)eval_row(A, S, al, si, row_component(m, ws, b));
+        for (size_t i = 0; i < d; i++)
+            out[b * d + i] = from_basis_at(A, S->s, i);
+    }
+    return SCORE_OK;
+}
+
 typedef struct {
     size_t k;
     const float *v;
@@ -477,6 +505,7 @@ static int an_energy(const score_model *m, score__model_ws *ws, size_t n, const 
 const score__model_ops score__gaussian_ops = {
     .name = "gaussian",
     .forward = an_forward,
+    .infer_f64 = an_infer_f64,
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,
@@ -492,6 +521,7 @@ const score__model_ops score__gaussian_ops = {
 const score__model_ops score__gmm_ops = {
     .name = "gmm",
     .forward = an_forward,
+    .infer_f64 = an_infer_f64,
     .jvp = an_jvp,
     .vjp = an_vjp,
     .trace = an_trace,

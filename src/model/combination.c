@@ -32,6 +32,8 @@ typedef struct combo_ws {
     size_t acc_len;
     double *tr;   /* member traces */
     size_t tr_len;
+    double *dbuf; /* member outputs of the double evaluation */
+    size_t dbuf_len;
 } combo_ws;
 
 static void co_ws_release(combo_ws *W)
@@ -42,6 +44,7 @@ static void co_ws_release(combo_ws *W)
     score__free(W->buf);
     score__free(W->acc);
     score__free(W->tr);
+    score__free(W->dbuf);
     memset(W, 0, sizeof *W);
 }
 
@@ -201,6 +204,37 @@ static int co_infer(const score_model *m, score__model_ws *ws, size_t n, const f
                     const double *c, float *out)
 {
     return combine_forward(m, ws, 1, n, x, c, out);
+}
+
+/* The double evaluation (members that all evaluate in double): the same weighted sum, kept
+ * in double. */
+static int co_infer_f64(const score_model *m, score__model_ws *ws, size_t n, const double *x,
+                        const double *c, double *out)
+{
+    static const char fn[] = "score_model_forward";
+    const combo *C = m->impl;
+    size_t len = n * m->dim;
+    combo_ws *W;
+    int rc = workspace(fn, C, ws, len, 0, &W);
+    if (rc == SCORE_OK && grow_d(&W->dbuf, &W->dbuf_len, len) != SCORE_OK)
+        rc = score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    if (rc != SCORE_OK)
+        return rc;
+    memset(out, 0, len * sizeof *out);
+    for (size_t i = 0; i < C->k; i++) {
+        double w = weight(m, C, i);
+        if (w == 0.0)
+            continue;
+        rc = score__model_infer_ws_f64(C->members[i],
+                                       member_ws(ws, W, i, score__model_ws_threads(m, ws)), n, x,
+                                       c, W->dbuf);
+        if (rc != SCORE_OK)
+            return member_failed(ws, W, i, rc);
+        for (size_t j = 0; j < len; j++)
+            out[j] += w * W->dbuf[j];
+    }
+    ws->cb_status = 0;
+    return SCORE_OK;
 }
 
 /* jvp and vjp share the accumulation: the products are linear in the members. */
@@ -393,7 +427,7 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
 {
     combo *C = combo_alloc(k);
     uint32_t caps = ~(uint32_t)0;
-    int rc, energy = 1;
+    int rc, energy = 1, f64 = 1;
     if (C == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     C->cfg = cfg;
@@ -402,10 +436,12 @@ static int make(const char *fn, score_model **out, size_t k, score_model *const 
         C->w[i] = weights ? weights[i] : 1.0;
         caps &= score_model_capabilities(models[i]);
         energy = energy && models[i]->ops->energy != NULL;
+        f64 = f64 && score__model_has_f64(models[i]);
     }
     C->ops.name = "combination";
     C->ops.forward = co_forward;
     C->ops.infer = co_infer;
+    C->ops.infer_f64 = f64 ? co_infer_f64 : NULL;
     C->ops.jvp = (caps & SCORE_MODEL_CAP_JVP) ? co_jvp : NULL;
     C->ops.vjp = (caps & SCORE_MODEL_CAP_VJP) ? co_vjp : NULL;
     C->ops.trace = (caps & SCORE_MODEL_CAP_TRACE) ? co_trace : NULL;

@@ -76,7 +76,7 @@ static int ws_done(const score_model *m, const score__model_ws *ws, int rc)
 /* Common checks: handle, pointers, preparation, capability. Preparing writes the model: a
  * model is shared between threads once prepared (every constructor but score_model_new
  * returns a prepared model; see model.h). */
-static int begin(const char *fn, const score_model *m, int has_op, size_t n, const float *x,
+static int begin(const char *fn, const score_model *m, int has_op, size_t n, const void *x,
                  const double *c, const void *out)
 {
     int rc;
@@ -285,6 +285,27 @@ int score__model_infer_ws(const score_model *m, score__model_ws *ws, size_t n, c
     if (rc != SCORE_OK || n == 0)
         return rc;
     return run_forward(fn, m, ws, 0, n, x, c, out);
+}
+
+int score__model_has_f64(const score_model *m)
+{
+    return m != NULL && m->ops->infer_f64 != NULL;
+}
+
+int score__model_infer_ws_f64(const score_model *m, score__model_ws *ws, size_t n,
+                              const double *x, const double *c, double *out)
+{
+    static const char fn[] = "score_model_forward";
+    int rc = begin(fn, m, m && m->ops->infer_f64 != NULL, n, x, c, out);
+    if (rc != SCORE_OK || n == 0)
+        return rc;
+    rc = score__model_ws_bind(fn, m, ws);
+    if (rc != SCORE_OK)
+        return rc;
+    ws->cached_n = 0;
+    ws->cb_status = 0;
+    rc = m->ops->infer_f64(m, ws, n, x, c, out);
+    return ws_done(m, ws, rc);
 }
 
 int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out)

@@ -33,6 +33,10 @@ typedef struct score__model_ops {
     /* Forward without the backward cache (score__model_infer_ws()); NULL = use forward. */
     int (*infer)(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                  const double *c, float *out);
+    /* Forward without cache in double precision (score__model_infer_ws_f64()): the kinds
+     * that compute in double inside (analytic, combinations of such); NULL = none. */
+    int (*infer_f64)(const score_model *m, score__model_ws *ws, size_t n, const double *x,
+                     const double *c, double *out);
     /* Back-propagation through the forward of n rows cached in ws. */
     int (*backward)(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
                     float *grad, float *gx);
@@ -196,6 +200,12 @@ int score__model_vjp_ws(const score_model *m, score__model_ws *ws, size_t n, con
                         const double *c, size_t k, const float *u, float *out);
 int score__model_trace_ws(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                           const double *c, double *tr, float *fx);
+
+/* score__model_infer_ws() with double input and output, for the kinds that compute in double
+ * (score__model_has_f64() = 1); SCORE_E_UNSUPPORTED for the others. */
+int score__model_infer_ws_f64(const score_model *m, score__model_ws *ws, size_t n,
+                              const double *x, const double *c, double *out);
+int score__model_has_f64(const score_model *m);
 
 /* score__model_infer_ws() through a workspace of this call only (made and freed here). */
 int score__model_infer(score_model *m, size_t n, const float *x, const double *c, float *out);

@@ -15,8 +15,10 @@
 int score__evolve_set_noise(score_evolve *e, uint64_t base, uint64_t stride);
 
 /* One fixed step of every row to t_next with the counter of @p slot; advance = 1 moves the rows
- * to t_next and counts the step (predictor), advance = 0 keeps their time (corrector). */
+ * to t_next and counts the step (predictor), advance = 0 keeps their time (corrector). x is a
+ * float state (f64 = 0) or a double state (f64 = 1, the step's precision 64). */
 int score__evolve_step(score_evolve *e, score_step *step, score_sde *sde, double t_next,
-                       size_t n, float *x, const score_rng *rng, uint64_t slot, int advance);
+                       size_t n, int f64, void *x, const score_rng *rng, uint64_t slot,
+                       int advance);
 
 #endif /* LIBSCORE_EVOLVE_PRIV_H */

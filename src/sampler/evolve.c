@@ -21,7 +21,9 @@ struct score_evolve {
     score_step *step;
     score_sde *sde;
     const score_rng *rng;
-    float *x, *xw, *xerr;
+    int f64;                  /* the call's state: 0 float, 1 double */
+    void *x;                  /* the caller's state */
+    void *xw, *xerr;          /* compacted rows and their error estimates (room for doubles) */
 };
 
 int score_evolve_new(score_evolve **out, size_t dim)
@@ -69,8 +71,8 @@ static int ensure(score_evolve *e, size_t n)
     rc = score__adapt_reserve(&e->rows, "score_evolve_init", n);
     if (rc != SCORE_OK)
         return rc;
-    e->xw = score__calloc(nd, sizeof(float));
-    e->xerr = score__calloc(nd, sizeof(float));
+    e->xw = score__calloc(nd, sizeof(double));
+    e->xerr = score__calloc(nd, sizeof(double));
     if (e->xw == NULL || e->xerr == NULL) {
         free_ws(e);
         return score__error(SCORE_E_NOMEM, "score_evolve_init", "workspace for %zu rows", n);
@@ -132,7 +134,7 @@ int score_evolve_reset(score_evolve *e)
 }
 
 static int check_call(const char *fn, const score_evolve *e, const score_step *step,
-                      const score_sde *sde, size_t n, const float *x)
+                      const score_sde *sde, size_t n, const void *x)
 {
     if (e == NULL || step == NULL || sde == NULL || x == NULL)
         return score__error(SCORE_E_INVAL, fn, "NULL argument");
@@ -147,26 +149,38 @@ static int check_call(const char *fn, const score_evolve *e, const score_step *s
     return SCORE_OK;
 }
 
-/* The adaptive system: the step on the sde, rows compacted into xw, error estimate in xerr. */
+/* The adaptive system: the step on the sde, rows compacted into xw, error estimate in xerr
+ * (float or double as the state). */
 static int sys_attempt(void *ctx, const score__adapt *a)
 {
     score_evolve *e = ctx;
-    size_t dim = e->dim;
+    size_t dim = e->dim, elem = e->f64 ? sizeof(double) : sizeof(float);
     uint64_t nfe0;
     int rc;
     for (size_t k = 0; k < a->m; k++)
-        memcpy(e->xw + k * dim, e->x + a->idx[k] * dim, dim * sizeof(float));
+        memcpy((char *)e->xw + k * dim * elem, (const char *)e->x + a->idx[k] * dim * elem,
+               dim * elem);
     nfe0 = score_sde_nfe(e->sde);
-    rc = score__step_apply_idx(e->step, e->sde, a->row0, a->idx, a->m, a->t, a->tn, e->xw,
-                               e->xerr, e->rng, 0);
+    rc = e->f64 ? score__step_apply_idx_f64(e->step, e->sde, a->row0, a->idx, a->m, a->t, a->tn,
+                                            e->xw, e->xerr, e->rng, 0)
+                : score__step_apply_idx(e->step, e->sde, a->row0, a->idx, a->m, a->t, a->tn,
+                                        e->xw, e->xerr, e->rng, 0);
     e->nfe += score_sde_nfe(e->sde) - nfe0;
     if (rc != SCORE_OK)
         return rc;
     for (size_t k = 0; k < a->m; k++) {
-        const float *xo = e->x + a->idx[k] * dim, *xn = e->xw + k * dim, *xe = e->xerr + k * dim;
+        size_t o = a->idx[k] * dim, w = k * dim;
         double acc = 0.0;
-        for (size_t j = 0; j < dim; j++)
-            acc += score__control_term(e->ctl, (double)xo[j], (double)xn[j], (double)xe[j]);
+        for (size_t j = 0; j < dim; j++) {
+            if (e->f64) {
+                const double *xo = e->x, *xn = e->xw, *xe = e->xerr;
+                acc += score__control_term(e->ctl, xo[o + j], xn[w + j], xe[w + j]);
+            } else {
+                const float *xo = e->x, *xn = e->xw, *xe = e->xerr;
+                acc += score__control_term(e->ctl, (double)xo[o + j], (double)xn[w + j],
+                                           (double)xe[w + j]);
+            }
+        }
         a->err[k] = score__control_norm(acc, dim);
     }
     return SCORE_OK;
@@ -175,7 +189,8 @@ static int sys_attempt(void *ctx, const score__adapt *a)
 static void sys_accept(void *ctx, const score__adapt *a, size_t k)
 {
     score_evolve *e = ctx;
-    memcpy(e->x + a->idx[k] * e->dim, e->xw + k * e->dim, e->dim * sizeof(float));
+    size_t elem = e->f64 ? sizeof(double) : sizeof(float), row = e->dim * elem;
+    memcpy((char *)e->x + a->idx[k] * row, (const char *)e->xw + k * row, row);
 }
 
 static void sys_reject(void *ctx, const score__adapt *a, size_t k)
@@ -185,38 +200,52 @@ static void sys_reject(void *ctx, const score__adapt *a, size_t k)
     (void)k;
 }
 
-int score_evolve_apply(score_evolve *e, const score_control *c, score_step *step, score_sde *sde,
-                       double t1, size_t n, float *x, const score_rng *rng)
+/* One adaptive attempt on a float (f64 = 0) or double state. */
+static int adaptive(const char *fn, score_evolve *e, const score_control *c, score_step *step,
+                    score_sde *sde, double t1, size_t n, int f64, void *x, const score_rng *rng)
 {
     score__control_vals v;
     score__adapt_sys sys = {sys_attempt, sys_accept, sys_reject, NULL, 0};
-    int rc = check_call(__func__, e, step, sde, n, x);
+    int rc = check_call(fn, e, step, sde, n, x);
     if (rc != SCORE_OK)
         return rc;
     if (c == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "control is NULL");
+        return score__error(SCORE_E_INVAL, fn, "control is NULL");
     if (!(step->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE) || step->type.err_order < 1)
-        return score__error(SCORE_E_INVAL, __func__,
+        return score__error(SCORE_E_INVAL, fn,
                             "step '%s' has no error estimate: use score_evolve_apply_fixed",
                             step->type.name);
     if (score__step_needs_noise(step))
-        return score__error(SCORE_E_INVAL, __func__,
+        return score__error(SCORE_E_INVAL, fn,
                             "adaptive stepping needs a deterministic step ('%s' draws noise)",
                             step->type.name);
     if (!isfinite(t1) || !(t1 > 0.0))
-        return score__error(SCORE_E_RANGE, __func__, "t1 = %g must be finite and > 0", t1);
+        return score__error(SCORE_E_RANGE, fn, "t1 = %g must be finite and > 0", t1);
     score__control_get(c, &v);
     e->ctl = &v;
     e->step = step;
     e->sde = sde;
     e->rng = rng;
     e->x = x;
+    e->f64 = f64;
     sys.ctx = e;
     sys.error_order = step->type.err_order;
-    rc = score__adapt_attempt(&e->rows, &sys, &v, sde, t1, __func__);
+    rc = score__adapt_attempt(&e->rows, &sys, &v, sde, t1, fn);
     e->ctl = NULL;
     e->x = NULL;
     return rc;
+}
+
+int score_evolve_apply(score_evolve *e, const score_control *c, score_step *step, score_sde *sde,
+                       double t1, size_t n, float *x, const score_rng *rng)
+{
+    return adaptive(__func__, e, c, step, sde, t1, n, 0, x, rng);
+}
+
+int score_evolve_apply_f64(score_evolve *e, const score_control *c, score_step *step,
+                           score_sde *sde, double t1, size_t n, double *x, const score_rng *rng)
+{
+    return adaptive(__func__, e, c, step, sde, t1, n, 1, x, rng);
 }
 
 int score__evolve_set_noise(score_evolve *e, uint64_t base, uint64_t stride)
@@ -229,10 +258,12 @@ int score__evolve_set_noise(score_evolve *e, uint64_t base, uint64_t stride)
 }
 
 int score__evolve_step(score_evolve *e, score_step *step, score_sde *sde, double t_next,
-                       size_t n, float *x, const score_rng *rng, uint64_t slot, int advance)
+                       size_t n, int f64, void *x, const score_rng *rng, uint64_t slot,
+                       int advance)
 {
-    const char *fn = advance ? "score_evolve_apply_fixed" : "score_evolve_correct";
-    uint64_t nfe0;
+    const char *fn = advance ? (f64 ? "score_evolve_apply_fixed_f64" : "score_evolve_apply_fixed")
+                             : "score_evolve_correct";
+    uint64_t nfe0, counter;
     int rc = check_call(fn, e, step, sde, n, x);
     if (rc != SCORE_OK)
         return rc;
@@ -241,8 +272,11 @@ int score__evolve_step(score_evolve *e, score_step *step, score_sde *sde, double
     for (size_t i = 0; i < n; i++)
         e->rows.tn[i] = t_next;
     nfe0 = score_sde_nfe(sde);
-    rc = score_step_apply_ex(step, sde, e->rows.row0, n, e->rows.pos, e->rows.tn, x, NULL, rng,
-                             e->noise_base + e->fixed_steps * e->noise_stride + slot);
+    counter = e->noise_base + e->fixed_steps * e->noise_stride + slot;
+    rc = f64 ? score_step_apply_ex_f64(step, sde, e->rows.row0, n, e->rows.pos, e->rows.tn, x,
+                                       NULL, rng, counter)
+             : score_step_apply_ex(step, sde, e->rows.row0, n, e->rows.pos, e->rows.tn, x, NULL,
+                                   rng, counter);
     e->nfe += score_sde_nfe(sde) - nfe0;
     if (rc != SCORE_OK || !advance)
         return rc;
@@ -255,7 +289,13 @@ int score__evolve_step(score_evolve *e, score_step *step, score_sde *sde, double
 int score_evolve_apply_fixed(score_evolve *e, score_step *step, score_sde *sde, double t_next,
                              size_t n, float *x, const score_rng *rng)
 {
-    return score__evolve_step(e, step, sde, t_next, n, x, rng, 0, 1);
+    return score__evolve_step(e, step, sde, t_next, n, 0, x, rng, 0, 1);
+}
+
+int score_evolve_apply_fixed_f64(score_evolve *e, score_step *step, score_sde *sde,
+                                 double t_next, size_t n, double *x, const score_rng *rng)
+{
+    return score__evolve_step(e, step, sde, t_next, n, 1, x, rng, 0, 1);
 }
 
 int score_evolve_get_t(const score_evolve *e, size_t n, double *t_out)

@@ -10,7 +10,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 31
+#define NPARAMS 32
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
@@ -29,12 +29,18 @@ struct score_sampler {
     /* workspace */
     size_t cap, grid_cap;
     double *grid, *ta, *tb, *zbuf;
+    double *xd;           /* n * dim: the double state of a float-array run with precision 64 */
     score_evolve *ev;
     score_control *ctrl;
     score_comm *comm; /* borrowed, or NULL (score_sampler_set_comm()) */
 };
 
-/* Frees the per-run workspace (ta, tb, zbuf). */
+/* Frees the per-run workspace (ta, tb, zbuf, xd). */
 void score__sampler_free_ws(score_sampler *s);
+/* The generic parameter accessors behind score_sampler_set_f64() .. score_sampler_get_i64(). */
+int score__sampler_par_set_f64(score_sampler *obj, int param, double value);
+int score__sampler_par_set_i64(score_sampler *obj, int param, int64_t value);
+int score__sampler_par_get_f64(const score_sampler *obj, int param, double *out);
+int score__sampler_par_get_i64(const score_sampler *obj, int param, int64_t *out);
 
 #endif

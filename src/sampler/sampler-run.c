@@ -13,7 +13,8 @@ void score__sampler_free_ws(score_sampler *s)
     score__free(s->ta);
     score__free(s->tb);
     score__free(s->zbuf);
-    s->ta = s->tb = s->zbuf = NULL;
+    score__free(s->xd);
+    s->ta = s->tb = s->zbuf = s->xd = NULL;
     s->cap = 0;
 }
 
@@ -104,7 +105,7 @@ int score_sampler_get_grid(const score_sampler *s, const score_sde *sde, size_t 
 
 /* ---- run ------------------------------------------------------------------------------- */
 
-static int ensure(score_sampler *s, size_t n, size_t npts)
+static int ensure(score_sampler *s, size_t n, size_t npts, int want_xd)
 {
     size_t nd;
     if (npts > s->grid_cap) {
@@ -115,15 +116,19 @@ static int ensure(score_sampler *s, size_t n, size_t npts)
         s->grid = g;
         s->grid_cap = npts;
     }
-    if (n <= s->cap)
+    if (n <= s->cap && (!want_xd || s->xd != NULL))
         return SCORE_OK;
+    if (n < s->cap)
+        n = s->cap;
     if (score__mul_size(n, s->dim, &nd) != 0)
         return score__error(SCORE_E_NOMEM, "score_sampler_run", "%zu rows overflow", n);
     score__sampler_free_ws(s);
     s->ta = score__calloc(n, sizeof(double));
     s->tb = score__calloc(n, sizeof(double));
     s->zbuf = score__calloc(nd, sizeof(double));
-    if (s->ta == NULL || s->tb == NULL || s->zbuf == NULL) {
+    if (want_xd)
+        s->xd = score__calloc(nd, sizeof(double));
+    if (s->ta == NULL || s->tb == NULL || s->zbuf == NULL || (want_xd && s->xd == NULL)) {
         score__sampler_free_ws(s);
         return score__error(SCORE_E_NOMEM, "score_sampler_run", "workspace for %zu rows", n);
     }
@@ -132,7 +137,7 @@ static int ensure(score_sampler *s, size_t n, size_t npts)
 }
 
 /* Pushes the driver's parameters to its steps. */
-static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
+static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last, int f64)
 {
     score_step *steps[2] = {s->pred, s->corr};
     double gamma = nsteps > 0 ? PF(s, SCORE_SAMPLER_PARAM_CHURN) / (double)nsteps : 0.0;
@@ -166,6 +171,8 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last)
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_K) = PI(s, SCORE_SAMPLER_PARAM_RESTART_K);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_RESTART_STEPS) =
             PI(s, SCORE_SAMPLER_PARAM_RESTART_STEPS);
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_PRECISION) =
+            f64 && st->type.impl_f64 != NULL ? 64 : 32;
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }
@@ -195,8 +202,8 @@ static int is_multistep(const score_step *st)
 }
 
 static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
-                        size_t n, float *x, size_t npts, score_sampler_progress_fn progress,
-                        void *user_data)
+                        size_t n, int f64, void *x, size_t npts,
+                        score_sampler_progress_fn progress, void *user_data)
 {
     const char *fn = "score_sampler_run";
     double t0 = s->grid[0], t1 = s->grid[npts - 1];
@@ -237,7 +244,8 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
             return score__error(SCORE_E_NOPROGRESS, fn, "max_steps = %llu attempts reached",
                                 (unsigned long long)max_steps);
         s->known.counter = 1 + attempts;
-        rc = score_evolve_apply(s->ev, s->ctrl, s->pred, sde, t1, n, x, rng);
+        rc = f64 ? score_evolve_apply_f64(s->ev, s->ctrl, s->pred, sde, t1, n, x, rng)
+                 : score_evolve_apply(s->ev, s->ctrl, s->pred, sde, t1, n, x, rng);
         attempts++;
         if ((rc == SCORE_DONE || rc == SCORE_OK) && score__known_replaces(&s->known)) {
             int rk = score_evolve_get_t(s->ev, n, s->tb);
@@ -256,7 +264,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
     s->failed = score_evolve_get_failed_steps(s->ev);
     if (denoise) {
         s->known.counter = 1 + attempts;
-        rc = score__evolve_step(s->ev, s->pred, sde, 0.0, n, x, NULL, 0, 1);
+        rc = score__evolve_step(s->ev, s->pred, sde, 0.0, n, f64, x, NULL, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, (size_t)s->steps, t1, 0.0, "final denoise failed");
         s->steps++;
@@ -270,7 +278,7 @@ static int run_adaptive(score_sampler *s, score_sde *sde, const score_rng *rng, 
 /* Fixed-grid run through evolve: at each grid point k the corrector steps (noise slots
  * 1 .. m), then one predictor step to the next point (slot 0). */
 static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
-                     size_t n, float *x, size_t npts, score_sampler_progress_fn progress,
+                     size_t n, int f64, void *x, size_t npts, score_sampler_progress_fn progress,
                      void *user_data)
 {
     const char *fn = "score_sampler_run";
@@ -297,7 +305,8 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
             for (size_t j = 0; j < m; j++) {
                 /* the update's noise counter, as the step's (evolve-priv.h) */
                 s->known.counter = 1 + (uint64_t)k * ((uint64_t)m + 1) + 1 + (uint64_t)j;
-                rc = score__evolve_step(s->ev, s->corr, sde, tn, n, x, rng, 1 + (uint64_t)j, 0);
+                rc = score__evolve_step(s->ev, s->corr, sde, tn, n, f64, x, rng,
+                                        1 + (uint64_t)j, 0);
                 if (rc != SCORE_OK)
                     return step_error(rc, fn, k, t, t, "corrector failed");
                 if (known && (rc = score__known_impose(&s->known, fn, row0, NULL, n, t, NULL,
@@ -315,7 +324,7 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
                 (int64_t)((size_t)order < left ? (size_t)order : left);
         }
         s->known.counter = 1 + (uint64_t)k * ((uint64_t)m + 1);
-        rc = score__evolve_step(s->ev, s->pred, sde, s->grid[k + 1], n, x, rng, 0, 1);
+        rc = score__evolve_step(s->ev, s->pred, sde, s->grid[k + 1], n, f64, x, rng, 0, 1);
         if (rc != SCORE_OK)
             return step_error(rc, fn, k, t, s->grid[k + 1], "predictor failed");
         s->steps++;
@@ -329,17 +338,43 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     return SCORE_OK;
 }
 
-/* The run's start values: x_init (checked, copied to out), x_init noised by the forward
- * process to the grid's first time (noised = 1: SDEdit, alpha(t0) x_init + sigma(t0) z with
- * the prior draw's z) or a prior draw at the grid's first time (std of the prior at T, else of
- * the noised data under a unit-variance assumption). */
+/* Arrays of a run: float (f64 = 0) or double values. */
+typedef struct run_arr {
+    int f64;
+    const void *in; /* x_init or NULL */
+    void *out;
+} run_arr;
+
+static double arr_get(int f64, const void *a, size_t q)
+{
+    return f64 ? ((const double *)a)[q] : (double)((const float *)a)[q];
+}
+
+static void arr_put(int f64, void *a, size_t q, double v)
+{
+    if (f64)
+        ((double *)a)[q] = v;
+    else
+        ((float *)a)[q] = (float)v;
+}
+
+static int arr_finite(int f64, size_t nd, const void *a)
+{
+    return f64 ? score__all_finite_f64(nd, a) : score__all_finite_f32(nd, a);
+}
+
+/* The run's start values in the state x (float or double, f64): x_init (checked, copied),
+ * x_init noised by the forward process to the grid's first time (noised = 1: SDEdit,
+ * alpha(t0) x_init + sigma(t0) z with the prior draw's z) or a prior draw at the grid's first
+ * time (std of the prior at T, else of the noised data under a unit-variance assumption). */
 static int start_values(score_sampler *s, const score_schedule *sched, size_t row0, size_t n,
-                        const float *x_init, int noised, float *out, const score_rng *rng)
+                        const run_arr *io, const void *x_init, int noised, int f64, void *x,
+                        const score_rng *rng)
 {
     const char *fn = "score_sampler_run";
     size_t nd = n * s->dim;
     int rc;
-    if (x_init != NULL && !score__all_finite_f32(nd, x_init))
+    if (x_init != NULL && !arr_finite(io->f64, nd, x_init))
         return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
     if (x_init != NULL && noised) {
         double t0 = s->grid[0], a0, s0;
@@ -349,10 +384,15 @@ static int start_values(score_sampler *s, const score_schedule *sched, size_t ro
         if (rc != SCORE_OK)
             return rc;
         for (size_t q = 0; q < nd; q++)
-            out[q] = (float)(a0 * (double)x_init[q] + s0 * s->zbuf[q]);
+            arr_put(f64, x, q, a0 * arr_get(io->f64, x_init, q) + s0 * s->zbuf[q]);
     } else if (x_init != NULL) {
-        if (x_init != out)
-            memmove(out, x_init, nd * sizeof(float));
+        if (io->f64 == f64) {
+            if (x_init != x)
+                memmove(x, x_init, nd * (f64 ? sizeof(double) : sizeof(float)));
+        } else {
+            for (size_t q = 0; q < nd; q++)
+                arr_put(f64, x, q, arr_get(io->f64, x_init, q));
+        }
     } else {
         double t0 = s->grid[0], T, a0, s0, sd;
         rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
@@ -373,43 +413,73 @@ static int start_values(score_sampler *s, const score_schedule *sched, size_t ro
         if (rc != SCORE_OK)
             return rc;
         for (size_t q = 0; q < nd; q++)
-            out[q] = (float)(sd * s->zbuf[q]);
+            arr_put(f64, x, q, sd * s->zbuf[q]);
     }
     return SCORE_OK;
 }
 
-static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
-                     const float *x_init, float *out, const score_rng *rng,
-                     score_sampler_progress_fn progress, void *user_data)
+/* The features a double state does not carry: SCORE_E_UNSUPPORTED naming them. */
+static int check_double_state(const char *fn, const score_sampler *s)
 {
-    const char *fn = "score_sampler_run";
+    const score_step *st = s->pred;
+    if (st->type.impl_f64 == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "predictor '%s' has no double-precision state (precision = 64)",
+                            st->type.name);
+    if (s->corr != NULL && PI(s, SCORE_SAMPLER_PARAM_CORRECTOR_STEPS) > 0 &&
+        s->corr->type.impl_f64 == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "corrector '%s' has no double-precision state (precision = 64)",
+                            s->corr->type.name);
+    if (score__known_active(&s->known))
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "known coordinates (score_sampler_set_known) are not supported with "
+                            "a double-precision state");
+    if (s->hook != NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "the per-step hook takes float rows: not supported with a "
+                            "double-precision state");
+    return SCORE_OK;
+}
+
+static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n, const run_arr *io,
+                     const score_rng *rng, score_sampler_progress_fn progress, void *user_data)
+{
+    const char *fn = io->f64 ? "score_sampler_run_f64" : "score_sampler_run";
     const score_schedule *sched;
-    size_t npts = 0, dim;
+    size_t npts = 0, dim, elem;
     double sigma_last = 0.0;
     uint64_t nfe0;
     size_t drop;
-    int rc, adaptive, needs_rng, sdedit, known;
-    const float *x_start;
+    int rc, adaptive, needs_rng, sdedit, known, f64;
+    const void *x_init = io->in, *x_start;
+    void *x;
     if (s == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "sampler or sde is NULL");
     s->nfe = s->steps = s->failed = 0;
     if (n == 0)
         return SCORE_OK;
-    if (out == NULL)
+    if (io->out == NULL)
         return score__error(SCORE_E_INVAL, fn, "out is NULL");
     dim = s->dim;
+    elem = io->f64 ? sizeof(double) : sizeof(float);
+    f64 = io->f64 || PI(s, SCORE_SAMPLER_PARAM_PRECISION) == 64;
     if (score_sde_dim(sde) != dim)
         return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != sampler dimension %zu",
                             score_sde_dim(sde), dim);
     if ((uint64_t)row0 > ((uint64_t)1 << 32) || (uint64_t)n > ((uint64_t)1 << 32) - (uint64_t)row0)
         return score__error(SCORE_E_RANGE, fn, "rows %zu + %zu exceed 2^32", row0, n);
+    if (f64 && (rc = check_double_state(fn, s)) != SCORE_OK)
+        return rc;
     sched = score_sde_schedule(sde);
     rc = build_grid(fn, s, sched, 0, NULL, &npts);
     if (rc != SCORE_OK)
         return rc;
-    rc = ensure(s, n, npts);
+    rc = ensure(s, n, npts, f64 && !io->f64);
     if (rc != SCORE_OK)
         return rc;
+    /* the state: the caller's array, or the double copy of a float-array run */
+    x = f64 && !io->f64 ? (void *)s->xd : io->out;
     rc = build_grid(fn, s, sched, s->grid_cap, s->grid, &npts);
     if (rc != SCORE_OK)
         return rc;
@@ -431,12 +501,12 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
     drop = strength_drop(s, npts);
     if (sdedit && drop == npts - 1) {
         /* no step left: the data itself */
-        if (!score__all_finite_f32(n * dim, x_init))
+        if (!arr_finite(io->f64, n * dim, x_init))
             return score__error(SCORE_E_NUMERIC, fn, "x_init holds NaN or infinity");
-        if (x_init != out)
-            memmove(out, x_init, n * dim * sizeof(float));
+        if (x_init != io->out)
+            memmove(io->out, x_init, n * dim * elem);
         if (known)
-            score__known_finish(&s->known, n, out);
+            score__known_finish(&s->known, n, io->out);
         return SCORE_OK;
     }
     if (drop > 0) {
@@ -452,7 +522,7 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
         if (rc != SCORE_OK)
             return rc;
     }
-    rc = configure_steps(s, npts - 1, sigma_last);
+    rc = configure_steps(s, npts - 1, sigma_last, f64);
     if (rc != SCORE_OK)
         return score__error(rc, fn, "cannot reset the steps");
     adaptive = PI(s, SCORE_SAMPLER_PARAM_ADAPTIVE) == 1 &&
@@ -469,9 +539,9 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
                             : sdedit ? " (partial sampling)"
                             : score__known_replaces(&s->known)
                             ? " (forward-process noise of the known coordinates)" : "");
-    rc = start_values(s, sched, row0, n, x_start, sdedit, out, rng);
+    rc = start_values(s, sched, row0, n, io, x_start, sdedit, f64, x, rng);
     if (rc == SCORE_OK && score__known_replaces(&s->known))
-        rc = score__known_impose(&s->known, fn, row0, NULL, n, s->grid[0], NULL, 0, out);
+        rc = score__known_impose(&s->known, fn, row0, NULL, n, s->grid[0], NULL, 0, x);
     if (rc != SCORE_OK)
         return rc;
     nfe0 = score_sde_nfe(sde);
@@ -482,16 +552,19 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n,
     else if (known)
         score__sde_set_known_obs(sde, s->known.rows, s->known.mask, s->known.y, row0, n);
     if (adaptive)
-        rc = run_adaptive(s, sde, rng, row0, n, out, npts, progress, user_data);
+        rc = run_adaptive(s, sde, rng, row0, n, f64, x, npts, progress, user_data);
     else
-        rc = run_fixed(s, sde, rng, row0, n, out, npts, progress, user_data);
+        rc = run_fixed(s, sde, rng, row0, n, f64, x, npts, progress, user_data);
     if (known) {
         score__sde_set_input(sde, NULL, NULL);
         score__sde_set_known_obs(sde, 0, NULL, NULL, 0, 0);
         if (rc == SCORE_OK)
-            score__known_finish(&s->known, n, out);
+            score__known_finish(&s->known, n, x);
     }
     s->nfe = score_sde_nfe(sde) - nfe0;
+    if (x != io->out) /* the double state rounded once (also the state reached on failure) */
+        for (size_t q = 0; q < n * dim; q++)
+            ((float *)io->out)[q] = (float)s->xd[q];
     return rc;
 }
 
@@ -506,26 +579,37 @@ int score_sampler_set_comm(score_sampler *s, score_comm *comm)
 /* With a communicator: this rank's contiguous share of the rows (run with their global row
  * numbers, so they are those rows of a one-process run), the status agreed, then every rank
  * receives all n rows. */
+static int run_split(score_sampler *s, score_sde *sde, size_t row0, size_t n, const run_arr *io,
+                     const score_rng *rng, score_sampler_progress_fn progress, void *user_data)
+{
+    const char *fn = io->f64 ? "score_sampler_run_f64" : "score_sampler_run";
+    size_t lo = 0, hi = 0, dim, row_bytes;
+    int rc;
+    if (s == NULL || s->comm == NULL || n == 0)
+        return run_local(s, sde, row0, n, io, rng, progress, user_data);
+    dim = s->dim;
+    row_bytes = dim * (io->f64 ? sizeof(double) : sizeof(float));
+    if (io->out == NULL)
+        rc = score__error(SCORE_E_INVAL, fn, "out is NULL");
+    else {
+        run_arr part = *io;
+        score__comm_share(n, s->comm->rank, s->comm->size, &lo, &hi);
+        part.in = io->in != NULL ? (const char *)io->in + lo * row_bytes : NULL;
+        part.out = (char *)io->out + lo * row_bytes;
+        rc = run_local(s, sde, row0 + lo, hi - lo, &part, rng, progress, user_data);
+    }
+    if ((rc = score__comm_conclude(s->comm, rc, fn)) != SCORE_OK)
+        return rc;
+    return score__comm_allgather_items(s->comm, fn, n, row_bytes,
+                                       (char *)io->out + lo * row_bytes, io->out);
+}
+
 int score_sampler_run_ex(score_sampler *s, score_sde *sde, size_t row0, size_t n,
                          const float *x_init, float *out, const score_rng *rng,
                          score_sampler_progress_fn progress, void *user_data)
 {
-    const char *fn = "score_sampler_run";
-    size_t lo = 0, hi = 0, dim;
-    int rc;
-    if (s == NULL || s->comm == NULL || n == 0)
-        return run_local(s, sde, row0, n, x_init, out, rng, progress, user_data);
-    dim = s->dim;
-    if (out == NULL)
-        rc = score__error(SCORE_E_INVAL, fn, "out is NULL");
-    else {
-        score__comm_share(n, s->comm->rank, s->comm->size, &lo, &hi);
-        rc = run_local(s, sde, row0 + lo, hi - lo, x_init ? x_init + lo * dim : NULL,
-                       out + lo * dim, rng, progress, user_data);
-    }
-    if ((rc = score__comm_conclude(s->comm, rc, fn)) != SCORE_OK)
-        return rc;
-    return score__comm_allgather_items(s->comm, fn, n, dim * sizeof(float), out + lo * dim, out);
+    run_arr io = {0, x_init, out};
+    return run_split(s, sde, row0, n, &io, rng, progress, user_data);
 }
 
 int score_sampler_run(score_sampler *s, score_sde *sde, size_t n, const float *x_init,
@@ -533,4 +617,19 @@ int score_sampler_run(score_sampler *s, score_sde *sde, size_t n, const float *x
                       void *user_data)
 {
     return score_sampler_run_ex(s, sde, 0, n, x_init, out, rng, progress, user_data);
+}
+
+int score_sampler_run_ex_f64(score_sampler *s, score_sde *sde, size_t row0, size_t n,
+                             const double *x_init, double *out, const score_rng *rng,
+                             score_sampler_progress_fn progress, void *user_data)
+{
+    run_arr io = {1, x_init, out};
+    return run_split(s, sde, row0, n, &io, rng, progress, user_data);
+}
+
+int score_sampler_run_f64(score_sampler *s, score_sde *sde, size_t n, const double *x_init,
+                          double *out, const score_rng *rng, score_sampler_progress_fn progress,
+                          void *user_data)
+{
+    return score_sampler_run_ex_f64(s, sde, 0, n, x_init, out, rng, progress, user_data);
 }

@@ -60,6 +60,8 @@ static const score__param_desc sampler_params[NPARAMS] = {
     {SCORE_SAMPLER_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
      "Heun steps of one restart cycle"},
     SCORE__PARAM_ROW_NORM(SCORE_SAMPLER_PARAM_ERROR_NORM),
+    {SCORE_SAMPLER_PARAM_PRECISION, "precision", SCORE_PARAM_I64, 32, 64, 32,
+     "state precision of the runs: 32 float, 64 double (score_sampler_run_f64: always 64)"},
 };
 
 
@@ -179,7 +181,34 @@ void score_sampler_free(score_sampler *s)
 
 /* ---- parameters ------------------------------------------------------------------------ */
 
-SCORE__DEFINE_PARAM_ACCESSORS(score_sampler, score_sampler, "sampler", sampler_params, NPARAMS)
+SCORE__DEFINE_PARAM_ACCESSORS(score__sampler_par, score_sampler, "sampler", sampler_params,
+                              NPARAMS)
+
+int score_sampler_set_f64(score_sampler *s, int param, double value)
+{
+    return score__sampler_par_set_f64(s, param, value);
+}
+
+/* precision: 32 or 64, and 64 only with a predictor that has a double state (the old value
+ * stays). */
+int score_sampler_set_i64(score_sampler *s, int param, int64_t value)
+{
+    int rc;
+    if (s != NULL && param == SCORE_SAMPLER_PARAM_PRECISION &&
+        (rc = score__step_check_precision(__func__, &s->pred->type, value)) != SCORE_OK)
+        return rc;
+    return score__sampler_par_set_i64(s, param, value);
+}
+
+int score_sampler_get_f64(const score_sampler *s, int param, double *out)
+{
+    return score__sampler_par_get_f64(s, param, out);
+}
+
+int score_sampler_get_i64(const score_sampler *s, int param, int64_t *out)
+{
+    return score__sampler_par_get_i64(s, param, out);
+}
 
 int score_sampler_set_grid(score_sampler *s, size_t n, const double *grid)
 {

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "step-priv.h"
+#include "step-real.h"
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
 enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_T1, R_A1, R_SG1, R_S1, R_T2, R_A2,
@@ -47,35 +47,35 @@ static int midpoint_at(score_step *st, const score__step_call *c, double r, doub
 /* u = alpha_1 (y - (s - s1) eps0) at the first intermediate point t1, then the noise
  * prediction there into e1 (d is scratch). */
 static int first_stage(score_step *st, const score__step_call *c, const double *t1,
-                       const double *a1, const double *s1, const float *e0, float *xu, float *d,
-                       float *e1)
+                       const double *a1, const double *s1, const score__real *e0, score__real *xu,
+                       score__real *d, score__real *e1)
 {
     size_t dim = c->dim;
     for (size_t i = 0; i < c->n; i++) {
         double ia = 1.0 / st->dbl[R_A][i], ds = st->dbl[R_S][i] - s1[i];
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            xu[q] = (float)(a1[i] * ((double)c->x[q] * ia - ds * (double)e0[q]));
+            xu[q] = (score__real)(a1[i] * ((double)SCORE__CX(c)[q] * ia - ds * (double)e0[q]));
         }
     }
-    return score__step_k(st, c, t1, a1, s1, xu, d, e1);
+    return SCORE__R(score__step_k)(st, c, t1, a1, s1, xu, d, e1);
 }
 
 /* Singlestep DPM-Solver of order 1, 2 (r1 = 1/2) or 3 (r1 = 1/3, r2 = 2/3). With lo != NULL
  * (adaptive pairs) also the lower-order solution that reuses the same evaluations:
  * order 2 -> DPM-Solver-1, order 3 -> DPM-Solver-2 with r1 = 1/3. Results in y-space are
  * written as x' = alpha' y'. */
-static int dpm_single(score_step *st, const score__step_call *c, int order, float *lo)
+static int dpm_single(score_step *st, const score__step_call *c, int order, score__real *lo)
 {
     size_t n = c->n, dim = c->dim;
-    float *e0 = st->buf[0], *e1 = st->buf[1], *e2 = st->buf[2], *xu = st->buf[3],
-          *d = st->buf[4];
+    score__real *e0 = SCORE__BUF(st, 0), *e1 = SCORE__BUF(st, 1), *e2 = SCORE__BUF(st, 2),
+                *xu = SCORE__BUF(st, 3), *d = SCORE__BUF(st, 4);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN],
            *h = st->dbl[R_H];
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_k(st, c, c->t, a, s, c->x, d, e0);
+    rc = SCORE__R(score__step_k)(st, c, c->t, a, s, SCORE__CX(c), d, e0);
     if (rc != SCORE_OK)
         return rc;
     if (order == 1) {
@@ -83,7 +83,8 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
             double ia = 1.0 / a[i], ds = s[i] - sn[i];
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
-                c->x[q] = (float)(an[i] * ((double)c->x[q] * ia - ds * (double)e0[q]));
+                SCORE__CX(c)[q] =
+                    (score__real)(an[i] * ((double)SCORE__CX(c)[q] * ia - ds * (double)e0[q]));
             }
         }
         return SCORE_OK;
@@ -100,10 +101,10 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
             double ia = 1.0 / a[i], ds = s[i] - sn[i];
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
-                double y = (double)c->x[q] * ia;
+                double y = (double)SCORE__CX(c)[q] * ia;
                 if (lo != NULL)
-                    lo[q] = (float)(an[i] * (y - ds * (double)e0[q]));
-                c->x[q] = (float)(an[i] * (y - ds * (double)e1[q]));
+                    lo[q] = (score__real)(an[i] * (y - ds * (double)e0[q]));
+                SCORE__CX(c)[q] = (score__real)(an[i] * (y - ds * (double)e1[q]));
             }
         }
         return SCORE_OK;
@@ -127,11 +128,11 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double e0v = e0[q];
-                xu[q] = (float)(a2[i] * ((double)c->x[q] * ia - ds * e0v -
+                xu[q] = (score__real)(a2[i] * ((double)SCORE__CX(c)[q] * ia - ds * e0v -
                                          k * ((double)e1[q] - e0v)));
             }
         }
-        rc = score__step_k(st, c, t2, a2, s2, xu, d, e2);
+        rc = SCORE__R(score__step_k)(st, c, t2, a2, s2, xu, d, e2);
         if (rc != SCORE_OK)
             return rc;
         /* y' = y - (s - s') e0 - (s'/r2) phi1m1(h) (e2 - e0); lower: DPM-Solver-2 with r1:
@@ -141,10 +142,10 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, floa
             double k = sn[i] / r2 * score__phi1m1(h[i]), kl = ds / (2.0 * r1);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
-                double y = (double)c->x[q] * ia, e0v = e0[q];
+                double y = (double)SCORE__CX(c)[q] * ia, e0v = e0[q];
                 if (lo != NULL)
-                    lo[q] = (float)(an[i] * (y - ds * e0v - kl * ((double)e1[q] - e0v)));
-                c->x[q] = (float)(an[i] * (y - ds * e0v - k * ((double)e2[q] - e0v)));
+                    lo[q] = (score__real)(an[i] * (y - ds * e0v - kl * ((double)e1[q] - e0v)));
+                SCORE__CX(c)[q] = (score__real)(an[i] * (y - ds * e0v - k * ((double)e2[q] - e0v)));
             }
         }
         return SCORE_OK;
@@ -211,13 +212,14 @@ static int substeps(score_step *st, const score__step_call *c, int order, double
 static int dpmpp_single(score_step *st, const score__step_call *c, int order)
 {
     size_t n = c->n, dim = c->dim;
-    float *D0 = st->buf[0], *D1 = st->buf[1], *D2 = st->buf[2], *xu = st->buf[3];
+    score__real *D0 = SCORE__BUF(st, 0), *D1 = SCORE__BUF(st, 1), *D2 = SCORE__BUF(st, 2),
+                *xu = SCORE__BUF(st, 3);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *h = st->dbl[R_H];
     double *r1 = st->dbl[R_N1], *r2 = st->dbl[R_N2];
     int tgrid = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) == 1;
     int rc = endpoints(st, c);
     if (rc == SCORE_OK)
-        rc = score__step_x0(st, c, c->t, c->x, D0);
+        rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D0);
     if (rc != SCORE_OK)
         return rc;
     if (order == 1) {
@@ -225,7 +227,8 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
             double ia = 1.0 / a[i], e = exp(-h[i]), i0 = score__expint_i0(h[i]);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
-                c->x[q] = (float)(an[i] * (e * (double)c->x[q] * ia + i0 * (double)D0[q]));
+                double xv = (double)SCORE__CX(c)[q];
+                SCORE__CX(c)[q] = (score__real)(an[i] * (e * xv * ia + i0 * (double)D0[q]));
             }
         }
         return SCORE_OK;
@@ -238,10 +241,11 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
         double rh = r1[i] * h[i], ia = 1.0 / a[i], e = exp(-rh), i0 = score__expint_i0(rh);
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            xu[q] = (float)(st->dbl[R_A1][i] * (e * (double)c->x[q] * ia + i0 * (double)D0[q]));
+            xu[q] = (score__real)(st->dbl[R_A1][i] *
+                                  (e * (double)SCORE__CX(c)[q] * ia + i0 * (double)D0[q]));
         }
     }
-    rc = score__step_x0(st, c, st->dbl[R_T1], xu, D1);
+    rc = SCORE__R(score__step_x0)(st, c, st->dbl[R_T1], xu, D1);
     if (rc != SCORE_OK)
         return rc;
     if (order == 2) {
@@ -251,8 +255,9 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double d0 = D0[q];
-                c->x[q] = (float)(an[i] * (e * (double)c->x[q] * ia + i0 * d0 +
-                                           k * ((double)D1[q] - d0)));
+                SCORE__CX(c)[q] =
+                    (score__real)(an[i] * (e * (double)SCORE__CX(c)[q] * ia + i0 * d0 +
+                                             k * ((double)D1[q] - d0)));
             }
         }
         return SCORE_OK;
@@ -264,11 +269,11 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
             double d0 = D0[q];
-            xu[q] = (float)(st->dbl[R_A2][i] *
-                            (e * (double)c->x[q] * ia + i0 * d0 + k * ((double)D1[q] - d0)));
+            xu[q] = (score__real)(st->dbl[R_A2][i] * (e * (double)SCORE__CX(c)[q] * ia + i0 * d0 +
+                                                      k * ((double)D1[q] - d0)));
         }
     }
-    rc = score__step_x0(st, c, st->dbl[R_T2], xu, D2);
+    rc = SCORE__R(score__step_x0)(st, c, st->dbl[R_T2], xu, D2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -277,7 +282,7 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
         double u1 = r1[i] * hh, u2 = r2[i] * hh;
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double d0 = D0[q], y = e * (double)c->x[q] * ia + i0 * d0;
+            double d0 = D0[q], y = e * (double)SCORE__CX(c)[q] * ia + i0 * d0;
             if (!tgrid) {
                 y += i1 * ((double)D2[q] - d0) / u2;
             } else {
@@ -286,7 +291,7 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
                 double f012 = (f02 - f01) / (u2 - u1);
                 y += i1 * (f01 - u1 * f012) + i2 * 2.0 * f012;
             }
-            c->x[q] = (float)(an[i] * y);
+            SCORE__CX(c)[q] = (score__real)(an[i] * y);
         }
     }
     return SCORE_OK;
@@ -298,36 +303,36 @@ static int capped_order(const score_step *st, int order)
     return (cap > 0 && cap < order) ? (int)cap : order;
 }
 
-int score__step_dpm_single(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpm_single)(score_step *st, const score__step_call *c)
 {
     return dpm_single(st, c, capped_order(st, st->type.order), NULL);
 }
 
-int score__step_dpmpp_single(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpmpp_single)(score_step *st, const score__step_call *c)
 {
     return dpmpp_single(st, c, capped_order(st, st->type.order));
 }
 
-int score__step_dpm_adaptive(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpm_adaptive)(score_step *st, const score__step_call *c)
 {
     size_t nd = c->n * c->dim;
-    float *lo = st->buf[5];
+    score__real *lo = SCORE__BUF(st, 5);
     int rc = dpm_single(st, c, st->type.order, lo);
     if (rc != SCORE_OK)
         return rc;
-    if (c->xerr != NULL)
+    if (SCORE__CXERR(c) != NULL)
         for (size_t q = 0; q < nd; q++)
-            c->xerr[q] = (float)((double)c->x[q] - (double)lo[q]);
+            SCORE__CXERR(c)[q] = (score__real)((double)SCORE__CX(c)[q] - (double)lo[q]);
     return SCORE_OK;
 }
 
 /* Multistep DPM-Solver++ (2M, 3M, 2M SDE). Kept as one function of about 100 lines on
  * purpose: the history check, the order actually available and the per-row update read the
  * same per-row arrays in one pass, and split apart they would only pass those arrays around. */
-int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *D = st->buf[0], *z = st->buf[1];
+    score__real *D = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *sn = st->dbl[R_SN], *lam = st->dbl[R_LAM],
            *h = st->dbl[R_H];
     int kind = st->type.kind, order = capped_order(st, st->type.order), avail = 0;
@@ -338,18 +343,18 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
     if (rc != SCORE_OK)
         return rc;
     avail = score__step_history_avail(st, c);
-    rc = score__step_x0(st, c, c->t, c->x, D);
+    rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     if (sde && eta > 0.0)
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double hh = h[i], ia = 1.0 / a[i];
         int eff = order < avail + 1 ? order : avail + 1;
         double h0 = 0.0, h1 = 0.0;
-        const float *d1 = st->hist_d[0] + i * dim, *d2 = st->hist_d[1] + i * dim;
-        const float *dr = D + i * dim, *zr = z + i * dim;
-        float *xr = c->x + i * dim;
+        const score__real *d1 = SCORE__HD(st, 0) + i * dim, *d2 = SCORE__HD(st, 1) + i * dim;
+        const score__real *dr = D + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         if (eff >= 2) {
             h0 = lam[i] - st->hist_lam[0][i];
             if (!(h0 != 0.0) || hh == 0.0)
@@ -373,7 +378,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
                     y += c1 * (dv - (double)d1[j]);
                 if (eta > 0.0)
                     y += amp * (double)zr[j];
-                xr[j] = (float)(an[i] * y);
+                xr[j] = (score__real)(an[i] * y);
             }
         } else if (kind == SCORE_STEP_DPMPP_2M && eff >= 2) {
             /* published 2M: D~ = D + (h / (2 h0)) (D - D1) */
@@ -381,7 +386,7 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
             for (size_t j = 0; j < dim; j++) {
                 double dv = dr[j];
                 double y = ratio * (double)xr[j] * ia + i0 * (dv + k * (dv - (double)d1[j]));
-                xr[j] = (float)(an[i] * y);
+                xr[j] = (score__real)(an[i] * y);
             }
         } else {
             /* exponential integrator with the Taylor terms of the interpolant of D; the
@@ -401,11 +406,11 @@ int score__step_dpmpp_multi(score_step *st, const score__step_call *c)
                     double f012 = (f01 - f12) / (h0 + h1);
                     y += i1 * (f01 + h0 * f012) + i2 * 2.0 * f012;
                 }
-                xr[j] = (float)(an[i] * y);
+                xr[j] = (score__real)(an[i] * y);
             }
         }
     }
     /* history: D becomes D_{i-1} */
-    score__step_push_history(st, c, D, lam, avail, 2);
+    SCORE__R(score__step_push_history)(st, c, D, lam, avail, 2);
     return SCORE_OK;
 }

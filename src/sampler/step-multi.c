@@ -18,7 +18,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "step-priv.h"
+#include "step-real.h"
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
 enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_AP, R_SGP };
@@ -81,21 +81,21 @@ static void lms_coefs(int k, const double *node, double a, double b, double *coe
 }
 
 /* The start of an LMS / DEIS call: the end points, the usable history and the noise
- * prediction e at the start (dsc: scratch of score__step_k()). */
-static int noise_begin(score_step *st, const score__step_call *c, float *dsc, float *e,
+ * prediction e at the start (dsc: scratch of SCORE__R(score__step_k)()). */
+static int noise_begin(score_step *st, const score__step_call *c, score__real *dsc, score__real *e,
                        int *avail)
 {
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
     *avail = score__step_history_avail(st, c);
-    return score__step_k(st, c, c->t, st->dbl[R_A], st->dbl[R_S], c->x, dsc, e);
+    return SCORE__R(score__step_k)(st, c, c->t, st->dbl[R_A], st->dbl[R_S], SCORE__CX(c), dsc, e);
 }
 
-int score__step_lms(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_lms)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *e = st->buf[0], *dsc = st->buf[1];
+    score__real *e = SCORE__BUF(st, 0), *dsc = SCORE__BUF(st, 1);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN];
     int order = capped_order(st), avail;
     int rc = noise_begin(st, c, dsc, e, &avail);
@@ -104,32 +104,32 @@ int score__step_lms(score_step *st, const score__step_call *c)
     for (size_t i = 0; i < n; i++) {
         int k = distinct_nodes(st, i, st->dbl[R_LAM][i], order < avail + 1 ? order : avail + 1);
         double node[SCORE__STEP_NHIST + 1], coef[SCORE__STEP_NHIST + 1], ia = 1.0 / a[i];
-        const float *hd[SCORE__STEP_NHIST + 1];
-        float *xr = c->x + i * dim;
+        const score__real *hd[SCORE__STEP_NHIST + 1];
+        score__real *xr = SCORE__CX(c) + i * dim;
         node[0] = s[i];
         hd[0] = e + i * dim;
         for (int m = 1; m < k; m++) {
             node[m] = exp(-st->hist_lam[m - 1][i]);
-            hd[m] = st->hist_d[m - 1] + i * dim;
+            hd[m] = SCORE__HD(st, m - 1) + i * dim;
         }
         lms_coefs(k, node, s[i], sn[i], coef);
         for (size_t j = 0; j < dim; j++) {
             double y = (double)xr[j] * ia;
             for (int m = 0; m < k; m++)
                 y += coef[m] * (double)hd[m][j];
-            xr[j] = (float)(an[i] * y);
+            xr[j] = (score__real)(an[i] * y);
         }
     }
-    score__step_push_history(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
+    SCORE__R(score__step_push_history)(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }
 
 /* ---- DEIS ------------------------------------------------------------------------------ */
 
-int score__step_deis(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_deis)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *e = st->buf[0], *dsc = st->buf[1];
+    score__real *e = SCORE__BUF(st, 0), *dsc = SCORE__BUF(st, 1);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *h = st->dbl[R_H];
     int order = capped_order(st), avail;
     int rc = noise_begin(st, c, dsc, e, &avail);
@@ -141,9 +141,9 @@ int score__step_deis(score_step *st, const score__step_call *c)
         /* J_m = int_0^h v^m e^-v dv, from the data-prediction weights I0, I1, I2 */
         double j0 = score__expint_i0(hh), i1 = score__expint_i1(hh), i2 = score__expint_i2(hh);
         double j1 = hh * j0 - i1, j2 = hh * hh * j0 - 2.0 * hh * i1 + 2.0 * i2;
-        const float *e0 = e + i * dim, *e1 = st->hist_d[0] + i * dim,
-                    *e2 = st->hist_d[1] + i * dim;
-        float *xr = c->x + i * dim;
+        const score__real *e0 = e + i * dim, *e1 = SCORE__HD(st, 0) + i * dim,
+                    *e2 = SCORE__HD(st, 1) + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         if (hh == 0.0)
             continue;
         if (k >= 2)
@@ -161,10 +161,10 @@ int score__step_deis(score_step *st, const score__step_call *c)
                 double f012 = (f01 - f12) / (h0 + h1);
                 integral += j1 * (f01 + h0 * f012) + j2 * f012;
             }
-            xr[j] = (float)(an[i] * ((double)xr[j] * ia - s[i] * integral));
+            xr[j] = (score__real)(an[i] * ((double)xr[j] * ia - s[i] * integral));
         }
     }
-    score__step_push_history(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
+    SCORE__R(score__step_push_history)(st, c, e, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }
 
@@ -274,15 +274,16 @@ static void unipc_offsets(const score_step *st, size_t i, int first, int k, doub
 /* UniC: corrects row i of x (the state the previous call reached at t) with the output D at t
  * of that state; the previous call started from hist_x[0] at hist_t0 with lambda hist_lam[0]. */
 static void unipc_correct(score_step *st, const score__step_call *c, size_t i, int order,
-                          int bh2, const float *D)
+                          int bh2, const score__real *D)
 {
     size_t dim = c->dim;
     double lp = st->hist_lam[0][i], hp = st->dbl[R_LAM][i] - lp;
     double rk[SCORE__STEP_NHIST], b[SCORE__STEP_NHIST + 1], rho[SCORE__STEP_NHIST + 1], B;
     double ep = exp(-hp), i0 = score__expint_i0(hp), iap = 1.0 / st->dbl[R_AP][i];
     int k = order;
-    const float *xp = st->hist_x[0] + i * dim, *dn = D + i * dim, *d0 = st->hist_d[0] + i * dim;
-    float *xr = c->x + i * dim;
+    const score__real *xp = SCORE__HX(st, 0) + i * dim, *dn = D + i * dim,
+                      *d0 = SCORE__HD(st, 0) + i * dim;
+    score__real *xr = SCORE__CX(c) + i * dim;
     if (!(hp != 0.0))
         return;
     /* nodes: lambda_{i-1}, the k - 1 older ones, and lambda_i */
@@ -307,26 +308,26 @@ static void unipc_correct(score_step *st, const score__step_call *c, size_t i, i
     for (size_t j = 0; j < dim; j++) {
         double m0 = d0[j], res = rho[k - 1] * ((double)dn[j] - m0);
         for (int q = 0; q < k - 1; q++)
-            res += rho[q] * ((double)st->hist_d[q + 1][i * dim + j] - m0) / rk[q];
-        xr[j] = (float)(st->dbl[R_A][i] * (ep * (double)xp[j] * iap + i0 * m0 - B * res));
+            res += rho[q] * ((double)SCORE__HD(st, q + 1)[i * dim + j] - m0) / rk[q];
+        xr[j] = (score__real)(st->dbl[R_A][i] * (ep * (double)xp[j] * iap + i0 * m0 - B * res));
     }
 }
 
-int score__step_unipc(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_unipc)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim, nd = n * dim;
-    float *D = st->buf[0];
+    score__real *D = SCORE__BUF(st, 0);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *h = st->dbl[R_H], *lam = st->dbl[R_LAM];
     int bh2 = st->type.kind == SCORE_STEP_UNIPC, order = capped_order(st), avail, eff;
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
     avail = score__step_history_avail(st, c);
-    rc = score__step_x0(st, c, c->t, c->x, D);
+    rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     /* UniC, when x is the state the previous call produced (bit for bit) */
-    if (avail > 0 && memcmp(c->x, st->hist_x[1], nd * sizeof(float)) == 0) {
+    if (avail > 0 && memcmp(SCORE__CX(c), SCORE__HX(st, 1), nd * sizeof(score__real)) == 0) {
         int kc = st->hist_order < avail ? st->hist_order : avail;
         rc = score__step_alpha_sigma(c, n, st->hist_t0, st->dbl[R_AP], st->dbl[R_SGP]);
         if (rc != SCORE_OK)
@@ -334,7 +335,7 @@ int score__step_unipc(score_step *st, const score__step_call *c)
         for (size_t i = 0; i < n; i++)
             unipc_correct(st, c, i, kc, bh2, D);
     }
-    memcpy(st->hist_x[0], c->x, nd * sizeof(float));
+    memcpy(SCORE__HX(st, 0), SCORE__CX(c), nd * sizeof(score__real));
     memcpy(st->hist_t0, c->t, n * sizeof(double));
     /* UniP */
     eff = order < avail + 1 ? order : avail + 1;
@@ -342,8 +343,8 @@ int score__step_unipc(score_step *st, const score__step_call *c)
         int k = distinct_nodes(st, i, lam[i], eff);
         double hh = h[i], ia = 1.0 / a[i], e = exp(-hh), i0 = score__expint_i0(hh), B = 0.0;
         double rk[SCORE__STEP_NHIST], b[SCORE__STEP_NHIST + 1], rho[SCORE__STEP_NHIST + 1];
-        const float *dr = D + i * dim;
-        float *xr = c->x + i * dim;
+        const score__real *dr = D + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         if (hh == 0.0)
             continue;
         if (k >= 2) {
@@ -355,12 +356,12 @@ int score__step_unipc(score_step *st, const score__step_call *c)
         for (size_t j = 0; j < dim; j++) {
             double d0 = dr[j], y = e * (double)xr[j] * ia + i0 * d0, res = 0.0;
             for (int q = 0; q < k - 1; q++)
-                res += rho[q] * ((double)st->hist_d[q][i * dim + j] - d0) / rk[q];
-            xr[j] = (float)(an[i] * (y - B * res));
+                res += rho[q] * ((double)SCORE__HD(st, q)[i * dim + j] - d0) / rk[q];
+            xr[j] = (score__real)(an[i] * (y - B * res));
         }
     }
-    memcpy(st->hist_x[1], c->x, nd * sizeof(float));
+    memcpy(SCORE__HX(st, 1), SCORE__CX(c), nd * sizeof(score__real));
     st->hist_order = eff;
-    score__step_push_history(st, c, D, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
+    SCORE__R(score__step_push_history)(st, c, D, st->dbl[R_LAM], avail, SCORE__STEP_NHIST);
     return SCORE_OK;
 }

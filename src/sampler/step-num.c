@@ -85,11 +85,6 @@ void score__step_noise(const score__step_call *c, size_t block, float *out)
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-int score__step_finite(size_t n, const float *x)
-{
-    return score__all_finite_f32(n, x);
-}
-
 /* 1 when the n times are all equal (the common case of a driver): the schedule is then
  * evaluated once and the result broadcast. */
 static int all_equal(size_t n, const double *t)
@@ -166,51 +161,6 @@ int score__step_sde_coefs(const score__step_call *c, size_t n, const double *t, 
     return score_schedule_sde_coefs(c->sched, n, t, f, g);
 }
 
-/* One model evaluation of the call's rows (data prediction or score), with the rows' global
- * numbers given to the model: a model whose row results depend on the shape of its BLAS
- * products (the MLP) then evaluates them in panels aligned to these numbers, so that a row's
- * result does not depend on how the rows are split into calls (model/mlp.c). */
-static int evaluate(score_step *st, const score__step_call *c, int want_x0, const double *t,
-                    const float *x, float *out)
-{
-    int rc;
-    score__sde_set_rows(c->sde, c->n, c->row0, c->idx);
-    rc = want_x0 ? score_sde_x0(c->sde, c->n, t, x, out)
-                 : score_sde_score(c->sde, c->n, t, x, out);
-    score__sde_set_rows(c->sde, 0, 0, NULL);
-    st->nfe++;
-    return rc;
-}
-
-int score__step_x0(score_step *st, const score__step_call *c, const double *t, const float *x,
-                   float *out)
-{
-    return evaluate(st, c, 1, t, x, out);
-}
-
-int score__step_k(score_step *st, const score__step_call *c, const double *t, const double *a,
-                  const double *s, const float *x, float *d_scratch, float *k)
-{
-    size_t dim = c->dim;
-    int rc = score__step_x0(st, c, t, x, d_scratch);
-    if (rc != SCORE_OK)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double ia = 1.0 / a[i], is = 1.0 / s[i];
-        const float *xr = x + i * dim, *dr = d_scratch + i * dim;
-        float *kr = k + i * dim;
-        for (size_t j = 0; j < dim; j++)
-            kr[j] = (float)(((double)xr[j] * ia - (double)dr[j]) * is);
-    }
-    return SCORE_OK;
-}
-
-int score__step_score(score_step *st, const score__step_call *c, const double *t,
-                      const float *x, float *out)
-{
-    return evaluate(st, c, 0, t, x, out);
-}
-
 /* Series sum_{k >= k0} sgn^k... helpers: exp-integrator weights, stable for small |h|. */
 double score__expint_i0(double h)
 {
@@ -275,27 +225,6 @@ int score__step_endpoints(score_step *st, const score__step_call *c)
         st->dbl[SCORE__EP_H][i] = log(s) - log(sn);
     }
     return SCORE_OK;
-}
-
-/* The output m (n*dim values) and lambda of this call become the newest of the step's
- * `depth` (<= SCORE__STEP_NHIST) history entries; avail entries were usable before. */
-void score__step_push_history(score_step *st, const score__step_call *c, const float *m,
-                              const double *lam, int avail, int depth)
-{
-    float *d = st->hist_d[depth - 1];
-    double *l = st->hist_lam[depth - 1];
-    for (int k = depth - 1; k > 0; k--) {
-        st->hist_d[k] = st->hist_d[k - 1];
-        st->hist_lam[k] = st->hist_lam[k - 1];
-    }
-    st->hist_d[0] = d;
-    st->hist_lam[0] = l;
-    memcpy(d, m, c->n * c->dim * sizeof(float));
-    memcpy(l, lam, c->n * sizeof(double));
-    memcpy(st->hist_tend, c->tn, c->n * sizeof(double));
-    st->hist_count = avail + 1 < depth ? avail + 1 : depth;
-    st->hist_n = c->n;
-    st->hist_row0 = c->row0;
 }
 
 /* Number of previous model outputs this call may use: the history counts only when the call

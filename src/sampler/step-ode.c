@@ -4,11 +4,28 @@
 #include <math.h>
 #include <string.h>
 
-#include "step-priv.h"
+#include "step-real.h"
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
-enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_H, R_TS, R_AS, R_SGS, R_SS, R_G, R_THAT, R_AHAT, R_SHAT };
+enum {
+    R_A,
+    R_SG,
+    R_AN,
+    R_SGN,
+    R_S,
+    R_SN,
+    R_H,
+    R_TS,
+    R_AS,
+    R_SGS,
+    R_SS,
+    R_G,
+    R_THAT,
+    R_AHAT,
+    R_SHAT
+};
 
+#ifndef SCORE__STEP_REAL64 /* the tableau is defined once (declared in adapt-priv.h) */
 const double score__dp5_c[7] = {0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0};
 const double score__dp5_a[7][6] = {
     {0, 0, 0, 0, 0, 0},
@@ -23,6 +40,7 @@ const double score__dp5_b[7] = {35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0
                                 -2187.0 / 6784.0, 11.0 / 84.0, 0.0};
 const double score__dp5_e[7] = {71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0,
                                 -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0};
+#endif
 
 /* alpha, sigma, s at both end points, and h = s' - s. */
 static int endpoints(score_step *st, const score__step_call *c)
@@ -43,10 +61,10 @@ static int endpoints(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-int score__step_euler(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_euler)(score_step *st, const score__step_call *c)
 {
     size_t dim = c->dim;
-    float *d = st->buf[0];
+    score__real *d = SCORE__BUF(st, 0);
     double *a, *sg, *an, *s, *sn;
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
@@ -56,27 +74,27 @@ int score__step_euler(score_step *st, const score__step_call *c)
     an = st->dbl[R_AN];
     s = st->dbl[R_S];
     sn = st->dbl[R_SN];
-    rc = score__step_x0(st, c, c->t, c->x, d);
+    rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), d);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < c->n; i++) {
         /* y' = (s'/s) y + (1 - s'/s) D, x' = alpha' y' */
         double r = sn[i] / s[i];
         double cx = an[i] * r / a[i], cd = an[i] * (1.0 - r);
-        float *xr = c->x + i * dim;
-        const float *dr = d + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *dr = d + i * dim;
         (void)sg;
         for (size_t j = 0; j < dim; j++)
-            xr[j] = (float)(cx * (double)xr[j] + cd * (double)dr[j]);
+            xr[j] = (score__real)(cx * (double)xr[j] + cd * (double)dr[j]);
     }
     return SCORE_OK;
 }
 
-int score__step_heun(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_heun)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *k1 = st->buf[0], *k2 = st->buf[1], *xh = st->buf[2], *xe = st->buf[3],
-          *d = st->buf[4], *z = st->buf[5];
+    score__real *k1 = SCORE__BUF(st, 0), *k2 = SCORE__BUF(st, 1), *xh = SCORE__BUF(st, 2),
+                *xe = SCORE__BUF(st, 3), *d = SCORE__BUF(st, 4), *z = SCORE__BUF(st, 5);
     double *a, *an, *s, *sn, *that, *ahat, *shat, *sghat = st->dbl[R_SGS];
     double gamma = SCORE__STEP_F64(st, SCORE_STEP_PARAM_CHURN);
     double tmin = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_TMIN);
@@ -127,14 +145,14 @@ int score__step_heun(score_step *st, const score__step_call *c)
         rc = score__step_alpha_sigma(c, n, that, ahat, sghat);
         if (rc != SCORE_OK)
             return rc;
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
         for (size_t i = 0; i < n; i++) {
             double amp = sqrt(fmax(shat[i] * shat[i] - s[i] * s[i], 0.0)) * snoise;
             double ia = 1.0 / a[i];
-            const float *xr = c->x + i * dim, *zr = z + i * dim;
-            float *hr = xh + i * dim;
+            const score__real *xr = SCORE__CX(c) + i * dim, *zr = z + i * dim;
+            score__real *hr = xh + i * dim;
             for (size_t j = 0; j < dim; j++)
-                hr[j] = (float)(ahat[i] * ((double)xr[j] * ia + amp * (double)zr[j]));
+                hr[j] = (score__real)(ahat[i] * ((double)xr[j] * ia + amp * (double)zr[j]));
         }
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -142,29 +160,29 @@ int score__step_heun(score_step *st, const score__step_call *c)
             ahat[i] = a[i];
             shat[i] = s[i];
         }
-        memcpy(xh, c->x, n * dim * sizeof(float));
+        memcpy(xh, SCORE__CX(c), n * dim * sizeof(score__real));
     }
     /* Euler predictor from (y_hat, s_hat) to s' */
-    rc = score__step_k(st, c, that, ahat, shat, xh, d, k1);
+    rc = SCORE__R(score__step_k)(st, c, that, ahat, shat, xh, d, k1);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double hh = sn[i] - shat[i], ia = 1.0 / ahat[i];
-        const float *hr = xh + i * dim, *kr = k1 + i * dim;
-        float *er = xe + i * dim;
+        const score__real *hr = xh + i * dim, *kr = k1 + i * dim;
+        score__real *er = xe + i * dim;
         for (size_t j = 0; j < dim; j++)
-            er[j] = (float)(an[i] * ((double)hr[j] * ia + hh * (double)kr[j]));
+            er[j] = (score__real)(an[i] * ((double)hr[j] * ia + hh * (double)kr[j]));
     }
     /* trapezoidal corrector */
-    rc = score__step_k(st, c, c->tn, an, sn, xe, d, k2);
+    rc = SCORE__R(score__step_k)(st, c, c->tn, an, sn, xe, d, k2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double hh = sn[i] - shat[i], ia = 1.0 / ahat[i];
-        const float *hr = xh + i * dim, *k1r = k1 + i * dim, *k2r = k2 + i * dim;
-        float *xr = c->x + i * dim;
+        const score__real *hr = xh + i * dim, *k1r = k1 + i * dim, *k2r = k2 + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         for (size_t j = 0; j < dim; j++)
-            xr[j] = (float)(an[i] * ((double)hr[j] * ia +
+            xr[j] = (score__real)(an[i] * ((double)hr[j] * ia +
                                      0.5 * hh * ((double)k1r[j] + (double)k2r[j])));
     }
     return SCORE_OK;
@@ -175,18 +193,18 @@ int score__step_heun(score_step *st, const score__step_call *c)
  * call. */
 /* Stage 0 from the FSAL cache: 1 if every row's (t, x) is exactly the start or the end of the
  * last call (k0 then holds the cached derivatives). */
-static int fsal_lookup(const score_step *st, const score__step_call *c, float *k0)
+static int fsal_lookup(const score_step *st, const score__step_call *c, score__real *k0)
 {
     size_t dim = c->dim;
     if (!st->fsal_valid || st->fsal_n != c->n)
         return 0;
     for (size_t i = 0; i < c->n; i++) {
-        const float *xr = c->x + i * dim;
+        const score__real *xr = SCORE__CX(c) + i * dim;
         int hit = 0;
         for (int q = 0; q < 2 && !hit; q++) {
             if (st->fsal_t[q][i] == c->t[i] &&
-                memcmp(st->fsal_x[q] + i * dim, xr, dim * sizeof(float)) == 0) {
-                memcpy(k0 + i * dim, st->fsal_k[q] + i * dim, dim * sizeof(float));
+                memcmp(SCORE__FX(st, q) + i * dim, xr, dim * sizeof(score__real)) == 0) {
+                memcpy(k0 + i * dim, SCORE__FK(st, q) + i * dim, dim * sizeof(score__real));
                 hit = 1;
             }
         }
@@ -200,21 +218,21 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
                        const double (*A)[6], const double *b, const double *e, int fsal)
 {
     size_t n = c->n, dim = c->dim, nd = n * dim;
-    float *k[7], *xin = st->buf[7], *d = st->buf[8];
+    score__real *k[7], *xin = SCORE__BUF(st, 7), *d = SCORE__BUF(st, 8);
     double *a, *an, *s, *sn, *h, *ts = st->dbl[R_TS], *as = st->dbl[R_AS],
                                  *sgs = st->dbl[R_SGS], *ss = st->dbl[R_SS];
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
     for (int j = 0; j < 7; j++)
-        k[j] = st->buf[j];
+        k[j] = SCORE__BUF(st, j);
     a = st->dbl[R_A];
     an = st->dbl[R_AN];
     s = st->dbl[R_S];
     sn = st->dbl[R_SN];
     h = st->dbl[R_H];
     if (!(fsal && fsal_lookup(st, c, k[0]))) {
-        rc = score__step_k(st, c, c->t, a, s, c->x, d, k[0]);
+        rc = SCORE__R(score__step_k)(st, c, c->t, a, s, SCORE__CX(c), d, k[0]);
         if (rc != SCORE_OK)
             return rc;
     }
@@ -234,39 +252,39 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
         }
         for (size_t i = 0; i < n; i++) {
             double ia = 1.0 / a[i];
-            const float *xr = c->x + i * dim;
-            float *ir = xin + i * dim;
+            const score__real *xr = SCORE__CX(c) + i * dim;
+            score__real *ir = xin + i * dim;
             for (size_t j = 0; j < dim; j++) {
                 double acc = 0.0;
                 for (int l = 0; l < q; l++)
                     if (A[q][l] != 0.0)
                         acc += A[q][l] * (double)k[l][i * dim + j];
-                ir[j] = (float)(as[i] * ((double)xr[j] * ia + h[i] * acc));
+                ir[j] = (score__real)(as[i] * ((double)xr[j] * ia + h[i] * acc));
             }
         }
-        rc = score__step_k(st, c, ts, as, ss, xin, d, k[q]);
+        rc = SCORE__R(score__step_k)(st, c, ts, as, ss, xin, d, k[q]);
         if (rc != SCORE_OK)
             return rc;
     }
-    if (c->xerr != NULL && e != NULL) {
+    if (SCORE__CXERR(c) != NULL && e != NULL) {
         for (size_t i = 0; i < n; i++) {
             for (size_t j = 0; j < dim; j++) {
                 double acc = 0.0;
                 for (int l = 0; l < ns; l++)
                     if (e[l] != 0.0)
                         acc += e[l] * (double)k[l][i * dim + j];
-                c->xerr[i * dim + j] = (float)(an[i] * h[i] * acc);
+                SCORE__CXERR(c)[i * dim + j] = (score__real)(an[i] * h[i] * acc);
             }
         }
     }
     if (fsal) {
         /* the last stage's input is the new x, bit for bit */
-        memcpy(st->fsal_x[0], c->x, nd * sizeof(float));
-        memcpy(st->fsal_k[0], k[0], nd * sizeof(float));
+        memcpy(SCORE__FX(st, 0), SCORE__CX(c), nd * sizeof(score__real));
+        memcpy(SCORE__FK(st, 0), k[0], nd * sizeof(score__real));
         memcpy(st->fsal_t[0], c->t, n * sizeof(double));
-        memcpy(c->x, xin, nd * sizeof(float));
-        memcpy(st->fsal_x[1], xin, nd * sizeof(float));
-        memcpy(st->fsal_k[1], k[ns - 1], nd * sizeof(float));
+        memcpy(SCORE__CX(c), xin, nd * sizeof(score__real));
+        memcpy(SCORE__FX(st, 1), xin, nd * sizeof(score__real));
+        memcpy(SCORE__FK(st, 1), k[ns - 1], nd * sizeof(score__real));
         memcpy(st->fsal_t[1], c->tn, n * sizeof(double));
         st->fsal_n = n;
         st->fsal_valid = 1;
@@ -274,19 +292,19 @@ static int runge_kutta(score_step *st, const score__step_call *c, int ns, const 
     }
     for (size_t i = 0; i < n; i++) {
         double ia = 1.0 / a[i];
-        float *xr = c->x + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         for (size_t j = 0; j < dim; j++) {
             double acc = 0.0;
             for (int l = 0; l < ns; l++)
                 if (b[l] != 0.0)
                     acc += b[l] * (double)k[l][i * dim + j];
-            xr[j] = (float)(an[i] * ((double)xr[j] * ia + h[i] * acc));
+            xr[j] = (score__real)(an[i] * ((double)xr[j] * ia + h[i] * acc));
         }
     }
     return SCORE_OK;
 }
 
-int score__step_midpoint(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_midpoint)(score_step *st, const score__step_call *c)
 {
     static const double cc[2] = {0.0, 0.5};
     static const double A[2][6] = {{0}, {0.5}};
@@ -294,7 +312,7 @@ int score__step_midpoint(score_step *st, const score__step_call *c)
     return runge_kutta(st, c, 2, cc, A, b, NULL, 0);
 }
 
-int score__step_rk4(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_rk4)(score_step *st, const score__step_call *c)
 {
     static const double cc[4] = {0.0, 0.5, 0.5, 1.0};
     static const double A[4][6] = {{0}, {0.5}, {0.0, 0.5}, {0.0, 0.0, 1.0}};
@@ -302,7 +320,7 @@ int score__step_rk4(score_step *st, const score__step_call *c)
     return runge_kutta(st, c, 4, cc, A, b, NULL, 0);
 }
 
-int score__step_dopri5(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dopri5)(score_step *st, const score__step_call *c)
 {
     return runge_kutta(st, c, 7, score__dp5_c, score__dp5_a, score__dp5_b, score__dp5_e, 1);
 }

@@ -13,8 +13,8 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1118). */
-#define SCORE__STEP_NPARAMS 19
+/* Number of step parameters (ids 1100..1119). */
+#define SCORE__STEP_NPARAMS 20
 /* Depth of the multistep history (previous model outputs kept per row). */
 #define SCORE__STEP_NHIST 3
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
@@ -27,8 +27,10 @@ typedef struct score__step_call {
     const score_schedule *sched;
     size_t n, dim, row0;
     const double *t, *tn; /* per-row start / end times */
-    float *x;             /* in/out */
+    float *x;             /* in/out (float state; NULL for a double state) */
     float *xerr;          /* NULL or n*dim */
+    double *xd;           /* in/out (double state, SCORE_STEP_PARAM_PRECISION = 64; else NULL) */
+    double *xerrd;        /* NULL or n*dim (double state) */
     const score_rng *rng; /* NULL for deterministic calls */
     uint64_t counter;     /* offset added to the generator's counter */
     const size_t *idx;    /* NULL: row i is global row row0 + i; else row0 + idx[i] (idx
@@ -49,6 +51,7 @@ struct score_step_type {
     int err_order; /* order of the embedded error estimate, 0 = none */
     uint32_t flags;
     score__step_impl_fn impl; /* built-in implementation */
+    score__step_impl_fn impl_f64; /* the same over a double state (step-real.h); NULL = none */
     /* user callbacks */
     score_step_apply_fn apply;
     void *apply_ud;
@@ -67,20 +70,21 @@ struct score_step {
     void *user_state;
     int last_callback_status;
     uint64_t nfe;
-    /* workspace, grown with the batch */
-    size_t cap;
-    float *buf[SCORE__STEP_NBUF];
+    /* workspace, grown with the batch; the n*dim buffers (buf, hist_d, hist_x, fsal_x,
+     * fsal_k) hold elem-byte values: float for a float state, double for a double state */
+    size_t cap, elem;
+    void *buf[SCORE__STEP_NBUF];
     double *dbl[SCORE__STEP_NDBL];
     /* multistep history (DPM-Solver++, LMS, DEIS, UniPC), positions as in the last call */
     size_t hist_n, hist_row0;
     int hist_count;       /* 0..SCORE__STEP_NHIST valid previous model outputs */
     double *hist_tend;    /* per row: t_next of the last call */
     double *hist_lam[SCORE__STEP_NHIST]; /* per row: lambda of D_{i-1}, D_{i-2}, D_{i-3} */
-    float *hist_d[SCORE__STEP_NHIST];    /* D_{i-1}, D_{i-2}, D_{i-3} (or noise predictions) */
+    void *hist_d[SCORE__STEP_NHIST];    /* D_{i-1}, D_{i-2}, D_{i-3} (or noise predictions) */
     /* UniPC's corrector: per row the start time of the last call, its (corrected) start state
      * and its result, and the order its predictor used */
     double *hist_t0;
-    float *hist_x[2];
+    void *hist_x[2];
     int hist_order;
     /* mala (step-mala.c): step-size scale, calls, acceptance totals and per level */
     double mala_scale, mala_target;
@@ -91,7 +95,7 @@ struct score_step {
     size_t fsal_n;
     int fsal_valid;
     double *fsal_t[2];
-    float *fsal_x[2], *fsal_k[2];
+    void *fsal_x[2], *fsal_k[2];
     double *brown_ws; /* Brownian-path scratch (6 dim doubles), allocated on first use */
 };
 
@@ -99,6 +103,14 @@ struct score_step {
 #define SCORE__STEP_F64(st, id) SCORE__PARAM_F64((st)->params, SCORE_STEP_PARAM_ETA, id)
 #define SCORE__STEP_I64(st, id) SCORE__PARAM_I64((st)->params, SCORE_STEP_PARAM_ETA, id)
 const score__param_desc *score__step_param_table(size_t *n_out);
+/* SCORE_E_RANGE unless bits is 32 or 64, SCORE_E_UNSUPPORTED for 64 on a type without a
+ * double state (the message names the type). */
+int score__step_check_precision(const char *fn, const score_step_type *type, int64_t bits);
+/* The generic parameter accessors behind score_step_set_f64() .. score_step_get_i64(). */
+int score__step_par_set_f64(score_step *obj, int param, double value);
+int score__step_par_set_i64(score_step *obj, int param, int64_t value);
+int score__step_par_get_f64(const score_step *obj, int param, double *out);
+int score__step_par_get_i64(const score_step *obj, int param, int64_t *out);
 
 /* Built-in implementations (step-ode.c, step-sde.c, step-dpm.c). */
 int score__step_euler(score_step *st, const score__step_call *c);
@@ -177,6 +189,34 @@ int score__step_k(score_step *st, const score__step_call *c, const double *t, co
 /* Score s(x, t); counts one model evaluation. */
 int score__step_score(score_step *st, const score__step_call *c, const double *t,
                       const float *x, float *out);
+/* The double-state entries (step-real.h): x0, k, history and finiteness over doubles, the
+ * double-state entry of score_step_apply_ex(), and the implementations that have a double
+ * state (their type's impl_f64). */
+int score__step_x0_f64(score_step *st, const score__step_call *c, const double *t,
+                       const double *x, double *out);
+int score__step_k_f64(score_step *st, const score__step_call *c, const double *t,
+                      const double *a, const double *s, const double *x, double *d_scratch,
+                      double *k);
+void score__step_push_history_f64(score_step *st, const score__step_call *c, const double *m,
+                                  const double *lam, int avail, int depth);
+int score__step_finite_f64(size_t n, const double *x);
+void score__step_noise_f64(const score__step_call *c, size_t block, double *out);
+int score__step_apply_idx_f64(score_step *step, score_sde *sde, size_t row0, const size_t *idx,
+                              size_t n, const double *t, const double *t_next, double *x,
+                              double *xerr, const score_rng *rng, uint64_t counter);
+int score__step_euler_f64(score_step *st, const score__step_call *c);
+int score__step_heun_f64(score_step *st, const score__step_call *c);
+int score__step_midpoint_f64(score_step *st, const score__step_call *c);
+int score__step_rk4_f64(score_step *st, const score__step_call *c);
+int score__step_dopri5_f64(score_step *st, const score__step_call *c);
+int score__step_dpm_single_f64(score_step *st, const score__step_call *c);
+int score__step_dpmpp_multi_f64(score_step *st, const score__step_call *c);
+int score__step_dpm_adaptive_f64(score_step *st, const score__step_call *c);
+int score__step_dpmpp_single_f64(score_step *st, const score__step_call *c);
+int score__step_lms_f64(score_step *st, const score__step_call *c);
+int score__step_deis_f64(score_step *st, const score__step_call *c);
+int score__step_unipc_f64(score_step *st, const score__step_call *c);
+int score__step_none_f64(score_step *st, const score__step_call *c);
 /* Standard normals of block b for the call's rows: with c->brown the standardised increment
  * of each row's Brownian path over [t, t_next] (block 0 only: the one draw of the interval);
  * else the counter-keyed block. */

@@ -226,7 +226,8 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
         double amp = eta > 0.0 ? sn[i] * sqrt(fmax(-expm1(-2.0 * hh * eta), 0.0)) * snoise : 0.0;
         double h1 = 0.0, h2 = 0.0;
         int eff = avail;
-        const float *d1 = st->hist_d[0] + i * dim, *d2 = st->hist_d[1] + i * dim;
+        const float *d1 = (const float *)st->hist_d[0] + i * dim,
+                    *d2 = (const float *)st->hist_d[1] + i * dim;
         const float *dr = D + i * dim, *zr = z + i * dim;
         float *xr = c->x + i * dim;
         if (eff >= 1) {

@@ -50,6 +50,8 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "number of restart cycles"},
     {SCORE_STEP_PARAM_RESTART_STEPS, "restart_steps", SCORE_PARAM_I64, 1, 10000, 9,
      "Heun steps of one restart cycle"},
+    {SCORE_STEP_PARAM_PRECISION, "precision", SCORE_PARAM_I64, 32, 64, 32,
+     "state precision: 32 float (score_step_apply), 64 double (score_step_apply_f64)"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
@@ -58,7 +60,44 @@ const score__param_desc *score__step_param_table(size_t *n_out)
     return step_params;
 }
 
-SCORE__DEFINE_PARAM_ACCESSORS(score_step, score_step, "step", step_params, SCORE__STEP_NPARAMS)
+SCORE__DEFINE_PARAM_ACCESSORS(score__step_par, score_step, "step", step_params,
+                              SCORE__STEP_NPARAMS)
+
+int score__step_check_precision(const char *fn, const score_step_type *type, int64_t bits)
+{
+    if (bits != 32 && bits != 64)
+        return score__error(SCORE_E_RANGE, fn, "precision = %lld: 32 or 64", (long long)bits);
+    if (bits == 64 && type->impl_f64 == NULL)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "step type '%s' has no double-precision state (precision = 64)",
+                            type->name);
+    return SCORE_OK;
+}
+
+int score_step_set_f64(score_step *step, int param, double value)
+{
+    return score__step_par_set_f64(step, param, value);
+}
+
+/* precision: 32 or 64, and 64 only for a type with a double state (the old value stays). */
+int score_step_set_i64(score_step *step, int param, int64_t value)
+{
+    int rc;
+    if (step != NULL && param == SCORE_STEP_PARAM_PRECISION &&
+        (rc = score__step_check_precision(__func__, &step->type, value)) != SCORE_OK)
+        return rc;
+    return score__step_par_set_i64(step, param, value);
+}
+
+int score_step_get_f64(const score_step *step, int param, double *out)
+{
+    return score__step_par_get_f64(step, param, out);
+}
+
+int score_step_get_i64(const score_step *step, int param, int64_t *out)
+{
+    return score__step_par_get_i64(step, param, out);
+}
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
@@ -126,6 +165,7 @@ static void free_workspace(score_step *st)
         st->fsal_k[i] = NULL;
     }
     st->cap = 0;
+    st->elem = 0;
 }
 
 void score_step_free(score_step *step)
@@ -156,13 +196,17 @@ int score_step_reset(score_step *step)
     return SCORE_OK;
 }
 
-/* Grows the workspace to n rows (only built-in types use it). Keeps the history and FSAL
- * contents valid only when nothing was reallocated. */
+/* Grows the workspace to n rows of the state precision's values (only built-in types use
+ * it). Keeps the history and FSAL contents valid only when nothing was reallocated. */
 static int ensure_workspace(score_step *st, size_t n)
 {
     size_t nd;
-    if (n <= st->cap)
+    size_t elem = SCORE__STEP_I64(st, SCORE_STEP_PARAM_PRECISION) == 64 ? sizeof(double)
+                                                                         : sizeof(float);
+    if (n <= st->cap && elem == st->elem)
         return SCORE_OK;
+    if (n < st->cap)
+        n = st->cap;
     if (score__mul_size(n, st->dim, &nd) != 0)
         return score__error(SCORE_E_NOMEM, "score_step_apply", "workspace of %zu x %zu overflows",
                             n, st->dim);
@@ -170,7 +214,7 @@ static int ensure_workspace(score_step *st, size_t n)
     st->hist_count = 0;
     st->fsal_valid = 0;
     for (int i = 0; i < SCORE__STEP_NBUF; i++)
-        if ((st->buf[i] = score__calloc(nd, sizeof(float))) == NULL)
+        if ((st->buf[i] = score__calloc(nd, elem)) == NULL)
             goto nomem;
     for (int i = 0; i < SCORE__STEP_NDBL; i++)
         if ((st->dbl[i] = score__calloc(n, sizeof(double))) == NULL)
@@ -180,16 +224,17 @@ static int ensure_workspace(score_step *st, size_t n)
         goto nomem;
     for (int i = 0; i < SCORE__STEP_NHIST; i++)
         if ((st->hist_lam[i] = score__calloc(n, sizeof(double))) == NULL ||
-            (st->hist_d[i] = score__calloc(nd, sizeof(float))) == NULL)
+            (st->hist_d[i] = score__calloc(nd, elem)) == NULL)
             goto nomem;
     for (int i = 0; i < 2; i++) {
-        if ((st->hist_x[i] = score__calloc(nd, sizeof(float))) == NULL ||
+        if ((st->hist_x[i] = score__calloc(nd, elem)) == NULL ||
             (st->fsal_t[i] = score__calloc(n, sizeof(double))) == NULL ||
-            (st->fsal_x[i] = score__calloc(nd, sizeof(float))) == NULL ||
-            (st->fsal_k[i] = score__calloc(nd, sizeof(float))) == NULL)
+            (st->fsal_x[i] = score__calloc(nd, elem)) == NULL ||
+            (st->fsal_k[i] = score__calloc(nd, elem)) == NULL)
             goto nomem;
     }
     st->cap = n;
+    st->elem = elem;
     return SCORE_OK;
 nomem:
     free_workspace(st);
@@ -321,12 +366,21 @@ static int apply_user(const char *fn, score_step *step, score_sde *sde, size_t r
     return SCORE_OK;
 }
 
+/* 1 if the n * dim values of a float (f64 = 0) or double state are finite. */
+static int state_finite(int f64, size_t nd, const void *x)
+{
+    return f64 ? score__step_finite_f64(nd, x) : score__step_finite(nd, x);
+}
+
+/* The checks and the call of a built-in or user step on a float state (f64 = 0: x, xerr are
+ * float arrays) or a double state (f64 = 1: double arrays; the step's precision must be 64). */
 static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t n,
                         const double *t, const double *t_next, size_t row0, const size_t *idx,
-                        float *x, float *xerr, const score_rng *rng, uint64_t counter)
+                        int f64, void *x, void *xerr, const score_rng *rng, uint64_t counter)
 {
     score__step_call c;
     int rc, stochastic, corrector, needs_noise = 0, to_zero, nonzero, all_same;
+    size_t elem = f64 ? sizeof(double) : sizeof(float);
     unsigned ends;
     if (step == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "step or sde is NULL");
@@ -337,6 +391,12 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     if (score_sde_dim(sde) != step->dim)
         return score__error(SCORE_E_SHAPE, fn, "sde dimension %zu != step dimension %zu",
                             score_sde_dim(sde), step->dim);
+    if (f64 != (SCORE__STEP_I64(step, SCORE_STEP_PARAM_PRECISION) == 64))
+        return score__error(SCORE_E_MISUSE, fn,
+                            f64 ? "step '%s' has precision 32: set SCORE_STEP_PARAM_PRECISION = "
+                                  "64 for a double state"
+                                : "step '%s' has precision 64: use score_step_apply_f64",
+                            step->type.name);
     stochastic = (step->type.flags & SCORE_STEP_FLAG_STOCHASTIC) != 0;
     corrector = (step->type.flags & SCORE_STEP_FLAG_CORRECTOR) != 0;
     if ((uint64_t)row0 > SCORE__2POW32 || (uint64_t)n > SCORE__2POW32 - (uint64_t)row0)
@@ -359,10 +419,13 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     all_same = (ends & ENDS_MOVE) == 0;
     if (step->type.builtin == 0 && step->type.impl == NULL)
         return apply_user(fn, step, sde, row0, n, t, t_next, x, xerr, rng, counter);
+    if (f64 && step->type.impl_f64 == NULL) /* a type changed under a precision-64 step */
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "step type '%s' has no double-precision state", step->type.name);
     if (!corrector && to_zero && nonzero)
         return score__error(SCORE_E_INVAL, fn,
                             "some rows go to t = 0 (the data) and others do not: split the call");
-    if (!score__step_finite(n * step->dim, x))
+    if (!state_finite(f64, n * step->dim, x))
         return score__error(SCORE_E_NUMERIC, fn, "x holds NaN or infinity on entry");
     rc = ensure_workspace(step, n);
     if (rc != SCORE_OK)
@@ -374,8 +437,10 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
     c.row0 = row0;
     c.t = t;
     c.tn = t_next;
-    c.x = x;
-    c.xerr = xerr;
+    c.x = f64 ? NULL : x;
+    c.xerr = f64 ? NULL : xerr;
+    c.xd = f64 ? x : NULL;
+    c.xerrd = f64 ? xerr : NULL;
     c.rng = needs_noise ? rng : NULL;
     c.counter = counter;
     c.idx = idx;
@@ -398,28 +463,41 @@ static int apply_common(const char *fn, score_step *step, score_sde *sde, size_t
         c.brown_ws = step->brown_ws;
     }
     if (xerr != NULL && !(step->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE))
-        memset(xerr, 0, n * step->dim * sizeof(float));
+        memset(xerr, 0, n * step->dim * elem);
     if (all_same && !corrector)
         return SCORE_OK;
     if (!corrector && to_zero) {
         /* the data prediction: x' = D(x, t) */
-        float *d = step->buf[0];
+        void *d = step->buf[0];
         step->hist_count = 0;
         step->fsal_valid = 0;
-        rc = score__step_x0(step, &c, t, x, d);
+        rc = f64 ? score__step_x0_f64(step, &c, t, x, d) : score__step_x0(step, &c, t, x, d);
         if (rc != SCORE_OK)
             return rc;
-        memcpy(x, d, n * step->dim * sizeof(float));
+        memcpy(x, d, n * step->dim * elem);
         if (xerr != NULL)
-            memset(xerr, 0, n * step->dim * sizeof(float));
+            memset(xerr, 0, n * step->dim * elem);
     } else {
-        rc = step->type.impl(step, &c);
+        rc = f64 ? step->type.impl_f64(step, &c) : step->type.impl(step, &c);
         if (rc != SCORE_OK)
             return rc;
     }
-    if (!score__step_finite(n * step->dim, x))
+    if (!state_finite(f64, n * step->dim, x))
         return score__error(SCORE_E_NUMERIC, fn, "step '%s' produced NaN or infinity",
                             step->type.name);
+    return SCORE_OK;
+}
+
+/* The constant times of score_step_apply() in the last two per-row arrays. */
+static int constant_times(score_step *step, size_t n, double t, double t_next)
+{
+    int rc = ensure_workspace(step, n);
+    if (rc != SCORE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        step->dbl[SCORE__STEP_NDBL - 2][i] = t;
+        step->dbl[SCORE__STEP_NDBL - 1][i] = t_next;
+    }
     return SCORE_OK;
 }
 
@@ -431,29 +509,54 @@ int score_step_apply(score_step *step, score_sde *sde, double t, double t_next, 
         return score__error(SCORE_E_INVAL, __func__, "step or sde is NULL");
     if (n == 0)
         return SCORE_OK;
-    rc = ensure_workspace(step, n);
-    if (rc != SCORE_OK)
+    if ((rc = constant_times(step, n, t, t_next)) != SCORE_OK)
         return rc;
-    /* the last two per-row arrays hold the constant times */
-    for (size_t i = 0; i < n; i++) {
-        step->dbl[SCORE__STEP_NDBL - 2][i] = t;
-        step->dbl[SCORE__STEP_NDBL - 1][i] = t_next;
-    }
     return apply_common(__func__, step, sde, n, step->dbl[SCORE__STEP_NDBL - 2],
-                        step->dbl[SCORE__STEP_NDBL - 1], 0, NULL, x, xerr, rng, counter);
+                        step->dbl[SCORE__STEP_NDBL - 1], 0, NULL, 0, x, xerr, rng, counter);
+}
+
+int score_step_apply_f64(score_step *step, score_sde *sde, double t, double t_next, size_t n,
+                         double *x, double *xerr, const score_rng *rng, uint64_t counter)
+{
+    int rc;
+    if (step == NULL || sde == NULL)
+        return score__error(SCORE_E_INVAL, __func__, "step or sde is NULL");
+    if (n == 0)
+        return SCORE_OK;
+    if ((rc = constant_times(step, n, t, t_next)) != SCORE_OK)
+        return rc;
+    return apply_common(__func__, step, sde, n, step->dbl[SCORE__STEP_NDBL - 2],
+                        step->dbl[SCORE__STEP_NDBL - 1], 0, NULL, 1, x, xerr, rng, counter);
 }
 
 int score_step_apply_ex(score_step *step, score_sde *sde, size_t row0, size_t n,
                         const double *t, const double *t_next, float *x, float *xerr,
                         const score_rng *rng, uint64_t counter)
 {
-    return apply_common(__func__, step, sde, n, t, t_next, row0, NULL, x, xerr, rng, counter);
+    return apply_common(__func__, step, sde, n, t, t_next, row0, NULL, 0, x, xerr, rng,
+                        counter);
+}
+
+int score_step_apply_ex_f64(score_step *step, score_sde *sde, size_t row0, size_t n,
+                            const double *t, const double *t_next, double *x, double *xerr,
+                            const score_rng *rng, uint64_t counter)
+{
+    return apply_common(__func__, step, sde, n, t, t_next, row0, NULL, 1, x, xerr, rng,
+                        counter);
 }
 
 int score__step_apply_idx(score_step *step, score_sde *sde, size_t row0, const size_t *idx,
                           size_t n, const double *t, const double *t_next, float *x,
                           float *xerr, const score_rng *rng, uint64_t counter)
 {
-    return apply_common("score_step_apply_ex", step, sde, n, t, t_next, row0, idx, x, xerr, rng,
-                        counter);
+    return apply_common("score_step_apply_ex", step, sde, n, t, t_next, row0, idx, 0, x, xerr,
+                        rng, counter);
+}
+
+int score__step_apply_idx_f64(score_step *step, score_sde *sde, size_t row0, const size_t *idx,
+                              size_t n, const double *t, const double *t_next, double *x,
+                              double *xerr, const score_rng *rng, uint64_t counter)
+{
+    return apply_common("score_step_apply_ex_f64", step, sde, n, t, t_next, row0, idx, 1, x,
+                        xerr, rng, counter);
 }

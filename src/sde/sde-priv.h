@@ -90,6 +90,12 @@ struct score_sde {
     const uint8_t *kmask;
     const float *ky;
     size_t krows, krow0, kn;
+    /* double-precision evaluations (sde-f64.c): cap_r rows of scratch: the state rounded to
+     * float and the float result (models evaluated in float32), the scaled input and the
+     * output of a double model evaluation */
+    size_t cap_r;
+    float *r32_x, *r32_out;
+    double *r64_x, *r64_out;
     /* input overlay of a sampling run (score__sde_set_input()): NULL: none */
     score__sde_input_fn input_fn;
     void *input_ud;
@@ -117,7 +123,7 @@ int score__sde_row_coefs(const score_sde *sde, const char *fn, size_t row, int o
 enum { SCORE__SDE_WANT_SCORE, SCORE__SDE_WANT_EPS, SCORE__SDE_WANT_X0, SCORE__SDE_WANT_REVERSE,
        SCORE__SDE_WANT_PF };
 int score__sde_check_args(const char *fn, const score_sde *sde, size_t n, const double *t,
-                          const float *x, const void *out);
+                          const void *x, const void *out);
 int score__sde_open_call(const char *fn, score_sde *sde, size_t n, const double *t,
                          const float *x, int want_fg, const float **xm, double *w);
 size_t score__sde_model_rows(size_t n, double w);
@@ -167,6 +173,18 @@ int score__sde_refuse_extras(const char *fn, const score_sde *sde);
  * clears it. */
 void score__sde_set_known_obs(score_sde *sde, size_t rows, const uint8_t *mask, const float *y,
                               size_t row0, size_t n);
+/* out = P s + Q x of row b for a SCORE__SDE_WANT_* (after score__sde_open_call()). */
+void score__sde_row_map(const score_sde *sde, int want, size_t b, double *P, double *Q);
+
+/* sde-f64.c: the evaluations of a double-precision state (SCORE__SDE_WANT_SCORE, _EPS or _X0;
+ * x, out n * dim doubles). The model evaluates in double when it can (score__model_has_f64()),
+ * the call has no guidance on one network, no classifier, observation, threshold or input
+ * overlay (score__sde_f64_exact() = 1); otherwise it evaluates the rounded state in float32
+ * and the result is widened. free: that scratch. */
+int score__sde_eval_f64(score_sde *sde, int want, size_t n, const double *t, const double *x,
+                        double *out);
+int score__sde_f64_exact(const score_sde *sde);
+void score__sde_f64_free(score_sde *sde);
 
 /* Typed parameter values of the sde (sde.c). */
 double score__sde_par_f(const score_sde *sde, int id);

@@ -263,6 +263,7 @@ void score_sde_free(score_sde *sde)
     score__sde_classifier_free(sde);
     score__sde_threshold_free(sde);
     score__sde_observation_free(sde);
+    score__sde_f64_free(sde);
     score__model_ws_free(sde->mws);
     score_schedule_free(sde->sched);
     score__free(sde);
@@ -342,13 +343,13 @@ fail:
 /* ---- evaluation core ---------------------------------------------------------------- */
 
 int score__sde_check_args(const char *fn, const score_sde *sde, size_t n, const double *t,
-                          const float *x, const void *out)
+                          const void *x, const void *out)
 {
     if (sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "sde is NULL");
     if (n > 0 && (t == NULL || x == NULL || out == NULL))
         return score__error(SCORE_E_INVAL, fn, "t, x or an output is NULL");
-    if (n > 0 && (const void *)x == out)
+    if (n > 0 && x == out)
         return score__error(SCORE_E_INVAL, fn, "the output must not alias x");
     return SCORE_OK;
 }
@@ -453,7 +454,7 @@ int score__sde_model_call_failed(const char *fn, int rc)
 }
 
 
-static void row_map(const score_sde *sde, int want, size_t b, double *P, double *Q)
+void score__sde_row_map(const score_sde *sde, int want, size_t b, double *P, double *Q)
 {
     switch (want) {
     case SCORE__SDE_WANT_EPS: *P = -sde->si[b]; *Q = 0.0; break;
@@ -478,7 +479,7 @@ static int threshold_out(const char *fn, const score_sde *sde, int want, size_t 
 {
     size_t d = sde->dim;
     double P, Q, al = sde->al[b], s2 = sde->si[b] * sde->si[b];
-    row_map(sde, want, b, &P, &Q);
+    score__sde_row_map(sde, want, b, &P, &Q);
     for (size_t j = 0; j < d; j++) {
         x0u[j] = ((double)x[b * d + j] + s2 * x0u[j]) / al;
         if (!isfinite(x0u[j]))
@@ -514,7 +515,7 @@ int score__sde_combine(const char *fn, const score_sde *sde, int want, size_t n,
     int thr = score__sde_threshold_active(sde);
     for (size_t b = 0; b < n; b++) {
         double P, Q, a = sde->a[b], k = sde->k[b];
-        row_map(sde, want, b, &P, &Q);
+        score__sde_row_map(sde, want, b, &P, &Q);
         for (size_t j = 0; j < d; j++) {
             double xv = (double)x[b * d + j];
             double s = a * (double)F[b * d + j] + k * xv;
