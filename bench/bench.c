@@ -45,8 +45,15 @@
 #define DEPTH 3
 #define N_SAMPLES 10000
 #define ROOF_N 2048
+#define N_CLASSES_TRAIN 10 /* classes of the class-conditional training workload */
+#define N_CLASSES_RING 8   /* classes of the conditional sampling model (the ring's components) */
+#define GUIDANCE_W 2.0     /* classifier-free guidance weight of the guided sampling workload */
+#define GUIDED_LABEL 3     /* the class the conditional sampling workloads draw */
 
-enum wl_kind { WL_ROOF, WL_DSM, WL_HYV, WL_SSM, WL_PC, WL_DPM };
+/* WL_CDSM: DSM with a label input (label dropout to the null label); WL_EDSM: DSM of the
+ * energy model; WL_CDPM / WL_CFG: DPM-Solver++(2M) on the conditional sampling model, for one
+ * class without / with classifier-free guidance (the same network, the same NFE). */
+enum wl_kind { WL_ROOF, WL_DSM, WL_HYV, WL_SSM, WL_PC, WL_DPM, WL_CDSM, WL_EDSM, WL_CDPM, WL_CFG };
 
 typedef struct workload {
     const char *name;
@@ -64,6 +71,10 @@ static const workload workloads[] = {
     {"ssm_d64_h256_b256", WL_SSM, 64, 256, 256, 0},
     {"pc_ve_d2_h128_n10000_s100", WL_PC, 2, 128, N_SAMPLES, 100},
     {"dpmpp2m_ve_d2_h128_n10000_s20", WL_DPM, 2, 128, N_SAMPLES, 20},
+    {"cdsm_d64_h512_b1024_k10", WL_CDSM, 64, 512, 1024, 0},
+    {"edsm_d64_h512_b1024", WL_EDSM, 64, 512, 1024, 0},
+    {"dpmpp2m_cond_ve_d2_h128_n10000_s20", WL_CDPM, 2, 128, N_SAMPLES, 20},
+    {"dpmpp2m_cfg_ve_d2_h128_n10000_s20", WL_CFG, 2, 128, N_SAMPLES, 20},
 };
 #define N_WORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -211,18 +222,30 @@ static double forward_flops(size_t d, size_t h, size_t b)
     return 2.0 * (double)b * layer_sum(d, h, 0);
 }
 
+/* One forward of the energy network (the same MLP with one output unit). */
+static double energy_forward_flops(size_t d, size_t h, size_t b)
+{
+    return forward_flops(d, h, b) - 2.0 * (double)b * (double)h * (double)(d - 1);
+}
+
 static double workload_flops(const workload *w)
 {
     double F = forward_flops(w->d, w->h, w->b);
     switch (w->kind) {
     case WL_ROOF: return 2.0 * ROOF_N * (double)ROOF_N * (double)ROOF_N;
-    case WL_DSM: return 3.0 * F;
+    case WL_DSM:
+    case WL_CDSM: return 3.0 * F;
+    /* the score -grad_x E is a forward and a reverse pass (2 F_E); the parameter gradient of
+     * the loss through it costs twice that again */
+    case WL_EDSM: return 6.0 * energy_forward_flops(w->d, w->h, w->b);
     case WL_HYV: return 3.0 * F + 3.0 * 2.0 * (double)w->b * (double)w->d * layer_sum(w->d, w->h, 1);
     case WL_SSM:
         return 3.0 * F + 3.0 * 2.0 * (double)w->b *
                              (layer_sum(w->d, w->h, 1) + (double)w->d * (double)w->h);
     case WL_PC: return 2.0 * (double)w->steps * F;
-    case WL_DPM: return (double)w->steps * F;
+    case WL_DPM:
+    case WL_CDPM: return (double)w->steps * F;
+    case WL_CFG: return 2.0 * (double)w->steps * F; /* every evaluation runs 2 B rows */
     default: return 0.0;
     }
 }
@@ -309,9 +332,24 @@ done:
 
 /* ---- training steps ----------------------------------------------------------------------- */
 
-static int new_mlp(score_model **m, size_t d, size_t h)
+/* The benchmark network: the MLP (classes > 0: with a label input of that many classes), or
+ * with energy != 0 the energy model of the same architecture. */
+static int new_net(score_model **m, size_t d, size_t h, size_t classes, int energy)
 {
-    int rc = score_model_new_mlp(m, d, h, DEPTH, SCORE_ACT_SILU, 0);
+    int rc;
+    if (energy) {
+        rc = score_model_new_energy(m, d);
+        if (rc == SCORE_OK)
+            rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_HIDDEN, (int64_t)h);
+        if (rc == SCORE_OK)
+            rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_DEPTH, DEPTH);
+        if (rc == SCORE_OK)
+            rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_ACTIVATION, SCORE_ACT_SILU);
+    } else {
+        rc = score_model_new_mlp(m, d, h, DEPTH, SCORE_ACT_SILU, 0);
+    }
+    if (rc == SCORE_OK && classes > 0)
+        rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)classes);
     if (rc == SCORE_OK)
         rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_EMBEDDING, SCORE_EMBED_FOURIER);
     if (rc == SCORE_OK)
@@ -379,16 +417,18 @@ static int run_train(const opts *o, const workload *w)
     score_trainer *tr = NULL;
     score_rng *rng = NULL;
     float *x = NULL;
+    int32_t *labels = NULL;
     double t[64];
     size_t inner = o->quick ? 5 : 20, reps = (size_t)o->reps;
     int rc = SCORE_E_NOMEM, loss_kind;
+    int dsm = w->kind == WL_DSM || w->kind == WL_CDSM || w->kind == WL_EDSM;
     if (w->kind == WL_HYV && w->d > 8)
         inner = inner / 10 > 0 ? inner / 10 : 1; /* as the reference: a step takes ~0.1 s */
-    loss_kind = w->kind == WL_DSM ? SCORE_LOSS_SDE
-              : w->kind == WL_HYV ? SCORE_LOSS_HYVARINEN : SCORE_LOSS_SSM;
-    CHECK(new_mlp(&m, w->d, w->h));
+    loss_kind = dsm ? SCORE_LOSS_SDE : w->kind == WL_HYV ? SCORE_LOSS_HYVARINEN : SCORE_LOSS_SSM;
+    CHECK(new_net(&m, w->d, w->h, w->kind == WL_CDSM ? N_CLASSES_TRAIN : 0,
+                  w->kind == WL_EDSM));
     CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
-    if (w->kind == WL_DSM) {
+    if (dsm) {
         CHECK(new_ve(&sched));
         CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
         CHECK(score_sde_set_i64(sde, SCORE_SDE_PARAM_COND, SCORE_COND_T));
@@ -398,6 +438,15 @@ static int run_train(const opts *o, const workload *w)
     CHECK(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 12345));
     CHECK(score_rng_fill_normal(rng, 0, w->b, 0, w->d, x));
     CHECK(make_trainer(&tr, m, sde, loss_kind, w->b, 1e-4, x, w->b));
+    if (w->kind == WL_CDSM) {
+        /* row i has class i mod K; the trainer's label dropout (default p_uncond 0.1) gives
+         * each step's rows the null label at random, as the reference does */
+        if ((labels = malloc(w->b * sizeof *labels)) == NULL)
+            goto done;
+        for (size_t i = 0; i < w->b; i++)
+            labels[i] = (int32_t)(i % N_CLASSES_TRAIN);
+        CHECK(score_trainer_set_labels(tr, w->b, labels));
+    }
     for (size_t r = 0; r <= reps; r++) { /* repetition 0 is the warm-up */
         double t0;
         if (r == 1)
@@ -425,24 +474,48 @@ done:
     score_model_free(m);
     score_rng_free(rng);
     free(x);
+    free(labels);
     return rc;
 }
 
 /* ---- sampling ----------------------------------------------------------------------------- */
 
-/* The sampling model: loaded from o->sampling_model when it exists, otherwise a freshly
- * initialised model (random weights; see make_sampling_model()). */
-static int sampling_model(const opts *o, score_model **m)
+/* The file of the conditional sampling model: the sampling model's path + ".cond". */
+static int cond_model_path(char *buf, size_t size, const char *path)
 {
-    if (o->sampling_model != NULL && access(o->sampling_model, R_OK) == 0)
-        return score_model_load(m, o->sampling_model);
-    return new_mlp(m, 2, 128);
+    int n = snprintf(buf, size, "%s.cond", path);
+    return n > 0 && (size_t)n < size ? SCORE_OK : SCORE_E_RANGE;
+}
+
+/* The sampling model (cond != 0: the conditional one, N_CLASSES_RING classes): loaded from
+ * o->sampling_model (+ ".cond") when it exists, otherwise a freshly initialised model (random
+ * weights; see make_sampling_model()). */
+static int sampling_model(const opts *o, score_model **m, int cond)
+{
+    char path[4096];
+    if (o->sampling_model != NULL) {
+        if (cond && cond_model_path(path, sizeof path, o->sampling_model) != SCORE_OK)
+            return SCORE_E_RANGE;
+        if (access(cond ? path : o->sampling_model, R_OK) == 0)
+            return score_model_load(m, cond ? path : o->sampling_model);
+    }
+    return new_net(m, 2, 128, cond ? N_CLASSES_RING : 0, 0);
+}
+
+/* The class of a ring8 point: the nearest of the eight component angles. */
+static int32_t ring_class(const float *x)
+{
+    double a = atan2((double)x[1], (double)x[0]) / (2.0 * 3.14159265358979323846 / N_CLASSES_RING);
+    long k = lround(a);
+    return (int32_t)(((k % N_CLASSES_RING) + N_CLASSES_RING) % N_CLASSES_RING);
 }
 
 /* Trains the d = 2, h = 128 sampling model briefly with continuous VE DSM on the ring of
  * eight Gaussians, so that the samplers run on a sane score field (a randomly initialised
- * network makes the VE reverse diffusion overflow), and saves it for both implementations. */
-static int make_sampling_model(const char *path, int quick)
+ * network makes the VE reverse diffusion overflow), and saves it for both implementations.
+ * cond != 0: the conditional model (the ring's components as the classes, label dropout 0.1
+ * for the null label of classifier-free guidance). */
+static int make_one_sampling_model(const char *path, int quick, int cond)
 {
     score_model *m = NULL;
     score_schedule *sched = NULL;
@@ -455,18 +528,24 @@ static int make_sampling_model(const char *path, int quick)
     int rc = SCORE_E_NOMEM;
     if (data == NULL)
         goto done;
-    CHECK(new_mlp(&m, 2, 128));
+    CHECK(new_net(&m, 2, 128, cond ? N_CLASSES_RING : 0, 0));
     CHECK(new_ve(&sched));
     CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
     CHECK(score_sde_set_i64(sde, SCORE_SDE_PARAM_COND, SCORE_COND_T));
     CHECK(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 7));
     CHECK(score_dataset_toy("ring8", rng, rows, data));
     CHECK(make_trainer(&tr, m, sde, SCORE_LOSS_SDE, 512, 2e-3, data, rows));
+    if (cond) {
+        int32_t labels[8192];
+        for (size_t i = 0; i < rows; i++)
+            labels[i] = ring_class(data + 2 * i);
+        CHECK(score_trainer_set_labels(tr, rows, labels));
+    }
     CHECK(score_trainer_run(tr, steps, NULL, NULL));
     CHECK(score_trainer_last_loss(tr, &L));
     CHECK(score_model_save(m, path));
-    fprintf(stderr, "score-bench: sampling model trained (%zu DSM steps, last loss %.4g, %.1f s), "
-            "saved to %s\n", steps, L, now() - t0, path);
+    fprintf(stderr, "score-bench: %ssampling model trained (%zu DSM steps, last loss %.4g, "
+            "%.1f s), saved to %s\n", cond ? "conditional " : "", steps, L, now() - t0, path);
     rc = SCORE_OK;
 done:
     score_trainer_free(tr);
@@ -476,6 +555,16 @@ done:
     score_rng_free(rng);
     free(data);
     return rc;
+}
+
+/* The sampling model at path and the conditional one at path + ".cond". */
+static int make_sampling_model(const char *path, int quick)
+{
+    char cpath[4096];
+    int rc = make_one_sampling_model(path, quick, 0);
+    if (rc == SCORE_OK)
+        rc = cond_model_path(cpath, sizeof cpath, path);
+    return rc == SCORE_OK ? make_one_sampling_model(cpath, quick, 1) : rc;
 }
 
 static int run_sampling(const opts *o, const workload *w)
@@ -490,11 +579,16 @@ static int run_sampling(const opts *o, const workload *w)
     size_t reps = o->quick ? 1 : (size_t)(o->reps / 2 > 3 ? o->reps / 2 : 3);
     size_t n = o->samples ? o->samples : o->quick ? 2000 : w->b;
     int rc = SCORE_E_NOMEM;
-    CHECK(sampling_model(o, &m));
+    int cond = w->kind == WL_CDPM || w->kind == WL_CFG;
+    CHECK(sampling_model(o, &m, cond));
     CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
     CHECK(new_ve(&sched));
     CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
     CHECK(score_sde_set_i64(sde, SCORE_SDE_PARAM_COND, SCORE_COND_T));
+    if (cond) /* one class; guided: s = (1 + w) s(x, y) - w s(x, null), one 2n-row batch */
+        CHECK(score_sde_set_label(sde, GUIDED_LABEL));
+    if (w->kind == WL_CFG)
+        CHECK(score_sde_set_f64(sde, SCORE_SDE_PARAM_GUIDANCE, GUIDANCE_W));
     if (w->kind == WL_PC) {
         /* score_sde's PC sampler: at each of the 100 times (uniform in t from T to t_eps) one
          * Langevin corrector step (snr 0.16) then one reverse-diffusion step; the last
@@ -590,7 +684,9 @@ enum { PAR_AUTO, PAR_BLAS, PAR_MODEL };
 static void set_parallelism(opts *o, const workload *w)
 {
     int model = o->par == PAR_MODEL ||
-                (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM));
+                (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM ||
+                                        w->kind == WL_CDSM || w->kind == WL_CDPM ||
+                                        w->kind == WL_CFG));
     if (w->kind == WL_ROOF)
         model = 0;
     o->model_threads = model ? o->threads : 1;
@@ -690,7 +786,9 @@ int main(int argc, char **argv)
         switch (w->kind) {
         case WL_ROOF: rc = run_roofline(&o, w); break;
         case WL_PC:
-        case WL_DPM: rc = run_sampling(&o, w); break;
+        case WL_DPM:
+        case WL_CDPM:
+        case WL_CFG: rc = run_sampling(&o, w); break;
         default: rc = run_train(&o, w); break;
         }
         if (rc != SCORE_OK) {

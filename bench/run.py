@@ -56,8 +56,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 TRAIN = ["dsm_d2_h128_b256", "dsm_d64_h512_b1024", "hyv_d2_h128_b256", "hyv_d64_h256_b256",
-         "ssm_d64_h256_b256"]
-SAMPLE = ["pc_ve_d2_h128_n10000_s100", "dpmpp2m_ve_d2_h128_n10000_s20"]
+         "ssm_d64_h256_b256", "cdsm_d64_h512_b1024_k10", "edsm_d64_h512_b1024"]
+SAMPLE = ["pc_ve_d2_h128_n10000_s100", "dpmpp2m_ve_d2_h128_n10000_s20",
+          "dpmpp2m_cond_ve_d2_h128_n10000_s20", "dpmpp2m_cfg_ve_d2_h128_n10000_s20"]
+# classifier-free guidance on one network: the guided run against the unguided conditional one
+# (same network, same class, same NFE); target <= 2.05x
+CFG_PAIR = ("dpmpp2m_cfg_ve_d2_h128_n10000_s20", "dpmpp2m_cond_ve_d2_h128_n10000_s20")
+CFG_TARGET = 2.05
 ROOF = "sgemm_2048"
 LABEL = {  # issue #8 numbering
     "dsm_d2_h128_b256": "1 DSM d2 h128 b256",
@@ -67,6 +72,10 @@ LABEL = {  # issue #8 numbering
     "ssm_d64_h256_b256": "5 SSM d64 h256 b256",
     "pc_ve_d2_h128_n10000_s100": "6 PC VE 100 steps",
     "dpmpp2m_ve_d2_h128_n10000_s20": "7 DPM++(2M) 20 steps",
+    "cdsm_d64_h512_b1024_k10": "9 cond DSM d64 K10",
+    "edsm_d64_h512_b1024": "10 energy DSM d64",
+    "dpmpp2m_cond_ve_d2_h128_n10000_s20": "11 DPM++ cond y",
+    "dpmpp2m_cfg_ve_d2_h128_n10000_s20": "12 DPM++ CFG w=2",
 }
 # targets (performance issue, round 3): every workload >= 1.5x the faster PyTorch configuration;
 # these >= 85% of the sgemm roofline at 1 thread; SCALING 2T/1T >= 90% of sgemm's own
@@ -583,11 +592,24 @@ def main():
             d = next((d for d in derived if d["workload"] == w and d["threads"] == n), None)
             if lib and d and d["peak_rss_kb_pytorch"]:
                 out.append("%-22s %2d | %s | ratio RSS pytorch (smaller of the two) / libscore "
-                           "= %.1f" % ("8 peak RSS " + ("PC" if w.startswith("pc") else "DPM"),
+                           "= %.1f" % (("8 RSS " + LABEL[w].split(" ", 1)[1])[:22],
                                        n, "%.1f MB vs %.1f MB" % (
                                            lib["peak_rss_kb"] / 1024,
                                            d["peak_rss_kb_pytorch"] / 1024),
                                        d["peak_rss_kb_pytorch"] / lib["peak_rss_kb"]))
+    # 13: cost of classifier-free guidance (guided / unguided time at the same NFE)
+    cfg_ratio = {}
+    for n in threads:
+        parts = []
+        for impl in ("libscore", "pytorch", "pytorch-tuned"):
+            g, u = get(impl, CFG_PAIR[0], n), get(impl, CFG_PAIR[1], n)
+            if g and u:
+                r = (g[stat] / g["items_per_run"]) / (u[stat] / u["items_per_run"])
+                cfg_ratio[(impl, n)] = r
+                parts.append("%s %.2fx" % (impl, r))
+        if parts:
+            out.append("%-22s %2d | guided / unguided time, same NFE: %s" % (
+                "13 CFG cost", n, ", ".join(parts)))
 
     # targets
     checks = []
@@ -596,6 +618,10 @@ def main():
         checks.append({"impl": "target", "target": name, "value": value,
                        "met": ok, "text": text})
 
+    for (impl, n), r in sorted(cfg_ratio.items()):
+        if impl == "libscore":
+            target("CFG guided/unguided@%dT <= %.2fx" % (n, CFG_TARGET), r, r <= CFG_TARGET,
+                   "%.2fx" % r)
     for d in derived:
         w, n = d["workload"], d["threads"]
         if d["ratio"] is not None:
@@ -654,7 +680,9 @@ def main():
                     "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps, "rounds": rounds,
                     "stat": stat, "pytorch_tuning": None if a.no_tuned else tuned_env({})[1],
                     "retried": retried, "contended_kept": contended_kept}
-            for x in [meta] + raw + derived + checks:
+            cfg = [{"impl": "cfg_cost", "threads": n, "of": impl, "guided_over_unguided": r}
+                   for (impl, n), r in sorted(cfg_ratio.items())]
+            for x in [meta] + raw + derived + cfg + checks:
                 f.write(json.dumps(x) + "\n")
         print("JSON lines: %s" % a.json)
     return 0

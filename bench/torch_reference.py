@@ -40,19 +40,29 @@ class FourierMLP(torch.nn.Module):
     """Same architecture as libscore's MLP: input [x ; Gaussian Fourier features of c],
     `depth` hidden layers of width `hidden` with SiLU, residual where widths match, linear out."""
 
-    def __init__(self, dim, hidden, depth=3, embed_dim=32, scale=16.0):
+    def __init__(self, dim, hidden, depth=3, embed_dim=32, scale=16.0, num_classes=0,
+                 out_dim=None):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.register_buffer("W", torch.randn(embed_dim // 2, generator=g) * scale)
         layers = [torch.nn.Linear(dim + embed_dim, hidden)]
         layers += [torch.nn.Linear(hidden, hidden) for _ in range(depth - 1)]
         self.hidden = torch.nn.ModuleList(layers)
-        self.out = torch.nn.Linear(hidden, dim)
+        self.out = torch.nn.Linear(hidden, dim if out_dim is None else out_dim)
+        # label input (libscore's SCORE_MODEL_PARAM_NUM_CLASSES = K): a (K + 1) x hidden table,
+        # row y added to the first hidden pre-activation; row K is the null label
+        self.num_classes = num_classes
+        self.label = torch.nn.Embedding(num_classes + 1, hidden) if num_classes else None
 
-    def forward(self, x, c):
+    def forward(self, x, c, y=None):
         proj = 2 * math.pi * c[:, None] * self.W[None, :]
         h = torch.cat([x, torch.sin(proj), torch.cos(proj)], dim=1)
-        h = torch.nn.functional.silu(self.hidden[0](h))
+        z = self.hidden[0](h)
+        if self.label is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long)
+            z = z + self.label(y)
+        h = torch.nn.functional.silu(z)
         for lin in self.hidden[1:]:
             h = h + torch.nn.functional.silu(lin(h))
         return self.out(h)
@@ -79,7 +89,24 @@ class FourierMLP(torch.nn.Module):
                 lin.weight.copy_(tensor("layers.%d.weight" % i))
                 lin.bias.copy_(tensor("layers.%d.bias" % i))
             self.W.copy_(tensor("embed.W"))
+            if self.label is not None:
+                self.label.weight.copy_(tensor("label_embedding.weight"))
         return self
+
+
+class EnergyMLP(torch.nn.Module):
+    """libscore's energy model (SCORE_MODEL_ENERGY): the same MLP with one output E(x, c); its
+    score is -grad_x E, computed by autograd (create_graph for training: double backward)."""
+
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.net = FourierMLP(dim, hidden, out_dim=1)
+
+    def forward(self, x, c):
+        x = x.detach().requires_grad_(True)
+        e = self.net(x, c).sum()
+        (g,) = torch.autograd.grad(e, x, create_graph=True)  # training: double backward
+        return -g
 
 
 SIGMA_MIN, SIGMA_MAX = 0.01, 50.0
@@ -89,12 +116,17 @@ def ve_sigma(t):
     return SIGMA_MIN * (SIGMA_MAX / SIGMA_MIN) ** t
 
 
-def dsm_step(model, opt, x):
-    # continuous VE DSM with sigma^2 weighting (score output, conditioning c = t)
+def dsm_step(model, opt, x, y=None):
+    # continuous VE DSM with sigma^2 weighting (score output, conditioning c = t); with labels
+    # y: label dropout p_uncond = 0.1 to the null label (libscore's trainer default)
     t = torch.rand(x.shape[0]) * (1 - 1e-5) + 1e-5
     z = torch.randn_like(x)
     sig = ve_sigma(t)[:, None]
-    s = model(x + sig * z, t)
+    if y is None:
+        s = model(x + sig * z, t)
+    else:
+        drop = torch.rand(x.shape[0]) < 0.1
+        s = model(x + sig * z, t, torch.where(drop, torch.full_like(y, model.num_classes), y))
     loss = ((sig * s + z) ** 2).sum(1).mul(0.5).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -131,6 +163,12 @@ def ssm_step(model, opt, x):
     return loss
 
 
+def cdsm_step(model, opt, x):
+    # class-conditional DSM: row i has class i mod K (as score-bench)
+    y = torch.arange(x.shape[0]) % model.num_classes
+    return dsm_step(model, opt, x, y)
+
+
 def pc_sample(model, n, dim, steps, snr=0.16):
     # VE reverse-diffusion predictor + one Langevin corrector per level (score_sde order)
     t_grid = torch.linspace(1.0, 1e-5, steps, dtype=torch.float64)
@@ -154,15 +192,31 @@ def pc_sample(model, n, dim, steps, snr=0.16):
     return x
 
 
-def dpmpp_2m_sample(model, n, dim, steps):
-    # DPM-Solver++(2M) in sigma space on a VE model (score output -> D = x + sigma^2 s)
+GUIDANCE_W, GUIDED_LABEL = 2.0, 3  # as score-bench
+
+
+def dpmpp_2m_sample(model, n, dim, steps, label=None, guidance=0.0):
+    # DPM-Solver++(2M) in sigma space on a VE model (score output -> D = x + sigma^2 s); with a
+    # label: the conditional model for that class; with guidance w != 0 classifier-free
+    # guidance on the same network, s = (1 + w) s(x, y) - w s(x, null), both halves as one
+    # batch of 2n rows
     t_grid = torch.linspace(1.0, 1e-5, steps + 1, dtype=torch.float64)
     sig = [ve_sigma(float(t)) for t in t_grid]
     x = torch.randn(n, dim) * sig[0]
     old = None
+    if label is not None:
+        yc = torch.full((n,), label, dtype=torch.long)
+        y2 = torch.cat([yc, torch.full((n,), model.num_classes, dtype=torch.long)])
     for i in range(steps):
         tv = torch.full((n,), float(t_grid[i]))
-        D = x + sig[i] ** 2 * model(x, tv)
+        if label is None:
+            s = model(x, tv)
+        elif guidance == 0.0:
+            s = model(x, tv, yc)
+        else:
+            s2 = model(torch.cat([x, x]), torch.cat([tv, tv]), y2)
+            s = (1 + guidance) * s2[:n] - guidance * s2[n:]
+        D = x + sig[i] ** 2 * s
         h = math.log(sig[i]) - math.log(sig[i + 1])
         if old is None:
             Dt = D
@@ -228,11 +282,18 @@ def main():
         "hyv_d2_h128_b256": (2, 128, 256, hyvarinen_step),
         "hyv_d64_h256_b256": (64, 256, 256, hyvarinen_step),
         "ssm_d64_h256_b256": (64, 256, 256, ssm_step),
+        "cdsm_d64_h512_b1024_k10": (64, 512, 1024, cdsm_step),
+        "edsm_d64_h512_b1024": (64, 512, 1024, dsm_step),
     }
     for name, (dim, hidden, batch, step) in train.items():
         if only and name not in only:
             continue
-        model = FourierMLP(dim, hidden)
+        if name.startswith("cdsm"):
+            model = FourierMLP(dim, hidden, num_classes=10)
+        elif name.startswith("edsm"):
+            model = EnergyMLP(dim, hidden)
+        else:
+            model = FourierMLP(dim, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         x = torch.randn(batch, dim)
         n_inner = max(1, inner // 10) if name.startswith("hyv_d64") else inner
@@ -244,19 +305,25 @@ def main():
         times = [t / n_inner for t in timed(run, a.reps, 1)]
         emit(name, a.threads, times, "step", 1)
 
-    for name, fn, steps in (("pc_ve_d2_h128_n10000_s100", pc_sample, 100),
-                            ("dpmpp2m_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20)):
+    sampling = (("pc_ve_d2_h128_n10000_s100", pc_sample, 100, {}),
+                ("dpmpp2m_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20, {}),
+                ("dpmpp2m_cond_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20,
+                 {"label": GUIDED_LABEL}),
+                ("dpmpp2m_cfg_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20,
+                 {"label": GUIDED_LABEL, "guidance": GUIDANCE_W}))
+    for name, fn, steps, kw in sampling:
         if only and name not in only:
             continue
-        model = FourierMLP(2, 128)
+        cond = "label" in kw  # the conditional sampling model: 8 classes, file + ".cond"
+        model = FourierMLP(2, 128, num_classes=8 if cond else 0)
         if a.sampling_model:
-            model.load_libscore(a.sampling_model)
+            model.load_libscore(a.sampling_model + (".cond" if cond else ""))
         n = a.samples or (2000 if a.quick else 10000)
         out = []
 
         def sample():
             with no_grad():
-                out.append(fn(model, n, 2, steps))
+                out.append(fn(model, n, 2, steps, **kw))
 
         times = timed(sample, max(3, a.reps // 2) if not a.quick else 1, 1)
         x = out[-1].double()

@@ -157,16 +157,26 @@ static void out_cotangent_part(void *ctx, size_t i, size_t thread)
     block_range(j, i, &r0, &rows);
     score__sgemm(0, 0, rows, p->n[L - 1], p->n[L], 1.0f, j->gout + r0 * p->n[L], p->n[L],
                  W(p, L), p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
+    /* dz_{L-1} of the block while its dh rows are still in cache */
+    score__mul(rows * p->n[L - 1], j->dh + r0 * p->n[L - 1], j->w->d1[L - 1] + r0 * p->n[L - 1],
+               j->w->dz + r0 * p->n[L - 1]);
 }
 
-/* dz_l = phi'(z_l) dh_l, per row block. */
+/* dz_l = phi'(z_l) dh_l for rows r0 .. r0 + rows - 1. */
+static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh)
+{
+    size_t nl = j->p->n[l];
+    score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl);
+}
+
+/* dz_l, per row block (when dh_part could not fuse it). */
 static void dz_part(void *ctx, size_t i, size_t thread)
 {
     const train_job *j = ctx;
-    size_t r0, rows, nl = j->p->n[j->l];
+    size_t r0, rows;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    score__mul(rows * nl, j->dh + r0 * nl, j->w->d1[j->l] + r0 * nl, j->w->dz + r0 * nl);
+    dz_rows(j, j->l, r0, rows, j->dh);
 }
 
 /* dh_{l-1} from dz_l (or gx at the first layer), per row block. */
@@ -185,6 +195,10 @@ static void dh_part(void *ctx, size_t i, size_t thread)
         score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, j->dhn + r0 * np, np);
     else /* only the x part of the first layer's input */
         score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f, j->gx + r0 * dim, dim);
+    /* dz_{l-1} of the block while its dh rows are still in cache; it overwrites this block's
+     * dz_l rows (just read), never another block's, when the widths match */
+    if (l > 1 && np == nl)
+        dz_rows(j, l - 1, r0, rows, p->res[l] ? j->dh : j->dhn);
 }
 
 /* Back-propagation through the cached forward of n rows, phase by phase (row blocks, then
@@ -213,10 +227,11 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.dhn = w->dhb;
     if (grad)
         accum_grad_phase(pool, &j, L, gout);
-    score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j);
+    score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j); /* and dz_{L-1} */
     for (size_t l = L - 1; l >= 1; l--) {
         j.l = l;
-        score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
+        if (l < L - 1 && p->n[l] != p->n[l + 1]) /* not fused into dh_part of layer l + 1 */
+            score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
         if (grad)
             accum_grad_phase(pool, &j, l, w->dz);
         if (l == 1 && gx == NULL)
