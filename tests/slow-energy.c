@@ -1,7 +1,7 @@
 /* An energy MLP trained on ring8 (slow suite): the quality of its samples (sliced W2 to exact
  * ring8 points within 1.3 times the floor of exact samples of the same size) and its energy as
  * an anomaly score (AUROC of held-out ring8 points against uniform outliers within 0.01 of the
- * exact density's AUROC).
+ * exact density's AUROC, and >= 0.95 in the box [-8, 8]^2).
  *
  * What the training needs (measured with the command line's default job, 4000 steps of 256
  * rows, Fourier scale 16: the energy MLP and the plain eps MLP of the same widths are both
@@ -206,7 +206,6 @@ static void ring8_exact_energy(size_t n, const float *x, double *E)
 
 /* Anomaly scores: held-out ring8 points (positives: low energy) against uniform outliers. */
 #define AUC_N 2000
-#define AUC_BOX 6.0
 #define AUC_T 0.01
 
 START_TEST(ring8_energy_quality)
@@ -241,35 +240,41 @@ START_TEST(ring8_energy_quality)
            "ratio %.3f\n", SW_SETS, SW_N, w_energy, floor_w2, w_energy / floor_w2);
     fflush(stdout);
     ck_assert_msg(w_energy <= 1.3 * floor_w2, "energy MLP %.4f, floor %.4f", w_energy, floor_w2);
-    /* held-out points (another seed than the training data's) and uniform outliers in the box
-     * [-AUC_BOX, AUC_BOX]^2 around the ring (radius 2.83), their energies at t = AUC_T in the
-     * model's units (the transform's constant log-determinant does not change the ranks) */
-    ring8_points(999, AUC_N, held);
-    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 1234));
-    ck_assert_ok(score_rng_fill_uniform(rng, 0, AUC_N, 0, 2, out));
-    score_rng_free(rng);
-    for (size_t i = 0; i < 2 * AUC_N; i++)
-        out[i] = (float)(AUC_BOX * (2.0 * out[i] - 1.0));
-    ring8_exact_energy(AUC_N, held, e_in);
-    ring8_exact_energy(AUC_N, out, e_out);
-    auc_exact = auroc(AUC_N, e_out, AUC_N, e_in);
-    for (size_t i = 0; i < 2 * AUC_N; i++) {
-        held[i] = (float)(held[i] * DATA_SCALE);
-        out[i] = (float)(out[i] * DATA_SCALE);
+    /* held-out points (another seed than the training data's) against uniform outliers in the
+     * boxes [-b, b]^2 around the ring (radius 2.83), b = 6 and 8: their energies at t = AUC_T in
+     * the model's units (the transform's constant log-determinant does not change the ranks).
+     * Outliers that fall on the blobs cannot be told from data by any score, so the best AUROC
+     * of a box is the exact density's: 0.955 for b = 6, 0.975 for b = 8. Asserted: the energy
+     * ranks within 0.01 of that optimum in both boxes, and the issue's AUROC >= 0.95 in the box
+     * whose optimum leaves room for it (b = 8). */
+    for (int bi = 0; bi < 2; bi++) {
+        const double box = bi == 0 ? 6.0 : 8.0;
+        ring8_points(999, AUC_N, held);
+        ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 1234));
+        ck_assert_ok(score_rng_fill_uniform(rng, 0, AUC_N, 0, 2, out));
+        score_rng_free(rng);
+        for (size_t i = 0; i < 2 * AUC_N; i++)
+            out[i] = (float)(box * (2.0 * out[i] - 1.0));
+        ring8_exact_energy(AUC_N, held, e_in);
+        ring8_exact_energy(AUC_N, out, e_out);
+        auc_exact = auroc(AUC_N, e_out, AUC_N, e_in);
+        for (size_t i = 0; i < 2 * AUC_N; i++) {
+            held[i] = (float)(held[i] * DATA_SCALE);
+            out[i] = (float)(out[i] * DATA_SCALE);
+        }
+        for (size_t i = 0; i < AUC_N; i++)
+            tt[i] = AUC_T;
+        ck_assert_ok(score_sde_energy(te.sde, AUC_N, tt, held, e_in));
+        ck_assert_ok(score_sde_energy(te.sde, AUC_N, tt, out, e_out));
+        auc = auroc(AUC_N, e_out, AUC_N, e_in);
+        printf("energy: AUROC of the energy at t = %g, %d held-out ring8 points above %d "
+               "uniform outliers in [-%g, %g]^2: %.4f (the exact density's: %.4f)\n", AUC_T,
+               AUC_N, AUC_N, box, box, auc, auc_exact);
+        fflush(stdout);
+        ck_assert_double_ge(auc, auc_exact - 0.01);
+        if (box >= 8.0)
+            ck_assert_double_ge(auc, 0.95);
     }
-    for (size_t i = 0; i < AUC_N; i++)
-        tt[i] = AUC_T;
-    ck_assert_ok(score_sde_energy(te.sde, AUC_N, tt, held, e_in));
-    ck_assert_ok(score_sde_energy(te.sde, AUC_N, tt, out, e_out));
-    auc = auroc(AUC_N, e_out, AUC_N, e_in);
-    printf("energy: AUROC of the energy at t = %g, %d held-out ring8 points above %d uniform "
-           "outliers in [-%g, %g]^2: %.4f (the exact density's: %.4f)\n", AUC_T, AUC_N, AUC_N,
-           AUC_BOX, AUC_BOX, auc, auc_exact);
-    fflush(stdout);
-    /* the best any score can do in this box is the exact density's AUROC (0.955 here); the
-     * issue's 0.95 needs a box where that optimum is well above it (measured: 0.948 at t = 0.01,
-     * 0.952 at t = 0.03, so the energy ranks within 0.01 of the exact density) */
-    ck_assert_double_ge(auc, auc_exact - 0.01);
     trained_free(&te);
     free(x);
     free(ref);

@@ -34,14 +34,21 @@ typedef struct panel_job {
     size_t nb, slot;          /* rows per block; floats of one thread's buffers */
     int whole;                /* 1: every span is the whole block (multi-threaded BLAS) */
     size_t n, nblk, k0, row0; /* rows per segment, blocks per segment, first block */
+    size_t shift;             /* whole blocks subtracted from every global number (see below) */
     const size_t *idx;
     int lab_rows, ctx_rows;
     float *arena;
 } panel_job;
 
+/* Global number of row i of a segment, counted from the start of the call's first block:
+ * subtracting whole blocks (nb, a multiple of the panel) moves no row to another block or
+ * position, and numbers that wrap past SIZE_MAX (row0 near SIZE_MAX) stay increasing in the
+ * call, so the block search and the block count stay bounded. Rows on both sides of the wrap
+ * cannot have the panel positions of an unwrapped split (2^64 is not a multiple of the panel):
+ * there the split invariance ends. */
 static size_t p_global(const panel_job *j, size_t i)
 {
-    return j->row0 + (j->idx != NULL ? j->idx[i] : i);
+    return j->row0 + (j->idx != NULL ? j->idx[i] : i) - j->shift;
 }
 
 /* First row i of the segment with global row >= g. */
@@ -210,6 +217,9 @@ int score__mlp_run_panels(const mlp *p, mlp_ws *w, const score__model_ws *ws, si
         wide > SIZE_MAX / 4 - rq->scratch)
         return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
     job.slot = p_layout(&job, NULL, &unused, &lab_unused, &pos_unused);
+    job.shift = 0;
+    g_first = p_global(&job, 0);
+    job.shift = g_first - g_first % job.nb;
     g_first = p_global(&job, 0);
     g_last = p_global(&job, n - 1);
     job.k0 = g_first / job.nb;
