@@ -82,8 +82,9 @@ int score_model_new(score_model **out, int kind, size_t dim)
     *out = NULL;
     if (kind != SCORE_MODEL_MLP && kind != SCORE_MODEL_ENERGY)
         return score__error(SCORE_E_UNSUPPORTED, __func__,
-                            "kind %d cannot be created here (MLP = 1, energy = 7; analytic, "
-                            "callback and combination models have their own constructors)", kind);
+                            "kind %d cannot be created here (MLP = 1, energy = 7; U-Net "
+                            "models: score_model_new_unet(); analytic, callback and "
+                            "combination models have their own constructors)", kind);
     if (dim == 0 || dim > SCORE__MODEL_MAX_DIM)
         return score__error(SCORE_E_RANGE, __func__, "dim %zu not in [1, 2^20]", dim);
     rc = score__model_alloc(out, kind, dim,
