@@ -258,6 +258,13 @@ int cli_cmd_info(int argc, char **argv)
         printf("network:       hidden widths %s, activation %s, residual %s, embedding %s (%s)\n",
                META("widths"), META("activation"), META("residual"),
                META("embedding"), META("embed_dim"));
+    if (cli_meta_get(meta, "unet_mults") != NULL)
+        printf("network:       U-Net on %sx%sx%s images, base width %s, multipliers %s, %s blocks "
+               "per level, %s groups, attention %s, embedding %s (%s), width T %s\n",
+               META("channels"), META("height"), META("width"), META("unet_base_width"),
+               META("unet_mults"), META("unet_blocks"), META("unet_groups"),
+               META("unet_attention"), META("embedding"), META("embed_dim"),
+               META("unet_temb_dim"));
     if (f.gm != NULL)
         print_meaning(f.gm, meta);
     else

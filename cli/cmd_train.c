@@ -79,7 +79,12 @@ cli_opt cli_train_opts[] = {
     {"levels", 0, 1, "L", "number of levels of a discrete schedule", NULL},
     {"predict", 0, 1, "KIND", "network output: eps, score, x0, v, edm, score-over-sigma [eps]", NULL},
     {"cond", 0, 1, "KIND", "network input c(t): default, t, t-scaled, sigma, log-sigma-4", NULL},
-    {"model", 0, 1, "KIND", "network: mlp (outputs the prediction), energy (a scalar energy E whose -grad_x E is the score; --predict score, losses dsm / ncsn / sde) [mlp]", NULL},
+    {"model", 0, 1, "KIND", "network: mlp (outputs the prediction), energy (a scalar energy E whose -grad_x E is the score; --predict score, losses dsm / ncsn / sde), unet (a convolutional U-Net on image data, doc/unet.md; losses sde, dsm, ncsn, ddpm) [mlp]", NULL},
+    {"unet-width", 0, 1, "N", "--model unet: channels of the first level [32]", NULL},
+    {"unet-mults", 0, 1, "M,M,...", "--model unet: one width multiplier per level (levels of H x W, H/2 x W/2, ...; H and W divisible by 2^(levels-1)) [1,2,2]", NULL},
+    {"unet-blocks", 0, 1, "N", "--model unet: residual blocks per level [2]", NULL},
+    {"unet-groups", 0, 1, "N", "--model unet: GroupNorm groups (dividing every width) [8]", NULL},
+    {"unet-attention", 0, 1, "0|1", "--model unet: self-attention at the lowest resolution [1]", NULL},
     {"hidden", 0, 1, "N", "MLP width [128]", NULL},
     {"depth", 0, 1, "N", "MLP hidden layers [3]", NULL},
     {"activation", 0, 1, "NAME", "silu, softplus, tanh, elu, gelu [silu]", NULL},
@@ -106,7 +111,8 @@ cli_opt cli_train_opts[] = {
 static const char help_text[] =
     "usage: score train (--dataset NAME | --data FILE.csv|DIR|FILE.npy) -o MODEL.safetensors\n"
     "                   [options]\n\n"
-    "Trains an MLP score model and saves it with its schedule and parameterization.\n"
+    "Trains a score model (an MLP, or with --model unet a convolutional U-Net on images) and\n"
+    "saves it with its schedule and parameterization.\n"
     "With --label-column NAME the model is class-conditional: that CSV column (integer or text\n"
     "labels; not standardized, not part of the data) gives each row's class, the sorted distinct\n"
     "values are the classes (stored in the model), and 'score sample --class' picks one.\n"
@@ -156,9 +162,37 @@ static int read_train_numbers(train_opts *o)
         (rc = cli_opt_double(cli_train_opts, "p-uncond", 0, 1, &o->p_uncond)) ||
         (rc = cli_opt_double(cli_train_opts, "valid-fraction", 0, 0.9, &o->valid_fraction)) ||
         (rc = cli_opt_size(cli_train_opts, "valid-every", 1, (size_t)1 << 40, &o->valid_every)) ||
-        (rc = cli_opt_size(cli_train_opts, "early-stop", 1, 1000000, &o->early_stop)))
+        (rc = cli_opt_size(cli_train_opts, "early-stop", 1, 1000000, &o->early_stop)) ||
+        (rc = cli_opt_size(cli_train_opts, "unet-width", 1, 4096, &o->unet_width)) ||
+        (rc = cli_opt_size(cli_train_opts, "unet-blocks", 1, 8, &o->unet_blocks)) ||
+        (rc = cli_opt_size(cli_train_opts, "unet-groups", 1, 1024, &o->unet_groups)) ||
+        (rc = cli_opt_size(cli_train_opts, "unet-attention", 0, 1, &o->unet_attention)))
         return rc;
     return 0;
+}
+
+/* --unet-mults M,M,...: 1 to 6 multipliers in [1, 64]. */
+static int read_unet_mults(train_opts *o)
+{
+    const char *s = cli_opt_get(cli_train_opts, "unet-mults");
+    if (s == NULL)
+        return 0;
+    o->unet_levels = 0;
+    for (;;) {
+        char *end;
+        unsigned long v;
+        if (*s < '0' || *s > '9' || o->unet_levels == sizeof o->unet_mults / sizeof o->unet_mults[0])
+            break;
+        v = strtoul(s, &end, 10);
+        if (v < 1 || v > 64 || (*end != ',' && *end != '\0'))
+            break;
+        o->unet_mults[o->unet_levels++] = (size_t)v;
+        if (*end == '\0')
+            return 0;
+        s = end + 1;
+    }
+    return cli_usage_error("--unet-mults '%s': give 1 to 6 comma-separated multipliers in "
+                           "[1, 64], e.g. 1,2,2", cli_opt_get(cli_train_opts, "unet-mults"));
 }
 
 static int read_train_names(train_opts *o)
@@ -205,6 +239,8 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         .class_dirs = cli_opt_flag(cli_train_opts, "class-dirs"),
         .labels_file = cli_opt_get(cli_train_opts, "labels"),
         .image = cli_opt_get(cli_train_opts, "image"),
+        .unet_width = 32, .unet_blocks = 2, .unet_groups = 8, .unet_attention = 1,
+        .unet_levels = 3, .unet_mults = {1, 2, 2},
     };
     if ((o->dataset == NULL) == (o->datafile == NULL))
         return cli_usage_error("give exactly one of --dataset NAME and --data FILE.csv "
@@ -214,7 +250,8 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
     if ((rc = cli_binary_output_check("-o", o->output)) != 0 ||
         (rc = cli_binary_output_check("--checkpoint", o->checkpoint)) != 0)
         return rc;
-    if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0)
+    if ((rc = read_train_numbers(o)) != 0 || (rc = read_train_names(o)) != 0 ||
+        (rc = read_unet_mults(o)) != 0)
         return rc;
     int images = o->datafile != NULL && train_data_is_images(o->datafile);
     if (o->label_column == NULL && !o->class_dirs && o->labels_file == NULL &&
@@ -257,9 +294,32 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
         o->predict = SCORE_OUTPUT_SCORE;
     {
         const char *kind = cli_opt_get(cli_train_opts, "model");
-        if (kind != NULL && strcmp(kind, "energy") != 0 && strcmp(kind, "mlp") != 0)
-            return cli_usage_error("--model %s: give mlp or energy", kind);
+        if (kind != NULL && strcmp(kind, "energy") != 0 && strcmp(kind, "mlp") != 0 &&
+            strcmp(kind, "unet") != 0)
+            return cli_usage_error("--model %s: give mlp, energy or unet", kind);
         o->energy = kind != NULL && strcmp(kind, "energy") == 0;
+        o->unet = kind != NULL && strcmp(kind, "unet") == 0;
+    }
+    if (!o->unet) {
+        static const char *const unet_only[] = {"unet-width", "unet-mults", "unet-blocks",
+                                                "unet-groups", "unet-attention"};
+        for (size_t k = 0; k < sizeof unet_only / sizeof unet_only[0]; k++)
+            if (cli_opt_get(cli_train_opts, unet_only[k]) != NULL)
+                return cli_usage_error("--%s applies to --model unet only", unet_only[k]);
+    } else {
+        static const char *const mlp_only[] = {"hidden", "depth", "activation"};
+        for (size_t k = 0; k < sizeof mlp_only / sizeof mlp_only[0]; k++)
+            if (cli_opt_get(cli_train_opts, mlp_only[k]) != NULL)
+                return cli_usage_error("--%s applies to the MLP; a U-Net takes --unet-width, "
+                                       "--unet-mults, --unet-blocks, --unet-groups and "
+                                       "--unet-attention", mlp_only[k]);
+        if (o->loss_kind != SCORE_LOSS_SDE && o->loss_kind != SCORE_LOSS_DSM &&
+            o->loss_kind != SCORE_LOSS_NCSN && o->loss_kind != SCORE_LOSS_DDPM)
+            return cli_usage_error("--model unet trains with the denoising losses (sde, dsm, "
+                                   "ncsn, ddpm): --loss %s needs the Jacobian of the network",
+                                   cli_name_of(cli_train_losses, o->loss_kind));
+        if (o->condition_columns != NULL || o->init != NULL)
+            return cli_usage_error("--model unet takes no --condition-columns or --init");
     }
     if (o->energy) {
         if (cli_opt_get(cli_train_opts, "predict") == NULL)

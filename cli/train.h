@@ -30,6 +30,8 @@ typedef struct train_opts {
     int dequantize;                  /* a score_genmodel_dequant */
     int loss_kind, weighting, act, embed, opt_kind, predict, cond;
     int energy;              /* --model energy: the energy MLP */
+    int unet;                /* --model unet: the U-Net (unet.h) on the image shape */
+    size_t unet_width, unet_blocks, unet_groups, unet_attention, unet_levels, unet_mults[6];
     int quiet, time_free;
     /* image data (images.h): --data DIR/ or FILE.npy */
     int class_dirs;                  /* --class-dirs: DIR/<class>/ holds the PNGs */

@@ -139,8 +139,9 @@ static int take_init_network(const train_opts *o, train_job *j)
     return 0;
 }
 
-/* The MLP (width, depth, activation, time embedding, conditions, threads), or the network of
- * --init; its sde and generative model; the points in its units. */
+/* The MLP (width, depth, activation, time embedding, conditions, threads), the U-Net
+ * (--model unet, on the image shape), or the network of --init; its sde and generative model;
+ * the points in its units. */
 int train_set_up_model(const train_opts *o, train_job *j)
 {
     int rc;
@@ -149,6 +150,22 @@ int train_set_up_model(const train_opts *o, train_job *j)
             (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_HIDDEN, (int64_t)o->hidden)) ||
             (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_DEPTH, (int64_t)o->depth)) ||
             (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_ACTIVATION, o->act)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_SEED, (int64_t)o->seed)))
+            return cli_lib_fail(rc, "model");
+    } else if (o->unet) { /* the U-Net on the data's image shape */
+        if (j->img_c == 0)
+            return cli_usage_error("--model unet needs image data: a PNG directory, a .npy "
+                                   "array of images, or --image CxHxW");
+        if ((rc = score_model_new_unet(&j->model, j->img_c, j->img_h, j->img_w)) != SCORE_OK ||
+            (rc = score_model_set_unet_widths(j->model, o->unet_levels, o->unet_mults)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_UNET_BASE_WIDTH,
+                                      (int64_t)o->unet_width)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_UNET_BLOCKS,
+                                      (int64_t)o->unet_blocks)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_UNET_GROUPS,
+                                      (int64_t)o->unet_groups)) ||
+            (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_UNET_ATTENTION,
+                                      (int64_t)o->unet_attention)) ||
             (rc = score_model_set_i64(j->model, SCORE_MODEL_PARAM_SEED, (int64_t)o->seed)))
             return cli_lib_fail(rc, "model");
     } else if ((rc = score_model_new_mlp(&j->model, j->dim, o->hidden, o->depth, o->act,

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The `score` tool on image data: a directory of PNG files with class directories and a NumPy
-# .npy array (float32 and uint8, with labels) trained with the MLP; samples drawn as a PNG grid
-# whose size follows from the stored image shape, and read back as image data; the refusals of
-# truncated and mismatched PNG files, hostile .npy headers and option misuse. The files are
-# written here by python3's standard library (struct, zlib) only.
+# .npy array (float32 and uint8, with labels) trained with the MLP and the U-Net (--model
+# unet); samples drawn as a PNG grid whose size follows from the stored image shape, and read
+# back as image data; the refusals of truncated and mismatched PNG files, hostile .npy headers
+# and option misuse. The files are written here by python3's standard library (struct, zlib)
+# only.
 # Usage: test-cli-images.sh /path/to/score /path/to/python3
 set -u
 SCORE=${1:?usage: test-cli-images.sh /path/to/score /path/to/python3}
@@ -132,6 +133,27 @@ refused 2 "--label-column and --condition-columns are for CSV data" -- "$SCORE" 
 refused 2 "--rows goes with --png FILE.png" -- "$SCORE" sample "$T/u8.st" --rows 2
 refused 2 "--image 'x': expected CxHxW" -- "$SCORE" sample "$T/u8.st" --png "$T/x.png" --image x
 
+# ---- the U-Net (--model unet) on the uint8 .npy images with labels --------------------------
+# a tiny network (4 and 8 channels, 2 levels, one block) trained for a few steps: the file
+# carries the U-Net, samples come back in pixel units, and the run is reproducible
+UN="--model unet --unet-width 4 --unet-mults 1,2 --unet-blocks 1 --unet-groups 2 --embed-dim 8 --steps 20 --batch 8 --warmup 5 --dequantize uniform -q"
+run unet.log -- "$SCORE" train --data "$T/u8.npy" --labels "$T/labels.npy" $UN -o "$T/unet.st"
+run unet-info.log -- "$SCORE" info -a "$T/unet.st"
+check "U-Net: the kind stored" grep -q "^model: *unet, dim 16" "$T/unet-info.log"
+check "U-Net: the architecture stored" grep -q "U-Net on 1x4x4 images, base width 4, multipliers 1,2, 1 blocks per level, 2 groups, attention 1" "$T/unet-info.log"
+check "U-Net: classes from --labels" grep -q "class label, 2 classes (0, 1)" "$T/unet-info.log"
+run unet-s1.csv -- "$SCORE" sample "$T/unet.st" --class 1 -n 3 --sampler ddim --steps 8 --seed 4 -q
+check "U-Net: 3 samples of 16 pixel values" test "$(grep -c '^[-0-9.e]*\(,[-0-9.e]*\)\{15\}$' "$T/unet-s1.csv")" -eq 3
+run unet2.log -- "$SCORE" train --data "$T/u8.npy" --labels "$T/labels.npy" $UN -o "$T/unet2.st"
+run unet-s2.csv -- "$SCORE" sample "$T/unet2.st" --class 1 -n 3 --sampler ddim --steps 8 --seed 4 -q
+check "U-Net: the same run twice, identical samples" cmp -s "$T/unet-s1.csv" "$T/unet-s2.csv"
+refused 2 "--unet-width applies to --model unet only" -- "$SCORE" train --data "$T/u8.npy" --unet-width 4 -o "$T/x.st" -q
+refused 2 "--hidden applies to the MLP" -- "$SCORE" train --data "$T/u8.npy" --model unet --hidden 8 -o "$T/x.st" -q
+refused 2 "--model unet trains with the denoising losses" -- "$SCORE" train --data "$T/u8.npy" --model unet --loss ssm -o "$T/x.st" -q
+refused 2 "--unet-mults '1,0'" -- "$SCORE" train --data "$T/u8.npy" --model unet --unet-mults 1,0 -o "$T/x.st" -q
+refused 2 "--model unet needs image data" -- "$SCORE" train --data "$T/f4.npy" --model unet -o "$T/x.st" -q
+refused 1 "4 levels need sizes divisible by 8" -- "$SCORE" train --data "$T/f4.npy" --image 1x4x4 --model unet --unet-width 4 --unet-mults 1,1,1,1 -o "$T/x.st" -q
+
 # ---- PNG (when built with libpng) -----------------------------------------------------------
 if "$SCORE" train --data "$T/png" --class-dirs $TR -o "$T/png.st" 2>"$T/png.err"; then
     n=$((n + 1))
@@ -158,6 +180,11 @@ if "$SCORE" train --data "$T/png" --class-dirs $TR -o "$T/png.st" 2>"$T/png.err"
     run sa.csv -- "$SCORE" sample "$T/a.st" -n 4 --sampler ddim --steps 5 -q
     run sb.csv -- "$SCORE" sample "$T/b.st" -n 4 --sampler ddim --steps 5 -q
     check "PNG directory and .npy of the same pixels: identical samples" cmp -s "$T/sa.csv" "$T/sb.csv"
+    # the U-Net trained on the PNG directory, its samples drawn as a grid
+    run unet-png.log -- "$SCORE" train --data "$T/png" --class-dirs $UN -o "$T/unet-png.st"
+    run unet-g.out -- "$SCORE" sample "$T/unet-png.st" --class light -n 6 --sampler ddim \
+        --steps 8 -q --png "$T/unet-g.png"
+    check "U-Net: grid 2 x 3 of 4x4 tiles" test "$(ihdr "$T/unet-g.png")" = "16 11 8 0"
     refused 1 "b.png: 1x3x4 pixels of 8 bits, but the first image has 1x4x4" -- "$SCORE" train --data "$T/mixed" -o "$T/x.st" -q
     refused 1 "trunc/b.png: the file is truncated" -- "$SCORE" train --data "$T/trunc" -o "$T/x.st" -q
     refused 1 "holds 2 sub-directories: give --class-dirs" -- "$SCORE" train --data "$T/png" -o "$T/x.st" -q

@@ -255,6 +255,24 @@ static score_model *make_analytic(int which)
     return m;
 }
 
+/* The smallest U-Net with every kind of tensor (attention, a label table, the Fourier
+ * projection; 1 x 2 x 2 images, one level of 2 channels): a few kB, a fuzzing seed. */
+static score_model *make_unet(void)
+{
+    score_model *m;
+    const size_t mults[1] = {1};
+    ck_assert_ok(score_model_new_unet(&m, 1, 2, 2));
+    ck_assert_ok(score_model_set_unet_widths(m, 1, mults));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_TEMB_DIM, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, 2));
+    ck_assert_ok(score_model_prepare(m));
+    return m;
+}
+
 /* ---- the corpus: the JSON container ------------------------------------------------------ */
 
 START_TEST(container_rules)
@@ -362,6 +380,46 @@ START_TEST(unknown_tensors)
         free(f.p);
         score_model_free(m);
     }
+}
+END_TEST
+
+START_TEST(unet_tensors)
+{
+    score_model *m = make_unet();
+    file f = saved(m);
+    expect("valid-unet", rebuild(&f, NULL, NULL, NULL, 0, 0, NULL), SCORE_OK, NULL);
+    expect("unet-extra-tensor", rebuild(&f, NULL, NULL, NULL, 0, 0, "extra"), SCORE_E_FORMAT,
+           "unexpected tensor 'extra'");
+    expect("unet-renamed-tensor", edit_s(&f, "\"mid.attn.q.weight\"", "\"mid.attn.Q.weight\""),
+           SCORE_E_FORMAT, "tensor 'mid.attn.q.weight' (F32 [2, 2, 1, 1]) is missing");
+    expect("unet-reshaped-tensor",
+           edit_s(&f, "\"conv_in.weight\":{\"dtype\":\"F32\",\"shape\":[2,1,3,3]",
+                  "\"conv_in.weight\":{\"dtype\":\"F32\",\"shape\":[2,1,9]"),
+           SCORE_E_FORMAT, "tensor 'conv_in.weight' must be F32 of shape [2, 1, 3, 3]");
+    expect("unet-blocks", rebuild(&f, "unet_blocks", "2", NULL, 0, 0, NULL), SCORE_E_FORMAT,
+           "tensor 'down.0.res.1.norm1.weight' (F32 [2]) is missing");
+    expect("unet-no-attention", rebuild(&f, "unet_attention", "0", NULL, 0, 0, NULL),
+           SCORE_E_FORMAT, "unexpected tensor 'mid.attn.");
+    expect("unet-mults", rebuild(&f, "unet_mults", "1,,1", NULL, 0, 0, NULL), SCORE_E_FORMAT,
+           "metadata 'unet_mults'");
+    expect("unet-huge-width", rebuild(&f, "unet_base_width", "4096", NULL, 0, 0, NULL),
+           SCORE_E_FORMAT, "tensor 'conv_in.weight' must be F32 of shape [4096, 1, 3, 3]");
+    expect("unet-dim", rebuild(&f, "height", "3", NULL, 0, 0, NULL), SCORE_E_FORMAT,
+           "is not channels x height x width");
+    expect("unet-embedding-none", rebuild(&f, "embedding", "none", NULL, 0, 0, NULL),
+           SCORE_E_FORMAT, "metadata 'embedding'");
+    expect("unet-no-fourier", rebuild(&f, "embedding", "sinusoidal", NULL, 0, 0, NULL),
+           SCORE_E_FORMAT, "unexpected tensor 'embed.W'");
+    expect("unet-groups", rebuild(&f, "unet_groups", "3", NULL, 0, 0, NULL), SCORE_E_FORMAT,
+           "the architecture in the metadata is invalid");
+    expect("unet-temb-missing", rebuild(&f, "unet_temb_dim", NULL, NULL, 0, 0, NULL),
+           SCORE_E_FORMAT, "metadata 'unet_temb_dim' is missing");
+    expect("unet-nan-weight", rebuild(&f, NULL, NULL, "up.0.res.1.conv1.weight", 3, NAN, NULL),
+           SCORE_E_FORMAT, "holds NaN or infinity");
+    expect("unet-huge-weights", rebuild(&f, NULL, NULL, "conv_out.weight", -1, 3e38, NULL),
+           SCORE_E_FORMAT, "probe batch");
+    free(f.p);
+    score_model_free(m);
 }
 END_TEST
 
@@ -474,12 +532,13 @@ static unsigned long oom_sweep(const char *what, const file *f)
 
 START_TEST(oom_model_files)
 {
-    score_model *models[4];
-    const char *names[4] = {"mlp", "gaussian-diag", "gaussian-full", "gmm"};
+    score_model *models[5];
+    const char *names[5] = {"mlp", "gaussian-diag", "gaussian-full", "gmm", "unet"};
     models[0] = make_mlp();
     for (int i = 0; i < 3; i++)
         models[i + 1] = make_analytic(i);
-    for (int i = 0; i < 4; i++) {
+    models[4] = make_unet();
+    for (int i = 0; i < 5; i++) {
         file f;
         unsigned long points;
         ck_assert_ok(score_model_set_metadata(models[i], "note", "kept"));
@@ -650,6 +709,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, container_rules);
     tcase_add_test(tc, unknown_tensors);
+    tcase_add_test(tc, unet_tensors);
     tcase_add_test(tc, analytic_parameters);
     tcase_add_test(tc, huge_weights);
     tcase_add_test(tc, oom_model_files);

@@ -544,9 +544,13 @@ SCORE_API SCORE_WARN_UNUSED int score_model_vjv_grad(score_model *model, size_t 
  * i < half = embed_dim / 2, features [sin(f c), cos(f c)]; the Fourier one uses f_i = 2 pi W_i.
  * ::SCORE_MODEL_GAUSSIAN and ::SCORE_MODEL_GMM models are saved in their internal form (F64
  * tensors) together with their schedule (kind and every parameter, "schedule.*"), so that the
- * loaded model computes the same values bit for bit (see doc/model-format.md). User metadata
- * (score_model_set_metadata()) is stored as "user.<key>" entries.
- * @param[in] model a model of a kind with ::SCORE_MODEL_CAP_SAVE (MLP, Gaussian, GMM).
+ * loaded model computes the same values bit for bit (see doc/model-format.md).
+ * ::SCORE_MODEL_UNET models store one F32 tensor per parameter with PyTorch's names and shapes
+ * (e.g. "down.0.res.0.conv1.weight" [co, ci, 3, 3]) and their architecture in "unet_*" entries
+ * (doc/unet.md, "Files"). User metadata (score_model_set_metadata()) is stored as "user.<key>"
+ * entries.
+ * @param[in] model a model of a kind with ::SCORE_MODEL_CAP_SAVE (MLP, classifier, energy,
+ *            U-Net, Gaussian, GMM).
  * @param[in] path destination file name (UTF-8 / native encoding); replaced if it exists.
  * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL or empty argument, or a configuring model whose
  *         settings are inconsistent); ::SCORE_E_UNSUPPORTED (kind without save, e.g. callbacks
@@ -561,7 +565,7 @@ SCORE_API SCORE_WARN_UNUSED int score_model_save(const score_model *model, const
 
 /**
  * @brief Loads a model saved by score_model_save() (or written by another tool in the same
- * layout, e.g. examples/python/export_torch.py).
+ * layout, e.g. examples/python/export_torch.py or, for U-Nets, examples/python/unet_torch.py).
  *
  * The file is treated as untrusted: the header length, JSON (beginning with '{', unique keys
  * at every level, UTF-8 strings without NUL), dtypes, shapes and offsets (digits-only

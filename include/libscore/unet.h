@@ -24,9 +24,11 @@
  * Operations: score_model_forward() / score_model_backward() (the denoising losses: DSM, NCSN,
  * DDPM, continuous-time SDE DSM, with labels and classifier-free guidance), the cache-free
  * evaluation of samplers and likelihoods (blocks of 8 images, memory bounded whatever the
- * batch), parameters get / set, clone. Not provided (::SCORE_E_UNSUPPORTED): Jacobian-vector
- * products, the exact trace and their gradients (hence the Hyvärinen, sliced and SM-VR losses
- * and the exact-divergence likelihood), the context-vector input, saving to a file.
+ * batch), parameters get / set, clone, score_model_save() / score_model_load() (one tensor per
+ * parameter with PyTorch's names and shapes, doc/unet.md "Files"; also inside generative model
+ * files). Not provided (::SCORE_E_UNSUPPORTED): Jacobian-vector products, the exact trace and
+ * their gradients (hence the Hyvärinen, sliced and SM-VR losses and the exact-divergence
+ * likelihood), the context-vector input.
  * ::SCORE_MODEL_PARAM_THREADS is accepted; the model evaluates on the calling thread.
  */
 #ifndef LIBSCORE_UNET_H

@@ -19,6 +19,7 @@ static const score__model_ops *const loadable[] = {
     &score__energy_ops,
     &score__gaussian_ops,
     &score__gmm_ops,
+    &score__unet_ops,
 };
 
 int score__model_save_to_writer(const char *fn, const score_model *m, score__st_writer *w)
@@ -150,7 +151,7 @@ static int probe_infer(const char *fn, score_model *m, size_t rows, const float 
 
 /* The probe batch every loaded model is evaluated on: 3 rows, x = 0, x = (+1, -1, +1, ...)
  * and x_j = 2 (j + 1) / dim - 1 ramping up to 1, each with a conditioning value c: 0, 0.5
- * and 1 for MLPs (their embeddings are bounded functions of c), 0 for the analytic kinds
+ * and 1 for MLPs and U-Nets (their embeddings are bounded functions of c), 0 for the analytic kinds
  * (c is the time t; t = 0, the data's own score, has the smallest variances). A model whose
  * outputs are not all finite there is refused: huge but finite weights (e.g. 3e38) overflow
  * the first products and would otherwise load and compute NaN or infinity. */
@@ -158,7 +159,8 @@ int score__model_probe(const char *fn, score_model *m)
 {
     enum { ROWS = 3 };
     const size_t d = score_model_dim(m);
-    const int analytic = m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_ENERGY;
+    const int analytic = m->kind != SCORE_MODEL_MLP && m->kind != SCORE_MODEL_ENERGY &&
+                         m->kind != SCORE_MODEL_UNET;
     double c[ROWS];
     float *x, *out;
     int rc;

@@ -170,4 +170,21 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
                                const float *x, const float *cache, double *dbl,
                                const float *gy, float *grad, float *gx, float *scratch);
 
+/* ---- The model kind's files (unet-io.c) and the accessors they use (unet.c) ---------------- */
+
+struct score_model;
+struct score__st_writer;
+struct score__st_reader;
+
+/* The save / load hooks of the kind (score__model_ops, model-io.c). */
+int score__unet_save(const struct score_model *m, struct score__st_writer *w);
+int score__unet_load(struct score_model **out, const struct score__st_reader *r);
+/* The image shape C x H x W of a U-Net. */
+void score__unet_image_shape(const struct score_model *m, size_t *c, size_t *h, size_t *w);
+/* The Fourier projection W (embed_dim / 2 floats) of a prepared U-Net with the Fourier
+ * embedding, else NULL. */
+const float *score__unet_fourier(const struct score_model *m);
+/* Replaces that projection (the frequencies 2 pi W follow), as a loaded file gives it. */
+void score__unet_set_fourier(struct score_model *m, const float *w);
+
 #endif /* LIBSCORE_UNET_PRIV_H */

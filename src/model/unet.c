@@ -25,8 +25,8 @@
  * and every block starts as a rescaled identity.
  *
  * Not provided: Jacobian-vector products, the exact trace and their gradients (the Hyvärinen
- * and sliced losses refuse the model with SCORE_E_UNSUPPORTED), saving to a file, the context
- * input; SCORE_MODEL_PARAM_THREADS is accepted and the model evaluates on one thread. */
+ * and sliced losses refuse the model with SCORE_E_UNSUPPORTED), the context input (files:
+ * unet-io.c); SCORE_MODEL_PARAM_THREADS is accepted and the model evaluates on one thread. */
 #include <math.h>
 #include <string.h>
 
@@ -919,6 +919,30 @@ static int unet_same_arch(const score_model *a, const score_model *b)
     return 1;
 }
 
+/* ---- Accessors for the files (unet-io.c) ------------------------------------------------- */
+
+void score__unet_image_shape(const score_model *m, size_t *c, size_t *h, size_t *w)
+{
+    const unet *p = m->impl;
+    *c = p->C;
+    *h = p->H;
+    *w = p->W;
+}
+
+const float *score__unet_fourier(const score_model *m)
+{
+    return ((const unet *)m->impl)->fourier;
+}
+
+void score__unet_set_fourier(score_model *m, const float *w)
+{
+    unet *p = m->impl;
+    for (size_t i = 0; p->fourier != NULL && i < p->half; i++) {
+        p->fourier[i] = w[i];
+        p->freq[i] = TWO_PI * (double)p->fourier[i];
+    }
+}
+
 const score__model_ops score__unet_ops = {
     .name = "unet",
     .prepare = unet_prepare,
@@ -935,4 +959,6 @@ const score__model_ops score__unet_ops = {
     .destroy_impl = unet_destroy,
     .on_param = unet_on_param,
     .same_arch = unet_same_arch,
+    .save = score__unet_save,
+    .load = score__unet_load,
 };
