@@ -109,10 +109,20 @@ static const cli_name correctors[] = {
     {"mala", SCORE_STEP_MALA, NULL}, {NULL, 0, NULL},
 };
 
+/* A name of the table, or any spelling score_step_type_find() accepts (k-diffusion, diffusers)
+ * of a step type the table runs as a predictor without corrector. */
 static const sampler_def *find_sampler(const char *name)
 {
+    const score_step_type *t;
     for (const sampler_def *s = samplers; s->name; s++)
         if (strcmp(s->name, name) == 0)
+            return s;
+    t = score_step_type_find(name);
+    if (t == NULL)
+        return NULL;
+    for (const sampler_def *s = samplers; s->name; s++)
+        if (s->predictor != NULL && s->corrector == NULL &&
+            strcmp(s->predictor, score_step_type_name(t)) == 0)
             return s;
     return NULL;
 }

@@ -10,9 +10,9 @@
  * three-component mixture, VP schedule, on the uniform-lambda, time-uniform and Karras grids.
  * Each type runs in each of its options (lower-order final steps on / off, order caps, the
  * published 3M form, the singlestep types' intermediate points and DPM-Solver's order sequence
- * for a budget, stepped by hand); a cell is the type's best option. The error is to the exact
- * PF-ODE endpoint from the same prior draws: closed form for the Gaussians, and for the mixture
- * RK4 in lambda in double with the mixture's closed-form score (16000 steps, which 8000 steps
+ * for a budget, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE); a cell is the type's best option. The
+ * error is to the exact PF-ODE endpoint from the same prior draws: closed form for the
+ * Gaussians, and for the mixture RK4 in lambda in double with the mixture's closed-form score (16000 steps, which 8000 steps
  * match to 1e-9 or the program stops).
  *
  * Prints the tables; exits with status 1 when a measured slope (least squares over the step
@@ -253,9 +253,10 @@ typedef struct bsys {
     float *x0, *ref;
 } bsys;
 
-/* how a variant runs: the sampler on the grid of N steps, or a singlestep type stepped by hand
- * with DPM-Solver's order sequence for the budget (outer grid: the grid of K steps, or the
- * points of the grid of `budget` steps at the cumulative orders) */
+/* how a variant runs: the sampler on the grid of N steps, or a singlestep type with
+ * DPM-Solver's order sequence for the budget (SCORE_SAMPLER_PARAM_ORDER_SEQUENCE; outer grid:
+ * the grid of K steps, or the points of the grid of `budget` steps at the cumulative orders),
+ * checked against stepping by hand */
 enum { RUN_SAMPLER = 0, RUN_MIX_OUTER = 1, RUN_MIX_FINE = 2 };
 
 typedef struct variant {
@@ -579,6 +580,37 @@ static uint64_t bsys_mixed(bsys *S, const variant *v, int grid, int B, float *x)
     return score_sde_nfe(S->sde);
 }
 
+/* A singlestep type with DPM-Solver's order sequence for budget B run by the sampler
+ * (SCORE_SAMPLER_PARAM_ORDER_SEQUENCE = 1 for the outer grid, 2 for the fine one); the program
+ * stops unless it equals stepping by hand (bsys_mixed) bit for bit. Returns its NFE. */
+static uint64_t bsys_sequence(bsys *S, const variant *v, int grid, int B, float *x)
+{
+    score_sampler *s;
+    uint64_t nfe;
+    float *y = malloc(BNR * S->dim * sizeof(float));
+    if (y == NULL)
+        exit(2);
+    CK(score_sampler_new(&s, score_step_type_find(v->name), NULL, S->dim));
+    CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, B));
+    CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grid));
+    CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER, v->order));
+    CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_SUBSTEP, v->substep));
+    CK(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE,
+                             v->how == RUN_MIX_OUTER ? 1 : 2));
+    score_sde_reset_nfe(S->sde);
+    CK(score_sampler_run(s, S->sde, BNR, S->x0, x, NULL, NULL, NULL));
+    nfe = score_sde_nfe(S->sde);
+    if (nfe != score_sampler_get_nfe(s) || bsys_mixed(S, v, grid, B, y) != nfe ||
+        memcmp(x, y, BNR * S->dim * sizeof(float)) != 0) {
+        fprintf(stderr, "%s (%s), budget %d: the sampler's order sequence differs from stepping "
+                "by hand\n", v->name, v->tag, B);
+        exit(2);
+    }
+    score_sampler_free(s);
+    free(y);
+    return nfe;
+}
+
 /* Runs variant v at budget B; returns the error, or -1 when the variant cannot spend exactly B
  * evaluations (a fixed-grid type whose NFE(N) = a + b N misses B). */
 static double bsys_run(bsys *S, const variant *v, int grid, int B, float *x)
@@ -586,7 +618,7 @@ static double bsys_run(bsys *S, const variant *v, int grid, int B, float *x)
     uint64_t nfe;
     int64_t N = 0;
     if (v->how != RUN_SAMPLER) {
-        nfe = bsys_mixed(S, v, grid, B, x);
+        nfe = bsys_sequence(S, v, grid, B, x);
     } else {
         uint64_t n1 = bsys_sampler(S, v, grid, 1, x), n2 = bsys_sampler(S, v, grid, 2, x);
         int64_t b = (int64_t)(n2 - n1), a = (int64_t)n1 - b;
@@ -616,7 +648,7 @@ static void budget_tables(void)
     } grids[3] = {{SCORE_GRID_UNIFORM_LAMBDA, "uniform-lambda"},
                   {SCORE_GRID_UNIFORM_T, "uniform-t"},
                   {SCORE_GRID_KARRAS, "karras"}};
-    static winner wins[3][3][NBUDGETS], drv[3][3][NBUDGETS]; /* drv: the sampler driver alone */
+    static winner wins[3][3][NBUDGETS];
     for (int data = 0; data < 3; data++) {
         bsys S;
         float *x;
@@ -665,16 +697,9 @@ static void budget_tables(void)
                     const char *bt = "";
                     for (size_t v = v0; v < v1; v++) {
                         double e = bsys_run(&S, &variants[v], grids[g].grid, budgets[k], x);
-                        winner *w = &drv[data][g][k];
                         if (e >= 0.0 && (be < 0.0 || e < be)) {
                             be = e;
                             bt = variants[v].tag;
-                        }
-                        if (e >= 0.0 && variants[v].how == RUN_SAMPLER &&
-                            (w->type == NULL || e < w->err)) {
-                            w->type = variants[v].type;
-                            w->tag = variants[v].tag;
-                            w->err = e;
                         }
                     }
                     if (be < 0.0) {
@@ -702,8 +727,8 @@ static void budget_tables(void)
         bsys_free(&S);
     }
     printf("\n#### Budget tables: the best sampler per budget\n"
-           "max error; 'driver:' the best that score_sampler_run() reaches alone when the best is "
-           "a singlestep type stepped by hand with DPM-Solver's order sequence ('mix')\n\n"
+           "max error; every cell is a score_sampler_run() ('mix': DPM-Solver's order sequence, "
+           "SCORE_SAMPLER_PARAM_ORDER_SEQUENCE)\n\n"
            "| data, grid |");
     for (int k = 0; k < NBUDGETS; k++)
         printf(" NFE %d |", budgets[k]);
@@ -714,13 +739,8 @@ static void budget_tables(void)
             printf("| %s, %s |", names[data], grids[g].label);
             for (int k = 0; k < NBUDGETS; k++) {
                 const winner *w = &wins[data][g][k];
-                const winner *d = &drv[data][g][k];
-                printf(" %s%s%s%s %.1e", w->type, w->tag[0] ? " (" : "", w->tag,
+                printf(" %s%s%s%s %.1e |", w->type, w->tag[0] ? " (" : "", w->tag,
                        w->tag[0] ? ")" : "", w->err);
-                if (d->err > w->err)
-                    printf("; driver: %s%s%s%s %.1e", d->type, d->tag[0] ? " (" : "", d->tag,
-                           d->tag[0] ? ")" : "", d->err);
-                printf(" |");
             }
             printf("\n");
         }

@@ -126,6 +126,16 @@ for smp in ode ald edm euler heun ddim dpm-solver-3 dpmpp-3m dpmpp-2m-sde euler-
     expect_ok -- "$SCORE" sample "$M2" --sampler "$smp" --steps 4 -n 8 -o "$T/x.csv" -q
 done
 expect_ok -- "$SCORE" sample "$M2" --sampler heun --steps 3 --corrector langevin --corrector-steps 2 -n 8 -q
+# the k-diffusion / diffusers spellings score_step_type_find() accepts name the same sampler
+expect_ok -- "$SCORE" sample "$M2" --sampler euler-ancestral --steps 4 -n 8 -o "$T/k1.csv" -q
+for smp in euler_ancestral k_euler_a EulerAncestralDiscreteScheduler; do
+    expect_ok -- "$SCORE" sample "$M2" --sampler "$smp" --steps 4 -n 8 -o "$T/k2.csv" -q
+    cmp -s "$T/k1.csv" "$T/k2.csv" || { echo "FAIL: --sampler $smp differs from euler-ancestral"; fails=$((fails + 1)); }
+done
+for smp in dpmpp_2s_ancestral dpm_2_a k_dpmpp_2m unipc_bh1 DEISMultistepScheduler; do
+    expect_ok -- "$SCORE" sample "$M2" --sampler "$smp" --steps 4 -n 8 -q
+done
+expect_fail 2 "unknown sampler 'k_nope'" -- "$SCORE" sample "$M2" --sampler k_nope --steps 4 -n 8 -q
 expect_ok -- "$SCORE" sample "$M" --guidance 1.5 --uncond "$M" --sampler dpmpp-2m --steps 4 -n 8 -q
 expect_fail 1 "cannot guide $M: score_genmodel_new_cfg: the models differ in schedule kind (vp vs ve)" -- \
     "$SCORE" sample "$M" --guidance 1.5 --uncond "$M2" -n 8 -q

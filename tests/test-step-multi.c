@@ -25,6 +25,34 @@ START_TEST(names_and_aliases)
         {"dpmpp_3m", SCORE_STEP_DPMPP_3M, 3}, {"dpmpp_2m", SCORE_STEP_DPMPP_2M, 2},
         {"euler_a", SCORE_STEP_EULER_ANCESTRAL, 1}, {"ddim", SCORE_STEP_DDIM, 1},
         {"heun", SCORE_STEP_HEUN, 2},
+        /* k-diffusion / web-UI / ComfyUI spellings */
+        {"euler_ancestral", SCORE_STEP_EULER_ANCESTRAL, 1}, {"euler", SCORE_STEP_EULER, 1},
+        {"dpmpp_2m_sde", SCORE_STEP_DPMPP_2M_SDE, 2}, {"dpm_2", SCORE_STEP_DPM_SOLVER_2, 2},
+        {"dpm_2_ancestral", SCORE_STEP_DPM2_ANCESTRAL, 2},
+        {"dpm_2_a", SCORE_STEP_DPM2_ANCESTRAL, 2},
+        {"dpmpp_3m_sde", SCORE_STEP_DPMPP_3M_SDE, 2}, {"dpmpp_sde", SCORE_STEP_DPMPP_SDE, 2},
+        {"dpmpp_2s_ancestral", SCORE_STEP_DPMPP_2S_ANCESTRAL, 2},
+        {"dpmpp_2s_a", SCORE_STEP_DPMPP_2S_ANCESTRAL, 2}, {"dpmpp_2s", SCORE_STEP_DPMPP_2S, 2},
+        {"dpmpp_3s", SCORE_STEP_DPMPP_3S, 3},
+        {"dpm_solver_3", SCORE_STEP_DPM_SOLVER_3, 3},
+        {"reverse_diffusion", SCORE_STEP_REVERSE_DIFFUSION, 1},
+        {"euler_maruyama", SCORE_STEP_EULER_MARUYAMA, 1}, {"restart", SCORE_STEP_RESTART, 2},
+        /* the k_ prefix of Stable Diffusion's scripts */
+        {"k_lms", SCORE_STEP_LMS, 4}, {"k_euler", SCORE_STEP_EULER, 1},
+        {"k_euler_a", SCORE_STEP_EULER_ANCESTRAL, 1}, {"k_heun", SCORE_STEP_HEUN, 2},
+        {"k_dpm_2", SCORE_STEP_DPM_SOLVER_2, 2}, {"k_dpm_2_a", SCORE_STEP_DPM2_ANCESTRAL, 2},
+        {"k_dpmpp_2m", SCORE_STEP_DPMPP_2M, 2}, {"k_dpmpp_2s_a", SCORE_STEP_DPMPP_2S_ANCESTRAL, 2},
+        {"k_dpmpp_sde", SCORE_STEP_DPMPP_SDE, 2},
+        /* diffusers' scheduler classes (their default configurations) */
+        {"EulerDiscreteScheduler", SCORE_STEP_EULER, 1},
+        {"EulerAncestralDiscreteScheduler", SCORE_STEP_EULER_ANCESTRAL, 1},
+        {"HeunDiscreteScheduler", SCORE_STEP_HEUN, 2}, {"LMSDiscreteScheduler", SCORE_STEP_LMS, 4},
+        {"DDIMScheduler", SCORE_STEP_DDIM, 1}, {"DEISMultistepScheduler", SCORE_STEP_DEIS, 3},
+        {"UniPCMultistepScheduler", SCORE_STEP_UNIPC, 3},
+        {"KDPM2DiscreteScheduler", SCORE_STEP_DPM_SOLVER_2, 2},
+        {"KDPM2AncestralDiscreteScheduler", SCORE_STEP_DPM2_ANCESTRAL, 2},
+        {"DPMSolverMultistepScheduler", SCORE_STEP_DPMPP_2M, 2},
+        {"DPMSolverSDEScheduler", SCORE_STEP_DPMPP_SDE, 2},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const score_step_type *t = score_step_type_find(rows[i].name);
@@ -36,6 +64,10 @@ START_TEST(names_and_aliases)
     }
     ck_assert_ptr_null(score_step_type_find("UniPC"));
     ck_assert_ptr_null(score_step_type_find("lms4"));
+    ck_assert_ptr_null(score_step_type_find("k_"));
+    ck_assert_ptr_null(score_step_type_find("k_UniPC"));
+    ck_assert_ptr_null(score_step_type_find("lms_karras"));
+    ck_assert_ptr_null(score_step_type_find("dpm_fast")); /* ::SCORE_SAMPLER_PARAM_ORDER_SEQUENCE */
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_DPMPP_3M_FORM),
                      "dpmpp_3m_form");
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_SAMPLER, SCORE_SAMPLER_PARAM_DPMPP_3M_FORM),
@@ -107,6 +139,66 @@ START_TEST(global_order_lms4_deis3)
     ck_assert_msg(e[2] < e[1] && e[1] < e[0] && e[2] > 1e-5, "%s: errors %g %g %g", name, e[0],
                   e[1], e[2]);
     fx_free(&f);
+}
+END_TEST
+
+/* LMS-4 on VP with a double state: with the float state its slope stays at 3.5 - 3.7 above
+ * the float32 floor on every grid tried; with a double state (the model analytic, so the whole
+ * solve is double) the floor is gone and the asymptotic slope appears: Karras grid with rho =
+ * 2, N = 320, 640, 1280 (measured errors 2.8e-5, 1.7e-6, 1.05e-7: slope 4.03; rho 3: 3.94,
+ * rho 7: 3.92 over the same N). */
+START_TEST(global_order_lms4_vp_double)
+{
+    static const double mean[2] = {1.0, -0.5}, var[2] = {1.0, 0.25};
+    score_schedule *sc, *sk;
+    score_model *m;
+    score_sde *sde;
+    score_sampler *s;
+    score_rng *r;
+    float x0f[2 * NR];
+    double x0[2 * NR], exact[2 * NR], x[2 * NR], e[3], slope, grid[1281], T, te, a, sg, an, sn;
+    ck_assert_ok(score_schedule_new(&sc, SCORE_SCHEDULE_VP));
+    ck_assert_ok(score_schedule_set_f64(sc, SCORE_SCHEDULE_PARAM_T_EPS, 1e-3));
+    ck_assert_ok(score_schedule_prepare(sc));
+    ck_assert_ok(score_model_new_gaussian(&m, sc, 2, mean, NULL, var));
+    ck_assert_ok(score_sde_new(&sde, sc, m, SCORE_OUTPUT_SCORE));
+    ck_assert_ok(score_schedule_get_f64(sc, SCORE_SCHEDULE_PARAM_T, &T));
+    ck_assert_ok(score_schedule_get_f64(sc, SCORE_SCHEDULE_PARAM_T_EPS, &te));
+    ck_assert_ok(score_rng_new(&r, SCORE_RNG_PHILOX4X32_10, 7));
+    ck_assert_ok(score_schedule_prior_sample(sc, r, NR, 2, x0f));
+    score_rng_free(r);
+    ck_assert_ok(score_schedule_alpha_sigma(sc, 1, &T, &a, &sg));
+    ck_assert_ok(score_schedule_alpha_sigma(sc, 1, &te, &an, &sn));
+    /* the exact map of diagonal Gaussian data in double, per coordinate */
+    for (size_t q = 0; q < 2 * NR; q++) {
+        double v = var[q % 2], mu = mean[q % 2];
+        x0[q] = x0f[q];
+        exact[q] =
+            an * mu + sqrt((an * an * v + sn * sn) / (a * a * v + sg * sg)) * (x0[q] - a * mu);
+    }
+    ck_assert_ok(score_schedule_clone(&sk, sc));
+    ck_assert_ok(score_schedule_set_f64(sk, SCORE_SCHEDULE_PARAM_RHO, 2.0));
+    for (int k = 0; k < 3; k++) {
+        size_t N = (size_t)320 << k;
+        ck_assert_ok(score_schedule_time_grid(sk, SCORE_GRID_KARRAS, N + 1, 0, grid));
+        ck_assert_ok(score_sampler_new(&s, score_step_type_find("lms"), NULL, 2));
+        ck_assert_ok(score_sampler_set_grid(s, N + 1, grid));
+        ck_assert_ok(score_sampler_run_f64(s, sde, NR, x0, x, NULL, NULL, NULL));
+        ck_assert_uint_eq(score_sampler_get_nfe(s), (uint64_t)N);
+        score_sampler_free(s);
+        e[k] = 0.0;
+        for (size_t q = 0; q < 2 * NR; q++)
+            e[k] = fmax(e[k], fabs(x[q] - exact[q]));
+    }
+    slope = (log2(e[0]) - log2(e[2])) / 2.0;
+    printf("global lms VP karras rho 2, double state: errors %.3e %.3e %.3e slope %.2f\n", e[0],
+           e[1], e[2], slope);
+    ck_assert_msg(fabs(slope - 4.0) <= 0.2, "lms VP double: global slope %.3f", slope);
+    ck_assert_msg(e[2] < e[1] && e[1] < e[0], "errors %g %g %g", e[0], e[1], e[2]);
+    score_schedule_free(sk);
+    score_sde_free(sde);
+    score_model_free(m);
+    score_schedule_free(sc);
 }
 END_TEST
 
@@ -421,6 +513,227 @@ START_TEST(lower_order_final_multistep)
 }
 END_TEST
 
+/* ---- DPM-Solver's order sequence for a budget ------------------------------------------- */
+
+/* The reference's orders for a budget of B evaluations and a singlestep solver of order k,
+ * written out: k = 3: 3, ..., 3 then 2, 1 (B = 0 mod 3), 1 (B = 1) or 2 (B = 2), with
+ * floor(B / 3) + 1 steps; k = 2: 2, ..., 2 and a last 1 for odd B; k = 1: B ones. */
+static size_t ref_orders(int k, int B, int *ord)
+{
+    size_t K = 0;
+    if (k == 3) {
+        for (int i = 0; i < B / 3 - (B % 3 == 0 ? 1 : 0); i++)
+            ord[K++] = 3;
+        if (B % 3 == 0) {
+            ord[K++] = 2;
+            ord[K++] = 1;
+        } else {
+            ord[K++] = B % 3;
+        }
+    } else if (k == 2) {
+        for (int i = 0; i < B / 2; i++)
+            ord[K++] = 2;
+        if (B % 2 != 0)
+            ord[K++] = 1;
+    } else {
+        for (int i = 0; i < B; i++)
+            ord[K++] = 1;
+    }
+    return K;
+}
+
+/* A sampler run with SCORE_SAMPLER_PARAM_ORDER_SEQUENCE = 1 / 2 equals stepping by hand with
+ * the reference's orders over the grid of K steps / the points of the grid of B steps at the
+ * cumulative orders, bit for bit; its NFE are the budget; score_sampler_get_grid() returns the
+ * step ends. On the mixture, uniform-lambda and uniform-t grids, budgets 1 - 12 and 20. */
+START_TEST(order_sequence_equals_hand_stepping)
+{
+    static const char *const names[] = {"dpm-solver-3", "dpmpp-3s", "dpm-solver-2", "dpmpp-2s",
+                                        "dpm-solver-1"};
+    static const int grids[] = {SCORE_GRID_UNIFORM_LAMBDA, SCORE_GRID_UNIFORM_T};
+    const char *name = names[_i];
+    int k = score_step_type_order(score_step_type_find(name));
+    fx_system f;
+    float x0[2 * NR], x[2 * NR], y[2 * NR];
+    fx_make(&f, SCORE_SCHEDULE_VP, 1, 1e-3);
+    fx_prior(&f, 3, NR, x0);
+    for (int mode = 1; mode <= 2; mode++)
+        for (size_t g = 0; g < 2; g++)
+            for (int B = 1; B <= 20; B += B < 12 ? 1 : 8) {
+                int ord[32];
+                size_t K = ref_orders(k, B, ord), n_grid = 0;
+                double tg[33], fine[33], got[33];
+                score_sampler *s;
+                score_step *st;
+                ck_assert_ok(score_sampler_new(&s, score_step_type_find(name), NULL, 2));
+                ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, B));
+                ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, grids[g]));
+                ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, mode));
+                ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, x, NULL, NULL, NULL));
+                ck_assert_uint_eq(score_sampler_get_nfe(s), (uint64_t)B);
+                ck_assert_uint_eq(score_sampler_get_steps(s), (uint64_t)K);
+                if (mode == 1) {
+                    ck_assert_ok(score_schedule_time_grid(f.sched, grids[g], K + 1, 0, tg));
+                } else {
+                    int c = 0;
+                    ck_assert_ok(score_schedule_time_grid(f.sched, grids[g], (size_t)B + 1, 0,
+                                                          fine));
+                    tg[0] = fine[0];
+                    for (size_t j = 0; j < K; j++) {
+                        c += ord[j];
+                        tg[j + 1] = fine[c];
+                    }
+                }
+                ck_assert_ok(score_sampler_get_grid(s, f.sde, 33, got, &n_grid));
+                ck_assert_uint_eq(n_grid, K + 1);
+                ck_assert_int_eq(memcmp(got, tg, (K + 1) * sizeof(double)), 0);
+                memcpy(y, x0, sizeof y);
+                ck_assert_ok(score_step_new(&st, score_step_type_find(name), 2));
+                for (size_t j = 0; j < K; j++) {
+                    ck_assert_ok(score_step_set_i64(st, SCORE_STEP_PARAM_ORDER, ord[j]));
+                    ck_assert_ok(score_step_apply(st, f.sde, tg[j], tg[j + 1], NR, y, NULL, NULL,
+                                                  0));
+                }
+                ck_assert_uint_eq(score_step_nfe(st), (uint64_t)B);
+                ck_assert_msg(memcmp(x, y, sizeof x) == 0, "%s mode %d grid %d budget %d", name,
+                              mode, grids[g], B);
+                score_step_free(st);
+                score_sampler_free(s);
+            }
+    fx_free(&f);
+}
+END_TEST
+
+/* The parameter's bounds, the order cap, the final denoise and the refusals. */
+START_TEST(order_sequence_api)
+{
+    fx_system f;
+    float x0[2 * NR], x[2 * NR];
+    double grid[8], g[8];
+    size_t n = 0;
+    int64_t v = -1;
+    score_sampler *s;
+    fx_make(&f, SCORE_SCHEDULE_VP, 0, 1e-3);
+    fx_prior(&f, 3, NR, x0);
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_SAMPLER, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE),
+                     "order_sequence");
+    /* a multistep predictor refuses it, naming itself; the old value stays */
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find("dpmpp-2m"), NULL, 2));
+    ck_assert_int_eq(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, 1),
+                     SCORE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "dpmpp-2m"));
+    ck_assert_ok(score_sampler_get_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, &v));
+    ck_assert_int_eq(v, 0);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, 0));
+    score_sampler_free(s);
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find("dpm-solver-3"), NULL, 2));
+    ck_assert_int_eq(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, 3),
+                     SCORE_E_RANGE);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, 1));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, SCORE_GRID_UNIFORM_LAMBDA));
+    /* budget 10, order 3: 3, 3, 3, 1 on the grid of 4 steps, then the step to 0 */
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 10));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 1));
+    ck_assert_ok(score_sampler_get_grid(s, f.sde, 8, g, &n));
+    ck_assert_uint_eq(n, 6);
+    ck_assert_ok(score_schedule_time_grid(f.sched, SCORE_GRID_UNIFORM_LAMBDA, 5, 0, grid));
+    ck_assert_int_eq(memcmp(g, grid, 5 * sizeof(double)), 0);
+    ck_assert_double_eq(g[5], 0.0);
+    ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, x, NULL, NULL, NULL));
+    ck_assert_uint_eq(score_sampler_get_nfe(s), 11u);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE, 0));
+    /* the order cap 2 gives the order-2 sequence: 5 steps of order 2 */
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER, 2));
+    ck_assert_ok(score_sampler_get_grid(s, f.sde, 8, g, &n));
+    ck_assert_uint_eq(n, 6);
+    ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, x, NULL, NULL, NULL));
+    ck_assert_uint_eq(score_sampler_get_nfe(s), 10u);
+    ck_assert_uint_eq(score_sampler_get_steps(s), 5u);
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_ORDER, 0));
+    /* a user grid and partial sampling are refused */
+    ck_assert_ok(score_sampler_set_grid(s, 5, grid));
+    ck_assert_int_eq(score_sampler_run(s, f.sde, NR, x0, x, NULL, NULL, NULL),
+                     SCORE_E_UNSUPPORTED);
+    ck_assert_int_eq(score_sampler_get_grid(s, f.sde, 8, g, &n), SCORE_E_UNSUPPORTED);
+    ck_assert_ok(score_sampler_set_grid(s, 0, NULL));
+    ck_assert_ok(score_sampler_set_f64(s, SCORE_SAMPLER_PARAM_STRENGTH, 0.5));
+    ck_assert_int_eq(score_sampler_run(s, f.sde, NR, x0, x, NULL, NULL, NULL),
+                     SCORE_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "strength"));
+    score_sampler_free(s);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- the start correction of dpmpp-2m / dpmpp-3m --------------------------------------- */
+
+/* SCORE_STEP_PARAM_START_CORRECTION: no extra evaluation; the sampler's parameter equals
+ * setting the step's by hand; the second call corrects only rows whose x is bit for bit the
+ * first call's result (a row changed in between is stepped as without the correction); the
+ * correction changes the result; the third call onwards is the plain update. */
+START_TEST(start_correction_rule)
+{
+    static const char *const names[] = {"dpmpp-3m", "dpmpp-2m"};
+    fx_system f;
+    float x0[2 * NR], xa[2 * NR], xb[2 * NR], xs[2 * NR];
+    double grid[6];
+    score_step *a, *b;
+    score_sampler *s;
+    fx_make(&f, SCORE_SCHEDULE_VP, 1, 1e-3);
+    fx_prior(&f, 5, NR, x0);
+    ck_assert_ok(score_schedule_time_grid(f.sched, SCORE_GRID_UNIFORM_LAMBDA, 6, 0, grid));
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_START_CORRECTION),
+                     "start_correction");
+    ck_assert_str_eq(score_param_name(SCORE_OBJECT_SAMPLER, SCORE_SAMPLER_PARAM_START_CORRECTION),
+                     "start_correction");
+    ck_assert_ok(score_step_new(&a, score_step_type_find(names[_i]), 2));
+    ck_assert_ok(score_step_new(&b, score_step_type_find(names[_i]), 2));
+    ck_assert_int_eq(score_step_set_i64(a, SCORE_STEP_PARAM_START_CORRECTION, 2), SCORE_E_RANGE);
+    ck_assert_ok(score_step_set_i64(a, SCORE_STEP_PARAM_START_CORRECTION, 1));
+    memcpy(xa, x0, sizeof xa);
+    memcpy(xb, x0, sizeof xb);
+    ck_assert_ok(score_step_apply(a, f.sde, grid[0], grid[1], NR, xa, NULL, NULL, 0));
+    ck_assert_ok(score_step_apply(b, f.sde, grid[0], grid[1], NR, xb, NULL, NULL, 0));
+    ck_assert_int_eq(memcmp(xa, xb, sizeof xa), 0); /* the first step is the plain one */
+    /* row 3 changed between the calls (in both): not corrected */
+    xa[6] = nextafterf(xa[6], 10.0f);
+    xb[6] = xa[6];
+    ck_assert_ok(score_step_apply(a, f.sde, grid[1], grid[2], NR, xa, NULL, NULL, 0));
+    ck_assert_ok(score_step_apply(b, f.sde, grid[1], grid[2], NR, xb, NULL, NULL, 0));
+    for (size_t i = 0; i < NR; i++) {
+        int same = memcmp(xa + 2 * i, xb + 2 * i, 2 * sizeof(float)) == 0;
+        ck_assert_msg(same == (i == 3), "%s row %zu: corrected %d", names[_i], i, !same);
+    }
+    ck_assert_uint_eq(score_step_nfe(a), 2u);
+    for (int k = 2; k < 5; k++) {
+        ck_assert_ok(score_step_apply(a, f.sde, grid[k], grid[k + 1], NR, xa, NULL, NULL, 0));
+        ck_assert_ok(score_step_apply(b, f.sde, grid[k], grid[k + 1], NR, xb, NULL, NULL, 0));
+    }
+    ck_assert_uint_eq(score_step_nfe(a), 5u);
+    /* the sampler's parameter is the step's (x unchanged between the calls: every row) */
+    ck_assert_ok(score_step_reset(a));
+    memcpy(xa, x0, sizeof xa);
+    for (int k = 0; k < 5; k++) {
+        if (k == 4) /* the sampler's lower_order_final for 5 steps */
+            ck_assert_ok(score_step_set_i64(a, SCORE_STEP_PARAM_ORDER, 1));
+        else if (k >= 2)
+            ck_assert_ok(score_step_set_i64(a, SCORE_STEP_PARAM_ORDER, 5 - k < 3 ? 5 - k : 3));
+        ck_assert_ok(score_step_apply(a, f.sde, grid[k], grid[k + 1], NR, xa, NULL, NULL, 0));
+    }
+    ck_assert_ok(score_sampler_new(&s, score_step_type_find(names[_i]), NULL, 2));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_GRID, SCORE_GRID_UNIFORM_LAMBDA));
+    ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_START_CORRECTION, 1));
+    ck_assert_ok(score_sampler_run(s, f.sde, NR, x0, xs, NULL, NULL, NULL));
+    ck_assert_uint_eq(score_sampler_get_nfe(s), 5u);
+    ck_assert_int_eq(memcmp(xs, xa, sizeof xs), 0);
+    score_sampler_free(s);
+    score_step_free(a);
+    score_step_free(b);
+    fx_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("step-multi");
@@ -431,10 +744,14 @@ int main(void)
     tcase_add_loop_test(tc, local_order, 0, (int)(sizeof local_cases / sizeof local_cases[0]));
     tcase_add_loop_test(tc, global_order_lms4_deis3, 0,
                         (int)(sizeof global_cases / sizeof global_cases[0]));
+    tcase_add_test(tc, global_order_lms4_vp_double);
     tcase_add_test(tc, unip3_is_dpmpp_3m);
     tcase_add_test(tc, first_steps_by_hand);
     tcase_add_test(tc, published_3m_form);
     tcase_add_loop_test(tc, lower_order_final_multistep, 0, 4);
+    tcase_add_loop_test(tc, order_sequence_equals_hand_stepping, 0, 5);
+    tcase_add_test(tc, order_sequence_api);
+    tcase_add_loop_test(tc, start_correction_rule, 0, 2);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -112,7 +112,7 @@ START_TEST(lifecycle_and_params)
     ck_assert_ok(score_step_reset(st));
     ck_assert_fails_with(score_step_reset(NULL), SCORE_E_INVAL);
     /* introspection through param.h */
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 20);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_STEP), 21);
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_SUBSTEP), "substep");
     ck_assert_str_eq(score_param_name(SCORE_OBJECT_STEP, SCORE_STEP_PARAM_DISC_N), "disc_n");
     score_step_free(st);

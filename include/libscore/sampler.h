@@ -42,8 +42,10 @@
  * has fewer than 10 steps, the multistep predictors (dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, lms,
  * deis, unipc, unipc-bh1) use order min(order, steps left) for their final steps (DPM-Solver's rule, for
  * stability with few steps). Singlestep predictors (dpm-solver-2/3, dpmpp-2s/3s) are
- * self-starting and keep their order on every step (tested). A step to t = 0 is always the data
- * prediction (first order, error O(s^2)).
+ * self-starting and keep their order on every step (tested); their lower-order final steps
+ * are DPM-Solver's order sequence for a budget, ::SCORE_SAMPLER_PARAM_ORDER_SEQUENCE.
+ * dpmpp-3m-sde keeps its order (k-diffusion's form has no such rule). A step to t = 0 is
+ * always the data prediction (first order, error O(s^2)) and counts as one of the steps left.
  *
  * Guidance: give the sde a combination model (score_model_new_cfg(), score_model_new_sum(),
  * score_sde_set_model()); the driver needs nothing else. Imputation / inpainting:
@@ -57,15 +59,16 @@
  * Gaussian's closed form: dpmpp-3m at 1000 steps stays above 1e-7 from the exact ODE
  * solution). With a double state they are double for the whole run; the model evaluates the
  * unrounded state in double when it can (analytic Gaussian / GMM models and combinations of
- * them: then dpmpp-3m at 1000 steps is within 1e-9 of the closed form) and otherwise evaluates
+ * them: then dpmpp-3m at 1000 steps is within 4e-9 of the closed form, 1.2e-9 with
+ * ::SCORE_SAMPLER_PARAM_START_CORRECTION, and unipc within 1e-9) and otherwise evaluates
  * the state rounded to float (MLP, energy and callback models: float32 networks; the sde's
  * guidance on one network, classifier guidance, observations and thresholding), so that only
- * the solver's own arithmetic gains. Predictors with a double state: euler, heun, midpoint,
- * rk4, dopri5, dpm-solver-1/2/3, dpm-solver-12/23, dpmpp-2m, dpmpp-3m, dpmpp-2m-sde, dpmpp-2s,
- * dpmpp-3s, lms, deis, unipc, unipc-bh1, none; a run with a double state refuses
- * (::SCORE_E_UNSUPPORTED, naming it) any other predictor, a corrector with steps, known
- * coordinates and a per-step hook (float rows). Noise, grids and row numbering are those of a
- * float run, so both states agree to float precision.
+ * the solver's own arithmetic gains. Every built-in predictor and corrector has a double
+ * state except mala (the ODE, DPM-Solver, multistep and stochastic types, restart, langevin,
+ * ald and none); a run with a double state refuses (::SCORE_E_UNSUPPORTED, naming it) a user
+ * step type, the mala corrector with steps, known coordinates and a per-step hook (float
+ * rows). Noise (the float normals, or the float increments of the Brownian path, widened),
+ * grids and row numbering are those of a float run, so both states agree to float precision.
  *
  * Multistep history and workspaces live in the sampler's step objects and are reset at the
  * start of every run: reusing a sampler needs no manual reset. Workspaces grow only when the
@@ -189,7 +192,29 @@ enum score_sampler_param {
      *  score_sampler_run_f64() always runs with a double state. See "Precision" in the file
      *  comment. Setting 64 fails with ::SCORE_E_UNSUPPORTED (the message names the type) when
      *  the predictor has no double state (::SCORE_STEP_PARAM_PRECISION). @since 0.2 */
-    SCORE_SAMPLER_PARAM_PRECISION = 131
+    SCORE_SAMPLER_PARAM_PRECISION = 131,
+    /** i64: DPM-Solver's order sequence for a budget ("DPM-Solver-fast"), 0..2, default 0 =
+     *  off. For the singlestep predictors (dpm-solver-1/2/3, dpmpp-2s, dpmpp-3s; setting 1 or
+     *  2 with another predictor fails with ::SCORE_E_UNSUPPORTED)
+     *  ::SCORE_SAMPLER_PARAM_NUM_STEPS is then the budget B of model evaluations, and the run
+     *  takes K steps whose orders sum to B, with k the predictor's order (capped by
+     *  ::SCORE_SAMPLER_PARAM_ORDER): k = 3: K = floor(B / 3) + 1 steps of order 3, the last
+     *  two of order 2 and 1 when 3 divides B, the last of order B mod 3 otherwise; k = 2: K =
+     *  ceil(B / 2) steps of order 2, the last of order 1 when B is odd; k = 1: B steps of
+     *  order 1. The K steps end at: 1 = the points of the grid of K steps of the grid kind
+     *  (the reference's rule for its log-SNR spacing); 2 = the points of the grid of B steps
+     *  at the cumulative orders (its rule for the other spacings). With
+     *  ::SCORE_SAMPLER_PARAM_FINAL_DENOISE a step to t = 0 follows (B + 1 evaluations). A user
+     *  grid (score_sampler_set_grid()) and partial sampling (::SCORE_SAMPLER_PARAM_STRENGTH)
+     *  are refused with ::SCORE_E_UNSUPPORTED. score_sampler_get_grid() returns the K + 1
+     *  step ends. A run equals stepping by hand over those ends with score_step_apply() and
+     *  ::SCORE_STEP_PARAM_ORDER set to each step's order (bit for bit, tested). @since 0.2 */
+    SCORE_SAMPLER_PARAM_ORDER_SEQUENCE = 134,
+    /** i64: start correction of a dpmpp-2m / dpmpp-3m predictor
+     *  (::SCORE_STEP_PARAM_START_CORRECTION), 0..1, default 0 = off (the published first-order
+     *  start); 1 = the first step made second order at no extra evaluation, so dpmpp-3m
+     *  converges at third order from the start. @since 0.2 */
+    SCORE_SAMPLER_PARAM_START_CORRECTION = 135
 };
 
 /** @brief Presets of score_sampler_new_preset() (pinned values). */

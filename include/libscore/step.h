@@ -206,7 +206,9 @@ enum score_step_param {
      *  e = step_lr sigma(t)^2 / sigma_L^2, [0, 1e30], default 0 = sigma(t_eps) of the schedule. */
     SCORE_STEP_PARAM_SIGMA_REF = 1108,
     /** i64: largest order used by one call, 0..3, default 0 = the type's order (singlestep
-     *  DPM-Solver and DPM-Solver++, multistep DPM-Solver++; ignored by the others). */
+     *  DPM-Solver and DPM-Solver++, multistep DPM-Solver++ (dpmpp-2m, dpmpp-3m,
+     *  dpmpp-2m-sde), lms, deis, unipc and unipc-bh1; ignored by the others, among them the
+     *  adaptive pairs and dpmpp-3m-sde). */
     SCORE_STEP_PARAM_ORDER = 1109,
     /** i64: step-size rule of the Langevin corrector without a fixed step size,
      *  e = 2 alpha_i (snr r)^2, 0..2. 0 = r = mean |z| / mean |s| over the rows of the call
@@ -278,10 +280,23 @@ enum score_step_param {
      *  double); other models (MLP, energy, callback) and the sde's extras (guidance on one
      *  network, classifier guidance, observations, thresholding) evaluate the state rounded to
      *  float, with the result widened. Setting 64 on a type without a double state fails with
-     *  ::SCORE_E_UNSUPPORTED (the message names the type); types with one: euler, heun,
-     *  midpoint, rk4, dopri5, dpm-solver-1/2/3, dpm-solver-12/23, dpmpp-2m, dpmpp-3m,
-     *  dpmpp-2m-sde, dpmpp-2s, dpmpp-3s, lms, deis, unipc, unipc-bh1 and none. @since 0.2 */
-    SCORE_STEP_PARAM_PRECISION = 1119
+     *  ::SCORE_E_UNSUPPORTED (the message names the type): user types and mala; every other
+     *  built-in type has one (the stochastic types draw the float normals of a float state,
+     *  widened to double). @since 0.2 */
+    SCORE_STEP_PARAM_PRECISION = 1119,
+    /** i64: start correction of dpmpp-2m and dpmpp-3m (both forms), 0..1, default 0 = off (as
+     *  published: the first step of a trajectory is first order, y1 = e^-h0 y0 + I0(h0) D0,
+     *  a local error O(h^2) that bounds the global error of dpmpp-3m at O(h^2) however many
+     *  steps follow). 1 = the second call corrects the first step's result with the data
+     *  prediction D1 it evaluates at its start, before its own update: y1 += I1(h0) (D1 -
+     *  D0) / h0 (the exponential integrator of the linear interpolant of D over the first
+     *  step, I1(h) = h - 1 + e^-h), no extra evaluation; the first step's local error becomes
+     *  O(h^3) and dpmpp-3m converges at third order from the first step on (measured on the
+     *  Gaussian closed form with a double state, doc/choosing-a-sampler.md). Like UniPC's
+     *  corrector it is applied only when the second call continues the first with x
+     *  bit-identical to its result (a state changed between the calls is not corrected).
+     *  Ignored by the other types and by dpmpp-2m-sde. @since 0.2 */
+    SCORE_STEP_PARAM_START_CORRECTION = 1120
 };
 
 /**
@@ -354,13 +369,24 @@ SCORE_API const score_step_type *score_step_type_get(int kind);
  *        web-UI aliases name the same algorithms: "euler_a" (euler-ancestral), "dpm_2"
  *        (dpm-solver-2: k-diffusion's DPM-2 is the midpoint rule in log sigma, i.e.
  *        DPM-Solver-2), "euler_maruyama" (em), "uni_pc" (unipc-bh1, the B(h) = h variant),
- *        "uni_pc_bh2" and "unipc_bh2" (unipc). Names of samplers libscore does not implement
- *        (e.g. "lms_karras", a sampler with its grid) give NULL.
+ *        "uni_pc_bh2" and "unipc_bh2" (unipc), "dpm_2_a" (dpm-2-ancestral) and "dpmpp_2s_a"
+ *        (dpmpp-2s-ancestral). A leading "k_" (the k-diffusion samplers of Stable Diffusion's
+ *        scripts: "k_lms", "k_euler_a", "k_dpm_2_a", "k_dpmpp_2m", ...) is ignored. diffusers'
+ *        scheduler classes name the algorithm of their default configuration:
+ *        "EulerDiscreteScheduler" (euler), "EulerAncestralDiscreteScheduler"
+ *        (euler-ancestral), "HeunDiscreteScheduler" (heun), "LMSDiscreteScheduler" (lms),
+ *        "DDIMScheduler" (ddim), "DEISMultistepScheduler" (deis), "UniPCMultistepScheduler"
+ *        (unipc), "KDPM2DiscreteScheduler" (dpm-solver-2), "KDPM2AncestralDiscreteScheduler"
+ *        (dpm-2-ancestral), "DPMSolverMultistepScheduler" (dpmpp-2m) and
+ *        "DPMSolverSDEScheduler" (dpmpp-sde). Names of samplers libscore does not implement as
+ *        a step type give NULL: e.g. "lms_karras" (a sampler with its grid: lms with
+ *        ::SCORE_GRID_KARRAS) and "dpm_fast" (a singlestep type with
+ *        ::SCORE_SAMPLER_PARAM_ORDER_SEQUENCE).
  * @param[in] name the name (case-sensitive).
  * @return a static descriptor; NULL for NULL or an unknown name (no error message is set).
  * Ownership: static.
  * Thread-safety: safe.
- * @since 0.1 (underscore spellings and aliases since 0.2)
+ * @since 0.1 (underscore spellings, aliases and the k_ prefix since 0.2)
  */
 SCORE_API const score_step_type *score_step_type_find(const char *name);
 

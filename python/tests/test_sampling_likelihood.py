@@ -59,9 +59,15 @@ def test_double_state_run_reaches_the_closed_form():
     x32 = smp.run(system, 16, x_init=x0.astype(np.float32))
     assert np.max(np.abs(x64 - exact)) < 5e-9
     assert np.max(np.abs(x32 - exact)) > 1e-7
+    # a stochastic type has a double state too: the same noise, float precision apart
+    ea = ls.Sampler("euler-ancestral", 2, steps=10)
+    y64 = ea.run(system, 4, seed=3, x_init=x0[:4], dtype=np.float64)
+    y32 = ea.run(system, 4, seed=3, x_init=x0[:4].astype(np.float32))
+    assert y64.dtype == np.float64 and np.max(np.abs(y64 - y32)) < 2e-6
+    # the mala corrector has none
     with pytest.raises(ls.Error):
-        ls.Sampler("euler-ancestral", 2, steps=10).run(system, 4, x_init=x0[:4],
-                                                     dtype=np.float64)
+        ls.Sampler("euler", 2, steps=10, corrector="mala").run(system, 4, x_init=x0[:4],
+                                                               dtype=np.float64)
 
 
 def test_known_cells_are_kept_and_strength_edges():

@@ -10,10 +10,16 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 32
+#define NPARAMS 34
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
+/* The parameters after SCORE_SAMPLER_PARAM_PRECISION are read by their position in the table
+ * (found by id), which does not assume that the ids before them are all present. */
+int64_t *score__sampler_pi(score_sampler *s, int id);
+#define PIX(s, id) (*score__sampler_pi((score_sampler *)(s), id))
+/* 1 for the singlestep DPM-Solver types (SCORE_SAMPLER_PARAM_ORDER_SEQUENCE). */
+int score__sampler_singlestep(const score_step *st);
 #define LOWER_ORDER_FINAL_BELOW 10
 
 struct score_sampler {

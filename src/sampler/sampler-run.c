@@ -32,13 +32,100 @@ static size_t strength_drop(const score_sampler *s, size_t npts)
     return keep >= K ? 0 : K - keep;
 }
 
+/* ---- DPM-Solver's order sequence (SCORE_SAMPLER_PARAM_ORDER_SEQUENCE) -------------------- */
+
+/* The largest order k of the sequence: the predictor's, capped by SCORE_SAMPLER_PARAM_ORDER. */
+static int seq_max_order(const score_sampler *s)
+{
+    int k = s->pred->type.order;
+    int64_t cap = PI(s, SCORE_SAMPLER_PARAM_ORDER);
+    return (cap > 0 && cap < k) ? (int)cap : k;
+}
+
+/* Number of steps K for a budget of B >= 1 evaluations and order k. */
+static size_t seq_steps(int k, size_t B)
+{
+    return k >= 3 ? B / 3 + 1 : k == 2 ? B / 2 + B % 2 : B;
+}
+
+/* Order of step j (0 .. K - 1): k = 3: (K - 2) x 3 then 2, 1 when 3 | B, else (K - 1) x 3 then
+ * B mod 3; k = 2: 2 but a last 1 for odd B; k = 1: 1. */
+static int seq_order(int k, size_t B, size_t j)
+{
+    if (k >= 3) {
+        size_t q = B / 3, r = B % 3;
+        if (r != 0)
+            return j < q ? 3 : (int)r;
+        return j + 1 < q ? 3 : j + 1 == q ? 2 : 1;
+    }
+    if (k == 2)
+        return j < B / 2 ? 2 : 1;
+    return 1;
+}
+
+/* The step ends of an order-sequence run of budget B into out (K + 1 times, then 0 with the
+ * final denoise): the grid of K steps, or (mode 2) the points of the grid of B steps at the
+ * cumulative orders. */
+static int seq_grid(const char *fn, const score_sampler *s, const score_schedule *sched,
+                    size_t B, int denoise, double *out)
+{
+    int kind = (int)PI(s, SCORE_SAMPLER_PARAM_GRID), k = seq_max_order(s);
+    size_t K = seq_steps(k, B), c = 0;
+    double *fine;
+    int rc;
+    if (PIX(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE) == 1) {
+        rc = score_schedule_time_grid(sched, kind, K + 1, 0, out);
+    } else {
+        fine = score__calloc(B + 1, sizeof *fine);
+        if (fine == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "grid of %zu times", B + 1);
+        rc = score_schedule_time_grid(sched, kind, B + 1, 0, fine);
+        if (rc == SCORE_OK) {
+            out[0] = fine[0];
+            for (size_t j = 0; j < K; j++) {
+                c += (size_t)seq_order(k, B, j);
+                out[j + 1] = fine[c];
+            }
+        }
+        score__free(fine);
+    }
+    if (rc == SCORE_OK && denoise)
+        out[K + 1] = 0.0;
+    return rc;
+}
+
+/* The run's number of steps N (the budget of an order-sequence run): num_steps, or with 0 the
+ * schedule's levels; 0 when there are none. */
+static size_t run_steps(const score_sampler *s, const score_schedule *sched)
+{
+    size_t N = (size_t)PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS), L;
+    if (N > 0)
+        return N;
+    L = score_schedule_num_levels(sched);
+    if (L == 0)
+        return 0;
+    return PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) == 1 ? L : (L > 1 ? L - 1 : 1);
+}
+
 /* Number of grid times and (when out != NULL, cap large enough) the times. */
 static int build_grid(const char *fn, const score_sampler *s, const score_schedule *sched,
                       size_t cap, double *out, size_t *n_out)
 {
     int denoise = PI(s, SCORE_SAMPLER_PARAM_FINAL_DENOISE) == 1;
+    int seq = PIX(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE) != 0;
     size_t N, npts;
     int rc;
+    if (seq && !score__sampler_singlestep(s->pred))
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "order_sequence needs a singlestep predictor, not '%s'",
+                            s->pred->type.name);
+    if (seq && PF(s, SCORE_SAMPLER_PARAM_STRENGTH) >= 0.0)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "order_sequence is not supported with partial sampling (strength)");
+    if (seq && s->ugrid_n > 0)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "order_sequence takes its steps from the schedule's grid: not "
+                            "supported with a user grid (score_sampler_set_grid)");
     if (s->ugrid_n > 0) {
         rc = score_schedule_check_grid(sched, s->ugrid_n, s->ugrid);
         if (rc != SCORE_OK)
@@ -52,19 +139,17 @@ static int build_grid(const char *fn, const score_sampler *s, const score_schedu
         }
         return SCORE_OK;
     }
-    N = (size_t)PI(s, SCORE_SAMPLER_PARAM_NUM_STEPS);
-    if (N == 0) {
-        size_t L = score_schedule_num_levels(sched);
-        if (L == 0)
-            return score__error(SCORE_E_INVAL, fn, "num_steps = 0 but the schedule has no levels");
-        N = denoise ? L : (L > 1 ? L - 1 : 1);
-    }
-    npts = N + 1;
+    N = run_steps(s, sched);
+    if (N == 0)
+        return score__error(SCORE_E_INVAL, fn, "num_steps = 0 but the schedule has no levels");
+    npts = seq ? seq_steps(seq_max_order(s), N) + 1 + (size_t)denoise : N + 1;
     *n_out = npts;
     if (out == NULL)
         return SCORE_OK;
     if (cap < npts)
         return score__error(SCORE_E_SHAPE, fn, "grid buffer of %zu < %zu", cap, npts);
+    if (seq)
+        return seq_grid(fn, s, sched, N, denoise, out);
     if (denoise)
         return score_schedule_time_grid(sched, (int)PI(s, SCORE_SAMPLER_PARAM_GRID), N,
                                         SCORE_GRID_APPEND_ZERO, out);
@@ -173,6 +258,8 @@ static int configure_steps(score_sampler *s, size_t nsteps, double sigma_last, i
             PI(s, SCORE_SAMPLER_PARAM_RESTART_STEPS);
         SCORE__STEP_I64(st, SCORE_STEP_PARAM_PRECISION) =
             f64 && st->type.impl_f64 != NULL ? 64 : 32;
+        SCORE__STEP_I64(st, SCORE_STEP_PARAM_START_CORRECTION) =
+            k == 0 ? PIX(s, SCORE_SAMPLER_PARAM_START_CORRECTION) : 0;
         if (score_step_reset(st) != SCORE_OK)
             return SCORE_E_INVAL;
     }
@@ -289,9 +376,13 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
     int64_t cap0 = PI(s, SCORE_SAMPLER_PARAM_ORDER);
     int order = s->pred->type.order;
     int known = score__known_replaces(&s->known);
+    int seq = PIX(s, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE) != 0;
+    size_t budget = 0;
     int rc;
     if (cap0 > 0 && cap0 < order)
         order = (int)cap0;
+    if (seq)
+        budget = run_steps(s, score_sde_schedule(sde));
     fill(s->ta, n, s->grid[0]);
     rc = score_evolve_init_ex(s->ev, 0.0, row0, n, s->ta);
     if (rc == SCORE_OK)
@@ -323,6 +414,8 @@ static int run_fixed(score_sampler *s, score_sde *sde, const score_rng *rng, siz
             SCORE__STEP_I64(s->pred, SCORE_STEP_PARAM_ORDER) =
                 (int64_t)((size_t)order < left ? (size_t)order : left);
         }
+        if (seq && s->grid[k + 1] > 0.0)
+            SCORE__STEP_I64(s->pred, SCORE_STEP_PARAM_ORDER) = seq_order(order, budget, k);
         s->known.counter = 1 + (uint64_t)k * ((uint64_t)m + 1);
         rc = score__evolve_step(s->ev, s->pred, sde, s->grid[k + 1], n, f64, x, rng, 0, 1);
         if (rc != SCORE_OK)

@@ -62,6 +62,11 @@ static const score__param_desc sampler_params[NPARAMS] = {
     SCORE__PARAM_ROW_NORM(SCORE_SAMPLER_PARAM_ERROR_NORM),
     {SCORE_SAMPLER_PARAM_PRECISION, "precision", SCORE_PARAM_I64, 32, 64, 32,
      "state precision of the runs: 32 float, 64 double (score_sampler_run_f64: always 64)"},
+    {SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, "order_sequence", SCORE_PARAM_I64, 0, 2, 0,
+     "singlestep DPM-Solver order sequence for a budget of num_steps evaluations: 0 off, "
+     "1 ends on the grid of K steps, 2 on the grid of num_steps steps"},
+    {SCORE_SAMPLER_PARAM_START_CORRECTION, "start_correction", SCORE_PARAM_I64, 0, 1, 0,
+     "dpmpp-2m / dpmpp-3m: 1 = the first step corrected at the second (no extra evaluation)"},
 };
 
 
@@ -70,6 +75,19 @@ const score__param_desc *score__sampler_param_table(size_t *n_out)
 {
     *n_out = NPARAMS;
     return sampler_params;
+}
+
+int64_t *score__sampler_pi(score_sampler *s, int id)
+{
+    int idx = score__param_index(sampler_params, NPARAMS, id);
+    return &s->params[idx < 0 ? 0 : idx].i;
+}
+
+int score__sampler_singlestep(const score_step *st)
+{
+    int k = st->type.kind;
+    return k == SCORE_STEP_DPM_SOLVER_1 || k == SCORE_STEP_DPM_SOLVER_2 ||
+           k == SCORE_STEP_DPM_SOLVER_3 || k == SCORE_STEP_DPMPP_2S || k == SCORE_STEP_DPMPP_3S;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -189,14 +207,19 @@ int score_sampler_set_f64(score_sampler *s, int param, double value)
     return score__sampler_par_set_f64(s, param, value);
 }
 
-/* precision: 32 or 64, and 64 only with a predictor that has a double state (the old value
- * stays). */
+/* precision: 32 or 64, and 64 only with a predictor that has a double state; order_sequence
+ * only with a singlestep predictor (the old value stays). */
 int score_sampler_set_i64(score_sampler *s, int param, int64_t value)
 {
     int rc;
     if (s != NULL && param == SCORE_SAMPLER_PARAM_PRECISION &&
         (rc = score__step_check_precision(__func__, &s->pred->type, value)) != SCORE_OK)
         return rc;
+    if (s != NULL && param == SCORE_SAMPLER_PARAM_ORDER_SEQUENCE && value != 0 &&
+        !score__sampler_singlestep(s->pred))
+        return score__error(SCORE_E_UNSUPPORTED, __func__,
+                            "order_sequence needs a singlestep predictor (dpm-solver-1/2/3, "
+                            "dpmpp-2s, dpmpp-3s), not '%s'", s->pred->type.name);
     return score__sampler_par_set_i64(s, param, value);
 }
 

@@ -326,6 +326,28 @@ int SCORE__R(score__step_dpm_adaptive)(score_step *st, const score__step_call *c
     return SCORE_OK;
 }
 
+/* The start correction (SCORE_STEP_PARAM_START_CORRECTION) at the second call of a
+ * trajectory: the first call's first-order result y1 = e^-h0 y0 + I0(h0) D0 becomes the
+ * exponential integrator of the linear interpolant of D through D0 and D1 (the data prediction
+ * just evaluated at y1), y1 + I1(h0) (D1 - D0) / h0; D1 is then used as the prediction at the
+ * corrected state (an O(h^2) difference, weighted by O(h) in the update). Rows whose x is not
+ * bit for bit the first call's result are left as they are. */
+static void start_correction(score_step *st, const score__step_call *c, const score__real *D)
+{
+    size_t dim = c->dim;
+    for (size_t i = 0; i < c->n; i++) {
+        double h0 = st->dbl[R_LAM][i] - st->hist_lam[0][i];
+        const score__real *d0 = SCORE__HD(st, 0) + i * dim, *dr = D + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        double k;
+        if (!(h0 != 0.0) || memcmp(xr, SCORE__HX(st, 1) + i * dim, dim * sizeof *xr) != 0)
+            continue;
+        k = st->dbl[R_A][i] * score__expint_i1(h0) / h0;
+        for (size_t j = 0; j < dim; j++)
+            xr[j] = (score__real)((double)xr[j] + k * ((double)dr[j] - (double)d0[j]));
+    }
+}
+
 /* Multistep DPM-Solver++ (2M, 3M, 2M SDE). Kept as one function of about 100 lines on
  * purpose: the history check, the order actually available and the per-row update read the
  * same per-row arrays in one pass, and split apart they would only pass those arrays around. */
@@ -339,6 +361,9 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
     int sde = kind == SCORE_STEP_DPMPP_2M_SDE;
     double eta = sde ? score__step_eta(st) : 0.0;
     double snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
+    /* start correction: kept result of the first call (hist_x[1]), corrected in the second */
+    int start = !sde && order >= 2 &&
+                SCORE__STEP_I64(st, SCORE_STEP_PARAM_START_CORRECTION) == 1;
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -346,6 +371,8 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
     rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
+    if (start && avail == 1)
+        start_correction(st, c, D);
     if (sde && eta > 0.0)
         SCORE__R(score__step_noise)(c, 0, z);
     for (size_t i = 0; i < n; i++) {
@@ -412,5 +439,7 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
     }
     /* history: D becomes D_{i-1} */
     SCORE__R(score__step_push_history)(st, c, D, lam, avail, 2);
+    if (start && avail == 0)
+        memcpy(SCORE__HX(st, 1), SCORE__CX(c), n * dim * sizeof(score__real));
     return SCORE_OK;
 }

@@ -84,17 +84,34 @@ void SCORE__R(score__step_push_history)(score_step *st, const score__step_call *
     st->hist_row0 = c->row0;
 }
 
+int SCORE__R(score__step_score)(score_step *st, const score__step_call *c, const double *t,
+                                const score__real *x, score__real *out)
+{
+    return evaluate(st, c, 0, t, x, out);
+}
+
 #ifdef SCORE__STEP_REAL64
 /* The float normals of score__step_noise() widened in place: the floats are drawn into the
  * front of out and widened from the last one down (value i is read before the double written
  * at i overwrites floats 2i and 2i + 1, which lie at or above i). */
-void score__step_noise_f64(const score__step_call *c, size_t block, double *out)
+static void widen(size_t nd, double *out)
 {
-    float *f = (float *)(void *)out;
-    size_t nd = c->n * c->dim;
-    score__step_noise(c, block, f);
+    const float *f = (const float *)(const void *)out;
     for (size_t q = nd; q-- > 0;)
         out[q] = (double)f[q];
+}
+
+void score__step_noise_f64(const score__step_call *c, size_t block, double *out)
+{
+    score__step_noise(c, block, (float *)(void *)out);
+    widen(c->n * c->dim, out);
+}
+
+void score__step_noise_iv_f64(const score__step_call *c, size_t block, const double *t0,
+                              const double *t1, double *out)
+{
+    score__step_noise_iv(c, block, t0, t1, (float *)(void *)out);
+    widen(c->n * c->dim, out);
 }
 
 int score__step_none_f64(score_step *st, const score__step_call *c)
@@ -102,11 +119,5 @@ int score__step_none_f64(score_step *st, const score__step_call *c)
     (void)st;
     (void)c;
     return SCORE_OK;
-}
-#else
-int score__step_score(score_step *st, const score__step_call *c, const double *t,
-                      const float *x, float *out)
-{
-    return evaluate(st, c, 0, t, x, out);
 }
 #endif

@@ -13,8 +13,8 @@
 #include "libscore/sde.h"
 #include "libscore/step.h"
 
-/* Number of step parameters (ids 1100..1119). */
-#define SCORE__STEP_NPARAMS 20
+/* Number of step parameters (ids 1100..1120). */
+#define SCORE__STEP_NPARAMS 21
 /* Depth of the multistep history (previous model outputs kept per row). */
 #define SCORE__STEP_NHIST 3
 /* Workspaces of a step: n*dim float buffers and per-row double arrays. */
@@ -217,6 +217,23 @@ int score__step_lms_f64(score_step *st, const score__step_call *c);
 int score__step_deis_f64(score_step *st, const score__step_call *c);
 int score__step_unipc_f64(score_step *st, const score__step_call *c);
 int score__step_none_f64(score_step *st, const score__step_call *c);
+int score__step_score_f64(score_step *st, const score__step_call *c, const double *t,
+                          const double *x, double *out);
+void score__step_noise_iv_f64(const score__step_call *c, size_t block, const double *t0,
+                              const double *t1, double *out);
+/* step-sde.c and step-sde2.c over a double state */
+int score__step_em_f64(score_step *st, const score__step_call *c);
+int score__step_reverse_diffusion_f64(score_step *st, const score__step_call *c);
+int score__step_ancestral_f64(score_step *st, const score__step_call *c);
+int score__step_euler_ancestral_f64(score_step *st, const score__step_call *c);
+int score__step_langevin_f64(score_step *st, const score__step_call *c);
+int score__step_ald_f64(score_step *st, const score__step_call *c);
+int score__step_ddim_f64(score_step *st, const score__step_call *c);
+int score__step_dpm2_ancestral_f64(score_step *st, const score__step_call *c);
+int score__step_dpmpp_2s_ancestral_f64(score_step *st, const score__step_call *c);
+int score__step_dpmpp_sde_f64(score_step *st, const score__step_call *c);
+int score__step_dpmpp_3m_sde_f64(score_step *st, const score__step_call *c);
+int score__step_restart_f64(score_step *st, const score__step_call *c);
 /* Standard normals of block b for the call's rows: with c->brown the standardised increment
  * of each row's Brownian path over [t, t_next] (block 0 only: the one draw of the interval);
  * else the counter-keyed block. */

@@ -1,9 +1,11 @@
 /* Stochastic steps: reverse-SDE predictors (Euler-Maruyama, reverse diffusion, ancestral),
- * Euler ancestral, Langevin and annealed-Langevin correctors, DDIM, and the identity. */
+ * Euler ancestral, Langevin and annealed-Langevin correctors, DDIM, and the identity. Written
+ * over the state type of step-real.h: compiled for a float state and, from step-sde-f64.c, for
+ * a double state (the noise is the float state's normals, widened). */
 #include <math.h>
 #include <string.h>
 
-#include "step-priv.h"
+#include "step-real.h"
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
 enum { R_A, R_SG, R_AN, R_SGN, R_F, R_G, R_EPS, R_N1, R_N2 };
@@ -18,18 +20,19 @@ static int ends(score_step *st, const score__step_call *c)
 
 /* The score at (t, x) into sc, then the step's noise into z: what every score-driven
  * stochastic step does after computing its coefficients. */
-static int score_and_noise(score_step *st, const score__step_call *c, float *sc, float *z)
+static int score_and_noise(score_step *st, const score__step_call *c, score__real *sc,
+                           score__real *z)
 {
-    int rc = score__step_score(st, c, c->t, c->x, sc);
+    int rc = SCORE__R(score__step_score)(st, c, c->t, SCORE__CX(c), sc);
     if (rc == SCORE_OK)
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
     return rc;
 }
 
-int score__step_em(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_em)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *sc = st->buf[0], *z = st->buf[1];
+    score__real *sc = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *f = st->dbl[R_F], *g = st->dbl[R_G];
     int rc = score__step_sde_coefs(c, n, c->t, f, g);
     if (rc == SCORE_OK)
@@ -38,11 +41,11 @@ int score__step_em(score_step *st, const score__step_call *c)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double dt = c->tn[i] - c->t[i], g2 = g[i] * g[i], amp = g[i] * sqrt(-dt);
-        float *xr = c->x + i * dim;
-        const float *sr = sc + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *sr = sc + i * dim, *zr = z + i * dim;
         for (size_t j = 0; j < dim; j++) {
             double xv = xr[j];
-            xr[j] = (float)(xv + (f[i] * xv - g2 * (double)sr[j]) * dt + amp * (double)zr[j]);
+            xr[j] = (score__real)(xv + (f[i] * xv - g2 * (double)sr[j]) * dt + amp * (double)zr[j]);
         }
     }
     return SCORE_OK;
@@ -69,10 +72,10 @@ static int transition(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-int score__step_reverse_diffusion(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_reverse_diffusion)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *sc = st->buf[0], *z = st->buf[1];
+    score__real *sc = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *f = st->dbl[R_F], *G = st->dbl[R_G];
     int rc = transition(st, c);
     if (rc == SCORE_OK)
@@ -81,20 +84,20 @@ int score__step_reverse_diffusion(score_step *st, const score__step_call *c)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double g2 = G[i] * G[i];
-        float *xr = c->x + i * dim;
-        const float *sr = sc + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *sr = sc + i * dim, *zr = z + i * dim;
         for (size_t j = 0; j < dim; j++) {
             double xv = xr[j];
-            xr[j] = (float)(xv - f[i] * xv + g2 * (double)sr[j] + G[i] * (double)zr[j]);
+            xr[j] = (score__real)(xv - f[i] * xv + g2 * (double)sr[j] + G[i] * (double)zr[j]);
         }
     }
     return SCORE_OK;
 }
 
-int score__step_ancestral(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_ancestral)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *sc = st->buf[0], *z = st->buf[1];
+    score__real *sc = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *f = st->dbl[R_F], *G = st->dbl[R_G], *sg = st->dbl[R_SG];
     int ve = score_schedule_is_variance_exploding(c->sched) == 1;
     int rc = transition(st, c);
@@ -104,8 +107,8 @@ int score__step_ancestral(score_step *st, const score__step_call *c)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double g2 = G[i] * G[i], scale, amp;
-        float *xr = c->x + i * dim;
-        const float *sr = sc + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *sr = sc + i * dim, *zr = z + i * dim;
         if (ve) {
             /* x + (sigma_i^2 - sigma_{i-1}^2) s, std sqrt(sigma_{i-1}^2 G^2 / sigma_i^2) */
             double prev2 = fmax(sg[i] * sg[i] - g2, 0.0);
@@ -117,30 +120,32 @@ int score__step_ancestral(score_step *st, const score__step_call *c)
             amp = G[i];
         }
         for (size_t j = 0; j < dim; j++)
-            xr[j] = (float)(scale * ((double)xr[j] + g2 * (double)sr[j]) + amp * (double)zr[j]);
+            xr[j] = (score__real)(scale * ((double)xr[j] + g2 * (double)sr[j]) +
+                                  amp * (double)zr[j]);
     }
     return SCORE_OK;
 }
 
 /* Shared start of the eta-controlled steps (Euler-ancestral, DDIM): the end-point
  * coefficients, the data prediction d at t, and the noise z when eta > 0. */
-static int x0_and_noise(score_step *st, const score__step_call *c, double eta, float *d, float *z)
+static int x0_and_noise(score_step *st, const score__step_call *c, double eta, score__real *d,
+                        score__real *z)
 {
     int rc = ends(st, c);
     if (rc != SCORE_OK)
         return rc;
-    rc = score__step_x0(st, c, c->t, c->x, d);
+    rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), d);
     if (rc != SCORE_OK)
         return rc;
     if (eta > 0.0)
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
     return SCORE_OK;
 }
 
-int score__step_euler_ancestral(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_euler_ancestral)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *d = st->buf[0], *z = st->buf[1];
+    score__real *d = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double eta = score__step_eta(st);
     int rc = x0_and_noise(st, c, eta, d, z);
     if (rc != SCORE_OK)
@@ -149,8 +154,8 @@ int score__step_euler_ancestral(score_step *st, const score__step_call *c)
         double a = st->dbl[R_A][i], an = st->dbl[R_AN][i];
         double s = st->dbl[R_SG][i] / a, sn = st->dbl[R_SGN][i] / an;
         double up = 0.0, down, r;
-        float *xr = c->x + i * dim;
-        const float *dr = d + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *dr = d + i * dim, *zr = z + i * dim;
         if (eta > 0.0) {
             up = eta * sqrt(fmax(sn * sn * (s * s - sn * sn), 0.0)) / s;
             if (up > sn)
@@ -162,24 +167,24 @@ int score__step_euler_ancestral(score_step *st, const score__step_call *c)
             double y = r * (double)xr[j] / a + (1.0 - r) * (double)dr[j];
             if (eta > 0.0)
                 y += up * (double)zr[j];
-            xr[j] = (float)(an * y);
+            xr[j] = (score__real)(an * y);
         }
     }
     return SCORE_OK;
 }
 
 /* Langevin update x + e s + sqrt(2 e) z with per-row step sizes in R_EPS. */
-static void langevin_update(score_step *st, const score__step_call *c, const float *sc,
-                            const float *z)
+static void langevin_update(score_step *st, const score__step_call *c, const score__real *sc,
+                            const score__real *z)
 {
     size_t dim = c->dim;
     const double *eps = st->dbl[R_EPS];
     for (size_t i = 0; i < c->n; i++) {
         double e = eps[i], amp = sqrt(2.0 * e);
-        float *xr = c->x + i * dim;
-        const float *sr = sc + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *sr = sc + i * dim, *zr = z + i * dim;
         for (size_t j = 0; j < dim; j++)
-            xr[j] = (float)((double)xr[j] + e * (double)sr[j] + amp * (double)zr[j]);
+            xr[j] = (score__real)((double)xr[j] + e * (double)sr[j] + amp * (double)zr[j]);
     }
 }
 
@@ -193,10 +198,10 @@ static double alpha_i(const score_step *st, const score__step_call *c, size_t i)
     return 1.0;
 }
 
-int score__step_langevin(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_langevin)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *sc = st->buf[0], *z = st->buf[1];
+    score__real *sc = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *eps = st->dbl[R_EPS], *nz = st->dbl[R_N1], *ns = st->dbl[R_N2];
     double fixed = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_SIZE);
     double snr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SNR);
@@ -243,10 +248,10 @@ int score__step_langevin(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-int score__step_ald(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_ald)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n;
-    float *sc = st->buf[0], *z = st->buf[1];
+    score__real *sc = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *eps = st->dbl[R_EPS], *sg = st->dbl[R_SG];
     double lr = SCORE__STEP_F64(st, SCORE_STEP_PARAM_STEP_LR);
     double ref = SCORE__STEP_F64(st, SCORE_STEP_PARAM_SIGMA_REF);
@@ -278,10 +283,10 @@ int score__step_ald(score_step *st, const score__step_call *c)
     return SCORE_OK;
 }
 
-int score__step_ddim(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_ddim)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *d = st->buf[0], *z = st->buf[1];
+    score__real *d = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double eta = score__step_eta(st);
     int rc = x0_and_noise(st, c, eta, d, z);
     if (rc != SCORE_OK)
@@ -290,8 +295,8 @@ int score__step_ddim(score_step *st, const score__step_call *c)
         double a = st->dbl[R_A][i], sg = st->dbl[R_SG][i];
         double an = st->dbl[R_AN][i], sgn = st->dbl[R_SGN][i];
         double s = sg / a, sn = sgn / an, se = 0.0, ce;
-        float *xr = c->x + i * dim;
-        const float *dr = d + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
+        const score__real *dr = d + i * dim, *zr = z + i * dim;
         if (eta > 0.0) {
             double q = sn / s;
             se = eta * sgn * sqrt(fmax(1.0 - q * q, 0.0));
@@ -304,15 +309,17 @@ int score__step_ddim(score_step *st, const score__step_call *c)
             double v = an * dv + ce * ehat_sg;
             if (eta > 0.0)
                 v += se * (double)zr[j];
-            xr[j] = (float)v;
+            xr[j] = (score__real)v;
         }
     }
     return SCORE_OK;
 }
 
+#ifndef SCORE__STEP_REAL64 /* the double-state identity is in step-eval.c */
 int score__step_none(score_step *st, const score__step_call *c)
 {
     (void)st;
     (void)c;
     return SCORE_OK;
 }
+#endif

@@ -14,11 +14,12 @@
  * In y every ancestral-type update has the form y' = (q / s) y + (1 - q / s) D for a target
  * level q (the exact exponential-integrator step with a constant data prediction D), which is
  * what the expm1 forms of the reference code compute. A step to t_next = 0 never reaches these
- * functions: it is the data prediction (step.c). */
+ * functions: it is the data prediction (step.c). Written over the state type of step-real.h:
+ * compiled for a float state and, from step-sde2-f64.c, for a double state. */
 #include <math.h>
 #include <string.h>
 
-#include "step-priv.h"
+#include "step-real.h"
 
 /* per-row arrays (indices into st->dbl; NDBL - 2 and NDBL - 1 are reserved by step.c) */
 enum { R_A, R_SG, R_AN, R_SGN, R_S, R_SN, R_LAM, R_H, R_T1, R_A1, R_SG1, R_S1, R_DOWN, R_UP,
@@ -72,14 +73,15 @@ static int point_at_s(score_step *st, const score__step_call *c, const double *s
 static int ancestral2(score_step *st, const score__step_call *c, int plus)
 {
     size_t n = c->n, dim = c->dim;
-    float *D = st->buf[0], *D2 = st->buf[1], *xu = st->buf[2], *z = st->buf[3];
+    score__real *D = SCORE__BUF(st, 0), *D2 = SCORE__BUF(st, 1), *xu = SCORE__BUF(st, 2),
+                *z = SCORE__BUF(st, 3);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN];
     double *down = st->dbl[R_DOWN], *up = st->dbl[R_UP], *mid = st->dbl[R_SB],
            *flag = st->dbl[R_FLAG];
     double eta = score__step_eta(st), snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int rc = endpoints(st, c);
     if (rc == SCORE_OK)
-        rc = score__step_x0(st, c, c->t, c->x, D);
+        rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -95,25 +97,25 @@ static int ancestral2(score_step *st, const score__step_call *c, int plus)
         double ia = 1.0 / a[i], a1 = st->dbl[R_A1][i], r = mid[i] / s[i];
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double y = (double)c->x[q] * ia, dv = D[q], v;
+            double y = (double)SCORE__CX(c)[q] * ia, dv = D[q], v;
             if (plus) /* DPM-Solver++ half step: exponential integrator to the midpoint */
                 v = r * y + (1.0 - r) * dv;
             else      /* Euler in s to the midpoint */
                 v = y + (mid[i] - s[i]) * (y - dv) / s[i];
-            xu[q] = (float)(a1 * v);
+            xu[q] = (score__real)(a1 * v);
         }
     }
-    rc = score__step_x0(st, c, st->dbl[R_T1], xu, D2);
+    rc = SCORE__R(score__step_x0)(st, c, st->dbl[R_T1], xu, D2);
     if (rc != SCORE_OK)
         return rc;
     if (eta > 0.0)
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double ia = 1.0 / a[i], ia1 = 1.0 / st->dbl[R_A1][i], r = down[i] / s[i];
         double amp = up[i] * snoise;
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double y = (double)c->x[q] * ia, v;
+            double y = (double)SCORE__CX(c)[q] * ia, v;
             if (flag[i] == 0.0) {
                 v = (double)D[q]; /* s_down = 0: the Euler step to 0 is the prediction */
             } else if (plus) {
@@ -124,34 +126,34 @@ static int ancestral2(score_step *st, const score__step_call *c, int plus)
             }
             if (eta > 0.0)
                 v += amp * (double)z[q];
-            c->x[q] = (float)(an[i] * v);
+            SCORE__CX(c)[q] = (score__real)(an[i] * v);
         }
     }
     return SCORE_OK;
 }
 
-int score__step_dpm2_ancestral(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpm2_ancestral)(score_step *st, const score__step_call *c)
 {
     return ancestral2(st, c, 0);
 }
 
-int score__step_dpmpp_2s_ancestral(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpmpp_2s_ancestral)(score_step *st, const score__step_call *c)
 {
     return ancestral2(st, c, 1);
 }
 
-int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpmpp_sde)(score_step *st, const score__step_call *c)
 {
     const double r = 0.5, fac = 1.0 / (2.0 * r);
     size_t n = c->n, dim = c->dim;
-    float *D = st->buf[0], *D2 = st->buf[1], *xu = st->buf[2], *z1 = st->buf[3],
-          *z2 = st->buf[4];
+    score__real *D = SCORE__BUF(st, 0), *D2 = SCORE__BUF(st, 1), *xu = SCORE__BUF(st, 2),
+                *z1 = SCORE__BUF(st, 3), *z2 = SCORE__BUF(st, 4);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *s = st->dbl[R_S], *sn = st->dbl[R_SN];
     double *mid = st->dbl[R_SB], *flag = st->dbl[R_FLAG];
     double eta = score__step_eta(st), snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
     int rc = endpoints(st, c);
     if (rc == SCORE_OK)
-        rc = score__step_x0(st, c, c->t, c->x, D);
+        rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -162,8 +164,8 @@ int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
     if (rc != SCORE_OK)
         return rc;
     if (eta > 0.0) {
-        score__step_noise_iv(c, 0, c->t, st->dbl[R_T1], z1);
-        score__step_noise_iv(c, 1, c->t, c->tn, z2);
+        SCORE__R(score__step_noise_iv)(c, 0, c->t, st->dbl[R_T1], z1);
+        SCORE__R(score__step_noise_iv)(c, 1, c->t, c->tn, z2);
     }
     for (size_t i = 0; i < n; i++) {
         double ia = 1.0 / a[i], down, up, q;
@@ -172,13 +174,13 @@ int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
         st->dbl[R_UP][i] = up * snoise;
         for (size_t j = 0; j < dim; j++) {
             size_t k = i * dim + j;
-            double v = q * (double)c->x[k] * ia + (1.0 - q) * (double)D[k];
+            double v = q * (double)SCORE__CX(c)[k] * ia + (1.0 - q) * (double)D[k];
             if (eta > 0.0)
                 v += st->dbl[R_UP][i] * (double)z1[k];
-            xu[k] = (float)(st->dbl[R_A1][i] * v);
+            xu[k] = (score__real)(st->dbl[R_A1][i] * v);
         }
     }
-    rc = score__step_x0(st, c, st->dbl[R_T1], xu, D2);
+    rc = SCORE__R(score__step_x0)(st, c, st->dbl[R_T1], xu, D2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -189,10 +191,10 @@ int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
         for (size_t j = 0; j < dim; j++) {
             size_t k = i * dim + j;
             double dd = (1.0 - fac) * (double)D[k] + fac * (double)D2[k];
-            double v = q * (double)c->x[k] * ia + (1.0 - q) * dd;
+            double v = q * (double)SCORE__CX(c)[k] * ia + (1.0 - q) * dd;
             if (eta > 0.0)
                 v += amp * (double)z2[k];
-            c->x[k] = (float)(an[i] * v);
+            SCORE__CX(c)[k] = (score__real)(an[i] * v);
         }
     }
     return SCORE_OK;
@@ -200,10 +202,10 @@ int score__step_dpmpp_sde(score_step *st, const score__step_call *c)
 
 /* DPM-Solver++(3M) SDE, published form, with the multistep history of the step (kept and
  * checked as for dpmpp-2m / dpmpp-3m: same rows, every row continuing at its last end time). */
-int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_dpmpp_3m_sde)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *D = st->buf[0], *z = st->buf[1];
+    score__real *D = SCORE__BUF(st, 0), *z = SCORE__BUF(st, 1);
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *sn = st->dbl[R_SN], *lam = st->dbl[R_LAM],
            *h = st->dbl[R_H];
     double eta = score__step_eta(st), snoise = SCORE__STEP_F64(st, SCORE_STEP_PARAM_S_NOISE);
@@ -212,11 +214,11 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
     if (rc != SCORE_OK)
         return rc;
     avail = score__step_history_avail(st, c);
-    rc = score__step_x0(st, c, c->t, c->x, D);
+    rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     if (eta > 0.0)
-        score__step_noise(c, 0, z);
+        SCORE__R(score__step_noise)(c, 0, z);
     for (size_t i = 0; i < n; i++) {
         double hh = h[i], he = hh * (eta + 1.0), ia = 1.0 / a[i];
         double decay = exp(-he), cd = -expm1(-he);
@@ -226,10 +228,10 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
         double amp = eta > 0.0 ? sn[i] * sqrt(fmax(-expm1(-2.0 * hh * eta), 0.0)) * snoise : 0.0;
         double h1 = 0.0, h2 = 0.0;
         int eff = avail;
-        const float *d1 = (const float *)st->hist_d[0] + i * dim,
-                    *d2 = (const float *)st->hist_d[1] + i * dim;
-        const float *dr = D + i * dim, *zr = z + i * dim;
-        float *xr = c->x + i * dim;
+        const score__real *d1 = SCORE__HD(st, 0) + i * dim,
+                    *d2 = SCORE__HD(st, 1) + i * dim;
+        const score__real *dr = D + i * dim, *zr = z + i * dim;
+        score__real *xr = SCORE__CX(c) + i * dim;
         if (eff >= 1) {
             h1 = lam[i] - st->hist_lam[0][i];
             if (!(h1 != 0.0) || hh == 0.0)
@@ -252,10 +254,10 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
             }
             if (eta > 0.0)
                 y += amp * (double)zr[j];
-            xr[j] = (float)(an[i] * y);
+            xr[j] = (score__real)(an[i] * y);
         }
     }
-    score__step_push_history(st, c, D, lam, avail, 2);
+    SCORE__R(score__step_push_history)(st, c, D, lam, avail, 2);
     return SCORE_OK;
 }
 
@@ -266,21 +268,21 @@ int score__step_dpmpp_3m_sde(score_step *st, const score__step_call *c)
 static int heun_rows(score_step *st, const score__step_call *c, const double *flag)
 {
     size_t n = c->n, dim = c->dim;
-    float *D = st->buf[0], *D2 = st->buf[1], *xe = st->buf[2];
+    score__real *D = SCORE__BUF(st, 0), *D2 = SCORE__BUF(st, 1), *xe = SCORE__BUF(st, 2);
     const double *ta = st->dbl[R_TA], *tb = st->dbl[R_TB], *aa = st->dbl[R_AA],
                  *ab = st->dbl[R_AB], *sa = st->dbl[R_SA], *sb = st->dbl[R_SB];
-    int rc = score__step_x0(st, c, ta, c->x, D);
+    int rc = SCORE__R(score__step_x0)(st, c, ta, SCORE__CX(c), D);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
         double ia = 1.0 / aa[i], ds = sb[i] - sa[i];
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double y = (double)c->x[q] * ia;
-            xe[q] = (float)(ab[i] * (y + ds * (y - (double)D[q]) / sa[i]));
+            double y = (double)SCORE__CX(c)[q] * ia;
+            xe[q] = (score__real)(ab[i] * (y + ds * (y - (double)D[q]) / sa[i]));
         }
     }
-    rc = score__step_x0(st, c, tb, xe, D2);
+    rc = SCORE__R(score__step_x0)(st, c, tb, xe, D2);
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -289,9 +291,9 @@ static int heun_rows(score_step *st, const score__step_call *c, const double *fl
             continue;
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
-            double y = (double)c->x[q] * ia, ye = (double)xe[q] * iab;
+            double y = (double)SCORE__CX(c)[q] * ia, ye = (double)xe[q] * iab;
             double d1 = (y - (double)D[q]) / sa[i], d2 = (ye - (double)D2[q]) / sb[i];
-            c->x[q] = (float)(ab[i] * (y + 0.5 * ds * (d1 + d2)));
+            SCORE__CX(c)[q] = (score__real)(ab[i] * (y + 0.5 * ds * (d1 + d2)));
         }
     }
     return SCORE_OK;
@@ -326,10 +328,10 @@ static double karras_level(double hi, double lo, int64_t j, int64_t N)
     return pow(a + u * (b - a), rho);
 }
 
-int score__step_restart(score_step *st, const score__step_call *c)
+int SCORE__R(score__step_restart)(score_step *st, const score__step_call *c)
 {
     size_t n = c->n, dim = c->dim;
-    float *z = st->buf[3];
+    score__real *z = SCORE__BUF(st, 3);
     double *s = st->dbl[R_S], *sn = st->dbl[R_SN], *flag = st->dbl[R_FLAG];
     double smin = SCORE__STEP_F64(st, SCORE_STEP_PARAM_RESTART_SMIN);
     double smax = SCORE__STEP_F64(st, SCORE_STEP_PARAM_RESTART_SMAX);
@@ -376,7 +378,7 @@ int score__step_restart(score_step *st, const score__step_call *c)
         rc = heun_ends(st, c, flag);
         if (rc != SCORE_OK)
             return rc;
-        score__step_noise(c, (size_t)k, z);
+        SCORE__R(score__step_noise)(c, (size_t)k, z);
         for (size_t i = 0; i < n; i++) {
             double amp, ia = 1.0 / st->dbl[R_AN][i];
             if (flag[i] == 0.0)
@@ -384,7 +386,8 @@ int score__step_restart(score_step *st, const score__step_call *c)
             amp = sqrt(smax * smax - sn[i] * sn[i]) * snoise;
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
-                c->x[q] = (float)(st->dbl[R_AA][i] * ((double)c->x[q] * ia + amp * (double)z[q]));
+                SCORE__CX(c)[q] = (score__real)(st->dbl[R_AA][i] *
+                                                ((double)SCORE__CX(c)[q] * ia + amp * (double)z[q]));
             }
         }
         /* N Heun steps back to t_next */

@@ -21,15 +21,22 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_RK4, "rk4", 4), .impl = score__step_rk4, .impl_f64 = score__step_rk4_f64},
     {TYPE(SCORE_STEP_DOPRI5, "dopri5", 5), .err_order = 4, .flags = ST_E,
      .impl = score__step_dopri5, .impl_f64 = score__step_dopri5_f64},
-    {TYPE(SCORE_STEP_EULER_MARUYAMA, "em", 1), .flags = ST_S, .impl = score__step_em},
+    {TYPE(SCORE_STEP_EULER_MARUYAMA, "em", 1), .flags = ST_S, .impl = score__step_em,
+     .impl_f64 = score__step_em_f64},
     {TYPE(SCORE_STEP_REVERSE_DIFFUSION, "reverse-diffusion", 1), .flags = ST_S,
-     .impl = score__step_reverse_diffusion},
-    {TYPE(SCORE_STEP_ANCESTRAL, "ancestral", 1), .flags = ST_S, .impl = score__step_ancestral},
+     .impl = score__step_reverse_diffusion,
+     .impl_f64 = score__step_reverse_diffusion_f64},
+    {TYPE(SCORE_STEP_ANCESTRAL, "ancestral", 1), .flags = ST_S, .impl = score__step_ancestral,
+     .impl_f64 = score__step_ancestral_f64},
     {TYPE(SCORE_STEP_EULER_ANCESTRAL, "euler-ancestral", 1), .flags = ST_S,
-     .impl = score__step_euler_ancestral},
-    {TYPE(SCORE_STEP_LANGEVIN, "langevin", 1), .flags = ST_S | ST_C, .impl = score__step_langevin},
-    {TYPE(SCORE_STEP_ALD, "ald", 1), .flags = ST_S | ST_C, .impl = score__step_ald},
-    {TYPE(SCORE_STEP_DDIM, "ddim", 1), .impl = score__step_ddim},
+     .impl = score__step_euler_ancestral,
+     .impl_f64 = score__step_euler_ancestral_f64},
+    {TYPE(SCORE_STEP_LANGEVIN, "langevin", 1), .flags = ST_S | ST_C, .impl = score__step_langevin,
+     .impl_f64 = score__step_langevin_f64},
+    {TYPE(SCORE_STEP_ALD, "ald", 1), .flags = ST_S | ST_C, .impl = score__step_ald,
+     .impl_f64 = score__step_ald_f64},
+    {TYPE(SCORE_STEP_DDIM, "ddim", 1), .impl = score__step_ddim,
+     .impl_f64 = score__step_ddim_f64},
     {TYPE(SCORE_STEP_DPM_SOLVER_1, "dpm-solver-1", 1), .impl = score__step_dpm_single,
      .impl_f64 = score__step_dpm_single_f64},
     {TYPE(SCORE_STEP_DPM_SOLVER_2, "dpm-solver-2", 2), .impl = score__step_dpm_single,
@@ -58,13 +65,18 @@ static const score_step_type builtin_types[] = {
     {TYPE(SCORE_STEP_UNIPC_BH1, "unipc-bh1", 3), .impl = score__step_unipc,
      .impl_f64 = score__step_unipc_f64},
     {TYPE(SCORE_STEP_DPM2_ANCESTRAL, "dpm-2-ancestral", 2), .flags = ST_S,
-     .impl = score__step_dpm2_ancestral},
+     .impl = score__step_dpm2_ancestral,
+     .impl_f64 = score__step_dpm2_ancestral_f64},
     {TYPE(SCORE_STEP_DPMPP_2S_ANCESTRAL, "dpmpp-2s-ancestral", 2), .flags = ST_S,
-     .impl = score__step_dpmpp_2s_ancestral},
-    {TYPE(SCORE_STEP_DPMPP_SDE, "dpmpp-sde", 2), .flags = ST_S, .impl = score__step_dpmpp_sde},
+     .impl = score__step_dpmpp_2s_ancestral,
+     .impl_f64 = score__step_dpmpp_2s_ancestral_f64},
+    {TYPE(SCORE_STEP_DPMPP_SDE, "dpmpp-sde", 2), .flags = ST_S, .impl = score__step_dpmpp_sde,
+     .impl_f64 = score__step_dpmpp_sde_f64},
     {TYPE(SCORE_STEP_DPMPP_3M_SDE, "dpmpp-3m-sde", 2), .flags = ST_S,
-     .impl = score__step_dpmpp_3m_sde},
-    {TYPE(SCORE_STEP_RESTART, "restart", 2), .flags = ST_S, .impl = score__step_restart},
+     .impl = score__step_dpmpp_3m_sde,
+     .impl_f64 = score__step_dpmpp_3m_sde_f64},
+    {TYPE(SCORE_STEP_RESTART, "restart", 2), .flags = ST_S, .impl = score__step_restart,
+     .impl_f64 = score__step_restart_f64},
     {TYPE(SCORE_STEP_MALA, "mala", 1), .flags = ST_S | ST_C, .impl = score__step_mala},
 };
 
@@ -78,7 +90,10 @@ const score_step_type *score_step_type_get(int kind)
     return NULL;
 }
 
-/* Other spellings of built-in names (k-diffusion / web-UI / diffusers), after '_' -> '-'. */
+/* Other spellings of built-in names (k-diffusion / web-UI / diffusers), after '_' -> '-' and
+ * without a leading "k-" (the k_ prefix of the k-diffusion samplers in Stable Diffusion's
+ * scripts: k_lms, k_euler_a, k_dpm_2_a, ...); then diffusers' scheduler classes whose default
+ * configuration is one of the built-in algorithms. */
 static const struct {
     const char *alias, *name;
 } aliases[] = {
@@ -89,6 +104,19 @@ static const struct {
     {"uni-pc", "unipc-bh1"},
     {"uni-pc-bh2", "unipc"},
     {"unipc-bh2", "unipc"},
+    {"dpm-2-a", "dpm-2-ancestral"},
+    {"dpmpp-2s-a", "dpmpp-2s-ancestral"},
+    {"EulerDiscreteScheduler", "euler"},
+    {"EulerAncestralDiscreteScheduler", "euler-ancestral"},
+    {"HeunDiscreteScheduler", "heun"},
+    {"LMSDiscreteScheduler", "lms"},
+    {"DDIMScheduler", "ddim"},
+    {"DEISMultistepScheduler", "deis"},
+    {"UniPCMultistepScheduler", "unipc"},
+    {"KDPM2DiscreteScheduler", "dpm-solver-2"},
+    {"KDPM2AncestralDiscreteScheduler", "dpm-2-ancestral"},
+    {"DPMSolverMultistepScheduler", "dpmpp-2m"},
+    {"DPMSolverSDEScheduler", "dpmpp-sde"},
 };
 
 const score_step_type *score_step_type_find(const char *name)
@@ -100,6 +128,10 @@ const score_step_type *score_step_type_find(const char *name)
     len = strlen(name);
     if (len >= sizeof buf)
         return NULL;
+    if (len > 2 && (name[0] == 'k') && (name[1] == '_' || name[1] == '-')) {
+        name += 2;
+        len -= 2;
+    }
     for (size_t i = 0; i <= len; i++)
         buf[i] = name[i] == '_' ? '-' : name[i];
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)

@@ -31,7 +31,7 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
     {SCORE_STEP_PARAM_SIGMA_REF, "sigma_ref", SCORE_PARAM_F64, 0, 1e30, 0,
      "ALD reference sigma_L; 0 = sigma(t_eps)"},
     {SCORE_STEP_PARAM_ORDER, "order", SCORE_PARAM_I64, 0, 3, 0,
-     "order cap of one call; 0 = the type's order"},
+     "order cap of one call (DPM-Solver, DPM-Solver++, lms, deis, unipc); 0 = the type's order"},
     {SCORE_STEP_PARAM_SNR_NORM, "snr_norm", SCORE_PARAM_I64, 0, 2, 0,
      "Langevin SNR rule: 0 batch-mean norms (score_sde), 1 row norms, 2 noise level"},
     {SCORE_STEP_PARAM_DISC_N, "disc_n", SCORE_PARAM_I64, 0, 1000000, 0,
@@ -52,6 +52,8 @@ static const score__param_desc step_params[SCORE__STEP_NPARAMS] = {
      "Heun steps of one restart cycle"},
     {SCORE_STEP_PARAM_PRECISION, "precision", SCORE_PARAM_I64, 32, 64, 32,
      "state precision: 32 float (score_step_apply), 64 double (score_step_apply_f64)"},
+    {SCORE_STEP_PARAM_START_CORRECTION, "start_correction", SCORE_PARAM_I64, 0, 1, 0,
+     "dpmpp-2m / dpmpp-3m: 1 = the first step's result corrected at the second call"},
 };
 
 const score__param_desc *score__step_param_table(size_t *n_out)
