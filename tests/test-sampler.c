@@ -210,7 +210,7 @@ START_TEST(sampler_api)
     ck_assert_fails_with(score_sampler_set_i64(NULL, SCORE_SAMPLER_PARAM_GRID, 1), SCORE_E_INVAL);
     ck_assert_fails_with(score_sampler_get_f64(NULL, SCORE_SAMPLER_PARAM_ETA, &v), SCORE_E_INVAL);
     ck_assert_fails_with(score_sampler_get_i64(NULL, SCORE_SAMPLER_PARAM_GRID, &iv), SCORE_E_INVAL);
-    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SAMPLER), 34);
+    ck_assert_uint_eq(score_param_count(SCORE_OBJECT_SAMPLER), 36);
     /* grids */
     ck_assert_ok(score_sampler_set_i64(s, SCORE_SAMPLER_PARAM_NUM_STEPS, 5));
     ck_assert_ok(score_sampler_get_grid(s, f.sde, 64, g, &ng));

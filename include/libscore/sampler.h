@@ -70,6 +70,33 @@
  * rows). Noise (the float normals, or the float increments of the Brownian path, widened),
  * grids and row numbering are those of a float run, so both states agree to float precision.
  *
+ * Twisted SMC (::SCORE_SAMPLER_PARAM_PARTICLES = K > 1; doc/controllable-generation.md): an
+ * asymptotically exact conditional sampler for known coordinates (score_sampler_set_known())
+ * or an observation of the sde (score_sde_set_observation()), after the Twisted Diffusion
+ * Sampler (Wu et al. 2023). Each output row runs K particles through the predictor's
+ * transition with the twisted score (the sde's observation term: the moment method's, or DPS /
+ * PiGDM for an observation with ::SCORE_OBS_METHOD_DEFAULT; known coordinates always use the
+ * moment method's term, which needs the model's input VJP), weighted by the ratio of the
+ * model's and the proposal's Gaussian transition densities times the ratio of the sde's
+ * Gaussian likelihood approximations p~(y | x_t) (the twists) at the step's ends; a row
+ * resamples (systematic) when its effective sample size falls below
+ * ::SCORE_SAMPLER_PARAM_ESS_THRESHOLD K, and returns one particle drawn by the final weights.
+ * The target is the model's chain conditioned on the data: for known coordinates, on the known
+ * coordinates at the last positive grid time being exactly the known values (then the final
+ * denoise, if any, and the values set exactly); for an observation, reweighted by the twist at
+ * the last positive time, which tends to the exact likelihood N(y; A x0_hat, sigma_n^2 I) as
+ * that time tends to 0. As K grows the output approaches this target (for any prior, mixtures
+ * included), up to the grid's discretisation of the model's chain. Predictors: em,
+ * reverse-diffusion and ancestral (Gaussian transitions of known density); any other, a
+ * corrector with steps, a per-step hook, partial sampling, thresholding and a double state
+ * are refused with ::SCORE_E_UNSUPPORTED naming them. The noise of particle j of row r at step
+ * k is normal(counter 1 + k, row r, columns j dim .. j dim + dim - 1) (the prior draw: counter
+ * 0), the resampling uniforms are at (counter 1 + k, row r, column 2^34) and the final draw at
+ * counter 1 + L (L positive-time steps), so results do not depend on the batch split, and
+ * particle j of row r is evaluated as global row r K + j. score_sampler_get_ess() reports the
+ * weights' effective sample sizes; score_sampler_get_nfe() counts the evaluations of one
+ * batch of particles (the model work is K times that of a plain run).
+ *
  * Multistep history and workspaces live in the sampler's step objects and are reset at the
  * start of every run: reusing a sampler needs no manual reset. Workspaces grow only when the
  * batch grows. A sampler is object-exclusive; the generator is only read.
@@ -193,6 +220,15 @@ enum score_sampler_param {
      *  comment. Setting 64 fails with ::SCORE_E_UNSUPPORTED (the message names the type) when
      *  the predictor has no double state (::SCORE_STEP_PARAM_PRECISION). @since 0.2 */
     SCORE_SAMPLER_PARAM_PRECISION = 131,
+    /** i64: particles K per output row of twisted sequential Monte Carlo, 1..1000000,
+     *  default 1 = off (see "Twisted SMC" in the file comment). K > 1 needs something to
+     *  condition on (known coordinates or an sde observation; else ::SCORE_E_INVAL) and costs
+     *  K times the model evaluations of a plain run. @since 0.2 */
+    SCORE_SAMPLER_PARAM_PARTICLES = 132,
+    /** f64: resampling threshold of twisted SMC, [0, 1], default 0.5: after a step, the
+     *  particles of a row are resampled when their effective sample size is below threshold
+     *  times K (0 = never, 1 = whenever the weights are not all equal). @since 0.2 */
+    SCORE_SAMPLER_PARAM_ESS_THRESHOLD = 133,
     /** i64: DPM-Solver's order sequence for a budget ("DPM-Solver-fast"), 0..2, default 0 =
      *  off. For the singlestep predictors (dpm-solver-1/2/3, dpmpp-2s, dpmpp-3s; setting 1 or
      *  2 with another predictor fails with ::SCORE_E_UNSUPPORTED)
@@ -405,6 +441,11 @@ SCORE_API SCORE_WARN_UNUSED int score_sampler_set_hook(score_sampler *s, score_s
  * set to `y` exactly at the end. The model must then provide an input VJP (else the run fails
  * with ::SCORE_E_UNSUPPORTED), and the sde must have no observation and no guidance.
  *
+ * With ::SCORE_SAMPLER_PARAM_PARTICLES > 1 (twisted SMC, see the file comment) the known
+ * coordinates are conditioned on by the moment method's term and likelihood whatever the sde's
+ * ::SCORE_SDE_PARAM_OBS_METHOD (replacement has no likelihood to weight with), with the same
+ * requirements, and the particles' weights make the result asymptotically exact.
+ *
  * @param[in,out] s the sampler.
  * @param[in] n_rows rows of the mask: 1 = the same mask and values for every row, otherwise
  *            one row per global row 0 .. n_rows - 1 (a run's rows row0 .. row0 + n - 1 must
@@ -541,6 +582,23 @@ SCORE_API uint64_t score_sampler_get_nfe(const score_sampler *s);
  * @since 0.1
  */
 SCORE_API uint64_t score_sampler_get_steps(const score_sampler *s);
+
+/**
+ * @brief Effective sample sizes of the last twisted SMC run (::SCORE_SAMPLER_PARAM_PARTICLES
+ *        > 1), each between 1 and K: for a run without particles (or one that failed before
+ *        its first row) every value is 0. With a communicator, this rank's rows.
+ * @param[in] s the sampler.
+ * @param[out] mean_out the mean over the rows of the effective sample size of the final
+ *             weights (from which the output particle is drawn), or NULL.
+ * @param[out] min_out the smallest effective sample size of a row at any step, or NULL.
+ * @param[out] resamples_out the number of (row, step) pairs that resampled, or NULL.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL @p s).
+ * Thread-safety: safe for concurrent readers.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_sampler_get_ess(const score_sampler *s, double *mean_out,
+                                                      double *min_out,
+                                                      uint64_t *resamples_out);
 
 /**
  * @brief Rejected row-steps of the last adaptive run (0 for fixed grids).

@@ -136,6 +136,13 @@
  * (classifier-free or classifier: ::SCORE_E_UNSUPPORTED at evaluation), and the divergences
  * and the latent maps (score_likelihood_to_latent(), score_likelihood_from_latent()) are
  * refused while it or a threshold is set: they alter the probability-flow drift.
+ *
+ * Both methods are approximations for non-Gaussian data. A sampler's twisted sequential Monte
+ * Carlo (::SCORE_SAMPLER_PARAM_PARTICLES > 1, sampler.h) uses the term as its proposal's
+ * guidance and the Gaussian likelihood the term differentiates (N(y; A x0_hat, A C_t A^T + R),
+ * or N(y; A x0_hat, sigma_n^2 I + r_t^2 A A^T) for DPS / PiGDM) as its twist, and corrects the
+ * approximation with importance weights: asymptotically exact in the number of particles. The
+ * step-size form (::SCORE_SDE_PARAM_OBS_ZETA > 0) has no likelihood and is refused there.
  */
 #ifndef LIBSCORE_SDE_H
 #define LIBSCORE_SDE_H

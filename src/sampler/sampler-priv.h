@@ -6,6 +6,7 @@
 #include "core/comm-priv.h"
 #include "evolve-priv.h"
 #include "known-priv.h"
+#include "smc-priv.h"
 #include "step-priv.h"
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
@@ -31,6 +32,7 @@ struct score_sampler {
     score_sampler_hook_fn hook;
     void *hook_ud;
     score__known known;   /* known coordinates (score_sampler_set_known()) */
+    score__smc smc;       /* particles of a twisted SMC run (smc.c) */
     uint64_t nfe, steps, failed;
     /* workspace */
     size_t cap, grid_cap;
@@ -48,5 +50,14 @@ int score__sampler_par_set_f64(score_sampler *obj, int param, double value);
 int score__sampler_par_set_i64(score_sampler *obj, int param, int64_t value);
 int score__sampler_par_get_f64(const score_sampler *obj, int param, double *out);
 int score__sampler_par_get_i64(const score_sampler *obj, int param, int64_t *out);
+
+/* The start std of a prior draw at the grid's first time t0 (sampler-run.c): the prior's std
+ * when t0 = T, sigma(t0) for variance-exploding schedules, else sqrt(alpha^2 + sigma^2). */
+int score__sampler_start_std(const score_schedule *sched, double t0, double *sd);
+/* A twisted sequential Monte Carlo run (smc.c): the rows row0 .. row0 + n - 1 of a run whose
+ * grid (npts times) is in s->grid, from x_init (n * dim, or NULL for prior draws) into out. */
+int score__smc_run(score_sampler *s, score_sde *sde, const score_rng *rng, size_t row0,
+                   size_t n, const float *x_init, float *out, size_t npts,
+                   score_sampler_progress_fn progress, void *user_data);
 
 #endif

@@ -456,6 +456,20 @@ static int arr_finite(int f64, size_t nd, const void *a)
     return f64 ? score__all_finite_f64(nd, a) : score__all_finite_f32(nd, a);
 }
 
+int score__sampler_start_std(const score_schedule *sched, double t0, double *sd)
+{
+    double T, a0, s0;
+    int rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
+    if (rc == SCORE_OK)
+        rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
+    if (rc != SCORE_OK)
+        return rc;
+    if (t0 == T)
+        return score_schedule_prior_std(sched, sd);
+    *sd = score_schedule_is_variance_exploding(sched) == 1 ? s0 : sqrt(a0 * a0 + s0 * s0);
+    return SCORE_OK;
+}
+
 /* The run's start values in the state x (float or double, f64): x_init (checked, copied),
  * x_init noised by the forward process to the grid's first time (noised = 1: SDEdit,
  * alpha(t0) x_init + sigma(t0) z with the prior draw's z) or a prior draw at the grid's first
@@ -487,22 +501,10 @@ static int start_values(score_sampler *s, const score_schedule *sched, size_t ro
                 arr_put(f64, x, q, arr_get(io->f64, x_init, q));
         }
     } else {
-        double t0 = s->grid[0], T, a0, s0, sd;
-        rc = score_schedule_get_f64(sched, SCORE_SCHEDULE_PARAM_T, &T);
+        double sd;
+        rc = score__sampler_start_std(sched, s->grid[0], &sd);
         if (rc == SCORE_OK)
-            rc = score_schedule_alpha_sigma(sched, 1, &t0, &a0, &s0);
-        if (rc != SCORE_OK)
-            return rc;
-        if (t0 == T) {
-            rc = score_schedule_prior_std(sched, &sd);
-            if (rc != SCORE_OK)
-                return rc;
-        } else if (score_schedule_is_variance_exploding(sched) == 1) {
-            sd = s0;
-        } else {
-            sd = sqrt(a0 * a0 + s0 * s0);
-        }
-        rc = score_rng_fill_normal_f64(rng, row0, n, 0, s->dim, s->zbuf);
+            rc = score_rng_fill_normal_f64(rng, row0, n, 0, s->dim, s->zbuf);
         if (rc != SCORE_OK)
             return rc;
         for (size_t q = 0; q < nd; q++)
@@ -550,6 +552,7 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n, co
     if (s == NULL || sde == NULL)
         return score__error(SCORE_E_INVAL, fn, "sampler or sde is NULL");
     s->nfe = s->steps = s->failed = 0;
+    s->smc.ran = 0;
     if (n == 0)
         return SCORE_OK;
     if (io->out == NULL)
@@ -618,6 +621,15 @@ static int run_local(score_sampler *s, score_sde *sde, size_t row0, size_t n, co
     rc = configure_steps(s, npts - 1, sigma_last, f64);
     if (rc != SCORE_OK)
         return score__error(rc, fn, "cannot reset the steps");
+    if (PI(s, SCORE_SAMPLER_PARAM_PARTICLES) > 1) {
+        /* twisted sequential Monte Carlo (smc.c) */
+        if (f64)
+            return score__error(SCORE_E_UNSUPPORTED, fn,
+                                "twisted SMC (particles > 1) runs a float state: not supported "
+                                "with a double-precision state");
+        return score__smc_run(s, sde, rng, row0, n, x_start, io->out, npts, progress,
+                              user_data);
+    }
     adaptive = PI(s, SCORE_SAMPLER_PARAM_ADAPTIVE) == 1 &&
                (s->pred->type.flags & SCORE_STEP_FLAG_ERROR_ESTIMATE) != 0 &&
                s->pred->type.err_order > 0 && !score__step_needs_noise(s->pred) &&

@@ -62,6 +62,10 @@ static const score__param_desc sampler_params[NPARAMS] = {
     SCORE__PARAM_ROW_NORM(SCORE_SAMPLER_PARAM_ERROR_NORM),
     {SCORE_SAMPLER_PARAM_PRECISION, "precision", SCORE_PARAM_I64, 32, 64, 32,
      "state precision of the runs: 32 float, 64 double (score_sampler_run_f64: always 64)"},
+    {SCORE_SAMPLER_PARAM_PARTICLES, "particles", SCORE_PARAM_I64, 1, 1e6, 1,
+     "particles per row of twisted sequential Monte Carlo; 1 = off"},
+    {SCORE_SAMPLER_PARAM_ESS_THRESHOLD, "ess_threshold", SCORE_PARAM_F64, 0, 1, 0.5,
+     "SMC: a row resamples when its effective sample size < threshold * particles"},
     {SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, "order_sequence", SCORE_PARAM_I64, 0, 2, 0,
      "singlestep DPM-Solver order sequence for a budget of num_steps evaluations: 0 off, "
      "1 ends on the grid of K steps, 2 on the grid of num_steps steps"},
@@ -193,6 +197,7 @@ void score_sampler_free(score_sampler *s)
     score__free(s->ugrid);
     score__free(s->grid);
     score__known_free(&s->known);
+    score__smc_free(&s->smc);
     score__sampler_free_ws(s);
     score__free(s);
 }

@@ -90,6 +90,14 @@ struct score_sde {
     const uint8_t *kmask;
     const float *ky;
     size_t krows, krow0, kn;
+    size_t kgroup;         /* evaluation rows per mask row (the particles of a sequential Monte
+                            * Carlo run: global evaluation row r reads mask row r / kgroup);
+                            * 0 or 1: one each */
+    /* the twist of a sequential Monte Carlo run (score__sde_set_twist(), borrowed, NULL: none):
+     * an evaluation with an observation term also writes each row's log p~(y | x_t) (the
+     * Gaussian approximation the term differentiates) and the term itself (n * dim) there */
+    double *tw_log;
+    float *tw_grad;
     /* double-precision evaluations (sde-f64.c): cap_r rows of scratch: the state rounded to
      * float and the float result (models evaluated in float32), the scaled input and the
      * output of a double model evaluation */
@@ -173,6 +181,21 @@ int score__sde_refuse_extras(const char *fn, const score_sde *sde);
  * clears it. */
 void score__sde_set_known_obs(score_sde *sde, size_t rows, const uint8_t *mask, const float *y,
                               size_t row0, size_t n);
+/* Evaluation rows per mask row of the known coordinates (score__sde_set_known_obs()): global
+ * evaluation row r reads mask row r / group (group >= 1; 1 after score__sde_set_known_obs()). */
+void score__sde_set_known_group(score_sde *sde, size_t group);
+/* Borrowed outputs of the observation term for a sequential Monte Carlo run (sampler/smc.c),
+ * NULL to stop: each evaluation of n rows with an observation term (an observation, or known
+ * coordinates as one) writes the log of the Gaussian likelihood approximation p~(y | x_t) of
+ * row b into log_out[b] (moment method: N(y; A x0_hat, A C_t A^T + R); DPS / PiGDM:
+ * N(y; A x0_hat, sigma_n^2 I + r_t^2 A A^T)) and the term added to the score into grad_out
+ * (n * dim). The step-size form (SCORE_SDE_PARAM_OBS_ZETA > 0) has no likelihood: log_out is
+ * then NaN. The arrays must hold the largest batch evaluated. */
+void score__sde_set_twist(score_sde *sde, double *log_out, float *grad_out);
+/* sde-inverse.c / sde-moment.c: the workspace ogx / ogv of n rows; the moment method's term. */
+int score__sde_obs_grow(const char *fn, score_sde *sde, size_t n);
+int score__sde_moment_term(const char *fn, score_sde *sde, size_t n, const double *t,
+                           const float *x, const float *xm);
 /* out = P s + Q x of row b for a SCORE__SDE_WANT_* (after score__sde_open_call()). */
 void score__sde_row_map(const score_sde *sde, int want, size_t b, double *P, double *Q);
 
