@@ -11,7 +11,7 @@
 #include "libscore/evolve.h"
 #include "libscore/sampler.h"
 
-#define NPARAMS 34
+#define NPARAMS 36
 /* Value of a parameter of a sampler (an lvalue). */
 #define PF(s, id) SCORE__PARAM_F64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
 #define PI(s, id) SCORE__PARAM_I64((s)->params, SCORE_SAMPLER_PARAM_NUM_STEPS, id)
