@@ -593,6 +593,58 @@ START_TEST(conditions_trainer_dropout)
 }
 END_TEST
 
+/* ---- threads ---- */
+
+/* SCORE_MODEL_PARAM_THREADS = 2 against 1: the losses' values and parameter gradients
+ * (Hyvärinen: second-order passes; DSM: double back-propagation, with labels), the scores and
+ * the energies, bit for bit, on a batch of several waves of panels (and a ragged last panel). */
+START_TEST(threads_bit_identical)
+{
+    enum { NR = 500 };
+    const int kinds[2] = {SCORE_LOSS_HYVARINEN, SCORE_LOSS_DSM};
+    float *x = normal_data(NR, D, 17, 1.0);
+    int32_t lab[NR];
+    double c[NR];
+    for (size_t b = 0; b < NR; b++) {
+        lab[b] = (int32_t)(b % (K + 1)) == K ? SCORE_LABEL_NULL : (int32_t)(b % (K + 1));
+        c[b] = 0.001 * (double)b;
+    }
+    for (int k = 0; k < 2; k++) {
+        score_model *m[2];
+        float *g[2], *s[2];
+        double lv[2], E[2][NR];
+        size_t np;
+        for (int t = 0; t < 2; t++) {
+            score_loss *l;
+            score_rng *r = new_rng(5);
+            m[t] = energy_net(SCORE_ACT_SILU, 1, K, 0, 12);
+            ck_assert_ok(score_model_set_i64(m[t], SCORE_MODEL_PARAM_THREADS, t + 1));
+            np = score_model_param_count(m[t]);
+            g[t] = calloc(np, sizeof(float));
+            s[t] = malloc(NR * D * sizeof(float));
+            ck_assert_ok(score_loss_new(&l, kinds[k]));
+            ck_assert_ok(score_loss_set_labels(l, NR, lab));
+            ck_assert_ok(score_loss_compute(l, NULL, m[t], r, NR, x, &lv[t], g[t]));
+            ck_assert_ok(score_model_forward(m[t], NR, x, c, s[t]));
+            ck_assert_ok(score_model_energy(m[t], NR, x, c, E[t]));
+            score_loss_free(l);
+            score_rng_free(r);
+        }
+        ck_assert(lv[0] == lv[1]);
+        ck_assert_int_eq(memcmp(g[0], g[1], np * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(s[0], s[1], NR * D * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(E[0], E[1], sizeof E[0]), 0);
+        ck_assert_double_gt(max_abs(np, g[0]), 0.0);
+        for (int t = 0; t < 2; t++) {
+            free(g[t]);
+            free(s[t]);
+            score_model_free(m[t]);
+        }
+    }
+    free(x);
+}
+END_TEST
+
 static Suite *energy_hsm_suite(void)
 {
     Suite *s = suite_create("energy-hsm");
@@ -608,6 +660,10 @@ static Suite *energy_hsm_suite(void)
     tcase_add_test(tc, conditions_save_load);
     tcase_add_test(tc, conditions_guidance_and_sums);
     tcase_add_test(tc, conditions_trainer_dropout);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, threads_bit_identical);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,9 +23,10 @@
  * with coefficients 0. Every GEMM then has a fixed shape (P or 2 P rows), and a row's results
  * depend on its own values only, whatever the batch split (the samplers pass the global row
  * numbers, see score__model_ws), like the MLP's aligned inference (mlp-infer.c). Without global
- * numbers the rows of a call are numbered from 0. Parameter gradients add the panels' shares in
- * panel order. The panels run on the calling thread (SCORE_MODEL_PARAM_THREADS is not used by
- * this kind yet).
+ * numbers the rows of a call are numbered from 0. The panels run on the model's threads
+ * (SCORE_MODEL_PARAM_THREADS) in waves of SCORE__ENERGY_WAVE panels; each panel's parameter
+ * gradient goes to a slot of its own and the slots are added in panel order after each wave, so
+ * results are bit-identical for every thread count.
  *
  * Second order (the Hyvärinen and sliced losses, score_model_trace_grad / vjv_grad): their
  * term v^T (dF/dx) v = -v^T H v is -E''(0) of e -> E(x + e v), computed by a second-order
@@ -49,6 +50,7 @@
 
 #include "kernel/kernel-priv.h"
 #include "mlp-kind-priv.h"
+#include "model-priv.h"
 
 #define SCORE__ENERGY_PANEL 48
 
@@ -310,43 +312,96 @@ static void fill_row(const mlp *p, const en_req *rq, const panel *q, size_t pos,
     }
 }
 
-/* Runs rq over its rows, panel by panel. */
+/* Panels whose parameter gradients go to separate slots, added to grad in panel order after
+ * each wave (a fixed grouping: the sums do not depend on the thread count). */
+#define SCORE__ENERGY_WAVE 4
+
+/* One wave of a request: up to SCORE__ENERGY_WAVE panels (call rows i0[j] .. i1[j] - 1). */
+typedef struct en_wave {
+    const mlp *p;
+    const score__model_ws *ws;
+    const en_req *rq;
+    int aligned;
+    size_t pf;       /* floats of one panel arena */
+    float *arena;    /* one panel arena per thread, then the gradient slots */
+    float *slots;    /* SCORE__ENERGY_WAVE x n_params (when rq->grad) */
+    size_t i0[SCORE__ENERGY_WAVE], i1[SCORE__ENERGY_WAVE];
+} en_wave;
+
+/* Panel j of the wave, on thread `thread` (its own arena and gradient slot). */
+static void wave_panel(void *ctx, size_t j, size_t thread)
+{
+    const en_wave *V = ctx;
+    const en_req *rq = V->rq;
+    const mlp *p = V->p;
+    const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
+    float *g = NULL;
+    panel q;
+    panel_layout(p, dim, V->arena + thread * V->pf, &q);
+    if (rq->grad != NULL) {
+        g = V->slots + j * p->n_params;
+        memset(g, 0, p->n_params * sizeof *g);
+    }
+    for (size_t pos = 0; pos < P; pos++)
+        fill_row(p, rq, &q, pos, V->i0[j], 0);
+    for (size_t i = V->i0[j]; i < V->i1[j]; i++)
+        fill_row(p, rq, &q, global_row(V->ws, V->aligned, i) % P, i, 1);
+    run_panel(p, dim, &q, rq->ord, g);
+    for (size_t i = V->i0[j]; i < V->i1[j]; i++) {
+        size_t pos = global_row(V->ws, V->aligned, i) % P;
+        if (rq->E != NULL)
+            rq->E[i] = (double)q.E[pos];
+        if (rq->gx != NULL)
+            memcpy(rq->gx + (i * rq->gk + rq->gp) * dim, q.gx + pos * dim, dim * sizeof(float));
+        if (rq->tr != NULL)
+            rq->tr[i] += (double)q.gx[pos * dim + (size_t)rq->unit];
+        if (rq->q2 != NULL) {
+            double *o = rq->q2 + i * rq->vk + rq->vp, e2 = -(double)q.E[2 * P + pos];
+            *o = rq->q2_add ? *o + e2 : e2;
+        }
+    }
+}
+
+/* Runs rq over its rows, panel by panel: waves of SCORE__ENERGY_WAVE panels on the model's
+ * threads (SCORE_MODEL_PARAM_THREADS), each panel's parameter gradient in a slot of its own,
+ * the slots added to rq->grad in panel order: bit-identical for every thread count. */
 static int run_req(const char *fn, const score_model *m, score__model_ws *ws, const en_req *rq)
 {
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
-    const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
-    const int aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
-    panel q;
+    const size_t P = SCORE__ENERGY_PANEL;
+    score__pool *pool = score__mlp_pool_of(w, score__model_i64(m, SCORE_MODEL_PARAM_THREADS));
+    const size_t T = pool != NULL ? score__pool_threads(pool) : 1;
+    en_wave V;
+    size_t need;
     int rc;
-    if ((rc = ensure_earena(w, panel_floats(p, dim), fn)) != SCORE_OK)
+    V.p = p;
+    V.ws = ws;
+    V.rq = rq;
+    V.aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
+    V.pf = panel_floats(p, rq->dim);
+    V.pf += (4 - V.pf % 4) % 4; /* each thread's arena 16-byte aligned (c holds doubles) */
+    need = T * V.pf + (rq->grad != NULL ? SCORE__ENERGY_WAVE * p->n_params : 0);
+    if ((rc = ensure_earena(w, need, fn)) != SCORE_OK)
         return rc;
-    panel_layout(p, dim, w->earena, &q);
-    for (size_t i0 = 0, i1; i0 < rq->n; i0 = i1) {
-        size_t g0 = global_row(ws, aligned, i0), pan = g0 / P;
-        size_t seg = aligned ? i0 / ws->row_n : 0, seg_end = aligned ? (seg + 1) * ws->row_n : rq->n;
-        /* rows of this segment in the same panel (global numbers increase in a segment) */
-        for (i1 = i0 + 1; i1 < seg_end && global_row(ws, aligned, i1) / P == pan;)
-            i1++;
-        for (size_t pos = 0; pos < P; pos++)
-            fill_row(p, rq, &q, pos, i0, 0);
-        for (size_t i = i0; i < i1; i++)
-            fill_row(p, rq, &q, global_row(ws, aligned, i) % P, i, 1);
-        run_panel(p, dim, &q, rq->ord, rq->grad);
-        for (size_t i = i0; i < i1; i++) {
-            size_t pos = global_row(ws, aligned, i) % P;
-            if (rq->E != NULL)
-                rq->E[i] = (double)q.E[pos];
-            if (rq->gx != NULL)
-                memcpy(rq->gx + (i * rq->gk + rq->gp) * dim, q.gx + pos * dim,
-                       dim * sizeof(float));
-            if (rq->tr != NULL)
-                rq->tr[i] += (double)q.gx[pos * dim + (size_t)rq->unit];
-            if (rq->q2 != NULL) {
-                double *o = rq->q2 + i * rq->vk + rq->vp, e2 = -(double)q.E[2 * P + pos];
-                *o = rq->q2_add ? *o + e2 : e2;
-            }
+    V.arena = w->earena;
+    V.slots = w->earena + T * V.pf;
+    for (size_t i0 = 0; i0 < rq->n;) {
+        size_t nj = 0;
+        for (; nj < SCORE__ENERGY_WAVE && i0 < rq->n; nj++) {
+            size_t g0 = global_row(ws, V.aligned, i0), pan = g0 / P, i1;
+            size_t seg_end = V.aligned ? (i0 / ws->row_n + 1) * ws->row_n : rq->n;
+            /* rows of this segment in the same panel (global numbers increase in a segment) */
+            for (i1 = i0 + 1; i1 < seg_end && global_row(ws, V.aligned, i1) / P == pan;)
+                i1++;
+            V.i0[nj] = i0;
+            V.i1[nj] = i1;
+            i0 = i1;
         }
+        score__pool_for_each(nj > 1 ? pool : NULL, nj, wave_panel, &V);
+        for (size_t j = 0; rq->grad != NULL && j < nj; j++)
+            for (size_t k = 0; k < p->n_params; k++)
+                rq->grad[k] += V.slots[j * p->n_params + k];
     }
     return SCORE_OK;
 }
