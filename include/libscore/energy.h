@@ -17,10 +17,14 @@
  * (Hessian-vector products, forward over reverse mode); score_model_trace() is the exact
  * Laplacian, -sum_i (H e_i)_i, by dim Hessian-vector products. score_model_backward() gives the
  * parameter gradient of gout . F by double back-propagation, so the DSM, NCSN and continuous-time
- * losses train an energy model. Not provided (::SCORE_E_UNSUPPORTED): score_model_trace_grad()
- * and score_model_vjv_grad() (third derivatives of E), hence the Hyvärinen, sliced and SM-VR
- * losses; label and context inputs (a non-zero ::SCORE_MODEL_PARAM_NUM_CLASSES or
- * ::SCORE_MODEL_PARAM_CONTEXT_DIM is refused).
+ * losses train an energy model. score_model_trace_grad() and score_model_vjv_grad() give the
+ * parameter gradients of -laplacian E and -v^T H v (third derivatives of the network, by a
+ * second-order forward pass and one reverse pass; refused with ::SCORE_E_UNSUPPORTED for the
+ * ELU activation, whose second derivative jumps), so the Hyvärinen, sliced and SM-VR losses train
+ * it too. Label and context inputs (::SCORE_MODEL_PARAM_NUM_CLASSES,
+ * ::SCORE_MODEL_PARAM_CONTEXT_DIM) work as for the MLP; score_model_energy() evaluates the null
+ * label and refuses a model with a context input (use score_sde_energy() with the sde's label /
+ * context).
  *
  * Energies: score_model_energy() evaluates E for an energy model, the exact negative
  * log-density -log p_t(x) (normalising constant included) for the analytic Gaussian and Gaussian

@@ -23,14 +23,34 @@
  * with coefficients 0. Every GEMM then has a fixed shape (P or 2 P rows), and a row's results
  * depend on its own values only, whatever the batch split (the samplers pass the global row
  * numbers, see score__model_ws), like the MLP's aligned inference (mlp-infer.c). Without global
- * numbers the rows of a call are numbered from 0. Parameter gradients add the panels' shares in
- * panel order. The panels run on the calling thread (SCORE_MODEL_PARAM_THREADS is not used by
- * this kind yet). No label or context input (refused when set). */
+ * numbers the rows of a call are numbered from 0. The panels run on the model's threads
+ * (SCORE_MODEL_PARAM_THREADS) in waves of SCORE__ENERGY_WAVE panels; each panel's parameter
+ * gradient goes to a slot of its own and the slots are added in panel order after each wave, so
+ * results are bit-identical for every thread count.
+ *
+ * Second order (the Hyvärinen and sliced losses, score_model_trace_grad / vjv_grad): their
+ * term v^T (dF/dx) v = -v^T H v is -E''(0) of e -> E(x + e v), computed by a second-order
+ * forward (Taylor) pass stacked as a third block of rows below the tangent rows:
+ *   z'' = W h'',  h'' = phi''(z) z'^2 + phi'(z) z''      (h''_0 = 0; + h''_{l-1} when residual)
+ * and E'' = w_L . h''_{L-1}. One reverse pass through the three blocks, seeded with cs per row on
+ * E'' (cotangents a, a', a'' of a hidden layer's output), gives the parameter gradient of
+ * sum_b cs_b E''_b (third derivatives of the network):
+ *   dz'' = phi' a'',  dz' = phi' a' + 2 phi'' z' a'',
+ *   dz   = phi' a + phi'' z' a' + (phi''' z'^2 + phi'' z'') a''
+ *   dW += [dz ; dz' ; dz'']^T [h ; h' ; h''],  db += sum dz,  [a ; a' ; a'']_{l-1} = [...] W.
+ * The exact Laplacian takes dim such passes (v = e_1 .. e_dim). ELU is refused there: its
+ * phi'' jumps at 0, so the Laplacian of E is not differentiable in the parameters.
+ *
+ * Labels and context (SCORE_MODEL_PARAM_NUM_CLASSES / CONTEXT_DIM): as in the MLP, the label
+ * table's row is added to z_1 and the context vector is a block of the input row; both are
+ * constants in x, so they enter the primal rows only (the tangent rows are zero there). The
+ * panel holds the label and context of each of its positions. */
 #include <math.h>
 #include <string.h>
 
 #include "kernel/kernel-priv.h"
 #include "mlp-kind-priv.h"
+#include "model-priv.h"
 
 #define SCORE__ENERGY_PANEL 48
 
@@ -39,24 +59,57 @@ typedef struct en_req {
     size_t n, dim;
     const float *x;
     const double *c;
+    mlp_cond cd;        /* labels and context of the call's rows, at row 0 */
     const float *v;     /* tangents: row i's at v + (i * vk + vp) * dim; NULL: none */
     size_t vk, vp;
     long unit;          /* >= 0: the tangent of every row is the unit vector e_unit */
-    float ce, ct;       /* seeds of the reverse pass */
+    int ord;            /* 0: primal rows; 1: and tangent rows; 2: and second-order rows */
+    float ce, ct;       /* seeds of the reverse pass on E and E' */
+    const double *w2;   /* ord 2: the seed on E'' of row i is -w2[i * vk + vp] (NULL: -1) */
     double *E;          /* n energies, or NULL */
     float *gx;          /* row i's cotangent at gx + (i * gk + gp) * dim, or NULL */
     size_t gk, gp;
     double *tr;         /* with unit: tr[i] += gx_i[unit] */
+    double *q2;         /* ord 2: q2[i * vk + vp] = -E''_i (added when q2_add), or NULL */
+    int q2_add;
     float *grad;        /* parameter gradient (accumulated), or NULL */
 } en_req;
 
-/* Floats of one panel's arena. */
+/* phi''' of the activations (double): the third-order term of the reverse pass above.
+ * silu z s: 3 s'' + z s''' with s' = s (1 - s), s'' = s' (1 - 2 s), s''' = s' (1 - 6 s + 6 s^2);
+ * softplus: s''; tanh t: (1 - t^2) (6 t^2 - 2); gelu z Phi(z): phi(z) (z^3 - 4 z) with phi the
+ * normal density; elu: e^z for z <= 0, 0 above (the jump of phi'' at 0 left out). */
+double score__energy_act_d3(int act, double z)
+{
+    double s, q, t;
+    switch (act) {
+    case SCORE_ACT_SILU:
+        s = 1.0 / (1.0 + exp(-z));
+        q = s * (1.0 - s);
+        return 3.0 * q * (1.0 - 2.0 * s) + z * q * (1.0 - 6.0 * s + 6.0 * s * s);
+    case SCORE_ACT_SOFTPLUS:
+        s = 1.0 / (1.0 + exp(-z));
+        return s * (1.0 - s) * (1.0 - 2.0 * s);
+    case SCORE_ACT_TANH:
+        t = tanh(z);
+        return (1.0 - t * t) * (6.0 * t * t - 2.0);
+    case SCORE_ACT_GELU:
+        return 0.3989422804014327 * exp(-0.5 * z * z) * z * (z * z - 4.0);
+    case SCORE_ACT_ELU:
+        return z > 0.0 ? 0.0 : exp(z);
+    default:
+        return 0.0;
+    }
+}
+
+/* Floats of one panel's arena (see panel_layout). */
 static size_t panel_floats(const mlp *p, size_t dim)
 {
-    const size_t P = SCORE__ENERGY_PANEL, S = 2 * P;
-    size_t f = S * p->n[0] + 3 * S * p->maxh + P * (4 + 3 * dim) + 2 * P /* c as doubles */;
+    const size_t P = SCORE__ENERGY_PANEL, S = 3 * P;
+    size_t f = 2 * P /* c as doubles */ + P /* labels */ + P * p->m + 3 * P * dim + 2 * S +
+               S * p->n[0] + 3 * S * p->maxh;
     for (size_t l = 1; l < p->L; l++)
-        f += (2 * S + 2 * P) * p->n[l];
+        f += (2 * S + 3 * P) * p->n[l];
     return f;
 }
 
@@ -73,19 +126,25 @@ static int ensure_earena(mlp_ws *w, size_t need, const char *fn)
     return SCORE_OK;
 }
 
-/* The panel's buffers, carved from the arena (c first: 8-byte aligned). */
+/* The panel's buffers, carved from the arena (c first: 8-byte aligned). Row blocks of up to
+ * S = 3 P rows: primal, tangent, second order. */
 typedef struct panel {
     double *c;
+    int32_t *lab;
+    float *ctx;
     float *x, *v, *cf, *E, *gx;
-    float *h[MAXL], *z[MAXL], *d1[MAXL], *d2[MAXL];
+    float *h[MAXL], *z[MAXL], *d1[MAXL], *d2[MAXL], *d3[MAXL];
     float *ga, *gb, *az;
 } panel;
 
 static void panel_layout(const mlp *p, size_t dim, float *a, panel *q)
 {
-    const size_t P = SCORE__ENERGY_PANEL, S = 2 * P;
+    const size_t P = SCORE__ENERGY_PANEL, S = 3 * P;
     q->c = (double *)(void *)a;
     a += 2 * P;
+    q->lab = (int32_t *)(void *)a;
+    a += P;
+    q->ctx = a; a += P * p->m;
     q->x = a; a += P * dim;
     q->v = a; a += P * dim;
     q->gx = a; a += P * dim;
@@ -97,37 +156,79 @@ static void panel_layout(const mlp *p, size_t dim, float *a, panel *q)
         q->h[l] = a; a += S * p->n[l];
         q->d1[l] = a; a += P * p->n[l];
         q->d2[l] = a; a += P * p->n[l];
+        q->d3[l] = a; a += P * p->n[l];
     }
     q->ga = a; a += S * p->maxh;
     q->gb = a; a += S * p->maxh;
     q->az = a;
 }
 
-/* Forward and reverse pass of one panel (see the top); tan: tangent rows present. q->cf holds
- * the seeds: P values ce, then P values ct. Writes q->E (E of the primal rows, then E' of the
- * tangent rows), q->gx, and adds to grad. */
-static void run_panel(const mlp *p, size_t dim, const panel *q, int tan, float *grad)
+/* The labels and context of the panel's positions, as the MLP's helpers read them. */
+static mlp_cond panel_cond(const mlp *p, const panel *q)
 {
-    const size_t P = SCORE__ENERGY_PANEL, S = tan ? 2 * P : P, L = p->L, n0 = p->n[0];
-    const mlp_cond none = {NULL, NULL, 0, 0};
+    mlp_cond cd = {p->K > 0 ? q->lab : NULL, p->m > 0 ? q->ctx : NULL, 1, 1};
+    return cd;
+}
+
+/* Second-order rows of hidden layer l (nm = P n_l values per block): phi''' of the primal
+ * pre-activations, and h'' = phi'' z'^2 + phi' z'' (+ the residual h''_{l-1}). */
+static void second_forward(const mlp *p, const panel *q, size_t l, size_t nm)
+{
+    const float *z = q->z[l], *zt = z + nm, *zs = z + 2 * nm, *d1 = q->d1[l], *d2 = q->d2[l];
+    const float *hp = p->res[l] ? q->h[l - 1] + 2 * nm : NULL;
+    float *h2 = q->h[l] + 2 * nm, *d3 = q->d3[l];
+    for (size_t i = 0; i < nm; i++) {
+        float u = zt[i];
+        d3[i] = (float)score__energy_act_d3(p->act, (double)z[i]);
+        h2[i] = d2[i] * u * u + d1[i] * zs[i] + (hp != NULL ? hp[i] : 0.0f);
+    }
+}
+
+/* The reverse step of hidden layer l through the three blocks (the formulas at the top). */
+static void second_reverse(const panel *q, size_t l, size_t nm, const float *ga, float *az)
+{
+    const float *a = ga, *at = ga + nm, *as = ga + 2 * nm;
+    const float *zt = q->z[l] + nm, *zs = q->z[l] + 2 * nm;
+    const float *d1 = q->d1[l], *d2 = q->d2[l], *d3 = q->d3[l];
+    float *dz = az, *dzt = az + nm, *dzs = az + 2 * nm;
+    for (size_t i = 0; i < nm; i++) {
+        float u = zt[i];
+        dzs[i] = d1[i] * as[i];
+        dzt[i] = d1[i] * at[i] + 2.0f * d2[i] * u * as[i];
+        dz[i] = d1[i] * a[i] + d2[i] * u * at[i] + (d3[i] * u * u + d2[i] * zs[i]) * as[i];
+    }
+}
+
+/* Forward and reverse pass of one panel (see the top) with ord + 1 blocks of rows. q->cf holds
+ * the seeds: P values ce, P values ct, P values cs. Writes q->E (E of the primal rows, then E'
+ * of the tangent rows, then E''), q->gx, and adds to grad. */
+static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *grad)
+{
+    const size_t P = SCORE__ENERGY_PANEL, S = (size_t)(ord + 1) * P, L = p->L, n0 = p->n[0];
+    const mlp_cond pc = panel_cond(p, q);
     const float *wl = W(p, L), bl = B(p, L)[0];
     float *ga = q->ga, *gb = q->gb;
-    score__mlp_embed_rows(p, dim, P, q->x, q->c, &none, q->h[0]);
-    if (tan) {
-        memset(q->h[0] + P * n0, 0, P * n0 * sizeof(float));
+    score__mlp_embed_rows(p, dim, P, q->x, q->c, &pc, q->h[0]);
+    if (ord > 0) {
+        /* h'_0 = [v ; 0 ; 0] (embedding and context are constants in x), h''_0 = 0 */
+        memset(q->h[0] + P * n0, 0, (S - P) * n0 * sizeof(float));
         for (size_t b = 0; b < P; b++)
             memcpy(q->h[0] + (P + b) * n0, q->v + b * dim, dim * sizeof(float));
     }
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         score__sgemm(0, 1, S, nl, np, 1.0f, q->h[l - 1], np, W(p, l), np, 0.0f, q->z[l], nl);
+        if (l == 1)
+            score__mlp_add_labels(p, &pc, P, q->z[1], NULL);
         score__bias_act_forward_res(P, nl, q->z[l], B(p, l), p->act,
                                     p->res[l] ? q->h[l - 1] : NULL, q->h[l], q->d1[l], q->d2[l]);
-        if (tan && p->res[l])
+        if (ord > 0 && p->res[l])
             score__mul_add(P * nl, q->z[l] + P * nl, q->d1[l], q->h[l - 1] + P * np,
                            q->h[l] + P * nl);
-        else if (tan)
+        else if (ord > 0)
             score__mul(P * nl, q->z[l] + P * nl, q->d1[l], q->h[l] + P * nl);
+        if (ord > 1)
+            second_forward(p, q, l, P * nl);
     }
     {
         size_t nh = p->n[L - 1];
@@ -149,7 +250,9 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int tan, float *
     for (size_t l = L - 1; l >= 1; l--) {
         size_t nl = p->n[l], np = p->n[l - 1];
         float *az = q->az;
-        if (tan)
+        if (ord > 1)
+            second_reverse(q, l, P * nl, ga, az);
+        else if (ord > 0)
             score__tangent_reverse(P, 1, nl, ga + P * nl, q->z[l] + P * nl, nl, q->d1[l],
                                    q->d2[l], ga, az + P * nl, az);
         else
@@ -158,6 +261,8 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int tan, float *
             score__sgemm(1, 0, nl, np, S, 1.0f, az, nl, q->h[l - 1], np, 1.0f,
                          grad + p->woff[l], np);
             score__col_sum_acc(P, nl, az, grad + p->boff[l]);
+            if (l == 1)
+                score__mlp_label_grad(p, &pc, P, az, 0, nl, grad);
         }
         if (l == 1) {
             score__sgemm(0, 0, P, dim, nl, 1.0f, az, nl, W(p, 1), n0, 0.0f, q->gx, dim);
@@ -185,13 +290,20 @@ static size_t global_row(const score__model_ws *ws, int aligned, size_t i)
     return ws->row0 + (ws->row_idx != NULL ? ws->row_idx[r] : r);
 }
 
-static void fill_row(const en_req *rq, const panel *q, size_t pos, size_t i, int real)
+static void fill_row(const mlp *p, const en_req *rq, const panel *q, size_t pos, size_t i,
+                     int real)
 {
     const size_t dim = rq->dim, P = SCORE__ENERGY_PANEL;
     memcpy(q->x + pos * dim, rq->x + i * dim, dim * sizeof(float));
     q->c[pos] = rq->c[i];
+    q->lab[pos] = (int32_t)score__mlp_label(p, &rq->cd, i);
+    if (p->m > 0)
+        memcpy(q->ctx + pos * p->m, rq->cd.context + (rq->cd.context_per_row ? i * p->m : 0),
+               p->m * sizeof(float));
     q->cf[pos] = real ? rq->ce : 0.0f;
     q->cf[P + pos] = real ? rq->ct : 0.0f;
+    q->cf[2 * P + pos] =
+        !real ? 0.0f : rq->w2 != NULL ? (float)-rq->w2[i * rq->vk + rq->vp] : -1.0f;
     if (rq->v != NULL)
         memcpy(q->v + pos * dim, rq->v + (i * rq->vk + rq->vp) * dim, dim * sizeof(float));
     else if (rq->unit >= 0) {
@@ -200,45 +312,102 @@ static void fill_row(const en_req *rq, const panel *q, size_t pos, size_t i, int
     }
 }
 
-/* Runs rq over its rows, panel by panel. */
+/* Panels whose parameter gradients go to separate slots, added to grad in panel order after
+ * each wave (a fixed grouping: the sums do not depend on the thread count). */
+#define SCORE__ENERGY_WAVE 4
+
+/* One wave of a request: up to SCORE__ENERGY_WAVE panels (call rows i0[j] .. i1[j] - 1). */
+typedef struct en_wave {
+    const mlp *p;
+    const score__model_ws *ws;
+    const en_req *rq;
+    int aligned;
+    size_t pf;       /* floats of one panel arena */
+    float *arena;    /* one panel arena per thread, then the gradient slots */
+    float *slots;    /* SCORE__ENERGY_WAVE x n_params (when rq->grad) */
+    size_t i0[SCORE__ENERGY_WAVE], i1[SCORE__ENERGY_WAVE];
+} en_wave;
+
+/* Panel j of the wave, on thread `thread` (its own arena and gradient slot). */
+static void wave_panel(void *ctx, size_t j, size_t thread)
+{
+    const en_wave *V = ctx;
+    const en_req *rq = V->rq;
+    const mlp *p = V->p;
+    const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
+    float *g = NULL;
+    panel q;
+    panel_layout(p, dim, V->arena + thread * V->pf, &q);
+    if (rq->grad != NULL) {
+        g = V->slots + j * p->n_params;
+        memset(g, 0, p->n_params * sizeof *g);
+    }
+    for (size_t pos = 0; pos < P; pos++)
+        fill_row(p, rq, &q, pos, V->i0[j], 0);
+    for (size_t i = V->i0[j]; i < V->i1[j]; i++)
+        fill_row(p, rq, &q, global_row(V->ws, V->aligned, i) % P, i, 1);
+    run_panel(p, dim, &q, rq->ord, g);
+    for (size_t i = V->i0[j]; i < V->i1[j]; i++) {
+        size_t pos = global_row(V->ws, V->aligned, i) % P;
+        if (rq->E != NULL)
+            rq->E[i] = (double)q.E[pos];
+        if (rq->gx != NULL)
+            memcpy(rq->gx + (i * rq->gk + rq->gp) * dim, q.gx + pos * dim, dim * sizeof(float));
+        if (rq->tr != NULL)
+            rq->tr[i] += (double)q.gx[pos * dim + (size_t)rq->unit];
+        if (rq->q2 != NULL) {
+            double *o = rq->q2 + i * rq->vk + rq->vp, e2 = -(double)q.E[2 * P + pos];
+            *o = rq->q2_add ? *o + e2 : e2;
+        }
+    }
+}
+
+/* Runs rq over its rows, panel by panel: waves of SCORE__ENERGY_WAVE panels on the model's
+ * threads (SCORE_MODEL_PARAM_THREADS), each panel's parameter gradient in a slot of its own,
+ * the slots added to rq->grad in panel order: bit-identical for every thread count. */
 static int run_req(const char *fn, const score_model *m, score__model_ws *ws, const en_req *rq)
 {
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
-    const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
-    const int aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
-    const int tan = rq->v != NULL || rq->unit >= 0;
-    panel q;
+    const size_t P = SCORE__ENERGY_PANEL;
+    score__pool *pool = score__mlp_pool_of(w, score__model_i64(m, SCORE_MODEL_PARAM_THREADS));
+    const size_t T = pool != NULL ? score__pool_threads(pool) : 1;
+    en_wave V;
+    size_t need;
     int rc;
-    if ((rc = ensure_earena(w, panel_floats(p, dim), fn)) != SCORE_OK)
+    V.p = p;
+    V.ws = ws;
+    V.rq = rq;
+    V.aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
+    V.pf = panel_floats(p, rq->dim);
+    V.pf += (4 - V.pf % 4) % 4; /* each thread's arena 16-byte aligned (c holds doubles) */
+    need = T * V.pf + (rq->grad != NULL ? SCORE__ENERGY_WAVE * p->n_params : 0);
+    if ((rc = ensure_earena(w, need, fn)) != SCORE_OK)
         return rc;
-    panel_layout(p, dim, w->earena, &q);
-    for (size_t i0 = 0, i1; i0 < rq->n; i0 = i1) {
-        size_t g0 = global_row(ws, aligned, i0), pan = g0 / P;
-        size_t seg = aligned ? i0 / ws->row_n : 0, seg_end = aligned ? (seg + 1) * ws->row_n : rq->n;
-        /* rows of this segment in the same panel (global numbers increase in a segment) */
-        for (i1 = i0 + 1; i1 < seg_end && global_row(ws, aligned, i1) / P == pan;)
-            i1++;
-        for (size_t pos = 0; pos < P; pos++)
-            fill_row(rq, &q, pos, i0, 0);
-        for (size_t i = i0; i < i1; i++)
-            fill_row(rq, &q, global_row(ws, aligned, i) % P, i, 1);
-        run_panel(p, dim, &q, tan, rq->grad);
-        for (size_t i = i0; i < i1; i++) {
-            size_t pos = global_row(ws, aligned, i) % P;
-            if (rq->E != NULL)
-                rq->E[i] = (double)q.E[pos];
-            if (rq->gx != NULL)
-                memcpy(rq->gx + (i * rq->gk + rq->gp) * dim, q.gx + pos * dim,
-                       dim * sizeof(float));
-            if (rq->tr != NULL)
-                rq->tr[i] += (double)q.gx[pos * dim + (size_t)rq->unit];
+    V.arena = w->earena;
+    V.slots = w->earena + T * V.pf;
+    for (size_t i0 = 0; i0 < rq->n;) {
+        size_t nj = 0;
+        for (; nj < SCORE__ENERGY_WAVE && i0 < rq->n; nj++) {
+            size_t g0 = global_row(ws, V.aligned, i0), pan = g0 / P, i1;
+            size_t seg_end = V.aligned ? (i0 / ws->row_n + 1) * ws->row_n : rq->n;
+            /* rows of this segment in the same panel (global numbers increase in a segment) */
+            for (i1 = i0 + 1; i1 < seg_end && global_row(ws, V.aligned, i1) / P == pan;)
+                i1++;
+            V.i0[nj] = i0;
+            V.i1[nj] = i1;
+            i0 = i1;
         }
+        score__pool_for_each(nj > 1 ? pool : NULL, nj, wave_panel, &V);
+        for (size_t j = 0; rq->grad != NULL && j < nj; j++)
+            for (size_t k = 0; k < p->n_params; k++)
+                rq->grad[k] += V.slots[j * p->n_params + k];
     }
     return SCORE_OK;
 }
 
-static en_req req_base(const score_model *m, size_t n, const float *x, const double *c)
+static en_req req_base(const score_model *m, const score__model_ws *ws, size_t n,
+                       const float *x, const double *c)
 {
     en_req r;
     memset(&r, 0, sizeof r);
@@ -246,6 +415,7 @@ static en_req req_base(const score_model *m, size_t n, const float *x, const dou
     r.dim = m->dim;
     r.x = x;
     r.c = c;
+    r.cd = score__mlp_cond_of(ws);
     r.unit = -1;
     r.vk = r.gk = 1;
     return r;
@@ -261,7 +431,7 @@ static int check(const char *fn, const score_model *m, const score__model_ws *ws
 static int score_rows(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
                       const float *x, const double *c, float *out)
 {
-    en_req r = req_base(m, n, x, c);
+    en_req r = req_base(m, ws, n, x, c);
     r.ce = -1.0f;
     r.gx = out;
     return run_req(fn, m, ws, &r);
@@ -275,18 +445,34 @@ int score__energy_infer(const score_model *m, score__model_ws *ws, size_t n, con
     return rc != SCORE_OK ? rc : score_rows(fn, m, ws, n, x, c, out);
 }
 
-/* The forward pass of the pair: the score, and x and c kept for the backward pass (which
- * recomputes the network with its tangents: the cache is the inputs). */
+/* The cache of the forward pass in ws, one block for ecn rows (the capacity): x (ecn * dim
+ * floats), then the context (ecn * m floats), then the labels (ecn int32). */
+static float *cache_ctx(const mlp_ws *w, size_t dim)
+{
+    return w->ecx + w->ecn * dim;
+}
+
+static int32_t *cache_lab(const mlp *p, const mlp_ws *w, size_t dim)
+{
+    return (int32_t *)(void *)(cache_ctx(w, dim) + w->ecn * p->m);
+}
+
+/* The forward pass of the pair: the score, and x, c, labels and context kept for the backward
+ * pass (which recomputes the network with its tangents: the cache is the inputs). */
 int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                           const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
-    mlp_ws *w = score__mlp_ws_of(impl_of(m), ws);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    const size_t dim = m->dim;
+    const mlp_cond cd = score__mlp_cond_of(ws);
+    int32_t *lab;
     int rc = check(fn, m, ws, n, c);
     if (rc != SCORE_OK)
         return rc;
     if (n > w->ecn) {
-        float *xs = score__calloc(n * m->dim, sizeof *xs);
+        float *xs = score__calloc(n * (dim + p->m + 1), sizeof *xs);
         double *cs = score__calloc(n, sizeof *cs);
         if (xs == NULL || cs == NULL) {
             score__free(xs);
@@ -299,20 +485,32 @@ int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, c
         w->ecc = cs;
         w->ecn = n;
     }
-    memcpy(w->ecx, x, n * m->dim * sizeof *x);
+    memcpy(w->ecx, x, n * dim * sizeof *x);
     memcpy(w->ecc, c, n * sizeof *c);
+    lab = cache_lab(p, w, dim);
+    for (size_t b = 0; b < n; b++) {
+        lab[b] = (int32_t)score__mlp_label(p, &cd, b);
+        if (p->m > 0)
+            memcpy(cache_ctx(w, dim) + b * p->m,
+                   cd.context + (cd.context_per_row ? b * p->m : 0), p->m * sizeof(float));
+    }
     return score_rows(fn, m, ws, n, x, c, out);
 }
 
 int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
                            const float *gout, float *grad, float *gx)
 {
-    mlp_ws *w = score__mlp_ws_of(impl_of(m), ws);
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
     en_req r;
     if (w->ecn < n) /* the architecture changed since the forward pass (cache dropped) */
         return score__error(SCORE_E_MISUSE, "score_model_backward", "no matching forward pass");
-    r = req_base(m, n, w->ecx, w->ecc);
+    r = req_base(m, ws, n, w->ecx, w->ecc);
+    r.cd.labels = cache_lab(p, w, m->dim);
+    r.cd.context = p->m > 0 ? cache_ctx(w, m->dim) : NULL;
+    r.cd.labels_per_row = r.cd.context_per_row = 1;
     r.v = gout;
+    r.ord = 1;
     r.ct = -1.0f;
     r.gx = gx;
     r.grad = grad;
@@ -327,8 +525,9 @@ int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const
     static const char fn[] = "score_model_jvp";
     int rc = check(fn, m, ws, n, c);
     for (size_t pr = 0; rc == SCORE_OK && pr < k; pr++) {
-        en_req r = req_base(m, n, x, c);
+        en_req r = req_base(m, ws, n, x, c);
         r.v = v;
+        r.ord = 1;
         r.vk = r.gk = k;
         r.vp = r.gp = pr;
         r.ct = -1.0f;
@@ -358,8 +557,9 @@ int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, con
         return rc;
     memset(tr, 0, n * sizeof *tr);
     for (size_t j = 0; rc == SCORE_OK && j < m->dim; j++) {
-        en_req r = req_base(m, n, x, c);
+        en_req r = req_base(m, ws, n, x, c);
         r.unit = (long)j;
+        r.ord = 1;
         r.ct = -1.0f;
         r.tr = tr;
         rc = run_req(fn, m, ws, &r);
@@ -369,11 +569,93 @@ int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, con
     return rc;
 }
 
+/* The entry check of the third-order operations. */
+static int check_third(const char *fn, const score_model *m, const score__model_ws *ws,
+                       size_t n, const double *c)
+{
+    if (impl_of(m)->act == SCORE_ACT_ELU)
+        return score__error(SCORE_E_UNSUPPORTED, fn,
+                            "the Laplacian of an energy with elu activations jumps where a unit "
+                            "crosses 0 (phi'' is discontinuous), so it has no parameter "
+                            "gradient there: use silu, softplus, tanh or gelu");
+    return check(fn, m, ws, n, c);
+}
+
+/* The gout . F term of trace_grad / vjv_grad: double back-propagation (ct = -1 along gout). */
+static int gout_term(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                     const float *x, const double *c, const float *gout, float *grad)
+{
+    en_req r = req_base(m, ws, n, x, c);
+    if (gout == NULL || grad == NULL)
+        return SCORE_OK;
+    r.v = gout;
+    r.ord = 1;
+    r.ct = -1.0f;
+    r.grad = grad;
+    return run_req(fn, m, ws, &r);
+}
+
+/* Parameter gradient of sum_b [w_b tr_b + gout_b . F_b] with tr_b = -Laplacian of E: dim
+ * second-order passes with the unit vectors (tr_b = -sum_j E''_bj in coordinate order: equal to
+ * score_model_trace()'s Hessian-vector route up to float rounding), then the double
+ * back-propagation of gout. */
+int score__energy_trace_grad(const score_model *m, score__model_ws *ws, size_t n,
+                             const float *x, const double *c, const double *w,
+                             const float *gout, float *grad, double *tr, float *fx)
+{
+    static const char fn[] = "score_model_trace_grad";
+    int rc = check_third(fn, m, ws, n, c);
+    if (rc == SCORE_OK && tr != NULL)
+        memset(tr, 0, n * sizeof *tr);
+    for (size_t j = 0; rc == SCORE_OK && j < m->dim; j++) {
+        en_req r = req_base(m, ws, n, x, c);
+        r.unit = (long)j;
+        r.ord = 2;
+        r.w2 = w;
+        r.q2 = tr;
+        r.q2_add = 1;
+        r.grad = grad;
+        rc = run_req(fn, m, ws, &r);
+    }
+    if (rc == SCORE_OK)
+        rc = gout_term(fn, m, ws, n, x, c, gout, grad);
+    if (rc == SCORE_OK && fx != NULL)
+        rc = score_rows(fn, m, ws, n, x, c, fx);
+    return rc;
+}
+
+/* Parameter gradient of sum_{b,p} w_bp v_bp^T (dF/dx) v_bp + sum_b gout_b . F_b: one
+ * second-order pass per probe (v^T (dF/dx) v = -E''), then the double back-propagation of
+ * gout. */
+int score__energy_vjv_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                           const double *c, size_t k, const float *v, const double *w,
+                           const float *gout, float *grad, double *vjv, float *fx)
+{
+    static const char fn[] = "score_model_vjv_grad";
+    int rc = check_third(fn, m, ws, n, c);
+    for (size_t pr = 0; rc == SCORE_OK && pr < k; pr++) {
+        en_req r = req_base(m, ws, n, x, c);
+        r.v = v;
+        r.vk = k;
+        r.vp = pr;
+        r.ord = 2;
+        r.w2 = w;
+        r.q2 = vjv;
+        r.grad = grad;
+        rc = run_req(fn, m, ws, &r);
+    }
+    if (rc == SCORE_OK)
+        rc = gout_term(fn, m, ws, n, x, c, gout, grad);
+    if (rc == SCORE_OK && fx != NULL)
+        rc = score_rows(fn, m, ws, n, x, c, fx);
+    return rc;
+}
+
 int score__energy_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                          const double *c, double *E)
 {
     static const char fn[] = "score_model_energy";
-    en_req r = req_base(m, n, x, c);
+    en_req r = req_base(m, ws, n, x, c);
     int rc = check(fn, m, ws, n, c);
     r.E = E;
     return rc != SCORE_OK ? rc : run_req(fn, m, ws, &r);

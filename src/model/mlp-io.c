@@ -317,9 +317,6 @@ static int load_net(score_model **out, const struct score__st_reader *r, uint64_
         return score__error(SCORE_E_FORMAT, fn, "a classifier takes no label or context input "
                             "(metadata 'num_classes' / 'context_dim')");
     /* a classifier's schedule may hold an array (checked by the schedule's loader) */
-    if (energy && (a.num_classes > 0 || a.context_dim > 0))
-        return score__error(SCORE_E_FORMAT, fn, "an energy model takes no label or context "
-                            "input (metadata 'num_classes' / 'context_dim')");
     if ((rc = check_tensors(fn, r, &a,
                             energy ? 1 : classes > 0 ? (size_t)classes : (size_t)a.dim,
                             classes > 0 && score__st_find(r, "schedule.array") != NULL)) !=
@@ -335,9 +332,9 @@ static int load_net(score_model **out, const struct score__st_reader *r, uint64_
     if (rc == SCORE_OK) rc = score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, a.fourier_scale);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, (int64_t)a.residual);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)a.seed);
-    if (rc == SCORE_OK && classes == 0 && !energy)
+    if (rc == SCORE_OK && classes == 0)
         rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a.num_classes);
-    if (rc == SCORE_OK && classes == 0 && !energy)
+    if (rc == SCORE_OK && classes == 0)
         rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
     if (rc == SCORE_OK) rc = score_model_set_hidden_widths(m, a.n_hidden, a.widths);
     if (rc == SCORE_OK) rc = score_model_prepare(m);

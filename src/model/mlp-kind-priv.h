@@ -53,7 +53,8 @@ typedef struct mlp_ws {
     /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;
-    /* the energy kind (energy.c): panel arena, and x, c of the rows of the cached forward */
+    /* the energy kind (energy.c): panel arena, and x (with the context and labels after it)
+     * and c of the rows of the cached forward */
     size_t ecap, ecn; /* floats of earena; rows of ecx / ecc */
     float *earena, *ecx;
     double *ecc;
@@ -233,5 +234,13 @@ int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, con
                         const double *c, double *tr, float *fx);
 int score__energy_energy(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                          const double *c, double *E);
+int score__energy_trace_grad(const score_model *m, score__model_ws *ws, size_t n,
+                             const float *x, const double *c, const double *w,
+                             const float *gout, float *grad, double *tr, float *fx);
+int score__energy_vjv_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,
+                           const double *c, size_t k, const float *v, const double *w,
+                           const float *gout, float *grad, double *vjv, float *fx);
+/* phi''' of activation act at z (double): the third derivative the second-order passes use. */
+double score__energy_act_d3(int act, double z);
 
 #endif /* LIBSCORE_MLP_KIND_PRIV_H */

@@ -681,18 +681,7 @@ const score__model_ops score__classifier_ops = {
 };
 
 /* The energy kind (energy.c): the same network with one output E(x, c); its output as a score
- * model is -grad_x E, by reverse mode through the network. No label or context input yet:
- * refused here, so that no setting is silently ignored. */
-static int energy_on_param(score_model *m, int param)
-{
-    if ((param == SCORE_MODEL_PARAM_CONTEXT_DIM || param == SCORE_MODEL_PARAM_NUM_CLASSES) &&
-        score__model_i64(m, param) != 0)
-        return score__error(SCORE_E_UNSUPPORTED, "score_model_set_i64",
-                            "energy models take no %s input (not implemented)",
-                            param == SCORE_MODEL_PARAM_CONTEXT_DIM ? "context" : "label");
-    return mlp_on_param(m, param);
-}
-
+ * model is -grad_x E, by reverse mode through the network. */
 const score__model_ops score__energy_ops = {
     .name = "energy",
     .prepare = mlp_prepare,
@@ -703,6 +692,8 @@ const score__model_ops score__energy_ops = {
     .vjp = score__energy_vjp,
     .trace = score__energy_trace,
     .energy = score__energy_energy,
+    .trace_grad = score__energy_trace_grad,
+    .vjv_grad = score__energy_vjv_grad,
     .ws_new = mlp_ws_new,
     .ws_free = mlp_ws_free,
     .param_count = mlp_param_count,
@@ -711,7 +702,7 @@ const score__model_ops score__energy_ops = {
     .params_slot = mlp_params_slot,
     .clone_impl = mlp_clone,
     .destroy_impl = mlp_destroy,
-    .on_param = energy_on_param,
+    .on_param = mlp_on_param,
     .save = score__energy_save,
     .load = score__energy_load,
     .same_arch = mlp_same_arch,

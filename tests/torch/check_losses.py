@@ -11,7 +11,8 @@ cross-entropy, and its input gradient grad_x log p(y | x, t) and log p are compa
 
 The energy model (energy-* cases): its energy E(x, c), its score -grad_x E, and the losses'
 parameter gradients through -grad_x E (double backward: torch differentiates the autograd
-gradient again).
+gradient again; for the Hyvärinen, SSM and SM-VR losses, whose trace / v^T J v terms are second
+derivatives of E, the parameter gradient is a third derivative), with labels and context too.
 
 Tolerance: 1e-4 relative (value; gradient: max abs difference over the largest component).
 libscore evaluates the network in float32, so agreement is expected to ~1e-6.
@@ -194,7 +195,7 @@ def torch_loss(case, params):
     if kind in ("hyvarinen", "ssm", "ssm-vr"):
         if sched == "none":
             ones = torch.ones(n)
-            s_of = lambda xx: mlp(case, params, xx, case["cond_value"] * ones)
+            s_of = lambda xx: net(case, params, xx, case["cond_value"] * ones)
         else:
             t = torch.full((n,), case["time"])
             al, sig, _ = sched_coefs(sched, t)

@@ -62,6 +62,13 @@ static const dump_case cases[] = {
     {"energy-sde-vp-sigma2", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_SILU, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
     {"energy-sde-ve-likelihood", SCORE_LOSS_SDE, SCORE_SCHEDULE_VE, SCORE_OUTPUT_SCORE, SCORE_COND_T, SCORE_ACT_TANH, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
     {"energy-sde-vp-eps", SCORE_LOSS_SDE, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, SCORE_COND_T, SCORE_ACT_SOFTPLUS, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    /* the energy MLP: Hyvärinen, SSM and SM-VR (third derivatives of E), labels and context */
+    {"energy-hyvarinen-bare", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 0, 0, 1},
+    {"energy-hyvarinen-vp", SCORE_LOSS_HYVARINEN, SCORE_SCHEDULE_VP, SCORE_OUTPUT_SCORE, 0, SCORE_ACT_SILU, 0, 0, 0, 0, 0, 0.4, 0, 0, 0, 0, 0, 1},
+    {"energy-ssm-bare", SCORE_LOSS_SSM, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, SCORE_LOSS_PROBE_RADEMACHER, 2, 0, -0.2, 0, 0, 0, 0, 1},
+    {"energy-ssm-vr-vp-eps", SCORE_LOSS_SSM_VR, SCORE_SCHEDULE_VP, SCORE_OUTPUT_EPS, 0, SCORE_ACT_SOFTPLUS, 0, 0, 0, SCORE_LOSS_PROBE_GAUSSIAN, 3, 0.3, 0, 0, 0, 0, 0, 1},
+    {"energy-hyv-labels-context", SCORE_LOSS_HYVARINEN, 0, 0, 0, SCORE_ACT_TANH, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 3, 2, 1},
+    {"energy-dsm-labels-context", SCORE_LOSS_DSM, 0, 0, 0, SCORE_ACT_GELU, 0, 0, 0, 0, 0, 0, 0.2, 0.3, 0, 3, 2, 1},
 };
 
 static void vec_f(const char *key, size_t n, const float *v)
@@ -110,6 +117,10 @@ static void run_case(const dump_case *c, uint64_t seed)
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, c->act));
         CK(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
+        if (c->K)
+            CK(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, c->K));
+        if (c->m)
+            CK(score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, c->m));
     } else {
         CK(score_model_new_mlp(&m, DIM, 8, 2, c->act, seed));
         if (c->K)
@@ -242,13 +253,15 @@ static void run_case(const dump_case *c, uint64_t seed)
         vec_d("logp", N, logp);
         vec_f("gx", N * DIM, gx);
     }
-    if (c->energy) {
-        /* E(x, c) and the score -grad_x E at the data rows and conditions u */
+    if (c->energy)
+        printf("energy 1\n");
+    if (c->energy && c->K == 0 && c->m == 0) {
+        /* E(x, c) and the score -grad_x E at the data rows and conditions u (the null label,
+         * no context: unconditional energies only) */
         float sc[N * DIM];
         double E[N];
         CK(score_model_energy(m, N, x, u, E));
         CK(score_model_forward(m, N, x, u, sc));
-        printf("energy 1\n");
         vec_d("E", N, E);
         vec_f("score", N * DIM, sc);
     }
