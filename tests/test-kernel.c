@@ -190,6 +190,81 @@ START_TEST(fused_bias_activation_residual)
 }
 END_TEST
 
+/* The in-place kernel gives bit for bit the values of the two-buffer kernel (h = res + phi(z +
+ * bias), phi'), for every combination of bias, residual and phi' output, every activation, and
+ * row widths of 1, an odd and an even count (the SiLU loop takes the two halves of a row
+ * together, the odd column alone). */
+START_TEST(fused_bias_activation_inplace)
+{
+    enum { R = 3, CMAX = 37 };
+    static const size_t widths[] = {1, 2, 37, 36};
+    unsigned seed = 21;
+    float z0[R * CMAX], z1[R * CMAX], zh[R * CMAX], b[CMAX], res[R * CMAX], h[R * CMAX];
+    float d1a[R * CMAX], d1b[R * CMAX];
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            const size_t C = widths[wi];
+            for (size_t i = 0; i < R * C; i++) {
+                z0[i] = 9.0f * frand(&seed);
+                res[i] = frand(&seed);
+            }
+            z0[0] = -150.0f; /* saturated ranges, and a non-finite input that must propagate */
+            if (R * C > 2) {
+                z0[1] = 150.0f;
+                z0[2] = NAN;
+            }
+            for (size_t i = 0; i < C; i++)
+                b[i] = frand(&seed);
+            for (int code = 0; code < 8; code++) {
+                const float *bias = code & 1 ? b : NULL, *rr = code & 2 ? res : NULL;
+                float *e1 = code & 4 ? d1b : NULL;
+                memcpy(z1, z0, R * C * sizeof *z0);
+                memcpy(zh, z0, R * C * sizeof *z0);
+                score__bias_act_forward_res(R, C, z1, bias, acts[a], rr, h, code & 4 ? d1a : NULL,
+                                            NULL);
+                score__bias_act_inplace(R, C, zh, bias, acts[a], rr, e1);
+                ck_assert_mem_eq(zh, h, R * C * sizeof *h);
+                if (e1 != NULL)
+                    ck_assert_mem_eq(d1b, d1a, R * C * sizeof *d1a);
+                if (R * C > 2)
+                    ck_assert(isnan(zh[2]));
+            }
+        }
+    }
+}
+END_TEST
+
+/* out = a * b and the double column sums: out bit for bit score__mul's, the sums those of
+ * score__col_sum_acc over the same rows (row counts not multiples of the four-row step, and
+ * sums carried over from a previous call, as the training backward does block after block). */
+START_TEST(mul_col_sum_matches)
+{
+    enum { RMAX = 11, C = 19 };
+    unsigned seed = 4;
+    float a[RMAX * C], b[RMAX * C], o1[RMAX * C], o2[RMAX * C], g1[C], g2[C];
+    double acc[C];
+    for (size_t i = 0; i < RMAX * C; i++) {
+        a[i] = frand(&seed) * (i % 3 == 0 ? 1e6f : 1.0f);
+        b[i] = frand(&seed) * (i % 5 == 0 ? 1e-6f : 1.0f);
+    }
+    for (size_t r1 = 0; r1 <= RMAX; r1++) {
+        /* rows 0 .. r1 - 1 in one call, then r1 .. RMAX - 1 in a second one */
+        for (size_t c = 0; c < C; c++) {
+            acc[c] = 0.0;
+            g1[c] = g2[c] = 0.25f;
+        }
+        score__mul_col_sum(r1, C, a, b, o1, acc);
+        score__mul_col_sum(RMAX - r1, C, a + r1 * C, b + r1 * C, o1 + r1 * C, acc);
+        for (size_t c = 0; c < C; c++)
+            g1[c] += (float)acc[c];
+        score__mul(RMAX * C, a, b, o2);
+        score__col_sum_acc(RMAX, C, o2, g2);
+        ck_assert_mem_eq(o1, o2, sizeof o1);
+        ck_assert_mem_eq(g1, g2, sizeof g1);
+    }
+}
+END_TEST
+
 START_TEST(elementwise_mul_add)
 {
     float a[21], b[21], c[21], out[21];
@@ -410,6 +485,8 @@ int main(void)
     tcase_add_test(tc, activation_derivatives_fd);
     tcase_add_test(tc, fused_bias_activation);
     tcase_add_test(tc, fused_bias_activation_residual);
+    tcase_add_test(tc, fused_bias_activation_inplace);
+    tcase_add_test(tc, mul_col_sum_matches);
     tcase_add_test(tc, elementwise_mul_add);
     tcase_add_test(tc, sincos_features);
     tcase_add_test(tc, sincos_features_wide_range);

@@ -285,6 +285,50 @@ START_TEST(test_train_path)
 }
 END_TEST
 
+/* The training path of a model with a label input (the label table's gradient) and residual
+ * blocks: parameter and input gradients bit-identical for 1 thread (where the backward takes the
+ * bias sums and the table's rows in its dz passes) and 2 threads (where the weight-gradient
+ * phase takes them). */
+START_TEST(test_train_path_labels)
+{
+    enum { K = 5 };
+    score_model *m = NULL;
+    size_t P;
+    float *x = malloc(TRAIN_N * DIM * sizeof *x), *gout = malloc(TRAIN_N * DIM * sizeof *gout);
+    float *f = malloc(TRAIN_N * DIM * sizeof *f), *gx1 = malloc(TRAIN_N * DIM * sizeof *gx1);
+    float *gx2 = malloc(TRAIN_N * DIM * sizeof *gx2), *g1, *g2;
+    int32_t *lab = malloc(TRAIN_N * sizeof *lab);
+    double *t = malloc(TRAIN_N * sizeof *t), scale = 0.0;
+    const size_t widths[3] = {128, 128, 96}; /* a residual block, then a width change */
+    ck_assert_ok(score_model_new_mlp(&m, DIM, 128, 3, SCORE_ACT_SILU, 5));
+    ck_assert_ok(score_model_set_hidden_widths(m, 3, widths));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, K));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, 1));
+    ck_assert_ok(score_model_prepare(m));
+    P = score_model_param_count(m);
+    g1 = calloc(P, sizeof *g1);
+    g2 = calloc(P, sizeof *g2);
+    ck_assert(x && gout && f && gx1 && gx2 && g1 && g2 && lab && t);
+    fill_inputs(x, t, TRAIN_N);
+    for (size_t i = 0; i < TRAIN_N; i++)
+        lab[i] = (int32_t)((i * 7) % (K + 1)); /* every class and the null label */
+    for (size_t i = 0; i < TRAIN_N * DIM; i++)
+        gout[i] = (float)(0.5 * cos(0.29 * (double)i));
+    ck_assert_ok(score_model_forward_cond(m, TRAIN_N, x, t, lab, NULL, f));
+    ck_assert_ok(score_model_backward(m, TRAIN_N, gout, g1, gx1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 2));
+    ck_assert_ok(score_model_forward_cond(m, TRAIN_N, x, t, lab, NULL, f));
+    ck_assert_ok(score_model_backward(m, TRAIN_N, gout, g2, gx2));
+    ck_assert_mem_eq(g1, g2, P * sizeof *g1);
+    ck_assert_mem_eq(gx1, gx2, TRAIN_N * DIM * sizeof *gx1);
+    for (size_t i = 0; i < P; i++)
+        scale = fmax(scale, fabs((double)g1[i]));
+    ck_assert_double_gt(scale, 0.0);
+    score_model_free(m);
+    free(x); free(gout); free(f); free(gx1); free(gx2); free(g1); free(g2); free(lab); free(t);
+}
+END_TEST
+
 /* The cache-free evaluation folds the embedding into the first layer's bias when every row of a
  * block has the same c (every sampler step). Against the cached forward (one GEMM over
  * [x ; e(c)]): equal to float rounding for each embedding kind, with and without residual
@@ -340,6 +384,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_guidance_combination);
     tcase_add_test(tc, test_sampler_bit_identical);
     tcase_add_test(tc, test_train_path);
+    tcase_add_test(tc, test_train_path_labels);
     tcase_add_test(tc, test_infer_shared_c);
     suite_add_tcase(s, tc);
     return s;

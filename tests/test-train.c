@@ -181,8 +181,10 @@ START_TEST(optimizer_nonfinite_guard_and_state)
 END_TEST
 
 /* The trainer's guarded step (in place when the update provably cannot overflow, otherwise
- * into spare buffers with checks) gives bit for bit the public step's weights and state, and
- * refuses an overflowing update without changing weights or moments. _i: 0 SGD (momentum,
+ * into spare buffers with checks) gives bit for bit the public step's weights and state, and the
+ * EMA it updates (in the update's sweep, or after the checked update) bit for bit the public
+ * score_ema_update()'s; it refuses an overflowing update without changing weights, moments or
+ * the EMA. _i: 0 SGD (momentum,
  * Nesterov, decay), 1 Adam (L2 decay, clipping), 2 AdamW, 3 Adam with eps = 1e-30 and
  * gradients near 1e11 (the bound lr |m| / eps is then too large to prove safety, although the
  * update is small: every step takes the checked path). */
@@ -191,7 +193,9 @@ START_TEST(optimizer_guarded_step_matches)
     enum { N = 1037, STEPS = 6 };
     const int kind = _i == 0 ? SCORE_OPTIMIZER_SGD : _i == 2 ? SCORE_OPTIMIZER_ADAMW : SCORE_OPTIMIZER_ADAM;
     score_optimizer *a, *b;
+    score_ema *ea, *eb;
     float *pa = malloc(N * sizeof *pa), *pb = malloc(N * sizeof *pb), *spare = malloc(N * sizeof *spare);
+    float *sha = malloc(N * sizeof *sha), *shb = malloc(N * sizeof *shb);
     float *g = malloc(N * sizeof *g);
     unsigned char *sa, *sb;
     size_t len;
@@ -209,12 +213,15 @@ START_TEST(optimizer_guarded_step_matches)
     ck_assert_ok(score_optimizer_clone(&b, a));
     for (int i = 0; i < N; i++)
         pa[i] = pb[i] = (float)sin(0.37 * i) * (i % 5 == 0 ? 4.0f : 1.0f);
+    ck_assert_ok(score_ema_new(&ea, N, pa));
+    ck_assert_ok(score_ema_new(&eb, N, pb));
     for (int k = 0; k < STEPS; k++) {
         int in_spare;
         for (int i = 0; i < N; i++)
             g[i] = (float)(cos(0.11 * i + k) * (i % 7 == 0 ? 3.0 : 0.2) * (_i == 3 ? 1e11 : 1.0));
         ck_assert_ok(score_optimizer_step(a, N, pa, g));
-        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare));
+        ck_assert_ok(score_ema_update(ea, N, pa));
+        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, eb));
         if (in_spare) {
             float *t = pb;
             pb = spare;
@@ -222,6 +229,18 @@ START_TEST(optimizer_guarded_step_matches)
             checked++;
         }
         ck_assert_mem_eq(pa, pb, N * sizeof *pa);
+        ck_assert_ok(score_ema_get(ea, sha, N));
+        ck_assert_ok(score_ema_get(eb, shb, N));
+        ck_assert_mem_eq(sha, shb, N * sizeof *sha);
+        /* the EMA moved (its weight is 1 - 1/10 and more at the first updates) */
+        ck_assert(memcmp(sha, pa, N * sizeof *sha) != 0);
+    }
+    {
+        uint64_t ua, ub;
+        ck_assert_ok(score_ema_get_num_updates(ea, &ua));
+        ck_assert_ok(score_ema_get_num_updates(eb, &ub));
+        ck_assert_uint_eq(ua, STEPS);
+        ck_assert_uint_eq(ub, STEPS);
     }
     ck_assert_int_eq(checked, _i == 3 ? STEPS : 0);
     len = score_optimizer_state_size(a);
@@ -254,9 +273,16 @@ START_TEST(optimizer_guarded_step_matches)
             g[3] = 1e21f;
         }
         memcpy(keep, pb, N * sizeof *pb);
-        ck_assert_fails_with(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare),
+        ck_assert_fails_with(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, eb),
                              SCORE_E_NUMERIC);
         ck_assert_mem_eq(pb, keep, N * sizeof *pb);
+        {
+            uint64_t ub;
+            ck_assert_ok(score_ema_get(eb, sha, N));
+            ck_assert_mem_eq(sha, shb, N * sizeof *sha); /* the EMA unchanged too */
+            ck_assert_ok(score_ema_get_num_updates(eb, &ub));
+            ck_assert_uint_eq(ub, STEPS);
+        }
         ck_assert_ok(score_optimizer_state_get(b, sa, len));
         ck_assert_mem_eq(sa + 40, sb + 40, len - 40); /* moments bitwise unchanged */
         ck_assert_ok(score_optimizer_get_step(b, &steps1));
@@ -266,9 +292,13 @@ START_TEST(optimizer_guarded_step_matches)
         /* the same step with a finite update goes through */
         g[3] = 0.5f;
         pb[3] = 1.0f;
-        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare));
+        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, NULL));
         free(keep);
     }
+    score_ema_free(ea);
+    score_ema_free(eb);
+    free(sha);
+    free(shb);
     score_optimizer_free(a);
     score_optimizer_free(b);
     free(pa);

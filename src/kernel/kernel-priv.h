@@ -94,6 +94,12 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
 void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float *bias, int act,
                                  const float *res, float *h, float *d1, float *d2);
 
+/* In place: zh[r, :] = [res[r, :] +] phi(zh[r, :] + bias) (bias and res may be NULL), d1 (may be
+ * NULL) = phi'(zh + bias); the pre-activation is not kept. Bit for bit the values of
+ * score__bias_act_forward_res(). res and d1 must not overlap zh or each other. */
+void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *bias, int act,
+                             const float *res, float *d1);
+
 /* out = phi'(z) and/or phi''(z) elementwise (n values); either output may be NULL. */
 void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);
 
@@ -102,6 +108,11 @@ void score__mul(size_t n, const float *a, const float *b, float *out);     /* ou
 void score__mul_acc(size_t n, const float *a, const float *b, float *out); /* out += a * b */
 /* out = a * b + c (out may alias a or b, not c) */
 void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out);
+/* out = a * b elementwise (rows x cols) and acc[c] += out[r, c] in double, rows in order: the
+ * double sums of score__col_sum_acc() when acc runs over every row from 0 (bias_grad[c] +=
+ * (float)acc[c] then gives its bits). out must not overlap a, b or acc. */
+void score__mul_col_sum(size_t rows, size_t cols, const float *a, const float *b, float *out,
+                        double *acc);
 /* bias_grad[c] += sum_r g[r, c] (accumulated in double per column). */
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad);
 /* The same over rows with stride ld (>= cols): columns of a wider matrix. */

@@ -326,26 +326,58 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
  * d1 = phi'(z), d2 = phi''(z) (when wanted). Always inlined with constant flags, so that every
  * combination is one straight vectorizable sweep over the row. Only z and h may overlap (the
  * restrict qualifiers leave the vectorizer a single run-time alias check, z against h; with
- * more pointer pairs than its limit it would fall back to scalar code). */
+ * more pointer pairs than its limit it would fall back to scalar code).
+ *
+ * Every loop below takes the two halves of the row together (column c with column half + c):
+ * one unit's value is a chain of about 25 dependent operations (the exp polynomial, the
+ * division), and two independent chains in each iteration let the processor overlap them
+ * (~20% faster); each column's arithmetic is unchanged. */
+SCORE__INLINE void silu_one(size_t c, float *z, const float *bias, const float *res, float *h,
+                            float *d1, float *d2, float nlo, float nhi, int has_bias,
+                            int has_res, int want_d1, int want_d2)
+{
+    float zz = z[c], s, f;
+    if (has_bias) {
+        zz = zz + bias[c];
+        z[c] = zz;
+    }
+    s = silu_sig(zz, nlo, nhi);
+    f = zz * s;
+    h[c] = has_res ? res[c] + f : f;
+    if (want_d1)
+        d1[c] = s * (1.0f + zz * (1.0f - s));
+    if (want_d2)
+        d2[c] = s * (1.0f - s) * (2.0f + zz * (1.0f - 2.0f * s));
+}
+
+/* The halves as separate arrays (suffix 0: columns 0 .., 1: columns half ..), so that the
+ * vectorizer sees no dependence between them. */
+SCORE__INLINE void silu_halves(size_t half, float *z0, float *z1, const float *restrict b0,
+                               const float *restrict b1, const float *restrict r0,
+                               const float *restrict r1, float *h0, float *h1,
+                               float *restrict e0, float *restrict e1, float *restrict f0,
+                               float *restrict f1, float nlo, float nhi, int has_bias,
+                               int has_res, int want_d1, int want_d2)
+{
+    for (size_t c = 0; c < half; c++) {
+        silu_one(c, z0, b0, r0, h0, e0, f0, nlo, nhi, has_bias, has_res, want_d1, want_d2);
+        silu_one(c, z1, b1, r1, h1, e1, f1, nlo, nhi, has_bias, has_res, want_d1, want_d2);
+    }
+}
+
 SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
                              const float *restrict res, float *h, float *restrict d1,
                              float *restrict d2, float nlo, float nhi, int has_bias, int has_res,
                              int want_d1, int want_d2)
 {
-    for (size_t c = 0; c < cols; c++) {
-        float zz = z[c], s, f;
-        if (has_bias) {
-            zz = zz + bias[c];
-            z[c] = zz;
-        }
-        s = silu_sig(zz, nlo, nhi);
-        f = zz * s;
-        h[c] = has_res ? res[c] + f : f;
-        if (want_d1)
-            d1[c] = s * (1.0f + zz * (1.0f - s));
-        if (want_d2)
-            d2[c] = s * (1.0f - s) * (2.0f + zz * (1.0f - 2.0f * s));
-    }
+    /* (pointers that may be NULL are offset only when used) */
+    size_t half = cols / 2, o = half;
+    silu_halves(half, z, z + o, bias, has_bias ? bias + o : bias, res, has_res ? res + o : res,
+                h, h + o, d1, want_d1 ? d1 + o : d1, d2, want_d2 ? d2 + o : d2, nlo, nhi,
+                has_bias, has_res, want_d1, want_d2);
+    if (cols % 2)
+        silu_one(cols - 1, z, bias, res, h, d1, d2, nlo, nhi, has_bias, has_res, want_d1,
+                 want_d2);
 }
 
 /* One row: picks the specialised loop. h may alias z when d1 == d2 == NULL; res (the
@@ -375,6 +407,61 @@ static void silu_row(size_t cols, float *z, const float *bias, const float *res,
     }
 }
 
+/* The in-place row of the SiLU kernel: zh = [res +] phi(zh + bias), d1 = phi'(zh + bias) (when
+ * wanted), bit for bit silu_loop's values with h = z; the pre-activation is not stored (one
+ * store per unit fewer). res and d1 overlap nothing. */
+SCORE__INLINE void silu_one_ip(size_t c, float *zh, const float *bias, const float *res,
+                               float *d1, float nlo, float nhi, int has_bias, int has_res,
+                               int want_d1)
+{
+    float zz = has_bias ? zh[c] + bias[c] : zh[c];
+    float s = silu_sig(zz, nlo, nhi), f = zz * s;
+    zh[c] = has_res ? res[c] + f : f;
+    if (want_d1)
+        d1[c] = s * (1.0f + zz * (1.0f - s));
+}
+
+SCORE__INLINE void silu_halves_ip(size_t half, float *restrict z0, float *restrict z1,
+                                  const float *restrict b0, const float *restrict b1,
+                                  const float *restrict r0, const float *restrict r1,
+                                  float *restrict e0, float *restrict e1, float nlo, float nhi,
+                                  int has_bias, int has_res, int want_d1)
+{
+    for (size_t c = 0; c < half; c++) {
+        silu_one_ip(c, z0, b0, r0, e0, nlo, nhi, has_bias, has_res, want_d1);
+        silu_one_ip(c, z1, b1, r1, e1, nlo, nhi, has_bias, has_res, want_d1);
+    }
+}
+
+SCORE__INLINE void silu_loop_ip(size_t cols, float *zh, const float *bias, const float *res,
+                                float *d1, float nlo, float nhi, int has_bias, int has_res,
+                                int want_d1)
+{
+    size_t half = cols / 2, o = half;
+    silu_halves_ip(half, zh, zh + o, bias, has_bias ? bias + o : bias, res,
+                   has_res ? res + o : res, d1, want_d1 ? d1 + o : d1, nlo, nhi, has_bias,
+                   has_res, want_d1);
+    if (cols % 2)
+        silu_one_ip(cols - 1, zh, bias, res, d1, nlo, nhi, has_bias, has_res, want_d1);
+}
+
+SCORE__VEC_CLONES
+static void silu_row_ip(size_t cols, float *zh, const float *bias, const float *res, float *d1,
+                        float nlo, float nhi)
+{
+    int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2;
+    switch (code) {
+    case 0: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 0, 0); break;
+    case 1: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 0, 0); break;
+    case 2: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 1, 0); break;
+    case 3: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 1, 0); break;
+    case 4: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 0, 1); break;
+    case 5: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 0, 1); break;
+    case 6: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 1, 1); break;
+    default: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 1, 1); break;
+    }
+}
+
 /* score__saxpy without the multiplication, vectorized: y += x. */
 SCORE__VEC_CLONES
 static void add_row(size_t n, const float *x, float *y)
@@ -397,6 +484,20 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
     if (res != NULL)
         for (size_t r = 0; r < rows; r++)
             add_row(cols, res + r * cols, h + r * cols);
+}
+
+void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *bias, int act,
+                             const float *res, float *d1)
+{
+    if (act == SCORE__ACT_SILU) {
+        float nlo = exp_bounds[0], nhi = exp_bounds[1];
+        for (size_t r = 0; r < rows; r++)
+            silu_row_ip(cols, zh + r * cols, bias, res ? res + r * cols : NULL,
+                        d1 ? d1 + r * cols : NULL, nlo, nhi);
+        return;
+    }
+    /* the generic loop reads z[c] before it writes h[c]: in place is fine there */
+    score__bias_act_forward_res(rows, cols, zh, bias, act, res, zh, d1, NULL);
 }
 
 void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bias, int act,
@@ -455,6 +556,37 @@ void score__mul_acc(size_t n, const float *a, const float *b, float *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] += a[i] * b[i];
+}
+
+/* Four rows per sweep over the sums, added in row order: the sums are loaded and stored once per
+ * four rows instead of once per row. */
+SCORE__VEC_CLONES
+void score__mul_col_sum(size_t rows, size_t cols, const float *restrict a,
+                        const float *restrict b, float *restrict out, double *restrict acc)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *restrict a0 = a + r * cols, *restrict b0 = b + r * cols;
+        float *restrict o0 = out + r * cols;
+        for (size_t c = 0; c < cols; c++) {
+            float v0 = a0[c] * b0[c], v1 = a0[cols + c] * b0[cols + c];
+            float v2 = a0[2 * cols + c] * b0[2 * cols + c], v3 = a0[3 * cols + c] * b0[3 * cols + c];
+            o0[c] = v0;
+            o0[cols + c] = v1;
+            o0[2 * cols + c] = v2;
+            o0[3 * cols + c] = v3;
+            acc[c] = (((acc[c] + (double)v0) + (double)v1) + (double)v2) + (double)v3;
+        }
+    }
+    for (; r < rows; r++) {
+        const float *restrict a0 = a + r * cols, *restrict b0 = b + r * cols;
+        float *restrict o0 = out + r * cols;
+        for (size_t c = 0; c < cols; c++) {
+            float v = a0[c] * b0[c];
+            o0[c] = v;
+            acc[c] += (double)v;
+        }
+    }
 }
 
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad)

@@ -304,19 +304,27 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
 {
     const double rho = reduce_factor(L, dim), inv_n = batch_inv(L, n);
     double acc_total = 0.0;
+    int scaled = 0;
     int rc = score_rng_fill_normal(rng, L->row0, n, 0, dim, L->z);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "noise draw");
+    for (size_t b = 0; b < n; b++)
+        scaled |= L->in[b] != 1.0;
     for (size_t b = 0; b < n; b++) {
-        const double al = L->al[b], si = L->si[b], in = L->in[b];
+        const double al = L->al[b], si = L->si[b];
         for (size_t j = 0; j < dim; j++) {
             size_t i = b * dim + j;
-            float xt = (float)(al * (double)x[i] + si * (double)L->z[i]);
-            L->xt[i] = xt;
-            L->xm[i] = (float)(in * (double)xt);
+            L->xt[i] = (float)(al * (double)x[i] + si * (double)L->z[i]);
         }
     }
-    rc = score__model_forward_ws(m, L->mws, n, L->xm, L->c, L->f);
+    /* the model's input in x_t: a copy only when some row scales it ((float)(1.0 * xt) is
+     * xt itself) */
+    for (size_t b = 0; scaled && b < n; b++) {
+        const double in = L->in[b];
+        for (size_t j = 0; j < dim; j++)
+            L->xm[b * dim + j] = (float)(in * (double)L->xt[b * dim + j]);
+    }
+    rc = score__model_forward_ws(m, L->mws, n, scaled ? L->xm : L->xt, L->c, L->f);
     if (rc != SCORE_OK)
         return model_failed(fn, rc, "model forward");
     for (size_t b = 0; b < n; b++) {

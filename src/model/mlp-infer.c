@@ -64,7 +64,7 @@ static void infer_first_folded(const mlp *p, size_t dim, size_t rows, const floa
     if (p->m > 0 && cd->context_per_row)
         score__sgemm(0, 1, rows, n1, p->m, 1.0f, cd->context, p->m, w1 + dim + p->E, n0, 1.0f,
                      cur, n1);
-    score__bias_act_forward_res(rows, n1, cur, NULL, p->act, NULL, cur, NULL, NULL);
+    score__bias_act_inplace(rows, n1, cur, NULL, p->act, NULL, NULL);
 }
 
 /* One block of mlp_infer: rows [b0, b0 + rows) through the workspace ws (nb * per floats).
@@ -93,8 +93,7 @@ static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t r
         score__sgemm(0, 1, rows, nl, np, 1.0f, prev, np, W(p, l), np, 0.0f, cur, nl);
         if (l == 1)
             score__mlp_add_labels(p, &cb, rows, cur, NULL);
-        score__bias_act_forward_res(rows, nl, cur, B(p, l), p->act, p->res[l] ? prev : NULL,
-                                    cur, NULL, NULL);
+        score__bias_act_inplace(rows, nl, cur, B(p, l), p->act, p->res[l] ? prev : NULL, NULL);
         prev = cur;
         t = cur == h0 + nb * n0 ? nxt : h0 + nb * n0;
         cur = t;

@@ -44,9 +44,10 @@ typedef struct mlp_ws {
     size_t pcap;
     float *parena;
     float *h0;
-    float *z[MAXL], *h[MAXL], *d1[MAXL];
+    float *h[MAXL], *d1[MAXL];
     float *dz, *dha, *dhb;
     int32_t *lab;  /* the label of every cached row (0 .. K; all K without a label input) */
+    double *csum;  /* maxh: a hidden layer's bias-gradient sums in the serial backward */
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;

@@ -64,6 +64,14 @@ typedef struct train_job {
     size_t l;
     const float *A;            /* accum_grad: the cotangent rows of layer l */
     float *dh, *dhn;           /* hidden-layer cotangents (current, next) */
+    /* Serial backward with a parameter gradient: the dz pass of a hidden layer also sums its
+     * columns (in double, blocks and rows in order: the sums of score__col_sum_acc() over all
+     * rows, bit for bit), and at layer 1 adds the rows to the label table (the same float
+     * additions in the same order as score__mlp_label_grad() over all rows), so the
+     * weight-gradient phase does not read dz again for them. csum_l: the layer whose sums csum
+     * holds (0: none; its phase takes them itself). */
+    double *csum;
+    size_t csum_l;
 } train_job;
 
 static void block_range(const train_job *j, size_t i, size_t *r0, size_t *rows)
@@ -110,14 +118,19 @@ int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, cons
     return SCORE_OK;
 }
 
-/* Rows j0 .. j1 - 1 of dW_l += A^T h_{l-1} and of db_l += column sums of A, over all n rows. */
+/* Rows j0 .. j1 - 1 of dW_l += A^T h_{l-1} and of db_l += column sums of A, over all n rows
+ * (csum != NULL: those sums, already taken). */
 static void accum_grad_chunk(const mlp *p, size_t l, size_t n, size_t j0, size_t j1,
-                             const float *A, const float *hprev, float *grad)
+                             const float *A, const float *hprev, const double *csum, float *grad)
 {
     size_t nl = p->n[l], np = p->n[l - 1];
     score__sgemm(1, 0, j1 - j0, np, n, 1.0f, A + j0, nl, hprev, np, 1.0f,
                  grad + p->woff[l] + j0 * np, np);
-    score__col_sum_acc_ld(n, j1 - j0, nl, A + j0, grad + p->boff[l] + j0);
+    if (csum != NULL)
+        for (size_t c = j0; c < j1; c++)
+            grad[p->boff[l] + c] += (float)csum[c];
+    else
+        score__col_sum_acc_ld(n, j1 - j0, nl, A + j0, grad + p->boff[l] + j0);
 }
 
 static size_t grad_chunk_rows(size_t nl)
@@ -133,8 +146,10 @@ static void grad_part(void *ctx, size_t i, size_t thread)
     size_t nl = j->p->n[j->l], cr = grad_chunk_rows(nl), j0 = i * cr;
     size_t j1 = j0 + cr < nl ? j0 + cr : nl;
     (void)thread;
-    accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1], j->grad);
-    if (j->l == 1) /* the label table: row y += dz_1 of the rows with label y */
+    accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1],
+                     j->csum_l == j->l ? j->csum : NULL, j->grad);
+    /* the label table: row y += dz_1 of the rows with label y (unless the dz pass did it) */
+    if (j->l == 1 && j->csum_l != 1)
         score__mlp_label_grad(j->p, &j->cd, j->n, j->A, j0, j1, j->grad);
 }
 
@@ -145,6 +160,23 @@ static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const fl
     j->l = l;
     j->A = A;
     score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
+}
+
+/* dz_l = phi'(z_l) dh_l for rows r0 .. r0 + rows - 1 (and their column sums when the job
+ * takes them for layer l). */
+static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh)
+{
+    size_t nl = j->p->n[l];
+    if (j->csum_l == l) {
+        score__mul_col_sum(rows, nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl,
+                           j->csum);
+        if (l == 1) { /* and the label table's rows (rows in order, as grad_part would) */
+            mlp_cond cb = score__mlp_cond_at(j->p, &j->cd, r0);
+            score__mlp_label_grad(j->p, &cb, rows, j->w->dz + r0 * nl, 0, nl, j->grad);
+        }
+    } else {
+        score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl);
+    }
 }
 
 /* dh_{L-1} = gout W_L, per row block (gout: n_L = dim outputs, or a classifier's classes). */
@@ -158,15 +190,7 @@ static void out_cotangent_part(void *ctx, size_t i, size_t thread)
     score__sgemm(0, 0, rows, p->n[L - 1], p->n[L], 1.0f, j->gout + r0 * p->n[L], p->n[L],
                  W(p, L), p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
     /* dz_{L-1} of the block while its dh rows are still in cache */
-    score__mul(rows * p->n[L - 1], j->dh + r0 * p->n[L - 1], j->w->d1[L - 1] + r0 * p->n[L - 1],
-               j->w->dz + r0 * p->n[L - 1]);
-}
-
-/* dz_l = phi'(z_l) dh_l for rows r0 .. r0 + rows - 1. */
-static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh)
-{
-    size_t nl = j->p->n[l];
-    score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl);
+    dz_rows(j, L - 1, r0, rows, j->dh);
 }
 
 /* dz_l, per row block (when dh_part could not fuse it). */
@@ -201,6 +225,15 @@ static void dh_part(void *ctx, size_t i, size_t thread)
         dz_rows(j, l - 1, r0, rows, p->res[l] ? j->dh : j->dhn);
 }
 
+/* Before a phase that computes dz_l: its column sums are taken there when the job sums. */
+static void sum_columns_of(train_job *j, size_t l)
+{
+    if (j->csum == NULL)
+        return;
+    memset(j->csum, 0, j->p->n[l] * sizeof *j->csum);
+    j->csum_l = l;
+}
+
 /* Back-propagation through the cached forward of n rows, phase by phase (row blocks, then
  * weight-gradient chunks), each phase on the workspace's threads when it has several. */
 int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
@@ -225,18 +258,25 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.cd.labels_per_row = 1;
     j.dh = w->dha;
     j.dhn = w->dhb;
+    /* on one thread the row blocks run in order: the dz passes can take the bias sums */
+    j.csum = grad != NULL && pool == NULL ? w->csum : NULL;
     if (grad)
         accum_grad_phase(pool, &j, L, gout);
+    sum_columns_of(&j, L - 1);
     score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j); /* and dz_{L-1} */
     for (size_t l = L - 1; l >= 1; l--) {
         j.l = l;
-        if (l < L - 1 && p->n[l] != p->n[l + 1]) /* not fused into dh_part of layer l + 1 */
+        if (l < L - 1 && p->n[l] != p->n[l + 1]) { /* not fused into dh_part of layer l + 1 */
+            sum_columns_of(&j, l);
             score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
+        }
         if (grad)
             accum_grad_phase(pool, &j, l, w->dz);
         if (l == 1 && gx == NULL)
             break;
         j.l = l;
+        if (l > 1 && p->n[l - 1] == p->n[l]) /* dh_part computes dz_{l-1} */
+            sum_columns_of(&j, l - 1);
         score__pool_for_each(pool, j.tp.nblk, dh_part, &j);
         if (l > 1 && !p->res[l]) {
             float *t = j.dh;

@@ -122,7 +122,9 @@ static void free_arenas(mlp_ws *w)
 {
     score__free(w->parena);
     score__free(w->lab);
+    score__free(w->csum);
     w->lab = NULL;
+    w->csum = NULL;
     score__free(w->tarena);
     score__free(w->iarena);
     score__free(w->earena);
@@ -461,33 +463,39 @@ void score__mlp_set_tangent_budget(score_model *m, size_t bytes)
 /* ======================================================================================== */
 /* workspaces                                                                               */
 
-/* Primal cache for `rows` rows: h0, then per hidden layer z, h, phi', then three n x maxh
- * scratch matrices for the reverse pass. */
+/* Primal cache for `rows` rows: h0, then per hidden layer h and phi', then three n x maxh
+ * scratch matrices for the reverse pass; the labels of the rows and maxh column sums. */
 int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
 {
     size_t per = p->n[0] + 3 * p->maxh, total;
     float *a;
     int32_t *lab;
+    double *csum;
     if (rows <= w->pcap)
         return SCORE_OK;
     for (size_t l = 1; l < p->L; l++)
-        per += 3 * p->n[l];
+        per += 2 * p->n[l];
     if (score__mul_size(rows, per, &total) != 0 || (a = score__calloc(total, sizeof(float))) == NULL)
         return SCORE_E_NOMEM;
-    if ((lab = score__calloc(rows, sizeof *lab)) == NULL) {
+    lab = score__calloc(rows, sizeof *lab);
+    csum = score__calloc(p->maxh > 0 ? p->maxh : 1, sizeof *csum);
+    if (lab == NULL || csum == NULL) {
         score__free(a);
+        score__free(lab);
+        score__free(csum);
         return SCORE_E_NOMEM;
     }
     score__free(w->parena);
     score__free(w->lab);
+    score__free(w->csum);
     w->parena = a;
     w->lab = lab;
+    w->csum = csum;
     w->pcap = rows;
     w->h0 = a;
     a += rows * p->n[0];
     for (size_t l = 1; l < p->L; l++) {
         size_t sz = rows * p->n[l];
-        w->z[l] = a; a += sz;
         w->h[l] = a; a += sz;
         w->d1[l] = a; a += sz;
     }
@@ -549,8 +557,8 @@ void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const fl
 }
 
 /* Forward pass of nb rows into rows r0 .. r0 + nb - 1 of the primal cache (which must hold
- * them; x, c and out point at the block's first row): z, h and phi'. The
- * output layer runs only when out != NULL. */
+ * them; x, c and out point at the block's first row): h and phi'. The output layer runs only
+ * when out != NULL. */
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
                               const float *x, const double *c, const mlp_cond *cd, float *out)
 {
@@ -559,12 +567,14 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
         const float *hp = w->h[l - 1] + r0 * np;
-        float *z = w->z[l] + r0 * nl;
-        score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, z, nl);
+        float *h = w->h[l] + r0 * nl;
+        /* z_l goes to h_l's rows, which the activation then overwrites (nothing reads z_l
+         * again: the backward needs phi'(z_l) only) */
+        score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, h, nl);
         if (l == 1)
-            score__mlp_add_labels(p, cd, nb, z, w->lab + r0);
-        score__bias_act_forward_res(nb, nl, z, B(p, l), p->act, p->res[l] ? hp : NULL,
-                                    w->h[l] + r0 * nl, w->d1[l] + r0 * nl, NULL);
+            score__mlp_add_labels(p, cd, nb, h, w->lab + r0);
+        score__bias_act_inplace(nb, nl, h, B(p, l), p->act, p->res[l] ? hp : NULL,
+                                w->d1[l] + r0 * nl);
     }
     if (out != NULL) {
         const float *bl = B(p, L);

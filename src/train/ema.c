@@ -105,7 +105,7 @@ static void ema_sweep(size_t n, float *restrict shadow, const float *restrict pa
     }
 }
 
-void score__ema_update_finite(score_ema *ema, const float *params)
+double score__ema_next_weight(const score_ema *ema)
 {
     uint64_t k = ema->num_updates + 1;
     double d = ema->params[0].f;
@@ -114,8 +114,13 @@ void score__ema_update_finite(score_ema *ema, const float *params)
         if (warm < d)
             d = warm;
     }
-    ema_sweep(ema->n, ema->shadow, params, 1.0 - d);
-    ema->num_updates = k;
+    return 1.0 - d;
+}
+
+void score__ema_update_finite(score_ema *ema, const float *params)
+{
+    ema_sweep(ema->n, ema->shadow, params, score__ema_next_weight(ema));
+    ema->num_updates++;
 }
 
 int score_ema_get(const score_ema *ema, float *out, size_t n)

@@ -272,12 +272,22 @@ SCORE__INLINE unsigned nonfinite(float x)
     return (u & 0x7f800000u) == 0x7f800000u;
 }
 
+/* The EMA of the new weight pn: shadow s -= w (s - pn) in double, the arithmetic of ema.c's
+ * sweep (bit for bit). */
+SCORE__INLINE float ema_of(float s, float pn, double w)
+{
+    double sd = (double)s;
+    return (float)(sd - w * (sd - (double)pn));
+}
+
 /* One Adam / AdamW sweep from (p, m, v) into (po, mo, vo), which are either the same arrays
  * (in place) or arrays that overlap none of the inputs. With check, returns nonzero when a new
- * value is not finite. Inlined into the callers below, which carry the restrict qualifiers. */
+ * value is not finite. With ema (in place only), the EMA shadow of the new weights follows in
+ * the same sweep, weight ew. Inlined into the callers below, which carry the restrict
+ * qualifiers. */
 SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const float *m,
                                  const float *v, float *po, float *mo, float *vo, const upd_k *k,
-                                 int decoupled, int check)
+                                 int decoupled, int check, float *shadow, double ew, int ema)
 {
     const float scale = k->scale, fwd = k->fwd, fb1 = k->fb1, fb2 = k->fb2, c1 = k->c1,
                 c2 = k->c2, eps = k->eps, step_size = k->step_size,
@@ -292,20 +302,30 @@ SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const
         mo[i] = mi;
         vo[i] = vi;
         po[i] = pn;
+        if (ema)
+            shadow[i] = ema_of(shadow[i], pn, ew);
         if (check)
             bad |= nonfinite(pn) | nonfinite(mi) | nonfinite(vi);
     }
     return bad;
 }
 
+/* In place; shadow: the EMA to update with the new weights (weight ew), or NULL. */
 SCORE__VEC_CLONES
 static void adam_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict m,
-                         float *restrict v, const upd_k *k)
+                         float *restrict v, const upd_k *k, float *restrict shadow, double ew)
 {
-    if (k->decoupled)
-        (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0);
-    else
-        (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0);
+    if (shadow != NULL) {
+        if (k->decoupled)
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, shadow, ew, 1);
+        else
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, shadow, ew, 1);
+    } else {
+        if (k->decoupled)
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, NULL, 0.0, 0);
+        else
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, NULL, 0.0, 0);
+    }
 }
 
 SCORE__VEC_CLONES
@@ -313,13 +333,15 @@ static unsigned adam_out(size_t n, const float *restrict p, const float *restric
                          const float *restrict m, const float *restrict v, float *restrict po,
                          float *restrict mo, float *restrict vo, const upd_k *k)
 {
-    return k->decoupled ? adam_body(n, p, g, m, v, po, mo, vo, k, 1, 1)
-                        : adam_body(n, p, g, m, v, po, mo, vo, k, 0, 1);
+    return k->decoupled ? adam_body(n, p, g, m, v, po, mo, vo, k, 1, 1, NULL, 0.0, 0)
+                        : adam_body(n, p, g, m, v, po, mo, vo, k, 0, 1, NULL, 0.0, 0);
 }
 
-/* SGD with optional L2 decay and (Nesterov) momentum; b / bo: the momentum buffer. */
+/* SGD with optional L2 decay and (Nesterov) momentum; b / bo: the momentum buffer. shadow, ew,
+ * ema as adam_body. */
 SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const float *b,
-                                float *po, float *bo, const upd_k *k, int check)
+                                float *po, float *bo, const upd_k *k, int check, float *shadow,
+                                double ew, int ema)
 {
     const float scale = k->scale, wd = k->wd, mom = k->mom, flr = k->lr;
     const int first = k->first, nesterov = k->nesterov;
@@ -335,6 +357,8 @@ SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const 
         pn = p[i] - flr * gi;
         bo[i] = bi;
         po[i] = pn;
+        if (ema)
+            shadow[i] = ema_of(shadow[i], pn, ew);
         if (check)
             bad |= nonfinite(pn) | nonfinite(bi);
     }
@@ -343,9 +367,12 @@ SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const 
 
 SCORE__VEC_CLONES
 static void sgd_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict b,
-                        const upd_k *k)
+                        const upd_k *k, float *restrict shadow, double ew)
 {
-    (void)sgd_body(n, p, g, b, p, b, k, 0);
+    if (shadow != NULL)
+        (void)sgd_body(n, p, g, b, p, b, k, 0, shadow, ew, 1);
+    else
+        (void)sgd_body(n, p, g, b, p, b, k, 0, NULL, 0.0, 0);
 }
 
 SCORE__VEC_CLONES
@@ -353,7 +380,7 @@ static unsigned sgd_out(size_t n, const float *restrict p, const float *restrict
                         const float *restrict b, float *restrict po, float *restrict bo,
                         const upd_k *k)
 {
-    return sgd_body(n, p, g, b, po, bo, k, 1);
+    return sgd_body(n, p, g, b, po, bo, k, 1, NULL, 0.0, 0);
 }
 
 /* The constants of update number o->step at learning rate lr. */
@@ -469,9 +496,9 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
     lr = lr_at(opt, opt->step);
     update_consts(opt, lr, clip_scale(opt, norm), &k);
     if (opt->kind == SCORE_OPTIMIZER_SGD)
-        sgd_inplace(n, params, grad, opt->m, &k);
+        sgd_inplace(n, params, grad, opt->m, &k, NULL, 0.0);
     else
-        adam_inplace(n, params, grad, opt->m, opt->v, &k);
+        adam_inplace(n, params, grad, opt->m, opt->v, &k, NULL, 0.0);
     score__optimizer_moments_changed(opt); /* unchecked: the moments may have overflowed */
     opt->last_lr = lr;
     opt->step++;
@@ -489,6 +516,8 @@ typedef struct sweep_job {
     float *params;
     const float *grad;
     const upd_k *k;
+    float *shadow; /* EMA shadow or NULL */
+    double ew;     /* its weight */
 } sweep_job;
 
 static void sweep_part(void *ctx, size_t i, size_t thread)
@@ -497,34 +526,35 @@ static void sweep_part(void *ctx, size_t i, size_t thread)
     const score_optimizer *opt = j->opt;
     size_t n = opt->n, o = i * SCORE__OPT_CHUNK;
     size_t len = n - o < SCORE__OPT_CHUNK ? n - o : SCORE__OPT_CHUNK;
+    float *sh = j->shadow != NULL ? j->shadow + o : NULL;
     (void)thread;
     if (j->adam)
-        adam_inplace(len, j->params + o, j->grad + o, opt->m + o, opt->v + o, j->k);
+        adam_inplace(len, j->params + o, j->grad + o, opt->m + o, opt->v + o, j->k, sh, j->ew);
     else
-        sgd_inplace(len, j->params + o, j->grad + o, opt->m + o, j->k);
+        sgd_inplace(len, j->params + o, j->grad + o, opt->m + o, j->k, sh, j->ew);
 }
 
 static void inplace_sweep(score_optimizer *opt, int adam, float *params, const float *grad,
-                          const upd_k *k)
+                          const upd_k *k, float *shadow, double ew)
 {
     size_t n = opt->n, nch = (n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK;
     int threads = score__par_threads(opt->threads, nch);
     score__pool *pool;
-    sweep_job j = {opt, adam, params, grad, k};
+    sweep_job j = {opt, adam, params, grad, k, shadow, ew};
     if (threads == 1 || n < ((size_t)1 << 18) ||
         (pool = score__pool_for(&opt->pool, &opt->pool_failed, (size_t)threads)) == NULL) {
         /* small (not worth waking threads), or no threads to be had: the same bits */
         if (adam)
-            adam_inplace(n, params, grad, opt->m, opt->v, k);
+            adam_inplace(n, params, grad, opt->m, opt->v, k, shadow, ew);
         else
-            sgd_inplace(n, params, grad, opt->m, k);
+            sgd_inplace(n, params, grad, opt->m, k, shadow, ew);
         return;
     }
     score__pool_for_each(pool, nch, sweep_part, &j);
 }
 
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
-                                  const float *grad, float *spare, int *in_spare)
+                                  const float *grad, float *spare, int *in_spare, score_ema *ema)
 {
     const size_t n = opt->n;
     const int adam = opt->kind != SCORE_OPTIMIZER_SGD;
@@ -550,8 +580,11 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
         safe = update_is_safe(&k, norm, P, opt->bound_m, opt->bound_v, &M_new, &V_new);
     }
     if (safe) {
-        /* sweep 2, in place: nothing can overflow */
-        inplace_sweep(opt, adam, params, grad, &k);
+        /* sweep 2, in place: nothing can overflow (the EMA follows in the same sweep) */
+        inplace_sweep(opt, adam, params, grad, &k, ema != NULL ? ema->shadow : NULL,
+                      ema != NULL ? score__ema_next_weight(ema) : 0.0);
+        if (ema != NULL)
+            ema->num_updates++;
         opt->bound_m = M_new;
         opt->bound_v = V_new;
     } else {
@@ -581,6 +614,8 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
         }
         score__optimizer_moments_changed(opt);
         *in_spare = 1;
+        if (ema != NULL)
+            score__ema_update_finite(ema, spare);
     }
     opt->last_lr = lr;
     opt->step++;

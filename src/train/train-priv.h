@@ -54,9 +54,12 @@ int score__optimizer_nbuf(int kind);
  * checks, and they are committed only when all are finite (*in_spare = 1: the caller installs
  * spare as the weights). Both ways give the same bits. On SCORE_E_NUMERIC (non-finite
  * gradient, or an update that overflowed) params, the moments and the counters are unchanged
- * except the skipped counter. fn names the caller in error messages. */
+ * except the skipped counter. With ema != NULL (opt->n values) the EMA is updated with the new
+ * weights once they are committed (score__ema_update_finite(): in the in-place update's own
+ * sweep, otherwise from spare); a refused step leaves it unchanged. fn names the caller in error
+ * messages. */
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
-                                  const float *grad, float *spare, int *in_spare);
+                                  const float *grad, float *spare, int *in_spare, score_ema *ema);
 
 /* Tells the optimizer that its moments were written other than by its own updates (their
  * tracked magnitude bounds are then recomputed when needed). */
@@ -64,6 +67,8 @@ void score__optimizer_moments_changed(score_optimizer *opt);
 
 /* score_ema_update() for parameters known to be finite (no check, no argument validation). */
 void score__ema_update_finite(score_ema *ema, const float *params);
+/* The weight w of the next EMA update (shadow -= w (shadow - params)). */
+double score__ema_next_weight(const score_ema *ema);
 
 /* The trainer (trainer.c; checkpoint.c saves and loads it). */
 enum { TRAINER_IX_BATCH, TRAINER_IX_SEED, TRAINER_IX_SHUFFLE, TRAINER_IX_USE_EMA, TRAINER_IX_EVERY, TRAINER_IX_MAX_SKIPS,

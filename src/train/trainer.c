@@ -466,8 +466,8 @@ int score__trainer_skip(score_trainer *tr, const char *fn, const char *why)
 
 /* One step. The weights are updated where the model keeps them (score__model_params_data(),
  * checked at creation). The optimizer commits nothing unless the
- * gradient and the whole update are finite (score__optimizer_step_guarded()), and the EMA is
- * updated after it, so a skipped step changes no weight, moment or EMA value. */
+ * gradient and the whole update are finite (score__optimizer_step_guarded()), and it updates the
+ * EMA only with committed weights, so a skipped step changes no weight, moment or EMA value. */
 static int do_step(score_trainer *tr, double *loss_out, const char *fn)
 {
     size_t B = 0;
@@ -505,14 +505,16 @@ int score__trainer_ema_start(score_trainer *tr)
     return SCORE_OK;
 }
 
-/* The guarded optimizer update with the gradient in tr->g, then the EMA; the step counted. */
+/* The guarded optimizer update with the gradient in tr->g, and the EMA (in the update's sweep
+ * when it is made in place); the step counted. */
 int score__trainer_apply(score_trainer *tr, const char *fn)
 {
     float *theta = score__model_params_data(tr->model);
     int rc, in_spare = 0;
     tr->opt->threads = (int)score__model_i64(tr->model, SCORE_MODEL_PARAM_THREADS);
     rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
-                                       &in_spare);
+                                       &in_spare,
+                                       score__trainer_i64(tr, TRAINER_IX_USE_EMA) ? tr->ema : NULL);
     if (rc == SCORE_E_NUMERIC)
         return score__trainer_skip(tr, fn, isfinite(tr->opt->last_norm) ? "the update overflowed"
                                                                : "non-finite gradient");
@@ -522,9 +524,6 @@ int score__trainer_apply(score_trainer *tr, const char *fn)
         tr->spare = score__model_params_exchange(tr->model, tr->spare);
     else
         score__model_params_changed(tr->model);
-    theta = score__model_params_data(tr->model);
-    if (score__trainer_i64(tr, TRAINER_IX_USE_EMA))
-        score__ema_update_finite(tr->ema, theta);
     tr->last_lr = tr->opt->last_lr;
     tr->step++;
     return SCORE_OK;
