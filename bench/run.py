@@ -682,7 +682,7 @@ def main():
     print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d x %d repetitions%s"
           % (torch_ver or "(skipped)", core or "?",
              " (forced)" if coretype else "", stat.replace("_s", ""), rounds, a.reps,
-             ", QUICK (2000 samples, fewer steps)" if a.quick else ""))
+             ", QUICK (2000 samples, U-Net 100; fewer steps)" if a.quick else ""))
     print("\n".join(out))
     print("ratio = libscore throughput / throughput of the faster PyTorch configuration; "
           "spread = (max - min) / median of the pooled repetitions;\n%roof = analytic FLOPs / time / "
