@@ -23,6 +23,12 @@
  *   SSM = 3 F + 3 Ft' (k = 1, Ft' also counts 2 B d n_1 for the probe product of layer 1)
  *   sampling = NFE F (B = number of samples): PC 200 NFE, DPM-Solver++(2M) 20 NFE.
  * Elementwise work, the optimizer and the embedding are not counted.
+ *
+ * The U-Net workloads (unet_*) count the GEMM work of the network of unet_forward_flops():
+ * per image 2 * 9 ci co h w for a 3x3 convolution, 2 ci co h w for a 1x1 convolution,
+ * 2 in out for a dense layer, and for the attention over p positions of c channels the four
+ * 1x1 projections plus 2 * 2 p^2 c for the two products; training = 3 F, sampling = NFE F.
+ * GroupNorm, SiLU, resampling and im2col are not counted.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -53,7 +59,8 @@
 /* WL_CDSM: DSM with a label input (label dropout to the null label); WL_EDSM: DSM of the
  * energy model; WL_CDPM / WL_CFG: DPM-Solver++(2M) on the conditional sampling model, for one
  * class without / with classifier-free guidance (the same network, the same NFE). */
-enum wl_kind { WL_ROOF, WL_DSM, WL_HYV, WL_SSM, WL_PC, WL_DPM, WL_CDSM, WL_EDSM, WL_CDPM, WL_CFG };
+enum wl_kind { WL_ROOF, WL_DSM, WL_HYV, WL_SSM, WL_PC, WL_DPM, WL_CDSM, WL_EDSM, WL_CDPM, WL_CFG,
+               WL_UDSM, WL_UDPM };
 
 typedef struct workload {
     const char *name;
@@ -75,6 +82,9 @@ static const workload workloads[] = {
     {"edsm_d64_h512_b1024", WL_EDSM, 64, 512, 1024, 0},
     {"dpmpp2m_cond_ve_d2_h128_n10000_s20", WL_CDPM, 2, 128, N_SAMPLES, 20},
     {"dpmpp2m_cfg_ve_d2_h128_n10000_s20", WL_CFG, 2, 128, N_SAMPLES, 20},
+    /* the U-Net of unet_net(): a DSM training step on 128 images, DPM-Solver++(2M) sampling */
+    {"unet_dsm_8x8_w32_b128", WL_UDSM, 64, 32, 128, 0},
+    {"unet_dpmpp2m_8x8_w32_n1000_s20", WL_UDPM, 64, 32, 1000, 20},
 };
 #define N_WORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -228,6 +238,82 @@ static double energy_forward_flops(size_t d, size_t h, size_t b)
     return forward_flops(d, h, b) - 2.0 * (double)b * (double)h * (double)(d - 1);
 }
 
+/* ---- The U-Net workloads ----------------------------------------------------------------- *
+ * 1 x 8 x 8 images, base width 32 (workload h), widths {1, 2, 2}, 2 residual blocks per
+ * level, attention at 2 x 2, GroupNorm in 8 groups, Fourier embedding of 32 features, T = 128:
+ * the digits network of doc/unet.md without labels (about 1.5 M parameters). */
+#define UNET_HW 8
+#define UNET_LEVELS 3
+#define UNET_BLOCKS 2
+static const size_t unet_mults[UNET_LEVELS] = {1, 2, 2};
+
+static int unet_net(score_model **m, size_t base)
+{
+    int rc = score_model_new_unet(m, 1, UNET_HW, UNET_HW);
+    if (rc == SCORE_OK)
+        rc = score_model_set_unet_widths(*m, UNET_LEVELS, unet_mults);
+    if (rc == SCORE_OK)
+        rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH, (int64_t)base);
+    if (rc == SCORE_OK)
+        rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_UNET_BLOCKS, UNET_BLOCKS);
+    if (rc == SCORE_OK)
+        rc = score_model_set_i64(*m, SCORE_MODEL_PARAM_EMBED_DIM, EMBED_DIM);
+    if (rc == SCORE_OK)
+        rc = score_model_set_f64(*m, SCORE_MODEL_PARAM_FOURIER_SCALE, FOURIER_SCALE);
+    if (rc == SCORE_OK)
+        rc = score_model_prepare(*m);
+    return rc;
+}
+
+static double conv3_flops(size_t ci, size_t co, size_t hw)
+{
+    return 2.0 * 9.0 * (double)ci * (double)co * (double)hw;
+}
+
+static double res_flops(size_t ci, size_t co, size_t hw, size_t T)
+{
+    return conv3_flops(ci, co, hw) + conv3_flops(co, co, hw) + 2.0 * (double)T * (double)co +
+           (ci != co ? 2.0 * (double)ci * (double)co * (double)hw : 0.0);
+}
+
+/* One forward of b images through the graph of doc/unet.md ("Architecture"). */
+static double unet_forward_flops(size_t base, size_t b)
+{
+    size_t T = 4 * base, hw = UNET_HW * UNET_HW, ch = base * unet_mults[0], top = 0;
+    size_t stack[4 * UNET_LEVELS * (UNET_BLOCKS + 1) + 2];
+    double f = 2.0 * EMBED_DIM * (double)T + 2.0 * (double)T * (double)T;
+    f += conv3_flops(1, ch, hw);
+    stack[top++] = ch;
+    for (size_t l = 0; l < UNET_LEVELS; l++) {
+        size_t co = base * unet_mults[l];
+        for (size_t k = 0; k < UNET_BLOCKS; k++) {
+            f += res_flops(ch, co, hw, T);
+            ch = co;
+            stack[top++] = ch;
+        }
+        if (l + 1 < UNET_LEVELS) {
+            hw /= 4;
+            stack[top++] = ch;
+        }
+    }
+    f += 2.0 * res_flops(ch, ch, hw, T);
+    f += 4.0 * 2.0 * (double)ch * (double)ch * (double)hw + 2.0 * 2.0 * (double)hw * (double)hw *
+                                                            (double)ch;
+    for (size_t l = UNET_LEVELS; l-- > 0;) {
+        size_t co = base * unet_mults[l];
+        for (size_t k = 0; k <= UNET_BLOCKS; k++) {
+            f += res_flops(ch + stack[--top], co, hw, T);
+            ch = co;
+        }
+        if (l > 0) {
+            hw *= 4;
+            f += conv3_flops(ch, ch, hw);
+        }
+    }
+    f += conv3_flops(ch, 1, hw);
+    return (double)b * f;
+}
+
 static double workload_flops(const workload *w)
 {
     double F = forward_flops(w->d, w->h, w->b);
@@ -246,6 +332,8 @@ static double workload_flops(const workload *w)
     case WL_DPM:
     case WL_CDPM: return (double)w->steps * F;
     case WL_CFG: return 2.0 * (double)w->steps * F; /* every evaluation runs 2 B rows */
+    case WL_UDSM: return 3.0 * unet_forward_flops(w->h, w->b);
+    case WL_UDPM: return (double)w->steps * unet_forward_flops(w->h, w->b);
     default: return 0.0;
     }
 }
@@ -421,12 +509,16 @@ static int run_train(const opts *o, const workload *w)
     double t[64];
     size_t inner = o->quick ? 5 : 20, reps = (size_t)o->reps;
     int rc = SCORE_E_NOMEM, loss_kind;
-    int dsm = w->kind == WL_DSM || w->kind == WL_CDSM || w->kind == WL_EDSM;
+    int dsm = w->kind == WL_DSM || w->kind == WL_CDSM || w->kind == WL_EDSM ||
+              w->kind == WL_UDSM;
     if (w->kind == WL_HYV && w->d > 8)
         inner = inner / 10 > 0 ? inner / 10 : 1; /* as the reference: a step takes ~0.1 s */
     loss_kind = dsm ? SCORE_LOSS_SDE : w->kind == WL_HYV ? SCORE_LOSS_HYVARINEN : SCORE_LOSS_SSM;
-    CHECK(new_net(&m, w->d, w->h, w->kind == WL_CDSM ? N_CLASSES_TRAIN : 0,
-                  w->kind == WL_EDSM));
+    if (w->kind == WL_UDSM)
+        CHECK(unet_net(&m, w->h));
+    else
+        CHECK(new_net(&m, w->d, w->h, w->kind == WL_CDSM ? N_CLASSES_TRAIN : 0,
+                      w->kind == WL_EDSM));
     CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
     if (dsm) {
         CHECK(new_ve(&sched));
@@ -577,10 +669,13 @@ static int run_sampling(const opts *o, const workload *w)
     float *out = NULL;
     double t[64];
     size_t reps = o->quick ? 1 : (size_t)(o->reps / 2 > 3 ? o->reps / 2 : 3);
-    size_t n = o->samples ? o->samples : o->quick ? 2000 : w->b;
+    size_t n = o->samples ? o->samples : o->quick ? (w->b < 2000 ? w->b / 10 : 2000) : w->b;
     int rc = SCORE_E_NOMEM;
     int cond = w->kind == WL_CDPM || w->kind == WL_CFG;
-    CHECK(sampling_model(o, &m, cond));
+    if (w->kind == WL_UDPM) /* freshly initialised (the PyTorch module: the same distribution) */
+        CHECK(unet_net(&m, w->h));
+    else
+        CHECK(sampling_model(o, &m, cond));
     CHECK(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, o->model_threads));
     CHECK(new_ve(&sched));
     CHECK(score_sde_new(&sde, sched, m, SCORE_OUTPUT_SCORE));
@@ -686,7 +781,8 @@ static void set_parallelism(opts *o, const workload *w)
     int model = o->par == PAR_MODEL ||
                 (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM ||
                                         w->kind == WL_CDSM || w->kind == WL_CDPM ||
-                                        w->kind == WL_CFG));
+                                        w->kind == WL_CFG || w->kind == WL_UDSM ||
+                                        w->kind == WL_UDPM));
     if (w->kind == WL_ROOF)
         model = 0;
     o->model_threads = model ? o->threads : 1;
@@ -788,7 +884,8 @@ int main(int argc, char **argv)
         case WL_PC:
         case WL_DPM:
         case WL_CDPM:
-        case WL_CFG: rc = run_sampling(&o, w); break;
+        case WL_CFG:
+        case WL_UDPM: rc = run_sampling(&o, w); break;
         default: rc = run_train(&o, w); break;
         }
         if (rc != SCORE_OK) {

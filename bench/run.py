@@ -5,7 +5,7 @@ roofline each achieves, the 2-thread speed-ups against the sgemm's and the peak 
 sampling processes, then checks the performance targets.
 
 usage: bench/run.py [--build-dir DIR] [--quick] [--reps R] [--rounds K] [--threads 1,2]
-                    [--json FILE] [--no-torch] [--no-tuned] [--retries K]
+                    [--json FILE] [--no-torch] [--no-tuned] [--retries K] [--only W1,W2]
                     [--coretype auto|none|NAME] [--stat median_s|min_s]
                     [--mpi | --mpi-only] [--mpi-ranks 1,2] [--mpi-batch B]
                     [--mpi-reduce-rows R] [--mpi-steps S] [--mpirun PATH]
@@ -17,6 +17,9 @@ reference also calls torch.set_num_threads(N). Sampling workloads run in their o
 that their peak resident memory (ru_maxrss) is theirs alone.
 
 The reference is skipped, with a message, when /usr/bin/python3 cannot import torch.
+
+--only W1,W2,... runs only these workloads (a name ending in '*' selects every workload
+starting with it, e.g. --only 'unet_*'); the sgemm roofline always runs, for the %roof column.
 
 MPI (--mpi: after the comparison; --mpi-only: alone): when the build has MPI
 (DIR/bench/score-bench-mpi exists), the data-parallel training step of mpi-scaling.c runs under
@@ -61,6 +64,11 @@ SAMPLE = ["pc_ve_d2_h128_n10000_s100", "dpmpp2m_ve_d2_h128_n10000_s20",
           "dpmpp2m_cond_ve_d2_h128_n10000_s20", "dpmpp2m_cfg_ve_d2_h128_n10000_s20"]
 # classifier-free guidance on one network: the guided run against the unguided conditional one
 # (same network, same class, same NFE); target <= 2.05x
+# the image score network (SCORE_MODEL_UNET, the 8x8 digits network without labels): a DSM
+# training step on 128 images and DPM-Solver++(2M) sampling of 1000 images, reported (ratio,
+# %roof, 2T/1T) without targets
+UNET_TRAIN = ["unet_dsm_8x8_w32_b128"]
+UNET_SAMPLE = ["unet_dpmpp2m_8x8_w32_n1000_s20"]
 CFG_PAIR = ("dpmpp2m_cfg_ve_d2_h128_n10000_s20", "dpmpp2m_cond_ve_d2_h128_n10000_s20")
 CFG_TARGET = 2.05
 ROOF = "sgemm_2048"
@@ -76,6 +84,8 @@ LABEL = {  # issue #8 numbering
     "edsm_d64_h512_b1024": "10 energy DSM d64",
     "dpmpp2m_cond_ve_d2_h128_n10000_s20": "11 DPM++ cond y",
     "dpmpp2m_cfg_ve_d2_h128_n10000_s20": "12 DPM++ CFG w=2",
+    "unet_dsm_8x8_w32_b128": "U-Net DSM 8x8 b128",
+    "unet_dpmpp2m_8x8_w32_n1000_s20": "U-Net DPM++ 20 n1000",
 }
 # targets (performance issue, round 3): every workload >= 1.5x the faster PyTorch configuration;
 # these >= 85% of the sgemm roofline at 1 thread; SCALING 2T/1T >= 90% of sgemm's own
@@ -83,6 +93,16 @@ ROOF_TARGET = {"dsm_d64_h512_b1024", "hyv_d64_h256_b256", "ssm_d64_h256_b256"} |
 SCALING = ["dsm_d64_h512_b1024"] + SAMPLE
 GENERIC_CORES = {"Prescott", "Core2", "Katmai", "Penryn", "Dunnington", "Nehalem", "Atom",
                  "Generic", "Barcelona", "Opteron", "Athlon"}
+
+
+def selected(only, name):
+    """--only: names, or prefixes ending in '*' (None: everything)."""
+    if not only:
+        return True
+    for w in only.split(","):
+        if w == name or (w.endswith("*") and name.startswith(w[:-1])):
+            return True
+    return False
 
 
 def log(msg):
@@ -384,7 +404,15 @@ def main():
     ap.add_argument("--mpi-steps", type=int, default=0,
                     help="timed steps of the MPI workload (default 5, --quick 1)")
     ap.add_argument("--mpirun", default=None, help="the MPI launcher (default: mpirun on PATH)")
+    ap.add_argument("--only", default="",
+                    help="only these workloads (comma-separated; a trailing '*' matches a prefix); "
+                         "the sgemm roofline always runs")
     a = ap.parse_args()
+    train = [w for w in TRAIN + UNET_TRAIN if selected(a.only, w)]
+    sample = [w for w in SAMPLE + UNET_SAMPLE if selected(a.only, w)]
+    if a.only and not train and not sample:
+        log("error: --only %s selects no workload (see score-bench --list)" % a.only)
+        return 2
 
     if a.mpi_only:
         res = run_mpi(a)
@@ -430,12 +458,13 @@ def main():
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="score-bench-") as tmp:
         model = os.path.join(tmp, "sampling-model.safetensors")
-        r, rc, err = run_jsonl([bench, "--make-sampling-model", model] +
-                               (["--quick"] if a.quick else []), thread_env(threads[0], coretype),
-                               600)
-        if rc != 0:
-            log(err)
-            return 1
+        if any(w in SAMPLE for w in sample):  # the U-Net samples from a fresh network
+            r, rc, err = run_jsonl([bench, "--make-sampling-model", model] +
+                                   (["--quick"] if a.quick else []),
+                                   thread_env(threads[0], coretype), 600)
+            if rc != 0:
+                log(err)
+                return 1
         smodel = ["--sampling-model", model]
         rounds = a.rounds or (1 if a.quick else 3)
         torch_ref = os.path.join(HERE, "torch_reference.py")
@@ -446,17 +475,17 @@ def main():
                 env = thread_env(n, coretype)
                 tenv, tuning = tuned_env(env)
                 log("round %d/%d, threads = %d" % (rnd + 1, rounds, n))
-                sets = [([bench, "--threads", str(n), "--only", ",".join([ROOF] + TRAIN)] + reps,
-                         [a.python, torch_ref, "--threads", str(n), "--only", ",".join(TRAIN)]
-                         + reps)]
-                for w in SAMPLE:
+                sets = [([bench, "--threads", str(n), "--only", ",".join([ROOF] + train)] + reps,
+                         [a.python, torch_ref, "--threads", str(n), "--only", ",".join(train)]
+                         + reps if train else None)]
+                for w in sample:
                     sets.append(([bench, "--threads", str(n), "--only", w] + smodel + reps,
                                  [a.python, torch_ref, "--threads", str(n), "--only", w]
                                  + smodel + reps))
                 jobs = []
                 for lib_cmd, pt_cmd in sets:  # alternate who goes first from round to round
                     group = [("libscore", lib_cmd, env)]
-                    if torch_ver:
+                    if torch_ver and pt_cmd:
                         group.append(("pytorch", pt_cmd, env))
                         if not a.no_tuned:
                             group.append(("pytorch-tuned", pt_cmd + ["--tuned"], tenv))
@@ -541,7 +570,7 @@ def main():
                               "%.1f GF/s" % roof_gf[n], "", "", "100", "",
                               "%.2f" % sg_speed if (n == 2 and sg_speed) else "", "", "", "",
                               "", ""))
-    for w in TRAIN + SAMPLE:
+    for w in train + sample:
         for n in threads:
             lib, pt = get("libscore", w, n), best_pt(w, n)
             ptd, ptt = get("pytorch", w, n), get("pytorch-tuned", w, n)
@@ -575,7 +604,7 @@ def main():
                  "cpu_util_libscore": lib.get("cpu_util") if lib else None,
                  "cpu_util_pytorch": pt.get("cpu_util") if pt else None}
             derived.append(d)
-            rss = w in SAMPLE
+            rss = w in sample
             mark = "*" if (d["contended_libscore"] or d["contended_pytorch"]) else ""
             out.append(row % (LABEL[w] + mark, n, fmt_time(lib[stat] if lib else None),
                               fmt_time(ptd[stat] if ptd else None),
@@ -624,7 +653,7 @@ def main():
                    "%.2fx" % r)
     for d in derived:
         w, n = d["workload"], d["threads"]
-        if d["ratio"] is not None:
+        if d["ratio"] is not None and w in TRAIN + SAMPLE:
             target("%s@%dT >= 1.5x the faster PyTorch" % (w, n), d["ratio"], d["ratio"] >= 1.5,
                    "%.2fx (%s)" % (d["ratio"], d["pytorch_best"]))
         if w in ROOF_TARGET and n == 1 and d["roof_frac_libscore"] is not None:
@@ -653,7 +682,7 @@ def main():
     print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d x %d repetitions%s"
           % (torch_ver or "(skipped)", core or "?",
              " (forced)" if coretype else "", stat.replace("_s", ""), rounds, a.reps,
-             ", QUICK (2000 samples, fewer steps)" if a.quick else ""))
+             ", QUICK (2000 samples, U-Net 100; fewer steps)" if a.quick else ""))
     print("\n".join(out))
     print("ratio = libscore throughput / throughput of the faster PyTorch configuration; "
           "spread = (max - min) / median of the pooled repetitions;\n%roof = analytic FLOPs / time / "

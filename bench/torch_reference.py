@@ -109,6 +109,112 @@ class EnergyMLP(torch.nn.Module):
         return -g
 
 
+def _zero_(layer):
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+
+
+class UNetRes(torch.nn.Module):
+    """libscore's residual block (doc/unet.md): GN, SiLU, conv3x3, + Dense(e), GN, SiLU,
+    conv3x3 (zero-initialised), skip (identity or 1x1 convolution), / sqrt(2)."""
+
+    def __init__(self, ci, co, temb, groups):
+        super().__init__()
+        self.gn1 = torch.nn.GroupNorm(min(groups, ci), ci, eps=1e-6)
+        self.conv1 = torch.nn.Conv2d(ci, co, 3, padding=1)
+        self.dense = torch.nn.Linear(temb, co)
+        self.gn2 = torch.nn.GroupNorm(min(groups, co), co, eps=1e-6)
+        self.conv2 = torch.nn.Conv2d(co, co, 3, padding=1)
+        _zero_(self.conv2)
+        self.skip = torch.nn.Conv2d(ci, co, 1) if ci != co else None
+
+    def forward(self, x, e):
+        silu = torch.nn.functional.silu
+        h = self.conv1(silu(self.gn1(x))) + self.dense(e)[:, :, None, None]
+        h = self.conv2(silu(self.gn2(h)))
+        return ((self.skip(x) if self.skip is not None else x) + h) * (1.0 / math.sqrt(2.0))
+
+
+class UNetAttn(torch.nn.Module):
+    """Single-head self-attention over the positions, q, k, v, out as 1x1 convolutions (out
+    zero-initialised), (x + out) / sqrt(2)."""
+
+    def __init__(self, c, groups):
+        super().__init__()
+        self.gn = torch.nn.GroupNorm(min(groups, c), c, eps=1e-6)
+        self.q, self.k, self.v, self.o = (torch.nn.Conv2d(c, c, 1) for _ in range(4))
+        _zero_(self.o)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        a = self.gn(x)
+        q, k, v = (m(a).reshape(n, c, h * w) for m in (self.q, self.k, self.v))
+        att = torch.softmax(torch.einsum("ncp,ncq->npq", q, k) / math.sqrt(c), dim=-1)
+        o = torch.einsum("npq,ncq->ncp", att, v).reshape(n, c, h, w)
+        return (x + self.o(o)) * (1.0 / math.sqrt(2.0))
+
+
+class UNet(torch.nn.Module):
+    """The architecture of libscore's SCORE_MODEL_UNET (doc/unet.md, "Architecture"): the
+    same layers, widths and order, PyTorch's default initialisation (U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)), libscore's distribution) with the same layers zeroed. Rows are flattened
+    images, as libscore's."""
+
+    def __init__(self, channels=1, size=8, base=32, mults=(1, 2, 2), blocks=2, groups=8,
+                 attention=True, embed_dim=32, scale=16.0):
+        super().__init__()
+        self.shape = (channels, size, size)
+        temb = 4 * base
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("W", torch.randn(embed_dim // 2, generator=g) * scale)
+        self.d0, self.d1 = torch.nn.Linear(embed_dim, temb), torch.nn.Linear(temb, temb)
+        self.conv_in = torch.nn.Conv2d(channels, base * mults[0], 3, padding=1)
+        ch, chans = base * mults[0], [base * mults[0]]
+        self.down = torch.nn.ModuleList()
+        for lvl, m in enumerate(mults):
+            for _ in range(blocks):
+                self.down.append(UNetRes(ch, base * m, temb, groups))
+                ch = base * m
+                chans.append(ch)
+            if lvl + 1 < len(mults):
+                self.down.append(torch.nn.AvgPool2d(2))
+                chans.append(ch)
+        self.mid1 = UNetRes(ch, ch, temb, groups)
+        self.attn = UNetAttn(ch, groups) if attention else None
+        self.mid2 = UNetRes(ch, ch, temb, groups)
+        self.up = torch.nn.ModuleList()
+        for lvl in reversed(range(len(mults))):
+            for _ in range(blocks + 1):
+                self.up.append(UNetRes(ch + chans.pop(), base * mults[lvl], temb, groups))
+                ch = base * mults[lvl]
+            if lvl > 0:
+                self.up.append(torch.nn.Upsample(scale_factor=2, mode="nearest"))
+                self.up.append(torch.nn.Conv2d(ch, ch, 3, padding=1))
+        self.gn_out = torch.nn.GroupNorm(min(groups, ch), ch, eps=1e-6)
+        self.conv_out = torch.nn.Conv2d(ch, channels, 3, padding=1)
+        _zero_(self.conv_out)
+
+    def forward(self, x, c):
+        silu = torch.nn.functional.silu
+        proj = 2 * math.pi * c[:, None] * self.W[None, :]
+        f = torch.cat([torch.sin(proj), torch.cos(proj)], dim=1)
+        e = silu(self.d1(silu(self.d0(f))))
+        h = self.conv_in(x.reshape(x.shape[0], *self.shape))
+        skips = [h]
+        for m in self.down:
+            h = m(h, e) if isinstance(m, UNetRes) else m(h)
+            skips.append(h)
+        h = self.mid2(self.attn(self.mid1(h, e)) if self.attn is not None
+                      else self.mid1(h, e), e)
+        for m in self.up:
+            if isinstance(m, UNetRes):
+                h = m(torch.cat([h, skips.pop()], dim=1), e)
+            else:
+                h = m(h)
+        return self.conv_out(silu(self.gn_out(h))).reshape(x.shape[0], -1)
+
+
 SIGMA_MIN, SIGMA_MAX = 0.01, 50.0
 
 
@@ -284,6 +390,7 @@ def main():
         "ssm_d64_h256_b256": (64, 256, 256, ssm_step),
         "cdsm_d64_h512_b1024_k10": (64, 512, 1024, cdsm_step),
         "edsm_d64_h512_b1024": (64, 512, 1024, dsm_step),
+        "unet_dsm_8x8_w32_b128": (64, 32, 128, dsm_step),
     }
     for name, (dim, hidden, batch, step) in train.items():
         if only and name not in only:
@@ -292,6 +399,8 @@ def main():
             model = FourierMLP(dim, hidden, num_classes=10)
         elif name.startswith("edsm"):
             model = EnergyMLP(dim, hidden)
+        elif name.startswith("unet"):
+            model = UNet(base=hidden)
         else:
             model = FourierMLP(dim, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -310,23 +419,29 @@ def main():
                 ("dpmpp2m_cond_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20,
                  {"label": GUIDED_LABEL}),
                 ("dpmpp2m_cfg_ve_d2_h128_n10000_s20", dpmpp_2m_sample, 20,
-                 {"label": GUIDED_LABEL, "guidance": GUIDANCE_W}))
+                 {"label": GUIDED_LABEL, "guidance": GUIDANCE_W}),
+                ("unet_dpmpp2m_8x8_w32_n1000_s20", dpmpp_2m_sample, 20, {}))
     for name, fn, steps, kw in sampling:
         if only and name not in only:
             continue
         cond = "label" in kw  # the conditional sampling model: 8 classes, file + ".cond"
-        model = FourierMLP(2, 128, num_classes=8 if cond else 0)
-        if a.sampling_model:
-            model.load_libscore(a.sampling_model + (".cond" if cond else ""))
-        n = a.samples or (2000 if a.quick else 10000)
+        if name.startswith("unet"):
+            # a freshly initialised U-Net (score-bench: the same distribution)
+            model, dim = UNet(base=32), 64
+            n = a.samples or (100 if a.quick else 1000)
+        else:
+            model, dim = FourierMLP(2, 128, num_classes=8 if cond else 0), 2
+            if a.sampling_model:
+                model.load_libscore(a.sampling_model + (".cond" if cond else ""))
+            n = a.samples or (2000 if a.quick else 10000)
         out = []
 
         def sample():
             with no_grad():
-                out.append(fn(model, n, 2, steps, **kw))
+                out.append(fn(model, n, dim, steps, **kw))
 
         times = timed(sample, max(3, a.reps // 2) if not a.quick else 1, 1)
-        x = out[-1].double()
+        x = out[-1].double()[:, :2]  # the first two coordinates, as score-bench reports
         extra = {"nfe": 2 * steps if fn is pc_sample else steps,
                  "sample_mean": [round(v, 4) for v in x.mean(0).tolist()],
                  "sample_std": [round(v, 4) for v in x.std(0, unbiased=False).tolist()],

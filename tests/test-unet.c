@@ -864,8 +864,8 @@ START_TEST(model_infer_clone)
     ck_assert_ok(score_model_forward(m, 8, x, c, cc));
     for (size_t i = 0; i < 8 * D; i++)
         ck_assert_float_eq(b[i], cc[i]);
-    for (size_t i = 0; i < N * D; i++)
-        ck_assert_double_eq_tol(b[i], a[i], 1e-5 * (1.0 + fabs(a[i])));
+    /* every row is evaluated on its own: the same bits as the training forward */
+    ck_assert_mem_eq(b, a, sizeof a);
     ck_assert_ok(score_model_clone(&cl, m));
     ck_assert_ok(score_model_forward(cl, N, x, c, cc));
     ck_assert_mem_eq(cc, a, sizeof a);
@@ -923,6 +923,141 @@ START_TEST(model_dsm_loss_gradient)
 }
 END_TEST
 
+/* ---- Threads and row splits -------------------------------------------------------------- */
+
+/* A U-Net of more realistic GEMM shapes: 1 x 8 x 8 images, base 16, widths {1, 2}, 1 block, 4
+ * groups, attention, embedding 16 -> T = 32, 10 classes. */
+static score_model *mid_unet(void)
+{
+    score_model *m;
+    const size_t mults[2] = {1, 2};
+    ck_assert_ok(score_model_new_unet(&m, 1, 8, 8));
+    ck_assert_ok(score_model_set_unet_widths(m, 2, mults));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH, 16));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 4));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_TEMB_DIM, 32));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 16));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, 10));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 11));
+    ck_assert_ok(score_model_prepare(m));
+    return m;
+}
+
+enum { TN = 37, TD = 64 }; /* rows: 3 training blocks (16, 16, 5), 5 blocks of the samplers */
+
+typedef struct thread_run {
+    float out[TN * TD], inf[TN * TD], gx[TN * TD];
+    float *grad, *lgrad;
+    double loss;
+} thread_run;
+
+/* Forward, backward, the samplers' forward and a DSM loss gradient of mid_unet() at `threads`
+ * threads (same inputs every time). */
+static void run_at(score_model *m, int64_t threads, thread_run *r)
+{
+    size_t np = score_model_param_count(m);
+    float x[TN * TD], gout[TN * TD];
+    double c[TN];
+    int32_t lab[TN];
+    unsigned seed = 21;
+    score_loss *l;
+    score_rng *rng;
+    fill(&seed, TN * TD, 1.0f, x);
+    fill(&seed, TN * TD, 1.0f, gout);
+    for (size_t i = 0; i < TN; i++) {
+        c[i] = 0.02 + 0.025 * (double)i;
+        lab[i] = (int32_t)(i % 11); /* 10 = the null label */
+    }
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, threads));
+    r->grad = calloc(np, sizeof *r->grad);
+    r->lgrad = calloc(np, sizeof *r->lgrad);
+    ck_assert_ok(score_model_forward_cond(m, TN, x, c, lab, NULL, r->out));
+    ck_assert_ok(score_model_backward(m, TN, gout, r->grad, r->gx));
+    ck_assert_ok(score__model_infer(m, TN, x, c, r->inf));
+    ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 3));
+    ck_assert_ok(score_loss_new(&l, SCORE_LOSS_DSM));
+    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_SIGMA, 0.5));
+    ck_assert_ok(score_loss_set_f64(l, SCORE_LOSS_PARAM_COND, 0.5));
+    ck_assert_ok(score_loss_compute(l, NULL, m, rng, TN, x, &r->loss, r->lgrad));
+    score_loss_free(l);
+    score_rng_free(rng);
+}
+
+/* 1, 2 and 3 threads give the same bits: forward, input and parameter gradients, the samplers'
+ * forward and the loss value and gradient (the gradient of every parameter is a sum over three
+ * blocks, so the order of the block sums is exercised). */
+START_TEST(model_threads_bit_identical)
+{
+    score_model *m = mid_unet();
+    size_t np = score_model_param_count(m);
+    thread_run *r1 = calloc(1, sizeof *r1), *rt = calloc(1, sizeof *rt);
+    double gsum = 0.0;
+    randomize(m, 31, 0.2f);
+    run_at(m, 1, r1);
+    for (size_t i = 0; i < np; i++)
+        gsum += fabs((double)r1->grad[i]);
+    ck_assert(gsum > 0.0);
+    for (int64_t t = 2; t <= 3; t++) {
+        run_at(m, t, rt);
+        ck_assert_mem_eq(rt->out, r1->out, sizeof r1->out);
+        ck_assert_mem_eq(rt->inf, r1->inf, sizeof r1->inf);
+        ck_assert_mem_eq(rt->gx, r1->gx, sizeof r1->gx);
+        ck_assert_mem_eq(rt->grad, r1->grad, np * sizeof *r1->grad);
+        ck_assert_mem_eq(rt->lgrad, r1->lgrad, np * sizeof *r1->lgrad);
+        ck_assert_double_eq(rt->loss, r1->loss);
+        free(rt->grad);
+        free(rt->lgrad);
+    }
+    free(r1->grad);
+    free(r1->lgrad);
+    free(r1);
+    free(rt);
+    score_model_free(m);
+}
+END_TEST
+
+/* A row's output does not depend on how the rows are split into calls: calls of 1, 7 and all
+ * rows (training forward and samplers' forward, 2 threads) give the same bits. */
+START_TEST(model_row_splits)
+{
+    score_model *m = mid_unet();
+    float x[TN * TD], all[TN * TD], part[TN * TD], inf[TN * TD];
+    double c[TN];
+    int32_t lab[TN];
+    unsigned seed = 5;
+    const size_t splits[2] = {1, 7};
+    randomize(m, 41, 0.2f);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 2));
+    fill(&seed, TN * TD, 1.0f, x);
+    for (size_t i = 0; i < TN; i++) {
+        c[i] = 0.9 - 0.02 * (double)i;
+        lab[i] = (int32_t)((3 * i) % 11);
+    }
+    ck_assert_ok(score_model_forward_cond(m, TN, x, c, lab, NULL, all));
+    for (size_t s = 0; s < 2; s++) {
+        for (size_t r0 = 0; r0 < TN; r0 += splits[s]) {
+            size_t k = TN - r0 < splits[s] ? TN - r0 : splits[s];
+            ck_assert_ok(score_model_forward_cond(m, k, x + r0 * TD, c + r0, lab + r0, NULL,
+                                                  part + r0 * TD));
+        }
+        ck_assert_mem_eq(part, all, sizeof all);
+    }
+    /* the samplers' forward (null label for every row: K = 10) against the training forward */
+    for (size_t i = 0; i < TN; i++)
+        lab[i] = 10;
+    ck_assert_ok(score_model_forward_cond(m, TN, x, c, lab, NULL, all));
+    for (size_t s = 0; s < 2; s++) {
+        for (size_t r0 = 0; r0 < TN; r0 += splits[s]) {
+            size_t k = TN - r0 < splits[s] ? TN - r0 : splits[s];
+            ck_assert_ok(score__model_infer(m, k, x + r0 * TD, c + r0, inf + r0 * TD));
+        }
+        ck_assert_mem_eq(inf, all, sizeof all);
+    }
+    score_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unet");
@@ -949,6 +1084,8 @@ int main(void)
     tcase_add_test(tm, model_gradient_fd);
     tcase_add_test(tm, model_infer_clone);
     tcase_add_test(tm, model_dsm_loss_gradient);
+    tcase_add_test(tm, model_threads_bit_identical);
+    tcase_add_test(tm, model_row_splits);
     suite_add_tcase(s, tm);
     return test_run_suite(s);
 }

@@ -119,8 +119,9 @@ enum score_model_param {
      *  evaluation that samplers, likelihood and the score_sde_* functions use, and in
      *  score_model_forward() / score_model_backward() (training with the denoising losses; the
      *  trainer's optimizer update too) when a forward is worth at least about 40 MFLOP; not by
-     *  the Jacobian-trace / tangent paths; by energy models in every operation (row panels).
-     *  A combination passes its value to its members for the
+     *  the Jacobian-trace / tangent paths; by energy models in every operation (row panels);
+     *  by U-Net models in all their operations (blocks of images, see unet.h). A
+     *  combination passes its value to its members for the
      *  duration of a call. Results are bit-identical for every value: rows and weight gradients
      *  are cut into the same blocks whatever the thread count; if the threads cannot be created
      *  the work runs on the calling thread with the same results. Set the BLAS to one thread

@@ -29,7 +29,9 @@
  * files). Not provided (::SCORE_E_UNSUPPORTED): Jacobian-vector products, the exact trace and
  * their gradients (hence the Hyvärinen, sliced and SM-VR losses and the exact-divergence
  * likelihood), the context-vector input.
- * ::SCORE_MODEL_PARAM_THREADS is accepted; the model evaluates on the calling thread.
+ * ::SCORE_MODEL_PARAM_THREADS: the forward, the cache-free evaluation and the backward run
+ * fixed blocks of images on that many threads, with bit-identical results for every value;
+ * a row's output does not depend on the other rows of its call (see doc/unet.md).
  */
 #ifndef LIBSCORE_UNET_H
 #define LIBSCORE_UNET_H

@@ -172,13 +172,17 @@ void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const
             gb[k] += (float)dsum[k];
 }
 
+/* Row by row (one matrix-vector product of a fixed shape each): a BLAS rounds a row of a GEMM
+ * according to where it falls in the product's row blocking, and a row's result must not
+ * depend on the other rows of its call. */
 void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt, const float *b,
                                const float *x, float *y, int acc)
 {
-    score__sgemm(0, 1, n, out, in, 1.0f, x, in, wt, in, acc ? 1.0f : 0.0f, y, out);
-    if (b != NULL)
-        for (size_t r = 0; r < n; r++)
+    for (size_t r = 0; r < n; r++) {
+        score__sgemv(0, out, in, 1.0f, wt, in, x + r * in, acc ? 1.0f : 0.0f, y + r * out);
+        if (b != NULL)
             score__saxpy(out, 1.0f, b, y + r * out);
+    }
 }
 
 void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt,

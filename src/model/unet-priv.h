@@ -58,7 +58,8 @@ void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx, double *dsum);
 
-/* Dense layer on n rows: y[r, :] = W x[r, :] + b (acc: y +=); wt [out, in], b [out] or NULL. */
+/* Dense layer on n rows: y[r, :] = W x[r, :] + b (acc: y +=); wt [out, in], b [out] or NULL.
+ * Row by row: a row's result does not depend on the other rows. */
 void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt, const float *b,
                                const float *x, float *y, int acc);
 /* Its backward (gb, gx may be NULL). */

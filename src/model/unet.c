@@ -26,10 +26,16 @@
  *
  * Not provided: Jacobian-vector products, the exact trace and their gradients (the Hyvärinen
  * and sliced losses refuse the model with SCORE_E_UNSUPPORTED), the context input (files:
- * unet-io.c); SCORE_MODEL_PARAM_THREADS is accepted and the model evaluates on one thread. */
+ * unet-io.c).
+ *
+ * Threads (SCORE_MODEL_PARAM_THREADS): the forward, the samplers' forward and the backward run
+ * fixed blocks of images on the workspace's threads (see "Workspace" below); results are
+ * bit-identical for any thread count. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "core/pool-priv.h"
 #include "kernel/kernel-priv.h"
 #include "model-priv.h"
 #include "libscore/unet.h"
@@ -72,15 +78,50 @@ typedef struct unet {
     size_t n_params;
 } unet;
 
-/* ---- Workspace --------------------------------------------------------------------------- */
+/* ---- Workspace --------------------------------------------------------------------------- *
+ * Rows are evaluated in fixed blocks of images: TRAIN_BLOCK rows for the training forward and
+ * backward (counted from the call's first row), INFER_BLOCK rows for the samplers' cache-free
+ * forward. Every layer works image by image (the convolutions are one GEMM of a fixed shape
+ * per image, the dense layers of the embedding one matrix-vector product per row), so a row's
+ * output does not depend on the other rows of its block or call, nor on the thread that
+ * evaluates it. A block's backward writes its parameter gradient into a zeroed buffer of its
+ * own; the buffers are added to the gradient in block order (score__pool_for_each, see
+ * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
+ * which decides how many blocks run at the same time.
+ *
+ * Memory: a "region" holds one block's forward (activations, layer caches, statistics,
+ * embedding, labels): the training forward keeps one region per block for the backward, the
+ * cache-free forward one per thread. Per thread: the convolution scratch and, for training,
+ * the backward's activation gradients, layer scratch, embedding gradients and one
+ * parameter-gradient buffer. */
+
+#define TRAIN_BLOCK 16
 
 typedef struct unet_ws {
-    float *act, *gact, *cache, *scratch, *col, *emb, *gemb, *gparams;
+    /* regions */
+    float *act, *cache, *emb;
     double *dbl;
-    size_t n_act, n_gact, n_cache, n_scratch, n_col, n_emb, n_gemb, n_gparams, n_dbl;
-    int32_t *lab; /* labels of the cached rows */
-    size_t n_lab;
+    int32_t *lab;
+    size_t n_act, n_cache, n_emb, n_dbl, n_lab;
+    size_t r_act, r_cache, r_emb, r_dbl, r_lab; /* per region */
+    /* per thread */
+    float *col, *gact, *scratch, *gemb, *gpart;
+    size_t n_col, n_gact, n_scratch, n_gemb, n_gpart;
+    size_t t_col, t_gact, t_scratch, t_gemb; /* per thread */
+    float *gparams; /* the gradient of a backward without one (grad NULL) */
+    size_t n_gparams;
+    /* the cached training forward: rows per block and threads its buffers serve */
+    size_t nb, nthr;
+    score__pool *pool;
+    size_t pool_failed;
 } unet_ws;
+
+/* One block's view of the workspace. */
+typedef struct blk {
+    float *act, *cache, *emb, *col, *gact, *scratch, *gemb;
+    double *dbl;
+    int32_t *lab;
+} blk;
 
 static int unet_ws_new(void **out)
 {
@@ -93,25 +134,32 @@ static void unet_ws_free(void *kind)
     unet_ws *w = kind;
     if (w == NULL)
         return;
+    score__pool_free(w->pool);
     score__free(w->act);
-    score__free(w->gact);
     score__free(w->cache);
-    score__free(w->scratch);
-    score__free(w->col);
     score__free(w->emb);
-    score__free(w->gemb);
-    score__free(w->gparams);
     score__free(w->dbl);
     score__free(w->lab);
+    score__free(w->col);
+    score__free(w->gact);
+    score__free(w->scratch);
+    score__free(w->gemb);
+    score__free(w->gpart);
+    score__free(w->gparams);
     score__free(w);
 }
 
-/* Grows *buf to at least need elements of size sz. */
-static int grow(void **buf, size_t *have, size_t need, size_t sz)
+/* Grows *buf to at least `count` elements of `per` * `size` bytes each; SCORE_E_NOMEM on
+ * overflow or allocation failure. */
+static int grow(void **buf, size_t *have, size_t count, size_t per, size_t sz)
 {
+    size_t need;
+    void *b;
+    if (score__mul_size(count, per, &need) != 0 || need > SIZE_MAX / sz)
+        return SCORE_E_NOMEM;
     if (need <= *have && *buf != NULL)
         return SCORE_OK;
-    void *b = score__calloc(need ? need : 1, sz);
+    b = score__calloc(need ? need : 1, sz);
     if (b == NULL)
         return SCORE_E_NOMEM;
     score__free(*buf);
@@ -162,26 +210,57 @@ static sizes need_of(const unet *p, size_t n)
     return s;
 }
 
-static int ws_fit(const char *fn, const unet *p, unet_ws *w, size_t n, int train)
+/* Sizes w for blocks of nb rows: nreg regions and nthr threads (train: with the backward's
+ * buffers). Nothing is allocated when w is already large enough. */
+static int ws_fit(const char *fn, const unet *p, unet_ws *w, size_t nb, size_t nreg, size_t nthr,
+                  int train)
 {
-    sizes s = need_of(p, n);
+    sizes s = need_of(p, nb);
     int rc = SCORE_OK;
-    if (rc == SCORE_OK) rc = grow((void **)&w->act, &w->n_act, n * p->act_floats, sizeof(float));
-    if (rc == SCORE_OK) rc = grow((void **)&w->cache, &w->n_cache, s.cache, sizeof(float));
-    if (rc == SCORE_OK) rc = grow((void **)&w->dbl, &w->n_dbl, s.dbl, sizeof(double));
-    if (rc == SCORE_OK) rc = grow((void **)&w->col, &w->n_col, s.col, sizeof(float));
-    /* embedding: f (E), t1, s1, t2, e (T each) */
-    if (rc == SCORE_OK) rc = grow((void **)&w->emb, &w->n_emb, n * (p->E + 4 * p->T), sizeof(float));
-    if (rc == SCORE_OK) rc = grow((void **)&w->lab, &w->n_lab, n, sizeof(int32_t));
+    w->r_act = nb * p->act_floats;
+    w->r_cache = s.cache;
+    w->r_dbl = s.dbl;
+    w->r_emb = nb * (p->E + 4 * p->T); /* f (E), t1, s1, t2, e (T each) */
+    w->r_lab = nb;
+    w->t_col = s.col;
+    w->t_gact = train ? nb * p->act_floats : 0;
+    w->t_scratch = train ? s.scratch : 0;
+    w->t_gemb = train ? nb * 3 * p->T : 0;
+    rc = grow((void **)&w->act, &w->n_act, nreg, w->r_act, sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->cache, &w->n_cache, nreg, w->r_cache, sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->dbl, &w->n_dbl, nreg, w->r_dbl, sizeof(double));
+    if (rc == SCORE_OK) rc = grow((void **)&w->emb, &w->n_emb, nreg, w->r_emb, sizeof(float));
+    if (rc == SCORE_OK) rc = grow((void **)&w->lab, &w->n_lab, nreg, w->r_lab, sizeof(int32_t));
+    if (rc == SCORE_OK) rc = grow((void **)&w->col, &w->n_col, nthr, w->t_col, sizeof(float));
     if (train) {
-        if (rc == SCORE_OK) rc = grow((void **)&w->gact, &w->n_gact, n * p->act_floats, sizeof(float));
-        if (rc == SCORE_OK) rc = grow((void **)&w->scratch, &w->n_scratch, s.scratch, sizeof(float));
-        if (rc == SCORE_OK) rc = grow((void **)&w->gemb, &w->n_gemb, n * 3 * p->T, sizeof(float));
-        if (rc == SCORE_OK) rc = grow((void **)&w->gparams, &w->n_gparams, p->n_params, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gact, &w->n_gact, nthr, w->t_gact, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->scratch, &w->n_scratch, nthr, w->t_scratch, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gemb, &w->n_gemb, nthr, w->t_gemb, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gpart, &w->n_gpart, nthr, p->n_params, sizeof(float));
+        if (rc == SCORE_OK) rc = grow((void **)&w->gparams, &w->n_gparams, 1, p->n_params, sizeof(float));
+        w->nb = nb;
+        w->nthr = nthr;
     }
     if (rc != SCORE_OK)
-        return score__error(rc, fn, "workspace allocation failed (%zu rows)", n);
+        return score__error(rc, fn, "workspace allocation failed (%zu blocks of %zu rows)", nreg,
+                            nb);
     return SCORE_OK;
+}
+
+/* The view of region `reg` and of thread `thread`'s scratch. */
+static blk view(const unet_ws *w, size_t reg, size_t thread)
+{
+    blk v;
+    v.act = w->act + reg * w->r_act;
+    v.cache = w->cache + reg * w->r_cache;
+    v.dbl = w->dbl + reg * w->r_dbl;
+    v.emb = w->emb + reg * w->r_emb;
+    v.lab = w->lab + reg * w->r_lab;
+    v.col = w->col + thread * w->t_col;
+    v.gact = w->gact != NULL ? w->gact + thread * w->t_gact : NULL;
+    v.scratch = w->scratch != NULL ? w->scratch + thread * w->t_scratch : NULL;
+    v.gemb = w->gemb != NULL ? w->gemb + thread * w->t_gemb : NULL;
+    return v;
 }
 
 /* ---- Configuration ----------------------------------------------------------------------- */
@@ -627,13 +706,14 @@ static int check_labels(const char *fn, const unet *p, const score__model_ws *ws
     return SCORE_OK;
 }
 
-/* The embedding of n rows (c, labels lab) into w->emb: f [n, E], t1, s1, t2, e [n, T]. */
-static void embed_forward(const unet *p, unet_ws *w, size_t n, const double *c,
-                          const int32_t *lab)
+/* The embedding of the n rows of a block (c, labels v->lab) into v->emb: f [n, E], t1, s1, t2,
+ * e [n, T]. The dense layers run row by row (score__unet_dense_forward), so a row's embedding
+ * is a function of its own c and label. */
+static void embed_forward(const unet *p, const blk *v, size_t n, const double *c)
 {
     const float *th = p->theta;
     size_t T = p->T, E = p->E;
-    float *f = w->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T, *e = t2 + n * T;
+    float *f = v->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T, *e = t2 + n * T;
     for (size_t b = 0; b < n; b++)
         score__sincos_features(p->half, p->freq, c[b], f + b * E, f + b * E + p->half);
     score__unet_dense_forward(n, E, T, th + p->d0_w, th + p->d0_b, f, t1, 0);
@@ -641,7 +721,7 @@ static void embed_forward(const unet *p, unet_ws *w, size_t n, const double *c,
     score__unet_dense_forward(n, T, T, th + p->d1_w, th + p->d1_b, s1, t2, 0);
     if (p->K > 0)
         for (size_t b = 0; b < n; b++)
-            score__saxpy(T, 1.0f, th + p->lab + (size_t)lab[b] * T, t2 + b * T);
+            score__saxpy(T, 1.0f, th + p->lab + (size_t)v->lab[b] * T, t2 + b * T);
     score__unet_silu_forward(n * T, t2, e);
 }
 
@@ -650,25 +730,25 @@ static float *slot(float *arena, size_t n, size_t off)
     return arena + n * off;
 }
 
-/* The forward of n rows through the graph; the activations, caches and statistics stay in w
- * for the backward. */
-static void graph_forward(const unet *p, unet_ws *w, size_t n, const float *x, float *out)
+/* The forward of the n rows of a block through the graph; the activations, caches and
+ * statistics stay in the block's region for the backward. */
+static void graph_forward(const unet *p, const blk *v, size_t n, const float *x, float *out)
 {
     const float *th = p->theta;
-    const float *e = w->emb + n * (p->E + 3 * p->T);
-    float *cache = w->cache;
-    double *dbl = w->dbl;
-    memcpy(w->act, x, n * p->C * p->H * p->W * sizeof *x);
+    const float *e = v->emb + n * (p->E + 3 * p->T);
+    float *cache = v->cache;
+    double *dbl = v->dbl;
+    memcpy(v->act, x, n * p->C * p->H * p->W * sizeof *x);
     for (size_t i = 0; i < p->n_nodes; i++) {
         const node *d = &p->nodes[i];
-        float *in = slot(w->act, n, d->in), *y = slot(w->act, n, d->out);
+        float *in = slot(v->act, n, d->in), *y = slot(v->act, n, d->out);
         switch (d->type) {
         case N_CONV3:
             score__unet_conv3_forward(n, d->ci, d->co, d->h, d->w, th + d->pw, th + d->pb, in, y,
-                                      0, w->col);
+                                      0, v->col);
             break;
         case N_RES:
-            score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, w->col);
+            score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, v->col);
             cache += score__unet_res_cache_floats(&d->res, n);
             dbl += score__unet_res_dbl(&d->res, n);
             break;
@@ -685,7 +765,7 @@ static void graph_forward(const unet *p, unet_ws *w, size_t n, const float *x, f
             break;
         case N_CAT:
             score__unet_concat_forward(n, d->ci, d->co - d->ci, d->h * d->w, in,
-                                       slot(w->act, n, d->in2), y);
+                                       slot(v->act, n, d->in2), y);
             break;
         case N_GN:
             score__unet_gn_forward(n, d->ci, d->h * d->w, d->g, th + d->pw, th + d->pb, in, y,
@@ -699,69 +779,98 @@ static void graph_forward(const unet *p, unet_ws *w, size_t n, const float *x, f
             break;
         }
     }
-    memcpy(out, slot(w->act, n, p->slot_out), n * p->C * p->H * p->W * sizeof *out);
+    memcpy(out, slot(v->act, n, p->slot_out), n * p->C * p->H * p->W * sizeof *out);
 }
 
-static int run_forward(const char *fn, const unet *p, score__model_ws *ws, size_t n,
-                       const float *x, const double *c, float *out, int train)
+/* One pass over the blocks of a call on the workspace's threads. */
+typedef struct fwd_job {
+    const unet *p;
+    const unet_ws *w;
+    const score__model_ws *ws;
+    size_t n, nb, d;
+    int per_thread; /* 1: region = thread (cache-free); 0: region = block (training) */
+    const float *x;
+    const double *c;
+    float *out;
+} fwd_job;
+
+static void fwd_part(void *ctx, size_t b, size_t thread)
 {
+    const fwd_job *j = ctx;
+    size_t r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
+    blk v = view(j->w, j->per_thread ? thread : b, thread);
+    for (size_t i = 0; i < rows; i++)
+        v.lab[i] = label_of(j->p, j->ws, r0 + i);
+    embed_forward(j->p, &v, rows, j->c + r0);
+    graph_forward(j->p, &v, rows, j->x + r0 * j->d, j->out + r0 * j->d);
+}
+
+/* Threads for nblk blocks (1 without a pool: the same results). */
+static score__pool *pool_of(const score_model *m, const score__model_ws *ws, unet_ws *w,
+                            size_t nblk, size_t *nthr)
+{
+    score__pool *pool;
+    int t = score__par_threads(score__model_ws_threads(m, ws), nblk);
+    pool = t > 1 ? score__pool_for(&w->pool, &w->pool_failed, (size_t)t) : NULL;
+    *nthr = score__pool_threads(pool);
+    return pool;
+}
+
+static int run_blocks(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                      const float *x, const double *c, float *out, int train)
+{
+    const unet *p = m->impl;
     unet_ws *w = ws->kind;
-    int rc = ws_fit(fn, p, w, n, train);
+    size_t nb = train ? TRAIN_BLOCK : INFER_BLOCK, nblk = (n + nb - 1) / nb, nthr;
+    score__pool *pool;
+    fwd_job j;
+    int rc = check_labels(fn, p, ws, n);
     if (rc != SCORE_OK)
         return rc;
-    for (size_t b = 0; b < n; b++)
-        w->lab[b] = label_of(p, ws, b);
-    embed_forward(p, w, n, c, w->lab);
-    graph_forward(p, w, n, x, out);
+    pool = pool_of(m, ws, w, nblk, &nthr);
+    nb = n < nb ? n : nb;
+    if ((rc = ws_fit(fn, p, w, nb, train ? nblk : nthr, nthr, train)) != SCORE_OK)
+        return rc;
+    memset(&j, 0, sizeof j);
+    j.p = p;
+    j.w = w;
+    j.ws = ws;
+    j.n = n;
+    j.nb = nb;
+    j.d = m->dim;
+    j.per_thread = !train;
+    j.x = x;
+    j.c = c;
+    j.out = out;
+    score__pool_for_each(pool, nblk, fwd_part, &j);
     return SCORE_OK;
 }
 
 static int unet_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                         const double *c, float *out)
 {
-    static const char fn[] = "score_model_forward";
-    const unet *p = m->impl;
-    int rc = check_labels(fn, p, ws, n);
-    if (rc != SCORE_OK)
-        return rc;
-    return run_forward(fn, p, ws, n, x, c, out, 1);
+    return run_blocks("score_model_forward", m, ws, n, x, c, out, 1);
 }
 
-/* The samplers' forward: blocks of INFER_BLOCK rows, the workspace sized for one block. */
+/* The samplers' forward: blocks of INFER_BLOCK rows, one region per thread. */
 static int unet_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                       const double *c, float *out)
 {
-    static const char fn[] = "score_model_forward";
-    const unet *p = m->impl;
-    unet_ws *w = ws->kind;
-    size_t d = m->dim;
-    int rc = check_labels(fn, p, ws, n);
-    if (rc != SCORE_OK)
-        return rc;
-    if ((rc = ws_fit(fn, p, w, n < INFER_BLOCK ? n : INFER_BLOCK, 0)) != SCORE_OK)
-        return rc;
-    for (size_t b0 = 0; b0 < n; b0 += INFER_BLOCK) {
-        size_t nb = n - b0 < INFER_BLOCK ? n - b0 : INFER_BLOCK;
-        for (size_t b = 0; b < nb; b++)
-            w->lab[b] = label_of(p, ws, b0 + b);
-        embed_forward(p, w, nb, c + b0, w->lab);
-        graph_forward(p, w, nb, x + b0 * d, out + b0 * d);
-    }
-    return SCORE_OK;
+    return run_blocks("score_model_forward", m, ws, n, x, c, out, 0);
 }
 
-static void embed_backward(const unet *p, unet_ws *w, size_t n, float *grad)
+static void embed_backward(const unet *p, const blk *v, size_t n, float *grad)
 {
     const float *th = p->theta;
     size_t T = p->T, E = p->E;
-    const float *f = w->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T;
-    float *ge = w->gemb, *gt2 = ge + n * T, *gs1 = gt2 + n * T;
+    const float *f = v->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T;
+    float *ge = v->gemb, *gt2 = ge + n * T, *gs1 = gt2 + n * T;
     float *gt1 = ge; /* ge is consumed by then */
     memset(gt2, 0, 2 * n * T * sizeof *gt2);
     score__unet_silu_backward(n * T, t2, ge, gt2);
     if (p->K > 0)
         for (size_t b = 0; b < n; b++)
-            score__saxpy(T, 1.0f, gt2 + b * T, grad + p->lab + (size_t)w->lab[b] * T);
+            score__saxpy(T, 1.0f, gt2 + b * T, grad + p->lab + (size_t)v->lab[b] * T);
     score__unet_dense_backward(n, T, T, th + p->d1_w, s1, gt2, grad + p->d1_w, grad + p->d1_b,
                                gs1);
     memset(gt1, 0, n * T * sizeof *gt1);
@@ -770,45 +879,40 @@ static void embed_backward(const unet *p, unet_ws *w, size_t n, float *grad)
                                NULL);
 }
 
-static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
-                         float *grad, float *gx)
+/* The backward of one block of n rows from its region: g += its parameter gradient, gx (NULL:
+ * none) = its input gradient. */
+static void graph_backward(const unet *p, const blk *v, size_t n, const float *gout, float *g,
+                           float *gx)
 {
-    const unet *p = m->impl;
-    unet_ws *w = ws->kind;
     const float *th = p->theta;
-    const float *e = w->emb + n * (p->E + 3 * p->T);
+    const float *e = v->emb + n * (p->E + 3 * p->T);
     sizes s = need_of(p, n);
-    float *cache = w->cache + s.cache; /* the forward's areas, walked back */
-    double *dbl = w->dbl + s.dbl - s.dsum;
+    float *cache = v->cache + s.cache; /* the forward's areas, walked back */
+    double *dbl = v->dbl + s.dbl - s.dsum;
     double *dsum = dbl; /* the bias sums of the convolutions: the last s.dsum doubles */
-    float *g = grad;
-    size_t d = m->dim;
-    if (g == NULL) {
-        g = w->gparams;
-        memset(g, 0, p->n_params * sizeof *g);
-    }
-    memset(w->gact, 0, n * p->act_floats * sizeof *w->gact);
-    memset(w->gemb, 0, n * p->T * sizeof *w->gemb);
-    memcpy(slot(w->gact, n, p->slot_out), gout, n * d * sizeof *gout);
+    size_t d = p->C * p->H * p->W;
+    memset(v->gact, 0, n * p->act_floats * sizeof *v->gact);
+    memset(v->gemb, 0, n * p->T * sizeof *v->gemb);
+    memcpy(slot(v->gact, n, p->slot_out), gout, n * d * sizeof *gout);
     for (size_t i = p->n_nodes; i-- > 0;) {
         const node *nd = &p->nodes[i];
-        float *in = slot(w->act, n, nd->in), *gin = slot(w->gact, n, nd->in);
-        float *gy = slot(w->gact, n, nd->out);
+        float *in = slot(v->act, n, nd->in), *gin = slot(v->gact, n, nd->in);
+        float *gy = slot(v->gact, n, nd->out);
         switch (nd->type) {
         case N_CONV3:
             score__unet_conv3_backward(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, in, gy,
-                                       g + nd->pw, g + nd->pb, gin, w->col, dsum);
+                                       g + nd->pw, g + nd->pb, gin, v->col, dsum);
             break;
         case N_RES:
             cache -= score__unet_res_cache_floats(&nd->res, n);
             dbl -= score__unet_res_dbl(&nd->res, n);
-            score__unet_res_backward(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, w->gemb,
-                                     w->scratch, w->col);
+            score__unet_res_backward(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, v->gemb,
+                                     v->scratch, v->col);
             break;
         case N_ATTN:
             cache -= score__unet_attn_cache_floats(&nd->attn, n);
             dbl -= score__unet_attn_dbl(&nd->attn, n);
-            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, w->scratch);
+            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, v->scratch);
             break;
         case N_DOWN:
             score__unet_down_backward(n * nd->ci, nd->h, nd->w, gy, gin);
@@ -818,7 +922,7 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
             break;
         case N_CAT:
             score__unet_concat_backward(n, nd->ci, nd->co - nd->ci, nd->h * nd->w, gy, gin,
-                                        slot(w->gact, n, nd->in2));
+                                        slot(v->gact, n, nd->in2));
             break;
         case N_GN:
             dbl -= 2 * n * nd->g;
@@ -832,9 +936,69 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
             break;
         }
     }
-    embed_backward(p, w, n, g);
+    embed_backward(p, v, n, g);
     if (gx != NULL)
-        memcpy(gx, w->gact, n * d * sizeof *gx);
+        memcpy(gx, v->gact, n * d * sizeof *gx);
+}
+
+/* A round of the backward: blocks first .. first + k - 1 (k <= threads), block first + i into
+ * the i-th gradient buffer; then the buffers added to the gradient in block order. */
+typedef struct bwd_job {
+    const unet *p;
+    const unet_ws *w;
+    size_t n, nb, d, first, k, nchunk;
+    const float *gout;
+    float *grad, *gx;
+} bwd_job;
+
+static void bwd_part(void *ctx, size_t i, size_t thread)
+{
+    const bwd_job *j = ctx;
+    size_t b = j->first + i, r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
+    float *gp = j->w->gpart + i * j->p->n_params;
+    blk v = view(j->w, b, thread);
+    memset(gp, 0, j->p->n_params * sizeof *gp);
+    graph_backward(j->p, &v, rows, j->gout + r0 * j->d, gp, j->gx ? j->gx + r0 * j->d : NULL);
+}
+
+static void sum_part(void *ctx, size_t c, size_t thread)
+{
+    const bwd_job *j = ctx;
+    size_t np = j->p->n_params, per = (np + j->nchunk - 1) / j->nchunk;
+    size_t lo = c * per < np ? c * per : np, hi = lo + per < np ? lo + per : np;
+    (void)thread;
+    for (size_t i = 0; i < j->k; i++)
+        score__saxpy(hi - lo, 1.0f, j->w->gpart + i * np + lo, j->grad + lo);
+}
+
+static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
+                         float *grad, float *gx)
+{
+    const unet *p = m->impl;
+    unet_ws *w = ws->kind;
+    size_t nblk = (n + w->nb - 1) / w->nb, nthr = w->nthr;
+    score__pool *pool = nthr > 1 ? score__pool_for(&w->pool, &w->pool_failed, nthr) : NULL;
+    bwd_job j;
+    nthr = score__pool_threads(pool) < nthr ? score__pool_threads(pool) : nthr;
+    if (grad == NULL) {
+        grad = w->gparams;
+        memset(grad, 0, p->n_params * sizeof *grad);
+    }
+    memset(&j, 0, sizeof j);
+    j.p = p;
+    j.w = w;
+    j.n = n;
+    j.nb = w->nb;
+    j.d = m->dim;
+    j.gout = gout;
+    j.grad = grad;
+    j.gx = gx;
+    j.nchunk = nthr;
+    for (j.first = 0; j.first < nblk; j.first += j.k) {
+        j.k = nblk - j.first < nthr ? nblk - j.first : nthr;
+        score__pool_for_each(pool, j.k, bwd_part, &j);
+        score__pool_for_each(pool, j.nchunk, sum_part, &j);
+    }
     return SCORE_OK;
 }
 
