@@ -129,6 +129,18 @@ int score__st_load(const char *fn, const char *path, const void *buf, size_t len
 const char *score__st_meta(const score__st_reader *r, const char *key);
 size_t score__st_meta_count(const score__st_reader *r);
 int score__st_meta_at(const score__st_reader *r, size_t i, const char **key, const char **value);
+/* ---- metadata values (st-meta.c) ------------------------------------------------------ */
+/* Writes the decimal form of v as metadata `key`. */
+int score__st_writer_meta_u64(const char *fn, score__st_writer *w, const char *key, uint64_t v);
+/* A decimal integer in [0, max]: digits only, no sign, no spaces; 0 on success, -1 otherwise. */
+int score__st_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* 1 when s is exactly a JSON number -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, else 0. */
+int score__st_is_json_number(const char *s);
+/* Metadata `key` as an integer in [min, max]: SCORE_E_FORMAT (message naming the key and the
+ * range) when missing or not such an integer. */
+int score__st_meta_u64(const char *fn, const score__st_reader *r, const char *key, uint64_t min,
+                       uint64_t max, uint64_t *out);
+
 /* Tensors, in header order; lookup by name (NULL when absent). */
 size_t score__st_count(const score__st_reader *r);
 const score__st_tensor *score__st_tensor_at(const score__st_reader *r, size_t i);

@@ -27,13 +27,6 @@
 static const char *const embed_names[] = {"none", "fourier", "sinusoidal"};
 static const char label_tensor[] = "label_embedding.weight";
 
-static int put_u64(const char *fn, score__st_writer *w, const char *key, uint64_t v)
-{
-    char tmp[24];
-    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    return score__st_writer_meta(fn, w, key, tmp);
-}
-
 int score__mlp_save(const score_model *m, struct score__st_writer *w)
 {
     static const char fn[] = "score_model_save";
@@ -57,7 +50,7 @@ int score__mlp_save(const score_model *m, struct score__st_writer *w)
         free(widths);
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     }
-    rc = put_u64(fn, w, "dim", m->dim);
+    rc = score__st_writer_meta_u64(fn, w, "dim", m->dim);
     if (rc == SCORE_OK)
         rc = score__st_writer_meta(fn, w, "widths", widths);
     if (rc == SCORE_OK)
@@ -65,17 +58,17 @@ int score__mlp_save(const score_model *m, struct score__st_writer *w)
     if (rc == SCORE_OK)
         rc = score__st_writer_meta(fn, w, "embedding", embed_names[info.embedding]);
     if (rc == SCORE_OK)
-        rc = put_u64(fn, w, "embed_dim", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM));
+        rc = score__st_writer_meta_u64(fn, w, "embed_dim", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_EMBED_DIM));
     if (rc == SCORE_OK)
         rc = score__st_writer_meta(fn, w, "fourier_scale", num);
     if (rc == SCORE_OK)
-        rc = put_u64(fn, w, "residual", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_RESIDUAL));
+        rc = score__st_writer_meta_u64(fn, w, "residual", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_RESIDUAL));
     if (rc == SCORE_OK)
-        rc = put_u64(fn, w, "seed", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED));
+        rc = score__st_writer_meta_u64(fn, w, "seed", (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED));
     if (rc == SCORE_OK && (info.num_classes > 0 || info.context_dim > 0)) {
-        rc = put_u64(fn, w, "num_classes", info.num_classes);
+        rc = score__st_writer_meta_u64(fn, w, "num_classes", info.num_classes);
         if (rc == SCORE_OK)
-            rc = put_u64(fn, w, "context_dim", info.context_dim);
+            rc = score__st_writer_meta_u64(fn, w, "context_dim", info.context_dim);
     }
     free(widths);
     cJSON_free(num);
@@ -107,70 +100,6 @@ int score__mlp_save(const score_model *m, struct score__st_writer *w)
 
 /* ---- load ---- */
 
-/* A decimal integer in [0, max]: digits only, no sign, no spaces. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (s == NULL || *s == '\0' || strlen(s) > 20)
-        return -1;
-    for (; *s; s++) {
-        unsigned d;
-        if (*s < '0' || *s > '9')
-            return -1;
-        d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and nothing else. */
-static int is_json_number(const char *s)
-{
-    size_t n;
-    if (*s == '-')
-        s++;
-    if (*s == '0')
-        s++;
-    else if (*s >= '1' && *s <= '9')
-        while (*s >= '0' && *s <= '9')
-            s++;
-    else
-        return 0;
-    if (*s == '.') {
-        n = strspn(++s, "0123456789");
-        if (n == 0)
-            return 0;
-        s += n;
-    }
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '+' || *s == '-')
-            s++;
-        n = strspn(s, "0123456789");
-        if (n == 0)
-            return 0;
-        s += n;
-    }
-    return *s == '\0';
-}
-
-static int meta_u64(const char *fn, const score__st_reader *r, const char *key, uint64_t min,
-                    uint64_t max, uint64_t *out)
-{
-    const char *s = score__st_meta(r, key);
-    if (s == NULL)
-        return score__error(SCORE_E_FORMAT, fn, "metadata '%s' is missing", key);
-    if (parse_u64(s, max, out) != 0 || *out < min)
-        return score__error(SCORE_E_FORMAT, fn, "metadata '%s' = '%.40s' is not an integer in [%llu, %llu]",
-                            key, s, (unsigned long long)min, (unsigned long long)max);
-    return SCORE_OK;
-}
-
 static int name_index(const char *s, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -192,18 +121,18 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
     const char *s;
     int rc;
     cJSON *num;
-    if ((rc = meta_u64(fn, r, "dim", 1, (uint64_t)1 << 20, &a->dim)) != SCORE_OK ||
-        (rc = meta_u64(fn, r, "embed_dim", 2, 4096, &a->embed_dim)) != SCORE_OK ||
-        (rc = meta_u64(fn, r, "residual", 0, 1, &a->residual)) != SCORE_OK ||
-        (rc = meta_u64(fn, r, "seed", 0, (uint64_t)1 << 62, &a->seed)) != SCORE_OK)
+    if ((rc = score__st_meta_u64(fn, r, "dim", 1, (uint64_t)1 << 20, &a->dim)) != SCORE_OK ||
+        (rc = score__st_meta_u64(fn, r, "embed_dim", 2, 4096, &a->embed_dim)) != SCORE_OK ||
+        (rc = score__st_meta_u64(fn, r, "residual", 0, 1, &a->residual)) != SCORE_OK ||
+        (rc = score__st_meta_u64(fn, r, "seed", 0, (uint64_t)1 << 62, &a->seed)) != SCORE_OK)
         return rc;
     /* the condition inputs: absent in the files of unconditional networks */
     a->num_classes = 0;
     a->context_dim = 0;
     if ((score__st_meta(r, "num_classes") != NULL &&
-         (rc = meta_u64(fn, r, "num_classes", 0, 65535, &a->num_classes)) != SCORE_OK) ||
+         (rc = score__st_meta_u64(fn, r, "num_classes", 0, 65535, &a->num_classes)) != SCORE_OK) ||
         (score__st_meta(r, "context_dim") != NULL &&
-         (rc = meta_u64(fn, r, "context_dim", 0, 4096, &a->context_dim)) != SCORE_OK))
+         (rc = score__st_meta_u64(fn, r, "context_dim", 0, 4096, &a->context_dim)) != SCORE_OK))
         return rc;
     s = score__st_meta(r, "activation");
     a->act = s ? score__act_from_name(s) : -1;
@@ -219,7 +148,7 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is missing");
     /* The grammar is checked here first, so that a NULL from cJSON on a valid number can only
      * be an allocation failure. */
-    if (!is_json_number(s))
+    if (!score__st_is_json_number(s))
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is not a number in (0, 1e4]");
     num = cJSON_ParseWithOpts(s, NULL, 1);
     if (num == NULL)
@@ -243,7 +172,7 @@ static int parse_arch(const char *fn, const score__st_reader *r, arch *a)
             return score__error(SCORE_E_FORMAT, fn, "metadata 'widths' is malformed");
         memcpy(tok, s, len);
         tok[len] = '\0';
-        if (parse_u64(tok, SCORE__MLP_MAX_WIDTH, &v) != 0 || v == 0)
+        if (score__st_parse_u64(tok, SCORE__MLP_MAX_WIDTH, &v) != 0 || v == 0)
             return score__error(SCORE_E_FORMAT, fn, "metadata 'widths' has a bad width");
         a->widths[a->n_hidden++] = (size_t)v;
         if (s[len] == '\0')
@@ -421,7 +350,7 @@ int score__classifier_save(const score_model *m, struct score__st_writer *w)
     if (score__mlp_info_get(m, &info) != SCORE_OK)
         return score__error(SCORE_E_STAGE, fn, "the model is not prepared");
     if ((rc = score__mlp_save(m, w)) != SCORE_OK ||
-        (rc = put_u64(fn, w, "classes", info.width[info.n_layers])) != SCORE_OK)
+        (rc = score__st_writer_meta_u64(fn, w, "classes", info.width[info.n_layers])) != SCORE_OK)
         return rc;
     return score__schedule_save(fn, score__classifier_schedule_of(m), w, "schedule");
 }
@@ -433,7 +362,7 @@ int score__classifier_load(score_model **out, const struct score__st_reader *r)
     uint64_t classes;
     int rc;
     *out = NULL;
-    if ((rc = meta_u64(fn, r, "classes", 2, 65535, &classes)) != SCORE_OK ||
+    if ((rc = score__st_meta_u64(fn, r, "classes", 2, 65535, &classes)) != SCORE_OK ||
         (rc = score__schedule_load(fn, r, "schedule", &sched)) != SCORE_OK)
         return rc;
     rc = load_net(out, r, classes, sched, 0);

@@ -237,13 +237,6 @@ static int save_one(void *ctx, const tref *t)
     return s->rc != SCORE_OK;
 }
 
-static int put_u64(const char *fn, score__st_writer *w, const char *key, uint64_t v)
-{
-    char tmp[24];
-    snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    return score__st_writer_meta(fn, w, key, tmp);
-}
-
 static int save_meta(const char *fn, const uarch *a, score__st_writer *w)
 {
     char mults[8 * SCORE__UNET_MAX_LEVELS + 1], *num;
@@ -257,21 +250,21 @@ static int save_meta(const char *fn, const uarch *a, score__st_writer *w)
     cJSON_Delete(jn);
     if (num == NULL)
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
-    rc = put_u64(fn, w, "dim", a->dim);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "channels", a->C);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "height", a->H);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "width", a->W);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "unet_base_width", a->base);
+    rc = score__st_writer_meta_u64(fn, w, "dim", a->dim);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "channels", a->C);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "height", a->H);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "width", a->W);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "unet_base_width", a->base);
     if (rc == SCORE_OK) rc = score__st_writer_meta(fn, w, "unet_mults", mults);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "unet_blocks", a->blocks);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "unet_groups", a->groups);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "unet_attention", (uint64_t)a->attention);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "unet_temb_dim", a->T);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "unet_blocks", a->blocks);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "unet_groups", a->groups);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "unet_attention", (uint64_t)a->attention);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "unet_temb_dim", a->T);
     if (rc == SCORE_OK) rc = score__st_writer_meta(fn, w, "embedding", embed_names[a->emb]);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "embed_dim", a->E);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "embed_dim", a->E);
     if (rc == SCORE_OK) rc = score__st_writer_meta(fn, w, "fourier_scale", num);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "num_classes", a->K);
-    if (rc == SCORE_OK) rc = put_u64(fn, w, "seed", a->seed);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "num_classes", a->K);
+    if (rc == SCORE_OK) rc = score__st_writer_meta_u64(fn, w, "seed", a->seed);
     cJSON_free(num);
     return rc;
 }
@@ -313,68 +306,14 @@ int score__unet_save(const score_model *m, struct score__st_writer *w)
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
-/* A decimal integer in [0, max]: digits only, no sign, no spaces. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (s == NULL || *s == '\0' || strlen(s) > 20)
-        return -1;
-    for (; *s; s++) {
-        unsigned d;
-        if (*s < '0' || *s > '9')
-            return -1;
-        d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int meta_size(const char *fn, const score__st_reader *r, const char *key, uint64_t min,
                      uint64_t max, size_t *out)
 {
-    const char *s = score__st_meta(r, key);
     uint64_t v = 0;
-    if (s == NULL)
-        return score__error(SCORE_E_FORMAT, fn, "metadata '%s' is missing", key);
-    if (parse_u64(s, max, &v) != 0 || v < min)
-        return score__error(SCORE_E_FORMAT, fn,
-                            "metadata '%s' = '%.40s' is not an integer in [%llu, %llu]", key, s,
-                            (unsigned long long)min, (unsigned long long)max);
-    *out = (size_t)v;
-    return SCORE_OK;
-}
-
-/* A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and nothing else. */
-static int is_json_number(const char *s)
-{
-    size_t n;
-    if (*s == '-')
-        s++;
-    if (*s == '0')
-        s++;
-    else if (*s >= '1' && *s <= '9')
-        s += strspn(s, "0123456789");
-    else
-        return 0;
-    if (*s == '.') {
-        if ((n = strspn(++s, "0123456789")) == 0)
-            return 0;
-        s += n;
-    }
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '+' || *s == '-')
-            s++;
-        if ((n = strspn(s, "0123456789")) == 0)
-            return 0;
-        s += n;
-    }
-    return *s == '\0';
+    int rc = score__st_meta_u64(fn, r, key, min, max, &v);
+    if (rc == SCORE_OK)
+        *out = (size_t)v;
+    return rc;
 }
 
 static int parse_scale(const char *fn, const score__st_reader *r, double *out)
@@ -384,7 +323,7 @@ static int parse_scale(const char *fn, const score__st_reader *r, double *out)
     int ok;
     if (s == NULL)
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is missing");
-    if (!is_json_number(s))
+    if (!score__st_is_json_number(s))
         return score__error(SCORE_E_FORMAT, fn, "metadata 'fourier_scale' is not a number in "
                             "(0, 1e4]");
     /* the grammar is checked first: NULL from cJSON on a valid number is a failed allocation */
@@ -414,7 +353,7 @@ static int parse_mults(const char *fn, const score__st_reader *r, uarch *a)
         if (ok) {
             memcpy(tok, s, len);
             tok[len] = '\0';
-            ok = parse_u64(tok, 64, &v) == 0 && v > 0;
+            ok = score__st_parse_u64(tok, 64, &v) == 0 && v > 0;
         }
         if (!ok)
             return score__error(SCORE_E_FORMAT, fn, "metadata 'unet_mults' = '%.40s' is not 1 "
