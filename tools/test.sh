@@ -88,18 +88,30 @@ else
 fi
 
 # 4. ThreadSanitizer: the tests where threads share a model (shared-model) or run a model's
-# row blocks (threads); only those two are built. OpenBLAS is not instrumented: its own threads
-# are switched off so that every thread TSan cannot see is the library's. No suppressions; any
-# report fails the test. ASLR is off for the run (setarch -R, inherited by the tests): GCC 12's
-# TSan run-time cannot map its shadow memory with the address randomisation of recent kernels.
+# row blocks (threads, and the U-Net's and energy kind's thread cases); only those are built.
+# OpenBLAS is not instrumented: its own threads are switched off so that every thread TSan
+# cannot see is the library's. No suppressions; any report fails the test. ASLR is off for the
+# run (setarch -R, inherited by the tests): GCC 12's TSan run-time cannot map its shadow memory
+# with the address randomisation of recent kernels.
 rm -rf build-tsan
 if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false \
         >build-tsan.log 2>&1 &&
-        ninja -C build-tsan tests/test-shared-model tests/test-threads >>build-tsan.log 2>&1; then
-    OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" CK_TIMEOUT_MULTIPLIER=3 \
-        setarch "$(uname -m)" -R meson test -C build-tsan --no-rebuild --print-errorlogs \
-        --num-processes 1 --timeout-multiplier 3 shared-model threads || status=1
-    count build-tsan
+        ninja -C build-tsan tests/test-shared-model tests/test-threads tests/test-unet \
+            tests/test-energy-hsm >>build-tsan.log 2>&1; then
+    tsan_run() { # tsan_run <Check test case or ''> <meson test names...>
+        case_name=$1
+        shift
+        (if [ -n "$case_name" ]; then export CK_RUN_CASE="$case_name"; fi
+         OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+            CK_TIMEOUT_MULTIPLIER=3 \
+            setarch "$(uname -m)" -R meson test -C build-tsan --no-rebuild --print-errorlogs \
+            --num-processes 1 --timeout-multiplier 3 "$@") || status=1
+        count build-tsan
+    }
+    tsan_run '' shared-model threads
+    # the U-Net's and the energy kind's image / row blocks on the model's threads
+    tsan_run model unet
+    tsan_run threads energy-hsm
 else
     tail -n 60 build-tsan.log
     fail_step "ThreadSanitizer build"
