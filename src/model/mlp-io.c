@@ -267,15 +267,8 @@ static int load_net(score_model **out, const struct score__st_reader *r, uint64_
         rc = score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, (int64_t)a.context_dim);
     if (rc == SCORE_OK) rc = score_model_set_hidden_widths(m, a.n_hidden, a.widths);
     if (rc == SCORE_OK) rc = score_model_prepare(m);
-    if (rc != SCORE_OK) {
-        char msg[256];
-        score_model_free(m);
-        if (rc == SCORE_E_NOMEM)
-            return rc;
-        snprintf(msg, sizeof msg, "%s", score_last_error_message());
-        return score__error(SCORE_E_FORMAT, fn, "the architecture in the metadata is invalid: %s",
-                            msg);
-    }
+    if (rc != SCORE_OK)
+        return score__st_arch_refused(fn, m, rc);
     (void)score__mlp_info_get(m, &info);
     theta = score__calloc(info.n_params, sizeof *theta);
     if (theta == NULL) {

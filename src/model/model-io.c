@@ -244,3 +244,14 @@ int score_model_load(score_model **out, const char *path)
         return score__error(SCORE_E_INVAL, __func__, "path is NULL");
     return score__st_load(__func__, path, NULL, 0, load_model_cb, out);
 }
+
+int score__st_arch_refused(const char *fn, score_model *m, int rc)
+{
+    char msg[256];
+    score_model_free(m);
+    if (rc == SCORE_E_NOMEM)
+        return rc;
+    snprintf(msg, sizeof msg, "%s", score_last_error_message());
+    return score__error(SCORE_E_FORMAT, fn, "the architecture in the metadata is invalid: %s",
+                        msg);
+}

@@ -292,4 +292,9 @@ extern const score__model_ops score__gmm_ops;
 /* U-Net kind (src/model/unet.c). */
 extern const score__model_ops score__unet_ops;
 
+/* The end of a file loader whose model was refused while being built from the file's metadata
+ * (status rc of a setter or of score_model_prepare()): frees m and returns SCORE_E_NOMEM as is,
+ * anything else as SCORE_E_FORMAT "the architecture in the metadata is invalid: <reason>". */
+int score__st_arch_refused(const char *fn, score_model *m, int rc);
+
 #endif

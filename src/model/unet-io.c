@@ -483,15 +483,8 @@ static int build_model(const char *fn, const uarch *a, score_model **out)
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)a->K);
     if (rc == SCORE_OK) rc = score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)a->seed);
     if (rc == SCORE_OK) rc = score_model_prepare(m);
-    if (rc != SCORE_OK) {
-        char msg[256];
-        score_model_free(m);
-        if (rc == SCORE_E_NOMEM)
-            return rc;
-        snprintf(msg, sizeof msg, "%s", score_last_error_message());
-        return score__error(SCORE_E_FORMAT, fn, "the architecture in the metadata is invalid: %s",
-                            msg);
-    }
+    if (rc != SCORE_OK)
+        return score__st_arch_refused(fn, m, rc);
     *out = m;
     return SCORE_OK;
 }
