@@ -22,9 +22,17 @@ static inline int score__par_threads(int64_t requested, size_t units)
  * results are bit-identical whatever version runs. Also used by other modules' hot loops
  * (the optimizer). Not in sanitizer builds: the load-time resolvers run before the sanitizer's
  * run-time is set up (under ThreadSanitizer they crash the program at start). */
+#ifndef SCORE__SIMD_LEVEL /* the build's 'simd' option: 2 = up to AVX-512, 1 = up to AVX2, 0 = none */
+#define SCORE__SIMD_LEVEL 2
+#endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    SCORE__SIMD_LEVEL >= 2
 #define SCORE__VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    SCORE__SIMD_LEVEL == 1
+#define SCORE__VEC_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define SCORE__VEC_CLONES
 #endif

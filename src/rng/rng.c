@@ -20,10 +20,20 @@
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF /* clang contracts a * b + c by default, even in ISO C mode */
 #endif
+#ifndef SCORE__SIMD_LEVEL /* the build's 'simd' option: 2 = up to AVX-512, 1 = up to AVX2, 0 = none */
+#define SCORE__SIMD_LEVEL 2
+#endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    SCORE__SIMD_LEVEL >= 2
 #define SCORE__RNG_X86_VERSIONS 1
 #define SCORE__RNG_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define SCORE__RNG_CLONES_V3 __attribute__((target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    SCORE__SIMD_LEVEL == 1
+#define SCORE__RNG_X86_VERSIONS 0 /* no AVX-512 version of the 64-bit lane loop */
+#define SCORE__RNG_CLONES __attribute__((target_clones("avx2", "default")))
 #define SCORE__RNG_CLONES_V3 __attribute__((target_clones("avx2", "default")))
 #else
 #define SCORE__RNG_X86_VERSIONS 0
