@@ -37,9 +37,14 @@ the two for each workload and thread count.
 
 Contention: before and after every process, a short sgemm probe measures the machine. A process
 whose probes ran below 85% of the best probe seen at that thread count, or that got less than
-80% of a CPU per thread, or that started with a load average above the number of CPUs, is
-marked contended and run again (--retries); its repetitions are used only if no clean run of
-the same (implementation, workload, threads) exists. The table reports, per row, the spread
+80% of a CPU per thread, or during which other programs used more than 0.2 CPU on average (the
+machine's busy time in /proc/stat minus the CPU time of the measured process), or the
+hypervisor stole more than 0.1 CPU, is marked contended and run again (--retries); its
+repetitions are used only if no clean run of the same (implementation, workload, threads)
+exists. (The load average is not a criterion: it still counts the runner's own previous
+processes for a minute, so at 2 threads on 2 CPUs it exceeds the CPU count on a quiet
+machine.) The raw records are appended to the JSON file as each process ends, so an
+interrupted run keeps what it measured. The table reports, per row, the spread
 of the pooled repetitions, (max - min) / median, and the run ends with the count of contended
 processes.
 """
@@ -48,6 +53,7 @@ import glob
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -163,11 +169,15 @@ class Probe:
                 return gf
         return None
 
-    def contention(self, n, before, after, load0, nproc, recs):
-        """Why a process's timings are suspect ('' = clean)."""
+    def contention(self, n, before, after, others, recs):
+        """Why a process's timings are suspect ('' = clean). others: (CPUs used by other
+        programs, CPUs stolen by the hypervisor), averages over the process's run."""
         why = []
-        if nproc and load0 > nproc:
-            why.append("load %.1f at start" % load0)
+        if others is not None:
+            if others[0] > 0.2:
+                why.append("other programs used %.2f CPU" % others[0])
+            if others[1] > 0.1:
+                why.append("%.2f CPU stolen" % others[1])
         best = self.best.get(n)
         for name, gf in (("before", before), ("after", after)):
             if gf is not None and best and gf < 0.85 * best:
@@ -179,6 +189,32 @@ class Probe:
                     why.append("%.2f CPU per thread" % u)
                     break
         return ", ".join(why)
+
+
+def cpu_snapshot():
+    """(wall time, busy CPU seconds of the whole machine, stolen CPU seconds, CPU seconds of
+    this runner's finished children), or None where /proc/stat is unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = float(os.sysconf("SC_CLK_TCK"))
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    busy = (v[0] + v[1] + v[2] + v[5] + v[6]) / hz
+    steal = (v[7] if len(v) > 7 else 0) / hz
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.time(), busy, steal, ru.ru_utime + ru.ru_stime
+
+
+def other_cpu(s0, s1):
+    """CPUs used by other programs and stolen by the hypervisor between two snapshots (the
+    runner's own children, i.e. the measured process, are subtracted)."""
+    if s0 is None or s1 is None or s1[0] - s0[0] <= 0:
+        return None
+    wall = s1[0] - s0[0]
+    others = (s1[1] - s0[1]) - (s1[3] - s0[3])
+    return max(others, 0.0) / wall, (s1[2] - s0[2]) / wall
 
 
 def thread_env(n, coretype):
@@ -456,6 +492,10 @@ def main():
 
     recs = []
     t_start = time.time()
+    partial = None
+    if a.json:  # raw records as they come (rewritten with the derived records at the end)
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+        partial = open(a.json, "w")
     with tempfile.TemporaryDirectory(prefix="score-bench-") as tmp:
         model = os.path.join(tmp, "sampling-model.safetensors")
         if any(w in SAMPLE for w in sample):  # the U-Net samples from a fresh network
@@ -497,17 +537,26 @@ def main():
                         except OSError:
                             load0 = 0.0
                         before = probe.measure(n)
+                        s0 = cpu_snapshot()
                         r, rc, err = run_jsonl(cmd, jenv, 1800)
+                        others = other_cpu(s0, cpu_snapshot())
                         after = probe.measure(n)
                         if rc != 0:
                             log("%s exited with %d:\n%s" % (impl, rc, err[-2000:]))
-                        why = probe.contention(n, before, after, load0, nproc, r)
+                        why = probe.contention(n, before, after, others, r)
                         for x in r:
                             x.setdefault("impl", impl)
                             x["threads"] = n
                             x["round"] = rnd
+                            x["loadavg_start"] = load0
+                            if others is not None:
+                                x["other_cpu"], x["stolen_cpu"] = others
                             if why:
                                 x["contended"] = why
+                        if partial:
+                            for x in r:
+                                partial.write(json.dumps(x) + "\n")
+                            partial.flush()
                         if not why or attempt == a.retries:
                             contended_kept += 1 if why else 0
                             recs += r
@@ -701,6 +750,8 @@ def main():
         raw += mpi[0]
     print("total %.0f s" % (time.time() - t_start))
 
+    if partial:
+        partial.close()
     if a.json:
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
