@@ -30,9 +30,10 @@ one rank, as in doc/scaling.md. Without MPI in the build the part is skipped wit
 (--mpi-only then exits with status 2).
 
 PyTorch runs in two configurations: as installed ("pytorch"), and tuned as a performance-aware
-user would run it ("pytorch-tuned": Debian's libjemalloc2 preloaded when installed, otherwise
-glibc's malloc kept from returning large blocks to the kernel through GLIBC_TUNABLES, sampling
-under torch.inference_mode(), denormals flushed to zero). Ratios are taken against the faster of
+user would run it ("pytorch-tuned": glibc's malloc kept from returning large blocks to the
+kernel through GLIBC_TUNABLES, or with --tuned-allocator jemalloc Debian's libjemalloc2
+preloaded without page decay; sampling under torch.inference_mode(), denormals flushed to
+zero). Ratios are taken against the faster of
 the two for each workload and thread count.
 
 Contention: before and after every process, a short sgemm probe measures the machine. A process
@@ -136,20 +137,28 @@ def run_jsonl(cmd, env, timeout, quiet=False):
     return recs, p.returncode, p.stderr
 
 
-def tuned_env(env):
-    """The allocator tuning of the 'pytorch-tuned' configuration: Debian's libjemalloc2
-    preloaded when it is installed, else glibc's malloc told to keep blocks up to 32 MiB off
-    mmap and not to trim the heap (PyTorch's fresh multi-megabyte tensors then stop
-    page-faulting on every step). Returns (env, description)."""
+def tuned_env(env, allocator="glibc"):
+    """The allocator tuning of the 'pytorch-tuned' configuration. glibc (default): malloc told
+    to keep blocks up to 32 MiB off mmap and not to trim the heap, so PyTorch's fresh
+    multi-megabyte tensors stop page-faulting on every step. jemalloc: Debian's libjemalloc2
+    preloaded with the settings commonly advised for PyTorch on CPUs (no decay of dirty
+    pages, background thread, large allocations kept in their own extents); preloaded
+    without them it returned pages to the kernel after every step and ran PyTorch 2-3.6x
+    slower here, and even with them the Hyvarinen d64 step was 3.6x slower than under the glibc
+    tunables. Returns (env, description)."""
     e = dict(env)
-    jem = sorted(glob.glob("/usr/lib/*/libjemalloc.so.2"))
-    if jem:
-        e["LD_PRELOAD"] = (jem[0] + " " + e.get("LD_PRELOAD", "")).strip()
-        return e, "jemalloc preloaded (%s)" % jem[0]
+    if allocator == "jemalloc":
+        jem = sorted(glob.glob("/usr/lib/*/libjemalloc.so.2"))
+        if jem:
+            e["LD_PRELOAD"] = (jem[0] + " " + e.get("LD_PRELOAD", "")).strip()
+            e["MALLOC_CONF"] = ("oversize_threshold:1,background_thread:true,"
+                                "metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1")
+            return e, "jemalloc preloaded (%s), no decay" % jem[0]
+        log("libjemalloc2 is not installed: the tuned PyTorch uses the glibc tunables")
     e["GLIBC_TUNABLES"] = ("glibc.malloc.mmap_threshold=33554432:"
                            "glibc.malloc.trim_threshold=1073741824:"
                            "glibc.malloc.top_pad=67108864")
-    return e, "glibc tunables (mmap_threshold 32 MiB, no trimming; libjemalloc2 not installed)"
+    return e, "glibc tunables (mmap_threshold 32 MiB, no trimming)"
 
 
 class Probe:
@@ -419,6 +428,9 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "build-bench", "bench-results.jsonl"),
                     help="JSON lines output (raw records and the derived comparison)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
+    ap.add_argument("--tuned-allocator", choices=["glibc", "jemalloc"], default="glibc",
+                    help="allocator of the tuned PyTorch: glibc malloc tunables (default) or "
+                         "libjemalloc2 preloaded without page decay")
     ap.add_argument("--no-tuned", action="store_true",
                     help="run PyTorch only as installed (no tuned configuration)")
     ap.add_argument("--retries", type=int, default=2,
@@ -513,7 +525,7 @@ def main():
         for rnd in range(rounds):
             for n in threads:
                 env = thread_env(n, coretype)
-                tenv, tuning = tuned_env(env)
+                tenv, tuning = tuned_env(env, a.tuned_allocator)
                 log("round %d/%d, threads = %d" % (rnd + 1, rounds, n))
                 sets = [([bench, "--threads", str(n), "--only", ",".join([ROOF] + train)] + reps,
                          [a.python, torch_ref, "--threads", str(n), "--only", ",".join(train)]
@@ -725,7 +737,7 @@ def main():
                                                    d["peak_rss_kb_pytorch"] / 1024, 100 * r))
 
     print("\nPyTorch tuned configuration: %s, inference_mode for sampling, flush-to-zero"
-          % tuned_env({})[1])
+          % tuned_env({}, a.tuned_allocator)[1])
     print("processes run again under contention: %d; kept although contended (rows marked *): "
           "%d" % (retried, contended_kept))
     print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d x %d repetitions%s"
@@ -758,7 +770,7 @@ def main():
             meta = {"impl": "meta", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "openblas_core": core, "coretype_forced": coretype, "torch": torch_ver,
                     "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps, "rounds": rounds,
-                    "stat": stat, "pytorch_tuning": None if a.no_tuned else tuned_env({})[1],
+                    "stat": stat, "pytorch_tuning": None if a.no_tuned else tuned_env({}, a.tuned_allocator)[1],
                     "retried": retried, "contended_kept": contended_kept}
             cfg = [{"impl": "cfg_cost", "threads": n, "of": impl, "guided_over_unguided": r}
                    for (impl, n), r in sorted(cfg_ratio.items())]
