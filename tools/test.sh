@@ -2,6 +2,8 @@
 # Sets up a fresh Debian 12 machine (packages) and runs every check libscore has:
 #   1. a normal build: all default suites (unit, build, abi, examples, cli, oom, python, torch);
 #   1b. the other CBLAS back end: a build with -Dblas=blis running the unit suite;
+#   1c. the multi-versioned loops at their other levels (-Dsimd=avx2, -Dsimd=baseline): the
+#       recorded outputs, bit for bit;
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build: unit, example and CLI tests
 #      (LeakSanitizer on: the CLI error paths must not leak) and the allocation-failure test
 #      (oom: the N-th allocation fails, for every N);
@@ -65,6 +67,23 @@ if setup build-blis -Dblas=blis -Dexamples=false -Dcli=false -Dbench=false; then
 else
     fail_step "BLIS build (-Dblas=blis)"
 fi
+
+# 1c. the multi-versioned elementwise and RNG loops at their other levels: with the widest
+# version left out (-Dsimd=avx2) and with no versions (-Dsimd=baseline) the recorded outputs
+# must come out bit for bit (every version does the same arithmetic, without contraction)
+for level in avx2 baseline; do
+    dir=build-simd-$level
+    rm -rf "$dir"
+    if meson setup "$dir" -Dsimd=$level -Dexamples=false -Dcli=false -Dbench=false \
+            -Dpython=disabled >"$dir.log" 2>&1 &&
+        ninja -C "$dir" tests/test-recorded >>"$dir.log" 2>&1; then
+        meson test -C "$dir" --print-errorlogs --no-rebuild recorded || status=1
+        count "$dir"
+    else
+        tail -n 60 "$dir.log"
+        fail_step "build with -Dsimd=$level"
+    fi
+done
 
 # 2. sanitizer build (UBSan findings are fatal)
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
