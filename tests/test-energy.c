@@ -239,6 +239,92 @@ START_TEST(backward_double_backprop)
 }
 END_TEST
 
+/* The training pair's backward (activations kept by the forward, row blocks, weight-gradient
+ * chunks) against the panels' double back-propagation of the same gout (score_model_vjv_grad
+ * with zero weights: only its gout . F term) and gx against the VJP, equal to float rounding,
+ * on a network wide enough for two weight-gradient chunks per layer and a batch of three row
+ * blocks; bit for bit the same for 1, 2 and 3 threads; then a smaller batch through the same
+ * (larger) cache. */
+static score_model *wide_energy(size_t dim, int act, int residual, uint64_t seed)
+{
+    score_model *m;
+    ck_assert_ok(score_model_new_energy(&m, dim));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 40));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 3));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, act));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, residual));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 4));
+    ck_assert_ok(score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, 1.0));
+    ck_assert_ok(score_model_prepare(m));
+    return m;
+}
+
+/* max |a - b| / max |b| */
+static double rel_diff(size_t n, const float *a, const float *b)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+    return d / max_abs(n, b);
+}
+
+START_TEST(backward_blocks_match_panels)
+{
+    enum { NB = 600, DB = 5, NS = 37 };
+    score_model *m = wide_energy(DB, _i == 0 ? SCORE_ACT_SILU : SCORE_ACT_TANH, _i, 51);
+    float *x = normal_data(NB, DB, 41, 1.0), *g = normal_data(NB, DB, 42, 1.0);
+    float *s = malloc(NB * DB * sizeof *s), *vref = malloc(NB * DB * sizeof *vref);
+    float *gx[3], *gr[3], *ref;
+    size_t np = score_model_param_count(m);
+    double c[NB], w[NB] = {0}, eg, ex;
+    for (size_t b = 0; b < NB; b++)
+        c[b] = 0.01 * (double)b;
+    for (int t = 0; t < 3; t++) {
+        gx[t] = malloc(NB * DB * sizeof(float));
+        gr[t] = calloc(np, sizeof(float));
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, t + 1));
+        ck_assert_ok(score_model_forward(m, NB, x, c, s));
+        ck_assert_ok(score_model_backward(m, NB, g, gr[t], gx[t]));
+    }
+    for (int t = 1; t < 3; t++) {
+        ck_assert_int_eq(memcmp(gr[0], gr[t], np * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(gx[0], gx[t], NB * DB * sizeof(float)), 0);
+    }
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 1));
+    ref = calloc(np, sizeof *ref);
+    ck_assert_ok(score_model_vjv_grad(m, NB, x, c, 1, g, w, g, ref, NULL, NULL));
+    ck_assert_ok(score_model_vjp(m, NB, x, c, 1, g, vref));
+    eg = rel_diff(np, gr[0], ref);
+    ex = rel_diff(NB * DB, gx[0], vref);
+    printf("backward (act %d, residual %d) vs panels: parameter gradient %.2e, gx %.2e "
+           "(relative to the largest entry)\n", _i == 0 ? SCORE_ACT_SILU : SCORE_ACT_TANH, _i,
+           eg, ex);
+    ck_assert_double_gt(max_abs(np, ref), 0.0);
+    ck_assert_double_le(eg, 5e-6);
+    ck_assert_double_le(ex, 5e-6);
+    /* a smaller batch after a larger one (the cache keeps its capacity) */
+    memset(gr[1], 0, np * sizeof(float));
+    memset(ref, 0, np * sizeof *ref);
+    ck_assert_ok(score_model_forward(m, NS, x, c, s));
+    ck_assert_ok(score_model_backward(m, NS, g, gr[1], gx[1]));
+    ck_assert_ok(score_model_vjv_grad(m, NS, x, c, 1, g, w, g, ref, NULL, NULL));
+    ck_assert_ok(score_model_vjp(m, NS, x, c, 1, g, vref));
+    ck_assert_double_le(rel_diff(np, gr[1], ref), 5e-6);
+    ck_assert_double_le(rel_diff(NS * DB, gx[1], vref), 5e-6);
+    for (int t = 0; t < 3; t++) {
+        free(gx[t]);
+        free(gr[t]);
+    }
+    free(ref);
+    free(s);
+    free(vref);
+    free(x);
+    free(g);
+    score_model_free(m);
+}
+END_TEST
+
 /* ---- losses through the energy model ---- */
 
 static double loss_value(score_loss *l, const score_sde *sde, score_model *m, const score_rng *r,
@@ -713,6 +799,7 @@ static Suite *energy_suite(void)
     tcase_add_loop_test(tc, score_is_minus_grad_energy, 0, 5);
     tcase_add_loop_test(tc, hessian_products_and_laplacian, 0, 2);
     tcase_add_loop_test(tc, backward_double_backprop, 0, 2);
+    tcase_add_loop_test(tc, backward_blocks_match_panels, 0, 2);
     tcase_add_loop_test(tc, loss_gradients, 0, 5);
     tcase_add_test(tc, third_order_and_condition_inputs);
     tcase_add_test(tc, save_load_clone_bit_exact);

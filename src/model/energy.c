@@ -2,18 +2,21 @@
  * save / load) with a single output E(x, c); as a score model its output is
  * F(x, c) = -grad_x E(x, c), computed in the library by reverse mode through the network.
  *
- * Every operation is one routine, run_panel(), on panels of SCORE__ENERGY_PANEL rows: a forward
- * pass of the primal rows and, when a direction v is given, of its tangent rows stacked below
- * them (forward mode in x: z' = W h', h' = phi'(z) z'), so that one GEMM per layer serves both;
- * then one reverse pass through both, seeded with a coefficient ce per row on E and ct on the
- * tangent output E' = grad_x E . v. It returns the energy, the input cotangent of the primal
- * rows, gx = ce grad_x E + ct H v (H the Hessian of E in x), and, when asked, accumulates the
- * parameter gradient of sum_b (ce_b E_b + ct_b grad_x E_b . v_b). So
+ * Every operation but the training backward is one routine, run_panel(), on panels of
+ * SCORE__ENERGY_PANEL rows: a forward pass of the primal rows and, when a direction v is given,
+ * of its tangent rows stacked below them (forward mode in x: z' = W h', h' = phi'(z) z'), so
+ * that one GEMM per layer serves both; then one reverse pass through both, seeded with a
+ * coefficient ce per row on E and ct on the tangent output E' = grad_x E . v. It returns the
+ * energy, the input cotangent of the primal rows, gx = ce grad_x E + ct H v (H the Hessian of E
+ * in x), and, when asked, accumulates the parameter gradient of
+ * sum_b (ce_b E_b + ct_b grad_x E_b . v_b). So
  *   score               -grad_x E          ce = -1, no tangent;
  *   JVP = VJP of score  -H v               ce = 0, ct = -1 (H is symmetric);
  *   trace of the score  -sum_i (H e_i)_i   dim passes with v = e_i (exact Laplacian);
  *   backward of gout    d/dtheta (gout . F) and (dF/dx)^T gout = -H gout: ce = 0, ct = -1,
- *                       v = gout (double back-propagation, reverse over forward).
+ *                       v = gout (double back-propagation, reverse over forward): the
+ *                       gout . F terms of the Hyvärinen and sliced losses; the training pair
+ *                       (score_model_forward / backward) has a path of its own (below).
  * Reverse pass of one hidden layer l (primal cotangent a, tangent cotangent a'):
  *   dz' = phi'(z) a',  dz = phi'(z) a + phi''(z) z' a'      (score__tangent_reverse())
  *   dW += [dz ; dz']^T [h_{l-1} ; h'_{l-1}],  db += sum dz,  [a ; a']_{l-1} = [dz ; dz'] W.
@@ -27,6 +30,15 @@
  * (SCORE_MODEL_PARAM_THREADS) in waves of SCORE__ENERGY_WAVE panels; each panel's parameter
  * gradient goes to a slot of its own and the slots are added in panel order after each wave, so
  * results are bit-identical for every thread count.
+ *
+ * The training pair (DSM-type losses): the forward is the score's panels, which also copy the
+ * activations, phi', phi'' and the reverse cotangents of their rows to a cache of the call's
+ * rows; the backward reuses them (the tangent rows' cotangents are the score's, see
+ * score__energy_backward) and runs as large products instead of panels: the tangent forward
+ * and the primal reverse per block of SCORE__ENERGY_TRAIN_ROWS rows, the weight gradients as
+ * one GEMM of depth 2n per chunk of a layer's units. Its results are bit-identical for every
+ * thread count and deterministic, but, unlike the panels, a row's contribution depends on the
+ * batch (the blocks); the forward's score keeps the panels' split invariance.
  *
  * Second order (the Hyvärinen and sliced losses, score_model_trace_grad / vjv_grad): their
  * term v^T (dF/dx) v = -v^T H v is -E''(0) of e -> E(x + e v), computed by a second-order
@@ -73,6 +85,7 @@ typedef struct en_req {
     double *q2;         /* ord 2: q2[i * vk + vp] = -E''_i (added when q2_add), or NULL */
     int q2_add;
     float *grad;        /* parameter gradient (accumulated), or NULL */
+    const struct en_keep *keep; /* ord 0, ce = -1: the activations kept for the backward */
 } en_req;
 
 /* phi''' of the activations (double): the third-order term of the reverse pass above.
@@ -199,16 +212,68 @@ static void second_reverse(const panel *q, size_t l, size_t nm, const float *ga,
     }
 }
 
+/* What the training forward keeps for the backward pass (score__energy_backward), for the n
+ * rows of the call, after their labels: h_0 (n x n_0), and per hidden layer l: h_l with the
+ * backward's tangent rows h'_l below it (2n x n_l), phi'(z_l) and phi''(z_l) (n x n_l each), the
+ * cotangent a_l of h_l in the score's reverse pass (seed -w_L; n x n_l), and the backward's
+ * [dz_l ; dz'_l] (2n x n_l). */
+typedef struct en_keep {
+    float *h0;
+    float *h[MAXL], *d1[MAXL], *d2[MAXL], *a[MAXL], *dz[MAXL];
+} en_keep;
+
+static size_t keep_row_floats(const mlp *p)
+{
+    size_t f = p->n[0];
+    for (size_t l = 1; l < p->L; l++)
+        f += 7 * p->n[l];
+    return f;
+}
+
+static void keep_layout(const mlp *p, size_t n, float *a, en_keep *k)
+{
+    k->h0 = a;
+    a += n * p->n[0];
+    for (size_t l = 1; l < p->L; l++) {
+        size_t nl = p->n[l];
+        k->h[l] = a; a += 2 * n * nl;
+        k->d1[l] = a; a += n * nl;
+        k->d2[l] = a; a += n * nl;
+        k->a[l] = a; a += n * nl;
+        k->dz[l] = a; a += 2 * n * nl;
+    }
+}
+
+/* The rows of one panel that the training forward keeps: the call row of each position
+ * (KEEP_NONE: a filler). */
+#define KEEP_NONE SIZE_MAX
+typedef struct en_kr {
+    const en_keep *k;
+    size_t row[SCORE__ENERGY_PANEL];
+} en_kr;
+
+/* Rows of w floats of the panel's src (its first P rows) to their call rows in dst. */
+static void keep_rows(const en_kr *kr, const float *src, size_t w, float *dst)
+{
+    for (size_t pos = 0; pos < SCORE__ENERGY_PANEL; pos++)
+        if (kr->row[pos] != KEEP_NONE)
+            memcpy(dst + kr->row[pos] * w, src + pos * w, w * sizeof(float));
+}
+
 /* Forward and reverse pass of one panel (see the top) with ord + 1 blocks of rows. q->cf holds
  * the seeds: P values ce, P values ct, P values cs. Writes q->E (E of the primal rows, then E'
- * of the tangent rows, then E''), q->gx, and adds to grad. */
-static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *grad)
+ * of the tangent rows, then E''), q->gx, and adds to grad. With kr (ord 0), the primal rows'
+ * activations and reverse cotangents are copied to the training cache as they are made. */
+static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *grad,
+                      const en_kr *kr)
 {
     const size_t P = SCORE__ENERGY_PANEL, S = (size_t)(ord + 1) * P, L = p->L, n0 = p->n[0];
     const mlp_cond pc = panel_cond(p, q);
     const float *wl = W(p, L), bl = B(p, L)[0];
     float *ga = q->ga, *gb = q->gb;
     score__mlp_embed_rows(p, dim, P, q->x, q->c, &pc, q->h[0]);
+    if (kr != NULL)
+        keep_rows(kr, q->h[0], n0, kr->k->h0);
     if (ord > 0) {
         /* h'_0 = [v ; 0 ; 0] (embedding and context are constants in x), h''_0 = 0 */
         memset(q->h[0] + P * n0, 0, (S - P) * n0 * sizeof(float));
@@ -222,6 +287,11 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
             score__mlp_add_labels(p, &pc, P, q->z[1], NULL);
         score__bias_act_forward_res(P, nl, q->z[l], B(p, l), p->act,
                                     p->res[l] ? q->h[l - 1] : NULL, q->h[l], q->d1[l], q->d2[l]);
+        if (kr != NULL) {
+            keep_rows(kr, q->h[l], nl, kr->k->h[l]);
+            keep_rows(kr, q->d1[l], nl, kr->k->d1[l]);
+            keep_rows(kr, q->d2[l], nl, kr->k->d2[l]);
+        }
         if (ord > 0 && p->res[l])
             score__mul_add(P * nl, q->z[l] + P * nl, q->d1[l], q->h[l - 1] + P * np,
                            q->h[l] + P * nl);
@@ -250,6 +320,8 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
     for (size_t l = L - 1; l >= 1; l--) {
         size_t nl = p->n[l], np = p->n[l - 1];
         float *az = q->az;
+        if (kr != NULL)
+            keep_rows(kr, ga, nl, kr->k->a[l]);
         if (ord > 1)
             second_reverse(q, l, P * nl, ga, az);
         else if (ord > 0)
@@ -337,6 +409,7 @@ static void wave_panel(void *ctx, size_t j, size_t thread)
     const size_t P = SCORE__ENERGY_PANEL, dim = rq->dim;
     float *g = NULL;
     panel q;
+    en_kr kr;
     panel_layout(p, dim, V->arena + thread * V->pf, &q);
     if (rq->grad != NULL) {
         g = V->slots + j * p->n_params;
@@ -346,7 +419,14 @@ static void wave_panel(void *ctx, size_t j, size_t thread)
         fill_row(p, rq, &q, pos, V->i0[j], 0);
     for (size_t i = V->i0[j]; i < V->i1[j]; i++)
         fill_row(p, rq, &q, global_row(V->ws, V->aligned, i) % P, i, 1);
-    run_panel(p, dim, &q, rq->ord, g);
+    if (rq->keep != NULL) {
+        kr.k = rq->keep;
+        for (size_t pos = 0; pos < P; pos++)
+            kr.row[pos] = KEEP_NONE;
+        for (size_t i = V->i0[j]; i < V->i1[j]; i++)
+            kr.row[global_row(V->ws, V->aligned, i) % P] = i;
+    }
+    run_panel(p, dim, &q, rq->ord, g, rq->keep != NULL ? &kr : NULL);
     for (size_t i = V->i0[j]; i < V->i1[j]; i++) {
         size_t pos = global_row(V->ws, V->aligned, i) % P;
         if (rq->E != NULL)
@@ -445,78 +525,232 @@ int score__energy_infer(const score_model *m, score__model_ws *ws, size_t n, con
     return rc != SCORE_OK ? rc : score_rows(fn, m, ws, n, x, c, out);
 }
 
-/* The cache of the forward pass in ws, one block for ecn rows (the capacity): x (ecn * dim
- * floats), then the context (ecn * m floats), then the labels (ecn int32). */
-static float *cache_ctx(const mlp_ws *w, size_t dim)
+/* ---- the training pair: forward with kept activations, backward in row blocks ---------- */
+
+/* The training cache in ws, one block for ecn rows (the capacity): the labels of the rows
+ * (ecn int32), then the activations (en_keep, laid out for the n rows of the last forward:
+ * the backward has the same n). */
+static int32_t *cache_lab(const mlp_ws *w)
 {
-    return w->ecx + w->ecn * dim;
+    return (int32_t *)(void *)w->ecx;
 }
 
-static int32_t *cache_lab(const mlp *p, const mlp_ws *w, size_t dim)
+static float *cache_keep(const mlp_ws *w)
 {
-    return (int32_t *)(void *)(cache_ctx(w, dim) + w->ecn * p->m);
+    return w->ecx + w->ecn;
 }
 
-/* The forward pass of the pair: the score, and x, c, labels and context kept for the backward
- * pass (which recomputes the network with its tangents: the cache is the inputs). */
+/* The forward pass of the pair: the score (the panels above, so bit for bit the score of
+ * score_model_jvp's fx and of a call with other rows), and, copied from the panels as they
+ * are made, the activations that the backward pass reuses (en_keep). */
 int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                           const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
-    const size_t dim = m->dim;
     const mlp_cond cd = score__mlp_cond_of(ws);
     int32_t *lab;
+    en_keep k;
+    en_req r;
     int rc = check(fn, m, ws, n, c);
-    if (rc != SCORE_OK)
+    if (rc != SCORE_OK || n == 0)
         return rc;
     if (n > w->ecn) {
-        float *xs = score__calloc(n * (dim + p->m + 1), sizeof *xs);
-        double *cs = score__calloc(n, sizeof *cs);
-        if (xs == NULL || cs == NULL) {
-            score__free(xs);
-            score__free(cs);
-            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        }
+        size_t need;
+        float *xs;
+        if (score__mul_size(n, keep_row_floats(p) + 1, &need) != 0 ||
+            (xs = score__calloc(need, sizeof *xs)) == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed (the training "
+                                "cache of %zu rows)", n);
         score__free(w->ecx);
-        score__free(w->ecc);
         w->ecx = xs;
-        w->ecc = cs;
         w->ecn = n;
     }
-    memcpy(w->ecx, x, n * dim * sizeof *x);
-    memcpy(w->ecc, c, n * sizeof *c);
-    lab = cache_lab(p, w, dim);
-    for (size_t b = 0; b < n; b++) {
+    lab = cache_lab(w);
+    for (size_t b = 0; b < n; b++)
         lab[b] = (int32_t)score__mlp_label(p, &cd, b);
-        if (p->m > 0)
-            memcpy(cache_ctx(w, dim) + b * p->m,
-                   cd.context + (cd.context_per_row ? b * p->m : 0), p->m * sizeof(float));
+    keep_layout(p, n, cache_keep(w), &k);
+    r = req_base(m, ws, n, x, c);
+    r.ce = -1.0f;
+    r.gx = out;
+    r.keep = &k;
+    return run_req(fn, m, ws, &r);
+}
+
+/* The backward pass of the pair, d/dtheta (gout . F) and gx = (dF/dx)^T gout = -H gout, from
+ * the kept activations: with ce = 0, ct = -1 and v = gout (see the top), the tangent rows'
+ * cotangents a' are the score's reverse cotangents a that the forward kept (same seed -w_L,
+ * same recursion), so only two passes are left:
+ *   tangent forward   z'_1 = W_1 v,  z'_l = W_l h'_{l-1},  h'_l = phi'(z_l) z'_l [+ h'_{l-1}]
+ *   primal reverse    a_{L-1} = 0,  dz' = phi' a',  dz = phi' a + phi'' z' a',
+ *                     a_{l-1} = dz W_l [+ a_l],  gx = dz_1 W_1 (x columns)
+ * run per block of rows (the blocks of a fixed partition of the n rows, on the model's
+ * threads), and then the parameter gradient with one GEMM of depth 2n per chunk of a layer's
+ * output units: dW_l += [dz ; dz']^T [h_{l-1} ; h'_{l-1}] (layer 1: dz^T h_0 + dz'^T v),
+ * db_l += column sums of dz (rows in order), dW_L += -sum_b h'_{L-1,b}. Every value is made by
+ * one piece of a fixed partition (SCORE__ENERGY_TRAIN_ROWS, SCORE__ENERGY_GRAD_CHUNKS), so the
+ * results are bit-identical for every thread count. */
+#define SCORE__ENERGY_TRAIN_ROWS 256
+#define SCORE__ENERGY_GRAD_CHUNKS 2
+
+typedef struct en_bw {
+    const mlp *p;
+    const en_keep *k;
+    size_t n, dim;
+    size_t nblk, nb;   /* row blocks of nb rows (the last may be shorter) */
+    size_t scratch;    /* floats of one thread's scratch */
+    const float *v;    /* gout (n x dim) */
+    float *grad, *gx;  /* either may be NULL */
+    mlp_cond cd;       /* the kept labels */
+    float *arena;      /* one scratch per thread */
+} en_bw;
+
+/* Row block blk: the tangent forward and the primal reverse (scratch: z'_l of every hidden
+ * layer, then two cotangent blocks). */
+static void bw_rows(void *ctx, size_t blk, size_t thread)
+{
+    const en_bw *j = ctx;
+    const mlp *p = j->p;
+    const en_keep *k = j->k;
+    const size_t n = j->n, L = p->L, n0 = p->n[0], dim = j->dim, r0 = blk * j->nb;
+    const size_t rows = n - r0 < j->nb ? n - r0 : j->nb;
+    float *s = j->arena + thread * j->scratch, *zt[MAXL], *ga, *gb;
+    for (size_t l = 1; l < L; l++) {
+        zt[l] = s;
+        s += j->nb * p->n[l];
     }
-    return score_rows(fn, m, ws, n, x, c, out);
+    ga = s;
+    gb = s + j->nb * p->maxh;
+    for (size_t l = 1; l < L; l++) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        const float *d1 = k->d1[l] + r0 * nl;
+        float *ht = k->h[l] + (n + r0) * nl;
+        if (l == 1) /* h'_0 = [v ; 0 ; 0]: the x columns of W_1 */
+            score__sgemm(0, 1, rows, nl, dim, 1.0f, j->v + r0 * dim, dim, W(p, 1), n0, 0.0f,
+                         zt[1], nl);
+        else
+            score__sgemm(0, 1, rows, nl, np, 1.0f, k->h[l - 1] + (n + r0) * np, np, W(p, l), np,
+                         0.0f, zt[l], nl);
+        if (p->res[l])
+            score__mul_add(rows * nl, zt[l], d1, k->h[l - 1] + (n + r0) * np, ht);
+        else
+            score__mul(rows * nl, zt[l], d1, ht);
+    }
+    memset(ga, 0, rows * p->n[L - 1] * sizeof *ga);
+    for (size_t l = L - 1; l >= 1; l--) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        float *dz = k->dz[l] + r0 * nl, *dzt = k->dz[l] + (n + r0) * nl;
+        score__tangent_reverse(rows, 1, nl, k->a[l] + r0 * nl, zt[l], nl, k->d1[l] + r0 * nl,
+                               k->d2[l] + r0 * nl, ga, dzt, dz);
+        if (l == 1) {
+            if (j->gx != NULL)
+                score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), n0, 0.0f,
+                             j->gx + r0 * dim, dim);
+            break;
+        }
+        if (p->res[l]) {
+            score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, ga, np);
+        } else {
+            float *t;
+            score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, gb, np);
+            t = ga;
+            ga = gb;
+            gb = t;
+        }
+    }
+}
+
+/* Output units per weight-gradient chunk of a layer of nl units. */
+static size_t bw_chunk(size_t nl)
+{
+    size_t r = (nl + SCORE__ENERGY_GRAD_CHUNKS - 1) / SCORE__ENERGY_GRAD_CHUNKS;
+    return (r + 15) / 16 * 16;
+}
+
+/* Weight-gradient piece `job`: chunk job / (L - 1) of hidden layer 1 + job % (L - 1) (the
+ * chunks of every layer interleaved, so that contiguous ranges of pieces are alike), the last
+ * piece the output layer. */
+static void bw_grad(void *ctx, size_t job, size_t thread)
+{
+    const en_bw *j = ctx;
+    const mlp *p = j->p;
+    const en_keep *k = j->k;
+    const size_t n = j->n, L = p->L, hid = L - 1;
+    size_t l, nl, np, cr, j0, j1;
+    float *g;
+    if (job == SCORE__ENERGY_GRAD_CHUNKS * hid) { /* dW_L += ct sum_b h'_{L-1,b}, ct = -1 */
+        size_t nh = p->n[L - 1];
+        float *t = j->arena + thread * j->scratch;
+        memset(t, 0, nh * sizeof *t);
+        score__col_sum_acc(n, nh, k->h[L - 1] + n * nh, t);
+        for (size_t i = 0; i < nh; i++)
+            j->grad[p->woff[L] + i] -= t[i];
+        return; /* db_L += sum_b ce = 0 */
+    }
+    l = 1 + job % hid;
+    nl = p->n[l];
+    np = p->n[l - 1];
+    cr = bw_chunk(nl);
+    j0 = job / hid * cr;
+    if (j0 >= nl)
+        return;
+    j1 = j0 + cr < nl ? j0 + cr : nl;
+    g = j->grad + p->woff[l] + j0 * np;
+    if (l == 1) {
+        score__sgemm(1, 0, j1 - j0, np, n, 1.0f, k->dz[1] + j0, nl, k->h0, np, 1.0f, g, np);
+        score__sgemm(1, 0, j1 - j0, j->dim, n, 1.0f, k->dz[1] + n * nl + j0, nl, j->v, j->dim,
+                     1.0f, g, np);
+        score__mlp_label_grad(p, &j->cd, n, k->dz[1], j0, j1, j->grad);
+    } else {
+        score__sgemm(1, 0, j1 - j0, np, 2 * n, 1.0f, k->dz[l] + j0, nl, k->h[l - 1], np, 1.0f,
+                     g, np);
+    }
+    score__col_sum_acc_ld(n, j1 - j0, nl, k->dz[l] + j0, j->grad + p->boff[l] + j0);
 }
 
 int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
                            const float *gout, float *grad, float *gx)
 {
+    static const char fn[] = "score_model_backward";
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
-    en_req r;
+    score__pool *pool;
+    en_keep k;
+    en_bw j;
+    size_t per = 0, T, need;
+    int rc;
     if (w->ecn < n) /* the architecture changed since the forward pass (cache dropped) */
-        return score__error(SCORE_E_MISUSE, "score_model_backward", "no matching forward pass");
-    r = req_base(m, ws, n, w->ecx, w->ecc);
-    r.cd.labels = cache_lab(p, w, m->dim);
-    r.cd.context = p->m > 0 ? cache_ctx(w, m->dim) : NULL;
-    r.cd.labels_per_row = r.cd.context_per_row = 1;
-    r.v = gout;
-    r.ord = 1;
-    r.ct = -1.0f;
-    r.gx = gx;
-    r.grad = grad;
+        return score__error(SCORE_E_MISUSE, fn, "no matching forward pass");
     if (gx == NULL && grad == NULL)
         return SCORE_OK;
-    return run_req("score_model_backward", m, ws, &r);
+    keep_layout(p, n, cache_keep(w), &k);
+    memset(&j, 0, sizeof j);
+    j.p = p;
+    j.k = &k;
+    j.n = n;
+    j.dim = m->dim;
+    j.v = gout;
+    j.grad = grad;
+    j.gx = gx;
+    j.cd.labels = cache_lab(w);
+    j.cd.labels_per_row = 1;
+    j.nblk = (n + SCORE__ENERGY_TRAIN_ROWS - 1) / SCORE__ENERGY_TRAIN_ROWS;
+    j.nb = (n + j.nblk - 1) / j.nblk;
+    for (size_t l = 1; l < p->L; l++)
+        per += p->n[l];
+    per += 2 * p->maxh;
+    pool = score__mlp_pool_of(w, score__model_ws_threads(m, ws));
+    T = pool != NULL ? score__pool_threads(pool) : 1;
+    if (score__mul_size(j.nb, per, &j.scratch) != 0 || score__mul_size(T, j.scratch, &need) != 0)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    if ((rc = ensure_earena(w, need, fn)) != SCORE_OK)
+        return rc;
+    j.arena = w->earena;
+    score__pool_for_each(j.nblk > 1 ? pool : NULL, j.nblk, bw_rows, &j);
+    if (grad != NULL)
+        score__pool_for_each(pool, SCORE__ENERGY_GRAD_CHUNKS * (p->L - 1) + 1, bw_grad, &j);
+    return SCORE_OK;
 }
 
 int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const float *x,
