@@ -780,7 +780,8 @@ static void set_parallelism(opts *o, const workload *w)
 {
     int model = o->par == PAR_MODEL ||
                 (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM ||
-                                        w->kind == WL_CDSM || w->kind == WL_CDPM ||
+                                        w->kind == WL_CDSM || w->kind == WL_EDSM ||
+                                        w->kind == WL_CDPM ||
                                         w->kind == WL_CFG || w->kind == WL_UDSM ||
                                         w->kind == WL_UDPM));
     if (w->kind == WL_ROOF)
