@@ -178,8 +178,9 @@ START_TEST(test_guidance_combination)
 }
 END_TEST
 
-/* Whole sampler runs: stochastic PC (noise from the counter RNG) and DPM-Solver++(2M). */
-static void run_sampler(int preset, int64_t threads, float *out)
+/* Whole sampler runs: stochastic PC (noise from the counter RNG) and DPM-Solver++(2M); with
+ * split > 0 as two calls (rows 0 .. split - 1, then the rest, with their global row numbers). */
+static void run_sampler_split(int preset, int64_t threads, size_t split, float *out)
 {
     score_model *m = new_mlp(5);
     score_schedule *s = new_vp();
@@ -192,12 +193,23 @@ static void run_sampler(int preset, int64_t threads, float *out)
     ck_assert_ok(score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 99));
     ck_assert_ok(score_sampler_new_preset(&smp, preset, DIM));
     ck_assert_ok(score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_NUM_STEPS, 3));
-    ck_assert_ok(score_sampler_run(smp, sde, NROWS, NULL, out, rng, NULL, NULL));
+    if (split == 0) {
+        ck_assert_ok(score_sampler_run(smp, sde, NROWS, NULL, out, rng, NULL, NULL));
+    } else {
+        ck_assert_ok(score_sampler_run_ex(smp, sde, 0, split, NULL, out, rng, NULL, NULL));
+        ck_assert_ok(score_sampler_run_ex(smp, sde, split, NROWS - split, NULL, out + split * DIM,
+                                          rng, NULL, NULL));
+    }
     score_sampler_free(smp);
     score_rng_free(rng);
     score_sde_free(sde);
     score_model_free(m);
     score_schedule_free(s);
+}
+
+static void run_sampler(int preset, int64_t threads, float *out)
+{
+    run_sampler_split(preset, threads, 0, out);
 }
 
 START_TEST(test_sampler_bit_identical)
@@ -213,6 +225,18 @@ START_TEST(test_sampler_bit_identical)
         run_sampler(presets[p], 2, got);
         ck_assert_msg(memcmp(ref, got, NROWS * DIM * sizeof *got) == 0,
                       "preset %d: 2 threads changed the samples", presets[p]);
+        /* the evaluation blocks follow each call's rows (cut evenly for the threads), not a
+         * fixed grid: calls that split the rows elsewhere give the same rows, at 1, 2 and 3
+         * threads (a split inside a panel, and one at an odd row far from any block edge) */
+        run_sampler_split(presets[p], 2, 20000, got);
+        ck_assert_msg(memcmp(ref, got, NROWS * DIM * sizeof *got) == 0,
+                      "preset %d: two calls, 2 threads changed the samples", presets[p]);
+        run_sampler_split(presets[p], 3, 7777, got);
+        ck_assert_msg(memcmp(ref, got, NROWS * DIM * sizeof *got) == 0,
+                      "preset %d: two calls, 3 threads changed the samples", presets[p]);
+        run_sampler_split(presets[p], 1, 7777, got);
+        ck_assert_msg(memcmp(ref, got, NROWS * DIM * sizeof *got) == 0,
+                      "preset %d: two calls, 1 thread changed the samples", presets[p]);
     }
     free(ref);
     free(got);

@@ -158,8 +158,9 @@ typedef struct score__mlp_span {
 /* A call through score__mlp_run_panels(): its per-row buffers, indexed by call row, and the
  * kernel that evaluates a span. */
 typedef struct score__mlp_panels {
-    size_t nb;           /* rows per block of the global grid: a multiple of SCORE__MLP_PANEL,
-                          * a function of the architecture, budgets and BLAS threads only */
+    size_t nb;           /* most rows of a block (with a multi-threaded BLAS: the rows of a
+                          * block of the global grid): a multiple of SCORE__MLP_PANEL, a
+                          * function of the architecture, budgets and BLAS threads only */
     size_t dim;          /* floats of an input row */
     const float *x;
     const double *c;

@@ -14,15 +14,17 @@
  * row of the call. A span holds only the panels that the call's rows touch, one after the
  * other (a row's bits depend on its position in its panel, not on the panel's place).
  * The tangent kernels stack k tangent rows per row (row r's at positions (r % P) k .. + k - 1),
- * so their products are made of whole panels too. The spans lie inside blocks of a fixed
- * global grid (the kernel's nb rows, a multiple of the panel, set by the widths, the budgets
- * and the BLAS's thread count only), and blocks run on the model's threads (or, for a kernel
- * that keeps its state in the shared workspace, on the calling thread).
+ * so their products are made of whole panels too. The spans lie inside blocks of at most the
+ * kernel's nb rows (a multiple of the panel, set by the widths, the budgets and the BLAS's
+ * thread count only): with a one-thread BLAS the call's panels cut into about equal runs, one
+ * or more per thread; and blocks run on the model's threads (or, for a kernel that keeps its
+ * state in the shared workspace, on the calling thread).
  * A multi-threaded BLAS decides by the size of each product whether to split it over its
  * threads, and splits it its own way (OpenBLAS 0.3.21 on 2 threads: products of up to 2^18
  * multiply-adds run on one thread, larger ones on two, with other bits for half of the rows),
- * so with one every span is the whole block (a fixed shape whatever the call's rows):
- * invariant too, at the price of evaluating a whole block for a small call. */
+ * so with one every span is a whole block of a fixed global grid of nb rows (a fixed shape
+ * whatever the call's rows): invariant too, at the price of evaluating a whole block for a
+ * small call. */
 #include <string.h>
 
 #include "kernel/kernel-priv.h"
@@ -34,6 +36,7 @@ typedef struct panel_job {
     size_t nb, slot;          /* rows per block; floats of one thread's buffers */
     int whole;                /* 1: every span is the whole block (multi-threaded BLAS) */
     size_t n, nblk, k0, row0; /* rows per segment, blocks per segment, first block */
+    size_t pan0, npan;        /* one-thread BLAS: the panels of the call's rows (see below) */
     size_t shift;             /* whole blocks subtracted from every global number (see below) */
     const size_t *idx;
     int lab_rows, ctx_rows;
@@ -111,19 +114,51 @@ static void p_put(const panel_job *j, const score__mlp_span *s, int32_t *lab, si
         memcpy(s->context + q * m, rq->cd.context + i * m, m * sizeof(float));
 }
 
+/* Call rows i .. i + cnt - 1 into positions q .. q + cnt - 1: p_put of each row, in one copy
+ * per buffer. */
+static void p_put_rows(const panel_job *j, const score__mlp_span *s, int32_t *lab, size_t i,
+                       size_t q, size_t cnt)
+{
+    const score__mlp_panels *rq = j->rq;
+    const size_t m = j->p->m;
+    memcpy(s->x + q * rq->dim, rq->x + i * rq->dim, cnt * rq->dim * sizeof(float));
+    memcpy(s->c + q, rq->c + i, cnt * sizeof(double));
+    if (rq->vw > 0)
+        memcpy(s->v + q * rq->vw, rq->v + i * rq->vw, cnt * rq->vw * sizeof(float));
+    if (j->lab_rows)
+        memcpy(lab + q, rq->cd.labels + i, cnt * sizeof(int32_t));
+    if (j->ctx_rows)
+        memcpy(s->context + q * m, rq->cd.context + i * m, cnt * m * sizeof(float));
+}
+
+/* First global row of block k (0 .. nblk) of a call on a one-thread BLAS: the call's panels
+ * cut into nblk runs of whole panels whose lengths differ by at most one. */
+static size_t p_block_start(const panel_job *j, size_t k)
+{
+    size_t q = j->npan / j->nblk, r = j->npan % j->nblk;
+    return (j->pan0 + k * q + k * r / j->nblk) * SCORE__MLP_PANEL;
+}
+
 static void p_part(void *ctx, size_t job, size_t thread)
 {
     const panel_job *j = ctx;
     const score__mlp_panels *rq = j->rq;
     const size_t P = SCORE__MLP_PANEL;
     size_t seg = job / j->nblk, k = j->k0 + job % j->nblk, lo, hi, off = seg * j->n;
+    size_t cnt, q0;
     size_t *pos = NULL;
+    int run;
     score__mlp_span s;
     int32_t *lab = NULL;
     memset(&s, 0, sizeof s);
     (void)p_layout(j, j->arena + thread * j->slot, &s, &lab, &pos);
-    lo = p_lower(j, k * j->nb);
-    hi = p_lower(j, (k + 1) * j->nb);
+    if (j->whole) {
+        lo = p_lower(j, k * j->nb);
+        hi = p_lower(j, (k + 1) * j->nb);
+    } else {
+        lo = p_lower(j, p_block_start(j, k - j->k0));
+        hi = p_lower(j, p_block_start(j, k - j->k0 + 1));
+    }
     if (lo == hi)
         return;
     /* Positions: with a one-thread BLAS the panels the rows touch, one after the other (the
@@ -145,12 +180,24 @@ static void p_part(void *ctx, size_t job, size_t thread)
         }
         s.M = (rank + 1) * P;
     }
-    /* every position first holds a copy of the first row (padding), then each row goes to
-     * its position */
-    for (size_t q = 0; q < s.M; q++)
-        p_put(j, &s, lab, off + lo, q);
-    for (size_t r = lo; r < hi; r++)
-        p_put(j, &s, lab, off + r, pos[r - lo]);
+    /* every position not holding a row of the call holds a copy of the first row (padding),
+     * each row goes to its position; consecutive positions (the rows of a call without
+     * gaps: every sampler step) are copied in one piece, in and out */
+    cnt = hi - lo;
+    q0 = pos[0];
+    run = pos[cnt - 1] - q0 == cnt - 1;
+    if (run) {
+        for (size_t q = 0; q < q0; q++)
+            p_put(j, &s, lab, off + lo, q);
+        for (size_t q = q0 + cnt; q < s.M; q++)
+            p_put(j, &s, lab, off + lo, q);
+        p_put_rows(j, &s, lab, off + lo, q0, cnt);
+    } else {
+        for (size_t q = 0; q < s.M; q++)
+            p_put(j, &s, lab, off + lo, q);
+        for (size_t r = lo; r < hi; r++)
+            p_put(j, &s, lab, off + r, pos[r - lo]);
+    }
     s.cd = rq->cd;
     if (j->lab_rows)
         s.cd.labels = lab;
@@ -161,6 +208,17 @@ static void p_part(void *ctx, size_t job, size_t thread)
     if (rq->val == NULL)
         s.val = NULL;
     rq->span(rq->ctx, &s, thread);
+    if (run) {
+        if (rq->ow > 0)
+            memcpy(rq->out + (off + lo) * rq->ow, s.out + q0 * rq->ow,
+                   cnt * rq->ow * sizeof(float));
+        if (rq->fx != NULL)
+            memcpy(rq->fx + (off + lo) * rq->fw, s.fx + q0 * rq->fw,
+                   cnt * rq->fw * sizeof(float));
+        if (rq->val != NULL)
+            memcpy(rq->val + off + lo, s.val + q0, cnt * sizeof(double));
+        return;
+    }
     for (size_t r = lo; r < hi; r++) {
         size_t q = pos[r - lo];
         if (rq->ow > 0)
@@ -224,6 +282,21 @@ int score__mlp_run_panels(const mlp *p, mlp_ws *w, const score__model_ws *ws, si
     g_last = p_global(&job, n - 1);
     job.k0 = g_first / job.nb;
     job.nblk = g_last / job.nb - job.k0 + 1;
+    if (!job.whole) {
+        /* With a one-thread BLAS a row's bits depend on its position in its panel only, so the
+         * blocks need not follow the grid: the call's panels are cut into blocks of at most
+         * nb rows and about equal length, as many as the grid needs rounded up to a multiple
+         * of the threads, so that each thread gets the same number of panels (the grid's
+         * blocks left one thread a short last block: 3% of a 10 000-row call on two). */
+        size_t per = job.nb / SCORE__MLP_PANEL;
+        size_t t = rq->serial || threads < 2 ? 1 : (size_t)threads, up;
+        job.pan0 = g_first / SCORE__MLP_PANEL;
+        job.npan = g_last / SCORE__MLP_PANEL - job.pan0 + 1;
+        job.nblk = (job.npan + per - 1) / per;
+        up = (job.nblk + t - 1) / t * t;
+        if (up <= job.npan)
+            job.nblk = up;
+    }
     njobs = nseg * job.nblk;
     pool = njobs > 1 && !rq->serial ? score__mlp_pool_of(w, threads) : NULL;
     nslots = score__pool_threads(pool);

@@ -32,10 +32,12 @@ static int endpoints(score_step *st, const score__step_call *c)
 static int midpoint_at(score_step *st, const score__step_call *c, double r, double *t_out,
                        double *a_out, double *sg_out, double *s_out)
 {
+    score__step_memo_slot m_exp;
     int rc;
+    score__step_memo_init(&m_exp, exp);
     for (size_t i = 0; i < c->n; i++) {
         double lam = st->dbl[R_LAM][i] + r * st->dbl[R_H][i];
-        s_out[i] = exp(-lam);
+        s_out[i] = score__step_memo(&m_exp, -lam);
         t_out[i] = lam;
     }
     rc = score__step_t_of_lambda(c, c->n, t_out, t_out);
@@ -121,10 +123,12 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, scor
         rc = first_stage(st, c, t1, a1, s1, e0, xu, d, e1);
         if (rc != SCORE_OK)
             return rc;
+        score__step_memo_slot m_phi;
+        score__step_memo_init(&m_phi, score__phi1m1);
         /* u2 = y - (s - s2) e0 - (r2/r1) s2 phi1m1(r2 h) (e1 - e0) */
         for (size_t i = 0; i < n; i++) {
             double ia = 1.0 / a[i], ds = s[i] - s2[i];
-            double k = (r2 / r1) * s2[i] * score__phi1m1(r2 * h[i]);
+            double k = (r2 / r1) * s2[i] * score__step_memo(&m_phi, r2 * h[i]);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double e0v = e0[q];
@@ -137,9 +141,10 @@ static int dpm_single(score_step *st, const score__step_call *c, int order, scor
             return rc;
         /* y' = y - (s - s') e0 - (s'/r2) phi1m1(h) (e2 - e0); lower: DPM-Solver-2 with r1:
          * y - (s - s') e0 - (s - s') / (2 r1) (e1 - e0) */
+        score__step_memo_init(&m_phi, score__phi1m1);
         for (size_t i = 0; i < n; i++) {
             double ia = 1.0 / a[i], ds = s[i] - sn[i];
-            double k = sn[i] / r2 * score__phi1m1(h[i]), kl = ds / (2.0 * r1);
+            double k = sn[i] / r2 * score__step_memo(&m_phi, h[i]), kl = ds / (2.0 * r1);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double y = (double)SCORE__CX(c)[q] * ia, e0v = e0[q];
@@ -217,14 +222,21 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
     double *a = st->dbl[R_A], *an = st->dbl[R_AN], *h = st->dbl[R_H];
     double *r1 = st->dbl[R_N1], *r2 = st->dbl[R_N2];
     int tgrid = SCORE__STEP_I64(st, SCORE_STEP_PARAM_SUBSTEP) == 1;
+    score__step_memo_slot m_exp, m_i0, m_i1, m_i2;
     int rc = endpoints(st, c);
     if (rc == SCORE_OK)
         rc = SCORE__R(score__step_x0)(st, c, c->t, SCORE__CX(c), D0);
     if (rc != SCORE_OK)
         return rc;
+    /* the per-row functions of h, evaluated once for the rows that share their argument */
+    score__step_memo_init(&m_exp, exp);
+    score__step_memo_init(&m_i0, score__expint_i0);
+    score__step_memo_init(&m_i1, score__expint_i1);
+    score__step_memo_init(&m_i2, score__expint_i2);
     if (order == 1) {
         for (size_t i = 0; i < n; i++) {
-            double ia = 1.0 / a[i], e = exp(-h[i]), i0 = score__expint_i0(h[i]);
+            double ia = 1.0 / a[i], e = score__step_memo(&m_exp, -h[i]);
+            double i0 = score__step_memo(&m_i0, h[i]);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double xv = (double)SCORE__CX(c)[q];
@@ -238,7 +250,8 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
         return rc;
     /* stage 1: y_1 = e^{-r1 h} y + I0(r1 h) D */
     for (size_t i = 0; i < n; i++) {
-        double rh = r1[i] * h[i], ia = 1.0 / a[i], e = exp(-rh), i0 = score__expint_i0(rh);
+        double rh = r1[i] * h[i], ia = 1.0 / a[i], e = score__step_memo(&m_exp, -rh);
+        double i0 = score__step_memo(&m_i0, rh);
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
             xu[q] = (score__real)(st->dbl[R_A1][i] *
@@ -250,8 +263,8 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
         return rc;
     if (order == 2) {
         for (size_t i = 0; i < n; i++) {
-            double ia = 1.0 / a[i], e = exp(-h[i]), i0 = score__expint_i0(h[i]);
-            double k = i0 / (2.0 * r1[i]);
+            double ia = 1.0 / a[i], e = score__step_memo(&m_exp, -h[i]);
+            double i0 = score__step_memo(&m_i0, h[i]), k = i0 / (2.0 * r1[i]);
             for (size_t j = 0; j < dim; j++) {
                 size_t q = i * dim + j;
                 double d0 = D0[q];
@@ -264,8 +277,8 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
     }
     /* stage 2: y_2 = e^{-r2 h} y + I0(r2 h) D + I1(r2 h) (D1 - D) / (r1 h) */
     for (size_t i = 0; i < n; i++) {
-        double rh = r2[i] * h[i], ia = 1.0 / a[i], e = exp(-rh), i0 = score__expint_i0(rh);
-        double k = score__expint_i1(rh) / (r1[i] * h[i]);
+        double rh = r2[i] * h[i], ia = 1.0 / a[i], e = score__step_memo(&m_exp, -rh);
+        double i0 = score__step_memo(&m_i0, rh), k = score__step_memo(&m_i1, rh) / (r1[i] * h[i]);
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
             double d0 = D0[q];
@@ -277,9 +290,9 @@ static int dpmpp_single(score_step *st, const score__step_call *c, int order)
     if (rc != SCORE_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        double hh = h[i], ia = 1.0 / a[i], e = exp(-hh), i0 = score__expint_i0(hh);
-        double i1 = score__expint_i1(hh), i2 = score__expint_i2(hh);
-        double u1 = r1[i] * hh, u2 = r2[i] * hh;
+        double hh = h[i], ia = 1.0 / a[i], e = score__step_memo(&m_exp, -hh);
+        double i0 = score__step_memo(&m_i0, hh), i1 = score__step_memo(&m_i1, hh);
+        double i2 = score__step_memo(&m_i2, hh), u1 = r1[i] * hh, u2 = r2[i] * hh;
         for (size_t j = 0; j < dim; j++) {
             size_t q = i * dim + j;
             double d0 = D0[q], y = e * (double)SCORE__CX(c)[q] * ia + i0 * d0;
@@ -364,6 +377,7 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
     /* start correction: kept result of the first call (hist_x[1]), corrected in the second */
     int start = !sde && order >= 2 &&
                 SCORE__STEP_I64(st, SCORE_STEP_PARAM_START_CORRECTION) == 1;
+    score__step_memo_slot m_exp, m_exp2, m_em1, m_em2, m_i0, m_i1, m_i2;
     int rc = endpoints(st, c);
     if (rc != SCORE_OK)
         return rc;
@@ -375,6 +389,14 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
         start_correction(st, c, D);
     if (sde && eta > 0.0)
         SCORE__R(score__step_noise)(c, 0, z);
+    /* the per-row functions of h, evaluated once for the rows that share a step size */
+    score__step_memo_init(&m_exp, exp);
+    score__step_memo_init(&m_exp2, exp);
+    score__step_memo_init(&m_em1, expm1);
+    score__step_memo_init(&m_em2, expm1);
+    score__step_memo_init(&m_i0, score__expint_i0);
+    score__step_memo_init(&m_i1, score__expint_i1);
+    score__step_memo_init(&m_i2, score__expint_i2);
     for (size_t i = 0; i < n; i++) {
         double hh = h[i], ia = 1.0 / a[i];
         int eff = order < avail + 1 ? order : avail + 1;
@@ -394,9 +416,10 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
         }
         if (sde) {
             /* k-diffusion's dpmpp_2m_sde, midpoint form */
-            double decay = exp(-hh) * exp(-eta * hh);
-            double cd = -expm1(-(1.0 + eta) * hh);
-            double amp = sn[i] * sqrt(fmax(-expm1(-2.0 * eta * hh), 0.0)) * snoise;
+            double decay = score__step_memo(&m_exp, -hh) * score__step_memo(&m_exp2, -eta * hh);
+            double cd = -score__step_memo(&m_em1, -(1.0 + eta) * hh);
+            double amp = sn[i] * sqrt(fmax(-score__step_memo(&m_em2, -2.0 * eta * hh), 0.0)) *
+                         snoise;
             double c1 = eff >= 2 ? 0.5 * cd * hh / h0 : 0.0;
             for (size_t j = 0; j < dim; j++) {
                 double dv = dr[j];
@@ -409,7 +432,8 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
             }
         } else if (kind == SCORE_STEP_DPMPP_2M && eff >= 2) {
             /* published 2M: D~ = D + (h / (2 h0)) (D - D1) */
-            double ratio = exp(-hh), i0 = score__expint_i0(hh), k = 0.5 * hh / h0;
+            double ratio = score__step_memo(&m_exp, -hh), i0 = score__step_memo(&m_i0, hh);
+            double k = 0.5 * hh / h0;
             for (size_t j = 0; j < dim; j++) {
                 double dv = dr[j];
                 double y = ratio * (double)xr[j] * ia + i0 * (dv + k * (dv - (double)d1[j]));
@@ -418,9 +442,9 @@ int SCORE__R(score__step_dpmpp_multi)(score_step *st, const score__step_call *c)
         } else {
             /* exponential integrator with the Taylor terms of the interpolant of D; the
              * published 3M form weights the second-difference term by I2 instead of 2 I2 */
-            double ratio = exp(-hh), i0 = score__expint_i0(hh);
-            double i1 = eff >= 2 ? score__expint_i1(hh) : 0.0;
-            double i2 = eff >= 3 ? score__expint_i2(hh) : 0.0;
+            double ratio = score__step_memo(&m_exp, -hh), i0 = score__step_memo(&m_i0, hh);
+            double i1 = eff >= 2 ? score__step_memo(&m_i1, hh) : 0.0;
+            double i2 = eff >= 3 ? score__step_memo(&m_i2, hh) : 0.0;
             if (SCORE__STEP_I64(st, SCORE_STEP_PARAM_DPMPP_3M_FORM) == 1)
                 i2 *= 0.5;
             for (size_t j = 0; j < dim; j++) {

@@ -216,13 +216,19 @@ int score__step_endpoints(score_step *st, const score__step_call *c)
         rc = score__step_alpha_sigma(c, c->n, c->tn, st->dbl[SCORE__EP_AN], st->dbl[SCORE__EP_SGN]);
     if (rc != SCORE_OK)
         return rc;
-    for (size_t i = 0; i < c->n; i++) {
-        double s = st->dbl[SCORE__EP_SG][i] / st->dbl[SCORE__EP_A][i];
-        double sn = st->dbl[SCORE__EP_SGN][i] / st->dbl[SCORE__EP_AN][i];
-        st->dbl[SCORE__EP_S][i] = s;
-        st->dbl[SCORE__EP_SN][i] = sn;
-        st->dbl[SCORE__EP_LAM][i] = -log(s);
-        st->dbl[SCORE__EP_H][i] = log(s) - log(sn);
+    {
+        score__step_memo_slot ls, lsn; /* log s, log sn: shared by rows at the same times */
+        score__step_memo_init(&ls, log);
+        score__step_memo_init(&lsn, log);
+        for (size_t i = 0; i < c->n; i++) {
+            double s = st->dbl[SCORE__EP_SG][i] / st->dbl[SCORE__EP_A][i];
+            double sn = st->dbl[SCORE__EP_SGN][i] / st->dbl[SCORE__EP_AN][i];
+            double l = score__step_memo(&ls, s);
+            st->dbl[SCORE__EP_S][i] = s;
+            st->dbl[SCORE__EP_SN][i] = sn;
+            st->dbl[SCORE__EP_LAM][i] = -l;
+            st->dbl[SCORE__EP_H][i] = l - score__step_memo(&lsn, sn);
+        }
     }
     return SCORE_OK;
 }

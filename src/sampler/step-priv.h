@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "adapt-priv.h"
 #include "core/core-priv.h"
@@ -255,5 +256,38 @@ double score__expint_i0(double h);
 double score__expint_i1(double h);
 double score__expint_i2(double h);
 double score__phi1m1(double z);
+
+/* A one-entry cache of a scalar function of one double for the per-row loops of the steps:
+ * the rows of a driver's call share their times, so the per-row coefficients (exp, log,
+ * the expint functions: about 0.2 ms per step of 10 000 rows, 3% of a DPM-Solver++(2M) run of
+ * a small MLP) would be computed n times from the same argument. score__step_memo() returns the previous value when
+ * the argument has the bits of the previous call's, else calls f: the results are those of
+ * calling f every time. Lives on the caller's stack for one loop (no shared state). */
+typedef struct score__step_memo_slot {
+    double (*f)(double);
+    uint64_t bits;
+    double val;
+    int valid;
+} score__step_memo_slot;
+
+static inline void score__step_memo_init(score__step_memo_slot *m, double (*f)(double))
+{
+    m->f = f;
+    m->bits = 0;
+    m->val = 0.0;
+    m->valid = 0;
+}
+
+static inline double score__step_memo(score__step_memo_slot *m, double x)
+{
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    if (!m->valid || b != m->bits) {
+        m->val = m->f(x);
+        m->bits = b;
+        m->valid = 1;
+    }
+    return m->val;
+}
 
 #endif /* LIBSCORE_STEP_PRIV_H */
