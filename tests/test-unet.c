@@ -164,7 +164,7 @@ static void conv3_bwd(layer_case *lc, const float *th, const float *x, const flo
 static void conv1_fwd(layer_case *lc, const float *th, const float *x, float *y)
 {
     size_t *d = lc->dims;
-    score__unet_conv1_forward(d[0], d[1], d[2], d[3], th, th + d[2] * d[1], x, y, 0);
+    score__unet_conv1_forward(d[0], d[1], d[2], d[3], th, th + d[2] * d[1], x, y, 0, lc->col);
 }
 
 static void conv1_bwd(layer_case *lc, const float *th, const float *x, const float *gy,
@@ -172,7 +172,7 @@ static void conv1_bwd(layer_case *lc, const float *th, const float *x, const flo
 {
     size_t *d = lc->dims;
     score__unet_conv1_backward(d[0], d[1], d[2], d[3], th, x, gy, gth, gth + d[2] * d[1], gx,
-                               lc->dbl);
+                               lc->col, lc->dbl);
 }
 
 static void dense_fwd(layer_case *lc, const float *th, const float *x, float *y)
@@ -309,14 +309,14 @@ static void res_init(layer_case *lc, float *th)
 
 static void attn_fwd(layer_case *lc, const float *th, const float *x, float *y)
 {
-    score__unet_attn_forward(lc->layout, lc->dims[0], th, x, y, lc->cache, lc->dbl);
+    score__unet_attn_forward(lc->layout, lc->dims[0], th, x, y, lc->cache, lc->dbl, lc->col);
 }
 
 static void attn_bwd(layer_case *lc, const float *th, const float *x, const float *gy,
                      float *gth, float *gx)
 {
     score__unet_attn_backward(lc->layout, lc->dims[0], th, x, lc->cache, lc->dbl, gy, gth, gx,
-                              lc->scratch);
+                              lc->scratch, lc->col);
 }
 
 static void attn_init(layer_case *lc, float *th)
@@ -359,7 +359,7 @@ START_TEST(conv3_forward_reference)
                w = shapes[si][4], hw = h * w;
         float *x = malloc(n * ci * hw * sizeof *x), *wt = malloc(co * ci * 9 * sizeof *wt);
         float *b = malloc(co * sizeof *b), *y = malloc(n * co * hw * sizeof *y);
-        float *col = malloc(ci * 9 * hw * sizeof *col);
+        float *col = malloc(score__unet_conv3_scratch_floats(ci, co, hw) * sizeof *col);
         fill(&seed, n * ci * hw, 1.0f, x);
         fill(&seed, co * ci * 9, 1.0f, wt);
         fill(&seed, co, 1.0f, b);
@@ -505,7 +505,7 @@ START_TEST(grad_conv3)
         memcpy(lc.dims, s, 5 * sizeof *s);
         lc.fwd = conv3_fwd;
         lc.bwd = conv3_bwd;
-        lc.col = malloc(s[1] * 9 * hw * sizeof *lc.col);
+        lc.col = malloc(score__unet_conv3_scratch_floats(s[1], s[2], hw) * sizeof *lc.col);
         lc.dbl = malloc(s[2] * sizeof *lc.dbl);
         check_case(&lc, 21 + (unsigned)si);
         free_case(&lc);
@@ -519,6 +519,7 @@ START_TEST(grad_conv1_dense)
     lc.dims[0] = 2, lc.dims[1] = 3, lc.dims[2] = 5, lc.dims[3] = 7;
     lc.fwd = conv1_fwd;
     lc.bwd = conv1_bwd;
+    lc.col = malloc(score__unet_conv1_scratch_floats(3, 5, 7) * sizeof *lc.col);
     lc.dbl = malloc(5 * sizeof *lc.dbl);
     check_case(&lc, 31);
     free_case(&lc);
@@ -617,6 +618,7 @@ START_TEST(grad_attention)
     lc.cache = malloc(score__unet_attn_cache_floats(&a, n) * sizeof *lc.cache);
     lc.scratch = malloc(score__unet_attn_scratch_floats(&a, n) * sizeof *lc.scratch);
     lc.dbl = malloc(score__unet_attn_dbl(&a, n) * sizeof *lc.dbl);
+    lc.col = malloc(score__unet_attn_col_floats(&a) * sizeof *lc.col);
     lc.pscale = 0.8f; /* attention weights far from uniform */
     check_case(&lc, 71);
     free_case(&lc);

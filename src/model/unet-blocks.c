@@ -67,7 +67,8 @@ size_t score__unet_res_layout(score__unet_res *r, size_t ci, size_t co, size_t h
     return o;
 }
 
-/* Cache: a1, s1 [n, ci, hw]; h1, a2, s2 [n, co, hw]; t [n, co]. */
+/* Cache: d1, s1 [n, ci, hw]; h1, d2, s2 [n, co, hw]; t [n, co] (d1, d2: silu' at the GroupNorm
+ * outputs a1, a2; s1, s2: silu(a1), silu(a2)). */
 size_t score__unet_res_cache_floats(const score__unet_res *r, size_t n)
 {
     size_t hw = r->h * r->w;
@@ -82,7 +83,10 @@ size_t score__unet_res_scratch_floats(const score__unet_res *r, size_t n)
 
 size_t score__unet_res_col_floats(const score__unet_res *r)
 {
-    return max2(r->ci, r->co) * 9 * r->h * r->w;
+    size_t hw = r->h * r->w;
+    size_t c = max2(score__unet_conv3_scratch_floats(r->ci, r->co, hw),
+                    score__unet_conv3_scratch_floats(r->co, r->co, hw));
+    return max2(c, score__unet_conv1_scratch_floats(r->ci, r->co, hw));
 }
 
 /* Doubles: GN_1 and GN_2 statistics, then bias sums. */
@@ -96,12 +100,13 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
                              double *dbl, float *col)
 {
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
-    float *a1 = cache, *s1 = a1 + n * ci * hw, *h1 = s1 + n * ci * hw, *a2 = h1 + n * co * hw;
-    float *s2 = a2 + n * co * hw, *t = s2 + n * co * hw;
+    float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw, *d2 = h1 + n * co * hw;
+    float *s2 = d2 + n * co * hw, *t = s2 + n * co * hw;
     double *st1 = dbl, *st2 = dbl + 2 * n * r->g1;
 
-    score__unet_gn_forward(n, ci, hw, r->g1, theta + r->gn1_g, theta + r->gn1_b, x, a1, st1);
-    score__unet_silu_forward(n * ci * hw, a1, s1);
+    /* a1 into s1, then s1 = silu(a1) and d1 = silu'(a1) in place */
+    score__unet_gn_forward(n, ci, hw, r->g1, theta + r->gn1_g, theta + r->gn1_b, x, s1, st1);
+    score__bias_act_inplace(1, n * ci * hw, s1, NULL, SCORE__ACT_SILU, NULL, d1);
     score__unet_conv3_forward(n, ci, co, r->h, r->w, theta + r->c1_w, theta + r->c1_b, s1, h1,
                               0, col);
     if (r->ne > 0) {
@@ -114,14 +119,15 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
                     p[j] += tk;
             }
     }
-    score__unet_gn_forward(n, co, hw, r->g2, theta + r->gn2_g, theta + r->gn2_b, h1, a2, st2);
-    score__unet_silu_forward(n * co * hw, a2, s2);
+    score__unet_gn_forward(n, co, hw, r->g2, theta + r->gn2_g, theta + r->gn2_b, h1, s2, st2);
+    score__bias_act_inplace(1, n * co * hw, s2, NULL, SCORE__ACT_SILU, NULL, d2);
     score__unet_conv3_forward(n, co, co, r->h, r->w, theta + r->c2_w, theta + r->c2_b, s2, y, 0,
                               col);
     if (ci == co)
         score__saxpy(n * co * hw, 1.0f, x, y);
     else
-        score__unet_conv1_forward(n, ci, co, hw, theta + r->sk_w, theta + r->sk_b, x, y, 1);
+        score__unet_conv1_forward(n, ci, co, hw, theta + r->sk_w, theta + r->sk_b, x, y, 1,
+                                  col);
     scale_to(n * co * hw, INV_SQRT2, y, y);
 }
 
@@ -131,8 +137,8 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               float *scratch, float *col)
 {
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
-    const float *a1 = cache, *s1 = a1 + n * ci * hw, *h1 = s1 + n * ci * hw;
-    const float *a2 = h1 + n * co * hw, *s2 = a2 + n * co * hw;
+    const float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw;
+    const float *d2 = h1 + n * co * hw, *s2 = d2 + n * co * hw;
     const double *st1 = dbl, *st2 = dbl + 2 * n * r->g1;
     double *dsum = dbl + 2 * n * (r->g1 + r->g2);
     float *A = scratch, *B = A + n * max2(ci, co) * hw, *gt = B + n * max2(ci, co) * hw;
@@ -144,13 +150,12 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
             score__saxpy(n * co * hw, 1.0f, A, gx);
     } else {
         score__unet_conv1_backward(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
-                                   grad + r->sk_b, gx, dsum);
+                                   grad + r->sk_b, gx, col, dsum);
     }
     zero(n * co * hw, B); /* B = dL/ds2 */
     score__unet_conv3_backward(n, co, co, r->h, r->w, theta + r->c2_w, s2, A, grad + r->c2_w,
                                grad + r->c2_b, B, col, dsum);
-    zero(n * co * hw, A); /* A = dL/da2 */
-    score__unet_silu_backward(n * co * hw, a2, B, A);
+    score__mul(n * co * hw, B, d2, A); /* A = dL/da2 */
     zero(n * co * hw, B); /* B = dL/dh1 */
     score__unet_gn_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, A, grad + r->gn2_g,
                             grad + r->gn2_b, B);
@@ -169,8 +174,7 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
     zero(n * ci * hw, A); /* A = dL/ds1 */
     score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, B, grad + r->c1_w,
                                grad + r->c1_b, A, col, dsum);
-    zero(n * ci * hw, B); /* B = dL/da1 */
-    score__unet_silu_backward(n * ci * hw, a1, A, B);
+    score__mul(n * ci * hw, A, d1, B); /* B = dL/da1 */
     score__unet_gn_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, grad + r->gn1_g,
                             grad + r->gn1_b, gx);
 }
@@ -224,6 +228,11 @@ size_t score__unet_attn_dbl(const score__unet_attn *a, size_t n)
     return 2 * n * a->g + a->c;
 }
 
+size_t score__unet_attn_col_floats(const score__unet_attn *a)
+{
+    return score__unet_conv1_scratch_floats(a->c, a->c, a->hw);
+}
+
 /* Row-wise softmax of a p x p matrix in place (max subtracted, sum in double). */
 static void softmax_rows(size_t p, float *S)
 {
@@ -244,7 +253,7 @@ static void softmax_rows(size_t p, float *S)
 }
 
 void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *theta,
-                              const float *x, float *y, float *cache, double *dbl)
+                              const float *x, float *y, float *cache, double *dbl, float *col)
 {
     size_t c = a->c, p = a->hw, cp = c * p;
     float *an = cache, *q = an + n * cp, *k = q + n * cp, *v = k + n * cp, *o = v + n * cp;
@@ -252,9 +261,9 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
     float scale = (float)(1.0 / sqrt((double)c));
 
     score__unet_gn_forward(n, c, p, a->g, theta + a->gn_g, theta + a->gn_b, x, an, dbl);
-    score__unet_conv1_forward(n, c, c, p, theta + a->q_w, theta + a->q_b, an, q, 0);
-    score__unet_conv1_forward(n, c, c, p, theta + a->k_w, theta + a->k_b, an, k, 0);
-    score__unet_conv1_forward(n, c, c, p, theta + a->v_w, theta + a->v_b, an, v, 0);
+    score__unet_conv1_forward(n, c, c, p, theta + a->q_w, theta + a->q_b, an, q, 0, col);
+    score__unet_conv1_forward(n, c, c, p, theta + a->k_w, theta + a->k_b, an, k, 0, col);
+    score__unet_conv1_forward(n, c, c, p, theta + a->v_w, theta + a->v_b, an, v, 0, col);
     for (size_t i = 0; i < n; i++) {
         float *Wi = W + i * p * p;
         /* S[i, j] = q_i . k_j / sqrt(c): q^T k of the c x p matrices */
@@ -263,14 +272,15 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
         /* o[:, i] = sum_j W[i, j] v[:, j]: o = v W^T */
         score__sgemm(0, 1, c, p, p, 1.0f, v + i * cp, p, Wi, p, 0.0f, o + i * cp, p);
     }
-    score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0);
+    score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0, col);
     score__saxpy(n * cp, 1.0f, x, y);
     scale_to(n * cp, INV_SQRT2, y, y);
 }
 
 void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
                                const float *x, const float *cache, double *dbl,
-                               const float *gy, float *grad, float *gx, float *scratch)
+                               const float *gy, float *grad, float *gx, float *scratch,
+                               float *col)
 {
     size_t c = a->c, p = a->hw, cp = c * p;
     const float *an = cache, *q = an + n * cp, *k = q + n * cp, *v = k + n * cp;
@@ -285,7 +295,7 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
         score__saxpy(n * cp, 1.0f, g, gx);
     zero(n * cp, go);
     score__unet_conv1_backward(n, c, c, p, theta + a->o_w, o, g, grad + a->o_w, grad + a->o_b,
-                               go, dsum);
+                               go, col, dsum);
     for (size_t i = 0; i < n; i++) {
         const float *Wi = W + i * p * p, *goi = go + i * cp;
         /* dW[i, j] = go[:, i] . v[:, j]; dv = go W */
@@ -308,11 +318,11 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
     }
     zero(n * cp, ga);
     score__unet_conv1_backward(n, c, c, p, theta + a->q_w, an, gq, grad + a->q_w, grad + a->q_b,
-                               ga, dsum);
+                               ga, col, dsum);
     score__unet_conv1_backward(n, c, c, p, theta + a->k_w, an, gk, grad + a->k_w, grad + a->k_b,
-                               ga, dsum);
+                               ga, col, dsum);
     score__unet_conv1_backward(n, c, c, p, theta + a->v_w, an, gv, grad + a->v_w, grad + a->v_b,
-                               ga, dsum);
+                               ga, col, dsum);
     score__unet_gn_backward(n, c, p, a->g, theta + a->gn_g, x, dbl, ga, grad + a->gn_g,
                             grad + a->gn_b, gx);
 }

@@ -1,28 +1,71 @@
 /* Layers of the U-Net (see unet-priv.h for the conventions): convolutions and dense layers as
  * GEMMs through the kernel layer, GroupNorm, SiLU, resampling and concatenation.
  *
- * A 3x3 convolution of one image is one GEMM over its im2col matrix: with col the
- * (ci * 9) x (h * w) matrix of shifted input planes, y = W col + b, where W is the weight
- * [co, ci, 3, 3] read as a co x (ci * 9) row-major matrix. Its backward is two more GEMMs:
- * dW += gy col^T and dcol = W^T gy, then col2im (the adjoint of im2col) adds dcol into dx. The
- * images of a batch are processed one after the other (the GEMM's N dimension is h * w), so an
- * image's result does not depend on the batch it is in. */
+ * A 3x3 convolution is a GEMM over an im2col matrix: with col the (ci * 9) x (pixels) matrix
+ * of shifted input planes, y = W col + b, where W is the weight [co, ci, 3, 3] read as a
+ * co x (ci * 9) row-major matrix. Its backward is two more GEMMs: dW += gy col^T and
+ * dcol = W^T gy, then col2im (the adjoint of im2col) adds dcol into dx.
+ *
+ * The forward runs image by image: an image's values must not depend on the other images of
+ * its call (see unet.c), and a BLAS rounds a column of a product according to where it falls
+ * in the product (measured with OpenBLAS 0.3.21's Haswell kernels: the same image's columns at
+ * columns 384 .. 511 of a 512-column product get other bits than at columns 0 .. 63, even with
+ * the same shape), so every image gets its own product of a fixed shape.
+ *
+ * The backward's products run over panels of score__unet_panel(hw) images: the columns of
+ * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
+ * the small planes of the lower levels (4 x 4, 2 x 2) still give products of hundreds of
+ * columns (and weight gradients of hundreds of terms per GEMM call) and the weight is packed
+ * once per panel, not once per image. Images are stored in NCHW order, so the panels are
+ * gathered (im2col writes straight into the panel's columns) and input gradients scattered
+ * back. Its results are sums over the images of a block anyway, whose composition the model
+ * fixes (unet.c), so the thread count does not change them. */
 #include <math.h>
 #include <string.h>
 
 #include "kernel/kernel-priv.h"
 #include "unet-priv.h"
 
+/* Columns of a panel's matrices are a multiple of this (aligned rows). */
+#define PANEL_ALIGN 32
+/* Pixels of a panel: more images only while their pixels stay below this. */
+#define PANEL_PIXELS 512
+#define PANEL_MAX 8
+
+size_t score__unet_panel(size_t hw)
+{
+    size_t p = PANEL_MAX;
+    while (p > 1 && p * hw > PANEL_PIXELS)
+        p /= 2;
+    return p;
+}
+
+size_t score__unet_panel_ld(size_t hw)
+{
+    size_t c = score__unet_panel(hw) * hw;
+    return (c + PANEL_ALIGN - 1) / PANEL_ALIGN * PANEL_ALIGN;
+}
+
+size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)
+{
+    return (9 * ci + co) * score__unet_panel_ld(hw); /* the backward's; the forward: 9 ci hw */
+}
+
+size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw)
+{
+    return (2 * ci + co) * score__unet_panel_ld(hw);
+}
+
 /* ---- im2col ------------------------------------------------------------------------------ */
 
-/* Valid output columns [lo, hi) for tap dx (input column px + dx - 1 inside 0 .. w - 1). */
+/* Valid output positions [lo, hi) for tap d (input position p + d - 1 inside 0 .. len - 1). */
 static void tap_range(size_t d, size_t len, size_t *lo, size_t *hi)
 {
     *lo = d == 0 ? 1 : 0;
     *hi = d == 2 ? len - 1 : len; /* len = 1: empty for d != 1 */
 }
 
-void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col)
+void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col, size_t ld)
 {
     size_t hw = h * w;
     for (size_t k = 0; k < c; k++) {
@@ -31,28 +74,39 @@ void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col
             size_t ylo, yhi;
             tap_range(dy, h, &ylo, &yhi);
             for (size_t dx = 0; dx < 3; dx++) {
-                size_t xlo, xhi;
-                tap_range(dx, w, &xlo, &xhi);
-                float *row = col + (k * 9 + dy * 3 + dx) * hw;
-                for (size_t py = 0; py < h; py++) {
-                    float *dst = row + py * w;
-                    if (py < ylo || py >= yhi || xlo >= xhi) {
-                        memset(dst, 0, w * sizeof *dst);
-                        continue;
-                    }
-                    const float *src = plane + (py + dy - 1) * w;
-                    for (size_t px = 0; px < xlo; px++)
-                        dst[px] = 0.0f;
-                    memcpy(dst + xlo, src + xlo + dx - 1, (xhi - xlo) * sizeof *dst);
-                    for (size_t px = xhi; px < w; px++)
-                        dst[px] = 0.0f;
+                float *row = col + (k * 9 + dy * 3 + dx) * ld;
+                if (ylo >= yhi || (w == 1 && dx != 1)) {
+                    memset(row, 0, hw * sizeof *row);
+                    continue;
+                }
+                if (ylo > 0)
+                    memset(row, 0, w * sizeof *row);
+                if (yhi < h)
+                    memset(row + (h - 1) * w, 0, w * sizeof *row);
+                /* rows ylo .. yhi - 1 read input rows ylo + dy - 1 ..: one shifted copy of
+                 * the block, then the column that fell outside zeroed per row */
+                const float *src = plane + (ylo + dy - 1) * w + dx - 1;
+                float *dst = row + ylo * w;
+                size_t len = (yhi - ylo) * w;
+                if (dx == 0) {
+                    /* dst[0] reads before the block: start one later */
+                    memcpy(dst + 1, src + 1, (len - 1) * sizeof *dst);
+                    for (size_t py = 0; py < yhi - ylo; py++)
+                        dst[py * w] = 0.0f;
+                } else if (dx == 2) {
+                    memcpy(dst, src, (len - 1) * sizeof *dst);
+                    for (size_t py = 0; py < yhi - ylo; py++)
+                        dst[py * w + w - 1] = 0.0f;
+                } else {
+                    memcpy(dst, src, len * sizeof *dst);
                 }
             }
         }
     }
 }
 
-void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, float *gx)
+void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size_t ld,
+                            float *gx)
 {
     size_t hw = h * w;
     for (size_t k = 0; k < c; k++) {
@@ -63,7 +117,7 @@ void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, floa
             for (size_t dx = 0; dx < 3; dx++) {
                 size_t xlo, xhi;
                 tap_range(dx, w, &xlo, &xhi);
-                const float *row = col + (k * 9 + dy * 3 + dx) * hw;
+                const float *row = col + (k * 9 + dy * 3 + dx) * ld;
                 for (size_t py = ylo; py < yhi; py++) {
                     const float *src = row + py * w;
                     float *dst = plane + (py + dy - 1) * w + dx - 1;
@@ -75,7 +129,61 @@ void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, floa
     }
 }
 
-/* ---- Bias helpers ------------------------------------------------------------------------ */
+/* ---- Panels ------------------------------------------------------------------------------ */
+
+/* Sum of m floats in double: eight interleaved partial sums (a vector of doubles), added in a
+ * fixed order at the end; the tail goes into the first. Depends on the values only. */
+SCORE__VEC_CLONES
+static double sum_f(size_t m, const float *x)
+{
+    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (size_t l = 0; l < 8; l++)
+            s[l] += (double)x[j + l];
+    for (; j < m; j++)
+        s[0] += (double)x[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* The same for sum (x - mean)^2. */
+SCORE__VEC_CLONES
+static double sqdev_f(size_t m, const float *x, double mean)
+{
+    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (size_t l = 0; l < 8; l++) {
+            double d = (double)x[j + l] - mean;
+            s[l] += d * d;
+        }
+    for (; j < m; j++) {
+        double d = (double)x[j] - mean;
+        s[0] += d * d;
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* p[k * ld + j * hw + q] = x[(j * c + k) * hw + q] for np images of c planes of hw. */
+static void gather(size_t np, size_t c, size_t hw, const float *x, float *p, size_t ld)
+{
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < c; k++)
+            memcpy(p + k * ld + j * hw, x + (j * c + k) * hw, hw * sizeof *p);
+}
+
+/* The inverse of gather, added: y[(j * c + k) * hw + q] += p[k * ld + j * hw + q]. */
+SCORE__VEC_CLONES
+static void scatter_acc(size_t np, size_t c, size_t hw, const float *p, size_t ld, float *y)
+{
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < c; k++) {
+            const float *src = p + k * ld + j * hw;
+            float *dst = y + (j * c + k) * hw;
+            for (size_t q = 0; q < hw; q++)
+                dst[q] += src[q];
+        }
+}
 
 /* y[k, :] += b[k] for co planes of hw values. */
 static void add_plane_bias(size_t co, size_t hw, const float *b, float *y)
@@ -88,29 +196,24 @@ static void add_plane_bias(size_t co, size_t hw, const float *b, float *y)
     }
 }
 
-/* dsum[k] += sum of plane k of gy (in double, pixel order). */
+/* dsum[k] += sum of plane k of gy (in double) for co planes of hw. */
 static void plane_sums(size_t co, size_t hw, const float *gy, double *dsum)
 {
-    for (size_t k = 0; k < co; k++) {
-        const float *p = gy + k * hw;
-        double s = 0.0;
-        for (size_t j = 0; j < hw; j++)
-            s += p[j];
-        dsum[k] += s;
-    }
+    for (size_t k = 0; k < co; k++)
+        dsum[k] += sum_f(hw, gy + k * hw);
 }
 
 /* ---- Convolutions ------------------------------------------------------------------------ */
 
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
-                               int acc, float *col)
+                               int acc, float *scratch)
 {
     size_t hw = h * w, kk = ci * 9;
     for (size_t i = 0; i < n; i++) {
         float *yi = y + i * co * hw;
-        score__unet_im2col(ci, h, w, x + i * ci * hw, col);
-        score__sgemm(0, 0, co, hw, kk, 1.0f, wt, kk, col, hw, acc ? 1.0f : 0.0f, yi, hw);
+        score__unet_im2col(ci, h, w, x + i * ci * hw, scratch, hw);
+        score__sgemm(0, 0, co, hw, kk, 1.0f, wt, kk, scratch, hw, acc ? 1.0f : 0.0f, yi, hw);
         if (b != NULL)
             add_plane_bias(co, hw, b, yi);
     }
@@ -118,21 +221,27 @@ void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t 
 
 void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *x, const float *gy, float *gw,
-                                float *gb, float *gx, float *col, double *dsum)
+                                float *gb, float *gx, float *scratch, double *dsum)
 {
-    size_t hw = h * w, kk = ci * 9;
+    size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
+    float *col = scratch, *gp = col + kk * ld;
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             dsum[k] = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const float *gyi = gy + i * co * hw;
-        score__unet_im2col(ci, h, w, x + i * ci * hw, col);
-        score__sgemm(0, 1, co, kk, hw, 1.0f, gyi, hw, col, hw, 1.0f, gw, kk);
+    for (size_t i0 = 0; i0 < n; i0 += P) {
+        size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
+        const float *gyi = gy + i0 * co * hw;
+        for (size_t j = 0; j < np; j++)
+            score__unet_im2col(ci, h, w, x + (i0 + j) * ci * hw, col + j * hw, ld);
+        gather(np, co, hw, gyi, gp, ld);
+        score__sgemm(0, 1, co, kk, nc, 1.0f, gp, ld, col, ld, 1.0f, gw, kk);
         if (gb != NULL)
-            plane_sums(co, hw, gyi, dsum);
+            for (size_t j = 0; j < np; j++)
+                plane_sums(co, hw, gyi + j * co * hw, dsum);
         if (gx != NULL) {
-            score__sgemm(1, 0, kk, hw, co, 1.0f, wt, kk, gyi, hw, 0.0f, col, hw);
-            score__unet_col2im_acc(ci, h, w, col, gx + i * ci * hw);
+            score__sgemm(1, 0, kk, nc, co, 1.0f, wt, kk, gp, ld, 0.0f, col, ld);
+            for (size_t j = 0; j < np; j++)
+                score__unet_col2im_acc(ci, h, w, col + j * hw, ld, gx + (i0 + j) * ci * hw);
         }
     }
     if (gb != NULL)
@@ -141,8 +250,10 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
 }
 
 void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
-                               const float *b, const float *x, float *y, int acc)
+                               const float *b, const float *x, float *y, int acc,
+                               float *scratch)
 {
+    (void)scratch;
     for (size_t i = 0; i < n; i++) {
         float *yi = y + i * co * hw;
         score__sgemm(0, 0, co, hw, ci, 1.0f, wt, ci, x + i * ci * hw, hw, acc ? 1.0f : 0.0f,
@@ -154,18 +265,26 @@ void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const 
 
 void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
-                                float *gx, double *dsum)
+                                float *gx, float *scratch, double *dsum)
 {
+    size_t P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
+    float *xp = scratch, *gp = xp + ci * ld, *gxp = gp + co * ld;
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             dsum[k] = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const float *gyi = gy + i * co * hw;
-        score__sgemm(0, 1, co, ci, hw, 1.0f, gyi, hw, x + i * ci * hw, hw, 1.0f, gw, ci);
+    for (size_t i0 = 0; i0 < n; i0 += P) {
+        size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
+        const float *gyi = gy + i0 * co * hw;
+        gather(np, ci, hw, x + i0 * ci * hw, xp, ld);
+        gather(np, co, hw, gyi, gp, ld);
+        score__sgemm(0, 1, co, ci, nc, 1.0f, gp, ld, xp, ld, 1.0f, gw, ci);
         if (gb != NULL)
-            plane_sums(co, hw, gyi, dsum);
-        if (gx != NULL)
-            score__sgemm(1, 0, ci, hw, co, 1.0f, wt, ci, gyi, hw, 1.0f, gx + i * ci * hw, hw);
+            for (size_t j = 0; j < np; j++)
+                plane_sums(co, hw, gyi + j * co * hw, dsum);
+        if (gx != NULL) {
+            score__sgemm(1, 0, ci, nc, co, 1.0f, wt, ci, gp, ld, 0.0f, gxp, ld);
+            scatter_acc(np, ci, hw, gxp, ld, gx + i0 * ci * hw);
+        }
     }
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
@@ -174,11 +293,16 @@ void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const
 
 /* Row by row (one matrix-vector product of a fixed shape each): a BLAS rounds a row of a GEMM
  * according to where it falls in the product's row blocking, and a row's result must not
- * depend on the other rows of its call. */
+ * depend on the other rows of its call. A row equal to the previous one bit for bit (the
+ * embedding of every row of a sampler's step) gets a copy of its output: the same bits. */
 void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt, const float *b,
                                const float *x, float *y, int acc)
 {
     for (size_t r = 0; r < n; r++) {
+        if (!acc && r > 0 && memcmp(x + r * in, x + (r - 1) * in, in * sizeof *x) == 0) {
+            memcpy(y + r * out, y + (r - 1) * out, out * sizeof *y);
+            continue;
+        }
         score__sgemv(0, out, in, 1.0f, wt, in, x + r * in, acc ? 1.0f : 0.0f, y + r * out);
         if (b != NULL)
             score__saxpy(out, 1.0f, b, y + r * out);
@@ -206,25 +330,54 @@ void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float
         for (size_t q = 0; q < g; q++) {
             size_t base = i * c * hw + q * m;
             const float *xs = x + base;
-            double s = 0.0;
-            for (size_t j = 0; j < m; j++)
-                s += xs[j];
-            double mean = s / (double)m, v = 0.0;
-            for (size_t j = 0; j < m; j++) {
-                double d = xs[j] - mean;
-                v += d * d;
-            }
-            double rstd = 1.0 / sqrt(v / (double)m + SCORE__UNET_GN_EPS);
+            double mean = sum_f(m, xs) / (double)m;
+            double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
             stats[2 * (i * g + q)] = mean;
             stats[2 * (i * g + q) + 1] = rstd;
             for (size_t kc = 0; kc < cg; kc++) {
                 size_t k = q * cg + kc;
                 const float *xp = xs + kc * hw;
                 float *yp = y + base + kc * hw;
+                float gk = gamma[k], bk = beta[k];
                 for (size_t j = 0; j < hw; j++)
-                    yp[j] = (float)((xp[j] - mean) * rstd) * gamma[k] + beta[k];
+                    yp[j] = (float)((xp[j] - mean) * rstd) * gk + bk;
             }
         }
+    }
+}
+
+/* sums of gp and of gp * (xp - mean) * rstd over m values, in double, eight interleaved
+ * partial sums each (as sum_f). */
+SCORE__VEC_CLONES
+static void gn_sums(size_t m, const float *xp, const float *gp, double mean, double rstd,
+                    double *sg_out, double *sgx_out)
+{
+    double sg[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    double sgx[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (size_t l = 0; l < 8; l++) {
+            double xh = ((double)xp[j + l] - mean) * rstd, gv = (double)gp[j + l];
+            sg[l] += gv;
+            sgx[l] += gv * xh;
+        }
+    for (; j < m; j++) {
+        double xh = ((double)xp[j] - mean) * rstd, gv = (double)gp[j];
+        sg[0] += gv;
+        sgx[0] += gv * xh;
+    }
+    *sg_out = ((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]));
+    *sgx_out = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
+}
+
+/* dp += rstd * (gp * gamma - a1 - (xp - mean) * rstd * a2), in double, over m values. */
+SCORE__VEC_CLONES
+static void gn_input_grad(size_t m, const float *xp, const float *gp, double mean, double rstd,
+                          double gk, double a1, double a2, float *dp)
+{
+    for (size_t j = 0; j < m; j++) {
+        double xh = ((double)xp[j] - mean) * rstd;
+        dp[j] += (float)(rstd * ((double)gp[j] * gk - a1 - xh * a2));
     }
 }
 
@@ -240,13 +393,8 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
             double s1 = 0.0, s2 = 0.0; /* sums of gxhat and gxhat * xhat over the group */
             for (size_t kc = 0; kc < cg; kc++) {
                 size_t k = q * cg + kc;
-                const float *xp = x + base + kc * hw, *gp = gy + base + kc * hw;
-                double sg = 0.0, sgx = 0.0;
-                for (size_t j = 0; j < hw; j++) {
-                    double xh = (xp[j] - mean) * rstd;
-                    sg += gp[j];
-                    sgx += gp[j] * xh;
-                }
+                double sg, sgx;
+                gn_sums(hw, x + base + kc * hw, gy + base + kc * hw, mean, rstd, &sg, &sgx);
                 ggamma[k] += (float)sgx;
                 gbeta[k] += (float)sg;
                 s1 += sg * gamma[k];
@@ -257,12 +405,8 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
             double a1 = s1 / (double)m, a2 = s2 / (double)m;
             for (size_t kc = 0; kc < cg; kc++) {
                 size_t k = q * cg + kc;
-                const float *xp = x + base + kc * hw, *gp = gy + base + kc * hw;
-                float *dp = gx + base + kc * hw;
-                for (size_t j = 0; j < hw; j++) {
-                    double xh = (xp[j] - mean) * rstd;
-                    dp[j] += (float)(rstd * ((double)gp[j] * gamma[k] - a1 - xh * a2));
-                }
+                gn_input_grad(hw, x + base + kc * hw, gy + base + kc * hw, mean, rstd,
+                              (double)gamma[k], a1, a2, gx + base + kc * hw);
             }
         }
     }
@@ -270,20 +414,22 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
 
 /* ---- SiLU -------------------------------------------------------------------------------- */
 
+/* Values per chunk of the backward's derivative buffer (on the stack). */
+#define SILU_CHUNK 256
+
 void score__unet_silu_forward(size_t len, const float *x, float *y)
 {
-    for (size_t j = 0; j < len; j++) {
-        float v = x[j];
-        y[j] = v / (1.0f + expf(-v));
-    }
+    /* without a bias the kernel only reads z (x): the cast drops no write */
+    score__bias_act_forward(1, len, (float *)x, NULL, SCORE__ACT_SILU, y, NULL, NULL);
 }
 
 void score__unet_silu_backward(size_t len, const float *x, const float *gy, float *gx)
 {
-    for (size_t j = 0; j < len; j++) {
-        float v = x[j];
-        float s = 1.0f / (1.0f + expf(-v));
-        gx[j] += gy[j] * (s * (1.0f + v * (1.0f - s)));
+    float h[SILU_CHUNK], d[SILU_CHUNK];
+    for (size_t j = 0; j < len; j += SILU_CHUNK) {
+        size_t k = len - j < SILU_CHUNK ? len - j : SILU_CHUNK;
+        score__bias_act_forward(1, k, (float *)(x + j), NULL, SCORE__ACT_SILU, h, d, NULL);
+        score__mul_acc(k, gy + j, d, gx + j);
     }
 }
 

@@ -29,37 +29,57 @@
 /* GroupNorm's epsilon (score_sde's DDPM++ / NCSN++ layers use 1e-6). */
 #define SCORE__UNET_GN_EPS 1e-6
 
-/* ---- Convolutions ------------------------------------------------------------------------ */
+/* ---- Convolutions ------------------------------------------------------------------------ *
+ * The forward runs one GEMM per image (an image's values must not depend on the other images
+ * of its call: a BLAS rounds a column according to where it falls in a product). The backward
+ * runs one GEMM per panel of images: the panel's pixels are the GEMM's columns (image j of the
+ * panel at columns j * hw .. j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns);
+ * its results are sums over a block of images anyway (see unet-layers.c). */
 
-/* im2col of one c x h x w image for a 3x3 convolution with stride 1 and zero padding 1:
- * col[(k * 9 + 3 * dy + dx) * (h * w) + p] = x[k, py + dy - 1, px + dx - 1] (0 outside), p =
- * py * w + px. col: c * 9 * h * w floats. */
-void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col);
+/* Images per panel of the backward at hw pixels per image (a power of two, at most 8: 8 for
+ * hw <= 64, one image from 512 pixels on) and the row stride of a panel's matrices (panel *
+ * hw rounded up to a multiple of 32). */
+size_t score__unet_panel(size_t hw);
+size_t score__unet_panel_ld(size_t hw);
+
+/* im2col of one c x h x w image for a 3x3 convolution with stride 1 and zero padding 1 into
+ * the columns of a matrix with ld columns: col[(k * 9 + 3 * dy + dx) * ld + p] =
+ * x[k, py + dy - 1, px + dx - 1] (0 outside), p = py * w + px. */
+void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col, size_t ld);
 /* The adjoint of score__unet_im2col: gx += col2im(col). */
-void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, float *gx);
+void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size_t ld,
+                            float *gx);
+
+/* Scratch floats of score__unet_conv3_forward / _backward and of score__unet_conv1_forward /
+ * _backward (a panel's lowered input, output and gradients). */
+size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw);
+size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 
 /* y = conv3x3(x) + b (acc: y +=) for n images of ci channels into co channels; wt [co, ci, 3,
- * 3], b [co] or NULL; col: scratch of ci * 9 * h * w floats. */
+ * 3], b [co] or NULL; scratch: score__unet_conv3_scratch_floats(ci, co, h * w) floats. */
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
-                               int acc, float *col);
+                               int acc, float *scratch);
 /* Backward of score__unet_conv3_forward at input x for the output gradient gy: gw += dL/dw,
- * gb += dL/db (NULL: none), gx += dL/dx (NULL: none). col: scratch of ci * 9 * h * w floats.
- * dsum: scratch of co doubles (for the bias gradient). */
+ * gb += dL/db (NULL: none), gx += dL/dx (NULL: none). scratch as for the forward; dsum:
+ * scratch of co doubles (for the bias gradient). */
 void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *x, const float *gy, float *gw,
-                                float *gb, float *gx, float *col, double *dsum);
+                                float *gb, float *gx, float *scratch, double *dsum);
 
-/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. */
+/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL; scratch:
+ * score__unet_conv1_scratch_floats(ci, co, hw) floats. */
 void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
-                               const float *b, const float *x, float *y, int acc);
-/* Its backward (gb, gx may be NULL); dsum: co doubles. */
+                               const float *b, const float *x, float *y, int acc,
+                               float *scratch);
+/* Its backward (gb, gx may be NULL); dsum: co doubles; scratch as for the forward. */
 void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
-                                float *gx, double *dsum);
+                                float *gx, float *scratch, double *dsum);
 
 /* Dense layer on n rows: y[r, :] = W x[r, :] + b (acc: y +=); wt [out, in], b [out] or NULL.
- * Row by row: a row's result does not depend on the other rows. */
+ * Row by row: a row's result does not depend on the other rows (a row equal to the previous
+ * one bit for bit copies its output). */
 void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt, const float *b,
                                const float *x, float *y, int acc);
 /* Its backward (gb, gx may be NULL). */
@@ -80,7 +100,8 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
                              const float *x, const double *stats, const float *gy,
                              float *ggamma, float *gbeta, float *gx);
 
-/* y = silu(x) = x * sigmoid(x) elementwise (len values; y may alias x). */
+/* y = silu(x) = x * sigmoid(x) elementwise (len values; y may alias x), with the kernel
+ * layer's vectorised SiLU (score__bias_act_forward). */
 void score__unet_silu_forward(size_t len, const float *x, float *y);
 /* gx += silu'(x) * gy (gx must not alias x or gy). */
 void score__unet_silu_backward(size_t len, const float *x, const float *gy, float *gx);
@@ -126,8 +147,10 @@ typedef struct score__unet_res {
 size_t score__unet_res_layout(score__unet_res *r, size_t ci, size_t co, size_t h, size_t w,
                               size_t ne, size_t g1, size_t g2, size_t off);
 /* Floats of the forward cache for n images, of the backward scratch (two planes sets of
- * n * max(ci, co) * h * w floats), of the convolution scratch (max(ci, co) * 9 * h * w) and
- * doubles of the statistics and sums (GroupNorm stats + bias sums). */
+ * n * max(ci, co) * h * w floats), of the convolution scratch (the largest scratch of its
+ * convolutions) and doubles of the statistics and sums (GroupNorm stats + bias sums). The
+ * cache keeps silu' of both GroupNorm outputs (not the outputs themselves): the backward
+ * multiplies by it. */
 size_t score__unet_res_cache_floats(const score__unet_res *r, size_t n);
 size_t score__unet_res_scratch_floats(const score__unet_res *r, size_t n);
 size_t score__unet_res_col_floats(const score__unet_res *r);
@@ -165,11 +188,14 @@ size_t score__unet_attn_layout(score__unet_attn *a, size_t c, size_t hw, size_t 
 size_t score__unet_attn_cache_floats(const score__unet_attn *a, size_t n);
 size_t score__unet_attn_scratch_floats(const score__unet_attn *a, size_t n);
 size_t score__unet_attn_dbl(const score__unet_attn *a, size_t n);
+/* Floats of the 1x1 convolutions' scratch (col of the forward and the backward). */
+size_t score__unet_attn_col_floats(const score__unet_attn *a);
 void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *theta,
-                              const float *x, float *y, float *cache, double *dbl);
+                              const float *x, float *y, float *cache, double *dbl, float *col);
 void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
                                const float *x, const float *cache, double *dbl,
-                               const float *gy, float *grad, float *gx, float *scratch);
+                               const float *gy, float *grad, float *gx, float *scratch,
+                               float *col);
 
 /* ---- The model kind's files (unet-io.c) and the accessors they use (unet.c) ---------------- */
 

@@ -81,10 +81,11 @@ typedef struct unet {
 /* ---- Workspace --------------------------------------------------------------------------- *
  * Rows are evaluated in fixed blocks of images: TRAIN_BLOCK rows for the training forward and
  * backward (counted from the call's first row), INFER_BLOCK rows for the samplers' cache-free
- * forward. Every layer works image by image (the convolutions are one GEMM of a fixed shape
- * per image, the dense layers of the embedding one matrix-vector product per row), so a row's
- * output does not depend on the other rows of its block or call, nor on the thread that
- * evaluates it. A block's backward writes its parameter gradient into a zeroed buffer of its
+ * forward. Every layer's forward works image by image (the convolutions are one GEMM of a
+ * fixed shape per image, the dense layers of the embedding one matrix-vector product per row),
+ * so a row's output does not depend on the other rows of its block or call, nor on the thread
+ * that evaluates it. The backward's convolutions run over panels of the block's images
+ * (unet-layers.c). A block's backward writes its parameter gradient into a zeroed buffer of its
  * own; the buffers are added to the gradient in block order (score__pool_for_each, see
  * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
  * which decides how many blocks run at the same time.
@@ -191,12 +192,13 @@ static sizes need_of(const unet *p, size_t n)
             s.cache += score__unet_attn_cache_floats(&d->attn, n);
             s.dbl += score__unet_attn_dbl(&d->attn, n);
             sc = score__unet_attn_scratch_floats(&d->attn, n);
+            col = score__unet_attn_col_floats(&d->attn);
             break;
         case N_GN:
             s.dbl += 2 * n * d->g;
             break;
         case N_CONV3:
-            col = d->ci * 9 * d->h * d->w;
+            col = score__unet_conv3_scratch_floats(d->ci, d->co, d->h * d->w);
             dsum = d->co > dsum ? d->co : dsum;
             break;
         default:
@@ -714,8 +716,12 @@ static void embed_forward(const unet *p, const blk *v, size_t n, const double *c
     const float *th = p->theta;
     size_t T = p->T, E = p->E;
     float *f = v->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T, *e = t2 + n * T;
-    for (size_t b = 0; b < n; b++)
-        score__sincos_features(p->half, p->freq, c[b], f + b * E, f + b * E + p->half);
+    for (size_t b = 0; b < n; b++) {
+        if (b > 0 && memcmp(&c[b], &c[b - 1], sizeof *c) == 0) /* a sampler step: one c */
+            memcpy(f + b * E, f + (b - 1) * E, E * sizeof *f);
+        else
+            score__sincos_features(p->half, p->freq, c[b], f + b * E, f + b * E + p->half);
+    }
     score__unet_dense_forward(n, E, T, th + p->d0_w, th + p->d0_b, f, t1, 0);
     score__unet_silu_forward(n * T, t1, s1);
     score__unet_dense_forward(n, T, T, th + p->d1_w, th + p->d1_b, s1, t2, 0);
@@ -753,7 +759,7 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
             dbl += score__unet_res_dbl(&d->res, n);
             break;
         case N_ATTN:
-            score__unet_attn_forward(&d->attn, n, th, in, y, cache, dbl);
+            score__unet_attn_forward(&d->attn, n, th, in, y, cache, dbl, v->col);
             cache += score__unet_attn_cache_floats(&d->attn, n);
             dbl += score__unet_attn_dbl(&d->attn, n);
             break;
@@ -912,7 +918,8 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
         case N_ATTN:
             cache -= score__unet_attn_cache_floats(&nd->attn, n);
             dbl -= score__unet_attn_dbl(&nd->attn, n);
-            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, v->scratch);
+            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, v->scratch,
+                                      v->col);
             break;
         case N_DOWN:
             score__unet_down_backward(n * nd->ci, nd->h, nd->w, gy, gin);

@@ -89,7 +89,8 @@ static void conv3_case(void)
     const size_t n = 2, ci = 3, co = 4, h = 5, w = 6, nx = n * ci * h * w, ny = n * co * h * w;
     const size_t np = co * ci * 9 + co, d[5] = {n, ci, co, h, w};
     float *p = rnd(np, 0.5f), *x = rnd(nx, 1.0f), *gy = rnd(ny, 1.0f), *y = zeros(ny);
-    float *gx = zeros(nx), *gp = zeros(np), *col = zeros(ci * 9 * h * w);
+    float *gx = zeros(nx), *gp = zeros(np);
+    float *col = zeros(score__unet_conv3_scratch_floats(ci, co, h * w));
     double *dsum = dzeros(co);
     score__unet_conv3_forward(n, ci, co, h, w, p, p + co * ci * 9, x, y, 0, col);
     score__unet_conv3_backward(n, ci, co, h, w, p, x, gy, gp, gp + co * ci * 9, gx, col, dsum);
@@ -107,15 +108,16 @@ static void conv1_case(void)
     const size_t np = co * ci + co, d[5] = {n, ci, co, h, w};
     float *p = rnd(np, 0.5f), *x = rnd(nx, 1.0f), *gy = rnd(ny, 1.0f), *y = zeros(ny);
     float *gx = zeros(nx), *gp = zeros(np);
+    float *col = zeros(score__unet_conv1_scratch_floats(ci, co, h * w));
     double *dsum = dzeros(co);
-    score__unet_conv1_forward(n, ci, co, h * w, p, p + co * ci, x, y, 0);
-    score__unet_conv1_backward(n, ci, co, h * w, p, x, gy, gp, gp + co * ci, gx, dsum);
+    score__unet_conv1_forward(n, ci, co, h * w, p, p + co * ci, x, y, 0, col);
+    score__unet_conv1_backward(n, ci, co, h * w, p, x, gy, gp, gp + co * ci, gx, col, dsum);
     printf("case conv1x1 conv1\n");
     dims(5, d);
     vec("params", np, p), vec("x", nx, x), vec("gy", ny, gy), vec("y", ny, y);
     vec("gx", nx, gx), vec("gp", np, gp);
     printf("end\n");
-    free(p), free(x), free(gy), free(y), free(gx), free(gp), free(dsum);
+    free(p), free(x), free(gy), free(y), free(gx), free(gp), free(col), free(dsum);
 }
 
 static void dense_case(void)
@@ -224,16 +226,17 @@ static void attn_case(void)
     float *cache = zeros(score__unet_attn_cache_floats(&a, n));
     float *scratch = zeros(score__unet_attn_scratch_floats(&a, n));
     double *dbl = dzeros(score__unet_attn_dbl(&a, n));
+    float *col = zeros(score__unet_attn_col_floats(&a));
     near_one(c, p + a.gn_g);
-    score__unet_attn_forward(&a, n, p, x, y, cache, dbl);
-    score__unet_attn_backward(&a, n, p, x, cache, dbl, gy, gp, gx, scratch);
+    score__unet_attn_forward(&a, n, p, x, y, cache, dbl, col);
+    score__unet_attn_backward(&a, n, p, x, cache, dbl, gy, gp, gx, scratch, col);
     printf("case attention attn\n");
     dims(5, d);
     vec("params", np, p), vec("x", len, x), vec("gy", len, gy), vec("y", len, y);
     vec("gx", len, gx), vec("gp", np, gp);
     printf("end\n");
     free(p), free(x), free(gy), free(y), free(gx), free(gp), free(cache), free(scratch);
-    free(dbl);
+    free(dbl), free(col);
 }
 
 /* A whole network through the public API, its file written to dir. */
