@@ -34,13 +34,14 @@ static float *normal_data(size_t n, size_t dim, uint64_t seed, double scale)
     return x;
 }
 
-/* A small energy MLP: widths 8, 8 (residual second block when residual = 1). */
-static score_model *tiny_energy(size_t dim, int act, int residual, uint64_t seed)
+/* An energy MLP of the given width and depth (residual hidden blocks when residual = 1). */
+static score_model *energy_net(size_t dim, size_t hidden, size_t depth, int act, int residual,
+                               uint64_t seed)
 {
     score_model *m;
     ck_assert_ok(score_model_new_energy(&m, dim));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, (int64_t)hidden));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, (int64_t)depth));
     ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, act));
     ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, residual));
     ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
@@ -48,6 +49,12 @@ static score_model *tiny_energy(size_t dim, int act, int residual, uint64_t seed
     ck_assert_ok(score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, 1.0));
     ck_assert_ok(score_model_prepare(m));
     return m;
+}
+
+/* A small energy MLP: widths 8, 8 (residual second block when residual = 1). */
+static score_model *tiny_energy(size_t dim, int act, int residual, uint64_t seed)
+{
+    return energy_net(dim, 8, 2, act, residual, seed);
 }
 
 static double max_abs(size_t n, const float *a)
@@ -239,27 +246,6 @@ START_TEST(backward_double_backprop)
 }
 END_TEST
 
-/* The training pair's backward (activations kept by the forward, row blocks, weight-gradient
- * chunks) against the panels' double back-propagation of the same gout (score_model_vjv_grad
- * with zero weights: only its gout . F term) and gx against the VJP, equal to float rounding,
- * on a network wide enough for two weight-gradient chunks per layer and a batch of three row
- * blocks; bit for bit the same for 1, 2 and 3 threads; then a smaller batch through the same
- * (larger) cache. */
-static score_model *wide_energy(size_t dim, int act, int residual, uint64_t seed)
-{
-    score_model *m;
-    ck_assert_ok(score_model_new_energy(&m, dim));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 40));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 3));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, act));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, residual));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBED_DIM, 4));
-    ck_assert_ok(score_model_set_f64(m, SCORE_MODEL_PARAM_FOURIER_SCALE, 1.0));
-    ck_assert_ok(score_model_prepare(m));
-    return m;
-}
-
 /* max |a - b| / max |b| */
 static double rel_diff(size_t n, const float *a, const float *b)
 {
@@ -269,10 +255,16 @@ static double rel_diff(size_t n, const float *a, const float *b)
     return d / max_abs(n, b);
 }
 
+/* The training pair's backward (activations kept by the forward, row blocks, weight-gradient
+ * chunks) against the panels' double back-propagation of the same gout (score_model_vjv_grad
+ * with zero weights: only its gout . F term) and gx against the VJP, equal to float rounding,
+ * on a network wide enough for two weight-gradient chunks per layer and a batch of three row
+ * blocks; bit for bit the same for 1, 2 and 3 threads; then a smaller batch through the same
+ * (larger) cache. */
 START_TEST(backward_blocks_match_panels)
 {
     enum { NB = 600, DB = 5, NS = 37 };
-    score_model *m = wide_energy(DB, _i == 0 ? SCORE_ACT_SILU : SCORE_ACT_TANH, _i, 51);
+    score_model *m = energy_net(DB, 40, 3, _i == 0 ? SCORE_ACT_SILU : SCORE_ACT_TANH, _i, 51);
     float *x = normal_data(NB, DB, 41, 1.0), *g = normal_data(NB, DB, 42, 1.0);
     float *s = malloc(NB * DB * sizeof *s), *vref = malloc(NB * DB * sizeof *vref);
     float *gx[3], *gr[3], *ref;

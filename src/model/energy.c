@@ -260,6 +260,21 @@ static void keep_rows(const en_kr *kr, const float *src, size_t w, float *dst)
             memcpy(dst + kr->row[pos] * w, src + pos * w, w * sizeof(float));
 }
 
+/* The cotangent of layer l - 1's output from dz (rows x n_l): dz W_l, added to *ga when layer l
+ * is residual (its input passes through), else written to *gb and the two buffers swapped. */
+static void cot_prev(const mlp *p, size_t l, size_t rows, const float *dz, float **ga, float **gb)
+{
+    const size_t nl = p->n[l], np = p->n[l - 1];
+    if (p->res[l]) {
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, *ga, np);
+    } else {
+        float *t = *gb;
+        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, t, np);
+        *gb = *ga;
+        *ga = t;
+    }
+}
+
 /* Forward and reverse pass of one panel (see the top) with ord + 1 blocks of rows. q->cf holds
  * the seeds: P values ce, P values ct, P values cs. Writes q->E (E of the primal rows, then E'
  * of the tangent rows, then E''), q->gx, and adds to grad. With kr (ord 0), the primal rows'
@@ -340,15 +355,7 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
             score__sgemm(0, 0, P, dim, nl, 1.0f, az, nl, W(p, 1), n0, 0.0f, q->gx, dim);
             break;
         }
-        if (p->res[l]) {
-            score__sgemm(0, 0, S, np, nl, 1.0f, az, nl, W(p, l), np, 1.0f, ga, np);
-        } else {
-            float *t;
-            score__sgemm(0, 0, S, np, nl, 1.0f, az, nl, W(p, l), np, 0.0f, gb, np);
-            t = ga;
-            ga = gb;
-            gb = t;
-        }
+        cot_prev(p, l, S, az, &ga, &gb);
     }
 }
 
@@ -639,7 +646,7 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
     }
     memset(ga, 0, rows * p->n[L - 1] * sizeof *ga);
     for (size_t l = L - 1; l >= 1; l--) {
-        size_t nl = p->n[l], np = p->n[l - 1];
+        size_t nl = p->n[l];
         float *dz = k->dz[l] + r0 * nl, *dzt = k->dz[l] + (n + r0) * nl;
         score__tangent_reverse(rows, 1, nl, k->a[l] + r0 * nl, zt[l], nl, k->d1[l] + r0 * nl,
                                k->d2[l] + r0 * nl, ga, dzt, dz);
@@ -649,15 +656,7 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
                              j->gx + r0 * dim, dim);
             break;
         }
-        if (p->res[l]) {
-            score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, ga, np);
-        } else {
-            float *t;
-            score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, gb, np);
-            t = ga;
-            ga = gb;
-            gb = t;
-        }
+        cot_prev(p, l, rows, dz, &ga, &gb);
     }
 }
 
