@@ -164,7 +164,7 @@ static void conv3_bwd(layer_case *lc, const float *th, const float *x, const flo
 static void conv1_fwd(layer_case *lc, const float *th, const float *x, float *y)
 {
     size_t *d = lc->dims;
-    score__unet_conv1_forward(d[0], d[1], d[2], d[3], th, th + d[2] * d[1], x, y, 0, lc->col);
+    score__unet_conv1_forward(d[0], d[1], d[2], d[3], th, th + d[2] * d[1], x, y, 0);
 }
 
 static void conv1_bwd(layer_case *lc, const float *th, const float *x, const float *gy,
@@ -309,7 +309,7 @@ static void res_init(layer_case *lc, float *th)
 
 static void attn_fwd(layer_case *lc, const float *th, const float *x, float *y)
 {
-    score__unet_attn_forward(lc->layout, lc->dims[0], th, x, y, lc->cache, lc->dbl, lc->col);
+    score__unet_attn_forward(lc->layout, lc->dims[0], th, x, y, lc->cache, lc->dbl);
 }
 
 static void attn_bwd(layer_case *lc, const float *th, const float *x, const float *gy,

@@ -126,8 +126,7 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
     if (ci == co)
         score__saxpy(n * co * hw, 1.0f, x, y);
     else
-        score__unet_conv1_forward(n, ci, co, hw, theta + r->sk_w, theta + r->sk_b, x, y, 1,
-                                  col);
+        score__unet_conv1_forward(n, ci, co, hw, theta + r->sk_w, theta + r->sk_b, x, y, 1);
     scale_to(n * co * hw, INV_SQRT2, y, y);
 }
 
@@ -253,7 +252,7 @@ static void softmax_rows(size_t p, float *S)
 }
 
 void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *theta,
-                              const float *x, float *y, float *cache, double *dbl, float *col)
+                              const float *x, float *y, float *cache, double *dbl)
 {
     size_t c = a->c, p = a->hw, cp = c * p;
     float *an = cache, *q = an + n * cp, *k = q + n * cp, *v = k + n * cp, *o = v + n * cp;
@@ -261,9 +260,9 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
     float scale = (float)(1.0 / sqrt((double)c));
 
     score__unet_gn_forward(n, c, p, a->g, theta + a->gn_g, theta + a->gn_b, x, an, dbl);
-    score__unet_conv1_forward(n, c, c, p, theta + a->q_w, theta + a->q_b, an, q, 0, col);
-    score__unet_conv1_forward(n, c, c, p, theta + a->k_w, theta + a->k_b, an, k, 0, col);
-    score__unet_conv1_forward(n, c, c, p, theta + a->v_w, theta + a->v_b, an, v, 0, col);
+    score__unet_conv1_forward(n, c, c, p, theta + a->q_w, theta + a->q_b, an, q, 0);
+    score__unet_conv1_forward(n, c, c, p, theta + a->k_w, theta + a->k_b, an, k, 0);
+    score__unet_conv1_forward(n, c, c, p, theta + a->v_w, theta + a->v_b, an, v, 0);
     for (size_t i = 0; i < n; i++) {
         float *Wi = W + i * p * p;
         /* S[i, j] = q_i . k_j / sqrt(c): q^T k of the c x p matrices */
@@ -272,7 +271,7 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
         /* o[:, i] = sum_j W[i, j] v[:, j]: o = v W^T */
         score__sgemm(0, 1, c, p, p, 1.0f, v + i * cp, p, Wi, p, 0.0f, o + i * cp, p);
     }
-    score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0, col);
+    score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0);
     score__saxpy(n * cp, 1.0f, x, y);
     scale_to(n * cp, INV_SQRT2, y, y);
 }

@@ -250,10 +250,8 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
 }
 
 void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
-                               const float *b, const float *x, float *y, int acc,
-                               float *scratch)
+                               const float *b, const float *x, float *y, int acc)
 {
-    (void)scratch;
     for (size_t i = 0; i < n; i++) {
         float *yi = y + i * co * hw;
         score__sgemm(0, 0, co, hw, ci, 1.0f, wt, ci, x + i * ci * hw, hw, acc ? 1.0f : 0.0f,

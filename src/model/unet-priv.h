@@ -50,8 +50,8 @@ void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col
 void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size_t ld,
                             float *gx);
 
-/* Scratch floats of score__unet_conv3_forward / _backward and of score__unet_conv1_forward /
- * _backward (a panel's lowered input, output and gradients). */
+/* Scratch floats of score__unet_conv3_forward / _backward and of score__unet_conv1_backward
+ * (a panel's lowered input, output and gradients). */
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw);
 size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 
@@ -67,12 +67,11 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 const float *wt, const float *x, const float *gy, float *gw,
                                 float *gb, float *gx, float *scratch, double *dsum);
 
-/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL; scratch:
- * score__unet_conv1_scratch_floats(ci, co, hw) floats. */
+/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. */
 void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
-                               const float *b, const float *x, float *y, int acc,
-                               float *scratch);
-/* Its backward (gb, gx may be NULL); dsum: co doubles; scratch as for the forward. */
+                               const float *b, const float *x, float *y, int acc);
+/* Its backward (gb, gx may be NULL); dsum: co doubles; scratch:
+ * score__unet_conv1_scratch_floats(ci, co, hw) floats. */
 void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx, float *scratch, double *dsum);
@@ -188,10 +187,10 @@ size_t score__unet_attn_layout(score__unet_attn *a, size_t c, size_t hw, size_t 
 size_t score__unet_attn_cache_floats(const score__unet_attn *a, size_t n);
 size_t score__unet_attn_scratch_floats(const score__unet_attn *a, size_t n);
 size_t score__unet_attn_dbl(const score__unet_attn *a, size_t n);
-/* Floats of the 1x1 convolutions' scratch (col of the forward and the backward). */
+/* Floats of the 1x1 convolutions' scratch (col of the backward). */
 size_t score__unet_attn_col_floats(const score__unet_attn *a);
 void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *theta,
-                              const float *x, float *y, float *cache, double *dbl, float *col);
+                              const float *x, float *y, float *cache, double *dbl);
 void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
                                const float *x, const float *cache, double *dbl,
                                const float *gy, float *grad, float *gx, float *scratch,

@@ -759,7 +759,7 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
             dbl += score__unet_res_dbl(&d->res, n);
             break;
         case N_ATTN:
-            score__unet_attn_forward(&d->attn, n, th, in, y, cache, dbl, v->col);
+            score__unet_attn_forward(&d->attn, n, th, in, y, cache, dbl);
             cache += score__unet_attn_cache_floats(&d->attn, n);
             dbl += score__unet_attn_dbl(&d->attn, n);
             break;

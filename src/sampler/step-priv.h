@@ -260,9 +260,10 @@ double score__phi1m1(double z);
 /* A one-entry cache of a scalar function of one double for the per-row loops of the steps:
  * the rows of a driver's call share their times, so the per-row coefficients (exp, log,
  * the expint functions: about 0.2 ms per step of 10 000 rows, 3% of a DPM-Solver++(2M) run of
- * a small MLP) would be computed n times from the same argument. score__step_memo() returns the previous value when
- * the argument has the bits of the previous call's, else calls f: the results are those of
- * calling f every time. Lives on the caller's stack for one loop (no shared state). */
+ * a small MLP) would be computed n times from the same argument. score__step_memo() returns
+ * the previous value when the argument has the bits of the previous call's, else calls f: the
+ * results are those of calling f every time. Lives on the caller's stack for one loop (no
+ * shared state). */
 typedef struct score__step_memo_slot {
     double (*f)(double);
     uint64_t bits;

@@ -110,7 +110,7 @@ static void conv1_case(void)
     float *gx = zeros(nx), *gp = zeros(np);
     float *col = zeros(score__unet_conv1_scratch_floats(ci, co, h * w));
     double *dsum = dzeros(co);
-    score__unet_conv1_forward(n, ci, co, h * w, p, p + co * ci, x, y, 0, col);
+    score__unet_conv1_forward(n, ci, co, h * w, p, p + co * ci, x, y, 0);
     score__unet_conv1_backward(n, ci, co, h * w, p, x, gy, gp, gp + co * ci, gx, col, dsum);
     printf("case conv1x1 conv1\n");
     dims(5, d);
@@ -228,7 +228,7 @@ static void attn_case(void)
     double *dbl = dzeros(score__unet_attn_dbl(&a, n));
     float *col = zeros(score__unet_attn_col_floats(&a));
     near_one(c, p + a.gn_g);
-    score__unet_attn_forward(&a, n, p, x, y, cache, dbl, col);
+    score__unet_attn_forward(&a, n, p, x, y, cache, dbl);
     score__unet_attn_backward(&a, n, p, x, cache, dbl, gy, gp, gx, scratch, col);
     printf("case attention attn\n");
     dims(5, d);
