@@ -110,6 +110,17 @@ static const cli_name obs_methods[] = {
     {NULL, 0, NULL},
 };
 
+/* --order-sequence: DPM-Solver-fast's order sequence for a budget of evaluations
+ * (SCORE_SAMPLER_PARAM_ORDER_SEQUENCE); "auto" is resolved against the grid later. */
+#define ORDER_SEQ_AUTO (-1)
+static const cli_name order_seqs[] = {
+    {"off", 0, "--steps steps of the sampler's order"},
+    {"auto", ORDER_SEQ_AUTO, "DPM-Solver's choice: 'steps' on the uniform-lambda grid, 'cumulative' on the others"},
+    {"steps", 1, "the K steps end at the points of the grid of K steps"},
+    {"cumulative", 2, "the K steps end at the points of the grid of --steps steps at the cumulative orders"},
+    {NULL, 0, NULL},
+};
+
 static const cli_name correctors[] = {
     {"none", 0, NULL}, {"langevin", SCORE_STEP_LANGEVIN, NULL}, {"ald", SCORE_STEP_ALD, NULL},
     {"mala", SCORE_STEP_MALA, NULL}, {NULL, 0, NULL},
@@ -192,6 +203,9 @@ static cli_opt s_opts[] = {
     {"seed", 0, 1, "N", "seed of the noise [0]", NULL},
     {"grid", 0, 1, "NAME", "time grid [per sampler]", NULL},
     {"no-denoise", 0, 0, NULL, "stop at t_eps instead of a final denoising step to t = 0", NULL},
+    {"order", 0, 1, "K", "cap the predictor's order at K = 1, 2 or 3 [the sampler's order]", NULL},
+    {"order-sequence", 0, 1, "NAME", "singlestep DPM-Solver samplers (dpm-solver-1/2/3, dpmpp-2s, dpmpp-3s): --steps is a budget of model evaluations, spent in steps of the predictor's order and a last one or two of lower order so that the orders sum to it (DPM-Solver-fast); NAME = auto (DPM-Solver's choice of step ends for the grid), steps, cumulative, off [off]", NULL},
+    {"no-lower-order-final", 0, 0, NULL, "multistep samplers (dpmpp-2m, dpmpp-3m, deis, unipc...): keep the full order on the last steps of a run of fewer than 10 steps", NULL},
     {"corrector", 0, 1, "NAME", "add a corrector: langevin, ald, mala (Metropolis-adjusted; energy models), none", NULL},
     {"corrector-steps", 0, 1, "N", "corrector steps per grid point", NULL},
     {"snr", 0, 1, "X", "Langevin signal-to-noise ratio [0.16]", NULL},
@@ -263,7 +277,8 @@ static int langevin_at(const score_genmodel *gm, score_sde *sde, size_t steps,
 typedef struct sample_opts {
     const char *model, *uncond, *output, *plot, *cls;
     const sampler_def *def;
-    size_t n, steps, batch, csteps;
+    size_t n, steps, batch, csteps, order; /* order: 0 = the sampler's */
+    int order_seq;                          /* --order-sequence (ORDER_SEQ_AUTO: by the grid) */
     uint64_t seed;
     double snr, step_size, eta, churn, rtol, atol, w;
     int grid, corrector, quiet;
@@ -290,6 +305,7 @@ static int read_sample_numbers(sample_opts *o)
         (rc = cli_opt_size(s_opts, "steps", 1, 100000000, &o->steps)) ||
         (rc = cli_opt_size(s_opts, "batch", 1, (size_t)1 << 24, &o->batch)) ||
         (rc = cli_opt_size(s_opts, "corrector-steps", 0, 1000000, &o->csteps)) ||
+        (rc = cli_opt_size(s_opts, "order", 1, 3, &o->order)) ||
         (rc = cli_opt_u64(s_opts, "seed", &o->seed)) ||
         (rc = cli_opt_double(s_opts, "snr", 1e-12, 1e6, &o->snr)) ||
         (rc = cli_opt_double(s_opts, "step-size", 0, 1e12, &o->step_size)) ||
@@ -359,8 +375,16 @@ static int read_sample_options(int argc, char **argv, sample_opts *o, int *help)
     };
     if ((rc = read_sample_numbers(o)) != 0 ||
         (rc = cli_opt_lookup(s_opts, "grid", grids, "grid", &o->grid)) != 0 ||
-        (rc = cli_opt_lookup(s_opts, "corrector", correctors, "corrector", &o->corrector)) != 0)
+        (rc = cli_opt_lookup(s_opts, "corrector", correctors, "corrector", &o->corrector)) != 0 ||
+        (rc = cli_opt_lookup(s_opts, "order-sequence", order_seqs, "order sequence",
+                             &o->order_seq)) != 0)
         return rc;
+    if (def->predictor == NULL &&
+        (o->order > 0 || o->order_seq != 0 || cli_opt_flag(s_opts, "no-lower-order-final")))
+        return cli_usage_error("--order, --order-sequence and --no-lower-order-final set the "
+                               "predictor of a sampler: '%s' has none", def->name);
+    if (o->order_seq == ORDER_SEQ_AUTO)
+        o->order_seq = o->grid == SCORE_GRID_UNIFORM_LAMBDA ? 1 : 2;
     if (o->cls != NULL && o->uncond != NULL)
         return cli_usage_error("--class guides the one class-conditional model: it does not go "
                                "with --uncond MODEL");
@@ -742,6 +766,12 @@ static int configure_sampler(const sample_opts *o, sample_job *j)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_ETA, o->eta);
     if (rc == SCORE_OK && o->churn > 0)
         rc = score_sampler_set_f64(smp, SCORE_SAMPLER_PARAM_CHURN, o->churn);
+    if (rc == SCORE_OK && o->order > 0)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_ORDER, (int64_t)o->order);
+    if (rc == SCORE_OK && o->order_seq > 0)
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_ORDER_SEQUENCE, o->order_seq);
+    if (rc == SCORE_OK && cli_opt_flag(s_opts, "no-lower-order-final"))
+        rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_LOWER_ORDER_FINAL, 0);
     if (rc == SCORE_OK && cli_opt_flag(s_opts, "brownian"))
         rc = score_sampler_set_i64(smp, SCORE_SAMPLER_PARAM_BROWNIAN, 1);
     if (rc == SCORE_OK && o->rtol > 0)

@@ -126,6 +126,33 @@ for smp in ode ald edm euler heun ddim dpm-solver-3 dpmpp-3m dpmpp-2m-sde euler-
     expect_ok -- "$SCORE" sample "$M2" --sampler "$smp" --steps 4 -n 8 -o "$T/x.csv" -q
 done
 expect_ok -- "$SCORE" sample "$M2" --sampler heun --steps 3 --corrector langevin --corrector-steps 2 -n 8 -q
+# the predictor's order: --order caps it, --order-sequence makes --steps a budget of model
+# evaluations (DPM-Solver-fast), --no-lower-order-final keeps the order on the last steps
+nfe_is() { # expected evaluations per sample in the summary of the last command
+    grep -q ": $1 model evaluations per sample" "$T/err" ||
+        { echo "FAIL: want $1 evaluations per sample: $(cat "$T/err")"; fails=$((fails + 1)); }
+}
+expect_ok -- "$SCORE" sample "$M2" --sampler dpm-solver-3 --steps 10 --no-denoise -n 8 -o "$T/o1.csv"
+nfe_is 30
+expect_ok -- "$SCORE" sample "$M2" --sampler dpm-solver-3 --steps 10 --no-denoise -n 8 -o "$T/o2.csv" --order 2
+nfe_is 20
+expect_ok -- "$SCORE" sample "$M2" --sampler dpm-solver-3 --steps 10 --no-denoise -n 8 -o "$T/o3.csv" --order-sequence auto
+nfe_is 10
+expect_ok -- "$SCORE" sample "$M2" --sampler dpm-solver-3 --steps 10 --no-denoise -n 8 -o "$T/o4.csv" --order-sequence steps
+nfe_is 10
+expect_ok -- "$SCORE" sample "$M2" --sampler dpm-solver-3 --steps 10 --no-denoise -n 8 -o "$T/o5.csv" --order-sequence cumulative
+nfe_is 10
+# the sampler's grid is uniform-lambda: auto = steps (DPM-Solver's rule), not cumulative
+cmp -s "$T/o3.csv" "$T/o4.csv" || { echo "FAIL: --order-sequence auto differs from steps on uniform-lambda"; fails=$((fails + 1)); }
+cmp -s "$T/o4.csv" "$T/o5.csv" && { echo "FAIL: --order-sequence steps and cumulative agree"; fails=$((fails + 1)); }
+cmp -s "$T/o1.csv" "$T/o2.csv" && { echo "FAIL: --order 2 changed nothing"; fails=$((fails + 1)); }
+expect_ok -- "$SCORE" sample "$M2" --sampler dpmpp-3m --steps 5 --no-denoise -n 8 -o "$T/o6.csv" -q
+expect_ok -- "$SCORE" sample "$M2" --sampler dpmpp-3m --steps 5 --no-denoise -n 8 -o "$T/o7.csv" -q --no-lower-order-final
+cmp -s "$T/o6.csv" "$T/o7.csv" && { echo "FAIL: --no-lower-order-final changed nothing"; fails=$((fails + 1)); }
+expect_fail 1 "order_sequence needs a singlestep predictor" -- "$SCORE" sample "$M2" --sampler dpmpp-2m --order-sequence auto -n 8 -q
+expect_fail 2 "unknown order sequence 'fast' (valid: off, auto, steps, cumulative)" -- "$SCORE" sample "$M2" --order-sequence fast
+expect_fail 2 "--order 4 is out of range [1, 3]" -- "$SCORE" sample "$M2" --order 4
+expect_fail 2 "'langevin' has none" -- "$SCORE" sample "$M2" --sampler langevin --order 2
 # the k-diffusion / diffusers spellings score_step_type_find() accepts name the same sampler
 expect_ok -- "$SCORE" sample "$M2" --sampler euler-ancestral --steps 4 -n 8 -o "$T/k1.csv" -q
 for smp in euler_ancestral k_euler_a EulerAncestralDiscreteScheduler; do
