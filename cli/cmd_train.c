@@ -65,7 +65,7 @@ cli_opt cli_train_opts[] = {
     {"early-stop", 0, 1, "N", "stop after N held-out evaluations without a new best, and save the weights of the best one [off]", NULL},
     {"checkpoint", 0, 1, "FILE", "write the trainer's state (weights, optimizer, EMA, step, seed) at the end, for --resume", NULL},
     {"resume", 0, 1, "FILE", "continue the run of that checkpoint bit for bit (same options; --steps counts all steps)", NULL},
-    {"init", 0, 1, "MODEL", "start from the network of a saved model (same architecture options; its data transform is kept)", NULL},
+    {"init", 0, 1, "MODEL", "start from the network of a saved model of the same --model kind (same architecture options; its data transform is kept)", NULL},
     {"output", 'o', 1, "FILE", "model file to write (safetensors; a regular file or a link to one) [required]", NULL},
     {"loss", 0, 1, "NAME", "sde, dsm, ncsn, ddpm, hyvarinen (sm), ssm, ssm-vr [sde]", NULL},
     {"weighting", 0, 1, "NAME", "sde loss: sigma2, likelihood, likelihood-is [sigma2]", NULL},
@@ -318,18 +318,18 @@ static int read_train_options(int argc, char **argv, train_opts *o, int *help)
             return cli_usage_error("--model unet trains with the denoising losses (sde, dsm, "
                                    "ncsn, ddpm): --loss %s needs the Jacobian of the network",
                                    cli_name_of(cli_train_losses, o->loss_kind));
-        if (o->condition_columns != NULL || o->init != NULL)
-            return cli_usage_error("--model unet takes no --condition-columns or --init");
+        if (o->condition_columns != NULL)
+            return cli_usage_error("--model unet takes no --condition-columns");
     }
     if (o->energy) {
         if (cli_opt_get(cli_train_opts, "predict") == NULL)
             o->predict = SCORE_OUTPUT_SCORE;
         if (o->predict != SCORE_OUTPUT_SCORE)
             return cli_usage_error("--model energy outputs the score -grad_x E: --predict score");
-        if (o->label_column != NULL || o->condition_columns != NULL || o->init != NULL ||
-            o->class_dirs || o->labels_file != NULL)
+        if (o->label_column != NULL || o->condition_columns != NULL || o->class_dirs ||
+            o->labels_file != NULL)
             return cli_usage_error("--model energy takes no --label-column, "
-                                   "--condition-columns, --class-dirs, --labels or --init");
+                                   "--condition-columns, --class-dirs or --labels");
     }
     return 0;
 }

@@ -58,6 +58,7 @@ typedef struct train_job {
     double fixed_t;         /* > 0: the one time a one-noise-level loss trains */
     score_genmodel *gm;     /* the meaning of the model as trained (its network: the initial one) */
     score_genmodel *init_gm;/* --init MODEL */
+    size_t init_img[3];     /* the image shape C, H, W stored with --init MODEL (0: none) */
     cli_table table;        /* the CSV data (--data) */
     float *data;            /* the data in its own units: table.data (data columns), or toy points */
     size_t rows, dim;       /* all rows (training + held-out) and the data columns */

@@ -1,5 +1,6 @@
 /* score train: the objects of a run. The schedule, the network (or --init MODEL's), its sde
  * and generative model, the loss, and the trainer (or --resume CHECKPOINT's state). */
+#include "images.h"
 #include "train.h"
 
 #include <math.h>
@@ -78,16 +79,62 @@ int train_load_init(const train_opts *o, train_job *j)
         return 0;
     if (cli_model_file_read(o->init, 0, &f, err, sizeof err) != 0)
         return cli_fail("--init: %s", err);
+    const char *shape = cli_meta_get(&f.meta, "score.train.image.shape");
+    if (shape != NULL &&
+        cli_parse_image_shape(shape, &j->init_img[0], &j->init_img[1], &j->init_img[2]) != 0)
+        j->init_img[0] = j->init_img[1] = j->init_img[2] = 0;
     j->init_gm = f.gm;
     f.gm = NULL;
     cli_model_file_free(&f);
     return 0;
 }
 
+/* The network kinds --model trains, by name (messages). */
+static const char *net_kind_name(int kind)
+{
+    switch (kind) {
+    case SCORE_MODEL_MLP: return "an MLP";
+    case SCORE_MODEL_ENERGY: return "an energy MLP";
+    case SCORE_MODEL_UNET: return "a U-Net";
+    default: return "not a network 'score train' makes";
+    }
+}
+
+/* The U-Net parts of take_init_network(): the image shape (when the file stores it: a U-Net's
+ * parameters do not depend on H and W, so the shape is compared here) and the multipliers. */
+static int same_unet_layout(const train_opts *o, const train_job *j, const score_model *init)
+{
+    size_t la = 0, lb = 0, ma[16], mb[16];
+    if (j->init_img[0] == 0)
+        return cli_fail("--init %s: the file stores no image shape, so its U-Net cannot be "
+                        "checked against the data's %zux%zux%zu images", o->init, j->img_c,
+                        j->img_h, j->img_w);
+    if (j->init_img[0] != j->img_c || j->init_img[1] != j->img_h || j->init_img[2] != j->img_w)
+        return cli_fail("--init %s: its U-Net takes %zux%zux%zu images, the data are %zux%zux%zu",
+                        o->init, j->init_img[0], j->init_img[1], j->init_img[2], j->img_c,
+                        j->img_h, j->img_w);
+    if (score_model_get_unet_widths(init, &la, ma, 16) != SCORE_OK ||
+        score_model_get_unet_widths(j->model, &lb, mb, 16) != SCORE_OK || la != lb || la > 16 ||
+        memcmp(ma, mb, la * sizeof ma[0]) != 0) {
+        char a[128] = "?", b[128] = "?";
+        for (size_t k = 0, pa = 0, pb = 0; k < 16; k++) {
+            if (k < la && la <= 16 && pa < sizeof a)
+                pa += (size_t)snprintf(a + pa, sizeof a - pa, "%s%zu", k ? "," : "", ma[k]);
+            if (k < lb && lb <= 16 && pb < sizeof b)
+                pb += (size_t)snprintf(b + pb, sizeof b - pb, "%s%zu", k ? "," : "", mb[k]);
+        }
+        return cli_fail("--init %s: its network has --unet-mults %s, this run asks for %s "
+                        "(give the options it was trained with)", o->init, a, b);
+    }
+    return 0;
+}
+
 /* The network of --init MODEL replaces the freshly initialised one, after checking that it is
- * the network these options describe (kind, dimension, every architecture parameter, the
- * output kind): a different shape is refused with both values, never reshaped. The clone
- * keeps MODEL's seed, so its fixed Fourier projection stays that of its weights. */
+ * the network these options describe (kind, dimension, a U-Net's image shape and multipliers,
+ * every architecture parameter of its kind, the parameter count (which also covers the
+ * resolved defaults, like a U-Net's time-embedding width), the output kind): a different
+ * shape is refused with both values, never reshaped. The clone keeps MODEL's seed, so its fixed Fourier projection stays
+ * that of its weights. */
 static int take_init_network(const train_opts *o, train_job *j)
 {
     static const struct { int id; const char *name; int f64; } arch[] = {
@@ -99,23 +146,36 @@ static int take_init_network(const train_opts *o, train_job *j)
         {SCORE_MODEL_PARAM_RESIDUAL, "residual blocks", 0},
         {SCORE_MODEL_PARAM_NUM_CLASSES, "classes (--label-column)", 0},
         {SCORE_MODEL_PARAM_CONTEXT_DIM, "condition columns (--condition-columns)", 0},
+        {SCORE_MODEL_PARAM_UNET_BASE_WIDTH, "--unet-width", 0},
+        {SCORE_MODEL_PARAM_UNET_BLOCKS, "--unet-blocks", 0},
+        {SCORE_MODEL_PARAM_UNET_GROUPS, "--unet-groups", 0},
+        {SCORE_MODEL_PARAM_UNET_ATTENTION, "--unet-attention", 0},
     };
     score_model *init = score_genmodel_model(j->init_gm), *copy = NULL;
     int64_t kind_out;
-    if (score_model_kind(init) != SCORE_MODEL_MLP)
-        return cli_fail("--init %s: its network is not an MLP", o->init);
+    int kind = score_model_kind(init), rc;
+    if (kind != score_model_kind(j->model))
+        return cli_fail("--init %s: its network is %s, this run trains %s (--model)", o->init,
+                        net_kind_name(kind), net_kind_name(score_model_kind(j->model)));
     if (score_model_dim(init) != j->dim)
         return cli_fail("--init %s: its network has dimension %zu, the data have %zu columns",
                         o->init, score_model_dim(init), j->dim);
+    if (kind == SCORE_MODEL_UNET && (rc = same_unet_layout(o, j, init)) != 0)
+        return rc;
     for (size_t k = 0; k < sizeof arch / sizeof arch[0]; k++) {
         int64_t a = 0, b = 0;
         double x = 0, y = 0;
-        int differ = arch[k].f64
-                         ? (score_model_get_f64(init, arch[k].id, &x) != SCORE_OK ||
-                            score_model_get_f64(j->model, arch[k].id, &y) != SCORE_OK || x != y)
-                         : (score_model_get_i64(init, arch[k].id, &a) != SCORE_OK ||
-                            score_model_get_i64(j->model, arch[k].id, &b) != SCORE_OK || a != b);
-        if (differ)
+        int ra, rb;
+        if (arch[k].f64) {
+            ra = score_model_get_f64(init, arch[k].id, &x);
+            rb = score_model_get_f64(j->model, arch[k].id, &y);
+        } else {
+            ra = score_model_get_i64(init, arch[k].id, &a);
+            rb = score_model_get_i64(j->model, arch[k].id, &b);
+        }
+        if (ra == SCORE_E_UNSUPPORTED && rb == SCORE_E_UNSUPPORTED)
+            continue; /* not a parameter of this kind */
+        if (ra != SCORE_OK || rb != SCORE_OK || (arch[k].f64 ? x != y : a != b))
             return arch[k].f64
                        ? cli_fail("--init %s: its network has %s %g, this run asks for %g (give "
                                   "the options it was trained with)", o->init, arch[k].name, x, y)
@@ -131,7 +191,7 @@ static int take_init_network(const train_opts *o, train_job *j)
         return cli_fail("--init %s: its network predicts '%s', this run '%s' (--predict)",
                         o->init, cli_name_of(cli_outputs, (int)kind_out),
                         cli_name_of(cli_outputs, o->predict));
-    int rc = score_model_clone(&copy, init);
+    rc = score_model_clone(&copy, init);
     if (rc != SCORE_OK)
         return cli_lib_fail(rc, "--init");
     score_model_free(j->model);

@@ -147,6 +147,17 @@ check "U-Net: 3 samples of 16 pixel values" test "$(grep -c '^[-0-9.e]*\(,[-0-9.
 run unet2.log -- "$SCORE" train --data "$T/u8.npy" --labels "$T/labels.npy" $UN -o "$T/unet2.st"
 run unet-s2.csv -- "$SCORE" sample "$T/unet2.st" --class 1 -n 3 --sampler ddim --steps 8 --seed 4 -q
 check "U-Net: the same run twice, identical samples" cmp -s "$T/unet-s1.csv" "$T/unet-s2.csv"
+# --init: a U-Net run starts from a saved U-Net of the same architecture and image shape; at
+# learning rate 0 it keeps its weights (the same samples); another architecture is refused
+run unet-init.log -- "$SCORE" train --data "$T/u8.npy" --labels "$T/labels.npy" $UN --lr 0 --ema 0 -o "$T/unet-init.st" --init "$T/unet.st"
+run unet-s3.csv -- "$SCORE" sample "$T/unet-init.st" --class 1 -n 3 --sampler ddim --steps 8 --seed 4 -q
+check "U-Net: --init at learning rate 0 keeps the weights" cmp -s "$T/unet-s1.csv" "$T/unet-s3.csv"
+UNA="--labels $T/labels.npy --steps 2 --batch 8 --embed-dim 8 -q -o $T/x.st --init $T/unet.st"
+refused 1 "its network is a U-Net, this run trains an MLP (--model)" -- "$SCORE" train --data "$T/u8.npy" --dequantize uniform $UNA
+refused 1 "its network has --unet-width 4, this run asks for 8" -- "$SCORE" train --data "$T/u8.npy" --dequantize uniform --model unet --unet-width 8 --unet-mults 1,2 --unet-blocks 1 --unet-groups 2 $UNA
+refused 1 "its network has --unet-mults 1,2, this run asks for 1,1" -- "$SCORE" train --data "$T/u8.npy" --dequantize uniform --model unet --unet-width 4 --unet-mults 1,1 --unet-blocks 1 --unet-groups 2 $UNA
+refused 1 "its network has --unet-blocks 1, this run asks for 2" -- "$SCORE" train --data "$T/u8.npy" --dequantize uniform --model unet --unet-width 4 --unet-mults 1,2 --unet-blocks 2 --unet-groups 2 $UNA
+refused 1 "its U-Net takes 1x4x4 images, the data are 1x2x8" -- "$SCORE" train --data "$T/f4.npy" --image 1x2x8 --model unet --unet-width 4 --unet-mults 1,2 --unet-blocks 1 --unet-groups 2 $UNA
 refused 2 "--unet-width applies to --model unet only" -- "$SCORE" train --data "$T/u8.npy" --unet-width 4 -o "$T/x.st" -q
 refused 2 "--hidden applies to the MLP" -- "$SCORE" train --data "$T/u8.npy" --model unet --hidden 8 -o "$T/x.st" -q
 refused 2 "--model unet trains with the denoising losses" -- "$SCORE" train --data "$T/u8.npy" --model unet --loss ssm -o "$T/x.st" -q

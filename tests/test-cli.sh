@@ -246,6 +246,16 @@ grep -q "^mean energy" "$T/out" && [ "$(sed -n 1p "$T/energy.csv")" = "energy" ]
 expect_ok -- "$SCORE" sample "$T/energy.safetensors" --sampler pc --corrector mala --steps 3 -n 4 -q
 expect_fail 1 "has no energy" -- "$SCORE" energy "$M" "$T/good.csv"
 expect_fail 2 "--predict score" -- "$SCORE" train --dataset ring8 --model energy --predict eps -o "$T/m" -q
+# --init of an energy model: at learning rate 0 the weights are kept (the same energies); an
+# MLP file or another width is refused
+expect_ok -- "$SCORE" train --dataset ring8 -n 256 --steps 3 --batch 32 --hidden 8 --depth 1 \
+    --model energy --lr 0 --ema 0 --init "$T/energy.safetensors" -o "$T/energy2.safetensors" -q
+expect_ok -- "$SCORE" energy "$T/energy2.safetensors" "$T/good.csv" -o "$T/energy2.csv"
+cmp -s "$T/energy.csv" "$T/energy2.csv" || { echo "FAIL: --init of an energy model changed its energies"; fails=$((fails + 1)); }
+expect_fail 1 "its network is an MLP, this run trains an energy MLP (--model)" -- "$SCORE" train --dataset ring8 \
+    -n 64 --steps 1 --hidden 8 --depth 1 --model energy --init "$M" -o "$T/m" -q
+expect_fail 1 "its network has --hidden 8, this run asks for 16" -- "$SCORE" train --dataset ring8 \
+    -n 64 --steps 1 --hidden 16 --depth 1 --model energy --init "$T/energy.safetensors" -o "$T/m" -q
 expect_ok -- "$SCORE" train --dataset gaussian -n 256 --steps 5 --batch 32 --hidden 8 --depth 1 \
     --loss ssm-vr --projections 2 -o "$T/ssm.safetensors" -q
 expect_ok -- "$SCORE" info "$T/dsm.safetensors" --all
