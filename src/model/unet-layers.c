@@ -13,7 +13,8 @@
  * same shape). So the forwards' products go through the kernel layer's column-invariant GEMM
  * (score__gemm_cols: every output is one fma chain over k in order, whatever its column's
  * position), which lets the 3x3 convolution run over panels of images (the columns of col are
- * the pixels of all images of the panel) and still give every image the bits it gets alone.
+ * the pixels of all images of the panel; at most FWD_PANEL_PIXELS of them) and still give every
+ * image the bits it gets alone.
  * The 1x1 convolution multiplies each image's NCHW planes in place (no copies): one call per
  * image, the same bits as a panel would give.
  *
@@ -36,6 +37,8 @@
 /* Pixels of a panel: more images only while their pixels stay below this. */
 #define PANEL_PIXELS 512
 #define PANEL_MAX 8
+/* Pixels of a forward panel: its im2col matrix stays in the second-level cache. */
+#define FWD_PANEL_PIXELS 128
 
 size_t score__unet_panel(size_t hw)
 {
@@ -247,6 +250,8 @@ void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t 
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     float *col = scratch, *yp = col + kk * ld;
+    while (P > 1 && P * hw > FWD_PANEL_PIXELS)
+        P /= 2;
     for (size_t i0 = 0; i0 < n; i0 += P) {
         size_t np = n - i0 < P ? n - i0 : P;
         float *yi = y + i0 * co * hw;

@@ -32,17 +32,18 @@
 /* ---- Convolutions ------------------------------------------------------------------------ *
  * An image's forward values must not depend on the other images of its call, and a BLAS
  * rounds a column according to where it falls in a product: the forwards use the kernel
- * layer's column-invariant GEMM (score__gemm_cols), the 3x3 convolution over panels of images,
- * the 1x1 convolution image by image. Every output value is the fma chain
- * c = (acc ? y : 0), c = fma(W[o, k], col[k, p], c) over k in order, then c + b[o] (a separate
- * float addition), whatever the panel, the call's n or the processor's vector width. The
+ * layer's column-invariant GEMM (score__gemm_cols), the 3x3 convolution over panels of images
+ * (at most score__unet_panel(hw) images and 128 pixels), the 1x1 convolution image by image.
+ * Every output value is the fma chain c = (acc ? y : 0), c = fma(W[o, k], col[k, p], c) over
+ * k in order, then c + b[o] (a separate float addition), whatever the panel, the call's n or
+ * the processor's vector width. The
  * backward runs its BLAS GEMMs per panel of images: the panel's pixels are the GEMM's columns
  * (image j of the panel at columns j * hw .. j * hw + hw - 1 of a matrix of
  * score__unet_panel_ld(hw) columns); its results are sums over a block of images anyway (see
  * unet-layers.c). */
 
-/* Images per panel of the convolutions at hw pixels per image (a power of two, at most 8: 8 for
- * hw <= 64, one image from 512 pixels on) and the row stride of a panel's matrices (panel *
+/* Images per panel of the backward's convolutions at hw pixels per image (a power of two, at
+ * most 8: 8 for hw <= 64, one image from 512 pixels on) and the row stride of a panel's matrices (panel *
  * hw rounded up to a multiple of 32). */
 size_t score__unet_panel(size_t hw);
 size_t score__unet_panel_ld(size_t hw);
