@@ -43,8 +43,8 @@
  * unet-layers.c). */
 
 /* Images per panel of the backward's convolutions at hw pixels per image (a power of two, at
- * most 8: 8 for hw <= 64, one image from 512 pixels on) and the row stride of a panel's matrices (panel *
- * hw rounded up to a multiple of 32). */
+ * most 8: 8 for hw <= 64, one image from 512 pixels on) and the row stride of a panel's
+ * matrices (panel * hw rounded up to a multiple of 32; the forward's panels are no wider). */
 size_t score__unet_panel(size_t hw);
 size_t score__unet_panel_ld(size_t hw);
 
