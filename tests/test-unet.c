@@ -468,7 +468,8 @@ START_TEST(conv_panel_positions)
 END_TEST
 
 /* The kernel layer's vectorised im2col of a panel (every version this machine runs) gives the
- * bits of score__unet_im2col image by image and writes nothing else of the panel. */
+ * bits of score__unet_im2col image by image and writes nothing else of the panel; its col2im
+ * the bits of score__unet_col2im_acc. */
 START_TEST(im2col_vector_versions)
 {
     static const size_t shapes[][4] = {{8, 8, 3, 8}, {4, 4, 2, 8}, {3, 5, 3, 3}, {2, 2, 5, 8},
@@ -493,6 +494,26 @@ START_TEST(im2col_vector_versions)
             ck_assert_msg(memcmp(got, ref, rows * ld * sizeof *got) == 0,
                           "level %d, shape %zu", lv, si);
         }
+        /* the adjoint, added to a non-zero gradient: the same sums in the same order */
+        float *gref = malloc(np * c * hw * sizeof *gref);
+        float *ggot = malloc(np * c * hw * sizeof *ggot);
+        fill(&seed, rows * ld, 1.0f, ref);
+        fill(&seed, np * c * hw, 1.0f, gref);
+        memcpy(ggot, gref, np * c * hw * sizeof *ggot);
+        for (size_t j = 0; j < np; j++)
+            score__unet_col2im_acc(c, h, w, ref + j * hw, ld, gref + j * c * hw);
+        ck_assert_int_eq(score__col2im3_vec_at(0, np, c, h, w, ref, ld, ggot), 0);
+        float *g0 = malloc(np * c * hw * sizeof *g0);
+        memcpy(g0, ggot, np * c * hw * sizeof *g0);
+        for (int lv = 1; lv <= top; lv++) {
+            memcpy(ggot, g0, np * c * hw * sizeof *ggot);
+            ck_assert_int_eq(score__col2im3_vec_at(lv, np, c, h, w, ref, ld, ggot), 1);
+            ck_assert_msg(memcmp(ggot, gref, np * c * hw * sizeof *ggot) == 0,
+                          "col2im level %d, shape %zu", lv, si);
+        }
+        free(gref);
+        free(ggot);
+        free(g0);
         free(x);
         free(ref);
         free(got);

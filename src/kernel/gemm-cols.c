@@ -294,6 +294,33 @@ __attribute__((target("avx512f"))) static void im2col_avx512(size_t np, size_t c
             }
         }
 }
+
+/* The adjoint: gx[p + shift] += col[p] per tap in tap order (the order of the copying loop, so
+ * the same sums). */
+__attribute__((target("avx512f"))) static void col2im_avx512(size_t np, size_t c, size_t h,
+                                                             size_t w, const float *col,
+                                                             size_t ld, float *gx)
+{
+    size_t hw = h * w, nv = (hw + 15) / 16;
+    uint32_t mask[9 * (IM2COL_MAX_HW / 16)];
+    tap_masks(h, w, 16, nv, mask);
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < c; k++) {
+            float *plane = gx + (j * c + k) * hw;
+            for (size_t t = 0; t < 9; t++) {
+                const float *row = col + (k * 9 + t) * ld + j * hw;
+                float *dst = plane + ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)w +
+                             ((ptrdiff_t)(t % 3) - 1);
+                const uint32_t *mt = mask + t * nv;
+                for (size_t v = 0; v < nv; v++) {
+                    __mmask16 m = (__mmask16)mt[v];
+                    __m512 g = _mm512_maskz_loadu_ps(m, dst + 16 * v);
+                    g = _mm512_add_ps(g, _mm512_maskz_loadu_ps(m, row + 16 * v));
+                    _mm512_mask_storeu_ps(dst + 16 * v, m, g);
+                }
+            }
+        }
+}
 #endif
 
 __attribute__((target("avx2,fma"))) static void im2col_avx2(size_t np, size_t c, size_t h,
@@ -325,7 +352,63 @@ __attribute__((target("avx2,fma"))) static void im2col_avx2(size_t np, size_t c,
             }
         }
 }
+
+__attribute__((target("avx2,fma"))) static void col2im_avx2(size_t np, size_t c, size_t h,
+                                                            size_t w, const float *col,
+                                                            size_t ld, float *gx)
+{
+    size_t hw = h * w, nv = (hw + 7) / 8;
+    uint32_t mask[9 * (IM2COL_MAX_HW / 8)];
+    tap_masks(h, w, 8, nv, mask);
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < c; k++) {
+            float *plane = gx + (j * c + k) * hw;
+            for (size_t t = 0; t < 9; t++) {
+                const float *row = col + (k * 9 + t) * ld + j * hw;
+                float *dst = plane + ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)w +
+                             ((ptrdiff_t)(t % 3) - 1);
+                const uint32_t *mt = mask + t * nv;
+                for (size_t v = 0; v < nv; v++) {
+                    __m256i m = _mm256_cmpeq_epi32(
+                        _mm256_and_si256(_mm256_set1_epi32((int)mt[v]), bit), bit);
+                    __m256 g = _mm256_add_ps(_mm256_maskload_ps(dst + 8 * v, m),
+                                             _mm256_maskload_ps(row + 8 * v, m));
+                    _mm256_maskstore_ps(dst + 8 * v, m, g);
+                }
+            }
+        }
+}
 #endif /* GEMM_X86 */
+
+int score__col2im3_vec(size_t np, size_t c, size_t h, size_t w, const float *col, size_t ld,
+                       float *gx)
+{
+    return score__col2im3_vec_at(score__gemm_cols_level(), np, c, h, w, col, ld, gx);
+}
+
+int score__col2im3_vec_at(int lv, size_t np, size_t c, size_t h, size_t w, const float *col,
+                          size_t ld, float *gx)
+{
+    size_t hw = h * w;
+    if (hw == 0 || hw > IM2COL_MAX_HW)
+        return 0;
+#if GEMM_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (lv >= 2) {
+        col2im_avx512(np, c, h, w, col, ld, gx);
+        return 1;
+    }
+#endif
+    if (lv >= 1) {
+        col2im_avx2(np, c, h, w, col, ld, gx);
+        return 1;
+    }
+#else
+    (void)lv, (void)np, (void)c, (void)col, (void)ld, (void)gx;
+#endif
+    return 0;
+}
 
 int score__im2col3_vec(size_t np, size_t c, size_t h, size_t w, const float *x, float *col,
                        size_t ld)

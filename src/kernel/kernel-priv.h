@@ -88,6 +88,13 @@ int score__im2col3_vec(size_t np, size_t c, size_t h, size_t w, const float *x, 
 /* The same with the version of `level` (as score__gemm_cols_at; level 0: returns 0). */
 int score__im2col3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, const float *x,
                           float *col, size_t ld);
+/* Its adjoint: image j's gx (c planes of h x w, consecutive images) += col2im of the panel's
+ * columns j * h * w ..; per element the taps' values are added in tap order (3 dy + dx), as a
+ * loop over taps and pixels does. Returns 0 without writing when no vector version applies. */
+int score__col2im3_vec(size_t np, size_t c, size_t h, size_t w, const float *col, size_t ld,
+                       float *gx);
+int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, const float *col,
+                          size_t ld, float *gx);
 
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */

@@ -283,8 +283,10 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                 plane_sums(co, hw, gyi + j * co * hw, dsum);
         if (gx != NULL) {
             score__sgemm(1, 0, kk, nc, co, 1.0f, wt, kk, gp, ld, 0.0f, col, ld);
-            for (size_t j = 0; j < np; j++)
-                score__unet_col2im_acc(ci, h, w, col + j * hw, ld, gx + (i0 + j) * ci * hw);
+            if (!score__col2im3_vec(np, ci, h, w, col, ld, gx + i0 * ci * hw))
+                for (size_t j = 0; j < np; j++)
+                    score__unet_col2im_acc(ci, h, w, col + j * hw, ld,
+                                           gx + (i0 + j) * ci * hw);
         }
     }
     if (gb != NULL)
