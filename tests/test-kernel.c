@@ -475,6 +475,76 @@ START_TEST(tangent_reverse_step)
 }
 END_TEST
 
+/* The column-invariant GEMM: every version gives the portable version's bits (tails of every
+ * length: N = 1 .. 70, K up to 600, padded strides); a column block computed alone or at any
+ * offset of a wider product gives the same bits; values within the GEMM bound of a double
+ * reference; acc = 1 continues from C, acc = 0 never reads it. */
+START_TEST(gemm_cols_versions_agree)
+{
+    unsigned seed = 7;
+    int top = score__gemm_cols_level();
+    ck_assert_int_ge(top, 0);
+    ck_assert_int_le(top, 2);
+    for (size_t N = 1; N <= 70; N++) {
+        size_t M = 1 + (N * 7) % 19, K = N % 5 == 0 ? 1 + (N * 37) % 600 : 1 + (N * 13) % 97;
+        if (N == 64)
+            K = 600;
+        size_t lda = K + N % 3, ldb = N + N % 4, ldc = N + 1 + N % 2;
+        float *A = malloc(M * lda * sizeof *A), *B = malloc(K * ldb * sizeof *B);
+        float *C0 = malloc(M * ldc * sizeof *C0), *C = malloc(M * ldc * sizeof *C);
+        float *Cin = malloc(M * ldc * sizeof *Cin);
+        for (size_t i = 0; i < M * lda; i++) A[i] = frand(&seed);
+        for (size_t i = 0; i < K * ldb; i++) B[i] = frand(&seed);
+        for (size_t i = 0; i < M * ldc; i++) Cin[i] = frand(&seed);
+        for (int acc = 0; acc < 2; acc++) {
+            for (size_t i = 0; i < M * ldc; i++)
+                C0[i] = acc ? Cin[i] : NAN;
+            score__gemm_cols_at(0, M, N, K, A, lda, B, ldb, C0, ldc, acc);
+            for (size_t i = 0; i < M; i++)
+                for (size_t j = 0; j < N; j++) {
+                    double s = acc ? Cin[i * ldc + j] : 0.0, mag = fabs(s);
+                    for (size_t k = 0; k < K; k++) {
+                        s += (double)A[i * lda + k] * B[k * ldb + j];
+                        mag += fabs((double)A[i * lda + k] * B[k * ldb + j]);
+                    }
+                    ck_assert_double_le(fabs(C0[i * ldc + j] - s), TOL_GEMM_REL * mag + 1e-6);
+                }
+            for (int lv = 0; lv <= top; lv++) {
+                for (size_t i = 0; i < M * ldc; i++)
+                    C[i] = acc ? Cin[i] : NAN;
+                score__gemm_cols_at(lv, M, N, K, A, lda, B, ldb, C, ldc, acc);
+                for (size_t i = 0; i < M; i++) {
+                    ck_assert_msg(memcmp(C + i * ldc, C0 + i * ldc, N * sizeof *C) == 0,
+                                  "level %d, N %zu, K %zu, row %zu differs", lv, N, K, i);
+                    /* the padding after a row is not written */
+                    for (size_t j = N; j < ldc; j++)
+                        ck_assert(acc ? C[i * ldc + j] == Cin[i * ldc + j]
+                                      : isnan(C[i * ldc + j]));
+                }
+                /* columns j0 .. N - 1 alone (another position in the vectors and blocks) */
+                size_t j0 = N / 3;
+                for (size_t i = 0; i < M * ldc; i++)
+                    C[i] = acc ? Cin[i] : 0.0f;
+                score__gemm_cols_at(lv, M, N - j0, K, A, lda, B + j0, ldb, C + j0, ldc, acc);
+                for (size_t i = 0; i < M; i++)
+                    ck_assert(memcmp(C + i * ldc + j0, C0 + i * ldc + j0,
+                                     (N - j0) * sizeof *C) == 0);
+            }
+        }
+        /* K = 0: C = 0 or unchanged */
+        for (size_t i = 0; i < M * ldc; i++)
+            C[i] = Cin[i];
+        score__gemm_cols(M, N, 0, A, lda, B, ldb, C, ldc, 1);
+        ck_assert(memcmp(C, Cin, M * ldc * sizeof *C) == 0);
+        score__gemm_cols(M, N, 0, A, lda, B, ldb, C, ldc, 0);
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                ck_assert(C[i * ldc + j] == 0.0f);
+        free(A); free(B); free(C0); free(C); free(Cin);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel");
@@ -493,6 +563,7 @@ int main(void)
     tcase_add_test(tc, row_reductions);
     tcase_add_test(tc, row_dot_lanes);
     tcase_add_test(tc, tangent_reverse_step);
+    tcase_add_test(tc, gemm_cols_versions_agree);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

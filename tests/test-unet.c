@@ -18,6 +18,7 @@
 
 #include "helpers/test-helpers.h"
 #include "model/model-priv.h"
+#include "kernel/kernel-priv.h"
 #include "model/unet-priv.h"
 
 #define TOL_UNET_FD 1e-3
@@ -395,6 +396,127 @@ START_TEST(conv3_forward_reference)
         free(b);
         free(y);
         free(col);
+    }
+}
+END_TEST
+
+/* The forwards' panels: an image's output is the same bits whether it is computed alone or
+ * at any position of a panel of several images (calls of 1, 3, 8 and 11 images at several
+ * offsets; 8 x 8, 4 x 4, 3 x 5, 2 x 2 and 1 x 1 planes), with acc = 0 and 1, for the 3x3 and
+ * the 1x1 convolution. */
+START_TEST(conv_panel_positions)
+{
+    enum { NI = 11 };
+    static const size_t shapes[][4] = {{5, 7, 8, 8}, {6, 9, 4, 4}, {3, 4, 3, 5}, {7, 5, 2, 2},
+                                       {4, 3, 1, 1}};
+    static const size_t counts[4] = {1, 3, 8, 11};
+    unsigned seed = 19;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t ci = shapes[si][0], co = shapes[si][1], h = shapes[si][2], w = shapes[si][3];
+        size_t hw = h * w, ny = NI * co * hw;
+        float *x = malloc(NI * ci * hw * sizeof *x), *wt = malloc(co * ci * 9 * sizeof *wt);
+        float *b = malloc(co * sizeof *b), *y0 = malloc(ny * sizeof *y0);
+        float *y = malloc(ny * sizeof *y), *init = malloc(ny * sizeof *init);
+        float *col = malloc(score__unet_conv3_scratch_floats(ci, co, hw) * sizeof *col);
+        fill(&seed, NI * ci * hw, 1.0f, x);
+        fill(&seed, co * ci * 9, 1.0f, wt);
+        fill(&seed, co, 1.0f, b);
+        fill(&seed, ny, 1.0f, init);
+        for (int kind = 0; kind < 2; kind++)
+            for (int acc = 0; acc < 2; acc++) {
+                /* every image alone */
+                memcpy(y0, init, ny * sizeof *y0);
+                for (size_t i = 0; i < NI; i++) {
+                    if (kind == 0)
+                        score__unet_conv3_forward(1, ci, co, h, w, wt, b, x + i * ci * hw,
+                                                  y0 + i * co * hw, acc, col);
+                    else
+                        score__unet_conv1_forward(1, ci, co, hw, wt, b, x + i * ci * hw,
+                                                  y0 + i * co * hw, acc);
+                }
+                for (size_t ni = 0; ni < 4; ni++) {
+                    size_t n = counts[ni];
+                    size_t step = n == NI ? NI : n > 3 ? NI - n : 2;
+                    for (size_t off = 0; off + n <= NI; off += step) {
+                        memcpy(y, init, ny * sizeof *y);
+                        if (kind == 0)
+                            score__unet_conv3_forward(n, ci, co, h, w, wt, b, x + off * ci * hw,
+                                                      y + off * co * hw, acc, col);
+                        else
+                            score__unet_conv1_forward(n, ci, co, hw, wt, b, x + off * ci * hw,
+                                                      y + off * co * hw, acc);
+                        ck_assert_msg(memcmp(y + off * co * hw, y0 + off * co * hw,
+                                             n * co * hw * sizeof *y) == 0,
+                                      "kind %d acc %d shape %zu: %zu images at %zu differ",
+                                      kind, acc, si, n, off);
+                        /* images outside the call untouched */
+                        ck_assert(memcmp(y, init, off * co * hw * sizeof *y) == 0);
+                        ck_assert(memcmp(y + (off + n) * co * hw, init + (off + n) * co * hw,
+                                         (NI - off - n) * co * hw * sizeof *y) == 0);
+                    }
+                }
+            }
+        free(x);
+        free(wt);
+        free(b);
+        free(y0);
+        free(y);
+        free(init);
+        free(col);
+    }
+}
+END_TEST
+
+/* The kernel layer's vectorised im2col of a panel (every version this machine runs) gives the
+ * bits of score__unet_im2col image by image and writes nothing else of the panel; its col2im
+ * the bits of score__unet_col2im_acc. */
+START_TEST(im2col_vector_versions)
+{
+    static const size_t shapes[][4] = {{8, 8, 3, 8}, {4, 4, 2, 8}, {3, 5, 3, 3}, {2, 2, 5, 8},
+                                       {1, 1, 2, 5}, {16, 16, 2, 2}, {1, 7, 2, 3}, {6, 1, 1, 2}};
+    unsigned seed = 29;
+    int top = score__gemm_cols_level();
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t h = shapes[si][0], w = shapes[si][1], c = shapes[si][2], np = shapes[si][3];
+        size_t hw = h * w, ld = np * hw + 5, rows = 9 * c + 1;
+        float *x = malloc(np * c * hw * sizeof *x);
+        float *ref = malloc(rows * ld * sizeof *ref), *got = malloc(rows * ld * sizeof *got);
+        fill(&seed, np * c * hw, 1.0f, x);
+        for (size_t i = 0; i < rows * ld; i++)
+            ref[i] = -7.0f;
+        for (size_t j = 0; j < np; j++)
+            score__unet_im2col(c, h, w, x + j * c * hw, ref + j * hw, ld);
+        ck_assert_int_eq(score__im2col3_vec_at(0, np, c, h, w, x, got, ld), 0);
+        for (int lv = 1; lv <= top; lv++) {
+            for (size_t i = 0; i < rows * ld; i++)
+                got[i] = -7.0f;
+            ck_assert_int_eq(score__im2col3_vec_at(lv, np, c, h, w, x, got, ld), 1);
+            ck_assert_msg(memcmp(got, ref, rows * ld * sizeof *got) == 0,
+                          "level %d, shape %zu", lv, si);
+        }
+        /* the adjoint, added to a non-zero gradient: the same sums in the same order */
+        float *gref = malloc(np * c * hw * sizeof *gref);
+        float *ggot = malloc(np * c * hw * sizeof *ggot);
+        fill(&seed, rows * ld, 1.0f, ref);
+        fill(&seed, np * c * hw, 1.0f, gref);
+        memcpy(ggot, gref, np * c * hw * sizeof *ggot);
+        for (size_t j = 0; j < np; j++)
+            score__unet_col2im_acc(c, h, w, ref + j * hw, ld, gref + j * c * hw);
+        ck_assert_int_eq(score__col2im3_vec_at(0, np, c, h, w, ref, ld, ggot), 0);
+        float *g0 = malloc(np * c * hw * sizeof *g0);
+        memcpy(g0, ggot, np * c * hw * sizeof *g0);
+        for (int lv = 1; lv <= top; lv++) {
+            memcpy(ggot, g0, np * c * hw * sizeof *ggot);
+            ck_assert_int_eq(score__col2im3_vec_at(lv, np, c, h, w, ref, ld, ggot), 1);
+            ck_assert_msg(memcmp(ggot, gref, np * c * hw * sizeof *ggot) == 0,
+                          "col2im level %d, shape %zu", lv, si);
+        }
+        free(gref);
+        free(ggot);
+        free(g0);
+        free(x);
+        free(ref);
+        free(got);
     }
 }
 END_TEST
@@ -1060,12 +1182,46 @@ START_TEST(model_row_splits)
 }
 END_TEST
 
+/* The same through the whole network: rows evaluated in calls of 1, 3, 8 and 11 rows starting
+ * at different rows (so a row sits at other positions of the convolutions' panels) give the
+ * bits of the call of all rows, in the training forward and the samplers' forward. */
+START_TEST(model_panel_positions)
+{
+    enum { PN = 13 };
+    score_model *m = mid_unet();
+    float x[PN * TD], all[PN * TD], inf_all[PN * TD], part[PN * TD];
+    double c[PN];
+    unsigned seed = 23;
+    static const size_t counts[4] = {1, 3, 8, 11};
+    randomize(m, 43, 0.2f);
+    fill(&seed, PN * TD, 1.0f, x);
+    for (size_t i = 0; i < PN; i++)
+        c[i] = 0.1 + 0.05 * (double)i;
+    ck_assert_ok(score_model_forward_cond(m, PN, x, c, NULL, NULL, all));
+    ck_assert_ok(score__model_infer(m, PN, x, c, inf_all));
+    ck_assert_mem_eq(inf_all, all, sizeof all);
+    for (size_t ni = 0; ni < 4; ni++) {
+        size_t n = counts[ni];
+        for (size_t off = 0; off + n <= PN; off += 2) {
+            ck_assert_ok(score_model_forward_cond(m, n, x + off * TD, c + off, NULL, NULL,
+                                                  part));
+            ck_assert_mem_eq(part, all + off * TD, n * TD * sizeof *part);
+            ck_assert_ok(score__model_infer(m, n, x + off * TD, c + off, part));
+            ck_assert_mem_eq(part, all + off * TD, n * TD * sizeof *part);
+        }
+    }
+    score_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unet");
     TCase *tc = tcase_create("layers");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, conv3_forward_reference);
+    tcase_add_test(tc, conv_panel_positions);
+    tcase_add_test(tc, im2col_vector_versions);
     tcase_add_test(tc, groupnorm_forward_reference);
     tcase_add_test(tc, resampling_values);
     tcase_add_test(tc, silu_values);
@@ -1088,6 +1244,7 @@ int main(void)
     tcase_add_test(tm, model_dsm_loss_gradient);
     tcase_add_test(tm, model_threads_bit_identical);
     tcase_add_test(tm, model_row_splits);
+    tcase_add_test(tm, model_panel_positions);
     suite_add_tcase(s, tm);
     return test_run_suite(s);
 }

@@ -63,6 +63,39 @@ void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float 
                   const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
                   size_t ldc);
 
+/* Column-invariant GEMM (gemm-cols.c): C[M x N] = A[M x K] B[K x N] (acc = 0) or C += A B
+ * (acc = 1), row-major, with row strides lda, ldb, ldc. Every element is computed as
+ * c = (acc ? C[m, n] : 0), then c = fma(A[m, k], B[k, n], c) for k = 0 .. K - 1 in order, so its
+ * bits depend on its row of A and column of B only: not on its column's position, N or M, nor on
+ * the processor's vector width (the AVX-512, AVX2 + FMA and portable versions agree bit for bit).
+ * Single-threaded; no BLAS. K == 0 gives C = 0 (acc = 0) or leaves C. C must not overlap A, B. */
+void score__gemm_cols(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *B,
+                      size_t ldb, float *C, size_t ldc, int acc);
+/* The widest version this build and processor run: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable
+ * (score__gemm_cols uses it). */
+int score__gemm_cols_level(void);
+/* score__gemm_cols with the version of `level` (at most score__gemm_cols_level(); for tests). */
+void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                         const float *B, size_t ldb, float *C, size_t ldc, int acc);
+
+/* im2col of np images (c planes of h x w each, NCHW, consecutive) for a 3x3 convolution with
+ * stride 1 and zero padding 1: col[(k * 9 + 3 dy + dx) * ld + j * h * w + p] = image j's
+ * x[k, py + dy - 1, px + dx - 1] (0 outside), p = py * w + px; writes only those columns.
+ * Vectorised for planes of at most 256 pixels on AVX2 / AVX-512; returns 0 without writing
+ * anything when no vector version applies (then the caller copies). */
+int score__im2col3_vec(size_t np, size_t c, size_t h, size_t w, const float *x, float *col,
+                       size_t ld);
+/* The same with the version of `level` (as score__gemm_cols_at; level 0: returns 0). */
+int score__im2col3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, const float *x,
+                          float *col, size_t ld);
+/* Its adjoint: image j's gx (c planes of h x w, consecutive images) += col2im of the panel's
+ * columns j * h * w ..; per element the taps' values are added in tap order (3 dy + dx), as a
+ * loop over taps and pixels does. Returns 0 without writing when no vector version applies. */
+int score__col2im3_vec(size_t np, size_t c, size_t h, size_t w, const float *col, size_t ld,
+                       float *gx);
+int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, const float *col,
+                          size_t ld, float *gx);
+
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */
 int score__blas_threads(void);

@@ -6,11 +6,17 @@
  * co x (ci * 9) row-major matrix. Its backward is two more GEMMs: dW += gy col^T and
  * dcol = W^T gy, then col2im (the adjoint of im2col) adds dcol into dx.
  *
- * The forward runs image by image: an image's values must not depend on the other images of
- * its call (see unet.c), and a BLAS rounds a column of a product according to where it falls
- * in the product (measured with OpenBLAS 0.3.21's Haswell kernels: the same image's columns at
- * columns 384 .. 511 of a 512-column product get other bits than at columns 0 .. 63, even with
- * the same shape), so every image gets its own product of a fixed shape.
+ * An image's forward values must not depend on the other images of its call (see unet.c),
+ * and a BLAS rounds a column of a product according to where it falls in the product
+ * (measured with OpenBLAS 0.3.21's Haswell kernels: the same image's columns at columns
+ * 384 .. 511 of a 512-column product get other bits than at columns 0 .. 63, even with the
+ * same shape). So the forwards' products go through the kernel layer's column-invariant GEMM
+ * (score__gemm_cols: every output is one fma chain over k in order, whatever its column's
+ * position), which lets the 3x3 convolution run over panels of images (the columns of col are
+ * the pixels of all images of the panel; at most FWD_PANEL_PIXELS of them) and still give every
+ * image the bits it gets alone.
+ * The 1x1 convolution multiplies each image's NCHW planes in place (no copies): one call per
+ * image, the same bits as a panel would give.
  *
  * The backward's products run over panels of score__unet_panel(hw) images: the columns of
  * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
@@ -19,7 +25,7 @@
  * once per panel, not once per image. Images are stored in NCHW order, so the panels are
  * gathered (im2col writes straight into the panel's columns) and input gradients scattered
  * back. Its results are sums over the images of a block anyway, whose composition the model
- * fixes (unet.c), so the thread count does not change them. */
+ * fixes (unet.c), so the thread count does not change them; they keep the BLAS. */
 #include <math.h>
 #include <string.h>
 
@@ -31,6 +37,8 @@
 /* Pixels of a panel: more images only while their pixels stay below this. */
 #define PANEL_PIXELS 512
 #define PANEL_MAX 8
+/* Pixels of a forward panel: its im2col matrix stays in the second-level cache. */
+#define FWD_PANEL_PIXELS 128
 
 size_t score__unet_panel(size_t hw)
 {
@@ -48,7 +56,7 @@ size_t score__unet_panel_ld(size_t hw)
 
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)
 {
-    return (9 * ci + co) * score__unet_panel_ld(hw); /* the backward's; the forward: 9 ci hw */
+    return (9 * ci + co) * score__unet_panel_ld(hw); /* forward and backward: col, a panel */
 }
 
 size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw)
@@ -103,6 +111,17 @@ void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col
             }
         }
     }
+}
+
+/* im2col of np consecutive images into a panel (image j at columns j * h * w): the kernel
+ * layer's vectorised copy for small planes, else image by image. */
+static void lower(size_t np, size_t c, size_t h, size_t w, const float *x, float *col,
+                  size_t ld)
+{
+    if (score__im2col3_vec(np, c, h, w, x, col, ld))
+        return;
+    for (size_t j = 0; j < np; j++)
+        score__unet_im2col(c, h, w, x + j * c * h * w, col + j * h * w, ld);
 }
 
 void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size_t ld,
@@ -196,6 +215,26 @@ static void add_plane_bias(size_t co, size_t hw, const float *b, float *y)
     }
 }
 
+/* y[(j * co + k) * hw + q] = p[k * ld + j * hw + q] + b[k] (b NULL: + nothing) for np images:
+ * a forward panel's output back in NCHW order, with the bias. */
+SCORE__VEC_CLONES
+static void scatter_bias(size_t np, size_t co, size_t hw, const float *p, size_t ld,
+                         const float *b, float *y)
+{
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < co; k++) {
+            const float *src = p + k * ld + j * hw;
+            float *dst = y + (j * co + k) * hw;
+            if (b == NULL) {
+                memcpy(dst, src, hw * sizeof *dst);
+                continue;
+            }
+            float bk = b[k];
+            for (size_t q = 0; q < hw; q++)
+                dst[q] = src[q] + bk;
+        }
+}
+
 /* dsum[k] += sum of plane k of gy (in double) for co planes of hw. */
 static void plane_sums(size_t co, size_t hw, const float *gy, double *dsum)
 {
@@ -209,13 +248,18 @@ void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t 
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch)
 {
-    size_t hw = h * w, kk = ci * 9;
-    for (size_t i = 0; i < n; i++) {
-        float *yi = y + i * co * hw;
-        score__unet_im2col(ci, h, w, x + i * ci * hw, scratch, hw);
-        score__sgemm(0, 0, co, hw, kk, 1.0f, wt, kk, scratch, hw, acc ? 1.0f : 0.0f, yi, hw);
-        if (b != NULL)
-            add_plane_bias(co, hw, b, yi);
+    size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
+    float *col = scratch, *yp = col + kk * ld;
+    while (P > 1 && P * hw > FWD_PANEL_PIXELS)
+        P /= 2;
+    for (size_t i0 = 0; i0 < n; i0 += P) {
+        size_t np = n - i0 < P ? n - i0 : P;
+        float *yi = y + i0 * co * hw;
+        lower(np, ci, h, w, x + i0 * ci * hw, col, ld);
+        if (acc)
+            gather(np, co, hw, yi, yp, ld);
+        score__gemm_cols(co, np * hw, kk, wt, kk, col, ld, yp, ld, acc);
+        scatter_bias(np, co, hw, yp, ld, b, yi);
     }
 }
 
@@ -231,8 +275,7 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
     for (size_t i0 = 0; i0 < n; i0 += P) {
         size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
         const float *gyi = gy + i0 * co * hw;
-        for (size_t j = 0; j < np; j++)
-            score__unet_im2col(ci, h, w, x + (i0 + j) * ci * hw, col + j * hw, ld);
+        lower(np, ci, h, w, x + i0 * ci * hw, col, ld);
         gather(np, co, hw, gyi, gp, ld);
         score__sgemm(0, 1, co, kk, nc, 1.0f, gp, ld, col, ld, 1.0f, gw, kk);
         if (gb != NULL)
@@ -240,8 +283,10 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                 plane_sums(co, hw, gyi + j * co * hw, dsum);
         if (gx != NULL) {
             score__sgemm(1, 0, kk, nc, co, 1.0f, wt, kk, gp, ld, 0.0f, col, ld);
-            for (size_t j = 0; j < np; j++)
-                score__unet_col2im_acc(ci, h, w, col + j * hw, ld, gx + (i0 + j) * ci * hw);
+            if (!score__col2im3_vec(np, ci, h, w, col, ld, gx + i0 * ci * hw))
+                for (size_t j = 0; j < np; j++)
+                    score__unet_col2im_acc(ci, h, w, col + j * hw, ld,
+                                           gx + (i0 + j) * ci * hw);
         }
     }
     if (gb != NULL)
@@ -254,8 +299,7 @@ void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const 
 {
     for (size_t i = 0; i < n; i++) {
         float *yi = y + i * co * hw;
-        score__sgemm(0, 0, co, hw, ci, 1.0f, wt, ci, x + i * ci * hw, hw, acc ? 1.0f : 0.0f,
-                     yi, hw);
+        score__gemm_cols(co, hw, ci, wt, ci, x + i * ci * hw, hw, yi, hw, acc);
         if (b != NULL)
             add_plane_bias(co, hw, b, yi);
     }

@@ -30,15 +30,21 @@
 #define SCORE__UNET_GN_EPS 1e-6
 
 /* ---- Convolutions ------------------------------------------------------------------------ *
- * The forward runs one GEMM per image (an image's values must not depend on the other images
- * of its call: a BLAS rounds a column according to where it falls in a product). The backward
- * runs one GEMM per panel of images: the panel's pixels are the GEMM's columns (image j of the
- * panel at columns j * hw .. j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns);
- * its results are sums over a block of images anyway (see unet-layers.c). */
+ * An image's forward values must not depend on the other images of its call, and a BLAS
+ * rounds a column according to where it falls in a product: the forwards use the kernel
+ * layer's column-invariant GEMM (score__gemm_cols), the 3x3 convolution over panels of images
+ * (at most score__unet_panel(hw) images and 128 pixels), the 1x1 convolution image by image.
+ * Every output value is the fma chain c = (acc ? y : 0), c = fma(W[o, k], col[k, p], c) over
+ * k in order, then c + b[o] (a separate float addition), whatever the panel, the call's n or
+ * the processor's vector width. The
+ * backward runs its BLAS GEMMs per panel of images: the panel's pixels are the GEMM's columns
+ * (image j of the panel at columns j * hw .. j * hw + hw - 1 of a matrix of
+ * score__unet_panel_ld(hw) columns); its results are sums over a block of images anyway (see
+ * unet-layers.c). */
 
-/* Images per panel of the backward at hw pixels per image (a power of two, at most 8: 8 for
- * hw <= 64, one image from 512 pixels on) and the row stride of a panel's matrices (panel *
- * hw rounded up to a multiple of 32). */
+/* Images per panel of the backward's convolutions at hw pixels per image (a power of two, at
+ * most 8: 8 for hw <= 64, one image from 512 pixels on) and the row stride of a panel's
+ * matrices (panel * hw rounded up to a multiple of 32; the forward's panels are no wider). */
 size_t score__unet_panel(size_t hw);
 size_t score__unet_panel_ld(size_t hw);
 
@@ -56,7 +62,8 @@ size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw);
 size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 
 /* y = conv3x3(x) + b (acc: y +=) for n images of ci channels into co channels; wt [co, ci, 3,
- * 3], b [co] or NULL; scratch: score__unet_conv3_scratch_floats(ci, co, h * w) floats. */
+ * 3], b [co] or NULL; scratch: score__unet_conv3_scratch_floats(ci, co, h * w) floats (a
+ * panel's im2col and output). */
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch);
@@ -67,7 +74,8 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 const float *wt, const float *x, const float *gy, float *gw,
                                 float *gb, float *gx, float *scratch, double *dsum);
 
-/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. */
+/* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. No
+ * scratch: the products read x's and write y's planes in place, one image per call. */
 void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                const float *b, const float *x, float *y, int acc);
 /* Its backward (gb, gx may be NULL); dsum: co doubles; scratch:
