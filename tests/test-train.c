@@ -992,35 +992,39 @@ typedef struct cfg_case {
     int obj, id, is_f64;
     double value; /* a value other than the default */
     const char *group, *name, *text; /* the names and the value as the message prints them */
+    int loss_kind; /* the trainer's loss (0: SDE), one that takes the parameter (DSM and SSM
+                    * train at time 0.3: the parameter TIME of the case differs from it) */
 } cfg_case;
 
-/* (the loss parameters are those an SDE loss takes; the others cannot be set on it) */
 static const cfg_case cfg_cases[] = {
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_LR, 1, 2e-4, "optimizer", "lr", "0.0002"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_MOMENTUM, 1, 0.5, "optimizer", "momentum", "0.5"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_NESTEROV, 0, 1, "optimizer", "nesterov", "1"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA1, 1, 0.8, "optimizer", "beta1", "0.8"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA2, 1, 0.99, "optimizer", "beta2", "0.99"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_EPS, 1, 1e-6, "optimizer", "eps", "1e-06"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, 1, 0.01, "optimizer", "weight_decay", "0.01"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WARMUP, 0, 7, "optimizer", "warmup", "7"},
-    {CFG_OPT, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, 1, 1.5, "optimizer", "grad_clip", "1.5"},
-    {CFG_EMA, SCORE_EMA_PARAM_DECAY, 1, 0.99, "ema", "decay", "0.99"},
-    {CFG_EMA, SCORE_EMA_PARAM_WARMUP, 0, 0, "ema", "warmup", "0"},
-    {CFG_TRAINER, SCORE_TRAINER_PARAM_BATCH_SIZE, 0, 32, "trainer", "batch_size", "32"},
-    {CFG_TRAINER, SCORE_TRAINER_PARAM_SHUFFLE, 0, 0, "trainer", "shuffle", "0"},
-    {CFG_TRAINER, SCORE_TRAINER_PARAM_USE_EMA, 0, 0, "trainer", "use_ema", "0"},
-    {CFG_TRAINER, SCORE_TRAINER_PARAM_P_UNCOND, 1, 0.25, "trainer", "p_uncond", "0.25"},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_LR, 1, 2e-4, "optimizer", "lr", "0.0002", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_MOMENTUM, 1, 0.5, "optimizer", "momentum", "0.5", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_NESTEROV, 0, 1, "optimizer", "nesterov", "1", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA1, 1, 0.8, "optimizer", "beta1", "0.8", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA2, 1, 0.99, "optimizer", "beta2", "0.99", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_EPS, 1, 1e-6, "optimizer", "eps", "1e-06", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, 1, 0.01, "optimizer", "weight_decay", "0.01", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WARMUP, 0, 7, "optimizer", "warmup", "7", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, 1, 1.5, "optimizer", "grad_clip", "1.5", 0},
+    {CFG_EMA, SCORE_EMA_PARAM_DECAY, 1, 0.99, "ema", "decay", "0.99", 0},
+    {CFG_EMA, SCORE_EMA_PARAM_WARMUP, 0, 0, "ema", "warmup", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_BATCH_SIZE, 0, 32, "trainer", "batch_size", "32", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_SHUFFLE, 0, 0, "trainer", "shuffle", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_USE_EMA, 0, 0, "trainer", "use_ema", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_P_UNCOND, 1, 0.25, "trainer", "p_uncond", "0.25", 0},
 
 
 
 
-    {CFG_LOSS, SCORE_LOSS_PARAM_WEIGHTING, 0, 2, "loss", "weighting", "2"},
-    {CFG_LOSS, SCORE_LOSS_PARAM_REDUCE, 0, 1, "loss", "reduce", "1"},
-    {CFG_LOSS, SCORE_LOSS_PARAM_T_EPS, 1, 1e-3, "loss", "t_eps", "0.001"},
-    {CFG_LOSS, SCORE_LOSS_PARAM_IMPORTANCE, 0, 1, "loss", "importance", "1"},
-
-
+    {CFG_LOSS, SCORE_LOSS_PARAM_WEIGHTING, 0, 2, "loss", "weighting", "2", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_REDUCE, 0, 1, "loss", "reduce", "1", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_T_EPS, 1, 1e-3, "loss", "t_eps", "0.001", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_IMPORTANCE, 0, 1, "loss", "importance", "1", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_SIGMA, 1, 0.2, "loss", "sigma", "0.2", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_COND, 1, 0.5, "loss", "cond", "0.5", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_TIME, 1, 0.5, "loss", "time", "0.5", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_PROJECTIONS, 0, 2, "loss", "projections", "2", SCORE_LOSS_SSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_PROBE, 0, 2, "loss", "probe", "2", SCORE_LOSS_SSM},
 };
 
 static void cfg_set(score_trainer *tr, const cfg_case *c)
@@ -1061,6 +1065,19 @@ START_TEST(checkpoint_refuses_another_configuration)
     float *pa, *pb;
     setup_ring(&A, 70, 8, SCORE_OUTPUT_EPS, 3);
     setup_ring(&B, 70, 8, SCORE_OUTPUT_EPS, 3);
+    if (c->loss_kind != 0) {
+        setup *S[2] = {&A, &B};
+        for (int k = 0; k < 2; k++) {
+            score_trainer_free(S[k]->tr);
+            score_loss_free(S[k]->loss);
+            ck_assert_ok(score_loss_new(&S[k]->loss, c->loss_kind));
+            ck_assert_ok(score_trainer_new(&S[k]->tr, S[k]->model, S[k]->sde, S[k]->loss,
+                                           SCORE_OPTIMIZER_ADAM));
+            ck_assert_ok(score_trainer_set_data(S[k]->tr, 70, 2, S[k]->data));
+            /* these losses train one time of the sde */
+            ck_assert_ok(score_loss_set_f64(score_trainer_loss(S[k]->tr), SCORE_LOSS_PARAM_TIME, 0.3));
+        }
+    }
     ck_assert_ok(score_trainer_set_i64(A.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
     ck_assert_ok(score_trainer_set_i64(B.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
     cfg_set(A.tr, c);
