@@ -63,8 +63,8 @@ cli_opt cli_train_opts[] = {
     {"valid-fraction", 0, 1, "F", "hold out this fraction of the rows (chosen by --seed) and report their loss [0]", NULL},
     {"valid-every", 0, 1, "N", "steps between held-out evaluations [steps/50, at least 1]", NULL},
     {"early-stop", 0, 1, "N", "stop after N held-out evaluations without a new best, and save the weights of the best one [off]", NULL},
-    {"checkpoint", 0, 1, "FILE", "write the trainer's state (weights, optimizer, EMA, step, seed) at the end, for --resume", NULL},
-    {"resume", 0, 1, "FILE", "continue the run of that checkpoint bit for bit (same options; --steps counts all steps)", NULL},
+    {"checkpoint", 0, 1, "FILE", "write the trainer's state (weights, optimizer, EMA, step, seed, the options that decide the steps) at the end, for --resume; with held-out evaluations also FILE.valid (the evaluations so far, the best weights of --early-stop)", NULL},
+    {"resume", 0, 1, "FILE", "continue the run of that checkpoint bit for bit (same options, a different one is refused; --steps counts all steps)", NULL},
     {"init", 0, 1, "MODEL", "start from the network of a saved model of the same --model kind (same architecture options; its data transform is kept)", NULL},
     {"output", 'o', 1, "FILE", "model file to write (safetensors; a regular file or a link to one) [required]", NULL},
     {"loss", 0, 1, "NAME", "sde, dsm, ncsn, ddpm, hyvarinen (sm), ssm, ssm-vr [sde]", NULL},
@@ -126,6 +126,8 @@ static const char help_text[] =
     "Held-out rows (--valid-fraction) are chosen by --seed; their loss, with the same noise at\n"
     "every evaluation, is printed with the training loss and drawn by --plot. --early-stop N\n"
     "stops after N evaluations without a new best and saves the best evaluation's weights.\n"
+    "--checkpoint FILE keeps the evaluations in FILE.valid: 'train --steps N --checkpoint c;\n"
+    "train --resume c --steps M' evaluates, stops early and saves as one run of M steps.\n"
     "Integer-valued columns draw a warning unless --dequantize uniform is given.\n\n"
     "options:\n";
 
@@ -356,6 +358,8 @@ void train_job_free(train_job *j)
         free(j->context_names[k]);
     free(j->context_names);
     free(j->evals);
+    free(j->prior_evals);
+    free(j->prior_losses);
     score_model_free(j->best);
     score_loss_free(j->valid_loss);
     score_genmodel_free(j->init_gm);

@@ -93,6 +93,11 @@ typedef struct train_job {
     char **image_text;      /* each row's class (--class-dirs, --labels), or NULL */
     const char *label_source;      /* where the labels came from, for messages */
     int stopped_early;
+    /* --resume with held-out evaluations: the state the checkpoint's run left (train_loop.c) */
+    train_eval *prior_evals;       /* its evaluations (n_prior of them), or NULL */
+    size_t n_prior, prior_best;
+    double *prior_losses;          /* the training losses of its last n_prior_losses steps */
+    size_t n_prior_losses;
     size_t start_step, end_step;   /* the trainer's step counter before and after this run */
     double elapsed;
     uint64_t skipped;
@@ -119,6 +124,9 @@ double train_time_of_sigma(const score_schedule *s, double sigma);
 
 /* train_loop.c */
 int train_run(const train_opts *o, train_job *j);
+/* --resume: reads the held-out evaluation state stored next to the checkpoint (when the run
+ * evaluates held-out rows) and checks that it belongs to the restored trainer and options. */
+int train_load_valid_state(const train_opts *o, train_job *j);
 
 /* train_save.c */
 int train_save_model(const train_opts *o, const train_job *j);

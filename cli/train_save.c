@@ -87,11 +87,22 @@ static double mean_finite(const double *x, size_t n)
     return k ? sum / (double)k : NAN;
 }
 
-/* The mean loss of the first and of the last `tail` steps of this run (at most 100). */
+/* The mean loss of the first and of the last `tail` steps of this run (at most 100). The last
+ * ones continue those of the checkpoint's run after --resume with held-out evaluations (its
+ * last losses are in its held-out state), so that the record is that of an uninterrupted run. */
 static size_t loss_ends(const train_job *j, double *first, double *last)
 {
     size_t n = j->end_step - j->start_step, tail = n < 100 ? n : 100;
-    *last = mean_finite(j->ctx.losses + (n - tail), tail);
+    size_t more = 100 - tail < j->n_prior_losses ? 100 - tail : j->n_prior_losses;
+    double sum = 0;
+    size_t k = 0;
+    for (size_t i = j->n_prior_losses - more; i < j->n_prior_losses; i++)
+        if (isfinite(j->prior_losses[i]))
+            sum += j->prior_losses[i], k++;
+    for (size_t i = n - tail; i < n; i++)
+        if (isfinite(j->ctx.losses[i]))
+            sum += j->ctx.losses[i], k++;
+    *last = k ? sum / (double)k : NAN;
     *first = mean_finite(j->ctx.losses, tail);
     return tail;
 }

@@ -296,6 +296,36 @@ int train_set_up_loss(const train_opts *o, train_job *j)
     return rc == SCORE_OK ? 0 : cli_lib_fail(rc, "loss");
 }
 
+/* The option behind a configuration the library refused on --resume (its message names the
+ * parameter), as "; option --X", or "". */
+static const char *resume_option_hint(const char *msg)
+{
+    static const struct { const char *text, *hint; } map[] = {
+        {"optimizer parameter 'lr'", ": --lr"},
+        {"optimizer parameter 'warmup'", ": --warmup"},
+        {"optimizer parameter 'grad_clip'", ": --clip"},
+        {"optimizer parameter 'weight_decay'", ": --weight-decay"},
+        {"ema parameter 'decay'", ": --ema"},
+        {"trainer parameter 'use_ema'", ": --ema"},
+        {"trainer parameter 'batch_size'", ": --batch"},
+        {"trainer parameter 'p_uncond'", ": --p-uncond"},
+        {"loss parameter 'weighting'", ": --weighting"},
+        {"loss parameter 'importance'", ": --weighting"},
+        {"loss parameter 'sigma'", ": --sigma"},
+        {"loss parameter 'time'", ": --sigma"},
+        {"loss parameter 'projections'", ": --projections"},
+        {"loss parameter 't_eps'", ": --schedule"},
+        {"loss is '", ": --loss"},
+        {"optimizer is '", ": --optimizer"},
+        {"reduction block", ": the number of processes"},
+        {"architecture", ": the network options or --seed"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strstr(msg, map[i].text) != NULL)
+            return map[i].hint;
+    return "";
+}
+
 /* The trainer: batch, seed, EMA and the optimizer's options, over the training rows in model
  * units with their labels and conditions; then --resume. */
 int train_set_up_trainer(const train_opts *o, train_job *j)
@@ -326,20 +356,30 @@ int train_set_up_trainer(const train_opts *o, train_job *j)
         (o->p_uncond >= 0 &&
          (rc = score_trainer_set_f64(tr, SCORE_TRAINER_PARAM_P_UNCOND, o->p_uncond)) != SCORE_OK))
         return cli_lib_fail(rc, "trainer");
-    /* --resume: the library restores weights, optimizer, EMA, counters and seed, and checks
-     * that the network and optimizer are those of the checkpoint */
+    /* --resume: the library restores weights, optimizer, EMA, counters and seed, and refuses a
+     * checkpoint of another network, optimizer, loss or configuration */
     if (o->resume != NULL && (rc = score_trainer_load(tr, o->resume)) != SCORE_OK)
-        return cli_fail("--resume %s: %s%s", o->resume, score_last_error_message(),
+        return cli_fail("--resume %s: %s%s%s%s", o->resume, score_last_error_message(),
                         rc == SCORE_E_FORMAT ? " (resume with the options of the run that wrote "
-                                               "it)" : "");
+                                               "it" : "",
+                        rc == SCORE_E_FORMAT ? resume_option_hint(score_last_error_message()) : "",
+                        rc == SCORE_E_FORMAT ? ")" : "");
     uint64_t step = 0;
-    if (score_trainer_get_step(tr, &step) != SCORE_OK)
+    int64_t stored_seed = seed;
+    if (score_trainer_get_step(tr, &step) != SCORE_OK ||
+        score_trainer_get_i64(tr, SCORE_TRAINER_PARAM_SEED, &stored_seed) != SCORE_OK)
         return cli_lib_fail(SCORE_E_GENERIC, "trainer");
+    /* the library restores the checkpoint's seed; the held-out split and noise and the
+     * dequantization offsets come from --seed: they must be the same */
+    if (stored_seed != seed)
+        return cli_fail("--resume %s: the checkpoint's run had --seed %lld, this one %lld (resume "
+                        "with the options of the run that wrote it: --seed)", o->resume,
+                        (long long)stored_seed, (long long)seed);
     if (step >= o->steps)
         return cli_usage_error("--resume %s: the checkpoint is at step %llu already; --steps "
                                "counts all steps of the training, give more than that",
                                o->resume, (unsigned long long)step);
     j->start_step = (size_t)step;
-    return 0;
+    return train_load_valid_state(o, j);
 }
 

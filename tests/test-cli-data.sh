@@ -113,6 +113,25 @@ check "early stop keeps the weights of step $best" cmp -s "$T/s1.csv" "$T/s2.csv
 run info.log -- "$SCORE" info "$T/early.st"
 check "info shows the held-out loss" grep -q "held-out loss .* (45 rows, best at step $best)" "$T/info.log"
 
+# --early-stop across --checkpoint / --resume: the evaluations, the best weights and the count
+# since the best are kept in CKPT.valid, so N steps then --resume ends like one run: the same
+# early-stop step and a bit-identical model file (550 is off the --valid-every grid: the first
+# run's evaluation there is not one of the uninterrupted run's)
+run es1.log -- "$SCORE" train $W --steps 550 --early-stop 5 -o "$T/es1.st" --checkpoint "$T/es.ckpt"
+check "held-out state next to the checkpoint" test -f "$T/es.ckpt.valid"
+run es2.log -- "$SCORE" train $W --steps 3000 --early-stop 5 -o "$T/es2.st" --resume "$T/es.ckpt"
+check "resumed early stop at the same step" grep -q "best [0-9.e+-]* at step $best; stopped early" "$T/es2.log"
+check "resumed early stop: bit-identical model file" cmp -s "$T/early.st" "$T/es2.st"
+refused 1 "the checkpoint's run had --early-stop 5, this one 4" -- \
+    "$SCORE" train $W --steps 3000 --early-stop 4 -o "$T/x.st" --resume "$T/es.ckpt"
+refused 1 "this one every 50 (give --valid-every 100" -- \
+    "$SCORE" train $W --steps 3000 --valid-every 50 --early-stop 5 -o "$T/x.st" --resume "$T/es.ckpt"
+refused 1 "optimizer parameter 'lr' = 0.002, this trainer has 'lr' = 0.001 (continuing with another value would not continue that run) (resume with the options of the run that wrote it: --lr)" -- \
+    "$SCORE" train $W --lr 1e-3 --steps 3000 --early-stop 5 -o "$T/x.st" --resume "$T/es.ckpt"
+mv "$T/es.ckpt.valid" "$T/es.valid.saved"
+refused 1 "no held-out evaluation state '$T/es.ckpt.valid' next to it" -- \
+    "$SCORE" train $W --steps 3000 --early-stop 5 -o "$T/x.st" --resume "$T/es.ckpt"
+
 # ---- --checkpoint / --resume: 2N steps in one go = N + N, bit for bit; --init --------------
 R="--data $T/wine.csv --valid-fraction 0.2 --hidden 64 --batch 32 --seed 7 -q"
 run one.log -- "$SCORE" train $R --steps 400 -o "$T/one.st"

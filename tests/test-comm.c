@@ -376,6 +376,33 @@ START_TEST(train_resume_other_rank_count)
 }
 END_TEST
 
+/* The checkpoint records the reduction blocks per minibatch: a trainer without a communicator
+ * (one block) refuses a checkpoint of several blocks, and loads one of a single block */
+START_TEST(train_checkpoint_reduce_blocks)
+{
+    wl_trainer a, b;
+    score_comm *self;
+    void *buf = NULL;
+    size_t len = 0;
+    ck_assert_ok(wl_self_comm(&self));
+    ck_assert_ok(wl_trainer_new(&a, self, 0));
+    ck_assert_ok(wl_trainer_new(&b, NULL, 0));
+    ck_assert_int_gt((WL_BATCH + WL_REDUCE - 1) / WL_REDUCE, 1);
+    ck_assert_ok(score_trainer_save_buffer(a.tr, &buf, &len));
+    ck_assert_int_eq(score_trainer_load_buffer(b.tr, buf, len), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "reduction block(s) per minibatch, "
+                                                             "this trainer makes 1 (no communicator)"));
+    score_free(buf);
+    ck_assert_ok(score_trainer_set_i64(a.tr, SCORE_TRAINER_PARAM_REDUCE_ROWS, WL_BATCH));
+    ck_assert_ok(score_trainer_save_buffer(a.tr, &buf, &len));
+    ck_assert_ok(score_trainer_load_buffer(b.tr, buf, len));
+    score_free(buf);
+    wl_trainer_free(&a);
+    wl_trainer_free(&b);
+    score_comm_free(self);
+}
+END_TEST
+
 /* ---- failures ---------------------------------------------------------------------------- */
 
 enum { FAIL_OTHER_DATA = 1, FAIL_OTHER_ROWS = 2, FAIL_SAVE_IO = 3, FAIL_CANCEL = 4 };
@@ -476,6 +503,7 @@ static Suite *comm_suite(void)
     tcase_add_test(tc, train_bit_identical);
     tcase_add_test(tc, train_labels_bit_identical);
     tcase_add_test(tc, train_resume_other_rank_count);
+    tcase_add_test(tc, train_checkpoint_reduce_blocks);
     tcase_add_test(tc, train_failing_rank_stops_all);
     tcase_add_test(tc, sample_loglik_bit_identical);
     suite_add_tcase(s, tc);

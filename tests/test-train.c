@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "helpers/test-helpers.h"
+#include "io/safetensors-priv.h"
 #include "model/model-priv.h"
 #include "train/train-priv.h"
 
@@ -983,6 +984,224 @@ START_TEST(checkpoint_resume_bit_exact)
 }
 END_TEST
 
+/* ---- the configuration recorded in a checkpoint ---- */
+
+enum { CFG_OPT, CFG_EMA, CFG_TRAINER, CFG_LOSS };
+
+typedef struct cfg_case {
+    int obj, id, is_f64;
+    double value; /* a value other than the default */
+    const char *group, *name, *text; /* the names and the value as the message prints them */
+    int loss_kind; /* the trainer's loss (0: SDE), one that takes the parameter (DSM and SSM
+                    * train at time 0.3: the parameter TIME of the case differs from it) */
+} cfg_case;
+
+static const cfg_case cfg_cases[] = {
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_LR, 1, 2e-4, "optimizer", "lr", "0.0002", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_MOMENTUM, 1, 0.5, "optimizer", "momentum", "0.5", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_NESTEROV, 0, 1, "optimizer", "nesterov", "1", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA1, 1, 0.8, "optimizer", "beta1", "0.8", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_BETA2, 1, 0.99, "optimizer", "beta2", "0.99", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_EPS, 1, 1e-6, "optimizer", "eps", "1e-06", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WEIGHT_DECAY, 1, 0.01, "optimizer", "weight_decay", "0.01", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_WARMUP, 0, 7, "optimizer", "warmup", "7", 0},
+    {CFG_OPT, SCORE_OPTIMIZER_PARAM_GRAD_CLIP, 1, 1.5, "optimizer", "grad_clip", "1.5", 0},
+    {CFG_EMA, SCORE_EMA_PARAM_DECAY, 1, 0.99, "ema", "decay", "0.99", 0},
+    {CFG_EMA, SCORE_EMA_PARAM_WARMUP, 0, 0, "ema", "warmup", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_BATCH_SIZE, 0, 32, "trainer", "batch_size", "32", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_SHUFFLE, 0, 0, "trainer", "shuffle", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_USE_EMA, 0, 0, "trainer", "use_ema", "0", 0},
+    {CFG_TRAINER, SCORE_TRAINER_PARAM_P_UNCOND, 1, 0.25, "trainer", "p_uncond", "0.25", 0},
+
+
+
+
+    {CFG_LOSS, SCORE_LOSS_PARAM_WEIGHTING, 0, 2, "loss", "weighting", "2", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_REDUCE, 0, 1, "loss", "reduce", "1", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_T_EPS, 1, 1e-3, "loss", "t_eps", "0.001", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_IMPORTANCE, 0, 1, "loss", "importance", "1", 0},
+    {CFG_LOSS, SCORE_LOSS_PARAM_SIGMA, 1, 0.2, "loss", "sigma", "0.2", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_COND, 1, 0.5, "loss", "cond", "0.5", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_TIME, 1, 0.5, "loss", "time", "0.5", SCORE_LOSS_DSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_PROJECTIONS, 0, 2, "loss", "projections", "2", SCORE_LOSS_SSM},
+    {CFG_LOSS, SCORE_LOSS_PARAM_PROBE, 0, 2, "loss", "probe", "2", SCORE_LOSS_SSM},
+};
+
+static void cfg_set(score_trainer *tr, const cfg_case *c)
+{
+    int rc = SCORE_E_GENERIC;
+    switch (c->obj) {
+    case CFG_OPT:
+        rc = c->is_f64 ? score_optimizer_set_f64(score_trainer_optimizer(tr), c->id, c->value)
+                       : score_optimizer_set_i64(score_trainer_optimizer(tr), c->id, (int64_t)c->value);
+        break;
+    case CFG_EMA:
+        rc = c->is_f64 ? score_ema_set_f64(score_trainer_ema(tr), c->id, c->value)
+                       : score_ema_set_i64(score_trainer_ema(tr), c->id, (int64_t)c->value);
+        break;
+    case CFG_TRAINER:
+        rc = c->is_f64 ? score_trainer_set_f64(tr, c->id, c->value)
+                       : score_trainer_set_i64(tr, c->id, (int64_t)c->value);
+        break;
+    default:
+        rc = c->is_f64 ? score_loss_set_f64(score_trainer_loss(tr), c->id, c->value)
+                       : score_loss_set_i64(score_trainer_loss(tr), c->id, (int64_t)c->value);
+        break;
+    }
+    ck_assert_ok(rc);
+}
+
+/* A checkpoint written with one value of a parameter is refused (SCORE_E_FORMAT, naming the
+ * parameter and both values) by a trainer with the default; a trainer with the same value loads
+ * it and continues bit for bit. */
+START_TEST(checkpoint_refuses_another_configuration)
+{
+    const cfg_case *c = &cfg_cases[_i];
+    setup A, B;
+    void *buf = NULL;
+    size_t len = 0, np;
+    char want[256];
+    int ra, rb;
+    float *pa, *pb;
+    setup_ring(&A, 70, 8, SCORE_OUTPUT_EPS, 3);
+    setup_ring(&B, 70, 8, SCORE_OUTPUT_EPS, 3);
+    if (c->loss_kind != 0) {
+        setup *S[2] = {&A, &B};
+        for (int k = 0; k < 2; k++) {
+            score_trainer_free(S[k]->tr);
+            score_loss_free(S[k]->loss);
+            ck_assert_ok(score_loss_new(&S[k]->loss, c->loss_kind));
+            ck_assert_ok(score_trainer_new(&S[k]->tr, S[k]->model, S[k]->sde, S[k]->loss,
+                                           SCORE_OPTIMIZER_ADAM));
+            ck_assert_ok(score_trainer_set_data(S[k]->tr, 70, 2, S[k]->data));
+            /* these losses train one time of the sde */
+            ck_assert_ok(score_loss_set_f64(score_trainer_loss(S[k]->tr), SCORE_LOSS_PARAM_TIME, 0.3));
+        }
+    }
+    ck_assert_ok(score_trainer_set_i64(A.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    ck_assert_ok(score_trainer_set_i64(B.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    cfg_set(A.tr, c);
+    ck_assert_ok(score_trainer_run(A.tr, 3, NULL, NULL));
+    ck_assert_ok(score_trainer_save_buffer(A.tr, &buf, &len));
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, buf, len), SCORE_E_FORMAT);
+    snprintf(want, sizeof want, "the checkpoint was written with %s parameter '%s' = %s, this trainer has '%s' = ",
+             c->group, c->name, c->text, c->name);
+    ck_assert_msg(strstr(score_last_error_message(), want) != NULL, "message '%s' lacks '%s'",
+                  score_last_error_message(), want);
+    {
+        uint64_t k;
+        ck_assert_ok(score_trainer_get_step(B.tr, &k));
+        ck_assert_uint_eq(k, 0); /* refused: nothing restored */
+    }
+    /* the same value: loads, and the next steps are those of the run that wrote it */
+    cfg_set(B.tr, c);
+    ck_assert_ok(score_trainer_load_buffer(B.tr, buf, len));
+    ra = score_trainer_run(A.tr, 4, NULL, NULL);
+    rb = score_trainer_run(B.tr, 4, NULL, NULL);
+    ck_assert_int_eq(ra, rb);
+    np = score_model_param_count(A.model);
+    pa = params_of(A.model);
+    pb = params_of(B.model);
+    ck_assert_mem_eq(pa, pb, np * sizeof *pa);
+    free(pa);
+    free(pb);
+    score_free(buf);
+    teardown(&A);
+    teardown(&B);
+}
+END_TEST
+
+/* A copy of checkpoint buf without the metadata keys starting with `drop` (NULL: none) and with
+ * the extra key `add` = "1" (NULL: none). */
+static void ckpt_rewrite(const void *buf, size_t len, const char *drop, const char *add,
+                         void **out, size_t *out_len)
+{
+    score__st_reader *r = NULL;
+    score__st_writer *w = NULL;
+    ck_assert_ok(score__st_reader_open("test", &r, buf, len, 0));
+    ck_assert_ok(score__st_writer_new("test", &w));
+    for (size_t i = 0; i < score__st_meta_count(r); i++) {
+        const char *k, *v;
+        ck_assert_ok(score__st_meta_at(r, i, &k, &v));
+        if (drop == NULL || strncmp(k, drop, strlen(drop)) != 0)
+            ck_assert_ok(score__st_writer_meta("test", w, k, v));
+    }
+    if (add != NULL)
+        ck_assert_ok(score__st_writer_meta("test", w, add, "1"));
+    for (size_t i = 0; i < score__st_count(r); i++) {
+        const score__st_tensor *t = score__st_tensor_at(r, i);
+        ck_assert_ok(score__st_writer_add("test", w, t->name, t->dtype, t->ndim, t->shape, t->data));
+    }
+    ck_assert_ok(score__st_writer_finish("test", w, out, out_len));
+    score__st_writer_free(w);
+    score__st_reader_free(r);
+}
+
+/* The exact message of a different learning rate; the parameters that change no result
+ * (PROGRESS_EVERY, MAX_SKIPS, and REDUCE_ROWS without a communicator) are not checked; the
+ * loss kind is; a checkpoint without the configuration (older files) is checked for its lr and
+ * batch size only; a missing key stands for the default; an unknown one is refused. */
+START_TEST(checkpoint_configuration_rules)
+{
+    setup A, B;
+    void *buf = NULL, *old = NULL;
+    size_t len = 0, olen = 0;
+    score_loss *dsm = NULL;
+    score_trainer *other = NULL;
+    setup_ring(&A, 70, 8, SCORE_OUTPUT_EPS, 3);
+    setup_ring(&B, 70, 8, SCORE_OUTPUT_EPS, 3);
+    ck_assert_ok(score_optimizer_set_f64(score_trainer_optimizer(A.tr), SCORE_OPTIMIZER_PARAM_LR, 2e-4));
+    ck_assert_ok(score_trainer_set_i64(A.tr, SCORE_TRAINER_PARAM_PROGRESS_EVERY, 5));
+    ck_assert_ok(score_trainer_set_i64(A.tr, SCORE_TRAINER_PARAM_MAX_SKIPS, 3));
+    ck_assert_ok(score_trainer_set_i64(A.tr, SCORE_TRAINER_PARAM_REDUCE_ROWS, 4));
+    ck_assert_ok(score_trainer_run(A.tr, 2, NULL, NULL));
+    ck_assert_ok(score_trainer_save_buffer(A.tr, &buf, &len));
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, buf, len), SCORE_E_FORMAT);
+    ck_assert_str_eq(score_last_error_message(),
+                     "score_trainer_load_buffer: the checkpoint was written with optimizer "
+                     "parameter 'lr' = 0.0002, this trainer has 'lr' = 0.001 (continuing with "
+                     "another value would not continue that run)");
+    ck_assert_ok(score_optimizer_set_f64(score_trainer_optimizer(B.tr), SCORE_OPTIMIZER_PARAM_LR, 2e-4));
+    ck_assert_ok(score_trainer_load_buffer(B.tr, buf, len));
+    /* another loss kind */
+    ck_assert_ok(score_loss_new(&dsm, SCORE_LOSS_DSM));
+    ck_assert_ok(score_trainer_new(&other, B.model, B.sde, dsm, SCORE_OPTIMIZER_ADAM));
+    ck_assert_ok(score_optimizer_set_f64(score_trainer_optimizer(other), SCORE_OPTIMIZER_PARAM_LR, 2e-4));
+    ck_assert_fails_with(score_trainer_load_buffer(other, buf, len), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "loss is 'sde'"));
+    score_trainer_free(other);
+    score_loss_free(dsm);
+    /* an older checkpoint: only lr and batch_size are compared */
+    ckpt_rewrite(buf, len, "config.", NULL, &old, &olen);
+    ck_assert_ok(score_ema_set_f64(score_trainer_ema(B.tr), SCORE_EMA_PARAM_DECAY, 0.5));
+    ck_assert_ok(score_trainer_load_buffer(B.tr, old, olen));
+    ck_assert_ok(score_optimizer_set_f64(score_trainer_optimizer(B.tr), SCORE_OPTIMIZER_PARAM_LR, 1e-3));
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'lr' = 0.00020000000000000001"));
+    ck_assert_ok(score_optimizer_set_f64(score_trainer_optimizer(B.tr), SCORE_OPTIMIZER_PARAM_LR, 2e-4));
+    ck_assert_ok(score_trainer_set_i64(B.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 64));
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'batch_size' = 128, this trainer has 'batch_size' = 64"));
+    ck_assert_ok(score_trainer_set_i64(B.tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 128));
+    score_free(old);
+    /* a missing key is the default: the EMA decay of B (0.5) is refused, 0.999 loads */
+    ckpt_rewrite(buf, len, "config.ema.decay", NULL, &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'decay' = 0.999, this trainer has 'decay' = 0.5"));
+    ck_assert_ok(score_ema_set_f64(score_trainer_ema(B.tr), SCORE_EMA_PARAM_DECAY, 0.999));
+    ck_assert_ok(score_trainer_load_buffer(B.tr, old, olen));
+    score_free(old);
+    /* an unknown key */
+    ckpt_rewrite(buf, len, NULL, "config.optimizer.future", &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'optimizer.future', unknown"));
+    score_free(old);
+    score_free(buf);
+    teardown(&A);
+    teardown(&B);
+}
+END_TEST
+
 START_TEST(checkpoint_is_a_model_file_and_validated)
 {
     setup S;
@@ -1280,6 +1499,9 @@ int main(void)
     tcase_add_test(tc, trainer_direct_weights_and_exchange);
     tcase_add_loop_test(tc, checkpoint_resume_bit_exact, 0, 4);
     tcase_add_test(tc, checkpoint_is_a_model_file_and_validated);
+    tcase_add_loop_test(tc, checkpoint_refuses_another_configuration, 0,
+                        (int)(sizeof cfg_cases / sizeof cfg_cases[0]));
+    tcase_add_test(tc, checkpoint_configuration_rules);
     tcase_add_test(tc, ema_model_holds_the_average);
     suite_add_tcase(s, tc);
     tc = tcase_create("end_to_end");

@@ -771,9 +771,13 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_ema_model(score_trainer *tr, score
 /**
  * @brief Writes a checkpoint to a safetensors file: the model (as an embedded libscore model
  * file, see score_trainer_checkpoint_model()), the optimizer state, the EMA shadow and
- * counters, the step and skip counters, and the generator state (seed). Hyper-parameters are
- * recorded as metadata for information only. The tensors and the `__metadata__` keys are
- * listed in doc/training.md.
+ * counters, the step and skip counters, the generator state (seed), and as metadata the
+ * configuration that decides the continuation, which score_trainer_load() checks: every
+ * parameter of the optimizer, of the EMA and of the trainer's loss, the loss and optimizer
+ * kinds, and the trainer's BATCH_SIZE, SHUFFLE, USE_EMA, P_UNCOND and its reduction blocks per
+ * minibatch (ceil(BATCH_SIZE / REDUCE_ROWS) with a communicator, 1 without). Not recorded as
+ * configuration: PROGRESS_EVERY and MAX_SKIPS (they change no value) and SEED (restored). The
+ * tensors and the `__metadata__` keys are listed in doc/training.md.
  * The file is replaced crash-safely and only if it is a regular file (or a symbolic link to
  * one), exactly as by score_model_save().
  * With a communicator (score_trainer_set_comm()) only rank 0 writes, and every rank returns
@@ -803,15 +807,24 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_save_buffer(score_trainer *tr, voi
  * @brief Restores a checkpoint into a trainer configured like the one that saved it.
  *
  * Restored: the model's parameters, the optimizer's moments and counters, the EMA, the step
- * and skip counters and the SEED. Not restored (configuration, set them as before): the
- * model's architecture (checked: same kind and parameter count; for an MLP also the widths,
- * activation, embedding and Fourier projection, i.e. the model seed), the optimizer kind
- * (checked) and hyper-parameters, the loss and its parameters, the sde, the dataset, the other
- * trainer parameters. With all of these equal, training continues bit for bit as if it had
- * never stopped. All-or-nothing: on failure the trainer and the model are unchanged.
+ * and skip counters and the SEED. Not restored (configuration, set them as before) but
+ * checked: the model's architecture (same kind and parameter count; for an MLP also the
+ * widths, activation, embedding and Fourier projection, i.e. the model seed), the optimizer
+ * kind and every optimizer parameter, the EMA's parameters, the loss kind and every loss
+ * parameter, the trainer's BATCH_SIZE, SHUFFLE, USE_EMA, P_UNCOND and reduction blocks per
+ * minibatch (see score_trainer_save()): values are compared exactly, also those the kind does
+ * not read, and a difference is refused with ::SCORE_E_FORMAT and a message naming the
+ * parameter and both values. Neither restored nor checked: the sde, the dataset and its
+ * conditions, PROGRESS_EVERY, MAX_SKIPS (they change no value). A checkpoint written before
+ * the configuration was recorded (no `config.` metadata key) is checked for its learning rate
+ * and batch size only; a missing key stands for that parameter's default; an unknown one
+ * (a newer library) is refused. With the unchecked inputs equal too, training continues bit
+ * for bit as if it had never stopped. All-or-nothing: on failure the trainer and the model
+ * are unchanged.
  * @param[in,out] tr the trainer. @param[in] path file name.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (cannot read); ::SCORE_E_FORMAT (not a
- *         libscore checkpoint, or tensors of the wrong size or kind, or non-finite values);
+ *         libscore checkpoint, tensors of the wrong size or kind, non-finite values, or a
+ *         checkpoint of another model architecture, optimizer, loss or configuration);
  *         ::SCORE_E_NOMEM.
  * Thread-safety: object-exclusive.
  * @since 0.1

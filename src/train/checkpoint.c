@@ -2,10 +2,13 @@
  * counters) and resume it bit for bit; read a model out of a checkpoint. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/comm-priv.h"
+#include "core/param-registry.h"
 #include "io/safetensors-priv.h"
+#include "loss/loss-priv.h"
 #include "libscore/version.h"
 #include "model/model-priv.h"
 #include "train-priv.h"
@@ -23,7 +26,9 @@
  *   ema.counters        I64 [2]  updates, started (0/1)
  *   rng.state           U8 [32]  the trainer's generator (score_rng_state_get())
  * metadata: checkpoint = "libscore-trainer", checkpoint_version = "1", library, model_kind,
- * optimizer, loss, lr, batch_size, step (informational except the first two and optimizer). */
+ * optimizer, loss, lr, batch_size, step, and the configuration (below): one key
+ * "config.<group>.<name>" per parameter that decides the continuation (checked by the load; the
+ * other keys are informational except the first two, optimizer and loss). */
 
 #define CKPT_NAME "libscore-trainer"
 #define CKPT_VERSION "1"
@@ -40,6 +45,198 @@ static int put_meta_f64(const char *fn, score__st_writer *w, const char *key, do
     char tmp[40];
     snprintf(tmp, sizeof tmp, "%.17g", v);
     return score__st_writer_meta(fn, w, key, tmp);
+}
+
+/* ---- the configuration ----------------------------------------------------------------------
+ * Every parameter of the optimizer, the EMA, the trainer and the trainer's loss that changes
+ * what the next steps compute, as metadata "config.<group>.<name>" with the value as text:
+ * integers in decimal, doubles in the shortest "%.Ng" that reads back to the same double (so
+ * that the comparison is exact). Not part of it: the trainer's SEED (restored from the
+ * generator's state, as before), PROGRESS_EVERY and MAX_SKIPS (they change no value) and
+ * REDUCE_ROWS, replaced by "config.trainer.reduce_blocks": the
+ * number of reduction blocks of a minibatch (ceil(BATCH_SIZE / REDUCE_ROWS) with a
+ * communicator, 1 without), which is what decides the bits. A checkpoint without any "config."
+ * key was written before the configuration was recorded: only its lr and batch_size are
+ * compared. A key that is absent from a checkpoint that has others stands for the parameter's
+ * default (a parameter added later behaves by default as before it existed); a "config." key
+ * this library does not know is refused (the checkpoint is from a newer library). */
+
+#define CFG_PREFIX "config."
+#define CFG_VALUE_LEN 48
+
+typedef struct cfg_group {
+    const char *name;
+    const score__param_desc *tab;
+    size_t n;
+    const score__param_val *vals;
+} cfg_group;
+
+enum { CFG_GROUPS = 4 };
+
+static void cfg_groups(const score_trainer *tr, cfg_group g[CFG_GROUPS])
+{
+    g[0] = (cfg_group){"optimizer", NULL, 0, tr->opt->params};
+    g[0].tab = score__optimizer_param_table(&g[0].n);
+    g[1] = (cfg_group){"ema", NULL, 0, tr->ema->params};
+    g[1].tab = score__ema_param_table(&g[1].n);
+    g[2] = (cfg_group){"trainer", NULL, 0, tr->params};
+    g[2].tab = score__trainer_param_table(&g[2].n);
+    g[3] = (cfg_group){"loss", NULL, 0, tr->loss->params};
+    g[3].tab = score__loss_param_table(&g[3].n);
+}
+
+/* Trainer parameters that change no result, that are recorded as reduce_blocks, or that the
+ * checkpoint restores (the seed, with the generator's state). */
+static int cfg_skipped(const cfg_group *g, const score__param_desc *d)
+{
+    return strcmp(g->name, "trainer") == 0 &&
+           (d->id == SCORE_TRAINER_PARAM_SEED || d->id == SCORE_TRAINER_PARAM_PROGRESS_EVERY ||
+            d->id == SCORE_TRAINER_PARAM_MAX_SKIPS || d->id == SCORE_TRAINER_PARAM_REDUCE_ROWS);
+}
+
+/* The shortest decimal form of v that reads back to v. */
+static void fmt_f64(char *buf, size_t len, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static void fmt_val(char *buf, size_t len, const score__param_desc *d, score__param_val v)
+{
+    if (d->type == SCORE_PARAM_F64)
+        fmt_f64(buf, len, v.f);
+    else
+        snprintf(buf, len, "%lld", (long long)v.i);
+}
+
+/* Reduction blocks per minibatch (see above). */
+static uint64_t reduce_blocks(const score_trainer *tr)
+{
+    uint64_t b = (uint64_t)score__trainer_i64(tr, TRAINER_IX_BATCH);
+    uint64_t r = (uint64_t)score__trainer_i64(tr, TRAINER_IX_REDUCE_ROWS);
+    return tr->comm != NULL ? (b + r - 1) / r : 1;
+}
+
+static int put_config(const char *fn, score__st_writer *w, const score_trainer *tr)
+{
+    cfg_group g[CFG_GROUPS];
+    char key[96], val[CFG_VALUE_LEN];
+    int rc = SCORE_OK;
+    cfg_groups(tr, g);
+    for (size_t k = 0; k < CFG_GROUPS && rc == SCORE_OK; k++) {
+        for (size_t i = 0; i < g[k].n && rc == SCORE_OK; i++) {
+            if (cfg_skipped(&g[k], &g[k].tab[i]))
+                continue;
+            snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, g[k].tab[i].name);
+            fmt_val(val, sizeof val, &g[k].tab[i], g[k].vals[i]);
+            rc = score__st_writer_meta(fn, w, key, val);
+        }
+    }
+    if (rc == SCORE_OK) {
+        snprintf(val, sizeof val, "%llu", (unsigned long long)reduce_blocks(tr));
+        rc = score__st_writer_meta(fn, w, CFG_PREFIX "trainer.reduce_blocks", val);
+    }
+    return rc;
+}
+
+/* The refusal of a parameter that differs. */
+static int cfg_mismatch(const char *fn, const char *group, const char *name, const char *stored,
+                        const char *mine)
+{
+    return score__error(SCORE_E_FORMAT, fn,
+                        "the checkpoint was written with %s parameter '%s' = %s, this trainer "
+                        "has '%s' = %s (continuing with another value would not continue that "
+                        "run)", group, name, stored, name, mine);
+}
+
+/* A checkpoint from before the configuration was recorded: its informational lr and
+ * batch_size. */
+static int check_legacy_config(const char *fn, const score_trainer *tr, const score__st_reader *r)
+{
+    const char *lr = score__st_meta(r, "lr"), *bs = score__st_meta(r, "batch_size");
+    char mine[CFG_VALUE_LEN];
+    double my_lr = 0;
+    if (score_optimizer_get_f64(tr->opt, SCORE_OPTIMIZER_PARAM_LR, &my_lr) != SCORE_OK)
+        return SCORE_E_GENERIC; /* not reached: every optimizer has a learning rate */
+    if (lr != NULL && strtod(lr, NULL) != my_lr) {
+        fmt_f64(mine, sizeof mine, my_lr);
+        return cfg_mismatch(fn, "optimizer", "lr", lr, mine);
+    }
+    snprintf(mine, sizeof mine, "%lld", (long long)score__trainer_i64(tr, TRAINER_IX_BATCH));
+    if (bs != NULL && strcmp(bs, mine) != 0)
+        return cfg_mismatch(fn, "trainer", "batch_size", bs, mine);
+    return SCORE_OK;
+}
+
+/* Compares the checkpoint's configuration with the trainer's (see above). */
+static int check_config(const char *fn, const score_trainer *tr, const score__st_reader *r)
+{
+    cfg_group g[CFG_GROUPS];
+    char key[96], mine[CFG_VALUE_LEN], def[CFG_VALUE_LEN];
+    const char *ln = score__st_meta(r, "loss");
+    size_t nmeta = score__st_meta_count(r), nconf = 0;
+    if (ln == NULL || strcmp(ln, score_loss_name(tr->loss)) != 0)
+        return score__error(SCORE_E_FORMAT, fn,
+                            "the checkpoint's loss is '%.20s', this trainer's '%s'",
+                            ln ? ln : "(missing)", score_loss_name(tr->loss));
+    cfg_groups(tr, g);
+    /* every "config." key is one this library knows */
+    for (size_t m = 0; m < nmeta; m++) {
+        const char *mk = NULL, *mv = NULL;
+        int known = 0;
+        if (score__st_meta_at(r, m, &mk, &mv) != SCORE_OK ||
+            strncmp(mk, CFG_PREFIX, strlen(CFG_PREFIX)) != 0)
+            continue;
+        nconf++;
+        known = strcmp(mk, CFG_PREFIX "trainer.reduce_blocks") == 0;
+        for (size_t k = 0; k < CFG_GROUPS && !known; k++) {
+            for (size_t i = 0; i < g[k].n && !known; i++) {
+                snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, g[k].tab[i].name);
+                known = !cfg_skipped(&g[k], &g[k].tab[i]) && strcmp(mk, key) == 0;
+            }
+        }
+        if (!known)
+            return score__error(SCORE_E_FORMAT, fn,
+                                "the checkpoint records parameter '%.60s', unknown to this "
+                                "library (written by a newer version)", mk + strlen(CFG_PREFIX));
+    }
+    if (nconf == 0)
+        return check_legacy_config(fn, tr, r);
+    for (size_t k = 0; k < CFG_GROUPS; k++) {
+        for (size_t i = 0; i < g[k].n; i++) {
+            const score__param_desc *d = &g[k].tab[i];
+            const char *stored;
+            score__param_val dv;
+            if (cfg_skipped(&g[k], d))
+                continue;
+            snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, d->name);
+            fmt_val(mine, sizeof mine, d, g[k].vals[i]);
+            if ((stored = score__st_meta(r, key)) == NULL) {
+                if (d->type == SCORE_PARAM_F64)
+                    dv.f = d->def;
+                else
+                    dv.i = (int64_t)d->def;
+                fmt_val(def, sizeof def, d, dv);
+                stored = def;
+            }
+            if (strcmp(stored, mine) != 0)
+                return cfg_mismatch(fn, g[k].name, d->name, stored, mine);
+        }
+    }
+    {
+        const char *stored = score__st_meta(r, CFG_PREFIX "trainer.reduce_blocks");
+        snprintf(mine, sizeof mine, "%llu", (unsigned long long)reduce_blocks(tr));
+        if (stored != NULL && strcmp(stored, mine) != 0)
+            return score__error(SCORE_E_FORMAT, fn,
+                                "the checkpoint was written with %.20s reduction block(s) per "
+                                "minibatch, this trainer makes %s (%s): the gradient sums "
+                                "would differ (see SCORE_TRAINER_PARAM_REDUCE_ROWS)", stored,
+                                mine, tr->comm != NULL ? "a communicator" : "no communicator");
+    }
+    return SCORE_OK;
 }
 
 static int save_buffer(const char *fn, score_trainer *tr, void **buf, size_t *len)
@@ -75,6 +272,7 @@ static int save_buffer(const char *fn, score_trainer *tr, void **buf, size_t *le
         rc = put_meta_f64(fn, w, "lr", lr);
     if (rc == SCORE_OK) rc = put_meta_u64(fn, w, "batch_size", (uint64_t)score__trainer_i64(tr, TRAINER_IX_BATCH));
     if (rc == SCORE_OK) rc = put_meta_u64(fn, w, "step", tr->step);
+    if (rc == SCORE_OK) rc = put_config(fn, w, tr);
     if (rc == SCORE_OK) {
         if (mfile != NULL)
             rc = score__st_writer_add_u8(fn, w, "model.file", mlen, mfile);
@@ -213,6 +411,8 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
     if (on == NULL || strcmp(on, score_optimizer_name(tr->opt)) != 0)
         return score__error(SCORE_E_FORMAT, fn, "the checkpoint's optimizer is '%.20s', this trainer's '%s'",
                             on ? on : "(missing)", score_optimizer_name(tr->opt));
+    if ((rc = check_config(fn, tr, r)) != SCORE_OK)
+        return rc;
     if (score_rng_state_size() > sizeof rs)
         return score__error(SCORE_E_GENERIC, fn, "generator state too large");
     if (tr->opt->v == NULL && score__st_find(r, "optimizer.v") != NULL)

@@ -641,8 +641,10 @@ static void program(void)
     CALL("score_trainer_save_buffer", score_trainer_save_buffer(tr, &buf, &len));
     RESULT("score_trainer_save_buffer", buf, len);
     CALL("score_trainer_save", score_trainer_save(tr, file_ckpt));
-    NEW("score_trainer_new", tr2, score_trainer_new(&tr2, mlp2, sde_ddpm, loss[SCORE_LOSS_DDPM - 1],
+    /* the checkpoint's loss kind and configuration (checked by the load), another model object */
+    NEW("score_trainer_new", tr2, score_trainer_new(&tr2, mlp2, sde, loss[SCORE_LOSS_SDE - 1],
                                                     SCORE_OPTIMIZER_ADAM));
+    CALL("score_trainer_set_i64", score_trainer_set_i64(tr2, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
     CALL("score_trainer_load", score_trainer_load(tr2, file_ckpt));
     CALL("score_trainer_set_data", score_trainer_set_data(tr2, N_DATA, DIM, data));
     CALL("score_trainer_step", score_trainer_step(tr2, &loss_v));
