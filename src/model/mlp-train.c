@@ -2,6 +2,7 @@
  * for the backward pass, and back-propagation through it, phase by phase on the workspace's
  * threads. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/pool-priv.h"
@@ -233,46 +234,23 @@ static void dh_part(void *ctx, size_t i, size_t thread)
 /* With threads: one phase for the weight-gradient chunks of layer j->l together with a loop
  * over row blocks that reads the same inputs and writes elsewhere (the output layer's
  * dh_{L-1} = gout W_L, a hidden layer's dh_{l-1} = dz_l W_l): one barrier instead of two, and
- * the parts are dealt to the threads by their cost (GEMM flops), not by their count, so that a
- * layer of one gradient chunk (a 64-wide output layer) keeps every thread busy. Every part
- * computes the same values whoever runs it, so the split never changes a result. */
+ * the threads take the parts one at a time from a shared counter, the large gradient chunks
+ * first, so that a layer of one gradient chunk (a 64-wide output layer) keeps every thread
+ * busy and a thread slowed down (by memory traffic, or by another process) takes fewer parts.
+ * Every part computes the same values whoever runs it, so results never depend on the split. */
 typedef struct mixed_job {
     train_job *j;
     size_t ngrad, nrow;        /* the gradient chunks of layer j->l, then the row blocks */
-    double row_flops;          /* of one row of a block */
     score__pool_part_fn row;   /* the row-block part */
+    atomic_size_t next;        /* the next part to take */
 } mixed_job;
 
-static double mixed_cost(const mixed_job *mj, size_t i)
-{
-    const train_job *j = mj->j;
-    size_t a, b;
-    if (i < mj->ngrad) {
-        size_t nl = j->p->n[j->l], cr = grad_chunk_rows(nl);
-        a = i * cr;
-        b = a + cr < nl ? a + cr : nl;
-        return 2.0 * (double)j->n * (double)(b - a) * (double)j->p->n[j->l - 1];
-    }
-    block_range(j, i - mj->ngrad, &a, &b);
-    return mj->row_flops * (double)b;
-}
-
-/* Thread t of nt: the parts whose middle falls in the t-th of nt equal shares of the total
- * cost, in order. */
 static void mixed_run(void *ctx, size_t t, size_t nt)
 {
-    const mixed_job *mj = ctx;
-    size_t parts = mj->ngrad + mj->nrow;
-    double total = 0.0, cum = 0.0, lo, hi;
-    for (size_t i = 0; i < parts; i++)
-        total += mixed_cost(mj, i);
-    lo = t == 0 ? -1.0 : total * (double)t / (double)nt;
-    hi = t + 1 == nt ? HUGE_VAL : total * (double)(t + 1) / (double)nt;
-    for (size_t i = 0; i < parts; i++) {
-        double c = mixed_cost(mj, i), mid = cum + 0.5 * c;
-        cum += c;
-        if (mid < lo || mid >= hi)
-            continue;
+    mixed_job *mj = ctx;
+    size_t parts = mj->ngrad + mj->nrow, i;
+    (void)nt;
+    while ((i = atomic_fetch_add_explicit(&mj->next, 1, memory_order_relaxed)) < parts) {
         if (i < mj->ngrad)
             grad_part(mj->j, i, t);
         else
@@ -281,7 +259,7 @@ static void mixed_run(void *ctx, size_t t, size_t nt)
 }
 
 static void mixed_phase(score__pool *pool, train_job *j, size_t l, const float *A,
-                        score__pool_part_fn row, double row_flops)
+                        score__pool_part_fn row)
 {
     mixed_job mj;
     size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
@@ -290,8 +268,8 @@ static void mixed_phase(score__pool *pool, train_job *j, size_t l, const float *
     mj.j = j;
     mj.ngrad = (nl + cr - 1) / cr;
     mj.nrow = j->tp.nblk;
-    mj.row_flops = row_flops;
     mj.row = row;
+    atomic_init(&mj.next, 0);
     score__pool_run(pool, mixed_run, &mj);
 }
 
@@ -336,8 +314,7 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.csum = grad != NULL && pool == NULL ? w->csum : NULL;
     sum_columns_of(&j, L - 1);
     if (grad && pool != NULL) {
-        mixed_phase(pool, &j, L, gout, out_cotangent_part,
-                    2.0 * (double)p->n[L - 1] * (double)p->n[L]);
+        mixed_phase(pool, &j, L, gout, out_cotangent_part);
     } else {
         if (grad)
             accum_grad_phase(pool, &j, L, gout);
@@ -356,8 +333,7 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
             break;
         }
         if (grad && pool != NULL) {
-            mixed_phase(pool, &j, l, j.dz, dh_part,
-                        2.0 * (double)p->n[l] * (double)(l > 1 ? p->n[l - 1] : j.dim));
+            mixed_phase(pool, &j, l, j.dz, dh_part);
         } else {
             if (grad)
                 accum_grad_phase(pool, &j, l, j.dz);
