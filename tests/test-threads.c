@@ -353,6 +353,121 @@ START_TEST(test_train_path_labels)
 }
 END_TEST
 
+/* The threaded backward runs a layer's weight-gradient chunks and its dh GEMMs in one phase,
+ * with the next layer's dz in a second buffer: plain (non-residual) layers of equal widths,
+ * whose dh alternates between two buffers, with and without each gradient. Bit-identical for
+ * 1, 2 and 3 threads. */
+START_TEST(test_train_path_plain)
+{
+    score_model *m = NULL;
+    size_t P;
+    float *x = malloc(TRAIN_N * DIM * sizeof *x), *gout = malloc(TRAIN_N * DIM * sizeof *gout);
+    float *f = malloc(TRAIN_N * DIM * sizeof *f), *gx[3], *g[3];
+    double *t = malloc(TRAIN_N * sizeof *t);
+    ck_assert_ok(score_model_new_mlp(&m, DIM, 128, 4, SCORE_ACT_SILU, 7));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, 0));
+    ck_assert_ok(score_model_prepare(m));
+    P = score_model_param_count(m);
+    for (int i = 0; i < 3; i++) {
+        g[i] = calloc(P, sizeof *g[i]);
+        gx[i] = calloc(TRAIN_N * DIM, sizeof *gx[i]);
+        ck_assert(g[i] && gx[i]);
+    }
+    ck_assert(x && gout && f && t);
+    fill_inputs(x, t, TRAIN_N);
+    for (size_t i = 0; i < TRAIN_N * DIM; i++)
+        gout[i] = (float)(0.5 * sin(0.23 * (double)i + 1.0));
+    for (int mode = 0; mode < 3; mode++) { /* both gradients, parameters only, input only */
+        for (int64_t th = 1; th <= 3; th++) {
+            float *gp = mode != 2 ? g[th - 1] : NULL, *gi = mode != 1 ? gx[th - 1] : NULL;
+            if (gp)
+                memset(gp, 0, P * sizeof *gp);
+            ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, th));
+            ck_assert_ok(score_model_forward(m, TRAIN_N, x, t, f));
+            ck_assert_ok(score_model_backward(m, TRAIN_N, gout, gp, gi));
+        }
+        for (int th = 1; th < 3; th++) {
+            if (mode != 2)
+                ck_assert_msg(memcmp(g[0], g[th], P * sizeof *g[0]) == 0,
+                              "parameter gradient, mode %d, %d threads", mode, th + 1);
+            if (mode != 1)
+                ck_assert_msg(memcmp(gx[0], gx[th], TRAIN_N * DIM * sizeof *gx[0]) == 0,
+                              "input gradient, mode %d, %d threads", mode, th + 1);
+        }
+    }
+    {
+        double scale = 0.0;
+        for (size_t i = 0; i < P; i++)
+            scale = fmax(scale, fabs((double)g[0][i]));
+        ck_assert_double_gt(scale, 0.0);
+    }
+    score_model_free(m);
+    for (int i = 0; i < 3; i++) {
+        free(g[i]);
+        free(gx[i]);
+    }
+    free(x); free(gout); free(f); free(t);
+}
+END_TEST
+
+/* Training steps of a model above the sizes where the model's training path and the
+ * optimizer's sweep use threads (the sweep then runs on the model's pool, lent by the trainer):
+ * weights, the EMA and the losses bit-identical for 1, 2 and 3 threads. */
+START_TEST(test_trainer_steps)
+{
+    enum { ROWS = 1024, STEPS = 3 };
+    float *x = malloc(ROWS * DIM * sizeof *x), *p[3] = {NULL}, *e[3] = {NULL};
+    double loss[3][STEPS];
+    size_t P = 0;
+    for (size_t i = 0; i < ROWS * DIM; i++)
+        x[i] = (float)sin(0.61 * (double)i + 0.3);
+    for (int64_t th = 1; th <= 3; th++) {
+        score_schedule *sched = NULL;
+        score_model *m = NULL, *em = NULL;
+        score_sde *sde = NULL;
+        score_loss *ls = NULL;
+        score_trainer *tr = NULL;
+        ck_assert_ok(score_schedule_new(&sched, SCORE_SCHEDULE_VE));
+        ck_assert_ok(score_schedule_prepare(sched));
+        ck_assert_ok(score_model_new_mlp(&m, DIM, 384, 3, SCORE_ACT_SILU, 11));
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, th));
+        ck_assert_ok(score_model_prepare(m));
+        P = score_model_param_count(m);
+        ck_assert_uint_ge(P, (size_t)1 << 18); /* the optimizer's threaded sweep */
+        ck_assert_ok(score_sde_new(&sde, sched, m, SCORE_OUTPUT_EPS));
+        ck_assert_ok(score_loss_new(&ls, SCORE_LOSS_SDE));
+        ck_assert_ok(score_trainer_new(&tr, m, sde, ls, SCORE_OPTIMIZER_ADAM));
+        ck_assert_ok(score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 512));
+        ck_assert_ok(score_trainer_set_i64(tr, SCORE_TRAINER_PARAM_SEED, 5));
+        ck_assert_ok(score_trainer_set_data(tr, ROWS, DIM, x));
+        for (int s = 0; s < STEPS; s++)
+            ck_assert_ok(score_trainer_step(tr, &loss[th - 1][s]));
+        p[th - 1] = malloc(P * sizeof(float));
+        e[th - 1] = malloc(P * sizeof(float));
+        ck_assert(p[th - 1] && e[th - 1]);
+        ck_assert_ok(score_model_params_get(m, p[th - 1], P));
+        ck_assert_ok(score_trainer_ema_model(tr, &em));
+        ck_assert_ok(score_model_params_get(em, e[th - 1], P));
+        score_trainer_free(tr);
+        score_loss_free(ls);
+        score_sde_free(sde);
+        score_model_free(m);
+        score_schedule_free(sched);
+    }
+    ck_assert(memcmp(p[0], e[0], P * sizeof(float)) != 0); /* the EMA lags the weights */
+    for (int th = 1; th < 3; th++) {
+        ck_assert_msg(memcmp(p[0], p[th], P * sizeof(float)) == 0, "weights, %d threads", th + 1);
+        ck_assert_msg(memcmp(e[0], e[th], P * sizeof(float)) == 0, "EMA, %d threads", th + 1);
+        ck_assert_msg(memcmp(loss[0], loss[th], sizeof loss[0]) == 0, "losses, %d threads", th + 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        free(p[i]);
+        free(e[i]);
+    }
+    free(x);
+}
+END_TEST
+
 /* The cache-free evaluation folds the embedding into the first layer's bias when every row of a
  * block has the same c (every sampler step). Against the cached forward (one GEMM over
  * [x ; e(c)]): equal to float rounding for each embedding kind, with and without residual
@@ -409,6 +524,8 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_sampler_bit_identical);
     tcase_add_test(tc, test_train_path);
     tcase_add_test(tc, test_train_path_labels);
+    tcase_add_test(tc, test_train_path_plain);
+    tcase_add_test(tc, test_trainer_steps);
     tcase_add_test(tc, test_infer_shared_c);
     suite_add_tcase(s, tc);
     return s;

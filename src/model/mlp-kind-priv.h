@@ -46,6 +46,7 @@ typedef struct mlp_ws {
     float *h0;
     float *h[MAXL], *d1[MAXL];
     float *dz, *dha, *dhb;
+    float *dz2;    /* a second dz: the threaded backward's next layer's dz (see mlp-train.c) */
     int32_t *lab;  /* the label of every cached row (0 .. K; all K without a label input) */
     double *csum;  /* maxh: a hidden layer's bias-gradient sums in the serial backward */
     /* tangent workspace */

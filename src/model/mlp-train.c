@@ -2,6 +2,7 @@
  * for the backward pass, and back-propagation through it, phase by phase on the workspace's
  * threads. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/pool-priv.h"
@@ -14,9 +15,11 @@
  * activations in L2 between its GEMM and its activation kernel), and weight gradients in about
  * SCORE__MLP_GRAD_CHUNKS chunks of output units (at least SCORE__MLP_GRAD_ROWS; each chunk one
  * GEMM over all rows, bias sums in double in row order; every chunk re-packs the layer input,
- * so fewer chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing). The threads run the blocks / chunks of a phase at the same time, so results are
- * bit-identical for any thread count. Batches of at most SCORE__MLP_TRAIN_ROWS rows are one
- * block. */
+ * so fewer chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step
+ * packing). The threads run the blocks / chunks of a phase at the same time (with threads, a
+ * layer's weight-gradient chunks and its cotangent's row blocks form one phase, see
+ * mixed_phase()), so results are bit-identical for any thread count. Batches of at most
+ * SCORE__MLP_TRAIN_ROWS rows are one block. */
 #define SCORE__MLP_TRAIN_ROWS 128
 #define SCORE__MLP_GRAD_ROWS 64
 #define SCORE__MLP_GRAD_CHUNKS 4
@@ -64,6 +67,8 @@ typedef struct train_job {
     size_t l;
     const float *A;            /* accum_grad: the cotangent rows of layer l */
     float *dh, *dhn;           /* hidden-layer cotangents (current, next) */
+    float *dz, *dzn;           /* dz of layer l, and where dh_part puts dz_{l-1} (the same
+                                * buffer when serial: each block overwrites its own rows) */
     /* Serial backward with a parameter gradient: the dz pass of a hidden layer also sums its
      * columns (in double, blocks and rows in order: the sums of score__col_sum_acc() over all
      * rows, bit for bit), and at layer 1 adds the rows to the label table (the same float
@@ -162,20 +167,21 @@ static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const fl
     score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
 }
 
-/* dz_l = phi'(z_l) dh_l for rows r0 .. r0 + rows - 1 (and their column sums when the job
+/* dz_l = phi'(z_l) dh_l into dz for rows r0 .. r0 + rows - 1 (and their column sums when the job
  * takes them for layer l). */
-static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh)
+static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh,
+                    float *dz)
 {
     size_t nl = j->p->n[l];
     if (j->csum_l == l) {
-        score__mul_col_sum(rows, nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl,
+        score__mul_col_sum(rows, nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, dz + r0 * nl,
                            j->csum);
         if (l == 1) { /* and the label table's rows (rows in order, as grad_part would) */
             mlp_cond cb = score__mlp_cond_at(j->p, &j->cd, r0);
-            score__mlp_label_grad(j->p, &cb, rows, j->w->dz + r0 * nl, 0, nl, j->grad);
+            score__mlp_label_grad(j->p, &cb, rows, dz + r0 * nl, 0, nl, j->grad);
         }
     } else {
-        score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, j->w->dz + r0 * nl);
+        score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, dz + r0 * nl);
     }
 }
 
@@ -190,7 +196,7 @@ static void out_cotangent_part(void *ctx, size_t i, size_t thread)
     score__sgemm(0, 0, rows, p->n[L - 1], p->n[L], 1.0f, j->gout + r0 * p->n[L], p->n[L],
                  W(p, L), p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
     /* dz_{L-1} of the block while its dh rows are still in cache */
-    dz_rows(j, L - 1, r0, rows, j->dh);
+    dz_rows(j, L - 1, r0, rows, j->dh, j->dz);
 }
 
 /* dz_l, per row block (when dh_part could not fuse it). */
@@ -200,7 +206,7 @@ static void dz_part(void *ctx, size_t i, size_t thread)
     size_t r0, rows;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    dz_rows(j, j->l, r0, rows, j->dh);
+    dz_rows(j, j->l, r0, rows, j->dh, j->dz);
 }
 
 /* dh_{l-1} from dz_l (or gx at the first layer), per row block. */
@@ -212,17 +218,59 @@ static void dh_part(void *ctx, size_t i, size_t thread)
     const float *dz;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    dz = j->w->dz + r0 * nl;
+    dz = j->dz + r0 * nl;
     if (l > 1 && p->res[l]) /* residual block: dh_{l-1} = dh_l + dz W_l (in place) */
         score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, j->dh + r0 * np, np);
     else if (l > 1)
         score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, j->dhn + r0 * np, np);
     else /* only the x part of the first layer's input */
         score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f, j->gx + r0 * dim, dim);
-    /* dz_{l-1} of the block while its dh rows are still in cache; it overwrites this block's
-     * dz_l rows (just read), never another block's, when the widths match */
+    /* dz_{l-1} of the block while its dh rows are still in cache, into dzn: serially that is
+     * dz, where it overwrites this block's dz_l rows (just read), never another block's */
     if (l > 1 && np == nl)
-        dz_rows(j, l - 1, r0, rows, p->res[l] ? j->dh : j->dhn);
+        dz_rows(j, l - 1, r0, rows, p->res[l] ? j->dh : j->dhn, j->dzn);
+}
+
+/* With threads: one phase for the weight-gradient chunks of layer j->l together with a loop
+ * over row blocks that reads the same inputs and writes elsewhere (the output layer's
+ * dh_{L-1} = gout W_L, a hidden layer's dh_{l-1} = dz_l W_l): one barrier instead of two, and
+ * the threads take the parts one at a time from a shared counter, the large gradient chunks
+ * first, so that a layer of one gradient chunk (a 64-wide output layer) keeps every thread
+ * busy and a thread slowed down (by memory traffic, or by another process) takes fewer parts.
+ * Every part computes the same values whoever runs it, so results never depend on the split. */
+typedef struct mixed_job {
+    train_job *j;
+    size_t ngrad, nrow;        /* the gradient chunks of layer j->l, then the row blocks */
+    score__pool_part_fn row;   /* the row-block part */
+    atomic_size_t next;        /* the next part to take */
+} mixed_job;
+
+static void mixed_run(void *ctx, size_t t, size_t nt)
+{
+    mixed_job *mj = ctx;
+    size_t parts = mj->ngrad + mj->nrow, i;
+    (void)nt;
+    while ((i = atomic_fetch_add_explicit(&mj->next, 1, memory_order_relaxed)) < parts) {
+        if (i < mj->ngrad)
+            grad_part(mj->j, i, t);
+        else
+            mj->row(mj->j, i - mj->ngrad, t);
+    }
+}
+
+static void mixed_phase(score__pool *pool, train_job *j, size_t l, const float *A,
+                        score__pool_part_fn row)
+{
+    mixed_job mj;
+    size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
+    j->l = l;
+    j->A = A;
+    mj.j = j;
+    mj.ngrad = (nl + cr - 1) / cr;
+    mj.nrow = j->tp.nblk;
+    mj.row = row;
+    atomic_init(&mj.next, 0);
+    score__pool_run(pool, mixed_run, &mj);
 }
 
 /* Before a phase that computes dz_l: its column sums are taken there when the job sums. */
@@ -258,26 +306,47 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.cd.labels_per_row = 1;
     j.dh = w->dha;
     j.dhn = w->dhb;
+    /* serially dh_part's dz_{l-1} overwrites dz_l block by block; with threads the weight
+     * gradient of layer l (another block's rows) may still be reading dz_l then */
+    j.dz = w->dz;
+    j.dzn = pool != NULL ? w->dz2 : w->dz;
     /* on one thread the row blocks run in order: the dz passes can take the bias sums */
     j.csum = grad != NULL && pool == NULL ? w->csum : NULL;
-    if (grad)
-        accum_grad_phase(pool, &j, L, gout);
     sum_columns_of(&j, L - 1);
-    score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j); /* and dz_{L-1} */
+    if (grad && pool != NULL) {
+        mixed_phase(pool, &j, L, gout, out_cotangent_part);
+    } else {
+        if (grad)
+            accum_grad_phase(pool, &j, L, gout);
+        score__pool_for_each(pool, j.tp.nblk, out_cotangent_part, &j); /* and dz_{L-1} */
+    }
     for (size_t l = L - 1; l >= 1; l--) {
+        int fused = l > 1 && p->n[l - 1] == p->n[l]; /* dh_part computes dz_{l-1} */
         j.l = l;
         if (l < L - 1 && p->n[l] != p->n[l + 1]) { /* not fused into dh_part of layer l + 1 */
             sum_columns_of(&j, l);
             score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
         }
-        if (grad)
-            accum_grad_phase(pool, &j, l, w->dz);
-        if (l == 1 && gx == NULL)
+        if (l == 1 && gx == NULL) {
+            if (grad)
+                accum_grad_phase(pool, &j, l, j.dz);
             break;
-        j.l = l;
-        if (l > 1 && p->n[l - 1] == p->n[l]) /* dh_part computes dz_{l-1} */
-            sum_columns_of(&j, l - 1);
-        score__pool_for_each(pool, j.tp.nblk, dh_part, &j);
+        }
+        if (grad && pool != NULL) {
+            mixed_phase(pool, &j, l, j.dz, dh_part);
+        } else {
+            if (grad)
+                accum_grad_phase(pool, &j, l, j.dz);
+            j.l = l;
+            if (fused)
+                sum_columns_of(&j, l - 1);
+            score__pool_for_each(pool, j.tp.nblk, dh_part, &j);
+        }
+        if (fused) {
+            float *t = j.dz;
+            j.dz = j.dzn;
+            j.dzn = t;
+        }
         if (l > 1 && !p->res[l]) {
             float *t = j.dh;
             j.dh = j.dhn;

@@ -180,6 +180,15 @@ score__pool *score__mlp_pool_of(mlp_ws *w, int64_t threads)
     return score__pool_for(&w->pool, &w->pool_failed, (size_t)threads);
 }
 
+score__pool *score__model_ws_pool(score__model_ws *ws, int64_t threads)
+{
+    mlp_ws *w;
+    if (ws == NULL || ws->kind == NULL || ws->kind_free != mlp_ws_free || threads <= 1)
+        return NULL;
+    w = ws->kind;
+    return w->pool != NULL && score__pool_threads(w->pool) == (size_t)threads ? w->pool : NULL;
+}
+
 static void mlp_destroy(score_model *m)
 {
     mlp *p = impl_of(m);
@@ -463,11 +472,11 @@ void score__mlp_set_tangent_budget(score_model *m, size_t bytes)
 /* ======================================================================================== */
 /* workspaces                                                                               */
 
-/* Primal cache for `rows` rows: h0, then per hidden layer h and phi', then three n x maxh
+/* Primal cache for `rows` rows: h0, then per hidden layer h and phi', then four n x maxh
  * scratch matrices for the reverse pass; the labels of the rows and maxh column sums. */
 int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
 {
-    size_t per = p->n[0] + 3 * p->maxh, total;
+    size_t per = p->n[0] + 4 * p->maxh, total;
     float *a;
     int32_t *lab;
     double *csum;
@@ -502,7 +511,8 @@ int score__mlp_ensure_primal(const mlp *p, mlp_ws *w, size_t rows)
     w->h[0] = w->h0;
     w->dz = a; a += rows * p->maxh;
     w->dha = a; a += rows * p->maxh;
-    w->dhb = a;
+    w->dhb = a; a += rows * p->maxh;
+    w->dz2 = a;
     return SCORE_OK;
 }
 

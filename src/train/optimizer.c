@@ -506,9 +506,10 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
 }
 
 /* The in-place update of the guarded step in fixed chunks, several at a time with
- * opt->threads > 1 (on the optimizer's own thread pool, made on first use; without threads the
- * chunks run on the calling thread). Every element's update depends on that element alone, so
- * the result is the same for any thread count. */
+ * opt->threads > 1 (on the model's pool when the trainer lends it, else on the optimizer's
+ * own, made on first use; without threads the chunks run on the calling thread). Every
+ * element's update depends on that element alone, so the result is the same for any thread
+ * count. */
 #define SCORE__OPT_CHUNK ((size_t)1 << 15)
 typedef struct sweep_job {
     const score_optimizer *opt;
@@ -541,8 +542,13 @@ static void inplace_sweep(score_optimizer *opt, int adam, float *params, const f
     int threads = score__par_threads(opt->threads, nch);
     score__pool *pool;
     sweep_job j = {opt, adam, params, grad, k, shadow, ew};
+    if (threads > 1 && opt->lent != NULL && score__pool_threads(opt->lent) == (size_t)threads)
+        pool = opt->lent; /* the threads that just ran the model (awake, caches warm) */
+    else
+        pool = NULL;
     if (threads == 1 || n < ((size_t)1 << 18) ||
-        (pool = score__pool_for(&opt->pool, &opt->pool_failed, (size_t)threads)) == NULL) {
+        (pool == NULL &&
+         (pool = score__pool_for(&opt->pool, &opt->pool_failed, (size_t)threads)) == NULL)) {
         /* small (not worth waking threads), or no threads to be had: the same bits */
         if (adam)
             adam_inplace(n, params, grad, opt->m, opt->v, k, shadow, ew);

@@ -27,6 +27,8 @@ struct score_optimizer {
                          * its model's SCORE_MODEL_PARAM_THREADS; elementwise: same bits) */
     struct score__pool *pool; /* their pool (core/pool-priv.h), made on first use, not cloned */
     size_t pool_failed;       /* thread count whose pool could not be made (not retried) */
+    struct score__pool *lent; /* the model's pool, lent by the trainer for one guarded step
+                               * (used instead of pool when it has the sweep's thread count) */
 };
 
 struct score_ema {
