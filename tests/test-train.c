@@ -1012,10 +1012,6 @@ static const cfg_case cfg_cases[] = {
     {CFG_TRAINER, SCORE_TRAINER_PARAM_SHUFFLE, 0, 0, "trainer", "shuffle", "0", 0},
     {CFG_TRAINER, SCORE_TRAINER_PARAM_USE_EMA, 0, 0, "trainer", "use_ema", "0", 0},
     {CFG_TRAINER, SCORE_TRAINER_PARAM_P_UNCOND, 1, 0.25, "trainer", "p_uncond", "0.25", 0},
-
-
-
-
     {CFG_LOSS, SCORE_LOSS_PARAM_WEIGHTING, 0, 2, "loss", "weighting", "2", 0},
     {CFG_LOSS, SCORE_LOSS_PARAM_REDUCE, 0, 1, "loss", "reduce", "1", 0},
     {CFG_LOSS, SCORE_LOSS_PARAM_T_EPS, 1, 1e-3, "loss", "t_eps", "0.001", 0},
