@@ -100,11 +100,22 @@ static const char *net_kind_name(int kind)
     }
 }
 
+/* "m1,m2,..." of a U-Net's width multipliers into buf ("?" when it has none to give). */
+static void fmt_mults(const score_model *m, char *buf, size_t len)
+{
+    size_t levels = 0, mults[16], at = 0;
+    snprintf(buf, len, "?");
+    if (score_model_get_unet_widths(m, &levels, mults, 16) != SCORE_OK || levels > 16)
+        return;
+    for (size_t k = 0; k < levels && at < len; k++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%zu", k ? "," : "", mults[k]);
+}
+
 /* The U-Net parts of take_init_network(): the image shape (when the file stores it: a U-Net's
  * parameters do not depend on H and W, so the shape is compared here) and the multipliers. */
 static int same_unet_layout(const train_opts *o, const train_job *j, const score_model *init)
 {
-    size_t la = 0, lb = 0, ma[16], mb[16];
+    char a[128], b[128];
     if (j->init_img[0] == 0)
         return cli_fail("--init %s: the file stores no image shape, so its U-Net cannot be "
                         "checked against the data's %zux%zux%zu images", o->init, j->img_c,
@@ -113,19 +124,11 @@ static int same_unet_layout(const train_opts *o, const train_job *j, const score
         return cli_fail("--init %s: its U-Net takes %zux%zux%zu images, the data are %zux%zux%zu",
                         o->init, j->init_img[0], j->init_img[1], j->init_img[2], j->img_c,
                         j->img_h, j->img_w);
-    if (score_model_get_unet_widths(init, &la, ma, 16) != SCORE_OK ||
-        score_model_get_unet_widths(j->model, &lb, mb, 16) != SCORE_OK || la != lb || la > 16 ||
-        memcmp(ma, mb, la * sizeof ma[0]) != 0) {
-        char a[128] = "?", b[128] = "?";
-        for (size_t k = 0, pa = 0, pb = 0; k < 16; k++) {
-            if (k < la && la <= 16 && pa < sizeof a)
-                pa += (size_t)snprintf(a + pa, sizeof a - pa, "%s%zu", k ? "," : "", ma[k]);
-            if (k < lb && lb <= 16 && pb < sizeof b)
-                pb += (size_t)snprintf(b + pb, sizeof b - pb, "%s%zu", k ? "," : "", mb[k]);
-        }
+    fmt_mults(init, a, sizeof a);
+    fmt_mults(j->model, b, sizeof b);
+    if (strcmp(a, "?") == 0 || strcmp(a, b) != 0)
         return cli_fail("--init %s: its network has --unet-mults %s, this run asks for %s "
                         "(give the options it was trained with)", o->init, a, b);
-    }
     return 0;
 }
 
@@ -133,8 +136,8 @@ static int same_unet_layout(const train_opts *o, const train_job *j, const score
  * the network these options describe (kind, dimension, a U-Net's image shape and multipliers,
  * every architecture parameter of its kind, the parameter count (which also covers the
  * resolved defaults, like a U-Net's time-embedding width), the output kind): a different
- * shape is refused with both values, never reshaped. The clone keeps MODEL's seed, so its fixed Fourier projection stays
- * that of its weights. */
+ * shape is refused with both values, never reshaped. The clone keeps MODEL's seed, so its
+ * fixed Fourier projection stays that of its weights. */
 static int take_init_network(const train_opts *o, train_job *j)
 {
     static const struct { int id; const char *name; int f64; } arch[] = {
