@@ -180,13 +180,11 @@ score__pool *score__mlp_pool_of(mlp_ws *w, int64_t threads)
     return score__pool_for(&w->pool, &w->pool_failed, (size_t)threads);
 }
 
-score__pool *score__model_ws_pool(score__model_ws *ws, int64_t threads)
+score__pool *score__model_ws_pool(score__model_ws *ws)
 {
-    mlp_ws *w;
-    if (ws == NULL || ws->kind == NULL || ws->kind_free != mlp_ws_free || threads <= 1)
+    if (ws == NULL || ws->kind == NULL || ws->kind_free != mlp_ws_free)
         return NULL;
-    w = ws->kind;
-    return w->pool != NULL && score__pool_threads(w->pool) == (size_t)threads ? w->pool : NULL;
+    return ((mlp_ws *)ws->kind)->pool;
 }
 
 static void mlp_destroy(score_model *m)

@@ -183,13 +183,13 @@ void score__model_ws_free(score__model_ws *ws);
 int score__model_ws_bind(const char *fn, const score_model *m, score__model_ws *ws);
 /* Threads a kind uses for this call (>= 1). */
 int64_t score__model_ws_threads(const score_model *m, const score__model_ws *ws);
-/* mlp.c: the thread pool of ws's MLP part for `threads` threads (the one its training calls
- * run on), for a caller that runs its own parallel loop between two of the model's calls
- * through ws (the trainer's optimizer sweep), so that the same threads do all of a step's
- * work. Never makes one: NULL when ws has no MLP part (another kind, or no call yet),
- * threads <= 1, or its calls have not run on a pool of that many threads. Valid until the
+/* mlp.c: the thread pool of ws's MLP part (the one its last threaded call ran on), for a
+ * caller that runs its own parallel loop between two of the model's calls through ws (the
+ * trainer's optimizer sweep), so that the same threads do all of a step's work; the caller
+ * checks its thread count (score__pool_threads()). Never makes one: NULL when ws has no MLP
+ * part (another kind, or no call yet) or its calls have not run on threads. Valid until the
  * next call through ws. */
-struct score__pool *score__model_ws_pool(score__model_ws *ws, int64_t threads);
+struct score__pool *score__model_ws_pool(score__model_ws *ws);
 
 /* The compute calls through a workspace: the checks, errors and results of the public
  * functions (the messages name them), the model only read, its callback status published.

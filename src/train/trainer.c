@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/comm-priv.h"
-#include "kernel/kernel-priv.h" /* score__par_threads */
 #include "loss/loss-priv.h"
 #include "model/model-priv.h"
 #include "train-priv.h"
@@ -513,9 +512,10 @@ int score__trainer_apply(score_trainer *tr, const char *fn)
     float *theta = score__model_params_data(tr->model);
     int rc, in_spare = 0;
     tr->opt->threads = (int)score__model_i64(tr->model, SCORE_MODEL_PARAM_THREADS);
-    /* the sweep runs on the threads of the model's training calls when their count fits (a
-     * second pool would leave the model's workers spinning while its own wake up) */
-    tr->opt->lent = score__model_ws_pool(tr->loss->mws, score__par_threads(tr->opt->threads, 64));
+    /* the sweep runs on the threads of the model's training calls when their count is the
+     * sweep's (checked there; a second pool would leave the model's workers spinning while its
+     * own wake up) */
+    tr->opt->lent = score__model_ws_pool(tr->loss->mws);
     rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
                                        &in_spare,
                                        score__trainer_i64(tr, TRAINER_IX_USE_EMA) ? tr->ema : NULL);
