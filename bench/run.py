@@ -300,6 +300,17 @@ def have_torch(py):
     return p.stdout.strip() if p.returncode == 0 else None
 
 
+def fastest_reference(get, threads, workload, n, stat, fewer=True):
+    """The fastest PyTorch record for `workload` on n CPUs: the default or the tuned
+    configuration, and (fewer) at any measured thread count up to n, since a user whose
+    PyTorch runs faster on fewer threads than CPUs sets fewer threads. get(impl, workload, t)
+    returns a record or None; threads: the measured thread counts. None without a record."""
+    ms = [m for m in threads if m <= n] if fewer else [n]
+    c = [x for m in ms for x in (get("pytorch", workload, m), get("pytorch-tuned", workload, m))
+         if x]
+    return min(c, key=lambda x: x[stat] / x["items_per_run"]) if c else None
+
+
 def pool(recs):
     """Merges the records of the same (impl, workload, threads) from several rounds: their
     repetitions are pooled and the statistics recomputed; peak RSS is the largest. Records of
@@ -611,12 +622,7 @@ def main():
     sg_speed = (roof[1]["min_s"] / roof[2]["min_s"]) if (1 in roof and 2 in roof and roof[1]
                                                          and roof[2]) else None
     def best_pt(w, n, fewer=True):
-        """The fastest PyTorch configuration for this workload on n CPUs: default or tuned, and
-        (fewer) at any measured thread count up to n, since a user whose PyTorch runs faster
-        on fewer threads than CPUs sets fewer threads."""
-        ms = [m for m in threads if m <= n] if fewer else [n]
-        c = [x for m in ms for x in (get("pytorch", w, m), get("pytorch-tuned", w, m)) if x]
-        return min(c, key=lambda x: x[stat] / x["items_per_run"]) if c else None
+        return fastest_reference(get, threads, w, n, stat, fewer)
 
     def pt_name(rec, n):
         return rec["impl"] + ("" if rec["threads"] == n else "@%dT" % rec["threads"])
