@@ -367,6 +367,14 @@ int train_run(const train_opts *o, train_job *j)
             remove(stale);
         free(stale);
     }
+    /* the checkpoint records a fingerprint of the rows the trainer holds (the library checks
+     * it on --resume): with --dequantize those of epoch 0, the ones --resume gives the trainer
+     * before loading (it moves to the epoch of the step after) */
+    if (o->checkpoint != NULL && deq &&
+        ((rc = train_dequantize_epoch(o, j, 0)) != 0 ||
+         ((rc = score_trainer_set_data(j->tr, j->n_train, j->dim, j->train_x)) != SCORE_OK &&
+          (rc = cli_lib_fail(rc, "trainer")) != 0)))
+        return rc;
     if (o->checkpoint != NULL && (rc = score_trainer_save(j->tr, o->checkpoint)) != SCORE_OK)
         return cli_fail("cannot write the checkpoint '%s': %s", o->checkpoint,
                         score_last_error_message());
