@@ -318,6 +318,16 @@ static const char *resume_option_hint(const char *msg)
         {"loss parameter 'time'", ": --sigma"},
         {"loss parameter 'projections'", ": --projections"},
         {"loss parameter 't_eps'", ": --schedule"},
+        {"schedule kind", ": --schedule"},
+        {"schedule parameter", ": --schedule, --sigma-min, --sigma-max, --beta-min, --beta-max, "
+                               "--levels"},
+        {"schedule (tensor", ": --schedule"},
+        {"sde parameter 'output'", ": --predict"},
+        {"sde parameter 'sigma_data'", ": --predict"},
+        {"sde parameter 'cond", ": --cond"},
+        {"data parameter", ": the data of that run: --data or --dataset and -n, --labels, "
+                           "--label-column, --condition-columns, --valid-fraction, --seed, "
+                           "--no-standardize"},
         {"loss is '", ": --loss"},
         {"optimizer is '", ": --optimizer"},
         {"reduction block", ": the number of processes"},

@@ -138,6 +138,21 @@ run one.log -- "$SCORE" train $R --steps 400 -o "$T/one.st"
 run half.log -- "$SCORE" train $R --steps 200 -o "$T/half.st" --checkpoint "$T/half.ckpt"
 run two.log -- "$SCORE" train $R --steps 400 -o "$T/two.st" --resume "$T/half.ckpt"
 check "resumed model file bit-identical" cmp -s "$T/one.st" "$T/two.st"
+# --resume refuses another sde or other data (the library compares the checkpoint's record):
+# another schedule, schedule parameter, network output or time input, held-out split, data file
+refused 1 "schedule kind 'vp' (2), this trainer's sde has 've' (1) (continuing with another noise schedule would not continue that run) (resume with the options of the run that wrote it: --schedule)" -- \
+    "$SCORE" train $R --schedule ve --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
+refused 1 "schedule parameter 'beta_max' = 20, this trainer has 'beta_max' = 15 (continuing with another value would not continue that run) (resume with the options of the run that wrote it: --schedule, --sigma-min" -- \
+    "$SCORE" train $R --beta-max 15 --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
+refused 1 "sde parameter 'output' = 2, this trainer has 'output' = 1 (continuing with another value would not continue that run) (resume with the options of the run that wrote it: --predict)" -- \
+    "$SCORE" train $R --predict score --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
+refused 1 "sde parameter 'cond' = 0, this trainer has 'cond' = 3" -- \
+    "$SCORE" train $R --cond sigma --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
+refused 1 "data parameter 'rows' = 142, this trainer has 'rows' = 133 (another dataset) (resume with the options of the run that wrote it: the data of that run: --data" -- \
+    "$SCORE" train $R --valid-fraction 0.25 --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
+sed '5s/^[^,]*,/9.5,/' "$T/wine.csv" >"$T/wine2.csv"
+refused 1 "data parameter 'hash' = " -- \
+    "$SCORE" train --data "$T/wine2.csv" --valid-fraction 0.2 --hidden 64 --batch 32 --seed 7 -q --steps 400 -o "$T/x.st" --resume "$T/half.ckpt"
 run dq1.log -- "$SCORE" train --data "$T/digits.csv" --dequantize uniform --hidden 32 --batch 64 --steps 240 -q -o "$T/dq1.st"
 run dq2.log -- "$SCORE" train --data "$T/digits.csv" --dequantize uniform --hidden 32 --batch 64 --steps 120 -q -o "$T/dq2.st" --checkpoint "$T/dq.ckpt"
 run dq3.log -- "$SCORE" train --data "$T/digits.csv" --dequantize uniform --hidden 32 --batch 64 --steps 240 -q -o "$T/dq3.st" --resume "$T/dq.ckpt"

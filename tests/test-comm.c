@@ -403,6 +403,67 @@ START_TEST(train_checkpoint_reduce_blocks)
 }
 END_TEST
 
+/* A checkpoint loaded where the last rank holds other data: every rank refuses
+ * (SCORE_E_FORMAT; the last rank's message names the data hash) and no rank's trainer changes;
+ * with the same data every rank loads. */
+typedef struct load_slot {
+    const void *buf;
+    size_t len;
+    int perturb_last;
+    uint64_t step;
+    char msg[256];
+} load_slot;
+
+static int job_load(score_comm *c, int rank, void *slot)
+{
+    load_slot *s = slot;
+    wl_trainer w;
+    int rc = wl_trainer_new(&w, c, s->perturb_last && rank == score_comm_size(c) - 1 ? WL_PERTURB : 0);
+    if (rc == SCORE_OK)
+        rc = score_trainer_load_buffer(w.tr, s->buf, s->len);
+    snprintf(s->msg, sizeof s->msg, "%s", score_last_error_message());
+    s->step = 99;
+    if (w.tr != NULL && score_trainer_get_step(w.tr, &s->step) != SCORE_OK)
+        s->step = 99;
+    wl_trainer_free(&w);
+    return rc;
+}
+
+START_TEST(train_load_other_data_on_one_rank)
+{
+    wl_trainer a;
+    score_comm *self;
+    void *buf = NULL;
+    size_t len = 0;
+    int st[MAX_RANKS];
+    ck_assert_ok(wl_self_comm(&self));
+    ck_assert_ok(wl_trainer_new(&a, self, 0));
+    ck_assert_ok(score_trainer_run(a.tr, 3, NULL, NULL));
+    ck_assert_ok(score_trainer_save_buffer(a.tr, &buf, &len));
+    wl_trainer_free(&a);
+    score_comm_free(self);
+    for (int n = 2; n <= 3; n++)
+        for (int perturb = 1; perturb >= 0; perturb--) {
+            load_slot ls[MAX_RANKS];
+            void *slots[MAX_RANKS] = {&ls[0], &ls[1], &ls[2]};
+            for (int r = 0; r < MAX_RANKS; r++)
+                ls[r] = (load_slot){buf, len, perturb, 0, ""};
+            run_ranks(n, job_load, slots, st);
+            for (int r = 0; r < n; r++) {
+                ck_assert_msg(st[r] == (perturb ? SCORE_E_FORMAT : SCORE_OK),
+                              "%d ranks, perturb %d: rank %d returned %d (%s)", n, perturb, r,
+                              st[r], ls[r].msg);
+                ck_assert_uint_eq(ls[r].step, perturb ? 0 : 3);
+            }
+            if (perturb)
+                ck_assert_msg(strstr(ls[n - 1].msg, "data parameter 'hash'") != NULL &&
+                                  strstr(ls[0].msg, "failed with SCORE_E_FORMAT") != NULL,
+                              "messages '%s' / '%s'", ls[n - 1].msg, ls[0].msg);
+        }
+    score_free(buf);
+}
+END_TEST
+
 /* ---- failures ---------------------------------------------------------------------------- */
 
 enum { FAIL_OTHER_DATA = 1, FAIL_OTHER_ROWS = 2, FAIL_SAVE_IO = 3, FAIL_CANCEL = 4 };
@@ -504,6 +565,7 @@ static Suite *comm_suite(void)
     tcase_add_test(tc, train_labels_bit_identical);
     tcase_add_test(tc, train_resume_other_rank_count);
     tcase_add_test(tc, train_checkpoint_reduce_blocks);
+    tcase_add_test(tc, train_load_other_data_on_one_rank);
     tcase_add_test(tc, train_failing_rank_stops_all);
     tcase_add_test(tc, sample_loglik_bit_identical);
     suite_add_tcase(s, tc);

@@ -179,6 +179,35 @@ int main(int argc, char **argv)
         CHECK(rc == SCORE_E_MISUSE, "other data on rank %d: status %d", size - 1, rc);
         wl_trainer_free(&w);
     }
+    /* a checkpoint loaded where the last rank holds other data: every rank refuses
+     * (SCORE_E_FORMAT) and no trainer changes (all-or-nothing on every rank) */
+    if (size > 1) {
+        wl_trainer w;
+        void *buf = NULL;
+        size_t len = 0;
+        uint64_t k = 99;
+        rc = wl_trainer_new(&w, self, 0);
+        if (rc == SCORE_OK) rc = score_trainer_run(w.tr, 3, NULL, NULL);
+        if (rc == SCORE_OK) rc = score_trainer_save_buffer(w.tr, &buf, &len);
+        wl_trainer_free(&w);
+        CHECK(rc == SCORE_OK, "checkpoint for the load test: %s", score_last_error_message());
+        rc = wl_trainer_new(&w, world, rank == size - 1 ? WL_PERTURB : 0);
+        if (rc == SCORE_OK) rc = score_trainer_load_buffer(w.tr, buf, len);
+        CHECK(rc == SCORE_E_FORMAT, "load with other data on rank %d: status %d on rank %d",
+              size - 1, rc, rank);
+        CHECK(rank != size - 1 || strstr(score_last_error_message(), "data parameter 'hash'"),
+              "rank %d: %s", rank, score_last_error_message());
+        CHECK(score_trainer_get_step(w.tr, &k) == SCORE_OK && k == 0,
+              "rank %d: the refused load changed the step (%llu)", rank, (unsigned long long)k);
+        wl_trainer_free(&w);
+        /* the same data everywhere: loads on every rank */
+        rc = wl_trainer_new(&w, world, 0);
+        if (rc == SCORE_OK) rc = score_trainer_load_buffer(w.tr, buf, len);
+        CHECK(rc == SCORE_OK && score_trainer_get_step(w.tr, &k) == SCORE_OK && k == 3,
+              "rank %d: load with the same data: %s", rank, score_last_error_message());
+        wl_trainer_free(&w);
+        score_free(buf);
+    }
     {
         wl_trainer w;
         double L;

@@ -1198,6 +1198,244 @@ START_TEST(checkpoint_configuration_rules)
 }
 END_TEST
 
+/* ---- the inputs recorded in a checkpoint: the sde and the dataset ---- */
+
+/* What a trainer is given besides its configuration (all 0: the base). */
+typedef struct inputs {
+    const char *sched;    /* preset (NULL: "ve-toy"), or "sigmas": the user array below */
+    double sigma_max;     /* 0: the preset's */
+    double top_sigma;     /* "sigmas": the largest of 0.01, 0.1, 1, top_sigma */
+    int output;           /* a score_output_kind (0: SCORE_OUTPUT_EPS) */
+    int cond;             /* SCORE_SDE_PARAM_COND */
+    int loss;             /* a score_loss_kind (0: SCORE_LOSS_SDE) */
+    size_t fewer_rows;    /* of the 70 rows of the ring, the dataset leaves out the last ones
+                           * (70: no dataset) */
+    int changed_value;    /* data value 7 (row 3, y) is moved by 0.5 */
+    int classes;          /* the model takes 8 classes; labels row i -> i mod 8 */
+    int changed_label;    /* and row 5 has label 0 instead */
+    int no_labels;        /* ... but none are given */
+    int context;          /* the model takes 2 condition values per row, (i / 70, 1) */
+    int changed_context;  /* and row 9's first is 0.5 */
+} inputs;
+
+/* setup_ring() with the given inputs (a model seed of 3, width 8, batch 16). */
+static void setup_inputs(setup *S, const inputs *in)
+{
+    score_rng *r = new_rng(5);
+    int32_t labels[70];
+    float ctx[140];
+    const char *sched = in->sched != NULL ? in->sched : "ve-toy";
+    size_t rows = 70 - in->fewer_rows;
+    memset(S, 0, sizeof *S);
+    S->rows = 70;
+    S->data = malloc(70 * 2 * sizeof(float));
+    ck_assert_ok(score_dataset_toy("ring8", r, 70, S->data));
+    score_rng_free(r);
+    if (in->changed_value)
+        S->data[7] += 0.5f;
+    if (strcmp(sched, "sigmas") == 0) {
+        double sig[4] = {0.01, 0.1, 1.0, in->top_sigma};
+        ck_assert_ok(score_schedule_new(&S->sched, SCORE_SCHEDULE_SIGMAS));
+        ck_assert_ok(score_schedule_set_array(S->sched, 4, sig));
+    } else {
+        ck_assert_ok(score_schedule_new_preset(&S->sched, sched));
+    }
+    if (in->sigma_max != 0)
+        ck_assert_ok(score_schedule_set_f64(S->sched, SCORE_SCHEDULE_PARAM_SIGMA_MAX, in->sigma_max));
+    ck_assert_ok(score_schedule_prepare(S->sched));
+    ck_assert_ok(score_model_new_mlp(&S->model, 2, 8, 3, SCORE_ACT_SILU, 3));
+    ck_assert_ok(score_model_set_i64(S->model, SCORE_MODEL_PARAM_EMBED_DIM, 16));
+    if (in->classes)
+        ck_assert_ok(score_model_set_i64(S->model, SCORE_MODEL_PARAM_NUM_CLASSES, 8));
+    if (in->context)
+        ck_assert_ok(score_model_set_i64(S->model, SCORE_MODEL_PARAM_CONTEXT_DIM, 2));
+    ck_assert_ok(score_model_prepare(S->model));
+    ck_assert_ok(score_sde_new(&S->sde, S->sched, S->model,
+                               in->output ? in->output : SCORE_OUTPUT_EPS));
+    ck_assert_ok(score_sde_set_i64(S->sde, SCORE_SDE_PARAM_COND, in->cond));
+    ck_assert_ok(score_loss_new(&S->loss, in->loss ? in->loss : SCORE_LOSS_SDE));
+    ck_assert_ok(score_trainer_new(&S->tr, S->model, S->sde, S->loss, SCORE_OPTIMIZER_ADAM));
+    ck_assert_ok(score_trainer_set_i64(S->tr, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    if (rows == 0)
+        return;
+    ck_assert_ok(score_trainer_set_data(S->tr, rows, 2, S->data));
+    for (int i = 0; i < 70; i++) {
+        labels[i] = i % 8;
+        ctx[2 * i] = (float)i / 70.0f;
+        ctx[2 * i + 1] = 1.0f;
+    }
+    if (in->changed_label)
+        labels[5] = 0;
+    if (in->changed_context)
+        ctx[18] = 0.5f;
+    if (in->classes && !in->no_labels)
+        ck_assert_ok(score_trainer_set_labels(S->tr, rows, labels));
+    if (in->context)
+        ck_assert_ok(score_trainer_set_context(S->tr, rows, 2, ctx));
+}
+
+typedef struct input_case {
+    inputs saved, loading; /* the trainer that wrote the checkpoint, the one that loads it */
+    const char *want;      /* in the refusal's message */
+} input_case;
+
+static const input_case input_cases[] = {
+    {{0}, {.sched = "vp"}, "written with schedule kind 've' (1), this trainer's sde has 'vp' (2)"},
+    {{0}, {.sigma_max = 20}, "schedule parameter 'sigma_max' = 10, this trainer has 'sigma_max' = 20"},
+    {{0}, {.output = SCORE_OUTPUT_SCORE}, "sde parameter 'output' = 2, this trainer has 'output' = 1"},
+    {{0}, {.cond = SCORE_COND_SIGMA}, "sde parameter 'cond' = 0, this trainer has 'cond' = 3"},
+    {{.sched = "sigmas", .top_sigma = 10, .loss = SCORE_LOSS_NCSN},
+     {.sched = "sigmas", .top_sigma = 12, .loss = SCORE_LOSS_NCSN},
+     "another level array of the schedule"},
+    {{0}, {.changed_value = 1}, "data parameter 'hash' = "},
+    {{0}, {.fewer_rows = 1}, "data parameter 'rows' = 70, this trainer has 'rows' = 69"},
+    {{0}, {.fewer_rows = 70}, "a dataset of 70 rows, this trainer has none"},
+    {{.classes = 1}, {.classes = 1, .changed_label = 1}, "data parameter 'labels_hash' = "},
+    {{.classes = 1}, {.classes = 1, .no_labels = 1},
+     "data parameter 'label_rows' = 70, this trainer has 'label_rows' = 0"},
+    {{.context = 1}, {.context = 1, .changed_context = 1}, "data parameter 'context_hash' = "},
+};
+
+/* A checkpoint is refused (SCORE_E_FORMAT, the message naming the input and both values) by a
+ * trainer with another sde or dataset, which stays as it was; a trainer with the same inputs
+ * loads it and continues bit for bit. */
+START_TEST(checkpoint_refuses_other_inputs)
+{
+    const input_case *c = &input_cases[_i];
+    setup A, B, C;
+    void *buf = NULL;
+    size_t len = 0, np;
+    uint64_t k;
+    float *before, *after, *pa, *pc;
+    setup_inputs(&A, &c->saved);
+    setup_inputs(&B, &c->loading);
+    ck_assert_ok(score_trainer_run(A.tr, 3, NULL, NULL));
+    ck_assert_ok(score_trainer_save_buffer(A.tr, &buf, &len));
+    np = score_model_param_count(B.model);
+    before = params_of(B.model);
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, buf, len), SCORE_E_FORMAT);
+    ck_assert_msg(strstr(score_last_error_message(), c->want) != NULL, "message '%s' lacks '%s'",
+                  score_last_error_message(), c->want);
+    ck_assert_ok(score_trainer_get_step(B.tr, &k));
+    ck_assert_uint_eq(k, 0); /* refused: nothing restored */
+    after = params_of(B.model);
+    ck_assert_mem_eq(before, after, np * sizeof *before);
+    /* the same inputs: loads and continues as the run that wrote it */
+    setup_inputs(&C, &c->saved);
+    ck_assert_ok(score_trainer_load_buffer(C.tr, buf, len));
+    ck_assert_ok(score_trainer_run(A.tr, 2, NULL, NULL));
+    ck_assert_ok(score_trainer_run(C.tr, 2, NULL, NULL));
+    pa = params_of(A.model);
+    pc = params_of(C.model);
+    ck_assert_mem_eq(pa, pc, np * sizeof *pa);
+    free(before);
+    free(after);
+    free(pa);
+    free(pc);
+    score_free(buf);
+    teardown(&A);
+    teardown(&B);
+    teardown(&C);
+}
+END_TEST
+
+/* A checkpoint written before the inputs were recorded (no config.sde.*, config.schedule.*,
+ * config.data.* entries) loads into a trainer with other inputs; the fingerprint is that of
+ * the documented hash; an unknown input entry is refused; a checkpoint written before the
+ * trainer had data constrains no dataset; a trainer without an sde refuses one written with
+ * one. */
+START_TEST(checkpoint_input_rules)
+{
+    static const inputs base = {0}, other = {.sched = "vp", .output = SCORE_OUTPUT_SCORE,
+                                             .cond = 1, .fewer_rows = 1, .changed_value = 1};
+    setup A, B, D;
+    void *buf = NULL, *t1 = NULL, *t2 = NULL, *old = NULL, *nodata = NULL;
+    size_t len = 0, l1 = 0, l2 = 0, olen = 0, nlen = 0;
+    score__st_reader *r = NULL;
+    score_trainer *bare = NULL;
+    score_loss *dsm = NULL;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    char hex[17];
+    setup_inputs(&A, &base);
+    setup_inputs(&B, &other);
+    setup_inputs(&D, &(inputs){.fewer_rows = 70});
+    ck_assert_ok(score_trainer_save_buffer(D.tr, &nodata, &nlen)); /* no dataset yet */
+    teardown(&D);
+    ck_assert_ok(score_trainer_run(A.tr, 3, NULL, NULL));
+    ck_assert_ok(score_trainer_save_buffer(A.tr, &buf, &len));
+    /* the recorded entries: FNV-1a 64 of the data's little-endian bytes */
+    for (size_t i = 0; i < 70 * 2; i++) {
+        uint32_t v;
+        memcpy(&v, &A.data[i], 4);
+        for (int b = 0; b < 4; b++) {
+            h ^= (v >> (8 * b)) & 0xffu;
+            h *= 0x100000001b3ULL;
+        }
+    }
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    ck_assert_ok(score__st_reader_open("test", &r, buf, len, 0));
+    ck_assert_str_eq(score__st_meta(r, "config.data.hash"), hex);
+    ck_assert_str_eq(score__st_meta(r, "config.data.rows"), "70");
+    ck_assert_str_eq(score__st_meta(r, "config.data.dim"), "2");
+    ck_assert_str_eq(score__st_meta(r, "config.data.label_rows"), "0");
+    ck_assert_str_eq(score__st_meta(r, "config.data.labels_hash"), "cbf29ce484222325");
+    ck_assert_str_eq(score__st_meta(r, "config.sde.present"), "1");
+    ck_assert_str_eq(score__st_meta(r, "config.sde.output"), "2");
+    ck_assert_str_eq(score__st_meta(r, "config.sde.sigma_data"), "0.5");
+    ck_assert_str_eq(score__st_meta(r, "config.schedule.kind"), "1");
+    ck_assert_str_eq(score__st_meta(r, "config.schedule.sigma_max"), "10");
+    ck_assert_ptr_null(score__st_meta(r, "config.sde.guidance")); /* sampling only */
+    score__st_reader_free(r);
+    /* an older checkpoint: the inputs are not checked */
+    ckpt_rewrite(buf, len, "config.sde.", NULL, &t1, &l1);
+    ckpt_rewrite(t1, l1, "config.schedule.", NULL, &t2, &l2);
+    ckpt_rewrite(t2, l2, "config.data.", NULL, &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(B.tr, buf, len), SCORE_E_FORMAT);
+    ck_assert_ok(score_trainer_load_buffer(B.tr, old, olen));
+    score_free(t1);
+    score_free(t2);
+    score_free(old);
+    /* unknown input entries */
+    ckpt_rewrite(buf, len, NULL, "config.sde.guidance", &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(A.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'sde.guidance', unknown"));
+    score_free(old);
+    ckpt_rewrite(buf, len, NULL, "config.data.future", &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(A.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'data.future', unknown"));
+    score_free(old);
+    /* a missing entry of a recorded dataset */
+    ckpt_rewrite(buf, len, "config.data.hash", NULL, &old, &olen);
+    ck_assert_fails_with(score_trainer_load_buffer(A.tr, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "'config.data.hash' is missing"));
+    score_free(old);
+    /* written before any data: any dataset (but not another sde) */
+    teardown(&B);
+    setup_inputs(&B, &(inputs){.fewer_rows = 1, .changed_value = 1});
+    ck_assert_ok(score_trainer_load_buffer(B.tr, nodata, nlen));
+    /* written with an sde, loaded by a trainer without one, and the other way */
+    ck_assert_ok(score_loss_new(&dsm, SCORE_LOSS_DSM));
+    ck_assert_ok(score_trainer_new(&bare, B.model, NULL, dsm, SCORE_OPTIMIZER_ADAM));
+    ck_assert_ok(score_trainer_set_i64(bare, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    ck_assert_ok(score_trainer_set_data(bare, 70, 2, B.data));
+    ck_assert_ok(score_trainer_save_buffer(bare, &old, &olen));
+    score_trainer_free(bare);
+    ck_assert_ok(score_trainer_new(&bare, B.model, B.sde, dsm, SCORE_OPTIMIZER_ADAM));
+    ck_assert_ok(score_trainer_set_i64(bare, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
+    ck_assert_ok(score_trainer_set_data(bare, 70, 2, B.data));
+    ck_assert_fails_with(score_trainer_load_buffer(bare, old, olen), SCORE_E_FORMAT);
+    ck_assert_ptr_nonnull(strstr(score_last_error_message(), "written by a trainer without an "
+                                 "sde, this trainer has one"));
+    score_trainer_free(bare);
+    score_loss_free(dsm);
+    score_free(old);
+    score_free(nodata);
+    score_free(buf);
+    teardown(&A);
+    teardown(&B);
+}
+END_TEST
+
 START_TEST(checkpoint_is_a_model_file_and_validated)
 {
     setup S;
@@ -1498,6 +1736,9 @@ int main(void)
     tcase_add_loop_test(tc, checkpoint_refuses_another_configuration, 0,
                         (int)(sizeof cfg_cases / sizeof cfg_cases[0]));
     tcase_add_test(tc, checkpoint_configuration_rules);
+    tcase_add_loop_test(tc, checkpoint_refuses_other_inputs, 0,
+                        sizeof input_cases / sizeof input_cases[0]);
+    tcase_add_test(tc, checkpoint_input_rules);
     tcase_add_test(tc, ema_model_holds_the_average);
     suite_add_tcase(s, tc);
     tc = tcase_create("end_to_end");

@@ -25,10 +25,13 @@
  *   ema.shadow          F32 [P]
  *   ema.counters        I64 [2]  updates, started (0/1)
  *   rng.state           U8 [32]  the trainer's generator (score_rng_state_get())
+ *   config.schedule.array  F64 [L]  the levels of a user-array schedule of the trainer's sde
+ *                                (checkpoint-inputs.c)
  * metadata: checkpoint = "libscore-trainer", checkpoint_version = "1", library, model_kind,
  * optimizer, loss, lr, batch_size, step, and the configuration (below): one key
  * "config.<group>.<name>" per parameter that decides the continuation (checked by the load; the
- * other keys are informational except the first two, optimizer and loss). */
+ * other keys are informational except the first two, optimizer and loss), and the inputs
+ * (the sde, its schedule and the dataset's fingerprint: checkpoint-inputs.c). */
 
 #define CKPT_NAME "libscore-trainer"
 #define CKPT_VERSION "1"
@@ -104,7 +107,7 @@ static void fmt_f64(char *buf, size_t len, double v)
     }
 }
 
-static void fmt_val(char *buf, size_t len, const score__param_desc *d, score__param_val v)
+void score__ckpt_fmt_val(char *buf, size_t len, const score__param_desc *d, score__param_val v)
 {
     if (d->type == SCORE_PARAM_F64)
         fmt_f64(buf, len, v.f);
@@ -131,7 +134,7 @@ static int put_config(const char *fn, score__st_writer *w, const score_trainer *
             if (cfg_skipped(&g[k], &g[k].tab[i]))
                 continue;
             snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, g[k].tab[i].name);
-            fmt_val(val, sizeof val, &g[k].tab[i], g[k].vals[i]);
+            score__ckpt_fmt_val(val, sizeof val, &g[k].tab[i], g[k].vals[i]);
             rc = score__st_writer_meta(fn, w, key, val);
         }
     }
@@ -139,12 +142,12 @@ static int put_config(const char *fn, score__st_writer *w, const score_trainer *
         snprintf(val, sizeof val, "%llu", (unsigned long long)reduce_blocks(tr));
         rc = score__st_writer_meta(fn, w, CFG_PREFIX "trainer.reduce_blocks", val);
     }
-    return rc;
+    return rc == SCORE_OK ? score__ckpt_put_inputs(fn, w, tr) : rc;
 }
 
 /* The refusal of a parameter that differs. */
-static int cfg_mismatch(const char *fn, const char *group, const char *name, const char *stored,
-                        const char *mine)
+int score__ckpt_mismatch(const char *fn, const char *group, const char *name, const char *stored,
+                         const char *mine)
 {
     return score__error(SCORE_E_FORMAT, fn,
                         "the checkpoint was written with %s parameter '%s' = %s, this trainer "
@@ -163,11 +166,11 @@ static int check_legacy_config(const char *fn, const score_trainer *tr, const sc
         return SCORE_E_GENERIC; /* not reached: every optimizer has a learning rate */
     if (lr != NULL && strtod(lr, NULL) != my_lr) {
         fmt_f64(mine, sizeof mine, my_lr);
-        return cfg_mismatch(fn, "optimizer", "lr", lr, mine);
+        return score__ckpt_mismatch(fn, "optimizer", "lr", lr, mine);
     }
     snprintf(mine, sizeof mine, "%lld", (long long)score__trainer_i64(tr, TRAINER_IX_BATCH));
     if (bs != NULL && strcmp(bs, mine) != 0)
-        return cfg_mismatch(fn, "trainer", "batch_size", bs, mine);
+        return score__ckpt_mismatch(fn, "trainer", "batch_size", bs, mine);
     return SCORE_OK;
 }
 
@@ -191,7 +194,8 @@ static int check_config(const char *fn, const score_trainer *tr, const score__st
             strncmp(mk, CFG_PREFIX, strlen(CFG_PREFIX)) != 0)
             continue;
         nconf++;
-        known = strcmp(mk, CFG_PREFIX "trainer.reduce_blocks") == 0;
+        known = strcmp(mk, CFG_PREFIX "trainer.reduce_blocks") == 0 ||
+                score__ckpt_input_key(mk);
         for (size_t k = 0; k < CFG_GROUPS && !known; k++) {
             for (size_t i = 0; i < g[k].n && !known; i++) {
                 snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, g[k].tab[i].name);
@@ -213,17 +217,17 @@ static int check_config(const char *fn, const score_trainer *tr, const score__st
             if (cfg_skipped(&g[k], d))
                 continue;
             snprintf(key, sizeof key, CFG_PREFIX "%s.%s", g[k].name, d->name);
-            fmt_val(mine, sizeof mine, d, g[k].vals[i]);
+            score__ckpt_fmt_val(mine, sizeof mine, d, g[k].vals[i]);
             if ((stored = score__st_meta(r, key)) == NULL) {
                 if (d->type == SCORE_PARAM_F64)
                     dv.f = d->def;
                 else
                     dv.i = (int64_t)d->def;
-                fmt_val(def, sizeof def, d, dv);
+                score__ckpt_fmt_val(def, sizeof def, d, dv);
                 stored = def;
             }
             if (strcmp(stored, mine) != 0)
-                return cfg_mismatch(fn, g[k].name, d->name, stored, mine);
+                return score__ckpt_mismatch(fn, g[k].name, d->name, stored, mine);
         }
     }
     {
@@ -335,7 +339,8 @@ static int check_header(const char *fn, const score__st_reader *r)
 {
     static const char *const known[] = {"model.file", "trainer.params", "trainer.counters",
                                         "optimizer.m", "optimizer.v", "optimizer.counters",
-                                        "ema.shadow", "ema.counters", "rng.state"};
+                                        "ema.shadow", "ema.counters", "rng.state",
+                                        "config.schedule.array"};
     const char *ck = score__st_meta(r, "checkpoint"), *cv = score__st_meta(r, "checkpoint_version");
     if (ck == NULL || strcmp(ck, CKPT_NAME) != 0)
         return score__error(SCORE_E_FORMAT, fn, "not a libscore trainer checkpoint (metadata 'checkpoint')");
@@ -392,41 +397,56 @@ static int same_architecture(const char *fn, const score_model *a, score_model *
     return SCORE_OK;
 }
 
-/* Everything is read and validated into temporaries first; the trainer changes only at the end.
- * About 100 lines: one sequence of reads, each checked against the trainer, then the commit;
- * the temporaries it frees on every exit stay in one place. */
-static int load_reader(const char *fn, score_trainer *tr, const score__st_reader *r)
+/* A checkpoint's state read and validated, not yet in the trainer (load_reader() fills it,
+ * commit() installs it). */
+typedef struct staged {
+    int64_t tcnt[2], ocnt[2], ecnt[2];
+    float *params, *m, *v, *shadow;
+    score_rng *rng;
+    uint64_t seed;
+} staged;
+
+static void staged_free(staged *st)
+{
+    score_rng_free(st->rng);
+    score__free(st->params);
+    score__free(st->m);
+    score__free(st->v);
+    score__free(st->shadow);
+}
+
+/* Everything is read and validated into the temporaries of st (freed by the caller); the
+ * trainer does not change. About 100 lines: one sequence of reads, each checked against the
+ * trainer. */
+static int load_reader(const char *fn, score_trainer *tr, const score__st_reader *r, staged *st)
 {
     const char *on = score__st_meta(r, "optimizer");
     const uint64_t shp[1] = {tr->np}, two[1] = {2};
     const size_t P = tr->np;
-    int64_t tcnt[2], ocnt[2], ecnt[2];
+    int64_t *tcnt = st->tcnt, *ocnt = st->ocnt, *ecnt = st->ecnt;
     unsigned char rs[64];
-    float *params = NULL, *m = NULL, *v = NULL, *shadow = NULL;
-    score_rng *rng = NULL;
-    uint64_t seed;
+    float *params, *m, *v = NULL, *shadow;
     int rc;
     if ((rc = check_header(fn, r)) != SCORE_OK)
         return rc;
     if (on == NULL || strcmp(on, score_optimizer_name(tr->opt)) != 0)
         return score__error(SCORE_E_FORMAT, fn, "the checkpoint's optimizer is '%.20s', this trainer's '%s'",
                             on ? on : "(missing)", score_optimizer_name(tr->opt));
-    if ((rc = check_config(fn, tr, r)) != SCORE_OK)
+    if ((rc = check_config(fn, tr, r)) != SCORE_OK ||
+        (rc = score__ckpt_check_inputs(fn, tr, r)) != SCORE_OK)
         return rc;
     if (score_rng_state_size() > sizeof rs)
         return score__error(SCORE_E_GENERIC, fn, "generator state too large");
     if (tr->opt->v == NULL && score__st_find(r, "optimizer.v") != NULL)
         return score__error(SCORE_E_FORMAT, fn, "unexpected tensor 'optimizer.v' for the '%s' optimizer",
                             score_optimizer_name(tr->opt));
-    params = score__calloc(P, sizeof(float));
-    m = score__calloc(P, sizeof(float));
-    shadow = score__calloc(P, sizeof(float));
+    params = st->params = score__calloc(P, sizeof(float));
+    m = st->m = score__calloc(P, sizeof(float));
+    shadow = st->shadow = score__calloc(P, sizeof(float));
     if (tr->opt->v)
-        v = score__calloc(P, sizeof(float));
-    if (params == NULL || m == NULL || shadow == NULL || (tr->opt->v && v == NULL)) {
-        rc = score__error(SCORE_E_NOMEM, fn, "allocation failed");
-        goto done;
-    }
+        v = st->v = score__calloc(P, sizeof(float));
+    if (params == NULL || m == NULL || shadow == NULL || (tr->opt->v && v == NULL))
+        return score__error(SCORE_E_NOMEM, fn, "allocation failed");
     if (score__st_find(r, "trainer.params") != NULL) {
         rc = score__st_get_f32(fn, r, "trainer.params", 1, shp, params, 1);
     } else {
@@ -442,7 +462,7 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
         score_model_free(tmp);
     }
     if (rc != SCORE_OK)
-        goto done;
+        return rc;
     if ((rc = score__st_get_i64(fn, r, "trainer.counters", 1, two, tcnt)) != SCORE_OK ||
         (rc = score__st_get_f32(fn, r, "optimizer.m", 1, shp, m, 1)) != SCORE_OK ||
         (v && (rc = score__st_get_f32(fn, r, "optimizer.v", 1, shp, v, 1)) != SCORE_OK) ||
@@ -450,74 +470,94 @@ static int load_reader(const char *fn, score_trainer *tr, const score__st_reader
         (rc = score__st_get_f32(fn, r, "ema.shadow", 1, shp, shadow, 1)) != SCORE_OK ||
         (rc = score__st_get_i64(fn, r, "ema.counters", 1, two, ecnt)) != SCORE_OK ||
         (rc = score__st_get_u8(fn, r, "rng.state", score_rng_state_size(), rs)) != SCORE_OK)
-        goto done;
+        return rc;
     if (tcnt[0] < 0 || tcnt[1] < 0 || tcnt[1] > tcnt[0] || tcnt[0] >= ((int64_t)1 << 32) ||
-        ocnt[0] < 0 || ocnt[1] < 0 || ecnt[0] < 0 || (ecnt[1] != 0 && ecnt[1] != 1)) {
-        rc = score__error(SCORE_E_FORMAT, fn, "inconsistent counters in the checkpoint");
-        goto done;
-    }
-    for (size_t i = 0; v && i < P; i++) {
-        if (v[i] < 0.0f) {
-            rc = score__error(SCORE_E_FORMAT, fn, "optimizer.v holds a negative second moment");
-            goto done;
-        }
-    }
-    if ((rc = score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 0)) != SCORE_OK)
-        goto done;
-    if (score_rng_state_set(rng, rs, score_rng_state_size()) != SCORE_OK ||
-        score_rng_get_seed(rng, &seed) != SCORE_OK || seed > ((uint64_t)1 << 62)) {
-        rc = score__error(SCORE_E_FORMAT, fn, "rng.state is not a valid generator state for a trainer");
-        goto done;
-    }
-    /* commit */
-    if ((rc = score_model_params_set(tr->model, params, P)) != SCORE_OK)
-        goto done;
-    memcpy(tr->p, params, P * sizeof(float));
-    memcpy(tr->opt->m, m, P * sizeof(float));
-    if (v)
-        memcpy(tr->opt->v, v, P * sizeof(float));
+        ocnt[0] < 0 || ocnt[1] < 0 || ecnt[0] < 0 || (ecnt[1] != 0 && ecnt[1] != 1))
+        return score__error(SCORE_E_FORMAT, fn, "inconsistent counters in the checkpoint");
+    for (size_t i = 0; v && i < P; i++)
+        if (v[i] < 0.0f)
+            return score__error(SCORE_E_FORMAT, fn, "optimizer.v holds a negative second moment");
+    if ((rc = score_rng_new(&st->rng, SCORE_RNG_PHILOX4X32_10, 0)) != SCORE_OK)
+        return rc;
+    if (score_rng_state_set(st->rng, rs, score_rng_state_size()) != SCORE_OK ||
+        score_rng_get_seed(st->rng, &st->seed) != SCORE_OK || st->seed > ((uint64_t)1 << 62))
+        return score__error(SCORE_E_FORMAT, fn, "rng.state is not a valid generator state for a trainer");
+    return SCORE_OK;
+}
+
+/* Installs a validated state into the trainer (its generator moves from st). Does not fail
+ * after load_reader() (the parameters are finite and of the model's count): with a
+ * communicator, every rank that agreed commits. */
+static int commit(score_trainer *tr, staged *st)
+{
+    const size_t P = tr->np;
+    int rc;
+    if ((rc = score_model_params_set(tr->model, st->params, P)) != SCORE_OK)
+        return rc;
+    memcpy(tr->p, st->params, P * sizeof(float));
+    memcpy(tr->opt->m, st->m, P * sizeof(float));
+    if (st->v)
+        memcpy(tr->opt->v, st->v, P * sizeof(float));
     score__optimizer_moments_changed(tr->opt);
-    tr->opt->step = (uint64_t)ocnt[0];
-    tr->opt->skipped = (uint64_t)ocnt[1];
-    memcpy(tr->ema->shadow, shadow, P * sizeof(float));
-    tr->ema->num_updates = (uint64_t)ecnt[0];
-    tr->ema_init = (int)ecnt[1];
-    tr->step = (uint64_t)tcnt[0];
-    tr->skipped = (uint64_t)tcnt[1];
-    tr->params[TRAINER_IX_SEED].i = (int64_t)seed;
+    tr->opt->step = (uint64_t)st->ocnt[0];
+    tr->opt->skipped = (uint64_t)st->ocnt[1];
+    memcpy(tr->ema->shadow, st->shadow, P * sizeof(float));
+    tr->ema->num_updates = (uint64_t)st->ecnt[0];
+    tr->ema_init = (int)st->ecnt[1];
+    tr->step = (uint64_t)st->tcnt[0];
+    tr->skipped = (uint64_t)st->tcnt[1];
+    tr->params[TRAINER_IX_SEED].i = (int64_t)st->seed;
     score_rng_free(tr->rng);
-    tr->rng = rng;
-    rng = NULL;
+    tr->rng = st->rng;
+    st->rng = NULL;
     tr->perm_valid = 0;
     tr->last_loss = NAN;
     score__trainer_comm_dirty(tr);
-    rc = SCORE_OK;
-done:
-    score_rng_free(rng);
-    score__free(params);
-    score__free(m);
-    score__free(v);
-    score__free(shadow);
-    return rc;
+    return SCORE_OK;
 }
 
-static int load_trainer_cb(const char *fn, const score__st_reader *r, void *tr)
+typedef struct load_ctx {
+    score_trainer *tr;
+    staged st;
+} load_ctx;
+
+static int load_trainer_cb(const char *fn, const score__st_reader *r, void *ctx)
 {
-    return load_reader(fn, (score_trainer *)tr, r);
+    load_ctx *c = ctx;
+    return load_reader(fn, c->tr, r, &c->st);
+}
+
+/* score_trainer_load*(): read and validate; with a communicator every rank agrees on the
+ * outcome (a rank whose checkpoint, configuration or data was refused makes every rank
+ * refuse); then the commit, on every rank or none. */
+static int load_common(const char *fn, score_trainer *tr, const char *path, const void *buf,
+                       size_t len)
+{
+    load_ctx c;
+    int rc;
+    memset(&c, 0, sizeof c);
+    c.tr = tr;
+    rc = score__st_load(fn, path, buf, len, load_trainer_cb, &c);
+    if (tr->comm != NULL)
+        rc = score__comm_conclude(tr->comm, rc, fn);
+    if (rc == SCORE_OK)
+        rc = commit(tr, &c.st);
+    staged_free(&c.st);
+    return rc;
 }
 
 int score_trainer_load_buffer(score_trainer *tr, const void *buf, size_t len)
 {
     if (tr == NULL || buf == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or buf is NULL");
-    return score__st_load(__func__, NULL, buf, len, load_trainer_cb, tr);
+    return load_common(__func__, tr, NULL, buf, len);
 }
 
 int score_trainer_load(score_trainer *tr, const char *path)
 {
     if (tr == NULL || path == NULL)
         return score__error(SCORE_E_INVAL, __func__, "tr or path is NULL");
-    return score__st_load(__func__, path, NULL, 0, load_trainer_cb, tr);
+    return load_common(__func__, tr, path, NULL, 0);
 }
 
 /* The stored model, with the EMA average instead of the weights when use_ema is set. */

@@ -145,4 +145,34 @@ int score__trainer_skip(score_trainer *tr, const char *fn, const char *why);
 int score__trainer_apply(score_trainer *tr, const char *fn);
 int score__trainer_ema_start(score_trainer *tr);
 
+/* The fingerprint of the dataset a trainer draws from (checkpoint-inputs.c): rows, dim and the
+ * hash of the data; label rows (0: no labels) and the hash of the labels; context rows and
+ * values per row (0: none) and the hash of the contexts. Each hash is the 64-bit FNV-1a of the
+ * values' little-endian bytes in row-major order (of nothing, 0xcbf29ce484222325, for an
+ * absent part): the same on every machine. Checkpoints record it, and the ranks of a
+ * communicator compare it. */
+typedef struct score__data_print {
+    uint64_t v[8]; /* rows, dim, hash, label_rows, labels_hash, context_rows, context_dim,
+                    * context_hash */
+} score__data_print;
+void score__trainer_data_print(const score_trainer *tr, score__data_print *out);
+
+/* checkpoint.c, for checkpoint-inputs.c: a parameter's value as the checkpoint's text (see
+ * there); the refusal of a parameter that differs, naming it and both values. */
+void score__ckpt_fmt_val(char *buf, size_t len, const score__param_desc *d, score__param_val v);
+int score__ckpt_mismatch(const char *fn, const char *group, const char *name, const char *stored,
+                         const char *mine);
+
+/* checkpoint-inputs.c: the trainer's inputs as checkpoint metadata ("config.sde.*",
+ * "config.schedule.*" and the tensor "config.schedule.array", "config.data.*"); whether a
+ * "config." key is one of them; the comparison of a checkpoint's inputs with the trainer's
+ * (SCORE_E_FORMAT naming the first difference; entries absent from an older checkpoint are
+ * not checked). */
+struct score__st_writer;
+struct score__st_reader;
+int score__ckpt_put_inputs(const char *fn, struct score__st_writer *w, const score_trainer *tr);
+int score__ckpt_input_key(const char *key);
+int score__ckpt_check_inputs(const char *fn, const score_trainer *tr,
+                             const struct score__st_reader *r);
+
 #endif

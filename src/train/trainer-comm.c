@@ -37,16 +37,13 @@ static uint64_t fingerprint(const score_trainer *tr)
 {
     uint64_t h = SCORE__FNV_INIT, c[7];
     const float *theta = score__model_params_data(tr->model);
+    score__data_print dp; /* the dataset's, as a checkpoint records it */
+    score__trainer_data_print(tr, &dp);
     h = score__fnv1a(h, tr->params, sizeof tr->params);
     h = score__fnv1a(h, tr->loss->params, sizeof tr->loss->params);
     h = score__fnv1a(h, tr->opt->params, sizeof tr->opt->params);
     h = score__fnv1a(h, tr->ema->params, sizeof tr->ema->params);
-    if (tr->data != NULL)
-        h = score__fnv1a(h, tr->data, tr->rows * tr->dim * sizeof(float));
-    if (tr->labels != NULL)
-        h = score__fnv1a(h, tr->labels, tr->label_rows * sizeof(int32_t));
-    if (tr->ctx != NULL)
-        h = score__fnv1a(h, tr->ctx, tr->ctx_rows * tr->ctx_m * sizeof(float));
+    h = score__fnv1a(h, dp.v, sizeof dp.v);
     h = score__fnv1a(h, theta, tr->np * sizeof(float));
     h = score__fnv1a(h, tr->opt->m, tr->np * sizeof(float));
     if (tr->opt->v != NULL)

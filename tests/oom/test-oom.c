@@ -645,8 +645,8 @@ static void program(void)
     NEW("score_trainer_new", tr2, score_trainer_new(&tr2, mlp2, sde, loss[SCORE_LOSS_SDE - 1],
                                                     SCORE_OPTIMIZER_ADAM));
     CALL("score_trainer_set_i64", score_trainer_set_i64(tr2, SCORE_TRAINER_PARAM_BATCH_SIZE, 16));
-    CALL("score_trainer_load", score_trainer_load(tr2, file_ckpt));
     CALL("score_trainer_set_data", score_trainer_set_data(tr2, N_DATA, DIM, data));
+    CALL("score_trainer_load", score_trainer_load(tr2, file_ckpt)); /* checks the data */
     CALL("score_trainer_step", score_trainer_step(tr2, &loss_v));
     RESULT("score_trainer_step", &loss_v, sizeof loss_v);
     CALL("score_trainer_get_step", score_trainer_get_step(tr2, &step_count));
