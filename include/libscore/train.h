@@ -583,7 +583,8 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_data(score_trainer *tr, size_t
  * The minibatch rows carry their labels (the same row indices as the data: the permutation of
  * the epoch), after label dropout (::SCORE_TRAINER_PARAM_P_UNCOND); each step hands them to
  * the trainer's loss (score_loss_set_labels(), replacing any labels set there). Labels are
- * data, not training state: checkpoints do not store them (give them again before resuming).
+ * data, not training state: checkpoints do not store them but record their hash (give them
+ * again before loading: score_trainer_load() checks them).
  * Replacing the dataset with one of another row count makes the next step fail with
  * ::SCORE_E_SHAPE until the labels are given again.
  * @param[in,out] tr the trainer (its dataset set).
@@ -608,7 +609,7 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_set_labels(score_trainer *tr, size
  *
  * The minibatch rows carry their context vectors (the same row indices as the data) to the
  * trainer's loss (score_loss_set_context()) at each step; there is no dropout of contexts.
- * Like labels, contexts are data, not checkpointed state.
+ * Like labels, contexts are data, not checkpointed state (a checkpoint records their hash).
  * @param[in,out] tr the trainer (its dataset set).
  * @param[in] n_rows the number of data rows (ignored when @p values is NULL).
  * @param[in] m values per row; must equal the model's context dimension.
@@ -776,8 +777,14 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_ema_model(score_trainer *tr, score
  * parameter of the optimizer, of the EMA and of the trainer's loss, the loss and optimizer
  * kinds, and the trainer's BATCH_SIZE, SHUFFLE, USE_EMA, P_UNCOND and its reduction blocks per
  * minibatch (ceil(BATCH_SIZE / REDUCE_ROWS) with a communicator, 1 without). Not recorded as
- * configuration: PROGRESS_EVERY and MAX_SKIPS (they change no value) and SEED (restored). The
- * tensors and the `__metadata__` keys are listed in doc/training.md.
+ * configuration: PROGRESS_EVERY and MAX_SKIPS (they change no value) and SEED (restored).
+ * Also recorded, as the inputs that decide what the loss means: whether the trainer has an
+ * sde, the sde's ::SCORE_SDE_PARAM_OUTPUT, COND, COND_SCALE and SIGMA_DATA, and its schedule
+ * (kind and every parameter, as a generative model file stores it); and a fingerprint of the
+ * dataset: rows, dim, label rows, context rows and values per row, and the 64-bit FNV-1a hash
+ * of the little-endian bytes of the data, of the labels and of the contexts (computed at each
+ * save: one pass over the data). The tensors and the `__metadata__` keys are listed in
+ * doc/training.md.
  * The file is replaced crash-safely and only if it is a regular file (or a symbolic link to
  * one), exactly as by score_model_save().
  * With a communicator (score_trainer_set_comm()) only rank 0 writes, and every rank returns
@@ -814,17 +821,26 @@ SCORE_API SCORE_WARN_UNUSED int score_trainer_save_buffer(score_trainer *tr, voi
  * parameter, the trainer's BATCH_SIZE, SHUFFLE, USE_EMA, P_UNCOND and reduction blocks per
  * minibatch (see score_trainer_save()): values are compared exactly, also those the kind does
  * not read, and a difference is refused with ::SCORE_E_FORMAT and a message naming the
- * parameter and both values. Neither restored nor checked: the sde, the dataset and its
- * conditions, PROGRESS_EVERY, MAX_SKIPS (they change no value). A checkpoint written before
- * the configuration was recorded (no `config.` metadata key) is checked for its learning rate
- * and batch size only; a missing key stands for that parameter's default; an unknown one
- * (a newer library) is refused. With the unchecked inputs equal too, training continues bit
- * for bit as if it had never stopped. All-or-nothing: on failure the trainer and the model
- * are unchanged.
+ * parameter and both values. Not restored but checked the same way (see score_trainer_save()):
+ * the sde (present or not, its output kind, time conditioning, SIGMA_DATA and its schedule's
+ * kind, parameters and levels) and the dataset with its labels and contexts (shape and hash:
+ * give them before loading; a trainer without a dataset refuses a checkpoint that records
+ * one). Neither restored nor checked: PROGRESS_EVERY, MAX_SKIPS (they change no value), the
+ * sde's sampling-only parameters. A checkpoint written before the configuration was recorded
+ * (no `config.` metadata key) is checked for its learning rate and batch size only; a missing
+ * configuration key stands for that parameter's default; the sde, schedule and dataset are not
+ * checked for a checkpoint that does not record them (written before they were), nor the
+ * dataset for one written before the trainer had one; an unknown `config.` key (a newer
+ * library) is refused. Training then continues bit for bit as if it had never stopped.
+ * All-or-nothing: on failure the trainer and the model are unchanged.
+ * With a communicator (score_trainer_set_comm()) a collective: every rank calls it, each
+ * checks its own trainer and data, and when any rank fails every rank returns an error (the
+ * others naming that rank) and no rank's trainer changes.
  * @param[in,out] tr the trainer. @param[in] path file name.
  * @return ::SCORE_OK; ::SCORE_E_INVAL; ::SCORE_E_IO (cannot read); ::SCORE_E_FORMAT (not a
  *         libscore checkpoint, tensors of the wrong size or kind, non-finite values, or a
- *         checkpoint of another model architecture, optimizer, loss or configuration);
+ *         checkpoint of another model architecture, optimizer, loss, configuration, sde or
+ *         dataset);
  *         ::SCORE_E_NOMEM.
  * Thread-safety: object-exclusive.
  * @since 0.1

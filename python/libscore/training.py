@@ -182,10 +182,11 @@ class Trainer(Configurable):
 
     def load(self, path):
         """Restores a checkpoint into this trainer, configured like the one that saved it
-        (architecture, optimizer kind and hyper-parameters, loss, data): training then
+        (architecture, optimizer kind and hyper-parameters, loss, system, data): training then
         continues bit for bit. A trainer configured otherwise (another learning rate, batch
-        size, EMA decay, loss or loss parameter...) is refused with an error that names the
-        parameter and both values; the data are not stored and not checked."""
+        size, EMA decay, loss or loss parameter, schedule or parameterization, other data,
+        labels or contexts...) is refused with an error that names the parameter and both
+        values. The data are not stored but checked: call :meth:`set_data` first."""
         _lib.score_trainer_load(self.ptr, os.fsencode(path))
 
     @staticmethod

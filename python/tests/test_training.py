@@ -94,6 +94,12 @@ def test_checkpoints_resume_bit_for_bit(tmp_path):
         m3 = ls.Model.mlp(2, hidden=8, depth=2)
         _trainer(m3, ls.System(sched, m3, "eps")).load(path)
     assert e.value.status == "SCORE_E_FORMAT"
+    m4, t4 = fresh()                                         # other data: checked, refused
+    t4.set_data(data[:500])
+    with pytest.raises(ls.Error) as e:
+        t4.load(path)
+    assert e.value.status == "SCORE_E_FORMAT" and "data parameter 'rows' = 512" in str(e.value)
+    assert t4.step_count == 0
 
 
 def test_conditional_mlp_labels_and_context():
