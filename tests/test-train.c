@@ -605,6 +605,17 @@ static float *params_of(score_model *m)
     return p;
 }
 
+/* The two models hold the same parameters, bit for bit. */
+static void assert_same_params(score_model *a, score_model *b)
+{
+    size_t np = score_model_param_count(a);
+    float *pa = params_of(a), *pb = params_of(b);
+    ck_assert_uint_eq(score_model_param_count(b), np);
+    ck_assert_mem_eq(pa, pb, np * sizeof *pa);
+    free(pa);
+    free(pb);
+}
+
 START_TEST(trainer_errors)
 {
     setup S;
@@ -1055,10 +1066,9 @@ START_TEST(checkpoint_refuses_another_configuration)
     const cfg_case *c = &cfg_cases[_i];
     setup A, B;
     void *buf = NULL;
-    size_t len = 0, np;
+    size_t len = 0;
     char want[256];
     int ra, rb;
-    float *pa, *pb;
     setup_ring(&A, 70, 8, SCORE_OUTPUT_EPS, 3);
     setup_ring(&B, 70, 8, SCORE_OUTPUT_EPS, 3);
     if (c->loss_kind != 0) {
@@ -1095,12 +1105,7 @@ START_TEST(checkpoint_refuses_another_configuration)
     ra = score_trainer_run(A.tr, 4, NULL, NULL);
     rb = score_trainer_run(B.tr, 4, NULL, NULL);
     ck_assert_int_eq(ra, rb);
-    np = score_model_param_count(A.model);
-    pa = params_of(A.model);
-    pb = params_of(B.model);
-    ck_assert_mem_eq(pa, pb, np * sizeof *pa);
-    free(pa);
-    free(pb);
+    assert_same_params(A.model, B.model);
     score_free(buf);
     teardown(&A);
     teardown(&B);
@@ -1306,7 +1311,7 @@ START_TEST(checkpoint_refuses_other_inputs)
     void *buf = NULL;
     size_t len = 0, np;
     uint64_t k;
-    float *before, *after, *pa, *pc;
+    float *before, *after;
     setup_inputs(&A, &c->saved);
     setup_inputs(&B, &c->loading);
     ck_assert_ok(score_trainer_run(A.tr, 3, NULL, NULL));
@@ -1325,13 +1330,9 @@ START_TEST(checkpoint_refuses_other_inputs)
     ck_assert_ok(score_trainer_load_buffer(C.tr, buf, len));
     ck_assert_ok(score_trainer_run(A.tr, 2, NULL, NULL));
     ck_assert_ok(score_trainer_run(C.tr, 2, NULL, NULL));
-    pa = params_of(A.model);
-    pc = params_of(C.model);
-    ck_assert_mem_eq(pa, pc, np * sizeof *pa);
+    assert_same_params(A.model, C.model);
     free(before);
     free(after);
-    free(pa);
-    free(pc);
     score_free(buf);
     teardown(&A);
     teardown(&B);
