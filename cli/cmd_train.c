@@ -64,7 +64,7 @@ cli_opt cli_train_opts[] = {
     {"valid-every", 0, 1, "N", "steps between held-out evaluations [steps/50, at least 1]", NULL},
     {"early-stop", 0, 1, "N", "stop after N held-out evaluations without a new best, and save the weights of the best one [off]", NULL},
     {"checkpoint", 0, 1, "FILE", "write the trainer's state (weights, optimizer, EMA, step, seed, the options that decide the steps) at the end, for --resume; with held-out evaluations also FILE.valid (the evaluations so far, the best weights of --early-stop)", NULL},
-    {"resume", 0, 1, "FILE", "continue the run of that checkpoint bit for bit (same options, a different one is refused; --steps counts all steps)", NULL},
+    {"resume", 0, 1, "FILE", "continue the run of that checkpoint bit for bit (same options and data, a different one is refused; --steps counts all steps)", NULL},
     {"init", 0, 1, "MODEL", "start from the network of a saved model of the same --model kind (same architecture options; its data transform is kept)", NULL},
     {"output", 'o', 1, "FILE", "model file to write (safetensors; a regular file or a link to one) [required]", NULL},
     {"loss", 0, 1, "NAME", "sde, dsm, ncsn, ddpm, hyvarinen (sm), ssm, ssm-vr [sde]", NULL},
