@@ -4,7 +4,9 @@
  * times, and likelihoods (exact divergence, Hutchinson with both probe kinds) compared bit for
  * bit with the values in tests/data/recorded-outputs.txt.
  *
- * The file was written by this program (`SCORE_RECORD=1 test-recorded > file`) from a build of
+ * The file was written by this program (`SCORE_RECORD=1 OPENBLAS_NUM_THREADS=1
+ * OPENBLAS_CORETYPE=Haswell test-recorded > file`, the environment of its test in
+ * tests/meson.build) from a build of
  * the library before its sampler layer was restructured; a restructuring that changes no
  * arithmetic reproduces every byte. The values depend on the build (compiler flags, libm, BLAS
  * kernels of the MLP's products): on another platform, record again from a known-good
