@@ -618,7 +618,8 @@ START_TEST(conv3_direct_forward)
 }
 END_TEST
 
-/* Input gradient (the forward of the flipped weight, accumulated) and weight gradient: within
+/* Input gradient (the bits of the forward of the flipped weight, accumulated) and weight
+ * gradient: within
  * the GEMM bound of double references (relative to the sum of |terms|), the same bits at every
  * level, added to the gradients' previous values. */
 START_TEST(conv3_direct_gradients)
@@ -632,7 +633,8 @@ START_TEST(conv3_direct_gradients)
         float *x = malloc(nx * sizeof *x), *wt = malloc(co * kk * sizeof *wt);
         float *wf = malloc(co * kk * sizeof *wf), *gy = malloc(ny * sizeof *gy);
         float *gx0 = malloc(nx * sizeof *gx0), *gx = malloc(nx * sizeof *gx);
-        float *gxl = malloc(nx * sizeof *gxl), *gw0 = malloc(co * kk * sizeof *gw0);
+        float *gxl = malloc(nx * sizeof *gxl), *gxf = malloc(nx * sizeof *gxf);
+        float *gw0 = malloc(co * kk * sizeof *gw0);
         float *gw = malloc(co * kk * sizeof *gw), *gwl = malloc(co * kk * sizeof *gwl);
         double *rx = malloc(nx * sizeof *rx), *mx = malloc(nx * sizeof *mx);
         double *rw = malloc(co * kk * sizeof *rw), *mw = malloc(co * kk * sizeof *mw);
@@ -661,10 +663,18 @@ START_TEST(conv3_direct_gradients)
                             rw[(o * ci + c) * 9 + t] += dw;
                             mw[(o * ci + c) * 9 + t] += fabs(dw);
                         }
-        score__conv3_flip(ci, co, wt, wf);
+        /* the transposed, tap-flipped weight: the input gradient is its forward, bit for bit */
+        for (size_t o = 0; o < co; o++)
+            for (size_t c = 0; c < ci; c++)
+                for (size_t t = 0; t < 9; t++)
+                    wf[(c * co + o) * 9 + 8 - t] = wt[(o * ci + c) * 9 + t];
         for (int lv = 0; lv <= top; lv++) {
             memcpy(gx, gx0, nx * sizeof *gx);
-            score__conv3_forward_at(lv, n, co, ci, h, w, wf, NULL, gy, gx, 1);
+            score__conv3_input_grad_at(lv, n, ci, co, h, w, wt, gy, gx);
+            memcpy(gxf, gx0, nx * sizeof *gxf);
+            score__conv3_forward_at(lv, n, co, ci, h, w, wf, NULL, gy, gxf, 1);
+            ck_assert_msg(memcmp(gx, gxf, nx * sizeof *gx) == 0, "dx = flipped forward, level %d",
+                          lv);
             memcpy(gw, gw0, co * kk * sizeof *gw);
             score__conv3_wgrad_at(lv, n, ci, co, h, w, gy, x, gw);
             if (lv == 0) {
@@ -681,7 +691,7 @@ START_TEST(conv3_direct_gradients)
                               "dw level %d, shape %zu", lv, si);
             }
         }
-        free(x); free(wt); free(wf); free(gy); free(gx0); free(gx); free(gxl);
+        free(x); free(wt); free(wf); free(gy); free(gx0); free(gx); free(gxl); free(gxf);
         free(gw0); free(gw); free(gwl); free(rx); free(mx); free(rw); free(mw);
     }
 }

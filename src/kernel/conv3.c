@@ -44,9 +44,19 @@ static ptrdiff_t tap_shift(size_t w, size_t t)
     return ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)w + ((ptrdiff_t)(t % 3) - 1);
 }
 
+/* Where the convolution's weights are: output channel r, input channel c, tap t at
+ * wt[r * rs + c * cs + toff[t]]. The forward reads [co, ci, 3, 3] (rs = 9 ci, cs = 9, toff[t]
+ * = t); the input gradient the transposed, tap-flipped weight in place (rs = 9, cs = 9 ci of the
+ * forward, toff[t] = 8 - t). */
+typedef struct wlayout {
+    const float *wt;
+    size_t rs, cs;
+    ptrdiff_t toff[9];
+} wlayout;
+
 /* Output plane by output plane, k = (input channel, tap) outer: the plane holds the running
  * sums (float stores are exact, so this is the fma chain of each element). */
-static void fwd_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+static void fwd_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
                          const float *b, const float *x, float *y, int acc)
 {
     size_t hw = h * w;
@@ -59,7 +69,7 @@ static void fwd_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, con
             for (size_t c = 0; c < ci; c++) {
                 const float *xc = x + (i * ci + c) * hw;
                 for (size_t t = 0; t < 9; t++) {
-                    float a = wt[(o * ci + c) * 9 + t];
+                    float a = L->wt[o * L->rs + c * L->cs + L->toff[t]];
                     ptrdiff_t s = tap_shift(w, t);
                     for (size_t p = 0; p < hw; p++) {
                         float v = tap_inside(h, w, p / w, p % w, t) ? xc[(ptrdiff_t)p + s]
@@ -145,12 +155,12 @@ static void vec_masks(size_t h, size_t w, size_t nv, uint16_t *m)
 #define FR512 6
 #define FV512 4
 
-/* mr output channels (rows of wt at stride kk) x nv vectors of pixels: vector v reads the
+/* mr output channels (the layout L, from wt) x nv vectors of pixels: vector v reads the
  * input planes at xb[v] (+ c * hw + shift) and writes the output planes at yb[v] (+ r * hw);
  * mk[t * FV512 + v]: its tap masks, ms[v]: its pixels. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, const float *wt,
-            size_t kk, const float *const *xb, float *const *yb, size_t yo, const __mmask16 *mk,
+            const wlayout *L, const float *const *xb, float *const *yb, size_t yo, const __mmask16 *mk,
             const __mmask16 *ms, const float *b, int acc)
 {
     __m512 c[FR512][FV512];
@@ -160,7 +170,7 @@ fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
         for (size_t v = 0; v < nv; v++)
             c[r][v] = acc ? _mm512_maskz_loadu_ps(ms[v], yb[v] + yo + r * hw) : _mm512_setzero_ps();
     for (size_t ch = 0; ch < ci; ch++) {
-        const float *a = wt + ch * 9;
+        const float *a = wt + ch * L->cs;
 #pragma GCC unroll 9
         for (size_t t = 0; t < 9; t++) {
             __m512 bv[FV512];
@@ -169,7 +179,7 @@ fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
                 bv[v] = _mm512_maskz_loadu_ps(mk[t * FV512 + v], xb[v] + ch * hw + sh[t]);
 #pragma GCC unroll 6
             for (size_t r = 0; r < mr; r++) {
-                __m512 av = _mm512_set1_ps(a[r * kk + t]);
+                __m512 av = _mm512_set1_ps(a[r * L->rs + L->toff[t]]);
 #pragma GCC unroll 4
                 for (size_t v = 0; v < nv; v++)
                     c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
@@ -189,17 +199,17 @@ fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
 
 #define FWD512_CASE(mr, nv)                                                                  \
     case (mr) * 8 + (nv):                                                                    \
-        fwd_tile512(mr, nv, ci, hw, sh, wt + o0 * kk, kk, xb, yb, o0 * hw, mk, ms,                    \
+        fwd_tile512(mr, nv, ci, hw, sh, L->wt + o0 * L->rs, L, xb, yb, o0 * hw, mk, ms,                    \
                     b != NULL ? b + o0 : NULL, acc);                                          \
         break;
 
 /* Tiles of FV512 consecutive vectors of the images' pixel sequence (image by image, the
  * vectors of a plane in order; a tile may span images) x FR512 output channels. */
 __attribute__((target("avx512f"))) static void
-fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt, const float *b,
+fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
            const float *x, float *y, int acc)
 {
-    size_t hw = h * w, nvp = (hw + LANES - 1) / LANES, kk = ci * 9, total = n * nvp;
+    size_t hw = h * w, nvp = (hw + LANES - 1) / LANES, total = n * nvp;
     uint16_t m[MAX_VEC * 10];
     ptrdiff_t sh[9];
     vec_masks(h, w, nvp, m);
@@ -336,7 +346,7 @@ __attribute__((target("avx2,fma"))) static __m256i mask_bits8(unsigned bits)
 
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, const float *wt,
-            size_t kk, const float *const *xb, float *const *yb, size_t yo, const __m256i *mk,
+            const wlayout *L, const float *const *xb, float *const *yb, size_t yo, const __m256i *mk,
             const __m256i *ms, const float *b, int acc)
 {
     __m256 c[FR256][FV256];
@@ -346,7 +356,7 @@ fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
         for (size_t v = 0; v < nv; v++)
             c[r][v] = acc ? _mm256_maskload_ps(yb[v] + yo + r * hw, ms[v]) : _mm256_setzero_ps();
     for (size_t ch = 0; ch < ci; ch++) {
-        const float *a = wt + ch * 9;
+        const float *a = wt + ch * L->cs;
 #pragma GCC unroll 9
         for (size_t t = 0; t < 9; t++) {
             __m256 bv[FV256];
@@ -355,7 +365,7 @@ fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
                 bv[v] = _mm256_maskload_ps(xb[v] + ch * hw + sh[t], mk[t * FV256 + v]);
 #pragma GCC unroll 6
             for (size_t r = 0; r < mr; r++) {
-                __m256 av = _mm256_broadcast_ss(a + r * kk + t);
+                __m256 av = _mm256_broadcast_ss(a + r * L->rs + L->toff[t]);
 #pragma GCC unroll 2
                 for (size_t v = 0; v < nv; v++)
                     c[r][v] = _mm256_fmadd_ps(av, bv[v], c[r][v]);
@@ -375,15 +385,15 @@ fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
 
 #define FWD256_CASE(mr, nv)                                                                  \
     case (mr) * 8 + (nv):                                                                    \
-        fwd_tile256(mr, nv, ci, hw, sh, wt + o0 * kk, kk, xb, yb, o0 * hw, mk, ms,                    \
+        fwd_tile256(mr, nv, ci, hw, sh, L->wt + o0 * L->rs, L, xb, yb, o0 * hw, mk, ms,                    \
                     b != NULL ? b + o0 : NULL, acc);                                          \
         break;
 
 __attribute__((target("avx2,fma"))) static void
-fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt, const float *b,
+fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
          const float *x, float *y, int acc)
 {
-    size_t hw = h * w, nvp = (hw + 7) / 8, kk = ci * 9, total = n * nvp;
+    size_t hw = h * w, nvp = (hw + 7) / 8, total = n * nvp;
     uint16_t m[MAX_VEC * 10];
     ptrdiff_t sh[9];
     vec_masks(h, w, (hw + LANES - 1) / LANES, m);
@@ -475,8 +485,9 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
 
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
-void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
-                             const float *wt, const float *b, const float *x, float *y, int acc)
+/* The forward's loops over the weight of L (ci input, co output channels). */
+static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                    const wlayout *L, const float *b, const float *x, float *y, int acc)
 {
     size_t hw = h * w;
     if (n == 0 || co == 0 || hw == 0)
@@ -485,25 +496,45 @@ void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h
     if (hw <= SCORE__CONV3_MAX_HW) {
 #if SCORE__SIMD_LEVEL >= 2
         if (level >= 2) {
-            fwd_avx512(n, ci, co, h, w, wt, b, x, y, acc);
+            fwd_avx512(n, ci, co, h, w, L, b, x, y, acc);
             return;
         }
 #endif
         if (level >= 1) {
-            fwd_avx2(n, ci, co, h, w, wt, b, x, y, acc);
+            fwd_avx2(n, ci, co, h, w, L, b, x, y, acc);
             return;
         }
     }
 #else
     (void)level;
 #endif
-    fwd_portable(n, ci, co, h, w, wt, b, x, y, acc);
+    fwd_portable(n, ci, co, h, w, L, b, x, y, acc);
+}
+
+void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *b, const float *x, float *y, int acc)
+{
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
+    conv_at(level, n, ci, co, h, w, &L, b, x, y, acc);
 }
 
 void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
                           const float *b, const float *x, float *y, int acc)
 {
     score__conv3_forward_at(score__gemm_cols_level(), n, ci, co, h, w, wt, b, x, y, acc);
+}
+
+void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, const float *gy, float *gx)
+{
+    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}};
+    conv_at(level, n, co, ci, h, w, &L, NULL, gy, gx, 1);
+}
+
+void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *gy, float *gx)
+{
+    score__conv3_input_grad_at(score__gemm_cols_level(), n, ci, co, h, w, wt, gy, gx);
 }
 
 void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
@@ -535,12 +566,4 @@ void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, cons
                         const float *x, float *gw)
 {
     score__conv3_wgrad_at(score__gemm_cols_level(), n, ci, co, h, w, gy, x, gw);
-}
-
-void score__conv3_flip(size_t ci, size_t co, const float *wt, float *wf)
-{
-    for (size_t o = 0; o < co; o++)
-        for (size_t c = 0; c < ci; c++)
-            for (size_t t = 0; t < 9; t++)
-                wf[(c * co + o) * 9 + 8 - t] = wt[(o * ci + c) * 9 + t];
 }

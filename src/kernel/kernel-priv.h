@@ -122,11 +122,14 @@ void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, cons
                         const float *x, float *gw);
 void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                            const float *gy, const float *x, float *gw);
-/* The weight of the input gradient's convolution: wf[c, o, 8 - t] = wt[o, c, t] (wf: [ci, co,
- * 3, 3]). score__conv3_forward(n, co, ci, h, w, wf, NULL, gy, gx, 1) then adds
- * sum over (o, t) of wt[o, c, t] gy[i, o, p - shift(t)] to gx[i, c, p]: an fma chain from gx's
- * value over o in order, taps in the order 8 - t. */
-void score__conv3_flip(size_t ci, size_t co, const float *wt, float *wf);
+/* Input gradient: gx[i, c, p] += sum over (o, t) of wt[o, c, t] * gy[i, o, p - shift(t)] (0
+ * outside): the forward of gy (co channels into ci) with the transposed, tap-flipped weight
+ * wf[c, o, 8 - t] = wt[o, c, t], read in place: per element the fma chain from gx's value over
+ * (o, t') in order, o major, t' = 8 - t minor. gx must not overlap gy or wt. */
+void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *gy, float *gx);
+void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, const float *gy, float *gx);
 
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */

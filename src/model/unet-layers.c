@@ -22,7 +22,7 @@
  * layer's direct convolutions (score__conv3_forward, _wgrad) read the shifted input planes in
  * place, with the forward's bits of im2col + score__gemm_cols. There the backward is
  *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
- *   gx += the direct forward of gy with the flipped weight (score__conv3_flip, in scratch),
+ *   gx += score__conv3_input_grad (the direct forward of gy with the flipped weight),
  * with no BLAS; its results depend on the block of images of the call only, as below.
  *
  * Smaller planes (2 x 2, 1 x 1) keep the panels: the backward's products run over panels of
@@ -73,7 +73,7 @@ static int conv3_direct(size_t hw)
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)
 {
     if (conv3_direct(hw))
-        return 9 * ci * co; /* the backward's flipped weight */
+        return 0;
     return (9 * ci + co) * score__unet_panel_ld(hw); /* forward and backward: col, a panel */
 }
 
@@ -300,10 +300,8 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
         if (gb != NULL)
             for (size_t i = 0; i < n; i++)
                 plane_sums(co, hw, gy + i * co * hw, dsum);
-        if (gx != NULL) {
-            score__conv3_flip(ci, co, wt, scratch);
-            score__conv3_forward(n, co, ci, h, w, scratch, NULL, gy, gx, 1);
-        }
+        if (gx != NULL)
+            score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
     }
     for (size_t i0 = 0; i0 < (direct ? 0 : n); i0 += P) {
         size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;

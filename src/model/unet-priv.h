@@ -39,7 +39,7 @@
  * the processor's vector width. Planes of 16 to SCORE__CONV3_MAX_HW pixels run the kernel
  * layer's direct convolutions (no im2col, the same forward bits); their backward sums the weight
  * gradient over the call's n images in the fixed order of score__conv3_wgrad and adds the input
- * gradient as an fma chain over (output channel, tap) from gx's value (score__conv3_flip), all
+ * gradient as an fma chain over (output channel, tap) from gx's value (score__conv3_input_grad), all
  * without BLAS. Smaller planes keep im2col: the backward runs its BLAS GEMMs per panel of
  * images: the panel's pixels are the GEMM's columns (image j of the panel at columns j * hw ..
  * j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns). Either way the backward's
@@ -61,8 +61,7 @@ void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size
                             float *gx);
 
 /* Scratch floats of score__unet_conv3_forward / _backward (planes of 16 to SCORE__CONV3_MAX_HW
- * pixels: the backward's flipped weight, 9 ci co floats; smaller planes: a panel's im2col and
- * output) and of score__unet_conv1_backward (a panel's input, output and input gradient). */
+ * pixels: none; smaller planes: a panel's im2col and output) and of score__unet_conv1_backward (a panel's input, output and input gradient). */
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw);
 size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 
