@@ -1,5 +1,7 @@
-/* Direct 3x3 convolutions (stride 1, zero padding 1) of NCHW images: the forward product and
- * the weight gradient read the shifted input planes in place, with no im2col matrix.
+/* Direct 3x3 convolutions (stride 1, zero padding 1) of NCHW images: the forward product, the
+ * input gradient (the forward with the weight read transposed and tap-flipped) and the weight
+ * gradient read the shifted input planes in place, with no im2col matrix (kernel-priv.h gives
+ * each one's order of operations).
  *
  * A tap t = 3 (dy + 1) + (dx + 1) (dy, dx in -1 .. 1) of pixel p = (py, px) reads the plane at
  * p + dy * w + dx when (py + dy, px + dx) is inside the plane, else a zero. The vector versions
@@ -97,6 +99,8 @@ static float tree16(const float *s)
     return s2[0] + s2[1];
 }
 
+/* Per (output, input channel): the 9 taps' 16 lane sums over the images and pixel vectors in
+ * order, then tree16. */
 static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
                            const float *x, float *gw)
 {
@@ -256,9 +260,23 @@ __attribute__((target("avx512f"))) static float hsum512(__m512 v)
     return _mm_cvtss_f32(s1);
 }
 
-/* Output channels of a weight-gradient tile (x 9 taps of one input channel). */
+/* A mask register loaded straight from memory (GCC goes through a general register
+ * otherwise: two instructions per mask in the inner loop). */
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16
+kload(const uint16_t *p)
+{
+    __mmask16 k;
+    __asm__("kmovw %1, %0" : "=k"(k) : "m"(*p));
+    return k;
+}
+
+/* Output channels of a weight-gradient tile (x 9 taps of one input channel: 27 accumulators). */
 #define WR512 3
 
+/* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
+ * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
+ * hsum512; m: vec_masks of the plane. The next image's planes are prefetched (they start a
+ * plane set further, out of the hardware prefetchers' reach). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const __mmask16 *m, const float *gy, const float *x,
@@ -273,7 +291,6 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
     size_t pre = hw * sizeof(float) < 512 ? hw : 512 / sizeof(float); /* prefetched floats */
     for (size_t i = 0; i < n; i++) {
         const float *g = gy + i * co * hw, *xc = x + i * ci * hw;
-        /* the next image's planes start 4 KiB or more away: no hardware prefetcher sees them */
         if (i + 1 < n)
             for (size_t p = 0; p < pre; p += 16) {
                 _mm_prefetch((const char *)(xc + ci * hw + p), _MM_HINT_T0);
@@ -286,11 +303,11 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
             __m512 gv[WR512];
 #pragma GCC unroll 3
             for (size_t r = 0; r < mr; r++)
-                gv[r] = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)(mq + 9)),
+                gv[r] = _mm512_maskz_loadu_ps(kload(mq + 9),
                                               g + r * hw + q * LANES);
 #pragma GCC unroll 9
             for (size_t t = 0; t < 9; t++) {
-                __m512 xv = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)(mq + t)),
+                __m512 xv = _mm512_maskz_loadu_ps(kload(mq + t),
                                                   xc + q * LANES + sh[t]);
 #pragma GCC unroll 3
                 for (size_t r = 0; r < mr; r++)
@@ -305,6 +322,7 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
             gw[r * ci * 9 + t] += hsum512(s[r][t]);
 }
 
+/* Tiles of WR512 output channels x one input channel's 9 taps. */
 __attribute__((target("avx512f"))) static void
 wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
              const float *x, float *gw)
@@ -389,6 +407,7 @@ fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
                     b != NULL ? b + o0 : NULL, acc);                                          \
         break;
 
+/* As fwd_avx512 with 8-lane vectors, FV256 of them x FR256 output channels per tile. */
 __attribute__((target("avx2,fma"))) static void
 fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
          const float *x, float *y, int acc)
@@ -462,6 +481,7 @@ wgrad_half256(size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
     }
 }
 
+/* Per (output, input channel): both halves of the 16 lane sums, then tree16. */
 __attribute__((target("avx2,fma"))) static void
 wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
            float *gw)
