@@ -267,11 +267,11 @@ void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t 
                                int acc, float *scratch)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
-    float *col = scratch, *yp = col + kk * ld;
     if (conv3_direct(hw)) {
         score__conv3_forward(n, ci, co, h, w, wt, b, x, y, acc);
         return;
     }
+    float *col = scratch, *yp = col + kk * ld;
     while (P > 1 && P * hw > FWD_PANEL_PIXELS)
         P /= 2;
     for (size_t i0 = 0; i0 < n; i0 += P) {
@@ -290,8 +290,8 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 float *gb, float *gx, float *scratch, double *dsum)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
-    float *col = scratch, *gp = col + kk * ld;
     int direct = conv3_direct(hw);
+    float *col = scratch, *gp = direct ? NULL : col + kk * ld; /* no scratch when direct */
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             dsum[k] = 0.0;
