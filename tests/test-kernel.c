@@ -545,6 +545,158 @@ START_TEST(gemm_cols_versions_agree)
 }
 END_TEST
 
+/* Shapes {h, w, ci, co, n} of the direct 3x3 convolutions: the U-Net's planes, planes that are
+ * not a multiple of any vector width, planes of one or two rows or columns, larger planes. */
+static const size_t conv_shapes[][5] = {
+    {8, 8, 5, 13, 3}, {4, 4, 3, 7, 5},  {5, 7, 2, 9, 3}, {16, 16, 3, 4, 2}, {1, 1, 4, 3, 3},
+    {2, 2, 3, 5, 4},  {3, 1, 2, 3, 2},  {1, 6, 2, 2, 2}, {9, 11, 1, 8, 2},  {3, 3, 2, 6, 7},
+    {2, 9, 3, 2, 3},  {33, 3, 2, 3, 2}, {70, 70, 1, 1, 1},
+};
+
+/* Whether tap t of pixel (py, px) reads inside an h x w plane, and where. */
+static int conv_src(size_t h, size_t w, size_t py, size_t px, size_t t, size_t *src)
+{
+    long sy = (long)py + (long)(t / 3) - 1, sx = (long)px + (long)(t % 3) - 1;
+    if (sy < 0 || sx < 0 || sy >= (long)h || sx >= (long)w)
+        return 0;
+    *src = (size_t)sy * w + (size_t)sx;
+    return 1;
+}
+
+static void conv_fill(unsigned *seed, size_t len, float *a)
+{
+    for (size_t i = 0; i < len; i++)
+        a[i] = frand(seed);
+}
+
+/* The direct forward gives, at every level, the bits of im2col (a plain copying loop) +
+ * score__gemm_cols + a bias addition, image by image; acc = 0 never reads y. */
+START_TEST(conv3_direct_forward)
+{
+    unsigned seed = 11;
+    int top = score__gemm_cols_level();
+    for (size_t si = 0; si < sizeof conv_shapes / sizeof conv_shapes[0]; si++) {
+        size_t h = conv_shapes[si][0], w = conv_shapes[si][1], ci = conv_shapes[si][2];
+        size_t co = conv_shapes[si][3], n = conv_shapes[si][4], hw = h * w, kk = 9 * ci;
+        float *x = malloc(n * ci * hw * sizeof *x), *wt = malloc(co * kk * sizeof *wt);
+        float *b = malloc(co * sizeof *b), *y0 = malloc(n * co * hw * sizeof *y0);
+        float *ref = malloc(n * co * hw * sizeof *ref), *y = malloc(n * co * hw * sizeof *y);
+        float *col = malloc(kk * hw * sizeof *col);
+        conv_fill(&seed, n * ci * hw, x);
+        conv_fill(&seed, co * kk, wt);
+        conv_fill(&seed, co, b);
+        conv_fill(&seed, n * co * hw, y0);
+        for (int acc = 0; acc < 2; acc++)
+            for (int bias = 0; bias < 2; bias++) {
+                for (size_t i = 0; i < n; i++) {
+                    for (size_t k = 0; k < kk; k++)
+                        for (size_t p = 0; p < hw; p++) {
+                            size_t src;
+                            col[k * hw + p] = conv_src(h, w, p / w, p % w, k % 9, &src)
+                                                  ? x[(i * ci + k / 9) * hw + src]
+                                                  : 0.0f;
+                        }
+                    float *yi = ref + i * co * hw;
+                    memcpy(yi, y0 + i * co * hw, co * hw * sizeof *yi);
+                    score__gemm_cols_at(0, co, hw, kk, wt, kk, col, hw, yi, hw, acc);
+                    if (bias)
+                        for (size_t o = 0; o < co; o++)
+                            for (size_t p = 0; p < hw; p++)
+                                yi[o * hw + p] = yi[o * hw + p] + b[o];
+                }
+                for (int lv = 0; lv <= top; lv++) {
+                    for (size_t j = 0; j < n * co * hw; j++)
+                        y[j] = acc ? y0[j] : NAN;
+                    score__conv3_forward_at(lv, n, ci, co, h, w, wt, bias ? b : NULL, x, y,
+                                            acc);
+                    ck_assert_msg(memcmp(y, ref, n * co * hw * sizeof *y) == 0,
+                                  "level %d, shape %zu, acc %d, bias %d", lv, si, acc, bias);
+                }
+            }
+        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(col);
+    }
+}
+END_TEST
+
+/* Input gradient (the bits of the forward of the flipped weight, accumulated) and weight
+ * gradient: within
+ * the GEMM bound of double references (relative to the sum of |terms|), the same bits at every
+ * level, added to the gradients' previous values. */
+START_TEST(conv3_direct_gradients)
+{
+    unsigned seed = 13;
+    int top = score__gemm_cols_level();
+    for (size_t si = 0; si < sizeof conv_shapes / sizeof conv_shapes[0]; si++) {
+        size_t h = conv_shapes[si][0], w = conv_shapes[si][1], ci = conv_shapes[si][2];
+        size_t co = conv_shapes[si][3], n = conv_shapes[si][4], hw = h * w, kk = 9 * ci;
+        size_t nx = n * ci * hw, ny = n * co * hw;
+        float *x = malloc(nx * sizeof *x), *wt = malloc(co * kk * sizeof *wt);
+        float *wf = malloc(co * kk * sizeof *wf), *gy = malloc(ny * sizeof *gy);
+        float *gx0 = malloc(nx * sizeof *gx0), *gx = malloc(nx * sizeof *gx);
+        float *gxl = malloc(nx * sizeof *gxl), *gxf = malloc(nx * sizeof *gxf);
+        float *gw0 = malloc(co * kk * sizeof *gw0);
+        float *gw = malloc(co * kk * sizeof *gw), *gwl = malloc(co * kk * sizeof *gwl);
+        double *rx = malloc(nx * sizeof *rx), *mx = malloc(nx * sizeof *mx);
+        double *rw = malloc(co * kk * sizeof *rw), *mw = malloc(co * kk * sizeof *mw);
+        conv_fill(&seed, nx, x);
+        conv_fill(&seed, co * kk, wt);
+        conv_fill(&seed, ny, gy);
+        conv_fill(&seed, nx, gx0);
+        conv_fill(&seed, co * kk, gw0);
+        for (size_t j = 0; j < nx; j++)
+            rx[j] = gx0[j], mx[j] = fabs(gx0[j]);
+        for (size_t j = 0; j < co * kk; j++)
+            rw[j] = gw0[j], mw[j] = fabs(gw0[j]);
+        for (size_t i = 0; i < n; i++)
+            for (size_t o = 0; o < co; o++)
+                for (size_t c = 0; c < ci; c++)
+                    for (size_t t = 0; t < 9; t++)
+                        for (size_t p = 0; p < hw; p++) {
+                            size_t src;
+                            if (!conv_src(h, w, p / w, p % w, t, &src))
+                                continue;
+                            double g = gy[(i * co + o) * hw + p];
+                            double dx = (double)wt[(o * ci + c) * 9 + t] * g;
+                            double dw = g * x[(i * ci + c) * hw + src];
+                            rx[(i * ci + c) * hw + src] += dx;
+                            mx[(i * ci + c) * hw + src] += fabs(dx);
+                            rw[(o * ci + c) * 9 + t] += dw;
+                            mw[(o * ci + c) * 9 + t] += fabs(dw);
+                        }
+        /* the transposed, tap-flipped weight: the input gradient is its forward, bit for bit */
+        for (size_t o = 0; o < co; o++)
+            for (size_t c = 0; c < ci; c++)
+                for (size_t t = 0; t < 9; t++)
+                    wf[(c * co + o) * 9 + 8 - t] = wt[(o * ci + c) * 9 + t];
+        for (int lv = 0; lv <= top; lv++) {
+            memcpy(gx, gx0, nx * sizeof *gx);
+            score__conv3_input_grad_at(lv, n, ci, co, h, w, wt, gy, gx);
+            memcpy(gxf, gx0, nx * sizeof *gxf);
+            score__conv3_forward_at(lv, n, co, ci, h, w, wf, NULL, gy, gxf, 1);
+            ck_assert_msg(memcmp(gx, gxf, nx * sizeof *gx) == 0, "dx = flipped forward, level %d",
+                          lv);
+            memcpy(gw, gw0, co * kk * sizeof *gw);
+            score__conv3_wgrad_at(lv, n, ci, co, h, w, gy, x, gw);
+            if (lv == 0) {
+                for (size_t j = 0; j < nx; j++)
+                    ck_assert_double_le(fabs(gx[j] - rx[j]), TOL_GEMM_REL * mx[j] + 1e-6);
+                for (size_t j = 0; j < co * kk; j++)
+                    ck_assert_double_le(fabs(gw[j] - rw[j]), TOL_GEMM_REL * mw[j] + 1e-6);
+                memcpy(gxl, gx, nx * sizeof *gx);
+                memcpy(gwl, gw, co * kk * sizeof *gw);
+            } else {
+                ck_assert_msg(memcmp(gx, gxl, nx * sizeof *gx) == 0, "dx level %d, shape %zu",
+                              lv, si);
+                ck_assert_msg(memcmp(gw, gwl, co * kk * sizeof *gw) == 0,
+                              "dw level %d, shape %zu", lv, si);
+            }
+        }
+        free(x); free(wt); free(wf); free(gy); free(gx0); free(gx); free(gxl); free(gxf);
+        free(gw0); free(gw); free(gwl); free(rx); free(mx); free(rw); free(mw);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel");
@@ -564,6 +716,8 @@ int main(void)
     tcase_add_test(tc, row_dot_lanes);
     tcase_add_test(tc, tangent_reverse_step);
     tcase_add_test(tc, gemm_cols_versions_agree);
+    tcase_add_test(tc, conv3_direct_forward);
+    tcase_add_test(tc, conv3_direct_gradients);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

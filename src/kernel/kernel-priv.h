@@ -96,6 +96,41 @@ int score__col2im3_vec(size_t np, size_t c, size_t h, size_t w, const float *col
 int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, const float *col,
                           size_t ld, float *gx);
 
+/* Direct 3x3 convolutions (conv3.c), stride 1, zero padding 1, of n NCHW images (image i at
+ * x + i * c * h * w, planes of hw = h * w pixels) with a weight [co, ci, 3, 3] (tap t = 3 (dy + 1)
+ * + (dx + 1) of channel pair (o, c) at wt[(o * ci + c) * 9 + t]; it reads the input at
+ * (py + dy, px + dx), zero outside the plane). No im2col: the vector versions load the shifted
+ * planes with lane masks. The AVX-512, AVX2 + FMA and portable versions agree bit for bit (the
+ * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). */
+#define SCORE__CONV3_MAX_HW 4096
+/* Forward: y[i, o, p] = (c + b[o]) where c = (acc ? y[i, o, p] : 0), then
+ * c = fma(wt[o, k], x[i, k / 9, p + shift(k % 9)] (0 when outside), c) for k = c * 9 + t in
+ * order (input channel major, tap minor), then b[o] added as a separate float addition (b NULL:
+ * none): the bits of im2col + score__gemm_cols + a bias addition, whatever n, the image's place
+ * among the n images or the vector width. y must not overlap x, wt or b. */
+void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          const float *b, const float *x, float *y, int acc);
+void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *b, const float *x, float *y, int acc);
+/* Weight gradient: gw[o, c, t] += the sum over the n images and their pixels p of
+ * gy[i, o, p] * x[i, c, p + shift(t)] (0 outside), in a fixed order: 16 lane sums, lane l
+ * taking the pixels p = 16 q + l of every image (images in order, q in order within an image;
+ * a missing pixel of the last vector adds fma(0, 0, s)), each s = fma(gy, x, s) from s = +0;
+ * then the lanes reduced by the fixed tree (l + l + 8), (l + l + 4), (l + l + 2), (0 + 1);
+ * then one float addition to gw. gw must not overlap gy or x. */
+void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                        const float *x, float *gw);
+void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                           const float *gy, const float *x, float *gw);
+/* Input gradient: gx[i, c, p] += sum over (o, t) of wt[o, c, t] * gy[i, o, p - shift(t)] (0
+ * outside): the forward of gy (co channels into ci) with the transposed, tap-flipped weight
+ * wf[c, o, 8 - t] = wt[o, c, t], read in place: per element the fma chain from gx's value over
+ * (o, t') in order, o major, t' = 8 - t minor. gx must not overlap gy or wt. */
+void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *gy, float *gx);
+void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, const float *gy, float *gx);
+
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */
 int score__blas_threads(void);

@@ -18,7 +18,15 @@
  * The 1x1 convolution multiplies each image's NCHW planes in place (no copies): one call per
  * image, the same bits as a panel would give.
  *
- * The backward's products run over panels of score__unet_panel(hw) images: the columns of
+ * Planes of 16 to SCORE__CONV3_MAX_HW pixels (4 x 4 and up) skip im2col altogether: the kernel
+ * layer's direct convolutions (score__conv3_forward, _wgrad) read the shifted input planes in
+ * place, with the forward's bits of im2col + score__gemm_cols. There the backward is
+ *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
+ *   gx += score__conv3_input_grad (the direct forward of gy with the flipped weight),
+ * with no BLAS; its results depend on the block of images of the call only, as below.
+ *
+ * Smaller planes (2 x 2, 1 x 1) keep the panels: the backward's products run over panels of
+ * score__unet_panel(hw) images: the columns of
  * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
  * the small planes of the lower levels (4 x 4, 2 x 2) still give products of hundreds of
  * columns (and weight gradients of hundreds of terms per GEMM call) and the weight is packed
@@ -54,8 +62,18 @@ size_t score__unet_panel_ld(size_t hw)
     return (c + PANEL_ALIGN - 1) / PANEL_ALIGN * PANEL_ALIGN;
 }
 
+/* Whether the 3x3 convolutions of planes of hw pixels run the kernel layer's direct
+ * convolutions (no im2col): from 16 pixels (one AVX-512 vector; smaller planes would leave most
+ * lanes empty) to SCORE__CONV3_MAX_HW (larger ones would get its portable version only). */
+static int conv3_direct(size_t hw)
+{
+    return hw >= 16 && hw <= SCORE__CONV3_MAX_HW;
+}
+
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)
 {
+    if (conv3_direct(hw))
+        return 0;
     return (9 * ci + co) * score__unet_panel_ld(hw); /* forward and backward: col, a panel */
 }
 
@@ -249,6 +267,10 @@ void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t 
                                int acc, float *scratch)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
+    if (conv3_direct(hw)) {
+        score__conv3_forward(n, ci, co, h, w, wt, b, x, y, acc);
+        return;
+    }
     float *col = scratch, *yp = col + kk * ld;
     while (P > 1 && P * hw > FWD_PANEL_PIXELS)
         P /= 2;
@@ -268,11 +290,20 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 float *gb, float *gx, float *scratch, double *dsum)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
-    float *col = scratch, *gp = col + kk * ld;
+    int direct = conv3_direct(hw);
+    float *col = scratch, *gp = direct ? NULL : col + kk * ld; /* no scratch when direct */
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             dsum[k] = 0.0;
-    for (size_t i0 = 0; i0 < n; i0 += P) {
+    if (direct) {
+        score__conv3_wgrad(n, ci, co, h, w, gy, x, gw);
+        if (gb != NULL)
+            for (size_t i = 0; i < n; i++)
+                plane_sums(co, hw, gy + i * co * hw, dsum);
+        if (gx != NULL)
+            score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
+    }
+    for (size_t i0 = 0; i0 < (direct ? 0 : n); i0 += P) {
         size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
         const float *gyi = gy + i0 * co * hw;
         lower(np, ci, h, w, x + i0 * ci * hw, col, ld);

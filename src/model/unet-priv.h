@@ -36,11 +36,15 @@
  * (at most score__unet_panel(hw) images and 128 pixels), the 1x1 convolution image by image.
  * Every output value is the fma chain c = (acc ? y : 0), c = fma(W[o, k], col[k, p], c) over
  * k in order, then c + b[o] (a separate float addition), whatever the panel, the call's n or
- * the processor's vector width. The
- * backward runs its BLAS GEMMs per panel of images: the panel's pixels are the GEMM's columns
- * (image j of the panel at columns j * hw .. j * hw + hw - 1 of a matrix of
- * score__unet_panel_ld(hw) columns); its results are sums over a block of images anyway (see
- * unet-layers.c). */
+ * the processor's vector width. Planes of 16 to SCORE__CONV3_MAX_HW pixels run the kernel
+ * layer's direct convolutions (no im2col, the same forward bits); their backward sums the weight
+ * gradient over the call's n images in the fixed order of score__conv3_wgrad and adds the input
+ * gradient as an fma chain over (output channel, tap) from gx's value (score__conv3_input_grad), all
+ * without BLAS. Smaller planes keep im2col: the backward runs its BLAS GEMMs per panel of
+ * images: the panel's pixels are the GEMM's columns (image j of the panel at columns j * hw ..
+ * j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns). Either way the backward's
+ * results are sums over a block of images whose composition the model fixes (unet.c), not over
+ * a thread's share. */
 
 /* Images per panel of the backward's convolutions at hw pixels per image (a power of two, at
  * most 8: 8 for hw <= 64, one image from 512 pixels on) and the row stride of a panel's
@@ -56,14 +60,14 @@ void score__unet_im2col(size_t c, size_t h, size_t w, const float *x, float *col
 void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size_t ld,
                             float *gx);
 
-/* Scratch floats of score__unet_conv3_forward / _backward and of score__unet_conv1_backward
- * (a panel's lowered input, output and gradients). */
+/* Scratch floats of score__unet_conv3_forward / _backward (planes of 16 to SCORE__CONV3_MAX_HW
+ * pixels: none; smaller planes: a panel's im2col and output) and of score__unet_conv1_backward (a panel's input, output and input gradient). */
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw);
 size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 
 /* y = conv3x3(x) + b (acc: y +=) for n images of ci channels into co channels; wt [co, ci, 3,
- * 3], b [co] or NULL; scratch: score__unet_conv3_scratch_floats(ci, co, h * w) floats (a
- * panel's im2col and output). */
+ * 3], b [co] or NULL; scratch: score__unet_conv3_scratch_floats(ci, co, h * w) floats (unused
+ * by the direct path). */
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch);

@@ -82,11 +82,10 @@ typedef struct unet {
  * Rows are evaluated in fixed blocks of images: TRAIN_BLOCK rows for the training forward and
  * backward (counted from the call's first row), INFER_BLOCK rows for the samplers' cache-free
  * forward. Every layer's forward gives an image the values it gets alone (the convolutions
- * use the kernel layer's column-invariant GEMM, over panels of images for the 3x3 ones; the
+ * use the kernel layer's column-invariant products, several images per call; the
  * dense layers of the embedding are one matrix-vector product per row), so a row's output
  * does not depend on the other rows of its block or call, nor on the thread that evaluates
- * it. The backward's convolutions run over panels of the block's images
- * (unet-layers.c). A block's backward writes its parameter gradient into a zeroed buffer of its
+ * it. The backward's convolutions sum over the block's images (unet-layers.c). A block's backward writes its parameter gradient into a zeroed buffer of its
  * own; the buffers are added to the gradient in block order (score__pool_for_each, see
  * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
  * which decides how many blocks run at the same time.

@@ -1,0 +1,589 @@
+/* Direct 3x3 convolutions (stride 1, zero padding 1) of NCHW images: the forward product, the
+ * input gradient (the forward with the weight read transposed and tap-flipped) and the weight
+ * gradient read the shifted input planes in place, with no im2col matrix (kernel-priv.h gives
+ * each one's order of operations).
+ *
+ * A tap t = 3 (dy + 1) + (dx + 1) (dy, dx in -1 .. 1) of pixel p = (py, px) reads the plane at
+ * p + dy * w + dx when (py + dy, px + dx) is inside the plane, else a zero. The vector versions
+ * load a vector of pixels of the plane shifted by dy * w + dx with a lane mask per (tap, vector
+ * position): masked-off lanes read nothing (no fault even outside the buffer) and give +0, as
+ * the padding of an im2col matrix does.
+ *
+ * Three versions with the same arithmetic (AVX-512, AVX2 with FMA, portable C with fmaf), picked
+ * as score__gemm_cols picks its version; planes of more than SCORE__CONV3_MAX_HW pixels always
+ * use the portable one (the same bits, slower). */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel-priv.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
+#define CONV_X86 1
+#include <immintrin.h>
+#else
+#define CONV_X86 0
+#endif
+
+/* Pixels of a mask vector: masks are computed for 16 lanes (the AVX2 versions use halves). */
+#define LANES 16
+#define MAX_VEC (SCORE__CONV3_MAX_HW / LANES)
+
+/* ---- Portable version -------------------------------------------------------------------- */
+
+/* Whether tap t of pixel (py, px) reads inside an h x w plane. */
+static int tap_inside(size_t h, size_t w, size_t py, size_t px, size_t t)
+{
+    size_t ry = py + t / 3, rx = px + t % 3; /* the input position + 1 */
+    return ry >= 1 && ry <= h && rx >= 1 && rx <= w;
+}
+
+/* Offset of tap t's input from its pixel: dy * w + dx. */
+static ptrdiff_t tap_shift(size_t w, size_t t)
+{
+    return ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)w + ((ptrdiff_t)(t % 3) - 1);
+}
+
+/* Where the convolution's weights are: output channel r, input channel c, tap t at
+ * wt[r * rs + c * cs + toff[t]]. The forward reads [co, ci, 3, 3] (rs = 9 ci, cs = 9, toff[t]
+ * = t); the input gradient the transposed, tap-flipped weight in place (rs = 9, cs = 9 ci of the
+ * forward, toff[t] = 8 - t). */
+typedef struct wlayout {
+    const float *wt;
+    size_t rs, cs;
+    ptrdiff_t toff[9];
+} wlayout;
+
+/* Output plane by output plane, k = (input channel, tap) outer: the plane holds the running
+ * sums (float stores are exact, so this is the fma chain of each element). */
+static void fwd_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
+                         const float *b, const float *x, float *y, int acc)
+{
+    size_t hw = h * w;
+    for (size_t i = 0; i < n; i++)
+        for (size_t o = 0; o < co; o++) {
+            float *yo = y + (i * co + o) * hw;
+            if (!acc)
+                for (size_t p = 0; p < hw; p++)
+                    yo[p] = 0.0f;
+            for (size_t c = 0; c < ci; c++) {
+                const float *xc = x + (i * ci + c) * hw;
+                for (size_t t = 0; t < 9; t++) {
+                    float a = L->wt[o * L->rs + c * L->cs + L->toff[t]];
+                    ptrdiff_t s = tap_shift(w, t);
+                    for (size_t p = 0; p < hw; p++) {
+                        float v = tap_inside(h, w, p / w, p % w, t) ? xc[(ptrdiff_t)p + s]
+                                                                    : 0.0f;
+                        yo[p] = fmaf(a, v, yo[p]);
+                    }
+                }
+            }
+            if (b != NULL)
+                for (size_t p = 0; p < hw; p++)
+                    yo[p] = yo[p] + b[o];
+        }
+}
+
+/* The fixed reduction of 16 lane sums: (l, l + 8), then (l, l + 4), (l, l + 2), (0, 1). */
+static float tree16(const float *s)
+{
+    float s8[8], s4[4], s2[2];
+    for (size_t l = 0; l < 8; l++)
+        s8[l] = s[l] + s[l + 8];
+    for (size_t l = 0; l < 4; l++)
+        s4[l] = s8[l] + s8[l + 4];
+    for (size_t l = 0; l < 2; l++)
+        s2[l] = s4[l] + s4[l + 2];
+    return s2[0] + s2[1];
+}
+
+/* Per (output, input channel): the 9 taps' 16 lane sums over the images and pixel vectors in
+ * order, then tree16. */
+static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                           const float *x, float *gw)
+{
+    size_t hw = h * w, nv = (hw + LANES - 1) / LANES;
+    for (size_t o = 0; o < co; o++)
+        for (size_t c = 0; c < ci; c++) {
+            float s[9][LANES];
+            for (size_t t = 0; t < 9; t++)
+                for (size_t l = 0; l < LANES; l++)
+                    s[t][l] = 0.0f;
+            for (size_t i = 0; i < n; i++) {
+                const float *g = gy + (i * co + o) * hw, *xc = x + (i * ci + c) * hw;
+                for (size_t q = 0; q < nv; q++)
+                    for (size_t l = 0; l < LANES; l++) {
+                        size_t p = q * LANES + l;
+                        float gv = p < hw ? g[p] : 0.0f;
+                        for (size_t t = 0; t < 9; t++) {
+                            float v = p < hw && tap_inside(h, w, p / w, p % w, t)
+                                          ? xc[(ptrdiff_t)p + tap_shift(w, t)]
+                                          : 0.0f;
+                            s[t][l] = fmaf(gv, v, s[t][l]);
+                        }
+                    }
+            }
+            for (size_t t = 0; t < 9; t++)
+                gw[(o * ci + c) * 9 + t] += tree16(s[t]);
+        }
+}
+
+#if CONV_X86
+
+/* Lane masks of the plane's 16-pixel vectors: m[q * 10 + t] (t < 9) has bit l set when pixel
+ * q * 16 + l exists and tap t reads inside the plane; m[q * 10 + 9] when the pixel exists. */
+static void vec_masks(size_t h, size_t w, size_t nv, uint16_t *m)
+{
+    size_t hw = h * w;
+    for (size_t q = 0; q < nv; q++)
+        for (size_t l = 0; l < LANES; l++) {
+            size_t p = q * LANES + l;
+            if (l == 0)
+                for (size_t t = 0; t < 10; t++)
+                    m[q * 10 + t] = 0;
+            if (p >= hw)
+                continue;
+            m[q * 10 + 9] |= (uint16_t)(1u << l);
+            for (size_t t = 0; t < 9; t++)
+                if (tap_inside(h, w, p / w, p % w, t))
+                    m[q * 10 + t] |= (uint16_t)(1u << l);
+        }
+}
+
+/* ---- AVX-512 ----------------------------------------------------------------------------- */
+#if SCORE__SIMD_LEVEL >= 2
+
+/* Rows and vectors of a forward tile: 6 x 4 accumulators. */
+#define FR512 6
+#define FV512 4
+
+/* mr output channels (the layout L, from wt) x nv vectors of pixels: vector v reads the
+ * input planes at xb[v] (+ c * hw + shift) and writes the output planes at yb[v] (+ r * hw);
+ * mk[t * FV512 + v]: its tap masks, ms[v]: its pixels. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, const float *wt,
+            const wlayout *L, const float *const *xb, float *const *yb, size_t yo, const __mmask16 *mk,
+            const __mmask16 *ms, const float *b, int acc)
+{
+    __m512 c[FR512][FV512];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++)
+            c[r][v] = acc ? _mm512_maskz_loadu_ps(ms[v], yb[v] + yo + r * hw) : _mm512_setzero_ps();
+    for (size_t ch = 0; ch < ci; ch++) {
+        const float *a = wt + ch * L->cs;
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            __m512 bv[FV512];
+#pragma GCC unroll 4
+            for (size_t v = 0; v < nv; v++)
+                bv[v] = _mm512_maskz_loadu_ps(mk[t * FV512 + v], xb[v] + ch * hw + sh[t]);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++) {
+                __m512 av = _mm512_set1_ps(a[r * L->rs + L->toff[t]]);
+#pragma GCC unroll 4
+                for (size_t v = 0; v < nv; v++)
+                    c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++) {
+            __m512 out = c[r][v];
+            if (b != NULL)
+                out = _mm512_add_ps(out, _mm512_set1_ps(b[r]));
+            _mm512_mask_storeu_ps(yb[v] + yo + r * hw, ms[v], out);
+        }
+}
+
+#define FWD512_CASE(mr, nv)                                                                  \
+    case (mr) * 8 + (nv):                                                                    \
+        fwd_tile512(mr, nv, ci, hw, sh, L->wt + o0 * L->rs, L, xb, yb, o0 * hw, mk, ms,                    \
+                    b != NULL ? b + o0 : NULL, acc);                                          \
+        break;
+
+/* Tiles of FV512 consecutive vectors of the images' pixel sequence (image by image, the
+ * vectors of a plane in order; a tile may span images) x FR512 output channels. */
+__attribute__((target("avx512f"))) static void
+fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+           const float *x, float *y, int acc)
+{
+    size_t hw = h * w, nvp = (hw + LANES - 1) / LANES, total = n * nvp;
+    uint16_t m[MAX_VEC * 10];
+    ptrdiff_t sh[9];
+    vec_masks(h, w, nvp, m);
+    for (size_t t = 0; t < 9; t++)
+        sh[t] = tap_shift(w, t);
+    for (size_t j0 = 0; j0 < total; j0 += FV512) {
+        size_t nv = total - j0 < FV512 ? total - j0 : FV512;
+        const float *xb[FV512];
+        float *yb[FV512];
+        __mmask16 mk[9 * FV512], ms[FV512];
+        for (size_t v = 0; v < nv; v++) {
+            size_t i = (j0 + v) / nvp, q = (j0 + v) % nvp;
+            xb[v] = x + i * ci * hw + q * LANES;
+            yb[v] = y + i * co * hw + q * LANES;
+            for (size_t t = 0; t < 9; t++)
+                mk[t * FV512 + v] = (__mmask16)m[q * 10 + t];
+            ms[v] = (__mmask16)m[q * 10 + 9];
+        }
+        for (size_t o0 = 0; o0 < co; o0 += FR512) {
+            size_t mr = co - o0 < FR512 ? co - o0 : FR512;
+            switch (mr * 8 + nv) {
+                FWD512_CASE(1, 1) FWD512_CASE(1, 2) FWD512_CASE(1, 3) FWD512_CASE(1, 4)
+                FWD512_CASE(2, 1) FWD512_CASE(2, 2) FWD512_CASE(2, 3) FWD512_CASE(2, 4)
+                FWD512_CASE(3, 1) FWD512_CASE(3, 2) FWD512_CASE(3, 3) FWD512_CASE(3, 4)
+                FWD512_CASE(4, 1) FWD512_CASE(4, 2) FWD512_CASE(4, 3) FWD512_CASE(4, 4)
+                FWD512_CASE(5, 1) FWD512_CASE(5, 2) FWD512_CASE(5, 3) FWD512_CASE(5, 4)
+                FWD512_CASE(6, 1) FWD512_CASE(6, 2) FWD512_CASE(6, 3) FWD512_CASE(6, 4)
+            default:
+                break;
+            }
+        }
+    }
+}
+
+/* tree16 of a vector's lanes. */
+__attribute__((target("avx512f"))) static float hsum512(__m512 v)
+{
+    __m256 lo = _mm512_castps512_ps256(v);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* A mask register loaded straight from memory (GCC goes through a general register
+ * otherwise: two instructions per mask in the inner loop). */
+__attribute__((target("avx512f"), always_inline)) static inline __mmask16
+kload(const uint16_t *p)
+{
+    __mmask16 k;
+    __asm__("kmovw %1, %0" : "=k"(k) : "m"(*p));
+    return k;
+}
+
+/* Output channels of a weight-gradient tile (x 9 taps of one input channel: 27 accumulators). */
+#define WR512 3
+
+/* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
+ * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
+ * hsum512; m: vec_masks of the plane. The next image's planes are prefetched (they start a
+ * plane set further, out of the hardware prefetchers' reach). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+              const ptrdiff_t *sh, const __mmask16 *m, const float *gy, const float *x,
+              float *gw)
+{
+    __m512 s[WR512][9];
+#pragma GCC unroll 3
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++)
+            s[r][t] = _mm512_setzero_ps();
+    size_t pre = hw * sizeof(float) < 512 ? hw : 512 / sizeof(float); /* prefetched floats */
+    for (size_t i = 0; i < n; i++) {
+        const float *g = gy + i * co * hw, *xc = x + i * ci * hw;
+        if (i + 1 < n)
+            for (size_t p = 0; p < pre; p += 16) {
+                _mm_prefetch((const char *)(xc + ci * hw + p), _MM_HINT_T0);
+#pragma GCC unroll 3
+                for (size_t r = 0; r < mr; r++)
+                    _mm_prefetch((const char *)(g + co * hw + r * hw + p), _MM_HINT_T0);
+            }
+        for (size_t q = 0; q < nvp; q++) {
+            const __mmask16 *mq = m + q * 10;
+            __m512 gv[WR512];
+#pragma GCC unroll 3
+            for (size_t r = 0; r < mr; r++)
+                gv[r] = _mm512_maskz_loadu_ps(kload(mq + 9),
+                                              g + r * hw + q * LANES);
+#pragma GCC unroll 9
+            for (size_t t = 0; t < 9; t++) {
+                __m512 xv = _mm512_maskz_loadu_ps(kload(mq + t),
+                                                  xc + q * LANES + sh[t]);
+#pragma GCC unroll 3
+                for (size_t r = 0; r < mr; r++)
+                    s[r][t] = _mm512_fmadd_ps(gv[r], xv, s[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++)
+            gw[r * ci * 9 + t] += hsum512(s[r][t]);
+}
+
+/* Tiles of WR512 output channels x one input channel's 9 taps. */
+__attribute__((target("avx512f"))) static void
+wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+             const float *x, float *gw)
+{
+    size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
+    uint16_t m[MAX_VEC * 10];
+    ptrdiff_t sh[9];
+    vec_masks(h, w, nvp, m);
+    for (size_t t = 0; t < 9; t++)
+        sh[t] = tap_shift(w, t);
+    for (size_t o0 = 0; o0 < co; o0 += WR512) {
+        size_t mr = co - o0 < WR512 ? co - o0 : WR512;
+        for (size_t c = 0; c < ci; c++) {
+            const float *g = gy + o0 * hw, *xc = x + c * hw;
+            float *gwt = gw + (o0 * ci + c) * 9;
+            if (mr == 3)
+                wgrad_tile512(3, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+            else if (mr == 2)
+                wgrad_tile512(2, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+            else
+                wgrad_tile512(1, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+        }
+    }
+}
+#endif /* SCORE__SIMD_LEVEL >= 2 */
+
+/* ---- AVX2 with FMA ----------------------------------------------------------------------- *
+ * 8-lane vectors: vector j of a plane is the half j % 2 of the 16-pixel mask vector j / 2. */
+
+#define FR256 6
+#define FV256 2
+
+/* All lanes of an 8-lane mask vector from 8 mask bits. */
+__attribute__((target("avx2,fma"))) static __m256i mask_bits8(unsigned bits)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), bit), bit);
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, const float *wt,
+            const wlayout *L, const float *const *xb, float *const *yb, size_t yo, const __m256i *mk,
+            const __m256i *ms, const float *b, int acc)
+{
+    __m256 c[FR256][FV256];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < nv; v++)
+            c[r][v] = acc ? _mm256_maskload_ps(yb[v] + yo + r * hw, ms[v]) : _mm256_setzero_ps();
+    for (size_t ch = 0; ch < ci; ch++) {
+        const float *a = wt + ch * L->cs;
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            __m256 bv[FV256];
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                bv[v] = _mm256_maskload_ps(xb[v] + ch * hw + sh[t], mk[t * FV256 + v]);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r * L->rs + L->toff[t]);
+#pragma GCC unroll 2
+                for (size_t v = 0; v < nv; v++)
+                    c[r][v] = _mm256_fmadd_ps(av, bv[v], c[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < nv; v++) {
+            __m256 out = c[r][v];
+            if (b != NULL)
+                out = _mm256_add_ps(out, _mm256_set1_ps(b[r]));
+            _mm256_maskstore_ps(yb[v] + yo + r * hw, ms[v], out);
+        }
+}
+
+#define FWD256_CASE(mr, nv)                                                                  \
+    case (mr) * 8 + (nv):                                                                    \
+        fwd_tile256(mr, nv, ci, hw, sh, L->wt + o0 * L->rs, L, xb, yb, o0 * hw, mk, ms,                    \
+                    b != NULL ? b + o0 : NULL, acc);                                          \
+        break;
+
+/* As fwd_avx512 with 8-lane vectors, FV256 of them x FR256 output channels per tile. */
+__attribute__((target("avx2,fma"))) static void
+fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+         const float *x, float *y, int acc)
+{
+    size_t hw = h * w, nvp = (hw + 7) / 8, total = n * nvp;
+    uint16_t m[MAX_VEC * 10];
+    ptrdiff_t sh[9];
+    vec_masks(h, w, (hw + LANES - 1) / LANES, m);
+    for (size_t t = 0; t < 9; t++)
+        sh[t] = tap_shift(w, t);
+    for (size_t j0 = 0; j0 < total; j0 += FV256) {
+        size_t nv = total - j0 < FV256 ? total - j0 : FV256;
+        const float *xb[FV256];
+        float *yb[FV256];
+        __m256i mk[9 * FV256], ms[FV256];
+        for (size_t v = 0; v < nv; v++) {
+            size_t i = (j0 + v) / nvp, q = (j0 + v) % nvp;
+            const uint16_t *mq = m + q / 2 * 10;
+            unsigned half = (unsigned)(q % 2) * 8;
+            xb[v] = x + i * ci * hw + q * 8;
+            yb[v] = y + i * co * hw + q * 8;
+            for (size_t t = 0; t < 9; t++)
+                mk[t * FV256 + v] = mask_bits8((mq[t] >> half) & 0xFFu);
+            ms[v] = mask_bits8((mq[9] >> half) & 0xFFu);
+        }
+        for (size_t o0 = 0; o0 < co; o0 += FR256) {
+            size_t mr = co - o0 < FR256 ? co - o0 : FR256;
+            switch (mr * 8 + nv) {
+                FWD256_CASE(1, 1) FWD256_CASE(1, 2) FWD256_CASE(2, 1) FWD256_CASE(2, 2)
+                FWD256_CASE(3, 1) FWD256_CASE(3, 2) FWD256_CASE(4, 1) FWD256_CASE(4, 2)
+                FWD256_CASE(5, 1) FWD256_CASE(5, 2) FWD256_CASE(6, 1) FWD256_CASE(6, 2)
+            default:
+                break;
+            }
+        }
+    }
+}
+
+/* tree16 of lanes 0 .. 7 (lo) and 8 .. 15 (hi). */
+__attribute__((target("avx2,fma"))) static float hsum256(__m256 lo, __m256 hi)
+{
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+    return _mm_cvtss_f32(s1);
+}
+
+/* One output channel x 9 taps of one input channel, the lanes 8 hf .. 8 hf + 7 of the 16-lane
+ * sums (each lane's chain is that of the 16-lane versions). */
+__attribute__((target("avx2,fma"))) static void
+wgrad_half256(size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+              const ptrdiff_t *sh, const uint16_t *m, const float *gy, const float *x,
+              __m256 *s)
+{
+    for (size_t t = 0; t < 9; t++)
+        s[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i++) {
+        const float *g = gy + i * co * hw + hf * 8, *xc = x + i * ci * hw + hf * 8;
+        for (size_t q = 0; q < nvp; q++) {
+            const uint16_t *mq = m + q * 10;
+            unsigned half = (unsigned)hf * 8;
+            __m256 gv = _mm256_maskload_ps(g + q * LANES, mask_bits8((mq[9] >> half) & 0xFFu));
+#pragma GCC unroll 9
+            for (size_t t = 0; t < 9; t++) {
+                __m256 xv = _mm256_maskload_ps(xc + q * LANES + sh[t],
+                                               mask_bits8((mq[t] >> half) & 0xFFu));
+                s[t] = _mm256_fmadd_ps(gv, xv, s[t]);
+            }
+        }
+    }
+}
+
+/* Per (output, input channel): both halves of the 16 lane sums, then tree16. */
+__attribute__((target("avx2,fma"))) static void
+wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
+           float *gw)
+{
+    size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
+    uint16_t m[MAX_VEC * 10];
+    ptrdiff_t sh[9];
+    vec_masks(h, w, nvp, m);
+    for (size_t t = 0; t < 9; t++)
+        sh[t] = tap_shift(w, t);
+    for (size_t o = 0; o < co; o++)
+        for (size_t c = 0; c < ci; c++) {
+            __m256 lo[9], hi[9];
+            wgrad_half256(0, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, lo);
+            wgrad_half256(1, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, hi);
+            for (size_t t = 0; t < 9; t++)
+                gw[(o * ci + c) * 9 + t] += hsum256(lo[t], hi[t]);
+        }
+}
+#endif /* CONV_X86 */
+
+/* ---- Dispatch ---------------------------------------------------------------------------- */
+
+/* The forward's loops over the weight of L (ci input, co output channels). */
+static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                    const wlayout *L, const float *b, const float *x, float *y, int acc)
+{
+    size_t hw = h * w;
+    if (n == 0 || co == 0 || hw == 0)
+        return;
+#if CONV_X86
+    if (hw <= SCORE__CONV3_MAX_HW) {
+#if SCORE__SIMD_LEVEL >= 2
+        if (level >= 2) {
+            fwd_avx512(n, ci, co, h, w, L, b, x, y, acc);
+            return;
+        }
+#endif
+        if (level >= 1) {
+            fwd_avx2(n, ci, co, h, w, L, b, x, y, acc);
+            return;
+        }
+    }
+#else
+    (void)level;
+#endif
+    fwd_portable(n, ci, co, h, w, L, b, x, y, acc);
+}
+
+void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *b, const float *x, float *y, int acc)
+{
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
+    conv_at(level, n, ci, co, h, w, &L, b, x, y, acc);
+}
+
+void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          const float *b, const float *x, float *y, int acc)
+{
+    score__conv3_forward_at(score__gemm_cols_level(), n, ci, co, h, w, wt, b, x, y, acc);
+}
+
+void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, const float *gy, float *gx)
+{
+    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}};
+    conv_at(level, n, co, ci, h, w, &L, NULL, gy, gx, 1);
+}
+
+void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                             const float *wt, const float *gy, float *gx)
+{
+    score__conv3_input_grad_at(score__gemm_cols_level(), n, ci, co, h, w, wt, gy, gx);
+}
+
+void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                           const float *gy, const float *x, float *gw)
+{
+    size_t hw = h * w;
+    if (n == 0 || co == 0 || ci == 0 || hw == 0)
+        return;
+#if CONV_X86
+    if (hw <= SCORE__CONV3_MAX_HW) {
+#if SCORE__SIMD_LEVEL >= 2
+        if (level >= 2) {
+            wgrad_avx512(n, ci, co, h, w, gy, x, gw);
+            return;
+        }
+#endif
+        if (level >= 1) {
+            wgrad_avx2(n, ci, co, h, w, gy, x, gw);
+            return;
+        }
+    }
+#else
+    (void)level;
+#endif
+    wgrad_portable(n, ci, co, h, w, gy, x, gw);
+}
+
+void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                        const float *x, float *gw)
+{
+    score__conv3_wgrad_at(score__gemm_cols_level(), n, ci, co, h, w, gy, x, gw);
+}
