@@ -229,38 +229,15 @@ double score__act_d2(int act, double z)
 #define SILU_X86 0
 #endif
 
-/* a * b + c rounded once (round to nearest even), the same bits on every machine. hw = 1 in the
- * versions compiled with FMA instructions (fmaf becomes one vfmadd there); hw = 0 in the
- * portable version, where fmaf is a library call on x86-64 without FMA (slow, and no loop over
- * it vectorizes): there the product, exact in double (24 + 24 bits), is added to c in double
- * with the rounding error of the sum recovered exactly (two-sum), the sum is rounded to odd (if
- * inexact and its last bit is 0, moved one step towards the exact value) and then to float:
- * rounding to odd at 53 bits and then to nearest at 24 gives the correctly rounded result (53 >=
- * 24 + 2). No double underflow or overflow is possible for float operands; an infinite or NaN
- * sum (error not finite) is left as it is, as fmaf does. Where the compiler knows fmaf is fast
- * (FP_FAST_FMAF: FMA in the base instruction set) it is used everywhere. */
-SCORE__INLINE float fma_x(float a, float b, float c, int hw)
-{
-#if defined(FP_FAST_FMAF)
-    (void)hw;
-    return fmaf(a, b, c);
-#else
-    double p, s, v, err;
-    uint64_t bits, odd;
-    if (hw)
-        return fmaf(a, b, c);
-    p = (double)a * (double)b;
-    s = p + (double)c;
-    v = s - p;
-    err = (p - (s - v)) + ((double)c - v);
-    memcpy(&bits, &s, sizeof bits);
-    odd = (err != 0.0 && err - err == 0.0 && !(bits & 1u)) ? 1u : 0u;
-    /* towards the exact value: away from zero when err has the sign of s */
-    bits = ((err > 0.0) == (s > 0.0)) ? bits + odd : bits - odd;
-    memcpy(&s, &bits, sizeof s);
-    return (float)s;
-#endif
-}
+/* The SiLU loops below use fused multiply-adds, fmaf(a, b, c) = a * b + c rounded once, which
+ * gives the same bits on every machine (the build never contracts a * b + c by itself: ISO C
+ * mode). In the versions compiled with FMA instructions fmaf() is one vfmadd; in the portable
+ * version on x86-64 it is a call to the C library's fmaf (exact; glibc's runs the FMA
+ * instruction when the processor has it): about 60 times slower than the vector versions, the
+ * price of identical bits in the builds that use the portable version only (sanitizers,
+ * -Dsimd=baseline, other compilers; an emulation in double with rounding to odd was slower
+ * still: a long chain of dependent operations that did not vectorize). Where FMA is in the base
+ * instruction set (FP_FAST_FMAF, e.g. AArch64) the portable version inlines and vectorizes it. */
 
 /* Range of the argument x of exp_neg_vec (see there). The vector loops read the bounds from this
  * volatile table, not as constants: with constants GCC splits every loop into clamped and
@@ -270,8 +247,7 @@ SCORE__INLINE float fma_x(float a, float b, float c, int hw)
 static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
 
 /* e^-z in float without library calls or divisions, so that loops over it vectorize, with the
- * same bits in every version (fused multiply-adds through fma_x, hw as there): x = -z is clamped
- * to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result) are finite normal numbers
+ * same bits in every version (fused multiply-adds): x = -z is clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result) are finite normal numbers
  * (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for anything larger: as an addend of 1,
  * or in a sigmoid that is then below 2e-35, the difference is far below float resolution; a NaN
  * z becomes lo, and the callers multiply by z, so a NaN still propagates). Then x = n ln2 + r
@@ -280,27 +256,27 @@ static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
  * expf polynomial P in Horner form, and the result 2^n + 2^n (e^r - 1) in one rounding, 2^n
  * through the exponent bits. Relative error about 1e-7 (the Cephes polynomial's); test-kernel.c
  * measures the sigmoid built on it. */
-SCORE__INLINE float exp_neg_vec(float z, float lo, float hi, int hw)
+SCORE__INLINE float exp_neg_vec(float z, float lo, float hi)
 {
     float x = -z, qs, n, r, r2, a, p, scale;
     uint32_t bits;
     x = x > lo ? x : lo; /* maxps / minps as x86 reads them: a NaN x becomes lo */
     x = x < hi ? x : hi;
-    qs = fma_x(x, 1.44269504088896341f, 12582912.0f, hw);
+    qs = fmaf(x, 1.44269504088896341f, 12582912.0f);
     n = qs - 12582912.0f;
-    r = fma_x(n, -0.693359375f, x, hw);
-    r = fma_x(n, 2.12194440e-4f, r, hw);
+    r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
     r2 = r * r;
-    a = fma_x(1.9875691500e-4f, r, 1.3981999507e-3f, hw);
-    a = fma_x(a, r, 8.3334519073e-3f, hw);
-    a = fma_x(a, r, 4.1665795894e-2f, hw);
-    a = fma_x(a, r, 1.6666665459e-1f, hw);
-    a = fma_x(a, r, 5.0000001201e-1f, hw);
-    p = fma_x(a, r2, r, hw); /* e^r - 1 */
+    a = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+    a = fmaf(a, r, 8.3334519073e-3f);
+    a = fmaf(a, r, 4.1665795894e-2f);
+    a = fmaf(a, r, 1.6666665459e-1f);
+    a = fmaf(a, r, 5.0000001201e-1f);
+    p = fmaf(a, r2, r); /* e^r - 1 */
     memcpy(&bits, &qs, sizeof bits);
     bits = (bits + (127u - 0x4B400000u)) << 23; /* (n + 127) << 23; 0x4B400000 = 1.5 * 2^23 */
     memcpy(&scale, &bits, sizeof scale);
-    return fma_x(p, scale, scale, hw);
+    return fmaf(p, scale, scale);
 }
 
 /* The logistic sigmoid 1 / (1 + e^-z) of SiLU without a division (a vector division costs more
@@ -310,33 +286,32 @@ SCORE__INLINE float exp_neg_vec(float z, float lo, float hi, int hw)
  * multiply-adds (error 0.051^8 = 5e-11 before rounding, then within 0.51 ulp of 1 / d, the
  * correctly rounded quotient for all but 0.02% of d). Over every 1000th float in [-80, 100],
  * within 2.3 ulp of the exact sigmoid, as the division was (the rounding of d dominates; 99% of
- * the results have the division's bits); test-kernel.c measures it. lo, hi and hw as
- * exp_neg_vec. */
-SCORE__INLINE float silu_sig(float z, float lo, float hi, int hw)
+ * the results have the division's bits); test-kernel.c measures it. lo, hi as exp_neg_vec. */
+SCORE__INLINE float silu_sig(float z, float lo, float hi)
 {
-    float d = 1.0f + exp_neg_vec(z, lo, hi, hw), r, e;
+    float d = 1.0f + exp_neg_vec(z, lo, hi), r, e;
     uint32_t bits;
     memcpy(&bits, &d, sizeof bits);
     bits = 0x7EF311C3u - bits;
     memcpy(&r, &bits, sizeof r);
-    e = fma_x(-d, r, 1.0f, hw);
-    r = fma_x(r, e, r, hw);
-    e = fma_x(-d, r, 1.0f, hw);
-    r = fma_x(r, e, r, hw);
-    e = fma_x(-d, r, 1.0f, hw);
-    return fma_x(r, e, r, hw);
+    e = fmaf(-d, r, 1.0f);
+    r = fmaf(r, e, r);
+    e = fmaf(-d, r, 1.0f);
+    r = fmaf(r, e, r);
+    e = fmaf(-d, r, 1.0f);
+    return fmaf(r, e, r);
 }
 
 /* SiLU's derivatives from z, f = z s and s = sigmoid(z): phi' = s (1 + z (1 - s)) = s + f (1 - s)
  * and phi'' = s (1 - s) (2 + z (1 - 2 s)). */
-SCORE__INLINE float silu_d1(float s, float f, int hw)
+SCORE__INLINE float silu_d1(float s, float f)
 {
-    return fma_x(f, 1.0f - s, s, hw);
+    return fmaf(f, 1.0f - s, s);
 }
 
-SCORE__INLINE float silu_d2(float z, float s, int hw)
+SCORE__INLINE float silu_d2(float z, float s)
 {
-    return (s * (1.0f - s)) * fma_x(z, fma_x(-2.0f, s, 1.0f, hw), 2.0f, hw);
+    return (s * (1.0f - s)) * fmaf(z, fmaf(-2.0f, s, 1.0f), 2.0f);
 }
 
 static inline float sigmoid_f(float z)
@@ -352,10 +327,10 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
     float s, t, e, p;
     switch (act) {
     case SCORE__ACT_SILU:
-        s = silu_sig(z, SCORE__EXP_LO, SCORE__EXP_HI, 0);
+        s = silu_sig(z, SCORE__EXP_LO, SCORE__EXP_HI);
         *f = z * s;
-        *d1 = silu_d1(s, *f, 0);
-        *d2 = silu_d2(z, s, 0);
+        *d1 = silu_d1(s, *f);
+        *d2 = silu_d2(z, s);
         break;
     case SCORE__ACT_SOFTPLUS:
         s = sigmoid_f(z);
@@ -402,20 +377,20 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
  * each column's arithmetic is unchanged. */
 SCORE__INLINE void silu_one(size_t c, float *z, const float *bias, const float *res, float *h,
                             float *d1, float *d2, float lo, float hi, int has_bias,
-                            int has_res, int want_d1, int want_d2, int hw)
+                            int has_res, int want_d1, int want_d2)
 {
     float zz = z[c], s, f;
     if (has_bias) {
         zz = zz + bias[c];
         z[c] = zz;
     }
-    s = silu_sig(zz, lo, hi, hw);
+    s = silu_sig(zz, lo, hi);
     f = zz * s;
     h[c] = has_res ? res[c] + f : f;
     if (want_d1)
-        d1[c] = silu_d1(s, f, hw);
+        d1[c] = silu_d1(s, f);
     if (want_d2)
-        d2[c] = silu_d2(zz, s, hw);
+        d2[c] = silu_d2(zz, s);
 }
 
 /* The halves as separate arrays (suffix 0: columns 0 .., 1: columns half ..), so that the
@@ -425,52 +400,52 @@ SCORE__INLINE void silu_halves(size_t half, float *z0, float *z1, const float *r
                                const float *restrict r1, float *h0, float *h1,
                                float *restrict e0, float *restrict e1, float *restrict f0,
                                float *restrict f1, float lo, float hi, int has_bias,
-                               int has_res, int want_d1, int want_d2, int hw)
+                               int has_res, int want_d1, int want_d2)
 {
     for (size_t c = 0; c < half; c++) {
-        silu_one(c, z0, b0, r0, h0, e0, f0, lo, hi, has_bias, has_res, want_d1, want_d2, hw);
-        silu_one(c, z1, b1, r1, h1, e1, f1, lo, hi, has_bias, has_res, want_d1, want_d2, hw);
+        silu_one(c, z0, b0, r0, h0, e0, f0, lo, hi, has_bias, has_res, want_d1, want_d2);
+        silu_one(c, z1, b1, r1, h1, e1, f1, lo, hi, has_bias, has_res, want_d1, want_d2);
     }
 }
 
 SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
                              const float *restrict res, float *h, float *restrict d1,
                              float *restrict d2, float lo, float hi, int has_bias, int has_res,
-                             int want_d1, int want_d2, int hw)
+                             int want_d1, int want_d2)
 {
     /* (pointers that may be NULL are offset only when used) */
     size_t half = cols / 2, o = half;
     silu_halves(half, z, z + o, bias, has_bias ? bias + o : bias, res, has_res ? res + o : res,
                 h, h + o, d1, want_d1 ? d1 + o : d1, d2, want_d2 ? d2 + o : d2, lo, hi,
-                has_bias, has_res, want_d1, want_d2, hw);
+                has_bias, has_res, want_d1, want_d2);
     if (cols % 2)
         silu_one(cols - 1, z, bias, res, h, d1, d2, lo, hi, has_bias, has_res, want_d1,
-                 want_d2, hw);
+                 want_d2);
 }
 
 /* One row: picks the specialised loop. h may alias z when d1 == d2 == NULL; res (the
  * residual input, or NULL) must not alias h, d1 or d2. */
 SCORE__INLINE void silu_row(size_t cols, float *z, const float *bias, const float *res, float *h,
-                            float *d1, float *d2, float lo, float hi, int hw)
+                            float *d1, float *d2, float lo, float hi)
 {
     int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2 | (d2 != NULL) << 3;
     switch (code) {
-    case 0: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 0, hw); break;
-    case 1: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 0, hw); break;
-    case 2: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 0, hw); break;
-    case 3: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 0, hw); break;
-    case 4: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 0, hw); break;
-    case 5: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 0, hw); break;
-    case 6: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 0, hw); break;
-    case 7: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 0, hw); break;
-    case 8: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 1, hw); break;
-    case 9: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 1, hw); break;
-    case 10: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 1, hw); break;
-    case 11: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 1, hw); break;
-    case 12: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 1, hw); break;
-    case 13: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 1, hw); break;
-    case 14: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 1, hw); break;
-    default: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 1, hw); break;
+    case 0: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 0); break;
+    case 1: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 0); break;
+    case 2: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 0); break;
+    case 3: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 0); break;
+    case 4: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 0); break;
+    case 5: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 0); break;
+    case 6: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 0); break;
+    case 7: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 0); break;
+    case 8: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 1); break;
+    case 9: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 1); break;
+    case 10: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 1); break;
+    case 11: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 1); break;
+    case 12: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 1); break;
+    case 13: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 1); break;
+    case 14: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 1); break;
+    default: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 1); break;
     }
 }
 
@@ -479,70 +454,69 @@ SCORE__INLINE void silu_row(size_t cols, float *z, const float *bias, const floa
  * store per unit fewer). res and d1 overlap nothing. */
 SCORE__INLINE void silu_one_ip(size_t c, float *zh, const float *bias, const float *res,
                                float *d1, float lo, float hi, int has_bias, int has_res,
-                               int want_d1, int hw)
+                               int want_d1)
 {
     float zz = has_bias ? zh[c] + bias[c] : zh[c];
-    float s = silu_sig(zz, lo, hi, hw), f = zz * s;
+    float s = silu_sig(zz, lo, hi), f = zz * s;
     zh[c] = has_res ? res[c] + f : f;
     if (want_d1)
-        d1[c] = silu_d1(s, f, hw);
+        d1[c] = silu_d1(s, f);
 }
 
 SCORE__INLINE void silu_halves_ip(size_t half, float *restrict z0, float *restrict z1,
                                   const float *restrict b0, const float *restrict b1,
                                   const float *restrict r0, const float *restrict r1,
                                   float *restrict e0, float *restrict e1, float lo, float hi,
-                                  int has_bias, int has_res, int want_d1, int hw)
+                                  int has_bias, int has_res, int want_d1)
 {
     for (size_t c = 0; c < half; c++) {
-        silu_one_ip(c, z0, b0, r0, e0, lo, hi, has_bias, has_res, want_d1, hw);
-        silu_one_ip(c, z1, b1, r1, e1, lo, hi, has_bias, has_res, want_d1, hw);
+        silu_one_ip(c, z0, b0, r0, e0, lo, hi, has_bias, has_res, want_d1);
+        silu_one_ip(c, z1, b1, r1, e1, lo, hi, has_bias, has_res, want_d1);
     }
 }
 
 SCORE__INLINE void silu_loop_ip(size_t cols, float *zh, const float *bias, const float *res,
                                 float *d1, float lo, float hi, int has_bias, int has_res,
-                                int want_d1, int hw)
+                                int want_d1)
 {
     size_t half = cols / 2, o = half;
     silu_halves_ip(half, zh, zh + o, bias, has_bias ? bias + o : bias, res,
                    has_res ? res + o : res, d1, want_d1 ? d1 + o : d1, lo, hi, has_bias,
-                   has_res, want_d1, hw);
+                   has_res, want_d1);
     if (cols % 2)
-        silu_one_ip(cols - 1, zh, bias, res, d1, lo, hi, has_bias, has_res, want_d1, hw);
+        silu_one_ip(cols - 1, zh, bias, res, d1, lo, hi, has_bias, has_res, want_d1);
 }
 
 SCORE__INLINE void silu_row_ip(size_t cols, float *zh, const float *bias, const float *res,
-                               float *d1, float lo, float hi, int hw)
+                               float *d1, float lo, float hi)
 {
     int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2;
     switch (code) {
-    case 0: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 0, hw); break;
-    case 1: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 0, hw); break;
-    case 2: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 0, hw); break;
-    case 3: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 0, hw); break;
-    case 4: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 1, hw); break;
-    case 5: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 1, hw); break;
-    case 6: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 1, hw); break;
-    default: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 1, hw); break;
+    case 0: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 0); break;
+    case 1: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 0); break;
+    case 2: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 0); break;
+    case 3: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 0); break;
+    case 4: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 1); break;
+    case 5: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 1); break;
+    case 6: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 1); break;
+    default: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 1); break;
     }
 }
 
 /* All rows of the SiLU kernel, in place (inplace = 1: silu_row_ip with zh = z, h, d2 unused) or
- * not (silu_row), in the version given by hw (fma_x). */
+ * not (silu_row); always inlined into each version (silu_rows_avx512, ...). */
 SCORE__INLINE void silu_rows(size_t rows, size_t cols, float *z, const float *bias,
-                             const float *res, float *h, float *d1, float *d2, int inplace,
-                             int hw)
+                             const float *res, float *h, float *d1, float *d2, int inplace)
 {
     float lo = exp_bounds[0], hi = exp_bounds[1];
     for (size_t r = 0; r < rows; r++) {
         const float *rr = res ? res + r * cols : NULL;
         float *e1 = d1 ? d1 + r * cols : NULL;
         if (inplace)
-            silu_row_ip(cols, z + r * cols, bias, rr, e1, lo, hi, hw);
+            silu_row_ip(cols, z + r * cols, bias, rr, e1, lo, hi);
         else
             silu_row(cols, z + r * cols, bias, rr, h + r * cols, e1, d2 ? d2 + r * cols : NULL,
-                     lo, hi, hw);
+                     lo, hi);
     }
 }
 
@@ -552,7 +526,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void
 silu_rows_avx512(size_t rows, size_t cols, float *z, const float *bias, const float *res,
                  float *h, float *d1, float *d2, int inplace)
 {
-    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace, 1);
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
 }
 #endif
 
@@ -560,14 +534,14 @@ __attribute__((target("avx2,fma"))) static void
 silu_rows_avx2(size_t rows, size_t cols, float *z, const float *bias, const float *res,
                float *h, float *d1, float *d2, int inplace)
 {
-    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace, 1);
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
 }
 #endif
 
 static void silu_rows_portable(size_t rows, size_t cols, float *z, const float *bias,
                                const float *res, float *h, float *d1, float *d2, int inplace)
 {
-    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace, 0);
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
 }
 
 void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
@@ -593,7 +567,7 @@ void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const fl
 void score__silu_sigmoid(size_t n, const float *z, float *s)
 {
     for (size_t i = 0; i < n; i++)
-        s[i] = silu_sig(z[i], SCORE__EXP_LO, SCORE__EXP_HI, 0);
+        s[i] = silu_sig(z[i], SCORE__EXP_LO, SCORE__EXP_HI);
 }
 
 /* score__saxpy without the multiplication, vectorized: y += x. */
