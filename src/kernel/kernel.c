@@ -247,15 +247,16 @@ double score__act_d2(int act, double z)
 static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
 
 /* e^-z in float without library calls or divisions, so that loops over it vectorize, with the
- * same bits in every version (fused multiply-adds): x = -z is clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result) are finite normal numbers
- * (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for anything larger: as an addend of 1,
- * or in a sigmoid that is then below 2e-35, the difference is far below float resolution; a NaN
- * z becomes lo, and the callers multiply by z, so a NaN still propagates). Then x = n ln2 + r
- * with |r| <= ln2 / 2 (n = x log2(e) rounded to nearest by the 1.5 * 2^23 shift, whose low
- * mantissa bits then hold n; ln2 in Cephes's two parts), e^r - 1 = r + r^2 P(r) with the Cephes
- * expf polynomial P in Horner form, and the result 2^n + 2^n (e^r - 1) in one rounding, 2^n
- * through the exponent bits. Relative error about 1e-7 (the Cephes polynomial's); test-kernel.c
- * measures the sigmoid built on it. */
+ * same bits in every version (fused multiply-adds): x = -z is clamped to [lo, hi] = [-86, 80]
+ * so that the result and 1 / (1 + result) are finite normal numbers (e^-86 = 4e-38 stands for
+ * anything smaller, e^80 = 6e34 for anything larger: as an addend of 1, or in a sigmoid that is
+ * then below 2e-35, the difference is far below float resolution; a NaN z becomes lo, and the
+ * callers multiply by z, so a NaN still propagates). Then x = n ln2 + r with |r| <= ln2 / 2
+ * (n = x log2(e) rounded to nearest by the 1.5 * 2^23 shift, whose low mantissa bits then hold
+ * n; ln2 in Cephes's two parts), e^r - 1 = r + r^2 P(r) with the Cephes expf polynomial P in
+ * Horner form, and the result 2^n + 2^n (e^r - 1) in one rounding, 2^n through the exponent
+ * bits. Relative error about 1e-7 (the Cephes polynomial's); test-kernel.c measures the
+ * sigmoid built on it. */
 SCORE__INLINE float exp_neg_vec(float z, float lo, float hi)
 {
     float x = -z, qs, n, r, r2, a, p, scale;
