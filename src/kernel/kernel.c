@@ -220,7 +220,7 @@ double score__act_d2(int act, double z)
     }
 }
 
-/* The versions of the SiLU loops (see silu_rows_at): as the GEMM of gemm-cols.c, an AVX-512 and
+/* The versions of the SiLU loops (see score__silu_rows_at): as the GEMM of gemm-cols.c, an AVX-512 and
  * an AVX2 + FMA version on x86-64 with GCC (not in sanitizer builds), and the portable one. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
