@@ -72,7 +72,7 @@ void score__sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float 
 void score__gemm_cols(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *B,
                       size_t ldb, float *C, size_t ldc, int acc);
 /* The widest version this build and processor run: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable
- * (score__gemm_cols uses it). */
+ * (score__gemm_cols and the SiLU kernels use it). */
 int score__gemm_cols_level(void);
 /* score__gemm_cols with the version of `level` (at most score__gemm_cols_level(); for tests). */
 void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
@@ -175,6 +175,16 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
  * score__bias_act_forward_res(). res and d1 must not overlap zh or each other. */
 void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *bias, int act,
                              const float *res, float *d1);
+
+/* The SiLU rows of score__bias_act_forward_res (inplace = 0) or score__bias_act_inplace
+ * (inplace = 1: z is zh, h and d2 are ignored) in the version of `level` (as
+ * score__gemm_cols_at: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable; at most
+ * score__gemm_cols_level()). Every version gives the same bits (fused multiply-adds, no division;
+ * kernel.c); the entry points above call it with score__gemm_cols_level(). */
+void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
+                         const float *res, float *h, float *d1, float *d2, int inplace);
+/* s[i] = the sigmoid 1 / (1 + e^-z[i]) that the SiLU kernels use (bit for bit; for tests). */
+void score__silu_sigmoid(size_t n, const float *z, float *s);
 
 /* out = phi'(z) and/or phi''(z) elementwise (n values); either output may be NULL. */
 void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);

@@ -220,56 +220,99 @@ double score__act_d2(int act, double z)
     }
 }
 
+/* The versions of the SiLU loops (see score__silu_rows_at): as the GEMM of gemm-cols.c, an AVX-512 and
+ * an AVX2 + FMA version on x86-64 with GCC (not in sanitizer builds), and the portable one. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
+#define SILU_X86 1
+#else
+#define SILU_X86 0
+#endif
+
+/* The SiLU loops below use fused multiply-adds, fmaf(a, b, c) = a * b + c rounded once, which
+ * gives the same bits on every machine (the build never contracts a * b + c by itself: ISO C
+ * mode). In the versions compiled with FMA instructions fmaf() is one vfmadd; in the portable
+ * version on x86-64 it is a call to the C library's fmaf (exact; glibc's runs the FMA
+ * instruction when the processor has it): about 60 times slower than the vector versions, the
+ * price of identical bits in the builds that use the portable version only (sanitizers,
+ * -Dsimd=baseline, other compilers; an emulation in double with rounding to odd was slower
+ * still: a long chain of dependent operations that did not vectorize). Where FMA is in the base
+ * instruction set (FP_FAST_FMAF, e.g. AArch64) the portable version inlines and vectorizes it. */
+
 /* Range of the argument x of exp_neg_vec (see there). The vector loops read the bounds from this
  * volatile table, not as constants: with constants GCC splits every loop into clamped and
  * unclamped lanes (constant-folding e^bound) under masks, which doubles the work. */
 #define SCORE__EXP_LO -86.0f
 #define SCORE__EXP_HI 80.0f
-/* negated, as exp_neg_vec takes them: {-hi, -lo} */
-static const volatile float exp_bounds[2] = {-SCORE__EXP_HI, -SCORE__EXP_LO};
+static const volatile float exp_bounds[2] = {SCORE__EXP_LO, SCORE__EXP_HI};
 
-/* e^-z in float without library calls, so that loops over it vectorize: with x = -z,
- * x = n ln2 + r with |r| <= ln2 / 2 (n rounded to nearest by the 1.5 * 2^23 shift, ln2 split in
- * two parts), e^r by the Cephes expf polynomial (relative error about 1e-7), 2^n through the
- * exponent bits. x is clamped to [lo, hi] = [-86, 80] so that the result and 1 / (1 + result)
- * are finite normal numbers (e^-86 = 4e-38 stands for anything smaller, e^80 = 6e34 for
- * anything larger: as an addend of 1, or in a sigmoid that is then below 2e-35, the difference
- * is far below float resolution). The negation is folded into the arithmetic: the code works
- * with y = -x and u = -r, whose roundings mirror those of x and r exactly (round to nearest is
- * symmetric), so the result is bit for bit that of the same steps on x; the bounds come as
- * nlo = -hi, nhi = -lo. 2^n: the low bits of the shifted sum t + 1.5 * 2^23 hold n. */
-SCORE__INLINE float exp_neg_vec(float z, float nlo, float nhi)
+/* e^-z in float without library calls or divisions, so that loops over it vectorize, with the
+ * same bits in every version (fused multiply-adds): x = -z is clamped to [lo, hi] = [-86, 80]
+ * so that the result and 1 / (1 + result) are finite normal numbers (e^-86 = 4e-38 stands for
+ * anything smaller, e^80 = 6e34 for anything larger: as an addend of 1, or in a sigmoid that is
+ * then below 2e-35, the difference is far below float resolution; a NaN z becomes lo, and the
+ * callers multiply by z, so a NaN still propagates). Then x = n ln2 + r with |r| <= ln2 / 2
+ * (n = x log2(e) rounded to nearest by the 1.5 * 2^23 shift, whose low mantissa bits then hold
+ * n; ln2 in Cephes's two parts), e^r - 1 = r + r^2 P(r) with the Cephes expf polynomial P in
+ * Horner form, and the result 2^n + 2^n (e^r - 1) in one rounding, 2^n through the exponent
+ * bits. Relative error about 1e-7 (the Cephes polynomial's); test-kernel.c measures the
+ * sigmoid built on it. */
+SCORE__INLINE float exp_neg_vec(float z, float lo, float hi)
 {
-    float y, t, qs, n, u, u2, a, p, scale;
+    float x = -z, qs, n, r, r2, a, p, scale;
     uint32_t bits;
-    /* x = max(x, lo) then min(x, hi), written as x86 minps / maxps read (a NaN z becomes the
-     * bound -lo, as a NaN x became lo; the callers multiply by the original argument, so a
-     * NaN still propagates) */
-    y = z < nhi ? z : nhi;
-    y = y > nlo ? y : nlo;
-    t = y * -1.44269504088896341f; /* x log2(e) */
-    qs = t + 12582912.0f;
+    x = x > lo ? x : lo; /* maxps / minps as x86 reads them: a NaN x becomes lo */
+    x = x < hi ? x : hi;
+    qs = fmaf(x, 1.44269504088896341f, 12582912.0f);
     n = qs - 12582912.0f;
-    u = y + n * 0.693359375f;      /* -r */
-    u = u - n * 2.12194440e-4f;
-    u2 = u * u;
-    /* Horner on r = -u: c + A r = c - A u */
-    a = 1.3981999507e-3f - 1.9875691500e-4f * u;
-    a = 8.3334519073e-3f - a * u;
-    a = 4.1665795894e-2f - a * u;
-    a = 1.6666665459e-1f - a * u;
-    a = 5.0000001201e-1f - a * u;
-    p = a * u2 - u + 1.0f;         /* P(r) r^2 + r + 1 */
+    r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    r2 = r * r;
+    a = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+    a = fmaf(a, r, 8.3334519073e-3f);
+    a = fmaf(a, r, 4.1665795894e-2f);
+    a = fmaf(a, r, 1.6666665459e-1f);
+    a = fmaf(a, r, 5.0000001201e-1f);
+    p = fmaf(a, r2, r); /* e^r - 1 */
     memcpy(&bits, &qs, sizeof bits);
     bits = (bits + (127u - 0x4B400000u)) << 23; /* (n + 127) << 23; 0x4B400000 = 1.5 * 2^23 */
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return fmaf(p, scale, scale);
 }
 
-/* The logistic sigmoid 1 / (1 + e^-z), used by SiLU (see act_eval); nlo, nhi as exp_neg_vec. */
-SCORE__INLINE float silu_sig(float z, float nlo, float nhi)
+/* The logistic sigmoid 1 / (1 + e^-z) of SiLU without a division (a vector division costs more
+ * than the rest of the sigmoid; a hardware reciprocal estimate differs between processors):
+ * d = 1 + e^-z lies in [1, 6e34]; a first guess of 1 / d from the bits (0x7EF311C3 minus the
+ * bits of d: relative error below 0.051) and three Newton steps r += r (1 - d r) with fused
+ * multiply-adds (error 0.051^8 = 5e-11 before rounding, then within 0.51 ulp of 1 / d, the
+ * correctly rounded quotient for all but 0.02% of d). Over every 1000th float in [-80, 100],
+ * within 2.3 ulp of the exact sigmoid, as the division was (the rounding of d dominates; 99% of
+ * the results have the division's bits); test-kernel.c measures it. lo, hi as exp_neg_vec. */
+SCORE__INLINE float silu_sig(float z, float lo, float hi)
 {
-    return 1.0f / (1.0f + exp_neg_vec(z, nlo, nhi));
+    float d = 1.0f + exp_neg_vec(z, lo, hi), r, e;
+    uint32_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    bits = 0x7EF311C3u - bits;
+    memcpy(&r, &bits, sizeof r);
+    e = fmaf(-d, r, 1.0f);
+    r = fmaf(r, e, r);
+    e = fmaf(-d, r, 1.0f);
+    r = fmaf(r, e, r);
+    e = fmaf(-d, r, 1.0f);
+    return fmaf(r, e, r);
+}
+
+/* SiLU's derivatives from z, f = z s and s = sigmoid(z): phi' = s (1 + z (1 - s)) = s + f (1 - s)
+ * and phi'' = s (1 - s) (2 + z (1 - 2 s)). */
+SCORE__INLINE float silu_d1(float s, float f)
+{
+    return fmaf(f, 1.0f - s, s);
+}
+
+SCORE__INLINE float silu_d2(float z, float s)
+{
+    return (s * (1.0f - s)) * fmaf(z, fmaf(-2.0f, s, 1.0f), 2.0f);
 }
 
 static inline float sigmoid_f(float z)
@@ -278,16 +321,17 @@ static inline float sigmoid_f(float z)
     return 1.0f / (1.0f + expf(-z));
 }
 
-/* One element: value, first and second derivative (float). */
+/* One element: value, first and second derivative (float). SiLU: the portable arithmetic of the
+ * vector loops (the same bits). */
 static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
 {
     float s, t, e, p;
     switch (act) {
     case SCORE__ACT_SILU:
-        s = silu_sig(z, -SCORE__EXP_HI, -SCORE__EXP_LO);
+        s = silu_sig(z, SCORE__EXP_LO, SCORE__EXP_HI);
         *f = z * s;
-        *d1 = s * (1.0f + z * (1.0f - s));
-        *d2 = s * (1.0f - s) * (2.0f + z * (1.0f - 2.0f * s));
+        *d1 = silu_d1(s, *f);
+        *d2 = silu_d2(z, s);
         break;
     case SCORE__ACT_SOFTPLUS:
         s = sigmoid_f(z);
@@ -330,10 +374,10 @@ static inline void act_eval(int act, float z, float *f, float *d1, float *d2)
  *
  * Every loop below takes the two halves of the row together (column c with column half + c):
  * one unit's value is a chain of about 25 dependent operations (the exp polynomial, the
- * division), and two independent chains in each iteration let the processor overlap them
- * (~20% faster); each column's arithmetic is unchanged. */
+ * Newton steps), and two independent chains in each iteration let the processor overlap them;
+ * each column's arithmetic is unchanged. */
 SCORE__INLINE void silu_one(size_t c, float *z, const float *bias, const float *res, float *h,
-                            float *d1, float *d2, float nlo, float nhi, int has_bias,
+                            float *d1, float *d2, float lo, float hi, int has_bias,
                             int has_res, int want_d1, int want_d2)
 {
     float zz = z[c], s, f;
@@ -341,13 +385,13 @@ SCORE__INLINE void silu_one(size_t c, float *z, const float *bias, const float *
         zz = zz + bias[c];
         z[c] = zz;
     }
-    s = silu_sig(zz, nlo, nhi);
+    s = silu_sig(zz, lo, hi);
     f = zz * s;
     h[c] = has_res ? res[c] + f : f;
     if (want_d1)
-        d1[c] = s * (1.0f + zz * (1.0f - s));
+        d1[c] = silu_d1(s, f);
     if (want_d2)
-        d2[c] = s * (1.0f - s) * (2.0f + zz * (1.0f - 2.0f * s));
+        d2[c] = silu_d2(zz, s);
 }
 
 /* The halves as separate arrays (suffix 0: columns 0 .., 1: columns half ..), so that the
@@ -356,54 +400,53 @@ SCORE__INLINE void silu_halves(size_t half, float *z0, float *z1, const float *r
                                const float *restrict b1, const float *restrict r0,
                                const float *restrict r1, float *h0, float *h1,
                                float *restrict e0, float *restrict e1, float *restrict f0,
-                               float *restrict f1, float nlo, float nhi, int has_bias,
+                               float *restrict f1, float lo, float hi, int has_bias,
                                int has_res, int want_d1, int want_d2)
 {
     for (size_t c = 0; c < half; c++) {
-        silu_one(c, z0, b0, r0, h0, e0, f0, nlo, nhi, has_bias, has_res, want_d1, want_d2);
-        silu_one(c, z1, b1, r1, h1, e1, f1, nlo, nhi, has_bias, has_res, want_d1, want_d2);
+        silu_one(c, z0, b0, r0, h0, e0, f0, lo, hi, has_bias, has_res, want_d1, want_d2);
+        silu_one(c, z1, b1, r1, h1, e1, f1, lo, hi, has_bias, has_res, want_d1, want_d2);
     }
 }
 
 SCORE__INLINE void silu_loop(size_t cols, float *z, const float *restrict bias,
                              const float *restrict res, float *h, float *restrict d1,
-                             float *restrict d2, float nlo, float nhi, int has_bias, int has_res,
+                             float *restrict d2, float lo, float hi, int has_bias, int has_res,
                              int want_d1, int want_d2)
 {
     /* (pointers that may be NULL are offset only when used) */
     size_t half = cols / 2, o = half;
     silu_halves(half, z, z + o, bias, has_bias ? bias + o : bias, res, has_res ? res + o : res,
-                h, h + o, d1, want_d1 ? d1 + o : d1, d2, want_d2 ? d2 + o : d2, nlo, nhi,
+                h, h + o, d1, want_d1 ? d1 + o : d1, d2, want_d2 ? d2 + o : d2, lo, hi,
                 has_bias, has_res, want_d1, want_d2);
     if (cols % 2)
-        silu_one(cols - 1, z, bias, res, h, d1, d2, nlo, nhi, has_bias, has_res, want_d1,
+        silu_one(cols - 1, z, bias, res, h, d1, d2, lo, hi, has_bias, has_res, want_d1,
                  want_d2);
 }
 
 /* One row: picks the specialised loop. h may alias z when d1 == d2 == NULL; res (the
  * residual input, or NULL) must not alias h, d1 or d2. */
-SCORE__VEC_CLONES
-static void silu_row(size_t cols, float *z, const float *bias, const float *res, float *h,
-                     float *d1, float *d2, float nlo, float nhi)
+SCORE__INLINE void silu_row(size_t cols, float *z, const float *bias, const float *res, float *h,
+                            float *d1, float *d2, float lo, float hi)
 {
     int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2 | (d2 != NULL) << 3;
     switch (code) {
-    case 0: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 0, 0); break;
-    case 1: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 0, 0); break;
-    case 2: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 0, 0); break;
-    case 3: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 0, 0); break;
-    case 4: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 1, 0); break;
-    case 5: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 1, 0); break;
-    case 6: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 1, 0); break;
-    case 7: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 1, 0); break;
-    case 8: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 0, 1); break;
-    case 9: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 0, 1); break;
-    case 10: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 0, 1); break;
-    case 11: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 0, 1); break;
-    case 12: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 0, 1, 1); break;
-    case 13: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 0, 1, 1); break;
-    case 14: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 0, 1, 1, 1); break;
-    default: silu_loop(cols, z, bias, res, h, d1, d2, nlo, nhi, 1, 1, 1, 1); break;
+    case 0: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 0); break;
+    case 1: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 0); break;
+    case 2: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 0); break;
+    case 3: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 0); break;
+    case 4: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 0); break;
+    case 5: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 0); break;
+    case 6: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 0); break;
+    case 7: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 0); break;
+    case 8: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 0, 1); break;
+    case 9: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 0, 1); break;
+    case 10: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 0, 1); break;
+    case 11: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 0, 1); break;
+    case 12: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 0, 1, 1); break;
+    case 13: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 0, 1, 1); break;
+    case 14: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 0, 1, 1, 1); break;
+    default: silu_loop(cols, z, bias, res, h, d1, d2, lo, hi, 1, 1, 1, 1); break;
     }
 }
 
@@ -411,55 +454,121 @@ static void silu_row(size_t cols, float *z, const float *bias, const float *res,
  * wanted), bit for bit silu_loop's values with h = z; the pre-activation is not stored (one
  * store per unit fewer). res and d1 overlap nothing. */
 SCORE__INLINE void silu_one_ip(size_t c, float *zh, const float *bias, const float *res,
-                               float *d1, float nlo, float nhi, int has_bias, int has_res,
+                               float *d1, float lo, float hi, int has_bias, int has_res,
                                int want_d1)
 {
     float zz = has_bias ? zh[c] + bias[c] : zh[c];
-    float s = silu_sig(zz, nlo, nhi), f = zz * s;
+    float s = silu_sig(zz, lo, hi), f = zz * s;
     zh[c] = has_res ? res[c] + f : f;
     if (want_d1)
-        d1[c] = s * (1.0f + zz * (1.0f - s));
+        d1[c] = silu_d1(s, f);
 }
 
 SCORE__INLINE void silu_halves_ip(size_t half, float *restrict z0, float *restrict z1,
                                   const float *restrict b0, const float *restrict b1,
                                   const float *restrict r0, const float *restrict r1,
-                                  float *restrict e0, float *restrict e1, float nlo, float nhi,
+                                  float *restrict e0, float *restrict e1, float lo, float hi,
                                   int has_bias, int has_res, int want_d1)
 {
     for (size_t c = 0; c < half; c++) {
-        silu_one_ip(c, z0, b0, r0, e0, nlo, nhi, has_bias, has_res, want_d1);
-        silu_one_ip(c, z1, b1, r1, e1, nlo, nhi, has_bias, has_res, want_d1);
+        silu_one_ip(c, z0, b0, r0, e0, lo, hi, has_bias, has_res, want_d1);
+        silu_one_ip(c, z1, b1, r1, e1, lo, hi, has_bias, has_res, want_d1);
     }
 }
 
 SCORE__INLINE void silu_loop_ip(size_t cols, float *zh, const float *bias, const float *res,
-                                float *d1, float nlo, float nhi, int has_bias, int has_res,
+                                float *d1, float lo, float hi, int has_bias, int has_res,
                                 int want_d1)
 {
     size_t half = cols / 2, o = half;
     silu_halves_ip(half, zh, zh + o, bias, has_bias ? bias + o : bias, res,
-                   has_res ? res + o : res, d1, want_d1 ? d1 + o : d1, nlo, nhi, has_bias,
+                   has_res ? res + o : res, d1, want_d1 ? d1 + o : d1, lo, hi, has_bias,
                    has_res, want_d1);
     if (cols % 2)
-        silu_one_ip(cols - 1, zh, bias, res, d1, nlo, nhi, has_bias, has_res, want_d1);
+        silu_one_ip(cols - 1, zh, bias, res, d1, lo, hi, has_bias, has_res, want_d1);
 }
 
-SCORE__VEC_CLONES
-static void silu_row_ip(size_t cols, float *zh, const float *bias, const float *res, float *d1,
-                        float nlo, float nhi)
+SCORE__INLINE void silu_row_ip(size_t cols, float *zh, const float *bias, const float *res,
+                               float *d1, float lo, float hi)
 {
     int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2;
     switch (code) {
-    case 0: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 0, 0); break;
-    case 1: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 0, 0); break;
-    case 2: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 1, 0); break;
-    case 3: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 1, 0); break;
-    case 4: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 0, 1); break;
-    case 5: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 0, 1); break;
-    case 6: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 0, 1, 1); break;
-    default: silu_loop_ip(cols, zh, bias, res, d1, nlo, nhi, 1, 1, 1); break;
+    case 0: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 0); break;
+    case 1: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 0); break;
+    case 2: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 0); break;
+    case 3: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 0); break;
+    case 4: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 0, 1); break;
+    case 5: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 0, 1); break;
+    case 6: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 0, 1, 1); break;
+    default: silu_loop_ip(cols, zh, bias, res, d1, lo, hi, 1, 1, 1); break;
     }
+}
+
+/* All rows of the SiLU kernel, in place (inplace = 1: silu_row_ip with zh = z, h, d2 unused) or
+ * not (silu_row); always inlined into each version (silu_rows_avx512, ...). */
+SCORE__INLINE void silu_rows(size_t rows, size_t cols, float *z, const float *bias,
+                             const float *res, float *h, float *d1, float *d2, int inplace)
+{
+    float lo = exp_bounds[0], hi = exp_bounds[1];
+    for (size_t r = 0; r < rows; r++) {
+        const float *rr = res ? res + r * cols : NULL;
+        float *e1 = d1 ? d1 + r * cols : NULL;
+        if (inplace)
+            silu_row_ip(cols, z + r * cols, bias, rr, e1, lo, hi);
+        else
+            silu_row(cols, z + r * cols, bias, rr, h + r * cols, e1, d2 ? d2 + r * cols : NULL,
+                     lo, hi);
+    }
+}
+
+#if SILU_X86
+#if SCORE__SIMD_LEVEL >= 2
+__attribute__((target("avx512f,avx2,fma"))) static void
+silu_rows_avx512(size_t rows, size_t cols, float *z, const float *bias, const float *res,
+                 float *h, float *d1, float *d2, int inplace)
+{
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
+}
+#endif
+
+__attribute__((target("avx2,fma"))) static void
+silu_rows_avx2(size_t rows, size_t cols, float *z, const float *bias, const float *res,
+               float *h, float *d1, float *d2, int inplace)
+{
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
+}
+#endif
+
+static void silu_rows_portable(size_t rows, size_t cols, float *z, const float *bias,
+                               const float *res, float *h, float *d1, float *d2, int inplace)
+{
+    silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
+}
+
+void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
+                         const float *res, float *h, float *d1, float *d2, int inplace)
+{
+#if SILU_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (level >= 2) {
+        silu_rows_avx512(rows, cols, z, bias, res, h, d1, d2, inplace);
+        return;
+    }
+#endif
+    if (level >= 1) {
+        silu_rows_avx2(rows, cols, z, bias, res, h, d1, d2, inplace);
+        return;
+    }
+#else
+    (void)level;
+#endif
+    silu_rows_portable(rows, cols, z, bias, res, h, d1, d2, inplace);
+}
+
+void score__silu_sigmoid(size_t n, const float *z, float *s)
+{
+    for (size_t i = 0; i < n; i++)
+        s[i] = silu_sig(z[i], SCORE__EXP_LO, SCORE__EXP_HI);
 }
 
 /* score__saxpy without the multiplication, vectorized: y += x. */
@@ -474,10 +583,7 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
                                  const float *res, float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        float nlo = exp_bounds[0], nhi = exp_bounds[1];
-        for (size_t r = 0; r < rows; r++)
-            silu_row(cols, z + r * cols, bias, res ? res + r * cols : NULL, h + r * cols,
-                     d1 ? d1 + r * cols : NULL, d2 ? d2 + r * cols : NULL, nlo, nhi);
+        score__silu_rows_at(score__gemm_cols_level(), rows, cols, z, bias, res, h, d1, d2, 0);
         return;
     }
     score__bias_act_forward(rows, cols, z, bias, act, h, d1, d2);
@@ -490,10 +596,8 @@ void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *b
                              const float *res, float *d1)
 {
     if (act == SCORE__ACT_SILU) {
-        float nlo = exp_bounds[0], nhi = exp_bounds[1];
-        for (size_t r = 0; r < rows; r++)
-            silu_row_ip(cols, zh + r * cols, bias, res ? res + r * cols : NULL,
-                        d1 ? d1 + r * cols : NULL, nlo, nhi);
+        score__silu_rows_at(score__gemm_cols_level(), rows, cols, zh, bias, res, zh, d1, NULL,
+                            1);
         return;
     }
     /* the generic loop reads z[c] before it writes h[c]: in place is fine there */
@@ -504,10 +608,7 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
                              float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        float nlo = exp_bounds[0], nhi = exp_bounds[1];
-        for (size_t r = 0; r < rows; r++)
-            silu_row(cols, z + r * cols, bias, NULL, h + r * cols, d1 ? d1 + r * cols : NULL,
-                     d2 ? d2 + r * cols : NULL, nlo, nhi);
+        score__silu_rows_at(score__gemm_cols_level(), rows, cols, z, bias, NULL, h, d1, d2, 0);
         return;
     }
     for (size_t r = 0; r < rows; r++) {
