@@ -384,7 +384,7 @@ START_TEST(silu_versions_agree)
 {
     enum { C = 37 };
     size_t n = silu_args(20011, NULL), R = (n + C - 1) / C, N = R * C;
-    int top = score__gemm_cols_level();
+    int top = score__silu_level();
     unsigned seed = 3;
     float *z0 = calloc(N, sizeof *z0), *res = malloc(N * sizeof *res), b[C];
     float *ref[4], *out[4]; /* z, h, d1, d2 */

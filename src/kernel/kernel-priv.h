@@ -176,11 +176,13 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
 void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *bias, int act,
                              const float *res, float *d1);
 
+/* The widest version of the SiLU rows this build and processor have: 2 = AVX-512, 1 = AVX2 +
+ * FMA, 0 = portable (as score__gemm_cols_level(), but also in sanitizer and clang builds). */
+int score__silu_level(void);
 /* The SiLU rows of score__bias_act_forward_res (inplace = 0) or score__bias_act_inplace
- * (inplace = 1: z is zh, h and d2 are ignored) in the version of `level` (as
- * score__gemm_cols_at: 2 = AVX-512, 1 = AVX2 + FMA, 0 = portable; at most
- * score__gemm_cols_level()). Every version gives the same bits (fused multiply-adds, no division;
- * kernel.c); the entry points above call it with score__gemm_cols_level(). */
+ * (inplace = 1: z is zh, h and d2 are ignored) in the version of `level` (at most
+ * score__silu_level()). Every version gives the same bits (fused multiply-adds, no division;
+ * kernel.c); the entry points above call it with score__silu_level(). */
 void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
                          const float *res, float *h, float *d1, float *d2, int inplace);
 /* s[i] = the sigmoid 1 / (1 + e^-z[i]) that the SiLU kernels use (bit for bit; for tests). */

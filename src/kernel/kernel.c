@@ -220,10 +220,12 @@ double score__act_d2(int act, double z)
     }
 }
 
-/* The versions of the SiLU loops (see score__silu_rows_at): as the GEMM of gemm-cols.c, an AVX-512 and
- * an AVX2 + FMA version on x86-64 with GCC (not in sanitizer builds), and the portable one. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
+/* The versions of the SiLU loops (see score__silu_rows_at): an AVX-512 and an AVX2 + FMA version
+ * on x86-64 with GCC or clang, and the portable one. Unlike the GEMM of gemm-cols.c (whose
+ * masked loads read past the ends of rows, which the sanitizers cannot model) they also serve
+ * sanitizer builds: there the portable version's fmaf() is a library call on x86-64, some 60
+ * times slower, and the sanitizers still see that version through the tests of every level. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && SCORE__SIMD_LEVEL >= 1
 #define SILU_X86 1
 #else
 #define SILU_X86 0
@@ -545,6 +547,19 @@ static void silu_rows_portable(size_t rows, size_t cols, float *z, const float *
     silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
 }
 
+int score__silu_level(void)
+{
+#if SILU_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (__builtin_cpu_supports("avx512f"))
+        return 2;
+#endif
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+#endif
+    return 0;
+}
+
 void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
                          const float *res, float *h, float *d1, float *d2, int inplace)
 {
@@ -583,7 +598,7 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
                                  const float *res, float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        score__silu_rows_at(score__gemm_cols_level(), rows, cols, z, bias, res, h, d1, d2, 0);
+        score__silu_rows_at(score__silu_level(), rows, cols, z, bias, res, h, d1, d2, 0);
         return;
     }
     score__bias_act_forward(rows, cols, z, bias, act, h, d1, d2);
@@ -596,7 +611,7 @@ void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *b
                              const float *res, float *d1)
 {
     if (act == SCORE__ACT_SILU) {
-        score__silu_rows_at(score__gemm_cols_level(), rows, cols, zh, bias, res, zh, d1, NULL,
+        score__silu_rows_at(score__silu_level(), rows, cols, zh, bias, res, zh, d1, NULL,
                             1);
         return;
     }
@@ -608,7 +623,7 @@ void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bi
                              float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
-        score__silu_rows_at(score__gemm_cols_level(), rows, cols, z, bias, NULL, h, d1, d2, 0);
+        score__silu_rows_at(score__silu_level(), rows, cols, z, bias, NULL, h, d1, d2, 0);
         return;
     }
     for (size_t r = 0; r < rows; r++) {
