@@ -199,15 +199,7 @@ gemm_avx2(size_t M, size_t N, size_t K, const float *A, size_t lda, const float 
 
 int score__gemm_cols_level(void)
 {
-#if GEMM_X86
-#if SCORE__SIMD_LEVEL >= 2
-    if (__builtin_cpu_supports("avx512f"))
-        return 2;
-#endif
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 1;
-#endif
-    return 0;
+    return GEMM_X86 ? score__cpu_simd_level() : 0;
 }
 
 void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,

@@ -176,6 +176,10 @@ void score__bias_act_forward_res(size_t rows, size_t cols, float *z, const float
 void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *bias, int act,
                              const float *res, float *d1);
 
+/* The widest vector level of the build's 'simd' option that the processor runs: 2 = AVX-512F,
+ * 1 = AVX2 + FMA, 0 = none (or not x86-64 with GCC / clang). The kernels' own levels
+ * (score__gemm_cols_level(), score__silu_level()) are this or 0. */
+int score__cpu_simd_level(void);
 /* The widest version of the SiLU rows this build and processor have: 2 = AVX-512, 1 = AVX2 +
  * FMA, 0 = portable (as score__gemm_cols_level(), but also in sanitizer and clang builds). */
 int score__silu_level(void);

@@ -547,9 +547,9 @@ static void silu_rows_portable(size_t rows, size_t cols, float *z, const float *
     silu_rows(rows, cols, z, bias, res, h, d1, d2, inplace);
 }
 
-int score__silu_level(void)
+int score__cpu_simd_level(void)
 {
-#if SILU_X86
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && SCORE__SIMD_LEVEL >= 1
 #if SCORE__SIMD_LEVEL >= 2
     if (__builtin_cpu_supports("avx512f"))
         return 2;
@@ -558,6 +558,11 @@ int score__silu_level(void)
         return 1;
 #endif
     return 0;
+}
+
+int score__silu_level(void)
+{
+    return SILU_X86 ? score__cpu_simd_level() : 0;
 }
 
 void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const float *bias,
