@@ -882,6 +882,47 @@ START_TEST(conv3_direct_gradients)
 }
 END_TEST
 
+/* The weight gradient's documented order, bit for bit at every level: with x = 1 the centre
+ * tap's lane l sums gy[i, o, l] over the images (fma(g, 1, s) = s + g), and the lanes go
+ * through the tree (l + l + 8), (l + l + 4), (l + l + 2), (0 + 1), then into gw. The values
+ * span many magnitudes, so another order (a sequential sum, another pairing) gives other bits.
+ * 5 output channels: the AVX-512 tiles of 3 and 2. */
+START_TEST(conv3_wgrad_tree_order)
+{
+    enum { N = 2, CO = 5, HW = 16 };
+    float x[N * HW], gy[N * CO * HW], gw[CO * 9], gw0[CO * 9];
+    unsigned seed = 29;
+    for (size_t j = 0; j < N * HW; j++)
+        x[j] = 1.0f;
+    conv_fill(&seed, N * CO * HW, gy);
+    for (size_t j = 0; j < N * CO * HW; j++)
+        gy[j] = ldexpf(gy[j], (int)(j * 7 % 41) - 20);
+    conv_fill(&seed, CO * 9, gw0);
+    for (int lv = 0; lv <= score__gemm_cols_level(); lv++) {
+        memcpy(gw, gw0, sizeof gw);
+        score__conv3_wgrad_at(lv, N, 1, CO, 4, 4, gy, x, gw);
+        for (size_t o = 0; o < CO; o++) {
+            float l16[16], l8[8], l4[4], l2[2];
+            for (size_t l = 0; l < 16; l++) {
+                l16[l] = 0.0f;
+                for (size_t i = 0; i < N; i++)
+                    l16[l] = l16[l] + gy[(i * CO + o) * HW + l];
+            }
+            for (size_t l = 0; l < 8; l++)
+                l8[l] = l16[l] + l16[l + 8];
+            for (size_t l = 0; l < 4; l++)
+                l4[l] = l8[l] + l8[l + 4];
+            for (size_t l = 0; l < 2; l++)
+                l2[l] = l4[l] + l4[l + 2];
+            float want = gw0[o * 9 + 4] + (l2[0] + l2[1]);
+            ck_assert_msg(memcmp(&gw[o * 9 + 4], &want, sizeof want) == 0,
+                          "level %d, output %zu: %a, want %a", lv, o, (double)gw[o * 9 + 4],
+                          (double)want);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernel");
@@ -906,6 +947,7 @@ int main(void)
     tcase_add_test(tc, gemm_cols_versions_agree);
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_direct_gradients);
+    tcase_add_test(tc, conv3_wgrad_tree_order);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -248,18 +248,6 @@ fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
     }
 }
 
-/* tree16 of a vector's lanes. */
-__attribute__((target("avx512f"))) static float hsum512(__m512 v)
-{
-    __m256 lo = _mm512_castps512_ps256(v);
-    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-    return _mm_cvtss_f32(s1);
-}
-
 /* A mask register loaded straight from memory (GCC goes through a general register
  * otherwise: two instructions per mask in the inner loop). */
 __attribute__((target("avx512f"), always_inline)) static inline __mmask16
@@ -273,21 +261,48 @@ kload(const uint16_t *p)
 /* Output channels of a weight-gradient tile (x 9 taps of one input channel: 27 accumulators). */
 #define WR512 3
 
+/* tree16 of 16 vectors at once: lane j of the result is tree16(v[j]). The trees run side by
+ * side, two vectors' halves per addition: (l, l + 8) on the 256-bit halves of v[2k], v[2k + 1]
+ * moved into one vector, then (l, l + 4) on 128-bit blocks, (l, l + 2) and (0, 1) within
+ * blocks, each addition the tree's own (float addition commutes bit for bit), so every lane
+ * gets the bits of hsum512 of its vector; a last permutation puts v[j]'s sum in lane j. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+tree16x16(const __m512 *v)
+{
+    __m512 a[8], b[4], c[2];
+#pragma GCC unroll 8
+    for (size_t k = 0; k < 8; k++) /* [v2k lanes 0..7 | v2k+1 lanes 0..7] + the upper halves */
+        a[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+#pragma GCC unroll 4
+    for (size_t k = 0; k < 4; k++) /* 128-bit block b: v[4k + b]'s 4 sums */
+        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+    for (size_t k = 0; k < 2; k++) /* block b: v[8k + b]'s 2 sums, v[8k + 4 + b]'s 2 sums */
+        c[k] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0x44),
+                             _mm512_shuffle_ps(b[2 * k], b[2 * k + 1], 0xEE));
+    /* lane 4 b + j: the sum of v[b + 4 j] */
+    __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x88),
+                             _mm512_shuffle_ps(c[0], c[1], 0xDD));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(perm, d);
+}
+
 /* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
  * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
- * hsum512; m: vec_masks of the plane. The next image's planes are prefetched (they start a
- * plane set further, out of the hardware prefetchers' reach). */
+ * tree16 (tree16x16 on the 27 accumulators, 16 and 11 + 5 zeros); m: vec_masks of the plane.
+ * The next image's planes are prefetched (they start a plane set further, out of the hardware
+ * prefetchers' reach). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const __mmask16 *m, const float *gy, const float *x,
               float *gw)
 {
-    __m512 s[WR512][9];
-#pragma GCC unroll 3
-    for (size_t r = 0; r < mr; r++)
-#pragma GCC unroll 9
-        for (size_t t = 0; t < 9; t++)
-            s[r][t] = _mm512_setzero_ps();
+    __m512 s[32];
+#pragma GCC unroll 32
+    for (size_t j = 0; j < 32; j++)
+        s[j] = _mm512_setzero_ps();
     size_t pre = hw * sizeof(float) < 512 ? hw : 512 / sizeof(float); /* prefetched floats */
     for (size_t i = 0; i < n; i++) {
         const float *g = gy + i * co * hw, *xc = x + i * ci * hw;
@@ -311,15 +326,20 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
                                                   xc + q * LANES + sh[t]);
 #pragma GCC unroll 3
                 for (size_t r = 0; r < mr; r++)
-                    s[r][t] = _mm512_fmadd_ps(gv[r], xv, s[r][t]);
+                    s[r * 9 + t] = _mm512_fmadd_ps(gv[r], xv, s[r * 9 + t]);
             }
         }
     }
+    float sums[32];
+    _mm512_storeu_ps(sums, tree16x16(s));
+    if (mr > 1)
+        _mm512_storeu_ps(sums + 16, tree16x16(s + 16));
 #pragma GCC unroll 3
-    for (size_t r = 0; r < mr; r++)
-#pragma GCC unroll 9
-        for (size_t t = 0; t < 9; t++)
-            gw[r * ci * 9 + t] += hsum512(s[r][t]);
+    for (size_t r = 0; r < mr; r++) {
+        float *gr = gw + r * ci * 9;
+        __m512 sum = _mm512_maskz_loadu_ps(0x1FF, sums + r * 9);
+        _mm512_mask_storeu_ps(gr, 0x1FF, _mm512_add_ps(_mm512_maskz_loadu_ps(0x1FF, gr), sum));
+    }
 }
 
 /* Tiles of WR512 output channels x one input channel's 9 taps. */
