@@ -236,8 +236,8 @@ double score__act_d2(int act, double z)
  * mode). In the versions compiled with FMA instructions fmaf() is one vfmadd; in the portable
  * version on x86-64 it is a call to the C library's fmaf (exact; glibc's runs the FMA
  * instruction when the processor has it): about 60 times slower than the vector versions, the
- * price of identical bits in the builds that use the portable version only (sanitizers,
- * -Dsimd=baseline, other compilers; an emulation in double with rounding to odd was slower
+ * price of identical bits where the portable version runs (-Dsimd=baseline, processors without
+ * AVX2 + FMA, other processor families; an emulation in double with rounding to odd was slower
  * still: a long chain of dependent operations that did not vectorize). Where FMA is in the base
  * instruction set (FP_FAST_FMAF, e.g. AArch64) the portable version inlines and vectorizes it. */
 

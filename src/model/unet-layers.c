@@ -303,7 +303,7 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
         if (gx != NULL)
             score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
     }
-    for (size_t i0 = 0; i0 < (direct ? 0 : n); i0 += P) {
+    for (size_t i0 = 0; !direct && i0 < n; i0 += P) { /* the panels of small planes */
         size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
         const float *gyi = gy + i0 * co * hw;
         lower(np, ci, h, w, x + i0 * ci * hw, col, ld);

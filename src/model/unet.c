@@ -85,8 +85,9 @@ typedef struct unet {
  * use the kernel layer's column-invariant products, several images per call; the
  * dense layers of the embedding are one matrix-vector product per row), so a row's output
  * does not depend on the other rows of its block or call, nor on the thread that evaluates
- * it. The backward's convolutions sum over the block's images (unet-layers.c). A block's backward writes its parameter gradient into a zeroed buffer of its
- * own; the buffers are added to the gradient in block order (score__pool_for_each, see
+ * it. The backward's convolutions sum over the block's images (unet-layers.c). A block's
+ * backward writes its parameter gradient into a zeroed buffer of its own; the buffers are
+ * added to the gradient in block order (score__pool_for_each, see
  * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
  * which decides how many blocks run at the same time.
  *
