@@ -228,6 +228,25 @@ def other_cpu(s0, s1):
     return max(others, 0.0) / wall, (s1[2] - s0[2]) / wall
 
 
+# OpenBLAS kernel families (OPENBLAS_CORETYPE names, lower case) below AVX-512, with the
+# matching caps of oneDNN (ONEDNN_MAX_CPU_ISA) and of ATen (ATEN_CPU_CAPABILITY); AVX-512
+# families (SkylakeX, Cooperlake, SapphireRapids) need no cap.
+CORE_ISA = {
+    "haswell": ("AVX2", "avx2"), "zen": ("AVX2", "avx2"),
+    "sandybridge": ("AVX", "default"), "bulldozer": ("AVX", "default"),
+    "piledriver": ("AVX", "default"), "steamroller": ("AVX", "default"),
+    "excavator": ("AVX", "default"),
+    "nehalem": ("SSE41", "default"), "penryn": ("SSE41", "default"),
+    "core2": ("SSE41", "default"), "prescott": ("SSE41", "default"),
+    "atom": ("SSE41", "default"), "katmai": ("SSE41", "default"),
+}
+
+
+def isa_of_core(coretype):
+    """(oneDNN cap, ATen cap) for a forced OpenBLAS kernel family, or None (no cap)."""
+    return CORE_ISA.get(coretype.lower())
+
+
 def thread_env(n, coretype):
     env = dict(os.environ)
     for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS", "GOTO_NUM_THREADS",
@@ -238,8 +257,17 @@ def thread_env(n, coretype):
     # default (active) policy they spin while OpenBLAS's own threads compute and, on a 2-vCPU
     # machine, made PyTorch 10-30x slower at 2 threads (see bench/README.md).
     env["OMP_WAIT_POLICY"] = "PASSIVE"
+    for v in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        env.pop(v, None)
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
+        # OPENBLAS_CORETYPE constrains OpenBLAS only: PyTorch's own kernels (ATen's vectorised
+        # loops, oneDNN's convolutions) would still run AVX-512 code on an AVX-512 machine, so
+        # a run with an older kernel family caps them at the same instruction set
+        isa = isa_of_core(coretype)
+        if isa is not None:
+            env["ONEDNN_MAX_CPU_ISA"] = isa[0]
+            env["ATEN_CPU_CAPABILITY"] = isa[1]
     else:
         env.pop("OPENBLAS_CORETYPE", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -758,7 +786,9 @@ def main():
           "%d" % (retried, contended_kept))
     print("\nlibscore vs PyTorch %s, OpenBLAS core %s%s, %s of %d x %d repetitions%s"
           % (torch_ver or "(skipped)", core or "?",
-             " (forced)" if coretype else "", stat.replace("_s", ""), rounds, a.reps,
+             " (forced%s)" % ("; PyTorch capped at oneDNN %s, ATen %s" % isa_of_core(coretype)
+                              if isa_of_core(coretype) else "") if coretype else "",
+             stat.replace("_s", ""), rounds, a.reps,
              ", QUICK (2000 samples, U-Net 100; fewer steps)" if a.quick else ""))
     print("\n".join(out))
     print("ratio = libscore throughput / throughput of the fastest PyTorch configuration "
@@ -785,7 +815,9 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
             meta = {"impl": "meta", "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "openblas_core": core, "coretype_forced": coretype, "torch": torch_ver,
+                    "openblas_core": core, "coretype_forced": coretype,
+                    "isa_cap": list(isa_of_core(coretype) or ()) if coretype else [],
+                    "torch": torch_ver,
                     "cpus": nproc, "loadavg": load[0], "quick": a.quick, "reps": a.reps, "rounds": rounds,
                     "stat": stat, "pytorch_tuning": None if a.no_tuned else tuned_env({}, a.tuned_allocator)[1],
                     "retried": retried, "contended_kept": contended_kept}
