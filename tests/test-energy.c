@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "helpers/test-helpers.h"
 
@@ -450,6 +451,114 @@ START_TEST(third_order_and_condition_inputs)
 }
 END_TEST
 
+/* score_model_energy_cond(): a row's energy with its label and context; minus its gradient in
+ * x (finite differences) is score_model_forward_cond()'s score with the same inputs; the null
+ * label and score_model_energy() agree; labels change the energy; a batch gives each row's
+ * own energy; the label / context arguments are refused where the model has no such input. */
+typedef struct {
+    int32_t label;
+    const float *context;
+} cond_ctx;
+
+static double energy_cond_row(score_model *m, const float *x, double c, void *ctx)
+{
+    const cond_ctx *q = ctx;
+    double e;
+    ck_assert_ok(score_model_energy_cond(m, 1, x, &c, &q->label, q->context, &e));
+    return e;
+}
+
+START_TEST(energy_with_labels_and_context)
+{
+    enum { K = 3, MC = 2 };
+    score_model *m, *plain = tiny_energy(D, SCORE_ACT_SILU, 0, 5), *lab;
+    float *x = normal_data(N, D, 8, 1.0), *ctxv = normal_data(N, MC, 9, 1.0);
+    float s[N * D];
+    double c[N], e[N], e_null[N], e_plain[N], err = 0.0, big = 0.0;
+    int32_t labels[N], nulls[N];
+    ck_assert_ok(score_model_new_energy(&m, D));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 8));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 2));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, K));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM, MC));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 21));
+    ck_assert_ok(score_model_prepare(m));
+    ck_assert_ok(score_model_new_energy(&lab, D));
+    ck_assert_ok(score_model_set_i64(lab, SCORE_MODEL_PARAM_NUM_CLASSES, K));
+    ck_assert_ok(score_model_prepare(lab));
+    /* a label table of zeros would hide a dropped label: move it away from its start */
+    {
+        size_t np = score_model_param_count(m);
+        float *p = malloc(np * sizeof *p);
+        ck_assert_ok(score_model_params_get(m, p, np));
+        for (size_t i = 0; i < np; i++)
+            p[i] += 0.05f * (float)((i * 7) % 11) - 0.25f;
+        ck_assert_ok(score_model_params_set(m, p, np));
+        free(p);
+    }
+    for (size_t b = 0; b < N; b++) {
+        c[b] = 0.2 + 0.1 * (double)b;
+        labels[b] = (int32_t)(b % (K + 1));
+        nulls[b] = K;
+    }
+    ck_assert_ok(score_model_energy_cond(m, N, x, c, labels, ctxv, e));
+    ck_assert_ok(score_model_forward_cond(m, N, x, c, labels, ctxv, s));
+    for (size_t b = 0; b < N; b++) {
+        cond_ctx q = {labels[b], ctxv + b * MC};
+        double eb;
+        ck_assert_ok(score_model_energy_cond(m, 1, x + b * D, c + b, labels + b, ctxv + b * MC,
+                                             &eb));
+        ck_assert(eb == e[b]); /* a row's energy is its own */
+        for (size_t j = 0; j < D; j++) {
+            float v[D] = {0.0f, 0.0f, 0.0f};
+            v[j] = 1.0f;
+            double g = fd_dir(m, energy_cond_row, &q, x + b * D, c[b], v);
+            err = fmax(err, fabs(-g - (double)s[b * D + j]));
+            big = fmax(big, fabs((double)s[b * D + j]));
+        }
+    }
+    printf("energy with labels and context: max |-grad E - s| / max |s| = %.2e\n", err / big);
+    ck_assert_double_gt(big, 0.0);
+    ck_assert_double_le(err / big, TOL_FD_REL);
+    /* NULL labels = the null label; the label changes the energy */
+    ck_assert_ok(score_model_energy_cond(m, N, x, c, NULL, ctxv, e_null));
+    ck_assert_ok(score_model_energy_cond(m, N, x, c, nulls, ctxv, e_plain));
+    ck_assert_int_eq(memcmp(e_null, e_plain, sizeof e_null), 0);
+    ck_assert(e[0] != e_null[0]); /* row 0 has label 0 */
+    /* without label and context, energy_cond is score_model_energy */
+    ck_assert_ok(score_model_energy(plain, N, x, c, e_plain));
+    ck_assert_ok(score_model_energy_cond(plain, N, x, c, NULL, NULL, e_null));
+    ck_assert_int_eq(memcmp(e_null, e_plain, sizeof e_null), 0);
+    /* refusals */
+    ck_assert_fails_with(score_model_energy(m, N, x, c, e), SCORE_E_INVAL); /* needs a context */
+    ck_assert_fails_with(score_model_energy_cond(m, N, x, c, labels, NULL, e), SCORE_E_INVAL);
+    ck_assert_fails_with(score_model_energy_cond(plain, N, x, c, labels, NULL, e),
+                         SCORE_E_UNSUPPORTED);
+    ck_assert_fails_with(score_model_energy_cond(lab, N, x, c, labels, ctxv, e),
+                         SCORE_E_UNSUPPORTED);
+    labels[2] = K + 1;
+    ck_assert_fails_with(score_model_energy_cond(m, N, x, c, labels, ctxv, e), SCORE_E_RANGE);
+    labels[2] = -1;
+    ck_assert_fails_with(score_model_energy_cond(lab, N, x, c, labels, NULL, e), SCORE_E_RANGE);
+    labels[2] = 0;
+    ctxv[3] = NAN;
+    ck_assert_fails_with(score_model_energy_cond(m, N, x, c, labels, ctxv, e), SCORE_E_NUMERIC);
+    ck_assert_ok(score_model_energy_cond(lab, N, x, c, labels, NULL, e));
+    {
+        score_model *mlp;
+        ck_assert_ok(score_model_new(&mlp, SCORE_MODEL_MLP, D));
+        ck_assert_fails_with(score_model_energy_cond(mlp, N, x, c, NULL, NULL, e),
+                             SCORE_E_UNSUPPORTED);
+        score_model_free(mlp);
+    }
+    free(x);
+    free(ctxv);
+    score_model_free(m);
+    score_model_free(lab);
+    score_model_free(plain);
+}
+END_TEST
+
 /* ---- save / load, clone, batch split ---- */
 
 START_TEST(save_load_clone_bit_exact)
@@ -533,6 +642,32 @@ START_TEST(analytic_and_sum_energies)
         ck_assert(E1[b] == -lp[b]);
     }
     ck_assert_ok(score_model_energy(g2, 2, x, t, E2));
+    /* a mixture's components are its classes: score_model_energy_cond() with label j is the
+     * energy of component j alone, without labels the mixture's -log sum_j w_j e^{-E_j} */
+    {
+        score_model *gmm;
+        const double mus[4] = {mu1[0], mu1[1], mu2[0], mu2[1]};
+        const double vs[4] = {v1[0], v1[1], v2[0], v2[1]};
+        const int32_t lab0[2] = {0, 0}, lab1[2] = {1, 1}, labk[2] = {2, 2};
+        double Ec[2], Em[2];
+        ck_assert_ok(score_model_new_gmm(&gmm, s, 2, 2, w, mus, vs));
+        ck_assert_ok(score_model_energy_cond(gmm, 2, x, t, lab0, NULL, Ec));
+        for (size_t b = 0; b < 2; b++)
+            ck_assert_double_le(fabs(Ec[b] - E1[b]), 1e-12 * fmax(1.0, fabs(E1[b])));
+        ck_assert_ok(score_model_energy_cond(gmm, 2, x, t, lab1, NULL, Ec));
+        for (size_t b = 0; b < 2; b++)
+            ck_assert_double_le(fabs(Ec[b] - E2[b]), 1e-12 * fmax(1.0, fabs(E2[b])));
+        ck_assert_ok(score_model_energy(gmm, 2, x, t, Em));
+        ck_assert_ok(score_model_energy_cond(gmm, 2, x, t, labk, NULL, Ec));
+        for (size_t b = 0; b < 2; b++) {
+            double mix = -log(w[0] * exp(-E1[b]) + w[1] * exp(-E2[b]));
+            ck_assert_double_le(fabs(Em[b] - mix), 1e-12 * fmax(1.0, fabs(mix)));
+            ck_assert(Ec[b] == Em[b]); /* the null label: the whole mixture */
+        }
+        ck_assert_fails_with(score_model_energy_cond(gmm, 2, x, t, labk, x, Ec),
+                             SCORE_E_UNSUPPORTED); /* no context input */
+        score_model_free(gmm);
+    }
     mem[0] = g1;
     mem[1] = g2;
     ck_assert_ok(score_model_new_sum(&sum, 2, mem, w));
@@ -794,6 +929,7 @@ static Suite *energy_suite(void)
     tcase_add_loop_test(tc, backward_blocks_match_panels, 0, 2);
     tcase_add_loop_test(tc, loss_gradients, 0, 5);
     tcase_add_test(tc, third_order_and_condition_inputs);
+    tcase_add_test(tc, energy_with_labels_and_context);
     tcase_add_test(tc, save_load_clone_bit_exact);
     tcase_add_test(tc, analytic_and_sum_energies);
     suite_add_tcase(s, tc);

@@ -23,8 +23,9 @@
  * ELU activation, whose second derivative jumps), so the Hyvärinen, sliced and SM-VR losses train
  * it too. Label and context inputs (::SCORE_MODEL_PARAM_NUM_CLASSES,
  * ::SCORE_MODEL_PARAM_CONTEXT_DIM) work as for the MLP; score_model_energy() evaluates the null
- * label and refuses a model with a context input (use score_sde_energy() with the sde's label /
- * context).
+ * label and refuses a model with a context input, score_model_energy_cond() takes a label and / or
+ * a context vector per row (as score_model_forward_cond() does for the score), and
+ * score_sde_energy() uses the sde's labels / context.
  *
  * Energies: score_model_energy() evaluates E for an energy model, the exact negative
  * log-density -log p_t(x) (normalising constant included) for the analytic Gaussian and Gaussian
@@ -77,6 +78,36 @@ SCORE_API SCORE_WARN_UNUSED int score_model_new_energy(score_model **out, size_t
  */
 SCORE_API SCORE_WARN_UNUSED int score_model_energy(score_model *model, size_t n, const float *x,
                                                    const double *c, double *E_out);
+
+/**
+ * @brief Evaluates the energy E(x, c, label, context) of n rows of a model with a label and / or
+ * a context input (::SCORE_MODEL_PARAM_NUM_CLASSES, ::SCORE_MODEL_PARAM_CONTEXT_DIM).
+ *
+ * Like score_model_energy() (which it equals with @p labels and @p context NULL, for a model
+ * without a context input), with the inputs of score_model_forward_cond(): the energy's
+ * gradient in x is minus score_model_forward_cond() with the same arguments. A row's energy
+ * depends on its own x, c, label and context only.
+ * @param[in] model the model (prepared here if needed).
+ * @param[in] n rows (0 is a no-op). @param[in] x n * dim inputs. @param[in] c n conditioning values.
+ * @param[in] labels n labels, each in 0..K-1, or K for the null label (K =
+ *            ::SCORE_MODEL_PARAM_NUM_CLASSES); NULL = the null label on every row. Only for a
+ *            model with a label input.
+ * @param[in] context n * m finite floats, row b at `context + b * m` (m =
+ *            ::SCORE_MODEL_PARAM_CONTEXT_DIM); required for a model with a context input, NULL
+ *            otherwise.
+ * @param[out] E_out n energies.
+ * @return ::SCORE_OK; ::SCORE_E_INVAL (NULL pointer, or no context for a model with a context
+ *         input); ::SCORE_E_UNSUPPORTED (the model has no energy; labels for a model without a
+ *         label input; a context for a model without a context input); ::SCORE_E_RANGE (n too
+ *         large, a label outside 0..K); ::SCORE_E_NUMERIC (non-finite c or context value, or a
+ *         non-finite energy); ::SCORE_E_NOMEM.
+ * Thread-safety: safe for concurrent readers of a prepared @p model.
+ * @since 0.2
+ */
+SCORE_API SCORE_WARN_UNUSED int score_model_energy_cond(score_model *model, size_t n,
+                                                        const float *x, const double *c,
+                                                        const int32_t *labels,
+                                                        const float *context, double *E_out);
 
 /**
  * @brief 1 when score_model_energy() can evaluate @p model, else 0 (also for NULL).

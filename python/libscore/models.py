@@ -170,6 +170,24 @@ class Model(Configurable):
         return m
 
     @classmethod
+    def energy_mlp(cls, dim, hidden=128, depth=3, activation="silu", seed=0, num_classes=0,
+                   context_dim=0, **params):
+        """An energy model (score_model_new_energy()): the MLP of :meth:`mlp` with one output
+        E(x, c), whose score is -grad_x E; its energies by :meth:`energy`."""
+        p = ctypes.c_void_p()
+        _lib.score_model_new_energy(ctypes.byref(p), dim)
+        m = cls(p.value)
+        params.update(hidden=hidden, depth=depth, seed=seed,
+                      activation=_lookup(ACTIVATIONS, activation, "activation"))
+        if num_classes:
+            params["num_classes"] = num_classes
+        if context_dim:
+            params["context_dim"] = context_dim
+        m.set(**params)
+        _lib.score_model_prepare(m.ptr)
+        return m
+
+    @classmethod
     def gaussian(cls, schedule, mean, var=None, cov=None):
         """The exact score of N(mean, diag(var)) (or N(mean, cov)) noised by the schedule; the
         conditioning value is the time (use it in a System with cond='t', the default of
@@ -272,6 +290,26 @@ class Model(Configurable):
             raise refuse("SCORE_E_SHAPE", f"context must have {n} rows")
         _lib.score_model_forward_cond(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
                                       _arrays.i32p(lab), _arrays.f32p(ctx), _arrays.f32p(out))
+        return out
+
+    def energy(self, x, c, labels=None, context=None):
+        """The energies E(x, c) of rows x (float64, one per row): an energy model's output, the
+        exact -log p_t(x) of a Gaussian / mixture (c = t; a mixture's label y: its component's
+        -log p_t(x | y)), a weighted sum's sum. labels / context as for :meth:`forward`."""
+        x = _arrays.rows(x, self.dim)
+        n = x.shape[0]
+        c = _arrays.per_row(c, n, "c")
+        out = np.empty(n)
+        if labels is None and context is None:
+            _lib.score_model_energy(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
+                                    _arrays.f64p(out))
+            return out
+        lab = None if labels is None else _arrays.per_row(labels, n, "labels", np.int32)
+        ctx = None if context is None else _arrays.rows(context, self.context_dim, "context")
+        if ctx is not None and ctx.shape[0] != n:
+            raise refuse("SCORE_E_SHAPE", f"context must have {n} rows")
+        _lib.score_model_energy_cond(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
+                                     _arrays.i32p(lab), _arrays.f32p(ctx), _arrays.f64p(out))
         return out
 
     @property

@@ -140,3 +140,36 @@ def test_conditional_mlp_labels_and_context():
     with pytest.raises(ls.Error) as e:                       # guidance needs a label
         system.score(x, 0.3)
     assert e.value.status == "SCORE_E_INVAL"
+
+
+def test_energy_model_labels_context_and_mixture_components():
+    k, m = 3, 2
+    model = ls.Model.energy_mlp(2, hidden=16, depth=2, num_classes=k, context_dim=m, seed=3)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 2)).astype(np.float32)
+    ctx = rng.standard_normal((5, m)).astype(np.float32)
+    lab = np.array([0, 1, 2, 3, 1], dtype=np.int32)
+    e = model.energy(x, 0.4, labels=lab, context=ctx)
+    assert e.dtype == np.float64 and e.shape == (5,) and np.all(np.isfinite(e))
+    # minus the gradient of the energy is the score, with the same label and context
+    s = model.forward(x, 0.4, labels=lab, context=ctx)
+    h = 1e-2
+    for j in range(2):
+        d = np.zeros((5, 2), dtype=np.float32)
+        d[:, j] = h
+        fd = (model.energy(x + d, 0.4, labels=lab, context=ctx)
+              - model.energy(x - d, 0.4, labels=lab, context=ctx)) / (2 * h)
+        np.testing.assert_allclose(-fd, s[:, j], rtol=0, atol=2e-3 * np.abs(s).max())
+    np.testing.assert_array_equal(model.energy(x, 0.4, context=ctx),
+                                  model.energy(x, 0.4, labels=[k] * 5, context=ctx))
+    with pytest.raises(ls.Error) as err:
+        model.energy(x, 0.4)                                 # a context input, none given
+    assert err.value.status == "SCORE_E_INVAL"
+    # a mixture's label y: -log p_t(x | y); no label: the mixture's -log p_t(x)
+    sched = ls.Schedule("ve")
+    w = np.array([0.25, 0.75])
+    gmm = ls.Model.gmm(sched, w, [[1.0, 0.0], [-1.0, 0.5]], [[0.5, 1.0], [1.0, 2.0]])
+    e0 = gmm.energy(x, 0.3, labels=[0] * 5)
+    e1 = gmm.energy(x, 0.3, labels=[1] * 5)
+    np.testing.assert_allclose(gmm.energy(x, 0.3), -np.log(w[0] * np.exp(-e0) + w[1] * np.exp(-e1)),
+                               rtol=1e-12)

@@ -167,9 +167,10 @@ static int alpha_sigma(const char *fn, const analytic *A, double t, double *al, 
 
 /* Evaluates the component scores (S->sk), responsibilities (S->lt), sum of inverse variances
  * (S->trinv) and total score (S->s) at the point S->xb (in the basis); returns log p. With
- * only < k, the density is that of component `only` alone (its label): the other components
- * get log term -inf, hence responsibility 0 (skipped by hess_vec() and laplacian()), and the
- * component's own responsibility is exactly 1, so s is its score bit for bit. */
+ * only < k, the density is that of component `only` alone (its label), the class-conditional
+ * p_t(x | y) without the mixture weight w_y: the other components get log term -inf, hence
+ * responsibility 0 (skipped by hess_vec() and laplacian()), and the component's own
+ * responsibility is exactly 1, so s is its score bit for bit. */
 static double eval_row(const analytic *A, an_scratch *S, double al, double si, size_t only)
 {
     size_t d = A->dim, K = A->k;
@@ -193,7 +194,7 @@ static double eval_row(const analytic *A, an_scratch *S, double al, double si, s
             ti += inv;
         }
         S->trinv[j] = ti;
-        S->lt[j] = A->logw[j] - 0.5 * (q + ld + (double)d * LOG_2PI);
+        S->lt[j] = (only < K ? 0.0 : A->logw[j]) - 0.5 * (q + ld + (double)d * LOG_2PI);
         if (S->lt[j] > mx)
             mx = S->lt[j];
     }

@@ -37,24 +37,46 @@ int score__model_energy_ws(const char *fn, const score_model *m, score__model_ws
     return SCORE_OK;
 }
 
-int score_model_energy(score_model *model, size_t n, const float *x, const double *c,
-                       double *E_out)
+/* score_model_energy() and score_model_energy_cond(): the checks, then the energy through a
+ * workspace of the call holding the rows' labels and context (cond: 0 for score_model_energy,
+ * whose model must then have no context input). */
+static int energy_public(const char *fn, score_model *model, size_t n, const float *x,
+                         const double *c, int cond, const int32_t *labels, const float *context,
+                         double *E_out)
 {
     score__model_ws *ws;
     int rc;
     if (model == NULL)
-        return score__error(SCORE_E_INVAL, __func__, "model is NULL");
+        return score__error(SCORE_E_INVAL, fn, "model is NULL");
     if (n > 0 && (x == NULL || c == NULL || E_out == NULL))
-        return score__error(SCORE_E_INVAL, __func__, "x, c or E_out is NULL");
+        return score__error(SCORE_E_INVAL, fn, "x, c or E_out is NULL");
     if (n > SIZE_MAX / 64 / model->dim)
-        return score__error(SCORE_E_RANGE, __func__, "batch of %zu rows is too large", n);
+        return score__error(SCORE_E_RANGE, fn, "batch of %zu rows is too large", n);
     if (model->ops->energy == NULL)
-        return score__model_energy_ws(__func__, model, NULL, n, x, c, E_out);
+        return score__model_energy_ws(fn, model, NULL, n, x, c, E_out);
     if (n == 0)
         return SCORE_OK;
+    if (cond && (rc = score__model_check_cond(fn, model, n, labels, context)) != SCORE_OK)
+        return rc;
     if (score__model_ws_new(&ws) != SCORE_OK)
-        return score__error(SCORE_E_NOMEM, __func__, "workspace allocation failed");
-    rc = score__model_energy_ws(__func__, model, ws, n, x, c, E_out);
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    ws->labels = labels;
+    ws->labels_per_row = 1;
+    ws->context = context;
+    ws->context_per_row = 1;
+    rc = score__model_energy_ws(fn, model, ws, n, x, c, E_out);
     score__model_ws_free(ws);
     return rc;
+}
+
+int score_model_energy(score_model *model, size_t n, const float *x, const double *c,
+                       double *E_out)
+{
+    return energy_public(__func__, model, n, x, c, 0, NULL, NULL, E_out);
+}
+
+int score_model_energy_cond(score_model *model, size_t n, const float *x, const double *c,
+                            const int32_t *labels, const float *context, double *E_out)
+{
+    return energy_public(__func__, model, n, x, c, 1, labels, context, E_out);
 }

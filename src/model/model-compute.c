@@ -199,8 +199,8 @@ static int run_forward(const char *fn, const score_model *m, score__model_ws *ws
 
 /* The label and context arguments of score_model_forward_cond() (score_model_forward(): both
  * NULL) against the model's inputs. */
-static int check_cond(const char *fn, const score_model *m, size_t n, const int32_t *labels,
-                      const float *context)
+int score__model_check_cond(const char *fn, const score_model *m, size_t n,
+                            const int32_t *labels, const float *context)
 {
     const int64_t K = score__model_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES);
     const int64_t mc = score__model_i64(m, SCORE_MODEL_PARAM_CONTEXT_DIM);
@@ -234,7 +234,7 @@ static int forward_public(const char *fn, score_model *model, size_t n, const fl
     if (rc != SCORE_OK || n == 0)
         return rc;
     atomic_store(&model->cached_n, (size_t)0);
-    if ((rc = check_cond(fn, model, n, labels, context)) != SCORE_OK)
+    if ((rc = score__model_check_cond(fn, model, n, labels, context)) != SCORE_OK)
         return rc;
     if ((rc = own_ws(fn, model)) != SCORE_OK)
         return rc;

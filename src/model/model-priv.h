@@ -291,6 +291,12 @@ extern const score__model_ops score__energy_ops;
  * name fn); SCORE_E_UNSUPPORTED with a message for models without an energy. */
 int score__model_energy_ws(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
                            const float *x, const double *c, double *E);
+/* The label and context arguments of score_model_forward_cond() / score_model_energy_cond()
+ * against the model's inputs: SCORE_E_UNSUPPORTED (labels without a label input, a context
+ * without a context input), SCORE_E_INVAL (no context for a model with one), SCORE_E_RANGE (a
+ * label outside 0..K, or too many rows), SCORE_E_NUMERIC (a non-finite context value). */
+int score__model_check_cond(const char *fn, const score_model *m, size_t n,
+                            const int32_t *labels, const float *context);
 /* Classifier kind (the MLP's code, src/model/mlp.c and classifier.c). */
 extern const score__model_ops score__classifier_ops;
 /* Analytic kinds (src/model/analytic.c). */
