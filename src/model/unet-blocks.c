@@ -21,6 +21,33 @@ static void scale_to(size_t len, float a, const float *x, float *y)
         y[j] = a * x[j];
 }
 
+/* g = x / sqrt(2) and, when gx is not NULL, gx += g, in one pass (the bits of scale_to then
+ * score__saxpy with alpha = 1): the skip connection's share of a block's backward. */
+SCORE__VEC_CLONES
+static void rescale_skip(size_t len, const float *restrict x, float *restrict g,
+                         float *restrict gx)
+{
+    if (gx == NULL) {
+        for (size_t j = 0; j < len; j++)
+            g[j] = INV_SQRT2 * x[j];
+        return;
+    }
+    for (size_t j = 0; j < len; j++) {
+        float v = INV_SQRT2 * x[j];
+        g[j] = v;
+        gx[j] += v;
+    }
+}
+
+/* y = (y + x) / sqrt(2) elementwise: the identity skip and the rescaling in one pass (the bits
+ * of y += 1 * x, then y *= 1 / sqrt(2)). */
+SCORE__VEC_CLONES
+static void add_rescale(size_t len, const float *restrict x, float *restrict y)
+{
+    for (size_t j = 0; j < len; j++)
+        y[j] = (y[j] + x[j]) * INV_SQRT2;
+}
+
 static void zero(size_t len, float *x)
 {
     memset(x, 0, len * sizeof *x);
@@ -95,15 +122,6 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n)
     return 2 * n * (r->g1 + r->g2) + max2(r->ci, r->co);
 }
 
-/* y = (y + x) / sqrt(2) elementwise: the identity skip and the rescaling in one pass (the bits
- * of y += 1 * x, then y *= 1 / sqrt(2)). */
-SCORE__VEC_CLONES
-static void add_rescale(size_t len, const float *restrict x, float *restrict y)
-{
-    for (size_t j = 0; j < len; j++)
-        y[j] = (y[j] + x[j]) * INV_SQRT2;
-}
-
 /* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer). */
 static void res_forward(const score__unet_res *r, size_t n, const float *theta, const float *x,
                         const float *e, float *y, float *cache, double *dbl, float *col,
@@ -168,11 +186,10 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
     float *A = scratch, *B = A + n * max2(ci, co) * hw, *gt = B + n * max2(ci, co) * hw;
 
     /* A = dL/d(skip(x) + h2) */
-    scale_to(n * co * hw, INV_SQRT2, gy, A);
     if (ci == co) {
-        if (gx != NULL)
-            score__saxpy(n * co * hw, 1.0f, A, gx);
+        rescale_skip(n * co * hw, gy, A, gx);
     } else {
+        scale_to(n * co * hw, INV_SQRT2, gy, A);
         score__unet_conv1_backward(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
                                    grad + r->sk_b, gx, col, dsum);
     }
@@ -296,8 +313,7 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
         score__sgemm(0, 1, c, p, p, 1.0f, v + i * cp, p, Wi, p, 0.0f, o + i * cp, p);
     }
     score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0);
-    score__saxpy(n * cp, 1.0f, x, y);
-    scale_to(n * cp, INV_SQRT2, y, y);
+    add_rescale(n * cp, x, y);
 }
 
 void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
@@ -313,9 +329,7 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
     double *dsum = dbl + 2 * n * a->g;
     float scale = (float)(1.0 / sqrt((double)c));
 
-    scale_to(n * cp, INV_SQRT2, gy, g);
-    if (gx != NULL)
-        score__saxpy(n * cp, 1.0f, g, gx);
+    rescale_skip(n * cp, gy, g, gx);
     zero(n * cp, go);
     score__unet_conv1_backward(n, c, c, p, theta + a->o_w, o, g, grad + a->o_w, grad + a->o_b,
                                go, col, dsum);
