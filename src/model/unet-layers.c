@@ -644,17 +644,24 @@ void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, f
     }
 }
 
+/* Each input row written twice into the first output row, which is then copied (vectorised;
+ * the rows are short). */
+SCORE__VEC_CLONES
 void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float *y)
 {
     size_t w2 = 2 * w;
     for (size_t p = 0; p < nc; p++) {
         const float *xp = x + p * h * w;
         float *yp = y + p * 4 * h * w;
-        for (size_t py = 0; py < 2 * h; py++) {
-            const float *src = xp + (py / 2) * w;
-            float *dst = yp + py * w2;
+        for (size_t py = 0; py < h; py++) {
+            const float *restrict src = xp + py * w;
+            float *restrict d0 = yp + 2 * py * w2, *restrict d1 = d0 + w2;
+            for (size_t px = 0; px < w; px++) {
+                d0[2 * px] = src[px];
+                d0[2 * px + 1] = src[px];
+            }
             for (size_t px = 0; px < w2; px++)
-                dst[px] = src[px / 2];
+                d1[px] = d0[px];
         }
     }
 }
