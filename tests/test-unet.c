@@ -554,6 +554,104 @@ START_TEST(groupnorm_forward_reference)
 }
 END_TEST
 
+/* The normalisation's bits: (float)((x - mean) * rstd) * gamma + beta, in that order with no
+ * contraction, whatever vector version runs; GroupNorm + SiLU in one pass gives the bits of the
+ * two layers (score__bias_act_inplace over the whole output), with and without silu'. */
+START_TEST(groupnorm_silu_fused_bits)
+{
+    static const size_t shapes[][4] = {{2, 6, 7, 3}, {3, 8, 64, 2}, {1, 4, 1, 4}, {2, 32, 17, 8}};
+    for (size_t si = 0; si < 4; si++) {
+        const size_t N = shapes[si][0], C = shapes[si][1], HW = shapes[si][2], G = shapes[si][3];
+        size_t len = N * C * HW, m = (C / G) * HW;
+        unsigned seed = 41 + (unsigned)si;
+        float *x = malloc(len * sizeof *x), *y = malloc(len * sizeof *y);
+        float *f = malloc(len * sizeof *f), *d = malloc(len * sizeof *d);
+        float *d0 = malloc(len * sizeof *d0), *gamma = malloc(C * sizeof *gamma);
+        float *beta = malloc(C * sizeof *beta);
+        double *st = malloc(2 * N * G * sizeof *st), *st2 = malloc(2 * N * G * sizeof *st2);
+        fill(&seed, len, 4.0f, x);
+        fill(&seed, C, 1.5f, gamma);
+        fill(&seed, C, 1.0f, beta);
+        score__unet_gn_forward(N, C, HW, G, gamma, beta, x, y, st);
+        for (size_t i = 0; i < len; i++) {
+            size_t b = i / m, k = (i % (C * HW)) / HW;
+            float ref = (float)(((double)x[i] - st[2 * b]) * st[2 * b + 1]) * gamma[k] + beta[k];
+            ck_assert_msg(memcmp(&ref, &y[i], sizeof ref) == 0, "shape %zu value %zu", si, i);
+        }
+        score__bias_act_inplace(1, len, y, NULL, SCORE__ACT_SILU, NULL, d0);
+        score__unet_gn_silu_forward(N, C, HW, G, gamma, beta, x, f, d, st2);
+        ck_assert_mem_eq(f, y, len * sizeof *f);
+        ck_assert_mem_eq(d, d0, len * sizeof *d);
+        ck_assert_mem_eq(st2, st, 2 * N * G * sizeof *st);
+        score__unet_gn_silu_forward(N, C, HW, G, gamma, beta, x, f, NULL, st2);
+        ck_assert_mem_eq(f, y, len * sizeof *f);
+        free(x), free(y), free(f), free(d), free(d0), free(gamma), free(beta), free(st);
+        free(st2);
+    }
+}
+END_TEST
+
+/* The backward with the SiLU folded in gives the bits of score__mul then the GroupNorm's
+ * backward: adding to gx (acc = 1) and writing it (acc = 0, as into a zeroed gx). */
+START_TEST(groupnorm_silu_backward_bits)
+{
+    static const size_t shapes[][4] = {{2, 6, 7, 3}, {3, 8, 64, 2}, {2, 32, 17, 8}};
+    for (size_t si = 0; si < 3; si++) {
+        const size_t N = shapes[si][0], C = shapes[si][1], HW = shapes[si][2], G = shapes[si][3];
+        size_t len = N * C * HW;
+        unsigned seed = 61 + (unsigned)si;
+        float *x = malloc(len * sizeof *x), *y = malloc(len * sizeof *y);
+        float *d = malloc(len * sizeof *d), *gs = malloc(len * sizeof *gs);
+        float *ga = malloc(len * sizeof *ga), *gx0 = malloc(len * sizeof *gx0);
+        float *gx1 = malloc(len * sizeof *gx1), *gx2 = malloc(len * sizeof *gx2);
+        float *gamma = malloc(C * sizeof *gamma), *beta = malloc(C * sizeof *beta);
+        float *gp1 = calloc(2 * C, sizeof *gp1), *gp2 = calloc(2 * C, sizeof *gp2);
+        double *st = malloc(2 * N * G * sizeof *st);
+        fill(&seed, len, 3.0f, x);
+        fill(&seed, C, 1.5f, gamma);
+        fill(&seed, C, 1.0f, beta);
+        fill(&seed, len, 1.0f, gs);
+        fill(&seed, len, 1.0f, gx0);
+        score__unet_gn_silu_forward(N, C, HW, G, gamma, beta, x, y, d, st);
+        for (int acc = 0; acc <= 1; acc++) {
+            for (size_t i = 0; i < len; i++)
+                gx1[i] = gx2[i] = acc ? gx0[i] : 0.0f;
+            if (!acc)
+                gx2[1] = -0.0f; /* overwritten, not read */
+            score__mul(len, gs, d, ga);
+            score__unet_gn_backward(N, C, HW, G, gamma, x, st, ga, gp1, gp1 + C, gx1);
+            score__unet_gn_silu_backward(N, C, HW, G, gamma, x, st, gs, d, gp2, gp2 + C, gx2,
+                                         acc);
+            ck_assert_mem_eq(gx2, gx1, len * sizeof *gx1);
+            ck_assert_mem_eq(gp2, gp1, 2 * C * sizeof *gp1);
+        }
+        /* no input gradient */
+        score__unet_gn_backward(N, C, HW, G, gamma, x, st, ga, gp1, gp1 + C, NULL);
+        score__unet_gn_silu_backward(N, C, HW, G, gamma, x, st, gs, d, gp2, gp2 + C, NULL, 1);
+        ck_assert_mem_eq(gp2, gp1, 2 * C * sizeof *gp1);
+        free(x), free(y), free(d), free(gs), free(ga), free(gx0), free(gx1), free(gx2);
+        free(gamma), free(beta), free(gp1), free(gp2), free(st);
+    }
+}
+END_TEST
+
+/* score__add_clear: the bits of score__saxpy with alpha = 1, and the source left zero. */
+START_TEST(add_clear_bits)
+{
+    enum { L = 37 };
+    float a[L], b[L], c[L];
+    unsigned seed = 9;
+    fill(&seed, L, 100.0f, a);
+    fill(&seed, L, 1e-3f, b);
+    memcpy(c, b, sizeof c);
+    score__saxpy(L, 1.0f, a, b);
+    score__add_clear(L, a, c);
+    ck_assert_mem_eq(c, b, sizeof c);
+    for (size_t i = 0; i < L; i++)
+        ck_assert_msg(a[i] == 0.0f && !signbit(a[i]), "value %zu not cleared", i);
+}
+END_TEST
+
 START_TEST(resampling_values)
 {
     /* one 2 x 4 plane: pooling averages 2 x 2 blocks, up-sampling repeats each pixel */
@@ -607,6 +705,10 @@ START_TEST(res_block_closed_form)
     for (size_t k = 0; k < 4; k++)
         for (size_t j = 0; j < 6; j++)
             ck_assert_double_eq_tol(y[k * 6 + j], (x[k * 6 + j] + (double)k) / sqrt(2.0), 1e-6);
+    /* the forward without a backward: the same bits */
+    float y2[4 * 6];
+    score__unet_res_infer(&r, 1, th, x, NULL, y2, cache, dbl, col);
+    ck_assert_mem_eq(y2, y, sizeof y);
     free(th);
     free(cache);
     free(dbl);
@@ -1223,6 +1325,9 @@ int main(void)
     tcase_add_test(tc, conv_panel_positions);
     tcase_add_test(tc, im2col_vector_versions);
     tcase_add_test(tc, groupnorm_forward_reference);
+    tcase_add_test(tc, groupnorm_silu_fused_bits);
+    tcase_add_test(tc, groupnorm_silu_backward_bits);
+    tcase_add_test(tc, add_clear_bits);
     tcase_add_test(tc, resampling_values);
     tcase_add_test(tc, silu_values);
     tcase_add_test(tc, res_block_closed_form);

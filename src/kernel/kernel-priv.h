@@ -142,6 +142,9 @@ void score__sgemv(int trans_a, size_t M, size_t N, float alpha, const float *A, 
 
 /* y += alpha * x (n floats). */
 void score__saxpy(size_t n, float alpha, const float *x, float *y);
+/* y += x, then x = 0 (n floats; the bits of score__saxpy with alpha = 1): a partial sum
+ * added and its buffer cleared for the next one in one pass. x must not overlap y. */
+void score__add_clear(size_t n, float *x, float *y);
 
 /* Embedding features: sin_out[i] = sin(freq[i] * c), cos_out[i] = cos(freq[i] * c) in double
  * rounded to float, for |freq[i] * c| < 2^30 (larger arguments: libm's sin / cos); within

@@ -84,6 +84,15 @@ void score__saxpy(size_t n, float alpha, const float *x, float *y)
         y[i] += alpha * x[i];
 }
 
+SCORE__VEC_CLONES
+void score__add_clear(size_t n, float *restrict x, float *restrict y)
+{
+    for (size_t i = 0; i < n; i++) {
+        y[i] += x[i];
+        x[i] = 0.0f;
+    }
+}
+
 /* ---- sine and cosine features ---- */
 
 /* sin and cos of a double a with |a| < 2^30, written so that a loop over it vectorizes:

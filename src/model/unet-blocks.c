@@ -21,6 +21,33 @@ static void scale_to(size_t len, float a, const float *x, float *y)
         y[j] = a * x[j];
 }
 
+/* g = x / sqrt(2) and, when gx is not NULL, gx += g, in one pass (the bits of scale_to then
+ * score__saxpy with alpha = 1): the skip connection's share of a block's backward. */
+SCORE__VEC_CLONES
+static void rescale_skip(size_t len, const float *restrict x, float *restrict g,
+                         float *restrict gx)
+{
+    if (gx == NULL) {
+        for (size_t j = 0; j < len; j++)
+            g[j] = INV_SQRT2 * x[j];
+        return;
+    }
+    for (size_t j = 0; j < len; j++) {
+        float v = INV_SQRT2 * x[j];
+        g[j] = v;
+        gx[j] += v;
+    }
+}
+
+/* y = (y + x) / sqrt(2) elementwise: the identity skip and the rescaling in one pass (the bits
+ * of y += 1 * x, then y *= 1 / sqrt(2)). */
+SCORE__VEC_CLONES
+static void add_rescale(size_t len, const float *restrict x, float *restrict y)
+{
+    for (size_t j = 0; j < len; j++)
+        y[j] = (y[j] + x[j]) * INV_SQRT2;
+}
+
 static void zero(size_t len, float *x)
 {
     memset(x, 0, len * sizeof *x);
@@ -95,18 +122,19 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n)
     return 2 * n * (r->g1 + r->g2) + max2(r->ci, r->co);
 }
 
-void score__unet_res_forward(const score__unet_res *r, size_t n, const float *theta,
-                             const float *x, const float *e, float *y, float *cache,
-                             double *dbl, float *col)
+/* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer). */
+static void res_forward(const score__unet_res *r, size_t n, const float *theta, const float *x,
+                        const float *e, float *y, float *cache, double *dbl, float *col,
+                        int keep)
 {
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw, *d2 = h1 + n * co * hw;
     float *s2 = d2 + n * co * hw, *t = s2 + n * co * hw;
     double *st1 = dbl, *st2 = dbl + 2 * n * r->g1;
 
-    /* a1 into s1, then s1 = silu(a1) and d1 = silu'(a1) in place */
-    score__unet_gn_forward(n, ci, hw, r->g1, theta + r->gn1_g, theta + r->gn1_b, x, s1, st1);
-    score__bias_act_inplace(1, n * ci * hw, s1, NULL, SCORE__ACT_SILU, NULL, d1);
+    /* s1 = silu(a1) and d1 = silu'(a1) (keep only), a1 = GN_1(x), in one pass */
+    score__unet_gn_silu_forward(n, ci, hw, r->g1, theta + r->gn1_g, theta + r->gn1_b, x, s1,
+                                keep ? d1 : NULL, st1);
     score__unet_conv3_forward(n, ci, co, r->h, r->w, theta + r->c1_w, theta + r->c1_b, s1, h1,
                               0, col);
     if (r->ne > 0) {
@@ -119,15 +147,30 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
                     p[j] += tk;
             }
     }
-    score__unet_gn_forward(n, co, hw, r->g2, theta + r->gn2_g, theta + r->gn2_b, h1, s2, st2);
-    score__bias_act_inplace(1, n * co * hw, s2, NULL, SCORE__ACT_SILU, NULL, d2);
+    score__unet_gn_silu_forward(n, co, hw, r->g2, theta + r->gn2_g, theta + r->gn2_b, h1, s2,
+                                keep ? d2 : NULL, st2);
     score__unet_conv3_forward(n, co, co, r->h, r->w, theta + r->c2_w, theta + r->c2_b, s2, y, 0,
                               col);
-    if (ci == co)
-        score__saxpy(n * co * hw, 1.0f, x, y);
-    else
+    if (ci == co) {
+        add_rescale(n * co * hw, x, y);
+    } else {
         score__unet_conv1_forward(n, ci, co, hw, theta + r->sk_w, theta + r->sk_b, x, y, 1);
-    scale_to(n * co * hw, INV_SQRT2, y, y);
+        scale_to(n * co * hw, INV_SQRT2, y, y);
+    }
+}
+
+void score__unet_res_forward(const score__unet_res *r, size_t n, const float *theta,
+                             const float *x, const float *e, float *y, float *cache,
+                             double *dbl, float *col)
+{
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 1);
+}
+
+void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
+                           const float *x, const float *e, float *y, float *cache, double *dbl,
+                           float *col)
+{
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 0);
 }
 
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,
@@ -143,25 +186,23 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
     float *A = scratch, *B = A + n * max2(ci, co) * hw, *gt = B + n * max2(ci, co) * hw;
 
     /* A = dL/d(skip(x) + h2) */
-    scale_to(n * co * hw, INV_SQRT2, gy, A);
     if (ci == co) {
-        if (gx != NULL)
-            score__saxpy(n * co * hw, 1.0f, A, gx);
+        rescale_skip(n * co * hw, gy, A, gx);
     } else {
+        scale_to(n * co * hw, INV_SQRT2, gy, A);
         score__unet_conv1_backward(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
                                    grad + r->sk_b, gx, col, dsum);
     }
     zero(n * co * hw, B); /* B = dL/ds2 */
     score__unet_conv3_backward(n, co, co, r->h, r->w, theta + r->c2_w, s2, A, grad + r->c2_w,
                                grad + r->c2_b, B, col, dsum);
-    score__mul(n * co * hw, B, d2, A); /* A = dL/da2 */
-    zero(n * co * hw, B); /* B = dL/dh1 */
-    score__unet_gn_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, A, grad + r->gn2_g,
-                            grad + r->gn2_b, B);
+    /* A = dL/dh1 (written), through dL/da2 = B * d2 computed on the fly */
+    score__unet_gn_silu_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, B, d2,
+                                 grad + r->gn2_g, grad + r->gn2_b, A, 0);
     if (r->ne > 0) {
         for (size_t i = 0; i < n; i++)
             for (size_t k = 0; k < co; k++) {
-                const float *p = B + (i * co + k) * hw;
+                const float *p = A + (i * co + k) * hw;
                 double s = 0.0;
                 for (size_t j = 0; j < hw; j++)
                     s += p[j];
@@ -170,12 +211,12 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
         score__unet_dense_backward(n, r->ne, co, theta + r->d_w, e, gt, grad + r->d_w,
                                    grad + r->d_b, ge);
     }
-    zero(n * ci * hw, A); /* A = dL/ds1 */
-    score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, B, grad + r->c1_w,
-                               grad + r->c1_b, A, col, dsum);
-    score__mul(n * ci * hw, A, d1, B); /* B = dL/da1 */
-    score__unet_gn_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, grad + r->gn1_g,
-                            grad + r->gn1_b, gx);
+    zero(n * ci * hw, B); /* B = dL/ds1 */
+    score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, A, grad + r->c1_w,
+                               grad + r->c1_b, B, col, dsum);
+    /* gx += dL/dx, through dL/da1 = B * d1 */
+    score__unet_gn_silu_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, d1,
+                                 grad + r->gn1_g, grad + r->gn1_b, gx, 1);
 }
 
 /* ---- Self-attention ---------------------------------------------------------------------- */
@@ -272,8 +313,7 @@ void score__unet_attn_forward(const score__unet_attn *a, size_t n, const float *
         score__sgemm(0, 1, c, p, p, 1.0f, v + i * cp, p, Wi, p, 0.0f, o + i * cp, p);
     }
     score__unet_conv1_forward(n, c, c, p, theta + a->o_w, theta + a->o_b, o, y, 0);
-    score__saxpy(n * cp, 1.0f, x, y);
-    scale_to(n * cp, INV_SQRT2, y, y);
+    add_rescale(n * cp, x, y);
 }
 
 void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float *theta,
@@ -289,9 +329,7 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
     double *dsum = dbl + 2 * n * a->g;
     float scale = (float)(1.0 / sqrt((double)c));
 
-    scale_to(n * cp, INV_SQRT2, gy, g);
-    if (gx != NULL)
-        score__saxpy(n * cp, 1.0f, g, gx);
+    rescale_skip(n * cp, gy, g, gx);
     zero(n * cp, go);
     score__unet_conv1_backward(n, c, c, p, theta + a->o_w, o, g, grad + a->o_w, grad + a->o_b,
                                go, col, dsum);

@@ -395,8 +395,28 @@ void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt
 
 /* ---- GroupNorm --------------------------------------------------------------------------- */
 
-void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
-                            const float *beta, const float *x, float *y, double *stats)
+/* y[k * hw + j] = (float)((x[k * hw + j] - mean) * rstd) * gamma[k] + beta[k] for the cg planes
+ * of hw values of one group: the normalisation (difference and product in double, rounded to
+ * float, then a float product and a float sum; ISO C mode contracts nothing into an FMA, so
+ * every version gives the same bits). One call per group: the planes of the lower levels are
+ * small (16 pixels and fewer). */
+SCORE__VEC_CLONES
+static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double mean,
+                          double rstd, const float *gamma, const float *beta, float *restrict y)
+{
+    for (size_t k = 0; k < cg; k++) {
+        const float *xp = x + k * hw;
+        float *yp = y + k * hw, gk = gamma[k], bk = beta[k];
+        for (size_t j = 0; j < hw; j++)
+            yp[j] = (float)(((double)xp[j] - mean) * rstd) * gk + bk;
+    }
+}
+
+/* score__unet_gn_forward, and with silu = 1 each group's output replaced by its SiLU (and d, if
+ * not NULL, given its derivative) right after the group is normalised, while it is in cache. */
+static void gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                       const float *beta, const float *x, float *y, float *d, double *stats,
+                       int silu)
 {
     size_t cg = c / g, m = cg * hw;
     for (size_t i = 0; i < n; i++) {
@@ -407,35 +427,54 @@ void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float
             double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
             stats[2 * (i * g + q)] = mean;
             stats[2 * (i * g + q) + 1] = rstd;
-            for (size_t kc = 0; kc < cg; kc++) {
-                size_t k = q * cg + kc;
-                const float *xp = xs + kc * hw;
-                float *yp = y + base + kc * hw;
-                float gk = gamma[k], bk = beta[k];
-                for (size_t j = 0; j < hw; j++)
-                    yp[j] = (float)((xp[j] - mean) * rstd) * gk + bk;
-            }
+            gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + base);
+            if (silu)
+                score__bias_act_inplace(1, m, y + base, NULL, SCORE__ACT_SILU, NULL,
+                                        d != NULL ? d + base : NULL);
         }
     }
 }
 
-/* sums of gp and of gp * (xp - mean) * rstd over m values, in double, eight interleaved
- * partial sums each (as sum_f). */
-SCORE__VEC_CLONES
-static void gn_sums(size_t m, const float *xp, const float *gp, double mean, double rstd,
-                    double *sg_out, double *sgx_out)
+void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                            const float *beta, const float *x, float *y, double *stats)
+{
+    gn_forward(n, c, hw, g, gamma, beta, x, y, NULL, stats, 0);
+}
+
+void score__unet_gn_silu_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                                 const float *beta, const float *x, float *y, float *d,
+                                 double *stats)
+{
+    gn_forward(n, c, hw, g, gamma, beta, x, y, d, stats, 1);
+}
+
+/* The output gradient of a GroupNorm value: gp[j], or with silu = 1 the float product
+ * gp[j] * ds[j] (a SiLU's backward folded in: the bits of score__mul's output). */
+SCORE__INLINE float gn_grad_at(const float *gp, const float *ds, size_t j, int silu)
+{
+    return silu ? gp[j] * ds[j] : gp[j];
+}
+
+/* sums of gv and of gv * (xp - mean) * rstd over m values (gv = gn_grad_at(gp, ds, j, silu)),
+ * in double, eight interleaved partial sums each (as sum_f). silu: a constant after inlining. */
+SCORE__INLINE void gn_sums_body(size_t m, const float *xp, const float *gp, const float *ds,
+                                int silu, double mean, double rstd, double *sg_out,
+                                double *sgx_out)
 {
     double sg[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     double sgx[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    size_t j = 0;
-    for (; j + 8 <= m; j += 8)
+    size_t j, m8 = m / 8 * 8;
+    /* two loops of one sum each: GCC vectorises those (not one loop of both) */
+    for (j = 0; j < m8; j += 8)
+        for (size_t l = 0; l < 8; l++)
+            sg[l] += (double)gn_grad_at(gp, ds, j + l, silu);
+    for (j = 0; j < m8; j += 8)
         for (size_t l = 0; l < 8; l++) {
-            double xh = ((double)xp[j + l] - mean) * rstd, gv = (double)gp[j + l];
-            sg[l] += gv;
-            sgx[l] += gv * xh;
+            double xh = ((double)xp[j + l] - mean) * rstd;
+            sgx[l] += (double)gn_grad_at(gp, ds, j + l, silu) * xh;
         }
     for (; j < m; j++) {
-        double xh = ((double)xp[j] - mean) * rstd, gv = (double)gp[j];
+        double xh = ((double)xp[j] - mean) * rstd, gv = (double)gn_grad_at(gp, ds, j, silu);
         sg[0] += gv;
         sgx[0] += gv * xh;
     }
@@ -443,20 +482,61 @@ static void gn_sums(size_t m, const float *xp, const float *gp, double mean, dou
     *sgx_out = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
 }
 
-/* dp += rstd * (gp * gamma - a1 - (xp - mean) * rstd * a2), in double, over m values. */
+/* gn_sums_body without (gn_sums) and with (gn_sums_silu) the SiLU derivative ds. */
+SCORE__VEC_CLONES
+static void gn_sums(size_t m, const float *xp, const float *gp, double mean, double rstd,
+                    double *sg_out, double *sgx_out)
+{
+    gn_sums_body(m, xp, gp, NULL, 0, mean, rstd, sg_out, sgx_out);
+}
+
+SCORE__VEC_CLONES
+static void gn_sums_silu(size_t m, const float *xp, const float *gp, const float *ds,
+                         double mean, double rstd, double *sg_out, double *sgx_out)
+{
+    gn_sums_body(m, xp, gp, ds, 1, mean, rstd, sg_out, sgx_out);
+}
+
+/* v = (float)(rstd * (gv * gamma - a1 - (xp - mean) * rstd * a2)) in double over m values
+ * (gv = gn_grad_at(gp, ds, j, silu)); dp += v, or with acc = 0 dp = 0 + v (the bits of adding
+ * to a zeroed dp: -0 becomes +0). */
+SCORE__INLINE void gn_input_grad_body(size_t m, const float *restrict xp,
+                                      const float *restrict gp, const float *restrict ds,
+                                      int silu, double mean, double rstd, double gk,
+                                      double a1, double a2, float *restrict dp, int acc)
+{
+    for (size_t j = 0; j < m; j++) {
+        double xh = ((double)xp[j] - mean) * rstd;
+        float v = (float)(rstd * ((double)gn_grad_at(gp, ds, j, silu) * gk - a1 - xh * a2));
+        dp[j] = (acc ? dp[j] : 0.0f) + v;
+    }
+}
+
 SCORE__VEC_CLONES
 static void gn_input_grad(size_t m, const float *xp, const float *gp, double mean, double rstd,
                           double gk, double a1, double a2, float *dp)
 {
-    for (size_t j = 0; j < m; j++) {
-        double xh = ((double)xp[j] - mean) * rstd;
-        dp[j] += (float)(rstd * ((double)gp[j] * gk - a1 - xh * a2));
-    }
+    gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, a1, a2, dp, 1);
 }
 
-void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
-                             const float *x, const double *stats, const float *gy,
-                             float *ggamma, float *gbeta, float *gx)
+/* gn_input_grad with the SiLU derivative ds, adding (acc = 1) or writing (acc = 0). */
+SCORE__VEC_CLONES
+static void gn_input_grad_silu(size_t m, const float *xp, const float *gp, const float *ds,
+                               double mean, double rstd, double gk, double a1, double a2,
+                               float *dp, int acc)
+{
+    if (acc)
+        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 1);
+    else
+        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 0);
+}
+
+/* The backward of score__unet_gn_forward for the output gradient gy (ds NULL) or gy * ds (a
+ * float product per value: the SiLU backward that follows the GroupNorm in the forward); gx
+ * added to (acc = 1) or written as if zeroed first (acc = 0; ds not NULL). */
+static void gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                        const float *x, const double *stats, const float *gy, const float *ds,
+                        float *ggamma, float *gbeta, float *gx, int acc)
 {
     size_t cg = c / g, m = cg * hw;
     for (size_t i = 0; i < n; i++) {
@@ -465,9 +545,12 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
             double mean = stats[2 * (i * g + q)], rstd = stats[2 * (i * g + q) + 1];
             double s1 = 0.0, s2 = 0.0; /* sums of gxhat and gxhat * xhat over the group */
             for (size_t kc = 0; kc < cg; kc++) {
-                size_t k = q * cg + kc;
+                size_t k = q * cg + kc, o = base + kc * hw;
                 double sg, sgx;
-                gn_sums(hw, x + base + kc * hw, gy + base + kc * hw, mean, rstd, &sg, &sgx);
+                if (ds != NULL)
+                    gn_sums_silu(hw, x + o, gy + o, ds + o, mean, rstd, &sg, &sgx);
+                else
+                    gn_sums(hw, x + o, gy + o, mean, rstd, &sg, &sgx);
                 ggamma[k] += (float)sgx;
                 gbeta[k] += (float)sg;
                 s1 += sg * gamma[k];
@@ -477,12 +560,31 @@ void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const floa
                 continue;
             double a1 = s1 / (double)m, a2 = s2 / (double)m;
             for (size_t kc = 0; kc < cg; kc++) {
-                size_t k = q * cg + kc;
-                gn_input_grad(hw, x + base + kc * hw, gy + base + kc * hw, mean, rstd,
-                              (double)gamma[k], a1, a2, gx + base + kc * hw);
+                size_t k = q * cg + kc, o = base + kc * hw;
+                if (ds != NULL)
+                    gn_input_grad_silu(hw, x + o, gy + o, ds + o, mean, rstd, (double)gamma[k],
+                                       a1, a2, gx + o, acc);
+                else
+                    gn_input_grad(hw, x + o, gy + o, mean, rstd, (double)gamma[k], a1, a2,
+                                  gx + o);
             }
         }
     }
+}
+
+void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                             const float *x, const double *stats, const float *gy,
+                             float *ggamma, float *gbeta, float *gx)
+{
+    gn_backward(n, c, hw, g, gamma, x, stats, gy, NULL, ggamma, gbeta, gx, 1);
+}
+
+void score__unet_gn_silu_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                                  const float *x, const double *stats, const float *gs,
+                                  const float *ds, float *ggamma, float *gbeta, float *gx,
+                                  int acc)
+{
+    gn_backward(n, c, hw, g, gamma, x, stats, gs, ds, ggamma, gbeta, gx, acc);
 }
 
 /* ---- SiLU -------------------------------------------------------------------------------- */
@@ -542,17 +644,24 @@ void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, f
     }
 }
 
+/* Each input row written twice into the first output row, which is then copied (vectorised;
+ * the rows are short). */
+SCORE__VEC_CLONES
 void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float *y)
 {
     size_t w2 = 2 * w;
     for (size_t p = 0; p < nc; p++) {
         const float *xp = x + p * h * w;
         float *yp = y + p * 4 * h * w;
-        for (size_t py = 0; py < 2 * h; py++) {
-            const float *src = xp + (py / 2) * w;
-            float *dst = yp + py * w2;
+        for (size_t py = 0; py < h; py++) {
+            const float *restrict src = xp + py * w;
+            float *restrict d0 = yp + 2 * py * w2, *restrict d1 = d0 + w2;
+            for (size_t px = 0; px < w; px++) {
+                d0[2 * px] = src[px];
+                d0[2 * px + 1] = src[px];
+            }
             for (size_t px = 0; px < w2; px++)
-                dst[px] = src[px / 2];
+                d1[px] = d0[px];
         }
     }
 }

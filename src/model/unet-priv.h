@@ -110,6 +110,21 @@ void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float
 void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
                              const float *x, const double *stats, const float *gy,
                              float *ggamma, float *gbeta, float *gx);
+/* GroupNorm followed by SiLU, group by group (a group's values are activated while they are
+ * in cache): y = silu(GN(x)), d (NULL: not computed) = silu'(GN(x)), stats as above; the bits
+ * of score__unet_gn_forward then score__bias_act_inplace(SiLU, d) over the whole output.
+ * y must not overlap x or d. */
+void score__unet_gn_silu_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                                 const float *beta, const float *x, float *y, float *d,
+                                 double *stats);
+/* The backward of that pair from the forward's x, stats and d = silu'(GN(x)) for the gradient
+ * gs of its output: the bits of score__unet_gn_backward for gy = gs * d (float products, as
+ * score__mul gives them) with ggamma += , gbeta += and gx += (acc = 1) or gx = (acc = 0: the
+ * bits of adding to a zeroed gx; gx not NULL then). gx must not overlap x, gs or d. */
+void score__unet_gn_silu_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                                  const float *x, const double *stats, const float *gs,
+                                  const float *ds, float *ggamma, float *gbeta, float *gx,
+                                  int acc);
 
 /* y = silu(x) = x * sigmoid(x) elementwise (len values; y may alias x), with the kernel
  * layer's vectorised SiLU (score__bias_act_forward). */
@@ -173,6 +188,11 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n);
 void score__unet_res_forward(const score__unet_res *r, size_t n, const float *theta,
                              const float *x, const float *e, float *y, float *cache,
                              double *dbl, float *col);
+/* The same forward when no backward follows: the cache is scratch and its silu' parts are not
+ * computed; y has the bits of score__unet_res_forward. */
+void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
+                           const float *x, const float *e, float *y, float *cache, double *dbl,
+                           float *col);
 /* Backward of that forward (same x, e, cache, dbl): grad (the flat gradient) +=, gx +=, ge +=
  * (gx, ge may be NULL); scratch: score__unet_res_scratch_floats() floats. */
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,

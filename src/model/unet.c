@@ -737,9 +737,12 @@ static float *slot(float *arena, size_t n, size_t off)
     return arena + n * off;
 }
 
-/* The forward of the n rows of a block through the graph; the activations, caches and
- * statistics stay in the block's region for the backward. */
-static void graph_forward(const unet *p, const blk *v, size_t n, const float *x, float *out)
+/* The forward of the n rows of a block through the graph; with train = 1 the activations,
+ * caches and statistics stay in the block's region for the backward; with train = 0 (no
+ * backward follows) what only the backward reads is not computed and a GroupNorm followed by
+ * its SiLU runs as one layer (the same output bits). */
+static void graph_forward(const unet *p, const blk *v, size_t n, const float *x, float *out,
+                          int train)
 {
     const float *th = p->theta;
     const float *e = v->emb + n * (p->E + 3 * p->T);
@@ -755,7 +758,10 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
                                       0, v->col);
             break;
         case N_RES:
-            score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, v->col);
+            if (train)
+                score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, v->col);
+            else
+                score__unet_res_infer(&d->res, n, th, in, e, y, cache, dbl, v->col);
             cache += score__unet_res_cache_floats(&d->res, n);
             dbl += score__unet_res_dbl(&d->res, n);
             break;
@@ -775,6 +781,15 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
                                        slot(v->act, n, d->in2), y);
             break;
         case N_GN:
+            if (!train && i + 1 < p->n_nodes && p->nodes[i + 1].type == N_SILU &&
+                p->nodes[i + 1].in == d->out && p->nodes[i + 1].out != d->in) {
+                /* the SiLU's output directly; the GroupNorm's own is not needed */
+                score__unet_gn_silu_forward(n, d->ci, d->h * d->w, d->g, th + d->pw, th + d->pb,
+                                            in, slot(v->act, n, p->nodes[i + 1].out), NULL, dbl);
+                dbl += 2 * n * d->g;
+                i++;
+                break;
+            }
             score__unet_gn_forward(n, d->ci, d->h * d->w, d->g, th + d->pw, th + d->pb, in, y,
                                    dbl);
             dbl += 2 * n * d->g;
@@ -809,7 +824,7 @@ static void fwd_part(void *ctx, size_t b, size_t thread)
     for (size_t i = 0; i < rows; i++)
         v.lab[i] = label_of(j->p, j->ws, r0 + i);
     embed_forward(j->p, &v, rows, j->c + r0);
-    graph_forward(j->p, &v, rows, j->x + r0 * j->d, j->out + r0 * j->d);
+    graph_forward(j->p, &v, rows, j->x + r0 * j->d, j->out + r0 * j->d, !j->per_thread);
 }
 
 /* Threads for nblk blocks (1 without a pool: the same results). */
@@ -963,9 +978,8 @@ static void bwd_part(void *ctx, size_t i, size_t thread)
 {
     const bwd_job *j = ctx;
     size_t b = j->first + i, r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
-    float *gp = j->w->gpart + i * j->p->n_params;
+    float *gp = j->w->gpart + i * j->p->n_params; /* zero: cleared by the previous round */
     blk v = view(j->w, b, thread);
-    memset(gp, 0, j->p->n_params * sizeof *gp);
     graph_backward(j->p, &v, rows, j->gout + r0 * j->d, gp, j->gx ? j->gx + r0 * j->d : NULL);
 }
 
@@ -975,8 +989,8 @@ static void sum_part(void *ctx, size_t c, size_t thread)
     size_t np = j->p->n_params, per = (np + j->nchunk - 1) / j->nchunk;
     size_t lo = c * per < np ? c * per : np, hi = lo + per < np ? lo + per : np;
     (void)thread;
-    for (size_t i = 0; i < j->k; i++)
-        score__saxpy(hi - lo, 1.0f, j->w->gpart + i * np + lo, j->grad + lo);
+    for (size_t i = 0; i < j->k; i++) /* and cleared for the next round */
+        score__add_clear(hi - lo, j->w->gpart + i * np + lo, j->grad + lo);
 }
 
 static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, const float *gout,
@@ -1002,6 +1016,8 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
     j.grad = grad;
     j.gx = gx;
     j.nchunk = nthr;
+    /* the gradient buffers of the first round; sum_part clears them for the next ones */
+    memset(w->gpart, 0, (nblk < nthr ? nblk : nthr) * p->n_params * sizeof *w->gpart);
     for (j.first = 0; j.first < nblk; j.first += j.k) {
         j.k = nblk - j.first < nthr ? nblk - j.first : nthr;
         score__pool_for_each(pool, j.k, bwd_part, &j);
