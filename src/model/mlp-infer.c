@@ -1,45 +1,76 @@
 /* The MLP's inference path (score__mlp_infer()): the forward pass without the backward cache,
- * in blocks of rows run on the model's threads, and for sampler calls in row panels aligned to
- * the global row number (mlp-panel.c), so that a row's result does not depend on how the rows
- * are split. */
+ * in blocks of rows run on the model's threads, every product on the row-invariant GEMM of the
+ * kernel layer (score__gemm_wt: one fma chain per element, bias, residual and activation fused)
+ * and the embedding always folded into the first layer's bias by runs of equal c, so that a
+ * row's result is a function of that row's inputs only: it does not depend on how the rows
+ * are split into calls, blocks or threads, with no row panels (the tangent path still runs on
+ * the BLAS in the aligned panels of mlp-panel.c) and no BLAS. */
+#include <stdint.h>
 #include <string.h>
 
 #include "core/pool-priv.h"
 #include "kernel/kernel-priv.h"
 #include "mlp-kind-priv.h"
 
-/* Rows per block of mlp_infer: with a single-threaded BLAS the block's activations (h0 and two
- * hidden-width buffers) stay within about 1 MiB, i.e. in a core's L2 cache, between the GEMM
- * that writes them and the activation kernel that reads them. A multi-threaded BLAS needs
- * larger GEMMs to split them profitably (OpenBLAS on 2 threads runs a 900 x 128 x 128 product
- * no faster than on one), so blocks then grow to about 8 MiB. Blocks are of equal size (no
- * small remainder block). Rows are independent; as for any batch size (model.h), the last
- * bits of a row may depend on the number of rows in its GEMM. The blocks depend on n and the
- * BLAS's thread count only, never on SCORE_MODEL_PARAM_THREADS, which only decides how many
- * blocks run at the same time: results are bit-identical for any value of it. */
-#define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
-#define SCORE__MLP_INFER_BYTES_MT ((size_t)8 << 20)
+/* Rows per block of mlp_infer: about SCORE__MLP_INFER_BYTES of activations per block (h0 and
+ * two hidden-width buffers), so that a layer's output stays in a core's second-level cache for
+ * the next layer's product. The products are libscore's own row-invariant GEMM
+ * (score__gemm_wt, no BLAS), so a row's bits do not depend on the block size, the number of
+ * rows, the row's position or the thread: the blocks only decide how the work is split over
+ * SCORE_MODEL_PARAM_THREADS threads. */
+#define SCORE__MLP_INFER_BYTES ((size_t)256 << 10)
 
-static int same_c(size_t rows, const double *c)
+/* The packed weights of one call (score__gemm_wt_pack, in the workspace's arena): w[l] for the
+ * hidden and output layers; for the first layer either w[1] (the whole weight, when layer 1 is
+ * residual and not folded) or wx (its x columns) and wc (its context columns, when the context
+ * is per row; otherwise NULL). */
+typedef struct infer_pack {
+    const float *w[MAXL];
+    const float *wx, *wc;
+    int fold;
+} infer_pack;
+
+/* Floats of the packed weights of a call (pk NULL) or packs them at dst (pk set). The weights
+ * are packed per call, not cached: a trainer changes a model's weights between its steps while
+ * a workspace may outlive them, and a cached copy would need a check as costly as the copy. */
+static size_t infer_pack_all(const mlp *p, size_t dim, int ctx_rows, float *dst,
+                             infer_pack *pk)
 {
-    for (size_t b = 1; b < rows; b++)
-        if (c[b] != c[0])
-            return 0;
-    return 1;
+    size_t n0 = p->n[0], n1 = p->n[1], off = 0;
+#define PACK_ONE(slot, N, K, Wsrc, ldw)                                                               do {                                                                                                  if (pk != NULL) {                                                                                     score__gemm_wt_pack(N, K, Wsrc, ldw, dst + off);                                                  slot = dst + off;                                                                             }                                                                                                 off += (K) * score__gemm_wt_ld(N);                                                            } while (0)
+    if (pk != NULL) {
+        memset(pk, 0, sizeof *pk);
+        pk->fold = !p->res[1];
+    }
+    if (!p->res[1]) {
+        PACK_ONE(pk->wx, n1, dim, W(p, 1), n0);
+        if (p->m > 0 && ctx_rows)
+            PACK_ONE(pk->wc, n1, p->m, W(p, 1) + dim + p->E, n0);
+    } else {
+        PACK_ONE(pk->w[1], n1, n0, W(p, 1), n0);
+    }
+    for (size_t l = 2; l <= p->L; l++)
+        PACK_ONE(pk->w[l], p->n[l], p->n[l - 1], W(p, l), p->n[l - 1]);
+#undef PACK_ONE
+    return off;
 }
 
 /* The first layer of infer_block with the embedding folded into the bias: for each run of rows
  * with the same c (the whole block in a sampler step), the embedding's share of the first layer
  * is one vector, folded into the bias once per run (with the context's share when one context
- * vector serves every row), and the first GEMM only multiplies the x columns (K = dim instead
- * of dim + E), then the context columns when the context is per row. A row's folded bias is a
- * function of its own c only. h0 is free: it holds [e(c) ; context] and the folded bias. */
-static void infer_first_folded(const mlp *p, size_t dim, size_t rows, const float *x,
-                               const double *c, const mlp_cond *cd, float *h0, float *cur)
+ * vector serves every row), and the first product only multiplies the x columns (K = dim
+ * instead of dim + E), then the context columns when the context is per row; each starts from
+ * the row's folded bias (and label vector), the activation fused into the last. A row's folded
+ * bias is a function of its own c only. h0 (E + m + n_1 floats) holds [e(c) ; context] and the
+ * folded bias. */
+static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, size_t rows,
+                               const float *x, const double *c, const mlp_cond *cd, float *h0,
+                               float *cur)
 {
     size_t n0 = p->n[0], n1 = p->n[1], nfold = p->E + (cd->context_per_row ? 0 : p->m);
     float *e = h0, *beff = h0 + p->E + p->m;
     const float *w1 = W(p, 1), *b1 = B(p, 1);
+    int ctx = pk->wc != NULL;
     for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
         for (r1 = r0 + 1; r1 < rows && c[r1] == c[r0];)
             r1++;
@@ -60,49 +91,54 @@ static void infer_first_folded(const mlp *p, size_t dim, size_t rows, const floa
             memcpy(cur + b * n1, beff, n1 * sizeof *cur);
     }
     score__mlp_add_labels(p, cd, rows, cur, NULL);
-    score__sgemm(0, 1, rows, n1, dim, 1.0f, x, dim, w1, n0, 1.0f, cur, n1);
-    if (p->m > 0 && cd->context_per_row)
-        score__sgemm(0, 1, rows, n1, p->m, 1.0f, cd->context, p->m, w1 + dim + p->E, n0, 1.0f,
-                     cur, n1);
-    score__bias_act_inplace(rows, n1, cur, NULL, p->act, NULL, NULL);
+    score__gemm_wt(rows, n1, dim, x, dim, pk->wx, cur, 1, NULL,
+                   ctx ? SCORE__ACT_IDENTITY : p->act, NULL);
+    if (ctx)
+        score__gemm_wt(rows, n1, p->m, cd->context, p->m, pk->wc, cur, 1, NULL, p->act, NULL);
 }
 
-/* One block of mlp_infer: rows [b0, b0 + rows) through the workspace ws (nb * per floats).
- * runs = 1: the embedding is folded by runs of equal c whatever the rows (the aligned path);
- * 0: only when every row has the same c. */
-static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t rows,
-                        const float *x, const double *c, const mlp_cond *cd, float *out,
-                        float *ws, int runs)
+/* Floats of h0 in a block of nb rows: the inputs [x ; e(c) ; context] of the unfolded first
+ * layer, or the folded one's e(c), context and bias. */
+static size_t infer_h0(const mlp *p, size_t nb)
 {
-    size_t L = p->L, n0 = p->n[0], l = 1;
-    const float *bl = B(p, L);
-    float *h0 = ws, *cur = h0 + nb * n0, *nxt = cur + nb * p->maxh;
+    size_t a = nb * p->n[0], f = p->E + p->m + p->n[1];
+    return a > f ? a : f;
+}
+
+/* One block of mlp_infer: rows [b0, b0 + rows) through the workspace ws (infer_h0 + 2 nb maxh
+ * floats). */
+static void infer_block(const mlp *p, const infer_pack *pk, size_t dim, size_t nb, size_t b0,
+                        size_t rows, const float *x, const double *c, const mlp_cond *cd,
+                        float *out, float *ws)
+{
+    size_t L = p->L, l = 1;
+    float *h0 = ws, *bufa = h0 + infer_h0(p, nb), *bufb = bufa + nb * p->maxh, *cur = bufa;
     const float *prev = h0;
     mlp_cond cb = score__mlp_cond_at(p, cd, b0);
-    if (!p->res[1] && nb * n0 >= p->E + p->m + p->n[1] && (runs || same_c(rows, c + b0))) {
-        infer_first_folded(p, dim, rows, x + b0 * dim, c + b0, &cb, h0, cur);
+    if (pk->fold) {
+        infer_first_folded(p, pk, dim, rows, x + b0 * dim, c + b0, &cb, h0, cur);
         prev = cur;
-        cur = nxt;
+        cur = bufb;
         l = 2;
     } else {
         score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, h0);
     }
     for (; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
-        float *t;
-        score__sgemm(0, 1, rows, nl, np, 1.0f, prev, np, W(p, l), np, 0.0f, cur, nl);
-        if (l == 1)
+        int acc = 0;
+        if (l == 1 && p->K > 0) { /* the label vectors first, the product added to them */
+            memset(cur, 0, rows * nl * sizeof *cur);
             score__mlp_add_labels(p, &cb, rows, cur, NULL);
-        score__bias_act_inplace(rows, nl, cur, B(p, l), p->act, p->res[l] ? prev : NULL, NULL);
+            acc = 1;
+        }
+        score__gemm_wt(rows, nl, np, prev, np, pk->w[l], cur, acc, B(p, l), p->act,
+                       p->res[l] ? prev : NULL);
         prev = cur;
-        t = cur == h0 + nb * n0 ? nxt : h0 + nb * n0;
-        cur = t;
+        cur = cur == bufa ? bufb : bufa;
     }
-    size_t no = p->n[L]; /* dim, or the classes of a classifier */
-    for (size_t b = 0; b < rows; b++)
-        memcpy(out + (b0 + b) * no, bl, no * sizeof *out);
-    score__sgemm(0, 1, rows, no, p->n[L - 1], 1.0f, prev, p->n[L - 1], W(p, L), p->n[L - 1],
-                 1.0f, out + b0 * no, no);
+    /* the output layer: dim, or the classes of a classifier */
+    score__gemm_wt(rows, p->n[L], p->n[L - 1], prev, p->n[L - 1], pk->w[L], out + b0 * p->n[L],
+                   0, B(p, L), SCORE__ACT_IDENTITY, NULL);
 }
 
 /* Forward pass without the backward cache (score__model_infer_ws(): samplers, the sde), in
@@ -111,7 +147,8 @@ static void infer_block(const mlp *p, size_t dim, size_t nb, size_t b0, size_t r
  * thread pool; thread t uses scratch slot t). */
 typedef struct infer_job {
     const mlp *p;
-    size_t dim, n, nb, per;
+    const infer_pack *pk;
+    size_t dim, n, nb, slot;
     const float *x;
     const double *c;
     mlp_cond cd;
@@ -122,49 +159,8 @@ static void infer_part(void *ctx, size_t i, size_t thread)
 {
     const infer_job *j = ctx;
     size_t b0 = i * j->nb;
-    infer_block(j->p, j->dim, j->nb, b0, j->n - b0 < j->nb ? j->n - b0 : j->nb, j->x, j->c,
-                &j->cd, j->out, j->arena + thread * j->nb * j->per, 0);
-}
-
-/* Evaluation aligned to global row numbers (score__model_ws row_n > 0: the samplers) in the
- * panels of mlp-panel.c: infer_block on each span, spans on the model's threads. */
-typedef struct ainfer_ctx {
-    const mlp *p;
-    size_t dim, nb;
-} ainfer_ctx;
-
-static void ainfer_span(void *ctx, const score__mlp_span *s, size_t thread)
-{
-    const ainfer_ctx *a = ctx;
-    (void)thread;
-    infer_block(a->p, a->dim, a->nb, 0, s->M, s->x, s->c, &s->cd, s->out, s->scratch, 1);
-}
-
-static int mlp_infer_aligned(const mlp *p, mlp_ws *w, const score__model_ws *ws, size_t dim,
-                             size_t n, int64_t threads, const float *x, const double *c,
-                             float *out)
-{
-    const size_t P = SCORE__MLP_PANEL, per = p->n[0] + 2 * p->maxh;
-    score__mlp_panels rq;
-    ainfer_ctx a;
-    memset(&rq, 0, sizeof rq);
-    /* the single-thread budget also with a multi-threaded BLAS: a small call pays a whole
-     * block there */
-    a.nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float)) / P * P;
-    a.nb = a.nb < P ? P : a.nb;
-    a.p = p;
-    a.dim = dim;
-    rq.nb = a.nb;
-    rq.dim = dim;
-    rq.x = x;
-    rq.c = c;
-    rq.cd = score__mlp_cond_of(ws);
-    rq.ow = p->n[p->L];
-    rq.out = out;
-    rq.scratch = a.nb * per;
-    rq.span = ainfer_span;
-    rq.ctx = &a;
-    return score__mlp_run_panels(p, w, ws, n, &rq, threads, "score_model_forward");
+    infer_block(j->p, j->pk, j->dim, j->nb, b0, j->n - b0 < j->nb ? j->n - b0 : j->nb, j->x,
+                j->c, &j->cd, j->out, j->arena + thread * j->slot);
 }
 
 int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const float *x,
@@ -174,35 +170,44 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, per = p->n[0] + 2 * p->maxh;
-    size_t nb, nblocks, nslots, need;
+    size_t nb, nblocks, nslots, need, npack, slot, lead;
     score__pool *pool;
     infer_job job;
+    infer_pack pk;
     int rc = score__mlp_check_inputs(fn, m, ws, n, c);
     if (rc != SCORE_OK)
         return rc;
-    if (score__mlp_panels_aligned(ws, n))
-        return mlp_infer_aligned(p, w, ws, dim, n, score__model_ws_threads(m, ws), x, c, out);
-    nb = (score__blas_threads() > 1 ? SCORE__MLP_INFER_BYTES_MT : SCORE__MLP_INFER_BYTES) /
-         (per * sizeof(float));
+    if (n == 0)
+        return SCORE_OK;
+    job.cd = score__mlp_cond_of(ws);
+    nb = SCORE__MLP_INFER_BYTES / (per * sizeof(float));
     nb = nb < 16 ? 16 : nb;
     nblocks = (n + nb - 1) / nb;
     nb = (n + nblocks - 1) / nblocks;
     pool = nblocks > 1 ? score__mlp_pool_of(w, score__model_ws_threads(m, ws)) : NULL;
     nslots = score__pool_threads(pool);
     nslots = nslots < nblocks ? nslots : nblocks;
-    need = nslots * nb * per;
+    /* the arena: up to 16 floats of lead to a 64-byte boundary, the packed weights (whole
+     * cache lines each), then one slot of buffers per thread */
+    npack = infer_pack_all(p, dim, job.cd.context != NULL && job.cd.context_per_row, NULL,
+                           NULL);
+    slot = (infer_h0(p, nb) + 2 * nb * p->maxh + 15) / 16 * 16;
+    need = 16 + npack + nslots * slot;
     if ((rc = score__mlp_ensure_iarena(w, need, fn)) != SCORE_OK)
         return rc;
+    lead = (size_t)((64 - (uintptr_t)w->iarena % 64) % 64) / sizeof(float);
+    (void)infer_pack_all(p, dim, job.cd.context != NULL && job.cd.context_per_row,
+                         w->iarena + lead, &pk);
     job.p = p;
+    job.pk = &pk;
     job.dim = dim;
     job.n = n;
     job.nb = nb;
-    job.per = per;
+    job.slot = slot;
     job.x = x;
     job.c = c;
-    job.cd = score__mlp_cond_of(ws);
     job.out = out;
-    job.arena = w->iarena;
+    job.arena = w->iarena + lead + npack;
     score__pool_for_each(pool, nblocks, infer_part, &job);
     return SCORE_OK;
 }
