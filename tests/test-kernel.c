@@ -665,7 +665,9 @@ END_TEST
  * acc), then score__bias_act_inplace on the whole product" for odd shapes (K and N not
  * multiples of 16, K = 0, rows 1 .. 37, a strided A, a W with a wider row stride) and every
  * epilogue (none, bias + SiLU, bias + SiLU + residual, tanh, identity + bias); the packing
- * pads with zeros; rows of a product equal the same rows computed in a call of their own. */
+ * pads with zeros; rows of a product equal the same rows computed in a call of their own; the
+ * unpacked version for a few rows (score__gemm_wt_small_at) gives the same bits from W itself
+ * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
 START_TEST(gemm_wt_versions_agree)
 {
     static const size_t Ns[] = {1, 2, 15, 17, 33, 64, 70, 128};
@@ -733,6 +735,25 @@ START_TEST(gemm_wt_versions_agree)
                                           "rows 1 ..", lv, M, N, K, e, acc);
                         }
                     }
+                    /* the unpacked version for a few rows (AVX-512), on W itself; it writes
+                     * nothing when it does not apply */
+                    for (int lv = 0; lv <= top; lv++)
+                        for (size_t m0 = 0; m0 < M; m0 += 5) {
+                            size_t mm = M - m0 < 17 ? M - m0 : 17;
+                            for (size_t i = 0; i < M * N; i++)
+                                C[i] = acc ? Cin[i] : NAN;
+                            if (score__gemm_wt_small_at(lv, mm, N, K, A + m0 * lda, lda, Wt, ldw,
+                                                        C + m0 * N, acc, b, act,
+                                                        r != NULL ? r + m0 * N : NULL))
+                                ck_assert_msg(memcmp(C + m0 * N, R + m0 * N, mm * N * sizeof *C) == 0,
+                                              "unpacked: level %d, rows %zu.. of %zu, N %zu K %zu, "
+                                              "epilogue %d acc %d", lv, m0, mm, N, K, e, acc);
+                            else {
+                                ck_assert(lv < 2 || mm > SCORE__GEMM_WT_SMALL);
+                                for (size_t i = 0; acc && i < M * N; i++)
+                                    ck_assert(C[i] == Cin[i]);
+                            }
+                        }
                     /* the default level's entry point */
                     for (size_t i = 0; i < M * N; i++)
                         C[i] = acc ? Cin[i] : NAN;

@@ -94,6 +94,18 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
  * z = 0 (acc = 0) or C's values. Single-threaded; no BLAS; no allocation. */
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res);
+/* score__gemm_wt for a few rows without packing: C = epilogue(A W^T) with W unpacked (N x K,
+ * row stride ldw), the same bits as score__gemm_wt on the packed W. For calls of at most
+ * SCORE__GEMM_WT_SMALL rows, where packing would cost more than the product (W read once):
+ * AVX-512 only (16 x 16 blocks of W transposed in registers); returns 0 without writing
+ * anything when no version applies (then the caller packs), 1 when done. */
+#define SCORE__GEMM_WT_SMALL 16
+int score__gemm_wt_small(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                         const float *W, size_t ldw, float *C, int acc, const float *bias,
+                         int act, const float *res);
+int score__gemm_wt_small_at(int level, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *W, size_t ldw, float *C, int acc,
+                            const float *bias, int act, const float *res);
 /* The widest version this build and processor run (2 = AVX-512, 1 = AVX2 + FMA, 0 = portable)
  * and score__gemm_wt with the version of `level` (at most that; for tests). */
 int score__gemm_wt_level(void);

@@ -20,28 +20,46 @@
  * SCORE_MODEL_PARAM_THREADS threads. */
 #define SCORE__MLP_INFER_BYTES ((size_t)256 << 10)
 
-/* The packed weights of one call (score__gemm_wt_pack, in the workspace's arena): w[l] for the
- * hidden and output layers; for the first layer either w[1] (the whole weight, when layer 1 is
- * residual and not folded) or wx (its x columns) and wc (its context columns, when the context
- * is per row; otherwise NULL). */
+/* One product's weight: W (N x K, row stride ldw) and its packed copy p, or p NULL for a call
+ * of at most SCORE__GEMM_WT_SMALL rows on a processor where score__gemm_wt_small() runs (packing
+ * would cost more than such a product). */
+typedef struct infer_w {
+    const float *p, *w;
+    size_t ldw;
+} infer_w;
+
+/* The weights of one call: w[l] for the hidden and output layers; for the first layer either
+ * w[1] (the whole weight, when layer 1 is residual and not folded) or wx (its x columns) and
+ * wc (its context columns, when the context is per row; otherwise wc.w is NULL). */
 typedef struct infer_pack {
-    const float *w[MAXL];
-    const float *wx, *wc;
+    infer_w w[MAXL];
+    infer_w wx, wc;
     int fold;
 } infer_pack;
 
-/* Floats of the packed weights of a call (pk NULL) or packs them at dst (pk set). The weights
- * are packed per call, not cached: a trainer changes a model's weights between its steps while
- * a workspace may outlive them, and a cached copy would need a check as costly as the copy. */
-static size_t infer_pack_all(const mlp *p, size_t dim, int ctx_rows, float *dst,
+/* Floats of the packed weights of a call (dst NULL) or packs them at dst; with small, packs
+ * nothing. The weights are packed per call, not cached: a trainer changes a model's weights
+ * between its steps while a workspace may outlive them, and a cached copy would need a check
+ * about as costly as the copy. */
+static size_t infer_pack_all(const mlp *p, size_t dim, int ctx_rows, int small, float *dst,
                              infer_pack *pk)
 {
     size_t n0 = p->n[0], n1 = p->n[1], off = 0;
-#define PACK_ONE(slot, N, K, Wsrc, ldw)                                                               do {                                                                                                  if (pk != NULL) {                                                                                     score__gemm_wt_pack(N, K, Wsrc, ldw, dst + off);                                                  slot = dst + off;                                                                             }                                                                                                 off += (K) * score__gemm_wt_ld(N);                                                            } while (0)
-    if (pk != NULL) {
-        memset(pk, 0, sizeof *pk);
-        pk->fold = !p->res[1];
-    }
+#define PACK_ONE(slot, N, K, Wsrc, ldw_)                                                          \
+    do {                                                                                          \
+        (slot).w = (Wsrc);                                                                        \
+        (slot).ldw = (ldw_);                                                                      \
+        (slot).p = NULL;                                                                          \
+        if (!small) {                                                                             \
+            if (dst != NULL) {                                                                    \
+                score__gemm_wt_pack(N, K, Wsrc, ldw_, dst + off);                                 \
+                (slot).p = dst + off;                                                             \
+            }                                                                                     \
+            off += (K) * score__gemm_wt_ld(N);                                                    \
+        }                                                                                         \
+    } while (0)
+    memset(pk, 0, sizeof *pk);
+    pk->fold = !p->res[1];
     if (!p->res[1]) {
         PACK_ONE(pk->wx, n1, dim, W(p, 1), n0);
         if (p->m > 0 && ctx_rows)
@@ -53,6 +71,48 @@ static size_t infer_pack_all(const mlp *p, size_t dim, int ctx_rows, float *dst,
         PACK_ONE(pk->w[l], p->n[l], p->n[l - 1], W(p, l), p->n[l - 1]);
 #undef PACK_ONE
     return off;
+}
+
+/* score__gemm_wt (or score__gemm_wt_small when the weight is not packed) with iw's weight. */
+static void infer_gemm(const infer_w *iw, size_t rows, size_t N, size_t K, const float *A,
+                       size_t lda, float *C, int acc, const float *bias, int act,
+                       const float *res)
+{
+    if (iw->p == NULL &&
+        score__gemm_wt_small(rows, N, K, A, lda, iw->w, iw->ldw, C, acc, bias, act, res))
+        return;
+    score__gemm_wt(rows, N, K, A, lda, iw->p, C, acc, bias, act, res);
+}
+
+/* beff[j] = (float)(b[j] + sum_i w[j * ldw + i] e[i]) for j < n1, i < nfold, in double with
+ * the terms added in i order; four j at a time (independent sums, the same arithmetic). */
+static void fold_bias(size_t n1, size_t nfold, const float *w, size_t ldw, const float *b,
+                      const float *e, float *beff)
+{
+    size_t j = 0;
+    for (; j + 4 <= n1; j += 4) {
+        const float *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        double a0 = (double)b[j], a1 = (double)b[j + 1], a2 = (double)b[j + 2];
+        double a3 = (double)b[j + 3];
+        for (size_t i = 0; i < nfold; i++) {
+            double ei = (double)e[i];
+            a0 += (double)w0[i] * ei;
+            a1 += (double)w1[i] * ei;
+            a2 += (double)w2[i] * ei;
+            a3 += (double)w3[i] * ei;
+        }
+        beff[j] = (float)a0;
+        beff[j + 1] = (float)a1;
+        beff[j + 2] = (float)a2;
+        beff[j + 3] = (float)a3;
+    }
+    for (; j < n1; j++) {
+        const float *wr = w + j * ldw;
+        double acc = (double)b[j];
+        for (size_t i = 0; i < nfold; i++)
+            acc += (double)wr[i] * (double)e[i];
+        beff[j] = (float)acc;
+    }
 }
 
 /* The first layer of infer_block with the embedding folded into the bias: for each run of rows
@@ -69,8 +129,7 @@ static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, s
 {
     size_t n0 = p->n[0], n1 = p->n[1], nfold = p->E + (cd->context_per_row ? 0 : p->m);
     float *e = h0, *beff = h0 + p->E + p->m;
-    const float *w1 = W(p, 1), *b1 = B(p, 1);
-    int ctx = pk->wc != NULL;
+    int ctx = pk->wc.w != NULL;
     for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
         for (r1 = r0 + 1; r1 < rows && c[r1] == c[r0];)
             r1++;
@@ -80,21 +139,15 @@ static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, s
             score__sincos_features(p->half, p->freq, c[r0], e, e + p->half);
         if (p->m > 0 && !cd->context_per_row)
             memcpy(e + p->E, cd->context, p->m * sizeof *e);
-        for (size_t j = 0; j < n1; j++) {
-            const float *wr = w1 + j * n0 + dim;
-            double acc = (double)b1[j];
-            for (size_t i = 0; i < nfold; i++)
-                acc += (double)wr[i] * (double)e[i];
-            beff[j] = (float)acc;
-        }
+        fold_bias(n1, nfold, W(p, 1) + dim, n0, B(p, 1), e, beff);
         for (size_t b = r0; b < r1; b++)
             memcpy(cur + b * n1, beff, n1 * sizeof *cur);
     }
     score__mlp_add_labels(p, cd, rows, cur, NULL);
-    score__gemm_wt(rows, n1, dim, x, dim, pk->wx, cur, 1, NULL,
-                   ctx ? SCORE__ACT_IDENTITY : p->act, NULL);
+    infer_gemm(&pk->wx, rows, n1, dim, x, dim, cur, 1, NULL, ctx ? SCORE__ACT_IDENTITY : p->act,
+               NULL);
     if (ctx)
-        score__gemm_wt(rows, n1, p->m, cd->context, p->m, pk->wc, cur, 1, NULL, p->act, NULL);
+        infer_gemm(&pk->wc, rows, n1, p->m, cd->context, p->m, cur, 1, NULL, p->act, NULL);
 }
 
 /* Floats of h0 in a block of nb rows: the inputs [x ; e(c) ; context] of the unfolded first
@@ -131,14 +184,14 @@ static void infer_block(const mlp *p, const infer_pack *pk, size_t dim, size_t n
             score__mlp_add_labels(p, &cb, rows, cur, NULL);
             acc = 1;
         }
-        score__gemm_wt(rows, nl, np, prev, np, pk->w[l], cur, acc, B(p, l), p->act,
-                       p->res[l] ? prev : NULL);
+        infer_gemm(&pk->w[l], rows, nl, np, prev, np, cur, acc, B(p, l), p->act,
+                   p->res[l] ? prev : NULL);
         prev = cur;
         cur = cur == bufa ? bufb : bufa;
     }
     /* the output layer: dim, or the classes of a classifier */
-    score__gemm_wt(rows, p->n[L], p->n[L - 1], prev, p->n[L - 1], pk->w[L], out + b0 * p->n[L],
-                   0, B(p, L), SCORE__ACT_IDENTITY, NULL);
+    infer_gemm(&pk->w[L], rows, p->n[L], p->n[L - 1], prev, p->n[L - 1], out + b0 * p->n[L], 0,
+               B(p, L), SCORE__ACT_IDENTITY, NULL);
 }
 
 /* Forward pass without the backward cache (score__model_infer_ws(): samplers, the sde), in
@@ -171,6 +224,7 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     mlp_ws *w = score__mlp_ws_of(p, ws);
     size_t dim = m->dim, per = p->n[0] + 2 * p->maxh;
     size_t nb, nblocks, nslots, need, npack, slot, lead;
+    int small, ctx_rows;
     score__pool *pool;
     infer_job job;
     infer_pack pk;
@@ -189,15 +243,15 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     nslots = nslots < nblocks ? nslots : nblocks;
     /* the arena: up to 16 floats of lead to a 64-byte boundary, the packed weights (whole
      * cache lines each), then one slot of buffers per thread */
-    npack = infer_pack_all(p, dim, job.cd.context != NULL && job.cd.context_per_row, NULL,
-                           NULL);
+    small = n <= SCORE__GEMM_WT_SMALL && score__gemm_wt_level() >= 2;
+    ctx_rows = job.cd.context != NULL && job.cd.context_per_row;
+    npack = infer_pack_all(p, dim, ctx_rows, small, NULL, &pk);
     slot = (infer_h0(p, nb) + 2 * nb * p->maxh + 15) / 16 * 16;
     need = 16 + npack + nslots * slot;
     if ((rc = score__mlp_ensure_iarena(w, need, fn)) != SCORE_OK)
         return rc;
     lead = (size_t)((64 - (uintptr_t)w->iarena % 64) % 64) / sizeof(float);
-    (void)infer_pack_all(p, dim, job.cd.context != NULL && job.cd.context_per_row,
-                         w->iarena + lead, &pk);
+    (void)infer_pack_all(p, dim, ctx_rows, small, w->iarena + lead, &pk);
     job.p = p;
     job.pk = &pk;
     job.dim = dim;
