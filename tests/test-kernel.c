@@ -664,7 +664,8 @@ END_TEST
  * bit for bit, the reference "one fmaf chain per element over k in order (from C's value when
  * acc), then score__bias_act_inplace on the whole product" for odd shapes (K and N not
  * multiples of 16, K = 0, rows 1 .. 37, a strided A, a W with a wider row stride) and every
- * epilogue (none, bias + SiLU, bias + SiLU + residual, tanh, identity + bias); the packing
+ * epilogue (none, bias + SiLU, bias + SiLU + residual, tanh, identity + bias, SiLU + residual,
+ * SiLU alone; bias values beyond the exponential's clamp, huge and NaN); the packing
  * pads with zeros; rows of a product equal the same rows computed in a call of their own; the
  * unpacked version for a few rows (score__gemm_wt_small_at) gives the same bits from W itself
  * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
@@ -696,9 +697,21 @@ START_TEST(gemm_wt_versions_agree)
             for (size_t k = 0; k < K; k++)
                 for (size_t j = 0; j < ldp; j++)
                     ck_assert(Wp[k * ldp + j] == (j < N ? Wt[j * ldw + k] : 0.0f));
-            for (int e = 0; e < 5; e++)
+            /* a bias with values beyond the SiLU kernel's clamp of e^-z (|z| > 80), huge
+             * and NaN in some columns */
+            if (N > 2) {
+                bias[0] = 120.0f;
+                bias[1] = -95.0f;
+                bias[2] = NAN;
+            }
+            if (N > 4) {
+                bias[3] = 3e37f;
+                bias[4] = -3e37f;
+            }
+            for (int e = 0; e < 7; e++)
                 for (int acc = 0; acc < 2; acc++) {
-                    const float *b = e == 0 || e == 3 ? NULL : bias, *r = e == 2 ? res : NULL;
+                    const float *b = e == 0 || e == 3 || e >= 5 ? NULL : bias;
+                    const float *r = e == 2 || e == 5 ? res : NULL;
                     int act = e == 0 || e == 4 ? SCORE__ACT_IDENTITY
                               : e == 3         ? SCORE__ACT_TANH
                                                : SCORE__ACT_SILU;
