@@ -10,15 +10,18 @@
  *
  * The weight is packed first (score__gemm_wt_pack): Wp[k * ldp + n] = W[n, k], the columns
  * padded with zeros to ldp = N rounded up to 16, so that the kernels load whole vectors of W^T
- * and broadcast A. The product runs in row blocks of at most six rows: a block's every column,
- * then the epilogue (score__bias_act_inplace: the bias, the activation and the residual) on
- * the block while it is in the first-level cache, then the next block. No memset, no separate
- * activation pass.
+ * and broadcast A. The product runs in blocks of WT_EPI rows: a block's every column, then
+ * the epilogue (score__bias_act_inplace: the bias, the activation and the residual, with its
+ * per-level SiLU rows) on the block while it is in the cache, then the next block. No memset,
+ * no separate activation pass. Packing costs about as much as the product of a few rows, so
+ * calls of at most SCORE__GEMM_WT_SMALL rows can skip it (score__gemm_wt_small: W read in
+ * 16 x 16 blocks transposed in registers, AVX-512 only).
  *
  * Versions (the FMA is correctly rounded, so they agree bit for bit): AVX-512 with a tile of
  * 6 rows x 4 vectors (64 columns: 24 accumulators, the widest tile of 32 registers for the
  * MLP's N = 128), and below it score__gemm_cols_at() on the packed weight (AVX2 + FMA, portable
- * fmaf), which computes the same chains. Picked like score__gemm_cols_level(). */
+ * fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing and
+ * the blocking never change a bit. */
 #include <stddef.h>
 
 #include "kernel-priv.h"

@@ -16,10 +16,10 @@
  * two hidden-width buffers), so that a layer's output mostly stays in a core's second-level
  * cache for the next layer's product, while a block is long enough for the packed weight's
  * reads to be a small share (a 512-wide layer's 1 MiB weight is read once per block: with
- * 256 KiB blocks of 56 rows that made 512-wide layers 15% slower). The products are libscore's own row-invariant GEMM
- * (score__gemm_wt, no BLAS), so a row's bits do not depend on the block size, the number of
- * rows, the row's position or the thread: the blocks only decide how the work is split over
- * SCORE_MODEL_PARAM_THREADS threads. */
+ * 256 KiB blocks of 56 rows that made 512-wide layers 15% slower). The products are
+ * libscore's own row-invariant GEMM (score__gemm_wt, no BLAS), so a row's bits do not depend
+ * on the block size, the number of rows, the row's position or the thread: the blocks only
+ * decide how the work is split over SCORE_MODEL_PARAM_THREADS threads. */
 #define SCORE__MLP_INFER_BYTES ((size_t)1 << 20)
 
 /* One product's weight: W (N x K, row stride ldw) and its packed copy p, or p NULL for a call
@@ -245,6 +245,7 @@ int score__mlp_infer(const score_model *m, score__model_ws *ws, size_t n, const 
     nslots = nslots < nblocks ? nslots : nblocks;
     /* the arena: up to 16 floats of lead to a 64-byte boundary, the packed weights (whole
      * cache lines each), then one slot of buffers per thread */
+    /* the condition under which score__gemm_wt_small() computes (it never declines then) */
     small = n <= SCORE__GEMM_WT_SMALL && score__gemm_wt_level() >= 2;
     ctx_rows = job.cd.context != NULL && job.cd.context_per_row;
     npack = infer_pack_all(p, dim, ctx_rows, small, NULL, &pk);
