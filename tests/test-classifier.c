@@ -326,11 +326,13 @@ START_TEST(loss_matches_public_call)
     ck_assert_ok(score_classifier_loss_grad(m, N, t, xt, y, &l2, g2));
     ck_assert_double_eq(l1, l2);
     ck_assert_mem_eq(g1, g2, P * sizeof *g1);
-    /* through an sde of the same schedule: the same; of another: refused, naming beta_max */
+    /* through an sde of the same schedule: the same to float rounding (without a gradient the
+     * logits come from the inference path, whose products round otherwise than the training
+     * forward's); of another: refused, naming beta_max */
     ck_assert_ok(score_model_new_mlp(&mlp, D, 8, 1, SCORE_ACT_SILU, 1));
     ck_assert_ok(score_sde_new(&sde, s, mlp, SCORE_OUTPUT_EPS));
     ck_assert_ok(score_loss_compute(loss, sde, m, rng, N, x, &l2, NULL));
-    ck_assert_double_eq(l1, l2);
+    ck_assert_double_le(fabs(l1 - l2), 1e-5 * fabs(l1));
     score_sde_free(sde);
     ck_assert_ok(score_sde_new(&sde, other, mlp, SCORE_OUTPUT_EPS));
     ck_assert_fails_with(score_loss_compute(loss, sde, m, rng, N, x, &l2, NULL), SCORE_E_INVAL);

@@ -660,6 +660,124 @@ START_TEST(tangent_reverse_step)
 }
 END_TEST
 
+/* The row-invariant GEMM against a packed weight with its fused epilogue: every version gives,
+ * bit for bit, the reference "one fmaf chain per element over k in order (from C's value when
+ * acc), then score__bias_act_inplace on the whole product" for odd shapes (K and N not
+ * multiples of 16, K = 0, rows 1 .. 37, a strided A, a W with a wider row stride) and every
+ * epilogue (none, bias + SiLU, bias + SiLU + residual, tanh, identity + bias, SiLU + residual,
+ * SiLU alone; bias values beyond the exponential's clamp, huge and NaN); the packing
+ * pads with zeros; rows of a product equal the same rows computed in a call of their own; the
+ * unpacked version for a few rows (score__gemm_wt_small_at) gives the same bits from W itself
+ * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
+START_TEST(gemm_wt_versions_agree)
+{
+    static const size_t Ns[] = {1, 2, 15, 17, 33, 64, 70, 128};
+    static const size_t Ks[] = {0, 1, 3, 17, 40, 128, 130};
+    unsigned seed = 11;
+    int top = score__gemm_wt_level();
+    ck_assert_int_ge(top, 0);
+    ck_assert_int_le(top, 2);
+    for (size_t in = 0; in < sizeof Ns / sizeof Ns[0]; in++)
+        for (size_t ik = 0; ik < sizeof Ks / sizeof Ks[0]; ik++) {
+            size_t N = Ns[in], K = Ks[ik], M = 1 + (N * 5 + K * 3) % 37, ldp = score__gemm_wt_ld(N);
+            size_t lda = K + 1 + K % 3, ldw = K + 2;
+            float *A = malloc((M * lda + 1) * sizeof *A), *Wt = malloc((N * ldw + 1) * sizeof *Wt);
+            float *Wp = malloc((K * ldp + 1) * sizeof *Wp), *bias = malloc(N * sizeof *bias);
+            float *res = malloc(M * N * sizeof *res), *Cin = malloc(M * N * sizeof *Cin);
+            float *R = malloc(M * N * sizeof *R), *C = malloc(M * N * sizeof *C);
+            ck_assert(A && Wt && Wp && bias && res && Cin && R && C);
+            ck_assert_uint_eq(ldp % 16, 0);
+            ck_assert_uint_ge(ldp, N);
+            for (size_t i = 0; i < M * lda; i++) A[i] = 2.0f * frand(&seed);
+            for (size_t i = 0; i < N * ldw; i++) Wt[i] = frand(&seed);
+            for (size_t i = 0; i < N; i++) bias[i] = frand(&seed);
+            for (size_t i = 0; i < M * N; i++) res[i] = frand(&seed);
+            for (size_t i = 0; i < M * N; i++) Cin[i] = frand(&seed);
+            score__gemm_wt_pack(N, K, Wt, ldw, Wp);
+            for (size_t k = 0; k < K; k++)
+                for (size_t j = 0; j < ldp; j++)
+                    ck_assert(Wp[k * ldp + j] == (j < N ? Wt[j * ldw + k] : 0.0f));
+            /* a bias with values beyond the SiLU kernel's clamp of e^-z (|z| > 80), huge
+             * and NaN in some columns */
+            if (N > 2) {
+                bias[0] = 120.0f;
+                bias[1] = -95.0f;
+                bias[2] = NAN;
+            }
+            if (N > 4) {
+                bias[3] = 3e37f;
+                bias[4] = -3e37f;
+            }
+            for (int e = 0; e < 7; e++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const float *b = e == 0 || e == 3 || e >= 5 ? NULL : bias;
+                    const float *r = e == 2 || e == 5 ? res : NULL;
+                    int act = e == 0 || e == 4 ? SCORE__ACT_IDENTITY
+                              : e == 3         ? SCORE__ACT_TANH
+                                               : SCORE__ACT_SILU;
+                    for (size_t i = 0; i < M; i++)
+                        for (size_t j = 0; j < N; j++) {
+                            float z = acc ? Cin[i * N + j] : 0.0f;
+                            for (size_t k = 0; k < K; k++)
+                                z = fmaf(A[i * lda + k], Wt[j * ldw + k], z);
+                            R[i * N + j] = z;
+                        }
+                    score__bias_act_inplace(M, N, R, b, act, r, NULL);
+                    for (int lv = 0; lv <= top; lv++) {
+                        for (size_t i = 0; i < M * N; i++)
+                            C[i] = acc ? Cin[i] : NAN;
+                        score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r);
+                        for (size_t i = 0; i < M; i++)
+                            ck_assert_msg(memcmp(C + i * N, R + i * N, N * sizeof *C) == 0,
+                                          "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
+                                          "row %zu differs", lv, M, N, K, e, acc, i);
+                        /* the last row alone, and rows 1 .. from another row position */
+                        size_t i0 = M - 1;
+                        for (size_t i = 0; i < M * N; i++)
+                            C[i] = acc ? Cin[i] : NAN;
+                        score__gemm_wt_at(lv, 1, N, K, A + i0 * lda, lda, Wp, C + i0 * N, acc, b,
+                                          act, r != NULL ? r + i0 * N : NULL);
+                        ck_assert(memcmp(C + i0 * N, R + i0 * N, N * sizeof *C) == 0);
+                        if (M > 1) {
+                            for (size_t i = 0; i < M * N; i++)
+                                C[i] = acc ? Cin[i] : NAN;
+                            score__gemm_wt_at(lv, M - 1, N, K, A + lda, lda, Wp, C + N, acc, b,
+                                              act, r != NULL ? r + N : NULL);
+                            ck_assert_msg(memcmp(C + N, R + N, (M - 1) * N * sizeof *C) == 0,
+                                          "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
+                                          "rows 1 ..", lv, M, N, K, e, acc);
+                        }
+                    }
+                    /* the unpacked version for a few rows (AVX-512), on W itself; it writes
+                     * nothing when it does not apply */
+                    for (int lv = 0; lv <= top; lv++)
+                        for (size_t m0 = 0; m0 < M; m0 += 5) {
+                            size_t mm = M - m0 < 17 ? M - m0 : 17;
+                            for (size_t i = 0; i < M * N; i++)
+                                C[i] = acc ? Cin[i] : NAN;
+                            if (score__gemm_wt_small_at(lv, mm, N, K, A + m0 * lda, lda, Wt, ldw,
+                                                        C + m0 * N, acc, b, act,
+                                                        r != NULL ? r + m0 * N : NULL))
+                                ck_assert_msg(memcmp(C + m0 * N, R + m0 * N, mm * N * sizeof *C) == 0,
+                                              "unpacked: level %d, rows %zu.. of %zu, N %zu K %zu, "
+                                              "epilogue %d acc %d", lv, m0, mm, N, K, e, acc);
+                            else {
+                                ck_assert(lv < 2 || mm > SCORE__GEMM_WT_SMALL);
+                                for (size_t i = 0; acc && i < M * N; i++)
+                                    ck_assert(C[i] == Cin[i]);
+                            }
+                        }
+                    /* the default level's entry point */
+                    for (size_t i = 0; i < M * N; i++)
+                        C[i] = acc ? Cin[i] : NAN;
+                    score__gemm_wt(M, N, K, A, lda, Wp, C, acc, b, act, r);
+                    ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
+                }
+            free(A); free(Wt); free(Wp); free(bias); free(res); free(Cin); free(R); free(C);
+        }
+}
+END_TEST
+
 /* The column-invariant GEMM: every version gives the portable version's bits (tails of every
  * length: N = 1 .. 70, K up to 600, padded strides); a column block computed alone or at any
  * offset of a wider product gives the same bits; values within the GEMM bound of a double
@@ -945,6 +1063,7 @@ int main(void)
     tcase_add_test(tc, row_dot_lanes);
     tcase_add_test(tc, tangent_reverse_step);
     tcase_add_test(tc, gemm_cols_versions_agree);
+    tcase_add_test(tc, gemm_wt_versions_agree);
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_direct_gradients);
     tcase_add_test(tc, conv3_wgrad_tree_order);

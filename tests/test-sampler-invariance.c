@@ -1,8 +1,8 @@
 /* Batch-split invariance of every built-in step type: a run over all rows and runs over chunks
  * of 64, 7 and 1 rows (score_sampler_run_ex with the chunk's first global row), with the model's
  * thread count 1 and 2, give bit-identical rows, for an analytic model (Gaussian mixture), an
- * MLP (whose BLAS products round a row according to the product's shape unless the model is
- * evaluated in panels aligned to the global row numbers), a weighted sum of two MLPs and a
+ * MLP (its inference products are the kernel layer's row-invariant GEMM, its tangents BLAS
+ * products in panels aligned to the global row numbers), a weighted sum of two MLPs and a
  * class-conditional MLP with classifier-free guidance (2n rows per evaluation) and an energy MLP
  * (score -grad E by reverse mode in aligned row panels). The mala corrector needs an energy: on
  * the MLP systems it must refuse (SCORE_E_UNSUPPORTED). Stochastic

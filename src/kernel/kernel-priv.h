@@ -78,6 +78,41 @@ int score__gemm_cols_level(void);
 void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
                          const float *B, size_t ldb, float *C, size_t ldc, int acc);
 
+/* ---- Row-invariant GEMM against a packed weight (gemm-wt.c): the MLP's inference path ---- */
+/* Row stride of a packed weight of N columns: N rounded up to 16. */
+size_t score__gemm_wt_ld(size_t N);
+/* Packs W (N x K, row-major, row stride ldw >= K) transposed: Wp[k * ldp + n] = W[n * ldw + k]
+ * for n < N, 0 for N <= n < ldp = score__gemm_wt_ld(N); Wp holds K * ldp floats. */
+void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp);
+/* C[M x N] (rows of N floats, consecutive) = epilogue(z), z = A W^T with Wp the packed W and A
+ * M x K with row stride lda: every z[m, n] is c = (acc ? C[m, n] : 0), then
+ * c = fma(A[m, k], W[n, k], c) for k = 0 .. K - 1 in order, so a row's bits depend on its own
+ * row of A only (not on M, its position or the vector width: the versions agree bit for bit).
+ * The epilogue is score__bias_act_inplace(rows, N, z, bias, act, res, NULL) on blocks of rows
+ * (bias: N floats or NULL; res: M x N, consecutive rows, or NULL; act SCORE__ACT_IDENTITY with
+ * neither: none): its bits, row by row. C must not overlap A, Wp, bias or res. K == 0 gives
+ * z = 0 (acc = 0) or C's values. Single-threaded; no BLAS; no allocation. */
+void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
+                    float *C, int acc, const float *bias, int act, const float *res);
+/* score__gemm_wt for a few rows without packing: C = epilogue(A W^T) with W unpacked (N x K,
+ * row stride ldw), the same bits as score__gemm_wt on the packed W. For calls of at most
+ * SCORE__GEMM_WT_SMALL rows, where packing would cost more than the product (W read once):
+ * AVX-512 only (16 x 16 blocks of W transposed in registers); returns 0 without writing
+ * anything when no version applies (then the caller packs), 1 when done. */
+#define SCORE__GEMM_WT_SMALL 16
+int score__gemm_wt_small(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                         const float *W, size_t ldw, float *C, int acc, const float *bias,
+                         int act, const float *res);
+int score__gemm_wt_small_at(int level, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *W, size_t ldw, float *C, int acc,
+                            const float *bias, int act, const float *res);
+/* The widest version this build and processor run (2 = AVX-512, 1 = AVX2 + FMA, 0 = portable)
+ * and score__gemm_wt with the version of `level` (at most that; for tests). */
+int score__gemm_wt_level(void);
+void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res);
+
 /* im2col of np images (c planes of h x w each, NCHW, consecutive) for a 3x3 convolution with
  * stride 1 and zero padding 1: col[(k * 9 + 3 dy + dx) * ld + j * h * w + p] = image j's
  * x[k, py + dy - 1, px + dx - 1] (0 outside), p = py * w + px; writes only those columns.

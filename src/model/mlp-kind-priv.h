@@ -137,7 +137,7 @@ int score__mlp_check_inputs(const char *fn, const score_model *m, const score__m
                             size_t n, const double *c);
 
 /* mlp-panel.c: evaluation in row panels aligned to the global row numbers of
- * score__model_ws (see the file's comment). Global row r sits at position
+ * score__model_ws for the tangent path (see the file's comment). Global row r sits at position
  * r % SCORE__MLP_PANEL of a span of whole panels. */
 #define SCORE__MLP_PANEL 48
 

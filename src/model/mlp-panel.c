@@ -1,8 +1,8 @@
 /* Evaluation of the MLP kind in row panels aligned to global row numbers (score__model_ws
- * row_n > 0), shared by the inference path (mlp-infer.c) and the tangent path (jvp, vjp and
- * trace, mlp-tangent.c): a row's result then does not depend on how the rows are split into
- * calls, threads or ranks.
- *
+ * row_n > 0) for the tangent path (jvp, vjp and trace, mlp-tangent.c), whose products still run
+ * on the BLAS: a row's result then does not depend on how the rows are split into calls,
+ * threads or ranks. (The inference path, mlp-infer.c, needs no panels: its products are the
+ * kernel layer's row-invariant GEMM, score__gemm_wt.) *
  * A BLAS rounds a row of a GEMM according to where it falls in the product's row blocking:
  * measured on OpenBLAS 0.3.21 (one thread, Haswell kernels), the rows of complete 12-row groups
  * counted from the first row of the call give the same bits whatever the call's row count,

@@ -42,9 +42,10 @@
  * cotangent either as an array or from a function of the block's outputs (the losses).
  *
  * This file holds the configuration, parameters, lifecycle, workspaces and the forward pass
- * of one block; mlp-infer.c the inference path of samplers (blocks, threads, row panels);
- * mlp-train.c the training path (cached forward, back-propagation) and mlp-tangent.c the
- * tangent and cotangent operations and their parameter gradients.
+ * of one block; mlp-infer.c the inference path of samplers (blocks, threads, the kernel
+ * layer's row-invariant GEMM); mlp-train.c the training path (cached forward,
+ * back-propagation) and mlp-tangent.c the tangent and cotangent operations and their
+ * parameter gradients.
  */
 #include <math.h>
 #include <string.h>

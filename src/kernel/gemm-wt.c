@@ -1,0 +1,337 @@
+/* A row-invariant GEMM against a packed weight, with the bias, residual and activation fused
+ * (the MLP's inference path, mlp-infer.c):
+ *   C[M x N] = epilogue(A[M x K] W^T), W the layer's N x K weight (row-major, row stride ldw),
+ * where every element is one chain of fused multiply-adds over k = 0 .. K - 1 in order,
+ *   c = acc ? C[m, n] : 0;  for k: c = fma(A[m, k], W[n, k], c)
+ * (the arithmetic of score__gemm_cols with B = W^T), so a row's bits depend on its own row of
+ * A only: not on M, its position, the blocking or the thread. A BLAS promises none of this
+ * (OpenBLAS rounds a row according to its place in its blocking), which is what the MLP's row
+ * panels (mlp-panel.c) were for.
+ *
+ * The weight is packed first (score__gemm_wt_pack): Wp[k * ldp + n] = W[n, k], the columns
+ * padded with zeros to ldp = N rounded up to 16, so that the kernels load whole vectors of W^T
+ * and broadcast A. The product runs in blocks of WT_EPI rows: a block's every column, then
+ * the epilogue (score__bias_act_inplace: the bias, the activation and the residual, with its
+ * per-level SiLU rows) on the block while it is in the cache, then the next block. No memset,
+ * no separate activation pass. Packing costs about as much as the product of a few rows, so
+ * calls of at most SCORE__GEMM_WT_SMALL rows can skip it (score__gemm_wt_small: W read in
+ * 16 x 16 blocks transposed in registers, AVX-512 only).
+ *
+ * Versions (the FMA is correctly rounded, so they agree bit for bit): AVX-512 with a tile of
+ * 6 rows x 4 vectors (64 columns: 24 accumulators, the widest tile of 32 registers for the
+ * MLP's N = 128), and below it score__gemm_cols_at() on the packed weight (AVX2 + FMA, portable
+ * fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing and
+ * the blocking never change a bit. */
+#include <stddef.h>
+
+#include "kernel-priv.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 2
+#define WT_AVX512 1
+#include <immintrin.h>
+#else
+#define WT_AVX512 0
+#endif
+
+/* Rows of a block (the epilogue's unit) and of the AVX-512 tile. */
+#define WT_MR 6
+/* Most rows of the unpacked product (score__gemm_wt_small), and of its register tile. */
+#define WT_SMALL SCORE__GEMM_WT_SMALL
+#define WT_SMALL_MR 8
+/* Rows of the epilogue's blocks. */
+#ifndef WT_EPI
+#define WT_EPI 48
+#endif
+/* k per slice of the AVX-512 version: a slice of a panel of the packed weight (WT_KC x 64
+ * floats) stays in the first-level cache while the block's tiles pass over it. */
+#ifndef WT_KC
+#define WT_KC 128
+#endif
+/* Vectors of 16 columns of the AVX-512 tile. */
+#define WT_NV 4
+
+size_t score__gemm_wt_ld(size_t N)
+{
+    return (N + 15) / 16 * 16;
+}
+
+#if WT_AVX512
+/* 16 x 16 block transpose: out row k = [in[0][k], .., in[15][k]] (unpack within 128-bit lanes,
+ * then 128-bit lanes across registers). */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
+    for (int j = 0; j < 4; j++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+__attribute__((target("avx512f"))) static void pack512(size_t N, size_t K, const float *W,
+                                                      size_t ldw, float *Wp, size_t ldp)
+{
+    for (size_t n0 = 0; n0 < ldp; n0 += 16)
+        for (size_t k0 = 0; k0 < K; k0 += 16) {
+            size_t kc = K - k0 < 16 ? K - k0 : 16;
+            __mmask16 m = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
+            __m512 r[16];
+            for (size_t j = 0; j < 16; j++)
+                r[j] = n0 + j < N ? _mm512_maskz_loadu_ps(m, W + (n0 + j) * ldw + k0)
+                                  : _mm512_setzero_ps();
+            transpose16(r);
+            for (size_t k = 0; k < kc; k++)
+                _mm512_storeu_ps(Wp + (k0 + k) * ldp + n0, r[k]);
+        }
+}
+#endif
+
+void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp)
+{
+    size_t ldp = score__gemm_wt_ld(N);
+#if WT_AVX512
+    if (score__gemm_wt_level() >= 2) {
+        pack512(N, K, W, ldw, Wp, ldp);
+        return;
+    }
+#endif
+    /* blocks of 16 rows of W: each reads 16 rows' cache lines once per 16 k, writes whole
+     * lines of Wp */
+    for (size_t n0 = 0; n0 < ldp; n0 += 16) {
+        size_t nc = N > n0 ? (N - n0 < 16 ? N - n0 : 16) : 0;
+        for (size_t k = 0; k < K; k++) {
+            float *d = Wp + k * ldp + n0;
+            for (size_t j = 0; j < nc; j++)
+                d[j] = W[(n0 + j) * ldw + k];
+            for (size_t j = nc; j < 16; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
+#if WT_AVX512
+/* mr rows x nv vectors of C = [C +] A Wp; `last`: the lanes of the last vector that exist in C
+ * (the others are the packing's zero columns: computed, never stored). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
+        float *C, size_t ldc, __mmask16 last, int acc)
+{
+    __m512 c[WT_MR][WT_NV];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++)
+            c[r][v] = acc ? _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last,
+                                                  C + r * ldc + 16 * v)
+                          : _mm512_setzero_ps();
+    for (size_t k = 0; k < K; k++) {
+        const float *b = Wp + k * ldp;
+        __m512 w[WT_NV];
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++)
+            w[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++) {
+            __m512 a = _mm512_set1_ps(A[r * lda + k]);
+#pragma GCC unroll 4
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = _mm512_fmadd_ps(a, w[v], c[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++)
+            _mm512_mask_storeu_ps(C + r * ldc + 16 * v, v + 1 < nv ? (__mmask16)0xFFFF : last,
+                                  c[r][v]);
+}
+
+/* One tile with nv a constant (1 .. WT_NV) for the compiler. */
+#define WT_TILE_NV(MR)                                                                            \
+    __attribute__((target("avx512f"))) static void tile512_##MR(                                 \
+        size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
+        size_t ldc, __mmask16 last, int acc)                                                      \
+    {                                                                                             \
+        switch (nv) {                                                                             \
+        case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
+        case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
+        case 3: tile512(MR, 3, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
+        default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                    \
+        }                                                                                         \
+    }
+WT_TILE_NV(1)
+WT_TILE_NV(2)
+WT_TILE_NV(3)
+WT_TILE_NV(4)
+WT_TILE_NV(5)
+WT_TILE_NV(6)
+#undef WT_TILE_NV
+
+/* Rows [0, mr) of an epilogue block (mr <= WT_EPI), every column: panels of WT_NV vectors
+ * (the last one narrower) outer, tiles of WT_MR rows inner, so that a panel of the packed
+ * weight (K x 64 floats) is read from the cache nearest to the core for every tile of the
+ * block (a 512 x 512 weight does not fit in the second-level cache). */
+__attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, size_t K,
+                                                       const float *A, size_t lda,
+                                                       const float *Wp, float *C, int acc)
+{
+    size_t ldp = score__gemm_wt_ld(N);
+    for (size_t n0 = 0; n0 < N; n0 += 16 * WT_NV) {
+        size_t nc = N - n0 < 16 * WT_NV ? N - n0 : 16 * WT_NV, nv = (nc + 15) / 16;
+        size_t rem = nc - 16 * (nv - 1);
+        __mmask16 last = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+        /* k in slices of WT_KC: a slice's chains continue from the values the previous one
+         * stored (float stores are exact: the same chains) */
+        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += WT_KC) {
+            size_t kc = K - k0 < WT_KC ? K - k0 : WT_KC;
+            const float *w = Wp + k0 * ldp + n0;
+            int ac = acc || k0 > 0;
+            for (size_t i = 0; i < mr; i += WT_MR) {
+                const float *a = A + i * lda + k0;
+                float *c = C + i * N + n0;
+                switch (mr - i < WT_MR ? mr - i : WT_MR) {
+                case 1: tile512_1(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 2: tile512_2(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 3: tile512_3(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 4: tile512_4(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 5: tile512_5(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                default: tile512_6(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                }
+            }
+        }
+    }
+}
+#endif /* WT_AVX512 */
+
+#if WT_AVX512
+/* Rows [0, mr) (mr <= WT_SMALL_MR) of the unpacked product: per 16 columns, the accumulators of
+ * the mr rows in registers over k, W read in 16 x 16 blocks transposed in registers. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+small512_body(size_t mr, size_t N, size_t K, const float *A, size_t lda, const float *W,
+              size_t ldw, float *C, int acc)
+{
+    for (size_t n0 = 0; n0 < N; n0 += 16) {
+        size_t nc = N - n0 < 16 ? N - n0 : 16;
+        __mmask16 mn = nc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nc) - 1u);
+        __m512 c[WT_SMALL_MR];
+#pragma GCC unroll 8
+        for (size_t r = 0; r < mr; r++)
+            c[r] = acc ? _mm512_maskz_loadu_ps(mn, C + r * N + n0) : _mm512_setzero_ps();
+        for (size_t k0 = 0; k0 < K; k0 += 16) {
+            size_t kc = K - k0 < 16 ? K - k0 : 16;
+            __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
+            __m512 w[16];
+            for (size_t j = 0; j < 16; j++)
+                w[j] = j < nc ? _mm512_maskz_loadu_ps(mk, W + (n0 + j) * ldw + k0)
+                              : _mm512_setzero_ps();
+            transpose16(w);
+            for (size_t kk = 0; kk < kc; kk++)
+#pragma GCC unroll 8
+                for (size_t r = 0; r < mr; r++)
+                    c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k0 + kk]), w[kk], c[r]);
+        }
+#pragma GCC unroll 8
+        for (size_t r = 0; r < mr; r++)
+            _mm512_mask_storeu_ps(C + r * N + n0, mn, c[r]);
+    }
+}
+
+/* small512_body with mr a constant for the compiler (the accumulators in registers). */
+__attribute__((target("avx512f"))) static void small512(size_t mr, size_t N, size_t K,
+                                                       const float *A, size_t lda,
+                                                       const float *W, size_t ldw, float *C,
+                                                       int acc)
+{
+    switch (mr) {
+    case 1: small512_body(1, N, K, A, lda, W, ldw, C, acc); break;
+    case 2: small512_body(2, N, K, A, lda, W, ldw, C, acc); break;
+    case 3: small512_body(3, N, K, A, lda, W, ldw, C, acc); break;
+    case 4: small512_body(4, N, K, A, lda, W, ldw, C, acc); break;
+    case 5: small512_body(5, N, K, A, lda, W, ldw, C, acc); break;
+    case 6: small512_body(6, N, K, A, lda, W, ldw, C, acc); break;
+    case 7: small512_body(7, N, K, A, lda, W, ldw, C, acc); break;
+    default: small512_body(8, N, K, A, lda, W, ldw, C, acc); break;
+    }
+}
+#endif
+
+int score__gemm_wt_small_at(int level, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *W, size_t ldw, float *C, int acc,
+                            const float *bias, int act, const float *res)
+{
+#if WT_AVX512
+    if (level >= 2 && M <= WT_SMALL) {
+        if (M == 0 || N == 0)
+            return 1;
+        for (size_t m = 0; m < M; m += WT_SMALL_MR)
+            small512(M - m < WT_SMALL_MR ? M - m : WT_SMALL_MR, N, K, A + m * lda, lda, W, ldw,
+                     C + m * N, acc);
+        if (bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY)
+            score__bias_act_inplace(M, N, C, bias, act, res, NULL);
+        return 1;
+    }
+#else
+    (void)level, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)W, (void)ldw, (void)C;
+    (void)acc, (void)bias, (void)act, (void)res;
+#endif
+    return 0;
+}
+
+int score__gemm_wt_small(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                         const float *W, size_t ldw, float *C, int acc, const float *bias,
+                         int act, const float *res)
+{
+    return score__gemm_wt_small_at(score__gemm_wt_level(), M, N, K, A, lda, W, ldw, C, acc, bias,
+                                   act, res);
+}
+
+int score__gemm_wt_level(void)
+{
+    return score__gemm_cols_level();
+}
+
+void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res)
+{
+    int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY;
+    if (M == 0 || N == 0)
+        return;
+    for (size_t m = 0; m < M; m += WT_EPI) {
+        size_t mr = M - m < WT_EPI ? M - m : WT_EPI;
+        const float *a = A + m * lda;
+        float *c = C + m * N;
+#if WT_AVX512
+        if (level >= 2)
+            block512(mr, N, K, a, lda, Wp, c, acc);
+        else
+#endif
+            score__gemm_cols_at(level, mr, N, K, a, lda, Wp, score__gemm_wt_ld(N), c, N, acc);
+        if (epi)
+            score__bias_act_inplace(mr, N, c, bias, act, res != NULL ? res + m * N : NULL,
+                                    NULL);
+    }
+}
+
+void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
+                    float *C, int acc, const float *bias, int act, const float *res)
+{
+    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res);
+}
