@@ -120,6 +120,8 @@ enum score_model_param {
      *  score_model_forward() / score_model_backward() (training with the denoising losses; the
      *  trainer's optimizer update too) when a forward is worth at least about 40 MFLOP; not by
      *  the Jacobian-trace / tangent paths; by energy models in every operation (row panels);
+     *  the MLP's cache-free evaluation does not call the BLAS, so these threads are its only
+     *  parallelism;
      *  by U-Net models in all their operations (blocks of images, see unet.h). A
      *  combination passes its value to its members for the
      *  duration of a call. Results are bit-identical for every value: rows and weight gradients
