@@ -447,13 +447,16 @@ tree16x16(const __m512 *v)
 /* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
  * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
  * tree16 (tree16x16 on the 27 accumulators, 16 and 11 + 5 zeros); m: vec_masks of the plane.
- * The next image's planes are prefetched (they start a plane set further, out of the hardware
- * prefetchers' reach). */
+ * pw = 8 or 4: the plane is pw x pw, its shifts and masks (plane_mask) constants; pw = 0: any
+ * plane (sh, m). The next image's planes are prefetched (they start a plane set further, out
+ * of the hardware prefetchers' reach). */
 __attribute__((target("avx512f"), always_inline)) static inline void
-wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+wgrad_tile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const __mmask16 *m, const float *gy, const float *x,
               float *gw)
 {
+    if (pw != 0)
+        hw = pw * pw, nvp = pw == 8 ? 4 : 1;
     __m512 s[32];
 #pragma GCC unroll 32
     for (size_t j = 0; j < 32; j++)
@@ -468,17 +471,19 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
                 for (size_t r = 0; r < mr; r++)
                     _mm_prefetch((const char *)(g + co * hw + r * hw + p), _MM_HINT_T0);
             }
+#pragma GCC unroll 4
         for (size_t q = 0; q < nvp; q++) {
             const __mmask16 *mq = m + q * 10;
             __m512 gv[WR512];
 #pragma GCC unroll 3
             for (size_t r = 0; r < mr; r++)
-                gv[r] = _mm512_maskz_loadu_ps(kload(mq + 9),
-                                              g + r * hw + q * LANES);
+                gv[r] = pw != 0 ? _mm512_loadu_ps(g + r * hw + q * LANES)
+                                : _mm512_maskz_loadu_ps(kload(mq + 9), g + r * hw + q * LANES);
 #pragma GCC unroll 9
             for (size_t t = 0; t < 9; t++) {
-                __m512 xv = _mm512_maskz_loadu_ps(kload(mq + t),
-                                                  xc + q * LANES + sh[t]);
+                ptrdiff_t sc = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+                __m512 xv = pw != 0 ? load_m512(plane_mask(pw, t, q), xc + q * LANES + sc)
+                                    : _mm512_maskz_loadu_ps(kload(mq + t), xc + q * LANES + sh[t]);
 #pragma GCC unroll 3
                 for (size_t r = 0; r < mr; r++)
                     s[r * 9 + t] = _mm512_fmadd_ps(gv[r], xv, s[r * 9 + t]);
@@ -497,10 +502,10 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
     }
 }
 
-/* Tiles of WR512 output channels x one input channel's 9 taps. */
-__attribute__((target("avx512f"))) static void
-wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-             const float *x, float *gw)
+/* Tiles of WR512 output channels x one input channel's 9 taps (pw: wgrad_tile512's). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_tiles512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+               const float *x, float *gw)
 {
     size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
     uint16_t m[MAX_VEC * 10];
@@ -514,13 +519,26 @@ wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy
             const float *g = gy + o0 * hw, *xc = x + c * hw;
             float *gwt = gw + (o0 * ci + c) * 9;
             if (mr == 3)
-                wgrad_tile512(3, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(3, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
             else if (mr == 2)
-                wgrad_tile512(2, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(2, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
             else
-                wgrad_tile512(1, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(1, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
         }
     }
+}
+
+/* The AVX-512 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+__attribute__((target("avx512f"))) static void
+wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+             const float *x, float *gw)
+{
+    if (h == 8 && w == 8)
+        wgrad_tiles512(8, n, ci, co, h, w, gy, x, gw);
+    else if (h == 4 && w == 4)
+        wgrad_tiles512(4, n, ci, co, h, w, gy, x, gw);
+    else
+        wgrad_tiles512(0, n, ci, co, h, w, gy, x, gw);
 }
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
