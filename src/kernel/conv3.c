@@ -361,33 +361,19 @@ fwd_planes512(size_t pw, int flip, size_t n, size_t ci, size_t co, const wlayout
                    y + nt * per * co * hw, acc);
 }
 
-__attribute__((target("avx512f"))) static void
-fwd8_fwd512(size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,
-            float *y, int acc)
-{
-    fwd_planes512(8, 0, n, ci, co, L, b, x, y, acc);
-}
+/* fwd_planes512 instantiated as a function for one plane width and weight layout. */
+#define PLANES512_FN(name, pw, flip)                                                         \
+    __attribute__((target("avx512f"))) static void name(                                     \
+        size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,     \
+        float *y, int acc)                                                                   \
+    {                                                                                        \
+        fwd_planes512(pw, flip, n, ci, co, L, b, x, y, acc);                                 \
+    }
 
-__attribute__((target("avx512f"))) static void
-fwd8_flip512(size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,
-             float *y, int acc)
-{
-    fwd_planes512(8, 1, n, ci, co, L, b, x, y, acc);
-}
-
-__attribute__((target("avx512f"))) static void
-fwd4_fwd512(size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,
-            float *y, int acc)
-{
-    fwd_planes512(4, 0, n, ci, co, L, b, x, y, acc);
-}
-
-__attribute__((target("avx512f"))) static void
-fwd4_flip512(size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,
-             float *y, int acc)
-{
-    fwd_planes512(4, 1, n, ci, co, L, b, x, y, acc);
-}
+PLANES512_FN(fwd8_fwd512, 8, 0)
+PLANES512_FN(fwd8_flip512, 8, 1)
+PLANES512_FN(fwd4_fwd512, 4, 0)
+PLANES512_FN(fwd4_flip512, 4, 1)
 
 /* The AVX-512 forward: the 8 x 8 and 4 x 4 planes by their specialised tiles, others by
  * fwd_any512 (the same bits). */
