@@ -300,6 +300,9 @@ fwd_plane512(size_t mr, size_t pw, int flip, size_t ci, size_t rs, size_t cs, co
             c[r][v] = acc ? _mm512_loadu_ps(yv[v] + r * hw) : _mm512_setzero_ps();
     for (size_t ch = 0; ch < ci; ch++) {
         const float *a = wt + ch * cstride;
+        size_t rsv = rstride;
+        if (!flip) /* opaque: the rows as a + r * rs in the channel, not 6 pointers (spills) */
+            __asm__("" : "+r"(a), "+r"(rsv));
 #pragma GCC unroll 9
         for (size_t t = 0; t < 9; t++) {
             ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
@@ -313,7 +316,7 @@ fwd_plane512(size_t mr, size_t pw, int flip, size_t ci, size_t rs, size_t cs, co
                                                                 : xv[v] + ch * hw + sh);
 #pragma GCC unroll 6
             for (size_t r = 0; r < mr; r++) {
-                __m512 av = _mm512_set1_ps(a[r * rstride + (flip ? 8 - t : t)]);
+                __m512 av = _mm512_set1_ps(a[r * rsv + (flip ? 8 - t : t)]);
 #pragma GCC unroll 4
                 for (size_t v = 0; v < FV512; v++)
                     c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
