@@ -854,6 +854,9 @@ static const size_t conv_shapes[][5] = {
     {8, 8, 5, 13, 3}, {4, 4, 3, 7, 5},  {5, 7, 2, 9, 3}, {16, 16, 3, 4, 2}, {1, 1, 4, 3, 3},
     {2, 2, 3, 5, 4},  {3, 1, 2, 3, 2},  {1, 6, 2, 2, 2}, {9, 11, 1, 8, 2},  {3, 3, 2, 6, 7},
     {2, 9, 3, 2, 3},  {33, 3, 2, 3, 2}, {70, 70, 1, 1, 1},
+    /* the AVX-512 tiles specialised for 8 x 8 and 4 x 4 planes: every row count of a tile
+     * (also as the input gradient's, ci), 4 x 4 images in whole tiles of 4 and with 1 .. 3 left */
+    {8, 8, 4, 11, 2}, {8, 8, 6, 3, 1},  {4, 4, 6, 16, 7}, {4, 4, 2, 5, 4}, {4, 4, 5, 2, 10},
 };
 
 /* Whether tap t of pixel (py, px) reads inside an h x w plane, and where. */

@@ -11,7 +11,9 @@
  *
  * Three versions with the same arithmetic (AVX-512, AVX2 with FMA, portable C with fmaf), picked
  * as score__gemm_cols picks its version; planes of more than SCORE__CONV3_MAX_HW pixels always
- * use the portable one (the same bits, slower). */
+ * use the portable one (the same bits, slower). The AVX-512 forward has tiles specialised for
+ * the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks and weight
+ * offsets are constants: no address arithmetic or mask loads in the inner loop). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +56,7 @@ typedef struct wlayout {
     const float *wt;
     size_t rs, cs;
     ptrdiff_t toff[9];
+    int flip; /* 0: the forward's layout, 1: the input gradient's */
 } wlayout;
 
 /* Output plane by output plane, k = (input channel, tap) outer: the plane holds the running
@@ -208,9 +211,9 @@ fwd_tile512(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
         break;
 
 /* Tiles of FV512 consecutive vectors of the images' pixel sequence (image by image, the
- * vectors of a plane in order; a tile may span images) x FR512 output channels. */
+ * vectors of a plane in order; a tile may span images) x FR512 output channels: any plane. */
 __attribute__((target("avx512f"))) static void
-fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+fwd_any512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
            const float *x, float *y, int acc)
 {
     size_t hw = h * w, nvp = (hw + LANES - 1) / LANES, total = n * nvp;
@@ -246,6 +249,147 @@ fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
             }
         }
     }
+}
+
+/* Lane mask of tap t (dy = t / 3 - 1, dx = t % 3 - 1) for vector v of a pw x pw plane, pw = 8
+ * (vector v: rows 2 v and 2 v + 1) or 4 (one vector: the plane); vec_masks' bits, a constant
+ * once inlined with constant arguments. */
+static inline unsigned plane_mask(size_t pw, size_t t, size_t v)
+{
+    size_t dy = t / 3, dx = t % 3;
+    unsigned col = dx == 0 ? (pw == 8 ? 0xFEFEu : 0xEEEEu)
+                           : dx == 2 ? (pw == 8 ? 0x7F7Fu : 0x7777u) : 0xFFFFu;
+    unsigned row = 0xFFFFu;
+    if (dy == 0 && (pw == 4 || v == 0))
+        row = pw == 8 ? 0xFF00u : 0xFFF0u;
+    if (dy == 2 && (pw == 4 || v == 3))
+        row = pw == 8 ? 0x00FFu : 0x0FFFu;
+    return col & row;
+}
+
+/* A load of the 16 floats at p under the lane mask m (all lanes: a plain load). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+load_m512(unsigned m, const float *p)
+{
+    return m == 0xFFFFu ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)m, p);
+}
+
+/* fwd_tile512 for FV512 vectors of pw x pw planes with the plane's shape and the weight's layout
+ * known at compile time (the same operations in the same order): pw = 8, one image (vector v
+ * at x + 16 v, y + 16 v); pw = 4, FV512 images (image v at x + v * xs, y + v * ys). flip = 0:
+ * the forward's layout (row stride rs, channel stride 9, tap t at t); flip = 1: the input
+ * gradient's (row stride 9, channel stride cs, tap t at 8 - t). Shifts and masks are immediates,
+ * the weights a broadcast from a row pointer plus a constant. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fwd_plane512(size_t mr, size_t pw, int flip, size_t ci, size_t rs, size_t cs, const float *wt,
+             const float *x, size_t xs, float *y, size_t ys, const float *b, int acc)
+{
+    size_t hw = pw * pw, rstride = flip ? 9 : rs, cstride = flip ? cs : 9;
+    __m512 c[FR512][FV512];
+    const float *xv[FV512];
+    float *yv[FV512];
+#pragma GCC unroll 4
+    for (size_t v = 0; v < FV512; v++) {
+        xv[v] = pw == 8 ? x + v * LANES : x + v * xs;
+        yv[v] = pw == 8 ? y + v * LANES : y + v * ys;
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < FV512; v++)
+            c[r][v] = acc ? _mm512_loadu_ps(yv[v] + r * hw) : _mm512_setzero_ps();
+    for (size_t ch = 0; ch < ci; ch++) {
+        const float *a = wt + ch * cstride;
+        size_t rsv = rstride;
+        if (!flip) /* opaque: the rows as a + r * rs in the channel, not 6 pointers (spills) */
+            __asm__("" : "+r"(a), "+r"(rsv));
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+            __m512 bv[FV512];
+            const float *xt = xv[0] + ch * hw + sh;
+            if (pw == 8) /* opaque: GCC would keep the same loads of other taps alive, and spill */
+                __asm__("" : "+r"(xt));
+#pragma GCC unroll 4
+            for (size_t v = 0; v < FV512; v++)
+                bv[v] = load_m512(plane_mask(pw, t, v), pw == 8 ? xt + v * LANES
+                                                                : xv[v] + ch * hw + sh);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++) {
+                __m512 av = _mm512_set1_ps(a[r * rsv + (flip ? 8 - t : t)]);
+#pragma GCC unroll 4
+                for (size_t v = 0; v < FV512; v++)
+                    c[r][v] = _mm512_fmadd_ps(av, bv[v], c[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (size_t v = 0; v < FV512; v++) {
+            __m512 out = c[r][v];
+            if (b != NULL)
+                out = _mm512_add_ps(out, _mm512_set1_ps(b[r]));
+            _mm512_storeu_ps(yv[v] + r * hw, out);
+        }
+}
+
+#define PLANE512_CASE(mr)                                                                    \
+    case mr:                                                                                 \
+        fwd_plane512(mr, pw, flip, ci, L->rs, L->cs, L->wt + o0 * L->rs, xj, ci * hw,        \
+                     yj + o0 * hw, co * hw, b != NULL ? b + o0 : NULL, acc);                  \
+        break;
+
+/* The forward on pw x pw planes (pw = 8 or 4) with the layout flip (fwd_plane512): tiles of one
+ * 8 x 8 image or of FV512 4 x 4 images x FR512 output channels; the images left over (4 x 4:
+ * n % FV512) go to fwd_any512. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+fwd_planes512(size_t pw, int flip, size_t n, size_t ci, size_t co, const wlayout *L,
+              const float *b, const float *x, float *y, int acc)
+{
+    size_t hw = pw * pw, per = pw == 8 ? 1 : FV512, nt = n / per; /* images per tile, tiles */
+    for (size_t j = 0; j < nt; j++) {
+        const float *xj = x + j * per * ci * hw;
+        float *yj = y + j * per * co * hw;
+        for (size_t o0 = 0; o0 < co; o0 += FR512)
+            switch (co - o0 < FR512 ? co - o0 : FR512) {
+                PLANE512_CASE(1) PLANE512_CASE(2) PLANE512_CASE(3) PLANE512_CASE(4)
+                PLANE512_CASE(5) PLANE512_CASE(6)
+            default:
+                break;
+            }
+    }
+    if (nt * per < n)
+        fwd_any512(n - nt * per, ci, co, pw, pw, L, b, x + nt * per * ci * hw,
+                   y + nt * per * co * hw, acc);
+}
+
+/* fwd_planes512 instantiated as a function for one plane width and weight layout. */
+#define PLANES512_FN(name, pw, flip)                                                         \
+    __attribute__((target("avx512f"))) static void name(                                     \
+        size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,     \
+        float *y, int acc)                                                                   \
+    {                                                                                        \
+        fwd_planes512(pw, flip, n, ci, co, L, b, x, y, acc);                                 \
+    }
+
+PLANES512_FN(fwd8_fwd512, 8, 0)
+PLANES512_FN(fwd8_flip512, 8, 1)
+PLANES512_FN(fwd4_fwd512, 4, 0)
+PLANES512_FN(fwd4_flip512, 4, 1)
+
+/* The AVX-512 forward: the 8 x 8 and 4 x 4 planes by their specialised tiles, others by
+ * fwd_any512 (the same bits). */
+__attribute__((target("avx512f"))) static void
+fwd_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+           const float *x, float *y, int acc)
+{
+    if (h == 8 && w == 8)
+        (L->flip ? fwd8_flip512 : fwd8_fwd512)(n, ci, co, L, b, x, y, acc);
+    else if (h == 4 && w == 4)
+        (L->flip ? fwd4_flip512 : fwd4_fwd512)(n, ci, co, L, b, x, y, acc);
+    else
+        fwd_any512(n, ci, co, h, w, L, b, x, y, acc);
 }
 
 /* A mask register loaded straight from memory (GCC goes through a general register
@@ -292,13 +436,16 @@ tree16x16(const __m512 *v)
 /* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
  * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
  * tree16 (tree16x16 on the 27 accumulators, 16 and 11 + 5 zeros); m: vec_masks of the plane.
- * The next image's planes are prefetched (they start a plane set further, out of the hardware
- * prefetchers' reach). */
+ * pw = 8 or 4: the plane is pw x pw, its shifts and masks (plane_mask) constants; pw = 0: any
+ * plane (sh, m). The next image's planes are prefetched (they start a plane set further, out
+ * of the hardware prefetchers' reach). */
 __attribute__((target("avx512f"), always_inline)) static inline void
-wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+wgrad_tile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const __mmask16 *m, const float *gy, const float *x,
               float *gw)
 {
+    if (pw != 0)
+        hw = pw * pw, nvp = pw == 8 ? 4 : 1;
     __m512 s[32];
 #pragma GCC unroll 32
     for (size_t j = 0; j < 32; j++)
@@ -313,17 +460,19 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
                 for (size_t r = 0; r < mr; r++)
                     _mm_prefetch((const char *)(g + co * hw + r * hw + p), _MM_HINT_T0);
             }
+#pragma GCC unroll 4
         for (size_t q = 0; q < nvp; q++) {
             const __mmask16 *mq = m + q * 10;
             __m512 gv[WR512];
 #pragma GCC unroll 3
             for (size_t r = 0; r < mr; r++)
-                gv[r] = _mm512_maskz_loadu_ps(kload(mq + 9),
-                                              g + r * hw + q * LANES);
+                gv[r] = pw != 0 ? _mm512_loadu_ps(g + r * hw + q * LANES)
+                                : _mm512_maskz_loadu_ps(kload(mq + 9), g + r * hw + q * LANES);
 #pragma GCC unroll 9
             for (size_t t = 0; t < 9; t++) {
-                __m512 xv = _mm512_maskz_loadu_ps(kload(mq + t),
-                                                  xc + q * LANES + sh[t]);
+                ptrdiff_t sc = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+                __m512 xv = pw != 0 ? load_m512(plane_mask(pw, t, q), xc + q * LANES + sc)
+                                    : _mm512_maskz_loadu_ps(kload(mq + t), xc + q * LANES + sh[t]);
 #pragma GCC unroll 3
                 for (size_t r = 0; r < mr; r++)
                     s[r * 9 + t] = _mm512_fmadd_ps(gv[r], xv, s[r * 9 + t]);
@@ -342,10 +491,10 @@ wgrad_tile512(size_t mr, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
     }
 }
 
-/* Tiles of WR512 output channels x one input channel's 9 taps. */
-__attribute__((target("avx512f"))) static void
-wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-             const float *x, float *gw)
+/* Tiles of WR512 output channels x one input channel's 9 taps (pw: wgrad_tile512's). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_tiles512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+               const float *x, float *gw)
 {
     size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
     uint16_t m[MAX_VEC * 10];
@@ -359,13 +508,26 @@ wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy
             const float *g = gy + o0 * hw, *xc = x + c * hw;
             float *gwt = gw + (o0 * ci + c) * 9;
             if (mr == 3)
-                wgrad_tile512(3, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(3, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
             else if (mr == 2)
-                wgrad_tile512(2, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(2, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
             else
-                wgrad_tile512(1, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
+                wgrad_tile512(1, pw, n, ci, co, hw, nvp, sh, m, g, xc, gwt);
         }
     }
+}
+
+/* The AVX-512 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+__attribute__((target("avx512f"))) static void
+wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+             const float *x, float *gw)
+{
+    if (h == 8 && w == 8)
+        wgrad_tiles512(8, n, ci, co, h, w, gy, x, gw);
+    else if (h == 4 && w == 4)
+        wgrad_tiles512(4, n, ci, co, h, w, gy, x, gw);
+    else
+        wgrad_tiles512(0, n, ci, co, h, w, gy, x, gw);
 }
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
@@ -554,7 +716,7 @@ static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t 
 void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *b, const float *x, float *y, int acc)
 {
-    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
     conv_at(level, n, ci, co, h, w, &L, b, x, y, acc);
 }
 
@@ -567,7 +729,7 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
 void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *gy, float *gx)
 {
-    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}};
+    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}, 1};
     conv_at(level, n, co, ci, h, w, &L, NULL, gy, gx, 1);
 }
 
