@@ -272,6 +272,14 @@ class Model(Configurable):
         values = _arrays.vector(values, self.param_count, "weights", np.float32)
         _lib.score_model_params_set(self.ptr, _arrays.f32p(values), values.size)
 
+    def _cond_inputs(self, n, labels, context):
+        """labels (int32, n) and context (n x context_dim float32) arrays, or None each."""
+        lab = None if labels is None else _arrays.per_row(labels, n, "labels", np.int32)
+        ctx = None if context is None else _arrays.rows(context, self.context_dim, "context")
+        if ctx is not None and ctx.shape[0] != n:
+            raise refuse("SCORE_E_SHAPE", f"context must have {n} rows")
+        return lab, ctx
+
     def forward(self, x, c, labels=None, context=None, out=None):
         """The raw output F(x, c) for rows x and conditioning values c (a scalar or one per
         row); labels (one int per row, the null label = num_classes) and context (rows of
@@ -284,10 +292,7 @@ class Model(Configurable):
             _lib.score_model_forward(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
                                      _arrays.f32p(out))
             return out
-        lab = None if labels is None else _arrays.per_row(labels, n, "labels", np.int32)
-        ctx = None if context is None else _arrays.rows(context, self.context_dim, "context")
-        if ctx is not None and ctx.shape[0] != n:
-            raise refuse("SCORE_E_SHAPE", f"context must have {n} rows")
+        lab, ctx = self._cond_inputs(n, labels, context)
         _lib.score_model_forward_cond(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
                                       _arrays.i32p(lab), _arrays.f32p(ctx), _arrays.f32p(out))
         return out
@@ -304,10 +309,7 @@ class Model(Configurable):
             _lib.score_model_energy(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
                                     _arrays.f64p(out))
             return out
-        lab = None if labels is None else _arrays.per_row(labels, n, "labels", np.int32)
-        ctx = None if context is None else _arrays.rows(context, self.context_dim, "context")
-        if ctx is not None and ctx.shape[0] != n:
-            raise refuse("SCORE_E_SHAPE", f"context must have {n} rows")
+        lab, ctx = self._cond_inputs(n, labels, context)
         _lib.score_model_energy_cond(self.ptr, n, _arrays.f32p(x), _arrays.f64p(c),
                                      _arrays.i32p(lab), _arrays.f32p(ctx), _arrays.f64p(out))
         return out
