@@ -12,8 +12,8 @@
  * Three versions with the same arithmetic (AVX-512, AVX2 with FMA, portable C with fmaf), picked
  * as score__gemm_cols picks its version; planes of more than SCORE__CONV3_MAX_HW pixels always
  * use the portable one (the same bits, slower). The AVX-512 and AVX2 forwards have tiles
- * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks and weight
- * offsets are constants: no address arithmetic or mask loads in the inner loop). */
+ * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks
+ * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -781,34 +781,46 @@ __attribute__((target("avx2,fma"))) static float hsum256(__m256 lo, __m256 hi)
 }
 
 /* One output channel x 9 taps of one input channel, the lanes 8 hf .. 8 hf + 7 of the 16-lane
- * sums (each lane's chain is that of the 16-lane versions). */
-__attribute__((target("avx2,fma"))) static void
-wgrad_half256(size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+ * sums (each lane's chain is that of the 16-lane versions). pw = 8 or 4: the plane is pw x pw,
+ * its shifts and masks (plane_mask8) constants and gy read without a mask; pw = 0: any plane
+ * (sh, m). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_half256(size_t pw, size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const uint16_t *m, const float *gy, const float *x,
               __m256 *s)
 {
+    if (pw != 0)
+        hw = pw * pw, nvp = pw == 8 ? 4 : 1;
+#pragma GCC unroll 9
     for (size_t t = 0; t < 9; t++)
         s[t] = _mm256_setzero_ps();
     for (size_t i = 0; i < n; i++) {
         const float *g = gy + i * co * hw + hf * 8, *xc = x + i * ci * hw + hf * 8;
+#pragma GCC unroll 4
         for (size_t q = 0; q < nvp; q++) {
             const uint16_t *mq = m + q * 10;
             unsigned half = (unsigned)hf * 8;
-            __m256 gv = _mm256_maskload_ps(g + q * LANES, mask_bits8((mq[9] >> half) & 0xFFu));
+            __m256 gv = pw != 0 ? _mm256_loadu_ps(g + q * LANES)
+                                : _mm256_maskload_ps(g + q * LANES,
+                                                     mask_bits8((mq[9] >> half) & 0xFFu));
 #pragma GCC unroll 9
             for (size_t t = 0; t < 9; t++) {
-                __m256 xv = _mm256_maskload_ps(xc + q * LANES + sh[t],
-                                               mask_bits8((mq[t] >> half) & 0xFFu));
+                ptrdiff_t sc = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+                __m256 xv = pw != 0 ? load_m256(plane_mask8(pw, t, 2 * q + hf),
+                                                xc + q * LANES + sc)
+                                    : _mm256_maskload_ps(xc + q * LANES + sh[t],
+                                                         mask_bits8((mq[t] >> half) & 0xFFu));
                 s[t] = _mm256_fmadd_ps(gv, xv, s[t]);
             }
         }
     }
 }
 
-/* Per (output, input channel): both halves of the 16 lane sums, then tree16. */
-__attribute__((target("avx2,fma"))) static void
-wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
-           float *gw)
+/* Per (output, input channel): both halves of the 16 lane sums, then tree16 (pw:
+ * wgrad_half256's). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_halves256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                const float *x, float *gw)
 {
     size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
     uint16_t m[MAX_VEC * 10];
@@ -819,11 +831,24 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
     for (size_t o = 0; o < co; o++)
         for (size_t c = 0; c < ci; c++) {
             __m256 lo[9], hi[9];
-            wgrad_half256(0, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, lo);
-            wgrad_half256(1, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, hi);
+            wgrad_half256(pw, 0, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, lo);
+            wgrad_half256(pw, 1, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, hi);
             for (size_t t = 0; t < 9; t++)
                 gw[(o * ci + c) * 9 + t] += hsum256(lo[t], hi[t]);
         }
+}
+
+/* The AVX2 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+__attribute__((target("avx2,fma"))) static void
+wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
+           float *gw)
+{
+    if (h == 8 && w == 8)
+        wgrad_halves256(8, n, ci, co, h, w, gy, x, gw);
+    else if (h == 4 && w == 4)
+        wgrad_halves256(4, n, ci, co, h, w, gy, x, gw);
+    else
+        wgrad_halves256(0, n, ci, co, h, w, gy, x, gw);
 }
 #endif /* CONV_X86 */
 
