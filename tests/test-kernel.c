@@ -857,6 +857,9 @@ static const size_t conv_shapes[][5] = {
     /* the AVX-512 tiles specialised for 8 x 8 and 4 x 4 planes: every row count of a tile
      * (also as the input gradient's, ci), 4 x 4 images in whole tiles of 4 and with 1 .. 3 left */
     {8, 8, 4, 11, 2}, {8, 8, 6, 3, 1},  {4, 4, 6, 16, 7}, {4, 4, 2, 5, 4}, {4, 4, 5, 2, 10},
+    /* the AVX2 ones (tiles of one 4 x 4 image or one 8 x 8 row pair): input gradient tiles of
+     * 1 row, and of 3 */
+    {8, 8, 1, 2, 2},  {4, 4, 1, 3, 3},  {8, 8, 3, 1, 1},
 };
 
 /* Whether tap t of pixel (py, px) reads inside an h x w plane, and where. */

@@ -11,9 +11,9 @@
  *
  * Three versions with the same arithmetic (AVX-512, AVX2 with FMA, portable C with fmaf), picked
  * as score__gemm_cols picks its version; planes of more than SCORE__CONV3_MAX_HW pixels always
- * use the portable one (the same bits, slower). The AVX-512 forward has tiles specialised for
- * the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks and weight
- * offsets are constants: no address arithmetic or mask loads in the inner loop). */
+ * use the portable one (the same bits, slower). The AVX-512 and AVX2 forwards have tiles
+ * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks
+ * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,6 +155,22 @@ static void vec_masks(size_t h, size_t w, size_t nv, uint16_t *m)
         }
 }
 
+/* Lane mask of tap t (dy = t / 3 - 1, dx = t % 3 - 1) for vector v of a pw x pw plane, pw = 8
+ * (vector v: rows 2 v and 2 v + 1) or 4 (one vector: the plane); vec_masks' bits, a constant
+ * once inlined with constant arguments. */
+static inline unsigned plane_mask(size_t pw, size_t t, size_t v)
+{
+    size_t dy = t / 3, dx = t % 3;
+    unsigned col = dx == 0 ? (pw == 8 ? 0xFEFEu : 0xEEEEu)
+                           : dx == 2 ? (pw == 8 ? 0x7F7Fu : 0x7777u) : 0xFFFFu;
+    unsigned row = 0xFFFFu;
+    if (dy == 0 && (pw == 4 || v == 0))
+        row = pw == 8 ? 0xFF00u : 0xFFF0u;
+    if (dy == 2 && (pw == 4 || v == 3))
+        row = pw == 8 ? 0x00FFu : 0x0FFFu;
+    return col & row;
+}
+
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
 #if SCORE__SIMD_LEVEL >= 2
 
@@ -249,22 +265,6 @@ fwd_any512(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
             }
         }
     }
-}
-
-/* Lane mask of tap t (dy = t / 3 - 1, dx = t % 3 - 1) for vector v of a pw x pw plane, pw = 8
- * (vector v: rows 2 v and 2 v + 1) or 4 (one vector: the plane); vec_masks' bits, a constant
- * once inlined with constant arguments. */
-static inline unsigned plane_mask(size_t pw, size_t t, size_t v)
-{
-    size_t dy = t / 3, dx = t % 3;
-    unsigned col = dx == 0 ? (pw == 8 ? 0xFEFEu : 0xEEEEu)
-                           : dx == 2 ? (pw == 8 ? 0x7F7Fu : 0x7777u) : 0xFFFFu;
-    unsigned row = 0xFFFFu;
-    if (dy == 0 && (pw == 4 || v == 0))
-        row = pw == 8 ? 0xFF00u : 0xFFF0u;
-    if (dy == 2 && (pw == 4 || v == 3))
-        row = pw == 8 ? 0x00FFu : 0x0FFFu;
-    return col & row;
 }
 
 /* A load of the 16 floats at p under the lane mask m (all lanes: a plain load). */
@@ -589,9 +589,10 @@ fwd_tile256(size_t mr, size_t nv, size_t ci, size_t hw, const ptrdiff_t *sh, con
                     b != NULL ? b + o0 : NULL, acc);                                          \
         break;
 
-/* As fwd_avx512 with 8-lane vectors, FV256 of them x FR256 output channels per tile. */
+/* As fwd_any512 with 8-lane vectors, FV256 of them x FR256 output channels per tile: any
+ * plane. */
 __attribute__((target("avx2,fma"))) static void
-fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+fwd_any256(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
          const float *x, float *y, int acc)
 {
     size_t hw = h * w, nvp = (hw + 7) / 8, total = n * nvp;
@@ -628,6 +629,147 @@ fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, c
     }
 }
 
+/* Lane mask (8 bits) of tap t for the 8-lane vector j of a pw x pw plane (pw = 8: row j; pw = 4:
+ * rows 2 j and 2 j + 1): the half j % 2 of plane_mask's vector j / 2. */
+static inline unsigned plane_mask8(size_t pw, size_t t, size_t j)
+{
+    return (plane_mask(pw, t, j / 2) >> (j % 2 * 8)) & 0xFFu;
+}
+
+/* A load of the 8 floats at p under the 8-bit lane mask m: all lanes a plain load, none a zero
+ * vector (what the masked load gives), others a masked load with a constant mask. */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256
+load_m256(unsigned m, const float *p)
+{
+    if (m == 0xFFu)
+        return _mm256_loadu_ps(p);
+    if (m == 0)
+        return _mm256_setzero_ps();
+    const __m256i mv = _mm256_setr_epi32(-(int)(m & 1), -(int)(m >> 1 & 1), -(int)(m >> 2 & 1),
+                                         -(int)(m >> 3 & 1), -(int)(m >> 4 & 1),
+                                         -(int)(m >> 5 & 1), -(int)(m >> 6 & 1),
+                                         -(int)(m >> 7 & 1));
+    return _mm256_maskload_ps(p, mv);
+}
+
+/* fwd_tile256 for the FV256 vectors at x + 8 v (input channel planes at + c * pw^2) and y + 8 v
+ * (output planes at + r * pw^2) of pw x pw planes, shape, weight layout (fwd_plane512's flip,
+ * rs, cs) and vector position known at compile time (the same operations in the same order):
+ * pw = 8, the rows 2 k and 2 k + 1 of an image (k = 1 also stands for 2: the same masks);
+ * pw = 4, k = 0, one image. Shifts and masks are constants, the weights a broadcast from a row
+ * pointer plus a constant. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+fwd_plane256(size_t mr, size_t pw, size_t k, int flip, size_t ci, size_t rs, size_t cs,
+             const float *wt, const float *x, float *y, const float *b, int acc)
+{
+    size_t hw = pw * pw, rstride = flip ? 9 : rs, cstride = flip ? cs : 9;
+    __m256 c[FR256][FV256];
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < FV256; v++)
+            c[r][v] = acc ? _mm256_loadu_ps(y + v * 8 + r * hw) : _mm256_setzero_ps();
+    for (size_t ch = 0; ch < ci; ch++) {
+        const float *a = wt + ch * cstride;
+        size_t rsv = rstride;
+        if (!flip) /* opaque: the rows as a + r * rs in the channel, not 6 pointers (spills) */
+            __asm__("" : "+r"(a), "+r"(rsv));
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+            const float *xt = x + ch * hw + sh;
+            if (pw == 8) /* opaque: GCC would keep the same loads of other taps alive, and spill */
+                __asm__("" : "+r"(xt));
+            __m256 bv[FV256];
+#pragma GCC unroll 2
+            for (size_t v = 0; v < FV256; v++)
+                bv[v] = load_m256(plane_mask8(pw, t, 2 * k + v), xt + v * 8);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r * rsv + (flip ? 8 - t : t));
+#pragma GCC unroll 2
+                for (size_t v = 0; v < FV256; v++)
+                    c[r][v] = _mm256_fmadd_ps(av, bv[v], c[r][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < FV256; v++) {
+            __m256 out = c[r][v];
+            if (b != NULL)
+                out = _mm256_add_ps(out, _mm256_set1_ps(b[r]));
+            _mm256_storeu_ps(y + v * 8 + r * hw, out);
+        }
+}
+
+#define PLANE256_CASE(mr)                                                                    \
+    case mr:                                                                                 \
+        fwd_plane256(mr, pw, k, flip, ci, L->rs, L->cs, L->wt + o0 * L->rs, xk,              \
+                     yk + o0 * hw, b != NULL ? b + o0 : NULL, acc);                           \
+        break;
+
+/* The tiles of FR256 output channels at the vectors 2 k and 2 k + 1 (fwd_plane256's k) of the
+ * planes at x and y (the image's first planes), for row pair kk (the same as k but for the
+ * middle row pairs of an 8 x 8 plane). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+fwd_pair256(size_t pw, size_t k, size_t kk, int flip, size_t ci, size_t co, const wlayout *L,
+            const float *b, const float *x, float *y, int acc)
+{
+    size_t hw = pw * pw;
+    const float *xk = x + kk * 16;
+    float *yk = y + kk * 16;
+    for (size_t o0 = 0; o0 < co; o0 += FR256)
+        switch (co - o0 < FR256 ? co - o0 : FR256) {
+            PLANE256_CASE(1) PLANE256_CASE(2) PLANE256_CASE(3) PLANE256_CASE(4)
+            PLANE256_CASE(5) PLANE256_CASE(6)
+        default:
+            break;
+        }
+}
+
+/* fwd_plane256's tiles as a function for one plane width (8 or 4) and weight layout: image by
+ * image, its row pairs in order (8 x 8) or the plane (4 x 4), then FR256 output channels. */
+#define PLANES256_FN(name, pw, flip)                                                         \
+    __attribute__((target("avx2,fma"))) static void name(                                    \
+        size_t n, size_t ci, size_t co, const wlayout *L, const float *b, const float *x,     \
+        float *y, int acc)                                                                   \
+    {                                                                                        \
+        size_t hw = (pw) * (pw);                                                             \
+        for (size_t i = 0; i < n; i++) {                                                     \
+            const float *xi = x + i * ci * hw;                                               \
+            float *yi = y + i * co * hw;                                                     \
+            if ((pw) == 4) {                                                                 \
+                fwd_pair256(pw, 0, 0, flip, ci, co, L, b, xi, yi, acc);                      \
+                continue;                                                                    \
+            }                                                                                \
+            fwd_pair256(pw, 0, 0, flip, ci, co, L, b, xi, yi, acc);                          \
+            fwd_pair256(pw, 1, 1, flip, ci, co, L, b, xi, yi, acc);                          \
+            fwd_pair256(pw, 1, 2, flip, ci, co, L, b, xi, yi, acc);                          \
+            fwd_pair256(pw, 3, 3, flip, ci, co, L, b, xi, yi, acc);                          \
+        }                                                                                    \
+    }
+
+PLANES256_FN(fwd8_fwd256, 8, 0)
+PLANES256_FN(fwd8_flip256, 8, 1)
+PLANES256_FN(fwd4_fwd256, 4, 0)
+PLANES256_FN(fwd4_flip256, 4, 1)
+
+/* The AVX2 forward: the 8 x 8 and 4 x 4 planes by their specialised tiles, others by fwd_any256
+ * (the same bits). */
+__attribute__((target("avx2,fma"))) static void
+fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+         const float *x, float *y, int acc)
+{
+    if (h == 8 && w == 8)
+        (L->flip ? fwd8_flip256 : fwd8_fwd256)(n, ci, co, L, b, x, y, acc);
+    else if (h == 4 && w == 4)
+        (L->flip ? fwd4_flip256 : fwd4_fwd256)(n, ci, co, L, b, x, y, acc);
+    else
+        fwd_any256(n, ci, co, h, w, L, b, x, y, acc);
+}
+
 /* tree16 of lanes 0 .. 7 (lo) and 8 .. 15 (hi). */
 __attribute__((target("avx2,fma"))) static float hsum256(__m256 lo, __m256 hi)
 {
@@ -639,34 +781,46 @@ __attribute__((target("avx2,fma"))) static float hsum256(__m256 lo, __m256 hi)
 }
 
 /* One output channel x 9 taps of one input channel, the lanes 8 hf .. 8 hf + 7 of the 16-lane
- * sums (each lane's chain is that of the 16-lane versions). */
-__attribute__((target("avx2,fma"))) static void
-wgrad_half256(size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
+ * sums (each lane's chain is that of the 16-lane versions). pw = 8 or 4: the plane is pw x pw,
+ * its shifts and masks (plane_mask8) constants and gy read without a mask; pw = 0: any plane
+ * (sh, m). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_half256(size_t pw, size_t hf, size_t n, size_t ci, size_t co, size_t hw, size_t nvp,
               const ptrdiff_t *sh, const uint16_t *m, const float *gy, const float *x,
               __m256 *s)
 {
+    if (pw != 0)
+        hw = pw * pw, nvp = pw == 8 ? 4 : 1;
+#pragma GCC unroll 9
     for (size_t t = 0; t < 9; t++)
         s[t] = _mm256_setzero_ps();
     for (size_t i = 0; i < n; i++) {
         const float *g = gy + i * co * hw + hf * 8, *xc = x + i * ci * hw + hf * 8;
+#pragma GCC unroll 4
         for (size_t q = 0; q < nvp; q++) {
             const uint16_t *mq = m + q * 10;
             unsigned half = (unsigned)hf * 8;
-            __m256 gv = _mm256_maskload_ps(g + q * LANES, mask_bits8((mq[9] >> half) & 0xFFu));
+            __m256 gv = pw != 0 ? _mm256_loadu_ps(g + q * LANES)
+                                : _mm256_maskload_ps(g + q * LANES,
+                                                     mask_bits8((mq[9] >> half) & 0xFFu));
 #pragma GCC unroll 9
             for (size_t t = 0; t < 9; t++) {
-                __m256 xv = _mm256_maskload_ps(xc + q * LANES + sh[t],
-                                               mask_bits8((mq[t] >> half) & 0xFFu));
+                ptrdiff_t sc = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw + ((ptrdiff_t)(t % 3) - 1);
+                __m256 xv = pw != 0 ? load_m256(plane_mask8(pw, t, 2 * q + hf),
+                                                xc + q * LANES + sc)
+                                    : _mm256_maskload_ps(xc + q * LANES + sh[t],
+                                                         mask_bits8((mq[t] >> half) & 0xFFu));
                 s[t] = _mm256_fmadd_ps(gv, xv, s[t]);
             }
         }
     }
 }
 
-/* Per (output, input channel): both halves of the 16 lane sums, then tree16. */
-__attribute__((target("avx2,fma"))) static void
-wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
-           float *gw)
+/* Per (output, input channel): both halves of the 16 lane sums, then tree16 (pw:
+ * wgrad_half256's). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_halves256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                const float *x, float *gw)
 {
     size_t hw = h * w, nvp = (hw + LANES - 1) / LANES;
     uint16_t m[MAX_VEC * 10];
@@ -677,11 +831,24 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
     for (size_t o = 0; o < co; o++)
         for (size_t c = 0; c < ci; c++) {
             __m256 lo[9], hi[9];
-            wgrad_half256(0, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, lo);
-            wgrad_half256(1, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, hi);
+            wgrad_half256(pw, 0, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, lo);
+            wgrad_half256(pw, 1, n, ci, co, hw, nvp, sh, m, gy + o * hw, x + c * hw, hi);
             for (size_t t = 0; t < 9; t++)
                 gw[(o * ci + c) * 9 + t] += hsum256(lo[t], hi[t]);
         }
+}
+
+/* The AVX2 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+__attribute__((target("avx2,fma"))) static void
+wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
+           float *gw)
+{
+    if (h == 8 && w == 8)
+        wgrad_halves256(8, n, ci, co, h, w, gy, x, gw);
+    else if (h == 4 && w == 4)
+        wgrad_halves256(4, n, ci, co, h, w, gy, x, gw);
+    else
+        wgrad_halves256(0, n, ci, co, h, w, gy, x, gw);
 }
 #endif /* CONV_X86 */
 
