@@ -13,7 +13,10 @@
  * as score__gemm_cols picks its version; planes of more than SCORE__CONV3_MAX_HW pixels always
  * use the portable one (the same bits, slower). The AVX-512 and AVX2 forwards have tiles
  * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks
- * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). */
+ * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). The
+ * AVX-512 weight gradient of those planes first writes an input channel's 9 shifted planes (of
+ * all the call's images, when they fit 36 KiB) to a stack buffer, once for all output channels:
+ * its inner loop then loads aligned vectors, no masks and no cache-line splits. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -517,17 +520,116 @@ wgrad_tiles512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, co
     }
 }
 
-/* The AVX-512 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+/* Vectors of the shifted planes that the weight gradient of pw x pw planes keeps (36 KiB on the
+ * stack, within the first-level cache): one input channel of 16 8 x 8 images (a training block)
+ * or of 64 4 x 4 images. */
+#define WG_BUF_VECS 576
+
+/* wgrad_tile512 for pw x pw planes (pw = 8 or 4) with the input channel's shifted planes already
+ * in sx: sx[(i * nvp + q) * 9 + t] is vector q of image i read at tap t (plane_mask's lanes,
+ * others +0), so the inner loop loads aligned vectors with no masks and no line splits. The
+ * same operations in the same order as wgrad_tile512 (the same bits). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_stile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, const __m512 *sx,
+               const float *gy, float *gw)
+{
+    size_t hw = pw * pw, nvp = pw == 8 ? 4 : 1;
+    __m512 s[32];
+#pragma GCC unroll 32
+    for (size_t j = 0; j < 32; j++)
+        s[j] = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i++) {
+        const float *g = gy + i * co * hw;
+        const __m512 *si = sx + i * nvp * 9;
+#pragma GCC unroll 4
+        for (size_t q = 0; q < nvp; q++) {
+            __m512 gv[WR512];
+            const float *gq = g + q * LANES;
+            __asm__("" : "+r"(gq)); /* opaque: no loads of the next vector hoisted (spills) */
+#pragma GCC unroll 3
+            for (size_t r = 0; r < mr; r++)
+                gv[r] = _mm512_loadu_ps(gq + r * hw);
+#pragma GCC unroll 9
+            for (size_t t = 0; t < 9; t++) {
+                __m512 xv = _mm512_load_ps((const float *)(si + q * 9 + t));
+                __asm__("" : "+v"(xv)); /* one load, not one per FMA (a folded operand) */
+#pragma GCC unroll 3
+                for (size_t r = 0; r < mr; r++)
+                    s[r * 9 + t] = _mm512_fmadd_ps(gv[r], xv, s[r * 9 + t]);
+            }
+        }
+    }
+    float sums[32];
+    _mm512_storeu_ps(sums, tree16x16(s));
+    if (mr > 1)
+        _mm512_storeu_ps(sums + 16, tree16x16(s + 16));
+#pragma GCC unroll 3
+    for (size_t r = 0; r < mr; r++) {
+        float *gr = gw + r * ci * 9;
+        __m512 sum = _mm512_maskz_loadu_ps(0x1FF, sums + r * 9);
+        _mm512_mask_storeu_ps(gr, 0x1FF, _mm512_add_ps(_mm512_maskz_loadu_ps(0x1FF, gr), sum));
+    }
+}
+
+/* The weight gradient of pw x pw planes (pw = 8 or 4) through the shifted planes of one input
+ * channel at a time (wgrad_stile512): input channel outer, then tiles of WR512 output channels,
+ * so each shifted plane is made once, not once per output tile. n * 9 vectors per image must
+ * fit WG_BUF_VECS; 0 (nothing done) otherwise. */
+__attribute__((target("avx512f"), always_inline)) static inline int
+wgrad_shifted512(size_t pw, size_t n, size_t ci, size_t co, const float *gy, const float *x,
+                 float *gw)
+{
+    size_t hw = pw * pw, nvp = pw == 8 ? 4 : 1, per = n * nvp * 9; /* vectors per channel */
+    __m512 sx[WG_BUF_VECS];
+    if (per > WG_BUF_VECS || co < 2 * WR512)
+        return 0;
+    for (size_t c0 = 0; c0 < ci; c0 += WG_BUF_VECS / per) {
+        size_t nc = ci - c0 < WG_BUF_VECS / per ? ci - c0 : WG_BUF_VECS / per;
+        for (size_t c = 0; c < nc; c++)
+            for (size_t i = 0; i < n; i++) {
+                const float *xc = x + (i * ci + c0 + c) * hw;
+                __m512 *sc = sx + c * per + i * nvp * 9;
+#pragma GCC unroll 4
+                for (size_t q = 0; q < nvp; q++)
+#pragma GCC unroll 9
+                    for (size_t t = 0; t < 9; t++) {
+                        ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw +
+                                       ((ptrdiff_t)(t % 3) - 1);
+                        sc[q * 9 + t] = load_m512(plane_mask(pw, t, q), xc + q * LANES + sh);
+                    }
+            }
+        for (size_t o0 = 0; o0 < co; o0 += WR512) {
+            size_t mr = co - o0 < WR512 ? co - o0 : WR512;
+            const float *g = gy + o0 * hw;
+            for (size_t c = 0; c < nc; c++) {
+                float *gwt = gw + (o0 * ci + c0 + c) * 9;
+                if (mr == 3)
+                    wgrad_stile512(3, pw, n, ci, co, sx + c * per, g, gwt);
+                else if (mr == 2)
+                    wgrad_stile512(2, pw, n, ci, co, sx + c * per, g, gwt);
+                else
+                    wgrad_stile512(1, pw, n, ci, co, sx + c * per, g, gwt);
+            }
+        }
+    }
+    return 1;
+}
+
+/* The AVX-512 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks (through
+ * the shifted planes when they fit). */
 __attribute__((target("avx512f"))) static void
 wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
              const float *x, float *gw)
 {
-    if (h == 8 && w == 8)
-        wgrad_tiles512(8, n, ci, co, h, w, gy, x, gw);
-    else if (h == 4 && w == 4)
-        wgrad_tiles512(4, n, ci, co, h, w, gy, x, gw);
-    else
+    if (h == 8 && w == 8) {
+        if (!wgrad_shifted512(8, n, ci, co, gy, x, gw))
+            wgrad_tiles512(8, n, ci, co, h, w, gy, x, gw);
+    } else if (h == 4 && w == 4) {
+        if (!wgrad_shifted512(4, n, ci, co, gy, x, gw))
+            wgrad_tiles512(4, n, ci, co, h, w, gy, x, gw);
+    } else {
         wgrad_tiles512(0, n, ci, co, h, w, gy, x, gw);
+    }
 }
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
