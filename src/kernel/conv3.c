@@ -436,6 +436,30 @@ tree16x16(const __m512 *v)
     return _mm512_permutexvar_ps(perm, d);
 }
 
+/* gw[r, 0, t] (rows at stride 9 ci) += the sum of s[r * 9 + t] (tree16x16) for r < mr <= 3: the
+ * 27 sums picked out of the two trees' vectors by permutations (a store and reloads at other
+ * offsets would stall on the store forwarding), added as one float addition each. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_add512(size_t mr, size_t ci, const __m512 *s, float *gw)
+{
+    __m512 lo = tree16x16(s), hi = mr > 1 ? tree16x16(s + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 3
+    for (size_t r = 0; r < mr; r++) {
+        float *gr = gw + r * ci * 9;
+        /* lane j < 9: sum 9 r + j, lane 16 + k of the pair being hi's lane k */
+        const __m512i idx = _mm512_setr_epi32((int)(9 * r), (int)(9 * r + 1), (int)(9 * r + 2),
+                                              (int)(9 * r + 3), (int)(9 * r + 4),
+                                              (int)(9 * r + 5), (int)(9 * r + 6),
+                                              (int)(9 * r + 7), (int)(9 * r + 8), 0, 0, 0, 0, 0,
+                                              0, 0);
+        __m512 sum = _mm512_permutex2var_ps(lo, idx, hi);
+        /* 8 + 1 floats: a masked load of the 64 bytes after the previous tile's masked store
+         * would wait for it */
+        _mm256_storeu_ps(gr, _mm256_add_ps(_mm256_loadu_ps(gr), _mm512_castps512_ps256(sum)));
+        gr[8] = gr[8] + _mm_cvtss_f32(_mm512_extractf32x4_ps(sum, 2));
+    }
+}
+
 /* gw[r, 0, t] (rows at stride 9 ci) += the lane sums of mr output channels (gy's planes at
  * + r * hw) x the 9 taps of one input channel (x's plane) over the n images, reduced by
  * tree16 (tree16x16 on the 27 accumulators, 16 and 11 + 5 zeros); m: vec_masks of the plane.
@@ -482,16 +506,7 @@ wgrad_tile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, size_t hw, s
             }
         }
     }
-    float sums[32];
-    _mm512_storeu_ps(sums, tree16x16(s));
-    if (mr > 1)
-        _mm512_storeu_ps(sums + 16, tree16x16(s + 16));
-#pragma GCC unroll 3
-    for (size_t r = 0; r < mr; r++) {
-        float *gr = gw + r * ci * 9;
-        __m512 sum = _mm512_maskz_loadu_ps(0x1FF, sums + r * 9);
-        _mm512_mask_storeu_ps(gr, 0x1FF, _mm512_add_ps(_mm512_maskz_loadu_ps(0x1FF, gr), sum));
-    }
+    wgrad_add512(mr, ci, s, gw);
 }
 
 /* Tiles of WR512 output channels x one input channel's 9 taps (pw: wgrad_tile512's). */
@@ -559,16 +574,7 @@ wgrad_stile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, const __m51
             }
         }
     }
-    float sums[32];
-    _mm512_storeu_ps(sums, tree16x16(s));
-    if (mr > 1)
-        _mm512_storeu_ps(sums + 16, tree16x16(s + 16));
-#pragma GCC unroll 3
-    for (size_t r = 0; r < mr; r++) {
-        float *gr = gw + r * ci * 9;
-        __m512 sum = _mm512_maskz_loadu_ps(0x1FF, sums + r * 9);
-        _mm512_mask_storeu_ps(gr, 0x1FF, _mm512_add_ps(_mm512_maskz_loadu_ps(0x1FF, gr), sum));
-    }
+    wgrad_add512(mr, ci, s, gw);
 }
 
 /* The weight gradient of pw x pw planes (pw = 8 or 4) through the shifted planes of one input
@@ -598,6 +604,10 @@ wgrad_shifted512(size_t pw, size_t n, size_t ci, size_t co, const float *gy, con
                         sc[q * 9 + t] = load_m512(plane_mask(pw, t, q), xc + q * LANES + sh);
                     }
             }
+        /* the next block's planes, while the output tiles run (they are ci planes apart) */
+        for (size_t i = 0; c0 + nc < ci && i < n; i++)
+            for (size_t p = 0; p < (ci - c0 - nc < nc ? ci - c0 - nc : nc) * hw; p += LANES)
+                _mm_prefetch((const char *)(x + (i * ci + c0 + nc) * hw + p), _MM_HINT_T1);
         for (size_t o0 = 0; o0 < co; o0 += WR512) {
             size_t mr = co - o0 < WR512 ? co - o0 : WR512;
             const float *g = gy + o0 * hw;
