@@ -14,9 +14,9 @@
  * use the portable one (the same bits, slower). The AVX-512 and AVX2 forwards have tiles
  * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks
  * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). The
- * AVX-512 weight gradient of those planes first writes an input channel's 9 shifted planes (of
- * all the call's images, when they fit 36 KiB) to a stack buffer, once for all output channels:
- * its inner loop then loads aligned vectors, no masks and no cache-line splits. */
+ * AVX-512 and AVX2 weight gradients of those planes first write an input channel's 9 shifted
+ * planes (of all the call's images, when they fit 36 KiB) to a stack buffer, once for all output
+ * channels: their inner loops then load aligned vectors, no masks and no cache-line splits. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +35,10 @@
 /* Pixels of a mask vector: masks are computed for 16 lanes (the AVX2 versions use halves). */
 #define LANES 16
 #define MAX_VEC (SCORE__CONV3_MAX_HW / LANES)
+/* 16-lane vectors of the shifted planes that the weight gradient of 8 x 8 or 4 x 4 planes keeps
+ * (36 KiB on the stack, within the first-level cache): one input channel of 16 8 x 8 images (a
+ * training block) or of 64 4 x 4 images. */
+#define WG_BUF_VECS 576
 
 /* ---- Portable version -------------------------------------------------------------------- */
 
@@ -535,11 +539,6 @@ wgrad_tiles512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, co
     }
 }
 
-/* Vectors of the shifted planes that the weight gradient of pw x pw planes keeps (36 KiB on the
- * stack, within the first-level cache): one input channel of 16 8 x 8 images (a training block)
- * or of 64 4 x 4 images. */
-#define WG_BUF_VECS 576
-
 /* wgrad_tile512 for pw x pw planes (pw = 8 or 4) with the input channel's shifted planes already
  * in sx: sx[(i * nvp + q) * 9 + t] is vector q of image i read at tap t (plane_mask's lanes,
  * others +0), so the inner loop loads aligned vectors with no masks and no line splits. The
@@ -950,17 +949,92 @@ wgrad_halves256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, c
         }
 }
 
-/* The AVX2 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks. */
+/* 8-lane vectors of the AVX2 weight gradient's buffer of shifted planes (36 KiB, as the
+ * AVX-512 one: 16 8 x 8 or 64 4 x 4 images per input channel). */
+#define WG_BUF_VECS8 (2 * WG_BUF_VECS)
+
+/* wgrad_half256 for pw x pw planes (pw = 8 or 4) with the input channel's shifted planes in sx:
+ * sx[(i * nv8 + j) * 9 + t] is the 8-lane vector j (nv8 = pw * pw / 8 of them) of image i at
+ * tap t (plane_mask8's lanes, others +0). The same operations in the same order (the same
+ * bits); each buffer vector feeds one FMA, as its memory operand. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_shalf256(size_t pw, size_t hf, size_t n, size_t co, const __m256 *sx, const float *gy,
+               __m256 *s)
+{
+    size_t hw = pw * pw, nv8 = hw / 8;
+#pragma GCC unroll 9
+    for (size_t t = 0; t < 9; t++)
+        s[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i++) {
+        const float *g = gy + i * co * hw + hf * 8;
+        const __m256 *si = sx + (i * nv8 + hf) * 9;
+#pragma GCC unroll 4
+        for (size_t q = 0; q < nv8 / 2; q++) {
+            __m256 gv = _mm256_loadu_ps(g + q * LANES);
+#pragma GCC unroll 9
+            for (size_t t = 0; t < 9; t++)
+                s[t] = _mm256_fmadd_ps(gv, si[2 * q * 9 + t], s[t]);
+        }
+    }
+}
+
+/* The AVX2 weight gradient of pw x pw planes (pw = 8 or 4) through the shifted planes of blocks
+ * of input channels (wgrad_shalf256), made once for all output channels; 0 (nothing done) when
+ * one channel's n images do not fit WG_BUF_VECS8 or co < 2 (the direct loop is as fast). */
+__attribute__((target("avx2,fma"), always_inline)) static inline int
+wgrad_shifted256(size_t pw, size_t n, size_t ci, size_t co, const float *gy, const float *x,
+                 float *gw)
+{
+    size_t hw = pw * pw, nv8 = hw / 8, per = n * nv8 * 9; /* vectors per channel */
+    __m256 sx[WG_BUF_VECS8];
+    if (per > WG_BUF_VECS8 || co < 2)
+        return 0;
+    for (size_t c0 = 0; c0 < ci; c0 += WG_BUF_VECS8 / per) {
+        size_t nc = ci - c0 < WG_BUF_VECS8 / per ? ci - c0 : WG_BUF_VECS8 / per;
+        for (size_t c = 0; c < nc; c++)
+            for (size_t i = 0; i < n; i++) {
+                const float *xc = x + (i * ci + c0 + c) * hw;
+                __m256 *sc = sx + c * per + i * nv8 * 9;
+#pragma GCC unroll 8
+                for (size_t j = 0; j < nv8; j++)
+#pragma GCC unroll 9
+                    for (size_t t = 0; t < 9; t++) {
+                        ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw +
+                                       ((ptrdiff_t)(t % 3) - 1);
+                        sc[j * 9 + t] = load_m256(plane_mask8(pw, t, j), xc + j * 8 + sh);
+                    }
+            }
+        for (size_t i = 0; c0 + nc < ci && i < n; i++) /* the next block, as wgrad_shifted512 */
+            for (size_t p = 0; p < (ci - c0 - nc < nc ? ci - c0 - nc : nc) * hw; p += LANES)
+                _mm_prefetch((const char *)(x + (i * ci + c0 + nc) * hw + p), _MM_HINT_T1);
+        for (size_t o = 0; o < co; o++)
+            for (size_t c = 0; c < nc; c++) {
+                __m256 lo[9], hi[9];
+                float *gwt = gw + (o * ci + c0 + c) * 9;
+                wgrad_shalf256(pw, 0, n, co, sx + c * per, gy + o * hw, lo);
+                wgrad_shalf256(pw, 1, n, co, sx + c * per, gy + o * hw, hi);
+                for (size_t t = 0; t < 9; t++)
+                    gwt[t] += hsum256(lo[t], hi[t]);
+            }
+    }
+    return 1;
+}
+
+/* The AVX2 weight gradient: 8 x 8 and 4 x 4 planes with constant shifts and masks (through the
+ * shifted planes when they fit). */
 __attribute__((target("avx2,fma"))) static void
 wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
            float *gw)
 {
-    if (h == 8 && w == 8)
-        wgrad_halves256(8, n, ci, co, h, w, gy, x, gw);
-    else if (h == 4 && w == 4)
-        wgrad_halves256(4, n, ci, co, h, w, gy, x, gw);
-    else
+    if (h == 8 && w == 8) {
+        if (!wgrad_shifted256(8, n, ci, co, gy, x, gw))
+            wgrad_halves256(8, n, ci, co, h, w, gy, x, gw);
+    } else if (h == 4 && w == 4) {
+        if (!wgrad_shifted256(4, n, ci, co, gy, x, gw))
+            wgrad_halves256(4, n, ci, co, h, w, gy, x, gw);
+    } else {
         wgrad_halves256(0, n, ci, co, h, w, gy, x, gw);
+    }
 }
 #endif /* CONV_X86 */
 
