@@ -576,10 +576,10 @@ wgrad_stile512(size_t mr, size_t pw, size_t n, size_t ci, size_t co, const __m51
     wgrad_add512(mr, ci, s, gw);
 }
 
-/* The weight gradient of pw x pw planes (pw = 8 or 4) through the shifted planes of one input
- * channel at a time (wgrad_stile512): input channel outer, then tiles of WR512 output channels,
- * so each shifted plane is made once, not once per output tile. n * 9 vectors per image must
- * fit WG_BUF_VECS; 0 (nothing done) otherwise. */
+/* The weight gradient of pw x pw planes (pw = 8 or 4) through the shifted planes of blocks of
+ * input channels (wgrad_stile512): a block's planes made once, then tiles of WR512 output
+ * channels (8 x 8: 2, as GCC spills accumulators of 3 there) x the block's channels. One
+ * channel's n images must fit WG_BUF_VECS, and co >= 2 WR512; 0 (nothing done) otherwise. */
 __attribute__((target("avx512f"), always_inline)) static inline int
 wgrad_shifted512(size_t pw, size_t n, size_t ci, size_t co, const float *gy, const float *x,
                  float *gw)
@@ -607,8 +607,8 @@ wgrad_shifted512(size_t pw, size_t n, size_t ci, size_t co, const float *gy, con
         for (size_t i = 0; c0 + nc < ci && i < n; i++)
             for (size_t p = 0; p < (ci - c0 - nc < nc ? ci - c0 - nc : nc) * hw; p += LANES)
                 _mm_prefetch((const char *)(x + (i * ci + c0 + nc) * hw + p), _MM_HINT_T1);
-        for (size_t o0 = 0; o0 < co; o0 += WR512) {
-            size_t mr = co - o0 < WR512 ? co - o0 : WR512;
+        for (size_t o0 = 0, tr = pw == 8 ? 2 : WR512; o0 < co; o0 += tr) {
+            size_t mr = co - o0 < tr ? co - o0 : tr;
             const float *g = gy + o0 * hw;
             for (size_t c = 0; c < nc; c++) {
                 float *gwt = gw + (o0 * ci + c0 + c) * 9;
