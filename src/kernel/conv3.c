@@ -178,6 +178,17 @@ static inline unsigned plane_mask(size_t pw, size_t t, size_t v)
     return col & row;
 }
 
+/* Prefetch into the second-level cache the planes of input channels c .. c + nc - 1 (those
+ * below ci) of the n images of x (ci planes of hw floats per image): the weight gradient's
+ * next block of channels, whose planes are a whole image apart. */
+static void prefetch_planes(size_t n, size_t ci, size_t hw, size_t c, size_t nc, const float *x)
+{
+    size_t m = c < ci ? (ci - c < nc ? ci - c : nc) : 0; /* channels to fetch */
+    for (size_t i = 0; i < n && m > 0; i++)
+        for (size_t p = 0; p < m * hw; p += LANES)
+            _mm_prefetch((const char *)(x + (i * ci + c) * hw + p), _MM_HINT_T1);
+}
+
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
 #if SCORE__SIMD_LEVEL >= 2
 
@@ -598,15 +609,11 @@ wgrad_shifted512(size_t pw, size_t n, size_t ci, size_t co, const float *gy, con
                 for (size_t q = 0; q < nvp; q++)
 #pragma GCC unroll 9
                     for (size_t t = 0; t < 9; t++) {
-                        ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw +
-                                       ((ptrdiff_t)(t % 3) - 1);
-                        sc[q * 9 + t] = load_m512(plane_mask(pw, t, q), xc + q * LANES + sh);
+                        sc[q * 9 + t] = load_m512(plane_mask(pw, t, q),
+                                                  xc + q * LANES + tap_shift(pw, t));
                     }
             }
-        /* the next block's planes, while the output tiles run (they are ci planes apart) */
-        for (size_t i = 0; c0 + nc < ci && i < n; i++)
-            for (size_t p = 0; p < (ci - c0 - nc < nc ? ci - c0 - nc : nc) * hw; p += LANES)
-                _mm_prefetch((const char *)(x + (i * ci + c0 + nc) * hw + p), _MM_HINT_T1);
+        prefetch_planes(n, ci, hw, c0 + nc, nc, x); /* the next block, while the tiles run */
         for (size_t o0 = 0, tr = pw == 8 ? 2 : WR512; o0 < co; o0 += tr) {
             size_t mr = co - o0 < tr ? co - o0 : tr;
             const float *g = gy + o0 * hw;
@@ -999,14 +1006,11 @@ wgrad_shifted256(size_t pw, size_t n, size_t ci, size_t co, const float *gy, con
                 for (size_t j = 0; j < nv8; j++)
 #pragma GCC unroll 9
                     for (size_t t = 0; t < 9; t++) {
-                        ptrdiff_t sh = ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)pw +
-                                       ((ptrdiff_t)(t % 3) - 1);
-                        sc[j * 9 + t] = load_m256(plane_mask8(pw, t, j), xc + j * 8 + sh);
+                        sc[j * 9 + t] = load_m256(plane_mask8(pw, t, j),
+                                                  xc + j * 8 + tap_shift(pw, t));
                     }
             }
-        for (size_t i = 0; c0 + nc < ci && i < n; i++) /* the next block, as wgrad_shifted512 */
-            for (size_t p = 0; p < (ci - c0 - nc < nc ? ci - c0 - nc : nc) * hw; p += LANES)
-                _mm_prefetch((const char *)(x + (i * ci + c0 + nc) * hw + p), _MM_HINT_T1);
+        prefetch_planes(n, ci, hw, c0 + nc, nc, x);
         for (size_t o = 0; o < co; o++)
             for (size_t c = 0; c < nc; c++) {
                 __m256 lo[9], hi[9];
