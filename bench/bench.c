@@ -764,22 +764,23 @@ static void usage(FILE *f)
             "                   [--samples N] [--cpu-time] [--par auto|blas|model]\n"
             "JSON lines on stdout, a table on stderr. W may end in '*' (prefix match).\n"
             "--par: who runs the N threads: the BLAS, or the model (SCORE_MODEL_PARAM_THREADS,\n"
-            "the BLAS on one thread); auto (default): the model for DSM training and sampling,\n"
-            "the BLAS for the Hyvarinen and sliced losses.\n");
+            "the BLAS on one thread); auto (default): the model for training (DSM, Hyvarinen\n"
+            "and sliced losses) and sampling, the BLAS for the roofline.\n");
 }
 
 enum { PAR_AUTO, PAR_BLAS, PAR_MODEL };
 
 /* Who runs the N threads of a workload: the BLAS (its own pool inside each GEMM), or the model
  * (SCORE_MODEL_PARAM_THREADS: blocks of rows at a time, each on a one-thread BLAS). auto: the
- * model where it parallelises the whole computation (the cache-free evaluation of samplers and
- * the forward / backward of DSM training), the BLAS for the tangent paths of the Hyvärinen and
- * sliced losses and for the roofline. OpenBLAS's thread count is switched at run time; with
+ * model where it parallelises the whole computation (the cache-free evaluation of samplers, the
+ * forward / backward of DSM training, the tangent-gradient lanes of the Hyvärinen and sliced
+ * losses), the BLAS for the roofline. OpenBLAS's thread count is switched at run time; with
  * another BLAS the model mode relies on its environment (BLIS_NUM_THREADS=1). */
 static void set_parallelism(opts *o, const workload *w)
 {
     int model = o->par == PAR_MODEL ||
                 (o->par == PAR_AUTO && (w->kind == WL_DSM || w->kind == WL_PC || w->kind == WL_DPM ||
+                                        w->kind == WL_HYV || w->kind == WL_SSM ||
                                         w->kind == WL_CDSM || w->kind == WL_EDSM ||
                                         w->kind == WL_CDPM ||
                                         w->kind == WL_CFG || w->kind == WL_UDSM ||

@@ -4,6 +4,7 @@
  * and the trace in row panels aligned to the global row numbers when the caller gives them
  * (mlp-panel.c). */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/pool-priv.h"
@@ -415,15 +416,269 @@ static size_t tg_layout(const mlp *p, size_t dim, size_t nb, size_t k, int unit,
  * 53 (32 MiB). The blocks do not depend on the BLAS's thread count. */
 #define SCORE__MLP_TANGENT_BLOCK ((size_t)512 << 10)
 
-/* Shared engine of trace_grad (V == NULL: unit tangents, k = dim, w per row) and vjv_grad
- * (probes V, w per tangent row or NULL = 1). Accumulates the parameter gradient of
- * sum_r w_r v_r^T J v_r + sum_b gout_b . F_b; writes the values (tr or vjv) and fx.
- * Per block: one forward pass of the stacked primal and tangent rows (the outputs F and, from
- * them, gout), then one reverse pass through both, including the phi'' terms.
- * Long (about 185 lines) by design: the forward and reverse passes of a block share a dozen
+/* Lanes of tangent_grad on the model's threads (SCORE_MODEL_PARAM_THREADS). The blocks of a
+ * call are cut into lanes of consecutive blocks; a lane runs its blocks in order, exactly as
+ * the serial path does, adding their parameter gradient to a buffer of its own (the first lane
+ * to the caller's grad), and the other lanes' buffers are then added to grad in lane order.
+ * The lanes run on the threads at the same time (any thread any lane); their number depends
+ * on the work of the call only (about one per SCORE__MLP_TANGENT_LANE_FLOPS, 2 ..
+ * SCORE__MLP_TANGENT_LANES, and one below SCORE__MLP_TANGENT_PAR_FLOPS, where waking the
+ * threads and adding a buffer cost more than they save), never on the thread count: results
+ * are bit-identical for every thread count. A call of one block (the sliced loss: 2 stacked
+ * rows per row) is cut into blocks of n / lanes rows when it has several lanes. Each thread
+ * has a block workspace (within the tangent budget), and each lane but the first a buffer of
+ * n_params floats: beyond the budget. On one thread, 4 lanes of the Hyvärinen step (d = 64,
+ * width 256, 256 rows) cost no measurable time; 8 cost ~4%. */
+#define SCORE__MLP_TANGENT_LANES 8
+#define SCORE__MLP_TANGENT_LANE_FLOPS 4e9
+#define SCORE__MLP_TANGENT_PAR_FLOPS 1e8
+
+/* One call of tangent_grad: its arguments, its blocks and lanes, and the buffers. */
+typedef struct tg_job {
+    const mlp *p;
+    size_t dim, n, k, nb, nblocks, nlanes;
+    int unit, need_f;
+    const float *x, *V;
+    const double *c, *w;
+    const gout_src *gsrc;
+    mlp_cond cd;
+    float *grad, *fx;
+    double *val;
+    size_t wsf;         /* floats of one thread's block workspace (tg_layout) */
+    float *arena;       /* one block workspace per thread */
+    float *lanebuf;     /* lanes 1 .. nlanes - 1: a parameter gradient each (n_params floats) */
+    atomic_size_t next; /* the next lane to take */
+} tg_job;
+
+/* One block of rows b0 .. b0 + rows - 1 in the workspace ws: its forward pass of the stacked
+ * primal and tangent rows (the outputs F and, from them, gout), then its reverse pass through
+ * both, including the phi'' terms; adds the block's parameter gradient to grad (but the tangent
+ * part of dW_1's x columns with unit tangents, summed in ws->sgu) and writes its values and
+ * outputs. Long (about 170 lines) by design: the forward and reverse passes share a dozen
  * matrices laid out by tg_layout() and the per-layer indices, and are read against each other
  * (each reverse product undoes one forward product); split into functions they would pass
  * that whole state along. */
+static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows, float *grad)
+{
+    const mlp *p = jb->p;
+    const tg_ws ws = *wsp;
+    const int unit = jb->unit, fold = fold_last(p, unit), need_f = jb->need_f;
+    const size_t dim = jb->dim, k = jb->k, L = p->L, nL1 = p->n[L - 1], n1 = p->n[1],
+                 n0 = p->n[0];
+    const float *x = jb->x, *V = jb->V, *wl = W(p, L);
+    const double *c = jb->c, *w = jb->w;
+    const gout_src *gsrc = jb->gsrc;
+    const mlp_cond cd = jb->cd;
+    float *fx = jb->fx;
+    double *val = jb->val;
+    mlp_cond cb;
+    size_t R = rows * k, S = R + rows;
+    const float *Vb = unit ? NULL : V + b0 * k * dim;
+    float *T[MAXL], *H[MAXL], *U[MAXL], *Zp[MAXL];
+    float *Fb = fx ? fx + b0 * dim : ws.F, *gout = unit ? ws.Y : ws.Y + R * dim;
+    float *G = ws.Gs, *Gn = ws.Gs2;
+    for (size_t l = 1; l < L; l++) {
+        T[l] = ws.X[l];
+        H[l] = l == L - 1 && fold ? ws.X[l] : ws.X[l] + R * p->n[l];
+        U[l] = ws.Z[l];
+        Zp[l] = l == 1 && unit ? ws.Z[1] : ws.Z[l] + R * p->n[l];
+    }
+
+    /* ---- forward: layer 1 (primal from [x ; e(c)], tangents from the x columns) */
+    cb = score__mlp_cond_at(p, &cd, b0);
+    score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, ws.h0);
+    score__sgemm(0, 1, rows, n1, n0, 1.0f, ws.h0, n0, W(p, 1), n0, 0.0f, Zp[1], n1);
+    score__mlp_add_labels(p, &cb, rows, Zp[1], NULL);
+    score__bias_act_forward_res(rows, n1, Zp[1], B(p, 1), p->act, NULL, H[1], ws.d1[1],
+                                ws.d2[1]);
+    if (unit) {
+        for (size_t b = 0; b < rows; b++)
+            for (size_t j = 0; j < k; j++)
+                score__mul(n1, ws.d1[1] + b * n1, ws.wt + j * n1, T[1] + (b * k + j) * n1);
+    } else {
+        score__sgemm(0, 1, R, n1, dim, 1.0f, Vb, dim, W(p, 1), n0, 0.0f, U[1], n1);
+        bcast_mul(rows, k, n1, ws.d1[1], U[1], T[1]);
+    }
+    /* ---- hidden layers 2 .. L-1: one GEMM over [T ; h] */
+    for (size_t l = 2; l < L; l++) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        score__sgemm(0, 1, S, nl, np, 1.0f, ws.X[l - 1], np, W(p, l), np, 0.0f, ws.Z[l], nl);
+        score__bias_act_forward_res(rows, nl, Zp[l], B(p, l), p->act,
+                                    p->res[l] ? H[l - 1] : NULL, H[l], ws.d1[l], ws.d2[l]);
+        if (l == L - 1 && fold)
+            continue;
+        if (p->res[l])
+            bcast_mul_add(rows, k, nl, ws.d1[l], U[l], T[l - 1], T[l]); /* phi' U + T */
+        else
+            bcast_mul(rows, k, nl, ws.d1[l], U[l], T[l]);
+    }
+    /* ---- outputs and their cotangent */
+    if (need_f) {
+        const float *bl = B(p, L);
+        for (size_t b = 0; b < rows; b++)
+            memcpy(Fb + b * dim, bl, dim * sizeof *Fb);
+        score__sgemm(0, 1, rows, dim, nL1, 1.0f, H[L - 1], nL1, wl, nL1, 1.0f, Fb, dim);
+    }
+    if (gsrc->fn != NULL)
+        gsrc->fn(gsrc->ctx, b0, rows, Fb, gout);
+    else if (gsrc->arr != NULL)
+        memcpy(gout, gsrc->arr + b0 * dim, rows * dim * sizeof *gout);
+    else
+        memset(gout, 0, rows * dim * sizeof *gout);
+
+    /* ---- reverse: output layer. G = [G_{L-1} ; dh_{L-1}] */
+    if (unit) {
+        /* G[(b, j), :] = w_b W_L[j, :]; tr_b = sum_j W_L[j, :] . T[(b, j), :];
+         * dW_L[j, :] += w_b T[(b, j), :], with T[(b, j), :] formed here when folded */
+        for (size_t b = 0; b < rows; b++) {
+            float wb = (float)w[b0 + b];
+            double tr = 0.0;
+            for (size_t j = 0; j < dim; j++) {
+                size_t r = (b * dim + j) * nL1;
+                float *gj = G + r;
+                const float *wj = wl + j * nL1, *tj = ws.trow;
+                if (!fold)
+                    tj = T[L - 1] + r;
+                else if (p->res[L - 1])
+                    score__mul_add(nL1, U[L - 1] + r, ws.d1[L - 1] + b * nL1, T[L - 2] + r,
+                                   ws.trow);
+                else
+                    score__mul(nL1, U[L - 1] + r, ws.d1[L - 1] + b * nL1, ws.trow);
+                for (size_t i = 0; i < nL1; i++)
+                    gj[i] = wb * wj[i];
+                score__saxpy(nL1, wb, tj, grad + p->woff[L] + j * nL1);
+                if (val) {
+                    double dj;
+                    score__row_dot_lanes(1, nL1, tj, wj, &dj);
+                    tr += dj;
+                }
+            }
+            if (val)
+                val[b0 + b] = tr;
+        }
+        score__sgemm(0, 0, rows, nL1, dim, 1.0f, gout, dim, wl, nL1, 0.0f, G + R * nL1, nL1);
+        score__sgemm(1, 0, dim, nL1, rows, 1.0f, gout, dim, H[L - 1], nL1, 1.0f,
+                     grad + p->woff[L], nL1);
+    } else {
+        /* Y = [V ; gout]: G = Y W_L (tangent rows P = V W_L, value = T . P), then the
+         * weights on the tangent rows of G and Y; dW_L += Y^T [T ; h]. */
+        memcpy(ws.Y, Vb, R * dim * sizeof *ws.Y);
+        score__sgemm(0, 0, S, nL1, dim, 1.0f, ws.Y, dim, wl, nL1, 0.0f, G, nL1);
+        if (val)
+            score__row_dot_lanes(R, nL1, T[L - 1], G, val + b0 * k);
+        if (w) {
+            for (size_t r = 0; r < R; r++) {
+                float wr = (float)w[b0 * k + r];
+                for (size_t i = 0; i < nL1; i++)
+                    G[r * nL1 + i] *= wr;
+                for (size_t j = 0; j < dim; j++)
+                    ws.Y[r * dim + j] *= wr;
+            }
+        }
+        score__sgemm(1, 0, dim, nL1, S, 1.0f, ws.Y, dim, ws.X[L - 1], nL1, 1.0f,
+                     grad + p->woff[L], nL1);
+    }
+    score__col_sum_acc(rows, dim, gout, grad + p->boff[L]);
+
+    /* ---- reverse: hidden layers. D = [GU ; dz] (GU = phi' G, dz = phi' dh + phi'' S with
+     * S = sum_q U_q G_q); dW_l += D^T [T_{l-1} ; h_{l-1}]; [G ; dh] <- (res) + D W_l */
+    for (size_t l = L - 1; l >= 1; l--) {
+        size_t nl = p->n[l], np = p->n[l - 1];
+        float *dz = ws.D + R * nl;
+        if (l == 1 && unit)
+            score__tangent_reverse(rows, k, nl, G, ws.wt, 0, ws.d1[1], ws.d2[1], G + R * nl,
+                                   ws.D, dz);
+        else
+            score__tangent_reverse(rows, k, nl, G, U[l], k * nl, ws.d1[l], ws.d2[l],
+                                   G + R * nl, ws.D, dz);
+        score__col_sum_acc(rows, nl, dz, grad + p->boff[l]);
+        if (l > 1) {
+            score__sgemm(1, 0, nl, np, S, 1.0f, ws.D, nl, ws.X[l - 1], np, 1.0f,
+                         grad + p->woff[l], np);
+            if (p->res[l]) {
+                score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 1.0f, G, np);
+            } else {
+                float *tmp;
+                score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 0.0f, Gn, np);
+                tmp = G; G = Gn; Gn = tmp;
+            }
+            continue;
+        }
+        /* layer 1: dW_1 += dz^T h_0 (context columns included), the label table, and the
+         * tangent part on the x columns */
+        score__sgemm(1, 0, n1, n0, rows, 1.0f, dz, n1, ws.h0, n0, 1.0f, grad + p->woff[1], n0);
+        score__mlp_label_grad(p, &cb, rows, dz, 0, n1, grad);
+        if (!unit) {
+            score__sgemm(1, 0, n1, dim, R, 1.0f, ws.D, n1, Vb, dim, 1.0f, grad + p->woff[1],
+                         n0);
+        } else {
+            /* sgu[j, i] += sum_b GU[(b, j), i], added to dW_1[i, j] after the last block */
+            for (size_t b = 0; b < rows; b++)
+                score__saxpy(dim * n1, 1.0f, ws.D + b * dim * n1, ws.sgu);
+        }
+    }
+}
+
+/* Lane `lane` of the call on thread `thread` (its block workspace): the lane's blocks in
+ * order into its gradient buffer, then its sum of GU_1 into dW_1's x columns. */
+static void tg_lane(tg_job *jb, size_t lane, size_t thread)
+{
+    const mlp *p = jb->p;
+    const size_t b_first = lane * jb->nblocks / jb->nlanes;
+    const size_t b_end = (lane + 1) * jb->nblocks / jb->nlanes, dim = jb->dim, n1 = p->n[1];
+    float *target = lane == 0 ? jb->grad : jb->lanebuf + (lane - 1) * p->n_params;
+    int ovf = 0;
+    tg_ws ws;
+    (void)tg_layout(p, dim, jb->nb, jb->k, jb->unit, jb->arena + thread * jb->wsf, &ws, &ovf);
+    if (lane > 0)
+        memset(target, 0, p->n_params * sizeof *target);
+    if (jb->unit) {
+        w1x_transposed(p, dim, ws.wt);
+        memset(ws.sgu, 0, dim * n1 * sizeof *ws.sgu);
+    }
+    for (size_t bi = b_first; bi < b_end; bi++) {
+        size_t b0 = bi * jb->nb, rows = jb->n - b0 < jb->nb ? jb->n - b0 : jb->nb;
+        tg_block(jb, &ws, b0, rows, target);
+    }
+    if (jb->unit) {
+        float *g1 = target + p->woff[1];
+        for (size_t i = 0; i < n1; i++)
+            for (size_t j = 0; j < dim; j++)
+                g1[i * p->n[0] + j] += ws.sgu[j * n1 + i];
+    }
+}
+
+/* Takes lanes from the shared counter until none is left (thread t: its own workspace). */
+static void tg_lanes_run(void *ctx, size_t t, size_t nt)
+{
+    tg_job *jb = ctx;
+    size_t lane;
+    (void)nt;
+    while ((lane = atomic_fetch_add_explicit(&jb->next, 1, memory_order_relaxed)) < jb->nlanes)
+        tg_lane(jb, lane, t);
+}
+
+/* Parameters of one part of the final sum of the lanes' buffers. */
+#define SCORE__MLP_TANGENT_SUM_FLOATS ((size_t)16384)
+
+/* Part `part` of grad += lane buffers 1, 2, ... in lane order (the same additions for every
+ * split of the parameters). */
+static void tg_sum_part(void *ctx, size_t part, size_t thread)
+{
+    const tg_job *jb = ctx;
+    size_t np = jb->p->n_params, i0 = part * SCORE__MLP_TANGENT_SUM_FLOATS;
+    size_t cnt = np - i0 < SCORE__MLP_TANGENT_SUM_FLOATS ? np - i0 : SCORE__MLP_TANGENT_SUM_FLOATS;
+    (void)thread;
+    for (size_t l = 1; l < jb->nlanes; l++)
+        score__saxpy(cnt, 1.0f, jb->lanebuf + (l - 1) * np + i0, jb->grad + i0);
+}
+
+/* Shared engine of trace_grad (V == NULL: unit tangents, k = dim, w per row) and vjv_grad
+ * (probes V, w per tangent row or NULL = 1). Accumulates the parameter gradient of
+ * sum_r w_r v_r^T J v_r + sum_b gout_b . F_b; writes the values (tr or vjv) and fx; blocks of
+ * rows (tg_block()) in lanes (see SCORE__MLP_TANGENT_LANES). With gsrc->fn, that function is
+ * called for each block's rows, from the model's threads when there are lanes (several at a
+ * time, each row once). */
 static int tangent_grad(const score_model *m, score__model_ws *mws, const char *fn, size_t n,
                         const float *x, const double *c, size_t k, const float *V,
                         const double *w, const gout_src *gsrc, float *grad, double *val,
@@ -432,18 +687,29 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
     const mlp *p = impl_of(m);
     mlp_ws *kw = score__mlp_ws_of(p, mws);
     const int unit = V == NULL;
-    const int need_f = fx != NULL || gsrc->fn != NULL, fold = fold_last(p, unit);
-    size_t dim = m->dim, L = p->L, nL1 = p->n[L - 1], n1 = p->n[1], n0 = p->n[0];
-    size_t fixed, per_row, nb, nb_cache, nblocks, total, avail = p->budget / sizeof(float);
+    size_t dim = m->dim, fixed, per_row, nb, nb_cache, nblocks, lanes, T, total;
+    size_t avail = p->budget / sizeof(float);
+    double flops = 0.0;
     int ovf = 0;
-    tg_ws ws;
-    const float *wl = W(p, L);
-    mlp_cond cd = score__mlp_cond_of(mws), cb;
+    score__pool *pool = NULL;
+    tg_job jb;
     int rc = score__mlp_check_inputs(fn, m, mws, n, c);
     if (rc != SCORE_OK)
         return rc;
+    /* Lanes from the work (about 6 n (k + 1) sum_l n_{l-1} n_l flops). */
+    for (size_t l = 1; l <= p->L; l++)
+        flops += 6.0 * (double)n * (double)(k + 1) * (double)p->n[l - 1] * (double)p->n[l];
+    lanes = 1;
+    if (flops >= SCORE__MLP_TANGENT_PAR_FLOPS) {
+        double f = flops / SCORE__MLP_TANGENT_LANE_FLOPS;
+        lanes = f >= (double)SCORE__MLP_TANGENT_LANES ? SCORE__MLP_TANGENT_LANES
+                : f < 2.0                             ? 2
+                                                      : (size_t)f;
+    }
+    lanes = lanes < n ? lanes : n;
     /* Rows per block: within the tangent budget, and stacked matrices of about
-     * SCORE__MLP_TANGENT_BLOCK bytes (at least one row); then blocks of equal size. */
+     * SCORE__MLP_TANGENT_BLOCK bytes (at least one row); at most n / lanes rows; then blocks
+     * of equal size. */
     fixed = tg_layout(p, dim, 0, k, unit, NULL, NULL, &ovf);
     per_row = tg_layout(p, dim, 1, k, unit, NULL, NULL, &ovf) - fixed;
     nb = avail > fixed && per_row > 0 ? (avail - fixed) / per_row : 1;
@@ -451,169 +717,55 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
     nb = nb_cache < nb ? nb_cache : nb;
     nb = nb < 1 ? 1 : nb > n ? n : nb;
     nblocks = (n + nb - 1) / nb;
+    if (nblocks < lanes)
+        nblocks = lanes;
     nb = (n + nblocks - 1) / nblocks;
-    total = tg_layout(p, dim, nb, k, unit, NULL, NULL, &ovf);
+    nblocks = (n + nb - 1) / nb;
+    lanes = lanes < nblocks ? lanes : nblocks;
+    T = (size_t)score__par_threads(score__model_ws_threads(m, mws), lanes);
+    if (T > 1 && (pool = score__mlp_pool_of(kw, (int64_t)T)) == NULL)
+        T = 1;
+    memset(&jb, 0, sizeof jb);
+    jb.p = p;
+    jb.dim = dim;
+    jb.n = n;
+    jb.k = k;
+    jb.nb = nb;
+    jb.nblocks = nblocks;
+    jb.nlanes = lanes;
+    jb.unit = unit;
+    jb.need_f = fx != NULL || gsrc->fn != NULL;
+    jb.x = x;
+    jb.V = V;
+    jb.c = c;
+    jb.w = w;
+    jb.gsrc = gsrc;
+    jb.cd = score__mlp_cond_of(mws);
+    jb.grad = grad;
+    jb.fx = fx;
+    jb.val = val;
+    jb.wsf = tg_layout(p, dim, nb, k, unit, NULL, NULL, &ovf);
+    jb.wsf += (16 - jb.wsf % 16) % 16; /* each workspace on a 64-byte boundary of the arena */
+    total = mul_ovf(T, jb.wsf, &ovf);
+    if (total > SIZE_MAX / 2 - mul_ovf(lanes - 1, p->n_params, &ovf))
+        ovf = 1;
+    else
+        total += (lanes - 1) * p->n_params;
     if (ovf || ensure_tangent(kw, total) != SCORE_OK)
         return nomem(fn);
-    (void)tg_layout(p, dim, nb, k, unit, kw->tarena, &ws, &ovf);
-    if (unit) {
-        w1x_transposed(p, dim, ws.wt);
-        memset(ws.sgu, 0, dim * n1 * sizeof *ws.sgu);
+    jb.arena = kw->tarena;
+    jb.lanebuf = kw->tarena + T * jb.wsf;
+    if (pool == NULL) {
+        for (size_t l = 0; l < lanes; l++)
+            tg_lane(&jb, l, 0);
+    } else {
+        atomic_init(&jb.next, 0);
+        score__pool_run(pool, tg_lanes_run, &jb);
     }
-
-    for (size_t b0 = 0; b0 < n; b0 += nb) {
-        size_t rows = n - b0 < nb ? n - b0 : nb, R = rows * k, S = R + rows;
-        const float *Vb = unit ? NULL : V + b0 * k * dim;
-        float *T[MAXL], *H[MAXL], *U[MAXL], *Zp[MAXL];
-        float *Fb = fx ? fx + b0 * dim : ws.F, *gout = unit ? ws.Y : ws.Y + R * dim;
-        float *G = ws.Gs, *Gn = ws.Gs2;
-        for (size_t l = 1; l < L; l++) {
-            T[l] = ws.X[l];
-            H[l] = l == L - 1 && fold ? ws.X[l] : ws.X[l] + R * p->n[l];
-            U[l] = ws.Z[l];
-            Zp[l] = l == 1 && unit ? ws.Z[1] : ws.Z[l] + R * p->n[l];
-        }
-
-        /* ---- forward: layer 1 (primal from [x ; e(c)], tangents from the x columns) */
-        cb = score__mlp_cond_at(p, &cd, b0);
-        score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, ws.h0);
-        score__sgemm(0, 1, rows, n1, n0, 1.0f, ws.h0, n0, W(p, 1), n0, 0.0f, Zp[1], n1);
-        score__mlp_add_labels(p, &cb, rows, Zp[1], NULL);
-        score__bias_act_forward_res(rows, n1, Zp[1], B(p, 1), p->act, NULL, H[1], ws.d1[1],
-                                    ws.d2[1]);
-        if (unit) {
-            for (size_t b = 0; b < rows; b++)
-                for (size_t j = 0; j < k; j++)
-                    score__mul(n1, ws.d1[1] + b * n1, ws.wt + j * n1, T[1] + (b * k + j) * n1);
-        } else {
-            score__sgemm(0, 1, R, n1, dim, 1.0f, Vb, dim, W(p, 1), n0, 0.0f, U[1], n1);
-            bcast_mul(rows, k, n1, ws.d1[1], U[1], T[1]);
-        }
-        /* ---- hidden layers 2 .. L-1: one GEMM over [T ; h] */
-        for (size_t l = 2; l < L; l++) {
-            size_t nl = p->n[l], np = p->n[l - 1];
-            score__sgemm(0, 1, S, nl, np, 1.0f, ws.X[l - 1], np, W(p, l), np, 0.0f, ws.Z[l], nl);
-            score__bias_act_forward_res(rows, nl, Zp[l], B(p, l), p->act,
-                                        p->res[l] ? H[l - 1] : NULL, H[l], ws.d1[l], ws.d2[l]);
-            if (l == L - 1 && fold)
-                continue;
-            if (p->res[l])
-                bcast_mul_add(rows, k, nl, ws.d1[l], U[l], T[l - 1], T[l]); /* phi' U + T */
-            else
-                bcast_mul(rows, k, nl, ws.d1[l], U[l], T[l]);
-        }
-        /* ---- outputs and their cotangent */
-        if (need_f) {
-            const float *bl = B(p, L);
-            for (size_t b = 0; b < rows; b++)
-                memcpy(Fb + b * dim, bl, dim * sizeof *Fb);
-            score__sgemm(0, 1, rows, dim, nL1, 1.0f, H[L - 1], nL1, wl, nL1, 1.0f, Fb, dim);
-        }
-        if (gsrc->fn != NULL)
-            gsrc->fn(gsrc->ctx, b0, rows, Fb, gout);
-        else if (gsrc->arr != NULL)
-            memcpy(gout, gsrc->arr + b0 * dim, rows * dim * sizeof *gout);
-        else
-            memset(gout, 0, rows * dim * sizeof *gout);
-
-        /* ---- reverse: output layer. G = [G_{L-1} ; dh_{L-1}] */
-        if (unit) {
-            /* G[(b, j), :] = w_b W_L[j, :]; tr_b = sum_j W_L[j, :] . T[(b, j), :];
-             * dW_L[j, :] += w_b T[(b, j), :], with T[(b, j), :] formed here when folded */
-            for (size_t b = 0; b < rows; b++) {
-                float wb = (float)w[b0 + b];
-                double tr = 0.0;
-                for (size_t j = 0; j < dim; j++) {
-                    size_t r = (b * dim + j) * nL1;
-                    float *gj = G + r;
-                    const float *wj = wl + j * nL1, *tj = ws.trow;
-                    if (!fold)
-                        tj = T[L - 1] + r;
-                    else if (p->res[L - 1])
-                        score__mul_add(nL1, U[L - 1] + r, ws.d1[L - 1] + b * nL1, T[L - 2] + r,
-                                       ws.trow);
-                    else
-                        score__mul(nL1, U[L - 1] + r, ws.d1[L - 1] + b * nL1, ws.trow);
-                    for (size_t i = 0; i < nL1; i++)
-                        gj[i] = wb * wj[i];
-                    score__saxpy(nL1, wb, tj, grad + p->woff[L] + j * nL1);
-                    if (val) {
-                        double dj;
-                        score__row_dot_lanes(1, nL1, tj, wj, &dj);
-                        tr += dj;
-                    }
-                }
-                if (val)
-                    val[b0 + b] = tr;
-            }
-            score__sgemm(0, 0, rows, nL1, dim, 1.0f, gout, dim, wl, nL1, 0.0f, G + R * nL1, nL1);
-            score__sgemm(1, 0, dim, nL1, rows, 1.0f, gout, dim, H[L - 1], nL1, 1.0f,
-                         grad + p->woff[L], nL1);
-        } else {
-            /* Y = [V ; gout]: G = Y W_L (tangent rows P = V W_L, value = T . P), then the
-             * weights on the tangent rows of G and Y; dW_L += Y^T [T ; h]. */
-            memcpy(ws.Y, Vb, R * dim * sizeof *ws.Y);
-            score__sgemm(0, 0, S, nL1, dim, 1.0f, ws.Y, dim, wl, nL1, 0.0f, G, nL1);
-            if (val)
-                score__row_dot_lanes(R, nL1, T[L - 1], G, val + b0 * k);
-            if (w) {
-                for (size_t r = 0; r < R; r++) {
-                    float wr = (float)w[b0 * k + r];
-                    for (size_t i = 0; i < nL1; i++)
-                        G[r * nL1 + i] *= wr;
-                    for (size_t j = 0; j < dim; j++)
-                        ws.Y[r * dim + j] *= wr;
-                }
-            }
-            score__sgemm(1, 0, dim, nL1, S, 1.0f, ws.Y, dim, ws.X[L - 1], nL1, 1.0f,
-                         grad + p->woff[L], nL1);
-        }
-        score__col_sum_acc(rows, dim, gout, grad + p->boff[L]);
-
-        /* ---- reverse: hidden layers. D = [GU ; dz] (GU = phi' G, dz = phi' dh + phi'' S with
-         * S = sum_q U_q G_q); dW_l += D^T [T_{l-1} ; h_{l-1}]; [G ; dh] <- (res) + D W_l */
-        for (size_t l = L - 1; l >= 1; l--) {
-            size_t nl = p->n[l], np = p->n[l - 1];
-            float *dz = ws.D + R * nl;
-            if (l == 1 && unit)
-                score__tangent_reverse(rows, k, nl, G, ws.wt, 0, ws.d1[1], ws.d2[1], G + R * nl,
-                                       ws.D, dz);
-            else
-                score__tangent_reverse(rows, k, nl, G, U[l], k * nl, ws.d1[l], ws.d2[l],
-                                       G + R * nl, ws.D, dz);
-            score__col_sum_acc(rows, nl, dz, grad + p->boff[l]);
-            if (l > 1) {
-                score__sgemm(1, 0, nl, np, S, 1.0f, ws.D, nl, ws.X[l - 1], np, 1.0f,
-                             grad + p->woff[l], np);
-                if (p->res[l]) {
-                    score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 1.0f, G, np);
-                } else {
-                    float *tmp;
-                    score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 0.0f, Gn, np);
-                    tmp = G; G = Gn; Gn = tmp;
-                }
-                continue;
-            }
-            /* layer 1: dW_1 += dz^T h_0 (context columns included), the label table, and the
-             * tangent part on the x columns */
-            score__sgemm(1, 0, n1, n0, rows, 1.0f, dz, n1, ws.h0, n0, 1.0f, grad + p->woff[1], n0);
-            score__mlp_label_grad(p, &cb, rows, dz, 0, n1, grad);
-            if (!unit) {
-                score__sgemm(1, 0, n1, dim, R, 1.0f, ws.D, n1, Vb, dim, 1.0f, grad + p->woff[1],
-                             n0);
-            } else {
-                /* sgu[j, i] += sum_b GU[(b, j), i], added to dW_1[i, j] after the last block */
-                for (size_t b = 0; b < rows; b++)
-                    score__saxpy(dim * n1, 1.0f, ws.D + b * dim * n1, ws.sgu);
-            }
-        }
-    }
-    if (unit) {
-        float *g1 = grad + p->woff[1];
-        for (size_t i = 0; i < n1; i++)
-            for (size_t j = 0; j < dim; j++)
-                g1[i * n0 + j] += ws.sgu[j * n1 + i];
-    }
+    if (lanes > 1)
+        score__pool_for_each(pool, (p->n_params + SCORE__MLP_TANGENT_SUM_FLOATS - 1) /
+                                       SCORE__MLP_TANGENT_SUM_FLOATS,
+                             tg_sum_part, &jb);
     return SCORE_OK;
 }
 
