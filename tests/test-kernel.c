@@ -663,28 +663,32 @@ END_TEST
 /* The row-invariant GEMM against a packed weight with its fused epilogue: every version gives,
  * bit for bit, the reference "one fmaf chain per element over k in order (from C's value when
  * acc), then score__bias_act_inplace on the whole product" for odd shapes (K and N not
- * multiples of 16, K = 0, rows 1 .. 37, a strided A, a W with a wider row stride) and every
+ * multiples of 16 or of the tiles' 8 or 64 columns, K = 0, K beyond one or two of the k
+ * slices of 128, rows 1 .. 61 (over one epilogue block of 48 rows, not multiples of the
+ * tiles' 6), a strided A, a W with a wider row stride) and every
  * epilogue (none, bias + SiLU, bias + SiLU + residual, tanh, identity + bias, SiLU + residual,
  * SiLU alone; bias values beyond the exponential's clamp, huge and NaN); the packing
- * pads with zeros; rows of a product equal the same rows computed in a call of their own; the
+ * pads with zeros and nothing is stored after the last row's N columns; rows of a product
+ * equal the same rows computed in a call of their own; the
  * unpacked version for a few rows (score__gemm_wt_small_at) gives the same bits from W itself
  * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
 START_TEST(gemm_wt_versions_agree)
 {
-    static const size_t Ns[] = {1, 2, 15, 17, 33, 64, 70, 128};
-    static const size_t Ks[] = {0, 1, 3, 17, 40, 128, 130};
+    static const size_t Ns[] = {1, 2, 8, 15, 17, 24, 33, 40, 64, 70, 128};
+    static const size_t Ks[] = {0, 1, 3, 17, 40, 128, 130, 257};
     unsigned seed = 11;
     int top = score__gemm_wt_level();
     ck_assert_int_ge(top, 0);
     ck_assert_int_le(top, 2);
     for (size_t in = 0; in < sizeof Ns / sizeof Ns[0]; in++)
         for (size_t ik = 0; ik < sizeof Ks / sizeof Ks[0]; ik++) {
-            size_t N = Ns[in], K = Ks[ik], M = 1 + (N * 5 + K * 3) % 37, ldp = score__gemm_wt_ld(N);
+            size_t N = Ns[in], K = Ks[ik], M = 1 + (N * 5 + K * 3) % 61, ldp = score__gemm_wt_ld(N);
             size_t lda = K + 1 + K % 3, ldw = K + 2;
             float *A = malloc((M * lda + 1) * sizeof *A), *Wt = malloc((N * ldw + 1) * sizeof *Wt);
             float *Wp = malloc((K * ldp + 1) * sizeof *Wp), *bias = malloc(N * sizeof *bias);
             float *res = malloc(M * N * sizeof *res), *Cin = malloc(M * N * sizeof *Cin);
-            float *R = malloc(M * N * sizeof *R), *C = malloc(M * N * sizeof *C);
+            /* C with a guard of 16 floats after it: the padding columns are never stored */
+            float *R = malloc(M * N * sizeof *R), *C = malloc((M * N + 16) * sizeof *C);
             ck_assert(A && Wt && Wp && bias && res && Cin && R && C);
             ck_assert_uint_eq(ldp % 16, 0);
             ck_assert_uint_ge(ldp, N);
@@ -726,7 +730,11 @@ START_TEST(gemm_wt_versions_agree)
                     for (int lv = 0; lv <= top; lv++) {
                         for (size_t i = 0; i < M * N; i++)
                             C[i] = acc ? Cin[i] : NAN;
+                        for (size_t i = 0; i < 16; i++)
+                            C[M * N + i] = -7.0f;
                         score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r);
+                        for (size_t i = 0; i < 16; i++)
+                            ck_assert(C[M * N + i] == -7.0f);
                         for (size_t i = 0; i < M; i++)
                             ck_assert_msg(memcmp(C + i * N, R + i * N, N * sizeof *C) == 0,
                                           "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "

@@ -19,9 +19,11 @@
  *
  * Versions (the FMA is correctly rounded, so they agree bit for bit): AVX-512 with a tile of
  * 6 rows x 4 vectors (64 columns: 24 accumulators, the widest tile of 32 registers for the
- * MLP's N = 128), and below it score__gemm_cols_at() on the packed weight (AVX2 + FMA, portable
- * fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing and
- * the blocking never change a bit. */
+ * MLP's N = 128), AVX2 + FMA with a tile of 6 rows x 2 vectors (16 columns: 12 accumulators of
+ * 16 registers), both in k slices that keep a panel's slice near the core and loading whole
+ * vectors of the padded weight, and the portable score__gemm_cols_at() on the packed weight
+ * (fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing
+ * and the blocking never change a bit. */
 #include <stddef.h>
 
 #include "kernel-priv.h"
@@ -32,6 +34,13 @@
 #include <immintrin.h>
 #else
 #define WT_AVX512 0
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
+#define WT_AVX2 1
+#include <immintrin.h>
+#else
+#define WT_AVX2 0
 #endif
 
 /* Rows of a block (the epilogue's unit) and of the AVX-512 tile. */
@@ -50,6 +59,14 @@
 #endif
 /* Vectors of 16 columns of the AVX-512 tile. */
 #define WT_NV 4
+/* Rows and vectors of 8 columns of the AVX2 tile: 12 accumulators, 2 vectors of the weight
+ * and a broadcast of A in the 16 ymm registers (4 rows x 3 vectors, the other tile of 12, was
+ * slower), and its k per slice (a slice of a panel of the packed weight, WT2_KC x 16 floats). */
+#define WT2_MR 6
+#define WT2_NV 2
+#ifndef WT2_KC
+#define WT2_KC 128
+#endif
 
 size_t score__gemm_wt_ld(size_t N)
 {
@@ -220,6 +237,105 @@ __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, siz
 }
 #endif /* WT_AVX512 */
 
+#if WT_AVX2
+/* mr rows x nv vectors of 8 columns of C = [C +] A Wp (Wp: a slice of a panel of the packed
+ * weight, row stride ldp, every vector whole: no masks in the k loop); `last`: the lanes of
+ * the last vector that exist in C (all bits set: lane used; the others are the packing's zero
+ * columns: computed, never loaded from or stored to C). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
+        float *C, size_t ldc, __m256i last, int acc)
+{
+    __m256 c[WT2_MR][WT2_NV];
+    __m256i all = _mm256_set1_epi32(-1);
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < nv; v++)
+            c[r][v] = acc ? _mm256_maskload_ps(C + r * ldc + 8 * v, v + 1 < nv ? all : last)
+                          : _mm256_setzero_ps();
+    /* unrolled: the loop's own instructions cost ~8% on 12 FMAs per k */
+#pragma GCC unroll 4
+    for (size_t k = 0; k < K; k++) {
+        const float *b = Wp + k * ldp;
+        __m256 w[WT2_NV];
+#pragma GCC unroll 2
+        for (size_t v = 0; v < nv; v++)
+            w[v] = _mm256_loadu_ps(b + 8 * v);
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++) {
+            __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = _mm256_fmadd_ps(a, w[v], c[r][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+        for (size_t v = 0; v < nv; v++) {
+            if (v + 1 < nv)
+                _mm256_storeu_ps(C + r * ldc + 8 * v, c[r][v]);
+            else
+                _mm256_maskstore_ps(C + r * ldc + 8 * v, last, c[r][v]);
+        }
+}
+
+/* One AVX2 tile with nv a constant (1 or 2) for the compiler. */
+#define WT2_TILE_NV(MR)                                                                           \
+    __attribute__((target("avx2,fma"))) static void tile256_##MR(                                \
+        size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
+        size_t ldc, __m256i last, int acc)                                                        \
+    {                                                                                             \
+        if (nv <= 1)                                                                              \
+            tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
+        else                                                                                      \
+            tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
+    }
+WT2_TILE_NV(1)
+WT2_TILE_NV(2)
+WT2_TILE_NV(3)
+WT2_TILE_NV(4)
+WT2_TILE_NV(5)
+WT2_TILE_NV(6)
+#undef WT2_TILE_NV
+
+/* The AVX2 version of block512: rows [0, mr) of an epilogue block, every column, in panels of
+ * WT2_NV vectors of 8 columns (only the vectors holding columns < N; the last one's padding
+ * lanes are masked at the load and store of C only), k in slices of WT2_KC, tiles of WT2_MR
+ * rows (the last ones smaller) inner. */
+__attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, size_t K,
+                                                        const float *A, size_t lda,
+                                                        const float *Wp, float *C, int acc)
+{
+    size_t ldp = score__gemm_wt_ld(N), nvec = (N + 7) / 8;
+    for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
+        size_t nv = nvec - v0 < WT2_NV ? nvec - v0 : WT2_NV, n0 = 8 * v0;
+        size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
+        __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        /* a slice's chains continue from the values the previous one stored */
+        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += WT2_KC) {
+            size_t kc = K - k0 < WT2_KC ? K - k0 : WT2_KC;
+            const float *w = Wp + k0 * ldp + n0;
+            int ac = acc || k0 > 0;
+            for (size_t i = 0; i < mr; i += WT2_MR) {
+                const float *a = A + i * lda + k0;
+                float *c = C + i * N + n0;
+                switch (mr - i < WT2_MR ? mr - i : WT2_MR) {
+                case 1: tile256_1(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 2: tile256_2(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 3: tile256_3(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 4: tile256_4(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                case 5: tile256_5(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                default: tile256_6(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
+                }
+            }
+        }
+    }
+}
+#endif /* WT_AVX2 */
+
 #if WT_AVX512
 /* Rows [0, mr) (mr <= WT_SMALL_MR) of the unpacked product: per 16 columns, the accumulators of
  * the mr rows in registers over k, W read in 16 x 16 blocks transposed in registers. */
@@ -321,6 +437,11 @@ void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, 
 #if WT_AVX512
         if (level >= 2)
             block512(mr, N, K, a, lda, Wp, c, acc);
+        else
+#endif
+#if WT_AVX2
+        if (level >= 1)
+            block256(mr, N, K, a, lda, Wp, c, acc);
         else
 #endif
             score__gemm_cols_at(level, mr, N, K, a, lda, Wp, score__gemm_wt_ld(N), c, N, acc);
