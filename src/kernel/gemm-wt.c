@@ -143,6 +143,32 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
     }
 }
 
+#if WT_AVX512 || WT_AVX2
+/* A tile of a vector version: its rows (a constant of the function) x nv vectors of
+ * C = [C +] A Wp over K; rem: the columns of its last vector that exist in C (1 .. the vector's
+ * width; the others are the packing's zero columns: computed, never stored). */
+typedef void wt_tile(size_t nv, size_t K, const float *A, size_t lda, const float *Wp,
+                     size_t ldp, float *C, size_t ldc, size_t rem, int acc);
+
+/* Rows [0, mr) of an epilogue block, one panel of nv vectors (Wp and C at its first column):
+ * k in slices of kslice outer, tiles of at most tmr rows inner (tiles[r - 1]: r rows), so that
+ * a slice of the panel of the packed weight stays near the core while the block's tiles pass
+ * over it (a 512 x 512 weight does not fit in the second-level cache). A slice's chains
+ * continue from the values the previous one stored (float stores are exact: the same chains). */
+static void wt_panel(wt_tile *const *tiles, size_t tmr, size_t kslice, size_t mr, size_t nv,
+                     size_t rem, size_t N, size_t K, const float *A, size_t lda,
+                     const float *Wp, size_t ldp, float *C, int acc)
+{
+    for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += kslice) {
+        size_t kc = K - k0 < kslice ? K - k0 : kslice;
+        for (size_t i = 0; i < mr; i += tmr)
+            tiles[(mr - i < tmr ? mr - i : tmr) - 1](nv, kc, A + i * lda + k0, lda,
+                                                      Wp + k0 * ldp, ldp, C + i * N, N, rem,
+                                                      acc || k0 > 0);
+    }
+}
+#endif
+
 #if WT_AVX512
 /* mr rows x nv vectors of C = [C +] A Wp; `last`: the lanes of the last vector that exist in C
  * (the others are the packing's zero columns: computed, never stored). */
@@ -180,12 +206,13 @@ tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
                                   c[r][v]);
 }
 
-/* One tile with nv a constant (1 .. WT_NV) for the compiler. */
+/* One tile (a wt_tile) with nv a constant (1 .. WT_NV) for the compiler. */
 #define WT_TILE_NV(MR)                                                                            \
     __attribute__((target("avx512f"))) static void tile512_##MR(                                 \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, __mmask16 last, int acc)                                                      \
+        size_t ldc, size_t rem, int acc)                                                          \
     {                                                                                             \
+        __mmask16 last = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);          \
         switch (nv) {                                                                             \
         case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
         case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
@@ -202,37 +229,19 @@ WT_TILE_NV(6)
 #undef WT_TILE_NV
 
 /* Rows [0, mr) of an epilogue block (mr <= WT_EPI), every column: panels of WT_NV vectors
- * (the last one narrower) outer, tiles of WT_MR rows inner, so that a panel of the packed
- * weight (K x 64 floats) is read from the cache nearest to the core for every tile of the
- * block (a 512 x 512 weight does not fit in the second-level cache). */
+ * (the last one narrower) outer, each in k slices of WT_KC with tiles of WT_MR rows inner
+ * (wt_panel). */
 __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, size_t K,
                                                        const float *A, size_t lda,
                                                        const float *Wp, float *C, int acc)
 {
+    static wt_tile *const tiles[WT_MR] = {tile512_1, tile512_2, tile512_3,
+                                          tile512_4, tile512_5, tile512_6};
     size_t ldp = score__gemm_wt_ld(N);
     for (size_t n0 = 0; n0 < N; n0 += 16 * WT_NV) {
         size_t nc = N - n0 < 16 * WT_NV ? N - n0 : 16 * WT_NV, nv = (nc + 15) / 16;
-        size_t rem = nc - 16 * (nv - 1);
-        __mmask16 last = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
-        /* k in slices of WT_KC: a slice's chains continue from the values the previous one
-         * stored (float stores are exact: the same chains) */
-        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += WT_KC) {
-            size_t kc = K - k0 < WT_KC ? K - k0 : WT_KC;
-            const float *w = Wp + k0 * ldp + n0;
-            int ac = acc || k0 > 0;
-            for (size_t i = 0; i < mr; i += WT_MR) {
-                const float *a = A + i * lda + k0;
-                float *c = C + i * N + n0;
-                switch (mr - i < WT_MR ? mr - i : WT_MR) {
-                case 1: tile512_1(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 2: tile512_2(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 3: tile512_3(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 4: tile512_4(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 5: tile512_5(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                default: tile512_6(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                }
-            }
-        }
+        wt_panel(tiles, WT_MR, WT_KC, mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0, ldp,
+                 C + n0, acc);
     }
 }
 #endif /* WT_AVX512 */
@@ -281,12 +290,14 @@ tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
         }
 }
 
-/* One AVX2 tile with nv a constant (1 or 2) for the compiler. */
+/* One AVX2 tile (a wt_tile) with nv a constant (1 or 2) for the compiler. */
 #define WT2_TILE_NV(MR)                                                                           \
     __attribute__((target("avx2,fma"))) static void tile256_##MR(                                \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, __m256i last, int acc)                                                        \
+        size_t ldc, size_t rem, int acc)                                                          \
     {                                                                                             \
+        __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),                            \
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));             \
         if (nv <= 1)                                                                              \
             tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
         else                                                                                      \
@@ -308,30 +319,14 @@ __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, si
                                                         const float *A, size_t lda,
                                                         const float *Wp, float *C, int acc)
 {
+    static wt_tile *const tiles[WT2_MR] = {tile256_1, tile256_2, tile256_3,
+                                           tile256_4, tile256_5, tile256_6};
     size_t ldp = score__gemm_wt_ld(N), nvec = (N + 7) / 8;
     for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
-        size_t nv = nvec - v0 < WT2_NV ? nvec - v0 : WT2_NV, n0 = 8 * v0;
+        size_t nv = nvec - v0 < WT2_NV ? nvec - v0 : WT2_NV;
         size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
-        __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        /* a slice's chains continue from the values the previous one stored */
-        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += WT2_KC) {
-            size_t kc = K - k0 < WT2_KC ? K - k0 : WT2_KC;
-            const float *w = Wp + k0 * ldp + n0;
-            int ac = acc || k0 > 0;
-            for (size_t i = 0; i < mr; i += WT2_MR) {
-                const float *a = A + i * lda + k0;
-                float *c = C + i * N + n0;
-                switch (mr - i < WT2_MR ? mr - i : WT2_MR) {
-                case 1: tile256_1(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 2: tile256_2(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 3: tile256_3(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 4: tile256_4(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                case 5: tile256_5(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                default: tile256_6(nv, kc, a, lda, w, ldp, c, N, last, ac); break;
-                }
-            }
-        }
+        wt_panel(tiles, WT2_MR, WT2_KC, mr, nv, rem, N, K, A, lda, Wp + 8 * v0, ldp,
+                 C + 8 * v0, acc);
     }
 }
 #endif /* WT_AVX2 */
