@@ -67,6 +67,7 @@
 #ifndef WT2_KC
 #define WT2_KC 128
 #endif
+_Static_assert(WT_MR == 6 && WT2_MR == 6, "WT_PANEL's tiles have 1 .. 6 rows");
 
 size_t score__gemm_wt_ld(size_t N)
 {
@@ -144,29 +145,45 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
 }
 
 #if WT_AVX512 || WT_AVX2
-/* A tile of a vector version: its rows (a constant of the function) x nv vectors of
- * C = [C +] A Wp over K; rem: the columns of its last vector that exist in C (1 .. the vector's
- * width; the others are the packing's zero columns: computed, never stored). */
-typedef void wt_tile(size_t nv, size_t K, const float *A, size_t lda, const float *Wp,
-                     size_t ldp, float *C, size_t ldc, size_t rem, int acc);
-
-/* Rows [0, mr) of an epilogue block, one panel of nv vectors (Wp and C at its first column):
- * k in slices of kslice outer, tiles of at most tmr rows inner (tiles[r - 1]: r rows), so that
- * a slice of the panel of the packed weight stays near the core while the block's tiles pass
- * over it (a 512 x 512 weight does not fit in the second-level cache). A slice's chains
- * continue from the values the previous one stored (float stores are exact: the same chains). */
-static void wt_panel(wt_tile *const *tiles, size_t tmr, size_t kslice, size_t mr, size_t nv,
-                     size_t rem, size_t N, size_t K, const float *A, size_t lda,
-                     const float *Wp, size_t ldp, float *C, int acc)
-{
-    for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += kslice) {
-        size_t kc = K - k0 < kslice ? K - k0 : kslice;
-        for (size_t i = 0; i < mr; i += tmr)
-            tiles[(mr - i < tmr ? mr - i : tmr) - 1](nv, kc, A + i * lda + k0, lda,
-                                                      Wp + k0 * ldp, ldp, C + i * N, N, rem,
-                                                      acc || k0 > 0);
+/* The tiles of a vector version, TILE_1 .. TILE_6 (6 rows at most, the number in the name):
+ *   void TILE_r(size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
+ *               float *C, size_t ldc, size_t rem, int acc)
+ * r rows x nv vectors of C = [C +] A Wp over K; rem: the columns of the last vector that exist
+ * in C (1 .. the vector's width; the others are the packing's zero columns: computed, never
+ * stored). WT_PANEL(NAME, TARGET, TILE, KSLICE) defines
+ *   void NAME(size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A,
+ *             size_t lda, const float *Wp, size_t ldp, float *C, int acc)
+ * rows [0, mr) of an epilogue block, one panel of nv vectors (Wp and C at its first column):
+ * k in slices of KSLICE outer, tiles of 6 rows (the last ones smaller) inner, so that a slice
+ * of the panel of the packed weight stays near the core while the block's tiles pass over it
+ * (a 512 x 512 weight does not fit in the second-level cache). A slice's chains continue from
+ * the values the previous one stored (float stores are exact: the same chains). A macro, not
+ * a function taking the tiles: the version's target lets the compiler inline its tiles. */
+/* DEF(1) .. DEF(6): the tiles of a version. */
+#define WT_ROWS_1_TO_6(DEF) DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6)
+#define WT_PANEL(NAME, TARGET, TILE, KSLICE)                                                      \
+    __attribute__((target(TARGET))) static void NAME(                                            \
+        size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A, size_t lda,        \
+        const float *Wp, size_t ldp, float *C, int acc)                                           \
+    {                                                                                             \
+        for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += KSLICE) {                                    \
+            size_t kc = K - k0 < KSLICE ? K - k0 : KSLICE;                                        \
+            const float *w = Wp + k0 * ldp;                                                       \
+            int ac = acc || k0 > 0;                                                               \
+            for (size_t i = 0; i < mr; i += 6) {                                                  \
+                const float *a = A + i * lda + k0;                                                \
+                float *c = C + i * N;                                                             \
+                switch (mr - i < 6 ? mr - i : 6) {                                                \
+                case 1: TILE##_1(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
+                case 2: TILE##_2(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
+                case 3: TILE##_3(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
+                case 4: TILE##_4(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
+                case 5: TILE##_5(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
+                default: TILE##_6(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                  \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
     }
-}
 #endif
 
 #if WT_AVX512
@@ -206,7 +223,7 @@ tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
                                   c[r][v]);
 }
 
-/* One tile (a wt_tile) with nv a constant (1 .. WT_NV) for the compiler. */
+/* One tile (see WT_PANEL) with nv a constant (1 .. WT_NV) for the compiler. */
 #define WT_TILE_NV(MR)                                                                            \
     __attribute__((target("avx512f"))) static void tile512_##MR(                                 \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
@@ -220,28 +237,21 @@ tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
         default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                    \
         }                                                                                         \
     }
-WT_TILE_NV(1)
-WT_TILE_NV(2)
-WT_TILE_NV(3)
-WT_TILE_NV(4)
-WT_TILE_NV(5)
-WT_TILE_NV(6)
+WT_ROWS_1_TO_6(WT_TILE_NV)
 #undef WT_TILE_NV
+WT_PANEL(panel512, "avx512f", tile512, WT_KC)
 
 /* Rows [0, mr) of an epilogue block (mr <= WT_EPI), every column: panels of WT_NV vectors
  * (the last one narrower) outer, each in k slices of WT_KC with tiles of WT_MR rows inner
- * (wt_panel). */
+ * (panel512). */
 __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, size_t K,
                                                        const float *A, size_t lda,
                                                        const float *Wp, float *C, int acc)
 {
-    static wt_tile *const tiles[WT_MR] = {tile512_1, tile512_2, tile512_3,
-                                          tile512_4, tile512_5, tile512_6};
     size_t ldp = score__gemm_wt_ld(N);
     for (size_t n0 = 0; n0 < N; n0 += 16 * WT_NV) {
         size_t nc = N - n0 < 16 * WT_NV ? N - n0 : 16 * WT_NV, nv = (nc + 15) / 16;
-        wt_panel(tiles, WT_MR, WT_KC, mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0, ldp,
-                 C + n0, acc);
+        panel512(mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0, ldp, C + n0, acc);
     }
 }
 #endif /* WT_AVX512 */
@@ -290,7 +300,7 @@ tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
         }
 }
 
-/* One AVX2 tile (a wt_tile) with nv a constant (1 or 2) for the compiler. */
+/* One AVX2 tile (see WT_PANEL) with nv a constant (1 or 2) for the compiler. */
 #define WT2_TILE_NV(MR)                                                                           \
     __attribute__((target("avx2,fma"))) static void tile256_##MR(                                \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
@@ -303,13 +313,9 @@ tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
         else                                                                                      \
             tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
     }
-WT2_TILE_NV(1)
-WT2_TILE_NV(2)
-WT2_TILE_NV(3)
-WT2_TILE_NV(4)
-WT2_TILE_NV(5)
-WT2_TILE_NV(6)
+WT_ROWS_1_TO_6(WT2_TILE_NV)
 #undef WT2_TILE_NV
+WT_PANEL(panel256, "avx2,fma", tile256, WT2_KC)
 
 /* The AVX2 version of block512: rows [0, mr) of an epilogue block, every column, in panels of
  * WT2_NV vectors of 8 columns (only the vectors holding columns < N; the last one's padding
@@ -319,14 +325,11 @@ __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, si
                                                         const float *A, size_t lda,
                                                         const float *Wp, float *C, int acc)
 {
-    static wt_tile *const tiles[WT2_MR] = {tile256_1, tile256_2, tile256_3,
-                                           tile256_4, tile256_5, tile256_6};
     size_t ldp = score__gemm_wt_ld(N), nvec = (N + 7) / 8;
     for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
         size_t nv = nvec - v0 < WT2_NV ? nvec - v0 : WT2_NV;
         size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
-        wt_panel(tiles, WT2_MR, WT2_KC, mr, nv, rem, N, K, A, lda, Wp + 8 * v0, ldp,
-                 C + 8 * v0, acc);
+        panel256(mr, nv, rem, N, K, A, lda, Wp + 8 * v0, ldp, C + 8 * v0, acc);
     }
 }
 #endif /* WT_AVX2 */
