@@ -13,16 +13,17 @@
  * fixed partition that depends on n and the widths only, never on SCORE_MODEL_PARAM_THREADS:
  * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; small blocks also keep a block's
  * activations in L2 between its GEMM and its activation kernel), and weight gradients in about
- * SCORE__MLP_GRAD_CHUNKS chunks of output units (at least SCORE__MLP_GRAD_ROWS; each chunk one
- * GEMM over all rows, bias sums in double in row order; every chunk re-packs the layer input,
- * so fewer chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step
- * packing). The threads run the blocks / chunks of a phase at the same time (with threads, a
+ * SCORE__MLP_GRAD_CHUNKS chunks of output units (grad_chunk_rows(); each chunk one GEMM over
+ * all rows, bias sums in double in row order; every chunk re-packs the layer input, so fewer
+ * chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing, in 4
+ * chunks ~7%, so a layer with a wide input is one chunk). The threads run the blocks / chunks of a phase at the same time (with threads, a
  * layer's weight-gradient chunks and its cotangent's row blocks form one phase, see
  * mixed_phase()), so results are bit-identical for any thread count. Batches of at most
  * SCORE__MLP_TRAIN_ROWS rows are one block. */
 #define SCORE__MLP_TRAIN_ROWS 128
 #define SCORE__MLP_GRAD_ROWS 64
-#define SCORE__MLP_GRAD_CHUNKS 4
+#define SCORE__MLP_GRAD_CHUNKS 2
+#define SCORE__MLP_GRAD_WIDE 256
 #define SCORE__MLP_PAR_FLOPS 4e7
 
 typedef struct train_part {
@@ -138,9 +139,15 @@ static void accum_grad_chunk(const mlp *p, size_t l, size_t n, size_t j0, size_t
         score__col_sum_acc_ld(n, j1 - j0, nl, A + j0, grad + p->boff[l] + j0);
 }
 
-static size_t grad_chunk_rows(size_t nl)
+/* Output units per weight-gradient chunk of layer l: the whole layer when its input is at least
+ * SCORE__MLP_GRAD_WIDE wide (re-packing that input per chunk is then worth avoiding, and with
+ * threads the one chunk shares its phase with the layer's row blocks, about as much work);
+ * otherwise about SCORE__MLP_GRAD_CHUNKS chunks (the first layer's gradient has a phase of its
+ * own, which two threads share). At least SCORE__MLP_GRAD_ROWS, a multiple of 16. */
+static size_t grad_chunk_rows(const mlp *p, size_t l)
 {
-    size_t r = (nl + SCORE__MLP_GRAD_CHUNKS - 1) / SCORE__MLP_GRAD_CHUNKS;
+    size_t nl = p->n[l], chunks = p->n[l - 1] >= SCORE__MLP_GRAD_WIDE ? 1 : SCORE__MLP_GRAD_CHUNKS;
+    size_t r = (nl + chunks - 1) / chunks;
     r = (r + 15) / 16 * 16;
     return r > SCORE__MLP_GRAD_ROWS ? r : SCORE__MLP_GRAD_ROWS;
 }
@@ -148,7 +155,7 @@ static size_t grad_chunk_rows(size_t nl)
 static void grad_part(void *ctx, size_t i, size_t thread)
 {
     const train_job *j = ctx;
-    size_t nl = j->p->n[j->l], cr = grad_chunk_rows(nl), j0 = i * cr;
+    size_t nl = j->p->n[j->l], cr = grad_chunk_rows(j->p, j->l), j0 = i * cr;
     size_t j1 = j0 + cr < nl ? j0 + cr : nl;
     (void)thread;
     accum_grad_chunk(j->p, j->l, j->n, j0, j1, j->A, j->w->h[j->l - 1],
@@ -161,7 +168,7 @@ static void grad_part(void *ctx, size_t i, size_t thread)
 /* All weight-gradient chunks of layer l from the cotangents A. */
 static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const float *A)
 {
-    size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
+    size_t nl = j->p->n[l], cr = grad_chunk_rows(j->p, l);
     j->l = l;
     j->A = A;
     score__pool_for_each(pool, (nl + cr - 1) / cr, grad_part, j);
@@ -262,7 +269,7 @@ static void mixed_phase(score__pool *pool, train_job *j, size_t l, const float *
                         score__pool_part_fn row)
 {
     mixed_job mj;
-    size_t nl = j->p->n[l], cr = grad_chunk_rows(nl);
+    size_t nl = j->p->n[l], cr = grad_chunk_rows(j->p, l);
     j->l = l;
     j->A = A;
     mj.j = j;
