@@ -797,8 +797,8 @@ def main():
           "sgemm 2048^3 GFLOP/s at the same thread count;\n2T/1T = speed-up from 1 to 2 threads, "
           "'vs sg' = that speed-up / the sgemm's 2T/1T speed-up.\n"
           "libscore's threads (score-bench --par auto): the model's own (SCORE_MODEL_PARAM_THREADS, "
-          "BLAS on 1 thread) for DSM and sampling,\nOpenBLAS's for the Hyvarinen and sliced losses "
-          "(tangent paths). PyTorch: torch.set_num_threads.")
+          "BLAS on 1 thread) for every workload\n(training, the Hyvarinen and sliced losses' tangent paths, "
+          "sampling). PyTorch: torch.set_num_threads.")
     if checks:
         print("\nTargets:")
         for c in checks:
