@@ -379,20 +379,22 @@ END_TEST
 
 /* Every version of the SiLU rows (AVX-512, AVX2 + FMA, portable) gives the bits of the portable
  * one, in place or not, with and without bias, residual, phi' and phi'', on every 20011th float
- * of silu_args laid out in rows of 37 columns (full vectors, a partial one and the odd column). */
-START_TEST(silu_versions_agree)
+ * of silu_args laid out in rows of 37 columns (full vectors, a partial one and the odd column) and
+ * of 157 (the explicit loops' groups of four vectors, a single vector and a scalar tail at every
+ * level). */
+static void silu_versions_cols(size_t C)
 {
-    enum { C = 37 };
     size_t n = silu_args(20011, NULL), R = (n + C - 1) / C, N = R * C;
     int top = score__silu_level();
     unsigned seed = 3;
-    float *z0 = calloc(N, sizeof *z0), *res = malloc(N * sizeof *res), b[C];
+    float *z0 = calloc(N, sizeof *z0), *res = malloc(N * sizeof *res), *b = malloc(C * sizeof *b);
     float *ref[4], *out[4]; /* z, h, d1, d2 */
     ck_assert_ptr_nonnull(z0);
     ck_assert_ptr_nonnull(res);
+    ck_assert_ptr_nonnull(b);
     silu_args(20011, z0);
     for (size_t i = 0; i < N; i++) res[i] = frand(&seed);
-    for (int i = 0; i < C; i++) b[i] = 0.25f * frand(&seed);
+    for (size_t i = 0; i < C; i++) b[i] = 0.25f * frand(&seed);
     for (int k = 0; k < 4; k++) {
         ref[k] = malloc(N * sizeof *ref[k]);
         out[k] = malloc(N * sizeof *out[k]);
@@ -438,6 +440,13 @@ START_TEST(silu_versions_agree)
     }
     free(z0);
     free(res);
+    free(b);
+}
+
+START_TEST(silu_versions_agree)
+{
+    silu_versions_cols(37);
+    silu_versions_cols(157);
 }
 END_TEST
 

@@ -515,6 +515,148 @@ SCORE__INLINE void silu_row_ip(size_t cols, float *zh, const float *bias, const 
     }
 }
 
+#if SILU_X86
+/* ---- explicit vector loops of the in-place SiLU rows (the inference path) ----
+ *
+ * The auto-vectorised loops above take two vectors per iteration (the row's halves). One
+ * vector's value is a chain of about 25 dependent operations (some 100 cycles of latency); with
+ * two chains per iteration the scheduler fills with waiting operations before enough chains are
+ * in flight (measured: about 19 cycles per vector where the two vector ports allow about 14).
+ * The loops below compute the same values with the same roundings per element (each step of
+ * exp_neg_vec and silu_sig as one intrinsic, vfmadd for fmaf, vfnmadd for fmaf(-d, r, 1)) over
+ * SILU_NV = 4 independent vectors interleaved step by step, so that every step has four ready
+ * operations (2 and 8 vectors were slower: too few chains, spills). Two steps are written in
+ * another but exact form, one vector operation fewer each:
+ *   - the clamp on z instead of x = -z: y = max(min(z, -lo), -hi) is exactly -x (a NaN z gives
+ *     -lo as x = lo: minps returns its second operand), and x enters only as fma(x, log2e, .) =
+ *     fma(y, -log2e, .) and fma(n, c, x) = fmsub(n, c, y) (x - y is x + (-y) in IEEE);
+ *   - AVX-512: 2^n as vscalefps(1, n) (exact: n = qs - 1.5 * 2^23 is an integer in
+ *     [-124, 116]) instead of the integer add and shift on the bits of qs (AVX2 keeps those).
+ * The same bits as silu_one_ip (the test silu_versions_agree compares every level with the
+ * portable one, on 37 and 157 columns); the columns after the last whole vector go through
+ * silu_one_ip.
+ *
+ * SILU_VEC_IP(SUF, TARGET, V, VI, W, P, BITS, SCALE) defines silu_ip_vecs_SUF (nv <= SILU_NV
+ * vectors of the row zh at column c) and silu_rows_ip_SUF (all rows, as silu_rows with
+ * inplace = 1): V vectors of W floats (BITS bits), VI their integer vectors, P the intrinsics'
+ * prefix, SCALE(qs, n) 2^n. */
+#ifndef SILU_NV
+#define SILU_NV 4
+#endif
+#define SILU_VEC_IP(SUF, TARGET, V, VI, W, P, BITS, SCALE)                                         \
+    __attribute__((target(TARGET), always_inline)) static inline void silu_ip_vecs_##SUF(          \
+        size_t nv, size_t c, float *zh, const float *bias, const float *res, float *d1,            \
+        V nlo, V nhi, int has_bias, int has_res, int want_d1)                                      \
+    {                                                                                              \
+        V z[SILU_NV], x[SILU_NV], q[SILU_NV], n[SILU_NV], r[SILU_NV], r2[SILU_NV];                 \
+        V a[SILU_NV], d[SILU_NV], e[SILU_NV];                                                      \
+        V one = P##_set1_ps(1.0f), shift = P##_set1_ps(12582912.0f);                               \
+        VI magic = P##_set1_epi32(0x7EF311C3);                                                     \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++) {                                  \
+            z[v] = P##_loadu_ps(zh + c + W * v);                                                   \
+            if (has_bias)                                                                          \
+                z[v] = P##_add_ps(z[v], P##_loadu_ps(bias + c + W * v));                           \
+            x[v] = P##_max_ps(P##_min_ps(z[v], nlo), nhi); /* -x of exp_neg_vec */                 \
+            q[v] = P##_fmadd_ps(x[v], P##_set1_ps(-1.44269504088896341f), shift);                  \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++) {                                  \
+            n[v] = P##_sub_ps(q[v], shift);                                                        \
+            r[v] = P##_fmsub_ps(n[v], P##_set1_ps(-0.693359375f), x[v]);                           \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++) {                                  \
+            r[v] = P##_fmadd_ps(n[v], P##_set1_ps(2.12194440e-4f), r[v]);                          \
+            r2[v] = P##_mul_ps(r[v], r[v]);                                                        \
+            a[v] = P##_fmadd_ps(P##_set1_ps(1.9875691500e-4f), r[v],                               \
+                                P##_set1_ps(1.3981999507e-3f));                                    \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                    \
+            a[v] = P##_fmadd_ps(a[v], r[v], P##_set1_ps(8.3334519073e-3f));                        \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                    \
+            a[v] = P##_fmadd_ps(a[v], r[v], P##_set1_ps(4.1665795894e-2f));                        \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                    \
+            a[v] = P##_fmadd_ps(a[v], r[v], P##_set1_ps(1.6666665459e-1f));                        \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                    \
+            a[v] = P##_fmadd_ps(a[v], r[v], P##_set1_ps(5.0000001201e-1f));                        \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++) {                                  \
+            V scale = SCALE(q[v], n[v]);                                                           \
+            a[v] = P##_fmadd_ps(a[v], r2[v], r[v]); /* e^r - 1 */                                  \
+            d[v] = P##_add_ps(one, P##_fmadd_ps(a[v], scale, scale));                              \
+            r[v] = P##_castsi##BITS##_ps(P##_sub_epi32(magic, P##_castps_si##BITS(d[v])));         \
+        }                                                                                          \
+        _Pragma("GCC unroll 3") for (int k = 0; k < 3; k++) {                                      \
+            _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                \
+                e[v] = P##_fnmadd_ps(d[v], r[v], one);                                             \
+            _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++)                                \
+                r[v] = P##_fmadd_ps(r[v], e[v], r[v]);                                             \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (size_t v = 0; v < nv; v++) {                                  \
+            V f = P##_mul_ps(z[v], r[v]);                                                          \
+            if (has_res)                                                                           \
+                P##_storeu_ps(zh + c + W * v, P##_add_ps(P##_loadu_ps(res + c + W * v), f));       \
+            else                                                                                   \
+                P##_storeu_ps(zh + c + W * v, f);                                                  \
+            if (want_d1)                                                                           \
+                P##_storeu_ps(d1 + c + W * v,                                                      \
+                              P##_fmadd_ps(f, P##_sub_ps(one, r[v]), r[v]));                       \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    __attribute__((target(TARGET), always_inline)) static inline void silu_ip_row_##SUF(           \
+        size_t cols, float *zh, const float *bias, const float *res, float *d1, float lo,          \
+        float hi, int has_bias, int has_res, int want_d1)                                          \
+    {                                                                                              \
+        V nlo = P##_set1_ps(-lo), nhi = P##_set1_ps(-hi);                                          \
+        size_t c = 0;                                                                              \
+        for (; c + SILU_NV * W <= cols; c += SILU_NV * W)                                          \
+            silu_ip_vecs_##SUF(SILU_NV, c, zh, bias, res, d1, nlo, nhi, has_bias, has_res,         \
+                               want_d1);                                                           \
+        for (; c + W <= cols; c += W)                                                              \
+            silu_ip_vecs_##SUF(1, c, zh, bias, res, d1, nlo, nhi, has_bias, has_res, want_d1);     \
+        for (; c < cols; c++)                                                                      \
+            silu_one_ip(c, zh, bias, res, d1, lo, hi, has_bias, has_res, want_d1);                 \
+    }                                                                                              \
+                                                                                                   \
+    __attribute__((target(TARGET), always_inline)) static inline void silu_ip_rows_##SUF(          \
+        size_t rows, size_t cols, float *zh, const float *bias, const float *res, float *d1,       \
+        int has_bias, int has_res, int want_d1)                                                    \
+    {                                                                                              \
+        float lo = exp_bounds[0], hi = exp_bounds[1];                                              \
+        for (size_t i = 0; i < rows; i++)                                                          \
+            silu_ip_row_##SUF(cols, zh + i * cols, bias, has_res ? res + i * cols : res,           \
+                              want_d1 ? d1 + i * cols : d1, lo, hi, has_bias, has_res,             \
+                              want_d1);                                                            \
+    }                                                                                              \
+                                                                                                   \
+    __attribute__((target(TARGET))) static void silu_rows_ip_##SUF(                                \
+        size_t rows, size_t cols, float *zh, const float *bias, const float *res, float *d1)       \
+    {                                                                                              \
+        int code = (bias != NULL) | (res != NULL) << 1 | (d1 != NULL) << 2;                        \
+        switch (code) {                                                                            \
+        case 0: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 0, 0, 0); break;                 \
+        case 1: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 1, 0, 0); break;                 \
+        case 2: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 0, 1, 0); break;                 \
+        case 3: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 1, 1, 0); break;                 \
+        case 4: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 0, 0, 1); break;                 \
+        case 5: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 1, 0, 1); break;                 \
+        case 6: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 0, 1, 1); break;                 \
+        default: silu_ip_rows_##SUF(rows, cols, zh, bias, res, d1, 1, 1, 1); break;                \
+        }                                                                                          \
+    }
+
+#include <immintrin.h>
+/* 2^n from qs = 1.5 * 2^23 + n (exp_neg_vec's scale): AVX-512 by vscalefps on n (exact:
+ * n in [-124, 116]), AVX2 through the exponent bits as exp_neg_vec. */
+#define SILU_SCALE512(qs, n) _mm512_scalef_ps(_mm512_set1_ps(1.0f), n)
+#define SILU_SCALE256(qs, n)                                                                       \
+    _mm256_castsi256_ps(_mm256_slli_epi32(                                                         \
+        _mm256_add_epi32(_mm256_castps_si256(qs), _mm256_set1_epi32((int)(127u - 0x4B400000u))),   \
+        23))
+#if SCORE__SIMD_LEVEL >= 2
+SILU_VEC_IP(avx512, "avx512f,avx2,fma", __m512, __m512i, 16, _mm512, 512, SILU_SCALE512)
+#endif
+SILU_VEC_IP(avx2, "avx2,fma", __m256, __m256i, 8, _mm256, 256, SILU_SCALE256)
+#endif
+
 /* All rows of the SiLU kernel, in place (inplace = 1: silu_row_ip with zh = z, h, d2 unused) or
  * not (silu_row); always inlined into each version (silu_rows_avx512, ...). */
 SCORE__INLINE void silu_rows(size_t rows, size_t cols, float *z, const float *bias,
@@ -580,12 +722,18 @@ void score__silu_rows_at(int level, size_t rows, size_t cols, float *z, const fl
 #if SILU_X86
 #if SCORE__SIMD_LEVEL >= 2
     if (level >= 2) {
-        silu_rows_avx512(rows, cols, z, bias, res, h, d1, d2, inplace);
+        if (inplace)
+            silu_rows_ip_avx512(rows, cols, z, bias, res, d1);
+        else
+            silu_rows_avx512(rows, cols, z, bias, res, h, d1, d2, inplace);
         return;
     }
 #endif
     if (level >= 1) {
-        silu_rows_avx2(rows, cols, z, bias, res, h, d1, d2, inplace);
+        if (inplace)
+            silu_rows_ip_avx2(rows, cols, z, bias, res, d1);
+        else
+            silu_rows_avx2(rows, cols, z, bias, res, h, d1, d2, inplace);
         return;
     }
 #else
