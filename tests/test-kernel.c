@@ -795,6 +795,48 @@ START_TEST(gemm_wt_versions_agree)
 }
 END_TEST
 
+/* score__fold_bias: every version gives the bits of a plain double loop (each output's sum
+ * b[j] + sum_i W[j, i] e[i] in i order, then rounded to float), for output counts around the
+ * AVX-512 version's groups of 16 and term counts around its 16 x 16 blocks, W with a wider row
+ * stride; nothing is written after out[N - 1]. */
+START_TEST(fold_bias_versions_agree)
+{
+    static const size_t Ns[] = {1, 5, 16, 17, 40, 128, 130};
+    static const size_t Ks[] = {0, 1, 7, 16, 33, 64, 100};
+    unsigned seed = 23;
+    int top = score__gemm_wt_level();
+    for (size_t in = 0; in < sizeof Ns / sizeof Ns[0]; in++)
+        for (size_t ik = 0; ik < sizeof Ks / sizeof Ks[0]; ik++) {
+            size_t N = Ns[in], K = Ks[ik], ldw = K + 3;
+            float *W = malloc((N * ldw + 1) * sizeof *W), *b = malloc(N * sizeof *b);
+            float *e = malloc((K + 1) * sizeof *e), *ref = malloc(N * sizeof *ref);
+            float *out = malloc((N + 16) * sizeof *out);
+            ck_assert(W && b && e && ref && out);
+            for (size_t i = 0; i < N * ldw; i++) W[i] = frand(&seed);
+            for (size_t i = 0; i < K; i++) e[i] = frand(&seed);
+            for (size_t j = 0; j < N; j++) {
+                double acc;
+                b[j] = frand(&seed);
+                acc = (double)b[j];
+                for (size_t i = 0; i < K; i++)
+                    acc += (double)W[j * ldw + i] * (double)e[i];
+                ref[j] = (float)acc;
+            }
+            for (int lv = 0; lv <= top; lv++) {
+                for (size_t j = 0; j < N + 16; j++) out[j] = -7.0f;
+                score__fold_bias_at(lv, N, K, W, ldw, b, e, out);
+                ck_assert_msg(memcmp(out, ref, N * sizeof *out) == 0,
+                              "level %d, N %zu, K %zu: differs", lv, N, K);
+                for (size_t j = N; j < N + 16; j++)
+                    ck_assert(out[j] == -7.0f);
+            }
+            score__fold_bias(N, K, W, ldw, b, e, out);
+            ck_assert(memcmp(out, ref, N * sizeof *out) == 0);
+            free(W); free(b); free(e); free(ref); free(out);
+        }
+}
+END_TEST
+
 /* The column-invariant GEMM: every version gives the portable version's bits (tails of every
  * length: N = 1 .. 70, K up to 600, padded strides); a column block computed alone or at any
  * offset of a wider product gives the same bits; values within the GEMM bound of a double
@@ -1091,6 +1133,7 @@ int main(void)
     tcase_add_test(tc, tangent_reverse_step);
     tcase_add_test(tc, gemm_cols_versions_agree);
     tcase_add_test(tc, gemm_wt_versions_agree);
+    tcase_add_test(tc, fold_bias_versions_agree);
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_direct_gradients);
     tcase_add_test(tc, conv3_wgrad_tree_order);

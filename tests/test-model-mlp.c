@@ -639,6 +639,49 @@ START_TEST(batch_and_block_invariance)
 }
 END_TEST
 
+/* The inference path (score__model_infer_ws: the samplers') gives a row the same bits whether
+ * it is evaluated alone or in a batch: a SiLU MLP of the samplers' shape (width 128, three
+ * hidden layers, residual), one c for the batch (the embedding folded into the first layer's
+ * bias once) and a c per row, batches below and above SCORE__GEMM_WT_SMALL rows (the unpacked
+ * small product and the packed one), against calls of one row. */
+START_TEST(infer_single_row_bits)
+{
+    enum { D = 3, N = 70 };
+    size_t widths[3] = {128, 128, 128}, np;
+    score_model *m;
+    score__model_ws *ws;
+    float *theta, x[N * D], out[N * D], one[D];
+    double c[N];
+    unsigned s = 17;
+    ck_assert_ok(score_model_new(&m, SCORE_MODEL_MLP, D));
+    ck_assert_ok(score_model_set_hidden_widths(m, 3, widths));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, SCORE_ACT_SILU));
+    ck_assert_ok(score_model_prepare(m));
+    np = score_model_param_count(m);
+    theta = malloc(np * sizeof *theta);
+    ck_assert_ptr_nonnull(theta);
+    for (size_t q = 0; q < np; q++) /* biases not zero, weights of a trained network's size */
+        theta[q] = (float)(0.2 * nrand(&s));
+    ck_assert_ok(score_model_params_set(m, theta, np));
+    for (size_t i = 0; i < N * D; i++)
+        x[i] = (float)(4.0 * urand(&s) - 2.0);
+    ck_assert_ok(score__model_ws_new(&ws));
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t n = 5; n <= N; n += N - 5) {
+            for (size_t i = 0; i < n; i++)
+                c[i] = pass == 0 ? 0.37 : urand(&s);
+            ck_assert_ok(score__model_infer_ws(m, ws, n, x, c, out));
+            for (size_t b = 0; b < n; b++) {
+                ck_assert_ok(score__model_infer_ws(m, ws, 1, x + b * D, c + b, one));
+                ck_assert_mem_eq(one, out + b * D, sizeof one);
+            }
+        }
+    score__model_ws_free(ws);
+    free(theta);
+    score_model_free(m);
+}
+END_TEST
+
 /* A wider problem (dim 40, hidden 64) where the default budget is exceeded by the trace
  * tangents of the whole batch, checked row by row against single-row calls. */
 START_TEST(large_dim_trace_blocks)
@@ -976,6 +1019,7 @@ int main(void)
     tcase_add_loop_test(tc, vjv_grad_vs_fd, 0, N_CFG);
     tcase_add_test(tm, first_layer_never_residual);
     tcase_add_test(tm, batch_and_block_invariance);
+    tcase_add_test(tm, infer_single_row_bits);
     tcase_add_test(tm, large_dim_trace_blocks);
     tcase_add_test(tm, initialisation_documented);
     tcase_add_test(tm, params_clone_lifecycle);

@@ -416,6 +416,99 @@ int score__gemm_wt_small(size_t M, size_t N, size_t K, const float *A, size_t ld
                                    act, res);
 }
 
+/* The portable score__fold_bias: four outputs at a time (independent sums, the same
+ * arithmetic per output). */
+static void fold_portable(size_t N, size_t K, const float *W, size_t ldw, const float *b,
+                          const float *e, float *out)
+{
+    size_t j = 0;
+    for (; j + 4 <= N; j += 4) {
+        const float *w0 = W + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        double a0 = (double)b[j], a1 = (double)b[j + 1], a2 = (double)b[j + 2];
+        double a3 = (double)b[j + 3];
+        for (size_t i = 0; i < K; i++) {
+            double ei = (double)e[i];
+            a0 += (double)w0[i] * ei;
+            a1 += (double)w1[i] * ei;
+            a2 += (double)w2[i] * ei;
+            a3 += (double)w3[i] * ei;
+        }
+        out[j] = (float)a0;
+        out[j + 1] = (float)a1;
+        out[j + 2] = (float)a2;
+        out[j + 3] = (float)a3;
+    }
+    for (; j < N; j++) {
+        const float *wr = W + j * ldw;
+        double acc = (double)b[j];
+        for (size_t i = 0; i < K; i++)
+            acc += (double)wr[i] * (double)e[i];
+        out[j] = (float)acc;
+    }
+}
+
+#if WT_AVX512
+/* The AVX-512 score__fold_bias: 16 outputs in the lanes of two vectors of doubles; W read in
+ * 16 x 16 blocks (16 outputs x 16 terms) transposed in registers, so that a vector holds one
+ * term i of 16 outputs; each output's sum is the portable one (exact product of two floats in
+ * double, one rounded addition per term, in i order). */
+__attribute__((target("avx512f"))) static void fold512(size_t N, size_t K, const float *W,
+                                                      size_t ldw, const float *b,
+                                                      const float *e, float *out)
+{
+    for (size_t j0 = 0; j0 < N; j0 += 16) {
+        size_t nj = N - j0 < 16 ? N - j0 : 16;
+        __mmask16 mj = nj >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nj) - 1u);
+        __m512 bj = _mm512_maskz_loadu_ps(mj, b + j0);
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(bj));
+        __m512d hi = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(bj), 1)));
+        for (size_t k0 = 0; k0 < K; k0 += 16) {
+            size_t kc = K - k0 < 16 ? K - k0 : 16;
+            __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
+            __m512 w[16];
+            for (size_t j = 0; j < 16; j++)
+                w[j] = j < nj ? _mm512_maskz_loadu_ps(mk, W + (j0 + j) * ldw + k0)
+                              : _mm512_setzero_ps();
+            transpose16(w);
+            for (size_t kk = 0; kk < kc; kk++) {
+                __m512d ei = _mm512_set1_pd((double)e[k0 + kk]);
+                __m512d wl = _mm512_cvtps_pd(_mm512_castps512_ps256(w[kk]));
+                __m512d wh = _mm512_cvtps_pd(
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w[kk]), 1)));
+                lo = _mm512_add_pd(lo, _mm512_mul_pd(wl, ei));
+                hi = _mm512_add_pd(hi, _mm512_mul_pd(wh, ei));
+            }
+        }
+        _mm512_mask_storeu_ps(
+            out + j0, mj,
+            _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
+                _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1)));
+    }
+}
+#endif
+
+void score__fold_bias_at(int level, size_t N, size_t K, const float *W, size_t ldw,
+                         const float *b, const float *e, float *out)
+{
+#if WT_AVX512
+    if (level >= 2) {
+        fold512(N, K, W, ldw, b, e, out);
+        return;
+    }
+#else
+    (void)level;
+#endif
+    fold_portable(N, K, W, ldw, b, e, out);
+}
+
+void score__fold_bias(size_t N, size_t K, const float *W, size_t ldw, const float *b,
+                      const float *e, float *out)
+{
+    score__fold_bias_at(score__gemm_wt_level(), N, K, W, ldw, b, e, out);
+}
+
 int score__gemm_wt_level(void)
 {
     return score__gemm_cols_level();

@@ -86,37 +86,6 @@ static void infer_gemm(const infer_w *iw, size_t rows, size_t N, size_t K, const
     score__gemm_wt(rows, N, K, A, lda, iw->p, C, acc, bias, act, res);
 }
 
-/* beff[j] = (float)(b[j] + sum_i w[j * ldw + i] e[i]) for j < n1, i < nfold, in double with
- * the terms added in i order; four j at a time (independent sums, the same arithmetic). */
-static void fold_bias(size_t n1, size_t nfold, const float *w, size_t ldw, const float *b,
-                      const float *e, float *beff)
-{
-    size_t j = 0;
-    for (; j + 4 <= n1; j += 4) {
-        const float *w0 = w + j * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
-        double a0 = (double)b[j], a1 = (double)b[j + 1], a2 = (double)b[j + 2];
-        double a3 = (double)b[j + 3];
-        for (size_t i = 0; i < nfold; i++) {
-            double ei = (double)e[i];
-            a0 += (double)w0[i] * ei;
-            a1 += (double)w1[i] * ei;
-            a2 += (double)w2[i] * ei;
-            a3 += (double)w3[i] * ei;
-        }
-        beff[j] = (float)a0;
-        beff[j + 1] = (float)a1;
-        beff[j + 2] = (float)a2;
-        beff[j + 3] = (float)a3;
-    }
-    for (; j < n1; j++) {
-        const float *wr = w + j * ldw;
-        double acc = (double)b[j];
-        for (size_t i = 0; i < nfold; i++)
-            acc += (double)wr[i] * (double)e[i];
-        beff[j] = (float)acc;
-    }
-}
-
 /* The first layer of infer_block with the embedding folded into the bias: for each run of rows
  * with the same c (the whole block in a sampler step), the embedding's share of the first layer
  * is one vector, folded into the bias once per run (with the context's share when one context
@@ -141,7 +110,7 @@ static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, s
             score__sincos_features(p->half, p->freq, c[r0], e, e + p->half);
         if (p->m > 0 && !cd->context_per_row)
             memcpy(e + p->E, cd->context, p->m * sizeof *e);
-        fold_bias(n1, nfold, W(p, 1) + dim, n0, B(p, 1), e, beff);
+        score__fold_bias(n1, nfold, W(p, 1) + dim, n0, B(p, 1), e, beff);
         for (size_t b = r0; b < r1; b++)
             memcpy(cur + b * n1, beff, n1 * sizeof *cur);
     }
