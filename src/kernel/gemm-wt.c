@@ -103,18 +103,25 @@ __attribute__((target("avx512f"), always_inline)) static inline void transpose16
     }
 }
 
+/* w[kk] = [W[r0][k0 + kk], .., W[r0 + nr - 1][k0 + kk], 0 ..] for kk < kc (nr, kc <= 16; W row
+ * stride ldw): a block of W read with masked loads (nothing outside it) and transposed. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+load_t16(const float *W, size_t ldw, size_t r0, size_t nr, size_t k0, size_t kc, __m512 w[16])
+{
+    __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
+    for (size_t j = 0; j < 16; j++)
+        w[j] = j < nr ? _mm512_maskz_loadu_ps(mk, W + (r0 + j) * ldw + k0) : _mm512_setzero_ps();
+    transpose16(w);
+}
+
 __attribute__((target("avx512f"))) static void pack512(size_t N, size_t K, const float *W,
                                                       size_t ldw, float *Wp, size_t ldp)
 {
     for (size_t n0 = 0; n0 < ldp; n0 += 16)
         for (size_t k0 = 0; k0 < K; k0 += 16) {
             size_t kc = K - k0 < 16 ? K - k0 : 16;
-            __mmask16 m = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
             __m512 r[16];
-            for (size_t j = 0; j < 16; j++)
-                r[j] = n0 + j < N ? _mm512_maskz_loadu_ps(m, W + (n0 + j) * ldw + k0)
-                                  : _mm512_setzero_ps();
-            transpose16(r);
+            load_t16(W, ldw, n0, N - n0 < 16 ? N - n0 : 16, k0, kc, r);
             for (size_t k = 0; k < kc; k++)
                 _mm512_storeu_ps(Wp + (k0 + k) * ldp + n0, r[k]);
         }
@@ -350,12 +357,8 @@ small512_body(size_t mr, size_t N, size_t K, const float *A, size_t lda, const f
             c[r] = acc ? _mm512_maskz_loadu_ps(mn, C + r * N + n0) : _mm512_setzero_ps();
         for (size_t k0 = 0; k0 < K; k0 += 16) {
             size_t kc = K - k0 < 16 ? K - k0 : 16;
-            __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
             __m512 w[16];
-            for (size_t j = 0; j < 16; j++)
-                w[j] = j < nc ? _mm512_maskz_loadu_ps(mk, W + (n0 + j) * ldw + k0)
-                              : _mm512_setzero_ps();
-            transpose16(w);
+            load_t16(W, ldw, n0, nc, k0, kc, w);
             for (size_t kk = 0; kk < kc; kk++)
 #pragma GCC unroll 8
                 for (size_t r = 0; r < mr; r++)
@@ -465,12 +468,8 @@ __attribute__((target("avx512f"))) static void fold512(size_t N, size_t K, const
             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(bj), 1)));
         for (size_t k0 = 0; k0 < K; k0 += 16) {
             size_t kc = K - k0 < 16 ? K - k0 : 16;
-            __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
             __m512 w[16];
-            for (size_t j = 0; j < 16; j++)
-                w[j] = j < nj ? _mm512_maskz_loadu_ps(mk, W + (j0 + j) * ldw + k0)
-                              : _mm512_setzero_ps();
-            transpose16(w);
+            load_t16(W, ldw, j0, nj, k0, kc, w);
             for (size_t kk = 0; kk < kc; kk++) {
                 __m512d ei = _mm512_set1_pd((double)e[k0 + kk]);
                 __m512d wl = _mm512_cvtps_pd(_mm512_castps512_ps256(w[kk]));
