@@ -488,6 +488,58 @@ __attribute__((target("avx512f"))) static void fold512(size_t N, size_t K, const
 }
 #endif
 
+#if WT_AVX2
+/* The AVX2 score__fold_bias: fold512 with 8 outputs in two vectors of 4 doubles and 8 x 8
+ * blocks of W (masked loads, nothing outside W's rows and the K terms read) transposed in
+ * registers (unpack and shuffle within 128-bit lanes, then the lanes across registers). */
+__attribute__((target("avx2,fma"))) static void fold256(size_t N, size_t K, const float *W,
+                                                       size_t ldw, const float *b,
+                                                       const float *e, float *out)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (size_t j0 = 0; j0 < N; j0 += 8) {
+        size_t nj = N - j0 < 8 ? N - j0 : 8;
+        __m256i mj = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nj), idx);
+        __m256 bj = _mm256_maskload_ps(b + j0, mj);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(bj));
+        __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(bj, 1));
+        for (size_t k0 = 0; k0 < K; k0 += 8) {
+            size_t kc = K - k0 < 8 ? K - k0 : 8;
+            __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)kc), idx);
+            __m256 w[8], t[8], u[8];
+            for (size_t j = 0; j < 8; j++)
+                w[j] = j < nj ? _mm256_maskload_ps(W + (j0 + j) * ldw + k0, mk)
+                              : _mm256_setzero_ps();
+            for (int i = 0; i < 4; i++) {
+                t[2 * i] = _mm256_unpacklo_ps(w[2 * i], w[2 * i + 1]);
+                t[2 * i + 1] = _mm256_unpackhi_ps(w[2 * i], w[2 * i + 1]);
+            }
+            for (int i = 0; i < 2; i++) {
+                u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+                u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+                u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+                u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+            }
+            /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
+            for (int j = 0; j < 4; j++) {
+                w[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+                w[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+            }
+            for (size_t kk = 0; kk < kc; kk++) {
+                __m256d ei = _mm256_set1_pd((double)e[k0 + kk]);
+                __m256d wl = _mm256_cvtps_pd(_mm256_castps256_ps128(w[kk]));
+                __m256d wh = _mm256_cvtps_pd(_mm256_extractf128_ps(w[kk], 1));
+                lo = _mm256_add_pd(lo, _mm256_mul_pd(wl, ei));
+                hi = _mm256_add_pd(hi, _mm256_mul_pd(wh, ei));
+            }
+        }
+        _mm256_maskstore_ps(out + j0, mj,
+                            _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)),
+                                                 _mm256_cvtpd_ps(hi), 1));
+    }
+}
+#endif
+
 void score__fold_bias_at(int level, size_t N, size_t K, const float *W, size_t ldw,
                          const float *b, const float *e, float *out)
 {
@@ -496,9 +548,14 @@ void score__fold_bias_at(int level, size_t N, size_t K, const float *W, size_t l
         fold512(N, K, W, ldw, b, e, out);
         return;
     }
-#else
-    (void)level;
 #endif
+#if WT_AVX2
+    if (level >= 1) {
+        fold256(N, K, W, ldw, b, e, out);
+        return;
+    }
+#endif
+    (void)level;
     fold_portable(N, K, W, ldw, b, e, out);
 }
 

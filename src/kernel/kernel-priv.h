@@ -95,8 +95,8 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res);
 /* out[j] = (float)(b[j] + sum_i W[j * ldw + i] e[i]) for j < N, i < K: each sum in double, the
- * exact products added in i order, so every version (AVX-512: 16 outputs in vector lanes;
- * portable) gives the same bits; the _at form runs the version of `level` (at most
+ * exact products added in i order, so every version (AVX-512 and AVX2: 16 or 8 outputs in
+ * vector lanes; portable) gives the same bits; the _at form runs the version of `level` (at most
  * score__gemm_wt_level(); for tests). out must not overlap the inputs. The MLP's inference
  * path folds the time embedding into the first layer's bias with it. */
 void score__fold_bias(size_t N, size_t K, const float *W, size_t ldw, const float *b,
