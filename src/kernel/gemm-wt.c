@@ -74,22 +74,30 @@ size_t score__gemm_wt_ld(size_t N)
     return (N + 15) / 16 * 16;
 }
 
+/* The in-lane stages of a block transpose (transpose16, fold256): rows r[0 .. NR) of vectors
+ * with prefix P; then u[4 i + j], 128-bit lane l, holds rows 4 i .. 4 i + 3 of column 4 l + j
+ * (t: scratch of NR vectors). */
+#define WT_TRANSPOSE_LANES(P, NR, r, t, u)                                                        \
+    do {                                                                                          \
+        for (int i_ = 0; i_ < (NR) / 2; i_++) {                                                   \
+            (t)[2 * i_] = P##_unpacklo_ps((r)[2 * i_], (r)[2 * i_ + 1]);                          \
+            (t)[2 * i_ + 1] = P##_unpackhi_ps((r)[2 * i_], (r)[2 * i_ + 1]);                      \
+        }                                                                                         \
+        for (int i_ = 0; i_ < (NR) / 4; i_++) {                                                   \
+            (u)[4 * i_] = P##_shuffle_ps((t)[4 * i_], (t)[4 * i_ + 2], 0x44);                     \
+            (u)[4 * i_ + 1] = P##_shuffle_ps((t)[4 * i_], (t)[4 * i_ + 2], 0xEE);                 \
+            (u)[4 * i_ + 2] = P##_shuffle_ps((t)[4 * i_ + 1], (t)[4 * i_ + 3], 0x44);             \
+            (u)[4 * i_ + 3] = P##_shuffle_ps((t)[4 * i_ + 1], (t)[4 * i_ + 3], 0xEE);             \
+        }                                                                                         \
+    } while (0)
+
 #if WT_AVX512
 /* 16 x 16 block transpose: out row k = [in[0][k], .., in[15][k]] (unpack within 128-bit lanes,
  * then 128-bit lanes across registers). */
 __attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
 {
     __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
+    WT_TRANSPOSE_LANES(_mm512, 16, r, t, u);
     /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
     for (int j = 0; j < 4; j++) {
         __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
@@ -510,16 +518,7 @@ __attribute__((target("avx2,fma"))) static void fold256(size_t N, size_t K, cons
             for (size_t j = 0; j < 8; j++)
                 w[j] = j < nj ? _mm256_maskload_ps(W + (j0 + j) * ldw + k0, mk)
                               : _mm256_setzero_ps();
-            for (int i = 0; i < 4; i++) {
-                t[2 * i] = _mm256_unpacklo_ps(w[2 * i], w[2 * i + 1]);
-                t[2 * i + 1] = _mm256_unpackhi_ps(w[2 * i], w[2 * i + 1]);
-            }
-            for (int i = 0; i < 2; i++) {
-                u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-                u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-                u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-                u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-            }
+            WT_TRANSPOSE_LANES(_mm256, 8, w, t, u);
             /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
             for (int j = 0; j < 4; j++) {
                 w[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
