@@ -31,6 +31,8 @@ typedef struct mlp {
     float *fourier;    /* half values (Fourier kind) */
     double *freq;      /* half angular frequencies */
     size_t budget;     /* tangent workspace bound (bytes) */
+    double lane_flops; /* work per lane of the tangent training calls (mlp-tangent.c; 0: the
+                        * default SCORE__MLP_TANGENT_LANE_FLOPS): a test hook */
     /* a classifier (SCORE_MODEL_CLASSIFIER, classifier.c): the schedule it is trained under
      * (owned copy); n[L] is then its number of classes (NUM_CLASSES) and K is 0 */
     score_schedule *sched;

@@ -701,7 +701,7 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
         flops += 6.0 * (double)n * (double)(k + 1) * (double)p->n[l - 1] * (double)p->n[l];
     lanes = 1;
     if (flops >= SCORE__MLP_TANGENT_PAR_FLOPS) {
-        double f = flops / SCORE__MLP_TANGENT_LANE_FLOPS;
+        double f = flops / (p->lane_flops > 0.0 ? p->lane_flops : SCORE__MLP_TANGENT_LANE_FLOPS);
         lanes = f >= (double)SCORE__MLP_TANGENT_LANES ? SCORE__MLP_TANGENT_LANES
                 : f < 2.0                             ? 2
                                                       : (size_t)f;
@@ -767,6 +767,13 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
                                        SCORE__MLP_TANGENT_SUM_FLOATS,
                              tg_sum_part, &jb);
     return SCORE_OK;
+}
+
+void score__mlp_set_tangent_lane_flops(score_model *m, double flops)
+{
+    mlp *p = impl_of(m);
+    if (p != NULL)
+        p->lane_flops = flops;
 }
 
 int score__mlp_trace_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,
