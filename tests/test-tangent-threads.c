@@ -143,9 +143,9 @@ static double sliced_reference(score_model *m, const score_rng *r, int kind, int
 
 /* SSM and SSM-VR with each probe distribution, 3 probes on 203 rows (blocks that do not divide
  * the batch), in the lanes the call's work gives (2) and, through the test hook, in 4 lanes:
- * the value and gradient (twice, the second call on the grown workspace) and the value alone
- * equal for 1, 2, 3 and 64 threads and for both lane counts' value alone; the value matches
- * the definition to rounding. */
+ * the value and gradient (after a call of other blocks; repeated on lane buffers left clear by
+ * the previous sum, and after a value-only call) and the value alone equal for 1, 2, 3 and 64
+ * threads; the value matches the definition to rounding. */
 START_TEST(sliced_probes_bit_identical)
 {
     enum { NR = 203, MP = 3 };
@@ -157,7 +157,7 @@ START_TEST(sliced_probes_bit_identical)
     for (int kk = 0; kk < 2; kk++)
         for (int pr = 0; pr < 3; pr++)
             for (int lf = 0; lf < 2; lf++) {
-                float *g[4];
+                float *g[4], *g2;
                 double lv[4], lv_nograd[4], ref = 0.0;
                 size_t np = 0;
                 for (int t = 0; t < 4; t++) {
@@ -169,7 +169,8 @@ START_TEST(sliced_probes_bit_identical)
                                                      thread_counts[t]));
                     np = score_model_param_count(m);
                     g[t] = calloc(np, sizeof(float));
-                    ck_assert(g[t] != NULL);
+                    g2 = calloc(np, sizeof(float));
+                    ck_assert(g[t] != NULL && g2 != NULL);
                     ck_assert_ok(score_rng_new(&r, SCORE_RNG_PHILOX4X32_10, 9));
                     ck_assert_ok(score_loss_new(&l, kinds[kk]));
                     ck_assert_ok(score_loss_set_i64(l, SCORE_LOSS_PARAM_PROJECTIONS, MP));
@@ -177,12 +178,26 @@ START_TEST(sliced_probes_bit_identical)
                     ck_assert_ok(score_loss_compute(l, NULL, m, r, NR - 50, x, &lv[t], g[t]));
                     memset(g[t], 0, np * sizeof(float));
                     ck_assert_ok(score_loss_compute(l, NULL, m, r, NR, x, &lv[t], g[t]));
-                    ck_assert_ok(score_loss_compute(l, NULL, m, r, NR, x, &lv_nograd[t], NULL));
+                    /* again: the lane buffers were cleared by the last sum; then after a
+                     * value-only call (which writes the tangent arena) */
+                    for (int again = 0; again < 2; again++) {
+                        double lv2 = 0.0;
+                        memset(g2, 0, np * sizeof(float));
+                        if (again == 1)
+                            ck_assert_ok(score_loss_compute(l, NULL, m, r, NR, x,
+                                                            &lv_nograd[t], NULL));
+                        ck_assert_ok(score_loss_compute(l, NULL, m, r, NR, x, &lv2, g2));
+                        ck_assert_msg(lv2 == lv[t] && memcmp(g2, g[t], np * sizeof(float)) == 0,
+                                      "kind %d probe %d lanes %d threads %d: call %d differs",
+                                      kinds[kk], probes[pr], lf, (int)thread_counts[t],
+                                      again + 3);
+                    }
                     if (t == 0 && lf == 0)
                         ref = sliced_reference(m, r, kinds[kk], probes[pr], NR, MP, x);
                     score_loss_free(l);
                     score_rng_free(r);
                     score_model_free(m);
+                    free(g2);
                 }
                 ck_assert_double_gt(max_abs(np, g[0]), 0.0);
                 if (lf == 0)

@@ -54,6 +54,10 @@ typedef struct mlp_ws {
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;
+    /* floats tz_off .. tz_off + tz_len - 1 of tarena are zero (mlp-tangent.c: the lane
+     * buffers of the last trace / vjv gradient, cleared after their sum); a new arena is
+     * all zero (calloc) */
+    size_t tz_off, tz_len;
     /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;
