@@ -31,6 +31,7 @@ struct score_loss {
     double *t, *al, *si, *a, *k, *in, *c, *w, *u; /* per row */
     size_t *idx;                                   /* per row: level draw */
     double *vw, *vjv;                              /* per row and probe */
+    double *pvs, *pv2; /* per row and probe: v . s and |v|^2 of the sliced losses */
     float *xt, *xm, *z, *f, *gout;                 /* rows x dim */
     float *v, *jv;                                 /* rows x probes x dim */
     /* per-row conditions of the next compute calls (score_loss_set_labels / _set_context) */

@@ -64,7 +64,7 @@ const char *score__loss_kind_name(int kind)
 static void free_workspace(score_loss *L)
 {
     double **d[] = {&L->t, &L->al, &L->si, &L->a, &L->k, &L->in, &L->c, &L->w, &L->u,
-                    &L->vw, &L->vjv};
+                    &L->vw, &L->vjv, &L->pvs, &L->pv2};
     float **f[] = {&L->xt, &L->xm, &L->z, &L->f, &L->gout, &L->v, &L->jv};
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
         score__free(*d[i]);
@@ -245,14 +245,17 @@ static int reserve(const char *fn, score_loss *L, size_t n, size_t dim, size_t n
         score__free(L->jv);
         score__free(L->vw);
         score__free(L->vjv);
+        score__free(L->pvs);
+        score__free(L->pv2);
         L->v = L->jv = NULL;
-        L->vw = L->vjv = NULL;
+        L->vw = L->vjv = L->pvs = L->pv2 = NULL;
         L->cap_nk = 0;
     }
     if (nk > L->cap_nk) {
         size_t ck = nk, ckd = ck * L->cap_dim;
         (void)nkd;
-        bad |= grow_f(&L->v, ckd) | grow_f(&L->jv, ckd) | grow_d(&L->vw, ck) | grow_d(&L->vjv, ck);
+        bad |= grow_f(&L->v, ckd) | grow_f(&L->jv, ckd) | grow_d(&L->vw, ck) | grow_d(&L->vjv, ck) |
+               grow_d(&L->pvs, ck) | grow_d(&L->pv2, ck);
         if (bad) {
             free_workspace(L);
             return score__error(SCORE_E_NOMEM, fn, "workspace for %zu probe rows failed", nk);
@@ -297,6 +300,23 @@ static int need(const char *fn, score_model *m, uint32_t caps, uint32_t flag, co
     return SCORE_OK;
 }
 
+/* The model's input for the rows x (n x dim): in_b x_b, in L->xm; x itself when every in_b is
+ * 1 ((float)(1.0 * x) is x): no copy. */
+static const float *model_input(score_loss *L, size_t n, size_t dim, const float *x)
+{
+    int scaled = 0;
+    for (size_t b = 0; b < n; b++)
+        scaled |= L->in[b] != 1.0;
+    if (!scaled)
+        return x;
+    for (size_t b = 0; b < n; b++) {
+        const double in = L->in[b];
+        for (size_t j = 0; j < dim; j++)
+            L->xm[b * dim + j] = (float)(in * (double)x[b * dim + j]);
+    }
+    return L->xm;
+}
+
 /* ---- the denoising kinds: loss = mean_b w_b rho |sigma_b s_b + z_b|^2 ---------------------- */
 
 static int denoising(const char *fn, score_loss *L, score_model *m, const score_rng *rng,
@@ -304,12 +324,10 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
 {
     const double rho = reduce_factor(L, dim), inv_n = batch_inv(L, n);
     double acc_total = 0.0;
-    int scaled = 0;
+    const float *xin;
     int rc = score_rng_fill_normal(rng, L->row0, n, 0, dim, L->z);
     if (rc != SCORE_OK)
         return score__loss_wrap(fn, rc, "noise draw");
-    for (size_t b = 0; b < n; b++)
-        scaled |= L->in[b] != 1.0;
     for (size_t b = 0; b < n; b++) {
         const double al = L->al[b], si = L->si[b];
         for (size_t j = 0; j < dim; j++) {
@@ -317,14 +335,8 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
             L->xt[i] = (float)(al * (double)x[i] + si * (double)L->z[i]);
         }
     }
-    /* the model's input in x_t: a copy only when some row scales it ((float)(1.0 * xt) is
-     * xt itself) */
-    for (size_t b = 0; scaled && b < n; b++) {
-        const double in = L->in[b];
-        for (size_t j = 0; j < dim; j++)
-            L->xm[b * dim + j] = (float)(in * (double)L->xt[b * dim + j]);
-    }
-    rc = score__model_forward_ws(m, L->mws, n, scaled ? L->xm : L->xt, L->c, L->f);
+    xin = model_input(L, n, dim, L->xt);
+    rc = score__model_forward_ws(m, L->mws, n, xin, L->c, L->f);
     if (rc != SCORE_OK)
         return model_failed(fn, rc, "model forward");
     for (size_t b = 0; b < n; b++) {
@@ -352,14 +364,44 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
 
 /* ---- output cotangent of the Hyvärinen and sliced losses ------------------------------------ */
 
+/* The data terms of row b of a sliced loss (M probes in L->v) from its output row fr, with
+ * s = a F + k x: |s|^2 into L->u[b], and v_p . s and |v_p|^2 into L->pvs and L->pv2[b M + p].
+ * Writes row b's entries only (so rows may be done on several threads at once). */
+static void sliced_stats(const score_loss *L, const float *x, size_t dim, size_t M, size_t b,
+                         const float *fr)
+{
+    const double a = L->a[b], k = L->k[b];
+    const float *xr = x + b * dim;
+    double s2 = 0.0;
+    for (size_t j = 0; j < dim; j++) {
+        double s = a * (double)fr[j] + k * (double)xr[j];
+        s2 += s * s;
+    }
+    L->u[b] = s2;
+    for (size_t p = 0; p < M; p++) {
+        const float *v = L->v + (b * M + p) * dim;
+        double v2 = 0.0, vs = 0.0;
+        for (size_t j = 0; j < dim; j++) {
+            double s = a * (double)fr[j] + k * (double)xr[j];
+            v2 += (double)v[j] * v[j];
+            vs += (double)v[j] * s;
+        }
+        L->pvs[b * M + p] = vs;
+        L->pv2[b * M + p] = v2;
+    }
+}
+
 /* dL/dF for rows row0 .. row0 + rows - 1 from their outputs f, with s = a F + k x:
- * Hyvärinen and SSM-VR (|s|^2 / 2 per row): a s / n; SSM: a / (n M) sum_p (v_p . s) v_p. */
+ * Hyvärinen and SSM-VR (|s|^2 / 2 per row): a s / n; SSM: a / (n M) sum_p (v_p . s) v_p.
+ * For the sliced kinds (stats) it first writes the rows' data terms (sliced_stats()): called
+ * from the model's threads, these rows' share of the loss value is computed there too. */
 typedef struct gout_ctx {
     const score_loss *L;
     const float *x;
     size_t dim, M;
     double inv_n, inv_m;
     int half_sq; /* the |s|^2 / 2 term: Hyvärinen, SSM-VR */
+    int stats;   /* the sliced kinds: sliced_stats() of each row (SSM: needed for gout) */
 } gout_ctx;
 
 static void output_cotangent(void *ctx, size_t row0, size_t rows, const float *f, float *gout)
@@ -372,18 +414,20 @@ static void output_cotangent(void *ctx, size_t row0, size_t rows, const float *f
         const double a = L->a[b], k = L->k[b];
         const float *fr = f + r * dim, *xr = G->x + b * dim;
         float *g = gout + r * dim;
-        for (size_t j = 0; j < dim; j++) {
-            double s = a * (double)fr[j] + k * (double)xr[j];
-            g[j] = G->half_sq ? (float)(a * s * G->inv_n) : 0.0f;
-        }
-        if (G->half_sq)
+        if (G->stats)
+            sliced_stats(L, G->x, dim, M, b, fr);
+        if (!G->half_sq) {
+            memset(g, 0, dim * sizeof *g);
+        } else {
+            for (size_t j = 0; j < dim; j++) {
+                double s = a * (double)fr[j] + k * (double)xr[j];
+                g[j] = (float)(a * s * G->inv_n);
+            }
             continue;
+        }
         for (size_t p = 0; p < M; p++) {
             const float *v = L->v + (b * M + p) * dim;
-            double vs = 0.0, coef;
-            for (size_t j = 0; j < dim; j++)
-                vs += (double)v[j] * (a * (double)fr[j] + k * (double)xr[j]);
-            coef = a * vs * G->inv_n * G->inv_m;
+            double coef = a * L->pvs[b * M + p] * G->inv_n * G->inv_m;
             for (size_t j = 0; j < dim; j++)
                 g[j] = (float)((double)g[j] + coef * (double)v[j]);
         }
@@ -398,20 +442,18 @@ static int hyvarinen(const char *fn, score_loss *L, score_model *m, size_t n, si
     const double inv_n = batch_inv(L, n);
     double *tr = L->u;
     double acc_total = 0.0;
+    const float *xin = model_input(L, n, dim, x);
     int rc;
-    for (size_t b = 0; b < n; b++)
-        for (size_t j = 0; j < dim; j++)
-            L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
     if (grad == NULL) {
-        rc = score__model_trace_ws(m, L->mws, n, L->xm, L->c, tr, L->f);
+        rc = score__model_trace_ws(m, L->mws, n, xin, L->c, tr, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace");
     } else {
         /* dL/dF = a s / n, built by the model from F right after its own forward */
-        gout_ctx g = {L, x, dim, 1, inv_n, 1.0, 1};
+        gout_ctx g = {L, x, dim, 1, inv_n, 1.0, 1, 0};
         for (size_t b = 0; b < n; b++)
             L->w[b] = L->a[b] * L->in[b] * inv_n;
-        rc = score__model_trace_grad_fn_ws(m, L->mws, n, L->xm, L->c, L->w, output_cotangent, &g,
+        rc = score__model_trace_grad_fn_ws(m, L->mws, n, xin, L->c, L->w, output_cotangent, &g,
                                            L->gout, grad, tr, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model trace_grad");
@@ -466,14 +508,13 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
     const int vr = L->kind == SCORE_LOSS_SSM_VR;
     const double inv_n = batch_inv(L, n), inv_m = 1.0 / (double)M;
     double acc_total = 0.0;
+    const float *xin;
     int rc = draw_probes(fn, L, rng, n, dim, M);
     if (rc != SCORE_OK)
         return rc;
-    for (size_t b = 0; b < n; b++)
-        for (size_t j = 0; j < dim; j++)
-            L->xm[b * dim + j] = (float)(L->in[b] * (double)x[b * dim + j]);
+    xin = model_input(L, n, dim, x);
     if (grad == NULL) {
-        rc = score__model_jvp_ws(m, L->mws, n, L->xm, L->c, M, L->v, L->jv, L->f);
+        rc = score__model_jvp_ws(m, L->mws, n, xin, L->c, M, L->v, L->jv, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model jvp");
         for (size_t q = 0; q < n * M; q++) {
@@ -482,39 +523,33 @@ static int sliced(const char *fn, score_loss *L, score_model *m, const score_rng
                 d += (double)L->v[q * dim + j] * L->jv[q * dim + j];
             L->vjv[q] = d;
         }
+        for (size_t b = 0; b < n; b++)
+            sliced_stats(L, x, dim, M, b, L->f + b * dim);
     } else {
-        /* the output cotangent is built by the model from F right after its own forward */
-        gout_ctx g = {L, x, dim, M, inv_n, inv_m, vr};
+        /* the output cotangent and the rows' data terms are computed by the model from F right
+         * after its own forward (on its threads) */
+        gout_ctx g = {L, x, dim, M, inv_n, inv_m, vr, 1};
         for (size_t b = 0; b < n; b++)
             for (size_t p = 0; p < M; p++)
                 L->vw[b * M + p] = L->a[b] * L->in[b] * inv_n * inv_m;
-        rc = score__model_vjv_grad_fn_ws(m, L->mws, n, L->xm, L->c, M, L->v, L->vw,
+        rc = score__model_vjv_grad_fn_ws(m, L->mws, n, xin, L->c, M, L->v, L->vw,
                                          output_cotangent, &g, L->gout, grad, L->vjv, L->f);
         if (rc != SCORE_OK)
             return model_failed(fn, rc, "model vjv_grad");
     }
+    /* the rows' losses from their terms, summed in row order */
     for (size_t b = 0; b < n; b++) {
-        const double a = L->a[b], k = L->k[b], ain = a * L->in[b];
-        double row = 0.0, s2 = 0.0;
-        for (size_t j = 0; j < dim; j++) {
-            double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
-            s2 += s * s;
-        }
+        const double k = L->k[b], ain = L->a[b] * L->in[b];
+        double row = 0.0;
         for (size_t p = 0; p < M; p++) {
-            const float *v = L->v + (b * M + p) * dim;
-            double v2 = 0.0, vs = 0.0;
-            for (size_t j = 0; j < dim; j++) {
-                double s = a * (double)L->f[b * dim + j] + k * (double)x[b * dim + j];
-                v2 += (double)v[j] * v[j];
-                vs += (double)v[j] * s;
-            }
-            row += ain * L->vjv[b * M + p] + k * v2;
+            const double vs = L->pvs[b * M + p];
+            row += ain * L->vjv[b * M + p] + k * L->pv2[b * M + p];
             if (!vr)
                 row += 0.5 * vs * vs;
         }
         row *= inv_m;
         if (vr)
-            row += 0.5 * s2;
+            row += 0.5 * L->u[b];
         acc_total += row;
     }
     *total = acc_total * inv_n;

@@ -31,6 +31,8 @@ typedef struct mlp {
     float *fourier;    /* half values (Fourier kind) */
     double *freq;      /* half angular frequencies */
     size_t budget;     /* tangent workspace bound (bytes) */
+    double lane_flops; /* work per lane of the tangent training calls (mlp-tangent.c; 0: the
+                        * default SCORE__MLP_TANGENT_LANE_FLOPS): a test hook */
     /* a classifier (SCORE_MODEL_CLASSIFIER, classifier.c): the schedule it is trained under
      * (owned copy); n[L] is then its number of classes (NUM_CLASSES) and K is 0 */
     score_schedule *sched;
@@ -52,6 +54,10 @@ typedef struct mlp_ws {
     /* tangent workspace */
     size_t tcap; /* floats */
     float *tarena;
+    /* floats tz_off .. tz_off + tz_len - 1 of tarena are zero (mlp-tangent.c: the lane
+     * buffers of the last trace / vjv gradient, cleared after their sum); a new arena is
+     * all zero (calloc) */
+    size_t tz_off, tz_len;
     /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;

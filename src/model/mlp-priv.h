@@ -34,6 +34,9 @@ int score__mlp_info_get(const score_model *m, score__mlp_info *out);
 void score__mlp_set_fourier(score_model *m, const float *w);
 /* Overrides the tangent workspace budget in bytes (0 = default); for tests of the blocking. */
 void score__mlp_set_tangent_budget(score_model *m, size_t bytes);
+/* Overrides the work per lane of the trace / vjv gradients (mlp-tangent.c; 0 = default), so
+ * that a small call has several lanes; for tests of the lanes. */
+void score__mlp_set_tangent_lane_flops(score_model *m, double flops);
 
 /* mlp-io.c: the save/load hooks of score__mlp_ops. */
 int score__mlp_save(const score_model *m, struct score__st_writer *w);

@@ -132,6 +132,7 @@ static int tangent_begin(const char *fn, const score_model *m, score__model_ws *
     if (rc != SCORE_OK)
         return rc;
     ws->cached_n = 0;
+    w->tz_len = 0; /* the blocks write the arena */
     if (score__mlp_ensure_primal(p, w, nb) != SCORE_OK ||
         ensure_tangent_rows(w, nb, k, per, extra) != SCORE_OK)
         return nomem(fn);
@@ -427,7 +428,8 @@ static size_t tg_layout(const mlp *p, size_t dim, size_t nb, size_t k, int unit,
  * are bit-identical for every thread count. A call of one block (the sliced loss: 2 stacked
  * rows per row) is cut into blocks of n / lanes rows when it has several lanes. Each thread
  * has a block workspace (within the tangent budget), and each lane but the first a buffer of
- * n_params floats: beyond the budget. On one thread, 4 lanes of the Hyvärinen step (d = 64,
+ * n_params floats: beyond the budget (cleared part by part right after its sum, so that the
+ * next call with the same layout finds it zero). On one thread, 4 lanes of the Hyvärinen step (d = 64,
  * width 256, 256 rows) cost no measurable time; 8 cost ~4%. */
 #define SCORE__MLP_TANGENT_LANES 8
 #define SCORE__MLP_TANGENT_LANE_FLOPS 4e9
@@ -447,6 +449,7 @@ typedef struct tg_job {
     size_t wsf;         /* floats of one thread's block workspace (tg_layout) */
     float *arena;       /* one block workspace per thread */
     float *lanebuf;     /* lanes 1 .. nlanes - 1: a parameter gradient each (n_params floats) */
+    int lanebuf_zero;   /* the lane buffers are zero already (cleared by the last call's sum) */
     atomic_size_t next; /* the next lane to take */
 } tg_job;
 
@@ -630,7 +633,7 @@ static void tg_lane(tg_job *jb, size_t lane, size_t thread)
     int ovf = 0;
     tg_ws ws;
     (void)tg_layout(p, dim, jb->nb, jb->k, jb->unit, jb->arena + thread * jb->wsf, &ws, &ovf);
-    if (lane > 0)
+    if (lane > 0 && !jb->lanebuf_zero)
         memset(target, 0, p->n_params * sizeof *target);
     if (jb->unit) {
         w1x_transposed(p, dim, ws.wt);
@@ -662,15 +665,19 @@ static void tg_lanes_run(void *ctx, size_t t, size_t nt)
 #define SCORE__MLP_TANGENT_SUM_FLOATS ((size_t)16384)
 
 /* Part `part` of grad += lane buffers 1, 2, ... in lane order (the same additions for every
- * split of the parameters). */
+ * split of the parameters); then that part of the buffers is cleared while in cache, so that
+ * the next call with the same layout need not clear them (mlp_ws.tz_off / tz_len). */
 static void tg_sum_part(void *ctx, size_t part, size_t thread)
 {
     const tg_job *jb = ctx;
     size_t np = jb->p->n_params, i0 = part * SCORE__MLP_TANGENT_SUM_FLOATS;
     size_t cnt = np - i0 < SCORE__MLP_TANGENT_SUM_FLOATS ? np - i0 : SCORE__MLP_TANGENT_SUM_FLOATS;
     (void)thread;
-    for (size_t l = 1; l < jb->nlanes; l++)
-        score__saxpy(cnt, 1.0f, jb->lanebuf + (l - 1) * np + i0, jb->grad + i0);
+    for (size_t l = 1; l < jb->nlanes; l++) {
+        float *buf = jb->lanebuf + (l - 1) * np + i0;
+        score__saxpy(cnt, 1.0f, buf, jb->grad + i0);
+        memset(buf, 0, cnt * sizeof *buf);
+    }
 }
 
 /* Shared engine of trace_grad (V == NULL: unit tangents, k = dim, w per row) and vjv_grad
@@ -701,7 +708,7 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
         flops += 6.0 * (double)n * (double)(k + 1) * (double)p->n[l - 1] * (double)p->n[l];
     lanes = 1;
     if (flops >= SCORE__MLP_TANGENT_PAR_FLOPS) {
-        double f = flops / SCORE__MLP_TANGENT_LANE_FLOPS;
+        double f = flops / (p->lane_flops > 0.0 ? p->lane_flops : SCORE__MLP_TANGENT_LANE_FLOPS);
         lanes = f >= (double)SCORE__MLP_TANGENT_LANES ? SCORE__MLP_TANGENT_LANES
                 : f < 2.0                             ? 2
                                                       : (size_t)f;
@@ -755,6 +762,10 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
         return nomem(fn);
     jb.arena = kw->tarena;
     jb.lanebuf = kw->tarena + T * jb.wsf;
+    jb.lanebuf_zero = kw->tz_off == T * jb.wsf && kw->tz_len >= (lanes - 1) * p->n_params;
+    /* this call writes the block workspaces; its lane buffers are zero again after the sum */
+    kw->tz_off = T * jb.wsf;
+    kw->tz_len = lanes > 1 ? (lanes - 1) * p->n_params : 0;
     if (pool == NULL) {
         for (size_t l = 0; l < lanes; l++)
             tg_lane(&jb, l, 0);
@@ -767,6 +778,13 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
                                        SCORE__MLP_TANGENT_SUM_FLOATS,
                              tg_sum_part, &jb);
     return SCORE_OK;
+}
+
+void score__mlp_set_tangent_lane_flops(score_model *m, double flops)
+{
+    mlp *p = impl_of(m);
+    if (p != NULL)
+        p->lane_flops = flops;
 }
 
 int score__mlp_trace_grad(const score_model *m, score__model_ws *ws, size_t n, const float *x,

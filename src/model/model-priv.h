@@ -16,7 +16,8 @@ struct score__st_reader;
  * outputs fx (rows x dim). Called once per block of rows (each row once) right after the kind's
  * own forward pass of that block: in row order on one thread, or, with the model's threads
  * (the MLP's lanes, mlp-tangent.c), for disjoint blocks from several threads at a time, so it
- * must only read ctx and write gout. */
+ * must only read ctx and write gout (and data of its own rows row0 .. row0 + rows - 1 only:
+ * the sliced losses' per-row terms, loss.c). */
 typedef void (*score__gout_fn)(void *ctx, size_t row0, size_t rows, const float *fx, float *gout);
 
 /* Per-caller workspace of the compute operations (see "Workspaces" below). */

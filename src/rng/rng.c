@@ -518,6 +518,26 @@ static inline void put_word(int gen, uint64_t m, uint32_t w, size_t idx, float *
         out_d[idx] = v;
 }
 
+/* put_word() for the n consecutive words w[0 .. n - 1] into indices at .. at + n - 1: the
+ * generator and the output type chosen once, so that each loop vectorizes (the same values). */
+static void put_words(int gen, uint64_t m, const uint32_t *w, size_t n, size_t at, float *out_f,
+                      double *out_d, size_t *out_z)
+{
+    if (gen == GEN_RADEMACHER && out_f != NULL) {
+        for (size_t c = 0; c < n; c++)
+            out_f[at + c] = (w[c] & 0x80000000u) ? 1.0f : -1.0f;
+    } else if (gen == GEN_UNIFORM && out_f != NULL) {
+        for (size_t c = 0; c < n; c++)
+            out_f[at + c] = (float)u01(w[c]);
+    } else if (gen == GEN_UNIFORM) {
+        for (size_t c = 0; c < n; c++)
+            out_d[at + c] = u01(w[c]);
+    } else {
+        for (size_t c = 0; c < n; c++)
+            put_word(gen, m, w[c], at + c, out_f, out_d, out_z);
+    }
+}
+
 /* Generic block fill from the raw words (uniform, Rademacher, index), batched like
  * fill_normal(); arguments already checked. */
 static void fill(const score_rng *rng, uint32_t counter, int gen, uint64_t m, size_t row0,
@@ -525,6 +545,7 @@ static void fill(const score_rng *rng, uint32_t counter, int gen, uint64_t m, si
                  size_t *out_z)
 {
     uint32_t blk[SCORE__RNG_BATCH], row[SCORE__RNG_BATCH], w[4][SCORE__RNG_BATCH];
+    uint32_t ws[4 * SCORE__RNG_BATCH];
     uint32_t k0 = (uint32_t)rng->seed, k1 = (uint32_t)(rng->seed >> 32);
     uint64_t first, last, per_row;
     if (nrows == 0 || ncols == 0)
@@ -542,11 +563,12 @@ static void fill(const score_rng *rng, uint32_t counter, int gen, uint64_t m, si
                     row[n] = (uint32_t)((uint64_t)row0 + r + i);
                 }
             philox_batch(n, k0, k1, blk, row, counter, rng->stream, w[0], w[1], w[2], w[3]);
+            for (size_t j = 0; j < n; j++)
+                for (unsigned l = 0; l < 4; l++)
+                    ws[4 * j + l] = w[l][j];
             for (size_t i = 0; i < k; i++)
-                for (size_t c = 0; c < ncols; c++) {
-                    size_t col = off + c, j = i * (size_t)per_row + col / 4;
-                    put_word(gen, m, w[col & 3u][j], (r + i) * ncols + c, out_f, out_d, out_z);
-                }
+                put_words(gen, m, ws + 4 * (size_t)per_row * i + off, ncols, (r + i) * ncols,
+                          out_f, out_d, out_z);
         }
     } else {
         for (size_t r = 0; r < nrows; r++)
