@@ -18,14 +18,20 @@
  * The 1x1 convolution multiplies each image's NCHW planes in place (no copies): one call per
  * image, the same bits as a panel would give.
  *
- * Planes of 16 to SCORE__CONV3_MAX_HW pixels (4 x 4 and up) skip im2col altogether: the kernel
- * layer's direct convolutions (score__conv3_forward, _wgrad) read the shifted input planes in
- * place, with the forward's bits of im2col + score__gemm_cols. There the backward is
- *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
+ * Planes of up to SCORE__CONV3_MAX_HW pixels skip im2col in the forward: the kernel layer's
+ * direct convolutions (score__conv3_forward) read the shifted input planes in place, with the
+ * forward's bits of im2col + score__gemm_cols (planes of fewer than 16 pixels, 2 x 2 and 1 x 1:
+ * output channels in the vector lanes and only the taps inside the plane, the same bits for
+ * finite weights, see conv3.c). The backward's input gradient is direct on those planes too:
  *   gx += score__conv3_input_grad (the direct forward of gy with the flipped weight),
+ * and from 16 pixels (4 x 4 and up) its weight gradient as well:
+ *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
  * with no BLAS; its results depend on the block of images of the call only, as below.
  *
- * Smaller planes (2 x 2, 1 x 1) keep the panels: the backward's products run over panels of
+ * The weight gradient of smaller planes (2 x 2, 1 x 1; score__conv3_wgrad's vectors of pixels
+ * would be mostly empty there: on the 2 x 2 planes of 64 channels it took 14% more of the U-Net's
+ * training step than the GEMM), and the whole backward of planes of more than
+ * SCORE__CONV3_MAX_HW pixels, keep the panels: the products run over panels of
  * score__unet_panel(hw) images: the columns of
  * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
  * the small planes of the lower levels (4 x 4, 2 x 2) still give products of hundreds of
