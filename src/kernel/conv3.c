@@ -1159,6 +1159,30 @@ static void fwd_small(small_pack_fn pack, small_tile_fn tile, size_t ni_max, siz
 }
 
 #if CONV_X86
+/* A level's tile function (small_tile_fn) over its tile `stile` (target `tgt`): 2 x 2 planes n4
+ * images at a time, 1 x 1 planes n1 (the images left over one by one), other planes by the
+ * portable tile (the same chains). */
+#define SMALL_TILE_FN(name, tgt, stile, n4, n1)                                              \
+    __attribute__((target(tgt))) static void name(                                           \
+        size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs, \
+        float *y, size_t ys, size_t nl, int zero, const float *b)                            \
+    {                                                                                        \
+        int p4 = h == 2 && w == 2, p1 = h * w == 1;                                          \
+        if (p4 && ni == (n4))                                                                \
+            stile(2, 2, n4, cc, wp, x, xs, y, ys, nl, zero, b);                              \
+        else if (p1 && ni == (n1))                                                           \
+            stile(1, 1, n1, cc, wp, x, xs, y, ys, nl, zero, b);                              \
+        else if (p4 || p1)                                                                   \
+            for (size_t j = 0; j < ni; j++) {                                                \
+                if (p4)                                                                      \
+                    stile(2, 2, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);     \
+                else                                                                         \
+                    stile(1, 1, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);     \
+            }                                                                                \
+        else                                                                                 \
+            tile_portable(h, w, ni, cc, wp, x, xs, y, ys, nl, zero, b);                      \
+    }
+
 #if SCORE__SIMD_LEVEL >= 2
 /* The AVX-512 tile for h x w = 2 x 2 or 1 x 1 with ni known at compile time once inlined: one
  * vector of the block's 16 output channels per (image, pixel), the input pixels broadcast once
@@ -1241,24 +1265,7 @@ __attribute__((target("avx512f"))) static void pack512(const wlayout *L, size_t 
 
 /* The AVX-512 tile: 2 x 2 planes two images at a time, 1 x 1 planes eight; other planes (not in
  * the U-Net) by the portable tile (the same chains). */
-__attribute__((target("avx512f"))) static void
-tile512(size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs,
-        float *y, size_t ys, size_t nl, int zero, const float *b)
-{
-    if (h == 2 && w == 2 && ni == 2)
-        stile512(2, 2, 2, cc, wp, x, xs, y, ys, nl, zero, b);
-    else if (h * w == 1 && ni == 8)
-        stile512(1, 1, 8, cc, wp, x, xs, y, ys, nl, zero, b);
-    else if ((h == 2 && w == 2) || h * w == 1)
-        for (size_t j = 0; j < ni; j++) {
-            if (h * w == 4)
-                stile512(2, 2, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);
-            else
-                stile512(1, 1, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);
-        }
-    else
-        tile_portable(h, w, ni, cc, wp, x, xs, y, ys, nl, zero, b);
-}
+SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
 /* The AVX2 tile for 2 x 2 or 1 x 1 planes (stile512's chains in two 8-lane halves; y read and
@@ -1339,22 +1346,7 @@ __attribute__((target("avx2,fma"))) static void pack256(const wlayout *L, size_t
 
 /* The AVX2 tile: 2 x 2 planes one image at a time, 1 x 1 planes four; other planes by the
  * portable tile. */
-__attribute__((target("avx2,fma"))) static void
-tile256(size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs,
-        float *y, size_t ys, size_t nl, int zero, const float *b)
-{
-    if (h * w == 1 && ni == 4)
-        stile256(1, 1, 4, cc, wp, x, xs, y, ys, nl, zero, b);
-    else if ((h == 2 && w == 2) || h * w == 1)
-        for (size_t j = 0; j < ni; j++) {
-            if (h * w == 4)
-                stile256(2, 2, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);
-            else
-                stile256(1, 1, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);
-        }
-    else
-        tile_portable(h, w, ni, cc, wp, x, xs, y, ys, nl, zero, b);
-}
+SMALL_TILE_FN(tile256, "avx2,fma", stile256, 1, 4)
 #endif /* CONV_X86 */
 
 /* The forward of planes of fewer than 16 pixels in the version of `level`. */
