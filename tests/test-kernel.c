@@ -923,6 +923,12 @@ static const size_t conv_shapes[][5] = {
      * channels): 8 x 8 with 16 images (a full buffer) and 17 (too many: the direct tiles), 4 x 4
      * in blocks of 4 input channels (16 images) and with 65 images (too many) */
     {8, 8, 2, 7, 16}, {8, 8, 2, 6, 17}, {4, 4, 6, 8, 16}, {4, 4, 1, 6, 65},
+    /* planes of fewer than 16 pixels (output channels in the lanes): more than one packed chunk of
+     * 64 input channels, blocks of 16 (8) output channels with some left over, tiles of 2 (2 x 2)
+     * and 8 or 4 (1 x 1) images with some left over, more than one block of 64 images, and planes
+     * without a specialised tile */
+    {2, 2, 70, 21, 5}, {2, 2, 16, 32, 3}, {1, 1, 67, 17, 11}, {1, 1, 5, 3, 70}, {2, 2, 3, 9, 67},
+    {2, 3, 5, 9, 3},   {3, 2, 4, 17, 2},  {1, 2, 3, 4, 3},
 };
 
 /* Whether tap t of pixel (py, px) reads inside an h x w plane, and where. */

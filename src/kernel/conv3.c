@@ -1042,6 +1042,339 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
 }
 #endif /* CONV_X86 */
 
+/* ---- Planes of fewer than 16 pixels (2 x 2, 1 x 1, ...) ---------------------------------- */
+
+/* A plane of fewer than 16 pixels would leave most lanes of a vector of pixels empty, and most of
+ * its taps read the zero padding (a 2 x 2 pixel sees 4 of its 9 taps, a 1 x 1 pixel 1). Here the
+ * lanes hold SM_LANES output channels instead: the weight of a block of SM_LANES output channels
+ * is packed so that a tap of an input channel is one vector (wp[(c * 9 + t) * SM_LANES + l]),
+ * the input pixels are broadcast, and a tile of (images x pixels) accumulators runs over the
+ * input channels and, for each pixel, only the taps that fall inside the plane.
+ *
+ * Each output element is the forward's fma chain over k = c * 9 + t in order with the terms of
+ * the padding left out. A left-out term is fma(w, +0, s): w * (+0) is an exact zero for a finite
+ * w, and s + (+-0) = s except for s = -0 (then -0 + +0 = +0). From s = +0 (acc = 0) a chain never
+ * reaches -0 (an exact zero sum rounds to +0, and the terms of the padding are the only zero
+ * products that could add -0 to -0), so the bits are those of the chain with every term; with
+ * acc = 1 they differ only in the sign of an exact zero when y holds -0 and every term is zero.
+ * A non-finite weight would make the padding's terms NaN, but the library keeps no such weight
+ * (score_model_params_set and the loaders refuse non-finite parameters, the optimizer skips a step
+ * with a non-finite gradient), so the two agree on every model the library runs.
+ *
+ * The driver (plain C) packs SM_CHUNK input channels of a block of output channels at a time and
+ * runs the tiles over a block of SM_IMAGES images. A tile's chains start from y (acc, or the
+ * partial sums of the previous chunk: float stores are exact) or +0 and go back to y after each
+ * chunk, with the bias added (a separate float addition) after the last one. The tile functions
+ * of the three levels compute the same chains, so the same bits. */
+#define SM_LANES 16
+/* Input channels packed at once: 36 KiB of weights on the stack. */
+#define SM_CHUNK 64
+/* Images per outer block (their inputs stay in the second-level cache while every block of output
+ * channels runs over them; the weight is packed once per block). */
+#define SM_IMAGES 256
+/* Accumulators of a tile at most (images x pixels). */
+#define SM_TILE 16
+
+/* One tile of ni images x the h x w pixels x nl <= SM_LANES output channels: the element (j, l,
+ * p) at y[j * ys + l * hw + p] is s = (zero ? +0 : its value), then s = fma(wp[(c * 9 + t) *
+ * SM_LANES + l], x[j * xs + c * hw + p + shift(t)], s) over the cc packed input channels c, then
+ * the taps t inside the plane, in order; then s + b[l] (b NULL: none) stored back. */
+typedef void (*small_tile_fn)(size_t h, size_t w, size_t ni, size_t cc, const float *wp,
+                              const float *x, size_t xs, float *y, size_t ys, size_t nl,
+                              int zero, const float *b);
+
+/* Bit t set when tap t reads inside an h x w plane for some pixel. */
+static unsigned taps_used(size_t h, size_t w)
+{
+    unsigned m = 0;
+    for (size_t p = 0; p < h * w; p++)
+        for (size_t t = 0; t < 9; t++)
+            if (tap_inside(h, w, p / w, p % w, t))
+                m |= 1u << t;
+    return m;
+}
+
+/* The portable tile. */
+static void tile_portable(size_t h, size_t w, size_t ni, size_t cc, const float *wp,
+                          const float *x, size_t xs, float *y, size_t ys, size_t nl, int zero,
+                          const float *b)
+{
+    size_t hw = h * w;
+    for (size_t j = 0; j < ni; j++)
+        for (size_t l = 0; l < nl; l++)
+            for (size_t p = 0; p < hw; p++) {
+                float *yp = y + j * ys + l * hw + p, a = zero ? 0.0f : *yp;
+                for (size_t c = 0; c < cc; c++)
+                    for (size_t t = 0; t < 9; t++)
+                        if (tap_inside(h, w, p / w, p % w, t))
+                            a = fmaf(wp[(c * 9 + t) * SM_LANES + l],
+                                     x[(ptrdiff_t)(j * xs + c * hw + p) + tap_shift(w, t)], a);
+                *yp = b != NULL ? a + b[l] : a;
+            }
+}
+
+/* Packs lanes l < nl of wp[(c * 9 + t) * SM_LANES + l] = the weight of output channel o0 + l,
+ * input channel c0 + c, tap t of layout L for c < cc and the taps t of `used` (lanes nl ..: +0). */
+typedef void (*small_pack_fn)(const wlayout *L, size_t o0, size_t nl, size_t c0, size_t cc,
+                              unsigned used, float *wp);
+
+/* The portable pack. */
+static void pack_portable(const wlayout *L, size_t o0, size_t nl, size_t c0, size_t cc,
+                          unsigned used, float *wp)
+{
+    for (size_t l = 0; l < SM_LANES; l++) {
+        const float *wl = L->wt + (o0 + l) * L->rs + c0 * L->cs;
+        for (size_t c = 0; c < cc; c++)
+            for (size_t t = 0; t < 9; t++)
+                if (used >> t & 1u)
+                    wp[(c * 9 + t) * SM_LANES + l] =
+                        l < nl ? wl[c * L->cs + (size_t)L->toff[t]] : 0.0f;
+    }
+}
+
+/* The forward (layout L, as conv_at) of n images of h x w < 16 pixels through tiles of at most
+ * ni_max images (pack, tile: one level's functions). ci > 0. */
+static void fwd_small(small_pack_fn pack, small_tile_fn tile, size_t ni_max, size_t n, size_t ci,
+                      size_t co, size_t h, size_t w, const wlayout *L, const float *b,
+                      const float *x, float *y, int acc)
+{
+    _Alignas(64) float wp[SM_CHUNK * 9 * SM_LANES];
+    size_t hw = h * w;
+    unsigned used = taps_used(h, w);
+    for (size_t i0 = 0; i0 < n; i0 += SM_IMAGES) {
+        size_t ib = n - i0 < SM_IMAGES ? n - i0 : SM_IMAGES;
+        for (size_t o0 = 0; o0 < co; o0 += SM_LANES) {
+            size_t nl = co - o0 < SM_LANES ? co - o0 : SM_LANES;
+            for (size_t c0 = 0; c0 < ci; c0 += SM_CHUNK) {
+                size_t cc = ci - c0 < SM_CHUNK ? ci - c0 : SM_CHUNK;
+                pack(L, o0, nl, c0, cc, used, wp);
+                for (size_t j0 = 0; j0 < ib; j0 += ni_max)
+                    tile(h, w, ib - j0 < ni_max ? ib - j0 : ni_max, cc, wp,
+                         x + (i0 + j0) * ci * hw + c0 * hw, ci * hw,
+                         y + ((i0 + j0) * co + o0) * hw, co * hw, nl, c0 == 0 && !acc,
+                         c0 + cc == ci && b != NULL ? b + o0 : NULL);
+            }
+        }
+    }
+}
+
+#if CONV_X86
+/* A level's tile function (small_tile_fn) over its tile `stile` (target `tgt`): 2 x 2 planes n4
+ * images at a time, 1 x 1 planes n1 (the images left over one by one), other planes by the
+ * portable tile (the same chains). */
+#define SMALL_TILE_FN(name, tgt, stile, n4, n1)                                              \
+    __attribute__((target(tgt))) static void name(                                           \
+        size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs, \
+        float *y, size_t ys, size_t nl, int zero, const float *b)                            \
+    {                                                                                        \
+        int p4 = h == 2 && w == 2, p1 = h * w == 1;                                          \
+        if (p4 && ni == (n4))                                                                \
+            stile(2, 2, n4, cc, wp, x, xs, y, ys, nl, zero, b);                              \
+        else if (p1 && ni == (n1))                                                           \
+            stile(1, 1, n1, cc, wp, x, xs, y, ys, nl, zero, b);                              \
+        else if (p4 || p1)                                                                   \
+            for (size_t j = 0; j < ni; j++) {                                                \
+                if (p4)                                                                      \
+                    stile(2, 2, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);     \
+                else                                                                         \
+                    stile(1, 1, 1, cc, wp, x + j * xs, xs, y + j * ys, ys, nl, zero, b);     \
+            }                                                                                \
+        else                                                                                 \
+            tile_portable(h, w, ni, cc, wp, x, xs, y, ys, nl, zero, b);                      \
+    }
+
+#if SCORE__SIMD_LEVEL >= 2
+/* The AVX-512 tile for h x w = 2 x 2 or 1 x 1 with ni known at compile time once inlined: one
+ * vector of the block's 16 output channels per (image, pixel), the input pixels broadcast once
+ * per channel, y read and written with a gather / scatter of stride hw (1 x 1: masked loads and
+ * stores). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+stile512(size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs,
+         float *y, size_t ys, size_t nl, int zero, const float *b)
+{
+    size_t hw = h * w;
+    __mmask16 m = (__mmask16)((1u << nl) - 1u);
+    __m512i idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)hw));
+    __m512 c[SM_TILE];
+#pragma GCC unroll 16
+    for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+        for (size_t p = 0; p < hw; p++) {
+            float *yp = y + j * ys + p;
+            c[j * hw + p] = zero      ? _mm512_setzero_ps()
+                            : hw == 1 ? _mm512_maskz_loadu_ps(m, yp)
+                                      : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx,
+                                                                 yp, 4);
+        }
+    for (size_t ch = 0; ch < cc; ch++) {
+        __m512 xv[SM_TILE];
+#pragma GCC unroll 16
+        for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+            for (size_t q = 0; q < hw; q++)
+                xv[j * hw + q] = _mm512_set1_ps(x[j * xs + ch * hw + q]);
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            if (!(taps_used(h, w) >> t & 1u))
+                continue;
+            __m512 wv = _mm512_load_ps(wp + (ch * 9 + t) * SM_LANES);
+#pragma GCC unroll 16
+            for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+                for (size_t p = 0; p < hw; p++)
+                    if (tap_inside(h, w, p / w, p % w, t))
+                        c[j * hw + p] = _mm512_fmadd_ps(
+                            wv, xv[(ptrdiff_t)(j * hw + p) + tap_shift(w, t)], c[j * hw + p]);
+        }
+    }
+    __m512 bv = b != NULL ? _mm512_maskz_loadu_ps(m, b) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+        for (size_t p = 0; p < hw; p++) {
+            __m512 v = c[j * hw + p];
+            float *yp = y + j * ys + p;
+            if (b != NULL)
+                v = _mm512_add_ps(v, bv);
+            if (hw == 1)
+                _mm512_mask_storeu_ps(yp, m, v);
+            else
+                _mm512_mask_i32scatter_ps(yp, m, idx, v, 4);
+        }
+}
+
+/* The AVX-512 pack: a gather of the 16 lanes (stride rs) per (input channel, tap). */
+__attribute__((target("avx512f"))) static void pack512(const wlayout *L, size_t o0, size_t nl,
+                                                      size_t c0, size_t cc, unsigned used,
+                                                      float *wp)
+{
+    __mmask16 m = (__mmask16)((1u << nl) - 1u);
+    __m512i idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)L->rs));
+    const float *wo = L->wt + o0 * L->rs + c0 * L->cs;
+    for (size_t c = 0; c < cc; c++)
+        for (size_t t = 0; t < 9; t++)
+            if (used >> t & 1u)
+                _mm512_store_ps(wp + (c * 9 + t) * SM_LANES,
+                                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx,
+                                                         wo + c * L->cs + L->toff[t], 4));
+}
+
+/* The AVX-512 tile: 2 x 2 planes two images at a time, 1 x 1 planes eight; other planes (not in
+ * the U-Net) by the portable tile (the same chains). */
+SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
+#endif /* SCORE__SIMD_LEVEL >= 2 */
+
+/* The AVX2 tile for 2 x 2 or 1 x 1 planes (stile512's chains in two 8-lane halves; y read and
+ * written through a buffer of the 16 lanes). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+stile256(size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float *x, size_t xs,
+         float *y, size_t ys, size_t nl, int zero, const float *b)
+{
+    size_t hw = h * w;
+    _Alignas(32) float buf[SM_LANES];
+    __m256 c[SM_TILE][2];
+#pragma GCC unroll 16
+    for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+        for (size_t p = 0; p < hw; p++) {
+            for (size_t l = 0; l < SM_LANES; l++)
+                buf[l] = !zero && l < nl ? y[j * ys + l * hw + p] : 0.0f;
+#pragma GCC unroll 2
+            for (size_t v = 0; v < 2; v++)
+                c[j * hw + p][v] = _mm256_load_ps(buf + v * 8);
+        }
+    for (size_t ch = 0; ch < cc; ch++) {
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            if (!(taps_used(h, w) >> t & 1u))
+                continue;
+            __m256 wv[2];
+#pragma GCC unroll 2
+            for (size_t v = 0; v < 2; v++)
+                wv[v] = _mm256_load_ps(wp + (ch * 9 + t) * SM_LANES + v * 8);
+#pragma GCC unroll 16
+            for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+                for (size_t p = 0; p < hw; p++)
+                    if (tap_inside(h, w, p / w, p % w, t)) {
+                        __m256 xb = _mm256_broadcast_ss(
+                            x + (ptrdiff_t)(j * xs + ch * hw + p) + tap_shift(w, t));
+#pragma GCC unroll 2
+                        for (size_t v = 0; v < 2; v++)
+                            c[j * hw + p][v] = _mm256_fmadd_ps(wv[v], xb, c[j * hw + p][v]);
+                    }
+        }
+    }
+#pragma GCC unroll 16
+    for (size_t j = 0; j < ni; j++)
+#pragma GCC unroll 16
+        for (size_t p = 0; p < hw; p++) {
+#pragma GCC unroll 2
+            for (size_t v = 0; v < 2; v++)
+                _mm256_store_ps(buf + v * 8, c[j * hw + p][v]);
+            for (size_t l = 0; l < nl; l++)
+                y[j * ys + l * hw + p] = b != NULL ? buf[l] + b[l] : buf[l];
+        }
+}
+
+/* The AVX2 pack: gathers of 8 lanes (stride rs) per (input channel, tap). */
+__attribute__((target("avx2,fma"))) static void pack256(const wlayout *L, size_t o0, size_t nl,
+                                                       size_t c0, size_t cc, unsigned used,
+                                                       float *wp)
+{
+    __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int)L->rs));
+    __m256i step = _mm256_set1_epi32((int)(8 * L->rs));
+    const float *wo = L->wt + o0 * L->rs + c0 * L->cs;
+    __m256 mk[2];
+    for (size_t v = 0; v < 2; v++) /* lanes 8 v + l < nl: sign bits set */
+        mk[v] = _mm256_castsi256_ps(
+            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nl - (int)(8 * v)), lane));
+    for (size_t c = 0; c < cc; c++)
+        for (size_t t = 0; t < 9; t++)
+            if (used >> t & 1u)
+                for (size_t v = 0; v < 2; v++)
+                    _mm256_store_ps(wp + (c * 9 + t) * SM_LANES + v * 8,
+                                    _mm256_mask_i32gather_ps(
+                                        _mm256_setzero_ps(), wo + c * L->cs + L->toff[t],
+                                        v ? _mm256_add_epi32(idx, step) : idx, mk[v], 4));
+}
+
+/* The AVX2 tile: 2 x 2 planes one image at a time, 1 x 1 planes four; other planes by the
+ * portable tile. */
+SMALL_TILE_FN(tile256, "avx2,fma", stile256, 1, 4)
+#endif /* CONV_X86 */
+
+/* The forward of planes of fewer than 16 pixels in the version of `level`. */
+static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                         const wlayout *L, const float *b, const float *x, float *y, int acc)
+{
+    int one = h * w == 1;
+    if (ci == 0) { /* no terms: y = (acc ? y : 0) + b */
+        fwd_portable(n, ci, co, h, w, L, b, x, y, acc);
+        return;
+    }
+#if CONV_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (level >= 2) {
+        fwd_small(pack512, tile512, one ? 8 : h == 2 && w == 2 ? 2 : 1, n, ci, co, h, w, L, b, x, y, acc);
+        return;
+    }
+#endif
+    if (level >= 1) {
+        fwd_small(pack256, tile256, one ? 4 : 1, n, ci, co, h, w, L, b, x, y, acc);
+        return;
+    }
+#else
+    (void)level;
+#endif
+    fwd_small(pack_portable, tile_portable, one ? 8 : 1, n, ci, co, h, w, L, b, x, y, acc);
+}
+
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
 /* The forward's loops over the weight of L (ci input, co output channels). */
@@ -1051,6 +1384,10 @@ static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t 
     size_t hw = h * w;
     if (n == 0 || co == 0 || hw == 0)
         return;
+    if (hw < 16) {
+        fwd_small_at(level, n, ci, co, h, w, L, b, x, y, acc);
+        return;
+    }
 #if CONV_X86
     if (hw <= SCORE__CONV3_MAX_HW) {
 #if SCORE__SIMD_LEVEL >= 2

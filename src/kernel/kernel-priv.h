@@ -145,11 +145,19 @@ int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, co
  * + (dx + 1) of channel pair (o, c) at wt[(o * ci + c) * 9 + t]; it reads the input at
  * (py + dy, px + dx), zero outside the plane). No im2col: the vector versions load the shifted
  * planes with lane masks. The AVX-512, AVX2 + FMA and portable versions agree bit for bit (the
- * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). */
+ * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). Planes of
+ * fewer than 16 pixels (2 x 2, 1 x 1, ...) have a forward (and so an input gradient) of their
+ * own: output channels in the vector lanes (the weight packed per call, 16 output channels x 64
+ * input channels at a time), input pixels broadcast, and only the taps inside the plane: the
+ * terms of the zero padding are left out of the chains below, which changes no bits for finite
+ * weights except the sign of an exact zero when acc = 1 starts from -0 (conv3.c). The AVX-512
+ * and AVX2 versions have tiles for 2 x 2 and 1 x 1 planes; other small planes run the portable
+ * tile at every level (the same bits). */
 #define SCORE__CONV3_MAX_HW 4096
 /* Forward: y[i, o, p] = (c + b[o]) where c = (acc ? y[i, o, p] : 0), then
  * c = fma(wt[o, k], x[i, k / 9, p + shift(k % 9)] (0 when outside), c) for k = c * 9 + t in
- * order (input channel major, tap minor), then b[o] added as a separate float addition (b NULL:
+ * order (input channel major, tap minor; planes below 16 pixels: the taps outside left out),
+ * then b[o] added as a separate float addition (b NULL:
  * none): the bits of im2col + score__gemm_cols + a bias addition, whatever n, the image's place
  * among the n images or the vector width. y must not overlap x, wt or b. */
 void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
@@ -168,8 +176,9 @@ void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, 
                            const float *gy, const float *x, float *gw);
 /* Input gradient: gx[i, c, p] += sum over (o, t) of wt[o, c, t] * gy[i, o, p - shift(t)] (0
  * outside): the forward of gy (co channels into ci) with the transposed, tap-flipped weight
- * wf[c, o, 8 - t] = wt[o, c, t], read in place: per element the fma chain from gx's value over
- * (o, t') in order, o major, t' = 8 - t minor. gx must not overlap gy or wt. */
+ * wf[c, o, 8 - t] = wt[o, c, t], read in place (planes below 16 pixels: packed per call): per
+ * element the fma chain from gx's value over (o, t') in order, o major, t' = 8 - t minor. gx
+ * must not overlap gy or wt. */
 void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *gy, float *gx);
 void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,

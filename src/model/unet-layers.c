@@ -18,14 +18,20 @@
  * The 1x1 convolution multiplies each image's NCHW planes in place (no copies): one call per
  * image, the same bits as a panel would give.
  *
- * Planes of 16 to SCORE__CONV3_MAX_HW pixels (4 x 4 and up) skip im2col altogether: the kernel
- * layer's direct convolutions (score__conv3_forward, _wgrad) read the shifted input planes in
- * place, with the forward's bits of im2col + score__gemm_cols. There the backward is
- *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
+ * Planes of up to SCORE__CONV3_MAX_HW pixels skip im2col in the forward: the kernel layer's
+ * direct convolutions (score__conv3_forward) read the shifted input planes in place, with the
+ * forward's bits of im2col + score__gemm_cols (planes of fewer than 16 pixels, 2 x 2 and 1 x 1:
+ * output channels in the vector lanes and only the taps inside the plane, the same bits for
+ * finite weights, see conv3.c). The backward's input gradient is direct on those planes too:
  *   gx += score__conv3_input_grad (the direct forward of gy with the flipped weight),
+ * and from 16 pixels (4 x 4 and up) its weight gradient as well:
+ *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
  * with no BLAS; its results depend on the block of images of the call only, as below.
  *
- * Smaller planes (2 x 2, 1 x 1) keep the panels: the backward's products run over panels of
+ * The weight gradient of smaller planes (2 x 2, 1 x 1; score__conv3_wgrad's vectors of pixels
+ * would be mostly empty there: on the 2 x 2 planes of 64 channels it took 14% more of the U-Net's
+ * training step than the GEMM), and the whole backward of planes of more than
+ * SCORE__CONV3_MAX_HW pixels, keep the panels: the products run over panels of
  * score__unet_panel(hw) images: the columns of
  * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
  * the small planes of the lower levels (4 x 4, 2 x 2) still give products of hundreds of
@@ -62,17 +68,25 @@ size_t score__unet_panel_ld(size_t hw)
     return (c + PANEL_ALIGN - 1) / PANEL_ALIGN * PANEL_ALIGN;
 }
 
-/* Whether the 3x3 convolutions of planes of hw pixels run the kernel layer's direct
- * convolutions (no im2col): from 16 pixels (one AVX-512 vector; smaller planes would leave most
- * lanes empty) to SCORE__CONV3_MAX_HW (larger ones would get its portable version only). */
+/* Whether the 3x3 convolutions of planes of hw pixels run the kernel layer's direct forward and
+ * input gradient (no im2col): up to SCORE__CONV3_MAX_HW pixels (larger ones would get its
+ * portable version only); planes of fewer than 16 pixels run its kernels with output channels in
+ * the vector lanes. */
 static int conv3_direct(size_t hw)
+{
+    return hw >= 1 && hw <= SCORE__CONV3_MAX_HW;
+}
+
+/* Whether their weight gradient is direct too: from 16 pixels (one AVX-512 vector; on smaller
+ * planes its vectors of pixels would be mostly empty, and the GEMM over panels is faster). */
+static int conv3_wgrad_direct(size_t hw)
 {
     return hw >= 16 && hw <= SCORE__CONV3_MAX_HW;
 }
 
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)
 {
-    if (conv3_direct(hw))
+    if (conv3_wgrad_direct(hw))
         return 0;
     return (9 * ci + co) * score__unet_panel_ld(hw); /* forward and backward: col, a panel */
 }
@@ -290,20 +304,18 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 float *gb, float *gx, float *scratch, double *dsum)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
-    int direct = conv3_direct(hw);
-    float *col = scratch, *gp = direct ? NULL : col + kk * ld; /* no scratch when direct */
+    int direct = conv3_direct(hw), wdirect = conv3_wgrad_direct(hw);
+    float *col = scratch, *gp = wdirect ? NULL : col + kk * ld; /* no scratch when direct */
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             dsum[k] = 0.0;
-    if (direct) {
+    if (wdirect) {
         score__conv3_wgrad(n, ci, co, h, w, gy, x, gw);
         if (gb != NULL)
             for (size_t i = 0; i < n; i++)
                 plane_sums(co, hw, gy + i * co * hw, dsum);
-        if (gx != NULL)
-            score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
     }
-    for (size_t i0 = 0; !direct && i0 < n; i0 += P) { /* the panels of small planes */
+    for (size_t i0 = 0; !wdirect && i0 < n; i0 += P) { /* the panels of small or large planes */
         size_t np = n - i0 < P ? n - i0 : P, nc = np * hw;
         const float *gyi = gy + i0 * co * hw;
         lower(np, ci, h, w, x + i0 * ci * hw, col, ld);
@@ -312,7 +324,7 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
         if (gb != NULL)
             for (size_t j = 0; j < np; j++)
                 plane_sums(co, hw, gyi + j * co * hw, dsum);
-        if (gx != NULL) {
+        if (gx != NULL && !direct) {
             score__sgemm(1, 0, kk, nc, co, 1.0f, wt, kk, gp, ld, 0.0f, col, ld);
             if (!score__col2im3_vec(np, ci, h, w, col, ld, gx + i0 * ci * hw))
                 for (size_t j = 0; j < np; j++)
@@ -320,6 +332,8 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                            gx + (i0 + j) * ci * hw);
         }
     }
+    if (gx != NULL && direct)
+        score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             gb[k] += (float)dsum[k];
