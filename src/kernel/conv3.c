@@ -1245,11 +1245,18 @@ stile512(size_t h, size_t w, size_t ni, size_t cc, const float *wp, const float 
         }
 }
 
-/* The AVX-512 pack: a gather of the 16 lanes (stride rs) per (input channel, tap). */
+/* The AVX-512 pack: in the forward's layout with every tap used (2 x 2 planes), the rows'
+ * cc * 9 consecutive weights transposed in 16 x 16 blocks (score__transpose16_avx512: one
+ * load per row and block, ~4 times faster than the gathers); otherwise a gather of the 16
+ * lanes (stride rs) per (input channel, tap). The same values either way. */
 __attribute__((target("avx512f"))) static void pack512(const wlayout *L, size_t o0, size_t nl,
                                                       size_t c0, size_t cc, unsigned used,
                                                       float *wp)
 {
+    if (!L->flip && used == 0x1FFu && L->cs == 9) {
+        score__transpose16_avx512(L->wt + o0 * L->rs + c0 * 9, L->rs, nl, cc * 9, wp);
+        return;
+    }
     __mmask16 m = (__mmask16)((1u << nl) - 1u);
     __m512i idx = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),

@@ -134,6 +134,25 @@ __attribute__((target("avx512f"))) static void pack512(size_t N, size_t K, const
                 _mm512_storeu_ps(Wp + (k0 + k) * ldp + n0, r[k]);
         }
 }
+
+__attribute__((target("avx512f"))) void score__transpose16_avx512(const float *W, size_t ldw,
+                                                                  size_t nr, size_t K, float *out)
+{
+    for (size_t k0 = 0; k0 < K; k0 += 16) {
+        size_t kc = K - k0 < 16 ? K - k0 : 16;
+        __m512 r[16];
+        load_t16(W, ldw, 0, nr, k0, kc, r);
+        for (size_t k = 0; k < kc; k++)
+            _mm512_storeu_ps(out + (k0 + k) * 16, r[k]);
+    }
+}
+#else
+void score__transpose16_avx512(const float *W, size_t ldw, size_t nr, size_t K, float *out)
+{
+    for (size_t k = 0; k < K; k++)
+        for (size_t j = 0; j < 16; j++)
+            out[k * 16 + j] = j < nr ? W[j * ldw + k] : 0.0f;
+}
 #endif
 
 void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp)

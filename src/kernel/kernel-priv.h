@@ -84,6 +84,11 @@ size_t score__gemm_wt_ld(size_t N);
 /* Packs W (N x K, row-major, row stride ldw >= K) transposed: Wp[k * ldp + n] = W[n * ldw + k]
  * for n < N, 0 for N <= n < ldp = score__gemm_wt_ld(N); Wp holds K * ldp floats. */
 void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp);
+/* out[k * 16 + j] = W[j * ldw + k] for j < nr, +0 for nr <= j < 16, k < K (nr <= 16): rows of
+ * W transposed into vectors of 16 lanes, 16 x 16 blocks in registers. Where this build has
+ * score__gemm_wt's AVX-512 version, callable only on processors with AVX-512F (level 2: the
+ * conv3.c pack of the small planes); elsewhere a portable loop with the same result. */
+void score__transpose16_avx512(const float *W, size_t ldw, size_t nr, size_t K, float *out);
 /* C[M x N] (rows of N floats, consecutive) = epilogue(z), z = A W^T with Wp the packed W and A
  * M x K with row stride lda: every z[m, n] is c = (acc ? C[m, n] : 0), then
  * c = fma(A[m, k], W[n, k], c) for k = 0 .. K - 1 in order, so a row's bits depend on its own
