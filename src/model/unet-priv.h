@@ -36,13 +36,15 @@
  * (at most score__unet_panel(hw) images and 128 pixels), the 1x1 convolution image by image.
  * Every output value is the fma chain c = (acc ? y : 0), c = fma(W[o, k], col[k, p], c) over
  * k in order, then c + b[o] (a separate float addition), whatever the panel, the call's n or
- * the processor's vector width. Planes of 16 to SCORE__CONV3_MAX_HW pixels run the kernel
- * layer's direct convolutions (no im2col, the same forward bits); their backward sums the weight
- * gradient over the call's n images in the fixed order of score__conv3_wgrad and adds the input
- * gradient as an fma chain over (output channel, tap) from gx's value (score__conv3_input_grad), all
- * without BLAS. Smaller planes keep im2col: the backward runs its BLAS GEMMs per panel of
- * images: the panel's pixels are the GEMM's columns (image j of the panel at columns j * hw ..
- * j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns). Either way the backward's
+ * the processor's vector width. Planes of up to SCORE__CONV3_MAX_HW pixels run the kernel
+ * layer's direct convolutions (no im2col, the same forward bits; below 16 pixels only the taps
+ * inside the plane, the left-out terms being fma(w, +0, c) = c), and their backward adds the
+ * input gradient as an fma chain over (output channel, tap) from gx's value
+ * (score__conv3_input_grad), without BLAS. From 16 pixels the weight gradient is summed over
+ * the call's n images in the fixed order of score__conv3_wgrad; smaller planes keep im2col +
+ * BLAS for it, per panel of images: the panel's pixels are the GEMM's columns (image j of the
+ * panel at columns j * hw .. j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw)
+ * columns). Either way the backward's
  * results are sums over a block of images whose composition the model fixes (unet.c), not over
  * a thread's share. */
 
