@@ -74,8 +74,9 @@ SAMPLE = ["pc_ve_d2_h128_n10000_s100", "dpmpp2m_ve_d2_h128_n10000_s20",
 # classifier-free guidance on one network: the guided run against the unguided conditional one
 # (same network, same class, same NFE); target <= 2.05x
 # the image score network (SCORE_MODEL_UNET, the 8x8 digits network without labels): a DSM
-# training step on 128 images and DPM-Solver++(2M) sampling of 1000 images, reported (ratio,
-# %roof, 2T/1T) without targets
+# training step on 128 images and DPM-Solver++(2M) sampling of 1000 images: held to the
+# 1.5x target like every workload (and the sampling to the RSS target), not to the roofline
+# and scaling targets of the large MLP workloads
 UNET_TRAIN = ["unet_dsm_8x8_w32_b128"]
 UNET_SAMPLE = ["unet_dpmpp2m_8x8_w32_n1000_s20"]
 CFG_PAIR = ("dpmpp2m_cfg_ve_d2_h128_n10000_s20", "dpmpp2m_cond_ve_d2_h128_n10000_s20")
@@ -758,7 +759,7 @@ def main():
                    "%.2fx" % r)
     for d in derived:
         w, n = d["workload"], d["threads"]
-        if d["ratio"] is not None and w in TRAIN + SAMPLE:
+        if d["ratio"] is not None and w in TRAIN + SAMPLE + UNET_TRAIN + UNET_SAMPLE:
             target("%s@%dT >= 1.5x the fastest PyTorch" % (w, n), d["ratio"], d["ratio"] >= 1.5,
                    "%.2fx (%s)" % (d["ratio"], d["pytorch_best"]))
         if w in ROOF_TARGET and n == 1 and d["roof_frac_libscore"] is not None:
@@ -774,7 +775,7 @@ def main():
                    "speed-up %.2f vs sgemm %.2f = %.0f%%" % (
                        d["speedup_2t_libscore"], d["speedup_2t_sgemm"],
                        100 * d["speedup_2t_vs_sgemm"]))
-        if w in SAMPLE and d["peak_rss_kb_libscore"] and d["peak_rss_kb_pytorch"]:
+        if w in SAMPLE + UNET_SAMPLE and d["peak_rss_kb_libscore"] and d["peak_rss_kb_pytorch"]:
             r = d["peak_rss_kb_libscore"] / d["peak_rss_kb_pytorch"]
             target("%s@%dT RSS <= 1/10 PyTorch" % (w, n), r, r <= 0.1,
                    "%.1f MB vs %.1f MB (%.1f%%)" % (d["peak_rss_kb_libscore"] / 1024,
