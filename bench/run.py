@@ -670,7 +670,10 @@ def main():
     out.append("-" * len(hdr))
     for n in threads:
         if roof[n]:
-            out.append(row % ("sgemm 2048^3 (roof)", n, fmt_time(roof[n]["min_s"]),
+            # the time of one 2048^3 product at the roofline's rate (the best of the sgemm
+            # workload's repetitions and of the probes), so that the row's two figures agree
+            out.append(row % ("sgemm 2048^3 (roof)", n,
+                              fmt_time(roof[n]["flops_per_unit"] / (roof_gf[n] * 1e9)),
                               "%.1f GF/s" % roof_gf[n], "", "", "100", "",
                               "%.2f" % sg_speed if (n == 2 and sg_speed) else "", "", "", "",
                               "", ""))
@@ -795,7 +798,7 @@ def main():
     print("ratio = libscore throughput / throughput of the fastest PyTorch configuration "
           "(default or tuned, at this\nthread count or fewer when fewer run faster: ^ = PyTorch's 1-thread time); "
           "spread = (max - min) / median of the pooled repetitions;\n%roof = analytic FLOPs / time / "
-          "sgemm 2048^3 GFLOP/s at the same thread count;\n2T/1T = speed-up from 1 to 2 threads, "
+          "sgemm 2048^3 GFLOP/s at the same thread count (best of its repetitions and the probes);\n2T/1T = speed-up from 1 to 2 threads, "
           "'vs sg' = that speed-up / the sgemm's 2T/1T speed-up.\n"
           "libscore's threads (score-bench --par auto): the model's own (SCORE_MODEL_PARAM_THREADS, "
           "BLAS on 1 thread) for every workload\n(training, the Hyvarinen and sliced losses' tangent paths, "
