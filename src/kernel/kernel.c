@@ -823,6 +823,13 @@ void score__mul(size_t n, const float *a, const float *b, float *out)
 }
 
 SCORE__VEC_CLONES
+void score__mul_ip(size_t n, const float *restrict a, float *restrict b)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = a[i] * b[i];
+}
+
+SCORE__VEC_CLONES
 void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -862,6 +869,36 @@ void score__mul_col_sum(size_t rows, size_t cols, const float *restrict a,
         for (size_t c = 0; c < cols; c++) {
             float v = a0[c] * b0[c];
             o0[c] = v;
+            acc[c] += (double)v;
+        }
+    }
+}
+
+/* score__mul_col_sum with the product written over b (the same values and sums). */
+SCORE__VEC_CLONES
+void score__mul_col_sum_ip(size_t rows, size_t cols, const float *restrict a, float *restrict b,
+                           double *restrict acc)
+{
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *restrict a0 = a + r * cols;
+        float *restrict b0 = b + r * cols;
+        for (size_t c = 0; c < cols; c++) {
+            float v0 = a0[c] * b0[c], v1 = a0[cols + c] * b0[cols + c];
+            float v2 = a0[2 * cols + c] * b0[2 * cols + c], v3 = a0[3 * cols + c] * b0[3 * cols + c];
+            b0[c] = v0;
+            b0[cols + c] = v1;
+            b0[2 * cols + c] = v2;
+            b0[3 * cols + c] = v3;
+            acc[c] = (((acc[c] + (double)v0) + (double)v1) + (double)v2) + (double)v3;
+        }
+    }
+    for (; r < rows; r++) {
+        const float *restrict a0 = a + r * cols;
+        float *restrict b0 = b + r * cols;
+        for (size_t c = 0; c < cols; c++) {
+            float v = a0[c] * b0[c];
+            b0[c] = v;
             acc[c] += (double)v;
         }
     }
