@@ -328,28 +328,16 @@ static void denoise_rows(score_loss *L, size_t b0, size_t nr, size_t dim, double
                          double inv_n, int want_grad, double *acc)
 {
     double si[DENOISE_ROWS], a[DENOISE_ROWS], k[DENOISE_ROWS], gs[DENOISE_ROWS];
-    for (size_t r = 0; r < DENOISE_ROWS; r++) {
-        size_t b = b0 + (r < nr ? r : 0); /* missing rows: a copy of the first, not kept */
+    for (size_t r = 0; r < nr; r++) {
+        size_t b = b0 + r;
         si[r] = L->si[b];
         a[r] = L->a[b];
         k[r] = L->k[b];
         gs[r] = 2.0 * L->w[b] * rho * si[r] * a[r] * inv_n;
         acc[r] = 0.0;
     }
-    if (nr < DENOISE_ROWS) {
-        for (size_t r = 0; r < nr; r++)
-            for (size_t j = 0; j < dim; j++) {
-                size_t i = (b0 + r) * dim + j;
-                double s = a[r] * (double)L->f[i] + k[r] * (double)L->xt[i];
-                double e = si[r] * s + (double)L->z[i];
-                acc[r] += e * e;
-                if (want_grad)
-                    L->gout[i] = (float)(gs[r] * e);
-            }
-        return;
-    }
     for (size_t j = 0; j < dim; j++)
-        for (size_t r = 0; r < DENOISE_ROWS; r++) {
+        for (size_t r = 0; r < nr; r++) {
             size_t i = (b0 + r) * dim + j;
             double s = a[r] * (double)L->f[i] + k[r] * (double)L->xt[i];
             double e = si[r] * s + (double)L->z[i];
