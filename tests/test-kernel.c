@@ -267,6 +267,35 @@ START_TEST(mul_col_sum_matches)
 }
 END_TEST
 
+/* The in-place product and column sums (the consuming backward's dz over phi'): the bits of
+ * score__mul_col_sum / score__mul, sums split between calls at every row. */
+START_TEST(mul_col_sum_ip_matches)
+{
+    enum { RMAX = 11, C = 19 };
+    unsigned seed = 6;
+    float a[RMAX * C], b[RMAX * C], o1[RMAX * C], o2[RMAX * C];
+    double acc1[C], acc2[C];
+    for (size_t i = 0; i < RMAX * C; i++) {
+        a[i] = frand(&seed) * (i % 3 == 0 ? 1e6f : 1.0f);
+        b[i] = frand(&seed) * (i % 5 == 0 ? 1e-6f : 1.0f);
+    }
+    for (size_t r1 = 0; r1 <= RMAX; r1++) {
+        for (size_t c = 0; c < C; c++)
+            acc1[c] = acc2[c] = 0.5;
+        memcpy(o1, b, sizeof b);
+        score__mul_col_sum_ip(r1, C, a, o1, acc1);
+        score__mul_col_sum_ip(RMAX - r1, C, a + r1 * C, o1 + r1 * C, acc1);
+        score__mul_col_sum(RMAX, C, a, b, o2, acc2);
+        ck_assert_mem_eq(o1, o2, sizeof o1);
+        ck_assert_mem_eq(acc1, acc2, sizeof acc1);
+        memcpy(o1, b, sizeof b);
+        score__mul_ip(r1 * C, a, o1);
+        score__mul_ip((RMAX - r1) * C, a + r1 * C, o1 + r1 * C);
+        ck_assert_mem_eq(o1, o2, sizeof o1);
+    }
+}
+END_TEST
+
 START_TEST(elementwise_mul_add)
 {
     float a[21], b[21], c[21], out[21];
@@ -1131,6 +1160,7 @@ int main(void)
     tcase_add_test(tc, silu_versions_agree);
     tcase_add_test(tc, silu_derivatives_consistent);
     tcase_add_test(tc, mul_col_sum_matches);
+    tcase_add_test(tc, mul_col_sum_ip_matches);
     tcase_add_test(tc, elementwise_mul_add);
     tcase_add_test(tc, sincos_features);
     tcase_add_test(tc, sincos_features_wide_range);

@@ -682,6 +682,73 @@ START_TEST(infer_single_row_bits)
 }
 END_TEST
 
+/* A backward through a workspace other than the model's own (a loss's) consumes the forward
+ * cache (the cotangents go over the stored activation derivatives): the same bits of the
+ * parameter and input gradients as the public pair, which keeps the cache; a second backward
+ * through that workspace is refused. Residual layers of equal widths (the fused dz passes) and
+ * a change of width (a separate one), class labels, one thread and two (rows and weights large
+ * enough for the threaded phases). */
+START_TEST(consuming_backward_bits)
+{
+    enum { D = 3, N = 300, K = 4 };
+    size_t widths[2][3] = {{256, 256, 256}, {192, 256, 256}}, np;
+    score_model *m;
+    score__model_ws *ws;
+    float *theta, *g1, *g2, x[N * D], gout[N * D], o1[N * D], o2[N * D], gx1[N * D], gx2[N * D];
+    double c[N];
+    int32_t lab[N];
+    unsigned s = 23;
+    ck_assert_ok(score_model_new(&m, SCORE_MODEL_MLP, D));
+    ck_assert_ok(score_model_set_hidden_widths(m, 3, widths[_i / 2]));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, SCORE_ACT_SILU));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, 1));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, K));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 1 + _i % 2));
+    ck_assert_ok(score_model_prepare(m));
+    np = score_model_param_count(m);
+    theta = malloc(np * sizeof *theta);
+    g1 = malloc(np * sizeof *g1);
+    g2 = malloc(np * sizeof *g2);
+    ck_assert(theta != NULL && g1 != NULL && g2 != NULL);
+    for (size_t q = 0; q < np; q++) {
+        theta[q] = (float)(0.1 * nrand(&s));
+        g1[q] = g2[q] = 0.25f; /* gradients accumulate */
+    }
+    ck_assert_ok(score_model_params_set(m, theta, np));
+    for (size_t i = 0; i < N * D; i++) {
+        x[i] = (float)(4.0 * urand(&s) - 2.0);
+        gout[i] = (float)nrand(&s);
+    }
+    for (size_t b = 0; b < N; b++) {
+        c[b] = urand(&s);
+        lab[b] = (int32_t)(b % (K + 1));
+    }
+    ck_assert_ok(score_model_forward_cond(m, N, x, c, lab, NULL, o1));
+    ck_assert_ok(score_model_backward(m, N, gout, g1, gx1));
+    ck_assert_ok(score__model_ws_new(&ws));
+    ws->labels = lab;
+    ws->labels_per_row = 1;
+    ck_assert_ok(score__model_forward_ws(m, ws, N, x, c, o2));
+    ck_assert_mem_eq(o1, o2, sizeof o1);
+    ck_assert_ok(score__model_backward_ws(m, ws, N, gout, g2, gx2));
+    ck_assert_mem_eq(g1, g2, np * sizeof *g1);
+    ck_assert_mem_eq(gx1, gx2, sizeof gx1);
+    ck_assert_fails_with(score__model_backward_ws(m, ws, N, gout, g2, NULL), SCORE_E_MISUSE);
+    /* without gx (the loss's call) */
+    for (size_t q = 0; q < np; q++)
+        g1[q] = g2[q] = 0.25f;
+    ck_assert_ok(score_model_backward(m, N, gout, g1, NULL));
+    ck_assert_ok(score__model_forward_ws(m, ws, N, x, c, o2));
+    ck_assert_ok(score__model_backward_ws(m, ws, N, gout, g2, NULL));
+    ck_assert_mem_eq(g1, g2, np * sizeof *g1);
+    score__model_ws_free(ws);
+    free(theta);
+    free(g1);
+    free(g2);
+    score_model_free(m);
+}
+END_TEST
+
 /* A wider problem (dim 40, hidden 64) where the default budget is exceeded by the trace
  * tangents of the whole batch, checked row by row against single-row calls. */
 START_TEST(large_dim_trace_blocks)
@@ -1020,6 +1087,7 @@ int main(void)
     tcase_add_test(tm, first_layer_never_residual);
     tcase_add_test(tm, batch_and_block_invariance);
     tcase_add_test(tm, infer_single_row_bits);
+    tcase_add_loop_test(tm, consuming_backward_bits, 0, 4);
     tcase_add_test(tm, large_dim_trace_blocks);
     tcase_add_test(tm, initialisation_documented);
     tcase_add_test(tm, params_clone_lifecycle);

@@ -197,7 +197,7 @@ START_TEST(optimizer_guarded_step_matches)
     score_ema *ea, *eb;
     float *pa = malloc(N * sizeof *pa), *pb = malloc(N * sizeof *pb), *spare = malloc(N * sizeof *spare);
     float *sha = malloc(N * sizeof *sha), *shb = malloc(N * sizeof *shb);
-    float *g = malloc(N * sizeof *g);
+    float *g = malloc(N * sizeof *g), *gc = malloc(N * sizeof *gc);
     unsigned char *sa, *sb;
     size_t len;
     int checked = 0;
@@ -222,7 +222,20 @@ START_TEST(optimizer_guarded_step_matches)
             g[i] = (float)(cos(0.11 * i + k) * (i % 7 == 0 ? 3.0 : 0.2) * (_i == 3 ? 1e11 : 1.0));
         ck_assert_ok(score_optimizer_step(a, N, pa, g));
         ck_assert_ok(score_ema_update(ea, N, pa));
-        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, eb));
+        /* every other step with the gradient cleared by the in-place sweep (on a copy): the
+         * same update, and a gradient of zeros exactly when the sweep was in place */
+        if (k % 2) {
+            int cleared = -1;
+            memcpy(gc, g, N * sizeof *g);
+            ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, gc, spare, &in_spare, eb,
+                                                       &cleared));
+            ck_assert_int_eq(cleared, !in_spare);
+            for (int i = 0; i < N; i++)
+                ck_assert(cleared ? gc[i] == 0.0f && !signbit(gc[i]) : gc[i] == g[i]);
+        } else {
+            ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, eb,
+                                                       NULL));
+        }
         if (in_spare) {
             float *t = pb;
             pb = spare;
@@ -274,8 +287,15 @@ START_TEST(optimizer_guarded_step_matches)
             g[3] = 1e21f;
         }
         memcpy(keep, pb, N * sizeof *pb);
-        ck_assert_fails_with(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, eb),
-                             SCORE_E_NUMERIC);
+        memcpy(gc, g, N * sizeof *g);
+        {
+            int cleared = -1;
+            ck_assert_fails_with(score__optimizer_step_guarded(b, "test", pb, gc, spare, &in_spare,
+                                                               eb, &cleared),
+                                 SCORE_E_NUMERIC);
+            ck_assert_int_eq(cleared, 0); /* a refused step leaves the gradient */
+            ck_assert_mem_eq(gc, g, N * sizeof *g);
+        }
         ck_assert_mem_eq(pb, keep, N * sizeof *pb);
         {
             uint64_t ub;
@@ -293,7 +313,7 @@ START_TEST(optimizer_guarded_step_matches)
         /* the same step with a finite update goes through */
         g[3] = 0.5f;
         pb[3] = 1.0f;
-        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, NULL));
+        ck_assert_ok(score__optimizer_step_guarded(b, "test", pb, g, spare, &in_spare, NULL, NULL));
         free(keep);
     }
     score_ema_free(ea);
@@ -306,6 +326,7 @@ START_TEST(optimizer_guarded_step_matches)
     free(pb);
     free(spare);
     free(g);
+    free(gc);
     free(sa);
     free(sb);
 }

@@ -259,6 +259,7 @@ void score__act_derivs(size_t n, const float *z, int act, float *d1, float *d2);
 /* Elementwise helpers. */
 void score__mul(size_t n, const float *a, const float *b, float *out);     /* out = a * b */
 void score__mul_acc(size_t n, const float *a, const float *b, float *out); /* out += a * b */
+void score__mul_ip(size_t n, const float *a, float *b);                 /* b = a * b */
 /* out = a * b + c (out may alias a or b, not c) */
 void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out);
 /* out = a * b elementwise (rows x cols) and acc[c] += out[r, c] in double, rows in order: the
@@ -266,6 +267,8 @@ void score__mul_add(size_t n, const float *a, const float *b, const float *c, fl
  * (float)acc[c] then gives its bits). out must not overlap a, b or acc. */
 void score__mul_col_sum(size_t rows, size_t cols, const float *a, const float *b, float *out,
                         double *acc);
+/* score__mul_col_sum in place: b = a * b (rows x cols), acc as there (a must not overlap b). */
+void score__mul_col_sum_ip(size_t rows, size_t cols, const float *a, float *b, double *acc);
 /* bias_grad[c] += sum_r g[r, c] (accumulated in double per column). */
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad);
 /* The same over rows with stride ld (>= cols): columns of a wider matrix. */

@@ -823,6 +823,13 @@ void score__mul(size_t n, const float *a, const float *b, float *out)
 }
 
 SCORE__VEC_CLONES
+void score__mul_ip(size_t n, const float *restrict a, float *restrict b)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = a[i] * b[i];
+}
+
+SCORE__VEC_CLONES
 void score__mul_add(size_t n, const float *a, const float *b, const float *c, float *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -836,16 +843,16 @@ void score__mul_acc(size_t n, const float *a, const float *b, float *out)
         out[i] += a[i] * b[i];
 }
 
-/* Four rows per sweep over the sums, added in row order: the sums are loaded and stored once per
- * four rows instead of once per row. */
-SCORE__VEC_CLONES
-void score__mul_col_sum(size_t rows, size_t cols, const float *restrict a,
-                        const float *restrict b, float *restrict out, double *restrict acc)
+/* out = a * b and the column sums into acc, four rows per sweep over the sums, added in row
+ * order: the sums are loaded and stored once per four rows instead of once per row. Inlined
+ * into score__mul_col_sum (out apart from a, b) and score__mul_col_sum_ip (out = b). */
+SCORE__INLINE void mul_col_sum_body(size_t rows, size_t cols, const float *a, const float *b,
+                                    float *out, double *acc)
 {
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-        const float *restrict a0 = a + r * cols, *restrict b0 = b + r * cols;
-        float *restrict o0 = out + r * cols;
+        const float *a0 = a + r * cols, *b0 = b + r * cols;
+        float *o0 = out + r * cols;
         for (size_t c = 0; c < cols; c++) {
             float v0 = a0[c] * b0[c], v1 = a0[cols + c] * b0[cols + c];
             float v2 = a0[2 * cols + c] * b0[2 * cols + c], v3 = a0[3 * cols + c] * b0[3 * cols + c];
@@ -857,14 +864,29 @@ void score__mul_col_sum(size_t rows, size_t cols, const float *restrict a,
         }
     }
     for (; r < rows; r++) {
-        const float *restrict a0 = a + r * cols, *restrict b0 = b + r * cols;
-        float *restrict o0 = out + r * cols;
+        const float *a0 = a + r * cols, *b0 = b + r * cols;
+        float *o0 = out + r * cols;
         for (size_t c = 0; c < cols; c++) {
             float v = a0[c] * b0[c];
             o0[c] = v;
             acc[c] += (double)v;
         }
     }
+}
+
+SCORE__VEC_CLONES
+void score__mul_col_sum(size_t rows, size_t cols, const float *restrict a,
+                        const float *restrict b, float *restrict out, double *restrict acc)
+{
+    mul_col_sum_body(rows, cols, a, b, out, acc);
+}
+
+/* score__mul_col_sum with the product written over b (the same values and sums). */
+SCORE__VEC_CLONES
+void score__mul_col_sum_ip(size_t rows, size_t cols, const float *restrict a, float *restrict b,
+                           double *restrict acc)
+{
+    mul_col_sum_body(rows, cols, a, b, b, acc);
 }
 
 void score__col_sum_acc(size_t rows, size_t cols, const float *g, float *bias_grad)

@@ -319,6 +319,34 @@ static const float *model_input(score_loss *L, size_t n, size_t dim, const float
 
 /* ---- the denoising kinds: loss = mean_b w_b rho |sigma_b s_b + z_b|^2 ---------------------- */
 
+#define DENOISE_ROWS 4
+
+/* Rows b0 .. b0 + nr - 1 (nr <= DENOISE_ROWS) of a denoising loss from the model's output f:
+ * e = sigma_b (a_b f + k_b x_t) + z, acc[r] = sum_j e_j^2 in j order and, with want_grad,
+ * gout = (float)(2 w_b rho sigma_b a_b / n * e) (inv_n = 1 / n, or the batch's factor). */
+static void denoise_rows(score_loss *L, size_t b0, size_t nr, size_t dim, double rho,
+                         double inv_n, int want_grad, double *acc)
+{
+    double si[DENOISE_ROWS], a[DENOISE_ROWS], k[DENOISE_ROWS], gs[DENOISE_ROWS];
+    for (size_t r = 0; r < nr; r++) {
+        size_t b = b0 + r;
+        si[r] = L->si[b];
+        a[r] = L->a[b];
+        k[r] = L->k[b];
+        gs[r] = 2.0 * L->w[b] * rho * si[r] * a[r] * inv_n;
+        acc[r] = 0.0;
+    }
+    for (size_t j = 0; j < dim; j++)
+        for (size_t r = 0; r < nr; r++) {
+            size_t i = (b0 + r) * dim + j;
+            double s = a[r] * (double)L->f[i] + k[r] * (double)L->xt[i];
+            double e = si[r] * s + (double)L->z[i];
+            acc[r] += e * e;
+            if (want_grad)
+                L->gout[i] = (float)(gs[r] * e);
+        }
+}
+
 static int denoising(const char *fn, score_loss *L, score_model *m, const score_rng *rng,
                      size_t n, size_t dim, const float *x, double *total, float *grad)
 {
@@ -339,19 +367,14 @@ static int denoising(const char *fn, score_loss *L, score_model *m, const score_
     rc = score__model_forward_ws(m, L->mws, n, xin, L->c, L->f);
     if (rc != SCORE_OK)
         return model_failed(fn, rc, "model forward");
-    for (size_t b = 0; b < n; b++) {
-        const double si = L->si[b], a = L->a[b], k = L->k[b], w = L->w[b];
-        const double gscale = 2.0 * w * rho * si * a * inv_n;
-        double acc = 0.0;
-        for (size_t j = 0; j < dim; j++) {
-            size_t i = b * dim + j;
-            double s = a * (double)L->f[i] + k * (double)L->xt[i];
-            double r = si * s + (double)L->z[i];
-            acc += r * r;
-            if (grad)
-                L->gout[i] = (float)(gscale * r);
-        }
-        acc_total += w * rho * acc;
+    for (size_t b0 = 0; b0 < n; b0 += DENOISE_ROWS) {
+        /* DENOISE_ROWS rows side by side: independent sums (each in its row's order), so the
+         * additions of one row do not wait for each other's */
+        double acc[DENOISE_ROWS];
+        size_t nr = n - b0 < DENOISE_ROWS ? n - b0 : DENOISE_ROWS;
+        denoise_rows(L, b0, nr, dim, rho, inv_n, grad != NULL, acc);
+        for (size_t r = 0; r < nr; r++)
+            acc_total += L->w[b0 + r] * rho * acc[r];
     }
     *total = acc_total * inv_n;
     if (grad) {

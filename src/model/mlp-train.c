@@ -11,8 +11,11 @@
 
 /* The training path (score_model_forward / score_model_backward with the cache) works on a
  * fixed partition that depends on n and the widths only, never on SCORE_MODEL_PARAM_THREADS:
- * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; small blocks also keep a block's
- * activations in L2 between its GEMM and its activation kernel), and weight gradients in about
+ * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; every product of a block packs the
+ * layer's whole weight matrix again, so the blocks are not small: with 512-wide layers, blocks
+ * of 256 rows made a DSM step 5% faster than blocks of 128, which kept a block's activations in
+ * L2 between its GEMM and its activation kernel; 512 rows were 10% faster on one thread but
+ * leave a 1024-row batch only two blocks to share between threads), and weight gradients in about
  * SCORE__MLP_GRAD_CHUNKS chunks of output units (grad_chunk_rows(); each chunk one GEMM over
  * all rows, bias sums in double in row order; every chunk re-packs the layer input, so fewer
  * chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing, in 4
@@ -20,7 +23,7 @@
  * layer's weight-gradient chunks and its cotangent's row blocks form one phase, see
  * mixed_phase()), so results are bit-identical for any thread count. Batches of at most
  * SCORE__MLP_TRAIN_ROWS rows are one block. */
-#define SCORE__MLP_TRAIN_ROWS 128
+#define SCORE__MLP_TRAIN_ROWS 256
 #define SCORE__MLP_GRAD_ROWS 64
 #define SCORE__MLP_GRAD_CHUNKS 2
 #define SCORE__MLP_GRAD_WIDE 256
@@ -78,6 +81,12 @@ typedef struct train_job {
      * holds (0: none; its phase takes them itself). */
     double *csum;
     size_t csum_l;
+    /* 1: the backward consumes the cache: dz_l overwrites phi'(z_l) in d1[l] (read once, in
+     * the pass that makes dz_l), which spares the separate dz buffer's memory traffic (the dz
+     * pass was a third of the step outside the GEMMs); ws->cached_n is 0 afterwards, so a
+     * second backward is refused. Not through the model's own workspace: the public
+     * score_model_backward() may back-propagate several cotangents through one forward. */
+    int consume;
 } train_job;
 
 static void block_range(const train_job *j, size_t i, size_t *r0, size_t *rows)
@@ -175,18 +184,24 @@ static void accum_grad_phase(score__pool *pool, train_job *j, size_t l, const fl
 }
 
 /* dz_l = phi'(z_l) dh_l into dz for rows r0 .. r0 + rows - 1 (and their column sums when the job
- * takes them for layer l). */
+ * takes them for layer l); dz may be d1[l] itself (the consuming backward: in place). */
 static void dz_rows(const train_job *j, size_t l, size_t r0, size_t rows, const float *dh,
                     float *dz)
 {
     size_t nl = j->p->n[l];
+    int ip = dz == j->w->d1[l];
     if (j->csum_l == l) {
-        score__mul_col_sum(rows, nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, dz + r0 * nl,
-                           j->csum);
+        if (ip)
+            score__mul_col_sum_ip(rows, nl, dh + r0 * nl, dz + r0 * nl, j->csum);
+        else
+            score__mul_col_sum(rows, nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, dz + r0 * nl,
+                               j->csum);
         if (l == 1) { /* and the label table's rows (rows in order, as grad_part would) */
             mlp_cond cb = score__mlp_cond_at(j->p, &j->cd, r0);
             score__mlp_label_grad(j->p, &cb, rows, dz + r0 * nl, 0, nl, j->grad);
         }
+    } else if (ip) {
+        score__mul_ip(rows * nl, dh + r0 * nl, dz + r0 * nl);
     } else {
         score__mul(rows * nl, dh + r0 * nl, j->w->d1[l] + r0 * nl, dz + r0 * nl);
     }
@@ -313,9 +328,12 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     j.cd.labels_per_row = 1;
     j.dh = w->dha;
     j.dhn = w->dhb;
-    /* serially dh_part's dz_{l-1} overwrites dz_l block by block; with threads the weight
-     * gradient of layer l (another block's rows) may still be reading dz_l then */
-    j.dz = w->dz;
+    /* a loss's (or a classifier's) one backward per forward consumes the cache: dz_l over
+     * phi'(z_l) (j.dz, j.dzn set per layer below). Otherwise serially dh_part's dz_{l-1}
+     * overwrites dz_l block by block; with threads the weight gradient of layer l (another
+     * block's rows) may still be reading dz_l then */
+    j.consume = ws != m->own_ws && L > 1;
+    j.dz = j.consume ? w->d1[L - 1] : w->dz;
     j.dzn = pool != NULL ? w->dz2 : w->dz;
     /* on one thread the row blocks run in order: the dz passes can take the bias sums */
     j.csum = grad != NULL && pool == NULL ? w->csum : NULL;
@@ -330,6 +348,10 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     for (size_t l = L - 1; l >= 1; l--) {
         int fused = l > 1 && p->n[l - 1] == p->n[l]; /* dh_part computes dz_{l-1} */
         j.l = l;
+        if (j.consume) {
+            j.dz = w->d1[l];
+            j.dzn = l > 1 ? w->d1[l - 1] : NULL;
+        }
         if (l < L - 1 && p->n[l] != p->n[l + 1]) { /* not fused into dh_part of layer l + 1 */
             sum_columns_of(&j, l);
             score__pool_for_each(pool, j.tp.nblk, dz_part, &j);
@@ -360,5 +382,7 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
             j.dhn = t;
         }
     }
+    if (j.consume)
+        ws->cached_n = 0;
     return SCORE_OK;
 }

@@ -285,9 +285,10 @@ SCORE__INLINE float ema_of(float s, float pn, double w)
  * value is not finite. With ema (in place only), the EMA shadow of the new weights follows in
  * the same sweep, weight ew. Inlined into the callers below, which carry the restrict
  * qualifiers. */
-SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const float *m,
+SCORE__INLINE unsigned adam_body(size_t n, const float *p, float *g, const float *m,
                                  const float *v, float *po, float *mo, float *vo, const upd_k *k,
-                                 int decoupled, int check, float *shadow, double ew, int ema)
+                                 int decoupled, int check, float *shadow, double ew, int ema,
+                                 int clear)
 {
     const float scale = k->scale, fwd = k->fwd, fb1 = k->fb1, fb2 = k->fb2, c1 = k->c1,
                 c2 = k->c2, eps = k->eps, step_size = k->step_size,
@@ -302,6 +303,8 @@ SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const
         mo[i] = mi;
         vo[i] = vi;
         po[i] = pn;
+        if (clear)
+            g[i] = 0.0f;
         if (ema)
             shadow[i] = ema_of(shadow[i], pn, ew);
         if (check)
@@ -310,21 +313,28 @@ SCORE__INLINE unsigned adam_body(size_t n, const float *p, const float *g, const
     return bad;
 }
 
-/* In place; shadow: the EMA to update with the new weights (weight ew), or NULL. */
+/* In place; shadow: the EMA to update with the new weights (weight ew), or NULL; clear: g[i] = 0
+ * once read (g is only read otherwise). */
 SCORE__VEC_CLONES
-static void adam_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict m,
-                         float *restrict v, const upd_k *k, float *restrict shadow, double ew)
+static void adam_inplace(size_t n, float *restrict p, float *restrict g, float *restrict m,
+                         float *restrict v, const upd_k *k, float *restrict shadow, double ew,
+                         int clear)
 {
     if (shadow != NULL) {
         if (k->decoupled)
-            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, shadow, ew, 1);
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, shadow, ew, 1, clear);
         else
-            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, shadow, ew, 1);
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, shadow, ew, 1, clear);
+    } else if (clear) {
+        if (k->decoupled)
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, NULL, 0.0, 0, 1);
+        else
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, NULL, 0.0, 0, 1);
     } else {
         if (k->decoupled)
-            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, NULL, 0.0, 0);
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 1, 0, NULL, 0.0, 0, 0);
         else
-            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, NULL, 0.0, 0);
+            (void)adam_body(n, p, g, m, v, p, m, v, k, 0, 0, NULL, 0.0, 0, 0);
     }
 }
 
@@ -333,15 +343,16 @@ static unsigned adam_out(size_t n, const float *restrict p, const float *restric
                          const float *restrict m, const float *restrict v, float *restrict po,
                          float *restrict mo, float *restrict vo, const upd_k *k)
 {
-    return k->decoupled ? adam_body(n, p, g, m, v, po, mo, vo, k, 1, 1, NULL, 0.0, 0)
-                        : adam_body(n, p, g, m, v, po, mo, vo, k, 0, 1, NULL, 0.0, 0);
+    float *gr = (float *)(uintptr_t)g; /* read only: clear is 0 */
+    return k->decoupled ? adam_body(n, p, gr, m, v, po, mo, vo, k, 1, 1, NULL, 0.0, 0, 0)
+                        : adam_body(n, p, gr, m, v, po, mo, vo, k, 0, 1, NULL, 0.0, 0, 0);
 }
 
 /* SGD with optional L2 decay and (Nesterov) momentum; b / bo: the momentum buffer. shadow, ew,
  * ema as adam_body. */
-SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const float *b,
+SCORE__INLINE unsigned sgd_body(size_t n, const float *p, float *g, const float *b,
                                 float *po, float *bo, const upd_k *k, int check, float *shadow,
-                                double ew, int ema)
+                                double ew, int ema, int clear)
 {
     const float scale = k->scale, wd = k->wd, mom = k->mom, flr = k->lr;
     const int first = k->first, nesterov = k->nesterov;
@@ -357,6 +368,8 @@ SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const 
         pn = p[i] - flr * gi;
         bo[i] = bi;
         po[i] = pn;
+        if (clear)
+            g[i] = 0.0f;
         if (ema)
             shadow[i] = ema_of(shadow[i], pn, ew);
         if (check)
@@ -366,13 +379,15 @@ SCORE__INLINE unsigned sgd_body(size_t n, const float *p, const float *g, const 
 }
 
 SCORE__VEC_CLONES
-static void sgd_inplace(size_t n, float *restrict p, const float *restrict g, float *restrict b,
-                        const upd_k *k, float *restrict shadow, double ew)
+static void sgd_inplace(size_t n, float *restrict p, float *restrict g, float *restrict b,
+                        const upd_k *k, float *restrict shadow, double ew, int clear)
 {
     if (shadow != NULL)
-        (void)sgd_body(n, p, g, b, p, b, k, 0, shadow, ew, 1);
+        (void)sgd_body(n, p, g, b, p, b, k, 0, shadow, ew, 1, clear);
+    else if (clear)
+        (void)sgd_body(n, p, g, b, p, b, k, 0, NULL, 0.0, 0, 1);
     else
-        (void)sgd_body(n, p, g, b, p, b, k, 0, NULL, 0.0, 0);
+        (void)sgd_body(n, p, g, b, p, b, k, 0, NULL, 0.0, 0, 0);
 }
 
 SCORE__VEC_CLONES
@@ -380,7 +395,7 @@ static unsigned sgd_out(size_t n, const float *restrict p, const float *restrict
                         const float *restrict b, float *restrict po, float *restrict bo,
                         const upd_k *k)
 {
-    return sgd_body(n, p, g, b, po, bo, k, 1, NULL, 0.0, 0);
+    return sgd_body(n, p, (float *)(uintptr_t)g, b, po, bo, k, 1, NULL, 0.0, 0, 0); /* read only */
 }
 
 /* The constants of update number o->step at learning rate lr. */
@@ -495,10 +510,10 @@ int score_optimizer_step(score_optimizer *opt, size_t n, float *params, const fl
         return rc;
     lr = lr_at(opt, opt->step);
     update_consts(opt, lr, clip_scale(opt, norm), &k);
-    if (opt->kind == SCORE_OPTIMIZER_SGD)
-        sgd_inplace(n, params, grad, opt->m, &k, NULL, 0.0);
+    if (opt->kind == SCORE_OPTIMIZER_SGD) /* clear = 0: grad is only read */
+        sgd_inplace(n, params, (float *)(uintptr_t)grad, opt->m, &k, NULL, 0.0, 0);
     else
-        adam_inplace(n, params, grad, opt->m, opt->v, &k, NULL, 0.0);
+        adam_inplace(n, params, (float *)(uintptr_t)grad, opt->m, opt->v, &k, NULL, 0.0, 0);
     score__optimizer_moments_changed(opt); /* unchecked: the moments may have overflowed */
     opt->last_lr = lr;
     opt->step++;
@@ -515,10 +530,11 @@ typedef struct sweep_job {
     const score_optimizer *opt;
     int adam;
     float *params;
-    const float *grad;
+    float *grad;
     const upd_k *k;
     float *shadow; /* EMA shadow or NULL */
     double ew;     /* its weight */
+    int clear;     /* grad[i] = 0 once read */
 } sweep_job;
 
 static void sweep_part(void *ctx, size_t i, size_t thread)
@@ -530,18 +546,19 @@ static void sweep_part(void *ctx, size_t i, size_t thread)
     float *sh = j->shadow != NULL ? j->shadow + o : NULL;
     (void)thread;
     if (j->adam)
-        adam_inplace(len, j->params + o, j->grad + o, opt->m + o, opt->v + o, j->k, sh, j->ew);
+        adam_inplace(len, j->params + o, j->grad + o, opt->m + o, opt->v + o, j->k, sh, j->ew,
+                     j->clear);
     else
-        sgd_inplace(len, j->params + o, j->grad + o, opt->m + o, j->k, sh, j->ew);
+        sgd_inplace(len, j->params + o, j->grad + o, opt->m + o, j->k, sh, j->ew, j->clear);
 }
 
-static void inplace_sweep(score_optimizer *opt, int adam, float *params, const float *grad,
-                          const upd_k *k, float *shadow, double ew)
+static void inplace_sweep(score_optimizer *opt, int adam, float *params, float *grad,
+                          const upd_k *k, float *shadow, double ew, int clear)
 {
     size_t n = opt->n, nch = (n + SCORE__OPT_CHUNK - 1) / SCORE__OPT_CHUNK;
     int threads = score__par_threads(opt->threads, nch);
     score__pool *pool;
-    sweep_job j = {opt, adam, params, grad, k, shadow, ew};
+    sweep_job j = {opt, adam, params, grad, k, shadow, ew, clear};
     if (threads > 1 && opt->lent != NULL && score__pool_threads(opt->lent) == (size_t)threads)
         pool = opt->lent; /* the threads that just ran the model (awake, caches warm) */
     else
@@ -551,16 +568,17 @@ static void inplace_sweep(score_optimizer *opt, int adam, float *params, const f
          (pool = score__pool_for(&opt->pool, &opt->pool_failed, (size_t)threads)) == NULL)) {
         /* small (not worth waking threads), or no threads to be had: the same bits */
         if (adam)
-            adam_inplace(n, params, grad, opt->m, opt->v, k, shadow, ew);
+            adam_inplace(n, params, grad, opt->m, opt->v, k, shadow, ew, clear);
         else
-            sgd_inplace(n, params, grad, opt->m, k, shadow, ew);
+            sgd_inplace(n, params, grad, opt->m, k, shadow, ew, clear);
         return;
     }
     score__pool_for_each(pool, nch, sweep_part, &j);
 }
 
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
-                                  const float *grad, float *spare, int *in_spare, score_ema *ema)
+                                  float *grad, float *spare, int *in_spare, score_ema *ema,
+                                  int *cleared)
 {
     const size_t n = opt->n;
     const int adam = opt->kind != SCORE_OPTIMIZER_SGD;
@@ -569,6 +587,8 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
     int safe, rc;
     upd_k k;
     *in_spare = 0;
+    if (cleared != NULL)
+        *cleared = 0;
     memset(mx, 0, sizeof mx);
     /* sweep 1: the norm (which also bounds every |g_i|) and the largest |p_i| */
     scan_norm_max(n, grad, params, acc, mx);
@@ -588,7 +608,9 @@ int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *p
     if (safe) {
         /* sweep 2, in place: nothing can overflow (the EMA follows in the same sweep) */
         inplace_sweep(opt, adam, params, grad, &k, ema != NULL ? ema->shadow : NULL,
-                      ema != NULL ? score__ema_next_weight(ema) : 0.0);
+                      ema != NULL ? score__ema_next_weight(ema) : 0.0, cleared != NULL);
+        if (cleared != NULL)
+            *cleared = 1;
         if (ema != NULL)
             ema->num_updates++;
         opt->bound_m = M_new;

@@ -59,9 +59,12 @@ int score__optimizer_nbuf(int kind);
  * except the skipped counter. With ema != NULL (opt->n values) the EMA is updated with the new
  * weights once they are committed (score__ema_update_finite(): in the in-place update's own
  * sweep, otherwise from spare); a refused step leaves it unchanged. fn names the caller in error
- * messages. */
+ * messages. With cleared != NULL the in-place sweep also writes 0 over each gradient value once
+ * it has read it (the caller's next gradient then needs no clearing pass) and sets *cleared to
+ * 1; otherwise (and on every other path) grad is left as it was and *cleared is 0. */
 int score__optimizer_step_guarded(score_optimizer *opt, const char *fn, float *params,
-                                  const float *grad, float *spare, int *in_spare, score_ema *ema);
+                                  float *grad, float *spare, int *in_spare, score_ema *ema,
+                                  int *cleared);
 
 /* Tells the optimizer that its moments were written other than by its own updates (their
  * tracked magnitude bounds are then recomputed when needed). */
@@ -88,6 +91,7 @@ struct score_trainer {
     score_model *ema_model;  /* owned clone, created on demand */
     size_t np;
     float *p, *g;            /* parameters and gradient (np) */
+    int g_zero;              /* 1: g is all zero (the last update's sweep cleared it) */
     float *spare;            /* np: the optimizer's output, swapped with the model's array */
     float *data;             /* rows x dim, owned copy */
     size_t rows, dim;

@@ -200,6 +200,7 @@ static void sum_blocks(score_trainer *tr, size_t nblk, double *loss_out)
             block_rec h;
             memcpy(&h, rec, sizeof h);
             if (k == 0) {
+                tr->g_zero = 0;
                 memcpy(tr->g, gk, tr->np * sizeof(float));
                 L = h.loss;
             } else {

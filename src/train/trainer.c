@@ -479,7 +479,9 @@ static int do_step(score_trainer *tr, double *loss_out, const char *fn)
         return rc;
     if ((rc = score__trainer_ema_start(tr)) != SCORE_OK)
         return rc;
-    memset(tr->g, 0, tr->np * sizeof(float));
+    if (!tr->g_zero) /* usually the last update's sweep cleared it */
+        memset(tr->g, 0, tr->np * sizeof(float));
+    tr->g_zero = 0;
     if ((rc = score__trainer_rng_at(tr, 0, tr->step, fn)) != SCORE_OK)
         return rc;
     rc = score_loss_compute(tr->loss, tr->sde, tr->model, tr->rng, B, tr->batch, &L, tr->g);
@@ -518,7 +520,8 @@ int score__trainer_apply(score_trainer *tr, const char *fn)
     tr->opt->lent = score__model_ws_pool(tr->loss->mws);
     rc = score__optimizer_step_guarded(tr->opt, "score_optimizer_step", theta, tr->g, tr->spare,
                                        &in_spare,
-                                       score__trainer_i64(tr, TRAINER_IX_USE_EMA) ? tr->ema : NULL);
+                                       score__trainer_i64(tr, TRAINER_IX_USE_EMA) ? tr->ema : NULL,
+                                       &tr->g_zero);
     tr->opt->lent = NULL;
     if (rc == SCORE_E_NUMERIC)
         return score__trainer_skip(tr, fn, isfinite(tr->opt->last_norm) ? "the update overflowed"
