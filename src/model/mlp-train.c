@@ -19,7 +19,8 @@
  * SCORE__MLP_GRAD_CHUNKS chunks of output units (grad_chunk_rows(); each chunk one GEMM over
  * all rows, bias sums in double in row order; every chunk re-packs the layer input, so fewer
  * chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing, in 4
- * chunks ~7%, so a layer with a wide input is one chunk). The threads run the blocks / chunks of a phase at the same time (with threads, a
+ * chunks ~7%, so a layer with a wide input is one chunk). The threads run the blocks / chunks
+ * of a phase at the same time (with threads, a
  * layer's weight-gradient chunks and its cotangent's row blocks form one phase, see
  * mixed_phase()), so results are bit-identical for any thread count. Batches of at most
  * SCORE__MLP_TRAIN_ROWS rows are one block. */
