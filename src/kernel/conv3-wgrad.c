@@ -30,6 +30,8 @@
  * is added to gw). */
 #define WG_BLOCK 64
 #define WG_CHUNK 256
+/* Input channels whose chunk sums are added to gw at once (AVX-512: 16 x 16 transposes). */
+#define WG_FLUSH_C 16
 
 /* Whether tap t (dy = t / 3 - 1, dx = t % 3 - 1) of pixel (py, px) reads inside an h x w
  * plane. */
@@ -132,11 +134,11 @@ wg_block512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size
     }
 }
 
-/* gw[o, 0, t] (rows of 9 ci floats, o < mo <= 16 nv) += the chunk's sums of its pairs [j0, je)
- * (wg_block512 per block, the blocks' sums added in order), through a 16 x 16 transpose. */
+/* tb[t * 32 + 16 v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
+ * channel 16 v + l (wg_block512 per block, the blocks' sums added in order). */
 __attribute__((target("avx512f"), always_inline)) static inline void
-wg_tile512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t mo, size_t j0,
-           size_t je, const float *gt, const float *x, float *gw)
+wg_tile512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t je,
+           const float *gt, const float *x, float *tb)
 {
     __m512 tot[18], acc[18];
 #pragma GCC unroll 18
@@ -149,16 +151,26 @@ wg_tile512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t mo, size_
         for (size_t k = 0; k < 9 * nv; k++)
             tot[k] = b0 == j0 ? acc[k] : _mm512_add_ps(tot[k], acc[k]);
     }
-    for (size_t v = 0; v < nv && 16 * v < mo; v++) {
-        float buf[16 * 16] __attribute__((aligned(64))), out[16 * 16] __attribute__((aligned(64)));
-        for (size_t t = 0; t < 9; t++)
-            _mm512_store_ps(buf + t * 16, tot[t * nv + v]);
-        score__transpose16_avx512(buf, 16, 9, 16, out); /* out[o * 16 + t] = tot[t], lane o */
-        size_t m = mo - 16 * v < 16 ? mo - 16 * v : 16;
-        for (size_t o = 0; o < m; o++) {
-            float *gr = gw + (16 * v + o) * ci * 9;
-            __m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(0x1FF, gr), _mm512_load_ps(out + o * 16));
-            _mm512_mask_storeu_ps(gr, 0x1FF, s);
+#pragma GCC unroll 18
+    for (size_t k = 0; k < 9 * nv; k++)
+        _mm512_store_ps(tb + (k / nv) * 32 + (k % nv) * 16, tot[k]);
+}
+
+/* gw[o, c, t] (rows of 9 ci floats) += tb[(c * 9 + t) * 32 + o] for o < mo, c < nc: the sums
+ * of nc consecutive input channels, transposed in 16 x 16 blocks (9 ci contiguous floats per
+ * output row). */
+__attribute__((target("avx512f"))) static void wg_flush512(size_t ci, size_t mo, size_t nc,
+                                                           const float *tb, float *gw)
+{
+    float out[32 * 16] __attribute__((aligned(64)));
+    for (size_t k0 = 0; k0 < nc * 9; k0 += 16) {
+        size_t kr = nc * 9 - k0 < 16 ? nc * 9 - k0 : 16;
+        __mmask16 m = (__mmask16)((1u << kr) - 1u);
+        score__transpose16_avx512(tb + k0 * 32, 32, kr, mo, out); /* out[o * 16 + j] */
+        for (size_t o = 0; o < mo; o++) {
+            float *gr = gw + o * ci * 9 + k0;
+            _mm512_mask_storeu_ps(gr, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gr),
+                                                       _mm512_load_ps(out + o * 16)));
         }
     }
 }
@@ -195,19 +207,23 @@ wgrad_run512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
              const float *x, float *gw)
 {
     float gt[2 * WG_CHUNK * 16] __attribute__((aligned(64))); /* 32 KiB */
+    float tb[WG_FLUSH_C * 9 * 32] __attribute__((aligned(64))); /* 18 KiB */
     size_t hw = h * w, np = n * hw;
     for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {
         size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;
         for (size_t o0 = 0; o0 < co; o0 += 32) {
             size_t mo = co - o0 < 32 ? co - o0 : 32;
             wg_transpose512(mo > 16 ? 2 : 1, co, hw, o0, mo, j0, je, gy, gt);
-            for (size_t c = 0; c < ci; c++) {
-                const float *xc = x + c * hw;
-                float *g = gw + (o0 * ci + c) * 9;
-                if (mo > 16)
-                    wg_tile512(2, pw, h, w, ci, mo, j0, je, gt, xc, g);
-                else
-                    wg_tile512(1, pw, h, w, ci, mo, j0, je, gt, xc, g);
+            for (size_t c0 = 0; c0 < ci; c0 += WG_FLUSH_C) {
+                size_t nc = ci - c0 < WG_FLUSH_C ? ci - c0 : WG_FLUSH_C;
+                for (size_t c = 0; c < nc; c++) {
+                    const float *xc = x + (c0 + c) * hw;
+                    if (mo > 16)
+                        wg_tile512(2, pw, h, w, ci, j0, je, gt, xc, tb + c * 9 * 32);
+                    else
+                        wg_tile512(1, pw, h, w, ci, j0, je, gt, xc, tb + c * 9 * 32);
+                }
+                wg_flush512(ci, mo, nc, tb, gw + (o0 * ci + c0) * 9);
             }
         }
     }
