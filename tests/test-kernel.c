@@ -919,9 +919,8 @@ static const size_t conv_shapes[][5] = {
     /* the AVX2 ones (tiles of one 4 x 4 image or one 8 x 8 row pair): input gradient tiles of
      * 1 row, and of 3 */
     {8, 8, 1, 2, 2},  {4, 4, 1, 3, 3},  {8, 8, 3, 1, 1},
-    /* the AVX-512 weight gradient through a buffer of shifted planes (at least 6 output
-     * channels): 8 x 8 with 16 images (a full buffer) and 17 (too many: the direct tiles), 4 x 4
-     * in blocks of 4 input channels (16 images) and with 65 images (too many) */
+    /* the weight gradient: 8 x 8 with 16 and 17 images (4 chunks of 256 pairs, and a partial
+     * fifth), 4 x 4 with 16 (one chunk) and 65 images (a fifth chunk of one image) */
     {8, 8, 2, 7, 16}, {8, 8, 2, 6, 17}, {4, 4, 6, 8, 16}, {4, 4, 1, 6, 65},
     /* planes of fewer than 16 pixels (output channels in the lanes): more than one packed chunk of
      * 64 input channels, blocks of 16 (8) output channels with some left over, tiles of 2 (2 x 2)

@@ -216,6 +216,10 @@ wgrad_run512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
             wg_transpose512(mo > 16 ? 2 : 1, co, hw, o0, mo, j0, je, gy, gt);
             for (size_t c0 = 0; c0 < ci; c0 += WG_FLUSH_C) {
                 size_t nc = ci - c0 < WG_FLUSH_C ? ci - c0 : WG_FLUSH_C;
+                for (size_t o = 0; o < mo; o++) /* gw's rows, while the tiles run */
+                    for (size_t k = 0; k < nc * 9; k += 16)
+                        _mm_prefetch((const char *)(gw + (o0 + o) * ci * 9 + c0 * 9 + k),
+                                     _MM_HINT_T0);
                 for (size_t c = 0; c < nc; c++) {
                     const float *xc = x + (c0 + c) * hw;
                     if (mo > 16)
