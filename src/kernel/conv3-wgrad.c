@@ -81,80 +81,103 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
 
 #if WG_X86
 
-/* ---- AVX-512 ----------------------------------------------------------------------------- */
-#if SCORE__SIMD_LEVEL >= 2
-
-/* acc[t * nv + v] = the chains of vector v (nv = 1 or 2) of output channels x tap t over the
+/* The block loop of both levels: P the intrinsics' prefix, V the vector type, LN its lanes.
+ * acc[t * nv + v] = the chains of vector v (nv = 1 or 2) of output channels x tap t over the
  * pairs [b0, be) of the chunk that starts at pair j0: gt holds the chunk's transposed gy (vector
- * v at gt + v * WG_CHUNK * 16), x is input channel c of image 0 (images ci * hw apart). pw = 8,
+ * v at gt + v * WG_CHUNK * LN), x is input channel c of image 0 (images ci * hw apart). pw = 8,
  * 4, 2 or 1: pw x pw planes, block and chunk made of whole images, the taps known at compile
  * time; pw = 0: any h x w plane. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-wg_block512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t b0, size_t be,
-            const float *gt, const float *x, __m512 *acc)
-{
-    size_t hw = pw != 0 ? pw * pw : h * w;
-#pragma GCC unroll 18
-    for (size_t k = 0; k < 18; k++)
-        acc[k] = _mm512_setzero_ps();
-    if (pw != 0) {
-        for (size_t i = b0 / hw; i < be / hw; i++) {
-            const float *xc = x + i * ci * hw, *g = gt + (i * hw - j0) * 16;
-#pragma GCC unroll 64
-            for (size_t p = 0; p < hw; p++) {
-                __m512 g0 = _mm512_load_ps(g + p * 16);
-                __m512 g1 = nv > 1 ? _mm512_load_ps(g + WG_CHUNK * 16 + p * 16) : g0;
-#pragma GCC unroll 9
-                for (size_t t = 0; t < 9; t++) {
-                    if (!wg_inside(pw, pw, p / pw, p % pw, t))
-                        continue;
-                    __m512 xv = _mm512_set1_ps(xc[(ptrdiff_t)p + wg_shift(pw, t)]);
-                    acc[t * nv] = _mm512_fmadd_ps(g0, xv, acc[t * nv]);
-                    if (nv > 1)
-                        acc[t * nv + 1] = _mm512_fmadd_ps(g1, xv, acc[t * nv + 1]);
-                }
-            }
-        }
-        return;
+#define WG_BLOCK_FN(name, tgt, V, P, LN)                                                          \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t b0, size_t be,    \
+        const float *gt, const float *x, V *acc)                                                  \
+    {                                                                                             \
+        size_t hw = pw != 0 ? pw * pw : h * w;                                                    \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) acc[k] = P##_setzero_ps();   \
+        if (pw != 0) {                                                                            \
+            for (size_t i = b0 / hw; i < be / hw; i++) {                                          \
+                const float *xc = x + i * ci * hw, *g = gt + (i * hw - j0) * LN;                  \
+                _Pragma("GCC unroll 64") for (size_t p = 0; p < hw; p++)                          \
+                {                                                                                 \
+                    V g0 = P##_load_ps(g + p * LN);                                               \
+                    V g1 = nv > 1 ? P##_load_ps(g + WG_CHUNK * LN + p * LN) : g0;                 \
+                    _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                        \
+                    {                                                                             \
+                        if (!wg_inside(pw, pw, p / pw, p % pw, t))                                \
+                            continue;                                                             \
+                        V xv = P##_set1_ps(xc[(ptrdiff_t)p + wg_shift(pw, t)]);                   \
+                        acc[t * nv] = P##_fmadd_ps(g0, xv, acc[t * nv]);                          \
+                        if (nv > 1)                                                               \
+                            acc[t * nv + 1] = P##_fmadd_ps(g1, xv, acc[t * nv + 1]);              \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        for (size_t j = b0; j < be; j++) {                                                        \
+            size_t i = j / hw, p = j % hw, py = p / w, px = p % w;                                \
+            const float *xp = x + i * ci * hw + p, *g = gt + (j - j0) * LN;                       \
+            V g0 = P##_load_ps(g);                                                                \
+            V g1 = nv > 1 ? P##_load_ps(g + WG_CHUNK * LN) : g0;                                  \
+            _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                                \
+            {                                                                                     \
+                if (!wg_inside(h, w, py, px, t))                                                  \
+                    continue;                                                                     \
+                V xv = P##_set1_ps(xp[wg_shift(w, t)]);                                           \
+                acc[t * nv] = P##_fmadd_ps(g0, xv, acc[t * nv]);                                  \
+                if (nv > 1)                                                                       \
+                    acc[t * nv + 1] = P##_fmadd_ps(g1, xv, acc[t * nv + 1]);                      \
+            }                                                                                     \
+        }                                                                                         \
     }
-    for (size_t j = b0; j < be; j++) {
-        size_t i = j / hw, p = j % hw, py = p / w, px = p % w;
-        const float *xp = x + i * ci * hw + p, *g = gt + (j - j0) * 16;
-        __m512 g0 = _mm512_load_ps(g);
-        __m512 g1 = nv > 1 ? _mm512_load_ps(g + WG_CHUNK * 16) : g0;
-#pragma GCC unroll 9
-        for (size_t t = 0; t < 9; t++) {
-            if (!wg_inside(h, w, py, px, t))
-                continue;
-            __m512 xv = _mm512_set1_ps(xp[wg_shift(w, t)]);
-            acc[t * nv] = _mm512_fmadd_ps(g0, xv, acc[t * nv]);
-            if (nv > 1)
-                acc[t * nv + 1] = _mm512_fmadd_ps(g1, xv, acc[t * nv + 1]);
-        }
-    }
-}
 
-/* tb[t * 32 + 16 v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
- * channel 16 v + l (wg_block512 per block, the blocks' sums added in order). */
-__attribute__((target("avx512f"), always_inline)) static inline void
-wg_tile512(size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t je,
-           const float *gt, const float *x, float *tb)
-{
-    __m512 tot[18], acc[18];
-#pragma GCC unroll 18
-    for (size_t k = 0; k < 18; k++)
-        tot[k] = _mm512_setzero_ps(); /* overwritten by the first block */
-    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {
-        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;
-        wg_block512(nv, pw, h, w, ci, j0, b0, be, gt, x, acc);
-#pragma GCC unroll 18
-        for (size_t k = 0; k < 9 * nv; k++)
-            tot[k] = b0 == j0 ? acc[k] : _mm512_add_ps(tot[k], acc[k]);
+/* The tile of both levels (block: the level's WG_BLOCK_FN, TS >= nv * LN):
+ * tb[t * TS + LN * v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
+ * channel LN * v + l of the tile (block's chains per block of pairs, their sums added in
+ * order). */
+#define WG_TILE_FN(name, tgt, V, P, LN, block, TS)                                                \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t je,               \
+        const float *gt, const float *x, float *tb)                                               \
+    {                                                                                             \
+        V tot[18], acc[18];                                                                       \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 18; k++) tot[k] = P##_setzero_ps();       \
+        for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                           \
+            size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                  \
+            block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc);                                      \
+            _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) tot[k] =                 \
+                b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                   \
+        }                                                                                         \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++)                              \
+            P##_store_ps(tb + (k / nv) * TS + (k % nv) * LN, tot[k]);                             \
     }
-#pragma GCC unroll 18
-    for (size_t k = 0; k < 9 * nv; k++)
-        _mm512_store_ps(tb + (k / nv) * 32 + (k % nv) * 16, tot[k]);
-}
+
+/* A level's weight gradient: the pw x pw planes with their taps unrolled (run(pw, ...)), others
+ * through run(0, ...). */
+#define WG_LEVEL_FN(name, tgt, run)                                                               \
+    __attribute__((target(tgt))) static void name(size_t n, size_t ci, size_t co, size_t h,      \
+                                                  size_t w, const float *gy, const float *x,     \
+                                                  float *gw)                                     \
+    {                                                                                             \
+        if (h == w && (h == 8 || h == 4 || h == 2 || h == 1)) {                                   \
+            if (h == 8)                                                                           \
+                run(8, n, ci, co, h, w, gy, x, gw);                                               \
+            else if (h == 4)                                                                      \
+                run(4, n, ci, co, h, w, gy, x, gw);                                               \
+            else if (h == 2)                                                                      \
+                run(2, n, ci, co, h, w, gy, x, gw);                                               \
+            else                                                                                  \
+                run(1, n, ci, co, h, w, gy, x, gw);                                               \
+        } else {                                                                                  \
+            run(0, n, ci, co, h, w, gy, x, gw);                                                   \
+        }                                                                                         \
+    }
+
+/* ---- AVX-512 ----------------------------------------------------------------------------- */
+#if SCORE__SIMD_LEVEL >= 2
+WG_BLOCK_FN(wg_block512, "avx512f", __m512, _mm512, 16)
+
+WG_TILE_FN(wg_tile512, "avx512f", __m512, _mm512, 16, wg_block512, 32)
 
 /* gw[o, c, t] (rows of 9 ci floats) += tb[(c * 9 + t) * 32 + o] for o < mo, c < nc: the sums
  * of nc consecutive input channels, transposed in 16 x 16 blocks (9 ci contiguous floats per
@@ -233,89 +256,16 @@ wgrad_run512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
     }
 }
 
-__attribute__((target("avx512f"))) static void
-wgrad_avx512(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-             const float *x, float *gw)
-{
-    if (h == 8 && w == 8)
-        wgrad_run512(8, n, ci, co, h, w, gy, x, gw);
-    else if (h == 4 && w == 4)
-        wgrad_run512(4, n, ci, co, h, w, gy, x, gw);
-    else if (h == 2 && w == 2)
-        wgrad_run512(2, n, ci, co, h, w, gy, x, gw);
-    else if (h == 1 && w == 1)
-        wgrad_run512(1, n, ci, co, h, w, gy, x, gw);
-    else
-        wgrad_run512(0, n, ci, co, h, w, gy, x, gw);
-}
+WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_run512)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
 /* ---- AVX2 with FMA ----------------------------------------------------------------------- *
  * One vector of 8 output channels x the 9 taps (16 registers); the same chains lane by lane. */
 
-/* wg_block512 for one vector of 8 output channels: gt[pair * 8 + l]. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-wg_block256(size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t b0, size_t be,
-            const float *gt, const float *x, __m256 *acc)
-{
-    size_t hw = pw != 0 ? pw * pw : h * w;
-#pragma GCC unroll 9
-    for (size_t k = 0; k < 9; k++)
-        acc[k] = _mm256_setzero_ps();
-    if (pw != 0) {
-        for (size_t i = b0 / hw; i < be / hw; i++) {
-            const float *xc = x + i * ci * hw, *g = gt + (i * hw - j0) * 8;
-#pragma GCC unroll 64
-            for (size_t p = 0; p < hw; p++) {
-                __m256 g0 = _mm256_load_ps(g + p * 8);
-#pragma GCC unroll 9
-                for (size_t t = 0; t < 9; t++) {
-                    if (!wg_inside(pw, pw, p / pw, p % pw, t))
-                        continue;
-                    __m256 xv = _mm256_broadcast_ss(xc + (ptrdiff_t)p + wg_shift(pw, t));
-                    acc[t] = _mm256_fmadd_ps(g0, xv, acc[t]);
-                }
-            }
-        }
-        return;
-    }
-    for (size_t j = b0; j < be; j++) {
-        size_t i = j / hw, p = j % hw, py = p / w, px = p % w;
-        const float *xp = x + i * ci * hw + p;
-        __m256 g0 = _mm256_load_ps(gt + (j - j0) * 8);
-#pragma GCC unroll 9
-        for (size_t t = 0; t < 9; t++) {
-            if (!wg_inside(h, w, py, px, t))
-                continue;
-            __m256 xv = _mm256_broadcast_ss(xp + wg_shift(w, t));
-            acc[t] = _mm256_fmadd_ps(g0, xv, acc[t]);
-        }
-    }
-}
+/* One vector of 8 output channels (nv = 1): gt[pair * 8 + l]. */
+WG_BLOCK_FN(wg_block256, "avx2,fma", __m256, _mm256, 8)
 
-/* wg_tile512 for one vector of 8 output channels (o < mo <= 8). */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-wg_tile256(size_t pw, size_t h, size_t w, size_t ci, size_t mo, size_t j0, size_t je,
-           const float *gt, const float *x, float *gw)
-{
-    __m256 tot[9], acc[9];
-#pragma GCC unroll 9
-    for (size_t k = 0; k < 9; k++)
-        tot[k] = _mm256_setzero_ps(); /* overwritten by the first block */
-    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {
-        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;
-        wg_block256(pw, h, w, ci, j0, b0, be, gt, x, acc);
-#pragma GCC unroll 9
-        for (size_t k = 0; k < 9; k++)
-            tot[k] = b0 == j0 ? acc[k] : _mm256_add_ps(tot[k], acc[k]);
-    }
-    float buf[9 * 8] __attribute__((aligned(32)));
-    for (size_t t = 0; t < 9; t++)
-        _mm256_store_ps(buf + t * 8, tot[t]);
-    for (size_t o = 0; o < mo; o++)
-        for (size_t t = 0; t < 9; t++)
-            gw[o * ci * 9 + t] = gw[o * ci * 9 + t] + buf[t * 8 + o];
-}
+WG_TILE_FN(wg_tile256, "avx2,fma", __m256, _mm256, 8, wg_block256, 8)
 
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 wgrad_run256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
@@ -332,27 +282,18 @@ wgrad_run256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
                 for (size_t l = 0; l < 8; l++)
                     gt[(j - j0) * 8 + l] = l < mo ? gy[(i * co + o0 + l) * hw + p] : 0.0f;
             }
-            for (size_t c = 0; c < ci; c++)
-                wg_tile256(pw, h, w, ci, mo, j0, je, gt, x + c * hw, gw + (o0 * ci + c) * 9);
+            for (size_t c = 0; c < ci; c++) {
+                float tb[9 * 8] __attribute__((aligned(32))), *g = gw + (o0 * ci + c) * 9;
+                wg_tile256(1, pw, h, w, ci, j0, je, gt, x + c * hw, tb);
+                for (size_t o = 0; o < mo; o++)
+                    for (size_t t = 0; t < 9; t++)
+                        g[o * ci * 9 + t] = g[o * ci * 9 + t] + tb[t * 8 + o];
+            }
         }
     }
 }
 
-__attribute__((target("avx2,fma"))) static void
-wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, const float *x,
-           float *gw)
-{
-    if (h == 8 && w == 8)
-        wgrad_run256(8, n, ci, co, h, w, gy, x, gw);
-    else if (h == 4 && w == 4)
-        wgrad_run256(4, n, ci, co, h, w, gy, x, gw);
-    else if (h == 2 && w == 2)
-        wgrad_run256(2, n, ci, co, h, w, gy, x, gw);
-    else if (h == 1 && w == 1)
-        wgrad_run256(1, n, ci, co, h, w, gy, x, gw);
-    else
-        wgrad_run256(0, n, ci, co, h, w, gy, x, gw);
-}
+WG_LEVEL_FN(wgrad_avx2, "avx2,fma", wgrad_run256)
 #endif /* WG_X86 */
 
 void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
