@@ -14,9 +14,7 @@
  * use the portable one (the same bits, slower). The AVX-512 and AVX2 forwards have tiles
  * specialised for the U-Net's 8 x 8 and 4 x 4 planes and for each weight layout (shifts, masks
  * and weight offsets are constants: no address arithmetic or mask loads in the inner loop). The
- * AVX-512 and AVX2 weight gradients of those planes first write an input channel's 9 shifted
- * planes (of all the call's images, when they fit 36 KiB) to a stack buffer, once for all output
- * channels: their inner loops then load aligned vectors, no masks and no cache-line splits. */
+ * weight gradient (score__conv3_wgrad) is in conv3-wgrad.c. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
