@@ -948,9 +948,8 @@ static const size_t conv_shapes[][5] = {
     /* the AVX2 ones (tiles of one 4 x 4 image or one 8 x 8 row pair): input gradient tiles of
      * 1 row, and of 3 */
     {8, 8, 1, 2, 2},  {4, 4, 1, 3, 3},  {8, 8, 3, 1, 1},
-    /* the AVX-512 weight gradient through a buffer of shifted planes (at least 6 output
-     * channels): 8 x 8 with 16 images (a full buffer) and 17 (too many: the direct tiles), 4 x 4
-     * in blocks of 4 input channels (16 images) and with 65 images (too many) */
+    /* the weight gradient: 8 x 8 with 16 and 17 images (4 chunks of 256 pairs, and a partial
+     * fifth), 4 x 4 with 16 (one chunk) and 65 images (a fifth chunk of one image) */
     {8, 8, 2, 7, 16}, {8, 8, 2, 6, 17}, {4, 4, 6, 8, 16}, {4, 4, 1, 6, 65},
     /* planes of fewer than 16 pixels (output channels in the lanes): more than one packed chunk of
      * 64 input channels, blocks of 16 (8) output channels with some left over, tiles of 2 (2 x 2)
@@ -1104,43 +1103,86 @@ START_TEST(conv3_direct_gradients)
 }
 END_TEST
 
-/* The weight gradient's documented order, bit for bit at every level: with x = 1 the centre
- * tap's lane l sums gy[i, o, l] over the images (fma(g, 1, s) = s + g), and the lanes go
- * through the tree (l + l + 8), (l + l + 4), (l + l + 2), (0 + 1), then into gw. The values
- * span many magnitudes, so another order (a sequential sum, another pairing) gives other bits.
- * 5 output channels: the AVX-512 tiles of 3 and 2. */
-START_TEST(conv3_wgrad_tree_order)
+/* The weight gradient's documented order (kernel-priv.h), written out element by element in
+ * float: blocks of 64 (image, pixel) pairs summed by an fma chain from +0 over the taps inside the
+ * plane, 4 blocks to a chunk, each chunk's sum added to gw. */
+static void wgrad_order_ref(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                            const float *x, float *gw)
 {
-    enum { N = 2, CO = 5, HW = 16 };
-    float x[N * HW], gy[N * CO * HW], gw[CO * 9], gw0[CO * 9];
-    unsigned seed = 29;
-    for (size_t j = 0; j < N * HW; j++)
-        x[j] = 1.0f;
-    conv_fill(&seed, N * CO * HW, gy);
-    for (size_t j = 0; j < N * CO * HW; j++)
-        gy[j] = ldexpf(gy[j], (int)(j * 7 % 41) - 20);
-    conv_fill(&seed, CO * 9, gw0);
-    for (int lv = 0; lv <= score__gemm_cols_level(); lv++) {
-        memcpy(gw, gw0, sizeof gw);
-        score__conv3_wgrad_at(lv, N, 1, CO, 4, 4, gy, x, gw);
-        for (size_t o = 0; o < CO; o++) {
-            float l16[16], l8[8], l4[4], l2[2];
-            for (size_t l = 0; l < 16; l++) {
-                l16[l] = 0.0f;
-                for (size_t i = 0; i < N; i++)
-                    l16[l] = l16[l] + gy[(i * CO + o) * HW + l];
+    size_t hw = h * w, np = n * hw;
+    for (size_t o = 0; o < co; o++)
+        for (size_t c = 0; c < ci; c++)
+            for (size_t t = 0; t < 9; t++) {
+                float *g = &gw[(o * ci + c) * 9 + t];
+                for (size_t j0 = 0; j0 < np; j0 += 256) {
+                    float tot = 0.0f;
+                    for (size_t b0 = j0; b0 < np && b0 < j0 + 256; b0 += 64) {
+                        float s = 0.0f;
+                        for (size_t j = b0; j < np && j < b0 + 64; j++) {
+                            size_t i = j / hw, p = j % hw, src;
+                            if (conv_src(h, w, p / w, p % w, t, &src))
+                                s = fmaf(gy[(i * co + o) * hw + p], x[(i * ci + c) * hw + src], s);
+                        }
+                        tot = b0 == j0 ? s : tot + s;
+                    }
+                    *g = *g + tot;
+                }
             }
-            for (size_t l = 0; l < 8; l++)
-                l8[l] = l16[l] + l16[l + 8];
-            for (size_t l = 0; l < 4; l++)
-                l4[l] = l8[l] + l8[l + 4];
-            for (size_t l = 0; l < 2; l++)
-                l2[l] = l4[l] + l4[l + 2];
-            float want = gw0[o * 9 + 4] + (l2[0] + l2[1]);
-            ck_assert_msg(memcmp(&gw[o * 9 + 4], &want, sizeof want) == 0,
-                          "level %d, output %zu: %a, want %a", lv, o, (double)gw[o * 9 + 4],
-                          (double)want);
+}
+
+/* The weight gradient bit for bit against its documented order at every level, and within the
+ * GEMM bound of a double reference, on shapes that cross its blocks: several tiles of 32 output
+ * channels and ones of 16 and fewer, more than one chunk of 256 pairs with a partial last one,
+ * blocks and chunks that split an image (5 x 7, 9 x 11, 16 x 16), the 8 x 8 .. 1 x 1 planes with
+ * their taps unrolled. Values spanning many magnitudes, so another order gives other bits. */
+START_TEST(conv3_wgrad_order)
+{
+    static const size_t shapes[][5] = {
+        {8, 8, 3, 40, 9},  {8, 8, 2, 17, 5},  {4, 4, 2, 33, 20}, {4, 4, 3, 64, 16},
+        {2, 2, 3, 20, 70}, {1, 1, 3, 17, 300}, {5, 7, 2, 18, 9}, {9, 11, 2, 5, 3},
+        {16, 16, 1, 3, 2}, {3, 3, 2, 48, 40}, {8, 8, 1, 1, 16},
+    };
+    unsigned seed = 31;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t h = shapes[si][0], w = shapes[si][1], ci = shapes[si][2], co = shapes[si][3];
+        size_t n = shapes[si][4], hw = h * w, nx = n * ci * hw, ny = n * co * hw, nw = co * ci * 9;
+        float *x = malloc(nx * sizeof *x), *gy = malloc(ny * sizeof *gy);
+        float *gw0 = malloc(nw * sizeof *gw0), *gw = malloc(nw * sizeof *gw);
+        float *want = malloc(nw * sizeof *want);
+        double *rw = malloc(nw * sizeof *rw), *mw = malloc(nw * sizeof *mw);
+        conv_fill(&seed, nx, x);
+        conv_fill(&seed, ny, gy);
+        for (size_t j = 0; j < ny; j++)
+            gy[j] = ldexpf(gy[j], (int)(j * 7 % 23) - 11);
+        conv_fill(&seed, nw, gw0);
+        memcpy(want, gw0, nw * sizeof *want);
+        wgrad_order_ref(n, ci, co, h, w, gy, x, want);
+        for (size_t j = 0; j < nw; j++)
+            rw[j] = gw0[j], mw[j] = fabs(gw0[j]);
+        for (size_t i = 0; i < n; i++)
+            for (size_t o = 0; o < co; o++)
+                for (size_t c = 0; c < ci; c++)
+                    for (size_t t = 0; t < 9; t++)
+                        for (size_t p = 0; p < hw; p++) {
+                            size_t src;
+                            if (!conv_src(h, w, p / w, p % w, t, &src))
+                                continue;
+                            double d = (double)gy[(i * co + o) * hw + p] *
+                                       x[(i * ci + c) * hw + src];
+                            rw[(o * ci + c) * 9 + t] += d;
+                            mw[(o * ci + c) * 9 + t] += fabs(d);
+                        }
+        for (size_t j = 0; j < nw; j++)
+            ck_assert_double_le(fabs(want[j] - rw[j]), TOL_GEMM_REL * mw[j] + 1e-6);
+        for (int lv = 0; lv <= score__gemm_cols_level(); lv++) {
+            memcpy(gw, gw0, nw * sizeof *gw);
+            score__conv3_wgrad_at(lv, n, ci, co, h, w, gy, x, gw);
+            for (size_t j = 0; j < nw; j++)
+                ck_assert_msg(memcmp(&gw[j], &want[j], sizeof *gw) == 0,
+                              "level %d, shape %zu, element %zu: %a, want %a", lv, si, j,
+                              (double)gw[j], (double)want[j]);
         }
+        free(x); free(gy); free(gw0); free(gw); free(want); free(rw); free(mw);
     }
 }
 END_TEST
@@ -1172,7 +1214,7 @@ int main(void)
     tcase_add_test(tc, fold_bias_versions_agree);
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_direct_gradients);
-    tcase_add_test(tc, conv3_wgrad_tree_order);
+    tcase_add_test(tc, conv3_wgrad_order);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

@@ -169,12 +169,14 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
                           const float *b, const float *x, float *y, int acc);
 void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *b, const float *x, float *y, int acc);
-/* Weight gradient: gw[o, c, t] += the sum over the n images and their pixels p of
- * gy[i, o, p] * x[i, c, p + shift(t)] (0 outside), in a fixed order: 16 lane sums, lane l
- * taking the pixels p = 16 q + l of every image (images in order, q in order within an image;
- * a missing pixel of the last vector adds fma(0, 0, s)), each s = fma(gy, x, s) from s = +0;
- * then the lanes reduced by the fixed tree (l + l + 8), (l + l + 4), (l + l + 2), (0 + 1);
- * then one float addition to gw. gw must not overlap gy or x. */
+/* Weight gradient (conv3-wgrad.c): gw[o, c, t] += the sum over the n images and their pixels p
+ * of gy[i, o, p] * x[i, c, p + shift(t)] over the taps that read inside the plane, in a fixed
+ * order: the call's n * h * w (image, pixel) pairs in order (images, then pixels row-major) are
+ * cut into blocks of 64 pairs and chunks of 4 blocks (the last ones may be shorter); a block's sum
+ * is the chain s = fma(gy, x, s) from s = +0 over its pairs (taps outside the plane left out), a
+ * chunk's sum is its first block's sum plus the others in order (float additions), and each
+ * chunk's sum is added to gw in order (gw = gw + sum). The same bits at every level and on any
+ * tiling of the channels. gw must not overlap gy or x. */
 void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
                         const float *x, float *gw);
 void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,

@@ -22,20 +22,15 @@
  * direct convolutions (score__conv3_forward) read the shifted input planes in place, with the
  * forward's bits of im2col + score__gemm_cols (planes of fewer than 16 pixels, 2 x 2 and 1 x 1:
  * output channels in the vector lanes and only the taps inside the plane, the same bits for
- * finite weights, see conv3.c). The backward's input gradient is direct on those planes too:
+ * finite weights, see conv3.c). The backward is direct on those planes too:
  *   gx += score__conv3_input_grad (the direct forward of gy with the flipped weight),
- * and from 16 pixels (4 x 4 and up) its weight gradient as well:
- *   gw += score__conv3_wgrad (a sum over the call's images in a fixed lane order),
+ *   gw += score__conv3_wgrad (a sum over the call's images in a fixed order of blocks and
+ *         chunks of (image, pixel) pairs, output channels in the vector lanes, conv3-wgrad.c),
  * with no BLAS; its results depend on the block of images of the call only, as below.
  *
- * The weight gradient of smaller planes (2 x 2, 1 x 1; score__conv3_wgrad's vectors of pixels
- * would be mostly empty there: on the 2 x 2 planes of 64 channels it took 14% more of the U-Net's
- * training step than the GEMM), and the whole backward of planes of more than
- * SCORE__CONV3_MAX_HW pixels, keep the panels: the products run over panels of
- * score__unet_panel(hw) images: the columns of
- * gy and col are the pixels of all images of the panel (image j at columns j * hw ..), so that
- * the small planes of the lower levels (4 x 4, 2 x 2) still give products of hundreds of
- * columns (and weight gradients of hundreds of terms per GEMM call) and the weight is packed
+ * The whole backward of planes of more than SCORE__CONV3_MAX_HW pixels keeps the panels: the
+ * products run over panels of score__unet_panel(hw) images: the columns of gy and col are the
+ * pixels of all images of the panel (image j at columns j * hw ..), so that the weight is packed
  * once per panel, not once per image. Images are stored in NCHW order, so the panels are
  * gathered (im2col writes straight into the panel's columns) and input gradients scattered
  * back. Its results are sums over the images of a block anyway, whose composition the model
@@ -77,11 +72,11 @@ static int conv3_direct(size_t hw)
     return hw >= 1 && hw <= SCORE__CONV3_MAX_HW;
 }
 
-/* Whether their weight gradient is direct too: from 16 pixels (one AVX-512 vector; on smaller
- * planes its vectors of pixels would be mostly empty, and the GEMM over panels is faster). */
+/* Whether their weight gradient is direct too: on the same planes (output channels in the
+ * vector lanes, only the taps inside the plane: the 2 x 2 and 1 x 1 planes as well). */
 static int conv3_wgrad_direct(size_t hw)
 {
-    return hw >= 16 && hw <= SCORE__CONV3_MAX_HW;
+    return conv3_direct(hw);
 }
 
 size_t score__unet_conv3_scratch_floats(size_t ci, size_t co, size_t hw)

@@ -40,11 +40,11 @@
  * layer's direct convolutions (no im2col, the same forward bits; below 16 pixels only the taps
  * inside the plane, the left-out terms being fma(w, +0, c) = c), and their backward adds the
  * input gradient as an fma chain over (output channel, tap) from gx's value
- * (score__conv3_input_grad), without BLAS. From 16 pixels the weight gradient is summed over
- * the call's n images in the fixed order of score__conv3_wgrad; smaller planes keep im2col +
- * BLAS for it, per panel of images: the panel's pixels are the GEMM's columns (image j of the
- * panel at columns j * hw .. j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw)
- * columns). Either way the backward's
+ * (score__conv3_input_grad), and the weight gradient summed over the call's n images in the
+ * fixed order of score__conv3_wgrad, without BLAS. Larger planes run im2col + BLAS per panel
+ * of images: the panel's pixels are the GEMM's columns (image j of the panel at columns
+ * j * hw .. j * hw + hw - 1 of a matrix of score__unet_panel_ld(hw) columns). Either way the
+ * backward's
  * results are sums over a block of images whose composition the model fixes (unet.c), not over
  * a thread's share. */
 

@@ -1,0 +1,325 @@
+/* The weight gradient of the direct 3x3 convolutions (stride 1, zero padding 1, NCHW images):
+ * gw[o, c, t] += the sum over the images i and pixels p of gy[i, o, p] * x[i, c, p + shift(t)]
+ * for the taps t that read inside the plane (kernel-priv.h gives the order of the sums).
+ *
+ * The output channels are in the vector lanes: a chunk's gy is transposed once per block of 16
+ * output channels (gt[pair * 16 + l] = gy[i, o0 + l, p] for the chunk's pairs (i, p)), then a
+ * tile of 2 vectors of output channels x the 9 taps of one input channel (18 accumulators) runs
+ * over the pairs: per pair 2 loads of gt and, for each tap inside the plane, one broadcast of x
+ * and 2 FMAs. No horizontal sums (each lane is one output channel's own chain), no taps of the
+ * padding, no masks; every lane's chain is the same whatever the vector width, so the three
+ * versions (AVX-512, AVX2 with FMA, portable C with fmaf) give the same bits. The 8 x 8, 4 x 4,
+ * 2 x 2 and 1 x 1 planes have the pixel loop unrolled with the taps inside the plane known at
+ * compile time; other planes test the taps pair by pair. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel-priv.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
+#define WG_X86 1
+#include <immintrin.h>
+#else
+#define WG_X86 0
+#endif
+
+/* (image, pixel) pairs of a block (one fma chain from +0) and of a chunk (4 blocks: its sum
+ * is added to gw). */
+#define WG_BLOCK 64
+#define WG_CHUNK 256
+/* Input channels whose chunk sums are added to gw at once (AVX-512: 16 x 16 transposes). */
+#define WG_FLUSH_C 16
+
+/* Whether tap t (dy = t / 3 - 1, dx = t % 3 - 1) of pixel (py, px) reads inside an h x w
+ * plane. */
+static inline int wg_inside(size_t h, size_t w, size_t py, size_t px, size_t t)
+{
+    size_t ry = py + t / 3, rx = px + t % 3; /* the input position + 1 */
+    return ry >= 1 && ry <= h && rx >= 1 && rx <= w;
+}
+
+/* Offset of tap t's input from its pixel in a plane of width w: dy * w + dx. */
+static inline ptrdiff_t wg_shift(size_t w, size_t t)
+{
+    return ((ptrdiff_t)(t / 3) - 1) * (ptrdiff_t)w + ((ptrdiff_t)(t % 3) - 1);
+}
+
+/* ---- Portable version -------------------------------------------------------------------- */
+
+/* Per (output, input channel, tap): the documented chains, one element at a time. */
+static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                           const float *x, float *gw)
+{
+    size_t hw = h * w, np = n * hw;
+    for (size_t o = 0; o < co; o++)
+        for (size_t c = 0; c < ci; c++)
+            for (size_t t = 0; t < 9; t++) {
+                ptrdiff_t sh = wg_shift(w, t);
+                float *g = gw + (o * ci + c) * 9 + t;
+                for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {
+                    size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;
+                    float tot = 0.0f;
+                    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {
+                        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;
+                        float s = 0.0f;
+                        for (size_t j = b0; j < be; j++) {
+                            size_t i = j / hw, p = j % hw;
+                            if (!wg_inside(h, w, p / w, p % w, t))
+                                continue;
+                            s = fmaf(gy[(i * co + o) * hw + p],
+                                     x[(i * ci + c) * hw + (size_t)((ptrdiff_t)p + sh)], s);
+                        }
+                        tot = b0 == j0 ? s : tot + s;
+                    }
+                    *g = *g + tot;
+                }
+            }
+}
+
+#if WG_X86
+
+/* The block loop of both levels: P the intrinsics' prefix, V the vector type, LN its lanes.
+ * acc[t * nv + v] = the chains of vector v (nv = 1 or 2) of output channels x tap t over the
+ * pairs [b0, be) of the chunk that starts at pair j0: gt holds the chunk's transposed gy (vector
+ * v at gt + v * WG_CHUNK * LN), x is input channel c of image 0 (images ci * hw apart). pw = 8,
+ * 4, 2 or 1: pw x pw planes, block and chunk made of whole images, the taps known at compile
+ * time; pw = 0: any h x w plane. */
+#define WG_BLOCK_FN(name, tgt, V, P, LN)                                                          \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t b0, size_t be,    \
+        const float *gt, const float *x, V *acc)                                                  \
+    {                                                                                             \
+        size_t hw = pw != 0 ? pw * pw : h * w;                                                    \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) acc[k] = P##_setzero_ps();   \
+        if (pw != 0) {                                                                            \
+            for (size_t i = b0 / hw; i < be / hw; i++) {                                          \
+                const float *xc = x + i * ci * hw, *g = gt + (i * hw - j0) * LN;                  \
+                _Pragma("GCC unroll 64") for (size_t p = 0; p < hw; p++)                          \
+                {                                                                                 \
+                    V g0 = P##_load_ps(g + p * LN);                                               \
+                    V g1 = nv > 1 ? P##_load_ps(g + WG_CHUNK * LN + p * LN) : g0;                 \
+                    _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                        \
+                    {                                                                             \
+                        if (!wg_inside(pw, pw, p / pw, p % pw, t))                                \
+                            continue;                                                             \
+                        V xv = P##_set1_ps(xc[(ptrdiff_t)p + wg_shift(pw, t)]);                   \
+                        acc[t * nv] = P##_fmadd_ps(g0, xv, acc[t * nv]);                          \
+                        if (nv > 1)                                                               \
+                            acc[t * nv + 1] = P##_fmadd_ps(g1, xv, acc[t * nv + 1]);              \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        for (size_t j = b0; j < be; j++) {                                                        \
+            size_t i = j / hw, p = j % hw, py = p / w, px = p % w;                                \
+            const float *xp = x + i * ci * hw + p, *g = gt + (j - j0) * LN;                       \
+            V g0 = P##_load_ps(g);                                                                \
+            V g1 = nv > 1 ? P##_load_ps(g + WG_CHUNK * LN) : g0;                                  \
+            _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                                \
+            {                                                                                     \
+                if (!wg_inside(h, w, py, px, t))                                                  \
+                    continue;                                                                     \
+                V xv = P##_set1_ps(xp[wg_shift(w, t)]);                                           \
+                acc[t * nv] = P##_fmadd_ps(g0, xv, acc[t * nv]);                                  \
+                if (nv > 1)                                                                       \
+                    acc[t * nv + 1] = P##_fmadd_ps(g1, xv, acc[t * nv + 1]);                      \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* The tile of both levels (block: the level's WG_BLOCK_FN, TS >= nv * LN):
+ * tb[t * TS + LN * v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
+ * channel LN * v + l of the tile (block's chains per block of pairs, their sums added in
+ * order). */
+#define WG_TILE_FN(name, tgt, V, P, LN, block, TS)                                                \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t nv, size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t je,               \
+        const float *gt, const float *x, float *tb)                                               \
+    {                                                                                             \
+        V tot[18], acc[18];                                                                       \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 18; k++) tot[k] = P##_setzero_ps();       \
+        for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                           \
+            size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                  \
+            block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc);                                      \
+            _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) tot[k] =                 \
+                b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                   \
+        }                                                                                         \
+        _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++)                              \
+            P##_store_ps(tb + (k / nv) * TS + (k % nv) * LN, tot[k]);                             \
+    }
+
+/* A level's weight gradient: the pw x pw planes with their taps unrolled (run(pw, ...)), others
+ * through run(0, ...). */
+#define WG_LEVEL_FN(name, tgt, run)                                                               \
+    __attribute__((target(tgt))) static void name(size_t n, size_t ci, size_t co, size_t h,      \
+                                                  size_t w, const float *gy, const float *x,     \
+                                                  float *gw)                                     \
+    {                                                                                             \
+        if (h == w && (h == 8 || h == 4 || h == 2 || h == 1)) {                                   \
+            if (h == 8)                                                                           \
+                run(8, n, ci, co, h, w, gy, x, gw);                                               \
+            else if (h == 4)                                                                      \
+                run(4, n, ci, co, h, w, gy, x, gw);                                               \
+            else if (h == 2)                                                                      \
+                run(2, n, ci, co, h, w, gy, x, gw);                                               \
+            else                                                                                  \
+                run(1, n, ci, co, h, w, gy, x, gw);                                               \
+        } else {                                                                                  \
+            run(0, n, ci, co, h, w, gy, x, gw);                                                   \
+        }                                                                                         \
+    }
+
+/* ---- AVX-512 ----------------------------------------------------------------------------- */
+#if SCORE__SIMD_LEVEL >= 2
+WG_BLOCK_FN(wg_block512, "avx512f", __m512, _mm512, 16)
+
+WG_TILE_FN(wg_tile512, "avx512f", __m512, _mm512, 16, wg_block512, 32)
+
+/* gw[o, c, t] (rows of 9 ci floats) += tb[(c * 9 + t) * 32 + o] for o < mo, c < nc: the sums
+ * of nc consecutive input channels, transposed in 16 x 16 blocks (9 ci contiguous floats per
+ * output row). */
+__attribute__((target("avx512f"))) static void wg_flush512(size_t ci, size_t mo, size_t nc,
+                                                           const float *tb, float *gw)
+{
+    float out[32 * 16] __attribute__((aligned(64)));
+    for (size_t k0 = 0; k0 < nc * 9; k0 += 16) {
+        size_t kr = nc * 9 - k0 < 16 ? nc * 9 - k0 : 16;
+        __mmask16 m = (__mmask16)((1u << kr) - 1u);
+        score__transpose16_avx512(tb + k0 * 32, 32, kr, mo, out); /* out[o * 16 + j] */
+        for (size_t o = 0; o < mo; o++) {
+            float *gr = gw + o * ci * 9 + k0;
+            _mm512_mask_storeu_ps(gr, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gr),
+                                                       _mm512_load_ps(out + o * 16)));
+        }
+    }
+}
+
+/* gt (vector v at gt + v * WG_CHUNK * 16, nv vectors) = gy of output channels o0 .. o0 + mo - 1
+ * at the pairs [j0, je), transposed (lanes from mo on: +0). */
+__attribute__((target("avx512f"))) static void
+wg_transpose512(size_t nv, size_t co, size_t hw, size_t o0, size_t mo, size_t j0, size_t je,
+                const float *gy, float *gt)
+{
+    for (size_t v = 0; v < nv; v++) {
+        size_t nr = mo > 16 * v ? (mo - 16 * v < 16 ? mo - 16 * v : 16) : 0;
+        float *gv = gt + v * WG_CHUNK * 16;
+        if (hw == 1) { /* gy[i, o] rows: the lanes are consecutive already */
+            __mmask16 m = (__mmask16)((1u << nr) - 1u);
+            for (size_t j = j0; j < je; j++)
+                _mm512_store_ps(gv + (j - j0) * 16,
+                                _mm512_maskz_loadu_ps(m, gy + j * co + o0 + 16 * v));
+            continue;
+        }
+        for (size_t j = j0; j < je;) {
+            size_t i = j / hw, p = j % hw, k = hw - p < je - j ? hw - p : je - j;
+            score__transpose16_avx512(gy + (i * co + o0 + 16 * v) * hw + p, hw, nr, k,
+                                      gv + (j - j0) * 16);
+            j += k;
+        }
+    }
+}
+
+/* The AVX-512 version: chunk by chunk, blocks of 32 output channels (16 at the end) x each input
+ * channel (pw: wg_block512's). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+wgrad_run512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+             const float *x, float *gw)
+{
+    float gt[2 * WG_CHUNK * 16] __attribute__((aligned(64))); /* 32 KiB */
+    float tb[WG_FLUSH_C * 9 * 32] __attribute__((aligned(64))); /* 18 KiB */
+    size_t hw = h * w, np = n * hw;
+    for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {
+        size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;
+        for (size_t o0 = 0; o0 < co; o0 += 32) {
+            size_t mo = co - o0 < 32 ? co - o0 : 32;
+            wg_transpose512(mo > 16 ? 2 : 1, co, hw, o0, mo, j0, je, gy, gt);
+            for (size_t c0 = 0; c0 < ci; c0 += WG_FLUSH_C) {
+                size_t nc = ci - c0 < WG_FLUSH_C ? ci - c0 : WG_FLUSH_C;
+                for (size_t o = 0; o < mo; o++) /* gw's rows, while the tiles run */
+                    for (size_t k = 0; k < nc * 9; k += 16)
+                        _mm_prefetch((const char *)(gw + (o0 + o) * ci * 9 + c0 * 9 + k),
+                                     _MM_HINT_T0);
+                for (size_t c = 0; c < nc; c++) {
+                    const float *xc = x + (c0 + c) * hw;
+                    if (mo > 16)
+                        wg_tile512(2, pw, h, w, ci, j0, je, gt, xc, tb + c * 9 * 32);
+                    else
+                        wg_tile512(1, pw, h, w, ci, j0, je, gt, xc, tb + c * 9 * 32);
+                }
+                wg_flush512(ci, mo, nc, tb, gw + (o0 * ci + c0) * 9);
+            }
+        }
+    }
+}
+
+WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_run512)
+#endif /* SCORE__SIMD_LEVEL >= 2 */
+
+/* ---- AVX2 with FMA ----------------------------------------------------------------------- *
+ * One vector of 8 output channels x the 9 taps (16 registers); the same chains lane by lane. */
+
+/* One vector of 8 output channels (nv = 1): gt[pair * 8 + l]. */
+WG_BLOCK_FN(wg_block256, "avx2,fma", __m256, _mm256, 8)
+
+WG_TILE_FN(wg_tile256, "avx2,fma", __m256, _mm256, 8, wg_block256, 8)
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wgrad_run256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+             const float *x, float *gw)
+{
+    float gt[WG_CHUNK * 8] __attribute__((aligned(32))); /* 8 KiB */
+    size_t hw = h * w, np = n * hw;
+    for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {
+        size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;
+        for (size_t o0 = 0; o0 < co; o0 += 8) {
+            size_t mo = co - o0 < 8 ? co - o0 : 8;
+            for (size_t j = j0; j < je; j++) { /* gy transposed, lanes from mo on +0 */
+                size_t i = j / hw, p = j % hw;
+                for (size_t l = 0; l < 8; l++)
+                    gt[(j - j0) * 8 + l] = l < mo ? gy[(i * co + o0 + l) * hw + p] : 0.0f;
+            }
+            for (size_t c = 0; c < ci; c++) {
+                float tb[9 * 8] __attribute__((aligned(32))), *g = gw + (o0 * ci + c) * 9;
+                wg_tile256(1, pw, h, w, ci, j0, je, gt, x + c * hw, tb);
+                for (size_t o = 0; o < mo; o++)
+                    for (size_t t = 0; t < 9; t++)
+                        g[o * ci * 9 + t] = g[o * ci * 9 + t] + tb[t * 8 + o];
+            }
+        }
+    }
+}
+
+WG_LEVEL_FN(wgrad_avx2, "avx2,fma", wgrad_run256)
+#endif /* WG_X86 */
+
+void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
+                           const float *gy, const float *x, float *gw)
+{
+    if (n == 0 || co == 0 || ci == 0 || h == 0 || w == 0)
+        return;
+#if WG_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (level >= 2) {
+        wgrad_avx512(n, ci, co, h, w, gy, x, gw);
+        return;
+    }
+#endif
+    if (level >= 1) {
+        wgrad_avx2(n, ci, co, h, w, gy, x, gw);
+        return;
+    }
+#else
+    (void)level;
+#endif
+    wgrad_portable(n, ci, co, h, w, gy, x, gw);
+}
+
+void score__conv3_wgrad(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                        const float *x, float *gw)
+{
+    score__conv3_wgrad_at(score__gemm_cols_level(), n, ci, co, h, w, gy, x, gw);
+}
