@@ -707,7 +707,7 @@ START_TEST(res_block_closed_form)
             ck_assert_double_eq_tol(y[k * 6 + j], (x[k * 6 + j] + (double)k) / sqrt(2.0), 1e-6);
     /* the forward without a backward: the same bits */
     float y2[4 * 6];
-    score__unet_res_infer(&r, 1, th, x, NULL, y2, cache, dbl, col);
+    score__unet_res_infer(&r, 1, th, x, NULL, y2, cache, dbl, col, NULL);
     ck_assert_mem_eq(y2, y, sizeof y);
     free(th);
     free(cache);
@@ -1100,6 +1100,35 @@ START_TEST(model_infer_clone)
 }
 END_TEST
 
+/* The samplers' forward packs the weights of the 2 x 2 planes' convolutions once per call into
+ * its workspace: after new parameters (the same workspace), it follows them, with the bits of
+ * the training forward (which packs per block), on 1 and 2 threads. */
+START_TEST(model_infer_follows_params)
+{
+    enum { N = 19, D = 32 };
+    score_model *m = small_unet(0, 1);
+    float x[N * D], a[N * D], b[N * D], b0[N * D];
+    double c[N];
+    unsigned seed = 8;
+    fill(&seed, N * D, 1.0f, x);
+    for (size_t i = 0; i < N; i++)
+        c[i] = 0.05 * (double)i;
+    for (int64_t t = 1; t <= 2; t++) {
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, t));
+        for (unsigned round = 0; round < 3; round++) {
+            randomize(m, 40 + round, 0.3f);
+            ck_assert_ok(score_model_forward(m, N, x, c, a));
+            ck_assert_ok(score__model_infer(m, N, x, c, b));
+            ck_assert_mem_eq(b, a, sizeof a);
+            if (round > 0) /* the parameters changed the output */
+                ck_assert(memcmp(b, b0, sizeof b) != 0);
+            memcpy(b0, b, sizeof b);
+        }
+    }
+    score_model_free(m);
+}
+END_TEST
+
 /* The DSM loss through the loss layer: its parameter gradient against finite differences of
  * its value (the noise is a function of the rng's counter: the same draw in every call). */
 START_TEST(model_dsm_loss_gradient)
@@ -1346,6 +1375,7 @@ int main(void)
     tcase_add_test(tm, model_initial_output_zero);
     tcase_add_test(tm, model_gradient_fd);
     tcase_add_test(tm, model_infer_clone);
+    tcase_add_test(tm, model_infer_follows_params);
     tcase_add_test(tm, model_dsm_loss_gradient);
     tcase_add_test(tm, model_threads_bit_identical);
     tcase_add_test(tm, model_row_splits);

@@ -169,6 +169,23 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
                           const float *b, const float *x, float *y, int acc);
 void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *b, const float *x, float *y, int acc);
+/* The forward's weight packed once for planes of fewer than 16 pixels (the U-Net packs each
+ * such convolution's weight once per network call instead of once per block of images):
+ * score__conv3_packed_floats() floats (0 for planes of 16 pixels and more: nothing to pack),
+ * 64-byte aligned, written by score__conv3_pack (the same values at every level, so any level's
+ * pack serves any level's forward); score__conv3_forward_packed then gives the bits of
+ * score__conv3_forward with wt, reading wp instead of packing (wp is ignored, and may be NULL,
+ * when score__conv3_packed_floats() is 0). The pack must follow every change of wt. */
+size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt, float *wp);
+void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          float *wp);
+void score__conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                 const float *wt, const float *wp, const float *b, const float *x,
+                                 float *y, int acc);
+void score__conv3_forward_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                    size_t w, const float *wt, const float *wp, const float *b,
+                                    const float *x, float *y, int acc);
 /* Weight gradient: gw[o, c, t] += the sum over the n images and their pixels p of
  * gy[i, o, p] * x[i, c, p + shift(t)] (0 outside), in a fixed order: 16 lane sums, lane l
  * taking the pixels p = 16 q + l of every image (images in order, q in order within an image;

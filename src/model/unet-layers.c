@@ -276,13 +276,32 @@ static void plane_sums(size_t co, size_t hw, const float *gy, double *dsum)
 
 /* ---- Convolutions ------------------------------------------------------------------------ */
 
+size_t score__unet_conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
+{
+    return conv3_direct(h * w) ? score__conv3_packed_floats(ci, co, h, w) : 0;
+}
+
+void score__unet_conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                            float *wp)
+{
+    if (score__unet_conv3_packed_floats(ci, co, h, w) > 0)
+        score__conv3_pack(ci, co, h, w, wt, wp);
+}
+
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch)
 {
+    score__unet_conv3_forward_packed(n, ci, co, h, w, wt, NULL, b, x, y, acc, scratch);
+}
+
+void score__unet_conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                      const float *wt, const float *wp, const float *b,
+                                      const float *x, float *y, int acc, float *scratch)
+{
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     if (conv3_direct(hw)) {
-        score__conv3_forward(n, ci, co, h, w, wt, b, x, y, acc);
+        score__conv3_forward_packed(n, ci, co, h, w, wt, wp, b, x, y, acc);
         return;
     }
     float *col = scratch, *yp = col + kk * ld;
