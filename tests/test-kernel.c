@@ -948,7 +948,9 @@ static void conv_fill(unsigned *seed, size_t len, float *a)
 }
 
 /* The direct forward gives, at every level, the bits of im2col (a plain copying loop) +
- * score__gemm_cols + a bias addition, image by image; acc = 0 never reads y. */
+ * score__gemm_cols + a bias addition, image by image; acc = 0 never reads y. So does the forward
+ * with the weight packed beforehand (score__conv3_pack: the same floats at every level, every
+ * float written; planes of 16 pixels and more need no pack and read none, wp NULL). */
 START_TEST(conv3_direct_forward)
 {
     unsigned seed = 11;
@@ -960,10 +962,22 @@ START_TEST(conv3_direct_forward)
         float *b = malloc(co * sizeof *b), *y0 = malloc(n * co * hw * sizeof *y0);
         float *ref = malloc(n * co * hw * sizeof *ref), *y = malloc(n * co * hw * sizeof *y);
         float *col = malloc(kk * hw * sizeof *col);
+        size_t np = score__conv3_packed_floats(ci, co, h, w), pb = (np + 16) / 16 * 64;
+        float *wp = aligned_alloc(64, pb), *wpl = aligned_alloc(64, pb);
+        ck_assert(hw < 16 ? np == (co + 15) / 16 * 16 * kk : np == 0);
         conv_fill(&seed, n * ci * hw, x);
         conv_fill(&seed, co * kk, wt);
         conv_fill(&seed, co, b);
         conv_fill(&seed, n * co * hw, y0);
+        for (int lv = 0; lv <= top; lv++) {
+            for (size_t j = 0; j < np; j++)
+                wpl[j] = NAN;
+            score__conv3_pack_at(lv, ci, co, h, w, wt, wpl);
+            if (lv == 0)
+                memcpy(wp, wpl, np * sizeof *wp);
+            ck_assert_msg(memcmp(wpl, wp, np * sizeof *wp) == 0, "pack level %d, shape %zu", lv,
+                          si);
+        }
         for (int acc = 0; acc < 2; acc++)
             for (int bias = 0; bias < 2; bias++) {
                 for (size_t i = 0; i < n; i++) {
@@ -989,60 +1003,16 @@ START_TEST(conv3_direct_forward)
                                             acc);
                     ck_assert_msg(memcmp(y, ref, n * co * hw * sizeof *y) == 0,
                                   "level %d, shape %zu, acc %d, bias %d", lv, si, acc, bias);
+                    for (size_t j = 0; j < n * co * hw; j++)
+                        y[j] = acc ? y0[j] : NAN;
+                    score__conv3_forward_packed_at(lv, n, ci, co, h, w, wt, np ? wp : NULL,
+                                                   bias ? b : NULL, x, y, acc);
+                    ck_assert_msg(memcmp(y, ref, n * co * hw * sizeof *y) == 0,
+                                  "packed: level %d, shape %zu, acc %d, bias %d", lv, si, acc,
+                                  bias);
                 }
             }
-        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(col);
-    }
-}
-END_TEST
-
-/* The forward with the weight packed beforehand: every level's pack has the same floats, and
- * with a pack of any level the forward of every level gives the bits of the unpacked forward
- * (itself checked above), also for several calls on one pack; planes of 16 pixels and more
- * need no pack (0 floats) and read none (wp NULL). */
-START_TEST(conv3_packed_forward)
-{
-    unsigned seed = 17;
-    int top = score__gemm_cols_level();
-    for (size_t si = 0; si < sizeof conv_shapes / sizeof conv_shapes[0]; si++) {
-        size_t h = conv_shapes[si][0], w = conv_shapes[si][1], ci = conv_shapes[si][2];
-        size_t co = conv_shapes[si][3], n = conv_shapes[si][4], hw = h * w, kk = 9 * ci;
-        size_t np = score__conv3_packed_floats(ci, co, h, w), ny = n * co * hw;
-        ck_assert(hw < 16 ? np == (co + 15) / 16 * 16 * kk : np == 0);
-        float *x = malloc(n * ci * hw * sizeof *x), *wt = malloc(co * kk * sizeof *wt);
-        float *b = malloc(co * sizeof *b), *y0 = malloc(ny * sizeof *y0);
-        float *ref = malloc(ny * sizeof *ref), *y = malloc(ny * sizeof *y);
-        size_t pb = (np + 16) / 16 * 64; /* bytes, a multiple of 64 */
-        float *wp = aligned_alloc(64, pb), *wp0 = aligned_alloc(64, pb);
-        conv_fill(&seed, n * ci * hw, x);
-        conv_fill(&seed, co * kk, wt);
-        conv_fill(&seed, co, b);
-        conv_fill(&seed, ny, y0);
-        for (int lp = 0; lp <= top; lp++) {
-            for (size_t j = 0; j < np; j++)
-                wp[j] = NAN; /* every float written */
-            score__conv3_pack_at(lp, ci, co, h, w, wt, wp);
-            if (lp == 0)
-                memcpy(wp0, wp, np * sizeof *wp);
-            ck_assert_msg(memcmp(wp, wp0, np * sizeof *wp) == 0, "pack level %d, shape %zu", lp,
-                          si);
-            for (int acc = 0; acc < 2; acc++)
-                for (int lv = 0; lv <= top; lv++) {
-                    memcpy(ref, y0, ny * sizeof *ref);
-                    score__conv3_forward_at(lv, n, ci, co, h, w, wt, acc ? NULL : b, x, ref,
-                                            acc);
-                    for (int rep = 0; rep < 2; rep++) {
-                        memcpy(y, y0, ny * sizeof *y);
-                        score__conv3_forward_packed_at(lv, n, ci, co, h, w, wt,
-                                                       np > 0 ? wp : NULL, acc ? NULL : b, x, y,
-                                                       acc);
-                        ck_assert_msg(memcmp(y, ref, ny * sizeof *y) == 0,
-                                      "level %d, pack level %d, shape %zu, acc %d", lv, lp, si,
-                                      acc);
-                    }
-                }
-        }
-        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(wp); free(wp0);
+        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(col); free(wp); free(wpl);
     }
 }
 END_TEST
@@ -1192,7 +1162,6 @@ int main(void)
     tcase_add_test(tc, gemm_wt_versions_agree);
     tcase_add_test(tc, fold_bias_versions_agree);
     tcase_add_test(tc, conv3_direct_forward);
-    tcase_add_test(tc, conv3_packed_forward);
     tcase_add_test(tc, conv3_direct_gradients);
     tcase_add_test(tc, conv3_wgrad_tree_order);
     suite_add_tcase(s, tc);
