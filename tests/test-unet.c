@@ -603,8 +603,12 @@ END_TEST
  * two layers (score__bias_act_inplace over the whole output), with and without silu'. */
 START_TEST(groupnorm_silu_fused_bits)
 {
-    static const size_t shapes[][4] = {{2, 6, 7, 3}, {3, 8, 64, 2}, {1, 4, 1, 4}, {2, 32, 17, 8}};
-    for (size_t si = 0; si < 4; si++) {
+    /* the last ones: the SiLU over spans of groups (of up to 2048 values): many small groups in
+     * one span, spans of 2 groups with one left over, groups larger than a span */
+    static const size_t shapes[][4] = {{2, 6, 7, 3},   {3, 8, 64, 2},   {1, 4, 1, 4},
+                                       {2, 32, 17, 8}, {5, 64, 4, 8},   {3, 16, 100, 2},
+                                       {5, 2, 700, 1}, {2, 4, 1100, 2}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const size_t N = shapes[si][0], C = shapes[si][1], HW = shapes[si][2], G = shapes[si][3];
         size_t len = N * C * HW, m = (C / G) * HW;
         unsigned seed = 41 + (unsigned)si;

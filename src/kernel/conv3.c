@@ -1061,7 +1061,8 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
  * (score_model_params_set and the loaders refuse non-finite parameters, the optimizer skips a step
  * with a non-finite gradient), so the two agree on every model the library runs.
  *
- * The driver (plain C) packs SM_CHUNK input channels of a block of output channels at a time and
+ * The driver (plain C) packs SM_CHUNK input channels of a block of output channels at a time (or
+ * reads that chunk from a whole pack made beforehand by score__conv3_pack: the same floats) and
  * runs the tiles over a block of SM_IMAGES images. A tile's chains start from y (acc, or the
  * partial sums of the previous chunk: float stores are exact) or +0 and go back to y after each
  * chunk, with the bias added (a separate float addition) after the last one. The tile functions
@@ -1070,7 +1071,7 @@ wgrad_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy, 
 /* Input channels packed at once: 36 KiB of weights on the stack. */
 #define SM_CHUNK 64
 /* Images per outer block (their inputs stay in the second-level cache while every block of output
- * channels runs over them; the weight is packed once per block). */
+ * channels runs over them; the weight is packed once per block unless packed beforehand). */
 #define SM_IMAGES 256
 /* Accumulators of a tile at most (images x pixels). */
 #define SM_TILE 16

@@ -153,7 +153,7 @@ int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, co
  * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). Planes of
  * fewer than 16 pixels (2 x 2, 1 x 1, ...) have a forward (and so an input gradient) of their
  * own: output channels in the vector lanes (the weight packed per call, 16 output channels x 64
- * input channels at a time), input pixels broadcast, and only the taps inside the plane: the
+ * input channels at a time, or once beforehand: score__conv3_pack), input pixels broadcast, and only the taps inside the plane: the
  * terms of the zero padding are left out of the chains below, which changes no bits for finite
  * weights except the sign of an exact zero when acc = 1 starts from -0 (conv3.c). The AVX-512
  * and AVX2 versions have tiles for 2 x 2 and 1 x 1 planes; other small planes run the portable

@@ -197,6 +197,24 @@ static double sum_f(size_t m, const float *x)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+/* The same for sum (x - mean)^2. */
+SCORE__VEC_CLONES
+static double sqdev_f(size_t m, const float *x, double mean)
+{
+    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (size_t l = 0; l < 8; l++) {
+            double d = (double)x[j + l] - mean;
+            s[l] += d * d;
+        }
+    for (; j < m; j++) {
+        double d = (double)x[j] - mean;
+        s[0] += d * d;
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 /* p[k * ld + j * hw + q] = x[(j * c + k) * hw + q] for np images of c planes of hw. */
 static void gather(size_t np, size_t c, size_t hw, const float *x, float *p, size_t ld)
 {
@@ -427,79 +445,34 @@ static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double 
     }
 }
 
-/* Groups whose statistics gn_stats computes together. */
-#define GN_IL 4
+/* Values of the GroupNorm's output that the SiLU runs over at once at most (whole groups, 8 KiB:
+ * still in the first-level cache when the SiLU reads them). */
+#define GN_SILU_SPAN 2048
 
-/* The GroupNorm statistics (mean, 1 / sqrt(var + eps)) of ng <= GN_IL groups of m values each,
- * group q at xg[q] (q < ng; the others are read but their results dropped), into st[2 q],
- * st[2 q + 1]: per group, the sum of the values and then the sum of their squared deviations
- * (double)x - mean, each in double as sum_f (eight interleaved partial sums, the tail into the
- * first, the fixed tree at the end); the results depend on the group's values only. The groups'
- * sums run side by side: one group's eight sums are one chain of dependent double additions
- * (one vector, bound by the addition's latency), GN_IL groups' chains overlap (the same
- * additions in the same order per group, so the bits of summing each group alone). */
-SCORE__VEC_CLONES
-static void gn_stats(size_t ng, size_t m, const float *const *xg, double *st)
-{
-    double s[GN_IL][8], mean[GN_IL];
-    size_t j0 = m / 8 * 8;
-    for (size_t q = 0; q < GN_IL; q++)
-        for (size_t l = 0; l < 8; l++)
-            s[q][l] = 0.0;
-    for (size_t j = 0; j < j0; j += 8)
-        for (size_t q = 0; q < GN_IL; q++)
-            for (size_t l = 0; l < 8; l++)
-                s[q][l] += (double)xg[q][j + l];
-    for (size_t q = 0; q < GN_IL; q++) {
-        for (size_t j = j0; j < m; j++)
-            s[q][0] += (double)xg[q][j];
-        mean[q] = (((s[q][0] + s[q][1]) + (s[q][2] + s[q][3])) +
-                   ((s[q][4] + s[q][5]) + (s[q][6] + s[q][7]))) /
-                  (double)m;
-        for (size_t l = 0; l < 8; l++)
-            s[q][l] = 0.0;
-    }
-    for (size_t j = 0; j < j0; j += 8)
-        for (size_t q = 0; q < GN_IL; q++)
-            for (size_t l = 0; l < 8; l++) {
-                double d = (double)xg[q][j + l] - mean[q];
-                s[q][l] += d * d;
-            }
-    for (size_t q = 0; q < ng; q++) {
-        for (size_t j = j0; j < m; j++) {
-            double d = (double)xg[q][j] - mean[q];
-            s[q][0] += d * d;
-        }
-        double ss = ((s[q][0] + s[q][1]) + (s[q][2] + s[q][3])) +
-                    ((s[q][4] + s[q][5]) + (s[q][6] + s[q][7]));
-        st[2 * q] = mean[q];
-        st[2 * q + 1] = 1.0 / sqrt(ss / (double)m + SCORE__UNET_GN_EPS);
-    }
-}
-
-/* score__unet_gn_forward, and with silu = 1 each group's output replaced by its SiLU (and d, if
- * not NULL, given its derivative) right after the group is normalised, while it is in cache. */
+/* score__unet_gn_forward, and with silu = 1 the output replaced by its SiLU (and d, if not NULL,
+ * given its derivative) right after it is normalised, while it is in cache. The n * g groups are
+ * consecutive runs of m = (c / g) * hw values (group b = i * g + q of image i at b * m); the
+ * SiLU (elementwise: the same bits whatever the span of a call) runs over spans of consecutive
+ * groups of up to GN_SILU_SPAN values (at least one group): one call per group would give the
+ * 2 x 2 planes' groups of 32 values two vectors, too few for the kernel's four interleaved
+ * vectors. */
 static void gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
                        const float *beta, const float *x, float *y, float *d, double *stats,
                        int silu)
 {
-    size_t cg = c / g, m = cg * hw;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t q = 0; q < g; q++) {
-            size_t base = i * c * hw + q * m;
-            const float *xs = x + base;
-            if (q % GN_IL == 0) {
-                const float *xg[GN_IL];
-                size_t ng = g - q < GN_IL ? g - q : GN_IL;
-                for (size_t r = 0; r < GN_IL; r++)
-                    xg[r] = xs + (r < ng ? r : 0) * m;
-                gn_stats(ng, m, xg, stats + 2 * (i * g + q));
-            }
-            double mean = stats[2 * (i * g + q)], rstd = stats[2 * (i * g + q) + 1];
-            gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + base);
-            if (silu)
-                score__bias_act_inplace(1, m, y + base, NULL, SCORE__ACT_SILU, NULL,
-                                        d != NULL ? d + base : NULL);
+    size_t cg = c / g, m = cg * hw, nb = n * g, b0 = 0; /* b0: the first group not activated */
+    for (size_t b = 0; b < nb; b++) {
+        size_t q = b % g;
+        const float *xs = x + b * m;
+        double mean = sum_f(m, xs) / (double)m;
+        double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
+        stats[2 * b] = mean;
+        stats[2 * b + 1] = rstd;
+        gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + b * m);
+        if (silu && (b + 1 == nb || (b + 2 - b0) * m > GN_SILU_SPAN)) {
+            score__bias_act_inplace(1, (b + 1 - b0) * m, y + b0 * m, NULL, SCORE__ACT_SILU,
+                                    NULL, d != NULL ? d + b0 * m : NULL);
+            b0 = b + 1;
         }
     }
 }

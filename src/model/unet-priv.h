@@ -122,7 +122,7 @@ void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float
 void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
                              const float *x, const double *stats, const float *gy,
                              float *ggamma, float *gbeta, float *gx);
-/* GroupNorm followed by SiLU, group by group (a group's values are activated while they are
+/* GroupNorm followed by SiLU, a few groups at a time (their values are activated while they are
  * in cache): y = silu(GN(x)), d (NULL: not computed) = silu'(GN(x)), stats as above; the bits
  * of score__unet_gn_forward then score__bias_act_inplace(SiLU, d) over the whole output.
  * y must not overlap x or d. */
