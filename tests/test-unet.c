@@ -557,8 +557,8 @@ END_TEST
 /* The GroupNorm statistics' bits: per group, the sum in double of eight interleaved partial
  * sums (value j into sum j % 8, the tail past the last multiple of 8 into sum 0, then
  * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))), the mean = sum / m, then the squared
- * deviations summed the same way; whatever the number of groups (the statistics of several
- * groups are computed side by side) and the group's size. */
+ * deviations summed the same way; whatever the number of groups and images and the group's
+ * size (also across the spans of groups that the fused SiLU activates at once). */
 START_TEST(groupnorm_stats_bits)
 {
     static const size_t shapes[][4] = {{2, 6, 7, 3},  {3, 8, 64, 2}, {1, 4, 1, 4}, {2, 32, 17, 8},
