@@ -976,7 +976,9 @@ static void conv_fill(unsigned *seed, size_t len, float *a)
 }
 
 /* The direct forward gives, at every level, the bits of im2col (a plain copying loop) +
- * score__gemm_cols + a bias addition, image by image; acc = 0 never reads y. */
+ * score__gemm_cols + a bias addition, image by image; acc = 0 never reads y. So does the forward
+ * with the weight packed beforehand (score__conv3_pack: the same floats at every level, every
+ * float written; planes of 16 pixels and more need no pack and read none, wp NULL). */
 START_TEST(conv3_direct_forward)
 {
     unsigned seed = 11;
@@ -988,10 +990,22 @@ START_TEST(conv3_direct_forward)
         float *b = malloc(co * sizeof *b), *y0 = malloc(n * co * hw * sizeof *y0);
         float *ref = malloc(n * co * hw * sizeof *ref), *y = malloc(n * co * hw * sizeof *y);
         float *col = malloc(kk * hw * sizeof *col);
+        size_t np = score__conv3_packed_floats(ci, co, h, w), pb = (np + 16) / 16 * 64;
+        float *wp = aligned_alloc(64, pb), *wpl = aligned_alloc(64, pb);
+        ck_assert(hw < 16 ? np == (co + 15) / 16 * 16 * kk : np == 0);
         conv_fill(&seed, n * ci * hw, x);
         conv_fill(&seed, co * kk, wt);
         conv_fill(&seed, co, b);
         conv_fill(&seed, n * co * hw, y0);
+        for (int lv = 0; lv <= top; lv++) {
+            for (size_t j = 0; j < np; j++)
+                wpl[j] = NAN;
+            score__conv3_pack_at(lv, ci, co, h, w, wt, wpl);
+            if (lv == 0)
+                memcpy(wp, wpl, np * sizeof *wp);
+            ck_assert_msg(memcmp(wpl, wp, np * sizeof *wp) == 0, "pack level %d, shape %zu", lv,
+                          si);
+        }
         for (int acc = 0; acc < 2; acc++)
             for (int bias = 0; bias < 2; bias++) {
                 for (size_t i = 0; i < n; i++) {
@@ -1017,9 +1031,16 @@ START_TEST(conv3_direct_forward)
                                             acc);
                     ck_assert_msg(memcmp(y, ref, n * co * hw * sizeof *y) == 0,
                                   "level %d, shape %zu, acc %d, bias %d", lv, si, acc, bias);
+                    for (size_t j = 0; j < n * co * hw; j++)
+                        y[j] = acc ? y0[j] : NAN;
+                    score__conv3_forward_packed_at(lv, n, ci, co, h, w, wt, np ? wp : NULL,
+                                                   bias ? b : NULL, x, y, acc);
+                    ck_assert_msg(memcmp(y, ref, n * co * hw * sizeof *y) == 0,
+                                  "packed: level %d, shape %zu, acc %d, bias %d", lv, si, acc,
+                                  bias);
                 }
             }
-        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(col);
+        free(x); free(wt); free(b); free(y0); free(ref); free(y); free(col); free(wp); free(wpl);
     }
 }
 END_TEST

@@ -554,13 +554,21 @@ START_TEST(groupnorm_forward_reference)
 }
 END_TEST
 
-/* The normalisation's bits: (float)((x - mean) * rstd) * gamma + beta, in that order with no
+/* The statistics' bits: per group, the sum in double of eight interleaved partial sums (value j
+ * into sum j % 8, the tail past the last multiple of 8 into sum 0, then ((s0 + s1) + (s2 + s3))
+ * + ((s4 + s5) + (s6 + s7))), the mean = sum / m, then the squared deviations summed the same
+ * way. The normalisation's bits: (float)((x - mean) * rstd) * gamma + beta, in that order with no
  * contraction, whatever vector version runs; GroupNorm + SiLU in one pass gives the bits of the
  * two layers (score__bias_act_inplace over the whole output), with and without silu'. */
 START_TEST(groupnorm_silu_fused_bits)
 {
-    static const size_t shapes[][4] = {{2, 6, 7, 3}, {3, 8, 64, 2}, {1, 4, 1, 4}, {2, 32, 17, 8}};
-    for (size_t si = 0; si < 4; si++) {
+    /* the last ones: the SiLU over spans of groups (of up to 2048 values): many small groups in
+     * one span, spans of 2 groups with one left over, groups larger than a span */
+    static const size_t shapes[][4] = {{2, 6, 7, 3},   {3, 8, 64, 2},   {1, 4, 1, 4},
+                                       {2, 32, 17, 8}, {5, 64, 4, 8},   {3, 16, 100, 2},
+                                       {5, 2, 700, 1}, {2, 4, 1100, 2}, {2, 10, 4, 5},
+                                       {1, 9, 16, 9},  {3, 7, 1, 7}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const size_t N = shapes[si][0], C = shapes[si][1], HW = shapes[si][2], G = shapes[si][3];
         size_t len = N * C * HW, m = (C / G) * HW;
         unsigned seed = 41 + (unsigned)si;
@@ -573,6 +581,24 @@ START_TEST(groupnorm_silu_fused_bits)
         fill(&seed, C, 1.5f, gamma);
         fill(&seed, C, 1.0f, beta);
         score__unet_gn_forward(N, C, HW, G, gamma, beta, x, y, st);
+        for (size_t b = 0; b < N * G; b++) {
+            const float *xs = x + b * m;
+            double s8[8] = {0}, q8[8] = {0};
+            for (size_t j = 0; j < m; j++)
+                s8[j < m / 8 * 8 ? j % 8 : 0] += (double)xs[j];
+            double mean = (((s8[0] + s8[1]) + (s8[2] + s8[3])) +
+                           ((s8[4] + s8[5]) + (s8[6] + s8[7]))) /
+                          (double)m;
+            for (size_t j = 0; j < m; j++) {
+                double dv = (double)xs[j] - mean;
+                q8[j < m / 8 * 8 ? j % 8 : 0] += dv * dv;
+            }
+            double ss =
+                ((q8[0] + q8[1]) + (q8[2] + q8[3])) + ((q8[4] + q8[5]) + (q8[6] + q8[7]));
+            double rstd = 1.0 / sqrt(ss / (double)m + 1e-6);
+            ck_assert_msg(st[2 * b] == mean && st[2 * b + 1] == rstd, "shape %zu group %zu", si,
+                          b);
+        }
         for (size_t i = 0; i < len; i++) {
             size_t b = i / m, k = (i % (C * HW)) / HW;
             float ref = (float)(((double)x[i] - st[2 * b]) * st[2 * b + 1]) * gamma[k] + beta[k];
@@ -707,7 +733,7 @@ START_TEST(res_block_closed_form)
             ck_assert_double_eq_tol(y[k * 6 + j], (x[k * 6 + j] + (double)k) / sqrt(2.0), 1e-6);
     /* the forward without a backward: the same bits */
     float y2[4 * 6];
-    score__unet_res_infer(&r, 1, th, x, NULL, y2, cache, dbl, col);
+    score__unet_res_infer(&r, 1, th, x, NULL, y2, cache, dbl, col, NULL);
     ck_assert_mem_eq(y2, y, sizeof y);
     free(th);
     free(cache);
@@ -1100,6 +1126,35 @@ START_TEST(model_infer_clone)
 }
 END_TEST
 
+/* The samplers' forward packs the weights of the 2 x 2 planes' convolutions once per call into
+ * its workspace: after new parameters (the same workspace), it follows them, with the bits of
+ * the training forward (which packs per block), on 1 and 2 threads. */
+START_TEST(model_infer_follows_params)
+{
+    enum { N = 19, D = 32 };
+    score_model *m = small_unet(0, 1);
+    float x[N * D], a[N * D], b[N * D], b0[N * D];
+    double c[N];
+    unsigned seed = 8;
+    fill(&seed, N * D, 1.0f, x);
+    for (size_t i = 0; i < N; i++)
+        c[i] = 0.05 * (double)i;
+    for (int64_t t = 1; t <= 2; t++) {
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, t));
+        for (unsigned round = 0; round < 3; round++) {
+            randomize(m, 40 + round, 0.3f);
+            ck_assert_ok(score_model_forward(m, N, x, c, a));
+            ck_assert_ok(score__model_infer(m, N, x, c, b));
+            ck_assert_mem_eq(b, a, sizeof a);
+            if (round > 0) /* the parameters changed the output */
+                ck_assert(memcmp(b, b0, sizeof b) != 0);
+            memcpy(b0, b, sizeof b);
+        }
+    }
+    score_model_free(m);
+}
+END_TEST
+
 /* The DSM loss through the loss layer: its parameter gradient against finite differences of
  * its value (the noise is a function of the rng's counter: the same draw in every call). */
 START_TEST(model_dsm_loss_gradient)
@@ -1346,6 +1401,7 @@ int main(void)
     tcase_add_test(tm, model_initial_output_zero);
     tcase_add_test(tm, model_gradient_fd);
     tcase_add_test(tm, model_infer_clone);
+    tcase_add_test(tm, model_infer_follows_params);
     tcase_add_test(tm, model_dsm_loss_gradient);
     tcase_add_test(tm, model_threads_bit_identical);
     tcase_add_test(tm, model_row_splits);

@@ -611,7 +611,8 @@ fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, c
  * (score_model_params_set and the loaders refuse non-finite parameters, the optimizer skips a step
  * with a non-finite gradient), so the two agree on every model the library runs.
  *
- * The driver (plain C) packs SM_CHUNK input channels of a block of output channels at a time and
+ * The driver (plain C) packs SM_CHUNK input channels of a block of output channels at a time (or
+ * reads that chunk from a whole pack made beforehand by score__conv3_pack: the same floats) and
  * runs the tiles over a block of SM_IMAGES images. A tile's chains start from y (acc, or the
  * partial sums of the previous chunk: float stores are exact) or +0 and go back to y after each
  * chunk, with the bias added (a separate float addition) after the last one. The tile functions
@@ -620,7 +621,7 @@ fwd_avx2(size_t n, size_t ci, size_t co, size_t h, size_t w, const wlayout *L, c
 /* Input channels packed at once: 36 KiB of weights on the stack. */
 #define SM_CHUNK 64
 /* Images per outer block (their inputs stay in the second-level cache while every block of output
- * channels runs over them; the weight is packed once per block). */
+ * channels runs over them; the weight is packed once per block unless packed beforehand). */
 #define SM_IMAGES 256
 /* Accumulators of a tile at most (images x pixels). */
 #define SM_TILE 16
@@ -683,12 +684,15 @@ static void pack_portable(const wlayout *L, size_t o0, size_t nl, size_t c0, siz
 }
 
 /* The forward (layout L, as conv_at) of n images of h x w < 16 pixels through tiles of at most
- * ni_max images (pack, tile: one level's functions). ci > 0. */
+ * ni_max images (pack, tile: one level's functions). ci > 0. pk: NULL (each chunk packed here,
+ * once per block of SM_IMAGES images) or the whole weight packed beforehand by pack_all (the
+ * same values: the chunk of output channels o0 .. and input channels c0 .. at
+ * pk + o0 * ci * 9 + c0 * 9 * SM_LANES). */
 static void fwd_small(small_pack_fn pack, small_tile_fn tile, size_t ni_max, size_t n, size_t ci,
-                      size_t co, size_t h, size_t w, const wlayout *L, const float *b,
-                      const float *x, float *y, int acc)
+                      size_t co, size_t h, size_t w, const wlayout *L, const float *pk,
+                      const float *b, const float *x, float *y, int acc)
 {
-    _Alignas(64) float wp[SM_CHUNK * 9 * SM_LANES];
+    _Alignas(64) float buf[SM_CHUNK * 9 * SM_LANES];
     size_t hw = h * w;
     unsigned used = taps_used(h, w);
     for (size_t i0 = 0; i0 < n; i0 += SM_IMAGES) {
@@ -697,7 +701,11 @@ static void fwd_small(small_pack_fn pack, small_tile_fn tile, size_t ni_max, siz
             size_t nl = co - o0 < SM_LANES ? co - o0 : SM_LANES;
             for (size_t c0 = 0; c0 < ci; c0 += SM_CHUNK) {
                 size_t cc = ci - c0 < SM_CHUNK ? ci - c0 : SM_CHUNK;
-                pack(L, o0, nl, c0, cc, used, wp);
+                const float *wp = buf;
+                if (pk != NULL)
+                    wp = pk + o0 * ci * 9 + c0 * 9 * SM_LANES;
+                else
+                    pack(L, o0, nl, c0, cc, used, buf);
                 for (size_t j0 = 0; j0 < ib; j0 += ni_max)
                     tile(h, w, ib - j0 < ni_max ? ib - j0 : ni_max, cc, wp,
                          x + (i0 + j0) * ci * hw + c0 * hw, ci * hw,
@@ -907,9 +915,26 @@ __attribute__((target("avx2,fma"))) static void pack256(const wlayout *L, size_t
 SMALL_TILE_FN(tile256, "avx2,fma", stile256, 1, 4)
 #endif /* CONV_X86 */
 
-/* The forward of planes of fewer than 16 pixels in the version of `level`. */
+/* The pack function of `level`'s version. */
+static small_pack_fn pack_at(int level)
+{
+#if CONV_X86
+#if SCORE__SIMD_LEVEL >= 2
+    if (level >= 2)
+        return pack512;
+#endif
+    if (level >= 1)
+        return pack256;
+#else
+    (void)level;
+#endif
+    return pack_portable;
+}
+
+/* The forward of planes of fewer than 16 pixels in the version of `level` (pk as fwd_small). */
 static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
-                         const wlayout *L, const float *b, const float *x, float *y, int acc)
+                         const wlayout *L, const float *pk, const float *b, const float *x,
+                         float *y, int acc)
 {
     int one = h * w == 1;
     if (ci == 0) { /* no terms: y = (acc ? y : 0) + b */
@@ -919,31 +944,61 @@ static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, si
 #if CONV_X86
 #if SCORE__SIMD_LEVEL >= 2
     if (level >= 2) {
-        fwd_small(pack512, tile512, one ? 8 : h == 2 && w == 2 ? 2 : 1, n, ci, co, h, w, L, b, x, y, acc);
+        fwd_small(pack512, tile512, one ? 8 : h == 2 && w == 2 ? 2 : 1, n, ci, co, h, w, L, pk,
+                  b, x, y, acc);
         return;
     }
 #endif
     if (level >= 1) {
-        fwd_small(pack256, tile256, one ? 4 : 1, n, ci, co, h, w, L, b, x, y, acc);
+        fwd_small(pack256, tile256, one ? 4 : 1, n, ci, co, h, w, L, pk, b, x, y, acc);
         return;
     }
 #else
     (void)level;
 #endif
-    fwd_small(pack_portable, tile_portable, one ? 8 : 1, n, ci, co, h, w, L, b, x, y, acc);
+    fwd_small(pack_portable, tile_portable, one ? 8 : 1, n, ci, co, h, w, L, pk, b, x, y, acc);
+}
+
+size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
+{
+    size_t hw = h * w;
+    if (hw == 0 || hw >= 16)
+        return 0;
+    return (co + SM_LANES - 1) / SM_LANES * SM_LANES * ci * 9;
+}
+
+void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          float *wp)
+{
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
+    small_pack_fn pack = pack_at(level);
+    unsigned used = taps_used(h, w);
+    if (score__conv3_packed_floats(ci, co, h, w) == 0)
+        return;
+    /* the taps no tile reads: +0, so that every float of the pack is defined */
+    memset(wp, 0, score__conv3_packed_floats(ci, co, h, w) * sizeof *wp);
+    for (size_t o0 = 0; o0 < co; o0 += SM_LANES)
+        pack(&L, o0, co - o0 < SM_LANES ? co - o0 : SM_LANES, 0, ci, used, wp + o0 * ci * 9);
+}
+
+void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt, float *wp)
+{
+    score__conv3_pack_at(score__gemm_cols_level(), ci, co, h, w, wt, wp);
 }
 
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
-/* The forward's loops over the weight of L (ci input, co output channels). */
+/* The forward's loops over the weight of L (ci input, co output channels; pk: NULL or, for
+ * planes below 16 pixels, L's weight packed by score__conv3_pack). */
 static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
-                    const wlayout *L, const float *b, const float *x, float *y, int acc)
+                    const wlayout *L, const float *pk, const float *b, const float *x, float *y,
+                    int acc)
 {
     size_t hw = h * w;
     if (n == 0 || co == 0 || hw == 0)
         return;
     if (hw < 16) {
-        fwd_small_at(level, n, ci, co, h, w, L, b, x, y, acc);
+        fwd_small_at(level, n, ci, co, h, w, L, pk, b, x, y, acc);
         return;
     }
 #if CONV_X86
@@ -969,7 +1024,7 @@ void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h
                              const float *wt, const float *b, const float *x, float *y, int acc)
 {
     wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
-    conv_at(level, n, ci, co, h, w, &L, b, x, y, acc);
+    conv_at(level, n, ci, co, h, w, &L, NULL, b, x, y, acc);
 }
 
 void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *wt,
@@ -978,11 +1033,28 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
     score__conv3_forward_at(score__gemm_cols_level(), n, ci, co, h, w, wt, b, x, y, acc);
 }
 
+void score__conv3_forward_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                    size_t w, const float *wt, const float *wp, const float *b,
+                                    const float *x, float *y, int acc)
+{
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
+    conv_at(level, n, ci, co, h, w, &L, score__conv3_packed_floats(ci, co, h, w) ? wp : NULL, b,
+            x, y, acc);
+}
+
+void score__conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                 const float *wt, const float *wp, const float *b, const float *x,
+                                 float *y, int acc)
+{
+    score__conv3_forward_packed_at(score__gemm_cols_level(), n, ci, co, h, w, wt, wp, b, x, y,
+                                   acc);
+}
+
 void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *gy, float *gx)
 {
     wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}, 1};
-    conv_at(level, n, co, ci, h, w, &L, NULL, gy, gx, 1);
+    conv_at(level, n, co, ci, h, w, &L, NULL, NULL, gy, gx, 1);
 }
 
 void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,

@@ -153,7 +153,7 @@ int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, co
  * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). Planes of
  * fewer than 16 pixels (2 x 2, 1 x 1, ...) have a forward (and so an input gradient) of their
  * own: output channels in the vector lanes (the weight packed per call, 16 output channels x 64
- * input channels at a time), input pixels broadcast, and only the taps inside the plane: the
+ * input channels at a time, or once beforehand: score__conv3_pack), input pixels broadcast, and only the taps inside the plane: the
  * terms of the zero padding are left out of the chains below, which changes no bits for finite
  * weights except the sign of an exact zero when acc = 1 starts from -0 (conv3.c). The AVX-512
  * and AVX2 versions have tiles for 2 x 2 and 1 x 1 planes; other small planes run the portable
@@ -169,6 +169,23 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
                           const float *b, const float *x, float *y, int acc);
 void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *b, const float *x, float *y, int acc);
+/* The forward's weight packed once for planes of fewer than 16 pixels (the U-Net packs each
+ * such convolution's weight once per network call instead of once per block of images):
+ * score__conv3_packed_floats() floats (0 for planes of 16 pixels and more: nothing to pack),
+ * 64-byte aligned, written by score__conv3_pack (the same values at every level, so any level's
+ * pack serves any level's forward); score__conv3_forward_packed then gives the bits of
+ * score__conv3_forward with wt, reading wp instead of packing (wp is ignored, and may be NULL,
+ * when score__conv3_packed_floats() is 0). The pack must follow every change of wt. */
+size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt, float *wp);
+void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          float *wp);
+void score__conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                 const float *wt, const float *wp, const float *b, const float *x,
+                                 float *y, int acc);
+void score__conv3_forward_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                    size_t w, const float *wt, const float *wp, const float *b,
+                                    const float *x, float *y, int acc);
 /* Weight gradient (conv3-wgrad.c): gw[o, c, t] += the sum over the n images and their pixels p
  * of gy[i, o, p] * x[i, c, p + shift(t)] over the taps that read inside the plane, in a fixed
  * order: the call's n * h * w (image, pixel) pairs in order (images, then pixels row-major) are

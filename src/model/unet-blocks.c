@@ -122,11 +122,28 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n)
     return 2 * n * (r->g1 + r->g2) + max2(r->ci, r->co);
 }
 
-/* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer). */
+size_t score__unet_res_packed_floats(const score__unet_res *r)
+{
+    return score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w) +
+           score__unet_conv3_packed_floats(r->co, r->co, r->h, r->w);
+}
+
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk)
+{
+    score__unet_conv3_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+    score__unet_conv3_pack(r->co, r->co, r->h, r->w, theta + r->c2_w,
+                           pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w));
+}
+
+/* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer); pk as
+ * score__unet_res_infer's. */
 static void res_forward(const score__unet_res *r, size_t n, const float *theta, const float *x,
                         const float *e, float *y, float *cache, double *dbl, float *col,
-                        int keep)
+                        int keep, const float *pk)
 {
+    const float *pk1 = pk, *pk2 = NULL;
+    if (pk != NULL)
+        pk2 = pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw, *d2 = h1 + n * co * hw;
     float *s2 = d2 + n * co * hw, *t = s2 + n * co * hw;
@@ -135,8 +152,8 @@ static void res_forward(const score__unet_res *r, size_t n, const float *theta, 
     /* s1 = silu(a1) and d1 = silu'(a1) (keep only), a1 = GN_1(x), in one pass */
     score__unet_gn_silu_forward(n, ci, hw, r->g1, theta + r->gn1_g, theta + r->gn1_b, x, s1,
                                 keep ? d1 : NULL, st1);
-    score__unet_conv3_forward(n, ci, co, r->h, r->w, theta + r->c1_w, theta + r->c1_b, s1, h1,
-                              0, col);
+    score__unet_conv3_forward_packed(n, ci, co, r->h, r->w, theta + r->c1_w, pk1,
+                                     theta + r->c1_b, s1, h1, 0, col);
     if (r->ne > 0) {
         score__unet_dense_forward(n, r->ne, co, theta + r->d_w, theta + r->d_b, e, t, 0);
         for (size_t i = 0; i < n; i++)
@@ -149,8 +166,8 @@ static void res_forward(const score__unet_res *r, size_t n, const float *theta, 
     }
     score__unet_gn_silu_forward(n, co, hw, r->g2, theta + r->gn2_g, theta + r->gn2_b, h1, s2,
                                 keep ? d2 : NULL, st2);
-    score__unet_conv3_forward(n, co, co, r->h, r->w, theta + r->c2_w, theta + r->c2_b, s2, y, 0,
-                              col);
+    score__unet_conv3_forward_packed(n, co, co, r->h, r->w, theta + r->c2_w, pk2,
+                                     theta + r->c2_b, s2, y, 0, col);
     if (ci == co) {
         add_rescale(n * co * hw, x, y);
     } else {
@@ -163,14 +180,14 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
                              const float *x, const float *e, float *y, float *cache,
                              double *dbl, float *col)
 {
-    res_forward(r, n, theta, x, e, y, cache, dbl, col, 1);
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 1, NULL);
 }
 
 void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
                            const float *x, const float *e, float *y, float *cache, double *dbl,
-                           float *col)
+                           float *col, const float *pk)
 {
-    res_forward(r, n, theta, x, e, y, cache, dbl, col, 0);
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 0, pk);
 }
 
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,

@@ -271,13 +271,32 @@ static void plane_sums(size_t co, size_t hw, const float *gy, double *dsum)
 
 /* ---- Convolutions ------------------------------------------------------------------------ */
 
+size_t score__unet_conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
+{
+    return conv3_direct(h * w) ? score__conv3_packed_floats(ci, co, h, w) : 0;
+}
+
+void score__unet_conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                            float *wp)
+{
+    if (score__unet_conv3_packed_floats(ci, co, h, w) > 0)
+        score__conv3_pack(ci, co, h, w, wt, wp);
+}
+
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch)
 {
+    score__unet_conv3_forward_packed(n, ci, co, h, w, wt, NULL, b, x, y, acc, scratch);
+}
+
+void score__unet_conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                      const float *wt, const float *wp, const float *b,
+                                      const float *x, float *y, int acc, float *scratch)
+{
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     if (conv3_direct(hw)) {
-        score__conv3_forward(n, ci, co, h, w, wt, b, x, y, acc);
+        score__conv3_forward_packed(n, ci, co, h, w, wt, wp, b, x, y, acc);
         return;
     }
     float *col = scratch, *yp = col + kk * ld;
@@ -421,25 +440,34 @@ static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double 
     }
 }
 
-/* score__unet_gn_forward, and with silu = 1 each group's output replaced by its SiLU (and d, if
- * not NULL, given its derivative) right after the group is normalised, while it is in cache. */
+/* Values of the GroupNorm's output that the SiLU runs over at once at most (whole groups, 8 KiB:
+ * still in the first-level cache when the SiLU reads them). */
+#define GN_SILU_SPAN 2048
+
+/* score__unet_gn_forward, and with silu = 1 the output replaced by its SiLU (and d, if not NULL,
+ * given its derivative) right after it is normalised, while it is in cache. The n * g groups are
+ * consecutive runs of m = (c / g) * hw values (group b = i * g + q of image i at b * m); the
+ * SiLU (elementwise: the same bits whatever the span of a call) runs over spans of consecutive
+ * groups of up to GN_SILU_SPAN values (at least one group): one call per group would give the
+ * 2 x 2 planes' groups of 32 values two vectors, too few for the kernel's four interleaved
+ * vectors. */
 static void gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
                        const float *beta, const float *x, float *y, float *d, double *stats,
                        int silu)
 {
-    size_t cg = c / g, m = cg * hw;
-    for (size_t i = 0; i < n; i++) {
-        for (size_t q = 0; q < g; q++) {
-            size_t base = i * c * hw + q * m;
-            const float *xs = x + base;
-            double mean = sum_f(m, xs) / (double)m;
-            double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
-            stats[2 * (i * g + q)] = mean;
-            stats[2 * (i * g + q) + 1] = rstd;
-            gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + base);
-            if (silu)
-                score__bias_act_inplace(1, m, y + base, NULL, SCORE__ACT_SILU, NULL,
-                                        d != NULL ? d + base : NULL);
+    size_t cg = c / g, m = cg * hw, nb = n * g, b0 = 0; /* b0: the first group not activated */
+    for (size_t b = 0; b < nb; b++) {
+        size_t q = b % g;
+        const float *xs = x + b * m;
+        double mean = sum_f(m, xs) / (double)m;
+        double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
+        stats[2 * b] = mean;
+        stats[2 * b + 1] = rstd;
+        gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + b * m);
+        if (silu && (b + 1 == nb || (b + 2 - b0) * m > GN_SILU_SPAN)) {
+            score__bias_act_inplace(1, (b + 1 - b0) * m, y + b0 * m, NULL, SCORE__ACT_SILU,
+                                    NULL, d != NULL ? d + b0 * m : NULL);
+            b0 = b + 1;
         }
     }
 }

@@ -73,6 +73,16 @@ size_t score__unet_conv1_scratch_floats(size_t ci, size_t co, size_t hw);
 void score__unet_conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                const float *wt, const float *b, const float *x, float *y,
                                int acc, float *scratch);
+/* The same forward with the weight packed beforehand (the same bits): wp NULL (packed per call,
+ * as score__unet_conv3_forward does) or score__unet_conv3_pack's pack of wt (64-byte aligned,
+ * score__unet_conv3_packed_floats() floats; 0 floats: nothing to pack, wp not read). The U-Net's
+ * cache-free forward packs each such weight once per network call (unet.c). */
+size_t score__unet_conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__unet_conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                            float *wp);
+void score__unet_conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                      const float *wt, const float *wp, const float *b,
+                                      const float *x, float *y, int acc, float *scratch);
 /* Backward of score__unet_conv3_forward at input x for the output gradient gy: gw += dL/dw,
  * gb += dL/db (NULL: none), gx += dL/dx (NULL: none). scratch as for the forward; dsum:
  * scratch of co doubles (for the bias gradient). */
@@ -112,7 +122,7 @@ void score__unet_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float
 void score__unet_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
                              const float *x, const double *stats, const float *gy,
                              float *ggamma, float *gbeta, float *gx);
-/* GroupNorm followed by SiLU, group by group (a group's values are activated while they are
+/* GroupNorm followed by SiLU, a few groups at a time (their values are activated while they are
  * in cache): y = silu(GN(x)), d (NULL: not computed) = silu'(GN(x)), stats as above; the bits
  * of score__unet_gn_forward then score__bias_act_inplace(SiLU, d) over the whole output.
  * y must not overlap x or d. */
@@ -191,10 +201,16 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
                              const float *x, const float *e, float *y, float *cache,
                              double *dbl, float *col);
 /* The same forward when no backward follows: the cache is scratch and its silu' parts are not
- * computed; y has the bits of score__unet_res_forward. */
+ * computed; y has the bits of score__unet_res_forward. pk: NULL, or the weights of conv3_1 and
+ * conv3_2 packed by score__unet_res_pack (then not packed again here). */
 void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
                            const float *x, const float *e, float *y, float *cache, double *dbl,
-                           float *col);
+                           float *col, const float *pk);
+/* Floats of the block's packed convolution weights (conv3_1's then conv3_2's, each
+ * score__unet_conv3_packed_floats(); 0 when its planes need no pack) and that pack from theta
+ * (pk 64-byte aligned). */
+size_t score__unet_res_packed_floats(const score__unet_res *r);
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk);
 /* Backward of that forward (same x, e, cache, dbl): grad (the flat gradient) +=, gx +=, ge +=
  * (gx, ge may be NULL); scratch: score__unet_res_scratch_floats() floats. */
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,

@@ -95,7 +95,10 @@ typedef struct unet {
  * embedding, labels): the training forward keeps one region per block for the backward, the
  * cache-free forward one per thread. Per thread: the convolution scratch and, for training,
  * the backward's activation gradients, layer scratch, embedding gradients and one
- * parameter-gradient buffer. */
+ * parameter-gradient buffer. Per call of the cache-free forward, shared read-only by its
+ * threads: the weights of the convolutions on planes below 16 pixels, packed once for all its
+ * blocks (the kernel's pack, which each block's convolution would otherwise redo; the model's
+ * parameters may change between calls, so the pack is redone at the start of every call). */
 
 #define TRAIN_BLOCK 16
 
@@ -112,6 +115,8 @@ typedef struct unet_ws {
     size_t t_col, t_gact, t_scratch, t_gemb; /* per thread */
     float *gparams; /* the gradient of a backward without one (grad NULL) */
     size_t n_gparams;
+    float *pack; /* the packed weights (from a 64-byte boundary inside it) */
+    size_t n_pack;
     /* the cached training forward: rows per block and threads its buffers serve */
     size_t nb, nthr;
     score__pool *pool;
@@ -121,6 +126,7 @@ typedef struct unet_ws {
 /* One block's view of the workspace. */
 typedef struct blk {
     float *act, *cache, *emb, *col, *gact, *scratch, *gemb;
+    const float *pk; /* the call's packed weights (cache-free forward), else NULL */
     double *dbl;
     int32_t *lab;
 } blk;
@@ -148,6 +154,7 @@ static void unet_ws_free(void *kind)
     score__free(w->gemb);
     score__free(w->gpart);
     score__free(w->gparams);
+    score__free(w->pack);
     score__free(w);
 }
 
@@ -172,12 +179,12 @@ static int grow(void **buf, size_t *have, size_t count, size_t per, size_t sz)
 
 /* Sizes of the buffers for n rows (per node kinds, see unet-priv.h). */
 typedef struct sizes {
-    size_t cache, dbl, scratch, col, dsum;
+    size_t cache, dbl, scratch, col, dsum, pack;
 } sizes;
 
 static sizes need_of(const unet *p, size_t n)
 {
-    sizes s = {0, 0, 0, 0, 0};
+    sizes s = {0, 0, 0, 0, 0, 0};
     size_t dsum = 0;
     for (size_t i = 0; i < p->n_nodes; i++) {
         const node *d = &p->nodes[i];
@@ -188,6 +195,7 @@ static sizes need_of(const unet *p, size_t n)
             s.dbl += score__unet_res_dbl(&d->res, n);
             sc = score__unet_res_scratch_floats(&d->res, n);
             col = score__unet_res_col_floats(&d->res);
+            s.pack += score__unet_res_packed_floats(&d->res);
             break;
         case N_ATTN:
             s.cache += score__unet_attn_cache_floats(&d->attn, n);
@@ -200,6 +208,7 @@ static sizes need_of(const unet *p, size_t n)
             break;
         case N_CONV3:
             col = score__unet_conv3_scratch_floats(d->ci, d->co, d->h * d->w);
+            s.pack += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
             dsum = d->co > dsum ? d->co : dsum;
             break;
         default:
@@ -230,6 +239,8 @@ static int ws_fit(const char *fn, const unet *p, unet_ws *w, size_t nb, size_t n
     w->t_scratch = train ? s.scratch : 0;
     w->t_gemb = train ? nb * 3 * p->T : 0;
     rc = grow((void **)&w->act, &w->n_act, nreg, w->r_act, sizeof(float));
+    if (rc == SCORE_OK && !train && s.pack > 0) /* + 15 floats to reach a 64-byte boundary */
+        rc = grow((void **)&w->pack, &w->n_pack, 1, s.pack + 15, sizeof(float));
     if (rc == SCORE_OK) rc = grow((void **)&w->cache, &w->n_cache, nreg, w->r_cache, sizeof(float));
     if (rc == SCORE_OK) rc = grow((void **)&w->dbl, &w->n_dbl, nreg, w->r_dbl, sizeof(double));
     if (rc == SCORE_OK) rc = grow((void **)&w->emb, &w->n_emb, nreg, w->r_emb, sizeof(float));
@@ -263,7 +274,32 @@ static blk view(const unet_ws *w, size_t reg, size_t thread)
     v.gact = w->gact != NULL ? w->gact + thread * w->t_gact : NULL;
     v.scratch = w->scratch != NULL ? w->scratch + thread * w->t_scratch : NULL;
     v.gemb = w->gemb != NULL ? w->gemb + thread * w->t_gemb : NULL;
+    v.pk = NULL;
     return v;
+}
+
+/* The first 64-byte boundary in w's pack buffer (NULL: none allocated). */
+static float *pack_base(const unet_ws *w)
+{
+    if (w->pack == NULL)
+        return NULL;
+    return w->pack + (64 - (uintptr_t)w->pack % 64) % 64 / sizeof(float);
+}
+
+/* Packs the weights of every convolution on planes below 16 pixels into pk, in node order (the
+ * order in which graph_forward reads them). */
+static void pack_weights(const unet *p, float *pk)
+{
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const node *d = &p->nodes[i];
+        if (d->type == N_CONV3) {
+            score__unet_conv3_pack(d->ci, d->co, d->h, d->w, p->theta + d->pw, pk);
+            pk += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
+        } else if (d->type == N_RES) {
+            score__unet_res_pack(&d->res, p->theta, pk);
+            pk += score__unet_res_packed_floats(&d->res);
+        }
+    }
 }
 
 /* ---- Configuration ----------------------------------------------------------------------- */
@@ -746,6 +782,7 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
 {
     const float *th = p->theta;
     const float *e = v->emb + n * (p->E + 3 * p->T);
+    const float *pk = v->pk; /* NULL, or the packed weights in node order */
     float *cache = v->cache;
     double *dbl = v->dbl;
     memcpy(v->act, x, n * p->C * p->H * p->W * sizeof *x);
@@ -754,14 +791,19 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
         float *in = slot(v->act, n, d->in), *y = slot(v->act, n, d->out);
         switch (d->type) {
         case N_CONV3:
-            score__unet_conv3_forward(n, d->ci, d->co, d->h, d->w, th + d->pw, th + d->pb, in, y,
-                                      0, v->col);
+            score__unet_conv3_forward_packed(n, d->ci, d->co, d->h, d->w, th + d->pw, pk,
+                                             th + d->pb, in, y, 0, v->col);
+            if (pk != NULL)
+                pk += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
             break;
         case N_RES:
-            if (train)
+            if (train) {
                 score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, v->col);
-            else
-                score__unet_res_infer(&d->res, n, th, in, e, y, cache, dbl, v->col);
+            } else {
+                score__unet_res_infer(&d->res, n, th, in, e, y, cache, dbl, v->col, pk);
+                if (pk != NULL)
+                    pk += score__unet_res_packed_floats(&d->res);
+            }
             cache += score__unet_res_cache_floats(&d->res, n);
             dbl += score__unet_res_dbl(&d->res, n);
             break;
@@ -821,6 +863,8 @@ static void fwd_part(void *ctx, size_t b, size_t thread)
     const fwd_job *j = ctx;
     size_t r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
     blk v = view(j->w, j->per_thread ? thread : b, thread);
+    if (j->per_thread)
+        v.pk = pack_base(j->w);
     for (size_t i = 0; i < rows; i++)
         v.lab[i] = label_of(j->p, j->ws, r0 + i);
     embed_forward(j->p, &v, rows, j->c + r0);
@@ -853,6 +897,8 @@ static int run_blocks(const char *fn, const score_model *m, score__model_ws *ws,
     nb = n < nb ? n : nb;
     if ((rc = ws_fit(fn, p, w, nb, train ? nblk : nthr, nthr, train)) != SCORE_OK)
         return rc;
+    if (!train && pack_base(w) != NULL) /* before the blocks: their threads read it */
+        pack_weights(p, pack_base(w));
     memset(&j, 0, sizeof j);
     j.p = p;
     j.w = w;
