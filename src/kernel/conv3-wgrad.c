@@ -10,7 +10,9 @@
  * padding, no masks; every lane's chain is the same whatever the vector width, so the three
  * versions (AVX-512, AVX2 with FMA, portable C with fmaf) give the same bits. The 8 x 8, 4 x 4,
  * 2 x 2 and 1 x 1 planes have the pixel loop unrolled with the taps inside the plane known at
- * compile time; other planes test the taps pair by pair. */
+ * compile time; other planes test the taps pair by pair. Calls with fewer output channels than
+ * lanes (and more input channels than output ones, planes up to 128 wide) run the narrow tile
+ * below instead: input channels in the lanes, the same chains. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
