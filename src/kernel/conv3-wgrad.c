@@ -226,8 +226,9 @@ static inline int wg_narrow(size_t ln, size_t ci, size_t co, size_t w)
             }                                                                                     \
             return;                                                                               \
         }                                                                                         \
+        size_t i = b0 / hw, p = b0 % hw, py = p / w, px = p % w; /* pair j's, stepped */         \
         for (size_t j = b0; j < be; j++) {                                                        \
-            size_t i = j / hw, p = j % hw, py = p / w, px = p % w;                                \
+            int edge = py - 1 >= h - 2 || px - 1 >= w - 2; /* a tap outside? (h, w < 3 wrap) */ \
             const float *xp = xt + (off[i - i0] + (ptrdiff_t)p) * (ptrdiff_t)LN;                  \
             const float *g = gy + i * co * hw + p;                                                \
             V gv[NO];                                                                             \
@@ -235,11 +236,17 @@ static inline int wg_narrow(size_t ln, size_t ci, size_t co, size_t w)
                 gv[k] = P##_set1_ps(g[k * hw]);                                                   \
             _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                                \
             {                                                                                     \
-                if (!wg_inside(h, w, py, px, t))                                                  \
+                if (edge && !wg_inside(h, w, py, px, t))                                          \
                     continue;                                                                     \
                 V xv = P##_load_ps(xp + wg_shift(w, t) * (ptrdiff_t)LN);                          \
                 _Pragma("GCC unroll 3") for (size_t k = 0; k < NO; k++)                           \
                     acc[t * NO + k] = P##_fmadd_ps(gv[k], xv, acc[t * NO + k]);                   \
+            }                                                                                     \
+            p++;                                                                                  \
+            if (++px == w) {                                                                      \
+                px = 0;                                                                           \
+                if (++py == h)                                                                    \
+                    py = 0, p = 0, i++;                                                           \
             }                                                                                     \
         }                                                                                         \
     }
