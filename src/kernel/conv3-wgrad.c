@@ -324,6 +324,19 @@ static inline void wg_nflush(size_t ci, size_t o, size_t no, size_t c0, size_t n
         }                                                                                         \
     }
 
+/* A level's choice of tile (LN its lanes): nrun (WG_NRUN_FN) where wg_narrow says so, else
+ * run (the wide tile). */
+#define WG_ANY_FN(name, tgt, LN, nrun, run)                                                       \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,          \
+        const float *x, float *gw)                                                                \
+    {                                                                                             \
+        if (wg_narrow(LN, ci, co, w))                                                             \
+            nrun(pw, n, ci, co, h, w, gy, x, gw);                                                 \
+        else                                                                                      \
+            run(pw, n, ci, co, h, w, gy, x, gw);                                                  \
+    }
+
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
 #if SCORE__SIMD_LEVEL >= 2
 WG_BLOCK_FN(wg_block512, "avx512f", __m512, _mm512, 16)
@@ -414,17 +427,9 @@ WG_NTILE_FN(wg_ntile512_2, "avx512f", __m512, _mm512, 16, 2, wg_nblock512_2)
 WG_NRUN_FN(wgrad_nrun512, "avx512f", 16, 2, score__transpose16_avx512, wg_ntile512_1,
            wg_ntile512_2)
 
-/* The AVX-512 version: the narrow tile for fewer output channels than lanes (wg_narrow), the
- * wide one otherwise. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-wgrad_any512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-             const float *x, float *gw)
-{
-    if (wg_narrow(16, ci, co, w))
-        wgrad_nrun512(pw, n, ci, co, h, w, gy, x, gw);
-    else
-        wgrad_run512(pw, n, ci, co, h, w, gy, x, gw);
-}
+/* The AVX-512 version: the narrow tile for fewer output channels than lanes, the wide one
+ * otherwise. */
+WG_ANY_FN(wgrad_any512, "avx512f", 16, wgrad_nrun512, wgrad_run512)
 
 WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_any512)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
@@ -480,15 +485,7 @@ WG_NRUN_FN(wgrad_nrun256, "avx2,fma", 8, 1, wg_transpose8, wg_ntile256, wg_ntile
 
 /* The AVX2 version: the narrow tile for fewer output channels than lanes, the wide one
  * otherwise. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-wgrad_any256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-             const float *x, float *gw)
-{
-    if (wg_narrow(8, ci, co, w))
-        wgrad_nrun256(pw, n, ci, co, h, w, gy, x, gw);
-    else
-        wgrad_run256(pw, n, ci, co, h, w, gy, x, gw);
-}
+WG_ANY_FN(wgrad_any256, "avx2,fma", 8, wgrad_nrun256, wgrad_run256)
 
 WG_LEVEL_FN(wgrad_avx2, "avx2,fma", wgrad_any256)
 #endif /* WG_X86 */
