@@ -133,6 +133,16 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
         }                                                                                         \
     }
 
+/* A tile's chunk sums: tot[k] (k < nk) = the sum in order of acc[k] over the blocks [b0, be) of
+ * the chunk [j0, je), blockcall filling acc with one block's chains. */
+#define WG_CHUNK_SUMS(P, nk, blockcall)                                                           \
+    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                               \
+        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                      \
+        blockcall;                                                                                \
+        _Pragma("GCC unroll 27") for (size_t k = 0; k < (nk); k++) tot[k] =                       \
+            b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                       \
+    }
+
 /* The tile of both levels (block: the level's WG_BLOCK_FN, TS >= nv * LN):
  * tb[t * TS + LN * v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
  * channel LN * v + l of the tile (block's chains per block of pairs, their sums added in
@@ -144,12 +154,7 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
     {                                                                                             \
         V tot[18], acc[18];                                                                       \
         _Pragma("GCC unroll 18") for (size_t k = 0; k < 18; k++) tot[k] = P##_setzero_ps();       \
-        for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                           \
-            size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                  \
-            block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc);                                      \
-            _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) tot[k] =                 \
-                b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                   \
-        }                                                                                         \
+        WG_CHUNK_SUMS(P, 9 * nv, block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc));              \
         _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++)                              \
             P##_store_ps(tb + (k / nv) * TS + (k % nv) * LN, tot[k]);                             \
     }
@@ -262,12 +267,7 @@ static inline int wg_narrow(size_t ln, size_t ci, size_t co, size_t w)
         size_t i0 = j0 / (pw != 0 ? pw * pw : h * w);                                             \
         V tot[9 * NO], acc[9 * NO];                                                               \
         _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) tot[k] = P##_setzero_ps();   \
-        for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                           \
-            size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                  \
-            block(pw, h, w, co, i0, b0, be, gy, xt, off, acc);                                    \
-            _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) tot[k] =                 \
-                b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                   \
-        }                                                                                         \
+        WG_CHUNK_SUMS(P, 9 * NO, block(pw, h, w, co, i0, b0, be, gy, xt, off, acc));            \
         _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) {                            \
             size_t ko = k % NO, t = k / NO;                                                       \
             P##_store_ps(tb + (ko * 9 + t) * LN, tot[k]);                                         \
