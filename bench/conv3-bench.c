@@ -1,11 +1,12 @@
 /* Micro-benchmark of the kernel layer's direct 3x3 convolutions (not installed, not a test):
  * score__conv3_forward, _input_grad and _wgrad on the U-Net's shapes (bench.c's unet_net: 8 x 8
- * planes with 32 channels, 4 x 4 planes with 64, skip concatenations 64 / 96 / 128 wide), for
- * n = 8 and 16 images (the U-Net's blocks of rows for sampling and training: its real calls),
- * 128 and 1000, at the SIMD level picked at run time (or --level L). Prints each call's best
- * time over the repetitions (a repetition: enough calls for about 50 MFLOP) as GFLOP/s
- * (2 * 9 * ci * co * hw * n flops) and as a percentage of the machine's single-thread sgemm
- * throughput (2048^3 through score__sgemm, best of 5), which runs at about the FMA peak.
+ * planes with 32 channels, 4 x 4 planes with 64, skip concatenations 64 / 96 / 128 wide, the
+ * last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
+ * (the U-Net's blocks of rows for sampling and training: its real calls), 128 and 1000 (up to
+ * MAX_PAIRS image pixels per call), at the SIMD level picked at run time (or --level L). Prints
+ * each call's best time over the repetitions (a repetition: enough calls for about 50 MFLOP) as
+ * GFLOP/s (2 * 9 * ci * co * hw * n flops) and as a percentage of the machine's single-thread
+ * sgemm throughput (2048^3 through score__sgemm, best of 5), which runs at about the FMA peak.
  *
  *   conv3-bench [--reps R] [--level L] [--only fwd|igrad|wgrad] */
 #include <stdio.h>
@@ -56,8 +57,11 @@ typedef struct shape {
  * at least 16 pixels: the 2 x 2 level runs im2col + GEMM). */
 static const shape shapes[] = {
     {1, 32, 8, 8},  {32, 32, 8, 8},  {64, 32, 8, 8},   {96, 32, 8, 8},  {32, 1, 8, 8},
-    {32, 64, 4, 4}, {64, 64, 4, 4}, {128, 64, 4, 4}, {96, 64, 4, 4},
+    {32, 3, 8, 8},  {32, 64, 4, 4}, {64, 64, 4, 4}, {128, 64, 4, 4}, {96, 64, 4, 4},
+    {32, 1, 32, 32}, {32, 3, 32, 32},
 };
+/* Calls above this many (image, pixel) pairs are left out (the large planes: n = 8 and 16). */
+#define MAX_PAIRS 16384
 
 enum { OP_FWD, OP_IGRAD, OP_WGRAD, OP_COUNT };
 static const char *const op_names[OP_COUNT] = {"fwd", "igrad", "wgrad"};
@@ -116,6 +120,8 @@ int main(int argc, char **argv)
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             const shape *s = &shapes[si];
             size_t n = ns[ni], hw = s->h * s->w, cmax = s->ci > s->co ? s->ci : s->co;
+            if (n * hw > MAX_PAIRS)
+                continue;
             float *wt = malloc(s->ci * s->co * 9 * sizeof *wt),
                   *b = malloc(s->co * sizeof *b), *x = malloc(n * cmax * hw * sizeof *x),
                   *y = malloc(n * cmax * hw * sizeof *y),

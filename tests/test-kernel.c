@@ -1155,13 +1155,21 @@ static void wgrad_order_ref(size_t n, size_t ci, size_t co, size_t h, size_t w, 
  * GEMM bound of a double reference, on shapes that cross its blocks: several tiles of 32 output
  * channels and ones of 16 and fewer, more than one chunk of 256 pairs with a partial last one,
  * blocks and chunks that split an image (5 x 7, 9 x 11, 16 x 16), the 8 x 8 .. 1 x 1 planes with
- * their taps unrolled. Values spanning many magnitudes, so another order gives other bits. */
+ * their taps unrolled; fewer output channels than lanes (the narrow tile), up to its widest
+ * plane (3 x 128: its buffer filled exactly) and past it (3 x 130: the wide tile). Values spanning many magnitudes, so another order gives other bits. */
 START_TEST(conv3_wgrad_order)
 {
     static const size_t shapes[][5] = {
         {8, 8, 3, 40, 9},  {8, 8, 2, 17, 5},  {4, 4, 2, 33, 20}, {4, 4, 3, 64, 16},
         {2, 2, 3, 20, 70}, {1, 1, 3, 17, 300}, {5, 7, 2, 18, 9}, {9, 11, 2, 5, 3},
         {16, 16, 1, 3, 2}, {3, 3, 2, 48, 40}, {8, 8, 1, 1, 16},
+        /* few output channels (the narrow tile: input channels in the lanes), ci not a multiple
+         * of 16 or 8, chunks that split images (halo rows) and hold many */
+        {8, 8, 32, 1, 16}, {8, 8, 32, 3, 9},  {8, 8, 20, 2, 5},   {8, 8, 37, 5, 6},
+        {8, 8, 40, 15, 5}, {4, 4, 32, 3, 21}, {4, 4, 19, 1, 17},  {2, 2, 32, 1, 70},
+        {2, 2, 21, 5, 67}, {1, 1, 32, 3, 300}, {1, 1, 17, 2, 259}, {5, 7, 32, 3, 9},
+        {5, 7, 9, 2, 15},  {16, 16, 33, 1, 3}, {16, 16, 24, 15, 2}, {32, 32, 32, 1, 2},
+        {32, 32, 32, 3, 1}, {32, 32, 18, 5, 2}, {3, 128, 20, 1, 2}, {3, 130, 20, 1, 2},
     };
     unsigned seed = 31;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {

@@ -10,7 +10,9 @@
  * padding, no masks; every lane's chain is the same whatever the vector width, so the three
  * versions (AVX-512, AVX2 with FMA, portable C with fmaf) give the same bits. The 8 x 8, 4 x 4,
  * 2 x 2 and 1 x 1 planes have the pixel loop unrolled with the taps inside the plane known at
- * compile time; other planes test the taps pair by pair. */
+ * compile time; other planes test the taps pair by pair. Calls with fewer output channels than
+ * lanes (and more input channels than output ones, planes up to 128 wide) run the narrow tile
+ * below instead: input channels in the lanes, the same chains. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,6 +133,16 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
         }                                                                                         \
     }
 
+/* A tile's chunk sums: tot[k] (k < nk) = the sum in order of acc[k] over the blocks [b0, be) of
+ * the chunk [j0, je), blockcall filling acc with one block's chains. */
+#define WG_CHUNK_SUMS(P, nk, blockcall)                                                           \
+    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                               \
+        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                      \
+        blockcall;                                                                                \
+        _Pragma("GCC unroll 27") for (size_t k = 0; k < (nk); k++) tot[k] =                       \
+            b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                       \
+    }
+
 /* The tile of both levels (block: the level's WG_BLOCK_FN, TS >= nv * LN):
  * tb[t * TS + LN * v + l] (t < 9, v < nv) = the chunk's sums of its pairs [j0, je) for output
  * channel LN * v + l of the tile (block's chains per block of pairs, their sums added in
@@ -142,12 +154,7 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
     {                                                                                             \
         V tot[18], acc[18];                                                                       \
         _Pragma("GCC unroll 18") for (size_t k = 0; k < 18; k++) tot[k] = P##_setzero_ps();       \
-        for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {                                           \
-            size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;                                  \
-            block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc);                                      \
-            _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++) tot[k] =                 \
-                b0 == j0 ? acc[k] : P##_add_ps(tot[k], acc[k]);                                   \
-        }                                                                                         \
+        WG_CHUNK_SUMS(P, 9 * nv, block(nv, pw, h, w, ci, j0, b0, be, gt, x, acc));              \
         _Pragma("GCC unroll 18") for (size_t k = 0; k < 9 * nv; k++)                              \
             P##_store_ps(tb + (k / nv) * TS + (k % nv) * LN, tot[k]);                             \
     }
@@ -171,6 +178,163 @@ static void wgrad_portable(size_t n, size_t ci, size_t co, size_t h, size_t w, c
         } else {                                                                                  \
             run(0, n, ci, co, h, w, gy, x, gw);                                                   \
         }                                                                                         \
+    }
+
+/* ---- The narrow tile: input channels in the lanes ----------------------------------------- *
+ * For co below the lane count (the U-Net's last convolution: 32 -> 1 or 3 channels) the tile
+ * above leaves lanes empty. This one transposes a chunk's x once per block of LN input channels
+ * to pixel-major (xt[pixel * LN + l] = x[i, c0 + l, p], the chunk's pixels and the rows its taps
+ * read around them), then runs NO output channels x the 9 taps (9 * NO accumulators) over the
+ * pairs: per pair one broadcast of gy per output channel and, per tap inside the plane, one load
+ * of xt and NO FMAs. Lane l is input channel c0 + l's own chain in the documented order, so the
+ * bits are those of the other tile. Planes up to WG_NARROW_MAXW wide (the buffer's halo). */
+#define WG_NARROW_MAXW 128
+/* Pixels of xt: a chunk's pairs, plus w + 1 pixels of halo at each end (whole images inside the
+ * chunk need none). */
+#define WG_XT_PIX (WG_CHUNK + 2 * (WG_NARROW_MAXW + 1))
+
+/* Whether the narrow tile computes the weight gradient (LN the level's lanes): a rule of the
+ * shapes only. */
+static inline int wg_narrow(size_t ln, size_t ci, size_t co, size_t w)
+{
+    return co < ln && co < ci && w <= WG_NARROW_MAXW;
+}
+
+/* The narrow tile's block loop of both levels: acc[t * NO + k] = the chains of input channels
+ * c0 .. c0 + LN - 1 (lanes) x tap t for output channel o + k over the pairs [b0, be) of the chunk
+ * whose first image is i0: gy is output channel o of image 0 (images co * hw apart), pixel p of
+ * image i at xt + (off[i - i0] + p) * LN. pw as in WG_BLOCK_FN. */
+#define WG_NBLOCK_FN(name, tgt, V, P, LN, NO)                                                     \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t pw, size_t h, size_t w, size_t co, size_t i0, size_t b0, size_t be,               \
+        const float *gy, const float *xt, const ptrdiff_t *off, V *acc)                           \
+    {                                                                                             \
+        size_t hw = pw != 0 ? pw * pw : h * w;                                                    \
+        _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) acc[k] = P##_setzero_ps();   \
+        if (pw != 0) {                                                                            \
+            for (size_t i = b0 / hw; i < be / hw; i++) {                                          \
+                const float *xi = xt + off[i - i0] * (ptrdiff_t)LN, *g = gy + i * co * hw;        \
+                _Pragma("GCC unroll 64") for (size_t p = 0; p < hw; p++)                          \
+                {                                                                                 \
+                    V gv[NO];                                                                     \
+                    _Pragma("GCC unroll 3") for (size_t k = 0; k < NO; k++)                       \
+                        gv[k] = P##_set1_ps(g[k * hw + p]);                                       \
+                    _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                        \
+                    {                                                                             \
+                        if (!wg_inside(pw, pw, p / pw, p % pw, t))                                \
+                            continue;                                                             \
+                        V xv = P##_load_ps(xi + ((ptrdiff_t)p + wg_shift(pw, t)) * LN);           \
+                        _Pragma("GCC unroll 3") for (size_t k = 0; k < NO; k++)                   \
+                            acc[t * NO + k] = P##_fmadd_ps(gv[k], xv, acc[t * NO + k]);           \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
+        size_t i = b0 / hw, p = b0 % hw, py = p / w, px = p % w; /* pair j's, stepped */         \
+        for (size_t j = b0; j < be; j++) {                                                        \
+            int edge = py - 1 >= h - 2 || px - 1 >= w - 2; /* a tap outside? (h, w < 3 wrap) */ \
+            const float *xp = xt + (off[i - i0] + (ptrdiff_t)p) * (ptrdiff_t)LN;                  \
+            const float *g = gy + i * co * hw + p;                                                \
+            V gv[NO];                                                                             \
+            _Pragma("GCC unroll 3") for (size_t k = 0; k < NO; k++)                               \
+                gv[k] = P##_set1_ps(g[k * hw]);                                                   \
+            _Pragma("GCC unroll 9") for (size_t t = 0; t < 9; t++)                                \
+            {                                                                                     \
+                if (edge && !wg_inside(h, w, py, px, t))                                          \
+                    continue;                                                                     \
+                V xv = P##_load_ps(xp + wg_shift(w, t) * (ptrdiff_t)LN);                          \
+                _Pragma("GCC unroll 3") for (size_t k = 0; k < NO; k++)                           \
+                    acc[t * NO + k] = P##_fmadd_ps(gv[k], xv, acc[t * NO + k]);                   \
+            }                                                                                     \
+            p++;                                                                                  \
+            if (++px == w) {                                                                      \
+                px = 0;                                                                           \
+                if (++py == h)                                                                    \
+                    py = 0, p = 0, i++;                                                           \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* The narrow tile of both levels (block: the level's WG_NBLOCK_FN for NO output channels):
+ * tb[(k * 9 + t) * LN + l] = the chunk's sums of its pairs [j0, je) for output channel o + k,
+ * input channel c0 + l and tap t. */
+#define WG_NTILE_FN(name, tgt, V, P, LN, NO, block)                                               \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t pw, size_t h, size_t w, size_t co, size_t j0, size_t je, const float *gy,         \
+        const float *xt, const ptrdiff_t *off, float *tb)                                         \
+    {                                                                                             \
+        size_t i0 = j0 / (pw != 0 ? pw * pw : h * w);                                             \
+        V tot[9 * NO], acc[9 * NO];                                                               \
+        _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) tot[k] = P##_setzero_ps();   \
+        WG_CHUNK_SUMS(P, 9 * NO, block(pw, h, w, co, i0, b0, be, gy, xt, off, acc));            \
+        _Pragma("GCC unroll 27") for (size_t k = 0; k < 9 * NO; k++) {                            \
+            size_t ko = k % NO, t = k / NO;                                                       \
+            P##_store_ps(tb + (ko * 9 + t) * LN, tot[k]);                                         \
+        }                                                                                         \
+    }
+
+/* gw[o + k, c0 + l, t] += tb[(k * 9 + t) * LN + l] for k < no, l < nc (gw rows of 9 ci). */
+static inline void wg_nflush(size_t ci, size_t o, size_t no, size_t c0, size_t nc, size_t ln,
+                             const float *tb, float *gw)
+{
+    for (size_t k = 0; k < no; k++)
+        for (size_t l = 0; l < nc; l++) {
+            float *g = gw + ((o + k) * ci + c0 + l) * 9;
+            for (size_t t = 0; t < 9; t++)
+                g[t] = g[t] + tb[(k * 9 + t) * ln + l];
+        }
+}
+
+/* The narrow version of a level (transpose: out[k * LN + l] = W[l * ldw + k] for l < nr, +0
+ * from nr on, k < K; tile1 / tileN: WG_NTILE_FN for 1 / NO output channels): chunk by chunk,
+ * blocks of LN input channels transposed with their halo, then NO output channels at a time. */
+#define WG_NRUN_FN(name, tgt, LN, NO, transpose, tile1, tileN)                                    \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,          \
+        const float *x, float *gw)                                                                \
+    {                                                                                             \
+        float xt[WG_XT_PIX * LN] __attribute__((aligned(64)));                                    \
+        float tb[9 * NO * LN] __attribute__((aligned(64)));                                       \
+        ptrdiff_t off[WG_CHUNK + 1];                                                              \
+        size_t hw = h * w, np = n * hw;                                                           \
+        for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {                                            \
+            size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;                                  \
+            size_t i0 = j0 / hw, i1 = (je - 1) / hw;                                              \
+            for (size_t c0 = 0; c0 < ci; c0 += LN) {                                              \
+                size_t nc = ci - c0 < LN ? ci - c0 : LN, pos = 0;                                 \
+                for (size_t i = i0; i <= i1; i++) {                                               \
+                    size_t pa = i == i0 ? j0 % hw : 0, pb = i == i1 ? (je - 1) % hw + 1 : hw;     \
+                    size_t lo = pa > w + 1 ? pa - w - 1 : 0;                                      \
+                    size_t hi = hw - pb > w + 1 ? pb + w + 1 : hw;                                \
+                    transpose(x + (i * ci + c0) * hw + lo, hw, nc, hi - lo, xt + pos * LN);       \
+                    off[i - i0] = (ptrdiff_t)pos - (ptrdiff_t)lo;                                 \
+                    pos += hi - lo;                                                               \
+                }                                                                                 \
+                size_t o = 0;                                                                     \
+                for (; o + NO <= co; o += NO) {                                                   \
+                    tileN(pw, h, w, co, j0, je, gy + o * hw, xt, off, tb);                        \
+                    wg_nflush(ci, o, NO, c0, nc, LN, tb, gw);                                     \
+                }                                                                                 \
+                for (; o < co; o++) {                                                             \
+                    tile1(pw, h, w, co, j0, je, gy + o * hw, xt, off, tb);                        \
+                    wg_nflush(ci, o, 1, c0, nc, LN, tb, gw);                                      \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* A level's choice of tile (LN its lanes): nrun (WG_NRUN_FN) where wg_narrow says so, else
+ * run (the wide tile). */
+#define WG_ANY_FN(name, tgt, LN, nrun, run)                                                       \
+    __attribute__((target(tgt), always_inline)) static inline void name(                          \
+        size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,          \
+        const float *x, float *gw)                                                                \
+    {                                                                                             \
+        if (wg_narrow(LN, ci, co, w))                                                             \
+            nrun(pw, n, ci, co, h, w, gy, x, gw);                                                 \
+        else                                                                                      \
+            run(pw, n, ci, co, h, w, gy, x, gw);                                                  \
     }
 
 /* ---- AVX-512 ----------------------------------------------------------------------------- */
@@ -256,7 +420,18 @@ wgrad_run512(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
     }
 }
 
-WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_run512)
+WG_NBLOCK_FN(wg_nblock512_1, "avx512f", __m512, _mm512, 16, 1)
+WG_NBLOCK_FN(wg_nblock512_2, "avx512f", __m512, _mm512, 16, 2)
+WG_NTILE_FN(wg_ntile512_1, "avx512f", __m512, _mm512, 16, 1, wg_nblock512_1)
+WG_NTILE_FN(wg_ntile512_2, "avx512f", __m512, _mm512, 16, 2, wg_nblock512_2)
+WG_NRUN_FN(wgrad_nrun512, "avx512f", 16, 2, score__transpose16_avx512, wg_ntile512_1,
+           wg_ntile512_2)
+
+/* The AVX-512 version: the narrow tile for fewer output channels than lanes, the wide one
+ * otherwise. */
+WG_ANY_FN(wgrad_any512, "avx512f", 16, wgrad_nrun512, wgrad_run512)
+
+WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_any512)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
 /* ---- AVX2 with FMA ----------------------------------------------------------------------- *
@@ -293,7 +468,26 @@ wgrad_run256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, cons
     }
 }
 
-WG_LEVEL_FN(wgrad_avx2, "avx2,fma", wgrad_run256)
+/* The narrow tile's transpose at this level: out[k * 8 + l] = W[l * ldw + k] for l < nr, +0 from
+ * nr on, k < K. */
+__attribute__((target("avx2,fma"))) static void wg_transpose8(const float *W, size_t ldw,
+                                                              size_t nr, size_t K, float *out)
+{
+    for (size_t l = 0; l < 8; l++)
+        for (size_t k = 0; k < K; k++)
+            out[k * 8 + l] = l < nr ? W[l * ldw + k] : 0.0f;
+}
+
+/* One output channel at a time (9 accumulators of the 16 registers). */
+WG_NBLOCK_FN(wg_nblock256, "avx2,fma", __m256, _mm256, 8, 1)
+WG_NTILE_FN(wg_ntile256, "avx2,fma", __m256, _mm256, 8, 1, wg_nblock256)
+WG_NRUN_FN(wgrad_nrun256, "avx2,fma", 8, 1, wg_transpose8, wg_ntile256, wg_ntile256)
+
+/* The AVX2 version: the narrow tile for fewer output channels than lanes, the wide one
+ * otherwise. */
+WG_ANY_FN(wgrad_any256, "avx2,fma", 8, wgrad_nrun256, wgrad_run256)
+
+WG_LEVEL_FN(wgrad_avx2, "avx2,fma", wgrad_any256)
 #endif /* WG_X86 */
 
 void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
