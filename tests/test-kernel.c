@@ -1156,7 +1156,9 @@ static void wgrad_order_ref(size_t n, size_t ci, size_t co, size_t h, size_t w, 
  * channels and ones of 16 and fewer, more than one chunk of 256 pairs with a partial last one,
  * blocks and chunks that split an image (5 x 7, 9 x 11, 16 x 16), the 8 x 8 .. 1 x 1 planes with
  * their taps unrolled; fewer output channels than lanes (the narrow tile), up to its widest
- * plane (3 x 128: its buffer filled exactly) and past it (3 x 130: the wide tile). Values spanning many magnitudes, so another order gives other bits. */
+ * plane (3 x 128: its buffer filled exactly) and past it (3 x 130: the wide tile), and on planes
+ * less than 3 pixels high or wide. Values spanning many magnitudes, so another order gives other
+ * bits. */
 START_TEST(conv3_wgrad_order)
 {
     static const size_t shapes[][5] = {
@@ -1170,6 +1172,8 @@ START_TEST(conv3_wgrad_order)
         {2, 2, 21, 5, 67}, {1, 1, 32, 3, 300}, {1, 1, 17, 2, 259}, {5, 7, 32, 3, 9},
         {5, 7, 9, 2, 15},  {16, 16, 33, 1, 3}, {16, 16, 24, 15, 2}, {32, 32, 32, 1, 2},
         {32, 32, 32, 3, 1}, {32, 32, 18, 5, 2}, {3, 128, 20, 1, 2}, {3, 130, 20, 1, 2},
+        /* the narrow tile on planes less than 3 high or wide (every pixel on the edge) */
+        {2, 3, 20, 1, 30}, {1, 5, 18, 2, 40}, {3, 1, 17, 3, 50}, {2, 5, 33, 2, 21},
     };
     unsigned seed = 31;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
