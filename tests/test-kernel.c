@@ -1045,11 +1045,13 @@ START_TEST(conv3_direct_forward)
 }
 END_TEST
 
-/* The weight gradient in double: rw[(o * ci + c) * 9 + t] += the sum over images and pixels of
+/* The gradients in double: rw[(o * ci + c) * 9 + t] += the sum over images and pixels of
  * gy[i, o, p] * x[i, c, p + shift(t)] (taps inside the plane), mw[...] += the sum of the terms'
- * magnitudes (the error bound's scale). */
-static void wgrad_ref_acc(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
-                          const float *x, double *rw, double *mw)
+ * magnitudes (the error bound's scale); with wt != NULL also the input gradient,
+ * rx[i, c, p + shift(t)] += wt[o, c, t] * gy[i, o, p], and mx its magnitudes. */
+static void conv_grad_ref(size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
+                          const float *x, double *rw, double *mw, const float *wt, double *rx,
+                          double *mx)
 {
     size_t hw = h * w;
     for (size_t i = 0; i < n; i++)
@@ -1058,11 +1060,17 @@ static void wgrad_ref_acc(size_t n, size_t ci, size_t co, size_t h, size_t w, co
                 for (size_t t = 0; t < 9; t++)
                     for (size_t p = 0; p < hw; p++) {
                         size_t src;
+                        double g = gy[(i * co + o) * hw + p], d;
                         if (!conv_src(h, w, p / w, p % w, t, &src))
                             continue;
-                        double d = (double)gy[(i * co + o) * hw + p] * x[(i * ci + c) * hw + src];
+                        d = g * x[(i * ci + c) * hw + src];
                         rw[(o * ci + c) * 9 + t] += d;
                         mw[(o * ci + c) * 9 + t] += fabs(d);
+                        if (wt != NULL) {
+                            double dx = (double)wt[(o * ci + c) * 9 + t] * g;
+                            rx[(i * ci + c) * hw + src] += dx;
+                            mx[(i * ci + c) * hw + src] += fabs(dx);
+                        }
                     }
 }
 
@@ -1095,20 +1103,7 @@ START_TEST(conv3_direct_gradients)
             rx[j] = gx0[j], mx[j] = fabs(gx0[j]);
         for (size_t j = 0; j < co * kk; j++)
             rw[j] = gw0[j], mw[j] = fabs(gw0[j]);
-        for (size_t i = 0; i < n; i++)
-            for (size_t o = 0; o < co; o++)
-                for (size_t c = 0; c < ci; c++)
-                    for (size_t t = 0; t < 9; t++)
-                        for (size_t p = 0; p < hw; p++) {
-                            size_t src;
-                            if (!conv_src(h, w, p / w, p % w, t, &src))
-                                continue;
-                            double g = gy[(i * co + o) * hw + p];
-                            double dx = (double)wt[(o * ci + c) * 9 + t] * g;
-                            rx[(i * ci + c) * hw + src] += dx;
-                            mx[(i * ci + c) * hw + src] += fabs(dx);
-                        }
-        wgrad_ref_acc(n, ci, co, h, w, gy, x, rw, mw);
+        conv_grad_ref(n, ci, co, h, w, gy, x, rw, mw, wt, rx, mx);
         /* the transposed, tap-flipped weight: the input gradient is its forward, bit for bit */
         for (size_t o = 0; o < co; o++)
             for (size_t c = 0; c < ci; c++)
@@ -1211,7 +1206,7 @@ START_TEST(conv3_wgrad_order)
         wgrad_order_ref(n, ci, co, h, w, gy, x, want);
         for (size_t j = 0; j < nw; j++)
             rw[j] = gw0[j], mw[j] = fabs(gw0[j]);
-        wgrad_ref_acc(n, ci, co, h, w, gy, x, rw, mw);
+        conv_grad_ref(n, ci, co, h, w, gy, x, rw, mw, NULL, NULL, NULL);
         for (size_t j = 0; j < nw; j++)
             ck_assert_double_le(fabs(want[j] - rw[j]), TOL_GEMM_REL * mw[j] + 1e-6);
         for (int lv = 0; lv <= score__gemm_cols_level(); lv++) {
