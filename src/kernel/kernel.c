@@ -1204,6 +1204,50 @@ void score__sum_runs(size_t nb, size_t m, const float *x, size_t ld, const doubl
     score__sum_runs_at(score__silu_level(), nb, m, x, ld, mean, out);
 }
 
+#if SILU_X86 && SCORE__SIMD_LEVEL >= 2
+/* score__gn_plane_sums on planes of at most 4 values (too short for a vector: all of a plane is
+ * the scalar tail of gsums_finish) with 8 planes in the lanes of AVX-512 vectors: value j of the
+ * 8 planes picked from their 8 * hw consecutive values (two vectors, masked loads of exactly
+ * those) by a permutation, added to s[0] in the order j = 0 .. hw - 1, then the tree with its
+ * seven zero partial sums, ((s0 + 0) + 0) + 0: each plane's bits of gsums_finish. Returns the
+ * planes done (a multiple of 8). */
+__attribute__((target("avx512f,avx2,fma"))) static size_t
+gsums_small_avx512(size_t np, size_t hw, const float *x, const float *gy, const float *ds,
+                   double mean, double rstd, double *sg_out, double *sgx_out)
+{
+    size_t n = 8 * hw, p = 0;
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+    __mmask16 k1 = (__mmask16)(n > 16 ? (1u << (n - 16)) - 1u : 0u);
+    __m512i base = _mm512_mullo_epi32(_mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3,
+                                                       2, 1, 0),
+                                      _mm512_set1_epi32((int)hw));
+    __m512d vm = _mm512_set1_pd(mean), vr = _mm512_set1_pd(rstd), z = _mm512_setzero_pd();
+    for (; p + 8 <= np; p += 8) {
+        const float *xp = x + p * hw, *gp = gy + p * hw;
+        __m512 x0 = _mm512_maskz_loadu_ps(k0, xp), x1 = _mm512_maskz_loadu_ps(k1, xp + 16);
+        __m512 g0 = _mm512_maskz_loadu_ps(k0, gp), g1 = _mm512_maskz_loadu_ps(k1, gp + 16);
+        if (ds != NULL) {
+            g0 = _mm512_mul_ps(g0, _mm512_maskz_loadu_ps(k0, ds + p * hw));
+            g1 = _mm512_mul_ps(g1, _mm512_maskz_loadu_ps(k1, ds + p * hw + 16));
+        }
+        __m512d sg = z, sgx = z;
+        for (size_t j = 0; j < hw; j++) {
+            __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((int)j));
+            __m512d xv = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(x0, idx, x1)));
+            __m512d gv = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(g0, idx, g1)));
+            __m512d xh = _mm512_mul_pd(_mm512_sub_pd(xv, vm), vr);
+            sg = _mm512_add_pd(sg, gv);
+            sgx = _mm512_add_pd(sgx, _mm512_mul_pd(gv, xh));
+        }
+        sg = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(sg, z), z), z);
+        sgx = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(sgx, z), z), z);
+        _mm512_storeu_pd(sg_out + p, sg);
+        _mm512_storeu_pd(sgx_out + p, sgx);
+    }
+    return p;
+}
+#endif
+
 void score__gn_plane_sums_at(int level, size_t np, size_t hw, const float *x, const float *gy,
                              const float *ds, double mean, double rstd, double *sg_out,
                              double *sgx_out)
@@ -1211,7 +1255,11 @@ void score__gn_plane_sums_at(int level, size_t np, size_t hw, const float *x, co
 #if SILU_X86
 #if SCORE__SIMD_LEVEL >= 2
     if (level >= 2) {
-        gn_plane_sums_avx512(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out);
+        size_t p = hw >= 1 && hw <= 4 ? gsums_small_avx512(np, hw, x, gy, ds, mean, rstd,
+                                                           sg_out, sgx_out)
+                                      : 0;
+        gn_plane_sums_avx512(np - p, hw, x + p * hw, gy + p * hw, ds != NULL ? ds + p * hw : NULL,
+                             mean, rstd, sg_out + p, sgx_out + p);
         return;
     }
 #endif

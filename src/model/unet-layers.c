@@ -505,38 +505,47 @@ SCORE__INLINE float gn_grad_at(const float *gp, const float *ds, size_t j, int s
     return silu ? gp[j] * ds[j] : gp[j];
 }
 
-/* v = (float)(rstd * (gv * gamma - a1 - (xp - mean) * rstd * a2)) in double over m values
- * (gv = gn_grad_at(gp, ds, j, silu)); dp += v, or with acc = 0 dp = 0 + v (the bits of adding
- * to a zeroed dp: -0 becomes +0). */
+/* v = (float)(rstd * (gv * gk - a1 - (xp - mean) * rstd * a2)) in double over m values
+ * (gv = gn_grad_at(gp, ds, j, silu); gk = the plane's gamma, or with ex = 1 (double)ge[j], the
+ * gamma of value j); dp += v, or with acc = 0 dp = 0 + v (the bits of adding to a zeroed dp: -0
+ * becomes +0). silu, ex, acc: constants after inlining. */
 SCORE__INLINE void gn_input_grad_body(size_t m, const float *restrict xp,
                                       const float *restrict gp, const float *restrict ds,
                                       int silu, double mean, double rstd, double gk,
-                                      double a1, double a2, float *restrict dp, int acc)
+                                      const float *restrict ge, int ex, double a1, double a2,
+                                      float *restrict dp, int acc)
 {
     for (size_t j = 0; j < m; j++) {
-        double xh = ((double)xp[j] - mean) * rstd;
-        float v = (float)(rstd * ((double)gn_grad_at(gp, ds, j, silu) * gk - a1 - xh * a2));
+        double xh = ((double)xp[j] - mean) * rstd, gj = ex ? (double)ge[j] : gk;
+        float v = (float)(rstd * ((double)gn_grad_at(gp, ds, j, silu) * gj - a1 - xh * a2));
         dp[j] = (acc ? dp[j] : 0.0f) + v;
     }
 }
 
+/* gn_input_grad_body for gy (ds NULL: adding to dp) or gy * ds (adding, acc = 1, or writing), with
+ * the plane's gamma gk (ge NULL) or a gamma per value ge[j] (a whole group of small planes at
+ * once: one loop of whole vectors, not one of remainders per plane). */
 SCORE__VEC_CLONES
-static void gn_input_grad(size_t m, const float *xp, const float *gp, double mean, double rstd,
-                          double gk, double a1, double a2, float *dp)
+static void gn_input_grad(size_t m, const float *xp, const float *gp, const float *ds,
+                          double mean, double rstd, double gk, const float *ge, double a1,
+                          double a2, float *dp, int acc)
 {
-    gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, a1, a2, dp, 1);
-}
-
-/* gn_input_grad with the SiLU derivative ds, adding (acc = 1) or writing (acc = 0). */
-SCORE__VEC_CLONES
-static void gn_input_grad_silu(size_t m, const float *xp, const float *gp, const float *ds,
-                               double mean, double rstd, double gk, double a1, double a2,
-                               float *dp, int acc)
-{
-    if (acc)
-        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 1);
-    else
-        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 0);
+    if (ds == NULL) {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, ge, 1, a1, a2, dp, 1);
+        else
+            gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, NULL, 0, a1, a2, dp, 1);
+    } else if (acc) {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, ge, 1, a1, a2, dp, 1);
+        else
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, NULL, 0, a1, a2, dp, 1);
+    } else {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, ge, 1, a1, a2, dp, 0);
+        else
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, NULL, 0, a1, a2, dp, 0);
+    }
 }
 
 /* The backward of score__unet_gn_forward for the output gradient gy (ds NULL) or gy * ds (a
@@ -547,6 +556,12 @@ static void gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *ga
                         float *ggamma, float *gbeta, float *gx, int acc)
 {
     size_t cg = c / g, m = cg * hw;
+    float ge[GN_EXPAND]; /* gamma per value: planes whose input gradient is not whole vectors */
+    int ex = gx != NULL && hw % 16 != 0 && c * hw <= GN_EXPAND;
+    if (ex)
+        for (size_t k = 0; k < c; k++)
+            for (size_t j = 0; j < hw; j++)
+                ge[k * hw + j] = gamma[k];
     for (size_t i = 0; i < n; i++) {
         for (size_t q = 0; q < g; q++) {
             size_t base = i * c * hw + q * m;
@@ -568,14 +583,15 @@ static void gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *ga
             if (gx == NULL)
                 continue;
             double a1 = s1 / (double)m, a2 = s2 / (double)m;
+            if (ex) {
+                gn_input_grad(m, x + base, gy + base, ds != NULL ? ds + base : NULL, mean, rstd,
+                              0.0, ge + q * m, a1, a2, gx + base, acc);
+                continue;
+            }
             for (size_t kc = 0; kc < cg; kc++) {
                 size_t k = q * cg + kc, o = base + kc * hw;
-                if (ds != NULL)
-                    gn_input_grad_silu(hw, x + o, gy + o, ds + o, mean, rstd, (double)gamma[k],
-                                       a1, a2, gx + o, acc);
-                else
-                    gn_input_grad(hw, x + o, gy + o, mean, rstd, (double)gamma[k], a1, a2,
-                                  gx + o);
+                gn_input_grad(hw, x + o, gy + o, ds != NULL ? ds + o : NULL, mean, rstd,
+                              (double)gamma[k], NULL, a1, a2, gx + o, acc);
             }
         }
     }
