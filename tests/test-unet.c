@@ -774,14 +774,12 @@ START_TEST(groupnorm_batched_bits)
             const size_t N = 1 + (si * 5) % 17;
             size_t len = N * C * HW, ns = 2 * N * G;
             unsigned seed = 301 + (unsigned)si;
-            float *x = malloc(len * sizeof *x), *y = malloc(len * sizeof *y);
-            float *yr = malloc(len * sizeof *yr), *d = malloc(len * sizeof *d);
-            float *dr = malloc(len * sizeof *dr), *gs = malloc(len * sizeof *gs);
-            float *gx = malloc(len * sizeof *gx), *gxr = malloc(len * sizeof *gxr);
-            float *gx0 = malloc(len * sizeof *gx0), *gamma = malloc(C * sizeof *gamma);
-            float *beta = malloc(C * sizeof *beta), *gp = malloc(2 * C * sizeof *gp);
-            float *gpr = malloc(2 * C * sizeof *gpr);
-            double *st = malloc(ns * sizeof *st), *str = malloc(ns * sizeof *str);
+            /* x, y, yr, d, dr, gs, gx, gxr, gx0 (len each), gamma, beta (C), gp, gpr (2 C) */
+            float *buf = malloc((9 * len + 6 * C) * sizeof *buf);
+            float *x = buf, *y = x + len, *yr = y + len, *d = yr + len, *dr = d + len;
+            float *gs = dr + len, *gx = gs + len, *gxr = gx + len, *gx0 = gxr + len;
+            float *gamma = gx0 + len, *beta = gamma + C, *gp = beta + C, *gpr = gp + 2 * C;
+            double *st = malloc(2 * ns * sizeof *st), *str = st + ns;
             fill(&seed, len, 4.0f, x);
             for (size_t i = 0; i < len; i++)
                 x[i] += 3.0f;
@@ -828,8 +826,8 @@ START_TEST(groupnorm_batched_bits)
                     ck_assert_msg(same_f(gx[i], gxr[i]), "backward %d: shape %zu value %zu",
                                   mode, si, i);
             }
-            free(x), free(y), free(yr), free(d), free(dr), free(gs), free(gx), free(gxr);
-            free(gx0), free(gamma), free(beta), free(gp), free(gpr), free(st), free(str);
+            free(buf);
+            free(st);
         }
 }
 END_TEST

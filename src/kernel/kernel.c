@@ -1066,7 +1066,7 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
  * NV: vectors per run (1 or 2). */
 #define SUM_RUNS_VEC(SUF, TGT, V, NV, CVT8, ADD, SUB, MUL, SET1, ZERO, STORE)                      \
     __attribute__((target(TGT))) SCORE__INLINE void sum_runs_pass_##SUF(                           \
-        size_t nr, size_t m, const float *x, size_t ld, const double *mean, double *out, int sq)  \
+        size_t nr, size_t m, const float *x, size_t ld, const double *mean, double *out, int sq)   \
     {                                                                                              \
         V acc[RUNS_BATCH][NV], mu[RUNS_BATCH];                                                     \
         const float *xr[RUNS_BATCH];                                                               \
@@ -1083,7 +1083,7 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
             _Pragma("GCC unroll 4") for (size_t r = 0; r < RUNS_BATCH; r++)                        \
             {                                                                                      \
                 V v[NV];                                                                           \
-                CVT8(_mm256_loadu_ps(xr[r] + j), v);                                                               \
+                CVT8(_mm256_loadu_ps(xr[r] + j), v);                                               \
                 for (size_t h = 0; h < NV; h++) {                                                  \
                     if (sq) {                                                                      \
                         v[h] = SUB(v[h], mu[r]);                                                   \
@@ -1101,7 +1101,7 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
         }                                                                                          \
     }                                                                                              \
     __attribute__((target(TGT))) static void sum_runs_##SUF(                                       \
-        size_t nb, size_t m, const float *x, size_t ld, const double *mean, double *out)          \
+        size_t nb, size_t m, const float *x, size_t ld, const double *mean, double *out)           \
     {                                                                                              \
         for (size_t b = 0; b < nb; b += RUNS_BATCH) {                                              \
             size_t nr = nb - b < RUNS_BATCH ? nb - b : RUNS_BATCH;                                 \
@@ -1111,9 +1111,9 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
                 sum_runs_pass_##SUF(nr, m, x + b * ld, ld, NULL, out + b, 0);                      \
         }                                                                                          \
     }                                                                                              \
-    /* the planes' sums of gv and gv * xh (score__gn_plane_sums), RUNS_BATCH planes per pass */   \
+    /* the planes' sums of gv and gv * xh (score__gn_plane_sums), RUNS_BATCH planes per pass */    \
     __attribute__((target(TGT))) SCORE__INLINE void gsums_pass_##SUF(                              \
-        size_t nr, size_t hw, const float *x, const float *gy, const float *ds, double mean,     \
+        size_t nr, size_t hw, const float *x, const float *gy, const float *ds, double mean,       \
         double rstd, double *sg_out, double *sgx_out, int silu)                                    \
     {                                                                                              \
         V sg[RUNS_BATCH][NV], sgx[RUNS_BATCH][NV], vm = SET1(mean), vr = SET1(rstd);               \
@@ -1129,7 +1129,7 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
             {                                                                                      \
                 V xv[NV], gv[NV];                                                                  \
                 const float *gp = gy + off[r] + j;                                                 \
-                CVT8(_mm256_loadu_ps(x + off[r] + j), xv);                                                         \
+                CVT8(_mm256_loadu_ps(x + off[r] + j), xv);                                         \
                 __m256 g8 = _mm256_loadu_ps(gp);                                                   \
                 if (silu)                                                                          \
                     g8 = _mm256_mul_ps(g8, _mm256_loadu_ps(ds + off[r] + j));                      \
@@ -1147,21 +1147,21 @@ static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const f
                 STORE(a + h * (8 / NV), sg[r][h]);                                                 \
                 STORE(c + h * (8 / NV), sgx[r][h]);                                                \
             }                                                                                      \
-            gsums_finish(a, c, m8, hw, x + r * hw, gy + r * hw, silu ? ds + r * hw : NULL, mean,  \
+            gsums_finish(a, c, m8, hw, x + r * hw, gy + r * hw, silu ? ds + r * hw : NULL, mean,   \
                          rstd, sg_out + r, sgx_out + r);                                           \
         }                                                                                          \
     }                                                                                              \
     __attribute__((target(TGT))) static void gn_plane_sums_##SUF(                                  \
-        size_t np, size_t hw, const float *x, const float *gy, const float *ds, double mean,     \
+        size_t np, size_t hw, const float *x, const float *gy, const float *ds, double mean,       \
         double rstd, double *sg_out, double *sgx_out)                                              \
     {                                                                                              \
         for (size_t p = 0; p < np; p += RUNS_BATCH) {                                              \
             size_t nr = np - p < RUNS_BATCH ? np - p : RUNS_BATCH, o = p * hw;                     \
             if (ds != NULL)                                                                        \
-                gsums_pass_##SUF(nr, hw, x + o, gy + o, ds + o, mean, rstd, sg_out + p,           \
+                gsums_pass_##SUF(nr, hw, x + o, gy + o, ds + o, mean, rstd, sg_out + p,            \
                                  sgx_out + p, 1);                                                  \
             else                                                                                   \
-                gsums_pass_##SUF(nr, hw, x + o, gy + o, NULL, mean, rstd, sg_out + p,             \
+                gsums_pass_##SUF(nr, hw, x + o, gy + o, NULL, mean, rstd, sg_out + p,              \
                                  sgx_out + p, 0);                                                  \
         }                                                                                          \
     }
@@ -1178,24 +1178,39 @@ SUM_RUNS_VEC(avx2, "avx2,fma", __m256d, 2, RUNS_CVT8_256, _mm256_add_pd, _mm256_
              _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
 #endif
 
+/* Runs the statement of the version of `level`: AVX-512 (V512), AVX2 (V256) or portable (P). */
+#if SILU_X86 && SCORE__SIMD_LEVEL >= 2
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        if ((level) >= 2)                                                                          \
+            V512;                                                                                  \
+        else if ((level) >= 1)                                                                     \
+            V256;                                                                                  \
+        else                                                                                       \
+            P;                                                                                     \
+    } while (0)
+#elif SILU_X86
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        if ((level) >= 1)                                                                          \
+            V256;                                                                                  \
+        else                                                                                       \
+            P;                                                                                     \
+    } while (0)
+#else
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        (void)(level);                                                                             \
+        P;                                                                                         \
+    } while (0)
+#endif
+
 void score__sum_runs_at(int level, size_t nb, size_t m, const float *x, size_t ld,
                         const double *mean, double *out)
 {
-#if SILU_X86
-#if SCORE__SIMD_LEVEL >= 2
-    if (level >= 2) {
-        sum_runs_avx512(nb, m, x, ld, mean, out);
-        return;
-    }
-#endif
-    if (level >= 1) {
-        sum_runs_avx2(nb, m, x, ld, mean, out);
-        return;
-    }
-#else
-    (void)level;
-#endif
-    sum_runs_portable(nb, m, x, ld, mean, out);
+    RUNS_BY_LEVEL(level, sum_runs_avx512(nb, m, x, ld, mean, out),
+                  sum_runs_avx2(nb, m, x, ld, mean, out),
+                  sum_runs_portable(nb, m, x, ld, mean, out));
 }
 
 void score__sum_runs(size_t nb, size_t m, const float *x, size_t ld, const double *mean,
@@ -1233,8 +1248,10 @@ gsums_small_avx512(size_t np, size_t hw, const float *x, const float *gy, const 
         __m512d sg = z, sgx = z;
         for (size_t j = 0; j < hw; j++) {
             __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((int)j));
-            __m512d xv = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(x0, idx, x1)));
-            __m512d gv = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(g0, idx, g1)));
+            __m512 xj = _mm512_permutex2var_ps(x0, idx, x1);
+            __m512 gj = _mm512_permutex2var_ps(g0, idx, g1);
+            __m512d xv = _mm512_cvtps_pd(_mm512_castps512_ps256(xj));
+            __m512d gv = _mm512_cvtps_pd(_mm512_castps512_ps256(gj));
             __m512d xh = _mm512_mul_pd(_mm512_sub_pd(xv, vm), vr);
             sg = _mm512_add_pd(sg, gv);
             sgx = _mm512_add_pd(sgx, _mm512_mul_pd(gv, xh));
@@ -1246,31 +1263,28 @@ gsums_small_avx512(size_t np, size_t hw, const float *x, const float *gy, const 
     }
     return p;
 }
+
+/* The AVX-512 version of score__gn_plane_sums: planes of at most 4 values 8 at a time, the
+ * others (and the last of those) by gn_plane_sums_avx512. */
+__attribute__((target("avx512f,avx2,fma"))) static void
+gsums_avx512(size_t np, size_t hw, const float *x, const float *gy, const float *ds,
+             double mean, double rstd, double *sg_out, double *sgx_out)
+{
+    size_t p = hw >= 1 && hw <= 4 ? gsums_small_avx512(np, hw, x, gy, ds, mean, rstd, sg_out,
+                                                       sgx_out)
+                                  : 0;
+    gn_plane_sums_avx512(np - p, hw, x + p * hw, gy + p * hw, ds != NULL ? ds + p * hw : NULL,
+                         mean, rstd, sg_out + p, sgx_out + p);
+}
 #endif
 
 void score__gn_plane_sums_at(int level, size_t np, size_t hw, const float *x, const float *gy,
                              const float *ds, double mean, double rstd, double *sg_out,
                              double *sgx_out)
 {
-#if SILU_X86
-#if SCORE__SIMD_LEVEL >= 2
-    if (level >= 2) {
-        size_t p = hw >= 1 && hw <= 4 ? gsums_small_avx512(np, hw, x, gy, ds, mean, rstd,
-                                                           sg_out, sgx_out)
-                                      : 0;
-        gn_plane_sums_avx512(np - p, hw, x + p * hw, gy + p * hw, ds != NULL ? ds + p * hw : NULL,
-                             mean, rstd, sg_out + p, sgx_out + p);
-        return;
-    }
-#endif
-    if (level >= 1) {
-        gn_plane_sums_avx2(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out);
-        return;
-    }
-#else
-    (void)level;
-#endif
-    gn_plane_sums_portable(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out);
+    RUNS_BY_LEVEL(level, gsums_avx512(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out),
+                  gn_plane_sums_avx2(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out),
+                  gn_plane_sums_portable(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out));
 }
 
 void score__gn_plane_sums(size_t np, size_t hw, const float *x, const float *gy,
