@@ -1019,6 +1019,8 @@ SCORE__INLINE void gsums_finish(double *sg, double *sgx, size_t j, size_t m, con
     *sgx_out = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
 }
 
+/* The portable versions of score__sum_runs and score__gn_plane_sums: one run (plane) at a time,
+ * the eight partial sums in an array. */
 static void sum_runs_portable(size_t nb, size_t m, const float *x, size_t ld,
                               const double *mean, double *out)
 {

@@ -401,7 +401,8 @@ void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt
 /* y[k * hw + j] = (float)((x[k * hw + j] - mean) * rstd) * gamma[k] + beta[k] for the cg planes
  * of hw values of one group: the normalisation (difference and product in double, rounded to
  * float, then a float product and a float sum; ISO C mode contracts nothing into an FMA, so
- * every version gives the same bits). For planes too large for gn_norm_flat. */
+ * every version gives the same bits). For images of more than GN_EXPAND values (gn_norm_flat
+ * otherwise). */
 SCORE__VEC_CLONES
 static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double mean,
                           double rstd, const float *gamma, const float *beta, float *restrict y)
