@@ -661,6 +661,222 @@ START_TEST(groupnorm_silu_backward_bits)
 }
 END_TEST
 
+/* ---- The GroupNorm of round 12 as the reference (one group's sums at a time) ------------ */
+
+static double ref_sum8(size_t m, const float *x, int sq, double mean)
+{
+    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    size_t j = 0;
+    for (; j + 8 <= m; j += 8)
+        for (size_t l = 0; l < 8; l++) {
+            double d = (double)x[j + l] - (sq ? mean : 0.0);
+            s[l] += sq ? d * d : (double)x[j + l];
+        }
+    for (; j < m; j++) {
+        double d = (double)x[j] - mean;
+        s[0] += sq ? d * d : (double)x[j];
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static void ref_gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                           const float *beta, const float *x, float *y, double *stats)
+{
+    size_t cg = c / g, m = cg * hw;
+    for (size_t b = 0; b < n * g; b++) {
+        size_t q = b % g;
+        const float *xs = x + b * m;
+        double mean = ref_sum8(m, xs, 0, 0.0) / (double)m;
+        double rstd = 1.0 / sqrt(ref_sum8(m, xs, 1, mean) / (double)m + SCORE__UNET_GN_EPS);
+        stats[2 * b] = mean;
+        stats[2 * b + 1] = rstd;
+        for (size_t k = 0; k < cg; k++)
+            for (size_t j = 0; j < hw; j++)
+                y[b * m + k * hw + j] =
+                    (float)(((double)xs[k * hw + j] - mean) * rstd) * gamma[q * cg + k] +
+                    beta[q * cg + k];
+    }
+}
+
+/* sums of gv and gv * xh over a plane of hw values, gv = gy or gy * ds (float product) */
+static void ref_plane_sums(size_t hw, const float *x, const float *gy, const float *ds,
+                           double mean, double rstd, double *a, double *b)
+{
+    double sg[8] = {0}, sgx[8] = {0};
+    for (size_t j = 0; j < hw; j++) {
+        size_t l = j < hw / 8 * 8 ? j % 8 : 0;
+        double gv = (double)(ds ? gy[j] * ds[j] : gy[j]);
+        sg[l] += gv;
+        sgx[l] += gv * (((double)x[j] - mean) * rstd);
+    }
+    *a = ((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]));
+    *b = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
+}
+
+/* the backward for gy (ds NULL) or gy * ds; gx += (acc = 1) or = 0 + (acc = 0), or NULL */
+static void ref_gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *gamma,
+                            const float *x, const double *stats, const float *gy,
+                            const float *ds, float *ggamma, float *gbeta, float *gx, int acc)
+{
+    size_t cg = c / g, m = cg * hw;
+    for (size_t i = 0; i < n; i++)
+        for (size_t q = 0; q < g; q++) {
+            size_t base = i * c * hw + q * m;
+            double mean = stats[2 * (i * g + q)], rstd = stats[2 * (i * g + q) + 1];
+            double s1 = 0.0, s2 = 0.0;
+            for (size_t kc = 0; kc < cg; kc++) {
+                size_t k = q * cg + kc, o = base + kc * hw;
+                double a, b;
+                ref_plane_sums(hw, x + o, gy + o, ds ? ds + o : NULL, mean, rstd, &a, &b);
+                ggamma[k] += (float)b;
+                gbeta[k] += (float)a;
+                s1 += a * gamma[k];
+                s2 += b * gamma[k];
+            }
+            if (gx == NULL)
+                continue;
+            double a1 = s1 / (double)m, a2 = s2 / (double)m;
+            for (size_t kc = 0; kc < cg; kc++) {
+                size_t k = q * cg + kc, o = base + kc * hw;
+                for (size_t j = 0; j < hw; j++) {
+                    double xh = ((double)x[o + j] - mean) * rstd;
+                    double gv = (double)(ds ? gy[o + j] * ds[o + j] : gy[o + j]);
+                    float v = (float)(rstd * (gv * (double)gamma[k] - a1 - xh * a2));
+                    gx[o + j] = (acc ? gx[o + j] : 0.0f) + v;
+                }
+            }
+        }
+}
+
+/* Bits equal, or both NaN (the payload of a NaN made inside the sums is not promised). */
+static int same_f(float a, float b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+static int same_d(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+/* The GroupNorm forward (alone and with the SiLU) and backward (alone and with the SiLU, gx
+ * added, written and not computed) give the reference's bits on n = 1 .. 17 images, groups of
+ * 1 .. 64 channels, planes of 1 .. 256 pixels (statistics of many groups at once, gamma and
+ * beta expanded per value on small images), and with infinite and NaN inputs. */
+START_TEST(groupnorm_batched_bits)
+{
+    static const size_t hws[] = {1, 4, 5, 16, 64, 256};
+    static const size_t cgs[] = {1, 2, 3, 4, 8, 13, 64};
+    size_t si = 0;
+    for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++)
+        for (size_t ci = 0; ci < sizeof cgs / sizeof cgs[0]; ci++, si++) {
+            const size_t HW = hws[hi], CG = cgs[ci], G = 1 + si % 4, C = CG * G;
+            const size_t N = 1 + (si * 5) % 17;
+            size_t len = N * C * HW, ns = 2 * N * G;
+            unsigned seed = 301 + (unsigned)si;
+            /* x, y, yr, d, dr, gs, gx, gxr, gx0 (len each), gamma, beta (C), gp, gpr (2 C) */
+            float *buf = malloc((9 * len + 6 * C) * sizeof *buf);
+            float *x = buf, *y = x + len, *yr = y + len, *d = yr + len, *dr = d + len;
+            float *gs = dr + len, *gx = gs + len, *gxr = gx + len, *gx0 = gxr + len;
+            float *gamma = gx0 + len, *beta = gamma + C, *gp = beta + C, *gpr = gp + 2 * C;
+            double *st = malloc(2 * ns * sizeof *st), *str = st + ns;
+            fill(&seed, len, 4.0f, x);
+            for (size_t i = 0; i < len; i++)
+                x[i] += 3.0f;
+            if (si % 5 == 4) { /* a NaN, an infinity and a -infinity somewhere */
+                x[len / 3] = NAN;
+                x[len / 2] = INFINITY;
+                x[len - 1] = -INFINITY;
+            }
+            fill(&seed, C, 1.5f, gamma);
+            fill(&seed, C, 1.0f, beta);
+            fill(&seed, len, 1.0f, gs);
+            fill(&seed, len, 1.0f, gx0);
+            ref_gn_forward(N, C, HW, G, gamma, beta, x, yr, str);
+            score__unet_gn_forward(N, C, HW, G, gamma, beta, x, y, st);
+            for (size_t i = 0; i < ns; i++)
+                ck_assert_msg(same_d(st[i], str[i]), "stats: shape %zu (%zu %zu %zu %zu) %zu",
+                              si, N, C, HW, G, i);
+            for (size_t i = 0; i < len; i++)
+                ck_assert_msg(same_f(y[i], yr[i]), "forward: shape %zu value %zu", si, i);
+            score__bias_act_inplace(1, len, yr, NULL, SCORE__ACT_SILU, NULL, dr);
+            score__unet_gn_silu_forward(N, C, HW, G, gamma, beta, x, y, d, st);
+            for (size_t i = 0; i < len; i++)
+                ck_assert_msg(same_f(y[i], yr[i]) && same_f(d[i], dr[i]),
+                              "silu forward: shape %zu value %zu", si, i);
+            for (int mode = 0; mode < 5; mode++) { /* plain; silu acc 1, 0; no gx: plain, silu */
+                const float *ds = mode == 1 || mode == 2 || mode == 4 ? d : NULL;
+                int acc = mode != 2, with_gx = mode < 3;
+                fill(&seed, 2 * C, 1.0f, gp);
+                memcpy(gpr, gp, 2 * C * sizeof *gp);
+                memcpy(gx, gx0, len * sizeof *gx);
+                memcpy(gxr, gx0, len * sizeof *gx);
+                ref_gn_backward(N, C, HW, G, gamma, x, st, gs, ds, gpr, gpr + C,
+                                with_gx ? gxr : NULL, acc);
+                if (ds == NULL)
+                    score__unet_gn_backward(N, C, HW, G, gamma, x, st, gs, gp, gp + C,
+                                            with_gx ? gx : NULL);
+                else
+                    score__unet_gn_silu_backward(N, C, HW, G, gamma, x, st, gs, ds, gp, gp + C,
+                                                 with_gx ? gx : NULL, acc);
+                for (size_t k = 0; k < 2 * C; k++)
+                    ck_assert_msg(same_f(gp[k], gpr[k]), "backward %d: shape %zu param %zu",
+                                  mode, si, k);
+                for (size_t i = 0; i < len; i++)
+                    ck_assert_msg(same_f(gx[i], gxr[i]), "backward %d: shape %zu value %zu",
+                                  mode, si, i);
+            }
+            free(buf);
+            free(st);
+        }
+}
+END_TEST
+
+/* The kernels of those sums at every level this build and processor run: score__sum_runs (sums
+ * and sums of squared deviations of runs at a row stride) and score__gn_plane_sums (with and
+ * without the SiLU derivative) give the bits of one run summed alone in their order, for 1 .. 9
+ * runs (batches of the vector versions with runs left over) of 0 .. 70 values. */
+START_TEST(sum_runs_levels)
+{
+    enum { NR = 9, LD = 75 };
+    float x[NR * LD], gy[NR * LD], ds[NR * LD];
+    double mean[NR], out[NR], sg[NR], sgx[NR];
+    unsigned seed = 77;
+    fill(&seed, NR * LD, 5.0f, x);
+    fill(&seed, NR * LD, 1.0f, gy);
+    fill(&seed, NR * LD, 1.0f, ds);
+    for (size_t r = 0; r < NR; r++)
+        mean[r] = 0.3 * (double)r - 1.0;
+    for (int lv = 0; lv <= score__silu_level(); lv++)
+        for (size_t m = 0; m <= 70; m += (m < 20 ? 1 : 7))
+            for (size_t nb = 1; nb <= NR; nb++) {
+                for (int sq = 0; sq <= 1; sq++) {
+                    score__sum_runs_at(lv, nb, m, x, LD, sq ? mean : NULL, out);
+                    for (size_t r = 0; r < nb; r++) {
+                        double want = ref_sum8(m, x + r * LD, sq, mean[r]);
+                        ck_assert_msg(same_d(out[r], want), "level %d m %zu nb %zu sq %d run %zu",
+                                      lv, m, nb, sq, r);
+                    }
+                }
+                if (nb * m > NR * LD)
+                    continue;
+                for (int silu = 0; silu <= 1; silu++) {
+                    /* the planes of one group, consecutive (hw = m) */
+                    score__gn_plane_sums_at(lv, nb, m, x, gy, silu ? ds : NULL, 0.25, 1.5, sg,
+                                            sgx);
+                    for (size_t p = 0; p < nb; p++) {
+                        double a, c;
+                        ref_plane_sums(m, x + p * m, gy + p * m, silu ? ds + p * m : NULL, 0.25,
+                                       1.5, &a, &c);
+                        ck_assert_msg(same_d(sg[p], a) && same_d(sgx[p], c),
+                                      "plane sums level %d m %zu nb %zu plane %zu", lv, m, nb,
+                                      p);
+                    }
+                }
+            }
+}
+END_TEST
+
 /* score__add_clear: the bits of score__saxpy with alpha = 1, and the source left zero. */
 START_TEST(add_clear_bits)
 {
@@ -1382,6 +1598,8 @@ int main(void)
     tcase_add_test(tc, groupnorm_forward_reference);
     tcase_add_test(tc, groupnorm_silu_fused_bits);
     tcase_add_test(tc, groupnorm_silu_backward_bits);
+    tcase_add_test(tc, groupnorm_batched_bits);
+    tcase_add_test(tc, sum_runs_levels);
     tcase_add_test(tc, add_clear_bits);
     tcase_add_test(tc, resampling_values);
     tcase_add_test(tc, silu_values);

@@ -312,4 +312,28 @@ void score__row_dot_lanes(size_t rows, size_t cols, const float *a, const float 
 void score__row_sqnorm(size_t rows, size_t cols, const float *a, double *out);
 void score__row_norm(size_t rows, size_t cols, const float *a, double *out);
 
+/* For b < nb: out[b] = the sum in double of v_j over the m floats x[b * ld + j], v_j = x[j]
+ * (mean NULL) or the rounded square of the rounded difference ((double)x[j] - mean[b]) (a
+ * product then a sum, no FMA): eight partial sums s[j % 8] over the first m / 8 * 8 values, the
+ * others added to s[0] in order, then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). Each
+ * run's bits depend on its own values only (not on nb, ld or the version); the vector versions
+ * interleave the chains of several runs (one run's chain of additions is latency-bound). The
+ * GroupNorm's statistics and bias-gradient sums. Levels as score__silu_level(); the _at form
+ * runs the version of `level` (for tests). */
+void score__sum_runs(size_t nb, size_t m, const float *x, size_t ld, const double *mean,
+                     double *out);
+void score__sum_runs_at(int level, size_t nb, size_t m, const float *x, size_t ld,
+                        const double *mean, double *out);
+/* For the np planes p of hw values at x + p * hw, gy + p * hw (and ds + p * hw): sg_out[p] and
+ * sgx_out[p] = the sums in double of gv_j and gv_j * xh_j, gv_j = (double)gy[j] (ds NULL) or
+ * (double)(gy[j] * ds[j]) (a float product), xh_j = ((double)x[j] - mean) * rstd, in the order
+ * of score__sum_runs (eight partial sums each, the tail into the first, the same tree). The
+ * GroupNorm backward's sums for one group's planes; levels as score__sum_runs. */
+void score__gn_plane_sums(size_t np, size_t hw, const float *x, const float *gy,
+                          const float *ds, double mean, double rstd, double *sg_out,
+                          double *sgx_out);
+void score__gn_plane_sums_at(int level, size_t np, size_t hw, const float *x, const float *gy,
+                             const float *ds, double mean, double rstd, double *sg_out,
+                             double *sgx_out);
+
 #endif /* LIBSCORE_KERNEL_PRIV_H */

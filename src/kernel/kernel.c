@@ -989,3 +989,309 @@ void score__row_norm(size_t rows, size_t cols, const float *a, double *out)
     for (size_t r = 0; r < rows; r++)
         out[r] = sqrt(out[r]);
 }
+
+/* ---- Sums of runs of floats, several runs at a time (GroupNorm statistics) -------------- */
+
+/* The last step of one run's sum (score__sum_runs): the values j .. m - 1 added to s[0] in
+ * order, then the fixed tree over the eight partial sums. sq: (x - mu)^2 instead of x. */
+SCORE__INLINE double runs_finish(double *s, size_t j, size_t m, const float *x, int sq,
+                                 double mu)
+{
+    for (; j < m; j++) {
+        double d = sq ? (double)x[j] - mu : (double)x[j];
+        s[0] += sq ? d * d : d;
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* The same for score__gn_plane_sums: values j .. m - 1 into sg[0] and sgx[0], then the trees. */
+SCORE__INLINE void gsums_finish(double *sg, double *sgx, size_t j, size_t m, const float *x,
+                                const float *gy, const float *ds, double mean, double rstd,
+                                double *sg_out, double *sgx_out)
+{
+    for (; j < m; j++) {
+        double xh = ((double)x[j] - mean) * rstd;
+        double gv = (double)(ds != NULL ? gy[j] * ds[j] : gy[j]);
+        sg[0] += gv;
+        sgx[0] += gv * xh;
+    }
+    *sg_out = ((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]));
+    *sgx_out = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
+}
+
+/* The portable versions of score__sum_runs and score__gn_plane_sums: one run (plane) at a time,
+ * the eight partial sums in an array. */
+static void sum_runs_portable(size_t nb, size_t m, const float *x, size_t ld,
+                              const double *mean, double *out)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const float *xb = x + b * ld;
+        double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0}, mu = mean ? mean[b] : 0.0;
+        size_t j = 0;
+        for (; j + 8 <= m; j += 8)
+            for (size_t l = 0; l < 8; l++) {
+                double d = mean ? (double)xb[j + l] - mu : (double)xb[j + l];
+                s[l] += mean ? d * d : d;
+            }
+        out[b] = runs_finish(s, j, m, xb, mean != NULL, mu);
+    }
+}
+
+static void gn_plane_sums_portable(size_t np, size_t hw, const float *x, const float *gy,
+                                   const float *ds, double mean, double rstd, double *sg_out,
+                                   double *sgx_out)
+{
+    for (size_t p = 0; p < np; p++) {
+        const float *xp = x + p * hw, *gp = gy + p * hw, *dp = ds ? ds + p * hw : NULL;
+        double sg[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        double sgx[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        size_t j = 0;
+        for (; j + 8 <= hw; j += 8)
+            for (size_t l = 0; l < 8; l++) {
+                double xh = ((double)xp[j + l] - mean) * rstd;
+                double gv = (double)(dp ? gp[j + l] * dp[j + l] : gp[j + l]);
+                sg[l] += gv;
+                sgx[l] += gv * xh;
+            }
+        gsums_finish(sg, sgx, j, hw, xp, gp, dp, mean, rstd, sg_out + p, sgx_out + p);
+    }
+}
+
+/* Runs summed at once by the vector versions: their chains of additions interleaved. */
+#define RUNS_BATCH 4
+
+#if SILU_X86
+/* The vector versions: every run's eight partial sums are the lanes of one AVX-512 vector or
+ * two AVX2 vectors (lanes 0 .. 3 and 4 .. 7), RUNS_BATCH runs per pass; a pass with fewer runs
+ * repeats its last one (computed, not stored). Separate products and sums, as the portable
+ * code (no FMA). V: the vector type; CVT8(f, v): the eight floats of f as doubles in v[0 .. NV);
+ * NV: vectors per run (1 or 2). */
+#define SUM_RUNS_VEC(SUF, TGT, V, NV, CVT8, ADD, SUB, MUL, SET1, ZERO, STORE)                      \
+    __attribute__((target(TGT))) SCORE__INLINE void sum_runs_pass_##SUF(                           \
+        size_t nr, size_t m, const float *x, size_t ld, const double *mean, double *out, int sq)   \
+    {                                                                                              \
+        V acc[RUNS_BATCH][NV], mu[RUNS_BATCH];                                                     \
+        const float *xr[RUNS_BATCH];                                                               \
+        size_t m8 = m / 8 * 8;                                                                     \
+        _Pragma("GCC unroll 4") for (size_t r = 0; r < RUNS_BATCH; r++)                            \
+        {                                                                                          \
+            size_t b = r < nr ? r : nr - 1;                                                        \
+            xr[r] = x + b * ld;                                                                    \
+            mu[r] = SET1(sq ? mean[b] : 0.0);                                                      \
+            for (size_t h = 0; h < NV; h++)                                                        \
+                acc[r][h] = ZERO();                                                                \
+        }                                                                                          \
+        for (size_t j = 0; j < m8; j += 8) {                                                       \
+            _Pragma("GCC unroll 4") for (size_t r = 0; r < RUNS_BATCH; r++)                        \
+            {                                                                                      \
+                V v[NV];                                                                           \
+                CVT8(_mm256_loadu_ps(xr[r] + j), v);                                               \
+                for (size_t h = 0; h < NV; h++) {                                                  \
+                    if (sq) {                                                                      \
+                        v[h] = SUB(v[h], mu[r]);                                                   \
+                        v[h] = MUL(v[h], v[h]);                                                    \
+                    }                                                                              \
+                    acc[r][h] = ADD(acc[r][h], v[h]);                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (size_t r = 0; r < nr; r++) {                                                          \
+            double s[8];                                                                           \
+            for (size_t h = 0; h < NV; h++)                                                        \
+                STORE(s + h * (8 / NV), acc[r][h]);                                                \
+            out[r] = runs_finish(s, m8, m, xr[r], sq, sq ? mean[r] : 0.0);                         \
+        }                                                                                          \
+    }                                                                                              \
+    __attribute__((target(TGT))) static void sum_runs_##SUF(                                       \
+        size_t nb, size_t m, const float *x, size_t ld, const double *mean, double *out)           \
+    {                                                                                              \
+        for (size_t b = 0; b < nb; b += RUNS_BATCH) {                                              \
+            size_t nr = nb - b < RUNS_BATCH ? nb - b : RUNS_BATCH;                                 \
+            if (mean != NULL)                                                                      \
+                sum_runs_pass_##SUF(nr, m, x + b * ld, ld, mean + b, out + b, 1);                  \
+            else                                                                                   \
+                sum_runs_pass_##SUF(nr, m, x + b * ld, ld, NULL, out + b, 0);                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* the planes' sums of gv and gv * xh (score__gn_plane_sums), RUNS_BATCH planes per pass */    \
+    __attribute__((target(TGT))) SCORE__INLINE void gsums_pass_##SUF(                              \
+        size_t nr, size_t hw, const float *x, const float *gy, const float *ds, double mean,       \
+        double rstd, double *sg_out, double *sgx_out, int silu)                                    \
+    {                                                                                              \
+        V sg[RUNS_BATCH][NV], sgx[RUNS_BATCH][NV], vm = SET1(mean), vr = SET1(rstd);               \
+        size_t m8 = hw / 8 * 8, off[RUNS_BATCH];                                                   \
+        _Pragma("GCC unroll 4") for (size_t r = 0; r < RUNS_BATCH; r++)                            \
+        {                                                                                          \
+            off[r] = (r < nr ? r : nr - 1) * hw;                                                   \
+            for (size_t h = 0; h < NV; h++)                                                        \
+                sg[r][h] = sgx[r][h] = ZERO();                                                     \
+        }                                                                                          \
+        for (size_t j = 0; j < m8; j += 8) {                                                       \
+            _Pragma("GCC unroll 4") for (size_t r = 0; r < RUNS_BATCH; r++)                        \
+            {                                                                                      \
+                V xv[NV], gv[NV];                                                                  \
+                const float *gp = gy + off[r] + j;                                                 \
+                CVT8(_mm256_loadu_ps(x + off[r] + j), xv);                                         \
+                __m256 g8 = _mm256_loadu_ps(gp);                                                   \
+                if (silu)                                                                          \
+                    g8 = _mm256_mul_ps(g8, _mm256_loadu_ps(ds + off[r] + j));                      \
+                CVT8(g8, gv);                                                                      \
+                for (size_t h = 0; h < NV; h++) {                                                  \
+                    V xh = MUL(SUB(xv[h], vm), vr);                                                \
+                    sg[r][h] = ADD(sg[r][h], gv[h]);                                               \
+                    sgx[r][h] = ADD(sgx[r][h], MUL(gv[h], xh));                                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (size_t r = 0; r < nr; r++) {                                                          \
+            double a[8], c[8];                                                                     \
+            for (size_t h = 0; h < NV; h++) {                                                      \
+                STORE(a + h * (8 / NV), sg[r][h]);                                                 \
+                STORE(c + h * (8 / NV), sgx[r][h]);                                                \
+            }                                                                                      \
+            gsums_finish(a, c, m8, hw, x + r * hw, gy + r * hw, silu ? ds + r * hw : NULL, mean,   \
+                         rstd, sg_out + r, sgx_out + r);                                           \
+        }                                                                                          \
+    }                                                                                              \
+    __attribute__((target(TGT))) static void gn_plane_sums_##SUF(                                  \
+        size_t np, size_t hw, const float *x, const float *gy, const float *ds, double mean,       \
+        double rstd, double *sg_out, double *sgx_out)                                              \
+    {                                                                                              \
+        for (size_t p = 0; p < np; p += RUNS_BATCH) {                                              \
+            size_t nr = np - p < RUNS_BATCH ? np - p : RUNS_BATCH, o = p * hw;                     \
+            if (ds != NULL)                                                                        \
+                gsums_pass_##SUF(nr, hw, x + o, gy + o, ds + o, mean, rstd, sg_out + p,            \
+                                 sgx_out + p, 1);                                                  \
+            else                                                                                   \
+                gsums_pass_##SUF(nr, hw, x + o, gy + o, NULL, mean, rstd, sg_out + p,              \
+                                 sgx_out + p, 0);                                                  \
+        }                                                                                          \
+    }
+
+#define RUNS_CVT8_512(f, v) ((v)[0] = _mm512_cvtps_pd(f))
+#define RUNS_CVT8_256(f, v)                                                                        \
+    ((v)[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(f)),                                          \
+     (v)[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1)))
+#if SCORE__SIMD_LEVEL >= 2
+SUM_RUNS_VEC(avx512, "avx512f,avx2,fma", __m512d, 1, RUNS_CVT8_512, _mm512_add_pd,
+             _mm512_sub_pd, _mm512_mul_pd, _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd)
+#endif
+SUM_RUNS_VEC(avx2, "avx2,fma", __m256d, 2, RUNS_CVT8_256, _mm256_add_pd, _mm256_sub_pd,
+             _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_storeu_pd)
+#endif
+
+/* Runs the statement of the version of `level`: AVX-512 (V512), AVX2 (V256) or portable (P). */
+#if SILU_X86 && SCORE__SIMD_LEVEL >= 2
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        if ((level) >= 2)                                                                          \
+            V512;                                                                                  \
+        else if ((level) >= 1)                                                                     \
+            V256;                                                                                  \
+        else                                                                                       \
+            P;                                                                                     \
+    } while (0)
+#elif SILU_X86
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        if ((level) >= 1)                                                                          \
+            V256;                                                                                  \
+        else                                                                                       \
+            P;                                                                                     \
+    } while (0)
+#else
+#define RUNS_BY_LEVEL(level, V512, V256, P)                                                        \
+    do {                                                                                           \
+        (void)(level);                                                                             \
+        P;                                                                                         \
+    } while (0)
+#endif
+
+void score__sum_runs_at(int level, size_t nb, size_t m, const float *x, size_t ld,
+                        const double *mean, double *out)
+{
+    RUNS_BY_LEVEL(level, sum_runs_avx512(nb, m, x, ld, mean, out),
+                  sum_runs_avx2(nb, m, x, ld, mean, out),
+                  sum_runs_portable(nb, m, x, ld, mean, out));
+}
+
+void score__sum_runs(size_t nb, size_t m, const float *x, size_t ld, const double *mean,
+                     double *out)
+{
+    score__sum_runs_at(score__silu_level(), nb, m, x, ld, mean, out);
+}
+
+#if SILU_X86 && SCORE__SIMD_LEVEL >= 2
+/* score__gn_plane_sums on planes of at most 4 values (too short for a vector: all of a plane is
+ * the scalar tail of gsums_finish) with 8 planes in the lanes of AVX-512 vectors: value j of the
+ * 8 planes picked from their 8 * hw consecutive values (two vectors, masked loads of exactly
+ * those) by a permutation, added to s[0] in the order j = 0 .. hw - 1, then the tree with its
+ * seven zero partial sums, ((s0 + 0) + 0) + 0: each plane's bits of gsums_finish. Returns the
+ * planes done (a multiple of 8). */
+__attribute__((target("avx512f,avx2,fma"))) static size_t
+gsums_small_avx512(size_t np, size_t hw, const float *x, const float *gy, const float *ds,
+                   double mean, double rstd, double *sg_out, double *sgx_out)
+{
+    size_t n = 8 * hw, p = 0;
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+    __mmask16 k1 = (__mmask16)(n > 16 ? (1u << (n - 16)) - 1u : 0u);
+    __m512i base = _mm512_mullo_epi32(_mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3,
+                                                       2, 1, 0),
+                                      _mm512_set1_epi32((int)hw));
+    __m512d vm = _mm512_set1_pd(mean), vr = _mm512_set1_pd(rstd), z = _mm512_setzero_pd();
+    for (; p + 8 <= np; p += 8) {
+        const float *xp = x + p * hw, *gp = gy + p * hw;
+        __m512 x0 = _mm512_maskz_loadu_ps(k0, xp), x1 = _mm512_maskz_loadu_ps(k1, xp + 16);
+        __m512 g0 = _mm512_maskz_loadu_ps(k0, gp), g1 = _mm512_maskz_loadu_ps(k1, gp + 16);
+        if (ds != NULL) {
+            g0 = _mm512_mul_ps(g0, _mm512_maskz_loadu_ps(k0, ds + p * hw));
+            g1 = _mm512_mul_ps(g1, _mm512_maskz_loadu_ps(k1, ds + p * hw + 16));
+        }
+        __m512d sg = z, sgx = z;
+        for (size_t j = 0; j < hw; j++) {
+            __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32((int)j));
+            __m512 xj = _mm512_permutex2var_ps(x0, idx, x1);
+            __m512 gj = _mm512_permutex2var_ps(g0, idx, g1);
+            __m512d xv = _mm512_cvtps_pd(_mm512_castps512_ps256(xj));
+            __m512d gv = _mm512_cvtps_pd(_mm512_castps512_ps256(gj));
+            __m512d xh = _mm512_mul_pd(_mm512_sub_pd(xv, vm), vr);
+            sg = _mm512_add_pd(sg, gv);
+            sgx = _mm512_add_pd(sgx, _mm512_mul_pd(gv, xh));
+        }
+        sg = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(sg, z), z), z);
+        sgx = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(sgx, z), z), z);
+        _mm512_storeu_pd(sg_out + p, sg);
+        _mm512_storeu_pd(sgx_out + p, sgx);
+    }
+    return p;
+}
+
+/* The AVX-512 version of score__gn_plane_sums: planes of at most 4 values 8 at a time, the
+ * others (and the last of those) by gn_plane_sums_avx512. */
+__attribute__((target("avx512f,avx2,fma"))) static void
+gsums_avx512(size_t np, size_t hw, const float *x, const float *gy, const float *ds,
+             double mean, double rstd, double *sg_out, double *sgx_out)
+{
+    size_t p = hw >= 1 && hw <= 4 ? gsums_small_avx512(np, hw, x, gy, ds, mean, rstd, sg_out,
+                                                       sgx_out)
+                                  : 0;
+    gn_plane_sums_avx512(np - p, hw, x + p * hw, gy + p * hw, ds != NULL ? ds + p * hw : NULL,
+                         mean, rstd, sg_out + p, sgx_out + p);
+}
+#endif
+
+void score__gn_plane_sums_at(int level, size_t np, size_t hw, const float *x, const float *gy,
+                             const float *ds, double mean, double rstd, double *sg_out,
+                             double *sgx_out)
+{
+    RUNS_BY_LEVEL(level, gsums_avx512(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out),
+                  gn_plane_sums_avx2(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out),
+                  gn_plane_sums_portable(np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out));
+}
+
+void score__gn_plane_sums(size_t np, size_t hw, const float *x, const float *gy,
+                          const float *ds, double mean, double rstd, double *sg_out,
+                          double *sgx_out)
+{
+    score__gn_plane_sums_at(score__silu_level(), np, hw, x, gy, ds, mean, rstd, sg_out, sgx_out);
+}

@@ -177,39 +177,6 @@ void score__unet_col2im_acc(size_t c, size_t h, size_t w, const float *col, size
 
 /* ---- Panels ------------------------------------------------------------------------------ */
 
-/* Sum of m floats in double: eight interleaved partial sums (a vector of doubles), added in a
- * fixed order at the end; the tail goes into the first. Depends on the values only. */
-SCORE__VEC_CLONES
-static double sum_f(size_t m, const float *x)
-{
-    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    size_t j = 0;
-    for (; j + 8 <= m; j += 8)
-        for (size_t l = 0; l < 8; l++)
-            s[l] += (double)x[j + l];
-    for (; j < m; j++)
-        s[0] += (double)x[j];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-/* The same for sum (x - mean)^2. */
-SCORE__VEC_CLONES
-static double sqdev_f(size_t m, const float *x, double mean)
-{
-    double s[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    size_t j = 0;
-    for (; j + 8 <= m; j += 8)
-        for (size_t l = 0; l < 8; l++) {
-            double d = (double)x[j + l] - mean;
-            s[l] += d * d;
-        }
-    for (; j < m; j++) {
-        double d = (double)x[j] - mean;
-        s[0] += d * d;
-    }
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 /* p[k * ld + j * hw + q] = x[(j * c + k) * hw + q] for np images of c planes of hw. */
 static void gather(size_t np, size_t c, size_t hw, const float *x, float *p, size_t ld)
 {
@@ -262,11 +229,19 @@ static void scatter_bias(size_t np, size_t co, size_t hw, const float *p, size_t
         }
 }
 
-/* dsum[k] += sum of plane k of gy (in double) for co planes of hw. */
+/* Planes whose sums one call of score__sum_runs / score__gn_plane_sums returns (on the stack). */
+#define SUMS_CHUNK 64
+
+/* dsum[k] += sum of plane k of gy (in double, score__sum_runs' order) for co planes of hw. */
 static void plane_sums(size_t co, size_t hw, const float *gy, double *dsum)
 {
-    for (size_t k = 0; k < co; k++)
-        dsum[k] += sum_f(hw, gy + k * hw);
+    double s[SUMS_CHUNK];
+    for (size_t k0 = 0; k0 < co; k0 += SUMS_CHUNK) {
+        size_t nk = co - k0 < SUMS_CHUNK ? co - k0 : SUMS_CHUNK;
+        score__sum_runs(nk, hw, gy + k0 * hw, hw, NULL, s);
+        for (size_t k = 0; k < nk; k++)
+            dsum[k0 + k] += s[k];
+    }
 }
 
 /* ---- Convolutions ------------------------------------------------------------------------ */
@@ -426,8 +401,8 @@ void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt
 /* y[k * hw + j] = (float)((x[k * hw + j] - mean) * rstd) * gamma[k] + beta[k] for the cg planes
  * of hw values of one group: the normalisation (difference and product in double, rounded to
  * float, then a float product and a float sum; ISO C mode contracts nothing into an FMA, so
- * every version gives the same bits). One call per group: the planes of the lower levels are
- * small (16 pixels and fewer). */
+ * every version gives the same bits). For images of more than GN_EXPAND values (gn_norm_flat
+ * otherwise). */
 SCORE__VEC_CLONES
 static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double mean,
                           double rstd, const float *gamma, const float *beta, float *restrict y)
@@ -440,13 +415,33 @@ static void gn_norm_group(size_t cg, size_t hw, const float *restrict x, double 
     }
 }
 
+/* gn_norm_group over a group's m values at once, with gamma and beta given per value (ge[j],
+ * be[j]: the planes' gamma and beta repeated hw times): the same bits, one loop over whole
+ * vectors however small the planes (gn_norm_group's loop over planes of 4 or 16 pixels is
+ * mostly remainders and loop overhead). */
+SCORE__VEC_CLONES
+static void gn_norm_flat(size_t m, const float *restrict x, double mean, double rstd,
+                         const float *restrict ge, const float *restrict be,
+                         float *restrict y)
+{
+    for (size_t j = 0; j < m; j++)
+        y[j] = (float)(((double)x[j] - mean) * rstd) * ge[j] + be[j];
+}
+
+/* Groups whose statistics are computed at once (score__sum_runs interleaves their sums). */
+#define GN_BATCH 16
+/* Values of an image up to which gamma and beta are expanded per value (gn_norm_flat; two float
+ * arrays of this length on the stack). */
+#define GN_EXPAND 1024
 /* Values of the GroupNorm's output that the SiLU runs over at once at most (whole groups, 8 KiB:
  * still in the first-level cache when the SiLU reads them). */
 #define GN_SILU_SPAN 2048
 
 /* score__unet_gn_forward, and with silu = 1 the output replaced by its SiLU (and d, if not NULL,
  * given its derivative) right after it is normalised, while it is in cache. The n * g groups are
- * consecutive runs of m = (c / g) * hw values (group b = i * g + q of image i at b * m); the
+ * consecutive runs of m = (c / g) * hw values (group b = i * g + q of image i at b * m); their
+ * sums and then their sums of squared deviations from the mean are computed GN_BATCH groups at a
+ * time (each group's sums in score__sum_runs' order: the bits do not depend on the batches). The
  * SiLU (elementwise: the same bits whatever the span of a call) runs over spans of consecutive
  * groups of up to GN_SILU_SPAN values (at least one group): one call per group would give the
  * 2 x 2 planes' groups of 32 values two vectors, too few for the kernel's four interleaved
@@ -456,18 +451,37 @@ static void gn_forward(size_t n, size_t c, size_t hw, size_t g, const float *gam
                        int silu)
 {
     size_t cg = c / g, m = cg * hw, nb = n * g, b0 = 0; /* b0: the first group not activated */
-    for (size_t b = 0; b < nb; b++) {
-        size_t q = b % g;
-        const float *xs = x + b * m;
-        double mean = sum_f(m, xs) / (double)m;
-        double rstd = 1.0 / sqrt(sqdev_f(m, xs, mean) / (double)m + SCORE__UNET_GN_EPS);
-        stats[2 * b] = mean;
-        stats[2 * b + 1] = rstd;
-        gn_norm_group(cg, hw, xs, mean, rstd, gamma + q * cg, beta + q * cg, y + b * m);
-        if (silu && (b + 1 == nb || (b + 2 - b0) * m > GN_SILU_SPAN)) {
-            score__bias_act_inplace(1, (b + 1 - b0) * m, y + b0 * m, NULL, SCORE__ACT_SILU,
-                                    NULL, d != NULL ? d + b0 * m : NULL);
-            b0 = b + 1;
+    float ge[GN_EXPAND], be[GN_EXPAND];
+    double sum[GN_BATCH], mean[GN_BATCH], sq[GN_BATCH];
+    int flat = c * hw <= GN_EXPAND;
+    if (flat)
+        for (size_t k = 0; k < c; k++)
+            for (size_t j = 0; j < hw; j++) {
+                ge[k * hw + j] = gamma[k];
+                be[k * hw + j] = beta[k];
+            }
+    for (size_t b1 = 0, q = 0; b1 < nb; b1 += GN_BATCH) {
+        size_t nr = nb - b1 < GN_BATCH ? nb - b1 : GN_BATCH;
+        score__sum_runs(nr, m, x + b1 * m, m, NULL, sum);
+        for (size_t r = 0; r < nr; r++)
+            mean[r] = sum[r] / (double)m;
+        score__sum_runs(nr, m, x + b1 * m, m, mean, sq);
+        for (size_t r = 0; r < nr; r++, q = q + 1 == g ? 0 : q + 1) { /* q = b % g */
+            size_t b = b1 + r;
+            const float *xs = x + b * m;
+            double rstd = 1.0 / sqrt(sq[r] / (double)m + SCORE__UNET_GN_EPS);
+            stats[2 * b] = mean[r];
+            stats[2 * b + 1] = rstd;
+            if (flat)
+                gn_norm_flat(m, xs, mean[r], rstd, ge + q * m, be + q * m, y + b * m);
+            else
+                gn_norm_group(cg, hw, xs, mean[r], rstd, gamma + q * cg, beta + q * cg,
+                              y + b * m);
+            if (silu && (b + 1 == nb || (b + 2 - b0) * m > GN_SILU_SPAN)) {
+                score__bias_act_inplace(1, (b + 1 - b0) * m, y + b0 * m, NULL, SCORE__ACT_SILU,
+                                        NULL, d != NULL ? d + b0 * m : NULL);
+                b0 = b + 1;
+            }
         }
     }
 }
@@ -492,80 +506,47 @@ SCORE__INLINE float gn_grad_at(const float *gp, const float *ds, size_t j, int s
     return silu ? gp[j] * ds[j] : gp[j];
 }
 
-/* sums of gv and of gv * (xp - mean) * rstd over m values (gv = gn_grad_at(gp, ds, j, silu)),
- * in double, eight interleaved partial sums each (as sum_f). silu: a constant after inlining. */
-SCORE__INLINE void gn_sums_body(size_t m, const float *xp, const float *gp, const float *ds,
-                                int silu, double mean, double rstd, double *sg_out,
-                                double *sgx_out)
-{
-    double sg[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    double sgx[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    size_t j, m8 = m / 8 * 8;
-    /* two loops of one sum each: GCC vectorises those (not one loop of both) */
-    for (j = 0; j < m8; j += 8)
-        for (size_t l = 0; l < 8; l++)
-            sg[l] += (double)gn_grad_at(gp, ds, j + l, silu);
-    for (j = 0; j < m8; j += 8)
-        for (size_t l = 0; l < 8; l++) {
-            double xh = ((double)xp[j + l] - mean) * rstd;
-            sgx[l] += (double)gn_grad_at(gp, ds, j + l, silu) * xh;
-        }
-    for (; j < m; j++) {
-        double xh = ((double)xp[j] - mean) * rstd, gv = (double)gn_grad_at(gp, ds, j, silu);
-        sg[0] += gv;
-        sgx[0] += gv * xh;
-    }
-    *sg_out = ((sg[0] + sg[1]) + (sg[2] + sg[3])) + ((sg[4] + sg[5]) + (sg[6] + sg[7]));
-    *sgx_out = ((sgx[0] + sgx[1]) + (sgx[2] + sgx[3])) + ((sgx[4] + sgx[5]) + (sgx[6] + sgx[7]));
-}
-
-/* gn_sums_body without (gn_sums) and with (gn_sums_silu) the SiLU derivative ds. */
-SCORE__VEC_CLONES
-static void gn_sums(size_t m, const float *xp, const float *gp, double mean, double rstd,
-                    double *sg_out, double *sgx_out)
-{
-    gn_sums_body(m, xp, gp, NULL, 0, mean, rstd, sg_out, sgx_out);
-}
-
-SCORE__VEC_CLONES
-static void gn_sums_silu(size_t m, const float *xp, const float *gp, const float *ds,
-                         double mean, double rstd, double *sg_out, double *sgx_out)
-{
-    gn_sums_body(m, xp, gp, ds, 1, mean, rstd, sg_out, sgx_out);
-}
-
-/* v = (float)(rstd * (gv * gamma - a1 - (xp - mean) * rstd * a2)) in double over m values
- * (gv = gn_grad_at(gp, ds, j, silu)); dp += v, or with acc = 0 dp = 0 + v (the bits of adding
- * to a zeroed dp: -0 becomes +0). */
+/* v = (float)(rstd * (gv * gk - a1 - (xp - mean) * rstd * a2)) in double over m values
+ * (gv = gn_grad_at(gp, ds, j, silu); gk = the plane's gamma, or with ex = 1 (double)ge[j], the
+ * gamma of value j); dp += v, or with acc = 0 dp = 0 + v (the bits of adding to a zeroed dp: -0
+ * becomes +0). silu, ex, acc: constants after inlining. */
 SCORE__INLINE void gn_input_grad_body(size_t m, const float *restrict xp,
                                       const float *restrict gp, const float *restrict ds,
                                       int silu, double mean, double rstd, double gk,
-                                      double a1, double a2, float *restrict dp, int acc)
+                                      const float *restrict ge, int ex, double a1, double a2,
+                                      float *restrict dp, int acc)
 {
     for (size_t j = 0; j < m; j++) {
-        double xh = ((double)xp[j] - mean) * rstd;
-        float v = (float)(rstd * ((double)gn_grad_at(gp, ds, j, silu) * gk - a1 - xh * a2));
+        double xh = ((double)xp[j] - mean) * rstd, gj = ex ? (double)ge[j] : gk;
+        float v = (float)(rstd * ((double)gn_grad_at(gp, ds, j, silu) * gj - a1 - xh * a2));
         dp[j] = (acc ? dp[j] : 0.0f) + v;
     }
 }
 
+/* gn_input_grad_body for gy (ds NULL: adding to dp) or gy * ds (adding, acc = 1, or writing), with
+ * the plane's gamma gk (ge NULL) or a gamma per value ge[j] (a whole group of small planes at
+ * once: one loop of whole vectors, not one of remainders per plane). */
 SCORE__VEC_CLONES
-static void gn_input_grad(size_t m, const float *xp, const float *gp, double mean, double rstd,
-                          double gk, double a1, double a2, float *dp)
+static void gn_input_grad(size_t m, const float *xp, const float *gp, const float *ds,
+                          double mean, double rstd, double gk, const float *ge, double a1,
+                          double a2, float *dp, int acc)
 {
-    gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, a1, a2, dp, 1);
-}
-
-/* gn_input_grad with the SiLU derivative ds, adding (acc = 1) or writing (acc = 0). */
-SCORE__VEC_CLONES
-static void gn_input_grad_silu(size_t m, const float *xp, const float *gp, const float *ds,
-                               double mean, double rstd, double gk, double a1, double a2,
-                               float *dp, int acc)
-{
-    if (acc)
-        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 1);
-    else
-        gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, a1, a2, dp, 0);
+    if (ds == NULL) {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, ge, 1, a1, a2, dp, 1);
+        else
+            gn_input_grad_body(m, xp, gp, NULL, 0, mean, rstd, gk, NULL, 0, a1, a2, dp, 1);
+    } else if (acc) {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, ge, 1, a1, a2, dp, 1);
+        else
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, NULL, 0, a1, a2, dp, 1);
+    } else {
+        if (ge != NULL)
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, ge, 1, a1, a2, dp, 0);
+        else
+            gn_input_grad_body(m, xp, gp, ds, 1, mean, rstd, gk, NULL, 0, a1, a2, dp, 0);
+    }
 }
 
 /* The backward of score__unet_gn_forward for the output gradient gy (ds NULL) or gy * ds (a
@@ -576,34 +557,42 @@ static void gn_backward(size_t n, size_t c, size_t hw, size_t g, const float *ga
                         float *ggamma, float *gbeta, float *gx, int acc)
 {
     size_t cg = c / g, m = cg * hw;
+    float ge[GN_EXPAND]; /* gamma per value: planes whose input gradient is not whole vectors */
+    int ex = gx != NULL && hw % 16 != 0 && c * hw <= GN_EXPAND;
+    if (ex)
+        for (size_t k = 0; k < c; k++)
+            for (size_t j = 0; j < hw; j++)
+                ge[k * hw + j] = gamma[k];
     for (size_t i = 0; i < n; i++) {
         for (size_t q = 0; q < g; q++) {
             size_t base = i * c * hw + q * m;
             double mean = stats[2 * (i * g + q)], rstd = stats[2 * (i * g + q) + 1];
             double s1 = 0.0, s2 = 0.0; /* sums of gxhat and gxhat * xhat over the group */
-            for (size_t kc = 0; kc < cg; kc++) {
-                size_t k = q * cg + kc, o = base + kc * hw;
-                double sg, sgx;
-                if (ds != NULL)
-                    gn_sums_silu(hw, x + o, gy + o, ds + o, mean, rstd, &sg, &sgx);
-                else
-                    gn_sums(hw, x + o, gy + o, mean, rstd, &sg, &sgx);
-                ggamma[k] += (float)sgx;
-                gbeta[k] += (float)sg;
-                s1 += sg * gamma[k];
-                s2 += sgx * gamma[k];
+            for (size_t k0 = 0; k0 < cg; k0 += SUMS_CHUNK) {
+                size_t nk = cg - k0 < SUMS_CHUNK ? cg - k0 : SUMS_CHUNK, o = base + k0 * hw;
+                double sg[SUMS_CHUNK], sgx[SUMS_CHUNK];
+                score__gn_plane_sums(nk, hw, x + o, gy + o, ds != NULL ? ds + o : NULL, mean,
+                                     rstd, sg, sgx);
+                for (size_t kc = 0; kc < nk; kc++) {
+                    size_t k = q * cg + k0 + kc;
+                    ggamma[k] += (float)sgx[kc];
+                    gbeta[k] += (float)sg[kc];
+                    s1 += sg[kc] * gamma[k];
+                    s2 += sgx[kc] * gamma[k];
+                }
             }
             if (gx == NULL)
                 continue;
             double a1 = s1 / (double)m, a2 = s2 / (double)m;
+            if (ex) {
+                gn_input_grad(m, x + base, gy + base, ds != NULL ? ds + base : NULL, mean, rstd,
+                              0.0, ge + q * m, a1, a2, gx + base, acc);
+                continue;
+            }
             for (size_t kc = 0; kc < cg; kc++) {
                 size_t k = q * cg + kc, o = base + kc * hw;
-                if (ds != NULL)
-                    gn_input_grad_silu(hw, x + o, gy + o, ds + o, mean, rstd, (double)gamma[k],
-                                       a1, a2, gx + o, acc);
-                else
-                    gn_input_grad(hw, x + o, gy + o, mean, rstd, (double)gamma[k], a1, a2,
-                                  gx + o);
+                gn_input_grad(hw, x + o, gy + o, ds != NULL ? ds + o : NULL, mean, rstd,
+                              (double)gamma[k], NULL, a1, a2, gx + o, acc);
             }
         }
     }
