@@ -834,6 +834,203 @@ __attribute__((target("avx512f"))) static void pack512(const wlayout *L, size_t 
 SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
+/* ---- 8 x 8 and 4 x 4 planes with output channels in the lanes (AVX-512) ------------------ *
+ * The pixel-lane tiles (fwd_plane512) multiply the zero padding too: 16% of the (pixel, tap)
+ * pairs of an 8 x 8 plane read it, 31% of a 4 x 4 one. Here, as in stile512, the lanes hold 16
+ * output channels of the weight packed by pack512 (wp[(c * 9 + t) * SM_LANES + l]: an (input
+ * channel, tap) is one vector; the same floats as score__conv3_pack's), the input pixels are
+ * broadcast, and each pixel runs only the taps inside the plane: the tile's rows and columns
+ * are compile-time constants, so its tap sets are too. Each output element is the chain of
+ * fwd_small (the forward's fma chain over (input channel, tap) in order, the padding's terms
+ * left out: the same bits for finite weights, see the comment above SM_LANES), then + bias.
+ *
+ * A tile is 8 pixels (a row of an 8 x 8 plane, two rows of a 4 x 4 one) x nv <= 2 vectors of 16
+ * output channels: 16 accumulators; per (input channel, tap) nv weight vectors, and per pixel
+ * one broadcast shared by the nv FMAs. Between the tiles' passes (OC_PASS input channels each,
+ * so that their weights stay in the first-level cache) an image's running sums wait in a
+ * pixel-major scratch T (T[(v * hw + p) * 16 + l]: vector v, pixel p, lane l; float stores are
+ * exact); they start from +0 or from y transposed into T, and go back to y transposed 16 x 16
+ * (score__transpose16_avx512), the bias added after the last input channel. */
+#if SCORE__SIMD_LEVEL >= 2
+/* Input channels packed at once when the weight is not packed beforehand: 2 blocks of 16 output
+ * channels, 36 KiB on the stack (as fwd_small's buffer). */
+#define OC_CHUNK 32
+/* Input channels per pass of the tiles over an image (their weights: 18 KiB). */
+#define OC_PASS 16
+#endif
+
+#if CONV_X86 && SCORE__SIMD_LEVEL >= 2
+/* One tile: the 8 pixels from row row0 of a pw x pw plane (pw = 8: one row; pw = 4: two) x nv
+ * vectors of output channels. top: row0 is the plane's first row; bot: the tile's last row is
+ * the plane's last (constants once inlined, with pw and nv). For the cc input channels at x
+ * (channel c at x + c * hw, the image's planes) and their packed weights (vector v of channel c,
+ * tap t at wp + v * wvs + (c * 9 + t) * 16): the 8 x nv accumulators start from src's (T's
+ * layout; NULL: +0), run the chain over c, then the taps inside the plane in order, and go to
+ * dst (T's layout; may be src). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_tile512(size_t pw, size_t nv, int top, int bot, size_t row0, size_t cc, const float *wp,
+           size_t wvs, const float *x, const float *src, float *dst)
+{
+    size_t hw = pw * pw, nr = 8 / pw, p0 = row0 * pw;
+    __m512 c[2][8];
+#pragma GCC unroll 2
+    for (size_t v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (size_t p = 0; p < 8; p++)
+            c[v][p] = src == NULL ? _mm512_setzero_ps()
+                                  : _mm512_loadu_ps(src + (v * hw + p0 + p) * 16);
+    for (size_t ch = 0; ch < cc; ch++) {
+        const float *xc = x + ch * hw + p0;
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            int dy = (int)(t / 3) - 1, dx = (int)(t % 3) - 1;
+            __m512 wv[2];
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                wv[v] = _mm512_load_ps(wp + v * wvs + (ch * 9 + t) * SM_LANES);
+#pragma GCC unroll 8
+            for (size_t p = 0; p < 8; p++) {
+                size_t rr = p / pw;
+                int col = (int)(p % pw) + dx;
+                if ((top && rr == 0 && dy < 0) || (bot && rr == nr - 1 && dy > 0) || col < 0 ||
+                    col >= (int)pw)
+                    continue; /* the padding: no term */
+                __m512 xb = _mm512_set1_ps(xc[(ptrdiff_t)p + dy * (ptrdiff_t)pw + dx]);
+#pragma GCC unroll 2
+                for (size_t v = 0; v < nv; v++)
+                    c[v][p] = _mm512_fmadd_ps(wv[v], xb, c[v][p]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (size_t v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (size_t p = 0; p < 8; p++)
+            _mm512_storeu_ps(dst + (v * hw + p0 + p) * 16, c[v][p]);
+}
+
+/* One pass of the tiles over an image's pw x pw plane: every row tile, the cc input channels
+ * (oc_tile512's wp, wvs, x, src, dst). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_pass512(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const float *x,
+           const float *src, float *dst)
+{
+    if (pw == 4) {
+        oc_tile512(4, nv, 1, 0, 0, cc, wp, wvs, x, src, dst);
+        oc_tile512(4, nv, 0, 1, 2, cc, wp, wvs, x, src, dst);
+        return;
+    }
+    oc_tile512(8, nv, 1, 0, 0, cc, wp, wvs, x, src, dst);
+    for (size_t r = 1; r < 7; r++)
+        oc_tile512(8, nv, 0, 0, r, cc, wp, wvs, x, src, dst);
+    oc_tile512(8, nv, 0, 1, 7, cc, wp, wvs, x, src, dst);
+}
+
+/* T (oc_tile512's layout, nv vectors of hw pixels) = the mo <= 32 output planes at y (plane
+ * o at y + o * hw; lanes from mo on: +0). */
+__attribute__((target("avx512f"))) static void oc_load512(size_t hw, size_t nv, size_t mo,
+                                                         const float *y, float *T)
+{
+    for (size_t v = 0; v < nv; v++)
+        score__transpose16_avx512(y + v * SM_LANES * hw, hw, mo - v * SM_LANES < SM_LANES
+                                                                 ? mo - v * SM_LANES
+                                                                 : SM_LANES,
+                                  hw, T + v * hw * SM_LANES);
+}
+
+/* The mo <= 32 output planes at y = T's sums (+ b[o] when b is not NULL: a float addition). */
+__attribute__((target("avx512f"))) static void oc_store512(size_t hw, size_t nv, size_t mo,
+                                                          const float *T, const float *b,
+                                                          float *y)
+{
+    _Alignas(64) float tb[SM_LANES * SM_LANES];
+    for (size_t v = 0; v < nv; v++) {
+        size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
+        for (size_t q = 0; q < hw; q += 16) { /* tb[l * 16 + k] = T's lane l of pixel q + k */
+            score__transpose16_avx512(T + (v * hw + q) * SM_LANES, SM_LANES, 16, nl, tb);
+            for (size_t l = 0; l < nl; l++) {
+                __m512 r = _mm512_load_ps(tb + l * 16);
+                if (b != NULL)
+                    r = _mm512_add_ps(r, _mm512_set1_ps(b[v * SM_LANES + l]));
+                _mm512_storeu_ps(y + (v * SM_LANES + l) * hw + q, r);
+            }
+        }
+    }
+}
+
+/* The forward (layout L, as conv_at) of n images of pw x pw planes (pw = 8 or 4), ci > 0, by
+ * the tiles above: blocks of 32 output channels (16 at the end) x chunks of input channels
+ * (pk NULL: OC_CHUNK, packed here once per call and chunk; else the whole weight packed
+ * beforehand by score__conv3_pack, one chunk) x the images. An image's chains start from +0
+ * (first chunk, acc = 0), from y (acc) or from the previous chunk's sums. Between chunks those
+ * wait in y's planes of the block: in T's layout when that fills them exactly (a block of 16
+ * or 32 output channels: the tiles read and write them there, no transposition), else
+ * transposed back to NCHW. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_planes512(size_t pw, size_t n, size_t ci, size_t co, const wlayout *L, const float *pk,
+             const float *b, const float *x, float *y, int acc)
+{
+    _Alignas(64) float buf[2 * OC_CHUNK * 9 * SM_LANES];
+    _Alignas(64) float T[2 * 64 * SM_LANES];
+    size_t hw = pw * pw, chunk = pk != NULL ? ci : OC_CHUNK;
+    for (size_t o0 = 0; o0 < co; o0 += 2 * SM_LANES) {
+        size_t mo = co - o0 < 2 * SM_LANES ? co - o0 : 2 * SM_LANES, nv = mo > SM_LANES ? 2 : 1;
+        for (size_t c0 = 0; c0 < ci; c0 += chunk) {
+            size_t cc = ci - c0 < chunk ? ci - c0 : chunk, wvs = SM_LANES * ci * 9;
+            const float *wp = pk;
+            int first = c0 == 0, last = c0 + cc == ci, park = nv * SM_LANES == mo;
+            if (pk != NULL) {
+                wp = pk + o0 * ci * 9; /* c0 = 0: one chunk */
+            } else {
+                wvs = cc * 9 * SM_LANES;
+                for (size_t v = 0; v < nv; v++)
+                    pack512(L, o0 + v * SM_LANES,
+                            mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES, c0, cc,
+                            0x1FFu, buf + v * wvs);
+                wp = buf;
+            }
+            for (size_t i = 0; i < n; i++) {
+                const float *xi = x + (i * ci + c0) * hw, *src = NULL; /* NULL: +0 */
+                float *yi = y + (i * co + o0) * hw, *dst = last || !park ? T : yi;
+                if (!first && park) {
+                    src = yi; /* the previous chunk's sums, in T's layout */
+                } else if (!first || acc) {
+                    oc_load512(hw, nv, mo, yi, T);
+                    src = T;
+                }
+                for (size_t c1 = 0; c1 < cc; c1 += OC_PASS, src = dst) {
+                    size_t np = cc - c1 < OC_PASS ? cc - c1 : OC_PASS;
+                    const float *wc = wp + c1 * 9 * SM_LANES, *xc = xi + c1 * hw;
+                    if (nv == 2)
+                        oc_pass512(pw, 2, np, wc, wvs, xc, src, dst);
+                    else
+                        oc_pass512(pw, 1, np, wc, wvs, xc, src, dst);
+                }
+                if (dst == T)
+                    oc_store512(hw, nv, mo, T, last && b != NULL ? b + o0 : NULL, yi);
+            }
+        }
+    }
+}
+
+/* oc_planes512 for 8 x 8 and for 4 x 4 planes. */
+__attribute__((target("avx512f"))) static void oc8_512(size_t n, size_t ci, size_t co,
+                                                      const wlayout *L, const float *pk,
+                                                      const float *b, const float *x, float *y,
+                                                      int acc)
+{
+    oc_planes512(8, n, ci, co, L, pk, b, x, y, acc);
+}
+
+__attribute__((target("avx512f"))) static void oc4_512(size_t n, size_t ci, size_t co,
+                                                      const wlayout *L, const float *pk,
+                                                      const float *b, const float *x, float *y,
+                                                      int acc)
+{
+    oc_planes512(4, n, ci, co, L, pk, b, x, y, acc);
+}
+#endif /* CONV_X86 && SCORE__SIMD_LEVEL >= 2 */
+
 /* The AVX2 tile for 2 x 2 or 1 x 1 planes (stile512's chains in two 8-lane halves; y read and
  * written through a buffer of the 16 lanes). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
@@ -959,10 +1156,28 @@ static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, si
     fwd_small(pack_portable, tile_portable, one ? 8 : 1, n, ci, co, h, w, L, pk, b, x, y, acc);
 }
 
+/* Whether the forward of ci input into co output channels on h x w planes runs oc_planes512 at
+ * the AVX-512 level (and so whether score__conv3_pack packs its weight, whatever the level):
+ * 8 x 8 and 4 x 4 planes with at least OC_MIN_CO output channels (fewer would leave most lanes
+ * empty) and OC_MIN_CI input channels (with fewer the transpositions in and out of T cost more
+ * than the padding's FMAs: conv3-bench's 1 -> 32 forward and 32 -> 1, 32 -> 3 input gradients
+ * are faster on the pixel-lane tiles). */
+#define OC_MIN_CO 16
+#define OC_MIN_CI 16
+static int oc_path(size_t h, size_t w, size_t ci, size_t co)
+{
+#if CONV_X86 && SCORE__SIMD_LEVEL >= 2
+    return ((h == 8 && w == 8) || (h == 4 && w == 4)) && ci >= OC_MIN_CI && co >= OC_MIN_CO;
+#else
+    (void)h, (void)w, (void)ci, (void)co;
+    return 0;
+#endif
+}
+
 size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
 {
     size_t hw = h * w;
-    if (hw == 0 || hw >= 16)
+    if (hw == 0 || (hw >= 16 && !oc_path(h, w, ci, co)))
         return 0;
     return (co + SM_LANES - 1) / SM_LANES * SM_LANES * ci * 9;
 }
@@ -989,7 +1204,7 @@ void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
 /* The forward's loops over the weight of L (ci input, co output channels; pk: NULL or, for
- * planes below 16 pixels, L's weight packed by score__conv3_pack). */
+ * planes below 16 pixels and those of oc_path, L's weight packed by score__conv3_pack). */
 static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                     const wlayout *L, const float *pk, const float *b, const float *x, float *y,
                     int acc)
@@ -1004,6 +1219,10 @@ static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t 
 #if CONV_X86
     if (hw <= SCORE__CONV3_MAX_HW) {
 #if SCORE__SIMD_LEVEL >= 2
+        if (level >= 2 && oc_path(h, w, ci, co)) {
+            (h == 8 ? oc8_512 : oc4_512)(n, ci, co, L, pk, b, x, y, acc);
+            return;
+        }
         if (level >= 2) {
             fwd_avx512(n, ci, co, h, w, L, b, x, y, acc);
             return;
