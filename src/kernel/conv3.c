@@ -850,7 +850,7 @@ SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
  * so that their weights stay in the first-level cache) an image's running sums wait in a
  * pixel-major scratch T (T[(v * hw + p) * 16 + l]: vector v, pixel p, lane l; float stores are
  * exact); they start from +0 or from y transposed into T, and go back to y transposed 16 x 16
- * (score__transpose16_avx512), the bias added after the last input channel. */
+ * in registers, the bias added after the last input channel. */
 #if SCORE__SIMD_LEVEL >= 2
 /* Input channels packed at once when the weight is not packed beforehand: 2 blocks of 16 output
  * channels, 36 KiB on the stack (as fwd_small's buffer). */
@@ -926,33 +926,78 @@ oc_pass512(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const f
     oc_tile512(8, nv, 0, 1, 7, cc, wp, wvs, x, src, dst);
 }
 
-/* T (oc_tile512's layout, nv vectors of hw pixels) = the mo <= 32 output planes at y (plane
- * o at y + o * hw; lanes from mo on: +0). */
-__attribute__((target("avx512f"))) static void oc_load512(size_t hw, size_t nv, size_t mo,
-                                                         const float *y, float *T)
+/* out[k] lane j = r[j] lane k: a 16 x 16 transposition in registers (4 x 4 blocks within the
+ * 128-bit lanes, then the 128-bit lanes across the vectors). */
+__attribute__((target("avx512f"), always_inline)) static inline void oc_t16(const __m512 *r,
+                                                                         __m512 *out)
 {
-    for (size_t v = 0; v < nv; v++)
-        score__transpose16_avx512(y + v * SM_LANES * hw, hw, mo - v * SM_LANES < SM_LANES
-                                                                 ? mo - v * SM_LANES
-                                                                 : SM_LANES,
-                                  hw, T + v * hw * SM_LANES);
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (size_t i = 0; i < 8; i++) { /* t[2i]: (a0 b0 a1 b1), t[2i+1]: (a2 b2 a3 b3) per lane */
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (size_t g = 0; g < 4; g++) { /* u[4g + j], 128-bit lane q: column 4q + j, rows 4g .. */
+        u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (size_t j = 0; j < 4; j++) { /* out[4q + j]: the lanes q of u[j], u[4 + j], .. */
+        __m512 a0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);
+        __m512 a1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 a2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
+        __m512 a3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        out[j] = _mm512_shuffle_f32x4(a0, a2, 0x88);
+        out[4 + j] = _mm512_shuffle_f32x4(a0, a2, 0xDD);
+        out[8 + j] = _mm512_shuffle_f32x4(a1, a3, 0x88);
+        out[12 + j] = _mm512_shuffle_f32x4(a1, a3, 0xDD);
+    }
+}
+
+/* T (oc_tile512's layout, nv vectors of hw pixels) = the mo <= 32 output planes at y (plane
+ * o at y + o * hw; lanes from mo on: +0, their planes not read). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_load512(size_t hw, size_t nv, size_t mo, const float *y, float *T)
+{
+    for (size_t v = 0; v < nv; v++) {
+        size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
+        for (size_t q = 0; q < hw; q += 16) {
+            __m512 r[16], out[16];
+#pragma GCC unroll 16
+            for (size_t l = 0; l < 16; l++)
+                r[l] = l < nl ? _mm512_loadu_ps(y + (v * SM_LANES + l) * hw + q)
+                              : _mm512_setzero_ps();
+            oc_t16(r, out);
+#pragma GCC unroll 16
+            for (size_t k = 0; k < 16; k++)
+                _mm512_store_ps(T + (v * hw + q + k) * SM_LANES, out[k]);
+        }
+    }
 }
 
 /* The mo <= 32 output planes at y = T's sums (+ b[o] when b is not NULL: a float addition). */
-__attribute__((target("avx512f"))) static void oc_store512(size_t hw, size_t nv, size_t mo,
-                                                          const float *T, const float *b,
-                                                          float *y)
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_store512(size_t hw, size_t nv, size_t mo, const float *T, const float *b, float *y)
 {
-    _Alignas(64) float tb[SM_LANES * SM_LANES];
     for (size_t v = 0; v < nv; v++) {
         size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
-        for (size_t q = 0; q < hw; q += 16) { /* tb[l * 16 + k] = T's lane l of pixel q + k */
-            score__transpose16_avx512(T + (v * hw + q) * SM_LANES, SM_LANES, 16, nl, tb);
-            for (size_t l = 0; l < nl; l++) {
-                __m512 r = _mm512_load_ps(tb + l * 16);
+        for (size_t q = 0; q < hw; q += 16) {
+            __m512 r[16], out[16];
+#pragma GCC unroll 16
+            for (size_t k = 0; k < 16; k++)
+                r[k] = _mm512_load_ps(T + (v * hw + q + k) * SM_LANES);
+            oc_t16(r, out); /* out[l]: lane l of the pixels q .. q + 15 */
+#pragma GCC unroll 16
+            for (size_t l = 0; l < 16; l++) {
+                if (l >= nl)
+                    break;
+                __m512 o = out[l];
                 if (b != NULL)
-                    r = _mm512_add_ps(r, _mm512_set1_ps(b[v * SM_LANES + l]));
-                _mm512_storeu_ps(y + (v * SM_LANES + l) * hw + q, r);
+                    o = _mm512_add_ps(o, _mm512_set1_ps(b[v * SM_LANES + l]));
+                _mm512_storeu_ps(y + (v * SM_LANES + l) * hw + q, o);
             }
         }
     }
