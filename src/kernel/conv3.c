@@ -957,47 +957,33 @@ __attribute__((target("avx512f"), always_inline)) static inline void oc_t16(cons
     }
 }
 
-/* T (oc_tile512's layout, nv vectors of hw pixels) = the mo <= 32 output planes at y (plane
- * o at y + o * hw; lanes from mo on: +0, their planes not read). */
+/* Between the mo <= 32 output planes at y (plane o at y + o * hw) and T (oc_tile512's layout,
+ * nv vectors of hw pixels), 16 x 16 blocks transposed in registers. to_y = 0: T = y's planes
+ * (lanes from mo on: +0, their planes not read); to_y = 1: y's planes = T's sums (+ b[o] when b
+ * is not NULL: a float addition). */
 __attribute__((target("avx512f"), always_inline)) static inline void
-oc_load512(size_t hw, size_t nv, size_t mo, const float *y, float *T)
+oc_move512(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const float *b)
 {
     for (size_t v = 0; v < nv; v++) {
         size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
-        for (size_t q = 0; q < hw; q += 16) {
+        for (size_t q = 0; q < hw; q += 16) { /* the pixels q .. q + 15 */
             __m512 r[16], out[16];
 #pragma GCC unroll 16
-            for (size_t l = 0; l < 16; l++)
-                r[l] = l < nl ? _mm512_loadu_ps(y + (v * SM_LANES + l) * hw + q)
-                              : _mm512_setzero_ps();
+            for (size_t k = 0; k < 16; k++) /* T: pixel q + k; y: lane k */
+                r[k] = to_y     ? _mm512_load_ps(T + (v * hw + q + k) * SM_LANES)
+                       : k < nl ? _mm512_loadu_ps(y + (v * SM_LANES + k) * hw + q)
+                                : _mm512_setzero_ps();
             oc_t16(r, out);
 #pragma GCC unroll 16
-            for (size_t k = 0; k < 16; k++)
-                _mm512_store_ps(T + (v * hw + q + k) * SM_LANES, out[k]);
-        }
-    }
-}
-
-/* The mo <= 32 output planes at y = T's sums (+ b[o] when b is not NULL: a float addition). */
-__attribute__((target("avx512f"), always_inline)) static inline void
-oc_store512(size_t hw, size_t nv, size_t mo, const float *T, const float *b, float *y)
-{
-    for (size_t v = 0; v < nv; v++) {
-        size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
-        for (size_t q = 0; q < hw; q += 16) {
-            __m512 r[16], out[16];
-#pragma GCC unroll 16
-            for (size_t k = 0; k < 16; k++)
-                r[k] = _mm512_load_ps(T + (v * hw + q + k) * SM_LANES);
-            oc_t16(r, out); /* out[l]: lane l of the pixels q .. q + 15 */
-#pragma GCC unroll 16
-            for (size_t l = 0; l < 16; l++) {
-                if (l >= nl)
-                    break;
-                __m512 o = out[l];
-                if (b != NULL)
-                    o = _mm512_add_ps(o, _mm512_set1_ps(b[v * SM_LANES + l]));
-                _mm512_storeu_ps(y + (v * SM_LANES + l) * hw + q, o);
+            for (size_t k = 0; k < 16; k++) {
+                if (!to_y) {
+                    _mm512_store_ps(T + (v * hw + q + k) * SM_LANES, out[k]);
+                } else if (k < nl) {
+                    __m512 o = out[k];
+                    if (b != NULL)
+                        o = _mm512_add_ps(o, _mm512_set1_ps(b[v * SM_LANES + k]));
+                    _mm512_storeu_ps(y + (v * SM_LANES + k) * hw + q, o);
+                }
             }
         }
     }
@@ -1040,7 +1026,7 @@ oc_planes512(size_t pw, size_t n, size_t ci, size_t co, const wlayout *L, const 
                 if (!first && park) {
                     src = yi; /* the previous chunk's sums, in T's layout */
                 } else if (!first || acc) {
-                    oc_load512(hw, nv, mo, yi, T);
+                    oc_move512(0, hw, nv, mo, yi, T, NULL);
                     src = T;
                 }
                 for (size_t c1 = 0; c1 < cc; c1 += OC_PASS, src = dst) {
@@ -1052,7 +1038,7 @@ oc_planes512(size_t pw, size_t n, size_t ci, size_t co, const wlayout *L, const 
                         oc_pass512(pw, 1, np, wc, wvs, xc, src, dst);
                 }
                 if (dst == T)
-                    oc_store512(hw, nv, mo, T, last && b != NULL ? b + o0 : NULL, yi);
+                    oc_move512(1, hw, nv, mo, yi, T, last && b != NULL ? b + o0 : NULL);
             }
         }
     }
