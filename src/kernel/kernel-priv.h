@@ -158,9 +158,10 @@ int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, co
  * below, which changes no bits for finite weights except the sign of an exact zero when acc = 1
  * starts from -0 (conv3.c). The AVX-512 and AVX2 versions have tiles for 2 x 2 and 1 x 1
  * planes; other small planes run the portable tile at every level (the same bits). At the
- * AVX-512 level the 8 x 8 and 4 x 4 planes with at least 16 input and 16 output channels do the
- * same (tiles of 8 pixels x 32 output channels; the weight packed per call, 32 input channels
- * at a time, or once beforehand), with the same chains and so the same bits. */
+ * AVX-512 and AVX2 levels the 8 x 8 and 4 x 4 planes with at least 16 input and 16 output
+ * channels do the same (tiles of 8 pixels x 32 output channels, AVX2 4 x 16; the weight packed
+ * per call, 32 input channels at a time, or once beforehand), with the same chains and so the
+ * same bits. */
 #define SCORE__CONV3_MAX_HW 4096
 /* Forward: y[i, o, p] = (c + b[o]) where c = (acc ? y[i, o, p] : 0), then
  * c = fma(wt[o, k], x[i, k / 9, p + shift(k % 9)] (0 when outside), c) for k = c * 9 + t in
@@ -174,7 +175,7 @@ void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h
                              const float *wt, const float *b, const float *x, float *y, int acc);
 /* The forward's weight packed once for the output-channel tiles (planes of fewer than 16
  * pixels; 8 x 8 and 4 x 4 planes with 16 input and 16 output channels or more when the build has
- * the AVX-512 version, whatever the level run; the U-Net packs each such convolution's weight
+ * the vector versions, whatever the level run; the U-Net packs each such convolution's weight
  * once per network call instead of once per block of images): score__conv3_packed_floats()
  * floats (0 for the other shapes: nothing to pack),
  * 64-byte aligned, written by score__conv3_pack (the same values at every level, so any level's

@@ -97,7 +97,7 @@ typedef struct unet {
  * the backward's activation gradients, layer scratch, embedding gradients and one
  * parameter-gradient buffer. Per call of the cache-free forward, shared read-only by its
  * threads: the weights of the convolutions the kernel packs (score__conv3_packed_floats > 0:
- * planes below 16 pixels, and with the AVX-512 version the 8 x 8 and 4 x 4 ones of 16 channels
+ * planes below 16 pixels, and with the vector versions the 8 x 8 and 4 x 4 ones of 16 channels
  * and more), packed once for all its blocks (the kernel's pack, which each block's convolution
  * would otherwise redo; the model's parameters may change between calls, so the pack is redone
  * at the start of every call). */
