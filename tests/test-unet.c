@@ -1164,18 +1164,13 @@ START_TEST(model_infer_follows_params)
 }
 END_TEST
 
-/* Those of 8 x 8 and 4 x 4 planes with 16 and 32 channels (with the AVX-512 version, the tiles
- * with output channels in the lanes: packed too), and 2 x 2 ones with 32. */
+static score_model *mid_unet(void);
+
+/* Those of 8 x 8 and 4 x 4 planes with 16 and 32 channels (mid_unet; with the vector versions,
+ * the tiles with output channels in the lanes: packed too). */
 START_TEST(model_infer_follows_params_wide)
 {
-    score_model *m;
-    const size_t mults[3] = {1, 2, 2};
-    ck_assert_ok(score_model_new_unet(&m, 1, 8, 8));
-    ck_assert_ok(score_model_set_unet_widths(m, 3, mults));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BASE_WIDTH, 16));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_BLOCKS, 1));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_UNET_GROUPS, 4));
-    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 5));
+    score_model *m = mid_unet();
     check_infer_follows_params(m, 64);
     score_model_free(m);
 }

@@ -920,6 +920,34 @@ SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
     }                                                                                         \
 }
 
+/* The first steps of an NR x NR transposition of the rows r[0 .. NR - 1] (P: _mm512 or _mm256):
+ * 4 x 4 blocks transposed within the 128-bit lanes, so that u[4 g + j]'s 128-bit lane q holds
+ * column 4 q + j of the rows 4 g .. 4 g + 3 (t: scratch of NR vectors). */
+#define OC_LANES4(P, NR, r, t, u)                                                            \
+    do {                                                                                     \
+        for (size_t i_ = 0; i_ < (NR) / 2; i_++) { /* (a0 b0 a1 b1), (a2 b2 a3 b3) */       \
+            (t)[2 * i_] = P##_unpacklo_ps((r)[2 * i_], (r)[2 * i_ + 1]);                     \
+            (t)[2 * i_ + 1] = P##_unpackhi_ps((r)[2 * i_], (r)[2 * i_ + 1]);                 \
+        }                                                                                    \
+        for (size_t g_ = 0; g_ < (NR) / 4; g_++) {                                           \
+            (u)[4 * g_] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0x44);                \
+            (u)[4 * g_ + 1] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0xEE);            \
+            (u)[4 * g_ + 2] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0x44);        \
+            (u)[4 * g_ + 3] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0xEE);        \
+        }                                                                                    \
+    } while (0)
+
+/* name(n, ci, co, L, pk, b, x, y, acc): the driver drv (an OC_PLANES_FN) for pw x pw planes, as
+ * a function of its own. */
+#define OC_PLANE_FN(name, tgt, drv, pw)                                                      \
+    __attribute__((target(tgt))) static void name(size_t n, size_t ci, size_t co,             \
+                                                  const wlayout *L, const float *pk,          \
+                                                  const float *b, const float *x, float *y,   \
+                                                  int acc)                                    \
+    {                                                                                        \
+        drv(pw, n, ci, co, L, pk, b, x, y, acc);                                             \
+    }
+
 #if CONV_X86 && SCORE__SIMD_LEVEL >= 2
 /* One tile: the 8 pixels from row row0 of a pw x pw plane (pw = 8: one row; pw = 4: two) x nv
  * vectors of output channels. top: row0 is the plane's first row; bot: the tile's last row is
@@ -993,18 +1021,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void oc_t16(cons
                                                                          __m512 *out)
 {
     __m512 t[16], u[16];
-#pragma GCC unroll 8
-    for (size_t i = 0; i < 8; i++) { /* t[2i]: (a0 b0 a1 b1), t[2i+1]: (a2 b2 a3 b3) per lane */
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (size_t g = 0; g < 4; g++) { /* u[4g + j], 128-bit lane q: column 4q + j, rows 4g .. */
-        u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-    }
+    OC_LANES4(_mm512, 16, r, t, u);
 #pragma GCC unroll 4
     for (size_t j = 0; j < 4; j++) { /* out[4q + j]: the lanes q of u[j], u[4 + j], .. */
         __m512 a0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);
@@ -1054,21 +1071,8 @@ oc_move512(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const 
 OC_PLANES_FN(oc_planes512, "avx512f", 2, pack512, oc_pass512, oc_move512)
 
 /* oc_planes512 for 8 x 8 and for 4 x 4 planes. */
-__attribute__((target("avx512f"))) static void oc8_512(size_t n, size_t ci, size_t co,
-                                                      const wlayout *L, const float *pk,
-                                                      const float *b, const float *x, float *y,
-                                                      int acc)
-{
-    oc_planes512(8, n, ci, co, L, pk, b, x, y, acc);
-}
-
-__attribute__((target("avx512f"))) static void oc4_512(size_t n, size_t ci, size_t co,
-                                                      const wlayout *L, const float *pk,
-                                                      const float *b, const float *x, float *y,
-                                                      int acc)
-{
-    oc_planes512(4, n, ci, co, L, pk, b, x, y, acc);
-}
+OC_PLANE_FN(oc8_512, "avx512f", oc_planes512, 8)
+OC_PLANE_FN(oc4_512, "avx512f", oc_planes512, 4)
 #endif /* CONV_X86 && SCORE__SIMD_LEVEL >= 2 */
 
 /* The AVX2 tile for 2 x 2 or 1 x 1 planes (stile512's chains in two 8-lane halves; y read and
@@ -1219,18 +1223,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void oc_t8(cons
                                                                           __m256 *out)
 {
     __m256 t[8], u[8];
-#pragma GCC unroll 4
-    for (size_t i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 2
-    for (size_t g = 0; g < 2; g++) { /* u[4g + j], 128-bit lane q: column 4q + j, rows 4g .. */
-        u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-    }
+    OC_LANES4(_mm256, 8, r, t, u);
 #pragma GCC unroll 4
     for (size_t j = 0; j < 4; j++) {
         out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
@@ -1273,21 +1266,8 @@ oc_move256(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const 
 /* The AVX2 driver (OC_PLANES_FN), for 8 x 8 and for 4 x 4 planes. */
 OC_PLANES_FN(oc_planes256, "avx2,fma", 1, pack256, oc_pass256, oc_move256)
 
-__attribute__((target("avx2,fma"))) static void oc8_256(size_t n, size_t ci, size_t co,
-                                                       const wlayout *L, const float *pk,
-                                                       const float *b, const float *x, float *y,
-                                                       int acc)
-{
-    oc_planes256(8, n, ci, co, L, pk, b, x, y, acc);
-}
-
-__attribute__((target("avx2,fma"))) static void oc4_256(size_t n, size_t ci, size_t co,
-                                                       const wlayout *L, const float *pk,
-                                                       const float *b, const float *x, float *y,
-                                                       int acc)
-{
-    oc_planes256(4, n, ci, co, L, pk, b, x, y, acc);
-}
+OC_PLANE_FN(oc8_256, "avx2,fma", oc_planes256, 8)
+OC_PLANE_FN(oc4_256, "avx2,fma", oc_planes256, 4)
 #endif /* CONV_X86 */
 
 /* The pack function of `level`'s version. */
