@@ -864,13 +864,12 @@ SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
  * acc): the forward (layout L, as conv_at) of n images of pw x pw planes (pw = 8 or 4),
  * ci > 0, by a level's tiles: blocks of NVMAX x 16 output channels (fewer at the end) x chunks
  * of input channels (pk NULL: OC_CHUNK, packed here once per call and chunk; else the whole
- * weight packed beforehand by score__conv3_pack, one chunk) x the images. An image's chains start from +0
- * (first chunk, acc = 0), from y (acc) or from the previous chunk's sums. Between chunks those
- * wait in y's planes of the block: in T's layout when that fills them exactly (a block of 16
- * or 32 output channels: the tiles read and write them there, no transposition), else
- * transposed back to NCHW.
- * (pack: the level's small_pack_fn; pass, move: oc_pass512 and oc_move512 or their AVX2
- * counterparts.) */
+ * weight packed beforehand by score__conv3_pack, one chunk) x the images. An image's chains
+ * start from +0 (first chunk, acc = 0), from y (acc) or from the previous chunk's sums. Between
+ * chunks those wait in y's planes of the block: in T's layout when that fills them exactly (a
+ * block of 16 or 32 output channels: the tiles read and write them there, no transposition),
+ * else transposed back to NCHW. pack: the level's small_pack_fn; pass, move: oc_pass512 and
+ * oc_move512 or their AVX2 counterparts. */
 #define OC_PLANES_FN(name, tgt, NVMAX, pack, pass, move)                                      \
     __attribute__((target(tgt), always_inline)) static inline void name(                      \
         size_t pw, size_t n, size_t ci, size_t co, const wlayout *L, const float *pk,         \
@@ -1317,9 +1316,9 @@ static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, si
 /* Whether the forward of ci input into co output channels on h x w planes runs oc_planes512 or
  * oc_planes256 at the AVX-512 and AVX2 levels (and so whether score__conv3_pack packs its
  * weight, whatever the level): 8 x 8 and 4 x 4 planes with at least OC_MIN_CO output channels
- * (fewer would leave most lanes empty) and OC_MIN_CI input channels (with fewer the transpositions in and out of T cost more
- * than the padding's FMAs: conv3-bench's 1 -> 32 forward and 32 -> 1, 32 -> 3 input gradients
- * are faster on the pixel-lane tiles). */
+ * (fewer would leave most lanes empty) and OC_MIN_CI input channels (with fewer the
+ * transpositions in and out of T cost more than the padding's FMAs: conv3-bench's 1 -> 32
+ * forward and 32 -> 1, 32 -> 3 input gradients are faster on the pixel-lane tiles). */
 #define OC_MIN_CO 16
 #define OC_MIN_CI 16
 static int oc_path(size_t h, size_t w, size_t ci, size_t co)
