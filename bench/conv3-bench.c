@@ -1,5 +1,7 @@
 /* Micro-benchmark of the kernel layer's direct 3x3 convolutions (not installed, not a test):
- * score__conv3_forward, _input_grad and _wgrad on the U-Net's shapes (bench.c's unet_net: 8 x 8
+ * score__conv3_forward, _forward_packed (fwdp: the weight packed beforehand by
+ * score__conv3_pack, as the U-Net's sampling calls it; the pack not timed), _input_grad and
+ * _wgrad on the U-Net's shapes (bench.c's unet_net: 8 x 8
  * planes with 32 channels, 4 x 4 planes with 64, skip concatenations 64 / 96 / 128 wide, the
  * last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
  * (the U-Net's blocks of rows for sampling and training: its real calls), 128 and 1000 (up to
@@ -8,7 +10,7 @@
  * GFLOP/s (2 * 9 * ci * co * hw * n flops) and as a percentage of the machine's single-thread
  * sgemm throughput (2048^3 through score__sgemm, best of 5), which runs at about the FMA peak.
  *
- *   conv3-bench [--reps R] [--level L] [--only fwd|igrad|wgrad] */
+ *   conv3-bench [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +65,14 @@ static const shape shapes[] = {
 /* Calls above this many (image, pixel) pairs are left out (the large planes: n = 8 and 16). */
 #define MAX_PAIRS 16384
 
-enum { OP_FWD, OP_IGRAD, OP_WGRAD, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"fwd", "igrad", "wgrad"};
+enum { OP_FWD, OP_FWDP, OP_IGRAD, OP_WGRAD, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"fwd", "fwdp", "igrad", "wgrad"};
 
-/* Best time per call of op on the buffers over reps repetitions of calls calls. */
+/* Best time per call of op on the buffers over reps repetitions of calls calls (wp: wt packed
+ * by score__conv3_pack_at, or NULL when nothing is packed). */
 static double time_op(int op, int level, size_t reps, size_t calls, size_t n, const shape *s,
-                      const float *wt, const float *b, const float *x, float *y, float *gw)
+                      const float *wt, const float *wp, const float *b, const float *x, float *y,
+                      float *gw)
 {
     double best = 1e30;
     for (size_t r = 0; r <= reps; r++) { /* the first repetition warms up */
@@ -76,6 +80,9 @@ static double time_op(int op, int level, size_t reps, size_t calls, size_t n, co
         for (size_t k = 0; k < calls; k++)
             if (op == OP_FWD)
                 score__conv3_forward_at(level, n, s->ci, s->co, s->h, s->w, wt, b, x, y, 0);
+            else if (op == OP_FWDP)
+                score__conv3_forward_packed_at(level, n, s->ci, s->co, s->h, s->w, wt, wp, b, x,
+                                               y, 0);
             else if (op == OP_IGRAD) /* x is gx (ci channels), y is gy (co channels) */
                 score__conv3_input_grad_at(level, n, s->ci, s->co, s->h, s->w, wt, y,
                                            (float *)x);
@@ -103,7 +110,7 @@ int main(int argc, char **argv)
                 if (strcmp(name, op_names[op]) == 0)
                     only = op;
         } else {
-            fprintf(stderr, "usage: %s [--reps R] [--level L] [--only fwd|igrad|wgrad]\n",
+            fprintf(stderr, "usage: %s [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad]\n",
                     argv[0]);
             return 2;
         }
@@ -126,7 +133,10 @@ int main(int argc, char **argv)
                   *b = malloc(s->co * sizeof *b), *x = malloc(n * cmax * hw * sizeof *x),
                   *y = malloc(n * cmax * hw * sizeof *y),
                   *gw = calloc(s->ci * s->co * 9, sizeof *gw);
-            if (wt == NULL || b == NULL || x == NULL || y == NULL || gw == NULL) {
+            size_t np = score__conv3_packed_floats(s->ci, s->co, s->h, s->w);
+            float *wp = np > 0 ? aligned_alloc(64, (np * sizeof *wp + 63) / 64 * 64) : NULL;
+            if (wt == NULL || b == NULL || x == NULL || y == NULL || gw == NULL ||
+                (np > 0 && wp == NULL)) {
                 fprintf(stderr, "out of memory\n");
                 return 1;
             }
@@ -134,6 +144,8 @@ int main(int argc, char **argv)
                 wt[i] = (float)((i * 7u) % 17u) * 0.01f - 0.08f;
             for (size_t i = 0; i < s->co; i++)
                 b[i] = 0.01f * (float)i;
+            if (wp != NULL)
+                score__conv3_pack_at(level, s->ci, s->co, s->h, s->w, wt, wp);
             for (size_t i = 0; i < n * cmax * hw; i++) {
                 x[i] = (float)((i * 5u) % 11u) * 0.1f - 0.5f;
                 y[i] = (float)((i * 3u) % 7u) * 0.1f - 0.3f;
@@ -143,12 +155,12 @@ int main(int argc, char **argv)
             for (int op = 0; op < OP_COUNT; op++) {
                 if (only >= 0 && op != only)
                     continue;
-                double t = time_op(op, level, reps, calls, n, s, wt, b, x, y, gw);
+                double t = time_op(op, level, reps, calls, n, s, wt, wp, b, x, y, gw);
                 double gf = flops / t * 1e-9;
                 printf("%-6s %5zu %5zu %5zu %3zux%-2zu %10.1f %9.1f %5.1f%%\n", op_names[op], n,
                        s->ci, s->co, s->h, s->w, t * 1e6, gf, peak > 0 ? 100.0 * gf / peak : 0.0);
             }
-            free(wt), free(b), free(x), free(y), free(gw);
+            free(wt), free(b), free(x), free(y), free(gw), free(wp);
         }
     return 0;
 }

@@ -1342,16 +1342,17 @@ START_TEST(model_infer_clone)
 }
 END_TEST
 
-/* The samplers' forward packs the weights of the 2 x 2 planes' convolutions once per call into
- * its workspace: after new parameters (the same workspace), it follows them, with the bits of
- * the training forward (which packs per block), on 1 and 2 threads. */
-START_TEST(model_infer_follows_params)
+/* The samplers' forward (which packs the weights of some convolutions once per call into its
+ * workspace) after new parameters (the same workspace): it follows them, with the bits of the
+ * training forward (which packs per block), on 1 and 2 threads; m's rows of D floats. */
+static void check_infer_follows_params(score_model *m, size_t D)
 {
-    enum { N = 19, D = 32 };
-    score_model *m = small_unet(0, 1);
-    float x[N * D], a[N * D], b[N * D], b0[N * D];
+    enum { N = 19 };
+    float *x = malloc(N * D * sizeof *x), *a = malloc(N * D * sizeof *a);
+    float *b = malloc(N * D * sizeof *b), *b0 = malloc(N * D * sizeof *b0);
     double c[N];
     unsigned seed = 8;
+    ck_assert(x != NULL && a != NULL && b != NULL && b0 != NULL);
     fill(&seed, N * D, 1.0f, x);
     for (size_t i = 0; i < N; i++)
         c[i] = 0.05 * (double)i;
@@ -1361,12 +1362,32 @@ START_TEST(model_infer_follows_params)
             randomize(m, 40 + round, 0.3f);
             ck_assert_ok(score_model_forward(m, N, x, c, a));
             ck_assert_ok(score__model_infer(m, N, x, c, b));
-            ck_assert_mem_eq(b, a, sizeof a);
+            ck_assert_mem_eq(b, a, N * D * sizeof *a);
             if (round > 0) /* the parameters changed the output */
-                ck_assert(memcmp(b, b0, sizeof b) != 0);
-            memcpy(b0, b, sizeof b);
+                ck_assert(memcmp(b, b0, N * D * sizeof *b) != 0);
+            memcpy(b0, b, N * D * sizeof *b);
         }
     }
+    free(x); free(a); free(b); free(b0);
+}
+
+/* The packed convolutions of the 2 x 2 planes. */
+START_TEST(model_infer_follows_params)
+{
+    score_model *m = small_unet(0, 1);
+    check_infer_follows_params(m, 32);
+    score_model_free(m);
+}
+END_TEST
+
+static score_model *mid_unet(void);
+
+/* Those of 8 x 8 and 4 x 4 planes with 16 and 32 channels (mid_unet; with the vector versions,
+ * the tiles with output channels in the lanes: packed too). */
+START_TEST(model_infer_follows_params_wide)
+{
+    score_model *m = mid_unet();
+    check_infer_follows_params(m, 64);
     score_model_free(m);
 }
 END_TEST
@@ -1620,6 +1641,7 @@ int main(void)
     tcase_add_test(tm, model_gradient_fd);
     tcase_add_test(tm, model_infer_clone);
     tcase_add_test(tm, model_infer_follows_params);
+    tcase_add_test(tm, model_infer_follows_params_wide);
     tcase_add_test(tm, model_dsm_loss_gradient);
     tcase_add_test(tm, model_threads_bit_identical);
     tcase_add_test(tm, model_row_splits);

@@ -834,6 +834,246 @@ __attribute__((target("avx512f"))) static void pack512(const wlayout *L, size_t 
 SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
+/* ---- 8 x 8 and 4 x 4 planes with output channels in the lanes (AVX-512, AVX2) ------------ *
+ * The pixel-lane tiles (fwd_plane512) multiply the zero padding too: 16% of the (pixel, tap)
+ * pairs of an 8 x 8 plane read it, 31% of a 4 x 4 one. Here, as in stile512, the lanes hold 16
+ * output channels of the weight packed by pack512 (wp[(c * 9 + t) * SM_LANES + l]: an (input
+ * channel, tap) is one vector; the same floats as score__conv3_pack's), the input pixels are
+ * broadcast, and each pixel runs only the taps inside the plane: the tile's rows and columns
+ * are compile-time constants, so its tap sets are too. Each output element is the chain of
+ * fwd_small (the forward's fma chain over (input channel, tap) in order, the padding's terms
+ * left out: the same bits for finite weights, see the comment above SM_LANES), then + bias.
+ *
+ * A tile is 8 pixels (a row of an 8 x 8 plane, two rows of a 4 x 4 one) x nv <= 2 vectors of 16
+ * output channels: 16 accumulators; per (input channel, tap) nv weight vectors, and per pixel
+ * one broadcast shared by the nv FMAs. Between the tiles' passes (OC_PASS input channels each,
+ * so that their weights stay in the first-level cache) an image's running sums wait in a
+ * pixel-major scratch T (T[(v * hw + p) * 16 + l]: vector v, pixel p, lane l; float stores are
+ * exact); they start from +0 or from y transposed into T, and go back to y transposed 16 x 16
+ * in registers, the bias added after the last input channel. The AVX2 version (oc_tile256 ..,
+ * after the AVX2 pack) runs tiles of 4 pixels x 16 output channels over the same driver
+ * (OC_PLANES_FN) and layouts: the same chains, so the same bits. */
+
+/* Input channels packed at once when the weight is not packed beforehand: 2 blocks of 16 output
+ * channels, 36 KiB on the stack (as fwd_small's buffer). */
+#define OC_CHUNK 32
+/* Input channels per pass of the tiles over an image (their weights: 18 KiB). */
+#define OC_PASS 16
+
+/* OC_PLANES_FN(name, tgt, NVMAX, pack, pass, move) defines name(pw, n, ci, co, L, pk, b, x, y,
+ * acc): the forward (layout L, as conv_at) of n images of pw x pw planes (pw = 8 or 4),
+ * ci > 0, by a level's tiles: blocks of NVMAX x 16 output channels (fewer at the end) x chunks
+ * of input channels (pk NULL: OC_CHUNK, packed here once per call and chunk; else the whole
+ * weight packed beforehand by score__conv3_pack, one chunk) x the images. An image's chains
+ * start from +0 (first chunk, acc = 0), from y (acc) or from the previous chunk's sums. Between
+ * chunks those wait in y's planes of the block: in T's layout when that fills them exactly (a
+ * block of 16 or 32 output channels: the tiles read and write them there, no transposition),
+ * else transposed back to NCHW. pack: the level's small_pack_fn; pass, move: oc_pass512 and
+ * oc_move512 or their AVX2 counterparts. */
+#define OC_PLANES_FN(name, tgt, NVMAX, pack, pass, move)                                      \
+    __attribute__((target(tgt), always_inline)) static inline void name(                      \
+        size_t pw, size_t n, size_t ci, size_t co, const wlayout *L, const float *pk,         \
+        const float *b, const float *x, float *y, int acc)                                    \
+{                                                                                             \
+    _Alignas(64) float buf[2 * OC_CHUNK * 9 * SM_LANES];                                      \
+    _Alignas(64) float T[2 * 64 * SM_LANES];                                                  \
+    size_t hw = pw * pw, chunk = pk != NULL ? ci : OC_CHUNK;                                  \
+    for (size_t o0 = 0; o0 < co; o0 += NVMAX * SM_LANES) {                                    \
+        size_t mo = co - o0 < NVMAX * SM_LANES ? co - o0 : NVMAX * SM_LANES;                  \
+        size_t nv = mo > SM_LANES ? 2 : 1;                                                    \
+        for (size_t c0 = 0; c0 < ci; c0 += chunk) {                                           \
+            size_t cc = ci - c0 < chunk ? ci - c0 : chunk, wvs = SM_LANES * ci * 9;           \
+            const float *wp = pk;                                                             \
+            int first = c0 == 0, last = c0 + cc == ci, park = nv * SM_LANES == mo;            \
+            if (pk != NULL) {                                                                 \
+                wp = pk + o0 * ci * 9; /* c0 = 0: one chunk */                                \
+            } else {                                                                          \
+                wvs = cc * 9 * SM_LANES;                                                      \
+                for (size_t v = 0; v < nv; v++)                                               \
+                    pack(L, o0 + v * SM_LANES,                                                \
+                         mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES, c0, cc, \
+                         0x1FFu, buf + v * wvs);                                              \
+                wp = buf;                                                                     \
+            }                                                                                 \
+            for (size_t i = 0; i < n; i++) {                                                  \
+                const float *xi = x + (i * ci + c0) * hw, *src = NULL; /* NULL: +0 */         \
+                float *yi = y + (i * co + o0) * hw, *dst = last || !park ? T : yi;            \
+                if (!first && park) {                                                         \
+                    src = yi; /* the previous chunk's sums, in T's layout */                  \
+                } else if (!first || acc) {                                                   \
+                    move(0, hw, nv, mo, yi, T, NULL);                                         \
+                    src = T;                                                                  \
+                }                                                                             \
+                for (size_t c1 = 0; c1 < cc; c1 += OC_PASS, src = dst) {                      \
+                    size_t np = cc - c1 < OC_PASS ? cc - c1 : OC_PASS;                        \
+                    const float *wc = wp + c1 * 9 * SM_LANES, *xc = xi + c1 * hw;             \
+                    if ((NVMAX) == 2 && nv == 2)                                              \
+                        pass(pw, 2, np, wc, wvs, xc, src, dst);                               \
+                    else                                                                      \
+                        pass(pw, 1, np, wc, wvs, xc, src, dst);                               \
+                }                                                                             \
+                if (dst == T)                                                                 \
+                    move(1, hw, nv, mo, yi, T, last && b != NULL ? b + o0 : NULL);            \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+/* The first steps of an NR x NR transposition of the rows r[0 .. NR - 1] (P: _mm512 or _mm256):
+ * 4 x 4 blocks transposed within the 128-bit lanes, so that u[4 g + j]'s 128-bit lane q holds
+ * column 4 q + j of the rows 4 g .. 4 g + 3 (t: scratch of NR vectors). */
+#define OC_LANES4(P, NR, r, t, u)                                                            \
+    do {                                                                                     \
+        for (size_t i_ = 0; i_ < (NR) / 2; i_++) { /* (a0 b0 a1 b1), (a2 b2 a3 b3) */       \
+            (t)[2 * i_] = P##_unpacklo_ps((r)[2 * i_], (r)[2 * i_ + 1]);                     \
+            (t)[2 * i_ + 1] = P##_unpackhi_ps((r)[2 * i_], (r)[2 * i_ + 1]);                 \
+        }                                                                                    \
+        for (size_t g_ = 0; g_ < (NR) / 4; g_++) {                                           \
+            (u)[4 * g_] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0x44);                \
+            (u)[4 * g_ + 1] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0xEE);            \
+            (u)[4 * g_ + 2] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0x44);        \
+            (u)[4 * g_ + 3] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0xEE);        \
+        }                                                                                    \
+    } while (0)
+
+/* name(n, ci, co, L, pk, b, x, y, acc): the driver drv (an OC_PLANES_FN) for pw x pw planes, as
+ * a function of its own. */
+#define OC_PLANE_FN(name, tgt, drv, pw)                                                      \
+    __attribute__((target(tgt))) static void name(size_t n, size_t ci, size_t co,             \
+                                                  const wlayout *L, const float *pk,          \
+                                                  const float *b, const float *x, float *y,   \
+                                                  int acc)                                    \
+    {                                                                                        \
+        drv(pw, n, ci, co, L, pk, b, x, y, acc);                                             \
+    }
+
+#if CONV_X86 && SCORE__SIMD_LEVEL >= 2
+/* One tile: the 8 pixels from row row0 of a pw x pw plane (pw = 8: one row; pw = 4: two) x nv
+ * vectors of output channels. top: row0 is the plane's first row; bot: the tile's last row is
+ * the plane's last (constants once inlined, with pw and nv). For the cc input channels at x
+ * (channel c at x + c * hw, the image's planes) and their packed weights (vector v of channel c,
+ * tap t at wp + v * wvs + (c * 9 + t) * 16): the 8 x nv accumulators start from src's (T's
+ * layout; NULL: +0), run the chain over c, then the taps inside the plane in order, and go to
+ * dst (T's layout; may be src). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_tile512(size_t pw, size_t nv, int top, int bot, size_t row0, size_t cc, const float *wp,
+           size_t wvs, const float *x, const float *src, float *dst)
+{
+    size_t hw = pw * pw, nr = 8 / pw, p0 = row0 * pw;
+    __m512 c[2][8];
+#pragma GCC unroll 2
+    for (size_t v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (size_t p = 0; p < 8; p++)
+            c[v][p] = src == NULL ? _mm512_setzero_ps()
+                                  : _mm512_loadu_ps(src + (v * hw + p0 + p) * 16);
+    for (size_t ch = 0; ch < cc; ch++) {
+        const float *xc = x + ch * hw + p0;
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            int dy = (int)(t / 3) - 1, dx = (int)(t % 3) - 1;
+            __m512 wv[2];
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                wv[v] = _mm512_load_ps(wp + v * wvs + (ch * 9 + t) * SM_LANES);
+#pragma GCC unroll 8
+            for (size_t p = 0; p < 8; p++) {
+                size_t rr = p / pw;
+                int col = (int)(p % pw) + dx;
+                if ((top && rr == 0 && dy < 0) || (bot && rr == nr - 1 && dy > 0) || col < 0 ||
+                    col >= (int)pw)
+                    continue; /* the padding: no term */
+                __m512 xb = _mm512_set1_ps(xc[(ptrdiff_t)p + dy * (ptrdiff_t)pw + dx]);
+#pragma GCC unroll 2
+                for (size_t v = 0; v < nv; v++)
+                    c[v][p] = _mm512_fmadd_ps(wv[v], xb, c[v][p]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (size_t v = 0; v < nv; v++)
+#pragma GCC unroll 8
+        for (size_t p = 0; p < 8; p++)
+            _mm512_storeu_ps(dst + (v * hw + p0 + p) * 16, c[v][p]);
+}
+
+/* One pass of the tiles over an image's pw x pw plane: every row tile, the cc input channels
+ * (oc_tile512's wp, wvs, x, src, dst). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_pass512(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const float *x,
+           const float *src, float *dst)
+{
+    if (pw == 4) {
+        oc_tile512(4, nv, 1, 0, 0, cc, wp, wvs, x, src, dst);
+        oc_tile512(4, nv, 0, 1, 2, cc, wp, wvs, x, src, dst);
+        return;
+    }
+    oc_tile512(8, nv, 1, 0, 0, cc, wp, wvs, x, src, dst);
+    for (size_t r = 1; r < 7; r++)
+        oc_tile512(8, nv, 0, 0, r, cc, wp, wvs, x, src, dst);
+    oc_tile512(8, nv, 0, 1, 7, cc, wp, wvs, x, src, dst);
+}
+
+/* out[k] lane j = r[j] lane k: a 16 x 16 transposition in registers (4 x 4 blocks within the
+ * 128-bit lanes, then the 128-bit lanes across the vectors). */
+__attribute__((target("avx512f"), always_inline)) static inline void oc_t16(const __m512 *r,
+                                                                         __m512 *out)
+{
+    __m512 t[16], u[16];
+    OC_LANES4(_mm512, 16, r, t, u);
+#pragma GCC unroll 4
+    for (size_t j = 0; j < 4; j++) { /* out[4q + j]: the lanes q of u[j], u[4 + j], .. */
+        __m512 a0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);
+        __m512 a1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 a2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
+        __m512 a3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        out[j] = _mm512_shuffle_f32x4(a0, a2, 0x88);
+        out[4 + j] = _mm512_shuffle_f32x4(a0, a2, 0xDD);
+        out[8 + j] = _mm512_shuffle_f32x4(a1, a3, 0x88);
+        out[12 + j] = _mm512_shuffle_f32x4(a1, a3, 0xDD);
+    }
+}
+
+/* Between the mo <= 32 output planes at y (plane o at y + o * hw) and T (oc_tile512's layout,
+ * nv vectors of hw pixels), 16 x 16 blocks transposed in registers. to_y = 0: T = y's planes
+ * (lanes from mo on: +0, their planes not read); to_y = 1: y's planes = T's sums (+ b[o] when b
+ * is not NULL: a float addition). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+oc_move512(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const float *b)
+{
+    for (size_t v = 0; v < nv; v++) {
+        size_t nl = mo - v * SM_LANES < SM_LANES ? mo - v * SM_LANES : SM_LANES;
+        for (size_t q = 0; q < hw; q += 16) { /* the pixels q .. q + 15 */
+            __m512 r[16], out[16];
+#pragma GCC unroll 16
+            for (size_t k = 0; k < 16; k++) /* T: pixel q + k; y: lane k */
+                r[k] = to_y     ? _mm512_load_ps(T + (v * hw + q + k) * SM_LANES)
+                       : k < nl ? _mm512_loadu_ps(y + (v * SM_LANES + k) * hw + q)
+                                : _mm512_setzero_ps();
+            oc_t16(r, out);
+#pragma GCC unroll 16
+            for (size_t k = 0; k < 16; k++) {
+                if (!to_y) {
+                    _mm512_store_ps(T + (v * hw + q + k) * SM_LANES, out[k]);
+                } else if (k < nl) {
+                    __m512 o = out[k];
+                    if (b != NULL)
+                        o = _mm512_add_ps(o, _mm512_set1_ps(b[v * SM_LANES + k]));
+                    _mm512_storeu_ps(y + (v * SM_LANES + k) * hw + q, o);
+                }
+            }
+        }
+    }
+}
+
+/* The AVX-512 driver (OC_PLANES_FN). */
+OC_PLANES_FN(oc_planes512, "avx512f", 2, pack512, oc_pass512, oc_move512)
+
+/* oc_planes512 for 8 x 8 and for 4 x 4 planes. */
+OC_PLANE_FN(oc8_512, "avx512f", oc_planes512, 8)
+OC_PLANE_FN(oc4_512, "avx512f", oc_planes512, 4)
+#endif /* CONV_X86 && SCORE__SIMD_LEVEL >= 2 */
+
 /* The AVX2 tile for 2 x 2 or 1 x 1 planes (stile512's chains in two 8-lane halves; y read and
  * written through a buffer of the 16 lanes). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
@@ -913,6 +1153,120 @@ __attribute__((target("avx2,fma"))) static void pack256(const wlayout *L, size_t
 /* The AVX2 tile: 2 x 2 planes one image at a time, 1 x 1 planes four; other planes by the
  * portable tile. */
 SMALL_TILE_FN(tile256, "avx2,fma", stile256, 1, 4)
+
+/* The AVX2 counterparts of oc_tile512 .. oc_planes512: 16 ymm registers hold a tile of 4 pixels
+ * (half a row of an 8 x 8 plane, a row of a 4 x 4 one) x one block of 16 output channels (two
+ * 8-lane halves), 8 accumulators; the same chains (so the same bits), T in the same layout
+ * with nv = 1, 8 x 8 transpositions. One tile: the pixels col0 .. col0 + 3 of row `row` of a
+ * pw x pw plane (top: the first row, bot: the last; constants once inlined), the rest as
+ * oc_tile512 (nv = 1; the weight's vector at wp + (c * 9 + t) * 16). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+oc_tile256(size_t pw, size_t col0, int top, int bot, size_t row, size_t cc, const float *wp,
+           const float *x, const float *src, float *dst)
+{
+    size_t hw = pw * pw, p0 = row * pw + col0;
+    __m256 c[4][2];
+#pragma GCC unroll 4
+    for (size_t p = 0; p < 4; p++)
+#pragma GCC unroll 2
+        for (size_t h = 0; h < 2; h++)
+            c[p][h] = src == NULL ? _mm256_setzero_ps()
+                                  : _mm256_loadu_ps(src + (p0 + p) * SM_LANES + h * 8);
+    for (size_t ch = 0; ch < cc; ch++) {
+        const float *xc = x + ch * hw + p0;
+#pragma GCC unroll 9
+        for (size_t t = 0; t < 9; t++) {
+            int dy = (int)(t / 3) - 1, dx = (int)(t % 3) - 1;
+            if ((top && dy < 0) || (bot && dy > 0))
+                continue; /* the padding: no term */
+            __m256 wv[2];
+#pragma GCC unroll 2
+            for (size_t h = 0; h < 2; h++)
+                wv[h] = _mm256_load_ps(wp + (ch * 9 + t) * SM_LANES + h * 8);
+#pragma GCC unroll 4
+            for (size_t p = 0; p < 4; p++) {
+                int col = (int)(col0 + p) + dx;
+                if (col < 0 || col >= (int)pw)
+                    continue;
+                __m256 xb = _mm256_broadcast_ss(xc + (ptrdiff_t)p + dy * (ptrdiff_t)pw + dx);
+#pragma GCC unroll 2
+                for (size_t h = 0; h < 2; h++)
+                    c[p][h] = _mm256_fmadd_ps(wv[h], xb, c[p][h]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (size_t p = 0; p < 4; p++)
+#pragma GCC unroll 2
+        for (size_t h = 0; h < 2; h++)
+            _mm256_storeu_ps(dst + (p0 + p) * SM_LANES + h * 8, c[p][h]);
+}
+
+/* oc_pass512 for the AVX2 tiles (nv = 1; wvs not read). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+oc_pass256(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const float *x,
+           const float *src, float *dst)
+{
+    (void)nv, (void)wvs;
+#pragma GCC unroll 2
+    for (size_t col0 = 0; col0 < pw; col0 += 4) {
+        oc_tile256(pw, col0, 1, 0, 0, cc, wp, x, src, dst);
+        for (size_t r = 1; r + 1 < pw; r++)
+            oc_tile256(pw, col0, 0, 0, r, cc, wp, x, src, dst);
+        oc_tile256(pw, col0, 0, 1, pw - 1, cc, wp, x, src, dst);
+    }
+}
+
+/* out[k] lane j = r[j] lane k: an 8 x 8 transposition in registers. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void oc_t8(const __m256 *r,
+                                                                          __m256 *out)
+{
+    __m256 t[8], u[8];
+    OC_LANES4(_mm256, 8, r, t, u);
+#pragma GCC unroll 4
+    for (size_t j = 0; j < 4; j++) {
+        out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        out[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* oc_move512 for T with nv = 1 (mo <= 16), in 8 x 8 blocks (the lanes h * 8 .., pixels q ..). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+oc_move256(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const float *b)
+{
+    (void)nv;
+    for (size_t h = 0; h < 2 && h * 8 < mo; h++)
+        for (size_t q = 0; q < hw; q += 8) {
+            __m256 r[8], out[8];
+            size_t nl = mo - h * 8 < 8 ? mo - h * 8 : 8;
+#pragma GCC unroll 8
+            for (size_t k = 0; k < 8; k++) /* T: pixel q + k; y: lane h * 8 + k */
+                r[k] = to_y     ? _mm256_load_ps(T + (q + k) * SM_LANES + h * 8)
+                       : k < nl ? _mm256_loadu_ps(y + (h * 8 + k) * hw + q)
+                                : _mm256_setzero_ps();
+            oc_t8(r, out);
+#pragma GCC unroll 8
+            for (size_t k = 0; k < 8; k++) {
+                if (!to_y) {
+                    _mm256_store_ps(T + (q + k) * SM_LANES + h * 8, out[k]);
+                } else if (k < nl) {
+                    __m256 o = out[k];
+                    if (b != NULL)
+                        o = _mm256_add_ps(o, _mm256_set1_ps(b[h * 8 + k]));
+                    _mm256_storeu_ps(y + (h * 8 + k) * hw + q, o);
+                }
+            }
+        }
+    if (!to_y && mo <= 8) /* the lanes 8 .. 15: +0 */
+        for (size_t p = 0; p < hw; p++)
+            _mm256_store_ps(T + p * SM_LANES + 8, _mm256_setzero_ps());
+}
+
+/* The AVX2 driver (OC_PLANES_FN), for 8 x 8 and for 4 x 4 planes. */
+OC_PLANES_FN(oc_planes256, "avx2,fma", 1, pack256, oc_pass256, oc_move256)
+
+OC_PLANE_FN(oc8_256, "avx2,fma", oc_planes256, 8)
+OC_PLANE_FN(oc4_256, "avx2,fma", oc_planes256, 4)
 #endif /* CONV_X86 */
 
 /* The pack function of `level`'s version. */
@@ -959,10 +1313,28 @@ static void fwd_small_at(int level, size_t n, size_t ci, size_t co, size_t h, si
     fwd_small(pack_portable, tile_portable, one ? 8 : 1, n, ci, co, h, w, L, pk, b, x, y, acc);
 }
 
+/* Whether the forward of ci input into co output channels on h x w planes runs oc_planes512 or
+ * oc_planes256 at the AVX-512 and AVX2 levels (and so whether score__conv3_pack packs its
+ * weight, whatever the level): 8 x 8 and 4 x 4 planes with at least OC_MIN_CO output channels
+ * (fewer would leave most lanes empty) and OC_MIN_CI input channels (with fewer the
+ * transpositions in and out of T cost more than the padding's FMAs: conv3-bench's 1 -> 32
+ * forward and 32 -> 1, 32 -> 3 input gradients are faster on the pixel-lane tiles). */
+#define OC_MIN_CO 16
+#define OC_MIN_CI 16
+static int oc_path(size_t h, size_t w, size_t ci, size_t co)
+{
+#if CONV_X86
+    return ((h == 8 && w == 8) || (h == 4 && w == 4)) && ci >= OC_MIN_CI && co >= OC_MIN_CO;
+#else
+    (void)h, (void)w, (void)ci, (void)co;
+    return 0;
+#endif
+}
+
 size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
 {
     size_t hw = h * w;
-    if (hw == 0 || hw >= 16)
+    if (hw == 0 || (hw >= 16 && !oc_path(h, w, ci, co)))
         return 0;
     return (co + SM_LANES - 1) / SM_LANES * SM_LANES * ci * 9;
 }
@@ -989,7 +1361,7 @@ void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt
 /* ---- Dispatch ---------------------------------------------------------------------------- */
 
 /* The forward's loops over the weight of L (ci input, co output channels; pk: NULL or, for
- * planes below 16 pixels, L's weight packed by score__conv3_pack). */
+ * planes below 16 pixels and those of oc_path, L's weight packed by score__conv3_pack). */
 static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                     const wlayout *L, const float *pk, const float *b, const float *x, float *y,
                     int acc)
@@ -1004,11 +1376,19 @@ static void conv_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t 
 #if CONV_X86
     if (hw <= SCORE__CONV3_MAX_HW) {
 #if SCORE__SIMD_LEVEL >= 2
+        if (level >= 2 && oc_path(h, w, ci, co)) {
+            (h == 8 ? oc8_512 : oc4_512)(n, ci, co, L, pk, b, x, y, acc);
+            return;
+        }
         if (level >= 2) {
             fwd_avx512(n, ci, co, h, w, L, b, x, y, acc);
             return;
         }
 #endif
+        if (level == 1 && oc_path(h, w, ci, co)) {
+            (h == 8 ? oc8_256 : oc4_256)(n, ci, co, L, pk, b, x, y, acc);
+            return;
+        }
         if (level >= 1) {
             fwd_avx2(n, ci, co, h, w, L, b, x, y, acc);
             return;

@@ -153,15 +153,19 @@ int score__col2im3_vec_at(int level, size_t np, size_t c, size_t h, size_t w, co
  * portable one, C fmaf, runs for planes of more than SCORE__CONV3_MAX_HW pixels). Planes of
  * fewer than 16 pixels (2 x 2, 1 x 1, ...) have a forward (and so an input gradient) of their
  * own: output channels in the vector lanes (the weight packed per call, 16 output channels x 64
- * input channels at a time, or once beforehand: score__conv3_pack), input pixels broadcast, and only the taps inside the plane: the
- * terms of the zero padding are left out of the chains below, which changes no bits for finite
- * weights except the sign of an exact zero when acc = 1 starts from -0 (conv3.c). The AVX-512
- * and AVX2 versions have tiles for 2 x 2 and 1 x 1 planes; other small planes run the portable
- * tile at every level (the same bits). */
+ * input channels at a time, or once beforehand: score__conv3_pack), input pixels broadcast, and
+ * only the taps inside the plane: the terms of the zero padding are left out of the chains
+ * below, which changes no bits for finite weights except the sign of an exact zero when acc = 1
+ * starts from -0 (conv3.c). The AVX-512 and AVX2 versions have tiles for 2 x 2 and 1 x 1
+ * planes; other small planes run the portable tile at every level (the same bits). At the
+ * AVX-512 and AVX2 levels the 8 x 8 and 4 x 4 planes with at least 16 input and 16 output
+ * channels do the same (tiles of 8 pixels x 32 output channels, AVX2 4 x 16; the weight packed
+ * per call, 32 input channels at a time, or once beforehand), with the same chains and so the
+ * same bits. */
 #define SCORE__CONV3_MAX_HW 4096
 /* Forward: y[i, o, p] = (c + b[o]) where c = (acc ? y[i, o, p] : 0), then
  * c = fma(wt[o, k], x[i, k / 9, p + shift(k % 9)] (0 when outside), c) for k = c * 9 + t in
- * order (input channel major, tap minor; planes below 16 pixels: the taps outside left out),
+ * order (input channel major, tap minor; the output-channel tiles: the taps outside left out),
  * then b[o] added as a separate float addition (b NULL:
  * none): the bits of im2col + score__gemm_cols + a bias addition, whatever n, the image's place
  * among the n images or the vector width. y must not overlap x, wt or b. */
@@ -169,9 +173,11 @@ void score__conv3_forward(size_t n, size_t ci, size_t co, size_t h, size_t w, co
                           const float *b, const float *x, float *y, int acc);
 void score__conv3_forward_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *b, const float *x, float *y, int acc);
-/* The forward's weight packed once for planes of fewer than 16 pixels (the U-Net packs each
- * such convolution's weight once per network call instead of once per block of images):
- * score__conv3_packed_floats() floats (0 for planes of 16 pixels and more: nothing to pack),
+/* The forward's weight packed once for the output-channel tiles (planes of fewer than 16
+ * pixels; 8 x 8 and 4 x 4 planes with 16 input and 16 output channels or more when the build has
+ * the vector versions, whatever the level run; the U-Net packs each such convolution's weight
+ * once per network call instead of once per block of images): score__conv3_packed_floats()
+ * floats (0 for the other shapes: nothing to pack),
  * 64-byte aligned, written by score__conv3_pack (the same values at every level, so any level's
  * pack serves any level's forward); score__conv3_forward_packed then gives the bits of
  * score__conv3_forward with wt, reading wp instead of packing (wp is ignored, and may be NULL,
@@ -200,7 +206,7 @@ void score__conv3_wgrad_at(int level, size_t n, size_t ci, size_t co, size_t h, 
                            const float *gy, const float *x, float *gw);
 /* Input gradient: gx[i, c, p] += sum over (o, t) of wt[o, c, t] * gy[i, o, p - shift(t)] (0
  * outside): the forward of gy (co channels into ci) with the transposed, tap-flipped weight
- * wf[c, o, 8 - t] = wt[o, c, t], read in place (planes below 16 pixels: packed per call): per
+ * wf[c, o, 8 - t] = wt[o, c, t], read in place (the output-channel tiles: packed per call): per
  * element the fma chain from gx's value over (o, t') in order, o major, t' = 8 - t minor. gx
  * must not overlap gy or wt. */
 void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,

@@ -96,9 +96,11 @@ typedef struct unet {
  * cache-free forward one per thread. Per thread: the convolution scratch and, for training,
  * the backward's activation gradients, layer scratch, embedding gradients and one
  * parameter-gradient buffer. Per call of the cache-free forward, shared read-only by its
- * threads: the weights of the convolutions on planes below 16 pixels, packed once for all its
- * blocks (the kernel's pack, which each block's convolution would otherwise redo; the model's
- * parameters may change between calls, so the pack is redone at the start of every call). */
+ * threads: the weights of the convolutions the kernel packs (score__conv3_packed_floats > 0:
+ * planes below 16 pixels, and with the vector versions the 8 x 8 and 4 x 4 ones of 16 channels
+ * and more), packed once for all its blocks (the kernel's pack, which each block's convolution
+ * would otherwise redo; the model's parameters may change between calls, so the pack is redone
+ * at the start of every call). */
 
 #define TRAIN_BLOCK 16
 
@@ -286,8 +288,8 @@ static float *pack_base(const unet_ws *w)
     return w->pack + (64 - (uintptr_t)w->pack % 64) % 64 / sizeof(float);
 }
 
-/* Packs the weights of every convolution on planes below 16 pixels into pk, in node order (the
- * order in which graph_forward reads them). */
+/* Packs the weights of every convolution the kernel packs (those of the workspace plan's pack
+ * entry) into pk, in node order (the order in which graph_forward reads them). */
 static void pack_weights(const unet *p, float *pk)
 {
     for (size_t i = 0; i < p->n_nodes; i++) {
