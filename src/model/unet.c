@@ -14,8 +14,9 @@
  *   level l = L-1 .. 0: B + 1 blocks h = Res(concat(h, skips.pop()) -> ch_l);
  *                       l > 0: h = conv3x3(nearest2x(h))
  *   out = conv3x3(silu(GN(h))) (ch_0 -> C)
- * The graph is a list of nodes over activation slots; the backward walks it in reverse and
- * every layer adds into the gradients of its inputs, so the skip connections need no copies.
+ * The graph is a list of nodes over activation slots; the backward walks it in reverse, the
+ * first producer of each activation gradient writes it and the others add into it
+ * (mark_producers()), so the skip connections need no copies and few clears.
  *
  * Initialisation: weights and biases of convolutions and dense layers uniform in
  * (-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default), drawn from Philox (model seed, stream
@@ -95,9 +96,10 @@ typedef struct unet {
  * does not depend on the other rows of its block or call, nor on the thread that evaluates
  * it. The backward's convolutions sum over the block's images (unet-layers.c). A block's
  * backward writes its parameter gradient into a zeroed buffer of its own; the buffers are
- * added to the gradient in block order (score__pool_for_each, see
- * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
- * which decides how many blocks run at the same time.
+ * added to the gradient in block order (score__pool_for_each, see unet_backward(); on one
+ * thread layer by layer inside graph_backward()) and cleared, so the gradient depends on n
+ * only, never on SCORE_MODEL_PARAM_THREADS, which decides how many blocks run at the same
+ * time.
  *
  * Memory: a "region" holds one block's forward (activations, layer caches, statistics,
  * embedding, labels): the training forward keeps one region per block for the backward, the
