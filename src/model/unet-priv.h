@@ -105,6 +105,7 @@ void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const 
 void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx, float *scratch, double *dsum);
+/* acc = 0: gx = (the input gradient of each panel copied back, not added). */
 void score__unet_conv1_backward_to(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                    const float *x, const float *gy, float *gw, float *gb,
                                    float *gx, float *scratch, double *dsum, int acc);
@@ -166,12 +167,14 @@ void score__unet_silu_backward_to(size_t len, const float *x, const float *gy, f
 void score__unet_down_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
 /* gx (nc x h x w) += its adjoint of gy ((h / 2) x (w / 2) planes). */
 void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+/* acc = 0: gx = its adjoint of gy. */
 void score__unet_down_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
                                   int acc);
 /* Nearest up-sampling of nc planes of h x w into 2h x 2w. */
 void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
 /* gx (nc x h x w) += its adjoint of gy (2h x 2w planes). */
 void score__unet_up_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+/* acc = 0: gx = its adjoint of gy. */
 void score__unet_up_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
                                 int acc);
 
