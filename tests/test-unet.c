@@ -1608,6 +1608,82 @@ START_TEST(model_panel_positions)
 }
 END_TEST
 
+/* ---- The backward's writes ----------------------------------------------------------------- */
+
+enum { RN = 37 }; /* rows: 3 training blocks */
+
+/* Forward and backward of the first n of RN rows at `threads` threads, the reference way
+ * (score__unet_set_reference_backward) or not: grad starts from g0 (+=), gx written. */
+static void backward_of(score_model *m, int ref, int64_t threads, size_t n, const float *x,
+                        const double *c, const int32_t *lab, const float *gout,
+                        const float *g0, float *grad, float *gx)
+{
+    size_t np = score_model_param_count(m);
+    score__unet_set_reference_backward(m, ref);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, threads));
+    memcpy(grad, g0, np * sizeof *grad);
+    ck_assert_ok(score_model_forward_cond(m, n, x, c, lab, NULL, gx));
+    ck_assert_ok(score_model_backward(m, n, gout, grad, gx));
+    score__unet_set_reference_backward(m, 0);
+}
+
+/* The backward that writes each activation gradient with its first producer and, at one
+ * thread, adds each layer's part of a block's parameter gradient to the gradient right after
+ * the layer gives the bits of the way that zeroes every buffer first and adds (the first
+ * version's), parameter and input gradients alike: attention on and off, labels on and off
+ * (small_unet: planes of 16 and 4 pixels, 1x1 skips; mid_unet: 8 x 8 images), 3 and 37 rows,
+ * 1 and 2 threads, a gradient that starts from values and -0, an output gradient with +0 and
+ * -0 (the layers' writes may keep a -0 that an addition to +0 turns into +0: nothing that
+ * leaves the network may show it). */
+START_TEST(model_backward_reference_bits)
+{
+    float x[RN * 64], gout[RN * 64], gx[RN * 64], gxr[RN * 64];
+    double c[RN];
+    int32_t lab[RN];
+    unsigned seed = 41;
+    fill(&seed, RN * 64, 1.0f, x);
+    fill(&seed, RN * 64, 1.0f, gout);
+    for (size_t i = 0; i < RN * 64; i += 7)
+        gout[i] = i % 2 ? -0.0f : 0.0f;
+    for (size_t i = 0; i < RN; i++) {
+        c[i] = 0.03 + 0.02 * (double)i;
+        lab[i] = (int32_t)(i % 3); /* of 3 or 10 labels: the table's other rows get nothing */
+    }
+    for (int mi = 0; mi < 5; mi++) {
+        score_model *m = mi < 4 ? small_unet(mi / 2 * 3, mi % 2) : mid_unet();
+        if (mi < 4)
+            ck_assert_ok(score_model_prepare(m));
+        size_t np = score_model_param_count(m), d = score_model_dim(m);
+        const int32_t *lb = mi / 2 > 0 ? lab : NULL;
+        float *g0 = malloc(np * sizeof *g0), *grad = malloc(np * sizeof *grad);
+        float *gref = malloc(np * sizeof *gref);
+        randomize(m, 17 + (unsigned)mi, 0.2f);
+        fill(&seed, np, 0.1f, g0);
+        for (size_t i = 0; i < np; i += 3)
+            g0[i] = -0.0f;
+        for (size_t ni = 0; ni < 2; ni++) {
+            size_t n = ni == 0 ? 3 : RN;
+            for (int64_t t = 1; t <= 2; t++) {
+                backward_of(m, 1, t, n, x, c, lb, gout, g0, gref, gxr);
+                backward_of(m, 0, t, n, x, c, lb, gout, g0, grad, gx);
+                ck_assert_mem_eq(grad, gref, np * sizeof *grad);
+                ck_assert_mem_eq(gx, gxr, n * d * sizeof *gx);
+            }
+        }
+        /* the gradient buffers stay clear between calls: a second call adds the same */
+        backward_of(m, 0, 1, RN, x, c, lb, gout, g0, grad, gx);
+        backward_of(m, 0, 1, RN, x, c, lb, gout, grad, gref, gxr);
+        backward_of(m, 1, 1, RN, x, c, lb, gout, g0, grad, gx);
+        backward_of(m, 1, 1, RN, x, c, lb, gout, grad, g0, gx);
+        ck_assert_mem_eq(gref, g0, np * sizeof *g0);
+        free(g0);
+        free(grad);
+        free(gref);
+        score_model_free(m);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unet");
@@ -1646,6 +1722,7 @@ int main(void)
     tcase_add_test(tm, model_threads_bit_identical);
     tcase_add_test(tm, model_row_splits);
     tcase_add_test(tm, model_panel_positions);
+    tcase_add_test(tm, model_backward_reference_bits);
     suite_add_tcase(s, tm);
     return test_run_suite(s);
 }

@@ -21,15 +21,24 @@ static void scale_to(size_t len, float a, const float *x, float *y)
         y[j] = a * x[j];
 }
 
-/* g = x / sqrt(2) and, when gx is not NULL, gx += g, in one pass (the bits of scale_to then
- * score__saxpy with alpha = 1): the skip connection's share of a block's backward. */
+/* g = x / sqrt(2) and, when gx is not NULL, gx += g (acc = 1) or gx = g (acc = 0), in one
+ * pass (the bits of scale_to then score__saxpy with alpha = 1): the skip connection's share of
+ * a block's backward. */
 SCORE__VEC_CLONES
 static void rescale_skip(size_t len, const float *restrict x, float *restrict g,
-                         float *restrict gx)
+                         float *restrict gx, int acc)
 {
     if (gx == NULL) {
         for (size_t j = 0; j < len; j++)
             g[j] = INV_SQRT2 * x[j];
+        return;
+    }
+    if (!acc) {
+        for (size_t j = 0; j < len; j++) {
+            float v = INV_SQRT2 * x[j];
+            g[j] = v;
+            gx[j] = v;
+        }
         return;
     }
     for (size_t j = 0; j < len; j++) {
@@ -195,6 +204,15 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               const float *gy, float *grad, float *gx, float *ge,
                               float *scratch, float *col)
 {
+    score__unet_res_backward_to(r, n, theta, x, e, cache, dbl, gy, grad, gx, ge, scratch, col,
+                                1, 1);
+}
+
+void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
+                                 const float *x, const float *e, const float *cache,
+                                 double *dbl, const float *gy, float *grad, float *gx,
+                                 float *ge, float *scratch, float *col, int acc, int acc_e)
+{
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     const float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw;
     const float *d2 = h1 + n * co * hw, *s2 = d2 + n * co * hw;
@@ -204,11 +222,11 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
 
     /* A = dL/d(skip(x) + h2) */
     if (ci == co) {
-        rescale_skip(n * co * hw, gy, A, gx);
+        rescale_skip(n * co * hw, gy, A, gx, acc);
     } else {
         scale_to(n * co * hw, INV_SQRT2, gy, A);
-        score__unet_conv1_backward(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
-                                   grad + r->sk_b, gx, col, dsum);
+        score__unet_conv1_backward_to(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
+                                      grad + r->sk_b, gx, col, dsum, acc);
     }
     zero(n * co * hw, B); /* B = dL/ds2 */
     score__unet_conv3_backward(n, co, co, r->h, r->w, theta + r->c2_w, s2, A, grad + r->c2_w,
@@ -225,8 +243,8 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                     s += p[j];
                 gt[i * co + k] = (float)s;
             }
-        score__unet_dense_backward(n, r->ne, co, theta + r->d_w, e, gt, grad + r->d_w,
-                                   grad + r->d_b, ge);
+        score__unet_dense_backward_to(n, r->ne, co, theta + r->d_w, e, gt, grad + r->d_w,
+                                      grad + r->d_b, ge, acc_e);
     }
     zero(n * ci * hw, B); /* B = dL/ds1 */
     score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, A, grad + r->c1_w,
@@ -338,6 +356,14 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
                                const float *gy, float *grad, float *gx, float *scratch,
                                float *col)
 {
+    score__unet_attn_backward_to(a, n, theta, x, cache, dbl, gy, grad, gx, scratch, col, 1);
+}
+
+void score__unet_attn_backward_to(const score__unet_attn *a, size_t n, const float *theta,
+                                  const float *x, const float *cache, double *dbl,
+                                  const float *gy, float *grad, float *gx, float *scratch,
+                                  float *col, int acc)
+{
     size_t c = a->c, p = a->hw, cp = c * p;
     const float *an = cache, *q = an + n * cp, *k = q + n * cp, *v = k + n * cp;
     const float *o = v + n * cp, *W = o + n * cp;
@@ -346,10 +372,9 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
     double *dsum = dbl + 2 * n * a->g;
     float scale = (float)(1.0 / sqrt((double)c));
 
-    rescale_skip(n * cp, gy, g, gx);
-    zero(n * cp, go);
-    score__unet_conv1_backward(n, c, c, p, theta + a->o_w, o, g, grad + a->o_w, grad + a->o_b,
-                               go, col, dsum);
+    rescale_skip(n * cp, gy, g, gx, acc);
+    score__unet_conv1_backward_to(n, c, c, p, theta + a->o_w, o, g, grad + a->o_w, grad + a->o_b,
+                                  go, col, dsum, 0); /* go written */
     for (size_t i = 0; i < n; i++) {
         const float *Wi = W + i * p * p, *goi = go + i * cp;
         /* dW[i, j] = go[:, i] . v[:, j]; dv = go W */
@@ -370,9 +395,8 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
         score__sgemm(0, 1, c, p, p, scale, k + i * cp, p, gW, p, 0.0f, gq + i * cp, p);
         score__sgemm(0, 0, c, p, p, scale, q + i * cp, p, gW, p, 0.0f, gk + i * cp, p);
     }
-    zero(n * cp, ga);
-    score__unet_conv1_backward(n, c, c, p, theta + a->q_w, an, gq, grad + a->q_w, grad + a->q_b,
-                               ga, col, dsum);
+    score__unet_conv1_backward_to(n, c, c, p, theta + a->q_w, an, gq, grad + a->q_w,
+                                  grad + a->q_b, ga, col, dsum, 0); /* ga written, then added */
     score__unet_conv1_backward(n, c, c, p, theta + a->k_w, an, gk, grad + a->k_w, grad + a->k_b,
                                ga, col, dsum);
     score__unet_conv1_backward(n, c, c, p, theta + a->v_w, an, gv, grad + a->v_w, grad + a->v_b,

@@ -198,6 +198,14 @@ static void scatter_acc(size_t np, size_t c, size_t hw, const float *p, size_t l
         }
 }
 
+/* The inverse of gather, written: y[(j * c + k) * hw + q] = p[k * ld + j * hw + q]. */
+static void scatter(size_t np, size_t c, size_t hw, const float *p, size_t ld, float *y)
+{
+    for (size_t j = 0; j < np; j++)
+        for (size_t k = 0; k < c; k++)
+            memcpy(y + (j * c + k) * hw, p + k * ld + j * hw, hw * sizeof *y);
+}
+
 /* y[k, :] += b[k] for co planes of hw values. */
 static void add_plane_bias(size_t co, size_t hw, const float *b, float *y)
 {
@@ -343,6 +351,13 @@ void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx, float *scratch, double *dsum)
 {
+    score__unet_conv1_backward_to(n, ci, co, hw, wt, x, gy, gw, gb, gx, scratch, dsum, 1);
+}
+
+void score__unet_conv1_backward_to(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
+                                   const float *x, const float *gy, float *gw, float *gb,
+                                   float *gx, float *scratch, double *dsum, int acc)
+{
     size_t P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     float *xp = scratch, *gp = xp + ci * ld, *gxp = gp + co * ld;
     if (gb != NULL)
@@ -359,7 +374,10 @@ void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const
                 plane_sums(co, hw, gyi + j * co * hw, dsum);
         if (gx != NULL) {
             score__sgemm(1, 0, ci, nc, co, 1.0f, wt, ci, gp, ld, 0.0f, gxp, ld);
-            scatter_acc(np, ci, hw, gxp, ld, gx + i0 * ci * hw);
+            if (acc)
+                scatter_acc(np, ci, hw, gxp, ld, gx + i0 * ci * hw);
+            else
+                scatter(np, ci, hw, gxp, ld, gx + i0 * ci * hw);
         }
     }
     if (gb != NULL)
@@ -389,11 +407,18 @@ void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx)
 {
+    score__unet_dense_backward_to(n, in, out, wt, x, gy, gw, gb, gx, 1);
+}
+
+void score__unet_dense_backward_to(size_t n, size_t in, size_t out, const float *wt,
+                                   const float *x, const float *gy, float *gw, float *gb,
+                                   float *gx, int acc)
+{
     score__sgemm(1, 0, out, in, n, 1.0f, gy, out, x, in, 1.0f, gw, in);
     if (gb != NULL)
         score__col_sum_acc(n, out, gy, gb);
     if (gx != NULL)
-        score__sgemm(0, 0, n, in, out, 1.0f, gy, out, wt, in, 1.0f, gx, in);
+        score__sgemm(0, 0, n, in, out, 1.0f, gy, out, wt, in, acc ? 1.0f : 0.0f, gx, in);
 }
 
 /* ---- GroupNorm --------------------------------------------------------------------------- */
@@ -626,11 +651,20 @@ void score__unet_silu_forward(size_t len, const float *x, float *y)
 
 void score__unet_silu_backward(size_t len, const float *x, const float *gy, float *gx)
 {
+    score__unet_silu_backward_to(len, x, gy, gx, 1);
+}
+
+void score__unet_silu_backward_to(size_t len, const float *x, const float *gy, float *gx,
+                                  int acc)
+{
     float h[SILU_CHUNK], d[SILU_CHUNK];
     for (size_t j = 0; j < len; j += SILU_CHUNK) {
         size_t k = len - j < SILU_CHUNK ? len - j : SILU_CHUNK;
         score__bias_act_forward(1, k, (float *)(x + j), NULL, SCORE__ACT_SILU, h, d, NULL);
-        score__mul_acc(k, gy + j, d, gx + j);
+        if (acc)
+            score__mul_acc(k, gy + j, d, gx + j);
+        else
+            score__mul(k, gy + j, d, gx + j);
     }
 }
 
@@ -653,6 +687,12 @@ void score__unet_down_forward(size_t nc, size_t h, size_t w, const float *x, flo
 
 void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx)
 {
+    score__unet_down_backward_to(nc, h, w, gy, gx, 1);
+}
+
+void score__unet_down_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
+                                  int acc)
+{
     size_t h2 = h / 2, w2 = w / 2;
     for (size_t p = 0; p < nc; p++) {
         const float *gp = gy + p * h2 * w2;
@@ -661,10 +701,17 @@ void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, f
             float *r0 = xp + 2 * py * w, *r1 = r0 + w;
             for (size_t px = 0; px < w2; px++) {
                 float v = 0.25f * gp[py * w2 + px];
-                r0[2 * px] += v;
-                r0[2 * px + 1] += v;
-                r1[2 * px] += v;
-                r1[2 * px + 1] += v;
+                if (acc) {
+                    r0[2 * px] += v;
+                    r0[2 * px + 1] += v;
+                    r1[2 * px] += v;
+                    r1[2 * px + 1] += v;
+                } else {
+                    r0[2 * px] = v;
+                    r0[2 * px + 1] = v;
+                    r1[2 * px] = v;
+                    r1[2 * px + 1] = v;
+                }
             }
         }
     }
@@ -694,14 +741,22 @@ void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float
 
 void score__unet_up_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx)
 {
+    score__unet_up_backward_to(nc, h, w, gy, gx, 1);
+}
+
+void score__unet_up_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
+                                int acc)
+{
     size_t w2 = 2 * w;
     for (size_t p = 0; p < nc; p++) {
         const float *gp = gy + p * 4 * h * w;
         float *xp = gx + p * h * w;
         for (size_t py = 0; py < h; py++) {
             const float *r0 = gp + 2 * py * w2, *r1 = r0 + w2;
-            for (size_t px = 0; px < w; px++)
-                xp[py * w + px] += (r0[2 * px] + r0[2 * px + 1]) + (r1[2 * px] + r1[2 * px + 1]);
+            for (size_t px = 0; px < w; px++) {
+                float v = (r0[2 * px] + r0[2 * px + 1]) + (r1[2 * px] + r1[2 * px + 1]);
+                xp[py * w + px] = acc ? xp[py * w + px] + v : v;
+            }
         }
     }
 }
@@ -721,11 +776,27 @@ void score__unet_concat_forward(size_t n, size_t ca, size_t cb, size_t hw, const
 void score__unet_concat_backward(size_t n, size_t ca, size_t cb, size_t hw, const float *gout,
                                  float *ga, float *gb)
 {
+    score__unet_concat_backward_to(n, ca, cb, hw, gout, ga, gb, 1, 1);
+}
+
+/* One part of an image's gout into its gradient: added (score__saxpy, alpha 1) or copied. */
+static void part_to(size_t len, const float *g, float *out, int acc)
+{
+    if (acc)
+        score__saxpy(len, 1.0f, g, out);
+    else
+        memcpy(out, g, len * sizeof *out);
+}
+
+void score__unet_concat_backward_to(size_t n, size_t ca, size_t cb, size_t hw,
+                                    const float *gout, float *ga, float *gb, int acc_a,
+                                    int acc_b)
+{
     for (size_t i = 0; i < n; i++) {
         const float *g = gout + i * (ca + cb) * hw;
         if (ga != NULL)
-            score__saxpy(ca * hw, 1.0f, g, ga + i * ca * hw);
+            part_to(ca * hw, g, ga + i * ca * hw, acc_a);
         if (gb != NULL)
-            score__saxpy(cb * hw, 1.0f, g + ca * hw, gb + i * cb * hw);
+            part_to(cb * hw, g + ca * hw, gb + i * cb * hw, acc_b);
     }
 }

@@ -14,7 +14,13 @@
  * - Forward functions overwrite their output unless they take `acc` (then acc = 1 adds to it).
  * - Backward functions ADD to every gradient they write (parameter gradients and the input
  *   gradient alike), so gradients of a graph with branches accumulate without copies; the
- *   caller zeroes them first. A NULL input gradient is skipped.
+ *   caller zeroes them first. A NULL input gradient is skipped. Their `_to` versions take
+ *   `acc`: acc = 1 adds to the input gradient as well, acc = 0 writes it (the first of its
+ *   producers in the backward's order, no zeroing beforehand). A written value is the added
+ *   one's except that an exact zero may keep a -0 that adding to +0 turns into +0: an
+ *   activation gradient then differs in the sign of some zeros only, which changes no
+ *   nonzero result downstream (sums, products, no comparisons), and the gradients that leave
+ *   the network are sums into zeroed buffers, which never hold -0.
  * - Scratch arrays are the caller's (sizes given per function): nothing allocates.
  * - Sums that reduce over many values (bias gradients, GroupNorm statistics) are accumulated
  *   in double in a fixed order: results do not depend on anything but the inputs. */
@@ -99,6 +105,10 @@ void score__unet_conv1_forward(size_t n, size_t ci, size_t co, size_t hw, const 
 void score__unet_conv1_backward(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx, float *scratch, double *dsum);
+/* acc = 0: gx = (the input gradient of each panel copied back, not added). */
+void score__unet_conv1_backward_to(size_t n, size_t ci, size_t co, size_t hw, const float *wt,
+                                   const float *x, const float *gy, float *gw, float *gb,
+                                   float *gx, float *scratch, double *dsum, int acc);
 
 /* Dense layer on n rows: y[r, :] = W x[r, :] + b (acc: y +=); wt [out, in], b [out] or NULL.
  * Row by row: a row's result does not depend on the other rows (a row equal to the previous
@@ -109,6 +119,10 @@ void score__unet_dense_forward(size_t n, size_t in, size_t out, const float *wt,
 void score__unet_dense_backward(size_t n, size_t in, size_t out, const float *wt,
                                 const float *x, const float *gy, float *gw, float *gb,
                                 float *gx);
+/* acc = 0: gx = (the BLAS's beta 0) instead of gx +=. */
+void score__unet_dense_backward_to(size_t n, size_t in, size_t out, const float *wt,
+                                   const float *x, const float *gy, float *gw, float *gb,
+                                   float *gx, int acc);
 
 /* ---- Normalisation and activation ---------------------------------------------------------- */
 
@@ -143,6 +157,9 @@ void score__unet_gn_silu_backward(size_t n, size_t c, size_t hw, size_t g, const
 void score__unet_silu_forward(size_t len, const float *x, float *y);
 /* gx += silu'(x) * gy (gx must not alias x or gy). */
 void score__unet_silu_backward(size_t len, const float *x, const float *gy, float *gx);
+/* acc = 0: gx = silu'(x) * gy. */
+void score__unet_silu_backward_to(size_t len, const float *x, const float *gy, float *gx,
+                                  int acc);
 
 /* ---- Resampling and skip connections ----------------------------------------------------- */
 
@@ -150,10 +167,16 @@ void score__unet_silu_backward(size_t len, const float *x, const float *gy, floa
 void score__unet_down_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
 /* gx (nc x h x w) += its adjoint of gy ((h / 2) x (w / 2) planes). */
 void score__unet_down_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+/* acc = 0: gx = its adjoint of gy. */
+void score__unet_down_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
+                                  int acc);
 /* Nearest up-sampling of nc planes of h x w into 2h x 2w. */
 void score__unet_up_forward(size_t nc, size_t h, size_t w, const float *x, float *y);
 /* gx (nc x h x w) += its adjoint of gy (2h x 2w planes). */
 void score__unet_up_backward(size_t nc, size_t h, size_t w, const float *gy, float *gx);
+/* acc = 0: gx = its adjoint of gy. */
+void score__unet_up_backward_to(size_t nc, size_t h, size_t w, const float *gy, float *gx,
+                                int acc);
 
 /* Channel concatenation per image: out[i] = [a[i] (ca planes); b[i] (cb planes)]. */
 void score__unet_concat_forward(size_t n, size_t ca, size_t cb, size_t hw, const float *a,
@@ -161,6 +184,10 @@ void score__unet_concat_forward(size_t n, size_t ca, size_t cb, size_t hw, const
 /* ga += the first ca planes of each image of gout, gb += the other cb (either may be NULL). */
 void score__unet_concat_backward(size_t n, size_t ca, size_t cb, size_t hw, const float *gout,
                                  float *ga, float *gb);
+/* acc_a, acc_b: whether ga, gb are added to (1) or written (0). */
+void score__unet_concat_backward_to(size_t n, size_t ca, size_t cb, size_t hw,
+                                    const float *gout, float *ga, float *gb, int acc_a,
+                                    int acc_b);
 
 /* ---- Residual block ---------------------------------------------------------------------- *
  * DDPM++ residual block (score_sde's ResnetBlockBigGANpp without resampling, dropout 0, skip
@@ -217,6 +244,11 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               const float *x, const float *e, const float *cache, double *dbl,
                               const float *gy, float *grad, float *gx, float *ge,
                               float *scratch, float *col);
+/* acc: gx added to (1) or written (0); acc_e: the same for ge. */
+void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
+                                 const float *x, const float *e, const float *cache,
+                                 double *dbl, const float *gy, float *grad, float *gx,
+                                 float *ge, float *scratch, float *col, int acc, int acc_e);
 
 /* ---- Self-attention ---------------------------------------------------------------------- *
  * Single-head self-attention over the p = h * w positions (DDPM's AttnBlock, score_sde's
@@ -245,6 +277,11 @@ void score__unet_attn_backward(const score__unet_attn *a, size_t n, const float 
                                const float *x, const float *cache, double *dbl,
                                const float *gy, float *grad, float *gx, float *scratch,
                                float *col);
+/* acc: gx added to (1) or written (0; gx not NULL then). */
+void score__unet_attn_backward_to(const score__unet_attn *a, size_t n, const float *theta,
+                                  const float *x, const float *cache, double *dbl,
+                                  const float *gy, float *grad, float *gx, float *scratch,
+                                  float *col, int acc);
 
 /* ---- The model kind's files (unet-io.c) and the accessors they use (unet.c) ---------------- */
 
@@ -257,6 +294,13 @@ int score__unet_save(const struct score_model *m, struct score__st_writer *w);
 int score__unet_load(struct score_model **out, const struct score__st_reader *r);
 /* The image shape C x H x W of a U-Net. */
 void score__unet_image_shape(const struct score_model *m, size_t *c, size_t *h, size_t *w);
+/* Tests only: on = 1 makes the model's backward take the way of its first version, every
+ * gradient added into buffers zeroed beforehand and the blocks' parameter gradients summed
+ * after each round of blocks (the same bits as the default way, which writes each activation
+ * gradient with its first producer and, at one thread, adds each layer's part of a block's
+ * parameter gradient right after the layer); 0: the default. */
+void score__unet_set_reference_backward(struct score_model *m, int on);
+
 /* The Fourier projection W (embed_dim / 2 floats) of a prepared U-Net with the Fourier
  * embedding, else NULL. */
 const float *score__unet_fourier(const struct score_model *m);

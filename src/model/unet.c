@@ -14,8 +14,9 @@
  *   level l = L-1 .. 0: B + 1 blocks h = Res(concat(h, skips.pop()) -> ch_l);
  *                       l > 0: h = conv3x3(nearest2x(h))
  *   out = conv3x3(silu(GN(h))) (ch_0 -> C)
- * The graph is a list of nodes over activation slots; the backward walks it in reverse and
- * every layer adds into the gradients of its inputs, so the skip connections need no copies.
+ * The graph is a list of nodes over activation slots; the backward walks it in reverse, the
+ * first producer of each activation gradient writes it and the others add into it
+ * (mark_producers()), so the skip connections need no copies and few clears.
  *
  * Initialisation: weights and biases of convolutions and dense layers uniform in
  * (-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default), drawn from Philox (model seed, stream
@@ -58,6 +59,13 @@ typedef struct node {
     size_t ci, co, h, w; /* input / output channels and the input's size */
     size_t pw, pb;       /* parameter offsets (convolution, GroupNorm) */
     size_t g;            /* groups (GN) */
+    size_t p0, p1;       /* the parameters of the node: [p0, p1) of the flat array */
+    /* The backward's input gradients (mark_producers()): acc (acc2: of in2) 1 when a node
+     * later in the graph has already produced part of it (the layer adds), 0 when this node is
+     * the first and writes it; zero_in 1 when it is first but its layer only adds (3x3
+     * convolution, GroupNorm): the slot is zeroed before. acc_e: a residual block adds to the
+     * embedding's gradient (0: the last block of the graph, which writes it). */
+    int acc, acc2, zero_in, acc_e;
     score__unet_res res;
     score__unet_attn attn;
 } node;
@@ -73,7 +81,8 @@ typedef struct unet {
     float *fourier; /* the Fourier projection W (FOURIER), else NULL */
     node *nodes;
     size_t n_nodes, act_floats, slot_out;
-    size_t d0_w, d0_b, d1_w, d1_b, lab; /* embedding parameters */
+    size_t d0_w, d0_b, d1_w, d1_b, lab, emb_end; /* embedding parameters: [d0_w, emb_end) */
+    int ref_backward; /* score__unet_set_reference_backward() */
     float *theta;
     size_t n_params;
 } unet;
@@ -87,9 +96,10 @@ typedef struct unet {
  * does not depend on the other rows of its block or call, nor on the thread that evaluates
  * it. The backward's convolutions sum over the block's images (unet-layers.c). A block's
  * backward writes its parameter gradient into a zeroed buffer of its own; the buffers are
- * added to the gradient in block order (score__pool_for_each, see
- * unet_backward()), so the gradient depends on n only, never on SCORE_MODEL_PARAM_THREADS,
- * which decides how many blocks run at the same time.
+ * added to the gradient in block order (score__pool_for_each, see unet_backward(); on one
+ * thread layer by layer inside graph_backward()) and cleared, so the gradient depends on n
+ * only, never on SCORE_MODEL_PARAM_THREADS, which decides how many blocks run at the same
+ * time.
  *
  * Memory: a "region" holds one block's forward (activations, layer caches, statistics,
  * embedding, labels): the training forward keeps one region per block for the backward, the
@@ -434,6 +444,8 @@ static size_t add_conv3(builder *b, size_t in, size_t ci, size_t co, size_t h, s
     d.pw = b->off;
     d.pb = b->off + co * ci * 9;
     b->off += co * ci * 9 + co;
+    d.p0 = d.pw;
+    d.p1 = b->off;
     d.out = new_slot(b, co, h, w);
     add(b, &d);
     return d.out;
@@ -449,8 +461,10 @@ static size_t add_res(builder *b, size_t in, size_t ci, size_t co, size_t h, siz
     d.co = co;
     d.h = h;
     d.w = w;
+    d.p0 = b->off;
     b->off = score__unet_res_layout(&d.res, ci, co, h, w, b->p->T, groups_for(b->p, ci),
                                     groups_for(b->p, co), b->off);
+    d.p1 = b->off;
     d.out = new_slot(b, co, h, w);
     add(b, &d);
     return d.out;
@@ -468,6 +482,7 @@ static size_t add_simple(builder *b, int type, size_t in, size_t in2, size_t ci,
     d.co = co;
     d.h = h;
     d.w = w;
+    d.p0 = b->off;
     if (type == N_GN) {
         d.g = groups_for(b->p, ci);
         d.pw = b->off;
@@ -476,6 +491,7 @@ static size_t add_simple(builder *b, int type, size_t in, size_t in2, size_t ci,
     }
     if (type == N_ATTN)
         b->off = score__unet_attn_layout(&d.attn, ci, h * w, groups_for(b->p, ci), b->off);
+    d.p1 = b->off;
     d.out = new_slot(b, co, oh, ow);
     add(b, &d);
     return d.out;
@@ -494,6 +510,7 @@ static void build(builder *b)
     p->d1_b = p->d1_w + p->T * p->T;
     p->lab = p->d1_b + p->T;
     b->off = p->lab + (p->K > 0 ? (p->K + 1) * p->T : 0);
+    p->emb_end = b->off;
     b->slot = 0;
     x = new_slot(b, p->C, h, w); /* slot 0: the input */
     ch = p->base * p->mult[0];
@@ -540,6 +557,36 @@ static void build(builder *b)
     x = add_conv3(b, x, ch, p->C, h, w);
     p->slot_out = x;
     p->act_floats = b->slot;
+}
+
+/* Whether slot s is among the k slots of seen; added when not. */
+static int seen_before(size_t *seen, size_t *k, size_t s)
+{
+    for (size_t i = 0; i < *k; i++)
+        if (seen[i] == s)
+            return 1;
+    seen[(*k)++] = s;
+    return 0;
+}
+
+/* Decides statically who writes each activation gradient (node.acc, acc2, zero_in, acc_e):
+ * the backward walks the nodes in reverse, so the first producer of the gradient of a slot is
+ * its last consumer in node order (a skip connection's concatenation comes after the block
+ * whose output it reads: it writes, the block adds). seen: room for 2 * n_nodes slots. */
+static void mark_producers(unet *p, size_t *seen)
+{
+    size_t k = 0;
+    int res_seen = 0;
+    for (size_t i = p->n_nodes; i-- > 0;) {
+        node *d = &p->nodes[i];
+        int first = !seen_before(seen, &k, d->in);
+        int adds_only = d->type == N_CONV3 || d->type == N_GN;
+        d->acc = adds_only || !first;
+        d->zero_in = adds_only && first;
+        d->acc2 = d->type == N_CAT ? seen_before(seen, &k, d->in2) : 1;
+        d->acc_e = d->type == N_RES ? res_seen : 1;
+        res_seen |= d->type == N_RES;
+    }
 }
 
 /* Uniform(-bound, bound) into n floats of tensor `tensor`. */
@@ -651,7 +698,7 @@ static int unet_prepare(score_model *m)
     int64_t emb = score__model_i64(m, SCORE_MODEL_PARAM_EMBEDDING);
     int64_t temb = score__model_i64(m, SCORE_MODEL_PARAM_UNET_TEMB_DIM);
     uint64_t seed = (uint64_t)score__model_i64(m, SCORE_MODEL_PARAM_SEED);
-    size_t tmp_n = 4096, maxw = 0;
+    size_t tmp_n = 4096, maxw = 0, *seen;
     double *tmp;
     int rc;
 
@@ -685,7 +732,9 @@ static int unet_prepare(score_model *m)
     p->nodes = score__calloc(b.n, sizeof *p->nodes);
     p->freq = score__calloc(p->half, sizeof *p->freq);
     tmp = score__calloc(tmp_n, sizeof *tmp);
-    if (p->nodes == NULL || p->freq == NULL || tmp == NULL) {
+    seen = score__calloc(2 * b.n, sizeof *seen);
+    if (p->nodes == NULL || p->freq == NULL || tmp == NULL || seen == NULL) {
+        score__free(seen);
         score__free(tmp);
         unet_release(p);
         return score__error(SCORE_E_NOMEM, fn, "allocation failed");
@@ -695,6 +744,8 @@ static int unet_prepare(score_model *m)
     b.nodes = p->nodes;
     build(&b);
     p->n_params = b.off;
+    mark_producers(p, seen);
+    score__free(seen);
     if ((rc = check_groups(fn, p)) != SCORE_OK) {
         score__free(tmp);
         unet_release(p);
@@ -929,30 +980,45 @@ static int unet_infer(const score_model *m, score__model_ws *ws, size_t n, const
     return run_blocks("score_model_forward", m, ws, n, x, c, out, 0);
 }
 
-static void embed_backward(const unet *p, const blk *v, size_t n, float *grad)
+/* The embedding's backward from its gradient v->gemb (written by the blocks): grad += . ref:
+ * score__unet_set_reference_backward()'s way (zeroed buffers added to). */
+static void embed_backward(const unet *p, const blk *v, size_t n, float *grad, int ref)
 {
     const float *th = p->theta;
     size_t T = p->T, E = p->E;
     const float *f = v->emb, *t1 = f + n * E, *s1 = t1 + n * T, *t2 = s1 + n * T;
     float *ge = v->gemb, *gt2 = ge + n * T, *gs1 = gt2 + n * T;
     float *gt1 = ge; /* ge is consumed by then */
-    memset(gt2, 0, 2 * n * T * sizeof *gt2);
-    score__unet_silu_backward(n * T, t2, ge, gt2);
+    if (ref)
+        memset(gt2, 0, 2 * n * T * sizeof *gt2);
+    score__unet_silu_backward_to(n * T, t2, ge, gt2, ref);
     if (p->K > 0)
         for (size_t b = 0; b < n; b++)
             score__saxpy(T, 1.0f, gt2 + b * T, grad + p->lab + (size_t)v->lab[b] * T);
-    score__unet_dense_backward(n, T, T, th + p->d1_w, s1, gt2, grad + p->d1_w, grad + p->d1_b,
-                               gs1);
-    memset(gt1, 0, n * T * sizeof *gt1);
-    score__unet_silu_backward(n * T, t1, gs1, gt1);
+    score__unet_dense_backward_to(n, T, T, th + p->d1_w, s1, gt2, grad + p->d1_w,
+                                  grad + p->d1_b, gs1, ref);
+    if (ref)
+        memset(gt1, 0, n * T * sizeof *gt1);
+    score__unet_silu_backward_to(n * T, t1, gs1, gt1, ref);
     score__unet_dense_backward(n, E, T, th + p->d0_w, f, gt1, grad + p->d0_w, grad + p->d0_b,
                                NULL);
 }
 
+/* The parameters [lo, hi) of a block's gradient g added to sum and cleared (sum NULL: none). */
+static void reduce_range(float *g, float *sum, size_t lo, size_t hi)
+{
+    if (sum != NULL && hi > lo)
+        score__add_clear(hi - lo, g + lo, sum + lo);
+}
+
 /* The backward of one block of n rows from its region: g += its parameter gradient, gx (NULL:
- * none) = its input gradient. */
+ * none) = its input gradient. Every activation gradient is written by its first producer
+ * (mark_producers()), so nothing is cleared beforehand but the slots of the layers that only
+ * add. sum (NULL: none): the blocks run one after the other in block order, and each layer's
+ * part of g is added to sum and cleared right after the layer (while it is in cache): the
+ * bits of adding the whole of g after the block. */
 static void graph_backward(const unet *p, const blk *v, size_t n, const float *gout, float *g,
-                           float *gx)
+                           float *gx, float *sum)
 {
     const float *th = p->theta;
     const float *e = v->emb + n * (p->E + 3 * p->T);
@@ -961,13 +1027,19 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
     double *dbl = v->dbl + s.dbl - s.dsum;
     double *dsum = dbl; /* the bias sums of the convolutions: the last s.dsum doubles */
     size_t d = p->C * p->H * p->W;
-    memset(v->gact, 0, n * p->act_floats * sizeof *v->gact);
-    memset(v->gemb, 0, n * p->T * sizeof *v->gemb);
-    memcpy(slot(v->gact, n, p->slot_out), gout, n * d * sizeof *gout);
+    int ref = p->ref_backward;
+    if (ref) {
+        memset(v->gact, 0, n * p->act_floats * sizeof *v->gact);
+        memset(v->gemb, 0, n * p->T * sizeof *v->gemb);
+        memcpy(slot(v->gact, n, p->slot_out), gout, n * d * sizeof *gout);
+    }
     for (size_t i = p->n_nodes; i-- > 0;) {
         const node *nd = &p->nodes[i];
         float *in = slot(v->act, n, nd->in), *gin = slot(v->gact, n, nd->in);
-        float *gy = slot(v->gact, n, nd->out);
+        const float *gy = nd->out == p->slot_out && !ref ? gout : slot(v->gact, n, nd->out);
+        int acc = nd->acc || ref, acc2 = nd->acc2 || ref, acc_e = nd->acc_e || ref;
+        if (nd->zero_in && !ref)
+            memset(gin, 0, n * nd->ci * nd->h * nd->w * sizeof *gin);
         switch (nd->type) {
         case N_CONV3:
             score__unet_conv3_backward(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, in, gy,
@@ -976,24 +1048,24 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
         case N_RES:
             cache -= score__unet_res_cache_floats(&nd->res, n);
             dbl -= score__unet_res_dbl(&nd->res, n);
-            score__unet_res_backward(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, v->gemb,
-                                     v->scratch, v->col);
+            score__unet_res_backward_to(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, v->gemb,
+                                        v->scratch, v->col, acc, acc_e);
             break;
         case N_ATTN:
             cache -= score__unet_attn_cache_floats(&nd->attn, n);
             dbl -= score__unet_attn_dbl(&nd->attn, n);
-            score__unet_attn_backward(&nd->attn, n, th, in, cache, dbl, gy, g, gin, v->scratch,
-                                      v->col);
+            score__unet_attn_backward_to(&nd->attn, n, th, in, cache, dbl, gy, g, gin,
+                                         v->scratch, v->col, acc);
             break;
         case N_DOWN:
-            score__unet_down_backward(n * nd->ci, nd->h, nd->w, gy, gin);
+            score__unet_down_backward_to(n * nd->ci, nd->h, nd->w, gy, gin, acc);
             break;
         case N_UP:
-            score__unet_up_backward(n * nd->ci, nd->h, nd->w, gy, gin);
+            score__unet_up_backward_to(n * nd->ci, nd->h, nd->w, gy, gin, acc);
             break;
         case N_CAT:
-            score__unet_concat_backward(n, nd->ci, nd->co - nd->ci, nd->h * nd->w, gy, gin,
-                                        slot(v->gact, n, nd->in2));
+            score__unet_concat_backward_to(n, nd->ci, nd->co - nd->ci, nd->h * nd->w, gy, gin,
+                                           slot(v->gact, n, nd->in2), acc, acc2);
             break;
         case N_GN:
             dbl -= 2 * n * nd->g;
@@ -1001,13 +1073,15 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
                                     g + nd->pw, g + nd->pb, gin);
             break;
         case N_SILU:
-            score__unet_silu_backward(n * nd->ci * nd->h * nd->w, in, gy, gin);
+            score__unet_silu_backward_to(n * nd->ci * nd->h * nd->w, in, gy, gin, acc);
             break;
         default:
             break;
         }
+        reduce_range(g, sum, nd->p0, nd->p1);
     }
-    embed_backward(p, v, n, g);
+    embed_backward(p, v, n, g, ref);
+    reduce_range(g, sum, p->d0_w, p->emb_end);
     if (gx != NULL)
         memcpy(gx, v->gact, n * d * sizeof *gx);
 }
@@ -1018,6 +1092,7 @@ typedef struct bwd_job {
     const unet *p;
     const unet_ws *w;
     size_t n, nb, d, first, k, nchunk;
+    int fused; /* one thread: graph_backward adds each layer's part to grad (no sum_part) */
     const float *gout;
     float *grad, *gx;
 } bwd_job;
@@ -1028,7 +1103,8 @@ static void bwd_part(void *ctx, size_t i, size_t thread)
     size_t b = j->first + i, r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
     float *gp = j->w->gpart + i * j->p->n_params; /* zero: cleared by the previous round */
     blk v = view(j->w, b, thread);
-    graph_backward(j->p, &v, rows, j->gout + r0 * j->d, gp, j->gx ? j->gx + r0 * j->d : NULL);
+    graph_backward(j->p, &v, rows, j->gout + r0 * j->d, gp, j->gx ? j->gx + r0 * j->d : NULL,
+                   j->fused ? j->grad : NULL);
 }
 
 static void sum_part(void *ctx, size_t c, size_t thread)
@@ -1064,12 +1140,16 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
     j.grad = grad;
     j.gx = gx;
     j.nchunk = nthr;
-    /* the gradient buffers of the first round; sum_part clears them for the next ones */
-    memset(w->gpart, 0, (nblk < nthr ? nblk : nthr) * p->n_params * sizeof *w->gpart);
+    /* The gradient buffers are zero between calls (calloc'ed, then cleared by every
+     * reduction); the reference way clears them all the same. */
+    if (p->ref_backward)
+        memset(w->gpart, 0, (nblk < nthr ? nblk : nthr) * p->n_params * sizeof *w->gpart);
+    j.fused = nthr == 1 && !p->ref_backward;
     for (j.first = 0; j.first < nblk; j.first += j.k) {
         j.k = nblk - j.first < nthr ? nblk - j.first : nthr;
         score__pool_for_each(pool, j.k, bwd_part, &j);
-        score__pool_for_each(pool, j.nchunk, sum_part, &j);
+        if (!j.fused)
+            score__pool_for_each(pool, j.nchunk, sum_part, &j);
     }
     return SCORE_OK;
 }
@@ -1163,6 +1243,11 @@ void score__unet_image_shape(const score_model *m, size_t *c, size_t *h, size_t 
     *c = p->C;
     *h = p->H;
     *w = p->W;
+}
+
+void score__unet_set_reference_backward(score_model *m, int on)
+{
+    ((unet *)m->impl)->ref_backward = on != 0;
 }
 
 const float *score__unet_fourier(const score_model *m)
