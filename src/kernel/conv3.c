@@ -26,6 +26,8 @@
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
 #define CONV_X86 1
 #include <immintrin.h>
+
+#include "simd-priv.h"
 #else
 #define CONV_X86 0
 #endif
@@ -919,23 +921,6 @@ SMALL_TILE_FN(tile512, "avx512f", stile512, 2, 8)
     }                                                                                         \
 }
 
-/* The first steps of an NR x NR transposition of the rows r[0 .. NR - 1] (P: _mm512 or _mm256):
- * 4 x 4 blocks transposed within the 128-bit lanes, so that u[4 g + j]'s 128-bit lane q holds
- * column 4 q + j of the rows 4 g .. 4 g + 3 (t: scratch of NR vectors). */
-#define OC_LANES4(P, NR, r, t, u)                                                            \
-    do {                                                                                     \
-        for (size_t i_ = 0; i_ < (NR) / 2; i_++) { /* (a0 b0 a1 b1), (a2 b2 a3 b3) */       \
-            (t)[2 * i_] = P##_unpacklo_ps((r)[2 * i_], (r)[2 * i_ + 1]);                     \
-            (t)[2 * i_ + 1] = P##_unpackhi_ps((r)[2 * i_], (r)[2 * i_ + 1]);                 \
-        }                                                                                    \
-        for (size_t g_ = 0; g_ < (NR) / 4; g_++) {                                           \
-            (u)[4 * g_] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0x44);                \
-            (u)[4 * g_ + 1] = P##_shuffle_ps((t)[4 * g_], (t)[4 * g_ + 2], 0xEE);            \
-            (u)[4 * g_ + 2] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0x44);        \
-            (u)[4 * g_ + 3] = P##_shuffle_ps((t)[4 * g_ + 1], (t)[4 * g_ + 3], 0xEE);        \
-        }                                                                                    \
-    } while (0)
-
 /* name(n, ci, co, L, pk, b, x, y, acc): the driver drv (an OC_PLANES_FN) for pw x pw planes, as
  * a function of its own. */
 #define OC_PLANE_FN(name, tgt, drv, pw)                                                      \
@@ -1014,26 +999,6 @@ oc_pass512(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const f
     oc_tile512(8, nv, 0, 1, 7, cc, wp, wvs, x, src, dst);
 }
 
-/* out[k] lane j = r[j] lane k: a 16 x 16 transposition in registers (4 x 4 blocks within the
- * 128-bit lanes, then the 128-bit lanes across the vectors). */
-__attribute__((target("avx512f"), always_inline)) static inline void oc_t16(const __m512 *r,
-                                                                         __m512 *out)
-{
-    __m512 t[16], u[16];
-    OC_LANES4(_mm512, 16, r, t, u);
-#pragma GCC unroll 4
-    for (size_t j = 0; j < 4; j++) { /* out[4q + j]: the lanes q of u[j], u[4 + j], .. */
-        __m512 a0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);
-        __m512 a1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
-        __m512 a2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
-        __m512 a3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
-        out[j] = _mm512_shuffle_f32x4(a0, a2, 0x88);
-        out[4 + j] = _mm512_shuffle_f32x4(a0, a2, 0xDD);
-        out[8 + j] = _mm512_shuffle_f32x4(a1, a3, 0x88);
-        out[12 + j] = _mm512_shuffle_f32x4(a1, a3, 0xDD);
-    }
-}
-
 /* Between the mo <= 32 output planes at y (plane o at y + o * hw) and T (oc_tile512's layout,
  * nv vectors of hw pixels), 16 x 16 blocks transposed in registers. to_y = 0: T = y's planes
  * (lanes from mo on: +0, their planes not read); to_y = 1: y's planes = T's sums (+ b[o] when b
@@ -1050,7 +1015,7 @@ oc_move512(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const 
                 r[k] = to_y     ? _mm512_load_ps(T + (v * hw + q + k) * SM_LANES)
                        : k < nl ? _mm512_loadu_ps(y + (v * SM_LANES + k) * hw + q)
                                 : _mm512_setzero_ps();
-            oc_t16(r, out);
+            score__transpose16_regs(r, out);
 #pragma GCC unroll 16
             for (size_t k = 0; k < 16; k++) {
                 if (!to_y) {
@@ -1222,7 +1187,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void oc_t8(cons
                                                                           __m256 *out)
 {
     __m256 t[8], u[8];
-    OC_LANES4(_mm256, 8, r, t, u);
+    SCORE__T_LANES4(_mm256, 8, r, t, u);
 #pragma GCC unroll 4
     for (size_t j = 0; j < 4; j++) {
         out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);

@@ -32,6 +32,8 @@
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 2
 #define WT_AVX512 1
 #include <immintrin.h>
+
+#include "simd-priv.h"
 #else
 #define WT_AVX512 0
 #endif
@@ -39,6 +41,8 @@
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
 #define WT_AVX2 1
 #include <immintrin.h>
+
+#include "simd-priv.h"
 #else
 #define WT_AVX2 0
 #endif
@@ -74,43 +78,7 @@ size_t score__gemm_wt_ld(size_t N)
     return (N + 15) / 16 * 16;
 }
 
-/* The in-lane stages of a block transpose (transpose16, fold256): rows r[0 .. NR) of vectors
- * with prefix P; then u[4 i + j], 128-bit lane l, holds rows 4 i .. 4 i + 3 of column 4 l + j
- * (t: scratch of NR vectors). */
-#define WT_TRANSPOSE_LANES(P, NR, r, t, u)                                                        \
-    do {                                                                                          \
-        for (int i_ = 0; i_ < (NR) / 2; i_++) {                                                   \
-            (t)[2 * i_] = P##_unpacklo_ps((r)[2 * i_], (r)[2 * i_ + 1]);                          \
-            (t)[2 * i_ + 1] = P##_unpackhi_ps((r)[2 * i_], (r)[2 * i_ + 1]);                      \
-        }                                                                                         \
-        for (int i_ = 0; i_ < (NR) / 4; i_++) {                                                   \
-            (u)[4 * i_] = P##_shuffle_ps((t)[4 * i_], (t)[4 * i_ + 2], 0x44);                     \
-            (u)[4 * i_ + 1] = P##_shuffle_ps((t)[4 * i_], (t)[4 * i_ + 2], 0xEE);                 \
-            (u)[4 * i_ + 2] = P##_shuffle_ps((t)[4 * i_ + 1], (t)[4 * i_ + 3], 0x44);             \
-            (u)[4 * i_ + 3] = P##_shuffle_ps((t)[4 * i_ + 1], (t)[4 * i_ + 3], 0xEE);             \
-        }                                                                                         \
-    } while (0)
-
 #if WT_AVX512
-/* 16 x 16 block transpose: out row k = [in[0][k], .., in[15][k]] (unpack within 128-bit lanes,
- * then 128-bit lanes across registers). */
-__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
-{
-    __m512 t[16], u[16];
-    WT_TRANSPOSE_LANES(_mm512, 16, r, t, u);
-    /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
-    for (int j = 0; j < 4; j++) {
-        __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-        __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-        __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-        r[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-    }
-}
-
 /* w[kk] = [W[r0][k0 + kk], .., W[r0 + nr - 1][k0 + kk], 0 ..] for kk < kc (nr, kc <= 16; W row
  * stride ldw): a block of W read with masked loads (nothing outside it) and transposed. */
 __attribute__((target("avx512f"), always_inline)) static inline void
@@ -119,7 +87,7 @@ load_t16(const float *W, size_t ldw, size_t r0, size_t nr, size_t k0, size_t kc,
     __mmask16 mk = kc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kc) - 1u);
     for (size_t j = 0; j < 16; j++)
         w[j] = j < nr ? _mm512_maskz_loadu_ps(mk, W + (r0 + j) * ldw + k0) : _mm512_setzero_ps();
-    transpose16(w);
+    score__transpose16_regs(w, w);
 }
 
 __attribute__((target("avx512f"))) static void pack512(size_t N, size_t K, const float *W,
@@ -537,7 +505,7 @@ __attribute__((target("avx2,fma"))) static void fold256(size_t N, size_t K, cons
             for (size_t j = 0; j < 8; j++)
                 w[j] = j < nj ? _mm256_maskload_ps(W + (j0 + j) * ldw + k0, mk)
                               : _mm256_setzero_ps();
-            WT_TRANSPOSE_LANES(_mm256, 8, w, t, u);
+            SCORE__T_LANES4(_mm256, 8, w, t, u);
             /* u[4 i + j], 128-bit lane l: rows 4 i .. 4 i + 3 of column 4 l + j */
             for (int j = 0; j < 4; j++) {
                 w[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
