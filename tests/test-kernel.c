@@ -712,7 +712,7 @@ END_TEST
  * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
 START_TEST(gemm_wt_versions_agree)
 {
-    static const size_t Ns[] = {1, 2, 8, 15, 17, 24, 33, 40, 64, 70, 128};
+    static const size_t Ns[] = {1, 2, 8, 15, 17, 24, 33, 40, 64, 70, 128, 200};
     static const size_t Ks[] = {0, 1, 3, 17, 40, 128, 130, 257};
     unsigned seed = 11;
     int top = score__gemm_wt_level();
@@ -736,9 +736,12 @@ START_TEST(gemm_wt_versions_agree)
             for (size_t i = 0; i < M * N; i++) res[i] = frand(&seed);
             for (size_t i = 0; i < M * N; i++) Cin[i] = frand(&seed);
             score__gemm_wt_pack(N, K, Wt, ldw, Wp);
+            /* panels of 64 columns (the last one what is left of ldp), each k-major */
             for (size_t k = 0; k < K; k++)
-                for (size_t j = 0; j < ldp; j++)
-                    ck_assert(Wp[k * ldp + j] == (j < N ? Wt[j * ldw + k] : 0.0f));
+                for (size_t j = 0; j < ldp; j++) {
+                    size_t p0 = j / 64 * 64, pw = ldp - p0 < 64 ? ldp - p0 : 64;
+                    ck_assert(Wp[p0 * K + k * pw + (j - p0)] == (j < N ? Wt[j * ldw + k] : 0.0f));
+                }
             /* a bias with values beyond the SiLU kernel's clamp of e^-z (|z| > 80), huge
              * and NaN in some columns */
             if (N > 2) {

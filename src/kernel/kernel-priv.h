@@ -81,8 +81,12 @@ void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A
 /* ---- Row-invariant GEMM against a packed weight (gemm-wt.c): the MLP's inference path ---- */
 /* Row stride of a packed weight of N columns: N rounded up to 16. */
 size_t score__gemm_wt_ld(size_t N);
-/* Packs W (N x K, row-major, row stride ldw >= K) transposed: Wp[k * ldp + n] = W[n * ldw + k]
- * for n < N, 0 for N <= n < ldp = score__gemm_wt_ld(N); Wp holds K * ldp floats. */
+/* Packs W (N x K, row-major, row stride ldw >= K) transposed, in panels of 64 columns: with
+ * ldp = score__gemm_wt_ld(N), p0 = 64 floor(n / 64) and pw = min(64, ldp - p0),
+ * Wp[p0 K + k pw + (n - p0)] = W[n * ldw + k] for n < N, 0 for N <= n < ldp; Wp holds K * ldp
+ * floats. (A panel's rows are consecutive: a k slice of it is one contiguous block, whatever
+ * N; with rows of ldp floats, a 512-column weight's panel rows fell 2 KiB apart, into a few
+ * sets of the first-level cache.) */
 void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp);
 /* out[k * 16 + j] = W[j * ldw + k] for j < nr, +0 for nr <= j < 16, k < K (nr <= 16): rows of
  * W transposed into vectors of 16 lanes, 16 x 16 blocks in registers. Where this build has
