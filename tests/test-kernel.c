@@ -727,7 +727,10 @@ START_TEST(gemm_wt_versions_agree)
             float *res = malloc(M * N * sizeof *res), *Cin = malloc(M * N * sizeof *Cin);
             /* C with a guard of 16 floats after it: the padding columns are never stored */
             float *R = malloc(M * N * sizeof *R), *C = malloc((M * N + 16) * sizeof *C);
-            ck_assert(A && Wt && Wp && bias && res && Cin && R && C);
+            float *D = malloc(M * N * sizeof *D), *RD = malloc(M * N * sizeof *RD);
+            float *Bt = malloc((K * (N + 3) + 1) * sizeof *Bt);
+            float *Wq = malloc((K * ldp + 1) * sizeof *Wq);
+            ck_assert(A && Wt && Wp && bias && res && Cin && R && C && D && RD && Bt && Wq);
             ck_assert_uint_eq(ldp % 16, 0);
             ck_assert_uint_ge(ldp, N);
             for (size_t i = 0; i < M * lda; i++) A[i] = 2.0f * frand(&seed);
@@ -736,6 +739,15 @@ START_TEST(gemm_wt_versions_agree)
             for (size_t i = 0; i < M * N; i++) res[i] = frand(&seed);
             for (size_t i = 0; i < M * N; i++) Cin[i] = frand(&seed);
             score__gemm_wt_pack(N, K, Wt, ldw, Wp);
+            /* the same layout packed from W^T (K x N, row stride N + 3) */
+            for (size_t k = 0; k < K; k++)
+                for (size_t j = 0; j < N; j++)
+                    Bt[k * (N + 3) + j] = Wt[j * ldw + k];
+            for (size_t i = 0; i < K * ldp + 1; i++)
+                Wq[i] = NAN;
+            score__gemm_wt_pack_kn(N, K, Bt, N + 3, Wq);
+            ck_assert(memcmp(Wq, Wp, K * ldp * sizeof *Wq) == 0);
+            ck_assert(isnan(Wq[K * ldp]));
             /* panels of 64 columns (the last one what is left of ldp), each k-major */
             for (size_t k = 0; k < K; k++)
                 for (size_t j = 0; j < ldp; j++) {
@@ -767,31 +779,39 @@ START_TEST(gemm_wt_versions_agree)
                                 z = fmaf(A[i * lda + k], Wt[j * ldw + k], z);
                             R[i * N + j] = z;
                         }
-                    score__bias_act_inplace(M, N, R, b, act, r, NULL);
+                    score__bias_act_inplace(M, N, R, b, act, r, RD);
                     for (int lv = 0; lv <= top; lv++) {
                         for (size_t i = 0; i < M * N; i++)
                             C[i] = acc ? Cin[i] : NAN;
                         for (size_t i = 0; i < 16; i++)
                             C[M * N + i] = -7.0f;
-                        score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r);
+                        for (size_t i = 0; i < M * N; i++)
+                            D[i] = NAN;
+                        /* with phi' kept (every other pass: without) */
+                        score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r,
+                                          (e + acc) % 2 ? D : NULL);
                         for (size_t i = 0; i < 16; i++)
                             ck_assert(C[M * N + i] == -7.0f);
                         for (size_t i = 0; i < M; i++)
                             ck_assert_msg(memcmp(C + i * N, R + i * N, N * sizeof *C) == 0,
                                           "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
                                           "row %zu differs", lv, M, N, K, e, acc, i);
+                        if ((e + acc) % 2)
+                            ck_assert_msg(memcmp(D, RD, M * N * sizeof *D) == 0,
+                                          "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
+                                          "phi' differs", lv, M, N, K, e, acc);
                         /* the last row alone, and rows 1 .. from another row position */
                         size_t i0 = M - 1;
                         for (size_t i = 0; i < M * N; i++)
                             C[i] = acc ? Cin[i] : NAN;
                         score__gemm_wt_at(lv, 1, N, K, A + i0 * lda, lda, Wp, C + i0 * N, acc, b,
-                                          act, r != NULL ? r + i0 * N : NULL);
+                                          act, r != NULL ? r + i0 * N : NULL, NULL);
                         ck_assert(memcmp(C + i0 * N, R + i0 * N, N * sizeof *C) == 0);
                         if (M > 1) {
                             for (size_t i = 0; i < M * N; i++)
                                 C[i] = acc ? Cin[i] : NAN;
                             score__gemm_wt_at(lv, M - 1, N, K, A + lda, lda, Wp, C + N, acc, b,
-                                              act, r != NULL ? r + N : NULL);
+                                              act, r != NULL ? r + N : NULL, NULL);
                             ck_assert_msg(memcmp(C + N, R + N, (M - 1) * N * sizeof *C) == 0,
                                           "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
                                           "rows 1 ..", lv, M, N, K, e, acc);
@@ -821,8 +841,14 @@ START_TEST(gemm_wt_versions_agree)
                         C[i] = acc ? Cin[i] : NAN;
                     score__gemm_wt(M, N, K, A, lda, Wp, C, acc, b, act, r);
                     ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
+                    for (size_t i = 0; i < M * N; i++)
+                        C[i] = acc ? Cin[i] : NAN;
+                    score__gemm_wt_d1(M, N, K, A, lda, Wp, C, acc, b, act, r, D);
+                    ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
+                    ck_assert(memcmp(D, RD, M * N * sizeof *D) == 0);
                 }
             free(A); free(Wt); free(Wp); free(bias); free(res); free(Cin); free(R); free(C);
+            free(D); free(RD); free(Bt); free(Wq);
         }
 }
 END_TEST

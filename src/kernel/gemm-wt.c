@@ -27,6 +27,7 @@
  * (fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing
  * and the blocking never change a bit. */
 #include <stddef.h>
+#include <string.h>
 
 #include "kernel-priv.h"
 
@@ -157,6 +158,20 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
             for (size_t j = 0; j < nc; j++)
                 d[j] = W[(n0 + j) * ldw + k];
             for (size_t j = nc; j < 16; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
+void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, float *Wp)
+{
+    size_t ldp = score__gemm_wt_ld(N);
+    for (size_t p0 = 0; p0 < ldp; p0 += WT_PW) {
+        size_t pw = wt_panel_width(ldp, p0), nc = N - p0 < pw ? N - p0 : pw;
+        float *d = Wp + p0 * K;
+        for (size_t k = 0; k < K; k++, d += pw) {
+            memcpy(d, B + k * ldb + p0, nc * sizeof *d);
+            for (size_t j = nc; j < pw; j++)
                 d[j] = 0.0f;
         }
     }
@@ -577,9 +592,9 @@ int score__gemm_wt_level(void)
 
 void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
                        const float *Wp, float *C, int acc, const float *bias, int act,
-                       const float *res)
+                       const float *res, float *d1)
 {
-    int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY;
+    int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY || d1 != NULL;
     if (M == 0 || N == 0)
         return;
     for (size_t m = 0; m < M; m += WT_EPI) {
@@ -602,12 +617,19 @@ void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, 
                                     c + n0, N, acc);
         if (epi)
             score__bias_act_inplace(mr, N, c, bias, act, res != NULL ? res + m * N : NULL,
-                                    NULL);
+                                    d1 != NULL ? d1 + m * N : NULL);
     }
 }
 
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res)
 {
-    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res);
+    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res, NULL);
+}
+
+void score__gemm_wt_d1(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res, float *d1)
+{
+    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res, d1);
 }

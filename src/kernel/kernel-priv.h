@@ -103,6 +103,16 @@ void score__transpose16_avx512(const float *W, size_t ldw, size_t nr, size_t K, 
  * z = 0 (acc = 0) or C's values. Single-threaded; no BLAS; no allocation. */
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res);
+/* score__gemm_wt whose epilogue also writes d1 (M x N, consecutive rows, or NULL) =
+ * phi'(z + bias), as score__bias_act_inplace(..., d1) does (the MLP's training forward, which
+ * keeps phi' for the backward). d1 must not overlap C or the inputs. */
+void score__gemm_wt_d1(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res, float *d1);
+/* Packs B (K x N, row-major, row stride ldb >= N) as score__gemm_wt_pack packs a W with
+ * W[n, k] = B[k * ldb + n]: the layout score__gemm_wt reads, so that score__gemm_wt computes
+ * C = A B (the MLP's training backward: dh = dz W_l with W_l n_l x n_{l-1}, B = W_l itself). */
+void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, float *Wp);
 /* out[j] = (float)(b[j] + sum_i W[j * ldw + i] e[i]) for j < N, i < K: each sum in double, the
  * exact products added in i order, so every version (AVX-512 and AVX2: 16 or 8 outputs in
  * vector lanes; portable) gives the same bits; the _at form runs the version of `level` (at most
@@ -129,7 +139,7 @@ int score__gemm_wt_small_at(int level, size_t M, size_t N, size_t K, const float
 int score__gemm_wt_level(void);
 void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
                        const float *Wp, float *C, int acc, const float *bias, int act,
-                       const float *res);
+                       const float *res, float *d1);
 
 /* im2col of np images (c planes of h x w each, NCHW, consecutive) for a 3x3 convolution with
  * stride 1 and zero padding 1: col[(k * 9 + 3 dy + dx) * ld + j * h * w + p] = image j's

@@ -149,7 +149,7 @@ static void jvp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t 
 {
     size_t L = p->L;
     float *A = w->tarena, *Bf = w->tarena + nbmax * k * p->maxh, *t;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, fx);
     t = tangent_forward(p, w, dim, nb, k, v, NULL, NULL, NULL, A, Bf);
     score__sgemm(0, 1, nb * k, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1],
                  0.0f, out, dim);
@@ -162,7 +162,7 @@ static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t 
 {
     size_t L = p->L, R = nb * k, stride = nbmax * k * p->maxh;
     float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, NULL);
     score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u, dim, W(p, L), p->n[L - 1], 0.0f, G,
                  p->n[L - 1]);
     for (size_t l = L - 1; l >= 1; l--) {
@@ -189,7 +189,7 @@ static void trace_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_
     size_t L = p->L, nL1 = p->n[L - 1];
     float *A = w->tarena, *Bf = w->tarena + nbmax * dim * p->maxh, *t;
     const float *wt = w->tarena + nbmax * dim * 2 * p->maxh, *wl = W(p, L);
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, fx);
     t = tangent_forward(p, w, dim, nb, dim, NULL, wt, NULL, NULL, A, Bf);
     /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
     for (size_t b = 0; b < nb; b++) {
