@@ -144,6 +144,11 @@ void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const fl
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
                               const float *x, const double *c, const mlp_cond *cd,
                               const float *const *wp, float *out);
+/* mlp-train.c: the workspace's arena for packed weights (score__gemm_wt_pack), grown to at
+ * least `floats` floats from a 64-byte boundary (the pointer returned); NULL when out of
+ * memory. One call's packs at a time: the training forward's, the backward's or the tangent
+ * gradients' (each packs at its start). */
+float *score__mlp_wpack_arena(mlp_ws *w, size_t floats);
 /* mlp.c: the entry check of every operation on n rows: SCORE_E_NUMERIC when c (or a context
  * vector) holds a NaN or an infinity, SCORE_E_INVAL when the model has a context input and
  * ws->context is NULL, SCORE_E_RANGE for a label outside 0 .. K; with a message for fn. */

@@ -151,27 +151,35 @@ static void pack_part(void *ctx, size_t i, size_t thread)
         score__gemm_wt_pack_kn(p->n[l - 1], p->n[l], W(p, l), p->n[l - 1], dst);
 }
 
+float *score__mlp_wpack_arena(mlp_ws *w, size_t floats)
+{
+    size_t need = floats + 16;
+    if (need > w->wpcap) {
+        float *a = score__calloc(need, sizeof(float));
+        if (a == NULL)
+            return NULL;
+        score__free(w->wparena);
+        w->wparena = a;
+        w->wpcap = need;
+    }
+    return w->wparena + (size_t)((64 - (uintptr_t)w->wparena % 64) % 64) / sizeof(float);
+}
+
 /* Packs the weights of the forward (backward = 0) or the backward into w->wparena and points
  * w->wpk[1 .. L] at them (NULL: not needed). */
 static int pack_weights(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim, int backward,
                         int gx, const char *fn)
 {
     pack_job pj = {p, w, dim, backward, gx};
-    size_t need = 16, off;
+    size_t need = 0, off = 0;
     float *a;
     for (size_t l = 1; l <= p->L; l++)
         need += pack_floats(&pj, l);
-    if (need > w->wpcap) {
-        if ((a = score__calloc(need, sizeof(float))) == NULL)
-            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        score__free(w->wparena);
-        w->wparena = a;
-        w->wpcap = need;
-    }
-    off = (size_t)((64 - (uintptr_t)w->wparena % 64) % 64) / sizeof(float);
+    if ((a = score__mlp_wpack_arena(w, need)) == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
     for (size_t l = 1; l <= p->L; l++) {
         size_t f = pack_floats(&pj, l);
-        w->wpk[l] = f > 0 ? w->wparena + off : NULL;
+        w->wpk[l] = f > 0 ? a + off : NULL;
         off += f;
     }
     score__pool_for_each(pool, p->L, pack_part, &pj);
