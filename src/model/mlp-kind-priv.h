@@ -149,6 +149,11 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
  * memory. One call's packs at a time: the training forward's, the backward's or the tangent
  * gradients' (each packs at its start). */
 float *score__mlp_wpack_arena(mlp_ws *w, size_t floats);
+/* mlp-train.c: w->wpk[1 .. L] = the weights packed for score__mlp_forward_block (its wp), in
+ * that arena, on the pool's threads (NULL: the calling thread); SCORE_E_NOMEM (with a message
+ * for fn) when out of memory. */
+int score__mlp_pack_forward(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim,
+                            const char *fn);
 /* mlp.c: the entry check of every operation on n rows: SCORE_E_NUMERIC when c (or a context
  * vector) holds a NaN or an infinity, SCORE_E_INVAL when the model has a context input and
  * ws->context is NULL, SCORE_E_RANGE for a label outside 0 .. K; with a message for fn. */

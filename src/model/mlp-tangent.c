@@ -143,26 +143,26 @@ static int tangent_begin(const char *fn, const score_model *m, score__model_ws *
 
 /* JVP of nb rows through the primal cache and the tangent arena (sized for nbmax rows):
  * out = nb x k x dim, fx (NULL: not wanted) = nb x dim. */
-static void jvp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+static void jvp_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim, size_t nbmax,
+                      size_t nb, const float *x, const double *c, const mlp_cond *cd, size_t k,
                       const float *v, float *out, float *fx)
 {
     size_t L = p->L;
     float *A = w->tarena, *Bf = w->tarena + nbmax * k * p->maxh, *t;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, fx);
     t = tangent_forward(p, w, dim, nb, k, v, NULL, NULL, NULL, A, Bf);
     score__sgemm(0, 1, nb * k, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1],
                  0.0f, out, dim);
 }
 
 /* VJP of nb rows (arena of 3 nbmax k maxh floats): out = nb x k x dim. */
-static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+static void vjp_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim, size_t nbmax,
+                      size_t nb, const float *x, const double *c, const mlp_cond *cd, size_t k,
                       const float *u, float *out)
 {
     size_t L = p->L, R = nb * k, stride = nbmax * k * p->maxh;
     float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, NULL);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, NULL);
     score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u, dim, W(p, L), p->n[L - 1], 0.0f, G,
                  p->n[L - 1]);
     for (size_t l = L - 1; l >= 1; l--) {
@@ -182,14 +182,14 @@ static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t 
 
 /* Exact trace of nb rows (arena of 2 nbmax dim maxh floats, then wt = W_1x^T): tr = nb
  * values, fx as in jvp_block. */
-static void trace_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                        const float *x, const double *c, const mlp_cond *cd, double *tr,
-                        float *fx)
+static void trace_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim,
+                        size_t nbmax, size_t nb, const float *x, const double *c,
+                        const mlp_cond *cd, double *tr, float *fx)
 {
     size_t L = p->L, nL1 = p->n[L - 1];
     float *A = w->tarena, *Bf = w->tarena + nbmax * dim * p->maxh, *t;
     const float *wt = w->tarena + nbmax * dim * 2 * p->maxh, *wl = W(p, L);
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, fx);
     t = tangent_forward(p, w, dim, nb, dim, NULL, wt, NULL, NULL, A, Bf);
     /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
     for (size_t b = 0; b < nb; b++) {
@@ -225,12 +225,13 @@ static void tan_span(void *ctx, const score__mlp_span *s, size_t thread)
     const tan_call *t = ctx;
     (void)thread;
     if (t->op == TAN_JVP)
-        jvp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out,
+        jvp_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out,
                   s->fx);
     else if (t->op == TAN_VJP)
-        vjp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out);
+        vjp_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v,
+                  s->out);
     else
-        trace_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, s->val, s->fx);
+        trace_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, s->val, s->fx);
 }
 
 static int tangent_run(const char *fn, int op, const score_model *m, score__model_ws *ws,
@@ -286,17 +287,22 @@ static int tangent_run(const char *fn, int op, const score_model *m, score__mode
         rq.ctx = &tc;
         return score__mlp_run_panels(p, w, ws, n, &rq, 1, fn);
     }
+    /* the primal pass as score_model_forward's (its products on score__gemm_wt), so that the
+     * outputs fx are its values bit for bit; the aligned panels above keep the BLAS products
+     * of mlp-panel.c (the samplers' and likelihoods' recorded values) */
+    if ((rc = score__mlp_pack_forward(p, w, NULL, dim, fn)) != SCORE_OK)
+        return rc;
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb;
         cb = score__mlp_cond_at(p, &cd, b0);
         if (op == TAN_JVP)
-            jvp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
-                      out + b0 * k * dim, fx ? fx + b0 * dim : NULL);
+            jvp_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, k,
+                      v + b0 * k * dim, out + b0 * k * dim, fx ? fx + b0 * dim : NULL);
         else if (op == TAN_VJP)
-            vjp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
-                      out + b0 * k * dim);
+            vjp_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, k,
+                      v + b0 * k * dim, out + b0 * k * dim);
         else
-            trace_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, tr + b0,
+            trace_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, tr + b0,
                         fx ? fx + b0 * dim : NULL);
     }
     return SCORE_OK;

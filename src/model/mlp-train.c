@@ -186,6 +186,12 @@ static int pack_weights(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim, 
     return SCORE_OK;
 }
 
+int score__mlp_pack_forward(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim,
+                            const char *fn)
+{
+    return pack_weights(p, w, pool, dim, 0, 0, fn);
+}
+
 int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
                        const double *c, float *out)
 {
