@@ -131,10 +131,10 @@ static void pack_part(void *ctx, size_t j, size_t thread)
         score__gemm_wt_pack_kn(l == 1 ? pj->dim : np, p->n[l], W(p, l), np, pj->dst[j]);
 }
 
-/* Packs the weights that `what` needs into w->wparena (on the model's threads, one matrix per
- * part) and points pk at them. */
+/* Packs the weights that `what` needs into w->wparena (on the pool of `threads` threads, the
+ * operation's own, one matrix per part) and points pk at them. */
 static int pack_weights(const char *fn, const score_model *m, score__model_ws *ws, int what,
-                        en_pack *pk)
+                        int64_t threads, en_pack *pk)
 {
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
@@ -170,8 +170,7 @@ static int pack_weights(const char *fn, const score_model *m, score__model_ws *w
         else
             pk->fx = pj.dst[j];
     }
-    score__pool_for_each(score__mlp_pool_of(w, score__model_ws_threads(m, ws)), nj, pack_part,
-                         &pj);
+    score__pool_for_each(score__mlp_pool_of(w, threads), nj, pack_part, &pj);
     return SCORE_OK;
 }
 
@@ -645,7 +644,9 @@ static int check(const char *fn, const score_model *m, score__model_ws *ws, size
                  const double *c, en_pack *pk)
 {
     int rc = score__mlp_check_inputs(fn, m, ws, n, c);
-    return rc != SCORE_OK ? rc : pack_weights(fn, m, ws, PK_PANELS, pk);
+    return rc != SCORE_OK ? rc
+                          : pack_weights(fn, m, ws, PK_PANELS,
+                                         score__model_i64(m, SCORE_MODEL_PARAM_THREADS), pk);
 }
 
 /* The score -grad_x E of n rows into out (no cache). */
@@ -882,8 +883,8 @@ int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
     if (score__mul_size(j.nb, per, &j.scratch) != 0 || score__mul_size(T, j.scratch, &need) != 0)
         return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
     if ((rc = ensure_earena(w, need, fn)) != SCORE_OK ||
-        (rc = pack_weights(fn, m, ws, PK_BACKWARD | (gx != NULL ? PK_GX : 0), &j.pk)) !=
-            SCORE_OK)
+        (rc = pack_weights(fn, m, ws, PK_BACKWARD | (gx != NULL ? PK_GX : 0),
+                           score__model_ws_threads(m, ws), &j.pk)) != SCORE_OK)
         return rc;
     j.arena = w->earena;
     score__pool_for_each(j.nblk > 1 ? pool : NULL, j.nblk, bw_rows, &j);
