@@ -62,7 +62,9 @@ typedef struct mlp_ws {
     size_t icap; /* floats */
     float *iarena;
     /* the training path (mlp-train.c): the weights packed for score__gemm_wt, per call
-     * (the forward's W_l, the backward's dh = dz W_l operands); wpk[l] points into wparena */
+     * (the forward's W_l, the backward's dh = dz W_l operands); wpk[l] points into wparena.
+     * The energy kind (energy.c, which never runs mlp-train.c) packs its weights per
+     * operation into wparena too (its own layout, en_pack; wpk unused) */
     size_t wpcap; /* floats */
     float *wparena;
     const float *wpk[MAXL + 1];
