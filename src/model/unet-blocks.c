@@ -144,6 +144,20 @@ void score__unet_res_pack(const score__unet_res *r, const float *theta, float *p
                            pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w));
 }
 
+size_t score__unet_res_igrad_packed_floats(const score__unet_res *r)
+{
+    return score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h, r->w) +
+           score__unet_conv3_igrad_packed_floats(r->co, r->co, r->h, r->w);
+}
+
+void score__unet_res_igrad_pack(const score__unet_res *r, const float *theta, float *pk)
+{
+    score__unet_conv3_igrad_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+    score__unet_conv3_igrad_pack(r->co, r->co, r->h, r->w, theta + r->c2_w,
+                                 pk + score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h,
+                                                                            r->w));
+}
+
 /* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer); pk as
  * score__unet_res_infer's. */
 static void res_forward(const score__unet_res *r, size_t n, const float *theta, const float *x,
@@ -192,6 +206,13 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
     res_forward(r, n, theta, x, e, y, cache, dbl, col, 1, NULL);
 }
 
+void score__unet_res_forward_packed(const score__unet_res *r, size_t n, const float *theta,
+                                    const float *x, const float *e, float *y, float *cache,
+                                    double *dbl, float *col, const float *pk)
+{
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 1, pk);
+}
+
 void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
                            const float *x, const float *e, float *y, float *cache, double *dbl,
                            float *col, const float *pk)
@@ -205,14 +226,18 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               float *scratch, float *col)
 {
     score__unet_res_backward_to(r, n, theta, x, e, cache, dbl, gy, grad, gx, ge, scratch, col,
-                                1, 1);
+                                1, 1, NULL);
 }
 
 void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
                                  const float *x, const float *e, const float *cache,
                                  double *dbl, const float *gy, float *grad, float *gx,
-                                 float *ge, float *scratch, float *col, int acc, int acc_e)
+                                 float *ge, float *scratch, float *col, int acc, int acc_e,
+                                 const float *pki)
 {
+    const float *pk1 = pki, *pk2 = NULL;
+    if (pki != NULL)
+        pk2 = pki + score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h, r->w);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     const float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw;
     const float *d2 = h1 + n * co * hw, *s2 = d2 + n * co * hw;
@@ -229,8 +254,8 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
                                       grad + r->sk_b, gx, col, dsum, acc);
     }
     zero(n * co * hw, B); /* B = dL/ds2 */
-    score__unet_conv3_backward(n, co, co, r->h, r->w, theta + r->c2_w, s2, A, grad + r->c2_w,
-                               grad + r->c2_b, B, col, dsum);
+    score__unet_conv3_backward_packed(n, co, co, r->h, r->w, theta + r->c2_w, pk2, s2, A,
+                                      grad + r->c2_w, grad + r->c2_b, B, col, dsum);
     /* A = dL/dh1 (written), through dL/da2 = B * d2 computed on the fly */
     score__unet_gn_silu_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, B, d2,
                                  grad + r->gn2_g, grad + r->gn2_b, A, 0);
@@ -247,8 +272,8 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
                                       grad + r->d_b, ge, acc_e);
     }
     zero(n * ci * hw, B); /* B = dL/ds1 */
-    score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, A, grad + r->c1_w,
-                               grad + r->c1_b, B, col, dsum);
+    score__unet_conv3_backward_packed(n, ci, co, r->h, r->w, theta + r->c1_w, pk1, s1, A,
+                                      grad + r->c1_w, grad + r->c1_b, B, col, dsum);
     /* gx += dL/dx, through dL/da1 = B * d1 */
     score__unet_gn_silu_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, d1,
                                  grad + r->gn1_g, grad + r->gn1_b, gx, 1);
