@@ -2,8 +2,8 @@
  * score__conv3_forward, _forward_packed (fwdp: the weight packed beforehand by
  * score__conv3_pack, as the U-Net's sampling calls it; the pack not timed), _input_grad and
  * _wgrad on the U-Net's shapes (bench.c's unet_net: 8 x 8
- * planes with 32 channels, 4 x 4 planes with 64, skip concatenations 64 / 96 / 128 wide, the
- * last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
+ * planes with 32 channels, 4 x 4 and 2 x 2 planes with 64, skip concatenations 64 / 96 / 128
+ * wide, the last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
  * (the U-Net's blocks of rows for sampling and training: its real calls), 128 and 1000 (up to
  * MAX_PAIRS image pixels per call), at the SIMD level picked at run time (or --level L). Prints
  * each call's best time over the repetitions (a repetition: enough calls for about 50 MFLOP) as
@@ -55,12 +55,12 @@ typedef struct shape {
     size_t ci, co, h, w;
 } shape;
 
-/* The 3x3 convolutions of the U-Net on 8 x 8 images with base width 32 (those with planes of
- * at least 16 pixels: the 2 x 2 level runs im2col + GEMM). */
+/* The 3x3 convolutions of the U-Net on 8 x 8 images with base width 32 (the 2 x 2 planes: the
+ * output-channel tiles of the small planes). */
 static const shape shapes[] = {
     {1, 32, 8, 8},  {32, 32, 8, 8},  {64, 32, 8, 8},   {96, 32, 8, 8},  {32, 1, 8, 8},
     {32, 3, 8, 8},  {32, 64, 4, 4}, {64, 64, 4, 4}, {128, 64, 4, 4}, {96, 64, 4, 4},
-    {32, 1, 32, 32}, {32, 3, 32, 32},
+    {32, 1, 32, 32}, {32, 3, 32, 32}, {64, 64, 2, 2}, {128, 64, 2, 2},
 };
 /* Calls above this many (image, pixel) pairs are left out (the large planes: n = 8 and 16). */
 #define MAX_PAIRS 16384
