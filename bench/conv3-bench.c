@@ -10,7 +10,9 @@
  * GFLOP/s (2 * 9 * ci * co * hw * n flops) and as a percentage of the machine's single-thread
  * sgemm throughput (2048^3 through score__sgemm, best of 5), which runs at about the FMA peak.
  *
- *   conv3-bench [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad] */
+ *   conv3-bench [--reps R] [--level L] [--only fwd|fwdp|igrad|igradw|wgrad]
+ *
+ * igradw: the input gradient written (acc = 0) instead of added. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +67,8 @@ static const shape shapes[] = {
 /* Calls above this many (image, pixel) pairs are left out (the large planes: n = 8 and 16). */
 #define MAX_PAIRS 16384
 
-enum { OP_FWD, OP_FWDP, OP_IGRAD, OP_WGRAD, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"fwd", "fwdp", "igrad", "wgrad"};
+enum { OP_FWD, OP_FWDP, OP_IGRAD, OP_IGRADW, OP_WGRAD, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"fwd", "fwdp", "igrad", "igradw", "wgrad"};
 
 /* Best time per call of op on the buffers over reps repetitions of calls calls (wp: wt packed
  * by score__conv3_pack_at, or NULL when nothing is packed). */
@@ -86,6 +88,9 @@ static double time_op(int op, int level, size_t reps, size_t calls, size_t n, co
             else if (op == OP_IGRAD) /* x is gx (ci channels), y is gy (co channels) */
                 score__conv3_input_grad_at(level, n, s->ci, s->co, s->h, s->w, wt, y,
                                            (float *)x);
+            else if (op == OP_IGRADW) /* the same written (acc = 0), its weight packed per call */
+                score__conv3_input_grad_packed_at(level, n, s->ci, s->co, s->h, s->w, wt, NULL,
+                                                  y, (float *)x, 0);
             else
                 score__conv3_wgrad_at(level, n, s->ci, s->co, s->h, s->w, y, x, gw);
         double t = (now() - t0) / (double)calls;
@@ -110,7 +115,8 @@ int main(int argc, char **argv)
                 if (strcmp(name, op_names[op]) == 0)
                     only = op;
         } else {
-            fprintf(stderr, "usage: %s [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad]\n",
+            fprintf(stderr,
+                    "usage: %s [--reps R] [--level L] [--only fwd|fwdp|igrad|igradw|wgrad]\n",
                     argv[0]);
             return 2;
         }

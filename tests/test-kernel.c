@@ -1142,29 +1142,39 @@ START_TEST(conv3_igrad_packed_bits)
                 size_t np = score__conv3_igrad_packed_floats(ci, co, pw, pw);
                 float *wt = malloc(nw * sizeof *wt), *gy = malloc(ny * sizeof *gy);
                 float *gx0 = malloc(nx * sizeof *gx0), *gref = malloc(nx * sizeof *gref);
-                float *gx = malloc(nx * sizeof *gx);
+                float *gx = malloc(nx * sizeof *gx), *gzero = calloc(nx, sizeof *gzero);
                 float *wp = aligned_alloc(64, (np * sizeof *wp + 64) / 64 * 64);
                 ck_assert(wt != NULL && gy != NULL && gx0 != NULL && gref != NULL &&
-                          gx != NULL && wp != NULL);
+                          gx != NULL && gzero != NULL && wp != NULL);
                 ck_assert_uint_eq(np, score__conv3_packed_floats(co, ci, pw, pw));
                 conv_fill(&seed, nw, wt);
                 conv_fill(&seed, ny, gy);
                 conv_fill(&seed, nx, gx0);
                 memcpy(gref, gx0, nx * sizeof *gref);
                 score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gref);
-                for (int lp = 0; lp <= top; lp++) {
+                score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gzero);
+                for (int lp = 0; lp <= top; lp += top > 0 ? top : 1) { /* portable, top */
                     score__conv3_igrad_pack_at(lp, ci, co, pw, pw, wt, wp);
                     for (int lv = 0; lv <= top; lv++) {
                         memcpy(gx, gx0, nx * sizeof *gx);
                         score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
-                                                          np ? wp : NULL, gy, gx);
+                                                          np ? wp : NULL, gy, gx, 1);
                         ck_assert_msg(memcmp(gx, gref, nx * sizeof *gx) == 0,
                                       "packed at level %d, run at %d, %zux%zu, %zu -> %zu, "
                                       "n %zu",
                                       lp, lv, pw, pw, ci, co, n);
+                        /* acc = 0: the bits of adding to a zeroed gx, gx not read */
+                        for (size_t j = 0; j < nx; j++)
+                            gx[j] = NAN;
+                        score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
+                                                          np ? wp : NULL, gy, gx, 0);
+                        ck_assert_msg(memcmp(gx, gzero, nx * sizeof *gx) == 0,
+                                      "written: packed at level %d, run at %d, %zux%zu, "
+                                      "%zu -> %zu, n %zu",
+                                      lp, lv, pw, pw, ci, co, n);
                     }
                 }
-                free(wt); free(gy); free(gx0); free(gref); free(gx); free(wp);
+                free(wt); free(gy); free(gx0); free(gref); free(gx); free(gzero); free(wp);
             }
 }
 END_TEST

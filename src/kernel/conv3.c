@@ -1425,15 +1425,17 @@ void score__conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const flo
 
 void score__conv3_input_grad_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
                                        size_t w, const float *wt, const float *wp,
-                                       const float *gy, float *gx)
+                                       const float *gy, float *gx, int acc)
 {
     wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}, 1};
     conv_at(level, n, co, ci, h, w, &L, score__conv3_igrad_packed_floats(ci, co, h, w) ? wp : NULL,
-            NULL, gy, gx, 1);
+            NULL, gy, gx, acc);
 }
 
 void score__conv3_input_grad_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
-                                    const float *wt, const float *wp, const float *gy, float *gx)
+                                    const float *wt, const float *wp, const float *gy, float *gx,
+                                    int acc)
 {
-    score__conv3_input_grad_packed_at(score__gemm_cols_level(), n, ci, co, h, w, wt, wp, gy, gx);
+    score__conv3_input_grad_packed_at(score__gemm_cols_level(), n, ci, co, h, w, wt, wp, gy, gx,
+                                      acc);
 }

@@ -57,11 +57,6 @@ static void add_rescale(size_t len, const float *restrict x, float *restrict y)
         y[j] = (y[j] + x[j]) * INV_SQRT2;
 }
 
-static void zero(size_t len, float *x)
-{
-    memset(x, 0, len * sizeof *x);
-}
-
 /* ---- Residual block ---------------------------------------------------------------------- */
 
 size_t score__unet_res_layout(score__unet_res *r, size_t ci, size_t co, size_t h, size_t w,
@@ -253,9 +248,9 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
         score__unet_conv1_backward_to(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
                                       grad + r->sk_b, gx, col, dsum, acc);
     }
-    zero(n * co * hw, B); /* B = dL/ds2 */
+    /* B = dL/ds2 (written) */
     score__unet_conv3_backward_packed(n, co, co, r->h, r->w, theta + r->c2_w, pk2, s2, A,
-                                      grad + r->c2_w, grad + r->c2_b, B, col, dsum);
+                                      grad + r->c2_w, grad + r->c2_b, B, col, dsum, 0);
     /* A = dL/dh1 (written), through dL/da2 = B * d2 computed on the fly */
     score__unet_gn_silu_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, B, d2,
                                  grad + r->gn2_g, grad + r->gn2_b, A, 0);
@@ -271,9 +266,9 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
         score__unet_dense_backward_to(n, r->ne, co, theta + r->d_w, e, gt, grad + r->d_w,
                                       grad + r->d_b, ge, acc_e);
     }
-    zero(n * ci * hw, B); /* B = dL/ds1 */
+    /* B = dL/ds1 (written) */
     score__unet_conv3_backward_packed(n, ci, co, r->h, r->w, theta + r->c1_w, pk1, s1, A,
-                                      grad + r->c1_w, grad + r->c1_b, B, col, dsum);
+                                      grad + r->c1_w, grad + r->c1_b, B, col, dsum, 0);
     /* gx += dL/dx, through dL/da1 = B * d1 */
     score__unet_gn_silu_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, d1,
                                  grad + r->gn1_g, grad + r->gn1_b, gx, 1);

@@ -313,16 +313,18 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
                                 float *gb, float *gx, float *scratch, double *dsum)
 {
     score__unet_conv3_backward_packed(n, ci, co, h, w, wt, NULL, x, gy, gw, gb, gx, scratch,
-                                      dsum);
+                                      dsum, 1);
 }
 
 void score__unet_conv3_backward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                        const float *wt, const float *wpi, const float *x,
                                        const float *gy, float *gw, float *gb, float *gx,
-                                       float *scratch, double *dsum)
+                                       float *scratch, double *dsum, int acc)
 {
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     int direct = conv3_direct(hw), wdirect = conv3_wgrad_direct(hw);
+    if (gx != NULL && !acc && !direct) /* col2im adds */
+        memset(gx, 0, n * ci * hw * sizeof *gx);
     float *col = scratch, *gp = wdirect ? NULL : col + kk * ld; /* no scratch when direct */
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
@@ -351,7 +353,7 @@ void score__unet_conv3_backward_packed(size_t n, size_t ci, size_t co, size_t h,
         }
     }
     if (gx != NULL && direct)
-        score__conv3_input_grad_packed(n, ci, co, h, w, wt, wpi, gy, gx);
+        score__conv3_input_grad_packed(n, ci, co, h, w, wt, wpi, gy, gx, acc);
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             gb[k] += (float)dsum[k];

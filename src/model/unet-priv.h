@@ -98,14 +98,15 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
 /* The same backward with the input gradient's weight packed beforehand (the same bits): wpi
  * NULL (packed per call) or score__unet_conv3_igrad_pack's pack of wt (64-byte aligned,
  * score__unet_conv3_igrad_packed_floats() floats; 0 floats: nothing to pack, wpi not read). The
- * U-Net's training backward packs each such weight once per call, for all its blocks. */
+ * U-Net's training backward packs each such weight once per call, for all its blocks. acc = 0:
+ * gx written, the bits of adding to a zeroed gx (not read). */
 size_t score__unet_conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w);
 void score__unet_conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
                                   float *wp);
 void score__unet_conv3_backward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                        const float *wt, const float *wpi, const float *x,
                                        const float *gy, float *gw, float *gb, float *gx,
-                                       float *scratch, double *dsum);
+                                       float *scratch, double *dsum, int acc);
 
 /* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. No
  * scratch: the products read x's and write y's planes in place, one image per call. */

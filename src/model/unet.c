@@ -1069,15 +1069,15 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
         float *in = slot(v->act, n, nd->in), *gin = slot(v->gact, n, nd->in);
         const float *gy = nd->out == p->slot_out && !ref ? gout : slot(v->gact, n, nd->out);
         int acc = nd->acc || ref, acc2 = nd->acc2 || ref, acc_e = nd->acc_e || ref;
-        if (nd->zero_in && !ref)
+        if (nd->zero_in && !ref && nd->type != N_CONV3) /* the convolution writes instead */
             memset(gin, 0, n * nd->ci * nd->h * nd->w * sizeof *gin);
         switch (nd->type) {
         case N_CONV3:
             if (pkb != NULL)
                 pkb -= score__unet_conv3_igrad_packed_floats(nd->ci, nd->co, nd->h, nd->w);
             score__unet_conv3_backward_packed(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, pkb,
-                                              in, gy, g + nd->pw, g + nd->pb, gin, v->col,
-                                              dsum);
+                                              in, gy, g + nd->pw, g + nd->pb, gin, v->col, dsum,
+                                              !(nd->zero_in && !ref));
             break;
         case N_RES:
             cache -= score__unet_res_cache_floats(&nd->res, n);
