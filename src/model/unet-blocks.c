@@ -126,31 +126,29 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n)
     return 2 * n * (r->g1 + r->g2) + max2(r->ci, r->co);
 }
 
-size_t score__unet_res_packed_floats(const score__unet_res *r)
+/* Floats of the pack of ci -> co channels on the block's planes: the forward's (igrad = 0) or
+ * the input gradient's (1). */
+static size_t conv_packed(const score__unet_res *r, size_t ci, size_t co, int igrad)
 {
-    return score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w) +
-           score__unet_conv3_packed_floats(r->co, r->co, r->h, r->w);
+    return igrad ? score__unet_conv3_igrad_packed_floats(ci, co, r->h, r->w)
+                 : score__unet_conv3_packed_floats(ci, co, r->h, r->w);
 }
 
-void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk)
+size_t score__unet_res_packed_floats(const score__unet_res *r, int igrad)
 {
-    score__unet_conv3_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
-    score__unet_conv3_pack(r->co, r->co, r->h, r->w, theta + r->c2_w,
-                           pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w));
+    return conv_packed(r, r->ci, r->co, igrad) + conv_packed(r, r->co, r->co, igrad);
 }
 
-size_t score__unet_res_igrad_packed_floats(const score__unet_res *r)
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk, int igrad)
 {
-    return score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h, r->w) +
-           score__unet_conv3_igrad_packed_floats(r->co, r->co, r->h, r->w);
-}
-
-void score__unet_res_igrad_pack(const score__unet_res *r, const float *theta, float *pk)
-{
-    score__unet_conv3_igrad_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
-    score__unet_conv3_igrad_pack(r->co, r->co, r->h, r->w, theta + r->c2_w,
-                                 pk + score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h,
-                                                                            r->w));
+    float *pk2 = pk + conv_packed(r, r->ci, r->co, igrad);
+    if (igrad) {
+        score__unet_conv3_igrad_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+        score__unet_conv3_igrad_pack(r->co, r->co, r->h, r->w, theta + r->c2_w, pk2);
+    } else {
+        score__unet_conv3_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+        score__unet_conv3_pack(r->co, r->co, r->h, r->w, theta + r->c2_w, pk2);
+    }
 }
 
 /* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer); pk as
@@ -161,7 +159,7 @@ static void res_forward(const score__unet_res *r, size_t n, const float *theta, 
 {
     const float *pk1 = pk, *pk2 = NULL;
     if (pk != NULL)
-        pk2 = pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w);
+        pk2 = pk + conv_packed(r, r->ci, r->co, 0);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw, *d2 = h1 + n * co * hw;
     float *s2 = d2 + n * co * hw, *t = s2 + n * co * hw;
@@ -232,7 +230,7 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
 {
     const float *pk1 = pki, *pk2 = NULL;
     if (pki != NULL)
-        pk2 = pki + score__unet_conv3_igrad_packed_floats(r->ci, r->co, r->h, r->w);
+        pk2 = pki + conv_packed(r, r->ci, r->co, 1);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     const float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw;
     const float *d2 = h1 + n * co * hw, *s2 = d2 + n * co * hw;

@@ -252,13 +252,10 @@ void score__unet_res_infer(const score__unet_res *r, size_t n, const float *thet
                            float *col, const float *pk);
 /* Floats of the block's packed convolution weights (conv3_1's then conv3_2's, each
  * score__unet_conv3_packed_floats(); 0 when its planes need no pack) and that pack from theta
- * (pk 64-byte aligned). */
-size_t score__unet_res_packed_floats(const score__unet_res *r);
-void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk);
-/* The same for the input gradients of the backward (score__unet_conv3_igrad_pack: conv3_1's
- * then conv3_2's). */
-size_t score__unet_res_igrad_packed_floats(const score__unet_res *r);
-void score__unet_res_igrad_pack(const score__unet_res *r, const float *theta, float *pk);
+ * (pk 64-byte aligned); with igrad = 1 the same for the input gradients of the backward
+ * (score__unet_conv3_igrad_packed_floats(), score__unet_conv3_igrad_pack). */
+size_t score__unet_res_packed_floats(const score__unet_res *r, int igrad);
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk, int igrad);
 /* Backward of that forward (same x, e, cache, dbl): grad (the flat gradient) +=, gx +=, ge +=
  * (gx, ge may be NULL); scratch: score__unet_res_scratch_floats() floats. */
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,
@@ -266,7 +263,7 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               const float *gy, float *grad, float *gx, float *ge,
                               float *scratch, float *col);
 /* acc: gx added to (1) or written (0); acc_e: the same for ge; pki: NULL, or the input
- * gradients' weights packed by score__unet_res_igrad_pack (the same bits). */
+ * gradients' weights packed by score__unet_res_pack with igrad = 1 (the same bits). */
 void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
                                  const float *x, const float *e, const float *cache,
                                  double *dbl, const float *gy, float *grad, float *gx,

@@ -212,8 +212,8 @@ static sizes need_of(const unet *p, size_t n)
             s.dbl += score__unet_res_dbl(&d->res, n);
             sc = score__unet_res_scratch_floats(&d->res, n);
             col = score__unet_res_col_floats(&d->res);
-            s.pack += score__unet_res_packed_floats(&d->res);
-            s.bpack += score__unet_res_igrad_packed_floats(&d->res);
+            s.pack += score__unet_res_packed_floats(&d->res, 0);
+            s.bpack += score__unet_res_packed_floats(&d->res, 1);
             break;
         case N_ATTN:
             s.cache += score__unet_attn_cache_floats(&d->attn, n);
@@ -314,34 +314,22 @@ static float *pack_base(const unet_ws *w)
     return aligned64(w->pack);
 }
 
-/* Packs the weights of every convolution the kernel packs (those of the workspace plan's pack
- * entry) into pk, in node order (the order in which graph_forward reads them). */
-static void pack_weights(const unet *p, float *pk)
+/* Packs the weights of every convolution the kernel packs into pk, in node order: for the
+ * forward (igrad = 0: the workspace plan's pack entry, in the order in which graph_forward reads
+ * them) or for the input gradients (igrad = 1: its bpack entry, walked back by graph_backward). */
+static void pack_weights(const unet *p, float *pk, int igrad)
 {
     for (size_t i = 0; i < p->n_nodes; i++) {
         const node *d = &p->nodes[i];
-        if (d->type == N_CONV3) {
+        if (d->type == N_CONV3 && !igrad) {
             score__unet_conv3_pack(d->ci, d->co, d->h, d->w, p->theta + d->pw, pk);
             pk += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
-        } else if (d->type == N_RES) {
-            score__unet_res_pack(&d->res, p->theta, pk);
-            pk += score__unet_res_packed_floats(&d->res);
-        }
-    }
-}
-
-/* Packs the input gradients' weights of every convolution the kernel packs them for (the
- * workspace plan's bpack entry) into pk, in node order (graph_backward walks them back). */
-static void pack_igrad_weights(const unet *p, float *pk)
-{
-    for (size_t i = 0; i < p->n_nodes; i++) {
-        const node *d = &p->nodes[i];
-        if (d->type == N_CONV3) {
+        } else if (d->type == N_CONV3) {
             score__unet_conv3_igrad_pack(d->ci, d->co, d->h, d->w, p->theta + d->pw, pk);
             pk += score__unet_conv3_igrad_packed_floats(d->ci, d->co, d->h, d->w);
         } else if (d->type == N_RES) {
-            score__unet_res_igrad_pack(&d->res, p->theta, pk);
-            pk += score__unet_res_igrad_packed_floats(&d->res);
+            score__unet_res_pack(&d->res, p->theta, pk, igrad);
+            pk += score__unet_res_packed_floats(&d->res, igrad);
         }
     }
 }
@@ -887,7 +875,7 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
             else
                 score__unet_res_infer(&d->res, n, th, in, e, y, cache, dbl, v->col, pk);
             if (pk != NULL)
-                pk += score__unet_res_packed_floats(&d->res);
+                pk += score__unet_res_packed_floats(&d->res, 0);
             cache += score__unet_res_cache_floats(&d->res, n);
             dbl += score__unet_res_dbl(&d->res, n);
             break;
@@ -981,7 +969,7 @@ static int run_blocks(const char *fn, const score_model *m, score__model_ws *ws,
     if ((rc = ws_fit(fn, p, w, nb, train ? nblk : nthr, nthr, train)) != SCORE_OK)
         return rc;
     if (pack_base(w) != NULL) /* before the blocks: their threads read it */
-        pack_weights(p, pack_base(w));
+        pack_weights(p, pack_base(w), 0);
     memset(&j, 0, sizeof j);
     j.p = p;
     j.w = w;
@@ -1083,7 +1071,7 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
             cache -= score__unet_res_cache_floats(&nd->res, n);
             dbl -= score__unet_res_dbl(&nd->res, n);
             if (pkb != NULL)
-                pkb -= score__unet_res_igrad_packed_floats(&nd->res);
+                pkb -= score__unet_res_packed_floats(&nd->res, 1);
             score__unet_res_backward_to(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, v->gemb,
                                         v->scratch, v->col, acc, acc_e, pkb);
             break;
@@ -1183,7 +1171,7 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
         memset(w->gpart, 0, (nblk < nthr ? nblk : nthr) * p->n_params * sizeof *w->gpart);
     j.fused = nthr == 1 && !p->ref_backward;
     if (aligned64(w->bpack) != NULL) /* before the blocks: their threads read it */
-        pack_igrad_weights(p, aligned64(w->bpack));
+        pack_weights(p, aligned64(w->bpack), 1);
     for (j.first = 0; j.first < nblk; j.first += j.k) {
         j.k = nblk - j.first < nthr ? nblk - j.first : nthr;
         score__pool_for_each(pool, j.k, bwd_part, &j);
