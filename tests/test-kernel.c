@@ -1150,6 +1150,64 @@ START_TEST(conv3_channel_lanes_bits)
 }
 END_TEST
 
+/* The input gradient with its weight packed beforehand (score__conv3_igrad_pack) gives exactly
+ * the bits of the portable input gradient at every level, whichever level packed it: 8 x 8 and
+ * 4 x 4 planes (the output-channel tiles from 16 channels on, the pixel-lane tiles below: nothing
+ * packed), 2 x 2, 1 x 1 and 3 x 3 planes (fewer than 16 pixels: always packed), channel counts
+ * that leave partial blocks of 16 lanes and chunks of input channels. */
+START_TEST(conv3_igrad_packed_bits)
+{
+    static const size_t planes[] = {8, 4, 2, 1, 3};
+    static const size_t chans[] = {1, 3, 17, 32, 70, 130};
+    size_t nch = sizeof chans / sizeof chans[0], k = 0;
+    unsigned seed = 23;
+    int top = score__gemm_cols_level();
+    for (size_t q = 0; q < sizeof planes / sizeof planes[0]; q++)
+        for (size_t a = 0; a < nch; a++)
+            for (size_t c = 0; c < nch; c++, k++) {
+                size_t pw = planes[q], ci = chans[a], co = chans[c], hw = pw * pw;
+                size_t n = ci * co > 4096 ? 1 + k % 3 : 1 + k % 9;
+                size_t nx = n * ci * hw, ny = n * co * hw, nw = co * ci * 9;
+                size_t np = score__conv3_igrad_packed_floats(ci, co, pw, pw);
+                float *wt = malloc(nw * sizeof *wt), *gy = malloc(ny * sizeof *gy);
+                float *gx0 = malloc(nx * sizeof *gx0), *gref = malloc(nx * sizeof *gref);
+                float *gx = malloc(nx * sizeof *gx), *gzero = calloc(nx, sizeof *gzero);
+                float *wp = aligned_alloc(64, (np * sizeof *wp + 64) / 64 * 64);
+                ck_assert(wt != NULL && gy != NULL && gx0 != NULL && gref != NULL &&
+                          gx != NULL && gzero != NULL && wp != NULL);
+                ck_assert_uint_eq(np, score__conv3_packed_floats(co, ci, pw, pw));
+                conv_fill(&seed, nw, wt);
+                conv_fill(&seed, ny, gy);
+                conv_fill(&seed, nx, gx0);
+                memcpy(gref, gx0, nx * sizeof *gref);
+                score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gref);
+                score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gzero);
+                for (int lp = 0; lp <= top; lp += top > 0 ? top : 1) { /* portable, top */
+                    score__conv3_igrad_pack_at(lp, ci, co, pw, pw, wt, wp);
+                    for (int lv = 0; lv <= top; lv++) {
+                        memcpy(gx, gx0, nx * sizeof *gx);
+                        score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
+                                                          np ? wp : NULL, gy, gx, 1);
+                        ck_assert_msg(memcmp(gx, gref, nx * sizeof *gx) == 0,
+                                      "packed at level %d, run at %d, %zux%zu, %zu -> %zu, "
+                                      "n %zu",
+                                      lp, lv, pw, pw, ci, co, n);
+                        /* acc = 0: the bits of adding to a zeroed gx, gx not read */
+                        for (size_t j = 0; j < nx; j++)
+                            gx[j] = NAN;
+                        score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
+                                                          np ? wp : NULL, gy, gx, 0);
+                        ck_assert_msg(memcmp(gx, gzero, nx * sizeof *gx) == 0,
+                                      "written: packed at level %d, run at %d, %zux%zu, "
+                                      "%zu -> %zu, n %zu",
+                                      lp, lv, pw, pw, ci, co, n);
+                    }
+                }
+                free(wt); free(gy); free(gx0); free(gref); free(gx); free(gzero); free(wp);
+            }
+}
+END_TEST
+
 /* The gradients in double: rw[(o * ci + c) * 9 + t] += the sum over images and pixels of
  * gy[i, o, p] * x[i, c, p + shift(t)] (taps inside the plane), mw[...] += the sum of the terms'
  * magnitudes (the error bound's scale); with wt != NULL also the input gradient,
@@ -1355,6 +1413,7 @@ int main(void)
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_channel_lanes_bits);
     tcase_add_test(tc, conv3_direct_gradients);
+    tcase_add_test(tc, conv3_igrad_packed_bits);
     tcase_add_test(tc, conv3_wgrad_order);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

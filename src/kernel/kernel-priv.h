@@ -227,6 +227,24 @@ void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *gy, float *gx);
 void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *gy, float *gx);
+/* The input gradient's weight packed once (as score__conv3_pack's for the forward it runs, co
+ * into ci channels with the flipped weight: the U-Net packs it once per backward call instead of
+ * once per block of images): score__conv3_igrad_packed_floats() floats (0: nothing to pack),
+ * 64-byte aligned, written by score__conv3_igrad_pack (the same values at every level);
+ * score__conv3_input_grad_packed then gives the bits of score__conv3_input_grad, reading wp
+ * instead of packing (wp ignored, may be NULL, when there is nothing to pack); with acc = 0 the
+ * bits of score__conv3_input_grad on a zeroed gx (the chains start from +0), gx not read. */
+size_t score__conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                             float *wp);
+void score__conv3_igrad_pack_at(int level, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, float *wp);
+void score__conv3_input_grad_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                    const float *wt, const float *wp, const float *gy, float *gx,
+                                    int acc);
+void score__conv3_input_grad_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                       size_t w, const float *wt, const float *wp,
+                                       const float *gy, float *gx, int acc);
 
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */
