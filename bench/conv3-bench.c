@@ -2,15 +2,17 @@
  * score__conv3_forward, _forward_packed (fwdp: the weight packed beforehand by
  * score__conv3_pack, as the U-Net's sampling calls it; the pack not timed), _input_grad and
  * _wgrad on the U-Net's shapes (bench.c's unet_net: 8 x 8
- * planes with 32 channels, 4 x 4 planes with 64, skip concatenations 64 / 96 / 128 wide, the
- * last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
+ * planes with 32 channels, 4 x 4 and 2 x 2 planes with 64, skip concatenations 64 / 96 / 128
+ * wide, the last convolution 32 -> 1 or 3 channels also on 32 x 32 planes), for n = 8 and 16 images
  * (the U-Net's blocks of rows for sampling and training: its real calls), 128 and 1000 (up to
  * MAX_PAIRS image pixels per call), at the SIMD level picked at run time (or --level L). Prints
  * each call's best time over the repetitions (a repetition: enough calls for about 50 MFLOP) as
  * GFLOP/s (2 * 9 * ci * co * hw * n flops) and as a percentage of the machine's single-thread
  * sgemm throughput (2048^3 through score__sgemm, best of 5), which runs at about the FMA peak.
  *
- *   conv3-bench [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad] */
+ *   conv3-bench [--reps R] [--level L] [--only fwd|fwdp|igrad|igradw|wgrad]
+ *
+ * igradw: the input gradient written (acc = 0) instead of added. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,18 +57,18 @@ typedef struct shape {
     size_t ci, co, h, w;
 } shape;
 
-/* The 3x3 convolutions of the U-Net on 8 x 8 images with base width 32 (those with planes of
- * at least 16 pixels: the 2 x 2 level runs im2col + GEMM). */
+/* The 3x3 convolutions of the U-Net on 8 x 8 images with base width 32 (the 2 x 2 planes: the
+ * output-channel tiles of the small planes). */
 static const shape shapes[] = {
     {1, 32, 8, 8},  {32, 32, 8, 8},  {64, 32, 8, 8},   {96, 32, 8, 8},  {32, 1, 8, 8},
     {32, 3, 8, 8},  {32, 64, 4, 4}, {64, 64, 4, 4}, {128, 64, 4, 4}, {96, 64, 4, 4},
-    {32, 1, 32, 32}, {32, 3, 32, 32},
+    {32, 1, 32, 32}, {32, 3, 32, 32}, {64, 64, 2, 2}, {128, 64, 2, 2},
 };
 /* Calls above this many (image, pixel) pairs are left out (the large planes: n = 8 and 16). */
 #define MAX_PAIRS 16384
 
-enum { OP_FWD, OP_FWDP, OP_IGRAD, OP_WGRAD, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"fwd", "fwdp", "igrad", "wgrad"};
+enum { OP_FWD, OP_FWDP, OP_IGRAD, OP_IGRADW, OP_WGRAD, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"fwd", "fwdp", "igrad", "igradw", "wgrad"};
 
 /* Best time per call of op on the buffers over reps repetitions of calls calls (wp: wt packed
  * by score__conv3_pack_at, or NULL when nothing is packed). */
@@ -86,6 +88,9 @@ static double time_op(int op, int level, size_t reps, size_t calls, size_t n, co
             else if (op == OP_IGRAD) /* x is gx (ci channels), y is gy (co channels) */
                 score__conv3_input_grad_at(level, n, s->ci, s->co, s->h, s->w, wt, y,
                                            (float *)x);
+            else if (op == OP_IGRADW) /* the same written (acc = 0), its weight packed per call */
+                score__conv3_input_grad_packed_at(level, n, s->ci, s->co, s->h, s->w, wt, NULL,
+                                                  y, (float *)x, 0);
             else
                 score__conv3_wgrad_at(level, n, s->ci, s->co, s->h, s->w, y, x, gw);
         double t = (now() - t0) / (double)calls;
@@ -110,7 +115,8 @@ int main(int argc, char **argv)
                 if (strcmp(name, op_names[op]) == 0)
                     only = op;
         } else {
-            fprintf(stderr, "usage: %s [--reps R] [--level L] [--only fwd|fwdp|igrad|wgrad]\n",
+            fprintf(stderr,
+                    "usage: %s [--reps R] [--level L] [--only fwd|fwdp|igrad|igradw|wgrad]\n",
                     argv[0]);
             return 2;
         }

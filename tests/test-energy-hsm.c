@@ -36,14 +36,15 @@ static float *normal_data(size_t n, size_t dim, uint64_t seed, double scale)
     return x;
 }
 
-/* An energy MLP of widths 8, 8 (residual second block when residual = 1), with K labels and a
- * context of width m when given. */
-static score_model *energy_net(int act, int residual, int64_t classes, int64_t m, uint64_t seed)
+/* An energy MLP of depth hidden layers of width hidden (residual blocks after the first when
+ * residual = 1), with K labels and a context of width m when given. */
+static score_model *energy_net_w(size_t hidden, size_t depth, int act, int residual,
+                                 int64_t classes, int64_t m, uint64_t seed)
 {
     score_model *e;
     ck_assert_ok(score_model_new_energy(&e, D));
-    ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_HIDDEN, 8));
-    ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_DEPTH, 2));
+    ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_HIDDEN, (int64_t)hidden));
+    ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_DEPTH, (int64_t)depth));
     ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_ACTIVATION, act));
     ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_RESIDUAL, residual));
     ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_SEED, (int64_t)seed));
@@ -53,6 +54,12 @@ static score_model *energy_net(int act, int residual, int64_t classes, int64_t m
     ck_assert_ok(score_model_set_i64(e, SCORE_MODEL_PARAM_CONTEXT_DIM, m));
     ck_assert_ok(score_model_prepare(e));
     return e;
+}
+
+/* Widths 8, 8. */
+static score_model *energy_net(int act, int residual, int64_t classes, int64_t m, uint64_t seed)
+{
+    return energy_net_w(8, 2, act, residual, classes, m, seed);
 }
 
 static double max_abs(size_t n, const float *a)
@@ -388,6 +395,85 @@ START_TEST(values_consistent_and_row_independent)
 }
 END_TEST
 
+/* The second-order passes on a network whose packed weights are padded (3 hidden layers of 80:
+ * two panels of the packed layout, the second partly zero; a label table) over three panels
+ * (a ragged last one): trace_grad's Laplacian against score_model_trace's, vjv_grad's values
+ * against v . jvp, the parameter gradient of sum_b w_b tr_b against differences of
+ * score_model_trace on a sample of the parameters (every layer, the label table), the rows
+ * from 11 on alone give the same bits, and 2 threads the same bits as 1. */
+START_TEST(wide_second_order)
+{
+    enum { NR = 100, OFF = 11, NS = 36, NF = 6 };
+    score_model *m = energy_net_w(80, 3, SCORE_ACT_SILU, 1, K, 0, 31);
+    float *x = normal_data(NR, D, 32, 1.0), *v = normal_data(NR, D, 33, 1.0);
+    float jv[NR * D];
+    size_t np = score_model_param_count(m);
+    float *g = calloc(np, sizeof *g), *g2 = calloc(np, sizeof *g2), *p0 = malloc(np * sizeof *p0);
+    double c[NR], w[NR], tr[NR], tr2[NR], vjv[NR], q[NR], worst = 0.0, err = 0.0;
+    for (size_t b = 0; b < NR; b++) {
+        c[b] = 0.01 * (double)b;
+        w[b] = 0.5 + 0.01 * (double)(b % 7);
+    }
+    ck_assert_ok(score_model_trace(m, NR, x, c, tr, NULL));
+    ck_assert_ok(score_model_trace_grad(m, NR, x, c, w, NULL, g, tr2, NULL));
+    ck_assert_ok(score_model_jvp(m, NR, x, c, 1, v, jv, NULL));
+    ck_assert_ok(score_model_vjv_grad(m, NR, x, c, 1, v, NULL, NULL, g2, vjv, NULL));
+    for (size_t b = 0; b < NR; b++) {
+        double d = 0.0;
+        for (size_t j = 0; j < D; j++)
+            d += (double)v[b * D + j] * (double)jv[b * D + j];
+        worst = fmax(worst, fabs(tr[b] - tr2[b]) / fmax(1.0, fabs(tr[b])));
+        worst = fmax(worst, fabs(d - vjv[b]) / fmax(1.0, fabs(d)));
+    }
+    /* rows OFF .. alone */
+    ck_assert_ok(score_model_trace_grad(m, NR - OFF, x + OFF * D, c + OFF, w + OFF, NULL, g2, q,
+                                        NULL));
+    ck_assert_int_eq(memcmp(q, tr2 + OFF, (NR - OFF) * sizeof *q), 0);
+    ck_assert_ok(score_model_vjv_grad(m, NR - OFF, x + OFF * D, c + OFF, 1, v + OFF * D, NULL,
+                                      NULL, g2, q, NULL));
+    ck_assert_int_eq(memcmp(q, vjv + OFF, (NR - OFF) * sizeof *q), 0);
+    /* 2 threads */
+    memset(g2, 0, np * sizeof *g2);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 2));
+    ck_assert_ok(score_model_trace_grad(m, NR, x, c, w, NULL, g2, q, NULL));
+    ck_assert_int_eq(memcmp(g, g2, np * sizeof *g), 0);
+    ck_assert_int_eq(memcmp(q, tr2, NR * sizeof *q), 0);
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_THREADS, 1));
+    /* the gradient of sum_b w_b tr_b over the first NF rows on NS parameters spread over the
+     * vector, against central differences with h = 1e-2 (no extrapolation: with h / 2 the
+     * round-off of the float traces, ~1e-7 |tr| / h per row, outweighs the truncation) */
+    memset(g, 0, np * sizeof *g);
+    ck_assert_ok(score_model_trace_grad(m, NF, x, c, w, NULL, g, NULL, NULL));
+    ck_assert_ok(score_model_params_get(m, p0, np));
+    for (size_t s = 0; s < NS; s++) {
+        size_t i = s * (np - 1) / (NS - 1);
+        float orig = p0[i], up = (float)(orig + 1e-2), dn = (float)(orig - 1e-2);
+        double val[2];
+        for (int sg = 0; sg < 2; sg++) {
+            p0[i] = sg == 0 ? up : dn;
+            ck_assert_ok(score_model_params_set(m, p0, np));
+            ck_assert_ok(score_model_trace(m, NF, x, c, q, NULL));
+            val[sg] = 0.0;
+            for (size_t b = 0; b < NF; b++)
+                val[sg] += w[b] * q[b];
+        }
+        p0[i] = orig;
+        ck_assert_ok(score_model_params_set(m, p0, np));
+        err = fmax(err, fabs((val[0] - val[1]) / ((double)up - (double)dn) - g[i]));
+    }
+    printf("wide second-order: values vs Hessian-vector products %.2e, gradient vs differences "
+           "%.2e of %.2e\n", worst, err, max_abs(np, g));
+    ck_assert_double_le(worst, 1e-5);
+    ck_assert_double_le(err, TOL_FD_REL * max_abs(np, g));
+    free(g);
+    free(g2);
+    free(p0);
+    free(x);
+    free(v);
+    score_model_free(m);
+}
+END_TEST
+
 /* ---- labels and context ---- */
 
 /* Save / load and clone of an energy with labels and context: parameters, scores (with
@@ -656,6 +742,7 @@ static Suite *energy_hsm_suite(void)
     tcase_add_test(tc, closed_form_one_layer);
     tcase_add_loop_test(tc, loss_gradients, 0, N_HC);
     tcase_add_test(tc, values_consistent_and_row_independent);
+    tcase_add_test(tc, wide_second_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("conditions");
     tcase_set_timeout(tc, 120);

@@ -318,6 +318,223 @@ START_TEST(backward_blocks_match_panels)
 }
 END_TEST
 
+/* ---- against a reference network in double ---- */
+
+/* A reference of the energy network without embedding (EMBED_NONE: h_0 = [x, c]), from the
+ * documented parameter layout (model.h), in double: E and the score -grad_x E of one row with
+ * label y (K: the null label; K = 0: no label input). */
+typedef struct {
+    const float *th;   /* parameters */
+    size_t dim, hid, depth, K;
+    int act, residual;
+} ref_net;
+
+static double ref_phi(int act, double z, double *d1)
+{
+    double s, cdf;
+    switch (act) {
+    case SCORE_ACT_SILU:
+        s = 1.0 / (1.0 + exp(-z));
+        *d1 = s + z * s * (1.0 - s);
+        return z * s;
+    case SCORE_ACT_TANH:
+        s = tanh(z);
+        *d1 = 1.0 - s * s;
+        return s;
+    default: /* gelu */
+        cdf = 0.5 * (1.0 + erf(z / sqrt(2.0)));
+        *d1 = cdf + z * exp(-0.5 * z * z) * 0.3989422804014327; /* the normal density */
+        return z * cdf;
+    }
+}
+
+enum { RMAXW = 96, RMAXL = 4 };
+
+static double ref_energy(const ref_net *r, const double *x, double c, size_t y, double *score)
+{
+    double h[RMAXL][RMAXW], d1[RMAXL][RMAXW], a[RMAXW], an[RMAXW], e;
+    size_t n[RMAXL + 1], off = 0, wo[RMAXL + 1], bo[RMAXL + 1], L = r->depth + 1;
+    n[0] = r->dim + 1;
+    for (size_t l = 1; l < L; l++)
+        n[l] = r->hid;
+    n[L] = 1;
+    for (size_t l = 1; l <= L; l++) {
+        wo[l] = off;
+        bo[l] = off + n[l] * n[l - 1];
+        off = bo[l] + n[l];
+    }
+    for (size_t j = 0; j < r->dim; j++)
+        h[0][j] = x[j];
+    h[0][r->dim] = c;
+    for (size_t l = 1; l < L; l++)
+        for (size_t i = 0; i < n[l]; i++) {
+            double z = r->th[bo[l] + i];
+            for (size_t j = 0; j < n[l - 1]; j++)
+                z += (double)r->th[wo[l] + i * n[l - 1] + j] * h[l - 1][j];
+            if (l == 1 && r->K > 0)
+                z += r->th[off + y * n[1] + i];
+            h[l][i] = ref_phi(r->act, z, &d1[l][i]);
+            if (r->residual && l >= 2)
+                h[l][i] += h[l - 1][i];
+        }
+    e = r->th[bo[L]];
+    for (size_t i = 0; i < n[L - 1]; i++) {
+        e += (double)r->th[wo[L] + i] * h[L - 1][i];
+        a[i] = r->th[wo[L] + i];
+    }
+    for (size_t l = L - 1; l >= 1; l--) {
+        for (size_t j = 0; j < n[l - 1]; j++)
+            an[j] = r->residual && l >= 2 ? a[j] : 0.0;
+        for (size_t i = 0; i < n[l]; i++)
+            for (size_t j = 0; j < n[l - 1]; j++)
+                an[j] += a[i] * d1[l][i] * (double)r->th[wo[l] + i * n[l - 1] + j];
+        memcpy(a, an, n[l - 1] * sizeof *a);
+    }
+    for (size_t j = 0; j < r->dim; j++)
+        score[j] = -a[j];
+    return e;
+}
+
+/* Central difference in double of the reference score along v: the JVP -H v. */
+static void ref_hv(const ref_net *r, const float *x, double c, size_t y, const float *v,
+                   double *out)
+{
+    double xp[RMAXW] = {0}, xm[RMAXW] = {0}, sp[RMAXW], sm[RMAXW], h = 1e-4;
+    for (size_t j = 0; j < r->dim; j++) {
+        xp[j] = (double)x[j] + h * (double)v[j];
+        xm[j] = (double)x[j] - h * (double)v[j];
+    }
+    (void)ref_energy(r, xp, c, y, sp);
+    (void)ref_energy(r, xm, c, y, sm);
+    for (size_t j = 0; j < r->dim; j++)
+        out[j] = (sp[j] - sm[j]) / (2.0 * h);
+}
+
+/* max |a - ref| / max |ref| */
+static double ref_err(size_t n, const float *a, const double *ref)
+{
+    double d = 0.0, big = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - ref[i]));
+        big = fmax(big, fabs(ref[i]));
+    }
+    ck_assert_double_gt(big, 0.0);
+    return d / big;
+}
+
+/* The energy network on widths and a dim that pad the packed weights (hidden 80: two panels of
+ * the packed layout, the second partly zero; dim 5 and 17) against the reference in double:
+ * the score of the fused inference path (jvp's fx), of the training forward (with labels:
+ * layer 1's separate epilogue), the JVP, the training backward's gx (the packs of the tangent
+ * forward and of the x columns) and the energies (forward only). Then a row's score and gx do
+ * not depend on its place in the call: the rows from 7 on, called alone, give the same bits
+ * (every product row-invariant), and the backward gives the same parameter gradient with and
+ * without gx. */
+START_TEST(matches_reference_network)
+{
+    enum { NR = 60, K = 3, OFF = 7 };
+    const int acts[3] = {SCORE_ACT_SILU, SCORE_ACT_TANH, SCORE_ACT_GELU};
+    const size_t dims[3] = {5, 5, 17}, KS[3] = {0, K, 0};
+    const size_t dim = dims[_i], nk = KS[_i];
+    ref_net r = {NULL, dim, 80, 3, nk, acts[_i], _i > 0};
+    score_model *m;
+    float *x = normal_data(NR, dim, 70 + (uint64_t)_i, 1.0), *v = normal_data(NR, dim, 80, 1.0);
+    float *s = malloc(NR * dim * sizeof *s), *fx = malloc(NR * dim * sizeof *fx);
+    float *s0 = malloc(NR * dim * sizeof *s0), *jv = malloc(NR * dim * sizeof *jv);
+    float *gx = malloc(NR * dim * sizeof *gx), *gx2 = malloc(NR * dim * sizeof *gx2);
+    double *rs = malloc(NR * dim * sizeof *rs), *rs0 = malloc(NR * dim * sizeof *rs0);
+    double *rj = malloc(NR * dim * sizeof *rj), *rg = malloc(NR * dim * sizeof *rg);
+    double c[NR], E[NR], rE[NR], xd[RMAXW];
+    int32_t lab[NR];
+    float *th, *g1, *g2;
+    size_t np;
+    ck_assert_ok(score_model_new_energy(&m, dim));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_HIDDEN, 80));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_DEPTH, 3));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_ACTIVATION, acts[_i]));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_RESIDUAL, _i > 0));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_EMBEDDING, SCORE_EMBED_NONE));
+    if (nk > 0)
+        ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_NUM_CLASSES, (int64_t)nk));
+    ck_assert_ok(score_model_set_i64(m, SCORE_MODEL_PARAM_SEED, 90 + (uint64_t)_i));
+    ck_assert_ok(score_model_prepare(m));
+    np = score_model_param_count(m);
+    th = malloc(np * sizeof *th);
+    g1 = calloc(np, sizeof *g1);
+    g2 = calloc(np, sizeof *g2);
+    ck_assert_ok(score_model_params_get(m, th, np));
+    for (size_t i = 0; i < np; i++) /* biases and labels away from their initial values */
+        th[i] += 0.02f * (float)((i * 5) % 7) - 0.06f;
+    ck_assert_ok(score_model_params_set(m, th, np));
+    r.th = th;
+    for (size_t b = 0; b < NR; b++) {
+        c[b] = 0.05 * (double)b - 1.0;
+        lab[b] = (int32_t)(b % (K + 1));
+    }
+    /* the library */
+    ck_assert_ok(score_model_jvp(m, NR, x, c, 1, v, jv, fx));
+    ck_assert_ok(score_model_forward(m, NR, x, c, s0));
+    ck_assert_ok(score_model_energy_cond(m, NR, x, c, nk ? lab : NULL, NULL, E));
+    ck_assert_ok(score_model_forward_cond(m, NR, x, c, nk ? lab : NULL, NULL, s));
+    ck_assert_ok(score_model_backward(m, NR, v, g1, gx));
+    ck_assert_ok(score_model_forward_cond(m, NR, x, c, nk ? lab : NULL, NULL, s));
+    ck_assert_ok(score_model_backward(m, NR, v, g2, NULL));
+    ck_assert_int_eq(memcmp(g1, g2, np * sizeof *g1), 0);
+    ck_assert_int_eq(memcmp(fx, s0, NR * dim * sizeof *fx), 0); /* fused = separate epilogue */
+    /* the reference */
+    for (size_t b = 0; b < NR; b++) {
+        size_t y = nk ? (size_t)lab[b] : 0;
+        for (size_t j = 0; j < dim; j++)
+            xd[j] = x[b * dim + j];
+        rE[b] = ref_energy(&r, xd, c[b], y, rs + b * dim);
+        (void)ref_energy(&r, xd, c[b], nk, rs0 + b * dim);
+        ref_hv(&r, x + b * dim, c[b], nk, v + b * dim, rj + b * dim);
+        ref_hv(&r, x + b * dim, c[b], y, v + b * dim, rg + b * dim);
+    }
+    {
+        double es = ref_err(NR * dim, s, rs), es0 = ref_err(NR * dim, s0, rs0);
+        double ej = ref_err(NR * dim, jv, rj), eg = ref_err(NR * dim, gx, rg), ee = 0.0, be = 0.0;
+        for (size_t b = 0; b < NR; b++) {
+            ee = fmax(ee, fabs(E[b] - rE[b]));
+            be = fmax(be, fabs(rE[b]));
+        }
+        printf("reference network (act %d, residual %d, labels %zu, dim %zu): score %.2e, "
+               "null-label score %.2e, jvp %.2e, backward gx %.2e, energy %.2e\n", acts[_i],
+               _i > 0, nk, dim, es, es0, ej, eg, ee / be);
+        ck_assert_double_le(es, 1e-5);
+        ck_assert_double_le(es0, 1e-5);
+        ck_assert_double_le(ej, 1e-5);
+        ck_assert_double_le(eg, 1e-5);
+        ck_assert_double_le(ee / be, 1e-5);
+    }
+    /* rows OFF .. in a call of their own: other panel positions, other row blocks */
+    ck_assert_ok(score_model_forward_cond(m, NR - OFF, x + OFF * dim, c + OFF,
+                                          nk ? lab + OFF : NULL, NULL, s0));
+    ck_assert_ok(score_model_backward(m, NR - OFF, v + OFF * dim, g2, gx2));
+    ck_assert_int_eq(memcmp(s0, s + OFF * dim, (NR - OFF) * dim * sizeof *s), 0);
+    ck_assert_int_eq(memcmp(gx2, gx + OFF * dim, (NR - OFF) * dim * sizeof *gx), 0);
+    ck_assert_ok(score_model_jvp(m, NR - OFF, x + OFF * dim, c + OFF, 1, v + OFF * dim, s0, gx2));
+    ck_assert_int_eq(memcmp(s0, jv + OFF * dim, (NR - OFF) * dim * sizeof *s), 0);
+    ck_assert_int_eq(memcmp(gx2, fx + OFF * dim, (NR - OFF) * dim * sizeof *s), 0);
+    free(th);
+    free(g1);
+    free(g2);
+    free(x);
+    free(v);
+    free(s);
+    free(fx);
+    free(s0);
+    free(jv);
+    free(gx);
+    free(gx2);
+    free(rs);
+    free(rs0);
+    free(rj);
+    free(rg);
+    score_model_free(m);
+}
+END_TEST
+
 /* ---- losses through the energy model ---- */
 
 static double loss_value(score_loss *l, const score_sde *sde, score_model *m, const score_rng *r,
@@ -927,6 +1144,7 @@ static Suite *energy_suite(void)
     tcase_add_loop_test(tc, hessian_products_and_laplacian, 0, 2);
     tcase_add_loop_test(tc, backward_double_backprop, 0, 2);
     tcase_add_loop_test(tc, backward_blocks_match_panels, 0, 2);
+    tcase_add_loop_test(tc, matches_reference_network, 0, 3);
     tcase_add_loop_test(tc, loss_gradients, 0, 5);
     tcase_add_test(tc, third_order_and_condition_inputs);
     tcase_add_test(tc, energy_with_labels_and_context);

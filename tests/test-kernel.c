@@ -712,7 +712,7 @@ END_TEST
  * or declines (below AVX-512, more than SCORE__GEMM_WT_SMALL rows) without writing. */
 START_TEST(gemm_wt_versions_agree)
 {
-    static const size_t Ns[] = {1, 2, 8, 15, 17, 24, 33, 40, 64, 70, 128};
+    static const size_t Ns[] = {1, 2, 8, 15, 17, 24, 33, 40, 64, 70, 128, 200};
     static const size_t Ks[] = {0, 1, 3, 17, 40, 128, 130, 257};
     unsigned seed = 11;
     int top = score__gemm_wt_level();
@@ -727,7 +727,10 @@ START_TEST(gemm_wt_versions_agree)
             float *res = malloc(M * N * sizeof *res), *Cin = malloc(M * N * sizeof *Cin);
             /* C with a guard of 16 floats after it: the padding columns are never stored */
             float *R = malloc(M * N * sizeof *R), *C = malloc((M * N + 16) * sizeof *C);
-            ck_assert(A && Wt && Wp && bias && res && Cin && R && C);
+            float *D = malloc(M * N * sizeof *D), *RD = malloc(M * N * sizeof *RD);
+            float *Bt = malloc((K * (N + 3) + 1) * sizeof *Bt);
+            float *Wq = malloc((K * ldp + 1) * sizeof *Wq);
+            ck_assert(A && Wt && Wp && bias && res && Cin && R && C && D && RD && Bt && Wq);
             ck_assert_uint_eq(ldp % 16, 0);
             ck_assert_uint_ge(ldp, N);
             for (size_t i = 0; i < M * lda; i++) A[i] = 2.0f * frand(&seed);
@@ -736,9 +739,21 @@ START_TEST(gemm_wt_versions_agree)
             for (size_t i = 0; i < M * N; i++) res[i] = frand(&seed);
             for (size_t i = 0; i < M * N; i++) Cin[i] = frand(&seed);
             score__gemm_wt_pack(N, K, Wt, ldw, Wp);
+            /* the same layout packed from W^T (K x N, row stride N + 3) */
             for (size_t k = 0; k < K; k++)
-                for (size_t j = 0; j < ldp; j++)
-                    ck_assert(Wp[k * ldp + j] == (j < N ? Wt[j * ldw + k] : 0.0f));
+                for (size_t j = 0; j < N; j++)
+                    Bt[k * (N + 3) + j] = Wt[j * ldw + k];
+            for (size_t i = 0; i < K * ldp + 1; i++)
+                Wq[i] = NAN;
+            score__gemm_wt_pack_kn(N, K, Bt, N + 3, Wq);
+            ck_assert(memcmp(Wq, Wp, K * ldp * sizeof *Wq) == 0);
+            ck_assert(isnan(Wq[K * ldp]));
+            /* panels of 64 columns (the last one what is left of ldp), each k-major */
+            for (size_t k = 0; k < K; k++)
+                for (size_t j = 0; j < ldp; j++) {
+                    size_t p0 = j / 64 * 64, pw = ldp - p0 < 64 ? ldp - p0 : 64;
+                    ck_assert(Wp[p0 * K + k * pw + (j - p0)] == (j < N ? Wt[j * ldw + k] : 0.0f));
+                }
             /* a bias with values beyond the SiLU kernel's clamp of e^-z (|z| > 80), huge
              * and NaN in some columns */
             if (N > 2) {
@@ -764,31 +779,39 @@ START_TEST(gemm_wt_versions_agree)
                                 z = fmaf(A[i * lda + k], Wt[j * ldw + k], z);
                             R[i * N + j] = z;
                         }
-                    score__bias_act_inplace(M, N, R, b, act, r, NULL);
+                    score__bias_act_inplace(M, N, R, b, act, r, RD);
                     for (int lv = 0; lv <= top; lv++) {
                         for (size_t i = 0; i < M * N; i++)
                             C[i] = acc ? Cin[i] : NAN;
                         for (size_t i = 0; i < 16; i++)
                             C[M * N + i] = -7.0f;
-                        score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r);
+                        for (size_t i = 0; i < M * N; i++)
+                            D[i] = NAN;
+                        /* with phi' kept (every other pass: without) */
+                        score__gemm_wt_at(lv, M, N, K, A, lda, Wp, C, acc, b, act, r,
+                                          (e + acc) % 2 ? D : NULL);
                         for (size_t i = 0; i < 16; i++)
                             ck_assert(C[M * N + i] == -7.0f);
                         for (size_t i = 0; i < M; i++)
                             ck_assert_msg(memcmp(C + i * N, R + i * N, N * sizeof *C) == 0,
                                           "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
                                           "row %zu differs", lv, M, N, K, e, acc, i);
+                        if ((e + acc) % 2)
+                            ck_assert_msg(memcmp(D, RD, M * N * sizeof *D) == 0,
+                                          "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
+                                          "phi' differs", lv, M, N, K, e, acc);
                         /* the last row alone, and rows 1 .. from another row position */
                         size_t i0 = M - 1;
                         for (size_t i = 0; i < M * N; i++)
                             C[i] = acc ? Cin[i] : NAN;
                         score__gemm_wt_at(lv, 1, N, K, A + i0 * lda, lda, Wp, C + i0 * N, acc, b,
-                                          act, r != NULL ? r + i0 * N : NULL);
+                                          act, r != NULL ? r + i0 * N : NULL, NULL);
                         ck_assert(memcmp(C + i0 * N, R + i0 * N, N * sizeof *C) == 0);
                         if (M > 1) {
                             for (size_t i = 0; i < M * N; i++)
                                 C[i] = acc ? Cin[i] : NAN;
                             score__gemm_wt_at(lv, M - 1, N, K, A + lda, lda, Wp, C + N, acc, b,
-                                              act, r != NULL ? r + N : NULL);
+                                              act, r != NULL ? r + N : NULL, NULL);
                             ck_assert_msg(memcmp(C + N, R + N, (M - 1) * N * sizeof *C) == 0,
                                           "level %d, M %zu N %zu K %zu, epilogue %d acc %d: "
                                           "rows 1 ..", lv, M, N, K, e, acc);
@@ -818,8 +841,14 @@ START_TEST(gemm_wt_versions_agree)
                         C[i] = acc ? Cin[i] : NAN;
                     score__gemm_wt(M, N, K, A, lda, Wp, C, acc, b, act, r);
                     ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
+                    for (size_t i = 0; i < M * N; i++)
+                        C[i] = acc ? Cin[i] : NAN;
+                    score__gemm_wt_d1(M, N, K, A, lda, Wp, C, acc, b, act, r, D);
+                    ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
+                    ck_assert(memcmp(D, RD, M * N * sizeof *D) == 0);
                 }
             free(A); free(Wt); free(Wp); free(bias); free(res); free(Cin); free(R); free(C);
+            free(D); free(RD); free(Bt); free(Wq);
         }
 }
 END_TEST
@@ -1121,6 +1150,64 @@ START_TEST(conv3_channel_lanes_bits)
 }
 END_TEST
 
+/* The input gradient with its weight packed beforehand (score__conv3_igrad_pack) gives exactly
+ * the bits of the portable input gradient at every level, whichever level packed it: 8 x 8 and
+ * 4 x 4 planes (the output-channel tiles from 16 channels on, the pixel-lane tiles below: nothing
+ * packed), 2 x 2, 1 x 1 and 3 x 3 planes (fewer than 16 pixels: always packed), channel counts
+ * that leave partial blocks of 16 lanes and chunks of input channels. */
+START_TEST(conv3_igrad_packed_bits)
+{
+    static const size_t planes[] = {8, 4, 2, 1, 3};
+    static const size_t chans[] = {1, 3, 17, 32, 70, 130};
+    size_t nch = sizeof chans / sizeof chans[0], k = 0;
+    unsigned seed = 23;
+    int top = score__gemm_cols_level();
+    for (size_t q = 0; q < sizeof planes / sizeof planes[0]; q++)
+        for (size_t a = 0; a < nch; a++)
+            for (size_t c = 0; c < nch; c++, k++) {
+                size_t pw = planes[q], ci = chans[a], co = chans[c], hw = pw * pw;
+                size_t n = ci * co > 4096 ? 1 + k % 3 : 1 + k % 9;
+                size_t nx = n * ci * hw, ny = n * co * hw, nw = co * ci * 9;
+                size_t np = score__conv3_igrad_packed_floats(ci, co, pw, pw);
+                float *wt = malloc(nw * sizeof *wt), *gy = malloc(ny * sizeof *gy);
+                float *gx0 = malloc(nx * sizeof *gx0), *gref = malloc(nx * sizeof *gref);
+                float *gx = malloc(nx * sizeof *gx), *gzero = calloc(nx, sizeof *gzero);
+                float *wp = aligned_alloc(64, (np * sizeof *wp + 64) / 64 * 64);
+                ck_assert(wt != NULL && gy != NULL && gx0 != NULL && gref != NULL &&
+                          gx != NULL && gzero != NULL && wp != NULL);
+                ck_assert_uint_eq(np, score__conv3_packed_floats(co, ci, pw, pw));
+                conv_fill(&seed, nw, wt);
+                conv_fill(&seed, ny, gy);
+                conv_fill(&seed, nx, gx0);
+                memcpy(gref, gx0, nx * sizeof *gref);
+                score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gref);
+                score__conv3_input_grad_at(0, n, ci, co, pw, pw, wt, gy, gzero);
+                for (int lp = 0; lp <= top; lp += top > 0 ? top : 1) { /* portable, top */
+                    score__conv3_igrad_pack_at(lp, ci, co, pw, pw, wt, wp);
+                    for (int lv = 0; lv <= top; lv++) {
+                        memcpy(gx, gx0, nx * sizeof *gx);
+                        score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
+                                                          np ? wp : NULL, gy, gx, 1);
+                        ck_assert_msg(memcmp(gx, gref, nx * sizeof *gx) == 0,
+                                      "packed at level %d, run at %d, %zux%zu, %zu -> %zu, "
+                                      "n %zu",
+                                      lp, lv, pw, pw, ci, co, n);
+                        /* acc = 0: the bits of adding to a zeroed gx, gx not read */
+                        for (size_t j = 0; j < nx; j++)
+                            gx[j] = NAN;
+                        score__conv3_input_grad_packed_at(lv, n, ci, co, pw, pw, wt,
+                                                          np ? wp : NULL, gy, gx, 0);
+                        ck_assert_msg(memcmp(gx, gzero, nx * sizeof *gx) == 0,
+                                      "written: packed at level %d, run at %d, %zux%zu, "
+                                      "%zu -> %zu, n %zu",
+                                      lp, lv, pw, pw, ci, co, n);
+                    }
+                }
+                free(wt); free(gy); free(gx0); free(gref); free(gx); free(gzero); free(wp);
+            }
+}
+END_TEST
+
 /* The gradients in double: rw[(o * ci + c) * 9 + t] += the sum over images and pixels of
  * gy[i, o, p] * x[i, c, p + shift(t)] (taps inside the plane), mw[...] += the sum of the terms'
  * magnitudes (the error bound's scale); with wt != NULL also the input gradient,
@@ -1326,6 +1413,7 @@ int main(void)
     tcase_add_test(tc, conv3_direct_forward);
     tcase_add_test(tc, conv3_channel_lanes_bits);
     tcase_add_test(tc, conv3_direct_gradients);
+    tcase_add_test(tc, conv3_igrad_packed_bits);
     tcase_add_test(tc, conv3_wgrad_order);
     suite_add_tcase(s, tc);
     return test_run_suite(s);

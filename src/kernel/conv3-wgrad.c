@@ -24,6 +24,8 @@
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && SCORE__SIMD_LEVEL >= 1
 #define WG_X86 1
 #include <immintrin.h>
+
+#include "simd-priv.h"
 #else
 #define WG_X86 0
 #endif
@@ -32,7 +34,8 @@
  * is added to gw). */
 #define WG_BLOCK 64
 #define WG_CHUNK 256
-/* Input channels whose chunk sums are added to gw at once (AVX-512: 16 x 16 transposes). */
+/* Input channels whose chunk sums are added to gw at once (AVX-512: 16 x 16 transposes, AVX2:
+ * 8 x 8). */
 #define WG_FLUSH_C 16
 
 /* Whether tap t (dy = t / 3 - 1, dx = t % 3 - 1) of pixel (py, px) reads inside an h x w
@@ -435,34 +438,110 @@ WG_LEVEL_FN(wgrad_avx512, "avx512f", wgrad_any512)
 #endif /* SCORE__SIMD_LEVEL >= 2 */
 
 /* ---- AVX2 with FMA ----------------------------------------------------------------------- *
- * One vector of 8 output channels x the 9 taps (16 registers); the same chains lane by lane. */
+ * One vector of 8 output channels x the 9 taps: 9 accumulators of the 16 registers; the chunk's
+ * sums (9 more vectors) wait in memory between blocks. The same chains lane by lane. gy is
+ * transposed and the sums go to gw through 8 x 8 transpositions in registers. */
 
 /* One vector of 8 output channels (nv = 1): gt[pair * 8 + l]. */
 WG_BLOCK_FN(wg_block256, "avx2,fma", __m256, _mm256, 8)
 
-WG_TILE_FN(wg_tile256, "avx2,fma", __m256, _mm256, 8, wg_block256, 8)
+/* WG_TILE_FN for nv = 1 with the chunk's sums in tb (tb[t * 8 + l], 32-byte aligned) instead of
+ * registers: the same float additions in the same order. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+wg_tile256(size_t pw, size_t h, size_t w, size_t ci, size_t j0, size_t je, const float *gt,
+           const float *x, float *tb)
+{
+    __m256 acc[9];
+    for (size_t b0 = j0; b0 < je; b0 += WG_BLOCK) {
+        size_t be = je - b0 < WG_BLOCK ? je : b0 + WG_BLOCK;
+        wg_block256(1, pw, h, w, ci, j0, b0, be, gt, x, acc);
+#pragma GCC unroll 9
+        for (size_t k = 0; k < 9; k++)
+            _mm256_store_ps(tb + k * 8, b0 == j0 ? acc[k]
+                                                 : _mm256_add_ps(_mm256_load_ps(tb + k * 8),
+                                                                 acc[k]));
+    }
+}
 
+/* Lanes l < m of an 8-lane mask vector (m <= 8). */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i wg_lanes256(size_t m)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* gw[o, c, t] (rows of 9 ci floats) += tb[(c * 9 + t) * 8 + o] for o < mo, c < nc: the sums of
+ * nc consecutive input channels, transposed in 8 x 8 blocks (9 nc contiguous floats per output
+ * row). */
+__attribute__((target("avx2,fma"))) static void wg_flush256(size_t ci, size_t mo, size_t nc,
+                                                            const float *tb, float *gw)
+{
+    for (size_t k0 = 0; k0 < nc * 9; k0 += 8) {
+        size_t kr = nc * 9 - k0 < 8 ? nc * 9 - k0 : 8;
+        __m256 r[8], out[8];
+        __m256i m = wg_lanes256(kr);
+#pragma GCC unroll 8
+        for (size_t k = 0; k < 8; k++)
+            r[k] = k < kr ? _mm256_load_ps(tb + (k0 + k) * 8) : _mm256_setzero_ps();
+        score__transpose8_regs(r, out); /* out[o] lane k: tb[(k0 + k) * 8 + o] */
+        for (size_t o = 0; o < mo; o++) {
+            float *gr = gw + o * ci * 9 + k0;
+            if (kr == 8)
+                _mm256_storeu_ps(gr, _mm256_add_ps(_mm256_loadu_ps(gr), out[o]));
+            else
+                _mm256_maskstore_ps(gr, m, _mm256_add_ps(_mm256_maskload_ps(gr, m), out[o]));
+        }
+    }
+}
+
+/* gt[(j - j0) * 8 + l] = gy[i, o0 + l, p] for the pairs j = i * hw + p in [j0, je) and l < mo
+ * (lanes from mo on: +0): 8 x 8 transpositions when hw is a multiple of 8 (then every 8 pairs
+ * from j0, a multiple of 8, are in one image), else element by element. */
+__attribute__((target("avx2,fma"))) static void wg_transpose256(size_t co, size_t hw, size_t o0,
+                                                                size_t mo, size_t j0, size_t je,
+                                                                const float *gy, float *gt)
+{
+    if (hw % 8 != 0) {
+        for (size_t j = j0; j < je; j++) {
+            size_t i = j / hw, p = j % hw;
+            for (size_t l = 0; l < 8; l++)
+                gt[(j - j0) * 8 + l] = l < mo ? gy[(i * co + o0 + l) * hw + p] : 0.0f;
+        }
+        return;
+    }
+    for (size_t j = j0; j < je; j += 8) {
+        size_t i = j / hw, p = j % hw;
+        const float *g = gy + (i * co + o0) * hw + p;
+        __m256 r[8], out[8];
+#pragma GCC unroll 8
+        for (size_t l = 0; l < 8; l++)
+            r[l] = l < mo ? _mm256_loadu_ps(g + l * hw) : _mm256_setzero_ps();
+        score__transpose8_regs(r, out);
+#pragma GCC unroll 8
+        for (size_t k = 0; k < 8; k++)
+            _mm256_store_ps(gt + (j - j0 + k) * 8, out[k]);
+    }
+}
+
+/* The AVX2 version: chunk by chunk, blocks of 8 output channels x each input channel (pw:
+ * wg_block256's), the sums of WG_FLUSH_C input channels added to gw at once. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 wgrad_run256(size_t pw, size_t n, size_t ci, size_t co, size_t h, size_t w, const float *gy,
              const float *x, float *gw)
 {
-    float gt[WG_CHUNK * 8] __attribute__((aligned(32))); /* 8 KiB */
+    float gt[WG_CHUNK * 8] __attribute__((aligned(32)));          /* 8 KiB */
+    float tb[WG_FLUSH_C * 9 * 8] __attribute__((aligned(32)));    /* 4.5 KiB */
     size_t hw = h * w, np = n * hw;
     for (size_t j0 = 0; j0 < np; j0 += WG_CHUNK) {
         size_t je = np - j0 < WG_CHUNK ? np : j0 + WG_CHUNK;
         for (size_t o0 = 0; o0 < co; o0 += 8) {
             size_t mo = co - o0 < 8 ? co - o0 : 8;
-            for (size_t j = j0; j < je; j++) { /* gy transposed, lanes from mo on +0 */
-                size_t i = j / hw, p = j % hw;
-                for (size_t l = 0; l < 8; l++)
-                    gt[(j - j0) * 8 + l] = l < mo ? gy[(i * co + o0 + l) * hw + p] : 0.0f;
-            }
-            for (size_t c = 0; c < ci; c++) {
-                float tb[9 * 8] __attribute__((aligned(32))), *g = gw + (o0 * ci + c) * 9;
-                wg_tile256(1, pw, h, w, ci, j0, je, gt, x + c * hw, tb);
-                for (size_t o = 0; o < mo; o++)
-                    for (size_t t = 0; t < 9; t++)
-                        g[o * ci * 9 + t] = g[o * ci * 9 + t] + tb[t * 8 + o];
+            wg_transpose256(co, hw, o0, mo, j0, je, gy, gt);
+            for (size_t c0 = 0; c0 < ci; c0 += WG_FLUSH_C) {
+                size_t nc = ci - c0 < WG_FLUSH_C ? ci - c0 : WG_FLUSH_C;
+                for (size_t c = 0; c < nc; c++)
+                    wg_tile256(pw, h, w, ci, j0, je, gt, x + (c0 + c) * hw, tb + c * 9 * 8);
+                wg_flush256(ci, mo, nc, tb, gw + (o0 * ci + c0) * 9);
             }
         }
     }

@@ -1182,19 +1182,6 @@ oc_pass256(size_t pw, size_t nv, size_t cc, const float *wp, size_t wvs, const f
     }
 }
 
-/* out[k] lane j = r[j] lane k: an 8 x 8 transposition in registers. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void oc_t8(const __m256 *r,
-                                                                          __m256 *out)
-{
-    __m256 t[8], u[8];
-    SCORE__T_LANES4(_mm256, 8, r, t, u);
-#pragma GCC unroll 4
-    for (size_t j = 0; j < 4; j++) {
-        out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-        out[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
-    }
-}
-
 /* oc_move512 for T with nv = 1 (mo <= 16), in 8 x 8 blocks (the lanes h * 8 .., pixels q ..). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 oc_move256(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const float *b)
@@ -1209,7 +1196,7 @@ oc_move256(int to_y, size_t hw, size_t nv, size_t mo, float *y, float *T, const 
                 r[k] = to_y     ? _mm256_load_ps(T + (q + k) * SM_LANES + h * 8)
                        : k < nl ? _mm256_loadu_ps(y + (h * 8 + k) * hw + q)
                                 : _mm256_setzero_ps();
-            oc_t8(r, out);
+            score__transpose8_regs(r, out);
 #pragma GCC unroll 8
             for (size_t k = 0; k < 8; k++) {
                 if (!to_y) {
@@ -1304,10 +1291,12 @@ size_t score__conv3_packed_floats(size_t ci, size_t co, size_t h, size_t w)
     return (co + SM_LANES - 1) / SM_LANES * SM_LANES * ci * 9;
 }
 
-void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, const float *wt,
-                          float *wp)
+/* The whole weight of layout L (ci input, co output channels of the convolution it runs) packed
+ * into wp by `level`'s pack: the chunk of output channels o0 .. at wp + o0 * ci * 9 (fwd_small's
+ * and the OC_PLANES_FN drivers' pk). Nothing for the shapes score__conv3_packed_floats gives 0. */
+static void pack_whole(int level, size_t ci, size_t co, size_t h, size_t w, const wlayout *L,
+                       float *wp)
 {
-    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
     small_pack_fn pack = pack_at(level);
     unsigned used = taps_used(h, w);
     if (score__conv3_packed_floats(ci, co, h, w) == 0)
@@ -1315,7 +1304,14 @@ void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, c
     /* the taps no tile reads: +0, so that every float of the pack is defined */
     memset(wp, 0, score__conv3_packed_floats(ci, co, h, w) * sizeof *wp);
     for (size_t o0 = 0; o0 < co; o0 += SM_LANES)
-        pack(&L, o0, co - o0 < SM_LANES ? co - o0 : SM_LANES, 0, ci, used, wp + o0 * ci * 9);
+        pack(L, o0, co - o0 < SM_LANES ? co - o0 : SM_LANES, 0, ci, used, wp + o0 * ci * 9);
+}
+
+void score__conv3_pack_at(int level, size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                          float *wp)
+{
+    wlayout L = {wt, 9 * ci, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 0};
+    pack_whole(level, ci, co, h, w, &L, wp);
 }
 
 void score__conv3_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt, float *wp)
@@ -1406,4 +1402,40 @@ void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *gy, float *gx)
 {
     score__conv3_input_grad_at(score__gemm_cols_level(), n, ci, co, h, w, wt, gy, gx);
+}
+
+/* The input gradient runs the forward of co into ci channels: its pack is that forward's. */
+size_t score__conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w)
+{
+    return score__conv3_packed_floats(co, ci, h, w);
+}
+
+void score__conv3_igrad_pack_at(int level, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, float *wp)
+{
+    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}, 1};
+    pack_whole(level, co, ci, h, w, &L, wp);
+}
+
+void score__conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                             float *wp)
+{
+    score__conv3_igrad_pack_at(score__gemm_cols_level(), ci, co, h, w, wt, wp);
+}
+
+void score__conv3_input_grad_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                       size_t w, const float *wt, const float *wp,
+                                       const float *gy, float *gx, int acc)
+{
+    wlayout L = {wt, 9, 9 * ci, {8, 7, 6, 5, 4, 3, 2, 1, 0}, 1};
+    conv_at(level, n, co, ci, h, w, &L, score__conv3_igrad_packed_floats(ci, co, h, w) ? wp : NULL,
+            NULL, gy, gx, acc);
+}
+
+void score__conv3_input_grad_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                    const float *wt, const float *wp, const float *gy, float *gx,
+                                    int acc)
+{
+    score__conv3_input_grad_packed_at(score__gemm_cols_level(), n, ci, co, h, w, wt, wp, gy, gx,
+                                      acc);
 }

@@ -11,7 +11,8 @@
  * accumulators in registers over the whole k loop (A broadcast, B loaded), and read a partial
  * last vector with masked loads (masked-off lanes are zero and never stored). The version is
  * picked per call from the processor's features, at most the build's 'simd' level; sanitizer
- * builds and builds for other compilers or processors have the portable version only. */
+ * builds and builds for other compilers or processors have the portable version only (on
+ * x86-64 processors with FMA, its loops on whole vectors: gemm_portable_fma). */
 #include <math.h>
 #include <stddef.h>
 
@@ -33,9 +34,46 @@
 
 /* Row by row, k outer: C's row holds the running sums (float stores are exact, so this is the
  * same chain of fmaf per element). */
+#define GEMM_PORTABLE_BODY                                                                        \
+    for (size_t m = 0; m < M; m++) {                                                              \
+        float *c = C + m * ldc;                                                                   \
+        const float *a = A + m * lda;                                                             \
+        if (!acc)                                                                                 \
+            for (size_t n = 0; n < N; n++)                                                        \
+                c[n] = 0.0f;                                                                      \
+        for (size_t k = 0; k < K; k++) {                                                          \
+            const float *b = B + k * ldb;                                                         \
+            float ak = a[k];                                                                      \
+            for (size_t n = 0; n < N; n++)                                                        \
+                c[n] = fmaf(ak, b[n], c[n]);                                                      \
+        }                                                                                         \
+    }
+
 static void gemm_portable(size_t M, size_t N, size_t K, const float *A, size_t lda,
                           const float *B, size_t ldb, float *C, size_t ldc, int acc)
 {
+    GEMM_PORTABLE_BODY
+}
+
+/* The portable version for processors with FMA where the intrinsics versions below are not
+ * built (sanitizer builds: their masked loads read past the ends of rows, which the sanitizers
+ * cannot model). There fmaf() is a call to the C library's (some 60 times slower than the
+ * instruction), and GCC vectorizes no loop that the sanitizers instrument, which made the
+ * MLP's training tests, whose products run here, take many minutes under AddressSanitizer.
+ * So: gemm_portable's loops with whole 8-float vectors inside the row (unmasked loads and
+ * stores, which the sanitizers check like any access) and the last N mod 8 columns one at a
+ * time, each with the FMA instruction: the same fma chains, the same bits (the FMA is
+ * correctly rounded). */
+#if !GEMM_X86 && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    SCORE__SIMD_LEVEL >= 1
+#define GEMM_FMA_C 1
+#include <immintrin.h>
+__attribute__((target("avx2,fma"))) static void gemm_portable_fma(size_t M, size_t N, size_t K,
+                                                                 const float *A, size_t lda,
+                                                                 const float *B, size_t ldb,
+                                                                 float *C, size_t ldc, int acc)
+{
+    size_t nv = N / 8 * 8;
     for (size_t m = 0; m < M; m++) {
         float *c = C + m * ldc;
         const float *a = A + m * lda;
@@ -44,12 +82,20 @@ static void gemm_portable(size_t M, size_t N, size_t K, const float *A, size_t l
                 c[n] = 0.0f;
         for (size_t k = 0; k < K; k++) {
             const float *b = B + k * ldb;
-            float ak = a[k];
-            for (size_t n = 0; n < N; n++)
-                c[n] = fmaf(ak, b[n], c[n]);
+            __m256 ak = _mm256_set1_ps(a[k]);
+            for (size_t n = 0; n < nv; n += 8)
+                _mm256_storeu_ps(c + n, _mm256_fmadd_ps(ak, _mm256_loadu_ps(b + n),
+                                                        _mm256_loadu_ps(c + n)));
+            for (size_t n = nv; n < N; n++)
+                c[n] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a[k]), _mm_set_ss(b[n]),
+                                                  _mm_set_ss(c[n])));
         }
     }
 }
+#else
+#define GEMM_FMA_C 0
+#endif
+#undef GEMM_PORTABLE_BODY
 
 #if GEMM_X86
 
@@ -220,6 +266,12 @@ void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A
     }
 #else
     (void)level;
+#if GEMM_FMA_C
+    if (score__cpu_simd_level() >= 1) {
+        gemm_portable_fma(M, N, K, A, lda, B, ldb, C, ldc, acc);
+        return;
+    }
+#endif
 #endif
     gemm_portable(M, N, K, A, lda, B, ldb, C, ldc, acc);
 }

@@ -8,9 +8,11 @@
  * (OpenBLAS rounds a row according to its place in its blocking), which is what the MLP's row
  * panels (mlp-panel.c) were for.
  *
- * The weight is packed first (score__gemm_wt_pack): Wp[k * ldp + n] = W[n, k], the columns
- * padded with zeros to ldp = N rounded up to 16, so that the kernels load whole vectors of W^T
- * and broadcast A. The product runs in blocks of WT_EPI rows: a block's every column, then
+ * The weight is packed first (score__gemm_wt_pack): W^T, the columns padded with zeros to
+ * ldp = N rounded up to 16, so that the kernels load whole vectors of W^T and broadcast A, in
+ * panels of WT_PW = 64 columns stored one after the other, each k-major (a k slice of a panel,
+ * what a tile reads, is one contiguous block: rows of ldp floats put a 512-column weight's
+ * panel rows 2 KiB apart, in few sets of the first-level cache, which cost the product ~15%). The product runs in blocks of WT_EPI rows: a block's every column, then
  * the epilogue (score__bias_act_inplace: the bias, the activation and the residual, with its
  * per-level SiLU rows) on the block while it is in the cache, then the next block. No memset,
  * no separate activation pass. Packing costs about as much as the product of a few rows, so
@@ -25,6 +27,7 @@
  * (fmaf), which computes the same chains. Picked like score__gemm_cols_level(). The packing
  * and the blocking never change a bit. */
 #include <stddef.h>
+#include <string.h>
 
 #include "kernel-priv.h"
 
@@ -63,6 +66,9 @@
 #endif
 /* Vectors of 16 columns of the AVX-512 tile. */
 #define WT_NV 4
+/* Columns of a panel of the packed weight: the AVX-512 tile's width. */
+#define WT_PW 64
+_Static_assert(WT_PW == 16 * WT_NV, "an AVX-512 tile spans one panel");
 /* Rows and vectors of 8 columns of the AVX2 tile: 12 accumulators, 2 vectors of the weight
  * and a broadcast of A in the 16 ymm registers (4 rows x 3 vectors, the other tile of 12, was
  * slower), and its k per slice (a slice of a panel of the packed weight, WT2_KC x 16 floats). */
@@ -76,6 +82,13 @@ _Static_assert(WT_MR == 6 && WT2_MR == 6, "WT_PANEL's tiles have 1 .. 6 rows");
 size_t score__gemm_wt_ld(size_t N)
 {
     return (N + 15) / 16 * 16;
+}
+
+/* Width of the panel of the packed weight that starts at column p0 (a multiple of WT_PW):
+ * WT_PW, or what is left of the ldp columns for the last one. */
+static size_t wt_panel_width(size_t ldp, size_t p0)
+{
+    return ldp - p0 < WT_PW ? ldp - p0 : WT_PW;
 }
 
 #if WT_AVX512
@@ -93,14 +106,17 @@ load_t16(const float *W, size_t ldw, size_t r0, size_t nr, size_t k0, size_t kc,
 __attribute__((target("avx512f"))) static void pack512(size_t N, size_t K, const float *W,
                                                       size_t ldw, float *Wp, size_t ldp)
 {
-    for (size_t n0 = 0; n0 < ldp; n0 += 16)
+    for (size_t n0 = 0; n0 < ldp; n0 += 16) {
+        size_t p0 = n0 / WT_PW * WT_PW, pw = wt_panel_width(ldp, p0);
+        float *d = Wp + p0 * K + (n0 - p0);
         for (size_t k0 = 0; k0 < K; k0 += 16) {
             size_t kc = K - k0 < 16 ? K - k0 : 16;
             __m512 r[16];
             load_t16(W, ldw, n0, N - n0 < 16 ? N - n0 : 16, k0, kc, r);
             for (size_t k = 0; k < kc; k++)
-                _mm512_storeu_ps(Wp + (k0 + k) * ldp + n0, r[k]);
+                _mm512_storeu_ps(d + (k0 + k) * pw, r[k]);
         }
+    }
 }
 
 __attribute__((target("avx512f"))) void score__transpose16_avx512(const float *W, size_t ldw,
@@ -136,11 +152,26 @@ void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *
      * lines of Wp */
     for (size_t n0 = 0; n0 < ldp; n0 += 16) {
         size_t nc = N > n0 ? (N - n0 < 16 ? N - n0 : 16) : 0;
+        size_t p0 = n0 / WT_PW * WT_PW, pw = wt_panel_width(ldp, p0);
         for (size_t k = 0; k < K; k++) {
-            float *d = Wp + k * ldp + n0;
+            float *d = Wp + p0 * K + k * pw + (n0 - p0);
             for (size_t j = 0; j < nc; j++)
                 d[j] = W[(n0 + j) * ldw + k];
             for (size_t j = nc; j < 16; j++)
+                d[j] = 0.0f;
+        }
+    }
+}
+
+void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, float *Wp)
+{
+    size_t ldp = score__gemm_wt_ld(N);
+    for (size_t p0 = 0; p0 < ldp; p0 += WT_PW) {
+        size_t pw = wt_panel_width(ldp, p0), nc = N - p0 < pw ? N - p0 : pw;
+        float *d = Wp + p0 * K;
+        for (size_t k = 0; k < K; k++, d += pw) {
+            memcpy(d, B + k * ldb + p0, nc * sizeof *d);
+            for (size_t j = nc; j < pw; j++)
                 d[j] = 0.0f;
         }
     }
@@ -251,9 +282,10 @@ __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, siz
                                                        const float *Wp, float *C, int acc)
 {
     size_t ldp = score__gemm_wt_ld(N);
-    for (size_t n0 = 0; n0 < N; n0 += 16 * WT_NV) {
-        size_t nc = N - n0 < 16 * WT_NV ? N - n0 : 16 * WT_NV, nv = (nc + 15) / 16;
-        panel512(mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0, ldp, C + n0, acc);
+    for (size_t n0 = 0; n0 < N; n0 += WT_PW) {
+        size_t nc = N - n0 < WT_PW ? N - n0 : WT_PW, nv = (nc + 15) / 16;
+        panel512(mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0 * K, wt_panel_width(ldp, n0),
+                 C + n0, acc);
     }
 }
 #endif /* WT_AVX512 */
@@ -331,7 +363,9 @@ __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, si
     for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
         size_t nv = nvec - v0 < WT2_NV ? nvec - v0 : WT2_NV;
         size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
-        panel256(mr, nv, rem, N, K, A, lda, Wp + 8 * v0, ldp, C + 8 * v0, acc);
+        size_t n0 = 8 * v0, p0 = n0 / WT_PW * WT_PW;
+        panel256(mr, nv, rem, N, K, A, lda, Wp + p0 * K + (n0 - p0), wt_panel_width(ldp, p0),
+                 C + n0, acc);
     }
 }
 #endif /* WT_AVX2 */
@@ -558,9 +592,9 @@ int score__gemm_wt_level(void)
 
 void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
                        const float *Wp, float *C, int acc, const float *bias, int act,
-                       const float *res)
+                       const float *res, float *d1)
 {
-    int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY;
+    int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY || d1 != NULL;
     if (M == 0 || N == 0)
         return;
     for (size_t m = 0; m < M; m += WT_EPI) {
@@ -577,15 +611,25 @@ void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, 
             block256(mr, N, K, a, lda, Wp, c, acc);
         else
 #endif
-            score__gemm_cols_at(level, mr, N, K, a, lda, Wp, score__gemm_wt_ld(N), c, N, acc);
+            for (size_t n0 = 0; n0 < N; n0 += WT_PW)
+                score__gemm_cols_at(level, mr, N - n0 < WT_PW ? N - n0 : WT_PW, K, a, lda,
+                                    Wp + n0 * K, wt_panel_width(score__gemm_wt_ld(N), n0),
+                                    c + n0, N, acc);
         if (epi)
             score__bias_act_inplace(mr, N, c, bias, act, res != NULL ? res + m * N : NULL,
-                                    NULL);
+                                    d1 != NULL ? d1 + m * N : NULL);
     }
 }
 
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res)
 {
-    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res);
+    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res, NULL);
+}
+
+void score__gemm_wt_d1(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res, float *d1)
+{
+    score__gemm_wt_at(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, acc, bias, act, res, d1);
 }

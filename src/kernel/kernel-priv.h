@@ -81,8 +81,12 @@ void score__gemm_cols_at(int level, size_t M, size_t N, size_t K, const float *A
 /* ---- Row-invariant GEMM against a packed weight (gemm-wt.c): the MLP's inference path ---- */
 /* Row stride of a packed weight of N columns: N rounded up to 16. */
 size_t score__gemm_wt_ld(size_t N);
-/* Packs W (N x K, row-major, row stride ldw >= K) transposed: Wp[k * ldp + n] = W[n * ldw + k]
- * for n < N, 0 for N <= n < ldp = score__gemm_wt_ld(N); Wp holds K * ldp floats. */
+/* Packs W (N x K, row-major, row stride ldw >= K) transposed, in panels of 64 columns: with
+ * ldp = score__gemm_wt_ld(N), p0 = 64 floor(n / 64) and pw = min(64, ldp - p0),
+ * Wp[p0 K + k pw + (n - p0)] = W[n * ldw + k] for n < N, 0 for N <= n < ldp; Wp holds K * ldp
+ * floats. (A panel's rows are consecutive: a k slice of it is one contiguous block, whatever
+ * N; with rows of ldp floats, a 512-column weight's panel rows fell 2 KiB apart, into a few
+ * sets of the first-level cache.) */
 void score__gemm_wt_pack(size_t N, size_t K, const float *W, size_t ldw, float *Wp);
 /* out[k * 16 + j] = W[j * ldw + k] for j < nr, +0 for nr <= j < 16, k < K (nr <= 16): rows of
  * W transposed into vectors of 16 lanes, 16 x 16 blocks in registers. Where this build has
@@ -99,6 +103,16 @@ void score__transpose16_avx512(const float *W, size_t ldw, size_t nr, size_t K, 
  * z = 0 (acc = 0) or C's values. Single-threaded; no BLAS; no allocation. */
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,
                     float *C, int acc, const float *bias, int act, const float *res);
+/* score__gemm_wt whose epilogue also writes d1 (M x N, consecutive rows, or NULL) =
+ * phi'(z + bias), as score__bias_act_inplace(..., d1) does (the MLP's training forward, which
+ * keeps phi' for the backward). d1 must not overlap C or the inputs. */
+void score__gemm_wt_d1(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res, float *d1);
+/* Packs B (K x N, row-major, row stride ldb >= N) as score__gemm_wt_pack packs a W with
+ * W[n, k] = B[k * ldb + n]: the layout score__gemm_wt reads, so that score__gemm_wt computes
+ * C = A B (the MLP's training backward: dh = dz W_l with W_l n_l x n_{l-1}, B = W_l itself). */
+void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, float *Wp);
 /* out[j] = (float)(b[j] + sum_i W[j * ldw + i] e[i]) for j < N, i < K: each sum in double, the
  * exact products added in i order, so every version (AVX-512 and AVX2: 16 or 8 outputs in
  * vector lanes; portable) gives the same bits; the _at form runs the version of `level` (at most
@@ -125,7 +139,7 @@ int score__gemm_wt_small_at(int level, size_t M, size_t N, size_t K, const float
 int score__gemm_wt_level(void);
 void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
                        const float *Wp, float *C, int acc, const float *bias, int act,
-                       const float *res);
+                       const float *res, float *d1);
 
 /* im2col of np images (c planes of h x w each, NCHW, consecutive) for a 3x3 convolution with
  * stride 1 and zero padding 1: col[(k * 9 + 3 dy + dx) * ld + j * h * w + p] = image j's
@@ -213,6 +227,24 @@ void score__conv3_input_grad(size_t n, size_t ci, size_t co, size_t h, size_t w,
                              const float *wt, const float *gy, float *gx);
 void score__conv3_input_grad_at(int level, size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *gy, float *gx);
+/* The input gradient's weight packed once (as score__conv3_pack's for the forward it runs, co
+ * into ci channels with the flipped weight: the U-Net packs it once per backward call instead of
+ * once per block of images): score__conv3_igrad_packed_floats() floats (0: nothing to pack),
+ * 64-byte aligned, written by score__conv3_igrad_pack (the same values at every level);
+ * score__conv3_input_grad_packed then gives the bits of score__conv3_input_grad, reading wp
+ * instead of packing (wp ignored, may be NULL, when there is nothing to pack); with acc = 0 the
+ * bits of score__conv3_input_grad on a zeroed gx (the chains start from +0), gx not read. */
+size_t score__conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                             float *wp);
+void score__conv3_igrad_pack_at(int level, size_t ci, size_t co, size_t h, size_t w,
+                                const float *wt, float *wp);
+void score__conv3_input_grad_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                    const float *wt, const float *wp, const float *gy, float *gx,
+                                    int acc);
+void score__conv3_input_grad_packed_at(int level, size_t n, size_t ci, size_t co, size_t h,
+                                       size_t w, const float *wt, const float *wp,
+                                       const float *gy, float *gx, int acc);
 
 /* Number of threads the BLAS uses for one call (OpenBLAS: openblas_get_num_threads(); 1 when
  * the BLAS does not tell). For choosing block sizes only: results never depend on it. */

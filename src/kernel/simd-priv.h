@@ -1,4 +1,5 @@
-/* Register transpositions shared by the kernel layer's vector versions (gemm-wt.c, conv3.c).
+/* Register transpositions shared by the kernel layer's vector versions (gemm-wt.c, conv3.c,
+ * conv3-wgrad.c).
  * Include after <immintrin.h>, in a file whose x86 versions are compiled (GCC on x86-64); the
  * functions carry their own target attributes. Internal: not part of the ABI. */
 #ifndef SCORE_KERNEL_SIMD_PRIV_H
@@ -38,6 +39,20 @@ score__transpose16_regs(const __m512 *r, __m512 *out)
         out[4 + j] = _mm512_shuffle_f32x4(a0, a2, 0xDD);
         out[8 + j] = _mm512_shuffle_f32x4(a1, a3, 0x88);
         out[12 + j] = _mm512_shuffle_f32x4(a1, a3, 0xDD);
+    }
+}
+
+/* out[k] lane j = r[j] lane k for j, k < 8: an 8 x 8 transposition in registers (4 x 4 blocks
+ * within the 128-bit lanes, then the 128-bit lanes across the vectors). out must not be r. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+score__transpose8_regs(const __m256 *r, __m256 *out)
+{
+    __m256 t[8], u[8];
+    SCORE__T_LANES4(_mm256, 8, r, t, u);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        out[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        out[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
     }
 }
 

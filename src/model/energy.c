@@ -26,7 +26,11 @@
  * with coefficients 0. Every GEMM then has a fixed shape (P or 2 P rows), and a row's results
  * depend on its own values only, whatever the batch split (the samplers pass the global row
  * numbers, see score__model_ws), like the MLP's aligned inference (mlp-infer.c). Without global
- * numbers the rows of a call are numbered from 0. The panels run on the model's threads
+ * numbers the rows of a call are numbered from 0. The hidden layers' products run on
+ * score__gemm_wt (row-invariant: a row's bits do not depend on its position either) against
+ * weights packed once per operation (en_pack); the output layer's E = w_L . h and the
+ * parameter gradients' products (sums over the rows) stay on the BLAS. The panels run on the
+ * model's threads
  * (SCORE_MODEL_PARAM_THREADS) in waves of SCORE__ENERGY_WAVE panels; each panel's parameter
  * gradient goes to a slot of its own and the slots are added in panel order after each wave, so
  * results are bit-identical for every thread count.
@@ -37,8 +41,9 @@
  * score__energy_backward) and runs as large products instead of panels: the tangent forward
  * and the primal reverse per block of SCORE__ENERGY_TRAIN_ROWS rows, the weight gradients as
  * one GEMM of depth 2n per chunk of a layer's units. Its results are bit-identical for every
- * thread count and deterministic, but, unlike the panels, a row's contribution depends on the
- * batch (the blocks); the forward's score keeps the panels' split invariance.
+ * thread count and deterministic; a row's gx depends on its own values only (row-invariant
+ * products), but the parameter gradient's sums depend on the batch (the blocks); the forward's
+ * score keeps the panels' split invariance.
  *
  * Second order (the Hyvärinen and sliced losses, score_model_trace_grad / vjv_grad): their
  * term v^T (dF/dx) v = -v^T H v is -E''(0) of e -> E(x + e v), computed by a second-order
@@ -58,6 +63,7 @@
  * constants in x, so they enter the primal rows only (the tangent rows are zero there). The
  * panel holds the label and context of each of its positions. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernel/kernel-priv.h"
@@ -65,6 +71,108 @@
 #include "model-priv.h"
 
 #define SCORE__ENERGY_PANEL 48
+
+/* The hidden layers' weights packed for score__gemm_wt (row-invariant, no BLAS), once per
+ * operation (before its panels or row blocks run; then read-only, shared by every panel and
+ * thread): the BLAS packed the whole weight again for every 48-row panel's product (26% of a
+ * DSM step at 1 thread went to OpenBLAS's copies). f[l] = W_l for z_l = h_{l-1} W_l^T
+ * (score__gemm_wt_pack), r[l] = W_l for the cotangent dz_l W_l (score__gemm_wt_pack_kn; of
+ * layer 1 the x columns only, for gx), fx = W_1's x columns for z'_1 = v W_1[:, x]^T (the
+ * training backward's tangent forward). NULL: not packed for this operation. In the workspace's
+ * wparena (the MLP's training path uses it for its own packs; an energy model never runs that
+ * path). */
+typedef struct en_pack {
+    const float *f[MAXL], *r[MAXL], *fx;
+} en_pack;
+
+/* Which packs an operation needs: the panels (forward and reverse, PK_PANELS) or the training
+ * backward (PK_BACKWARD: f[2 ..], fx, r[2 ..], and r[1] when gx is wanted: PK_GX). */
+enum { PK_PANELS = 1, PK_BACKWARD = 2, PK_GX = 4 };
+
+/* The matrices of a pack, numbered j = 3 (l - 1) + form, form 0: f[l], 1: r[l], 2: fx (l = 1). */
+typedef struct en_packjob {
+    const mlp *p;
+    size_t dim;
+    int what;
+    float *dst[3 * MAXL];
+} en_packjob;
+
+/* Floats of matrix j (0: not packed), 16 of slack keeping every matrix 64-byte aligned. */
+static size_t pack_floats(const en_packjob *pj, size_t j)
+{
+    const mlp *p = pj->p;
+    const size_t l = j / 3 + 1, form = j % 3, bw = (pj->what & PK_BACKWARD) != 0;
+    if (l >= p->L)
+        return 0;
+    if (form == 0 && (l > 1 || !bw))
+        return p->n[l - 1] * score__gemm_wt_ld(p->n[l]) + 16;
+    if (form == 1 && l > 1)
+        return p->n[l] * score__gemm_wt_ld(p->n[l - 1]) + 16;
+    if (form == 1 && (!bw || (pj->what & PK_GX)))
+        return p->n[1] * score__gemm_wt_ld(pj->dim) + 16;
+    if (form == 2 && l == 1 && bw)
+        return pj->dim * score__gemm_wt_ld(p->n[1]) + 16;
+    return 0;
+}
+
+static void pack_part(void *ctx, size_t j, size_t thread)
+{
+    const en_packjob *pj = ctx;
+    const mlp *p = pj->p;
+    const size_t l = j / 3 + 1, np = p->n[l - 1];
+    (void)thread;
+    if (pj->dst[j] == NULL)
+        return;
+    if (j % 3 == 0)
+        score__gemm_wt_pack(p->n[l], np, W(p, l), np, pj->dst[j]);
+    else if (j % 3 == 2)
+        score__gemm_wt_pack(p->n[1], pj->dim, W(p, 1), np, pj->dst[j]);
+    else
+        score__gemm_wt_pack_kn(l == 1 ? pj->dim : np, p->n[l], W(p, l), np, pj->dst[j]);
+}
+
+/* Packs the weights that `what` needs into w->wparena (on the pool of `threads` threads, the
+ * operation's own, one matrix per part) and points pk at them. */
+static int pack_weights(const char *fn, const score_model *m, score__model_ws *ws, int what,
+                        int64_t threads, en_pack *pk)
+{
+    const mlp *p = impl_of(m);
+    mlp_ws *w = score__mlp_ws_of(p, ws);
+    const size_t nj = 3 * (p->L - 1);
+    en_packjob pj;
+    size_t need = 16, off;
+    memset(pk, 0, sizeof *pk);
+    memset(&pj, 0, sizeof pj);
+    pj.p = p;
+    pj.dim = m->dim;
+    pj.what = what;
+    for (size_t j = 0; j < nj; j++)
+        need += pack_floats(&pj, j);
+    if (need > w->wpcap) {
+        float *a = score__calloc(need, sizeof(float));
+        if (a == NULL)
+            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+        score__free(w->wparena);
+        w->wparena = a;
+        w->wpcap = need;
+    }
+    off = (size_t)((64 - (uintptr_t)w->wparena % 64) % 64) / sizeof(float);
+    for (size_t j = 0; j < nj; j++) {
+        size_t f = pack_floats(&pj, j), l = j / 3 + 1;
+        if (f == 0)
+            continue;
+        pj.dst[j] = w->wparena + off;
+        off += f;
+        if (j % 3 == 0)
+            pk->f[l] = pj.dst[j];
+        else if (j % 3 == 1)
+            pk->r[l] = pj.dst[j];
+        else
+            pk->fx = pj.dst[j];
+    }
+    score__pool_for_each(score__mlp_pool_of(w, threads), nj, pack_part, &pj);
+    return SCORE_OK;
+}
 
 /* One request over the n rows of a call. */
 typedef struct en_req {
@@ -86,6 +194,7 @@ typedef struct en_req {
     int q2_add;
     float *grad;        /* parameter gradient (accumulated), or NULL */
     const struct en_keep *keep; /* ord 0, ce = -1: the activations kept for the backward */
+    const struct en_pack *pk;   /* the weights packed for the panels (pack_weights) */
 } en_req;
 
 /* phi''' of the activations (double): the third-order term of the reverse pass above.
@@ -260,27 +369,34 @@ static void keep_rows(const en_kr *kr, const float *src, size_t w, float *dst)
             memcpy(dst + kr->row[pos] * w, src + pos * w, w * sizeof(float));
 }
 
-/* The cotangent of layer l - 1's output from dz (rows x n_l): dz W_l, added to *ga when layer l
- * is residual (its input passes through), else written to *gb and the two buffers swapped. */
-static void cot_prev(const mlp *p, size_t l, size_t rows, const float *dz, float **ga, float **gb)
+/* The cotangent of layer l - 1's output from dz (rows x n_l): dz W_l (pk->r[l]), added to *ga
+ * when layer l is residual (its input passes through: the chains start from *ga's values), else
+ * written to *gb and the two buffers swapped. */
+static void cot_prev(const mlp *p, const en_pack *pk, size_t l, size_t rows, const float *dz,
+                     float **ga, float **gb)
 {
     const size_t nl = p->n[l], np = p->n[l - 1];
     if (p->res[l]) {
-        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, *ga, np);
+        score__gemm_wt(rows, np, nl, dz, nl, pk->r[l], *ga, 1, NULL, SCORE__ACT_IDENTITY, NULL);
     } else {
         float *t = *gb;
-        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, t, np);
+        score__gemm_wt(rows, np, nl, dz, nl, pk->r[l], t, 0, NULL, SCORE__ACT_IDENTITY, NULL);
         *gb = *ga;
         *ga = t;
     }
 }
 
-/* Forward and reverse pass of one panel (see the top) with ord + 1 blocks of rows. q->cf holds
- * the seeds: P values ce, P values ct, P values cs. Writes q->E (E of the primal rows, then E'
- * of the tangent rows, then E''), q->gx, and adds to grad. With kr (ord 0), the primal rows'
- * activations and reverse cotangents are copied to the training cache as they are made. */
-static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *grad,
-                      const en_kr *kr)
+/* Forward and reverse pass of one panel (see the top) with ord + 1 blocks of rows, the
+ * products on score__gemm_wt with the weights of pk. q->cf holds the seeds: P values ce, P
+ * values ct, P values cs. Writes q->E (E of the primal rows, then E' of the tangent rows, then
+ * E''), q->gx (rev = 1), and adds to grad (rev = 1). rev = 0: the forward pass only (the
+ * energies). With kr (ord 0), the primal rows' activations and reverse cotangents are copied
+ * to the training cache as they are made. Without kr, an ord 0 panel
+ * (the score, the energy) has the bias, activation, residual and phi' fused into its forward
+ * products (no pre-activation, no phi'': nothing reads them; with labels, layer 1 adds the
+ * label rows before the activation, in a pass of its own): the bits of the separate pass. */
+static void run_panel(const mlp *p, const en_pack *pk, size_t dim, const panel *q, int ord,
+                      int rev, float *grad, const en_kr *kr)
 {
     const size_t P = SCORE__ENERGY_PANEL, S = (size_t)(ord + 1) * P, L = p->L, n0 = p->n[0];
     const mlp_cond pc = panel_cond(p, q);
@@ -297,7 +413,13 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
     }
     for (size_t l = 1; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
-        score__sgemm(0, 1, S, nl, np, 1.0f, q->h[l - 1], np, W(p, l), np, 0.0f, q->z[l], nl);
+        if (ord == 0 && kr == NULL && !(l == 1 && p->K > 0)) {
+            score__gemm_wt_d1(P, nl, np, q->h[l - 1], np, pk->f[l], q->h[l], 0, B(p, l),
+                              p->act, p->res[l] ? q->h[l - 1] : NULL, rev ? q->d1[l] : NULL);
+            continue;
+        }
+        score__gemm_wt(S, nl, np, q->h[l - 1], np, pk->f[l], q->z[l], 0, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
         if (l == 1)
             score__mlp_add_labels(p, &pc, P, q->z[1], NULL);
         score__bias_act_forward_res(P, nl, q->z[l], B(p, l), p->act,
@@ -320,6 +442,8 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
         score__sgemv(0, S, nh, 1.0f, q->h[L - 1], nh, wl, 0.0f, q->E);
         for (size_t b = 0; b < P; b++)
             q->E[b] += bl;
+        if (!rev)
+            return;
         /* seeds: a_{L-1} = cf_b w_L per row; dW_L += sum_b cf_b h_b, db_L += sum ce */
         for (size_t r = 0; r < S; r++)
             for (size_t i = 0; i < nh; i++)
@@ -352,10 +476,11 @@ static void run_panel(const mlp *p, size_t dim, const panel *q, int ord, float *
                 score__mlp_label_grad(p, &pc, P, az, 0, nl, grad);
         }
         if (l == 1) {
-            score__sgemm(0, 0, P, dim, nl, 1.0f, az, nl, W(p, 1), n0, 0.0f, q->gx, dim);
+            score__gemm_wt(P, dim, nl, az, nl, pk->r[1], q->gx, 0, NULL, SCORE__ACT_IDENTITY,
+                           NULL);
             break;
         }
-        cot_prev(p, l, S, az, &ga, &gb);
+        cot_prev(p, pk, l, S, az, &ga, &gb);
     }
 }
 
@@ -401,6 +526,7 @@ typedef struct en_wave {
     const score__model_ws *ws;
     const en_req *rq;
     int aligned;
+    en_pack pk;      /* the weights, packed for the panels' products */
     size_t pf;       /* floats of one panel arena */
     float *arena;    /* one panel arena per thread, then the gradient slots */
     float *slots;    /* SCORE__ENERGY_WAVE x n_params (when rq->grad) */
@@ -433,7 +559,9 @@ static void wave_panel(void *ctx, size_t j, size_t thread)
         for (size_t i = V->i0[j]; i < V->i1[j]; i++)
             kr.row[global_row(V->ws, V->aligned, i) % P] = i;
     }
-    run_panel(p, dim, &q, rq->ord, g, rq->keep != NULL ? &kr : NULL);
+    run_panel(p, &V->pk, dim, &q, rq->ord,
+              rq->gx != NULL || rq->tr != NULL || rq->grad != NULL || rq->keep != NULL, g,
+              rq->keep != NULL ? &kr : NULL);
     for (size_t i = V->i0[j]; i < V->i1[j]; i++) {
         size_t pos = global_row(V->ws, V->aligned, i) % P;
         if (rq->E != NULL)
@@ -465,6 +593,7 @@ static int run_req(const char *fn, const score_model *m, score__model_ws *ws, co
     V.p = p;
     V.ws = ws;
     V.rq = rq;
+    V.pk = *rq->pk;
     V.aligned = ws->row_n > 0 && rq->n % ws->row_n == 0;
     V.pf = panel_floats(p, rq->dim);
     V.pf += (4 - V.pf % 4) % 4; /* each thread's arena 16-byte aligned (c holds doubles) */
@@ -493,8 +622,8 @@ static int run_req(const char *fn, const score_model *m, score__model_ws *ws, co
     return SCORE_OK;
 }
 
-static en_req req_base(const score_model *m, const score__model_ws *ws, size_t n,
-                       const float *x, const double *c)
+static en_req req_base(const score_model *m, const score__model_ws *ws, const en_pack *pk,
+                       size_t n, const float *x, const double *c)
 {
     en_req r;
     memset(&r, 0, sizeof r);
@@ -505,20 +634,26 @@ static en_req req_base(const score_model *m, const score__model_ws *ws, size_t n
     r.cd = score__mlp_cond_of(ws);
     r.unit = -1;
     r.vk = r.gk = 1;
+    r.pk = pk;
     return r;
 }
 
-static int check(const char *fn, const score_model *m, const score__model_ws *ws, size_t n,
-                 const double *c)
+/* The entry check of an operation on the panels, then the weights packed for them (once per
+ * operation: every request of it shares them). */
+static int check(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                 const double *c, en_pack *pk)
 {
-    return score__mlp_check_inputs(fn, m, ws, n, c);
+    int rc = score__mlp_check_inputs(fn, m, ws, n, c);
+    return rc != SCORE_OK ? rc
+                          : pack_weights(fn, m, ws, PK_PANELS,
+                                         score__model_i64(m, SCORE_MODEL_PARAM_THREADS), pk);
 }
 
 /* The score -grad_x E of n rows into out (no cache). */
-static int score_rows(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
-                      const float *x, const double *c, float *out)
+static int score_rows(const char *fn, const score_model *m, score__model_ws *ws,
+                      const en_pack *pk, size_t n, const float *x, const double *c, float *out)
 {
-    en_req r = req_base(m, ws, n, x, c);
+    en_req r = req_base(m, ws, pk, n, x, c);
     r.ce = -1.0f;
     r.gx = out;
     return run_req(fn, m, ws, &r);
@@ -528,8 +663,9 @@ int score__energy_infer(const score_model *m, score__model_ws *ws, size_t n, con
                         const double *c, float *out)
 {
     static const char fn[] = "score_model_forward";
-    int rc = check(fn, m, ws, n, c);
-    return rc != SCORE_OK ? rc : score_rows(fn, m, ws, n, x, c, out);
+    en_pack pk;
+    int rc = check(fn, m, ws, n, c, &pk);
+    return rc != SCORE_OK ? rc : score_rows(fn, m, ws, &pk, n, x, c, out);
 }
 
 /* ---- the training pair: forward with kept activations, backward in row blocks ---------- */
@@ -559,8 +695,9 @@ int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, c
     const mlp_cond cd = score__mlp_cond_of(ws);
     int32_t *lab;
     en_keep k;
+    en_pack pk;
     en_req r;
-    int rc = check(fn, m, ws, n, c);
+    int rc = check(fn, m, ws, n, c, &pk);
     if (rc != SCORE_OK || n == 0)
         return rc;
     if (n > w->ecn) {
@@ -578,7 +715,7 @@ int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, c
     for (size_t b = 0; b < n; b++)
         lab[b] = (int32_t)score__mlp_label(p, &cd, b);
     keep_layout(p, n, cache_keep(w), &k);
-    r = req_base(m, ws, n, x, c);
+    r = req_base(m, ws, &pk, n, x, c);
     r.ce = -1.0f;
     r.gx = out;
     r.keep = &k;
@@ -593,7 +730,8 @@ int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, c
  *   primal reverse    a_{L-1} = 0,  dz' = phi' a',  dz = phi' a + phi'' z' a',
  *                     a_{l-1} = dz W_l [+ a_l],  gx = dz_1 W_1 (x columns)
  * run per block of rows (the blocks of a fixed partition of the n rows, on the model's
- * threads), and then the parameter gradient with one GEMM of depth 2n per chunk of a layer's
+ * threads; the products on score__gemm_wt, the weights packed once per call), and then the
+ * parameter gradient with one GEMM of depth 2n per chunk of a layer's
  * output units: dW_l += [dz ; dz']^T [h_{l-1} ; h'_{l-1}] (layer 1: dz^T h_0 + dz'^T v),
  * db_l += column sums of dz (rows in order), dW_L += -sum_b h'_{L-1,b}. Every value is made by
  * one piece of a fixed partition (SCORE__ENERGY_TRAIN_ROWS, SCORE__ENERGY_GRAD_CHUNKS), so the
@@ -604,6 +742,7 @@ int score__energy_forward(const score_model *m, score__model_ws *ws, size_t n, c
 typedef struct en_bw {
     const mlp *p;
     const en_keep *k;
+    en_pack pk;        /* f[2 ..], fx, r[2 ..] and (with gx) r[1] */
     size_t n, dim;
     size_t nblk, nb;   /* row blocks of nb rows (the last may be shorter) */
     size_t scratch;    /* floats of one thread's scratch */
@@ -620,7 +759,7 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
     const en_bw *j = ctx;
     const mlp *p = j->p;
     const en_keep *k = j->k;
-    const size_t n = j->n, L = p->L, n0 = p->n[0], dim = j->dim, r0 = blk * j->nb;
+    const size_t n = j->n, L = p->L, dim = j->dim, r0 = blk * j->nb;
     const size_t rows = n - r0 < j->nb ? n - r0 : j->nb;
     float *s = j->arena + thread * j->scratch, *zt[MAXL], *ga, *gb;
     for (size_t l = 1; l < L; l++) {
@@ -634,11 +773,11 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
         const float *d1 = k->d1[l] + r0 * nl;
         float *ht = k->h[l] + (n + r0) * nl;
         if (l == 1) /* h'_0 = [v ; 0 ; 0]: the x columns of W_1 */
-            score__sgemm(0, 1, rows, nl, dim, 1.0f, j->v + r0 * dim, dim, W(p, 1), n0, 0.0f,
-                         zt[1], nl);
+            score__gemm_wt(rows, nl, dim, j->v + r0 * dim, dim, j->pk.fx, zt[1], 0, NULL,
+                           SCORE__ACT_IDENTITY, NULL);
         else
-            score__sgemm(0, 1, rows, nl, np, 1.0f, k->h[l - 1] + (n + r0) * np, np, W(p, l), np,
-                         0.0f, zt[l], nl);
+            score__gemm_wt(rows, nl, np, k->h[l - 1] + (n + r0) * np, np, j->pk.f[l], zt[l], 0,
+                           NULL, SCORE__ACT_IDENTITY, NULL);
         if (p->res[l])
             score__mul_add(rows * nl, zt[l], d1, k->h[l - 1] + (n + r0) * np, ht);
         else
@@ -652,11 +791,11 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
                                k->d2[l] + r0 * nl, ga, dzt, dz);
         if (l == 1) {
             if (j->gx != NULL)
-                score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), n0, 0.0f,
-                             j->gx + r0 * dim, dim);
+                score__gemm_wt(rows, dim, nl, dz, nl, j->pk.r[1], j->gx + r0 * dim, 0, NULL,
+                               SCORE__ACT_IDENTITY, NULL);
             break;
         }
-        cot_prev(p, l, rows, dz, &ga, &gb);
+        cot_prev(p, &j->pk, l, rows, dz, &ga, &gb);
     }
 }
 
@@ -743,7 +882,9 @@ int score__energy_backward(const score_model *m, score__model_ws *ws, size_t n,
     T = pool != NULL ? score__pool_threads(pool) : 1;
     if (score__mul_size(j.nb, per, &j.scratch) != 0 || score__mul_size(T, j.scratch, &need) != 0)
         return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-    if ((rc = ensure_earena(w, need, fn)) != SCORE_OK)
+    if ((rc = ensure_earena(w, need, fn)) != SCORE_OK ||
+        (rc = pack_weights(fn, m, ws, PK_BACKWARD | (gx != NULL ? PK_GX : 0),
+                           score__model_ws_threads(m, ws), &j.pk)) != SCORE_OK)
         return rc;
     j.arena = w->earena;
     score__pool_for_each(j.nblk > 1 ? pool : NULL, j.nblk, bw_rows, &j);
@@ -756,9 +897,10 @@ int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const
                       const double *c, size_t k, const float *v, float *out, float *fx)
 {
     static const char fn[] = "score_model_jvp";
-    int rc = check(fn, m, ws, n, c);
+    en_pack pk;
+    int rc = check(fn, m, ws, n, c, &pk);
     for (size_t pr = 0; rc == SCORE_OK && pr < k; pr++) {
-        en_req r = req_base(m, ws, n, x, c);
+        en_req r = req_base(m, ws, &pk, n, x, c);
         r.v = v;
         r.ord = 1;
         r.vk = r.gk = k;
@@ -768,7 +910,7 @@ int score__energy_jvp(const score_model *m, score__model_ws *ws, size_t n, const
         rc = run_req(fn, m, ws, &r);
     }
     if (rc == SCORE_OK && fx != NULL)
-        rc = score_rows(fn, m, ws, n, x, c, fx);
+        rc = score_rows(fn, m, ws, &pk, n, x, c, fx);
     return rc;
 }
 
@@ -785,12 +927,13 @@ int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, con
                         const double *c, double *tr, float *fx)
 {
     static const char fn[] = "score_model_trace";
-    int rc = check(fn, m, ws, n, c);
+    en_pack pk;
+    int rc = check(fn, m, ws, n, c, &pk);
     if (rc != SCORE_OK)
         return rc;
     memset(tr, 0, n * sizeof *tr);
     for (size_t j = 0; rc == SCORE_OK && j < m->dim; j++) {
-        en_req r = req_base(m, ws, n, x, c);
+        en_req r = req_base(m, ws, &pk, n, x, c);
         r.unit = (long)j;
         r.ord = 1;
         r.ct = -1.0f;
@@ -798,27 +941,28 @@ int score__energy_trace(const score_model *m, score__model_ws *ws, size_t n, con
         rc = run_req(fn, m, ws, &r);
     }
     if (rc == SCORE_OK && fx != NULL)
-        rc = score_rows(fn, m, ws, n, x, c, fx);
+        rc = score_rows(fn, m, ws, &pk, n, x, c, fx);
     return rc;
 }
 
 /* The entry check of the third-order operations. */
-static int check_third(const char *fn, const score_model *m, const score__model_ws *ws,
-                       size_t n, const double *c)
+static int check_third(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
+                       const double *c, en_pack *pk)
 {
     if (impl_of(m)->act == SCORE_ACT_ELU)
         return score__error(SCORE_E_UNSUPPORTED, fn,
                             "the Laplacian of an energy with elu activations jumps where a unit "
                             "crosses 0 (phi'' is discontinuous), so it has no parameter "
                             "gradient there: use silu, softplus, tanh or gelu");
-    return check(fn, m, ws, n, c);
+    return check(fn, m, ws, n, c, pk);
 }
 
 /* The gout . F term of trace_grad / vjv_grad: double back-propagation (ct = -1 along gout). */
-static int gout_term(const char *fn, const score_model *m, score__model_ws *ws, size_t n,
-                     const float *x, const double *c, const float *gout, float *grad)
+static int gout_term(const char *fn, const score_model *m, score__model_ws *ws,
+                     const en_pack *pk, size_t n, const float *x, const double *c,
+                     const float *gout, float *grad)
 {
-    en_req r = req_base(m, ws, n, x, c);
+    en_req r = req_base(m, ws, pk, n, x, c);
     if (gout == NULL || grad == NULL)
         return SCORE_OK;
     r.v = gout;
@@ -837,11 +981,12 @@ int score__energy_trace_grad(const score_model *m, score__model_ws *ws, size_t n
                              const float *gout, float *grad, double *tr, float *fx)
 {
     static const char fn[] = "score_model_trace_grad";
-    int rc = check_third(fn, m, ws, n, c);
+    en_pack pk;
+    int rc = check_third(fn, m, ws, n, c, &pk);
     if (rc == SCORE_OK && tr != NULL)
         memset(tr, 0, n * sizeof *tr);
     for (size_t j = 0; rc == SCORE_OK && j < m->dim; j++) {
-        en_req r = req_base(m, ws, n, x, c);
+        en_req r = req_base(m, ws, &pk, n, x, c);
         r.unit = (long)j;
         r.ord = 2;
         r.w2 = w;
@@ -851,9 +996,9 @@ int score__energy_trace_grad(const score_model *m, score__model_ws *ws, size_t n
         rc = run_req(fn, m, ws, &r);
     }
     if (rc == SCORE_OK)
-        rc = gout_term(fn, m, ws, n, x, c, gout, grad);
+        rc = gout_term(fn, m, ws, &pk, n, x, c, gout, grad);
     if (rc == SCORE_OK && fx != NULL)
-        rc = score_rows(fn, m, ws, n, x, c, fx);
+        rc = score_rows(fn, m, ws, &pk, n, x, c, fx);
     return rc;
 }
 
@@ -865,9 +1010,10 @@ int score__energy_vjv_grad(const score_model *m, score__model_ws *ws, size_t n, 
                            const float *gout, float *grad, double *vjv, float *fx)
 {
     static const char fn[] = "score_model_vjv_grad";
-    int rc = check_third(fn, m, ws, n, c);
+    en_pack pk;
+    int rc = check_third(fn, m, ws, n, c, &pk);
     for (size_t pr = 0; rc == SCORE_OK && pr < k; pr++) {
-        en_req r = req_base(m, ws, n, x, c);
+        en_req r = req_base(m, ws, &pk, n, x, c);
         r.v = v;
         r.vk = k;
         r.vp = pr;
@@ -878,9 +1024,9 @@ int score__energy_vjv_grad(const score_model *m, score__model_ws *ws, size_t n, 
         rc = run_req(fn, m, ws, &r);
     }
     if (rc == SCORE_OK)
-        rc = gout_term(fn, m, ws, n, x, c, gout, grad);
+        rc = gout_term(fn, m, ws, &pk, n, x, c, gout, grad);
     if (rc == SCORE_OK && fx != NULL)
-        rc = score_rows(fn, m, ws, n, x, c, fx);
+        rc = score_rows(fn, m, ws, &pk, n, x, c, fx);
     return rc;
 }
 
@@ -888,8 +1034,9 @@ int score__energy_energy(const score_model *m, score__model_ws *ws, size_t n, co
                          const double *c, double *E)
 {
     static const char fn[] = "score_model_energy";
-    en_req r = req_base(m, ws, n, x, c);
-    int rc = check(fn, m, ws, n, c);
+    en_pack pk;
+    int rc = check(fn, m, ws, n, c, &pk);
+    en_req r = req_base(m, ws, &pk, n, x, c);
     r.E = E;
     return rc != SCORE_OK ? rc : run_req(fn, m, ws, &r);
 }

@@ -61,6 +61,13 @@ typedef struct mlp_ws {
     /* inference workspace (mlp_infer): one block of rows per thread, no cache */
     size_t icap; /* floats */
     float *iarena;
+    /* the training path (mlp-train.c): the weights packed for score__gemm_wt, per call
+     * (the forward's W_l, the backward's dh = dz W_l operands); wpk[l] points into wparena.
+     * The energy kind (energy.c, which never runs mlp-train.c) packs its weights per
+     * operation into wparena too (its own layout, en_pack; wpk unused) */
+    size_t wpcap; /* floats */
+    float *wparena;
+    const float *wpk[MAXL + 1];
     /* the energy kind (energy.c): panel arena, and x (with the context and labels after it)
      * and c of the rows of the cached forward */
     size_t ecap, ecn; /* floats of earena; rows of ecx / ecc */
@@ -133,9 +140,22 @@ void score__mlp_add_labels(const mlp *p, const mlp_cond *cd, size_t nb, float *z
 void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const float *dz,
                            size_t j0, size_t j1, float *grad);
 /* mlp.c: forward pass of nb rows into rows r0 .. of the primal cache (output layer when out);
- * x, c, cd and out at the block's first row. */
+ * x, c, cd and out at the block's first row. wp: NULL (every product on the BLAS), or wp[l]
+ * the packed W_l (score__gemm_wt_pack) for l = 1 .. L: the products on score__gemm_wt with the
+ * bias, activation, residual and phi' fused. */
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
-                              const float *x, const double *c, const mlp_cond *cd, float *out);
+                              const float *x, const double *c, const mlp_cond *cd,
+                              const float *const *wp, float *out);
+/* mlp-train.c: the workspace's arena for packed weights (score__gemm_wt_pack), grown to at
+ * least `floats` floats from a 64-byte boundary (the pointer returned); NULL when out of
+ * memory. One call's packs at a time: the training forward's, the backward's or the tangent
+ * gradients' (each packs at its start). */
+float *score__mlp_wpack_arena(mlp_ws *w, size_t floats);
+/* mlp-train.c: w->wpk[1 .. L] = the weights packed for score__mlp_forward_block (its wp), in
+ * that arena, on the pool's threads (NULL: the calling thread); SCORE_E_NOMEM (with a message
+ * for fn) when out of memory. */
+int score__mlp_pack_forward(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim,
+                            const char *fn);
 /* mlp.c: the entry check of every operation on n rows: SCORE_E_NUMERIC when c (or a context
  * vector) holds a NaN or an infinity, SCORE_E_INVAL when the model has a context input and
  * ws->context is NULL, SCORE_E_RANGE for a label outside 0 .. K; with a message for fn. */

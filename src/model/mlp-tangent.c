@@ -143,26 +143,26 @@ static int tangent_begin(const char *fn, const score_model *m, score__model_ws *
 
 /* JVP of nb rows through the primal cache and the tangent arena (sized for nbmax rows):
  * out = nb x k x dim, fx (NULL: not wanted) = nb x dim. */
-static void jvp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+static void jvp_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim, size_t nbmax,
+                      size_t nb, const float *x, const double *c, const mlp_cond *cd, size_t k,
                       const float *v, float *out, float *fx)
 {
     size_t L = p->L;
     float *A = w->tarena, *Bf = w->tarena + nbmax * k * p->maxh, *t;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, fx);
     t = tangent_forward(p, w, dim, nb, k, v, NULL, NULL, NULL, A, Bf);
     score__sgemm(0, 1, nb * k, dim, p->n[L - 1], 1.0f, t, p->n[L - 1], W(p, L), p->n[L - 1],
                  0.0f, out, dim);
 }
 
 /* VJP of nb rows (arena of 3 nbmax k maxh floats): out = nb x k x dim. */
-static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                      const float *x, const double *c, const mlp_cond *cd, size_t k,
+static void vjp_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim, size_t nbmax,
+                      size_t nb, const float *x, const double *c, const mlp_cond *cd, size_t k,
                       const float *u, float *out)
 {
     size_t L = p->L, R = nb * k, stride = nbmax * k * p->maxh;
     float *G = w->tarena, *GU = G + stride, *Gn = GU + stride;
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, NULL);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, NULL);
     score__sgemm(0, 0, R, p->n[L - 1], dim, 1.0f, u, dim, W(p, L), p->n[L - 1], 0.0f, G,
                  p->n[L - 1]);
     for (size_t l = L - 1; l >= 1; l--) {
@@ -182,14 +182,14 @@ static void vjp_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t 
 
 /* Exact trace of nb rows (arena of 2 nbmax dim maxh floats, then wt = W_1x^T): tr = nb
  * values, fx as in jvp_block. */
-static void trace_block(const mlp *p, mlp_ws *w, size_t dim, size_t nbmax, size_t nb,
-                        const float *x, const double *c, const mlp_cond *cd, double *tr,
-                        float *fx)
+static void trace_block(const mlp *p, mlp_ws *w, const float *const *wp, size_t dim,
+                        size_t nbmax, size_t nb, const float *x, const double *c,
+                        const mlp_cond *cd, double *tr, float *fx)
 {
     size_t L = p->L, nL1 = p->n[L - 1];
     float *A = w->tarena, *Bf = w->tarena + nbmax * dim * p->maxh, *t;
     const float *wt = w->tarena + nbmax * dim * 2 * p->maxh, *wl = W(p, L);
-    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, fx);
+    score__mlp_forward_block(p, w, dim, 0, nb, x, c, cd, wp, fx);
     t = tangent_forward(p, w, dim, nb, dim, NULL, wt, NULL, NULL, A, Bf);
     /* tr_b = sum_j W_L[j, :] . T[(b, j), :] */
     for (size_t b = 0; b < nb; b++) {
@@ -225,12 +225,13 @@ static void tan_span(void *ctx, const score__mlp_span *s, size_t thread)
     const tan_call *t = ctx;
     (void)thread;
     if (t->op == TAN_JVP)
-        jvp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out,
+        jvp_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out,
                   s->fx);
     else if (t->op == TAN_VJP)
-        vjp_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v, s->out);
+        vjp_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, t->k, s->v,
+                  s->out);
     else
-        trace_block(t->p, t->w, t->dim, t->nb, s->M, s->x, s->c, &s->cd, s->val, s->fx);
+        trace_block(t->p, t->w, NULL, t->dim, t->nb, s->M, s->x, s->c, &s->cd, s->val, s->fx);
 }
 
 static int tangent_run(const char *fn, int op, const score_model *m, score__model_ws *ws,
@@ -286,17 +287,22 @@ static int tangent_run(const char *fn, int op, const score_model *m, score__mode
         rq.ctx = &tc;
         return score__mlp_run_panels(p, w, ws, n, &rq, 1, fn);
     }
+    /* the primal pass as score_model_forward's (its products on score__gemm_wt), so that the
+     * outputs fx are its values bit for bit; the aligned panels above keep the BLAS products
+     * of mlp-panel.c (the samplers' and likelihoods' recorded values) */
+    if ((rc = score__mlp_pack_forward(p, w, NULL, dim, fn)) != SCORE_OK)
+        return rc;
     for (size_t b0 = 0; b0 < n; b0 += nb) {
         size_t rows = n - b0 < nb ? n - b0 : nb;
         cb = score__mlp_cond_at(p, &cd, b0);
         if (op == TAN_JVP)
-            jvp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
-                      out + b0 * k * dim, fx ? fx + b0 * dim : NULL);
+            jvp_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, k,
+                      v + b0 * k * dim, out + b0 * k * dim, fx ? fx + b0 * dim : NULL);
         else if (op == TAN_VJP)
-            vjp_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, k, v + b0 * k * dim,
-                      out + b0 * k * dim);
+            vjp_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, k,
+                      v + b0 * k * dim, out + b0 * k * dim);
         else
-            trace_block(p, w, dim, nb, rows, x + b0 * dim, c + b0, &cb, tr + b0,
+            trace_block(p, w, w->wpk, dim, nb, rows, x + b0 * dim, c + b0, &cb, tr + b0,
                         fx ? fx + b0 * dim : NULL);
     }
     return SCORE_OK;
@@ -449,6 +455,10 @@ typedef struct tg_job {
     size_t wsf;         /* floats of one thread's block workspace (tg_layout) */
     float *arena;       /* one block workspace per thread */
     float *lanebuf;     /* lanes 1 .. nlanes - 1: a parameter gradient each (n_params floats) */
+    /* the weights packed for score__gemm_wt once per call (tg_pack): fw[l] W_l for h W_l^T
+     * (l < L; fw[L] when the outputs are needed), w1x W_1's x columns (probes), bw[l] W_l for
+     * D W_l (l >= 2) */
+    const float *fw[MAXL + 1], *bw[MAXL + 1], *w1x;
     int lanebuf_zero;   /* the lane buffers are zero already (cleared by the last call's sum) */
     atomic_size_t next; /* the next lane to take */
 } tg_job;
@@ -490,7 +500,7 @@ static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows,
     /* ---- forward: layer 1 (primal from [x ; e(c)], tangents from the x columns) */
     cb = score__mlp_cond_at(p, &cd, b0);
     score__mlp_embed_rows(p, dim, rows, x + b0 * dim, c + b0, &cb, ws.h0);
-    score__sgemm(0, 1, rows, n1, n0, 1.0f, ws.h0, n0, W(p, 1), n0, 0.0f, Zp[1], n1);
+    score__gemm_wt(rows, n1, n0, ws.h0, n0, jb->fw[1], Zp[1], 0, NULL, SCORE__ACT_IDENTITY, NULL);
     score__mlp_add_labels(p, &cb, rows, Zp[1], NULL);
     score__bias_act_forward_res(rows, n1, Zp[1], B(p, 1), p->act, NULL, H[1], ws.d1[1],
                                 ws.d2[1]);
@@ -499,13 +509,14 @@ static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows,
             for (size_t j = 0; j < k; j++)
                 score__mul(n1, ws.d1[1] + b * n1, ws.wt + j * n1, T[1] + (b * k + j) * n1);
     } else {
-        score__sgemm(0, 1, R, n1, dim, 1.0f, Vb, dim, W(p, 1), n0, 0.0f, U[1], n1);
+        score__gemm_wt(R, n1, dim, Vb, dim, jb->w1x, U[1], 0, NULL, SCORE__ACT_IDENTITY, NULL);
         bcast_mul(rows, k, n1, ws.d1[1], U[1], T[1]);
     }
     /* ---- hidden layers 2 .. L-1: one GEMM over [T ; h] */
     for (size_t l = 2; l < L; l++) {
         size_t nl = p->n[l], np = p->n[l - 1];
-        score__sgemm(0, 1, S, nl, np, 1.0f, ws.X[l - 1], np, W(p, l), np, 0.0f, ws.Z[l], nl);
+        score__gemm_wt(S, nl, np, ws.X[l - 1], np, jb->fw[l], ws.Z[l], 0, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
         score__bias_act_forward_res(rows, nl, Zp[l], B(p, l), p->act,
                                     p->res[l] ? H[l - 1] : NULL, H[l], ws.d1[l], ws.d2[l]);
         if (l == L - 1 && fold)
@@ -516,12 +527,9 @@ static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows,
             bcast_mul(rows, k, nl, ws.d1[l], U[l], T[l]);
     }
     /* ---- outputs and their cotangent */
-    if (need_f) {
-        const float *bl = B(p, L);
-        for (size_t b = 0; b < rows; b++)
-            memcpy(Fb + b * dim, bl, dim * sizeof *Fb);
-        score__sgemm(0, 1, rows, dim, nL1, 1.0f, H[L - 1], nL1, wl, nL1, 1.0f, Fb, dim);
-    }
+    if (need_f)
+        score__gemm_wt(rows, dim, nL1, H[L - 1], nL1, jb->fw[L], Fb, 0, B(p, L),
+                       SCORE__ACT_IDENTITY, NULL);
     if (gsrc->fn != NULL)
         gsrc->fn(gsrc->ctx, b0, rows, Fb, gout);
     else if (gsrc->arr != NULL)
@@ -559,14 +567,16 @@ static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows,
             if (val)
                 val[b0 + b] = tr;
         }
-        score__sgemm(0, 0, rows, nL1, dim, 1.0f, gout, dim, wl, nL1, 0.0f, G + R * nL1, nL1);
+        score__gemm_wt(rows, nL1, dim, gout, dim, jb->bw[L], G + R * nL1, 0, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
         score__sgemm(1, 0, dim, nL1, rows, 1.0f, gout, dim, H[L - 1], nL1, 1.0f,
                      grad + p->woff[L], nL1);
     } else {
         /* Y = [V ; gout]: G = Y W_L (tangent rows P = V W_L, value = T . P), then the
          * weights on the tangent rows of G and Y; dW_L += Y^T [T ; h]. */
         memcpy(ws.Y, Vb, R * dim * sizeof *ws.Y);
-        score__sgemm(0, 0, S, nL1, dim, 1.0f, ws.Y, dim, wl, nL1, 0.0f, G, nL1);
+        score__gemm_wt(S, nL1, dim, ws.Y, dim, jb->bw[L], G, 0, NULL, SCORE__ACT_IDENTITY,
+                       NULL);
         if (val)
             score__row_dot_lanes(R, nL1, T[L - 1], G, val + b0 * k);
         if (w) {
@@ -599,10 +609,12 @@ static void tg_block(const tg_job *jb, const tg_ws *wsp, size_t b0, size_t rows,
             score__sgemm(1, 0, nl, np, S, 1.0f, ws.D, nl, ws.X[l - 1], np, 1.0f,
                          grad + p->woff[l], np);
             if (p->res[l]) {
-                score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 1.0f, G, np);
+                score__gemm_wt(S, np, nl, ws.D, nl, jb->bw[l], G, 1, NULL, SCORE__ACT_IDENTITY,
+                               NULL);
             } else {
                 float *tmp;
-                score__sgemm(0, 0, S, np, nl, 1.0f, ws.D, nl, W(p, l), np, 0.0f, Gn, np);
+                score__gemm_wt(S, np, nl, ws.D, nl, jb->bw[l], Gn, 0, NULL, SCORE__ACT_IDENTITY,
+                               NULL);
                 tmp = G; G = Gn; Gn = tmp;
             }
             continue;
@@ -686,6 +698,56 @@ static void tg_sum_part(void *ctx, size_t part, size_t thread)
  * rows (tg_block()) in lanes (see SCORE__MLP_TANGENT_LANES). With gsrc->fn, that function is
  * called for each block's rows, from the model's threads when there are lanes (several at a
  * time, each row once). */
+/* The weights of one tangent_grad call packed for score__gemm_wt (see tg_job), into the
+ * workspace's arena for packed weights; once per call, read by every lane. Returns 0 when out
+ * of memory. */
+static int tg_pack(const mlp *p, mlp_ws *kw, size_t dim, tg_job *jb)
+{
+    const size_t L = p->L;
+    size_t need = 0, off = 0;
+    float *a;
+#define TG_PACK_SIZE(N, K) (need += (K) * score__gemm_wt_ld(N) + 16)
+    for (size_t l = 1; l < L; l++)
+        TG_PACK_SIZE(p->n[l], p->n[l - 1]);
+    if (jb->need_f)
+        TG_PACK_SIZE(dim, p->n[L - 1]);
+    if (!jb->unit)
+        TG_PACK_SIZE(p->n[1], dim);
+    for (size_t l = 2; l <= L; l++)
+        TG_PACK_SIZE(p->n[l - 1], p->n[l]);
+#undef TG_PACK_SIZE
+    if ((a = score__mlp_wpack_arena(kw, need)) == NULL)
+        return 0;
+    for (size_t l = 1; l < L; l++) {
+        float *d = a + off;
+        score__gemm_wt_pack(p->n[l], p->n[l - 1], W(p, l), p->n[l - 1], d);
+        jb->fw[l] = d;
+        off += p->n[l - 1] * score__gemm_wt_ld(p->n[l]) + 16;
+    }
+    jb->fw[L] = NULL;
+    if (jb->need_f) {
+        float *d = a + off;
+        score__gemm_wt_pack(dim, p->n[L - 1], W(p, L), p->n[L - 1], d);
+        jb->fw[L] = d;
+        off += p->n[L - 1] * score__gemm_wt_ld(dim) + 16;
+    }
+    jb->w1x = NULL;
+    if (!jb->unit) {
+        float *d = a + off;
+        score__gemm_wt_pack(p->n[1], dim, W(p, 1), p->n[0], d);
+        jb->w1x = d;
+        off += dim * score__gemm_wt_ld(p->n[1]) + 16;
+    }
+    jb->bw[1] = NULL;
+    for (size_t l = 2; l <= L; l++) {
+        float *d = a + off;
+        score__gemm_wt_pack_kn(p->n[l - 1], p->n[l], W(p, l), p->n[l - 1], d);
+        jb->bw[l] = d;
+        off += p->n[l] * score__gemm_wt_ld(p->n[l - 1]) + 16;
+    }
+    return 1;
+}
+
 static int tangent_grad(const score_model *m, score__model_ws *mws, const char *fn, size_t n,
                         const float *x, const double *c, size_t k, const float *V,
                         const double *w, const gout_src *gsrc, float *grad, double *val,
@@ -758,7 +820,7 @@ static int tangent_grad(const score_model *m, score__model_ws *mws, const char *
         ovf = 1;
     else
         total += (lanes - 1) * p->n_params;
-    if (ovf || ensure_tangent(kw, total) != SCORE_OK)
+    if (ovf || ensure_tangent(kw, total) != SCORE_OK || !tg_pack(p, kw, dim, &jb))
         return nomem(fn);
     jb.arena = kw->tarena;
     jb.lanebuf = kw->tarena + T * jb.wsf;

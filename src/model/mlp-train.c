@@ -3,6 +3,7 @@
  * threads. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/pool-priv.h"
@@ -11,11 +12,10 @@
 
 /* The training path (score_model_forward / score_model_backward with the cache) works on a
  * fixed partition that depends on n and the widths only, never on SCORE_MODEL_PARAM_THREADS:
- * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; every product of a block packs the
- * layer's whole weight matrix again, so the blocks are not small: with 512-wide layers, blocks
- * of 256 rows made a DSM step 5% faster than blocks of 128, which kept a block's activations in
- * L2 between its GEMM and its activation kernel; 512 rows were 10% faster on one thread but
- * leave a 1024-row batch only two blocks to share between threads), and weight gradients in about
+ * rows in blocks of about SCORE__MLP_TRAIN_ROWS (equal sizes; chosen when every product of a
+ * block packed the layer's whole weight again on the BLAS: with 512-wide layers, blocks of 256
+ * rows were 5% faster than 128; now the forward and cotangent products run on weights packed
+ * once per call and 128, 256 and 512 rows measure alike), and weight gradients in about
  * SCORE__MLP_GRAD_CHUNKS chunks of output units (grad_chunk_rows(); each chunk one GEMM over
  * all rows, bias sums in double in row order; every chunk re-packs the layer input, so fewer
  * chunks cost less: a 512-wide layer in 8 chunks of 64 spent ~10% of a step packing, in 4
@@ -105,7 +105,91 @@ static void forward_part(void *ctx, size_t i, size_t thread)
     block_range(j, i, &r0, &rows);
     cb = score__mlp_cond_at(j->p, &j->cd, r0);
     score__mlp_forward_block(j->p, j->w, j->dim, r0, rows, j->x + r0 * j->dim, j->c + r0, &cb,
-                             j->out ? j->out + r0 * j->p->n[j->p->L] : NULL);
+                             j->w->wpk, j->out ? j->out + r0 * j->p->n[j->p->L] : NULL);
+}
+
+/* The products of the training path run on score__gemm_wt (row-invariant, the epilogue fused,
+ * no BLAS), on weights packed once per call, before the row blocks: the forward's W_l
+ * (score__gemm_wt_pack: z = h W_l^T) and the backward's W_l as it is (score__gemm_wt_pack_kn:
+ * dh = dz W_l; of the first layer only the x columns, when gx is wanted). OpenBLAS packed both
+ * operands of every block's product again (a 512 x 512 weight four times per product of a
+ * 1024-row batch, the activations once): ~10% of a DSM step. Per call, not cached: the weights
+ * change between a trainer's steps. A phase of its own, one layer per part. */
+typedef struct pack_job {
+    const mlp *p;
+    mlp_ws *w;
+    size_t dim;
+    int backward, gx;
+} pack_job;
+
+/* Floats of the packed weight of layer l (forward or backward form); 0 when the backward does
+ * not need it. 16 floats of slack per layer keep every layer's pack 64-byte aligned. */
+static size_t pack_floats(const pack_job *pj, size_t l)
+{
+    const mlp *p = pj->p;
+    if (!pj->backward)
+        return p->n[l - 1] * score__gemm_wt_ld(p->n[l]) + 16;
+    if (l == 1)
+        return pj->gx ? p->n[1] * score__gemm_wt_ld(pj->dim) + 16 : 0;
+    return p->n[l] * score__gemm_wt_ld(p->n[l - 1]) + 16;
+}
+
+static void pack_part(void *ctx, size_t i, size_t thread)
+{
+    const pack_job *pj = ctx;
+    const mlp *p = pj->p;
+    size_t l = i + 1;
+    float *dst = (float *)pj->w->wpk[l];
+    (void)thread;
+    if (dst == NULL)
+        return;
+    if (!pj->backward)
+        score__gemm_wt_pack(p->n[l], p->n[l - 1], W(p, l), p->n[l - 1], dst);
+    else if (l == 1)
+        score__gemm_wt_pack_kn(pj->dim, p->n[1], W(p, 1), p->n[0], dst);
+    else
+        score__gemm_wt_pack_kn(p->n[l - 1], p->n[l], W(p, l), p->n[l - 1], dst);
+}
+
+float *score__mlp_wpack_arena(mlp_ws *w, size_t floats)
+{
+    size_t need = floats + 16;
+    if (need > w->wpcap) {
+        float *a = score__calloc(need, sizeof(float));
+        if (a == NULL)
+            return NULL;
+        score__free(w->wparena);
+        w->wparena = a;
+        w->wpcap = need;
+    }
+    return w->wparena + (size_t)((64 - (uintptr_t)w->wparena % 64) % 64) / sizeof(float);
+}
+
+/* Packs the weights of the forward (backward = 0) or the backward into w->wparena and points
+ * w->wpk[1 .. L] at them (NULL: not needed). */
+static int pack_weights(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim, int backward,
+                        int gx, const char *fn)
+{
+    pack_job pj = {p, w, dim, backward, gx};
+    size_t need = 0, off = 0;
+    float *a;
+    for (size_t l = 1; l <= p->L; l++)
+        need += pack_floats(&pj, l);
+    if ((a = score__mlp_wpack_arena(w, need)) == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
+    for (size_t l = 1; l <= p->L; l++) {
+        size_t f = pack_floats(&pj, l);
+        w->wpk[l] = f > 0 ? a + off : NULL;
+        off += f;
+    }
+    score__pool_for_each(pool, p->L, pack_part, &pj);
+    return SCORE_OK;
+}
+
+int score__mlp_pack_forward(const mlp *p, mlp_ws *w, score__pool *pool, size_t dim,
+                            const char *fn)
+{
+    return pack_weights(p, w, pool, dim, 0, 0, fn);
 }
 
 int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, const float *x,
@@ -113,6 +197,7 @@ int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, cons
 {
     const mlp *p = impl_of(m);
     mlp_ws *w = score__mlp_ws_of(p, ws);
+    score__pool *pool;
     train_job j;
     int rc = score__mlp_check_inputs("score_model_forward", m, ws, n, c);
     if (rc != SCORE_OK)
@@ -129,8 +214,10 @@ int score__mlp_forward(const score_model *m, score__model_ws *ws, size_t n, cons
     j.c = c;
     j.cd = score__mlp_cond_of(ws);
     j.out = out;
-    score__pool_for_each(j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL, j.tp.nblk,
-                         forward_part, &j);
+    pool = j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL;
+    if ((rc = pack_weights(p, w, pool, m->dim, 0, 0, "score_model_forward")) != SCORE_OK)
+        return rc;
+    score__pool_for_each(pool, j.tp.nblk, forward_part, &j);
     return SCORE_OK;
 }
 
@@ -216,8 +303,8 @@ static void out_cotangent_part(void *ctx, size_t i, size_t thread)
     size_t r0, rows, L = p->L;
     (void)thread;
     block_range(j, i, &r0, &rows);
-    score__sgemm(0, 0, rows, p->n[L - 1], p->n[L], 1.0f, j->gout + r0 * p->n[L], p->n[L],
-                 W(p, L), p->n[L - 1], 0.0f, j->dh + r0 * p->n[L - 1], p->n[L - 1]);
+    score__gemm_wt(rows, p->n[L - 1], p->n[L], j->gout + r0 * p->n[L], p->n[L], j->w->wpk[L],
+                   j->dh + r0 * p->n[L - 1], 0, NULL, SCORE__ACT_IDENTITY, NULL);
     /* dz_{L-1} of the block while its dh rows are still in cache */
     dz_rows(j, L - 1, r0, rows, j->dh, j->dz);
 }
@@ -243,11 +330,14 @@ static void dh_part(void *ctx, size_t i, size_t thread)
     block_range(j, i, &r0, &rows);
     dz = j->dz + r0 * nl;
     if (l > 1 && p->res[l]) /* residual block: dh_{l-1} = dh_l + dz W_l (in place) */
-        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 1.0f, j->dh + r0 * np, np);
+        score__gemm_wt(rows, np, nl, dz, nl, j->w->wpk[l], j->dh + r0 * np, 1, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
     else if (l > 1)
-        score__sgemm(0, 0, rows, np, nl, 1.0f, dz, nl, W(p, l), np, 0.0f, j->dhn + r0 * np, np);
+        score__gemm_wt(rows, np, nl, dz, nl, j->w->wpk[l], j->dhn + r0 * np, 0, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
     else /* only the x part of the first layer's input */
-        score__sgemm(0, 0, rows, dim, nl, 1.0f, dz, nl, W(p, 1), np, 0.0f, j->gx + r0 * dim, dim);
+        score__gemm_wt(rows, dim, nl, dz, nl, j->w->wpk[1], j->gx + r0 * dim, 0, NULL,
+                       SCORE__ACT_IDENTITY, NULL);
     /* dz_{l-1} of the block while its dh rows are still in cache, into dzn: serially that is
      * dz, where it overwrites this block's dz_l rows (just read), never another block's */
     if (l > 1 && np == nl)
@@ -315,9 +405,13 @@ int score__mlp_backward(const score_model *m, score__model_ws *ws, size_t n, con
     size_t L = p->L;
     score__pool *pool;
     train_job j;
+    int rc;
     memset(&j, 0, sizeof j);
     j.tp = train_partition(m, ws, n);
     pool = j.tp.threads > 1 ? score__mlp_pool_of(w, j.tp.threads) : NULL;
+    if ((rc = pack_weights(p, w, pool, m->dim, 1, gx != NULL, "score_model_backward")) !=
+        SCORE_OK)
+        return rc;
     j.p = p;
     j.w = w;
     j.dim = m->dim;

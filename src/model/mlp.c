@@ -129,6 +129,9 @@ static void free_arenas(mlp_ws *w)
     score__free(w->tarena);
     score__free(w->iarena);
     score__free(w->earena);
+    score__free(w->wparena);
+    w->wparena = NULL;
+    w->wpcap = 0;
     score__free(w->ecx);
     score__free(w->ecc);
     w->earena = NULL;
@@ -569,7 +572,8 @@ void score__mlp_label_grad(const mlp *p, const mlp_cond *cd, size_t nb, const fl
  * them; x, c and out point at the block's first row): h and phi'. The output layer runs only
  * when out != NULL. */
 void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t r0, size_t nb,
-                              const float *x, const double *c, const mlp_cond *cd, float *out)
+                              const float *x, const double *c, const mlp_cond *cd,
+                              const float *const *wp, float *out)
 {
     size_t L = p->L;
     score__mlp_embed_rows(p, dim, nb, x, c, cd, w->h0 + r0 * p->n[0]);
@@ -577,17 +581,31 @@ void score__mlp_forward_block(const mlp *p, const mlp_ws *w, size_t dim, size_t 
         size_t nl = p->n[l], np = p->n[l - 1];
         const float *hp = w->h[l - 1] + r0 * np;
         float *h = w->h[l] + r0 * nl;
+        const float *res = p->res[l] ? hp : NULL;
+        float *d1 = w->d1[l] + r0 * nl;
         /* z_l goes to h_l's rows, which the activation then overwrites (nothing reads z_l
-         * again: the backward needs phi'(z_l) only) */
-        score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, h, nl);
+         * again: the backward needs phi'(z_l) only); with the label table's rows added to
+         * z_1 before the activation, the epilogue is a pass of its own there */
+        if (wp != NULL && !(l == 1 && p->K > 0)) {
+            score__gemm_wt_d1(nb, nl, np, hp, np, wp[l], h, 0, B(p, l), p->act, res, d1);
+            continue;
+        }
+        if (wp != NULL)
+            score__gemm_wt(nb, nl, np, hp, np, wp[l], h, 0, NULL, SCORE__ACT_IDENTITY, NULL);
+        else
+            score__sgemm(0, 1, nb, nl, np, 1.0f, hp, np, W(p, l), np, 0.0f, h, nl);
         if (l == 1)
             score__mlp_add_labels(p, cd, nb, h, w->lab + r0);
-        score__bias_act_inplace(nb, nl, h, B(p, l), p->act, p->res[l] ? hp : NULL,
-                                w->d1[l] + r0 * nl);
+        score__bias_act_inplace(nb, nl, h, B(p, l), p->act, res, d1);
     }
     if (out != NULL) {
         const float *bl = B(p, L);
         size_t no = p->n[L]; /* dim, or the classes of a classifier */
+        if (wp != NULL) {
+            score__gemm_wt(nb, no, p->n[L - 1], w->h[L - 1] + r0 * p->n[L - 1], p->n[L - 1],
+                           wp[L], out, 0, bl, SCORE__ACT_IDENTITY, NULL);
+            return;
+        }
         for (size_t b = 0; b < nb; b++)
             memcpy(out + b * no, bl, no * sizeof *out);
         score__sgemm(0, 1, nb, no, p->n[L - 1], 1.0f, w->h[L - 1] + r0 * p->n[L - 1],

@@ -57,11 +57,6 @@ static void add_rescale(size_t len, const float *restrict x, float *restrict y)
         y[j] = (y[j] + x[j]) * INV_SQRT2;
 }
 
-static void zero(size_t len, float *x)
-{
-    memset(x, 0, len * sizeof *x);
-}
-
 /* ---- Residual block ---------------------------------------------------------------------- */
 
 size_t score__unet_res_layout(score__unet_res *r, size_t ci, size_t co, size_t h, size_t w,
@@ -131,17 +126,29 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n)
     return 2 * n * (r->g1 + r->g2) + max2(r->ci, r->co);
 }
 
-size_t score__unet_res_packed_floats(const score__unet_res *r)
+/* Floats of the pack of ci -> co channels on the block's planes: the forward's (igrad = 0) or
+ * the input gradient's (1). */
+static size_t conv_packed(const score__unet_res *r, size_t ci, size_t co, int igrad)
 {
-    return score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w) +
-           score__unet_conv3_packed_floats(r->co, r->co, r->h, r->w);
+    return igrad ? score__unet_conv3_igrad_packed_floats(ci, co, r->h, r->w)
+                 : score__unet_conv3_packed_floats(ci, co, r->h, r->w);
 }
 
-void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk)
+size_t score__unet_res_packed_floats(const score__unet_res *r, int igrad)
 {
-    score__unet_conv3_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
-    score__unet_conv3_pack(r->co, r->co, r->h, r->w, theta + r->c2_w,
-                           pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w));
+    return conv_packed(r, r->ci, r->co, igrad) + conv_packed(r, r->co, r->co, igrad);
+}
+
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk, int igrad)
+{
+    float *pk2 = pk + conv_packed(r, r->ci, r->co, igrad);
+    if (igrad) {
+        score__unet_conv3_igrad_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+        score__unet_conv3_igrad_pack(r->co, r->co, r->h, r->w, theta + r->c2_w, pk2);
+    } else {
+        score__unet_conv3_pack(r->ci, r->co, r->h, r->w, theta + r->c1_w, pk);
+        score__unet_conv3_pack(r->co, r->co, r->h, r->w, theta + r->c2_w, pk2);
+    }
 }
 
 /* score__unet_res_forward; keep = 0: silu' (d1, d2) not computed (score__unet_res_infer); pk as
@@ -152,7 +159,7 @@ static void res_forward(const score__unet_res *r, size_t n, const float *theta, 
 {
     const float *pk1 = pk, *pk2 = NULL;
     if (pk != NULL)
-        pk2 = pk + score__unet_conv3_packed_floats(r->ci, r->co, r->h, r->w);
+        pk2 = pk + conv_packed(r, r->ci, r->co, 0);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw, *d2 = h1 + n * co * hw;
     float *s2 = d2 + n * co * hw, *t = s2 + n * co * hw;
@@ -192,6 +199,13 @@ void score__unet_res_forward(const score__unet_res *r, size_t n, const float *th
     res_forward(r, n, theta, x, e, y, cache, dbl, col, 1, NULL);
 }
 
+void score__unet_res_forward_packed(const score__unet_res *r, size_t n, const float *theta,
+                                    const float *x, const float *e, float *y, float *cache,
+                                    double *dbl, float *col, const float *pk)
+{
+    res_forward(r, n, theta, x, e, y, cache, dbl, col, 1, pk);
+}
+
 void score__unet_res_infer(const score__unet_res *r, size_t n, const float *theta,
                            const float *x, const float *e, float *y, float *cache, double *dbl,
                            float *col, const float *pk)
@@ -205,14 +219,18 @@ void score__unet_res_backward(const score__unet_res *r, size_t n, const float *t
                               float *scratch, float *col)
 {
     score__unet_res_backward_to(r, n, theta, x, e, cache, dbl, gy, grad, gx, ge, scratch, col,
-                                1, 1);
+                                1, 1, NULL);
 }
 
 void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
                                  const float *x, const float *e, const float *cache,
                                  double *dbl, const float *gy, float *grad, float *gx,
-                                 float *ge, float *scratch, float *col, int acc, int acc_e)
+                                 float *ge, float *scratch, float *col, int acc, int acc_e,
+                                 const float *pki)
 {
+    const float *pk1 = pki, *pk2 = NULL;
+    if (pki != NULL)
+        pk2 = pki + conv_packed(r, r->ci, r->co, 1);
     size_t ci = r->ci, co = r->co, hw = r->h * r->w;
     const float *d1 = cache, *s1 = d1 + n * ci * hw, *h1 = s1 + n * ci * hw;
     const float *d2 = h1 + n * co * hw, *s2 = d2 + n * co * hw;
@@ -228,9 +246,9 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
         score__unet_conv1_backward_to(n, ci, co, hw, theta + r->sk_w, x, A, grad + r->sk_w,
                                       grad + r->sk_b, gx, col, dsum, acc);
     }
-    zero(n * co * hw, B); /* B = dL/ds2 */
-    score__unet_conv3_backward(n, co, co, r->h, r->w, theta + r->c2_w, s2, A, grad + r->c2_w,
-                               grad + r->c2_b, B, col, dsum);
+    /* B = dL/ds2 (written) */
+    score__unet_conv3_backward_packed(n, co, co, r->h, r->w, theta + r->c2_w, pk2, s2, A,
+                                      grad + r->c2_w, grad + r->c2_b, B, col, dsum, 0);
     /* A = dL/dh1 (written), through dL/da2 = B * d2 computed on the fly */
     score__unet_gn_silu_backward(n, co, hw, r->g2, theta + r->gn2_g, h1, st2, B, d2,
                                  grad + r->gn2_g, grad + r->gn2_b, A, 0);
@@ -246,9 +264,9 @@ void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float
         score__unet_dense_backward_to(n, r->ne, co, theta + r->d_w, e, gt, grad + r->d_w,
                                       grad + r->d_b, ge, acc_e);
     }
-    zero(n * ci * hw, B); /* B = dL/ds1 */
-    score__unet_conv3_backward(n, ci, co, r->h, r->w, theta + r->c1_w, s1, A, grad + r->c1_w,
-                               grad + r->c1_b, B, col, dsum);
+    /* B = dL/ds1 (written) */
+    score__unet_conv3_backward_packed(n, ci, co, r->h, r->w, theta + r->c1_w, pk1, s1, A,
+                                      grad + r->c1_w, grad + r->c1_b, B, col, dsum, 0);
     /* gx += dL/dx, through dL/da1 = B * d1 */
     score__unet_gn_silu_backward(n, ci, hw, r->g1, theta + r->gn1_g, x, st1, B, d1,
                                  grad + r->gn1_g, grad + r->gn1_b, gx, 1);

@@ -296,12 +296,35 @@ void score__unet_conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, 
     }
 }
 
+size_t score__unet_conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w)
+{
+    return conv3_direct(h * w) ? score__conv3_igrad_packed_floats(ci, co, h, w) : 0;
+}
+
+void score__unet_conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                                  float *wp)
+{
+    if (score__unet_conv3_igrad_packed_floats(ci, co, h, w) > 0)
+        score__conv3_igrad_pack(ci, co, h, w, wt, wp);
+}
+
 void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *x, const float *gy, float *gw,
                                 float *gb, float *gx, float *scratch, double *dsum)
 {
+    score__unet_conv3_backward_packed(n, ci, co, h, w, wt, NULL, x, gy, gw, gb, gx, scratch,
+                                      dsum, 1);
+}
+
+void score__unet_conv3_backward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                       const float *wt, const float *wpi, const float *x,
+                                       const float *gy, float *gw, float *gb, float *gx,
+                                       float *scratch, double *dsum, int acc)
+{
     size_t hw = h * w, kk = ci * 9, P = score__unet_panel(hw), ld = score__unet_panel_ld(hw);
     int direct = conv3_direct(hw), wdirect = conv3_wgrad_direct(hw);
+    if (gx != NULL && !acc && !direct) /* col2im adds */
+        memset(gx, 0, n * ci * hw * sizeof *gx);
     float *col = scratch, *gp = wdirect ? NULL : col + kk * ld; /* no scratch when direct */
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
@@ -330,7 +353,7 @@ void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t
         }
     }
     if (gx != NULL && direct)
-        score__conv3_input_grad(n, ci, co, h, w, wt, gy, gx);
+        score__conv3_input_grad_packed(n, ci, co, h, w, wt, wpi, gy, gx, acc);
     if (gb != NULL)
         for (size_t k = 0; k < co; k++)
             gb[k] += (float)dsum[k];

@@ -95,6 +95,18 @@ void score__unet_conv3_forward_packed(size_t n, size_t ci, size_t co, size_t h, 
 void score__unet_conv3_backward(size_t n, size_t ci, size_t co, size_t h, size_t w,
                                 const float *wt, const float *x, const float *gy, float *gw,
                                 float *gb, float *gx, float *scratch, double *dsum);
+/* The same backward with the input gradient's weight packed beforehand (the same bits): wpi
+ * NULL (packed per call) or score__unet_conv3_igrad_pack's pack of wt (64-byte aligned,
+ * score__unet_conv3_igrad_packed_floats() floats; 0 floats: nothing to pack, wpi not read). The
+ * U-Net's training backward packs each such weight once per call, for all its blocks. acc = 0:
+ * gx written, the bits of adding to a zeroed gx (not read). */
+size_t score__unet_conv3_igrad_packed_floats(size_t ci, size_t co, size_t h, size_t w);
+void score__unet_conv3_igrad_pack(size_t ci, size_t co, size_t h, size_t w, const float *wt,
+                                  float *wp);
+void score__unet_conv3_backward_packed(size_t n, size_t ci, size_t co, size_t h, size_t w,
+                                       const float *wt, const float *wpi, const float *x,
+                                       const float *gy, float *gw, float *gb, float *gx,
+                                       float *scratch, double *dsum, int acc);
 
 /* y = W x + b per pixel (1x1 convolution; acc: y +=); wt [co, ci], b [co] or NULL. No
  * scratch: the products read x's and write y's planes in place, one image per call. */
@@ -227,6 +239,11 @@ size_t score__unet_res_dbl(const score__unet_res *r, size_t n);
 void score__unet_res_forward(const score__unet_res *r, size_t n, const float *theta,
                              const float *x, const float *e, float *y, float *cache,
                              double *dbl, float *col);
+/* The same with conv3_1's and conv3_2's weights packed beforehand: pk NULL or as
+ * score__unet_res_infer's (the same bits). */
+void score__unet_res_forward_packed(const score__unet_res *r, size_t n, const float *theta,
+                                    const float *x, const float *e, float *y, float *cache,
+                                    double *dbl, float *col, const float *pk);
 /* The same forward when no backward follows: the cache is scratch and its silu' parts are not
  * computed; y has the bits of score__unet_res_forward. pk: NULL, or the weights of conv3_1 and
  * conv3_2 packed by score__unet_res_pack (then not packed again here). */
@@ -235,20 +252,23 @@ void score__unet_res_infer(const score__unet_res *r, size_t n, const float *thet
                            float *col, const float *pk);
 /* Floats of the block's packed convolution weights (conv3_1's then conv3_2's, each
  * score__unet_conv3_packed_floats(); 0 when its planes need no pack) and that pack from theta
- * (pk 64-byte aligned). */
-size_t score__unet_res_packed_floats(const score__unet_res *r);
-void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk);
+ * (pk 64-byte aligned); with igrad = 1 the same for the input gradients of the backward
+ * (score__unet_conv3_igrad_packed_floats(), score__unet_conv3_igrad_pack). */
+size_t score__unet_res_packed_floats(const score__unet_res *r, int igrad);
+void score__unet_res_pack(const score__unet_res *r, const float *theta, float *pk, int igrad);
 /* Backward of that forward (same x, e, cache, dbl): grad (the flat gradient) +=, gx +=, ge +=
  * (gx, ge may be NULL); scratch: score__unet_res_scratch_floats() floats. */
 void score__unet_res_backward(const score__unet_res *r, size_t n, const float *theta,
                               const float *x, const float *e, const float *cache, double *dbl,
                               const float *gy, float *grad, float *gx, float *ge,
                               float *scratch, float *col);
-/* acc: gx added to (1) or written (0); acc_e: the same for ge. */
+/* acc: gx added to (1) or written (0); acc_e: the same for ge; pki: NULL, or the input
+ * gradients' weights packed by score__unet_res_pack with igrad = 1 (the same bits). */
 void score__unet_res_backward_to(const score__unet_res *r, size_t n, const float *theta,
                                  const float *x, const float *e, const float *cache,
                                  double *dbl, const float *gy, float *grad, float *gx,
-                                 float *ge, float *scratch, float *col, int acc, int acc_e);
+                                 float *ge, float *scratch, float *col, int acc, int acc_e,
+                                 const float *pki);
 
 /* ---- Self-attention ---------------------------------------------------------------------- *
  * Single-head self-attention over the p = h * w positions (DDPM's AttnBlock, score_sde's

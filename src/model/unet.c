@@ -110,7 +110,8 @@ typedef struct unet {
  * planes below 16 pixels, and with the vector versions the 8 x 8 and 4 x 4 ones of 16 channels
  * and more), packed once for all its blocks (the kernel's pack, which each block's convolution
  * would otherwise redo; the model's parameters may change between calls, so the pack is redone
- * at the start of every call). */
+ * at the start of every call). The training forward does the same, and the backward packs the
+ * input gradients' weights (score__conv3_igrad_pack) once per call for all its blocks. */
 
 #define TRAIN_BLOCK 16
 
@@ -129,6 +130,8 @@ typedef struct unet_ws {
     size_t n_gparams;
     float *pack; /* the packed weights (from a 64-byte boundary inside it) */
     size_t n_pack;
+    float *bpack; /* the backward's packed weights (the same) */
+    size_t n_bpack;
     /* the cached training forward: rows per block and threads its buffers serve */
     size_t nb, nthr;
     score__pool *pool;
@@ -138,7 +141,8 @@ typedef struct unet_ws {
 /* One block's view of the workspace. */
 typedef struct blk {
     float *act, *cache, *emb, *col, *gact, *scratch, *gemb;
-    const float *pk; /* the call's packed weights (cache-free forward), else NULL */
+    const float *pk; /* the call's packed weights (forward), else NULL */
+    const float *pkb; /* the backward's (input gradients), else NULL */
     double *dbl;
     int32_t *lab;
 } blk;
@@ -167,6 +171,7 @@ static void unet_ws_free(void *kind)
     score__free(w->gpart);
     score__free(w->gparams);
     score__free(w->pack);
+    score__free(w->bpack);
     score__free(w);
 }
 
@@ -191,12 +196,12 @@ static int grow(void **buf, size_t *have, size_t count, size_t per, size_t sz)
 
 /* Sizes of the buffers for n rows (per node kinds, see unet-priv.h). */
 typedef struct sizes {
-    size_t cache, dbl, scratch, col, dsum, pack;
+    size_t cache, dbl, scratch, col, dsum, pack, bpack;
 } sizes;
 
 static sizes need_of(const unet *p, size_t n)
 {
-    sizes s = {0, 0, 0, 0, 0, 0};
+    sizes s = {0, 0, 0, 0, 0, 0, 0};
     size_t dsum = 0;
     for (size_t i = 0; i < p->n_nodes; i++) {
         const node *d = &p->nodes[i];
@@ -207,7 +212,8 @@ static sizes need_of(const unet *p, size_t n)
             s.dbl += score__unet_res_dbl(&d->res, n);
             sc = score__unet_res_scratch_floats(&d->res, n);
             col = score__unet_res_col_floats(&d->res);
-            s.pack += score__unet_res_packed_floats(&d->res);
+            s.pack += score__unet_res_packed_floats(&d->res, 0);
+            s.bpack += score__unet_res_packed_floats(&d->res, 1);
             break;
         case N_ATTN:
             s.cache += score__unet_attn_cache_floats(&d->attn, n);
@@ -221,6 +227,7 @@ static sizes need_of(const unet *p, size_t n)
         case N_CONV3:
             col = score__unet_conv3_scratch_floats(d->ci, d->co, d->h * d->w);
             s.pack += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
+            s.bpack += score__unet_conv3_igrad_packed_floats(d->ci, d->co, d->h, d->w);
             dsum = d->co > dsum ? d->co : dsum;
             break;
         default:
@@ -251,8 +258,10 @@ static int ws_fit(const char *fn, const unet *p, unet_ws *w, size_t nb, size_t n
     w->t_scratch = train ? s.scratch : 0;
     w->t_gemb = train ? nb * 3 * p->T : 0;
     rc = grow((void **)&w->act, &w->n_act, nreg, w->r_act, sizeof(float));
-    if (rc == SCORE_OK && !train && s.pack > 0) /* + 15 floats to reach a 64-byte boundary */
+    if (rc == SCORE_OK && s.pack > 0) /* + 15 floats to reach a 64-byte boundary */
         rc = grow((void **)&w->pack, &w->n_pack, 1, s.pack + 15, sizeof(float));
+    if (rc == SCORE_OK && train && s.bpack > 0)
+        rc = grow((void **)&w->bpack, &w->n_bpack, 1, s.bpack + 15, sizeof(float));
     if (rc == SCORE_OK) rc = grow((void **)&w->cache, &w->n_cache, nreg, w->r_cache, sizeof(float));
     if (rc == SCORE_OK) rc = grow((void **)&w->dbl, &w->n_dbl, nreg, w->r_dbl, sizeof(double));
     if (rc == SCORE_OK) rc = grow((void **)&w->emb, &w->n_emb, nreg, w->r_emb, sizeof(float));
@@ -287,29 +296,40 @@ static blk view(const unet_ws *w, size_t reg, size_t thread)
     v.scratch = w->scratch != NULL ? w->scratch + thread * w->t_scratch : NULL;
     v.gemb = w->gemb != NULL ? w->gemb + thread * w->t_gemb : NULL;
     v.pk = NULL;
+    v.pkb = NULL;
     return v;
+}
+
+/* The first 64-byte boundary in a pack buffer (NULL: none allocated). */
+static float *aligned64(float *buf)
+{
+    if (buf == NULL)
+        return NULL;
+    return buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
 }
 
 /* The first 64-byte boundary in w's pack buffer (NULL: none allocated). */
 static float *pack_base(const unet_ws *w)
 {
-    if (w->pack == NULL)
-        return NULL;
-    return w->pack + (64 - (uintptr_t)w->pack % 64) % 64 / sizeof(float);
+    return aligned64(w->pack);
 }
 
-/* Packs the weights of every convolution the kernel packs (those of the workspace plan's pack
- * entry) into pk, in node order (the order in which graph_forward reads them). */
-static void pack_weights(const unet *p, float *pk)
+/* Packs the weights of every convolution the kernel packs into pk, in node order: for the
+ * forward (igrad = 0: the workspace plan's pack entry, in the order in which graph_forward reads
+ * them) or for the input gradients (igrad = 1: its bpack entry, walked back by graph_backward). */
+static void pack_weights(const unet *p, float *pk, int igrad)
 {
     for (size_t i = 0; i < p->n_nodes; i++) {
         const node *d = &p->nodes[i];
-        if (d->type == N_CONV3) {
+        if (d->type == N_CONV3 && !igrad) {
             score__unet_conv3_pack(d->ci, d->co, d->h, d->w, p->theta + d->pw, pk);
             pk += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
+        } else if (d->type == N_CONV3) {
+            score__unet_conv3_igrad_pack(d->ci, d->co, d->h, d->w, p->theta + d->pw, pk);
+            pk += score__unet_conv3_igrad_packed_floats(d->ci, d->co, d->h, d->w);
         } else if (d->type == N_RES) {
-            score__unet_res_pack(&d->res, p->theta, pk);
-            pk += score__unet_res_packed_floats(&d->res);
+            score__unet_res_pack(&d->res, p->theta, pk, igrad);
+            pk += score__unet_res_packed_floats(&d->res, igrad);
         }
     }
 }
@@ -850,13 +870,12 @@ static void graph_forward(const unet *p, const blk *v, size_t n, const float *x,
                 pk += score__unet_conv3_packed_floats(d->ci, d->co, d->h, d->w);
             break;
         case N_RES:
-            if (train) {
-                score__unet_res_forward(&d->res, n, th, in, e, y, cache, dbl, v->col);
-            } else {
+            if (train)
+                score__unet_res_forward_packed(&d->res, n, th, in, e, y, cache, dbl, v->col, pk);
+            else
                 score__unet_res_infer(&d->res, n, th, in, e, y, cache, dbl, v->col, pk);
-                if (pk != NULL)
-                    pk += score__unet_res_packed_floats(&d->res);
-            }
+            if (pk != NULL)
+                pk += score__unet_res_packed_floats(&d->res, 0);
             cache += score__unet_res_cache_floats(&d->res, n);
             dbl += score__unet_res_dbl(&d->res, n);
             break;
@@ -916,8 +935,7 @@ static void fwd_part(void *ctx, size_t b, size_t thread)
     const fwd_job *j = ctx;
     size_t r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
     blk v = view(j->w, j->per_thread ? thread : b, thread);
-    if (j->per_thread)
-        v.pk = pack_base(j->w);
+    v.pk = pack_base(j->w);
     for (size_t i = 0; i < rows; i++)
         v.lab[i] = label_of(j->p, j->ws, r0 + i);
     embed_forward(j->p, &v, rows, j->c + r0);
@@ -950,8 +968,8 @@ static int run_blocks(const char *fn, const score_model *m, score__model_ws *ws,
     nb = n < nb ? n : nb;
     if ((rc = ws_fit(fn, p, w, nb, train ? nblk : nthr, nthr, train)) != SCORE_OK)
         return rc;
-    if (!train && pack_base(w) != NULL) /* before the blocks: their threads read it */
-        pack_weights(p, pack_base(w));
+    if (pack_base(w) != NULL) /* before the blocks: their threads read it */
+        pack_weights(p, pack_base(w), 0);
     memset(&j, 0, sizeof j);
     j.p = p;
     j.w = w;
@@ -1026,6 +1044,7 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
     float *cache = v->cache + s.cache; /* the forward's areas, walked back */
     double *dbl = v->dbl + s.dbl - s.dsum;
     double *dsum = dbl; /* the bias sums of the convolutions: the last s.dsum doubles */
+    const float *pkb = v->pkb != NULL ? v->pkb + s.bpack : NULL; /* walked back too */
     size_t d = p->C * p->H * p->W;
     int ref = p->ref_backward;
     if (ref) {
@@ -1038,18 +1057,23 @@ static void graph_backward(const unet *p, const blk *v, size_t n, const float *g
         float *in = slot(v->act, n, nd->in), *gin = slot(v->gact, n, nd->in);
         const float *gy = nd->out == p->slot_out && !ref ? gout : slot(v->gact, n, nd->out);
         int acc = nd->acc || ref, acc2 = nd->acc2 || ref, acc_e = nd->acc_e || ref;
-        if (nd->zero_in && !ref)
+        if (nd->zero_in && !ref && nd->type != N_CONV3) /* the convolution writes instead */
             memset(gin, 0, n * nd->ci * nd->h * nd->w * sizeof *gin);
         switch (nd->type) {
         case N_CONV3:
-            score__unet_conv3_backward(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, in, gy,
-                                       g + nd->pw, g + nd->pb, gin, v->col, dsum);
+            if (pkb != NULL)
+                pkb -= score__unet_conv3_igrad_packed_floats(nd->ci, nd->co, nd->h, nd->w);
+            score__unet_conv3_backward_packed(n, nd->ci, nd->co, nd->h, nd->w, th + nd->pw, pkb,
+                                              in, gy, g + nd->pw, g + nd->pb, gin, v->col, dsum,
+                                              !(nd->zero_in && !ref));
             break;
         case N_RES:
             cache -= score__unet_res_cache_floats(&nd->res, n);
             dbl -= score__unet_res_dbl(&nd->res, n);
+            if (pkb != NULL)
+                pkb -= score__unet_res_packed_floats(&nd->res, 1);
             score__unet_res_backward_to(&nd->res, n, th, in, e, cache, dbl, gy, g, gin, v->gemb,
-                                        v->scratch, v->col, acc, acc_e);
+                                        v->scratch, v->col, acc, acc_e, pkb);
             break;
         case N_ATTN:
             cache -= score__unet_attn_cache_floats(&nd->attn, n);
@@ -1103,6 +1127,7 @@ static void bwd_part(void *ctx, size_t i, size_t thread)
     size_t b = j->first + i, r0 = b * j->nb, rows = j->n - r0 < j->nb ? j->n - r0 : j->nb;
     float *gp = j->w->gpart + i * j->p->n_params; /* zero: cleared by the previous round */
     blk v = view(j->w, b, thread);
+    v.pkb = aligned64(j->w->bpack);
     graph_backward(j->p, &v, rows, j->gout + r0 * j->d, gp, j->gx ? j->gx + r0 * j->d : NULL,
                    j->fused ? j->grad : NULL);
 }
@@ -1145,6 +1170,8 @@ static int unet_backward(const score_model *m, score__model_ws *ws, size_t n, co
     if (p->ref_backward)
         memset(w->gpart, 0, (nblk < nthr ? nblk : nthr) * p->n_params * sizeof *w->gpart);
     j.fused = nthr == 1 && !p->ref_backward;
+    if (aligned64(w->bpack) != NULL) /* before the blocks: their threads read it */
+        pack_weights(p, aligned64(w->bpack), 1);
     for (j.first = 0; j.first < nblk; j.first += j.k) {
         j.k = nblk - j.first < nthr ? nblk - j.first : nthr;
         score__pool_for_each(pool, j.k, bwd_part, &j);
