@@ -140,7 +140,8 @@ static int pack_weights(const char *fn, const score_model *m, score__model_ws *w
     mlp_ws *w = score__mlp_ws_of(p, ws);
     const size_t nj = 3 * (p->L - 1);
     en_packjob pj;
-    size_t need = 16, off;
+    size_t need = 0, off = 0;
+    float *arena;
     memset(pk, 0, sizeof *pk);
     memset(&pj, 0, sizeof pj);
     pj.p = p;
@@ -148,20 +149,13 @@ static int pack_weights(const char *fn, const score_model *m, score__model_ws *w
     pj.what = what;
     for (size_t j = 0; j < nj; j++)
         need += pack_floats(&pj, j);
-    if (need > w->wpcap) {
-        float *a = score__calloc(need, sizeof(float));
-        if (a == NULL)
-            return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
-        score__free(w->wparena);
-        w->wparena = a;
-        w->wpcap = need;
-    }
-    off = (size_t)((64 - (uintptr_t)w->wparena % 64) % 64) / sizeof(float);
+    if ((arena = score__mlp_wpack_arena(w, need)) == NULL)
+        return score__error(SCORE_E_NOMEM, fn, "workspace allocation failed");
     for (size_t j = 0; j < nj; j++) {
         size_t f = pack_floats(&pj, j), l = j / 3 + 1;
         if (f == 0)
             continue;
-        pj.dst[j] = w->wparena + off;
+        pj.dst[j] = arena + off;
         off += f;
         if (j % 3 == 0)
             pk->f[l] = pj.dst[j];
