@@ -367,8 +367,11 @@ static void emit(const opts *o, const workload *w, const double *t, size_t n, co
 
 static void print_table(const opts *o)
 {
+    char blas[256];
     fprintf(stderr, "\nlibscore %s, BLAS %s, %d thread(s)\n", score_version_string(),
             score_build_blas(), o->threads);
+    if (score_blas_check(blas, sizeof blas, NULL) == SCORE_OK)
+        fprintf(stderr, "%s\n", blas);
     fprintf(stderr, "%-32s %12s %12s %8s %14s %10s %10s\n", "workload", "median", "min..max",
             "mad%", "throughput", "GFLOP/s", "peakRSS");
     for (size_t i = 0; i < n_results; i++) {

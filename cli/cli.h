@@ -56,6 +56,10 @@ int cli_fail(const char *fmt, ...) CLI_PRINTF(1, 2);
 int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* Reports a failed library call: "score <cmd>: <what>: <last-error message>". */
 int cli_lib_fail(int status, const char *what);
+/* When score_blas_check() finds the BLAS running kernels of an older processor, prints one
+ * "note:" line saying so, with the setting that fixes it, to stderr (for the summaries of the
+ * commands whose speed depends on the BLAS). */
+void cli_note_blas(void);
 /* Refuses '-' as the path of a binary file to write (a model, a checkpoint): those are files,
  * never standard output. Returns 0 or CLI_EXIT_USAGE. */
 int cli_binary_output_check(const char *option, const char *path);

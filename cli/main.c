@@ -58,7 +58,10 @@ static int dispatch(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        char blas[256];
         printf("score (libscore) %s\n%s\n", score_version_string(), score_build_info());
+        if (score_blas_check(blas, sizeof blas, NULL) == SCORE_OK)
+            printf("%s\n", blas);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

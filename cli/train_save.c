@@ -314,5 +314,6 @@ void train_print_summary(const train_opts *o, const train_job *j)
             j->best != NULL ? "best held-out, " : "", o->ema > 0 ? "EMA" : "raw",
             score_model_param_count(j->final),
             o->plot ? "; plot " : "", o->plot ? o->plot : "");
+    cli_note_blas();
 }
 

@@ -46,6 +46,25 @@ int cli_binary_output_check(const char *option, const char *path)
     return 0;
 }
 
+void cli_note_blas(void)
+{
+    char line[256], core[32] = "", cpu[16] = "", hint[64] = "";
+    int fit = SCORE_BLAS_FIT_UNKNOWN;
+    if (score_blas_check(line, sizeof line, &fit) != SCORE_OK || fit != SCORE_BLAS_FIT_NARROW)
+        return;
+    const char *p;
+    if ((p = strstr(line, " core=")) != NULL)
+        sscanf(p + 6, "%31s", core);
+    if ((p = strstr(line, " cpu_isa=")) != NULL)
+        sscanf(p + 9, "%15s", cpu);
+    if ((p = strstr(line, " hint=")) != NULL)
+        sscanf(p + 6, "%63s", hint);
+    fprintf(stderr, "note: the BLAS runs its %s kernels, made for older processors (this one has "
+            "%s): the products it computes run slower than they could%s%s%s (see 'score "
+            "--version')\n", core, cpu, hint[0] ? "; set " : "", hint,
+            hint[0] ? " before starting" : "");
+}
+
 int cli_lib_fail(int status, const char *what)
 {
     const char *msg = score_last_error_message();

@@ -7,9 +7,16 @@ int main(void)
 {
     score_rng *rng = NULL;
     float z[3 * 4];
+    char blas[256];
+    int fit = SCORE_BLAS_FIT_UNKNOWN;
     int rc;
 
     printf("libscore %s\n%s\n", score_version_string(), score_build_info());
+    /* Which kernels the loaded BLAS runs; "narrow" means kernels of an older processor. */
+    if (score_blas_check(blas, sizeof blas, &fit) == SCORE_OK)
+        printf("%s\n", blas);
+    if (fit == SCORE_BLAS_FIT_NARROW)
+        printf("(the BLAS's products run slower than this processor allows; see the hint)\n");
     rc = score_rng_new(&rng, SCORE_RNG_PHILOX4X32_10, 2026);
     if (rc != SCORE_OK) {
         fprintf(stderr, "score_rng_new: %s (%s)\n", score_strerror(rc), score_last_error_message());

@@ -37,7 +37,7 @@ __all__ = [
     "Error", "GenModel", "Likelihood", "loglik", "LABEL_NULL", "Model", "Schedule", "System",
     "schedule_presets", "param_id", "param_info", "param_names", "GRIDS", "SAMPLERS",
     "Sampler", "sample", "sampler_names", "step_types", "Loss", "Trainer", "toy_dataset",
-    "toy_datasets", "train", "version", "library_path",
+    "toy_datasets", "train", "version", "library_path", "blas_check",
 ]
 
 
@@ -49,3 +49,16 @@ def version():
 def library_path():
     """Where the shared library was loaded from."""
     return _native.LIBRARY
+
+
+def blas_check():
+    """Which kernels the BLAS loaded with the library runs, against the processor
+    (score_blas_check()): a dict of strings with the keys ``blas``, ``blas_version``,
+    ``core``, ``core_isa``, ``cpu_isa``, ``fit`` (``"match"``, ``"narrow"``: kernels of an
+    older processor, slower products; or ``"unknown"``) and, when narrow with OpenBLAS,
+    ``hint`` (the environment setting that selects the processor's kernels, e.g.
+    ``"OPENBLAS_CORETYPE=SkylakeX"``, to set before the process starts)."""
+    import ctypes
+    buf = ctypes.create_string_buffer(256)
+    _native.lib.score_blas_check(buf, len(buf), None)
+    return dict(item.split("=", 1) for item in buf.value.decode().split())

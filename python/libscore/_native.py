@@ -96,6 +96,7 @@ SAMPLER_PROGRESS = ctypes.CFUNCTYPE(cint, sz, sz, dbl, vp)
 _SIGNATURES = {
     # core
     "score_version_string": (cstr, []),
+    "score_blas_check": (cint, [ctypes.c_char_p, sz, pint]),
     "score_last_error_message": (cstr, []),
     "score_last_error_clear": (None, []),
     "score_status_name": (cstr, [cint]),

@@ -16,6 +16,32 @@ def test_version_matches_the_package():
     assert ls.version() == ls.__version__
 
 
+def test_blas_check_describes_the_loaded_blas():
+    info = ls.blas_check()
+    assert info["blas"] in ("openblas", "blis", "netlib")
+    assert info["fit"] in ("match", "narrow", "unknown")
+    for key in ("core_isa", "cpu_isa"):
+        assert info[key] in ("sse", "avx", "avx2", "avx512", "unknown")
+    order = ["sse", "avx", "avx2", "avx512"]
+    if "unknown" in (info["core_isa"], info["cpu_isa"]):
+        assert info["fit"] == "unknown"
+    else:
+        narrow = order.index(info["core_isa"]) < order.index(info["cpu_isa"])
+        assert info["fit"] == ("narrow" if narrow else "match")
+    assert ("hint" in info) == (info["fit"] == "narrow" and info["blas"] == "openblas")
+    if info["blas"] == "openblas":
+        # the kernels OPENBLAS_CORETYPE selects, read back in a fresh process
+        code = "import libscore, json; print(json.dumps(libscore.blas_check()))"
+        env = dict(os.environ, OPENBLAS_CORETYPE="Prescott")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        forced = __import__("json").loads(out)
+        assert forced["core"] == "Prescott" and forced["core_isa"] == "sse"
+        if info["cpu_isa"] not in ("sse", "unknown"):
+            assert forced["fit"] == "narrow"
+            assert forced["hint"].startswith("OPENBLAS_CORETYPE=")
+
+
 def test_library_errors_carry_status_name_code_and_message():
     with pytest.raises(ls.Error) as e:
         ls.Model.load("/nonexistent/model.safetensors")
