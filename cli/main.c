@@ -42,7 +42,10 @@ static void usage(FILE *f)
                "SCORE_CLI_INPUT_LIMIT=BYTES sets another limit.\n\n"
                "options: GNU style (getopt_long): --name VALUE or --name=VALUE, any unambiguous\n"
                "prefix of a long option (--hid 64), combined one-letter options (-qn 500), and\n"
-               "'--' ending the options.\n"
+               "'--' ending the options.\n\n"
+               "score --version: the library's version and build, and which kernels its BLAS\n"
+               "runs on this processor (fit=narrow: kernels of an older processor, slower;\n"
+               "the hint names the setting that selects this processor's).\n"
                "libscore %s\n", score_version_string());
 }
 
