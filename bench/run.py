@@ -390,9 +390,40 @@ def fmt_thr(rec, stat):
     return "%.1f step/s" % (1.0 / t)
 
 
-def run_mpi(a):
+def mpi_scaling(recs):
+    """Speed-up and efficiency of each MPI record (strong: T(1) / T(N) at the same global
+    batch; weak: N T(1) / T(N), N times the rows), in place. The strong and the weak one-rank
+    runs are the same command (one rank, the same rows): T(1) is the faster of their medians,
+    so that one noisy baseline does not inflate every speed-up of its kind."""
+    ones = [x["step_median_s"] for x in recs if x["ranks"] == 1 and x["step_median_s"] > 0]
+    t1 = min(ones) if ones else None
+    for x in recs:
+        n, t = x["ranks"], x["step_median_s"]
+        sp = eff = None
+        if t1 and t > 0:
+            sp = t1 / t * (n if x["scaling"] == "weak" else 1)
+            eff = sp / n
+        x["speedup"], x["efficiency"] = sp, eff
+    return t1
+
+
+def mpi_unsteady(recs, limit=1.25):
+    """'' or why an MPI run's steps look contended: its median step more than `limit` times
+    its best one (the steps of one run do the same work)."""
+    for x in recs:
+        med, best = x.get("step_median_s"), x.get("step_min_s")
+        if med and best and med > limit * best:
+            return "median step %.2fx its best" % (med / best)
+    return ""
+
+
+def run_mpi(a, probe=None, coretype=""):
     """The MPI workload (score-bench-mpi) under mpirun: strong and weak scaling over
-    --mpi-ranks. Returns (records, table lines), or None when the build has no MPI."""
+    --mpi-ranks, with OpenBLAS's kernel family `coretype` (as the comparison's: the ranks'
+    weight gradients run on OpenBLAS). A run is repeated (--retries) when the sgemm probe
+    before or after it (at as many threads as ranks), the other programs' CPU time or the
+    spread of its steps says the machine was contended. Returns (records, table lines), or
+    None when the build has no MPI."""
     exe = os.path.join(a.build_dir, "bench", "score-bench-mpi")
     if not os.access(exe, os.X_OK):
         log("MPI workload skipped: %s not found (configure the build with -Dmpi=enabled and "
@@ -407,10 +438,16 @@ def run_mpi(a):
     env = dict(os.environ)
     for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"):
         env[v] = "1"
+    exported = ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"]
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+        exported.append("OPENBLAS_CORETYPE")
+    else:
+        env.pop("OPENBLAS_CORETYPE", None)
     base = ["--oversubscribe"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         base.append("--allow-run-as-root")
-    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"):
+    for v in exported:
         base += ["-x", v]
     recs = []
     for kind in ("strong", "weak"):
@@ -420,39 +457,47 @@ def run_mpi(a):
             if kind == "weak":
                 cmd.append("--per-rank")
             log("MPI %s scaling, %d rank%s" % (kind, n, "" if n == 1 else "s"))
-            r, rc, err = run_jsonl(cmd, env, 3600)
-            if rc != 0 or not r:
-                log("score-bench-mpi exited with %d:\n%s" % (rc, err[-2000:]))
-                continue
-            for x in r:
-                x.update({"impl": "libscore-mpi", "scaling": kind})
-                recs.append(x)
+            for attempt in range(a.retries + 1):
+                before = probe.measure(n) if probe else None
+                s0 = cpu_snapshot()
+                r, rc, err = run_jsonl(cmd, env, 3600)
+                others = other_cpu(s0, cpu_snapshot())
+                after = probe.measure(n) if probe else None
+                if rc != 0 or not r:
+                    log("score-bench-mpi exited with %d:\n%s" % (rc, err[-2000:]))
+                    break
+                why = ", ".join(w for w in (
+                    probe.contention(n, before, after, others, []) if probe else "",
+                    "" if steps < 3 else mpi_unsteady(r)) if w)
+                for x in r:
+                    x.update({"impl": "libscore-mpi", "scaling": kind})
+                    if why:
+                        x["contended"] = why
+                if not why or attempt == a.retries:
+                    recs += r
+                    break
+                log("    contended (%s): running it again" % why)
+    mpi_scaling(recs)
     lines = ["", "MPI data-parallel training step (dsm_d64_h512, score-bench-mpi, one BLAS "
-             "thread per rank, %d timed steps after 2 warm-up)" % steps,
+             "thread per rank%s, %d timed steps after 2 warm-up)"
+             % (", OpenBLAS core %s" % coretype if coretype else "", steps),
              "%-6s %5s %12s %11s %22s %18s %8s %6s" % ("run", "ranks", "global batch",
                                                     "REDUCE_ROWS", "step, median (min)",
                                                     "all-gather alone", "speed-up", "eff.")]
     for kind in ("strong", "weak"):
-        rows = [x for x in recs if x["scaling"] == kind]
-        one = next((x for x in rows if x["ranks"] == 1), None)
-        for x in rows:
-            n, t = x["ranks"], x["step_median_s"]
-            sp = eff = None
-            if one and t > 0:
-                # strong: T1 / TN, efficiency T1 / (N TN); weak: N times the rows in the time
-                # TN against T1 for one share, efficiency T1 / TN
-                sp = one["step_median_s"] / t * (n if kind == "weak" else 1)
-                eff = sp / n
-            x["speedup"], x["efficiency"] = sp, eff
-            lines.append("%-6s %5d %12s %11d %22s %18s %8s %6s" % (
+        for x in (x for x in recs if x["scaling"] == kind):
+            n, t, sp, eff = x["ranks"], x["step_median_s"], x["speedup"], x["efficiency"]
+            lines.append("%-6s %5d %12s %11d %22s %18s %8s %6s%s" % (
                 kind, n, "%d" % x["global_batch"] if kind == "strong" or n == 1 else
                 "%d (%d/rank)" % (x["global_batch"], x["global_batch"] // n),
                 x["reduce_rows"], "%.3f s (%.3f)" % (t, x["step_min_s"]),
                 "-" if n == 1 else "%.3f s" % x["allgather_s"],
                 "-" if sp is None else "%.2fx" % sp,
-                "-" if eff is None else "%.0f%%" % (100 * eff)))
+                "-" if eff is None else "%.0f%%" % (100 * eff),
+                " *" if x.get("contended") else ""))
     lines.append("speed-up: strong = T(1) / T(N) at the same global batch; weak = N T(1) / T(N) "
-                 "(N times the rows); eff. = speed-up / N")
+                 "(N times the rows); T(1) = the faster of the two one-rank runs (the same "
+                 "command); eff. = speed-up / N; * = contended in every try")
     return recs, lines
 
 
@@ -505,7 +550,12 @@ def main():
         return 2
 
     if a.mpi_only:
-        res = run_mpi(a)
+        bench = os.path.join(a.build_dir, "bench", "score-bench")
+        probe, coretype = None, "" if a.coretype in ("auto", "none") else a.coretype
+        if os.access(bench, os.X_OK):  # the probe and the kernel choice of a full run
+            coretype = choose_coretype(bench, a.coretype)[0]
+            probe = Probe(bench, coretype)
+        res = run_mpi(a, probe, coretype)
         if res is None:
             return 2
         print("\n".join(res[1]))
@@ -807,7 +857,7 @@ def main():
         print("\nTargets:")
         for c in checks:
             print("  [%s] %-52s %s" % ("met" if c["met"] else "MISS", c["target"], c["text"]))
-    mpi = run_mpi(a) if a.mpi else None
+    mpi = run_mpi(a, probe, coretype) if a.mpi else None
     if mpi is not None:
         print("\n".join(mpi[1]))
         raw += mpi[0]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The comparison logic of bench/run.py on made-up records: the reference on n CPUs is the
-fastest PyTorch configuration at up to n threads, and pooling keeps clean rounds only.
+fastest PyTorch configuration at up to n threads, pooling keeps clean rounds only, and the MPI
+scaling's one-rank baseline and contention check.
 usage: test-bench-runner.py BENCH/run.py"""
 import importlib.util
 import sys
@@ -62,6 +63,22 @@ check("median and spread of the pooled repetitions",
 check("largest peak RSS", p[0]["peak_rss_kb"] == 12)
 q = run.pool([rec("libscore", 2, 0, times_s=[5.0], peak_rss_kb=1, cpu_util=0.5, contended=True)])
 check("a contended record is kept when there is no clean one", q[0]["times_s"] == [5.0])
+
+# MPI scaling: the faster one-rank run is the baseline of both kinds
+m = [{"ranks": 1, "scaling": "strong", "step_median_s": 0.080},
+     {"ranks": 2, "scaling": "strong", "step_median_s": 0.031},
+     {"ranks": 1, "scaling": "weak", "step_median_s": 0.060},
+     {"ranks": 2, "scaling": "weak", "step_median_s": 0.062}]
+check("T(1) is the faster one-rank median", run.mpi_scaling(m) == 0.060)
+check("strong speed-up T(1) / T(2)", abs(m[1]["speedup"] - 0.060 / 0.031) < 1e-12 and
+      abs(m[1]["efficiency"] - 0.030 / 0.031) < 1e-12)
+check("weak speed-up 2 T(1) / T(2)", abs(m[3]["speedup"] - 2 * 0.060 / 0.062) < 1e-12)
+check("the slower one-rank run: speed-up below 1", m[0]["speedup"] < 1 and m[2]["speedup"] == 1)
+check("no one-rank run: no speed-ups",
+      run.mpi_scaling([{"ranks": 2, "scaling": "weak", "step_median_s": 0.1}]) is None)
+check("steady steps pass", run.mpi_unsteady([{"step_median_s": 0.06, "step_min_s": 0.059}]) == "")
+check("a median far above the best step is contention",
+      "1.36x" in run.mpi_unsteady([{"step_median_s": 0.080, "step_min_s": 0.059}]))
 
 print("%d failed" % fails if fails else "bench runner: all checks passed")
 sys.exit(1 if fails else 0)
