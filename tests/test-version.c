@@ -1,4 +1,5 @@
 /* Version macros, run-time version and build information agree. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,37 @@ START_TEST(blas_check_line)
 }
 END_TEST
 
+/* Threads calling the check at once get the same line (OpenBLAS's configuration string, the
+ * source of blas_version, is rebuilt in a static buffer of OpenBLAS's by every call: the check
+ * reads it once per process). Run under ThreadSanitizer by .ci/run's TSan stage. */
+#define CHECK_THREADS 4
+#define CHECK_CALLS 200
+
+static void *check_many(void *arg)
+{
+    const char *want = arg;
+    char line[256];
+    for (int i = 0; i < CHECK_CALLS; i++)
+        if (score_blas_check(line, sizeof line, NULL) != SCORE_OK || strcmp(line, want) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+START_TEST(blas_check_threads)
+{
+    char want[256];
+    pthread_t t[CHECK_THREADS];
+    ck_assert_int_eq(score_blas_check(want, sizeof want, NULL), SCORE_OK);
+    for (int i = 0; i < CHECK_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, check_many, want), 0);
+    for (int i = 0; i < CHECK_THREADS; i++) {
+        void *bad = (void *)1;
+        ck_assert_int_eq(pthread_join(t[i], &bad), 0);
+        ck_assert_ptr_null(bad);
+    }
+}
+END_TEST
+
 /* Run with OpenBLAS's kernels forced to its oldest x86-64 set (tests/meson.build:
  * OPENBLAS_CORETYPE=Prescott, SCORE_TEST_FORCED_CORE=1): the check names that set and calls it
  * narrow on any processor with AVX, with the hint of the processor's own set. (BLIS 0.9 takes
@@ -165,6 +197,7 @@ int main(void)
     tcase_add_test(tc, build_info_names_blas);
     tcase_add_test(tc, blas_check_line);
     tcase_add_test(tc, blas_check_forced_core);
+    tcase_add_test(tc, blas_check_threads);
     suite_add_tcase(s, tc);
     return test_run_suite(s);
 }

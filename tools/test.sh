@@ -107,7 +107,8 @@ else
 fi
 
 # 4. ThreadSanitizer: the tests where threads share a model (shared-model) or run a model's
-# row blocks (threads, and the U-Net's and energy kind's thread cases); only those are built.
+# row blocks (threads, and the U-Net's and energy kind's thread cases), and score_blas_check
+# called from several threads (version); only those are built.
 # OpenBLAS is not instrumented: its own threads are switched off so that every thread TSan
 # cannot see is the library's. No suppressions; any report fails the test. ASLR is off for the
 # run (setarch -R, inherited by the tests): GCC 12's TSan run-time cannot map its shadow memory
@@ -116,7 +117,7 @@ rm -rf build-tsan
 if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false \
         >build-tsan.log 2>&1 &&
         ninja -C build-tsan tests/test-shared-model tests/test-threads tests/test-unet \
-            tests/test-energy-hsm >>build-tsan.log 2>&1; then
+            tests/test-energy-hsm tests/test-version >>build-tsan.log 2>&1; then
     tsan_run() { # tsan_run <Check test case or ''> <meson test names...>
         case_name=$1
         shift
@@ -127,7 +128,7 @@ if meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dexamples=false 
             --num-processes 1 --timeout-multiplier 3 "$@") || status=1
         count build-tsan
     }
-    tsan_run '' shared-model threads
+    tsan_run '' shared-model threads version
     # the U-Net's and the energy kind's image / row blocks on the model's threads
     tsan_run model unet
     tsan_run threads energy-hsm

@@ -9,6 +9,8 @@
  *
  * cblas.h is not included here: the backends' query functions are declared below, each one
  * only when the build found it in the linked library (config.h). */
+#define _POSIX_C_SOURCE 200809L /* pthread_once under -std=c11 */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,6 +130,23 @@ static void token(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+#if defined(SCORE_HAVE_OPENBLAS_CORENAME)
+/* The loaded OpenBLAS's version, read once per process: openblas_get_config() rebuilds its
+ * string in a static buffer of OpenBLAS's on every call, so two threads calling it at once
+ * would race on that buffer. Written once under the pthread_once, read-only after it. */
+static pthread_once_t openblas_version_once = PTHREAD_ONCE_INIT;
+static char openblas_version[32];
+
+static void read_openblas_version(void)
+{
+    /* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ...": the version of the library loaded, which
+     * may differ from the one the build saw. */
+    const char *cfg = openblas_get_config();
+    token(openblas_version, sizeof openblas_version,
+          cfg != NULL && strncmp(cfg, "OpenBLAS ", 9) == 0 ? cfg + 9 : NULL);
+}
+#endif
+
 int score_blas_check(char *buf, size_t size, int *fit)
 {
     char core[32], version[32], text[256];
@@ -136,12 +155,9 @@ int score_blas_check(char *buf, size_t size, int *fit)
     token(core, sizeof core, NULL);
     token(version, sizeof version, NULL);
 #if defined(SCORE_HAVE_OPENBLAS_CORENAME)
-    token(core, sizeof core, openblas_get_corename());
-    /* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ...": the version of the library loaded, which
-     * may differ from the one the build saw. */
-    const char *cfg = openblas_get_config();
-    if (cfg != NULL && strncmp(cfg, "OpenBLAS ", 9) == 0)
-        token(version, sizeof version, cfg + 9);
+    token(core, sizeof core, openblas_get_corename()); /* a constant string of OpenBLAS's */
+    pthread_once(&openblas_version_once, read_openblas_version);
+    token(version, sizeof version, openblas_version);
 #elif defined(SCORE_HAVE_BLIS_ARCH)
     bli_init();
     token(core, sizeof core, bli_arch_string(bli_arch_query_id()));
