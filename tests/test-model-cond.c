@@ -801,6 +801,66 @@ START_TEST(thread_count_invariance)
 }
 END_TEST
 
+/* The cache-free path's folded first layer: a batch whose rows come in runs of one c and one
+ * label (a guided sampler's batch: the rows with their label, then with the null label) starts
+ * each run's product from the folded bias plus the label's vector; every row gets the bits it
+ * gets alone (a call of one row fills its row with that vector instead), with and without a
+ * per-row context, runs split by c and by label, labels of every row (null included), a
+ * parameter vector without zeros (the label table's rows too). */
+START_TEST(folded_label_runs_bits)
+{
+    enum { N = 100, D = 4, K = 3, MC = 2 };
+    static const size_t run_lab[2][4] = {{40, 80, 100, 100}, {25, 50, 75, 100}};
+    score_model *m[2] = {make_big(D, 40, K, MC, 12), make_big(D, 40, K, 0, 13)};
+    score__model_ws *ws;
+    float x[N * D], ctx[N * MC], out[N * D], one[D];
+    double c[N];
+    int32_t lab[N];
+    unsigned s = 31;
+    for (int k = 0; k < 2; k++) {
+        size_t np = score_model_param_count(m[k]);
+        float *theta = malloc(np * sizeof *theta);
+        ck_assert_ptr_nonnull(theta);
+        for (size_t q = 0; q < np; q++)
+            theta[q] = (float)(0.6 * urand(&s) - 0.3);
+        ck_assert_ok(score_model_params_set(m[k], theta, np));
+        free(theta);
+    }
+    for (size_t i = 0; i < N * D; i++)
+        x[i] = (float)(2.0 * urand(&s) - 1.0);
+    for (size_t i = 0; i < N * MC; i++)
+        ctx[i] = (float)(2.0 * urand(&s) - 1.0);
+    ck_assert_ok(score__model_ws_new(&ws));
+    for (int k = 0; k < 2; k++)
+        for (int layout = 0; layout < 2; layout++) {
+            /* layout 0: one c, label runs 1 | null | 2; layout 1: c 0.2 then 0.6 (at row 50),
+             * label runs of 25 (0 | null | 3 | 0) */
+            static const int32_t labs[2][4] = {{1, K, 2, 2}, {0, K, 3, 0}};
+            for (size_t i = 0, r = 0; i < N; i++) {
+                while (i >= run_lab[layout][r])
+                    r++;
+                lab[i] = labs[layout][r];
+                c[i] = layout == 0 ? 0.45 : (i < 50 ? 0.2 : 0.6);
+            }
+            ws->labels = lab;
+            ws->labels_per_row = 1;
+            ws->context = k == 0 ? ctx : NULL;
+            ws->context_per_row = k == 0;
+            ck_assert_ok(score__model_infer_ws(m[k], ws, N, x, c, out));
+            for (size_t b = 0; b < N; b++) {
+                ws->labels = lab + b;
+                ws->context = k == 0 ? ctx + b * MC : NULL;
+                ck_assert_ok(score__model_infer_ws(m[k], ws, 1, x + b * D, c + b, one));
+                ck_assert_msg(memcmp(one, out + b * D, sizeof one) == 0,
+                              "context %d, layout %d: row %zu differs", k == 0, layout, b);
+            }
+        }
+    score__model_ws_free(ws);
+    score_model_free(m[0]);
+    score_model_free(m[1]);
+}
+END_TEST
+
 /* One label and one context vector for all rows (per_row = 0) equal the same values repeated
  * per row; tangent batches cut into blocks give the values of one block. */
 START_TEST(broadcast_and_blocks)
@@ -915,6 +975,7 @@ int main(void)
     tcase_add_test(tm, initialisation_documented);
     tcase_add_test(tm, save_load_clone);
     tcase_add_test(tm, thread_count_invariance);
+    tcase_add_test(tm, folded_label_runs_bits);
     tcase_add_test(tm, broadcast_and_blocks);
     tcase_add_test(tm, refusals);
     suite_add_tcase(s, tc);

@@ -180,39 +180,41 @@ void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, floa
 #if WT_AVX512 || WT_AVX2
 /* The tiles of a vector version, TILE_1 .. TILE_6 (6 rows at most, the number in the name):
  *   void TILE_r(size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
- *               float *C, size_t ldc, size_t rem, int acc)
- * r rows x nv vectors of C = [C +] A Wp over K; rem: the columns of the last vector that exist
- * in C (1 .. the vector's width; the others are the packing's zero columns: computed, never
- * stored). WT_PANEL(NAME, TARGET, TILE, KSLICE) defines
+ *               float *C, size_t ldc, size_t rem, int acc, const float *c0)
+ * r rows x nv vectors of C = [C +] A Wp over K, or with c0 (not NULL) every row's chains
+ * started from the row vector c0 instead (C not read); rem: the columns of the last vector
+ * that exist in C (1 .. the vector's width; the others are the packing's zero columns:
+ * computed, never stored). WT_PANEL(NAME, TARGET, TILE, KSLICE) defines
  *   void NAME(size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A,
- *             size_t lda, const float *Wp, size_t ldp, float *C, int acc)
+ *             size_t lda, const float *Wp, size_t ldp, float *C, int acc, const float *c0)
  * rows [0, mr) of an epilogue block, one panel of nv vectors (Wp and C at its first column):
  * k in slices of KSLICE outer, tiles of 6 rows (the last ones smaller) inner, so that a slice
  * of the panel of the packed weight stays near the core while the block's tiles pass over it
  * (a 512 x 512 weight does not fit in the second-level cache). A slice's chains continue from
  * the values the previous one stored (float stores are exact: the same chains). A macro, not
- * a function taking the tiles: the version's target lets the compiler inline its tiles. */
+ * a function taking the tiles: the version's target lets the compiler inline its tiles. c0 (the
+ * row vector at the panel's first column, or NULL) starts the first slice's chains. */
 /* DEF(1) .. DEF(6): the tiles of a version. */
 #define WT_ROWS_1_TO_6(DEF) DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6)
 #define WT_PANEL(NAME, TARGET, TILE, KSLICE)                                                      \
     __attribute__((target(TARGET))) static void NAME(                                            \
         size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A, size_t lda,        \
-        const float *Wp, size_t ldp, float *C, int acc)                                           \
+        const float *Wp, size_t ldp, float *C, int acc, const float *c0)                          \
     {                                                                                             \
         for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += KSLICE) {                                    \
             size_t kc = K - k0 < KSLICE ? K - k0 : KSLICE;                                        \
-            const float *w = Wp + k0 * ldp;                                                       \
+            const float *w = Wp + k0 * ldp, *i0 = k0 == 0 ? c0 : NULL;                            \
             int ac = acc || k0 > 0;                                                               \
             for (size_t i = 0; i < mr; i += 6) {                                                  \
                 const float *a = A + i * lda + k0;                                                \
                 float *c = C + i * N;                                                             \
                 switch (mr - i < 6 ? mr - i : 6) {                                                \
-                case 1: TILE##_1(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
-                case 2: TILE##_2(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
-                case 3: TILE##_3(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
-                case 4: TILE##_4(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
-                case 5: TILE##_5(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                   \
-                default: TILE##_6(nv, kc, a, lda, w, ldp, c, N, rem, ac); break;                  \
+                case 1: TILE##_1(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
+                case 2: TILE##_2(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
+                case 3: TILE##_3(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
+                case 4: TILE##_4(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
+                case 5: TILE##_5(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
+                default: TILE##_6(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;              \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -220,20 +222,31 @@ void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, floa
 #endif
 
 #if WT_AVX512
-/* mr rows x nv vectors of C = [C +] A Wp; `last`: the lanes of the last vector that exist in C
- * (the others are the packing's zero columns: computed, never stored). */
+/* mr rows x nv vectors of C = [C +] A Wp, or from the row vector c0 (not NULL) + A Wp; `last`:
+ * the lanes of the last vector that exist in C (the others are the packing's zero columns:
+ * computed, never stored). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
-        float *C, size_t ldc, __mmask16 last, int acc)
+        float *C, size_t ldc, __mmask16 last, int acc, const float *c0)
 {
     __m512 c[WT_MR][WT_NV];
-#pragma GCC unroll 6
-    for (size_t r = 0; r < mr; r++)
+    if (c0 != NULL) {
 #pragma GCC unroll 4
-        for (size_t v = 0; v < nv; v++)
-            c[r][v] = acc ? _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last,
-                                                  C + r * ldc + 16 * v)
-                          : _mm512_setzero_ps();
+        for (size_t v = 0; v < nv; v++) {
+            __m512 s = _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last, c0 + 16 * v);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++)
+                c[r][v] = s;
+        }
+    } else {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = acc ? _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last,
+                                                      C + r * ldc + 16 * v)
+                              : _mm512_setzero_ps();
+    }
     for (size_t k = 0; k < K; k++) {
         const float *b = Wp + k * ldp;
         __m512 w[WT_NV];
@@ -260,14 +273,14 @@ tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
 #define WT_TILE_NV(MR)                                                                            \
     __attribute__((target("avx512f"))) static void tile512_##MR(                                 \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, size_t rem, int acc)                                                          \
+        size_t ldc, size_t rem, int acc, const float *c0)                                         \
     {                                                                                             \
         __mmask16 last = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);          \
         switch (nv) {                                                                             \
-        case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
-        case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
-        case 3: tile512(MR, 3, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                     \
-        default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc); break;                    \
+        case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
+        case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
+        case 3: tile512(MR, 3, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
+        default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                \
         }                                                                                         \
     }
 WT_ROWS_1_TO_6(WT_TILE_NV)
@@ -276,16 +289,17 @@ WT_PANEL(panel512, "avx512f", tile512, WT_KC)
 
 /* Rows [0, mr) of an epilogue block (mr <= WT_EPI), every column: panels of WT_NV vectors
  * (the last one narrower) outer, each in k slices of WT_KC with tiles of WT_MR rows inner
- * (panel512). */
+ * (panel512); c0: the row vector that starts every row's chains, or NULL. */
 __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, size_t K,
                                                        const float *A, size_t lda,
-                                                       const float *Wp, float *C, int acc)
+                                                       const float *Wp, float *C, int acc,
+                                                       const float *c0)
 {
     size_t ldp = score__gemm_wt_ld(N);
     for (size_t n0 = 0; n0 < N; n0 += WT_PW) {
         size_t nc = N - n0 < WT_PW ? N - n0 : WT_PW, nv = (nc + 15) / 16;
         panel512(mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0 * K, wt_panel_width(ldp, n0),
-                 C + n0, acc);
+                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL);
     }
 }
 #endif /* WT_AVX512 */
@@ -294,19 +308,30 @@ __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, siz
 /* mr rows x nv vectors of 8 columns of C = [C +] A Wp (Wp: a slice of a panel of the packed
  * weight, row stride ldp, every vector whole: no masks in the k loop); `last`: the lanes of
  * the last vector that exist in C (all bits set: lane used; the others are the packing's zero
- * columns: computed, never loaded from or stored to C). */
+ * columns: computed, never loaded from or stored to C); c0 (not NULL): the row vector every
+ * row's chains start from instead of C or 0. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
-        float *C, size_t ldc, __m256i last, int acc)
+        float *C, size_t ldc, __m256i last, int acc, const float *c0)
 {
     __m256 c[WT2_MR][WT2_NV];
     __m256i all = _mm256_set1_epi32(-1);
-#pragma GCC unroll 6
-    for (size_t r = 0; r < mr; r++)
+    if (c0 != NULL) {
 #pragma GCC unroll 2
-        for (size_t v = 0; v < nv; v++)
-            c[r][v] = acc ? _mm256_maskload_ps(C + r * ldc + 8 * v, v + 1 < nv ? all : last)
-                          : _mm256_setzero_ps();
+        for (size_t v = 0; v < nv; v++) {
+            __m256 s = _mm256_maskload_ps(c0 + 8 * v, v + 1 < nv ? all : last);
+#pragma GCC unroll 6
+            for (size_t r = 0; r < mr; r++)
+                c[r][v] = s;
+        }
+    } else {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = acc ? _mm256_maskload_ps(C + r * ldc + 8 * v, v + 1 < nv ? all : last)
+                              : _mm256_setzero_ps();
+    }
     /* unrolled: the loop's own instructions cost ~8% on 12 FMAs per k */
 #pragma GCC unroll 4
     for (size_t k = 0; k < K; k++) {
@@ -338,14 +363,14 @@ tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
 #define WT2_TILE_NV(MR)                                                                           \
     __attribute__((target("avx2,fma"))) static void tile256_##MR(                                \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, size_t rem, int acc)                                                          \
+        size_t ldc, size_t rem, int acc, const float *c0)                                         \
     {                                                                                             \
         __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),                            \
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));             \
         if (nv <= 1)                                                                              \
-            tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
+            tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0);                            \
         else                                                                                      \
-            tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc);                                \
+            tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0);                            \
     }
 WT_ROWS_1_TO_6(WT2_TILE_NV)
 #undef WT2_TILE_NV
@@ -354,10 +379,11 @@ WT_PANEL(panel256, "avx2,fma", tile256, WT2_KC)
 /* The AVX2 version of block512: rows [0, mr) of an epilogue block, every column, in panels of
  * WT2_NV vectors of 8 columns (only the vectors holding columns < N; the last one's padding
  * lanes are masked at the load and store of C only), k in slices of WT2_KC, tiles of WT2_MR
- * rows (the last ones smaller) inner. */
+ * rows (the last ones smaller) inner; c0 as block512. */
 __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, size_t K,
                                                         const float *A, size_t lda,
-                                                        const float *Wp, float *C, int acc)
+                                                        const float *Wp, float *C, int acc,
+                                                        const float *c0)
 {
     size_t ldp = score__gemm_wt_ld(N), nvec = (N + 7) / 8;
     for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
@@ -365,7 +391,7 @@ __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, si
         size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
         size_t n0 = 8 * v0, p0 = n0 / WT_PW * WT_PW;
         panel256(mr, nv, rem, N, K, A, lda, Wp + p0 * K + (n0 - p0), wt_panel_width(ldp, p0),
-                 C + n0, acc);
+                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL);
     }
 }
 #endif /* WT_AVX2 */
@@ -590,9 +616,11 @@ int score__gemm_wt_level(void)
     return score__gemm_cols_level();
 }
 
-void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
-                       const float *Wp, float *C, int acc, const float *bias, int act,
-                       const float *res, float *d1)
+/* score__gemm_wt_at and score__gemm_wt_from_at: c0 NULL, or the row vector that starts every
+ * chain (the portable version copies it into the block's rows first: the same chains). */
+static void gemm_wt_run(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                        const float *Wp, float *C, int acc, const float *c0, const float *bias,
+                        int act, const float *res, float *d1)
 {
     int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY || d1 != NULL;
     if (M == 0 || N == 0)
@@ -603,22 +631,48 @@ void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, 
         float *c = C + m * N;
 #if WT_AVX512
         if (level >= 2)
-            block512(mr, N, K, a, lda, Wp, c, acc);
+            block512(mr, N, K, a, lda, Wp, c, acc, c0);
         else
 #endif
 #if WT_AVX2
         if (level >= 1)
-            block256(mr, N, K, a, lda, Wp, c, acc);
+            block256(mr, N, K, a, lda, Wp, c, acc, c0);
         else
 #endif
+        {
+            if (c0 != NULL)
+                for (size_t r = 0; r < mr; r++)
+                    memcpy(c + r * N, c0, N * sizeof *c);
             for (size_t n0 = 0; n0 < N; n0 += WT_PW)
                 score__gemm_cols_at(level, mr, N - n0 < WT_PW ? N - n0 : WT_PW, K, a, lda,
                                     Wp + n0 * K, wt_panel_width(score__gemm_wt_ld(N), n0),
-                                    c + n0, N, acc);
+                                    c + n0, N, acc || c0 != NULL);
+        }
         if (epi)
             score__bias_act_inplace(mr, N, c, bias, act, res != NULL ? res + m * N : NULL,
                                     d1 != NULL ? d1 + m * N : NULL);
     }
+}
+
+void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                       const float *Wp, float *C, int acc, const float *bias, int act,
+                       const float *res, float *d1)
+{
+    gemm_wt_run(level, M, N, K, A, lda, Wp, C, acc, NULL, bias, act, res, d1);
+}
+
+void score__gemm_wt_from_at(int level, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *Wp, float *C, const float *c0,
+                            const float *bias, int act, const float *res)
+{
+    gemm_wt_run(level, M, N, K, A, lda, Wp, C, 0, c0, bias, act, res, NULL);
+}
+
+void score__gemm_wt_from(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                         const float *Wp, float *C, const float *c0, const float *bias, int act,
+                         const float *res)
+{
+    gemm_wt_run(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, 0, c0, bias, act, res, NULL);
 }
 
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,

@@ -86,46 +86,87 @@ static void infer_gemm(const infer_w *iw, size_t rows, size_t N, size_t K, const
     score__gemm_wt(rows, N, K, A, lda, iw->p, C, acc, bias, act, res);
 }
 
+/* Rows of the shortest run of rows with the same c (and label, for a conditional model) that
+ * infer_first_folded starts the product from the folded bias for: shorter runs fill their rows
+ * with it and share one product of the block (the same bits), where a product per run of a
+ * few rows would cost more than the fill. */
+#define SCORE__MLP_FOLD_RUN 16
+
+/* End of the run of rows starting at r0 with the same c and label (rows of the block). */
+static size_t fold_run_end(const mlp *p, const mlp_cond *cd, size_t rows, const double *c,
+                           size_t r0)
+{
+    size_t r1 = r0 + 1, y = p->K > 0 ? score__mlp_label(p, cd, r0) : 0;
+    while (r1 < rows && c[r1] == c[r0] && (p->K == 0 || score__mlp_label(p, cd, r1) == y))
+        r1++;
+    return r1;
+}
+
+/* The first layer's folded bias for c (and the label vector of label y when the model has
+ * labels, added as score__mlp_add_labels adds it) into out; e: E + m floats of scratch. */
+static void fold_first(const mlp *p, size_t dim, double c, const mlp_cond *cd, size_t y,
+                       float *e, float *beff, int fold, float *out)
+{
+    size_t n0 = p->n[0], n1 = p->n[1], nfold = p->E + (cd->context_per_row ? 0 : p->m);
+    if (fold) {
+        if (p->emb == SCORE_EMBED_NONE)
+            e[0] = (float)c;
+        else
+            score__sincos_features(p->half, p->freq, c, e, e + p->half);
+        if (p->m > 0 && !cd->context_per_row)
+            memcpy(e + p->E, cd->context, p->m * sizeof *e);
+        score__fold_bias(n1, nfold, W(p, 1) + dim, n0, B(p, 1), e, beff);
+    }
+    if (out == beff)
+        return;
+    for (size_t j = 0; j < n1; j++)
+        out[j] = beff[j] + LAB(p, y)[j];
+}
+
 /* The first layer of infer_block with the embedding folded into the bias: for each run of rows
  * with the same c (the whole block in a sampler step), the embedding's share of the first layer
  * is one vector, folded into the bias once per run (with the context's share when one context
  * vector serves every row), and the first product only multiplies the x columns (K = dim
  * instead of dim + E), then the context columns when the context is per row; each starts from
  * the row's folded bias (and label vector), the activation fused into the last. A row's folded
- * bias is a function of its own c only. h0 (E + m + n_1 floats) holds [e(c) ; context] and the
- * folded bias. */
+ * bias is a function of its own c only. With the packed weight and runs of at least
+ * SCORE__MLP_FOLD_RUN rows, each run's product starts its chains from that vector itself
+ * (score__gemm_wt_from: no pass that copies it into every row first; the same bits). h0
+ * (E + m + 2 n_1 floats) holds [e(c) ; context], the folded bias and a run's start vector. */
 static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, size_t rows,
                                const float *x, const double *c, const mlp_cond *cd, float *h0,
                                float *cur)
 {
-    size_t n0 = p->n[0], n1 = p->n[1], nfold = p->E + (cd->context_per_row ? 0 : p->m);
-    float *e = h0, *beff = h0 + p->E + p->m;
-    int ctx = pk->wc.w != NULL;
+    size_t n1 = p->n[1];
+    float *e = h0, *beff = h0 + p->E + p->m, *start = p->K > 0 ? beff + n1 : beff;
+    int ctx = pk->wc.w != NULL, act = ctx ? SCORE__ACT_IDENTITY : p->act, runs = pk->wx.p != NULL;
+    for (size_t r0 = 0, r1; runs && r0 < rows; r0 = r1)
+        if ((r1 = fold_run_end(p, cd, rows, c, r0)) - r0 < SCORE__MLP_FOLD_RUN)
+            runs = 0;
     for (size_t r0 = 0, r1; r0 < rows; r0 = r1) {
-        for (r1 = r0 + 1; r1 < rows && c[r1] == c[r0];)
-            r1++;
-        if (p->emb == SCORE_EMBED_NONE)
-            e[0] = (float)c[r0];
+        r1 = fold_run_end(p, cd, rows, c, r0);
+        fold_first(p, dim, c[r0], cd, p->K > 0 ? score__mlp_label(p, cd, r0) : 0, e, beff,
+                   r0 == 0 || c[r0] != c[r0 - 1], runs ? start : beff);
+        if (runs)
+            score__gemm_wt_from(r1 - r0, n1, dim, x + r0 * dim, dim, pk->wx.p, cur + r0 * n1,
+                                start, NULL, act, NULL);
         else
-            score__sincos_features(p->half, p->freq, c[r0], e, e + p->half);
-        if (p->m > 0 && !cd->context_per_row)
-            memcpy(e + p->E, cd->context, p->m * sizeof *e);
-        score__fold_bias(n1, nfold, W(p, 1) + dim, n0, B(p, 1), e, beff);
-        for (size_t b = r0; b < r1; b++)
-            memcpy(cur + b * n1, beff, n1 * sizeof *cur);
+            for (size_t b = r0; b < r1; b++)
+                memcpy(cur + b * n1, beff, n1 * sizeof *cur);
     }
-    score__mlp_add_labels(p, cd, rows, cur, NULL);
-    infer_gemm(&pk->wx, rows, n1, dim, x, dim, cur, 1, NULL, ctx ? SCORE__ACT_IDENTITY : p->act,
-               NULL);
+    if (!runs) {
+        score__mlp_add_labels(p, cd, rows, cur, NULL);
+        infer_gemm(&pk->wx, rows, n1, dim, x, dim, cur, 1, NULL, act, NULL);
+    }
     if (ctx)
         infer_gemm(&pk->wc, rows, n1, p->m, cd->context, p->m, cur, 1, NULL, p->act, NULL);
 }
 
 /* Floats of h0 in a block of nb rows: the inputs [x ; e(c) ; context] of the unfolded first
- * layer, or the folded one's e(c), context and bias. */
+ * layer, or the folded one's e(c), context, bias and a run's start vector. */
 static size_t infer_h0(const mlp *p, size_t nb)
 {
-    size_t a = nb * p->n[0], f = p->E + p->m + p->n[1];
+    size_t a = nb * p->n[0], f = p->E + p->m + 2 * p->n[1];
     return a > f ? a : f;
 }
 
