@@ -781,11 +781,41 @@ void score__bias_act_inplace(size_t rows, size_t cols, float *zh, const float *b
     score__bias_act_forward_res(rows, cols, zh, bias, act, res, zh, d1, NULL);
 }
 
+/* The identity's rows of score__bias_act_forward (act_eval's default case) as one sweep without
+ * the per-element switch: z += bias (bias NULL: z as it is), h = z (h may be z), d1 = 1 and
+ * d2 = 0 when wanted. The output layers' epilogue (a sampler's 2-column rows: 9 ns a row
+ * through the generic loop). */
+SCORE__VEC_CLONES
+static void identity_rows(size_t rows, size_t cols, float *z, const float *bias, float *h,
+                          float *d1, float *d2)
+{
+    size_t n = rows * cols;
+    if (bias != NULL)
+        for (size_t r = 0; r < rows; r++) {
+            float *zr = z + r * cols, *hr = h + r * cols;
+            for (size_t c = 0; c < cols; c++) {
+                float zz = zr[c] + bias[c];
+                zr[c] = zz;
+                hr[c] = zz;
+            }
+        }
+    else if (h != z)
+        memcpy(h, z, n * sizeof *h);
+    for (size_t i = 0; d1 != NULL && i < n; i++)
+        d1[i] = 1.0f;
+    for (size_t i = 0; d2 != NULL && i < n; i++)
+        d2[i] = 0.0f;
+}
+
 void score__bias_act_forward(size_t rows, size_t cols, float *z, const float *bias, int act,
                              float *h, float *d1, float *d2)
 {
     if (act == SCORE__ACT_SILU) {
         score__silu_rows_at(score__silu_level(), rows, cols, z, bias, NULL, h, d1, d2, 0);
+        return;
+    }
+    if (act == SCORE__ACT_IDENTITY) {
+        identity_rows(rows, cols, z, bias, h, d1, d2);
         return;
     }
     for (size_t r = 0; r < rows; r++) {
