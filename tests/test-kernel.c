@@ -700,7 +700,7 @@ END_TEST
 
 /* The row-invariant GEMM against a packed weight with its fused epilogue: every version gives,
  * bit for bit, the reference "one fmaf chain per element over k in order (from C's value when
- * acc, or from a row vector with score__gemm_wt_from), then score__bias_act_inplace on the whole
+ * acc, or from a row vector or a matrix with score__gemm_wt_from), then score__bias_act_inplace on the whole
  * product" for odd shapes (K and N not
  * multiples of 16 or of the tiles' 8 or 64 columns, K = 0, K beyond one or two of the k
  * slices of 128, rows 1 .. 61 (over one epilogue block of 48 rows, not multiples of the
@@ -730,8 +730,8 @@ START_TEST(gemm_wt_versions_agree)
             float *R = malloc(M * N * sizeof *R), *C = malloc((M * N + 16) * sizeof *C);
             float *D = malloc(M * N * sizeof *D), *RD = malloc(M * N * sizeof *RD);
             float *Bt = malloc((K * (N + 3) + 1) * sizeof *Bt);
-            float *Wq = malloc((K * ldp + 1) * sizeof *Wq);
-            ck_assert(A && Wt && Wp && bias && res && Cin && R && C && D && RD && Bt && Wq);
+            float *Wq = malloc((K * ldp + 1) * sizeof *Wq), *S = malloc(M * (N + 5) * sizeof *S);
+            ck_assert(A && Wt && Wp && bias && res && Cin && R && C && D && RD && Bt && Wq && S);
             ck_assert_uint_eq(ldp % 16, 0);
             ck_assert_uint_ge(ldp, N);
             for (size_t i = 0; i < M * lda; i++) A[i] = 2.0f * frand(&seed);
@@ -847,38 +847,48 @@ START_TEST(gemm_wt_versions_agree)
                     score__gemm_wt_d1(M, N, K, A, lda, Wp, C, acc, b, act, r, D);
                     ck_assert(memcmp(C, R, M * N * sizeof *C) == 0);
                     ck_assert(memcmp(D, RD, M * N * sizeof *D) == 0);
-                    /* the chains started from a row vector c0 (Cin's last row): the bits of
-                     * every row's chain from c0, C never read (NaN) and nothing stored after
-                     * it; every version, the whole product and its rows 1 .. */
+                    /* the chains started from other values c0: a row vector (Cin's last row,
+                     * ldc0 = 0) or a matrix with a wider row stride (Cin's rows in S): the bits
+                     * of every row's chain from its start values, C never read (NaN) and
+                     * nothing stored after it; every version, the whole product and its rows
+                     * 1 .. */
                     if (acc)
                         continue;
-                    const float *c0 = Cin + (M - 1) * N;
                     for (size_t i = 0; i < M; i++)
-                        for (size_t j = 0; j < N; j++) {
-                            float z = c0[j];
-                            for (size_t k = 0; k < K; k++)
-                                z = fmaf(A[i * lda + k], Wt[j * ldw + k], z);
-                            R[i * N + j] = z;
+                        memcpy(S + i * (N + 5), Cin + i * N, N * sizeof *S);
+                    for (int mat = 0; mat < 2; mat++) {
+                        const float *c0 = mat ? S : Cin + (M - 1) * N;
+                        size_t ldc0 = mat ? N + 5 : 0;
+                        for (size_t i = 0; i < M; i++)
+                            for (size_t j = 0; j < N; j++) {
+                                float z = c0[i * ldc0 + j];
+                                for (size_t k = 0; k < K; k++)
+                                    z = fmaf(A[i * lda + k], Wt[j * ldw + k], z);
+                                R[i * N + j] = z;
+                            }
+                        score__bias_act_inplace(M, N, R, b, act, r, NULL);
+                        for (int lv = 0; lv <= top + 1; lv++) {
+                            size_t i0 = lv > top ? 1 : 0; /* last pass: rows 1 .., default */
+                            for (size_t i = 0; i < M * N + 16; i++)
+                                C[i] = i < M * N ? NAN : -7.0f;
+                            if (lv > top)
+                                score__gemm_wt_from(M - i0, N, K, A + i0 * lda, lda, Wp,
+                                                    C + i0 * N, c0 + i0 * ldc0, ldc0, b, act,
+                                                    r != NULL ? r + i0 * N : NULL);
+                            else
+                                score__gemm_wt_from_at(lv, M, N, K, A, lda, Wp, C, c0, ldc0, b,
+                                                       act, r);
+                            for (size_t i = 0; i < 16; i++)
+                                ck_assert(C[M * N + i] == -7.0f);
+                            ck_assert_msg(memcmp(C + i0 * N, R + i0 * N,
+                                                 (M - i0) * N * sizeof *C) == 0,
+                                          "from %s: level %d, M %zu N %zu K %zu, epilogue %d",
+                                          mat ? "a matrix" : "a row", lv, M, N, K, e);
                         }
-                    score__bias_act_inplace(M, N, R, b, act, r, NULL);
-                    for (int lv = 0; lv <= top + 1; lv++) {
-                        size_t i0 = lv > top ? 1 : 0; /* last pass: rows 1 .., default level */
-                        for (size_t i = 0; i < M * N + 16; i++)
-                            C[i] = i < M * N ? NAN : -7.0f;
-                        if (lv > top)
-                            score__gemm_wt_from(M - i0, N, K, A + i0 * lda, lda, Wp, C + i0 * N,
-                                                c0, b, act, r != NULL ? r + i0 * N : NULL);
-                        else
-                            score__gemm_wt_from_at(lv, M, N, K, A, lda, Wp, C, c0, b, act, r);
-                        for (size_t i = 0; i < 16; i++)
-                            ck_assert(C[M * N + i] == -7.0f);
-                        ck_assert_msg(memcmp(C + i0 * N, R + i0 * N, (M - i0) * N * sizeof *C) == 0,
-                                      "from a row: level %d, M %zu N %zu K %zu, epilogue %d", lv,
-                                      M, N, K, e);
                     }
                 }
             free(A); free(Wt); free(Wp); free(bias); free(res); free(Cin); free(R); free(C);
-            free(D); free(RD); free(Bt); free(Wq);
+            free(D); free(RD); free(Bt); free(Wq); free(S);
         }
 }
 END_TEST

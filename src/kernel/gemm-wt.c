@@ -180,41 +180,45 @@ void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, floa
 #if WT_AVX512 || WT_AVX2
 /* The tiles of a vector version, TILE_1 .. TILE_6 (6 rows at most, the number in the name):
  *   void TILE_r(size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
- *               float *C, size_t ldc, size_t rem, int acc, const float *c0)
+ *               float *C, size_t ldc, size_t rem, int acc, const float *c0, size_t ldc0)
  * r rows x nv vectors of C = [C +] A Wp over K, or with c0 (not NULL) every row's chains
- * started from the row vector c0 instead (C not read); rem: the columns of the last vector
+ * started from c0's row instead (row r at c0 + r ldc0; ldc0 = 0: one row vector for all; C
+ * not read); rem: the columns of the last vector
  * that exist in C (1 .. the vector's width; the others are the packing's zero columns:
  * computed, never stored). WT_PANEL(NAME, TARGET, TILE, KSLICE) defines
  *   void NAME(size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A,
- *             size_t lda, const float *Wp, size_t ldp, float *C, int acc, const float *c0)
+ *             size_t lda, const float *Wp, size_t ldp, float *C, int acc, const float *c0,
+ *             size_t ldc0)
  * rows [0, mr) of an epilogue block, one panel of nv vectors (Wp and C at its first column):
  * k in slices of KSLICE outer, tiles of 6 rows (the last ones smaller) inner, so that a slice
  * of the panel of the packed weight stays near the core while the block's tiles pass over it
  * (a 512 x 512 weight does not fit in the second-level cache). A slice's chains continue from
  * the values the previous one stored (float stores are exact: the same chains). A macro, not
  * a function taking the tiles: the version's target lets the compiler inline its tiles. c0 (the
- * row vector at the panel's first column, or NULL) starts the first slice's chains. */
+ * start values at the panel's first column, row stride ldc0, or NULL) starts the first slice's
+ * chains. */
 /* DEF(1) .. DEF(6): the tiles of a version. */
 #define WT_ROWS_1_TO_6(DEF) DEF(1) DEF(2) DEF(3) DEF(4) DEF(5) DEF(6)
 #define WT_PANEL(NAME, TARGET, TILE, KSLICE)                                                      \
     __attribute__((target(TARGET))) static void NAME(                                            \
         size_t mr, size_t nv, size_t rem, size_t N, size_t K, const float *A, size_t lda,        \
-        const float *Wp, size_t ldp, float *C, int acc, const float *c0)                          \
+        const float *Wp, size_t ldp, float *C, int acc, const float *c0, size_t ldc0)             \
     {                                                                                             \
         for (size_t k0 = 0; k0 == 0 || k0 < K; k0 += KSLICE) {                                    \
             size_t kc = K - k0 < KSLICE ? K - k0 : KSLICE;                                        \
             const float *w = Wp + k0 * ldp, *i0 = k0 == 0 ? c0 : NULL;                            \
+            size_t l0 = ldc0;                                                                     \
             int ac = acc || k0 > 0;                                                               \
             for (size_t i = 0; i < mr; i += 6) {                                                  \
-                const float *a = A + i * lda + k0;                                                \
+                const float *a = A + i * lda + k0, *s0 = i0 != NULL ? i0 + i * l0 : NULL;         \
                 float *c = C + i * N;                                                             \
                 switch (mr - i < 6 ? mr - i : 6) {                                                \
-                case 1: TILE##_1(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
-                case 2: TILE##_2(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
-                case 3: TILE##_3(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
-                case 4: TILE##_4(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
-                case 5: TILE##_5(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;               \
-                default: TILE##_6(nv, kc, a, lda, w, ldp, c, N, rem, ac, i0); break;              \
+                case 1: TILE##_1(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;           \
+                case 2: TILE##_2(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;           \
+                case 3: TILE##_3(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;           \
+                case 4: TILE##_4(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;           \
+                case 5: TILE##_5(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;           \
+                default: TILE##_6(nv, kc, a, lda, w, ldp, c, N, rem, ac, s0, l0); break;          \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -222,15 +226,23 @@ void score__gemm_wt_pack_kn(size_t N, size_t K, const float *B, size_t ldb, floa
 #endif
 
 #if WT_AVX512
-/* mr rows x nv vectors of C = [C +] A Wp, or from the row vector c0 (not NULL) + A Wp; `last`:
+/* mr rows x nv vectors of C = [C +] A Wp, or c0 + A Wp (c0 not NULL: row r at c0 + r ldc0, one
+ * row vector loaded once for ldc0 = 0); `last`:
  * the lanes of the last vector that exist in C (the others are the packing's zero columns:
  * computed, never stored). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
-        float *C, size_t ldc, __mmask16 last, int acc, const float *c0)
+        float *C, size_t ldc, __mmask16 last, int acc, const float *c0, size_t ldc0)
 {
     __m512 c[WT_MR][WT_NV];
-    if (c0 != NULL) {
+    if (c0 != NULL && ldc0 != 0) {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 4
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last,
+                                                c0 + r * ldc0 + 16 * v);
+    } else if (c0 != NULL) {
 #pragma GCC unroll 4
         for (size_t v = 0; v < nv; v++) {
             __m512 s = _mm512_maskz_loadu_ps(v + 1 < nv ? (__mmask16)0xFFFF : last, c0 + 16 * v);
@@ -273,14 +285,14 @@ tile512(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
 #define WT_TILE_NV(MR)                                                                            \
     __attribute__((target("avx512f"))) static void tile512_##MR(                                 \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, size_t rem, int acc, const float *c0)                                         \
+        size_t ldc, size_t rem, int acc, const float *c0, size_t ldc0)                            \
     {                                                                                             \
         __mmask16 last = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);          \
         switch (nv) {                                                                             \
-        case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
-        case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
-        case 3: tile512(MR, 3, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                 \
-        default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc, c0); break;                \
+        case 1: tile512(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0); break;           \
+        case 2: tile512(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0); break;           \
+        case 3: tile512(MR, 3, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0); break;           \
+        default: tile512(MR, 4, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0); break;          \
         }                                                                                         \
     }
 WT_ROWS_1_TO_6(WT_TILE_NV)
@@ -289,17 +301,17 @@ WT_PANEL(panel512, "avx512f", tile512, WT_KC)
 
 /* Rows [0, mr) of an epilogue block (mr <= WT_EPI), every column: panels of WT_NV vectors
  * (the last one narrower) outer, each in k slices of WT_KC with tiles of WT_MR rows inner
- * (panel512); c0: the row vector that starts every row's chains, or NULL. */
+ * (panel512); c0: the start values (row stride ldc0; 0: one row vector), or NULL. */
 __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, size_t K,
                                                        const float *A, size_t lda,
                                                        const float *Wp, float *C, int acc,
-                                                       const float *c0)
+                                                       const float *c0, size_t ldc0)
 {
     size_t ldp = score__gemm_wt_ld(N);
     for (size_t n0 = 0; n0 < N; n0 += WT_PW) {
         size_t nc = N - n0 < WT_PW ? N - n0 : WT_PW, nv = (nc + 15) / 16;
         panel512(mr, nv, nc - 16 * (nv - 1), N, K, A, lda, Wp + n0 * K, wt_panel_width(ldp, n0),
-                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL);
+                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL, ldc0);
     }
 }
 #endif /* WT_AVX512 */
@@ -308,15 +320,21 @@ __attribute__((target("avx512f"))) static void block512(size_t mr, size_t N, siz
 /* mr rows x nv vectors of 8 columns of C = [C +] A Wp (Wp: a slice of a panel of the packed
  * weight, row stride ldp, every vector whole: no masks in the k loop); `last`: the lanes of
  * the last vector that exist in C (all bits set: lane used; the others are the packing's zero
- * columns: computed, never loaded from or stored to C); c0 (not NULL): the row vector every
- * row's chains start from instead of C or 0. */
+ * columns: computed, never loaded from or stored to C); c0 (not NULL): the values every row's
+ * chains start from instead of C or 0 (row r at c0 + r ldc0; ldc0 = 0: one row vector). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp,
-        float *C, size_t ldc, __m256i last, int acc, const float *c0)
+        float *C, size_t ldc, __m256i last, int acc, const float *c0, size_t ldc0)
 {
     __m256 c[WT2_MR][WT2_NV];
     __m256i all = _mm256_set1_epi32(-1);
-    if (c0 != NULL) {
+    if (c0 != NULL && ldc0 != 0) {
+#pragma GCC unroll 6
+        for (size_t r = 0; r < mr; r++)
+#pragma GCC unroll 2
+            for (size_t v = 0; v < nv; v++)
+                c[r][v] = _mm256_maskload_ps(c0 + r * ldc0 + 8 * v, v + 1 < nv ? all : last);
+    } else if (c0 != NULL) {
 #pragma GCC unroll 2
         for (size_t v = 0; v < nv; v++) {
             __m256 s = _mm256_maskload_ps(c0 + 8 * v, v + 1 < nv ? all : last);
@@ -363,14 +381,14 @@ tile256(size_t mr, size_t nv, size_t K, const float *A, size_t lda, const float 
 #define WT2_TILE_NV(MR)                                                                           \
     __attribute__((target("avx2,fma"))) static void tile256_##MR(                                \
         size_t nv, size_t K, const float *A, size_t lda, const float *Wp, size_t ldp, float *C,  \
-        size_t ldc, size_t rem, int acc, const float *c0)                                         \
+        size_t ldc, size_t rem, int acc, const float *c0, size_t ldc0)                            \
     {                                                                                             \
         __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rem),                            \
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));             \
         if (nv <= 1)                                                                              \
-            tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0);                            \
+            tile256(MR, 1, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0);                      \
         else                                                                                      \
-            tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0);                            \
+            tile256(MR, 2, K, A, lda, Wp, ldp, C, ldc, last, acc, c0, ldc0);                      \
     }
 WT_ROWS_1_TO_6(WT2_TILE_NV)
 #undef WT2_TILE_NV
@@ -383,7 +401,7 @@ WT_PANEL(panel256, "avx2,fma", tile256, WT2_KC)
 __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, size_t K,
                                                         const float *A, size_t lda,
                                                         const float *Wp, float *C, int acc,
-                                                        const float *c0)
+                                                        const float *c0, size_t ldc0)
 {
     size_t ldp = score__gemm_wt_ld(N), nvec = (N + 7) / 8;
     for (size_t v0 = 0; v0 < nvec; v0 += WT2_NV) {
@@ -391,7 +409,7 @@ __attribute__((target("avx2,fma"))) static void block256(size_t mr, size_t N, si
         size_t rem = v0 + nv < nvec ? 8 : N - 8 * (nvec - 1);
         size_t n0 = 8 * v0, p0 = n0 / WT_PW * WT_PW;
         panel256(mr, nv, rem, N, K, A, lda, Wp + p0 * K + (n0 - p0), wt_panel_width(ldp, p0),
-                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL);
+                 C + n0, acc, c0 != NULL ? c0 + n0 : NULL, ldc0);
     }
 }
 #endif /* WT_AVX2 */
@@ -616,33 +634,34 @@ int score__gemm_wt_level(void)
     return score__gemm_cols_level();
 }
 
-/* score__gemm_wt_at and score__gemm_wt_from_at: c0 NULL, or the row vector that starts every
- * chain (the portable version copies it into the block's rows first: the same chains). */
+/* score__gemm_wt_at and score__gemm_wt_from_at: c0 NULL, or the values that start the chains
+ * (row m at c0 + m ldc0; the portable version copies them into the block's rows first: the same
+ * chains). */
 static void gemm_wt_run(int level, size_t M, size_t N, size_t K, const float *A, size_t lda,
-                        const float *Wp, float *C, int acc, const float *c0, const float *bias,
-                        int act, const float *res, float *d1)
+                        const float *Wp, float *C, int acc, const float *c0, size_t ldc0,
+                        const float *bias, int act, const float *res, float *d1)
 {
     int epi = bias != NULL || res != NULL || act != SCORE__ACT_IDENTITY || d1 != NULL;
     if (M == 0 || N == 0)
         return;
     for (size_t m = 0; m < M; m += WT_EPI) {
         size_t mr = M - m < WT_EPI ? M - m : WT_EPI;
-        const float *a = A + m * lda;
+        const float *a = A + m * lda, *s0 = c0 != NULL ? c0 + m * ldc0 : NULL;
         float *c = C + m * N;
 #if WT_AVX512
         if (level >= 2)
-            block512(mr, N, K, a, lda, Wp, c, acc, c0);
+            block512(mr, N, K, a, lda, Wp, c, acc, s0, ldc0);
         else
 #endif
 #if WT_AVX2
         if (level >= 1)
-            block256(mr, N, K, a, lda, Wp, c, acc, c0);
+            block256(mr, N, K, a, lda, Wp, c, acc, s0, ldc0);
         else
 #endif
         {
-            if (c0 != NULL)
+            if (s0 != NULL && s0 != c)
                 for (size_t r = 0; r < mr; r++)
-                    memcpy(c + r * N, c0, N * sizeof *c);
+                    memcpy(c + r * N, s0 + r * ldc0, N * sizeof *c);
             for (size_t n0 = 0; n0 < N; n0 += WT_PW)
                 score__gemm_cols_at(level, mr, N - n0 < WT_PW ? N - n0 : WT_PW, K, a, lda,
                                     Wp + n0 * K, wt_panel_width(score__gemm_wt_ld(N), n0),
@@ -658,21 +677,22 @@ void score__gemm_wt_at(int level, size_t M, size_t N, size_t K, const float *A, 
                        const float *Wp, float *C, int acc, const float *bias, int act,
                        const float *res, float *d1)
 {
-    gemm_wt_run(level, M, N, K, A, lda, Wp, C, acc, NULL, bias, act, res, d1);
+    gemm_wt_run(level, M, N, K, A, lda, Wp, C, acc, NULL, 0, bias, act, res, d1);
 }
 
 void score__gemm_wt_from_at(int level, size_t M, size_t N, size_t K, const float *A,
-                            size_t lda, const float *Wp, float *C, const float *c0,
+                            size_t lda, const float *Wp, float *C, const float *c0, size_t ldc0,
                             const float *bias, int act, const float *res)
 {
-    gemm_wt_run(level, M, N, K, A, lda, Wp, C, 0, c0, bias, act, res, NULL);
+    gemm_wt_run(level, M, N, K, A, lda, Wp, C, 0, c0, ldc0, bias, act, res, NULL);
 }
 
 void score__gemm_wt_from(size_t M, size_t N, size_t K, const float *A, size_t lda,
-                         const float *Wp, float *C, const float *c0, const float *bias, int act,
-                         const float *res)
+                         const float *Wp, float *C, const float *c0, size_t ldc0,
+                         const float *bias, int act, const float *res)
 {
-    gemm_wt_run(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, 0, c0, bias, act, res, NULL);
+    gemm_wt_run(score__gemm_wt_level(), M, N, K, A, lda, Wp, C, 0, c0, ldc0, bias, act, res,
+                NULL);
 }
 
 void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Wp,

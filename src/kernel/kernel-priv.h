@@ -109,16 +109,18 @@ void score__gemm_wt(size_t M, size_t N, size_t K, const float *A, size_t lda, co
 void score__gemm_wt_d1(size_t M, size_t N, size_t K, const float *A, size_t lda,
                        const float *Wp, float *C, int acc, const float *bias, int act,
                        const float *res, float *d1);
-/* score__gemm_wt with every row's chains started from the row vector c0 (N floats) instead of
- * C's values or 0: z[m, n] is c = c0[n], then the same fma chain, so the bits of C's rows
- * filled with c0 and acc = 1, without that pass over C (C is only written). c0 must not
- * overlap C. The _at form runs the version of `level` (for tests). The MLP's inference path
- * starts its first layer's product from the folded bias this way. */
+/* score__gemm_wt with every row's chains started from other values than C's or 0: z[m, n] is
+ * c = c0[m ldc0 + n], then the same fma chain, so the bits of C filled with those rows and
+ * acc = 1, without that pass over C (C is only written). ldc0 = 0: one row vector c0 for every
+ * row (the MLP's inference path starts its first layer's product from the folded bias this
+ * way); ldc0 >= N: a matrix (the energy model's reverse pass makes a residual layer's
+ * cotangent from the next one's this way, each kept in the training cache). c0 must not
+ * overlap C. The _at form runs the version of `level` (for tests). */
 void score__gemm_wt_from(size_t M, size_t N, size_t K, const float *A, size_t lda,
-                         const float *Wp, float *C, const float *c0, const float *bias, int act,
-                         const float *res);
+                         const float *Wp, float *C, const float *c0, size_t ldc0,
+                         const float *bias, int act, const float *res);
 void score__gemm_wt_from_at(int level, size_t M, size_t N, size_t K, const float *A,
-                            size_t lda, const float *Wp, float *C, const float *c0,
+                            size_t lda, const float *Wp, float *C, const float *c0, size_t ldc0,
                             const float *bias, int act, const float *res);
 /* Packs B (K x N, row-major, row stride ldb >= N) as score__gemm_wt_pack packs a W with
  * W[n, k] = B[k * ldb + n]: the layout score__gemm_wt reads, so that score__gemm_wt computes

@@ -389,12 +389,23 @@ static void keep_direct(const mlp *p, en_kr *kr, panel *q)
 
 /* The cotangent of layer l - 1's output from dz (rows x n_l): dz W_l (pk->r[l]), added to *ga
  * when layer l is residual (its input passes through: the chains start from *ga's values), else
- * written to *gb and the two buffers swapped. */
+ * written to *gb and the two buffers swapped. keep (not NULL): the cotangent goes to those rows
+ * instead (the training cache's, kept for the backward), the chains of a residual layer starting
+ * from *ga's values where they are (score__gemm_wt_from: *ga is left as it is, no copy), and *ga
+ * points there after. */
 static void cot_prev(const mlp *p, const en_pack *pk, size_t l, size_t rows, const float *dz,
-                     float **ga, float **gb)
+                     float **ga, float **gb, float *keep)
 {
     const size_t nl = p->n[l], np = p->n[l - 1];
-    if (p->res[l]) {
+    if (keep != NULL) {
+        if (p->res[l])
+            score__gemm_wt_from(rows, np, nl, dz, nl, pk->r[l], keep, *ga, np, NULL,
+                                SCORE__ACT_IDENTITY, NULL);
+        else
+            score__gemm_wt(rows, np, nl, dz, nl, pk->r[l], keep, 0, NULL, SCORE__ACT_IDENTITY,
+                           NULL);
+        *ga = keep;
+    } else if (p->res[l]) {
         score__gemm_wt(rows, np, nl, dz, nl, pk->r[l], *ga, 1, NULL, SCORE__ACT_IDENTITY, NULL);
     } else {
         float *t = *gb;
@@ -412,13 +423,16 @@ static void cot_prev(const mlp *p, const en_pack *pk, size_t l, size_t rows, con
  * to the training cache as they are made. Without kr, an ord 0 panel
  * (the score, the energy) has the bias, activation, residual and phi' fused into its forward
  * products (no pre-activation, no phi'': nothing reads them; with labels, layer 1 adds the
- * label rows before the activation, in a pass of its own): the bits of the separate pass. */
+ * label rows before the activation, in a pass of its own): the bits of the separate pass.
+ * With kr->direct, the reverse cotangents are made in the cache's rows themselves (the seeds
+ * of a_{L-1} written there, each a_{l-1} from a_l by cot_prev into its own rows). */
 static void run_panel(const mlp *p, const en_pack *pk, size_t dim, const panel *q, int ord,
                       int rev, float *grad, const en_kr *kr)
 {
     const size_t P = SCORE__ENERGY_PANEL, S = (size_t)(ord + 1) * P, L = p->L, n0 = p->n[0];
     const mlp_cond pc = panel_cond(p, q);
     const float *wl = W(p, L), bl = B(p, L)[0];
+    const int direct = kr != NULL && kr->direct && S == P;
     float *ga = q->ga, *gb = q->gb;
     score__mlp_embed_rows(p, dim, P, q->x, q->c, &pc, q->h[0]);
     if (kr != NULL && !kr->direct)
@@ -463,6 +477,8 @@ static void run_panel(const mlp *p, const en_pack *pk, size_t dim, const panel *
         if (!rev)
             return;
         /* seeds: a_{L-1} = cf_b w_L per row; dW_L += sum_b cf_b h_b, db_L += sum ce */
+        if (direct) /* S = P rows, kept from row kr->row[0] on */
+            ga = kr->k->a[L - 1] + kr->row[0] * nh;
         for (size_t r = 0; r < S; r++)
             for (size_t i = 0; i < nh; i++)
                 ga[r * nh + i] = q->cf[r] * wl[i];
@@ -477,7 +493,7 @@ static void run_panel(const mlp *p, const en_pack *pk, size_t dim, const panel *
     for (size_t l = L - 1; l >= 1; l--) {
         size_t nl = p->n[l], np = p->n[l - 1];
         float *az = q->az;
-        if (kr != NULL)
+        if (kr != NULL && !direct)
             keep_rows(kr, ga, nl, kr->k->a[l]);
         if (ord > 1)
             second_reverse(q, l, P * nl, ga, az);
@@ -498,7 +514,7 @@ static void run_panel(const mlp *p, const en_pack *pk, size_t dim, const panel *
                            NULL);
             break;
         }
-        cot_prev(p, pk, l, S, az, &ga, &gb);
+        cot_prev(p, pk, l, S, az, &ga, &gb, direct ? kr->k->a[l - 1] + kr->row[0] * np : NULL);
     }
 }
 
@@ -814,7 +830,7 @@ static void bw_rows(void *ctx, size_t blk, size_t thread)
                                SCORE__ACT_IDENTITY, NULL);
             break;
         }
-        cot_prev(p, &j->pk, l, rows, dz, &ga, &gb);
+        cot_prev(p, &j->pk, l, rows, dz, &ga, &gb, NULL);
     }
 }
 

@@ -149,7 +149,7 @@ static void infer_first_folded(const mlp *p, const infer_pack *pk, size_t dim, s
                    r0 == 0 || c[r0] != c[r0 - 1], runs ? start : beff);
         if (runs)
             score__gemm_wt_from(r1 - r0, n1, dim, x + r0 * dim, dim, pk->wx.p, cur + r0 * n1,
-                                start, NULL, act, NULL);
+                                start, 0, NULL, act, NULL);
         else
             for (size_t b = r0; b < r1; b++)
                 memcpy(cur + b * n1, beff, n1 * sizeof *cur);
