@@ -512,8 +512,11 @@ def main():
                     help="times the whole set of processes runs, alternating which "
                          "implementation goes first; repetitions are pooled (default 3, "
                          "--quick 1)")
-    ap.add_argument("--json", default=os.path.join(ROOT, "build-bench", "bench-results.jsonl"),
-                    help="JSON lines output (raw records and the derived comparison)")
+    ap.add_argument("--json", default=None,
+                    help="JSON lines output (raw records and the derived comparison; default "
+                         "build-bench/bench-results.jsonl, with --mpi-only "
+                         "build-bench/bench-results-mpi.jsonl: an MPI run alone does not "
+                         "overwrite a full run's records); '' writes none")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     ap.add_argument("--tuned-allocator", choices=["glibc", "jemalloc"], default="glibc",
                     help="allocator of the tuned PyTorch: glibc malloc tunables (default) or "
@@ -543,6 +546,9 @@ def main():
                     help="only these workloads (comma-separated; a trailing '*' matches a prefix); "
                          "the sgemm roofline always runs")
     a = ap.parse_args()
+    if a.json is None:
+        a.json = os.path.join(ROOT, "build-bench", "bench-results-mpi.jsonl" if a.mpi_only
+                              else "bench-results.jsonl")
     train = [w for w in TRAIN + UNET_TRAIN if selected(a.only, w)]
     sample = [w for w in SAMPLE + UNET_SAMPLE if selected(a.only, w)]
     if a.only and not train and not sample:

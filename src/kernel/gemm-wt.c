@@ -17,7 +17,10 @@
  * per-level SiLU rows) on the block while it is in the cache, then the next block. No memset,
  * no separate activation pass. Packing costs about as much as the product of a few rows, so
  * calls of at most SCORE__GEMM_WT_SMALL rows can skip it (score__gemm_wt_small: W read in
- * 16 x 16 blocks transposed in registers, AVX-512 only).
+ * 16 x 16 blocks transposed in registers, AVX-512 only). score__gemm_wt_from starts the chains
+ * from other values than C's (a row vector: the MLP's folded first-layer bias; a matrix: the
+ * energy model's residual cotangents), loaded by the tiles in place of C: the bits of copying
+ * them into C first, without that pass.
  *
  * Versions (the FMA is correctly rounded, so they agree bit for bit): AVX-512 with a tile of
  * 6 rows x 4 vectors (64 columns: 24 accumulators, the widest tile of 32 registers for the
