@@ -662,7 +662,7 @@ static void gemm_wt_run(int level, size_t M, size_t N, size_t K, const float *A,
         else
 #endif
         {
-            if (s0 != NULL && s0 != c)
+            if (s0 != NULL)
                 for (size_t r = 0; r < mr; r++)
                     memcpy(c + r * N, s0 + r * ldc0, N * sizeof *c);
             for (size_t n0 = 0; n0 < N; n0 += WT_PW)
